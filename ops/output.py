@@ -1,0 +1,153 @@
+"""Rendering of CLI results: rich tables for people, one JSON document for scripts.
+
+Every command builds a plain data value (dicts, lists, strings, numbers) and
+hands it to :func:`emit` with a function that turns the same value into a rich
+renderable. So ``--output json`` always carries at least what the table shows,
+and scripts never parse tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "OUTPUT_CHOICES",
+    "OutputFormat",
+    "console",
+    "emit",
+    "err_console",
+    "error_document",
+    "kv_table",
+    "print_error",
+    "short",
+    "table",
+    "to_json",
+    "to_jsonable",
+]
+
+OutputFormat = Literal["table", "json"]
+OUTPUT_CHOICES: tuple[str, ...] = ("table", "json")
+
+#: Human output. rich resolves ``sys.stdout`` at each print, so click's test
+#: runner (which swaps ``sys.stdout``) captures it too.
+console = Console(soft_wrap=False)
+#: Progress and diagnostics: kept off stdout so JSON output stays one document.
+err_console = Console(stderr=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` with dataclasses, enums, paths, datetimes and bytes made JSON-friendly."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        # Not text: show it losslessly rather than guess an encoding.
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, Iterable):
+        return [to_jsonable(v) for v in value]
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    """``value`` as indented JSON text (stable key order as given)."""
+    return json.dumps(to_jsonable(value), indent=2, ensure_ascii=False)
+
+
+def emit(data: Any, output: str, table_fn: Callable[[Any], RenderableType | None]) -> None:
+    """Print a command's result.
+
+    Args:
+        data: The result as plain data; printed as is with ``--output json``.
+        output: ``"table"`` or ``"json"``.
+        table_fn: Builds the human rendering of ``data``; may return None when
+            it printed by itself or there is nothing to show.
+    """
+    if output == "json":
+        click.echo(to_json(data))
+        return
+    renderable = table_fn(data)
+    if renderable is not None:
+        console.print(renderable)
+
+
+def error_document(code: str, message: str) -> dict[str, Any]:
+    """The JSON document an error is reported as with ``--output json``."""
+    return {"error": {"code": code, "message": message}}
+
+
+def print_error(code: str, message: str, output: str) -> None:
+    """Report an error: JSON on stdout with ``--output json``, else one line on stderr."""
+    if output == "json":
+        click.echo(to_json(error_document(code, message)))
+        return
+    # Plain click.echo, not rich: messages may contain [brackets] rich would eat.
+    click.echo(f"error [{code}]: {message}", err=True)
+
+
+def short(value: Any, width: int = 80) -> str:
+    """A one-line rendering of ``value`` cut to ``width`` characters."""
+    text = value if isinstance(value, str) else json.dumps(to_jsonable(value),
+                                                           ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+          title: str | None = None) -> Table:
+    """A rich table with ``columns`` and ``rows`` (cells rendered with :func:`cell`)."""
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for row in rows:
+        t.add_row(*(cell(v) for v in row))
+    return t
+
+
+def kv_table(items: Mapping[str, Any], *, title: str | None = None) -> Table:
+    """A two-column key/value table."""
+    t = Table(title=title, title_justify="left", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value", overflow="fold")
+    for k, v in items.items():
+        t.add_row(k, cell(v))
+    return t
+
+
+def cell(value: Any) -> Text:
+    """One table cell; Text (not markup) so brackets in values print literally."""
+    if value is None:
+        return Text("-", style="dim")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no", style="green" if value else "red")
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return Text(", ".join(value))
+    if isinstance(value, dict | list | tuple):
+        return Text(short(value, 200))
+    return Text(str(value))
+
+
+def is_tty() -> bool:
+    """Whether stdout is a terminal (for choosing spinners over plain lines)."""
+    return sys.stdout.isatty()

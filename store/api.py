@@ -1,0 +1,322 @@
+"""The HTTP API of a region (FastAPI; OpenAPI at /openapi.json, docs at /docs).
+
+Every error answers ``{"error": {"code", "message", "retryable", "details"}}``
+with the HTTP status of its store error class; the code is stable.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from store import messages, tasks, workflows
+from store.context import Store
+from store.errors import (
+    InvalidArgument,
+    MalformedRequest,
+    NamespaceAlreadyExists,
+    PayloadTooLarge,
+    StoreError,
+)
+from store.mutable_state import Namespace, get_namespace
+from store.sql import QUERIES as Q
+from worker import wire
+
+log = logging.getLogger("baton.api")
+SERVER_VERSION = "0.1.0"
+PREFIX = "/api/v1"
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(exc: StoreError) -> JSON:
+    body = {"error": {"code": exc.code.value, "message": exc.message,
+                      "retryable": exc.retryable, "details": exc.details}}
+    return JSON(body, status_code=exc.http_status)
+
+
+def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
+    if isinstance(obj, wire.Payload):
+        size = len(obj.data) * 3 // 4
+        if size > limit:
+            raise PayloadTooLarge(
+                f"payload in {where} is {size} bytes, over this server's limit of {limit} bytes: "
+                "store large data elsewhere and pass a reference",
+                size=size, limit=limit,
+            )
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            _walk_payload_sizes(getattr(obj, name), limit, name)
+    elif isinstance(obj, list):
+        for item in obj:
+            _walk_payload_sizes(item, limit, where)
+    elif isinstance(obj, dict):
+        if "data" in obj and "metadata" in obj and isinstance(obj["data"], str):
+            _walk_payload_sizes(wire.Payload.model_validate(obj), limit, where)
+        else:
+            for key, item in obj.items():
+                _walk_payload_sizes(item, limit, str(key))
+
+
+class BodySizeLimit:
+    """Refuse a request whose declared body is over the limit, before reading it.
+
+    A plain ASGI middleware: it adds nothing to the per-request cost of the
+    hot path (poll and respond calls), unlike a ``BaseHTTPMiddleware``.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    resp = error_response(PayloadTooLarge(
+                        f"request body of {int(value)} bytes is over this server's limit of "
+                        f"{self.limit} bytes", size=int(value), limit=self.limit,
+                    ))
+                    await resp(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def create_app(store: Store) -> FastAPI:
+    """The FastAPI application serving one region."""
+    app = FastAPI(
+        title="Baton", version=SERVER_VERSION,
+        description="Durable-execution workflow store: API of one region.",
+    )
+    app.state.store = store
+    limit = store.config.max_payload_bytes
+    # A body may carry several payloads; refuse absurd bodies before parsing them.
+    body_limit = limit * 4 + 1024 * 1024
+
+    app.add_middleware(BodySizeLimit, limit=body_limit)
+
+    @app.exception_handler(StoreError)
+    async def store_error(_request: Request, exc: StoreError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            first = next(e for e in errors if e.get("type") == "json_invalid")
+            return error_response(MalformedRequest(
+                f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
+            ))
+        problems = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+             "problem": e.get("msg", "")}
+            for e in errors
+        ]
+        text = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems[:5])
+        return error_response(InvalidArgument(f"invalid request: {text}", problems=problems))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return error_response(StoreError(f"internal error: {type(exc).__name__}: {exc}"))
+
+    def checked(model: BaseModel) -> None:
+        _walk_payload_sizes(model, limit, "request")
+
+    # ------------------------------------------------------------------ cluster
+
+    @app.get(f"{PREFIX}/cluster", response_model=wire.ClusterInfo)
+    async def cluster() -> Response:
+        async with store.pool.acquire() as conn:
+            version = await conn.fetchval("SELECT max(version) FROM baton_schema")
+        return JSON({
+            "region": store.region, "url": store.config.regions[store.region].url,
+            "regions": store.region_urls, "schema_version": version,
+            "server_version": SERVER_VERSION, "max_payload_bytes": limit,
+        })
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        async with store.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        return JSON({"ok": True, "region": store.region})
+
+    # ------------------------------------------------------------------ namespaces
+
+    def ns_info(ns: Namespace) -> dict[str, Any]:
+        return {"name": ns.name, "regions": ns.regions, "active_region": ns.active_region,
+                "failover_version": ns.failover_version, "state": ns.state,
+                "retention_days": ns.retention_days, "description": ns.description}
+
+    @app.post(f"{PREFIX}/namespaces", response_model=wire.NamespaceInfo, status_code=201)
+    async def create_namespace(req: wire.CreateNamespaceRequest) -> Response:
+        regions = req.regions or [store.region]
+        active = req.active_region or regions[0]
+        for r in [*regions, active]:
+            store.config.region(r)
+        if active not in regions:
+            raise InvalidArgument(f"active region {active!r} is not among regions {regions}")
+        version = store.config.regions[active].initial_version
+        async with store.pool.acquire() as conn:
+            row = await conn.fetchrow(Q["insert_namespace"], req.name, regions, active, version,
+                                      req.retention_days, req.description)
+        if row is None:
+            raise NamespaceAlreadyExists(f"namespace {req.name!r} exists already")
+        return JSON(ns_info(Namespace.from_row(row)), status_code=201)
+
+    @app.get(f"{PREFIX}/namespaces", response_model=list[wire.NamespaceInfo])
+    async def list_namespaces() -> Response:
+        async with store.pool.acquire() as conn:
+            rows = await conn.fetch(Q["list_namespaces"])
+        return JSON([ns_info(Namespace.from_row(r)) for r in rows])
+
+    @app.get(f"{PREFIX}/namespaces/{{namespace}}", response_model=wire.NamespaceInfo)
+    async def describe_namespace(namespace: str) -> Response:
+        async with store.pool.acquire() as conn:
+            ns = await get_namespace(conn, namespace)
+            counts = await conn.fetch(Q["count_executions"], namespace)
+        info = ns_info(ns)
+        info["executions"] = {r["status"]: r["n"] for r in counts}
+        return JSON(info)
+
+    # ------------------------------------------------------------------ workflows
+
+    ns_path = f"{PREFIX}/namespaces/{{namespace}}"
+    wf_path = f"{ns_path}/workflows/{{workflow_id:path}}"
+
+    @app.post(f"{ns_path}/workflows", response_model=wire.StartWorkflowResponse)
+    async def start_workflow(namespace: str, req: wire.StartWorkflowRequest) -> Response:
+        checked(req)
+        res = await workflows.start_workflow(store, namespace, req)
+        return JSON(res.model_dump(), status_code=201 if res.started else 200)
+
+    @app.post(f"{ns_path}/signal-with-start", response_model=wire.StartWorkflowResponse)
+    async def signal_with_start(namespace: str, req: wire.SignalWithStartRequest) -> Response:
+        checked(req)
+        start = wire.StartWorkflowRequest.model_validate(
+            req.model_dump(exclude={"signal_name", "signal_input"}))
+        res = await workflows.start_workflow(store, namespace, start,
+                                             signal=(req.signal_name, req.signal_input))
+        return JSON(res.model_dump())
+
+    @app.get(f"{ns_path}/workflows", response_model=wire.ListResponse)
+    async def list_workflows(
+        namespace: str, status: str | None = None, workflow_type: str | None = None,
+        task_queue: str | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, workflow_id_prefix: str | None = None,
+        page_size: int = 100, page_token: str | None = None,
+    ) -> Response:
+        return JSON(await workflows.list_workflows(
+            store, namespace, status=status, workflow_type=workflow_type, task_queue=task_queue,
+            started_after=started_after, started_before=started_before,
+            workflow_id_prefix=workflow_id_prefix, page_size=page_size, page_token=page_token,
+        ))
+
+    @app.get(f"{wf_path}/history", response_model=wire.HistoryResponse)
+    async def history(namespace: str, workflow_id: str, run_id: str | None = None,
+                      from_event_id: int = Query(1, ge=1),
+                      wait_s: float = Query(0.0, ge=0, le=120)) -> Response:
+        return JSON(await workflows.get_history(store, namespace, workflow_id, run_id,
+                                                from_event_id, wait_s))
+
+    @app.get(f"{wf_path}/result", response_model=wire.ResultResponse)
+    async def result(namespace: str, workflow_id: str, run_id: str | None = None,
+                     wait_s: float = Query(0.0, ge=0, le=120)) -> Response:
+        return JSON(await workflows.get_result(store, namespace, workflow_id, run_id, wait_s))
+
+    @app.post(f"{wf_path}/signal")
+    async def signal(namespace: str, workflow_id: str, req: wire.SignalRequest) -> Response:
+        checked(req)
+        run_id = await workflows.signal_workflow(store, namespace, workflow_id, req)
+        return JSON({"run_id": run_id})
+
+    @app.post(f"{wf_path}/query", response_model=wire.QueryResponse)
+    async def query(namespace: str, workflow_id: str, req: wire.QueryRequest) -> Response:
+        checked(req)
+        return JSON(await messages.query_workflow(store, namespace, workflow_id, req))
+
+    @app.post(f"{wf_path}/update", response_model=wire.UpdateResponse)
+    async def update(namespace: str, workflow_id: str, req: wire.UpdateRequest) -> Response:
+        checked(req)
+        return JSON(await messages.update_workflow(store, namespace, workflow_id, req))
+
+    @app.post(f"{wf_path}/cancel")
+    async def cancel(namespace: str, workflow_id: str, req: wire.CancelRequest) -> Response:
+        run_id = await workflows.cancel_workflow(store, namespace, workflow_id, req)
+        return JSON({"run_id": run_id})
+
+    @app.post(f"{wf_path}/terminate")
+    async def terminate(namespace: str, workflow_id: str, req: wire.TerminateRequest) -> Response:
+        run_id = await workflows.terminate_workflow(store, namespace, workflow_id, req)
+        return JSON({"run_id": run_id})
+
+    @app.get(wf_path, response_model=wire.DescribeResponse)
+    async def describe(namespace: str, workflow_id: str, run_id: str | None = None) -> Response:
+        return JSON(await workflows.describe_workflow(store, namespace, workflow_id, run_id))
+
+    # ------------------------------------------------------------------ tasks
+
+    @app.post(f"{ns_path}/workflow-tasks/poll", response_model=wire.WorkflowTaskPollResponse)
+    async def poll_workflow_task(namespace: str, req: wire.PollRequest) -> Response:
+        return JSON({"task": await tasks.poll_workflow_task(store, namespace, req)})
+
+    @app.post(f"{ns_path}/workflow-tasks/complete",
+              response_model=wire.RespondWorkflowTaskCompletedResponse)
+    async def complete_workflow_task(namespace: str,
+                                     req: wire.RespondWorkflowTaskCompleted) -> Response:
+        checked(req)
+        return JSON(await tasks.complete_workflow_task(store, namespace, req))
+
+    @app.post(f"{ns_path}/workflow-tasks/fail")
+    async def fail_workflow_task(namespace: str, req: wire.RespondWorkflowTaskFailed) -> Response:
+        await tasks.fail_workflow_task(store, namespace, req)
+        return JSON({})
+
+    @app.post(f"{ns_path}/query-tasks/respond")
+    async def respond_query(namespace: str, req: wire.RespondQueryTask) -> Response:
+        checked(req)
+        await tasks.respond_query(store, namespace, req)
+        return JSON({})
+
+    @app.post(f"{ns_path}/activity-tasks/poll", response_model=wire.ActivityTaskPollResponse)
+    async def poll_activity_task(namespace: str, req: wire.PollRequest) -> Response:
+        return JSON({"task": await tasks.poll_activity_task(store, namespace, req)})
+
+    @app.post(f"{ns_path}/activity-tasks/complete", response_model=wire.RespondActivityResponse)
+    async def complete_activity_task(namespace: str, req: wire.RespondActivityTaskCompleted,
+                                     return_new_workflow_task: bool = False) -> Response:
+        checked(req)
+        return JSON(await tasks.complete_activity_task(store, namespace, req,
+                                                       return_new_workflow_task))
+
+    @app.post(f"{ns_path}/activity-tasks/fail", response_model=wire.RespondActivityResponse)
+    async def fail_activity_task(namespace: str, req: wire.RespondActivityTaskFailed,
+                                 return_new_workflow_task: bool = False) -> Response:
+        checked(req)
+        return JSON(await tasks.fail_activity_task(store, namespace, req,
+                                                   return_new_workflow_task))
+
+    @app.post(f"{ns_path}/activity-tasks/canceled", response_model=wire.RespondActivityResponse)
+    async def canceled_activity_task(namespace: str,
+                                     req: wire.RespondActivityTaskCanceled) -> Response:
+        return JSON(await tasks.cancel_activity_task(store, namespace, req))
+
+    @app.post(f"{ns_path}/activity-tasks/heartbeat", response_model=wire.HeartbeatResponse)
+    async def heartbeat(namespace: str, req: wire.HeartbeatRequest) -> Response:
+        checked(req)
+        return JSON(await tasks.heartbeat_activity(store, namespace, req))
+
+    return app

@@ -1,0 +1,146 @@
+"""The Baton configuration file (TOML) as the server reads it.
+
+One file describes every region of a deployment; each server is told which
+region it is. Workers, clients and the CLI read the same file (the SDK reads
+only the region URLs, see ``worker.client.endpoints_from_config``).
+
+```toml
+[baton]
+max_payload_bytes = 2097152
+failover_version_increment = 100
+
+[kafka]
+bootstrap = "127.0.0.1:19092"
+
+[regions.region-a]
+url = "http://127.0.0.1:17233"
+dsn = "postgresql://postgres@127.0.0.1:15432/baton_region_a"
+initial_version = 1
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from store.errors import InvalidArgument
+
+DEFAULT_CONFIG = Path(".baton") / "baton.toml"
+CONFIG_ENV = "BATON_CONFIG"
+DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """One region of the deployment."""
+
+    name: str
+    """Region name, e.g. ``region-a``."""
+    url: str
+    """Base URL of the region's API (any of its servers, or a load balancer)."""
+    dsn: str
+    """libpq URL of the region's PostgreSQL database."""
+    initial_version: int
+    """The region's initial failover version (1, 2, ...): unique per region."""
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlparse(self.url).port or 80
+
+
+@dataclass(frozen=True)
+class BatonConfig:
+    """A whole deployment: its regions and shared settings."""
+
+    regions: dict[str, RegionConfig]
+    """Every region by name."""
+    failover_version_increment: int = 100
+    """Shared increment of failover versions; larger than the number of regions."""
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
+    """Largest single payload the API accepts."""
+    kafka_bootstrap: str | None = None
+    """Kafka bootstrap servers for replication (None: replication off)."""
+    workflow_task_retry_max_s: float = 60.0
+    """Longest pause between attempts of a workflow task that keeps failing."""
+    suggest_continue_as_new_events: int = 10_240
+    """History length at which workers are told continue-as-new is suggested."""
+    path: Path | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def region(self, name: str) -> RegionConfig:
+        try:
+            return self.regions[name]
+        except KeyError:
+            known = ", ".join(sorted(self.regions)) or "none"
+            raise InvalidArgument(f"unknown region {name!r}; the config has: {known}") from None
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where the config file is: the argument, $BATON_CONFIG, or .baton/baton.toml."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return DEFAULT_CONFIG
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> BatonConfig:
+    """Read and check the config file."""
+    p = config_path(path)
+    if not p.exists():
+        raise InvalidArgument(
+            f"no Baton config at {p}: run `baton dev up` for a local stack, or pass --config"
+        )
+    with p.open("rb") as fh:
+        raw = tomllib.load(fh)
+    return parse_config(raw, path=p)
+
+
+def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonConfig:
+    base = raw.get("baton", {})
+    kafka = raw.get("kafka", {})
+    regions_raw = raw.get("regions", {})
+    if not isinstance(base, dict) or not isinstance(kafka, dict) or not isinstance(regions_raw, dict):
+        raise InvalidArgument("config sections [baton], [kafka] and [regions.*] must be tables")
+    regions: dict[str, RegionConfig] = {}
+    versions: dict[int, str] = {}
+    increment = int(base.get("failover_version_increment", 100))
+    for name, r in regions_raw.items():
+        try:
+            region = RegionConfig(
+                name=name, url=str(r["url"]).rstrip("/"), dsn=str(r["dsn"]),
+                initial_version=int(r["initial_version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"region {name!r} needs url, dsn and initial_version in the config: {exc}"
+            ) from exc
+        if not 0 < region.initial_version < increment:
+            raise InvalidArgument(
+                f"region {name!r}: initial_version must be between 1 and "
+                f"failover_version_increment - 1 ({increment - 1})"
+            )
+        if region.initial_version in versions:
+            raise InvalidArgument(
+                f"regions {versions[region.initial_version]!r} and {name!r} share "
+                f"initial_version {region.initial_version}; each region needs its own"
+            )
+        versions[region.initial_version] = name
+        regions[name] = region
+    return BatonConfig(
+        regions=regions,
+        failover_version_increment=increment,
+        max_payload_bytes=int(base.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD)),
+        kafka_bootstrap=(str(kafka["bootstrap"]) if kafka.get("bootstrap") else None),
+        workflow_task_retry_max_s=float(base.get("workflow_task_retry_max_s", 60.0)),
+        suggest_continue_as_new_events=int(base.get("suggest_continue_as_new_events", 10_240)),
+        path=path,
+    )

@@ -1,0 +1,77 @@
+"""Connections to the region database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+
+from store.errors import Conflict, Unavailable, wrap_exceptions
+
+T = TypeVar("T")
+
+#: Retries of a transaction that lost a race (serialization or deadlock).
+TXN_RETRIES = 5
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+    await conn.set_type_codec(
+        "json", encoder=json.dumps, decoder=orjson.loads, schema="pg_catalog"
+    )
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection with Baton's type codecs (for LISTEN and locks)."""
+    with wrap_exceptions():
+        conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+    """A pool of connections with Baton's type codecs."""
+    with wrap_exceptions():
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+            statement_cache_size=512,
+        )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection inside one read-committed transaction."""
+    with wrap_exceptions():
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+
+
+async def run_txn(pool: asyncpg.Pool, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run ``fn`` in a transaction, retrying when it loses a race with another writer."""
+    delay = 0.005
+    for attempt in range(TXN_RETRIES):
+        try:
+            async with transaction(pool) as conn:
+                return await fn(conn)
+        except (Conflict, Unavailable):
+            if attempt == TXN_RETRIES - 1:
+                raise
+            await asyncio.sleep(delay)
+            delay *= 4
+    raise AssertionError("unreachable")
+
+
+def records(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [dict(r) for r in rows]

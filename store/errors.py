@@ -1,0 +1,190 @@
+"""Errors of the server packages.
+
+``StoreError`` is the root. Each class names its stable wire code
+(:class:`worker.wire.ErrorCode`) and HTTP status, its docstring is the default
+message, and ``retryable`` says whether the same request may succeed later.
+:func:`wrap_exceptions` is the one place asyncpg errors become store errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import asyncpg
+
+from worker.wire import ErrorCode
+
+
+class StoreError(Exception):
+    """The request failed."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, **details: Any):
+        self.message = message or (self.__doc__ or "").strip()
+        self.details = details
+        super().__init__(self.message)
+
+
+class MalformedRequest(StoreError):
+    """The request body is not valid JSON of the expected shape."""
+
+    code = ErrorCode.MALFORMED_REQUEST
+    http_status = 400
+
+
+class InvalidArgument(StoreError):
+    """An argument is out of range or of the wrong kind."""
+
+    code = ErrorCode.INVALID_ARGUMENT
+    http_status = 400
+
+
+class PayloadTooLarge(StoreError):
+    """A payload is larger than this server accepts."""
+
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    http_status = 413
+
+
+class NamespaceNotFound(StoreError):
+    """No such namespace: create it with `baton namespace create NAME`."""
+
+    code = ErrorCode.NAMESPACE_NOT_FOUND
+    http_status = 404
+
+
+class NamespaceAlreadyExists(StoreError):
+    """A namespace of that name exists already."""
+
+    code = ErrorCode.NAMESPACE_ALREADY_EXISTS
+    http_status = 409
+
+
+class NamespaceNotActive(StoreError):
+    """This region is a standby for the namespace: send writes to the active region."""
+
+    code = ErrorCode.NAMESPACE_NOT_ACTIVE
+    http_status = 421
+
+
+class NamespaceInHandover(StoreError):
+    """The namespace is moving to another region: retry shortly."""
+
+    code = ErrorCode.NAMESPACE_IN_HANDOVER
+    http_status = 503
+    retryable = True
+
+
+class WorkflowAlreadyStarted(StoreError):
+    """A run of this workflow id is already running."""
+
+    code = ErrorCode.WORKFLOW_ALREADY_STARTED
+    http_status = 409
+
+
+class WorkflowNotFound(StoreError):
+    """No such workflow execution."""
+
+    code = ErrorCode.WORKFLOW_NOT_FOUND
+    http_status = 404
+
+
+class WorkflowNotRunning(StoreError):
+    """The workflow execution is closed."""
+
+    code = ErrorCode.WORKFLOW_NOT_RUNNING
+    http_status = 409
+
+
+class TaskNotFound(StoreError):
+    """The task token names no open task: it was completed, timed out or never existed."""
+
+    code = ErrorCode.TASK_NOT_FOUND
+    http_status = 404
+
+
+class QueryFailed(StoreError):
+    """The workflow's query handler failed."""
+
+    code = ErrorCode.QUERY_FAILED
+    http_status = 400
+
+
+class QueryTimedOut(StoreError):
+    """No worker answered the query in time: is a worker polling the workflow's task queue?"""
+
+    code = ErrorCode.QUERY_TIMED_OUT
+    http_status = 504
+    retryable = True
+
+
+class UpdateRejected(StoreError):
+    """The workflow's update validator rejected the update; nothing was recorded."""
+
+    code = ErrorCode.UPDATE_REJECTED
+    http_status = 400
+
+
+class UpdateFailed(StoreError):
+    """The workflow's update handler raised."""
+
+    code = ErrorCode.UPDATE_FAILED
+    http_status = 400
+
+
+class UpdateTimedOut(StoreError):
+    """The update did not complete in time; call again with the same update id to keep waiting."""
+
+    code = ErrorCode.UPDATE_TIMED_OUT
+    http_status = 504
+    retryable = True
+
+
+class SchemaOutOfDate(StoreError):
+    """The region database schema is older than this server needs: run `baton migrate up`."""
+
+    code = ErrorCode.SCHEMA_OUT_OF_DATE
+    http_status = 503
+
+
+class Unavailable(StoreError):
+    """The region database is unreachable or overloaded: retry shortly."""
+
+    code = ErrorCode.UNAVAILABLE
+    http_status = 503
+    retryable = True
+
+
+class Conflict(StoreError):
+    """A concurrent change touched the same workflow: retry."""
+
+    code = ErrorCode.UNAVAILABLE
+    http_status = 503
+    retryable = True
+
+
+@contextlib.contextmanager
+def wrap_exceptions() -> Iterator[None]:
+    """Turn asyncpg errors into store errors, keeping the original as ``__cause__``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as exc:
+        raise Conflict() from exc
+    except (
+        asyncpg.CannotConnectNowError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.InterfaceError,
+        ConnectionError,
+        OSError,
+    ) as exc:
+        raise Unavailable(f"region database unavailable: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"database error: {exc.__class__.__name__}: {exc}") from exc

@@ -1,0 +1,114 @@
+"""Queries and updates: requests that wait for a worker's answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from store.context import Store
+from store.errors import (
+    QueryFailed,
+    QueryTimedOut,
+    UpdateFailed,
+    UpdateRejected,
+    UpdateTimedOut,
+    WorkflowNotRunning,
+)
+from store.mutable_state import RunTxn, utcnow
+from store.notify import wait_event
+from store.sql import QUERIES as Q
+from store.workflows import _get_run
+from worker import wire
+
+
+async def query_workflow(store: Store, namespace: str, workflow_id: str,
+                         req: wire.QueryRequest) -> dict[str, Any]:
+    """Ask a worker to run a query handler against the workflow's current state."""
+    async with store.pool.acquire() as conn:
+        row = await _get_run(conn, namespace, workflow_id, req.run_id)
+    query_id = uuid.uuid4()
+    deadline = utcnow() + timedelta(seconds=req.timeout_s)
+    async with store.notifier.subscribe("baton_queries_v1", str(query_id)) as ev:
+
+        async def insert(conn: asyncpg.Connection) -> None:
+            await conn.execute(Q["insert_query"], query_id, namespace, workflow_id, row["run_id"],
+                               req.query_name, [p.model_dump() for p in req.input])
+            await conn.execute(Q["insert_query_task"], namespace, workflow_id, row["run_id"],
+                               row["task_queue"], str(query_id))
+
+        await store.txn(insert)
+        try:
+            while True:
+                async with store.pool.acquire() as conn:
+                    q = await conn.fetchrow(Q["get_query"], query_id)
+                if q is not None and q["state"] == "answered":
+                    if q["failure"]:
+                        raise QueryFailed(f"query {req.query_name!r} failed: "
+                                          f"{q['failure'].get('message', '')}",
+                                          failure=q["failure"])
+                    return {"result": q["result"]}
+                remaining = (deadline - utcnow()).total_seconds()
+                if remaining <= 0 or store.notifier.draining:
+                    raise QueryTimedOut(
+                        f"no worker answered query {req.query_name!r} within {req.timeout_s}s: "
+                        f"is a worker polling task queue {row['task_queue']!r}?"
+                    )
+                await wait_event(ev, remaining)
+        finally:
+            async with store.pool.acquire() as conn:
+                await conn.execute(Q["delete_query"], query_id)
+
+
+async def update_workflow(store: Store, namespace: str, workflow_id: str,
+                          req: wire.UpdateRequest) -> dict[str, Any]:
+    """Record an update (once per update id) and wait for the workflow's answer."""
+    update_id = req.update_id or str(uuid.uuid4())
+    deadline = utcnow() + timedelta(seconds=req.timeout_s)
+    key = f"{namespace}/{workflow_id}/{update_id}"
+    async with store.notifier.subscribe("baton_updates_v1", key) as ev:
+
+        async def submit(conn: asyncpg.Connection) -> None:
+            rt = await RunTxn.lock(conn, namespace, workflow_id, req.run_id,
+                                   region=store.region, region_urls=store.region_urls)
+            existing = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id)
+            if existing is not None:
+                return  # a retried update: wait for the first one's outcome
+            if not rt.running:
+                raise WorkflowNotRunning(
+                    f"workflow {workflow_id!r} is {rt.exe['status']}; it takes no updates"
+                )
+            await conn.execute(Q["insert_update"], namespace, workflow_id, update_id,
+                               uuid.UUID(rt.run_id), req.name,
+                               [p.model_dump() for p in req.input])
+            rt.schedule_workflow_task()
+            await rt.write_txn()
+
+        await store.txn(submit)
+        while True:
+            async with store.pool.acquire() as conn:
+                u = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id)
+            assert u is not None
+            if u["state"] == "rejected":
+                failure = u["failure"] or {}
+                raise UpdateRejected(
+                    f"update {req.name!r} was rejected: {failure.get('message', '')}",
+                    update_id=update_id, failure=failure,
+                )
+            if u["state"] == "completed":
+                if u["failure"]:
+                    raise UpdateFailed(
+                        f"update {req.name!r} failed: {u['failure'].get('message', '')}",
+                        update_id=update_id, failure=u["failure"],
+                    )
+                return {"update_id": update_id, "state": "completed", "result": u["result"]}
+            remaining = (deadline - utcnow()).total_seconds()
+            if remaining <= 0 or store.notifier.draining:
+                raise UpdateTimedOut(
+                    f"update {update_id!r} is {u['state']} and did not complete within "
+                    f"{req.timeout_s}s; call again with the same update_id to keep waiting",
+                    update_id=update_id,
+                )
+            await wait_event(ev, remaining)

@@ -1,0 +1,396 @@
+"""One history write to one workflow run, gathered and then written at once.
+
+A :class:`RunTxn` is opened on a locked execution row. Operations add events,
+task rows, timers and execution changes to it; :meth:`RunTxn.write_txn` then
+writes them all with a handful of batched statements, together with the
+outbox row, inside the caller's transaction (ARCHITECTURE invariant 1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from store.errors import (
+    NamespaceInHandover,
+    NamespaceNotActive,
+    NamespaceNotFound,
+    TaskNotFound,
+    WorkflowNotFound,
+)
+from store.sql import QUERIES as Q
+from worker.wire import EventType
+
+# Timer kinds.
+USER_TIMER = "user"
+ACTIVITY_RETRY = "activity_retry"
+ACTIVITY_SCHEDULE_TO_START = "activity_schedule_to_start"
+ACTIVITY_SCHEDULE_TO_CLOSE = "activity_schedule_to_close"
+ACTIVITY_START_TO_CLOSE = "activity_start_to_close"
+ACTIVITY_HEARTBEAT = "activity_heartbeat"
+WT_TIMEOUT = "workflow_task_timeout"
+WT_RETRY = "workflow_task_retry"
+RUN_TIMEOUT = "run_timeout"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    regions: list[str]
+    active_region: str
+    failover_version: int
+    state: str
+    retention_days: int
+    description: str
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record | dict[str, Any]) -> Namespace:
+        return cls(
+            name=row["name"], regions=list(row["regions"]), active_region=row["active_region"],
+            failover_version=row["failover_version"], state=row["state"],
+            retention_days=row["retention_days"], description=row["description"],
+        )
+
+    def require_writable(self, region: str, region_urls: dict[str, str]) -> None:
+        """Invariant 2: only the active region writes, and not during a handover."""
+        if self.active_region != region:
+            raise NamespaceNotActive(
+                f"namespace {self.name!r} is active in {self.active_region}, not in {region}: "
+                f"send writes to {region_urls.get(self.active_region, self.active_region)}",
+                active_region=self.active_region,
+                active_url=region_urls.get(self.active_region),
+            )
+        if self.state == "handover":
+            raise NamespaceInHandover(
+                f"namespace {self.name!r} is being handed over to another region; retry shortly",
+                active_region=self.active_region,
+            )
+
+
+async def get_namespace(conn: asyncpg.Connection, name: str) -> Namespace:
+    row = await conn.fetchrow(Q["get_namespace"], name)
+    if row is None:
+        raise NamespaceNotFound(
+            f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"
+        )
+    return Namespace.from_row(row)
+
+
+# --------------------------------------------------------------------------- task tokens
+
+
+@dataclass(frozen=True)
+class TaskToken:
+    """What a task token names: one attempt of one task of one run."""
+
+    kind: str  # "wf", "act" or "query"
+    namespace: str
+    workflow_id: str
+    run_id: str
+    ref: str  # workflow: scheduled event id; activity: scheduled event id; query: query id
+    attempt: int  # workflow: started event id; activity: attempt
+
+    def encode(self) -> str:
+        raw = orjson.dumps([self.kind, self.namespace, self.workflow_id, self.run_id, self.ref,
+                            self.attempt])
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, *, kind: str, namespace: str) -> TaskToken:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            k, ns, wid, rid, ref, attempt = orjson.loads(base64.urlsafe_b64decode(padded))
+            uuid.UUID(rid)
+            parsed = cls(str(k), str(ns), str(wid), str(rid), str(ref), int(attempt))
+        except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+            raise TaskNotFound(
+                "task token is not one this server issued: pass the token from the poll response "
+                "unchanged"
+            ) from None
+        if parsed.kind != kind or parsed.namespace != namespace:
+            raise TaskNotFound(
+                f"task token is for a {parsed.kind} task in namespace {parsed.namespace!r}, "
+                f"not a {kind} task in {namespace!r}"
+            )
+        return parsed
+
+
+# --------------------------------------------------------------------------- the run txn
+
+
+@dataclass
+class RunTxn:
+    """Changes to one run, written together by :meth:`write_txn`."""
+
+    conn: asyncpg.Connection
+    ns: Namespace
+    exe: dict[str, Any]
+    now: datetime = field(default_factory=utcnow)
+    events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    tasks: list[tuple[str, str, str, int]] = field(default_factory=list)  # kind, queue, ref, attempt
+    timers: list[tuple[str, str, int, datetime]] = field(default_factory=list)
+    timer_deletes: list[tuple[str, str]] = field(default_factory=list)
+    activity_deletes: list[int] = field(default_factory=list)
+    is_new: bool = False
+    notify_close: bool = False
+
+    @classmethod
+    async def lock(
+        cls, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None,
+        *, region: str, region_urls: dict[str, str], write: bool = True,
+    ) -> RunTxn:
+        """Lock a run (the current one when ``run_id`` is None) for a history write."""
+        if run_id is None:
+            row = await conn.fetchrow(Q["lock_current_execution"], namespace, workflow_id)
+        else:
+            row = await conn.fetchrow(Q["lock_execution"], namespace, workflow_id, _uuid(run_id))
+        if row is None:
+            ns = await get_namespace(conn, namespace)  # names a missing namespace first
+            what = f"run {run_id} of workflow" if run_id else "workflow"
+            raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {ns.name!r}")
+        ns = Namespace(
+            name=namespace, regions=list(row["ns_regions"]), active_region=row["ns_active_region"],
+            failover_version=row["ns_failover_version"], state=row["ns_state"],
+            retention_days=row["ns_retention_days"], description="",
+        )
+        if write:
+            ns.require_writable(region, region_urls)
+        exe = {k: v for k, v in row.items() if not k.startswith("ns_")}
+        return cls(conn=conn, ns=ns, exe=exe)
+
+    # ---------------------------------------------------------------- reading state
+
+    @property
+    def namespace(self) -> str:
+        return str(self.exe["namespace"])
+
+    @property
+    def workflow_id(self) -> str:
+        return str(self.exe["workflow_id"])
+
+    @property
+    def run_id(self) -> str:
+        return str(self.exe["run_id"])
+
+    @property
+    def running(self) -> bool:
+        return bool(self.exe["status"] == "running")
+
+    @property
+    def wt_started(self) -> bool:
+        return self.exe["wt_started_event_id"] is not None
+
+    @property
+    def wt_pending(self) -> bool:
+        return self.exe["wt_scheduled_event_id"] is not None
+
+    # ---------------------------------------------------------------- changing state
+
+    def add_event(self, event_type: EventType, attributes: dict[str, Any]) -> int:
+        event_id = int(self.exe["next_event_id"])
+        self.events.append((event_id, event_type.value, attributes))
+        self.exe["next_event_id"] = event_id + 1
+        return event_id
+
+    def add_input_event(self, event_type: EventType, attributes: dict[str, Any]) -> None:
+        """An event from outside the workflow task (signal, activity result, timer).
+
+        While a workflow task is started its events must stay contiguous
+        (WorkflowTaskStarted is followed by its completion), so events that
+        arrive then wait in the buffer and are written after the completion.
+        """
+        if self.wt_started:
+            buffered = list(self.exe["buffered_events"])
+            buffered.append([event_type.value, attributes])
+            self.exe["buffered_events"] = buffered
+        else:
+            self.add_event(event_type, attributes)
+
+    def flush_buffered(self) -> int:
+        buffered = list(self.exe["buffered_events"])
+        for event_type, attributes in buffered:
+            self.add_event(EventType(event_type), attributes)
+        self.exe["buffered_events"] = []
+        return len(buffered)
+
+    def add_task(self, kind: str, task_queue: str, ref: str | int, attempt: int = 1) -> None:
+        self.tasks.append((kind, task_queue, str(ref), attempt))
+
+    def add_timer(self, kind: str, ref: str | int, fire_at: datetime, attempt: int = 0) -> None:
+        self.timers.append((kind, str(ref), attempt, fire_at))
+
+    def delete_timers(self, kind: str, ref: str | int) -> None:
+        self.timer_deletes.append((kind, str(ref)))
+
+    def schedule_workflow_task(self, *, dispatch: bool = True) -> int | None:
+        """Schedule a workflow task unless one is pending or the run is closed."""
+        if not self.running or self.wt_pending:
+            return None
+        attempt = int(self.exe["wt_attempt"])
+        timeout = float(self.exe["task_timeout_s"])
+        event_id = self.add_event(
+            EventType.WORKFLOW_TASK_SCHEDULED,
+            {"task_queue": self.exe["task_queue"], "attempt": attempt, "timeout_s": timeout},
+        )
+        self.exe["wt_scheduled_event_id"] = event_id
+        self.exe["wt_started_event_id"] = None
+        if dispatch:
+            self.add_task("workflow", self.exe["task_queue"], event_id, attempt)
+        return event_id
+
+    def start_workflow_task(self, identity: str, suggest_can_after: int) -> int:
+        """Record that a poller took the scheduled workflow task."""
+        assert self.wt_pending and not self.wt_started
+        history_length = int(self.exe["next_event_id"])  # counting the Started event itself
+        event_id = self.add_event(
+            EventType.WORKFLOW_TASK_STARTED,
+            {
+                "scheduled_event_id": self.exe["wt_scheduled_event_id"],
+                "identity": identity,
+                "history_length": history_length,
+                "suggest_continue_as_new": history_length >= suggest_can_after,
+            },
+        )
+        self.exe["wt_started_event_id"] = event_id
+        self.exe["wt_started_at"] = self.now
+        self.exe["wt_identity"] = identity
+        self.add_timer(
+            WT_TIMEOUT, self.exe["wt_scheduled_event_id"],
+            self.now + timedelta(seconds=float(self.exe["task_timeout_s"])), attempt=event_id,
+        )
+        return event_id
+
+    def clear_workflow_task(self) -> None:
+        if self.exe["wt_scheduled_event_id"] is not None:
+            self.delete_timers(WT_TIMEOUT, self.exe["wt_scheduled_event_id"])
+        self.exe["wt_scheduled_event_id"] = None
+        self.exe["wt_started_event_id"] = None
+        self.exe["wt_started_at"] = None
+        self.exe["wt_identity"] = None
+
+    def close(self, status: str, *, result: Any = None, failure: Any = None) -> None:
+        """Close the run: drop everything pending that belonged to it."""
+        self.exe["status"] = status
+        self.exe["close_time"] = self.now
+        self.exe["result"] = result
+        self.exe["failure"] = failure
+        self.exe["buffered_events"] = []
+        self.clear_workflow_task()
+        self.notify_close = True
+
+    # ---------------------------------------------------------------- writing
+
+    async def write_txn(self) -> None:
+        """Write every gathered change inside the caller's transaction."""
+        conn = self.conn
+        ns, wid, rid = self.namespace, self.workflow_id, _uuid(self.run_id)
+        version = self.ns.failover_version
+        if self.events:
+            ids = [e[0] for e in self.events]
+            await conn.execute(
+                Q["insert_events"], ns, wid, rid, ids, [e[1] for e in self.events],
+                self.now, version, [e[2] for e in self.events],
+            )
+            self.exe["last_write_version"] = version
+            await conn.execute(Q["insert_outbox"], ns, wid, rid, ids[0], ids[-1], version)
+        if self.timer_deletes:
+            await conn.execute(
+                Q["delete_timers"], ns, wid, rid, [k for k, _ in self.timer_deletes],
+                [r for _, r in self.timer_deletes],
+            )
+        for sid in self.activity_deletes:
+            await conn.execute(Q["delete_activity_all"], ns, wid, rid, sid)
+        if self.exe["status"] != "running":
+            await conn.execute(Q["delete_run_pending"], ns, wid, rid)
+        else:
+            if self.timers:
+                await conn.execute(
+                    Q["insert_timers"], ns, wid, rid, [t[0] for t in self.timers],
+                    [t[1] for t in self.timers], [t[2] for t in self.timers],
+                    [t[3] for t in self.timers],
+                )
+            if self.tasks:
+                await conn.execute(
+                    Q["insert_tasks"], ns, wid, rid, [t[0] for t in self.tasks],
+                    [t[1] for t in self.tasks], [t[2] for t in self.tasks],
+                    [t[3] for t in self.tasks], self.exe.get("build_id"),
+                )
+        e = self.exe
+        if self.is_new:
+            await conn.execute(
+                Q["insert_execution"], ns, wid, rid, e["workflow_type"], e["task_queue"],
+                e["status"], e["next_event_id"], e["last_write_version"], e["start_time"],
+                e["request_id"], _uuid(e["first_run_id"]), _uuid_or_none(e["continued_from_run_id"]),
+                e["task_timeout_s"], e["run_timeout_s"], e["memo"], e["wt_scheduled_event_id"],
+                e["wt_attempt"], e["build_id"],
+            )
+        else:
+            await conn.execute(
+                Q["update_execution"], ns, wid, rid, e["status"], e["paused"], e["next_event_id"],
+                e["last_write_version"], e["close_time"], _uuid_or_none(e["continued_to_run_id"]),
+                e["wt_scheduled_event_id"], e["wt_started_event_id"], e["wt_attempt"],
+                e["wt_started_at"], e["wt_identity"], e["last_completed_wt_started"],
+                e["buffered_events"], e["result"], e["failure"],
+            )
+        if self.notify_close or self.is_new:
+            await conn.execute(Q["upsert_current"], ns, wid, rid, e["status"])
+        if self.events:
+            await conn.execute(Q["notify_history"], f"{ns}/{wid}")
+
+
+def new_execution(
+    conn: asyncpg.Connection, ns: Namespace, *, workflow_id: str, workflow_type: str,
+    task_queue: str, request_id: str | None, task_timeout_s: float, run_timeout_s: float | None,
+    memo: dict[str, Any], first_run_id: str | None = None,
+    continued_from_run_id: str | None = None, now: datetime | None = None,
+) -> RunTxn:
+    """A RunTxn for a run that does not exist yet."""
+    run_id = str(uuid.uuid4())
+    t = now or utcnow()
+    exe: dict[str, Any] = {
+        "namespace": ns.name, "workflow_id": workflow_id, "run_id": run_id,
+        "workflow_type": workflow_type, "task_queue": task_queue, "status": "running",
+        "paused": False, "next_event_id": 1, "last_write_version": ns.failover_version,
+        "start_time": t, "close_time": None, "request_id": request_id,
+        "first_run_id": first_run_id or run_id, "continued_from_run_id": continued_from_run_id,
+        "continued_to_run_id": None, "task_timeout_s": task_timeout_s,
+        "run_timeout_s": run_timeout_s, "memo": memo, "wt_scheduled_event_id": None,
+        "wt_started_event_id": None, "wt_attempt": 1, "wt_started_at": None, "wt_identity": None,
+        "last_completed_wt_started": 0, "buffered_events": [], "result": None, "failure": None,
+        "build_id": None,
+    }
+    return RunTxn(conn=conn, ns=ns, exe=exe, now=t, is_new=True)
+
+
+def _uuid(value: str | uuid.UUID) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise WorkflowNotFound(f"run id {value!r} is not a UUID") from None
+
+
+def _uuid_or_none(value: str | uuid.UUID | None) -> uuid.UUID | None:
+    return None if value is None else _uuid(value)
+
+
+def event_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "event_time": row["event_time"].isoformat(),
+        "version": row["version"],
+        "attributes": row["attributes"],
+    }

@@ -1,0 +1,127 @@
+"""LISTEN/NOTIFY fan-out: one listening connection per server process.
+
+Long-polls wait on a key (a task queue, a workflow, an update, a query); the
+listener wakes every waiter of the key named by a notification. Notifications
+are sent by triggers or inside transactions, so they arrive only after the
+change committed. If the listening connection drops, every waiter is woken so
+it re-reads the database instead of sleeping through a lost notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+
+from store import db
+
+log = logging.getLogger("baton.notify")
+
+CHANNELS = ("baton_tasks_v1", "baton_history_v1", "baton_updates_v1", "baton_queries_v1",
+            "baton_timers_v1")
+
+
+class Notifier:
+    """Wakes waiters of ``(channel, key)`` when a notification for it arrives."""
+
+    def __init__(self, dsn: str):
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self._waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
+        self._callbacks: dict[str, list[Callable[[str], None]]] = defaultdict(list)
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.draining = False
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        await self._connect()
+        self._task = asyncio.create_task(self._watch(), name="baton-notifier")
+
+    async def _connect(self) -> None:
+        conn = await db.connect(self._dsn)
+        for ch in CHANNELS:
+            await conn.add_listener(ch, self._on_notify)
+        conn.add_termination_listener(lambda _c: self._on_lost())
+        self._conn = conn
+        self.connected.set()
+
+    def _on_lost(self) -> None:
+        self.connected.clear()
+        self.wake_all()
+
+    async def _watch(self) -> None:
+        # Reconnect after the listening connection is lost (database restart).
+        while not self._closing:
+            await asyncio.sleep(1.0)
+            if self._conn is None or self._conn.is_closed():
+                self._on_lost()
+                try:
+                    await self._connect()
+                    self.wake_all()
+                    log.info("notification listener reconnected")
+                except Exception as exc:  # keep trying: the database may be restarting
+                    log.warning("notification listener cannot reconnect: %s", exc)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn and not self._conn.is_closed():
+            await self._conn.close()
+        self.wake_all()
+
+    def _on_notify(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        for ev in self._waiters.get((channel, payload), ()):
+            ev.set()
+        for cb in self._callbacks.get(channel, ()):
+            cb(payload)
+
+    def drain(self) -> None:
+        """End every long-poll now: the server is shutting down."""
+        self.draining = True
+        self.wake_all()
+
+    def wake_all(self) -> None:
+        for evs in self._waiters.values():
+            for ev in evs:
+                ev.set()
+
+    def on(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` for every notification on ``channel``."""
+        self._callbacks[channel].append(callback)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str, key: str) -> AsyncIterator[asyncio.Event]:
+        """An event set whenever ``key`` is notified on ``channel``.
+
+        Subscribe before reading the database, then wait: a notification that
+        lands between the read and the wait is not lost.
+        """
+        ev = asyncio.Event()
+        waiters = self._waiters[(channel, key)]
+        waiters.add(ev)
+        try:
+            yield ev
+        finally:
+            waiters.discard(ev)
+            if not waiters:
+                self._waiters.pop((channel, key), None)
+
+
+async def wait_event(ev: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``ev`` up to ``timeout`` seconds; True if it was set. Clears it."""
+    if timeout <= 0:
+        return ev.is_set()
+    try:
+        await asyncio.wait_for(ev.wait(), timeout)
+    except TimeoutError:
+        return False
+    ev.clear()
+    return True

@@ -1,0 +1,71 @@
+"""Retry arithmetic for activities and workflow tasks: pure, no database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_RETRY_POLICY: dict[str, Any] = {
+    "initial_interval_s": 1.0,
+    "backoff_coefficient": 2.0,
+    "maximum_interval_s": None,
+    "maximum_attempts": 0,
+    "non_retryable_error_types": [],
+}
+
+
+def normalize_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
+    """Fill in defaults and check a wire retry policy; raises ValueError when invalid."""
+    p = dict(DEFAULT_RETRY_POLICY)
+    p.update({k: v for k, v in (policy or {}).items() if v is not None or k == "maximum_interval_s"})
+    if float(p["initial_interval_s"]) <= 0:
+        raise ValueError("retry_policy.initial_interval_s must be > 0")
+    if float(p["backoff_coefficient"]) < 1:
+        raise ValueError("retry_policy.backoff_coefficient must be >= 1")
+    if p["maximum_interval_s"] is not None and float(p["maximum_interval_s"]) < float(
+        p["initial_interval_s"]
+    ):
+        raise ValueError("retry_policy.maximum_interval_s must be >= initial_interval_s")
+    if int(p["maximum_attempts"]) < 0:
+        raise ValueError("retry_policy.maximum_attempts must be >= 0 (0 means unlimited)")
+    return p
+
+
+def next_retry_delay(
+    policy: dict[str, Any], *, attempt: int, error_type: str | None, non_retryable: bool,
+    seconds_left: float | None = None,
+) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``, or None when not to retry.
+
+    Args:
+        policy: A normalised wire retry policy.
+        attempt: The attempt that just failed (1 for the first).
+        error_type: The failure's type name, matched against the non-retryable list.
+        non_retryable: The failure itself asked not to be retried.
+        seconds_left: Time left before the schedule-to-close deadline, if any.
+    """
+    if non_retryable:
+        return None
+    if error_type and error_type in set(policy.get("non_retryable_error_types") or ()):
+        return None
+    max_attempts = int(policy.get("maximum_attempts") or 0)
+    if max_attempts and attempt >= max_attempts:
+        return None
+    initial = float(policy["initial_interval_s"])
+    coefficient = float(policy["backoff_coefficient"])
+    maximum = policy.get("maximum_interval_s")
+    cap = float(maximum) if maximum is not None else initial * 100
+    delay = min(initial * coefficient ** (attempt - 1), cap)
+    if seconds_left is not None and delay >= seconds_left:
+        return None
+    return delay
+
+
+def workflow_task_retry_delay(attempt: int, maximum_s: float) -> float:
+    """Pause before workflow task attempt ``attempt`` (2 is the first retry).
+
+    The first retry is immediate (a worker restart or a flake); after that the
+    pause doubles up to ``maximum_s``, so a bug costs little while someone fixes it.
+    """
+    if attempt <= 2:
+        return 0.0
+    return float(min(2.0 ** (attempt - 3), maximum_s))

@@ -1,0 +1,80 @@
+"""A Baton server process for one region: API, dispatch and background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+import uvicorn
+
+from store import db
+from store.api import create_app
+from store.config import BatonConfig
+from store.context import Store
+from store.migrations import require_current
+from store.notify import Notifier
+from store.timers import TimerLoop
+
+log = logging.getLogger("baton.server")
+
+
+@contextlib.asynccontextmanager
+async def open_store(config: BatonConfig, region: str, *,
+                     pool_size: int = 20) -> AsyncIterator[Store]:
+    """Connect to the region database, check its schema, listen for notifications."""
+    dsn = config.region(region).dsn
+    conn = await db.connect(dsn)
+    try:
+        await require_current(conn)
+    finally:
+        await conn.close()
+    pool = await db.create_pool(dsn, max_size=pool_size)
+    notifier = Notifier(dsn)
+    await notifier.start()
+    try:
+        yield Store(pool=pool, region=region, config=config, notifier=notifier)
+    finally:
+        await notifier.close()
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def running_store(config: BatonConfig, region: str) -> AsyncIterator[Store]:
+    """An open store with its background loops (timers) running."""
+    async with open_store(config, region) as store:
+        loops = [asyncio.create_task(TimerLoop(store).run(), name="baton-timers")]
+        try:
+            yield store
+        finally:
+            for t in loops:
+                t.cancel()
+            for t in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+
+
+class _Server(uvicorn.Server):
+    """Ends long-polls at once on shutdown, so a restart is not held up by them."""
+
+    def __init__(self, store: Store, config: uvicorn.Config):
+        super().__init__(config)
+        self.store = store
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        self.store.notifier.drain()
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+
+async def serve(config: BatonConfig, region: str, *, host: str | None = None,
+                port: int | None = None, log_level: str = "warning") -> None:
+    """Run one server of ``region`` until cancelled or signalled."""
+    rc = config.region(region)
+    async with running_store(config, region) as store:
+        app = create_app(store)
+        server = _Server(store, uvicorn.Config(
+            app, host=host or rc.host, port=port or rc.port, log_level=log_level,
+            access_log=False, lifespan="off", timeout_graceful_shutdown=1, timeout_keep_alive=75,
+        ))
+        log.info("baton server for %s on %s:%s", region, host or rc.host, port or rc.port)
+        await server.serve()

@@ -1,0 +1,263 @@
+-- Named queries of the history store. Each follows a `-- name: NAME` line.
+
+-- name: get_namespace
+SELECT * FROM namespaces WHERE name = $1
+
+-- name: list_namespaces
+SELECT * FROM namespaces ORDER BY name
+
+-- name: insert_namespace
+INSERT INTO namespaces (name, regions, active_region, failover_version, retention_days, description)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (name) DO NOTHING
+RETURNING *
+
+-- name: lock_execution
+SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
+       n.failover_version AS ns_failover_version, n.state AS ns_state,
+       n.retention_days AS ns_retention_days
+FROM executions e JOIN namespaces n ON n.name = e.namespace
+WHERE e.namespace = $1 AND e.workflow_id = $2 AND e.run_id = $3
+FOR UPDATE OF e FOR SHARE OF n
+
+-- name: lock_current_execution
+SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
+       n.failover_version AS ns_failover_version, n.state AS ns_state,
+       n.retention_days AS ns_retention_days
+FROM current_executions c
+JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
+JOIN namespaces n ON n.name = e.namespace
+WHERE c.namespace = $1 AND c.workflow_id = $2
+FOR UPDATE OF e FOR SHARE OF n
+
+-- name: lock_namespace_shared
+SELECT * FROM namespaces WHERE name = $1 FOR SHARE
+
+-- name: lock_current_row
+SELECT * FROM current_executions WHERE namespace = $1 AND workflow_id = $2 FOR UPDATE
+
+-- name: find_run_by_request_id
+SELECT run_id FROM executions WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
+
+-- name: get_execution
+SELECT * FROM executions WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: get_current_execution
+SELECT e.* FROM current_executions c
+JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
+WHERE c.namespace = $1 AND c.workflow_id = $2
+
+-- name: insert_execution
+INSERT INTO executions (namespace, workflow_id, run_id, workflow_type, task_queue, status,
+    next_event_id, last_write_version, start_time, request_id, first_run_id,
+    continued_from_run_id, task_timeout_s, run_timeout_s, memo, wt_scheduled_event_id,
+    wt_attempt, build_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+
+-- name: update_execution
+UPDATE executions SET status = $4, paused = $5, next_event_id = $6, last_write_version = $7,
+    close_time = $8, continued_to_run_id = $9, wt_scheduled_event_id = $10,
+    wt_started_event_id = $11, wt_attempt = $12, wt_started_at = $13, wt_identity = $14,
+    last_completed_wt_started = $15, buffered_events = $16, result = $17, failure = $18,
+    updated_at = now()
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: upsert_current
+INSERT INTO current_executions (namespace, workflow_id, run_id, status)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id, status = EXCLUDED.status
+
+-- name: insert_events
+INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type, event_time, version, attributes)
+SELECT $1, $2, $3, e.id, e.type, $6, $7, e.attrs
+FROM unnest($4::bigint[], $5::text[], $8::jsonb[]) AS e(id, type, attrs)
+
+-- name: insert_outbox
+INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, version)
+VALUES ($1, $2, $3, $4, $5, $6)
+
+-- name: notify_history
+SELECT pg_notify('baton_history_v1', $1)
+
+-- name: insert_tasks
+INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref, attempt, build_id)
+SELECT $1, $2, $3, t.kind, t.queue, t.ref, t.attempt, $8
+FROM unnest($4::text[], $5::text[], $6::text[], $7::int[]) AS t(kind, queue, ref, attempt)
+
+-- name: insert_timers
+INSERT INTO timers (namespace, workflow_id, run_id, kind, ref, attempt, fire_at)
+SELECT $1, $2, $3, t.kind, t.ref, t.attempt, t.fire_at
+FROM unnest($4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS t(kind, ref, attempt, fire_at)
+
+-- name: delete_timers
+DELETE FROM timers t
+USING unnest($4::text[], $5::text[]) AS d(kind, ref)
+WHERE t.namespace = $1 AND t.workflow_id = $2 AND t.run_id = $3 AND t.kind = d.kind AND t.ref = d.ref
+
+-- name: delete_run_pending
+WITH a AS (DELETE FROM activities WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3),
+     t AS (DELETE FROM timers WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3)
+DELETE FROM tasks WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind <> 'query'
+
+-- name: take_task
+DELETE FROM tasks WHERE id = (
+    SELECT id FROM tasks
+    WHERE namespace = $1 AND task_queue = $2 AND kind = ANY($3::text[])
+      AND ($4::text IS NULL OR build_id IS NULL OR build_id = $4)
+    ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING *
+
+-- name: history_from
+SELECT event_id, event_type, event_time, version, attributes FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id >= $4
+ORDER BY event_id
+LIMIT $5
+
+-- name: pending_updates
+SELECT update_id, name, input FROM workflow_updates
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state = 'requested'
+ORDER BY created_at
+
+-- name: get_update
+SELECT * FROM workflow_updates WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3
+
+-- name: insert_update
+INSERT INTO workflow_updates (namespace, workflow_id, update_id, run_id, name, input, state)
+VALUES ($1, $2, $3, $4, $5, $6, 'requested')
+
+-- name: set_update_state
+UPDATE workflow_updates SET state = $4, result = $5, failure = $6
+WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3
+RETURNING update_id
+
+-- name: notify_update
+SELECT pg_notify('baton_updates_v1', $1)
+
+-- name: insert_activity
+INSERT INTO activities (namespace, workflow_id, run_id, scheduled_event_id, activity_id,
+    activity_type, task_queue, input, state, attempt, first_scheduled_time, scheduled_time,
+    started_time, started_identity, schedule_to_close_s, schedule_to_start_s, start_to_close_s,
+    heartbeat_s, retry_policy)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11, $12, $13, $14, $15, $16, $17)
+
+-- name: lock_activity
+SELECT * FROM activities
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
+FOR UPDATE
+
+-- name: lock_activity_by_id
+SELECT * FROM activities
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND activity_id = $4
+FOR UPDATE
+
+-- name: start_activity
+UPDATE activities a SET state = 'started', started_time = $6, started_identity = $7
+FROM executions e
+WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.run_id = $3 AND a.scheduled_event_id = $4
+  AND a.attempt = $5 AND a.state = 'scheduled'
+  AND e.namespace = a.namespace AND e.workflow_id = a.workflow_id AND e.run_id = a.run_id
+  AND e.status = 'running' AND NOT e.paused
+RETURNING a.*, e.workflow_type
+
+-- name: delete_activity_timers
+DELETE FROM timers
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind LIKE 'activity\_%' AND ref = $4
+
+-- name: fail_pending_updates
+UPDATE workflow_updates SET state = 'rejected', failure = $4
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state IN ('requested', 'accepted')
+RETURNING update_id
+
+-- name: retry_activity
+UPDATE activities SET state = 'scheduled', attempt = attempt + 1, scheduled_time = $5,
+    started_time = NULL, started_identity = NULL, last_failure = $6
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
+
+-- name: heartbeat_activity
+UPDATE activities SET heartbeat_details = COALESCE($6, heartbeat_details), last_heartbeat_time = $7
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
+  AND attempt = $5 AND state = 'started'
+RETURNING cancel_requested
+
+-- name: request_cancel_activity
+UPDATE activities SET cancel_requested = true
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
+
+-- name: delete_activity
+DELETE FROM activities
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
+
+-- name: delete_activity_all
+WITH t AS (DELETE FROM timers WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+               AND kind LIKE 'activity\_%' AND ref = $4::bigint::text),
+     k AS (DELETE FROM tasks WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+               AND kind = 'activity' AND ref = $4::bigint::text)
+DELETE FROM activities
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4::bigint
+
+-- name: delete_activity_tasks
+DELETE FROM tasks
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'activity' AND ref = $4
+
+-- name: pending_activities
+SELECT * FROM activities WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+ORDER BY scheduled_event_id
+
+-- name: pending_user_timers
+SELECT ref AS timer_id, fire_at FROM timers
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'user'
+ORDER BY fire_at
+
+-- name: find_user_timer
+SELECT id FROM timers
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'user' AND ref = $4
+
+-- name: insert_query
+INSERT INTO queries (id, namespace, workflow_id, run_id, name, input) VALUES ($1, $2, $3, $4, $5, $6)
+
+-- name: insert_query_task
+INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref)
+VALUES ($1, $2, $3, 'query', $4, $5)
+
+-- name: get_query
+SELECT * FROM queries WHERE id = $1
+
+-- name: answer_query
+UPDATE queries SET state = 'answered', result = $2, failure = $3
+WHERE id = $1 AND state = 'pending'
+RETURNING namespace
+
+-- name: notify_query
+SELECT pg_notify('baton_queries_v1', $1)
+
+-- name: delete_query
+WITH t AS (DELETE FROM tasks WHERE kind = 'query' AND ref = $1::uuid::text)
+DELETE FROM queries WHERE id = $1::uuid
+
+-- name: due_timers
+SELECT t.id FROM timers t JOIN namespaces n ON n.name = t.namespace
+WHERE t.fire_at <= $1 AND n.active_region = $3 AND n.state = 'active'
+ORDER BY t.fire_at LIMIT $2
+
+-- name: next_timer
+SELECT min(t.fire_at) FROM timers t JOIN namespaces n ON n.name = t.namespace
+WHERE n.active_region = $1 AND n.state = 'active'
+
+-- name: take_timer
+DELETE FROM timers WHERE id = $1 RETURNING *
+
+-- name: list_executions
+SELECT * FROM executions
+WHERE namespace = $1
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::text IS NULL OR workflow_type = $3)
+  AND ($4::text IS NULL OR task_queue = $4)
+  AND ($5::timestamptz IS NULL OR start_time >= $5)
+  AND ($6::timestamptz IS NULL OR start_time < $6)
+  AND ($7::text IS NULL OR workflow_id LIKE $7)
+  AND ($8::timestamptz IS NULL OR (start_time, workflow_id, run_id) < ($8, $9, $10))
+ORDER BY start_time DESC, workflow_id DESC, run_id DESC
+LIMIT $11
+
+-- name: count_executions
+SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY status

@@ -1,0 +1,401 @@
+"""Task dispatch: polls, completions and heartbeats of workflow and activity tasks.
+
+Polls take a task row with ``FOR UPDATE SKIP LOCKED`` and wait on
+LISTEN/NOTIFY when the queue is empty. Completions lock the execution row,
+check that the task token still names the open task, and write everything the
+completion causes in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from store.commands import apply_commands, start_activity_timers
+from store.context import Store
+from store.errors import InvalidArgument, TaskNotFound, WorkflowNotFound
+from store.mutable_state import (
+    ACTIVITY_RETRY,
+    ACTIVITY_SCHEDULE_TO_CLOSE,
+    WT_RETRY,
+    RunTxn,
+    TaskToken,
+    event_to_wire,
+    get_namespace,
+    utcnow,
+)
+from store.notify import wait_event
+from store.retry import next_retry_delay, workflow_task_retry_delay
+from store.sql import QUERIES as Q
+from worker import wire
+from worker.wire import EventType
+
+_STALE = object()  # a task row whose task is no longer open; take the next one
+
+
+async def check_poll_namespace(store: Store, namespace: str) -> None:
+    async with store.pool.acquire() as conn:
+        ns = await get_namespace(conn, namespace)
+    ns.require_writable(store.region, store.region_urls)
+
+
+async def _poll(store: Store, namespace: str, kind: str, req: wire.PollRequest,
+                take: Any) -> Any:
+    await check_poll_namespace(store, namespace)
+    deadline = utcnow() + timedelta(seconds=req.wait_s)
+    async with store.notifier.subscribe("baton_tasks_v1",
+                                        f"{namespace}/{kind}/{req.task_queue}") as ev:
+        while True:
+            ev.clear()
+            while True:
+                got = await store.txn(take)
+                if got is not _STALE:
+                    break
+            if got is not None:
+                return got
+            remaining = (deadline - utcnow()).total_seconds()
+            if store.notifier.draining or remaining <= 0:
+                return None
+            if not await wait_event(ev, remaining):
+                return None
+
+
+# --------------------------------------------------------------------------- workflow tasks
+
+
+async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken) -> RunTxn:
+    try:
+        return await RunTxn.lock(conn, tok.namespace, tok.workflow_id, tok.run_id,
+                                 region=store.region, region_urls=store.region_urls)
+    except WorkflowNotFound:
+        raise TaskNotFound("the task's workflow run no longer exists") from None
+
+
+async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str, Any]:
+    """The poll response for the workflow task just started in ``rt`` (after write_txn)."""
+    since = int(rt.exe["last_completed_wt_started"])
+    rows = await conn.fetch(Q["history_from"], rt.namespace, rt.workflow_id,
+                            uuid.UUID(rt.run_id), since + 1, 100_000)
+    updates = await conn.fetch(Q["pending_updates"], rt.namespace, rt.workflow_id,
+                               uuid.UUID(rt.run_id))
+    token = TaskToken("wf", rt.namespace, rt.workflow_id, rt.run_id,
+                      str(rt.exe["wt_scheduled_event_id"]), int(rt.exe["wt_started_event_id"]))
+    return {
+        "task_token": token.encode(),
+        "namespace": rt.namespace,
+        "workflow_id": rt.workflow_id,
+        "run_id": rt.run_id,
+        "workflow_type": rt.exe["workflow_type"],
+        "task_queue": rt.exe["task_queue"],
+        "attempt": rt.exe["wt_attempt"],
+        "started_event_id": rt.exe["wt_started_event_id"],
+        "previous_started_event_id": since,
+        "history_length": rt.exe["next_event_id"] - 1,
+        "events": [event_to_wire(r) for r in rows],
+        "updates": [dict(u) for u in updates],
+        "query": None,
+    }
+
+
+async def poll_workflow_task(store: Store, namespace: str,
+                             req: wire.PollRequest) -> dict[str, Any] | None:
+    async def take(conn: asyncpg.Connection) -> Any:
+        row = await conn.fetchrow(Q["take_task"], namespace, req.task_queue,
+                                  ["workflow", "query"], req.build_id)
+        if row is None:
+            return None
+        if row["kind"] == "query":
+            return await _query_task(conn, row)
+        rt = await RunTxn.lock(conn, namespace, row["workflow_id"], str(row["run_id"]),
+                               region=store.region, region_urls=store.region_urls)
+        if (not rt.running or rt.exe["paused"] or rt.wt_started
+                or str(rt.exe["wt_scheduled_event_id"]) != row["ref"]):
+            return _STALE
+        rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
+        await rt.write_txn()
+        return await build_workflow_task(conn, rt)
+
+    return await _poll(store, namespace, "workflow", req, take)  # type: ignore[no-any-return]
+
+
+async def _query_task(conn: asyncpg.Connection, row: asyncpg.Record) -> Any:
+    q = await conn.fetchrow(Q["get_query"], uuid.UUID(row["ref"]))
+    if q is None or q["state"] != "pending":
+        return _STALE
+    exe = await conn.fetchrow(Q["get_execution"], q["namespace"], q["workflow_id"], q["run_id"])
+    if exe is None:
+        return _STALE
+    token = TaskToken("query", q["namespace"], q["workflow_id"], str(q["run_id"]), str(q["id"]), 0)
+    return {
+        "task_token": token.encode(),
+        "namespace": q["namespace"],
+        "workflow_id": q["workflow_id"],
+        "run_id": str(q["run_id"]),
+        "workflow_type": exe["workflow_type"],
+        "task_queue": exe["task_queue"],
+        "attempt": 1,
+        "started_event_id": exe["last_completed_wt_started"],
+        "previous_started_event_id": exe["last_completed_wt_started"],
+        "history_length": exe["next_event_id"] - 1,
+        "events": [],
+        "updates": [],
+        "query": {"query_id": str(q["id"]), "name": q["name"], "input": q["input"]},
+    }
+
+
+async def complete_workflow_task(store: Store, namespace: str,
+                                 req: wire.RespondWorkflowTaskCompleted) -> dict[str, Any]:
+    tok = TaskToken.decode(req.task_token, kind="wf", namespace=namespace)
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        rt = await _lock_for_task(store, conn, tok)
+        _check_open_workflow_task(rt, tok)
+        return await apply_commands(store, rt, req)
+
+    return await store.txn(txn)
+
+
+def _check_open_workflow_task(rt: RunTxn, tok: TaskToken) -> None:
+    if (not rt.running or str(rt.exe["wt_scheduled_event_id"]) != tok.ref
+            or rt.exe["wt_started_event_id"] != tok.attempt):
+        raise TaskNotFound(
+            f"workflow task {tok.ref} of {rt.workflow_id!r} is no longer open (it timed out, "
+            "was failed, or the run closed); the worker should drop it"
+        )
+
+
+async def fail_workflow_task(store: Store, namespace: str,
+                             req: wire.RespondWorkflowTaskFailed) -> None:
+    tok = TaskToken.decode(req.task_token, kind="wf", namespace=namespace)
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        rt = await _lock_for_task(store, conn, tok)
+        _check_open_workflow_task(rt, tok)
+        rt.add_event(EventType.WORKFLOW_TASK_FAILED, {
+            "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
+            "started_event_id": rt.exe["wt_started_event_id"],
+            "cause": req.cause, "failure": req.failure.model_dump(), "identity": req.identity,
+        })
+        rt.clear_workflow_task()
+        rt.exe["wt_attempt"] = attempt = int(rt.exe["wt_attempt"]) + 1
+        rt.flush_buffered()
+        delay = workflow_task_retry_delay(attempt, store.config.workflow_task_retry_max_s)
+        if delay <= 0:
+            rt.schedule_workflow_task()
+        else:
+            rt.add_timer(WT_RETRY, "retry", rt.now + timedelta(seconds=delay), attempt=attempt)
+        await rt.write_txn()
+
+    await store.txn(txn)
+
+
+async def respond_query(store: Store, namespace: str, req: wire.RespondQueryTask) -> None:
+    tok = TaskToken.decode(req.task_token, kind="query", namespace=namespace)
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        got = await conn.fetchval(
+            Q["answer_query"], uuid.UUID(tok.ref),
+            req.result.model_dump() if req.result else None,
+            req.failure.model_dump() if req.failure else None,
+        )
+        if got is None:
+            raise TaskNotFound("the query is no longer waiting for an answer (it timed out)")
+        await conn.execute(Q["notify_query"], tok.ref)
+
+    await store.txn(txn)
+
+
+# --------------------------------------------------------------------------- activity tasks
+
+
+def activity_task(row: asyncpg.Record | dict[str, Any], workflow_type: str) -> dict[str, Any]:
+    token = TaskToken("act", row["namespace"], row["workflow_id"], str(row["run_id"]),
+                      str(row["scheduled_event_id"]), int(row["attempt"]))
+    return {
+        "task_token": token.encode(),
+        "namespace": row["namespace"],
+        "workflow_id": row["workflow_id"],
+        "run_id": str(row["run_id"]),
+        "workflow_type": workflow_type,
+        "activity_id": row["activity_id"],
+        "activity_type": row["activity_type"],
+        "task_queue": row["task_queue"],
+        "input": row["input"],
+        "attempt": row["attempt"],
+        "heartbeat_details": row["heartbeat_details"],
+        "scheduled_time": row["scheduled_time"].isoformat(),
+        "started_time": row["started_time"].isoformat(),
+        "start_to_close_s": row["start_to_close_s"],
+        "schedule_to_close_s": row["schedule_to_close_s"],
+        "heartbeat_s": row["heartbeat_s"],
+    }
+
+
+async def poll_activity_task(store: Store, namespace: str,
+                             req: wire.PollRequest) -> dict[str, Any] | None:
+    async def take(conn: asyncpg.Connection) -> Any:
+        row = await conn.fetchrow(Q["take_task"], namespace, req.task_queue, ["activity"],
+                                  req.build_id)
+        if row is None:
+            return None
+        now = utcnow()
+        act = await conn.fetchrow(Q["start_activity"], namespace, row["workflow_id"],
+                                  row["run_id"], int(row["ref"]), row["attempt"], now,
+                                  req.identity)
+        if act is None:
+            return _STALE
+        timers = start_activity_timers(dict(act), now)
+        if timers:
+            await conn.execute(
+                Q["insert_timers"], namespace, row["workflow_id"], row["run_id"],
+                [t[0] for t in timers], [t[1] for t in timers], [t[2] for t in timers],
+                [t[3] for t in timers],
+            )
+        return activity_task(act, act["workflow_type"])
+
+    return await _poll(store, namespace, "activity", req, take)  # type: ignore[no-any-return]
+
+
+async def _lock_started_activity(store: Store, conn: asyncpg.Connection,
+                                 tok: TaskToken) -> tuple[RunTxn, asyncpg.Record]:
+    rt = await _lock_for_task(store, conn, tok)
+    act = await conn.fetchrow(Q["lock_activity"], tok.namespace, tok.workflow_id,
+                              uuid.UUID(tok.run_id), int(tok.ref))
+    if (not rt.running or act is None or act["attempt"] != tok.attempt
+            or act["state"] != "started"):
+        raise TaskNotFound(
+            f"activity task (scheduled event {tok.ref}, attempt {tok.attempt}) of "
+            f"{tok.workflow_id!r} is no longer open: it timed out, was retried, was canceled or "
+            "the run closed"
+        )
+    return rt, act
+
+
+def close_activity(rt: RunTxn, act: asyncpg.Record | dict[str, Any], event_type: EventType,
+                   attributes: dict[str, Any], *, started: bool = True) -> None:
+    """Record the end of an activity (with its started event) and wake the workflow."""
+    sid = act["scheduled_event_id"]
+    if started:
+        rt.add_input_event(EventType.ACTIVITY_TASK_STARTED, {
+            "scheduled_event_id": sid, "attempt": act["attempt"],
+            "identity": act["started_identity"], "last_failure": act["last_failure"],
+        })
+    rt.add_input_event(event_type, {"scheduled_event_id": sid, **attributes})
+    rt.activity_deletes.append(sid)
+
+
+async def finish_activity(store: Store, rt: RunTxn, return_new_workflow_task: bool,
+                          identity: str) -> dict[str, Any]:
+    """Schedule the workflow task an activity's end calls for, write, and answer."""
+    scheduled = rt.schedule_workflow_task(dispatch=not return_new_workflow_task)
+    started = False
+    if scheduled is not None and return_new_workflow_task:
+        rt.start_workflow_task(identity, store.config.suggest_continue_as_new_events)
+        started = True
+    await rt.write_txn()
+    if started:
+        return {"workflow_task": await build_workflow_task(rt.conn, rt)}
+    return {"workflow_task": None}
+
+
+async def complete_activity_task(store: Store, namespace: str,
+                                 req: wire.RespondActivityTaskCompleted,
+                                 return_new_workflow_task: bool = False) -> dict[str, Any]:
+    tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        rt, act = await _lock_started_activity(store, conn, tok)
+        close_activity(rt, act, EventType.ACTIVITY_TASK_COMPLETED, {
+            "result": req.result.model_dump() if req.result else None, "identity": req.identity,
+        })
+        return await finish_activity(store, rt, return_new_workflow_task, req.identity)
+
+    return await store.txn(txn)
+
+
+async def fail_activity_task(store: Store, namespace: str, req: wire.RespondActivityTaskFailed,
+                             return_new_workflow_task: bool = False) -> dict[str, Any]:
+    tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        rt, act = await _lock_started_activity(store, conn, tok)
+        failure = req.failure.model_dump()
+        if await retry_or_fail_activity(rt, act, failure, timeout_type=None):
+            await rt.write_txn()
+            return {"workflow_task": None}
+        return await finish_activity(store, rt, return_new_workflow_task, req.identity)
+
+    return await store.txn(txn)
+
+
+async def retry_or_fail_activity(rt: RunTxn, act: asyncpg.Record | dict[str, Any],
+                                 failure: dict[str, Any], *, timeout_type: str | None) -> bool:
+    """After a failed attempt: schedule the next one (True) or close the activity (False)."""
+    seconds_left = None
+    if act["schedule_to_close_s"]:
+        deadline = act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"])
+        seconds_left = (deadline - rt.now).total_seconds()
+    delay = None
+    if timeout_type != "schedule_to_close":
+        delay = next_retry_delay(
+            act["retry_policy"], attempt=int(act["attempt"]), error_type=failure.get("type"),
+            non_retryable=bool(failure.get("non_retryable")), seconds_left=seconds_left,
+        )
+    sid = act["scheduled_event_id"]
+    if delay is not None:
+        await rt.conn.execute(Q["retry_activity"], rt.namespace, rt.workflow_id,
+                              uuid.UUID(rt.run_id), sid, rt.now + timedelta(seconds=delay),
+                              failure)
+        await rt.conn.execute(Q["delete_activity_timers"], rt.namespace, rt.workflow_id,
+                              uuid.UUID(rt.run_id), str(sid))
+        if act["schedule_to_close_s"]:
+            rt.add_timer(ACTIVITY_SCHEDULE_TO_CLOSE, sid,
+                         act["first_scheduled_time"]
+                         + timedelta(seconds=act["schedule_to_close_s"]))
+        rt.add_timer(ACTIVITY_RETRY, sid, rt.now + timedelta(seconds=delay),
+                     attempt=int(act["attempt"]) + 1)
+        return True
+    if timeout_type is None:
+        close_activity(rt, act, EventType.ACTIVITY_TASK_FAILED,
+                       {"failure": failure, "identity": act["started_identity"]},
+                       started=act["state"] == "started")
+    else:
+        close_activity(rt, act, EventType.ACTIVITY_TASK_TIMED_OUT,
+                       {"timeout_type": timeout_type, "failure": failure},
+                       started=act["state"] == "started")
+    return False
+
+
+async def cancel_activity_task(store: Store, namespace: str,
+                               req: wire.RespondActivityTaskCanceled) -> dict[str, Any]:
+    tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        rt, act = await _lock_started_activity(store, conn, tok)
+        close_activity(rt, act, EventType.ACTIVITY_TASK_CANCELED, {"identity": req.identity})
+        return await finish_activity(store, rt, False, req.identity)
+
+    return await store.txn(txn)
+
+
+async def heartbeat_activity(store: Store, namespace: str,
+                             req: wire.HeartbeatRequest) -> dict[str, Any]:
+    tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
+    details = [p.model_dump() for p in req.details] if req.details is not None else None
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        cancel = await conn.fetchval(Q["heartbeat_activity"], namespace, tok.workflow_id,
+                                     uuid.UUID(tok.run_id), int(tok.ref), tok.attempt, details,
+                                     utcnow())
+        if cancel is None:
+            raise TaskNotFound(
+                "activity task is no longer open: it timed out, was retried or the run closed"
+            )
+        return {"cancel_requested": bool(cancel)}
+
+    if tok.kind != "act":
+        raise InvalidArgument("not an activity task token")
+    return await store.txn(txn)

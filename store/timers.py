@@ -1,0 +1,217 @@
+"""Durable timers: user timers, timeouts and retries, fired once per region.
+
+One server per region holds the timer advisory lock and runs the loop; the
+others stand by and take over within seconds when it dies. The loop sleeps
+until the earliest timer is due, and is woken early by the NOTIFY a timer
+insert sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from store import db
+from store.commands import start_activity_timers
+from store.context import Store
+from store.errors import NamespaceInHandover, NamespaceNotActive, StoreError
+from store.mutable_state import (
+    ACTIVITY_HEARTBEAT,
+    ACTIVITY_RETRY,
+    ACTIVITY_SCHEDULE_TO_CLOSE,
+    ACTIVITY_SCHEDULE_TO_START,
+    ACTIVITY_START_TO_CLOSE,
+    RUN_TIMEOUT,
+    USER_TIMER,
+    WT_RETRY,
+    WT_TIMEOUT,
+    RunTxn,
+    utcnow,
+)
+from store.sql import QUERIES as Q
+from store.tasks import retry_or_fail_activity
+from worker.wire import EventType
+
+log = logging.getLogger("baton.timers")
+
+#: Advisory lock key of the region's timer loop ("baton-ti").
+TIMER_LOCK = 0x6261746F6E2D7469 & 0x7FFFFFFFFFFFFFFF
+BATCH = 200
+CONCURRENCY = 8
+MAX_SLEEP = 30.0
+
+
+async def fire_timer(store: Store, conn: asyncpg.Connection, timer_id: int) -> None:
+    """Fire one timer inside a transaction (a no-op when it is stale)."""
+    t = await conn.fetchrow(Q["take_timer"], timer_id)
+    if t is None:
+        return
+    rt = await RunTxn.lock(conn, t["namespace"], t["workflow_id"], str(t["run_id"]),
+                           region=store.region, region_urls=store.region_urls)
+    if not rt.running:
+        return
+    kind = t["kind"]
+    if kind == USER_TIMER:
+        rt.add_input_event(EventType.TIMER_FIRED, {"timer_id": t["ref"]})
+        rt.schedule_workflow_task()
+    elif kind == WT_TIMEOUT:
+        if (str(rt.exe["wt_scheduled_event_id"]) != t["ref"]
+                or rt.exe["wt_started_event_id"] != t["attempt"]):
+            return
+        rt.add_event(EventType.WORKFLOW_TASK_TIMED_OUT, {
+            "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
+            "started_event_id": rt.exe["wt_started_event_id"],
+        })
+        rt.clear_workflow_task()
+        rt.exe["wt_attempt"] = int(rt.exe["wt_attempt"]) + 1
+        rt.flush_buffered()
+        rt.schedule_workflow_task()
+    elif kind == WT_RETRY:
+        rt.schedule_workflow_task()
+    elif kind == RUN_TIMEOUT:
+        if rt.wt_started:
+            rt.add_event(EventType.WORKFLOW_TASK_FAILED, {
+                "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
+                "started_event_id": rt.exe["wt_started_event_id"],
+                "cause": "WorkflowTimedOut", "failure": None, "identity": "server",
+            })
+            rt.clear_workflow_task()
+        rt.flush_buffered()
+        rt.add_event(EventType.WORKFLOW_EXECUTION_TIMED_OUT,
+                     {"timeout_s": rt.exe["run_timeout_s"]})
+        rt.close("timed_out", failure={"message": "workflow run timed out", "type": "Timeout"})
+    else:
+        if not await _fire_activity_timer(rt, t):
+            return
+    await rt.write_txn()
+
+
+async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
+    act = await rt.conn.fetchrow(Q["lock_activity"], rt.namespace, rt.workflow_id,
+                                 uuid.UUID(rt.run_id), int(t["ref"]))
+    if act is None:
+        return False
+    kind = t["kind"]
+    if kind == ACTIVITY_SCHEDULE_TO_CLOSE:
+        failure = {"message": "activity schedule-to-close timeout", "type": "Timeout"}
+        await retry_or_fail_activity(rt, act, failure, timeout_type="schedule_to_close")
+        rt.schedule_workflow_task()
+        return True
+    if act["attempt"] != t["attempt"]:
+        return False
+    if kind == ACTIVITY_RETRY:
+        if act["state"] != "scheduled":
+            return False
+        rt.add_task("activity", act["task_queue"], act["scheduled_event_id"], act["attempt"])
+        if act["schedule_to_start_s"]:
+            rt.add_timer(ACTIVITY_SCHEDULE_TO_START, act["scheduled_event_id"],
+                         rt.now + timedelta(seconds=act["schedule_to_start_s"]), act["attempt"])
+        return True
+    if kind == ACTIVITY_SCHEDULE_TO_START:
+        if act["state"] != "scheduled":
+            return False
+        timeout_type = "schedule_to_start"
+    elif kind == ACTIVITY_START_TO_CLOSE:
+        if act["state"] != "started":
+            return False
+        timeout_type = "start_to_close"
+    elif kind == ACTIVITY_HEARTBEAT:
+        if act["state"] != "started":
+            return False
+        last = act["last_heartbeat_time"] or act["started_time"]
+        due = last + timedelta(seconds=act["heartbeat_s"])
+        if due > rt.now + timedelta(milliseconds=5):
+            rt.add_timer(ACTIVITY_HEARTBEAT, act["scheduled_event_id"], due, act["attempt"])
+            return True
+        timeout_type = "heartbeat"
+    else:
+        log.error("unknown timer kind %r; dropping it", kind)
+        return False
+    failure = {"message": f"activity {timeout_type.replace('_', '-')} timeout",
+               "type": "Timeout", "timeout_type": timeout_type}
+    if not await retry_or_fail_activity(rt, act, failure, timeout_type=timeout_type):
+        rt.schedule_workflow_task()
+    return True
+
+
+class TimerLoop:
+    """Fires due timers while this process holds the region's timer lock."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._wake = asyncio.Event()
+        self._next_wake = 0.0
+        self.is_leader = False
+        store.notifier.on("baton_timers_v1", self._on_timer_inserted)
+
+    def _on_timer_inserted(self, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            if float(payload) < self._next_wake:
+                self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database restart: stand by, then try again
+                self.is_leader = False
+                log.warning("timer loop stopped (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        conn = await db.connect(self.store.config.regions[self.store.region].dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", TIMER_LOCK):
+                self.is_leader = False
+                await asyncio.sleep(2.0)
+            self.is_leader = True
+            log.info("this server fires timers for region %s", self.store.region)
+            while True:
+                await self._fire_due()
+                nxt = await conn.fetchval(Q["next_timer"], self.store.region)
+                now = utcnow()
+                sleep = MAX_SLEEP if nxt is None else (nxt - now).total_seconds()
+                sleep = max(0.0, min(sleep, MAX_SLEEP))
+                self._next_wake = (now + timedelta(seconds=sleep)).timestamp()
+                if sleep > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), sleep)
+                if conn.is_closed():
+                    raise ConnectionError("timer lock connection lost")
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _fire_due(self) -> None:
+        sem = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(timer_id: int) -> None:
+            async with sem:
+                try:
+                    await self.store.txn(lambda c: fire_timer(self.store, c, timer_id))
+                except (NamespaceNotActive, NamespaceInHandover):
+                    pass  # a standby keeps its timers; they fire after a failover
+                except StoreError as exc:
+                    log.warning("timer %s failed to fire: %s", timer_id, exc)
+
+        while True:
+            async with self.store.pool.acquire() as conn:
+                rows: list[Any] = await conn.fetch(Q["due_timers"], utcnow(), BATCH, self.store.region)
+            if not rows:
+                return
+            await asyncio.gather(*(one(r["id"]) for r in rows))
+            if len(rows) < BATCH:
+                return
+
+
+__all__ = ["TimerLoop", "fire_timer", "start_activity_timers"]

@@ -1,0 +1,379 @@
+"""Client-facing workflow operations: start, signal, cancel, terminate, read."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from store.context import Store
+from store.errors import (
+    InvalidArgument,
+    NamespaceNotFound,
+    WorkflowAlreadyStarted,
+    WorkflowNotFound,
+    WorkflowNotRunning,
+)
+from store.mutable_state import (
+    RUN_TIMEOUT,
+    Namespace,
+    RunTxn,
+    event_to_wire,
+    get_namespace,
+    new_execution,
+    utcnow,
+)
+from store.notify import wait_event
+from store.sql import QUERIES as Q
+from worker import wire
+from worker.wire import EventType, WorkflowIdReusePolicy
+
+MAX_HISTORY_PAGE = 10_000
+
+
+async def _lock_for_start(conn: asyncpg.Connection, store: Store, namespace: str) -> Namespace:
+    row = await conn.fetchrow(Q["lock_namespace_shared"], namespace)
+    if row is None:
+        raise NamespaceNotFound(
+            f"namespace {namespace!r} does not exist: create it with "
+            f"`baton namespace create {namespace}`"
+        )
+    ns = Namespace.from_row(row)
+    ns.require_writable(store.region, store.region_urls)
+    return ns
+
+
+def started_attributes(req: wire.StartWorkflowRequest, run: RunTxn,
+                       continued_from: str | None = None) -> dict[str, Any]:
+    return {
+        "workflow_type": req.workflow_type,
+        "task_queue": req.task_queue,
+        "input": [p.model_dump() for p in req.input],
+        "request_id": req.request_id,
+        "task_timeout_s": req.task_timeout_s,
+        "run_timeout_s": req.run_timeout_s,
+        "continued_from_run_id": continued_from,
+        "first_run_id": str(run.exe["first_run_id"]),
+        "attempt": 1,
+        "memo": req.memo,
+        "identity": req.identity,
+    }
+
+
+async def start_workflow(
+    store: Store, namespace: str, req: wire.StartWorkflowRequest,
+    *, signal: tuple[str, list[wire.Payload]] | None = None,
+) -> wire.StartWorkflowResponse:
+    """Start a run; with ``signal``, signal the running one instead if there is one."""
+
+    async def txn(conn: asyncpg.Connection) -> wire.StartWorkflowResponse:
+        ns = await _lock_for_start(conn, store, namespace)
+        # Serialise starts of one workflow id so the reuse policy sees every run.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                           f"{namespace}/{req.workflow_id}")
+        if req.request_id:
+            rid = await conn.fetchval(
+                Q["find_run_by_request_id"], namespace, req.workflow_id, req.request_id
+            )
+            if rid is not None:
+                return wire.StartWorkflowResponse(
+                    workflow_id=req.workflow_id, run_id=str(rid), started=False
+                )
+        cur = await conn.fetchrow(Q["get_current_execution"], namespace, req.workflow_id)
+        if cur is not None and cur["status"] == "running":
+            if signal is not None:
+                rt = await RunTxn.lock(conn, namespace, req.workflow_id, str(cur["run_id"]),
+                                       region=store.region, region_urls=store.region_urls)
+                _add_signal(rt, signal[0], signal[1], req.identity, req.request_id)
+                await rt.write_txn()
+                return wire.StartWorkflowResponse(
+                    workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
+                )
+            if req.id_reuse_policy == WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
+                rt = await RunTxn.lock(conn, namespace, req.workflow_id, str(cur["run_id"]),
+                                       region=store.region, region_urls=store.region_urls)
+                terminate_txn(rt, "terminated by a start with policy terminate_if_running",
+                              req.identity)
+                await rt.write_txn()
+            else:
+                raise WorkflowAlreadyStarted(
+                    f"workflow {req.workflow_id!r} is already running as run {cur['run_id']}: "
+                    "signal it, wait for it, or start with id_reuse_policy=terminate_if_running",
+                    run_id=str(cur["run_id"]),
+                )
+        elif cur is not None:
+            policy = req.id_reuse_policy
+            if policy == WorkflowIdReusePolicy.REJECT_DUPLICATE or (
+                policy == WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+                and cur["status"] == "completed"
+            ):
+                raise WorkflowAlreadyStarted(
+                    f"workflow {req.workflow_id!r} has a closed run ({cur['status']}) and the "
+                    f"id reuse policy {policy.value} forbids another",
+                    run_id=str(cur["run_id"]),
+                )
+        run = new_execution(
+            conn, ns, workflow_id=req.workflow_id, workflow_type=req.workflow_type,
+            task_queue=req.task_queue, request_id=req.request_id,
+            task_timeout_s=req.task_timeout_s, run_timeout_s=req.run_timeout_s, memo=req.memo,
+        )
+        run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
+        if signal is not None:
+            _add_signal(run, signal[0], signal[1], req.identity, req.request_id)
+        run.schedule_workflow_task()
+        if req.run_timeout_s:
+            run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
+        await run.write_txn()
+        return wire.StartWorkflowResponse(
+            workflow_id=req.workflow_id, run_id=run.run_id, started=True
+        )
+
+    return await store.txn(txn)
+
+
+def _add_signal(rt: RunTxn, name: str, payloads: list[wire.Payload], identity: str,
+                request_id: str | None) -> None:
+    rt.add_input_event(
+        EventType.WORKFLOW_EXECUTION_SIGNALED,
+        {"signal_name": name, "input": [p.model_dump() for p in payloads],
+         "identity": identity, "request_id": request_id},
+    )
+    rt.schedule_workflow_task()
+
+
+async def _lock_running(store: Store, conn: asyncpg.Connection, namespace: str,
+                        workflow_id: str, run_id: str | None) -> RunTxn:
+    rt = await RunTxn.lock(conn, namespace, workflow_id, run_id, region=store.region,
+                           region_urls=store.region_urls)
+    if not rt.running:
+        raise WorkflowNotRunning(
+            f"workflow {workflow_id!r} run {rt.run_id} is {rt.exe['status']}; "
+            "only running workflows take signals, cancels, updates and terminates"
+        )
+    return rt
+
+
+async def signal_workflow(store: Store, namespace: str, workflow_id: str,
+                          req: wire.SignalRequest) -> str:
+    async def txn(conn: asyncpg.Connection) -> str:
+        rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
+        _add_signal(rt, req.signal_name, req.input, req.identity, req.request_id)
+        await rt.write_txn()
+        return rt.run_id
+
+    return await store.txn(txn)
+
+
+async def cancel_workflow(store: Store, namespace: str, workflow_id: str,
+                          req: wire.CancelRequest) -> str:
+    async def txn(conn: asyncpg.Connection) -> str:
+        rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
+        rt.add_input_event(EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+                           {"reason": req.reason, "identity": req.identity})
+        rt.schedule_workflow_task()
+        await rt.write_txn()
+        return rt.run_id
+
+    return await store.txn(txn)
+
+
+def terminate_txn(rt: RunTxn, reason: str, identity: str) -> None:
+    if rt.wt_started:
+        # Keep the started task's events closed off before the run ends.
+        rt.add_event(EventType.WORKFLOW_TASK_FAILED, {
+            "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
+            "started_event_id": rt.exe["wt_started_event_id"],
+            "cause": "WorkflowTerminated", "failure": None, "identity": identity,
+        })
+        rt.clear_workflow_task()
+    rt.flush_buffered()
+    rt.add_event(EventType.WORKFLOW_EXECUTION_TERMINATED, {"reason": reason, "identity": identity})
+    rt.close("terminated", failure={"message": reason or "terminated", "type": "Terminated"})
+
+
+async def terminate_workflow(store: Store, namespace: str, workflow_id: str,
+                             req: wire.TerminateRequest) -> str:
+    async def txn(conn: asyncpg.Connection) -> str:
+        rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
+        terminate_txn(rt, req.reason, req.identity)
+        await conn.execute(Q["fail_pending_updates"], namespace, workflow_id,
+                           uuid.UUID(rt.run_id), {"message": "workflow terminated",
+                                                  "type": "Terminated"})
+        await rt.write_txn()
+        return rt.run_id
+
+    return await store.txn(txn)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+async def _get_run(conn: asyncpg.Connection, namespace: str, workflow_id: str,
+                   run_id: str | None) -> asyncpg.Record:
+    if run_id is None:
+        row = await conn.fetchrow(Q["get_current_execution"], namespace, workflow_id)
+    else:
+        try:
+            rid = uuid.UUID(run_id)
+        except ValueError:
+            raise InvalidArgument(f"run id {run_id!r} is not a UUID") from None
+        row = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, rid)
+    if row is None:
+        await get_namespace(conn, namespace)
+        what = f"run {run_id} of workflow" if run_id else "workflow"
+        raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {namespace!r}")
+    return row
+
+
+def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "namespace": row["namespace"],
+        "workflow_id": row["workflow_id"],
+        "run_id": str(row["run_id"]),
+        "workflow_type": row["workflow_type"],
+        "task_queue": row["task_queue"],
+        "status": row["status"],
+        "paused": row["paused"],
+        "start_time": row["start_time"].isoformat(),
+        "close_time": row["close_time"].isoformat() if row["close_time"] else None,
+        "history_length": row["next_event_id"] - 1,
+        "last_write_version": row["last_write_version"],
+        "continued_from_run_id": _s(row["continued_from_run_id"]),
+        "continued_to_run_id": _s(row["continued_to_run_id"]),
+        "memo": row["memo"],
+    }
+
+
+def _s(v: object) -> str | None:
+    return None if v is None else str(v)
+
+
+async def describe_workflow(store: Store, namespace: str, workflow_id: str,
+                            run_id: str | None) -> dict[str, Any]:
+    async with store.pool.acquire() as conn:
+        row = await _get_run(conn, namespace, workflow_id, run_id)
+        key = (namespace, workflow_id, row["run_id"])
+        acts = await conn.fetch(Q["pending_activities"], *key)
+        timers = await conn.fetch(Q["pending_user_timers"], *key)
+    wt = None
+    if row["wt_scheduled_event_id"] is not None:
+        wt = {
+            "scheduled_event_id": row["wt_scheduled_event_id"],
+            "started_event_id": row["wt_started_event_id"],
+            "attempt": row["wt_attempt"],
+            "identity": row["wt_identity"],
+        }
+    return {
+        "execution": execution_info(row),
+        "pending_activities": [
+            {
+                "activity_id": a["activity_id"], "activity_type": a["activity_type"],
+                "state": a["state"], "attempt": a["attempt"],
+                "scheduled_event_id": a["scheduled_event_id"], "last_failure": a["last_failure"],
+                "heartbeat_details": a["heartbeat_details"],
+                "last_heartbeat_time": (a["last_heartbeat_time"].isoformat()
+                                        if a["last_heartbeat_time"] else None),
+            }
+            for a in acts
+        ],
+        "pending_timers": [
+            {"timer_id": t["timer_id"], "fire_at": t["fire_at"].isoformat()} for t in timers
+        ],
+        "pending_workflow_task": wt,
+    }
+
+
+async def get_history(store: Store, namespace: str, workflow_id: str, run_id: str | None,
+                      from_event_id: int = 1, wait_s: float = 0.0,
+                      limit: int = MAX_HISTORY_PAGE) -> dict[str, Any]:
+    """History of a run from ``from_event_id``; waits up to ``wait_s`` for new events."""
+    deadline = utcnow() + timedelta(seconds=wait_s)
+    async with store.notifier.subscribe("baton_history_v1", f"{namespace}/{workflow_id}") as ev:
+        while True:
+            async with store.pool.acquire() as conn:
+                row = await _get_run(conn, namespace, workflow_id, run_id)
+                rows = await conn.fetch(Q["history_from"], namespace, workflow_id, row["run_id"],
+                                        from_event_id, limit)
+            closed = row["status"] != "running"
+            remaining = (deadline - utcnow()).total_seconds()
+            if rows or closed or remaining <= 0 or store.notifier.draining:
+                return {
+                    "run_id": str(row["run_id"]),
+                    "events": [event_to_wire(r) for r in rows],
+                    "next_event_id": row["next_event_id"],
+                    "closed": closed,
+                }
+            run_id = str(row["run_id"])
+            await wait_event(ev, remaining)
+
+
+async def get_result(store: Store, namespace: str, workflow_id: str, run_id: str | None,
+                     wait_s: float = 0.0) -> dict[str, Any]:
+    """Outcome of a run, following continue-as-new to the last run of the chain."""
+    deadline = utcnow() + timedelta(seconds=wait_s)
+    async with store.notifier.subscribe("baton_history_v1", f"{namespace}/{workflow_id}") as ev:
+        while True:
+            async with store.pool.acquire() as conn:
+                row = await _get_run(conn, namespace, workflow_id, run_id)
+                while row["status"] == "continued_as_new" and row["continued_to_run_id"]:
+                    row = await _get_run(conn, namespace, workflow_id,
+                                         str(row["continued_to_run_id"]))
+            run_id = str(row["run_id"])
+            closed = row["status"] != "running"
+            remaining = (deadline - utcnow()).total_seconds()
+            if closed or remaining <= 0 or store.notifier.draining:
+                return {
+                    "run_id": run_id, "status": row["status"], "closed": closed,
+                    "result": row["result"] if row["status"] == "completed" else None,
+                    "failure": row["failure"] if closed and row["status"] != "completed" else None,
+                }
+            await wait_event(ev, remaining)
+
+
+def _page_token(row: asyncpg.Record) -> str:
+    raw = orjson.dumps([row["start_time"].isoformat(), row["workflow_id"], str(row["run_id"])])
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _parse_page_token(token: str) -> tuple[datetime, str, uuid.UUID]:
+    try:
+        t, wid, rid = orjson.loads(base64.urlsafe_b64decode(token))
+        return datetime.fromisoformat(t), str(wid), uuid.UUID(rid)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise InvalidArgument("page_token is not one this server returned") from None
+
+
+async def list_workflows(
+    store: Store, namespace: str, *, status: str | None = None, workflow_type: str | None = None,
+    task_queue: str | None = None, started_after: datetime | None = None,
+    started_before: datetime | None = None, workflow_id_prefix: str | None = None,
+    page_size: int = 100, page_token: str | None = None,
+) -> dict[str, Any]:
+    if status is not None and status not in {s.value for s in wire.WorkflowStatus}:
+        raise InvalidArgument(
+            f"unknown status {status!r}; use one of "
+            + ", ".join(s.value for s in wire.WorkflowStatus)
+        )
+    if not 1 <= page_size <= 1000:
+        raise InvalidArgument("page_size must be between 1 and 1000")
+    after: tuple[Any, Any, Any] = (None, None, None)
+    if page_token:
+        after = _parse_page_token(page_token)
+    like = None
+    if workflow_id_prefix:
+        like = workflow_id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    async with store.pool.acquire() as conn:
+        await get_namespace(conn, namespace)
+        rows = await conn.fetch(Q["list_executions"], namespace, status, workflow_type,
+                                task_queue, started_after, started_before, like, *after,
+                                page_size + 1)
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    return {
+        "executions": [execution_info(r) for r in rows],
+        "next_page_token": _page_token(rows[-1]) if more else None,
+    }

@@ -1,0 +1,216 @@
+"""Workflows and activities the integration and end-to-end tests run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+from typing import Any
+
+from worker import activity, workflow
+
+T10 = timedelta(seconds=10)
+
+
+def _log(line: str) -> None:
+    # Tests read this file to count how often each activity really ran.
+    path = os.environ.get("BATON_TEST_ACTIVITY_LOG")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+@activity.defn
+async def step(x: int) -> int:
+    return x + 1
+
+
+@activity.defn
+async def echo(value: Any) -> Any:
+    return value
+
+
+@activity.defn
+async def logged_step(tag: str, x: int, seconds: float) -> int:
+    """Logs its start and end; sleeps in between (the window a crash test aims at)."""
+    _log(f"start {tag}")
+    await asyncio.sleep(seconds)
+    _log(f"done {tag}")
+    return x + 1
+
+
+@activity.defn
+async def activity_a() -> str:
+    return "a"
+
+
+@activity.defn
+async def activity_b() -> str:
+    return "b"
+
+
+@workflow.defn
+class ThreeSteps:
+    """The benchmark workflow: three no-op activities."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        x = n
+        for _ in range(3):
+            x = await workflow.execute_activity(step, x, start_to_close_timeout=T10)
+        return x
+
+
+@workflow.defn
+class Pipeline:
+    """Three activities, a durable timer and a signal."""
+
+    def __init__(self) -> None:
+        self.approved_by: str | None = None
+        self.stage = "starting"
+
+    @workflow.run
+    async def run(self, n: int) -> dict[str, Any]:
+        self.stage = "step-1"
+        a = await workflow.execute_activity(step, n, start_to_close_timeout=T10)
+        self.stage = "step-2"
+        b = await workflow.execute_activity(step, a, start_to_close_timeout=T10)
+        self.stage = "sleeping"
+        await workflow.sleep(timedelta(seconds=1))
+        self.stage = "waiting-for-approval"
+        await workflow.wait_condition(lambda: self.approved_by is not None)
+        self.stage = "step-3"
+        c = await workflow.execute_activity(step, b, start_to_close_timeout=T10)
+        self.stage = "done"
+        return {"value": c, "approved_by": self.approved_by}
+
+    @workflow.signal
+    async def approve(self, who: str) -> None:
+        self.approved_by = who
+
+    @workflow.query
+    def current_stage(self) -> str:
+        return self.stage
+
+
+@workflow.defn(name="Crashable")
+class Crashable:
+    """Three logged activities; a test kills the worker during the second."""
+
+    @workflow.run
+    async def run(self, seconds: float) -> int:
+        x = 0
+        for i in range(1, 4):
+            x = await workflow.execute_activity(
+                logged_step, f"step-{i}", x, seconds,
+                start_to_close_timeout=timedelta(seconds=seconds + 3),
+            )
+        await workflow.sleep(timedelta(seconds=0.5))
+        return x
+
+
+@workflow.defn(name="Buggy")
+class BuggyV1:
+    """Raises at step 2: a bug, not a failure of the workflow."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        x = await workflow.execute_activity(step, n, start_to_close_timeout=T10)
+        if x > 0:
+            raise RuntimeError("bug at step 2: division by zero in the pricing code")
+        return x
+
+
+@workflow.defn(name="Buggy")
+class BuggyV2:
+    """The same workflow with the bug fixed."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        x = await workflow.execute_activity(step, n, start_to_close_timeout=T10)
+        x = await workflow.execute_activity(step, x, start_to_close_timeout=T10)
+        return x
+
+
+@workflow.defn(name="Ordered")
+class OrderedV1:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> str:
+        a = await workflow.execute_activity(activity_a, start_to_close_timeout=T10)
+        await workflow.wait_condition(lambda: self.go)
+        b = await workflow.execute_activity(activity_b, start_to_close_timeout=T10)
+        return a + b
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+
+@workflow.defn(name="Ordered")
+class OrderedV2:
+    """The same workflow with its two activities swapped: not replay-safe."""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> str:
+        b = await workflow.execute_activity(activity_b, start_to_close_timeout=T10)
+        await workflow.wait_condition(lambda: self.go)
+        a = await workflow.execute_activity(activity_a, start_to_close_timeout=T10)
+        return a + b
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+
+@workflow.defn(name="Chain")
+class Chain:
+    """Continues as new until ``i`` reaches ``n``."""
+
+    @workflow.run
+    async def run(self, i: int, n: int) -> str:
+        x = await workflow.execute_activity(step, i, start_to_close_timeout=T10)
+        if i < n:
+            workflow.continue_as_new(x, n)
+        return f"done after {i} continue-as-new runs"
+
+
+@workflow.defn(name="Secret")
+class Secret:
+    """Carries a secret through an activity, a signal and its result."""
+
+    def __init__(self) -> None:
+        self.note: str | None = None
+
+    @workflow.run
+    async def run(self, secret: str) -> str:
+        echoed = await workflow.execute_activity(echo, secret, start_to_close_timeout=T10)
+        await workflow.wait_condition(lambda: self.note is not None)
+        return f"{echoed}|{self.note}"
+
+    @workflow.signal
+    def add_note(self, note: str) -> None:
+        self.note = note
+
+
+@workflow.defn(name="Sleeper")
+class Sleeper:
+    """Activities around a durable timer: survives a server restart."""
+
+    @workflow.run
+    async def run(self, n: int, seconds: float) -> int:
+        x = await workflow.execute_activity(step, n, start_to_close_timeout=T10)
+        await workflow.sleep(timedelta(seconds=seconds))
+        x = await workflow.execute_activity(step, x, start_to_close_timeout=T10)
+        return x
+
+
+ALL_WORKFLOWS = [ThreeSteps, Pipeline, Crashable, BuggyV2, OrderedV1, Chain, Secret, Sleeper]
+ALL_ACTIVITIES = [step, echo, logged_step, activity_a, activity_b]

@@ -1,0 +1,142 @@
+"""Fixtures: a real PostgreSQL cluster per session, a fresh region database per test.
+
+The cluster is started by the project's own code (ops/pg.py) in a temporary
+folder. A template database with every migration applied is made once;
+each test gets a copy of it (CREATE DATABASE ... TEMPLATE), as procrastinate's
+test suite does, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from ops.pg import PgCluster
+from store import db, migrations
+from store.api import create_app
+from store.config import BatonConfig, load_config
+from store.context import Store
+from store.server import running_store
+from tests.helpers import free_port, wait_healthy, write_config
+from worker import Client
+
+TEMPLATE_DB = "baton_template"
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: the postgres user must be able to traverse it.
+    path = Path(tempfile.mkdtemp(prefix="baton-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg(state_dir: Path) -> Iterator[PgCluster]:
+    cluster = PgCluster(state_dir / "pg", free_port())
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg: PgCluster) -> str:
+    pg.create_database(TEMPLATE_DB)
+
+    async def migrate() -> None:
+        conn = await db.connect(pg.dsn(TEMPLATE_DB))
+        try:
+            await migrations.migrate_up(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(migrate())
+    return TEMPLATE_DB
+
+
+def fresh_database(pg: PgCluster, template: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg.psql("postgres", f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+@dataclass
+class Region:
+    """One region served in-process on a fresh database."""
+
+    name: str
+    url: str
+    dbname: str
+    config: BatonConfig
+    config_path: Path
+    store: Store
+    pg: PgCluster
+
+    @property
+    def dsn(self) -> str:
+        return self.pg.dsn(self.dbname)
+
+
+@contextlib.asynccontextmanager
+async def serve_region(config: BatonConfig, region: str) -> AsyncIterator[Store]:
+    rc = config.regions[region]
+    async with running_store(config, region) as store:
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(store), host="127.0.0.1", port=rc.port, log_level="warning",
+            lifespan="off", timeout_graceful_shutdown=1, access_log=False,
+        ))
+        task = asyncio.create_task(server.serve())
+        try:
+            await wait_healthy(rc.url)
+            yield store
+        finally:
+            store.notifier.drain()
+            server.should_exit = True
+            await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def region(pg: PgCluster, template_db: str, tmp_path: Path) -> AsyncIterator[Region]:
+    dbname = fresh_database(pg, template_db)
+    port = free_port()
+    cfg = write_config(tmp_path / "baton.toml", {"region-a": (port, pg.dsn(dbname))},
+                       workflow_task_retry_max_s=1.0)
+    config = load_config(cfg)
+    async with serve_region(config, "region-a") as store:
+        yield Region("region-a", config.regions["region-a"].url, dbname, config, cfg, store, pg)
+
+
+@pytest.fixture
+async def client(region: Region) -> AsyncIterator[Client]:
+    c = await Client.connect(region.url, namespace="default")
+    await c.create_namespace("default")
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+def activity_log(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "activities.log"
+    path.touch()
+    old = os.environ.get("BATON_TEST_ACTIVITY_LOG")
+    os.environ["BATON_TEST_ACTIVITY_LOG"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("BATON_TEST_ACTIVITY_LOG", None)
+    else:
+        os.environ["BATON_TEST_ACTIVITY_LOG"] = old

@@ -1,0 +1,160 @@
+"""Workflows end to end on a real PostgreSQL: worker, server and client in one process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.apps.workflows import (
+    ALL_ACTIVITIES,
+    BuggyV1,
+    BuggyV2,
+    Chain,
+    OrderedV1,
+    OrderedV2,
+    Pipeline,
+    ThreeSteps,
+)
+from tests.helpers import eventually
+from worker import Client, Worker, WorkflowFailureError
+from worker.errors import QueryFailedError, WorkflowAlreadyStartedError
+
+pytestmark = pytest.mark.integration
+QUEUE = "tests"
+
+
+def make_worker(client: Client, *workflows: type) -> Worker:
+    return Worker(client, task_queue=QUEUE, workflows=list(workflows), activities=ALL_ACTIVITIES)
+
+
+def types_of(events: list[dict[str, Any]]) -> list[str]:
+    return [e["event_type"] for e in events]
+
+
+async def test_three_activities_a_timer_and_a_signal(client: Client) -> None:
+    async with make_worker(client, Pipeline):
+        handle = await client.start_workflow(Pipeline, 10, id="pipeline-1", task_queue=QUEUE)
+
+        async def waiting() -> bool:
+            try:
+                return await handle.query("current_stage") == "waiting-for-approval"
+            except QueryFailedError:  # before its first workflow task there is no state
+                return False
+
+        await eventually(waiting, timeout=20, what="workflow waiting for approval")
+        await handle.signal("approve", "alice")
+        result = await handle.result(timeout=20)
+    assert result == {"value": 13, "approved_by": "alice"}
+    events = await handle.history()
+    kinds = types_of(events)
+    assert [e["event_id"] for e in events] == list(range(1, len(events) + 1))
+    assert kinds[0] == "WorkflowExecutionStarted"
+    assert kinds[-1] == "WorkflowExecutionCompleted"
+    assert kinds.count("ActivityTaskScheduled") == 3
+    assert kinds.count("ActivityTaskCompleted") == 3
+    assert kinds.count("TimerStarted") == 1 and kinds.count("TimerFired") == 1
+    signaled = [e for e in events if e["event_type"] == "WorkflowExecutionSignaled"]
+    assert len(signaled) == 1 and signaled[0]["attributes"]["signal_name"] == "approve"
+    # every step is recorded in order: activity 1 and 2, then the timer, signal, activity 3
+    order = [k for k in kinds if k in {"ActivityTaskCompleted", "TimerFired",
+                                       "WorkflowExecutionSignaled"}]
+    assert order == ["ActivityTaskCompleted", "ActivityTaskCompleted", "TimerFired",
+                     "WorkflowExecutionSignaled", "ActivityTaskCompleted"]
+    assert all(e["version"] == 1 for e in events)
+
+
+async def test_three_steps_returns_n_plus_three(client: Client) -> None:
+    async with make_worker(client, ThreeSteps):
+        results = await asyncio.gather(*[
+            client.execute_workflow(ThreeSteps, n, id=f"three-{n}", task_queue=QUEUE)
+            for n in range(20)
+        ])
+    assert results == [n + 3 for n in range(20)]
+
+
+async def test_workflow_task_failure_retries_until_the_fixed_code_runs(client: Client) -> None:
+    handle = await client.start_workflow("Buggy", 1, id="buggy-1", task_queue=QUEUE)
+    async with make_worker(client, BuggyV1):
+
+        async def failed_twice() -> bool:
+            events = await handle.history()
+            return types_of(events).count("WorkflowTaskFailed") >= 2
+
+        await eventually(failed_twice, timeout=30, what="two failed workflow tasks")
+    desc = await handle.describe()
+    assert desc["execution"]["status"] == "running"  # a bug never fails the workflow
+    failed = [e for e in await handle.history() if e["event_type"] == "WorkflowTaskFailed"]
+    assert "bug at step 2" in failed[0]["attributes"]["failure"]["message"]
+    # fix the code, restart the worker: the workflow finishes
+    async with make_worker(client, BuggyV2):
+        assert await handle.result(timeout=30) == 3
+    kinds = types_of(await handle.history())
+    assert "WorkflowExecutionFailed" not in kinds
+    assert kinds.count("ActivityTaskCompleted") == 2
+
+
+async def test_reordered_commands_raise_non_determinism_naming_both(client: Client) -> None:
+    handle = await client.start_workflow("Ordered", id="ordered-1", task_queue=QUEUE)
+    async with make_worker(client, OrderedV1):
+
+        async def first_activity_done() -> bool:
+            return "ActivityTaskCompleted" in types_of(await handle.history())
+
+        await eventually(first_activity_done, timeout=20, what="activity_a completed")
+    async with make_worker(client, OrderedV2):
+        await handle.signal("proceed")
+
+        async def nondeterminism() -> dict[str, Any] | None:
+            for e in await handle.history():
+                if (e["event_type"] == "WorkflowTaskFailed"
+                        and e["attributes"].get("cause") == "NonDeterminism"):
+                    return e
+            return None
+
+        failed = await eventually(nondeterminism, timeout=20, what="non-determinism error")
+    message = failed["attributes"]["failure"]["message"]
+    assert "activity_a" in message and "activity_b" in message, message
+    assert (await handle.describe())["execution"]["status"] == "running"
+
+
+async def test_continue_as_new_chain_result_follows_to_the_last_run(client: Client) -> None:
+    async with make_worker(client, Chain):
+        handle = await client.start_workflow(Chain, 0, 5, id="chain-1", task_queue=QUEUE)
+        result = await handle.result(timeout=30)
+    assert result == "done after 5 continue-as-new runs"
+    runs = [r async for r in client.list_workflows(workflow_id_prefix="chain-1")]
+    assert len(runs) == 6
+    assert sorted(r.status for r in runs) == ["completed"] + ["continued_as_new"] * 5
+    first = await client.get_workflow_handle("chain-1", run_id=handle.run_id).describe()
+    assert first["execution"]["status"] == "continued_as_new"
+    assert first["execution"]["continued_to_run_id"]
+
+
+async def test_start_with_request_id_is_idempotent_and_running_id_is_rejected(
+    client: Client,
+) -> None:
+    h1 = await client.start_workflow(ThreeSteps, 1, id="dup-1", task_queue=QUEUE,
+                                     request_id="req-1")
+    h2 = await client.start_workflow(ThreeSteps, 1, id="dup-1", task_queue=QUEUE,
+                                     request_id="req-1")
+    assert h1.run_id == h2.run_id
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await client.start_workflow(ThreeSteps, 1, id="dup-1", task_queue=QUEUE,
+                                    request_id="req-2")
+    runs = [r async for r in client.list_workflows(workflow_id_prefix="dup-1")]
+    assert len(runs) == 1
+
+
+async def test_terminate_and_list_filters(client: Client) -> None:
+    h = await client.start_workflow(ThreeSteps, 1, id="term-1", task_queue=QUEUE)
+    await client.start_workflow(ThreeSteps, 1, id="other-1", task_queue="elsewhere")
+    await h.terminate("operator said so")
+    with pytest.raises(WorkflowFailureError) as err:
+        await h.result(timeout=5)
+    assert err.value.status == "terminated"
+    running = [r.workflow_id async for r in client.list_workflows(status="running")]
+    assert running == ["other-1"]
+    by_queue = [r.workflow_id async for r in client.list_workflows(task_queue=QUEUE)]
+    assert by_queue == ["term-1"]

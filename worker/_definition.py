@@ -1,0 +1,306 @@
+"""Definitions of workflows and activities, as the decorators build them.
+
+The decorators in :mod:`worker.workflow` and :mod:`worker.activity` only mark
+functions; :func:`define_workflow` then reads the marks of a whole class at
+once, so misuse (no ``@run``, two of them, clashing handler names) is reported
+where the class is defined, not when the first task arrives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+_WORKFLOW_ATTR = "__baton_workflow_definition__"
+_ACTIVITY_ATTR = "__baton_activity_definition__"
+_RUN_ATTR = "__baton_workflow_run__"
+_HANDLER_ATTR = "__baton_workflow_handler__"
+
+SIGNAL = "signal"
+QUERY = "query"
+UPDATE = "update"
+
+
+def _param_hints(fn: Callable[..., Any], *, skip_self: bool) -> tuple[tuple[Any, ...], Any]:
+    """Type hints of the positional parameters and of the return value.
+
+    Hints that cannot be resolved (forward references to local classes) count
+    as missing: the converter then hands over plain JSON values.
+    """
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    params = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if skip_self:
+        params = params[1:]
+    return tuple(hints.get(p.name) for p in params), hints.get("return")
+
+
+def _check_name(name: str | None, what: str) -> None:
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"{what} name must be a non-empty string, got {name!r}")
+
+
+# --------------------------------------------------------------------------- activities
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivityDefinition:
+    """An activity function and what the SDK needs to call it.
+
+    Attributes:
+        name: The activity type name workflows schedule it by.
+        fn: The decorated function.
+        is_async: Whether ``fn`` is a coroutine function (else the worker runs
+            it in a thread).
+        arg_types: Type hints of the positional parameters (None where absent).
+        return_type: The return annotation, used to decode the result in
+            workflows that pass the function itself.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    arg_types: tuple[Any, ...]
+    return_type: Any
+
+    @staticmethod
+    def from_callable(fn: Callable[..., Any]) -> ActivityDefinition:
+        """The definition of a function decorated with ``@activity.defn``.
+
+        Raises:
+            TypeError: ``fn`` was not decorated.
+        """
+        defn = getattr(fn, _ACTIVITY_ATTR, None)
+        if not isinstance(defn, ActivityDefinition):
+            raise TypeError(
+                f"{getattr(fn, '__qualname__', fn)!r} is not an activity: decorate it with "
+                "@activity.defn"
+            )
+        return defn
+
+
+def define_activity(fn: Callable[..., Any], name: str | None) -> ActivityDefinition:
+    """Build and attach the definition of an activity function."""
+    _check_name(name, "activity")
+    if inspect.isclass(fn) or not callable(fn):
+        raise TypeError(f"@activity.defn expects a function, got {fn!r}")
+    if isinstance(getattr(fn, _ACTIVITY_ATTR, None), ActivityDefinition):
+        raise TypeError(f"{fn.__qualname__} is decorated with @activity.defn twice")
+    arg_types, return_type = _param_hints(fn, skip_self=False)
+    defn = ActivityDefinition(
+        name=name or fn.__name__,
+        fn=fn,
+        is_async=inspect.iscoroutinefunction(fn),
+        arg_types=arg_types,
+        return_type=return_type,
+    )
+    setattr(fn, _ACTIVITY_ATTR, defn)
+    return defn
+
+
+def get_activity_name(fn_or_name: str | Callable[..., Any]) -> str:
+    """The activity type name of a decorated function, or the name itself.
+
+    Raises:
+        TypeError: A function that was not decorated with ``@activity.defn``.
+        ValueError: An empty name.
+    """
+    if isinstance(fn_or_name, str):
+        _check_name(fn_or_name, "activity")
+        return fn_or_name
+    return ActivityDefinition.from_callable(fn_or_name).name
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+@dataclasses.dataclass
+class _HandlerMark:
+    """Mutable mark on a handler function; frozen into a HandlerDefinition by ``defn``."""
+
+    kind: str
+    name: str
+    validator: Callable[..., Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HandlerDefinition:
+    """A signal, query or update handler of a workflow class.
+
+    Attributes:
+        kind: ``"signal"``, ``"query"`` or ``"update"``.
+        name: The name clients call it by.
+        fn: The (unbound) method.
+        is_async: Whether ``fn`` is a coroutine function.
+        arg_types: Type hints of its parameters after ``self``.
+        return_type: Its return annotation (query and update results).
+        validator: For updates, the ``@handler.validator`` method or None.
+    """
+
+    kind: str
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    arg_types: tuple[Any, ...]
+    return_type: Any
+    validator: Callable[..., Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowDefinition:
+    """A workflow class and its run method and handlers.
+
+    Attributes:
+        name: The workflow type name.
+        cls: The decorated class.
+        run_fn: The ``@workflow.run`` method (unbound).
+        arg_types: Type hints of the run method's parameters.
+        return_type: The run method's return annotation.
+        signals: Signal handlers by name.
+        queries: Query handlers by name.
+        updates: Update handlers by name.
+    """
+
+    name: str
+    cls: type
+    run_fn: Callable[..., Any]
+    arg_types: tuple[Any, ...]
+    return_type: Any
+    signals: Mapping[str, HandlerDefinition]
+    queries: Mapping[str, HandlerDefinition]
+    updates: Mapping[str, HandlerDefinition]
+
+    @staticmethod
+    def from_class(cls: type) -> WorkflowDefinition:
+        """The definition of a class decorated with ``@workflow.defn``.
+
+        Raises:
+            TypeError: The class was not decorated.
+        """
+        defn = cls.__dict__.get(_WORKFLOW_ATTR) if isinstance(cls, type) else None
+        if not isinstance(defn, WorkflowDefinition):
+            raise TypeError(f"{cls!r} is not a workflow: decorate the class with @workflow.defn")
+        return defn
+
+
+def mark_run(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a method as the workflow's run method."""
+    if not inspect.isfunction(fn):
+        raise TypeError(f"@workflow.run expects a method, got {fn!r}")
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"@workflow.run method {fn.__qualname__} must be `async def`")
+    setattr(fn, _RUN_ATTR, True)
+    return fn
+
+
+def mark_handler(kind: str, fn: Callable[..., Any], name: str | None) -> Callable[..., Any]:
+    """Mark a method as a signal, query or update handler."""
+    _check_name(name, kind)
+    if not inspect.isfunction(fn):
+        raise TypeError(f"@workflow.{kind} expects a method, got {fn!r}")
+    if getattr(fn, _HANDLER_ATTR, None) is not None:
+        raise TypeError(f"{fn.__qualname__} is already a workflow handler")
+    if kind == QUERY and inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"@workflow.query method {fn.__qualname__} must not be `async def`: "
+            "queries read state and cannot wait"
+        )
+    mark = _HandlerMark(kind=kind, name=name or fn.__name__)
+    setattr(fn, _HANDLER_ATTR, mark)
+    if kind == UPDATE:
+        setattr(fn, "validator", _validator_decorator(fn, mark))  # noqa: B010
+    return fn
+
+
+def _validator_decorator(
+    update_fn: Callable[..., Any], mark: _HandlerMark
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def validator(vfn: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.isfunction(vfn):
+            raise TypeError(f"@{update_fn.__name__}.validator expects a method, got {vfn!r}")
+        if inspect.iscoroutinefunction(vfn):
+            raise TypeError(
+                f"update validator {vfn.__qualname__} must not be `async def`: "
+                "it runs before the update is accepted and cannot wait"
+            )
+        if mark.validator is not None:
+            raise TypeError(f"update {mark.name!r} already has a validator")
+        mark.validator = vfn
+        return vfn
+
+    return validator
+
+
+def define_workflow(cls: type, name: str | None) -> WorkflowDefinition:
+    """Read the marks of a class, check them and attach its definition."""
+    _check_name(name, "workflow")
+    if not inspect.isclass(cls):
+        raise TypeError(f"@workflow.defn expects a class, got {cls!r}")
+    # Walk the MRO most-derived first so that an override replaces the base
+    # class's method of the same attribute name instead of clashing with it.
+    seen: set[str] = set()
+    runs: list[tuple[str, Callable[..., Any]]] = []
+    handlers: dict[str, dict[str, HandlerDefinition]] = {SIGNAL: {}, QUERY: {}, UPDATE: {}}
+    owners: dict[tuple[str, str], str] = {}
+    for klass in cls.__mro__:
+        for attr, value in vars(klass).items():
+            if attr in seen:
+                continue
+            seen.add(attr)
+            if not inspect.isfunction(value):
+                continue
+            if getattr(value, _RUN_ATTR, False):
+                runs.append((f"{klass.__qualname__}.{attr}", value))
+            mark = getattr(value, _HANDLER_ATTR, None)
+            if isinstance(mark, _HandlerMark):
+                key = (mark.kind, mark.name)
+                if key in owners:
+                    raise ValueError(
+                        f"workflow {cls.__qualname__} has two {mark.kind} handlers named "
+                        f"{mark.name!r}: {owners[key]} and {klass.__qualname__}.{attr}"
+                    )
+                owners[key] = f"{klass.__qualname__}.{attr}"
+                arg_types, return_type = _param_hints(value, skip_self=True)
+                handlers[mark.kind][mark.name] = HandlerDefinition(
+                    kind=mark.kind,
+                    name=mark.name,
+                    fn=value,
+                    is_async=inspect.iscoroutinefunction(value),
+                    arg_types=arg_types,
+                    return_type=return_type,
+                    validator=mark.validator,
+                )
+    if not runs:
+        raise ValueError(
+            f"workflow {cls.__qualname__} has no @workflow.run method: mark its entry point "
+            "`async def` method with @workflow.run"
+        )
+    if len(runs) > 1:
+        raise ValueError(
+            f"workflow {cls.__qualname__} has {len(runs)} @workflow.run methods "
+            f"({', '.join(n for n, _ in runs)}); it must have exactly one"
+        )
+    run_fn = runs[0][1]
+    arg_types, return_type = _param_hints(run_fn, skip_self=True)
+    defn = WorkflowDefinition(
+        name=name or cls.__name__,
+        cls=cls,
+        run_fn=run_fn,
+        arg_types=arg_types,
+        return_type=return_type,
+        signals=MappingProxyType(handlers[SIGNAL]),
+        queries=MappingProxyType(handlers[QUERY]),
+        updates=MappingProxyType(handlers[UPDATE]),
+    )
+    setattr(cls, _WORKFLOW_ATTR, defn)
+    return defn

@@ -1,0 +1,111 @@
+"""Turning exceptions into wire failures and back.
+
+Failures cross process boundaries as data (never pickles): message, type,
+stack trace, non-retryable flag, detail payloads and a cause chain. The
+``type`` field says which exception class to rebuild on the other side.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from worker.converter import PayloadConverter
+from worker.errors import (
+    ActivityError,
+    ApplicationError,
+    CanceledError,
+    FailureError,
+    TimeoutError_,
+)
+from worker.wire import Failure, Payload
+
+ACTIVITY_ERROR_TYPE = "ActivityError"
+TIMEOUT_ERROR_TYPE = "TimeoutError"
+CANCELED_ERROR_TYPE = "CanceledError"
+
+# Cause chains longer than this are cut: a failure must stay small on the wire.
+_MAX_CAUSE_DEPTH = 20
+
+
+def exception_to_failure(exc: BaseException, converter: PayloadConverter) -> Failure:
+    """The wire failure for an exception and its ``__cause__`` chain.
+
+    ``ApplicationError`` keeps its type, flag and details; ``ActivityError``,
+    ``TimeoutError_`` and ``CanceledError`` get their fixed type names; any
+    other exception is named after its class and stays retryable.
+    """
+    return _to_failure(exc, converter, 0)
+
+
+def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> Failure:
+    details: list[Payload] = []
+    non_retryable = False
+    if isinstance(exc, ApplicationError):
+        type_name = exc.type
+        non_retryable = exc.non_retryable
+        details = _encode_details(exc.details, converter)
+    elif isinstance(exc, ActivityError):
+        type_name = ACTIVITY_ERROR_TYPE
+    elif isinstance(exc, TimeoutError_):
+        type_name = TIMEOUT_ERROR_TYPE
+        details = _encode_details((exc.timeout_type,), converter)
+    elif isinstance(exc, CanceledError):
+        type_name = CANCELED_ERROR_TYPE
+    else:
+        type_name = type(exc).__name__
+    message = exc.message if isinstance(exc, FailureError) else str(exc)
+    cause = exc.__cause__
+    return Failure(
+        message=message,
+        type=type_name,
+        stack_trace="".join(traceback.format_tb(exc.__traceback__)),
+        non_retryable=non_retryable,
+        details=details,
+        cause=(
+            _to_failure(cause, converter, depth + 1)
+            if cause is not None and depth < _MAX_CAUSE_DEPTH
+            else None
+        ),
+    )
+
+
+def _encode_details(values: tuple[Any, ...], converter: PayloadConverter) -> list[Payload]:
+    try:
+        return converter.to_payloads(values)
+    except Exception as exc:
+        # Losing the details is better than losing the failure itself.
+        return converter.to_payloads([f"<details not serialisable: {exc}>"])
+
+
+def failure_to_exception(failure: Failure, converter: PayloadConverter) -> FailureError:
+    """Rebuild the exception (with its ``__cause__`` chain) a wire failure describes."""
+    exc: FailureError
+    if failure.type == ACTIVITY_ERROR_TYPE:
+        exc = ActivityError(failure.message, activity_type="", activity_id="", failure=failure)
+    elif failure.type == TIMEOUT_ERROR_TYPE:
+        details = _decode_details(failure, converter)
+        timeout_type = str(details[0]) if details else ""
+        exc = TimeoutError_(failure.message, timeout_type=timeout_type, failure=failure)
+    elif failure.type == CANCELED_ERROR_TYPE:
+        exc = CanceledError(failure.message, failure=failure)
+    else:
+        exc = ApplicationError(
+            failure.message,
+            *_decode_details(failure, converter),
+            type=failure.type,
+            non_retryable=failure.non_retryable,
+            failure=failure,
+        )
+    if failure.cause is not None:
+        exc.__cause__ = failure_to_exception(failure.cause, converter)
+    return exc
+
+
+def _decode_details(failure: Failure, converter: PayloadConverter) -> list[Any]:
+    try:
+        return converter.from_payloads(failure.details)
+    except Exception:
+        # Details a codec or converter cannot read are kept raw on
+        # ``exc.failure``; the failure itself must still surface.
+        return []

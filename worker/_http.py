@@ -1,0 +1,121 @@
+"""The SDK's HTTP transport: one connection pool, typed errors, failover following.
+
+A transport knows every region's endpoint. Calls go to the endpoint where the
+namespace was last seen active; a ``NAMESPACE_NOT_ACTIVE`` answer names the
+active region's URL and the call is repeated there, and retryable errors
+(``NAMESPACE_IN_HANDOVER``, ``UNAVAILABLE``, connection failures) are retried
+with backoff up to a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from worker.errors import (
+    BatonError,
+    NamespaceNotActiveError,
+    UnavailableError,
+    from_wire,
+)
+
+log = logging.getLogger("baton.sdk")
+API = "/api/v1"
+
+
+def wf_path(namespace: str, workflow_id: str, suffix: str = "") -> str:
+    return f"{API}/namespaces/{quote(namespace, safe='')}/workflows/{quote(workflow_id, safe='')}{suffix}"
+
+
+def ns_path(namespace: str, suffix: str = "") -> str:
+    return f"{API}/namespaces/{quote(namespace, safe='')}{suffix}"
+
+
+class Transport:
+    """HTTP calls to a Baton deployment."""
+
+    def __init__(self, endpoints: Sequence[str], *, retry_for_s: float = 60.0,
+                 request_timeout_s: float = 150.0):
+        if not endpoints:
+            raise ValueError("at least one server endpoint is needed")
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        self._active = self.endpoints[0]
+        self.retry_for_s = retry_for_s
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(request_timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            headers={"content-type": "application/json"},
+        )
+
+    @property
+    def active_endpoint(self) -> str:
+        return self._active
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def call(self, method: str, path: str, body: Any = None, *,
+                   params: dict[str, Any] | None = None, retry: bool = True) -> Any:
+        """Make one API call; returns the decoded JSON body or raises a BatonError."""
+        deadline = time.monotonic() + (self.retry_for_s if retry else 0)
+        delay = 0.05
+        tried_other = False
+        content = orjson.dumps(body) if body is not None else None
+        while True:
+            base = self._active
+            try:
+                resp = await self._http.request(
+                    method, base + path, content=content,
+                    params={k: v for k, v in (params or {}).items() if v is not None},
+                )
+            except httpx.TransportError as exc:
+                err: BatonError = UnavailableError(f"cannot reach {base}: {exc!r}")
+                # Another region's server may answer (and redirect) instead.
+                if len(self.endpoints) > 1:
+                    i = self.endpoints.index(base) if base in self.endpoints else -1
+                    self._active = self.endpoints[(i + 1) % len(self.endpoints)]
+            else:
+                if resp.status_code < 400:
+                    return orjson.loads(resp.content) if resp.content else None
+                err = _error_from(resp)
+                if isinstance(err, NamespaceNotActiveError) and err.active_url:
+                    if err.active_url.rstrip("/") != base:
+                        self._active = err.active_url.rstrip("/")
+                        if self._active not in self.endpoints:
+                            self.endpoints.append(self._active)
+                        if not tried_other:
+                            tried_other = True
+                            continue
+                    err = _retryable_copy(err)
+            if not err.retryable or time.monotonic() + delay > deadline:
+                raise err
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+
+def _error_from(resp: httpx.Response) -> BatonError:
+    try:
+        body = orjson.loads(resp.content)["error"]
+        return from_wire(body["code"], body["message"], body.get("details"))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        text = resp.text[:500]
+        if resp.status_code >= 500:
+            return UnavailableError(f"server answered {resp.status_code}: {text}")
+        return from_wire("INTERNAL", f"server answered {resp.status_code}: {text}")
+
+
+class _RetryableNotActive(NamespaceNotActiveError):
+    retryable = True
+
+
+def _retryable_copy(err: NamespaceNotActiveError) -> BatonError:
+    # Seen again at the URL it named: the namespace is moving; wait it out.
+    return _RetryableNotActive(err.message, details=err.details)

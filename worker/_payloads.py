@@ -1,0 +1,51 @@
+"""Applying a payload codec to every payload inside wire JSON.
+
+Events, commands and tasks carry payloads at many depths (inputs, results,
+failure details, heartbeat details). Rather than list every place, the walk
+treats any JSON object with exactly the keys ``metadata`` and ``data`` as a
+payload, gathers them all, and runs the codec once over the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.converter import PayloadCodec
+from worker.wire import Payload
+
+_KEYS = frozenset({"metadata", "data"})
+
+
+def _is_payload(obj: Any) -> bool:
+    return (isinstance(obj, dict) and obj.keys() == _KEYS and isinstance(obj["data"], str)
+            and isinstance(obj["metadata"], dict))
+
+
+def _collect(obj: Any, found: list[tuple[Any, Any]]) -> None:
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if _is_payload(value):
+                found.append((obj, key))
+            else:
+                _collect(value, found)
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            if _is_payload(value):
+                found.append((obj, i))
+            else:
+                _collect(value, found)
+
+
+async def transform(obj: Any, codec: PayloadCodec | None, *, encode: bool) -> Any:
+    """Encode or decode, in place, every payload inside ``obj``; returns ``obj``."""
+    if codec is None:
+        return obj
+    found: list[tuple[Any, Any]] = []
+    _collect(obj, found)
+    if not found:
+        return obj
+    payloads = [Payload.model_validate(parent[key]) for parent, key in found]
+    out = await (codec.encode(payloads) if encode else codec.decode(payloads))
+    for (parent, key), p in zip(found, out, strict=True):
+        parent[key] = p.model_dump()
+    return obj

@@ -1,0 +1,458 @@
+"""The worker: polls a task queue, runs workflow tasks and activities.
+
+Workflow tasks run on cached :class:`WorkflowInstance` objects so a task only
+applies the events that are new since the last one; when the cache cannot
+serve a task (evicted, or another worker ran the previous task) the worker
+fetches the full history and replays it. Completions ask the server to hand
+back the next task directly (eager activities, and the workflow task an
+activity result schedules), which saves a poll round trip per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from worker import activity as activity_mod
+from worker._definition import ActivityDefinition, WorkflowDefinition
+from worker._failure import exception_to_failure
+from worker._http import ns_path, wf_path
+from worker._payloads import transform
+from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
+from worker.client import Client
+from worker.errors import BatonError, NonDeterminismError, TaskNotFoundError
+from worker.wire import Command, Failure, HistoryEvent, Payload
+
+log = logging.getLogger("baton.worker")
+
+
+class Worker:
+    """Runs the given workflows and activities from one task queue.
+
+    Args:
+        client: The client whose endpoints and namespace the worker uses.
+        task_queue: The task queue to poll.
+        workflows: Workflow classes decorated with ``@workflow.defn``.
+        activities: Activity functions decorated with ``@activity.defn``.
+        max_cached_workflows: Runs kept in memory between their tasks.
+        max_concurrent_workflow_tasks: Workflow tasks run at once.
+        max_concurrent_activities: Activity attempts run at once.
+        identity: Name of this worker in history (defaults to pid@host).
+        eager_activities: Ask for activities this worker schedules to be
+            handed back in the completion response.
+    """
+
+    def __init__(
+        self, client: Client, *, task_queue: str, workflows: Sequence[type] = (),
+        activities: Sequence[Any] = (), max_cached_workflows: int = 1000,
+        max_concurrent_workflow_tasks: int = 100, max_concurrent_activities: int = 100,
+        workflow_pollers: int = 4, activity_pollers: int = 4, identity: str | None = None,
+        eager_activities: bool = True, build_id: str | None = None,
+    ):
+        self.client = client
+        self.task_queue = task_queue
+        self.identity = identity or f"{client.identity}/{uuid.uuid4().hex[:6]}"
+        self.build_id = build_id
+        self._workflows = {d.name: d for d in map(WorkflowDefinition.from_class, workflows)}
+        self._activities = {d.name: d for d in map(ActivityDefinition.from_callable, activities)}
+        self._cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
+        self._max_cached = max_cached_workflows
+        self._run_locks: dict[str, asyncio.Lock] = {}
+        self._wf_slots = asyncio.Semaphore(max_concurrent_workflow_tasks)
+        self._act_slots = asyncio.Semaphore(max_concurrent_activities)
+        self._wf_pollers = workflow_pollers if self._workflows else 0
+        self._act_pollers = activity_pollers if self._activities else 0
+        self._eager = max_concurrent_activities if (eager_activities and self._activities) else 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pollers: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.converter = client.data_converter
+        if not self._workflows and not self._activities:
+            raise ValueError("a worker needs at least one workflow or activity")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Poll until :meth:`shutdown` is called (or the task is cancelled)."""
+        self._pollers = [asyncio.create_task(self._poll_workflows(i))
+                         for i in range(self._wf_pollers)]
+        self._pollers += [asyncio.create_task(self._poll_activities(i))
+                          for i in range(self._act_pollers)]
+        try:
+            await self._stopping.wait()
+        finally:
+            await self._stop()
+
+    async def shutdown(self) -> None:
+        self._stopping.set()
+
+    async def _stop(self) -> None:
+        for t in self._pollers:
+            t.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._pollers, *self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> Worker:
+        self._runner = asyncio.create_task(self.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._runner
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, path: str, body: Any, **params: Any) -> Any:
+        return await self.client.call("POST", ns_path(self.client.namespace, path), body,
+                                      params=params or None)
+
+    # ------------------------------------------------------------------ polling
+
+    async def _poll_loop(self, kind: str, slots: asyncio.Semaphore, handle: Any) -> None:
+        body = {"task_queue": self.task_queue, "identity": self.identity, "wait_s": 30.0,
+                "build_id": self.build_id}
+        backoff = 0.1
+        while not self._stopping.is_set():
+            await slots.acquire()
+            try:
+                res = await self._call(f"/{kind}-tasks/poll", body)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                slots.release()
+                raise
+            except BatonError as exc:
+                slots.release()
+                log.warning("%s poll failed: %s", kind, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            task = res.get("task") if res else None
+            if task is None:
+                slots.release()
+                continue
+            self._spawn(self._with_slot(slots, handle(task)))
+
+    @staticmethod
+    async def _with_slot(slots: asyncio.Semaphore, coro: Any) -> None:
+        try:
+            await coro
+        finally:
+            slots.release()
+
+    async def _poll_workflows(self, _i: int) -> None:
+        await self._poll_loop("workflow", self._wf_slots, self._handle_workflow_task)
+
+    async def _poll_activities(self, _i: int) -> None:
+        await self._poll_loop("activity", self._act_slots, self._run_activity)
+
+    # ------------------------------------------------------------------ workflow tasks
+
+    def _lock(self, run_id: str) -> asyncio.Lock:
+        lock = self._run_locks.get(run_id)
+        if lock is None:
+            lock = self._run_locks[run_id] = asyncio.Lock()
+        return lock
+
+    def _evict(self, run_id: str) -> None:
+        self._cache.pop(run_id, None)
+
+    def _cache_put(self, inst: WorkflowInstance) -> None:
+        self._cache[inst.run_id] = inst
+        self._cache.move_to_end(inst.run_id)
+        while len(self._cache) > self._max_cached:
+            old, _ = self._cache.popitem(last=False)
+            self._run_locks.pop(old, None)
+
+    async def _handle_workflow_task(self, task: dict[str, Any]) -> None:
+        run_id = task["run_id"]
+        async with self._lock(run_id):
+            next_task: dict[str, Any] | None = task
+            while next_task is not None:
+                try:
+                    next_task = await self._workflow_task(next_task)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("workflow task of %s failed in the worker",
+                                  next_task.get("workflow_id"))
+                    self._evict(run_id)
+                    next_task = None
+        if run_id not in self._cache:
+            self._run_locks.pop(run_id, None)
+
+    async def _fetch_history(self, task: dict[str, Any], upto: int) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        nxt = 1
+        while nxt < upto:
+            res = await self.client.call(
+                "GET", wf_path(task["namespace"], task["workflow_id"], "/history"),
+                params={"run_id": task["run_id"], "from_event_id": nxt})
+            page = [e for e in res["events"] if e["event_id"] < upto]
+            if not page:
+                break
+            events.extend(page)
+            nxt = events[-1]["event_id"] + 1
+        return events
+
+    def _new_instance(self, task: dict[str, Any]) -> WorkflowInstance:
+        defn = self._workflows.get(task["workflow_type"])
+        if defn is None:
+            raise _NotRegistered(
+                f"workflow type {task['workflow_type']!r} is not registered on this worker "
+                f"(it has: {', '.join(sorted(self._workflows)) or 'none'})"
+            )
+        return WorkflowInstance(definition=defn, namespace=task["namespace"],
+                                workflow_id=task["workflow_id"], run_id=task["run_id"],
+                                converter=self.converter.payload_converter)
+
+    async def _instance_for(self, task: dict[str, Any]) -> tuple[WorkflowInstance, list[dict[str, Any]]]:
+        """The instance to run ``task`` on and the events it still has to apply."""
+        events = task["events"]
+        inst = self._cache.get(task["run_id"])
+        if inst is not None and inst.last_event_id == task["previous_started_event_id"]:
+            return inst, events
+        self._evict(task["run_id"])
+        first = events[0]["event_id"] if events else task["started_event_id"] + 1
+        earlier = await self._fetch_history(task, first) if first > 1 else []
+        return self._new_instance(task), earlier + events
+
+    async def _workflow_task(self, task: dict[str, Any]) -> dict[str, Any] | None:
+        if task.get("query"):
+            await self._query_task(task)
+            return None
+        token = task["task_token"]
+        try:
+            inst, raw_events = await self._instance_for(task)
+            await transform(raw_events, self.converter.codec, encode=False)
+            updates = await transform(task.get("updates") or [], self.converter.codec,
+                                      encode=False)
+            events = [HistoryEvent.model_validate(e) for e in raw_events]
+            commands = inst.activate(events, updates=updates)
+        except (NonDeterminismError, WorkflowTaskError, _NotRegistered, Exception) as exc:
+            self._evict(task["run_id"])
+            await self._fail_workflow_task(task, exc)
+            return None
+        body = {
+            "task_token": token,
+            "commands": await transform([c.model_dump(mode="json") for c in commands],
+                                        self.converter.codec, encode=True),
+            "identity": self.identity,
+            "eager_activities": self._eager_slots(),
+            "return_new_workflow_task": True,
+        }
+        try:
+            res = await self._call("/workflow-tasks/complete", body)
+        except TaskNotFoundError:
+            self._evict(task["run_id"])
+            return None
+        except BatonError as exc:
+            log.warning("completing the workflow task of %s failed: %s", task["workflow_id"], exc)
+            self._evict(task["run_id"])
+            if not exc.retryable:
+                await self._fail_workflow_task(task, exc)
+            return None
+        if inst.closed:
+            self._evict(task["run_id"])
+        else:
+            self._cache_put(inst)
+        for act in res.get("activity_tasks") or []:
+            self._spawn(self._eager_activity(act))
+        nxt: dict[str, Any] | None = res.get("workflow_task")
+        return nxt
+
+    def _eager_slots(self) -> int:
+        # Only ask for as many activities as there are free slots to run them.
+        return min(self._eager, max(0, getattr(self._act_slots, "_value", 0)), 100)
+
+    async def _eager_activity(self, act: dict[str, Any]) -> None:
+        await self._act_slots.acquire()
+        try:
+            await self._run_activity(act)
+        finally:
+            self._act_slots.release()
+
+    async def _fail_workflow_task(self, task: dict[str, Any], exc: BaseException) -> None:
+        cause = "NonDeterminism" if isinstance(exc, NonDeterminismError) else "WorkflowTaskFailed"
+        original = exc.__cause__ if isinstance(exc, WorkflowTaskError) and exc.__cause__ else exc
+        failure = exception_to_failure(original, self.converter.payload_converter)
+        if isinstance(exc, NonDeterminismError):
+            failure = Failure(message=str(exc), type="NonDeterminismError",
+                              stack_trace=failure.stack_trace)
+        log.warning("workflow task of %s (%s) failed: %s", task["workflow_id"],
+                    task["workflow_type"], failure.message)
+        body = {"task_token": task["task_token"],
+                "failure": await transform(failure.model_dump(), self.converter.codec,
+                                           encode=True),
+                "cause": cause, "identity": self.identity}
+        with contextlib.suppress(TaskNotFoundError):
+            await self._call("/workflow-tasks/fail", body)
+
+    async def _query_task(self, task: dict[str, Any]) -> None:
+        q = task["query"]
+        result: dict[str, Any] | None = None
+        failure: dict[str, Any] | None = None
+        try:
+            inst = self._cache.get(task["run_id"])
+            if inst is None or inst.last_event_id != task["previous_started_event_id"]:
+                events = await self._fetch_history(task, task["history_length"] + 1)
+                await transform(events, self.converter.codec, encode=False)
+                inst = self._new_instance(task)
+                inst.activate([HistoryEvent.model_validate(e) for e in events], run_final=False)
+            args = await transform(q.get("input") or [], self.converter.codec, encode=False)
+            answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])
+            result = (await transform([answer.model_dump()], self.converter.codec,
+                                      encode=True))[0]
+        except Exception as exc:
+            failure = exception_to_failure(exc, self.converter.payload_converter).model_dump()
+        with contextlib.suppress(TaskNotFoundError):
+            await self._call("/query-tasks/respond", {
+                "task_token": task["task_token"], "result": result, "failure": failure})
+
+    # ------------------------------------------------------------------ activities
+
+    async def _run_activity(self, task: dict[str, Any]) -> None:
+        next_wt = await self._activity_attempt(task)
+        if next_wt is not None:
+            await self._handle_workflow_task(next_wt)
+
+    async def _activity_attempt(self, task: dict[str, Any]) -> dict[str, Any] | None:
+        token = task["task_token"]
+        defn = self._activities.get(task["activity_type"])
+        if defn is None:
+            err: BaseException = _NotRegistered(
+                f"activity type {task['activity_type']!r} is not registered on this worker "
+                f"(it has: {', '.join(sorted(self._activities)) or 'none'})"
+            )
+            return await self._respond_activity_failed(token, err)
+        await transform(task, self.converter.codec, encode=False)
+        from worker.wire import ActivityTask
+
+        wire_task = ActivityTask.model_validate(task)
+        try:
+            args = self.converter.payload_converter.from_payloads(wire_task.input,
+                                                                  defn.arg_types)
+            info = activity_mod.ActivityInfo.from_task(
+                wire_task, converter=self.converter.payload_converter)
+        except Exception as exc:
+            return await self._respond_activity_failed(token, exc)
+        heartbeater = _Heartbeater(self, token, task.get("heartbeat_s"))
+        ctx = activity_mod._ActivityContext(info=info, heartbeat=heartbeater.record,
+                                            cancelled=heartbeater.cancelled)
+        heartbeater.loop = asyncio.get_running_loop()
+        try:
+            ctx_token = activity_mod._set_context(ctx)
+            try:
+                if defn.is_async:
+                    run = asyncio.ensure_future(defn.fn(*args))
+                else:
+                    loop = asyncio.get_running_loop()
+                    cvars = __import__("contextvars").copy_context()
+                    run = loop.run_in_executor(None, lambda: cvars.run(defn.fn, *args))
+                heartbeater.attempt = run
+                result = await run
+            finally:
+                activity_mod._reset_context(ctx_token)
+        except asyncio.CancelledError:
+            heartbeater.stop()
+            if heartbeater.cancelled.is_set() and not self._stopping.is_set():
+                with contextlib.suppress(TaskNotFoundError):
+                    await self._call("/activity-tasks/canceled",
+                                     {"task_token": token, "identity": self.identity})
+                return None
+            raise
+        except Exception as exc:
+            heartbeater.stop()
+            return await self._respond_activity_failed(token, exc)
+        heartbeater.stop()
+        payload = (await self.converter.encode([result]))[0]
+        try:
+            res = await self._call("/activity-tasks/complete", {
+                "task_token": token, "result": payload.model_dump(), "identity": self.identity,
+            }, return_new_workflow_task="true" if self._workflows else None)
+        except TaskNotFoundError:
+            log.info("activity %s finished after its task closed (timed out or canceled)",
+                     task["activity_type"])
+            return None
+        return res.get("workflow_task") if res else None
+
+    async def _respond_activity_failed(self, token: str, exc: BaseException) -> dict[str, Any] | None:
+        failure = exception_to_failure(exc, self.converter.payload_converter)
+        body = {"task_token": token,
+                "failure": await transform(failure.model_dump(), self.converter.codec,
+                                           encode=True),
+                "identity": self.identity}
+        try:
+            res = await self._call("/activity-tasks/fail", body,
+                                   return_new_workflow_task="true" if self._workflows else None)
+        except TaskNotFoundError:
+            return None
+        return res.get("workflow_task") if res else None
+
+
+class _NotRegistered(Exception):
+    """The worker has no workflow or activity of that name."""
+
+
+class _Heartbeater:
+    """Sends an attempt's heartbeats, throttled, and learns of cancellation."""
+
+    def __init__(self, worker: Worker, token: str, heartbeat_s: float | None):
+        self.worker = worker
+        self.token = token
+        self.interval = min(max((heartbeat_s or 30.0) * 0.5, 0.05), 10.0)
+        self.cancelled = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.attempt: asyncio.Future[Any] | None = None
+        self._pending: tuple[Any, ...] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._last_sent = 0.0
+
+    def record(self, details: tuple[Any, ...]) -> None:
+        """Called by ``activity.heartbeat`` (possibly from a thread)."""
+        if self.loop is None:
+            return
+        self.loop.call_soon_threadsafe(self._record, details)
+
+    def _record(self, details: tuple[Any, ...]) -> None:
+        self._pending = details
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_soon())
+
+    async def _send_soon(self) -> None:
+        wait = self._last_sent + self.interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        details, self._pending = self._pending, None
+        if details is None:
+            return
+        self._last_sent = time.monotonic()
+        payloads = [p.model_dump() for p in await self.worker.converter.encode(list(details))]
+        try:
+            res = await self.worker._call("/activity-tasks/heartbeat",
+                                          {"task_token": self.token, "details": payloads})
+        except TaskNotFoundError:
+            res = {"cancel_requested": True}
+        except BatonError as exc:
+            log.warning("heartbeat failed: %s", exc)
+            return
+        if res and res.get("cancel_requested") and not self.cancelled.is_set():
+            self.cancelled.set()
+            if self.attempt is not None and not self.attempt.done():
+                self.attempt.cancel()
+        if self._pending is not None:
+            self._sender = asyncio.create_task(self._send_soon())
+
+    def stop(self) -> None:
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()

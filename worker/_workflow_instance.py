@@ -1,0 +1,502 @@
+"""One workflow run in a worker: history events in, workflow code run, commands out.
+
+The worker hands :meth:`WorkflowInstance.activate` the new history events of
+a run. Events are applied in order: WorkflowExecutionStarted and the input
+events (activity results, timer firings, signals, cancel requests) queue jobs;
+each workflow task that history shows as completed is replayed ("activated")
+and the commands it issues must match the command events recorded after its
+WorkflowTaskCompleted; the task being worked on now is activated last and its
+commands are returned. The same instance can be kept between tasks (the
+cached path): the commands it returned are matched against the events the
+next call starts with.
+
+An activation delivers its jobs in event order, then steps the deterministic
+loop (:mod:`worker._workflow_loop`) until no callback is ready and no
+``wait_condition`` predicate has become true. What jobs do to the run, and the
+runtime API workflow code calls, live in :mod:`worker._workflow_runtime`.
+
+Failures split three ways. A workflow failure (a
+:class:`~worker.errors.FailureError` out of the run method) closes the run
+with FailWorkflow. A bug (any other exception) raises
+:class:`WorkflowTaskError` from ``activate`` so the worker fails the workflow
+task and it is retried, after a fix if need be. A mismatch with history raises
+:class:`~worker.errors.NonDeterminismError`. After either error, and after
+:meth:`WorkflowInstance.dispose`, the instance is unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import inspect
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from worker import _history
+from worker._definition import WorkflowDefinition, _param_hints
+from worker._failure import exception_to_failure
+from worker._workflow_runtime import WorkflowRuntime
+from worker.converter import PayloadConverter
+from worker.errors import NonDeterminismError, QueryFailedError
+from worker.wire import Command, CommandType, EventType, Failure, HistoryEvent, Payload
+from worker.workflow import _current_runtime
+
+__all__ = [
+    "DeadlockError",
+    "StaleInstanceError",
+    "WorkflowInstance",
+    "WorkflowTaskError",
+]
+
+_log = logging.getLogger(__name__)
+
+# Teardown runs cancelled user code to its end; code that keeps rescheduling
+# itself is cut off after this many callbacks.
+_TEARDOWN_MAX_STEPS = 10_000
+
+
+class WorkflowTaskError(Exception):
+    """Workflow code (or its use of the SDK) raised: fail the workflow task, not the workflow.
+
+    ``__cause__`` is the original exception and :attr:`failure` its wire form,
+    for RespondWorkflowTaskFailed. The worker discards the instance; the task
+    is retried and replays from history, so fixed code carries on.
+    """
+
+    def __init__(self, message: str, *, failure: Failure) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
+class DeadlockError(Exception):
+    """Workflow code kept running without waiting on anything durable (a busy loop or a
+    blocking call?): workflow code must hand control back by awaiting workflow operations."""
+
+
+class StaleInstanceError(ValueError):
+    """History shows that the task this instance last ran did not complete (it failed or
+    timed out on the server): the instance's state is ahead of history. Discard it and
+    replay the history in a new instance."""
+
+
+@dataclasses.dataclass
+class _Window:
+    """The command events after one WorkflowTaskCompleted.
+
+    For a replayed task, ``started`` is its WorkflowTaskStarted: the task runs
+    when the window is complete, with the buffered command events as its
+    look-ahead (patch markers, accepted updates), and they are matched then.
+    """
+
+    completed_event_id: int
+    started: HistoryEvent | None
+    buffered: list[HistoryEvent] = dataclasses.field(default_factory=list)
+
+
+class WorkflowInstance(WorkflowRuntime):
+    """One workflow run in a worker; see the module docstring.
+
+    Attributes:
+        last_event_id: Id of the last history event applied (0 before any).
+        closed: A close command (complete, fail, cancel, continue-as-new) was issued.
+    """
+
+    #: Wall-clock seconds one activation may run before it fails the task with
+    #: DeadlockError. Checked between steps, so it catches code that keeps
+    #: rescheduling itself; a step that blocks outright cannot be interrupted.
+    deadlock_timeout_s: ClassVar[float] = 2.0
+
+    def __init__(
+        self,
+        *,
+        definition: WorkflowDefinition,
+        namespace: str,
+        workflow_id: str,
+        run_id: str,
+        converter: PayloadConverter,
+    ) -> None:
+        super().__init__(
+            definition=definition,
+            namespace=namespace,
+            workflow_id=workflow_id,
+            run_id=run_id,
+            converter=converter,
+        )
+        self.last_event_id = 0
+        # Input events not yet delivered, the WorkflowTaskStarted whose fate
+        # is not known yet, the task run live whose completion is awaited, and
+        # the commands still waiting for their events.
+        self._jobs: list[HistoryEvent] = []
+        self._pending_started: HistoryEvent | None = None
+        self._live_started_id: int | None = None
+        self._window: _Window | None = None
+        self._pending: collections.deque[Command] = collections.deque()
+
+    # ================================================================== worker API
+
+    def activate(
+        self,
+        events: Sequence[HistoryEvent],
+        *,
+        updates: Sequence[Mapping[str, Any]] = (),
+        run_final: bool = True,
+    ) -> list[Command]:
+        """Apply the next history events and run the workflow code they call for.
+
+        Args:
+            events: Events continuing the history: ``events[0].event_id ==
+                last_event_id + 1``, contiguous.
+            updates: Update requests delivered with the current task
+                (``{"update_id", "name", "input": [Payload]}``); only used
+                with ``run_final``.
+            run_final: The batch ends with the WorkflowTaskStarted of the task
+                being worked on: run it live and return its commands. If False
+                (rebuilding state for a query), only completed tasks run.
+
+        Returns:
+            The commands of the current task (empty when ``run_final`` is False).
+
+        Raises:
+            ValueError: The batch does not continue the history (nothing applied);
+                :class:`StaleInstanceError` when the last task run was not completed.
+            NonDeterminismError: The code does not match history.
+            WorkflowTaskError: Workflow code raised a bug.
+        """
+        self._check_usable()
+        _history.check_batch(events, self.last_event_id, run_final=run_final)
+        try:
+            for index, event in enumerate(events):
+                self._apply(events, index)
+                self.last_event_id = event.event_id
+            if not run_final:
+                return []
+            started = self._pending_started
+            assert started is not None and started is events[-1]
+            self._pending_started = None
+            self._live_started_id = started.event_id
+            return self._activate_task(started, replaying=False, updates=updates)
+        except BaseException as exc:
+            self._make_unusable(exc)
+            raise
+
+    def query(self, name: str, args: Sequence[Payload]) -> Payload:
+        """Answer a query from the current state; it must not issue commands.
+
+        Raises:
+            QueryFailedError: Unknown query, bad arguments, or the handler raised.
+            NonDeterminismError: Replaying the last completed task failed.
+        """
+        self._check_usable()
+        try:
+            self._flush_window()
+        except BaseException as exc:
+            self._make_unusable(exc)
+            raise
+        if self._object is None:
+            raise QueryFailedError("the workflow has not started running yet: no state to query")
+        handler = self._query_handlers.get(name)
+        hints: Sequence[Any] = ()
+        if handler is not None:
+            hints = _param_hints(handler, skip_self=False)[0]
+        elif (defn := self._defn.queries.get(name)) is not None:
+            handler, hints = defn.fn.__get__(self._object), defn.arg_types
+        if handler is None:
+            known = sorted({*self._defn.queries, *self._query_handlers})
+            raise QueryFailedError(
+                f"unknown query {name!r} for workflow {self._defn.name}; known queries: "
+                f"{', '.join(known) or 'none'}"
+            )
+        token = _current_runtime.set(self)
+        self._read_only = True
+        try:
+            values = self._converter.from_payloads(args, hints)
+            result = handler(*values)
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError("query handlers must be plain functions, not coroutines")
+            return self._converter.to_payload(result)
+        except Exception as exc:
+            raise QueryFailedError(f"query {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._read_only = False
+            _current_runtime.reset(token)
+
+    def dispose(self) -> None:
+        """Cancel what still runs and make the instance unusable (eviction)."""
+        self._make_unusable(None)
+
+    # ================================================================== history
+
+    def _apply(self, events: Sequence[HistoryEvent], index: int) -> None:
+        event = events[index]
+        kind = event.event_type
+        attrs = event.attributes
+        if kind in _history.COMMAND_EVENTS:
+            self._on_command_event(event)
+        elif kind in _history.INPUT_EVENTS:
+            self._jobs.append(event)
+        elif kind == EventType.WORKFLOW_EXECUTION_STARTED:
+            self._start_event = event
+            self._jobs.append(event)
+        elif kind == EventType.WORKFLOW_TASK_SCHEDULED:
+            self._close_window(event)
+        elif kind == EventType.WORKFLOW_TASK_STARTED:
+            self._close_window(event)
+            self._pending_started = event
+        elif kind == EventType.WORKFLOW_TASK_COMPLETED:
+            self._close_window(event)
+            started_id = attrs.get("started_event_id")
+            if self._live_started_id is not None and started_id in (None, self._live_started_id):
+                self._live_started_id = None
+                self._window = _Window(event.event_id, started=None)
+            elif self._pending_started is not None and started_id in (
+                None,
+                self._pending_started.event_id,
+            ):
+                self._window = _Window(event.event_id, started=self._pending_started)
+                self._pending_started = None
+            else:
+                raise ValueError(
+                    f"event {event.event_id}: WorkflowTaskCompleted for started event "
+                    f"{started_id}, "
+                    "which this instance did not see start; replay the history from event 1"
+                )
+        elif kind in (EventType.WORKFLOW_TASK_FAILED, EventType.WORKFLOW_TASK_TIMED_OUT):
+            self._close_window(event)
+            started_id = attrs.get("started_event_id")
+            if self._live_started_id is not None and started_id in (None, self._live_started_id):
+                raise StaleInstanceError(
+                    f"event {event.event_id}: the workflow task this instance ran "
+                    "(started at event "
+                    f"{self._live_started_id}) ended as {kind.value}; discard the instance and "
+                    "replay the history"
+                )
+            if self._pending_started is not None and started_id in (
+                None,
+                self._pending_started.event_id,
+            ):
+                # Its jobs carry over to the next task that completes.
+                self._pending_started = None
+        elif kind in (
+            EventType.WORKFLOW_EXECUTION_TERMINATED,
+            EventType.WORKFLOW_EXECUTION_TIMED_OUT,
+        ):
+            self._close_window(event)
+        # ActivityTaskStarted and the like carry nothing workflow code sees.
+
+    def _on_command_event(self, event: HistoryEvent) -> None:
+        window = self._window
+        if window is None:
+            raise NonDeterminismError(
+                f"non-determinism at event {event.event_id}: history recorded "
+                f"{self._describe_event(event)} outside the command events of a completed "
+                "workflow task"
+            )
+        if window.started is not None:
+            window.buffered.append(event)
+        else:
+            self._match(event)
+        if event.event_type in _history.CLOSE_COMMAND_EVENTS:
+            # Nothing of the run follows its close, so the window is complete.
+            self._close_window(event)
+
+    def _flush_window(self) -> None:
+        """Run the replayed task of the open window and match what it has buffered."""
+        window = self._window
+        if window is None or window.started is None:
+            return
+        started, window.started = window.started, None
+        buffered, window.buffered = window.buffered, []
+        self._activate_task(started, replaying=True, lookahead=buffered)
+        for event in buffered:
+            self._match(event)
+
+    def _close_window(self, next_event: HistoryEvent | None) -> None:
+        window = self._window
+        if window is None:
+            return
+        self._flush_window()
+        self._window = None
+        if self._pending:
+            command = self._pending[0]
+            if next_event is None or next_event.event_type in _history.COMMAND_EVENTS:
+                recorded = "no event for it"
+                at = self.last_event_id
+            else:
+                recorded = f"{self._describe_event(next_event)} next"
+                at = next_event.event_id
+            raise NonDeterminismError(
+                f"non-determinism at event {at}: workflow code issued "
+                f"{_history.describe_command(command)} but history recorded {recorded} "
+                f"(among the command events of the task completed at event "
+                f"{window.completed_event_id})"
+            )
+
+    def _match(self, event: HistoryEvent) -> None:
+        if self._pending and _history.command_matches(
+            self._pending[0], event, self._activity_id_of
+        ):
+            command = self._pending.popleft()
+            on_match = self._on_match.pop(id(command), None)
+            if on_match is not None:
+                on_match(event)
+            return
+        if _history.is_patch_marker(event):
+            # A patch the code no longer asks about (deprecated or removed).
+            return
+        issued = (
+            _history.describe_command(self._pending[0]) if self._pending else "no further command"
+        )
+        raise NonDeterminismError(
+            f"non-determinism at event {event.event_id}: workflow code issued {issued} but "
+            f"history recorded {self._describe_event(event)}"
+        )
+
+    def _activity_id_of(self, scheduled_event_id: int) -> str | None:
+        act = self._activities_by_event.get(scheduled_event_id)
+        return None if act is None else act.activity_id
+
+    def _describe_event(self, event: HistoryEvent) -> str:
+        return _history.describe_event(event, self._activity_id_of)
+
+    # ================================================================== activation
+
+    def _activate_task(
+        self,
+        started: HistoryEvent,
+        *,
+        replaying: bool,
+        lookahead: Sequence[HistoryEvent] = (),
+        updates: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Command]:
+        jobs = [e for e in self._jobs if e.event_id < started.event_id]
+        self._jobs = [e for e in self._jobs if e.event_id >= started.event_id]
+        if self.closed:
+            return []
+        attrs = started.attributes
+        self._now = _history.parse_time(started.event_time)
+        self._replaying = replaying
+        self._history_length = int(attrs.get("history_length") or started.event_id)
+        self._suggest_can = bool(attrs.get("suggest_continue_as_new", False))
+        if replaying:
+            self._task_patches, updates = _history.scan_task_commands(lookahead)
+        else:
+            self._task_patches = frozenset()
+        self._commands = []
+        self._loop.set_time(self._now.timestamp())
+        token = _current_runtime.set(self)
+        outer_loop = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self._loop)
+        self.activating = True
+        try:
+            start = False
+            for job in jobs:
+                if job.event_type == EventType.WORKFLOW_EXECUTION_STARTED:
+                    start = self._instantiate()
+                else:
+                    self._deliver(job)
+                if self._task_failure is not None:
+                    break
+            else:
+                for update in updates:
+                    self._deliver_update(update, validate=not replaying)
+                # The run method starts after this activation's signals and
+                # updates are handed over, so a signal-with-start's handler
+                # runs before the first line of the run method.
+                if start:
+                    self._start_run()
+                self._run_until_quiescent()
+        finally:
+            self.activating = False
+            asyncio.events._set_running_loop(outer_loop)
+            _current_runtime.reset(token)
+        if self._task_failure is not None:
+            raise self._task_error(self._task_failure)
+        commands, self._commands = self._commands, []
+        self._pending.extend(c for c in commands if c.type != CommandType.REJECT_UPDATE)
+        return commands
+
+    def _run_until_quiescent(self) -> None:
+        deadline = time.monotonic() + self.deadlock_timeout_s
+
+        def should_stop() -> bool:
+            if self._task_failure is None and time.monotonic() > deadline:
+                self._fail_task(
+                    DeadlockError(
+                        f"workflow {self._defn.name} ({self._workflow_id}) ran for more than "
+                        f"{self.deadlock_timeout_s}s without waiting on a timer, activity, "
+                        "signal or condition: is it stuck in a loop or blocking?"
+                    )
+                )
+            return self._task_failure is not None
+
+        while True:
+            self._loop.run_ready(should_stop)
+            if should_stop() or self.closed:
+                return
+            if not self._resolve_one_condition():
+                return
+
+    def _resolve_one_condition(self) -> bool:
+        # One at a time: the waiter resumed first may make the other
+        # predicates false again.
+        self._conditions = [(fn, fut) for fn, fut in self._conditions if not fut.done()]
+        for index, (fn, fut) in enumerate(self._conditions):
+            try:
+                ready = fn()
+            except Exception as exc:
+                fut.set_exception(exc)
+                del self._conditions[index]
+                return True
+            if ready:
+                fut.set_result(None)
+                del self._conditions[index]
+                return True
+        return False
+
+    def _task_error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, NonDeterminismError | WorkflowTaskError):
+            return exc
+        error = WorkflowTaskError(
+            f"workflow task failed: {type(exc).__name__}: {exc}",
+            failure=exception_to_failure(exc, self._converter),
+        )
+        error.__cause__ = exc
+        return error
+
+    # ------------------------------------------------------------------ teardown
+
+    def _check_usable(self) -> None:
+        if self._unusable is not None:
+            raise RuntimeError(
+                f"this workflow instance can no longer be used ({self._unusable}); "
+                "discard it and replay the history in a new instance"
+            )
+
+    def _make_unusable(self, exc: BaseException | None) -> None:
+        if self._unusable is not None:
+            return
+        self._unusable = "disposed" if exc is None else f"{type(exc).__name__}: {exc}"
+        # Cancel what is left so user coroutines finish their ``finally``
+        # blocks now, not at some garbage collection inside a later activation.
+        outer_loop = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self._loop)
+        self.activating = True
+        try:
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            steps = 0
+            while self._loop.has_ready() and steps < _TEARDOWN_MAX_STEPS:
+                self._loop.run_ready(lambda: True)
+                steps += 1
+        except Exception:
+            _log.debug("error while tearing down workflow %s", self._workflow_id, exc_info=True)
+        finally:
+            self.activating = False
+            asyncio.events._set_running_loop(outer_loop)
+            self._loop.clear()
+            self._conditions.clear()

@@ -1,0 +1,665 @@
+"""The workflow-facing half of a workflow instance: state of the run and the runtime API.
+
+:class:`WorkflowRuntime` is what ``worker.workflow`` functions reach while an
+activation runs (``now()``, ``start_activity()``, timers, ``patched()``...)
+and how delivered jobs (activity outcomes, signals, updates, the run's end)
+change the run and turn into commands. :class:`worker._workflow_instance.WorkflowInstance`
+builds on it with history: which tasks to activate, and matching the commands
+issued here against the command events recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import inspect
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from worker import _history
+from worker._definition import HandlerDefinition, WorkflowDefinition, _param_hints
+from worker._failure import ACTIVITY_ERROR_TYPE, exception_to_failure, failure_to_exception
+from worker._workflow_loop import DurableTimer, WorkflowLoop
+from worker.converter import PayloadConverter
+from worker.errors import (
+    ActivityError,
+    ApplicationError,
+    CanceledError,
+    FailureError,
+    NonDeterminismError,
+    TimeoutError_,
+)
+from worker.wire import (
+    Command,
+    CommandType,
+    EventType,
+    Failure,
+    HistoryEvent,
+    Payload,
+    RetryPolicyWire,
+)
+from worker.workflow import ActivityHandle, ContinueAsNewError, WorkflowInfo, _Runtime
+
+_log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class _Activity:
+    handle: ActivityHandle
+    activity_id: str
+    activity_type: str
+    result_type: Any
+    cancel_requested: bool = False
+
+
+def _seed(run_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
+
+
+def _payloads(values: Any) -> list[Payload]:
+    return [Payload.model_validate(v) for v in values or []]
+
+
+class WorkflowRuntime(_Runtime):
+    """State of one workflow run and the runtime API its code calls.
+
+    Attributes:
+        closed: A close command (complete, fail, cancel, continue-as-new) was issued.
+        activating: An activation is running (commands may be issued).
+    """
+
+    def __init__(
+        self,
+        *,
+        definition: WorkflowDefinition,
+        namespace: str,
+        workflow_id: str,
+        run_id: str,
+        converter: PayloadConverter,
+    ) -> None:
+        self.closed = False
+        self.activating = False
+        self._defn = definition
+        self._namespace = namespace
+        self._workflow_id = workflow_id
+        self._run_id = run_id
+        self._converter = converter
+        # The I/O methods mypy sees as abstract are filled in at import time.
+        self._loop = WorkflowLoop(self)  # type: ignore[abstract]
+        self._random = random.Random(_seed(run_id))
+        self._start_event: HistoryEvent | None = None
+        # Output of the current activation; ``_on_match`` runs when a
+        # command's event is matched (keyed by id() of the command).
+        self._commands: list[Command] = []
+        self._on_match: dict[int, Callable[[HistoryEvent], None]] = {}
+        self._task_failure: BaseException | None = None
+        # History-derived context of the current activation.
+        self._replaying = False
+        self._now = datetime.fromtimestamp(0, UTC)
+        self._history_length = 0
+        self._suggest_can = False
+        self._task_patches: frozenset[str] = frozenset()
+        self._read_only = False
+        self._unusable: str | None = None
+        # State of the run.
+        self._object: Any = None
+        self._run_task: asyncio.Task[Any] | None = None
+        self._cancel_requested = False
+        self._patches: dict[str, bool] = {}
+        self._activities: dict[str, _Activity] = {}
+        self._activities_by_event: dict[int, _Activity] = {}
+        self._activity_seq = 0
+        self._timers: dict[str, DurableTimer] = {}
+        self._timer_seq = 0
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._signal_handlers: dict[str, Callable[..., Any]] = {}
+        self._query_handlers: dict[str, Callable[..., Any]] = {}
+        self._buffered_signals: dict[str, list[list[Payload]]] = {}
+        self._accepted_updates: set[str] = set()
+
+    @property
+    def namespace(self) -> str:
+        """Namespace of the run."""
+        return self._namespace
+
+    @property
+    def workflow_id(self) -> str:
+        """Workflow id of the run."""
+        return self._workflow_id
+
+    @property
+    def run_id(self) -> str:
+        """Run id of the run."""
+        return self._run_id
+
+    # ================================================================== commands
+
+    def _fail_task(self, exc: BaseException) -> None:
+        if self._task_failure is None:
+            self._task_failure = exc
+
+    def _add_command(
+        self, command: Command, on_match: Callable[[HistoryEvent], None] | None = None
+    ) -> None:
+        # Commands issued after the close (or outside an activation, e.g. by a
+        # coroutine closed at eviction) are not the run's: drop them.
+        if not self.activating or self.closed or self._unusable is not None:
+            return
+        self._commands.append(command)
+        if on_match is not None:
+            self._on_match[id(command)] = on_match
+
+    def _check_writable(self, what: str) -> None:
+        if self._read_only:
+            raise RuntimeError(
+                f"{what} may not be called from a query handler or an update validator: "
+                "they only read workflow state"
+            )
+
+    # ------------------------------------------------------------------ jobs
+
+    def _instantiate(self) -> bool:
+        try:
+            self._object = self._defn.cls()
+        except Exception as exc:
+            self._fail_task(exc)
+            return False
+        return True
+
+    def _start_run(self) -> None:
+        assert self._start_event is not None
+        try:
+            args = self._converter.from_payloads(
+                _payloads(self._start_event.attributes.get("input")), self._defn.arg_types
+            )
+            coro = self._defn.run_fn(self._object, *args)
+        except Exception as exc:
+            self._fail_task(exc)
+            return
+        self._run_task = self._loop.create_task(coro, name=f"{self._defn.name}.run")
+        self._run_task.add_done_callback(self._on_run_done)
+        if self._cancel_requested:
+            self._run_task.cancel()
+
+    def _deliver(self, event: HistoryEvent) -> None:
+        kind = event.event_type
+        attrs = event.attributes
+        if kind == EventType.TIMER_FIRED:
+            timer = self._timers.pop(str(attrs.get("timer_id")), None)
+            if timer is None:
+                raise NonDeterminismError(
+                    f"non-determinism at event {event.event_id}: history recorded TimerFired"
+                    f"(timer_id={attrs.get('timer_id')}) but the workflow code started no "
+                    "such timer"
+                )
+            self._loop.fire(timer)
+        elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED:
+            self._on_signal(str(attrs.get("signal_name")), _payloads(attrs.get("input")))
+        elif kind == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            self._cancel_requested = True
+            if self._run_task is not None and not self._run_task.done():
+                self._run_task.cancel()
+        else:
+            self._resolve_activity(event)
+
+    def _resolve_activity(self, event: HistoryEvent) -> None:
+        attrs = event.attributes
+        scheduled = attrs.get("scheduled_event_id")
+        act = self._activities_by_event.get(scheduled) if isinstance(scheduled, int) else None
+        if act is None:
+            raise NonDeterminismError(
+                f"non-determinism at event {event.event_id}: history recorded "
+                f"{event.event_type.value}(scheduled_event_id={scheduled}) but the workflow code "
+                "scheduled no activity at that event"
+            )
+        if act.handle.done():
+            return  # cancelled by the code already; the outcome comes too late to matter
+        kind = event.event_type
+        if kind == EventType.ACTIVITY_TASK_COMPLETED:
+            result = attrs.get("result")
+            try:
+                value = (
+                    None
+                    if result is None
+                    else self._converter.from_payload(
+                        Payload.model_validate(result), act.result_type
+                    )
+                )
+            except Exception as exc:
+                act.handle.set_exception(exc)
+                return
+            act.handle.set_result(value)
+            return
+        raw = attrs.get("failure")
+        failure = Failure.model_validate(raw) if raw else None
+        if (
+            failure is not None
+            and failure.type == ACTIVITY_ERROR_TYPE
+            and failure.cause is not None
+        ):
+            failure = failure.cause  # the server wrapped the attempt's failure
+        cause: FailureError
+        if kind == EventType.ACTIVITY_TASK_FAILED:
+            verb = "failed"
+            cause = (
+                failure_to_exception(failure, self._converter)
+                if failure is not None
+                else ApplicationError("activity failed without a failure", type="Unknown")
+            )
+        elif kind == EventType.ACTIVITY_TASK_TIMED_OUT:
+            timeout_type = str(attrs.get("timeout_type") or "")
+            verb = f"timed out ({timeout_type})"
+            cause = TimeoutError_(
+                failure.message if failure is not None else f"activity timed out ({timeout_type})",
+                timeout_type=timeout_type,
+                failure=failure,
+            )
+            if failure is not None and failure.cause is not None:
+                cause.__cause__ = failure_to_exception(failure.cause, self._converter)
+        else:
+            verb = "was canceled"
+            cause = CanceledError("activity canceled", failure=failure)
+        error = ActivityError(
+            f"activity {act.activity_type} (id {act.activity_id}) {verb}: {cause.message}",
+            activity_type=act.activity_type,
+            activity_id=act.activity_id,
+            retry_state=str(attrs.get("retry_state") or ""),
+            failure=failure,
+        )
+        error.__cause__ = cause
+        act.handle.set_exception(error)
+
+    def _on_signal(self, name: str, payloads: list[Payload]) -> None:
+        handler = self._signal_handlers.get(name)
+        hints: Sequence[Any] = ()
+        if handler is not None:
+            hints = _param_hints(handler, skip_self=False)[0]
+        elif (defn := self._defn.signals.get(name)) is not None:
+            handler, hints = defn.fn.__get__(self._object), defn.arg_types
+        if handler is None:
+            self._buffered_signals.setdefault(name, []).append(payloads)
+            return
+        try:
+            args = self._converter.from_payloads(payloads, hints)
+        except Exception:
+            # The same payload fails the same way on every replay, so dropping
+            # it is deterministic; failing the task would retry forever.
+            _log.warning(
+                "dropping signal %r to workflow %s: its input cannot be decoded",
+                name,
+                self._workflow_id,
+                exc_info=True,
+            )
+            return
+        if (problem := _arity_problem(handler, args)) is not None:
+            _log.warning("dropping signal %r to workflow %s: %s", name, self._workflow_id, problem)
+            return
+        task = self._loop.create_task(_call_handler(handler, args), name=f"signal {name}")
+        task.add_done_callback(lambda t: self._on_handler_done(t, f"signal handler {name!r}"))
+
+    def _deliver_update(self, update: Mapping[str, Any], *, validate: bool) -> None:
+        update_id = str(update.get("update_id"))
+        name = str(update.get("name"))
+        if update_id in self._accepted_updates:
+            return  # delivered again after it was accepted: nothing new to do
+        defn = self._defn.updates.get(name)
+        if defn is None:
+            if validate:
+                known = ", ".join(sorted(self._defn.updates)) or "none"
+                self._reject_update(
+                    update_id,
+                    ApplicationError(
+                        f"unknown update {name!r} for workflow {self._defn.name}; "
+                        f"known updates: {known}",
+                        type="UnknownUpdate",
+                        non_retryable=True,
+                    ),
+                )
+            # On replay the recorded acceptance then matches nothing: non-determinism.
+            return
+        try:
+            args = self._converter.from_payloads(_payloads(update.get("input")), defn.arg_types)
+        except Exception as exc:
+            if validate:
+                self._reject_update(update_id, exc)
+            return
+        if (problem := _arity_problem(defn.fn.__get__(self._object), args)) is not None:
+            if validate:
+                self._reject_update(update_id, TypeError(f"update {name!r}: {problem}"))
+            return
+        if validate and defn.validator is not None:
+            self._read_only = True
+            try:
+                defn.validator(self._object, *args)
+            except Exception as exc:
+                self._reject_update(update_id, exc)
+                return
+            finally:
+                self._read_only = False
+        self._accepted_updates.add(update_id)
+        self._add_command(
+            Command(type=CommandType.ACCEPT_UPDATE, attributes={"update_id": update_id})
+        )
+        task = self._loop.create_task(
+            self._run_update(update_id, defn, args), name=f"update {name}"
+        )
+        task.add_done_callback(lambda t: self._on_handler_done(t, f"update handler {name!r}"))
+
+    def _reject_update(self, update_id: str, exc: BaseException) -> None:
+        failure = exception_to_failure(exc, self._converter)
+        self._add_command(
+            Command(
+                type=CommandType.REJECT_UPDATE,
+                attributes={"update_id": update_id, "failure": failure.model_dump()},
+            )
+        )
+
+    async def _run_update(self, update_id: str, defn: HandlerDefinition, args: list[Any]) -> None:
+        try:
+            result = await _call_handler(defn.fn.__get__(self._object), args)
+        except (FailureError, asyncio.CancelledError) as exc:
+            error = (
+                exc if isinstance(exc, FailureError) else CanceledError("update handler canceled")
+            )
+            failure = exception_to_failure(error, self._converter)
+            self._complete_update(update_id, None, failure)
+            return
+        self._complete_update(update_id, self._converter.to_payload(result), None)
+
+    def _complete_update(
+        self, update_id: str, result: Payload | None, failure: Failure | None
+    ) -> None:
+        self._add_command(
+            Command(
+                type=CommandType.COMPLETE_UPDATE,
+                attributes={
+                    "update_id": update_id,
+                    "result": None if result is None else result.model_dump(),
+                    "failure": None if failure is None else failure.model_dump(),
+                },
+            )
+        )
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _on_run_done(self, task: asyncio.Task[Any]) -> None:
+        if self._unusable is not None:
+            return
+        if task.cancelled():
+            if self._cancel_requested:
+                self._close(Command(type=CommandType.CANCEL_WORKFLOW, attributes={"details": None}))
+            else:
+                self._fail_task(
+                    RuntimeError("the run method was cancelled without a cancel request")
+                )
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._on_workflow_exception(exc)
+            return
+        try:
+            result = self._converter.to_payload(task.result())
+        except Exception as err:
+            self._fail_task(err)
+            return
+        self._close(
+            Command(type=CommandType.COMPLETE_WORKFLOW, attributes={"result": result.model_dump()})
+        )
+
+    def _on_handler_done(self, task: asyncio.Task[Any], what: str) -> None:
+        if self._unusable is not None or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._on_workflow_exception(exc)
+
+    def _on_workflow_exception(self, exc: BaseException) -> None:
+        if isinstance(exc, ContinueAsNewError):
+            try:
+                payloads = self._converter.to_payloads(exc.input)
+            except Exception as err:
+                self._fail_task(err)
+                return
+            self._close(
+                Command(
+                    type=CommandType.CONTINUE_AS_NEW,
+                    attributes={
+                        "workflow_type": exc.workflow_type,
+                        "task_queue": exc.task_queue,
+                        "input": [p.model_dump() for p in payloads],
+                        "task_timeout_s": None,
+                        "run_timeout_s": None,
+                    },
+                )
+            )
+        elif isinstance(exc, FailureError):
+            if self._cancel_requested and _caused_by_cancel(exc):
+                self._close(Command(type=CommandType.CANCEL_WORKFLOW, attributes={"details": None}))
+                return
+            failure = exception_to_failure(exc, self._converter)
+            self._close(
+                Command(
+                    type=CommandType.FAIL_WORKFLOW, attributes={"failure": failure.model_dump()}
+                )
+            )
+        else:
+            self._fail_task(exc)
+
+    def _close(self, command: Command) -> None:
+        if self.closed or self._task_failure is not None:
+            return
+        self._add_command(command)
+        self.closed = True
+
+    # ================================================================== runtime
+
+    def info(self) -> WorkflowInfo:
+        start = self._start_event
+        if start is None:
+            raise RuntimeError("the workflow has not started")
+        attrs = start.attributes
+        return WorkflowInfo(
+            namespace=self._namespace,
+            workflow_id=self._workflow_id,
+            run_id=self._run_id,
+            workflow_type=str(attrs.get("workflow_type") or self._defn.name),
+            task_queue=str(attrs.get("task_queue") or ""),
+            attempt=int(attrs.get("attempt") or 1),
+            first_run_id=str(attrs.get("first_run_id") or self._run_id),
+            continued_from_run_id=attrs.get("continued_from_run_id"),
+            history_length=self._history_length,
+            start_time=_history.parse_time(start.event_time),
+            memo=dict(attrs.get("memo") or {}),
+        )
+
+    def now(self) -> datetime:
+        return self._now
+
+    def random(self) -> random.Random:
+        if self._read_only:
+            # A query must not move the run's random sequence.
+            copy = random.Random()
+            copy.setstate(self._random.getstate())
+            return copy
+        return self._random
+
+    def is_replaying(self) -> bool:
+        return self._replaying
+
+    def patched(self, patch_id: str) -> bool:
+        self._check_writable("workflow.patched()")
+        if not isinstance(patch_id, str) or not patch_id:
+            raise self.misuse(ValueError(f"patch id must be a non-empty string, got {patch_id!r}"))
+        if patch_id in self._patches:
+            return self._patches[patch_id]
+        taken = not self._replaying or patch_id in self._task_patches
+        self._patches[patch_id] = taken
+        if taken:
+            self._add_command(
+                Command(
+                    type=CommandType.RECORD_MARKER,
+                    attributes={
+                        "marker_name": _history.PATCH_MARKER,
+                        "details": {"patch_id": patch_id},
+                    },
+                )
+            )
+        return taken
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        if not isinstance(patch_id, str) or not patch_id:
+            raise self.misuse(ValueError(f"patch id must be a non-empty string, got {patch_id!r}"))
+
+    def continue_as_new_suggested(self) -> bool:
+        return self._suggest_can
+
+    def start_activity(
+        self,
+        *,
+        activity_type: str,
+        args: tuple[Any, ...],
+        task_queue: str | None,
+        activity_id: str | None,
+        schedule_to_close_s: float | None,
+        schedule_to_start_s: float | None,
+        start_to_close_s: float | None,
+        heartbeat_s: float | None,
+        retry_policy: RetryPolicyWire | None,
+        result_type: Any,
+    ) -> ActivityHandle:
+        self._check_writable("workflow.start_activity()")
+        if activity_id is None:
+            self._activity_seq += 1
+            while str(self._activity_seq) in self._activities:
+                self._activity_seq += 1
+            activity_id = str(self._activity_seq)
+        elif activity_id in self._activities:
+            raise self.misuse(
+                ValueError(f"activity id {activity_id!r} is already used in this run")
+            )
+        try:
+            payloads = self._converter.to_payloads(args)
+        except Exception as exc:
+            raise self.misuse(exc) from None
+        handle = ActivityHandle(
+            loop=self._loop,
+            activity_id=activity_id,
+            activity_type=activity_type,
+            on_cancel=self._cancel_activity,
+        )
+        act = _Activity(handle, activity_id, activity_type, result_type)
+        self._activities[activity_id] = act
+        command = Command(
+            type=CommandType.SCHEDULE_ACTIVITY,
+            attributes={
+                "activity_id": activity_id,
+                "activity_type": activity_type,
+                "task_queue": task_queue,
+                "input": [p.model_dump() for p in payloads],
+                "schedule_to_close_s": schedule_to_close_s,
+                "schedule_to_start_s": schedule_to_start_s,
+                "start_to_close_s": start_to_close_s,
+                "heartbeat_s": heartbeat_s,
+                "retry_policy": None if retry_policy is None else retry_policy.model_dump(),
+            },
+        )
+        self._add_command(
+            command, on_match=lambda ev: self._activities_by_event.__setitem__(ev.event_id, act)
+        )
+        return handle
+
+    def _cancel_activity(self, handle: ActivityHandle) -> None:
+        act = self._activities.get(handle.activity_id)
+        if act is None or act.cancel_requested:
+            return
+        act.cancel_requested = True
+        self._add_command(
+            Command(
+                type=CommandType.REQUEST_CANCEL_ACTIVITY,
+                attributes={"activity_id": handle.activity_id},
+            )
+        )
+
+    def start_timer(self, timer: DurableTimer, delay: float) -> None:
+        self._check_writable("a timer (asyncio.sleep, wait_for, workflow.sleep)")
+        self._timer_seq += 1
+        timer.timer_id = str(self._timer_seq)
+        self._timers[timer.timer_id] = timer
+        self._add_command(
+            Command(
+                type=CommandType.START_TIMER,
+                attributes={"timer_id": timer.timer_id, "duration_s": delay},
+            )
+        )
+
+    def cancel_timer(self, timer: DurableTimer) -> None:
+        self._timers.pop(timer.timer_id, None)
+        self._add_command(
+            Command(type=CommandType.CANCEL_TIMER, attributes={"timer_id": timer.timer_id})
+        )
+
+    def callback_failed(self, exc: BaseException) -> None:
+        self._fail_task(exc)
+
+    def wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[None]:
+        self._check_writable("workflow.wait_condition()")
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._conditions.append((fn, fut))
+        return fut
+
+    def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
+        self._check_writable("workflow.set_signal_handler()")
+        if handler is None:
+            self._signal_handlers.pop(name, None)
+            return
+        self._signal_handlers[name] = handler
+        for payloads in self._buffered_signals.pop(name, []):
+            self._on_signal(name, payloads)
+
+    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
+        if handler is None:
+            self._query_handlers.pop(name, None)
+        else:
+            self._query_handlers[name] = handler
+
+    def misuse(self, exc: Exception) -> Exception:
+        if self.activating and not self._read_only:
+            self._fail_task(exc)
+        return exc
+
+
+def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | None:
+    """Why ``handler`` cannot take ``args``, or None.
+
+    A sender's mistake (wrong argument count) must not fail the workflow task
+    again on every retry, so it is caught before the handler runs.
+    """
+    try:
+        inspect.signature(handler).bind(*args)
+    except TypeError as exc:
+        return f"{len(args)} argument(s) do not fit the handler: {exc}"
+    except ValueError:
+        return None  # a builtin without a signature: let the call decide
+    return None
+
+
+async def _call_handler(handler: Callable[..., Any], args: Sequence[Any]) -> Any:
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _caused_by_cancel(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            return False
+        if isinstance(seen, CanceledError):
+            return True
+        seen = seen.__cause__
+    return False

@@ -1,0 +1,207 @@
+"""Activities: the functions workflows call to do I/O.
+
+Define one with :func:`defn`; inside a running activity, :func:`info`,
+:func:`heartbeat` and :func:`is_cancelled` reach the attempt being run.
+
+The worker loop runs each attempt inside an :class:`_ActivityContext` set with
+:func:`_set_context` and cleared with :func:`_reset_context`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar, Token
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, overload
+
+from worker._definition import ActivityDefinition, define_activity
+from worker.converter import PayloadConverter
+from worker.wire import ActivityTask
+
+__all__ = [
+    "ActivityDefinition",
+    "ActivityInfo",
+    "defn",
+    "heartbeat",
+    "in_activity",
+    "info",
+    "is_cancelled",
+    "wait_for_cancelled",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def defn(fn: F, /) -> F: ...
+
+
+@overload
+def defn(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def defn(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Make a function an activity, named ``name`` or after the function.
+
+    Use as ``@activity.defn`` or ``@activity.defn(name="Other")``. The function
+    may be ``async def`` (run on the worker's event loop) or plain (run in a
+    thread by the worker).
+
+    Raises:
+        TypeError: Not a function, or decorated twice.
+        ValueError: An empty name.
+    """
+
+    def decorate(f: F) -> F:
+        define_activity(f, name)
+        return f
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivityInfo:
+    """What an activity attempt knows about itself."""
+
+    namespace: str
+    """Namespace of the workflow that scheduled it."""
+
+    workflow_id: str
+    """Id of the workflow that scheduled it."""
+
+    run_id: str
+    """Run id of the workflow that scheduled it."""
+
+    workflow_type: str
+    """Type name of the workflow that scheduled it."""
+
+    activity_id: str
+    """Id of the activity, unique within the workflow run."""
+
+    activity_type: str
+    """The activity's type name."""
+
+    task_queue: str
+    """Task queue the attempt was dispatched on."""
+
+    attempt: int
+    """Attempt number, 1 for the first."""
+
+    heartbeat_details: Sequence[Any]
+    """Decoded details of the last heartbeat of an earlier attempt (empty if none)."""
+
+    scheduled_time: datetime
+    """When the activity was scheduled (UTC)."""
+
+    started_time: datetime
+    """When this attempt started (UTC)."""
+
+    start_to_close_timeout: timedelta | None
+    """Time allowed for one attempt, if set."""
+
+    schedule_to_close_timeout: timedelta | None
+    """Time allowed for all attempts together, if set."""
+
+    heartbeat_timeout: timedelta | None
+    """Longest gap allowed between heartbeats, if set."""
+
+    @staticmethod
+    def from_task(task: ActivityTask, *, converter: PayloadConverter) -> ActivityInfo:
+        """Build the info of an activity task whose payloads are codec-decoded."""
+        return ActivityInfo(
+            namespace=task.namespace,
+            workflow_id=task.workflow_id,
+            run_id=task.run_id,
+            workflow_type=task.workflow_type,
+            activity_id=task.activity_id,
+            activity_type=task.activity_type,
+            task_queue=task.task_queue,
+            attempt=task.attempt,
+            heartbeat_details=tuple(converter.from_payloads(task.heartbeat_details or [])),
+            scheduled_time=_parse_time(task.scheduled_time),
+            started_time=_parse_time(task.started_time),
+            start_to_close_timeout=_seconds(task.start_to_close_s),
+            schedule_to_close_timeout=_seconds(task.schedule_to_close_s),
+            heartbeat_timeout=_seconds(task.heartbeat_s),
+        )
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ActivityContext:
+    """What the worker loop provides to one running attempt.
+
+    Attributes:
+        info: The attempt's info.
+        heartbeat: Called with the raw detail values of each ``heartbeat()``
+            call; the worker encodes and sends them (throttled as it likes).
+            It must not block: sync activities call it from their thread.
+        cancelled: Set by the worker when the server asks for cancellation
+            (or the attempt times out).
+    """
+
+    info: ActivityInfo
+    heartbeat: Callable[[tuple[Any, ...]], None]
+    cancelled: asyncio.Event
+
+
+_current_context: ContextVar[_ActivityContext | None] = ContextVar(
+    "baton_activity_context", default=None
+)
+
+
+def _set_context(ctx: _ActivityContext) -> Token[_ActivityContext | None]:
+    """Make ``ctx`` the current activity context; returns the token to reset it."""
+    return _current_context.set(ctx)
+
+
+def _reset_context(token: Token[_ActivityContext | None]) -> None:
+    """Restore the context that was current before ``_set_context``."""
+    _current_context.reset(token)
+
+
+def _context() -> _ActivityContext:
+    ctx = _current_context.get()
+    if ctx is None:
+        raise RuntimeError(
+            "not in an activity: activity.info(), heartbeat() and is_cancelled() may only be "
+            "called from code run by a worker as an activity"
+        )
+    return ctx
+
+
+def in_activity() -> bool:
+    """Whether the caller runs inside an activity."""
+    return _current_context.get() is not None
+
+
+def info() -> ActivityInfo:
+    """The info of the running activity attempt."""
+    return _context().info
+
+
+def heartbeat(*details: Any) -> None:
+    """Report progress; ``details`` reach the next attempt as ``info().heartbeat_details``."""
+    _context().heartbeat(details)
+
+
+def is_cancelled() -> bool:
+    """Whether cancellation of this activity was requested."""
+    return _context().cancelled.is_set()
+
+
+async def wait_for_cancelled() -> None:
+    """Wait until cancellation of this activity is requested."""
+    await _context().cancelled.wait()

@@ -1,0 +1,311 @@
+"""The client: start workflows and talk to them.
+
+```python
+client = await Client.connect("http://127.0.0.1:7233", namespace="default")
+handle = await client.start_workflow(Pipeline, 3, id="order-42", task_queue="orders")
+print(await handle.result())
+```
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from worker import _http
+from worker._definition import WorkflowDefinition
+from worker._failure import failure_to_exception
+from worker._http import Transport, ns_path, wf_path
+from worker._payloads import transform
+from worker.converter import DataConverter
+from worker.errors import WorkflowFailureError
+from worker.wire import Failure, Payload, WorkflowIdReusePolicy
+
+
+def default_identity() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def endpoints_from_config(path: str | os.PathLike[str] | None = None) -> list[str]:
+    """Every region's URL from a Baton config file ($BATON_CONFIG or .baton/baton.toml)."""
+    p = Path(path or os.environ.get("BATON_CONFIG") or Path(".baton") / "baton.toml")
+    with p.open("rb") as fh:
+        raw = tomllib.load(fh)
+    regions = raw.get("regions", {})
+    return [str(r["url"]) for r in regions.values()]
+
+
+def _workflow_name(workflow: str | type) -> str:
+    if isinstance(workflow, str):
+        return workflow
+    return WorkflowDefinition.from_class(workflow).name
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+@dataclass(frozen=True)
+class WorkflowExecution:
+    """A workflow run as ``describe`` and ``list`` report it."""
+
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: str
+    paused: bool
+    start_time: str
+    close_time: str | None
+    history_length: int
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> WorkflowExecution:
+        return cls(
+            namespace=d["namespace"], workflow_id=d["workflow_id"], run_id=d["run_id"],
+            workflow_type=d["workflow_type"], task_queue=d["task_queue"], status=d["status"],
+            paused=d.get("paused", False), start_time=d["start_time"],
+            close_time=d.get("close_time"), history_length=d["history_length"], raw=d,
+        )
+
+
+class Client:
+    """Talks to a Baton deployment (every region's endpoint, so it follows failovers)."""
+
+    def __init__(self, transport: Transport, *, namespace: str,
+                 data_converter: DataConverter, identity: str):
+        self.transport = transport
+        self.namespace = namespace
+        self.data_converter = data_converter
+        self.identity = identity
+
+    @classmethod
+    async def connect(
+        cls, endpoints: str | Sequence[str], *, namespace: str = "default",
+        data_converter: DataConverter | None = None, identity: str | None = None,
+        retry_for_s: float = 60.0,
+    ) -> Client:
+        """A client for ``endpoints`` (one URL or every region's URLs)."""
+        eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        return cls(
+            Transport(eps, retry_for_s=retry_for_s), namespace=namespace,
+            data_converter=data_converter or DataConverter(),
+            identity=identity or default_identity(),
+        )
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ payloads
+
+    async def encode(self, values: Sequence[Any]) -> list[dict[str, Any]]:
+        return [p.model_dump() for p in await self.data_converter.encode(values)]
+
+    async def decode_one(self, payload: dict[str, Any] | None, type_hint: Any = None) -> Any:
+        if payload is None:
+            return None
+        out = await self.data_converter.decode([Payload.model_validate(payload)], [type_hint])
+        return out[0]
+
+    async def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        return await self.transport.call(method, path, body, **kw)
+
+    # ------------------------------------------------------------------ namespaces
+
+    async def create_namespace(self, name: str, *, regions: Sequence[str] | None = None,
+                               active_region: str | None = None, retention_days: int = 7,
+                               description: str = "") -> dict[str, Any]:
+        body = {"name": name, "regions": list(regions) if regions else None,
+                "active_region": active_region, "retention_days": retention_days,
+                "description": description}
+        return await self.call("POST", f"{_http.API}/namespaces", body)  # type: ignore[no-any-return]
+
+    async def describe_namespace(self, name: str | None = None) -> dict[str, Any]:
+        return await self.call("GET", ns_path(name or self.namespace))  # type: ignore[no-any-return]
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        return await self.call("GET", f"{_http.API}/namespaces")  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ workflows
+
+    async def start_workflow(
+        self, workflow: str | type, *args: Any, id: str, task_queue: str,
+        request_id: str | None = None,
+        id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        task_timeout: timedelta | float = 10.0, run_timeout: timedelta | float | None = None,
+        memo: dict[str, Any] | None = None,
+    ) -> WorkflowHandle:
+        """Start a workflow; a retried call with the same ``request_id`` never starts twice."""
+        body = {
+            "workflow_id": id, "workflow_type": _workflow_name(workflow),
+            "task_queue": task_queue, "input": await self.encode(args),
+            "request_id": request_id or str(uuid.uuid4()),
+            "id_reuse_policy": WorkflowIdReusePolicy(id_reuse_policy).value,
+            "task_timeout_s": _seconds(task_timeout), "run_timeout_s": _seconds(run_timeout),
+            "memo": memo or {}, "identity": self.identity,
+        }
+        res = await self.call("POST", ns_path(self.namespace, "/workflows"), body)
+        return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
+
+    async def execute_workflow(self, workflow: str | type, *args: Any, id: str,
+                               task_queue: str, **kw: Any) -> Any:
+        handle = await self.start_workflow(workflow, *args, id=id, task_queue=task_queue, **kw)
+        return await handle.result()
+
+    async def signal_with_start_workflow(
+        self, workflow: str | type, *args: Any, id: str, task_queue: str, signal: str,
+        signal_args: Sequence[Any] = (), request_id: str | None = None,
+    ) -> WorkflowHandle:
+        body = {
+            "workflow_id": id, "workflow_type": _workflow_name(workflow),
+            "task_queue": task_queue, "input": await self.encode(args),
+            "request_id": request_id or str(uuid.uuid4()), "identity": self.identity,
+            "signal_name": signal, "signal_input": await self.encode(list(signal_args)),
+        }
+        res = await self.call("POST", ns_path(self.namespace, "/signal-with-start"), body)
+        return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
+
+    def get_workflow_handle(self, workflow_id: str, *, run_id: str | None = None) -> WorkflowHandle:
+        return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id)
+
+    async def list_workflows(
+        self, *, status: str | None = None, workflow_type: str | None = None,
+        task_queue: str | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, workflow_id_prefix: str | None = None,
+        page_size: int = 100, limit: int | None = None,
+    ) -> AsyncIterator[WorkflowExecution]:
+        """Runs matching the filters, newest first, across pages."""
+        token = None
+        seen = 0
+        while True:
+            res = await self.call("GET", ns_path(self.namespace, "/workflows"), params={
+                "status": status, "workflow_type": workflow_type, "task_queue": task_queue,
+                "started_after": started_after.isoformat() if started_after else None,
+                "started_before": started_before.isoformat() if started_before else None,
+                "workflow_id_prefix": workflow_id_prefix, "page_size": page_size,
+                "page_token": token,
+            })
+            for e in res["executions"]:
+                yield WorkflowExecution.from_wire(e)
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            token = res.get("next_page_token")
+            if not token:
+                return
+
+
+class WorkflowHandle:
+    """A workflow id (and optionally a run) to act on."""
+
+    def __init__(self, client: Client, workflow_id: str, run_id: str | None,
+                 *, first_run_id: str | None = None):
+        self.client = client
+        self.id = workflow_id
+        self.run_id = run_id
+        self.first_run_id = first_run_id
+
+    def _path(self, suffix: str = "") -> str:
+        return wf_path(self.client.namespace, self.id, suffix)
+
+    async def result(self, *, timeout: timedelta | float | None = None,
+                     type_hint: Any = None) -> Any:
+        """The workflow's result, following continue-as-new to the last run.
+
+        Raises:
+            WorkflowFailureError: The run closed without a result; ``__cause__``
+                is the failure.
+            TimeoutError: ``timeout`` passed first.
+        """
+        import time as _time
+
+        deadline = None if timeout is None else _time.monotonic() + (_seconds(timeout) or 0)
+        while True:
+            wait = 60.0
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - _time.monotonic()))
+            res = await self.client.call("GET", self._path("/result"),
+                                         params={"run_id": self.run_id, "wait_s": wait})
+            if res["closed"]:
+                break
+            if deadline is not None and _time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {self.id!r} still running after {timeout}")
+        if res["status"] == "completed":
+            return await self.client.decode_one(res["result"], type_hint)
+        failure = Failure.model_validate(res["failure"]) if res.get("failure") else None
+        err = WorkflowFailureError(
+            f"workflow {self.id!r} run {res['run_id']} {res['status']}"
+            + (f": {failure.message}" if failure else ""),
+            status=res["status"], failure=failure,
+        )
+        if failure is not None:
+            decoded = await transform(failure.model_dump(), self.client.data_converter.codec,
+                                      encode=False)
+            err.__cause__ = failure_to_exception(
+                Failure.model_validate(decoded), self.client.data_converter.payload_converter)
+        raise err
+
+    async def signal(self, name: str, *args: Any, request_id: str | None = None) -> None:
+        await self.client.call("POST", self._path("/signal"), {
+            "signal_name": name, "input": await self.client.encode(args), "run_id": None,
+            "request_id": request_id, "identity": self.client.identity,
+        })
+
+    async def query(self, name: str, *args: Any, timeout: float = 10.0,
+                    type_hint: Any = None) -> Any:
+        res = await self.client.call("POST", self._path("/query"), {
+            "query_name": name, "input": await self.client.encode(args), "run_id": None,
+            "timeout_s": timeout,
+        })
+        return await self.client.decode_one(res.get("result"), type_hint)
+
+    async def update(self, name: str, *args: Any, update_id: str | None = None,
+                     timeout: float = 30.0, type_hint: Any = None) -> Any:
+        """Send an update and wait for its result (deduplicated by ``update_id``)."""
+        res = await self.client.call("POST", self._path("/update"), {
+            "update_id": update_id or str(uuid.uuid4()), "name": name,
+            "input": await self.client.encode(args), "run_id": None, "timeout_s": timeout,
+            "identity": self.client.identity,
+        })
+        return await self.client.decode_one(res.get("result"), type_hint)
+
+    async def cancel(self, reason: str = "") -> None:
+        await self.client.call("POST", self._path("/cancel"),
+                               {"reason": reason, "identity": self.client.identity})
+
+    async def terminate(self, reason: str = "") -> None:
+        await self.client.call("POST", self._path("/terminate"),
+                               {"reason": reason, "identity": self.client.identity})
+
+    async def describe(self) -> dict[str, Any]:
+        return await self.client.call(  # type: ignore[no-any-return]
+            "GET", self._path(), params={"run_id": self.run_id})
+
+    async def history(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Every event of a run (the handle's run, or the current one)."""
+        events: list[dict[str, Any]] = []
+        nxt = 1
+        while True:
+            res = await self.client.call("GET", self._path("/history"), params={
+                "run_id": run_id or self.run_id, "from_event_id": nxt})
+            events.extend(res["events"])
+            if not res["events"] or events[-1]["event_id"] >= res["next_event_id"] - 1:
+                return events
+            nxt = events[-1]["event_id"] + 1

@@ -1,0 +1,121 @@
+"""Options shared by workflows, activities and clients."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import timedelta
+
+from worker.wire import RetryPolicyWire
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How the server retries a failed activity.
+
+    The delay before attempt ``n + 1`` is ``initial_interval *
+    backoff_coefficient ** (n - 1)``, capped at ``maximum_interval``.
+
+    Raises:
+        ValueError: On construction, when a field is out of range.
+        TypeError: On construction, when a field has the wrong type.
+    """
+
+    initial_interval: timedelta = timedelta(seconds=1)
+    """Delay before the first retry; must be positive."""
+
+    backoff_coefficient: float = 2.0
+    """Factor the delay grows by after each attempt; at least 1."""
+
+    maximum_interval: timedelta | None = None
+    """Cap on the delay; None means 100 times ``initial_interval``."""
+
+    maximum_attempts: int = 0
+    """Attempts in total, the first included; 0 means unlimited."""
+
+    non_retryable_error_types: Sequence[str] = ()
+    """``ApplicationError.type`` values that fail the activity at once."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.initial_interval, timedelta):
+            raise TypeError(
+                f"RetryPolicy.initial_interval must be a timedelta, got {self.initial_interval!r}"
+            )
+        if self.initial_interval <= timedelta(0):
+            raise ValueError(
+                f"RetryPolicy.initial_interval must be positive, got {self.initial_interval}"
+            )
+        if isinstance(self.backoff_coefficient, bool) or not isinstance(
+            self.backoff_coefficient, int | float
+        ):
+            raise TypeError(
+                "RetryPolicy.backoff_coefficient must be a number, "
+                f"got {self.backoff_coefficient!r}"
+            )
+        if self.backoff_coefficient < 1:
+            raise ValueError(
+                "RetryPolicy.backoff_coefficient must be at least 1, "
+                f"got {self.backoff_coefficient}"
+            )
+        if self.maximum_interval is not None:
+            if not isinstance(self.maximum_interval, timedelta):
+                raise TypeError(
+                    "RetryPolicy.maximum_interval must be a timedelta or None, "
+                    f"got {self.maximum_interval!r}"
+                )
+            if self.maximum_interval < self.initial_interval:
+                raise ValueError(
+                    f"RetryPolicy.maximum_interval ({self.maximum_interval}) must not be less "
+                    f"than initial_interval ({self.initial_interval})"
+                )
+        if isinstance(self.maximum_attempts, bool) or not isinstance(self.maximum_attempts, int):
+            raise TypeError(
+                f"RetryPolicy.maximum_attempts must be an int, got {self.maximum_attempts!r}"
+            )
+        if self.maximum_attempts < 0:
+            raise ValueError(
+                "RetryPolicy.maximum_attempts must be 0 (unlimited) or more, "
+                f"got {self.maximum_attempts}"
+            )
+        # A bare string is a Sequence[str] too; taking it letter by letter
+        # would silently make every one-letter type non-retryable.
+        if isinstance(self.non_retryable_error_types, str) or not all(
+            isinstance(t, str) for t in self.non_retryable_error_types
+        ):
+            raise TypeError(
+                "RetryPolicy.non_retryable_error_types must be a sequence of type names, "
+                f"got {self.non_retryable_error_types!r}"
+            )
+        object.__setattr__(self, "non_retryable_error_types", tuple(self.non_retryable_error_types))
+
+    @property
+    def effective_maximum_interval(self) -> timedelta:
+        """``maximum_interval``, or its default of 100 times ``initial_interval``."""
+        return self.maximum_interval or self.initial_interval * 100
+
+    def to_wire(self) -> RetryPolicyWire:
+        """The policy as the server stores it."""
+        return RetryPolicyWire(
+            initial_interval_s=self.initial_interval.total_seconds(),
+            backoff_coefficient=float(self.backoff_coefficient),
+            maximum_interval_s=(
+                None if self.maximum_interval is None else self.maximum_interval.total_seconds()
+            ),
+            maximum_attempts=self.maximum_attempts,
+            non_retryable_error_types=list(self.non_retryable_error_types),
+        )
+
+    @staticmethod
+    def from_wire(wire: RetryPolicyWire) -> RetryPolicy:
+        """Rebuild a policy from its wire form."""
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=wire.initial_interval_s),
+            backoff_coefficient=wire.backoff_coefficient,
+            maximum_interval=(
+                None
+                if wire.maximum_interval_s is None
+                else timedelta(seconds=wire.maximum_interval_s)
+            ),
+            maximum_attempts=wire.maximum_attempts,
+            non_retryable_error_types=tuple(wire.non_retryable_error_types),
+        )

@@ -1,0 +1,144 @@
+"""Turning Python values into payloads and back.
+
+A :class:`DataConverter` has two stages, as in most durable-execution SDKs:
+the payload converter (values to JSON bytes, synchronous and deterministic, so
+workflow code can use it) and an optional codec (bytes to bytes, asynchronous,
+for encryption or compression) that runs at the edge of the SDK, before
+anything leaves the process and after anything arrives.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from worker.errors import InvalidArgumentError
+from worker.wire import Payload
+
+ENCODING = "encoding"
+JSON_PLAIN = "json/plain"
+BINARY_NULL = "binary/null"
+BINARY_PLAIN = "binary/plain"
+
+
+def payload_bytes(payload: Payload) -> bytes:
+    """The raw bytes a payload carries."""
+    return base64.b64decode(payload.data)
+
+
+def make_payload(metadata: dict[str, str], data: bytes) -> Payload:
+    """Build a wire payload from raw bytes."""
+    return Payload(metadata=metadata, data=base64.b64encode(data).decode("ascii"))
+
+
+class PayloadConverter:
+    """JSON payload converter: ``None``, ``bytes`` and JSON-serialisable values.
+
+    Dataclasses are sent as JSON objects and rebuilt when the receiving
+    function's parameter is annotated with the dataclass type.
+    """
+
+    def to_payload(self, value: Any) -> Payload:
+        if value is None:
+            return make_payload({ENCODING: BINARY_NULL}, b"")
+        if isinstance(value, bytes | bytearray):
+            return make_payload({ENCODING: BINARY_PLAIN}, bytes(value))
+        try:
+            data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:
+            raise InvalidArgumentError(
+                f"value of type {type(value).__name__} is not JSON-serialisable: {exc}; "
+                "pass JSON types, dataclasses or bytes"
+            ) from exc
+        return make_payload({ENCODING: JSON_PLAIN}, data)
+
+    def from_payload(self, payload: Payload, type_hint: Any = None) -> Any:
+        encoding = payload.metadata.get(ENCODING, JSON_PLAIN)
+        if encoding == BINARY_NULL:
+            return None
+        raw = payload_bytes(payload)
+        if encoding == BINARY_PLAIN:
+            return raw
+        if encoding != JSON_PLAIN:
+            raise InvalidArgumentError(
+                f"payload encoding {encoding!r} is not understood by this converter; "
+                "was it encrypted by a codec this worker or client is not configured with?"
+            )
+        value = orjson.loads(raw)
+        return _rebuild(value, type_hint)
+
+    def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        return [self.to_payload(v) for v in values]
+
+    def from_payloads(self, payloads: Sequence[Payload], type_hints: Sequence[Any] = ()) -> list[Any]:
+        hints = list(type_hints) + [None] * (len(payloads) - len(type_hints))
+        return [self.from_payload(p, h) for p, h in zip(payloads, hints, strict=False)]
+
+
+def _rebuild(value: Any, type_hint: Any) -> Any:
+    if type_hint is None or value is None:
+        return value
+    if dataclasses.is_dataclass(type_hint) and isinstance(type_hint, type) and isinstance(value, dict):
+        hints = typing.get_type_hints(type_hint)
+        kwargs = {
+            f.name: _rebuild(value[f.name], hints.get(f.name))
+            for f in dataclasses.fields(type_hint)
+            if f.name in value
+        }
+        return type_hint(**kwargs)
+    origin = typing.get_origin(type_hint)
+    args = typing.get_args(type_hint)
+    if origin is list and args and isinstance(value, list):
+        return [_rebuild(v, args[0]) for v in value]
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _rebuild(v, args[1]) for k, v in value.items()}
+    return value
+
+
+class PayloadCodec(ABC):
+    """Bytes-to-bytes transformation of payloads (encryption, compression).
+
+    ``decode`` must pass through payloads it did not encode, so histories
+    written before the codec was turned on still read.
+    """
+
+    @abstractmethod
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Encode payloads before they leave the process."""
+
+    @abstractmethod
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Decode payloads after they arrive."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConverter:
+    """How the SDK turns values into payloads.
+
+    Attributes:
+        payload_converter: Values to payloads and back (synchronous, used
+            inside workflow code).
+        codec: Optional bytes-to-bytes stage applied to every payload at the
+            SDK edge, e.g. :class:`worker.codec.AesGcmCodec` so that servers
+            and databases only ever hold ciphertext.
+    """
+
+    payload_converter: PayloadConverter = dataclasses.field(default_factory=PayloadConverter)
+    codec: PayloadCodec | None = None
+
+    async def encode(self, values: Sequence[Any]) -> list[Payload]:
+        payloads = self.payload_converter.to_payloads(values)
+        if self.codec is not None:
+            payloads = await self.codec.encode(payloads)
+        return payloads
+
+    async def decode(self, payloads: Sequence[Payload], type_hints: Sequence[Any] = ()) -> list[Any]:
+        if self.codec is not None:
+            payloads = await self.codec.decode(payloads)
+        return self.payload_converter.from_payloads(payloads, type_hints)

@@ -1,0 +1,288 @@
+"""Errors of the SDK.
+
+Two families live here. ``BatonError`` and its subclasses are what the SDK
+raises to the caller: server errors (one class per stable wire code, built by
+:func:`from_wire`) and client-side ones such as an unknown encryption key.
+``ApplicationError``, ``ActivityError`` and friends describe failures of user
+code as they cross from activities to workflows to clients.
+
+Each class's docstring is its default message; ``retryable`` says whether the
+same call may succeed if made again unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from worker.wire import ErrorCode, Failure
+
+
+class BatonError(Exception):
+    """Baton request failed."""
+
+    code: ClassVar[str] = ErrorCode.INTERNAL.value
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
+        self.message = message or (self.__doc__ or self.__class__.__name__).strip()
+        self.details = details or {}
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+class MalformedRequestError(BatonError):
+    """The request body is not valid JSON of the expected shape."""
+
+    code = ErrorCode.MALFORMED_REQUEST.value
+
+
+class InvalidArgumentError(BatonError):
+    """An argument is out of range or of the wrong kind."""
+
+    code = ErrorCode.INVALID_ARGUMENT.value
+
+
+class PayloadTooLargeError(BatonError):
+    """A payload is larger than the server accepts."""
+
+    code = ErrorCode.PAYLOAD_TOO_LARGE.value
+
+
+class NamespaceNotFoundError(BatonError):
+    """No such namespace: create it with `baton namespace create NAME`."""
+
+    code = ErrorCode.NAMESPACE_NOT_FOUND.value
+
+
+class NamespaceAlreadyExistsError(BatonError):
+    """A namespace of that name exists already."""
+
+    code = ErrorCode.NAMESPACE_ALREADY_EXISTS.value
+
+
+class NamespaceNotActiveError(BatonError):
+    """This region is a standby for the namespace: send writes to the active region."""
+
+    code = ErrorCode.NAMESPACE_NOT_ACTIVE.value
+
+    @property
+    def active_region(self) -> str | None:
+        return self.details.get("active_region")
+
+    @property
+    def active_url(self) -> str | None:
+        return self.details.get("active_url")
+
+
+class NamespaceInHandoverError(BatonError):
+    """The namespace is moving to another region: retry shortly."""
+
+    code = ErrorCode.NAMESPACE_IN_HANDOVER.value
+    retryable = True
+
+
+class WorkflowAlreadyStartedError(BatonError):
+    """A run of this workflow id is already running."""
+
+    code = ErrorCode.WORKFLOW_ALREADY_STARTED.value
+
+
+class WorkflowNotFoundError(BatonError):
+    """No such workflow execution."""
+
+    code = ErrorCode.WORKFLOW_NOT_FOUND.value
+
+
+class WorkflowNotRunningError(BatonError):
+    """The workflow execution is closed."""
+
+    code = ErrorCode.WORKFLOW_NOT_RUNNING.value
+
+
+class TaskNotFoundError(BatonError):
+    """The task token names no task that is open: it was completed, timed out or never existed."""
+
+    code = ErrorCode.TASK_NOT_FOUND.value
+
+
+class QueryFailedError(BatonError):
+    """The workflow's query handler raised or does not exist."""
+
+    code = ErrorCode.QUERY_FAILED.value
+
+
+class QueryTimedOutError(BatonError):
+    """No worker answered the query in time: is a worker polling the task queue?"""
+
+    code = ErrorCode.QUERY_TIMED_OUT.value
+    retryable = True
+
+
+class UpdateRejectedError(BatonError):
+    """The workflow's update validator rejected the update; nothing was recorded."""
+
+    code = ErrorCode.UPDATE_REJECTED.value
+
+
+class UpdateFailedError(BatonError):
+    """The workflow's update handler raised."""
+
+    code = ErrorCode.UPDATE_FAILED.value
+
+
+class UpdateTimedOutError(BatonError):
+    """The update did not complete in time; it may still complete later."""
+
+    code = ErrorCode.UPDATE_TIMED_OUT.value
+    retryable = True
+
+
+class SchemaOutOfDateError(BatonError):
+    """The region database schema is older than this server needs: run `baton migrate up`."""
+
+    code = ErrorCode.SCHEMA_OUT_OF_DATE.value
+
+
+class UnavailableError(BatonError):
+    """The server cannot be reached or is overloaded: retry shortly."""
+
+    code = ErrorCode.UNAVAILABLE.value
+    retryable = True
+
+
+class InternalServerError(BatonError):
+    """The server failed unexpectedly; its log has the details."""
+
+    code = ErrorCode.INTERNAL.value
+
+
+class UnknownEncryptionKeyError(BatonError):
+    """A payload was encrypted with a key id this codec does not hold: add the key to the codec's key set."""
+
+    code = "UNKNOWN_ENCRYPTION_KEY"
+
+
+class PayloadDecryptionError(BatonError):
+    """A payload failed authentication: it was altered or the key is wrong."""
+
+    code = "PAYLOAD_DECRYPTION_FAILED"
+
+
+_BY_CODE: dict[str, type[BatonError]] = {
+    cls.code: cls
+    for cls in (
+        MalformedRequestError,
+        InvalidArgumentError,
+        PayloadTooLargeError,
+        NamespaceNotFoundError,
+        NamespaceAlreadyExistsError,
+        NamespaceNotActiveError,
+        NamespaceInHandoverError,
+        WorkflowAlreadyStartedError,
+        WorkflowNotFoundError,
+        WorkflowNotRunningError,
+        TaskNotFoundError,
+        QueryFailedError,
+        QueryTimedOutError,
+        UpdateRejectedError,
+        UpdateFailedError,
+        UpdateTimedOutError,
+        SchemaOutOfDateError,
+        UnavailableError,
+        InternalServerError,
+    )
+}
+
+
+def from_wire(code: str, message: str, details: dict[str, Any] | None = None) -> BatonError:
+    """Build the SDK error for a wire error body."""
+    cls = _BY_CODE.get(code, InternalServerError)
+    return cls(message, details=details)
+
+
+# --------------------------------------------------------------------------- user failures
+
+
+class FailureError(Exception):
+    """Base of failures that travel between activities, workflows and clients."""
+
+    def __init__(self, message: str, *, failure: Failure | None = None):
+        super().__init__(message)
+        self.message = message
+        self.failure = failure
+
+
+class ApplicationError(FailureError):
+    """Raised by user code to fail an activity or a workflow on purpose.
+
+    Args:
+        message: What went wrong.
+        type: A name for the kind of error; retry policies match on it.
+            Defaults to the class name.
+        non_retryable: Fail the activity at once instead of retrying.
+        details: JSON-serialisable values to attach.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *details: Any,
+        type: str | None = None,
+        non_retryable: bool = False,
+        failure: Failure | None = None,
+    ):
+        super().__init__(message, failure=failure)
+        self.details = details
+        self.type = type or self.__class__.__name__
+        self.non_retryable = non_retryable
+
+
+class ActivityError(FailureError):
+    """An activity failed for good (retries exhausted, non-retryable, timed out or canceled).
+
+    ``__cause__`` holds the last failure as an :class:`ApplicationError` or
+    :class:`TimeoutError_`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        activity_type: str,
+        activity_id: str,
+        retry_state: str = "",
+        failure: Failure | None = None,
+    ):
+        super().__init__(message, failure=failure)
+        self.activity_type = activity_type
+        self.activity_id = activity_id
+        self.retry_state = retry_state
+
+
+class TimeoutError_(FailureError):
+    """An activity or workflow timed out; ``timeout_type`` says which timeout."""
+
+    def __init__(self, message: str, *, timeout_type: str, failure: Failure | None = None):
+        super().__init__(message, failure=failure)
+        self.timeout_type = timeout_type
+
+
+class CanceledError(FailureError):
+    """The activity or workflow was canceled."""
+
+
+class WorkflowFailureError(FailureError):
+    """The workflow closed without a result (failed, canceled, terminated or timed out).
+
+    ``status`` is the closing status; ``__cause__`` the failure where there is one.
+    """
+
+    def __init__(self, message: str, *, status: str, failure: Failure | None = None):
+        super().__init__(message, failure=failure)
+        self.status = status
+
+
+class NonDeterminismError(Exception):
+    """Workflow code produced a command that does not match its recorded history."""

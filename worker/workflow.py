@@ -1,0 +1,584 @@
+"""Workflows: deterministic async classes whose every step is recorded.
+
+Define one with :func:`defn` and :func:`run`, add :func:`signal`,
+:func:`query` and :func:`update` handlers, and call the functions of this
+module from its code: they reach the workflow instance being activated (the
+"current runtime") and turn into commands the server records.
+
+Workflow code must be deterministic: replaying the same history must issue the
+same commands in the same order. Use :func:`now`, :func:`random`,
+:func:`uuid4` and :func:`sleep` (or ``asyncio.sleep``, which is durable here)
+instead of the clock, ``random`` and real sleeps, and do I/O in activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random as _random
+import uuid as _uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, MutableMapping
+from contextvars import ContextVar
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, TypeVar, overload
+
+from worker._definition import (
+    QUERY,
+    SIGNAL,
+    UPDATE,
+    ActivityDefinition,
+    WorkflowDefinition,
+    define_workflow,
+    get_activity_name,
+    mark_handler,
+    mark_run,
+)
+from worker.common import RetryPolicy
+from worker.wire import RetryPolicyWire
+
+__all__ = [
+    "ActivityHandle",
+    "ContinueAsNewError",
+    "WorkflowDefinition",
+    "WorkflowInfo",
+    "continue_as_new",
+    "continue_as_new_suggested",
+    "defn",
+    "deprecate_patch",
+    "execute_activity",
+    "in_workflow",
+    "info",
+    "logger",
+    "now",
+    "patched",
+    "query",
+    "random",
+    "run",
+    "set_query_handler",
+    "set_signal_handler",
+    "signal",
+    "sleep",
+    "start_activity",
+    "unsafe",
+    "update",
+    "uuid4",
+    "wait_condition",
+]
+
+C = TypeVar("C", bound=type)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# --------------------------------------------------------------------------- decorators
+
+
+@overload
+def defn(cls: C, /) -> C: ...
+
+
+@overload
+def defn(*, name: str | None = None) -> Callable[[C], C]: ...
+
+
+def defn(cls: C | None = None, /, *, name: str | None = None) -> C | Callable[[C], C]:
+    """Make a class a workflow, named ``name`` or after the class.
+
+    Raises:
+        TypeError: Not a class.
+        ValueError: No ``@run`` method, more than one, or two handlers of the
+            same kind sharing a name.
+    """
+
+    def decorate(c: C) -> C:
+        define_workflow(c, name)
+        return c
+
+    if cls is not None:
+        return decorate(cls)
+    return decorate
+
+
+def run(fn: F) -> F:
+    """Mark the ``async def`` method that is the workflow's entry point.
+
+    Raises:
+        TypeError: The method is not ``async def``.
+    """
+    mark_run(fn)
+    return fn
+
+
+def _handler_decorator(kind: str, fn: F | None, name: str | None) -> F | Callable[[F], F]:
+    def decorate(f: F) -> F:
+        mark_handler(kind, f, name)
+        return f
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+@overload
+def signal(fn: F, /) -> F: ...
+
+
+@overload
+def signal(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def signal(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Mark a method (sync or async) as a signal handler named ``name`` or after it.
+
+    Signals that arrive before their handler exists (see
+    :func:`set_signal_handler`) are buffered and delivered when it is set.
+    """
+    return _handler_decorator(SIGNAL, fn, name)
+
+
+@overload
+def query(fn: F, /) -> F: ...
+
+
+@overload
+def query(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def query(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Mark a plain (not async) method as a query handler; it must only read state."""
+    return _handler_decorator(QUERY, fn, name)
+
+
+@overload
+def update(fn: F, /) -> F: ...
+
+
+@overload
+def update(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def update(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Mark a method as an update handler; ``@handler.validator`` adds a validator.
+
+    The validator (a plain method with the same parameters) runs before the
+    update is accepted; raising rejects the update and records nothing.
+    """
+    return _handler_decorator(UPDATE, fn, name)
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowInfo:
+    """What a workflow run knows about itself."""
+
+    namespace: str
+    """Namespace of the run."""
+
+    workflow_id: str
+    """The workflow id."""
+
+    run_id: str
+    """This run's id."""
+
+    workflow_type: str
+    """The workflow type name."""
+
+    task_queue: str
+    """Task queue the run's workflow tasks go to."""
+
+    attempt: int
+    """Attempt number of the run (retries of a whole workflow), 1 for the first."""
+
+    first_run_id: str
+    """Run id of the first run of the continue-as-new chain."""
+
+    continued_from_run_id: str | None
+    """Run id this run continued from, if it was started by continue-as-new."""
+
+    history_length: int
+    """Number of history events when the current workflow task started."""
+
+    start_time: datetime
+    """When the run started (UTC)."""
+
+    memo: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The memo the run was started with."""
+
+
+class ContinueAsNewError(BaseException):
+    """Raised by :func:`continue_as_new` to close the run and start a fresh one.
+
+    It derives from ``BaseException`` so that ``except Exception`` in workflow
+    code does not swallow it.
+    """
+
+    def __init__(self, args: tuple[Any, ...], workflow_type: str | None, task_queue: str | None):
+        super().__init__("continue as new")
+        self.input = args
+        self.workflow_type = workflow_type
+        self.task_queue = task_queue
+
+
+class ActivityHandle(asyncio.Future[Any]):
+    """A scheduled activity: await it for its result; ``cancel()`` asks the server to cancel it.
+
+    Cancelling the handle (or a task awaiting it) issues RequestCancelActivity
+    and raises ``asyncio.CancelledError`` in the awaiting code at once; the
+    activity learns of it at its next heartbeat.
+    """
+
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        activity_id: str,
+        activity_type: str,
+        on_cancel: Callable[[ActivityHandle], None],
+    ) -> None:
+        super().__init__(loop=loop)
+        self.activity_id = activity_id
+        self.activity_type = activity_type
+        self._on_cancel = on_cancel
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if self.done():
+            return False
+        self._on_cancel(self)
+        return super().cancel(msg)
+
+
+class _Runtime(ABC):
+    """What the workflow instance being activated provides to this module."""
+
+    @abstractmethod
+    def info(self) -> WorkflowInfo: ...
+
+    @abstractmethod
+    def now(self) -> datetime: ...
+
+    @abstractmethod
+    def random(self) -> _random.Random: ...
+
+    @abstractmethod
+    def is_replaying(self) -> bool: ...
+
+    @abstractmethod
+    def patched(self, patch_id: str) -> bool: ...
+
+    @abstractmethod
+    def deprecate_patch(self, patch_id: str) -> None: ...
+
+    @abstractmethod
+    def continue_as_new_suggested(self) -> bool: ...
+
+    @abstractmethod
+    def start_activity(
+        self,
+        *,
+        activity_type: str,
+        args: tuple[Any, ...],
+        task_queue: str | None,
+        activity_id: str | None,
+        schedule_to_close_s: float | None,
+        schedule_to_start_s: float | None,
+        start_to_close_s: float | None,
+        heartbeat_s: float | None,
+        retry_policy: RetryPolicyWire | None,
+        result_type: Any,
+    ) -> ActivityHandle: ...
+
+    @abstractmethod
+    def wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[None]: ...
+
+    @abstractmethod
+    def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
+
+    @abstractmethod
+    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
+
+    @abstractmethod
+    def misuse(self, exc: Exception) -> Exception:
+        """Record an API misuse so the workflow task fails even if user code catches it."""
+
+
+_current_runtime: ContextVar[_Runtime | None] = ContextVar("baton_workflow_runtime", default=None)
+
+
+def _runtime() -> _Runtime:
+    rt = _current_runtime.get()
+    if rt is None:
+        raise RuntimeError(
+            "not in a workflow: workflow.* functions may only be called from workflow code "
+            "while a worker runs it"
+        )
+    return rt
+
+
+def in_workflow() -> bool:
+    """Whether the caller runs inside workflow code."""
+    return _current_runtime.get() is not None
+
+
+def info() -> WorkflowInfo:
+    """The current run's info."""
+    return _runtime().info()
+
+
+def now() -> datetime:
+    """History time: when the current workflow task started (UTC, tz-aware)."""
+    return _runtime().now()
+
+
+def random() -> _random.Random:
+    """A random generator seeded from the run id: the same values on every replay."""
+    return _runtime().random()
+
+
+def uuid4() -> _uuid.UUID:
+    """A version-4 UUID drawn from :func:`random`: the same on every replay."""
+    return _uuid.UUID(int=_runtime().random().getrandbits(128), version=4)
+
+
+def patched(patch_id: str) -> bool:
+    """Whether code after a change may run: True for new runs and runs that already took it.
+
+    The first call for ``patch_id`` in a run records a marker; on replay it is
+    True only if the replayed workflow task recorded that marker. The answer is
+    remembered for the rest of the run.
+    """
+    return _runtime().patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Declare that every run still open has taken ``patch_id``; its markers are then ignored."""
+    _runtime().deprecate_patch(patch_id)
+
+
+def continue_as_new_suggested() -> bool:
+    """Whether the server suggests continuing as new (history is getting long)."""
+    return _runtime().continue_as_new_suggested()
+
+
+def continue_as_new(
+    *args: Any, workflow: str | type | None = None, task_queue: str | None = None
+) -> NoReturn:
+    """Close this run and start a new one of the same workflow id with ``args``.
+
+    Args:
+        *args: Input of the new run.
+        workflow: Workflow type of the new run (class or name); this one's if None.
+        task_queue: Task queue of the new run; this one's if None.
+
+    Raises:
+        ContinueAsNewError: Always; let it propagate out of the run method.
+    """
+    rt = _runtime()
+    workflow_type: str | None
+    if workflow is None or isinstance(workflow, str):
+        workflow_type = workflow
+    else:
+        try:
+            workflow_type = WorkflowDefinition.from_class(workflow).name
+        except TypeError as exc:
+            raise rt.misuse(exc) from None
+    raise ContinueAsNewError(args, workflow_type, task_queue)
+
+
+def _to_seconds(value: timedelta | float | None, what: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{what} must be a timedelta, got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return float(seconds)
+
+
+def start_activity(
+    activity: str | Callable[..., Any],
+    *args: Any,
+    start_to_close_timeout: timedelta | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> ActivityHandle:
+    """Schedule an activity and return its handle without waiting.
+
+    Args:
+        activity: An ``@activity.defn`` function or an activity type name.
+        *args: The activity's arguments.
+        start_to_close_timeout: Time allowed for one attempt.
+        schedule_to_close_timeout: Time allowed for all attempts together.
+            One of the two is required.
+        schedule_to_start_timeout: Time an attempt may wait in the queue.
+        heartbeat_timeout: Longest gap allowed between heartbeats.
+        retry_policy: How failed attempts are retried; the server's default if None.
+        task_queue: Queue to run it on; the workflow's if None.
+        activity_id: Id of the activity; a per-run sequence number if None.
+        result_type: Type to decode the result as; the function's return
+            annotation if a function was passed.
+
+    Raises:
+        ValueError, TypeError: Bad options. These fail the workflow task (the
+            workflow retries once the code is fixed), even if caught.
+    """
+    rt = _runtime()
+    try:
+        activity_type = get_activity_name(activity)
+        if result_type is None and not isinstance(activity, str):
+            result_type = ActivityDefinition.from_callable(activity).return_type
+        if start_to_close_timeout is None and schedule_to_close_timeout is None:
+            raise ValueError(
+                f"activity {activity_type!r} needs start_to_close_timeout or "
+                "schedule_to_close_timeout"
+            )
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise TypeError(f"retry_policy must be a RetryPolicy, got {retry_policy!r}")
+        if activity_id is not None and (not isinstance(activity_id, str) or not activity_id):
+            raise ValueError(f"activity_id must be a non-empty string, got {activity_id!r}")
+        options = {
+            "schedule_to_close_s": _to_seconds(
+                schedule_to_close_timeout, "schedule_to_close_timeout"
+            ),
+            "schedule_to_start_s": _to_seconds(
+                schedule_to_start_timeout, "schedule_to_start_timeout"
+            ),
+            "start_to_close_s": _to_seconds(start_to_close_timeout, "start_to_close_timeout"),
+            "heartbeat_s": _to_seconds(heartbeat_timeout, "heartbeat_timeout"),
+        }
+    except (TypeError, ValueError) as exc:
+        raise rt.misuse(exc) from None
+    return rt.start_activity(
+        activity_type=activity_type,
+        args=args,
+        task_queue=task_queue,
+        activity_id=activity_id,
+        retry_policy=None if retry_policy is None else retry_policy.to_wire(),
+        result_type=result_type,
+        **options,
+    )
+
+
+async def execute_activity(
+    activity: str | Callable[..., Any],
+    *args: Any,
+    start_to_close_timeout: timedelta | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> Any:
+    """Schedule an activity and wait for its result; see :func:`start_activity`.
+
+    Raises:
+        ActivityError: The activity failed for good; ``__cause__`` is an
+            ``ApplicationError``, ``TimeoutError_`` or ``CanceledError``.
+    """
+    return await start_activity(
+        activity,
+        *args,
+        start_to_close_timeout=start_to_close_timeout,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy,
+        task_queue=task_queue,
+        activity_id=activity_id,
+        result_type=result_type,
+    )
+
+
+async def sleep(duration: timedelta | float) -> None:
+    """Wait on a durable timer (``asyncio.sleep`` in workflow code does the same)."""
+    rt = _runtime()
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise rt.misuse(
+            ValueError(f"sleep duration must be a non-negative timedelta, got {duration!r}")
+        )
+    await asyncio.sleep(seconds)
+
+
+async def wait_condition(
+    fn: Callable[[], bool],
+    *,
+    # A durable timer, not a wall-clock one: asyncio.timeout() would not replay.
+    timeout: timedelta | float | None = None,  # noqa: ASYNC109
+) -> None:
+    """Wait until ``fn()`` is true; it is checked whenever the workflow has nothing else to run.
+
+    Raises:
+        asyncio.TimeoutError: ``timeout`` (a durable timer) passed first.
+    """
+    rt = _runtime()
+    try:
+        seconds = _to_seconds(timeout, "wait_condition timeout")
+    except (TypeError, ValueError) as exc:
+        raise rt.misuse(exc) from None
+    fut = rt.wait_condition(fn)
+    if seconds is None:
+        await fut
+    else:
+        await asyncio.wait_for(fut, seconds)
+
+
+def set_signal_handler(name: str, handler: Callable[..., Any] | None) -> None:
+    """Set (or with None, remove) the handler of signal ``name`` at run time.
+
+    Signals of that name buffered so far are delivered to it, in order.
+    """
+    _runtime().set_signal_handler(name, handler)
+
+
+def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:
+    """Set (or with None, remove) the handler of query ``name`` at run time."""
+    _runtime().set_query_handler(name, handler)
+
+
+class unsafe:
+    # A namespace spelt like a module, as ``workflow.unsafe.is_replaying()`` reads.
+    """Calls that let workflow code behave differently on replay: use with care."""
+
+    @staticmethod
+    def is_replaying() -> bool:
+        """Whether the workflow code is being replayed from history right now."""
+        return _runtime().is_replaying()
+
+
+class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Drops records during replay (they were logged the first time) and tags the run."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        rt = _current_runtime.get()
+        if rt is not None and rt.is_replaying():
+            return False
+        return super().isEnabledFor(level)
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        rt = _current_runtime.get()
+        if rt is not None:
+            wf = rt.info()
+            tags = {
+                "workflow_id": wf.workflow_id,
+                "run_id": wf.run_id,
+                "workflow_type": wf.workflow_type,
+                "namespace": wf.namespace,
+            }
+            kwargs["extra"] = {**tags, **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+
+logger = _ReplaySafeLogger(logging.getLogger("baton.workflow"), {})
+"""A logger for workflow code that stays quiet while history is replayed."""
