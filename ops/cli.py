@@ -39,6 +39,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ops import devstack
+from ops.cli_tools import register_tools
 from ops.output import (
     OUTPUT_CHOICES,
     emit,
@@ -47,6 +48,7 @@ from ops.output import (
     print_error,
     short,
     table,
+    when,
 )
 from ops.pg import PgError
 from store import db
@@ -72,6 +74,12 @@ class CliInputError(Exception):
     """A command-line value is not usable (bad JSON input, bad timestamp)."""
 
     code = "INVALID_ARGUMENT"
+
+
+class ServerFailedError(Exception):
+    """`baton server` could not start or stopped on its own."""
+
+    code = "SERVER_FAILED"
 
 
 @dataclass
@@ -130,8 +138,8 @@ def _error_of(exc: BaseException) -> tuple[str, str] | None:
         return devstack.DevStackError.code, str(exc)
     if isinstance(exc, PgError):
         return "POSTGRES", str(exc)
-    if isinstance(exc, CliInputError):
-        return CliInputError.code, str(exc)
+    if isinstance(exc, CliInputError | ServerFailedError):
+        return exc.code, str(exc)
     if isinstance(exc, TimeoutError):
         return "TIMEOUT", str(exc) or "timed out"
     return None
@@ -234,7 +242,8 @@ def _readable(value: Any) -> Any:
 def _attr_summary(attrs: dict[str, Any], width: int = 90) -> str:
     parts = []
     for k, v in attrs.items():
-        if v in (None, "", [], {}) or k == "identity":
+        # Ids that are in every start add noise, not information, to a one-line summary.
+        if v in (None, "", [], {}) or k in ("identity", "request_id", "first_run_id"):
             continue
         parts.append(f"{k}={short(_readable(v), 40)}")
     return short(", ".join(parts), width)
@@ -309,10 +318,18 @@ def dev_up(state_dir: str | None, regions: str | None, output: str) -> None:
 @_state_dir_option
 def dev_down(state_dir: str | None, output: str) -> None:
     """Stop the processes the local stack started (and only those)."""
-    info = devstack.stack_down(state_dir, console=err_console)
-    data = {"state_dir": str(info.state_dir), "changed": info.changed, "actions": info.actions}
-    emit(data, output, lambda d: Text("stopped: " + "; ".join(d["actions"]) if d["changed"]
-                                      else "nothing was running"))
+    state = devstack.resolve_state_dir(state_dir)
+    info = devstack.stack_down(state, console=err_console)
+    data = {"state_dir": str(state), "changed": bool(info and info.changed),
+            "actions": info.actions if info else []}
+
+    def render(d: dict[str, Any]) -> RenderableType:
+        if info is None:
+            return Text(f"no local stack recorded in {d['state_dir']}: nothing to stop")
+        return Text("stopped: " + "; ".join(d["actions"]) if d["changed"]
+                    else "nothing was running")
+
+    emit(data, output, render)
 
 
 @dev.command("status")
@@ -399,8 +416,14 @@ def _serve_until_signalled(cfg: BatonConfig, region: str, host: str | None,
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-    if result["error"] is not None:
-        raise result["error"]
+    err = result["error"]
+    if isinstance(err, SystemExit):
+        # uvicorn exits this way when it cannot listen; its log line says why.
+        raise ServerFailedError(
+            f"server of {region} stopped during startup (exit status {err.code}); "
+            "see the messages above")
+    if err is not None:
+        raise err
 
 
 # --------------------------------------------------------------------------- migrate
@@ -594,8 +617,9 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
     data = {"workflow_id": workflow_id, "run_id": run_id, "events": events}
     emit(data, output, lambda d: table(
         ["id", "type", "time", "version", "attributes"],
-        [[e["event_id"], e["event_type"], e["event_time"], e["version"],
-          _attr_summary(e.get("attributes") or {})] for e in d["events"]]))
+        [[e["event_id"], e["event_type"], when(e["event_time"]), e["version"],
+          _attr_summary(e.get("attributes") or {})] for e in d["events"]],
+        no_wrap=["id", "type", "version"]))
 
 
 @workflow.command("result")
@@ -641,8 +665,9 @@ def workflow_list(st: CliState, status: str | None, workflow_type: str | None,
     emit(st.run(go), output, lambda d: table(
         ["workflow id", "run id", "type", "task queue", "status", "started", "closed", "events"],
         [[e["workflow_id"], e["run_id"], e["workflow_type"], e["task_queue"],
-          e["status"] + (" (paused)" if e.get("paused") else ""), e["start_time"],
-          e.get("close_time"), e["history_length"]] for e in d]))
+          e["status"] + (" (paused)" if e.get("paused") else ""), when(e["start_time"]),
+          when(e.get("close_time")), e["history_length"]] for e in d],
+        no_wrap=["workflow id", "status"]))
 
 
 def _act(st: CliState, workflow_id: str,
@@ -716,6 +741,9 @@ def workflow_terminate(st: CliState, workflow_id: str, reason: str, output: str)
 
 
 # --------------------------------------------------------------------------- entry point
+
+register_tools(cli)
+
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "DevStackError",
     "ServerInfo",
     "StackInfo",
+    "load_stack",
     "resolve_state_dir",
     "stack_down",
     "stack_status",
@@ -74,6 +75,8 @@ LOOPBACK = "127.0.0.1"
 SERVER_READY_TIMEOUT_S = 45.0
 #: How long a server gets to exit after SIGTERM before it is killed.
 SERVER_STOP_TIMEOUT_S = 15.0
+#: How long a `baton dev` command waits for another one on the same state folder.
+LOCK_TIMEOUT_S = 180.0
 
 # Region names become database names and TOML keys: keep them plain.
 _REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
@@ -287,23 +290,31 @@ def stack_up(state_dir: str | os.PathLike[str] | None = None,
         # -------------------------------------------------------------------------
 
         with steps.step("config") as s:
-            if _write_config(info):
+            config_changed = _write_config(info)
+            if config_changed:
                 info.actions.append(f"wrote {info.config_path}")
             s.done(str(info.config_path))
 
+        # Start every missing server first, then wait: they boot in parallel.
+        started: dict[str, bool] = {}
+        for srv in info.servers.values():
+            if _server_alive(info, srv):
+                if not config_changed:
+                    continue
+                # It read the old config (a region was added): restart it to pick it up.
+                assert srv.pid is not None
+                _terminate(srv.pid, SERVER_STOP_TIMEOUT_S)
+            started[srv.region] = srv.pid is not None  # True: it had run before
+            srv.pid = _start_server(info, srv)
+            _save(info)
         for srv in info.servers.values():
             with steps.step(f"server {srv.region}") as s:
-                if _server_alive(info, srv):
-                    _wait_healthy(srv, None)
+                _wait_healthy(srv, srv.pid if srv.region in started else None)
+                if srv.region not in started:
                     s.done(f"pid {srv.pid} at {srv.url} (already running)")
                     continue
-                restarted = srv.pid is not None
-                srv.pid = _start_server(info, srv)
-                _save(info)
-                _wait_healthy(srv, srv.pid)
-                info.actions.append(
-                    f"{'restarted' if restarted else 'started'} server {srv.region} "
-                    f"(pid {srv.pid})")
+                verb = "restarted" if started[srv.region] else "started"
+                info.actions.append(f"{verb} server {srv.region} (pid {srv.pid})")
                 s.done(f"pid {srv.pid} at {srv.url}")
 
         with steps.step(f"namespace {DEFAULT_NAMESPACE}") as s:
@@ -317,7 +328,7 @@ def stack_up(state_dir: str | os.PathLike[str] | None = None,
 
 
 def stack_down(state_dir: str | os.PathLike[str] | None = None, *,
-               console: Console | None = None) -> StackInfo:
+               console: Console | None = None) -> StackInfo | None:
     """Stop the region servers and PostgreSQL the state folder records.
 
     Only recorded PIDs are signalled, and only after /proc shows they still run
@@ -329,14 +340,17 @@ def stack_down(state_dir: str | os.PathLike[str] | None = None, *,
         console: Where to show progress; None keeps quiet.
 
     Returns:
-        The stack with every PID cleared; ``actions`` lists what was stopped.
+        The stack with every PID cleared (``actions`` lists what was stopped),
+        or None when the folder records no stack.
     """
     state = resolve_state_dir(state_dir)
     steps = _Steps(console)
+    if not (state / STACK_FILE).exists():
+        return None  # nothing recorded: do not create a state folder just to say so
     with _locked(state):
         info = _load(state)
         if info is None:
-            raise DevStackError(f"no local stack recorded in {state} (nothing to stop)")
+            return None
         for srv in info.servers.values():
             with steps.step(f"server {srv.region}") as s:
                 if srv.pid is not None and _server_alive(info, srv):
@@ -376,8 +390,11 @@ def stack_status(state_dir: str | os.PathLike[str] | None = None) -> list[Compon
     if info is None:
         return []
     pg_pid = info.pg.pid()
+    # postmaster.pid can outlive the postmaster; its PID then may name another program.
+    pg_alive = pg_pid is not None and _pid_alive(pg_pid) and (
+        Path((_cmdline(pg_pid) or [""])[0]).name == "postgres")
     rows = [Component("postgres", pg_pid if pg_pid is not None else info.pg_pid,
-                      pg_pid is not None, f"{LOOPBACK}:{info.pg_port}")]
+                      pg_alive, f"{LOOPBACK}:{info.pg_port}")]
     for srv in info.servers.values():
         alive = srv.pid is not None and _server_alive(info, srv)
         rows.append(Component(f"server {srv.region}", srv.pid, alive, srv.url))
@@ -415,12 +432,19 @@ def _save(info: StackInfo) -> None:
 def _locked(state: Path) -> Iterator[None]:
     _prepare_state_dir(state)
     with (state / ".lock").open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DevStackError(
-                f"another `baton dev` command is working on {state}; wait for it"
-            ) from None
+        # Two `up`s at once (a demo and a test, say) take turns instead of racing.
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DevStackError(
+                        f"another `baton dev` command has held {state / '.lock'} for "
+                        f"{LOCK_TIMEOUT_S:.0f} s; is it stuck?"
+                    ) from None
+                time.sleep(0.1)
         try:
             yield
         finally:

@@ -12,7 +12,6 @@ import base64
 import dataclasses
 import enum
 import json
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ __all__ = [
     "table",
     "to_json",
     "to_jsonable",
+    "when",
 ]
 
 OutputFormat = Literal["table", "json"]
@@ -68,6 +68,19 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Iterable):
         return [to_jsonable(v) for v in value]
     return str(value)
+
+
+def when(value: str | None) -> str | None:
+    """An ISO 8601 time shortened for tables: ``2024-05-01 12:00:03.123`` (UTC)."""
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if ts.utcoffset():
+        ts = ts - ts.utcoffset()  # type: ignore[operator]
+    return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
 
 
 def to_json(value: Any) -> str:
@@ -115,11 +128,18 @@ def short(value: Any, width: int = 80) -> str:
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-          title: str | None = None) -> Table:
-    """A rich table with ``columns`` and ``rows`` (cells rendered with :func:`cell`)."""
+          title: str | None = None, no_wrap: Sequence[str] = ()) -> Table:
+    """A rich table with ``columns`` and ``rows`` (cells rendered with :func:`cell`).
+
+    Args:
+        columns: Column headers.
+        rows: One sequence of values per row.
+        title: Shown above the table.
+        no_wrap: Columns kept on one line (ids, types); the others fold.
+    """
     t = Table(title=title, title_justify="left", header_style="bold")
     for c in columns:
-        t.add_column(c, overflow="fold")
+        t.add_column(c, overflow="fold", no_wrap=c in no_wrap)
     for row in rows:
         t.add_row(*(cell(v) for v in row))
     return t
@@ -146,8 +166,3 @@ def cell(value: Any) -> Text:
     if isinstance(value, dict | list | tuple):
         return Text(short(value, 200))
     return Text(str(value))
-
-
-def is_tty() -> bool:
-    """Whether stdout is a terminal (for choosing spinners over plain lines)."""
-    return sys.stdout.isatty()

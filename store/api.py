@@ -270,8 +270,10 @@ def create_app(store: Store) -> FastAPI:
     # ------------------------------------------------------------------ tasks
 
     @app.post(f"{ns_path}/workflow-tasks/poll", response_model=wire.WorkflowTaskPollResponse)
-    async def poll_workflow_task(namespace: str, req: wire.PollRequest) -> Response:
-        return JSON({"task": await tasks.poll_workflow_task(store, namespace, req)})
+    async def poll_workflow_task(namespace: str, req: wire.PollRequest,
+                                 request: Request) -> Response:
+        return JSON({"task": await tasks.poll_workflow_task(store, namespace, req,
+                                                            request.is_disconnected)})
 
     @app.post(f"{ns_path}/workflow-tasks/complete",
               response_model=wire.RespondWorkflowTaskCompletedResponse)
@@ -292,8 +294,10 @@ def create_app(store: Store) -> FastAPI:
         return JSON({})
 
     @app.post(f"{ns_path}/activity-tasks/poll", response_model=wire.ActivityTaskPollResponse)
-    async def poll_activity_task(namespace: str, req: wire.PollRequest) -> Response:
-        return JSON({"task": await tasks.poll_activity_task(store, namespace, req)})
+    async def poll_activity_task(namespace: str, req: wire.PollRequest,
+                                 request: Request) -> Response:
+        return JSON({"task": await tasks.poll_activity_task(store, namespace, req,
+                                                            request.is_disconnected)})
 
     @app.post(f"{ns_path}/activity-tasks/complete", response_model=wire.RespondActivityResponse)
     async def complete_activity_task(namespace: str, req: wire.RespondActivityTaskCompleted,

@@ -9,6 +9,7 @@ completion causes in the same transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -42,14 +43,25 @@ async def check_poll_namespace(store: Store, namespace: str) -> None:
     ns.require_writable(store.region, store.region_urls)
 
 
+Disconnected = Callable[[], Awaitable[bool]]
+
+
+async def _never() -> bool:
+    return False
+
+
 async def _poll(store: Store, namespace: str, kind: str, req: wire.PollRequest,
-                take: Any) -> Any:
+                take: Any, disconnected: Disconnected) -> Any:
     await check_poll_namespace(store, namespace)
     deadline = utcnow() + timedelta(seconds=req.wait_s)
     async with store.notifier.subscribe("baton_tasks_v1",
                                         f"{namespace}/{kind}/{req.task_queue}") as ev:
         while True:
             ev.clear()
+            # A poller that went away (its worker was killed) must not take a
+            # task: the task would sit unseen until its timeout.
+            if await disconnected():
+                return None
             while True:
                 got = await store.txn(take)
                 if got is not _STALE:
@@ -100,8 +112,8 @@ async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str,
     }
 
 
-async def poll_workflow_task(store: Store, namespace: str,
-                             req: wire.PollRequest) -> dict[str, Any] | None:
+async def poll_workflow_task(store: Store, namespace: str, req: wire.PollRequest,
+                             disconnected: Disconnected = _never) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
         row = await conn.fetchrow(Q["take_task"], namespace, req.task_queue,
                                   ["workflow", "query"], req.build_id)
@@ -118,7 +130,7 @@ async def poll_workflow_task(store: Store, namespace: str,
         await rt.write_txn()
         return await build_workflow_task(conn, rt)
 
-    return await _poll(store, namespace, "workflow", req, take)  # type: ignore[no-any-return]
+    return await _poll(store, namespace, "workflow", req, take, disconnected)  # type: ignore[no-any-return]
 
 
 async def _query_task(conn: asyncpg.Connection, row: asyncpg.Record) -> Any:
@@ -234,8 +246,8 @@ def activity_task(row: asyncpg.Record | dict[str, Any], workflow_type: str) -> d
     }
 
 
-async def poll_activity_task(store: Store, namespace: str,
-                             req: wire.PollRequest) -> dict[str, Any] | None:
+async def poll_activity_task(store: Store, namespace: str, req: wire.PollRequest,
+                             disconnected: Disconnected = _never) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
         row = await conn.fetchrow(Q["take_task"], namespace, req.task_queue, ["activity"],
                                   req.build_id)
@@ -256,7 +268,7 @@ async def poll_activity_task(store: Store, namespace: str,
             )
         return activity_task(act, act["workflow_type"])
 
-    return await _poll(store, namespace, "activity", req, take)  # type: ignore[no-any-return]
+    return await _poll(store, namespace, "activity", req, take, disconnected)  # type: ignore[no-any-return]
 
 
 async def _lock_started_activity(store: Store, conn: asyncpg.Connection,

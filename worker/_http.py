@@ -1,4 +1,4 @@
-"""The SDK's HTTP transport: one connection pool, typed errors, failover following.
+"""The SDK's HTTP transport: one aiohttp session, typed errors, failover following.
 
 A transport knows every region's endpoint. Calls go to the endpoint where the
 namespace was last seen active; a ``NAMESPACE_NOT_ACTIVE`` answer names the
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 import orjson
 
 from worker.errors import (
@@ -49,18 +49,27 @@ class Transport:
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self._active = self.endpoints[0]
         self.retry_for_s = retry_for_s
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(request_timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-            headers={"content-type": "application/json"},
-        )
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=5.0)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created lazily: a session belongs to the event loop that first uses it.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                headers={"content-type": "application/json"},
+                json_serialize=lambda v: orjson.dumps(v).decode(),
+            )
+        return self._session
 
     @property
     def active_endpoint(self) -> str:
         return self._active
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
 
     async def call(self, method: str, path: str, body: Any = None, *,
                    params: dict[str, Any] | None = None, retry: bool = True) -> Any:
@@ -72,20 +81,22 @@ class Transport:
         while True:
             base = self._active
             try:
-                resp = await self._http.request(
-                    method, base + path, content=content,
-                    params={k: v for k, v in (params or {}).items() if v is not None},
-                )
-            except httpx.TransportError as exc:
+                async with self._http().request(
+                    method, base + path, data=content,
+                    params={k: _param(v) for k, v in (params or {}).items() if v is not None},
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 err: BatonError = UnavailableError(f"cannot reach {base}: {exc!r}")
                 # Another region's server may answer (and redirect) instead.
                 if len(self.endpoints) > 1:
                     i = self.endpoints.index(base) if base in self.endpoints else -1
                     self._active = self.endpoints[(i + 1) % len(self.endpoints)]
             else:
-                if resp.status_code < 400:
-                    return orjson.loads(resp.content) if resp.content else None
-                err = _error_from(resp)
+                if status < 400:
+                    return orjson.loads(raw) if raw else None
+                err = _error_from(status, raw)
                 if isinstance(err, NamespaceNotActiveError) and err.active_url:
                     if err.active_url.rstrip("/") != base:
                         self._active = err.active_url.rstrip("/")
@@ -101,15 +112,21 @@ class Transport:
             delay = min(delay * 2, 2.0)
 
 
-def _error_from(resp: httpx.Response) -> BatonError:
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _error_from(status: int, raw: bytes) -> BatonError:
     try:
-        body = orjson.loads(resp.content)["error"]
+        body = orjson.loads(raw)["error"]
         return from_wire(body["code"], body["message"], body.get("details"))
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        text = resp.text[:500]
-        if resp.status_code >= 500:
-            return UnavailableError(f"server answered {resp.status_code}: {text}")
-        return from_wire("INTERNAL", f"server answered {resp.status_code}: {text}")
+        text = raw[:500].decode(errors="replace")
+        if status >= 500:
+            return UnavailableError(f"server answered {status}: {text}")
+        return from_wire("INTERNAL", f"server answered {status}: {text}")
 
 
 class _RetryableNotActive(NamespaceNotActiveError):

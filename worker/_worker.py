@@ -165,13 +165,16 @@ class Worker:
         return lock
 
     def _evict(self, run_id: str) -> None:
-        self._cache.pop(run_id, None)
+        inst = self._cache.pop(run_id, None)
+        if inst is not None:
+            inst.dispose()
 
     def _cache_put(self, inst: WorkflowInstance) -> None:
         self._cache[inst.run_id] = inst
         self._cache.move_to_end(inst.run_id)
         while len(self._cache) > self._max_cached:
-            old, _ = self._cache.popitem(last=False)
+            old, evicted = self._cache.popitem(last=False)
+            evicted.dispose()
             self._run_locks.pop(old, None)
 
     async def _handle_workflow_task(self, task: dict[str, Any]) -> None:
@@ -232,6 +235,7 @@ class Worker:
             await self._query_task(task)
             return None
         token = task["task_token"]
+        inst: WorkflowInstance | None = None
         try:
             inst, raw_events = await self._instance_for(task)
             await transform(raw_events, self.converter.codec, encode=False)
@@ -239,8 +243,10 @@ class Worker:
                                       encode=False)
             events = [HistoryEvent.model_validate(e) for e in raw_events]
             commands = inst.activate(events, updates=updates)
-        except (NonDeterminismError, WorkflowTaskError, _NotRegistered, Exception) as exc:
+        except Exception as exc:
             self._evict(task["run_id"])
+            if inst is not None:
+                inst.dispose()
             await self._fail_workflow_task(task, exc)
             return None
         body = {
@@ -255,15 +261,18 @@ class Worker:
             res = await self._call("/workflow-tasks/complete", body)
         except TaskNotFoundError:
             self._evict(task["run_id"])
+            inst.dispose()
             return None
         except BatonError as exc:
             log.warning("completing the workflow task of %s failed: %s", task["workflow_id"], exc)
             self._evict(task["run_id"])
+            inst.dispose()
             if not exc.retryable:
                 await self._fail_workflow_task(task, exc)
             return None
         if inst.closed:
             self._evict(task["run_id"])
+            inst.dispose()
         else:
             self._cache_put(inst)
         for act in res.get("activity_tasks") or []:
@@ -284,8 +293,10 @@ class Worker:
 
     async def _fail_workflow_task(self, task: dict[str, Any], exc: BaseException) -> None:
         cause = "NonDeterminism" if isinstance(exc, NonDeterminismError) else "WorkflowTaskFailed"
-        original = exc.__cause__ if isinstance(exc, WorkflowTaskError) and exc.__cause__ else exc
-        failure = exception_to_failure(original, self.converter.payload_converter)
+        if isinstance(exc, WorkflowTaskError):
+            failure = exc.failure
+        else:
+            failure = exception_to_failure(exc, self.converter.payload_converter)
         if isinstance(exc, NonDeterminismError):
             failure = Failure(message=str(exc), type="NonDeterminismError",
                               stack_trace=failure.stack_trace)
@@ -384,7 +395,8 @@ class Worker:
             log.info("activity %s finished after its task closed (timed out or canceled)",
                      task["activity_type"])
             return None
-        return res.get("workflow_task") if res else None
+        nxt: dict[str, Any] | None = res.get("workflow_task") if res else None
+        return nxt
 
     async def _respond_activity_failed(self, token: str, exc: BaseException) -> dict[str, Any] | None:
         failure = exception_to_failure(exc, self.converter.payload_converter)

@@ -33,7 +33,7 @@ import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from worker import _history
 from worker._definition import WorkflowDefinition, _param_hints
@@ -107,7 +107,7 @@ class WorkflowInstance(WorkflowRuntime):
     #: Wall-clock seconds one activation may run before it fails the task with
     #: DeadlockError. Checked between steps, so it catches code that keeps
     #: rescheduling itself; a step that blocks outright cannot be interrupted.
-    deadlock_timeout_s: ClassVar[float] = 2.0
+    deadlock_timeout_s: float = 2.0
 
     def __init__(
         self,

@@ -633,12 +633,12 @@ class Catcher:
     @workflow.run
     async def run(self) -> list[dict[str, Any]]:
         seen = []
-        for _ in range(2):
+        for _ in range(3):
             try:
                 await workflow.execute_activity(step, 1, start_to_close_timeout=TIMEOUT)
             except ActivityError as exc:
                 cause = exc.__cause__
-                assert isinstance(cause, ApplicationError | TimeoutError_)
+                assert isinstance(cause, ApplicationError | TimeoutError_ | CanceledError)
                 seen.append(
                     {
                         "activity": [exc.activity_type, exc.activity_id],
@@ -653,7 +653,7 @@ class Catcher:
         return seen
 
 
-def test_activity_failure_and_timeout_surface_as_activity_error() -> None:
+def test_activity_failure_timeout_and_cancel_surface_as_activity_error() -> None:
     sim = Sim(Catcher)
     sim.run_task()
     sim.fail_activity(
@@ -667,6 +667,14 @@ def test_activity_failure_and_timeout_surface_as_activity_error() -> None:
     )
     sim.run_task()
     sim.time_out_activity("2")
+    sim.run_task()
+    sim.add(
+        EventType.ACTIVITY_TASK_CANCELED,
+        scheduled_event_id=sim.scheduled["3"],
+        started_event_id=None,
+        identity="server",
+    )
+    sim.schedule_task()
     result = dec(sim.run_task()[0].attributes["result"])
     assert result == [
         {
@@ -682,6 +690,14 @@ def test_activity_failure_and_timeout_surface_as_activity_error() -> None:
             "cause": "TimeoutError_",
             "type": "START_TO_CLOSE",
             "message": "activity timed out",
+            "non_retryable": None,
+            "details": [],
+        },
+        {
+            "activity": ["step", "3"],
+            "cause": "CanceledError",
+            "type": None,
+            "message": "activity canceled",
             "non_retryable": None,
             "details": [],
         },
@@ -1389,7 +1405,7 @@ class Spinner:
 
 def test_busy_workflow_fails_the_task_with_deadlock_error() -> None:
     sim = Sim(Spinner)
-    sim.instance.deadlock_timeout_s = 0.2  # type: ignore[misc]
+    sim.instance.deadlock_timeout_s = 0.2
     error = sim.fail_task()
     assert type(error.__cause__).__name__ == "DeadlockError"
     assert "ran for more than 0.2s" in str(error)

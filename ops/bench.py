@@ -1,0 +1,124 @@
+"""`baton bench`: throughput and start-to-result latency of the ThreeSteps workflow.
+
+The benchmark runs against a live region (the dev stack by default): it
+starts one worker process, then N workflows from C concurrent starters, each
+of which starts a workflow and waits for its result. It prints workflows per
+second and latency percentiles. It is a measurement, never a test: nothing is
+asserted about speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from worker import Client
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    workflows: int
+    concurrency: int
+    seconds: float
+    per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def run_bench(urls: list[str], *, workflows: int = 1000, concurrency: int = 50,
+                    warmup: int = 50, namespace: str | None = None, show_progress: bool = True,
+                    log_dir: Path | None = None) -> BenchResult:
+    """Start a worker process and measure ``workflows`` runs of ThreeSteps."""
+    ns = namespace or f"bench-{uuid.uuid4().hex[:8]}"
+    queue = "bench"
+    async with await Client.connect(urls, namespace=ns) as client:
+        try:
+            await client.create_namespace(ns)
+        except Exception as exc:  # an existing namespace is fine
+            if getattr(exc, "code", "") != "NAMESPACE_ALREADY_EXISTS":
+                raise
+        log = (log_dir or Path(".")) / "bench-worker.log"
+        args = [sys.executable, "-m", "ops.apps", "--namespace", ns, "--task-queue", queue]
+        for u in urls:
+            args += ["--url", u]
+        with log.open("ab") as fh:
+            proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env={**os.environ})
+        try:
+            # Warm up: connections, caches and the worker's first poll.
+            await asyncio.gather(*[
+                client.execute_workflow("ThreeSteps", i, id=f"warmup-{i}", task_queue=queue)
+                for i in range(warmup)
+            ])
+            latencies: list[float] = []
+            errors = 0
+            queue_ids: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(workflows):
+                queue_ids.put_nowait(i)
+            progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                disable=not show_progress, transient=True)
+
+            async def starter(task_id: Any) -> None:
+                nonlocal errors
+                while True:
+                    try:
+                        i = queue_ids.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
+                    t0 = time.perf_counter()
+                    try:
+                        result = await client.execute_workflow(
+                            "ThreeSteps", i, id=f"wf-{i}", task_queue=queue)
+                        if result != i + 3:
+                            errors += 1
+                        latencies.append((time.perf_counter() - t0) * 1000)
+                    except Exception:
+                        errors += 1
+                    progress.advance(task_id)
+
+            with progress:
+                task_id = progress.add_task("ThreeSteps workflows", total=workflows)
+                t_start = time.perf_counter()
+                await asyncio.gather(*[starter(task_id) for _ in range(concurrency)])
+                elapsed = time.perf_counter() - t_start
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return BenchResult(
+        workflows=workflows, concurrency=concurrency, seconds=round(elapsed, 3),
+        per_second=round(len(latencies) / elapsed, 1),
+        p50_ms=round(percentile(latencies, 0.50), 1), p90_ms=round(percentile(latencies, 0.90), 1),
+        p99_ms=round(percentile(latencies, 0.99), 1), max_ms=round(max(latencies or [0]), 1),
+        mean_ms=round(statistics.fmean(latencies) if latencies else float("nan"), 1),
+        errors=errors,
+    )

@@ -1,0 +1,59 @@
+"""`baton demo` and `baton bench`: the commands that run Baton end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+from rich.console import RenderableType
+from rich.text import Text
+
+from ops import devstack
+from ops.bench import run_bench
+from ops.demo import run_demo
+from ops.output import console, emit, err_console, kv_table
+
+
+def register_tools(cli: click.Group) -> None:
+    """Add the demo and benchmark commands to the CLI group."""
+
+    @cli.command("demo")
+    @click.option("--state-dir", default=None, help="State folder of the local stack.")
+    @click.option("--orders", type=click.IntRange(1, 100), default=5, show_default=True,
+                  help="Order workflows to run.")
+    def demo(state_dir: str | None, orders: int, output: str) -> None:
+        """Bring the local stack up and run workflows through a SIGKILLed worker."""
+        show = console if output == "table" else None
+        report = asyncio.run(run_demo(state_dir, orders=orders, console=show))
+        if output == "json":
+            emit(report, output, lambda d: None)
+
+    @cli.command("bench")
+    @click.option("--state-dir", default=None, help="State folder of the local stack.")
+    @click.option("--workflows", type=click.IntRange(1, 1_000_000), default=1000,
+                  show_default=True)
+    @click.option("--concurrency", type=click.IntRange(1, 1000), default=50, show_default=True,
+                  help="Concurrent starters, each starting a workflow and awaiting its result.")
+    @click.option("--region", "bench_region", default=None,
+                  help="Region to run in (default: the stack's first).")
+    def bench(state_dir: str | None, workflows: int, concurrency: int,
+              bench_region: str | None, output: str) -> None:
+        """Workflows per second and start-to-result latency of ThreeSteps (3 activities)."""
+        info = devstack.stack_up(state_dir, console=err_console)
+        region = bench_region or info.regions[0]
+        result = asyncio.run(run_bench(
+            [info.url(region)], workflows=workflows, concurrency=concurrency,
+            show_progress=output == "table", log_dir=info.state_dir / "logs",
+        ))
+
+        def render(d: dict[str, Any]) -> RenderableType:
+            t = kv_table({
+                "workflows": d["workflows"], "concurrent starters": d["concurrency"],
+                "seconds": d["seconds"], "workflows/s": d["per_second"],
+                "p50 start-to-result (ms)": d["p50_ms"], "p90 (ms)": d["p90_ms"],
+                "p99 (ms)": d["p99_ms"], "max (ms)": d["max_ms"], "errors": d["errors"],
+            }, title="ThreeSteps: x = n, then 3 x `x = await step(x)`")
+            return t if d["errors"] == 0 else Text(f"{d['errors']} workflows failed")
+
+        emit(result.as_dict(), output, render)

@@ -1,0 +1,202 @@
+"""The ``baton`` CLI against a real local stack (PostgreSQL and two region servers).
+
+One stack serves the whole module: ``stack_up`` brings it up in a fresh state
+folder, the tests drive it through the real CLI (click's runner in-process, and
+once through ``python -m ops.cli``), and the last test brings it down with
+``baton dev down`` and checks that none of the processes it started survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+import ops
+from ops.cli import cli
+from ops.devstack import StackInfo, stack_down, stack_up
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(ops.__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackInfo]:
+    # Not pytest's tmp_path: its parents are mode 0700 and PostgreSQL runs as
+    # the postgres user, which must reach the state folder.
+    state = Path(tempfile.mkdtemp(prefix="baton-cli-test-"))
+    state.chmod(0o755)
+    try:
+        yield stack_up(state)
+    finally:
+        try:
+            stack_down(state)
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def run(stack: StackInfo, *args: str, ok: bool = True) -> Result:
+    """Run ``baton --config STATE/baton.toml ARGS`` in-process."""
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(stack.config_path), *args],
+                           env={"BATON_NAMESPACE": None, "BATON_CONFIG": None})
+    if ok:
+        assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def run_json(stack: StackInfo, *args: str) -> Any:
+    return json.loads(run(stack, *args, "--output", "json").stdout)
+
+
+def pid_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # our children: collect them once they exit
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def eventually(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{check} still false after {timeout} s"
+        time.sleep(0.05)
+
+
+def server_pids(stack: StackInfo) -> dict[str, int | None]:
+    data = json.loads((stack.state_dir / "stack.json").read_text())
+    return {r: s["pid"] for r, s in data["servers"].items()}
+
+
+def test_dev_up_twice_changes_nothing(stack: StackInfo) -> None:
+    before = server_pids(stack)
+    data = run_json(stack, "dev", "up", "--state-dir", str(stack.state_dir))
+    assert data["changed"] is False and data["actions"] == []
+    assert {r: s["pid"] for r, s in data["servers"].items()} == before
+    assert data["postgres"]["pid"] == stack.pg_pid
+    assert all(p is not None for p in before.values())
+
+
+def test_dev_status_json_shows_alive_components(stack: StackInfo) -> None:
+    data = run_json(stack, "dev", "status", "--state-dir", str(stack.state_dir))
+    rows = {c["component"]: c for c in data["components"]}
+    assert set(rows) == {"postgres", "server region-a", "server region-b"}
+    assert all(c["alive"] for c in rows.values()) and data["running"] is True
+    assert rows["server region-a"]["address"] == stack.url("region-a")
+    table = run(stack, "dev", "status", "--state-dir", str(stack.state_dir)).stdout
+    assert "server region-b" in table
+
+
+def test_dead_server_is_restarted(stack: StackInfo) -> None:
+    before = server_pids(stack)
+    victim = before["region-b"]
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    eventually(lambda: not pid_running(victim))
+    data = run_json(stack, "dev", "up", "--state-dir", str(stack.state_dir))
+    after = {r: s["pid"] for r, s in data["servers"].items()}
+    assert after["region-a"] == before["region-a"]
+    assert after["region-b"] not in (None, victim)
+    assert data["actions"] == [f"restarted server region-b (pid {after['region-b']})"]
+
+
+def test_namespace_create_list_describe(stack: StackInfo) -> None:
+    created = run_json(stack, "namespace", "create", "cli-orders", "--regions",
+                       "region-a,region-b", "--active", "region-a", "--retention-days", "3",
+                       "--description", "from the CLI test")
+    assert created["name"] == "cli-orders"
+    assert created["regions"] == ["region-a", "region-b"]
+    assert created["active_region"] == "region-a" and created["failover_version"] == 1
+    assert created["retention_days"] == 3
+
+    # Once through the real entry point, as an operator's shell runs it.
+    proc = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "--config", str(stack.config_path),
+         "namespace", "list", "--output", "json"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    names = {n["name"] for n in json.loads(proc.stdout)}
+    assert {"default", "cli-orders"} <= names
+
+    described = run_json(stack, "namespace", "describe", "cli-orders")
+    assert described["description"] == "from the CLI test"
+    assert described["state"] == "active"
+
+    again = run(stack, "namespace", "create", "cli-orders", "--output", "json", ok=False)
+    assert again.exit_code == 1
+    assert json.loads(again.stdout)["error"]["code"] == "NAMESPACE_ALREADY_EXISTS"
+
+
+def test_workflow_start_then_describe_and_list(stack: StackInfo) -> None:
+    started = run_json(stack, "workflow", "start", "--type", "Pipeline", "--task-queue",
+                       "cli-q", "--id", "cli-wf-1", "--input", '{"order": 42}',
+                       "--input", '"rush"')
+    assert started["workflow_id"] == "cli-wf-1" and started["run_id"]
+
+    described = run_json(stack, "workflow", "describe", "cli-wf-1")
+    ex = described["execution"]
+    assert ex["status"] == "running" and ex["run_id"] == started["run_id"]
+    assert ex["workflow_type"] == "Pipeline" and ex["task_queue"] == "cli-q"
+
+    listed = run_json(stack, "workflow", "list", "--prefix", "cli-wf-", "--status", "running")
+    assert [(e["workflow_id"], e["status"]) for e in listed] == [("cli-wf-1", "running")]
+
+    history = run_json(stack, "workflow", "history", "cli-wf-1")
+    first = history["events"][0]
+    assert first["event_id"] == 1 and first["event_type"] == "WorkflowExecutionStarted"
+    table = run(stack, "workflow", "history", "cli-wf-1").stdout
+    assert "WorkflowExecutionStarted" in table and "order" in table
+
+
+def test_bad_namespace_exits_1_with_error_code(stack: StackInfo) -> None:
+    as_json = run(stack, "-n", "no-such-ns", "workflow", "list", "--output", "json", ok=False)
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["error"]["code"] == "NAMESPACE_NOT_FOUND"
+
+    as_text = run(stack, "-n", "no-such-ns", "workflow", "describe", "x", ok=False)
+    assert as_text.exit_code == 1
+    assert as_text.stderr.startswith("error [NAMESPACE_NOT_FOUND]: ")
+    assert "Traceback" not in as_text.output
+
+
+def test_migrate_status_is_up_to_date(stack: StackInfo) -> None:
+    rows = run_json(stack, "migrate", "status")
+    assert {r["region"] for r in rows} == {"region-a", "region-b"}
+    assert all(r["up_to_date"] and r["pending"] == [] and r["current"] == r["latest"] >= 1
+               for r in rows)
+    table = run(stack, "migrate", "status", "--region", "region-a").stdout
+    assert "region-a" in table and "region-b" not in table
+
+
+def test_dev_down_leaves_nothing_running(stack: StackInfo) -> None:
+    pids = [p for p in server_pids(stack).values() if p is not None]
+    pg_pid = stack.pg.pid()
+    assert pg_pid is not None and len(pids) == 2
+    data = run_json(stack, "dev", "down", "--state-dir", str(stack.state_dir))
+    assert data["changed"] is True
+    for pid in [*pids, pg_pid]:
+        assert not pid_running(pid), f"pid {pid} still runs after dev down"
+    status = run_json(stack, "dev", "status", "--state-dir", str(stack.state_dir))
+    assert not any(c["alive"] for c in status["components"])
+    # SIGTERM shut the servers down cleanly (no traceback in their logs).
+    for log in (stack.state_dir / "logs").glob("server-*.log"):
+        assert "Traceback" not in log.read_text(), log.read_text()[-2000:]

@@ -1,0 +1,69 @@
+"""With the AES-GCM codec on, the region database holds no plaintext."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+
+import pytest
+
+from ops.pg import PgCluster
+from tests.apps.workflows import ALL_ACTIVITIES, Secret
+from tests.conftest import Region
+from worker import AesGcmCodec, Client, DataConverter, Worker
+from worker.codec import generate_key
+
+pytestmark = pytest.mark.integration
+
+
+def contains_marker(dump: str, marker: str) -> bool:
+    """Whether the marker is in the dump as text, hex or base64 (at any alignment)."""
+    if marker in dump or marker.encode().hex() in dump:
+        return True
+    raw = marker.encode()
+    for shift in range(3):
+        # The base64 of the marker, aligned as it would be after `shift` leading bytes.
+        chunk = base64.b64encode(b"\0" * shift + raw).decode()
+        core = chunk[(shift * 4 + 2) // 3 + 1 : -4]
+        if core and core in dump:
+            return True
+    for token in re.findall(r"[A-Za-z0-9+/]{16,}={0,2}", dump):
+        try:
+            if raw in base64.b64decode(token + "=" * (-len(token) % 4)):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+async def run_secret_workflow(client: Client, marker: str) -> str:
+    async with Worker(client, task_queue="secret", workflows=[Secret],
+                      activities=ALL_ACTIVITIES):
+        handle = await client.start_workflow(Secret, marker, id=f"secret-{uuid.uuid4().hex[:6]}",
+                                             task_queue="secret", memo={})
+        await handle.signal("add_note", f"note-{marker}")
+        return str(await handle.result(timeout=30))
+
+
+async def test_marker_appears_nowhere_in_pg_dump_with_the_codec_on(region: Region,
+                                                                  pg: PgCluster) -> None:
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    codec = AesGcmCodec(keys={"k1": generate_key()}, active_key_id="k1")
+    async with await Client.connect(region.url,
+                                    data_converter=DataConverter(codec=codec)) as client:
+        await client.create_namespace("default")
+        assert await run_secret_workflow(client, marker) == f"{marker}|note-{marker}"
+    dump = pg.dump(region.dbname)
+    assert "WorkflowExecutionCompleted" in dump  # the dump does hold the history
+    assert not contains_marker(dump, marker)
+
+
+async def test_without_the_codec_the_detector_finds_the_marker(region: Region,
+                                                               pg: PgCluster) -> None:
+    # The control: proves the check above would see plaintext if it were there.
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    async with await Client.connect(region.url) as client:
+        await client.create_namespace("default")
+        await run_secret_workflow(client, marker)
+    assert contains_marker(pg.dump(region.dbname), marker)
