@@ -113,7 +113,12 @@ def main() -> None:
     parser.add_argument("--task-queue", default="demo")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(run_worker(args.url, args.namespace, args.task_queue))
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run_worker(args.url, args.namespace, args.task_queue))
+    else:
+        uvloop.run(run_worker(args.url, args.namespace, args.task_queue))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ops import devstack
-from ops.cli_tools import register_tools
+from ops.cli_tools import register_tools, run_fast
 from ops.output import (
     OUTPUT_CHOICES,
     emit,
@@ -391,7 +391,7 @@ def _serve_until_signalled(cfg: BatonConfig, region: str, host: str | None,
 
     def run() -> None:
         try:
-            asyncio.run(main())
+            run_fast(main())
         except asyncio.CancelledError:
             pass
         except BaseException as exc:  # reported by the main thread

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import click
 from rich.console import RenderableType
@@ -13,6 +14,17 @@ from ops import devstack
 from ops.bench import run_bench
 from ops.demo import run_demo
 from ops.output import console, emit, err_console, kv_table
+
+T = TypeVar("T")
+
+
+def run_fast(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on uvloop when it is installed (it is with uvicorn[standard])."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def register_tools(cli: click.Group) -> None:
@@ -25,7 +37,7 @@ def register_tools(cli: click.Group) -> None:
     def demo(state_dir: str | None, orders: int, output: str) -> None:
         """Bring the local stack up and run workflows through a SIGKILLed worker."""
         show = console if output == "table" else None
-        report = asyncio.run(run_demo(state_dir, orders=orders, console=show))
+        report = run_fast(run_demo(state_dir, orders=orders, console=show))
         if output == "json":
             emit(report, output, lambda d: None)
 
@@ -42,7 +54,7 @@ def register_tools(cli: click.Group) -> None:
         """Workflows per second and start-to-result latency of ThreeSteps (3 activities)."""
         info = devstack.stack_up(state_dir, console=err_console)
         region = bench_region or info.regions[0]
-        result = asyncio.run(run_bench(
+        result = run_fast(run_bench(
             [info.url(region)], workflows=workflows, concurrency=concurrency,
             show_progress=output == "table", log_dir=info.state_dir / "logs",
         ))

@@ -90,13 +90,9 @@ async def _schedule_activity(rt: RunTxn, attrs: dict[str, Any], completed_id: in
         "started_identity": identity if go_eager else None,
         "schedule_to_close_s": s2c, "schedule_to_start_s": s2s, "start_to_close_s": st2c,
         "heartbeat_s": hb, "retry_policy": policy, "heartbeat_details": None,
-        "last_failure": None,
+        "last_heartbeat_time": None, "last_failure": None, "cancel_requested": False,
     }
-    await rt.conn.execute(
-        Q["insert_activity"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), sid,
-        activity_id, activity_type, queue, inputs, row["state"], now, row["started_time"],
-        row["started_identity"], s2c, s2s, st2c, hb, policy,
-    )
+    rt.insert_activity(row)
     if s2c:
         rt.add_timer(ACTIVITY_SCHEDULE_TO_CLOSE, sid, now + timedelta(seconds=s2c))
     if go_eager:
@@ -109,8 +105,29 @@ async def _schedule_activity(rt: RunTxn, attrs: dict[str, Any], completed_id: in
             rt.add_timer(ACTIVITY_SCHEDULE_TO_START, sid, now + timedelta(seconds=s2s), 1)
 
 
+def _cancel_unwritten_activity(rt: RunTxn, activity_id: str) -> bool:
+    """Cancel an activity scheduled by this same completion (not written yet)."""
+    for row in rt.activity_inserts:
+        if row["activity_id"] != activity_id:
+            continue
+        sid = row["scheduled_event_id"]
+        rt.activity_inserts.remove(row)
+        rt.tasks = [t for t in rt.tasks if not (t[0] == "activity" and t[2] == str(sid))]
+        rt.timers = [t for t in rt.timers
+                     if not (t[0].startswith("activity_") and t[1] == str(sid))]
+        row["_canceled"] = True  # keeps it out of the eager activities handed back
+        rt.add_event(EventType.ACTIVITY_TASK_CANCEL_REQUESTED,
+                     {"scheduled_event_id": sid, "activity_id": activity_id})
+        rt.add_event(EventType.ACTIVITY_TASK_CANCELED,
+                     {"scheduled_event_id": sid, "identity": "server"})
+        return True
+    return False
+
+
 async def _request_cancel_activity(rt: RunTxn, attrs: dict[str, Any]) -> None:
     activity_id = str(attrs.get("activity_id") or "")
+    if _cancel_unwritten_activity(rt, activity_id):
+        return
     act = await rt.conn.fetchrow(Q["lock_activity_by_id"], rt.namespace, rt.workflow_id,
                                  uuid.UUID(rt.run_id), activity_id)
     sid = act["scheduled_event_id"] if act else attrs.get("scheduled_event_id")
@@ -188,8 +205,10 @@ async def apply_commands(store: Store, rt: RunTxn,
 
     commands = req.commands
     closing = any(c.type in CLOSE_COMMANDS for c in commands)
-    pending_updates = await rt.conn.fetch(Q["pending_updates"], rt.namespace, rt.workflow_id,
-                                          uuid.UUID(rt.run_id))
+    pending_updates = []
+    if rt.exe.get("pending_updates"):
+        pending_updates = await rt.conn.fetch(Q["pending_updates"], rt.namespace,
+                                              rt.workflow_id, uuid.UUID(rt.run_id))
     handled = {c.attributes.get("update_id") for c in commands
                if c.type in (CommandType.ACCEPT_UPDATE, CommandType.REJECT_UPDATE)}
     unhandled_updates = [u for u in pending_updates if u["update_id"] not in handled]
@@ -292,7 +311,8 @@ async def apply_commands(store: Store, rt: RunTxn,
     if new_run is not None:
         await new_run.write_txn()
     response: dict[str, Any] = {
-        "activity_tasks": [activity_task(r, rt.exe["workflow_type"]) for r in eager],
+        "activity_tasks": [activity_task(r, rt.exe["workflow_type"]) for r in eager
+                           if not r.get("_canceled")],
         "workflow_task": None,
     }
     if start_next:

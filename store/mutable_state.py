@@ -142,6 +142,7 @@ class RunTxn:
     timers: list[tuple[str, str, int, datetime]] = field(default_factory=list)
     timer_deletes: list[tuple[str, str]] = field(default_factory=list)
     activity_deletes: list[int] = field(default_factory=list)
+    activity_inserts: list[dict[str, Any]] = field(default_factory=list)
     is_new: bool = False
     notify_close: bool = False
 
@@ -292,41 +293,12 @@ class RunTxn:
     # ---------------------------------------------------------------- writing
 
     async def write_txn(self) -> None:
-        """Write every gathered change inside the caller's transaction."""
+        """Write every gathered change inside the caller's transaction (one round trip)."""
         conn = self.conn
         ns, wid, rid = self.namespace, self.workflow_id, _uuid(self.run_id)
-        version = self.ns.failover_version
-        if self.events:
-            ids = [e[0] for e in self.events]
-            await conn.execute(
-                Q["insert_events"], ns, wid, rid, ids, [e[1] for e in self.events],
-                self.now, version, [e[2] for e in self.events],
-            )
-            self.exe["last_write_version"] = version
-            await conn.execute(Q["insert_outbox"], ns, wid, rid, ids[0], ids[-1], version)
-        if self.timer_deletes:
-            await conn.execute(
-                Q["delete_timers"], ns, wid, rid, [k for k, _ in self.timer_deletes],
-                [r for _, r in self.timer_deletes],
-            )
-        for sid in self.activity_deletes:
-            await conn.execute(Q["delete_activity_all"], ns, wid, rid, sid)
-        if self.exe["status"] != "running":
-            await conn.execute(Q["delete_run_pending"], ns, wid, rid)
-        else:
-            if self.timers:
-                await conn.execute(
-                    Q["insert_timers"], ns, wid, rid, [t[0] for t in self.timers],
-                    [t[1] for t in self.timers], [t[2] for t in self.timers],
-                    [t[3] for t in self.timers],
-                )
-            if self.tasks:
-                await conn.execute(
-                    Q["insert_tasks"], ns, wid, rid, [t[0] for t in self.tasks],
-                    [t[1] for t in self.tasks], [t[2] for t in self.tasks],
-                    [t[3] for t in self.tasks], self.exe.get("build_id"),
-                )
         e = self.exe
+        if self.events:
+            e["last_write_version"] = self.ns.failover_version
         if self.is_new:
             await conn.execute(
                 Q["insert_execution"], ns, wid, rid, e["workflow_type"], e["task_queue"],
@@ -335,18 +307,30 @@ class RunTxn:
                 e["task_timeout_s"], e["run_timeout_s"], e["memo"], e["wt_scheduled_event_id"],
                 e["wt_attempt"], e["build_id"],
             )
-        else:
-            await conn.execute(
-                Q["update_execution"], ns, wid, rid, e["status"], e["paused"], e["next_event_id"],
-                e["last_write_version"], e["close_time"], _uuid_or_none(e["continued_to_run_id"]),
-                e["wt_scheduled_event_id"], e["wt_started_event_id"], e["wt_attempt"],
-                e["wt_started_at"], e["wt_identity"], e["last_completed_wt_started"],
-                e["buffered_events"], e["result"], e["failure"],
-            )
-        if self.notify_close or self.is_new:
-            await conn.execute(Q["upsert_current"], ns, wid, rid, e["status"])
-        if self.events:
-            await conn.execute(Q["notify_history"], f"{ns}/{wid}")
+        closing = e["status"] != "running"
+        timers = [] if closing else self.timers
+        tasks = [] if closing else self.tasks
+        await conn.execute(
+            Q["write_run"], ns, wid, rid,
+            [ev[0] for ev in self.events], [ev[1] for ev in self.events], self.now,
+            self.ns.failover_version, [ev[2] for ev in self.events],
+            [k for k, _ in self.timer_deletes], [r for _, r in self.timer_deletes],
+            [t[0] for t in timers], [t[1] for t in timers], [t[2] for t in timers],
+            [t[3] for t in timers],
+            [t[0] for t in tasks], [t[1] for t in tasks], [t[2] for t in tasks],
+            [t[3] for t in tasks], e.get("build_id"),
+            e["status"], e["paused"], e["next_event_id"], e["last_write_version"],
+            e["close_time"], _uuid_or_none(e["continued_to_run_id"]),
+            e["wt_scheduled_event_id"], e["wt_started_event_id"], e["wt_attempt"],
+            e["wt_started_at"], e["wt_identity"], e["last_completed_wt_started"],
+            e["buffered_events"], e["result"], e["failure"],
+            self.notify_close or self.is_new, f"{ns}/{wid}", self.notify_close,
+            self.activity_deletes, closing,
+            [] if closing else self.activity_inserts, self.is_new,
+        )
+
+    def insert_activity(self, row: dict[str, Any]) -> None:
+        self.activity_inserts.append(row)
 
 
 def new_execution(

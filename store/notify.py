@@ -21,8 +21,8 @@ from store import db
 
 log = logging.getLogger("baton.notify")
 
-CHANNELS = ("baton_tasks_v1", "baton_history_v1", "baton_updates_v1", "baton_queries_v1",
-            "baton_timers_v1")
+CHANNELS = ("baton_tasks_v1", "baton_history_v1", "baton_closed_v1", "baton_updates_v1",
+            "baton_queries_v1", "baton_timers_v1")
 
 
 class Notifier:

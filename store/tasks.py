@@ -24,7 +24,6 @@ from store.mutable_state import (
     WT_RETRY,
     RunTxn,
     TaskToken,
-    event_to_wire,
     get_namespace,
     utcnow,
 )
@@ -89,10 +88,8 @@ async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken)
 async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str, Any]:
     """The poll response for the workflow task just started in ``rt`` (after write_txn)."""
     since = int(rt.exe["last_completed_wt_started"])
-    rows = await conn.fetch(Q["history_from"], rt.namespace, rt.workflow_id,
-                            uuid.UUID(rt.run_id), since + 1, 100_000)
-    updates = await conn.fetch(Q["pending_updates"], rt.namespace, rt.workflow_id,
-                               uuid.UUID(rt.run_id))
+    view = await conn.fetchrow(Q["workflow_task_view"], rt.namespace, rt.workflow_id,
+                               uuid.UUID(rt.run_id), since + 1)
     token = TaskToken("wf", rt.namespace, rt.workflow_id, rt.run_id,
                       str(rt.exe["wt_scheduled_event_id"]), int(rt.exe["wt_started_event_id"]))
     return {
@@ -106,8 +103,8 @@ async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str,
         "started_event_id": rt.exe["wt_started_event_id"],
         "previous_started_event_id": since,
         "history_length": rt.exe["next_event_id"] - 1,
-        "events": [event_to_wire(r) for r in rows],
-        "updates": [dict(u) for u in updates],
+        "events": view["events"],
+        "updates": view["updates"],
         "query": None,
     }
 

@@ -72,18 +72,15 @@ async def start_workflow(
 
     async def txn(conn: asyncpg.Connection) -> wire.StartWorkflowResponse:
         ns = await _lock_for_start(conn, store, namespace)
-        # Serialise starts of one workflow id so the reuse policy sees every run.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           f"{namespace}/{req.workflow_id}")
-        if req.request_id:
-            rid = await conn.fetchval(
-                Q["find_run_by_request_id"], namespace, req.workflow_id, req.request_id
+        checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id,
+                                     req.request_id)
+        if req.request_id and checks["request_run_id"] is not None:
+            return wire.StartWorkflowResponse(
+                workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
             )
-            if rid is not None:
-                return wire.StartWorkflowResponse(
-                    workflow_id=req.workflow_id, run_id=str(rid), started=False
-                )
-        cur = await conn.fetchrow(Q["get_current_execution"], namespace, req.workflow_id)
+        cur = None
+        if checks["current_run_id"] is not None:
+            cur = {"run_id": checks["current_run_id"], "status": checks["current_status"]}
         if cur is not None and cur["status"] == "running":
             if signal is not None:
                 rt = await RunTxn.lock(conn, namespace, req.workflow_id, str(cur["run_id"]),
@@ -315,7 +312,7 @@ async def get_result(store: Store, namespace: str, workflow_id: str, run_id: str
                      wait_s: float = 0.0) -> dict[str, Any]:
     """Outcome of a run, following continue-as-new to the last run of the chain."""
     deadline = utcnow() + timedelta(seconds=wait_s)
-    async with store.notifier.subscribe("baton_history_v1", f"{namespace}/{workflow_id}") as ev:
+    async with store.notifier.subscribe("baton_closed_v1", f"{namespace}/{workflow_id}") as ev:
         while True:
             async with store.pool.acquire() as conn:
                 row = await _get_run(conn, namespace, workflow_id, run_id)

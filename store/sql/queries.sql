@@ -15,7 +15,10 @@ RETURNING *
 -- name: lock_execution
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days
+       n.retention_days AS ns_retention_days,
+       EXISTS (SELECT 1 FROM workflow_updates u
+               WHERE u.namespace = e.namespace AND u.workflow_id = e.workflow_id
+                 AND u.run_id = e.run_id AND u.state = 'requested') AS pending_updates
 FROM executions e JOIN namespaces n ON n.name = e.namespace
 WHERE e.namespace = $1 AND e.workflow_id = $2 AND e.run_id = $3
 FOR UPDATE OF e FOR SHARE OF n
@@ -23,7 +26,10 @@ FOR UPDATE OF e FOR SHARE OF n
 -- name: lock_current_execution
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days
+       n.retention_days AS ns_retention_days,
+       EXISTS (SELECT 1 FROM workflow_updates u
+               WHERE u.namespace = e.namespace AND u.workflow_id = e.workflow_id
+                 AND u.run_id = e.run_id AND u.state = 'requested') AS pending_updates
 FROM current_executions c
 JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
 JOIN namespaces n ON n.name = e.namespace
@@ -106,6 +112,32 @@ DELETE FROM tasks WHERE id = (
       AND ($4::text IS NULL OR build_id IS NULL OR build_id = $4)
     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING *
+
+-- name: workflow_task_view
+-- The events and pending updates a workflow task carries, built as JSON by
+-- the database in one round trip.
+SELECT
+  (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'event_id', h.event_id, 'event_type', h.event_type,
+        'event_time', to_char(h.event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+        'version', h.version, 'attributes', h.attributes) ORDER BY h.event_id), '[]'::jsonb)
+   FROM history_events h
+   WHERE h.namespace = $1 AND h.workflow_id = $2 AND h.run_id = $3 AND h.event_id >= $4) AS events,
+  (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'update_id', u.update_id, 'name', u.name, 'input', u.input) ORDER BY u.created_at),
+        '[]'::jsonb)
+   FROM workflow_updates u
+   WHERE u.namespace = $1 AND u.workflow_id = $2 AND u.run_id = $3
+     AND u.state = 'requested') AS updates
+
+-- name: start_checks
+-- Serialise starts of one workflow id, then read what the reuse policy needs.
+SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0)) AS locked,
+  (SELECT run_id FROM executions
+   WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3) AS request_run_id,
+  c.run_id AS current_run_id, c.status AS current_status
+FROM (SELECT 1) AS one
+LEFT JOIN current_executions c ON c.namespace = $1 AND c.workflow_id = $2
 
 -- name: history_from
 SELECT event_id, event_type, event_time, version, attributes FROM history_events
@@ -261,3 +293,8 @@ LIMIT $11
 
 -- name: count_executions
 SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY status
+
+-- name: write_run
+SELECT baton_write_run_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+    $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
+    $35, $36, $37, $38, $39, $40, $41)

@@ -206,3 +206,109 @@ $$;
 
 CREATE TRIGGER timers_notify_v1 AFTER INSERT ON timers
     FOR EACH ROW EXECUTE FUNCTION baton_notify_timer_v1();
+
+-- One history write to one run, in one round trip: only the parts a write
+-- needs run, each as a statement that uses its table's key index.
+CREATE FUNCTION baton_write_run_v1(
+    p_ns text, p_wid text, p_rid uuid,
+    p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
+    p_event_attrs jsonb[],
+    p_timer_del_kinds text[], p_timer_del_refs text[],
+    p_timer_kinds text[], p_timer_refs text[], p_timer_attempts int[], p_timer_fire timestamptz[],
+    p_task_kinds text[], p_task_queues text[], p_task_refs text[], p_task_attempts int[],
+    p_build_id text,
+    p_status text, p_paused boolean, p_next_event_id bigint, p_last_write_version bigint,
+    p_close_time timestamptz, p_continued_to uuid, p_wt_scheduled bigint, p_wt_started bigint,
+    p_wt_attempt int, p_wt_started_at timestamptz, p_wt_identity text,
+    p_last_completed_wt bigint, p_buffered jsonb, p_result jsonb, p_failure jsonb,
+    p_upsert_current boolean, p_notify_key text, p_closed boolean,
+    p_activity_deletes bigint[], p_closing boolean, p_activity_inserts jsonb, p_is_new boolean
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF cardinality(p_event_ids) > 0 THEN
+        INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type,
+                                    event_time, version, attributes)
+        SELECT p_ns, p_wid, p_rid, e.id, e.type, p_time, p_version, e.attrs
+        FROM unnest(p_event_ids, p_event_types, p_event_attrs) AS e(id, type, attrs);
+        INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, version)
+        VALUES (p_ns, p_wid, p_rid, p_event_ids[1], p_event_ids[cardinality(p_event_ids)],
+                p_version);
+        PERFORM pg_notify('baton_history_v1', p_notify_key);
+    END IF;
+    IF cardinality(p_timer_del_kinds) > 0 THEN
+        DELETE FROM timers t
+        WHERE t.namespace = p_ns AND t.workflow_id = p_wid AND t.run_id = p_rid
+          AND t.kind = ANY(p_timer_del_kinds) AND t.ref = ANY(p_timer_del_refs)
+          AND (t.kind, t.ref) IN (SELECT * FROM unnest(p_timer_del_kinds, p_timer_del_refs));
+    END IF;
+    IF cardinality(p_activity_deletes) > 0 THEN
+        DELETE FROM activities
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+          AND scheduled_event_id = ANY(p_activity_deletes);
+        DELETE FROM timers
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+          AND kind IN ('activity_retry', 'activity_schedule_to_start',
+                       'activity_schedule_to_close', 'activity_start_to_close',
+                       'activity_heartbeat')
+          AND ref = ANY(p_activity_deletes::text[]);
+        DELETE FROM tasks
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+          AND kind = 'activity' AND ref = ANY(p_activity_deletes::text[]);
+    END IF;
+    IF p_closing THEN
+        DELETE FROM activities WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+        DELETE FROM timers WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+        DELETE FROM tasks
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid AND kind <> 'query';
+    ELSE
+        IF cardinality(p_timer_kinds) > 0 THEN
+            INSERT INTO timers (namespace, workflow_id, run_id, kind, ref, attempt, fire_at)
+            SELECT p_ns, p_wid, p_rid, t.kind, t.ref, t.attempt, t.fire_at
+            FROM unnest(p_timer_kinds, p_timer_refs, p_timer_attempts, p_timer_fire)
+                AS t(kind, ref, attempt, fire_at);
+        END IF;
+        IF cardinality(p_task_kinds) > 0 THEN
+            INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref, attempt,
+                               build_id)
+            SELECT p_ns, p_wid, p_rid, t.kind, t.queue, t.ref, t.attempt, p_build_id
+            FROM unnest(p_task_kinds, p_task_queues, p_task_refs, p_task_attempts)
+                AS t(kind, queue, ref, attempt);
+        END IF;
+        IF jsonb_array_length(p_activity_inserts) > 0 THEN
+            INSERT INTO activities
+            SELECT * FROM jsonb_populate_recordset(NULL::activities, p_activity_inserts);
+        END IF;
+    END IF;
+    IF NOT p_is_new THEN
+        UPDATE executions SET status = p_status, paused = p_paused,
+            next_event_id = p_next_event_id, last_write_version = p_last_write_version,
+            close_time = p_close_time, continued_to_run_id = p_continued_to,
+            wt_scheduled_event_id = p_wt_scheduled, wt_started_event_id = p_wt_started,
+            wt_attempt = p_wt_attempt, wt_started_at = p_wt_started_at,
+            wt_identity = p_wt_identity, last_completed_wt_started = p_last_completed_wt,
+            buffered_events = p_buffered, result = p_result, failure = p_failure,
+            updated_at = now()
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+    END IF;
+    IF p_upsert_current THEN
+        INSERT INTO current_executions (namespace, workflow_id, run_id, status)
+        VALUES (p_ns, p_wid, p_rid, p_status)
+        ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id,
+            status = EXCLUDED.status;
+    END IF;
+    IF p_closed THEN
+        PERFORM pg_notify('baton_closed_v1', p_notify_key);
+    END IF;
+END;
+$$;
+
+-- Queue-like tables churn: vacuum them early so scans never wade through
+-- dead rows.
+ALTER TABLE tasks SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500,
+                       autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500);
+ALTER TABLE timers SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500,
+                        autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500);
+ALTER TABLE activities SET (autovacuum_vacuum_scale_factor = 0,
+                            autovacuum_vacuum_threshold = 500,
+                            autovacuum_analyze_scale_factor = 0,
+                            autovacuum_analyze_threshold = 500);
