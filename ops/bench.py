@@ -51,6 +51,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def start_extra_servers(config_path: Path, region: str, count: int,
+                        log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """More `baton server` processes for ``region`` on its port (SO_REUSEPORT)."""
+    procs = []
+    for i in range(count):
+        log = log_dir / f"bench-server-{region}-{i + 2}.log"
+        with log.open("ab") as fh:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "ops.cli", "--config", str(config_path), "server",
+                 "--region", region],
+                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
+    return procs
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 async def run_bench(urls: list[str], *, workflows: int = 1000, concurrency: int = 50,
                     warmup: int = 50, namespace: str | None = None, show_progress: bool = True,
                     log_dir: Path | None = None) -> BenchResult:
@@ -109,11 +134,7 @@ async def run_bench(urls: list[str], *, workflows: int = 1000, concurrency: int 
                 await asyncio.gather(*[starter(task_id) for _ in range(concurrency)])
                 elapsed = time.perf_counter() - t_start
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_processes([proc])
     return BenchResult(
         workflows=workflows, concurrency=concurrency, seconds=round(elapsed, 3),
         per_second=round(len(latencies) / elapsed, 1),

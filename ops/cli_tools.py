@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -11,7 +12,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from ops import devstack
-from ops.bench import run_bench
+from ops.bench import run_bench, start_extra_servers, stop_processes
 from ops.demo import run_demo
 from ops.output import console, emit, err_console, kv_table
 
@@ -49,19 +50,30 @@ def register_tools(cli: click.Group) -> None:
                   help="Concurrent starters, each starting a workflow and awaiting its result.")
     @click.option("--region", "bench_region", default=None,
                   help="Region to run in (default: the stack's first).")
+    @click.option("--server-processes", type=click.IntRange(1, 16), default=2,
+                  show_default=True,
+                  help="Server processes for the region (the stack's one plus extra ones "
+                       "sharing its port).")
     def bench(state_dir: str | None, workflows: int, concurrency: int,
-              bench_region: str | None, output: str) -> None:
+              bench_region: str | None, server_processes: int, output: str) -> None:
         """Workflows per second and start-to-result latency of ThreeSteps (3 activities)."""
         info = devstack.stack_up(state_dir, console=err_console)
         region = bench_region or info.regions[0]
-        result = run_fast(run_bench(
-            [info.url(region)], workflows=workflows, concurrency=concurrency,
-            show_progress=output == "table", log_dir=info.state_dir / "logs",
-        ))
+        logs = info.state_dir / "logs"
+        extra = start_extra_servers(info.config_path, region, server_processes - 1, logs)
+        try:
+            time.sleep(2.0 if extra else 0)  # let the extra servers start listening
+            result = run_fast(run_bench(
+                [info.url(region)], workflows=workflows, concurrency=concurrency,
+                show_progress=output == "table", log_dir=logs,
+            ))
+        finally:
+            stop_processes(extra)
 
         def render(d: dict[str, Any]) -> RenderableType:
             t = kv_table({
                 "workflows": d["workflows"], "concurrent starters": d["concurrency"],
+                "server processes": server_processes,
                 "seconds": d["seconds"], "workflows/s": d["per_second"],
                 "p50 start-to-result (ms)": d["p50_ms"], "p90 (ms)": d["p90_ms"],
                 "p99 (ms)": d["p99_ms"], "max (ms)": d["max_ms"], "errors": d["errors"],

@@ -21,6 +21,10 @@ from store import db
 
 log = logging.getLogger("baton.notify")
 
+#: Channels whose notifications each announce one unit of work: waking every
+#: poller would send all of them racing for one task row.
+WAKE_ONE = frozenset({"baton_tasks_v1"})
+
 CHANNELS = ("baton_tasks_v1", "baton_history_v1", "baton_closed_v1", "baton_updates_v1",
             "baton_queries_v1", "baton_timers_v1")
 
@@ -31,7 +35,8 @@ class Notifier:
     def __init__(self, dsn: str):
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
-        self._waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
+        # dicts keep insertion order: the first waiter is the longest waiting.
+        self._waiters: dict[tuple[str, str], dict[asyncio.Event, None]] = defaultdict(dict)
         self._callbacks: dict[str, list[Callable[[str], None]]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -78,10 +83,23 @@ class Notifier:
         self.wake_all()
 
     def _on_notify(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
-        for ev in self._waiters.get((channel, payload), ()):
-            ev.set()
+        if channel in WAKE_ONE:
+            self.wake_one(channel, payload)
+        else:
+            for ev in self._waiters.get((channel, payload), ()):
+                ev.set()
         for cb in self._callbacks.get(channel, ()):
             cb(payload)
+
+    def wake_one(self, channel: str, key: str, *, skip: asyncio.Event | None = None) -> None:
+        """Wake the longest-waiting idle waiter of ``key`` (one task, one poller).
+
+        ``skip`` is the caller's own event, when a waiter hands its wake-up on.
+        """
+        for ev in self._waiters.get((channel, key), ()):
+            if ev is not skip and not ev.is_set():
+                ev.set()
+                return
 
     def drain(self) -> None:
         """End every long-poll now: the server is shutting down."""
@@ -106,11 +124,11 @@ class Notifier:
         """
         ev = asyncio.Event()
         waiters = self._waiters[(channel, key)]
-        waiters.add(ev)
+        waiters[ev] = None
         try:
             yield ev
         finally:
-            waiters.discard(ev)
+            waiters.pop(ev, None)
             if not waiters:
                 self._waiters.pop((channel, key), None)
 

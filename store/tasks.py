@@ -53,19 +53,24 @@ async def _poll(store: Store, namespace: str, kind: str, req: wire.PollRequest,
                 take: Any, disconnected: Disconnected) -> Any:
     await check_poll_namespace(store, namespace)
     deadline = utcnow() + timedelta(seconds=req.wait_s)
-    async with store.notifier.subscribe("baton_tasks_v1",
-                                        f"{namespace}/{kind}/{req.task_queue}") as ev:
+    key = f"{namespace}/{kind}/{req.task_queue}"
+    async with store.notifier.subscribe("baton_tasks_v1", key) as ev:
         while True:
             ev.clear()
             # A poller that went away (its worker was killed) must not take a
-            # task: the task would sit unseen until its timeout.
+            # task: the task would sit unseen until its timeout. Pass its
+            # wake-up on to another poller.
             if await disconnected():
+                store.notifier.wake_one("baton_tasks_v1", key, skip=ev)
                 return None
             while True:
                 got = await store.txn(take)
                 if got is not _STALE:
                     break
             if got is not None:
+                # Notifications of one transaction collapse into one: if more
+                # tasks came with it, the next poller finds them.
+                store.notifier.wake_one("baton_tasks_v1", key, skip=ev)
                 return got
             remaining = (deadline - utcnow()).total_seconds()
             if store.notifier.draining or remaining <= 0:

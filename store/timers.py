@@ -44,7 +44,8 @@ log = logging.getLogger("baton.timers")
 TIMER_LOCK = 0x6261746F6E2D7469 & 0x7FFFFFFFFFFFFFFF
 BATCH = 200
 CONCURRENCY = 8
-MAX_SLEEP = 30.0
+#: Longest sleep of the loop: timers due later than 3 s send no NOTIFY on insert.
+MAX_SLEEP = 2.0
 
 
 async def fire_timer(store: Store, conn: asyncpg.Connection, timer_id: int) -> None:

@@ -89,7 +89,14 @@ async def test_workflow_task_failure_retries_until_the_fixed_code_runs(client: C
     assert "bug at step 2" in failed[0]["attributes"]["failure"]["message"]
     # fix the code, restart the worker: the workflow finishes
     async with make_worker(client, BuggyV2):
-        assert await handle.result(timeout=30) == 3
+        try:
+            assert await handle.result(timeout=30) == 3
+        except TimeoutError:
+            import json
+            print(json.dumps(await handle.describe(), indent=1))
+            for e in await handle.history():
+                print(e["event_id"], e["event_type"], e["event_time"], e["attributes"].get("attempt"))
+            raise
     kinds = types_of(await handle.history())
     assert "WorkflowExecutionFailed" not in kinds
     assert kinds.count("ActivityTaskCompleted") == 2

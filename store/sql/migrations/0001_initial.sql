@@ -199,8 +199,12 @@ BEGIN
 END;
 $$;
 
+-- Only timers due soon wake the timer loop; it looks again at least every
+-- few seconds anyway (store/timers.py MAX_SLEEP), so most timeouts, which are
+-- deleted long before they are due, cost no notification at all.
 CREATE TRIGGER timers_notify_v1 AFTER INSERT ON timers
-    FOR EACH ROW EXECUTE FUNCTION baton_notify_timer_v1();
+    FOR EACH ROW WHEN (NEW.fire_at < now() + interval '3 seconds')
+    EXECUTE FUNCTION baton_notify_timer_v1();
 
 -- One history write to one run, in one round trip: only the parts a write
 -- needs run, each as a statement that uses its table's key index.
