@@ -31,8 +31,9 @@ class ThreeSteps:
     async def run(self, n: int) -> int:
         x = n
         for _ in range(3):
-            x = await workflow.execute_activity(step, x,
-                                                start_to_close_timeout=timedelta(seconds=30))
+            x = await workflow.execute_activity(
+                step, x, start_to_close_timeout=timedelta(seconds=30)
+            )
         return x
 
 
@@ -45,8 +46,13 @@ async def charge_card(order_id: str, amount: int) -> dict[str, Any]:
         activity.heartbeat(i)
         await asyncio.sleep(0.5)
     pid = os.getpid()
-    return {"order": order_id, "charged": amount, "attempt": info.attempt, "worker_pid": pid,
-            "resumed_from_step": done}
+    return {
+        "order": order_id,
+        "charged": amount,
+        "attempt": info.attempt,
+        "worker_pid": pid,
+        "resumed_from_step": done,
+    }
 
 
 @activity.defn
@@ -70,16 +76,22 @@ class Order:
     async def run(self, order_id: str, amount: int) -> dict[str, Any]:
         self.stage = "reserving"
         reservation = await workflow.execute_activity(
-            reserve_stock, order_id, start_to_close_timeout=timedelta(seconds=10))
+            reserve_stock, order_id, start_to_close_timeout=timedelta(seconds=10)
+        )
         self.stage = "charging"
         charge = await workflow.execute_activity(
-            charge_card, order_id, amount, start_to_close_timeout=timedelta(seconds=20),
-            heartbeat_timeout=timedelta(seconds=2))
+            charge_card,
+            order_id,
+            amount,
+            start_to_close_timeout=timedelta(seconds=20),
+            heartbeat_timeout=timedelta(seconds=2),
+        )
         self.stage = "cooling-off"
         await workflow.sleep(timedelta(seconds=1))
         self.stage = "receipt"
         receipt = await workflow.execute_activity(
-            send_receipt, order_id, charge, start_to_close_timeout=timedelta(seconds=10))
+            send_receipt, order_id, charge, start_to_close_timeout=timedelta(seconds=10)
+        )
         self.stage = "done"
         return {"reservation": reservation, "charge": charge, "receipt": receipt}
 
@@ -94,8 +106,14 @@ ACTIVITIES = [step, charge_card, reserve_stock, send_receipt]
 
 async def run_worker(urls: list[str], namespace: str, task_queue: str) -> None:
     client = await Client.connect(urls, namespace=namespace)
-    worker = Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=ACTIVITIES,
-                    max_concurrent_workflow_tasks=200, max_concurrent_activities=200)
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
+        max_concurrent_workflow_tasks=200,
+        max_concurrent_activities=200,
+    )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(worker.shutdown()))
     loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(worker.shutdown()))

@@ -51,17 +51,39 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def start_extra_servers(config_path: Path, region: str, count: int,
-                        log_dir: Path) -> list[subprocess.Popen[bytes]]:
+def start_worker(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """The benchmark's worker process (started once; not on the measured path)."""
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            args, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+        )
+
+
+def start_extra_servers(
+    config_path: Path, region: str, count: int, log_dir: Path
+) -> list[subprocess.Popen[bytes]]:
     """More `baton server` processes for ``region`` on its port (SO_REUSEPORT)."""
     procs = []
     for i in range(count):
         log = log_dir / f"bench-server-{region}-{i + 2}.log"
         with log.open("ab") as fh:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "ops.cli", "--config", str(config_path), "server",
-                 "--region", region],
-                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ops.cli",
+                        "--config",
+                        str(config_path),
+                        "server",
+                        "--region",
+                        region,
+                    ],
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     return procs
 
 
@@ -76,9 +98,16 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
-async def run_bench(urls: list[str], *, workflows: int = 1000, concurrency: int = 50,
-                    warmup: int = 50, namespace: str | None = None, show_progress: bool = True,
-                    log_dir: Path | None = None) -> BenchResult:
+async def run_bench(
+    urls: list[str],
+    *,
+    workflows: int = 1000,
+    concurrency: int = 50,
+    warmup: int = 50,
+    namespace: str | None = None,
+    show_progress: bool = True,
+    log_dir: Path | None = None,
+) -> BenchResult:
     """Start a worker process and measure ``workflows`` runs of ThreeSteps."""
     ns = namespace or f"bench-{uuid.uuid4().hex[:8]}"
     queue = "bench"
@@ -92,23 +121,28 @@ async def run_bench(urls: list[str], *, workflows: int = 1000, concurrency: int 
         args = [sys.executable, "-m", "ops.apps", "--namespace", ns, "--task-queue", queue]
         for u in urls:
             args += ["--url", u]
-        with log.open("ab") as fh:
-            proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env={**os.environ})
+        proc = start_worker(args, log)
         try:
             # Warm up: connections, caches and the worker's first poll.
-            await asyncio.gather(*[
-                client.execute_workflow("ThreeSteps", i, id=f"warmup-{i}", task_queue=queue)
-                for i in range(warmup)
-            ])
+            await asyncio.gather(
+                *[
+                    client.execute_workflow("ThreeSteps", i, id=f"warmup-{i}", task_queue=queue)
+                    for i in range(warmup)
+                ]
+            )
             latencies: list[float] = []
             errors = 0
             queue_ids: asyncio.Queue[int] = asyncio.Queue()
             for i in range(workflows):
                 queue_ids.put_nowait(i)
-            progress = Progress("[progress.description]{task.description}", BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(),
-                                disable=not show_progress, transient=True)
+            progress = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                disable=not show_progress,
+                transient=True,
+            )
 
             async def starter(task_id: Any) -> None:
                 nonlocal errors
@@ -120,7 +154,8 @@ async def run_bench(urls: list[str], *, workflows: int = 1000, concurrency: int 
                     t0 = time.perf_counter()
                     try:
                         result = await client.execute_workflow(
-                            "ThreeSteps", i, id=f"wf-{i}", task_queue=queue)
+                            "ThreeSteps", i, id=f"wf-{i}", task_queue=queue
+                        )
                         if result != i + 3:
                             errors += 1
                         latencies.append((time.perf_counter() - t0) * 1000)
@@ -136,10 +171,14 @@ async def run_bench(urls: list[str], *, workflows: int = 1000, concurrency: int 
         finally:
             stop_processes([proc])
     return BenchResult(
-        workflows=workflows, concurrency=concurrency, seconds=round(elapsed, 3),
+        workflows=workflows,
+        concurrency=concurrency,
+        seconds=round(elapsed, 3),
         per_second=round(len(latencies) / elapsed, 1),
-        p50_ms=round(percentile(latencies, 0.50), 1), p90_ms=round(percentile(latencies, 0.90), 1),
-        p99_ms=round(percentile(latencies, 0.99), 1), max_ms=round(max(latencies or [0]), 1),
+        p50_ms=round(percentile(latencies, 0.50), 1),
+        p90_ms=round(percentile(latencies, 0.90), 1),
+        p99_ms=round(percentile(latencies, 0.99), 1),
+        max_ms=round(max(latencies or [0]), 1),
         mean_ms=round(statistics.fmean(latencies) if latencies else float("nan"), 1),
         errors=errors,
     )

@@ -118,8 +118,9 @@ class CliState:
         endpoints = self.endpoints()
 
         async def go() -> T:
-            client = await Client.connect(endpoints, namespace=self.namespace,
-                                          retry_for_s=CLI_RETRY_S)
+            client = await Client.connect(
+                endpoints, namespace=self.namespace, retry_for_s=CLI_RETRY_S
+            )
             async with client:
                 return await fn(client)
 
@@ -150,10 +151,15 @@ class BatonCommand(click.Command):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.params.append(click.Option(
-            ["--output", "-o"], type=click.Choice(OUTPUT_CHOICES), default="table",
-            show_default=True, help="Human tables or one JSON document on stdout.",
-        ))
+        self.params.append(
+            click.Option(
+                ["--output", "-o"],
+                type=click.Choice(OUTPUT_CHOICES),
+                default="table",
+                show_default=True,
+                help="Human tables or one JSON document on stdout.",
+            )
+        )
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -253,14 +259,27 @@ def _attr_summary(attrs: dict[str, Any], width: int = 90) -> str:
 
 
 @click.group(cls=BatonGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
-              help="Config file (else $BATON_CONFIG, $BATON_HOME/baton.toml, "
-                   ".baton/baton.toml).")
-@click.option("--namespace", "-n", envvar="BATON_NAMESPACE", default="default",
-              show_default=True, help="Namespace to act in ($BATON_NAMESPACE).")
-@click.option("--region", default=None,
-              help="Talk to this region's endpoint only (default: every region's; the "
-                   "client follows the namespace's active region).")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (else $BATON_CONFIG, $BATON_HOME/baton.toml, .baton/baton.toml).",
+)
+@click.option(
+    "--namespace",
+    "-n",
+    envvar="BATON_NAMESPACE",
+    default="default",
+    show_default=True,
+    help="Namespace to act in ($BATON_NAMESPACE).",
+)
+@click.option(
+    "--region",
+    default=None,
+    help="Talk to this region's endpoint only (default: every region's; the "
+    "client follows the namespace's active region).",
+)
 @click.version_option("0.1.0", prog_name="baton")
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, namespace: str, region: str | None) -> None:
@@ -277,39 +296,58 @@ def dev() -> None:
 
 
 _state_dir_option = click.option(
-    "--state-dir", type=click.Path(file_okay=False), default=None,
-    help="State folder (else $BATON_HOME, else .baton in the current directory).")
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="State folder (else $BATON_HOME, else .baton in the current directory).",
+)
 
 
 def _components_table(components: list[dict[str, Any]]) -> RenderableType:
-    return table(["component", "pid", "alive", "address"],
-                 [[c["component"], c["pid"], c["alive"], c["address"]] for c in components])
+    return table(
+        ["component", "pid", "alive", "address"],
+        [[c["component"], c["pid"], c["alive"], c["address"]] for c in components],
+    )
 
 
 def _status_data(state_dir: str | None) -> dict[str, Any]:
     state = devstack.resolve_state_dir(state_dir)
     components = [vars(c) for c in devstack.stack_status(state)]
-    return {"state_dir": str(state), "config_path": str(state / devstack.CONFIG_FILE),
-            "running": bool(components) and all(c["alive"] for c in components),
-            "components": components}
+    return {
+        "state_dir": str(state),
+        "config_path": str(state / devstack.CONFIG_FILE),
+        "running": bool(components) and all(c["alive"] for c in components),
+        "components": components,
+    }
 
 
 @dev.command("up")
 @_state_dir_option
-@click.option("--regions", default=None,
-              help="Comma-separated regions (default: the recorded ones, or "
-                   "region-a,region-b the first time).")
+@click.option(
+    "--regions",
+    default=None,
+    help="Comma-separated regions (default: the recorded ones, or "
+    "region-a,region-b the first time).",
+)
 def dev_up(state_dir: str | None, regions: str | None, output: str) -> None:
     """Start the local stack; starts only what is not running."""
     info = devstack.stack_up(state_dir, _csv(regions), console=err_console)
-    data = {**info.to_dict(), "changed": info.changed, "actions": info.actions,
-            "components": _status_data(str(info.state_dir))["components"]}
+    data = {
+        **info.to_dict(),
+        "changed": info.changed,
+        "actions": info.actions,
+        "components": _status_data(str(info.state_dir))["components"],
+    }
 
     def render(d: dict[str, Any]) -> RenderableType:
-        head = ("stack is up: " + "; ".join(d["actions"]) if d["changed"]
-                else "stack was already up: nothing changed")
-        return Group(Text(head), _components_table(d["components"]),
-                     Text(f"config: {d['config_path']}"))
+        head = (
+            "stack is up: " + "; ".join(d["actions"])
+            if d["changed"]
+            else "stack was already up: nothing changed"
+        )
+        return Group(
+            Text(head), _components_table(d["components"]), Text(f"config: {d['config_path']}")
+        )
 
     emit(data, output, render)
 
@@ -320,14 +358,18 @@ def dev_down(state_dir: str | None, output: str) -> None:
     """Stop the processes the local stack started (and only those)."""
     state = devstack.resolve_state_dir(state_dir)
     info = devstack.stack_down(state, console=err_console)
-    data = {"state_dir": str(state), "changed": bool(info and info.changed),
-            "actions": info.actions if info else []}
+    data = {
+        "state_dir": str(state),
+        "changed": bool(info and info.changed),
+        "actions": info.actions if info else [],
+    }
 
     def render(d: dict[str, Any]) -> RenderableType:
         if info is None:
             return Text(f"no local stack recorded in {d['state_dir']}: nothing to stop")
-        return Text("stopped: " + "; ".join(d["actions"]) if d["changed"]
-                    else "nothing was running")
+        return Text(
+            "stopped: " + "; ".join(d["actions"]) if d["changed"] else "nothing was running"
+        )
 
     emit(data, output, render)
 
@@ -350,28 +392,46 @@ def dev_status(state_dir: str | None, output: str) -> None:
 
 
 @cli.command("server")
-@click.option("--region", "server_region", default=None,
-              help="Region this server serves (else the global --region).")
+@click.option(
+    "--region",
+    "server_region",
+    default=None,
+    help="Region this server serves (else the global --region).",
+)
 @click.option("--host", default=None, help="Listen address (default: from the region URL).")
 @click.option("--port", type=int, default=None, help="Listen port (default: from the region URL).")
-@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-              default="warning", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+)
 @pass_state
-def server(st: CliState, server_region: str | None, host: str | None, port: int | None,
-           log_level: str, output: str) -> None:
+def server(
+    st: CliState,
+    server_region: str | None,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+    output: str,
+) -> None:
     """Run one region server in the foreground until SIGTERM or SIGINT."""
     region = server_region or st.region
     if not region:
         raise CliInputError("which region? pass --region NAME")
     cfg = st.load()
     cfg.region(region)  # unknown region: a clear error before anything starts
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     _serve_until_signalled(cfg, region, host, port, log_level)
 
 
-def _serve_until_signalled(cfg: BatonConfig, region: str, host: str | None,
-                           port: int | None, log_level: str) -> None:
+def _serve_until_signalled(
+    cfg: BatonConfig, region: str, host: str | None, port: int | None, log_level: str
+) -> None:
     """Run the server in a thread; the main thread turns SIGTERM/SIGINT into a clean stop.
 
     The server's event loop runs outside the main thread on purpose: uvicorn then
@@ -421,7 +481,8 @@ def _serve_until_signalled(cfg: BatonConfig, region: str, host: str | None,
         # uvicorn exits this way when it cannot listen; its log line says why.
         raise ServerFailedError(
             f"server of {region} stopped during startup (exit status {err.code}); "
-            "see the messages above")
+            "see the messages above"
+        )
     if err is not None:
         raise err
 
@@ -449,13 +510,21 @@ async def _migrate_region(dsn: str, apply: bool) -> dict[str, Any]:
             st = await migration_status(conn)
     finally:
         await conn.close()
-    return {"applied": applied, "current": st.current, "latest": st.latest,
-            "pending": st.pending, "up_to_date": st.up_to_date}
+    return {
+        "applied": applied,
+        "current": st.current,
+        "latest": st.latest,
+        "pending": st.pending,
+        "up_to_date": st.up_to_date,
+    }
 
 
 _migrate_region_option = click.option(
-    "--region", "migrate_region", default=None,
-    help="Only this region (default: every region in the config).")
+    "--region",
+    "migrate_region",
+    default=None,
+    help="Only this region (default: every region in the config).",
+)
 
 
 @migrate.command("up")
@@ -463,12 +532,21 @@ _migrate_region_option = click.option(
 @pass_state
 def migrate_up_cmd(st: CliState, migrate_region: str | None, output: str) -> None:
     """Apply pending migrations to each region's database."""
-    rows = [{"region": r, **asyncio.run(_migrate_region(dsn, True))}
-            for r, dsn in _regions_for(st, migrate_region)]
-    emit(rows, output, lambda d: table(
-        ["region", "applied", "current", "latest"],
-        [[x["region"], ", ".join(x["applied"]) or "none", x["current"], x["latest"]]
-         for x in d]))
+    rows = [
+        {"region": r, **asyncio.run(_migrate_region(dsn, True))}
+        for r, dsn in _regions_for(st, migrate_region)
+    ]
+    emit(
+        rows,
+        output,
+        lambda d: table(
+            ["region", "applied", "current", "latest"],
+            [
+                [x["region"], ", ".join(x["applied"]) or "none", x["current"], x["latest"]]
+                for x in d
+            ],
+        ),
+    )
 
 
 @migrate.command("status")
@@ -476,14 +554,23 @@ def migrate_up_cmd(st: CliState, migrate_region: str | None, output: str) -> Non
 @pass_state
 def migrate_status_cmd(st: CliState, migrate_region: str | None, output: str) -> None:
     """Show each region's schema version and pending migrations."""
-    rows = [{"region": r, **asyncio.run(_migrate_region(dsn, False))}
-            for r, dsn in _regions_for(st, migrate_region)]
+    rows = [
+        {"region": r, **asyncio.run(_migrate_region(dsn, False))}
+        for r, dsn in _regions_for(st, migrate_region)
+    ]
     for x in rows:
         del x["applied"]
-    emit(rows, output, lambda d: table(
-        ["region", "current", "latest", "pending"],
-        [[x["region"], x["current"], x["latest"], ", ".join(x["pending"]) or "none"]
-         for x in d]))
+    emit(
+        rows,
+        output,
+        lambda d: table(
+            ["region", "current", "latest", "pending"],
+            [
+                [x["region"], x["current"], x["latest"], ", ".join(x["pending"]) or "none"]
+                for x in d
+            ],
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- namespace
@@ -508,13 +595,26 @@ def _namespace_view(d: dict[str, Any]) -> RenderableType:
 @click.option("--retention-days", type=click.IntRange(1, 3650), default=7, show_default=True)
 @click.option("--description", default="", help="Free text.")
 @pass_state
-def namespace_create(st: CliState, name: str, regions: str | None, active: str | None,
-                     retention_days: int, description: str, output: str) -> None:
+def namespace_create(
+    st: CliState,
+    name: str,
+    regions: str | None,
+    active: str | None,
+    retention_days: int,
+    description: str,
+    output: str,
+) -> None:
     """Create namespace NAME."""
     region_list = _csv(regions) or list(st.load().regions)
-    data = st.run(lambda c: c.create_namespace(
-        name, regions=region_list, active_region=active or region_list[0],
-        retention_days=retention_days, description=description))
+    data = st.run(
+        lambda c: c.create_namespace(
+            name,
+            regions=region_list,
+            active_region=active or region_list[0],
+            retention_days=retention_days,
+            description=description,
+        )
+    )
     emit(data, output, _namespace_view)
 
 
@@ -530,10 +630,25 @@ def namespace_describe(st: CliState, name: str, output: str) -> None:
 @pass_state
 def namespace_list(st: CliState, output: str) -> None:
     """List namespaces."""
-    emit(st.run(lambda c: c.list_namespaces()), output, lambda d: table(
-        ["name", "active region", "regions", "version", "state", "retention", "description"],
-        [[n["name"], n["active_region"], n["regions"], n["failover_version"], n["state"],
-          f"{n['retention_days']} d", n.get("description", "")] for n in d]))
+    emit(
+        st.run(lambda c: c.list_namespaces()),
+        output,
+        lambda d: table(
+            ["name", "active region", "regions", "version", "state", "retention", "description"],
+            [
+                [
+                    n["name"],
+                    n["active_region"],
+                    n["regions"],
+                    n["failover_version"],
+                    n["state"],
+                    f"{n['retention_days']} d",
+                    n.get("description", ""),
+                ]
+                for n in d
+            ],
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- workflow
@@ -545,8 +660,12 @@ def workflow() -> None:
 
 
 _input_option = click.option(
-    "--input", "-i", "inputs", multiple=True,
-    help="One argument as JSON (repeat for several): --input '\"text\"' --input 42.")
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    help="One argument as JSON (repeat for several): --input '\"text\"' --input 42.",
+)
 _run_id_option = click.option("--run-id", default=None, help="A specific run (default: latest).")
 
 
@@ -555,45 +674,93 @@ _run_id_option = click.option("--run-id", default=None, help="A specific run (de
 @click.option("--task-queue", "-q", required=True, help="Task queue workers poll.")
 @click.option("--id", "workflow_id", required=True, help="Workflow id.")
 @_input_option
-@click.option("--request-id", default=None,
-              help="Idempotency key: a retried start with the same key never starts twice.")
-@click.option("--id-reuse-policy", type=click.Choice([p.value for p in WorkflowIdReusePolicy]),
-              default=WorkflowIdReusePolicy.ALLOW_DUPLICATE.value, show_default=True)
+@click.option(
+    "--request-id",
+    default=None,
+    help="Idempotency key: a retried start with the same key never starts twice.",
+)
+@click.option(
+    "--id-reuse-policy",
+    type=click.Choice([p.value for p in WorkflowIdReusePolicy]),
+    default=WorkflowIdReusePolicy.ALLOW_DUPLICATE.value,
+    show_default=True,
+)
 @pass_state
-def workflow_start(st: CliState, workflow_type: str, task_queue: str, workflow_id: str,
-                   inputs: tuple[str, ...], request_id: str | None, id_reuse_policy: str,
-                   output: str) -> None:
+def workflow_start(
+    st: CliState,
+    workflow_type: str,
+    task_queue: str,
+    workflow_id: str,
+    inputs: tuple[str, ...],
+    request_id: str | None,
+    id_reuse_policy: str,
+    output: str,
+) -> None:
     """Start a workflow."""
     args = _json_values(inputs)
 
     async def go(c: Client) -> dict[str, Any]:
-        h = await c.start_workflow(workflow_type, *args, id=workflow_id, task_queue=task_queue,
-                                   request_id=request_id,
-                                   id_reuse_policy=WorkflowIdReusePolicy(id_reuse_policy))
-        return {"namespace": c.namespace, "workflow_id": h.id, "run_id": h.run_id,
-                "workflow_type": workflow_type, "task_queue": task_queue}
+        h = await c.start_workflow(
+            workflow_type,
+            *args,
+            id=workflow_id,
+            task_queue=task_queue,
+            request_id=request_id,
+            id_reuse_policy=WorkflowIdReusePolicy(id_reuse_policy),
+        )
+        return {
+            "namespace": c.namespace,
+            "workflow_id": h.id,
+            "run_id": h.run_id,
+            "workflow_type": workflow_type,
+            "task_queue": task_queue,
+        }
 
     emit(st.run(go), output, kv_table)
 
 
 def _describe_view(d: dict[str, Any]) -> RenderableType:
     ex = d["execution"]
-    keys = ["workflow_id", "run_id", "workflow_type", "task_queue", "status", "paused",
-            "start_time", "close_time", "history_length", "last_write_version",
-            "continued_from_run_id", "continued_to_run_id"]
-    parts: list[RenderableType] = [kv_table({k: ex.get(k) for k in keys},
-                                            title=f"workflow {ex['workflow_id']}")]
+    keys = [
+        "workflow_id",
+        "run_id",
+        "workflow_type",
+        "task_queue",
+        "status",
+        "paused",
+        "start_time",
+        "close_time",
+        "history_length",
+        "last_write_version",
+        "continued_from_run_id",
+        "continued_to_run_id",
+    ]
+    parts: list[RenderableType] = [
+        kv_table({k: ex.get(k) for k in keys}, title=f"workflow {ex['workflow_id']}")
+    ]
     if d.get("pending_workflow_task"):
         parts.append(kv_table(d["pending_workflow_task"], title="pending workflow task"))
     if d.get("pending_activities"):
-        parts.append(table(
-            ["activity id", "type", "state", "attempt", "last failure"],
-            [[a["activity_id"], a["activity_type"], a["state"], a["attempt"],
-              (a.get("last_failure") or {}).get("message")] for a in d["pending_activities"]],
-            title="pending activities"))
+        parts.append(
+            table(
+                ["activity id", "type", "state", "attempt", "last failure"],
+                [
+                    [
+                        a["activity_id"],
+                        a["activity_type"],
+                        a["state"],
+                        a["attempt"],
+                        (a.get("last_failure") or {}).get("message"),
+                    ]
+                    for a in d["pending_activities"]
+                ],
+                title="pending activities",
+            )
+        )
     if d.get("pending_timers"):
-        parts.append(table(["timer"], [[short(t, 100)] for t in d["pending_timers"]],
-                           title="pending timers"))
+        parts.append(
+            table(["timer"], [[short(t, 100)] for t in d["pending_timers"]], title="pending timers")
+        )
     return Group(*parts)
 
 
@@ -603,8 +770,11 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
 @pass_state
 def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
     """Show a workflow's state, pending activities and timers."""
-    emit(st.run(lambda c: c.get_workflow_handle(workflow_id, run_id=run_id).describe()),
-         output, _describe_view)
+    emit(
+        st.run(lambda c: c.get_workflow_handle(workflow_id, run_id=run_id).describe()),
+        output,
+        _describe_view,
+    )
 
 
 @workflow.command("history")
@@ -615,11 +785,24 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
     """Show a run's event history."""
     events = st.run(lambda c: c.get_workflow_handle(workflow_id).history(run_id=run_id))
     data = {"workflow_id": workflow_id, "run_id": run_id, "events": events}
-    emit(data, output, lambda d: table(
-        ["id", "type", "time", "version", "attributes"],
-        [[e["event_id"], e["event_type"], when(e["event_time"]), e["version"],
-          _attr_summary(e.get("attributes") or {})] for e in d["events"]],
-        no_wrap=["id", "type", "version"]))
+    emit(
+        data,
+        output,
+        lambda d: table(
+            ["id", "type", "time", "version", "attributes"],
+            [
+                [
+                    e["event_id"],
+                    e["event_type"],
+                    when(e["event_time"]),
+                    e["version"],
+                    _attr_summary(e.get("attributes") or {}),
+                ]
+                for e in d["events"]
+            ],
+            no_wrap=["id", "type", "version"],
+        ),
+    )
 
 
 @workflow.command("result")
@@ -627,15 +810,19 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
 @_run_id_option
 @click.option("--timeout", type=float, default=None, help="Give up after S seconds.")
 @pass_state
-def workflow_result(st: CliState, workflow_id: str, run_id: str | None, timeout: float | None,
-                    output: str) -> None:
+def workflow_result(
+    st: CliState, workflow_id: str, run_id: str | None, timeout: float | None, output: str
+) -> None:
     """Wait for a workflow's result (following continue-as-new)."""
 
     async def go(c: Client) -> dict[str, Any]:
         h = c.get_workflow_handle(workflow_id, run_id=run_id)
         value = await h.result(timeout=timeout)
-        return {"workflow_id": workflow_id, "status": WorkflowStatus.COMPLETED.value,
-                "result": value}
+        return {
+            "workflow_id": workflow_id,
+            "status": WorkflowStatus.COMPLETED.value,
+            "result": value,
+        }
 
     emit(st.run(go), output, kv_table)
 
@@ -649,29 +836,69 @@ def workflow_result(st: CliState, workflow_id: str, run_id: str | None, timeout:
 @click.option("--prefix", default=None, help="Workflow id prefix.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @pass_state
-def workflow_list(st: CliState, status: str | None, workflow_type: str | None,
-                  task_queue: str | None, started_after: str | None, started_before: str | None,
-                  prefix: str | None, limit: int, output: str) -> None:
+def workflow_list(
+    st: CliState,
+    status: str | None,
+    workflow_type: str | None,
+    task_queue: str | None,
+    started_after: str | None,
+    started_before: str | None,
+    prefix: str | None,
+    limit: int,
+    output: str,
+) -> None:
     """List workflow runs, newest first."""
     after = _timestamp(started_after, "--started-after")
     before = _timestamp(started_before, "--started-before")
 
     async def go(c: Client) -> list[dict[str, Any]]:
-        return [e.raw async for e in c.list_workflows(
-            status=status, workflow_type=workflow_type, task_queue=task_queue,
-            started_after=after, started_before=before, workflow_id_prefix=prefix,
-            page_size=min(limit, 100), limit=limit)]
+        return [
+            e.raw
+            async for e in c.list_workflows(
+                status=status,
+                workflow_type=workflow_type,
+                task_queue=task_queue,
+                started_after=after,
+                started_before=before,
+                workflow_id_prefix=prefix,
+                page_size=min(limit, 100),
+                limit=limit,
+            )
+        ]
 
-    emit(st.run(go), output, lambda d: table(
-        ["workflow id", "run id", "type", "task queue", "status", "started", "closed", "events"],
-        [[e["workflow_id"], e["run_id"], e["workflow_type"], e["task_queue"],
-          e["status"] + (" (paused)" if e.get("paused") else ""), when(e["start_time"]),
-          when(e.get("close_time")), e["history_length"]] for e in d],
-        no_wrap=["workflow id", "status"]))
+    emit(
+        st.run(go),
+        output,
+        lambda d: table(
+            [
+                "workflow id",
+                "run id",
+                "type",
+                "task queue",
+                "status",
+                "started",
+                "closed",
+                "events",
+            ],
+            [
+                [
+                    e["workflow_id"],
+                    e["run_id"],
+                    e["workflow_type"],
+                    e["task_queue"],
+                    e["status"] + (" (paused)" if e.get("paused") else ""),
+                    when(e["start_time"]),
+                    when(e.get("close_time")),
+                    e["history_length"],
+                ]
+                for e in d
+            ],
+            no_wrap=["workflow id", "status"],
+        ),
+    )
 
 
-def _act(st: CliState, workflow_id: str,
-         fn: Callable[[WorkflowHandle], Awaitable[Any]]) -> Any:
+def _act(st: CliState, workflow_id: str, fn: Callable[[WorkflowHandle], Awaitable[Any]]) -> Any:
     return st.run(lambda c: fn(c.get_workflow_handle(workflow_id)))
 
 
@@ -680,13 +907,17 @@ def _act(st: CliState, workflow_id: str,
 @click.argument("name")
 @_input_option
 @pass_state
-def workflow_signal(st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...],
-                    output: str) -> None:
+def workflow_signal(
+    st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...], output: str
+) -> None:
     """Send signal NAME to a workflow."""
     args = _json_values(inputs)
     _act(st, workflow_id, lambda h: h.signal(name, *args))
-    emit({"workflow_id": workflow_id, "signal": name, "signaled": True}, output,
-         lambda d: Text(f"signaled {d['workflow_id']} with {d['signal']}"))
+    emit(
+        {"workflow_id": workflow_id, "signal": name, "signaled": True},
+        output,
+        lambda d: Text(f"signaled {d['workflow_id']} with {d['signal']}"),
+    )
 
 
 @workflow.command("query")
@@ -694,8 +925,9 @@ def workflow_signal(st: CliState, workflow_id: str, name: str, inputs: tuple[str
 @click.argument("name")
 @_input_option
 @pass_state
-def workflow_query(st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...],
-                   output: str) -> None:
+def workflow_query(
+    st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...], output: str
+) -> None:
     """Ask a workflow's query handler NAME (needs a worker polling its task queue)."""
     args = _json_values(inputs)
     value = _act(st, workflow_id, lambda h: h.query(name, *args))
@@ -706,16 +938,28 @@ def workflow_query(st: CliState, workflow_id: str, name: str, inputs: tuple[str,
 @click.argument("workflow_id")
 @click.argument("name")
 @_input_option
-@click.option("--update-id", default=None,
-              help="Idempotency key: the same id returns the same update's result.")
+@click.option(
+    "--update-id",
+    default=None,
+    help="Idempotency key: the same id returns the same update's result.",
+)
 @pass_state
-def workflow_update(st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...],
-                    update_id: str | None, output: str) -> None:
+def workflow_update(
+    st: CliState,
+    workflow_id: str,
+    name: str,
+    inputs: tuple[str, ...],
+    update_id: str | None,
+    output: str,
+) -> None:
     """Send update NAME to a workflow and wait for its result."""
     args = _json_values(inputs)
     value = _act(st, workflow_id, lambda h: h.update(name, *args, update_id=update_id))
-    emit({"workflow_id": workflow_id, "update": name, "update_id": update_id,
-          "result": value}, output, kv_table)
+    emit(
+        {"workflow_id": workflow_id, "update": name, "update_id": update_id, "result": value},
+        output,
+        kv_table,
+    )
 
 
 @workflow.command("cancel")
@@ -725,8 +969,11 @@ def workflow_update(st: CliState, workflow_id: str, name: str, inputs: tuple[str
 def workflow_cancel(st: CliState, workflow_id: str, reason: str, output: str) -> None:
     """Request cancellation of a workflow (its code decides how to wind down)."""
     _act(st, workflow_id, lambda h: h.cancel(reason))
-    emit({"workflow_id": workflow_id, "cancel_requested": True, "reason": reason}, output,
-         lambda d: Text(f"cancellation requested for {d['workflow_id']}"))
+    emit(
+        {"workflow_id": workflow_id, "cancel_requested": True, "reason": reason},
+        output,
+        lambda d: Text(f"cancellation requested for {d['workflow_id']}"),
+    )
 
 
 @workflow.command("terminate")
@@ -736,14 +983,16 @@ def workflow_cancel(st: CliState, workflow_id: str, reason: str, output: str) ->
 def workflow_terminate(st: CliState, workflow_id: str, reason: str, output: str) -> None:
     """Terminate a workflow at once (no workflow code runs)."""
     _act(st, workflow_id, lambda h: h.terminate(reason))
-    emit({"workflow_id": workflow_id, "terminated": True, "reason": reason}, output,
-         lambda d: Text(f"terminated {d['workflow_id']}"))
+    emit(
+        {"workflow_id": workflow_id, "terminated": True, "reason": reason},
+        output,
+        lambda d: Text(f"terminated {d['workflow_id']}"),
+    )
 
 
 # --------------------------------------------------------------------------- entry point
 
 register_tools(cli)
-
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -33,8 +33,13 @@ def register_tools(cli: click.Group) -> None:
 
     @cli.command("demo")
     @click.option("--state-dir", default=None, help="State folder of the local stack.")
-    @click.option("--orders", type=click.IntRange(1, 100), default=5, show_default=True,
-                  help="Order workflows to run.")
+    @click.option(
+        "--orders",
+        type=click.IntRange(1, 100),
+        default=5,
+        show_default=True,
+        help="Order workflows to run.",
+    )
     def demo(state_dir: str | None, orders: int, output: str) -> None:
         """Bring the local stack up and run workflows through a SIGKILLed worker."""
         show = console if output == "table" else None
@@ -44,18 +49,35 @@ def register_tools(cli: click.Group) -> None:
 
     @cli.command("bench")
     @click.option("--state-dir", default=None, help="State folder of the local stack.")
-    @click.option("--workflows", type=click.IntRange(1, 1_000_000), default=1000,
-                  show_default=True)
-    @click.option("--concurrency", type=click.IntRange(1, 1000), default=50, show_default=True,
-                  help="Concurrent starters, each starting a workflow and awaiting its result.")
-    @click.option("--region", "bench_region", default=None,
-                  help="Region to run in (default: the stack's first).")
-    @click.option("--server-processes", type=click.IntRange(1, 16), default=2,
-                  show_default=True,
-                  help="Server processes for the region (the stack's one plus extra ones "
-                       "sharing its port).")
-    def bench(state_dir: str | None, workflows: int, concurrency: int,
-              bench_region: str | None, server_processes: int, output: str) -> None:
+    @click.option("--workflows", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+    @click.option(
+        "--concurrency",
+        type=click.IntRange(1, 1000),
+        default=50,
+        show_default=True,
+        help="Concurrent starters, each starting a workflow and awaiting its result.",
+    )
+    @click.option(
+        "--region",
+        "bench_region",
+        default=None,
+        help="Region to run in (default: the stack's first).",
+    )
+    @click.option(
+        "--server-processes",
+        type=click.IntRange(1, 16),
+        default=2,
+        show_default=True,
+        help="Server processes for the region (the stack's one plus extra ones sharing its port).",
+    )
+    def bench(
+        state_dir: str | None,
+        workflows: int,
+        concurrency: int,
+        bench_region: str | None,
+        server_processes: int,
+        output: str,
+    ) -> None:
         """Workflows per second and start-to-result latency of ThreeSteps (3 activities)."""
         info = devstack.stack_up(state_dir, console=err_console)
         region = bench_region or info.regions[0]
@@ -63,21 +85,34 @@ def register_tools(cli: click.Group) -> None:
         extra = start_extra_servers(info.config_path, region, server_processes - 1, logs)
         try:
             time.sleep(2.0 if extra else 0)  # let the extra servers start listening
-            result = run_fast(run_bench(
-                [info.url(region)], workflows=workflows, concurrency=concurrency,
-                show_progress=output == "table", log_dir=logs,
-            ))
+            result = run_fast(
+                run_bench(
+                    [info.url(region)],
+                    workflows=workflows,
+                    concurrency=concurrency,
+                    show_progress=output == "table",
+                    log_dir=logs,
+                )
+            )
         finally:
             stop_processes(extra)
 
         def render(d: dict[str, Any]) -> RenderableType:
-            t = kv_table({
-                "workflows": d["workflows"], "concurrent starters": d["concurrency"],
-                "server processes": server_processes,
-                "seconds": d["seconds"], "workflows/s": d["per_second"],
-                "p50 start-to-result (ms)": d["p50_ms"], "p90 (ms)": d["p90_ms"],
-                "p99 (ms)": d["p99_ms"], "max (ms)": d["max_ms"], "errors": d["errors"],
-            }, title="ThreeSteps: x = n, then 3 x `x = await step(x)`")
+            t = kv_table(
+                {
+                    "workflows": d["workflows"],
+                    "concurrent starters": d["concurrency"],
+                    "server processes": server_processes,
+                    "seconds": d["seconds"],
+                    "workflows/s": d["per_second"],
+                    "p50 start-to-result (ms)": d["p50_ms"],
+                    "p90 (ms)": d["p90_ms"],
+                    "p99 (ms)": d["p99_ms"],
+                    "max (ms)": d["max_ms"],
+                    "errors": d["errors"],
+                },
+                title="ThreeSteps: x = n, then 3 x `x = await step(x)`",
+            )
             return t if d["errors"] == 0 else Text(f"{d['errors']} workflows failed")
 
         emit(result.as_dict(), output, render)

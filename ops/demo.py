@@ -32,8 +32,7 @@ def _start_worker(info: StackInfo, log: Path) -> subprocess.Popen[bytes]:
     for url in info.endpoints:
         args += ["--url", url]
     with log.open("ab") as fh:
-        return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 async def _charging(client: Client, ids: list[str]) -> list[str]:
@@ -41,14 +40,17 @@ async def _charging(client: Client, ids: list[str]) -> list[str]:
     out = []
     for wid in ids:
         desc = await client.get_workflow_handle(wid).describe()
-        if any(a["activity_type"] == "charge_card" and a["state"] == "started"
-               for a in desc["pending_activities"]):
+        if any(
+            a["activity_type"] == "charge_card" and a["state"] == "started"
+            for a in desc["pending_activities"]
+        ):
             out.append(wid)
     return out
 
 
-async def run_demo(state_dir: str | None = None, *, orders: int = 5,
-                   console: Console | None = None) -> dict[str, Any]:
+async def run_demo(
+    state_dir: str | None = None, *, orders: int = 5, console: Console | None = None
+) -> dict[str, Any]:
     """Run the demo; returns what happened (also printed when ``console`` is given)."""
     con = console or Console(quiet=True)
     info = stack_up(state_dir, console=con)
@@ -74,8 +76,10 @@ async def run_demo(state_dir: str | None = None, *, orders: int = 5,
             os.kill(first.pid, signal.SIGKILL)
             first.wait(10)
             report["killed_worker"] = {"pid": first.pid, "orders_mid_charge": len(charging)}
-            con.print(f"[red]SIGKILL[/] worker {first.pid} while {len(charging)} card "
-                      "charges were running")
+            con.print(
+                f"[red]SIGKILL[/] worker {first.pid} while {len(charging)} card "
+                "charges were running"
+            )
         finally:
             if first.poll() is None:
                 first.kill()
@@ -83,21 +87,23 @@ async def run_demo(state_dir: str | None = None, *, orders: int = 5,
         con.print(f"started a fresh worker {second.pid}")
         try:
             with con.status("waiting for every order to finish..."):
-                results = await asyncio.gather(*[
-                    client.get_workflow_handle(wid).result(timeout=120) for wid in ids
-                ])
+                results = await asyncio.gather(
+                    *[client.get_workflow_handle(wid).result(timeout=120) for wid in ids]
+                )
             for wid, res in zip(ids, results, strict=True):
                 events = await client.get_workflow_handle(wid).history()
                 kinds = [e["event_type"] for e in events]
-                report["orders"].append({
-                    "workflow_id": wid,
-                    "charge_attempt": res["charge"]["attempt"],
-                    "resumed_from_heartbeat": res["charge"]["resumed_from_step"],
-                    "charged_by_worker": res["charge"]["worker_pid"],
-                    "activities_completed": kinds.count("ActivityTaskCompleted"),
-                    "events": len(events),
-                    "receipt": res["receipt"],
-                })
+                report["orders"].append(
+                    {
+                        "workflow_id": wid,
+                        "charge_attempt": res["charge"]["attempt"],
+                        "resumed_from_heartbeat": res["charge"]["resumed_from_step"],
+                        "charged_by_worker": res["charge"]["worker_pid"],
+                        "activities_completed": kinds.count("ActivityTaskCompleted"),
+                        "events": len(events),
+                        "receipt": res["receipt"],
+                    }
+                )
         finally:
             second.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -107,14 +113,26 @@ async def run_demo(state_dir: str | None = None, *, orders: int = 5,
     report["all_completed"] = len(report["orders"]) == orders
     if console is not None:
         table = Table(title="Orders after the worker was killed")
-        for col in ("workflow", "charge attempt", "resumed at step", "charged by worker",
-                    "activities", "events", "receipt"):
+        for col in (
+            "workflow",
+            "charge attempt",
+            "resumed at step",
+            "charged by worker",
+            "activities",
+            "events",
+            "receipt",
+        ):
             table.add_column(col, overflow="fold")
         for o in report["orders"]:
-            table.add_row(o["workflow_id"], str(o["charge_attempt"]),
-                          str(o["resumed_from_heartbeat"]),
-                          str(o["charged_by_worker"]), str(o["activities_completed"]),
-                          str(o["events"]), o["receipt"])
+            table.add_row(
+                o["workflow_id"],
+                str(o["charge_attempt"]),
+                str(o["resumed_from_heartbeat"]),
+                str(o["charged_by_worker"]),
+                str(o["activities_completed"]),
+                str(o["events"]),
+                o["receipt"],
+            )
         console.print(table)
         console.print(
             f"all {orders} orders completed; every charge that was cut off resumed on worker "

@@ -180,12 +180,20 @@ class StackInfo:
             "state_dir": str(self.state_dir),
             "config_path": str(self.config_path),
             "failover_version_increment": self.failover_version_increment,
-            "postgres": {"port": self.pg_port, "pid": self.pg_pid,
-                         "data_dir": str(self.state_dir / "pg")},
+            "postgres": {
+                "port": self.pg_port,
+                "pid": self.pg_pid,
+                "data_dir": str(self.state_dir / "pg"),
+            },
             "servers": {
-                r: {"port": s.port, "url": s.url, "pid": s.pid,
-                    "initial_version": s.initial_version, "database": s.database,
-                    "log_file": str(s.log_file) if s.log_file else None}
+                r: {
+                    "port": s.port,
+                    "url": s.url,
+                    "pid": s.pid,
+                    "initial_version": s.initial_version,
+                    "database": s.database,
+                    "log_file": str(s.log_file) if s.log_file else None,
+                }
                 for r, s in self.servers.items()
             },
             # Reserved for the replication broker (ops.kafka) once it joins the stack.
@@ -197,18 +205,25 @@ class StackInfo:
         """Rebuild the record read from ``stack.json``."""
         try:
             servers = {
-                r: ServerInfo(region=r, port=int(s["port"]),
-                              initial_version=int(s["initial_version"]),
-                              database=str(s["database"]), pid=s.get("pid"),
-                              log_file=Path(s["log_file"]) if s.get("log_file") else None)
+                r: ServerInfo(
+                    region=r,
+                    port=int(s["port"]),
+                    initial_version=int(s["initial_version"]),
+                    database=str(s["database"]),
+                    pid=s.get("pid"),
+                    log_file=Path(s["log_file"]) if s.get("log_file") else None,
+                )
                 for r, s in raw["servers"].items()
             }
             return cls(
-                state_dir=state_dir, config_path=state_dir / CONFIG_FILE,
-                pg_port=int(raw["postgres"]["port"]), pg_pid=raw["postgres"].get("pid"),
+                state_dir=state_dir,
+                config_path=state_dir / CONFIG_FILE,
+                pg_port=int(raw["postgres"]["port"]),
+                pg_pid=raw["postgres"].get("pid"),
                 servers=servers,
-                failover_version_increment=int(raw.get("failover_version_increment",
-                                                       FAILOVER_VERSION_INCREMENT)),
+                failover_version_increment=int(
+                    raw.get("failover_version_increment", FAILOVER_VERSION_INCREMENT)
+                ),
                 kafka=raw.get("kafka"),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -230,9 +245,12 @@ def resolve_state_dir(state_dir: str | os.PathLike[str] | None = None) -> Path:
     return DEFAULT_STATE_DIR.absolute()
 
 
-def stack_up(state_dir: str | os.PathLike[str] | None = None,
-             regions: Sequence[str] | None = None, *,
-             console: Console | None = None) -> StackInfo:
+def stack_up(
+    state_dir: str | os.PathLike[str] | None = None,
+    regions: Sequence[str] | None = None,
+    *,
+    console: Console | None = None,
+) -> StackInfo:
     """Bring the local stack up, starting only what is not running.
 
     Args:
@@ -267,8 +285,10 @@ def stack_up(state_dir: str | os.PathLike[str] | None = None,
                 info.actions.append("initialised PostgreSQL cluster")
             if not was_running:
                 info.actions.append(f"started PostgreSQL (pid {info.pg_pid})")
-            s.done(f"pid {info.pg_pid} on {LOOPBACK}:{info.pg_port}"
-                   + ("" if not was_running else " (already running)"))
+            s.done(
+                f"pid {info.pg_pid} on {LOOPBACK}:{info.pg_port}"
+                + ("" if not was_running else " (already running)")
+            )
             _save(info)
 
         with steps.step("databases and migrations") as s:
@@ -327,8 +347,9 @@ def stack_up(state_dir: str | os.PathLike[str] | None = None,
     return info
 
 
-def stack_down(state_dir: str | os.PathLike[str] | None = None, *,
-               console: Console | None = None) -> StackInfo | None:
+def stack_down(
+    state_dir: str | os.PathLike[str] | None = None, *, console: Console | None = None
+) -> StackInfo | None:
     """Stop the region servers and PostgreSQL the state folder records.
 
     Only recorded PIDs are signalled, and only after /proc shows they still run
@@ -369,8 +390,7 @@ def stack_down(state_dir: str | os.PathLike[str] | None = None, *,
             if pid is not None:
                 pg.stop()
                 if pg.pid() is not None:
-                    raise DevStackError(f"PostgreSQL (pid {pid}) did not stop; see "
-                                        f"{pg.log_file}")
+                    raise DevStackError(f"PostgreSQL (pid {pid}) did not stop; see {pg.log_file}")
                 info.actions.append(f"stopped PostgreSQL (pid {pid})")
                 s.done(f"pid {pid} stopped")
             else:
@@ -391,10 +411,19 @@ def stack_status(state_dir: str | os.PathLike[str] | None = None) -> list[Compon
         return []
     pg_pid = info.pg.pid()
     # postmaster.pid can outlive the postmaster; its PID then may name another program.
-    pg_alive = pg_pid is not None and _pid_alive(pg_pid) and (
-        Path((_cmdline(pg_pid) or [""])[0]).name == "postgres")
-    rows = [Component("postgres", pg_pid if pg_pid is not None else info.pg_pid,
-                      pg_alive, f"{LOOPBACK}:{info.pg_port}")]
+    pg_alive = (
+        pg_pid is not None
+        and _pid_alive(pg_pid)
+        and (Path((_cmdline(pg_pid) or [""])[0]).name == "postgres")
+    )
+    rows = [
+        Component(
+            "postgres",
+            pg_pid if pg_pid is not None else info.pg_pid,
+            pg_alive,
+            f"{LOOPBACK}:{info.pg_port}",
+        )
+    ]
     for srv in info.servers.values():
         alive = srv.pid is not None and _server_alive(info, srv)
         rows.append(Component(f"server {srv.region}", srv.pid, alive, srv.url))
@@ -482,14 +511,22 @@ def _load_or_plan(state: Path, regions: Sequence[str] | None) -> StackInfo:
         raise DevStackError(f"at most {FAILOVER_VERSION_INCREMENT - 1} regions are supported")
     ports = free_ports(len(new) + (1 if info is None else 0), LOOPBACK)
     if info is None:
-        info = StackInfo(state_dir=state, config_path=state / CONFIG_FILE,
-                         pg_port=ports.pop(), pg_pid=None, servers={})
+        info = StackInfo(
+            state_dir=state,
+            config_path=state / CONFIG_FILE,
+            pg_port=ports.pop(),
+            pg_pid=None,
+            servers={},
+        )
         info.actions.append(f"created stack record {state / STACK_FILE}")
     next_version = max((s.initial_version for s in info.servers.values()), default=0) + 1
     for r in new:
         info.servers[r] = ServerInfo(
-            region=r, port=ports.pop(0), initial_version=next_version,
-            database=region_db_name(r), log_file=state / "logs" / f"server-{r}.log",
+            region=r,
+            port=ports.pop(0),
+            initial_version=next_version,
+            database=region_db_name(r),
+            log_file=state / "logs" / f"server-{r}.log",
         )
         next_version += 1
     return info
@@ -501,7 +538,7 @@ def _write_config(info: StackInfo) -> bool:
         "[baton]",
         f"failover_version_increment = {info.failover_version_increment}",
         "",
-        "# [kafka] bootstrap = \"127.0.0.1:PORT\" once the stack runs a broker:",
+        '# [kafka] bootstrap = "127.0.0.1:PORT" once the stack runs a broker:',
         "# until then replication between the regions is off.",
         "",
     ]
@@ -551,8 +588,16 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _server_argv(info: StackInfo, srv: ServerInfo) -> list[str]:
-    return [sys.executable, "-m", "ops.cli", "--config", str(info.config_path),
-            "server", "--region", srv.region]
+    return [
+        sys.executable,
+        "-m",
+        "ops.cli",
+        "--config",
+        str(info.config_path),
+        "server",
+        "--region",
+        srv.region,
+    ]
 
 
 def _server_alive(info: StackInfo, srv: ServerInfo) -> bool:
@@ -597,11 +642,18 @@ def _start_server(info: StackInfo, srv: ServerInfo) -> int:
     # posix_spawn rather than Popen: the server outlives this call, and a Popen
     # object dropped while its child runs warns (and would be reaped behind our back).
     return os.posix_spawn(
-        sys.executable, argv, env,
+        sys.executable,
+        argv,
+        env,
         file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(srv.log_file),
-             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (
+                os.POSIX_SPAWN_OPEN,
+                1,
+                str(srv.log_file),
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                0o644,
+            ),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ],
         setsid=True,  # its own session: a Ctrl-C in our terminal does not reach it
@@ -614,8 +666,9 @@ def _log_tail(path: Path | None, lines: int = 25) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _wait_healthy(srv: ServerInfo, pid: int | None,
-                  timeout: float = SERVER_READY_TIMEOUT_S) -> None:
+def _wait_healthy(
+    srv: ServerInfo, pid: int | None, timeout: float = SERVER_READY_TIMEOUT_S
+) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     with httpx.Client(timeout=2.0) as http:
@@ -695,9 +748,12 @@ async def _ensure_default_namespace(info: StackInfo) -> bool:
         except NamespaceNotFoundError:
             pass
         try:
-            await client.create_namespace(DEFAULT_NAMESPACE, regions=info.regions,
-                                          active_region=active,
-                                          description="created by `baton dev up`")
+            await client.create_namespace(
+                DEFAULT_NAMESPACE,
+                regions=info.regions,
+                active_region=active,
+                description="created by `baton dev up`",
+            )
         except NamespaceAlreadyExistsError:
             return False  # another `up` or operator created it in between
         return True

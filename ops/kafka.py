@@ -45,9 +45,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-# aiokafka ships no type information (no py.typed).
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
-from aiokafka.errors import TopicAlreadyExistsError, for_code  # type: ignore[import-untyped]
+# aiokafka ships no type information (no py.typed): see the mypy overrides.
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 __all__ = [
     "KAFKA_VERSION",
@@ -625,7 +625,7 @@ async def wait_ready(
     bootstrap: str,
     # A parameter rather than asyncio.timeout(): on expiry the error carries the
     # broker's log tail and the last failure, which a bare cancellation loses.
-    timeout: float = 60.0,  # noqa: ASYNC109
+    timeout: float = 60.0,
     *,
     pid: int | None = None,
     data_dir: Path | None = None,
@@ -704,7 +704,7 @@ async def create_topics(
     replication_factor: int = 1,
     configs: Mapping[str, str] | None = None,
     # Also sent to the broker as the CreateTopics timeout, so not asyncio.timeout().
-    timeout: float = 30.0,  # noqa: ASYNC109
+    timeout: float = 30.0,
 ) -> None:
     """Create topics (an existing topic is fine) and wait until they are usable.
 
@@ -841,7 +841,7 @@ class KafkaBroker:
         self.pid = start(self.data_dir, self.lib_dir)
         return self.pid
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+    async def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the broker answers (see :func:`wait_ready`).
 
         Args:
@@ -849,7 +849,7 @@ class KafkaBroker:
         """
         await wait_ready(self.bootstrap, timeout, pid=self.pid, data_dir=self.data_dir)
 
-    async def up(self, timeout: float = 60.0) -> int:  # noqa: ASYNC109
+    async def up(self, timeout: float = 60.0) -> int:
         """Prepare, start and wait for the broker; stop it again if it fails.
 
         Args:

@@ -121,14 +121,18 @@ def print_error(code: str, message: str, output: str) -> None:
 
 def short(value: Any, width: int = 80) -> str:
     """A one-line rendering of ``value`` cut to ``width`` characters."""
-    text = value if isinstance(value, str) else json.dumps(to_jsonable(value),
-                                                           ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-          title: str | None = None, no_wrap: Sequence[str] = ()) -> Table:
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    no_wrap: Sequence[str] = (),
+) -> Table:
     """A rich table with ``columns`` and ``rows`` (cells rendered with :func:`cell`).
 
     Args:

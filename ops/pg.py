@@ -44,7 +44,9 @@ def ensure_installed() -> Path:
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
     proc = subprocess.run(
         ["apt-get", "install", "-y", "-q", "--no-install-recommends", f"postgresql-{PG_VERSION}"],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0 or not (PG_BIN / "postgres").exists():
         raise PgError(f"apt-get install postgresql-{PG_VERSION} failed:\n{proc.stderr[-2000:]}")
@@ -95,9 +97,21 @@ class PgCluster:
         self.log_file.touch()
         _chown_postgres(self.log_file)
         proc = subprocess.run(
-            _as_postgres([str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                          "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
-            capture_output=True, text=True,
+            _as_postgres(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            ),
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise PgError(f"initdb failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
@@ -137,9 +151,21 @@ class PgCluster:
         if pid is not None:
             return pid
         proc = subprocess.run(
-            _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                          str(self.log_file), "-w", "-t", str(int(timeout)), "start"]),
-            capture_output=True, text=True,
+            _as_postgres(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "start",
+                ]
+            ),
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
@@ -157,9 +183,21 @@ class PgCluster:
         if self.pid() is None:
             return
         subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                          "-t", str(int(timeout)), "stop"]),
-            capture_output=True, text=True,
+            _as_postgres(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "stop",
+                ]
+            ),
+            capture_output=True,
+            text=True,
         )
 
     def kill(self) -> None:
@@ -182,9 +220,24 @@ class PgCluster:
 
     def psql(self, dbname: str, sql: str) -> str:
         proc = subprocess.run(
-            [str(PG_BIN / "psql"), "-X", "-q", "-At", "-h", self.host, "-p", str(self.port),
-             "-U", "postgres", "-d", dbname, "-c", sql],
-            capture_output=True, text=True,
+            [
+                str(PG_BIN / "psql"),
+                "-X",
+                "-q",
+                "-At",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                dbname,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise PgError(f"psql failed: {proc.stderr.strip()}")
@@ -201,9 +254,18 @@ class PgCluster:
     def dump(self, dbname: str) -> str:
         """pg_dump of a database as SQL text."""
         proc = subprocess.run(
-            [str(PG_BIN / "pg_dump"), "-h", self.host, "-p", str(self.port), "-U", "postgres",
-             dbname],
-            capture_output=True, text=True,
+            [
+                str(PG_BIN / "pg_dump"),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                dbname,
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise PgError(f"pg_dump failed: {proc.stderr.strip()}")

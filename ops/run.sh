@@ -32,13 +32,16 @@ py="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,dev]'
 
 case "$cmd" in
     demo)
         exec .venv/bin/baton demo "$@"
         ;;
     test)
+        # Static checks first: they take seconds and name the line.
+        .venv/bin/ruff check store worker ops tests replication versioning scheduler
+        .venv/bin/mypy
         # Resolve the Kafka broker's jars once, before the timed tests.
         .venv/bin/python -m ops.kafka jars >/dev/null
         exec .venv/bin/python -m pytest "$@"

@@ -43,8 +43,14 @@ class JSON(Response):
 
 
 def error_response(exc: StoreError) -> JSON:
-    body = {"error": {"code": exc.code.value, "message": exc.message,
-                      "retryable": exc.retryable, "details": exc.details}}
+    body = {
+        "error": {
+            "code": exc.code.value,
+            "message": exc.message,
+            "retryable": exc.retryable,
+            "details": exc.details,
+        }
+    }
     return JSON(body, status_code=exc.http_status)
 
 
@@ -55,7 +61,8 @@ def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
             raise PayloadTooLarge(
                 f"payload in {where} is {size} bytes, over this server's limit of {limit} bytes: "
                 "store large data elsewhere and pass a reference",
-                size=size, limit=limit,
+                size=size,
+                limit=limit,
             )
     elif isinstance(obj, BaseModel):
         for name in type(obj).model_fields:
@@ -86,10 +93,14 @@ class BodySizeLimit:
         if scope["type"] == "http":
             for name, value in scope.get("headers", ()):
                 if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    resp = error_response(PayloadTooLarge(
-                        f"request body of {int(value)} bytes is over this server's limit of "
-                        f"{self.limit} bytes", size=int(value), limit=self.limit,
-                    ))
+                    resp = error_response(
+                        PayloadTooLarge(
+                            f"request body of {int(value)} bytes is over this server's limit of "
+                            f"{self.limit} bytes",
+                            size=int(value),
+                            limit=self.limit,
+                        )
+                    )
                     await resp(scope, receive, send)
                     return
         await self.app(scope, receive, send)
@@ -98,7 +109,8 @@ class BodySizeLimit:
 def create_app(store: Store) -> FastAPI:
     """The FastAPI application serving one region."""
     app = FastAPI(
-        title="Baton", version=SERVER_VERSION,
+        title="Baton",
+        version=SERVER_VERSION,
         description="Durable-execution workflow store: API of one region.",
     )
     app.state.store = store
@@ -117,12 +129,16 @@ def create_app(store: Store) -> FastAPI:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             first = next(e for e in errors if e.get("type") == "json_invalid")
-            return error_response(MalformedRequest(
-                f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
-            ))
+            return error_response(
+                MalformedRequest(
+                    f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
+                )
+            )
         problems = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-             "problem": e.get("msg", "")}
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                "problem": e.get("msg", ""),
+            }
             for e in errors
         ]
         text = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems[:5])
@@ -142,11 +158,16 @@ def create_app(store: Store) -> FastAPI:
     async def cluster() -> Response:
         async with store.pool.acquire() as conn:
             version = await conn.fetchval("SELECT max(version) FROM baton_schema")
-        return JSON({
-            "region": store.region, "url": store.config.regions[store.region].url,
-            "regions": store.region_urls, "schema_version": version,
-            "server_version": SERVER_VERSION, "max_payload_bytes": limit,
-        })
+        return JSON(
+            {
+                "region": store.region,
+                "url": store.config.regions[store.region].url,
+                "regions": store.region_urls,
+                "schema_version": version,
+                "server_version": SERVER_VERSION,
+                "max_payload_bytes": limit,
+            }
+        )
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -157,9 +178,15 @@ def create_app(store: Store) -> FastAPI:
     # ------------------------------------------------------------------ namespaces
 
     def ns_info(ns: Namespace) -> dict[str, Any]:
-        return {"name": ns.name, "regions": ns.regions, "active_region": ns.active_region,
-                "failover_version": ns.failover_version, "state": ns.state,
-                "retention_days": ns.retention_days, "description": ns.description}
+        return {
+            "name": ns.name,
+            "regions": ns.regions,
+            "active_region": ns.active_region,
+            "failover_version": ns.failover_version,
+            "state": ns.state,
+            "retention_days": ns.retention_days,
+            "description": ns.description,
+        }
 
     @app.post(f"{PREFIX}/namespaces", response_model=wire.NamespaceInfo, status_code=201)
     async def create_namespace(req: wire.CreateNamespaceRequest) -> Response:
@@ -171,8 +198,15 @@ def create_app(store: Store) -> FastAPI:
             raise InvalidArgument(f"active region {active!r} is not among regions {regions}")
         version = store.config.regions[active].initial_version
         async with store.pool.acquire() as conn:
-            row = await conn.fetchrow(Q["insert_namespace"], req.name, regions, active, version,
-                                      req.retention_days, req.description)
+            row = await conn.fetchrow(
+                Q["insert_namespace"],
+                req.name,
+                regions,
+                active,
+                version,
+                req.retention_days,
+                req.description,
+            )
         if row is None:
             raise NamespaceAlreadyExists(f"namespace {req.name!r} exists already")
         return JSON(ns_info(Namespace.from_row(row)), status_code=201)
@@ -207,34 +241,61 @@ def create_app(store: Store) -> FastAPI:
     async def signal_with_start(namespace: str, req: wire.SignalWithStartRequest) -> Response:
         checked(req)
         start = wire.StartWorkflowRequest.model_validate(
-            req.model_dump(exclude={"signal_name", "signal_input"}))
-        res = await workflows.start_workflow(store, namespace, start,
-                                             signal=(req.signal_name, req.signal_input))
+            req.model_dump(exclude={"signal_name", "signal_input"})
+        )
+        res = await workflows.start_workflow(
+            store, namespace, start, signal=(req.signal_name, req.signal_input)
+        )
         return JSON(res.model_dump())
 
     @app.get(f"{ns_path}/workflows", response_model=wire.ListResponse)
     async def list_workflows(
-        namespace: str, status: str | None = None, workflow_type: str | None = None,
-        task_queue: str | None = None, started_after: datetime | None = None,
-        started_before: datetime | None = None, workflow_id_prefix: str | None = None,
-        page_size: int = 100, page_token: str | None = None,
+        namespace: str,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        task_queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        workflow_id_prefix: str | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
     ) -> Response:
-        return JSON(await workflows.list_workflows(
-            store, namespace, status=status, workflow_type=workflow_type, task_queue=task_queue,
-            started_after=started_after, started_before=started_before,
-            workflow_id_prefix=workflow_id_prefix, page_size=page_size, page_token=page_token,
-        ))
+        return JSON(
+            await workflows.list_workflows(
+                store,
+                namespace,
+                status=status,
+                workflow_type=workflow_type,
+                task_queue=task_queue,
+                started_after=started_after,
+                started_before=started_before,
+                workflow_id_prefix=workflow_id_prefix,
+                page_size=page_size,
+                page_token=page_token,
+            )
+        )
 
     @app.get(f"{wf_path}/history", response_model=wire.HistoryResponse)
-    async def history(namespace: str, workflow_id: str, run_id: str | None = None,
-                      from_event_id: int = Query(1, ge=1),
-                      wait_s: float = Query(0.0, ge=0, le=120)) -> Response:
-        return JSON(await workflows.get_history(store, namespace, workflow_id, run_id,
-                                                from_event_id, wait_s))
+    async def history(
+        namespace: str,
+        workflow_id: str,
+        run_id: str | None = None,
+        from_event_id: int = Query(1, ge=1),
+        wait_s: float = Query(0.0, ge=0, le=120),
+    ) -> Response:
+        return JSON(
+            await workflows.get_history(
+                store, namespace, workflow_id, run_id, from_event_id, wait_s
+            )
+        )
 
     @app.get(f"{wf_path}/result", response_model=wire.ResultResponse)
-    async def result(namespace: str, workflow_id: str, run_id: str | None = None,
-                     wait_s: float = Query(0.0, ge=0, le=120)) -> Response:
+    async def result(
+        namespace: str,
+        workflow_id: str,
+        run_id: str | None = None,
+        wait_s: float = Query(0.0, ge=0, le=120),
+    ) -> Response:
         return JSON(await workflows.get_result(store, namespace, workflow_id, run_id, wait_s))
 
     @app.post(f"{wf_path}/signal")
@@ -270,15 +331,20 @@ def create_app(store: Store) -> FastAPI:
     # ------------------------------------------------------------------ tasks
 
     @app.post(f"{ns_path}/workflow-tasks/poll", response_model=wire.WorkflowTaskPollResponse)
-    async def poll_workflow_task(namespace: str, req: wire.PollRequest,
-                                 request: Request) -> Response:
-        return JSON({"task": await tasks.poll_workflow_task(store, namespace, req,
-                                                            request.is_disconnected)})
+    async def poll_workflow_task(
+        namespace: str, req: wire.PollRequest, request: Request
+    ) -> Response:
+        return JSON(
+            {"task": await tasks.poll_workflow_task(store, namespace, req, request.is_disconnected)}
+        )
 
-    @app.post(f"{ns_path}/workflow-tasks/complete",
-              response_model=wire.RespondWorkflowTaskCompletedResponse)
-    async def complete_workflow_task(namespace: str,
-                                     req: wire.RespondWorkflowTaskCompleted) -> Response:
+    @app.post(
+        f"{ns_path}/workflow-tasks/complete",
+        response_model=wire.RespondWorkflowTaskCompletedResponse,
+    )
+    async def complete_workflow_task(
+        namespace: str, req: wire.RespondWorkflowTaskCompleted
+    ) -> Response:
         checked(req)
         return JSON(await tasks.complete_workflow_task(store, namespace, req))
 
@@ -294,28 +360,35 @@ def create_app(store: Store) -> FastAPI:
         return JSON({})
 
     @app.post(f"{ns_path}/activity-tasks/poll", response_model=wire.ActivityTaskPollResponse)
-    async def poll_activity_task(namespace: str, req: wire.PollRequest,
-                                 request: Request) -> Response:
-        return JSON({"task": await tasks.poll_activity_task(store, namespace, req,
-                                                            request.is_disconnected)})
+    async def poll_activity_task(
+        namespace: str, req: wire.PollRequest, request: Request
+    ) -> Response:
+        return JSON(
+            {"task": await tasks.poll_activity_task(store, namespace, req, request.is_disconnected)}
+        )
 
     @app.post(f"{ns_path}/activity-tasks/complete", response_model=wire.RespondActivityResponse)
-    async def complete_activity_task(namespace: str, req: wire.RespondActivityTaskCompleted,
-                                     return_new_workflow_task: bool = False) -> Response:
+    async def complete_activity_task(
+        namespace: str,
+        req: wire.RespondActivityTaskCompleted,
+        return_new_workflow_task: bool = False,
+    ) -> Response:
         checked(req)
-        return JSON(await tasks.complete_activity_task(store, namespace, req,
-                                                       return_new_workflow_task))
+        return JSON(
+            await tasks.complete_activity_task(store, namespace, req, return_new_workflow_task)
+        )
 
     @app.post(f"{ns_path}/activity-tasks/fail", response_model=wire.RespondActivityResponse)
-    async def fail_activity_task(namespace: str, req: wire.RespondActivityTaskFailed,
-                                 return_new_workflow_task: bool = False) -> Response:
+    async def fail_activity_task(
+        namespace: str, req: wire.RespondActivityTaskFailed, return_new_workflow_task: bool = False
+    ) -> Response:
         checked(req)
-        return JSON(await tasks.fail_activity_task(store, namespace, req,
-                                                   return_new_workflow_task))
+        return JSON(await tasks.fail_activity_task(store, namespace, req, return_new_workflow_task))
 
     @app.post(f"{ns_path}/activity-tasks/canceled", response_model=wire.RespondActivityResponse)
-    async def canceled_activity_task(namespace: str,
-                                     req: wire.RespondActivityTaskCanceled) -> Response:
+    async def canceled_activity_task(
+        namespace: str, req: wire.RespondActivityTaskCanceled
+    ) -> Response:
         return JSON(await tasks.cancel_activity_task(store, namespace, req))
 
     @app.post(f"{ns_path}/activity-tasks/heartbeat", response_model=wire.HeartbeatResponse)

@@ -23,22 +23,35 @@ from store.sql import QUERIES as Q
 from worker import wire
 from worker.wire import CommandType, EventType
 
-CLOSE_COMMANDS = frozenset({
-    CommandType.COMPLETE_WORKFLOW, CommandType.FAIL_WORKFLOW, CommandType.CANCEL_WORKFLOW,
-    CommandType.CONTINUE_AS_NEW,
-})
+CLOSE_COMMANDS = frozenset(
+    {
+        CommandType.COMPLETE_WORKFLOW,
+        CommandType.FAIL_WORKFLOW,
+        CommandType.CANCEL_WORKFLOW,
+        CommandType.CONTINUE_AS_NEW,
+    }
+)
 
 
-def start_activity_timers(act: dict[str, Any], now: datetime) -> list[tuple[str, str, int, datetime]]:
+def start_activity_timers(
+    act: dict[str, Any], now: datetime
+) -> list[tuple[str, str, int, datetime]]:
     """Timeout timers that start with an attempt (kind, ref, attempt, fire_at)."""
     sid, attempt = str(act["scheduled_event_id"]), int(act["attempt"])
     timers = []
     if act["start_to_close_s"]:
-        timers.append((ACTIVITY_START_TO_CLOSE, sid, attempt,
-                       now + timedelta(seconds=act["start_to_close_s"])))
+        timers.append(
+            (
+                ACTIVITY_START_TO_CLOSE,
+                sid,
+                attempt,
+                now + timedelta(seconds=act["start_to_close_s"]),
+            )
+        )
     if act["heartbeat_s"]:
-        timers.append((ACTIVITY_HEARTBEAT, sid, attempt,
-                       now + timedelta(seconds=act["heartbeat_s"])))
+        timers.append(
+            (ACTIVITY_HEARTBEAT, sid, attempt, now + timedelta(seconds=act["heartbeat_s"]))
+        )
     return timers
 
 
@@ -52,9 +65,14 @@ def _seconds(attrs: dict[str, Any], key: str) -> float | None:
     return v
 
 
-async def _schedule_activity(rt: RunTxn, attrs: dict[str, Any], completed_id: int,
-                             eager: list[dict[str, Any]], eager_max: int,
-                             identity: str) -> None:
+async def _schedule_activity(
+    rt: RunTxn,
+    attrs: dict[str, Any],
+    completed_id: int,
+    eager: list[dict[str, Any]],
+    eager_max: int,
+    identity: str,
+) -> None:
     activity_type = attrs.get("activity_type")
     activity_id = attrs.get("activity_id")
     if not activity_type or not activity_id:
@@ -73,24 +91,47 @@ async def _schedule_activity(rt: RunTxn, attrs: dict[str, Any], completed_id: in
         raise InvalidArgument(f"activity {activity_type!r}: {exc}") from None
     queue = attrs.get("task_queue") or rt.exe["task_queue"]
     inputs = attrs.get("input") or []
-    sid = rt.add_event(EventType.ACTIVITY_TASK_SCHEDULED, {
-        "activity_id": activity_id, "activity_type": activity_type, "task_queue": queue,
-        "input": inputs, "schedule_to_close_s": s2c, "schedule_to_start_s": s2s,
-        "start_to_close_s": st2c, "heartbeat_s": hb, "retry_policy": policy,
-        "workflow_task_completed_event_id": completed_id,
-    })
+    sid = rt.add_event(
+        EventType.ACTIVITY_TASK_SCHEDULED,
+        {
+            "activity_id": activity_id,
+            "activity_type": activity_type,
+            "task_queue": queue,
+            "input": inputs,
+            "schedule_to_close_s": s2c,
+            "schedule_to_start_s": s2s,
+            "start_to_close_s": st2c,
+            "heartbeat_s": hb,
+            "retry_policy": policy,
+            "workflow_task_completed_event_id": completed_id,
+        },
+    )
     go_eager = len(eager) < eager_max and queue == rt.exe["task_queue"]
     now = rt.now
     row = {
-        "namespace": rt.namespace, "workflow_id": rt.workflow_id, "run_id": rt.run_id,
-        "scheduled_event_id": sid, "activity_id": activity_id, "activity_type": activity_type,
-        "task_queue": queue, "input": inputs, "state": "started" if go_eager else "scheduled",
-        "attempt": 1, "first_scheduled_time": now, "scheduled_time": now,
+        "namespace": rt.namespace,
+        "workflow_id": rt.workflow_id,
+        "run_id": rt.run_id,
+        "scheduled_event_id": sid,
+        "activity_id": activity_id,
+        "activity_type": activity_type,
+        "task_queue": queue,
+        "input": inputs,
+        "state": "started" if go_eager else "scheduled",
+        "attempt": 1,
+        "first_scheduled_time": now,
+        "scheduled_time": now,
         "started_time": now if go_eager else None,
         "started_identity": identity if go_eager else None,
-        "schedule_to_close_s": s2c, "schedule_to_start_s": s2s, "start_to_close_s": st2c,
-        "heartbeat_s": hb, "retry_policy": policy, "heartbeat_details": None,
-        "last_heartbeat_time": None, "last_failure": None, "cancel_requested": False,
+        "schedule_to_close_s": s2c,
+        "schedule_to_start_s": s2s,
+        "start_to_close_s": st2c,
+        "heartbeat_s": hb,
+        "retry_policy": policy,
+        "heartbeat_details": None,
+        "last_heartbeat_time": None,
+        "last_failure": None,
+        "cancel_requested": False,
     }
     rt.insert_activity(row)
     if s2c:
@@ -113,13 +154,17 @@ def _cancel_unwritten_activity(rt: RunTxn, activity_id: str) -> bool:
         sid = row["scheduled_event_id"]
         rt.activity_inserts.remove(row)
         rt.tasks = [t for t in rt.tasks if not (t[0] == "activity" and t[2] == str(sid))]
-        rt.timers = [t for t in rt.timers
-                     if not (t[0].startswith("activity_") and t[1] == str(sid))]
+        rt.timers = [
+            t for t in rt.timers if not (t[0].startswith("activity_") and t[1] == str(sid))
+        ]
         row["_canceled"] = True  # keeps it out of the eager activities handed back
-        rt.add_event(EventType.ACTIVITY_TASK_CANCEL_REQUESTED,
-                     {"scheduled_event_id": sid, "activity_id": activity_id})
-        rt.add_event(EventType.ACTIVITY_TASK_CANCELED,
-                     {"scheduled_event_id": sid, "identity": "server"})
+        rt.add_event(
+            EventType.ACTIVITY_TASK_CANCEL_REQUESTED,
+            {"scheduled_event_id": sid, "activity_id": activity_id},
+        )
+        rt.add_event(
+            EventType.ACTIVITY_TASK_CANCELED, {"scheduled_event_id": sid, "identity": "server"}
+        )
         return True
     return False
 
@@ -128,38 +173,46 @@ async def _request_cancel_activity(rt: RunTxn, attrs: dict[str, Any]) -> None:
     activity_id = str(attrs.get("activity_id") or "")
     if _cancel_unwritten_activity(rt, activity_id):
         return
-    act = await rt.conn.fetchrow(Q["lock_activity_by_id"], rt.namespace, rt.workflow_id,
-                                 uuid.UUID(rt.run_id), activity_id)
+    act = await rt.conn.fetchrow(
+        Q["lock_activity_by_id"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), activity_id
+    )
     sid = act["scheduled_event_id"] if act else attrs.get("scheduled_event_id")
-    rt.add_event(EventType.ACTIVITY_TASK_CANCEL_REQUESTED,
-                 {"scheduled_event_id": sid, "activity_id": activity_id})
+    rt.add_event(
+        EventType.ACTIVITY_TASK_CANCEL_REQUESTED,
+        {"scheduled_event_id": sid, "activity_id": activity_id},
+    )
     if act is None:
         return  # it ended already; its result is on its way to the workflow
     if act["state"] == "scheduled":
         # Never handed to a worker: cancel it right here.
-        rt.add_event(EventType.ACTIVITY_TASK_CANCELED,
-                     {"scheduled_event_id": sid, "identity": "server"})
-        rt.activity_deletes.append(sid)
+        rt.add_event(
+            EventType.ACTIVITY_TASK_CANCELED, {"scheduled_event_id": sid, "identity": "server"}
+        )
+        rt.activity_deletes.append(int(act["scheduled_event_id"]))
     else:
-        await rt.conn.execute(Q["request_cancel_activity"], rt.namespace, rt.workflow_id,
-                              uuid.UUID(rt.run_id), sid)
+        await rt.conn.execute(
+            Q["request_cancel_activity"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), sid
+        )
 
 
 def _cancel_timer(rt: RunTxn, attrs: dict[str, Any]) -> None:
     timer_id = str(attrs.get("timer_id") or "")
     # A firing that is still buffered never reaches the workflow.
     rt.exe["buffered_events"] = [
-        b for b in rt.exe["buffered_events"]
+        b
+        for b in rt.exe["buffered_events"]
         if not (b[0] == EventType.TIMER_FIRED.value and b[1].get("timer_id") == timer_id)
     ]
     rt.delete_timers(USER_TIMER, timer_id)
     rt.add_event(EventType.TIMER_CANCELED, {"timer_id": timer_id})
 
 
-async def _update_state(rt: RunTxn, update_id: str, state: str, result: Any = None,
-                        failure: Any = None) -> None:
-    got = await rt.conn.fetchval(Q["set_update_state"], rt.namespace, rt.workflow_id,
-                                 update_id, state, result, failure)
+async def _update_state(
+    rt: RunTxn, update_id: str, state: str, result: Any = None, failure: Any = None
+) -> None:
+    got = await rt.conn.fetchval(
+        Q["set_update_state"], rt.namespace, rt.workflow_id, update_id, state, result, failure
+    )
     if got is None:
         raise InvalidArgument(f"no update {update_id!r} is open on this workflow")
     await rt.conn.execute(Q["notify_update"], f"{rt.namespace}/{rt.workflow_id}/{update_id}")
@@ -177,29 +230,44 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
         memo=e["memo"],
     )
     new = new_execution(
-        rt.conn, rt.ns, workflow_id=rt.workflow_id, workflow_type=req.workflow_type,
-        task_queue=req.task_queue, request_id=None, task_timeout_s=req.task_timeout_s,
-        run_timeout_s=req.run_timeout_s, memo=req.memo, first_run_id=str(e["first_run_id"]),
-        continued_from_run_id=rt.run_id, now=rt.now,
+        rt.conn,
+        rt.ns,
+        workflow_id=rt.workflow_id,
+        workflow_type=req.workflow_type,
+        task_queue=req.task_queue,
+        request_id=None,
+        task_timeout_s=req.task_timeout_s,
+        run_timeout_s=req.run_timeout_s,
+        memo=req.memo,
+        first_run_id=str(e["first_run_id"]),
+        continued_from_run_id=rt.run_id,
+        now=rt.now,
     )
     from store.workflows import started_attributes
 
-    new.add_event(EventType.WORKFLOW_EXECUTION_STARTED,
-                  started_attributes(req, new, continued_from=rt.run_id))
+    new.add_event(
+        EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, new, continued_from=rt.run_id)
+    )
     new.schedule_workflow_task()
     if req.run_timeout_s:
         new.add_timer(RUN_TIMEOUT, "run", rt.now + timedelta(seconds=req.run_timeout_s))
-    rt.add_event(EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW, {
-        "new_run_id": new.run_id, "workflow_type": req.workflow_type,
-        "task_queue": req.task_queue, "input": [p.model_dump() for p in req.input],
-    })
+    rt.add_event(
+        EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+        {
+            "new_run_id": new.run_id,
+            "workflow_type": req.workflow_type,
+            "task_queue": req.task_queue,
+            "input": [p.model_dump() for p in req.input],
+        },
+    )
     rt.close("continued_as_new")
     rt.exe["continued_to_run_id"] = new.run_id
     return new
 
 
-async def apply_commands(store: Store, rt: RunTxn,
-                         req: wire.RespondWorkflowTaskCompleted) -> dict[str, Any]:
+async def apply_commands(
+    store: Store, rt: RunTxn, req: wire.RespondWorkflowTaskCompleted
+) -> dict[str, Any]:
     """Record a workflow task completion and everything its commands ask for."""
     from store.tasks import activity_task, build_workflow_task
 
@@ -207,33 +275,49 @@ async def apply_commands(store: Store, rt: RunTxn,
     closing = any(c.type in CLOSE_COMMANDS for c in commands)
     pending_updates = []
     if rt.exe.get("pending_updates"):
-        pending_updates = await rt.conn.fetch(Q["pending_updates"], rt.namespace,
-                                              rt.workflow_id, uuid.UUID(rt.run_id))
-    handled = {c.attributes.get("update_id") for c in commands
-               if c.type in (CommandType.ACCEPT_UPDATE, CommandType.REJECT_UPDATE)}
+        pending_updates = await rt.conn.fetch(
+            Q["pending_updates"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
+        )
+    handled = {
+        c.attributes.get("update_id")
+        for c in commands
+        if c.type in (CommandType.ACCEPT_UPDATE, CommandType.REJECT_UPDATE)
+    }
     unhandled_updates = [u for u in pending_updates if u["update_id"] not in handled]
+    rt.exe["pending_updates"] = bool(unhandled_updates)
     started_id = rt.exe["wt_started_event_id"]
     scheduled_id = rt.exe["wt_scheduled_event_id"]
     if closing and (rt.exe["buffered_events"] or unhandled_updates):
         # The workflow would close without seeing what arrived while it ran:
         # fail this task so the next one delivers those events first.
-        rt.add_event(EventType.WORKFLOW_TASK_FAILED, {
-            "scheduled_event_id": scheduled_id, "started_event_id": started_id,
-            "cause": "UnhandledEvents",
-            "failure": {"message": "new events arrived while the workflow task ran; "
-                        "retrying the task with them", "type": "UnhandledEvents"},
-            "identity": req.identity,
-        })
+        rt.add_event(
+            EventType.WORKFLOW_TASK_FAILED,
+            {
+                "scheduled_event_id": scheduled_id,
+                "started_event_id": started_id,
+                "cause": "UnhandledEvents",
+                "failure": {
+                    "message": "new events arrived while the workflow task ran; "
+                    "retrying the task with them",
+                    "type": "UnhandledEvents",
+                },
+                "identity": req.identity,
+            },
+        )
         rt.clear_workflow_task()
         rt.flush_buffered()
         rt.schedule_workflow_task()
         await rt.write_txn()
         return {"activity_tasks": [], "workflow_task": None}
 
-    completed_id = rt.add_event(EventType.WORKFLOW_TASK_COMPLETED, {
-        "scheduled_event_id": scheduled_id, "started_event_id": started_id,
-        "identity": req.identity,
-    })
+    completed_id = rt.add_event(
+        EventType.WORKFLOW_TASK_COMPLETED,
+        {
+            "scheduled_event_id": scheduled_id,
+            "started_event_id": started_id,
+            "identity": req.identity,
+        },
+    )
     rt.clear_workflow_task()
     rt.exe["last_completed_wt_started"] = started_id
     rt.exe["wt_attempt"] = 1
@@ -245,8 +329,7 @@ async def apply_commands(store: Store, rt: RunTxn,
         a = cmd.attributes
         t = cmd.type
         if t == CommandType.SCHEDULE_ACTIVITY:
-            await _schedule_activity(rt, a, completed_id, eager, req.eager_activities,
-                                     req.identity)
+            await _schedule_activity(rt, a, completed_id, eager, req.eager_activities, req.identity)
         elif t == CommandType.REQUEST_CANCEL_ACTIVITY:
             await _request_cancel_activity(rt, a)
         elif t == CommandType.START_TIMER:
@@ -255,33 +338,48 @@ async def apply_commands(store: Store, rt: RunTxn,
                 raise InvalidArgument("StartTimer duration_s must be >= 0")
             fire_at = rt.now + timedelta(seconds=duration)
             timer_id = str(a.get("timer_id") or "")
-            rt.add_event(EventType.TIMER_STARTED, {"timer_id": timer_id, "duration_s": duration,
-                                                   "fire_at": fire_at.isoformat()})
+            rt.add_event(
+                EventType.TIMER_STARTED,
+                {"timer_id": timer_id, "duration_s": duration, "fire_at": fire_at.isoformat()},
+            )
             rt.add_timer(USER_TIMER, timer_id, fire_at)
         elif t == CommandType.CANCEL_TIMER:
             _cancel_timer(rt, a)
         elif t == CommandType.RECORD_MARKER:
-            rt.add_event(EventType.MARKER_RECORDED, {
-                "marker_name": a.get("marker_name", ""), "details": a.get("details") or {},
-            })
+            rt.add_event(
+                EventType.MARKER_RECORDED,
+                {
+                    "marker_name": a.get("marker_name", ""),
+                    "details": a.get("details") or {},
+                },
+            )
         elif t == CommandType.ACCEPT_UPDATE:
             uid = str(a.get("update_id"))
             row = await rt.conn.fetchrow(Q["get_update"], rt.namespace, rt.workflow_id, uid)
             if row is None or row["state"] != "requested":
                 raise InvalidArgument(f"no requested update {uid!r} to accept")
-            rt.add_event(EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED, {
-                "update_id": uid, "name": row["name"], "input": row["input"],
-                "identity": req.identity,
-            })
+            rt.add_event(
+                EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+                {
+                    "update_id": uid,
+                    "name": row["name"],
+                    "input": row["input"],
+                    "identity": req.identity,
+                },
+            )
             await _update_state(rt, uid, "accepted")
         elif t == CommandType.REJECT_UPDATE:
-            await _update_state(rt, str(a.get("update_id")), "rejected",
-                                failure=a.get("failure"))
+            await _update_state(rt, str(a.get("update_id")), "rejected", failure=a.get("failure"))
         elif t == CommandType.COMPLETE_UPDATE:
             uid = str(a.get("update_id"))
-            rt.add_event(EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED, {
-                "update_id": uid, "result": a.get("result"), "failure": a.get("failure"),
-            })
+            rt.add_event(
+                EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+                {
+                    "update_id": uid,
+                    "result": a.get("result"),
+                    "failure": a.get("failure"),
+                },
+            )
             await _update_state(rt, uid, "completed", a.get("result"), a.get("failure"))
         elif t == CommandType.COMPLETE_WORKFLOW:
             rt.add_event(EventType.WORKFLOW_EXECUTION_COMPLETED, {"result": a.get("result")})
@@ -295,10 +393,16 @@ async def apply_commands(store: Store, rt: RunTxn,
         elif t == CommandType.CONTINUE_AS_NEW:
             new_run = await _continue_as_new(store, rt, a)
     if not rt.running:
-        await rt.conn.execute(Q["fail_pending_updates"], rt.namespace, rt.workflow_id,
-                              uuid.UUID(rt.run_id),
-                              {"message": f"workflow {rt.exe['status']} before the update "
-                               "completed", "type": "WorkflowClosed"})
+        await rt.conn.execute(
+            Q["fail_pending_updates"],
+            rt.namespace,
+            rt.workflow_id,
+            uuid.UUID(rt.run_id),
+            {
+                "message": f"workflow {rt.exe['status']} before the update completed",
+                "type": "WorkflowClosed",
+            },
+        )
     start_next = False
     if rt.running:
         flushed = rt.flush_buffered()
@@ -311,8 +415,9 @@ async def apply_commands(store: Store, rt: RunTxn,
     if new_run is not None:
         await new_run.write_txn()
     response: dict[str, Any] = {
-        "activity_tasks": [activity_task(r, rt.exe["workflow_type"]) for r in eager
-                           if not r.get("_canceled")],
+        "activity_tasks": [
+            activity_task(r, rt.exe["workflow_type"]) for r in eager if not r.get("_canceled")
+        ],
         "workflow_task": None,
     }
     if start_next:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from store.errors import InvalidArgument
 
+T = TypeVar("T")
 DEFAULT_CONFIG = Path(".baton") / "baton.toml"
 CONFIG_ENV = "BATON_CONFIG"
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
@@ -53,7 +56,8 @@ class RegionConfig:
 
     @property
     def port(self) -> int:
-        return urlparse(self.url).port or 80
+        parsed = urlparse(self.url)
+        return parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
 @dataclass(frozen=True)
@@ -100,23 +104,42 @@ def load_config(path: str | os.PathLike[str] | None = None) -> BatonConfig:
             f"no Baton config at {p}: run `baton dev up` for a local stack, or pass --config"
         )
     with p.open("rb") as fh:
-        raw = tomllib.load(fh)
+        try:
+            raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidArgument(f"config {p} is not valid TOML: {exc}") from None
     return parse_config(raw, path=p)
+
+
+def _setting(base: dict[str, Any], key: str, default: T, kind: Callable[[Any], T]) -> T:
+    value = base.get(key, default)
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(
+            f"[baton] {key} must be {kind.__name__}, got {value!r} in the config"
+        ) from None
 
 
 def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonConfig:
     base = raw.get("baton", {})
     kafka = raw.get("kafka", {})
     regions_raw = raw.get("regions", {})
-    if not isinstance(base, dict) or not isinstance(kafka, dict) or not isinstance(regions_raw, dict):
+    if (
+        not isinstance(base, dict)
+        or not isinstance(kafka, dict)
+        or not isinstance(regions_raw, dict)
+    ):
         raise InvalidArgument("config sections [baton], [kafka] and [regions.*] must be tables")
     regions: dict[str, RegionConfig] = {}
     versions: dict[int, str] = {}
-    increment = int(base.get("failover_version_increment", 100))
+    increment = _setting(base, "failover_version_increment", 100, int)
     for name, r in regions_raw.items():
         try:
             region = RegionConfig(
-                name=name, url=str(r["url"]).rstrip("/"), dsn=str(r["dsn"]),
+                name=name,
+                url=str(r["url"]).rstrip("/"),
+                dsn=str(r["dsn"]),
                 initial_version=int(r["initial_version"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -138,9 +161,11 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
     return BatonConfig(
         regions=regions,
         failover_version_increment=increment,
-        max_payload_bytes=int(base.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD)),
+        max_payload_bytes=_setting(base, "max_payload_bytes", DEFAULT_MAX_PAYLOAD, int),
         kafka_bootstrap=(str(kafka["bootstrap"]) if kafka.get("bootstrap") else None),
-        workflow_task_retry_max_s=float(base.get("workflow_task_retry_max_s", 60.0)),
-        suggest_continue_as_new_events=int(base.get("suggest_continue_as_new_events", 10_240)),
+        workflow_task_retry_max_s=_setting(base, "workflow_task_retry_max_s", 60.0, float),
+        suggest_continue_as_new_events=_setting(
+            base, "suggest_continue_as_new_events", 10_240, int
+        ),
         path=path,
     )

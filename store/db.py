@@ -26,9 +26,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         decoder=orjson.loads,
         schema="pg_catalog",
     )
-    await conn.set_type_codec(
-        "json", encoder=json.dumps, decoder=orjson.loads, schema="pg_catalog"
-    )
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
@@ -53,8 +51,12 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
     """A pool of connections with Baton's type codecs."""
     with wrap_exceptions():
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-            statement_cache_size=512, reset=_keep_session,
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            statement_cache_size=512,
+            reset=_keep_session,
         )
     assert pool is not None
     return pool

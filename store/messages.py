@@ -24,8 +24,9 @@ from store.workflows import _get_run
 from worker import wire
 
 
-async def query_workflow(store: Store, namespace: str, workflow_id: str,
-                         req: wire.QueryRequest) -> dict[str, Any]:
+async def query_workflow(
+    store: Store, namespace: str, workflow_id: str, req: wire.QueryRequest
+) -> dict[str, Any]:
     """Ask a worker to run a query handler against the workflow's current state."""
     async with store.pool.acquire() as conn:
         row = await _get_run(conn, namespace, workflow_id, req.run_id)
@@ -34,10 +35,23 @@ async def query_workflow(store: Store, namespace: str, workflow_id: str,
     async with store.notifier.subscribe("baton_queries_v1", str(query_id)) as ev:
 
         async def insert(conn: asyncpg.Connection) -> None:
-            await conn.execute(Q["insert_query"], query_id, namespace, workflow_id, row["run_id"],
-                               req.query_name, [p.model_dump() for p in req.input])
-            await conn.execute(Q["insert_query_task"], namespace, workflow_id, row["run_id"],
-                               row["task_queue"], str(query_id))
+            await conn.execute(
+                Q["insert_query"],
+                query_id,
+                namespace,
+                workflow_id,
+                row["run_id"],
+                req.query_name,
+                [p.model_dump() for p in req.input],
+            )
+            await conn.execute(
+                Q["insert_query_task"],
+                namespace,
+                workflow_id,
+                row["run_id"],
+                row["task_queue"],
+                str(query_id),
+            )
 
         await store.txn(insert)
         try:
@@ -46,9 +60,10 @@ async def query_workflow(store: Store, namespace: str, workflow_id: str,
                     q = await conn.fetchrow(Q["get_query"], query_id)
                 if q is not None and q["state"] == "answered":
                     if q["failure"]:
-                        raise QueryFailed(f"query {req.query_name!r} failed: "
-                                          f"{q['failure'].get('message', '')}",
-                                          failure=q["failure"])
+                        raise QueryFailed(
+                            f"query {req.query_name!r} failed: {q['failure'].get('message', '')}",
+                            failure=q["failure"],
+                        )
                     return {"result": q["result"]}
                 remaining = (deadline - utcnow()).total_seconds()
                 if remaining <= 0 or store.notifier.draining:
@@ -62,8 +77,9 @@ async def query_workflow(store: Store, namespace: str, workflow_id: str,
                 await conn.execute(Q["delete_query"], query_id)
 
 
-async def update_workflow(store: Store, namespace: str, workflow_id: str,
-                          req: wire.UpdateRequest) -> dict[str, Any]:
+async def update_workflow(
+    store: Store, namespace: str, workflow_id: str, req: wire.UpdateRequest
+) -> dict[str, Any]:
     """Record an update (once per update id) and wait for the workflow's answer."""
     update_id = req.update_id or str(uuid.uuid4())
     deadline = utcnow() + timedelta(seconds=req.timeout_s)
@@ -71,8 +87,14 @@ async def update_workflow(store: Store, namespace: str, workflow_id: str,
     async with store.notifier.subscribe("baton_updates_v1", key) as ev:
 
         async def submit(conn: asyncpg.Connection) -> None:
-            rt = await RunTxn.lock(conn, namespace, workflow_id, req.run_id,
-                                   region=store.region, region_urls=store.region_urls)
+            rt = await RunTxn.lock(
+                conn,
+                namespace,
+                workflow_id,
+                req.run_id,
+                region=store.region,
+                region_urls=store.region_urls,
+            )
             existing = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id)
             if existing is not None:
                 return  # a retried update: wait for the first one's outcome
@@ -80,9 +102,16 @@ async def update_workflow(store: Store, namespace: str, workflow_id: str,
                 raise WorkflowNotRunning(
                     f"workflow {workflow_id!r} is {rt.exe['status']}; it takes no updates"
                 )
-            await conn.execute(Q["insert_update"], namespace, workflow_id, update_id,
-                               uuid.UUID(rt.run_id), req.name,
-                               [p.model_dump() for p in req.input])
+            await conn.execute(
+                Q["insert_update"],
+                namespace,
+                workflow_id,
+                update_id,
+                uuid.UUID(rt.run_id),
+                req.name,
+                [p.model_dump() for p in req.input],
+            )
+            rt.exe["pending_updates"] = True
             rt.schedule_workflow_task()
             await rt.write_txn()
 
@@ -95,13 +124,15 @@ async def update_workflow(store: Store, namespace: str, workflow_id: str,
                 failure = u["failure"] or {}
                 raise UpdateRejected(
                     f"update {req.name!r} was rejected: {failure.get('message', '')}",
-                    update_id=update_id, failure=failure,
+                    update_id=update_id,
+                    failure=failure,
                 )
             if u["state"] == "completed":
                 if u["failure"]:
                     raise UpdateFailed(
                         f"update {req.name!r} failed: {u['failure'].get('message', '')}",
-                        update_id=update_id, failure=u["failure"],
+                        update_id=update_id,
+                        failure=u["failure"],
                     )
                 return {"update_id": update_id, "state": "completed", "result": u["result"]}
             remaining = (deadline - utcnow()).total_seconds()

@@ -57,9 +57,13 @@ class Namespace:
     @classmethod
     def from_row(cls, row: asyncpg.Record | dict[str, Any]) -> Namespace:
         return cls(
-            name=row["name"], regions=list(row["regions"]), active_region=row["active_region"],
-            failover_version=row["failover_version"], state=row["state"],
-            retention_days=row["retention_days"], description=row["description"],
+            name=row["name"],
+            regions=list(row["regions"]),
+            active_region=row["active_region"],
+            failover_version=row["failover_version"],
+            state=row["state"],
+            retention_days=row["retention_days"],
+            description=row["description"],
         )
 
     def require_writable(self, region: str, region_urls: dict[str, str]) -> None:
@@ -102,8 +106,9 @@ class TaskToken:
     attempt: int  # workflow: started event id; activity: attempt
 
     def encode(self) -> str:
-        raw = orjson.dumps([self.kind, self.namespace, self.workflow_id, self.run_id, self.ref,
-                            self.attempt])
+        raw = orjson.dumps(
+            [self.kind, self.namespace, self.workflow_id, self.run_id, self.ref, self.attempt]
+        )
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
@@ -113,7 +118,7 @@ class TaskToken:
             k, ns, wid, rid, ref, attempt = orjson.loads(base64.urlsafe_b64decode(padded))
             uuid.UUID(rid)
             parsed = cls(str(k), str(ns), str(wid), str(rid), str(ref), int(attempt))
-        except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        except (ValueError, TypeError, AttributeError, binascii.Error, orjson.JSONDecodeError):
             raise TaskNotFound(
                 "task token is not one this server issued: pass the token from the poll response "
                 "unchanged"
@@ -138,7 +143,9 @@ class RunTxn:
     exe: dict[str, Any]
     now: datetime = field(default_factory=utcnow)
     events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
-    tasks: list[tuple[str, str, str, int]] = field(default_factory=list)  # kind, queue, ref, attempt
+    tasks: list[tuple[str, str, str, int]] = field(
+        default_factory=list
+    )  # kind, queue, ref, attempt
     timers: list[tuple[str, str, int, datetime]] = field(default_factory=list)
     timer_deletes: list[tuple[str, str]] = field(default_factory=list)
     activity_deletes: list[int] = field(default_factory=list)
@@ -148,8 +155,15 @@ class RunTxn:
 
     @classmethod
     async def lock(
-        cls, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None,
-        *, region: str, region_urls: dict[str, str], write: bool = True,
+        cls,
+        conn: asyncpg.Connection,
+        namespace: str,
+        workflow_id: str,
+        run_id: str | None,
+        *,
+        region: str,
+        region_urls: dict[str, str],
+        write: bool = True,
     ) -> RunTxn:
         """Lock a run (the current one when ``run_id`` is None) for a history write."""
         if run_id is None:
@@ -161,9 +175,13 @@ class RunTxn:
             what = f"run {run_id} of workflow" if run_id else "workflow"
             raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {ns.name!r}")
         ns = Namespace(
-            name=namespace, regions=list(row["ns_regions"]), active_region=row["ns_active_region"],
-            failover_version=row["ns_failover_version"], state=row["ns_state"],
-            retention_days=row["ns_retention_days"], description="",
+            name=namespace,
+            regions=list(row["ns_regions"]),
+            active_region=row["ns_active_region"],
+            failover_version=row["ns_failover_version"],
+            state=row["ns_state"],
+            retention_days=row["ns_retention_days"],
+            description="",
         )
         if write:
             ns.require_writable(region, region_urls)
@@ -267,8 +285,10 @@ class RunTxn:
         self.exe["wt_started_at"] = self.now
         self.exe["wt_identity"] = identity
         self.add_timer(
-            WT_TIMEOUT, self.exe["wt_scheduled_event_id"],
-            self.now + timedelta(seconds=float(self.exe["task_timeout_s"])), attempt=event_id,
+            WT_TIMEOUT,
+            self.exe["wt_scheduled_event_id"],
+            self.now + timedelta(seconds=float(self.exe["task_timeout_s"])),
+            attempt=event_id,
         )
         return event_id
 
@@ -301,32 +321,73 @@ class RunTxn:
             e["last_write_version"] = self.ns.failover_version
         if self.is_new:
             await conn.execute(
-                Q["insert_execution"], ns, wid, rid, e["workflow_type"], e["task_queue"],
-                e["status"], e["next_event_id"], e["last_write_version"], e["start_time"],
-                e["request_id"], _uuid(e["first_run_id"]), _uuid_or_none(e["continued_from_run_id"]),
-                e["task_timeout_s"], e["run_timeout_s"], e["memo"], e["wt_scheduled_event_id"],
-                e["wt_attempt"], e["build_id"],
+                Q["insert_execution"],
+                ns,
+                wid,
+                rid,
+                e["workflow_type"],
+                e["task_queue"],
+                e["status"],
+                e["next_event_id"],
+                e["last_write_version"],
+                e["start_time"],
+                e["request_id"],
+                _uuid(e["first_run_id"]),
+                _uuid_or_none(e["continued_from_run_id"]),
+                e["task_timeout_s"],
+                e["run_timeout_s"],
+                e["memo"],
+                e["wt_scheduled_event_id"],
+                e["wt_attempt"],
+                e["build_id"],
             )
         closing = e["status"] != "running"
         timers = [] if closing else self.timers
         tasks = [] if closing else self.tasks
         await conn.execute(
-            Q["write_run"], ns, wid, rid,
-            [ev[0] for ev in self.events], [ev[1] for ev in self.events], self.now,
-            self.ns.failover_version, [ev[2] for ev in self.events],
-            [k for k, _ in self.timer_deletes], [r for _, r in self.timer_deletes],
-            [t[0] for t in timers], [t[1] for t in timers], [t[2] for t in timers],
+            Q["write_run"],
+            ns,
+            wid,
+            rid,
+            [ev[0] for ev in self.events],
+            [ev[1] for ev in self.events],
+            self.now,
+            self.ns.failover_version,
+            [ev[2] for ev in self.events],
+            [k for k, _ in self.timer_deletes],
+            [r for _, r in self.timer_deletes],
+            [t[0] for t in timers],
+            [t[1] for t in timers],
+            [t[2] for t in timers],
             [t[3] for t in timers],
-            [t[0] for t in tasks], [t[1] for t in tasks], [t[2] for t in tasks],
-            [t[3] for t in tasks], e.get("build_id"),
-            e["status"], e["paused"], e["next_event_id"], e["last_write_version"],
-            e["close_time"], _uuid_or_none(e["continued_to_run_id"]),
-            e["wt_scheduled_event_id"], e["wt_started_event_id"], e["wt_attempt"],
-            e["wt_started_at"], e["wt_identity"], e["last_completed_wt_started"],
-            e["buffered_events"], e["result"], e["failure"],
-            self.notify_close or self.is_new, f"{ns}/{wid}", self.notify_close,
-            self.activity_deletes, closing,
-            [] if closing else self.activity_inserts, self.is_new,
+            [t[0] for t in tasks],
+            [t[1] for t in tasks],
+            [t[2] for t in tasks],
+            [t[3] for t in tasks],
+            e.get("build_id"),
+            e["status"],
+            e["paused"],
+            e["next_event_id"],
+            e["last_write_version"],
+            e["close_time"],
+            _uuid_or_none(e["continued_to_run_id"]),
+            e["wt_scheduled_event_id"],
+            e["wt_started_event_id"],
+            e["wt_attempt"],
+            e["wt_started_at"],
+            e["wt_identity"],
+            e["last_completed_wt_started"],
+            e["buffered_events"],
+            e["result"],
+            e["failure"],
+            self.notify_close or self.is_new,
+            f"{ns}/{wid}",
+            self.notify_close,
+            self.activity_deletes,
+            closing,
+            [] if closing else self.activity_inserts,
+            self.is_new,
+            bool(e.get("pending_updates")) and not closing,
         )
 
     def insert_activity(self, row: dict[str, Any]) -> None:
@@ -334,24 +395,52 @@ class RunTxn:
 
 
 def new_execution(
-    conn: asyncpg.Connection, ns: Namespace, *, workflow_id: str, workflow_type: str,
-    task_queue: str, request_id: str | None, task_timeout_s: float, run_timeout_s: float | None,
-    memo: dict[str, Any], first_run_id: str | None = None,
-    continued_from_run_id: str | None = None, now: datetime | None = None,
+    conn: asyncpg.Connection,
+    ns: Namespace,
+    *,
+    workflow_id: str,
+    workflow_type: str,
+    task_queue: str,
+    request_id: str | None,
+    task_timeout_s: float,
+    run_timeout_s: float | None,
+    memo: dict[str, Any],
+    first_run_id: str | None = None,
+    continued_from_run_id: str | None = None,
+    now: datetime | None = None,
 ) -> RunTxn:
     """A RunTxn for a run that does not exist yet."""
     run_id = str(uuid.uuid4())
     t = now or utcnow()
     exe: dict[str, Any] = {
-        "namespace": ns.name, "workflow_id": workflow_id, "run_id": run_id,
-        "workflow_type": workflow_type, "task_queue": task_queue, "status": "running",
-        "paused": False, "next_event_id": 1, "last_write_version": ns.failover_version,
-        "start_time": t, "close_time": None, "request_id": request_id,
-        "first_run_id": first_run_id or run_id, "continued_from_run_id": continued_from_run_id,
-        "continued_to_run_id": None, "task_timeout_s": task_timeout_s,
-        "run_timeout_s": run_timeout_s, "memo": memo, "wt_scheduled_event_id": None,
-        "wt_started_event_id": None, "wt_attempt": 1, "wt_started_at": None, "wt_identity": None,
-        "last_completed_wt_started": 0, "buffered_events": [], "result": None, "failure": None,
+        "namespace": ns.name,
+        "workflow_id": workflow_id,
+        "run_id": run_id,
+        "workflow_type": workflow_type,
+        "task_queue": task_queue,
+        "status": "running",
+        "paused": False,
+        "next_event_id": 1,
+        "last_write_version": ns.failover_version,
+        "start_time": t,
+        "close_time": None,
+        "request_id": request_id,
+        "first_run_id": first_run_id or run_id,
+        "continued_from_run_id": continued_from_run_id,
+        "continued_to_run_id": None,
+        "task_timeout_s": task_timeout_s,
+        "run_timeout_s": run_timeout_s,
+        "memo": memo,
+        "wt_scheduled_event_id": None,
+        "wt_started_event_id": None,
+        "wt_attempt": 1,
+        "wt_started_at": None,
+        "wt_identity": None,
+        "last_completed_wt_started": 0,
+        "buffered_events": [],
+        "result": None,
+        "failure": None,
+        "pending_updates": False,
         "build_id": None,
     }
     return RunTxn(conn=conn, ns=ns, exe=exe, now=t, is_new=True)

@@ -25,8 +25,14 @@ log = logging.getLogger("baton.notify")
 #: poller would send all of them racing for one task row.
 WAKE_ONE = frozenset({"baton_tasks_v1"})
 
-CHANNELS = ("baton_tasks_v1", "baton_history_v1", "baton_closed_v1", "baton_updates_v1",
-            "baton_queries_v1", "baton_timers_v1")
+CHANNELS = (
+    "baton_tasks_v1",
+    "baton_history_v1",
+    "baton_closed_v1",
+    "baton_updates_v1",
+    "baton_queries_v1",
+    "baton_timers_v1",
+)
 
 
 class Notifier:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 DEFAULT_RETRY_POLICY: dict[str, Any] = {
@@ -13,25 +14,63 @@ DEFAULT_RETRY_POLICY: dict[str, Any] = {
 }
 
 
+def _number(p: dict[str, Any], key: str, *, integer: bool = False) -> float:
+    value = p[key]
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok or not math.isfinite(float(value)):
+        kind = "a whole number" if integer else "a finite number"
+        raise ValueError(f"retry_policy.{key} must be {kind}, got {value!r}")
+    return float(value)
+
+
 def normalize_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
-    """Fill in defaults and check a wire retry policy; raises ValueError when invalid."""
+    """Fill in defaults and check a wire retry policy; raises ValueError when invalid.
+
+    Policies arrive as free JSON inside commands, so every field is checked for
+    its type as well as its range, and the message names the field.
+    """
     p = dict(DEFAULT_RETRY_POLICY)
-    p.update({k: v for k, v in (policy or {}).items() if v is not None or k == "maximum_interval_s"})
-    if float(p["initial_interval_s"]) <= 0:
+    p.update(
+        {k: v for k, v in (policy or {}).items() if v is not None or k == "maximum_interval_s"}
+    )
+    if _number(p, "initial_interval_s") <= 0:
         raise ValueError("retry_policy.initial_interval_s must be > 0")
-    if float(p["backoff_coefficient"]) < 1:
+    if _number(p, "backoff_coefficient") < 1:
         raise ValueError("retry_policy.backoff_coefficient must be >= 1")
-    if p["maximum_interval_s"] is not None and float(p["maximum_interval_s"]) < float(
+    if p["maximum_interval_s"] is not None and _number(p, "maximum_interval_s") < float(
         p["initial_interval_s"]
     ):
         raise ValueError("retry_policy.maximum_interval_s must be >= initial_interval_s")
-    if int(p["maximum_attempts"]) < 0:
+    if _number(p, "maximum_attempts", integer=True) < 0:
         raise ValueError("retry_policy.maximum_attempts must be >= 0 (0 means unlimited)")
+    p["maximum_attempts"] = int(p["maximum_attempts"])
+    types = p["non_retryable_error_types"]
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise ValueError(
+            f"retry_policy.non_retryable_error_types must be a list of strings, got {types!r}"
+        )
+    p["non_retryable_error_types"] = list(types)  # never share the defaults' list
     return p
 
 
+def _backoff(initial: float, coefficient: float, attempt: int, cap: float) -> float:
+    """``min(initial * coefficient ** (attempt - 1), cap)`` without float overflow."""
+    if coefficient <= 1:
+        return float(min(initial, cap))
+    # Past this exponent the uncapped delay is above the cap anyway.
+    if attempt - 1 >= math.log(max(cap / initial, 1.0)) / math.log(coefficient) + 1:
+        return float(cap)
+    return float(min(initial * coefficient ** (attempt - 1), cap))
+
+
 def next_retry_delay(
-    policy: dict[str, Any], *, attempt: int, error_type: str | None, non_retryable: bool,
+    policy: dict[str, Any],
+    *,
+    attempt: int,
+    error_type: str | None,
+    non_retryable: bool,
     seconds_left: float | None = None,
 ) -> float | None:
     """Seconds to wait before attempt ``attempt + 1``, or None when not to retry.
@@ -54,7 +93,7 @@ def next_retry_delay(
     coefficient = float(policy["backoff_coefficient"])
     maximum = policy.get("maximum_interval_s")
     cap = float(maximum) if maximum is not None else initial * 100
-    delay = min(initial * coefficient ** (attempt - 1), cap)
+    delay = _backoff(initial, coefficient, attempt, cap)
     if seconds_left is not None and delay >= seconds_left:
         return None
     return delay
@@ -68,4 +107,4 @@ def workflow_task_retry_delay(attempt: int, maximum_s: float) -> float:
     """
     if attempt <= 2:
         return 0.0
-    return float(min(2.0 ** (attempt - 3), maximum_s))
+    return _backoff(1.0, 2.0, attempt - 2, maximum_s)

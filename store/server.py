@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import socket
 import contextlib
+import gc
 import logging
+import socket
 from collections.abc import AsyncIterator
+
 import uvicorn
 
 from store import db
@@ -22,8 +23,9 @@ log = logging.getLogger("baton.server")
 
 
 @contextlib.asynccontextmanager
-async def open_store(config: BatonConfig, region: str, *,
-                     pool_size: int = 20) -> AsyncIterator[Store]:
+async def open_store(
+    config: BatonConfig, region: str, *, pool_size: int = 20
+) -> AsyncIterator[Store]:
     """Connect to the region database, check its schema, listen for notifications."""
     dsn = config.region(region).dsn
     conn = await db.connect(dsn)
@@ -95,17 +97,32 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
 
-async def serve(config: BatonConfig, region: str, *, host: str | None = None,
-                port: int | None = None, log_level: str = "warning") -> None:
+async def serve(
+    config: BatonConfig,
+    region: str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    log_level: str = "warning",
+) -> None:
     """Run one server of ``region`` until cancelled or signalled."""
     rc = config.region(region)
     tune_gc()
     async with running_store(config, region) as store:
         app = create_app(store)
-        server = _Server(store, uvicorn.Config(
-            app, host=host or rc.host, port=port or rc.port, log_level=log_level,
-            access_log=False, lifespan="off", timeout_graceful_shutdown=1, timeout_keep_alive=75,
-        ))
+        server = _Server(
+            store,
+            uvicorn.Config(
+                app,
+                host=host or rc.host,
+                port=port or rc.port,
+                log_level=log_level,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=1,
+                timeout_keep_alive=75,
+            ),
+        )
         bind_host, bind_port = host or rc.host, port if port is not None else rc.port
         log.info("baton server for %s on %s:%s", region, bind_host, bind_port)
         await server.serve(sockets=[listen_socket(bind_host, bind_port)])

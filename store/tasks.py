@@ -49,8 +49,14 @@ async def _never() -> bool:
     return False
 
 
-async def _poll(store: Store, namespace: str, kind: str, req: wire.PollRequest,
-                take: Any, disconnected: Disconnected) -> Any:
+async def _poll(
+    store: Store,
+    namespace: str,
+    kind: str,
+    req: wire.PollRequest,
+    take: Any,
+    disconnected: Disconnected,
+) -> Any:
     await check_poll_namespace(store, namespace)
     deadline = utcnow() + timedelta(seconds=req.wait_s)
     key = f"{namespace}/{kind}/{req.task_queue}"
@@ -84,8 +90,14 @@ async def _poll(store: Store, namespace: str, kind: str, req: wire.PollRequest,
 
 async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken) -> RunTxn:
     try:
-        return await RunTxn.lock(conn, tok.namespace, tok.workflow_id, tok.run_id,
-                                 region=store.region, region_urls=store.region_urls)
+        return await RunTxn.lock(
+            conn,
+            tok.namespace,
+            tok.workflow_id,
+            tok.run_id,
+            region=store.region,
+            region_urls=store.region_urls,
+        )
     except WorkflowNotFound:
         raise TaskNotFound("the task's workflow run no longer exists") from None
 
@@ -93,10 +105,17 @@ async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken)
 async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str, Any]:
     """The poll response for the workflow task just started in ``rt`` (after write_txn)."""
     since = int(rt.exe["last_completed_wt_started"])
-    view = await conn.fetchrow(Q["workflow_task_view"], rt.namespace, rt.workflow_id,
-                               uuid.UUID(rt.run_id), since + 1)
-    token = TaskToken("wf", rt.namespace, rt.workflow_id, rt.run_id,
-                      str(rt.exe["wt_scheduled_event_id"]), int(rt.exe["wt_started_event_id"]))
+    view = await conn.fetchrow(
+        Q["workflow_task_view"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), since + 1
+    )
+    token = TaskToken(
+        "wf",
+        rt.namespace,
+        rt.workflow_id,
+        rt.run_id,
+        str(rt.exe["wt_scheduled_event_id"]),
+        int(rt.exe["wt_started_event_id"]),
+    )
     return {
         "task_token": token.encode(),
         "namespace": rt.namespace,
@@ -114,19 +133,31 @@ async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str,
     }
 
 
-async def poll_workflow_task(store: Store, namespace: str, req: wire.PollRequest,
-                             disconnected: Disconnected = _never) -> dict[str, Any] | None:
+async def poll_workflow_task(
+    store: Store, namespace: str, req: wire.PollRequest, disconnected: Disconnected = _never
+) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
-        row = await conn.fetchrow(Q["take_task"], namespace, req.task_queue,
-                                  ["workflow", "query"], req.build_id)
+        row = await conn.fetchrow(
+            Q["take_task"], namespace, req.task_queue, ["workflow", "query"], req.build_id
+        )
         if row is None:
             return None
         if row["kind"] == "query":
             return await _query_task(conn, row)
-        rt = await RunTxn.lock(conn, namespace, row["workflow_id"], str(row["run_id"]),
-                               region=store.region, region_urls=store.region_urls)
-        if (not rt.running or rt.exe["paused"] or rt.wt_started
-                or str(rt.exe["wt_scheduled_event_id"]) != row["ref"]):
+        rt = await RunTxn.lock(
+            conn,
+            namespace,
+            row["workflow_id"],
+            str(row["run_id"]),
+            region=store.region,
+            region_urls=store.region_urls,
+        )
+        if (
+            not rt.running
+            or rt.exe["paused"]
+            or rt.wt_started
+            or str(rt.exe["wt_scheduled_event_id"]) != row["ref"]
+        ):
             return _STALE
         rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
         await rt.write_txn()
@@ -160,8 +191,9 @@ async def _query_task(conn: asyncpg.Connection, row: asyncpg.Record) -> Any:
     }
 
 
-async def complete_workflow_task(store: Store, namespace: str,
-                                 req: wire.RespondWorkflowTaskCompleted) -> dict[str, Any]:
+async def complete_workflow_task(
+    store: Store, namespace: str, req: wire.RespondWorkflowTaskCompleted
+) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="wf", namespace=namespace)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
@@ -173,26 +205,35 @@ async def complete_workflow_task(store: Store, namespace: str,
 
 
 def _check_open_workflow_task(rt: RunTxn, tok: TaskToken) -> None:
-    if (not rt.running or str(rt.exe["wt_scheduled_event_id"]) != tok.ref
-            or rt.exe["wt_started_event_id"] != tok.attempt):
+    if (
+        not rt.running
+        or str(rt.exe["wt_scheduled_event_id"]) != tok.ref
+        or rt.exe["wt_started_event_id"] != tok.attempt
+    ):
         raise TaskNotFound(
             f"workflow task {tok.ref} of {rt.workflow_id!r} is no longer open (it timed out, "
             "was failed, or the run closed); the worker should drop it"
         )
 
 
-async def fail_workflow_task(store: Store, namespace: str,
-                             req: wire.RespondWorkflowTaskFailed) -> None:
+async def fail_workflow_task(
+    store: Store, namespace: str, req: wire.RespondWorkflowTaskFailed
+) -> None:
     tok = TaskToken.decode(req.task_token, kind="wf", namespace=namespace)
 
     async def txn(conn: asyncpg.Connection) -> None:
         rt = await _lock_for_task(store, conn, tok)
         _check_open_workflow_task(rt, tok)
-        rt.add_event(EventType.WORKFLOW_TASK_FAILED, {
-            "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
-            "started_event_id": rt.exe["wt_started_event_id"],
-            "cause": req.cause, "failure": req.failure.model_dump(), "identity": req.identity,
-        })
+        rt.add_event(
+            EventType.WORKFLOW_TASK_FAILED,
+            {
+                "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
+                "started_event_id": rt.exe["wt_started_event_id"],
+                "cause": req.cause,
+                "failure": req.failure.model_dump(),
+                "identity": req.identity,
+            },
+        )
         rt.clear_workflow_task()
         rt.exe["wt_attempt"] = attempt = int(rt.exe["wt_attempt"]) + 1
         rt.flush_buffered()
@@ -211,7 +252,8 @@ async def respond_query(store: Store, namespace: str, req: wire.RespondQueryTask
 
     async def txn(conn: asyncpg.Connection) -> None:
         got = await conn.fetchval(
-            Q["answer_query"], uuid.UUID(tok.ref),
+            Q["answer_query"],
+            uuid.UUID(tok.ref),
             req.result.model_dump() if req.result else None,
             req.failure.model_dump() if req.failure else None,
         )
@@ -226,8 +268,14 @@ async def respond_query(store: Store, namespace: str, req: wire.RespondQueryTask
 
 
 def activity_task(row: asyncpg.Record | dict[str, Any], workflow_type: str) -> dict[str, Any]:
-    token = TaskToken("act", row["namespace"], row["workflow_id"], str(row["run_id"]),
-                      str(row["scheduled_event_id"]), int(row["attempt"]))
+    token = TaskToken(
+        "act",
+        row["namespace"],
+        row["workflow_id"],
+        str(row["run_id"]),
+        str(row["scheduled_event_id"]),
+        int(row["attempt"]),
+    )
     return {
         "task_token": token.encode(),
         "namespace": row["namespace"],
@@ -248,24 +296,38 @@ def activity_task(row: asyncpg.Record | dict[str, Any], workflow_type: str) -> d
     }
 
 
-async def poll_activity_task(store: Store, namespace: str, req: wire.PollRequest,
-                             disconnected: Disconnected = _never) -> dict[str, Any] | None:
+async def poll_activity_task(
+    store: Store, namespace: str, req: wire.PollRequest, disconnected: Disconnected = _never
+) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
-        row = await conn.fetchrow(Q["take_task"], namespace, req.task_queue, ["activity"],
-                                  req.build_id)
+        row = await conn.fetchrow(
+            Q["take_task"], namespace, req.task_queue, ["activity"], req.build_id
+        )
         if row is None:
             return None
         now = utcnow()
-        act = await conn.fetchrow(Q["start_activity"], namespace, row["workflow_id"],
-                                  row["run_id"], int(row["ref"]), row["attempt"], now,
-                                  req.identity)
+        act = await conn.fetchrow(
+            Q["start_activity"],
+            namespace,
+            row["workflow_id"],
+            row["run_id"],
+            int(row["ref"]),
+            row["attempt"],
+            now,
+            req.identity,
+        )
         if act is None:
             return _STALE
         timers = start_activity_timers(dict(act), now)
         if timers:
             await conn.execute(
-                Q["insert_timers"], namespace, row["workflow_id"], row["run_id"],
-                [t[0] for t in timers], [t[1] for t in timers], [t[2] for t in timers],
+                Q["insert_timers"],
+                namespace,
+                row["workflow_id"],
+                row["run_id"],
+                [t[0] for t in timers],
+                [t[1] for t in timers],
+                [t[2] for t in timers],
                 [t[3] for t in timers],
             )
         return activity_task(act, act["workflow_type"])
@@ -273,13 +335,14 @@ async def poll_activity_task(store: Store, namespace: str, req: wire.PollRequest
     return await _poll(store, namespace, "activity", req, take, disconnected)  # type: ignore[no-any-return]
 
 
-async def _lock_started_activity(store: Store, conn: asyncpg.Connection,
-                                 tok: TaskToken) -> tuple[RunTxn, asyncpg.Record]:
+async def _lock_started_activity(
+    store: Store, conn: asyncpg.Connection, tok: TaskToken
+) -> tuple[RunTxn, asyncpg.Record]:
     rt = await _lock_for_task(store, conn, tok)
-    act = await conn.fetchrow(Q["lock_activity"], tok.namespace, tok.workflow_id,
-                              uuid.UUID(tok.run_id), int(tok.ref))
-    if (not rt.running or act is None or act["attempt"] != tok.attempt
-            or act["state"] != "started"):
+    act = await conn.fetchrow(
+        Q["lock_activity"], tok.namespace, tok.workflow_id, uuid.UUID(tok.run_id), int(tok.ref)
+    )
+    if not rt.running or act is None or act["attempt"] != tok.attempt or act["state"] != "started":
         raise TaskNotFound(
             f"activity task (scheduled event {tok.ref}, attempt {tok.attempt}) of "
             f"{tok.workflow_id!r} is no longer open: it timed out, was retried, was canceled or "
@@ -288,21 +351,33 @@ async def _lock_started_activity(store: Store, conn: asyncpg.Connection,
     return rt, act
 
 
-def close_activity(rt: RunTxn, act: asyncpg.Record | dict[str, Any], event_type: EventType,
-                   attributes: dict[str, Any], *, started: bool = True) -> None:
+def close_activity(
+    rt: RunTxn,
+    act: asyncpg.Record | dict[str, Any],
+    event_type: EventType,
+    attributes: dict[str, Any],
+    *,
+    started: bool = True,
+) -> None:
     """Record the end of an activity (with its started event) and wake the workflow."""
     sid = act["scheduled_event_id"]
     if started:
-        rt.add_input_event(EventType.ACTIVITY_TASK_STARTED, {
-            "scheduled_event_id": sid, "attempt": act["attempt"],
-            "identity": act["started_identity"], "last_failure": act["last_failure"],
-        })
+        rt.add_input_event(
+            EventType.ACTIVITY_TASK_STARTED,
+            {
+                "scheduled_event_id": sid,
+                "attempt": act["attempt"],
+                "identity": act["started_identity"],
+                "last_failure": act["last_failure"],
+            },
+        )
     rt.add_input_event(event_type, {"scheduled_event_id": sid, **attributes})
     rt.activity_deletes.append(sid)
 
 
-async def finish_activity(store: Store, rt: RunTxn, return_new_workflow_task: bool,
-                          identity: str) -> dict[str, Any]:
+async def finish_activity(
+    store: Store, rt: RunTxn, return_new_workflow_task: bool, identity: str
+) -> dict[str, Any]:
     """Schedule the workflow task an activity's end calls for, write, and answer."""
     scheduled = rt.schedule_workflow_task(dispatch=not return_new_workflow_task)
     started = False
@@ -315,23 +390,36 @@ async def finish_activity(store: Store, rt: RunTxn, return_new_workflow_task: bo
     return {"workflow_task": None}
 
 
-async def complete_activity_task(store: Store, namespace: str,
-                                 req: wire.RespondActivityTaskCompleted,
-                                 return_new_workflow_task: bool = False) -> dict[str, Any]:
+async def complete_activity_task(
+    store: Store,
+    namespace: str,
+    req: wire.RespondActivityTaskCompleted,
+    return_new_workflow_task: bool = False,
+) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
         rt, act = await _lock_started_activity(store, conn, tok)
-        close_activity(rt, act, EventType.ACTIVITY_TASK_COMPLETED, {
-            "result": req.result.model_dump() if req.result else None, "identity": req.identity,
-        })
+        close_activity(
+            rt,
+            act,
+            EventType.ACTIVITY_TASK_COMPLETED,
+            {
+                "result": req.result.model_dump() if req.result else None,
+                "identity": req.identity,
+            },
+        )
         return await finish_activity(store, rt, return_new_workflow_task, req.identity)
 
     return await store.txn(txn)
 
 
-async def fail_activity_task(store: Store, namespace: str, req: wire.RespondActivityTaskFailed,
-                             return_new_workflow_task: bool = False) -> dict[str, Any]:
+async def fail_activity_task(
+    store: Store,
+    namespace: str,
+    req: wire.RespondActivityTaskFailed,
+    return_new_workflow_task: bool = False,
+) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
@@ -345,8 +433,13 @@ async def fail_activity_task(store: Store, namespace: str, req: wire.RespondActi
     return await store.txn(txn)
 
 
-async def retry_or_fail_activity(rt: RunTxn, act: asyncpg.Record | dict[str, Any],
-                                 failure: dict[str, Any], *, timeout_type: str | None) -> bool:
+async def retry_or_fail_activity(
+    rt: RunTxn,
+    act: asyncpg.Record | dict[str, Any],
+    failure: dict[str, Any],
+    *,
+    timeout_type: str | None,
+) -> bool:
     """After a failed attempt: schedule the next one (True) or close the activity (False)."""
     seconds_left = None
     if act["schedule_to_close_s"]:
@@ -355,36 +448,62 @@ async def retry_or_fail_activity(rt: RunTxn, act: asyncpg.Record | dict[str, Any
     delay = None
     if timeout_type != "schedule_to_close":
         delay = next_retry_delay(
-            act["retry_policy"], attempt=int(act["attempt"]), error_type=failure.get("type"),
-            non_retryable=bool(failure.get("non_retryable")), seconds_left=seconds_left,
+            act["retry_policy"],
+            attempt=int(act["attempt"]),
+            error_type=failure.get("type"),
+            non_retryable=bool(failure.get("non_retryable")),
+            seconds_left=seconds_left,
         )
     sid = act["scheduled_event_id"]
     if delay is not None:
-        await rt.conn.execute(Q["retry_activity"], rt.namespace, rt.workflow_id,
-                              uuid.UUID(rt.run_id), sid, rt.now + timedelta(seconds=delay),
-                              failure)
-        await rt.conn.execute(Q["delete_activity_timers"], rt.namespace, rt.workflow_id,
-                              uuid.UUID(rt.run_id), str(sid))
+        await rt.conn.execute(
+            Q["retry_activity"],
+            rt.namespace,
+            rt.workflow_id,
+            uuid.UUID(rt.run_id),
+            sid,
+            rt.now + timedelta(seconds=delay),
+            failure,
+        )
+        await rt.conn.execute(
+            Q["delete_activity_timers"],
+            rt.namespace,
+            rt.workflow_id,
+            uuid.UUID(rt.run_id),
+            str(sid),
+        )
         if act["schedule_to_close_s"]:
-            rt.add_timer(ACTIVITY_SCHEDULE_TO_CLOSE, sid,
-                         act["first_scheduled_time"]
-                         + timedelta(seconds=act["schedule_to_close_s"]))
-        rt.add_timer(ACTIVITY_RETRY, sid, rt.now + timedelta(seconds=delay),
-                     attempt=int(act["attempt"]) + 1)
+            rt.add_timer(
+                ACTIVITY_SCHEDULE_TO_CLOSE,
+                sid,
+                act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"]),
+            )
+        rt.add_timer(
+            ACTIVITY_RETRY, sid, rt.now + timedelta(seconds=delay), attempt=int(act["attempt"]) + 1
+        )
         return True
     if timeout_type is None:
-        close_activity(rt, act, EventType.ACTIVITY_TASK_FAILED,
-                       {"failure": failure, "identity": act["started_identity"]},
-                       started=act["state"] == "started")
+        close_activity(
+            rt,
+            act,
+            EventType.ACTIVITY_TASK_FAILED,
+            {"failure": failure, "identity": act["started_identity"]},
+            started=act["state"] == "started",
+        )
     else:
-        close_activity(rt, act, EventType.ACTIVITY_TASK_TIMED_OUT,
-                       {"timeout_type": timeout_type, "failure": failure},
-                       started=act["state"] == "started")
+        close_activity(
+            rt,
+            act,
+            EventType.ACTIVITY_TASK_TIMED_OUT,
+            {"timeout_type": timeout_type, "failure": failure},
+            started=act["state"] == "started",
+        )
     return False
 
 
-async def cancel_activity_task(store: Store, namespace: str,
-                               req: wire.RespondActivityTaskCanceled) -> dict[str, Any]:
+async def cancel_activity_task(
+    store: Store, namespace: str, req: wire.RespondActivityTaskCanceled
+) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
@@ -395,15 +514,23 @@ async def cancel_activity_task(store: Store, namespace: str,
     return await store.txn(txn)
 
 
-async def heartbeat_activity(store: Store, namespace: str,
-                             req: wire.HeartbeatRequest) -> dict[str, Any]:
+async def heartbeat_activity(
+    store: Store, namespace: str, req: wire.HeartbeatRequest
+) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
     details = [p.model_dump() for p in req.details] if req.details is not None else None
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        cancel = await conn.fetchval(Q["heartbeat_activity"], namespace, tok.workflow_id,
-                                     uuid.UUID(tok.run_id), int(tok.ref), tok.attempt, details,
-                                     utcnow())
+        cancel = await conn.fetchval(
+            Q["heartbeat_activity"],
+            namespace,
+            tok.workflow_id,
+            uuid.UUID(tok.run_id),
+            int(tok.ref),
+            tok.attempt,
+            details,
+            utcnow(),
+        )
         if cancel is None:
             raise TaskNotFound(
                 "activity task is no longer open: it timed out, was retried or the run closed"

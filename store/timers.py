@@ -53,8 +53,14 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, timer_id: int) -> N
     t = await conn.fetchrow(Q["take_timer"], timer_id)
     if t is None:
         return
-    rt = await RunTxn.lock(conn, t["namespace"], t["workflow_id"], str(t["run_id"]),
-                           region=store.region, region_urls=store.region_urls)
+    rt = await RunTxn.lock(
+        conn,
+        t["namespace"],
+        t["workflow_id"],
+        str(t["run_id"]),
+        region=store.region,
+        region_urls=store.region_urls,
+    )
     if not rt.running:
         return
     kind = t["kind"]
@@ -62,13 +68,18 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, timer_id: int) -> N
         rt.add_input_event(EventType.TIMER_FIRED, {"timer_id": t["ref"]})
         rt.schedule_workflow_task()
     elif kind == WT_TIMEOUT:
-        if (str(rt.exe["wt_scheduled_event_id"]) != t["ref"]
-                or rt.exe["wt_started_event_id"] != t["attempt"]):
+        if (
+            str(rt.exe["wt_scheduled_event_id"]) != t["ref"]
+            or rt.exe["wt_started_event_id"] != t["attempt"]
+        ):
             return
-        rt.add_event(EventType.WORKFLOW_TASK_TIMED_OUT, {
-            "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
-            "started_event_id": rt.exe["wt_started_event_id"],
-        })
+        rt.add_event(
+            EventType.WORKFLOW_TASK_TIMED_OUT,
+            {
+                "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
+                "started_event_id": rt.exe["wt_started_event_id"],
+            },
+        )
         rt.clear_workflow_task()
         rt.exe["wt_attempt"] = int(rt.exe["wt_attempt"]) + 1
         rt.flush_buffered()
@@ -77,15 +88,19 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, timer_id: int) -> N
         rt.schedule_workflow_task()
     elif kind == RUN_TIMEOUT:
         if rt.wt_started:
-            rt.add_event(EventType.WORKFLOW_TASK_FAILED, {
-                "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
-                "started_event_id": rt.exe["wt_started_event_id"],
-                "cause": "WorkflowTimedOut", "failure": None, "identity": "server",
-            })
+            rt.add_event(
+                EventType.WORKFLOW_TASK_FAILED,
+                {
+                    "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
+                    "started_event_id": rt.exe["wt_started_event_id"],
+                    "cause": "WorkflowTimedOut",
+                    "failure": None,
+                    "identity": "server",
+                },
+            )
             rt.clear_workflow_task()
         rt.flush_buffered()
-        rt.add_event(EventType.WORKFLOW_EXECUTION_TIMED_OUT,
-                     {"timeout_s": rt.exe["run_timeout_s"]})
+        rt.add_event(EventType.WORKFLOW_EXECUTION_TIMED_OUT, {"timeout_s": rt.exe["run_timeout_s"]})
         rt.close("timed_out", failure={"message": "workflow run timed out", "type": "Timeout"})
     else:
         if not await _fire_activity_timer(rt, t):
@@ -94,8 +109,9 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, timer_id: int) -> N
 
 
 async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
-    act = await rt.conn.fetchrow(Q["lock_activity"], rt.namespace, rt.workflow_id,
-                                 uuid.UUID(rt.run_id), int(t["ref"]))
+    act = await rt.conn.fetchrow(
+        Q["lock_activity"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), int(t["ref"])
+    )
     if act is None:
         return False
     kind = t["kind"]
@@ -111,8 +127,12 @@ async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
             return False
         rt.add_task("activity", act["task_queue"], act["scheduled_event_id"], act["attempt"])
         if act["schedule_to_start_s"]:
-            rt.add_timer(ACTIVITY_SCHEDULE_TO_START, act["scheduled_event_id"],
-                         rt.now + timedelta(seconds=act["schedule_to_start_s"]), act["attempt"])
+            rt.add_timer(
+                ACTIVITY_SCHEDULE_TO_START,
+                act["scheduled_event_id"],
+                rt.now + timedelta(seconds=act["schedule_to_start_s"]),
+                act["attempt"],
+            )
         return True
     if kind == ACTIVITY_SCHEDULE_TO_START:
         if act["state"] != "scheduled":
@@ -134,8 +154,11 @@ async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
     else:
         log.error("unknown timer kind %r; dropping it", kind)
         return False
-    failure = {"message": f"activity {timeout_type.replace('_', '-')} timeout",
-               "type": "Timeout", "timeout_type": timeout_type}
+    failure = {
+        "message": f"activity {timeout_type.replace('_', '-')} timeout",
+        "type": "Timeout",
+        "timeout_type": timeout_type,
+    }
     if not await retry_or_fail_activity(rt, act, failure, timeout_type=timeout_type):
         rt.schedule_workflow_task()
     return True
@@ -207,7 +230,9 @@ class TimerLoop:
 
         while True:
             async with self.store.pool.acquire() as conn:
-                rows: list[Any] = await conn.fetch(Q["due_timers"], utcnow(), BATCH, self.store.region)
+                rows: list[Any] = await conn.fetch(
+                    Q["due_timers"], utcnow(), BATCH, self.store.region
+                )
             if not rows:
                 return
             await asyncio.gather(*(one(r["id"]) for r in rows))

@@ -47,8 +47,9 @@ async def _lock_for_start(conn: asyncpg.Connection, store: Store, namespace: str
     return ns
 
 
-def started_attributes(req: wire.StartWorkflowRequest, run: RunTxn,
-                       continued_from: str | None = None) -> dict[str, Any]:
+def started_attributes(
+    req: wire.StartWorkflowRequest, run: RunTxn, continued_from: str | None = None
+) -> dict[str, Any]:
     return {
         "workflow_type": req.workflow_type,
         "task_queue": req.task_queue,
@@ -65,15 +66,17 @@ def started_attributes(req: wire.StartWorkflowRequest, run: RunTxn,
 
 
 async def start_workflow(
-    store: Store, namespace: str, req: wire.StartWorkflowRequest,
-    *, signal: tuple[str, list[wire.Payload]] | None = None,
+    store: Store,
+    namespace: str,
+    req: wire.StartWorkflowRequest,
+    *,
+    signal: tuple[str, list[wire.Payload]] | None = None,
 ) -> wire.StartWorkflowResponse:
     """Start a run; with ``signal``, signal the running one instead if there is one."""
 
     async def txn(conn: asyncpg.Connection) -> wire.StartWorkflowResponse:
         ns = await _lock_for_start(conn, store, namespace)
-        checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id,
-                                     req.request_id)
+        checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
         if req.request_id and checks["request_run_id"] is not None:
             return wire.StartWorkflowResponse(
                 workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
@@ -83,18 +86,31 @@ async def start_workflow(
             cur = {"run_id": checks["current_run_id"], "status": checks["current_status"]}
         if cur is not None and cur["status"] == "running":
             if signal is not None:
-                rt = await RunTxn.lock(conn, namespace, req.workflow_id, str(cur["run_id"]),
-                                       region=store.region, region_urls=store.region_urls)
+                rt = await RunTxn.lock(
+                    conn,
+                    namespace,
+                    req.workflow_id,
+                    str(cur["run_id"]),
+                    region=store.region,
+                    region_urls=store.region_urls,
+                )
                 _add_signal(rt, signal[0], signal[1], req.identity, req.request_id)
                 await rt.write_txn()
                 return wire.StartWorkflowResponse(
                     workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
                 )
             if req.id_reuse_policy == WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
-                rt = await RunTxn.lock(conn, namespace, req.workflow_id, str(cur["run_id"]),
-                                       region=store.region, region_urls=store.region_urls)
-                terminate_txn(rt, "terminated by a start with policy terminate_if_running",
-                              req.identity)
+                rt = await RunTxn.lock(
+                    conn,
+                    namespace,
+                    req.workflow_id,
+                    str(cur["run_id"]),
+                    region=store.region,
+                    region_urls=store.region_urls,
+                )
+                terminate_txn(
+                    rt, "terminated by a start with policy terminate_if_running", req.identity
+                )
                 await rt.write_txn()
             else:
                 raise WorkflowAlreadyStarted(
@@ -114,9 +130,15 @@ async def start_workflow(
                     run_id=str(cur["run_id"]),
                 )
         run = new_execution(
-            conn, ns, workflow_id=req.workflow_id, workflow_type=req.workflow_type,
-            task_queue=req.task_queue, request_id=req.request_id,
-            task_timeout_s=req.task_timeout_s, run_timeout_s=req.run_timeout_s, memo=req.memo,
+            conn,
+            ns,
+            workflow_id=req.workflow_id,
+            workflow_type=req.workflow_type,
+            task_queue=req.task_queue,
+            request_id=req.request_id,
+            task_timeout_s=req.task_timeout_s,
+            run_timeout_s=req.run_timeout_s,
+            memo=req.memo,
         )
         run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
         if signal is not None:
@@ -132,20 +154,27 @@ async def start_workflow(
     return await store.txn(txn)
 
 
-def _add_signal(rt: RunTxn, name: str, payloads: list[wire.Payload], identity: str,
-                request_id: str | None) -> None:
+def _add_signal(
+    rt: RunTxn, name: str, payloads: list[wire.Payload], identity: str, request_id: str | None
+) -> None:
     rt.add_input_event(
         EventType.WORKFLOW_EXECUTION_SIGNALED,
-        {"signal_name": name, "input": [p.model_dump() for p in payloads],
-         "identity": identity, "request_id": request_id},
+        {
+            "signal_name": name,
+            "input": [p.model_dump() for p in payloads],
+            "identity": identity,
+            "request_id": request_id,
+        },
     )
     rt.schedule_workflow_task()
 
 
-async def _lock_running(store: Store, conn: asyncpg.Connection, namespace: str,
-                        workflow_id: str, run_id: str | None) -> RunTxn:
-    rt = await RunTxn.lock(conn, namespace, workflow_id, run_id, region=store.region,
-                           region_urls=store.region_urls)
+async def _lock_running(
+    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
+) -> RunTxn:
+    rt = await RunTxn.lock(
+        conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
+    )
     if not rt.running:
         raise WorkflowNotRunning(
             f"workflow {workflow_id!r} run {rt.run_id} is {rt.exe['status']}; "
@@ -154,8 +183,9 @@ async def _lock_running(store: Store, conn: asyncpg.Connection, namespace: str,
     return rt
 
 
-async def signal_workflow(store: Store, namespace: str, workflow_id: str,
-                          req: wire.SignalRequest) -> str:
+async def signal_workflow(
+    store: Store, namespace: str, workflow_id: str, req: wire.SignalRequest
+) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
         rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
         _add_signal(rt, req.signal_name, req.input, req.identity, req.request_id)
@@ -165,12 +195,15 @@ async def signal_workflow(store: Store, namespace: str, workflow_id: str,
     return await store.txn(txn)
 
 
-async def cancel_workflow(store: Store, namespace: str, workflow_id: str,
-                          req: wire.CancelRequest) -> str:
+async def cancel_workflow(
+    store: Store, namespace: str, workflow_id: str, req: wire.CancelRequest
+) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
         rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
-        rt.add_input_event(EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-                           {"reason": req.reason, "identity": req.identity})
+        rt.add_input_event(
+            EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            {"reason": req.reason, "identity": req.identity},
+        )
         rt.schedule_workflow_task()
         await rt.write_txn()
         return rt.run_id
@@ -181,25 +214,35 @@ async def cancel_workflow(store: Store, namespace: str, workflow_id: str,
 def terminate_txn(rt: RunTxn, reason: str, identity: str) -> None:
     if rt.wt_started:
         # Keep the started task's events closed off before the run ends.
-        rt.add_event(EventType.WORKFLOW_TASK_FAILED, {
-            "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
-            "started_event_id": rt.exe["wt_started_event_id"],
-            "cause": "WorkflowTerminated", "failure": None, "identity": identity,
-        })
+        rt.add_event(
+            EventType.WORKFLOW_TASK_FAILED,
+            {
+                "scheduled_event_id": rt.exe["wt_scheduled_event_id"],
+                "started_event_id": rt.exe["wt_started_event_id"],
+                "cause": "WorkflowTerminated",
+                "failure": None,
+                "identity": identity,
+            },
+        )
         rt.clear_workflow_task()
     rt.flush_buffered()
     rt.add_event(EventType.WORKFLOW_EXECUTION_TERMINATED, {"reason": reason, "identity": identity})
     rt.close("terminated", failure={"message": reason or "terminated", "type": "Terminated"})
 
 
-async def terminate_workflow(store: Store, namespace: str, workflow_id: str,
-                             req: wire.TerminateRequest) -> str:
+async def terminate_workflow(
+    store: Store, namespace: str, workflow_id: str, req: wire.TerminateRequest
+) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
         rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
         terminate_txn(rt, req.reason, req.identity)
-        await conn.execute(Q["fail_pending_updates"], namespace, workflow_id,
-                           uuid.UUID(rt.run_id), {"message": "workflow terminated",
-                                                  "type": "Terminated"})
+        await conn.execute(
+            Q["fail_pending_updates"],
+            namespace,
+            workflow_id,
+            uuid.UUID(rt.run_id),
+            {"message": "workflow terminated", "type": "Terminated"},
+        )
         await rt.write_txn()
         return rt.run_id
 
@@ -209,8 +252,9 @@ async def terminate_workflow(store: Store, namespace: str, workflow_id: str,
 # --------------------------------------------------------------------------- reads
 
 
-async def _get_run(conn: asyncpg.Connection, namespace: str, workflow_id: str,
-                   run_id: str | None) -> asyncpg.Record:
+async def _get_run(
+    conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
+) -> asyncpg.Record:
     if run_id is None:
         row = await conn.fetchrow(Q["get_current_execution"], namespace, workflow_id)
     else:
@@ -249,8 +293,9 @@ def _s(v: object) -> str | None:
     return None if v is None else str(v)
 
 
-async def describe_workflow(store: Store, namespace: str, workflow_id: str,
-                            run_id: str | None) -> dict[str, Any]:
+async def describe_workflow(
+    store: Store, namespace: str, workflow_id: str, run_id: str | None
+) -> dict[str, Any]:
     async with store.pool.acquire() as conn:
         row = await _get_run(conn, namespace, workflow_id, run_id)
         key = (namespace, workflow_id, row["run_id"])
@@ -268,12 +313,16 @@ async def describe_workflow(store: Store, namespace: str, workflow_id: str,
         "execution": execution_info(row),
         "pending_activities": [
             {
-                "activity_id": a["activity_id"], "activity_type": a["activity_type"],
-                "state": a["state"], "attempt": a["attempt"],
-                "scheduled_event_id": a["scheduled_event_id"], "last_failure": a["last_failure"],
+                "activity_id": a["activity_id"],
+                "activity_type": a["activity_type"],
+                "state": a["state"],
+                "attempt": a["attempt"],
+                "scheduled_event_id": a["scheduled_event_id"],
+                "last_failure": a["last_failure"],
                 "heartbeat_details": a["heartbeat_details"],
-                "last_heartbeat_time": (a["last_heartbeat_time"].isoformat()
-                                        if a["last_heartbeat_time"] else None),
+                "last_heartbeat_time": (
+                    a["last_heartbeat_time"].isoformat() if a["last_heartbeat_time"] else None
+                ),
             }
             for a in acts
         ],
@@ -284,17 +333,24 @@ async def describe_workflow(store: Store, namespace: str, workflow_id: str,
     }
 
 
-async def get_history(store: Store, namespace: str, workflow_id: str, run_id: str | None,
-                      from_event_id: int = 1, wait_s: float = 0.0,
-                      limit: int = MAX_HISTORY_PAGE) -> dict[str, Any]:
+async def get_history(
+    store: Store,
+    namespace: str,
+    workflow_id: str,
+    run_id: str | None,
+    from_event_id: int = 1,
+    wait_s: float = 0.0,
+    limit: int = MAX_HISTORY_PAGE,
+) -> dict[str, Any]:
     """History of a run from ``from_event_id``; waits up to ``wait_s`` for new events."""
     deadline = utcnow() + timedelta(seconds=wait_s)
     async with store.notifier.subscribe("baton_history_v1", f"{namespace}/{workflow_id}") as ev:
         while True:
             async with store.pool.acquire() as conn:
                 row = await _get_run(conn, namespace, workflow_id, run_id)
-                rows = await conn.fetch(Q["history_from"], namespace, workflow_id, row["run_id"],
-                                        from_event_id, limit)
+                rows = await conn.fetch(
+                    Q["history_from"], namespace, workflow_id, row["run_id"], from_event_id, limit
+                )
             closed = row["status"] != "running"
             remaining = (deadline - utcnow()).total_seconds()
             if rows or closed or remaining <= 0 or store.notifier.draining:
@@ -308,8 +364,9 @@ async def get_history(store: Store, namespace: str, workflow_id: str, run_id: st
             await wait_event(ev, remaining)
 
 
-async def get_result(store: Store, namespace: str, workflow_id: str, run_id: str | None,
-                     wait_s: float = 0.0) -> dict[str, Any]:
+async def get_result(
+    store: Store, namespace: str, workflow_id: str, run_id: str | None, wait_s: float = 0.0
+) -> dict[str, Any]:
     """Outcome of a run, following continue-as-new to the last run of the chain."""
     deadline = utcnow() + timedelta(seconds=wait_s)
     async with store.notifier.subscribe("baton_closed_v1", f"{namespace}/{workflow_id}") as ev:
@@ -317,14 +374,17 @@ async def get_result(store: Store, namespace: str, workflow_id: str, run_id: str
             async with store.pool.acquire() as conn:
                 row = await _get_run(conn, namespace, workflow_id, run_id)
                 while row["status"] == "continued_as_new" and row["continued_to_run_id"]:
-                    row = await _get_run(conn, namespace, workflow_id,
-                                         str(row["continued_to_run_id"]))
+                    row = await _get_run(
+                        conn, namespace, workflow_id, str(row["continued_to_run_id"])
+                    )
             run_id = str(row["run_id"])
             closed = row["status"] != "running"
             remaining = (deadline - utcnow()).total_seconds()
             if closed or remaining <= 0 or store.notifier.draining:
                 return {
-                    "run_id": run_id, "status": row["status"], "closed": closed,
+                    "run_id": run_id,
+                    "status": row["status"],
+                    "closed": closed,
                     "result": row["result"] if row["status"] == "completed" else None,
                     "failure": row["failure"] if closed and row["status"] != "completed" else None,
                 }
@@ -345,10 +405,17 @@ def _parse_page_token(token: str) -> tuple[datetime, str, uuid.UUID]:
 
 
 async def list_workflows(
-    store: Store, namespace: str, *, status: str | None = None, workflow_type: str | None = None,
-    task_queue: str | None = None, started_after: datetime | None = None,
-    started_before: datetime | None = None, workflow_id_prefix: str | None = None,
-    page_size: int = 100, page_token: str | None = None,
+    store: Store,
+    namespace: str,
+    *,
+    status: str | None = None,
+    workflow_type: str | None = None,
+    task_queue: str | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
+    workflow_id_prefix: str | None = None,
+    page_size: int = 100,
+    page_token: str | None = None,
 ) -> dict[str, Any]:
     if status is not None and status not in {s.value for s in wire.WorkflowStatus}:
         raise InvalidArgument(
@@ -362,12 +429,23 @@ async def list_workflows(
         after = _parse_page_token(page_token)
     like = None
     if workflow_id_prefix:
-        like = workflow_id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = (
+            workflow_id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
     async with store.pool.acquire() as conn:
         await get_namespace(conn, namespace)
-        rows = await conn.fetch(Q["list_executions"], namespace, status, workflow_type,
-                                task_queue, started_after, started_before, like, *after,
-                                page_size + 1)
+        rows = await conn.fetch(
+            Q["list_executions"],
+            namespace,
+            status,
+            workflow_type,
+            task_queue,
+            started_after,
+            started_before,
+            like,
+            *after,
+            page_size + 1,
+        )
     more = len(rows) > page_size
     rows = rows[:page_size]
     return {

@@ -94,10 +94,17 @@ class Region:
 async def serve_region(config: BatonConfig, region: str) -> AsyncIterator[Store]:
     rc = config.regions[region]
     async with running_store(config, region) as store:
-        server = uvicorn.Server(uvicorn.Config(
-            create_app(store), host="127.0.0.1", port=rc.port, log_level="warning",
-            lifespan="off", timeout_graceful_shutdown=1, access_log=False,
-        ))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(store),
+                host="127.0.0.1",
+                port=rc.port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=1,
+                access_log=False,
+            )
+        )
         task = asyncio.create_task(server.serve())
         try:
             await wait_healthy(rc.url)
@@ -112,8 +119,9 @@ async def serve_region(config: BatonConfig, region: str) -> AsyncIterator[Store]
 async def region(pg: PgCluster, template_db: str, tmp_path: Path) -> AsyncIterator[Region]:
     dbname = fresh_database(pg, template_db)
     port = free_port()
-    cfg = write_config(tmp_path / "baton.toml", {"region-a": (port, pg.dsn(dbname))},
-                       workflow_task_retry_max_s=1.0)
+    cfg = write_config(
+        tmp_path / "baton.toml", {"region-a": (port, pg.dsn(dbname))}, workflow_task_retry_max_s=1.0
+    )
     config = load_config(cfg)
     async with serve_region(config, "region-a") as store:
         yield Region("region-a", config.regions["region-a"].url, dbname, config, cfg, store, pg)

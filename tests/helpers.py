@@ -26,8 +26,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def eventually(fn: Callable[[], Awaitable[T]], *, timeout: float = 30.0,
-                     interval: float = 0.1, what: str = "condition") -> T:
+async def eventually(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> T:
     """Call ``fn`` until it returns a truthy value (and return it) or time runs out."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -49,8 +54,13 @@ def write_config(path: Path, regions: dict[str, tuple[int, str]], **baton: Any) 
     for k, v in baton.items():
         lines.append(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"')
     for i, (name, (port, dsn)) in enumerate(regions.items(), start=1):
-        lines += ["", f"[regions.{name}]", f'url = "http://127.0.0.1:{port}"',
-                  f'dsn = "{dsn}"', f"initial_version = {i}"]
+        lines += [
+            "",
+            f"[regions.{name}]",
+            f'url = "http://127.0.0.1:{port}"',
+            f'dsn = "{dsn}"',
+            f"initial_version = {i}",
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -66,8 +76,14 @@ class Proc:
 
     def start(self) -> Proc:
         fh = self.log.open("ab")
-        self.proc = subprocess.Popen(self.args, stdout=fh, stderr=subprocess.STDOUT,
-                                     env=self.env, cwd=ROOT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.args,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         fh.close()
         return self
 
@@ -95,8 +111,10 @@ class Proc:
 
 
 def server_proc(config: Path, region: str, log: Path) -> Proc:
-    return Proc([sys.executable, "-m", "ops.cli", "--config", str(config), "server",
-                 "--region", region], log)
+    return Proc(
+        [sys.executable, "-m", "ops.cli", "--config", str(config), "server", "--region", region],
+        log,
+    )
 
 
 def worker_proc(url: str, log: Path, *args: str) -> Proc:
@@ -105,6 +123,7 @@ def worker_proc(url: str, log: Path, *args: str) -> Proc:
 
 async def wait_healthy(url: str, timeout: float = 30.0, proc: Proc | None = None) -> None:
     async with httpx.AsyncClient() as http:
+
         async def ok() -> bool:
             if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
                 raise RuntimeError(f"process exited:\n{proc.tail()}")

@@ -32,7 +32,8 @@ API = "/api/v1"
 
 
 def wf_path(namespace: str, workflow_id: str, suffix: str = "") -> str:
-    return f"{API}/namespaces/{quote(namespace, safe='')}/workflows/{quote(workflow_id, safe='')}{suffix}"
+    wid = quote(workflow_id, safe="")
+    return f"{API}/namespaces/{quote(namespace, safe='')}/workflows/{wid}{suffix}"
 
 
 def ns_path(namespace: str, suffix: str = "") -> str:
@@ -42,8 +43,13 @@ def ns_path(namespace: str, suffix: str = "") -> str:
 class Transport:
     """HTTP calls to a Baton deployment."""
 
-    def __init__(self, endpoints: Sequence[str], *, retry_for_s: float = 60.0,
-                 request_timeout_s: float = 150.0):
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        retry_for_s: float = 60.0,
+        request_timeout_s: float = 150.0,
+    ):
         if not endpoints:
             raise ValueError("at least one server endpoint is needed")
         self.endpoints = [e.rstrip("/") for e in endpoints]
@@ -71,8 +77,15 @@ class Transport:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
-    async def call(self, method: str, path: str, body: Any = None, *,
-                   params: dict[str, Any] | None = None, retry: bool = True) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
+        retry: bool = True,
+    ) -> Any:
         """Make one API call; returns the decoded JSON body or raises a BatonError."""
         deadline = time.monotonic() + (self.retry_for_s if retry else 0)
         delay = 0.05
@@ -82,7 +95,9 @@ class Transport:
             base = self._active
             try:
                 async with self._http().request(
-                    method, base + path, data=content,
+                    method,
+                    base + path,
+                    data=content,
                     params={k: _param(v) for k, v in (params or {}).items() if v is not None},
                 ) as resp:
                     raw = await resp.read()

@@ -17,8 +17,12 @@ _KEYS = frozenset({"metadata", "data"})
 
 
 def _is_payload(obj: Any) -> bool:
-    return (isinstance(obj, dict) and obj.keys() == _KEYS and isinstance(obj["data"], str)
-            and isinstance(obj["metadata"], dict))
+    return (
+        isinstance(obj, dict)
+        and obj.keys() == _KEYS
+        and isinstance(obj["data"], str)
+        and isinstance(obj["metadata"], dict)
+    )
 
 
 def _collect(obj: Any, found: list[tuple[Any, Any]]) -> None:

@@ -27,7 +27,7 @@ from worker._payloads import transform
 from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
 from worker.client import Client
 from worker.errors import BatonError, NonDeterminismError, TaskNotFoundError
-from worker.wire import Command, Failure, HistoryEvent, Payload
+from worker.wire import Failure, HistoryEvent, Payload
 
 log = logging.getLogger("baton.worker")
 
@@ -49,11 +49,20 @@ class Worker:
     """
 
     def __init__(
-        self, client: Client, *, task_queue: str, workflows: Sequence[type] = (),
-        activities: Sequence[Any] = (), max_cached_workflows: int = 1000,
-        max_concurrent_workflow_tasks: int = 100, max_concurrent_activities: int = 100,
-        workflow_pollers: int = 4, activity_pollers: int = 4, identity: str | None = None,
-        eager_activities: bool = True, build_id: str | None = None,
+        self,
+        client: Client,
+        *,
+        task_queue: str,
+        workflows: Sequence[type] = (),
+        activities: Sequence[Any] = (),
+        max_cached_workflows: int = 1000,
+        max_concurrent_workflow_tasks: int = 100,
+        max_concurrent_activities: int = 100,
+        workflow_pollers: int = 4,
+        activity_pollers: int = 4,
+        identity: str | None = None,
+        eager_activities: bool = True,
+        build_id: str | None = None,
     ):
         self.client = client
         self.task_queue = task_queue
@@ -80,10 +89,12 @@ class Worker:
 
     async def run(self) -> None:
         """Poll until :meth:`shutdown` is called (or the task is cancelled)."""
-        self._pollers = [asyncio.create_task(self._poll_workflows(i))
-                         for i in range(self._wf_pollers)]
-        self._pollers += [asyncio.create_task(self._poll_activities(i))
-                          for i in range(self._act_pollers)]
+        self._pollers = [
+            asyncio.create_task(self._poll_workflows(i)) for i in range(self._wf_pollers)
+        ]
+        self._pollers += [
+            asyncio.create_task(self._poll_activities(i)) for i in range(self._act_pollers)
+        ]
         try:
             await self._stopping.wait()
         finally:
@@ -114,14 +125,19 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     async def _call(self, path: str, body: Any, **params: Any) -> Any:
-        return await self.client.call("POST", ns_path(self.client.namespace, path), body,
-                                      params=params or None)
+        return await self.client.call(
+            "POST", ns_path(self.client.namespace, path), body, params=params or None
+        )
 
     # ------------------------------------------------------------------ polling
 
     async def _poll_loop(self, kind: str, slots: asyncio.Semaphore, handle: Any) -> None:
-        body = {"task_queue": self.task_queue, "identity": self.identity, "wait_s": 30.0,
-                "build_id": self.build_id}
+        body = {
+            "task_queue": self.task_queue,
+            "identity": self.identity,
+            "wait_s": 30.0,
+            "build_id": self.build_id,
+        }
         backoff = 0.1
         while not self._stopping.is_set():
             await slots.acquire()
@@ -182,13 +198,15 @@ class Worker:
         async with self._lock(run_id):
             next_task: dict[str, Any] | None = task
             while next_task is not None:
+                current = next_task
                 try:
-                    next_task = await self._workflow_task(next_task)
+                    next_task = await self._workflow_task(current)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("workflow task of %s failed in the worker",
-                                  next_task.get("workflow_id"))
+                    log.exception(
+                        "workflow task of %s failed in the worker", current.get("workflow_id")
+                    )
                     self._evict(run_id)
                     next_task = None
         if run_id not in self._cache:
@@ -199,8 +217,10 @@ class Worker:
         nxt = 1
         while nxt < upto:
             res = await self.client.call(
-                "GET", wf_path(task["namespace"], task["workflow_id"], "/history"),
-                params={"run_id": task["run_id"], "from_event_id": nxt})
+                "GET",
+                wf_path(task["namespace"], task["workflow_id"], "/history"),
+                params={"run_id": task["run_id"], "from_event_id": nxt},
+            )
             page = [e for e in res["events"] if e["event_id"] < upto]
             if not page:
                 break
@@ -215,11 +235,17 @@ class Worker:
                 f"workflow type {task['workflow_type']!r} is not registered on this worker "
                 f"(it has: {', '.join(sorted(self._workflows)) or 'none'})"
             )
-        return WorkflowInstance(definition=defn, namespace=task["namespace"],
-                                workflow_id=task["workflow_id"], run_id=task["run_id"],
-                                converter=self.converter.payload_converter)
+        return WorkflowInstance(
+            definition=defn,
+            namespace=task["namespace"],
+            workflow_id=task["workflow_id"],
+            run_id=task["run_id"],
+            converter=self.converter.payload_converter,
+        )
 
-    async def _instance_for(self, task: dict[str, Any]) -> tuple[WorkflowInstance, list[dict[str, Any]]]:
+    async def _instance_for(
+        self, task: dict[str, Any]
+    ) -> tuple[WorkflowInstance, list[dict[str, Any]]]:
         """The instance to run ``task`` on and the events it still has to apply."""
         events = task["events"]
         inst = self._cache.get(task["run_id"])
@@ -239,8 +265,7 @@ class Worker:
         try:
             inst, raw_events = await self._instance_for(task)
             await transform(raw_events, self.converter.codec, encode=False)
-            updates = await transform(task.get("updates") or [], self.converter.codec,
-                                      encode=False)
+            updates = await transform(task.get("updates") or [], self.converter.codec, encode=False)
             events = [HistoryEvent.model_validate(e) for e in raw_events]
             commands = inst.activate(events, updates=updates)
         except Exception as exc:
@@ -251,8 +276,9 @@ class Worker:
             return None
         body = {
             "task_token": token,
-            "commands": await transform([c.model_dump(mode="json") for c in commands],
-                                        self.converter.codec, encode=True),
+            "commands": await transform(
+                [c.model_dump(mode="json") for c in commands], self.converter.codec, encode=True
+            ),
             "identity": self.identity,
             "eager_activities": self._eager_slots(),
             "return_new_workflow_task": True,
@@ -298,14 +324,21 @@ class Worker:
         else:
             failure = exception_to_failure(exc, self.converter.payload_converter)
         if isinstance(exc, NonDeterminismError):
-            failure = Failure(message=str(exc), type="NonDeterminismError",
-                              stack_trace=failure.stack_trace)
-        log.warning("workflow task of %s (%s) failed: %s", task["workflow_id"],
-                    task["workflow_type"], failure.message)
-        body = {"task_token": task["task_token"],
-                "failure": await transform(failure.model_dump(), self.converter.codec,
-                                           encode=True),
-                "cause": cause, "identity": self.identity}
+            failure = Failure(
+                message=str(exc), type="NonDeterminismError", stack_trace=failure.stack_trace
+            )
+        log.warning(
+            "workflow task of %s (%s) failed: %s",
+            task["workflow_id"],
+            task["workflow_type"],
+            failure.message,
+        )
+        body = {
+            "task_token": task["task_token"],
+            "failure": await transform(failure.model_dump(), self.converter.codec, encode=True),
+            "cause": cause,
+            "identity": self.identity,
+        }
         with contextlib.suppress(TaskNotFoundError):
             await self._call("/workflow-tasks/fail", body)
 
@@ -322,13 +355,14 @@ class Worker:
                 inst.activate([HistoryEvent.model_validate(e) for e in events], run_final=False)
             args = await transform(q.get("input") or [], self.converter.codec, encode=False)
             answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])
-            result = (await transform([answer.model_dump()], self.converter.codec,
-                                      encode=True))[0]
+            result = (await transform([answer.model_dump()], self.converter.codec, encode=True))[0]
         except Exception as exc:
             failure = exception_to_failure(exc, self.converter.payload_converter).model_dump()
         with contextlib.suppress(TaskNotFoundError):
-            await self._call("/query-tasks/respond", {
-                "task_token": task["task_token"], "result": result, "failure": failure})
+            await self._call(
+                "/query-tasks/respond",
+                {"task_token": task["task_token"], "result": result, "failure": failure},
+            )
 
     # ------------------------------------------------------------------ activities
 
@@ -351,15 +385,16 @@ class Worker:
 
         wire_task = ActivityTask.model_validate(task)
         try:
-            args = self.converter.payload_converter.from_payloads(wire_task.input,
-                                                                  defn.arg_types)
+            args = self.converter.payload_converter.from_payloads(wire_task.input, defn.arg_types)
             info = activity_mod.ActivityInfo.from_task(
-                wire_task, converter=self.converter.payload_converter)
+                wire_task, converter=self.converter.payload_converter
+            )
         except Exception as exc:
             return await self._respond_activity_failed(token, exc)
         heartbeater = _Heartbeater(self, token, task.get("heartbeat_s"))
-        ctx = activity_mod._ActivityContext(info=info, heartbeat=heartbeater.record,
-                                            cancelled=heartbeater.cancelled)
+        ctx = activity_mod._ActivityContext(
+            info=info, heartbeat=heartbeater.record, cancelled=heartbeater.cancelled
+        )
         heartbeater.loop = asyncio.get_running_loop()
         try:
             ctx_token = activity_mod._set_context(ctx)
@@ -378,8 +413,9 @@ class Worker:
             heartbeater.stop()
             if heartbeater.cancelled.is_set() and not self._stopping.is_set():
                 with contextlib.suppress(TaskNotFoundError):
-                    await self._call("/activity-tasks/canceled",
-                                     {"task_token": token, "identity": self.identity})
+                    await self._call(
+                        "/activity-tasks/canceled", {"task_token": token, "identity": self.identity}
+                    )
                 return None
             raise
         except Exception as exc:
@@ -388,25 +424,39 @@ class Worker:
         heartbeater.stop()
         payload = (await self.converter.encode([result]))[0]
         try:
-            res = await self._call("/activity-tasks/complete", {
-                "task_token": token, "result": payload.model_dump(), "identity": self.identity,
-            }, return_new_workflow_task="true" if self._workflows else None)
+            res = await self._call(
+                "/activity-tasks/complete",
+                {
+                    "task_token": token,
+                    "result": payload.model_dump(),
+                    "identity": self.identity,
+                },
+                return_new_workflow_task="true" if self._workflows else None,
+            )
         except TaskNotFoundError:
-            log.info("activity %s finished after its task closed (timed out or canceled)",
-                     task["activity_type"])
+            log.info(
+                "activity %s finished after its task closed (timed out or canceled)",
+                task["activity_type"],
+            )
             return None
         nxt: dict[str, Any] | None = res.get("workflow_task") if res else None
         return nxt
 
-    async def _respond_activity_failed(self, token: str, exc: BaseException) -> dict[str, Any] | None:
+    async def _respond_activity_failed(
+        self, token: str, exc: BaseException
+    ) -> dict[str, Any] | None:
         failure = exception_to_failure(exc, self.converter.payload_converter)
-        body = {"task_token": token,
-                "failure": await transform(failure.model_dump(), self.converter.codec,
-                                           encode=True),
-                "identity": self.identity}
+        body = {
+            "task_token": token,
+            "failure": await transform(failure.model_dump(), self.converter.codec, encode=True),
+            "identity": self.identity,
+        }
         try:
-            res = await self._call("/activity-tasks/fail", body,
-                                   return_new_workflow_task="true" if self._workflows else None)
+            res = await self._call(
+                "/activity-tasks/fail",
+                body,
+                return_new_workflow_task="true" if self._workflows else None,
+            )
         except TaskNotFoundError:
             return None
         return res.get("workflow_task") if res else None
@@ -451,8 +501,9 @@ class _Heartbeater:
         self._last_sent = time.monotonic()
         payloads = [p.model_dump() for p in await self.worker.converter.encode(list(details))]
         try:
-            res = await self.worker._call("/activity-tasks/heartbeat",
-                                          {"task_token": self.token, "details": payloads})
+            res = await self.worker._call(
+                "/activity-tasks/heartbeat", {"task_token": self.token, "details": payloads}
+            )
         except TaskNotFoundError:
             res = {"cancel_requested": True}
         except BatonError as exc:

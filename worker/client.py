@@ -73,18 +73,26 @@ class WorkflowExecution:
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> WorkflowExecution:
         return cls(
-            namespace=d["namespace"], workflow_id=d["workflow_id"], run_id=d["run_id"],
-            workflow_type=d["workflow_type"], task_queue=d["task_queue"], status=d["status"],
-            paused=d.get("paused", False), start_time=d["start_time"],
-            close_time=d.get("close_time"), history_length=d["history_length"], raw=d,
+            namespace=d["namespace"],
+            workflow_id=d["workflow_id"],
+            run_id=d["run_id"],
+            workflow_type=d["workflow_type"],
+            task_queue=d["task_queue"],
+            status=d["status"],
+            paused=d.get("paused", False),
+            start_time=d["start_time"],
+            close_time=d.get("close_time"),
+            history_length=d["history_length"],
+            raw=d,
         )
 
 
 class Client:
     """Talks to a Baton deployment (every region's endpoint, so it follows failovers)."""
 
-    def __init__(self, transport: Transport, *, namespace: str,
-                 data_converter: DataConverter, identity: str):
+    def __init__(
+        self, transport: Transport, *, namespace: str, data_converter: DataConverter, identity: str
+    ):
         self.transport = transport
         self.namespace = namespace
         self.data_converter = data_converter
@@ -92,14 +100,19 @@ class Client:
 
     @classmethod
     async def connect(
-        cls, endpoints: str | Sequence[str], *, namespace: str = "default",
-        data_converter: DataConverter | None = None, identity: str | None = None,
+        cls,
+        endpoints: str | Sequence[str],
+        *,
+        namespace: str = "default",
+        data_converter: DataConverter | None = None,
+        identity: str | None = None,
         retry_for_s: float = 60.0,
     ) -> Client:
         """A client for ``endpoints`` (one URL or every region's URLs)."""
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         return cls(
-            Transport(eps, retry_for_s=retry_for_s), namespace=namespace,
+            Transport(eps, retry_for_s=retry_for_s),
+            namespace=namespace,
             data_converter=data_converter or DataConverter(),
             identity=identity or default_identity(),
         )
@@ -129,12 +142,22 @@ class Client:
 
     # ------------------------------------------------------------------ namespaces
 
-    async def create_namespace(self, name: str, *, regions: Sequence[str] | None = None,
-                               active_region: str | None = None, retention_days: int = 7,
-                               description: str = "") -> dict[str, Any]:
-        body = {"name": name, "regions": list(regions) if regions else None,
-                "active_region": active_region, "retention_days": retention_days,
-                "description": description}
+    async def create_namespace(
+        self,
+        name: str,
+        *,
+        regions: Sequence[str] | None = None,
+        active_region: str | None = None,
+        retention_days: int = 7,
+        description: str = "",
+    ) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "regions": list(regions) if regions else None,
+            "active_region": active_region,
+            "retention_days": retention_days,
+            "description": description,
+        }
         return await self.call("POST", f"{_http.API}/namespaces", body)  # type: ignore[no-any-return]
 
     async def describe_namespace(self, name: str | None = None) -> dict[str, Any]:
@@ -146,38 +169,58 @@ class Client:
     # ------------------------------------------------------------------ workflows
 
     async def start_workflow(
-        self, workflow: str | type, *args: Any, id: str, task_queue: str,
+        self,
+        workflow: str | type,
+        *args: Any,
+        id: str,
+        task_queue: str,
         request_id: str | None = None,
         id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        task_timeout: timedelta | float = 10.0, run_timeout: timedelta | float | None = None,
+        task_timeout: timedelta | float = 10.0,
+        run_timeout: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
     ) -> WorkflowHandle:
         """Start a workflow; a retried call with the same ``request_id`` never starts twice."""
         body = {
-            "workflow_id": id, "workflow_type": _workflow_name(workflow),
-            "task_queue": task_queue, "input": await self.encode(args),
+            "workflow_id": id,
+            "workflow_type": _workflow_name(workflow),
+            "task_queue": task_queue,
+            "input": await self.encode(args),
             "request_id": request_id or str(uuid.uuid4()),
             "id_reuse_policy": WorkflowIdReusePolicy(id_reuse_policy).value,
-            "task_timeout_s": _seconds(task_timeout), "run_timeout_s": _seconds(run_timeout),
-            "memo": memo or {}, "identity": self.identity,
+            "task_timeout_s": _seconds(task_timeout),
+            "run_timeout_s": _seconds(run_timeout),
+            "memo": memo or {},
+            "identity": self.identity,
         }
         res = await self.call("POST", ns_path(self.namespace, "/workflows"), body)
         return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
 
-    async def execute_workflow(self, workflow: str | type, *args: Any, id: str,
-                               task_queue: str, **kw: Any) -> Any:
+    async def execute_workflow(
+        self, workflow: str | type, *args: Any, id: str, task_queue: str, **kw: Any
+    ) -> Any:
         handle = await self.start_workflow(workflow, *args, id=id, task_queue=task_queue, **kw)
         return await handle.result()
 
     async def signal_with_start_workflow(
-        self, workflow: str | type, *args: Any, id: str, task_queue: str, signal: str,
-        signal_args: Sequence[Any] = (), request_id: str | None = None,
+        self,
+        workflow: str | type,
+        *args: Any,
+        id: str,
+        task_queue: str,
+        signal: str,
+        signal_args: Sequence[Any] = (),
+        request_id: str | None = None,
     ) -> WorkflowHandle:
         body = {
-            "workflow_id": id, "workflow_type": _workflow_name(workflow),
-            "task_queue": task_queue, "input": await self.encode(args),
-            "request_id": request_id or str(uuid.uuid4()), "identity": self.identity,
-            "signal_name": signal, "signal_input": await self.encode(list(signal_args)),
+            "workflow_id": id,
+            "workflow_type": _workflow_name(workflow),
+            "task_queue": task_queue,
+            "input": await self.encode(args),
+            "request_id": request_id or str(uuid.uuid4()),
+            "identity": self.identity,
+            "signal_name": signal,
+            "signal_input": await self.encode(list(signal_args)),
         }
         res = await self.call("POST", ns_path(self.namespace, "/signal-with-start"), body)
         return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
@@ -186,22 +229,35 @@ class Client:
         return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id)
 
     async def list_workflows(
-        self, *, status: str | None = None, workflow_type: str | None = None,
-        task_queue: str | None = None, started_after: datetime | None = None,
-        started_before: datetime | None = None, workflow_id_prefix: str | None = None,
-        page_size: int = 100, limit: int | None = None,
+        self,
+        *,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        task_queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        workflow_id_prefix: str | None = None,
+        page_size: int = 100,
+        limit: int | None = None,
     ) -> AsyncIterator[WorkflowExecution]:
         """Runs matching the filters, newest first, across pages."""
         token = None
         seen = 0
         while True:
-            res = await self.call("GET", ns_path(self.namespace, "/workflows"), params={
-                "status": status, "workflow_type": workflow_type, "task_queue": task_queue,
-                "started_after": started_after.isoformat() if started_after else None,
-                "started_before": started_before.isoformat() if started_before else None,
-                "workflow_id_prefix": workflow_id_prefix, "page_size": page_size,
-                "page_token": token,
-            })
+            res = await self.call(
+                "GET",
+                ns_path(self.namespace, "/workflows"),
+                params={
+                    "status": status,
+                    "workflow_type": workflow_type,
+                    "task_queue": task_queue,
+                    "started_after": started_after.isoformat() if started_after else None,
+                    "started_before": started_before.isoformat() if started_before else None,
+                    "workflow_id_prefix": workflow_id_prefix,
+                    "page_size": page_size,
+                    "page_token": token,
+                },
+            )
             for e in res["executions"]:
                 yield WorkflowExecution.from_wire(e)
                 seen += 1
@@ -215,8 +271,14 @@ class Client:
 class WorkflowHandle:
     """A workflow id (and optionally a run) to act on."""
 
-    def __init__(self, client: Client, workflow_id: str, run_id: str | None,
-                 *, first_run_id: str | None = None):
+    def __init__(
+        self,
+        client: Client,
+        workflow_id: str,
+        run_id: str | None,
+        *,
+        first_run_id: str | None = None,
+    ):
         self.client = client
         self.id = workflow_id
         self.run_id = run_id
@@ -225,8 +287,9 @@ class WorkflowHandle:
     def _path(self, suffix: str = "") -> str:
         return wf_path(self.client.namespace, self.id, suffix)
 
-    async def result(self, *, timeout: timedelta | float | None = None,
-                     type_hint: Any = None) -> Any:
+    async def result(
+        self, *, timeout: timedelta | float | None = None, type_hint: Any = None
+    ) -> Any:
         """The workflow's result, following continue-as-new to the last run.
 
         Raises:
@@ -241,8 +304,9 @@ class WorkflowHandle:
             wait = 60.0
             if deadline is not None:
                 wait = max(0.0, min(wait, deadline - _time.monotonic()))
-            res = await self.client.call("GET", self._path("/result"),
-                                         params={"run_id": self.run_id, "wait_s": wait})
+            res = await self.client.call(
+                "GET", self._path("/result"), params={"run_id": self.run_id, "wait_s": wait}
+            )
             if res["closed"]:
                 break
             if deadline is not None and _time.monotonic() >= deadline:
@@ -253,58 +317,94 @@ class WorkflowHandle:
         err = WorkflowFailureError(
             f"workflow {self.id!r} run {res['run_id']} {res['status']}"
             + (f": {failure.message}" if failure else ""),
-            status=res["status"], failure=failure,
+            status=res["status"],
+            failure=failure,
         )
         if failure is not None:
-            decoded = await transform(failure.model_dump(), self.client.data_converter.codec,
-                                      encode=False)
+            decoded = await transform(
+                failure.model_dump(), self.client.data_converter.codec, encode=False
+            )
             err.__cause__ = failure_to_exception(
-                Failure.model_validate(decoded), self.client.data_converter.payload_converter)
+                Failure.model_validate(decoded), self.client.data_converter.payload_converter
+            )
         raise err
 
     async def signal(self, name: str, *args: Any, request_id: str | None = None) -> None:
-        await self.client.call("POST", self._path("/signal"), {
-            "signal_name": name, "input": await self.client.encode(args), "run_id": None,
-            "request_id": request_id, "identity": self.client.identity,
-        })
+        await self.client.call(
+            "POST",
+            self._path("/signal"),
+            {
+                "signal_name": name,
+                "input": await self.client.encode(args),
+                "run_id": None,
+                "request_id": request_id,
+                "identity": self.client.identity,
+            },
+        )
 
-    async def query(self, name: str, *args: Any, timeout: float = 10.0,
-                    type_hint: Any = None) -> Any:
-        res = await self.client.call("POST", self._path("/query"), {
-            "query_name": name, "input": await self.client.encode(args), "run_id": None,
-            "timeout_s": timeout,
-        })
+    async def query(
+        self, name: str, *args: Any, timeout: float = 10.0, type_hint: Any = None
+    ) -> Any:
+        res = await self.client.call(
+            "POST",
+            self._path("/query"),
+            {
+                "query_name": name,
+                "input": await self.client.encode(args),
+                "run_id": None,
+                "timeout_s": timeout,
+            },
+        )
         return await self.client.decode_one(res.get("result"), type_hint)
 
-    async def update(self, name: str, *args: Any, update_id: str | None = None,
-                     timeout: float = 30.0, type_hint: Any = None) -> Any:
+    async def update(
+        self,
+        name: str,
+        *args: Any,
+        update_id: str | None = None,
+        timeout: float = 30.0,
+        type_hint: Any = None,
+    ) -> Any:
         """Send an update and wait for its result (deduplicated by ``update_id``)."""
-        res = await self.client.call("POST", self._path("/update"), {
-            "update_id": update_id or str(uuid.uuid4()), "name": name,
-            "input": await self.client.encode(args), "run_id": None, "timeout_s": timeout,
-            "identity": self.client.identity,
-        })
+        res = await self.client.call(
+            "POST",
+            self._path("/update"),
+            {
+                "update_id": update_id or str(uuid.uuid4()),
+                "name": name,
+                "input": await self.client.encode(args),
+                "run_id": None,
+                "timeout_s": timeout,
+                "identity": self.client.identity,
+            },
+        )
         return await self.client.decode_one(res.get("result"), type_hint)
 
     async def cancel(self, reason: str = "") -> None:
-        await self.client.call("POST", self._path("/cancel"),
-                               {"reason": reason, "identity": self.client.identity})
+        await self.client.call(
+            "POST", self._path("/cancel"), {"reason": reason, "identity": self.client.identity}
+        )
 
     async def terminate(self, reason: str = "") -> None:
-        await self.client.call("POST", self._path("/terminate"),
-                               {"reason": reason, "identity": self.client.identity})
+        await self.client.call(
+            "POST", self._path("/terminate"), {"reason": reason, "identity": self.client.identity}
+        )
 
     async def describe(self) -> dict[str, Any]:
         return await self.client.call(  # type: ignore[no-any-return]
-            "GET", self._path(), params={"run_id": self.run_id})
+            "GET", self._path(), params={"run_id": self.run_id}
+        )
 
     async def history(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
         """Every event of a run (the handle's run, or the current one)."""
         events: list[dict[str, Any]] = []
         nxt = 1
         while True:
-            res = await self.client.call("GET", self._path("/history"), params={
-                "run_id": run_id or self.run_id, "from_event_id": nxt})
+            res = await self.client.call(
+                "GET",
+                self._path("/history"),
+                params={"run_id": run_id or self.run_id, "from_event_id": nxt},
+            )
             events.extend(res["events"])
             if not res["events"] or events[-1]["event_id"] >= res["next_event_id"] - 1:
                 return events

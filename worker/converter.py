@@ -76,7 +76,9 @@ class PayloadConverter:
     def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
         return [self.to_payload(v) for v in values]
 
-    def from_payloads(self, payloads: Sequence[Payload], type_hints: Sequence[Any] = ()) -> list[Any]:
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: Sequence[Any] = ()
+    ) -> list[Any]:
         hints = list(type_hints) + [None] * (len(payloads) - len(type_hints))
         return [self.from_payload(p, h) for p, h in zip(payloads, hints, strict=False)]
 
@@ -84,7 +86,11 @@ class PayloadConverter:
 def _rebuild(value: Any, type_hint: Any) -> Any:
     if type_hint is None or value is None:
         return value
-    if dataclasses.is_dataclass(type_hint) and isinstance(type_hint, type) and isinstance(value, dict):
+    if (
+        dataclasses.is_dataclass(type_hint)
+        and isinstance(type_hint, type)
+        and isinstance(value, dict)
+    ):
         hints = typing.get_type_hints(type_hint)
         kwargs = {
             f.name: _rebuild(value[f.name], hints.get(f.name))
@@ -138,7 +144,9 @@ class DataConverter:
             payloads = await self.codec.encode(payloads)
         return payloads
 
-    async def decode(self, payloads: Sequence[Payload], type_hints: Sequence[Any] = ()) -> list[Any]:
+    async def decode(
+        self, payloads: Sequence[Payload], type_hints: Sequence[Any] = ()
+    ) -> list[Any]:
         if self.codec is not None:
             payloads = await self.codec.decode(payloads)
         return self.payload_converter.from_payloads(payloads, type_hints)

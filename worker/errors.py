@@ -159,7 +159,7 @@ class InternalServerError(BatonError):
 
 
 class UnknownEncryptionKeyError(BatonError):
-    """A payload was encrypted with a key id this codec does not hold: add the key to the codec's key set."""
+    """A payload was encrypted with a key id this codec does not hold: add the key to the codec."""
 
     code = "UNKNOWN_ENCRYPTION_KEY"
 

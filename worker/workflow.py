@@ -513,7 +513,7 @@ async def wait_condition(
     fn: Callable[[], bool],
     *,
     # A durable timer, not a wall-clock one: asyncio.timeout() would not replay.
-    timeout: timedelta | float | None = None,  # noqa: ASYNC109
+    timeout: timedelta | float | None = None,
 ) -> None:
     """Wait until ``fn()`` is true; it is checked whenever the workflow has nothing else to run.
 

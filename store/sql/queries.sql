@@ -15,10 +15,7 @@ RETURNING *
 -- name: lock_execution
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days,
-       EXISTS (SELECT 1 FROM workflow_updates u
-               WHERE u.namespace = e.namespace AND u.workflow_id = e.workflow_id
-                 AND u.run_id = e.run_id AND u.state = 'requested') AS pending_updates
+       n.retention_days AS ns_retention_days
 FROM executions e JOIN namespaces n ON n.name = e.namespace
 WHERE e.namespace = $1 AND e.workflow_id = $2 AND e.run_id = $3
 FOR UPDATE OF e FOR SHARE OF n
@@ -26,10 +23,7 @@ FOR UPDATE OF e FOR SHARE OF n
 -- name: lock_current_execution
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days,
-       EXISTS (SELECT 1 FROM workflow_updates u
-               WHERE u.namespace = e.namespace AND u.workflow_id = e.workflow_id
-                 AND u.run_id = e.run_id AND u.state = 'requested') AS pending_updates
+       n.retention_days AS ns_retention_days
 FROM current_executions c
 JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
 JOIN namespaces n ON n.name = e.namespace
@@ -297,4 +291,4 @@ SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY statu
 -- name: write_run
 SELECT baton_write_run_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
-    $35, $36, $37, $38, $39, $40, $41)
+    $35, $36, $37, $38, $39, $40, $41, $42)

@@ -50,6 +50,9 @@ CREATE TABLE executions (
     last_completed_wt_started bigint      NOT NULL DEFAULT 0,
     -- events that arrived while a workflow task was started; written after it
     buffered_events           jsonb       NOT NULL DEFAULT '[]',
+    -- updates wait in workflow_updates; this flag lives on the locked row so a
+    -- completion that waited for the lock sees it (a subquery would not)
+    pending_updates           boolean     NOT NULL DEFAULT false,
     result                    jsonb,
     failure                   jsonb,
     build_id                  text,
@@ -226,7 +229,8 @@ CREATE FUNCTION baton_write_run_v1(
     p_wt_attempt int, p_wt_started_at timestamptz, p_wt_identity text,
     p_last_completed_wt bigint, p_buffered jsonb, p_result jsonb, p_failure jsonb,
     p_upsert_current boolean, p_notify_key text, p_closed boolean,
-    p_activity_deletes bigint[], p_closing boolean, p_activity_inserts jsonb, p_is_new boolean
+    p_activity_deletes bigint[], p_closing boolean, p_activity_inserts jsonb, p_is_new boolean,
+    p_pending_updates boolean
 ) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     IF cardinality(p_event_ids) > 0 THEN
@@ -291,7 +295,7 @@ BEGIN
             wt_attempt = p_wt_attempt, wt_started_at = p_wt_started_at,
             wt_identity = p_wt_identity, last_completed_wt_started = p_last_completed_wt,
             buffered_events = p_buffered, result = p_result, failure = p_failure,
-            updated_at = now()
+            pending_updates = p_pending_updates, updated_at = now()
         WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
     END IF;
     IF p_upsert_current THEN

@@ -19,8 +19,9 @@ async def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     client = await Client.connect(args.url, namespace=args.namespace)
-    worker = Worker(client, task_queue=args.task_queue, workflows=ALL_WORKFLOWS,
-                    activities=ALL_ACTIVITIES)
+    worker = Worker(
+        client, task_queue=args.task_queue, workflows=ALL_WORKFLOWS, activities=ALL_ACTIVITIES
+    )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(worker.shutdown()))
     print("worker polling", flush=True)

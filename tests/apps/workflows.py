@@ -104,7 +104,10 @@ class Crashable:
         x = 0
         for i in range(1, 4):
             x = await workflow.execute_activity(
-                logged_step, f"step-{i}", x, seconds,
+                logged_step,
+                f"step-{i}",
+                x,
+                seconds,
                 start_to_close_timeout=timedelta(seconds=seconds + 3),
             )
         await workflow.sleep(timedelta(seconds=0.5))
@@ -214,3 +217,91 @@ class Sleeper:
 
 ALL_WORKFLOWS = [ThreeSteps, Pipeline, Crashable, BuggyV2, OrderedV1, Chain, Secret, Sleeper]
 ALL_ACTIVITIES = [step, echo, logged_step, activity_a, activity_b]
+
+
+@activity.defn
+async def flaky(fail_times: int) -> dict[str, Any]:
+    """Fails its first attempts; heartbeats its attempt so the next one sees it."""
+    info = activity.info()
+    activity.heartbeat(f"attempt-{info.attempt}")
+    await asyncio.sleep(0.3)  # let the heartbeat reach the server
+    if info.attempt <= fail_times:
+        raise RuntimeError(f"flaky failure on attempt {info.attempt}")
+    return {"attempt": info.attempt, "previous": list(info.heartbeat_details)}
+
+
+@activity.defn
+async def always_bad() -> None:
+    from worker import ApplicationError
+
+    raise ApplicationError("card declined", type="CardDeclined")
+
+
+@workflow.defn(name="Retrying")
+class Retrying:
+    @workflow.run
+    async def run(self, fail_times: int) -> dict[str, Any]:
+        from worker import RetryPolicy
+
+        return await workflow.execute_activity(  # type: ignore[no-any-return]
+            flaky,
+            fail_times,
+            start_to_close_timeout=T10,
+            heartbeat_timeout=T10,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=100), maximum_attempts=5
+            ),
+        )
+
+
+@workflow.defn(name="NonRetryable")
+class NonRetryable:
+    @workflow.run
+    async def run(self) -> str:
+        from worker import ActivityError, RetryPolicy
+
+        try:
+            await workflow.execute_activity(
+                always_bad,
+                start_to_close_timeout=T10,
+                retry_policy=RetryPolicy(non_retryable_error_types=["CardDeclined"]),
+            )
+        except ActivityError as err:
+            return f"gave up: {err.__cause__}"
+        return "unexpected"
+
+
+@workflow.defn(name="Counter")
+class Counter:
+    """Takes updates (validated) and stops on a signal."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.done)
+        return self.value
+
+    @workflow.update
+    async def add(self, by: int) -> int:
+        self.value += by
+        return self.value
+
+    @add.validator
+    def _check_add(self, by: int) -> None:
+        if by < 0:
+            raise ValueError("only positive increments")
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def current(self) -> int:
+        return self.value
+
+
+ALL_WORKFLOWS += [Retrying, NonRetryable, Counter]
+ALL_ACTIVITIES += [flaky, always_bad]

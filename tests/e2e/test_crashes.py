@@ -15,7 +15,14 @@ import pytest
 from ops.pg import PgCluster
 from store.config import load_config
 from tests.conftest import Region, fresh_database
-from tests.helpers import eventually, free_port, server_proc, wait_healthy, worker_proc, write_config
+from tests.helpers import (
+    eventually,
+    free_port,
+    server_proc,
+    wait_healthy,
+    worker_proc,
+    write_config,
+)
 from worker import Client
 
 pytestmark = pytest.mark.e2e
@@ -25,12 +32,14 @@ def log_lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line]
 
 
-async def test_sigkill_worker_during_an_activity(region: Region, client: Client,
-                                                 activity_log: Path, tmp_path: Path) -> None:
+async def test_sigkill_worker_during_an_activity(
+    region: Region, client: Client, activity_log: Path, tmp_path: Path
+) -> None:
     first = worker_proc(region.url, tmp_path / "worker-1.log").start()
     try:
-        handle = await client.start_workflow("Crashable", 2.0, id="crash-worker-1",
-                                             task_queue="tests")
+        handle = await client.start_workflow(
+            "Crashable", 2.0, id="crash-worker-1", task_queue="tests"
+        )
 
         async def in_step_2() -> bool:
             return "start step-2" in log_lines(activity_log)
@@ -57,8 +66,9 @@ async def test_sigkill_worker_during_an_activity(region: Region, client: Client,
     assert [e["attributes"]["attempt"] for e in started] == [1, 2, 1]
 
 
-async def test_sigkill_server_mid_run_and_restart(pg: PgCluster, template_db: str,
-                                                  tmp_path: Path) -> None:
+async def test_sigkill_server_mid_run_and_restart(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
     dbname = fresh_database(pg, template_db)
     port = free_port()
     cfg = write_config(tmp_path / "baton.toml", {"region-a": (port, pg.dsn(dbname))})
@@ -70,8 +80,9 @@ async def test_sigkill_server_mid_run_and_restart(pg: PgCluster, template_db: st
         async with await Client.connect(url, retry_for_s=120) as client:
             await client.create_namespace("default")
             worker = worker_proc(url, tmp_path / "worker.log").start()
-            handle = await client.start_workflow("Sleeper", 1, 3.0, id="crash-server-1",
-                                                 task_queue="tests")
+            handle = await client.start_workflow(
+                "Sleeper", 1, 3.0, id="crash-server-1", task_queue="tests"
+            )
 
             async def sleeping() -> bool:
                 kinds = [e["event_type"] for e in await handle.history()]

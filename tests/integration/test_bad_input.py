@@ -17,8 +17,18 @@ from worker.wire import ErrorCode
 
 pytestmark = pytest.mark.integration
 
-TABLES = ["namespaces", "executions", "current_executions", "history_events", "activities",
-          "timers", "tasks", "outbox", "workflow_updates", "queries"]
+TABLES = [
+    "namespaces",
+    "executions",
+    "current_executions",
+    "history_events",
+    "activities",
+    "timers",
+    "tasks",
+    "outbox",
+    "workflow_updates",
+    "queries",
+]
 
 
 async def snapshot(dsn: str) -> dict[str, str]:
@@ -38,9 +48,12 @@ async def snapshot(dsn: str) -> dict[str, str]:
 
 def start_body(workflow_id: str, payload: bytes = b'"x"') -> dict[str, Any]:
     return {
-        "workflow_id": workflow_id, "workflow_type": "ThreeSteps", "task_queue": "q",
-        "input": [{"metadata": {"encoding": "json/plain"},
-                   "data": base64.b64encode(payload).decode()}],
+        "workflow_id": workflow_id,
+        "workflow_type": "ThreeSteps",
+        "task_queue": "q",
+        "input": [
+            {"metadata": {"encoding": "json/plain"}, "data": base64.b64encode(payload).decode()}
+        ],
     }
 
 
@@ -53,7 +66,8 @@ async def expect_error(resp: httpx.Response, status: int, code: ErrorCode) -> di
 
 
 async def test_bad_requests_are_rejected_with_codes_and_change_nothing(
-    region: Region, client: Client,
+    region: Region,
+    client: Client,
 ) -> None:
     await client.start_workflow("ThreeSteps", 1, id="running-1", task_queue="q")
     before = await snapshot(region.dsn)
@@ -64,8 +78,11 @@ async def test_bad_requests_are_rejected_with_codes_and_change_nothing(
         body = await expect_error(r, 404, ErrorCode.NAMESPACE_NOT_FOUND)
         assert "baton namespace create nope" in body["message"]
         # malformed JSON
-        r = await http.post(f"{base}/default/workflows", content=b'{"workflow_id": "w-2",',
-                            headers={"content-type": "application/json"})
+        r = await http.post(
+            f"{base}/default/workflows",
+            content=b'{"workflow_id": "w-2",',
+            headers={"content-type": "application/json"},
+        )
         await expect_error(r, 400, ErrorCode.MALFORMED_REQUEST)
         # well-formed JSON of the wrong shape
         r = await http.post(f"{base}/default/workflows", json={"workflow_id": ""})
@@ -77,26 +94,35 @@ async def test_bad_requests_are_rejected_with_codes_and_change_nothing(
         body = await expect_error(r, 413, ErrorCode.PAYLOAD_TOO_LARGE)
         assert body["details"]["limit"] == 2 * 1024 * 1024
         # a signal whose payload is too large is rejected the same way
-        r = await http.post(f"{base}/default/workflows/running-1/signal", json={
-            "signal_name": "s", "input": start_body("x", big)["input"]})
+        r = await http.post(
+            f"{base}/default/workflows/running-1/signal",
+            json={"signal_name": "s", "input": start_body("x", big)["input"]},
+        )
         await expect_error(r, 413, ErrorCode.PAYLOAD_TOO_LARGE)
         # starting a workflow id that is already running
         r = await http.post(f"{base}/default/workflows", json=start_body("running-1"))
         body = await expect_error(r, 409, ErrorCode.WORKFLOW_ALREADY_STARTED)
         assert body["details"]["run_id"]
         # unknown task tokens: garbage, and well-formed but naming no open task
-        r = await http.post(f"{base}/default/workflow-tasks/complete",
-                            json={"task_token": "not-a-token", "commands": []})
+        r = await http.post(
+            f"{base}/default/workflow-tasks/complete",
+            json={"task_token": "not-a-token", "commands": []},
+        )
         await expect_error(r, 404, ErrorCode.TASK_NOT_FOUND)
-        forged = base64.urlsafe_b64encode(orjson.dumps(
-            ["wf", "default", "running-1", "00000000-0000-0000-0000-000000000000", "2", 3]
-        )).decode()
-        r = await http.post(f"{base}/default/workflow-tasks/complete", json={
-            "task_token": forged,
-            "commands": [{"type": "CompleteWorkflow", "attributes": {"result": None}}]})
+        forged = base64.urlsafe_b64encode(
+            orjson.dumps(
+                ["wf", "default", "running-1", "00000000-0000-0000-0000-000000000000", "2", 3]
+            )
+        ).decode()
+        r = await http.post(
+            f"{base}/default/workflow-tasks/complete",
+            json={
+                "task_token": forged,
+                "commands": [{"type": "CompleteWorkflow", "attributes": {"result": None}}],
+            },
+        )
         await expect_error(r, 404, ErrorCode.TASK_NOT_FOUND)
-        r = await http.post(f"{base}/default/activity-tasks/complete",
-                            json={"task_token": forged})
+        r = await http.post(f"{base}/default/activity-tasks/complete", json={"task_token": forged})
         await expect_error(r, 404, ErrorCode.TASK_NOT_FOUND)
         # signalling a workflow that does not exist
         r = await http.post(f"{base}/default/workflows/ghost/signal", json={"signal_name": "s"})
@@ -107,7 +133,8 @@ async def test_bad_requests_are_rejected_with_codes_and_change_nothing(
 async def test_sdk_raises_typed_errors(client: Client) -> None:
     handle = await client.start_workflow("ThreeSteps", 1, id="sdk-1", task_queue="q")
     with pytest.raises(TaskNotFoundError) as err:
-        await client.call("POST", "/api/v1/namespaces/default/activity-tasks/heartbeat",
-                          {"task_token": "bogus"})
+        await client.call(
+            "POST", "/api/v1/namespaces/default/activity-tasks/heartbeat", {"task_token": "bogus"}
+        )
     assert err.value.code == "TASK_NOT_FOUND"
     assert (await handle.describe())["execution"]["status"] == "running"

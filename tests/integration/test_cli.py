@@ -51,8 +51,11 @@ def stack() -> Iterator[StackInfo]:
 def run(stack: StackInfo, *args: str, ok: bool = True) -> Result:
     """Run ``baton --config STATE/baton.toml ARGS`` in-process."""
     runner = CliRunner()
-    result = runner.invoke(cli, ["--config", str(stack.config_path), *args],
-                           env={"BATON_NAMESPACE": None, "BATON_CONFIG": None})
+    result = runner.invoke(
+        cli,
+        ["--config", str(stack.config_path), *args],
+        env={"BATON_NAMESPACE": None, "BATON_CONFIG": None},
+    )
     if ok:
         assert result.exit_code == 0, (result.output, result.exception)
     return result
@@ -118,9 +121,20 @@ def test_dead_server_is_restarted(stack: StackInfo) -> None:
 
 
 def test_namespace_create_list_describe(stack: StackInfo) -> None:
-    created = run_json(stack, "namespace", "create", "cli-orders", "--regions",
-                       "region-a,region-b", "--active", "region-a", "--retention-days", "3",
-                       "--description", "from the CLI test")
+    created = run_json(
+        stack,
+        "namespace",
+        "create",
+        "cli-orders",
+        "--regions",
+        "region-a,region-b",
+        "--active",
+        "region-a",
+        "--retention-days",
+        "3",
+        "--description",
+        "from the CLI test",
+    )
     assert created["name"] == "cli-orders"
     assert created["regions"] == ["region-a", "region-b"]
     assert created["active_region"] == "region-a" and created["failover_version"] == 1
@@ -128,9 +142,21 @@ def test_namespace_create_list_describe(stack: StackInfo) -> None:
 
     # Once through the real entry point, as an operator's shell runs it.
     proc = subprocess.run(
-        [sys.executable, "-m", "ops.cli", "--config", str(stack.config_path),
-         "namespace", "list", "--output", "json"],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "ops.cli",
+            "--config",
+            str(stack.config_path),
+            "namespace",
+            "list",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
@@ -147,9 +173,21 @@ def test_namespace_create_list_describe(stack: StackInfo) -> None:
 
 
 def test_workflow_start_then_describe_and_list(stack: StackInfo) -> None:
-    started = run_json(stack, "workflow", "start", "--type", "Pipeline", "--task-queue",
-                       "cli-q", "--id", "cli-wf-1", "--input", '{"order": 42}',
-                       "--input", '"rush"')
+    started = run_json(
+        stack,
+        "workflow",
+        "start",
+        "--type",
+        "Pipeline",
+        "--task-queue",
+        "cli-q",
+        "--id",
+        "cli-wf-1",
+        "--input",
+        '{"order": 42}',
+        "--input",
+        '"rush"',
+    )
     assert started["workflow_id"] == "cli-wf-1" and started["run_id"]
 
     described = run_json(stack, "workflow", "describe", "cli-wf-1")
@@ -181,8 +219,9 @@ def test_bad_namespace_exits_1_with_error_code(stack: StackInfo) -> None:
 def test_migrate_status_is_up_to_date(stack: StackInfo) -> None:
     rows = run_json(stack, "migrate", "status")
     assert {r["region"] for r in rows} == {"region-a", "region-b"}
-    assert all(r["up_to_date"] and r["pending"] == [] and r["current"] == r["latest"] >= 1
-               for r in rows)
+    assert all(
+        r["up_to_date"] and r["pending"] == [] and r["current"] == r["latest"] >= 1 for r in rows
+    )
     table = run(stack, "migrate", "status", "--region", "region-a").stdout
     assert "region-a" in table and "region-b" not in table
 

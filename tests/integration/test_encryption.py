@@ -38,20 +38,22 @@ def contains_marker(dump: str, marker: str) -> bool:
 
 
 async def run_secret_workflow(client: Client, marker: str) -> str:
-    async with Worker(client, task_queue="secret", workflows=[Secret],
-                      activities=ALL_ACTIVITIES):
-        handle = await client.start_workflow(Secret, marker, id=f"secret-{uuid.uuid4().hex[:6]}",
-                                             task_queue="secret", memo={})
+    async with Worker(client, task_queue="secret", workflows=[Secret], activities=ALL_ACTIVITIES):
+        handle = await client.start_workflow(
+            Secret, marker, id=f"secret-{uuid.uuid4().hex[:6]}", task_queue="secret", memo={}
+        )
         await handle.signal("add_note", f"note-{marker}")
         return str(await handle.result(timeout=30))
 
 
-async def test_marker_appears_nowhere_in_pg_dump_with_the_codec_on(region: Region,
-                                                                  pg: PgCluster) -> None:
+async def test_marker_appears_nowhere_in_pg_dump_with_the_codec_on(
+    region: Region, pg: PgCluster
+) -> None:
     marker = f"MARKER-{uuid.uuid4().hex}"
     codec = AesGcmCodec(keys={"k1": generate_key()}, active_key_id="k1")
-    async with await Client.connect(region.url,
-                                    data_converter=DataConverter(codec=codec)) as client:
+    async with await Client.connect(
+        region.url, data_converter=DataConverter(codec=codec)
+    ) as client:
         await client.create_namespace("default")
         assert await run_secret_workflow(client, marker) == f"{marker}|note-{marker}"
     dump = pg.dump(region.dbname)
@@ -59,8 +61,9 @@ async def test_marker_appears_nowhere_in_pg_dump_with_the_codec_on(region: Regio
     assert not contains_marker(dump, marker)
 
 
-async def test_without_the_codec_the_detector_finds_the_marker(region: Region,
-                                                               pg: PgCluster) -> None:
+async def test_without_the_codec_the_detector_finds_the_marker(
+    region: Region, pg: PgCluster
+) -> None:
     # The control: proves the check above would see plaintext if it were there.
     marker = f"MARKER-{uuid.uuid4().hex}"
     async with await Client.connect(region.url) as client:

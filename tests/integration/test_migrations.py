@@ -18,13 +18,30 @@ pytestmark = pytest.mark.integration
 
 def schema_of(pg: PgCluster, dbname: str) -> str:
     out = subprocess.run(
-        [str(PG_BIN / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
-         "-h", pg.host, "-p", str(pg.port), "-U", "postgres", dbname],
-        capture_output=True, text=True, check=True,
+        [
+            str(PG_BIN / "pg_dump"),
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "-h",
+            pg.host,
+            "-p",
+            str(pg.port),
+            "-U",
+            "postgres",
+            dbname,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     # Comments and settings lines differ with nothing that matters.
-    return "\n".join(line for line in out.splitlines()
-                     if line and not line.startswith(("--", "SET ", "SELECT pg_catalog", "\\restrict", "\\unrestrict")))
+    return "\n".join(
+        line
+        for line in out.splitlines()
+        if line
+        and not line.startswith(("--", "SET ", "SELECT pg_catalog", "\\restrict", "\\unrestrict"))
+    )
 
 
 async def test_migrations_equal_the_canonical_schema(pg: PgCluster) -> None:

@@ -58,19 +58,29 @@ async def test_three_activities_a_timer_and_a_signal(client: Client) -> None:
     signaled = [e for e in events if e["event_type"] == "WorkflowExecutionSignaled"]
     assert len(signaled) == 1 and signaled[0]["attributes"]["signal_name"] == "approve"
     # every step is recorded in order: activity 1 and 2, then the timer, signal, activity 3
-    order = [k for k in kinds if k in {"ActivityTaskCompleted", "TimerFired",
-                                       "WorkflowExecutionSignaled"}]
-    assert order == ["ActivityTaskCompleted", "ActivityTaskCompleted", "TimerFired",
-                     "WorkflowExecutionSignaled", "ActivityTaskCompleted"]
+    order = [
+        k
+        for k in kinds
+        if k in {"ActivityTaskCompleted", "TimerFired", "WorkflowExecutionSignaled"}
+    ]
+    assert order == [
+        "ActivityTaskCompleted",
+        "ActivityTaskCompleted",
+        "TimerFired",
+        "WorkflowExecutionSignaled",
+        "ActivityTaskCompleted",
+    ]
     assert all(e["version"] == 1 for e in events)
 
 
 async def test_three_steps_returns_n_plus_three(client: Client) -> None:
     async with make_worker(client, ThreeSteps):
-        results = await asyncio.gather(*[
-            client.execute_workflow(ThreeSteps, n, id=f"three-{n}", task_queue=QUEUE)
-            for n in range(20)
-        ])
+        results = await asyncio.gather(
+            *[
+                client.execute_workflow(ThreeSteps, n, id=f"three-{n}", task_queue=QUEUE)
+                for n in range(20)
+            ]
+        )
     assert results == [n + 3 for n in range(20)]
 
 
@@ -93,9 +103,12 @@ async def test_workflow_task_failure_retries_until_the_fixed_code_runs(client: C
             assert await handle.result(timeout=30) == 3
         except TimeoutError:
             import json
+
             print(json.dumps(await handle.describe(), indent=1))
             for e in await handle.history():
-                print(e["event_id"], e["event_type"], e["event_time"], e["attributes"].get("attempt"))
+                print(
+                    e["event_id"], e["event_type"], e["event_time"], e["attributes"].get("attempt")
+                )
             raise
     kinds = types_of(await handle.history())
     assert "WorkflowExecutionFailed" not in kinds
@@ -115,8 +128,10 @@ async def test_reordered_commands_raise_non_determinism_naming_both(client: Clie
 
         async def nondeterminism() -> dict[str, Any] | None:
             for e in await handle.history():
-                if (e["event_type"] == "WorkflowTaskFailed"
-                        and e["attributes"].get("cause") == "NonDeterminism"):
+                if (
+                    e["event_type"] == "WorkflowTaskFailed"
+                    and e["attributes"].get("cause") == "NonDeterminism"
+                ):
                     return e
             return None
 
@@ -142,14 +157,15 @@ async def test_continue_as_new_chain_result_follows_to_the_last_run(client: Clie
 async def test_start_with_request_id_is_idempotent_and_running_id_is_rejected(
     client: Client,
 ) -> None:
-    h1 = await client.start_workflow(ThreeSteps, 1, id="dup-1", task_queue=QUEUE,
-                                     request_id="req-1")
-    h2 = await client.start_workflow(ThreeSteps, 1, id="dup-1", task_queue=QUEUE,
-                                     request_id="req-1")
+    h1 = await client.start_workflow(
+        ThreeSteps, 1, id="dup-1", task_queue=QUEUE, request_id="req-1"
+    )
+    h2 = await client.start_workflow(
+        ThreeSteps, 1, id="dup-1", task_queue=QUEUE, request_id="req-1"
+    )
     assert h1.run_id == h2.run_id
     with pytest.raises(WorkflowAlreadyStartedError):
-        await client.start_workflow(ThreeSteps, 1, id="dup-1", task_queue=QUEUE,
-                                    request_id="req-2")
+        await client.start_workflow(ThreeSteps, 1, id="dup-1", task_queue=QUEUE, request_id="req-2")
     runs = [r async for r in client.list_workflows(workflow_id_prefix="dup-1")]
     assert len(runs) == 1
 

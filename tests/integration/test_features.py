@@ -1,0 +1,100 @@
+"""Updates, retries, heartbeats, cancellation and history long-polls on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.apps.workflows import ALL_ACTIVITIES, Counter, NonRetryable, Pipeline, Retrying
+from worker import Client, Worker, WorkflowFailureError
+from worker.errors import UpdateRejectedError, WorkflowNotRunningError
+
+pytestmark = pytest.mark.integration
+QUEUE = "features"
+
+
+def worker_for(client: Client, *workflows: type) -> Worker:
+    return Worker(client, task_queue=QUEUE, workflows=list(workflows), activities=ALL_ACTIVITIES)
+
+
+async def test_updates_are_validated_recorded_and_deduplicated(client: Client) -> None:
+    async with worker_for(client, Counter):
+        handle = await client.start_workflow(Counter, id="counter-1", task_queue=QUEUE)
+        try:
+            assert await handle.update("add", 5, update_id="u-1", timeout=5) == 5
+        except Exception:
+            for e in await handle.history():
+                print(e["event_id"], e["event_type"], e["attributes"])
+            raise
+        # the same update id again: the first outcome, not a second increment
+        assert await handle.update("add", 5, update_id="u-1") == 5
+        assert await handle.update("add", 2, update_id="u-2") == 7
+        with pytest.raises(UpdateRejectedError) as err:
+            await handle.update("add", -1, update_id="u-3")
+        assert "only positive" in err.value.message
+        assert await handle.query("current") == 7
+        await handle.signal("finish")
+        assert await handle.result(timeout=20) == 7
+    events = await handle.history()
+    accepted = [e for e in events if e["event_type"] == "WorkflowExecutionUpdateAccepted"]
+    assert [e["attributes"]["update_id"] for e in accepted] == ["u-1", "u-2"]  # not u-3
+    with pytest.raises(WorkflowNotRunningError):
+        await handle.update("add", 1, update_id="u-4")
+
+
+async def test_activity_retries_carry_heartbeat_details(client: Client) -> None:
+    async with worker_for(client, Retrying):
+        result = await client.execute_workflow(Retrying, 2, id="retry-1", task_queue=QUEUE)
+    assert result == {"attempt": 3, "previous": ["attempt-2"]}
+    events = await client.get_workflow_handle("retry-1").history()
+    kinds = [e["event_type"] for e in events]
+    # retries are not history events: one schedule, one start (attempt 3), one completion
+    assert kinds.count("ActivityTaskScheduled") == 1
+    started = [e for e in events if e["event_type"] == "ActivityTaskStarted"]
+    assert started[0]["attributes"]["attempt"] == 3
+    assert "flaky failure on attempt 2" in started[0]["attributes"]["last_failure"]["message"]
+
+
+async def test_non_retryable_error_type_fails_at_once(client: Client) -> None:
+    async with worker_for(client, NonRetryable):
+        result = await client.execute_workflow(NonRetryable, id="nonretry-1", task_queue=QUEUE)
+    assert "card declined" in result
+    events = await client.get_workflow_handle("nonretry-1").history()
+    failed = [e for e in events if e["event_type"] == "ActivityTaskFailed"]
+    assert len(failed) == 1
+    started = [e for e in events if e["event_type"] == "ActivityTaskStarted"]
+    assert started[0]["attributes"]["attempt"] == 1
+
+
+async def test_signal_with_start_and_cancel(client: Client) -> None:
+    async with worker_for(client, Counter):
+        h = await client.signal_with_start_workflow(
+            Counter, id="sws-1", task_queue=QUEUE, signal="finish"
+        )
+        assert await h.result(timeout=20) == 0
+        h2 = await client.start_workflow(Counter, id="cancel-1", task_queue=QUEUE)
+        await h2.cancel("no longer needed")
+        with pytest.raises(WorkflowFailureError) as err:
+            await h2.result(timeout=20)
+    assert err.value.status == "canceled"
+    kinds = [e["event_type"] for e in await h2.history()]
+    assert "WorkflowExecutionCancelRequested" in kinds
+    assert kinds[-1] == "WorkflowExecutionCanceled"
+
+
+async def test_history_long_poll_returns_when_new_events_arrive(client: Client) -> None:
+    handle = await client.start_workflow(Pipeline, 1, id="longpoll-1", task_queue=QUEUE)
+    first = await handle.history()
+    nxt = first[-1]["event_id"] + 1
+    path = "/api/v1/namespaces/default/workflows/longpoll-1/history"
+
+    async def wait_for_more() -> dict:
+        return await client.call("GET", path, params={"from_event_id": nxt, "wait_s": 20})
+
+    waiter = asyncio.create_task(wait_for_more())
+    await asyncio.sleep(0.5)
+    assert not waiter.done()  # nothing new yet: the call is waiting
+    async with worker_for(client, Pipeline):
+        res = await asyncio.wait_for(waiter, 20)
+    assert res["events"] and res["events"][0]["event_id"] == nxt

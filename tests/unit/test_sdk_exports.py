@@ -1,0 +1,93 @@
+"""The SDK's public surface, and that it stays an HTTP-only package."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import worker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EXPECTED_ALL = [
+    "ActivityError",
+    "AesGcmCodec",
+    "ApplicationError",
+    "BatonError",
+    "CanceledError",
+    "Client",
+    "DataConverter",
+    "NonDeterminismError",
+    "PayloadCodec",
+    "PayloadConverter",
+    "RetryPolicy",
+    "Worker",
+    "WorkflowExecution",
+    "WorkflowFailureError",
+    "WorkflowHandle",
+    "WorkflowIdReusePolicy",
+    "activity",
+    "endpoints_from_config",
+    "workflow",
+]
+
+# Server-side dependencies a worker process must never load.
+FORBIDDEN = ("asyncpg", "aiokafka", "store", "fastapi")
+
+
+def test_all_is_pinned() -> None:
+    assert worker.__all__ == EXPECTED_ALL
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert sorted(set(worker.__all__)) == worker.__all__
+
+
+def test_every_exported_name_is_importable() -> None:
+    module = importlib.import_module("worker")
+    for name in EXPECTED_ALL:
+        assert getattr(module, name, None) is not None, name
+    namespace: dict[str, object] = {}
+    exec("from worker import *", namespace)  # the star import honours __all__
+    assert set(EXPECTED_ALL) <= namespace.keys()
+
+
+def _modules_loaded_by(code: str) -> list[str]:
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded: list[str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def _forbidden(loaded: list[str]) -> list[str]:
+    return [m for m in loaded if m.split(".")[0] in FORBIDDEN]
+
+
+def test_importing_worker_loads_no_server_dependency() -> None:
+    loaded = _modules_loaded_by("import worker")
+    assert "worker" in loaded
+    assert _forbidden(loaded) == []
+
+
+def test_no_worker_module_loads_a_server_dependency() -> None:
+    # Submodules not re-exported by worker/__init__ count too: a worker process
+    # may import any of them.
+    code = (
+        "import importlib, pkgutil, worker\n"
+        "for m in pkgutil.iter_modules(worker.__path__):\n"
+        "    importlib.import_module('worker.' + m.name)"
+    )
+    loaded = _modules_loaded_by(code)
+    assert "worker._worker" in loaded and "worker.client" in loaded
+    assert _forbidden(loaded) == []
