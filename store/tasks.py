@@ -446,7 +446,10 @@ async def retry_or_fail_activity(
         deadline = act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"])
         seconds_left = (deadline - rt.now).total_seconds()
     delay = None
-    if timeout_type != "schedule_to_close":
+    # Neither budget timeout is retried: schedule-to-close bounds all attempts,
+    # and schedule-to-start means no worker polls the queue, which another
+    # attempt on the same queue would not change.
+    if timeout_type not in ("schedule_to_close", "schedule_to_start"):
         delay = next_retry_delay(
             act["retry_policy"],
             attempt=int(act["attempt"]),

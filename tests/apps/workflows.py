@@ -305,3 +305,57 @@ class Counter:
 
 ALL_WORKFLOWS += [Retrying, NonRetryable, Counter]
 ALL_ACTIVITIES += [flaky, always_bad]
+
+
+@activity.defn
+async def stalls_once() -> dict[str, Any]:
+    """Heartbeats, then hangs on its first attempt; a later attempt finishes."""
+    info = activity.info()
+    if info.attempt == 1:
+        activity.heartbeat("progress-1")
+        await asyncio.sleep(0.2)
+        activity.heartbeat("progress-2")
+        await asyncio.sleep(30)  # stops heartbeating: the heartbeat timeout fires
+    return {"attempt": info.attempt, "resumed_from": list(info.heartbeat_details)}
+
+
+@activity.defn
+async def never_finishes() -> None:
+    await asyncio.sleep(60)
+
+
+@workflow.defn(name="Timeouts")
+class Timeouts:
+    @workflow.run
+    async def run(self) -> dict[str, Any]:
+        from worker import ActivityError
+
+        resumed = await workflow.execute_activity(
+            stalls_once,
+            start_to_close_timeout=timedelta(seconds=20),
+            heartbeat_timeout=timedelta(seconds=1),
+        )
+        try:
+            await workflow.execute_activity(
+                never_finishes,
+                schedule_to_close_timeout=timedelta(seconds=2),
+            )
+            budget = "finished"
+        except ActivityError as err:
+            budget = f"{type(err.__cause__).__name__}: {err.__cause__}"
+        try:
+            await workflow.execute_activity(
+                never_finishes,
+                task_queue="nobody-polls-this",
+                start_to_close_timeout=timedelta(seconds=5),
+                schedule_to_start_timeout=timedelta(seconds=1),
+                retry_policy=None,
+            )
+            queue = "finished"
+        except ActivityError as err:
+            queue = f"{type(err.__cause__).__name__}: {err.__cause__}"
+        return {"resumed": resumed, "budget": budget, "queue": queue}
+
+
+ALL_WORKFLOWS += [Timeouts]
+ALL_ACTIVITIES += [stalls_once, never_finishes]

@@ -98,3 +98,20 @@ async def test_history_long_poll_returns_when_new_events_arrive(client: Client) 
     async with worker_for(client, Pipeline):
         res = await asyncio.wait_for(waiter, 20)
     assert res["events"] and res["events"][0]["event_id"] == nxt
+
+
+async def test_activity_timeouts_are_enforced_by_the_server(client: Client) -> None:
+    from tests.apps.workflows import Timeouts
+
+    async with worker_for(client, Timeouts):
+        result = await client.execute_workflow(Timeouts, id="timeouts-1", task_queue=QUEUE)
+    # heartbeat timeout: the attempt is retried with its last heartbeat details
+    assert result["resumed"] == {"attempt": 2, "resumed_from": ["progress-2"]}
+    # schedule-to-close bounds all attempts; schedule-to-start fires with no poller
+    assert "schedule-to-close" in result["budget"] and "Timeout" in result["budget"]
+    assert "schedule-to-start" in result["queue"]
+    events = await client.get_workflow_handle("timeouts-1").history()
+    timed_out = [
+        e["attributes"]["timeout_type"] for e in events if e["event_type"] == "ActivityTaskTimedOut"
+    ]
+    assert timed_out == ["schedule_to_close", "schedule_to_start"]
