@@ -115,4 +115,4 @@ def register_tools(cli: click.Group) -> None:
             )
             return t if d["errors"] == 0 else Text(f"{d['errors']} workflows failed")
 
-        emit(result.as_dict(), output, render)
+        emit({**result.as_dict(), "server_processes": server_processes}, output, render)
