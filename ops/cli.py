@@ -447,7 +447,10 @@ def _serve_until_signalled(
     async def main() -> None:
         loop_box["loop"] = asyncio.get_running_loop()
         loop_box["task"] = asyncio.current_task()
-        await serve(cfg, region, host=host, port=port, log_level=log_level)
+        from replication import server_loops
+
+        await serve(cfg, region, host=host, port=port, log_level=log_level,
+                    loops=server_loops())
 
     def run() -> None:
         try:

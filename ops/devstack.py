@@ -1,4 +1,4 @@
-"""The local development stack: PostgreSQL plus one ``baton server`` per region.
+"""The local development stack: PostgreSQL, a Kafka broker and one ``baton server`` per region.
 
 Everything the stack needs lives in one state folder (``--state-dir``, else
 ``$BATON_HOME``, else ``.baton`` under the current directory)::
@@ -7,13 +7,18 @@ Everything the stack needs lives in one state folder (``--state-dir``, else
     STATE/baton.toml        the Baton config every command reads
     STATE/pg/               the PostgreSQL cluster (one database per region)
     STATE/postgres.log      its log
+    STATE/kafka/            the Kafka broker (ops.kafka): server.properties, data/,
+                            logs/server.log, kafka.out (the JVM's own output)
     STATE/logs/server-R.log each region server's output
+
+The broker is a single-node Apache Kafka in KRaft mode run from Maven-resolved
+jars (cached outside the state folder, see :func:`ops.kafka.ensure_jars`). It
+carries one replication topic per region, ``baton.replication.<region>``.
 
 :func:`stack_up` is idempotent: it starts what is not running and leaves the
 rest alone. :func:`stack_down` stops exactly the PIDs ``stack.json`` records,
 after checking that each still runs our command line, so a recycled PID is
-never signalled. Kafka (replication) is not part of the stack yet; the place
-where it will start is marked in :func:`stack_up`.
+never signalled.
 """
 
 from __future__ import annotations
@@ -36,23 +41,30 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+# aiokafka ships no type information: see the mypy overrides in pyproject.toml.
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.text import Text
 
 import ops
-from ops.kafka import free_ports
+from ops import kafka
 from ops.pg import PgCluster, region_db_name
+from replication.publisher import topic_for
 from store import db
 from store.migrations import migrate_up
 
 __all__ = [
     "DEFAULT_REGIONS",
     "HOME_ENV",
+    "REPLICATION_PARTITIONS",
     "Component",
     "DevStackError",
+    "KafkaInfo",
     "ServerInfo",
     "StackInfo",
     "load_stack",
+    "replication_topic",
     "resolve_state_dir",
     "stack_down",
     "stack_status",
@@ -77,6 +89,20 @@ SERVER_READY_TIMEOUT_S = 45.0
 SERVER_STOP_TIMEOUT_S = 15.0
 #: How long a `baton dev` command waits for another one on the same state folder.
 LOCK_TIMEOUT_S = 180.0
+#: How long the Kafka broker gets to answer a metadata request after it is started.
+KAFKA_READY_TIMEOUT_S = 90.0
+#: How long the Kafka broker gets to exit after SIGTERM before it is killed.
+KAFKA_STOP_TIMEOUT_S = 30.0
+#: How long topic creation (until every partition has a leader) may take.
+KAFKA_TOPICS_TIMEOUT_S = 60.0
+#: Prefix of the per-region replication topics.
+REPLICATION_TOPIC_PREFIX = "baton.replication."
+#: Partitions of each replication topic (key = namespace/workflow id keeps order).
+REPLICATION_PARTITIONS = 8
+# What ops.kafka.write_config writes into the broker's state folder; the broker
+# runs `... kafka.Kafka <that file>`, which is how /proc tells it is ours.
+_KAFKA_MAIN_CLASS = "kafka.Kafka"
+_KAFKA_SERVER_PROPERTIES = "server.properties"
 
 # Region names become database names and TOML keys: keep them plain.
 _REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
@@ -86,6 +112,11 @@ class DevStackError(RuntimeError):
     """The local stack could not be brought up, inspected or stopped."""
 
     code = "DEV_STACK"
+
+
+def replication_topic(region: str) -> str:
+    """The Kafka topic that carries ``region``'s replication stream."""
+    return topic_for(region)
 
 
 @dataclass
@@ -112,11 +143,40 @@ class ServerInfo:
 
 
 @dataclass
+class KafkaInfo:
+    """The stack's Kafka broker (one node, broker and controller in one JVM)."""
+
+    port: int
+    """Loopback port of the client (PLAINTEXT) listener."""
+    controller_port: int
+    """Loopback port of the KRaft controller listener."""
+    data_dir: Path
+    """The broker's state folder (``STATE/kafka``)."""
+    pid: int | None = None
+    """PID of the broker as last started (None: never started or stopped)."""
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` for Kafka clients (``[kafka] bootstrap`` in the config)."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def server_properties(self) -> Path:
+        """The broker's config file, as its command line names it."""
+        return self.data_dir.resolve() / _KAFKA_SERVER_PROPERTIES
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's log4j2 log."""
+        return self.data_dir / "logs" / "server.log"
+
+
+@dataclass
 class Component:
     """One row of :func:`stack_status`."""
 
     component: str
-    """``postgres`` or ``server REGION``."""
+    """``postgres``, ``kafka`` or ``server REGION``."""
     pid: int | None
     """The recorded PID."""
     alive: bool
@@ -141,8 +201,9 @@ class StackInfo:
     """Region servers by region name, in config order."""
     failover_version_increment: int = FAILOVER_VERSION_INCREMENT
     """Shared increment of failover versions."""
-    kafka: dict[str, Any] | None = None
-    """Kafka broker record; None until Kafka joins the stack."""
+    kafka: KafkaInfo | None = None
+    """The Kafka broker (None only in a record written before Kafka joined the stack;
+    the next :func:`stack_up` adds it)."""
     actions: list[str] = field(default_factory=list)
     """What the last :func:`stack_up` or :func:`stack_down` did (empty: nothing)."""
 
@@ -174,6 +235,16 @@ class StackInfo:
         """Base URL of ``region``'s API."""
         return self.servers[region].url
 
+    @property
+    def kafka_bootstrap(self) -> str | None:
+        """``host:port`` of the Kafka broker (None if the record has none yet)."""
+        return self.kafka.bootstrap if self.kafka else None
+
+    @property
+    def replication_topics(self) -> list[str]:
+        """The replication topic of every region, in config order."""
+        return [replication_topic(r) for r in self.servers]
+
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data (the shape of ``stack.json``)."""
         return {
@@ -196,8 +267,20 @@ class StackInfo:
                 }
                 for r, s in self.servers.items()
             },
-            # Reserved for the replication broker (ops.kafka) once it joins the stack.
-            "kafka": self.kafka,
+            "kafka": (
+                {
+                    "port": self.kafka.port,
+                    "controller_port": self.kafka.controller_port,
+                    "bootstrap": self.kafka.bootstrap,
+                    "pid": self.kafka.pid,
+                    "data_dir": str(self.kafka.data_dir),
+                    "log_file": str(self.kafka.log_file),
+                    "topics": self.replication_topics,
+                    "partitions": REPLICATION_PARTITIONS,
+                }
+                if self.kafka
+                else None
+            ),
         }
 
     @classmethod
@@ -215,6 +298,17 @@ class StackInfo:
                 )
                 for r, s in raw["servers"].items()
             }
+            raw_kafka = raw.get("kafka")
+            kafka_info = (
+                KafkaInfo(
+                    port=int(raw_kafka["port"]),
+                    controller_port=int(raw_kafka["controller_port"]),
+                    data_dir=state_dir / "kafka",
+                    pid=raw_kafka.get("pid"),
+                )
+                if raw_kafka is not None
+                else None
+            )
             return cls(
                 state_dir=state_dir,
                 config_path=state_dir / CONFIG_FILE,
@@ -224,7 +318,7 @@ class StackInfo:
                 failover_version_increment=int(
                     raw.get("failover_version_increment", FAILOVER_VERSION_INCREMENT)
                 ),
-                kafka=raw.get("kafka"),
+                kafka=kafka_info,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DevStackError(
@@ -302,12 +396,7 @@ def stack_up(
                 notes.append(f"{srv.database}" + (f" +{len(applied)}" if applied else ""))
             s.done(", ".join(notes))
 
-        # --- Kafka (replication) ------------------------------------------------
-        # The replication broker will start here with ops.kafka.KafkaBroker
-        # (ports from free_ports, data in STATE/kafka, PID in stack.json
-        # "kafka"), and _write_config will add [kafka] bootstrap. Until then the
-        # stack runs without replication, so each region is on its own.
-        # -------------------------------------------------------------------------
+        _kafka_up(info, steps)
 
         with steps.step("config") as s:
             config_changed = _write_config(info)
@@ -350,11 +439,12 @@ def stack_up(
 def stack_down(
     state_dir: str | os.PathLike[str] | None = None, *, console: Console | None = None
 ) -> StackInfo | None:
-    """Stop the region servers and PostgreSQL the state folder records.
+    """Stop the region servers, the Kafka broker and PostgreSQL the state folder records.
 
+    Servers go first (they use the other two), then Kafka, then PostgreSQL.
     Only recorded PIDs are signalled, and only after /proc shows they still run
-    our server (a PID the kernel gave to another program is left alone).
-    Servers get SIGTERM, then SIGKILL after a grace period.
+    our server or broker (a PID the kernel gave to another program is left
+    alone). Servers and the broker get SIGTERM, then SIGKILL after a grace period.
 
     Args:
         state_dir: The state folder (see :func:`resolve_state_dir`).
@@ -383,6 +473,25 @@ def stack_down(
                         _reap(srv.pid)
                     s.done("not running")
                 srv.pid = None
+                _save(info)
+        if info.kafka is not None:
+            with steps.step("Kafka broker") as s:
+                k = info.kafka
+                kpid = _kafka_pid(k)
+                if kpid is not None:
+                    try:
+                        kafka.stop(kpid, KAFKA_STOP_TIMEOUT_S)
+                    except kafka.KafkaError as exc:
+                        raise DevStackError(
+                            f"Kafka broker (pid {kpid}) did not stop: {exc}"
+                        ) from exc
+                    info.actions.append(f"stopped Kafka broker (pid {kpid})")
+                    s.done(f"pid {kpid} stopped")
+                else:
+                    if k.pid is not None:
+                        _reap(k.pid)
+                    s.done("not running")
+                k.pid = None
                 _save(info)
         with steps.step("PostgreSQL") as s:
             pg = info.pg
@@ -424,6 +533,16 @@ def stack_status(state_dir: str | os.PathLike[str] | None = None) -> list[Compon
             f"{LOOPBACK}:{info.pg_port}",
         )
     ]
+    k = info.kafka
+    kpid = _kafka_pid(k) if k is not None else None
+    rows.append(
+        Component(
+            "kafka",
+            kpid if kpid is not None else (k.pid if k else None),
+            kpid is not None,
+            k.bootstrap if k else "not set up yet (run `baton dev up`)",
+        )
+    )
     for srv in info.servers.values():
         alive = srv.pid is not None and _server_alive(info, srv)
         rows.append(Component(f"server {srv.region}", srv.pid, alive, srv.url))
@@ -509,7 +628,11 @@ def _load_or_plan(state: Path, regions: Sequence[str] | None) -> StackInfo:
     new = [r for r in wanted if info is None or r not in info.servers]
     if len(new) + (len(info.servers) if info else 0) >= FAILOVER_VERSION_INCREMENT:
         raise DevStackError(f"at most {FAILOVER_VERSION_INCREMENT - 1} regions are supported")
-    ports = free_ports(len(new) + (1 if info is None else 0), LOOPBACK)
+    need_kafka = info is None or info.kafka is None
+    ports = _new_ports(
+        len(new) + (1 if info is None else 0) + (2 if need_kafka else 0),
+        _recorded_ports(info) if info else set(),
+    )
     if info is None:
         info = StackInfo(
             state_dir=state,
@@ -519,6 +642,11 @@ def _load_or_plan(state: Path, regions: Sequence[str] | None) -> StackInfo:
             servers={},
         )
         info.actions.append(f"created stack record {state / STACK_FILE}")
+    if info.kafka is None:
+        # Chosen once and kept: the config and every client name this address.
+        info.kafka = KafkaInfo(
+            port=ports.pop(), controller_port=ports.pop(), data_dir=state / "kafka"
+        )
     next_version = max((s.initial_version for s in info.servers.values()), default=0) + 1
     for r in new:
         info.servers[r] = ServerInfo(
@@ -532,14 +660,37 @@ def _load_or_plan(state: Path, regions: Sequence[str] | None) -> StackInfo:
     return info
 
 
+def _recorded_ports(info: StackInfo) -> set[int]:
+    ports = {info.pg_port, *(s.port for s in info.servers.values())}
+    if info.kafka is not None:
+        ports |= {info.kafka.port, info.kafka.controller_port}
+    return ports
+
+
+def _new_ports(count: int, taken: set[int]) -> list[int]:
+    """``count`` distinct free loopback ports, none of them already recorded.
+
+    A recorded port may be free right now only because its component is
+    stopped; handing it out again would make two components collide later.
+    """
+    ports: list[int] = []
+    while len(ports) < count:
+        for port in kafka.free_ports(count - len(ports), LOOPBACK):
+            if port not in taken and port not in ports:
+                ports.append(port)
+    return ports
+
+
 def _write_config(info: StackInfo) -> bool:
+    assert info.kafka is not None  # planned by _load_or_plan
     lines = [
         "# Written by `baton dev up`; rewritten on every up (edits are lost).",
         "[baton]",
         f"failover_version_increment = {info.failover_version_increment}",
         "",
-        '# [kafka] bootstrap = "127.0.0.1:PORT" once the stack runs a broker:',
-        "# until then replication between the regions is off.",
+        "# The stack's Kafka broker; topics baton.replication.<region>.",
+        "[kafka]",
+        f"bootstrap = {json.dumps(info.kafka.bootstrap)}",
         "",
     ]
     for srv in info.servers.values():
@@ -711,6 +862,144 @@ def _terminate(pid: int, timeout: float) -> str:
     return "killed after SIGTERM timeout"
 
 
+# --------------------------------------------------------------------------- Kafka
+
+
+def _kafka_runs(k: KafkaInfo, pid: int) -> bool:
+    """True when ``pid`` runs this stack's broker (``java ... kafka.Kafka STATE/kafka/...``)."""
+    if not _pid_alive(pid):
+        return False
+    argv = _cmdline(pid)
+    # The config path names this state folder: a recycled PID, or another
+    # stack's broker, runs something else.
+    return argv is not None and argv[-2:] == [_KAFKA_MAIN_CLASS, str(k.server_properties)]
+
+
+def _kafka_pid(k: KafkaInfo) -> int | None:
+    """The PID of this stack's running broker, or None.
+
+    ``stack.json`` first; the broker's own PID file (written by
+    :func:`ops.kafka.start` before ``stack.json`` is saved) covers an ``up``
+    that died in between.
+    """
+    for pid in (k.pid, kafka.read_pid(k.data_dir)):
+        if pid is not None and _kafka_runs(k, pid):
+            return pid
+    return None
+
+
+def _kafka_up(info: StackInfo, steps: _Steps) -> None:
+    """Resolve the jars, start the broker if it is not running, create the topics."""
+    k = info.kafka
+    assert k is not None  # planned by _load_or_plan
+    # ensure_jars caches into <root>/kafka-<version>/lib; say so when Maven must run.
+    jar = (
+        kafka.default_cache_root()
+        / f"kafka-{kafka.KAFKA_VERSION}"
+        / "lib"
+        / f"kafka_2.13-{kafka.KAFKA_VERSION}.jar"
+    )
+    cached = jar.is_file()
+    fetching = f"Kafka jars: Maven fetches Kafka {kafka.KAFKA_VERSION} (first run only)…"
+    with steps.step("Kafka jars", None if cached else fetching) as s:
+        t0 = time.monotonic()
+        try:
+            lib = kafka.ensure_jars()
+        except kafka.KafkaError as exc:
+            raise DevStackError(f"the Kafka jars could not be resolved: {exc}") from exc
+        fetched = "" if cached else f", fetched with Maven in {time.monotonic() - t0:.0f} s"
+        s.done(f"Kafka {kafka.KAFKA_VERSION} in {lib}{fetched}")
+
+    with steps.step("Kafka broker") as s:
+        pid = _kafka_pid(k)
+        if pid is not None:
+            k.pid = pid
+            try:
+                # Running already: only make sure it answers.
+                _run(kafka.wait_ready(k.bootstrap, KAFKA_READY_TIMEOUT_S, pid=pid))
+            except kafka.KafkaError as exc:
+                raise DevStackError(
+                    f"the Kafka broker (pid {pid}) runs but does not answer: {exc}; "
+                    f"see {k.log_file}, or `baton dev down` and up again"
+                ) from exc
+            s.done(f"pid {pid} at {k.bootstrap} (already running)")
+        else:
+            had_run = k.pid is not None
+            if k.pid is not None:
+                _reap(k.pid)
+            for name, port in (("client", k.port), ("controller", k.controller_port)):
+                if not _port_free(port):
+                    raise DevStackError(
+                        f"Kafka {name} port {port} is taken by another process; "
+                        f"stop it, or edit the port in {info.state_dir / STACK_FILE}"
+                    )
+            try:
+                kafka.write_config(k.data_dir, k.port, k.controller_port, host=LOOPBACK)
+                if kafka.format_storage(k.data_dir, lib):
+                    info.actions.append(f"formatted Kafka storage in {k.data_dir}")
+                k.pid = kafka.start(k.data_dir, lib)
+            except kafka.KafkaError as exc:
+                raise DevStackError(f"the Kafka broker did not start: {exc}") from exc
+            _save(info)
+            try:
+                _run(
+                    kafka.wait_ready(
+                        k.bootstrap, KAFKA_READY_TIMEOUT_S, pid=k.pid, data_dir=k.data_dir
+                    )
+                )
+            except BaseException as exc:
+                # Leave nothing half-started behind (a later up starts it afresh).
+                kafka.stop(k.pid, KAFKA_STOP_TIMEOUT_S)
+                k.pid = None
+                _save(info)
+                if isinstance(exc, kafka.KafkaError):
+                    raise DevStackError(f"the Kafka broker did not become ready: {exc}") from exc
+                raise
+            info.actions.append(
+                f"{'restarted' if had_run else 'started'} Kafka broker (pid {k.pid})"
+            )
+            s.done(f"pid {k.pid} at {k.bootstrap}")
+        _save(info)
+
+    with steps.step("Kafka topics") as s:
+        topics = info.replication_topics
+        try:
+            created = _run(_ensure_topics(k.bootstrap, topics))
+        except Exception as exc:  # ops.kafka.KafkaError or an aiokafka error
+            raise DevStackError(f"the replication topics could not be created: {exc}") from exc
+        if created:
+            info.actions.append(
+                f"created Kafka topic {created[0]} ({REPLICATION_PARTITIONS} partitions)"
+                if len(created) == 1
+                else f"created Kafka topics {', '.join(created)} "
+                f"({REPLICATION_PARTITIONS} partitions each)"
+            )
+        s.done(
+            f"{', '.join(topics)} ({REPLICATION_PARTITIONS} partitions"
+            + (f"; created {len(created)})" if created else ")")
+        )
+
+
+async def _ensure_topics(bootstrap: str, topics: list[str]) -> list[str]:
+    """Create the missing ``topics``; returns the ones created now."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(KAFKA_TOPICS_TIMEOUT_S * 1000)
+    )
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    missing = [t for t in topics if t not in existing]
+    # For every topic, not only the missing ones: it also waits until each
+    # partition has a leader (a freshly restarted broker may not have elected
+    # them yet). An existing topic is left as it is.
+    await kafka.create_topics(
+        bootstrap, topics, REPLICATION_PARTITIONS, timeout=KAFKA_TOPICS_TIMEOUT_S
+    )
+    return missing
+
+
 # --------------------------------------------------------------------------- async steps
 
 
@@ -779,13 +1068,14 @@ class _Steps:
         self.console = console
 
     @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[_Step]:
+    def step(self, name: str, running: str | None = None) -> Iterator[_Step]:
+        """One step; ``running`` replaces ``name…`` as the spinner's text."""
         st = _Step(self, name)
         if self.console is None:
             yield st
             return
         try:
-            with self.console.status(f"{name}…"):
+            with self.console.status(running or f"{name}…"):
                 yield st
         except BaseException:
             self.console.print(Text.assemble(("✗ ", "red"), name))

@@ -1,0 +1,27 @@
+"""Cross-region replication of workflow histories through Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from replication.applier import Applier
+from replication.publisher import Publisher, topic_for
+from replication.versions import next_version, region_of, wins
+from store.context import Store
+
+
+def server_loops() -> list[Callable[[Store], Coroutine[Any, Any, None]]]:
+    """The replication loops every region server runs (publisher, applier)."""
+    return [lambda store: Publisher(store).run(), lambda store: Applier(store).run()]
+
+
+__all__ = [
+    "Applier",
+    "Publisher",
+    "next_version",
+    "region_of",
+    "server_loops",
+    "topic_for",
+    "wins",
+]

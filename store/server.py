@@ -7,7 +7,8 @@ import contextlib
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -43,17 +44,30 @@ async def open_store(
         await pool.close()
 
 
+#: A background loop of a server: called with the open store, runs until cancelled.
+LoopFactory = Callable[[Store], Coroutine[Any, Any, None]]
+
+
 @contextlib.asynccontextmanager
-async def running_store(config: BatonConfig, region: str) -> AsyncIterator[Store]:
-    """An open store with its background loops (timers) running."""
+async def running_store(
+    config: BatonConfig, region: str, loops: Sequence[LoopFactory] = ()
+) -> AsyncIterator[Store]:
+    """An open store with its background loops running: timers, and ``loops``.
+
+    The layers above the store (replication) hand in their loops here, so the
+    store never imports them.
+    """
     async with open_store(config, region) as store:
-        loops = [asyncio.create_task(TimerLoop(store).run(), name="baton-timers")]
+        tasks = [
+            asyncio.create_task(TimerLoop(store).run(), name="baton-timers"),
+            *(asyncio.create_task(factory(store)) for factory in loops),
+        ]
         try:
             yield store
         finally:
-            for t in loops:
+            for t in tasks:
                 t.cancel()
-            for t in loops:
+            for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
 
@@ -104,11 +118,12 @@ async def serve(
     host: str | None = None,
     port: int | None = None,
     log_level: str = "warning",
+    loops: Sequence[LoopFactory] = (),
 ) -> None:
     """Run one server of ``region`` until cancelled or signalled."""
     rc = config.region(region)
     tune_gc()
-    async with running_store(config, region) as store:
+    async with running_store(config, region, loops) as store:
         app = create_app(store)
         server = _Server(
             store,

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from store import db, migrations
 from store.api import create_app
 from store.config import BatonConfig, load_config
 from store.context import Store
-from store.server import running_store
+from store.server import LoopFactory, running_store
 from tests.helpers import free_port, wait_healthy, write_config
 from worker import Client
 
@@ -91,9 +91,11 @@ class Region:
 
 
 @contextlib.asynccontextmanager
-async def serve_region(config: BatonConfig, region: str) -> AsyncIterator[Store]:
+async def serve_region(
+    config: BatonConfig, region: str, loops: Sequence[LoopFactory] = ()
+) -> AsyncIterator[Store]:
     rc = config.regions[region]
-    async with running_store(config, region) as store:
+    async with running_store(config, region, loops) as store:
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(store),
@@ -148,3 +150,54 @@ def activity_log(tmp_path: Path) -> Iterator[Path]:
         os.environ.pop("BATON_TEST_ACTIVITY_LOG", None)
     else:
         os.environ["BATON_TEST_ACTIVITY_LOG"] = old
+
+
+@pytest.fixture(scope="session")
+def kafka(state_dir: Path) -> Iterator[str]:
+    """A real single-node Kafka broker (KRaft) for the session; yields its bootstrap."""
+    from ops.kafka import KafkaBroker, ensure_jars
+
+    broker = KafkaBroker.on_free_ports(state_dir / "kafka", ensure_jars())
+    asyncio.run(broker.up())
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@dataclass
+class RegionPair:
+    """Two regions on fresh databases, replicating through Kafka."""
+
+    a: Region
+    b: Region
+
+
+@pytest.fixture
+async def regions(
+    pg: PgCluster, template_db: str, kafka: str, tmp_path: Path
+) -> AsyncIterator[RegionPair]:
+    from ops.kafka import create_topics
+    from replication import server_loops, topic_for
+
+    dbs = {r: fresh_database(pg, template_db) for r in ("region-a", "region-b")}
+    ports = {r: free_port() for r in dbs}
+    cfg = write_config(
+        tmp_path / "baton.toml", {r: (ports[r], pg.dsn(db)) for r, db in dbs.items()},
+        workflow_task_retry_max_s=1.0,
+    )
+    # a fresh topic name space per test: the broker lives for the session
+    suffix = uuid.uuid4().hex[:8]
+    text = cfg.read_text().replace("region-a", f"a{suffix}").replace("region-b", f"b{suffix}")
+    cfg.write_text(text + f'\n[kafka]\nbootstrap = "{kafka}"\n')
+    config = load_config(cfg)
+    names = list(config.regions)
+    await create_topics(kafka, [topic_for(r) for r in names], partitions=4)
+    async with contextlib.AsyncExitStack() as stack:
+        handles = []
+        for name in names:
+            store = await stack.enter_async_context(
+                serve_region(config, name, loops=server_loops()))
+            db = dbs["region-a" if name.startswith("a") else "region-b"]
+            handles.append(Region(name, config.regions[name].url, db, config, cfg, store, pg))
+        yield RegionPair(handles[0], handles[1])

@@ -320,3 +320,21 @@ ALTER TABLE activities SET (autovacuum_vacuum_scale_factor = 0,
                             autovacuum_vacuum_threshold = 500,
                             autovacuum_analyze_scale_factor = 0,
                             autovacuum_analyze_threshold = 500);
+
+-- Replication: the publisher's ack level and the applier's per-partition
+-- progress, each written in the same transaction as the work it records.
+CREATE TABLE replication_ack (
+    region          text        PRIMARY KEY,
+    last_outbox_id  bigint      NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE replication_progress (
+    source_region     text        NOT NULL,
+    topic             text        NOT NULL,
+    kafka_partition   integer     NOT NULL,
+    next_offset       bigint      NOT NULL,
+    last_source_time  timestamptz,
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_region, topic, kafka_partition)
+);

@@ -339,6 +339,7 @@ class Timeouts:
             await workflow.execute_activity(
                 never_finishes,
                 schedule_to_close_timeout=timedelta(seconds=2),
+                start_to_close_timeout=timedelta(seconds=10),
             )
             budget = "finished"
         except ActivityError as err:

@@ -1,4 +1,4 @@
-"""The ``baton`` CLI against a real local stack (PostgreSQL and two region servers).
+"""The ``baton`` CLI against a real local stack (PostgreSQL, Kafka, two region servers).
 
 One stack serves the whole module: ``stack_up`` brings it up in a fresh state
 folder, the tests drive it through the real CLI (click's runner in-process, and
@@ -17,16 +17,21 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# aiokafka ships no type information: see the mypy overrides in pyproject.toml.
+from aiokafka.admin import AIOKafkaAdminClient
 from click.testing import CliRunner, Result
 
 import ops
 from ops.cli import cli
-from ops.devstack import StackInfo, stack_down, stack_up
+from ops.devstack import REPLICATION_PARTITIONS, StackInfo, stack_down, stack_up
+from store.config import load_config
 
 pytestmark = pytest.mark.integration
 
@@ -83,28 +88,74 @@ def eventually(check: Any, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def recorded(stack: StackInfo) -> dict[str, Any]:
+    """What ``stack.json`` records now."""
+    data: dict[str, Any] = json.loads((stack.state_dir / "stack.json").read_text())
+    return data
+
+
 def server_pids(stack: StackInfo) -> dict[str, int | None]:
-    data = json.loads((stack.state_dir / "stack.json").read_text())
-    return {r: s["pid"] for r, s in data["servers"].items()}
+    return {r: s["pid"] for r, s in recorded(stack)["servers"].items()}
+
+
+def kafka_pid(stack: StackInfo) -> int | None:
+    pid: int | None = recorded(stack)["kafka"]["pid"]
+    return pid
+
+
+async def replication_topics(bootstrap: str) -> dict[str, int]:
+    """Every ``baton.replication.*`` topic on the broker, with its partition count."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith("baton.replication.")]
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
 def test_dev_up_twice_changes_nothing(stack: StackInfo) -> None:
     before = server_pids(stack)
+    broker = kafka_pid(stack)
     data = run_json(stack, "dev", "up", "--state-dir", str(stack.state_dir))
     assert data["changed"] is False and data["actions"] == []
     assert {r: s["pid"] for r, s in data["servers"].items()} == before
     assert data["postgres"]["pid"] == stack.pg_pid
     assert all(p is not None for p in before.values())
+    assert broker is not None and data["kafka"]["pid"] == broker
+    assert stack.kafka is not None and data["kafka"]["port"] == stack.kafka.port
 
 
 def test_dev_status_json_shows_alive_components(stack: StackInfo) -> None:
     data = run_json(stack, "dev", "status", "--state-dir", str(stack.state_dir))
     rows = {c["component"]: c for c in data["components"]}
-    assert set(rows) == {"postgres", "server region-a", "server region-b"}
+    assert set(rows) == {"postgres", "kafka", "server region-a", "server region-b"}
     assert all(c["alive"] for c in rows.values()) and data["running"] is True
     assert rows["server region-a"]["address"] == stack.url("region-a")
+    assert rows["kafka"]["address"] == stack.kafka_bootstrap
+    assert rows["kafka"]["pid"] == kafka_pid(stack)
     table = run(stack, "dev", "status", "--state-dir", str(stack.state_dir)).stdout
-    assert "server region-b" in table
+    assert "server region-b" in table and "kafka" in table
+
+
+def test_config_names_the_kafka_broker(stack: StackInfo) -> None:
+    raw = tomllib.loads(stack.config_path.read_text())
+    assert stack.kafka is not None
+    assert raw["kafka"] == {"bootstrap": f"127.0.0.1:{stack.kafka.port}"}
+    # The same value as the server reads it.
+    assert load_config(stack.config_path).kafka_bootstrap == stack.kafka_bootstrap
+    assert recorded(stack)["kafka"]["bootstrap"] == stack.kafka_bootstrap
+
+
+async def test_replication_topics_exist(stack: StackInfo) -> None:
+    assert stack.kafka_bootstrap is not None
+    topics = await replication_topics(stack.kafka_bootstrap)
+    assert topics == {
+        "baton.replication.region-a": REPLICATION_PARTITIONS,
+        "baton.replication.region-b": REPLICATION_PARTITIONS,
+    }
+    assert REPLICATION_PARTITIONS == 8
 
 
 def test_dead_server_is_restarted(stack: StackInfo) -> None:
@@ -118,6 +169,25 @@ def test_dead_server_is_restarted(stack: StackInfo) -> None:
     assert after["region-a"] == before["region-a"]
     assert after["region-b"] not in (None, victim)
     assert data["actions"] == [f"restarted server region-b (pid {after['region-b']})"]
+
+
+def test_dead_broker_is_restarted(stack: StackInfo) -> None:
+    victim = kafka_pid(stack)
+    servers = server_pids(stack)
+    assert victim is not None and pid_running(victim)
+    os.kill(victim, signal.SIGKILL)
+    eventually(lambda: not pid_running(victim))
+    status = run_json(stack, "dev", "status", "--state-dir", str(stack.state_dir))
+    rows = {c["component"]: c for c in status["components"]}
+    assert rows["kafka"]["alive"] is False and status["running"] is False
+
+    data = run_json(stack, "dev", "up", "--state-dir", str(stack.state_dir))
+    new = data["kafka"]["pid"]
+    assert new not in (None, victim) and pid_running(new)
+    # Same ports, same (already formatted) storage, and the servers kept running.
+    assert data["actions"] == [f"restarted Kafka broker (pid {new})"]
+    assert data["kafka"]["bootstrap"] == stack.kafka_bootstrap
+    assert {r: s["pid"] for r, s in data["servers"].items()} == servers
 
 
 def test_namespace_create_list_describe(stack: StackInfo) -> None:
@@ -229,11 +299,21 @@ def test_migrate_status_is_up_to_date(stack: StackInfo) -> None:
 def test_dev_down_leaves_nothing_running(stack: StackInfo) -> None:
     pids = [p for p in server_pids(stack).values() if p is not None]
     pg_pid = stack.pg.pid()
-    assert pg_pid is not None and len(pids) == 2
+    broker = kafka_pid(stack)
+    assert pg_pid is not None and broker is not None and len(pids) == 2
+    assert pid_running(broker)
     data = run_json(stack, "dev", "down", "--state-dir", str(stack.state_dir))
     assert data["changed"] is True
-    for pid in [*pids, pg_pid]:
+    # Servers first (they use Kafka and PostgreSQL), then Kafka, then PostgreSQL.
+    assert [a.split(" (")[0] for a in data["actions"]] == [
+        "stopped server region-a",
+        "stopped server region-b",
+        "stopped Kafka broker",
+        "stopped PostgreSQL",
+    ]
+    for pid in [*pids, broker, pg_pid]:
         assert not pid_running(pid), f"pid {pid} still runs after dev down"
+    assert recorded(stack)["kafka"]["pid"] is None
     status = run_json(stack, "dev", "status", "--state-dir", str(stack.state_dir))
     assert not any(c["alive"] for c in status["components"])
     # SIGTERM shut the servers down cleanly (no traceback in their logs).

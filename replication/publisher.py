@@ -1,0 +1,135 @@
+"""The publisher: ships a region's outbox to its Kafka topic, in commit order.
+
+One publisher per region holds the publisher advisory lock; any other server
+of the region stands by and takes over within seconds when the holder dies.
+It reads outbox rows whose transactions have all settled, produces one
+message per history batch (key = namespace/workflow id, so one workflow's
+batches stay in one partition, in order) with an idempotent ``acks=all``
+producer, and moves its ack level (deleting the acked rows) only after Kafka
+acknowledged every message of the batch. A crash between the two re-sends a
+batch, which the appliers skip as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from replication.sql import QUERIES as Q
+from store import db
+from store.context import Store
+
+log = logging.getLogger("baton.publisher")
+
+#: Advisory lock key of the region's publisher ("baton-pu").
+PUBLISHER_LOCK = 0x6261746F6E2D7075 & 0x7FFFFFFFFFFFFFFF
+BATCH = 500
+IDLE_WAIT_S = 1.0
+MESSAGE_TYPE = "history_v1"
+
+
+def topic_for(region: str) -> str:
+    """The replication topic of a source region."""
+    return f"baton.replication.{region}"
+
+
+def message_for(row: Any, region: str) -> tuple[bytes, bytes]:
+    """(key, value) of the Kafka message for one outbox row."""
+    key = f"{row['namespace']}/{row['workflow_id']}".encode()
+    value = orjson.dumps({
+        "type": MESSAGE_TYPE,
+        "source_region": region,
+        "namespace": row["namespace"],
+        "workflow_id": row["workflow_id"],
+        "run_id": str(row["run_id"]),
+        "first_event_id": row["first_event_id"],
+        "last_event_id": row["last_event_id"],
+        "version": row["version"],
+        "source_time": row["created_at"].isoformat(),
+        "events": row["events"] or [],
+        "execution": row["execution"],
+        "namespace_info": row["ns"],
+    })
+    return key, value
+
+
+class Publisher:
+    """Ships the outbox of this server's region while it holds the publisher lock."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.bootstrap = store.config.kafka_bootstrap
+        self.is_leader = False
+        self.published = 0
+        self._wake = asyncio.Event()
+        store.notifier.on("baton_history_v1", lambda _p: self._wake.set())
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Kafka or the database is away: stand by, retry
+                self.is_leader = False
+                log.warning("publisher of %s stopped (%r); retrying", self.store.region, exc)
+                await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        conn = await db.connect(self.store.config.regions[self.store.region].dsn)
+        producer: AIOKafkaProducer | None = None
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PUBLISHER_LOCK):
+                self.is_leader = False
+                await asyncio.sleep(2.0)
+            self.is_leader = True
+            if self.bootstrap:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all",
+                    linger_ms=5, max_request_size=16 * 1024 * 1024,
+                )
+                await producer.start()
+            log.info("this server publishes region %s", self.store.region)
+            while True:
+                if conn.is_closed():
+                    raise ConnectionError("publisher lock connection lost")
+                shipped = await self._ship_batch(producer)
+                if shipped < BATCH:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), IDLE_WAIT_S)
+        finally:
+            self.is_leader = False
+            if producer is not None:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _ship_batch(self, producer: AIOKafkaProducer | None) -> int:
+        region = self.store.region
+        async with self.store.pool.acquire() as conn:
+            rows = await conn.fetch(Q["outbox_batch"], BATCH)
+        if not rows:
+            return 0
+        sends = []
+        done: list[int] = []
+        for row in rows:
+            if row["replicated"]:
+                if producer is None:
+                    continue  # a replicated namespace but no Kafka: keep its rows until there is
+                key, value = message_for(row, region)
+                sends.append(await producer.send(topic_for(region), value=value, key=key))
+            done.append(row["id"])
+        if sends:
+            await asyncio.gather(*sends)  # every message acknowledged by the in-sync replicas
+        if done:
+            async with self.store.pool.acquire() as conn:
+                await conn.execute(Q["set_ack_level"], region, max(done), done)
+        self.published += len(sends)
+        return len(done)

@@ -1,0 +1,84 @@
+"""Replication through real Kafka: region A's histories appear in B event for event."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.apps.workflows import ALL_ACTIVITIES, Pipeline, ThreeSteps
+from tests.conftest import RegionPair
+from tests.helpers import eventually
+from worker import Client, Worker
+
+pytestmark = pytest.mark.e2e
+QUEUE = "replicated"
+
+
+def comparable(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(e["event_id"], e["event_type"], e["version"], e["event_time"], e["attributes"])
+            for e in events]
+
+
+async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
+    a, b = regions.a, regions.b
+    async with await Client.connect([a.url, b.url], namespace="global") as client:
+        await client.create_namespace("global", regions=[a.name, b.name], active_region=a.name)
+        async with Worker(client, task_queue=QUEUE, workflows=[ThreeSteps, Pipeline],
+                          activities=ALL_ACTIVITIES):
+            results = await asyncio.gather(*[
+                client.execute_workflow(ThreeSteps, i, id=f"rep-{i}", task_queue=QUEUE)
+                for i in range(20)
+            ])
+        assert results == [i + 3 for i in range(20)]
+        async with await Client.connect(b.url, namespace="global", retry_for_s=0) as in_b:
+
+            async def replicated() -> bool:
+                for i in range(20):
+                    ha = client.get_workflow_handle(f"rep-{i}")
+                    try:
+                        hb = await in_b.get_workflow_handle(f"rep-{i}").history()
+                    except Exception:
+                        return False
+                    if comparable(hb) != comparable(await ha.history()):
+                        return False
+                return True
+
+            await eventually(replicated, timeout=60, what="B's histories equal to A's")
+            desc = await in_b.get_workflow_handle("rep-3").describe()
+            assert desc["execution"]["status"] == "completed"
+            assert desc["execution"]["last_write_version"] == 1
+            ns = await in_b.describe_namespace("global")
+            assert ns["active_region"] == a.name and ns["failover_version"] == 1
+            # a standby refuses writes and names the active region and its URL
+            async with httpx.AsyncClient() as http:
+                r = await http.post(f"{b.url}/api/v1/namespaces/global/workflows", json={
+                    "workflow_id": "rep-x", "workflow_type": "ThreeSteps", "task_queue": QUEUE})
+            assert r.status_code == 421
+            error = r.json()["error"]
+            assert error["code"] == "NAMESPACE_NOT_ACTIVE"
+            assert error["details"] == {"active_region": a.name, "active_url": a.url}
+            # the SDK, given B only, follows that answer to A by itself
+            moved = await in_b.start_workflow(ThreeSteps, 1, id="rep-y", task_queue=QUEUE)
+            assert in_b.transport.active_endpoint == a.url
+            assert (await client.get_workflow_handle("rep-y").describe())["execution"][
+                "run_id"] == moved.run_id
+    # the publisher acked everything it shipped and trimmed the outbox
+    conn = await asyncpg.connect(a.dsn)
+    try:
+        async def drained() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+        await eventually(drained, timeout=20, what="outbox drained")
+    finally:
+        await conn.close()
+    # the standby holds no tasks or timers: it does not run the workflows
+    conn = await asyncpg.connect(b.dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM tasks") == 0
+        assert await conn.fetchval("SELECT count(*) FROM timers") == 0
+    finally:
+        await conn.close()
