@@ -292,7 +292,7 @@ def cli(ctx: click.Context, config: str | None, namespace: str, region: str | No
 
 @cli.group(cls=BatonGroup)
 def dev() -> None:
-    """The local development stack (PostgreSQL and one server per region)."""
+    """The local development stack (PostgreSQL, Kafka and one server per region)."""
 
 
 _state_dir_option = click.option(
