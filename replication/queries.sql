@@ -85,3 +85,7 @@ INSERT INTO current_executions (namespace, workflow_id, run_id, status)
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id,
     status = EXCLUDED.status
+
+-- name: progress_detail
+SELECT kafka_partition, next_offset, last_source_time FROM replication_progress
+WHERE source_region = $1 AND topic = $2

@@ -75,6 +75,18 @@ async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
         await eventually(drained, timeout=20, what="outbox drained")
     finally:
         await conn.close()
+    # once caught up, status shows no lag either way and an empty outbox
+    from replication.status import replication_status
+
+    async def caught_up() -> bool:
+        lags = await replication_status(a.config)
+        return len(lags) == 2 and all(
+            lag.consumer_lag_messages == 0 and lag.source_outbox_backlog == 0
+            and lag.time_lag_s == 0.0 for lag in lags)
+
+    await eventually(caught_up, timeout=30, what="replication status caught up")
+    behind = next(x for x in await replication_status(a.config) if x.region == b.name)
+    assert behind.source == a.name and behind.applied_partitions > 0
     # the standby holds no tasks or timers: it does not run the workflows
     conn = await asyncpg.connect(b.dsn)
     try:
