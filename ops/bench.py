@@ -10,6 +10,7 @@ asserted about speed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -22,7 +23,14 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from store.config import BatonConfig
 from worker import Client
+
+
+@dataclass(frozen=True)
+class LagSample:
+    seconds: float
+    messages: int
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class BenchResult:
     max_ms: float
     mean_ms: float
     errors: int
+    replication_lag_p50_s: float | None = None
+    replication_lag_p99_s: float | None = None
+    replication_lag_samples: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -98,6 +109,20 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
+async def sample_lag(
+    config: BatonConfig, target: str, out: list[LagSample], stop: asyncio.Event
+) -> None:
+    """Sample how far ``target`` is behind the other regions every half second."""
+    from replication.status import replication_status
+
+    while not stop.is_set():
+        for lag in await replication_status(config):
+            if lag.region == target and lag.time_lag_s is not None:
+                out.append(LagSample(lag.time_lag_s, lag.consumer_lag_messages or 0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
 async def run_bench(
     urls: list[str],
     *,
@@ -107,13 +132,18 @@ async def run_bench(
     namespace: str | None = None,
     show_progress: bool = True,
     log_dir: Path | None = None,
+    replicate_to: str | None = None,
+    config: BatonConfig | None = None,
 ) -> BenchResult:
     """Start a worker process and measure ``workflows`` runs of ThreeSteps."""
     ns = namespace or f"bench-{uuid.uuid4().hex[:8]}"
     queue = "bench"
     async with await Client.connect(urls, namespace=ns) as client:
         try:
-            await client.create_namespace(ns)
+            regions = list(config.regions) if (config and replicate_to) else None
+            await client.create_namespace(
+                ns, regions=regions, active_region=regions[0] if regions else None
+            )
         except Exception as exc:  # an existing namespace is fine
             if getattr(exc, "code", "") != "NAMESPACE_ALREADY_EXISTS":
                 raise
@@ -163,11 +193,19 @@ async def run_bench(
                         errors += 1
                     progress.advance(task_id)
 
+            lags: list[LagSample] = []
+            stop = asyncio.Event()
+            sampler = None
+            if replicate_to and config is not None:
+                sampler = asyncio.create_task(sample_lag(config, replicate_to, lags, stop))
             with progress:
                 task_id = progress.add_task("ThreeSteps workflows", total=workflows)
                 t_start = time.perf_counter()
                 await asyncio.gather(*[starter(task_id) for _ in range(concurrency)])
                 elapsed = time.perf_counter() - t_start
+            stop.set()
+            if sampler is not None:
+                await sampler
         finally:
             stop_processes([proc])
     return BenchResult(
@@ -181,4 +219,11 @@ async def run_bench(
         max_ms=round(max(latencies or [0]), 1),
         mean_ms=round(statistics.fmean(latencies) if latencies else float("nan"), 1),
         errors=errors,
+        replication_lag_p50_s=(
+            round(percentile([x.seconds for x in lags], 0.5), 3) if lags else None
+        ),
+        replication_lag_p99_s=(
+            round(percentile([x.seconds for x in lags], 0.99), 3) if lags else None
+        ),
+        replication_lag_samples=len(lags),
     )

@@ -449,8 +449,7 @@ def _serve_until_signalled(
         loop_box["task"] = asyncio.current_task()
         from replication import server_loops
 
-        await serve(cfg, region, host=host, port=port, log_level=log_level,
-                    loops=server_loops())
+        await serve(cfg, region, host=host, port=port, log_level=log_level, loops=server_loops())
 
     def run() -> None:
         try:

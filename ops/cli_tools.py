@@ -15,6 +15,7 @@ from ops import devstack
 from ops.bench import run_bench, start_extra_servers, stop_processes
 from ops.demo import run_demo
 from ops.output import console, emit, err_console, kv_table, table
+from store.config import load_config
 
 T = TypeVar("T")
 
@@ -48,11 +49,25 @@ def register_tools(cli: click.Group) -> None:
             if not rows:
                 return Text("replication is off: the config names no Kafka or one region")
             return table(
-                ["region", "behind source", "consumer lag (msgs)", "time lag (s)",
-                 "source outbox backlog", "partitions applied"],
-                [[r["region"], r["source"], _n(r["consumer_lag_messages"]),
-                  _n(r["time_lag_s"]), _n(r["source_outbox_backlog"]),
-                  f"{r['applied_partitions']}/{r['partitions']}"] for r in rows],
+                [
+                    "region",
+                    "behind source",
+                    "consumer lag (msgs)",
+                    "time lag (s)",
+                    "source outbox backlog",
+                    "partitions applied",
+                ],
+                [
+                    [
+                        r["region"],
+                        r["source"],
+                        _n(r["consumer_lag_messages"]),
+                        _n(r["time_lag_s"]),
+                        _n(r["source_outbox_backlog"]),
+                        f"{r['applied_partitions']}/{r['partitions']}",
+                    ]
+                    for r in rows
+                ],
                 title="Replication",
             )
 
@@ -97,12 +112,18 @@ def register_tools(cli: click.Group) -> None:
         show_default=True,
         help="Server processes for the region (the stack's one plus extra ones sharing its port).",
     )
+    @click.option(
+        "--replicated",
+        is_flag=True,
+        help="Run in a namespace of every region and sample the next region's replication lag.",
+    )
     def bench(
         state_dir: str | None,
         workflows: int,
         concurrency: int,
         bench_region: str | None,
         server_processes: int,
+        replicated: bool,
         output: str,
     ) -> None:
         """Workflows per second and start-to-result latency of ThreeSteps (3 activities)."""
@@ -110,6 +131,8 @@ def register_tools(cli: click.Group) -> None:
         region = bench_region or info.regions[0]
         logs = info.state_dir / "logs"
         extra = start_extra_servers(info.config_path, region, server_processes - 1, logs)
+        config = load_config(info.config_path)
+        target = next((r for r in info.regions if r != region), None)
         try:
             time.sleep(2.0 if extra else 0)  # let the extra servers start listening
             result = run_fast(
@@ -119,6 +142,8 @@ def register_tools(cli: click.Group) -> None:
                     concurrency=concurrency,
                     show_progress=output == "table",
                     log_dir=logs,
+                    replicate_to=target if replicated else None,
+                    config=config,
                 )
             )
         finally:
@@ -137,6 +162,8 @@ def register_tools(cli: click.Group) -> None:
                     "p99 (ms)": d["p99_ms"],
                     "max (ms)": d["max_ms"],
                     "errors": d["errors"],
+                    "replication lag p50 (s)": d["replication_lag_p50_s"],
+                    "replication lag p99 (s)": d["replication_lag_p99_s"],
                 },
                 title="ThreeSteps: x = n, then 3 x `x = await step(x)`",
             )

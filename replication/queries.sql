@@ -57,14 +57,16 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 FOR UPDATE
 
 -- name: local_namespace
-SELECT failover_version FROM namespaces WHERE name = $1 FOR UPDATE
+SELECT failover_version FROM namespaces WHERE name = $1
 
 -- name: replace_namespace
+-- Never moves a namespace back to an older failover version.
 INSERT INTO namespaces SELECT * FROM jsonb_populate_record(NULL::namespaces, $1::jsonb)
 ON CONFLICT (name) DO UPDATE SET regions = EXCLUDED.regions,
     active_region = EXCLUDED.active_region, failover_version = EXCLUDED.failover_version,
     state = EXCLUDED.state, retention_days = EXCLUDED.retention_days,
     description = EXCLUDED.description, updated_at = now()
+WHERE namespaces.failover_version <= EXCLUDED.failover_version
 
 -- name: apply_events
 INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type, event_time,
