@@ -98,8 +98,11 @@ class Applier:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
-            auto_offset_reset="earliest", max_partition_fetch_bytes=16 * 1024 * 1024,
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
         )
         await consumer.start()
@@ -115,13 +118,18 @@ class Applier:
             if not partitions:
                 raise ConnectionError("no replication topics yet")
             consumer.assign(partitions)
-            log.info("applier of %s consumes %s", self.store.region,
-                     ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+            log.info(
+                "applier of %s consumes %s",
+                self.store.region,
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
+            )
             async with self.store.pool.acquire() as conn:
                 for source in self.sources:
                     topic = topic_for(source)
-                    stored = {r["kafka_partition"]: r["next_offset"]
-                              for r in await conn.fetch(Q["progress"], source, topic)}
+                    stored = {
+                        r["kafka_partition"]: r["next_offset"]
+                        for r in await conn.fetch(Q["progress"], source, topic)
+                    }
                     for tp in partitions:
                         if tp.topic != topic:
                             continue
@@ -133,16 +141,18 @@ class Applier:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 # Partitions are independent: apply them side by side, each
                 # partition's records in order.
-                await asyncio.gather(*(self._apply_records(tp, records)
-                                       for tp, records in batches.items()))
+                await asyncio.gather(
+                    *(self._apply_records(tp, records) for tp, records in batches.items())
+                )
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
             if self._http is not None:
                 await self._http.close()
 
-    async def _fetch_events(self, source: str, msg: dict[str, Any], first: int,
-                            last: int) -> list[dict[str, Any]]:
+    async def _fetch_events(
+        self, source: str, msg: dict[str, Any], first: int, last: int
+    ) -> list[dict[str, Any]]:
         """Events ``first..last`` of the message's run, read from the source region."""
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -151,12 +161,17 @@ class Applier:
         events: list[dict[str, Any]] = []
         nxt = first
         while nxt <= last:
-            async with self._http.get(base + url, params={
-                "run_id": msg["run_id"], "from_event_id": str(nxt),
-            }) as resp:
+            async with self._http.get(
+                base + url,
+                params={
+                    "run_id": msg["run_id"],
+                    "from_event_id": str(nxt),
+                },
+            ) as resp:
                 if resp.status != 200:
                     raise ConnectionError(
-                        f"source region {source} answered {resp.status} for missing events")
+                        f"source region {source} answered {resp.status} for missing events"
+                    )
                 body = orjson.loads(await resp.read())
             page = [e for e in body["events"] if e["event_id"] <= last]
             if not page:
@@ -181,10 +196,17 @@ class Applier:
                 if msg.get("type") == MESSAGE_TYPE:
                     outcomes.append(await apply_batch_txn(conn, msg))
             last = msgs[-1]
-            source_time = (datetime.fromisoformat(last["source_time"])
-                           if "source_time" in last else None)
-            await conn.execute(Q["set_progress"], source, tp.topic, tp.partition,
-                               records[-1].offset + 1, source_time)
+            source_time = (
+                datetime.fromisoformat(last["source_time"]) if "source_time" in last else None
+            )
+            await conn.execute(
+                Q["set_progress"],
+                source,
+                tp.topic,
+                tp.partition,
+                records[-1].offset + 1,
+                source_time,
+            )
             return outcomes
 
         try:
@@ -207,8 +229,9 @@ class Applier:
             outcome = "skipped"
             if msg.get("type") == MESSAGE_TYPE:
                 outcome = await apply_batch_txn(conn, msg)
-            await conn.execute(Q["set_progress"], source, tp.topic, tp.partition,
-                               record.offset + 1, source_time)
+            await conn.execute(
+                Q["set_progress"], source, tp.topic, tp.partition, record.offset + 1, source_time
+            )
             return outcome
 
         try:
@@ -217,10 +240,10 @@ class Applier:
             # This batch overtook an earlier one of its workflow (their
             # transactions settled out of order): fetch the missing events from
             # the source region, then apply both together.
-            missing = await self._fetch_events(source, msg, gap.next_local,
-                                               msg["first_event_id"] - 1)
-            msg = {**msg, "first_event_id": gap.next_local,
-                   "events": missing + list(msg["events"])}
+            missing = await self._fetch_events(
+                source, msg, gap.next_local, msg["first_event_id"] - 1
+            )
+            msg = {**msg, "first_event_id": gap.next_local, "events": missing + list(msg["events"])}
             outcome = await self.store.txn(txn)
             self.gaps_filled += 1
         if outcome == "duplicate":

@@ -41,20 +41,22 @@ def topic_for(region: str) -> str:
 def message_for(row: Any, region: str) -> tuple[bytes, bytes]:
     """(key, value) of the Kafka message for one outbox row."""
     key = f"{row['namespace']}/{row['workflow_id']}".encode()
-    value = orjson.dumps({
-        "type": MESSAGE_TYPE,
-        "source_region": region,
-        "namespace": row["namespace"],
-        "workflow_id": row["workflow_id"],
-        "run_id": str(row["run_id"]),
-        "first_event_id": row["first_event_id"],
-        "last_event_id": row["last_event_id"],
-        "version": row["version"],
-        "source_time": row["created_at"].isoformat(),
-        "events": row["events"] or [],
-        "execution": row["execution"],
-        "namespace_info": row["ns"],
-    })
+    value = orjson.dumps(
+        {
+            "type": MESSAGE_TYPE,
+            "source_region": region,
+            "namespace": row["namespace"],
+            "workflow_id": row["workflow_id"],
+            "run_id": str(row["run_id"]),
+            "first_event_id": row["first_event_id"],
+            "last_event_id": row["last_event_id"],
+            "version": row["version"],
+            "source_time": row["created_at"].isoformat(),
+            "events": row["events"] or [],
+            "execution": row["execution"],
+            "namespace_info": row["ns"],
+        }
+    )
     return key, value
 
 
@@ -90,8 +92,11 @@ class Publisher:
             self.is_leader = True
             if self.bootstrap:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all",
-                    linger_ms=5, max_request_size=16 * 1024 * 1024,
+                    bootstrap_servers=self.bootstrap,
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=5,
+                    max_request_size=16 * 1024 * 1024,
                 )
                 await producer.start()
             log.info("this server publishes region %s", self.store.region)

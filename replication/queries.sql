@@ -91,3 +91,11 @@ ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id,
 -- name: progress_detail
 SELECT kafka_partition, next_offset, last_source_time FROM replication_progress
 WHERE source_region = $1 AND topic = $2
+
+-- name: namespace_outbox_backlog
+SELECT count(*) FROM outbox WHERE namespace = $1
+
+-- name: revert_handover
+-- Only a namespace still in handover here goes back; a finished move stays.
+UPDATE namespaces SET state = 'active', updated_at = now()
+WHERE name = $1 AND active_region = $2 AND state = 'handover'

@@ -36,14 +36,19 @@ class Lag:
         return asdict(self)
 
 
-async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None)
+async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The end offset of every partition of ``topics``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
-        tps = [TopicPartition(t, p) for t in topics
-               for p in sorted(cluster.partitions_for_topic(t) or ())]
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(cluster.partitions_for_topic(t) or ())
+        ]
         ends = await consumer.end_offsets(tps) if tps else {}
         return {(tp.topic, tp.partition): off for tp, off in ends.items()}
     finally:
@@ -69,12 +74,13 @@ async def replication_status(config: BatonConfig) -> list[Lag]:
     regions = list(config.regions)
     if not config.kafka_bootstrap or len(regions) < 2:
         return []
-    ends = await _end_offsets(config.kafka_bootstrap, [topic_for(r) for r in regions])
+    ends = await end_offsets(config.kafka_bootstrap, [topic_for(r) for r in regions])
     per_region: dict[str, dict[str, Any] | None] = {}
     for r in regions:
         try:
-            per_region[r] = await _region_rows(config.regions[r].dsn, r,
-                                               [s for s in regions if s != r])
+            per_region[r] = await _region_rows(
+                config.regions[r].dsn, r, [s for s in regions if s != r]
+            )
         except Exception:
             per_region[r] = None  # that region's database is down
     now = datetime.now(UTC)
@@ -92,11 +98,15 @@ async def replication_status(config: BatonConfig) -> list[Lag]:
                 out.append(Lag(region, source, None, None, backlog, 0, len(parts)))
                 continue
             progress = info["progress"][source]
-            lag = sum(max(0, end - (progress[p]["next_offset"] if p in progress else 0))
-                      for p, end in parts.items())
-            times = [row["last_source_time"] for row in progress.values()
-                     if row["last_source_time"] is not None]
-            time_lag = 0.0 if lag == 0 else (
-                (now - max(times)).total_seconds() if times else None)
+            lag = sum(
+                max(0, end - (progress[p]["next_offset"] if p in progress else 0))
+                for p, end in parts.items()
+            )
+            times = [
+                row["last_source_time"]
+                for row in progress.values()
+                if row["last_source_time"] is not None
+            ]
+            time_lag = 0.0 if lag == 0 else ((now - max(times)).total_seconds() if times else None)
             out.append(Lag(region, source, lag, time_lag, backlog, len(progress), len(parts)))
     return out

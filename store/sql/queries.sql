@@ -292,3 +292,24 @@ SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY statu
 SELECT baton_write_run_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
     $35, $36, $37, $38, $39, $40, $41, $42)
+
+-- name: open_runs
+SELECT workflow_id, run_id FROM executions WHERE namespace = $1 AND status = 'running'
+ORDER BY workflow_id, run_id
+
+-- name: move_namespace
+-- The namespace moves to region $2 under failover version $3. This region
+-- drops any pending work it held (tasks, timers, activity rows): as the new
+-- active region it rebuilds them from history, as a standby it keeps none.
+WITH ta AS (DELETE FROM tasks WHERE namespace = $1),
+     ti AS (DELETE FROM timers WHERE namespace = $1),
+     ac AS (DELETE FROM activities WHERE namespace = $1)
+UPDATE namespaces SET active_region = $2, failover_version = $3, state = 'active',
+    updated_at = now()
+WHERE name = $1 AND failover_version < $3
+RETURNING name
+
+-- name: set_namespace_state
+UPDATE namespaces SET state = $3, updated_at = now()
+WHERE name = $1 AND active_region = $2
+RETURNING failover_version

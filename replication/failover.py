@@ -1,0 +1,161 @@
+"""Moving a namespace between regions: the graceful handover.
+
+1. The active region puts the namespace in ``handover``: writes get the
+   retryable ``NAMESPACE_IN_HANDOVER`` (the SDK waits it out) and, since every
+   write holds the namespace row in share mode, the update waits for writes
+   in flight.
+2. The target drains the stream: the source's outbox empties (every batch is
+   in Kafka) and the target's applier reaches the end of every partition of
+   the source's topic.
+3. The target becomes active under its next failover version and rebuilds the
+   pending work of every open workflow; the source becomes a standby.
+
+If the target does not catch up in time, the source goes back to ``active``
+and the call says so. Nothing acknowledged is lost: RPO 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import asyncpg
+
+from replication.publisher import topic_for
+from replication.sql import QUERIES as RQ
+from replication.status import end_offsets
+from replication.versions import next_version
+from store import db
+from store.config import BatonConfig
+from store.errors import InvalidArgument, NamespaceNotFound, StoreError
+from store.rebuild import rebuild_namespace_txn
+from store.sql import QUERIES as Q
+
+
+class FailoverTimedOut(StoreError):
+    """The target region did not catch up in time; the namespace stayed where it was."""
+
+    http_status = 504
+    retryable = True
+
+
+@dataclass(frozen=True)
+class FailoverResult:
+    namespace: str
+    source: str
+    target: str
+    version: int
+    workflows_rebuilt: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def _namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[str, Any]]:
+    """The region whose row of the namespace has the highest failover version."""
+    best: tuple[str, dict[str, Any]] | None = None
+    for name, region in config.regions.items():
+        conn = await db.connect(region.dsn)
+        try:
+            row = await conn.fetchrow(Q["get_namespace"], namespace)
+        finally:
+            await conn.close()
+        if row is not None and (
+            best is None or row["failover_version"] > best[1]["failover_version"]
+        ):
+            best = (name, dict(row))
+    if best is None:
+        raise NamespaceNotFound(f"namespace {namespace!r} exists in no region")
+    return best
+
+
+async def _caught_up(config: BatonConfig, source: str, target: str, namespace: str) -> bool:
+    src = await db.connect(config.regions[source].dsn)
+    try:
+        backlog = await src.fetchval(RQ["namespace_outbox_backlog"], namespace)
+    finally:
+        await src.close()
+    if backlog:
+        return False
+    assert config.kafka_bootstrap
+    ends = await end_offsets(config.kafka_bootstrap, [topic_for(source)])
+    dst = await db.connect(config.regions[target].dsn)
+    try:
+        done = {
+            r["kafka_partition"]: r["next_offset"]
+            for r in await dst.fetch(RQ["progress"], source, topic_for(source))
+        }
+    finally:
+        await dst.close()
+    return all(done.get(p, 0) >= end for (_t, p), end in ends.items())
+
+
+async def graceful_failover(
+    config: BatonConfig,
+    namespace: str,
+    target: str,
+    *,
+    timeout_s: float = 60.0,
+    progress: Callable[[str], None] | None = None,
+) -> FailoverResult:
+    """Hand ``namespace`` over to ``target`` with nothing acknowledged lost."""
+    say = progress or (lambda _m: None)
+    started = time.monotonic()
+    config.region(target)
+    if not config.kafka_bootstrap:
+        raise InvalidArgument("replication is off (no [kafka] in the config): nothing to fail over")
+    source, row = await _namespace_row(config, namespace)
+    source = row["active_region"]
+    if target == source:
+        raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
+    if target not in row["regions"]:
+        raise InvalidArgument(
+            f"{target} is not a region of namespace {namespace!r} ({', '.join(row['regions'])})"
+        )
+    src = await db.connect(config.regions[source].dsn)
+    try:
+        version = await src.fetchval(Q["set_namespace_state"], namespace, source, "handover")
+        if version is None:
+            raise InvalidArgument(f"namespace {namespace!r} is not active in {source}")
+        say(f"{namespace} is in handover in {source}; draining the stream to {target}")
+        deadline = started + timeout_s
+        while not await _caught_up(config, source, target, namespace):
+            if time.monotonic() > deadline:
+                await _revert(src, namespace, source)
+                raise FailoverTimedOut(
+                    f"{target} did not catch up with {source} within {timeout_s}s; "
+                    f"{namespace} stays active in {source}"
+                )
+            await asyncio.sleep(0.2)
+        new_version = next_version(
+            int(version), config.regions[target].initial_version, config.failover_version_increment
+        )
+        region_urls = {n: r.url for n, r in config.regions.items()}
+        dst = await db.connect(config.regions[target].dsn)
+        try:
+            async with dst.transaction():
+                moved = await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
+                if moved is None:
+                    raise InvalidArgument(f"{target} has no row of namespace {namespace!r} yet")
+                rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
+        finally:
+            await dst.close()
+        await src.execute(Q["move_namespace"], namespace, target, new_version)
+        say(f"{namespace} is active in {target} (failover version {new_version})")
+    except BaseException:
+        if not src.is_closed():
+            await _revert(src, namespace, source)
+        raise
+    finally:
+        await src.close()
+    return FailoverResult(
+        namespace, source, target, new_version, rebuilt, round(time.monotonic() - started, 3)
+    )
+
+
+async def _revert(conn: asyncpg.Connection, namespace: str, source: str) -> None:
+    await conn.execute(RQ["revert_handover"], namespace, source)
