@@ -32,6 +32,51 @@ def run_fast(coro: Coroutine[Any, Any, T]) -> T:
 def register_tools(cli: click.Group) -> None:
     """Add the demo, benchmark and replication commands to the CLI group."""
 
+    @cli.command("failover")
+    @click.argument("namespace")
+    @click.option("--to", "target", required=True, help="Region to move the namespace to.")
+    @click.option(
+        "--timeout",
+        "timeout_s",
+        type=float,
+        default=60.0,
+        show_default=True,
+        help="Seconds the target may take to catch up before the move is undone.",
+    )
+    @click.pass_context
+    def failover(
+        ctx: click.Context, namespace: str, target: str, timeout_s: float, output: str
+    ) -> None:
+        """Move NAMESPACE, with its running workflows, to another region (graceful)."""
+        from replication.failover import graceful_failover
+
+        config = ctx.find_root().obj.load()
+        with err_console.status(f"handing {namespace} over to {target}...") as status:
+            result = run_fast(
+                graceful_failover(
+                    config,
+                    namespace,
+                    target,
+                    timeout_s=timeout_s,
+                    progress=lambda m: status.update(m),
+                )
+            )
+
+        def render(d: dict[str, Any]) -> RenderableType:
+            return kv_table(
+                {
+                    "namespace": d["namespace"],
+                    "from": d["source"],
+                    "to": d["target"],
+                    "failover version": d["version"],
+                    "open workflows moved": d["workflows_rebuilt"],
+                    "seconds": d["seconds"],
+                },
+                title="Failover",
+            )
+
+        emit(result.as_dict(), output, render)
+
     @cli.group("replication", cls=type(cli))
     def replication_group() -> None:
         """Cross-region replication through Kafka."""

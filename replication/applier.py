@@ -68,6 +68,7 @@ async def apply_batch_txn(conn: asyncpg.Connection, msg: dict[str, Any]) -> str:
     await conn.execute(Q["insert_execution_json"], execution)
     if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
         await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
+    await conn.execute(Q["notify_applied"], f"{ns}/{wid}", execution["status"] != "running")
     return "trimmed" if first < next_local else "applied"
 
 

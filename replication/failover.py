@@ -33,11 +33,13 @@ from store.config import BatonConfig
 from store.errors import InvalidArgument, NamespaceNotFound, StoreError
 from store.rebuild import rebuild_namespace_txn
 from store.sql import QUERIES as Q
+from worker.wire import ErrorCode
 
 
 class FailoverTimedOut(StoreError):
     """The target region did not catch up in time; the namespace stayed where it was."""
 
+    code = ErrorCode.FAILOVER_TIMED_OUT
     http_status = 504
     retryable = True
 

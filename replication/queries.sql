@@ -99,3 +99,9 @@ SELECT count(*) FROM outbox WHERE namespace = $1
 -- Only a namespace still in handover here goes back; a finished move stays.
 UPDATE namespaces SET state = 'active', updated_at = now()
 WHERE name = $1 AND active_region = $2 AND state = 'handover'
+
+-- name: notify_applied
+-- Long-polls on a standby (history, result) wake for replicated events too.
+SELECT pg_notify('baton_history_v1', $1), pg_notify('baton_closed_v1', $1) WHERE $2
+UNION ALL
+SELECT pg_notify('baton_history_v1', $1), NULL WHERE NOT $2

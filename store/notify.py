@@ -32,6 +32,7 @@ CHANNELS = (
     "baton_updates_v1",
     "baton_queries_v1",
     "baton_timers_v1",
+    "baton_namespaces_v1",
 )
 
 
@@ -47,6 +48,7 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.draining = False
+        self.namespace_epoch = 0
         self.connected = asyncio.Event()
 
     async def start(self) -> None:
@@ -89,6 +91,10 @@ class Notifier:
         self.wake_all()
 
     def _on_notify(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        if channel == "baton_namespaces_v1":
+            # A namespace moved: every long-poll re-checks where it may run.
+            self.namespace_epoch += 1
+            self.wake_all()
         if channel in WAKE_ONE:
             self.wake_one(channel, payload)
         else:

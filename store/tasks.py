@@ -58,11 +58,17 @@ async def _poll(
     disconnected: Disconnected,
 ) -> Any:
     await check_poll_namespace(store, namespace)
+    epoch = store.notifier.namespace_epoch
     deadline = utcnow() + timedelta(seconds=req.wait_s)
     key = f"{namespace}/{kind}/{req.task_queue}"
     async with store.notifier.subscribe("baton_tasks_v1", key) as ev:
         while True:
             ev.clear()
+            if store.notifier.namespace_epoch != epoch:
+                # A namespace changed (failover): answer NAMESPACE_NOT_ACTIVE now
+                # if this region no longer runs it, so the worker follows.
+                epoch = store.notifier.namespace_epoch
+                await check_poll_namespace(store, namespace)
             # A poller that went away (its worker was killed) must not take a
             # task: the task would sit unseen until its timeout. Pass its
             # wake-up on to another poller.

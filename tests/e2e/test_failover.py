@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -26,21 +27,25 @@ async def test_graceful_failover_moves_running_workflows(regions: RegionPair) ->
     a, b = regions.a, regions.b
     async with await Client.connect([a.url, b.url], namespace="moving") as client:
         await client.create_namespace("moving", regions=[a.name, b.name], active_region=a.name)
-        async with Worker(client, task_queue=QUEUE, workflows=[Sleeper],
-                          activities=ALL_ACTIVITIES):
-            handles = [await client.start_workflow(Sleeper, i, 2.0, id=f"mv-{i}",
-                                                   task_queue=QUEUE) for i in range(N)]
+        async with Worker(client, task_queue=QUEUE, workflows=[Sleeper], activities=ALL_ACTIVITIES):
+            handles = [
+                await client.start_workflow(Sleeper, i, 2.0, id=f"mv-{i}", task_queue=QUEUE)
+                for i in range(N)
+            ]
 
             async def sleeping() -> bool:
                 d = await client.get_workflow_handle(f"mv-{N - 1}").describe()
                 return bool(d["pending_timers"])
 
             await eventually(sleeping, timeout=30, what="workflows on their timers")
+            t0 = time.monotonic()
             result = await graceful_failover(a.config, "moving", b.name, timeout_s=60)
             assert result.source == a.name and result.target == b.name
             assert result.version == 2  # region-b's initial version, above 1
             assert result.workflows_rebuilt >= 1
             results = await asyncio.gather(*[h.result(timeout=90) for h in handles])
+            # the workflows carry on in B at once (not after a long-poll times out)
+            assert time.monotonic() - t0 < 30
         assert results == [i + 2 for i in range(N)]
         # the client now talks to B: the namespace is active there
         assert client.transport.active_endpoint == b.url

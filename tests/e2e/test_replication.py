@@ -19,20 +19,25 @@ QUEUE = "replicated"
 
 
 def comparable(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [(e["event_id"], e["event_type"], e["version"], e["event_time"], e["attributes"])
-            for e in events]
+    return [
+        (e["event_id"], e["event_type"], e["version"], e["event_time"], e["attributes"])
+        for e in events
+    ]
 
 
 async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
     a, b = regions.a, regions.b
     async with await Client.connect([a.url, b.url], namespace="global") as client:
         await client.create_namespace("global", regions=[a.name, b.name], active_region=a.name)
-        async with Worker(client, task_queue=QUEUE, workflows=[ThreeSteps, Pipeline],
-                          activities=ALL_ACTIVITIES):
-            results = await asyncio.gather(*[
-                client.execute_workflow(ThreeSteps, i, id=f"rep-{i}", task_queue=QUEUE)
-                for i in range(20)
-            ])
+        async with Worker(
+            client, task_queue=QUEUE, workflows=[ThreeSteps, Pipeline], activities=ALL_ACTIVITIES
+        ):
+            results = await asyncio.gather(
+                *[
+                    client.execute_workflow(ThreeSteps, i, id=f"rep-{i}", task_queue=QUEUE)
+                    for i in range(20)
+                ]
+            )
         assert results == [i + 3 for i in range(20)]
         async with await Client.connect(b.url, namespace="global", retry_for_s=0) as in_b:
 
@@ -55,8 +60,14 @@ async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
             assert ns["active_region"] == a.name and ns["failover_version"] == 1
             # a standby refuses writes and names the active region and its URL
             async with httpx.AsyncClient() as http:
-                r = await http.post(f"{b.url}/api/v1/namespaces/global/workflows", json={
-                    "workflow_id": "rep-x", "workflow_type": "ThreeSteps", "task_queue": QUEUE})
+                r = await http.post(
+                    f"{b.url}/api/v1/namespaces/global/workflows",
+                    json={
+                        "workflow_id": "rep-x",
+                        "workflow_type": "ThreeSteps",
+                        "task_queue": QUEUE,
+                    },
+                )
             assert r.status_code == 421
             error = r.json()["error"]
             assert error["code"] == "NAMESPACE_NOT_ACTIVE"
@@ -65,10 +76,12 @@ async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
             moved = await in_b.start_workflow(ThreeSteps, 1, id="rep-y", task_queue=QUEUE)
             assert in_b.transport.active_endpoint == a.url
             assert (await client.get_workflow_handle("rep-y").describe())["execution"][
-                "run_id"] == moved.run_id
+                "run_id"
+            ] == moved.run_id
     # the publisher acked everything it shipped and trimmed the outbox
     conn = await asyncpg.connect(a.dsn)
     try:
+
         async def drained() -> bool:
             return await conn.fetchval("SELECT count(*) FROM outbox") == 0
 
@@ -81,8 +94,11 @@ async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
     async def caught_up() -> bool:
         lags = await replication_status(a.config)
         return len(lags) == 2 and all(
-            lag.consumer_lag_messages == 0 and lag.source_outbox_backlog == 0
-            and lag.time_lag_s == 0.0 for lag in lags)
+            lag.consumer_lag_messages == 0
+            and lag.source_outbox_backlog == 0
+            and lag.time_lag_s == 0.0
+            for lag in lags
+        )
 
     await eventually(caught_up, timeout=30, what="replication status caught up")
     behind = next(x for x in await replication_status(a.config) if x.region == b.name)
