@@ -38,10 +38,11 @@ class ReplicationGap(Exception):
         self.next_local = next_local
 
 
-async def apply_batch_txn(conn: asyncpg.Connection, msg: dict[str, Any]) -> str:
+async def apply_batch_txn(conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
     """Apply one history batch inside the caller's transaction.
 
-    Returns what happened: ``applied``, ``duplicate`` or ``trimmed``.
+    A batch the local run is already past is skipped; the part of a batch it
+    already holds is trimmed.
     """
     ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
     info = msg["namespace_info"]
@@ -51,7 +52,7 @@ async def apply_batch_txn(conn: asyncpg.Connection, msg: dict[str, Any]) -> str:
     next_local = await conn.fetchval(Q["lock_local_execution"], ns, wid, rid) or 1
     first, last = msg["first_event_id"], msg["last_event_id"]
     if last < next_local:
-        return "duplicate"
+        return
     if first > next_local:
         raise ReplicationGap(
             f"{ns}/{wid} run {rid}: batch starts at event {first} but local history ends at "
@@ -69,7 +70,6 @@ async def apply_batch_txn(conn: asyncpg.Connection, msg: dict[str, Any]) -> str:
     if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
         await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
     await conn.execute(Q["notify_applied"], f"{ns}/{wid}", execution["status"] != "running")
-    return "trimmed" if first < next_local else "applied"
 
 
 class Applier:
@@ -79,11 +79,7 @@ class Applier:
         self.store = store
         self.bootstrap = store.config.kafka_bootstrap
         self.sources = [r for r in store.config.regions if r != store.region]
-        self.applied = 0
-        self.duplicates = 0
-        self.gaps_filled = 0
         self._http: aiohttp.ClientSession | None = None
-        self.last_source_time: dict[str, datetime] = {}
 
     async def run(self) -> None:
         if not self.bootstrap or not self.sources:
@@ -184,18 +180,32 @@ class Applier:
     async def _apply_records(self, tp: TopicPartition, records: list[Any]) -> None:
         """Apply a partition's records in one transaction with their last offset.
 
-        One commit for many batches keeps up with a busy source; a batch with
-        a gap sends the records back through the one-at-a-time path, which
-        fills the gap from the source region.
+        One commit for many batches keeps up with a busy source.
         """
         source = tp.topic.removeprefix("baton.replication.")
         msgs = [orjson.loads(r.value) for r in records]
 
-        async def txn(conn: asyncpg.Connection) -> list[str]:
-            outcomes = []
+        async def txn(conn: asyncpg.Connection) -> None:
             for msg in msgs:
-                if msg.get("type") == MESSAGE_TYPE:
-                    outcomes.append(await apply_batch_txn(conn, msg))
+                if msg.get("type") != MESSAGE_TYPE:
+                    continue
+                try:
+                    await apply_batch_txn(conn, msg)
+                except ReplicationGap as gap:
+                    # The batch overtook an earlier one of its workflow (their
+                    # transactions settled out of order): fetch the missing
+                    # events from the source region and apply them with it.
+                    missing = await self._fetch_events(
+                        source, msg, gap.next_local, msg["first_event_id"] - 1
+                    )
+                    await apply_batch_txn(
+                        conn,
+                        {
+                            **msg,
+                            "first_event_id": gap.next_local,
+                            "events": missing + list(msg["events"]),
+                        },
+                    )
             last = msgs[-1]
             source_time = (
                 datetime.fromisoformat(last["source_time"]) if "source_time" in last else None
@@ -208,48 +218,5 @@ class Applier:
                 records[-1].offset + 1,
                 source_time,
             )
-            return outcomes
 
-        try:
-            outcomes = await self.store.txn(txn)
-        except ReplicationGap:
-            for record in records:
-                await self._apply_record(tp, record)
-            return
-        self.duplicates += outcomes.count("duplicate")
-        self.applied += len(outcomes) - outcomes.count("duplicate")
-        if "source_time" in msgs[-1]:
-            self.last_source_time[source] = datetime.fromisoformat(msgs[-1]["source_time"])
-
-    async def _apply_record(self, tp: TopicPartition, record: Any) -> None:
-        msg = orjson.loads(record.value)
-        source = tp.topic.removeprefix("baton.replication.")
-        source_time = datetime.fromisoformat(msg["source_time"]) if "source_time" in msg else None
-
-        async def txn(conn: asyncpg.Connection) -> str:
-            outcome = "skipped"
-            if msg.get("type") == MESSAGE_TYPE:
-                outcome = await apply_batch_txn(conn, msg)
-            await conn.execute(
-                Q["set_progress"], source, tp.topic, tp.partition, record.offset + 1, source_time
-            )
-            return outcome
-
-        try:
-            outcome = await self.store.txn(txn)
-        except ReplicationGap as gap:
-            # This batch overtook an earlier one of its workflow (their
-            # transactions settled out of order): fetch the missing events from
-            # the source region, then apply both together.
-            missing = await self._fetch_events(
-                source, msg, gap.next_local, msg["first_event_id"] - 1
-            )
-            msg = {**msg, "first_event_id": gap.next_local, "events": missing + list(msg["events"])}
-            outcome = await self.store.txn(txn)
-            self.gaps_filled += 1
-        if outcome == "duplicate":
-            self.duplicates += 1
-        else:
-            self.applied += 1
-        if source_time is not None:
-            self.last_source_time[source] = source_time
+        await self.store.txn(txn)

@@ -66,8 +66,6 @@ class Publisher:
     def __init__(self, store: Store):
         self.store = store
         self.bootstrap = store.config.kafka_bootstrap
-        self.is_leader = False
-        self.published = 0
         self._wake = asyncio.Event()
         store.notifier.on("baton_history_v1", lambda _p: self._wake.set())
 
@@ -78,7 +76,6 @@ class Publisher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka or the database is away: stand by, retry
-                self.is_leader = False
                 log.warning("publisher of %s stopped (%r); retrying", self.store.region, exc)
                 await asyncio.sleep(1.0)
 
@@ -86,10 +83,7 @@ class Publisher:
         conn = await db.connect(self.store.config.regions[self.store.region].dsn)
         producer: AIOKafkaProducer | None = None
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PUBLISHER_LOCK):
-                self.is_leader = False
-                await asyncio.sleep(2.0)
-            self.is_leader = True
+            await db.wait_for_advisory_lock(conn, PUBLISHER_LOCK)
             if self.bootstrap:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.bootstrap,
@@ -109,7 +103,6 @@ class Publisher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), IDLE_WAIT_S)
         finally:
-            self.is_leader = False
             if producer is not None:
                 with contextlib.suppress(Exception):
                     await producer.stop()
@@ -136,5 +129,4 @@ class Publisher:
         if done:
             async with self.store.pool.acquire() as conn:
                 await conn.execute(Q["set_ack_level"], region, max(done), done)
-        self.published += len(sends)
         return len(done)

@@ -1,8 +1,5 @@
 -- Named queries of replication. Each follows a `-- name: NAME` line.
 
--- name: ack_level
-SELECT last_outbox_id FROM replication_ack WHERE region = $1
-
 -- name: outbox_batch
 -- Outbox rows of settled transactions (older than every running one). Rows
 -- are deleted once shipped, so a row that commits late is shipped later, never

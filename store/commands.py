@@ -20,6 +20,7 @@ from store.mutable_state import (
 )
 from store.retry import normalize_policy
 from store.sql import QUERIES as Q
+from store.task_views import activity_task, build_workflow_task, started_attributes
 from worker import wire
 from worker.wire import CommandType, EventType
 
@@ -243,8 +244,6 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
         continued_from_run_id=rt.run_id,
         now=rt.now,
     )
-    from store.workflows import started_attributes
-
     new.add_event(
         EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, new, continued_from=rt.run_id)
     )
@@ -269,8 +268,6 @@ async def apply_commands(
     store: Store, rt: RunTxn, req: wire.RespondWorkflowTaskCompleted
 ) -> dict[str, Any]:
     """Record a workflow task completion and everything its commands ask for."""
-    from store.tasks import activity_task, build_workflow_task
-
     commands = req.commands
     closing = any(c.type in CLOSE_COMMANDS for c in commands)
     pending_updates = []

@@ -6,12 +6,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import orjson
 
 from store.errors import Conflict, Unavailable, wrap_exceptions
+from store.sql import QUERIES
 
 T = TypeVar("T")
 
@@ -85,5 +86,16 @@ async def run_txn(pool: asyncpg.Pool, fn: Callable[[asyncpg.Connection], Awaitab
     raise AssertionError("unreachable")
 
 
-def records(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    return [dict(r) for r in rows]
+async def wait_for_advisory_lock(
+    conn: asyncpg.Connection, key: int, *, retry_s: float = 2.0
+) -> None:
+    """Wait until ``conn`` holds the session advisory lock ``key``.
+
+    Background loops that must run once per region (timers, the publisher)
+    hold such a lock on a dedicated connection; the other servers of the
+    region wait here and take over within ``retry_s`` of the holder's death.
+    """
+    while True:
+        if await conn.fetchval(QUERIES["try_advisory_lock"], key):
+            return
+        await asyncio.sleep(retry_s)

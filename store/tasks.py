@@ -30,6 +30,7 @@ from store.mutable_state import (
 from store.notify import wait_event
 from store.retry import next_retry_delay, workflow_task_retry_delay
 from store.sql import QUERIES as Q
+from store.task_views import activity_task, build_workflow_task
 from worker import wire
 from worker.wire import EventType
 
@@ -106,37 +107,6 @@ async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken)
         )
     except WorkflowNotFound:
         raise TaskNotFound("the task's workflow run no longer exists") from None
-
-
-async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str, Any]:
-    """The poll response for the workflow task just started in ``rt`` (after write_txn)."""
-    since = int(rt.exe["last_completed_wt_started"])
-    view = await conn.fetchrow(
-        Q["workflow_task_view"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), since + 1
-    )
-    token = TaskToken(
-        "wf",
-        rt.namespace,
-        rt.workflow_id,
-        rt.run_id,
-        str(rt.exe["wt_scheduled_event_id"]),
-        int(rt.exe["wt_started_event_id"]),
-    )
-    return {
-        "task_token": token.encode(),
-        "namespace": rt.namespace,
-        "workflow_id": rt.workflow_id,
-        "run_id": rt.run_id,
-        "workflow_type": rt.exe["workflow_type"],
-        "task_queue": rt.exe["task_queue"],
-        "attempt": rt.exe["wt_attempt"],
-        "started_event_id": rt.exe["wt_started_event_id"],
-        "previous_started_event_id": since,
-        "history_length": rt.exe["next_event_id"] - 1,
-        "events": view["events"],
-        "updates": view["updates"],
-        "query": None,
-    }
 
 
 async def poll_workflow_task(
@@ -271,35 +241,6 @@ async def respond_query(store: Store, namespace: str, req: wire.RespondQueryTask
 
 
 # --------------------------------------------------------------------------- activity tasks
-
-
-def activity_task(row: asyncpg.Record | dict[str, Any], workflow_type: str) -> dict[str, Any]:
-    token = TaskToken(
-        "act",
-        row["namespace"],
-        row["workflow_id"],
-        str(row["run_id"]),
-        str(row["scheduled_event_id"]),
-        int(row["attempt"]),
-    )
-    return {
-        "task_token": token.encode(),
-        "namespace": row["namespace"],
-        "workflow_id": row["workflow_id"],
-        "run_id": str(row["run_id"]),
-        "workflow_type": workflow_type,
-        "activity_id": row["activity_id"],
-        "activity_type": row["activity_type"],
-        "task_queue": row["task_queue"],
-        "input": row["input"],
-        "attempt": row["attempt"],
-        "heartbeat_details": row["heartbeat_details"],
-        "scheduled_time": row["scheduled_time"].isoformat(),
-        "started_time": row["started_time"].isoformat(),
-        "start_to_close_s": row["start_to_close_s"],
-        "schedule_to_close_s": row["schedule_to_close_s"],
-        "heartbeat_s": row["heartbeat_s"],
-    }
 
 
 async def poll_activity_task(

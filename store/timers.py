@@ -171,7 +171,6 @@ class TimerLoop:
         self.store = store
         self._wake = asyncio.Event()
         self._next_wake = 0.0
-        self.is_leader = False
         store.notifier.on("baton_timers_v1", self._on_timer_inserted)
 
     def _on_timer_inserted(self, payload: str) -> None:
@@ -186,17 +185,13 @@ class TimerLoop:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database restart: stand by, then try again
-                self.is_leader = False
                 log.warning("timer loop stopped (%s); retrying", exc)
                 await asyncio.sleep(1.0)
 
     async def _lead(self) -> None:
         conn = await db.connect(self.store.config.regions[self.store.region].dsn)
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", TIMER_LOCK):
-                self.is_leader = False
-                await asyncio.sleep(2.0)
-            self.is_leader = True
+            await db.wait_for_advisory_lock(conn, TIMER_LOCK)
             log.info("this server fires timers for region %s", self.store.region)
             while True:
                 await self._fire_due()
@@ -212,7 +207,6 @@ class TimerLoop:
                 if conn.is_closed():
                     raise ConnectionError("timer lock connection lost")
         finally:
-            self.is_leader = False
             with contextlib.suppress(Exception):
                 await conn.close()
 

@@ -29,6 +29,7 @@ from store.mutable_state import (
 )
 from store.notify import wait_event
 from store.sql import QUERIES as Q
+from store.task_views import started_attributes
 from worker import wire
 from worker.wire import EventType, WorkflowIdReusePolicy
 
@@ -45,24 +46,6 @@ async def _lock_for_start(conn: asyncpg.Connection, store: Store, namespace: str
     ns = Namespace.from_row(row)
     ns.require_writable(store.region, store.region_urls)
     return ns
-
-
-def started_attributes(
-    req: wire.StartWorkflowRequest, run: RunTxn, continued_from: str | None = None
-) -> dict[str, Any]:
-    return {
-        "workflow_type": req.workflow_type,
-        "task_queue": req.task_queue,
-        "input": [p.model_dump() for p in req.input],
-        "request_id": req.request_id,
-        "task_timeout_s": req.task_timeout_s,
-        "run_timeout_s": req.run_timeout_s,
-        "continued_from_run_id": continued_from,
-        "first_run_id": str(run.exe["first_run_id"]),
-        "attempt": 1,
-        "memo": req.memo,
-        "identity": req.identity,
-    }
 
 
 async def start_workflow(

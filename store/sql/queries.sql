@@ -33,12 +33,6 @@ FOR UPDATE OF e FOR SHARE OF n
 -- name: lock_namespace_shared
 SELECT * FROM namespaces WHERE name = $1 FOR SHARE
 
--- name: lock_current_row
-SELECT * FROM current_executions WHERE namespace = $1 AND workflow_id = $2 FOR UPDATE
-
--- name: find_run_by_request_id
-SELECT run_id FROM executions WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
-
 -- name: get_execution
 SELECT * FROM executions WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
@@ -54,50 +48,10 @@ INSERT INTO executions (namespace, workflow_id, run_id, workflow_type, task_queu
     wt_attempt, build_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 
--- name: update_execution
-UPDATE executions SET status = $4, paused = $5, next_event_id = $6, last_write_version = $7,
-    close_time = $8, continued_to_run_id = $9, wt_scheduled_event_id = $10,
-    wt_started_event_id = $11, wt_attempt = $12, wt_started_at = $13, wt_identity = $14,
-    last_completed_wt_started = $15, buffered_events = $16, result = $17, failure = $18,
-    updated_at = now()
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
-
--- name: upsert_current
-INSERT INTO current_executions (namespace, workflow_id, run_id, status)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id, status = EXCLUDED.status
-
--- name: insert_events
-INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type, event_time, version, attributes)
-SELECT $1, $2, $3, e.id, e.type, $6, $7, e.attrs
-FROM unnest($4::bigint[], $5::text[], $8::jsonb[]) AS e(id, type, attrs)
-
--- name: insert_outbox
-INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, version)
-VALUES ($1, $2, $3, $4, $5, $6)
-
--- name: notify_history
-SELECT pg_notify('baton_history_v1', $1)
-
--- name: insert_tasks
-INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref, attempt, build_id)
-SELECT $1, $2, $3, t.kind, t.queue, t.ref, t.attempt, $8
-FROM unnest($4::text[], $5::text[], $6::text[], $7::int[]) AS t(kind, queue, ref, attempt)
-
 -- name: insert_timers
 INSERT INTO timers (namespace, workflow_id, run_id, kind, ref, attempt, fire_at)
 SELECT $1, $2, $3, t.kind, t.ref, t.attempt, t.fire_at
 FROM unnest($4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS t(kind, ref, attempt, fire_at)
-
--- name: delete_timers
-DELETE FROM timers t
-USING unnest($4::text[], $5::text[]) AS d(kind, ref)
-WHERE t.namespace = $1 AND t.workflow_id = $2 AND t.run_id = $3 AND t.kind = d.kind AND t.ref = d.ref
-
--- name: delete_run_pending
-WITH a AS (DELETE FROM activities WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3),
-     t AS (DELETE FROM timers WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3)
-DELETE FROM tasks WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind <> 'query'
 
 -- name: take_task
 DELETE FROM tasks WHERE id = (
@@ -159,13 +113,6 @@ RETURNING update_id
 -- name: notify_update
 SELECT pg_notify('baton_updates_v1', $1)
 
--- name: insert_activity
-INSERT INTO activities (namespace, workflow_id, run_id, scheduled_event_id, activity_id,
-    activity_type, task_queue, input, state, attempt, first_scheduled_time, scheduled_time,
-    started_time, started_identity, schedule_to_close_s, schedule_to_start_s, start_to_close_s,
-    heartbeat_s, retry_policy)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11, $12, $13, $14, $15, $16, $17)
-
 -- name: lock_activity
 SELECT * FROM activities
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
@@ -209,22 +156,6 @@ RETURNING cancel_requested
 UPDATE activities SET cancel_requested = true
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
 
--- name: delete_activity
-DELETE FROM activities
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
-
--- name: delete_activity_all
-WITH t AS (DELETE FROM timers WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
-               AND kind LIKE 'activity\_%' AND ref = $4::bigint::text),
-     k AS (DELETE FROM tasks WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
-               AND kind = 'activity' AND ref = $4::bigint::text)
-DELETE FROM activities
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4::bigint
-
--- name: delete_activity_tasks
-DELETE FROM tasks
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'activity' AND ref = $4
-
 -- name: pending_activities
 SELECT * FROM activities WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 ORDER BY scheduled_event_id
@@ -233,10 +164,6 @@ ORDER BY scheduled_event_id
 SELECT ref AS timer_id, fire_at FROM timers
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'user'
 ORDER BY fire_at
-
--- name: find_user_timer
-SELECT id FROM timers
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'user' AND ref = $4
 
 -- name: insert_query
 INSERT INTO queries (id, namespace, workflow_id, run_id, name, input) VALUES ($1, $2, $3, $4, $5, $6)
@@ -313,3 +240,6 @@ RETURNING name
 UPDATE namespaces SET state = $3, updated_at = now()
 WHERE name = $1 AND active_region = $2
 RETURNING failover_version
+
+-- name: try_advisory_lock
+SELECT pg_try_advisory_lock($1)

@@ -29,7 +29,7 @@ async def test_graceful_failover_moves_running_workflows(regions: RegionPair) ->
         await client.create_namespace("moving", regions=[a.name, b.name], active_region=a.name)
         async with Worker(client, task_queue=QUEUE, workflows=[Sleeper], activities=ALL_ACTIVITIES):
             handles = [
-                await client.start_workflow(Sleeper, i, 2.0, id=f"mv-{i}", task_queue=QUEUE)
+                await client.start_workflow(Sleeper, i, 6.0, id=f"mv-{i}", task_queue=QUEUE)
                 for i in range(N)
             ]
 
@@ -44,7 +44,8 @@ async def test_graceful_failover_moves_running_workflows(regions: RegionPair) ->
             assert result.version == 2  # region-b's initial version, above 1
             assert result.workflows_rebuilt >= 1
             results = await asyncio.gather(*[h.result(timeout=90) for h in handles])
-            # the workflows carry on in B at once (not after a long-poll times out)
+            # the workflows carry on in B at once (not after a long-poll times out);
+            # their 6 s timers start before the handover and fire in B
             assert time.monotonic() - t0 < 30
         assert results == [i + 2 for i in range(N)]
         # the client now talks to B: the namespace is active there
