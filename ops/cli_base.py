@@ -1,0 +1,162 @@
+"""What every ``baton`` command module shares.
+
+The global-options state (:class:`CliState`), the command and group classes that
+add ``--output`` and report errors uniformly, and small option parsers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ops import devstack
+from ops.output import OUTPUT_CHOICES, print_error
+from ops.pg import PgError
+from store.config import CONFIG_ENV, DEFAULT_CONFIG, BatonConfig, load_config
+from store.errors import StoreError
+from worker.client import Client
+from worker.errors import BatonError, WorkflowFailureError
+
+__all__ = [
+    "CLI_RETRY_S",
+    "BatonCommand",
+    "BatonGroup",
+    "CliInputError",
+    "CliState",
+    "ServerFailedError",
+    "pass_state",
+    "split_csv",
+]
+
+T = TypeVar("T")
+
+#: How long a CLI call keeps retrying an unreachable or moving region.
+CLI_RETRY_S = 15.0
+
+
+class CliInputError(Exception):
+    """A command-line value is not usable (bad JSON input, bad timestamp)."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class ServerFailedError(Exception):
+    """`baton server` could not start or stopped on its own."""
+
+    code = "SERVER_FAILED"
+
+
+@dataclass
+class CliState:
+    """Global options, shared by every command through the click context."""
+
+    config: str | None
+    namespace: str
+    region: str | None
+
+    @property
+    def config_path(self) -> Path:
+        """The config file this invocation reads."""
+        if self.config:
+            return Path(self.config)
+        if os.environ.get(CONFIG_ENV):
+            return Path(os.environ[CONFIG_ENV])
+        # A stack brought up in $BATON_HOME writes its config there.
+        if os.environ.get(devstack.HOME_ENV):
+            return Path(os.environ[devstack.HOME_ENV]) / devstack.CONFIG_FILE
+        return DEFAULT_CONFIG
+
+    def load(self) -> BatonConfig:
+        """Read the config file."""
+        return load_config(self.config_path)
+
+    def endpoints(self) -> list[str]:
+        """URLs to talk to: the chosen region's, or every region's."""
+        cfg = self.load()
+        if self.region:
+            return [cfg.region(self.region).url]
+        return [r.url for r in cfg.regions.values()]
+
+    def run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
+        """Connect a client for the namespace, run ``fn`` with it, close it."""
+        endpoints = self.endpoints()
+
+        async def go() -> T:
+            client = await Client.connect(
+                endpoints, namespace=self.namespace, retry_for_s=CLI_RETRY_S
+            )
+            async with client:
+                return await fn(client)
+
+        return asyncio.run(go())
+
+
+def _error_of(exc: BaseException) -> tuple[str, str] | None:
+    """(code, message) for errors the CLI reports without a traceback."""
+    if isinstance(exc, BatonError):
+        return exc.code, exc.message
+    if isinstance(exc, StoreError):
+        return exc.code.value, exc.message
+    if isinstance(exc, WorkflowFailureError):
+        return f"WORKFLOW_{exc.status.upper()}", exc.message
+    if isinstance(exc, devstack.DevStackError):
+        return devstack.DevStackError.code, str(exc)
+    if isinstance(exc, PgError):
+        return "POSTGRES", str(exc)
+    if isinstance(exc, CliInputError | ServerFailedError):
+        return exc.code, str(exc)
+    if isinstance(exc, TimeoutError):
+        return "TIMEOUT", str(exc) or "timed out"
+    return None
+
+
+class BatonCommand(click.Command):
+    """A command with ``--output`` and uniform error reporting."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.params.append(
+            click.Option(
+                ["--output", "-o"],
+                type=click.Choice(OUTPUT_CHOICES),
+                default="table",
+                show_default=True,
+                help="Human tables or one JSON document on stdout.",
+            )
+        )
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            described = _error_of(exc)
+            if described is None:
+                raise
+            print_error(*described, ctx.params.get("output", "table"))
+            ctx.exit(1)
+
+
+class BatonGroup(click.Group):
+    """A group whose commands are :class:`BatonCommand` and subgroups alike."""
+
+    command_class = BatonCommand
+    group_class = type  # subgroups are BatonGroups too
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=False)
+
+
+def split_csv(value: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None when empty)."""
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]

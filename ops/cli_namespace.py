@@ -1,0 +1,96 @@
+"""``baton namespace``: create and inspect namespaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import RenderableType
+
+from ops.cli_base import BatonGroup, CliState, pass_state, split_csv
+from ops.output import emit, kv_table, table
+
+__all__ = ["register_namespace"]
+
+
+# --------------------------------------------------------------------------- namespace
+
+
+@click.group(cls=BatonGroup)
+def namespace() -> None:
+    """Create and inspect namespaces."""
+
+
+def _namespace_view(d: dict[str, Any]) -> RenderableType:
+    view = dict(d)
+    if isinstance(view.get("executions"), dict):
+        view["executions"] = ", ".join(f"{k}={v}" for k, v in view["executions"].items()) or "0"
+    return kv_table(view)
+
+
+@namespace.command("create")
+@click.argument("name")
+@click.option("--regions", default=None, help="Comma-separated regions (default: all).")
+@click.option("--active", "active", default=None, help="Active region (default: the first).")
+@click.option("--retention-days", type=click.IntRange(1, 3650), default=7, show_default=True)
+@click.option("--description", default="", help="Free text.")
+@pass_state
+def namespace_create(
+    st: CliState,
+    name: str,
+    regions: str | None,
+    active: str | None,
+    retention_days: int,
+    description: str,
+    output: str,
+) -> None:
+    """Create namespace NAME."""
+    region_list = split_csv(regions) or list(st.load().regions)
+    data = st.run(
+        lambda c: c.create_namespace(
+            name,
+            regions=region_list,
+            active_region=active or region_list[0],
+            retention_days=retention_days,
+            description=description,
+        )
+    )
+    emit(data, output, _namespace_view)
+
+
+@namespace.command("describe")
+@click.argument("name")
+@pass_state
+def namespace_describe(st: CliState, name: str, output: str) -> None:
+    """Show namespace NAME with its execution counts."""
+    emit(st.run(lambda c: c.describe_namespace(name)), output, _namespace_view)
+
+
+@namespace.command("list")
+@pass_state
+def namespace_list(st: CliState, output: str) -> None:
+    """List namespaces."""
+    emit(
+        st.run(lambda c: c.list_namespaces()),
+        output,
+        lambda d: table(
+            ["name", "active region", "regions", "version", "state", "retention", "description"],
+            [
+                [
+                    n["name"],
+                    n["active_region"],
+                    n["regions"],
+                    n["failover_version"],
+                    n["state"],
+                    f"{n['retention_days']} d",
+                    n.get("description", ""),
+                ]
+                for n in d
+            ],
+        ),
+    )
+
+
+def register_namespace(cli: click.Group) -> None:
+    """Add the ``namespace`` commands to the CLI group."""
+    cli.add_command(namespace)

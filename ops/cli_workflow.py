@@ -1,0 +1,429 @@
+"""``baton workflow``: start workflows and act on them."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import orjson
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from ops.cli_base import BatonGroup, CliInputError, CliState, pass_state
+from ops.output import emit, kv_table, short, table, when
+from worker.client import Client, WorkflowHandle
+from worker.wire import WorkflowIdReusePolicy, WorkflowStatus
+
+__all__ = ["register_workflow"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _json_values(values: Sequence[str], what: str = "--input") -> list[Any]:
+    out = []
+    for i, raw in enumerate(values, 1):
+        try:
+            out.append(json.loads(raw))
+        except ValueError as exc:
+            raise CliInputError(
+                f"{what} #{i} is not valid JSON ({exc}): {raw!r}; quote strings as '\"text\"'"
+            ) from exc
+    return out
+
+
+def _timestamp(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise CliInputError(f"{option} {value!r} is not an ISO 8601 time: {exc}") from exc
+    # A time without an offset is taken as UTC, the server's clock.
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _payload_value(p: dict[str, Any]) -> Any:
+    """A payload as readable data for summaries (never fails)."""
+    enc = p.get("metadata", {}).get("encoding", "json/plain")
+    try:
+        raw = base64.b64decode(p.get("data", ""))
+    except ValueError:
+        return "<payload>"
+    if enc == "binary/null":
+        return None
+    if enc == "json/plain":
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return "<payload>"
+    # Encrypted or otherwise encoded: the CLI holds no codec, so do not guess.
+    return f"<{enc} payload, {len(raw)} bytes>"
+
+
+def _readable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "data" in value and "metadata" in value and isinstance(value["data"], str):
+            return _payload_value(value)
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
+
+
+def _attr_summary(attrs: dict[str, Any], width: int = 90) -> str:
+    parts = []
+    for k, v in attrs.items():
+        # Ids that are in every start add noise, not information, to a one-line summary.
+        if v in (None, "", [], {}) or k in ("identity", "request_id", "first_run_id"):
+            continue
+        parts.append(f"{k}={short(_readable(v), 40)}")
+    return short(", ".join(parts), width)
+
+
+# --------------------------------------------------------------------------- workflow
+
+
+@click.group(cls=BatonGroup)
+def workflow() -> None:
+    """Start workflows and act on them."""
+
+
+_input_option = click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    help="One argument as JSON (repeat for several): --input '\"text\"' --input 42.",
+)
+_run_id_option = click.option("--run-id", default=None, help="A specific run (default: latest).")
+
+
+@workflow.command("start")
+@click.option("--type", "-t", "workflow_type", required=True, help="Workflow type name.")
+@click.option("--task-queue", "-q", required=True, help="Task queue workers poll.")
+@click.option("--id", "workflow_id", required=True, help="Workflow id.")
+@_input_option
+@click.option(
+    "--request-id",
+    default=None,
+    help="Idempotency key: a retried start with the same key never starts twice.",
+)
+@click.option(
+    "--id-reuse-policy",
+    type=click.Choice([p.value for p in WorkflowIdReusePolicy]),
+    default=WorkflowIdReusePolicy.ALLOW_DUPLICATE.value,
+    show_default=True,
+)
+@pass_state
+def workflow_start(
+    st: CliState,
+    workflow_type: str,
+    task_queue: str,
+    workflow_id: str,
+    inputs: tuple[str, ...],
+    request_id: str | None,
+    id_reuse_policy: str,
+    output: str,
+) -> None:
+    """Start a workflow."""
+    args = _json_values(inputs)
+
+    async def go(c: Client) -> dict[str, Any]:
+        h = await c.start_workflow(
+            workflow_type,
+            *args,
+            id=workflow_id,
+            task_queue=task_queue,
+            request_id=request_id,
+            id_reuse_policy=WorkflowIdReusePolicy(id_reuse_policy),
+        )
+        return {
+            "namespace": c.namespace,
+            "workflow_id": h.id,
+            "run_id": h.run_id,
+            "workflow_type": workflow_type,
+            "task_queue": task_queue,
+        }
+
+    emit(st.run(go), output, kv_table)
+
+
+def _describe_view(d: dict[str, Any]) -> RenderableType:
+    ex = d["execution"]
+    keys = [
+        "workflow_id",
+        "run_id",
+        "workflow_type",
+        "task_queue",
+        "status",
+        "paused",
+        "start_time",
+        "close_time",
+        "history_length",
+        "last_write_version",
+        "continued_from_run_id",
+        "continued_to_run_id",
+    ]
+    parts: list[RenderableType] = [
+        kv_table({k: ex.get(k) for k in keys}, title=f"workflow {ex['workflow_id']}")
+    ]
+    if d.get("pending_workflow_task"):
+        parts.append(kv_table(d["pending_workflow_task"], title="pending workflow task"))
+    if d.get("pending_activities"):
+        parts.append(
+            table(
+                ["activity id", "type", "state", "attempt", "last failure"],
+                [
+                    [
+                        a["activity_id"],
+                        a["activity_type"],
+                        a["state"],
+                        a["attempt"],
+                        (a.get("last_failure") or {}).get("message"),
+                    ]
+                    for a in d["pending_activities"]
+                ],
+                title="pending activities",
+            )
+        )
+    if d.get("pending_timers"):
+        parts.append(
+            table(["timer"], [[short(t, 100)] for t in d["pending_timers"]], title="pending timers")
+        )
+    return Group(*parts)
+
+
+@workflow.command("describe")
+@click.argument("workflow_id")
+@_run_id_option
+@pass_state
+def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
+    """Show a workflow's state, pending activities and timers."""
+    emit(
+        st.run(lambda c: c.get_workflow_handle(workflow_id, run_id=run_id).describe()),
+        output,
+        _describe_view,
+    )
+
+
+@workflow.command("history")
+@click.argument("workflow_id")
+@_run_id_option
+@pass_state
+def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
+    """Show a run's event history."""
+    events = st.run(lambda c: c.get_workflow_handle(workflow_id).history(run_id=run_id))
+    data = {"workflow_id": workflow_id, "run_id": run_id, "events": events}
+    emit(
+        data,
+        output,
+        lambda d: table(
+            ["id", "type", "time", "version", "attributes"],
+            [
+                [
+                    e["event_id"],
+                    e["event_type"],
+                    when(e["event_time"]),
+                    e["version"],
+                    _attr_summary(e.get("attributes") or {}),
+                ]
+                for e in d["events"]
+            ],
+            no_wrap=["id", "type", "version"],
+        ),
+    )
+
+
+@workflow.command("result")
+@click.argument("workflow_id")
+@_run_id_option
+@click.option("--timeout", type=float, default=None, help="Give up after S seconds.")
+@pass_state
+def workflow_result(
+    st: CliState, workflow_id: str, run_id: str | None, timeout: float | None, output: str
+) -> None:
+    """Wait for a workflow's result (following continue-as-new)."""
+
+    async def go(c: Client) -> dict[str, Any]:
+        h = c.get_workflow_handle(workflow_id, run_id=run_id)
+        value = await h.result(timeout=timeout)
+        return {
+            "workflow_id": workflow_id,
+            "status": WorkflowStatus.COMPLETED.value,
+            "result": value,
+        }
+
+    emit(st.run(go), output, kv_table)
+
+
+@workflow.command("list")
+@click.option("--status", type=click.Choice([s.value for s in WorkflowStatus]), default=None)
+@click.option("--type", "workflow_type", default=None, help="Workflow type name.")
+@click.option("--task-queue", default=None)
+@click.option("--started-after", default=None, help="ISO 8601 time (UTC if no offset).")
+@click.option("--started-before", default=None, help="ISO 8601 time (UTC if no offset).")
+@click.option("--prefix", default=None, help="Workflow id prefix.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@pass_state
+def workflow_list(
+    st: CliState,
+    status: str | None,
+    workflow_type: str | None,
+    task_queue: str | None,
+    started_after: str | None,
+    started_before: str | None,
+    prefix: str | None,
+    limit: int,
+    output: str,
+) -> None:
+    """List workflow runs, newest first."""
+    after = _timestamp(started_after, "--started-after")
+    before = _timestamp(started_before, "--started-before")
+
+    async def go(c: Client) -> list[dict[str, Any]]:
+        return [
+            e.raw
+            async for e in c.list_workflows(
+                status=status,
+                workflow_type=workflow_type,
+                task_queue=task_queue,
+                started_after=after,
+                started_before=before,
+                workflow_id_prefix=prefix,
+                page_size=min(limit, 100),
+                limit=limit,
+            )
+        ]
+
+    emit(
+        st.run(go),
+        output,
+        lambda d: table(
+            [
+                "workflow id",
+                "run id",
+                "type",
+                "task queue",
+                "status",
+                "started",
+                "closed",
+                "events",
+            ],
+            [
+                [
+                    e["workflow_id"],
+                    e["run_id"],
+                    e["workflow_type"],
+                    e["task_queue"],
+                    e["status"] + (" (paused)" if e.get("paused") else ""),
+                    when(e["start_time"]),
+                    when(e.get("close_time")),
+                    e["history_length"],
+                ]
+                for e in d
+            ],
+            no_wrap=["workflow id", "status"],
+        ),
+    )
+
+
+def _act(st: CliState, workflow_id: str, fn: Callable[[WorkflowHandle], Awaitable[Any]]) -> Any:
+    return st.run(lambda c: fn(c.get_workflow_handle(workflow_id)))
+
+
+@workflow.command("signal")
+@click.argument("workflow_id")
+@click.argument("name")
+@_input_option
+@pass_state
+def workflow_signal(
+    st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...], output: str
+) -> None:
+    """Send signal NAME to a workflow."""
+    args = _json_values(inputs)
+    _act(st, workflow_id, lambda h: h.signal(name, *args))
+    emit(
+        {"workflow_id": workflow_id, "signal": name, "signaled": True},
+        output,
+        lambda d: Text(f"signaled {d['workflow_id']} with {d['signal']}"),
+    )
+
+
+@workflow.command("query")
+@click.argument("workflow_id")
+@click.argument("name")
+@_input_option
+@pass_state
+def workflow_query(
+    st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...], output: str
+) -> None:
+    """Ask a workflow's query handler NAME (needs a worker polling its task queue)."""
+    args = _json_values(inputs)
+    value = _act(st, workflow_id, lambda h: h.query(name, *args))
+    emit({"workflow_id": workflow_id, "query": name, "result": value}, output, kv_table)
+
+
+@workflow.command("update")
+@click.argument("workflow_id")
+@click.argument("name")
+@_input_option
+@click.option(
+    "--update-id",
+    default=None,
+    help="Idempotency key: the same id returns the same update's result.",
+)
+@pass_state
+def workflow_update(
+    st: CliState,
+    workflow_id: str,
+    name: str,
+    inputs: tuple[str, ...],
+    update_id: str | None,
+    output: str,
+) -> None:
+    """Send update NAME to a workflow and wait for its result."""
+    args = _json_values(inputs)
+    value = _act(st, workflow_id, lambda h: h.update(name, *args, update_id=update_id))
+    emit(
+        {"workflow_id": workflow_id, "update": name, "update_id": update_id, "result": value},
+        output,
+        kv_table,
+    )
+
+
+@workflow.command("cancel")
+@click.argument("workflow_id")
+@click.option("--reason", default="", help="Recorded in the history.")
+@pass_state
+def workflow_cancel(st: CliState, workflow_id: str, reason: str, output: str) -> None:
+    """Request cancellation of a workflow (its code decides how to wind down)."""
+    _act(st, workflow_id, lambda h: h.cancel(reason))
+    emit(
+        {"workflow_id": workflow_id, "cancel_requested": True, "reason": reason},
+        output,
+        lambda d: Text(f"cancellation requested for {d['workflow_id']}"),
+    )
+
+
+@workflow.command("terminate")
+@click.argument("workflow_id")
+@click.option("--reason", default="", help="Recorded in the history.")
+@pass_state
+def workflow_terminate(st: CliState, workflow_id: str, reason: str, output: str) -> None:
+    """Terminate a workflow at once (no workflow code runs)."""
+    _act(st, workflow_id, lambda h: h.terminate(reason))
+    emit(
+        {"workflow_id": workflow_id, "terminated": True, "reason": reason},
+        output,
+        lambda d: Text(f"terminated {d['workflow_id']}"),
+    )
+
+
+def register_workflow(cli: click.Group) -> None:
+    """Add the ``workflow`` commands to the CLI group."""
+    cli.add_command(workflow)
