@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ops.bench import start_worker
 from ops.devstack import StackInfo, stack_up
 from worker import Client
 
@@ -33,8 +34,7 @@ def _start_worker(info: StackInfo, log: Path) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "ops.apps", "--task-queue", QUEUE]
     for url in info.endpoints:
         args += ["--url", url]
-    with log.open("ab") as fh:
-        return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    return start_worker(args, log)
 
 
 def _heartbeat_step(activity: dict[str, Any]) -> int:
