@@ -33,6 +33,7 @@ from ops.cli_base import (
     pass_state,
 )
 from ops.cli_namespace import register_namespace
+from ops.cli_replication import register_replication
 from ops.cli_stack import register_stack
 from ops.cli_tools import register_tools
 from ops.cli_workflow import register_workflow
@@ -88,6 +89,7 @@ register_stack(cli)
 register_namespace(cli)
 register_workflow(cli)
 register_tools(cli)
+register_replication(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from rich.text import Text
 from ops import devstack
 from ops.bench import run_bench, start_extra_servers, stop_processes
 from ops.demo import run_demo
-from ops.output import console, emit, err_console, kv_table, table
+from ops.output import console, emit, err_console, kv_table
 from store.config import load_config
 
 T = TypeVar("T")
@@ -30,93 +30,7 @@ def run_fast(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def register_tools(cli: click.Group) -> None:
-    """Add the demo, benchmark and replication commands to the CLI group."""
-
-    @cli.command("failover")
-    @click.argument("namespace")
-    @click.option("--to", "target", required=True, help="Region to move the namespace to.")
-    @click.option(
-        "--timeout",
-        "timeout_s",
-        type=float,
-        default=60.0,
-        show_default=True,
-        help="Seconds the target may take to catch up before the move is undone.",
-    )
-    @click.pass_context
-    def failover(
-        ctx: click.Context, namespace: str, target: str, timeout_s: float, output: str
-    ) -> None:
-        """Move NAMESPACE, with its running workflows, to another region (graceful)."""
-        from replication.failover import graceful_failover
-
-        config = ctx.find_root().obj.load()
-        with err_console.status(f"handing {namespace} over to {target}...") as status:
-            result = run_fast(
-                graceful_failover(
-                    config,
-                    namespace,
-                    target,
-                    timeout_s=timeout_s,
-                    progress=lambda m: status.update(m),
-                )
-            )
-
-        def render(d: dict[str, Any]) -> RenderableType:
-            return kv_table(
-                {
-                    "namespace": d["namespace"],
-                    "from": d["source"],
-                    "to": d["target"],
-                    "failover version": d["version"],
-                    "open workflows moved": d["workflows_rebuilt"],
-                    "seconds": d["seconds"],
-                },
-                title="Failover",
-            )
-
-        emit(result.as_dict(), output, render)
-
-    @cli.group("replication", cls=type(cli))
-    def replication_group() -> None:
-        """Cross-region replication through Kafka."""
-
-    @replication_group.command("status")
-    @click.pass_context
-    def replication_status_cmd(ctx: click.Context, output: str) -> None:
-        """Lag of each region behind each other one: messages, seconds, outbox backlog."""
-        from replication.status import replication_status
-
-        config = ctx.find_root().obj.load()
-        lags = [lag.as_dict() for lag in run_fast(replication_status(config))]
-
-        def render(rows: list[dict[str, Any]]) -> RenderableType:
-            if not rows:
-                return Text("replication is off: the config names no Kafka or one region")
-            return table(
-                [
-                    "region",
-                    "behind source",
-                    "consumer lag (msgs)",
-                    "time lag (s)",
-                    "source outbox backlog",
-                    "partitions applied",
-                ],
-                [
-                    [
-                        r["region"],
-                        r["source"],
-                        _n(r["consumer_lag_messages"]),
-                        _n(r["time_lag_s"]),
-                        _n(r["source_outbox_backlog"]),
-                        f"{r['applied_partitions']}/{r['partitions']}",
-                    ]
-                    for r in rows
-                ],
-                title="Replication",
-            )
-
-        emit(lags, output, render)
+    """Add the demo and benchmark commands to the CLI group."""
 
     @cli.command("demo")
     @click.option("--state-dir", default=None, help="State folder of the local stack.")
@@ -215,9 +129,3 @@ def register_tools(cli: click.Group) -> None:
             return t if d["errors"] == 0 else Text(f"{d['errors']} workflows failed")
 
         emit({**result.as_dict(), "server_processes": server_processes}, output, render)
-
-
-def _n(value: float | int | None) -> str:
-    if value is None:
-        return "unreachable"
-    return f"{value:.1f}" if isinstance(value, float) else str(value)

@@ -22,54 +22,35 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from replication.publisher import MESSAGE_TYPE, topic_for
+from replication.apply import (
+    Losing,
+    ReplicationGap,
+    apply_history_txn,
+    apply_namespace_txn,
+    apply_progress_txn,
+    archive_losing_batch,
+)
+from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
 from store.context import Store
 from worker._http import wf_path
 
 log = logging.getLogger("baton.applier")
 
-
-class ReplicationGap(Exception):
-    """A batch starts past the local history: earlier batches are missing."""
-
-    def __init__(self, message: str, *, next_local: int):
-        super().__init__(message)
-        self.next_local = next_local
-
-
-async def apply_batch_txn(conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
-    """Apply one history batch inside the caller's transaction.
-
-    A batch the local run is already past is skipped; the part of a batch it
-    already holds is trimmed.
-    """
-    ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
-    info = msg["namespace_info"]
-    local_version = await conn.fetchval(Q["local_namespace"], ns)
-    if local_version is None or local_version < info["failover_version"]:
-        await conn.execute(Q["replace_namespace"], info)
-    next_local = await conn.fetchval(Q["lock_local_execution"], ns, wid, rid) or 1
-    first, last = msg["first_event_id"], msg["last_event_id"]
-    if last < next_local:
-        return
-    if first > next_local:
-        raise ReplicationGap(
-            f"{ns}/{wid} run {rid}: batch starts at event {first} but local history ends at "
-            f"{next_local - 1}",
-            next_local=next_local,
-        )
-    events = [e for e in msg["events"] if e["event_id"] >= next_local]
-    await conn.execute(Q["apply_events"], ns, wid, rid, events)
-    execution = dict(msg["execution"])
-    # The snapshot was read when the batch was shipped and may be ahead of it:
-    # the local row never claims events it does not hold.
-    execution["next_event_id"] = min(int(execution["next_event_id"]), last + 1)
-    await conn.execute(Q["delete_execution"], ns, wid, rid)
-    await conn.execute(Q["insert_execution_json"], execution)
-    if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
-        await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
-    await conn.execute(Q["notify_applied"], f"{ns}/{wid}", execution["status"] != "running")
+#: Attempts at a failing batch before its records go one by one, and at a
+#: failing record before it goes to the dead-letter table.
+MAX_ATTEMPTS = 3
+RETRY_BACKOFF_S = 0.5
+#: Errors of the plumbing (database or network away), retried forever from
+#: the stored offsets rather than dead-lettered.
+INFRA_ERRORS = (
+    OSError,
+    ConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
 
 
 class Applier:
@@ -80,6 +61,10 @@ class Applier:
         self.bootstrap = store.config.kafka_bootstrap
         self.sources = [r for r in store.config.regions if r != store.region]
         self._http: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
 
     async def run(self) -> None:
         if not self.bootstrap or not self.sources:
@@ -180,43 +165,148 @@ class Applier:
     async def _apply_records(self, tp: TopicPartition, records: list[Any]) -> None:
         """Apply a partition's records in one transaction with their last offset.
 
-        One commit for many batches keeps up with a busy source.
+        One commit for many batches keeps up with a busy source. If the
+        transaction keeps failing on something other than a lost connection,
+        the records are applied one at a time, and one that still fails after
+        :data:`MAX_ATTEMPTS` goes to the dead-letter table, so one poisoned
+        message never stops a partition.
         """
         source = tp.topic.removeprefix("baton.replication.")
         msgs = [orjson.loads(r.value) for r in records]
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await self.store.txn(lambda conn: self._apply_txn(conn, source, tp, records, msgs))
+                return
+            except INFRA_ERRORS:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "applying %d record(s) of %s[%d] failed (attempt %d/%d): %r",
+                    len(records),
+                    tp.topic,
+                    tp.partition,
+                    attempt,
+                    MAX_ATTEMPTS,
+                    exc,
+                )
+                await asyncio.sleep(RETRY_BACKOFF_S * attempt)
+        for record, msg in zip(records, msgs, strict=True):
+            await self._apply_one_or_dead_letter(source, tp, record, msg)
 
-        async def txn(conn: asyncpg.Connection) -> None:
-            for msg in msgs:
-                if msg.get("type") != MESSAGE_TYPE:
-                    continue
-                try:
-                    await apply_batch_txn(conn, msg)
-                except ReplicationGap as gap:
-                    # The batch overtook an earlier one of its workflow (their
-                    # transactions settled out of order): fetch the missing
-                    # events from the source region and apply them with it.
-                    missing = await self._fetch_events(
-                        source, msg, gap.next_local, msg["first_event_id"] - 1
-                    )
-                    await apply_batch_txn(
-                        conn,
-                        {
-                            **msg,
-                            "first_event_id": gap.next_local,
-                            "events": missing + list(msg["events"]),
-                        },
-                    )
-            last = msgs[-1]
-            source_time = (
-                datetime.fromisoformat(last["source_time"]) if "source_time" in last else None
-            )
+    async def _apply_one_or_dead_letter(
+        self, source: str, tp: TopicPartition, record: Any, msg: dict[str, Any]
+    ) -> None:
+        error: Exception | None = None
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await self.store.txn(
+                    lambda conn: self._apply_txn(conn, source, tp, [record], [msg])
+                )
+                return
+            except INFRA_ERRORS:
+                raise
+            except Exception as exc:
+                error = exc
+                await asyncio.sleep(RETRY_BACKOFF_S * attempt)
+
+        async def dead_letter(conn: asyncpg.Connection) -> None:
             await conn.execute(
-                Q["set_progress"],
+                Q["insert_dead_letter"],
                 source,
                 tp.topic,
                 tp.partition,
-                records[-1].offset + 1,
-                source_time,
+                record.offset,
+                msg.get("namespace"),
+                msg.get("workflow_id"),
+                msg,
+                repr(error),
+                MAX_ATTEMPTS,
+            )
+            await conn.execute(
+                Q["set_progress"], source, tp.topic, tp.partition, record.offset + 1, None
             )
 
-        await self.store.txn(txn)
+        log.error(
+            "%s[%d] offset %d goes to the dead-letter table after %d attempts: %r",
+            tp.topic,
+            tp.partition,
+            record.offset,
+            MAX_ATTEMPTS,
+            error,
+        )
+        await self.store.txn(dead_letter)
+
+    async def _apply_txn(
+        self,
+        conn: asyncpg.Connection,
+        source: str,
+        tp: TopicPartition,
+        records: list[Any],
+        msgs: list[dict[str, Any]],
+    ) -> None:
+        for msg in msgs:
+            await self.apply_message(conn, source, msg)
+        last = msgs[-1]
+        source_time = datetime.fromisoformat(last["source_time"]) if "source_time" in last else None
+        await conn.execute(
+            Q["set_progress"], source, tp.topic, tp.partition, records[-1].offset + 1, source_time
+        )
+
+    async def apply_message(
+        self, conn: asyncpg.Connection, source: str, msg: dict[str, Any]
+    ) -> None:
+        """Apply one replication message inside the caller's transaction."""
+        kind = msg.get("type")
+        region = self.store.region
+        if kind == MESSAGE_TYPES["namespace"]:
+            await apply_namespace_txn(conn, region, msg["namespace_info"])
+        elif kind == MESSAGE_TYPES["progress"]:
+            await apply_namespace_txn(conn, region, msg["namespace_info"])
+            await apply_progress_txn(conn, region, msg)
+        elif kind == MESSAGE_TYPES["conflict"]:
+            await self._apply_conflict(conn, msg)
+        elif kind == MESSAGE_TYPES["history"]:
+            if msg.get("events_by_reference"):
+                msg = {
+                    **msg,
+                    "events": await self._fetch_events(
+                        source, msg, msg["first_event_id"], msg["last_event_id"]
+                    ),
+                }
+            try:
+                await apply_history_txn(self.store, conn, msg)
+            except ReplicationGap as gap:
+                # The batch overtook an earlier one of its workflow (their
+                # transactions settled out of order): fetch the missing
+                # events from the source region and apply them with it.
+                missing = await self._fetch_events(
+                    source, msg, gap.next_local, msg["first_event_id"] - 1
+                )
+                await apply_history_txn(
+                    self.store,
+                    conn,
+                    {
+                        **msg,
+                        "first_event_id": gap.next_local,
+                        "events": missing + list(msg["events"]),
+                    },
+                )
+        else:
+            raise ValueError(f"unknown replication message type {kind!r}")
+
+    async def _apply_conflict(self, conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
+        """Another region archived a tail it never shipped: re-apply its signals and
+        starts if the namespace is active here."""
+        ns = await conn.fetchrow(Q["local_namespace_row"], msg["namespace"])
+        conflict = msg.get("conflict")
+        if ns is None or ns["active_region"] != self.store.region or not conflict:
+            return
+        losing = Losing(
+            msg["namespace"],
+            msg["workflow_id"],
+            uuid.UUID(msg["run_id"]),
+            msg["source_region"],
+            list(conflict["events"]),
+            int(ns["failover_version"]),
+        )
+        await archive_losing_batch(self.store, conn, losing, reapply=True)

@@ -12,6 +12,12 @@
 
 If the target does not catch up in time, the source goes back to ``active``
 and the call says so. Nothing acknowledged is lost: RPO 0.
+
+A forced failover (``--force``) is for a source that is down: the target takes
+its next failover version at once, from what it has applied. What the source
+had not shipped is not in the target; when the source returns, the higher
+version makes it a standby, it archives its divergent tail and the target
+re-applies the signals and starts from it (see ``replication.apply``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class FailoverResult:
     version: int
     workflows_rebuilt: int
     seconds: float
+    forced: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +151,7 @@ async def graceful_failover(
                 if moved is None:
                     raise InvalidArgument(f"{target} has no row of namespace {namespace!r} yet")
                 rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
+                await dst.execute(Q["outbox_namespace"], namespace)
         finally:
             await dst.close()
         await src.execute(Q["move_namespace"], namespace, target, new_version)
@@ -161,3 +169,68 @@ async def graceful_failover(
 
 async def _revert(conn: asyncpg.Connection, namespace: str, source: str) -> None:
     await conn.execute(RQ["revert_handover"], namespace, source)
+
+
+async def forced_failover(
+    config: BatonConfig,
+    namespace: str,
+    target: str,
+    *,
+    progress: Callable[[str], None] | None = None,
+    source_timeout_s: float = 3.0,
+) -> FailoverResult:
+    """Promote ``target`` at once, without the (unreachable) active region.
+
+    Events the old region had not shipped are not in the target (RPO > 0);
+    they are archived, and their signals and starts re-applied, when it returns.
+    """
+    say = progress or (lambda _m: None)
+    started = time.monotonic()
+    config.region(target)
+    region_urls = {n: r.url for n, r in config.regions.items()}
+    dst = await db.connect(config.regions[target].dsn)
+    try:
+        row = await dst.fetchrow(Q["get_namespace"], namespace)
+        if row is None:
+            raise NamespaceNotFound(
+                f"{target} has no row of namespace {namespace!r}: nothing replicated there yet"
+            )
+        source = row["active_region"]
+        if target not in row["regions"]:
+            raise InvalidArgument(
+                f"{target} is not a region of namespace {namespace!r} ({', '.join(row['regions'])})"
+            )
+        if source == target:
+            raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
+        new_version = next_version(
+            int(row["failover_version"]),
+            config.regions[target].initial_version,
+            config.failover_version_increment,
+        )
+        async with dst.transaction():
+            await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
+            rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
+            await dst.execute(Q["outbox_namespace"], namespace)
+    finally:
+        await dst.close()
+    say(f"{namespace} is active in {target} (failover version {new_version}), forced")
+    # Tell the old region now if it can be reached; otherwise it learns the
+    # new version from the stream when it returns.
+    try:
+        async with asyncio.timeout(source_timeout_s):
+            src = await db.connect(config.regions[source].dsn)
+            try:
+                await src.execute(Q["move_namespace"], namespace, target, new_version)
+            finally:
+                await src.close()
+    except Exception:
+        say(f"{source} is unreachable; it becomes a standby when it returns")
+    return FailoverResult(
+        namespace,
+        source,
+        target,
+        new_version,
+        rebuilt,
+        round(time.monotonic() - started, 3),
+        forced=True,
+    )

@@ -30,7 +30,18 @@ log = logging.getLogger("baton.publisher")
 PUBLISHER_LOCK = 0x6261746F6E2D7075 & 0x7FFFFFFFFFFFFFFF
 BATCH = 500
 IDLE_WAIT_S = 1.0
-MESSAGE_TYPE = "history_v1"
+#: Message types on a replication topic, by outbox row kind.
+MESSAGE_TYPES = {
+    "history": "history_v1",
+    "progress": "progress_v1",
+    "namespace": "namespace_v1",
+    "conflict": "conflict_v1",
+}
+MESSAGE_TYPE = MESSAGE_TYPES["history"]
+NIL_RUN = "00000000-0000-0000-0000-000000000000"
+#: Larger history batches travel by reference (under Kafka's default 1 MiB
+#: message limit, with room for the rest of the message).
+MAX_INLINE_BYTES = 768 * 1024
 
 
 def topic_for(region: str) -> str:
@@ -38,25 +49,35 @@ def topic_for(region: str) -> str:
     return f"baton.replication.{region}"
 
 
-def message_for(row: Any, region: str) -> tuple[bytes, bytes]:
-    """(key, value) of the Kafka message for one outbox row."""
+def message_for(
+    row: Any, region: str, max_inline_bytes: int = MAX_INLINE_BYTES
+) -> tuple[bytes, bytes]:
+    """(key, value) of the Kafka message for one outbox row.
+
+    A history batch too large to travel inline goes as a reference: the
+    message names the event range and the receiver pulls the events from
+    this region's history API.
+    """
     key = f"{row['namespace']}/{row['workflow_id']}".encode()
-    value = orjson.dumps(
-        {
-            "type": MESSAGE_TYPE,
-            "source_region": region,
-            "namespace": row["namespace"],
-            "workflow_id": row["workflow_id"],
-            "run_id": str(row["run_id"]),
-            "first_event_id": row["first_event_id"],
-            "last_event_id": row["last_event_id"],
-            "version": row["version"],
-            "source_time": row["created_at"].isoformat(),
-            "events": row["events"] or [],
-            "execution": row["execution"],
-            "namespace_info": row["ns"],
-        }
-    )
+    body: dict[str, Any] = {
+        "type": MESSAGE_TYPES[row["kind"]],
+        "source_region": region,
+        "namespace": row["namespace"],
+        "workflow_id": row["workflow_id"],
+        "run_id": str(row["run_id"]),
+        "first_event_id": row["first_event_id"],
+        "last_event_id": row["last_event_id"],
+        "version": row["version"],
+        "source_time": row["created_at"].isoformat(),
+        "events": row["events"] or [],
+        "execution": row["execution"],
+        "activities": row["activities"] or [],
+        "conflict": row["conflict"],
+        "namespace_info": row["ns"],
+    }
+    value = orjson.dumps(body)
+    if len(value) > max_inline_bytes and body["events"]:
+        value = orjson.dumps({**body, "events": [], "events_by_reference": True})
     return key, value
 
 

@@ -5,22 +5,33 @@
 -- are deleted once shipped, so a row that commits late is shipped later, never
 -- skipped; one workflow's rows keep their order (its writes serialise on the
 -- execution row), and a batch that overtakes an earlier one of its workflow is
--- a gap the applier fills from the source region.
-SELECT o.id, o.namespace, o.workflow_id, o.run_id, o.first_event_id, o.last_event_id,
-       o.version, o.created_at,
+-- a gap the applier fills from the source region. Every row carries the run's
+-- execution row and the progress of its pending activities as they are now.
+SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_id,
+       o.last_event_id, o.version, o.created_at,
        cardinality(n.regions) > 1 AS replicated,
+       CASE WHEN o.kind = 'history' THEN
        (SELECT jsonb_agg(jsonb_build_object(
                 'event_id', h.event_id, 'event_type', h.event_type, 'event_time', h.event_time,
                 'version', h.version, 'attributes', h.attributes) ORDER BY h.event_id)
         FROM history_events h
         WHERE h.namespace = o.namespace AND h.workflow_id = o.workflow_id
           AND h.run_id = o.run_id
-          AND h.event_id BETWEEN o.first_event_id AND o.last_event_id) AS events,
+          AND h.event_id BETWEEN o.first_event_id AND o.last_event_id) END AS events,
        to_jsonb(e) AS execution,
+       (SELECT jsonb_agg(jsonb_build_object(
+                'scheduled_event_id', a.scheduled_event_id, 'attempt', a.attempt,
+                'state', a.state, 'heartbeat_details', a.heartbeat_details,
+                'last_failure', a.last_failure) ORDER BY a.scheduled_event_id)
+        FROM activities a
+        WHERE a.namespace = o.namespace AND a.workflow_id = o.workflow_id
+          AND a.run_id = o.run_id) AS activities,
+       CASE WHEN o.kind = 'conflict' THEN
+       (SELECT to_jsonb(c) FROM replication_conflicts c WHERE c.id = o.ref) END AS conflict,
        to_jsonb(n) AS ns
 FROM outbox o
-JOIN executions e ON e.namespace = o.namespace AND e.workflow_id = o.workflow_id
-                 AND e.run_id = o.run_id
+LEFT JOIN executions e ON e.namespace = o.namespace AND e.workflow_id = o.workflow_id
+                      AND e.run_id = o.run_id
 JOIN namespaces n ON n.name = o.namespace
 WHERE o.txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY o.id
@@ -102,3 +113,129 @@ WHERE name = $1 AND active_region = $2 AND state = 'handover'
 SELECT pg_notify('baton_history_v1', $1), pg_notify('baton_closed_v1', $1) WHERE $2
 UNION ALL
 SELECT pg_notify('baton_history_v1', $1), NULL WHERE NOT $2
+
+-- name: local_namespace_row
+SELECT failover_version, active_region FROM namespaces WHERE name = $1
+
+-- name: drop_pending_work
+-- A region deposed by a higher failover version keeps no pending work.
+WITH ta AS (DELETE FROM tasks WHERE namespace = $1),
+     ti AS (DELETE FROM timers WHERE namespace = $1),
+     ac AS (DELETE FROM activities WHERE namespace = $1)
+SELECT 1
+
+-- name: local_event_versions
+SELECT event_id, version FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id BETWEEN $4 AND $5
+ORDER BY event_id
+
+-- name: local_events_from
+SELECT event_id, event_type, event_time, version, attributes FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id >= $4
+ORDER BY event_id
+
+-- name: delete_events_from
+DELETE FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id >= $4
+
+-- name: delete_run_work
+-- The pending work and unshipped outbox rows of one run (its tail was archived).
+WITH ta AS (DELETE FROM tasks WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3),
+     ti AS (DELETE FROM timers WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3),
+     ac AS (DELETE FROM activities WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3)
+DELETE FROM outbox
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind IN ('history', 'progress')
+  AND last_event_id >= $4
+RETURNING id
+
+-- name: current_run
+SELECT c.run_id, c.status, e.last_write_version FROM current_executions c
+JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id
+                 AND e.run_id = c.run_id
+WHERE c.namespace = $1 AND c.workflow_id = $2
+FOR UPDATE OF c
+
+-- name: delete_current
+DELETE FROM current_executions WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: insert_conflict
+INSERT INTO replication_conflicts (namespace, workflow_id, run_id, kind, source_region,
+    first_event_id, last_event_id, losing_version, winning_version, events)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING id
+
+-- name: set_conflict_reapplied
+UPDATE replication_conflicts SET reapplied = $2 WHERE id = $1
+
+-- name: outbox_conflict
+INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, version,
+                    kind, ref)
+SELECT $1, $2, $3, $4, $5, $6, 'conflict', $7
+FROM namespaces n WHERE n.name = $1 AND cardinality(n.regions) > 1
+
+-- name: claim_reapply
+INSERT INTO replication_reapplied (namespace, workflow_id, run_id, event_id, version)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING
+RETURNING event_id
+
+-- name: delete_activity_progress
+DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: insert_activity_progress
+INSERT INTO activity_progress (namespace, workflow_id, run_id, scheduled_event_id, attempt,
+                               state, heartbeat_details, last_failure)
+SELECT $1, $2, $3, a.scheduled_event_id, a.attempt, a.state, a.heartbeat_details,
+       a.last_failure
+FROM jsonb_to_recordset($4::jsonb) AS a(scheduled_event_id bigint, attempt int, state text,
+                                        heartbeat_details jsonb, last_failure jsonb)
+
+-- name: local_event_versions_last
+SELECT version FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+ORDER BY event_id DESC
+LIMIT 1
+
+-- name: insert_dead_letter
+INSERT INTO replication_dlq (source_region, topic, kafka_partition, kafka_offset, namespace,
+                             workflow_id, message, error, attempts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (topic, kafka_partition, kafka_offset) DO UPDATE
+SET error = EXCLUDED.error, attempts = replication_dlq.attempts + EXCLUDED.attempts
+
+-- name: run_checksums
+-- One checksum per run over every event's id, type, time, version and attributes.
+SELECT workflow_id, run_id, count(*) AS events, max(event_id) AS last_event_id,
+       md5(string_agg(event_id::text || ':' || event_type || ':'
+                      || extract(epoch FROM event_time)::text || ':' || version::text || ':'
+                      || attributes::text, '|' ORDER BY event_id)) AS checksum
+FROM history_events
+WHERE namespace = $1
+GROUP BY workflow_id, run_id
+
+-- name: list_conflicts
+SELECT id, namespace, workflow_id, run_id, kind, source_region, first_event_id, last_event_id,
+       losing_version, winning_version, jsonb_array_length(events) AS events, reapplied,
+       created_at
+FROM replication_conflicts
+WHERE ($1::text IS NULL OR namespace = $1)
+ORDER BY id
+LIMIT $2
+
+-- name: list_dead_letters
+SELECT id, source_region, topic, kafka_partition, kafka_offset, namespace, workflow_id,
+       message ->> 'type' AS type, error, attempts, created_at
+FROM replication_dlq
+ORDER BY id
+
+-- name: get_dead_letter
+SELECT * FROM replication_dlq WHERE id = $1 FOR UPDATE
+
+-- name: delete_dead_letter
+DELETE FROM replication_dlq WHERE id = $1
+
+-- name: purge_dead_letters
+DELETE FROM replication_dlq WHERE ($1::bigint IS NULL OR id = $1) RETURNING id
+
+-- name: dead_letter_count
+SELECT count(*) FROM replication_dlq

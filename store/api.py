@@ -197,7 +197,7 @@ def create_app(store: Store) -> FastAPI:
         if active not in regions:
             raise InvalidArgument(f"active region {active!r} is not among regions {regions}")
         version = store.config.regions[active].initial_version
-        async with store.pool.acquire() as conn:
+        async with store.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 Q["insert_namespace"],
                 req.name,
@@ -207,6 +207,8 @@ def create_app(store: Store) -> FastAPI:
                 req.retention_days,
                 req.description,
             )
+            if row is not None:
+                await conn.execute(Q["outbox_namespace"], req.name)
         if row is None:
             raise NamespaceAlreadyExists(f"namespace {req.name!r} exists already")
         return JSON(ns_info(Namespace.from_row(row)), status_code=201)

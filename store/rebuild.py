@@ -81,7 +81,23 @@ async def rebuild_execution_txn(rt: RunTxn) -> None:
     elif rt.exe.get("pending_updates"):
         rt.schedule_workflow_task()
     now = rt.now
+    # What a standby learnt of the activities in flight: their attempt and
+    # last heartbeat details. An attempt that was running in the old region
+    # is lost with it and counts as one; the next sees its heartbeat details.
+    progress = {
+        r["scheduled_event_id"]: r
+        for r in await rt.conn.fetch(
+            Q["activity_progress_of_run"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
+        )
+    }
+    await rt.conn.execute(
+        Q["delete_activity_progress_of_run"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
+    )
     for sid, a in activities.items():
+        seen = progress.get(sid)
+        attempt = 1
+        if seen is not None:
+            attempt = int(seen["attempt"]) + (1 if seen["state"] == "started" else 0)
         row = {
             "namespace": rt.namespace,
             "workflow_id": rt.workflow_id,
@@ -92,7 +108,7 @@ async def rebuild_execution_txn(rt: RunTxn) -> None:
             "task_queue": a["task_queue"],
             "input": a.get("input") or [],
             "state": "scheduled",
-            "attempt": 1,
+            "attempt": attempt,
             "first_scheduled_time": now,
             "scheduled_time": now,
             "started_time": None,
@@ -102,13 +118,13 @@ async def rebuild_execution_txn(rt: RunTxn) -> None:
             "start_to_close_s": a.get("start_to_close_s"),
             "heartbeat_s": a.get("heartbeat_s"),
             "retry_policy": a.get("retry_policy") or {},
-            "heartbeat_details": None,
+            "heartbeat_details": seen["heartbeat_details"] if seen else None,
             "last_heartbeat_time": None,
-            "last_failure": None,
+            "last_failure": seen["last_failure"] if seen else None,
             "cancel_requested": False,
         }
         rt.insert_activity(row)
-        rt.add_task("activity", a["task_queue"], sid, 1)
+        rt.add_task("activity", a["task_queue"], sid, attempt)
         if a.get("schedule_to_close_s"):
             rt.add_timer(
                 ACTIVITY_SCHEDULE_TO_CLOSE, sid, now + timedelta(seconds=a["schedule_to_close_s"])
@@ -118,7 +134,7 @@ async def rebuild_execution_txn(rt: RunTxn) -> None:
                 ACTIVITY_SCHEDULE_TO_START,
                 sid,
                 now + timedelta(seconds=a["schedule_to_start_s"]),
-                1,
+                attempt,
             )
     for timer_id, fire_at in timers.items():
         rt.add_timer(USER_TIMER, timer_id, datetime.fromisoformat(fire_at))

@@ -56,85 +56,90 @@ async def start_workflow(
     signal: tuple[str, list[wire.Payload]] | None = None,
 ) -> wire.StartWorkflowResponse:
     """Start a run; with ``signal``, signal the running one instead if there is one."""
+    return await store.txn(lambda conn: start_workflow_txn(store, conn, namespace, req, signal))
 
-    async def txn(conn: asyncpg.Connection) -> wire.StartWorkflowResponse:
-        ns = await _lock_for_start(conn, store, namespace)
-        checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
-        if req.request_id and checks["request_run_id"] is not None:
-            return wire.StartWorkflowResponse(
-                workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
-            )
-        cur = None
-        if checks["current_run_id"] is not None:
-            cur = {"run_id": checks["current_run_id"], "status": checks["current_status"]}
-        if cur is not None and cur["status"] == "running":
-            if signal is not None:
-                rt = await RunTxn.lock(
-                    conn,
-                    namespace,
-                    req.workflow_id,
-                    str(cur["run_id"]),
-                    region=store.region,
-                    region_urls=store.region_urls,
-                )
-                _add_signal(rt, signal[0], signal[1], req.identity, req.request_id)
-                await rt.write_txn()
-                return wire.StartWorkflowResponse(
-                    workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
-                )
-            if req.id_reuse_policy == WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
-                rt = await RunTxn.lock(
-                    conn,
-                    namespace,
-                    req.workflow_id,
-                    str(cur["run_id"]),
-                    region=store.region,
-                    region_urls=store.region_urls,
-                )
-                terminate_txn(
-                    rt, "terminated by a start with policy terminate_if_running", req.identity
-                )
-                await rt.write_txn()
-            else:
-                raise WorkflowAlreadyStarted(
-                    f"workflow {req.workflow_id!r} is already running as run {cur['run_id']}: "
-                    "signal it, wait for it, or start with id_reuse_policy=terminate_if_running",
-                    run_id=str(cur["run_id"]),
-                )
-        elif cur is not None:
-            policy = req.id_reuse_policy
-            if policy == WorkflowIdReusePolicy.REJECT_DUPLICATE or (
-                policy == WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
-                and cur["status"] == "completed"
-            ):
-                raise WorkflowAlreadyStarted(
-                    f"workflow {req.workflow_id!r} has a closed run ({cur['status']}) and the "
-                    f"id reuse policy {policy.value} forbids another",
-                    run_id=str(cur["run_id"]),
-                )
-        run = new_execution(
-            conn,
-            ns,
-            workflow_id=req.workflow_id,
-            workflow_type=req.workflow_type,
-            task_queue=req.task_queue,
-            request_id=req.request_id,
-            task_timeout_s=req.task_timeout_s,
-            run_timeout_s=req.run_timeout_s,
-            memo=req.memo,
-        )
-        run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
-        if signal is not None:
-            _add_signal(run, signal[0], signal[1], req.identity, req.request_id)
-        run.schedule_workflow_task()
-        if req.run_timeout_s:
-            run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
-        await run.write_txn()
+
+async def start_workflow_txn(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    req: wire.StartWorkflowRequest,
+    signal: tuple[str, list[wire.Payload]] | None = None,
+) -> wire.StartWorkflowResponse:
+    """:func:`start_workflow` inside the caller's transaction."""
+    ns = await _lock_for_start(conn, store, namespace)
+    checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
+    if req.request_id and checks["request_run_id"] is not None:
         return wire.StartWorkflowResponse(
-            workflow_id=req.workflow_id, run_id=run.run_id, started=True
+            workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
         )
-
-    return await store.txn(txn)
+    cur = None
+    if checks["current_run_id"] is not None:
+        cur = {"run_id": checks["current_run_id"], "status": checks["current_status"]}
+    if cur is not None and cur["status"] == "running":
+        if signal is not None:
+            rt = await RunTxn.lock(
+                conn,
+                namespace,
+                req.workflow_id,
+                str(cur["run_id"]),
+                region=store.region,
+                region_urls=store.region_urls,
+            )
+            _add_signal(rt, signal[0], signal[1], req.identity, req.request_id)
+            await rt.write_txn()
+            return wire.StartWorkflowResponse(
+                workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
+            )
+        if req.id_reuse_policy == WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
+            rt = await RunTxn.lock(
+                conn,
+                namespace,
+                req.workflow_id,
+                str(cur["run_id"]),
+                region=store.region,
+                region_urls=store.region_urls,
+            )
+            terminate_txn(
+                rt, "terminated by a start with policy terminate_if_running", req.identity
+            )
+            await rt.write_txn()
+        else:
+            raise WorkflowAlreadyStarted(
+                f"workflow {req.workflow_id!r} is already running as run {cur['run_id']}: "
+                "signal it, wait for it, or start with id_reuse_policy=terminate_if_running",
+                run_id=str(cur["run_id"]),
+            )
+    elif cur is not None:
+        policy = req.id_reuse_policy
+        if policy == WorkflowIdReusePolicy.REJECT_DUPLICATE or (
+            policy == WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+            and cur["status"] == "completed"
+        ):
+            raise WorkflowAlreadyStarted(
+                f"workflow {req.workflow_id!r} has a closed run ({cur['status']}) and the "
+                f"id reuse policy {policy.value} forbids another",
+                run_id=str(cur["run_id"]),
+            )
+    run = new_execution(
+        conn,
+        ns,
+        workflow_id=req.workflow_id,
+        workflow_type=req.workflow_type,
+        task_queue=req.task_queue,
+        request_id=req.request_id,
+        task_timeout_s=req.task_timeout_s,
+        run_timeout_s=req.run_timeout_s,
+        memo=req.memo,
+    )
+    run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
+    if signal is not None:
+        _add_signal(run, signal[0], signal[1], req.identity, req.request_id)
+    run.schedule_workflow_task()
+    if req.run_timeout_s:
+        run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
+    await run.write_txn()
+    return wire.StartWorkflowResponse(workflow_id=req.workflow_id, run_id=run.run_id, started=True)
 
 
 def _add_signal(
@@ -169,13 +174,23 @@ async def _lock_running(
 async def signal_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.SignalRequest
 ) -> str:
-    async def txn(conn: asyncpg.Connection) -> str:
-        rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
-        _add_signal(rt, req.signal_name, req.input, req.identity, req.request_id)
-        await rt.write_txn()
-        return rt.run_id
+    return await store.txn(
+        lambda conn: signal_workflow_txn(store, conn, namespace, workflow_id, req)
+    )
 
-    return await store.txn(txn)
+
+async def signal_workflow_txn(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    workflow_id: str,
+    req: wire.SignalRequest,
+) -> str:
+    """:func:`signal_workflow` inside the caller's transaction."""
+    rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
+    _add_signal(rt, req.signal_name, req.input, req.identity, req.request_id)
+    await rt.write_txn()
+    return rt.run_id
 
 
 async def cancel_workflow(

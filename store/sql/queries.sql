@@ -12,6 +12,19 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (name) DO NOTHING
 RETURNING *
 
+-- name: outbox_namespace
+-- A namespace change travels to every other region of the namespace.
+INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, version, kind)
+SELECT name, '', '00000000-0000-0000-0000-000000000000', 0, 0, failover_version, 'namespace'
+FROM namespaces WHERE name = $1 AND cardinality(regions) > 1
+
+-- name: activity_progress_of_run
+SELECT scheduled_event_id, attempt, state, heartbeat_details, last_failure
+FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: delete_activity_progress_of_run
+DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
 -- name: lock_execution
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,

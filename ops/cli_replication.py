@@ -1,0 +1,297 @@
+"""`baton failover` and `baton replication ...`: moving namespaces and watching the stream."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from ops.cli_tools import run_fast
+from ops.output import emit, err_console, kv_table, table
+
+
+def register_replication(cli: click.Group) -> None:
+    """Add failover and the replication commands to the CLI group."""
+
+    @cli.command("failover")
+    @click.argument("namespace")
+    @click.option("--to", "target", required=True, help="Region to move the namespace to.")
+    @click.option(
+        "--timeout",
+        "timeout_s",
+        type=float,
+        default=60.0,
+        show_default=True,
+        help="Seconds the target may take to catch up before the move is undone.",
+    )
+    @click.option(
+        "--force",
+        is_flag=True,
+        help="Promote the target at once, for an active region that is down. What it had "
+        "not shipped is archived as conflicts when it returns.",
+    )
+    @click.pass_context
+    def failover(
+        ctx: click.Context,
+        namespace: str,
+        target: str,
+        timeout_s: float,
+        force: bool,
+        output: str,
+    ) -> None:
+        """Move NAMESPACE, with its running workflows, to another region.
+
+        Without --force this is a graceful handover with nothing lost.
+        """
+        from replication.failover import forced_failover, graceful_failover
+
+        config = ctx.find_root().obj.load()
+        with err_console.status(f"moving {namespace} to {target}...") as status:
+            if force:
+                result = run_fast(
+                    forced_failover(config, namespace, target, progress=status.update)
+                )
+            else:
+                result = run_fast(
+                    graceful_failover(
+                        config, namespace, target, timeout_s=timeout_s, progress=status.update
+                    )
+                )
+
+        def render(d: dict[str, Any]) -> RenderableType:
+            return kv_table(
+                {
+                    "namespace": d["namespace"],
+                    "from": d["source"],
+                    "to": d["target"],
+                    "failover version": d["version"],
+                    "open workflows moved": d["workflows_rebuilt"],
+                    "forced": d["forced"],
+                    "seconds": d["seconds"],
+                },
+                title="Failover",
+            )
+
+        emit(result.as_dict(), output, render)
+
+    @cli.group("replication", cls=type(cli))
+    def replication_group() -> None:
+        """Cross-region replication through Kafka."""
+
+    @replication_group.command("status")
+    @click.pass_context
+    def replication_status_cmd(ctx: click.Context, output: str) -> None:
+        """Lag of each region behind each other one: messages, seconds, outbox backlog."""
+        from replication.status import replication_status
+
+        config = ctx.find_root().obj.load()
+        lags = [lag.as_dict() for lag in run_fast(replication_status(config))]
+
+        def render(rows: list[dict[str, Any]]) -> RenderableType:
+            if not rows:
+                return Text("replication is off: the config names no Kafka or one region")
+            return table(
+                [
+                    "region",
+                    "behind source",
+                    "consumer lag (msgs)",
+                    "time lag (s)",
+                    "source outbox backlog",
+                    "partitions applied",
+                ],
+                [
+                    [
+                        r["region"],
+                        r["source"],
+                        _n(r["consumer_lag_messages"]),
+                        _n(r["time_lag_s"]),
+                        _n(r["source_outbox_backlog"]),
+                        f"{r['applied_partitions']}/{r['partitions']}",
+                    ]
+                    for r in rows
+                ],
+                title="Replication",
+            )
+
+        emit(lags, output, render)
+
+    @replication_group.command("verify")
+    @click.argument("namespace")
+    @click.pass_context
+    def verify_cmd(ctx: click.Context, namespace: str, output: str) -> None:
+        """Compare every workflow history of NAMESPACE across its regions by checksum.
+
+        Exits with status 1 when any run differs.
+        """
+        from replication.verify import verify_namespace
+
+        config = ctx.find_root().obj.load()
+        with err_console.status(f"checksumming {namespace} in every region..."):
+            result = run_fast(verify_namespace(config, namespace))
+
+        def render(d: dict[str, Any]) -> RenderableType:
+            head = kv_table(
+                {
+                    "namespace": d["namespace"],
+                    "regions": ", ".join(d["regions"]),
+                    "runs compared": d["runs_compared"],
+                    "differences": len(d["differences"]),
+                    "result": "clean" if d["clean"] else "DIFFERENT",
+                },
+                title="Verify",
+            )
+            if d["clean"]:
+                return head
+            rows = []
+            for diff in d["differences"][:200]:
+                cells = [diff["workflow_id"], diff["run_id"][:8]]
+                for r in d["regions"]:
+                    v = diff["regions"].get(r)
+                    cells.append(
+                        "missing" if v is None else f"{v['events']} ev {v['checksum'][:8]}"
+                    )
+                rows.append(cells)
+            return Group(head, table(["workflow", "run", *d["regions"]], rows, title="Differences"))
+
+        emit(result.as_dict(), output, render)
+        if not result.clean:
+            sys.exit(1)
+
+    @replication_group.command("conflicts")
+    @click.option("--namespace", default=None, help="Only this namespace.")
+    @click.option("--region", default=None, help="Only this region's archive.")
+    @click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+    @click.pass_context
+    def conflicts_cmd(
+        ctx: click.Context, namespace: str | None, region: str | None, limit: int, output: str
+    ) -> None:
+        """Branches that lost to a higher failover version, archived in each region."""
+        from replication.admin import list_conflicts
+
+        config = ctx.find_root().obj.load()
+        rows = run_fast(list_conflicts(config, namespace, region, limit))
+
+        def render(rs: list[dict[str, Any]]) -> RenderableType:
+            if not rs:
+                return Text("no conflicts archived")
+            return table(
+                [
+                    "region",
+                    "id",
+                    "namespace",
+                    "workflow",
+                    "kind",
+                    "from",
+                    "events",
+                    "versions",
+                    "re-applied",
+                    "at",
+                ],
+                [
+                    [
+                        r["region"],
+                        str(r["id"]),
+                        r["namespace"],
+                        r["workflow_id"],
+                        r["kind"],
+                        r["source_region"],
+                        f"{r['first_event_id']}..{r['last_event_id']}",
+                        f"{r['losing_version']} < {r['winning_version']}",
+                        ", ".join(f"{x['event_type']}: {x['outcome']}" for x in r["reapplied"])
+                        or "-",
+                        str(r["created_at"])[:19],
+                    ]
+                    for r in rs
+                ],
+                title="Replication conflicts",
+            )
+
+        emit(rows, output, render)
+
+    @replication_group.group("dlq", cls=type(cli))
+    def dlq_group() -> None:
+        """Replication messages that failed to apply after bounded retries."""
+
+    @dlq_group.command("list")
+    @click.option("--region", default=None, help="Only this region.")
+    @click.pass_context
+    def dlq_list(ctx: click.Context, region: str | None, output: str) -> None:
+        """Dead letters of every region (or one)."""
+        from replication.admin import list_dead_letters
+
+        config = ctx.find_root().obj.load()
+        rows = run_fast(list_dead_letters(config, region))
+
+        def render(rs: list[dict[str, Any]]) -> RenderableType:
+            if not rs:
+                return Text("no dead letters")
+            return table(
+                [
+                    "region",
+                    "id",
+                    "source",
+                    "partition",
+                    "offset",
+                    "workflow",
+                    "type",
+                    "attempts",
+                    "error",
+                ],
+                [
+                    [
+                        r["region"],
+                        str(r["id"]),
+                        r["source_region"],
+                        str(r["kafka_partition"]),
+                        str(r["kafka_offset"]),
+                        f"{r['namespace']}/{r['workflow_id']}",
+                        r["type"] or "?",
+                        str(r["attempts"]),
+                        r["error"][:80],
+                    ]
+                    for r in rs
+                ],
+                title="Dead letters",
+            )
+
+        emit(rows, output, render)
+
+    @dlq_group.command("retry")
+    @click.argument("dlq_id", type=int)
+    @click.option("--region", required=True, help="Region whose dead letter this is.")
+    @click.pass_context
+    def dlq_retry(ctx: click.Context, dlq_id: int, region: str, output: str) -> None:
+        """Apply dead letter DLQ_ID again; on success it leaves the table."""
+        from replication.admin import retry_dead_letter
+
+        config = ctx.find_root().obj.load()
+        result = run_fast(retry_dead_letter(config, region, dlq_id))
+        emit(result, output, lambda d: Text(f"dead letter {d['id']} applied in {d['region']}"))
+
+    @dlq_group.command("purge")
+    @click.argument("dlq_id", type=int, required=False)
+    @click.option("--region", required=True, help="Region whose dead letters to purge.")
+    @click.option("--all", "everything", is_flag=True, help="Purge every dead letter.")
+    @click.pass_context
+    def dlq_purge(
+        ctx: click.Context, dlq_id: int | None, region: str, everything: bool, output: str
+    ) -> None:
+        """Drop dead letter DLQ_ID (or --all) without applying it."""
+        from replication.admin import purge_dead_letters
+
+        config = ctx.find_root().obj.load()
+        ids = run_fast(purge_dead_letters(config, region, dlq_id, everything=everything))
+        emit(
+            {"region": region, "purged": ids},
+            output,
+            lambda d: Text(f"purged {len(d['purged'])} dead letter(s) in {d['region']}"),
+        )
+
+
+def _n(value: float | int | None) -> str:
+    if value is None:
+        return "unreachable"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,93 @@
+"""Operator views of replication: the conflict archive and the dead-letter table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replication.applier import Applier
+from replication.sql import QUERIES as Q
+from store import db
+from store.config import BatonConfig
+from store.errors import InvalidArgument, StoreError
+from store.server import open_store
+from worker.wire import ErrorCode
+
+
+class DeadLetterNotFound(StoreError):
+    """No dead letter with that id in that region."""
+
+    code = ErrorCode.DEAD_LETTER_NOT_FOUND
+    http_status = 404
+    retryable = False
+
+
+def _regions(config: BatonConfig, region: str | None) -> list[str]:
+    if region is not None:
+        config.region(region)
+        return [region]
+    return list(config.regions)
+
+
+async def list_conflicts(
+    config: BatonConfig, namespace: str | None = None, region: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Archived losing branches, in every region (or one)."""
+    out: list[dict[str, Any]] = []
+    for r in _regions(config, region):
+        conn = await db.connect(config.regions[r].dsn)
+        try:
+            rows = await conn.fetch(Q["list_conflicts"], namespace, limit)
+        finally:
+            await conn.close()
+        out += [{"region": r, **dict(row), "run_id": str(row["run_id"])} for row in rows]
+    return out
+
+
+async def list_dead_letters(config: BatonConfig, region: str | None = None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for r in _regions(config, region):
+        conn = await db.connect(config.regions[r].dsn)
+        try:
+            rows = await conn.fetch(Q["list_dead_letters"])
+        finally:
+            await conn.close()
+        out += [{"region": r, **dict(row)} for row in rows]
+    return out
+
+
+async def retry_dead_letter(config: BatonConfig, region: str, dlq_id: int) -> dict[str, Any]:
+    """Apply a dead letter again; on success it leaves the table."""
+    config.region(region)
+    async with open_store(config, region, pool_size=2) as store:
+        applier = Applier(store)
+        try:
+
+            async def txn(conn: Any) -> dict[str, Any]:
+                row = await conn.fetchrow(Q["get_dead_letter"], dlq_id)
+                if row is None:
+                    raise DeadLetterNotFound(
+                        f"no dead letter {dlq_id} in {region}: see `baton replication dlq list`"
+                    )
+                await applier.apply_message(conn, row["source_region"], row["message"])
+                await conn.execute(Q["delete_dead_letter"], dlq_id)
+                return {"region": region, "id": dlq_id, "applied": True}
+
+            return await store.txn(txn)
+        finally:
+            await applier.close()
+
+
+async def purge_dead_letters(
+    config: BatonConfig, region: str, dlq_id: int | None, *, everything: bool
+) -> list[int]:
+    if dlq_id is None and not everything:
+        raise InvalidArgument("name a dead letter id, or pass --all to purge every one")
+    config.region(region)
+    conn = await db.connect(config.regions[region].dsn)
+    try:
+        rows = await conn.fetch(Q["purge_dead_letters"], dlq_id)
+    finally:
+        await conn.close()
+    if dlq_id is not None and not rows:
+        raise DeadLetterNotFound(f"no dead letter {dlq_id} in {region}")
+    return [r["id"] for r in rows]

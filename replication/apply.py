@@ -1,0 +1,348 @@
+"""Applying one replication message to this region's database.
+
+Every function here runs inside the applier's transaction for a Kafka batch.
+
+History follows the failover-version rule (ARCHITECTURE, invariant 3): of two
+branches of one run, the one whose last event has the higher version wins.
+
+* Events this region already holds under the same version are duplicates and
+  are skipped.
+* Where a batch and the local history diverge, the branch with the higher
+  version wins. A losing local tail is archived in ``replication_conflicts``
+  and replaced; a losing batch is archived and refused.
+* A region active for the namespace refuses any batch written under an older
+  failover version than its own: it comes from a region deposed by a forced
+  failover. The signals and starts in it are re-applied here, once each, so
+  nothing a client was told succeeded is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from replication.sql import QUERIES as Q
+from store.context import Store
+from store.errors import StoreError
+from store.workflows import signal_workflow_txn, start_workflow_txn
+from worker import wire
+from worker.wire import EventType
+
+log = logging.getLogger("baton.applier")
+
+REAPPLIED_TYPES = {
+    EventType.WORKFLOW_EXECUTION_SIGNALED.value,
+    EventType.WORKFLOW_EXECUTION_STARTED.value,
+}
+
+
+class ReplicationGap(Exception):
+    """A batch starts past the local history: earlier batches are missing."""
+
+    def __init__(self, message: str, *, next_local: int):
+        super().__init__(message)
+        self.next_local = next_local
+
+
+@dataclass(frozen=True)
+class Losing:
+    """A branch that lost: where it came from, its events, the versions involved."""
+
+    namespace: str
+    workflow_id: str
+    run_id: uuid.UUID
+    source_region: str
+    events: list[dict[str, Any]]
+    winning_version: int
+
+    @property
+    def losing_version(self) -> int:
+        return max(int(e["version"]) for e in self.events)
+
+
+async def apply_namespace_txn(conn: asyncpg.Connection, region: str, info: dict[str, Any]) -> None:
+    """Take a namespace row from another region if its failover version is not older.
+
+    A region that was active and sees a higher version elsewhere was deposed
+    (a forced failover while it was away): it becomes a standby and drops
+    the pending work it held.
+    """
+    local = await conn.fetchrow(Q["local_namespace_row"], info["name"])
+    if local is not None and local["failover_version"] > info["failover_version"]:
+        return
+    await conn.execute(Q["replace_namespace"], info)
+    if (
+        local is not None
+        and local["active_region"] == region
+        and info["active_region"] != region
+        and local["failover_version"] < info["failover_version"]
+    ):
+        log.warning(
+            "namespace %s moved to %s under failover version %s while %s was active: "
+            "%s is a standby now",
+            info["name"],
+            info["active_region"],
+            info["failover_version"],
+            region,
+            region,
+        )
+        await conn.execute(Q["drop_pending_work"], info["name"])
+
+
+async def apply_progress_txn(conn: asyncpg.Connection, region: str, msg: dict[str, Any]) -> None:
+    """Keep the latest attempt and heartbeat details of a run's pending activities."""
+    ns = await conn.fetchrow(Q["local_namespace_row"], msg["namespace"])
+    if ns is None or ns["active_region"] == region:
+        return  # the active region holds the activities themselves
+    rid = uuid.UUID(msg["run_id"])
+    await conn.execute(Q["delete_activity_progress"], msg["namespace"], msg["workflow_id"], rid)
+    execution = msg.get("execution")
+    if execution and execution["status"] == "running" and msg.get("activities"):
+        await conn.execute(
+            Q["insert_activity_progress"],
+            msg["namespace"],
+            msg["workflow_id"],
+            rid,
+            msg["activities"],
+        )
+
+
+async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
+    """Apply one history batch (see the module docstring for the rules)."""
+    region = store.region
+    ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
+    await apply_namespace_txn(conn, region, msg["namespace_info"])
+    ns_row = await conn.fetchrow(Q["local_namespace_row"], ns)
+    active_here = ns_row["active_region"] == region
+    incoming = list(msg["events"])
+    if not incoming:
+        return
+    first, last = msg["first_event_id"], msg["last_event_id"]
+    batch_version = int(incoming[-1]["version"])
+    next_local = await conn.fetchval(Q["lock_local_execution"], ns, wid, rid)
+    if next_local is None:
+        next_local = 1
+        if first == 1:
+            await _archive_lost_run(store, conn, msg, batch_version)
+    # Skip what this region holds already (same event ids, same versions).
+    local = {
+        r["event_id"]: r["version"]
+        for r in await conn.fetch(
+            Q["local_event_versions"], ns, wid, rid, first, min(last, next_local - 1)
+        )
+    }
+    while incoming and incoming[0]["event_id"] < next_local:
+        if local.get(incoming[0]["event_id"]) != incoming[0]["version"]:
+            break
+        incoming.pop(0)
+    if not incoming:
+        return
+    start = int(incoming[0]["event_id"])
+    if start > next_local:
+        raise ReplicationGap(
+            f"{ns}/{wid} run {rid}: batch starts at event {start} but local history ends at "
+            f"{next_local - 1}",
+            next_local=next_local,
+        )
+    local_last = await conn.fetchval(Q["local_event_versions_last"], ns, wid, rid)
+    losing = Losing(ns, wid, rid, msg["source_region"], incoming, int(ns_row["failover_version"]))
+    if active_here and batch_version < ns_row["failover_version"]:
+        await archive_losing_batch(store, conn, losing, reapply=True)
+        return
+    if local_last is not None and batch_version < local_last:
+        # the batch continues or branches off a history that moved on under a newer version
+        losing = Losing(ns, wid, rid, msg["source_region"], incoming, int(local_last))
+        await archive_losing_batch(store, conn, losing, reapply=False)
+        return
+    if start < next_local:
+        # this region's tail lost to the batch's newer branch
+        await archive_local_tail(store, conn, ns, wid, rid, start, batch_version)
+    await conn.execute(Q["apply_events"], ns, wid, rid, incoming)
+    execution = dict(msg["execution"])
+    # The snapshot was read when the batch was shipped and may be ahead of it:
+    # the local row never claims events it does not hold.
+    execution["next_event_id"] = min(int(execution["next_event_id"]), last + 1)
+    await conn.execute(Q["delete_execution"], ns, wid, rid)
+    await conn.execute(Q["insert_execution_json"], execution)
+    if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
+        await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
+    if not active_here:
+        await apply_progress_txn(conn, region, msg)
+    await conn.execute(Q["notify_applied"], f"{ns}/{wid}", execution["status"] != "running")
+
+
+async def _archive_lost_run(
+    store: Store, conn: asyncpg.Connection, msg: dict[str, Any], version: int
+) -> None:
+    """A new run arrives while a local run of the same workflow id, written under an
+    older version and never shipped, is still running: that local run lost."""
+    cur = await conn.fetchrow(Q["current_run"], msg["namespace"], msg["workflow_id"])
+    if (
+        cur is None
+        or str(cur["run_id"]) == msg["run_id"]
+        or cur["status"] != "running"
+        or cur["last_write_version"] >= version
+    ):
+        return
+    await archive_local_tail(
+        store, conn, msg["namespace"], msg["workflow_id"], cur["run_id"], 1, version
+    )
+
+
+async def archive_local_tail(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    workflow_id: str,
+    run_id: uuid.UUID,
+    from_event_id: int,
+    winning_version: int,
+) -> None:
+    """Move this region's events ``from_event_id..`` of a run into the conflict archive."""
+    rows = await conn.fetch(Q["local_events_from"], namespace, workflow_id, run_id, from_event_id)
+    if not rows:
+        return
+    events = [
+        {
+            "event_id": r["event_id"],
+            "event_type": r["event_type"],
+            "event_time": r["event_time"].isoformat(),
+            "version": r["version"],
+            "attributes": r["attributes"],
+        }
+        for r in rows
+    ]
+    losing_version = max(int(e["version"]) for e in events)
+    cid = await conn.fetchval(
+        Q["insert_conflict"],
+        namespace,
+        workflow_id,
+        run_id,
+        "local_tail",
+        store.region,
+        from_event_id,
+        events[-1]["event_id"],
+        losing_version,
+        winning_version,
+        events,
+    )
+    await conn.execute(Q["delete_events_from"], namespace, workflow_id, run_id, from_event_id)
+    unshipped = await conn.fetch(
+        Q["delete_run_work"], namespace, workflow_id, run_id, from_event_id
+    )
+    if unshipped:
+        # Part of the tail never left this region: ship the archive so the
+        # winning region can re-apply its signals and starts.
+        await conn.execute(
+            Q["outbox_conflict"],
+            namespace,
+            workflow_id,
+            run_id,
+            from_event_id,
+            events[-1]["event_id"],
+            losing_version,
+            cid,
+        )
+    if from_event_id == 1:
+        await conn.execute(Q["delete_execution"], namespace, workflow_id, run_id)
+        await conn.execute(Q["delete_current"], namespace, workflow_id, run_id)
+    log.warning(
+        "%s/%s run %s: events %s..%s (version %s) lost to version %s; archived as conflict %s",
+        namespace,
+        workflow_id,
+        run_id,
+        from_event_id,
+        events[-1]["event_id"],
+        losing_version,
+        winning_version,
+        cid,
+    )
+
+
+async def archive_losing_batch(
+    store: Store, conn: asyncpg.Connection, losing: Losing, *, reapply: bool
+) -> None:
+    """Archive a refused batch; on the active region, re-apply its signals and starts."""
+    cid = await conn.fetchval(
+        Q["insert_conflict"],
+        losing.namespace,
+        losing.workflow_id,
+        losing.run_id,
+        "rejected_batch",
+        losing.source_region,
+        losing.events[0]["event_id"],
+        losing.events[-1]["event_id"],
+        losing.losing_version,
+        losing.winning_version,
+        losing.events,
+    )
+    if reapply:
+        outcomes = await reapply_txn(store, conn, losing)
+        await conn.execute(Q["set_conflict_reapplied"], cid, outcomes)
+
+
+async def reapply_txn(
+    store: Store, conn: asyncpg.Connection, losing: Losing
+) -> list[dict[str, Any]]:
+    """Re-apply the signals and starts of a losing branch here, each once."""
+    outcomes: list[dict[str, Any]] = []
+    for e in losing.events:
+        if e["event_type"] not in REAPPLIED_TYPES:
+            continue
+        outcome: dict[str, Any] = {"event_id": e["event_id"], "event_type": e["event_type"]}
+        claimed = await conn.fetchval(
+            Q["claim_reapply"],
+            losing.namespace,
+            losing.workflow_id,
+            losing.run_id,
+            e["event_id"],
+            e["version"],
+        )
+        if claimed is None:
+            outcomes.append({**outcome, "outcome": "already re-applied"})
+            continue
+        attrs = e["attributes"]
+        try:
+            async with conn.transaction():
+                if e["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
+                    run_id = await signal_workflow_txn(
+                        store,
+                        conn,
+                        losing.namespace,
+                        losing.workflow_id,
+                        wire.SignalRequest(
+                            signal_name=attrs["signal_name"],
+                            input=attrs.get("input") or [],
+                            request_id=attrs.get("request_id"),
+                            identity=attrs.get("identity") or "",
+                        ),
+                    )
+                else:
+                    started = await start_workflow_txn(
+                        store, conn, losing.namespace, _start_request(losing.workflow_id, attrs)
+                    )
+                    run_id = started.run_id
+            outcomes.append({**outcome, "outcome": "re-applied", "run_id": run_id})
+        except StoreError as exc:
+            outcomes.append(
+                {**outcome, "outcome": "refused", "code": exc.code.value, "message": str(exc)}
+            )
+    return outcomes
+
+
+def _start_request(workflow_id: str, attrs: dict[str, Any]) -> wire.StartWorkflowRequest:
+    return wire.StartWorkflowRequest(
+        workflow_id=workflow_id,
+        workflow_type=attrs["workflow_type"],
+        task_queue=attrs["task_queue"],
+        input=attrs.get("input") or [],
+        request_id=attrs.get("request_id"),
+        task_timeout_s=attrs.get("task_timeout_s") or 10.0,
+        run_timeout_s=attrs.get("run_timeout_s"),
+        memo=attrs.get("memo") or {},
+        identity=attrs.get("identity") or "",
+    )
