@@ -183,7 +183,8 @@ async def regions(
     dbs = {r: fresh_database(pg, template_db) for r in ("region-a", "region-b")}
     ports = {r: free_port() for r in dbs}
     cfg = write_config(
-        tmp_path / "baton.toml", {r: (ports[r], pg.dsn(db)) for r, db in dbs.items()},
+        tmp_path / "baton.toml",
+        {r: (ports[r], pg.dsn(db)) for r, db in dbs.items()},
         workflow_task_retry_max_s=1.0,
     )
     # a fresh topic name space per test: the broker lives for the session
@@ -197,7 +198,8 @@ async def regions(
         handles = []
         for name in names:
             store = await stack.enter_async_context(
-                serve_region(config, name, loops=server_loops()))
+                serve_region(config, name, loops=server_loops())
+            )
             db = dbs["region-a" if name.startswith("a") else "region-b"]
             handles.append(Region(name, config.regions[name].url, db, config, cfg, store, pg))
         yield RegionPair(handles[0], handles[1])

@@ -215,8 +215,77 @@ class Sleeper:
         return x
 
 
-ALL_WORKFLOWS = [ThreeSteps, Pipeline, Crashable, BuggyV2, OrderedV1, Chain, Secret, Sleeper]
-ALL_ACTIVITIES = [step, echo, logged_step, activity_a, activity_b]
+@workflow.defn(name="Noted")
+class Noted:
+    """An activity, a durable timer, an activity; collects `note` signals on the way."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @workflow.run
+    async def run(self, n: int, seconds: float) -> dict[str, Any]:
+        x = await workflow.execute_activity(step, n, start_to_close_timeout=T10)
+        await workflow.sleep(timedelta(seconds=seconds))
+        x = await workflow.execute_activity(step, x, start_to_close_timeout=T10)
+        return {"value": x, "notes": self.notes}
+
+    @workflow.signal
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@workflow.defn(name="Steps")
+class Steps:
+    """``count`` activities of ``pause`` seconds each, one after another."""
+
+    @workflow.run
+    async def run(self, count: int, pause: float) -> int:
+        x = 0
+        for _ in range(count):
+            x = await workflow.execute_activity(
+                logged_step, "steps", x, pause, start_to_close_timeout=T10
+            )
+        return x
+
+
+@activity.defn
+async def patient(rounds: int) -> dict[str, Any]:
+    """Heartbeats its progress each round; a new attempt resumes from the last one."""
+    info = activity.info()
+    resumed_from = int(info.heartbeat_details[0]) if info.heartbeat_details else 0
+    for i in range(resumed_from, rounds):
+        activity.heartbeat(i + 1)
+        await asyncio.sleep(0.2)
+    return {"attempt": info.attempt, "resumed_from": resumed_from}
+
+
+@workflow.defn(name="Patient")
+class Patient:
+    """One long activity that heartbeats."""
+
+    @workflow.run
+    async def run(self, rounds: int) -> dict[str, Any]:
+        return dict(
+            await workflow.execute_activity(
+                patient, rounds, start_to_close_timeout=timedelta(seconds=120)
+            )
+        )
+
+
+ALL_WORKFLOWS = [
+    ThreeSteps,
+    Pipeline,
+    Crashable,
+    BuggyV2,
+    OrderedV1,
+    Chain,
+    Secret,
+    Sleeper,
+    Noted,
+    Steps,
+    Patient,
+]
+ALL_ACTIVITIES = [step, echo, logged_step, activity_a, activity_b, patient]
 
 
 @activity.defn

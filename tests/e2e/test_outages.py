@@ -1,0 +1,233 @@
+"""Outages: a region lost with its database (forced failover), Kafka stopped under load.
+
+Regions are separate `baton server` processes; region A of the forced-failover
+test has a PostgreSQL cluster of its own, which the test stops. Both tests
+stop and restart a Kafka broker, so this module runs one of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops.kafka import KafkaBroker, ensure_jars
+from ops.pg import PgCluster
+from replication.admin import list_conflicts
+from replication.failover import forced_failover
+from replication.verify import verify_namespace
+from tests.apps.workflows import ALL_ACTIVITIES, Noted, Steps, ThreeSteps
+from tests.helpers import eventually
+from tests.multiregion import Regions, server_regions
+from worker import Client, Worker
+
+pytestmark = pytest.mark.e2e
+QUEUE = "outages"
+
+
+@pytest.fixture(scope="module")
+def broker(state_dir: Path) -> Iterator[KafkaBroker]:
+    """A broker these tests may stop and start again."""
+    b = KafkaBroker.on_free_ports(state_dir / "kafka-outages", ensure_jars())
+    asyncio.run(b.up())
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+async def two_regions(
+    pg: PgCluster, template_db: str, broker: KafkaBroker, state_dir: Path, tmp_path: Path
+) -> AsyncIterator[Regions]:
+    if broker.pid is None:  # a failed test may have left it stopped
+        await broker.up()
+    async with server_regions(
+        pg, template_db, broker.bootstrap, state_dir, tmp_path, count=2, own_pg=(0,)
+    ) as regions:
+        yield regions
+
+
+async def _history(client: Client, wid: str) -> list[dict[str, Any]]:
+    return list(await client.get_workflow_handle(wid).history())
+
+
+async def test_forced_failover_then_the_old_region_returns_as_standby(
+    two_regions: Regions, broker: KafkaBroker
+) -> None:
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "forced"
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        worker = Worker(
+            client, task_queue=QUEUE, workflows=[Noted, Steps], activities=ALL_ACTIVITIES
+        )
+        async with worker:
+            noted = [
+                await client.start_workflow(Noted, i, 6.0, id=f"noted-{i}", task_queue=QUEUE)
+                for i in range(20)
+            ]
+            steps = [
+                await client.start_workflow(Steps, 30, 0.2, id=f"steps-{i}", task_queue=QUEUE)
+                for i in range(5)
+            ]
+
+            async def all_sleeping_in_b() -> bool:
+                n = await rs.fetchval(
+                    b.name,
+                    "SELECT count(*) FROM history_events WHERE namespace = $1 "
+                    "AND event_type = 'TimerStarted'",
+                    ns,
+                )
+                return n == 20
+
+            await eventually(all_sleeping_in_b, timeout=60, what="timers replicated to B")
+            # Kafka goes away: what A writes now stays in its outbox.
+            broker.stop()
+            for i in range(5):
+                await client.get_workflow_handle(f"noted-{i}").signal("note", f"lost-{i}")
+            orphans = [
+                await client.start_workflow(Noted, 100 + i, 0.5, id=f"orphan-{i}", task_queue=QUEUE)
+                for i in range(2)
+            ]
+            # Region A is lost: its server is SIGKILLed and its database stops.
+            rs.kill(a.name)
+            await asyncio.to_thread(a.pg.stop)
+            await broker.up()
+            t_force = time.monotonic()
+            wall_force = time.time()
+            result = await forced_failover(rs.config, ns, b.name)
+            assert result.forced and result.target == b.name and result.version == 2
+
+            async def first_progress_in_b() -> float | None:
+                row = await rs.fetchval(
+                    b.name,
+                    "SELECT extract(epoch FROM min(event_time)) FROM history_events "
+                    "WHERE namespace = $1 AND version = $2 AND event_type IN "
+                    "('ActivityTaskCompleted', 'TimerFired', 'WorkflowTaskCompleted')",
+                    ns,
+                    2,
+                )
+                return float(row) if row is not None else None  # type: ignore[arg-type]
+
+            first = await eventually(first_progress_in_b, timeout=60, what="progress in B")
+            print(
+                f"\nforced failover: promote {result.seconds:.2f} s, first progress in B "
+                f"{first - wall_force:.2f} s after the command"
+            )
+            # every workflow B knew of completes in B
+            results = await asyncio.gather(*[h.result(timeout=120) for h in noted + steps])
+            assert time.monotonic() - t_force < 120
+            assert [r["value"] for r in results[:20]] == [i + 2 for i in range(20)]
+            # the signals A took after Kafka stopped are not in B (yet)
+            assert all(r["notes"] == [] for r in results[:20])
+            assert results[20:] == [30] * 5
+
+            # Region A returns: it sees the higher version and becomes a standby.
+            await asyncio.to_thread(a.pg.start)
+            await rs.start(a.name)
+
+            async def a_is_standby() -> bool:
+                row = await rs.fetchval(
+                    a.name, "SELECT active_region FROM namespaces WHERE name = $1", ns
+                )
+                return row == b.name
+
+            await eventually(a_is_standby, timeout=60, what="A standby")
+            # the starts A took were re-applied in B and run there
+            assert len(orphans) == 2
+            for i in range(2):
+                r = await client.get_workflow_handle(f"orphan-{i}").result(timeout=90)
+                assert r["value"] == 100 + i + 2
+
+            async def archived() -> list[dict[str, Any]]:
+                rows = await list_conflicts(rs.config, ns, a.name)
+                wids = {r["workflow_id"] for r in rows}
+                want = {f"noted-{i}" for i in range(5)} | {"orphan-0", "orphan-1"}
+                return rows if want <= wids else []
+
+            conflicts = await eventually(archived, timeout=60, what="A's tail archived")
+            assert all(c["kind"] == "local_tail" and c["winning_version"] == 2 for c in conflicts)
+            # B refused the late batches and re-applied their starts once; the
+            # signals found their workflows closed, and say so
+            in_b = await list_conflicts(rs.config, ns, b.name)
+            outcomes = [o for c in in_b for o in c["reapplied"]]
+            # (a tail can reach B twice: as A's late batch and as A's archive)
+            started = [o for o in outcomes if o["event_type"] == "WorkflowExecutionStarted"]
+            assert [o["outcome"] for o in started].count("re-applied") == 2
+            signals = [o for o in outcomes if o["event_type"] == "WorkflowExecutionSignaled"]
+            refused = [o for o in signals if o["outcome"] == "refused"]
+            assert len(refused) == 5
+            assert all(o["code"] == "WORKFLOW_NOT_RUNNING" for o in refused)
+            assert all(o["outcome"] == "already re-applied" for o in signals if o not in refused)
+
+            async def clean() -> Any:
+                v = await verify_namespace(rs.config, ns)
+                return v if v.clean else None
+
+            v = await eventually(clean, timeout=90, interval=1.0, what="verify clean")
+            assert v.runs_compared >= 27
+
+
+async def test_kafka_stopped_for_ten_seconds_under_load(
+    two_regions: Regions, broker: KafkaBroker
+) -> None:
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "outage"
+    n = 60
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        async with Worker(
+            client, task_queue=QUEUE, workflows=[ThreeSteps], activities=ALL_ACTIVITIES
+        ):
+
+            async def load() -> list[int]:
+                out = []
+                for i in range(n):
+                    h = await client.start_workflow(ThreeSteps, i, id=f"load-{i}", task_queue=QUEUE)
+                    out.append(await h.result(timeout=60))
+                    await asyncio.sleep(0.1)
+                return out
+
+            runner = asyncio.create_task(load())
+            await asyncio.sleep(3.0)
+            broker.stop()
+            stopped = time.monotonic()
+            await asyncio.sleep(10.0)
+            # A kept working without Kafka; its outbox held what B misses
+            backlog = await rs.fetchval(a.name, "SELECT count(*) FROM outbox")
+            assert isinstance(backlog, int) and backlog > 0
+            await broker.up()
+            print(
+                f"\nKafka down {time.monotonic() - stopped:.1f} s; A's outbox held {backlog} rows"
+            )
+            results = await runner
+        assert results == [i + 3 for i in range(n)]
+
+    async def drained() -> bool:
+        return await rs.fetchval(a.name, "SELECT count(*) FROM outbox") == 0
+
+    await eventually(drained, timeout=60, what="A's outbox shipped")
+
+    async def clean() -> Any:
+        v = await verify_namespace(rs.config, ns)
+        return v if v.clean else None
+
+    v = await eventually(clean, timeout=60, interval=1.0, what="verify clean")
+    assert v.runs_compared == n
+    # nothing applied twice: B's events are unique per run and contiguous from 1
+    gaps = await rs.fetchval(
+        b.name,
+        "SELECT count(*) FROM (SELECT workflow_id, run_id, count(*) AS c, max(event_id) AS m "
+        "FROM history_events WHERE namespace = $1 GROUP BY 1, 2) r WHERE c <> m",
+        ns,
+    )
+    assert gaps == 0
+    conflicts = await list_conflicts(rs.config, ns)
+    assert conflicts == []
