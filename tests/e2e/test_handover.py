@@ -1,0 +1,190 @@
+"""Graceful failovers between regions running as separate server processes.
+
+Each test ends with `verify`: both regions hold the same history, event for
+event, for every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops.pg import PgCluster
+from replication.failover import graceful_failover
+from replication.verify import verify_namespace
+from tests.apps.workflows import ALL_ACTIVITIES, Noted, Patient, Sleeper, Steps
+from tests.helpers import eventually
+from tests.multiregion import Regions, server_regions
+from worker import BatonError, Client, Worker
+
+pytestmark = pytest.mark.e2e
+QUEUE = "handover"
+
+
+@pytest.fixture
+async def two_regions(
+    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
+) -> AsyncIterator[Regions]:
+    async with server_regions(pg, template_db, kafka, state_dir, tmp_path, count=2) as regions:
+        yield regions
+
+
+async def _verified(rs: Regions, ns: str, timeout: float = 60) -> Any:
+    async def clean() -> Any:
+        v = await verify_namespace(rs.config, ns)
+        return v if v.clean else None
+
+    return await eventually(clean, timeout=timeout, interval=1.0, what=f"verify {ns} clean")
+
+
+async def test_200_workflows_move_mid_flight_and_nothing_acknowledged_is_lost(
+    two_regions: Regions,
+) -> None:
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns, n = "payments", 200
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        async with Worker(client, task_queue=QUEUE, workflows=[Noted], activities=ALL_ACTIVITIES):
+            gate = asyncio.Semaphore(20)
+
+            async def start(i: int) -> Any:
+                async with gate:
+                    return await client.start_workflow(
+                        Noted, i, 8.0, id=f"pay-{i}", task_queue=QUEUE
+                    )
+
+            handles = await asyncio.gather(*[start(i) for i in range(n)])
+            acknowledged: dict[str, list[str]] = {f"pay-{i}": [] for i in range(n)}
+            stop = asyncio.Event()
+            refused: Counter[str] = Counter()
+
+            async def signaller() -> None:
+                # Signals keep arriving through the handover; each one the
+                # server acknowledged must end up in its workflow's history.
+                rng = random.Random(7)
+                j = 0
+                while not stop.is_set():
+                    wid = f"pay-{rng.randrange(n)}"
+                    try:
+                        await client.get_workflow_handle(wid).signal("note", f"n{j}")
+                    except BatonError as exc:
+                        refused[type(exc).__name__] += 1  # closed already: not acknowledged
+                    else:
+                        acknowledged[wid].append(f"n{j}")
+                    j += 1
+                    await asyncio.sleep(0.01)
+
+            sig = asyncio.create_task(signaller())
+            await asyncio.sleep(3.0)  # mid-flight: first activities done, timers pending
+            result = await graceful_failover(rs.config, ns, b.name, timeout_s=120)
+            assert result.version == 2 and result.workflows_rebuilt > 0
+            await asyncio.sleep(2.0)
+            stop.set()
+            await sig
+            results = await asyncio.gather(*[h.result(timeout=120) for h in handles])
+        assert [r["value"] for r in results] == [i + 2 for i in range(n)]
+        for i, r in enumerate(results):
+            assert r["notes"] == acknowledged[f"pay-{i}"], f"pay-{i} lost or reordered a signal"
+        print(
+            f"\nsignals acknowledged {sum(len(v) for v in acknowledged.values())}, "
+            f"refused {dict(refused)}; failover {result.seconds} s"
+        )
+        assert sum(len(v) for v in acknowledged.values()) > 20
+        v = await _verified(rs, ns)
+        assert v.runs_compared == n
+        # all completed in B, under B's version
+        closed_in_b = await rs.fetchval(
+            b.name,
+            "SELECT count(*) FROM history_events WHERE namespace = $1 "
+            "AND event_type = 'WorkflowExecutionCompleted' AND version = 2",
+            ns,
+        )
+        assert closed_in_b == n
+
+
+async def test_a_timer_due_during_the_failover_fires_once_in_b_and_an_activity_resumes(
+    two_regions: Regions,
+) -> None:
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "timers"
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        async with Worker(
+            client, task_queue=QUEUE, workflows=[Sleeper, Patient], activities=ALL_ACTIVITIES
+        ):
+            long = await client.start_workflow(Patient, 25, id="patient", task_queue=QUEUE)
+
+            async def heartbeating() -> bool:
+                d = await long.describe()
+                acts = d["pending_activities"]
+                return bool(acts) and bool(acts[0]["heartbeat_details"])
+
+            await eventually(heartbeating, timeout=30, what="the activity heartbeating")
+            # timers coming due every 50 ms across the window of the failover
+            sleepers = [
+                await client.start_workflow(
+                    Sleeper, i, 1.5 + 0.05 * i, id=f"sl-{i}", task_queue=QUEUE
+                )
+                for i in range(40)
+            ]
+            await asyncio.sleep(1.2)
+            before = datetime.now().astimezone()
+            result = await graceful_failover(rs.config, ns, b.name, timeout_s=60)
+            after = datetime.now().astimezone()
+            done = await long.result(timeout=60)
+            assert [await h.result(timeout=60) for h in sleepers] == [i + 2 for i in range(40)]
+        # the activity in flight was retried in B, from its last heartbeat
+        assert done["attempt"] == 2 and done["resumed_from"] > 0, done
+        due_during = 0
+        for i in range(40):
+            events = await client.get_workflow_handle(f"sl-{i}").history()
+            fired = [e for e in events if e["event_type"] == "TimerFired"]
+            assert len(fired) == 1, f"sl-{i} timer fired {len(fired)} times"
+            started = next(e for e in events if e["event_type"] == "TimerStarted")
+            fire_at = datetime.fromisoformat(started["attributes"]["fire_at"])
+            if before <= fire_at <= after:
+                due_during += 1
+                assert fired[0]["version"] == result.version  # it fired in B
+        assert due_during >= 1, f"no timer came due during the {result.seconds}s failover"
+        await _verified(rs, ns)
+
+
+async def test_five_failovers_back_and_forth_under_load(two_regions: Regions) -> None:
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "pingpong"
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        async with Worker(client, task_queue=QUEUE, workflows=[Steps], activities=ALL_ACTIVITIES):
+            handles = [
+                await client.start_workflow(Steps, 40, 0.1, id=f"pp-{i}", task_queue=QUEUE)
+                for i in range(30)
+            ]
+            versions = []
+            t0 = time.monotonic()
+            for k in range(5):
+                await asyncio.sleep(1.5)
+                target = b.name if k % 2 == 0 else a.name
+                r = await graceful_failover(rs.config, ns, target, timeout_s=60)
+                versions.append(r.version)
+            results = await asyncio.gather(*[h.result(timeout=180) for h in handles])
+        print(f"\nfive failovers in {time.monotonic() - t0:.1f} s: versions {versions}")
+        assert versions == [2, 101, 102, 201, 202]
+        assert results == [40] * 30
+        # each workflow ran every step once: 40 activity completions per run
+        for i in (0, 29):
+            kinds = Counter(
+                e["event_type"] for e in await client.get_workflow_handle(f"pp-{i}").history()
+            )
+            assert kinds["ActivityTaskCompleted"] == 40
+        await _verified(rs, ns)
