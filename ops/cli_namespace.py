@@ -8,7 +8,7 @@ import click
 from rich.console import RenderableType
 
 from ops.cli_base import BatonGroup, CliState, pass_state, split_csv
-from ops.output import emit, kv_table, table
+from ops.output import emit, err_console, kv_table, table
 
 __all__ = ["register_namespace"]
 
@@ -88,6 +88,68 @@ def namespace_list(st: CliState, output: str) -> None:
                 for n in d
             ],
         ),
+    )
+
+
+@namespace.command("add-region")
+@click.argument("name")
+@click.argument("region")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=1800.0,
+    show_default=True,
+    help="Seconds to wait for the region to catch up (run again to resume).",
+)
+@pass_state
+def namespace_add_region(
+    st: CliState, name: str, region: str, timeout_s: float, output: str
+) -> None:
+    """Add REGION to namespace NAME as a standby and backfill its histories.
+
+    Resumable: run it again after an interruption and it carries on from its
+    cursor. Then `baton failover NAME --to REGION` moves the namespace there.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from ops.cli_tools import run_fast
+    from replication.migration import add_region
+
+    labels = {"enqueue": "runs put on the stream", "apply": f"runs applied in {region}"}
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=output == "json",
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(labels[phase], total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        result = run_fast(add_region(st.load(), name, region, progress=report, timeout_s=timeout_s))
+    emit(result.as_dict(), output, lambda d: kv_table(d, title="Region added"))
+
+
+@namespace.command("remove-region")
+@click.argument("name")
+@click.argument("region")
+@pass_state
+def namespace_remove_region(st: CliState, name: str, region: str, output: str) -> None:
+    """Take standby REGION out of namespace NAME (it keeps what it holds)."""
+    from ops.cli_tools import run_fast
+    from replication.migration import remove_region
+
+    left = run_fast(remove_region(st.load(), name, region))
+    emit(
+        {"namespace": name, "removed": region, "regions": left},
+        output,
+        lambda d: kv_table({**d, "regions": ", ".join(d["regions"])}, title="Region removed"),
     )
 
 

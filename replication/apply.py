@@ -116,6 +116,8 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     region = store.region
     ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
     await apply_namespace_txn(conn, region, msg["namespace_info"])
+    if region not in msg["namespace_info"]["regions"]:
+        return  # not (or no longer) a region of this namespace
     ns_row = await conn.fetchrow(Q["local_namespace_row"], ns)
     active_here = ns_row["active_region"] == region
     incoming = list(msg["events"])

@@ -64,25 +64,31 @@ class FailoverResult:
         return asdict(self)
 
 
-async def _namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[str, Any]]:
-    """The region whose row of the namespace has the highest failover version."""
-    best: tuple[str, dict[str, Any]] | None = None
+async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[str, Any]]:
+    """The newest row of the namespace: the highest failover version, and among
+    rows of that version the active region's own. Unreachable regions are skipped."""
+    rows: list[tuple[str, dict[str, Any]]] = []
     for name, region in config.regions.items():
-        conn = await db.connect(region.dsn)
+        try:
+            async with asyncio.timeout(5.0):
+                conn = await db.connect(region.dsn)
+        except Exception:
+            continue  # that region's database is down
         try:
             row = await conn.fetchrow(Q["get_namespace"], namespace)
         finally:
             await conn.close()
-        if row is not None and (
-            best is None or row["failover_version"] > best[1]["failover_version"]
-        ):
-            best = (name, dict(row))
-    if best is None:
-        raise NamespaceNotFound(f"namespace {namespace!r} exists in no region")
-    return best
+        if row is not None:
+            rows.append((name, dict(row)))
+    if not rows:
+        raise NamespaceNotFound(f"namespace {namespace!r} exists in no reachable region")
+    return max(
+        rows,
+        key=lambda nr: (nr[1]["failover_version"], nr[0] == nr[1]["active_region"]),
+    )
 
 
-async def _caught_up(config: BatonConfig, source: str, target: str, namespace: str) -> bool:
+async def caught_up(config: BatonConfig, source: str, target: str, namespace: str) -> bool:
     src = await db.connect(config.regions[source].dsn)
     try:
         backlog = await src.fetchval(RQ["namespace_outbox_backlog"], namespace)
@@ -117,7 +123,7 @@ async def graceful_failover(
     config.region(target)
     if not config.kafka_bootstrap:
         raise InvalidArgument("replication is off (no [kafka] in the config): nothing to fail over")
-    source, row = await _namespace_row(config, namespace)
+    source, row = await namespace_row(config, namespace)
     source = row["active_region"]
     if target == source:
         raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
@@ -132,7 +138,7 @@ async def graceful_failover(
             raise InvalidArgument(f"namespace {namespace!r} is not active in {source}")
         say(f"{namespace} is in handover in {source}; draining the stream to {target}")
         deadline = started + timeout_s
-        while not await _caught_up(config, source, target, namespace):
+        while not await caught_up(config, source, target, namespace):
             if time.monotonic() > deadline:
                 await _revert(src, namespace, source)
                 raise FailoverTimedOut(

@@ -239,3 +239,63 @@ DELETE FROM replication_dlq WHERE ($1::bigint IS NULL OR id = $1) RETURNING id
 
 -- name: dead_letter_count
 SELECT count(*) FROM replication_dlq
+
+-- name: backfill_row
+SELECT * FROM namespace_backfills WHERE namespace = $1 AND region = $2 FOR UPDATE
+
+-- name: backfill_runs_total
+-- Runs a new region receives: every open one, and closed ones within retention.
+SELECT count(*) FROM executions e JOIN namespaces n ON n.name = e.namespace
+WHERE e.namespace = $1
+  AND (e.status = 'running' OR e.close_time > now() - make_interval(days => n.retention_days))
+
+-- name: insert_backfill
+INSERT INTO namespace_backfills (namespace, region, state, total) VALUES ($1, $2, 'enqueueing', $3)
+ON CONFLICT (namespace, region) DO NOTHING
+
+-- name: add_namespace_region
+UPDATE namespaces SET regions = array_append(regions, $2), updated_at = now()
+WHERE name = $1 AND NOT ($2 = ANY(regions))
+RETURNING regions
+
+-- name: remove_namespace_region
+UPDATE namespaces SET regions = array_remove(regions, $2), updated_at = now()
+WHERE name = $1 AND $2 = ANY(regions) AND active_region <> $2
+RETURNING regions
+
+-- name: enqueue_backfill_chunk
+-- The next runs after the cursor, as history batches of their whole history
+-- on this region's outbox (the same stream as live writes). Returns how many
+-- runs it took and the last one (the next cursor).
+WITH runs AS (
+    SELECT e.workflow_id, e.run_id, e.next_event_id, e.last_write_version
+    FROM executions e JOIN namespaces n ON n.name = e.namespace
+    WHERE e.namespace = $1 AND (e.workflow_id, e.run_id) > ($2, $3)
+      AND (e.status = 'running'
+           OR e.close_time > now() - make_interval(days => n.retention_days))
+    ORDER BY e.workflow_id, e.run_id
+    LIMIT $4
+), ins AS (
+    INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, version)
+    SELECT $1, workflow_id, run_id, 1, next_event_id - 1, last_write_version
+    FROM runs WHERE next_event_id > 1
+)
+SELECT count(*) AS runs,
+       (array_agg(workflow_id ORDER BY workflow_id DESC, run_id DESC))[1] AS last_workflow_id,
+       (array_agg(run_id ORDER BY workflow_id DESC, run_id DESC))[1] AS last_run_id
+FROM runs
+
+-- name: advance_backfill
+UPDATE namespace_backfills SET cursor_workflow_id = $3, cursor_run_id = $4,
+    enqueued = enqueued + $5, updated_at = now()
+WHERE namespace = $1 AND region = $2
+
+-- name: set_backfill_state
+UPDATE namespace_backfills SET state = $3, updated_at = now()
+WHERE namespace = $1 AND region = $2
+
+-- name: count_runs
+SELECT count(*) FROM executions WHERE namespace = $1
+
+-- name: delete_backfill
+DELETE FROM namespace_backfills WHERE namespace = $1 AND region = $2

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from replication.failover import namespace_row
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
@@ -62,11 +63,17 @@ async def verify_namespace(
     config: BatonConfig, namespace: str, regions: list[str] | None = None
 ) -> VerifyResult:
     """Compare every run of ``namespace`` in every region that holds the namespace."""
-    names = regions or list(config.regions)
+    if regions is None:
+        # the regions of the namespace, as its newest row (highest version) says
+        _, row = await namespace_row(config, namespace)
+        regions = list(row["regions"])
+    names = regions
     for r in names:
         config.region(r)
     if len(names) < 2:
-        raise InvalidArgument("verify compares regions: the config names fewer than two")
+        raise InvalidArgument(
+            f"verify compares regions: namespace {namespace!r} has fewer than two ({names})"
+        )
     per_region: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
     for r in names:
         sums = await _checksums(config.regions[r].dsn, namespace)

@@ -439,3 +439,18 @@ CREATE TRIGGER activities_progress_v1 AFTER UPDATE ON activities
     FOR EACH ROW WHEN (OLD.attempt IS DISTINCT FROM NEW.attempt
                        OR OLD.heartbeat_details IS DISTINCT FROM NEW.heartbeat_details)
     EXECUTE FUNCTION baton_outbox_activity_progress_v1();
+
+-- Backfills of a region added to a namespace, resumable from a cursor (0004).
+
+CREATE TABLE namespace_backfills (
+    namespace           text        NOT NULL,
+    region              text        NOT NULL,
+    state               text        NOT NULL CHECK (state IN ('enqueueing', 'shipping', 'done')),
+    cursor_workflow_id  text        NOT NULL DEFAULT '',
+    cursor_run_id       uuid        NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+    enqueued            bigint      NOT NULL DEFAULT 0,
+    total               bigint      NOT NULL,
+    started_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, region)
+);

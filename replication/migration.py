@@ -1,0 +1,172 @@
+"""Namespace migration: adding a standby region (with a backfill) and removing one.
+
+``add_region`` adds the region to the namespace on the active region, which
+replicates the change, then backfills every open run and every closed run
+within retention through the same stream as live writes: whole histories are
+put on the active region's outbox, a chunk of runs per transaction with the
+cursor in ``namespace_backfills``, so a backfill stopped at any point resumes
+where it stopped. Regions that hold a run already skip it as a duplicate.
+It returns once the new region has applied everything; a graceful failover
+can then move the namespace there with no downtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from replication.failover import caught_up, namespace_row
+from replication.sql import QUERIES as Q
+from store import db
+from store.config import BatonConfig
+from store.errors import InvalidArgument
+from store.sql import QUERIES as SQ
+
+#: (phase, done, total): "enqueue" counts runs put on the stream, "apply"
+#: runs present in the new region.
+Progress = Callable[[str, int, int], None]
+CHUNK = 200
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    namespace: str
+    region: str
+    source: str
+    runs: int
+    resumed: bool
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def add_region(
+    config: BatonConfig,
+    namespace: str,
+    region: str,
+    *,
+    progress: Progress | None = None,
+    timeout_s: float = 1800.0,
+    chunk: int = CHUNK,
+) -> BackfillResult:
+    """Make ``region`` a standby of ``namespace`` and backfill it (resumable)."""
+    report = progress or (lambda _p, _d, _t: None)
+    started = time.monotonic()
+    config.region(region)
+    if not config.kafka_bootstrap:
+        raise InvalidArgument("replication is off (no [kafka] in the config): cannot add a region")
+    _, row = await namespace_row(config, namespace)
+    source = row["active_region"]
+    if region == source:
+        raise InvalidArgument(f"{region} is the active region of {namespace!r}")
+    src = await db.connect(config.regions[source].dsn)
+    try:
+        async with src.transaction():
+            bf = await src.fetchrow(Q["backfill_row"], namespace, region)
+            resumed = bf is not None
+            if bf is not None and bf["state"] == "done":
+                raise InvalidArgument(
+                    f"{region} is already a region of namespace {namespace!r} (backfilled)"
+                )
+            if bf is None:
+                regions = await src.fetchval(Q["add_namespace_region"], namespace, region)
+                if regions is None:
+                    raise InvalidArgument(
+                        f"{region} is already a region of namespace {namespace!r}"
+                    )
+                await src.execute(SQ["outbox_namespace"], namespace)
+                total = await src.fetchval(Q["backfill_runs_total"], namespace)
+                await src.execute(Q["insert_backfill"], namespace, region, total)
+        while True:
+            async with src.transaction():
+                bf = await src.fetchrow(Q["backfill_row"], namespace, region)
+                if bf["state"] != "enqueueing":
+                    break
+                got = await src.fetchrow(
+                    Q["enqueue_backfill_chunk"],
+                    namespace,
+                    bf["cursor_workflow_id"],
+                    bf["cursor_run_id"],
+                    chunk,
+                )
+                if got["runs"] == 0:
+                    await src.execute(Q["set_backfill_state"], namespace, region, "shipping")
+                    break
+                await src.execute(
+                    Q["advance_backfill"],
+                    namespace,
+                    region,
+                    got["last_workflow_id"],
+                    got["last_run_id"],
+                    got["runs"],
+                )
+            report("enqueue", int(bf["enqueued"]) + int(got["runs"]), int(bf["total"]))
+        total = int(bf["total"])
+        report("enqueue", total, total)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            here = await _count_runs(config, region, namespace)
+            report("apply", min(here, total), total)
+            if here >= total and await caught_up(config, source, region, namespace):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{region} has {here} of {total} runs of {namespace!r} after {timeout_s}s; "
+                    f"run `baton namespace add-region {namespace} {region}` again to resume"
+                )
+            await asyncio.sleep(0.5)
+        report("apply", total, total)
+        await src.execute(Q["set_backfill_state"], namespace, region, "done")
+    finally:
+        await src.close()
+    return BackfillResult(
+        namespace, region, source, total, resumed, round(time.monotonic() - started, 3)
+    )
+
+
+async def _count_runs(config: BatonConfig, region: str, namespace: str) -> int:
+    conn = await db.connect(config.regions[region].dsn)
+    try:
+        return int(await conn.fetchval(Q["count_runs"], namespace))
+    finally:
+        await conn.close()
+
+
+async def remove_region(config: BatonConfig, namespace: str, region: str) -> list[str]:
+    """Take standby ``region`` out of ``namespace``; returns the regions left.
+
+    The region keeps the histories it holds but applies nothing more of the
+    namespace.
+    """
+    config.region(region)
+    _, row = await namespace_row(config, namespace)
+    source = row["active_region"]
+    if region == source:
+        raise InvalidArgument(
+            f"{region} is the active region of {namespace!r}: move the namespace first with "
+            f"`baton failover {namespace} --to REGION`"
+        )
+    if region not in row["regions"]:
+        raise InvalidArgument(f"{region} is not a region of namespace {namespace!r}")
+    src = await db.connect(config.regions[source].dsn)
+    try:
+        async with src.transaction():
+            regions = await src.fetchval(Q["remove_namespace_region"], namespace, region)
+            if regions is None:
+                raise InvalidArgument(f"{region} is not a standby of namespace {namespace!r}")
+            await src.execute(SQ["outbox_namespace"], namespace)
+            await src.execute(Q["delete_backfill"], namespace, region)
+    finally:
+        await src.close()
+    # The removed region stops applying the namespace once its row says so;
+    # a single-region namespace ships no more namespace changes, so tell it here.
+    gone = await db.connect(config.regions[region].dsn)
+    try:
+        await gone.execute(Q["remove_namespace_region"], namespace, region)
+    finally:
+        await gone.close()
+    return list(regions)
