@@ -101,6 +101,7 @@ def register_replication(cli: click.Group) -> None:
                     "time lag (s)",
                     "source outbox backlog",
                     "partitions applied",
+                    "dead letters",
                 ],
                 [
                     [
@@ -110,6 +111,7 @@ def register_replication(cli: click.Group) -> None:
                         _n(r["time_lag_s"]),
                         _n(r["source_outbox_backlog"]),
                         f"{r['applied_partitions']}/{r['partitions']}",
+                        _n(r["dead_letters"]),
                     ]
                     for r in rows
                 ],

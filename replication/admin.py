@@ -21,6 +21,14 @@ class DeadLetterNotFound(StoreError):
     retryable = False
 
 
+class ReplicationApplyFailed(StoreError):
+    """A dead letter failed to apply again; it stays in the table."""
+
+    code = ErrorCode.REPLICATION_APPLY_FAILED
+    http_status = 409
+    retryable = False
+
+
 def _regions(config: BatonConfig, region: str | None) -> list[str]:
     if region is not None:
         config.region(region)
@@ -72,7 +80,16 @@ async def retry_dead_letter(config: BatonConfig, region: str, dlq_id: int) -> di
                 await conn.execute(Q["delete_dead_letter"], dlq_id)
                 return {"region": region, "id": dlq_id, "applied": True}
 
-            return await store.txn(txn)
+            try:
+                return await store.txn(txn)
+            except StoreError:
+                raise
+            except Exception as exc:
+                await store.pool.execute(Q["dead_letter_failed_again"], dlq_id, repr(exc))
+                raise ReplicationApplyFailed(
+                    f"dead letter {dlq_id} in {region} failed again: {exc!r}; it stays in the "
+                    "table (fix the cause and retry, or purge it)"
+                ) from exc
         finally:
             await applier.close()
 

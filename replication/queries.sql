@@ -299,3 +299,9 @@ SELECT count(*) FROM executions WHERE namespace = $1
 
 -- name: delete_backfill
 DELETE FROM namespace_backfills WHERE namespace = $1 AND region = $2
+
+-- name: dead_letter_failed_again
+UPDATE replication_dlq SET attempts = attempts + 1, error = $2 WHERE id = $1
+
+-- name: dead_letters_by_source
+SELECT source_region, count(*) AS n FROM replication_dlq GROUP BY source_region

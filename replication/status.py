@@ -31,6 +31,7 @@ class Lag:
     source_outbox_backlog: int | None
     applied_partitions: int
     partitions: int
+    dead_letters: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +65,8 @@ async def _region_rows(dsn: str, region: str, sources: list[str]) -> dict[str, A
         for source in sources:
             rows = await conn.fetch(Q["progress_detail"], source, topic_for(source))
             progress[source] = {r["kafka_partition"]: r for r in rows}
-        return {"backlog": int(backlog), "progress": progress}
+        dead = {r["source_region"]: r["n"] for r in await conn.fetch(Q["dead_letters_by_source"])}
+        return {"backlog": int(backlog), "progress": progress, "dead": dead}
     finally:
         await conn.close()
 
@@ -108,5 +110,16 @@ async def replication_status(config: BatonConfig) -> list[Lag]:
                 if row["last_source_time"] is not None
             ]
             time_lag = 0.0 if lag == 0 else ((now - max(times)).total_seconds() if times else None)
-            out.append(Lag(region, source, lag, time_lag, backlog, len(progress), len(parts)))
+            out.append(
+                Lag(
+                    region,
+                    source,
+                    lag,
+                    time_lag,
+                    backlog,
+                    len(progress),
+                    len(parts),
+                    int(info["dead"].get(source, 0)),
+                )
+            )
     return out

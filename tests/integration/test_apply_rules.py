@@ -1,0 +1,148 @@
+"""The failover-version rules of the applier, on a real region database.
+
+Batches are built by hand and applied as the applier does, inside one
+transaction each: duplicates are skipped, a newer branch replaces (and
+archives) the local tail, an older branch is refused and archived.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from replication.apply import apply_history_txn
+from tests.conftest import Region
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ns_info(region: str, version: int = 1) -> dict[str, Any]:
+    return {
+        "name": "rules",
+        "regions": [region, "elsewhere"],
+        "active_region": "elsewhere",
+        "failover_version": version,
+        "state": "active",
+        "retention_days": 7,
+        "description": "",
+        "created_at": NOW.isoformat(),
+        "updated_at": NOW.isoformat(),
+    }
+
+
+def event(i: int, version: int, kind: str = "ActivityTaskScheduled") -> dict[str, Any]:
+    return {
+        "event_id": i,
+        "event_type": kind,
+        "event_time": NOW.isoformat(),
+        "version": version,
+        "attributes": {"n": i, "v": version},
+    }
+
+
+def batch(region: str, rid: uuid.UUID, events: list[dict[str, Any]], ns_version: int = 1) -> Any:
+    last = events[-1]["event_id"]
+    return {
+        "type": "history_v1",
+        "source_region": "elsewhere",
+        "namespace": "rules",
+        "workflow_id": "wf",
+        "run_id": str(rid),
+        "first_event_id": events[0]["event_id"],
+        "last_event_id": last,
+        "version": events[-1]["version"],
+        "source_time": NOW.isoformat(),
+        "events": events,
+        "activities": [],
+        "namespace_info": ns_info(region, ns_version),
+        "execution": {
+            "namespace": "rules",
+            "workflow_id": "wf",
+            "run_id": str(rid),
+            "workflow_type": "T",
+            "task_queue": "q",
+            "status": "running",
+            "paused": False,
+            "next_event_id": last + 1,
+            "last_write_version": events[-1]["version"],
+            "start_time": NOW.isoformat(),
+            "first_run_id": str(rid),
+            "task_timeout_s": 10.0,
+            "memo": {},
+            "wt_attempt": 1,
+            "last_completed_wt_started": 0,
+            "buffered_events": [],
+            "pending_updates": False,
+            "updated_at": NOW.isoformat(),
+        },
+    }
+
+
+async def apply(region: Region, msg: dict[str, Any]) -> None:
+    await region.store.txn(lambda conn: apply_history_txn(region.store, conn, msg))
+
+
+async def history(region: Region) -> list[tuple[int, int]]:
+    rows = await region.store.pool.fetch(
+        "SELECT event_id, version FROM history_events WHERE namespace = 'rules' ORDER BY event_id"
+    )
+    return [(r["event_id"], r["version"]) for r in rows]
+
+
+async def conflicts(region: Region) -> list[Any]:
+    return list(
+        await region.store.pool.fetch(
+            "SELECT kind, first_event_id, last_event_id, losing_version, winning_version "
+            "FROM replication_conflicts ORDER BY id"
+        )
+    )
+
+
+async def test_duplicates_are_skipped(region: Region) -> None:
+    rid = uuid.uuid4()
+    msg = batch(region.name, rid, [event(i, 1) for i in (1, 2, 3)])
+    await apply(region, msg)
+    await apply(region, msg)
+    await apply(region, batch(region.name, rid, [event(i, 1) for i in (2, 3, 4)]))
+    assert await history(region) == [(1, 1), (2, 1), (3, 1), (4, 1)]
+    assert await conflicts(region) == []
+
+
+async def test_a_newer_branch_replaces_and_archives_the_local_tail(region: Region) -> None:
+    rid = uuid.uuid4()
+    await apply(region, batch(region.name, rid, [event(i, 1) for i in range(1, 6)]))
+    await apply(region, batch(region.name, rid, [event(i, 2) for i in (4, 5, 6)], ns_version=2))
+    assert await history(region) == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]
+    [c] = await conflicts(region)
+    assert dict(c) == {
+        "kind": "local_tail",
+        "first_event_id": 4,
+        "last_event_id": 5,
+        "losing_version": 1,
+        "winning_version": 2,
+    }
+    nxt = await region.store.pool.fetchval(
+        "SELECT next_event_id FROM executions WHERE run_id = $1", rid
+    )
+    assert nxt == 7
+
+
+async def test_an_older_branch_is_refused_and_archived(region: Region) -> None:
+    rid = uuid.uuid4()
+    await apply(region, batch(region.name, rid, [event(i, 1) for i in (1, 2, 3)]))
+    await apply(region, batch(region.name, rid, [event(i, 2) for i in (4, 5)], ns_version=2))
+    # a late batch of the old branch, overlapping and continuing
+    await apply(region, batch(region.name, rid, [event(i, 1) for i in (4, 5, 6)]))
+    assert await history(region) == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2)]
+    [c] = await conflicts(region)
+    assert c["kind"] == "rejected_batch" and c["losing_version"] == 1
+    assert (c["first_event_id"], c["last_event_id"]) == (4, 6)
+    # and the namespace never moves back to the older version
+    v = await region.store.pool.fetchval(
+        "SELECT failover_version FROM namespaces WHERE name = 'rules'"
+    )
+    assert v == 2
