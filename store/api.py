@@ -26,6 +26,7 @@ from store.errors import (
     PayloadTooLarge,
     StoreError,
 )
+from store.metrics import render_metrics
 from store.mutable_state import Namespace, get_namespace
 from store.sql import QUERIES as Q
 from worker import wire
@@ -174,6 +175,12 @@ def create_app(store: Store) -> FastAPI:
         async with store.pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
         return JSON({"ok": True, "region": store.region})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        async with store.pool.acquire() as conn:
+            text = await render_metrics(conn, store.region)
+        return Response(text, media_type="text/plain; version=0.0.4")
 
     # ------------------------------------------------------------------ namespaces
 

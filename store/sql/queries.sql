@@ -256,3 +256,31 @@ RETURNING failover_version
 
 -- name: try_advisory_lock
 SELECT pg_try_advisory_lock($1)
+
+-- name: metrics_executions
+SELECT namespace, status, count(*) AS n FROM executions GROUP BY namespace, status
+
+-- name: metrics_tasks
+SELECT namespace, kind, count(*) AS n FROM tasks GROUP BY namespace, kind
+
+-- name: metrics_timers
+SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(fire_at)), 0) AS overdue_s
+FROM timers
+
+-- name: metrics_outbox
+SELECT namespace, count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age_s
+FROM outbox GROUP BY namespace
+
+-- name: metrics_replication
+SELECT source_region, sum(next_offset) AS applied_offsets,
+       extract(epoch FROM now() - max(last_source_time)) AS since_last_applied_s
+FROM replication_progress GROUP BY source_region
+
+-- name: metrics_dead_letters
+SELECT source_region, count(*) AS n FROM replication_dlq GROUP BY source_region
+
+-- name: metrics_conflicts
+SELECT namespace, kind, count(*) AS n FROM replication_conflicts GROUP BY namespace, kind
+
+-- name: metrics_namespaces
+SELECT name, failover_version, active_region, state FROM namespaces

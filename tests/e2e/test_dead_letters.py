@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -88,6 +89,10 @@ async def test_a_poisoned_message_goes_to_the_dead_letter_table(regions: RegionP
     status = {(s.region, s.source): s for s in await replication_status(a.config)}
     assert status[(b.name, a.name)].dead_letters == 1
     assert status[(b.name, a.name)].consumer_lag_messages == 0
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{b.url}/metrics")).text
+    assert f'baton_replication_dead_letters{{region="{b.name}",source="{a.name}"}} 1' in metrics
+    assert f'baton_namespace_active{{region="{b.name}",namespace="after-poison"}} 0' in metrics
 
     # retrying a message that still fails keeps it, and says so
     with pytest.raises(ReplicationApplyFailed):

@@ -1,0 +1,109 @@
+"""Prometheus metrics of a region, read from its database at scrape time.
+
+Everything here is a gauge over the region's durable state, so any server
+process of the region answers the same, and a restarted server loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+
+from store.sql import QUERIES as Q
+
+
+def _labels(**kv: object) -> str:
+    inner = ",".join(
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in kv.items()
+    )
+    return "{" + inner + "}" if inner else ""
+
+
+def _family(name: str, help_text: str, samples: Iterable[tuple[str, float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+    lines += [f"{name}{labels} {value:g}" for labels, value in samples]
+    return lines
+
+
+async def render_metrics(conn: asyncpg.Connection, region: str) -> str:
+    """The Prometheus text exposition of the region's gauges."""
+    r = region
+    out: list[str] = []
+    rows = await conn.fetch(Q["metrics_namespaces"])
+    out += _family(
+        "baton_namespace_failover_version",
+        "Failover version of each namespace as this region knows it.",
+        [(_labels(region=r, namespace=x["name"]), x["failover_version"]) for x in rows],
+    )
+    out += _family(
+        "baton_namespace_active",
+        "1 where this region is the namespace's active region.",
+        [(_labels(region=r, namespace=x["name"]), float(x["active_region"] == r)) for x in rows],
+    )
+    out += _family(
+        "baton_namespace_in_handover",
+        "1 while the namespace is in handover.",
+        [(_labels(region=r, namespace=x["name"]), float(x["state"] == "handover")) for x in rows],
+    )
+    rows = await conn.fetch(Q["metrics_executions"])
+    out += _family(
+        "baton_executions",
+        "Runs by namespace and status.",
+        [(_labels(region=r, namespace=x["namespace"], status=x["status"]), x["n"]) for x in rows],
+    )
+    rows = await conn.fetch(Q["metrics_tasks"])
+    out += _family(
+        "baton_tasks_queued",
+        "Tasks waiting for a poller, by namespace and kind.",
+        [(_labels(region=r, namespace=x["namespace"], kind=x["kind"]), x["n"]) for x in rows],
+    )
+    t = await conn.fetchrow(Q["metrics_timers"])
+    out += _family(
+        "baton_timers_pending", "Durable timers not yet fired.", [(_labels(region=r), t["n"])]
+    )
+    out += _family(
+        "baton_timers_overdue_seconds",
+        "How far the oldest pending timer is past its fire time (negative: not due).",
+        [(_labels(region=r), float(t["overdue_s"]))],
+    )
+    rows = await conn.fetch(Q["metrics_outbox"])
+    out += _family(
+        "baton_replication_outbox_rows",
+        "Outbox rows not yet acknowledged by Kafka, by namespace.",
+        [(_labels(region=r, namespace=x["namespace"]), x["n"]) for x in rows],
+    )
+    out += _family(
+        "baton_replication_outbox_oldest_seconds",
+        "Age of the oldest outbox row, by namespace.",
+        [(_labels(region=r, namespace=x["namespace"]), float(x["age_s"])) for x in rows],
+    )
+    rows = await conn.fetch(Q["metrics_replication"])
+    out += _family(
+        "baton_replication_applied_offsets",
+        "Sum over partitions of the next offset to apply, per source region.",
+        [(_labels(region=r, source=x["source_region"]), x["applied_offsets"]) for x in rows],
+    )
+    out += _family(
+        "baton_replication_since_last_applied_seconds",
+        "Now minus the source commit time of the newest batch applied, per source region.",
+        [
+            (_labels(region=r, source=x["source_region"]), float(x["since_last_applied_s"]))
+            for x in rows
+            if x["since_last_applied_s"] is not None
+        ],
+    )
+    rows = await conn.fetch(Q["metrics_dead_letters"])
+    out += _family(
+        "baton_replication_dead_letters",
+        "Messages that failed to apply after bounded retries, per source region.",
+        [(_labels(region=r, source=x["source_region"]), x["n"]) for x in rows],
+    )
+    rows = await conn.fetch(Q["metrics_conflicts"])
+    out += _family(
+        "baton_replication_conflicts",
+        "Archived losing branches, by namespace and kind.",
+        [(_labels(region=r, namespace=x["namespace"], kind=x["kind"]), x["n"]) for x in rows],
+    )
+    return "\n".join(out) + "\n"
