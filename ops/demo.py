@@ -1,9 +1,11 @@
-"""`baton demo`: workflows that finish although their worker is killed mid-activity.
+"""`baton demo`: workflows that finish through a killed worker and a region move.
 
 It brings the local stack up, starts a worker process, starts a few Order
 workflows, SIGKILLs the worker while their card charges run, starts a fresh
 worker, and shows how every order finished: the charge resumed from its last
-heartbeat on a new attempt, and nothing that had completed ran again.
+heartbeat on a new attempt, and nothing that had completed ran again. Then
+more orders start, and while they run `baton failover` moves their namespace
+to the other region, where they finish (see ``ops.demo_failover``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ops.bench import start_worker
+from ops.demo_failover import failover_act
 from ops.devstack import StackInfo, stack_up
+from store.config import load_config
 from worker import Client
 
 QUEUE = "demo"
@@ -116,6 +120,11 @@ async def run_demo(
                         "receipt": res["receipt"],
                     }
                 )
+            if console is not None:
+                _print_orders(console, report, orders, second.pid)
+            report["failover"] = await failover_act(
+                load_config(info.config_path), client, con, run, _charging, orders=orders
+            )
         finally:
             second.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -123,31 +132,32 @@ async def run_demo(
             if second.poll() is None:
                 second.kill()
     report["all_completed"] = len(report["orders"]) == orders
-    if console is not None:
-        table = Table(title="Orders after the worker was killed")
-        for col in (
-            "workflow",
-            "charge attempt",
-            "resumed at step",
-            "charged by worker",
-            "activities",
-            "events",
-        ):
-            table.add_column(col, overflow="fold")
-        for o in report["orders"]:
-            table.add_row(
-                o["workflow_id"],
-                str(o["charge_attempt"]),
-                str(o["resumed_from_heartbeat"]),
-                str(o["charged_by_worker"]),
-                str(o["activities_completed"]),
-                str(o["events"]),
-            )
-        console.print(table)
-        console.print(
-            f"all {orders} orders completed; every charge that was cut off resumed on worker "
-            f"{second.pid} from its last heartbeat, and each activity completed exactly once.\n"
-            "Look around: [bold]baton workflow list[/], [bold]baton workflow history ID[/]; "
-            "stop the stack with [bold]baton dev down[/]."
-        )
     return report
+
+
+def _print_orders(console: Console, report: dict[str, Any], orders: int, pid: int) -> None:
+    table = Table(title="Orders after the worker was killed")
+    for col in (
+        "workflow",
+        "charge attempt",
+        "resumed at step",
+        "charged by worker",
+        "activities",
+        "events",
+    ):
+        table.add_column(col, overflow="fold")
+    for o in report["orders"]:
+        table.add_row(
+            o["workflow_id"],
+            str(o["charge_attempt"]),
+            str(o["resumed_from_heartbeat"]),
+            str(o["charged_by_worker"]),
+            str(o["activities_completed"]),
+            str(o["events"]),
+        )
+    console.print(table)
+    console.print(
+        f"all {orders} orders completed; every charge that was cut off resumed on worker "
+        f"{pid} from its last heartbeat, and each activity completed exactly once.\n"
+        "Next, the same kind of orders move to another region while they run."
+    )
