@@ -296,6 +296,47 @@ def test_migrate_status_is_up_to_date(stack: StackInfo) -> None:
     assert "region-a" in table and "region-b" not in table
 
 
+def test_failover_verify_and_namespace_regions_through_the_cli(stack: StackInfo) -> None:
+    run_json(stack, "namespace", "create", "cli-move", "--regions", "region-a,region-b")
+    run_json(
+        stack,
+        "-n",
+        "cli-move",
+        "workflow",
+        "start",
+        "--type",
+        "Pipeline",
+        "--task-queue",
+        "cli-q",
+        "--id",
+        "cli-move-1",
+    )
+
+    def verified() -> bool:
+        r = run(stack, "replication", "verify", "cli-move", "--output", "json", ok=False)
+        return r.exit_code == 0 and json.loads(r.stdout)["runs_compared"] == 1
+
+    eventually(verified, timeout=30)
+    moved = run_json(stack, "failover", "cli-move", "--to", "region-b")
+    assert (moved["source"], moved["target"], moved["version"]) == ("region-a", "region-b", 2)
+    assert moved["forced"] is False and moved["workflows_rebuilt"] == 1
+    again = run(stack, "failover", "cli-move", "--to", "region-b", "--output", "json", ok=False)
+    assert again.exit_code == 1
+    assert json.loads(again.stdout)["error"]["code"] == "INVALID_ARGUMENT"
+    forced = run_json(stack, "failover", "cli-move", "--to", "region-a", "--force")
+    assert forced["forced"] is True and forced["version"] == 101
+    described = run_json(stack, "namespace", "describe", "cli-move")
+    assert described["active_region"] == "region-a" and described["failover_version"] == 101
+    assert run_json(stack, "replication", "conflicts", "--namespace", "cli-move") == []
+    assert run_json(stack, "replication", "dlq", "list") == []
+    active = run(
+        stack, "namespace", "remove-region", "cli-move", "region-a", "--output", "json", ok=False
+    )
+    assert json.loads(active.stdout)["error"]["code"] == "INVALID_ARGUMENT"
+    left = run_json(stack, "namespace", "remove-region", "cli-move", "region-b")
+    assert left["regions"] == ["region-a"]
+
+
 def test_dev_down_leaves_nothing_running(stack: StackInfo) -> None:
     pids = [p for p in server_pids(stack).values() if p is not None]
     pg_pid = stack.pg.pid()
