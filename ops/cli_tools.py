@@ -76,6 +76,13 @@ def register_tools(cli: click.Group) -> None:
         is_flag=True,
         help="Run in a namespace of every region and sample the next region's replication lag.",
     )
+    @click.option(
+        "--failover",
+        "failover_bench",
+        is_flag=True,
+        help="Instead: time a graceful failover with --workflows open workflows, and a forced "
+        "failover under load until the first progress in the new region.",
+    )
     def bench(
         state_dir: str | None,
         workflows: int,
@@ -83,12 +90,31 @@ def register_tools(cli: click.Group) -> None:
         bench_region: str | None,
         server_processes: int,
         replicated: bool,
+        failover_bench: bool,
         output: str,
     ) -> None:
         """Workflows per second and start-to-result latency of ThreeSteps (3 activities)."""
         info = devstack.stack_up(state_dir, console=err_console)
         region = bench_region or info.regions[0]
         logs = info.state_dir / "logs"
+        if failover_bench:
+            from ops.bench_failover import run_failover_bench
+
+            other = next(r for r in info.regions if r != region)
+            figures = run_fast(
+                run_failover_bench(
+                    load_config(info.config_path),
+                    info.endpoints,
+                    region,
+                    other,
+                    open_workflows=workflows,
+                    concurrency=min(concurrency, 20),
+                    log_dir=logs,
+                    say=err_console.print,
+                )
+            )
+            emit(figures, output, lambda d: kv_table(d, title="Failover timings"))
+            return
         extra = start_extra_servers(info.config_path, region, server_processes - 1, logs)
         config = load_config(info.config_path)
         target = next((r for r in info.regions if r != region), None)

@@ -10,6 +10,7 @@ with backoff up to a deadline.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import random
 import time
@@ -97,7 +98,9 @@ class Transport:
                 async with self._http().request(
                     method,
                     base + path,
-                    data=content,
+                    # aiohttp streams a large body from a buffer instead of
+                    # writing it in one go (and warns about raw bytes over 1 MiB)
+                    data=io.BytesIO(content) if content and len(content) > 1 << 20 else content,
                     params={k: _param(v) for k, v in (params or {}).items() if v is not None},
                 ) as resp:
                     raw = await resp.read()

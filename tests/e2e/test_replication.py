@@ -110,3 +110,23 @@ async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
         assert await conn.fetchval("SELECT count(*) FROM timers") == 0
     finally:
         await conn.close()
+
+
+async def test_a_batch_too_large_for_a_message_travels_by_reference(regions: RegionPair) -> None:
+    a, b = regions.a, regions.b
+    big = "x" * (1536 * 1024)  # one 1.5 MiB input: its batch is over the inline limit
+    async with await Client.connect([a.url, b.url], namespace="large") as client:
+        await client.create_namespace("large", regions=[a.name, b.name], active_region=a.name)
+        await client.start_workflow(ThreeSteps, big, id="big-1", task_queue="nobody")
+        async with await Client.connect(b.url, namespace="large", retry_for_s=0) as in_b:
+
+            async def replicated() -> bool:
+                try:
+                    hb = await in_b.get_workflow_handle("big-1").history()
+                except Exception:
+                    return False
+                return comparable(hb) == comparable(
+                    await client.get_workflow_handle("big-1").history()
+                )
+
+            await eventually(replicated, timeout=60, what="the large batch in B")
