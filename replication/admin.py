@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from replication.applier import Applier
+from replication.apply import ReplicationGap
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
@@ -67,29 +68,42 @@ async def retry_dead_letter(config: BatonConfig, region: str, dlq_id: int) -> di
     """Apply a dead letter again; on success it leaves the table."""
     config.region(region)
     async with open_store(config, region, pool_size=2) as store:
+        row = await store.pool.fetchrow(Q["get_dead_letter_row"], dlq_id)
+        if row is None:
+            raise DeadLetterNotFound(
+                f"no dead letter {dlq_id} in {region}: see `baton replication dlq list`"
+            )
+        source, msg = row["source_region"], dict(row["message"])
         applier = Applier(store)
         try:
+            if msg.get("events_by_reference"):
+                msg = await applier.with_events(
+                    source, msg, msg["first_event_id"], msg["last_event_id"]
+                )
 
             async def txn(conn: Any) -> dict[str, Any]:
-                row = await conn.fetchrow(Q["get_dead_letter"], dlq_id)
-                if row is None:
-                    raise DeadLetterNotFound(
-                        f"no dead letter {dlq_id} in {region}: see `baton replication dlq list`"
-                    )
-                await applier.apply_message(conn, row["source_region"], row["message"])
+                if await conn.fetchrow(Q["get_dead_letter"], dlq_id) is None:
+                    raise DeadLetterNotFound(f"dead letter {dlq_id} in {region} is gone")
+                await applier.apply_message(conn, source, msg)
                 await conn.execute(Q["delete_dead_letter"], dlq_id)
                 return {"region": region, "id": dlq_id, "applied": True}
 
-            try:
-                return await store.txn(txn)
-            except StoreError:
-                raise
-            except Exception as exc:
-                await store.pool.execute(Q["dead_letter_failed_again"], dlq_id, repr(exc))
-                raise ReplicationApplyFailed(
-                    f"dead letter {dlq_id} in {region} failed again: {exc!r}; it stays in the "
-                    "table (fix the cause and retry, or purge it)"
-                ) from exc
+            for _ in range(3):
+                try:
+                    return await store.txn(txn)
+                except ReplicationGap as gap:
+                    msg = await applier.with_events(
+                        source, msg, gap.next_local, msg["first_event_id"] - 1
+                    )
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    await store.pool.execute(Q["dead_letter_failed_again"], dlq_id, repr(exc))
+                    raise ReplicationApplyFailed(
+                        f"dead letter {dlq_id} in {region} failed again: {exc!r}; it stays in "
+                        "the table (fix the cause and retry, or purge it)"
+                    ) from exc
+            raise ReplicationApplyFailed(f"dead letter {dlq_id} in {region}: events keep missing")
         finally:
             await applier.close()
 

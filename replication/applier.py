@@ -33,6 +33,7 @@ from replication.apply import (
 from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
 from store.context import Store
+from store.errors import Unavailable
 from worker._http import wf_path
 
 log = logging.getLogger("baton.applier")
@@ -50,7 +51,16 @@ INFRA_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    Unavailable,
 )
+
+
+class NeedEvents(Exception):
+    """Message ``index`` needs events ``first..last`` from its source region."""
+
+    def __init__(self, index: int, first: int, last: int):
+        super().__init__(f"message {index} needs events {first}..{last}")
+        self.index, self.first, self.last = index, first, last
 
 
 class Applier:
@@ -166,16 +176,16 @@ class Applier:
         """Apply a partition's records in one transaction with their last offset.
 
         One commit for many batches keeps up with a busy source. If the
-        transaction keeps failing on something other than a lost connection,
-        the records are applied one at a time, and one that still fails after
-        :data:`MAX_ATTEMPTS` goes to the dead-letter table, so one poisoned
-        message never stops a partition.
+        transaction keeps failing on something other than the database being
+        away, the records are applied one at a time, and one that still fails
+        after :data:`MAX_ATTEMPTS` goes to the dead-letter table, so one
+        poisoned message never stops a partition.
         """
         source = tp.topic.removeprefix("baton.replication.")
         msgs = [orjson.loads(r.value) for r in records]
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await self.store.txn(lambda conn: self._apply_txn(conn, source, tp, records, msgs))
+                await self._apply_fetching(source, tp, records, msgs)
                 return
             except INFRA_ERRORS:
                 raise
@@ -193,15 +203,41 @@ class Applier:
         for record, msg in zip(records, msgs, strict=True):
             await self._apply_one_or_dead_letter(source, tp, record, msg)
 
+    async def _apply_fetching(
+        self, source: str, tp: TopicPartition, records: list[Any], msgs: list[dict[str, Any]]
+    ) -> None:
+        """Apply ``msgs`` in one transaction. Events a message lacks (a gap, or a
+        batch sent by reference) are fetched from the source region between
+        attempts, never while the transaction holds row locks."""
+        for _ in range(len(msgs) + 1):
+            try:
+                await self.store.txn(lambda conn: self._apply_txn(conn, source, tp, records, msgs))
+                return
+            except NeedEvents as need:
+                msgs[need.index] = await self.with_events(
+                    source, msgs[need.index], need.first, need.last
+                )
+        raise RuntimeError("events kept going missing while applying a batch")
+
+    async def with_events(
+        self, source: str, msg: dict[str, Any], first: int, last: int
+    ) -> dict[str, Any]:
+        """``msg`` with events ``first..last`` fetched from the source region."""
+        fetched = await self._fetch_events(source, msg, first, last)
+        return {
+            **msg,
+            "first_event_id": first,
+            "events": fetched + [e for e in msg["events"] if e["event_id"] > last],
+            "events_by_reference": False,
+        }
+
     async def _apply_one_or_dead_letter(
         self, source: str, tp: TopicPartition, record: Any, msg: dict[str, Any]
     ) -> None:
         error: Exception | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await self.store.txn(
-                    lambda conn: self._apply_txn(conn, source, tp, [record], [msg])
-                )
+                await self._apply_fetching(source, tp, [record], [msg])
                 return
             except INFRA_ERRORS:
                 raise
@@ -244,8 +280,16 @@ class Applier:
         records: list[Any],
         msgs: list[dict[str, Any]],
     ) -> None:
-        for msg in msgs:
-            await self.apply_message(conn, source, msg)
+        for i, msg in enumerate(msgs):
+            if msg.get("events_by_reference"):
+                raise NeedEvents(i, msg["first_event_id"], msg["last_event_id"])
+            try:
+                await self.apply_message(conn, source, msg)
+            except ReplicationGap as gap:
+                # The batch overtook an earlier one of its workflow (their
+                # transactions settled out of order): the missing events come
+                # from the source region, outside this transaction.
+                raise NeedEvents(i, gap.next_local, msg["first_event_id"] - 1) from gap
         last = msgs[-1]
         source_time = datetime.fromisoformat(last["source_time"]) if "source_time" in last else None
         await conn.execute(
@@ -266,31 +310,7 @@ class Applier:
         elif kind == MESSAGE_TYPES["conflict"]:
             await self._apply_conflict(conn, msg)
         elif kind == MESSAGE_TYPES["history"]:
-            if msg.get("events_by_reference"):
-                msg = {
-                    **msg,
-                    "events": await self._fetch_events(
-                        source, msg, msg["first_event_id"], msg["last_event_id"]
-                    ),
-                }
-            try:
-                await apply_history_txn(self.store, conn, msg)
-            except ReplicationGap as gap:
-                # The batch overtook an earlier one of its workflow (their
-                # transactions settled out of order): fetch the missing
-                # events from the source region and apply them with it.
-                missing = await self._fetch_events(
-                    source, msg, gap.next_local, msg["first_event_id"] - 1
-                )
-                await apply_history_txn(
-                    self.store,
-                    conn,
-                    {
-                        **msg,
-                        "first_event_id": gap.next_local,
-                        "events": missing + list(msg["events"]),
-                    },
-                )
+            await apply_history_txn(self.store, conn, msg)
         else:
             raise ValueError(f"unknown replication message type {kind!r}")
 

@@ -144,12 +144,6 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     if not incoming:
         return
     start = int(incoming[0]["event_id"])
-    if start > next_local:
-        raise ReplicationGap(
-            f"{ns}/{wid} run {rid}: batch starts at event {start} but local history ends at "
-            f"{next_local - 1}",
-            next_local=next_local,
-        )
     local_last = await conn.fetchval(Q["local_event_versions_last"], ns, wid, rid)
     losing = Losing(ns, wid, rid, msg["source_region"], incoming, int(ns_row["failover_version"]))
     if active_here and batch_version < ns_row["failover_version"]:
@@ -160,6 +154,12 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
         losing = Losing(ns, wid, rid, msg["source_region"], incoming, int(local_last))
         await archive_losing_batch(store, conn, losing, reapply=False)
         return
+    if start > next_local:
+        raise ReplicationGap(
+            f"{ns}/{wid} run {rid}: batch starts at event {start} but local history ends at "
+            f"{next_local - 1}",
+            next_local=next_local,
+        )
     if start < next_local:
         # this region's tail lost to the batch's newer branch
         await archive_local_tail(store, conn, ns, wid, rid, start, batch_version)

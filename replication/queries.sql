@@ -231,6 +231,9 @@ ORDER BY id
 -- name: get_dead_letter
 SELECT * FROM replication_dlq WHERE id = $1 FOR UPDATE
 
+-- name: get_dead_letter_row
+SELECT * FROM replication_dlq WHERE id = $1
+
 -- name: delete_dead_letter
 DELETE FROM replication_dlq WHERE id = $1
 
