@@ -40,6 +40,17 @@ REAPPLIED_TYPES = {
 }
 
 
+#: The replicated columns of a namespace row.
+NAMESPACE_FIELDS = (
+    "regions",
+    "active_region",
+    "failover_version",
+    "state",
+    "retention_days",
+    "description",
+)
+
+
 class ReplicationGap(Exception):
     """A batch starts past the local history: earlier batches are missing."""
 
@@ -71,8 +82,13 @@ async def apply_namespace_txn(conn: asyncpg.Connection, region: str, info: dict[
     (a forced failover while it was away): it becomes a standby and drops
     the pending work it held.
     """
-    local = await conn.fetchrow(Q["local_namespace_row"], info["name"])
-    if local is not None and local["failover_version"] > info["failover_version"]:
+    local = await conn.fetchrow(Q["local_namespace_full"], info["name"])
+    if local is not None and (
+        local["failover_version"] > info["failover_version"]
+        or all(local[k] == info[k] for k in NAMESPACE_FIELDS)
+    ):
+        # Older, or what this region has: no write, so batches of many
+        # partitions never queue (or deadlock) on the namespace row.
         return
     await conn.execute(Q["replace_namespace"], info)
     if (

@@ -308,3 +308,7 @@ UPDATE replication_dlq SET attempts = attempts + 1, error = $2 WHERE id = $1
 
 -- name: dead_letters_by_source
 SELECT source_region, count(*) AS n FROM replication_dlq GROUP BY source_region
+
+-- name: local_namespace_full
+SELECT regions, active_region, failover_version, state, retention_days, description
+FROM namespaces WHERE name = $1
