@@ -305,7 +305,6 @@ class Applier:
         if kind == MESSAGE_TYPES["namespace"]:
             await apply_namespace_txn(conn, region, msg["namespace_info"])
         elif kind == MESSAGE_TYPES["progress"]:
-            await apply_namespace_txn(conn, region, msg["namespace_info"])
             await apply_progress_txn(conn, region, msg)
         elif kind == MESSAGE_TYPES["conflict"]:
             await self._apply_conflict(conn, msg)

@@ -75,8 +75,12 @@ class Losing:
         return max(int(e["version"]) for e in self.events)
 
 
-async def apply_namespace_txn(conn: asyncpg.Connection, region: str, info: dict[str, Any]) -> None:
+async def apply_namespace_txn(
+    conn: asyncpg.Connection, region: str, info: dict[str, Any]
+) -> tuple[str, int]:
     """Take a namespace row from another region if its failover version is not older.
+
+    Returns the namespace's active region and failover version here, after.
 
     A region that was active and sees a higher version elsewhere was deposed
     (a forced failover while it was away): it becomes a standby and drops
@@ -89,7 +93,7 @@ async def apply_namespace_txn(conn: asyncpg.Connection, region: str, info: dict[
     ):
         # Older, or what this region has: no write, so batches of many
         # partitions never queue (or deadlock) on the namespace row.
-        return
+        return str(local["active_region"]), int(local["failover_version"])
     await conn.execute(Q["replace_namespace"], info)
     if (
         local is not None
@@ -107,13 +111,18 @@ async def apply_namespace_txn(conn: asyncpg.Connection, region: str, info: dict[
             region,
         )
         await conn.execute(Q["drop_pending_work"], info["name"])
+    return str(info["active_region"]), int(info["failover_version"])
 
 
 async def apply_progress_txn(conn: asyncpg.Connection, region: str, msg: dict[str, Any]) -> None:
     """Keep the latest attempt and heartbeat details of a run's pending activities."""
-    ns = await conn.fetchrow(Q["local_namespace_row"], msg["namespace"])
-    if ns is None or ns["active_region"] == region:
+    active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"])
+    if active == region:
         return  # the active region holds the activities themselves
+    await _store_progress(conn, msg)
+
+
+async def _store_progress(conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
     rid = uuid.UUID(msg["run_id"])
     await conn.execute(Q["delete_activity_progress"], msg["namespace"], msg["workflow_id"], rid)
     execution = msg.get("execution")
@@ -131,28 +140,30 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     """Apply one history batch (see the module docstring for the rules)."""
     region = store.region
     ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
-    await apply_namespace_txn(conn, region, msg["namespace_info"])
+    active_region, ns_version = await apply_namespace_txn(conn, region, msg["namespace_info"])
     if region not in msg["namespace_info"]["regions"]:
         return  # not (or no longer) a region of this namespace
-    ns_row = await conn.fetchrow(Q["local_namespace_row"], ns)
-    active_here = ns_row["active_region"] == region
+    active_here = active_region == region
     incoming = list(msg["events"])
     if not incoming:
         return
     first, last = msg["first_event_id"], msg["last_event_id"]
     batch_version = int(incoming[-1]["version"])
-    next_local = await conn.fetchval(Q["lock_local_execution"], ns, wid, rid)
-    if next_local is None:
-        next_local = 1
-        if first == 1:
-            await _archive_lost_run(store, conn, msg, batch_version)
+    run = await conn.fetchrow(Q["lock_local_execution"], ns, wid, rid)
+    next_local, local_last = (
+        (1, None) if run is None else (run["next_event_id"], run["last_version"])
+    )
+    if run is None and first == 1:
+        await _archive_lost_run(store, conn, msg, batch_version)
     # Skip what this region holds already (same event ids, same versions).
-    local = {
-        r["event_id"]: r["version"]
-        for r in await conn.fetch(
-            Q["local_event_versions"], ns, wid, rid, first, min(last, next_local - 1)
-        )
-    }
+    local: dict[int, int] = {}
+    if first < next_local:
+        local = {
+            r["event_id"]: r["version"]
+            for r in await conn.fetch(
+                Q["local_event_versions"], ns, wid, rid, first, min(last, next_local - 1)
+            )
+        }
     while incoming and incoming[0]["event_id"] < next_local:
         if local.get(incoming[0]["event_id"]) != incoming[0]["version"]:
             break
@@ -160,9 +171,8 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     if not incoming:
         return
     start = int(incoming[0]["event_id"])
-    local_last = await conn.fetchval(Q["local_event_versions_last"], ns, wid, rid)
-    losing = Losing(ns, wid, rid, msg["source_region"], incoming, int(ns_row["failover_version"]))
-    if active_here and batch_version < ns_row["failover_version"]:
+    losing = Losing(ns, wid, rid, msg["source_region"], incoming, ns_version)
+    if active_here and batch_version < ns_version:
         await archive_losing_batch(store, conn, losing, reapply=True)
         return
     if local_last is not None and batch_version < local_last:
@@ -189,7 +199,7 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
         await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
     if not active_here:
-        await apply_progress_txn(conn, region, msg)
+        await _store_progress(conn, msg)
     await conn.execute(Q["notify_applied"], f"{ns}/{wid}", execution["status"] != "running")
 
 

@@ -60,9 +60,15 @@ SET next_offset = EXCLUDED.next_offset, last_source_time = EXCLUDED.last_source_
     updated_at = now()
 
 -- name: lock_local_execution
-SELECT next_event_id FROM executions
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
-FOR UPDATE
+-- The run's next event id and the version of its last event.
+SELECT e.next_event_id,
+       (SELECT h.version FROM history_events h
+        WHERE h.namespace = e.namespace AND h.workflow_id = e.workflow_id
+          AND h.run_id = e.run_id
+        ORDER BY h.event_id DESC LIMIT 1) AS last_version
+FROM executions e
+WHERE e.namespace = $1 AND e.workflow_id = $2 AND e.run_id = $3
+FOR UPDATE OF e
 
 -- name: local_namespace
 SELECT failover_version FROM namespaces WHERE name = $1
@@ -189,12 +195,6 @@ SELECT $1, $2, $3, a.scheduled_event_id, a.attempt, a.state, a.heartbeat_details
        a.last_failure
 FROM jsonb_to_recordset($4::jsonb) AS a(scheduled_event_id bigint, attempt int, state text,
                                         heartbeat_details jsonb, last_failure jsonb)
-
--- name: local_event_versions_last
-SELECT version FROM history_events
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
-ORDER BY event_id DESC
-LIMIT 1
 
 -- name: insert_dead_letter
 INSERT INTO replication_dlq (source_region, topic, kafka_partition, kafka_offset, namespace,
