@@ -194,8 +194,7 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     # The snapshot was read when the batch was shipped and may be ahead of it:
     # the local row never claims events it does not hold.
     execution["next_event_id"] = min(int(execution["next_event_id"]), last + 1)
-    await conn.execute(Q["delete_execution"], ns, wid, rid)
-    await conn.execute(Q["insert_execution_json"], execution)
+    await conn.execute(Q["upsert_execution_json"], execution)
     if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
         await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
     if not active_here:

@@ -93,8 +93,27 @@ FROM jsonb_to_recordset($4::jsonb) AS e(event_id bigint, event_type text,
 -- name: delete_execution
 DELETE FROM executions WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
--- name: insert_execution_json
+-- name: upsert_execution_json
+-- The execution row as the source region shipped it. An update in place,
+-- never delete and insert: a concurrent locker of the row must still find it.
 INSERT INTO executions SELECT * FROM jsonb_populate_record(NULL::executions, $1::jsonb)
+ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
+    workflow_type, task_queue, status, paused,
+    next_event_id, last_write_version, start_time, close_time,
+    request_id, first_run_id, continued_from_run_id, continued_to_run_id,
+    task_timeout_s, run_timeout_s, memo, wt_scheduled_event_id,
+    wt_started_event_id, wt_attempt, wt_started_at, wt_identity,
+    last_completed_wt_started, buffered_events, pending_updates, result,
+    failure, build_id, updated_at
+) = (
+    EXCLUDED.workflow_type, EXCLUDED.task_queue, EXCLUDED.status, EXCLUDED.paused,
+    EXCLUDED.next_event_id, EXCLUDED.last_write_version, EXCLUDED.start_time, EXCLUDED.close_time,
+    EXCLUDED.request_id, EXCLUDED.first_run_id, EXCLUDED.continued_from_run_id, EXCLUDED.continued_to_run_id,
+    EXCLUDED.task_timeout_s, EXCLUDED.run_timeout_s, EXCLUDED.memo, EXCLUDED.wt_scheduled_event_id,
+    EXCLUDED.wt_started_event_id, EXCLUDED.wt_attempt, EXCLUDED.wt_started_at, EXCLUDED.wt_identity,
+    EXCLUDED.last_completed_wt_started, EXCLUDED.buffered_events, EXCLUDED.pending_updates, EXCLUDED.result,
+    EXCLUDED.failure, EXCLUDED.build_id, EXCLUDED.updated_at
+)
 
 -- name: replace_current
 INSERT INTO current_executions (namespace, workflow_id, run_id, status)

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from store.errors import WorkflowNotFound
 from store.mutable_state import (
     ACTIVITY_SCHEDULE_TO_CLOSE,
     ACTIVITY_SCHEDULE_TO_START,
@@ -150,14 +151,20 @@ async def rebuild_namespace_txn(
 ) -> int:
     """Rebuild every open run of ``namespace`` (now active here); returns how many."""
     rows = await conn.fetch(Q["open_runs"], namespace)
+    rebuilt = 0
     for r in rows:
-        rt = await RunTxn.lock(
-            conn,
-            namespace,
-            r["workflow_id"],
-            str(r["run_id"]),
-            region=region,
-            region_urls=region_urls,
-        )
-        await rebuild_execution_txn(rt)
-    return len(rows)
+        try:
+            rt = await RunTxn.lock(
+                conn,
+                namespace,
+                r["workflow_id"],
+                str(r["run_id"]),
+                region=region,
+                region_urls=region_urls,
+            )
+        except WorkflowNotFound:
+            continue  # replication archived that run in the meantime
+        if rt.running:
+            await rebuild_execution_txn(rt)
+            rebuilt += 1
+    return rebuilt
