@@ -280,6 +280,9 @@ class Applier:
         records: list[Any],
         msgs: list[dict[str, Any]],
     ) -> None:
+        await conn.fetchval(
+            Q["lock_namespaces_for_apply"], [m.get("namespace") or "" for m in msgs]
+        )
         for i, msg in enumerate(msgs):
             if msg.get("events_by_reference"):
                 raise NeedEvents(i, msg["first_event_id"], msg["last_event_id"])

@@ -153,6 +153,7 @@ async def graceful_failover(
         dst = await db.connect(config.regions[target].dsn)
         try:
             async with dst.transaction():
+                await dst.execute(RQ["lock_namespace_for_promotion"], namespace)
                 moved = await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
                 if moved is None:
                     raise InvalidArgument(f"{target} has no row of namespace {namespace!r} yet")
@@ -214,6 +215,7 @@ async def forced_failover(
             config.failover_version_increment,
         )
         async with dst.transaction():
+            await dst.execute(RQ["lock_namespace_for_promotion"], namespace)
             await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
             rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
             await dst.execute(Q["outbox_namespace"], namespace)

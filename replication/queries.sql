@@ -331,3 +331,13 @@ SELECT source_region, count(*) AS n FROM replication_dlq GROUP BY source_region
 -- name: local_namespace_full
 SELECT regions, active_region, failover_version, state, retention_days, description
 FROM namespaces WHERE name = $1
+
+-- name: lock_namespaces_for_apply
+-- Appliers hold their namespaces shared for a transaction; a promotion holds
+-- its namespace exclusively, so its rebuild never interleaves with an applier
+-- transaction locking the same runs in another order.
+SELECT count(pg_advisory_xact_lock_shared(hashtextextended('baton-ns:' || n, 0)))
+FROM (SELECT DISTINCT unnest($1::text[]) AS n ORDER BY 1) AS ns
+
+-- name: lock_namespace_for_promotion
+SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0))
