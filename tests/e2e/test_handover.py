@@ -27,6 +27,7 @@ from worker import BatonError, Client, Worker
 
 pytestmark = pytest.mark.e2e
 QUEUE = "handover"
+SLEEPERS = 60
 
 
 @pytest.fixture
@@ -130,23 +131,33 @@ async def test_a_timer_due_during_the_failover_fires_once_in_b_and_an_activity_r
                 return bool(acts) and bool(acts[0]["heartbeat_details"])
 
             await eventually(heartbeating, timeout=30, what="the activity heartbeating")
-            # timers coming due every 50 ms across the window of the failover
-            sleepers = [
-                await client.start_workflow(
-                    Sleeper, i, 1.5 + 0.05 * i, id=f"sl-{i}", task_queue=QUEUE
-                )
-                for i in range(40)
-            ]
+            # timers coming due every 25 ms across the window of the failover
+            sleepers = await asyncio.gather(
+                *[
+                    client.start_workflow(
+                        Sleeper, i, 1.5 + 0.025 * i, id=f"sl-{i}", task_queue=QUEUE
+                    )
+                    for i in range(SLEEPERS)
+                ]
+            )
             await asyncio.sleep(1.2)
-            before = datetime.now().astimezone()
-            result = await graceful_failover(rs.config, ns, b.name, timeout_s=60)
-            after = datetime.now().astimezone()
+            marks: list[datetime] = []  # when A entered handover, when B became active
+            result = await graceful_failover(
+                rs.config,
+                ns,
+                b.name,
+                timeout_s=60,
+                progress=lambda _m: marks.append(datetime.now().astimezone()),
+            )
+            before, after = marks[0], marks[-1]
             done = await long.result(timeout=60)
-            assert [await h.result(timeout=60) for h in sleepers] == [i + 2 for i in range(40)]
+            assert [await h.result(timeout=60) for h in sleepers] == [
+                i + 2 for i in range(SLEEPERS)
+            ]
         # the activity in flight was retried in B, from its last heartbeat
         assert done["attempt"] == 2 and done["resumed_from"] > 0, done
         due_during = 0
-        for i in range(40):
+        for i in range(SLEEPERS):
             events = await client.get_workflow_handle(f"sl-{i}").history()
             fired = [e for e in events if e["event_type"] == "TimerFired"]
             assert len(fired) == 1, f"sl-{i} timer fired {len(fired)} times"
