@@ -199,3 +199,35 @@ async def test_five_failovers_back_and_forth_under_load(two_regions: Regions) ->
             )
             assert kinds["ActivityTaskCompleted"] == 40
         await _verified(rs, ns)
+
+
+async def test_a_standby_server_takes_over_publishing_when_the_holder_dies(
+    two_regions: Regions,
+) -> None:
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "publishers"
+    # A second server process of region A on the same port: it stands by for
+    # the publisher lock the first one holds.
+    await rs.start(a.name)
+    holder = a.procs[0]
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+
+        async def in_b(wid: str) -> bool:
+            n = await rs.fetchval(
+                b.name,
+                "SELECT count(*) FROM executions WHERE namespace = $1 AND workflow_id = $2",
+                ns,
+                wid,
+            )
+            return n == 1
+
+        await client.start_workflow(Steps, 1, 0.0, id="before", task_queue="nobody")
+        await eventually(lambda: in_b("before"), timeout=30, what="replication before")
+        holder.kill()  # SIGKILL the publishing server
+        a.procs.remove(holder)
+        t0 = time.monotonic()
+        await client.start_workflow(Steps, 1, 0.0, id="after", task_queue="nobody")
+        await eventually(lambda: in_b("after"), timeout=60, what="replication after the kill")
+        print(f"\npublisher taken over; replicated {time.monotonic() - t0:.1f} s after the kill")
