@@ -123,7 +123,7 @@ async def test_a_timer_due_during_the_failover_fires_once_in_b_and_an_activity_r
         async with Worker(
             client, task_queue=QUEUE, workflows=[Sleeper, Patient], activities=ALL_ACTIVITIES
         ):
-            long = await client.start_workflow(Patient, 25, id="patient", task_queue=QUEUE)
+            long = await client.start_workflow(Patient, 50, id="patient", task_queue=QUEUE)
 
             async def heartbeating() -> bool:
                 d = await long.describe()
@@ -135,12 +135,28 @@ async def test_a_timer_due_during_the_failover_fires_once_in_b_and_an_activity_r
             sleepers = await asyncio.gather(
                 *[
                     client.start_workflow(
-                        Sleeper, i, 1.5 + 0.025 * i, id=f"sl-{i}", task_queue=QUEUE
+                        Sleeper, i, 3.0 + 0.025 * i, id=f"sl-{i}", task_queue=QUEUE
                     )
                     for i in range(SLEEPERS)
                 ]
             )
-            await asyncio.sleep(1.2)
+
+            async def first_fire_at() -> datetime | None:
+                fires = []
+                for i in range(SLEEPERS):
+                    events = await client.get_workflow_handle(f"sl-{i}").history()
+                    started = [e for e in events if e["event_type"] == "TimerStarted"]
+                    if not started:
+                        return None
+                    fires.append(datetime.fromisoformat(started[0]["attributes"]["fire_at"]))
+                return min(fires)
+
+            first = await eventually(first_fire_at, timeout=30, what="every timer started")
+            # hand over just before the first timer comes due: the next ones
+            # (every 25 ms for 1.5 s) come due while it runs
+            wait = (first - datetime.now().astimezone()).total_seconds() - 0.05
+            assert wait > 0, "the timers came due before the failover could start"
+            await asyncio.sleep(wait)
             marks: list[datetime] = []  # when A entered handover, when B became active
             result = await graceful_failover(
                 rs.config,
