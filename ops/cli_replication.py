@@ -82,13 +82,18 @@ def register_replication(cli: click.Group) -> None:
         """Cross-region replication through Kafka."""
 
     @replication_group.command("status")
+    @click.option(
+        "--namespace",
+        default=None,
+        help="Only this namespace's regions, with its own outbox backlog and dead letters.",
+    )
     @click.pass_context
-    def replication_status_cmd(ctx: click.Context, output: str) -> None:
+    def replication_status_cmd(ctx: click.Context, namespace: str | None, output: str) -> None:
         """Lag of each region behind each other one: messages, seconds, outbox backlog."""
         from replication.status import replication_status
 
         config = ctx.find_root().obj.load()
-        lags = [lag.as_dict() for lag in run_fast(replication_status(config))]
+        lags = [lag.as_dict() for lag in run_fast(replication_status(config, namespace))]
 
         def render(rows: list[dict[str, Any]]) -> RenderableType:
             if not rows:

@@ -91,7 +91,7 @@ async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[
 async def caught_up(config: BatonConfig, source: str, target: str, namespace: str) -> bool:
     src = await db.connect(config.regions[source].dsn)
     try:
-        backlog = await src.fetchval(RQ["namespace_outbox_backlog"], namespace)
+        backlog = await src.fetchval(RQ["outbox_backlog_of"], namespace)
     finally:
         await src.close()
     if backlog:

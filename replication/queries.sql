@@ -44,9 +44,6 @@ ON CONFLICT (region) DO UPDATE
 SET last_outbox_id = greatest(replication_ack.last_outbox_id, EXCLUDED.last_outbox_id),
     updated_at = now()
 
--- name: outbox_backlog
-SELECT count(*) FROM outbox
-
 -- name: progress
 SELECT kafka_partition, next_offset FROM replication_progress
 WHERE source_region = $1 AND topic = $2
@@ -124,9 +121,6 @@ ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id,
 -- name: progress_detail
 SELECT kafka_partition, next_offset, last_source_time FROM replication_progress
 WHERE source_region = $1 AND topic = $2
-
--- name: namespace_outbox_backlog
-SELECT count(*) FROM outbox WHERE namespace = $1
 
 -- name: revert_handover
 -- Only a namespace still in handover here goes back; a finished move stays.
@@ -326,7 +320,12 @@ DELETE FROM namespace_backfills WHERE namespace = $1 AND region = $2
 UPDATE replication_dlq SET attempts = attempts + 1, error = $2 WHERE id = $1
 
 -- name: dead_letters_by_source
-SELECT source_region, count(*) AS n FROM replication_dlq GROUP BY source_region
+SELECT source_region, count(*) AS n FROM replication_dlq
+WHERE ($1::text IS NULL OR namespace = $1)
+GROUP BY source_region
+
+-- name: outbox_backlog_of
+SELECT count(*) FROM outbox WHERE ($1::text IS NULL OR namespace = $1)
 
 -- name: local_namespace_full
 SELECT regions, active_region, failover_version, state, retention_days, description

@@ -57,23 +57,38 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int]
             await consumer.stop()
 
 
-async def _region_rows(dsn: str, region: str, sources: list[str]) -> dict[str, Any]:
+async def _region_rows(
+    dsn: str, region: str, sources: list[str], namespace: str | None
+) -> dict[str, Any]:
     conn = await db.connect(dsn)
     try:
-        backlog = await conn.fetchval(Q["outbox_backlog"])
+        backlog = await conn.fetchval(Q["outbox_backlog_of"], namespace)
         progress = {}
         for source in sources:
             rows = await conn.fetch(Q["progress_detail"], source, topic_for(source))
             progress[source] = {r["kafka_partition"]: r for r in rows}
-        dead = {r["source_region"]: r["n"] for r in await conn.fetch(Q["dead_letters_by_source"])}
+        dead = {
+            r["source_region"]: r["n"]
+            for r in await conn.fetch(Q["dead_letters_by_source"], namespace)
+        }
         return {"backlog": int(backlog), "progress": progress, "dead": dead}
     finally:
         await conn.close()
 
 
-async def replication_status(config: BatonConfig) -> list[Lag]:
-    """Lag of every region behind every other region (None where unreachable)."""
+async def replication_status(config: BatonConfig, namespace: str | None = None) -> list[Lag]:
+    """Lag of every region behind every other region (None where unreachable).
+
+    With ``namespace``: only the namespace's regions, and its own outbox
+    backlog and dead letters. Kafka lag is the topic's, which every namespace
+    of a source region shares.
+    """
     regions = list(config.regions)
+    if namespace is not None:
+        from replication.failover import namespace_row
+
+        _, row = await namespace_row(config, namespace)
+        regions = [r for r in regions if r in row["regions"]]
     if not config.kafka_bootstrap or len(regions) < 2:
         return []
     ends = await end_offsets(config.kafka_bootstrap, [topic_for(r) for r in regions])
@@ -81,7 +96,7 @@ async def replication_status(config: BatonConfig) -> list[Lag]:
     for r in regions:
         try:
             per_region[r] = await _region_rows(
-                config.regions[r].dsn, r, [s for s in regions if s != r]
+                config.regions[r].dsn, r, [s for s in regions if s != r], namespace
             )
         except Exception:
             per_region[r] = None  # that region's database is down

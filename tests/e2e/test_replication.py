@@ -101,6 +101,9 @@ async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
         )
 
     await eventually(caught_up, timeout=30, what="replication status caught up")
+    of_ns = await replication_status(a.config, "global")
+    assert {(x.region, x.source) for x in of_ns} == {(a.name, b.name), (b.name, a.name)}
+    assert all(x.source_outbox_backlog == 0 and x.dead_letters == 0 for x in of_ns)
     behind = next(x for x in await replication_status(a.config) if x.region == b.name)
     assert behind.source == a.name and behind.applied_partitions > 0
     # the standby holds no tasks or timers: it does not run the workflows
