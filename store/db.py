@@ -87,7 +87,7 @@ async def run_txn(pool: asyncpg.Pool, fn: Callable[[asyncpg.Connection], Awaitab
 
 
 async def wait_for_advisory_lock(
-    conn: asyncpg.Connection, key: int, *, retry_s: float = 2.0
+    conn: asyncpg.Connection, key: int, *, retry_s: float = 0.5
 ) -> None:
     """Wait until ``conn`` holds the session advisory lock ``key``.
 
