@@ -33,7 +33,7 @@ from replication.apply import (
 from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
 from store.context import Store
-from store.errors import Unavailable
+from store.errors import NamespaceInHandover, Unavailable
 from worker._http import wf_path
 
 log = logging.getLogger("baton.applier")
@@ -52,7 +52,12 @@ INFRA_ERRORS = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     Unavailable,
+    NamespaceInHandover,
 )
+
+
+class MissingEvents(ValueError):
+    """The source region cannot give the events a message needs."""
 
 
 class NeedEvents(Exception):
@@ -133,9 +138,11 @@ class Applier:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 # Partitions are independent: apply them side by side, each
                 # partition's records in order.
-                await asyncio.gather(
-                    *(self._apply_records(tp, records) for tp, records in batches.items())
-                )
+                # A task group: if one partition fails, the others stop too,
+                # before the consumer restarts from the stored offsets.
+                async with asyncio.TaskGroup() as group:
+                    for tp, records in batches.items():
+                        group.create_task(self._apply_records(tp, records))
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
@@ -160,14 +167,20 @@ class Applier:
                     "from_event_id": str(nxt),
                 },
             ) as resp:
-                if resp.status != 200:
+                if resp.status >= 500:
                     raise ConnectionError(
                         f"source region {source} answered {resp.status} for missing events"
+                    )
+                if resp.status != 200:
+                    # not coming back by retrying: the message is poisoned
+                    raise MissingEvents(
+                        f"source region {source} answered {resp.status} for events "
+                        f"{nxt}..{last} of {msg['namespace']}/{msg['workflow_id']}"
                     )
                 body = orjson.loads(await resp.read())
             page = [e for e in body["events"] if e["event_id"] <= last]
             if not page:
-                raise ConnectionError(f"source region {source} has no events from {nxt}")
+                raise MissingEvents(f"source region {source} has no events from {nxt}")
             events += page
             nxt = page[-1]["event_id"] + 1
         return events

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -88,11 +89,13 @@ async def apply_namespace_txn(
     """
     local = await conn.fetchrow(Q["local_namespace_full"], info["name"])
     if local is not None and (
-        local["failover_version"] > info["failover_version"]
+        (local["failover_version"], local["updated_at"])
+        >= (info["failover_version"], datetime.fromisoformat(info["updated_at"]))
         or all(local[k] == info[k] for k in NAMESPACE_FIELDS)
     ):
-        # Older, or what this region has: no write, so batches of many
-        # partitions never queue (or deadlock) on the namespace row.
+        # Not newer (an older version, or the same version changed earlier:
+        # messages of several partitions arrive in any order), or what this
+        # region has: no write, so partitions never queue on the namespace row.
         return str(local["active_region"]), int(local["failover_version"])
     await conn.execute(Q["replace_namespace"], info)
     if (
@@ -191,8 +194,16 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
         await archive_local_tail(store, conn, ns, wid, rid, start, batch_version)
     await conn.execute(Q["apply_events"], ns, wid, rid, incoming)
     execution = dict(msg["execution"])
-    # The snapshot was read when the batch was shipped and may be ahead of it:
-    # the local row never claims events it does not hold.
+    if int(execution["next_event_id"]) > last + 1 and run is not None:
+        # The snapshot was read when the batch was shipped and is ahead of it
+        # (later events are on their way): keep the row of the last snapshot
+        # that matched its history, and only count the new events. A region
+        # promoted now sees a run whose row and history agree.
+        await conn.execute(Q["advance_execution"], ns, wid, rid, last + 1, batch_version)
+        await conn.execute(Q["notify_applied"], f"{ns}/{wid}", False)
+        return
+    # A new run's first batch has no older row to keep; it never claims
+    # events it does not hold.
     execution["next_event_id"] = min(int(execution["next_event_id"]), last + 1)
     await conn.execute(Q["upsert_execution_json"], execution)
     if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
@@ -355,6 +366,8 @@ async def reapply_txn(
                     run_id = started.run_id
             outcomes.append({**outcome, "outcome": "re-applied", "run_id": run_id})
         except StoreError as exc:
+            if exc.retryable:
+                raise  # e.g. in handover: the whole batch is applied again later
             outcomes.append(
                 {**outcome, "outcome": "refused", "code": exc.code.value, "message": str(exc)}
             )

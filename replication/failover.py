@@ -109,6 +109,31 @@ async def caught_up(config: BatonConfig, source: str, target: str, namespace: st
     return all(done.get(p, 0) >= end for (_t, p), end in ends.items())
 
 
+async def _require_ready(config: BatonConfig, source: str, target: str, namespace: str) -> None:
+    """Refuse a handover to a region that may not hold everything: a backfill
+    still running, or messages of the namespace in its dead-letter table."""
+    src = await db.connect(config.regions[source].dsn)
+    try:
+        backfill = await src.fetchval(RQ["backfill_state"], namespace, target)
+    finally:
+        await src.close()
+    if backfill is not None and backfill != "done":
+        raise InvalidArgument(
+            f"{target} is still being backfilled ({backfill}): finish it with "
+            f"`baton namespace add-region {namespace} {target}` first"
+        )
+    dst = await db.connect(config.regions[target].dsn)
+    try:
+        dead = await dst.fetchval(RQ["dead_letters_of_namespace"], namespace)
+    finally:
+        await dst.close()
+    if dead:
+        raise InvalidArgument(
+            f"{target} has {dead} dead letter(s) of namespace {namespace!r}: retry or purge them "
+            "(`baton replication dlq list`) before moving the namespace there"
+        )
+
+
 async def graceful_failover(
     config: BatonConfig,
     namespace: str,
@@ -131,7 +156,9 @@ async def graceful_failover(
         raise InvalidArgument(
             f"{target} is not a region of namespace {namespace!r} ({', '.join(row['regions'])})"
         )
+    await _require_ready(config, source, target, namespace)
     src = await db.connect(config.regions[source].dsn)
+    promoted = False
     try:
         version = await src.fetchval(Q["set_namespace_state"], namespace, source, "handover")
         if version is None:
@@ -150,6 +177,9 @@ async def graceful_failover(
             int(version), config.regions[target].initial_version, config.failover_version_increment
         )
         region_urls = {n: r.url for n, r in config.regions.items()}
+        # Inputs buffered behind a running workflow task have no event yet and
+        # so never travelled: carry them over, the rebuild writes them in B.
+        buffered = await src.fetch(RQ["buffered_of_namespace"], namespace)
         dst = await db.connect(config.regions[target].dsn)
         try:
             async with dst.transaction():
@@ -157,14 +187,25 @@ async def graceful_failover(
                 moved = await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
                 if moved is None:
                     raise InvalidArgument(f"{target} has no row of namespace {namespace!r} yet")
+                for b in buffered:
+                    await dst.execute(
+                        RQ["merge_buffered"],
+                        namespace,
+                        b["workflow_id"],
+                        b["run_id"],
+                        b["buffered_events"],
+                    )
                 rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
                 await dst.execute(Q["outbox_namespace"], namespace)
+            promoted = True
         finally:
             await dst.close()
-        await src.execute(Q["move_namespace"], namespace, target, new_version)
         say(f"{namespace} is active in {target} (failover version {new_version})")
+        # If this fails the source still learns the move from the stream; it
+        # must never go back to active once the target is.
+        await src.execute(Q["move_namespace"], namespace, target, new_version)
     except BaseException:
-        if not src.is_closed():
+        if not promoted and not src.is_closed():
             await _revert(src, namespace, source)
         raise
     finally:
@@ -216,7 +257,12 @@ async def forced_failover(
         )
         async with dst.transaction():
             await dst.execute(RQ["lock_namespace_for_promotion"], namespace)
-            await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
+            moved = await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
+            if moved is None:
+                raise InvalidArgument(
+                    f"namespace {namespace!r} moved in {target} meanwhile; see "
+                    f"`baton namespace describe {namespace}`"
+                )
             rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
             await dst.execute(Q["outbox_namespace"], namespace)
     finally:

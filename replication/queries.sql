@@ -53,7 +53,8 @@ INSERT INTO replication_progress (source_region, topic, kafka_partition, next_of
                                   last_source_time, updated_at)
 VALUES ($1, $2, $3, $4, $5, now())
 ON CONFLICT (source_region, topic, kafka_partition) DO UPDATE
-SET next_offset = EXCLUDED.next_offset, last_source_time = EXCLUDED.last_source_time,
+SET next_offset = greatest(replication_progress.next_offset, EXCLUDED.next_offset),
+    last_source_time = coalesce(EXCLUDED.last_source_time, replication_progress.last_source_time),
     updated_at = now()
 
 -- name: lock_local_execution
@@ -71,13 +72,16 @@ FOR UPDATE OF e
 SELECT failover_version FROM namespaces WHERE name = $1
 
 -- name: replace_namespace
--- Never moves a namespace back to an older failover version.
+-- Only a newer row wins: a higher failover version, or the same version
+-- changed later (regions added or removed, handover state). The row keeps
+-- the source's updated_at, its revision.
 INSERT INTO namespaces SELECT * FROM jsonb_populate_record(NULL::namespaces, $1::jsonb)
 ON CONFLICT (name) DO UPDATE SET regions = EXCLUDED.regions,
     active_region = EXCLUDED.active_region, failover_version = EXCLUDED.failover_version,
     state = EXCLUDED.state, retention_days = EXCLUDED.retention_days,
-    description = EXCLUDED.description, updated_at = now()
-WHERE namespaces.failover_version <= EXCLUDED.failover_version
+    description = EXCLUDED.description, updated_at = EXCLUDED.updated_at
+WHERE (namespaces.failover_version, namespaces.updated_at)
+      < (EXCLUDED.failover_version, EXCLUDED.updated_at)
 
 -- name: apply_events
 INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type, event_time,
@@ -113,10 +117,22 @@ ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
 )
 
 -- name: replace_current
-INSERT INTO current_executions (namespace, workflow_id, run_id, status)
+-- The current run only moves forward (by start time): batches of two runs of
+-- one workflow may arrive in either order.
+INSERT INTO current_executions AS c (namespace, workflow_id, run_id, status)
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id,
     status = EXCLUDED.status
+WHERE c.run_id = EXCLUDED.run_id
+   OR (SELECT start_time FROM executions e
+       WHERE e.namespace = c.namespace AND e.workflow_id = c.workflow_id
+         AND e.run_id = c.run_id)
+      <= (SELECT start_time FROM executions e
+          WHERE e.namespace = EXCLUDED.namespace AND e.workflow_id = EXCLUDED.workflow_id
+            AND e.run_id = EXCLUDED.run_id)
+   OR NOT EXISTS (SELECT 1 FROM executions e
+                  WHERE e.namespace = c.namespace AND e.workflow_id = c.workflow_id
+                    AND e.run_id = c.run_id)
 
 -- name: progress_detail
 SELECT kafka_partition, next_offset, last_source_time FROM replication_progress
@@ -163,8 +179,8 @@ WITH ta AS (DELETE FROM tasks WHERE namespace = $1 AND workflow_id = $2 AND run_
      ti AS (DELETE FROM timers WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3),
      ac AS (DELETE FROM activities WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3)
 DELETE FROM outbox
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind IN ('history', 'progress')
-  AND last_event_id >= $4
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+  AND (kind = 'progress' OR (kind = 'history' AND last_event_id >= $4))
 RETURNING id
 
 -- name: current_run
@@ -328,7 +344,7 @@ GROUP BY source_region
 SELECT count(*) FROM outbox WHERE ($1::text IS NULL OR namespace = $1)
 
 -- name: local_namespace_full
-SELECT regions, active_region, failover_version, state, retention_days, description
+SELECT regions, active_region, failover_version, state, retention_days, description, updated_at
 FROM namespaces WHERE name = $1
 
 -- name: lock_namespaces_for_apply
@@ -340,3 +356,23 @@ FROM (SELECT DISTINCT unnest($1::text[]) AS n ORDER BY 1) AS ns
 
 -- name: lock_namespace_for_promotion
 SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0))
+
+-- name: backfill_state
+SELECT state FROM namespace_backfills WHERE namespace = $1 AND region = $2
+
+-- name: dead_letters_of_namespace
+SELECT count(*) FROM replication_dlq WHERE namespace = $1
+
+-- name: advance_execution
+UPDATE executions SET next_event_id = $4, last_write_version = $5, updated_at = now()
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: buffered_of_namespace
+-- Signals and other inputs that arrived while a workflow task was running
+-- live in the execution row until the task completes: no event, no outbox row.
+SELECT workflow_id, run_id, buffered_events FROM executions
+WHERE namespace = $1 AND status = 'running' AND buffered_events <> '[]'::jsonb
+
+-- name: merge_buffered
+UPDATE executions SET buffered_events = $4
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND status = 'running'

@@ -241,13 +241,17 @@ ORDER BY workflow_id, run_id
 -- The namespace moves to region $2 under failover version $3. This region
 -- drops any pending work it held (tasks, timers, activity rows): as the new
 -- active region it rebuilds them from history, as a standby it keeps none.
-WITH ta AS (DELETE FROM tasks WHERE namespace = $1),
-     ti AS (DELETE FROM timers WHERE namespace = $1),
-     ac AS (DELETE FROM activities WHERE namespace = $1)
-UPDATE namespaces SET active_region = $2, failover_version = $3, state = 'active',
-    updated_at = now()
-WHERE name = $1 AND failover_version < $3
-RETURNING name
+-- Nothing is dropped unless the namespace really moves (a data-modifying CTE
+-- runs whatever the main statement matches, hence the EXISTS guards).
+WITH moved AS (
+    UPDATE namespaces SET active_region = $2, failover_version = $3, state = 'active',
+        updated_at = now()
+    WHERE name = $1 AND failover_version < $3
+    RETURNING name
+), ta AS (DELETE FROM tasks WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)),
+   ti AS (DELETE FROM timers WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)),
+   ac AS (DELETE FROM activities WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved))
+SELECT name FROM moved
 
 -- name: set_namespace_state
 UPDATE namespaces SET state = $3, updated_at = now()

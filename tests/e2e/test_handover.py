@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ops.pg import PgCluster
@@ -247,3 +248,44 @@ async def test_a_standby_server_takes_over_publishing_when_the_holder_dies(
         await client.start_workflow(Steps, 1, 0.0, id="after", task_queue="nobody")
         await eventually(lambda: in_b("after"), timeout=60, what="replication after the kill")
         print(f"\npublisher taken over; replicated {time.monotonic() - t0:.1f} s after the kill")
+
+
+async def test_a_signal_buffered_behind_a_running_workflow_task_survives_the_handover(
+    two_regions: Regions,
+) -> None:
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "buffered"
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        h = await client.start_workflow(Noted, 1, 0.5, id="held", task_queue="held")
+        # A worker of region A takes the workflow task and never answers...
+        async with httpx.AsyncClient() as http:
+            r = await http.post(
+                f"{a.url}/api/v1/namespaces/{ns}/workflow-tasks/poll",
+                json={"task_queue": "held", "wait_s": 10},
+            )
+        assert r.status_code == 200 and r.json()["task"] is not None
+        # ...so this signal waits in the run's buffer, not yet an event
+        await h.signal("note", "buffered")
+        kinds = [e["event_type"] for e in await h.history()]
+        assert "WorkflowExecutionSignaled" not in kinds
+        await eventually(lambda: _same_events(rs, ns, "held"), timeout=30, what="B caught up")
+        await graceful_failover(rs.config, ns, b.name, timeout_s=60)
+        async with Worker(client, task_queue="held", workflows=[Noted], activities=ALL_ACTIVITIES):
+            result = await h.result(timeout=60)
+        assert result == {"value": 3, "notes": ["buffered"]}
+        await _verified(rs, ns)
+
+
+async def _same_events(rs: Regions, ns: str, wid: str) -> bool:
+    counts = [
+        await rs.fetchval(
+            r,
+            "SELECT count(*) FROM history_events WHERE namespace = $1 AND workflow_id = $2",
+            ns,
+            wid,
+        )
+        for r in rs.regions
+    ]
+    return len(set(counts)) == 1 and counts[0] > 0
