@@ -236,6 +236,14 @@ async def forced_failover(
     started = time.monotonic()
     config.region(target)
     region_urls = {n: r.url for n, r in config.regions.items()}
+    # The newest row any reachable region holds: a region taken out of the
+    # namespace may not know it yet, and must not promote itself.
+    _, newest = await namespace_row(config, namespace)
+    if target not in newest["regions"]:
+        raise InvalidArgument(
+            f"{target} is not a region of namespace {namespace!r} "
+            f"({', '.join(newest['regions'])})"
+        )
     dst = await db.connect(config.regions[target].dsn)
     try:
         row = await dst.fetchrow(Q["get_namespace"], namespace)

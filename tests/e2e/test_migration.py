@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ops.pg import PgCluster
-from replication.failover import graceful_failover
+from replication.failover import forced_failover, graceful_failover
 from replication.migration import add_region, remove_region
 from replication.verify import verify_namespace
 from store.errors import InvalidArgument
@@ -101,6 +101,8 @@ async def test_a_third_region_is_backfilled_and_takes_the_namespace_over(
         assert await remove_region(rs.config, ns, b.name) == [a.name, c.name]
         with pytest.raises(InvalidArgument):
             await remove_region(rs.config, ns, c.name)  # the active region stays
+        with pytest.raises(InvalidArgument):
+            await forced_failover(rs.config, ns, b.name)  # B is out: it cannot take over
         before = await rs.fetchval(
             b.name, "SELECT count(*) FROM executions WHERE namespace = $1", ns
         )
