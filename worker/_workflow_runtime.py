@@ -5,7 +5,9 @@ activation runs (``now()``, ``start_activity()``, timers, ``patched()``...)
 and how delivered jobs (activity outcomes, signals, updates, the run's end)
 change the run and turn into commands. :class:`worker._workflow_instance.WorkflowInstance`
 builds on it with history: which tasks to activate, and matching the commands
-issued here against the command events recorded.
+issued here against the command events recorded. Signals and updates are
+delivered by the :class:`worker._workflow_messages.MessageDelivery` mixin, and
+an activity's failure is shaped by :mod:`worker._activity_outcome`.
 """
 
 from __future__ import annotations
@@ -13,38 +15,32 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import inspect
-import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from worker import _history
-from worker._definition import HandlerDefinition, WorkflowDefinition, _param_hints
-from worker._failure import ACTIVITY_ERROR_TYPE, exception_to_failure, failure_to_exception
+from worker._activity_outcome import activity_error
+from worker._definition import WorkflowDefinition
+from worker._failure import exception_to_failure
 from worker._workflow_loop import DurableTimer, WorkflowLoop
+from worker._workflow_messages import MessageDelivery, payloads_of
 from worker.converter import PayloadConverter
 from worker.errors import (
-    ActivityError,
-    ApplicationError,
     CanceledError,
     FailureError,
     NonDeterminismError,
-    TimeoutError_,
 )
 from worker.wire import (
     Command,
     CommandType,
     EventType,
-    Failure,
     HistoryEvent,
     Payload,
     RetryPolicyWire,
 )
 from worker.workflow import ActivityHandle, ContinueAsNewError, WorkflowInfo, _Runtime
-
-_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -60,11 +56,7 @@ def _seed(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
-def _payloads(values: Any) -> list[Payload]:
-    return [Payload.model_validate(v) for v in values or []]
-
-
-class WorkflowRuntime(_Runtime):
+class WorkflowRuntime(MessageDelivery, _Runtime):
     """State of one workflow run and the runtime API its code calls.
 
     Attributes:
@@ -174,7 +166,7 @@ class WorkflowRuntime(_Runtime):
         assert self._start_event is not None
         try:
             args = self._converter.from_payloads(
-                _payloads(self._start_event.attributes.get("input")), self._defn.arg_types
+                payloads_of(self._start_event.attributes.get("input")), self._defn.arg_types
             )
             coro = self._defn.run_fn(self._object, *args)
         except Exception as exc:
@@ -198,7 +190,7 @@ class WorkflowRuntime(_Runtime):
                 )
             self._loop.fire(timer)
         elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED:
-            self._on_signal(str(attrs.get("signal_name")), _payloads(attrs.get("input")))
+            self._on_signal(str(attrs.get("signal_name")), payloads_of(attrs.get("input")))
         elif kind == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             self._cancel_requested = True
             if self._run_task is not None and not self._run_task.done():
@@ -234,154 +226,8 @@ class WorkflowRuntime(_Runtime):
                 return
             act.handle.set_result(value)
             return
-        raw = attrs.get("failure")
-        failure = Failure.model_validate(raw) if raw else None
-        if (
-            failure is not None
-            and failure.type == ACTIVITY_ERROR_TYPE
-            and failure.cause is not None
-        ):
-            failure = failure.cause  # the server wrapped the attempt's failure
-        cause: FailureError
-        if kind == EventType.ACTIVITY_TASK_FAILED:
-            verb = "failed"
-            cause = (
-                failure_to_exception(failure, self._converter)
-                if failure is not None
-                else ApplicationError("activity failed without a failure", type="Unknown")
-            )
-        elif kind == EventType.ACTIVITY_TASK_TIMED_OUT:
-            timeout_type = str(attrs.get("timeout_type") or "")
-            verb = f"timed out ({timeout_type})"
-            cause = TimeoutError_(
-                failure.message if failure is not None else f"activity timed out ({timeout_type})",
-                timeout_type=timeout_type,
-                failure=failure,
-            )
-            if failure is not None and failure.cause is not None:
-                cause.__cause__ = failure_to_exception(failure.cause, self._converter)
-        else:
-            verb = "was canceled"
-            cause = CanceledError("activity canceled", failure=failure)
-        error = ActivityError(
-            f"activity {act.activity_type} (id {act.activity_id}) {verb}: {cause.message}",
-            activity_type=act.activity_type,
-            activity_id=act.activity_id,
-            retry_state=str(attrs.get("retry_state") or ""),
-            failure=failure,
-        )
-        error.__cause__ = cause
-        act.handle.set_exception(error)
-
-    def _on_signal(self, name: str, payloads: list[Payload]) -> None:
-        handler = self._signal_handlers.get(name)
-        hints: Sequence[Any] = ()
-        if handler is not None:
-            hints = _param_hints(handler, skip_self=False)[0]
-        elif (defn := self._defn.signals.get(name)) is not None:
-            handler, hints = defn.fn.__get__(self._object), defn.arg_types
-        if handler is None:
-            self._buffered_signals.setdefault(name, []).append(payloads)
-            return
-        try:
-            args = self._converter.from_payloads(payloads, hints)
-        except Exception:
-            # The same payload fails the same way on every replay, so dropping
-            # it is deterministic; failing the task would retry forever.
-            _log.warning(
-                "dropping signal %r to workflow %s: its input cannot be decoded",
-                name,
-                self._workflow_id,
-                exc_info=True,
-            )
-            return
-        if (problem := _arity_problem(handler, args)) is not None:
-            _log.warning("dropping signal %r to workflow %s: %s", name, self._workflow_id, problem)
-            return
-        task = self._loop.create_task(_call_handler(handler, args), name=f"signal {name}")
-        task.add_done_callback(lambda t: self._on_handler_done(t, f"signal handler {name!r}"))
-
-    def _deliver_update(self, update: Mapping[str, Any], *, validate: bool) -> None:
-        update_id = str(update.get("update_id"))
-        name = str(update.get("name"))
-        if update_id in self._accepted_updates:
-            return  # delivered again after it was accepted: nothing new to do
-        defn = self._defn.updates.get(name)
-        if defn is None:
-            if validate:
-                known = ", ".join(sorted(self._defn.updates)) or "none"
-                self._reject_update(
-                    update_id,
-                    ApplicationError(
-                        f"unknown update {name!r} for workflow {self._defn.name}; "
-                        f"known updates: {known}",
-                        type="UnknownUpdate",
-                        non_retryable=True,
-                    ),
-                )
-            # On replay the recorded acceptance then matches nothing: non-determinism.
-            return
-        try:
-            args = self._converter.from_payloads(_payloads(update.get("input")), defn.arg_types)
-        except Exception as exc:
-            if validate:
-                self._reject_update(update_id, exc)
-            return
-        if (problem := _arity_problem(defn.fn.__get__(self._object), args)) is not None:
-            if validate:
-                self._reject_update(update_id, TypeError(f"update {name!r}: {problem}"))
-            return
-        if validate and defn.validator is not None:
-            self._read_only = True
-            try:
-                defn.validator(self._object, *args)
-            except Exception as exc:
-                self._reject_update(update_id, exc)
-                return
-            finally:
-                self._read_only = False
-        self._accepted_updates.add(update_id)
-        self._add_command(
-            Command(type=CommandType.ACCEPT_UPDATE, attributes={"update_id": update_id})
-        )
-        task = self._loop.create_task(
-            self._run_update(update_id, defn, args), name=f"update {name}"
-        )
-        task.add_done_callback(lambda t: self._on_handler_done(t, f"update handler {name!r}"))
-
-    def _reject_update(self, update_id: str, exc: BaseException) -> None:
-        failure = exception_to_failure(exc, self._converter)
-        self._add_command(
-            Command(
-                type=CommandType.REJECT_UPDATE,
-                attributes={"update_id": update_id, "failure": failure.model_dump()},
-            )
-        )
-
-    async def _run_update(self, update_id: str, defn: HandlerDefinition, args: list[Any]) -> None:
-        try:
-            result = await _call_handler(defn.fn.__get__(self._object), args)
-        except (FailureError, asyncio.CancelledError) as exc:
-            error = (
-                exc if isinstance(exc, FailureError) else CanceledError("update handler canceled")
-            )
-            failure = exception_to_failure(error, self._converter)
-            self._complete_update(update_id, None, failure)
-            return
-        self._complete_update(update_id, self._converter.to_payload(result), None)
-
-    def _complete_update(
-        self, update_id: str, result: Payload | None, failure: Failure | None
-    ) -> None:
-        self._add_command(
-            Command(
-                type=CommandType.COMPLETE_UPDATE,
-                attributes={
-                    "update_id": update_id,
-                    "result": None if result is None else result.model_dump(),
-                    "failure": None if failure is None else failure.model_dump(),
-                },
-            )
+        act.handle.set_exception(
+            activity_error(event, act.activity_type, act.activity_id, self._converter)
         )
 
     # ------------------------------------------------------------------ outcomes
@@ -630,28 +476,6 @@ class WorkflowRuntime(_Runtime):
         if self.activating and not self._read_only:
             self._fail_task(exc)
         return exc
-
-
-def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | None:
-    """Why ``handler`` cannot take ``args``, or None.
-
-    A sender's mistake (wrong argument count) must not fail the workflow task
-    again on every retry, so it is caught before the handler runs.
-    """
-    try:
-        inspect.signature(handler).bind(*args)
-    except TypeError as exc:
-        return f"{len(args)} argument(s) do not fit the handler: {exc}"
-    except ValueError:
-        return None  # a builtin without a signature: let the call decide
-    return None
-
-
-async def _call_handler(handler: Callable[..., Any], args: Sequence[Any]) -> Any:
-    result = handler(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 def _caused_by_cancel(exc: BaseException) -> bool:

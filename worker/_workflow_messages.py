@@ -1,0 +1,181 @@
+"""Signals and updates delivered to a workflow run: decoding, validation, handlers.
+
+A mixin of :class:`worker._workflow_runtime.WorkflowRuntime`, which holds the
+state named here and issues the commands (accept, reject, complete update).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from worker._definition import HandlerDefinition, WorkflowDefinition, _param_hints
+from worker._failure import exception_to_failure
+from worker._workflow_loop import WorkflowLoop
+from worker.converter import PayloadConverter
+from worker.errors import ApplicationError, CanceledError, FailureError
+from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
+
+_log = logging.getLogger(__name__)
+
+
+def payloads_of(values: Any) -> list[Payload]:
+    return [Payload.model_validate(v) for v in values or []]
+
+
+class MessageDelivery:
+    """Delivers signals and updates to the handlers of a run."""
+
+    _defn: WorkflowDefinition
+    _converter: PayloadConverter
+    _loop: WorkflowLoop
+    _object: Any
+    _workflow_id: str
+    _read_only: bool
+    _signal_handlers: dict[str, Callable[..., Any]]
+    _buffered_signals: dict[str, list[list[Payload]]]
+    _accepted_updates: set[str]
+
+    def _add_command(
+        self, command: Command, on_match: Callable[[HistoryEvent], None] | None = None
+    ) -> None:
+        raise NotImplementedError
+
+    def _on_handler_done(self, task: asyncio.Task[Any], what: str) -> None:
+        raise NotImplementedError
+
+    def _on_signal(self, name: str, payloads: list[Payload]) -> None:
+        handler = self._signal_handlers.get(name)
+        hints: Sequence[Any] = ()
+        if handler is not None:
+            hints = _param_hints(handler, skip_self=False)[0]
+        elif (defn := self._defn.signals.get(name)) is not None:
+            handler, hints = defn.fn.__get__(self._object), defn.arg_types
+        if handler is None:
+            self._buffered_signals.setdefault(name, []).append(payloads)
+            return
+        try:
+            args = self._converter.from_payloads(payloads, hints)
+        except Exception:
+            # The same payload fails the same way on every replay, so dropping
+            # it is deterministic; failing the task would retry forever.
+            _log.warning(
+                "dropping signal %r to workflow %s: its input cannot be decoded",
+                name,
+                self._workflow_id,
+                exc_info=True,
+            )
+            return
+        if (problem := _arity_problem(handler, args)) is not None:
+            _log.warning("dropping signal %r to workflow %s: %s", name, self._workflow_id, problem)
+            return
+        task = self._loop.create_task(_call_handler(handler, args), name=f"signal {name}")
+        task.add_done_callback(lambda t: self._on_handler_done(t, f"signal handler {name!r}"))
+
+    def _deliver_update(self, update: Mapping[str, Any], *, validate: bool) -> None:
+        update_id = str(update.get("update_id"))
+        name = str(update.get("name"))
+        if update_id in self._accepted_updates:
+            return  # delivered again after it was accepted: nothing new to do
+        defn = self._defn.updates.get(name)
+        if defn is None:
+            if validate:
+                known = ", ".join(sorted(self._defn.updates)) or "none"
+                self._reject_update(
+                    update_id,
+                    ApplicationError(
+                        f"unknown update {name!r} for workflow {self._defn.name}; "
+                        f"known updates: {known}",
+                        type="UnknownUpdate",
+                        non_retryable=True,
+                    ),
+                )
+            # On replay the recorded acceptance then matches nothing: non-determinism.
+            return
+        try:
+            args = self._converter.from_payloads(payloads_of(update.get("input")), defn.arg_types)
+        except Exception as exc:
+            if validate:
+                self._reject_update(update_id, exc)
+            return
+        if (problem := _arity_problem(defn.fn.__get__(self._object), args)) is not None:
+            if validate:
+                self._reject_update(update_id, TypeError(f"update {name!r}: {problem}"))
+            return
+        if validate and defn.validator is not None:
+            self._read_only = True
+            try:
+                defn.validator(self._object, *args)
+            except Exception as exc:
+                self._reject_update(update_id, exc)
+                return
+            finally:
+                self._read_only = False
+        self._accepted_updates.add(update_id)
+        self._add_command(
+            Command(type=CommandType.ACCEPT_UPDATE, attributes={"update_id": update_id})
+        )
+        task = self._loop.create_task(
+            self._run_update(update_id, defn, args), name=f"update {name}"
+        )
+        task.add_done_callback(lambda t: self._on_handler_done(t, f"update handler {name!r}"))
+
+    def _reject_update(self, update_id: str, exc: BaseException) -> None:
+        failure = exception_to_failure(exc, self._converter)
+        self._add_command(
+            Command(
+                type=CommandType.REJECT_UPDATE,
+                attributes={"update_id": update_id, "failure": failure.model_dump()},
+            )
+        )
+
+    async def _run_update(self, update_id: str, defn: HandlerDefinition, args: list[Any]) -> None:
+        try:
+            result = await _call_handler(defn.fn.__get__(self._object), args)
+        except (FailureError, asyncio.CancelledError) as exc:
+            error = (
+                exc if isinstance(exc, FailureError) else CanceledError("update handler canceled")
+            )
+            failure = exception_to_failure(error, self._converter)
+            self._complete_update(update_id, None, failure)
+            return
+        self._complete_update(update_id, self._converter.to_payload(result), None)
+
+    def _complete_update(
+        self, update_id: str, result: Payload | None, failure: Failure | None
+    ) -> None:
+        self._add_command(
+            Command(
+                type=CommandType.COMPLETE_UPDATE,
+                attributes={
+                    "update_id": update_id,
+                    "result": None if result is None else result.model_dump(),
+                    "failure": None if failure is None else failure.model_dump(),
+                },
+            )
+        )
+
+
+def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | None:
+    """Why ``handler`` cannot take ``args``, or None.
+
+    A sender's mistake (wrong argument count) must not fail the workflow task
+    again on every retry, so it is caught before the handler runs.
+    """
+    try:
+        inspect.signature(handler).bind(*args)
+    except TypeError as exc:
+        return f"{len(args)} argument(s) do not fit the handler: {exc}"
+    except ValueError:
+        return None  # a builtin without a signature: let the call decide
+    return None
+
+
+async def _call_handler(handler: Callable[..., Any], args: Sequence[Any]) -> Any:
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
