@@ -332,7 +332,7 @@ class Applier:
     async def _apply_conflict(self, conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
         """Another region archived a tail it never shipped: re-apply its signals and
         starts if the namespace is active here."""
-        ns = await conn.fetchrow(Q["local_namespace_row"], msg["namespace"])
+        ns = await conn.fetchrow(Q["local_namespace_full"], msg["namespace"])
         conflict = msg.get("conflict")
         if ns is None or ns["active_region"] != self.store.region or not conflict:
             return

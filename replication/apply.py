@@ -29,6 +29,7 @@ import asyncpg
 from replication.sql import QUERIES as Q
 from store.context import Store
 from store.errors import StoreError
+from store.sql import QUERIES as SQ
 from store.workflows import signal_workflow_txn, start_workflow_txn
 from worker import wire
 from worker.wire import EventType
@@ -118,16 +119,31 @@ async def apply_namespace_txn(
 
 
 async def apply_progress_txn(conn: asyncpg.Connection, region: str, msg: dict[str, Any]) -> None:
-    """Keep the latest attempt and heartbeat details of a run's pending activities."""
+    """Keep what changed in a run without an event: the attempt and heartbeat
+    details of its pending activities, and inputs buffered behind a running
+    workflow task."""
     active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"])
-    if active == region:
-        return  # the active region holds the activities themselves
+    if active == region or region not in msg["namespace_info"]["regions"]:
+        return  # the active region holds these itself
     await _store_progress(conn, msg)
+    execution = msg.get("execution")
+    if execution:
+        # only onto a row at the same point of history as the snapshot
+        await conn.execute(
+            Q["set_buffered"],
+            msg["namespace"],
+            msg["workflow_id"],
+            uuid.UUID(msg["run_id"]),
+            execution["buffered_events"],
+            int(execution["next_event_id"]),
+        )
 
 
 async def _store_progress(conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
     rid = uuid.UUID(msg["run_id"])
-    await conn.execute(Q["delete_activity_progress"], msg["namespace"], msg["workflow_id"], rid)
+    await conn.execute(
+        SQ["delete_activity_progress_of_run"], msg["namespace"], msg["workflow_id"], rid
+    )
     execution = msg.get("execution")
     if execution and execution["status"] == "running" and msg.get("activities"):
         await conn.execute(

@@ -177,9 +177,6 @@ async def graceful_failover(
             int(version), config.regions[target].initial_version, config.failover_version_increment
         )
         region_urls = {n: r.url for n, r in config.regions.items()}
-        # Inputs buffered behind a running workflow task have no event yet and
-        # so never travelled: carry them over, the rebuild writes them in B.
-        buffered = await src.fetch(RQ["buffered_of_namespace"], namespace)
         dst = await db.connect(config.regions[target].dsn)
         try:
             async with dst.transaction():
@@ -187,14 +184,6 @@ async def graceful_failover(
                 moved = await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
                 if moved is None:
                     raise InvalidArgument(f"{target} has no row of namespace {namespace!r} yet")
-                for b in buffered:
-                    await dst.execute(
-                        RQ["merge_buffered"],
-                        namespace,
-                        b["workflow_id"],
-                        b["run_id"],
-                        b["buffered_events"],
-                    )
                 rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
                 await dst.execute(Q["outbox_namespace"], namespace)
             promoted = True
@@ -241,8 +230,7 @@ async def forced_failover(
     _, newest = await namespace_row(config, namespace)
     if target not in newest["regions"]:
         raise InvalidArgument(
-            f"{target} is not a region of namespace {namespace!r} "
-            f"({', '.join(newest['regions'])})"
+            f"{target} is not a region of namespace {namespace!r} ({', '.join(newest['regions'])})"
         )
     dst = await db.connect(config.regions[target].dsn)
     try:

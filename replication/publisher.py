@@ -37,7 +37,6 @@ MESSAGE_TYPES = {
     "namespace": "namespace_v1",
     "conflict": "conflict_v1",
 }
-MESSAGE_TYPE = MESSAGE_TYPES["history"]
 NIL_RUN = "00000000-0000-0000-0000-000000000000"
 #: Larger history batches travel by reference (under Kafka's default 1 MiB
 #: message limit, with room for the rest of the message).

@@ -45,7 +45,7 @@ SET last_outbox_id = greatest(replication_ack.last_outbox_id, EXCLUDED.last_outb
     updated_at = now()
 
 -- name: progress
-SELECT kafka_partition, next_offset FROM replication_progress
+SELECT kafka_partition, next_offset, last_source_time FROM replication_progress
 WHERE source_region = $1 AND topic = $2
 
 -- name: set_progress
@@ -67,9 +67,6 @@ SELECT e.next_event_id,
 FROM executions e
 WHERE e.namespace = $1 AND e.workflow_id = $2 AND e.run_id = $3
 FOR UPDATE OF e
-
--- name: local_namespace
-SELECT failover_version FROM namespaces WHERE name = $1
 
 -- name: replace_namespace
 -- Only a newer row wins: a higher failover version, or the same version
@@ -134,10 +131,6 @@ WHERE c.run_id = EXCLUDED.run_id
                   WHERE e.namespace = c.namespace AND e.workflow_id = c.workflow_id
                     AND e.run_id = c.run_id)
 
--- name: progress_detail
-SELECT kafka_partition, next_offset, last_source_time FROM replication_progress
-WHERE source_region = $1 AND topic = $2
-
 -- name: revert_handover
 -- Only a namespace still in handover here goes back; a finished move stays.
 UPDATE namespaces SET state = 'active', updated_at = now()
@@ -148,9 +141,6 @@ WHERE name = $1 AND active_region = $2 AND state = 'handover'
 SELECT pg_notify('baton_history_v1', $1), pg_notify('baton_closed_v1', $1) WHERE $2
 UNION ALL
 SELECT pg_notify('baton_history_v1', $1), NULL WHERE NOT $2
-
--- name: local_namespace_row
-SELECT failover_version, active_region FROM namespaces WHERE name = $1
 
 -- name: drop_pending_work
 -- A region deposed by a higher failover version keeps no pending work.
@@ -214,9 +204,6 @@ VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT DO NOTHING
 RETURNING event_id
 
--- name: delete_activity_progress
-DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
-
 -- name: insert_activity_progress
 INSERT INTO activity_progress (namespace, workflow_id, run_id, scheduled_event_id, attempt,
                                state, heartbeat_details, last_failure)
@@ -268,9 +255,6 @@ DELETE FROM replication_dlq WHERE id = $1
 
 -- name: purge_dead_letters
 DELETE FROM replication_dlq WHERE ($1::bigint IS NULL OR id = $1) RETURNING id
-
--- name: dead_letter_count
-SELECT count(*) FROM replication_dlq
 
 -- name: backfill_row
 SELECT * FROM namespace_backfills WHERE namespace = $1 AND region = $2 FOR UPDATE
@@ -367,12 +351,6 @@ SELECT count(*) FROM replication_dlq WHERE namespace = $1
 UPDATE executions SET next_event_id = $4, last_write_version = $5, updated_at = now()
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
--- name: buffered_of_namespace
--- Signals and other inputs that arrived while a workflow task was running
--- live in the execution row until the task completes: no event, no outbox row.
-SELECT workflow_id, run_id, buffered_events FROM executions
-WHERE namespace = $1 AND status = 'running' AND buffered_events <> '[]'::jsonb
-
--- name: merge_buffered
+-- name: set_buffered
 UPDATE executions SET buffered_events = $4
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND status = 'running'
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND next_event_id = $5

@@ -65,7 +65,7 @@ async def _region_rows(
         backlog = await conn.fetchval(Q["outbox_backlog_of"], namespace)
         progress = {}
         for source in sources:
-            rows = await conn.fetch(Q["progress_detail"], source, topic_for(source))
+            rows = await conn.fetch(Q["progress"], source, topic_for(source))
             progress[source] = {r["kafka_partition"]: r for r in rows}
         dead = {
             r["source_region"]: r["n"]
