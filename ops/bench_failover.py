@@ -24,6 +24,7 @@ from typing import Any
 
 from ops.bench import start_worker, stop_processes
 from replication.failover import forced_failover, graceful_failover
+from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
 from worker import Client
@@ -35,9 +36,7 @@ LOAD_QUEUE = "bench-failover-load"
 async def _count_in(config: BatonConfig, region: str, namespace: str) -> int:
     conn = await db.connect(config.regions[region].dsn)
     try:
-        return int(
-            await conn.fetchval("SELECT count(*) FROM executions WHERE namespace = $1", namespace)
-        )
+        return int(await conn.fetchval(Q["count_runs"], namespace))
     finally:
         await conn.close()
 
@@ -47,13 +46,7 @@ async def _first_progress(config: BatonConfig, region: str, ns: str, version: in
     conn = await db.connect(config.regions[region].dsn)
     try:
         while True:
-            t = await conn.fetchval(
-                "SELECT extract(epoch FROM min(event_time)) FROM history_events "
-                "WHERE namespace = $1 AND version = $2 AND event_type IN "
-                "('ActivityTaskCompleted', 'WorkflowTaskCompleted')",
-                ns,
-                version,
-            )
+            t = await conn.fetchval(Q["first_progress_at"], ns, version)
             if t is not None:
                 return float(t)
             await asyncio.sleep(0.01)

@@ -16,9 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from replication.failover import graceful_failover, namespace_row
+from replication.sql import QUERIES as Q
 from replication.verify import verify_namespace
 from store import db
 from store.config import BatonConfig
+from store.sql import QUERIES as SQ
 from worker import Client
 
 NAMESPACE = "default"
@@ -29,21 +31,12 @@ async def _region_counts(config: BatonConfig, prefix: str) -> list[dict[str, Any
     for name, region in config.regions.items():
         conn = await db.connect(region.dsn)
         try:
-            ns = await conn.fetchrow(
-                "SELECT active_region, failover_version FROM namespaces WHERE name = $1", NAMESPACE
-            )
-            rows = await conn.fetch(
-                "SELECT status, count(*) AS n FROM executions "
-                "WHERE namespace = $1 AND workflow_id LIKE $2 GROUP BY status",
-                NAMESPACE,
-                prefix + "%",
-            )
+            ns = await conn.fetchrow(SQ["get_namespace"], NAMESPACE)
+            rows = await conn.fetch(Q["runs_by_status_with_prefix"], NAMESPACE, prefix)
             closed_here = await conn.fetchval(
-                "SELECT count(*) FROM history_events h JOIN namespaces n ON n.name = h.namespace "
-                "WHERE h.namespace = $1 AND h.workflow_id LIKE $2 "
-                "AND h.event_type = 'WorkflowExecutionCompleted' AND h.version % $4 = $3 % $4",
+                Q["completed_under_region"],
                 NAMESPACE,
-                prefix + "%",
+                prefix,
                 region.initial_version,
                 config.failover_version_increment,
             )

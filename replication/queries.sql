@@ -354,3 +354,21 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 -- name: set_buffered
 UPDATE executions SET buffered_events = $4
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND next_event_id = $5
+
+-- name: first_progress_at
+-- Epoch seconds of the first task a namespace completed under a failover version.
+SELECT extract(epoch FROM min(event_time)) FROM history_events
+WHERE namespace = $1 AND version = $2
+  AND event_type IN ('ActivityTaskCompleted', 'WorkflowTaskCompleted')
+
+-- name: runs_by_status_with_prefix
+SELECT status, count(*) AS n FROM executions
+WHERE namespace = $1 AND workflow_id LIKE $2 || '%'
+GROUP BY status
+
+-- name: completed_under_region
+-- Runs (workflow id prefix $2) that completed under a failover version of the
+-- region with initial version $3 (increment $4).
+SELECT count(*) FROM history_events
+WHERE namespace = $1 AND workflow_id LIKE $2 || '%'
+  AND event_type = 'WorkflowExecutionCompleted' AND version % $4 = $3 % $4
