@@ -24,6 +24,7 @@ from typing import Any
 
 from ops.bench import start_worker, stop_processes
 from replication.failover import forced_failover, graceful_failover
+from replication.migration import count_runs
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
@@ -31,14 +32,6 @@ from worker import Client
 
 IDLE_QUEUE = "bench-failover-idle"
 LOAD_QUEUE = "bench-failover-load"
-
-
-async def _count_in(config: BatonConfig, region: str, namespace: str) -> int:
-    conn = await db.connect(config.regions[region].dsn)
-    try:
-        return int(await conn.fetchval(Q["count_runs"], namespace))
-    finally:
-        await conn.close()
 
 
 async def _first_progress(config: BatonConfig, region: str, ns: str, version: int) -> float:
@@ -81,7 +74,7 @@ async def run_failover_bench(
         say(f"starting {open_workflows} workflows in {source} (no worker: they stay open)")
         await asyncio.gather(*[start(i) for i in range(open_workflows)])
         while True:  # the target holds them all before the move
-            if await _count_in(config, target, ns) >= open_workflows:
+            if await count_runs(config, target, ns) >= open_workflows:
                 break
             await asyncio.sleep(0.2)
         moved = await graceful_failover(config, ns, target, timeout_s=300)

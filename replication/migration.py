@@ -109,7 +109,7 @@ async def add_region(
         report("enqueue", total, total)
         deadline = time.monotonic() + timeout_s
         while True:
-            here = await _count_runs(config, region, namespace)
+            here = await count_runs(config, region, namespace)
             report("apply", min(here, total), total)
             if here >= total and await caught_up(config, source, region, namespace):
                 break
@@ -128,7 +128,8 @@ async def add_region(
     )
 
 
-async def _count_runs(config: BatonConfig, region: str, namespace: str) -> int:
+async def count_runs(config: BatonConfig, region: str, namespace: str) -> int:
+    """Runs of ``namespace`` that ``region`` holds."""
     conn = await db.connect(config.regions[region].dsn)
     try:
         return int(await conn.fetchval(Q["count_runs"], namespace))
