@@ -413,7 +413,9 @@ async def apply_commands(
         await new_run.write_txn()
     response: dict[str, Any] = {
         "activity_tasks": [
-            activity_task(r, rt.exe["workflow_type"]) for r in eager if not r.get("_canceled")
+            activity_task(r, rt.exe["workflow_type"], rt.ns.failover_version)
+            for r in eager
+            if not r.get("_canceled")
         ],
         "workflow_task": None,
     }

@@ -104,10 +104,22 @@ class TaskToken:
     run_id: str
     ref: str  # workflow: scheduled event id; activity: scheduled event id; query: query id
     attempt: int  # workflow: started event id; activity: attempt
+    # The namespace's failover version when the task was handed out. After a
+    # failover the new region may reach the same event ids and attempts, so a
+    # token from the old region's worker must not match its tasks.
+    version: int = 0
 
     def encode(self) -> str:
         raw = orjson.dumps(
-            [self.kind, self.namespace, self.workflow_id, self.run_id, self.ref, self.attempt]
+            [
+                self.kind,
+                self.namespace,
+                self.workflow_id,
+                self.run_id,
+                self.ref,
+                self.attempt,
+                self.version,
+            ]
         )
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -115,9 +127,9 @@ class TaskToken:
     def decode(cls, token: str, *, kind: str, namespace: str) -> TaskToken:
         try:
             padded = token + "=" * (-len(token) % 4)
-            k, ns, wid, rid, ref, attempt = orjson.loads(base64.urlsafe_b64decode(padded))
+            k, ns, wid, rid, ref, attempt, version = orjson.loads(base64.urlsafe_b64decode(padded))
             uuid.UUID(rid)
-            parsed = cls(str(k), str(ns), str(wid), str(rid), str(ref), int(attempt))
+            parsed = cls(str(k), str(ns), str(wid), str(rid), str(ref), int(attempt), int(version))
         except (ValueError, TypeError, AttributeError, binascii.Error, orjson.JSONDecodeError):
             raise TaskNotFound(
                 "task token is not one this server issued: pass the token from the poll response "
@@ -129,6 +141,15 @@ class TaskToken:
                 f"not a {kind} task in {namespace!r}"
             )
         return parsed
+
+    def check_version(self, ns: Namespace) -> None:
+        """Refuse a token handed out before the namespace last failed over."""
+        if self.version != ns.failover_version:
+            raise TaskNotFound(
+                f"task token was handed out under failover version {self.version}; namespace "
+                f"{ns.name!r} has since failed over (version {ns.failover_version}) and the task "
+                "was scheduled anew: the worker should drop it"
+            )
 
 
 # --------------------------------------------------------------------------- the run txn

@@ -25,6 +25,7 @@ async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str,
         rt.run_id,
         str(rt.exe["wt_scheduled_event_id"]),
         int(rt.exe["wt_started_event_id"]),
+        rt.ns.failover_version,
     )
     return {
         "task_token": token.encode(),
@@ -43,7 +44,10 @@ async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str,
     }
 
 
-def activity_task(row: asyncpg.Record | dict[str, Any], workflow_type: str) -> dict[str, Any]:
+def activity_task(
+    row: asyncpg.Record | dict[str, Any], workflow_type: str, version: int
+) -> dict[str, Any]:
+    """The poll response for a started activity attempt; ``version`` is the namespace's."""
     token = TaskToken(
         "act",
         row["namespace"],
@@ -51,6 +55,7 @@ def activity_task(row: asyncpg.Record | dict[str, Any], workflow_type: str) -> d
         str(row["run_id"]),
         str(row["scheduled_event_id"]),
         int(row["attempt"]),
+        version,
     )
     return {
         "task_token": token.encode(),

@@ -97,7 +97,7 @@ async def _poll(
 
 async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken) -> RunTxn:
     try:
-        return await RunTxn.lock(
+        rt = await RunTxn.lock(
             conn,
             tok.namespace,
             tok.workflow_id,
@@ -107,6 +107,8 @@ async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken)
         )
     except WorkflowNotFound:
         raise TaskNotFound("the task's workflow run no longer exists") from None
+    tok.check_version(rt.ns)
+    return rt
 
 
 async def poll_workflow_task(
@@ -277,7 +279,7 @@ async def poll_activity_task(
                 [t[2] for t in timers],
                 [t[3] for t in timers],
             )
-        return activity_task(act, act["workflow_type"])
+        return activity_task(act, act["workflow_type"], act["ns_failover_version"])
 
     return await _poll(store, namespace, "activity", req, take, disconnected)  # type: ignore[no-any-return]
 
@@ -480,10 +482,12 @@ async def heartbeat_activity(
             tok.attempt,
             details,
             utcnow(),
+            tok.version,
         )
         if cancel is None:
             raise TaskNotFound(
-                "activity task is no longer open: it timed out, was retried or the run closed"
+                "activity task is no longer open: it timed out, was retried, the run closed or "
+                "the namespace failed over"
             )
         return {"cancel_requested": bool(cancel)}
 

@@ -138,12 +138,12 @@ FOR UPDATE
 
 -- name: start_activity
 UPDATE activities a SET state = 'started', started_time = $6, started_identity = $7
-FROM executions e
+FROM executions e, namespaces n
 WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.run_id = $3 AND a.scheduled_event_id = $4
   AND a.attempt = $5 AND a.state = 'scheduled'
   AND e.namespace = a.namespace AND e.workflow_id = a.workflow_id AND e.run_id = a.run_id
-  AND e.status = 'running' AND NOT e.paused
-RETURNING a.*, e.workflow_type
+  AND e.status = 'running' AND NOT e.paused AND n.name = a.namespace
+RETURNING a.*, e.workflow_type, n.failover_version AS ns_failover_version
 
 -- name: delete_activity_timers
 DELETE FROM timers
@@ -163,6 +163,7 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id
 UPDATE activities SET heartbeat_details = COALESCE($6, heartbeat_details), last_heartbeat_time = $7
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
   AND attempt = $5 AND state = 'started'
+  AND (SELECT failover_version FROM namespaces WHERE name = $1) = $8
 RETURNING cancel_requested
 
 -- name: request_cancel_activity

@@ -24,6 +24,8 @@ from tests.apps.workflows import ALL_ACTIVITIES, Noted, Steps, ThreeSteps
 from tests.helpers import eventually
 from tests.multiregion import Regions, server_regions
 from worker import Client, Worker
+from worker._http import ns_path
+from worker.errors import TaskNotFoundError
 
 pytestmark = pytest.mark.e2e
 QUEUE = "outages"
@@ -172,6 +174,80 @@ async def test_forced_failover_then_the_old_region_returns_as_standby(
 
             v = await eventually(clean, timeout=90, interval=1.0, what="verify clean")
             assert v.runs_compared >= 27
+
+
+async def test_a_task_token_from_the_lost_region_is_refused_after_a_forced_failover(
+    two_regions: Regions, broker: KafkaBroker
+) -> None:
+    """A worker of the old region finishing its task late must not complete the
+    new region's task, even when both sit at the same event ids.
+
+    A takes a signal while Kafka is down and hands out the workflow task for it
+    (events 12-14 in A). After the forced failover B fires the timer instead
+    and hands out its own task at the very same event ids (12-14 in B).
+    """
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "stale-token"
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        async with Worker(client, task_queue=QUEUE, workflows=[Noted], activities=ALL_ACTIVITIES):
+            h = await client.start_workflow(Noted, 1, 3.0, id="late-worker", task_queue=QUEUE)
+
+            async def sleeping_in_b() -> bool:
+                n = await rs.fetchval(
+                    b.name,
+                    "SELECT count(*) FROM history_events WHERE namespace = $1 "
+                    "AND event_type = 'TimerStarted'",
+                    ns,
+                )
+                return n == 1
+
+            await eventually(sleeping_in_b, timeout=60, what="timer replicated to B")
+        broker.stop()
+        await h.signal("note", "taken in A")
+
+        async def poll() -> dict[str, Any]:
+            res = await client.call(
+                "POST",
+                ns_path(ns, "/workflow-tasks/poll"),
+                {"task_queue": QUEUE, "identity": "by-hand", "wait_s": 10},
+            )
+            assert res and res["task"], "no workflow task handed out"
+            return dict(res["task"])
+
+        in_a = await poll()
+        rs.kill(a.name)
+        await broker.up()
+        result = await forced_failover(rs.config, ns, b.name)
+        assert result.version == 2
+        in_b = await poll()  # the rebuilt timer fires at once: it was due
+        # the collision this guards against: same run, same workflow task ids
+        assert in_b["run_id"] == in_a["run_id"]
+        assert in_b["started_event_id"] == in_a["started_event_id"]
+        assert in_b["events"][-2]["event_id"] == in_a["events"][-2]["event_id"]
+        assert "WorkflowExecutionSignaled" in [e["event_type"] for e in in_a["events"]]
+        assert "TimerFired" in [e["event_type"] for e in in_b["events"]]
+        with pytest.raises(TaskNotFoundError) as exc:
+            await client.call(
+                "POST",
+                ns_path(ns, "/workflow-tasks/complete"),
+                {"task_token": in_a["task_token"], "commands": [], "identity": "late"},
+            )
+        assert "failover version 1" in exc.value.message
+        # B's own task is untouched: give it back and let a worker finish the run
+        await client.call(
+            "POST",
+            ns_path(ns, "/workflow-tasks/fail"),
+            {
+                "task_token": in_b["task_token"],
+                "failure": {"message": "handed back by the test"},
+                "identity": "by-hand",
+            },
+        )
+        async with Worker(client, task_queue=QUEUE, workflows=[Noted], activities=ALL_ACTIVITIES):
+            r = await h.result(timeout=60)
+        assert r == {"value": 3, "notes": []}
 
 
 async def test_kafka_stopped_for_ten_seconds_under_load(

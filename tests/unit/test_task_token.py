@@ -25,6 +25,7 @@ def token(**overrides: Any) -> TaskToken:
         "run_id": RUN_ID,
         "ref": "7",
         "attempt": 3,
+        "version": 1,
     }
     fields.update(overrides)
     return TaskToken(**fields)
@@ -76,6 +77,11 @@ def test_distinct_attempts_give_distinct_tokens() -> None:
     assert token(attempt=1).encode() != token(attempt=2).encode()
 
 
+def test_distinct_failover_versions_give_distinct_tokens() -> None:
+    # The same task ids reached again in another region after a failover.
+    assert token(version=1).encode() != token(version=2).encode()
+
+
 # --------------------------------------------------------------------------- bad tokens
 
 
@@ -109,9 +115,11 @@ def test_non_uuid_run_id_is_task_not_found(run_id: str) -> None:
     "items",
     [
         ["act", "orders", "order-42", RUN_ID, "7"],  # too few fields
-        ["act", "orders", "order-42", RUN_ID, "7", 3, "extra"],
-        ["act", "orders", "order-42", RUN_ID, "7", "three"],
-        ["act", "orders", "order-42", RUN_ID, "7", None],
+        ["act", "orders", "order-42", RUN_ID, "7", 3],  # no failover version
+        ["act", "orders", "order-42", RUN_ID, "7", 3, 1, "extra"],
+        ["act", "orders", "order-42", RUN_ID, "7", 3, "one"],
+        ["act", "orders", "order-42", RUN_ID, "7", "three", 1],
+        ["act", "orders", "order-42", RUN_ID, "7", None, 1],
         {"kind": "act"},
         42,
         None,
@@ -126,7 +134,7 @@ def test_wrong_shape_is_task_not_found(items: Any) -> None:
 def test_non_string_run_id_is_task_not_found(run_id: Any) -> None:
     # A client can send any bytes as a token; a run id of the wrong JSON type
     # must still read as "not a token we issued", not as an internal error.
-    assert_task_not_found(raw_token(["act", "orders", "order-42", run_id, "7", 3]))
+    assert_task_not_found(raw_token(["act", "orders", "order-42", run_id, "7", 3, 1]))
 
 
 def test_wrong_kind_is_task_not_found() -> None:
@@ -201,3 +209,23 @@ def test_namespace_from_row() -> None:
     assert ns.regions == ["region-a", "region-b"]
     assert ns.failover_version == 101
     ns.require_writable("region-a", URLS)
+
+
+# --------------------------------------------------------------------------- failover version
+
+
+def test_a_token_from_before_a_failover_is_task_not_found() -> None:
+    ns = Namespace(
+        name="orders",
+        regions=["region-a", "region-b"],
+        active_region="region-b",
+        failover_version=2,
+        state="active",
+        retention_days=7,
+        description="",
+    )
+    token(version=2).check_version(ns)  # handed out here, after the failover
+    with pytest.raises(TaskNotFound) as exc:
+        token(version=1).check_version(ns)
+    assert "failover version 1" in exc.value.message and "version 2" in exc.value.message
+    assert not exc.value.retryable
