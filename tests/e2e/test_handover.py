@@ -10,33 +10,22 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ops.pg import PgCluster
 from replication.failover import graceful_failover
 from replication.verify import verify_namespace
 from tests.apps.workflows import ALL_ACTIVITIES, Noted, Patient, Sleeper, Steps
 from tests.helpers import eventually
-from tests.multiregion import Regions, server_regions
+from tests.multiregion import Regions
 from worker import BatonError, Client, Worker
 
 pytestmark = pytest.mark.e2e
 QUEUE = "handover"
 SLEEPERS = 60
-
-
-@pytest.fixture
-async def two_regions(
-    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
-) -> AsyncIterator[Regions]:
-    async with server_regions(pg, template_db, kafka, state_dir, tmp_path, count=2) as regions:
-        yield regions
 
 
 async def _verified(rs: Regions, ns: str, timeout: float = 60) -> Any:

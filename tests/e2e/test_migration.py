@@ -4,20 +4,17 @@ is backfilled (resumably), takes the namespace over, and a standby leaves."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ops.pg import PgCluster
 from replication.failover import forced_failover, graceful_failover
 from replication.migration import add_region, remove_region
 from replication.verify import verify_namespace
 from store.errors import InvalidArgument
 from tests.apps.workflows import ALL_ACTIVITIES, ThreeSteps
 from tests.helpers import eventually
-from tests.multiregion import Regions, server_regions
+from tests.multiregion import Regions
 from worker import Client, Worker
 
 pytestmark = pytest.mark.e2e
@@ -26,14 +23,6 @@ CLOSED, OPEN = 700, 300
 
 class Interrupted(Exception):
     pass
-
-
-@pytest.fixture
-async def three_regions(
-    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
-) -> AsyncIterator[Regions]:
-    async with server_regions(pg, template_db, kafka, state_dir, tmp_path, count=3) as regions:
-        yield regions
 
 
 async def test_a_third_region_is_backfilled_and_takes_the_namespace_over(
