@@ -116,7 +116,7 @@ async def sample_lag(
     from replication.status import replication_status
 
     while not stop.is_set():
-        for lag in await replication_status(config):
+        for lag in await replication_status(config, per_namespace=False):
             if lag.region == target and lag.time_lag_s is not None:
                 out.append(LagSample(lag.time_lag_s, lag.consumer_lag_messages or 0))
         with contextlib.suppress(TimeoutError):

@@ -319,11 +319,6 @@ DELETE FROM namespace_backfills WHERE namespace = $1 AND region = $2
 -- name: dead_letter_failed_again
 UPDATE replication_dlq SET attempts = attempts + 1, error = $2 WHERE id = $1
 
--- name: dead_letters_by_source
-SELECT source_region, count(*) AS n FROM replication_dlq
-WHERE ($1::text IS NULL OR namespace = $1)
-GROUP BY source_region
-
 -- name: outbox_backlog_of
 SELECT count(*) FROM outbox WHERE ($1::text IS NULL OR namespace = $1)
 
@@ -372,3 +367,14 @@ GROUP BY status
 SELECT count(*) FROM history_events
 WHERE namespace = $1 AND workflow_id LIKE $2 || '%'
   AND event_type = 'WorkflowExecutionCompleted' AND version % $4 = $3 % $4
+
+-- name: replicated_namespaces
+-- Namespaces of more than one region, as this region knows them.
+SELECT name, regions, failover_version FROM namespaces WHERE cardinality(regions) > 1
+
+-- name: outbox_backlog_by_namespace
+SELECT namespace, count(*) AS n FROM outbox GROUP BY namespace
+
+-- name: dead_letters_by_source_and_namespace
+SELECT source_region, namespace, count(*) AS n FROM replication_dlq
+GROUP BY source_region, namespace
