@@ -162,6 +162,13 @@ async def _query_task(conn: asyncpg.Connection, row: asyncpg.Record) -> Any:
         "attempt": 1,
         "started_event_id": exe["last_completed_wt_started"],
         "previous_started_event_id": exe["last_completed_wt_started"],
+        "previous_started_event_version": await conn.fetchval(
+            Q["event_version"],
+            q["namespace"],
+            q["workflow_id"],
+            q["run_id"],
+            exe["last_completed_wt_started"],
+        ),
         "history_length": exe["next_event_id"] - 1,
         "events": [],
         "updates": [],

@@ -249,7 +249,7 @@ class Worker:
         """The instance to run ``task`` on and the events it still has to apply."""
         events = task["events"]
         inst = self._cache.get(task["run_id"])
-        if inst is not None and inst.last_event_id == task["previous_started_event_id"]:
+        if inst is not None and _goes_on_from(inst, task):
             return inst, events
         self._evict(task["run_id"])
         first = events[0]["event_id"] if events else task["started_event_id"] + 1
@@ -348,7 +348,7 @@ class Worker:
         failure: dict[str, Any] | None = None
         try:
             inst = self._cache.get(task["run_id"])
-            if inst is None or inst.last_event_id != task["previous_started_event_id"]:
+            if inst is None or not _goes_on_from(inst, task):
                 events = await self._fetch_history(task, task["history_length"] + 1)
                 await transform(events, self.converter.codec, encode=False)
                 inst = self._new_instance(task)
@@ -519,3 +519,15 @@ class _Heartbeater:
     def stop(self) -> None:
         if self._sender is not None and not self._sender.done():
             self._sender.cancel()
+
+
+def _goes_on_from(inst: WorkflowInstance, task: dict[str, Any]) -> bool:
+    """True if ``task`` continues the history ``inst`` has applied.
+
+    The same event id is not enough: after a forced failover the new region
+    may hold another branch's event under that id, with another version.
+    """
+    if inst.last_event_id != task["previous_started_event_id"]:
+        return False
+    version = task.get("previous_started_event_version")
+    return version is None or inst.last_event_version == version

@@ -101,6 +101,7 @@ class WorkflowInstance(WorkflowRuntime):
 
     Attributes:
         last_event_id: Id of the last history event applied (0 before any).
+        last_event_version: Failover version of that event (None before any).
         closed: A close command (complete, fail, cancel, continue-as-new) was issued.
     """
 
@@ -126,6 +127,7 @@ class WorkflowInstance(WorkflowRuntime):
             converter=converter,
         )
         self.last_event_id = 0
+        self.last_event_version: int | None = None
         # Input events not yet delivered, the WorkflowTaskStarted whose fate
         # is not known yet, the task run live whose completion is awaited, and
         # the commands still waiting for their events.
@@ -171,6 +173,7 @@ class WorkflowInstance(WorkflowRuntime):
             for index, event in enumerate(events):
                 self._apply(events, index)
                 self.last_event_id = event.event_id
+                self.last_event_version = event.version
             if not run_final:
                 return []
             started = self._pending_started

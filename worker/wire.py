@@ -419,6 +419,9 @@ class WorkflowTask(BaseModel):
     attempt: int
     started_event_id: int
     previous_started_event_id: int
+    #: Failover version of that event: after a forced failover the same event
+    #: id can hold another branch's event, and a cached run must not go on from it.
+    previous_started_event_version: int | None = None
     history_length: int
     events: list[HistoryEvent]
     updates: list[dict[str, Any]] = Field(default_factory=list)  # update_id, name, input

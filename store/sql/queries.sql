@@ -89,7 +89,15 @@ SELECT
         '[]'::jsonb)
    FROM workflow_updates u
    WHERE u.namespace = $1 AND u.workflow_id = $2 AND u.run_id = $3
-     AND u.state = 'requested') AS updates
+     AND u.state = 'requested') AS updates,
+  (SELECT h.version FROM history_events h
+   WHERE h.namespace = $1 AND h.workflow_id = $2 AND h.run_id = $3
+     AND h.event_id = $4 - 1) AS previous_version
+
+-- name: event_version
+-- The failover version one history event was written under.
+SELECT version FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = $4
 
 -- name: start_checks
 -- Serialise starts of one workflow id, then read what the reuse policy needs.

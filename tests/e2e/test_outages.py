@@ -176,23 +176,29 @@ async def test_forced_failover_then_the_old_region_returns_as_standby(
             assert v.runs_compared >= 27
 
 
-async def test_a_task_token_from_the_lost_region_is_refused_after_a_forced_failover(
+async def test_the_lost_region_s_tasks_and_cache_do_not_leak_into_the_new_one(
     two_regions: Regions, broker: KafkaBroker
 ) -> None:
-    """A worker of the old region finishing its task late must not complete the
-    new region's task, even when both sit at the same event ids.
+    """After a forced failover the new region reaches the same event ids as the
+    lost one, on another branch of history. Neither a late completion from the
+    old region's worker nor a worker's cached run of the lost branch may carry
+    on there.
 
-    A takes a signal while Kafka is down and hands out the workflow task for it
-    (events 12-14 in A). After the forced failover B fires the timer instead
-    and hands out its own task at the very same event ids (12-14 in B).
+    Two workflows sleep on a timer; with Kafka down, A takes a signal for each
+    and hands out their workflow tasks (events 12-14 in A). After the forced
+    failover B fires the timers instead, at the very same event ids (12-14 in
+    B). Tasks are polled by hand so each step happens in a known order.
     """
     rs = two_regions
     a, b = rs[0], rs[1]
-    ns = "stale-token"
+    ns = "stale"
     async with await Client.connect(rs.urls, namespace=ns) as client:
         await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
         async with Worker(client, task_queue=QUEUE, workflows=[Noted], activities=ALL_ACTIVITIES):
-            h = await client.start_workflow(Noted, 1, 3.0, id="late-worker", task_queue=QUEUE)
+            late = await client.start_workflow(
+                Noted, 1, 3.0, id="late-worker", task_queue=QUEUE, task_timeout=60
+            )
+            cached = await client.start_workflow(Noted, 10, 3.0, id="cached", task_queue=QUEUE)
 
             async def sleeping_in_b() -> bool:
                 n = await rs.fetchval(
@@ -201,53 +207,73 @@ async def test_a_task_token_from_the_lost_region_is_refused_after_a_forced_failo
                     "AND event_type = 'TimerStarted'",
                     ns,
                 )
-                return n == 1
+                return n == 2
 
-            await eventually(sleeping_in_b, timeout=60, what="timer replicated to B")
-        broker.stop()
-        await h.signal("note", "taken in A")
+            await eventually(sleeping_in_b, timeout=60, what="timers replicated to B")
+
+        async def call(path: str, body: dict[str, Any]) -> Any:
+            return await client.call("POST", ns_path(ns, path), body)
 
         async def poll() -> dict[str, Any]:
-            res = await client.call(
-                "POST",
-                ns_path(ns, "/workflow-tasks/poll"),
-                {"task_queue": QUEUE, "identity": "by-hand", "wait_s": 10},
-            )
+            res = await call("/workflow-tasks/poll", {"task_queue": QUEUE, "wait_s": 10})
             assert res and res["task"], "no workflow task handed out"
             return dict(res["task"])
 
-        in_a = await poll()
+        def kinds(task: dict[str, Any]) -> list[str]:
+            return [e["event_type"] for e in task["events"]]
+
+        broker.stop()
+        await late.signal("note", "taken in A")
+        late_in_a = await poll()
+        await cached.signal("note", "taken in A")
+        cached_in_a = await poll()
+        assert [late_in_a["workflow_id"], cached_in_a["workflow_id"]] == ["late-worker", "cached"]
+        # a worker of region A runs the second task there and caches the run
+        old_worker = Worker(client, task_queue=QUEUE, workflows=[Noted])
+        await old_worker._handle_workflow_task(cached_in_a)
         rs.kill(a.name)
         await broker.up()
         result = await forced_failover(rs.config, ns, b.name)
         assert result.version == 2
-        in_b = await poll()  # the rebuilt timer fires at once: it was due
-        # the collision this guards against: same run, same workflow task ids
-        assert in_b["run_id"] == in_a["run_id"]
-        assert in_b["started_event_id"] == in_a["started_event_id"]
-        assert in_b["events"][-2]["event_id"] == in_a["events"][-2]["event_id"]
-        assert "WorkflowExecutionSignaled" in [e["event_type"] for e in in_a["events"]]
-        assert "TimerFired" in [e["event_type"] for e in in_b["events"]]
+        in_b = {t["workflow_id"]: t for t in [await poll(), await poll()]}  # timers were due
+
+        # 1. A late completion with A's token: same run, same ids, other branch
+        late_in_b = in_b["late-worker"]
+        assert late_in_b["run_id"] == late_in_a["run_id"]
+        assert late_in_b["started_event_id"] == late_in_a["started_event_id"]
+        assert "WorkflowExecutionSignaled" in kinds(late_in_a)
+        assert "TimerFired" in kinds(late_in_b)
         with pytest.raises(TaskNotFoundError) as exc:
-            await client.call(
-                "POST",
-                ns_path(ns, "/workflow-tasks/complete"),
-                {"task_token": in_a["task_token"], "commands": [], "identity": "late"},
+            await call(
+                "/workflow-tasks/complete",
+                {"task_token": late_in_a["task_token"], "commands": []},
             )
         assert "failover version 1" in exc.value.message
-        # B's own task is untouched: give it back and let a worker finish the run
-        await client.call(
-            "POST",
-            ns_path(ns, "/workflow-tasks/fail"),
-            {
-                "task_token": in_b["task_token"],
-                "failure": {"message": "handed back by the test"},
-                "identity": "by-hand",
-            },
+
+        # 2. Another worker runs B's branch of "cached" a step further ...
+        await Worker(client, task_queue=QUEUE, workflows=[Noted])._handle_workflow_task(
+            in_b["cached"]
+        )
+        async with Worker(client, task_queue=QUEUE, activities=ALL_ACTIVITIES):
+            cached_next = await poll()  # after its activity
+        stale = old_worker._cache[cached.run_id]
+        assert cached_next["previous_started_event_id"] == stale.last_event_id
+        assert (cached_next["previous_started_event_version"], stale.last_event_version) == (2, 1)
+        # ... and the old worker, holding the lost branch at that very event
+        # id, replays B's history instead of going on from its cache: the run
+        # closes with B's branch (no signal), and no workflow task failed.
+        await old_worker._handle_workflow_task(cached_next)
+        assert await cached.result(timeout=10) == {"value": 12, "notes": []}
+        history = await cached.history()
+        assert "WorkflowTaskFailed" not in [e["event_type"] for e in history]
+
+        # B's own task of "late-worker" is untouched: hand it back and finish
+        await call(
+            "/workflow-tasks/fail",
+            {"task_token": late_in_b["task_token"], "failure": {"message": "handed back"}},
         )
         async with Worker(client, task_queue=QUEUE, workflows=[Noted], activities=ALL_ACTIVITIES):
-            r = await h.result(timeout=60)
-        assert r == {"value": 3, "notes": []}
+            assert await late.result(timeout=60) == {"value": 3, "notes": []}
 
 
 async def test_kafka_stopped_for_ten_seconds_under_load(
