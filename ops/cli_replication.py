@@ -91,9 +91,9 @@ def register_replication(cli: click.Group) -> None:
     def replication_status_cmd(ctx: click.Context, namespace: str | None, output: str) -> None:
         """Lag of each region behind each other one, per source topic and per namespace.
 
-        Messages not yet applied, seconds behind, the source's outbox backlog,
-        partitions applied from and dead letters; "(all)" rows are the whole
-        topic. A namespace's message count reads the keys of its pending
+        Messages not yet applied (lag msgs), seconds behind (lag s), the source's
+        outbox backlog, partitions applied from (parts) and dead letters (dlq);
+        "(all)" rows are the whole topic. A namespace's message count reads the keys of its pending
         messages (at most 10,000 a partition); past that it is a lower bound.
         """
         from replication.status import replication_status
@@ -109,11 +109,11 @@ def register_replication(cli: click.Group) -> None:
                     "namespace",
                     "region",
                     "behind",
-                    "lag (msgs)",
-                    "lag (s)",
+                    "lag msgs",
+                    "lag s",
                     "outbox",
-                    "partitions",
-                    "dead letters",
+                    "parts",
+                    "dlq",
                 ],
                 [
                     [
