@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from replication.applier import Applier
-from replication.apply import ReplicationGap
+from replication.apply import NeedConfirmation, ReplicationGap
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
@@ -96,6 +96,9 @@ async def retry_dead_letter(config: BatonConfig, region: str, dlq_id: int) -> di
                     msg = await applier.with_events(
                         source, msg, gap.next_local, msg["first_event_id"] - 1
                     )
+                except NeedConfirmation as need:
+                    held = await applier.held_by(need.active_region, msg, need.first, need.last)
+                    msg = {**msg, "held_by_active": held}
                 except StoreError:
                     raise
                 except Exception as exc:

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from replication.apply import (
     Losing,
+    NeedConfirmation,
     ReplicationGap,
     apply_history_txn,
     apply_namespace_txn,
@@ -153,34 +154,52 @@ class Applier:
         self, source: str, msg: dict[str, Any], first: int, last: int
     ) -> list[dict[str, Any]]:
         """Events ``first..last`` of the message's run, read from the source region."""
+        events = await self._read_history(source, msg, first, last)
+        if events is None or not events or events[-1]["event_id"] < last:
+            have = "no run" if events is None else f"events up to {first + len(events) - 1}"
+            raise MissingEvents(
+                f"source region {source} has {have}, not events {first}..{last} of "
+                f"{msg['namespace']}/{msg['workflow_id']}"
+            )
+        return events
+
+    async def held_by(
+        self, region: str, msg: dict[str, Any], first: int, last: int
+    ) -> list[list[int]]:
+        """(event id, version) of the events ``first..last`` of the message's run
+        that ``region`` holds (none if it does not have the run)."""
+        events = await self._read_history(region, msg, first, last)
+        return [[int(e["event_id"]), int(e["version"])] for e in events or []]
+
+    async def _read_history(
+        self, region: str, msg: dict[str, Any], first: int, last: int
+    ) -> list[dict[str, Any]] | None:
+        """What ``region`` holds of events ``first..last`` of the message's run
+        (fewer where its history ends; None without the run)."""
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         url = wf_path(msg["namespace"], msg["workflow_id"], "/history")
-        base = self.store.config.region(source).url
+        base = self.store.config.region(region).url
         events: list[dict[str, Any]] = []
         nxt = first
         while nxt <= last:
             async with self._http.get(
-                base + url,
-                params={
-                    "run_id": msg["run_id"],
-                    "from_event_id": str(nxt),
-                },
+                base + url, params={"run_id": msg["run_id"], "from_event_id": str(nxt)}
             ) as resp:
                 if resp.status >= 500:
-                    raise ConnectionError(
-                        f"source region {source} answered {resp.status} for missing events"
-                    )
+                    raise ConnectionError(f"region {region} answered {resp.status} for history")
+                raw = await resp.read()
+                if resp.status == 404 and b"WORKFLOW_NOT_FOUND" in raw:
+                    return None
                 if resp.status != 200:
                     # not coming back by retrying: the message is poisoned
                     raise MissingEvents(
-                        f"source region {source} answered {resp.status} for events "
-                        f"{nxt}..{last} of {msg['namespace']}/{msg['workflow_id']}"
+                        f"region {region} answered {resp.status} for events {nxt}..{last} of "
+                        f"{msg['namespace']}/{msg['workflow_id']}"
                     )
-                body = orjson.loads(await resp.read())
-            page = [e for e in body["events"] if e["event_id"] <= last]
+            page = [e for e in orjson.loads(raw)["events"] if e["event_id"] <= last]
             if not page:
-                raise MissingEvents(f"source region {source} has no events from {nxt}")
+                break
             events += page
             nxt = page[-1]["event_id"] + 1
         return events
@@ -230,6 +249,10 @@ class Applier:
                 msgs[need.index] = await self.with_events(
                     source, msgs[need.index], need.first, need.last
                 )
+            except NeedConfirmation as need:
+                i = need.index
+                held = await self.held_by(need.active_region, msgs[i], need.first, need.last)
+                msgs[i] = {**msgs[i], "held_by_active": held}
         raise RuntimeError("events kept going missing while applying a batch")
 
     async def with_events(
@@ -301,6 +324,9 @@ class Applier:
                 raise NeedEvents(i, msg["first_event_id"], msg["last_event_id"])
             try:
                 await self.apply_message(conn, source, msg)
+            except NeedConfirmation as need:
+                need.index = i
+                raise
             except ReplicationGap as gap:
                 # The batch overtook an earlier one of its workflow (their
                 # transactions settled out of order): the missing events come

@@ -14,6 +14,10 @@ branches of one run, the one whose last event has the higher version wins.
   failover version than its own: it comes from a region deposed by a forced
   failover. The signals and starts in it are re-applied here, once each, so
   nothing a client was told succeeded is dropped.
+* A standby that gets such a batch cannot tell by itself whether it lags
+  behind history the active region holds too, or holds a deposed region's
+  tail: it asks the active region (:class:`NeedConfirmation`), applies what
+  that region holds under the same versions and archives the rest.
 """
 
 from __future__ import annotations
@@ -51,6 +55,17 @@ NAMESPACE_FIELDS = (
     "retention_days",
     "description",
 )
+
+
+class NeedConfirmation(Exception):
+    """A standby got a batch older than the namespace's failover version: only the
+    active region can say whether it holds those events or whether they are the
+    tail of a deposed region that lost."""
+
+    def __init__(self, active_region: str, first: int, last: int):
+        super().__init__(f"events {first}..{last} need confirming by {active_region}")
+        self.active_region, self.first, self.last = active_region, first, last
+        self.index = 0  # of the message in the applier's batch
 
 
 class ReplicationGap(Exception):
@@ -172,8 +187,6 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     next_local, local_last = (
         (1, None) if run is None else (run["next_event_id"], run["last_version"])
     )
-    if run is None and first == 1:
-        await _archive_lost_run(store, conn, msg, batch_version)
     # Skip what this region holds already (same event ids, same versions).
     local: dict[int, int] = {}
     if first < next_local:
@@ -199,6 +212,23 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
         losing = Losing(ns, wid, rid, msg["source_region"], incoming, int(local_last))
         await archive_losing_batch(store, conn, losing, reapply=False)
         return
+    if not active_here and batch_version < ns_version:
+        # Written before the namespace last failed over: either history the
+        # active region holds too (this region lags behind), or the tail of a
+        # region deposed by a forced failover, which the active region refused.
+        held = msg.get("held_by_active")
+        if held is None:
+            raise NeedConfirmation(active_region, start, int(incoming[-1]["event_id"]))
+        kept = _held_prefix(incoming, held)
+        if len(kept) < len(incoming):
+            lost = Losing(ns, wid, rid, msg["source_region"], incoming[len(kept) :], ns_version)
+            await archive_losing_batch(store, conn, lost, reapply=False)
+            if not kept:
+                return
+            incoming, last = kept, int(kept[-1]["event_id"])
+            batch_version = int(kept[-1]["version"])
+    if run is None and first == 1:
+        await _archive_lost_run(store, conn, msg, batch_version)
     if start > next_local:
         raise ReplicationGap(
             f"{ns}/{wid} run {rid}: batch starts at event {start} but local history ends at "
@@ -227,6 +257,17 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     if not active_here:
         await _store_progress(conn, msg)
     await conn.execute(Q["notify_applied"], f"{ns}/{wid}", execution["status"] != "running")
+
+
+def _held_prefix(events: list[dict[str, Any]], held: list[list[int]]) -> list[dict[str, Any]]:
+    """The leading ``events`` the active region holds under the same versions."""
+    versions = {int(event_id): int(version) for event_id, version in held}
+    kept = []
+    for e in events:
+        if versions.get(int(e["event_id"])) != int(e["version"]):
+            break
+        kept.append(e)
+    return kept
 
 
 async def _archive_lost_run(

@@ -54,6 +54,18 @@ async def two_regions(
         yield regions
 
 
+@pytest.fixture
+async def three_regions(
+    pg: PgCluster, template_db: str, broker: KafkaBroker, state_dir: Path, tmp_path: Path
+) -> AsyncIterator[Regions]:
+    if broker.pid is None:
+        await broker.up()
+    async with server_regions(
+        pg, template_db, broker.bootstrap, state_dir, tmp_path, count=3
+    ) as regions:
+        yield regions
+
+
 async def _history(client: Client, wid: str) -> list[dict[str, Any]]:
     return list(await client.get_workflow_handle(wid).history())
 
@@ -333,3 +345,82 @@ async def test_kafka_stopped_for_ten_seconds_under_load(
     assert gaps == 0
     conflicts = await list_conflicts(rs.config, ns)
     assert conflicts == []
+
+
+async def test_three_regions_converge_after_a_forced_failover(
+    three_regions: Regions, broker: KafkaBroker
+) -> None:
+    """A region lost in a forced failover returns with what it wrote while cut
+    off: a signal to a run the others hold and the start of a run they do not.
+    Whichever way that reaches the others (as late batches if its publisher is
+    first, as a conflict archive if its applier learns of the failover first),
+    the new active region refuses it and re-applies what it can, and the third
+    region, a standby, keeps none of it: all three end equal.
+    """
+    rs = three_regions
+    a, b, c = rs[0], rs[1], rs[2]
+    ns = "three"
+    names = [a.name, b.name, c.name]
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=names, active_region=a.name)
+        await client.start_workflow("Nobody", 1, id="existing", task_queue="nobody")
+
+        async def everywhere() -> bool:
+            for r in (b.name, c.name):
+                n = await rs.fetchval(r, "SELECT count(*) FROM executions WHERE namespace = $1", ns)
+                if n != 1:
+                    return False
+            return True
+
+        await eventually(everywhere, timeout=60, what="the first run in B and C")
+        broker.stop()
+        # what A takes now never leaves it before it is lost
+        await client.get_workflow_handle("existing").signal("note", "cut off")
+        lost = await client.start_workflow("Nobody", 2, id="twice", task_queue="nobody")
+        rs.kill(a.name)
+        await broker.up()
+        result = await forced_failover(rs.config, ns, b.name)
+        assert result.version == 2
+        # B starts the same workflow id for itself, so re-applying A's start is refused
+        kept = await client.start_workflow("Nobody", 3, id="twice", task_queue="nobody")
+        assert kept.run_id != lost.run_id
+
+        async def runs_of(region: str, run_id: str) -> int:
+            n = await rs.fetchval(
+                region, "SELECT count(*) FROM executions WHERE run_id = $1::uuid", run_id
+            )
+            return int(n)  # type: ignore[call-overload]
+
+        async def b_run_in_c() -> bool:
+            return await runs_of(c.name, kept.run_id) == 1
+
+        await eventually(b_run_in_c, timeout=60, what="B's run in C")
+        await rs.start(a.name)  # A ships what it wrote while cut off
+
+        async def b_refused_the_start() -> list[dict[str, Any]]:
+            rows = await list_conflicts(rs.config, ns, b.name)
+            return [
+                o
+                for r in rows
+                for o in r["reapplied"]
+                if o["event_type"] == "WorkflowExecutionStarted"
+            ]
+
+        starts = await eventually(b_refused_the_start, timeout=60, what="B re-applying A's start")
+        assert all(o["outcome"] in ("refused", "already re-applied") for o in starts)
+        assert "refused" in [o["outcome"] for o in starts]
+
+        async def clean() -> Any:
+            v = await verify_namespace(rs.config, ns)
+            return v if v.clean else None
+
+        v = await eventually(clean, timeout=90, interval=1.0, what="verify clean")
+        assert v.regions == names
+        for r in names:  # A's lost run is in none of them, B's is in all
+            assert await runs_of(r, lost.run_id) == 0, r
+            assert await runs_of(r, kept.run_id) == 1, r
+        # the signal A took is archived in A, and B re-applied it to its run
+        history = await client.get_workflow_handle("existing").history()
+        assert [
+            e["version"] for e in history if e["event_type"] == "WorkflowExecutionSignaled"
+        ] == [2]

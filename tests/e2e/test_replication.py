@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -140,3 +141,24 @@ async def test_a_batch_too_large_for_a_message_travels_by_reference(regions: Reg
                 )
 
             await eventually(replicated, timeout=60, what="the large batch in B")
+
+
+async def test_a_standby_reads_which_events_the_active_region_holds(regions: RegionPair) -> None:
+    """What a standby asks the active region about a batch older than the
+    namespace's failover version: the (event id, version) pairs it holds."""
+    from replication.applier import Applier
+
+    a, b = regions.a, regions.b
+    async with await Client.connect([a.url, b.url], namespace="asked") as client:
+        await client.create_namespace("asked", regions=[a.name, b.name], active_region=a.name)
+        h = await client.start_workflow(ThreeSteps, 1, id="asked-1", task_queue="nobody")
+        await h.signal("go")  # events 1-3 in A: started, task scheduled, signaled
+    applier = Applier(b.store)
+    try:
+        msg = {"namespace": "asked", "workflow_id": "asked-1", "run_id": h.run_id}
+        assert await applier.held_by(a.name, msg, 1, 10) == [[1, 1], [2, 1], [3, 1]]
+        assert await applier.held_by(a.name, msg, 2, 2) == [[2, 1]]
+        other = {**msg, "run_id": str(uuid.uuid4())}
+        assert await applier.held_by(a.name, other, 1, 10) == []  # no such run there
+    finally:
+        await applier.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from replication.apply import apply_history_txn
+from replication.apply import NeedConfirmation, apply_history_txn, apply_namespace_txn
 from tests.conftest import Region
 
 pytestmark = pytest.mark.integration
@@ -146,3 +146,67 @@ async def test_an_older_branch_is_refused_and_archived(region: Region) -> None:
         "SELECT failover_version FROM namespaces WHERE name = 'rules'"
     )
     assert v == 2
+
+
+async def failed_over(region: Region) -> None:
+    """This standby learns that the namespace failed over to version 2."""
+    await region.store.txn(
+        lambda conn: apply_namespace_txn(conn, region.name, ns_info(region.name, 2))
+    )
+
+
+async def test_a_standby_asks_the_active_region_about_a_batch_older_than_the_namespace(
+    region: Region,
+) -> None:
+    await failed_over(region)
+    rid = uuid.uuid4()
+    late = batch(region.name, rid, [event(i, 1) for i in (1, 2, 3)])
+    with pytest.raises(NeedConfirmation) as need:
+        await apply(region, late)
+    assert (need.value.active_region, need.value.first, need.value.last) == ("elsewhere", 1, 3)
+    assert await history(region) == []  # nothing written before the answer
+
+
+async def test_what_the_active_region_does_not_hold_is_archived_not_applied(
+    region: Region,
+) -> None:
+    # a deposed region's run the active region never had (a forced failover)
+    await failed_over(region)
+    rid = uuid.uuid4()
+    await apply(
+        region, {**batch(region.name, rid, [event(i, 1) for i in (1, 2)]), "held_by_active": []}
+    )
+    assert await history(region) == []
+    assert await region.store.pool.fetchval("SELECT count(*) FROM executions") == 0
+    [c] = await conflicts(region)
+    assert dict(c) == {
+        "kind": "rejected_batch",
+        "first_event_id": 1,
+        "last_event_id": 2,
+        "losing_version": 1,
+        "winning_version": 2,
+    }
+
+
+async def test_what_the_active_region_holds_is_applied_and_the_rest_archived(
+    region: Region,
+) -> None:
+    await failed_over(region)
+    rid = uuid.uuid4()
+    # this region lags: the active region holds events 1-3 under version 1 too
+    held = [[1, 1], [2, 1], [3, 1]]
+    await apply(
+        region,
+        {**batch(region.name, rid, [event(i, 1) for i in (1, 2, 3)]), "held_by_active": held},
+    )
+    assert await history(region) == [(1, 1), (2, 1), (3, 1)]
+    # the next batch: the active region holds event 4 only; 5-6 are a lost tail
+    late = batch(region.name, rid, [event(i, 1) for i in (4, 5, 6)])
+    await apply(region, {**late, "held_by_active": [[4, 1]]})
+    assert await history(region) == [(1, 1), (2, 1), (3, 1), (4, 1)]
+    nxt = await region.store.pool.fetchval(
+        "SELECT next_event_id FROM executions WHERE run_id = $1", rid
+    )
+    assert nxt == 5
+    [c] = await conflicts(region)
+    assert (c["kind"], c["first_event_id"], c["last_event_id"]) == ("rejected_batch", 5, 6)
