@@ -33,6 +33,12 @@ def register_replication(cli: click.Group) -> None:
         help="Promote the target at once, for an active region that is down. What it had "
         "not shipped is archived as conflicts when it returns.",
     )
+    @click.option(
+        "--allow-behind",
+        is_flag=True,
+        help="With --force: promote the target even if another standby has applied more "
+        "of the lost region's stream.",
+    )
     @click.pass_context
     def failover(
         ctx: click.Context,
@@ -40,6 +46,7 @@ def register_replication(cli: click.Group) -> None:
         target: str,
         timeout_s: float,
         force: bool,
+        allow_behind: bool,
         output: str,
     ) -> None:
         """Move NAMESPACE, with its running workflows, to another region.
@@ -48,11 +55,24 @@ def register_replication(cli: click.Group) -> None:
         """
         from replication.failover import forced_failover, graceful_failover
 
+        if allow_behind and not force:
+            from store.errors import InvalidArgument
+
+            raise InvalidArgument(
+                "--allow-behind goes with --force only: a graceful failover drains the "
+                "stream, so its target is never behind"
+            )
         config = ctx.find_root().obj.load()
         with err_console.status(f"moving {namespace} to {target}...") as status:
             if force:
                 result = run_fast(
-                    forced_failover(config, namespace, target, progress=status.update)
+                    forced_failover(
+                        config,
+                        namespace,
+                        target,
+                        progress=status.update,
+                        allow_behind=allow_behind,
+                    )
                 )
             else:
                 result = run_fast(

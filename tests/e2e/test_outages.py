@@ -18,7 +18,7 @@ import pytest
 from ops.kafka import KafkaBroker, ensure_jars
 from ops.pg import PgCluster
 from replication.admin import list_conflicts
-from replication.failover import forced_failover
+from replication.failover import FailoverTargetBehind, forced_failover
 from replication.verify import verify_namespace
 from tests.apps.workflows import ALL_ACTIVITIES, Noted, Steps, ThreeSteps
 from tests.helpers import eventually
@@ -424,3 +424,56 @@ async def test_three_regions_converge_after_a_forced_failover(
         assert [
             e["version"] for e in history if e["event_type"] == "WorkflowExecutionSignaled"
         ] == [2]
+
+
+async def test_a_forced_failover_refuses_a_target_behind_another_standby(
+    three_regions: Regions,
+) -> None:
+    """With A lost, promoting B while C has applied more of A's stream would drop
+    what only C holds: the forced failover says so, changes nothing, and names C."""
+    rs = three_regions
+    a, b, c = rs[0], rs[1], rs[2]
+    ns = "behind"
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name, c.name], active_region=a.name)
+
+        async def runs_in(region: str) -> int:
+            n = await rs.fetchval(
+                region, "SELECT count(*) FROM executions WHERE namespace = $1", ns
+            )
+            return int(n)  # type: ignore[call-overload]
+
+        await client.start_workflow("Nobody", 0, id="before", task_queue="nobody")
+
+        async def both_have_it() -> bool:
+            return await runs_in(b.name) == 1 and await runs_in(c.name) == 1
+
+        await eventually(both_have_it, timeout=60, what="the first run in B and C")
+        rs.kill(b.name)  # B's applier stops: C goes on applying A's stream
+        for i in range(3):
+            await client.start_workflow("Nobody", i, id=f"only-c-{i}", task_queue="nobody")
+
+        async def c_has_them() -> bool:
+            return await runs_in(c.name) == 4
+
+        await eventually(c_has_them, timeout=60, what="C ahead of B")
+        rs.kill(a.name)
+
+        with pytest.raises(FailoverTargetBehind) as exc:
+            await forced_failover(rs.config, ns, b.name)
+        assert exc.value.code.value == "FAILOVER_TARGET_BEHIND"
+        assert exc.value.details["ahead"] == c.name and exc.value.details["messages"] >= 3
+        assert f"--to {c.name} --force" in exc.value.message
+        # nothing moved
+        for r in (b.name, c.name):
+            row = await rs.fetchval(
+                r,
+                "SELECT active_region || '@' || failover_version FROM namespaces WHERE name = $1",
+                ns,
+            )
+            assert row == f"{a.name}@1"
+
+        # the region that holds the most takes over
+        result = await forced_failover(rs.config, ns, c.name)
+        assert result.target == c.name and result.forced
+        assert await runs_in(c.name) == 4

@@ -323,7 +323,12 @@ def test_failover_verify_and_namespace_regions_through_the_cli(stack: StackInfo)
     again = run(stack, "failover", "cli-move", "--to", "region-b", "--output", "json", ok=False)
     assert again.exit_code == 1
     assert json.loads(again.stdout)["error"]["code"] == "INVALID_ARGUMENT"
-    forced = run_json(stack, "failover", "cli-move", "--to", "region-a", "--force")
+    alone = run(stack, "failover", "cli-move", "--to", "region-a", "--allow-behind", ok=False)
+    assert alone.exit_code == 1 and "goes with --force only" in alone.output
+    # (two regions: no other standby to be behind, so --allow-behind changes nothing)
+    forced = run_json(
+        stack, "failover", "cli-move", "--to", "region-a", "--force", "--allow-behind"
+    )
     assert forced["forced"] is True and forced["version"] == 101
     described = run_json(stack, "namespace", "describe", "cli-move")
     assert described["active_region"] == "region-a" and described["failover_version"] == 101
