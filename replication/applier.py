@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from datetime import datetime
@@ -238,21 +239,32 @@ class Applier:
     async def _apply_fetching(
         self, source: str, tp: TopicPartition, records: list[Any], msgs: list[dict[str, Any]]
     ) -> None:
-        """Apply ``msgs`` in one transaction. Events a message lacks (a gap, or a
-        batch sent by reference) are fetched from the source region between
-        attempts, never while the transaction holds row locks."""
-        for _ in range(len(msgs) + 1):
+        """Apply ``msgs`` in as few transactions as possible. What a message lacks
+        (events of a gap or of a batch sent by reference, or the active region's
+        word on an older batch) is fetched between transactions, never while one
+        holds row locks; the messages before it are committed first, so each
+        fetch replays only the rest."""
+        start, end = 0, len(msgs)
+        for _ in range(3 * len(msgs) + 3):
+            lo, hi = start, end
             try:
-                await self.store.txn(lambda conn: self._apply_txn(conn, source, tp, records, msgs))
-                return
-            except NeedEvents as need:
-                msgs[need.index] = await self.with_events(
-                    source, msgs[need.index], need.first, need.last
+                await self.store.txn(
+                    functools.partial(self._apply_txn, source, tp, records[lo:hi], msgs[lo:hi])
                 )
+            except NeedEvents as need:
+                i = lo + need.index
+                msgs[i] = await self.with_events(source, msgs[i], need.first, need.last)
+                end = i if i > lo else len(msgs)
+                continue
             except NeedConfirmation as need:
-                i = need.index
+                i = lo + need.index
                 held = await self.held_by(need.active_region, msgs[i], need.first, need.last)
                 msgs[i] = {**msgs[i], "held_by_active": held}
+                end = i if i > lo else len(msgs)
+                continue
+            if hi == len(msgs):
+                return
+            start, end = hi, len(msgs)
         raise RuntimeError("events kept going missing while applying a batch")
 
     async def with_events(
@@ -310,11 +322,11 @@ class Applier:
 
     async def _apply_txn(
         self,
-        conn: asyncpg.Connection,
         source: str,
         tp: TopicPartition,
         records: list[Any],
         msgs: list[dict[str, Any]],
+        conn: asyncpg.Connection,
     ) -> None:
         await conn.fetchval(
             Q["lock_namespaces_for_apply"], [m.get("namespace") or "" for m in msgs]
@@ -362,6 +374,8 @@ class Applier:
         conflict = msg.get("conflict")
         if ns is None or ns["active_region"] != self.store.region or not conflict:
             return
+        if not conflict["events"]:
+            return  # no signal or start in the archived tail: nothing to re-apply
         losing = Losing(
             msg["namespace"],
             msg["workflow_id"],
