@@ -88,12 +88,9 @@ async def rebuild_execution_txn(rt: RunTxn) -> None:
     progress = {
         r["scheduled_event_id"]: r
         for r in await rt.conn.fetch(
-            Q["activity_progress_of_run"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
+            Q["take_activity_progress_of_run"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
         )
     }
-    await rt.conn.execute(
-        Q["delete_activity_progress_of_run"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
-    )
     for sid, a in activities.items():
         seen = progress.get(sid)
         attempt = 1

@@ -18,9 +18,10 @@ INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_i
 SELECT name, '', '00000000-0000-0000-0000-000000000000', 0, 0, failover_version, 'namespace'
 FROM namespaces WHERE name = $1 AND cardinality(regions) > 1
 
--- name: activity_progress_of_run
-SELECT scheduled_event_id, attempt, state, heartbeat_details, last_failure
-FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+-- name: take_activity_progress_of_run
+-- What a standby learnt of a run's activities, consumed by the promotion's rebuild.
+DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+RETURNING scheduled_event_id, attempt, state, heartbeat_details, last_failure
 
 -- name: delete_activity_progress_of_run
 DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
