@@ -5,12 +5,14 @@
 -- are deleted once shipped, so a row that commits late is shipped later, never
 -- skipped; one workflow's rows keep their order (its writes serialise on the
 -- execution row), and a batch that overtakes an earlier one of its workflow is
--- a gap the applier fills from the source region. Every row carries the run's
--- execution row and the progress of its pending activities as they are now.
+-- a gap the applier fills from the source region. Every row of a replicated
+-- namespace carries the run's execution row and the progress of its pending
+-- activities as they are now (rows of other namespaces are only acknowledged,
+-- so nothing is built for them). A conflict carries only the events the
+-- winning side re-applies, signals and starts: the archive itself stays here.
 SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_id,
-       o.last_event_id, o.version, o.created_at,
-       cardinality(n.regions) > 1 AS replicated,
-       CASE WHEN o.kind = 'history' THEN
+       o.last_event_id, o.version, o.created_at, r.replicated,
+       CASE WHEN r.replicated AND o.kind = 'history' THEN
        (SELECT jsonb_agg(jsonb_build_object(
                 'event_id', h.event_id, 'event_type', h.event_type, 'event_time', h.event_time,
                 'version', h.version, 'attributes', h.attributes) ORDER BY h.event_id)
@@ -18,21 +20,28 @@ SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_
         WHERE h.namespace = o.namespace AND h.workflow_id = o.workflow_id
           AND h.run_id = o.run_id
           AND h.event_id BETWEEN o.first_event_id AND o.last_event_id) END AS events,
-       to_jsonb(e) AS execution,
+       CASE WHEN r.replicated THEN to_jsonb(e) END AS execution,
+       CASE WHEN r.replicated THEN
        (SELECT jsonb_agg(jsonb_build_object(
                 'scheduled_event_id', a.scheduled_event_id, 'attempt', a.attempt,
                 'state', a.state, 'heartbeat_details', a.heartbeat_details,
                 'last_failure', a.last_failure) ORDER BY a.scheduled_event_id)
         FROM activities a
         WHERE a.namespace = o.namespace AND a.workflow_id = o.workflow_id
-          AND a.run_id = o.run_id) AS activities,
-       CASE WHEN o.kind = 'conflict' THEN
-       (SELECT to_jsonb(c) FROM replication_conflicts c WHERE c.id = o.ref) END AS conflict,
+          AND a.run_id = o.run_id) END AS activities,
+       CASE WHEN r.replicated AND o.kind = 'conflict' THEN
+       (SELECT to_jsonb(c) || jsonb_build_object('events', (
+                  SELECT coalesce(jsonb_agg(ev ORDER BY (ev->>'event_id')::bigint), '[]')
+                  FROM jsonb_array_elements(c.events) AS ev
+                  WHERE ev->>'event_type' IN ('WorkflowExecutionSignaled',
+                                              'WorkflowExecutionStarted')))
+        FROM replication_conflicts c WHERE c.id = o.ref) END AS conflict,
        to_jsonb(n) AS ns
 FROM outbox o
 LEFT JOIN executions e ON e.namespace = o.namespace AND e.workflow_id = o.workflow_id
                       AND e.run_id = o.run_id
 JOIN namespaces n ON n.name = o.namespace
+CROSS JOIN LATERAL (SELECT cardinality(n.regions) > 1 AS replicated) AS r
 WHERE o.txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY o.id
 LIMIT $1
@@ -370,7 +379,8 @@ WHERE namespace = $1 AND workflow_id LIKE $2 || '%'
 
 -- name: replicated_namespaces
 -- Namespaces of more than one region, as this region knows them.
-SELECT name, regions, failover_version FROM namespaces WHERE cardinality(regions) > 1
+SELECT name, regions, active_region, failover_version FROM namespaces
+WHERE cardinality(regions) > 1
 
 -- name: outbox_backlog_by_namespace
 SELECT namespace, count(*) AS n FROM outbox GROUP BY namespace
