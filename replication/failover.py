@@ -33,7 +33,7 @@ import asyncpg
 from replication.publisher import topic_for
 from replication.sql import QUERIES as RQ
 from replication.status import end_offsets
-from replication.versions import next_version
+from replication.versions import next_version, row_rank
 from store import db
 from store.config import BatonConfig
 from store.errors import InvalidArgument, NamespaceNotFound, StoreError
@@ -89,10 +89,7 @@ async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[
             rows.append((name, dict(row)))
     if not rows:
         raise NamespaceNotFound(f"namespace {namespace!r} exists in no reachable region")
-    return max(
-        rows,
-        key=lambda nr: (nr[1]["failover_version"], nr[0] == nr[1]["active_region"]),
-    )
+    return max(rows, key=lambda nr: row_rank(*nr))
 
 
 async def caught_up(config: BatonConfig, source: str, target: str, namespace: str) -> bool:
@@ -107,10 +104,7 @@ async def caught_up(config: BatonConfig, source: str, target: str, namespace: st
     ends = await end_offsets(config.kafka_bootstrap, [topic_for(source)])
     dst = await db.connect(config.regions[target].dsn)
     try:
-        done = {
-            r["kafka_partition"]: r["next_offset"]
-            for r in await dst.fetch(RQ["progress"], source, topic_for(source))
-        }
+        done = await _applied(dst, source)
     finally:
         await dst.close()
     return all(done.get(p, 0) >= end for (_t, p), end in ends.items())
@@ -155,7 +149,7 @@ async def graceful_failover(
     config.region(target)
     if not config.kafka_bootstrap:
         raise InvalidArgument("replication is off (no [kafka] in the config): nothing to fail over")
-    source, row = await namespace_row(config, namespace)
+    _, row = await namespace_row(config, namespace)
     source = row["active_region"]
     if target == source:
         raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from replication.publisher import topic_for
 from replication.sql import QUERIES as Q
+from replication.versions import row_rank
 from store import db
 from store.config import BatonConfig
 
@@ -187,12 +188,12 @@ async def _region_rows(dsn: str, sources: list[str]) -> dict[str, Any]:
 
 def _namespace_regions(per_region: dict[str, dict[str, Any] | None]) -> dict[str, list[str]]:
     """Each replicated namespace's regions, from the newest row any region holds."""
-    newest: dict[str, Any] = {}
-    for info in per_region.values():
+    newest: dict[str, tuple[str, Any]] = {}
+    for region, info in per_region.items():
         for name, row in (info or {}).get("namespaces", {}).items():
-            if name not in newest or row["failover_version"] > newest[name]["failover_version"]:
-                newest[name] = row
-    return {name: list(row["regions"]) for name, row in sorted(newest.items())}
+            if name not in newest or row_rank(region, row) > row_rank(*newest[name]):
+                newest[name] = (region, row)
+    return {name: list(row["regions"]) for name, (_, row) in sorted(newest.items())}
 
 
 async def replication_status(
@@ -266,7 +267,6 @@ async def replication_status(
                             config.kafka_bootstrap, topic, pending, scan_limit, scan_seconds
                         )
             parts = list(pending.values()) if pending is not None else []
-            n_parts = len(parts) if pending is not None else 0
             if namespace is None:
                 topic_rows.append(
                     Lag(
@@ -277,7 +277,7 @@ async def replication_status(
                         _time_lag(parts, now, None) if pending is not None else None,
                         sum(src["backlog"].values()) if src else None,
                         len(progress),
-                        n_parts,
+                        len(parts),
                         sum(n for (s, _), n in info["dead"].items() if s == source)
                         if info
                         else None,
@@ -296,7 +296,7 @@ async def replication_status(
                         _time_lag(parts, now, ns) if pending is not None else None,
                         src["backlog"].get(ns, 0) if src else None,
                         len(progress),
-                        n_parts,
+                        len(parts),
                         info["dead"].get((source, ns), 0) if info else None,
                         exact,
                     )

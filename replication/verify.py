@@ -67,15 +67,14 @@ async def verify_namespace(
         # the regions of the namespace, as its newest row (highest version) says
         _, row = await namespace_row(config, namespace)
         regions = list(row["regions"])
-    names = regions
-    for r in names:
+    for r in regions:
         config.region(r)
-    if len(names) < 2:
+    if len(regions) < 2:
         raise InvalidArgument(
-            f"verify compares regions: namespace {namespace!r} has fewer than two ({names})"
+            f"verify compares regions: namespace {namespace!r} has fewer than two ({regions})"
         )
     per_region: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
-    for r in names:
+    for r in regions:
         sums = await _checksums(config.regions[r].dsn, namespace)
         if sums is not None:
             per_region[r] = sums

@@ -10,6 +10,7 @@ version names exactly one region and versions only grow.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 def region_of(version: int, initial_versions: Mapping[str, int], increment: int) -> str:
@@ -32,3 +33,10 @@ def next_version(current: int, target_initial: int, increment: int) -> int:
 def wins(version_a: int, version_b: int) -> bool:
     """Whether history written under ``version_a`` beats ``version_b`` (higher wins)."""
     return version_a > version_b
+
+
+def row_rank(region: str, row: Mapping[str, Any]) -> tuple[int, bool]:
+    """How new one region's copy of a namespace row is: the higher failover
+    version first, then, within a version, the active region's own copy (the
+    region changes of a namespace are made there)."""
+    return int(row["failover_version"]), region == row["active_region"]
