@@ -77,39 +77,28 @@ async def start_workflow_txn(
     if checks["current_run_id"] is not None:
         cur = {"run_id": checks["current_run_id"], "status": checks["current_status"]}
     if cur is not None and cur["status"] == "running":
-        if signal is not None:
-            rt = await RunTxn.lock(
-                conn,
-                namespace,
-                req.workflow_id,
-                str(cur["run_id"]),
-                region=store.region,
-                region_urls=store.region_urls,
-            )
-            _add_signal(rt, signal[0], signal[1], req.identity, req.request_id)
-            await rt.write_txn()
-            return wire.StartWorkflowResponse(
-                workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
-            )
-        if req.id_reuse_policy == WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
-            rt = await RunTxn.lock(
-                conn,
-                namespace,
-                req.workflow_id,
-                str(cur["run_id"]),
-                region=store.region,
-                region_urls=store.region_urls,
-            )
-            terminate_txn(
-                rt, "terminated by a start with policy terminate_if_running", req.identity
-            )
-            await rt.write_txn()
-        else:
+        if signal is None and req.id_reuse_policy != WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
             raise WorkflowAlreadyStarted(
                 f"workflow {req.workflow_id!r} is already running as run {cur['run_id']}: "
                 "signal it, wait for it, or start with id_reuse_policy=terminate_if_running",
                 run_id=str(cur["run_id"]),
             )
+        rt = await RunTxn.lock(
+            conn,
+            namespace,
+            req.workflow_id,
+            str(cur["run_id"]),
+            region=store.region,
+            region_urls=store.region_urls,
+        )
+        if signal is not None:
+            _add_signal(rt, signal[0], signal[1], req.identity, req.request_id)
+            await rt.write_txn()
+            return wire.StartWorkflowResponse(
+                workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
+            )
+        terminate_txn(rt, "terminated by a start with policy terminate_if_running", req.identity)
+        await rt.write_txn()
     elif cur is not None:
         policy = req.id_reuse_policy
         if policy == WorkflowIdReusePolicy.REJECT_DUPLICATE or (
