@@ -42,7 +42,8 @@ async def _first_progress(config: BatonConfig, region: str, ns: str, version: in
             t = await conn.fetchval(Q["first_progress_at"], ns, version)
             if t is not None:
                 return float(t)
-            await asyncio.sleep(0.01)
+            # the figure is the event's own time: polling need not be tight
+            await asyncio.sleep(0.1)
     finally:
         await conn.close()
 

@@ -26,7 +26,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ops.bench import start_worker
-from ops.demo_failover import failover_act
 from ops.devstack import StackInfo, stack_up
 from store.config import load_config
 from worker import Client
@@ -122,6 +121,8 @@ async def run_demo(
                 )
             if console is not None:
                 _print_orders(console, report, orders, second.pid)
+            from ops.demo_failover import failover_act  # replication code, on demand
+
             report["failover"] = await failover_act(
                 load_config(info.config_path), client, con, run, _charging, orders=orders
             )
