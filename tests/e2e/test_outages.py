@@ -204,13 +204,16 @@ async def test_the_lost_region_s_tasks_and_cache_do_not_leak_into_the_new_one(
     rs = two_regions
     a, b = rs[0], rs[1]
     ns = "stale"
+    # long enough that no timer fires in A before it is lost (stopping the
+    # broker alone can take seconds), short enough to wait for in B
+    sleep_s = 10.0
     async with await Client.connect(rs.urls, namespace=ns) as client:
         await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
         async with Worker(client, task_queue=QUEUE, workflows=[Noted], activities=ALL_ACTIVITIES):
             late = await client.start_workflow(
-                Noted, 1, 3.0, id="late-worker", task_queue=QUEUE, task_timeout=60
+                Noted, 1, sleep_s, id="late-worker", task_queue=QUEUE, task_timeout=60
             )
-            cached = await client.start_workflow(Noted, 10, 3.0, id="cached", task_queue=QUEUE)
+            cached = await client.start_workflow(Noted, 10, sleep_s, id="cached", task_queue=QUEUE)
 
             async def sleeping_in_b() -> bool:
                 n = await rs.fetchval(
@@ -227,7 +230,7 @@ async def test_the_lost_region_s_tasks_and_cache_do_not_leak_into_the_new_one(
             return await client.call("POST", ns_path(ns, path), body)
 
         async def poll() -> dict[str, Any]:
-            res = await call("/workflow-tasks/poll", {"task_queue": QUEUE, "wait_s": 10})
+            res = await call("/workflow-tasks/poll", {"task_queue": QUEUE, "wait_s": 30})
             assert res and res["task"], "no workflow task handed out"
             return dict(res["task"])
 
