@@ -153,8 +153,20 @@ async def test_forced_failover_then_the_old_region_returns_as_standby(
                 return row == b.name
 
             await eventually(a_is_standby, timeout=60, what="A standby")
-            # the starts A took were re-applied in B and run there
+            # the starts A took were re-applied in B and run there (once A's
+            # publisher, which starts after its applier, has shipped them)
             assert len(orphans) == 2
+
+            async def orphans_in_b() -> bool:
+                n = await rs.fetchval(
+                    b.name,
+                    "SELECT count(*) FROM executions WHERE namespace = $1 "
+                    "AND workflow_id LIKE 'orphan-%'",
+                    ns,
+                )
+                return n == 2
+
+            await eventually(orphans_in_b, timeout=60, what="A's starts re-applied in B")
             for i in range(2):
                 r = await client.get_workflow_handle(f"orphan-{i}").result(timeout=90)
                 assert r["value"] == 100 + i + 2
