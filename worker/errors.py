@@ -158,6 +158,13 @@ class InternalServerError(BatonError):
     code = ErrorCode.INTERNAL.value
 
 
+class LimitExceededError(BatonError):
+    """A per-run limit is reached (history length or size, signals, pending updates):
+    continue-as-new keeps long-lived workflows under them."""
+
+    code = ErrorCode.LIMIT_EXCEEDED.value
+
+
 class UnknownEncryptionKeyError(BatonError):
     """A payload was encrypted with a key id this codec does not hold: add the key to the codec."""
 
@@ -192,6 +199,7 @@ _BY_CODE: dict[str, type[BatonError]] = {
         SchemaOutOfDateError,
         UnavailableError,
         InternalServerError,
+        LimitExceededError,
     )
 }
 

@@ -46,6 +46,12 @@ class ErrorCode(StrEnum):
     FAILOVER_TARGET_BEHIND = "FAILOVER_TARGET_BEHIND"
     DEAD_LETTER_NOT_FOUND = "DEAD_LETTER_NOT_FOUND"
     REPLICATION_APPLY_FAILED = "REPLICATION_APPLY_FAILED"
+    #: A per-run limit (history length or size, signals, pending updates) is reached.
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    #: No such route: the URL names nothing this server serves.
+    NOT_FOUND = "NOT_FOUND"
+    #: The route exists but not for this HTTP method.
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
@@ -80,7 +86,13 @@ class Payload(BaseModel):
 
 
 class Failure(BaseModel):
-    """A failure as it travels and is stored: never a pickled exception."""
+    """A failure as it travels and is stored: never a pickled exception.
+
+    With a payload codec on, the SDK moves ``message`` and ``stack_trace`` into
+    ``encoded_attributes`` (a payload the codec encodes, so servers only hold
+    ciphertext) and leaves ``message`` as ``"Encoded failure"``; ``type`` and
+    ``non_retryable`` stay readable, since the server's retry rules need them.
+    """
 
     message: str
     type: str = "Error"
@@ -88,6 +100,7 @@ class Failure(BaseModel):
     non_retryable: bool = False
     details: list[Payload] = Field(default_factory=list)
     cause: Failure | None = None
+    encoded_attributes: Payload | None = None
 
 
 class RetryPolicyWire(BaseModel):
@@ -148,7 +161,7 @@ class EventType(StrEnum):
     WORKFLOW_EXECUTION_UPDATE_ACCEPTED = "WorkflowExecutionUpdateAccepted"
     # update_id, result|None, failure|None
     WORKFLOW_EXECUTION_UPDATE_COMPLETED = "WorkflowExecutionUpdateCompleted"
-    # reason, identity
+    # reason, identity, request_id|None
     WORKFLOW_EXECUTION_CANCEL_REQUESTED = "WorkflowExecutionCancelRequested"
     # result|None
     WORKFLOW_EXECUTION_COMPLETED = "WorkflowExecutionCompleted"
@@ -156,7 +169,7 @@ class EventType(StrEnum):
     WORKFLOW_EXECUTION_FAILED = "WorkflowExecutionFailed"
     # details|None
     WORKFLOW_EXECUTION_CANCELED = "WorkflowExecutionCanceled"
-    # reason, identity
+    # reason, identity, request_id|None
     WORKFLOW_EXECUTION_TERMINATED = "WorkflowExecutionTerminated"
     # new_run_id, workflow_type, task_queue, input[]
     WORKFLOW_EXECUTION_CONTINUED_AS_NEW = "WorkflowExecutionContinuedAsNew"
@@ -271,7 +284,9 @@ class StartWorkflowRequest(BaseModel):
     workflow_type: str = Field(min_length=1, max_length=1000)
     task_queue: str = Field(min_length=1, max_length=1000)
     input: list[Payload] = Field(default_factory=list)
-    request_id: str | None = None
+    #: A retried start with the same id starts nothing new (kept for the
+    #: namespace's retention period, in every region of the namespace).
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
     id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE
     task_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     run_timeout_s: float | None = Field(default=None, gt=0)
@@ -289,7 +304,8 @@ class SignalRequest(BaseModel):
     signal_name: str = Field(min_length=1, max_length=1000)
     input: list[Payload] = Field(default_factory=list)
     run_id: str | None = None
-    request_id: str | None = None
+    #: A retried signal with the same id is applied once.
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = ""
 
 
@@ -327,12 +343,16 @@ class UpdateResponse(BaseModel):
 class CancelRequest(BaseModel):
     run_id: str | None = None
     reason: str = ""
+    #: A retried cancel with the same id is applied once.
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = ""
 
 
 class TerminateRequest(BaseModel):
     run_id: str | None = None
     reason: str = ""
+    #: A retried terminate with the same id is applied once.
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = ""
 
 
@@ -443,6 +463,11 @@ class RespondWorkflowTaskCompleted(BaseModel):
     #: Ask for the next workflow task of this run in the response if one is
     #: already due (saves a poll round trip and keeps the worker's cache hot).
     return_new_workflow_task: bool = False
+    #: The worker keeps the run cached and polls this queue: the run's next
+    #: workflow tasks go there first, and to the run's own task queue if no
+    #: poller of it takes them within ``sticky_schedule_to_start_s``.
+    sticky_task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60)
 
 
 class ActivityTask(BaseModel):
