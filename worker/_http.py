@@ -4,7 +4,10 @@ A transport knows every region's endpoint. Calls go to the endpoint where the
 namespace was last seen active; a ``NAMESPACE_NOT_ACTIVE`` answer names the
 active region's URL and the call is repeated there, and retryable errors
 (``NAMESPACE_IN_HANDOVER``, ``UNAVAILABLE``, connection failures) are retried
-with backoff up to a deadline.
+with backoff up to a deadline. A connection failure moves on to the next
+endpoint; since a namespace lives only in its own regions, a
+``NAMESPACE_NOT_FOUND`` from one endpoint sends the call on to the endpoints
+that have not said so, and only when every endpoint has is it raised.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import orjson
 from worker.errors import (
     BatonError,
     NamespaceNotActiveError,
+    NamespaceNotFoundError,
     UnavailableError,
     from_wire,
 )
@@ -91,9 +95,13 @@ class Transport:
         deadline = time.monotonic() + (self.retry_for_s if retry else 0)
         delay = 0.05
         tried_other = False
+        # Endpoints reached in this call, and those that do not know the namespace.
+        tried: set[str] = set()
+        not_found: set[str] = set()
         content = orjson.dumps(body) if body is not None else None
         while True:
             base = self._active
+            tried.add(base)
             try:
                 async with self._http().request(
                     method,
@@ -108,14 +116,30 @@ class Transport:
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 err: BatonError = UnavailableError(f"cannot reach {base}: {exc!r}")
                 # Another region's server may answer (and redirect) instead.
-                if len(self.endpoints) > 1:
-                    i = self.endpoints.index(base) if base in self.endpoints else -1
-                    self._active = self.endpoints[(i + 1) % len(self.endpoints)]
+                self._active = next(
+                    (e for e in self._others(base) if e not in not_found), self._active
+                )
             else:
                 if status < 400:
                     return orjson.loads(raw) if raw else None
                 err = _error_from(status, raw)
-                if isinstance(err, NamespaceNotActiveError) and err.active_url:
+                if isinstance(err, NamespaceNotFoundError):
+                    not_found.add(base)
+                    others = [e for e in self._others(base) if e not in not_found]
+                    if others:
+                        # The namespace may live in another region only: go
+                        # there (and stay). An endpoint not reached yet in this
+                        # call is asked at once, one that could not be reached
+                        # after the usual pause.
+                        fresh = [e for e in others if e not in tried]
+                        self._active = (fresh or others)[0]
+                        if fresh:
+                            continue
+                        err = UnavailableError(
+                            f"{base} does not know the namespace and {', '.join(others)} "
+                            f"could not be reached: {err.message}"
+                        )
+                elif isinstance(err, NamespaceNotActiveError) and err.active_url:
                     if err.active_url.rstrip("/") != base:
                         self._active = err.active_url.rstrip("/")
                         if self._active not in self.endpoints:
@@ -128,6 +152,13 @@ class Transport:
                 raise err
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
+
+    def _others(self, base: str) -> list[str]:
+        """The endpoints other than ``base``, in order, starting after it."""
+        i = self.endpoints.index(base) if base in self.endpoints else -1
+        n = len(self.endpoints)
+        ring = (self.endpoints[(i + k) % n] for k in range(1, n + 1))
+        return [e for e in ring if e != base]
 
 
 def _param(value: Any) -> str:
