@@ -55,3 +55,15 @@ def activity_error(
     )
     error.__cause__ = cause
     return error
+
+
+def canceled_by_workflow(activity_type: str, activity_id: str) -> ActivityError:
+    """The error of an activity the workflow code cancelled itself."""
+    cause = CanceledError("the workflow canceled it")
+    error = ActivityError(
+        f"activity {activity_type} (id {activity_id}) was canceled: {cause.message}",
+        activity_type=activity_type,
+        activity_id=activity_id,
+    )
+    error.__cause__ = cause
+    return error

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker import _history
-from worker._activity_outcome import activity_error
+from worker._activity_outcome import activity_error, canceled_by_workflow
 from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._workflow_loop import DurableTimer, WorkflowLoop
@@ -239,9 +239,11 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             if self._cancel_requested:
                 self._close(Command(type=CommandType.CANCEL_WORKFLOW, attributes={"details": None}))
             else:
-                self._fail_task(
-                    RuntimeError("the run method was cancelled without a cancel request")
-                )
+                # The code cancelled something (an activity, a task) and let
+                # the cancellation out: like any failure it chose not to catch,
+                # it fails the workflow. Failing the task would replay into the
+                # same cancellation on every retry.
+                self._on_workflow_exception(_uncaught_cancellation(task))
             return
         exc = task.exception()
         if exc is not None:
@@ -418,10 +420,11 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         )
         return handle
 
-    def _cancel_activity(self, handle: ActivityHandle) -> None:
+    def _cancel_activity(self, handle: ActivityHandle) -> BaseException:
+        reason = canceled_by_workflow(handle.activity_type, handle.activity_id)
         act = self._activities.get(handle.activity_id)
         if act is None or act.cancel_requested:
-            return
+            return reason
         act.cancel_requested = True
         self._add_command(
             Command(
@@ -429,6 +432,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                 attributes={"activity_id": handle.activity_id},
             )
         )
+        return reason
 
     def start_timer(self, timer: DurableTimer, delay: float) -> None:
         self._check_writable("a timer (asyncio.sleep, wait_for, workflow.sleep)")
@@ -476,6 +480,23 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         if self.activating and not self._read_only:
             self._fail_task(exc)
         return exc
+
+
+def _uncaught_cancellation(task: asyncio.Task[Any]) -> FailureError:
+    """The failure a run method that ended cancelled (with no cancel request) closes with."""
+    reason: object = None
+    try:
+        task.result()
+    except asyncio.CancelledError as err:
+        # The first read gives the error raised in the code, whose argument
+        # says what was cancelled (an ActivityHandle puts its ActivityError there).
+        reason = err.args[0] if err.args else None
+    if isinstance(reason, FailureError):
+        return reason
+    return CanceledError(
+        "the workflow code was cancelled without a cancel request"
+        + (f": {reason}" if reason else "")
+    )
 
 
 def _caused_by_cancel(exc: BaseException) -> bool:

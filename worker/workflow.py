@@ -226,7 +226,12 @@ class ActivityHandle(asyncio.Future[Any]):
 
     Cancelling the handle (or a task awaiting it) issues RequestCancelActivity
     and raises ``asyncio.CancelledError`` in the awaiting code at once; the
-    activity learns of it at its next heartbeat.
+    activity learns of it at its next heartbeat. The error's argument is an
+    :class:`~worker.errors.ActivityError` whose cause is a
+    :class:`~worker.errors.CanceledError`: if the workflow lets the
+    cancellation escape its run method without a cancel request of its own,
+    the workflow fails with that error (as in Temporal), rather than being
+    retried forever.
     """
 
     def __init__(
@@ -235,7 +240,7 @@ class ActivityHandle(asyncio.Future[Any]):
         loop: asyncio.AbstractEventLoop,
         activity_id: str,
         activity_type: str,
-        on_cancel: Callable[[ActivityHandle], None],
+        on_cancel: Callable[[ActivityHandle], BaseException],
     ) -> None:
         super().__init__(loop=loop)
         self.activity_id = activity_id
@@ -245,8 +250,8 @@ class ActivityHandle(asyncio.Future[Any]):
     def cancel(self, msg: Any | None = None) -> bool:
         if self.done():
             return False
-        self._on_cancel(self)
-        return super().cancel(msg)
+        reason = self._on_cancel(self)
+        return super().cancel(reason if msg is None else msg)
 
 
 class _Runtime(ABC):
