@@ -3,11 +3,18 @@
 Failures cross process boundaries as data (never pickles): message, type,
 stack trace, non-retryable flag, detail payloads and a cause chain. The
 ``type`` field says which exception class to rebuild on the other side.
+
+With a payload codec on, the text of a failure is as private as its details:
+:func:`hide_common_attributes` moves message and stack trace into the
+``encoded_attributes`` payload (which the codec then encodes with every other
+payload) and :func:`restore_common_attributes` puts them back once the codec
+has decoded it, as Temporal's ``encode_common_attributes`` does.
 """
 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from worker.converter import PayloadConverter
@@ -26,6 +33,12 @@ CANCELED_ERROR_TYPE = "CanceledError"
 
 # Cause chains longer than this are cut: a failure must stay small on the wire.
 _MAX_CAUSE_DEPTH = 20
+
+#: What ``message`` says while the real one travels in ``encoded_attributes``.
+ENCODED_FAILURE_MESSAGE = "Encoded failure"
+
+# Keys under which wire JSON (bodies, commands, events, error details) holds a failure.
+_FAILURE_KEYS = frozenset({"failure", "last_failure"})
 
 
 def exception_to_failure(exc: BaseException, converter: PayloadConverter) -> Failure:
@@ -109,3 +122,73 @@ def _decode_details(failure: Failure, converter: PayloadConverter) -> list[Any]:
         # Details a codec or converter cannot read are kept raw on
         # ``exc.failure``; the failure itself must still surface.
         return []
+
+
+# --------------------------------------------------------------------------- codec-time text
+
+
+def failures_in(obj: Any) -> Iterator[dict[str, Any]]:
+    """Every wire failure (as a JSON object) held under a failure key inside ``obj``.
+
+    Causes are not listed: they belong to the failure that holds them.
+    """
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key in _FAILURE_KEYS and _is_failure(value):
+                yield value
+            else:
+                yield from failures_in(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from failures_in(value)
+
+
+def _is_failure(obj: Any) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("message"), str)
+
+
+def _chain(failure: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    current: Any = failure
+    for _ in range(_MAX_CAUSE_DEPTH + 1):
+        if not _is_failure(current):
+            return
+        yield current
+        current = current.get("cause")
+
+
+def hide_common_attributes(failure: dict[str, Any], converter: PayloadConverter) -> None:
+    """Move message and stack trace of ``failure`` and its causes into ``encoded_attributes``.
+
+    In place. The payload is plain JSON here: the codec encodes it later,
+    with the other payloads of the same body, so it is encoded exactly once.
+    A failure already hidden is left as it is.
+    """
+    for f in _chain(failure):
+        if f.get("encoded_attributes") is not None:
+            continue
+        attrs = {"message": f.get("message", ""), "stack_trace": f.get("stack_trace") or ""}
+        f["encoded_attributes"] = converter.to_payload(attrs).model_dump()
+        f["message"] = ENCODED_FAILURE_MESSAGE
+        f["stack_trace"] = ""
+
+
+def restore_common_attributes(failure: dict[str, Any], converter: PayloadConverter) -> None:
+    """Put message and stack trace back from ``encoded_attributes``, in place.
+
+    Run after the codec decoded the payloads. A payload this side cannot read
+    (no codec, or not its key) is left encoded: the failure still surfaces,
+    saying ``Encoded failure``.
+    """
+    for f in _chain(failure):
+        raw = f.get("encoded_attributes")
+        if not isinstance(raw, dict):
+            continue
+        try:
+            attrs = converter.from_payload(Payload.model_validate(raw))
+        except Exception:
+            continue
+        if not isinstance(attrs, dict):
+            continue
+        f["message"] = str(attrs.get("message", ""))
+        f["stack_trace"] = str(attrs.get("stack_trace", ""))
+        f["encoded_attributes"] = None

@@ -4,13 +4,16 @@ Events, commands and tasks carry payloads at many depths (inputs, results,
 failure details, heartbeat details). Rather than list every place, the walk
 treats any JSON object with exactly the keys ``metadata`` and ``data`` as a
 payload, gathers them all, and runs the codec once over the batch.
+:func:`encode_wire` and :func:`decode_wire` do the same for whole bodies and
+also hide (and restore) the text of the failures they hold.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from worker.converter import PayloadCodec
+from worker._failure import failures_in, hide_common_attributes, restore_common_attributes
+from worker.converter import DataConverter, PayloadCodec
 from worker.wire import Payload
 
 _KEYS = frozenset({"metadata", "data"})
@@ -52,4 +55,26 @@ async def transform(obj: Any, codec: PayloadCodec | None, *, encode: bool) -> An
     out = await (codec.encode(payloads) if encode else codec.decode(payloads))
     for (parent, key), p in zip(found, out, strict=True):
         parent[key] = p.model_dump()
+    return obj
+
+
+async def encode_wire(obj: Any, converter: DataConverter) -> Any:
+    """Make wire JSON ready to leave the process, in place; returns ``obj``.
+
+    With a codec, failure messages and stack traces move into their
+    ``encoded_attributes`` first, then every payload is encoded once. Call it
+    once per body: encoding twice would encode the payloads twice.
+    """
+    if converter.codec is None:
+        return obj
+    for failure in failures_in(obj):
+        hide_common_attributes(failure, converter.payload_converter)
+    return await transform(obj, converter.codec, encode=True)
+
+
+async def decode_wire(obj: Any, converter: DataConverter) -> Any:
+    """Decode wire JSON that arrived, in place: every payload, then failure text."""
+    await transform(obj, converter.codec, encode=False)
+    for failure in failures_in(obj):
+        restore_common_attributes(failure, converter.payload_converter)
     return obj
