@@ -21,11 +21,17 @@ from typing import Any
 
 from worker import _http
 from worker._definition import WorkflowDefinition
-from worker._failure import failure_to_exception
+from worker._failure import ENCODED_FAILURE_MESSAGE, failure_to_exception
 from worker._http import Transport, ns_path, wf_path
-from worker._payloads import transform
+from worker._payloads import decode_wire
 from worker.converter import DataConverter
-from worker.errors import WorkflowFailureError
+from worker.errors import (
+    BatonError,
+    QueryFailedError,
+    UpdateFailedError,
+    UpdateRejectedError,
+    WorkflowFailureError,
+)
 from worker.wire import Failure, Payload, WorkflowIdReusePolicy
 
 
@@ -46,6 +52,12 @@ def _workflow_name(workflow: str | type) -> str:
     if isinstance(workflow, str):
         return workflow
     return WorkflowDefinition.from_class(workflow).name
+
+
+def _new_request_id() -> str:
+    # Drawn once per call, before the transport's retry loop: a retried POST
+    # resends the same body, so the server can tell a retry from a new request.
+    return str(uuid.uuid4())
 
 
 def _seconds(value: timedelta | float | None) -> float | None:
@@ -137,8 +149,32 @@ class Client:
         out = await self.data_converter.decode([Payload.model_validate(payload)], [type_hint])
         return out[0]
 
+    async def decode_failure(self, raw: dict[str, Any] | None) -> Failure | None:
+        """A wire failure as received, with its payloads and text decoded."""
+        if not raw:
+            return None
+        holder = await decode_wire({"failure": raw}, self.data_converter)
+        return Failure.model_validate(holder["failure"])
+
     async def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
-        return await self.transport.call(method, path, body, **kw)
+        try:
+            return await self.transport.call(method, path, body, **kw)
+        except (QueryFailedError, UpdateRejectedError, UpdateFailedError) as err:
+            await self._decode_error_failure(err)
+            raise
+
+    async def _decode_error_failure(self, err: BatonError) -> None:
+        # The server words these errors from the failure's message, which is
+        # "Encoded failure" when a codec hid it: put the real text back.
+        failure = await self.decode_failure(err.details.get("failure"))
+        if failure is None:
+            return
+        err.details["failure"] = failure.model_dump()
+        head, sep, tail = err.message.rpartition(ENCODED_FAILURE_MESSAGE)
+        if sep and not tail:
+            err.message = head + failure.message
+            err.args = (err.message,)
+        err.__cause__ = failure_to_exception(failure, self.data_converter.payload_converter)
 
     # ------------------------------------------------------------------ namespaces
 
@@ -186,7 +222,7 @@ class Client:
             "workflow_type": _workflow_name(workflow),
             "task_queue": task_queue,
             "input": await self.encode(args),
-            "request_id": request_id or str(uuid.uuid4()),
+            "request_id": request_id or _new_request_id(),
             "id_reuse_policy": WorkflowIdReusePolicy(id_reuse_policy).value,
             "task_timeout_s": _seconds(task_timeout),
             "run_timeout_s": _seconds(run_timeout),
@@ -217,7 +253,7 @@ class Client:
             "workflow_type": _workflow_name(workflow),
             "task_queue": task_queue,
             "input": await self.encode(args),
-            "request_id": request_id or str(uuid.uuid4()),
+            "request_id": request_id or _new_request_id(),
             "identity": self.identity,
             "signal_name": signal,
             "signal_input": await self.encode(list(signal_args)),
@@ -313,7 +349,7 @@ class WorkflowHandle:
                 raise TimeoutError(f"workflow {self.id!r} still running after {timeout}")
         if res["status"] == "completed":
             return await self.client.decode_one(res["result"], type_hint)
-        failure = Failure.model_validate(res["failure"]) if res.get("failure") else None
+        failure = await self.client.decode_failure(res.get("failure"))
         err = WorkflowFailureError(
             f"workflow {self.id!r} run {res['run_id']} {res['status']}"
             + (f": {failure.message}" if failure else ""),
@@ -321,15 +357,17 @@ class WorkflowHandle:
             failure=failure,
         )
         if failure is not None:
-            decoded = await transform(
-                failure.model_dump(), self.client.data_converter.codec, encode=False
-            )
             err.__cause__ = failure_to_exception(
-                Failure.model_validate(decoded), self.client.data_converter.payload_converter
+                failure, self.client.data_converter.payload_converter
             )
         raise err
 
     async def signal(self, name: str, *args: Any, request_id: str | None = None) -> None:
+        """Send signal ``name`` with ``args``; the server applies one ``request_id`` once.
+
+        Without ``request_id`` a fresh one is drawn, so a POST the transport
+        retries (same body, same id) is not applied twice.
+        """
         await self.client.call(
             "POST",
             self._path("/signal"),
@@ -337,7 +375,7 @@ class WorkflowHandle:
                 "signal_name": name,
                 "input": await self.client.encode(args),
                 "run_id": None,
-                "request_id": request_id,
+                "request_id": request_id or _new_request_id(),
                 "identity": self.client.identity,
             },
         )
@@ -380,14 +418,28 @@ class WorkflowHandle:
         )
         return await self.client.decode_one(res.get("result"), type_hint)
 
-    async def cancel(self, reason: str = "") -> None:
+    async def cancel(self, reason: str = "", *, request_id: str | None = None) -> None:
+        """Ask the workflow to cancel; one ``request_id`` (drawn if None) is applied once."""
         await self.client.call(
-            "POST", self._path("/cancel"), {"reason": reason, "identity": self.client.identity}
+            "POST",
+            self._path("/cancel"),
+            {
+                "reason": reason,
+                "request_id": request_id or _new_request_id(),
+                "identity": self.client.identity,
+            },
         )
 
-    async def terminate(self, reason: str = "") -> None:
+    async def terminate(self, reason: str = "", *, request_id: str | None = None) -> None:
+        """End the run at once; one ``request_id`` (drawn if None) is applied once."""
         await self.client.call(
-            "POST", self._path("/terminate"), {"reason": reason, "identity": self.client.identity}
+            "POST",
+            self._path("/terminate"),
+            {
+                "reason": reason,
+                "request_id": request_id or _new_request_id(),
+                "identity": self.client.identity,
+            },
         )
 
     async def describe(self) -> dict[str, Any]:
