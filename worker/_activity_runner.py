@@ -8,22 +8,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from worker import activity as activity_mod
 from worker._definition import ActivityDefinition, WorkflowDefinition
 from worker._failure import exception_to_failure
-from worker._payloads import transform
+from worker._payloads import decode_wire, encode_wire
 from worker.converter import DataConverter
-from worker.errors import BatonError, TaskNotFoundError
+from worker.errors import ApplicationError, BatonError, TaskNotFoundError
+from worker.wire import ActivityTask
 
 log = logging.getLogger("baton.worker")
+
+#: Type of the failure a stopping worker reports for work it gives back.
+SHUTDOWN_FAILURE_TYPE = "WorkerShutdown"
+
+# How long a stopping worker tries to hand one task back before giving up on it.
+SHUTDOWN_REPORT_S = 5.0
 
 
 class NotRegistered(Exception):
     """The worker has no workflow or activity of that name."""
+
+
+def shutdown_error() -> ApplicationError:
+    """The retryable failure of work a stopping worker gives back, so it is retried now."""
+    return ApplicationError("worker shutting down", type=SHUTDOWN_FAILURE_TYPE)
 
 
 class ActivityRunner:
@@ -32,6 +46,7 @@ class ActivityRunner:
     _activities: dict[str, ActivityDefinition]
     _workflows: dict[str, WorkflowDefinition]
     _stopping: asyncio.Event
+    _attempts: set[_Heartbeater]
     converter: DataConverter
     identity: str
 
@@ -40,6 +55,60 @@ class ActivityRunner:
 
     async def _handle_workflow_task(self, task: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    async def _fail_workflow_task(self, task: dict[str, Any], exc: BaseException) -> None:
+        raise NotImplementedError
+
+    def _next_task_wanted(self) -> str | None:
+        # A stopping worker takes no new work; the server dispatches it instead.
+        return "true" if self._workflows and not self._stopping.is_set() else None
+
+    async def _report_shutdown(self, report: Awaitable[Any], what: str) -> None:
+        """Await ``report`` (giving a task back) for a bounded time: the worker is stopping."""
+        try:
+            await asyncio.wait_for(report, SHUTDOWN_REPORT_S)
+        except (BatonError, TimeoutError) as exc:
+            log.warning("could not give back the task of %s while stopping: %s", what, exc)
+
+    async def _call_handing_back(self, path: str, body: Any, **params: Any) -> Any:
+        """``_call`` for a report whose answer may hand this worker new tasks.
+
+        If a stopping worker cancels it while the call is on its way, the
+        server may still record it and start tasks for this worker (eager
+        activities, the next workflow task) that nobody would run: wait for the
+        answer (a bounded time) and give them back before going on cancelled.
+        """
+        call = asyncio.ensure_future(self._call(path, body, **params))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                call.cancel()
+                raise
+            try:
+                res = await asyncio.wait_for(call, SHUTDOWN_REPORT_S)
+            except (BatonError, TimeoutError):
+                raise asyncio.CancelledError() from None
+            for act in (res or {}).get("activity_tasks") or []:
+                await self._report_shutdown(
+                    self._respond_activity_failed(act["task_token"], shutdown_error()),
+                    act.get("workflow_id", "?"),
+                )
+            if wt := (res or {}).get("workflow_task"):
+                await self._report_shutdown(
+                    self._fail_workflow_task(wt, shutdown_error()), wt["workflow_id"]
+                )
+            raise
+
+    def _give_up_timed_out_attempts(self) -> None:
+        """Stop, without a report, the attempts the server has timed out already.
+
+        A stopping worker need not wait for them: their outcome would be refused.
+        """
+        for heartbeater in list(self._attempts):
+            if heartbeater.timed_out():
+                log.info("stopping an activity attempt the server has timed out")
+                heartbeater.give_up()
 
     async def _run_activity(self, task: dict[str, Any]) -> None:
         next_wt = await self._activity_attempt(task)
@@ -55,9 +124,7 @@ class ActivityRunner:
                 f"(it has: {', '.join(sorted(self._activities)) or 'none'})"
             )
             return await self._respond_activity_failed(token, err)
-        await transform(task, self.converter.codec, encode=False)
-        from worker.wire import ActivityTask
-
+        await decode_wire(task, self.converter)
         wire_task = ActivityTask.model_validate(task)
         try:
             args = self.converter.payload_converter.from_payloads(wire_task.input, defn.arg_types)
@@ -66,47 +133,78 @@ class ActivityRunner:
             )
         except Exception as exc:
             return await self._respond_activity_failed(token, exc)
-        heartbeater = _Heartbeater(self, token, task.get("heartbeat_s"))
+        heartbeater = _Heartbeater(
+            self,
+            token,
+            wire_task.heartbeat_s,
+            start_to_close_s=wire_task.start_to_close_s,
+            schedule_to_close_s=wire_task.schedule_to_close_s,
+        )
         ctx = activity_mod._ActivityContext(
             info=info, heartbeat=heartbeater.record, cancelled=heartbeater.cancelled
         )
         heartbeater.loop = asyncio.get_running_loop()
+        self._attempts.add(heartbeater)
         try:
-            ctx_token = activity_mod._set_context(ctx)
             try:
-                if defn.is_async:
-                    run = asyncio.ensure_future(defn.fn(*args))
-                else:
-                    loop = asyncio.get_running_loop()
-                    cvars = __import__("contextvars").copy_context()
-                    run = loop.run_in_executor(None, lambda: cvars.run(defn.fn, *args))
-                heartbeater.attempt = run
-                result = await run
+                result = await self._run_user_code(defn, args, ctx, heartbeater)
             finally:
-                activity_mod._reset_context(ctx_token)
+                heartbeater.stop()
+                self._attempts.discard(heartbeater)
+            return await self._respond_completed(task, result)
         except asyncio.CancelledError:
-            heartbeater.stop()
-            if heartbeater.cancelled.is_set() and not self._stopping.is_set():
+            if heartbeater.cancelled.is_set():
+                # The server asked for it (the workflow cancelled the activity).
                 with contextlib.suppress(TaskNotFoundError):
                     await self._call(
                         "/activity-tasks/canceled", {"task_token": token, "identity": self.identity}
                     )
                 return None
-            raise
+            if heartbeater.lost:
+                return None  # the server no longer knows the task: nothing to report
+            if not self._stopping.is_set():
+                raise
+            # Shutdown's grace is over: fail the attempt so that the server
+            # retries it now instead of waiting out its start-to-close timeout.
+            log.info("giving back activity %s (attempt %s)", task["activity_type"], info.attempt)
+            await self._report_shutdown(
+                self._respond_activity_failed(token, shutdown_error()), task["workflow_id"]
+            )
+            return None
         except Exception as exc:
-            heartbeater.stop()
             return await self._respond_activity_failed(token, exc)
-        heartbeater.stop()
+
+    @staticmethod
+    async def _run_user_code(
+        defn: ActivityDefinition,
+        args: list[Any],
+        ctx: activity_mod._ActivityContext,
+        heartbeater: _Heartbeater,
+    ) -> Any:
+        ctx_token = activity_mod._set_context(ctx)
+        try:
+            if defn.is_async:
+                run = asyncio.ensure_future(defn.fn(*args))
+            else:
+                loop = asyncio.get_running_loop()
+                cvars = contextvars.copy_context()
+                run = loop.run_in_executor(None, lambda: cvars.run(defn.fn, *args))
+            heartbeater.attempt = run
+            return await run
+        finally:
+            activity_mod._reset_context(ctx_token)
+
+    async def _respond_completed(self, task: dict[str, Any], result: Any) -> dict[str, Any] | None:
         payload = (await self.converter.encode([result]))[0]
         try:
-            res = await self._call(
+            res = await self._call_handing_back(
                 "/activity-tasks/complete",
                 {
-                    "task_token": token,
+                    "task_token": task["task_token"],
                     "result": payload.model_dump(),
                     "identity": self.identity,
                 },
-                return_new_workflow_task="true" if self._workflows else None,
+                return_new_workflow_task=self._next_task_wanted(),
             )
         except TaskNotFoundError:
             log.info(
@@ -121,16 +219,12 @@ class ActivityRunner:
         self, token: str, exc: BaseException
     ) -> dict[str, Any] | None:
         failure = exception_to_failure(exc, self.converter.payload_converter)
-        body = {
-            "task_token": token,
-            "failure": await transform(failure.model_dump(), self.converter.codec, encode=True),
-            "identity": self.identity,
-        }
+        body = {"task_token": token, "failure": failure.model_dump(), "identity": self.identity}
         try:
-            res = await self._call(
+            res = await self._call_handing_back(
                 "/activity-tasks/fail",
-                body,
-                return_new_workflow_task="true" if self._workflows else None,
+                await encode_wire(body, self.converter),
+                return_new_workflow_task=self._next_task_wanted(),
             )
         except TaskNotFoundError:
             return None
@@ -138,13 +232,39 @@ class ActivityRunner:
 
 
 class _Heartbeater:
-    """Sends an attempt's heartbeats, throttled, and learns of cancellation."""
+    """Sends an attempt's heartbeats, throttled, and learns of cancellation.
 
-    def __init__(self, worker: ActivityRunner, token: str, heartbeat_s: float | None):
+    Attributes:
+        cancelled: The server asked for the activity to be canceled
+            (``cancel_requested``); the attempt is cancelled and reported so.
+        lost: The server no longer knows the task (it timed out, was retried,
+            the run closed or the namespace moved): the attempt is cancelled
+            and nothing is reported, since no cancel was asked for.
+    """
+
+    def __init__(
+        self,
+        worker: ActivityRunner,
+        token: str,
+        heartbeat_s: float | None,
+        *,
+        start_to_close_s: float | None = None,
+        schedule_to_close_s: float | None = None,
+    ):
         self.worker = worker
         self.token = token
         self.interval = min(max((heartbeat_s or 30.0) * 0.5, 0.05), 10.0)
         self.cancelled = asyncio.Event()
+        self.lost = False
+        # Deadlines measured from when this process got the task, which is
+        # after the server started (and scheduled) the attempt: once one of
+        # them passes here, it has passed on the server too.
+        self._received = time.monotonic()
+        self._heartbeat_s = heartbeat_s
+        self._budget_s = min(
+            (s for s in (start_to_close_s, schedule_to_close_s) if s is not None), default=None
+        )
+        self._last_acked: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.attempt: asyncio.Future[Any] | None = None
         self._pending: tuple[Any, ...] | None = None
@@ -175,17 +295,45 @@ class _Heartbeater:
             res = await self.worker._call(
                 "/activity-tasks/heartbeat", {"task_token": self.token, "details": payloads}
             )
-        except TaskNotFoundError:
-            res = {"cancel_requested": True}
+        except TaskNotFoundError as exc:
+            # Not a cancel request: nobody asked for one, and the server must
+            # not record the attempt as canceled. Stop working on it, quietly.
+            log.info("activity task is gone, stopping the attempt: %s", exc.message)
+            self.give_up()
+            return
         except BatonError as exc:
             log.warning("heartbeat failed: %s", exc)
             return
+        self._last_acked = time.monotonic()
         if res and res.get("cancel_requested") and not self.cancelled.is_set():
             self.cancelled.set()
-            if self.attempt is not None and not self.attempt.done():
-                self.attempt.cancel()
+            self._stop_attempt()
         if self._pending is not None:
             self._sender = asyncio.create_task(self._send_soon())
+
+    def timed_out(self) -> bool:
+        """Whether the server has surely timed the attempt out by now.
+
+        Its start-to-close or schedule-to-close time has passed, or its
+        heartbeat timeout has since the last heartbeat the server confirmed
+        (and none is on its way).
+        """
+        now = time.monotonic()
+        if self._budget_s is not None and now - self._received > self._budget_s:
+            return True
+        if self._heartbeat_s is None or (self._sender is not None and not self._sender.done()):
+            return False
+        last = self._received if self._last_acked is None else self._last_acked
+        return now - last > self._heartbeat_s
+
+    def give_up(self) -> None:
+        """Stop an attempt the server no longer waits for, reporting nothing."""
+        self.lost = True
+        self._stop_attempt()
+
+    def _stop_attempt(self) -> None:
+        if self.attempt is not None and not self.attempt.done():
+            self.attempt.cancel()
 
     def stop(self) -> None:
         if self._sender is not None and not self._sender.done():

@@ -1,11 +1,11 @@
-"""The worker: polls a task queue, runs workflow tasks and activities.
+"""The worker: polls a task queue, runs workflow tasks and activities, and stops cleanly.
 
-Workflow tasks run on cached :class:`WorkflowInstance` objects so a task only
-applies the events that are new since the last one; when the cache cannot
-serve a task (evicted, or another worker ran the previous task) the worker
-fetches the full history and replays it. Completions ask the server to hand
-back the next task directly (eager activities, and the workflow task an
-activity result schedules), which saves a poll round trip per step.
+Workflow tasks run in :mod:`worker._workflow_tasks`, activity attempts in
+:mod:`worker._activity_runner`; this module holds the lifecycle. Stopping is
+a drain: polling stops at once, the work in hand gets a grace period to
+finish, and what is still running then is cancelled and handed back to the
+server as a retryable ``WorkerShutdown`` failure, so another worker retries it
+straight away instead of after its timeout.
 """
 
 from __future__ import annotations
@@ -13,26 +13,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
-from worker._activity_runner import ActivityRunner, NotRegistered
+from worker._activity_runner import SHUTDOWN_REPORT_S, shutdown_error
 from worker._definition import ActivityDefinition, WorkflowDefinition
-from worker._failure import exception_to_failure
-from worker._http import ns_path, wf_path
-from worker._payloads import transform
-from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
+from worker._http import ns_path
+from worker._run_cache import RunCache
+from worker._workflow_tasks import WorkflowTaskRunner
 from worker.client import Client
-from worker.errors import BatonError, NonDeterminismError, TaskNotFoundError
-from worker.wire import Failure, HistoryEvent, Payload
+from worker.errors import BatonError
 
 log = logging.getLogger("baton.worker")
 
+#: Seconds a stopping worker lets running work finish before it gives it back.
+DEFAULT_GRACEFUL_SHUTDOWN_S = 10.0
 
-class Worker(ActivityRunner):
+
+class Worker(WorkflowTaskRunner):
     """Runs the given workflows and activities from one task queue.
+
+    Run it with ``await worker.run()`` and stop it with ``await
+    worker.shutdown()``, or use it as ``async with Worker(...)``, which runs it
+    in the background and shuts it down on exit. A worker process that should
+    drain on SIGTERM (or Ctrl-C) calls ``await worker.run(handle_signals=True)``.
 
     Args:
         client: The client whose endpoints and namespace the worker uses.
@@ -42,9 +50,18 @@ class Worker(ActivityRunner):
         max_cached_workflows: Runs kept in memory between their tasks.
         max_concurrent_workflow_tasks: Workflow tasks run at once.
         max_concurrent_activities: Activity attempts run at once.
+        workflow_pollers: Concurrent long-polls for workflow tasks.
+        activity_pollers: Concurrent long-polls for activity tasks.
         identity: Name of this worker in history (defaults to pid@host).
         eager_activities: Ask for activities this worker schedules to be
             handed back in the completion response.
+        build_id: Build id the worker polls as (worker versioning).
+        graceful_shutdown_timeout: How long :meth:`shutdown` (and leaving
+            ``async with``) lets running workflow tasks and activity attempts
+            finish before it cancels them and reports them failed with
+            ``WorkerShutdown``. Activities learn of it only by being
+            cancelled, so keep it shorter than the deadline your deployment
+            gives a process to exit (Kubernetes waits 30 s by default).
     """
 
     def __init__(
@@ -62,6 +79,7 @@ class Worker(ActivityRunner):
         identity: str | None = None,
         eager_activities: bool = True,
         build_id: str | None = None,
+        graceful_shutdown_timeout: timedelta | float = DEFAULT_GRACEFUL_SHUTDOWN_S,
     ):
         self.client = client
         self.task_queue = task_queue
@@ -69,25 +87,48 @@ class Worker(ActivityRunner):
         self.build_id = build_id
         self._workflows = {d.name: d for d in map(WorkflowDefinition.from_class, workflows)}
         self._activities = {d.name: d for d in map(ActivityDefinition.from_callable, activities)}
-        self._cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
-        self._max_cached = max_cached_workflows
-        self._run_locks: dict[str, asyncio.Lock] = {}
+        self._cache = RunCache(max_cached_workflows)
         self._wf_slots = asyncio.Semaphore(max_concurrent_workflow_tasks)
         self._act_slots = asyncio.Semaphore(max_concurrent_activities)
         self._wf_pollers = workflow_pollers if self._workflows else 0
         self._act_pollers = activity_pollers if self._activities else 0
         self._eager = max_concurrent_activities if (eager_activities and self._activities) else 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._attempts = set()
         self._pollers: list[asyncio.Task[None]] = []
-        self._stopping = asyncio.Event()
         self.converter = client.data_converter
+        self._grace_s = _seconds(graceful_shutdown_timeout)
+        # Shutdown: begun (pollers stop), the grace's end (moved closer by a
+        # second, shorter request), and the drain every caller waits for.
+        self._stopping = asyncio.Event()
+        self._deadline = 0.0
+        self._deadline_moved = asyncio.Event()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._running = False
         if not self._workflows and not self._activities:
             raise ValueError("a worker needs at least one workflow or activity")
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def run(self) -> None:
-        """Poll until :meth:`shutdown` is called (or the task is cancelled)."""
+    async def run(self, *, handle_signals: bool = False) -> None:
+        """Poll and work until :meth:`shutdown`, then drain (see :meth:`shutdown`).
+
+        Args:
+            handle_signals: Drain on SIGTERM or SIGINT (a second one skips
+                what is left of the grace). Off by default, so that an
+                application embedding the worker keeps its own handlers; for
+                a worker process it is all the signal handling needed.
+
+        Cancelling the task that runs this drains without a grace: running
+        work is cancelled and handed back to the server at once.
+        """
+        if self._running:
+            raise RuntimeError("a worker runs once: make a new Worker to run again")
+        self._running = True
+        if self._stopping.is_set():  # shut down before it started
+            await asyncio.shield(self._drain_once())
+            return
+        remove_handlers = self._install_signal_handlers() if handle_signals else _nothing
         self._pollers = [
             asyncio.create_task(self._poll_workflows(i)) for i in range(self._wf_pollers)
         ]
@@ -96,18 +137,107 @@ class Worker(ActivityRunner):
         ]
         try:
             await self._stopping.wait()
+        except asyncio.CancelledError:
+            self._begin_shutdown(0.0)
+            raise
         finally:
-            await self._stop()
+            try:
+                await asyncio.shield(self._drain_once())
+            finally:
+                remove_handlers()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, grace: timedelta | float | None = None) -> None:
+        """Stop the worker and wait until it has drained.
+
+        Polling stops at once. Workflow tasks and activity attempts already
+        running get ``grace`` (default: the ``graceful_shutdown_timeout``
+        option, 10 s) to finish; then each is cancelled and reported failed
+        with a retryable ``WorkerShutdown`` failure, so the server retries it
+        at once on another worker. Activities handed to this worker in a
+        completion response that are still waiting for a slot are given back
+        the same way immediately. Calling it again waits for the same drain; a
+        shorter ``grace`` ends the grace sooner.
+        """
+        self._begin_shutdown(None if grace is None else _seconds(grace))
+        await asyncio.shield(self._drain_once())
+
+    def _begin_shutdown(self, grace: float | None) -> None:
+        grace = self._grace_s if grace is None else max(0.0, grace)
+        deadline = time.monotonic() + grace
+        if self._stopping.is_set():
+            if deadline < self._deadline:
+                self._deadline = deadline
+                self._deadline_moved.set()
+            return
+        log.info("worker %s stopping (grace %.1fs)", self.identity, grace)
+        self._deadline = deadline
         self._stopping.set()
-
-    async def _stop(self) -> None:
         for t in self._pollers:
             t.cancel()
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._pollers, *self._tasks, return_exceptions=True)
+
+    def _drain_once(self) -> asyncio.Task[None]:
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain())
+        return self._drain_task
+
+    async def _drain(self) -> None:
+        await asyncio.gather(*self._pollers, return_exceptions=True)
+        self._give_up_timed_out_attempts()
+        await self._wait_for_work()
+        left = [t for t in self._tasks if not t.done()]
+        if left:
+            log.warning("%d task(s) still running after the grace: giving them back", len(left))
+            for t in left:
+                t.cancel()
+            # Each gives its task back (and what an answer in flight hands
+            # over) within a bounded time; code that ignores cancellation is
+            # not waited for past that.
+            _, stuck = await asyncio.wait(left, timeout=2 * SHUTDOWN_REPORT_S + 1.0)
+            if stuck:
+                log.warning("%d task(s) ignored cancellation: left behind", len(stuck))
+        self._cache.clear()
+
+    async def _wait_for_work(self) -> None:
+        """Wait until no task is left or the grace is over."""
+        while True:
+            pending = [t for t in self._tasks if not t.done()]
+            remaining = self._deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                return
+            self._deadline_moved.clear()
+            moved = asyncio.ensure_future(self._deadline_moved.wait())
+            try:
+                await asyncio.wait(
+                    [*pending, moved], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                moved.cancel()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError) as exc:
+                # Not the main thread, or a platform without them.
+                log.warning("cannot handle %s in this worker: %s", sig.name, exc)
+                continue
+            installed.append(sig)
+
+        def remove() -> None:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+        return remove
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stopping.is_set():
+            log.warning("%s again: giving running work back now", sig.name)
+            self._begin_shutdown(0.0)
+        else:
+            log.info("%s: draining (send it again to stop at once)", sig.name)
+            self._begin_shutdown(None)
 
     async def __aenter__(self) -> Worker:
         self._runner = asyncio.create_task(self.run())
@@ -171,206 +301,51 @@ class Worker(ActivityRunner):
     async def _poll_activities(self, _i: int) -> None:
         await self._poll_loop("activity", self._act_slots, self._run_activity)
 
-    # ------------------------------------------------------------------ workflow tasks
-
-    def _lock(self, run_id: str) -> asyncio.Lock:
-        lock = self._run_locks.get(run_id)
-        if lock is None:
-            lock = self._run_locks[run_id] = asyncio.Lock()
-        return lock
-
-    def _evict(self, run_id: str) -> None:
-        inst = self._cache.pop(run_id, None)
-        if inst is not None:
-            inst.dispose()
-
-    def _cache_put(self, inst: WorkflowInstance) -> None:
-        self._cache[inst.run_id] = inst
-        self._cache.move_to_end(inst.run_id)
-        while len(self._cache) > self._max_cached:
-            old, evicted = self._cache.popitem(last=False)
-            evicted.dispose()
-            self._run_locks.pop(old, None)
-
-    async def _handle_workflow_task(self, task: dict[str, Any]) -> None:
-        run_id = task["run_id"]
-        async with self._lock(run_id):
-            next_task: dict[str, Any] | None = task
-            while next_task is not None:
-                current = next_task
-                try:
-                    next_task = await self._workflow_task(current)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception(
-                        "workflow task of %s failed in the worker", current.get("workflow_id")
-                    )
-                    self._evict(run_id)
-                    next_task = None
-        if run_id not in self._cache:
-            self._run_locks.pop(run_id, None)
-
-    async def _fetch_history(self, task: dict[str, Any], upto: int) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        nxt = 1
-        while nxt < upto:
-            res = await self.client.call(
-                "GET",
-                wf_path(task["namespace"], task["workflow_id"], "/history"),
-                params={"run_id": task["run_id"], "from_event_id": nxt},
-            )
-            page = [e for e in res["events"] if e["event_id"] < upto]
-            if not page:
-                break
-            events.extend(page)
-            nxt = events[-1]["event_id"] + 1
-        return events
-
-    def _new_instance(self, task: dict[str, Any]) -> WorkflowInstance:
-        defn = self._workflows.get(task["workflow_type"])
-        if defn is None:
-            raise NotRegistered(
-                f"workflow type {task['workflow_type']!r} is not registered on this worker "
-                f"(it has: {', '.join(sorted(self._workflows)) or 'none'})"
-            )
-        return WorkflowInstance(
-            definition=defn,
-            namespace=task["namespace"],
-            workflow_id=task["workflow_id"],
-            run_id=task["run_id"],
-            converter=self.converter.payload_converter,
-        )
-
-    async def _instance_for(
-        self, task: dict[str, Any]
-    ) -> tuple[WorkflowInstance, list[dict[str, Any]]]:
-        """The instance to run ``task`` on and the events it still has to apply."""
-        events = task["events"]
-        inst = self._cache.get(task["run_id"])
-        if inst is not None and _goes_on_from(inst, task):
-            return inst, events
-        self._evict(task["run_id"])
-        first = events[0]["event_id"] if events else task["started_event_id"] + 1
-        earlier = await self._fetch_history(task, first) if first > 1 else []
-        return self._new_instance(task), earlier + events
-
-    async def _workflow_task(self, task: dict[str, Any]) -> dict[str, Any] | None:
-        if task.get("query"):
-            await self._query_task(task)
-            return None
-        token = task["task_token"]
-        inst: WorkflowInstance | None = None
-        try:
-            inst, raw_events = await self._instance_for(task)
-            await transform(raw_events, self.converter.codec, encode=False)
-            updates = await transform(task.get("updates") or [], self.converter.codec, encode=False)
-            events = [HistoryEvent.model_validate(e) for e in raw_events]
-            commands = inst.activate(events, updates=updates)
-        except Exception as exc:
-            self._evict(task["run_id"])
-            if inst is not None:
-                inst.dispose()
-            await self._fail_workflow_task(task, exc)
-            return None
-        body = {
-            "task_token": token,
-            "commands": await transform(
-                [c.model_dump(mode="json") for c in commands], self.converter.codec, encode=True
-            ),
-            "identity": self.identity,
-            "eager_activities": self._eager_slots(),
-            "return_new_workflow_task": True,
-        }
-        try:
-            res = await self._call("/workflow-tasks/complete", body)
-        except TaskNotFoundError:
-            self._evict(task["run_id"])
-            inst.dispose()
-            return None
-        except BatonError as exc:
-            log.warning("completing the workflow task of %s failed: %s", task["workflow_id"], exc)
-            self._evict(task["run_id"])
-            inst.dispose()
-            if not exc.retryable:
-                await self._fail_workflow_task(task, exc)
-            return None
-        if inst.closed:
-            self._evict(task["run_id"])
-            inst.dispose()
-        else:
-            self._cache_put(inst)
-        for act in res.get("activity_tasks") or []:
-            self._spawn(self._eager_activity(act))
-        nxt: dict[str, Any] | None = res.get("workflow_task")
-        return nxt
+    # ------------------------------------------------------------------ eager activities
 
     def _eager_slots(self) -> int:
         # Only ask for as many activities as there are free slots to run them.
         return min(self._eager, max(0, getattr(self._act_slots, "_value", 0)), 100)
 
     async def _eager_activity(self, act: dict[str, Any]) -> None:
-        await self._act_slots.acquire()
+        if not await self._slot_unless_stopping(self._act_slots):
+            # Handed to this worker, which is stopping before it could start
+            # it: give it back now rather than leave it to its timeout.
+            await self._report_shutdown(
+                self._respond_activity_failed(act["task_token"], shutdown_error()),
+                act.get("workflow_id", "?"),
+            )
+            return
         try:
             await self._run_activity(act)
         finally:
             self._act_slots.release()
 
-    async def _fail_workflow_task(self, task: dict[str, Any], exc: BaseException) -> None:
-        cause = "NonDeterminism" if isinstance(exc, NonDeterminismError) else "WorkflowTaskFailed"
-        if isinstance(exc, WorkflowTaskError):
-            failure = exc.failure
-        else:
-            failure = exception_to_failure(exc, self.converter.payload_converter)
-        if isinstance(exc, NonDeterminismError):
-            failure = Failure(
-                message=str(exc), type="NonDeterminismError", stack_trace=failure.stack_trace
-            )
-        log.warning(
-            "workflow task of %s (%s) failed: %s",
-            task["workflow_id"],
-            task["workflow_type"],
-            failure.message,
-        )
-        body = {
-            "task_token": task["task_token"],
-            "failure": await transform(failure.model_dump(), self.converter.codec, encode=True),
-            "cause": cause,
-            "identity": self.identity,
-        }
-        with contextlib.suppress(TaskNotFoundError):
-            await self._call("/workflow-tasks/fail", body)
-
-    async def _query_task(self, task: dict[str, Any]) -> None:
-        q = task["query"]
-        result: dict[str, Any] | None = None
-        failure: dict[str, Any] | None = None
+    async def _slot_unless_stopping(self, slots: asyncio.Semaphore) -> bool:
+        """Take a slot (True), or return False if shutdown begins first."""
+        if self._stopping.is_set():
+            return False
+        if not slots.locked():
+            await slots.acquire()  # free: does not wait
+            return True
+        acquire = asyncio.ensure_future(slots.acquire())
+        stop = asyncio.ensure_future(self._stopping.wait())
         try:
-            inst = self._cache.get(task["run_id"])
-            if inst is None or not _goes_on_from(inst, task):
-                events = await self._fetch_history(task, task["history_length"] + 1)
-                await transform(events, self.converter.codec, encode=False)
-                inst = self._new_instance(task)
-                inst.activate([HistoryEvent.model_validate(e) for e in events], run_final=False)
-            args = await transform(q.get("input") or [], self.converter.codec, encode=False)
-            answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])
-            result = (await transform([answer.model_dump()], self.converter.codec, encode=True))[0]
-        except Exception as exc:
-            failure = exception_to_failure(exc, self.converter.payload_converter).model_dump()
-        with contextlib.suppress(TaskNotFoundError):
-            await self._call(
-                "/query-tasks/respond",
-                {"task_token": task["task_token"], "result": result, "failure": failure},
-            )
+            await asyncio.wait([acquire, stop], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if acquire.done() and not acquire.cancelled():
+                slots.release()
+            raise
+        finally:
+            stop.cancel()
+            if not acquire.done():
+                acquire.cancel()  # the semaphore hands on a slot it had granted
+        return acquire.done() and not acquire.cancelled()
 
 
-def _goes_on_from(inst: WorkflowInstance, task: dict[str, Any]) -> bool:
-    """True if ``task`` continues the history ``inst`` has applied.
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
-    The same event id is not enough: after a forced failover the new region
-    may hold another branch's event under that id, with another version.
-    """
-    if inst.last_event_id != task["previous_started_event_id"]:
-        return False
-    version = task.get("previous_started_event_version")
-    return version is None or inst.last_event_version == version
+
+def _nothing() -> None:
+    pass

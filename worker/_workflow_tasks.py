@@ -1,0 +1,249 @@
+"""Running workflow tasks and query tasks for the worker.
+
+A mixin of :class:`worker._worker.Worker`, which polls the tasks and holds the
+client, the registered workflows, the run cache and the data converter.
+
+Workflow tasks run on cached :class:`WorkflowInstance` objects so a task only
+applies the events that are new since the last one; when the cache cannot
+serve a task (evicted, or another worker ran the previous task) the worker
+fetches the full history and replays it. Completions ask the server to hand
+back the next task directly (eager activities, and the workflow task an
+activity result schedules), which saves a poll round trip per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from worker._activity_runner import ActivityRunner, NotRegistered, shutdown_error
+from worker._definition import WorkflowDefinition
+from worker._failure import exception_to_failure
+from worker._http import wf_path
+from worker._payloads import decode_wire, encode_wire
+from worker._run_cache import RunCache, RunLock
+from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
+from worker.client import Client
+from worker.errors import BatonError, NonDeterminismError, TaskNotFoundError
+from worker.wire import Failure, HistoryEvent, Payload
+
+log = logging.getLogger("baton.worker")
+
+
+class WorkflowTaskRunner(ActivityRunner):
+    """Runs workflow tasks (and queries) on cached or replayed instances."""
+
+    client: Client
+    _workflows: dict[str, WorkflowDefinition]
+    _cache: RunCache
+
+    def _spawn(self, coro: Any) -> None:
+        raise NotImplementedError
+
+    def _eager_slots(self) -> int:
+        raise NotImplementedError
+
+    async def _eager_activity(self, act: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ cache
+
+    def _lock(self, run_id: str) -> RunLock:
+        return self._cache.lock(run_id)
+
+    def _evict(self, run_id: str) -> None:
+        self._cache.evict(run_id)
+
+    def _cache_put(self, inst: WorkflowInstance) -> None:
+        self._cache.put(inst.run_id, inst)
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _handle_workflow_task(self, task: dict[str, Any]) -> None:
+        """Run ``task`` and the tasks of the same run its completions hand back."""
+        current: dict[str, Any] | None = task
+        try:
+            async with self._lock(task["run_id"]):
+                while current is not None:
+                    current = await self._workflow_task_logged(current)
+        except asyncio.CancelledError:
+            if current is None or not self._stopping.is_set():
+                raise
+            # Shutdown's grace is over: give the task back so that another
+            # worker retries it now, not after its timeout. A query is left
+            # to time out: a failure would reach its caller as the answer.
+            if not current.get("query"):
+                await self._report_shutdown(
+                    self._fail_workflow_task(current, shutdown_error()), current["workflow_id"]
+                )
+
+    async def _workflow_task_logged(self, task: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return await self._workflow_task(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("workflow task of %s failed in the worker", task.get("workflow_id"))
+            self._evict(task["run_id"])
+            return None
+
+    async def _fetch_history(self, task: dict[str, Any], upto: int) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        nxt = 1
+        while nxt < upto:
+            res = await self.client.call(
+                "GET",
+                wf_path(task["namespace"], task["workflow_id"], "/history"),
+                params={"run_id": task["run_id"], "from_event_id": nxt},
+            )
+            page = [e for e in res["events"] if e["event_id"] < upto]
+            if not page:
+                break
+            events.extend(page)
+            nxt = events[-1]["event_id"] + 1
+        return events
+
+    def _new_instance(self, task: dict[str, Any]) -> WorkflowInstance:
+        defn = self._workflows.get(task["workflow_type"])
+        if defn is None:
+            raise NotRegistered(
+                f"workflow type {task['workflow_type']!r} is not registered on this worker "
+                f"(it has: {', '.join(sorted(self._workflows)) or 'none'})"
+            )
+        return WorkflowInstance(
+            definition=defn,
+            namespace=task["namespace"],
+            workflow_id=task["workflow_id"],
+            run_id=task["run_id"],
+            converter=self.converter.payload_converter,
+        )
+
+    async def _instance_for(
+        self, task: dict[str, Any]
+    ) -> tuple[WorkflowInstance, list[dict[str, Any]]]:
+        """The instance to run ``task`` on and the events it still has to apply."""
+        events = task["events"]
+        inst = self._cache.get(task["run_id"])
+        if inst is not None and _goes_on_from(inst, task):
+            return inst, events
+        self._evict(task["run_id"])
+        first = events[0]["event_id"] if events else task["started_event_id"] + 1
+        earlier = await self._fetch_history(task, first) if first > 1 else []
+        return self._new_instance(task), earlier + events
+
+    async def _workflow_task(self, task: dict[str, Any]) -> dict[str, Any] | None:
+        if task.get("query"):
+            await self._query_task(task)
+            return None
+        token = task["task_token"]
+        inst: WorkflowInstance | None = None
+        try:
+            inst, raw_events = await self._instance_for(task)
+            await decode_wire(raw_events, self.converter)
+            updates = await decode_wire(task.get("updates") or [], self.converter)
+            events = [HistoryEvent.model_validate(e) for e in raw_events]
+            commands = inst.activate(events, updates=updates)
+        except Exception as exc:
+            self._evict(task["run_id"])
+            if inst is not None:
+                inst.dispose()
+            await self._fail_workflow_task(task, exc)
+            return None
+        stopping = self._stopping.is_set()
+        body = {
+            "task_token": token,
+            "commands": await encode_wire(
+                [c.model_dump(mode="json") for c in commands], self.converter
+            ),
+            "identity": self.identity,
+            # A stopping worker takes no new work: the server dispatches it.
+            "eager_activities": 0 if stopping else self._eager_slots(),
+            "return_new_workflow_task": not stopping,
+        }
+        try:
+            res = await self._call_handing_back("/workflow-tasks/complete", body)
+        except TaskNotFoundError:
+            self._evict(task["run_id"])
+            inst.dispose()
+            return None
+        except BatonError as exc:
+            log.warning("completing the workflow task of %s failed: %s", task["workflow_id"], exc)
+            self._evict(task["run_id"])
+            inst.dispose()
+            if not exc.retryable:
+                await self._fail_workflow_task(task, exc)
+            return None
+        if inst.closed:
+            self._evict(task["run_id"])
+            inst.dispose()
+        else:
+            self._cache_put(inst)
+        for act in res.get("activity_tasks") or []:
+            self._spawn(self._eager_activity(act))
+        nxt: dict[str, Any] | None = res.get("workflow_task")
+        return nxt
+
+    async def _fail_workflow_task(self, task: dict[str, Any], exc: BaseException) -> None:
+        cause = "NonDeterminism" if isinstance(exc, NonDeterminismError) else "WorkflowTaskFailed"
+        if isinstance(exc, WorkflowTaskError):
+            failure = exc.failure
+        else:
+            failure = exception_to_failure(exc, self.converter.payload_converter)
+        if isinstance(exc, NonDeterminismError):
+            failure = Failure(
+                message=str(exc), type="NonDeterminismError", stack_trace=failure.stack_trace
+            )
+        log.warning(
+            "workflow task of %s (%s) failed: %s",
+            task["workflow_id"],
+            task["workflow_type"],
+            failure.message,
+        )
+        body = {
+            "task_token": task["task_token"],
+            "failure": failure.model_dump(),
+            "cause": cause,
+            "identity": self.identity,
+        }
+        with contextlib.suppress(TaskNotFoundError):
+            await self._call("/workflow-tasks/fail", await encode_wire(body, self.converter))
+
+    async def _query_task(self, task: dict[str, Any]) -> None:
+        q = task["query"]
+        body: dict[str, Any] = {"task_token": task["task_token"], "result": None, "failure": None}
+        replayed: WorkflowInstance | None = None
+        try:
+            inst = self._cache.get(task["run_id"])
+            if inst is None or not _goes_on_from(inst, task):
+                events = await self._fetch_history(task, task["history_length"] + 1)
+                await decode_wire(events, self.converter)
+                inst = replayed = self._new_instance(task)
+                inst.activate([HistoryEvent.model_validate(e) for e in events], run_final=False)
+            args = await decode_wire(q.get("input") or [], self.converter)
+            answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])
+            body["result"] = answer.model_dump()
+        except Exception as exc:
+            failure = exception_to_failure(exc, self.converter.payload_converter)
+            body["failure"] = failure.model_dump()
+        finally:
+            # Built for this answer only: tear it down now, not when the
+            # garbage collector gets to it (which would close its coroutines
+            # at some random later point, maybe inside another run's activation).
+            if replayed is not None:
+                replayed.dispose()
+        with contextlib.suppress(TaskNotFoundError):
+            await self._call("/query-tasks/respond", await encode_wire(body, self.converter))
+
+
+def _goes_on_from(inst: WorkflowInstance, task: dict[str, Any]) -> bool:
+    """True if ``task`` continues the history ``inst`` has applied.
+
+    The same event id is not enough: after a forced failover the new region
+    may hold another branch's event under that id, with another version.
+    """
+    if inst.last_event_id != task["previous_started_event_id"]:
+        return False
+    version = task.get("previous_started_event_version")
+    return version is None or inst.last_event_version == version
