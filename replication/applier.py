@@ -27,6 +27,7 @@ from replication.apply import (
     Losing,
     NeedConfirmation,
     ReplicationGap,
+    apply_buffered_txn,
     apply_history_txn,
     apply_namespace_txn,
     apply_progress_txn,
@@ -360,6 +361,8 @@ class Applier:
             await apply_namespace_txn(conn, region, msg["namespace_info"])
         elif kind == MESSAGE_TYPES["progress"]:
             await apply_progress_txn(conn, region, msg)
+        elif kind == MESSAGE_TYPES["buffered"]:
+            await apply_buffered_txn(conn, region, msg)
         elif kind == MESSAGE_TYPES["conflict"]:
             await self._apply_conflict(conn, msg)
         elif kind == MESSAGE_TYPES["history"]:

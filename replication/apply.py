@@ -46,6 +46,25 @@ REAPPLIED_TYPES = {
 }
 
 
+_UPDATE_EVENTS = {
+    EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED.value,
+    EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED.value,
+}
+_REQUEST_EVENTS = {
+    EventType.WORKFLOW_EXECUTION_STARTED.value,
+    EventType.WORKFLOW_EXECUTION_SIGNALED.value,
+    EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED.value,
+    EventType.WORKFLOW_EXECUTION_TERMINATED.value,
+}
+
+#: Columns an execution row shipped by an older server lacks.
+_EXECUTION_DEFAULTS: dict[str, Any] = {
+    "buffered_seq": 0,
+    "buffered_flushed_seq": 0,
+    "signal_count": 0,
+    "history_size_bytes": 0,
+}
+
 #: The replicated columns of a namespace row.
 NAMESPACE_FIELDS = (
     "regions",
@@ -134,24 +153,27 @@ async def apply_namespace_txn(
 
 
 async def apply_progress_txn(conn: asyncpg.Connection, region: str, msg: dict[str, Any]) -> None:
-    """Keep what changed in a run without an event: the attempt and heartbeat
-    details of its pending activities, and inputs buffered behind a running
-    workflow task."""
+    """Keep what changed in a run without an event: the attempt, backoff and
+    heartbeat details of its pending activities."""
     active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"])
     if active == region or region not in msg["namespace_info"]["regions"]:
         return  # the active region holds these itself
     await _store_progress(conn, msg)
-    execution = msg.get("execution")
-    if execution:
-        # only onto a row at the same point of history as the snapshot
-        await conn.execute(
-            Q["set_buffered"],
-            msg["namespace"],
-            msg["workflow_id"],
-            uuid.UUID(msg["run_id"]),
-            execution["buffered_events"],
-            int(execution["next_event_id"]),
-        )
+
+
+async def apply_buffered_txn(conn: asyncpg.Connection, region: str, msg: dict[str, Any]) -> None:
+    """Keep the inputs waiting behind a started workflow task in the active region:
+    a region that takes the namespace over writes them after timing that task out.
+    The history batch that writes them there removes them here."""
+    active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"])
+    if active == region or region not in msg["namespace_info"]["regions"]:
+        return
+    rows = msg.get("buffered") or []
+    if not rows:
+        return  # written as events already: the history batch brings them
+    ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
+    await conn.fetchval(Q["apply_buffered"], ns, wid, rid, rows)
+    await conn.execute(Q["derive_request_ids"], ns, wid, rid, rows)
 
 
 async def _store_progress(conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
@@ -239,19 +261,31 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
         # this region's tail lost to the batch's newer branch
         await archive_local_tail(store, conn, ns, wid, rid, start, batch_version)
     await conn.execute(Q["apply_events"], ns, wid, rid, incoming)
+    # What the events say besides history: updates in flight, request ids.
+    kinds = {e["event_type"] for e in incoming}
+    if kinds & _UPDATE_EVENTS:
+        await conn.execute(Q["derive_updates"], ns, wid, rid, incoming)
+    if kinds & _REQUEST_EVENTS:
+        await conn.execute(Q["derive_request_ids"], ns, wid, rid, incoming)
     execution = dict(msg["execution"])
     if int(execution["next_event_id"]) > last + 1 and run is not None:
-        # The snapshot was read when the batch was shipped and is ahead of it
-        # (later events are on their way): keep the row of the last snapshot
-        # that matched its history, and only count the new events. A region
-        # promoted now sees a run whose row and history agree.
+        # Only a batch written before outbox rows carried their execution
+        # row: its row was read when shipped and is ahead of it. Keep the row
+        # of the last snapshot that matched its history, and only count the
+        # new events.
         await conn.execute(Q["advance_execution"], ns, wid, rid, last + 1, batch_version)
         await conn.execute(Q["notify_applied"], f"{ns}/{wid}", False)
         return
     # A new run's first batch has no older row to keep; it never claims
     # events it does not hold.
     execution["next_event_id"] = min(int(execution["next_event_id"]), last + 1)
+    for key in _EXECUTION_DEFAULTS.keys() - execution.keys():
+        execution[key] = _EXECUTION_DEFAULTS[key]  # a row shipped by an older server
     await conn.execute(Q["upsert_execution_json"], execution)
+    if int(execution.get("buffered_flushed_seq") or 0) > 0:
+        await conn.execute(
+            Q["drop_flushed_buffered"], ns, wid, rid, int(execution["buffered_flushed_seq"])
+        )
     if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
         await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
     if not active_here:
@@ -312,6 +346,21 @@ async def archive_local_tail(
         for r in rows
     ]
     losing_version = max(int(e["version"]) for e in events)
+    last_event_id = events[-1]["event_id"]
+    # Inputs that waited behind the losing branch's started workflow task
+    # were acknowledged too: they go into the archive (and are re-applied),
+    # under the negated seq in place of an event id.
+    for b in await conn.fetch(Q["take_buffered_of_run"], namespace, workflow_id, run_id):
+        events.append(
+            {
+                "event_id": -int(b["seq"]),
+                "event_type": b["event_type"],
+                "event_time": b["created_at"].isoformat(),
+                "version": losing_version,
+                "attributes": b["attributes"],
+                "buffered": True,
+            }
+        )
     cid = await conn.fetchval(
         Q["insert_conflict"],
         namespace,
@@ -320,7 +369,7 @@ async def archive_local_tail(
         "local_tail",
         store.region,
         from_event_id,
-        events[-1]["event_id"],
+        last_event_id,
         losing_version,
         winning_version,
         events,
@@ -338,7 +387,7 @@ async def archive_local_tail(
             workflow_id,
             run_id,
             from_event_id,
-            events[-1]["event_id"],
+            last_event_id,
             losing_version,
             cid,
         )
@@ -351,7 +400,7 @@ async def archive_local_tail(
         workflow_id,
         run_id,
         from_event_id,
-        events[-1]["event_id"],
+        last_event_id,
         losing_version,
         winning_version,
         cid,

@@ -36,7 +36,7 @@ from replication.status import end_offsets
 from replication.versions import next_version, row_rank
 from store import db
 from store.config import BatonConfig
-from store.errors import InvalidArgument, NamespaceNotFound, StoreError
+from store.errors import Conflict, InvalidArgument, NamespaceNotFound, StoreError, wrap_exceptions
 from store.rebuild import rebuild_namespace_txn
 from store.sql import QUERIES as Q
 from worker.wire import ErrorCode
@@ -177,19 +177,10 @@ async def graceful_failover(
         new_version = next_version(
             int(version), config.regions[target].initial_version, config.failover_version_increment
         )
-        region_urls = {n: r.url for n, r in config.regions.items()}
-        dst = await db.connect(config.regions[target].dsn)
-        try:
-            async with dst.transaction():
-                await dst.execute(RQ["lock_namespace_for_promotion"], namespace)
-                moved = await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
-                if moved is None:
-                    raise InvalidArgument(f"{target} has no row of namespace {namespace!r} yet")
-                rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
-                await dst.execute(Q["outbox_namespace"], namespace)
-            promoted = True
-        finally:
-            await dst.close()
+        rebuilt = await _promote(config, namespace, source, target, new_version)
+        if rebuilt is None:
+            raise InvalidArgument(f"{target} has no row of namespace {namespace!r} yet")
+        promoted = True
         say(f"{namespace} is active in {target} (failover version {new_version})")
         # If this fails the source still learns the move from the stream; it
         # must never go back to active once the target is.
@@ -203,6 +194,50 @@ async def graceful_failover(
     return FailoverResult(
         namespace, source, target, new_version, rebuilt, round(time.monotonic() - started, 3)
     )
+
+
+#: Attempts at a promotion that meets a deadlock or serialization failure.
+PROMOTION_ATTEMPTS = 5
+
+
+async def _promote(
+    config: BatonConfig, namespace: str, source: str, target: str, version: int
+) -> int | None:
+    """Make ``target`` active under ``version`` and rebuild every open run there, in one
+    transaction; returns how many runs were rebuilt, or None if the namespace did not
+    move (``target`` has no row of it, or is already past ``version``).
+
+    The promotion locks the namespace row before any run, the order every writer
+    keeps; a deadlock or serialization failure it still meets (with an applier
+    transaction, say) is retried from the start.
+    """
+    region_urls = {n: r.url for n, r in config.regions.items()}
+    for attempt in range(1, PROMOTION_ATTEMPTS + 1):
+        dst = await db.connect(config.regions[target].dsn)
+        try:
+            with wrap_exceptions():
+                async with dst.transaction():
+                    await dst.execute(RQ["lock_namespace_for_promotion"], namespace)
+                    moved = await dst.fetchval(Q["move_namespace"], namespace, target, version)
+                    if moved is None:
+                        return None
+                    rebuilt = await rebuild_namespace_txn(
+                        dst,
+                        namespace,
+                        target,
+                        region_urls,
+                        retry_max_s=config.workflow_task_retry_max_s,
+                        old_region=source,
+                    )
+                    await dst.execute(Q["outbox_namespace"], namespace)
+            return rebuilt
+        except Conflict:
+            if attempt == PROMOTION_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * attempt)
+        finally:
+            await dst.close()
+    raise AssertionError("unreachable")
 
 
 async def _applied(conn: asyncpg.Connection, source: str) -> dict[int, int]:
@@ -268,7 +303,6 @@ async def forced_failover(
     say = progress or (lambda _m: None)
     started = time.monotonic()
     config.region(target)
-    region_urls = {n: r.url for n, r in config.regions.items()}
     # The newest row any reachable region holds: a region taken out of the
     # namespace may not know it yet, and must not promote itself.
     _, newest = await namespace_row(config, namespace)
@@ -298,18 +332,14 @@ async def forced_failover(
             config.regions[target].initial_version,
             config.failover_version_increment,
         )
-        async with dst.transaction():
-            await dst.execute(RQ["lock_namespace_for_promotion"], namespace)
-            moved = await dst.fetchval(Q["move_namespace"], namespace, target, new_version)
-            if moved is None:
-                raise InvalidArgument(
-                    f"namespace {namespace!r} moved in {target} meanwhile; see "
-                    f"`baton namespace describe {namespace}`"
-                )
-            rebuilt = await rebuild_namespace_txn(dst, namespace, target, region_urls)
-            await dst.execute(Q["outbox_namespace"], namespace)
     finally:
         await dst.close()
+    rebuilt = await _promote(config, namespace, source, target, new_version)
+    if rebuilt is None:
+        raise InvalidArgument(
+            f"namespace {namespace!r} moved in {target} meanwhile; see "
+            f"`baton namespace describe {namespace}`"
+        )
     say(f"{namespace} is active in {target} (failover version {new_version}), forced")
     # Tell the old region now if it can be reached; otherwise it learns the
     # new version from the stream when it returns.

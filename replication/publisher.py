@@ -36,6 +36,7 @@ MESSAGE_TYPES = {
     "progress": "progress_v1",
     "namespace": "namespace_v1",
     "conflict": "conflict_v1",
+    "buffered": "buffered_v1",
 }
 NIL_RUN = "00000000-0000-0000-0000-000000000000"
 #: Larger history batches travel by reference (under Kafka's default 1 MiB
@@ -71,6 +72,7 @@ def message_for(
         "events": row["events"] or [],
         "execution": row["execution"],
         "activities": row["activities"] or [],
+        "buffered": row.get("buffered") or [],
         "conflict": row["conflict"],
         "namespace_info": row["ns"],
     }

@@ -5,11 +5,13 @@
 -- are deleted once shipped, so a row that commits late is shipped later, never
 -- skipped; one workflow's rows keep their order (its writes serialise on the
 -- execution row), and a batch that overtakes an earlier one of its workflow is
--- a gap the applier fills from the source region. Every row of a replicated
--- namespace carries the run's execution row and the progress of its pending
--- activities as they are now (rows of other namespaces are only acknowledged,
--- so nothing is built for them). A conflict carries only the events the
--- winning side re-applies, signals and starts: the archive itself stays here.
+-- a gap the applier fills from the source region. A history batch carries
+-- the run's execution row as its write left it (outbox.execution; the row as
+-- it is now for rows written before that column existed); progress carries
+-- its pending activities, and 'buffered' its waiting inputs, as they are now
+-- (rows of other namespaces are only acknowledged, so nothing is built for
+-- them). A conflict carries only the events the winning side re-applies,
+-- signals and starts: the archive itself stays here.
 SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_id,
        o.last_event_id, o.version, o.created_at, r.replicated,
        CASE WHEN r.replicated AND o.kind = 'history' THEN
@@ -20,15 +22,23 @@ SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_
         WHERE h.namespace = o.namespace AND h.workflow_id = o.workflow_id
           AND h.run_id = o.run_id
           AND h.event_id BETWEEN o.first_event_id AND o.last_event_id) END AS events,
-       CASE WHEN r.replicated THEN to_jsonb(e) END AS execution,
-       CASE WHEN r.replicated THEN
+       CASE WHEN r.replicated THEN coalesce(o.execution, to_jsonb(e)) END AS execution,
+       CASE WHEN r.replicated AND o.kind IN ('history', 'progress') THEN
        (SELECT jsonb_agg(jsonb_build_object(
                 'scheduled_event_id', a.scheduled_event_id, 'attempt', a.attempt,
                 'state', a.state, 'heartbeat_details', a.heartbeat_details,
-                'last_failure', a.last_failure) ORDER BY a.scheduled_event_id)
+                'last_failure', a.last_failure, 'scheduled_time', a.scheduled_time)
+                ORDER BY a.scheduled_event_id)
         FROM activities a
         WHERE a.namespace = o.namespace AND a.workflow_id = o.workflow_id
           AND a.run_id = o.run_id) END AS activities,
+       CASE WHEN r.replicated AND o.kind = 'buffered' THEN
+       (SELECT jsonb_agg(jsonb_build_object(
+                'seq', b.seq, 'event_type', b.event_type, 'attributes', b.attributes)
+                ORDER BY b.seq)
+        FROM buffered_events b
+        WHERE b.namespace = o.namespace AND b.workflow_id = o.workflow_id
+          AND b.run_id = o.run_id) END AS buffered,
        CASE WHEN r.replicated AND o.kind = 'conflict' THEN
        (SELECT to_jsonb(c) || jsonb_build_object('events', (
                   SELECT coalesce(jsonb_agg(ev ORDER BY (ev->>'event_id')::bigint), '[]')
@@ -89,6 +99,47 @@ ON CONFLICT (name) DO UPDATE SET regions = EXCLUDED.regions,
 WHERE (namespaces.failover_version, namespaces.updated_at)
       < (EXCLUDED.failover_version, EXCLUDED.updated_at)
 
+-- name: derive_updates
+-- Updates a replicated batch accepted or completed, recorded as the active
+-- region records them: a region that takes the namespace over then knows
+-- every update in flight (a completion, a retried request by its id).
+INSERT INTO workflow_updates AS u (namespace, workflow_id, update_id, run_id, name, input, state,
+                                   result, failure)
+SELECT $1, $2, e.attributes ->> 'update_id', $3,
+       coalesce(max(e.attributes ->> 'name'), ''),
+       coalesce((array_agg(e.attributes -> 'input') FILTER (
+           WHERE e.event_type = 'WorkflowExecutionUpdateAccepted'))[1], '[]'),
+       CASE WHEN bool_or(e.event_type = 'WorkflowExecutionUpdateCompleted') THEN 'completed'
+            ELSE 'accepted' END,
+       (array_agg(e.attributes -> 'result') FILTER (
+           WHERE e.event_type = 'WorkflowExecutionUpdateCompleted'))[1],
+       (array_agg(e.attributes -> 'failure') FILTER (
+           WHERE e.event_type = 'WorkflowExecutionUpdateCompleted'))[1]
+FROM jsonb_to_recordset($4::jsonb) AS e(event_type text, attributes jsonb)
+WHERE e.event_type IN ('WorkflowExecutionUpdateAccepted', 'WorkflowExecutionUpdateCompleted')
+GROUP BY e.attributes ->> 'update_id'
+ON CONFLICT (namespace, workflow_id, update_id) DO UPDATE
+SET state = CASE WHEN u.state = 'completed' THEN u.state ELSE EXCLUDED.state END,
+    result = CASE WHEN u.state = 'completed' THEN u.result ELSE EXCLUDED.result END,
+    failure = CASE WHEN u.state = 'completed' THEN u.failure ELSE EXCLUDED.failure END,
+    name = CASE WHEN u.name = '' THEN EXCLUDED.name ELSE u.name END,
+    input = CASE WHEN u.state = 'requested' OR u.input = '[]' THEN EXCLUDED.input
+                 ELSE u.input END
+
+-- name: derive_request_ids
+-- Request ids of the starts, signals, cancels and terminates a batch carries.
+INSERT INTO request_ids (namespace, workflow_id, request_id, run_id, kind)
+SELECT $1, $2, e.attributes ->> 'request_id', $3,
+       CASE e.event_type WHEN 'WorkflowExecutionStarted' THEN 'start'
+                         WHEN 'WorkflowExecutionSignaled' THEN 'signal'
+                         WHEN 'WorkflowExecutionCancelRequested' THEN 'cancel'
+                         ELSE 'terminate' END
+FROM jsonb_to_recordset($4::jsonb) AS e(event_type text, attributes jsonb)
+WHERE e.event_type IN ('WorkflowExecutionStarted', 'WorkflowExecutionSignaled',
+                       'WorkflowExecutionCancelRequested', 'WorkflowExecutionTerminated')
+  AND coalesce(e.attributes ->> 'request_id', '') <> ''
+ON CONFLICT DO NOTHING
+
 -- name: apply_events
 INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type, event_time,
                             version, attributes)
@@ -110,16 +161,19 @@ ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
     request_id, first_run_id, continued_from_run_id, continued_to_run_id,
     task_timeout_s, run_timeout_s, memo, wt_scheduled_event_id,
     wt_started_event_id, wt_attempt, wt_started_at, wt_identity,
-    last_completed_wt_started, buffered_events, pending_updates, result,
-    failure, build_id, updated_at
+    last_completed_wt_started, pending_updates, result,
+    failure, build_id, updated_at, buffered_seq, buffered_flushed_seq, signal_count,
+    history_size_bytes, sticky_queue, sticky_timeout_s
 ) = (
     EXCLUDED.workflow_type, EXCLUDED.task_queue, EXCLUDED.status, EXCLUDED.paused,
     EXCLUDED.next_event_id, EXCLUDED.last_write_version, EXCLUDED.start_time, EXCLUDED.close_time,
     EXCLUDED.request_id, EXCLUDED.first_run_id, EXCLUDED.continued_from_run_id, EXCLUDED.continued_to_run_id,
     EXCLUDED.task_timeout_s, EXCLUDED.run_timeout_s, EXCLUDED.memo, EXCLUDED.wt_scheduled_event_id,
     EXCLUDED.wt_started_event_id, EXCLUDED.wt_attempt, EXCLUDED.wt_started_at, EXCLUDED.wt_identity,
-    EXCLUDED.last_completed_wt_started, EXCLUDED.buffered_events, EXCLUDED.pending_updates, EXCLUDED.result,
-    EXCLUDED.failure, EXCLUDED.build_id, EXCLUDED.updated_at
+    EXCLUDED.last_completed_wt_started, EXCLUDED.pending_updates, EXCLUDED.result,
+    EXCLUDED.failure, EXCLUDED.build_id, EXCLUDED.updated_at,
+    greatest(executions.buffered_seq, EXCLUDED.buffered_seq), EXCLUDED.buffered_flushed_seq,
+    EXCLUDED.signal_count, EXCLUDED.history_size_bytes, NULL, NULL
 )
 
 -- name: replace_current
@@ -152,10 +206,13 @@ UNION ALL
 SELECT pg_notify('baton_history_v1', $1), NULL WHERE NOT $2
 
 -- name: drop_pending_work
--- A region deposed by a higher failover version keeps no pending work.
-WITH ta AS (DELETE FROM tasks WHERE namespace = $1),
+-- A region deposed by a higher failover version keeps no pending work (nor
+-- updates no workflow task took: their callers retry where it moved).
+WITH ta AS (DELETE FROM tasks WHERE id IN (
+        SELECT id FROM tasks WHERE namespace = $1 FOR UPDATE SKIP LOCKED)),
      ti AS (DELETE FROM timers WHERE namespace = $1),
-     ac AS (DELETE FROM activities WHERE namespace = $1)
+     ac AS (DELETE FROM activities WHERE namespace = $1),
+     up AS (DELETE FROM workflow_updates WHERE namespace = $1 AND state = 'requested')
 SELECT 1
 
 -- name: local_event_versions
@@ -174,12 +231,14 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id >= $4
 
 -- name: delete_run_work
 -- The pending work and unshipped outbox rows of one run (its tail was archived).
-WITH ta AS (DELETE FROM tasks WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3),
+WITH ta AS (DELETE FROM tasks WHERE id IN (
+        SELECT id FROM tasks WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+        FOR UPDATE SKIP LOCKED)),
      ti AS (DELETE FROM timers WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3),
      ac AS (DELETE FROM activities WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3)
 DELETE FROM outbox
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
-  AND (kind = 'progress' OR (kind = 'history' AND last_event_id >= $4))
+  AND (kind IN ('progress', 'buffered') OR (kind = 'history' AND last_event_id >= $4))
 RETURNING id
 
 -- name: current_run
@@ -215,11 +274,12 @@ RETURNING event_id
 
 -- name: insert_activity_progress
 INSERT INTO activity_progress (namespace, workflow_id, run_id, scheduled_event_id, attempt,
-                               state, heartbeat_details, last_failure)
+                               state, heartbeat_details, last_failure, scheduled_time)
 SELECT $1, $2, $3, a.scheduled_event_id, a.attempt, a.state, a.heartbeat_details,
-       a.last_failure
+       a.last_failure, a.scheduled_time
 FROM jsonb_to_recordset($4::jsonb) AS a(scheduled_event_id bigint, attempt int, state text,
-                                        heartbeat_details jsonb, last_failure jsonb)
+                                        heartbeat_details jsonb, last_failure jsonb,
+                                        scheduled_time timestamptz)
 
 -- name: insert_dead_letter
 INSERT INTO replication_dlq (source_region, topic, kafka_partition, kafka_offset, namespace,
@@ -355,9 +415,35 @@ SELECT count(*) FROM replication_dlq WHERE namespace = $1
 UPDATE executions SET next_event_id = $4, last_write_version = $5, updated_at = now()
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
--- name: set_buffered
-UPDATE executions SET buffered_events = $4
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND next_event_id = $5
+-- name: take_buffered_of_run
+DELETE FROM buffered_events WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+RETURNING seq, event_type, attributes, created_at
+
+-- name: drop_flushed_buffered
+-- Buffered inputs the applied history wrote as events (or dropped).
+DELETE FROM buffered_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND seq <= $4
+
+-- name: apply_buffered
+-- Inputs waiting behind a started workflow task in the active region, kept
+-- until the history that writes them arrives (those already flushed here are
+-- not stored again). Returns the run's flushed seq here (none: no run yet).
+WITH run AS (
+    SELECT buffered_flushed_seq FROM executions
+    WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 FOR UPDATE
+), ins AS (
+    INSERT INTO buffered_events (namespace, workflow_id, run_id, seq, event_type, attributes)
+    SELECT $1, $2, $3, b.seq, b.event_type, b.attributes
+    FROM jsonb_to_recordset($4::jsonb) AS b(seq bigint, event_type text, attributes jsonb), run
+    WHERE b.seq > run.buffered_flushed_seq
+    ON CONFLICT DO NOTHING
+    RETURNING seq
+), bump AS (
+    UPDATE executions SET buffered_seq = greatest(buffered_seq, (SELECT max(seq) FROM ins))
+    WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+      AND EXISTS (SELECT 1 FROM ins)
+)
+SELECT buffered_flushed_seq FROM run
 
 -- name: first_progress_at
 -- Epoch seconds of the first task a namespace completed under a failover version.

@@ -198,12 +198,13 @@ async def _request_cancel_activity(rt: RunTxn, attrs: dict[str, Any]) -> None:
 
 def _cancel_timer(rt: RunTxn, attrs: dict[str, Any]) -> None:
     timer_id = str(attrs.get("timer_id") or "")
-    # A firing that is still buffered never reaches the workflow.
-    rt.exe["buffered_events"] = [
-        b
-        for b in rt.exe["buffered_events"]
-        if not (b[0] == EventType.TIMER_FIRED.value and b[1].get("timer_id") == timer_id)
-    ]
+    # A firing that is still buffered never reaches the workflow (the
+    # completion flushes the rest, which removes every stored row).
+    rt.drop_buffered(
+        keep=lambda kind, attrs: (
+            not (kind == EventType.TIMER_FIRED.value and attrs.get("timer_id") == timer_id)
+        )
+    )
     rt.delete_timers(USER_TIMER, timer_id)
     rt.add_event(EventType.TIMER_CANCELED, {"timer_id": timer_id})
 
@@ -377,7 +378,16 @@ async def apply_commands(
                     "failure": a.get("failure"),
                 },
             )
-            await _update_state(rt, uid, "completed", a.get("result"), a.get("failure"))
+            await rt.conn.execute(
+                Q["complete_update"],
+                rt.namespace,
+                rt.workflow_id,
+                uid,
+                uuid.UUID(rt.run_id),
+                a.get("result"),
+                a.get("failure"),
+            )
+            await rt.conn.execute(Q["notify_update"], f"{rt.namespace}/{rt.workflow_id}/{uid}")
         elif t == CommandType.COMPLETE_WORKFLOW:
             rt.add_event(EventType.WORKFLOW_EXECUTION_COMPLETED, {"result": a.get("result")})
             rt.close("completed", result=a.get("result"))

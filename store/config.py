@@ -75,7 +75,23 @@ class BatonConfig:
     workflow_task_retry_max_s: float = 60.0
     """Longest pause between attempts of a workflow task that keeps failing."""
     suggest_continue_as_new_events: int = 10_240
-    """History length at which workers are told continue-as-new is suggested."""
+    """History length at which workers are told continue-as-new is suggested
+    (and ``describe`` warns)."""
+    history_events_max: int = 51_200
+    """History length past which a run is terminated at its next workflow task."""
+    history_bytes_warn: int = 10 * 1024 * 1024
+    """History size (bytes) at which ``describe`` warns."""
+    history_bytes_max: int = 50 * 1024 * 1024
+    """History size past which a run is terminated at its next workflow task."""
+    signals_per_run_max: int = 10_000
+    """Signals one run accepts; more get ``LIMIT_EXCEEDED``."""
+    buffered_inputs_max: int = 1_000
+    """Inputs waiting behind one started workflow task; past it the task is failed
+    and they are written, so a flood never grows one run's buffer without bound."""
+    updates_in_flight_max: int = 100
+    """Updates of one run requested or accepted and not yet completed."""
+    retention_sweep_interval_s: float = 60.0
+    """Pause between the retention sweeper's passes."""
     path: Path | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -167,5 +183,12 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
         suggest_continue_as_new_events=_setting(
             base, "suggest_continue_as_new_events", 10_240, int
         ),
+        history_events_max=_setting(base, "history_events_max", 51_200, int),
+        history_bytes_warn=_setting(base, "history_bytes_warn", 10 * 1024 * 1024, int),
+        history_bytes_max=_setting(base, "history_bytes_max", 50 * 1024 * 1024, int),
+        signals_per_run_max=_setting(base, "signals_per_run_max", 10_000, int),
+        buffered_inputs_max=_setting(base, "buffered_inputs_max", 1_000, int),
+        updates_in_flight_max=_setting(base, "updates_in_flight_max", 100, int),
+        retention_sweep_interval_s=_setting(base, "retention_sweep_interval_s", 60.0, float),
         path=path,
     )

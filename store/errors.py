@@ -145,6 +145,13 @@ class UpdateTimedOut(StoreError):
     retryable = True
 
 
+class LimitExceeded(StoreError):
+    """A per-run limit is reached: continue-as-new keeps long-lived workflows under it."""
+
+    code = ErrorCode.LIMIT_EXCEEDED
+    http_status = 429
+
+
 class SchemaOutOfDate(StoreError):
     """The region database schema is older than this server needs: run `baton migrate up`."""
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from store.context import Store
 from store.errors import (
+    LimitExceeded,
     QueryFailed,
     QueryTimedOut,
     UpdateFailed,
@@ -17,17 +18,30 @@ from store.errors import (
     UpdateTimedOut,
     WorkflowNotRunning,
 )
-from store.mutable_state import RunTxn, utcnow
+from store.mutable_state import RunTxn, get_namespace, utcnow
 from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.workflows import _get_run
 from worker import wire
 
 
+async def require_active_here(store: Store, namespace: str) -> None:
+    """Raise unless the namespace is active (and not in handover) in this region.
+
+    Queries and updates wait for a worker of the active region; a standby, or
+    a region the namespace left while they waited, sends the caller there.
+    """
+    async with store.pool.acquire() as conn:
+        ns = await get_namespace(conn, namespace)
+    ns.require_writable(store.region, store.region_urls)
+
+
 async def query_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.QueryRequest
 ) -> dict[str, Any]:
     """Ask a worker to run a query handler against the workflow's current state."""
+    await require_active_here(store, namespace)
+    epoch = store.notifier.namespace_epoch
     async with store.pool.acquire() as conn:
         row = await _get_run(conn, namespace, workflow_id, req.run_id)
     query_id = uuid.uuid4()
@@ -65,6 +79,9 @@ async def query_workflow(
                             failure=q["failure"],
                         )
                     return {"result": q["result"]}
+                if store.notifier.namespace_epoch != epoch:
+                    epoch = store.notifier.namespace_epoch
+                    await require_active_here(store, namespace)
                 remaining = (deadline - utcnow()).total_seconds()
                 if remaining <= 0 or store.notifier.draining:
                     raise QueryTimedOut(
@@ -83,6 +100,7 @@ async def update_workflow(
     """Record an update (once per update id) and wait for the workflow's answer."""
     update_id = req.update_id or str(uuid.uuid4())
     deadline = utcnow() + timedelta(seconds=req.timeout_s)
+    epoch = store.notifier.namespace_epoch
     key = f"{namespace}/{workflow_id}/{update_id}"
     async with store.notifier.subscribe("baton_updates_v1", key) as ev:
 
@@ -102,6 +120,15 @@ async def update_workflow(
                 raise WorkflowNotRunning(
                     f"workflow {workflow_id!r} is {rt.exe['status']}; it takes no updates"
                 )
+            in_flight = await conn.fetchval(
+                Q["updates_in_flight"], namespace, workflow_id, uuid.UUID(rt.run_id)
+            )
+            if in_flight >= store.config.updates_in_flight_max:
+                raise LimitExceeded(
+                    f"workflow {workflow_id!r} has {in_flight} updates in flight, the most a "
+                    "run takes at once: wait for some to complete and retry",
+                    limit=store.config.updates_in_flight_max,
+                )
             await conn.execute(
                 Q["insert_update"],
                 namespace,
@@ -117,9 +144,23 @@ async def update_workflow(
 
         await store.txn(submit)
         while True:
+            if store.notifier.namespace_epoch != epoch:
+                # The namespace moved: the caller retries (same update id) in
+                # the region it moved to, which knows the update from history.
+                epoch = store.notifier.namespace_epoch
+                await require_active_here(store, namespace)
             async with store.pool.acquire() as conn:
                 u = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id)
-            assert u is not None
+            if u is None:
+                # A requested update that no workflow task took when the
+                # namespace moved away is dropped with it; say so, or ask
+                # for a retry that records it again.
+                await require_active_here(store, namespace)
+                raise UpdateTimedOut(
+                    f"update {update_id!r} is no longer recorded here; call again with the "
+                    "same update_id",
+                    update_id=update_id,
+                )
             if u["state"] == "rejected":
                 failure = u["failure"] or {}
                 raise UpdateRejected(

@@ -13,7 +13,7 @@ import binascii
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import orjson
@@ -159,6 +159,11 @@ class TaskToken:
 class RunTxn:
     """Changes to one run, written together by :meth:`write_txn`."""
 
+    #: Inputs that may wait behind one started workflow task (the server sets
+    #: it from ``buffered_inputs_max``); past it the task is failed and they
+    #: are written, so a flood never grows a run's buffer without bound.
+    buffered_inputs_max: ClassVar[int] = 1_000
+
     conn: asyncpg.Connection
     ns: Namespace
     exe: dict[str, Any]
@@ -171,6 +176,12 @@ class RunTxn:
     timer_deletes: list[tuple[str, str]] = field(default_factory=list)
     activity_deletes: list[int] = field(default_factory=list)
     activity_inserts: list[dict[str, Any]] = field(default_factory=list)
+    #: Buffered inputs added by this write: {"seq", "event_type", "attributes"}.
+    buffer_inserts: list[dict[str, Any]] = field(default_factory=list)
+    #: Request ids this write acted on: (request id, kind).
+    request_ids: list[tuple[str, str]] = field(default_factory=list)
+    #: Buffered rows stored before this write: seqs in (flushed, last].
+    stored_buffer: tuple[int, int] = (0, 0)
     is_new: bool = False
     notify_close: bool = False
 
@@ -207,7 +218,25 @@ class RunTxn:
         if write:
             ns.require_writable(region, region_urls)
         exe = {k: v for k, v in row.items() if not k.startswith("ns_")}
-        return cls(conn=conn, ns=ns, exe=exe)
+        exe["buffered_events"] = []
+        if exe["buffered_seq"] > exe["buffered_flushed_seq"]:
+            # read after the run is locked: the rows of the write we waited for
+            exe["buffered_events"] = [
+                [b["event_type"], b["attributes"], b["seq"]]
+                for b in await conn.fetch(
+                    Q["buffered_of_run"],
+                    namespace,
+                    workflow_id,
+                    row["run_id"],
+                    exe["buffered_flushed_seq"],
+                )
+            ]
+        return cls(
+            conn=conn,
+            ns=ns,
+            exe=exe,
+            stored_buffer=(int(exe["buffered_flushed_seq"]), int(exe["buffered_seq"])),
+        )
 
     # ---------------------------------------------------------------- reading state
 
@@ -250,19 +279,74 @@ class RunTxn:
         (WorkflowTaskStarted is followed by its completion), so events that
         arrive then wait in the buffer and are written after the completion.
         """
+        if self.wt_started and len(self.exe["buffered_events"]) >= self.buffered_inputs_max:
+            # The worker holding the task gets TASK_NOT_FOUND when it completes;
+            # the next task sees everything that waited.
+            self.add_event(
+                EventType.WORKFLOW_TASK_FAILED,
+                {
+                    "scheduled_event_id": self.exe["wt_scheduled_event_id"],
+                    "started_event_id": self.exe["wt_started_event_id"],
+                    "cause": "BufferedInputsOverflow",
+                    "failure": {
+                        "message": f"more than {self.buffered_inputs_max} inputs arrived while "
+                        "the workflow task ran; it is retried with them",
+                        "type": "BufferedInputsOverflow",
+                    },
+                    "identity": "server",
+                },
+            )
+            self.clear_workflow_task()
+            self.flush_buffered()
         if self.wt_started:
-            buffered = list(self.exe["buffered_events"])
-            buffered.append([event_type.value, attributes])
-            self.exe["buffered_events"] = buffered
+            seq = int(self.exe["buffered_seq"]) + 1
+            self.exe["buffered_seq"] = seq
+            self.exe["buffered_events"] = [
+                *self.exe["buffered_events"],
+                [event_type.value, attributes, seq],
+            ]
+            self.buffer_inserts.append(
+                {"seq": seq, "event_type": event_type.value, "attributes": attributes}
+            )
         else:
             self.add_event(event_type, attributes)
 
+    def drop_buffered(self, keep: Any = None) -> None:
+        """Forget buffered inputs: all, or those ``keep(event_type, attributes)`` refuses.
+
+        Dropping some leaves their stored rows in place: the caller flushes
+        (or closes the run) in the same write, which removes every row.
+        """
+        if keep is None:
+            self.exe["buffered_events"] = []
+            self.buffer_inserts = []
+            self.exe["buffered_flushed_seq"] = self.exe["buffered_seq"]
+            return
+        kept = [b for b in self.exe["buffered_events"] if keep(b[0], b[1])]
+        seqs = {b[2] for b in kept}
+        self.exe["buffered_events"] = kept
+        self.buffer_inserts = [b for b in self.buffer_inserts if b["seq"] in seqs]
+
+    @property
+    def _buffer_delete_upto(self) -> int:
+        """Stored buffered rows this write removes: those with seq up to this (0: none)."""
+        flushed_before, last_stored = self.stored_buffer
+        flushed = int(self.exe["buffered_flushed_seq"])
+        return flushed if last_stored > flushed_before and flushed > flushed_before else 0
+
     def flush_buffered(self) -> int:
+        """Write the buffered inputs as events, in the order they arrived."""
         buffered = list(self.exe["buffered_events"])
-        for event_type, attributes in buffered:
+        for event_type, attributes, _seq in buffered:
             self.add_event(EventType(event_type), attributes)
-        self.exe["buffered_events"] = []
+        # the rows go (every seq so far), and those of this write are never stored
+        self.drop_buffered()
         return len(buffered)
+
+    def seen_request(self, request_id: str | None, kind: str) -> None:
+        """Record that this write acts on ``request_id`` (deduplicated from now on)."""
+        if request_id:
+            self.request_ids.append((request_id, kind))
 
     def add_task(self, kind: str, task_queue: str, ref: str | int, attempt: int = 1) -> None:
         self.tasks.append((kind, task_queue, str(ref), attempt))
@@ -327,7 +411,7 @@ class RunTxn:
         self.exe["close_time"] = self.now
         self.exe["result"] = result
         self.exe["failure"] = failure
-        self.exe["buffered_events"] = []
+        self.drop_buffered()
         self.clear_workflow_task()
         self.notify_close = True
 
@@ -398,7 +482,6 @@ class RunTxn:
             e["wt_started_at"],
             e["wt_identity"],
             e["last_completed_wt_started"],
-            e["buffered_events"],
             e["result"],
             e["failure"],
             self.notify_close or self.is_new,
@@ -409,6 +492,16 @@ class RunTxn:
             [] if closing else self.activity_inserts,
             self.is_new,
             bool(e.get("pending_updates")) and not closing,
+            len(self.ns.regions) > 1,
+            self.buffer_inserts,
+            e["buffered_seq"],
+            e["buffered_flushed_seq"],
+            self._buffer_delete_upto,
+            [r for r, _ in self.request_ids],
+            [k for _, k in self.request_ids],
+            e["signal_count"],
+            None if closing else e.get("sticky_queue"),
+            None if closing else e.get("sticky_timeout_s"),
         )
 
     def insert_activity(self, row: dict[str, Any]) -> None:
@@ -463,6 +556,12 @@ def new_execution(
         "failure": None,
         "pending_updates": False,
         "build_id": None,
+        "buffered_seq": 0,
+        "buffered_flushed_seq": 0,
+        "signal_count": 0,
+        "history_size_bytes": 0,
+        "sticky_queue": None,
+        "sticky_timeout_s": None,
     }
     return RunTxn(conn=conn, ns=ns, exe=exe, now=t, is_new=True)
 

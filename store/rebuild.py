@@ -1,16 +1,27 @@
 """Rebuilding the pending work of a namespace that just became active here.
 
-A standby keeps history and execution rows but no tasks, timers or activity
-rows: it does not run the workflows. When a namespace becomes active in this
-region, every open workflow's pending workflow task, activities and timers
-are derived again from its own history, in the new failover version. A
-workflow task that a worker of the old region held is closed as timed out and
-scheduled anew.
+A standby keeps history, execution rows, buffered inputs, updates and what it
+learnt of activities in flight, but no tasks, timers or activity rows: it does
+not run the workflows. When a namespace becomes active in this region, every
+open workflow's pending work is derived again from its own history and state,
+in the new failover version:
+
+* a workflow task a worker of the old region held is closed as timed out and
+  scheduled anew, after the inputs that waited behind it; a scheduled one is
+  dispatched; one waiting out its retry backoff gets its retry timer, due when
+  it would have been in the old region;
+* every open activity is scheduled with its attempt and heartbeat details; an
+  attempt that was running in the old region is lost with it and counts as a
+  failed attempt under the activity's retry policy; a retry waiting out its
+  backoff keeps its due time; schedule-to-close deadlines run from the
+  original schedule time;
+* user timers keep their fire times and the run timeout its deadline.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,12 +29,15 @@ import asyncpg
 
 from store.errors import WorkflowNotFound
 from store.mutable_state import (
+    ACTIVITY_RETRY,
     ACTIVITY_SCHEDULE_TO_CLOSE,
     ACTIVITY_SCHEDULE_TO_START,
     RUN_TIMEOUT,
     USER_TIMER,
+    WT_RETRY,
     RunTxn,
 )
+from store.retry import next_retry_delay, workflow_task_retry_delay
 from store.sql import QUERIES as Q
 from worker.wire import EventType
 
@@ -34,31 +48,56 @@ _ACTIVITY_CLOSE = {
     EventType.ACTIVITY_TASK_CANCELED.value,
 }
 _TIMER_CLOSE = {EventType.TIMER_FIRED.value, EventType.TIMER_CANCELED.value}
+_TASK_ENDS = {EventType.WORKFLOW_TASK_FAILED.value, EventType.WORKFLOW_TASK_TIMED_OUT.value}
 
 
-def pending_from_history(events: list[Any]) -> tuple[dict[int, dict[str, Any]], dict[str, str]]:
-    """Activities (by scheduled event id) and timers (id -> fire_at) still open."""
-    activities: dict[int, dict[str, Any]] = {}
+@dataclass
+class OpenActivity:
+    """An activity history shows scheduled and not closed."""
+
+    attributes: dict[str, Any]
+    scheduled_time: datetime
+    cancel_requested: bool = False
+
+
+@dataclass
+class PendingWork:
+    """What history says is still open in a run."""
+
+    activities: dict[int, OpenActivity]
+    timers: dict[str, str]  # timer id -> fire_at (ISO)
+    last_task_end: datetime | None  # time of the last failed or timed-out workflow task
+
+
+def pending_from_history(events: list[Any]) -> PendingWork:
+    """Activities (by scheduled event id), timers and workflow-task retries still open."""
+    activities: dict[int, OpenActivity] = {}
     timers: dict[str, str] = {}
+    last_task_end: datetime | None = None
     for e in events:
         kind, attrs = e["event_type"], e["attributes"]
         if kind == EventType.ACTIVITY_TASK_SCHEDULED.value:
-            activities[e["event_id"]] = attrs
+            activities[e["event_id"]] = OpenActivity(attrs, _time(e["event_time"]))
+        elif kind == EventType.ACTIVITY_TASK_CANCEL_REQUESTED.value:
+            act = activities.get(attrs.get("scheduled_event_id"))
+            if act is not None:
+                act.cancel_requested = True
         elif kind in _ACTIVITY_CLOSE:
             activities.pop(attrs.get("scheduled_event_id"), None)
         elif kind == EventType.TIMER_STARTED.value:
             timers[attrs["timer_id"]] = attrs["fire_at"]
         elif kind in _TIMER_CLOSE:
             timers.pop(attrs.get("timer_id"), None)
-    return activities, timers
+        elif kind in _TASK_ENDS:
+            last_task_end = _time(e["event_time"])
+    return PendingWork(activities, timers, last_task_end)
 
 
-async def rebuild_execution_txn(rt: RunTxn) -> None:
-    """Re-create the pending work of one open run (inside the caller's transaction)."""
-    events = await rt.conn.fetch(
-        Q["history_from"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), 1, 1_000_000
-    )
-    activities, timers = pending_from_history(list(events))
+def _time(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _rebuild_workflow_task(rt: RunTxn, work: PendingWork, retry_max_s: float) -> None:
     if rt.wt_started:
         # A worker of the old region held this task: close it and start over here.
         rt.add_event(
@@ -79,62 +118,161 @@ async def rebuild_execution_txn(rt: RunTxn) -> None:
             rt.exe["wt_scheduled_event_id"],
             int(rt.exe["wt_attempt"]),
         )
-    elif rt.exe.get("pending_updates"):
+    elif rt.exe["buffered_events"]:
+        rt.flush_buffered()
         rt.schedule_workflow_task()
+    elif int(rt.exe["wt_attempt"]) > 1:
+        # A failing workflow task waiting out its backoff (a bug waiting for a
+        # fix): its retry is due when it would have been in the old region.
+        attempt = int(rt.exe["wt_attempt"])
+        delay = workflow_task_retry_delay(attempt, retry_max_s)
+        fire_at = (work.last_task_end or rt.now) + timedelta(seconds=delay)
+        rt.add_timer(WT_RETRY, "retry", max(fire_at, rt.now), attempt=attempt)
+
+
+def _activity_row(rt: RunTxn, sid: int, act: OpenActivity) -> dict[str, Any]:
+    a = act.attributes
+    return {
+        "namespace": rt.namespace,
+        "workflow_id": rt.workflow_id,
+        "run_id": rt.run_id,
+        "scheduled_event_id": sid,
+        "activity_id": a["activity_id"],
+        "activity_type": a["activity_type"],
+        "task_queue": a["task_queue"],
+        "input": a.get("input") or [],
+        "state": "scheduled",
+        "attempt": 1,
+        "first_scheduled_time": act.scheduled_time,
+        "scheduled_time": rt.now,
+        "started_time": None,
+        "started_identity": None,
+        "schedule_to_close_s": a.get("schedule_to_close_s"),
+        "schedule_to_start_s": a.get("schedule_to_start_s"),
+        "start_to_close_s": a.get("start_to_close_s"),
+        "heartbeat_s": a.get("heartbeat_s"),
+        "retry_policy": a.get("retry_policy") or {},
+        "heartbeat_details": None,
+        "last_heartbeat_time": None,
+        "last_failure": None,
+        "cancel_requested": act.cancel_requested,
+    }
+
+
+def _rebuild_activity(
+    rt: RunTxn, sid: int, act: OpenActivity, seen: asyncpg.Record | None, old_region: str
+) -> bool:
+    """Re-create one open activity; returns True if it closed (the workflow has a task)."""
+    row = _activity_row(rt, sid, act)
     now = rt.now
-    # What a standby learnt of the activities in flight: their attempt and
-    # last heartbeat details. An attempt that was running in the old region
-    # is lost with it and counts as one; the next sees its heartbeat details.
+    s2c = row["schedule_to_close_s"]
+    deadline = act.scheduled_time + timedelta(seconds=s2c) if s2c else None
+    if seen is not None:
+        row["attempt"] = int(seen["attempt"])
+        row["heartbeat_details"] = seen["heartbeat_details"]
+        row["last_failure"] = seen["last_failure"]
+    due = now
+    if seen is not None and seen["state"] == "started":
+        # The attempt ran in the old region and is lost with it: a failed
+        # attempt, retried (or not) as the policy says.
+        failure = {
+            "message": f"the attempt was running in {old_region} when the namespace moved "
+            "to another region",
+            "type": "ActivityAttemptLost",
+        }
+        row["last_failure"] = failure
+        delay = None
+        if not act.cancel_requested:
+            delay = next_retry_delay(
+                row["retry_policy"],
+                attempt=row["attempt"],
+                error_type=failure["type"],
+                non_retryable=False,
+                seconds_left=None if deadline is None else (deadline - now).total_seconds(),
+            )
+        if delay is None:
+            _close_lost_activity(rt, row, act, failure)
+            return True
+        row["attempt"] += 1
+        due = now + timedelta(seconds=delay)
+    elif seen is not None and seen["scheduled_time"] is not None:
+        due = max(now, seen["scheduled_time"])  # a retry waiting out its backoff
+    if act.cancel_requested and (seen is None or seen["state"] == "scheduled"):
+        # Never started here: cancel it at once, as the old region would have.
+        rt.add_input_event(
+            EventType.ACTIVITY_TASK_CANCELED, {"scheduled_event_id": sid, "identity": "server"}
+        )
+        return True
+    row["scheduled_time"] = due
+    rt.insert_activity(row)
+    if due > now:
+        rt.add_timer(ACTIVITY_RETRY, sid, due, attempt=row["attempt"])
+    else:
+        rt.add_task("activity", row["task_queue"], sid, row["attempt"])
+        if row["schedule_to_start_s"]:
+            rt.add_timer(
+                ACTIVITY_SCHEDULE_TO_START,
+                sid,
+                now + timedelta(seconds=row["schedule_to_start_s"]),
+                row["attempt"],
+            )
+    if deadline is not None:
+        rt.add_timer(ACTIVITY_SCHEDULE_TO_CLOSE, sid, deadline)  # fires at once if past
+    return False
+
+
+def _close_lost_activity(
+    rt: RunTxn, row: dict[str, Any], act: OpenActivity, failure: dict[str, Any]
+) -> None:
+    sid = row["scheduled_event_id"]
+    rt.add_input_event(
+        EventType.ACTIVITY_TASK_STARTED,
+        {
+            "scheduled_event_id": sid,
+            "attempt": row["attempt"],
+            "identity": None,
+            "last_failure": None,
+        },
+    )
+    if act.cancel_requested:
+        rt.add_input_event(
+            EventType.ACTIVITY_TASK_CANCELED, {"scheduled_event_id": sid, "identity": "server"}
+        )
+    else:
+        rt.add_input_event(
+            EventType.ACTIVITY_TASK_TIMED_OUT,
+            {
+                "scheduled_event_id": sid,
+                "timeout_type": "start_to_close",
+                "failure": {**failure, "timeout_type": "start_to_close"},
+            },
+        )
+
+
+async def rebuild_execution_txn(rt: RunTxn, *, retry_max_s: float, old_region: str) -> None:
+    """Re-create the pending work of one open run (inside the caller's transaction)."""
+    events = await rt.conn.fetch(
+        Q["history_from"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), 1, 1_000_000
+    )
+    work = pending_from_history(list(events))
+    # Stickiness pointed at a worker of the old region; updates no task took
+    # were dropped with the move (their callers retry here).
+    rt.exe["sticky_queue"] = None
+    rt.exe["sticky_timeout_s"] = None
+    rt.exe["pending_updates"] = False
+    _rebuild_workflow_task(rt, work, retry_max_s)
     progress = {
         r["scheduled_event_id"]: r
         for r in await rt.conn.fetch(
             Q["take_activity_progress_of_run"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
         )
     }
-    for sid, a in activities.items():
-        seen = progress.get(sid)
-        attempt = 1
-        if seen is not None:
-            attempt = int(seen["attempt"]) + (1 if seen["state"] == "started" else 0)
-        row = {
-            "namespace": rt.namespace,
-            "workflow_id": rt.workflow_id,
-            "run_id": rt.run_id,
-            "scheduled_event_id": sid,
-            "activity_id": a["activity_id"],
-            "activity_type": a["activity_type"],
-            "task_queue": a["task_queue"],
-            "input": a.get("input") or [],
-            "state": "scheduled",
-            "attempt": attempt,
-            "first_scheduled_time": now,
-            "scheduled_time": now,
-            "started_time": None,
-            "started_identity": None,
-            "schedule_to_close_s": a.get("schedule_to_close_s"),
-            "schedule_to_start_s": a.get("schedule_to_start_s"),
-            "start_to_close_s": a.get("start_to_close_s"),
-            "heartbeat_s": a.get("heartbeat_s"),
-            "retry_policy": a.get("retry_policy") or {},
-            "heartbeat_details": seen["heartbeat_details"] if seen else None,
-            "last_heartbeat_time": None,
-            "last_failure": seen["last_failure"] if seen else None,
-            "cancel_requested": False,
-        }
-        rt.insert_activity(row)
-        rt.add_task("activity", a["task_queue"], sid, attempt)
-        if a.get("schedule_to_close_s"):
-            rt.add_timer(
-                ACTIVITY_SCHEDULE_TO_CLOSE, sid, now + timedelta(seconds=a["schedule_to_close_s"])
-            )
-        if a.get("schedule_to_start_s"):
-            rt.add_timer(
-                ACTIVITY_SCHEDULE_TO_START,
-                sid,
-                now + timedelta(seconds=a["schedule_to_start_s"]),
-                attempt,
-            )
-    for timer_id, fire_at in timers.items():
+    closed_any = False
+    for sid, act in work.activities.items():
+        closed_any |= _rebuild_activity(rt, sid, act, progress.get(sid), old_region)
+    if closed_any:
+        rt.schedule_workflow_task()
+    for timer_id, fire_at in work.timers.items():
         rt.add_timer(USER_TIMER, timer_id, datetime.fromisoformat(fire_at))
     if rt.exe["run_timeout_s"]:
         rt.add_timer(
@@ -144,7 +282,13 @@ async def rebuild_execution_txn(rt: RunTxn) -> None:
 
 
 async def rebuild_namespace_txn(
-    conn: asyncpg.Connection, namespace: str, region: str, region_urls: dict[str, str]
+    conn: asyncpg.Connection,
+    namespace: str,
+    region: str,
+    region_urls: dict[str, str],
+    *,
+    retry_max_s: float = 60.0,
+    old_region: str = "the old region",
 ) -> int:
     """Rebuild every open run of ``namespace`` (now active here); returns how many."""
     rows = await conn.fetch(Q["open_runs"], namespace)
@@ -162,6 +306,6 @@ async def rebuild_namespace_txn(
         except WorkflowNotFound:
             continue  # replication archived that run in the meantime
         if rt.running:
-            await rebuild_execution_txn(rt)
+            await rebuild_execution_txn(rt, retry_max_s=retry_max_s, old_region=old_region)
             rebuilt += 1
     return rebuilt

@@ -17,6 +17,7 @@ from store.api import create_app
 from store.config import BatonConfig
 from store.context import Store
 from store.migrations import require_current
+from store.mutable_state import RunTxn
 from store.notify import Notifier
 from store.timers import TimerLoop
 
@@ -34,6 +35,7 @@ async def open_store(
         await require_current(conn)
     finally:
         await conn.close()
+    RunTxn.buffered_inputs_max = config.buffered_inputs_max
     pool = await db.create_pool(dsn, max_size=pool_size)
     notifier = Notifier(dsn)
     await notifier.start()

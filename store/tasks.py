@@ -31,6 +31,7 @@ from store.notify import wait_event
 from store.retry import next_retry_delay, workflow_task_retry_delay
 from store.sql import QUERIES as Q
 from store.task_views import activity_task, build_workflow_task
+from store.workflows import terminate_txn
 from worker import wire
 from worker.wire import EventType
 
@@ -184,9 +185,33 @@ async def complete_workflow_task(
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
         rt = await _lock_for_task(store, conn, tok)
         _check_open_workflow_task(rt, tok)
+        over = _history_over_limit(store, rt)
+        if over is not None:
+            # As Temporal does: a run whose history outgrew the limit ends here,
+            # before it grows further (continue-as-new keeps runs under it).
+            terminate_txn(rt, over, "server")
+            await rt.write_txn()
+            return {"activity_tasks": [], "workflow_task": None}
         return await apply_commands(store, rt, req)
 
     return await store.txn(txn)
+
+
+def _history_over_limit(store: Store, rt: RunTxn) -> str | None:
+    """Why the run's history is past a limit (None if it is not)."""
+    length = int(rt.exe["next_event_id"]) - 1
+    size = int(rt.exe["history_size_bytes"])
+    if length > store.config.history_events_max:
+        return (
+            f"history length {length} is over the limit of {store.config.history_events_max} "
+            "events: a long-lived workflow must continue-as-new"
+        )
+    if size > store.config.history_bytes_max:
+        return (
+            f"history size {size} bytes is over the limit of {store.config.history_bytes_max} "
+            "bytes: a long-lived workflow must continue-as-new"
+        )
+    return None
 
 
 def _check_open_workflow_task(rt: RunTxn, tok: TaskToken) -> None:
@@ -271,8 +296,13 @@ async def poll_activity_task(
             row["attempt"],
             now,
             req.identity,
+            store.region,
         )
         if act is None:
+            # Not the namespace's active region any more (a handover began):
+            # raise, so the task row stays; otherwise the task is stale.
+            ns = await get_namespace(conn, namespace)
+            ns.require_writable(store.region, store.region_urls)
             return _STALE
         timers = start_activity_timers(dict(act), now)
         if timers:
@@ -467,6 +497,12 @@ async def cancel_activity_task(
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
         rt, act = await _lock_started_activity(store, conn, tok)
+        if not act["cancel_requested"]:
+            # A lost task (a heartbeat's TASK_NOT_FOUND) is not a cancel request.
+            raise InvalidArgument(
+                f"activity (scheduled event {tok.ref}) of {tok.workflow_id!r} was not asked to "
+                "cancel: report how the attempt ended (completed or failed) instead"
+            )
         close_activity(rt, act, EventType.ACTIVITY_TASK_CANCELED, {"identity": req.identity})
         return await finish_activity(store, rt, False, req.identity)
 
@@ -490,8 +526,13 @@ async def heartbeat_activity(
             details,
             utcnow(),
             tok.version,
+            store.region,
         )
         if cancel is None:
+            # A standby or a namespace in handover says so (the SDK follows or
+            # waits); otherwise the attempt is over.
+            ns = await get_namespace(conn, namespace)
+            ns.require_writable(store.region, store.region_urls)
             raise TaskNotFound(
                 "activity task is no longer open: it timed out, was retried, the run closed or "
                 "the namespace failed over"

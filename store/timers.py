@@ -20,7 +20,7 @@ import asyncpg
 from store import db
 from store.commands import start_activity_timers
 from store.context import Store
-from store.errors import NamespaceInHandover, NamespaceNotActive, StoreError
+from store.errors import NamespaceInHandover, NamespaceNotActive, StoreError, WorkflowNotFound
 from store.mutable_state import (
     ACTIVITY_HEARTBEAT,
     ACTIVITY_RETRY,
@@ -48,20 +48,26 @@ CONCURRENCY = 8
 MAX_SLEEP = 2.0
 
 
-async def fire_timer(store: Store, conn: asyncpg.Connection, timer_id: int) -> None:
-    """Fire one timer inside a transaction (a no-op when it is stale)."""
-    t = await conn.fetchrow(Q["take_timer"], timer_id)
-    if t is None:
+async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record) -> None:
+    """Fire one due timer inside a transaction (a no-op when it is stale).
+
+    The run is locked first, then the timer row taken: the lock order of
+    every writer, which deletes timers of runs it holds.
+    """
+    try:
+        rt = await RunTxn.lock(
+            conn,
+            due["namespace"],
+            due["workflow_id"],
+            str(due["run_id"]),
+            region=store.region,
+            region_urls=store.region_urls,
+        )
+    except WorkflowNotFound:
+        await conn.execute(Q["take_timer"], due["id"])  # its run is gone (archived)
         return
-    rt = await RunTxn.lock(
-        conn,
-        t["namespace"],
-        t["workflow_id"],
-        str(t["run_id"]),
-        region=store.region,
-        region_urls=store.region_urls,
-    )
-    if not rt.running:
+    t = await conn.fetchrow(Q["take_timer"], due["id"])
+    if t is None or not rt.running:
         return
     kind = t["kind"]
     if kind == USER_TIMER:
@@ -213,14 +219,14 @@ class TimerLoop:
     async def _fire_due(self) -> None:
         sem = asyncio.Semaphore(CONCURRENCY)
 
-        async def one(timer_id: int) -> None:
+        async def one(due: asyncpg.Record) -> None:
             async with sem:
                 try:
-                    await self.store.txn(lambda c: fire_timer(self.store, c, timer_id))
+                    await self.store.txn(lambda c: fire_timer(self.store, c, due))
                 except (NamespaceNotActive, NamespaceInHandover):
                     pass  # a standby keeps its timers; they fire after a failover
                 except StoreError as exc:
-                    log.warning("timer %s failed to fire: %s", timer_id, exc)
+                    log.warning("timer %s failed to fire: %s", due["id"], exc)
 
         while True:
             async with self.store.pool.acquire() as conn:
@@ -229,7 +235,7 @@ class TimerLoop:
                 )
             if not rows:
                 return
-            await asyncio.gather(*(one(r["id"]) for r in rows))
+            await asyncio.gather(*(one(r) for r in rows))
             if len(rows) < BATCH:
                 return
 

@@ -13,6 +13,7 @@ import orjson
 from store.context import Store
 from store.errors import (
     InvalidArgument,
+    LimitExceeded,
     NamespaceNotFound,
     WorkflowAlreadyStarted,
     WorkflowNotFound,
@@ -92,7 +93,7 @@ async def start_workflow_txn(
             region_urls=store.region_urls,
         )
         if signal is not None:
-            _add_signal(rt, signal[0], signal[1], req.identity, req.request_id)
+            _add_signal(store, rt, signal[0], signal[1], req.identity, req.request_id)
             await rt.write_txn()
             return wire.StartWorkflowResponse(
                 workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
@@ -122,8 +123,10 @@ async def start_workflow_txn(
         memo=req.memo,
     )
     run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
+    run.seen_request(req.request_id, "start")
     if signal is not None:
-        _add_signal(run, signal[0], signal[1], req.identity, req.request_id)
+        # the start's request id covers its signal: record it once
+        _add_signal(store, run, signal[0], signal[1], req.identity, None)
     run.schedule_workflow_task()
     if req.run_timeout_s:
         run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
@@ -131,9 +134,35 @@ async def start_workflow_txn(
     return wire.StartWorkflowResponse(workflow_id=req.workflow_id, run_id=run.run_id, started=True)
 
 
+async def request_seen(rt: RunTxn, request_id: str | None) -> bool:
+    """Whether the workflow id already saw ``request_id`` (a retried or re-applied request).
+
+    Checked with the run locked, so two copies of one request serialise and
+    the second finds the first's id (recorded in the same write as its event).
+    """
+    if not request_id:
+        return False
+    seen = await rt.conn.fetchrow(Q["request_seen"], rt.namespace, rt.workflow_id, request_id)
+    return seen is not None
+
+
 def _add_signal(
-    rt: RunTxn, name: str, payloads: list[wire.Payload], identity: str, request_id: str | None
+    store: Store,
+    rt: RunTxn,
+    name: str,
+    payloads: list[wire.Payload],
+    identity: str,
+    request_id: str | None,
 ) -> None:
+    limit = store.config.signals_per_run_max
+    if int(rt.exe["signal_count"]) >= limit:
+        raise LimitExceeded(
+            f"workflow {rt.workflow_id!r} run {rt.run_id} has taken {limit} signals, the most "
+            "a run takes: have it continue-as-new to take more",
+            limit=limit,
+        )
+    rt.exe["signal_count"] = int(rt.exe["signal_count"]) + 1
+    rt.seen_request(request_id, "signal")
     rt.add_input_event(
         EventType.WORKFLOW_EXECUTION_SIGNALED,
         {
@@ -153,11 +182,15 @@ async def _lock_running(
         conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
     )
     if not rt.running:
-        raise WorkflowNotRunning(
-            f"workflow {workflow_id!r} run {rt.run_id} is {rt.exe['status']}; "
-            "only running workflows take signals, cancels, updates and terminates"
-        )
+        raise _not_running(rt)
     return rt
+
+
+def _not_running(rt: RunTxn) -> WorkflowNotRunning:
+    return WorkflowNotRunning(
+        f"workflow {rt.workflow_id!r} run {rt.run_id} is {rt.exe['status']}; "
+        "only running workflows take signals, cancels, updates and terminates"
+    )
 
 
 async def signal_workflow(
@@ -176,8 +209,24 @@ async def signal_workflow_txn(
     req: wire.SignalRequest,
 ) -> str:
     """:func:`signal_workflow` inside the caller's transaction."""
-    rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
-    _add_signal(rt, req.signal_name, req.input, req.identity, req.request_id)
+    if req.request_id:
+        # A retried signal answers as the first did, even after the run closed.
+        rt = await RunTxn.lock(
+            conn,
+            namespace,
+            workflow_id,
+            req.run_id,
+            region=store.region,
+            region_urls=store.region_urls,
+        )
+        seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
+        if seen is not None:
+            return str(seen["run_id"])
+        if not rt.running:
+            raise _not_running(rt)
+    else:
+        rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
+    _add_signal(store, rt, req.signal_name, req.input, req.identity, req.request_id)
     await rt.write_txn()
     return rt.run_id
 
@@ -186,10 +235,22 @@ async def cancel_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.CancelRequest
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
-        rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
+        rt = await RunTxn.lock(
+            conn,
+            namespace,
+            workflow_id,
+            req.run_id,
+            region=store.region,
+            region_urls=store.region_urls,
+        )
+        if await request_seen(rt, req.request_id):
+            return rt.run_id  # a retried cancel: applied once already
+        if not rt.running:
+            raise _not_running(rt)
+        rt.seen_request(req.request_id, "cancel")
         rt.add_input_event(
             EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-            {"reason": req.reason, "identity": req.identity},
+            {"reason": req.reason, "identity": req.identity, "request_id": req.request_id},
         )
         rt.schedule_workflow_task()
         await rt.write_txn()
@@ -198,7 +259,7 @@ async def cancel_workflow(
     return await store.txn(txn)
 
 
-def terminate_txn(rt: RunTxn, reason: str, identity: str) -> None:
+def terminate_txn(rt: RunTxn, reason: str, identity: str, request_id: str | None = None) -> None:
     if rt.wt_started:
         # Keep the started task's events closed off before the run ends.
         rt.add_event(
@@ -213,7 +274,11 @@ def terminate_txn(rt: RunTxn, reason: str, identity: str) -> None:
         )
         rt.clear_workflow_task()
     rt.flush_buffered()
-    rt.add_event(EventType.WORKFLOW_EXECUTION_TERMINATED, {"reason": reason, "identity": identity})
+    rt.seen_request(request_id, "terminate")
+    rt.add_event(
+        EventType.WORKFLOW_EXECUTION_TERMINATED,
+        {"reason": reason, "identity": identity, "request_id": request_id},
+    )
     rt.close("terminated", failure={"message": reason or "terminated", "type": "Terminated"})
 
 
@@ -221,8 +286,19 @@ async def terminate_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.TerminateRequest
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
-        rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
-        terminate_txn(rt, req.reason, req.identity)
+        rt = await RunTxn.lock(
+            conn,
+            namespace,
+            workflow_id,
+            req.run_id,
+            region=store.region,
+            region_urls=store.region_urls,
+        )
+        if await request_seen(rt, req.request_id):
+            return rt.run_id  # a retried terminate: applied once already
+        if not rt.running:
+            raise _not_running(rt)
+        terminate_txn(rt, req.reason, req.identity, req.request_id)
         await conn.execute(
             Q["fail_pending_updates"],
             namespace,
@@ -298,6 +374,7 @@ async def describe_workflow(
         }
     return {
         "execution": execution_info(row),
+        "warnings": limit_warnings(store, row),
         "pending_activities": [
             {
                 "activity_id": a["activity_id"],
@@ -318,6 +395,29 @@ async def describe_workflow(
         ],
         "pending_workflow_task": wt,
     }
+
+
+def limit_warnings(store: Store, row: asyncpg.Record) -> list[str]:
+    """What ``describe`` says of a run nearing its limits (Temporal warns the same way)."""
+    cfg = store.config
+    out = []
+    length, size = int(row["next_event_id"]) - 1, int(row["history_size_bytes"])
+    if length >= cfg.suggest_continue_as_new_events:
+        out.append(
+            f"history length {length} is past {cfg.suggest_continue_as_new_events} events; at "
+            f"{cfg.history_events_max} the run is terminated: continue-as-new"
+        )
+    if size >= cfg.history_bytes_warn:
+        out.append(
+            f"history size {size} bytes is past {cfg.history_bytes_warn}; at "
+            f"{cfg.history_bytes_max} the run is terminated: continue-as-new"
+        )
+    signals = int(row["signal_count"])
+    if signals >= cfg.signals_per_run_max * 0.8:
+        out.append(
+            f"{signals} signals taken of {cfg.signals_per_run_max} a run takes: continue-as-new"
+        )
+    return out
 
 
 async def get_history(

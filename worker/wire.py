@@ -386,6 +386,8 @@ class WorkflowExecutionInfo(BaseModel):
 
 class DescribeResponse(BaseModel):
     execution: WorkflowExecutionInfo
+    #: The run nears a limit (history length or size, signals): continue-as-new.
+    warnings: list[str] = Field(default_factory=list)
     pending_activities: list[PendingActivity] = Field(default_factory=list)
     pending_timers: list[dict[str, Any]] = Field(default_factory=list)
     pending_workflow_task: dict[str, Any] | None = None

@@ -27,22 +27,42 @@ RETURNING scheduled_event_id, attempt, state, heartbeat_details, last_failure
 DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
 -- name: lock_execution
+-- One lock order everywhere: the namespace row (shared: a failover takes it
+-- exclusively and waits for the writes in flight), then the run. The CTE runs
+-- before the run's row is locked, and a locking read returns the newest
+-- version of each row, so a failover that committed meanwhile is seen.
+WITH n AS MATERIALIZED (
+    SELECT name, regions, active_region, failover_version, state, retention_days
+    FROM namespaces WHERE name = $1 FOR SHARE)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
        n.retention_days AS ns_retention_days
-FROM executions e JOIN namespaces n ON n.name = e.namespace
-WHERE e.namespace = $1 AND e.workflow_id = $2 AND e.run_id = $3
-FOR UPDATE OF e FOR SHARE OF n
+FROM n JOIN executions e ON e.namespace = n.name
+WHERE e.workflow_id = $2 AND e.run_id = $3
+FOR UPDATE OF e
 
 -- name: lock_current_execution
+WITH n AS MATERIALIZED (
+    SELECT name, regions, active_region, failover_version, state, retention_days
+    FROM namespaces WHERE name = $1 FOR SHARE)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
        n.retention_days AS ns_retention_days
-FROM current_executions c
+FROM n
+JOIN current_executions c ON c.namespace = n.name AND c.workflow_id = $2
 JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
-JOIN namespaces n ON n.name = e.namespace
-WHERE c.namespace = $1 AND c.workflow_id = $2
-FOR UPDATE OF e FOR SHARE OF n
+FOR UPDATE OF e
+
+-- name: buffered_of_run
+-- Inputs still waiting behind the run's started workflow task (read after
+-- the run is locked), oldest first.
+SELECT seq, event_type, attributes FROM buffered_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND seq > $4
+ORDER BY seq
+
+-- name: request_seen
+-- The run a request id already acted on (a retried or re-applied request).
+SELECT run_id, kind FROM request_ids WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
 
 -- name: lock_namespace_shared
 SELECT * FROM namespaces WHERE name = $1 FOR SHARE
@@ -103,7 +123,7 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = $4
 -- name: start_checks
 -- Serialise starts of one workflow id, then read what the reuse policy needs.
 SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0)) AS locked,
-  (SELECT run_id FROM executions
+  (SELECT run_id FROM request_ids
    WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3) AS request_run_id,
   c.run_id AS current_run_id, c.status AS current_status
 FROM (SELECT 1) AS one
@@ -120,6 +140,10 @@ SELECT update_id, name, input FROM workflow_updates
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state = 'requested'
 ORDER BY created_at
 
+-- name: updates_in_flight
+SELECT count(*) FROM workflow_updates
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state IN ('requested', 'accepted')
+
 -- name: get_update
 SELECT * FROM workflow_updates WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3
 
@@ -131,6 +155,16 @@ VALUES ($1, $2, $3, $4, $5, $6, 'requested')
 UPDATE workflow_updates SET state = $4, result = $5, failure = $6
 WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3
 RETURNING update_id
+
+-- name: complete_update
+-- An update the run's history shows accepted completes whatever this region
+-- recorded of it (a region that took the namespace over derives its rows
+-- from history, but a completion never depends on that).
+INSERT INTO workflow_updates AS u (namespace, workflow_id, update_id, run_id, name, input, state,
+                                   result, failure)
+VALUES ($1, $2, $3, $4, '', '[]', 'completed', $5, $6)
+ON CONFLICT (namespace, workflow_id, update_id) DO UPDATE
+SET state = 'completed', result = EXCLUDED.result, failure = EXCLUDED.failure
 
 -- name: notify_update
 SELECT pg_notify('baton_updates_v1', $1)
@@ -146,8 +180,13 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND activity_id = $4
 FOR UPDATE
 
 -- name: start_activity
+-- Only while the namespace is active here: the shared lock on its row makes a
+-- handover wait for this start (and a start after it see the handover).
+WITH n AS MATERIALIZED (
+    SELECT name, failover_version FROM namespaces
+    WHERE name = $1 AND active_region = $8 AND state = 'active' FOR SHARE)
 UPDATE activities a SET state = 'started', started_time = $6, started_identity = $7
-FROM executions e, namespaces n
+FROM executions e, n
 WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.run_id = $3 AND a.scheduled_event_id = $4
   AND a.attempt = $5 AND a.state = 'scheduled'
   AND e.namespace = a.namespace AND e.workflow_id = a.workflow_id AND e.run_id = a.run_id
@@ -169,11 +208,18 @@ UPDATE activities SET state = 'scheduled', attempt = attempt + 1, scheduled_time
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
 
 -- name: heartbeat_activity
-UPDATE activities SET heartbeat_details = COALESCE($6, heartbeat_details), last_heartbeat_time = $7
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
-  AND attempt = $5 AND state = 'started'
-  AND (SELECT failover_version FROM namespaces WHERE name = $1) = $8
-RETURNING cancel_requested
+-- Accepted only while the namespace is active here under the token's version
+-- (shared lock: a handover waits for it, and refuses it after the drain).
+WITH n AS MATERIALIZED (
+    SELECT name FROM namespaces
+    WHERE name = $1 AND failover_version = $8 AND active_region = $9 AND state = 'active'
+    FOR SHARE)
+UPDATE activities a
+SET heartbeat_details = COALESCE($6, heartbeat_details), last_heartbeat_time = $7
+FROM n
+WHERE a.namespace = n.name AND a.workflow_id = $2 AND a.run_id = $3
+  AND a.scheduled_event_id = $4 AND a.attempt = $5 AND a.state = 'started'
+RETURNING a.cancel_requested
 
 -- name: request_cancel_activity
 UPDATE activities SET cancel_requested = true
@@ -211,7 +257,8 @@ WITH t AS (DELETE FROM tasks WHERE kind = 'query' AND ref = $1::uuid::text)
 DELETE FROM queries WHERE id = $1::uuid
 
 -- name: due_timers
-SELECT t.id FROM timers t JOIN namespaces n ON n.name = t.namespace
+SELECT t.id, t.namespace, t.workflow_id, t.run_id FROM timers t
+JOIN namespaces n ON n.name = t.namespace
 WHERE t.fire_at <= $1 AND n.active_region = $3 AND n.state = 'active'
 ORDER BY t.fire_at LIMIT $2
 
@@ -220,6 +267,7 @@ SELECT min(t.fire_at) FROM timers t JOIN namespaces n ON n.name = t.namespace
 WHERE n.active_region = $1 AND n.state = 'active'
 
 -- name: take_timer
+-- Taken once the run is locked (the lock order of every writer).
 DELETE FROM timers WHERE id = $1 RETURNING *
 
 -- name: list_executions
@@ -239,9 +287,9 @@ LIMIT $11
 SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY status
 
 -- name: write_run
-SELECT baton_write_run_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+SELECT baton_write_run_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
-    $35, $36, $37, $38, $39, $40, $41, $42)
+    $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51)
 
 -- name: open_runs
 SELECT workflow_id, run_id FROM executions WHERE namespace = $1 AND status = 'running'
@@ -253,14 +301,21 @@ ORDER BY workflow_id, run_id
 -- active region it rebuilds them from history, as a standby it keeps none.
 -- Nothing is dropped unless the namespace really moves (a data-modifying CTE
 -- runs whatever the main statement matches, hence the EXISTS guards).
+-- Task rows a poll holds are skipped (the poll then finds the namespace
+-- moved and takes nothing); requested updates that no workflow task took
+-- yet go too: their callers learn the move and retry in the new region.
 WITH moved AS (
     UPDATE namespaces SET active_region = $2, failover_version = $3, state = 'active',
         updated_at = now()
     WHERE name = $1 AND failover_version < $3
     RETURNING name
-), ta AS (DELETE FROM tasks WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)),
+), ta AS (DELETE FROM tasks WHERE id IN (
+        SELECT id FROM tasks WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)
+        FOR UPDATE SKIP LOCKED)),
    ti AS (DELETE FROM timers WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)),
-   ac AS (DELETE FROM activities WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved))
+   ac AS (DELETE FROM activities WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)),
+   up AS (DELETE FROM workflow_updates
+          WHERE namespace = $1 AND state = 'requested' AND EXISTS (SELECT 1 FROM moved))
 SELECT name FROM moved
 
 -- name: set_namespace_state

@@ -48,8 +48,6 @@ CREATE TABLE executions (
     wt_started_at             timestamptz,
     wt_identity               text,
     last_completed_wt_started bigint      NOT NULL DEFAULT 0,
-    -- events that arrived while a workflow task was started; written after it
-    buffered_events           jsonb       NOT NULL DEFAULT '[]',
     -- updates wait in workflow_updates; this flag lives on the locked row so a
     -- completion that waited for the lock sees it (a subquery would not)
     pending_updates           boolean     NOT NULL DEFAULT false,
@@ -57,8 +55,50 @@ CREATE TABLE executions (
     failure                   jsonb,
     build_id                  text,
     updated_at                timestamptz NOT NULL DEFAULT now(),
+    -- inputs that arrived while a workflow task was started wait in
+    -- buffered_events (seq 1, 2, ...): those up to buffered_flushed_seq are
+    -- written as events (or dropped with the run), the rest still wait
+    buffered_seq              bigint      NOT NULL DEFAULT 0,
+    buffered_flushed_seq      bigint      NOT NULL DEFAULT 0,
+    -- counters the per-run limits check
+    signal_count              integer     NOT NULL DEFAULT 0,
+    history_size_bytes        bigint      NOT NULL DEFAULT 0,
+    -- the worker that caches the run polls this queue: its next workflow
+    -- task goes there first, and to task_queue after sticky_timeout_s
+    sticky_queue              text,
+    sticky_timeout_s          double precision,
     PRIMARY KEY (namespace, workflow_id, run_id)
 );
+
+CREATE INDEX executions_closed_idx ON executions (close_time) WHERE close_time IS NOT NULL;
+
+-- Inputs (signals, activity results, timer firings, cancel requests) that
+-- arrived while a workflow task was started; written as events after it.
+CREATE TABLE buffered_events (
+    namespace    text        NOT NULL,
+    workflow_id  text        NOT NULL,
+    run_id       uuid        NOT NULL,
+    seq          bigint      NOT NULL,
+    event_type   text        NOT NULL,
+    attributes   jsonb       NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, workflow_id, run_id, seq)
+);
+
+-- Request ids of the starts, signals, cancels and terminates a workflow id
+-- saw, kept for the namespace's retention period: a retried request, or one
+-- re-applied after a forced failover, finds its id and does nothing.
+CREATE TABLE request_ids (
+    namespace    text        NOT NULL,
+    workflow_id  text        NOT NULL,
+    request_id   text        NOT NULL,
+    run_id       uuid        NOT NULL,
+    kind         text        NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, workflow_id, request_id)
+);
+
+CREATE INDEX request_ids_created_idx ON request_ids (created_at);
 
 CREATE INDEX executions_list_idx ON executions (namespace, start_time DESC);
 CREATE INDEX executions_status_idx ON executions (namespace, status, start_time DESC);
@@ -188,8 +228,12 @@ CREATE TABLE outbox (
     -- 'history' batches; 'progress' of an activity (ref = its scheduled event);
     -- 'namespace' changes; 'conflict' archives (ref = replication_conflicts.id)
     kind            text        NOT NULL DEFAULT 'history'
-        CHECK (kind IN ('history', 'progress', 'namespace', 'conflict')),
-    ref             bigint
+        CONSTRAINT outbox_kind_check
+        CHECK (kind IN ('history', 'progress', 'namespace', 'conflict', 'buffered')),
+    ref             bigint,
+    -- a history write's execution row as that write left it (replicated
+    -- namespaces only): the standby's row then matches its history
+    execution       jsonb
 );
 
 -- Wake long-polls only when the inserting transaction commits.
@@ -221,7 +265,7 @@ CREATE TRIGGER timers_notify_v1 AFTER INSERT ON timers
 
 -- One history write to one run, in one round trip: only the parts a write
 -- needs run, each as a statement that uses its table's key index.
-CREATE FUNCTION baton_write_run_v1(
+CREATE FUNCTION baton_write_run_v2(
     p_ns text, p_wid text, p_rid uuid,
     p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
     p_event_attrs jsonb[],
@@ -232,10 +276,15 @@ CREATE FUNCTION baton_write_run_v1(
     p_status text, p_paused boolean, p_next_event_id bigint, p_last_write_version bigint,
     p_close_time timestamptz, p_continued_to uuid, p_wt_scheduled bigint, p_wt_started bigint,
     p_wt_attempt int, p_wt_started_at timestamptz, p_wt_identity text,
-    p_last_completed_wt bigint, p_buffered jsonb, p_result jsonb, p_failure jsonb,
+    p_last_completed_wt bigint, p_result jsonb, p_failure jsonb,
     p_upsert_current boolean, p_notify_key text, p_closed boolean,
     p_activity_deletes bigint[], p_closing boolean, p_activity_inserts jsonb, p_is_new boolean,
-    p_pending_updates boolean
+    p_pending_updates boolean,
+    p_replicated boolean,
+    p_buffer_inserts jsonb, p_buffered_seq bigint, p_buffered_flushed_seq bigint,
+    p_buffer_delete_upto bigint,
+    p_request_ids text[], p_request_kinds text[],
+    p_signal_count int, p_sticky_queue text, p_sticky_timeout_s double precision
 ) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     IF cardinality(p_event_ids) > 0 THEN
@@ -243,9 +292,6 @@ BEGIN
                                     event_time, version, attributes)
         SELECT p_ns, p_wid, p_rid, e.id, e.type, p_time, p_version, e.attrs
         FROM unnest(p_event_ids, p_event_types, p_event_attrs) AS e(id, type, attrs);
-        INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, version)
-        VALUES (p_ns, p_wid, p_rid, p_event_ids[1], p_event_ids[cardinality(p_event_ids)],
-                p_version);
         PERFORM pg_notify('baton_history_v1', p_notify_key);
     END IF;
     IF cardinality(p_timer_del_kinds) > 0 THEN
@@ -264,15 +310,21 @@ BEGIN
                        'activity_schedule_to_close', 'activity_start_to_close',
                        'activity_heartbeat')
           AND ref = ANY(p_activity_deletes::text[]);
-        DELETE FROM tasks
-        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
-          AND kind = 'activity' AND ref = ANY(p_activity_deletes::text[]);
+        -- A poll holding one of these rows takes it anyway and finds the
+        -- activity gone once it gets the run: never wait for it here.
+        DELETE FROM tasks WHERE id IN (
+            SELECT id FROM tasks
+            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+              AND kind = 'activity' AND ref = ANY(p_activity_deletes::text[])
+            FOR UPDATE SKIP LOCKED);
     END IF;
     IF p_closing THEN
         DELETE FROM activities WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
         DELETE FROM timers WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
-        DELETE FROM tasks
-        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid AND kind <> 'query';
+        DELETE FROM tasks WHERE id IN (
+            SELECT id FROM tasks
+            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid AND kind <> 'query'
+            FOR UPDATE SKIP LOCKED);
     ELSE
         IF cardinality(p_timer_kinds) > 0 THEN
             INSERT INTO timers (namespace, workflow_id, run_id, kind, ref, attempt, fire_at)
@@ -292,6 +344,30 @@ BEGIN
             SELECT * FROM jsonb_populate_recordset(NULL::activities, p_activity_inserts);
         END IF;
     END IF;
+    -- Buffered inputs: new ones are added, flushed ones (written as events,
+    -- or dropped with a closing run) go.
+    IF jsonb_array_length(p_buffer_inserts) > 0 THEN
+        INSERT INTO buffered_events (namespace, workflow_id, run_id, seq, event_type, attributes)
+        SELECT p_ns, p_wid, p_rid, b.seq, b.event_type, b.attributes
+        FROM jsonb_to_recordset(p_buffer_inserts) AS b(seq bigint, event_type text,
+                                                       attributes jsonb);
+        IF p_replicated THEN
+            INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,
+                                version, kind, ref)
+            VALUES (p_ns, p_wid, p_rid, 0, 0, p_version, 'buffered', p_buffered_seq);
+        END IF;
+    END IF;
+    IF p_buffer_delete_upto > 0 THEN
+        DELETE FROM buffered_events
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+          AND seq <= p_buffer_delete_upto;
+    END IF;
+    IF cardinality(p_request_ids) > 0 THEN
+        INSERT INTO request_ids (namespace, workflow_id, request_id, run_id, kind)
+        SELECT p_ns, p_wid, r.id, p_rid, r.kind
+        FROM unnest(p_request_ids, p_request_kinds) AS r(id, kind)
+        ON CONFLICT DO NOTHING;
+    END IF;
     IF NOT p_is_new THEN
         UPDATE executions SET status = p_status, paused = p_paused,
             next_event_id = p_next_event_id, last_write_version = p_last_write_version,
@@ -299,9 +375,30 @@ BEGIN
             wt_scheduled_event_id = p_wt_scheduled, wt_started_event_id = p_wt_started,
             wt_attempt = p_wt_attempt, wt_started_at = p_wt_started_at,
             wt_identity = p_wt_identity, last_completed_wt_started = p_last_completed_wt,
-            buffered_events = p_buffered, result = p_result, failure = p_failure,
-            pending_updates = p_pending_updates, updated_at = now()
+            result = p_result, failure = p_failure,
+            pending_updates = p_pending_updates, buffered_seq = p_buffered_seq,
+            buffered_flushed_seq = p_buffered_flushed_seq, signal_count = p_signal_count,
+            sticky_queue = p_sticky_queue, sticky_timeout_s = p_sticky_timeout_s,
+            history_size_bytes = history_size_bytes + coalesce(
+                (SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0),
+            updated_at = now()
         WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+    ELSE
+        UPDATE executions SET history_size_bytes = coalesce(
+                (SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0),
+            signal_count = p_signal_count, buffered_seq = p_buffered_seq,
+            buffered_flushed_seq = p_buffered_flushed_seq
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+    END IF;
+    -- The outbox row of a replicated history write carries the execution row
+    -- as this write left it: the standby's row then matches its history.
+    IF p_replicated AND cardinality(p_event_ids) > 0 THEN
+        INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,
+                            version, execution)
+        SELECT p_ns, p_wid, p_rid, p_event_ids[1], p_event_ids[cardinality(p_event_ids)],
+               p_version, to_jsonb(e)
+        FROM executions e
+        WHERE e.namespace = p_ns AND e.workflow_id = p_wid AND e.run_id = p_rid;
     END IF;
     IF p_upsert_current THEN
         INSERT INTO current_executions (namespace, workflow_id, run_id, status)
@@ -371,6 +468,8 @@ CREATE TABLE activity_progress (
     heartbeat_details   jsonb,
     last_failure        jsonb,
     updated_at          timestamptz NOT NULL DEFAULT now(),
+    -- when the next attempt is due (a retry waiting out its backoff)
+    scheduled_time      timestamptz,
     PRIMARY KEY (namespace, workflow_id, run_id, scheduled_event_id)
 );
 
@@ -421,6 +520,8 @@ CREATE TABLE replication_dlq (
     UNIQUE (topic, kafka_partition, kafka_offset)
 );
 
+CREATE INDEX replication_dlq_created_idx ON replication_dlq (created_at);
+
 -- Activity progress (a retry's attempt, a heartbeat's details) changes no
 -- history; for a namespace with standbys it rides the outbox too.
 CREATE FUNCTION baton_outbox_activity_progress_v1() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -454,21 +555,3 @@ CREATE TABLE namespace_backfills (
     updated_at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (namespace, region)
 );
-
--- Inputs buffered behind a running workflow task ride the outbox (0005).
-
-CREATE FUNCTION baton_outbox_buffered_v1() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,
-                        version, kind)
-    SELECT NEW.namespace, NEW.workflow_id, NEW.run_id, 0, 0, n.failover_version, 'progress'
-    FROM namespaces n
-    WHERE n.name = NEW.namespace AND cardinality(n.regions) > 1;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER executions_buffered_v1 AFTER UPDATE ON executions
-    FOR EACH ROW WHEN (OLD.next_event_id = NEW.next_event_id
-                       AND OLD.buffered_events IS DISTINCT FROM NEW.buffered_events)
-    EXECUTE FUNCTION baton_outbox_buffered_v1();

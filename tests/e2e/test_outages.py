@@ -283,7 +283,7 @@ async def test_the_lost_region_s_tasks_and_cache_do_not_leak_into_the_new_one(
         )
         async with Worker(client, task_queue=QUEUE, activities=ALL_ACTIVITIES):
             cached_next = await poll()  # after its activity
-        stale = old_worker._cache[cached.run_id]
+        stale = old_worker._cache.get(cached.run_id)
         assert cached_next["previous_started_event_id"] == stale.last_event_id
         assert (cached_next["previous_started_event_version"], stale.last_event_version) == (2, 1)
         # ... and the old worker, holding the lost branch at that very event

@@ -1,0 +1,234 @@
+-- 0006: what a run needs to carry on in another region, written with the
+-- history it belongs to; inputs applied once; one lock order.
+--
+-- * Inputs buffered behind a running workflow task become rows
+--   (buffered_events) instead of a jsonb array rewritten per input.
+-- * Every request id a run saw (starts, signals, cancels, terminates) is kept
+--   in request_ids for the namespace's retention period, in every region.
+-- * The outbox row of a replicated write carries the execution row as that
+--   write left it, so a standby's row always matches its history.
+-- * Per-run counters for the limits (signals, history size) and the sticky
+--   task queue of the worker that caches the run.
+-- * baton_write_run_v2: deletes task rows with SKIP LOCKED, so a writer never
+--   waits on a task row a poll holds (a poll locks its task, then the run).
+
+CREATE TABLE buffered_events (
+    namespace    text        NOT NULL,
+    workflow_id  text        NOT NULL,
+    run_id       uuid        NOT NULL,
+    seq          bigint      NOT NULL,
+    event_type   text        NOT NULL,
+    attributes   jsonb       NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, workflow_id, run_id, seq)
+);
+
+ALTER TABLE executions
+    ADD COLUMN buffered_seq          bigint  NOT NULL DEFAULT 0,
+    ADD COLUMN buffered_flushed_seq  bigint  NOT NULL DEFAULT 0,
+    ADD COLUMN signal_count          integer NOT NULL DEFAULT 0,
+    ADD COLUMN history_size_bytes    bigint  NOT NULL DEFAULT 0,
+    ADD COLUMN sticky_queue          text,
+    ADD COLUMN sticky_timeout_s      double precision;
+
+-- Carry over what was buffered in the old column.
+INSERT INTO buffered_events (namespace, workflow_id, run_id, seq, event_type, attributes)
+SELECT e.namespace, e.workflow_id, e.run_id, b.ord, b.item ->> 0, b.item -> 1
+FROM executions e, jsonb_array_elements(e.buffered_events) WITH ORDINALITY AS b(item, ord)
+WHERE jsonb_array_length(e.buffered_events) > 0;
+UPDATE executions SET buffered_seq = jsonb_array_length(buffered_events)
+WHERE jsonb_array_length(buffered_events) > 0;
+UPDATE executions e SET history_size_bytes = (
+    SELECT coalesce(sum(pg_column_size(h.attributes)), 0) FROM history_events h
+    WHERE h.namespace = e.namespace AND h.workflow_id = e.workflow_id AND h.run_id = e.run_id);
+UPDATE executions e SET signal_count = (
+    SELECT count(*) FROM history_events h
+    WHERE h.namespace = e.namespace AND h.workflow_id = e.workflow_id AND h.run_id = e.run_id
+      AND h.event_type = 'WorkflowExecutionSignaled');
+
+DROP TRIGGER executions_buffered_v1 ON executions;
+DROP FUNCTION baton_outbox_buffered_v1();
+ALTER TABLE executions DROP COLUMN buffered_events;
+
+CREATE TABLE request_ids (
+    namespace    text        NOT NULL,
+    workflow_id  text        NOT NULL,
+    request_id   text        NOT NULL,
+    run_id       uuid        NOT NULL,
+    kind         text        NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, workflow_id, request_id)
+);
+
+CREATE INDEX request_ids_created_idx ON request_ids (created_at);
+
+INSERT INTO request_ids (namespace, workflow_id, request_id, run_id, kind)
+SELECT DISTINCT ON (namespace, workflow_id, request_id)
+       namespace, workflow_id, request_id, run_id, 'start'
+FROM executions WHERE request_id IS NOT NULL AND request_id <> ''
+ORDER BY namespace, workflow_id, request_id, start_time;
+
+ALTER TABLE outbox ADD COLUMN execution jsonb;
+ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
+ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check
+    CHECK (kind IN ('history', 'progress', 'namespace', 'conflict', 'buffered'));
+
+ALTER TABLE activity_progress ADD COLUMN scheduled_time timestamptz;
+
+CREATE INDEX executions_closed_idx ON executions (close_time) WHERE close_time IS NOT NULL;
+CREATE INDEX replication_dlq_created_idx ON replication_dlq (created_at);
+
+DROP FUNCTION baton_write_run_v1(
+    text, text, uuid, bigint[], text[], timestamptz, bigint, jsonb[], text[], text[], text[],
+    text[], int[], timestamptz[], text[], text[], text[], int[], text, text, boolean, bigint,
+    bigint, timestamptz, uuid, bigint, bigint, int, timestamptz, text, bigint, jsonb, jsonb,
+    jsonb, boolean, text, boolean, bigint[], boolean, jsonb, boolean, boolean);
+
+-- One history write to one run, in one round trip: only the parts a write
+-- needs run, each as a statement that uses its table's key index.
+CREATE FUNCTION baton_write_run_v2(
+    p_ns text, p_wid text, p_rid uuid,
+    p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
+    p_event_attrs jsonb[],
+    p_timer_del_kinds text[], p_timer_del_refs text[],
+    p_timer_kinds text[], p_timer_refs text[], p_timer_attempts int[], p_timer_fire timestamptz[],
+    p_task_kinds text[], p_task_queues text[], p_task_refs text[], p_task_attempts int[],
+    p_build_id text,
+    p_status text, p_paused boolean, p_next_event_id bigint, p_last_write_version bigint,
+    p_close_time timestamptz, p_continued_to uuid, p_wt_scheduled bigint, p_wt_started bigint,
+    p_wt_attempt int, p_wt_started_at timestamptz, p_wt_identity text,
+    p_last_completed_wt bigint, p_result jsonb, p_failure jsonb,
+    p_upsert_current boolean, p_notify_key text, p_closed boolean,
+    p_activity_deletes bigint[], p_closing boolean, p_activity_inserts jsonb, p_is_new boolean,
+    p_pending_updates boolean,
+    p_replicated boolean,
+    p_buffer_inserts jsonb, p_buffered_seq bigint, p_buffered_flushed_seq bigint,
+    p_buffer_delete_upto bigint,
+    p_request_ids text[], p_request_kinds text[],
+    p_signal_count int, p_sticky_queue text, p_sticky_timeout_s double precision
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF cardinality(p_event_ids) > 0 THEN
+        INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type,
+                                    event_time, version, attributes)
+        SELECT p_ns, p_wid, p_rid, e.id, e.type, p_time, p_version, e.attrs
+        FROM unnest(p_event_ids, p_event_types, p_event_attrs) AS e(id, type, attrs);
+        PERFORM pg_notify('baton_history_v1', p_notify_key);
+    END IF;
+    IF cardinality(p_timer_del_kinds) > 0 THEN
+        DELETE FROM timers t
+        WHERE t.namespace = p_ns AND t.workflow_id = p_wid AND t.run_id = p_rid
+          AND t.kind = ANY(p_timer_del_kinds) AND t.ref = ANY(p_timer_del_refs)
+          AND (t.kind, t.ref) IN (SELECT * FROM unnest(p_timer_del_kinds, p_timer_del_refs));
+    END IF;
+    IF cardinality(p_activity_deletes) > 0 THEN
+        DELETE FROM activities
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+          AND scheduled_event_id = ANY(p_activity_deletes);
+        DELETE FROM timers
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+          AND kind IN ('activity_retry', 'activity_schedule_to_start',
+                       'activity_schedule_to_close', 'activity_start_to_close',
+                       'activity_heartbeat')
+          AND ref = ANY(p_activity_deletes::text[]);
+        -- A poll holding one of these rows takes it anyway and finds the
+        -- activity gone once it gets the run: never wait for it here.
+        DELETE FROM tasks WHERE id IN (
+            SELECT id FROM tasks
+            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+              AND kind = 'activity' AND ref = ANY(p_activity_deletes::text[])
+            FOR UPDATE SKIP LOCKED);
+    END IF;
+    IF p_closing THEN
+        DELETE FROM activities WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+        DELETE FROM timers WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+        DELETE FROM tasks WHERE id IN (
+            SELECT id FROM tasks
+            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid AND kind <> 'query'
+            FOR UPDATE SKIP LOCKED);
+    ELSE
+        IF cardinality(p_timer_kinds) > 0 THEN
+            INSERT INTO timers (namespace, workflow_id, run_id, kind, ref, attempt, fire_at)
+            SELECT p_ns, p_wid, p_rid, t.kind, t.ref, t.attempt, t.fire_at
+            FROM unnest(p_timer_kinds, p_timer_refs, p_timer_attempts, p_timer_fire)
+                AS t(kind, ref, attempt, fire_at);
+        END IF;
+        IF cardinality(p_task_kinds) > 0 THEN
+            INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref, attempt,
+                               build_id)
+            SELECT p_ns, p_wid, p_rid, t.kind, t.queue, t.ref, t.attempt, p_build_id
+            FROM unnest(p_task_kinds, p_task_queues, p_task_refs, p_task_attempts)
+                AS t(kind, queue, ref, attempt);
+        END IF;
+        IF jsonb_array_length(p_activity_inserts) > 0 THEN
+            INSERT INTO activities
+            SELECT * FROM jsonb_populate_recordset(NULL::activities, p_activity_inserts);
+        END IF;
+    END IF;
+    -- Buffered inputs: new ones are added, flushed ones (written as events,
+    -- or dropped with a closing run) go.
+    IF jsonb_array_length(p_buffer_inserts) > 0 THEN
+        INSERT INTO buffered_events (namespace, workflow_id, run_id, seq, event_type, attributes)
+        SELECT p_ns, p_wid, p_rid, b.seq, b.event_type, b.attributes
+        FROM jsonb_to_recordset(p_buffer_inserts) AS b(seq bigint, event_type text,
+                                                       attributes jsonb);
+        IF p_replicated THEN
+            INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,
+                                version, kind, ref)
+            VALUES (p_ns, p_wid, p_rid, 0, 0, p_version, 'buffered', p_buffered_seq);
+        END IF;
+    END IF;
+    IF p_buffer_delete_upto > 0 THEN
+        DELETE FROM buffered_events
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+          AND seq <= p_buffer_delete_upto;
+    END IF;
+    IF cardinality(p_request_ids) > 0 THEN
+        INSERT INTO request_ids (namespace, workflow_id, request_id, run_id, kind)
+        SELECT p_ns, p_wid, r.id, p_rid, r.kind
+        FROM unnest(p_request_ids, p_request_kinds) AS r(id, kind)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    IF NOT p_is_new THEN
+        UPDATE executions SET status = p_status, paused = p_paused,
+            next_event_id = p_next_event_id, last_write_version = p_last_write_version,
+            close_time = p_close_time, continued_to_run_id = p_continued_to,
+            wt_scheduled_event_id = p_wt_scheduled, wt_started_event_id = p_wt_started,
+            wt_attempt = p_wt_attempt, wt_started_at = p_wt_started_at,
+            wt_identity = p_wt_identity, last_completed_wt_started = p_last_completed_wt,
+            result = p_result, failure = p_failure,
+            pending_updates = p_pending_updates, buffered_seq = p_buffered_seq,
+            buffered_flushed_seq = p_buffered_flushed_seq, signal_count = p_signal_count,
+            sticky_queue = p_sticky_queue, sticky_timeout_s = p_sticky_timeout_s,
+            history_size_bytes = history_size_bytes + coalesce(
+                (SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0),
+            updated_at = now()
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+    ELSE
+        UPDATE executions SET history_size_bytes = coalesce(
+                (SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0),
+            signal_count = p_signal_count, buffered_seq = p_buffered_seq,
+            buffered_flushed_seq = p_buffered_flushed_seq
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+    END IF;
+    -- The outbox row of a replicated history write carries the execution row
+    -- as this write left it: the standby's row then matches its history.
+    IF p_replicated AND cardinality(p_event_ids) > 0 THEN
+        INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,
+                            version, execution)
+        SELECT p_ns, p_wid, p_rid, p_event_ids[1], p_event_ids[cardinality(p_event_ids)],
+               p_version, to_jsonb(e)
+        FROM executions e
+        WHERE e.namespace = p_ns AND e.workflow_id = p_wid AND e.run_id = p_rid;
+    END IF;
+    IF p_upsert_current THEN
+        INSERT INTO current_executions (namespace, workflow_id, run_id, status)
+        VALUES (p_ns, p_wid, p_rid, p_status)
+        ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id,
+            status = EXCLUDED.status;
+    END IF;
+    IF p_closed THEN
+        PERFORM pg_notify('baton_closed_v1', p_notify_key);
+    END IF;
+END;
+$$;
