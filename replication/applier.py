@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from replication.apply import (
     Losing,
     NeedConfirmation,
+    NeedContent,
     ReplicationGap,
     apply_buffered_txn,
     apply_history_txn,
@@ -35,11 +36,15 @@ from replication.apply import (
 )
 from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
+from store import db
 from store.context import Store
 from store.errors import NamespaceInHandover, Unavailable
-from worker._http import wf_path
+from worker._http import ns_path, wf_path
 
 log = logging.getLogger("baton.applier")
+
+#: Advisory lock key of the region's applier ("baton-ap").
+APPLIER_LOCK = 0x6261746F6E2D6170 & 0x7FFFFFFFFFFFFFFF
 
 #: Attempts at a failing batch before its records go one by one, and at a
 #: failing record before it goes to the dead-letter table.
@@ -89,12 +94,41 @@ class Applier:
             return
         while True:
             try:
-                await self._consume()
+                await self._lead()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka or the database is away: retry from stored offsets
                 log.warning("applier of %s stopped (%r); retrying", self.store.region, exc)
                 await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        """Consume while this process holds the region's applier lock.
+
+        One applier per region (so one per source partition): the other
+        server processes of the region stand by and take over within a
+        second of the holder's death. The lock only spares the work twice:
+        each apply transaction also locks its partition's progress row and
+        skips records below the stored offset, so a deposed or lagging
+        applier can never apply a record again.
+        """
+        conn = await db.connect(self.store.config.regions[self.store.region].dsn)
+        try:
+            await db.wait_for_advisory_lock(conn, APPLIER_LOCK)
+            log.info("this server applies replication for region %s", self.store.region)
+            consume = asyncio.create_task(self._consume())
+            try:
+                while not consume.done():
+                    await asyncio.wait({consume}, timeout=1.0)
+                    if conn.is_closed():
+                        raise ConnectionError("applier lock connection lost")
+                consume.result()
+            finally:
+                consume.cancel()
+                with contextlib.suppress(BaseException):
+                    await consume
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -263,6 +297,11 @@ class Applier:
                 msgs[i] = {**msgs[i], "held_by_active": held}
                 end = i if i > lo else len(msgs)
                 continue
+            except NeedContent as need:
+                i = lo + need.index
+                msgs[i] = await self.with_content(source, msgs[i])
+                end = i if i > lo else len(msgs)
+                continue
             if hi == len(msgs):
                 return
             start, end = hi, len(msgs)
@@ -279,6 +318,31 @@ class Applier:
             "events": fetched + [e for e in msg["events"] if e["event_id"] > last],
             "events_by_reference": False,
         }
+
+    async def with_content(self, source: str, msg: dict[str, Any]) -> dict[str, Any]:
+        """``msg`` with the buffered inputs or conflict events it left at its source."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        base = self.store.config.region(source).url
+        if msg.get("buffered_by_reference"):
+            url = base + wf_path(msg["namespace"], msg["workflow_id"], "/buffered")
+            params = {"run_id": msg["run_id"]}
+        else:
+            url = base + ns_path(
+                msg["namespace"], f"/replication-conflicts/{msg['conflict']['id']}"
+            )
+            params = {}
+        async with self._http.get(url, params=params) as resp:
+            raw = await resp.read()
+            if resp.status >= 500:
+                raise ConnectionError(f"region {source} answered {resp.status} for {url}")
+            if resp.status != 200:
+                raise MissingEvents(f"region {source} answered {resp.status} for {url}")
+        body = orjson.loads(raw)
+        if msg.get("buffered_by_reference"):
+            return {**msg, "buffered": body["buffered"], "buffered_by_reference": False}
+        conflict = {**msg["conflict"], "events": body["events"]}
+        return {**msg, "conflict": conflict, "conflict_by_reference": False}
 
     async def _apply_one_or_dead_letter(
         self, source: str, tp: TopicPartition, record: Any, msg: dict[str, Any]
@@ -329,15 +393,23 @@ class Applier:
         msgs: list[dict[str, Any]],
         conn: asyncpg.Connection,
     ) -> None:
+        # Fence: lock the partition's progress and skip what it already
+        # holds (another applier got there first, or this one re-reads).
+        stored = await conn.fetchval(Q["lock_progress"], source, tp.topic, tp.partition)
+        fresh = [i for i, r in enumerate(records) if r.offset >= stored]
+        if not fresh:
+            return
         await conn.fetchval(
-            Q["lock_namespaces_for_apply"], [m.get("namespace") or "" for m in msgs]
+            Q["lock_namespaces_for_apply"], [msgs[i].get("namespace") or "" for i in fresh]
         )
         for i, msg in enumerate(msgs):
+            if records[i].offset < stored:
+                continue
             if msg.get("events_by_reference"):
                 raise NeedEvents(i, msg["first_event_id"], msg["last_event_id"])
             try:
                 await self.apply_message(conn, source, msg)
-            except NeedConfirmation as need:
+            except (NeedConfirmation, NeedContent) as need:
                 need.index = i
                 raise
             except ReplicationGap as gap:
@@ -377,6 +449,8 @@ class Applier:
         conflict = msg.get("conflict")
         if ns is None or ns["active_region"] != self.store.region or not conflict:
             return
+        if msg.get("conflict_by_reference"):
+            raise NeedContent()
         if not conflict["events"]:
             return  # no signal or start in the archived tail: nothing to re-apply
         losing = Losing(

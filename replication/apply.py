@@ -87,6 +87,15 @@ class NeedConfirmation(Exception):
         self.index = 0  # of the message in the applier's batch
 
 
+class NeedContent(Exception):
+    """The message left what it carries (buffered inputs, a conflict's signals) at
+    its source region, to be read from there outside the transaction."""
+
+    def __init__(self) -> None:
+        super().__init__("message needs content from its source region")
+        self.index = 0  # of the message in the applier's batch
+
+
 class ReplicationGap(Exception):
     """A batch starts past the local history: earlier batches are missing."""
 
@@ -168,6 +177,8 @@ async def apply_buffered_txn(conn: asyncpg.Connection, region: str, msg: dict[st
     active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"])
     if active == region or region not in msg["namespace_info"]["regions"]:
         return
+    if msg.get("buffered_by_reference"):
+        raise NeedContent()
     rows = msg.get("buffered") or []
     if not rows:
         return  # written as events already: the history batch brings them
@@ -178,18 +189,21 @@ async def apply_buffered_txn(conn: asyncpg.Connection, region: str, msg: dict[st
 
 async def _store_progress(conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
     rid = uuid.UUID(msg["run_id"])
-    await conn.execute(
-        SQ["delete_activity_progress_of_run"], msg["namespace"], msg["workflow_id"], rid
-    )
     execution = msg.get("execution")
-    if execution and execution["status"] == "running" and msg.get("activities"):
+    acts = msg.get("activities") or []
+    if not (execution and execution["status"] == "running" and acts):
         await conn.execute(
-            Q["insert_activity_progress"],
-            msg["namespace"],
-            msg["workflow_id"],
-            rid,
-            msg["activities"],
+            SQ["delete_activity_progress_of_run"], msg["namespace"], msg["workflow_id"], rid
         )
+        return
+    dropped = set(msg.get("details_dropped") or ())
+    await conn.execute(
+        Q["store_activity_progress"],
+        msg["namespace"],
+        msg["workflow_id"],
+        rid,
+        [{**a, "details_dropped": a["scheduled_event_id"] in dropped} for a in acts],
+    )
 
 
 async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
@@ -281,6 +295,8 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     execution["next_event_id"] = min(int(execution["next_event_id"]), last + 1)
     for key in _EXECUTION_DEFAULTS.keys() - execution.keys():
         execution[key] = _EXECUTION_DEFAULTS[key]  # a row shipped by an older server
+    if msg.get("execution_fields_from_history"):
+        await _fill_from_history(conn, ns, wid, rid, execution)
     await conn.execute(Q["upsert_execution_json"], execution)
     if int(execution.get("buffered_flushed_seq") or 0) > 0:
         await conn.execute(
@@ -291,6 +307,31 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     if not active_here:
         await _store_progress(conn, msg)
     await conn.execute(Q["notify_applied"], f"{ns}/{wid}", execution["status"] != "running")
+
+
+async def _fill_from_history(
+    conn: asyncpg.Connection, ns: str, wid: str, rid: uuid.UUID, execution: dict[str, Any]
+) -> None:
+    """Memo, result and failure of a row shipped without them (too large to travel
+    inline), read from the run's history here: its first and its closing event."""
+    row = await conn.fetchrow(Q["run_fields_from_history"], ns, wid, rid)
+    if row is None:
+        return
+    execution["memo"] = (row["started"] or {}).get("memo") or {}
+    attrs, kind = row["last_attributes"] or {}, row["last_type"]
+    if kind == EventType.WORKFLOW_EXECUTION_COMPLETED.value:
+        execution["result"] = attrs.get("result")
+    elif kind == EventType.WORKFLOW_EXECUTION_FAILED.value:
+        execution["failure"] = attrs.get("failure")
+    elif kind == EventType.WORKFLOW_EXECUTION_TERMINATED.value:
+        execution["failure"] = {
+            "message": attrs.get("reason") or "terminated",
+            "type": "Terminated",
+        }
+    elif kind == EventType.WORKFLOW_EXECUTION_CANCELED.value:
+        execution["failure"] = {"message": "workflow canceled", "type": "Canceled"}
+    elif kind == EventType.WORKFLOW_EXECUTION_TIMED_OUT.value:
+        execution["failure"] = {"message": "workflow run timed out", "type": "Timeout"}
 
 
 def _held_prefix(events: list[dict[str, Any]], held: list[list[int]]) -> list[dict[str, Any]]:
@@ -450,6 +491,17 @@ async def reapply_txn(
             outcomes.append({**outcome, "outcome": "already re-applied"})
             continue
         attrs = e["attributes"]
+        request_id = attrs.get("request_id")
+        if request_id:
+            seen = await conn.fetchrow(
+                SQ["request_seen"], losing.namespace, losing.workflow_id, request_id
+            )
+            if seen is not None:
+                # the client retried it here already (or it replicated): once is enough
+                outcomes.append(
+                    {**outcome, "outcome": "already applied", "run_id": str(seen["run_id"])}
+                )
+                continue
         try:
             async with conn.transaction():
                 if e["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value:

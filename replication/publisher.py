@@ -39,9 +39,10 @@ MESSAGE_TYPES = {
     "buffered": "buffered_v1",
 }
 NIL_RUN = "00000000-0000-0000-0000-000000000000"
-#: Larger history batches travel by reference (under Kafka's default 1 MiB
-#: message limit, with room for the rest of the message).
-MAX_INLINE_BYTES = 768 * 1024
+#: Largest message the publisher sends (Kafka's default max.message.bytes is
+#: 1048588, which includes the record batch's own overhead). Whatever does not
+#: fit travels by reference: the receiver reads it from this region's API.
+MAX_INLINE_BYTES = 1_000_000
 
 
 def topic_for(region: str) -> str:
@@ -49,14 +50,62 @@ def topic_for(region: str) -> str:
     return f"baton.replication.{region}"
 
 
+def _events_by_reference(body: dict[str, Any]) -> dict[str, Any]:
+    # the receiver reads the event range from this region's history API
+    return {**body, "events": [], "events_by_reference": True} if body["events"] else body
+
+
+def _fields_from_history(body: dict[str, Any]) -> dict[str, Any]:
+    # memo, result and failure are in the run's history: the receiver reads them there
+    exe = body["execution"]
+    if not exe:
+        return body
+    slim = {**exe, "memo": {}, "result": None, "failure": None}
+    return {**body, "execution": slim, "execution_fields_from_history": True}
+
+
+def _details_dropped(body: dict[str, Any]) -> dict[str, Any]:
+    # the receiver keeps the heartbeat details it has for these activities
+    if not any(a.get("heartbeat_details") or a.get("last_failure") for a in body["activities"]):
+        return body
+    acts = [{**a, "heartbeat_details": None, "last_failure": None} for a in body["activities"]]
+    dropped = [a["scheduled_event_id"] for a in body["activities"]]
+    return {**body, "activities": acts, "details_dropped": dropped}
+
+
+def _buffered_by_reference(body: dict[str, Any]) -> dict[str, Any]:
+    # the receiver reads the run's waiting inputs from this region's API
+    return {**body, "buffered": [], "buffered_by_reference": True} if body["buffered"] else body
+
+
+def _conflict_by_reference(body: dict[str, Any]) -> dict[str, Any]:
+    # the receiver reads the archive's signals and starts from this region's API
+    conflict = body["conflict"]
+    if not conflict or not conflict.get("events"):
+        return body
+    return {**body, "conflict": {**conflict, "events": []}, "conflict_by_reference": True}
+
+
+_SHRINK = (
+    _events_by_reference,
+    _fields_from_history,
+    _details_dropped,
+    _buffered_by_reference,
+    _conflict_by_reference,
+)
+
+
 def message_for(
     row: Any, region: str, max_inline_bytes: int = MAX_INLINE_BYTES
 ) -> tuple[bytes, bytes]:
     """(key, value) of the Kafka message for one outbox row.
 
-    A history batch too large to travel inline goes as a reference: the
-    message names the event range and the receiver pulls the events from
-    this region's history API.
+    A message that would be larger than ``max_inline_bytes`` sheds its large
+    parts one by one, each replaced by a reference the receiver resolves from
+    this region (history events, the memo, result and failure of the run,
+    heartbeat details, buffered inputs, a conflict's signals): whatever the
+    API accepted can be shipped. What remains is bounded by the API's field
+    limits (names, identities, the namespace description).
     """
     key = f"{row['namespace']}/{row['workflow_id']}".encode()
     body: dict[str, Any] = {
@@ -77,8 +126,19 @@ def message_for(
         "namespace_info": row["ns"],
     }
     value = orjson.dumps(body)
-    if len(value) > max_inline_bytes and body["events"]:
-        value = orjson.dumps({**body, "events": [], "events_by_reference": True})
+    for shrink in _SHRINK:
+        if len(value) <= max_inline_bytes:
+            break
+        body = shrink(body)
+        value = orjson.dumps(body)
+    if len(value) > max_inline_bytes:
+        log.error(
+            "replication message for %s/%s is %d bytes even by reference (limit %d)",
+            row["namespace"],
+            row["workflow_id"],
+            len(value),
+            max_inline_bytes,
+        )
     return key, value
 
 
@@ -143,7 +203,7 @@ class Publisher:
             if row["replicated"]:
                 if producer is None:
                     continue  # a replicated namespace but no Kafka: keep its rows until there is
-                key, value = message_for(row, region)
+                key, value = message_for(row, region, self.store.config.kafka_max_message_bytes)
                 sends.append(await producer.send(topic_for(region), value=value, key=key))
             done.append(row["id"])
         if sends:

@@ -67,6 +67,15 @@ SET last_outbox_id = greatest(replication_ack.last_outbox_id, EXCLUDED.last_outb
 SELECT kafka_partition, next_offset, last_source_time FROM replication_progress
 WHERE source_region = $1 AND topic = $2
 
+-- name: lock_progress
+-- The next offset a partition's applier holds, its row locked for the rest
+-- of the apply transaction (created at 0 on the first one).
+INSERT INTO replication_progress (source_region, topic, kafka_partition, next_offset)
+VALUES ($1, $2, $3, 0)
+ON CONFLICT (source_region, topic, kafka_partition) DO UPDATE
+SET next_offset = replication_progress.next_offset
+RETURNING next_offset
+
 -- name: set_progress
 INSERT INTO replication_progress (source_region, topic, kafka_partition, next_offset,
                                   last_source_time, updated_at)
@@ -272,14 +281,43 @@ VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT DO NOTHING
 RETURNING event_id
 
--- name: insert_activity_progress
-INSERT INTO activity_progress (namespace, workflow_id, run_id, scheduled_event_id, attempt,
-                               state, heartbeat_details, last_failure, scheduled_time)
+-- name: store_activity_progress
+-- The run's pending activities as the active region has them now: others go,
+-- these are written (keeping the details held here where the message had to
+-- leave them behind for size).
+WITH incoming AS (
+    SELECT * FROM jsonb_to_recordset($4::jsonb) AS a(
+        scheduled_event_id bigint, attempt int, state text, heartbeat_details jsonb,
+        last_failure jsonb, scheduled_time timestamptz, details_dropped boolean)
+), gone AS (
+    DELETE FROM activity_progress p
+    WHERE p.namespace = $1 AND p.workflow_id = $2 AND p.run_id = $3
+      AND p.scheduled_event_id NOT IN (SELECT scheduled_event_id FROM incoming)
+)
+INSERT INTO activity_progress AS p (namespace, workflow_id, run_id, scheduled_event_id, attempt,
+                                    state, heartbeat_details, last_failure, scheduled_time)
 SELECT $1, $2, $3, a.scheduled_event_id, a.attempt, a.state, a.heartbeat_details,
        a.last_failure, a.scheduled_time
-FROM jsonb_to_recordset($4::jsonb) AS a(scheduled_event_id bigint, attempt int, state text,
-                                        heartbeat_details jsonb, last_failure jsonb,
-                                        scheduled_time timestamptz)
+FROM incoming a
+ON CONFLICT (namespace, workflow_id, run_id, scheduled_event_id) DO UPDATE
+SET attempt = EXCLUDED.attempt, state = EXCLUDED.state, scheduled_time = EXCLUDED.scheduled_time,
+    heartbeat_details = CASE WHEN (SELECT i.details_dropped FROM incoming i
+                                   WHERE i.scheduled_event_id = p.scheduled_event_id)
+                             THEN p.heartbeat_details ELSE EXCLUDED.heartbeat_details END,
+    last_failure = CASE WHEN (SELECT i.details_dropped FROM incoming i
+                              WHERE i.scheduled_event_id = p.scheduled_event_id)
+                        THEN p.last_failure ELSE EXCLUDED.last_failure END,
+    updated_at = now()
+
+-- name: run_fields_from_history
+-- A run's first event's attributes and its last event (for a row shipped
+-- without memo, result and failure).
+SELECT (SELECT attributes FROM history_events
+        WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = 1) AS started,
+       l.event_type AS last_type, l.attributes AS last_attributes
+FROM (SELECT event_type, attributes FROM history_events
+      WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+      ORDER BY event_id DESC LIMIT 1) AS l
 
 -- name: insert_dead_letter
 INSERT INTO replication_dlq (source_region, topic, kafka_partition, kafka_offset, namespace,

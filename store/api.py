@@ -11,19 +11,23 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from store import messages, tasks, workflows
+from store.api_guard import GuardedRoute, RequestGuard
 from store.context import Store
 from store.errors import (
+    ConflictNotFound,
     InvalidArgument,
     MalformedRequest,
+    MethodNotAllowed,
     NamespaceAlreadyExists,
     PayloadTooLarge,
+    RouteNotFound,
     StoreError,
 )
 from store.metrics import render_metrics
@@ -65,6 +69,12 @@ def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
                 size=size,
                 limit=limit,
             )
+    elif isinstance(obj, wire.Failure) and len(obj.message) + len(obj.stack_trace) > limit:
+        raise PayloadTooLarge(
+            f"failure text in {where} is over this server's limit of {limit} bytes: "
+            "keep messages and stack traces short",
+            limit=limit,
+        )
     elif isinstance(obj, BaseModel):
         for name in type(obj).model_fields:
             _walk_payload_sizes(getattr(obj, name), limit, name)
@@ -73,38 +83,27 @@ def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
             _walk_payload_sizes(item, limit, where)
     elif isinstance(obj, dict):
         if "data" in obj and "metadata" in obj and isinstance(obj["data"], str):
-            _walk_payload_sizes(wire.Payload.model_validate(obj), limit, where)
+            try:
+                payload = wire.Payload.model_validate(obj)
+            except ValidationError:
+                raise InvalidArgument(
+                    f"{where}: a payload needs metadata (an object of strings) and data "
+                    "(base64 text)"
+                ) from None
+            _walk_payload_sizes(payload, limit, where)
+        elif isinstance(obj.get("message"), str) and "type" in obj:
+            text = len(obj["message"]) + len(str(obj.get("stack_trace") or ""))
+            if text > limit:
+                raise PayloadTooLarge(
+                    f"failure text in {where} is over this server's limit of {limit} bytes: "
+                    "keep messages and stack traces short",
+                    limit=limit,
+                )
+            for key, item in obj.items():
+                _walk_payload_sizes(item, limit, str(key))
         else:
             for key, item in obj.items():
                 _walk_payload_sizes(item, limit, str(key))
-
-
-class BodySizeLimit:
-    """Refuse a request whose declared body is over the limit, before reading it.
-
-    A plain ASGI middleware: it adds nothing to the per-request cost of the
-    hot path (poll and respond calls), unlike a ``BaseHTTPMiddleware``.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    resp = error_response(
-                        PayloadTooLarge(
-                            f"request body of {int(value)} bytes is over this server's limit of "
-                            f"{self.limit} bytes",
-                            size=int(value),
-                            limit=self.limit,
-                        )
-                    )
-                    await resp(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
 
 
 def create_app(store: Store) -> FastAPI:
@@ -115,11 +114,12 @@ def create_app(store: Store) -> FastAPI:
         description="Durable-execution workflow store: API of one region.",
     )
     app.state.store = store
+    app.router.route_class = GuardedRoute
     limit = store.config.max_payload_bytes
     # A body may carry several payloads; refuse absurd bodies before parsing them.
     body_limit = limit * 4 + 1024 * 1024
 
-    app.add_middleware(BodySizeLimit, limit=body_limit)
+    app.add_middleware(RequestGuard, limit=body_limit, render=error_response)
 
     @app.exception_handler(StoreError)
     async def store_error(_request: Request, exc: StoreError) -> Response:
@@ -144,6 +144,20 @@ def create_app(store: Store) -> FastAPI:
         ]
         text = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems[:5])
         return error_response(InvalidArgument(f"invalid request: {text}", problems=problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        # Starlette's own answers (no such route, wrong method, a body it
+        # could not read) in the typed shape like every other error.
+        if exc.status_code == 404:
+            err: StoreError = RouteNotFound(f"no such route: {exc.detail}")
+        elif exc.status_code == 405:
+            err = MethodNotAllowed("this route does not take that HTTP method")
+        elif exc.status_code < 500:
+            err = MalformedRequest(f"the request could not be read: {exc.detail}")
+        else:
+            err = StoreError(f"internal error: {exc.detail}")
+        return error_response(err)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
@@ -289,7 +303,7 @@ def create_app(store: Store) -> FastAPI:
         namespace: str,
         workflow_id: str,
         run_id: str | None = None,
-        from_event_id: int = Query(1, ge=1),
+        from_event_id: int = Query(1, ge=1, le=2**63 - 1),
         wait_s: float = Query(0.0, ge=0, le=120),
     ) -> Response:
         return JSON(
@@ -332,6 +346,39 @@ def create_app(store: Store) -> FastAPI:
     async def terminate(namespace: str, workflow_id: str, req: wire.TerminateRequest) -> Response:
         run_id = await workflows.terminate_workflow(store, namespace, workflow_id, req)
         return JSON({"run_id": run_id})
+
+    @app.get(f"{wf_path}/buffered", response_model=wire.BufferedResponse)
+    async def buffered(namespace: str, workflow_id: str, run_id: str) -> Response:
+        """Inputs waiting behind the run's started workflow task (read by standbys
+        when a replication message was too large to carry them)."""
+        async with store.pool.acquire() as conn:
+            row = await workflows._get_run(conn, namespace, workflow_id, run_id)
+            rows = await conn.fetch(Q["buffered_of_run"], namespace, workflow_id, row["run_id"], 0)
+        return JSON(
+            {
+                "run_id": str(row["run_id"]),
+                "buffered": [
+                    {"seq": r["seq"], "event_type": r["event_type"], "attributes": r["attributes"]}
+                    for r in rows
+                ],
+            }
+        )
+
+    @app.get(
+        f"{ns_path}/replication-conflicts/{{conflict_id}}",
+        response_model=wire.ConflictEventsResponse,
+    )
+    async def conflict_events(
+        namespace: str, conflict_id: int = Path(ge=1, le=2**63 - 1)
+    ) -> Response:
+        """The signals and starts of an archived losing branch (read by the region
+        that re-applies them when the replication message was too large)."""
+        async with store.pool.acquire() as conn:
+            await get_namespace(conn, namespace)
+            events = await conn.fetchval(Q["conflict_reapply_events"], namespace, conflict_id)
+        if events is None:
+            raise ConflictNotFound(f"no conflict {conflict_id} of namespace {namespace!r} here")
+        return JSON({"id": conflict_id, "events": events})
 
     @app.get(wf_path, response_model=wire.DescribeResponse)
     async def describe(namespace: str, workflow_id: str, run_id: str | None = None) -> Response:

@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from store.context import Store
 from store.errors import InvalidArgument
 from store.mutable_state import (
@@ -32,6 +34,22 @@ CLOSE_COMMANDS = frozenset(
         CommandType.CONTINUE_AS_NEW,
     }
 )
+
+
+def check_commands(commands: list[wire.Command]) -> None:
+    """Refuse a completion whose commands do not have their documented attributes
+    (nothing is written: the worker's SDK or the code that built them is wrong)."""
+    for i, cmd in enumerate(commands):
+        try:
+            wire.COMMAND_ATTRIBUTES[cmd.type].model_validate(cmd.attributes)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'attributes'}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
+            raise InvalidArgument(
+                f"command {i} ({cmd.type.value}) has bad attributes: {problems}"
+            ) from None
 
 
 def start_activity_timers(
@@ -270,6 +288,7 @@ async def apply_commands(
 ) -> dict[str, Any]:
     """Record a workflow task completion and everything its commands ask for."""
     commands = req.commands
+    check_commands(commands)
     closing = any(c.type in CLOSE_COMMANDS for c in commands)
     pending_updates = []
     if rt.exe.get("pending_updates"):
@@ -319,6 +338,10 @@ async def apply_commands(
     rt.clear_workflow_task()
     rt.exe["last_completed_wt_started"] = started_id
     rt.exe["wt_attempt"] = 1
+    # The worker keeps the run cached and polls its sticky queue: send the
+    # run's next workflow tasks there first.
+    rt.exe["sticky_queue"] = req.sticky_task_queue
+    rt.exe["sticky_timeout_s"] = req.sticky_schedule_to_start_s if req.sticky_task_queue else None
     eager: list[dict[str, Any]] = []
     new_run: RunTxn | None = None
     for cmd in commands:

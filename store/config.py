@@ -72,6 +72,10 @@ class BatonConfig:
     """Largest single payload the API accepts."""
     kafka_bootstrap: str | None = None
     """Kafka bootstrap servers for replication (None: replication off)."""
+    kafka_max_message_bytes: int = 1_000_000
+    """Largest replication message to send (``[kafka] max_message_bytes``): keep it
+    under the topics' max.message.bytes (Kafka's default is 1048588). Larger
+    parts travel by reference."""
     workflow_task_retry_max_s: float = 60.0
     """Longest pause between attempts of a workflow task that keeps failing."""
     suggest_continue_as_new_events: int = 10_240
@@ -179,6 +183,7 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
         failover_version_increment=increment,
         max_payload_bytes=_setting(base, "max_payload_bytes", DEFAULT_MAX_PAYLOAD, int),
         kafka_bootstrap=(str(kafka["bootstrap"]) if kafka.get("bootstrap") else None),
+        kafka_max_message_bytes=_setting(kafka, "max_message_bytes", 1_000_000, int),
         workflow_task_retry_max_s=_setting(base, "workflow_task_retry_max_s", 60.0, float),
         suggest_continue_as_new_events=_setting(
             base, "suggest_continue_as_new_events", 10_240, int

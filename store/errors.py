@@ -51,6 +51,20 @@ class PayloadTooLarge(StoreError):
     http_status = 413
 
 
+class RouteNotFound(StoreError):
+    """No such route: see /docs for the API."""
+
+    code = ErrorCode.NOT_FOUND
+    http_status = 404
+
+
+class MethodNotAllowed(StoreError):
+    """The route exists but not for this HTTP method: see /docs for the API."""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED
+    http_status = 405
+
+
 class NamespaceNotFound(StoreError):
     """No such namespace: create it with `baton namespace create NAME`."""
 
@@ -99,6 +113,13 @@ class WorkflowNotRunning(StoreError):
 
     code = ErrorCode.WORKFLOW_NOT_RUNNING
     http_status = 409
+
+
+class ConflictNotFound(StoreError):
+    """No such archived conflict in this region."""
+
+    code = ErrorCode.CONFLICT_NOT_FOUND
+    http_status = 404
 
 
 class TaskNotFound(StoreError):

@@ -37,6 +37,7 @@ ACTIVITY_START_TO_CLOSE = "activity_start_to_close"
 ACTIVITY_HEARTBEAT = "activity_heartbeat"
 WT_TIMEOUT = "workflow_task_timeout"
 WT_RETRY = "workflow_task_retry"
+WT_STICKY = "workflow_task_sticky"
 RUN_TIMEOUT = "run_timeout"
 
 
@@ -182,6 +183,8 @@ class RunTxn:
     request_ids: list[tuple[str, str]] = field(default_factory=list)
     #: Buffered rows stored before this write: seqs in (flushed, last].
     stored_buffer: tuple[int, int] = (0, 0)
+    #: The workflow task this write scheduled, if any.
+    scheduled_here: int | None = None
     is_new: bool = False
     notify_close: bool = False
 
@@ -369,9 +372,26 @@ class RunTxn:
         )
         self.exe["wt_scheduled_event_id"] = event_id
         self.exe["wt_started_event_id"] = None
+        self.scheduled_here = event_id
         if dispatch:
-            self.add_task("workflow", self.exe["task_queue"], event_id, attempt)
+            sticky = self.exe.get("sticky_queue")
+            if sticky:
+                # The worker that caches the run gets it first; if none of its
+                # pollers takes it in time, it moves to the run's own queue.
+                self.add_task("workflow", sticky, event_id, attempt)
+                self.add_timer(
+                    WT_STICKY,
+                    event_id,
+                    self.now + timedelta(seconds=float(self.exe["sticky_timeout_s"] or 5.0)),
+                )
+            else:
+                self.add_task("workflow", self.exe["task_queue"], event_id, attempt)
         return event_id
+
+    def clear_sticky(self) -> None:
+        """Send the run's next workflow tasks to its own task queue."""
+        self.exe["sticky_queue"] = None
+        self.exe["sticky_timeout_s"] = None
 
     def start_workflow_task(self, identity: str, suggest_can_after: int) -> int:
         """Record that a poller took the scheduled workflow task."""
@@ -389,6 +409,11 @@ class RunTxn:
         self.exe["wt_started_event_id"] = event_id
         self.exe["wt_started_at"] = self.now
         self.exe["wt_identity"] = identity
+        scheduled = self.exe["wt_scheduled_event_id"]
+        if scheduled == self.scheduled_here:
+            self.timers = [t for t in self.timers if t[0] != WT_STICKY]
+        elif self.exe.get("sticky_queue"):
+            self.delete_timers(WT_STICKY, scheduled)  # taken from the sticky queue in time
         self.add_timer(
             WT_TIMEOUT,
             self.exe["wt_scheduled_event_id"],

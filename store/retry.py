@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+#: Longest retry interval a policy may name (ten years).
+MAX_INTERVAL_S = 10 * 365 * 24 * 3600.0
+
 DEFAULT_RETRY_POLICY: dict[str, Any] = {
     "initial_interval_s": 1.0,
     "backoff_coefficient": 2.0,
@@ -35,8 +38,14 @@ def normalize_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
     p.update(
         {k: v for k, v in (policy or {}).items() if v is not None or k == "maximum_interval_s"}
     )
-    if _number(p, "initial_interval_s") <= 0:
-        raise ValueError("retry_policy.initial_interval_s must be > 0")
+    if not 0 < _number(p, "initial_interval_s") <= MAX_INTERVAL_S:
+        raise ValueError(f"retry_policy.initial_interval_s must be > 0 and <= {MAX_INTERVAL_S:.0f}")
+    if _number(p, "backoff_coefficient") > 100:
+        raise ValueError("retry_policy.backoff_coefficient must be <= 100")
+    if p["maximum_interval_s"] is not None and _number(p, "maximum_interval_s") > MAX_INTERVAL_S:
+        raise ValueError(f"retry_policy.maximum_interval_s must be <= {MAX_INTERVAL_S:.0f}")
+    if _number(p, "maximum_attempts", integer=True) > 2**31 - 1:
+        raise ValueError("retry_policy.maximum_attempts must be < 2**31")
     if _number(p, "backoff_coefficient") < 1:
         raise ValueError("retry_policy.backoff_coefficient must be >= 1")
     if p["maximum_interval_s"] is not None and _number(p, "maximum_interval_s") < float(
@@ -47,7 +56,7 @@ def normalize_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError("retry_policy.maximum_attempts must be >= 0 (0 means unlimited)")
     p["maximum_attempts"] = int(p["maximum_attempts"])
     types = p["non_retryable_error_types"]
-    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+    if not isinstance(types, list) or not all(isinstance(t, str) and len(t) <= 1000 for t in types):
         raise ValueError(
             f"retry_policy.non_retryable_error_types must be a list of strings, got {types!r}"
         )

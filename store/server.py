@@ -19,6 +19,7 @@ from store.context import Store
 from store.migrations import require_current
 from store.mutable_state import RunTxn
 from store.notify import Notifier
+from store.retention import RetentionSweeper
 from store.timers import TimerLoop
 
 log = logging.getLogger("baton.server")
@@ -62,6 +63,7 @@ async def running_store(
     async with open_store(config, region) as store:
         tasks = [
             asyncio.create_task(TimerLoop(store).run(), name="baton-timers"),
+            asyncio.create_task(RetentionSweeper(store).run(), name="baton-retention"),
             *(asyncio.create_task(factory(store)) for factory in loops),
         ]
         try:

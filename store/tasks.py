@@ -245,6 +245,7 @@ async def fail_workflow_task(
             },
         )
         rt.clear_workflow_task()
+        rt.clear_sticky()  # the worker dropped the run; any worker replays it
         rt.exe["wt_attempt"] = attempt = int(rt.exe["wt_attempt"]) + 1
         rt.flush_buffered()
         delay = workflow_task_retry_delay(attempt, store.config.workflow_task_retry_max_s)

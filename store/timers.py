@@ -30,6 +30,7 @@ from store.mutable_state import (
     RUN_TIMEOUT,
     USER_TIMER,
     WT_RETRY,
+    WT_STICKY,
     WT_TIMEOUT,
     RunTxn,
     utcnow,
@@ -87,11 +88,27 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
             },
         )
         rt.clear_workflow_task()
+        rt.clear_sticky()
         rt.exe["wt_attempt"] = int(rt.exe["wt_attempt"]) + 1
         rt.flush_buffered()
         rt.schedule_workflow_task()
     elif kind == WT_RETRY:
         rt.schedule_workflow_task()
+    elif kind == WT_STICKY:
+        if str(rt.exe["wt_scheduled_event_id"]) != t["ref"] or rt.wt_started:
+            return
+        # No poller of the worker caching the run took its task in time (the
+        # worker is gone or busy): any worker of the run's queue takes it.
+        await conn.execute(
+            Q["move_sticky_task"],
+            rt.namespace,
+            rt.workflow_id,
+            uuid.UUID(rt.run_id),
+            t["ref"],
+            rt.exe["sticky_queue"],
+            rt.exe["task_queue"],
+        )
+        rt.clear_sticky()
     elif kind == RUN_TIMEOUT:
         if rt.wt_started:
             rt.add_event(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
 
+from store.api_guard import check_text
 from store.context import Store
 from store.errors import (
     InvalidArgument,
@@ -478,6 +479,18 @@ async def get_result(
             await wait_event(ev, remaining)
 
 
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """A bound as a UTC time, refused if it falls outside the years 1-9999 in UTC."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        raise InvalidArgument(
+            f"{name} {value.isoformat()} is outside the range of times this server stores"
+        ) from None
+
+
 def _page_token(row: asyncpg.Record) -> str:
     raw = orjson.dumps([row["start_time"].isoformat(), row["workflow_id"], str(row["run_id"])])
     return base64.urlsafe_b64encode(raw).decode()
@@ -486,8 +499,11 @@ def _page_token(row: asyncpg.Record) -> str:
 def _parse_page_token(token: str) -> tuple[datetime, str, uuid.UUID]:
     try:
         t, wid, rid = orjson.loads(base64.urlsafe_b64decode(token))
-        return datetime.fromisoformat(t), str(wid), uuid.UUID(rid)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+        when = _utc(datetime.fromisoformat(t), "page_token")
+        check_text(str(wid), "page_token")
+        assert when is not None
+        return when, str(wid), uuid.UUID(rid)
+    except (ValueError, TypeError, AssertionError, orjson.JSONDecodeError, InvalidArgument):
         raise InvalidArgument("page_token is not one this server returned") from None
 
 
@@ -511,6 +527,8 @@ async def list_workflows(
         )
     if not 1 <= page_size <= 1000:
         raise InvalidArgument("page_size must be between 1 and 1000")
+    started_after = _utc(started_after, "started_after")
+    started_before = _utc(started_before, "started_before")
     after: tuple[Any, Any, Any] = (None, None, None)
     if page_token:
         after = _parse_page_token(page_token)

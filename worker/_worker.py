@@ -56,6 +56,11 @@ class Worker(WorkflowTaskRunner):
         eager_activities: Ask for activities this worker schedules to be
             handed back in the completion response.
         build_id: Build id the worker polls as (worker versioning).
+        sticky_queue: Keep each run's next workflow tasks on this worker while
+            it caches the run (a queue of its own that it polls), so they
+            apply only their new events instead of replaying the history.
+        sticky_schedule_to_start: How long the server waits for this worker
+            to take such a task before any worker of ``task_queue`` may.
         graceful_shutdown_timeout: How long :meth:`shutdown` (and leaving
             ``async with``) lets running workflow tasks and activity attempts
             finish before it cancels them and reports them failed with
@@ -79,6 +84,8 @@ class Worker(WorkflowTaskRunner):
         identity: str | None = None,
         eager_activities: bool = True,
         build_id: str | None = None,
+        sticky_queue: bool = True,
+        sticky_schedule_to_start: timedelta | float = 5.0,
         graceful_shutdown_timeout: timedelta | float = DEFAULT_GRACEFUL_SHUTDOWN_S,
     ):
         self.client = client
@@ -91,6 +98,11 @@ class Worker(WorkflowTaskRunner):
         self._wf_slots = asyncio.Semaphore(max_concurrent_workflow_tasks)
         self._act_slots = asyncio.Semaphore(max_concurrent_activities)
         self._wf_pollers = workflow_pollers if self._workflows else 0
+        # The run's own queue plus a sticky one (task queue names are free text).
+        self.sticky_task_queue: str | None = None
+        if sticky_queue and self._workflows:
+            self.sticky_task_queue = f"{task_queue}/sticky/{uuid.uuid4().hex}"
+        self.sticky_schedule_to_start_s = _seconds(sticky_schedule_to_start)
         self._act_pollers = activity_pollers if self._activities else 0
         self._eager = max_concurrent_activities if (eager_activities and self._activities) else 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -132,6 +144,18 @@ class Worker(WorkflowTaskRunner):
         self._pollers = [
             asyncio.create_task(self._poll_workflows(i)) for i in range(self._wf_pollers)
         ]
+        if self.sticky_task_queue is not None:
+            self._pollers += [
+                asyncio.create_task(
+                    self._poll_loop(
+                        "workflow",
+                        self._wf_slots,
+                        self._handle_workflow_task,
+                        queue=self.sticky_task_queue,
+                    )
+                )
+                for _ in range(max(1, self._wf_pollers // 2))
+            ]
         self._pollers += [
             asyncio.create_task(self._poll_activities(i)) for i in range(self._act_pollers)
         ]
@@ -260,9 +284,11 @@ class Worker(WorkflowTaskRunner):
 
     # ------------------------------------------------------------------ polling
 
-    async def _poll_loop(self, kind: str, slots: asyncio.Semaphore, handle: Any) -> None:
+    async def _poll_loop(
+        self, kind: str, slots: asyncio.Semaphore, handle: Any, *, queue: str | None = None
+    ) -> None:
         body = {
-            "task_queue": self.task_queue,
+            "task_queue": queue or self.task_queue,
             "identity": self.identity,
             "wait_s": 30.0,
             "build_id": self.build_id,

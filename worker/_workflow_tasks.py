@@ -38,6 +38,8 @@ class WorkflowTaskRunner(ActivityRunner):
     client: Client
     _workflows: dict[str, WorkflowDefinition]
     _cache: RunCache
+    sticky_task_queue: str | None
+    sticky_schedule_to_start_s: float
 
     def _spawn(self, coro: Any) -> None:
         raise NotImplementedError
@@ -162,6 +164,10 @@ class WorkflowTaskRunner(ActivityRunner):
             "eager_activities": 0 if stopping else self._eager_slots(),
             "return_new_workflow_task": not stopping,
         }
+        if self.sticky_task_queue is not None and not stopping and not inst.closed:
+            # the run stays cached here: its next tasks come to this worker first
+            body["sticky_task_queue"] = self.sticky_task_queue
+            body["sticky_schedule_to_start_s"] = self.sticky_schedule_to_start_s
         try:
             res = await self._call_handing_back("/workflow-tasks/complete", body)
         except TaskNotFoundError:

@@ -18,6 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 PROTOCOL_VERSION = "v1"
+#: Longest timeout or timer any request may ask for (ten years, in seconds).
+MAX_DURATION_S = 10 * 365 * 24 * 3600.0
+#: Longest namespace description.
+MAX_DESCRIPTION_CHARS = 4096
 
 # --------------------------------------------------------------------------- errors
 
@@ -45,6 +49,7 @@ class ErrorCode(StrEnum):
     FAILOVER_TIMED_OUT = "FAILOVER_TIMED_OUT"
     FAILOVER_TARGET_BEHIND = "FAILOVER_TARGET_BEHIND"
     DEAD_LETTER_NOT_FOUND = "DEAD_LETTER_NOT_FOUND"
+    CONFLICT_NOT_FOUND = "CONFLICT_NOT_FOUND"
     REPLICATION_APPLY_FAILED = "REPLICATION_APPLY_FAILED"
     #: A per-run limit (history length or size, signals, pending updates) is reached.
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
@@ -236,6 +241,85 @@ class Command(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
+_Name = Field(min_length=1, max_length=1000)
+_Duration = Field(default=None, gt=0, le=MAX_DURATION_S)
+
+
+class _Attributes(BaseModel):
+    """Attributes of one command type: checked by the server, extra keys ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ScheduleActivityAttributes(_Attributes):
+    activity_id: str = _Name
+    activity_type: str = _Name
+    task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    input: list[Payload] = Field(default_factory=list)
+    schedule_to_close_s: float | None = _Duration
+    schedule_to_start_s: float | None = _Duration
+    start_to_close_s: float | None = _Duration
+    heartbeat_s: float | None = _Duration
+    retry_policy: dict[str, Any] | None = None
+
+
+class ActivityRefAttributes(_Attributes):
+    activity_id: str = _Name
+
+
+class StartTimerAttributes(_Attributes):
+    timer_id: str = _Name
+    duration_s: float = Field(ge=0, le=MAX_DURATION_S)
+
+
+class TimerRefAttributes(_Attributes):
+    timer_id: str = _Name
+
+
+class RecordMarkerAttributes(_Attributes):
+    marker_name: str = Field(default="", max_length=1000)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpdateRefAttributes(_Attributes):
+    update_id: str = _Name
+    failure: Failure | None = None
+    result: Payload | None = None
+
+
+class CompleteWorkflowAttributes(_Attributes):
+    result: Payload | None = None
+
+
+class FailWorkflowAttributes(_Attributes):
+    failure: Failure
+
+
+class ContinueAsNewAttributes(_Attributes):
+    workflow_type: str | None = Field(default=None, min_length=1, max_length=1000)
+    task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    input: list[Payload] = Field(default_factory=list)
+    task_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    run_timeout_s: float | None = _Duration
+
+
+#: The attribute shape the server checks for each command type.
+COMMAND_ATTRIBUTES: dict[CommandType, type[BaseModel]] = {
+    CommandType.SCHEDULE_ACTIVITY: ScheduleActivityAttributes,
+    CommandType.REQUEST_CANCEL_ACTIVITY: ActivityRefAttributes,
+    CommandType.START_TIMER: StartTimerAttributes,
+    CommandType.CANCEL_TIMER: TimerRefAttributes,
+    CommandType.RECORD_MARKER: RecordMarkerAttributes,
+    CommandType.ACCEPT_UPDATE: UpdateRefAttributes,
+    CommandType.REJECT_UPDATE: UpdateRefAttributes,
+    CommandType.COMPLETE_UPDATE: UpdateRefAttributes,
+    CommandType.COMPLETE_WORKFLOW: CompleteWorkflowAttributes,
+    CommandType.FAIL_WORKFLOW: FailWorkflowAttributes,
+    CommandType.CANCEL_WORKFLOW: _Attributes,
+    CommandType.CONTINUE_AS_NEW: ContinueAsNewAttributes,
+}
+
+
 # --------------------------------------------------------------------------- namespaces
 
 
@@ -254,7 +338,8 @@ class CreateNamespaceRequest(BaseModel):
     regions: list[str] | None = None
     active_region: str | None = None
     retention_days: int = Field(default=7, ge=1, le=3650)
-    description: str = ""
+    #: Kept short: it travels with every replication message of the namespace.
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
 
 
 # --------------------------------------------------------------------------- workflows
@@ -289,9 +374,9 @@ class StartWorkflowRequest(BaseModel):
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE
     task_timeout_s: float = Field(default=10.0, gt=0, le=3600)
-    run_timeout_s: float | None = Field(default=None, gt=0)
+    run_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
     memo: dict[str, Any] = Field(default_factory=dict)
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class StartWorkflowResponse(BaseModel):
@@ -306,7 +391,7 @@ class SignalRequest(BaseModel):
     run_id: str | None = None
     #: A retried signal with the same id is applied once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class SignalWithStartRequest(StartWorkflowRequest):
@@ -331,7 +416,7 @@ class UpdateRequest(BaseModel):
     input: list[Payload] = Field(default_factory=list)
     run_id: str | None = None
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class UpdateResponse(BaseModel):
@@ -345,7 +430,7 @@ class CancelRequest(BaseModel):
     reason: str = ""
     #: A retried cancel with the same id is applied once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class TerminateRequest(BaseModel):
@@ -353,7 +438,7 @@ class TerminateRequest(BaseModel):
     reason: str = ""
     #: A retried terminate with the same id is applied once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class PendingActivity(BaseModel):
@@ -400,6 +485,26 @@ class HistoryResponse(BaseModel):
     closed: bool
 
 
+class BufferedInput(BaseModel):
+    seq: int
+    event_type: str
+    attributes: dict[str, Any]
+
+
+class BufferedResponse(BaseModel):
+    """Inputs waiting behind a run's started workflow task, oldest first."""
+
+    run_id: str
+    buffered: list[BufferedInput]
+
+
+class ConflictEventsResponse(BaseModel):
+    """The signals and starts of an archived losing branch."""
+
+    id: int
+    events: list[dict[str, Any]]
+
+
 class ListResponse(BaseModel):
     executions: list[WorkflowExecutionInfo]
     next_page_token: str | None = None
@@ -420,7 +525,7 @@ class ResultResponse(BaseModel):
 
 class PollRequest(BaseModel):
     task_queue: str = Field(min_length=1, max_length=1000)
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
     wait_s: float = Field(default=30.0, ge=0, le=120)
     build_id: str | None = None
 
@@ -458,7 +563,7 @@ class WorkflowTaskPollResponse(BaseModel):
 class RespondWorkflowTaskCompleted(BaseModel):
     task_token: str
     commands: list[Command] = Field(default_factory=list)
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
     #: Ask the server to hand this worker the activity tasks it schedules on
     #: its own queue directly in the response (saves a poll round trip).
     eager_activities: int = Field(default=0, ge=0, le=100)
@@ -500,7 +605,7 @@ class RespondWorkflowTaskFailed(BaseModel):
     task_token: str
     failure: Failure
     cause: str = "WorkflowTaskFailed"  # or NonDeterminism
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class RespondQueryTask(BaseModel):
@@ -516,18 +621,18 @@ class ActivityTaskPollResponse(BaseModel):
 class RespondActivityTaskCompleted(BaseModel):
     task_token: str
     result: Payload | None = None
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class RespondActivityTaskFailed(BaseModel):
     task_token: str
     failure: Failure
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class RespondActivityTaskCanceled(BaseModel):
     task_token: str
-    identity: str = ""
+    identity: str = Field(default="", max_length=1000)
 
 
 class RespondActivityResponse(BaseModel):

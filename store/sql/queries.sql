@@ -21,7 +21,7 @@ FROM namespaces WHERE name = $1 AND cardinality(regions) > 1
 -- name: take_activity_progress_of_run
 -- What a standby learnt of a run's activities, consumed by the promotion's rebuild.
 DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
-RETURNING scheduled_event_id, attempt, state, heartbeat_details, last_failure
+RETURNING scheduled_event_id, attempt, state, heartbeat_details, last_failure, scheduled_time
 
 -- name: delete_activity_progress_of_run
 DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
@@ -266,6 +266,20 @@ ORDER BY t.fire_at LIMIT $2
 SELECT min(t.fire_at) FROM timers t JOIN namespaces n ON n.name = t.namespace
 WHERE n.active_region = $1 AND n.state = 'active'
 
+-- name: move_sticky_task
+-- A workflow task no poller of the sticky queue took in time moves to the
+-- run's own task queue (a poll that holds the row keeps it).
+-- (delete and insert: the insert wakes that queue's pollers).
+WITH moved AS (
+    DELETE FROM tasks
+    WHERE id IN (SELECT id FROM tasks
+                 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'workflow'
+                   AND ref = $4 AND task_queue = $5
+                 FOR UPDATE SKIP LOCKED)
+    RETURNING *)
+INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt, build_id)
+SELECT namespace, $6, kind, workflow_id, run_id, ref, attempt, build_id FROM moved
+
 -- name: take_timer
 -- Taken once the run is locked (the lock order of every writer).
 DELETE FROM timers WHERE id = $1 RETURNING *
@@ -353,3 +367,73 @@ SELECT namespace, kind, count(*) AS n FROM replication_conflicts GROUP BY namesp
 
 -- name: metrics_namespaces
 SELECT name, failover_version, active_region, state FROM namespaces
+
+-- name: expired_runs
+-- Closed runs past their namespace's retention, oldest first.
+SELECT e.namespace, e.workflow_id, e.run_id FROM executions e
+JOIN namespaces n ON n.name = e.namespace
+WHERE e.close_time IS NOT NULL
+  AND e.close_time < now() - make_interval(days => n.retention_days)
+ORDER BY e.close_time
+LIMIT $1
+
+-- name: delete_runs
+-- Everything of the given runs: history, updates, inputs, progress, the row.
+WITH keys AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[]) AS k(ns, wid, rid)
+), h AS (
+    DELETE FROM history_events t USING keys
+    WHERE t.namespace = keys.ns AND t.workflow_id = keys.wid AND t.run_id = keys.rid
+), u AS (
+    DELETE FROM workflow_updates t USING keys
+    WHERE t.namespace = keys.ns AND t.workflow_id = keys.wid AND t.run_id = keys.rid
+), b AS (
+    DELETE FROM buffered_events t USING keys
+    WHERE t.namespace = keys.ns AND t.workflow_id = keys.wid AND t.run_id = keys.rid
+), p AS (
+    DELETE FROM activity_progress t USING keys
+    WHERE t.namespace = keys.ns AND t.workflow_id = keys.wid AND t.run_id = keys.rid
+), r AS (
+    DELETE FROM replication_reapplied t USING keys
+    WHERE t.namespace = keys.ns AND t.workflow_id = keys.wid AND t.run_id = keys.rid
+), q AS (
+    DELETE FROM request_ids t USING keys
+    WHERE t.namespace = keys.ns AND t.workflow_id = keys.wid AND t.run_id = keys.rid
+), c AS (
+    DELETE FROM current_executions t USING keys
+    WHERE t.namespace = keys.ns AND t.workflow_id = keys.wid AND t.run_id = keys.rid
+)
+DELETE FROM executions t USING keys
+WHERE t.namespace = keys.ns AND t.workflow_id = keys.wid AND t.run_id = keys.rid
+  AND t.close_time IS NOT NULL
+
+-- name: expire_request_ids
+DELETE FROM request_ids WHERE ctid = ANY(ARRAY(
+    SELECT r.ctid FROM request_ids r JOIN namespaces n ON n.name = r.namespace
+    WHERE r.created_at < now() - make_interval(days => n.retention_days)
+    LIMIT $1))
+
+-- name: expire_conflicts
+DELETE FROM replication_conflicts WHERE ctid = ANY(ARRAY(
+    SELECT c.ctid FROM replication_conflicts c JOIN namespaces n ON n.name = c.namespace
+    WHERE c.created_at < now() - make_interval(days => n.retention_days)
+    LIMIT $1))
+
+-- name: expire_dead_letters
+-- Dead letters of a namespace go with its retention; those of none after $2 days.
+DELETE FROM replication_dlq WHERE ctid = ANY(ARRAY(
+    SELECT d.ctid FROM replication_dlq d LEFT JOIN namespaces n ON n.name = d.namespace
+    WHERE d.created_at < now() - make_interval(days => coalesce(n.retention_days, $2))
+    LIMIT $1))
+
+-- name: expire_queries
+-- Queries whose caller is long gone (a server died while it waited).
+DELETE FROM queries WHERE created_at < now() - interval '1 hour'
+
+-- name: conflict_reapply_events
+-- The signals and starts of one archived conflict (what the winning side re-applies).
+SELECT coalesce(jsonb_agg(ev ORDER BY (ev ->> 'event_id')::bigint), '[]')
+FROM replication_conflicts c, jsonb_array_elements(c.events) AS ev
+WHERE c.namespace = $1 AND c.id = $2
+  AND ev ->> 'event_type' IN ('WorkflowExecutionSignaled', 'WorkflowExecutionStarted')
+GROUP BY c.id

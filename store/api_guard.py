@@ -1,0 +1,188 @@
+"""What the API checks before a route sees a request, and how any error becomes typed.
+
+Bad input must get a typed 4xx and change nothing. Some input is valid JSON
+and valid for the request models yet cannot be stored: PostgreSQL refuses
+NUL characters and lone surrogates in text and jsonb, orjson (the jsonb codec)
+refuses integers past 64 bits and nesting past 254 levels. :class:`RequestGuard`
+reads every request body itself, counting bytes as they arrive (a chunked
+body has no Content-Length to trust), parses it once and walks it for those,
+and hands the parsed value on to the route (:class:`GuardedRoute`), so a body
+is parsed once as before. Path and query string are checked for NUL too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from fastapi import Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from store.errors import InvalidArgument, MalformedRequest, PayloadTooLarge, StoreError
+
+#: Deepest nesting of JSON a request may carry (a failure's cause chain of
+#: 20 sits well inside; orjson, the jsonb codec, stops at 254).
+MAX_JSON_DEPTH = 128
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_SCOPE_KEY = "baton.json"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_NO_BODY = object()
+
+
+class _Refused(Exception):
+    def __init__(self, error: StoreError):
+        super().__init__(error.message)
+        self.error = error
+
+
+def check_json(value: Any, where: str = "body", depth: int = 0) -> None:
+    """Raise InvalidArgument for JSON that is valid but cannot be stored."""
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidArgument(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            raise InvalidArgument(
+                f"{where}: text holds a NUL character or an unpaired surrogate, which cannot "
+                "be stored: send binary data as a payload (base64)"
+            )
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidArgument(f"{where}: integer {value} is outside the signed 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{where}: numbers must be finite, got {value}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_json(key, where, depth + 1)
+            check_json(item, f"{where}.{key}" if len(where) < 200 else where, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, where, depth + 1)
+
+
+def check_text(value: str, where: str) -> None:
+    if _UNSTORABLE.search(value):
+        raise InvalidArgument(f"{where} holds a NUL character or an unpaired surrogate")
+
+
+class RequestGuard:
+    """Size limit, JSON parsing and storability checks of every request (plain ASGI).
+
+    A body over ``limit`` bytes is refused as it streams in, whatever
+    Content-Length said. After the body the original ``receive`` is used, so
+    long-polls still learn of a client that went away.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, render: Callable[[StoreError], Response]):
+        self.app = app
+        self.limit = limit
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            self._check_target(scope)
+            body = await self._read_body(scope, receive)
+            if body:
+                scope[_SCOPE_KEY] = _parse(body, scope)
+        except _Refused as refused:
+            await self.render(refused.error)(scope, receive, send)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _check_target(self, scope: Scope) -> None:
+        raw_query = scope.get("query_string", b"")
+        if "\x00" in scope.get("path", "") or b"\x00" in unquote_to_bytes(raw_query):
+            raise _Refused(
+                InvalidArgument("the URL holds a NUL character (%00): no name or value may")
+            )
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                raise _Refused(self._too_large(int(value)))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise _Refused(self._too_large(size, streamed=True))
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def _too_large(self, size: int, *, streamed: bool = False) -> PayloadTooLarge:
+        what = f"more than {self.limit} bytes" if streamed else f"{size} bytes"
+        return PayloadTooLarge(
+            f"request body of {what} is over this server's limit of {self.limit} bytes: "
+            "store large data elsewhere and pass a reference",
+            size=size,
+            limit=self.limit,
+        )
+
+
+def _parse(body: bytes, scope: Scope) -> Any:
+    content_type = ""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            content_type = value.decode("latin-1").lower()
+    if content_type and "json" not in content_type:
+        return _NO_BODY  # the route refuses it by its own rules
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and undecodable bytes.
+        raise _Refused(MalformedRequest(f"request body is not valid JSON: {exc}")) from None
+    try:
+        check_json(parsed)
+    except RecursionError:
+        raise _Refused(InvalidArgument("body: JSON nested too deeply")) from None
+    except InvalidArgument as exc:
+        raise _Refused(exc) from None
+    return parsed
+
+
+class _ParsedRequest(Request):
+    """A request whose JSON body the guard has parsed already."""
+
+    async def json(self) -> Any:
+        parsed = self.scope.get(_SCOPE_KEY, _NO_BODY)
+        if parsed is _NO_BODY:
+            return await super().json()
+        return parsed
+
+
+class GuardedRoute(APIRoute):
+    """Routes read the body the guard parsed instead of parsing it again."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(_ParsedRequest(request.scope, request.receive))
+
+        return route
