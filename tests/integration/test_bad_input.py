@@ -138,3 +138,181 @@ async def test_sdk_raises_typed_errors(client: Client) -> None:
         )
     assert err.value.code == "TASK_NOT_FOUND"
     assert (await handle.describe())["execution"]["status"] == "running"
+
+
+# --------------------------------------------------------------------------- storable input
+
+NS = "/api/v1/namespaces/default"
+DEEP = {"a": None}
+for _ in range(299):
+    DEEP = {"a": DEEP}
+
+#: (what, method, path, raw body or JSON body, query params): each once answered
+#: 500 with a database or encoder message.
+UNSTORABLE: list[tuple[str, str, str, Any, dict[str, str] | None]] = [
+    ("NUL in a workflow id (body)", "POST", f"{NS}/workflows", start_body("a\x00b"), None),
+    (
+        "NUL in a workflow id (path)",
+        "POST",
+        f"{NS}/workflows/a%00b/signal",
+        {"signal_name": "s"},
+        None,
+    ),
+    (
+        "NUL in a signal name",
+        "POST",
+        f"{NS}/signal-with-start",
+        {**start_body("swz"), "signal_name": "s\x00"},
+        None,
+    ),
+    (
+        "NUL in a memo key",
+        "POST",
+        f"{NS}/workflows",
+        {**start_body("m1"), "memo": {"k\x00": 1}},
+        None,
+    ),
+    (
+        "NUL in a namespace description",
+        "POST",
+        "/api/v1/namespaces",
+        {"name": "nul-desc", "description": "a\x00b"},
+        None,
+    ),
+    ("NUL in a list filter", "GET", f"{NS}/workflows", None, {"workflow_id_prefix": "a\x00"}),
+    (
+        "a lone surrogate in a memo",
+        "POST",
+        f"{NS}/workflows",
+        b'{"workflow_id": "s1", "workflow_type": "T", "task_queue": "q", "memo": {"k": "\\ud800"}}',
+        None,
+    ),
+    ("a memo nested 300 deep", "POST", f"{NS}/workflows", {**start_body("m2"), "memo": DEEP}, None),
+    (
+        "an integer beyond 64 bits in a memo",
+        "POST",
+        f"{NS}/workflows",
+        {**start_body("m3"), "memo": {"n": 2**70}},
+        None,
+    ),
+    (
+        "NaN in a memo",
+        "POST",
+        f"{NS}/workflows",
+        b'{"workflow_id": "n1", "workflow_type": "T", "task_queue": "q", "memo": {"n": NaN}}',
+        None,
+    ),
+    (
+        "run_timeout_s of 1e15",
+        "POST",
+        f"{NS}/workflows",
+        {**start_body("rt"), "run_timeout_s": 1e15},
+        None,
+    ),
+    (
+        "from_event_id of 2^63",
+        "GET",
+        f"{NS}/workflows/x/history",
+        None,
+        {"from_event_id": str(2**63)},
+    ),
+    (
+        "a list bound past year 9999 in UTC",
+        "GET",
+        f"{NS}/workflows",
+        None,
+        {"started_after": "9999-12-31T23:59:59.999999-23:59"},
+    ),
+    (
+        "a list bound before year 1 in UTC",
+        "GET",
+        f"{NS}/workflows",
+        None,
+        {"started_before": "0001-01-01T00:00:00+14:00"},
+    ),
+    ("malformed JSON", "POST", f"{NS}/workflows", b'{"workflow_id": ', None),
+    ("JSON nested 5000 deep", "POST", f"{NS}/workflows", b"[" * 5000 + b"]" * 5000, None),
+    (
+        "an empty request id",
+        "POST",
+        f"{NS}/workflows",
+        {**start_body("e1"), "request_id": ""},
+        None,
+    ),
+    (
+        "a page token with a year-1 time",
+        "GET",
+        f"{NS}/workflows",
+        None,
+        {
+            "page_token": base64.urlsafe_b64encode(
+                orjson.dumps(
+                    ["0001-01-01T00:00:00+14:00", "w", "00000000-0000-0000-0000-000000000000"]
+                )
+            ).decode()
+        },
+    ),
+    (
+        "a command with a list for an activity id",
+        "POST",
+        f"{NS}/workflow-tasks/complete",
+        {
+            "task_token": "x",
+            "commands": [
+                {
+                    "type": "ScheduleActivity",
+                    "attributes": {"activity_id": [1], "activity_type": "a"},
+                }
+            ],
+        },
+        None,
+    ),
+    ("an unknown route", "GET", "/api/v1/nowhere", None, None),
+    ("a method a route does not take", "DELETE", f"{NS}/workflows", None, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "method", "path", "body", "params"), UNSTORABLE, ids=[u[0] for u in UNSTORABLE]
+)
+async def test_input_that_cannot_be_stored_gets_a_typed_4xx_and_changes_nothing(
+    region: Region,
+    client: Client,
+    what: str,
+    method: str,
+    path: str,
+    body: Any,
+    params: dict[str, str] | None,
+) -> None:
+    before = await snapshot(region.dsn)
+    async with httpx.AsyncClient(base_url=region.url, timeout=10) as http:
+        if isinstance(body, bytes):
+            resp = await http.request(
+                method,
+                path,
+                content=body,
+                params=params,
+                headers={"content-type": "application/json"},
+            )
+        else:
+            resp = await http.request(method, path, json=body, params=params)
+    assert 400 <= resp.status_code < 500, f"{what}: {resp.status_code} {resp.text[:300]}"
+    error = resp.json()["error"]
+    assert set(error) == {"code", "message", "retryable", "details"}
+    assert error["code"] in {c.value for c in ErrorCode} and error["message"]
+    assert await snapshot(region.dsn) == before, what
+
+
+async def test_empty_request_ids_never_make_a_start_fail_forever(
+    region: Region, client: Client
+) -> None:
+    # Was: a start with "", a terminate, another start with "" (a second run),
+    # and from then on every start of that id with "" answered 500.
+    async with httpx.AsyncClient(base_url=region.url, timeout=10) as http:
+        for _ in range(3):
+            r = await http.post(f"{NS}/workflows", json={**start_body("rid"), "request_id": ""})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_ARGUMENT"
+        r = await http.post(f"{NS}/workflows", json={**start_body("rid"), "request_id": "r1"})
+        assert r.status_code == 201
+        r = await http.post(f"{NS}/workflows", json={**start_body("rid"), "request_id": "r1"})
+        assert r.status_code == 200 and r.json()["started"] is False

@@ -29,6 +29,7 @@ from store import db
 from tests.conftest import Region, RegionPair
 from tests.helpers import eventually
 from worker import ActivityError, Client, RetryPolicy, Worker, activity, workflow
+from worker.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.integration
 QUEUE = "run-state"
@@ -470,4 +471,54 @@ async def test_a_lagging_applier_cannot_roll_back_what_a_later_record_applied(
             await late.close()
         assert await attempt_two_in_b()  # not rolled back to attempt 1
         await h.result(timeout=30)
+    await client.close()
+
+
+# --------------------------------------------------------------------------- item 15
+
+
+@activity.defn
+async def big_result(size: int) -> str:
+    return "r" * size
+
+
+@workflow.defn(name="Big")
+class Big:
+    @workflow.run
+    async def run(self, size: int) -> str:
+        return str(
+            await workflow.execute_activity(
+                big_result, size, start_to_close_timeout=timedelta(seconds=30)
+            )
+        )
+
+
+async def test_whatever_the_api_accepts_replicates_or_is_refused_at_write(
+    regions: RegionPair,
+) -> None:
+    rs, ns = regions, "large"
+    client = await two_region_ns(rs, ns)
+    with pytest.raises(InvalidArgumentError):
+        await client.create_namespace("wordy", description="d" * (2 * 1024 * 1024))
+    assert await fetchval(rs.a, "SELECT count(*) FROM namespaces WHERE name = 'wordy'") == 0
+    size = 1_500_000  # over Kafka's default message size, under the payload limit
+    async with Worker(client, task_queue=QUEUE, workflows=[Big], activities=[big_result]):
+        h = await client.start_workflow(
+            Big, size, id="big", task_queue=QUEUE, memo={"notes": "m" * 900_000}
+        )
+        assert len(await h.result(timeout=60)) == size
+    await verified(rs, ns)
+
+    async def row_of(region: Region) -> Any:
+        return await fetchval(
+            region,
+            "SELECT jsonb_build_object('memo', memo, 'result', result, 'status', status) "
+            "FROM executions WHERE namespace = $1 AND workflow_id = 'big'",
+            ns,
+        )
+
+    async def same_in_b() -> bool:
+        return bool(await row_of(rs.b) == await row_of(rs.a))
+
+    await eventually(same_in_b, what="B's row to match A's")
     await client.close()
