@@ -33,6 +33,14 @@ from worker import Client
 TEMPLATE_DB = "baton_template"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-seed",
+        default="20261130",
+        help="Seed of the chaos test (tests/e2e/test_chaos.py): replay a failure with it.",
+    )
+
+
 @pytest.fixture(scope="session")
 def state_dir() -> Iterator[Path]:
     # Not pytest's tmp_path: the postgres user must be able to traverse it.
