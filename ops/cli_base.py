@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import click
+from aiokafka.errors import KafkaError
 
 from ops import devstack
 from ops.output import OUTPUT_CHOICES, print_error
@@ -113,6 +115,26 @@ def _error_of(exc: BaseException) -> tuple[str, str] | None:
         return exc.code, str(exc)
     if isinstance(exc, TimeoutError):
         return "TIMEOUT", str(exc) or "timed out"
+    # Whatever a database or broker raises below the store's own errors: a
+    # typed line with a next step, never a traceback.
+    if isinstance(exc, asyncpg.PostgresError):
+        return (
+            "DATABASE_ERROR",
+            f"a region database refused the operation ({type(exc).__name__}: {exc}); it changed "
+            "nothing: check the region's dsn and `baton migrate status`, then run it again",
+        )
+    if isinstance(exc, asyncpg.InterfaceError | ConnectionError | OSError):
+        return (
+            "UNAVAILABLE",
+            f"cannot reach a region database or server ({type(exc).__name__}: {exc}): check "
+            "that it is up (`baton dev status` for the local stack), then run it again",
+        )
+    if isinstance(exc, KafkaError):
+        return (
+            "KAFKA_UNAVAILABLE",
+            f"the Kafka broker failed the operation ({exc}): check `[kafka] bootstrap` and that "
+            "the broker is up, then run it again",
+        )
     return None
 
 

@@ -83,6 +83,8 @@ async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[
             continue  # that region's database is down
         try:
             row = await conn.fetchrow(Q["get_namespace"], namespace)
+        except Exception:
+            continue  # a database that cannot answer (not migrated, shutting down)
         finally:
             await conn.close()
         if row is not None:

@@ -415,6 +415,14 @@ def create_app(store: Store) -> FastAPI:
         await tasks.respond_query(store, namespace, req)
         return JSON({})
 
+    @app.post(f"{ns_path}/sticky-queues/close")
+    async def close_sticky_queue(namespace: str, req: wire.CloseStickyQueueRequest) -> Response:
+        """A worker that shuts down hands its cached runs back to their task queues."""
+        async with store.pool.acquire() as conn, conn.transaction():
+            await get_namespace(conn, namespace)
+            await conn.execute(Q["close_sticky_queue"], namespace, req.sticky_task_queue)
+        return JSON({})
+
     @app.post(f"{ns_path}/activity-tasks/poll", response_model=wire.ActivityTaskPollResponse)
     async def poll_activity_task(
         namespace: str, req: wire.PollRequest, request: Request

@@ -18,10 +18,10 @@ from store.errors import (
     UpdateTimedOut,
     WorkflowNotRunning,
 )
-from store.mutable_state import RunTxn, get_namespace, utcnow
+from store.mutable_state import get_namespace, utcnow
 from store.notify import wait_event
 from store.sql import QUERIES as Q
-from store.workflows import _get_run
+from store.workflows import _get_run, lock_run
 from worker import wire
 
 
@@ -105,14 +105,7 @@ async def update_workflow(
     async with store.notifier.subscribe("baton_updates_v1", key) as ev:
 
         async def submit(conn: asyncpg.Connection) -> None:
-            rt = await RunTxn.lock(
-                conn,
-                namespace,
-                workflow_id,
-                req.run_id,
-                region=store.region,
-                region_urls=store.region_urls,
-            )
+            rt = await lock_run(store, conn, namespace, workflow_id, req.run_id)
             existing = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id)
             if existing is not None:
                 return  # a retried update: wait for the first one's outcome

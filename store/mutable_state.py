@@ -221,6 +221,9 @@ class RunTxn:
         if write:
             ns.require_writable(region, region_urls)
         exe = {k: v for k, v in row.items() if not k.startswith("ns_")}
+        if row["ns_sticky_closed"]:
+            # its worker shut down: the run's next tasks go to its own queue
+            exe["sticky_queue"] = exe["sticky_timeout_s"] = None
         exe["buffered_events"] = []
         if exe["buffered_seq"] > exe["buffered_flushed_seq"]:
             # read after the run is locked: the rows of the write we waited for

@@ -78,6 +78,7 @@ async def sweep(store: Store, *, batch: int = BATCH) -> Swept:
             break
     async with db.transaction(store.pool) as conn:
         await conn.execute(Q["expire_queries"])
+        await conn.execute(Q["expire_sticky_queues"])
     return swept
 
 

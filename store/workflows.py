@@ -135,16 +135,38 @@ async def start_workflow_txn(
     return wire.StartWorkflowResponse(workflow_id=req.workflow_id, run_id=run.run_id, started=True)
 
 
-async def request_seen(rt: RunTxn, request_id: str | None) -> bool:
-    """Whether the workflow id already saw ``request_id`` (a retried or re-applied request).
+async def lock_run(
+    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
+) -> RunTxn:
+    """Lock a run (the current one when ``run_id`` is None) of this region for a write."""
+    return await RunTxn.lock(
+        conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
+    )
+
+
+async def _lock_for_request(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    workflow_id: str,
+    run_id: str | None,
+    request_id: str | None,
+) -> RunTxn | str:
+    """Lock the run a signal, cancel or terminate acts on, or return the run id a
+    request with the same id acted on already (a retried or re-applied request
+    answers as the first did, even after the run closed).
 
     Checked with the run locked, so two copies of one request serialise and
     the second finds the first's id (recorded in the same write as its event).
     """
-    if not request_id:
-        return False
-    seen = await rt.conn.fetchrow(Q["request_seen"], rt.namespace, rt.workflow_id, request_id)
-    return seen is not None
+    rt = await lock_run(store, conn, namespace, workflow_id, run_id)
+    if request_id:
+        seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, request_id)
+        if seen is not None:
+            return str(seen["run_id"])
+    if not rt.running:
+        raise _not_running(rt)
+    return rt
 
 
 def _add_signal(
@@ -176,17 +198,6 @@ def _add_signal(
     rt.schedule_workflow_task()
 
 
-async def _lock_running(
-    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
-) -> RunTxn:
-    rt = await RunTxn.lock(
-        conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
-    )
-    if not rt.running:
-        raise _not_running(rt)
-    return rt
-
-
 def _not_running(rt: RunTxn) -> WorkflowNotRunning:
     return WorkflowNotRunning(
         f"workflow {rt.workflow_id!r} run {rt.run_id} is {rt.exe['status']}; "
@@ -210,23 +221,9 @@ async def signal_workflow_txn(
     req: wire.SignalRequest,
 ) -> str:
     """:func:`signal_workflow` inside the caller's transaction."""
-    if req.request_id:
-        # A retried signal answers as the first did, even after the run closed.
-        rt = await RunTxn.lock(
-            conn,
-            namespace,
-            workflow_id,
-            req.run_id,
-            region=store.region,
-            region_urls=store.region_urls,
-        )
-        seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
-        if seen is not None:
-            return str(seen["run_id"])
-        if not rt.running:
-            raise _not_running(rt)
-    else:
-        rt = await _lock_running(store, conn, namespace, workflow_id, req.run_id)
+    rt = await _lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+    if isinstance(rt, str):
+        return rt
     _add_signal(store, rt, req.signal_name, req.input, req.identity, req.request_id)
     await rt.write_txn()
     return rt.run_id
@@ -236,18 +233,11 @@ async def cancel_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.CancelRequest
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
-        rt = await RunTxn.lock(
-            conn,
-            namespace,
-            workflow_id,
-            req.run_id,
-            region=store.region,
-            region_urls=store.region_urls,
+        rt = await _lock_for_request(
+            store, conn, namespace, workflow_id, req.run_id, req.request_id
         )
-        if await request_seen(rt, req.request_id):
-            return rt.run_id  # a retried cancel: applied once already
-        if not rt.running:
-            raise _not_running(rt)
+        if isinstance(rt, str):
+            return rt
         rt.seen_request(req.request_id, "cancel")
         rt.add_input_event(
             EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
@@ -287,18 +277,11 @@ async def terminate_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.TerminateRequest
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
-        rt = await RunTxn.lock(
-            conn,
-            namespace,
-            workflow_id,
-            req.run_id,
-            region=store.region,
-            region_urls=store.region_urls,
+        rt = await _lock_for_request(
+            store, conn, namespace, workflow_id, req.run_id, req.request_id
         )
-        if await request_seen(rt, req.request_id):
-            return rt.run_id  # a retried terminate: applied once already
-        if not rt.running:
-            raise _not_running(rt)
+        if isinstance(rt, str):
+            return rt
         terminate_txn(rt, req.reason, req.identity, req.request_id)
         await conn.execute(
             Q["fail_pending_updates"],

@@ -206,6 +206,7 @@ class Worker(WorkflowTaskRunner):
 
     async def _drain(self) -> None:
         await asyncio.gather(*self._pollers, return_exceptions=True)
+        await self._close_sticky_queue()
         self._give_up_timed_out_attempts()
         await self._wait_for_work()
         left = [t for t in self._tasks if not t.done()]
@@ -220,6 +221,24 @@ class Worker(WorkflowTaskRunner):
             if stuck:
                 log.warning("%d task(s) ignored cancellation: left behind", len(stuck))
         self._cache.clear()
+
+    async def _close_sticky_queue(self) -> None:
+        """Send the runs this worker caches back to their task queue at once (a worker
+        that dies without it costs each run one ``sticky_schedule_to_start``)."""
+        if self.sticky_task_queue is None:
+            return
+        try:
+            await asyncio.wait_for(
+                self.client.call(
+                    "POST",
+                    ns_path(self.client.namespace, "/sticky-queues/close"),
+                    {"sticky_task_queue": self.sticky_task_queue},
+                    retry=False,
+                ),
+                5.0,
+            )
+        except (BatonError, TimeoutError) as exc:
+            log.warning("could not close sticky queue %s: %s", self.sticky_task_queue, exc)
 
     async def _wait_for_work(self) -> None:
         """Wait until no task is left or the grace is over."""

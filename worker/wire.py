@@ -608,6 +608,12 @@ class RespondWorkflowTaskFailed(BaseModel):
     identity: str = Field(default="", max_length=1000)
 
 
+class CloseStickyQueueRequest(BaseModel):
+    """A worker that shuts down closes its sticky queue."""
+
+    sticky_task_queue: str = Field(min_length=1, max_length=1000)
+
+
 class RespondQueryTask(BaseModel):
     task_token: str
     result: Payload | None = None

@@ -36,8 +36,9 @@ WITH n AS MATERIALIZED (
     FROM namespaces WHERE name = $1 FOR SHARE)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days
+       n.retention_days AS ns_retention_days, sq.queue IS NOT NULL AS ns_sticky_closed
 FROM n JOIN executions e ON e.namespace = n.name
+LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
 WHERE e.workflow_id = $2 AND e.run_id = $3
 FOR UPDATE OF e
 
@@ -47,10 +48,11 @@ WITH n AS MATERIALIZED (
     FROM namespaces WHERE name = $1 FOR SHARE)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days
+       n.retention_days AS ns_retention_days, sq.queue IS NOT NULL AS ns_sticky_closed
 FROM n
 JOIN current_executions c ON c.namespace = n.name AND c.workflow_id = $2
 JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
+LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
 FOR UPDATE OF e
 
 -- name: buffered_of_run
@@ -437,3 +439,24 @@ FROM replication_conflicts c, jsonb_array_elements(c.events) AS ev
 WHERE c.namespace = $1 AND c.id = $2
   AND ev ->> 'event_type' IN ('WorkflowExecutionSignaled', 'WorkflowExecutionStarted')
 GROUP BY c.id
+
+-- name: close_sticky_queue
+-- A worker that shuts down closes its sticky queue: its runs' next workflow
+-- tasks go to their own task queues, and those waiting on it move there now.
+WITH closed AS (
+    INSERT INTO sticky_queues (namespace, queue) VALUES ($1, $2)
+    ON CONFLICT DO NOTHING
+), moved AS (
+    DELETE FROM tasks
+    WHERE id IN (SELECT id FROM tasks
+                 WHERE namespace = $1 AND task_queue = $2 AND kind = 'workflow'
+                 FOR UPDATE SKIP LOCKED)
+    RETURNING *
+)
+INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt, build_id)
+SELECT m.namespace, e.task_queue, m.kind, m.workflow_id, m.run_id, m.ref, m.attempt, m.build_id
+FROM moved m JOIN executions e ON e.namespace = m.namespace AND e.workflow_id = m.workflow_id
+                              AND e.run_id = m.run_id
+
+-- name: expire_sticky_queues
+DELETE FROM sticky_queues WHERE closed_at < now() - interval '1 day'

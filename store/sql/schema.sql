@@ -100,6 +100,15 @@ CREATE TABLE request_ids (
 
 CREATE INDEX request_ids_created_idx ON request_ids (created_at);
 
+-- Sticky queues of workers that shut down: a run whose sticky queue is here
+-- gets its next workflow task on its own task queue at once.
+CREATE TABLE sticky_queues (
+    namespace    text        NOT NULL,
+    queue        text        NOT NULL,
+    closed_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, queue)
+);
+
 CREATE INDEX executions_list_idx ON executions (namespace, start_time DESC);
 CREATE INDEX executions_status_idx ON executions (namespace, status, start_time DESC);
 

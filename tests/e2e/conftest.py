@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from ops.kafka import KafkaBroker, ensure_jars
 from ops.pg import PgCluster
 from tests.multiregion import Regions, server_regions
 
@@ -27,3 +29,15 @@ async def three_regions(
     """Three regions on the session's PostgreSQL and Kafka broker."""
     async with server_regions(pg, template_db, kafka, state_dir, tmp_path, count=3) as regions:
         yield regions
+
+
+@pytest.fixture(scope="module")
+def broker(state_dir: Path, request: pytest.FixtureRequest) -> Iterator[KafkaBroker]:
+    """A broker of the test module's own, which its tests may kill and start again."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    b = KafkaBroker.on_free_ports(state_dir / f"kafka-{name}", ensure_jars())
+    asyncio.run(b.up())
+    try:
+        yield b
+    finally:
+        b.stop()

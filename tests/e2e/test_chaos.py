@@ -27,13 +27,13 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ops.kafka import KafkaBroker, ensure_jars
+from ops.kafka import KafkaBroker
 from ops.pg import PgCluster
 from replication.admin import list_conflicts
 from replication.failover import forced_failover, graceful_failover
@@ -47,17 +47,6 @@ from worker import Client
 pytestmark = pytest.mark.e2e
 WORKFLOWS = 500
 NS = "chaos"
-
-
-@pytest.fixture(scope="module")
-def broker(state_dir: Path) -> Iterator[KafkaBroker]:
-    """A broker this module kills and starts again."""
-    b = KafkaBroker.on_free_ports(state_dir / "kafka-chaos", ensure_jars())
-    asyncio.run(b.up())
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ops.kafka import KafkaBroker, ensure_jars
+from ops.kafka import KafkaBroker
 from ops.pg import PgCluster
 from replication.admin import list_conflicts
 from replication.failover import FailoverTargetBehind, forced_failover
@@ -29,17 +29,6 @@ from worker.errors import TaskNotFoundError
 
 pytestmark = pytest.mark.e2e
 QUEUE = "outages"
-
-
-@pytest.fixture(scope="module")
-def broker(state_dir: Path) -> Iterator[KafkaBroker]:
-    """A broker these tests may stop and start again."""
-    b = KafkaBroker.on_free_ports(state_dir / "kafka-outages", ensure_jars())
-    asyncio.run(b.up())
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture

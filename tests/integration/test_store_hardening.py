@@ -481,3 +481,29 @@ async def test_a_cached_run_gets_its_next_tasks_on_its_worker_and_moves_when_it_
     last = [e for e in await h.history() if e["event_type"] == "WorkflowTaskStarted"][-1]
     assert last["attributes"]["identity"] == "second"
     assert moved_after < 10  # the sticky timeout (1 s), not a long-poll's 30 s
+
+
+async def test_a_task_on_a_dead_worker_s_sticky_queue_moves_after_its_timeout(
+    client: Client,
+) -> None:
+    api = "/api/v1/namespaces/default/workflow-tasks"
+    h = await client.start_workflow(Bumps, id="sticky-dead", task_queue=QUEUE)
+    task = (await client.call("POST", f"{api}/poll", {"task_queue": QUEUE, "wait_s": 5}))["task"]
+    # a worker that caches the run on its sticky queue, then dies (never closes it)
+    await client.call(
+        "POST",
+        f"{api}/complete",
+        {
+            "task_token": task["task_token"],
+            "commands": [],
+            "sticky_task_queue": "gone-worker-sticky",
+            "sticky_schedule_to_start_s": 1.0,
+        },
+    )
+    t0 = time.monotonic()
+    await h.signal("bump", 1)
+    moved = (await client.call("POST", f"{api}/poll", {"task_queue": QUEUE, "wait_s": 10}))["task"]
+    waited = time.monotonic() - t0
+    assert moved is not None and moved["workflow_id"] == "sticky-dead"
+    assert 0.8 < waited < 5  # held for the sticky timeout, then on the run's own queue
+    await h.terminate("done")

@@ -62,6 +62,15 @@ CREATE TABLE request_ids (
 
 CREATE INDEX request_ids_created_idx ON request_ids (created_at);
 
+-- Sticky queues of workers that shut down: a run whose sticky queue is here
+-- gets its next workflow task on its own task queue at once.
+CREATE TABLE sticky_queues (
+    namespace    text        NOT NULL,
+    queue        text        NOT NULL,
+    closed_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, queue)
+);
+
 INSERT INTO request_ids (namespace, workflow_id, request_id, run_id, kind)
 SELECT DISTINCT ON (namespace, workflow_id, request_id)
        namespace, workflow_id, request_id, run_id, 'start'

@@ -1,0 +1,61 @@
+"""No CLI command prints a traceback for a database error: a typed line and exit 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ops.cli import cli
+from ops.pg import PgCluster
+from tests.conftest import fresh_database
+from tests.helpers import free_port, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_failover_against_a_broken_region_database_is_a_typed_error(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    good_db = fresh_database(pg, template_db)
+    good = pg.dsn(good_db)
+    bare = f"bare_{free_port()}"
+    pg.create_database(bare)  # never migrated: its queries fail in the database
+    cfg = write_config(
+        tmp_path / "baton.toml",
+        {
+            "region-a": (free_port(), good),
+            "region-b": (free_port(), pg.dsn(bare)),
+            "region-c": (free_port(), f"postgresql://postgres@127.0.0.1:{free_port()}/x"),
+        },
+    )
+    pg.psql(
+        good_db,
+        "INSERT INTO namespaces (name, regions, active_region, failover_version) "
+        "VALUES ('payments', '{region-a,region-b,region-c}', 'region-a', 1)",
+    )
+    cfg.write_text(cfg.read_text() + '\n[kafka]\nbootstrap = "127.0.0.1:1"\n')
+    for target, code in (("region-b", "DATABASE_ERROR"), ("region-c", "UNAVAILABLE")):
+        for output in ("table", "json"):
+            result = CliRunner().invoke(
+                cli,
+                [
+                    "--config",
+                    str(cfg),
+                    "failover",
+                    "payments",
+                    "--to",
+                    target,
+                    "--force",
+                    "--output",
+                    output,
+                ],
+            )
+            text = result.output + (result.stderr if result.stderr_bytes else "")
+            assert result.exit_code == 1, text
+            assert "Traceback" not in text, text
+            assert code in text, text
+            if output == "json":
+                assert json.loads(result.stdout)["error"]["code"] == code
