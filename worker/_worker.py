@@ -229,12 +229,7 @@ class Worker(WorkflowTaskRunner):
             return
         try:
             await asyncio.wait_for(
-                self.client.call(
-                    "POST",
-                    ns_path(self.client.namespace, "/sticky-queues/close"),
-                    {"sticky_task_queue": self.sticky_task_queue},
-                    retry=False,
-                ),
+                self._call("/sticky-queues/close", {"sticky_task_queue": self.sticky_task_queue}),
                 5.0,
             )
         except (BatonError, TimeoutError) as exc:

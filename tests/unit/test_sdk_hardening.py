@@ -375,8 +375,11 @@ async def test_a_workflow_task_still_running_after_the_grace_is_failed(
     started = time.monotonic()
     await w.shutdown(grace=0.3)
     assert time.monotonic() - started < 5
-    assert [p for p, _ in w.posted] == ["/workflow-tasks/complete", "/workflow-tasks/fail"]
-    body = w.posted[1][1]
+    tasks = [(p, b) for p, b in w.posted if p.startswith("/workflow-tasks")]
+    assert [p for p, _ in tasks] == ["/workflow-tasks/complete", "/workflow-tasks/fail"]
+    # and the worker closed its sticky queue, so the run's next task goes elsewhere
+    assert ("/sticky-queues/close", {"sticky_task_queue": w.sticky_task_queue}) in w.posted
+    body = tasks[1][1]
     assert body["task_token"] == "wt-1"
     assert Failure.model_validate(body["failure"]).type == "WorkerShutdown"
 
