@@ -206,6 +206,9 @@ async def test_a_due_timer_never_holds_its_row_while_it_waits_for_the_run(
 
         await eventually(timer_set, what="the user timer")
     run_id = uuid.UUID((await h.describe())["execution"]["run_id"])
+    deadlocks = await conn.fetchval(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    )
     writer = await connect(region)
     try:
         tx = writer.transaction()
@@ -234,8 +237,12 @@ async def test_a_due_timer_never_holds_its_row_while_it_waits_for_the_run(
         await tx.commit()
     finally:
         await writer.close()
-    await asyncio.sleep(1.0)  # the loop gets the run, finds its timer gone: nothing fires
+    await asyncio.sleep(1.5)  # the loop gets the run, finds its timer gone: nothing fires
     assert "TimerFired" not in kinds(await h.history())
+    # and PostgreSQL never had to break a deadlock between the two
+    assert deadlocks == await conn.fetchval(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    )
 
 
 # --------------------------------------------------------------------------- retention
