@@ -396,6 +396,9 @@ class Applier:
         # Fence: lock the partition's progress and skip what it already
         # holds (another applier got there first, or this one re-reads).
         stored = await conn.fetchval(Q["lock_progress"], source, tp.topic, tp.partition)
+        if stored is None:
+            await conn.execute(Q["create_progress"], source, tp.topic, tp.partition)
+            stored = await conn.fetchval(Q["lock_progress"], source, tp.topic, tp.partition)
         fresh = [i for i, r in enumerate(records) if r.offset >= stored]
         if not fresh:
             return

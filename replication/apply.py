@@ -298,10 +298,10 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     if msg.get("execution_fields_from_history"):
         await _fill_from_history(conn, ns, wid, rid, execution)
     await conn.execute(Q["upsert_execution_json"], execution)
-    if int(execution.get("buffered_flushed_seq") or 0) > 0:
-        await conn.execute(
-            Q["drop_flushed_buffered"], ns, wid, rid, int(execution["buffered_flushed_seq"])
-        )
+    flushed = int(execution.get("buffered_flushed_seq") or 0)
+    if flushed > (0 if run is None else int(run["buffered_flushed_seq"])):
+        # inputs this region kept while they waited are events now
+        await conn.execute(Q["drop_flushed_buffered"], ns, wid, rid, flushed)
     if execution["status"] == "running" or execution.get("continued_to_run_id") is None:
         await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
     if not active_here:

@@ -69,12 +69,15 @@ WHERE source_region = $1 AND topic = $2
 
 -- name: lock_progress
 -- The next offset a partition's applier holds, its row locked for the rest
--- of the apply transaction (created at 0 on the first one).
+-- of the apply transaction (none: the partition's first records).
+SELECT next_offset FROM replication_progress
+WHERE source_region = $1 AND topic = $2 AND kafka_partition = $3
+FOR UPDATE
+
+-- name: create_progress
 INSERT INTO replication_progress (source_region, topic, kafka_partition, next_offset)
 VALUES ($1, $2, $3, 0)
-ON CONFLICT (source_region, topic, kafka_partition) DO UPDATE
-SET next_offset = replication_progress.next_offset
-RETURNING next_offset
+ON CONFLICT DO NOTHING
 
 -- name: set_progress
 INSERT INTO replication_progress (source_region, topic, kafka_partition, next_offset,
@@ -87,7 +90,7 @@ SET next_offset = greatest(replication_progress.next_offset, EXCLUDED.next_offse
 
 -- name: lock_local_execution
 -- The run's next event id and the version of its last event.
-SELECT e.next_event_id,
+SELECT e.next_event_id, e.buffered_flushed_seq,
        (SELECT h.version FROM history_events h
         WHERE h.namespace = e.namespace AND h.workflow_id = e.workflow_id
           AND h.run_id = e.run_id
