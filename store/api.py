@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +30,7 @@ from store.errors import (
     PayloadTooLarge,
     RouteNotFound,
     StoreError,
+    Unavailable,
 )
 from store.metrics import render_metrics
 from store.mutable_state import Namespace, get_namespace
@@ -161,6 +163,9 @@ def create_app(store: Store) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
+        if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError | OSError):
+            # the pool closing under a request at shutdown, a connection lost
+            return error_response(Unavailable(f"region database unavailable: {exc}"))
         log.exception("unexpected error")
         return error_response(StoreError(f"internal error: {type(exc).__name__}: {exc}"))
 
