@@ -33,7 +33,7 @@ from store.errors import (
     Unavailable,
 )
 from store.metrics import render_metrics
-from store.mutable_state import Namespace, get_namespace
+from store.namespaces import Namespace, get_namespace
 from store.sql import QUERIES as Q
 from worker import wire
 

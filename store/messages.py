@@ -18,7 +18,8 @@ from store.errors import (
     UpdateTimedOut,
     WorkflowNotRunning,
 )
-from store.mutable_state import get_namespace, utcnow
+from store.mutable_state import utcnow
+from store.namespaces import get_namespace
 from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.workflows import _get_run, lock_run

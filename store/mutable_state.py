@@ -8,23 +8,15 @@ outbox row, inside the caller's transaction (ARCHITECTURE invariant 1).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import asyncpg
-import orjson
 
-from store.errors import (
-    NamespaceInHandover,
-    NamespaceNotActive,
-    NamespaceNotFound,
-    TaskNotFound,
-    WorkflowNotFound,
-)
+from store.errors import WorkflowNotFound
+from store.namespaces import Namespace, get_namespace
 from store.sql import QUERIES as Q
 from worker.wire import EventType
 
@@ -43,114 +35,6 @@ RUN_TIMEOUT = "run_timeout"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Namespace:
-    name: str
-    regions: list[str]
-    active_region: str
-    failover_version: int
-    state: str
-    retention_days: int
-    description: str
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record | dict[str, Any]) -> Namespace:
-        return cls(
-            name=row["name"],
-            regions=list(row["regions"]),
-            active_region=row["active_region"],
-            failover_version=row["failover_version"],
-            state=row["state"],
-            retention_days=row["retention_days"],
-            description=row["description"],
-        )
-
-    def require_writable(self, region: str, region_urls: dict[str, str]) -> None:
-        """Invariant 2: only the active region writes, and not during a handover."""
-        if self.active_region != region:
-            raise NamespaceNotActive(
-                f"namespace {self.name!r} is active in {self.active_region}, not in {region}: "
-                f"send writes to {region_urls.get(self.active_region, self.active_region)}",
-                active_region=self.active_region,
-                active_url=region_urls.get(self.active_region),
-            )
-        if self.state == "handover":
-            raise NamespaceInHandover(
-                f"namespace {self.name!r} is being handed over to another region; retry shortly",
-                active_region=self.active_region,
-            )
-
-
-async def get_namespace(conn: asyncpg.Connection, name: str) -> Namespace:
-    row = await conn.fetchrow(Q["get_namespace"], name)
-    if row is None:
-        raise NamespaceNotFound(
-            f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"
-        )
-    return Namespace.from_row(row)
-
-
-# --------------------------------------------------------------------------- task tokens
-
-
-@dataclass(frozen=True)
-class TaskToken:
-    """What a task token names: one attempt of one task of one run."""
-
-    kind: str  # "wf", "act" or "query"
-    namespace: str
-    workflow_id: str
-    run_id: str
-    ref: str  # workflow: scheduled event id; activity: scheduled event id; query: query id
-    attempt: int  # workflow: started event id; activity: attempt
-    # The namespace's failover version when the task was handed out. After a
-    # failover the new region may reach the same event ids and attempts, so a
-    # token from the old region's worker must not match its tasks.
-    version: int = 0
-
-    def encode(self) -> str:
-        raw = orjson.dumps(
-            [
-                self.kind,
-                self.namespace,
-                self.workflow_id,
-                self.run_id,
-                self.ref,
-                self.attempt,
-                self.version,
-            ]
-        )
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str, *, kind: str, namespace: str) -> TaskToken:
-        try:
-            padded = token + "=" * (-len(token) % 4)
-            k, ns, wid, rid, ref, attempt, version = orjson.loads(base64.urlsafe_b64decode(padded))
-            uuid.UUID(rid)
-            parsed = cls(str(k), str(ns), str(wid), str(rid), str(ref), int(attempt), int(version))
-        except (ValueError, TypeError, AttributeError, binascii.Error, orjson.JSONDecodeError):
-            raise TaskNotFound(
-                "task token is not one this server issued: pass the token from the poll response "
-                "unchanged"
-            ) from None
-        if parsed.kind != kind or parsed.namespace != namespace:
-            raise TaskNotFound(
-                f"task token is for a {parsed.kind} task in namespace {parsed.namespace!r}, "
-                f"not a {kind} task in {namespace!r}"
-            )
-        return parsed
-
-    def check_version(self, ns: Namespace) -> None:
-        """Refuse a token handed out before the namespace last failed over."""
-        if self.version != ns.failover_version:
-            raise TaskNotFound(
-                f"task token was handed out under failover version {self.version}; namespace "
-                f"{ns.name!r} has since failed over (version {ns.failover_version}) and the task "
-                "was scheduled anew: the worker should drop it"
-            )
 
 
 # --------------------------------------------------------------------------- the run txn

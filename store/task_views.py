@@ -7,8 +7,9 @@ from typing import Any
 
 import asyncpg
 
-from store.mutable_state import RunTxn, TaskToken
+from store.mutable_state import RunTxn
 from store.sql import QUERIES as Q
+from store.task_token import TaskToken
 from worker import wire
 
 

@@ -23,13 +23,13 @@ from store.mutable_state import (
     ACTIVITY_SCHEDULE_TO_CLOSE,
     WT_RETRY,
     RunTxn,
-    TaskToken,
-    get_namespace,
     utcnow,
 )
+from store.namespaces import get_namespace
 from store.notify import wait_event
 from store.retry import next_retry_delay, workflow_task_retry_delay
 from store.sql import QUERIES as Q
+from store.task_token import TaskToken
 from store.task_views import activity_task, build_workflow_task
 from store.workflows import terminate_txn
 from worker import wire

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from store.errors import NamespaceInHandover, NamespaceNotActive, TaskNotFound
-from store.mutable_state import Namespace, TaskToken
+from store.namespaces import Namespace
+from store.task_token import TaskToken
 from worker.wire import ErrorCode
 
 RUN_ID = str(uuid.UUID("0b8f4c8e-3c1a-4d8e-9a51-2f6f1d0c7e11"))

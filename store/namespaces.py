@@ -1,0 +1,58 @@
+"""Namespaces as the store reads them, and the rule of who may write them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from store.errors import NamespaceInHandover, NamespaceNotActive, NamespaceNotFound
+from store.sql import QUERIES as Q
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    regions: list[str]
+    active_region: str
+    failover_version: int
+    state: str
+    retention_days: int
+    description: str
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record | dict[str, Any]) -> Namespace:
+        return cls(
+            name=row["name"],
+            regions=list(row["regions"]),
+            active_region=row["active_region"],
+            failover_version=row["failover_version"],
+            state=row["state"],
+            retention_days=row["retention_days"],
+            description=row["description"],
+        )
+
+    def require_writable(self, region: str, region_urls: dict[str, str]) -> None:
+        """Invariant 2: only the active region writes, and not during a handover."""
+        if self.active_region != region:
+            raise NamespaceNotActive(
+                f"namespace {self.name!r} is active in {self.active_region}, not in {region}: "
+                f"send writes to {region_urls.get(self.active_region, self.active_region)}",
+                active_region=self.active_region,
+                active_url=region_urls.get(self.active_region),
+            )
+        if self.state == "handover":
+            raise NamespaceInHandover(
+                f"namespace {self.name!r} is being handed over to another region; retry shortly",
+                active_region=self.active_region,
+            )
+
+
+async def get_namespace(conn: asyncpg.Connection, name: str) -> Namespace:
+    row = await conn.fetchrow(Q["get_namespace"], name)
+    if row is None:
+        raise NamespaceNotFound(
+            f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"
+        )
+    return Namespace.from_row(row)
