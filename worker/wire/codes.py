@@ -1,0 +1,60 @@
+"""Stable error codes and the error body every failed call answers with."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes carried in every error body as ``error.code``."""
+
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    NAMESPACE_NOT_FOUND = "NAMESPACE_NOT_FOUND"
+    NAMESPACE_ALREADY_EXISTS = "NAMESPACE_ALREADY_EXISTS"
+    NAMESPACE_NOT_ACTIVE = "NAMESPACE_NOT_ACTIVE"
+    NAMESPACE_IN_HANDOVER = "NAMESPACE_IN_HANDOVER"
+    WORKFLOW_ALREADY_STARTED = "WORKFLOW_ALREADY_STARTED"
+    WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
+    WORKFLOW_NOT_RUNNING = "WORKFLOW_NOT_RUNNING"
+    TASK_NOT_FOUND = "TASK_NOT_FOUND"
+    QUERY_FAILED = "QUERY_FAILED"
+    QUERY_TIMED_OUT = "QUERY_TIMED_OUT"
+    UPDATE_REJECTED = "UPDATE_REJECTED"
+    UPDATE_FAILED = "UPDATE_FAILED"
+    UPDATE_TIMED_OUT = "UPDATE_TIMED_OUT"
+    SCHEMA_OUT_OF_DATE = "SCHEMA_OUT_OF_DATE"
+    FAILOVER_TIMED_OUT = "FAILOVER_TIMED_OUT"
+    FAILOVER_TARGET_BEHIND = "FAILOVER_TARGET_BEHIND"
+    DEAD_LETTER_NOT_FOUND = "DEAD_LETTER_NOT_FOUND"
+    CONFLICT_NOT_FOUND = "CONFLICT_NOT_FOUND"
+    REPLICATION_APPLY_FAILED = "REPLICATION_APPLY_FAILED"
+    #: A per-run limit (history length or size, signals, pending updates) is reached.
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    #: No such route: the URL names nothing this server serves.
+    NOT_FOUND = "NOT_FOUND"
+    #: The route exists but not for this HTTP method.
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+
+#: Codes a client may retry as-is after a pause.
+RETRYABLE_CODES = frozenset(
+    {ErrorCode.NAMESPACE_IN_HANDOVER, ErrorCode.UNAVAILABLE, ErrorCode.QUERY_TIMED_OUT}
+)
+
+
+class ErrorBody(BaseModel):
+    code: ErrorCode
+    message: str
+    retryable: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,46 @@
+"""What the other wire modules share: payloads, failures, retry policies, limits."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROTOCOL_VERSION = "v1"
+#: Longest timeout or timer any request may ask for (ten years, in seconds).
+MAX_DURATION_S = 10 * 365 * 24 * 3600.0
+#: Longest namespace description.
+MAX_DESCRIPTION_CHARS = 4096
+
+
+class Payload(BaseModel):
+    """An opaque value: metadata says how ``data`` (base64) is encoded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metadata: dict[str, str] = Field(default_factory=dict)
+    data: str = ""
+
+
+class Failure(BaseModel):
+    """A failure as it travels and is stored: never a pickled exception.
+
+    With a payload codec on, the SDK moves ``message`` and ``stack_trace`` into
+    ``encoded_attributes`` (a payload the codec encodes, so servers only hold
+    ciphertext) and leaves ``message`` as ``"Encoded failure"``; ``type`` and
+    ``non_retryable`` stay readable, since the server's retry rules need them.
+    """
+
+    message: str
+    type: str = "Error"
+    stack_trace: str = ""
+    non_retryable: bool = False
+    details: list[Payload] = Field(default_factory=list)
+    cause: Failure | None = None
+    encoded_attributes: Payload | None = None
+
+
+class RetryPolicyWire(BaseModel):
+    initial_interval_s: float = 1.0
+    backoff_coefficient: float = 2.0
+    maximum_interval_s: float | None = None
+    maximum_attempts: int = 0
+    non_retryable_error_types: list[str] = Field(default_factory=list)

@@ -1,0 +1,208 @@
+"""Requests and responses of the namespace and workflow routes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from worker.wire.common import MAX_DESCRIPTION_CHARS, MAX_DURATION_S, Failure, Payload
+from worker.wire.history import HistoryEvent
+
+
+class NamespaceInfo(BaseModel):
+    name: str
+    regions: list[str]
+    active_region: str
+    failover_version: int
+    state: str
+    retention_days: int
+    description: str = ""
+
+
+class CreateNamespaceRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    regions: list[str] | None = None
+    active_region: str | None = None
+    retention_days: int = Field(default=7, ge=1, le=3650)
+    #: Kept short: it travels with every replication message of the namespace.
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+class WorkflowIdReusePolicy(StrEnum):
+    """What a start does when closed runs of the same workflow id exist."""
+
+    ALLOW_DUPLICATE = "allow_duplicate"
+    ALLOW_DUPLICATE_FAILED_ONLY = "allow_duplicate_failed_only"
+    REJECT_DUPLICATE = "reject_duplicate"
+    TERMINATE_IF_RUNNING = "terminate_if_running"
+
+
+class WorkflowStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    TERMINATED = "terminated"
+    CONTINUED_AS_NEW = "continued_as_new"
+    TIMED_OUT = "timed_out"
+
+
+class StartWorkflowRequest(BaseModel):
+    workflow_id: str = Field(min_length=1, max_length=1000)
+    workflow_type: str = Field(min_length=1, max_length=1000)
+    task_queue: str = Field(min_length=1, max_length=1000)
+    input: list[Payload] = Field(default_factory=list)
+    #: A retried start with the same id starts nothing new (kept for the
+    #: namespace's retention period, in every region of the namespace).
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE
+    task_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    run_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
+    memo: dict[str, Any] = Field(default_factory=dict)
+    identity: str = Field(default="", max_length=1000)
+
+
+class StartWorkflowResponse(BaseModel):
+    workflow_id: str
+    run_id: str
+    started: bool  # False when a retried request id found the earlier start
+
+
+class SignalRequest(BaseModel):
+    signal_name: str = Field(min_length=1, max_length=1000)
+    input: list[Payload] = Field(default_factory=list)
+    run_id: str | None = None
+    #: A retried signal with the same id is applied once.
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class SignalWithStartRequest(StartWorkflowRequest):
+    signal_name: str = Field(min_length=1, max_length=1000)
+    signal_input: list[Payload] = Field(default_factory=list)
+
+
+class QueryRequest(BaseModel):
+    query_name: str = Field(min_length=1, max_length=1000)
+    input: list[Payload] = Field(default_factory=list)
+    run_id: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+class QueryResponse(BaseModel):
+    result: Payload | None = None
+
+
+class UpdateRequest(BaseModel):
+    update_id: str | None = None
+    name: str = Field(min_length=1, max_length=1000)
+    input: list[Payload] = Field(default_factory=list)
+    run_id: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    identity: str = Field(default="", max_length=1000)
+
+
+class UpdateResponse(BaseModel):
+    update_id: str
+    state: str  # completed
+    result: Payload | None = None
+
+
+class CancelRequest(BaseModel):
+    run_id: str | None = None
+    reason: str = ""
+    #: A retried cancel with the same id is applied once.
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class TerminateRequest(BaseModel):
+    run_id: str | None = None
+    reason: str = ""
+    #: A retried terminate with the same id is applied once.
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class PendingActivity(BaseModel):
+    activity_id: str
+    activity_type: str
+    state: str
+    attempt: int
+    scheduled_event_id: int
+    last_failure: Failure | None = None
+    heartbeat_details: list[Payload] | None = None
+    last_heartbeat_time: str | None = None
+
+
+class WorkflowExecutionInfo(BaseModel):
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: WorkflowStatus
+    paused: bool = False
+    start_time: str
+    close_time: str | None = None
+    history_length: int
+    last_write_version: int
+    continued_from_run_id: str | None = None
+    continued_to_run_id: str | None = None
+    memo: dict[str, Any] = Field(default_factory=dict)
+
+
+class DescribeResponse(BaseModel):
+    execution: WorkflowExecutionInfo
+    #: The run nears a limit (history length or size, signals): continue-as-new.
+    warnings: list[str] = Field(default_factory=list)
+    pending_activities: list[PendingActivity] = Field(default_factory=list)
+    pending_timers: list[dict[str, Any]] = Field(default_factory=list)
+    pending_workflow_task: dict[str, Any] | None = None
+
+
+class HistoryResponse(BaseModel):
+    run_id: str
+    events: list[HistoryEvent]
+    next_event_id: int
+    closed: bool
+
+
+class BufferedInput(BaseModel):
+    seq: int
+    event_type: str
+    attributes: dict[str, Any]
+
+
+class BufferedResponse(BaseModel):
+    """Inputs waiting behind a run's started workflow task, oldest first."""
+
+    run_id: str
+    buffered: list[BufferedInput]
+
+
+class ConflictEventsResponse(BaseModel):
+    """The signals and starts of an archived losing branch."""
+
+    id: int
+    events: list[dict[str, Any]]
+
+
+class ListResponse(BaseModel):
+    executions: list[WorkflowExecutionInfo]
+    next_page_token: str | None = None
+
+
+class ResultResponse(BaseModel):
+    """Outcome of a run, following continue-as-new to the end of the chain."""
+
+    run_id: str
+    status: WorkflowStatus
+    result: Payload | None = None
+    failure: Failure | None = None
+    closed: bool

@@ -1,0 +1,153 @@
+"""Polls, tasks and the answers workers send back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from worker.wire.commands import Command
+from worker.wire.common import Failure, Payload
+from worker.wire.history import HistoryEvent
+
+
+class PollRequest(BaseModel):
+    task_queue: str = Field(min_length=1, max_length=1000)
+    identity: str = Field(default="", max_length=1000)
+    wait_s: float = Field(default=30.0, ge=0, le=120)
+    build_id: str | None = None
+
+
+class WorkflowTask(BaseModel):
+    """A workflow task (or a query task when ``query`` is set).
+
+    ``events`` holds the history from ``events[0].event_id`` to the task's
+    WorkflowTaskStarted; a worker whose cache does not reach that far fetches
+    the earlier part with the history call.
+    """
+
+    task_token: str
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    attempt: int
+    started_event_id: int
+    previous_started_event_id: int
+    #: Failover version of that event: after a forced failover the same event
+    #: id can hold another branch's event, and a cached run must not go on from it.
+    previous_started_event_version: int | None = None
+    history_length: int
+    events: list[HistoryEvent]
+    updates: list[dict[str, Any]] = Field(default_factory=list)  # update_id, name, input
+    query: dict[str, Any] | None = None  # query_id, name, input when a query task
+
+
+class WorkflowTaskPollResponse(BaseModel):
+    task: WorkflowTask | None = None
+
+
+class RespondWorkflowTaskCompleted(BaseModel):
+    task_token: str
+    commands: list[Command] = Field(default_factory=list)
+    identity: str = Field(default="", max_length=1000)
+    #: Ask the server to hand this worker the activity tasks it schedules on
+    #: its own queue directly in the response (saves a poll round trip).
+    eager_activities: int = Field(default=0, ge=0, le=100)
+    #: Ask for the next workflow task of this run in the response if one is
+    #: already due (saves a poll round trip and keeps the worker's cache hot).
+    return_new_workflow_task: bool = False
+    #: The worker keeps the run cached and polls this queue: the run's next
+    #: workflow tasks go there first, and to the run's own task queue if no
+    #: poller of it takes them within ``sticky_schedule_to_start_s``.
+    sticky_task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class ActivityTask(BaseModel):
+    task_token: str
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    activity_id: str
+    activity_type: str
+    task_queue: str
+    input: list[Payload]
+    attempt: int
+    heartbeat_details: list[Payload] | None = None
+    scheduled_time: str
+    started_time: str
+    start_to_close_s: float | None = None
+    schedule_to_close_s: float | None = None
+    heartbeat_s: float | None = None
+
+
+class RespondWorkflowTaskCompletedResponse(BaseModel):
+    activity_tasks: list[ActivityTask] = Field(default_factory=list)
+    workflow_task: WorkflowTask | None = None
+
+
+class RespondWorkflowTaskFailed(BaseModel):
+    task_token: str
+    failure: Failure
+    cause: str = "WorkflowTaskFailed"  # or NonDeterminism
+    identity: str = Field(default="", max_length=1000)
+
+
+class CloseStickyQueueRequest(BaseModel):
+    """A worker that shuts down closes its sticky queue."""
+
+    sticky_task_queue: str = Field(min_length=1, max_length=1000)
+
+
+class RespondQueryTask(BaseModel):
+    task_token: str
+    result: Payload | None = None
+    failure: Failure | None = None
+
+
+class ActivityTaskPollResponse(BaseModel):
+    task: ActivityTask | None = None
+
+
+class RespondActivityTaskCompleted(BaseModel):
+    task_token: str
+    result: Payload | None = None
+    identity: str = Field(default="", max_length=1000)
+
+
+class RespondActivityTaskFailed(BaseModel):
+    task_token: str
+    failure: Failure
+    identity: str = Field(default="", max_length=1000)
+
+
+class RespondActivityTaskCanceled(BaseModel):
+    task_token: str
+    identity: str = Field(default="", max_length=1000)
+
+
+class RespondActivityResponse(BaseModel):
+    #: Next workflow task of the same run when the completion scheduled one and
+    #: the caller asked for it (``return_new_workflow_task`` query flag).
+    workflow_task: WorkflowTask | None = None
+
+
+class HeartbeatRequest(BaseModel):
+    task_token: str
+    details: list[Payload] | None = None
+
+
+class HeartbeatResponse(BaseModel):
+    cancel_requested: bool = False
+
+
+class ClusterInfo(BaseModel):
+    region: str
+    url: str
+    regions: dict[str, str]  # region name -> URL
+    schema_version: int
+    server_version: str
+    max_payload_bytes: int
