@@ -336,28 +336,6 @@ class RunTxn:
         e = self.exe
         if self.events:
             e["last_write_version"] = self.ns.failover_version
-        if self.is_new:
-            await conn.execute(
-                Q["insert_execution"],
-                ns,
-                wid,
-                rid,
-                e["workflow_type"],
-                e["task_queue"],
-                e["status"],
-                e["next_event_id"],
-                e["last_write_version"],
-                e["start_time"],
-                e["request_id"],
-                _uuid(e["first_run_id"]),
-                _uuid_or_none(e["continued_from_run_id"]),
-                e["task_timeout_s"],
-                e["run_timeout_s"],
-                e["memo"],
-                e["wt_scheduled_event_id"],
-                e["wt_attempt"],
-                e["build_id"],
-            )
         closing = e["status"] != "running"
         timers = [] if closing else self.timers
         tasks = [] if closing else self.tasks
@@ -414,6 +392,8 @@ class RunTxn:
             e["signal_count"],
             None if closing else e.get("sticky_queue"),
             None if closing else e.get("sticky_timeout_s"),
+            # a new run's whole row, inserted by the same call
+            {k: v for k, v in e.items() if k != "buffered_events"} if self.is_new else None,
         )
 
     def insert_activity(self, row: dict[str, Any]) -> None:

@@ -77,13 +77,6 @@ SELECT e.* FROM current_executions c
 JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
 WHERE c.namespace = $1 AND c.workflow_id = $2
 
--- name: insert_execution
-INSERT INTO executions (namespace, workflow_id, run_id, workflow_type, task_queue, status,
-    next_event_id, last_write_version, start_time, request_id, first_run_id,
-    continued_from_run_id, task_timeout_s, run_timeout_s, memo, wt_scheduled_event_id,
-    wt_attempt, build_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-
 -- name: insert_timers
 INSERT INTO timers (namespace, workflow_id, run_id, kind, ref, attempt, fire_at)
 SELECT $1, $2, $3, t.kind, t.ref, t.attempt, t.fire_at
@@ -305,7 +298,7 @@ SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY statu
 -- name: write_run
 SELECT baton_write_run_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
-    $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51)
+    $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52)
 
 -- name: open_runs
 SELECT workflow_id, run_id FROM executions WHERE namespace = $1 AND status = 'running'

@@ -293,8 +293,11 @@ CREATE FUNCTION baton_write_run_v2(
     p_buffer_inserts jsonb, p_buffered_seq bigint, p_buffered_flushed_seq bigint,
     p_buffer_delete_upto bigint,
     p_request_ids text[], p_request_kinds text[],
-    p_signal_count int, p_sticky_queue text, p_sticky_timeout_s double precision
+    p_signal_count int, p_sticky_queue text, p_sticky_timeout_s double precision,
+    p_new_execution jsonb
 ) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_bytes bigint := coalesce((SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0);
 BEGIN
     IF cardinality(p_event_ids) > 0 THEN
         INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type,
@@ -377,7 +380,12 @@ BEGIN
         FROM unnest(p_request_ids, p_request_kinds) AS r(id, kind)
         ON CONFLICT DO NOTHING;
     END IF;
-    IF NOT p_is_new THEN
+    IF p_is_new THEN
+        -- a new run's row, whole (the other p_ values repeat what it holds)
+        INSERT INTO executions
+        SELECT * FROM jsonb_populate_record(NULL::executions, p_new_execution
+            || jsonb_build_object('history_size_bytes', v_bytes, 'updated_at', now()));
+    ELSE
         UPDATE executions SET status = p_status, paused = p_paused,
             next_event_id = p_next_event_id, last_write_version = p_last_write_version,
             close_time = p_close_time, continued_to_run_id = p_continued_to,
@@ -388,15 +396,7 @@ BEGIN
             pending_updates = p_pending_updates, buffered_seq = p_buffered_seq,
             buffered_flushed_seq = p_buffered_flushed_seq, signal_count = p_signal_count,
             sticky_queue = p_sticky_queue, sticky_timeout_s = p_sticky_timeout_s,
-            history_size_bytes = history_size_bytes + coalesce(
-                (SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0),
-            updated_at = now()
-        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
-    ELSE
-        UPDATE executions SET history_size_bytes = coalesce(
-                (SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0),
-            signal_count = p_signal_count, buffered_seq = p_buffered_seq,
-            buffered_flushed_seq = p_buffered_flushed_seq
+            history_size_bytes = history_size_bytes + v_bytes, updated_at = now()
         WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
     END IF;
     -- The outbox row of a replicated history write carries the execution row
