@@ -36,9 +36,9 @@ from replication.apply import (
 )
 from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
-from store import db
 from store.context import Store
 from store.errors import NamespaceInHandover, Unavailable
+from store.leader import lead_forever
 from worker._http import ns_path, wf_path
 
 log = logging.getLogger("baton.applier")
@@ -85,23 +85,17 @@ class Applier:
         self.sources = [r for r in store.config.regions if r != store.region]
         self._http: aiohttp.ClientSession | None = None
 
+    def _client(self) -> aiohttp.ClientSession:
+        """The session to read what a message left at its source region with."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        return self._http
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
 
     async def run(self) -> None:
-        if not self.bootstrap or not self.sources:
-            return
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Kafka or the database is away: retry from stored offsets
-                log.warning("applier of %s stopped (%r); retrying", self.store.region, exc)
-                await asyncio.sleep(1.0)
-
-    async def _lead(self) -> None:
         """Consume while this process holds the region's applier lock.
 
         One applier per region (so one per source partition): the other
@@ -111,24 +105,9 @@ class Applier:
         skips records below the stored offset, so a deposed or lagging
         applier can never apply a record again.
         """
-        conn = await db.connect(self.store.config.regions[self.store.region].dsn)
-        try:
-            await db.wait_for_advisory_lock(conn, APPLIER_LOCK)
-            log.info("this server applies replication for region %s", self.store.region)
-            consume = asyncio.create_task(self._consume())
-            try:
-                while not consume.done():
-                    await asyncio.wait({consume}, timeout=1.0)
-                    if conn.is_closed():
-                        raise ConnectionError("applier lock connection lost")
-                consume.result()
-            finally:
-                consume.cancel()
-                with contextlib.suppress(BaseException):
-                    await consume
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        if not self.bootstrap or not self.sources:
+            return
+        await lead_forever(self.store, APPLIER_LOCK, "applier", self._consume)
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -212,14 +191,12 @@ class Applier:
     ) -> list[dict[str, Any]] | None:
         """What ``region`` holds of events ``first..last`` of the message's run
         (fewer where its history ends; None without the run)."""
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         url = wf_path(msg["namespace"], msg["workflow_id"], "/history")
         base = self.store.config.region(region).url
         events: list[dict[str, Any]] = []
         nxt = first
         while nxt <= last:
-            async with self._http.get(
+            async with self._client().get(
                 base + url, params={"run_id": msg["run_id"], "from_event_id": str(nxt)}
             ) as resp:
                 if resp.status >= 500:
@@ -321,8 +298,6 @@ class Applier:
 
     async def with_content(self, source: str, msg: dict[str, Any]) -> dict[str, Any]:
         """``msg`` with the buffered inputs or conflict events it left at its source."""
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         base = self.store.config.region(source).url
         if msg.get("buffered_by_reference"):
             url = base + wf_path(msg["namespace"], msg["workflow_id"], "/buffered")
@@ -332,7 +307,7 @@ class Applier:
                 msg["namespace"], f"/replication-conflicts/{msg['conflict']['id']}"
             )
             params = {}
-        async with self._http.get(url, params=params) as resp:
+        async with self._client().get(url, params=params) as resp:
             raw = await resp.read()
             if resp.status >= 500:
                 raise ConnectionError(f"region {source} answered {resp.status} for {url}")

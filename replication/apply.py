@@ -33,6 +33,7 @@ import asyncpg
 from replication.sql import QUERIES as Q
 from store.context import Store
 from store.errors import StoreError
+from store.mutable_state import CLOSE_STATUS, close_outcome
 from store.sql import QUERIES as SQ
 from store.workflows import signal_workflow_txn, start_workflow_txn
 from worker import wire
@@ -318,20 +319,10 @@ async def _fill_from_history(
     if row is None:
         return
     execution["memo"] = (row["started"] or {}).get("memo") or {}
-    attrs, kind = row["last_attributes"] or {}, row["last_type"]
-    if kind == EventType.WORKFLOW_EXECUTION_COMPLETED.value:
-        execution["result"] = attrs.get("result")
-    elif kind == EventType.WORKFLOW_EXECUTION_FAILED.value:
-        execution["failure"] = attrs.get("failure")
-    elif kind == EventType.WORKFLOW_EXECUTION_TERMINATED.value:
-        execution["failure"] = {
-            "message": attrs.get("reason") or "terminated",
-            "type": "Terminated",
-        }
-    elif kind == EventType.WORKFLOW_EXECUTION_CANCELED.value:
-        execution["failure"] = {"message": "workflow canceled", "type": "Canceled"}
-    elif kind == EventType.WORKFLOW_EXECUTION_TIMED_OUT.value:
-        execution["failure"] = {"message": "workflow run timed out", "type": "Timeout"}
+    if row["last_type"] in CLOSE_STATUS:
+        _, execution["result"], execution["failure"] = close_outcome(
+            row["last_type"], row["last_attributes"] or {}
+        )
 
 
 def _held_prefix(events: list[dict[str, Any]], held: list[list[int]]) -> list[dict[str, Any]]:

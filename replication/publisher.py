@@ -21,8 +21,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from replication.sql import QUERIES as Q
-from store import db
 from store.context import Store
+from store.leader import lead_forever
 
 log = logging.getLogger("baton.publisher")
 
@@ -152,20 +152,11 @@ class Publisher:
         store.notifier.on("baton_history_v1", lambda _p: self._wake.set())
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Kafka or the database is away: stand by, retry
-                log.warning("publisher of %s stopped (%r); retrying", self.store.region, exc)
-                await asyncio.sleep(1.0)
+        await lead_forever(self.store, PUBLISHER_LOCK, "publisher", self._publish)
 
-    async def _lead(self) -> None:
-        conn = await db.connect(self.store.config.regions[self.store.region].dsn)
+    async def _publish(self) -> None:
         producer: AIOKafkaProducer | None = None
         try:
-            await db.wait_for_advisory_lock(conn, PUBLISHER_LOCK)
             if self.bootstrap:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.bootstrap,
@@ -175,10 +166,7 @@ class Publisher:
                     max_request_size=16 * 1024 * 1024,
                 )
                 await producer.start()
-            log.info("this server publishes region %s", self.store.region)
             while True:
-                if conn.is_closed():
-                    raise ConnectionError("publisher lock connection lost")
                 shipped = await self._ship_batch(producer)
                 if shipped < BATCH:
                     self._wake.clear()
@@ -188,8 +176,6 @@ class Publisher:
             if producer is not None:
                 with contextlib.suppress(Exception):
                     await producer.stop()
-            with contextlib.suppress(Exception):
-                await conn.close()
 
     async def _ship_batch(self, producer: AIOKafkaProducer | None) -> int:
         region = self.store.region

@@ -269,7 +269,7 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
     new.schedule_workflow_task()
     if req.run_timeout_s:
         new.add_timer(RUN_TIMEOUT, "run", rt.now + timedelta(seconds=req.run_timeout_s))
-    rt.add_event(
+    rt.close(
         EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
         {
             "new_run_id": new.run_id,
@@ -278,7 +278,6 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
             "input": [p.model_dump() for p in req.input],
         },
     )
-    rt.close("continued_as_new")
     rt.exe["continued_to_run_id"] = new.run_id
     return new
 
@@ -412,14 +411,11 @@ async def apply_commands(
             )
             await rt.conn.execute(Q["notify_update"], f"{rt.namespace}/{rt.workflow_id}/{uid}")
         elif t == CommandType.COMPLETE_WORKFLOW:
-            rt.add_event(EventType.WORKFLOW_EXECUTION_COMPLETED, {"result": a.get("result")})
-            rt.close("completed", result=a.get("result"))
+            rt.close(EventType.WORKFLOW_EXECUTION_COMPLETED, {"result": a.get("result")})
         elif t == CommandType.FAIL_WORKFLOW:
-            rt.add_event(EventType.WORKFLOW_EXECUTION_FAILED, {"failure": a.get("failure")})
-            rt.close("failed", failure=a.get("failure"))
+            rt.close(EventType.WORKFLOW_EXECUTION_FAILED, {"failure": a.get("failure")})
         elif t == CommandType.CANCEL_WORKFLOW:
-            rt.add_event(EventType.WORKFLOW_EXECUTION_CANCELED, {"details": a.get("details")})
-            rt.close("canceled", failure={"message": "workflow canceled", "type": "Canceled"})
+            rt.close(EventType.WORKFLOW_EXECUTION_CANCELED, {"details": a.get("details")})
         elif t == CommandType.CONTINUE_AS_NEW:
             new_run = await _continue_as_new(store, rt, a)
     if not rt.running:

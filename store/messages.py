@@ -19,22 +19,11 @@ from store.errors import (
     WorkflowNotRunning,
 )
 from store.mutable_state import utcnow
-from store.namespaces import get_namespace
+from store.namespaces import require_active_here
 from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.workflows import _get_run, lock_run
 from worker import wire
-
-
-async def require_active_here(store: Store, namespace: str) -> None:
-    """Raise unless the namespace is active (and not in handover) in this region.
-
-    Queries and updates wait for a worker of the active region; a standby, or
-    a region the namespace left while they waited, sends the caller there.
-    """
-    async with store.pool.acquire() as conn:
-        ns = await get_namespace(conn, namespace)
-    ns.require_writable(store.region, store.region_urls)
 
 
 async def query_workflow(

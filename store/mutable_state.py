@@ -37,6 +37,38 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: The status each closing event gives a run.
+CLOSE_STATUS = {
+    EventType.WORKFLOW_EXECUTION_COMPLETED.value: "completed",
+    EventType.WORKFLOW_EXECUTION_FAILED.value: "failed",
+    EventType.WORKFLOW_EXECUTION_CANCELED.value: "canceled",
+    EventType.WORKFLOW_EXECUTION_TERMINATED.value: "terminated",
+    EventType.WORKFLOW_EXECUTION_TIMED_OUT.value: "timed_out",
+    EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW.value: "continued_as_new",
+}
+
+
+def close_outcome(event_type: str, attributes: dict[str, Any]) -> tuple[str, Any, Any]:
+    """Status, result and failure a run's closing event gives its row (which keeps
+    them so that a result call reads no history); every region derives them alike."""
+    status = CLOSE_STATUS[event_type]
+    if status == "completed":
+        return status, attributes.get("result"), None
+    if status == "failed":
+        return status, None, attributes.get("failure")
+    if status == "canceled":
+        return status, None, {"message": "workflow canceled", "type": "Canceled"}
+    if status == "terminated":
+        return (
+            status,
+            None,
+            {"message": attributes.get("reason") or "terminated", "type": "Terminated"},
+        )
+    if status == "timed_out":
+        return status, None, {"message": "workflow run timed out", "type": "Timeout"}
+    return status, None, None
+
+
 # --------------------------------------------------------------------------- the run txn
 
 
@@ -317,8 +349,10 @@ class RunTxn:
         self.exe["wt_started_at"] = None
         self.exe["wt_identity"] = None
 
-    def close(self, status: str, *, result: Any = None, failure: Any = None) -> None:
-        """Close the run: drop everything pending that belonged to it."""
+    def close(self, event_type: EventType, attributes: dict[str, Any]) -> None:
+        """Close the run with its closing event: drop everything pending that belonged to it."""
+        self.add_event(event_type, attributes)
+        status, result, failure = close_outcome(event_type.value, attributes)
         self.exe["status"] = status
         self.exe["close_time"] = self.now
         self.exe["result"] = result

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from store.context import Store
 from store.errors import NamespaceInHandover, NamespaceNotActive, NamespaceNotFound
 from store.sql import QUERIES as Q
 
@@ -56,3 +57,14 @@ async def get_namespace(conn: asyncpg.Connection, name: str) -> Namespace:
             f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"
         )
     return Namespace.from_row(row)
+
+
+async def require_active_here(store: Store, namespace: str) -> None:
+    """Raise unless the namespace is active (and not in handover) in this region.
+
+    Polls, queries and updates wait for work of the active region: a standby,
+    or a region the namespace left while they waited, sends the caller there.
+    """
+    async with store.pool.acquire() as conn:
+        ns = await get_namespace(conn, namespace)
+    ns.require_writable(store.region, store.region_urls)

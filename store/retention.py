@@ -12,12 +12,12 @@ locks for long; a pass stops when a batch comes back short.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from store import db
 from store.context import Store
+from store.leader import lead_forever
 from store.sql import QUERIES as Q
 
 log = logging.getLogger("baton.retention")
@@ -89,33 +89,25 @@ class RetentionSweeper:
         self.store = store
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database restart: stand by, then try again
-                log.warning("retention sweeper stopped (%s); retrying", exc)
-                await asyncio.sleep(5.0)
+        await lead_forever(
+            self.store,
+            RETENTION_LOCK,
+            "retention sweeper",
+            self._sweep_forever,
+            retry_s=5.0,
+            lock_retry_s=5.0,
+        )
 
-    async def _lead(self) -> None:
-        conn = await db.connect(self.store.config.regions[self.store.region].dsn)
-        try:
-            await db.wait_for_advisory_lock(conn, RETENTION_LOCK, retry_s=5.0)
-            while True:
-                swept = await sweep(self.store)
-                if swept.runs or swept.request_ids or swept.conflicts or swept.dead_letters:
-                    log.info(
-                        "retention: deleted %d run(s), %d request id(s), %d conflict(s), "
-                        "%d dead letter(s)",
-                        swept.runs,
-                        swept.request_ids,
-                        swept.conflicts,
-                        swept.dead_letters,
-                    )
-                if conn.is_closed():
-                    raise ConnectionError("retention lock connection lost")
-                await asyncio.sleep(self.store.config.retention_sweep_interval_s)
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
+    async def _sweep_forever(self) -> None:
+        while True:
+            swept = await sweep(self.store)
+            if swept.runs or swept.request_ids or swept.conflicts or swept.dead_letters:
+                log.info(
+                    "retention: deleted %d run(s), %d request id(s), %d conflict(s), "
+                    "%d dead letter(s)",
+                    swept.runs,
+                    swept.request_ids,
+                    swept.conflicts,
+                    swept.dead_letters,
+                )
+            await asyncio.sleep(self.store.config.retention_sweep_interval_s)

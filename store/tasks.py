@@ -25,7 +25,7 @@ from store.mutable_state import (
     RunTxn,
     utcnow,
 )
-from store.namespaces import get_namespace
+from store.namespaces import get_namespace, require_active_here
 from store.notify import wait_event
 from store.retry import next_retry_delay, workflow_task_retry_delay
 from store.sql import QUERIES as Q
@@ -36,12 +36,6 @@ from worker import wire
 from worker.wire import EventType
 
 _STALE = object()  # a task row whose task is no longer open; take the next one
-
-
-async def check_poll_namespace(store: Store, namespace: str) -> None:
-    async with store.pool.acquire() as conn:
-        ns = await get_namespace(conn, namespace)
-    ns.require_writable(store.region, store.region_urls)
 
 
 Disconnected = Callable[[], Awaitable[bool]]
@@ -59,7 +53,7 @@ async def _poll(
     take: Any,
     disconnected: Disconnected,
 ) -> Any:
-    await check_poll_namespace(store, namespace)
+    await require_active_here(store, namespace)
     epoch = store.notifier.namespace_epoch
     deadline = utcnow() + timedelta(seconds=req.wait_s)
     key = f"{namespace}/{kind}/{req.task_queue}"
@@ -70,7 +64,7 @@ async def _poll(
                 # A namespace changed (failover): answer NAMESPACE_NOT_ACTIVE now
                 # if this region no longer runs it, so the worker follows.
                 epoch = store.notifier.namespace_epoch
-                await check_poll_namespace(store, namespace)
+                await require_active_here(store, namespace)
             # A poller that went away (its worker was killed) must not take a
             # task: the task would sit unseen until its timeout. Pass its
             # wake-up on to another poller.

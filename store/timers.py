@@ -17,10 +17,10 @@ from typing import Any
 
 import asyncpg
 
-from store import db
 from store.commands import start_activity_timers
 from store.context import Store
 from store.errors import NamespaceInHandover, NamespaceNotActive, StoreError, WorkflowNotFound
+from store.leader import lead_forever
 from store.mutable_state import (
     ACTIVITY_HEARTBEAT,
     ACTIVITY_RETRY,
@@ -123,8 +123,7 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
             )
             rt.clear_workflow_task()
         rt.flush_buffered()
-        rt.add_event(EventType.WORKFLOW_EXECUTION_TIMED_OUT, {"timeout_s": rt.exe["run_timeout_s"]})
-        rt.close("timed_out", failure={"message": "workflow run timed out", "type": "Timeout"})
+        rt.close(EventType.WORKFLOW_EXECUTION_TIMED_OUT, {"timeout_s": rt.exe["run_timeout_s"]})
     else:
         if not await _fire_activity_timer(rt, t):
             return
@@ -202,36 +201,21 @@ class TimerLoop:
                 self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database restart: stand by, then try again
-                log.warning("timer loop stopped (%s); retrying", exc)
-                await asyncio.sleep(1.0)
+        await lead_forever(self.store, TIMER_LOCK, "timer loop", self._fire_forever)
 
-    async def _lead(self) -> None:
-        conn = await db.connect(self.store.config.regions[self.store.region].dsn)
-        try:
-            await db.wait_for_advisory_lock(conn, TIMER_LOCK)
-            log.info("this server fires timers for region %s", self.store.region)
-            while True:
-                await self._fire_due()
+    async def _fire_forever(self) -> None:
+        while True:
+            await self._fire_due()
+            async with self.store.pool.acquire() as conn:
                 nxt = await conn.fetchval(Q["next_timer"], self.store.region)
-                now = utcnow()
-                sleep = MAX_SLEEP if nxt is None else (nxt - now).total_seconds()
-                sleep = max(0.0, min(sleep, MAX_SLEEP))
-                self._next_wake = (now + timedelta(seconds=sleep)).timestamp()
-                if sleep > 0:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), sleep)
-                if conn.is_closed():
-                    raise ConnectionError("timer lock connection lost")
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            now = utcnow()
+            sleep = MAX_SLEEP if nxt is None else (nxt - now).total_seconds()
+            sleep = max(0.0, min(sleep, MAX_SLEEP))
+            self._next_wake = (now + timedelta(seconds=sleep)).timestamp()
+            if sleep > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), sleep)
 
     async def _fire_due(self) -> None:
         sem = asyncio.Semaphore(CONCURRENCY)

@@ -259,11 +259,10 @@ def terminate_txn(rt: RunTxn, reason: str, identity: str, request_id: str | None
         rt.clear_workflow_task()
     rt.flush_buffered()
     rt.seen_request(request_id, "terminate")
-    rt.add_event(
+    rt.close(
         EventType.WORKFLOW_EXECUTION_TERMINATED,
         {"reason": reason, "identity": identity, "request_id": request_id},
     )
-    rt.close("terminated", failure={"message": reason or "terminated", "type": "Terminated"})
 
 
 async def terminate_workflow(
