@@ -36,6 +36,7 @@ from ops.cli_namespace import register_namespace
 from ops.cli_replication import register_replication
 from ops.cli_stack import register_stack
 from ops.cli_tools import register_tools
+from ops.cli_visibility import register_visibility
 from ops.cli_workflow import register_workflow
 
 __all__ = [
@@ -88,6 +89,7 @@ def cli(ctx: click.Context, config: str | None, namespace: str, region: str | No
 register_stack(cli)
 register_namespace(cli)
 register_workflow(cli)
+register_visibility(cli)
 register_tools(cli)
 register_replication(cli)
 

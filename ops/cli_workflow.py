@@ -268,10 +268,17 @@ def workflow_result(
 @click.option("--started-after", default=None, help="ISO 8601 time (UTC if no offset).")
 @click.option("--started-before", default=None, help="ISO 8601 time (UTC if no offset).")
 @click.option("--prefix", default=None, help="Workflow id prefix.")
+@click.option(
+    "--query",
+    "-q",
+    default=None,
+    help="List filter, e.g. \"WorkflowType = 'Payment' AND ExecutionStatus = 'Running'\".",
+)
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @pass_state
 def workflow_list(
     st: CliState,
+    query: str | None,
     status: str | None,
     workflow_type: str | None,
     task_queue: str | None,
@@ -281,7 +288,7 @@ def workflow_list(
     limit: int,
     output: str,
 ) -> None:
-    """List workflow runs, newest first."""
+    """List workflow runs matching a query (newest first unless it says ORDER BY)."""
     after = _timestamp(started_after, "--started-after")
     before = _timestamp(started_before, "--started-before")
 
@@ -289,6 +296,7 @@ def workflow_list(
         return [
             e.raw
             async for e in c.list_workflows(
+                query or "",
                 status=status,
                 workflow_type=workflow_type,
                 task_queue=task_queue,

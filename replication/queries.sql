@@ -103,11 +103,13 @@ FOR UPDATE OF e
 -- Only a newer row wins: a higher failover version, or the same version
 -- changed later (regions added or removed, handover state). The row keeps
 -- the source's updated_at, its revision.
-INSERT INTO namespaces SELECT * FROM jsonb_populate_record(NULL::namespaces, $1::jsonb)
+INSERT INTO namespaces SELECT * FROM jsonb_populate_record(NULL::namespaces,
+    '{"search_attributes": {}}'::jsonb || $1::jsonb)
 ON CONFLICT (name) DO UPDATE SET regions = EXCLUDED.regions,
     active_region = EXCLUDED.active_region, failover_version = EXCLUDED.failover_version,
     state = EXCLUDED.state, retention_days = EXCLUDED.retention_days,
-    description = EXCLUDED.description, updated_at = EXCLUDED.updated_at
+    description = EXCLUDED.description, updated_at = EXCLUDED.updated_at,
+    search_attributes = EXCLUDED.search_attributes
 WHERE (namespaces.failover_version, namespaces.updated_at)
       < (EXCLUDED.failover_version, EXCLUDED.updated_at)
 
@@ -166,7 +168,8 @@ DELETE FROM executions WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 -- name: upsert_execution_json
 -- The execution row as the source region shipped it. An update in place,
 -- never delete and insert: a concurrent locker of the row must still find it.
-INSERT INTO executions SELECT * FROM jsonb_populate_record(NULL::executions, $1::jsonb)
+INSERT INTO executions SELECT * FROM jsonb_populate_record(NULL::executions,
+    '{"search_attributes": {}}'::jsonb || $1::jsonb)
 ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
     workflow_type, task_queue, status, paused,
     next_event_id, last_write_version, start_time, close_time,
@@ -175,7 +178,7 @@ ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
     wt_started_event_id, wt_attempt, wt_started_at, wt_identity,
     last_completed_wt_started, pending_updates, result,
     failure, build_id, updated_at, buffered_seq, buffered_flushed_seq, signal_count,
-    history_size_bytes, sticky_queue, sticky_timeout_s
+    history_size_bytes, sticky_queue, sticky_timeout_s, search_attributes
 ) = (
     EXCLUDED.workflow_type, EXCLUDED.task_queue, EXCLUDED.status, EXCLUDED.paused,
     EXCLUDED.next_event_id, EXCLUDED.last_write_version, EXCLUDED.start_time, EXCLUDED.close_time,
@@ -185,7 +188,8 @@ ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
     EXCLUDED.last_completed_wt_started, EXCLUDED.pending_updates, EXCLUDED.result,
     EXCLUDED.failure, EXCLUDED.build_id, EXCLUDED.updated_at,
     greatest(executions.buffered_seq, EXCLUDED.buffered_seq), EXCLUDED.buffered_flushed_seq,
-    EXCLUDED.signal_count, EXCLUDED.history_size_bytes, NULL, NULL
+    EXCLUDED.signal_count, EXCLUDED.history_size_bytes, NULL, NULL,
+    EXCLUDED.search_attributes
 )
 
 -- name: replace_current

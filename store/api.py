@@ -7,11 +7,9 @@ with the HTTP status of its store error class; the code is stable.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -19,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from store import messages, tasks, workflows
-from store.api_guard import GuardedRoute, RequestGuard
+from store.api_guard import JSON, GuardedRoute, RequestGuard
+from store.api_visibility import add_visibility_routes
 from store.context import Store
 from store.errors import (
     ConflictNotFound,
@@ -40,13 +39,6 @@ from worker import wire
 log = logging.getLogger("baton.api")
 SERVER_VERSION = "0.1.0"
 PREFIX = "/api/v1"
-
-
-class JSON(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def error_response(exc: StoreError) -> JSON:
@@ -276,32 +268,7 @@ def create_app(store: Store) -> FastAPI:
         )
         return JSON(res.model_dump())
 
-    @app.get(f"{ns_path}/workflows", response_model=wire.ListResponse)
-    async def list_workflows(
-        namespace: str,
-        status: str | None = None,
-        workflow_type: str | None = None,
-        task_queue: str | None = None,
-        started_after: datetime | None = None,
-        started_before: datetime | None = None,
-        workflow_id_prefix: str | None = None,
-        page_size: int = 100,
-        page_token: str | None = None,
-    ) -> Response:
-        return JSON(
-            await workflows.list_workflows(
-                store,
-                namespace,
-                status=status,
-                workflow_type=workflow_type,
-                task_queue=task_queue,
-                started_after=started_after,
-                started_before=started_before,
-                workflow_id_prefix=workflow_id_prefix,
-                page_size=page_size,
-                page_token=page_token,
-            )
-        )
+    add_visibility_routes(app, store, PREFIX)
 
     @app.get(f"{wf_path}/history", response_model=wire.HistoryResponse)
     async def history(

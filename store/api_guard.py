@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
@@ -33,6 +34,15 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _SCOPE_KEY = "baton.json"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _NO_BODY = object()
+
+
+class JSON(Response):
+    """A JSON response rendered with orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class _Refused(Exception):

@@ -20,9 +20,11 @@ from store.mutable_state import (
     RunTxn,
     new_execution,
 )
+from store.namespaces import get_namespace
 from store.retry import normalize_policy
 from store.sql import QUERIES as Q
 from store.task_views import activity_task, build_workflow_task, started_attributes
+from store.visibility.attributes import validate_upsert
 from worker import wire
 from worker.wire import CommandType, EventType
 
@@ -238,6 +240,20 @@ async def _update_state(
     await rt.conn.execute(Q["notify_update"], f"{rt.namespace}/{rt.workflow_id}/{update_id}")
 
 
+async def _upsert_search_attributes(rt: RunTxn, attrs: dict[str, Any]) -> None:
+    """Record the change and set the run's list entry in the same transaction."""
+    changes = attrs.get("search_attributes") or {}
+    ns = await get_namespace(rt.conn, rt.namespace)
+    merged = validate_upsert(
+        ns.active_search_attributes(), rt.exe.get("search_attributes") or {}, changes
+    )
+    rt.add_event(EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, {"search_attributes": changes})
+    rt.exe["search_attributes"] = merged
+    await rt.conn.execute(
+        Q["set_search_attributes"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), merged
+    )
+
+
 async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> RunTxn:
     e = rt.exe
     req = wire.StartWorkflowRequest(
@@ -262,6 +278,7 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
         first_run_id=str(e["first_run_id"]),
         continued_from_run_id=rt.run_id,
         now=rt.now,
+        search_attributes=e.get("search_attributes") or {},
     )
     new.add_event(
         EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, new, continued_from=rt.run_id)
@@ -418,6 +435,8 @@ async def apply_commands(
             rt.close(EventType.WORKFLOW_EXECUTION_CANCELED, {"details": a.get("details")})
         elif t == CommandType.CONTINUE_AS_NEW:
             new_run = await _continue_as_new(store, rt, a)
+        elif t == CommandType.UPSERT_SEARCH_ATTRIBUTES:
+            await _upsert_search_attributes(rt, a)
     if not rt.running:
         await rt.conn.execute(
             Q["fail_pending_updates"],

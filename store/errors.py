@@ -44,6 +44,20 @@ class InvalidArgument(StoreError):
     http_status = 400
 
 
+class InvalidQuery(StoreError):
+    """The list query is not valid; the message names the position and the token."""
+
+    code = ErrorCode.INVALID_QUERY
+    http_status = 400
+
+
+class BatchNotFound(StoreError):
+    """No batch job with that id in this namespace."""
+
+    code = ErrorCode.BATCH_NOT_FOUND
+    http_status = 404
+
+
 class PayloadTooLarge(StoreError):
     """A payload is larger than this server accepts."""
 

@@ -448,6 +448,7 @@ def new_execution(
     first_run_id: str | None = None,
     continued_from_run_id: str | None = None,
     now: datetime | None = None,
+    search_attributes: dict[str, Any] | None = None,
 ) -> RunTxn:
     """A RunTxn for a run that does not exist yet."""
     run_id = str(uuid.uuid4())
@@ -488,6 +489,7 @@ def new_execution(
         "history_size_bytes": 0,
         "sticky_queue": None,
         "sticky_timeout_s": None,
+        "search_attributes": search_attributes or {},
     }
     return RunTxn(conn=conn, ns=ns, exe=exe, now=t, is_new=True)
 

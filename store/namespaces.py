@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -21,6 +21,16 @@ class Namespace:
     state: str
     retention_days: int
     description: str
+    #: Custom search attributes: name -> {"type": T, "removed": bool}.
+    search_attributes: dict[str, Any] = field(default_factory=dict)
+
+    def active_search_attributes(self) -> dict[str, str]:
+        """Registered, not removed custom attributes: name -> type."""
+        return {
+            name: str(spec["type"])
+            for name, spec in self.search_attributes.items()
+            if not spec.get("removed")
+        }
 
     @classmethod
     def from_row(cls, row: asyncpg.Record | dict[str, Any]) -> Namespace:
@@ -32,6 +42,7 @@ class Namespace:
             state=row["state"],
             retention_days=row["retention_days"],
             description=row["description"],
+            search_attributes=dict(row.get("search_attributes") or {}),
         )
 
     def require_writable(self, region: str, region_urls: dict[str, str]) -> None:

@@ -93,5 +93,6 @@ def started_attributes(
         "first_run_id": str(run.exe["first_run_id"]),
         "attempt": 1,
         "memo": req.memo,
+        "search_attributes": run.exe.get("search_attributes") or {},
         "identity": req.identity,
     }

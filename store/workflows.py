@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 
-from store.api_guard import check_text
 from store.context import Store
 from store.errors import (
     InvalidArgument,
@@ -25,6 +22,8 @@ from store.namespaces import Namespace, get_namespace
 from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.task_views import started_attributes
+from store.visibility import listing
+from store.visibility.attributes import validate_upsert
 from worker import wire
 from worker.wire import EventType, WorkflowIdReusePolicy
 
@@ -63,6 +62,7 @@ async def start_workflow_txn(
 ) -> wire.StartWorkflowResponse:
     """:func:`start_workflow` inside the caller's transaction."""
     ns = await _lock_for_start(conn, store, namespace)
+    attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
     if req.request_id and checks["request_run_id"] is not None:
         return wire.StartWorkflowResponse(
@@ -115,6 +115,7 @@ async def start_workflow_txn(
         task_timeout_s=req.task_timeout_s,
         run_timeout_s=req.run_timeout_s,
         memo=req.memo,
+        search_attributes=attributes,
     )
     run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
     run.seen_request(req.request_id, "start")
@@ -325,6 +326,8 @@ def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "continued_from_run_id": _s(row["continued_from_run_id"]),
         "continued_to_run_id": _s(row["continued_to_run_id"]),
         "memo": row["memo"],
+        "search_attributes": row["search_attributes"],
+        "build_id": row["build_id"],
     }
 
 
@@ -466,25 +469,12 @@ def _utc(value: datetime | None, name: str) -> datetime | None:
         ) from None
 
 
-def _page_token(row: asyncpg.Record) -> str:
-    raw = orjson.dumps([row["start_time"].isoformat(), row["workflow_id"], str(row["run_id"])])
-    return base64.urlsafe_b64encode(raw).decode()
+def quote(value: str) -> str:
+    """``value`` as a quoted string literal of the list-filter language."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _parse_page_token(token: str) -> tuple[datetime, str, uuid.UUID]:
-    try:
-        t, wid, rid = orjson.loads(base64.urlsafe_b64decode(token))
-        when = _utc(datetime.fromisoformat(t), "page_token")
-        check_text(str(wid), "page_token")
-        assert when is not None
-        return when, str(wid), uuid.UUID(rid)
-    except (ValueError, TypeError, AssertionError, orjson.JSONDecodeError, InvalidArgument):
-        raise InvalidArgument("page_token is not one this server returned") from None
-
-
-async def list_workflows(
-    store: Store,
-    namespace: str,
+def filters_to_query(
     *,
     status: str | None = None,
     workflow_type: str | None = None,
@@ -492,43 +482,45 @@ async def list_workflows(
     started_after: datetime | None = None,
     started_before: datetime | None = None,
     workflow_id_prefix: str | None = None,
-    page_size: int = 100,
-    page_token: str | None = None,
-) -> dict[str, Any]:
+) -> str:
+    """The fixed list filters as a query: they are sugar over the same path."""
     if status is not None and status not in {s.value for s in wire.WorkflowStatus}:
         raise InvalidArgument(
             f"unknown status {status!r}; use one of "
             + ", ".join(s.value for s in wire.WorkflowStatus)
         )
-    if not 1 <= page_size <= 1000:
-        raise InvalidArgument("page_size must be between 1 and 1000")
-    started_after = _utc(started_after, "started_after")
-    started_before = _utc(started_before, "started_before")
-    after: tuple[Any, Any, Any] = (None, None, None)
-    if page_token:
-        after = _parse_page_token(page_token)
-    like = None
+    parts = []
+    if status:
+        parts.append(f"ExecutionStatus = {quote(status)}")
+    if workflow_type:
+        parts.append(f"WorkflowType = {quote(workflow_type)}")
+    if task_queue:
+        parts.append(f"TaskQueue = {quote(task_queue)}")
+    after = _utc(started_after, "started_after")
+    before = _utc(started_before, "started_before")
+    if after:
+        parts.append(f"StartTime >= {quote(after.isoformat())}")
+    if before:
+        parts.append(f"StartTime < {quote(before.isoformat())}")
     if workflow_id_prefix:
-        like = (
-            workflow_id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-    async with store.pool.acquire() as conn:
-        await get_namespace(conn, namespace)
-        rows = await conn.fetch(
-            Q["list_executions"],
-            namespace,
-            status,
-            workflow_type,
-            task_queue,
-            started_after,
-            started_before,
-            like,
-            *after,
-            page_size + 1,
-        )
-    more = len(rows) > page_size
-    rows = rows[:page_size]
-    return {
-        "executions": [execution_info(r) for r in rows],
-        "next_page_token": _page_token(rows[-1]) if more else None,
-    }
+        parts.append(f"WorkflowId STARTS_WITH {quote(workflow_id_prefix)}")
+    return " AND ".join(parts)
+
+
+async def list_workflows(
+    store: Store,
+    namespace: str,
+    *,
+    query: str | None = None,
+    page_size: int = 100,
+    page_token: str | None = None,
+    **filters: Any,
+) -> dict[str, Any]:
+    """A page of runs matching ``query`` (or the fixed filters), with the next token."""
+    sugar = filters_to_query(**filters)
+    if query and sugar:
+        raise InvalidArgument("give either query or the fixed filters (status, ...), not both")
+    rows, token = await listing.list_runs(
+        store, namespace, query or sugar, page_size=page_size, page_token=page_token
+    )
+    return {"executions": [execution_info(r) for r in rows], "next_page_token": token}

@@ -7,8 +7,9 @@ HTTP and never needs a database driver or a Kafka client.
 from __future__ import annotations
 
 from worker import activity, workflow
+from worker._client_visibility import WorkflowExecution
 from worker._worker import Worker
-from worker.client import Client, WorkflowExecution, WorkflowHandle, endpoints_from_config
+from worker.client import Client, WorkflowHandle, endpoints_from_config
 from worker.codec import AesGcmCodec
 from worker.common import RetryPolicy
 from worker.converter import DataConverter, PayloadCodec, PayloadConverter

@@ -30,6 +30,7 @@ EVENT_OF_COMMAND: Mapping[CommandType, EventType] = {
     CommandType.FAIL_WORKFLOW: EventType.WORKFLOW_EXECUTION_FAILED,
     CommandType.CANCEL_WORKFLOW: EventType.WORKFLOW_EXECUTION_CANCELED,
     CommandType.CONTINUE_AS_NEW: EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    CommandType.UPSERT_SEARCH_ATTRIBUTES: EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
 }
 
 #: Events that only a command produces.

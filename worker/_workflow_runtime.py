@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,6 +102,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         self._run_task: asyncio.Task[Any] | None = None
         self._cancel_requested = False
         self._patches: dict[str, bool] = {}
+        self._search_attributes: dict[str, Any] | None = None
         self._activities: dict[str, _Activity] = {}
         self._activities_by_event: dict[int, _Activity] = {}
         self._activity_seq = 0
@@ -337,6 +338,42 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
 
     def is_replaying(self) -> bool:
         return self._replaying
+
+    def search_attributes(self) -> dict[str, Any]:
+        if self._search_attributes is None:
+            start = self._start_event
+            initial = start.attributes.get("search_attributes") if start is not None else None
+            self._search_attributes = dict(initial or {})
+        return dict(self._search_attributes)
+
+    def upsert_search_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self._check_writable("workflow.upsert_search_attributes()")
+        if not isinstance(attributes, Mapping) or not attributes:
+            raise self.misuse(ValueError("search attributes must be a non-empty mapping"))
+        changes: dict[str, Any] = {}
+        for name, value in attributes.items():
+            if not isinstance(name, str) or not name:
+                raise self.misuse(ValueError(f"search attribute name {name!r} is not a string"))
+            if isinstance(value, datetime):
+                if value.tzinfo is None:
+                    raise self.misuse(ValueError(f"search attribute {name!r}: naive datetime"))
+                value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            elif isinstance(value, tuple | set | frozenset):
+                value = list(value)
+            changes[name] = value
+        current = self.search_attributes()
+        for name, value in changes.items():
+            if value is None:
+                current.pop(name, None)
+            else:
+                current[name] = value
+        self._search_attributes = current
+        self._add_command(
+            Command(
+                type=CommandType.UPSERT_SEARCH_ATTRIBUTES,
+                attributes={"search_attributes": changes},
+            )
+        )
 
     def patched(self, patch_id: str) -> bool:
         self._check_writable("workflow.patched()")

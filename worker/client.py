@@ -13,13 +13,16 @@ import os
 import socket
 import tomllib
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from worker import _http
+from worker._client_visibility import (
+    VisibilityMixin,
+    encode_search_attributes,
+)
 from worker._definition import WorkflowDefinition
 from worker._failure import ENCODED_FAILURE_MESSAGE, failure_to_exception
 from worker._http import Transport, ns_path, wf_path
@@ -66,40 +69,7 @@ def _seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-@dataclass(frozen=True)
-class WorkflowExecution:
-    """A workflow run as ``describe`` and ``list`` report it."""
-
-    namespace: str
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    task_queue: str
-    status: str
-    paused: bool
-    start_time: str
-    close_time: str | None
-    history_length: int
-    raw: dict[str, Any]
-
-    @classmethod
-    def from_wire(cls, d: dict[str, Any]) -> WorkflowExecution:
-        return cls(
-            namespace=d["namespace"],
-            workflow_id=d["workflow_id"],
-            run_id=d["run_id"],
-            workflow_type=d["workflow_type"],
-            task_queue=d["task_queue"],
-            status=d["status"],
-            paused=d.get("paused", False),
-            start_time=d["start_time"],
-            close_time=d.get("close_time"),
-            history_length=d["history_length"],
-            raw=d,
-        )
-
-
-class Client:
+class Client(VisibilityMixin):
     """Talks to a Baton deployment (every region's endpoint, so it follows failovers)."""
 
     def __init__(
@@ -215,8 +185,13 @@ class Client:
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle:
-        """Start a workflow; a retried call with the same ``request_id`` never starts twice."""
+        """Start a workflow; a retried call with the same ``request_id`` never starts twice.
+
+        ``search_attributes`` are custom attributes registered in the namespace
+        (datetimes are sent as RFC 3339 in UTC).
+        """
         body = {
             "workflow_id": id,
             "workflow_type": _workflow_name(workflow),
@@ -228,6 +203,7 @@ class Client:
             "run_timeout_s": _seconds(run_timeout),
             "memo": memo or {},
             "identity": self.identity,
+            "search_attributes": encode_search_attributes(search_attributes or {}),
         }
         res = await self.call("POST", ns_path(self.namespace, "/workflows"), body)
         return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
@@ -263,45 +239,6 @@ class Client:
 
     def get_workflow_handle(self, workflow_id: str, *, run_id: str | None = None) -> WorkflowHandle:
         return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id)
-
-    async def list_workflows(
-        self,
-        *,
-        status: str | None = None,
-        workflow_type: str | None = None,
-        task_queue: str | None = None,
-        started_after: datetime | None = None,
-        started_before: datetime | None = None,
-        workflow_id_prefix: str | None = None,
-        page_size: int = 100,
-        limit: int | None = None,
-    ) -> AsyncIterator[WorkflowExecution]:
-        """Runs matching the filters, newest first, across pages."""
-        token = None
-        seen = 0
-        while True:
-            res = await self.call(
-                "GET",
-                ns_path(self.namespace, "/workflows"),
-                params={
-                    "status": status,
-                    "workflow_type": workflow_type,
-                    "task_queue": task_queue,
-                    "started_after": started_after.isoformat() if started_after else None,
-                    "started_before": started_before.isoformat() if started_before else None,
-                    "workflow_id_prefix": workflow_id_prefix,
-                    "page_size": page_size,
-                    "page_token": token,
-                },
-            )
-            for e in res["executions"]:
-                yield WorkflowExecution.from_wire(e)
-                seen += 1
-                if limit is not None and seen >= limit:
-                    return
-            token = res.get("next_page_token")
-            if not token:
-                return
 
 
 class WorkflowHandle:
@@ -441,6 +378,37 @@ class WorkflowHandle:
                 "identity": self.client.identity,
             },
         )
+
+    async def reset(
+        self,
+        *,
+        reason: str,
+        event_id: int | None = None,
+        to: str | None = None,
+        reapply_signals: bool = True,
+        request_id: str | None = None,
+    ) -> str:
+        """Reset the run to a workflow task; returns the new run's id.
+
+        Give ``event_id`` (a WorkflowTaskCompleted, -Failed or -TimedOut event)
+        or ``to`` ("first-workflow-task" or "last-workflow-task"). The old run,
+        if running, is terminated with a reason naming the new run, and its
+        ``result()`` follows to the new run.
+        """
+        res = await self.client.call(
+            "POST",
+            self._path("/reset"),
+            {
+                "run_id": self.run_id,
+                "event_id": event_id,
+                "to": to,
+                "reapply": "signals" if reapply_signals else "none",
+                "reason": reason,
+                "request_id": request_id or _new_request_id(),
+                "identity": self.client.identity,
+            },
+        )
+        return str(res["run_id"])
 
     async def describe(self) -> dict[str, Any]:
         return await self.client.call(  # type: ignore[no-any-return]

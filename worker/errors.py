@@ -44,6 +44,18 @@ class InvalidArgumentError(BatonError):
     code = ErrorCode.INVALID_ARGUMENT.value
 
 
+class InvalidQueryError(BatonError):
+    """The list query is not valid; ``details`` carry ``position`` and ``token``."""
+
+    code = ErrorCode.INVALID_QUERY.value
+
+
+class BatchNotFoundError(BatonError):
+    """No batch job with that id in this namespace."""
+
+    code = ErrorCode.BATCH_NOT_FOUND.value
+
+
 class PayloadTooLargeError(BatonError):
     """A payload is larger than the server accepts."""
 
@@ -182,6 +194,8 @@ _BY_CODE: dict[str, type[BatonError]] = {
     for cls in (
         MalformedRequestError,
         InvalidArgumentError,
+        InvalidQueryError,
+        BatchNotFoundError,
         PayloadTooLargeError,
         NamespaceNotFoundError,
         NamespaceAlreadyExistsError,

@@ -270,6 +270,12 @@ class _Runtime(ABC):
     def is_replaying(self) -> bool: ...
 
     @abstractmethod
+    def upsert_search_attributes(self, attributes: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    def search_attributes(self) -> dict[str, Any]: ...
+
+    @abstractmethod
     def patched(self, patch_id: str) -> bool: ...
 
     @abstractmethod
@@ -344,6 +350,24 @@ def random() -> _random.Random:
 def uuid4() -> _uuid.UUID:
     """A version-4 UUID drawn from :func:`random`: the same on every replay."""
     return _uuid.UUID(int=_runtime().random().getrandbits(128), version=4)
+
+
+def upsert_search_attributes(attributes: Mapping[str, Any]) -> None:
+    """Set (or, with a None value, remove) custom search attributes of this run.
+
+    The names must be registered in the namespace (`baton namespace
+    search-attribute add`); datetimes are sent as RFC 3339 in UTC. The change is
+    recorded as an UpsertWorkflowSearchAttributes event when the workflow task
+    completes, in the same transaction as the run's list entry, so it replays
+    and replicates like any command. A name that is not registered or a value
+    of the wrong type fails the workflow task (it is retried), nothing is stored.
+    """
+    _runtime().upsert_search_attributes(attributes)
+
+
+def search_attributes() -> dict[str, Any]:
+    """The run's custom search attributes: those it started with plus its upserts."""
+    return _runtime().search_attributes()
 
 
 def patched(patch_id: str) -> bool:

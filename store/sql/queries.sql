@@ -453,3 +453,44 @@ FROM moved m JOIN executions e ON e.namespace = m.namespace AND e.workflow_id = 
 
 -- name: expire_sticky_queues
 DELETE FROM sticky_queues WHERE closed_at < now() - interval '1 day'
+
+-- name: list_by_query
+-- A list page. {where}, {after} and {order} are filled only with fragments
+-- store/visibility/query.py builds from its allow-list (values are $n
+-- parameters); $1 is the namespace, the last parameter the page size.
+SELECT e.*, {sort} AS _sort FROM executions e
+WHERE e.namespace = $1 AND ({where}) AND ({after})
+ORDER BY {order}
+LIMIT {limit}
+
+-- name: count_by_query
+SELECT count(*) AS n FROM executions e WHERE e.namespace = $1 AND ({where})
+
+-- name: count_by_query_grouped
+SELECT {group} AS value, count(*) AS n FROM executions e
+WHERE e.namespace = $1 AND ({where})
+GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1000
+
+-- name: set_search_attributes
+-- A run's custom attributes after an upsert, before the write that records
+-- its event (the same transaction): the outbox row then carries them.
+UPDATE executions SET search_attributes = $4
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: set_namespace_search_attributes
+UPDATE namespaces SET search_attributes = $2, updated_at = now() WHERE name = $1
+RETURNING *
+
+-- name: lock_namespace_row
+SELECT * FROM namespaces WHERE name = $1 FOR UPDATE
+
+-- name: search_attribute_in_use
+SELECT EXISTS (SELECT 1 FROM executions
+               WHERE namespace = $1 AND search_attributes ? $2 AND close_time IS NULL)
+
+-- name: restore_event_times
+-- A reset run's copied events keep the times they had in the run they came from.
+UPDATE history_events n SET event_time = o.event_time
+FROM history_events o
+WHERE n.namespace = $1 AND n.workflow_id = $2 AND n.run_id = $3 AND n.event_id <= $5
+  AND o.namespace = $1 AND o.workflow_id = $2 AND o.run_id = $4 AND o.event_id = n.event_id

@@ -19,7 +19,9 @@ CREATE TABLE namespaces (
     retention_days    integer     NOT NULL DEFAULT 7,
     description       text        NOT NULL DEFAULT '',
     created_at        timestamptz NOT NULL DEFAULT now(),
-    updated_at        timestamptz NOT NULL DEFAULT now()
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    -- custom search attributes this namespace registers: name -> type
+    search_attributes jsonb       NOT NULL DEFAULT '{}'
 );
 
 CREATE TABLE executions (
@@ -67,8 +69,10 @@ CREATE TABLE executions (
     -- task goes there first, and to task_queue after sticky_timeout_s
     sticky_queue              text,
     sticky_timeout_s          double precision,
+    -- custom search attributes (name -> canonical value), see store/visibility
+    search_attributes         jsonb       NOT NULL DEFAULT '{}',
     PRIMARY KEY (namespace, workflow_id, run_id)
-);
+) WITH (fillfactor = 80);
 
 CREATE INDEX executions_closed_idx ON executions (close_time) WHERE close_time IS NOT NULL;
 
@@ -111,6 +115,16 @@ CREATE TABLE sticky_queues (
 
 CREATE INDEX executions_list_idx ON executions (namespace, start_time DESC);
 CREATE INDEX executions_status_idx ON executions (namespace, status, start_time DESC);
+CREATE INDEX executions_type_idx ON executions (namespace, workflow_type, start_time DESC);
+CREATE INDEX executions_queue_idx ON executions (namespace, task_queue, start_time DESC);
+CREATE INDEX executions_close_idx ON executions (namespace, close_time DESC)
+    WHERE close_time IS NOT NULL;
+CREATE INDEX executions_duration_idx ON executions (namespace, (close_time - start_time))
+    WHERE close_time IS NOT NULL;
+CREATE INDEX executions_run_idx ON executions (namespace, run_id);
+CREATE INDEX executions_wid_prefix_idx ON executions (namespace, workflow_id text_pattern_ops);
+CREATE INDEX executions_paused_idx ON executions (namespace, start_time DESC) WHERE paused;
+CREATE INDEX executions_attrs_idx ON executions USING gin (search_attributes jsonb_path_ops);
 
 CREATE TABLE current_executions (
     namespace    text NOT NULL,

@@ -13,6 +13,10 @@ class ErrorCode(StrEnum):
 
     MALFORMED_REQUEST = "MALFORMED_REQUEST"
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    #: A list/count query does not parse or names what is not there; the
+    #: details carry ``position`` (0-based character offset) and ``token``.
+    INVALID_QUERY = "INVALID_QUERY"
+    BATCH_NOT_FOUND = "BATCH_NOT_FOUND"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     NAMESPACE_NOT_FOUND = "NAMESPACE_NOT_FOUND"
     NAMESPACE_ALREADY_EXISTS = "NAMESPACE_ALREADY_EXISTS"

@@ -38,6 +38,8 @@ class CommandType(StrEnum):
     CANCEL_WORKFLOW = "CancelWorkflow"
     # workflow_type|None, task_queue|None, input[], task_timeout_s|None, run_timeout_s|None
     CONTINUE_AS_NEW = "ContinueAsNew"
+    # search_attributes{name: value|None}  (None removes the attribute)
+    UPSERT_SEARCH_ATTRIBUTES = "UpsertSearchAttributes"
 
 
 class Command(BaseModel):
@@ -107,6 +109,10 @@ class ContinueAsNewAttributes(_Attributes):
     run_timeout_s: float | None = _Duration
 
 
+class UpsertSearchAttributesAttributes(_Attributes):
+    search_attributes: dict[str, Any] = Field(min_length=1, max_length=100)
+
+
 #: The attribute shape the server checks for each command type.
 COMMAND_ATTRIBUTES: dict[CommandType, type[BaseModel]] = {
     CommandType.SCHEDULE_ACTIVITY: ScheduleActivityAttributes,
@@ -121,4 +127,5 @@ COMMAND_ATTRIBUTES: dict[CommandType, type[BaseModel]] = {
     CommandType.FAIL_WORKFLOW: FailWorkflowAttributes,
     CommandType.CANCEL_WORKFLOW: _Attributes,
     CommandType.CONTINUE_AS_NEW: ContinueAsNewAttributes,
+    CommandType.UPSERT_SEARCH_ATTRIBUTES: UpsertSearchAttributesAttributes,
 }

@@ -49,6 +49,8 @@ class EventType(StrEnum):
     TIMER_CANCELED = "TimerCanceled"
     # marker_name, details{}
     MARKER_RECORDED = "MarkerRecorded"
+    # search_attributes{name: value|None}: the change a workflow asked for
+    UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = "UpsertWorkflowSearchAttributes"
     # signal_name, input[], identity, request_id|None
     WORKFLOW_EXECUTION_SIGNALED = "WorkflowExecutionSignaled"
     # update_id, name, input[], identity

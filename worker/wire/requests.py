@@ -65,6 +65,8 @@ class StartWorkflowRequest(BaseModel):
     run_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
     memo: dict[str, Any] = Field(default_factory=dict)
     identity: str = Field(default="", max_length=1000)
+    #: Custom search attributes registered in the namespace: name -> value.
+    search_attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class StartWorkflowResponse(BaseModel):
@@ -155,6 +157,8 @@ class WorkflowExecutionInfo(BaseModel):
     continued_from_run_id: str | None = None
     continued_to_run_id: str | None = None
     memo: dict[str, Any] = Field(default_factory=dict)
+    search_attributes: dict[str, Any] = Field(default_factory=dict)
+    build_id: str | None = None
 
 
 class DescribeResponse(BaseModel):
@@ -206,3 +210,40 @@ class ResultResponse(BaseModel):
     result: Payload | None = None
     failure: Failure | None = None
     closed: bool
+
+
+class ResetRequest(BaseModel):
+    """Reset a run to a workflow task: a new run re-runs it on the current code."""
+
+    run_id: str | None = None
+    #: A WorkflowTaskCompleted, -Failed or -TimedOut event (or the -Started of
+    #: a finished task): the run's history up to that task's start is kept.
+    event_id: int | None = Field(default=None, ge=1)
+    #: Instead of event_id: "first-workflow-task" or "last-workflow-task".
+    to: str | None = Field(default=None, pattern="^(first-workflow-task|last-workflow-task)$")
+    #: "signals": signals received after the point are applied again; "none".
+    reapply: str = Field(default="signals", pattern="^(signals|none)$")
+    reason: str = Field(min_length=1, max_length=1000)
+    #: A retried reset with the same id resets once.
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class ResetResponse(BaseModel):
+    workflow_id: str
+    run_id: str
+    reset_from_run_id: str | None = None
+    #: False when a retried request id found the earlier reset.
+    reset: bool
+
+
+class CountResponse(BaseModel):
+    count: int
+    #: With group_by: one entry per value, largest first.
+    groups: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SearchAttributeRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    #: Keyword, Text, Int, Double, Bool, Datetime or KeywordList.
+    type: str = Field(min_length=1, max_length=32)

@@ -1,0 +1,141 @@
+"""``baton workflow count|reset`` and ``baton namespace search-attribute``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.text import Text
+
+from ops.cli_base import BatonCommand, BatonGroup, CliState, pass_state
+from ops.output import emit, kv_table, table
+from worker.client import Client
+
+__all__ = ["register_visibility"]
+
+TYPES = ["Keyword", "Text", "Int", "Double", "Bool", "Datetime", "KeywordList"]
+
+
+@click.group("search-attribute", cls=BatonGroup)
+def search_attribute() -> None:
+    """Custom search attributes of a namespace: add, list, remove."""
+
+
+@search_attribute.command("add")
+@click.argument("namespace")
+@click.argument("name")
+@click.option("--type", "type_", type=click.Choice(TYPES, case_sensitive=False), required=True)
+@pass_state
+def sa_add(st: CliState, namespace: str, name: str, type_: str, output: str) -> None:
+    """Register custom search attribute NAME in NAMESPACE (safe to run twice)."""
+    res = st.run(lambda c: c.add_search_attribute(name, type_, namespace=namespace))
+    emit(
+        {"namespace": namespace, **res},
+        output,
+        lambda d: Text(
+            f"{'added' if d['changed'] else 'already registered:'} {d['name']} ({d['type']}) "
+            f"in {d['namespace']}"
+        ),
+    )
+
+
+@search_attribute.command("remove")
+@click.argument("namespace")
+@click.argument("name")
+@pass_state
+def sa_remove(st: CliState, namespace: str, name: str, output: str) -> None:
+    """Unregister NAME: runs keep their values, queries no longer see it."""
+    res = st.run(lambda c: c.remove_search_attribute(name, namespace=namespace))
+    emit(
+        {"namespace": namespace, **res},
+        output,
+        lambda d: Text(
+            f"{'removed' if d['changed'] else 'not registered:'} {d['name']} from {d['namespace']}"
+        ),
+    )
+
+
+@search_attribute.command("list")
+@click.argument("namespace")
+@pass_state
+def sa_list(st: CliState, namespace: str, output: str) -> None:
+    """System and custom search attributes of NAMESPACE."""
+    emit(
+        st.run(lambda c: c.list_search_attributes(namespace=namespace)),
+        output,
+        lambda d: table(["name", "type", "kind"], [[a["name"], a["type"], a["kind"]] for a in d]),
+    )
+
+
+@click.command("count", cls=BatonCommand)
+@click.option("--query", "-q", default="", help="List filter; empty counts every run.")
+@click.option("--group-by", default=None, help="e.g. ExecutionStatus, WorkflowType.")
+@pass_state
+def workflow_count(st: CliState, query: str, group_by: str | None, output: str) -> None:
+    """Count runs matching a query, optionally per value of an attribute."""
+    res = st.run(lambda c: c.count_workflows(query, group_by=group_by))
+
+    def view(d: dict[str, Any]) -> Any:
+        if not group_by:
+            return Text(f"{d['count']} runs")
+        return table(
+            [group_by, "runs"],
+            [[g["value"], g["count"]] for g in d["groups"]] + [["total", d["count"]]],
+        )
+
+    emit(res, output, view)
+
+
+@click.command("reset", cls=BatonCommand)
+@click.argument("workflow_id")
+@click.option("--run-id", default=None, help="The run to reset (default: the current one).")
+@click.option(
+    "--event-id",
+    type=click.IntRange(1),
+    default=None,
+    help="A WorkflowTaskCompleted/-Failed/-TimedOut event id.",
+)
+@click.option(
+    "--to", "to", type=click.Choice(["first-workflow-task", "last-workflow-task"]), default=None
+)
+@click.option(
+    "--reapply",
+    type=click.Choice(["signals", "none"]),
+    default="signals",
+    show_default=True,
+    help="Re-apply signals received after the reset point.",
+)
+@click.option("--reason", required=True, help="Recorded in both runs' histories.")
+@pass_state
+def workflow_reset(
+    st: CliState,
+    workflow_id: str,
+    run_id: str | None,
+    event_id: int | None,
+    to: str | None,
+    reapply: str,
+    reason: str,
+    output: str,
+) -> None:
+    """Reset a workflow to a workflow task: a new run re-runs it on today's code."""
+    if (event_id is None) == (to is None):
+        raise click.UsageError("give exactly one of --event-id or --to")
+
+    async def go(c: Client) -> dict[str, Any]:
+        h = c.get_workflow_handle(workflow_id, run_id=run_id)
+        new = await h.reset(
+            reason=reason, event_id=event_id, to=to, reapply_signals=reapply == "signals"
+        )
+        return {"workflow_id": workflow_id, "reset_from_run_id": run_id, "run_id": new}
+
+    emit(st.run(go), output, lambda d: kv_table(d, title="Workflow reset"))
+
+
+def register_visibility(cli: click.Group) -> None:
+    """Add search-attribute, count and reset to the namespace and workflow groups."""
+    namespace = cli.commands["namespace"]
+    workflow = cli.commands["workflow"]
+    assert isinstance(namespace, click.Group) and isinstance(workflow, click.Group)
+    namespace.add_command(search_attribute)
+    workflow.add_command(workflow_count)
+    workflow.add_command(workflow_reset)

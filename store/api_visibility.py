@@ -1,0 +1,74 @@
+"""HTTP routes of visibility and recovery: search attributes, list, count, reset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from store import reset, workflows
+from store.api_guard import JSON
+from store.context import Store
+from store.namespaces import get_namespace
+from store.visibility import listing, registry
+from worker import wire
+
+
+def add_visibility_routes(app: FastAPI, store: Store, prefix: str) -> None:
+    ns_path = f"{prefix}/namespaces/{{namespace}}"
+    wf_path = f"{ns_path}/workflows/{{workflow_id:path}}"
+
+    @app.get(f"{ns_path}/search-attributes")
+    async def list_search_attributes(namespace: str) -> Response:
+        async with store.pool.acquire() as conn:
+            ns = await get_namespace(conn, namespace)
+        return JSON({"attributes": registry.describe(ns)})
+
+    @app.post(f"{ns_path}/search-attributes")
+    async def add_search_attribute(namespace: str, req: wire.SearchAttributeRequest) -> Response:
+        return JSON(await registry.add_attribute(store, namespace, req.name, req.type))
+
+    @app.delete(f"{ns_path}/search-attributes/{{name}}")
+    async def remove_search_attribute(namespace: str, name: str) -> Response:
+        return JSON(await registry.remove_attribute(store, namespace, name))
+
+    @app.get(f"{ns_path}/workflows", response_model=wire.ListResponse)
+    async def list_workflows(
+        namespace: str,
+        query: str | None = None,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        task_queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        workflow_id_prefix: str | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> Response:
+        return JSON(
+            await workflows.list_workflows(
+                store,
+                namespace,
+                query=query,
+                status=status,
+                workflow_type=workflow_type,
+                task_queue=task_queue,
+                started_after=started_after,
+                started_before=started_before,
+                workflow_id_prefix=workflow_id_prefix,
+                page_size=page_size,
+                page_token=page_token,
+            )
+        )
+
+    @app.get(f"{ns_path}/workflow-count", response_model=wire.CountResponse)
+    async def count_workflows(
+        namespace: str, query: str = "", group_by: str | None = None
+    ) -> Response:
+        return JSON(await listing.count_runs(store, namespace, query, group_by=group_by))
+
+    @app.post(f"{wf_path}/reset", response_model=wire.ResetResponse)
+    async def reset_workflow(namespace: str, workflow_id: str, req: wire.ResetRequest) -> Response:
+        res = await reset.reset_workflow(store, namespace, workflow_id, req)
+        return JSON(res.model_dump())

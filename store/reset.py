@@ -1,0 +1,211 @@
+"""Workflow reset: a new run whose history is the old one up to a workflow task.
+
+The chosen task is re-run on whatever code the workers now have: the new run
+holds the old run's events up to that task's WorkflowTaskStarted (with their
+original times), then a WorkflowTaskFailed that names the reset, the signals
+the old run received after the point (unless told otherwise), and a new
+workflow task. Activities and timers open at the point are open again (a fresh
+attempt, the original fire time). A running old run is terminated with a
+reason that names the new run and links to it, so a caller waiting on the old
+run's result follows to the new one. It is one transaction: old run closed,
+new run written and made current, or nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from store.context import Store
+from store.errors import InvalidArgument, WorkflowNotRunning
+from store.mutable_state import RUN_TIMEOUT, USER_TIMER, RunTxn, new_execution
+from store.rebuild import _rebuild_activity, pending_from_history
+from store.sql import QUERIES as Q
+from store.workflows import lock_run, terminate_txn
+from worker import wire
+from worker.wire import EventType
+
+_TASK_STARTED = EventType.WORKFLOW_TASK_STARTED.value
+_TASK_ENDS = {
+    EventType.WORKFLOW_TASK_COMPLETED.value,
+    EventType.WORKFLOW_TASK_FAILED.value,
+    EventType.WORKFLOW_TASK_TIMED_OUT.value,
+}
+_MAX_EVENTS = 1_000_000
+
+
+def finished_tasks(events: list[Any]) -> list[tuple[int, int, str]]:
+    """(started event id, end event id, end type) of each workflow task that ended."""
+    out = []
+    for e in events:
+        if e["event_type"] in _TASK_ENDS:
+            started = e["attributes"].get("started_event_id")
+            if isinstance(started, int) and started > 0:
+                out.append((started, e["event_id"], e["event_type"]))
+    return out
+
+
+def reset_point(events: list[Any], req: wire.ResetRequest) -> int:
+    """The WorkflowTaskStarted event id the new run's history ends with."""
+    tasks = finished_tasks(events)
+    completed = [t for t in tasks if t[2] == EventType.WORKFLOW_TASK_COMPLETED.value]
+    if (req.event_id is None) == (req.to is None):
+        raise InvalidArgument("give exactly one of event_id or to (first/last-workflow-task)")
+    if req.to == "first-workflow-task":
+        if not tasks:
+            raise InvalidArgument("the run has no finished workflow task to reset to yet")
+        return tasks[0][0]
+    if req.to == "last-workflow-task":
+        if not completed:
+            raise InvalidArgument("the run has no completed workflow task to reset to yet")
+        return completed[-1][0]
+    eid = int(req.event_id or 0)
+    for started, end, _ in tasks:
+        if eid in (started, end):
+            return started
+    points = ", ".join(str(end) for _, end, _ in tasks[-10:]) or "none yet"
+    kind = next((e["event_type"] for e in events if e["event_id"] == eid), None)
+    what = f"event {eid} ({kind})" if kind else f"event {eid} (not in the run's history)"
+    raise InvalidArgument(
+        f"{what} is not the end of a finished workflow task, so the run cannot be reset "
+        f"there: use the id of a WorkflowTaskCompleted, -Failed or -TimedOut event "
+        f"(the last of them: {points}), or --to first-workflow-task|last-workflow-task"
+    )
+
+
+def _copy_history(new: RunTxn, kept: list[Any]) -> None:
+    for e in kept:
+        new.add_event(EventType(e["event_type"]), dict(e["attributes"]))
+
+
+def _reopen_pending(new: RunTxn, kept: list[Any]) -> None:
+    work = pending_from_history(kept)
+    for sid, act in work.activities.items():
+        if _rebuild_activity(new, sid, act, None, "the reset run"):
+            pass  # a cancel requested before the point: recorded as canceled now
+    for timer_id, fire_at in work.timers.items():
+        new.add_timer(USER_TIMER, timer_id, datetime.fromisoformat(fire_at))
+
+
+async def reset_txn(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    workflow_id: str,
+    req: wire.ResetRequest,
+) -> wire.ResetResponse:
+    """:func:`reset_workflow` inside the caller's transaction."""
+    old = await lock_run(store, conn, namespace, workflow_id, req.run_id)
+    if req.request_id:
+        seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
+        if seen is not None:
+            return wire.ResetResponse(
+                workflow_id=workflow_id, run_id=str(seen["run_id"]), reset=False
+            )
+    current = await conn.fetchrow(Q["get_current_execution"], namespace, workflow_id)
+    if current is not None and str(current["run_id"]) != old.run_id:
+        raise WorkflowNotRunning(
+            f"run {old.run_id} of {workflow_id!r} is not the workflow's current run "
+            f"({current['run_id']}): reset the current run"
+        )
+    events = list(
+        await conn.fetch(
+            Q["history_from"], namespace, workflow_id, uuid.UUID(old.run_id), 1, _MAX_EVENTS
+        )
+    )
+    point = reset_point(events, req)
+    kept = [e for e in events if e["event_id"] <= point]
+    after = [e for e in events if e["event_id"] > point]
+    e = old.exe
+    new = new_execution(
+        conn,
+        old.ns,
+        workflow_id=workflow_id,
+        workflow_type=e["workflow_type"],
+        task_queue=e["task_queue"],
+        request_id=None,
+        task_timeout_s=e["task_timeout_s"],
+        run_timeout_s=e["run_timeout_s"],
+        memo=e["memo"],
+        first_run_id=str(e["first_run_id"]),
+        now=old.now,
+        search_attributes=_attributes_at(kept),
+    )
+    _copy_history(new, kept)
+    completed_before = [
+        s for s, _, kind in finished_tasks(kept) if kind == EventType.WORKFLOW_TASK_COMPLETED.value
+    ]
+    new.exe["last_completed_wt_started"] = completed_before[-1] if completed_before else 0
+    new.add_event(
+        EventType.WORKFLOW_TASK_FAILED,
+        {
+            "scheduled_event_id": kept[-1]["attributes"].get("scheduled_event_id"),
+            "started_event_id": point,
+            "cause": "ResetWorkflow",
+            "failure": {"message": f"reset: {req.reason}", "type": "ResetWorkflow"},
+            "reset_from_run_id": old.run_id,
+            "identity": req.identity,
+        },
+    )
+    if req.reapply == "signals":
+        for ev in after:
+            if ev["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
+                new.add_event(EventType.WORKFLOW_EXECUTION_SIGNALED, dict(ev["attributes"]))
+                new.exe["signal_count"] = int(new.exe["signal_count"]) + 1
+    _reopen_pending(new, kept)
+    if new.exe["run_timeout_s"]:
+        new.add_timer(RUN_TIMEOUT, "run", new.now + timedelta(seconds=new.exe["run_timeout_s"]))
+    new.schedule_workflow_task()
+    new.seen_request(req.request_id, "reset")
+    if old.running:
+        terminate_txn(
+            old,
+            f"reset to run {new.run_id}: {req.reason}",
+            req.identity,
+            None,
+        )
+        old.exe["continued_to_run_id"] = new.run_id
+        await conn.execute(
+            Q["fail_pending_updates"],
+            namespace,
+            workflow_id,
+            uuid.UUID(old.run_id),
+            {"message": f"workflow reset to run {new.run_id}", "type": "Reset"},
+        )
+        await old.write_txn()
+    await new.write_txn()
+    # the kept events keep their original times (workflow.now() replays as it ran)
+    await conn.execute(
+        Q["restore_event_times"],
+        namespace,
+        workflow_id,
+        uuid.UUID(new.run_id),
+        uuid.UUID(old.run_id),
+        point,
+    )
+    return wire.ResetResponse(
+        workflow_id=workflow_id, run_id=new.run_id, reset_from_run_id=old.run_id, reset=True
+    )
+
+
+def _attributes_at(kept: list[Any]) -> dict[str, Any]:
+    """The run's custom search attributes as they were at the reset point."""
+    attrs: dict[str, Any] = dict(kept[0]["attributes"].get("search_attributes") or {})
+    for e in kept:
+        if e["event_type"] == EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES.value:
+            for name, value in (e["attributes"].get("search_attributes") or {}).items():
+                if value is None:
+                    attrs.pop(name, None)
+                else:
+                    attrs[name] = value
+    return attrs
+
+
+async def reset_workflow(
+    store: Store, namespace: str, workflow_id: str, req: wire.ResetRequest
+) -> wire.ResetResponse:
+    """Reset a run (the current one by default); see the module docstring."""
+    return await store.txn(lambda conn: reset_txn(store, conn, namespace, workflow_id, req))

@@ -1,0 +1,239 @@
+"""Search attributes: the system ones the server keeps and the typed custom ones.
+
+System attributes are columns (or expressions over columns) of the execution
+row. Custom attributes are registered per namespace with a type and stored in
+the row's ``search_attributes`` jsonb, each value in a canonical form:
+Keyword and Text as strings, Int and Double as numbers, Bool as a boolean,
+Datetime as an RFC 3339 string in UTC, KeywordList as an array of strings.
+Everything here is pure: it checks and normalises values, it touches no
+database.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from store.errors import InvalidArgument
+
+
+class AttributeType(StrEnum):
+    KEYWORD = "Keyword"
+    TEXT = "Text"
+    INT = "Int"
+    DOUBLE = "Double"
+    BOOL = "Bool"
+    DATETIME = "Datetime"
+    KEYWORD_LIST = "KeywordList"
+    # system-only kinds
+    DURATION = "Duration"
+    STATUS = "Status"
+    UUID = "Uuid"
+
+
+CUSTOM_TYPES = (
+    AttributeType.KEYWORD,
+    AttributeType.TEXT,
+    AttributeType.INT,
+    AttributeType.DOUBLE,
+    AttributeType.BOOL,
+    AttributeType.DATETIME,
+    AttributeType.KEYWORD_LIST,
+)
+
+
+@dataclass(frozen=True)
+class SystemAttribute:
+    name: str
+    type: AttributeType
+    #: SQL over the execution row ``e``: a fixed string, never built from input.
+    sql: str
+    #: Whether the value may be NULL (CloseTime of a running run).
+    nullable: bool = False
+
+
+SYSTEM_ATTRIBUTES: dict[str, SystemAttribute] = {
+    a.name: a
+    for a in (
+        SystemAttribute("WorkflowId", AttributeType.KEYWORD, "e.workflow_id"),
+        SystemAttribute("RunId", AttributeType.UUID, "e.run_id"),
+        SystemAttribute("WorkflowType", AttributeType.KEYWORD, "e.workflow_type"),
+        SystemAttribute("ExecutionStatus", AttributeType.STATUS, "e.status"),
+        SystemAttribute("TaskQueue", AttributeType.KEYWORD, "e.task_queue"),
+        SystemAttribute("StartTime", AttributeType.DATETIME, "e.start_time"),
+        SystemAttribute("CloseTime", AttributeType.DATETIME, "e.close_time", nullable=True),
+        SystemAttribute(
+            "ExecutionDuration",
+            AttributeType.DURATION,
+            "(e.close_time - e.start_time)",
+            nullable=True,
+        ),
+        SystemAttribute("HistoryLength", AttributeType.INT, "(e.next_event_id - 1)"),
+        SystemAttribute("Paused", AttributeType.BOOL, "e.paused"),
+        SystemAttribute("BuildId", AttributeType.KEYWORD, "e.build_id", nullable=True),
+    )
+}
+
+#: Temporal's status names and Baton's, both accepted in queries.
+STATUS_NAMES: dict[str, str] = {
+    "running": "running",
+    "completed": "completed",
+    "failed": "failed",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+    "terminated": "terminated",
+    "continuedasnew": "continued_as_new",
+    "continued_as_new": "continued_as_new",
+    "timedout": "timed_out",
+    "timed_out": "timed_out",
+}
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+RESERVED_WORDS = frozenset(
+    {
+        "and",
+        "or",
+        "not",
+        "in",
+        "between",
+        "is",
+        "null",
+        "order",
+        "by",
+        "asc",
+        "desc",
+        "starts_with",
+        "true",
+        "false",
+    }
+)
+
+#: Limits on custom attributes, per namespace and per run.
+MAX_REGISTERED = 100
+MAX_PER_RUN = 50
+MAX_VALUE_BYTES = 2048
+MAX_TOTAL_BYTES = 40 * 1024
+MAX_LIST_ITEMS = 100
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def check_attribute_name(name: str) -> None:
+    """A name a namespace may register: not a system name, not a query keyword."""
+    if not NAME_RE.match(name):
+        raise InvalidArgument(
+            f"search attribute name {name!r} is not valid: use 1-64 letters, digits and "
+            "underscores, starting with a letter or underscore"
+        )
+    if name in SYSTEM_ATTRIBUTES or name.lower() in RESERVED_WORDS:
+        raise InvalidArgument(f"{name!r} is a system attribute or a query keyword; pick another")
+
+
+def parse_type(value: str) -> AttributeType:
+    for t in CUSTOM_TYPES:
+        if t.value.lower() == str(value).lower():
+            return t
+    raise InvalidArgument(
+        f"unknown search attribute type {value!r}; use one of "
+        + ", ".join(t.value for t in CUSTOM_TYPES)
+    )
+
+
+def parse_datetime(value: str) -> datetime:
+    """An RFC 3339 datetime; one without an offset is refused, not guessed."""
+    text = value.strip()
+    if text.endswith(("z", "Z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"{value!r} is not an RFC 3339 datetime (e.g. 2026-11-30T12:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        raise InvalidArgument(f"datetime {value!r} has no UTC offset; add Z or +HH:MM")
+    return parsed.astimezone(UTC)
+
+
+def normalize_value(name: str, kind: AttributeType, value: Any) -> Any:
+    """The canonical stored form of one custom value, or InvalidArgument."""
+    wrong = InvalidArgument(
+        f"search attribute {name!r} is {kind.value}; {value!r} is not a {kind.value} value"
+    )
+    if kind in (AttributeType.KEYWORD, AttributeType.TEXT):
+        if not isinstance(value, str):
+            raise wrong
+        return value
+    if kind == AttributeType.INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        if not INT_MIN <= value <= INT_MAX:
+            raise InvalidArgument(f"search attribute {name!r}: {value} is out of the 64-bit range")
+        return value
+    if kind == AttributeType.DOUBLE:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong
+        if not math.isfinite(float(value)):
+            raise InvalidArgument(f"search attribute {name!r}: {value!r} is not a finite number")
+        return float(value)
+    if kind == AttributeType.BOOL:
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if kind == AttributeType.DATETIME:
+        if not isinstance(value, str):
+            raise wrong
+        return parse_datetime(value).isoformat().replace("+00:00", "Z")
+    if kind == AttributeType.KEYWORD_LIST:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong
+        if len(value) > MAX_LIST_ITEMS:
+            raise InvalidArgument(
+                f"search attribute {name!r} has {len(value)} items; at most {MAX_LIST_ITEMS}"
+            )
+        return list(value)
+    raise wrong
+
+
+def validate_upsert(
+    registered: dict[str, str], current: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's attributes after ``changes`` (a None value removes one).
+
+    Raises InvalidArgument for an unregistered name, a wrong type, or a result
+    over the limits; the caller stores nothing then.
+    """
+    if not isinstance(changes, dict):
+        raise InvalidArgument("search_attributes must be an object of name to value")
+    merged = dict(current)
+    for name, value in changes.items():
+        if name in SYSTEM_ATTRIBUTES:
+            raise InvalidArgument(f"{name!r} is a system attribute: the server sets it")
+        if name not in registered:
+            raise InvalidArgument(
+                f"search attribute {name!r} is not registered in this namespace; add it with "
+                f"`baton namespace search-attribute add NS {name} --type TYPE`"
+            )
+        if value is None:
+            merged.pop(name, None)
+            continue
+        normalized = normalize_value(name, AttributeType(registered[name]), value)
+        size = len(orjson.dumps(normalized))
+        if size > MAX_VALUE_BYTES:
+            raise InvalidArgument(
+                f"search attribute {name!r} is {size} bytes; a value may be {MAX_VALUE_BYTES}"
+            )
+        merged[name] = normalized
+    if len(merged) > MAX_PER_RUN:
+        raise InvalidArgument(f"a run may hold {MAX_PER_RUN} search attributes, not {len(merged)}")
+    total = len(orjson.dumps(merged))
+    if total > MAX_TOTAL_BYTES:
+        raise InvalidArgument(
+            f"search attributes of a run would be {total} bytes; the limit is {MAX_TOTAL_BYTES}"
+        )
+    return merged

@@ -1,0 +1,186 @@
+"""List and count runs by a query, with stable page tokens.
+
+A page token is the sort key of the page's last run (its sort value, workflow
+id and run id) with a digest of the query: the next page starts strictly after
+that key, so runs that start or close meanwhile never shift a page, and a
+token cannot be replayed against another query.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+
+from store.context import Store
+from store.errors import InvalidArgument, InvalidQuery
+from store.namespaces import get_namespace
+from store.sql import QUERIES as Q
+from store.visibility.attributes import AttributeType
+from store.visibility.query import Order, compile_query, group_by_sql
+
+MAX_PAGE_SIZE = 1000
+
+
+def _digest(query: str) -> str:
+    return hashlib.sha256(query.encode()).hexdigest()[:16]
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _decode_value(order: Order, value: Any) -> Any:
+    if value is None:
+        return None
+    kind = order.type
+    if kind == AttributeType.DATETIME:
+        return datetime.fromisoformat(value)
+    if kind == AttributeType.DURATION:
+        return timedelta(seconds=float(value))
+    if kind == AttributeType.INT:
+        return Decimal(value) if order.attribute != "HistoryLength" else int(value)
+    if kind == AttributeType.DOUBLE:
+        return float(value)
+    if kind == AttributeType.UUID:
+        return uuid.UUID(value)
+    if kind == AttributeType.BOOL:
+        return bool(value)
+    return str(value)
+
+
+def make_page_token(query: str, sort_value: Any, row: asyncpg.Record) -> str:
+    raw = orjson.dumps(
+        [_digest(query), _encode_value(sort_value), row["workflow_id"], str(row["run_id"])]
+    )
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _parse_token(query: str, token: str, order: Order) -> tuple[Any, str, uuid.UUID]:
+    try:
+        digest, value, wid, rid = orjson.loads(base64.urlsafe_b64decode(token))
+        if digest != _digest(query):
+            raise InvalidArgument("page_token belongs to another query: list again from the start")
+        return _decode_value(order, value), str(wid), uuid.UUID(str(rid))
+    except InvalidArgument:
+        raise
+    except (ValueError, TypeError, orjson.JSONDecodeError, ArithmeticError):
+        raise InvalidArgument("page_token is not one this server returned") from None
+
+
+def _after(order: Order, params: list[Any], key: tuple[Any, str, uuid.UUID] | None) -> str:
+    """The keyset condition "after the last row of the previous page"."""
+    if key is None:
+        return "true"
+    value, wid, rid = key
+    less = "<" if order.descending else ">"
+
+    def p(v: Any) -> str:
+        params.append(v)
+        return f"${len(params)}"
+
+    s = order.sql
+    if not order.nullable:
+        v, w, r = p(value), p(wid), p(rid)
+        return f"(({s}, e.workflow_id, e.run_id) {less} ({v}, {w}::text, {r}::uuid))"
+    tie = f"((e.workflow_id, e.run_id) {less} ({p(wid)}::text, {p(rid)}::uuid))"
+    # NULL sorts as the largest value: first when descending, last when ascending
+    if value is None:
+        rest = f" OR {s} IS NOT NULL" if order.descending else ""
+        return f"(({s} IS NULL AND {tie}){rest})"
+    v = p(value)
+    cmp = f"(({s} {less} {v}) OR ({s} = {v} AND {tie}))"
+    if order.descending:
+        return f"({s} IS NOT NULL AND {cmp})"
+    return f"({s} IS NULL OR {cmp})"
+
+
+def _order_sql(order: Order) -> str:
+    direction = "DESC" if order.descending else "ASC"
+    return f"{order.sql} {direction}, e.workflow_id {direction}, e.run_id {direction}"
+
+
+async def registered_attributes(conn: asyncpg.Connection, namespace: str) -> dict[str, str]:
+    """The namespace's queryable custom attributes, name to type."""
+    ns = await get_namespace(conn, namespace)
+    return ns.active_search_attributes()
+
+
+async def list_runs(
+    store: Store,
+    namespace: str,
+    query: str,
+    *,
+    page_size: int = 100,
+    page_token: str | None = None,
+) -> tuple[list[asyncpg.Record], str | None]:
+    """One page of runs matching ``query`` and the token of the next page."""
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    async with store.pool.acquire() as conn:
+        registered = await registered_attributes(conn, namespace)
+        compiled = compile_query(query, registered, first_param=2)
+        params: list[Any] = [namespace, *compiled.params]
+        key = _parse_token(query, page_token, compiled.order) if page_token else None
+        after = _after(compiled.order, params, key)
+        sql = Q["list_by_query"].format(
+            sort=compiled.order.sql,
+            where=compiled.where,
+            after=after,
+            order=_order_sql(compiled.order),
+            limit=int(page_size) + 1,
+        )
+        rows = await _fetch(conn, sql, params, query)
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    next_token = None
+    if more:
+        last = rows[-1]
+        next_token = make_page_token(query, last["_sort"], last)
+    return rows, next_token
+
+
+async def _fetch(
+    conn: asyncpg.Connection, sql: str, params: list[Any], query: str
+) -> list[asyncpg.Record]:
+    try:
+        return list(await conn.fetch(sql, *params))
+    except (asyncpg.DataError, asyncpg.InvalidTextRepresentationError) as exc:
+        raise InvalidQuery(
+            f"query {query!r} compares a value the database cannot read: {exc}",
+            position=0,
+            token="",
+        ) from exc
+
+
+async def count_runs(
+    store: Store, namespace: str, query: str, *, group_by: str | None = None
+) -> dict[str, Any]:
+    """The number of runs matching ``query``, optionally per value of ``group_by``."""
+    async with store.pool.acquire() as conn:
+        registered = await registered_attributes(conn, namespace)
+        compiled = compile_query(query, registered, first_param=2)
+        params = [namespace, *compiled.params]
+        if group_by is None:
+            sql = Q["count_by_query"].format(where=compiled.where)
+            rows = await _fetch(conn, sql, params, query)
+            return {"count": rows[0]["n"], "groups": []}
+        group_sql, _ = group_by_sql(group_by, registered)
+        sql = Q["count_by_query_grouped"].format(where=compiled.where, group=group_sql)
+        rows = await _fetch(conn, sql, params, query)
+    groups = [{"value": _encode_value(r["value"]), "count": r["n"]} for r in rows]
+    return {"count": sum(g["count"] for g in groups), "groups": groups}

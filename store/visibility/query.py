@@ -1,0 +1,470 @@
+"""The list-filter language (Temporal's syntax), parsed by lark into parameterized SQL.
+
+The grammar is an LALR grammar; the tree it yields is walked by
+:class:`_Compiler`, which knows only the attributes of the allow-list
+(system attributes and the namespace's registered ones). Every value becomes a
+``$n`` parameter and every column reference is a fixed string of
+:mod:`store.visibility.attributes`, so no query text ever reaches SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import lark
+from lark import Token
+
+from store.errors import InvalidArgument, InvalidQuery
+from store.visibility.attributes import (
+    NAME_RE,
+    STATUS_NAMES,
+    SYSTEM_ATTRIBUTES,
+    AttributeType,
+    normalize_value,
+    parse_datetime,
+)
+
+Tree = lark.Tree[Token]
+
+GRAMMAR = r"""
+?start: query
+query: expr? order_by?
+
+?expr: or_expr
+?or_expr: and_expr (_OR and_expr)*
+?and_expr: not_expr (_AND not_expr)*
+?not_expr: _NOT not_expr -> not_
+         | atom
+?atom: "(" expr ")"
+     | predicate
+
+predicate: name OP value                                -> compare
+         | name _IN "(" value ("," value)* ")"           -> in_
+         | name _NOT _IN "(" value ("," value)* ")"      -> not_in
+         | name _BETWEEN value _AND value                -> between
+         | name _NOT _BETWEEN value _AND value           -> not_between
+         | name _STARTS_WITH value                       -> starts_with
+         | name _IS _NULL                                -> is_null
+         | name _IS _NOT _NULL                           -> is_not_null
+
+order_by: _ORDER _BY order_item ("," order_item)*
+order_item: name DIRECTION?
+
+name: NAME | BACKQUOTED
+?value: STRING | NUMBER | TRUE | FALSE
+
+OP: "<=" | ">=" | "!=" | "<>" | "=" | "<" | ">"
+DIRECTION.2: /(?i:asc|desc)\b/
+_OR.2: /(?i:or)\b/
+_AND.2: /(?i:and)\b/
+_NOT.2: /(?i:not)\b/
+_IN.2: /(?i:in)\b/
+_BETWEEN.2: /(?i:between)\b/
+_STARTS_WITH.2: /(?i:starts_with)\b/
+_IS.2: /(?i:is)\b/
+_NULL.2: /(?i:null)\b/
+_ORDER.2: /(?i:order)\b/
+_BY.2: /(?i:by)\b/
+TRUE.2: /(?i:true)\b/
+FALSE.2: /(?i:false)\b/
+// a keyword is never a name (`backquote` a name that is one)
+NAME: _NOT_KEYWORD /[A-Za-z_][A-Za-z0-9_]*/
+_NOT_KEYWORD: /(?!(?i:and|or|not|in|between|is|null|order|by|asc|desc|starts_with|true|false)\b)/
+BACKQUOTED: /`[A-Za-z_][A-Za-z0-9_]*`/
+STRING: /'(?:[^'\\]|\\.|'')*'/ | /"(?:[^"\\]|\\.|"")*"/
+NUMBER: /-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?/
+
+%import common.WS
+%ignore WS
+"""
+
+_PARSER = lark.Lark(GRAMMAR, parser="lalr", maybe_placeholders=False)
+
+MAX_QUERY_CHARS = 4096
+MAX_IN_VALUES = 1000
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+
+
+@dataclass(frozen=True)
+class Order:
+    sql: str
+    attribute: str
+    descending: bool
+    nullable: bool
+    type: AttributeType
+
+
+@dataclass
+class CompiledQuery:
+    """A query's WHERE clause and ORDER BY, with its parameters from ``$first``."""
+
+    where: str
+    params: list[Any]
+    order: Order
+    #: Every attribute the query names (for index choice and messages).
+    attributes: set[str] = field(default_factory=set)
+
+
+def _unquote(token: lark.Token) -> str:
+    text = str(token)
+    quote = text[0]
+    body = text[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append({"n": "\n", "t": "\t", "r": "\r"}.get(nxt, nxt))
+            i += 2
+            continue
+        if ch == quote and i + 1 < len(body) and body[i + 1] == quote:
+            out.append(quote)
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _position(token: Any) -> int:
+    return int(getattr(token, "start_pos", 0) or 0)
+
+
+def _error(message: str, token: Any) -> InvalidQuery:
+    pos = _position(token)
+    return InvalidQuery(
+        f"invalid query at position {pos}: {message}", position=pos, token=str(token)
+    )
+
+
+def parse_duration(text: str, token: Any) -> timedelta:
+    """A Go-style duration ("90s", "1h30m", "250ms") or a number of seconds."""
+    try:
+        return timedelta(seconds=float(text))
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION_RE.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise _error(f"{text!r} is not a duration (e.g. '90s', '1h30m', '250ms')", token)
+    return timedelta(seconds=total)
+
+
+class _Compiler:
+    def __init__(self, registered: dict[str, str], first_param: int):
+        self.registered = registered
+        self.params: list[Any] = []
+        self.first = first_param
+        self.attributes: set[str] = set()
+
+    # ------------------------------------------------------------------ helpers
+
+    def param(self, value: Any, cast: str = "") -> str:
+        self.params.append(value)
+        return f"${self.first + len(self.params) - 1}{cast}"
+
+    def attribute(self, tree: Tree) -> tuple[str, AttributeType, str, lark.Token, bool]:
+        """(name, type, sql, token, nullable) of a name node."""
+        token = tree.children[0]
+        assert isinstance(token, lark.Token)
+        name = str(token).strip("`")
+        self.attributes.add(name)
+        system = SYSTEM_ATTRIBUTES.get(name)
+        if system is not None:
+            return name, system.type, system.sql, token, system.nullable
+        for registered, type_name in self.registered.items():
+            if registered == name:
+                kind = AttributeType(type_name)
+                return registered, kind, self._custom_sql(registered, kind), token, True
+        raise _error(
+            f"unknown search attribute {name!r}; system attributes are "
+            + ", ".join(SYSTEM_ATTRIBUTES)
+            + (
+                "; this namespace registers " + ", ".join(sorted(self.registered))
+                if self.registered
+                else "; this namespace registers no custom ones"
+            ),
+            token,
+        )
+
+    def _custom_sql(self, name: str, kind: AttributeType) -> str:
+        # The key is the registry's own name (checked against NAME_RE when it
+        # was registered), never the query's token: it is a literal so that
+        # an expression index on it can serve the query.
+        assert NAME_RE.match(name)
+        text = f"(e.search_attributes->>'{name}')"
+        if kind == AttributeType.INT:
+            return f"{text}::numeric"
+        if kind == AttributeType.DOUBLE:
+            return f"{text}::double precision"
+        if kind == AttributeType.BOOL:
+            return f"{text}::boolean"
+        if kind == AttributeType.DATETIME:
+            return f"({text}::timestamptz)"
+        return text
+
+    def literal(self, name: str, kind: AttributeType, token: Any) -> Any:
+        """The Python value of a literal for an attribute of ``kind``."""
+        if not isinstance(token, lark.Token):
+            raise _error("expected a value", token)
+        t = token.type
+        text = _unquote(token) if t == "STRING" else str(token)
+        try:
+            if kind in (AttributeType.KEYWORD, AttributeType.TEXT, AttributeType.KEYWORD_LIST):
+                if t != "STRING":
+                    raise _error(f"{name} is {kind.value}: quote the value", token)
+                return text
+            if kind == AttributeType.UUID:
+                try:
+                    return uuid.UUID(text)
+                except ValueError:
+                    raise _error(f"{text!r} is not a run id (a UUID)", token) from None
+            if kind == AttributeType.STATUS:
+                status = STATUS_NAMES.get(text.lower())
+                if status is None:
+                    raise _error(
+                        f"{text!r} is not an execution status; use one of Running, Completed, "
+                        "Failed, Canceled, Terminated, ContinuedAsNew, TimedOut",
+                        token,
+                    )
+                return status
+            if kind == AttributeType.INT:
+                if t != "NUMBER" or not re.fullmatch(r"-?\d+", text):
+                    raise _error(f"{name} is Int: {text!r} is not an integer", token)
+                return normalize_value(name, kind, int(text))
+            if kind == AttributeType.DOUBLE:
+                if t != "NUMBER":
+                    raise _error(f"{name} is Double: {text!r} is not a number", token)
+                return normalize_value(name, kind, float(text))
+            if kind == AttributeType.BOOL:
+                if t not in ("TRUE", "FALSE"):
+                    raise _error(f"{name} is Bool: use true or false", token)
+                return t == "TRUE"
+            if kind == AttributeType.DATETIME:
+                if t != "STRING":
+                    raise _error(f"{name} is Datetime: quote an RFC 3339 value", token)
+                return parse_datetime(text)
+            if kind == AttributeType.DURATION:
+                return parse_duration(text, token)
+        except InvalidQuery:
+            raise
+        except InvalidArgument as exc:
+            raise _error(exc.message, token) from None
+        raise _error(f"{name} cannot be compared", token)
+
+    # ------------------------------------------------------------------ nodes
+
+    def expr(self, tree: Any) -> str:
+        if not isinstance(tree, lark.Tree):
+            raise _error("expected a condition", tree)
+        kind = tree.data
+        if kind == "or_expr":
+            return "(" + " OR ".join(self.expr(c) for c in tree.children) + ")"
+        if kind == "and_expr":
+            return "(" + " AND ".join(self.expr(c) for c in tree.children) + ")"
+        if kind == "not_":
+            return f"(NOT coalesce({self.expr(tree.children[0])}, false))"
+        handler = getattr(self, f"_p_{kind}", None)
+        if handler is None:  # pragma: no cover - the grammar has no other nodes
+            raise _error(f"unsupported condition {kind}", tree)
+        result: str = handler(*tree.children)
+        return result
+
+    def _p_compare(self, name: Tree, op: lark.Token, value: lark.Token) -> str:
+        attr, kind, sql, _tok, _ = self.attribute(name)
+        operator = "<>" if str(op) == "!=" else str(op)
+        if kind == AttributeType.KEYWORD_LIST:
+            if operator not in ("=", "<>"):
+                raise _error(f"{attr} is KeywordList: only = and != apply", op)
+            doc: dict[str, Any] = {attr: [self.literal(attr, kind, value)]}
+            cond = f"e.search_attributes @> {self.param(doc, '::jsonb')}"
+            return cond if operator == "=" else f"(NOT {cond})"
+        if kind == AttributeType.TEXT:
+            if operator not in ("=", "<>"):
+                raise _error(f"{attr} is Text: only = and != apply (a word match)", op)
+            words = self.param(self.literal(attr, kind, value))
+            cond = f"(to_tsvector('simple', {sql}) @@ plainto_tsquery('simple', {words}))"
+            return cond if operator == "=" else f"(NOT coalesce({cond}, false))"
+        if kind in (AttributeType.BOOL, AttributeType.STATUS, AttributeType.UUID) and (
+            operator not in ("=", "<>")
+        ):
+            raise _error(f"{attr} is {kind.value}: only = and != apply", op)
+        literal = self.literal(attr, kind, value)
+        if kind == AttributeType.KEYWORD and operator == "=" and attr not in SYSTEM_ATTRIBUTES:
+            # containment uses the GIN index on search_attributes
+            doc = {attr: literal}
+            return f"e.search_attributes @> {self.param(doc, '::jsonb')}"
+        return f"({sql} {operator} {self.param(literal)})"
+
+    def _list(self, name: Tree, values: tuple[Any, ...]) -> tuple[str, str]:
+        attr, kind, sql, tok, _ = self.attribute(name)
+        if kind in (AttributeType.TEXT, AttributeType.KEYWORD_LIST):
+            raise _error(f"IN does not apply to {kind.value} attribute {attr}", tok)
+        if len(values) > MAX_IN_VALUES:
+            raise _error(f"IN takes at most {MAX_IN_VALUES} values", tok)
+        literals = [self.literal(attr, kind, v) for v in values]
+        return sql, self.param(literals)
+
+    def _p_in_(self, name: Tree, *values: Any) -> str:
+        sql, arr = self._list(name, values)
+        return f"({sql} = ANY({arr}))"
+
+    def _p_not_in(self, name: Tree, *values: Any) -> str:
+        sql, arr = self._list(name, values)
+        return f"(NOT ({sql} = ANY({arr})))"
+
+    def _range(self, name: Tree, low: Any, high: Any) -> str:
+        attr, kind, sql, tok, _ = self.attribute(name)
+        if kind in (
+            AttributeType.TEXT,
+            AttributeType.KEYWORD_LIST,
+            AttributeType.BOOL,
+            AttributeType.STATUS,
+            AttributeType.UUID,
+        ):
+            raise _error(f"BETWEEN does not apply to {kind.value} attribute {attr}", tok)
+        lo = self.param(self.literal(attr, kind, low))
+        hi = self.param(self.literal(attr, kind, high))
+        return f"({sql} BETWEEN {lo} AND {hi})"
+
+    def _p_between(self, name: Tree, low: Any, high: Any) -> str:
+        return self._range(name, low, high)
+
+    def _p_not_between(self, name: Tree, low: Any, high: Any) -> str:
+        return f"(NOT {self._range(name, low, high)})"
+
+    def _p_starts_with(self, name: Tree, value: Any) -> str:
+        attr, kind, sql, tok, _ = self.attribute(name)
+        if kind != AttributeType.KEYWORD:
+            raise _error(f"STARTS_WITH applies to Keyword attributes, not {attr}", tok)
+        prefix = self.literal(attr, kind, value)
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"({sql} LIKE {self.param(escaped + '%')})"
+
+    def _p_is_null(self, name: Tree) -> str:
+        attr, _kind, sql, _tok, nullable = self.attribute(name)
+        if not nullable:
+            return "false"
+        if attr not in SYSTEM_ATTRIBUTES:
+            return f"(NOT (e.search_attributes ? {self.param(attr, '::text')}))"
+        return f"({sql} IS NULL)"
+
+    def _p_is_not_null(self, name: Tree) -> str:
+        attr, _kind, sql, _tok, nullable = self.attribute(name)
+        if not nullable:
+            return "true"
+        if attr not in SYSTEM_ATTRIBUTES:
+            return f"(e.search_attributes ? {self.param(attr, '::text')})"
+        return f"({sql} IS NOT NULL)"
+
+    def order(self, tree: Tree | None) -> Order:
+        if tree is None:
+            default = SYSTEM_ATTRIBUTES["StartTime"]
+            return Order(default.sql, "StartTime", True, False, default.type)
+        items: list[Any] = list(tree.children)
+        if len(items) > 1:
+            raise _error(
+                "ORDER BY takes one attribute (ties are broken by workflow and run id)",
+                items[1].children[0].children[0],
+            )
+        item = items[0]
+        attr, kind, sql, tok, nullable = self.attribute(item.children[0])
+        if kind in (AttributeType.TEXT, AttributeType.KEYWORD_LIST):
+            raise _error(f"cannot ORDER BY {kind.value} attribute {attr}", tok)
+        descending = len(item.children) > 1 and str(item.children[1]).lower() == "desc"
+        return Order(sql, attr, descending, nullable, kind)
+
+
+def parse(text: str) -> Tree:
+    """The parse tree of ``text``, or InvalidQuery naming the position and token."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidQuery(
+            f"query is {len(text)} characters; the limit is {MAX_QUERY_CHARS}",
+            position=MAX_QUERY_CHARS,
+            token="",
+        )
+    try:
+        return _PARSER.parse(text)
+    except lark.exceptions.UnexpectedCharacters as exc:
+        pos = int(exc.pos_in_stream or 0)
+        char = text[pos] if pos < len(text) else ""
+        raise InvalidQuery(
+            f"invalid query at position {pos}: unexpected character {char!r}",
+            position=pos,
+            token=char,
+        ) from None
+    except lark.exceptions.UnexpectedEOF:
+        raise InvalidQuery(
+            f"invalid query at position {len(text)}: the query ends too early",
+            position=len(text),
+            token="",
+        ) from None
+    except lark.exceptions.UnexpectedToken as exc:
+        tok = exc.token
+        pos = len(text) if tok.type == "$END" else _position(tok)
+        shown = "end of query" if tok.type == "$END" else repr(str(tok))
+        raise InvalidQuery(
+            f"invalid query at position {pos}: unexpected {shown}",
+            position=pos,
+            token="" if tok.type == "$END" else str(tok),
+        ) from None
+
+
+def compile_query(text: str, registered: dict[str, str], *, first_param: int = 1) -> CompiledQuery:
+    """Translate a list-filter query into SQL over the execution row ``e``.
+
+    Args:
+        text: the query; empty means every run.
+        registered: the namespace's custom attributes, name to type.
+        first_param: the number of the first ``$n`` placeholder to use.
+    """
+    compiler = _Compiler(registered, first_param)
+    if not text.strip():
+        return CompiledQuery("true", [], compiler.order(None))
+    tree = parse(text)
+    where_tree: Any = None
+    order_tree: Tree | None = None
+    for child in tree.children:
+        if isinstance(child, lark.Tree) and child.data == "order_by":
+            order_tree = child
+        else:
+            where_tree = child
+    where = "true" if where_tree is None else compiler.expr(where_tree)
+    order = compiler.order(order_tree)
+    return CompiledQuery(where, compiler.params, order, compiler.attributes)
+
+
+def group_by_sql(name: str, registered: dict[str, str]) -> tuple[str, AttributeType]:
+    """The SQL of an attribute counts may be grouped by (a keyword-like one)."""
+    compiler = _Compiler(registered, 1)
+    token = lark.Token("NAME", name, start_pos=0)
+    attr, kind, sql, _, _ = compiler.attribute(lark.Tree("name", [token]))
+    allowed = (AttributeType.KEYWORD, AttributeType.STATUS, AttributeType.BOOL, AttributeType.INT)
+    if kind not in allowed or attr in ("WorkflowId", "HistoryLength"):
+        raise InvalidQuery(
+            f"cannot group by {attr}: group by ExecutionStatus, WorkflowType, TaskQueue, "
+            "BuildId, Paused or a custom Keyword, Bool or Int attribute",
+            position=0,
+            token=name,
+        )
+    return sql, kind

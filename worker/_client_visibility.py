@@ -1,0 +1,152 @@
+"""List, count and bulk operations of the client, and the runs they report."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from worker._http import ns_path
+
+
+@dataclass(frozen=True)
+class WorkflowExecution:
+    """A workflow run as ``describe`` and ``list`` report it."""
+
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: str
+    paused: bool
+    start_time: str
+    close_time: str | None
+    history_length: int
+    search_attributes: dict[str, Any]
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> WorkflowExecution:
+        return cls(
+            namespace=d["namespace"],
+            workflow_id=d["workflow_id"],
+            run_id=d["run_id"],
+            workflow_type=d["workflow_type"],
+            task_queue=d["task_queue"],
+            status=d["status"],
+            paused=d.get("paused", False),
+            start_time=d["start_time"],
+            close_time=d.get("close_time"),
+            history_length=d["history_length"],
+            search_attributes=dict(d.get("search_attributes") or {}),
+            raw=d,
+        )
+
+
+def encode_search_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Search attribute values as the server takes them (datetimes as RFC 3339 UTC)."""
+    out: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"search attribute {name!r}: the datetime has no timezone")
+            value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(value, tuple | set | frozenset):
+            value = sorted(value) if isinstance(value, set | frozenset) else list(value)
+        out[name] = value
+    return out
+
+
+class VisibilityMixin:
+    """Client calls over many runs: list, count, search attributes, batch jobs."""
+
+    namespace: str
+
+    async def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        raise NotImplementedError
+
+    async def list_workflows(
+        self,
+        query: str = "",
+        *,
+        page_size: int = 100,
+        limit: int | None = None,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        task_queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        workflow_id_prefix: str | None = None,
+    ) -> AsyncIterator[WorkflowExecution]:
+        """Runs matching ``query`` (Temporal's list-filter syntax), page by page.
+
+        The fixed filters (status, workflow_type, ...) are shorthand for the
+        same query and cannot be combined with one. Pages follow stable
+        tokens: a run that starts or closes meanwhile shifts no page.
+        """
+        token = None
+        seen = 0
+        while True:
+            res = await self.call(
+                "GET",
+                ns_path(self.namespace, "/workflows"),
+                params={
+                    "query": query or None,
+                    "status": status,
+                    "workflow_type": workflow_type,
+                    "task_queue": task_queue,
+                    "started_after": started_after.isoformat() if started_after else None,
+                    "started_before": started_before.isoformat() if started_before else None,
+                    "workflow_id_prefix": workflow_id_prefix,
+                    "page_size": page_size,
+                    "page_token": token,
+                },
+            )
+            for e in res["executions"]:
+                yield WorkflowExecution.from_wire(e)
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            token = res.get("next_page_token")
+            if not token:
+                return
+
+    async def count_workflows(
+        self, query: str = "", *, group_by: str | None = None
+    ) -> dict[str, Any]:
+        """``{"count": N, "groups": [{"value": V, "count": n}, ...]}`` for ``query``."""
+        res: dict[str, Any] = await self.call(
+            "GET",
+            ns_path(self.namespace, "/workflow-count"),
+            params={"query": query, "group_by": group_by},
+        )
+        return res
+
+    async def add_search_attribute(
+        self, name: str, type: str, *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """Register a custom search attribute (Keyword, Text, Int, Double, Bool,
+        Datetime or KeywordList) in the namespace (the client's by default)."""
+        res: dict[str, Any] = await self.call(
+            "POST",
+            ns_path(namespace or self.namespace, "/search-attributes"),
+            {"name": name, "type": type},
+        )
+        return res
+
+    async def remove_search_attribute(
+        self, name: str, *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        res: dict[str, Any] = await self.call(
+            "DELETE", ns_path(namespace or self.namespace, f"/search-attributes/{name}")
+        )
+        return res
+
+    async def list_search_attributes(self, *, namespace: str | None = None) -> list[dict[str, Any]]:
+        res = await self.call("GET", ns_path(namespace or self.namespace, "/search-attributes"))
+        return list(res["attributes"])
+
+
+__all__ = ["VisibilityMixin", "WorkflowExecution", "encode_search_attributes"]
