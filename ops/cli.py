@@ -32,6 +32,7 @@ from ops.cli_base import (
     ServerFailedError,
     pass_state,
 )
+from ops.cli_batch import register_batch
 from ops.cli_namespace import register_namespace
 from ops.cli_replication import register_replication
 from ops.cli_stack import register_stack
@@ -90,6 +91,7 @@ register_stack(cli)
 register_namespace(cli)
 register_workflow(cli)
 register_visibility(cli)
+register_batch(cli)
 register_tools(cli)
 register_replication(cli)
 

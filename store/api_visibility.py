@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from store import reset, workflows
 from store.api_guard import JSON
+from store.batch import service as batch_service
 from store.context import Store
 from store.namespaces import get_namespace
 from store.visibility import listing, registry
@@ -45,12 +46,14 @@ def add_visibility_routes(app: FastAPI, store: Store, prefix: str) -> None:
         workflow_id_prefix: str | None = None,
         page_size: int = 100,
         page_token: str | None = None,
+        include_system: bool = False,
     ) -> Response:
         return JSON(
             await workflows.list_workflows(
                 store,
                 namespace,
                 query=query,
+                include_system=include_system,
                 status=status,
                 workflow_type=workflow_type,
                 task_queue=task_queue,
@@ -64,11 +67,40 @@ def add_visibility_routes(app: FastAPI, store: Store, prefix: str) -> None:
 
     @app.get(f"{ns_path}/workflow-count", response_model=wire.CountResponse)
     async def count_workflows(
-        namespace: str, query: str = "", group_by: str | None = None
+        namespace: str, query: str = "", group_by: str | None = None, include_system: bool = False
     ) -> Response:
-        return JSON(await listing.count_runs(store, namespace, query, group_by=group_by))
+        return JSON(
+            await listing.count_runs(
+                store, namespace, query, group_by=group_by, include_system=include_system
+            )
+        )
 
     @app.post(f"{wf_path}/reset", response_model=wire.ResetResponse)
     async def reset_workflow(namespace: str, workflow_id: str, req: wire.ResetRequest) -> Response:
         res = await reset.reset_workflow(store, namespace, workflow_id, req)
         return JSON(res.model_dump())
+
+    # ------------------------------------------------------------------ batch jobs
+
+    @app.post(f"{ns_path}/batches", status_code=201)
+    async def start_batch(namespace: str, req: wire.StartBatchRequest) -> Response:
+        res = await batch_service.start_batch(store, namespace, req)
+        return JSON(res, status_code=201)
+
+    @app.get(f"{ns_path}/batches")
+    async def list_batches(
+        namespace: str, page_size: int = 100, page_token: str | None = None
+    ) -> Response:
+        return JSON(
+            await batch_service.list_batches(
+                store, namespace, page_size=page_size, page_token=page_token
+            )
+        )
+
+    @app.get(f"{ns_path}/batches/{{job_id}}")
+    async def describe_batch(namespace: str, job_id: str) -> Response:
+        return JSON(await batch_service.describe_batch(store, namespace, job_id))
+
+    @app.post(f"{ns_path}/batches/{{job_id}}/stop")
+    async def stop_batch(namespace: str, job_id: str, req: wire.StopBatchRequest) -> Response:
+        return JSON(await batch_service.stop_batch(store, namespace, job_id, req.reason))

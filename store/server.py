@@ -14,6 +14,7 @@ import uvicorn
 
 from store import db
 from store.api import create_app
+from store.batch.system_worker import run_system_worker
 from store.config import BatonConfig
 from store.context import Store
 from store.migrations import require_current
@@ -64,6 +65,7 @@ async def running_store(
         tasks = [
             asyncio.create_task(TimerLoop(store).run(), name="baton-timers"),
             asyncio.create_task(RetentionSweeper(store).run(), name="baton-retention"),
+            asyncio.create_task(run_system_worker(store), name="baton-system-worker"),
             *(asyncio.create_task(factory(store)) for factory in loops),
         ]
         try:

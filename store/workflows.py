@@ -42,14 +42,27 @@ async def _lock_for_start(conn: asyncpg.Connection, store: Store, namespace: str
     return ns
 
 
+SYSTEM_TYPE_PREFIX = "baton."
+
+
 async def start_workflow(
     store: Store,
     namespace: str,
     req: wire.StartWorkflowRequest,
     *,
     signal: tuple[str, list[wire.Payload]] | None = None,
+    system: bool = False,
 ) -> wire.StartWorkflowResponse:
-    """Start a run; with ``signal``, signal the running one instead if there is one."""
+    """Start a run; with ``signal``, signal the running one instead if there is one.
+
+    Workflow types ``baton.*`` are the server's own (batch jobs): only the
+    server starts them (``system``).
+    """
+    if req.workflow_type.startswith(SYSTEM_TYPE_PREFIX) and not system:
+        raise InvalidArgument(
+            f"workflow types starting with {SYSTEM_TYPE_PREFIX!r} are reserved for Baton's "
+            "system workflows: name yours otherwise"
+        )
     return await store.txn(lambda conn: start_workflow_txn(store, conn, namespace, req, signal))
 
 
@@ -514,6 +527,7 @@ async def list_workflows(
     query: str | None = None,
     page_size: int = 100,
     page_token: str | None = None,
+    include_system: bool = False,
     **filters: Any,
 ) -> dict[str, Any]:
     """A page of runs matching ``query`` (or the fixed filters), with the next token."""
@@ -521,6 +535,11 @@ async def list_workflows(
     if query and sugar:
         raise InvalidArgument("give either query or the fixed filters (status, ...), not both")
     rows, token = await listing.list_runs(
-        store, namespace, query or sugar, page_size=page_size, page_token=page_token
+        store,
+        namespace,
+        query or sugar,
+        page_size=page_size,
+        page_token=page_token,
+        include_system=include_system,
     )
     return {"executions": [execution_info(r) for r in rows], "next_page_token": token}

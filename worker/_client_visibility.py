@@ -148,5 +148,51 @@ class VisibilityMixin:
         res = await self.call("GET", ns_path(namespace or self.namespace, "/search-attributes"))
         return list(res["attributes"])
 
+    async def start_batch(
+        self,
+        query: str,
+        operation: str,
+        *,
+        reason: str,
+        params: Mapping[str, Any] | None = None,
+        rps: float = 50.0,
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a durable batch job applying ``operation`` to every run ``query`` matches.
+
+        ``operation`` is terminate, cancel, signal (params: signal_name and
+        input, a list of encoded payloads) or reset (params: to, reapply). The
+        job walks the runs at most ``rps`` operations a second, survives server
+        restarts and failovers, and applies each operation once per run.
+        """
+        res: dict[str, Any] = await self.call(
+            "POST",
+            ns_path(self.namespace, "/batches"),
+            {
+                "query": query,
+                "operation": {"kind": operation, "params": dict(params or {})},
+                "rps": rps,
+                "reason": reason,
+                "job_id": job_id,
+            },
+        )
+        return res
+
+    async def describe_batch(self, job_id: str) -> dict[str, Any]:
+        """State, counts (done, skipped, failed) and kept failures of a batch job."""
+        res: dict[str, Any] = await self.call("GET", ns_path(self.namespace, f"/batches/{job_id}"))
+        return res
+
+    async def list_batches(self) -> list[dict[str, Any]]:
+        res = await self.call("GET", ns_path(self.namespace, "/batches"))
+        return list(res["jobs"])
+
+    async def stop_batch(self, job_id: str, reason: str = "") -> dict[str, Any]:
+        """Ask a batch job to stop after the page it is on."""
+        res: dict[str, Any] = await self.call(
+            "POST", ns_path(self.namespace, f"/batches/{job_id}/stop"), {"reason": reason}
+        )
+        return res
+
 
 __all__ = ["VisibilityMixin", "WorkflowExecution", "encode_search_attributes"]

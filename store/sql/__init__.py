@@ -13,6 +13,11 @@ from pathlib import Path
 _NAME = re.compile(r"^--\s*name:\s*(\S+)\s*$", re.MULTILINE)
 
 
+def parse_queries(text: str) -> dict[str, str]:
+    """Named statements of a ``.sql`` text, each after its ``-- name: NAME`` line."""
+    return _parse(text)
+
+
 def _parse(text: str) -> dict[str, str]:
     parts = _NAME.split(text)
     queries: dict[str, str] = {}

@@ -494,3 +494,11 @@ UPDATE history_events n SET event_time = o.event_time
 FROM history_events o
 WHERE n.namespace = $1 AND n.workflow_id = $2 AND n.run_id = $3 AND n.event_id <= $5
   AND o.namespace = $1 AND o.workflow_id = $2 AND o.run_id = $4 AND o.event_id = n.event_id
+
+-- name: namespaces_with_open_system_runs
+-- Namespaces active in region $1 with an open system workflow (batch job):
+-- one index probe per namespace (executions_type_idx).
+SELECT n.name FROM namespaces n
+WHERE n.active_region = $1 AND EXISTS (
+    SELECT 1 FROM executions e
+    WHERE e.namespace = n.name AND e.workflow_type = ANY($2::text[]) AND e.status = 'running')

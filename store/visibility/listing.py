@@ -120,6 +120,56 @@ async def registered_attributes(conn: asyncpg.Connection, namespace: str) -> dic
     return ns.active_search_attributes()
 
 
+def list_sql(
+    namespace: str,
+    query: str,
+    registered: dict[str, str],
+    *,
+    page_size: int = 100,
+    page_token: str | None = None,
+    include_system: bool = False,
+) -> tuple[str, list[Any], Order]:
+    """The statement and parameters of one list page (EXPLAIN runs exactly this)."""
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    compiled = compile_query(query, registered, first_param=2)
+    params: list[Any] = [namespace, *compiled.params]
+    key = _parse_token(query, page_token, compiled.order) if page_token else None
+    after = _after(compiled.order, params, key)
+    sql = Q["list_by_query"].format(
+        sort=compiled.order.sql,
+        where=_visible(compiled.where, include_system),
+        after=after,
+        order=_order_sql(compiled.order),
+        limit=int(page_size) + 1,
+    )
+    return sql, params, compiled.order
+
+
+def count_sql(
+    namespace: str,
+    query: str,
+    registered: dict[str, str],
+    group_by: str | None = None,
+    include_system: bool = False,
+) -> tuple[str, list[Any]]:
+    """The statement and parameters of a count (grouped when ``group_by`` is given)."""
+    compiled = compile_query(query, registered, first_param=2)
+    params: list[Any] = [namespace, *compiled.params]
+    where = _visible(compiled.where, include_system)
+    if group_by is None:
+        return Q["count_by_query"].format(where=where), params
+    group, _ = group_by_sql(group_by, registered)
+    return Q["count_by_query_grouped"].format(where=where, group=group), params
+
+
+def _visible(where: str, include_system: bool) -> str:
+    # System workflows (batch jobs, schedules: types "baton.*") are listed
+    # only when asked for, so a batch over "every running run" never acts on
+    # the jobs themselves.
+    return where if include_system else f"({where}) AND e.workflow_type NOT LIKE 'baton.%'"
+
+
 async def list_runs(
     store: Store,
     namespace: str,
@@ -127,22 +177,18 @@ async def list_runs(
     *,
     page_size: int = 100,
     page_token: str | None = None,
+    include_system: bool = False,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """One page of runs matching ``query`` and the token of the next page."""
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
     async with store.pool.acquire() as conn:
         registered = await registered_attributes(conn, namespace)
-        compiled = compile_query(query, registered, first_param=2)
-        params: list[Any] = [namespace, *compiled.params]
-        key = _parse_token(query, page_token, compiled.order) if page_token else None
-        after = _after(compiled.order, params, key)
-        sql = Q["list_by_query"].format(
-            sort=compiled.order.sql,
-            where=compiled.where,
-            after=after,
-            order=_order_sql(compiled.order),
-            limit=int(page_size) + 1,
+        sql, params, _ = list_sql(
+            namespace,
+            query,
+            registered,
+            page_size=page_size,
+            page_token=page_token,
+            include_system=include_system,
         )
         rows = await _fetch(conn, sql, params, query)
     more = len(rows) > page_size
@@ -168,19 +214,19 @@ async def _fetch(
 
 
 async def count_runs(
-    store: Store, namespace: str, query: str, *, group_by: str | None = None
+    store: Store,
+    namespace: str,
+    query: str,
+    *,
+    group_by: str | None = None,
+    include_system: bool = False,
 ) -> dict[str, Any]:
     """The number of runs matching ``query``, optionally per value of ``group_by``."""
     async with store.pool.acquire() as conn:
         registered = await registered_attributes(conn, namespace)
-        compiled = compile_query(query, registered, first_param=2)
-        params = [namespace, *compiled.params]
-        if group_by is None:
-            sql = Q["count_by_query"].format(where=compiled.where)
-            rows = await _fetch(conn, sql, params, query)
-            return {"count": rows[0]["n"], "groups": []}
-        group_sql, _ = group_by_sql(group_by, registered)
-        sql = Q["count_by_query_grouped"].format(where=compiled.where, group=group_sql)
+        sql, params = count_sql(namespace, query, registered, group_by, include_system)
         rows = await _fetch(conn, sql, params, query)
+    if group_by is None:
+        return {"count": rows[0]["n"], "groups": []}
     groups = [{"value": _encode_value(r["value"]), "count": r["n"]} for r in rows]
     return {"count": sum(g["count"] for g in groups), "groups": groups}

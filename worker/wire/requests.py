@@ -247,3 +247,25 @@ class SearchAttributeRequest(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     #: Keyword, Text, Int, Double, Bool, Datetime or KeywordList.
     type: str = Field(min_length=1, max_length=32)
+
+
+class BatchOperationSpec(BaseModel):
+    #: terminate, cancel, signal, reset (and kinds later versions add).
+    kind: str = Field(min_length=1, max_length=64)
+    #: signal: signal_name, input (encoded payloads); reset: to, reapply.
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class StartBatchRequest(BaseModel):
+    query: str = Field(max_length=4096)
+    operation: BatchOperationSpec
+    #: Operations per second the job applies at most.
+    rps: float = Field(default=50.0, ge=0.01, le=10_000)
+    reason: str = Field(min_length=1, max_length=1000)
+    job_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class StopBatchRequest(BaseModel):
+    reason: str = Field(default="", max_length=1000)

@@ -19,4 +19,6 @@ CREATE INDEX executions_duration_idx ON executions (namespace, (close_time - sta
 CREATE INDEX executions_run_idx ON executions (namespace, run_id);
 CREATE INDEX executions_wid_prefix_idx ON executions (namespace, workflow_id text_pattern_ops);
 CREATE INDEX executions_paused_idx ON executions (namespace, start_time DESC) WHERE paused;
+CREATE INDEX executions_build_idx ON executions (namespace, build_id, start_time DESC)
+    WHERE build_id IS NOT NULL;
 CREATE INDEX executions_attrs_idx ON executions USING gin (search_attributes jsonb_path_ops);

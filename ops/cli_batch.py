@@ -1,0 +1,210 @@
+"""``baton batch``: durable jobs that act on every workflow a query matches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from ops.cli_base import BatonGroup, CliInputError, CliState, pass_state
+from ops.output import emit, err_console, kv_table, table, when
+from worker.client import Client
+
+__all__ = ["register_batch"]
+
+OPS = ["terminate", "cancel", "signal", "reset"]
+
+
+@click.group(cls=BatonGroup)
+def batch() -> None:
+    """Batch jobs: terminate, cancel, signal or reset the workflows a query matches."""
+
+
+def _view(d: dict[str, Any]) -> RenderableType:
+    counts = {
+        k: d.get(k)
+        for k in (
+            "job_id",
+            "state",
+            "query",
+            "operation",
+            "rps",
+            "reason",
+            "done",
+            "skipped",
+            "failed",
+            "pages",
+            "stop_reason",
+            "start_time",
+            "close_time",
+        )
+    }
+    parts: list[RenderableType] = [kv_table(counts, title="Batch job")]
+    if d.get("failures"):
+        parts.append(
+            table(
+                ["workflow id", "run id", "code", "message"],
+                [[f["workflow_id"], f["run_id"], f["code"], f["message"]] for f in d["failures"]],
+                title="Failures (first 1000)",
+            )
+        )
+    return Group(*parts)
+
+
+@batch.command("start")
+@click.option("--query", "-q", required=True, help="List filter of the workflows to act on.")
+@click.option("--op", "op", type=click.Choice(OPS), required=True)
+@click.option("--signal", "signal_name", default=None, help="Signal name (--op signal).")
+@click.option("--input", "inputs", multiple=True, help="Signal argument as JSON (repeatable).")
+@click.option(
+    "--reset-to",
+    type=click.Choice(["first-workflow-task", "last-workflow-task"]),
+    default="last-workflow-task",
+    show_default=True,
+    help="--op reset: the point.",
+)
+@click.option(
+    "--reapply",
+    type=click.Choice(["signals", "none"]),
+    default="signals",
+    show_default=True,
+    help="--op reset: re-apply signals after the point.",
+)
+@click.option(
+    "--rps",
+    type=click.FloatRange(0.01, 10_000),
+    default=50.0,
+    show_default=True,
+    help="Operations per second at most.",
+)
+@click.option("--reason", required=True, help="Recorded in every affected history.")
+@click.option("--job-id", default=None, help="Id of the job (default: drawn).")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for the job with a progress bar.",
+)
+@pass_state
+def batch_start(
+    st: CliState,
+    query: str,
+    op: str,
+    signal_name: str | None,
+    inputs: tuple[str, ...],
+    reset_to: str,
+    reapply: str,
+    rps: float,
+    reason: str,
+    job_id: str | None,
+    wait: bool,
+    output: str,
+) -> None:
+    """Start a batch job; with --wait, follow it to the end."""
+    params: dict[str, Any] = {}
+    if op == "signal":
+        if not signal_name:
+            raise CliInputError("--op signal needs --signal NAME")
+        try:
+            args = [json.loads(raw) for raw in inputs]
+        except ValueError as exc:
+            raise CliInputError(f"--input is not valid JSON: {exc}") from exc
+    elif op == "reset":
+        params = {"to": reset_to, "reapply": reapply}
+
+    async def go(c: Client) -> dict[str, Any]:
+        p = dict(params)
+        if op == "signal":
+            p = {
+                "signal_name": signal_name,
+                "input": await c.encode(args),
+            }
+        total = (await c.count_workflows(query))["count"]
+        started = await c.start_batch(query, op, reason=reason, params=p, rps=rps, job_id=job_id)
+        if not wait:
+            return {**started, "matched_at_start": total}
+        return await _follow(c, started["job_id"], total, output)
+
+    result = st.run(go)
+    emit(result, output, _view if "state" in result else lambda d: kv_table(d, title="Batch job"))
+
+
+async def _follow(c: Client, job_id: str, total: int, output: str) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=output == "json",
+    ) as bar:
+        task = bar.add_task(f"batch {job_id}", total=max(total, 1))
+        while True:
+            d = await c.describe_batch(job_id)
+            seen = (d.get("done") or 0) + (d.get("skipped") or 0) + (d.get("failed") or 0)
+            bar.update(task, completed=seen, total=max(total, seen, 1))
+            if d["state"] != "running":
+                return d
+            await asyncio.sleep(0.5)
+
+
+@batch.command("list")
+@pass_state
+def batch_list(st: CliState, output: str) -> None:
+    """Batch jobs of the namespace, newest first."""
+    emit(
+        st.run(lambda c: c.list_batches()),
+        output,
+        lambda d: table(
+            ["job id", "state", "operation", "query", "rps", "started", "closed"],
+            [
+                [
+                    j["job_id"],
+                    j["state"],
+                    j["operation"],
+                    j["query"],
+                    j["rps"],
+                    when(j["start_time"]),
+                    when(j.get("close_time")),
+                ]
+                for j in d
+            ],
+        ),
+    )
+
+
+@batch.command("describe")
+@click.argument("job_id")
+@pass_state
+def batch_describe(st: CliState, job_id: str, output: str) -> None:
+    """Progress, counts and failures of batch job JOB_ID."""
+    emit(st.run(lambda c: c.describe_batch(job_id)), output, _view)
+
+
+@batch.command("stop")
+@click.argument("job_id")
+@click.option("--reason", default="", help="Recorded in the job's history.")
+@pass_state
+def batch_stop(st: CliState, job_id: str, reason: str, output: str) -> None:
+    """Stop batch job JOB_ID after the page it is on (safe to run twice)."""
+    res = st.run(lambda c: c.stop_batch(job_id, reason))
+    emit(
+        res,
+        output,
+        lambda d: Text(
+            f"stop requested for batch {d['job_id']}"
+            if d["stop_requested"]
+            else f"batch {d['job_id']} has already ended"
+        ),
+    )
+
+
+def register_batch(cli: click.Group) -> None:
+    """Add the ``batch`` commands to the CLI group."""
+    cli.add_command(batch)

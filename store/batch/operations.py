@@ -1,0 +1,131 @@
+"""What a batch job does to each workflow it matches: pluggable operation kinds.
+
+An operation checks its parameters when the job is started (so a bad job is
+refused before it exists) and applies itself to one run through the region's
+own HTTP API, with a request id derived from the job and the run: a page that
+is retried after a crash or a failover applies nothing twice (the store keeps
+request ids with the run, in every region). New kinds (pause, unpause,
+versioning overrides) register with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from store.errors import InvalidArgument
+from worker._http import wf_path
+
+#: (client, namespace, workflow id, run id, params, reason, request id) -> None
+Apply = Callable[[Any, str, str, str, dict[str, Any], str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    kind: str
+    #: Checks and normalises the parameters; raises InvalidArgument.
+    check: Callable[[dict[str, Any]], dict[str, Any]]
+    apply: Apply
+    #: One line for `batch list`.
+    describe: Callable[[dict[str, Any]], str]
+
+
+OPERATIONS: dict[str, Operation] = {}
+
+
+def register(op: Operation) -> None:
+    """Add an operation kind (a later registration of a kind replaces it)."""
+    OPERATIONS[op.kind] = op
+
+
+def get(kind: str) -> Operation:
+    op = OPERATIONS.get(kind)
+    if op is None:
+        raise InvalidArgument(
+            f"unknown batch operation {kind!r}; use one of " + ", ".join(sorted(OPERATIONS))
+        )
+    return op
+
+
+def _no_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+async def _terminate(
+    c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
+) -> None:
+    await c.call(
+        "POST",
+        wf_path(ns, wid, "/terminate"),
+        {"run_id": rid, "reason": reason, "request_id": request_id, "identity": "baton-batch"},
+    )
+
+
+async def _cancel(
+    c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
+) -> None:
+    await c.call(
+        "POST",
+        wf_path(ns, wid, "/cancel"),
+        {"run_id": rid, "reason": reason, "request_id": request_id, "identity": "baton-batch"},
+    )
+
+
+def _check_signal(params: dict[str, Any]) -> dict[str, Any]:
+    name = params.get("signal_name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 1000:
+        raise InvalidArgument("a signal batch needs signal_name (1-1000 characters)")
+    payloads = params.get("input") or []
+    if not isinstance(payloads, list) or not all(isinstance(p, dict) for p in payloads):
+        raise InvalidArgument("signal input must be a list of encoded payloads")
+    return {"signal_name": name, "input": payloads}
+
+
+async def _signal(
+    c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
+) -> None:
+    await c.call(
+        "POST",
+        wf_path(ns, wid, "/signal"),
+        {
+            "signal_name": p["signal_name"],
+            "input": p["input"],
+            "run_id": rid,
+            "request_id": request_id,
+            "identity": "baton-batch",
+        },
+    )
+
+
+def _check_reset(params: dict[str, Any]) -> dict[str, Any]:
+    to = params.get("to", "last-workflow-task")
+    if to not in ("first-workflow-task", "last-workflow-task"):
+        raise InvalidArgument("a reset batch resets to first-workflow-task or last-workflow-task")
+    reapply = params.get("reapply", "signals")
+    if reapply not in ("signals", "none"):
+        raise InvalidArgument("reapply is signals or none")
+    return {"to": to, "reapply": reapply}
+
+
+async def _reset(
+    c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
+) -> None:
+    await c.call(
+        "POST",
+        wf_path(ns, wid, "/reset"),
+        {
+            "run_id": rid,
+            "to": p["to"],
+            "reapply": p["reapply"],
+            "reason": reason,
+            "request_id": request_id,
+            "identity": "baton-batch",
+        },
+    )
+
+
+register(Operation("terminate", _no_params, _terminate, lambda p: "terminate"))
+register(Operation("cancel", _no_params, _cancel, lambda p: "cancel"))
+register(Operation("signal", _check_signal, _signal, lambda p: f"signal {p['signal_name']}"))
+register(Operation("reset", _check_reset, _reset, lambda p: f"reset to {p['to']}"))

@@ -1,0 +1,192 @@
+"""Start, list, describe and stop batch jobs.
+
+A job is the workflow ``batch/<job id>`` of type ``baton.batch``; its
+description is folded from its own history (the job's input, each page's
+result, a continue-as-new's carried state, the close), so describing a job
+needs no worker and reads the same in every region.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from store import workflows
+from store.batch import operations
+from store.batch.job import TASK_QUEUE, WORKFLOW_TYPE, initial_state, merge
+from store.context import Store
+from store.errors import BatchNotFound, WorkflowNotFound, WorkflowNotRunning
+from store.namespaces import get_namespace
+from store.sql import QUERIES as Q
+from store.visibility import listing
+from store.visibility.query import compile_query
+from worker import wire
+from worker.converter import PayloadConverter
+from worker.wire import EventType
+
+_CONVERTER = PayloadConverter()
+PREFIX = "batch/"
+
+
+def job_workflow_id(job_id: str) -> str:
+    return f"{PREFIX}{job_id}"
+
+
+async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest) -> dict[str, Any]:
+    """Check the job (query, operation, rate) and start it; a retried start starts nothing."""
+    op = operations.get(req.operation.kind)
+    params = op.check(dict(req.operation.params))
+    async with store.pool.acquire() as conn:
+        ns = await get_namespace(conn, namespace)
+    compile_query(req.query, ns.active_search_attributes())  # INVALID_QUERY before anything
+    job_id = req.job_id or uuid.uuid4().hex[:12]
+    job = {
+        "job_id": job_id,
+        "namespace": namespace,
+        "query": req.query,
+        "operation": {"kind": op.kind, "params": params},
+        "rps": req.rps,
+        "reason": req.reason,
+    }
+    start = wire.StartWorkflowRequest(
+        workflow_id=job_workflow_id(job_id),
+        workflow_type=WORKFLOW_TYPE,
+        task_queue=TASK_QUEUE,
+        input=[_CONVERTER.to_payload(job)],
+        request_id=req.request_id or f"batch-start:{job_id}",
+        id_reuse_policy=wire.WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        task_timeout_s=10.0,
+        memo={
+            "batch": {
+                "query": req.query,
+                "operation": op.describe(params),
+                "rps": req.rps,
+                "reason": req.reason,
+            }
+        },
+        identity=req.identity,
+    )
+    res = await workflows.start_workflow(store, namespace, start, system=True)
+    return {"job_id": job_id, "run_id": res.run_id, "started": res.started}
+
+
+def _decode(payload: Any) -> Any:
+    if payload is None:
+        return None
+    return _CONVERTER.from_payload(wire.Payload.model_validate(payload))
+
+
+def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A job's description from its current run's history."""
+    job: dict[str, Any] = {}
+    state = initial_state()
+    status = "running"
+    for e in events:
+        kind, attrs = e["event_type"], e["attributes"]
+        if kind == EventType.WORKFLOW_EXECUTION_STARTED.value:
+            job = _decode((attrs.get("input") or [None])[0]) or {}
+            state = dict(job.pop("state", None) or initial_state())
+        elif kind == EventType.ACTIVITY_TASK_COMPLETED.value:
+            page = _decode(attrs.get("result"))
+            if isinstance(page, dict) and "cursor" in page:
+                state = merge(state, page)
+        elif kind == EventType.WORKFLOW_EXECUTION_COMPLETED.value:
+            result = _decode(attrs.get("result")) or {}
+            status = result.get("state", "completed")
+            state["stop_reason"] = result.get("stop_reason")
+        elif kind == EventType.WORKFLOW_EXECUTION_TERMINATED.value:
+            status = "terminated"
+        elif kind == EventType.WORKFLOW_EXECUTION_FAILED.value:
+            status = "failed"
+    return {
+        "job_id": job.get("job_id"),
+        "query": job.get("query"),
+        "operation": job.get("operation"),
+        "rps": job.get("rps"),
+        "reason": job.get("reason"),
+        "state": status,
+        **{k: state.get(k) for k in ("done", "skipped", "failed", "pages", "stop_reason")},
+        "failures": state.get("failures", []),
+    }
+
+
+async def describe_batch(store: Store, namespace: str, job_id: str) -> dict[str, Any]:
+    wid = job_workflow_id(job_id)
+    async with store.pool.acquire() as conn:
+        await get_namespace(conn, namespace)
+        row = await conn.fetchrow(Q["get_current_execution"], namespace, wid)
+        if row is None or row["workflow_type"] != WORKFLOW_TYPE:
+            raise BatchNotFound(
+                f"no batch job {job_id!r} in namespace {namespace!r}: `baton batch list` shows them"
+            )
+        events = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000)
+    out = fold([dict(e) for e in events])
+    out.update(
+        {
+            "job_id": job_id,
+            "start_time": None,
+            "close_time": row["close_time"].isoformat() if row["close_time"] else None,
+        }
+    )
+    first = row["first_run_id"]
+    if first != row["run_id"]:
+        async with store.pool.acquire() as conn:
+            started = await conn.fetchval(
+                "SELECT start_time FROM executions WHERE namespace = $1 AND workflow_id = $2 "
+                "AND run_id = $3",
+                namespace,
+                wid,
+                first,
+            )
+    else:
+        started = row["start_time"]
+    out["start_time"] = started.isoformat() if started else None
+    return out
+
+
+async def list_batches(
+    store: Store, namespace: str, *, page_size: int = 100, page_token: str | None = None
+) -> dict[str, Any]:
+    rows, token = await listing.list_runs(
+        store,
+        namespace,
+        f"WorkflowType = '{WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH '{PREFIX}'",
+        page_size=page_size,
+        page_token=page_token,
+        include_system=True,
+    )
+    jobs: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        job_id = r["workflow_id"][len(PREFIX) :]
+        if job_id in jobs:
+            continue  # an earlier run of a job that continued as new
+        memo = (r["memo"] or {}).get("batch", {})
+        jobs[job_id] = {
+            "job_id": job_id,
+            "state": "running" if r["status"] in ("running", "continued_as_new") else r["status"],
+            "operation": memo.get("operation"),
+            "query": memo.get("query"),
+            "rps": memo.get("rps"),
+            "start_time": r["start_time"].isoformat(),
+            "close_time": r["close_time"].isoformat() if r["close_time"] else None,
+        }
+    return {"jobs": list(jobs.values()), "next_page_token": token}
+
+
+async def stop_batch(store: Store, namespace: str, job_id: str, reason: str) -> dict[str, Any]:
+    """Ask the job to stop after the page it is on; stopping a closed job changes nothing."""
+    wid = job_workflow_id(job_id)
+    req = wire.SignalRequest(
+        signal_name="stop",
+        input=[_CONVERTER.to_payload(reason or "stopped by an operator")],
+        # a stop applied twice stops once; a stop after the end says so
+        request_id=f"batch-stop:{job_id}:{uuid.uuid4().hex}",
+        identity="baton",
+    )
+    try:
+        await workflows.signal_workflow(store, namespace, wid, req)
+    except WorkflowNotFound:
+        raise BatchNotFound(f"no batch job {job_id!r} in namespace {namespace!r}") from None
+    except WorkflowNotRunning:
+        return {"job_id": job_id, "stop_requested": False, "state": "closed"}
+    return {"job_id": job_id, "stop_requested": True}

@@ -1,0 +1,120 @@
+"""Batch jobs on one region: terminate, signal, stop, and the refusals."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from tests.apps.visibility import Waiter
+from tests.conftest import Region
+from tests.helpers import eventually
+from worker import Client, Worker
+from worker.errors import (
+    BatchNotFoundError,
+    InvalidArgumentError,
+    InvalidQueryError,
+)
+
+pytestmark = pytest.mark.integration
+QUEUE = "batch"
+
+
+async def finished(client: Client, job_id: str) -> dict[str, object]:
+    async def done() -> dict[str, object] | None:
+        d = await client.describe_batch(job_id)
+        return d if d["state"] != "running" else None
+
+    return await eventually(done, timeout=60, interval=0.3, what=f"batch {job_id} ended")
+
+
+async def test_batch_terminate_acts_once_on_each_match(client: Client, region: Region) -> None:
+    for i in range(30):
+        await client.start_workflow(Waiter, id=f"w-{i:02d}", task_queue=QUEUE)
+    await client.start_workflow("Other", id="other", task_queue=QUEUE)
+    started = await client.start_batch(
+        "WorkflowType = 'Waiter'", "terminate", reason="cleanup", rps=200, job_id="t1"
+    )
+    assert started == {"job_id": "t1", "run_id": started["run_id"], "started": True}
+    d = await finished(client, "t1")
+    assert (d["state"], d["done"], d["skipped"], d["failed"]) == ("completed", 30, 0, 0)
+    assert d["operation"] == {"kind": "terminate", "params": {}}
+    for i in range(30):
+        events = await client.get_workflow_handle(f"w-{i:02d}").history()
+        ends = [e for e in events if e["event_type"] == "WorkflowExecutionTerminated"]
+        assert len(ends) == 1 and ends[0]["attributes"]["reason"] == "cleanup"
+    assert (await client.get_workflow_handle("other").describe())["execution"][
+        "status"
+    ] == "running"
+    # the same job again is the same job; a second job over the same runs skips them
+    again = await client.start_batch(
+        "WorkflowType = 'Waiter'", "terminate", reason="cleanup", job_id="t1"
+    )
+    assert again["started"] is False
+    await client.start_batch("WorkflowType = 'Waiter'", "terminate", reason="again", job_id="t2")
+    d2 = await finished(client, "t2")
+    assert (d2["done"], d2["skipped"]) == (0, 30)
+    jobs = {j["job_id"]: j for j in await client.list_batches()}
+    assert jobs["t1"]["state"] == "completed" and jobs["t1"]["operation"] == "terminate"
+    # the jobs are system workflows: not in a plain list, not acted on by a batch
+    assert [
+        e.workflow_id async for e in client.list_workflows("ExecutionStatus = 'Completed'")
+    ] == []
+
+
+async def test_batch_signal_and_stop(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Waiter]):
+        for i in range(10):
+            await client.start_workflow(Waiter, id=f"s-{i}", task_queue=QUEUE)
+        payload = await client.encode(["hello"])
+        await client.start_batch(
+            "WorkflowType = 'Waiter'",
+            "signal",
+            reason="nudge",
+            params={"signal_name": "note", "input": payload},
+            job_id="sig",
+        )
+        d = await finished(client, "sig")
+        assert (d["state"], d["done"]) == ("completed", 10)
+        for i in range(10):
+            await client.get_workflow_handle(f"s-{i}").signal("note", "stop")
+            assert await client.get_workflow_handle(f"s-{i}").result(timeout=20) == [
+                "hello",
+                "stop",
+            ]
+    for i in range(40):
+        await client.start_workflow(Waiter, id=f"slow-{i}", task_queue=QUEUE)
+    await client.start_batch(
+        "WorkflowType = 'Waiter'", "terminate", reason="x", rps=2, job_id="slow"
+    )
+    stopped = await client.stop_batch("slow", "changed my mind")
+    assert stopped["stop_requested"] is True
+    d = await finished(client, "slow")
+    assert d["state"] == "stopped" and d["stop_reason"] == "changed my mind"
+    assert 0 < int(d["done"]) < 40  # it stopped after its page, not at the end
+    assert (await client.stop_batch("slow"))["stop_requested"] is False
+
+
+async def test_bad_batches_are_refused_and_store_nothing(client: Client, region: Region) -> None:
+    with pytest.raises(InvalidQueryError):
+        await client.start_batch("WorkflowType =", "terminate", reason="x")
+    with pytest.raises(InvalidArgumentError):
+        await client.start_batch("", "explode", reason="x")
+    with pytest.raises(InvalidArgumentError):
+        await client.start_batch("", "signal", reason="x", params={})
+    with pytest.raises(InvalidArgumentError):
+        await client.start_batch("", "reset", reason="x", params={"to": "yesterday"})
+    with pytest.raises(InvalidArgumentError):
+        await client.start_batch("", "terminate", reason="x", rps=0)
+    with pytest.raises(InvalidArgumentError):
+        await client.start_batch("", "terminate", reason="")
+    with pytest.raises(BatchNotFoundError):
+        await client.describe_batch("nope")
+    with pytest.raises(BatchNotFoundError):
+        await client.stop_batch("nope")
+    with pytest.raises(InvalidArgumentError):  # the system's workflow types are reserved
+        await client.start_workflow("baton.batch", id="forged", task_queue="baton.system")
+    conn = await asyncpg.connect(region.dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM executions") == 0
+    finally:
+        await conn.close()
