@@ -443,16 +443,21 @@ async def get_history(
             await wait_event(ev, remaining)
 
 
+_FOLLOWED = ("continued_as_new", "terminated")
+
+
 async def get_result(
     store: Store, namespace: str, workflow_id: str, run_id: str | None, wait_s: float = 0.0
 ) -> dict[str, Any]:
-    """Outcome of a run, following continue-as-new to the last run of the chain."""
+    """Outcome of a run, following continue-as-new and resets to the last run of the chain."""
     deadline = utcnow() + timedelta(seconds=wait_s)
     async with store.notifier.subscribe("baton_closed_v1", f"{namespace}/{workflow_id}") as ev:
         while True:
             async with store.pool.acquire() as conn:
                 row = await _get_run(conn, namespace, workflow_id, run_id)
-                while row["status"] == "continued_as_new" and row["continued_to_run_id"]:
+                # continue-as-new and reset (a terminated run linked to its
+                # successor) both hand the workflow's outcome to a new run
+                while row["status"] in _FOLLOWED and row["continued_to_run_id"]:
                     row = await _get_run(
                         conn, namespace, workflow_id, str(row["continued_to_run_id"])
                     )

@@ -1,0 +1,163 @@
+"""Workflow reset: recover runs a bad deploy wedged, alone and as a batch by query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.apps.deploy import DeployV1, DeployV2Bad, DeployV3Fixed, step
+from tests.helpers import eventually
+from worker import Client, Worker, WorkflowHandle
+from worker.errors import InvalidArgumentError
+
+pytestmark = pytest.mark.integration
+QUEUE = "deploy"
+
+
+def worker(client: Client, cls: type) -> Worker:
+    return Worker(
+        client, task_queue=QUEUE, workflows=[cls], activities=[step], max_cached_workflows=0
+    )
+
+
+async def kinds(h: WorkflowHandle) -> list[str]:
+    return [e["event_type"] for e in await h.history()]
+
+
+async def waiting(h: WorkflowHandle) -> bool:
+    """Both steps done, the run waits for its signal."""
+    return (await kinds(h)).count("ActivityTaskCompleted") == 2
+
+
+async def wedged(h: WorkflowHandle) -> bool:
+    events = await h.history()
+    return any(
+        e["event_type"] == "WorkflowTaskFailed" and e["attributes"].get("cause") == "NonDeterminism"
+        for e in events
+    )
+
+
+async def wedge(client: Client, ids: list[str]) -> list[WorkflowHandle]:
+    """Run ``ids`` on the first deploy to their wait, then signal them under the bad one."""
+    handles = []
+    async with worker(client, DeployV1):
+        for wid in ids:
+            handles.append(await client.start_workflow(DeployV1, id=wid, task_queue=QUEUE))
+        for h in handles:
+            await eventually(lambda h=h: waiting(h), timeout=30, what=f"{h.id} waiting")
+    async with worker(client, DeployV2Bad):
+        for h in handles:
+            await h.signal("note", "go", request_id=f"go-{h.id}")
+        for h in handles:
+            await eventually(lambda h=h: wedged(h), timeout=30, what=f"{h.id} wedged")
+    return handles
+
+
+def completed_of_task_that_took(events: list[dict[str, Any]], activity_id: str) -> int:
+    """The WorkflowTaskCompleted event of the task that scheduled ``activity_id``."""
+    scheduled = next(
+        e
+        for e in events
+        if e["event_type"] == "ActivityTaskScheduled"
+        and e["attributes"]["activity_id"] == activity_id
+    )
+    return int(scheduled["attributes"]["workflow_task_completed_event_id"])
+
+
+async def test_a_wedged_workflow_is_reset_and_completes_on_the_fixed_code(client: Client) -> None:
+    (h,) = await wedge(client, ["order-1"])
+    old_events = await h.history()
+    point = completed_of_task_that_took(old_events, "step-two")
+    new_run = await h.reset(event_id=point, reason="bad deploy 41", request_id="reset-1")
+    # a retried reset is the same reset
+    assert await h.reset(event_id=point, reason="bad deploy 41", request_id="reset-1") == new_run
+    async with worker(client, DeployV3Fixed):
+        # the old run's result follows to the new run
+        result = await h.result(timeout=30)
+    assert result == {"steps": ["one", "two-v2"], "signals": ["go"]}
+    old = await client.get_workflow_handle("order-1", run_id=h.run_id).describe()
+    assert old["execution"]["status"] == "terminated"
+    assert old["execution"]["continued_to_run_id"] == new_run
+    terminated = [
+        e
+        for e in await h.history(run_id=h.run_id)
+        if e["event_type"] == "WorkflowExecutionTerminated"
+    ]
+    assert f"reset to run {new_run}" in terminated[0]["attributes"]["reason"]
+    new_events = await client.get_workflow_handle("order-1", run_id=new_run).history()
+    # the history up to the task's start is the old one, event for event, with its times
+    kept = [e for e in old_events if e["event_id"] < point]
+    assert [(e["event_type"], e["event_time"]) for e in new_events[: len(kept)]] == [
+        (e["event_type"], e["event_time"]) for e in kept
+    ]
+    reset_event = new_events[len(kept)]
+    assert (reset_event["event_type"], reset_event["attributes"]["cause"]) == (
+        "WorkflowTaskFailed",
+        "ResetWorkflow",
+    )
+    signals = [e for e in new_events if e["event_type"] == "WorkflowExecutionSignaled"]
+    assert len(signals) == 1  # the signal after the point, applied once
+    scheduled = [
+        e["attributes"]["activity_id"]
+        for e in new_events
+        if e["event_type"] == "ActivityTaskScheduled"
+    ]
+    assert scheduled[-1] == "step-two-v2" and "step-two" not in scheduled
+    assert not [e for e in new_events if e["attributes"].get("cause") == "NonDeterminism"]
+
+
+async def test_reset_refuses_points_that_are_not_finished_workflow_tasks(client: Client) -> None:
+    h = await client.start_workflow(DeployV1, id="pending", task_queue=QUEUE)
+    # events 1-2: started, a workflow task scheduled and not finished
+    for kw in (
+        {"event_id": 2},  # the unfinished task's scheduled event
+        {"event_id": 1},  # not a workflow task
+        {"event_id": 99},  # not in the history
+        {"to": "first-workflow-task"},  # no task has finished yet
+        {"to": "last-workflow-task"},
+        {"event_id": 2, "to": "first-workflow-task"},
+        {},
+    ):
+        with pytest.raises(InvalidArgumentError):
+            await h.reset(reason="try", **kw)
+    assert await kinds(h) == ["WorkflowExecutionStarted", "WorkflowTaskScheduled"]
+    async with worker(client, DeployV1):
+        await eventually(lambda: waiting(h), timeout=30, what="waiting")
+        events = await h.history()
+        started = max(e["event_id"] for e in events if e["event_type"] == "WorkflowTaskStarted")
+        activity_event = next(
+            e["event_id"] for e in events if e["event_type"] == "ActivityTaskScheduled"
+        )
+        with pytest.raises(InvalidArgumentError) as err:
+            await h.reset(event_id=activity_event, reason="try")
+        assert "ActivityTaskScheduled" in err.value.message
+        # the started event of a finished task is a point (that task is re-run)
+        assert started > 0
+        await h.signal("note", "go")
+        assert (await h.result(timeout=30))["signals"] == ["go"]
+
+
+async def test_a_batch_resets_a_hundred_wedged_workflows_by_query(client: Client) -> None:
+    handles = await wedge(client, [f"bulk-{i:03d}" for i in range(100)])
+    await client.start_batch(
+        "WorkflowType = 'Deploy' AND ExecutionStatus = 'Running'",
+        "reset",
+        reason="bad deploy 41",
+        params={"to": "first-workflow-task", "reapply": "signals"},
+        rps=500,
+        job_id="reset-bulk",
+    )
+
+    async def done() -> dict[str, Any] | None:
+        d = await client.describe_batch("reset-bulk")
+        return d if d["state"] != "running" else None
+
+    d = await eventually(done, timeout=120, interval=0.5, what="the reset batch")
+    assert (d["state"], d["done"], d["failed"]) == ("completed", 100, 0), d
+    async with worker(client, DeployV3Fixed):
+        for h in handles:
+            assert await h.result(timeout=60) == {"steps": ["one", "two-v2"], "signals": ["go"]}
+    for h in handles[:10]:
+        runs = [e async for e in client.list_workflows(f"WorkflowId = '{h.id}'")]
+        assert sorted(r.status for r in runs) == ["completed", "terminated"]
