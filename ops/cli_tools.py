@@ -14,7 +14,7 @@ from rich.text import Text
 from ops import devstack
 from ops.bench import run_bench, start_extra_servers, stop_processes
 from ops.demo import run_demo
-from ops.output import console, emit, err_console, kv_table
+from ops.output import console, emit, err_console, kv_table, table
 from store.config import load_config
 
 T = TypeVar("T")
@@ -83,8 +83,23 @@ def register_tools(cli: click.Group) -> None:
         help="Instead: time a graceful failover with --workflows open workflows, and a forced "
         "failover under load until the first progress in the new region.",
     )
+    @click.option(
+        "--visibility",
+        "visibility_bench",
+        is_flag=True,
+        help="Instead: p50/p99 of list pages and counts in a generated namespace of --runs runs.",
+    )
+    @click.option(
+        "--runs",
+        type=click.IntRange(1000, 10_000_000),
+        default=1_000_000,
+        show_default=True,
+        help="Runs in the generated namespace (--visibility).",
+    )
     def bench(
         state_dir: str | None,
+        visibility_bench: bool,
+        runs: int,
         workflows: int,
         concurrency: int,
         bench_region: str | None,
@@ -97,6 +112,24 @@ def register_tools(cli: click.Group) -> None:
         info = devstack.stack_up(state_dir, console=err_console)
         region = bench_region or info.regions[0]
         logs = info.state_dir / "logs"
+        if visibility_bench:
+            from ops.bench_visibility import run_visibility_bench
+
+            figures = run_fast(
+                run_visibility_bench(
+                    load_config(info.config_path), info.url(region), region, runs=runs
+                )
+            )
+            emit(
+                figures,
+                output,
+                lambda d: table(
+                    ["case", "p50 (ms)", "p99 (ms)", "samples"],
+                    [[c["case"], c["p50_ms"], c["p99_ms"], c["samples"]] for c in d["cases"]],
+                    title=f"{d['namespace']}: {d['runs']:,} runs",
+                ),
+            )
+            return
         if failover_bench:
             from ops.bench_failover import run_failover_bench
 

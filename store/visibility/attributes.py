@@ -157,7 +157,10 @@ def parse_datetime(value: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         raise InvalidArgument(f"datetime {value!r} has no UTC offset; add Z or +HH:MM")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidArgument(f"datetime {value!r} is outside the years 1-9999 in UTC") from None
 
 
 def normalize_value(name: str, kind: AttributeType, value: Any) -> Any:

@@ -155,19 +155,22 @@ def _error(message: str, token: Any) -> InvalidQuery:
 
 def parse_duration(text: str, token: Any) -> timedelta:
     """A Go-style duration ("90s", "1h30m", "250ms") or a number of seconds."""
+    bad = _error(f"{text!r} is not a duration (e.g. '90s', '1h30m', '250ms')", token)
     try:
-        return timedelta(seconds=float(text))
+        seconds = float(text)
     except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise _error(f"{text!r} is not a duration (e.g. '90s', '1h30m', '250ms')", token)
-    return timedelta(seconds=total)
+        pos, seconds = 0, 0.0
+        for m in _DURATION_RE.finditer(text):
+            if m.start() != pos:
+                break
+            seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+            pos = m.end()
+        if pos != len(text) or not text:
+            raise bad from None
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise bad from None
 
 
 class _Compiler:

@@ -366,6 +366,8 @@ MALFORMED = [
     ("ORDER BY Notes", 9),
     ("ORDER BY Amount, StartTime", 17),
     ("ExecutionDuration > 'forever'", 20),
+    ("ExecutionDuration > '99999999999999h'", 20),
+    ("StartTime > '0001-01-01T00:00:00+05:00'", 12),
 ]
 
 
