@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from store import reset, workflows
+from store import reset
 from store.api_guard import JSON
 from store.batch import service as batch_service
 from store.context import Store
@@ -49,7 +49,7 @@ def add_visibility_routes(app: FastAPI, store: Store, prefix: str) -> None:
         include_system: bool = False,
     ) -> Response:
         return JSON(
-            await workflows.list_workflows(
+            await listing.list_workflows(
                 store,
                 namespace,
                 query=query,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -22,7 +22,6 @@ from store.namespaces import Namespace, get_namespace
 from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.task_views import started_attributes
-from store.visibility import listing
 from store.visibility.attributes import validate_upsert
 from worker import wire
 from worker.wire import EventType, WorkflowIdReusePolicy
@@ -473,78 +472,3 @@ async def get_result(
                     "failure": row["failure"] if closed and row["status"] != "completed" else None,
                 }
             await wait_event(ev, remaining)
-
-
-def _utc(value: datetime | None, name: str) -> datetime | None:
-    """A bound as a UTC time, refused if it falls outside the years 1-9999 in UTC."""
-    if value is None:
-        return None
-    try:
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    except (OverflowError, ValueError):
-        raise InvalidArgument(
-            f"{name} {value.isoformat()} is outside the range of times this server stores"
-        ) from None
-
-
-def quote(value: str) -> str:
-    """``value`` as a quoted string literal of the list-filter language."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def filters_to_query(
-    *,
-    status: str | None = None,
-    workflow_type: str | None = None,
-    task_queue: str | None = None,
-    started_after: datetime | None = None,
-    started_before: datetime | None = None,
-    workflow_id_prefix: str | None = None,
-) -> str:
-    """The fixed list filters as a query: they are sugar over the same path."""
-    if status is not None and status not in {s.value for s in wire.WorkflowStatus}:
-        raise InvalidArgument(
-            f"unknown status {status!r}; use one of "
-            + ", ".join(s.value for s in wire.WorkflowStatus)
-        )
-    parts = []
-    if status:
-        parts.append(f"ExecutionStatus = {quote(status)}")
-    if workflow_type:
-        parts.append(f"WorkflowType = {quote(workflow_type)}")
-    if task_queue:
-        parts.append(f"TaskQueue = {quote(task_queue)}")
-    after = _utc(started_after, "started_after")
-    before = _utc(started_before, "started_before")
-    if after:
-        parts.append(f"StartTime >= {quote(after.isoformat())}")
-    if before:
-        parts.append(f"StartTime < {quote(before.isoformat())}")
-    if workflow_id_prefix:
-        parts.append(f"WorkflowId STARTS_WITH {quote(workflow_id_prefix)}")
-    return " AND ".join(parts)
-
-
-async def list_workflows(
-    store: Store,
-    namespace: str,
-    *,
-    query: str | None = None,
-    page_size: int = 100,
-    page_token: str | None = None,
-    include_system: bool = False,
-    **filters: Any,
-) -> dict[str, Any]:
-    """A page of runs matching ``query`` (or the fixed filters), with the next token."""
-    sugar = filters_to_query(**filters)
-    if query and sugar:
-        raise InvalidArgument("give either query or the fixed filters (status, ...), not both")
-    rows, token = await listing.list_runs(
-        store,
-        namespace,
-        query or sugar,
-        page_size=page_size,
-        page_token=page_token,
-        include_system=include_system,
-    )
-    return {"executions": [execution_info(r) for r in rows], "next_page_token": token}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,8 @@ from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
 from store.visibility.attributes import AttributeType
 from store.visibility.query import Order, compile_query, group_by_sql
+from store.workflows import execution_info
+from worker import wire
 
 MAX_PAGE_SIZE = 1000
 
@@ -230,3 +232,81 @@ async def count_runs(
         return {"count": rows[0]["n"], "groups": []}
     groups = [{"value": _encode_value(r["value"]), "count": r["n"]} for r in rows]
     return {"count": sum(g["count"] for g in groups), "groups": groups}
+
+
+# --------------------------------------------------------------------------- the fixed filters
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """A bound as a UTC time, refused if it falls outside the years 1-9999 in UTC."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        raise InvalidArgument(
+            f"{name} {value.isoformat()} is outside the range of times this server stores"
+        ) from None
+
+
+def quote(value: str) -> str:
+    """``value`` as a quoted string literal of the list-filter language."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def filters_to_query(
+    *,
+    status: str | None = None,
+    workflow_type: str | None = None,
+    task_queue: str | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
+    workflow_id_prefix: str | None = None,
+) -> str:
+    """The fixed list filters as a query: they are sugar over the same path."""
+    if status is not None and status not in {s.value for s in wire.WorkflowStatus}:
+        raise InvalidArgument(
+            f"unknown status {status!r}; use one of "
+            + ", ".join(s.value for s in wire.WorkflowStatus)
+        )
+    parts = []
+    if status:
+        parts.append(f"ExecutionStatus = {quote(status)}")
+    if workflow_type:
+        parts.append(f"WorkflowType = {quote(workflow_type)}")
+    if task_queue:
+        parts.append(f"TaskQueue = {quote(task_queue)}")
+    after = _utc(started_after, "started_after")
+    before = _utc(started_before, "started_before")
+    if after:
+        parts.append(f"StartTime >= {quote(after.isoformat())}")
+    if before:
+        parts.append(f"StartTime < {quote(before.isoformat())}")
+    if workflow_id_prefix:
+        parts.append(f"WorkflowId STARTS_WITH {quote(workflow_id_prefix)}")
+    return " AND ".join(parts)
+
+
+async def list_workflows(
+    store: Store,
+    namespace: str,
+    *,
+    query: str | None = None,
+    page_size: int = 100,
+    page_token: str | None = None,
+    include_system: bool = False,
+    **filters: Any,
+) -> dict[str, Any]:
+    """A page of runs matching ``query`` (or the fixed filters), with the next token."""
+    sugar = filters_to_query(**filters)
+    if query and sugar:
+        raise InvalidArgument("give either query or the fixed filters (status, ...), not both")
+    rows, token = await list_runs(
+        store,
+        namespace,
+        query or sugar,
+        page_size=page_size,
+        page_token=page_token,
+        include_system=include_system,
+    )
+    return {"executions": [execution_info(r) for r in rows], "next_page_token": token}
