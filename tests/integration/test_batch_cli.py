@@ -1,0 +1,116 @@
+"""`baton batch` and `baton workflow reset` through the CLI (a subprocess, JSON output)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from tests.apps.visibility import Waiter
+from tests.conftest import Region
+from worker import Client
+
+pytestmark = pytest.mark.integration
+QUEUE = "batch-cli"
+
+
+async def baton(region: Region, *args: str) -> tuple[int, Any, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ops.cli",
+        "--config",
+        str(region.config_path),
+        "--namespace",
+        "default",
+        *args,
+        "--output",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), json.loads(out or b"null"), err.decode()
+
+
+async def test_batch_commands_start_wait_list_describe_stop(client: Client, region: Region) -> None:
+    for i in range(12):
+        await client.start_workflow(Waiter, id=f"c-{i}", task_queue=QUEUE)
+    code, job, err = await baton(
+        region,
+        "batch",
+        "start",
+        "--query",
+        "WorkflowType = 'Waiter'",
+        "--op",
+        "terminate",
+        "--reason",
+        "cli",
+        "--rps",
+        "100",
+        "--job-id",
+        "cli-1",
+    )
+    assert code == 0, err
+    assert (job["job_id"], job["state"], job["done"], job["failed"]) == (
+        "cli-1",
+        "completed",
+        12,
+        0,
+    )
+    code, jobs, _ = await baton(region, "batch", "list")
+    assert code == 0 and [j["job_id"] for j in jobs] == ["cli-1"]
+    code, described, _ = await baton(region, "batch", "describe", "cli-1")
+    assert code == 0 and described["done"] == 12 and described["query"] == "WorkflowType = 'Waiter'"
+    code, stopped, _ = await baton(region, "batch", "stop", "cli-1")
+    assert code == 0 and stopped["stop_requested"] is False  # it has ended
+    code, failed, err = await baton(region, "batch", "describe", "nope")
+    assert code != 0 and failed["error"]["code"] == "BATCH_NOT_FOUND" and "Traceback" not in err
+    code, failed, _ = await baton(
+        region, "batch", "start", "--query", "Nope = 1", "--op", "terminate", "--reason", "x"
+    )
+    assert code != 0 and failed["error"]["code"] == "INVALID_QUERY"
+    code, failed, _ = await baton(
+        region, "batch", "start", "--query", "", "--op", "signal", "--reason", "x"
+    )
+    assert code != 0 and "--signal" in json.dumps(failed)
+
+
+async def test_workflow_reset_command(client: Client, region: Region) -> None:
+    h = await client.start_workflow(Waiter, id="to-reset", task_queue=QUEUE)
+    code, failed, _ = await baton(
+        region, "workflow", "reset", "to-reset", "--to", "first-workflow-task", "--reason", "x"
+    )
+    # no workflow task has finished yet: refused, nothing changed
+    assert code != 0 and failed["error"]["code"] == "INVALID_ARGUMENT"
+    assert (await h.describe())["execution"]["status"] == "running"
+    from worker import Worker
+
+    async with Worker(client, task_queue=QUEUE, workflows=[Waiter]):
+
+        async def task_done() -> bool:
+            kinds = [e["event_type"] for e in await h.history()]
+            return "WorkflowTaskCompleted" in kinds
+
+        from tests.helpers import eventually
+
+        await eventually(task_done, timeout=20, what="the first workflow task done")
+        await h.signal("note", "before")
+        code, reset, err = await baton(
+            region,
+            "workflow",
+            "reset",
+            "to-reset",
+            "--to",
+            "first-workflow-task",
+            "--reason",
+            "from the CLI",
+        )
+        assert code == 0, err
+        assert reset["run_id"] != h.run_id
+        await h.signal("note", "stop")
+        # the signal after the point came along once; the result follows to the new run
+        assert await h.result(timeout=20) == ["before", "stop"]
