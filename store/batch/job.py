@@ -21,7 +21,13 @@ from typing import Any
 from store.batch import operations
 from worker import RetryPolicy, activity, workflow
 from worker._http import ns_path
-from worker.errors import BatonError, WorkflowNotFoundError, WorkflowNotRunningError
+from worker.errors import (
+    ActivityError,
+    ApplicationError,
+    BatonError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
 
 WORKFLOW_TYPE = "baton.batch"
 TASK_QUEUE = "baton.system"
@@ -55,15 +61,26 @@ def make_page_activity(client: Any) -> Any:
         op = operations.get(job["operation"]["kind"])
         params = job["operation"].get("params") or {}
         ns = job["namespace"]
-        res = await client.call(
-            "GET",
-            ns_path(ns, "/workflows"),
-            params={
-                "query": job["query"] or None,
-                "page_size": page_size(job["rps"]),
-                "page_token": cursor,
-            },
-        )
+        try:
+            res = await client.call(
+                "GET",
+                ns_path(ns, "/workflows"),
+                params={
+                    "query": job["query"] or None,
+                    "page_size": page_size(job["rps"]),
+                    "page_token": cursor,
+                },
+            )
+        except BatonError as exc:
+            if exc.retryable:
+                raise
+            # the query no longer holds (an attribute it names was removed):
+            # retrying cannot help, the job ends failed and says why
+            raise ApplicationError(
+                f"the job's query cannot run: [{exc.code}] {exc.message}",
+                type="BatchQueryFailed",
+                non_retryable=True,
+            ) from exc
         interval = 1.0 / job["rps"]
         next_at = time.monotonic()
         done = skipped = 0
@@ -136,18 +153,12 @@ class BatchJob:
         job = {k: v for k, v in job.items() if k != "state"}
         pages_here = 0
         while self.stop_reason is None:
-            page = await workflow.execute_activity(
-                PAGE_ACTIVITY,
-                job,
-                self.state["cursor"],
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    maximum_interval=timedelta(seconds=10),
-                    maximum_attempts=0,
-                ),
-            )
+            try:
+                page = await self._page(job)
+            except ActivityError as exc:
+                cause = exc.__cause__
+                why = getattr(cause, "message", None) or exc.message
+                return {**self.state, "state": "failed", "error": why}
             self.state = merge(self.state, page)
             pages_here += 1
             if not page["cursor"]:
@@ -155,6 +166,21 @@ class BatchJob:
             if pages_here >= PAGES_PER_RUN and self.stop_reason is None:
                 workflow.continue_as_new({**job, "state": self.state})
         return {**self.state, "state": "stopped", "stop_reason": self.stop_reason}
+
+    async def _page(self, job: dict[str, Any]) -> dict[str, Any]:
+        page: dict[str, Any] = await workflow.execute_activity(
+            PAGE_ACTIVITY,
+            job,
+            self.state["cursor"],
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=10),
+                maximum_attempts=0,
+            ),
+        )
+        return page
 
     @workflow.signal(name="stop")
     def stop(self, reason: str) -> None:

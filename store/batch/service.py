@@ -94,6 +94,7 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
             result = _decode(attrs.get("result")) or {}
             status = result.get("state", "completed")
             state["stop_reason"] = result.get("stop_reason")
+            state["error"] = result.get("error")
         elif kind == EventType.WORKFLOW_EXECUTION_TERMINATED.value:
             status = "terminated"
         elif kind == EventType.WORKFLOW_EXECUTION_FAILED.value:
@@ -105,7 +106,7 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
         "rps": job.get("rps"),
         "reason": job.get("reason"),
         "state": status,
-        **{k: state.get(k) for k in ("done", "skipped", "failed", "pages", "stop_reason")},
+        **{k: state.get(k) for k in ("done", "skipped", "failed", "pages", "stop_reason", "error")},
         "failures": state.get("failures", []),
     }
 

@@ -118,3 +118,23 @@ async def test_bad_batches_are_refused_and_store_nothing(client: Client, region:
         assert await conn.fetchval("SELECT count(*) FROM executions") == 0
     finally:
         await conn.close()
+
+
+async def test_a_job_whose_query_stops_holding_ends_failed_and_says_why(client: Client) -> None:
+    await client.add_search_attribute("Team", "Keyword")
+    for i in range(12):
+        await client.start_workflow(
+            Waiter, id=f"team-{i:02d}", task_queue=QUEUE, search_attributes={"Team": "red"}
+        )
+    await client.start_batch("Team = 'red'", "terminate", reason="x", rps=2, job_id="team")
+
+    async def first_page_under_way() -> bool:
+        return (await client.count_workflows("ExecutionStatus = 'Terminated'"))["count"] >= 1
+
+    # the first page (10 runs at 2/s) is being worked on: its list ran
+    await eventually(first_page_under_way, timeout=30, what="the first terminate")
+    await client.remove_search_attribute("Team")
+    d = await finished(client, "team")
+    assert d["state"] == "failed"
+    assert "unknown search attribute 'Team'" in str(d["error"])
+    assert 0 < int(d["done"]) < 12  # type: ignore[call-overload]
