@@ -56,12 +56,21 @@ def _view(d: dict[str, Any]) -> RenderableType:
 
 
 @batch.command("start")
+@click.argument("signal_arg", required=False, metavar="[SIGNAL_NAME]")
 @click.option("--query", "-q", required=True, help="List filter of the workflows to act on.")
-@click.option("--op", "op", type=click.Choice(OPS), required=True)
-@click.option("--signal", "signal_name", default=None, help="Signal name (--op signal).")
+@click.option("--op", "op", type=click.Choice(OPS, case_sensitive=False), required=True)
+@click.option(
+    "--signal",
+    "--signal-name",
+    "signal_name",
+    default=None,
+    help="Signal name for --op signal (or `--op signal NAME`).",
+)
 @click.option("--input", "inputs", multiple=True, help="Signal argument as JSON (repeatable).")
 @click.option(
     "--reset-to",
+    "--to",
+    "reset_to",
     type=click.Choice(["first-workflow-task", "last-workflow-task"]),
     default="last-workflow-task",
     show_default=True,
@@ -92,6 +101,7 @@ def _view(d: dict[str, Any]) -> RenderableType:
 @pass_state
 def batch_start(
     st: CliState,
+    signal_arg: str | None,
     query: str,
     op: str,
     signal_name: str | None,
@@ -104,7 +114,15 @@ def batch_start(
     wait: bool,
     output: str,
 ) -> None:
-    """Start a batch job; with --wait, follow it to the end."""
+    """Start a batch job; with --wait, follow it to the end.
+
+    `--op signal NAME --input JSON` signals NAME with the inputs; `--op reset`
+    resets each run to --reset-to.
+    """
+    op = op.lower()
+    signal_name = signal_name or signal_arg
+    if signal_arg and op != "signal":
+        raise CliInputError(f"unexpected argument {signal_arg!r}: only --op signal takes a name")
     params: dict[str, Any] = {}
     if op == "signal":
         if not signal_name:

@@ -21,14 +21,26 @@ def search_attribute() -> None:
     """Custom search attributes of a namespace: add, list, remove."""
 
 
+def _ns_and_name(st: CliState, args: tuple[str, ...], name: str | None) -> tuple[str, str]:
+    """[NAMESPACE] NAME, or --name NAME; the namespace defaults to -n/--namespace."""
+    if name is not None and len(args) <= 1:
+        return (args[0] if args else st.namespace), name
+    if len(args) == 2:
+        return args[0], args[1]
+    if len(args) == 1:
+        return st.namespace, args[0]
+    raise click.UsageError("give [NAMESPACE] NAME (or --name NAME)")
+
+
 @search_attribute.command("add")
-@click.argument("namespace")
-@click.argument("name")
+@click.argument("args", nargs=-1, metavar="[NAMESPACE] NAME")
+@click.option("--name", default=None, help="The attribute's name (instead of NAME).")
 @click.option("--type", "type_", type=click.Choice(TYPES, case_sensitive=False), required=True)
 @pass_state
-def sa_add(st: CliState, namespace: str, name: str, type_: str, output: str) -> None:
+def sa_add(st: CliState, args: tuple[str, ...], name: str | None, type_: str, output: str) -> None:
     """Register custom search attribute NAME in NAMESPACE (safe to run twice)."""
-    res = st.run(lambda c: c.add_search_attribute(name, type_, namespace=namespace))
+    namespace, attr = _ns_and_name(st, args, name)
+    res = st.run(lambda c: c.add_search_attribute(attr, type_, namespace=namespace))
     emit(
         {"namespace": namespace, **res},
         output,
@@ -40,12 +52,13 @@ def sa_add(st: CliState, namespace: str, name: str, type_: str, output: str) -> 
 
 
 @search_attribute.command("remove")
-@click.argument("namespace")
-@click.argument("name")
+@click.argument("args", nargs=-1, metavar="[NAMESPACE] NAME")
+@click.option("--name", default=None, help="The attribute's name (instead of NAME).")
 @pass_state
-def sa_remove(st: CliState, namespace: str, name: str, output: str) -> None:
+def sa_remove(st: CliState, args: tuple[str, ...], name: str | None, output: str) -> None:
     """Unregister NAME: runs keep their values, queries no longer see it."""
-    res = st.run(lambda c: c.remove_search_attribute(name, namespace=namespace))
+    namespace, attr = _ns_and_name(st, args, name)
+    res = st.run(lambda c: c.remove_search_attribute(attr, namespace=namespace))
     emit(
         {"namespace": namespace, **res},
         output,
@@ -56,12 +69,13 @@ def sa_remove(st: CliState, namespace: str, name: str, output: str) -> None:
 
 
 @search_attribute.command("list")
-@click.argument("namespace")
+@click.argument("namespace", required=False)
 @pass_state
-def sa_list(st: CliState, namespace: str, output: str) -> None:
-    """System and custom search attributes of NAMESPACE."""
+def sa_list(st: CliState, namespace: str | None, output: str) -> None:
+    """System and custom search attributes of NAMESPACE (default: -n/--namespace)."""
+    ns = namespace or st.namespace
     emit(
-        st.run(lambda c: c.list_search_attributes(namespace=namespace)),
+        st.run(lambda c: c.list_search_attributes(namespace=ns)),
         output,
         lambda d: table(["name", "type", "kind"], [[a["name"], a["type"], a["kind"]] for a in d]),
     )
@@ -73,7 +87,12 @@ def sa_list(st: CliState, namespace: str, output: str) -> None:
 @pass_state
 def workflow_count(st: CliState, query: str, group_by: str | None, output: str) -> None:
     """Count runs matching a query, optionally per value of an attribute."""
-    res = st.run(lambda c: c.count_workflows(query, group_by=group_by))
+
+    async def go(c: Client) -> dict[str, Any]:
+        r = await c.count_workflows(query, group_by=group_by)
+        return {"count": r.count, "groups": r["groups"]}
+
+    res = st.run(go)
 
     def view(d: dict[str, Any]) -> Any:
         if not group_by:
@@ -96,7 +115,14 @@ def workflow_count(st: CliState, query: str, group_by: str | None, output: str) 
     help="A WorkflowTaskCompleted/-Failed/-TimedOut event id.",
 )
 @click.option(
-    "--to", "to", type=click.Choice(["first-workflow-task", "last-workflow-task"]), default=None
+    "--to",
+    "to",
+    type=click.Choice(
+        ["first-workflow-task", "last-workflow-task", "FirstWorkflowTask", "LastWorkflowTask"],
+        case_sensitive=False,
+    ),
+    default=None,
+    help="Instead of --event-id: the first, or the last completed, workflow task.",
 )
 @click.option(
     "--reapply",

@@ -44,6 +44,47 @@ class WorkflowExecution:
             raw=d,
         )
 
+    @property
+    def id(self) -> str:
+        """The workflow id (as Temporal's SDK names it)."""
+        return self.workflow_id
+
+
+@dataclass(frozen=True)
+class WorkflowCountGroup:
+    """One value of the group-by attribute and how many runs have it."""
+
+    value: Any
+    count: int
+
+    @property
+    def group_values(self) -> list[Any]:
+        return [self.value]
+
+    def __getitem__(self, key: str) -> Any:
+        return {"value": self.value, "count": self.count}[key]
+
+
+@dataclass(frozen=True)
+class WorkflowCount:
+    """What ``count_workflows`` answers: ``.count`` and, with group_by, ``.groups``.
+
+    Reads as a mapping too (``res["count"]``, ``res["groups"]``).
+    """
+
+    count: int
+    groups: list[WorkflowCountGroup]
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "count":
+            return self.count
+        if key == "groups":
+            return [{"value": g.value, "count": g.count} for g in self.groups]
+        raise KeyError(key)
+
+    def __int__(self) -> int:
+        return self.count
+
 
 def encode_search_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Search attribute values as the server takes them (datetimes as RFC 3339 UTC)."""
@@ -115,14 +156,17 @@ class VisibilityMixin:
 
     async def count_workflows(
         self, query: str = "", *, group_by: str | None = None
-    ) -> dict[str, Any]:
-        """``{"count": N, "groups": [{"value": V, "count": n}, ...]}`` for ``query``."""
+    ) -> WorkflowCount:
+        """How many runs match ``query``; with ``group_by``, per value of that attribute."""
         res: dict[str, Any] = await self.call(
             "GET",
             ns_path(self.namespace, "/workflow-count"),
             params={"query": query, "group_by": group_by},
         )
-        return res
+        return WorkflowCount(
+            count=int(res["count"]),
+            groups=[WorkflowCountGroup(g["value"], int(g["count"])) for g in res["groups"]],
+        )
 
     async def add_search_attribute(
         self, name: str, type: str, *, namespace: str | None = None
@@ -195,4 +239,10 @@ class VisibilityMixin:
         return res
 
 
-__all__ = ["VisibilityMixin", "WorkflowExecution", "encode_search_attributes"]
+__all__ = [
+    "VisibilityMixin",
+    "WorkflowCount",
+    "WorkflowCountGroup",
+    "WorkflowExecution",
+    "encode_search_attributes",
+]

@@ -241,6 +241,22 @@ class Client(VisibilityMixin):
         return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id)
 
 
+_RESET_POINTS = {
+    "first": "first-workflow-task",
+    "firstworkflowtask": "first-workflow-task",
+    "last": "last-workflow-task",
+    "lastworkflowtask": "last-workflow-task",
+}
+
+
+def _reset_point(to: str | None) -> str | None:
+    """``first-workflow-task`` from any of its spellings (FirstWorkflowTask, first, ...)."""
+    if to is None:
+        return None
+    key = to.lower().replace("-", "").replace("_", "")
+    return _RESET_POINTS.get(key, to)
+
+
 class WorkflowHandle:
     """A workflow id (and optionally a run) to act on."""
 
@@ -386,6 +402,7 @@ class WorkflowHandle:
         event_id: int | None = None,
         to: str | None = None,
         reapply_signals: bool = True,
+        reapply: str | None = None,
         request_id: str | None = None,
     ) -> str:
         """Reset the run to a workflow task; returns the new run's id.
@@ -401,8 +418,8 @@ class WorkflowHandle:
             {
                 "run_id": self.run_id,
                 "event_id": event_id,
-                "to": to,
-                "reapply": "signals" if reapply_signals else "none",
+                "to": _reset_point(to),
+                "reapply": reapply or ("signals" if reapply_signals else "none"),
                 "reason": reason,
                 "request_id": request_id or _new_request_id(),
                 "identity": self.client.identity,

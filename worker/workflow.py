@@ -56,6 +56,7 @@ __all__ = [
     "query",
     "random",
     "run",
+    "search_attributes",
     "set_query_handler",
     "set_signal_handler",
     "signal",
@@ -63,6 +64,7 @@ __all__ = [
     "start_activity",
     "unsafe",
     "update",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
 ]

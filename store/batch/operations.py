@@ -14,7 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from store.errors import InvalidArgument
+from worker import wire
 from worker._http import wf_path
 
 #: (client, namespace, workflow id, run id, params, reason, request id) -> None
@@ -99,9 +102,12 @@ async def _signal(
 
 
 def _check_reset(params: dict[str, Any]) -> dict[str, Any]:
-    to = params.get("to", "last-workflow-task")
-    if to not in ("first-workflow-task", "last-workflow-task"):
-        raise InvalidArgument("a reset batch resets to first-workflow-task or last-workflow-task")
+    try:
+        to = wire.ResetRequest(reason="-", to=params.get("to") or "last-workflow-task").to
+    except ValidationError:
+        raise InvalidArgument(
+            "a reset batch resets to first-workflow-task or last-workflow-task"
+        ) from None
     reapply = params.get("reapply", "signals")
     if reapply not in ("signals", "none"):
         raise InvalidArgument("reapply is signals or none")

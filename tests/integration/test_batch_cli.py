@@ -114,3 +114,47 @@ async def test_workflow_reset_command(client: Client, region: Region) -> None:
         await h.signal("note", "stop")
         # the signal after the point came along once; the result follows to the new run
         assert await h.result(timeout=20) == ["before", "stop"]
+
+
+async def test_signal_batch_and_search_attributes_in_the_short_forms(
+    client: Client, region: Region
+) -> None:
+    from worker import Worker
+
+    code, added, err = await baton(
+        region, "namespace", "search-attribute", "add", "Team", "--type", "keyword"
+    )
+    assert code == 0 and added == {
+        "namespace": "default",
+        "name": "Team",
+        "type": "Keyword",
+        "changed": True,
+    }, err
+    async with Worker(client, task_queue=QUEUE, workflows=[Waiter]):
+        for i in range(3):
+            await client.start_workflow(
+                Waiter, id=f"sig-{i}", task_queue=QUEUE, search_attributes={"Team": "blue"}
+            )
+        code, job, err = await baton(
+            region,
+            "batch",
+            "start",
+            "--query",
+            "Team = 'blue'",
+            "--op",
+            "signal",
+            "note",
+            "--input",
+            '"stop"',
+            "--reason",
+            "wrap up",
+        )
+        assert code == 0 and (job["state"], job["done"]) == ("completed", 3), err
+        for i in range(3):
+            assert await client.get_workflow_handle(f"sig-{i}").result(timeout=20) == ["stop"]
+    code, listed, _ = await baton(region, "namespace", "search-attribute", "list")
+    assert code == 0 and {"name": "Team", "type": "Keyword", "kind": "custom"} in listed
+    code, removed, _ = await baton(
+        region, "namespace", "search-attribute", "remove", "--name", "Team"
+    )
+    assert code == 0 and removed["changed"] is True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from worker.wire.common import MAX_DESCRIPTION_CHARS, MAX_DURATION_S, Failure, Payload
 from worker.wire.history import HistoryEvent
@@ -219,14 +219,31 @@ class ResetRequest(BaseModel):
     #: A WorkflowTaskCompleted, -Failed or -TimedOut event (or the -Started of
     #: a finished task): the run's history up to that task's start is kept.
     event_id: int | None = Field(default=None, ge=1)
-    #: Instead of event_id: "first-workflow-task" or "last-workflow-task".
-    to: str | None = Field(default=None, pattern="^(first-workflow-task|last-workflow-task)$")
+    #: Instead of event_id: "first-workflow-task" or "last-workflow-task"
+    #: (FirstWorkflowTask, LastWorkflowTask, first and last are read as these).
+    to: str | None = Field(default=None, max_length=64)
     #: "signals": signals received after the point are applied again; "none".
     reapply: str = Field(default="signals", pattern="^(signals|none)$")
     reason: str = Field(min_length=1, max_length=1000)
     #: A retried reset with the same id resets once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = Field(default="", max_length=1000)
+
+    @field_validator("to")
+    @classmethod
+    def _reset_point(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        key = value.lower().replace("-", "").replace("_", "")
+        points = {
+            "first": "first-workflow-task",
+            "firstworkflowtask": "first-workflow-task",
+            "last": "last-workflow-task",
+            "lastworkflowtask": "last-workflow-task",
+        }
+        if key not in points:
+            raise ValueError("to is first-workflow-task or last-workflow-task")
+        return points[key]
 
 
 class ResetResponse(BaseModel):
