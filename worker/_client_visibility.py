@@ -65,25 +65,30 @@ class WorkflowCountGroup:
         return {"value": self.value, "count": self.count}[key]
 
 
-@dataclass(frozen=True)
-class WorkflowCount:
-    """What ``count_workflows`` answers: ``.count`` and, with group_by, ``.groups``.
+class WorkflowCount(int):
+    """What ``count_workflows`` answers: the number itself, with ``.count`` and ``.groups``.
 
-    Reads as a mapping too (``res["count"]``, ``res["groups"]``).
+    It is an ``int`` (``n == 3``, ``n + 1``), and reads as a mapping too
+    (``n["count"]``, ``n["groups"]``).
     """
 
-    count: int
     groups: list[WorkflowCountGroup]
+
+    def __new__(cls, count: int, groups: list[WorkflowCountGroup] | None = None) -> WorkflowCount:
+        obj = super().__new__(cls, count)
+        obj.groups = list(groups or [])
+        return obj
+
+    @property
+    def count(self) -> int:
+        return int(self)
 
     def __getitem__(self, key: str) -> Any:
         if key == "count":
-            return self.count
+            return int(self)
         if key == "groups":
             return [{"value": g.value, "count": g.count} for g in self.groups]
         raise KeyError(key)
-
-    def __int__(self) -> int:
-        return self.count
 
 
 def encode_search_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,8 +169,8 @@ class VisibilityMixin:
             params={"query": query, "group_by": group_by},
         )
         return WorkflowCount(
-            count=int(res["count"]),
-            groups=[WorkflowCountGroup(g["value"], int(g["count"])) for g in res["groups"]],
+            int(res["count"]),
+            [WorkflowCountGroup(g["value"], int(g["count"])) for g in res["groups"]],
         )
 
     async def add_search_attribute(
