@@ -86,6 +86,14 @@ async def test_batch_signal_and_stop(client: Client) -> None:
     await client.start_batch(
         "WorkflowType = 'Waiter'", "terminate", reason="x", rps=2, job_id="slow"
     )
+
+    async def under_way() -> bool:
+        query = "WorkflowId STARTS_WITH 'slow-' AND ExecutionStatus = 'Terminated'"
+        return (await client.count_workflows(query)).count >= 1
+
+    # a stop that arrives before the first page ends the job with nothing done;
+    # this one arrives while the first page runs
+    await eventually(under_way, timeout=30, what="the first page under way")
     stopped = await client.stop_batch("slow", "changed my mind")
     assert stopped["stop_requested"] is True
     d = await finished(client, "slow")
