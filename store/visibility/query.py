@@ -214,7 +214,8 @@ class _Compiler:
         # The key is the registry's own name (checked against NAME_RE when it
         # was registered), never the query's token: it is a literal so that
         # an expression index on it can serve the query.
-        assert NAME_RE.match(name)
+        if not NAME_RE.match(name):  # a registry written some other way: never into SQL
+            raise InvalidQuery(f"search attribute {name!r} has a name Baton cannot query")
         text = f"(e.search_attributes->>'{name}')"
         if kind == AttributeType.INT:
             return f"{text}::numeric"
