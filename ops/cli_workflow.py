@@ -36,6 +36,20 @@ def _json_values(values: Sequence[str], what: str = "--input") -> list[Any]:
     return out
 
 
+def _search_attributes(values: Sequence[str]) -> dict[str, Any]:
+    """NAME=JSON pairs; a value that is not JSON is taken as a string (a Keyword)."""
+    out: dict[str, Any] = {}
+    for raw in values:
+        name, sep, value = raw.partition("=")
+        if not sep or not name:
+            raise CliInputError(f"--search-attribute {raw!r} is not NAME=VALUE")
+        try:
+            out[name] = json.loads(value)
+        except ValueError:
+            out[name] = value
+    return out
+
+
 def _timestamp(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
@@ -119,6 +133,13 @@ _run_id_option = click.option("--run-id", default=None, help="A specific run (de
     default=WorkflowIdReusePolicy.ALLOW_DUPLICATE.value,
     show_default=True,
 )
+@click.option(
+    "--search-attribute",
+    "search_attributes",
+    multiple=True,
+    metavar="NAME=JSON",
+    help="A custom search attribute, e.g. CustomerId='\"c-7\"' or Amount=42 (repeatable).",
+)
 @pass_state
 def workflow_start(
     st: CliState,
@@ -128,10 +149,12 @@ def workflow_start(
     inputs: tuple[str, ...],
     request_id: str | None,
     id_reuse_policy: str,
+    search_attributes: tuple[str, ...],
     output: str,
 ) -> None:
     """Start a workflow."""
     args = _json_values(inputs)
+    attributes = _search_attributes(search_attributes)
 
     async def go(c: Client) -> dict[str, Any]:
         h = await c.start_workflow(
@@ -141,6 +164,7 @@ def workflow_start(
             task_queue=task_queue,
             request_id=request_id,
             id_reuse_policy=WorkflowIdReusePolicy(id_reuse_policy),
+            search_attributes=attributes,
         )
         return {
             "namespace": c.namespace,

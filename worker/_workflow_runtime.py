@@ -323,6 +323,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             history_length=self._history_length,
             start_time=_history.parse_time(start.event_time),
             memo=dict(attrs.get("memo") or {}),
+            search_attributes=self.search_attributes(),
         )
 
     def now(self) -> datetime:

@@ -208,6 +208,9 @@ class WorkflowInfo:
     memo: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The memo the run was started with."""
 
+    search_attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The run's custom search attributes when ``info()`` was called (with its upserts)."""
+
 
 class ContinueAsNewError(BaseException):
     """Raised by :func:`continue_as_new` to close the run and start a fresh one.

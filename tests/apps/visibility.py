@@ -26,7 +26,8 @@ class Tagged:
         await workflow.execute_activity(record, "one", start_to_close_timeout=10)
         workflow.upsert_search_attributes({"Stage": "charged", "Amount": 42})
         await workflow.wait_condition(lambda: self.finish)
-        return workflow.search_attributes()
+        assert workflow.info().search_attributes == workflow.search_attributes()
+        return dict(workflow.info().search_attributes)
 
     @workflow.signal
     def done(self) -> None:

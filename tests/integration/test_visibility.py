@@ -467,6 +467,25 @@ async def test_cli_list_count_and_search_attributes(client: Client, region: Regi
     assert code == 0 and added["changed"] is True
     code, attrs, _ = await baton("namespace", "search-attribute", "list", "default")
     assert code == 0 and {"name": "Region", "type": "Keyword", "kind": "custom"} in attrs
+    code, _, err = await baton(
+        "workflow",
+        "start",
+        "--type",
+        "Cli",
+        "--task-queue",
+        QUEUE,
+        "--id",
+        "cli-1",
+        "--search-attribute",
+        "CustomerId=zed",
+        "--search-attribute",
+        "Amount=7",
+    )
+    assert code == 0, err
+    code, listed, _ = await baton(
+        "workflow", "list", "--query", "CustomerId = 'zed' AND Amount = 7"
+    )
+    assert code == 0 and [e["workflow_id"] for e in listed] == ["cli-1"]
     code, failed, err = await baton("workflow", "list", "--query", "Amount = ")
     assert code != 0 and "Traceback" not in err
     assert failed["error"]["code"] == "INVALID_QUERY"
