@@ -24,6 +24,8 @@ log = logging.getLogger("baton.system_worker")
 
 #: How often the set of namespaces to poll is looked at again.
 REFRESH_S = 2.0
+#: How long stopping a namespace's worker may take.
+STOP_S = 5.0
 SYSTEM_TYPES = [WORKFLOW_TYPE]
 
 
@@ -36,8 +38,13 @@ class _NamespaceWorker:
         )
 
     async def run(self) -> None:
+        # a short retry window: a server that stops must not wait a minute
+        # for its own API to answer the worker's last calls
         client = await Client.connect(
-            self.url, namespace=self.namespace, identity=f"baton-system@{self.region}"
+            self.url,
+            namespace=self.namespace,
+            identity=f"baton-system@{self.region}",
+            retry_for_s=STOP_S,
         )
         async with client:
             self.worker = Worker(
@@ -55,8 +62,9 @@ class _NamespaceWorker:
 
     async def stop(self) -> None:
         if self.worker is not None:
+            # a page in flight is handed back (its retry resumes it elsewhere)
             with contextlib.suppress(Exception):
-                await self.worker.shutdown()
+                await asyncio.wait_for(self.worker.shutdown(), STOP_S)
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.task

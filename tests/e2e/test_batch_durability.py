@@ -52,8 +52,7 @@ async def test_a_batch_resumes_after_sigkill_and_terminates_each_run_once(
     two_regions: Regions,
 ) -> None:
     rs = two_regions
-    a = rs[0]
-    await rs.start(a.name)
+    a = rs[0]  # started by the fixture
     async with await Client.connect(a.url, namespace="bulk", retry_for_s=120) as client:
         await client.create_namespace("bulk")
         await start_many(client, "k", 1000)
@@ -85,9 +84,7 @@ async def test_a_running_batch_finishes_in_the_new_region_after_a_failover(
     two_regions: Regions,
 ) -> None:
     rs = two_regions
-    a, b = rs[0], rs[1]
-    await rs.start(a.name)
-    await rs.start(b.name)
+    a, b = rs[0], rs[1]  # started by the fixture
     async with await Client.connect(rs.urls, namespace="moving", retry_for_s=120) as client:
         await client.create_namespace("moving", regions=[a.name, b.name], active_region=a.name)
         await start_many(client, "m", 300)
@@ -115,3 +112,40 @@ async def test_a_running_batch_finishes_in_the_new_region_after_a_failover(
             assert job[-1]["version"] > job[0]["version"]
     runs, once, more = await terminations(rs, b.name, "moving", "m")
     assert (runs, once, more) == (300, 300, 0)
+
+
+async def test_a_server_stops_promptly_mid_batch_and_the_job_carries_on(
+    two_regions: Regions,
+) -> None:
+    rs = two_regions
+    a = rs[0]  # started by the fixture
+    async with await Client.connect(a.url, namespace="stopping", retry_for_s=120) as client:
+        await client.create_namespace("stopping")
+        await start_many(client, "s", 40)
+        await client.start_batch(
+            "WorkflowType = 'Idle'", "terminate", reason="stop", rps=4, job_id="stop"
+        )
+
+        async def under_way() -> bool:
+            query = "ExecutionStatus = 'Terminated'"
+            return (await client.count_workflows(query)).count >= 1
+
+        await eventually(under_way, timeout=60, what="the job's first page under way")
+        procs = [p.proc for p in a.procs if p.proc is not None]
+        assert procs
+        for p in procs:
+            p.terminate()  # SIGTERM, mid-page
+        # each exits by itself (a page in flight is handed back) within the wait
+        for p in procs:
+            assert await asyncio.to_thread(p.wait, 30) is not None
+        a.procs.clear()
+        await rs.start(a.name)
+
+        async def ended() -> dict[str, object] | None:
+            d = await client.describe_batch("stop")
+            return d if d["state"] != "running" else None
+
+        d = await eventually(ended, timeout=120, interval=0.5, what="the job ended after restart")
+        assert (d["state"], d["done"], d["failed"]) == ("completed", 40, 0), d
+    runs, once, more = await terminations(rs, a.name, "stopping", "s")
+    assert (runs, once, more) == (40, 40, 0)
