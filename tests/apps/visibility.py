@@ -49,3 +49,14 @@ class Waiter:
     @workflow.signal
     def note(self, value: str) -> None:
         self.signals.append(value)
+
+
+@workflow.defn
+class UpsertsUnregistered:
+    """Upserts an attribute the namespace may not have registered yet."""
+
+    @workflow.run
+    async def run(self) -> str:
+        workflow.upsert_search_attributes({"LateAttr": "v"})
+        await workflow.execute_activity(record, "after", start_to_close_timeout=10)
+        return "done"

@@ -489,3 +489,27 @@ async def test_cli_list_count_and_search_attributes(client: Client, region: Regi
     code, failed, err = await baton("workflow", "list", "--query", "Amount = ")
     assert code != 0 and "Traceback" not in err
     assert failed["error"]["code"] == "INVALID_QUERY"
+
+
+async def test_an_upsert_of_an_unregistered_attribute_fails_the_task_and_stores_nothing(
+    client: Client,
+) -> None:
+    from tests.apps.visibility import UpsertsUnregistered
+
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[UpsertsUnregistered], activities=[record]
+    ):
+        h = await client.start_workflow(UpsertsUnregistered, id="late", task_queue=QUEUE)
+
+        async def failed_task() -> list[dict[str, Any]]:
+            return [e for e in await h.history() if e["event_type"] == "WorkflowTaskFailed"]
+
+        failures = await eventually(failed_task, timeout=20, what="the upsert's task failed")
+        assert "LateAttr" in str(failures[0]["attributes"])
+        kinds = [e["event_type"] for e in await h.history()]
+        assert "UpsertWorkflowSearchAttributes" not in kinds
+        assert "ActivityTaskScheduled" not in kinds  # nothing of that task was stored
+        # registering it lets the retried task through
+        await client.add_search_attribute("LateAttr", "Keyword")
+        assert await h.result(timeout=30) == "done"
+    assert await ids(client, "LateAttr = 'v'") == ["late"]
