@@ -87,9 +87,16 @@ async def test_forced_failover_then_the_old_region_returns_as_standby(
                     "AND event_type = 'TimerStarted'",
                     ns,
                 )
-                return n == 20
+                # the Steps runs too: the test follows every run B knows of
+                known = await rs.fetchval(
+                    b.name,
+                    "SELECT count(*) FROM executions WHERE namespace = $1 "
+                    "AND workflow_id LIKE 'steps-%'",
+                    ns,
+                )
+                return n == 20 and known == 5
 
-            await eventually(all_sleeping_in_b, timeout=60, what="timers replicated to B")
+            await eventually(all_sleeping_in_b, timeout=60, what="timers and steps in B")
             # Kafka goes away: what A writes now stays in its outbox.
             broker.stop()
             for i in range(5):
