@@ -38,11 +38,11 @@ from typing import Any
 from worker import _history
 from worker._definition import WorkflowDefinition, _param_hints
 from worker._failure import exception_to_failure
+from worker._workflow_api import _current_runtime
 from worker._workflow_runtime import WorkflowRuntime
 from worker.converter import PayloadConverter
 from worker.errors import NonDeterminismError, QueryFailedError
 from worker.wire import Command, CommandType, EventType, Failure, HistoryEvent, Payload
-from worker.workflow import _current_runtime
 
 __all__ = [
     "DeadlockError",

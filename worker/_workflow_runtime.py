@@ -24,6 +24,7 @@ from worker import _history
 from worker._activity_outcome import activity_error, canceled_by_workflow
 from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
+from worker._workflow_api import ActivityHandle, ContinueAsNewError, WorkflowInfo, _Runtime
 from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
 from worker.converter import PayloadConverter
@@ -40,7 +41,6 @@ from worker.wire import (
     Payload,
     RetryPolicyWire,
 )
-from worker.workflow import ActivityHandle, ContinueAsNewError, WorkflowInfo, _Runtime
 
 
 @dataclasses.dataclass

@@ -1,0 +1,169 @@
+"""The workflow API's types: what a run knows of itself, and the runtime it calls.
+
+:mod:`worker.workflow` re-exports the public ones; the worker's runtime
+(:mod:`worker._workflow_runtime`) implements :class:`_Runtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random as _random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+from worker.wire import RetryPolicyWire
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowInfo:
+    """What a workflow run knows about itself."""
+
+    namespace: str
+    """Namespace of the run."""
+
+    workflow_id: str
+    """The workflow id."""
+
+    run_id: str
+    """This run's id."""
+
+    workflow_type: str
+    """The workflow type name."""
+
+    task_queue: str
+    """Task queue the run's workflow tasks go to."""
+
+    attempt: int
+    """Attempt number of the run (retries of a whole workflow), 1 for the first."""
+
+    first_run_id: str
+    """Run id of the first run of the continue-as-new chain."""
+
+    continued_from_run_id: str | None
+    """Run id this run continued from, if it was started by continue-as-new."""
+
+    history_length: int
+    """Number of history events when the current workflow task started."""
+
+    start_time: datetime
+    """When the run started (UTC)."""
+
+    memo: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The memo the run was started with."""
+
+    search_attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The run's custom search attributes when ``info()`` was called (with its upserts)."""
+
+
+class ContinueAsNewError(BaseException):
+    """Raised by :func:`continue_as_new` to close the run and start a fresh one.
+
+    It derives from ``BaseException`` so that ``except Exception`` in workflow
+    code does not swallow it.
+    """
+
+    def __init__(self, args: tuple[Any, ...], workflow_type: str | None, task_queue: str | None):
+        super().__init__("continue as new")
+        self.input = args
+        self.workflow_type = workflow_type
+        self.task_queue = task_queue
+
+
+class ActivityHandle(asyncio.Future[Any]):
+    """A scheduled activity: await it for its result; ``cancel()`` asks the server to cancel it.
+
+    Cancelling the handle (or a task awaiting it) issues RequestCancelActivity
+    and raises ``asyncio.CancelledError`` in the awaiting code at once; the
+    activity learns of it at its next heartbeat. The error's argument is an
+    :class:`~worker.errors.ActivityError` whose cause is a
+    :class:`~worker.errors.CanceledError`: if the workflow lets the
+    cancellation escape its run method without a cancel request of its own,
+    the workflow fails with that error (as in Temporal), rather than being
+    retried forever.
+    """
+
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        activity_id: str,
+        activity_type: str,
+        on_cancel: Callable[[ActivityHandle], BaseException],
+    ) -> None:
+        super().__init__(loop=loop)
+        self.activity_id = activity_id
+        self.activity_type = activity_type
+        self._on_cancel = on_cancel
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if self.done():
+            return False
+        reason = self._on_cancel(self)
+        return super().cancel(reason if msg is None else msg)
+
+
+class _Runtime(ABC):
+    """What the workflow instance being activated provides to this module."""
+
+    @abstractmethod
+    def info(self) -> WorkflowInfo: ...
+
+    @abstractmethod
+    def now(self) -> datetime: ...
+
+    @abstractmethod
+    def random(self) -> _random.Random: ...
+
+    @abstractmethod
+    def is_replaying(self) -> bool: ...
+
+    @abstractmethod
+    def upsert_search_attributes(self, attributes: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    def search_attributes(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def patched(self, patch_id: str) -> bool: ...
+
+    @abstractmethod
+    def deprecate_patch(self, patch_id: str) -> None: ...
+
+    @abstractmethod
+    def continue_as_new_suggested(self) -> bool: ...
+
+    @abstractmethod
+    def start_activity(
+        self,
+        *,
+        activity_type: str,
+        args: tuple[Any, ...],
+        task_queue: str | None,
+        activity_id: str | None,
+        schedule_to_close_s: float | None,
+        schedule_to_start_s: float | None,
+        start_to_close_s: float | None,
+        heartbeat_s: float | None,
+        retry_policy: RetryPolicyWire | None,
+        result_type: Any,
+    ) -> ActivityHandle: ...
+
+    @abstractmethod
+    def wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[None]: ...
+
+    @abstractmethod
+    def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
+
+    @abstractmethod
+    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
+
+    @abstractmethod
+    def misuse(self, exc: Exception) -> Exception:
+        """Record an API misuse so the workflow task fails even if user code catches it."""
+
+
+_current_runtime: ContextVar[_Runtime | None] = ContextVar("baton_workflow_runtime", default=None)
