@@ -28,14 +28,7 @@ ATTRIBUTES = {
 
 async def create_load_namespace(conn: asyncpg.Connection, namespace: str, region: str) -> None:
     """A one-region namespace with the generated runs' custom attributes registered."""
-    await conn.execute(
-        "INSERT INTO namespaces (name, regions, active_region, failover_version, search_attributes)"
-        " VALUES ($1, $2, $3, 1, $4) ON CONFLICT (name) DO UPDATE SET search_attributes = $4",
-        namespace,
-        [region],
-        region,
-        ATTRIBUTES,
-    )
+    await conn.execute(QUERIES["create_load_namespace"], namespace, [region], region, ATTRIBUTES)
 
 
 async def load_runs(

@@ -1,3 +1,8 @@
+-- name: create_load_namespace
+INSERT INTO namespaces (name, regions, active_region, failover_version, search_attributes)
+VALUES ($1, $2, $3, 1, $4)
+ON CONFLICT (name) DO UPDATE SET search_attributes = $4
+
 -- name: load_runs
 -- Runs $2..$3 of a generated namespace $1, each written by the store's own
 -- write function (baton_write_run_v2) as a new run with its history, its

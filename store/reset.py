@@ -84,8 +84,8 @@ def _copy_history(new: RunTxn, kept: list[Any]) -> None:
 def _reopen_pending(new: RunTxn, kept: list[Any]) -> None:
     work = pending_from_history(kept)
     for sid, act in work.activities.items():
-        if _rebuild_activity(new, sid, act, None, "the reset run"):
-            pass  # a cancel requested before the point: recorded as canceled now
+        # (one whose cancel was requested before the point is recorded canceled now)
+        _rebuild_activity(new, sid, act, None, "the reset run")
     for timer_id, fire_at in work.timers.items():
         new.add_timer(USER_TIMER, timer_id, datetime.fromisoformat(fire_at))
 

@@ -133,3 +133,25 @@ async def wait_healthy(url: str, timeout: float = 30.0, proc: Proc | None = None
             return False
 
         await eventually(ok, timeout=timeout, what=f"{url} healthy")
+
+
+async def baton_json(config: Path, *args: str, namespace: str = "default") -> tuple[int, Any, str]:
+    """Run ``baton ARGS --output json`` as a subprocess: (exit code, JSON on stdout, stderr)."""
+    import json
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ops.cli",
+        "--config",
+        str(config),
+        "--namespace",
+        namespace,
+        *args,
+        "--output",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), json.loads(out or b"null"), err.decode()

@@ -55,24 +55,22 @@ def _no_params(params: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+async def _post(c: Any, ns: str, wid: str, route: str, body: dict[str, Any]) -> None:
+    await c.call("POST", wf_path(ns, wid, route), {**body, "identity": "baton-batch"})
+
+
 async def _terminate(
     c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
 ) -> None:
-    await c.call(
-        "POST",
-        wf_path(ns, wid, "/terminate"),
-        {"run_id": rid, "reason": reason, "request_id": request_id, "identity": "baton-batch"},
+    await _post(
+        c, ns, wid, "/terminate", {"run_id": rid, "reason": reason, "request_id": request_id}
     )
 
 
 async def _cancel(
     c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
 ) -> None:
-    await c.call(
-        "POST",
-        wf_path(ns, wid, "/cancel"),
-        {"run_id": rid, "reason": reason, "request_id": request_id, "identity": "baton-batch"},
-    )
+    await _post(c, ns, wid, "/cancel", {"run_id": rid, "reason": reason, "request_id": request_id})
 
 
 def _check_signal(params: dict[str, Any]) -> dict[str, Any]:
@@ -88,17 +86,8 @@ def _check_signal(params: dict[str, Any]) -> dict[str, Any]:
 async def _signal(
     c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
 ) -> None:
-    await c.call(
-        "POST",
-        wf_path(ns, wid, "/signal"),
-        {
-            "signal_name": p["signal_name"],
-            "input": p["input"],
-            "run_id": rid,
-            "request_id": request_id,
-            "identity": "baton-batch",
-        },
-    )
+    body = {"signal_name": p["signal_name"], "input": p["input"]}
+    await _post(c, ns, wid, "/signal", {**body, "run_id": rid, "request_id": request_id})
 
 
 def _check_reset(params: dict[str, Any]) -> dict[str, Any]:
@@ -117,18 +106,8 @@ def _check_reset(params: dict[str, Any]) -> dict[str, Any]:
 async def _reset(
     c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
 ) -> None:
-    await c.call(
-        "POST",
-        wf_path(ns, wid, "/reset"),
-        {
-            "run_id": rid,
-            "to": p["to"],
-            "reapply": p["reapply"],
-            "reason": reason,
-            "request_id": request_id,
-            "identity": "baton-batch",
-        },
-    )
+    body = {"to": p["to"], "reapply": p["reapply"], "reason": reason}
+    await _post(c, ns, wid, "/reset", {**body, "run_id": rid, "request_id": request_id})
 
 
 register(Operation("terminate", _no_params, _terminate, lambda p: "terminate"))

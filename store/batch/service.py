@@ -121,27 +121,19 @@ async def describe_batch(store: Store, namespace: str, job_id: str) -> dict[str,
                 f"no batch job {job_id!r} in namespace {namespace!r}: `baton batch list` shows them"
             )
         events = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000)
+        # the job started with the first run of its continue-as-new chain
+        first = row
+        if row["first_run_id"] != row["run_id"]:
+            first = await conn.fetchrow(Q["get_execution"], namespace, wid, row["first_run_id"])
     out = fold([dict(e) for e in events])
+    started = (first or row)["start_time"]
     out.update(
         {
             "job_id": job_id,
-            "start_time": None,
+            "start_time": started.isoformat(),
             "close_time": row["close_time"].isoformat() if row["close_time"] else None,
         }
     )
-    first = row["first_run_id"]
-    if first != row["run_id"]:
-        async with store.pool.acquire() as conn:
-            started = await conn.fetchval(
-                "SELECT start_time FROM executions WHERE namespace = $1 AND workflow_id = $2 "
-                "AND run_id = $3",
-                namespace,
-                wid,
-                first,
-            )
-    else:
-        started = row["start_time"]
-    out["start_time"] = started.isoformat() if started else None
     return out
 
 

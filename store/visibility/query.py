@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -116,8 +116,6 @@ class CompiledQuery:
     where: str
     params: list[Any]
     order: Order
-    #: Every attribute the query names (for index choice and messages).
-    attributes: set[str] = field(default_factory=set)
 
 
 def _unquote(token: lark.Token) -> str:
@@ -178,7 +176,6 @@ class _Compiler:
         self.registered = registered
         self.params: list[Any] = []
         self.first = first_param
-        self.attributes: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
 
@@ -191,14 +188,12 @@ class _Compiler:
         token = tree.children[0]
         assert isinstance(token, lark.Token)
         name = str(token).strip("`")
-        self.attributes.add(name)
         system = SYSTEM_ATTRIBUTES.get(name)
         if system is not None:
             return name, system.type, system.sql, token, system.nullable
-        for registered, type_name in self.registered.items():
-            if registered == name:
-                kind = AttributeType(type_name)
-                return registered, kind, self._custom_sql(registered, kind), token, True
+        if name in self.registered:
+            kind = AttributeType(self.registered[name])
+            return name, kind, self._custom_sql(name, kind), token, True
         raise _error(
             f"unknown search attribute {name!r}; system attributes are "
             + ", ".join(SYSTEM_ATTRIBUTES)
@@ -455,7 +450,7 @@ def compile_query(text: str, registered: dict[str, str], *, first_param: int = 1
             where_tree = child
     where = "true" if where_tree is None else compiler.expr(where_tree)
     order = compiler.order(order_tree)
-    return CompiledQuery(where, compiler.params, order, compiler.attributes)
+    return CompiledQuery(where, compiler.params, order)
 
 
 def group_by_sql(name: str, registered: dict[str, str]) -> tuple[str, AttributeType]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from typing import Any
 
 import pytest
 
 from tests.apps.visibility import Waiter
 from tests.conftest import Region
+from tests.helpers import baton_json
 from worker import Client
 
 pytestmark = pytest.mark.integration
@@ -18,22 +17,7 @@ QUEUE = "batch-cli"
 
 
 async def baton(region: Region, *args: str) -> tuple[int, Any, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops.cli",
-        "--config",
-        str(region.config_path),
-        "--namespace",
-        "default",
-        *args,
-        "--output",
-        "json",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    return int(proc.returncode or 0), json.loads(out or b"null"), err.decode()
+    return await baton_json(region.config_path, *args)
 
 
 async def test_batch_commands_start_wait_list_describe_stop(client: Client, region: Region) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +10,7 @@ import pytest
 
 from tests.apps.visibility import Tagged, record
 from tests.conftest import Region
-from tests.helpers import eventually
+from tests.helpers import baton_json, eventually
 from worker import Client, Worker
 from worker.errors import InvalidArgumentError, InvalidQueryError
 
@@ -440,22 +437,7 @@ async def test_cli_list_count_and_search_attributes(client: Client, region: Regi
     await _seed(client)
 
     async def baton(*args: str) -> Any:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ops.cli",
-            "--config",
-            str(region.config_path),
-            "--namespace",
-            "default",
-            *args,
-            "--output",
-            "json",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        return proc.returncode, json.loads(out or b"null"), err.decode()
+        return await baton_json(region.config_path, *args)
 
     code, listed, _ = await baton("workflow", "list", "--query", "CustomerId = 'alice'")
     assert code == 0 and {e["workflow_id"] for e in listed} == {"pay-1", "ship-1"}
