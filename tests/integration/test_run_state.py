@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -139,8 +140,21 @@ def kinds(events: list[dict[str, Any]]) -> list[str]:
     return [e["event_type"] for e in events]
 
 
+_opened: list[Client] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    """A test that fails before its own ``close`` must not leave a session behind
+    for the garbage collector to report in some later, unrelated test."""
+    yield
+    while _opened:
+        await _opened.pop().close()
+
+
 async def two_region_ns(rs: RegionPair, name: str) -> Client:
     client = await Client.connect([rs.a.url, rs.b.url], namespace=name)
+    _opened.append(client)
     await client.create_namespace(name, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
     return client
 
