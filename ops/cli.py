@@ -37,6 +37,7 @@ from ops.cli_namespace import register_namespace
 from ops.cli_replication import register_replication
 from ops.cli_stack import register_stack
 from ops.cli_tools import register_tools
+from ops.cli_versioning import register_versioning
 from ops.cli_visibility import register_visibility
 from ops.cli_workflow import register_workflow
 
@@ -92,6 +93,7 @@ register_namespace(cli)
 register_workflow(cli)
 register_visibility(cli)
 register_batch(cli)
+register_versioning(cli)
 register_tools(cli)
 register_replication(cli)
 

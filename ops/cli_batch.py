@@ -11,12 +11,13 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ops.cli_base import BatonGroup, CliInputError, CliState, pass_state
+from ops.cli_versioning import OVERRIDES, override_body
 from ops.output import emit, err_console, kv_table, table, when
 from worker.client import Client
 
 __all__ = ["register_batch"]
 
-OPS = ["terminate", "cancel", "signal", "reset"]
+OPS = ["terminate", "cancel", "signal", "reset", "update-versioning"]
 
 
 @click.group(cls=BatonGroup)
@@ -84,6 +85,13 @@ def _view(d: dict[str, Any]) -> RenderableType:
     help="--op reset: re-apply signals after the point.",
 )
 @click.option(
+    "--override",
+    type=click.Choice(OVERRIDES),
+    default=None,
+    help="--op update-versioning: pinned, one-time, auto-upgrade, or none (clear).",
+)
+@click.option("--version", default=None, help="--op update-versioning: DEPLOYMENT:BUILD_ID.")
+@click.option(
     "--rps",
     type=click.FloatRange(0.01, 10_000),
     default=50.0,
@@ -108,6 +116,8 @@ def batch_start(
     inputs: tuple[str, ...],
     reset_to: str,
     reapply: str,
+    override: str | None,
+    version: str | None,
     rps: float,
     reason: str,
     job_id: str | None,
@@ -133,6 +143,10 @@ def batch_start(
             raise CliInputError(f"--input is not valid JSON: {exc}") from exc
     elif op == "reset":
         params = {"to": reset_to, "reapply": reapply}
+    elif op == "update-versioning":
+        if override is None:
+            raise CliInputError("--op update-versioning needs --override (and --version)")
+        params = {"override": override_body(override, version)}
 
     async def go(c: Client) -> dict[str, Any]:
         p = dict(params)

@@ -104,12 +104,12 @@ FOR UPDATE OF e
 -- changed later (regions added or removed, handover state). The row keeps
 -- the source's updated_at, its revision.
 INSERT INTO namespaces SELECT * FROM jsonb_populate_record(NULL::namespaces,
-    '{"search_attributes": {}}'::jsonb || $1::jsonb)
+    '{"search_attributes": {}, "deployments": {}}'::jsonb || $1::jsonb)
 ON CONFLICT (name) DO UPDATE SET regions = EXCLUDED.regions,
     active_region = EXCLUDED.active_region, failover_version = EXCLUDED.failover_version,
     state = EXCLUDED.state, retention_days = EXCLUDED.retention_days,
     description = EXCLUDED.description, updated_at = EXCLUDED.updated_at,
-    search_attributes = EXCLUDED.search_attributes
+    search_attributes = EXCLUDED.search_attributes, deployments = EXCLUDED.deployments
 WHERE (namespaces.failover_version, namespaces.updated_at)
       < (EXCLUDED.failover_version, EXCLUDED.updated_at)
 
@@ -178,7 +178,8 @@ ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
     wt_started_event_id, wt_attempt, wt_started_at, wt_identity,
     last_completed_wt_started, pending_updates, result,
     failure, build_id, updated_at, buffered_seq, buffered_flushed_seq, signal_count,
-    history_size_bytes, sticky_queue, sticky_timeout_s, search_attributes
+    history_size_bytes, sticky_queue, sticky_timeout_s, search_attributes,
+    deployment, versioning_behavior, versioning
 ) = (
     EXCLUDED.workflow_type, EXCLUDED.task_queue, EXCLUDED.status, EXCLUDED.paused,
     EXCLUDED.next_event_id, EXCLUDED.last_write_version, EXCLUDED.start_time, EXCLUDED.close_time,
@@ -189,7 +190,8 @@ ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
     EXCLUDED.failure, EXCLUDED.build_id, EXCLUDED.updated_at,
     greatest(executions.buffered_seq, EXCLUDED.buffered_seq), EXCLUDED.buffered_flushed_seq,
     EXCLUDED.signal_count, EXCLUDED.history_size_bytes, NULL, NULL,
-    EXCLUDED.search_attributes
+    EXCLUDED.search_attributes,
+    EXCLUDED.deployment, EXCLUDED.versioning_behavior, EXCLUDED.versioning
 )
 
 -- name: replace_current

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from store import messages, tasks, workflows
 from store.api_guard import JSON, GuardedRoute, RequestGuard
+from store.api_versioning import add_versioning_routes
 from store.api_visibility import add_visibility_routes
 from store.context import Store
 from store.errors import (
@@ -269,6 +270,7 @@ def create_app(store: Store) -> FastAPI:
         return JSON(res.model_dump())
 
     add_visibility_routes(app, store, PREFIX)
+    add_versioning_routes(app, store, PREFIX)
 
     @app.get(f"{wf_path}/history", response_model=wire.HistoryResponse)
     async def history(

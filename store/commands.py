@@ -25,6 +25,7 @@ from store.retry import normalize_policy
 from store.sql import QUERIES as Q
 from store.task_views import activity_task, build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
+from versioning import routing
 from worker import wire
 from worker.wire import CommandType, EventType
 
@@ -93,6 +94,7 @@ async def _schedule_activity(
     eager: list[dict[str, Any]],
     eager_max: int,
     identity: str,
+    worker_version: str | None,
 ) -> None:
     activity_type = attrs.get("activity_type")
     activity_id = attrs.get("activity_id")
@@ -127,7 +129,11 @@ async def _schedule_activity(
             "workflow_task_completed_event_id": completed_id,
         },
     )
-    go_eager = len(eager) < eager_max and queue == rt.exe["task_queue"]
+    go_eager = (
+        len(eager) < eager_max
+        and queue == rt.exe["task_queue"]
+        and routing.activity_task_tag(rt.ns.deployments, rt.exe, queue) == worker_version
+    )
     now = rt.now
     row = {
         "namespace": rt.namespace,
@@ -280,6 +286,7 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
         now=rt.now,
         search_attributes=e.get("search_attributes") or {},
     )
+    routing.continued(e, new.exe, rt.ns.deployments, attrs.get("versioning"))
     new.add_event(
         EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, new, continued_from=rt.run_id)
     )
@@ -297,6 +304,14 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
     )
     rt.exe["continued_to_run_id"] = new.run_id
     return new
+
+
+def _version_attrs(req: wire.RespondWorkflowTaskCompleted) -> dict[str, Any]:
+    """What a completed task records of worker versioning: the version that ran it."""
+    version = routing.tag(req.deployment, req.build_id)
+    if version is None:
+        return {}
+    return {"worker_version": version, "versioning_behavior": req.versioning_behavior}
 
 
 async def apply_commands(
@@ -349,8 +364,12 @@ async def apply_commands(
             "scheduled_event_id": scheduled_id,
             "started_event_id": started_id,
             "identity": req.identity,
+            **_version_attrs(req),
         },
     )
+    if routing.task_completed(rt.exe, req.deployment, req.build_id, req.versioning_behavior):
+        rt.versioning_changed = True
+    worker_version = routing.tag(req.deployment, req.build_id)
     rt.clear_workflow_task()
     rt.exe["last_completed_wt_started"] = started_id
     rt.exe["wt_attempt"] = 1
@@ -366,7 +385,9 @@ async def apply_commands(
         a = cmd.attributes
         t = cmd.type
         if t == CommandType.SCHEDULE_ACTIVITY:
-            await _schedule_activity(rt, a, completed_id, eager, req.eager_activities, req.identity)
+            await _schedule_activity(
+                rt, a, completed_id, eager, req.eager_activities, req.identity, worker_version
+            )
         elif t == CommandType.REQUEST_CANCEL_ACTIVITY:
             await _request_cancel_activity(rt, a)
         elif t == CommandType.START_TIMER:
@@ -452,8 +473,13 @@ async def apply_commands(
     if rt.running:
         flushed = rt.flush_buffered()
         if flushed or unhandled_updates:
-            rt.schedule_workflow_task(dispatch=not req.return_new_workflow_task)
-            start_next = req.return_new_workflow_task and rt.wt_pending
+            # the next task goes back to this worker only if it is of the version
+            # the run's next task routes to
+            hand_back = req.return_new_workflow_task and (
+                routing.workflow_task_tag(rt.ns.deployments, rt.exe) == worker_version
+            )
+            rt.schedule_workflow_task(dispatch=not hand_back)
+            start_next = hand_back and rt.wt_pending
         if start_next:
             rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
     await rt.write_txn()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import asyncpg
@@ -23,6 +23,9 @@ class Store:
     region: str
     config: BatonConfig
     notifier: Notifier
+    #: When this process last recorded each versioned poller (polls are a hot
+    #: path: the row is written at most every few seconds per poller).
+    poller_seen: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     @property
     def region_urls(self) -> dict[str, str]:

@@ -58,6 +58,27 @@ class BatchNotFound(StoreError):
     http_status = 404
 
 
+class RevisionMismatch(StoreError):
+    """The deployment changed since the revision the caller expected."""
+
+    code = ErrorCode.REVISION_MISMATCH
+    http_status = 409
+
+
+class DeploymentNotFound(StoreError):
+    """No worker deployment (or version) of that name in this namespace."""
+
+    code = ErrorCode.DEPLOYMENT_NOT_FOUND
+    http_status = 404
+
+
+class NoPollers(StoreError):
+    """No worker of that version polls: routing work there would leave it waiting."""
+
+    code = ErrorCode.NO_POLLERS
+    http_status = 409
+
+
 class PayloadTooLarge(StoreError):
     """A payload is larger than this server accepts."""
 

@@ -23,6 +23,7 @@ from store.namespaces import require_active_here
 from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.workflows import _get_run, lock_run
+from versioning import routing
 from worker import wire
 
 
@@ -55,6 +56,7 @@ async def query_workflow(
                 row["run_id"],
                 row["task_queue"],
                 str(query_id),
+                routing.tag(row["deployment"], row["build_id"]),
             )
 
         await store.txn(insert)

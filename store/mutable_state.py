@@ -18,6 +18,7 @@ import asyncpg
 from store.errors import WorkflowNotFound
 from store.namespaces import Namespace, get_namespace
 from store.sql import QUERIES as Q
+from versioning import routing
 from worker.wire import EventType
 
 # Timer kinds.
@@ -103,6 +104,8 @@ class RunTxn:
     scheduled_here: int | None = None
     is_new: bool = False
     notify_close: bool = False
+    #: The run's deployment, build or versioning changed: the write sets them.
+    versioning_changed: bool = False
 
     @classmethod
     async def lock(
@@ -133,6 +136,7 @@ class RunTxn:
             state=row["ns_state"],
             retention_days=row["ns_retention_days"],
             description="",
+            deployments=row["ns_deployments"] or {},
         )
         if write:
             ns.require_writable(region, region_urls)
@@ -294,6 +298,15 @@ class RunTxn:
         self.scheduled_here = event_id
         if dispatch:
             sticky = self.exe.get("sticky_queue")
+            if (
+                sticky
+                and self.ns.deployments
+                and routing.workflow_task_tag(self.ns.deployments, self.exe)
+                != routing.tag(self.exe.get("deployment"), self.exe.get("build_id"))
+            ):
+                # the task moves to another version: the caching worker is not it
+                self.clear_sticky()
+                sticky = None
             if sticky:
                 # The worker that caches the run gets it first; if none of its
                 # pollers takes it in time, it moves to the run's own queue.
@@ -373,6 +386,15 @@ class RunTxn:
         closing = e["status"] != "running"
         timers = [] if closing else self.timers
         tasks = [] if closing else self.tasks
+        deps = self.ns.deployments
+        builds = [
+            None
+            if not deps
+            else routing.workflow_task_tag(deps, e)
+            if kind == "workflow"
+            else routing.activity_task_tag(deps, e, queue)
+            for kind, queue, _, _ in tasks
+        ]
         await conn.execute(
             Q["write_run"],
             ns,
@@ -393,7 +415,7 @@ class RunTxn:
             [t[1] for t in tasks],
             [t[2] for t in tasks],
             [t[3] for t in tasks],
-            e.get("build_id"),
+            builds,
             e["status"],
             e["paused"],
             e["next_event_id"],
@@ -428,10 +450,16 @@ class RunTxn:
             None if closing else e.get("sticky_timeout_s"),
             # a new run's whole row, inserted by the same call
             {k: v for k, v in e.items() if k != "buffered_events"} if self.is_new else None,
+            {k: e.get(k) for k in VERSIONING_COLUMNS}
+            if self.versioning_changed and not self.is_new
+            else None,
         )
 
     def insert_activity(self, row: dict[str, Any]) -> None:
         self.activity_inserts.append(row)
+
+
+VERSIONING_COLUMNS = ("deployment", "build_id", "versioning_behavior", "versioning")
 
 
 def new_execution(
@@ -490,6 +518,9 @@ def new_execution(
         "sticky_queue": None,
         "sticky_timeout_s": None,
         "search_attributes": search_attributes or {},
+        "deployment": None,
+        "versioning_behavior": None,
+        "versioning": None,
     }
     return RunTxn(conn=conn, ns=ns, exe=exe, now=t, is_new=True)
 

@@ -23,6 +23,8 @@ class Namespace:
     description: str
     #: Custom search attributes: name -> {"type": T, "removed": bool}.
     search_attributes: dict[str, Any] = field(default_factory=dict)
+    #: Worker deployments: name -> current, ramping, revision, versions.
+    deployments: dict[str, Any] = field(default_factory=dict)
 
     def active_search_attributes(self) -> dict[str, str]:
         """Registered, not removed custom attributes: name -> type."""
@@ -43,6 +45,7 @@ class Namespace:
             retention_days=row["retention_days"],
             description=row["description"],
             search_attributes=dict(row.get("search_attributes") or {}),
+            deployments=dict(row.get("deployments") or {}),
         )
 
     def require_writable(self, region: str, region_urls: dict[str, str]) -> None:

@@ -21,7 +21,13 @@ import asyncpg
 
 from store.context import Store
 from store.errors import InvalidArgument, WorkflowNotRunning
-from store.mutable_state import RUN_TIMEOUT, USER_TIMER, RunTxn, new_execution
+from store.mutable_state import (
+    RUN_TIMEOUT,
+    USER_TIMER,
+    VERSIONING_COLUMNS,
+    RunTxn,
+    new_execution,
+)
 from store.rebuild import _rebuild_activity, pending_from_history
 from store.sql import QUERIES as Q
 from store.workflows import lock_run, terminate_txn
@@ -135,6 +141,9 @@ async def reset_txn(
         search_attributes=_attributes_at(kept),
     )
     _copy_history(new, kept)
+    # the new run keeps the old one's versioning (its pin, its override)
+    for column in VERSIONING_COLUMNS:
+        new.exe[column] = e.get(column)
     completed_before = [
         s for s, _, kind in finished_tasks(kept) if kind == EventType.WORKFLOW_TASK_COMPLETED.value
     ]

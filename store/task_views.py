@@ -10,6 +10,7 @@ import asyncpg
 from store.mutable_state import RunTxn
 from store.sql import QUERIES as Q
 from store.task_token import TaskToken
+from versioning import routing
 from worker import wire
 
 
@@ -43,6 +44,7 @@ async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str,
         "events": view["events"],
         "updates": view["updates"],
         "query": None,
+        "target_version_changed": routing.target_version_changed(rt.ns.deployments, rt.exe),
     }
 
 

@@ -17,6 +17,7 @@ import asyncpg
 
 from store.commands import apply_commands, start_activity_timers
 from store.context import Store
+from store.deployments import register_poller
 from store.errors import InvalidArgument, TaskNotFound, WorkflowNotFound
 from store.mutable_state import (
     ACTIVITY_RETRY,
@@ -32,6 +33,7 @@ from store.sql import QUERIES as Q
 from store.task_token import TaskToken
 from store.task_views import activity_task, build_workflow_task
 from store.workflows import terminate_txn
+from versioning import routing
 from worker import wire
 from worker.wire import EventType
 
@@ -45,6 +47,11 @@ async def _never() -> bool:
     return False
 
 
+def _tag(req: wire.PollRequest) -> str | None:
+    """The version whose tasks this poller takes (None: unversioned tasks only)."""
+    return routing.tag(req.deployment, req.build_id)
+
+
 async def _poll(
     store: Store,
     namespace: str,
@@ -54,9 +61,11 @@ async def _poll(
     disconnected: Disconnected,
 ) -> Any:
     await require_active_here(store, namespace)
+    await register_poller(store, namespace, req)
     epoch = store.notifier.namespace_epoch
     deadline = utcnow() + timedelta(seconds=req.wait_s)
-    key = f"{namespace}/{kind}/{req.task_queue}"
+    tag = _tag(req)
+    key = f"{namespace}/{kind}{'' if tag is None else '@' + tag}/{req.task_queue}"
     async with store.notifier.subscribe("baton_tasks_v1", key) as ev:
         while True:
             ev.clear()
@@ -111,7 +120,7 @@ async def poll_workflow_task(
 ) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
         row = await conn.fetchrow(
-            Q["take_task"], namespace, req.task_queue, ["workflow", "query"], req.build_id
+            Q["take_task"], namespace, req.task_queue, ["workflow", "query"], _tag(req)
         )
         if row is None:
             return None
@@ -236,6 +245,7 @@ async def fail_workflow_task(
                 "cause": req.cause,
                 "failure": req.failure.model_dump(),
                 "identity": req.identity,
+                **_ran_on(req.deployment, req.build_id),
             },
         )
         rt.clear_workflow_task()
@@ -269,6 +279,12 @@ async def respond_query(store: Store, namespace: str, req: wire.RespondQueryTask
     await store.txn(txn)
 
 
+def _ran_on(deployment: str | None, build_id: str | None) -> dict[str, Any]:
+    """The version a workflow task ran on, as its completed or failed event records it."""
+    version = routing.tag(deployment, build_id)
+    return {} if version is None else {"worker_version": version}
+
+
 # --------------------------------------------------------------------------- activity tasks
 
 
@@ -277,7 +293,7 @@ async def poll_activity_task(
 ) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
         row = await conn.fetchrow(
-            Q["take_task"], namespace, req.task_queue, ["activity"], req.build_id
+            Q["take_task"], namespace, req.task_queue, ["activity"], _tag(req)
         )
         if row is None:
             return None
@@ -360,6 +376,10 @@ async def finish_activity(
     store: Store, rt: RunTxn, return_new_workflow_task: bool, identity: str
 ) -> dict[str, Any]:
     """Schedule the workflow task an activity's end calls for, write, and answer."""
+    if return_new_workflow_task and routing.workflow_task_tag(rt.ns.deployments, rt.exe):
+        # a versioned run's task goes to a poller of its version, which the
+        # activity's worker may not be
+        return_new_workflow_task = False
     scheduled = rt.schedule_workflow_task(dispatch=not return_new_workflow_task)
     started = False
     if scheduled is not None and return_new_workflow_task:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from store.context import Store
+from store.deployments import run_versioning_view
 from store.errors import (
     InvalidArgument,
     LimitExceeded,
@@ -23,6 +24,7 @@ from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.task_views import started_attributes
 from store.visibility.attributes import validate_upsert
+from versioning import routing
 from worker import wire
 from worker.wire import EventType, WorkflowIdReusePolicy
 
@@ -129,6 +131,7 @@ async def start_workflow_txn(
         memo=req.memo,
         search_attributes=attributes,
     )
+    routing.start(run.exe, ns.deployments, req.versioning_behavior)
     run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
     run.seen_request(req.request_id, "start")
     if signal is not None:
@@ -340,6 +343,8 @@ def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "memo": row["memo"],
         "search_attributes": row["search_attributes"],
         "build_id": row["build_id"],
+        "deployment": row["deployment"],
+        "versioning_behavior": row["versioning_behavior"],
     }
 
 
@@ -355,6 +360,10 @@ async def describe_workflow(
         key = (namespace, workflow_id, row["run_id"])
         acts = await conn.fetch(Q["pending_activities"], *key)
         timers = await conn.fetch(Q["pending_user_timers"], *key)
+        versioning = None
+        if row["deployment"] or row["versioning"]:
+            ns = await get_namespace(conn, namespace)
+            versioning = await run_versioning_view(conn, ns, dict(row))
     wt = None
     if row["wt_scheduled_event_id"] is not None:
         wt = {
@@ -385,6 +394,7 @@ async def describe_workflow(
             {"timer_id": t["timer_id"], "fire_at": t["fire_at"].isoformat()} for t in timers
         ],
         "pending_workflow_task": wt,
+        "versioning": versioning,
     }
 
 

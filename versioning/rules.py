@@ -199,14 +199,17 @@ def continued_run(
 ) -> RunVersioning:
     """What a continue-as-new passes to the new run.
 
-    Asking for auto-upgrade moves it to the target at its first task; a pinned
-    override carries over; a pinned run stays on its build when the new task
-    queue is served by it; auto-upgrade passes nothing on.
+    An operator's pinned override carries over, whatever the code asks (the
+    loop guard keeps such a run from continuing-as-new over and over). Asking
+    for auto-upgrade sends the new run's first task to the target version,
+    after which the type's behaviour applies (a pinned type pins it there). A
+    pinned run stays on its build when the new task queue is served by it;
+    auto-upgrade passes nothing on.
     """
-    if requested == Behavior.AUTO_UPGRADE:
-        return RunVersioning(Behavior.AUTO_UPGRADE)
     if run.override is not None and run.override.kind == OverrideKind.PINNED:
         return RunVersioning(run.behavior, run.pinned_build, run.override)
+    if requested == Behavior.AUTO_UPGRADE:
+        return RunVersioning(None)
     if run.behavior == Behavior.PINNED and queue_in_version:
         return RunVersioning(Behavior.PINNED, run.pinned_build)
     return RunVersioning(requested or run.behavior)

@@ -179,6 +179,8 @@ class WorkflowDefinition:
     signals: Mapping[str, HandlerDefinition]
     queries: Mapping[str, HandlerDefinition]
     updates: Mapping[str, HandlerDefinition]
+    #: Worker versioning: ``pinned`` or ``auto-upgrade`` (None: the worker's default).
+    versioning_behavior: str | None = None
 
     @staticmethod
     def from_class(cls: type) -> WorkflowDefinition:
@@ -241,9 +243,21 @@ def _validator_decorator(
     return validator
 
 
-def define_workflow(cls: type, name: str | None) -> WorkflowDefinition:
+VERSIONING_BEHAVIORS = ("pinned", "auto-upgrade")
+
+
+def check_behavior(value: str | None, what: str) -> str | None:
+    if value is not None and value not in VERSIONING_BEHAVIORS:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(VERSIONING_BEHAVIORS)}")
+    return value
+
+
+def define_workflow(
+    cls: type, name: str | None, versioning_behavior: str | None = None
+) -> WorkflowDefinition:
     """Read the marks of a class, check them and attach its definition."""
     _check_name(name, "workflow")
+    check_behavior(versioning_behavior, "versioning_behavior")
     if not inspect.isclass(cls):
         raise TypeError(f"@workflow.defn expects a class, got {cls!r}")
     # Walk the MRO most-derived first so that an override replaces the base
@@ -301,6 +315,7 @@ def define_workflow(cls: type, name: str | None) -> WorkflowDefinition:
         signals=MappingProxyType(handlers[SIGNAL]),
         queries=MappingProxyType(handlers[QUERY]),
         updates=MappingProxyType(handlers[UPDATE]),
+        versioning_behavior=versioning_behavior,
     )
     setattr(cls, _WORKFLOW_ATTR, defn)
     return defn

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from worker._activity_runner import SHUTDOWN_REPORT_S, shutdown_error
-from worker._definition import ActivityDefinition, WorkflowDefinition
+from worker._definition import ActivityDefinition, WorkflowDefinition, check_behavior
 from worker._http import ns_path
 from worker._run_cache import RunCache
 from worker._workflow_tasks import WorkflowTaskRunner
@@ -55,7 +55,12 @@ class Worker(WorkflowTaskRunner):
         identity: Name of this worker in history (defaults to pid@host).
         eager_activities: Ask for activities this worker schedules to be
             handed back in the completion response.
-        build_id: Build id the worker polls as (worker versioning).
+        deployment: Worker versioning: ``(deployment name, build id)`` this
+            worker runs. It takes only tasks of runs routed to that version
+            (see ``baton deployment``); without it, only unversioned tasks.
+        default_versioning_behavior: ``"pinned"`` or ``"auto-upgrade"`` for
+            workflow types whose ``@workflow.defn`` names none. A versioned
+            worker refuses to start with a type that has neither.
         sticky_queue: Keep each run's next workflow tasks on this worker while
             it caches the run (a queue of its own that it polls), so they
             apply only their new events instead of replaying the history.
@@ -83,7 +88,8 @@ class Worker(WorkflowTaskRunner):
         activity_pollers: int = 4,
         identity: str | None = None,
         eager_activities: bool = True,
-        build_id: str | None = None,
+        deployment: tuple[str, str] | None = None,
+        default_versioning_behavior: str | None = None,
         sticky_queue: bool = True,
         sticky_schedule_to_start: timedelta | float = 5.0,
         graceful_shutdown_timeout: timedelta | float = DEFAULT_GRACEFUL_SHUTDOWN_S,
@@ -91,7 +97,8 @@ class Worker(WorkflowTaskRunner):
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or f"{client.identity}/{uuid.uuid4().hex[:6]}"
-        self.build_id = build_id
+        self.deployment, self.build_id = _version(deployment)
+        check_behavior(default_versioning_behavior, "default_versioning_behavior")
         self._workflows = {d.name: d for d in map(WorkflowDefinition.from_class, workflows)}
         self._activities = {d.name: d for d in map(ActivityDefinition.from_callable, activities)}
         self._cache = RunCache(max_cached_workflows)
@@ -119,6 +126,18 @@ class Worker(WorkflowTaskRunner):
         self._running = False
         if not self._workflows and not self._activities:
             raise ValueError("a worker needs at least one workflow or activity")
+        self._behaviors: dict[str, str | None] = {
+            name: d.versioning_behavior or default_versioning_behavior
+            for name, d in self._workflows.items()
+        }
+        missing = sorted(n for n, b in self._behaviors.items() if b is None)
+        if self.deployment is not None and missing:
+            raise ValueError(
+                f"a versioned worker needs a versioning behaviour for every workflow type; "
+                f"{', '.join(missing)} has none: give it one with "
+                "@workflow.defn(versioning_behavior='pinned' or 'auto-upgrade'), or the worker "
+                "a default_versioning_behavior"
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -207,6 +226,7 @@ class Worker(WorkflowTaskRunner):
     async def _drain(self) -> None:
         await asyncio.gather(*self._pollers, return_exceptions=True)
         await self._close_sticky_queue()
+        await self._pollers_stopped()
         self._give_up_timed_out_attempts()
         await self._wait_for_work()
         left = [t for t in self._tasks if not t.done()]
@@ -221,6 +241,17 @@ class Worker(WorkflowTaskRunner):
             if stuck:
                 log.warning("%d task(s) ignored cancellation: left behind", len(stuck))
         self._cache.clear()
+
+    async def _pollers_stopped(self) -> None:
+        """A versioned worker says it stopped polling: its version's describe shows
+        it at once (a killed one ages out)."""
+        if self.deployment is None:
+            return
+        body = {"deployment": self.deployment, "build_id": self.build_id, "identity": self.identity}
+        try:
+            await asyncio.wait_for(self._call("/pollers/stopped", body), 5.0)
+        except (BatonError, TimeoutError) as exc:
+            log.warning("could not report the pollers of %s stopped: %s", self.identity, exc)
 
     async def _close_sticky_queue(self) -> None:
         """Send the runs this worker caches back to their task queue at once (a worker
@@ -305,7 +336,9 @@ class Worker(WorkflowTaskRunner):
             "task_queue": queue or self.task_queue,
             "identity": self.identity,
             "wait_s": 30.0,
+            "deployment": self.deployment,
             "build_id": self.build_id,
+            "sticky": queue is not None and queue == self.sticky_task_queue,
         }
         backoff = 0.1
         while not self._stopping.is_set():
@@ -385,6 +418,21 @@ class Worker(WorkflowTaskRunner):
 
 def _seconds(value: timedelta | float) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _version(deployment: tuple[str, str] | None) -> tuple[str | None, str | None]:
+    if deployment is None:
+        return None, None
+    if (
+        not isinstance(deployment, tuple)
+        or len(deployment) != 2
+        or not all(isinstance(x, str) and x for x in deployment)
+    ):
+        raise ValueError(
+            f"deployment must be (deployment name, build id), e.g. ('payments', '41'), "
+            f"not {deployment!r}"
+        )
+    return deployment[0], deployment[1]
 
 
 def _nothing() -> None:

@@ -58,6 +58,13 @@ class WorkflowInfo:
     search_attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The run's custom search attributes when ``info()`` was called (with its upserts)."""
 
+    target_version_changed: bool = False
+    """Worker versioning: this run is pinned and its deployment now sends new
+    work to another build. A long-running workflow can continue-as-new with
+    ``versioning="auto-upgrade"`` to move there. Read at the current workflow
+    task (not replayed): a guard turns it off for a run that keeps doing so
+    without getting anything else done."""
+
 
 class ContinueAsNewError(BaseException):
     """Raised by :func:`continue_as_new` to close the run and start a fresh one.
@@ -66,11 +73,18 @@ class ContinueAsNewError(BaseException):
     code does not swallow it.
     """
 
-    def __init__(self, args: tuple[Any, ...], workflow_type: str | None, task_queue: str | None):
+    def __init__(
+        self,
+        args: tuple[Any, ...],
+        workflow_type: str | None,
+        task_queue: str | None,
+        versioning: str | None = None,
+    ):
         super().__init__("continue as new")
         self.input = args
         self.workflow_type = workflow_type
         self.task_queue = task_queue
+        self.versioning = versioning
 
 
 class ActivityHandle(asyncio.Future[Any]):

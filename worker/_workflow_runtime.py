@@ -94,6 +94,8 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         self._now = datetime.fromtimestamp(0, UTC)
         self._history_length = 0
         self._suggest_can = False
+        #: Set by the worker from each workflow task (not part of replay).
+        self.target_version_changed = False
         self._task_patches: frozenset[str] = frozenset()
         self._read_only = False
         self._unusable: str | None = None
@@ -282,6 +284,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                         "input": [p.model_dump() for p in payloads],
                         "task_timeout_s": None,
                         "run_timeout_s": None,
+                        "versioning": exc.versioning,
                     },
                 )
             )
@@ -324,6 +327,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             start_time=_history.parse_time(start.event_time),
             memo=dict(attrs.get("memo") or {}),
             search_attributes=self.search_attributes(),
+            target_version_changed=self.target_version_changed,
         )
 
     def now(self) -> datetime:

@@ -40,6 +40,9 @@ class WorkflowTaskRunner(ActivityRunner):
     _cache: RunCache
     sticky_task_queue: str | None
     sticky_schedule_to_start_s: float
+    deployment: str | None
+    build_id: str | None
+    _behaviors: dict[str, str | None]
 
     def _spawn(self, coro: Any) -> None:
         raise NotImplementedError
@@ -49,6 +52,11 @@ class WorkflowTaskRunner(ActivityRunner):
 
     async def _eager_activity(self, act: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _version_fields(self) -> dict[str, Any]:
+        if self.deployment is None:
+            return {}
+        return {"deployment": self.deployment, "build_id": self.build_id}
 
     # ------------------------------------------------------------------ cache
 
@@ -146,6 +154,7 @@ class WorkflowTaskRunner(ActivityRunner):
             await decode_wire(raw_events, self.converter)
             updates = await decode_wire(task.get("updates") or [], self.converter)
             events = [HistoryEvent.model_validate(e) for e in raw_events]
+            inst.target_version_changed = bool(task.get("target_version_changed"))
             commands = inst.activate(events, updates=updates)
         except Exception as exc:
             self._evict(task["run_id"])
@@ -163,7 +172,10 @@ class WorkflowTaskRunner(ActivityRunner):
             # A stopping worker takes no new work: the server dispatches it.
             "eager_activities": 0 if stopping else self._eager_slots(),
             "return_new_workflow_task": not stopping,
+            **self._version_fields(),
         }
+        if self.deployment is not None:
+            body["versioning_behavior"] = self._behaviors.get(task["workflow_type"])
         if self.sticky_task_queue is not None and not stopping and not inst.closed:
             # the run stays cached here: its next tasks come to this worker first
             body["sticky_task_queue"] = self.sticky_task_queue
@@ -212,6 +224,7 @@ class WorkflowTaskRunner(ActivityRunner):
             "failure": failure.model_dump(),
             "cause": cause,
             "identity": self.identity,
+            **self._version_fields(),
         }
         with contextlib.suppress(TaskNotFoundError):
             await self._call("/workflow-tasks/fail", await encode_wire(body, self.converter))

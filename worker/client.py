@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import _http
+from worker._client_versioning import VersioningMixin
 from worker._client_visibility import (
     VisibilityMixin,
     encode_search_attributes,
@@ -69,7 +70,7 @@ def _seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-class Client(VisibilityMixin):
+class Client(VisibilityMixin, VersioningMixin):
     """Talks to a Baton deployment (every region's endpoint, so it follows failovers)."""
 
     def __init__(
@@ -186,11 +187,13 @@ class Client(VisibilityMixin):
         run_timeout: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
+        versioning_behavior: str | None = None,
     ) -> WorkflowHandle:
         """Start a workflow; a retried call with the same ``request_id`` never starts twice.
 
         ``search_attributes`` are custom attributes registered in the namespace
-        (datetimes are sent as RFC 3339 in UTC).
+        (datetimes are sent as RFC 3339 in UTC). ``versioning_behavior``
+        (``"pinned"`` or ``"auto-upgrade"``) overrides the workflow type's.
         """
         body = {
             "workflow_id": id,
@@ -204,6 +207,7 @@ class Client(VisibilityMixin):
             "memo": memo or {},
             "identity": self.identity,
             "search_attributes": encode_search_attributes(search_attributes or {}),
+            "versioning_behavior": versioning_behavior,
         }
         res = await self.call("POST", ns_path(self.namespace, "/workflows"), body)
         return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
@@ -426,6 +430,35 @@ class WorkflowHandle:
             },
         )
         return str(res["run_id"])
+
+    async def update_versioning(
+        self,
+        override: str | None,
+        *,
+        version: str | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Override how the workflow's current run is routed (recorded in its history).
+
+        ``override``: ``"pinned"`` (to ``version``, ``"deployment:build"``, until
+        changed), ``"one-time"`` (only its next workflow task runs on
+        ``version``), ``"auto-upgrade"``, or None to clear the override.
+        """
+        body: dict[str, Any] = {
+            "override": None,
+            "reason": reason,
+            "request_id": request_id or _new_request_id(),
+            "identity": self.client.identity,
+        }
+        if override is not None:
+            deployment, build_id = None, None
+            if version is not None:
+                deployment, sep, build_id = version.partition(":")
+                if not sep:
+                    raise ValueError(f"version {version!r} is not DEPLOYMENT:BUILD_ID")
+            body["override"] = {"kind": override, "deployment": deployment, "build_id": build_id}
+        return await self.client.call("POST", self._path("/versioning"), body)  # type: ignore[no-any-return]
 
     async def describe(self) -> dict[str, Any]:
         return await self.client.call(  # type: ignore[no-any-return]

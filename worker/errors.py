@@ -56,6 +56,24 @@ class BatchNotFoundError(BatonError):
     code = ErrorCode.BATCH_NOT_FOUND.value
 
 
+class RevisionMismatchError(BatonError):
+    """The deployment changed since the revision the caller expected: read it, decide again."""
+
+    code = ErrorCode.REVISION_MISMATCH.value
+
+
+class DeploymentNotFoundError(BatonError):
+    """No worker deployment (or version) of that name in this namespace."""
+
+    code = ErrorCode.DEPLOYMENT_NOT_FOUND.value
+
+
+class NoPollersError(BatonError):
+    """No worker of that version polls (pass allow_no_pollers to route there anyway)."""
+
+    code = ErrorCode.NO_POLLERS.value
+
+
 class PayloadTooLargeError(BatonError):
     """A payload is larger than the server accepts."""
 
@@ -196,6 +214,9 @@ _BY_CODE: dict[str, type[BatonError]] = {
         InvalidArgumentError,
         InvalidQueryError,
         BatchNotFoundError,
+        RevisionMismatchError,
+        DeploymentNotFoundError,
+        NoPollersError,
         PayloadTooLargeError,
         NamespaceNotFoundError,
         NamespaceAlreadyExistsError,

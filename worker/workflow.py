@@ -19,7 +19,7 @@ import random as _random
 import uuid as _uuid
 from collections.abc import Callable, Mapping, MutableMapping
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, Literal, NoReturn, TypeVar, overload
 
 from worker._definition import (
     QUERY,
@@ -72,6 +72,7 @@ __all__ = [
     "wait_condition",
 ]
 
+VersioningBehavior = Literal["pinned", "auto-upgrade"]
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,11 +84,24 @@ def defn(cls: C, /) -> C: ...
 
 
 @overload
-def defn(*, name: str | None = None) -> Callable[[C], C]: ...
+def defn(
+    *, name: str | None = None, versioning_behavior: VersioningBehavior | None = None
+) -> Callable[[C], C]: ...
 
 
-def defn(cls: C | None = None, /, *, name: str | None = None) -> C | Callable[[C], C]:
+def defn(
+    cls: C | None = None,
+    /,
+    *,
+    name: str | None = None,
+    versioning_behavior: VersioningBehavior | None = None,
+) -> C | Callable[[C], C]:
     """Make a class a workflow, named ``name`` or after the class.
+
+    ``versioning_behavior`` says where its runs go on a versioned worker
+    (``Worker(deployment=...)``): ``"pinned"`` keeps a run on the build that
+    started it until it closes; ``"auto-upgrade"`` moves it to its
+    deployment's current build at its next workflow task.
 
     Raises:
         TypeError: Not a class.
@@ -96,7 +110,7 @@ def defn(cls: C | None = None, /, *, name: str | None = None) -> C | Callable[[C
     """
 
     def decorate(c: C) -> C:
-        define_workflow(c, name)
+        define_workflow(c, name, versioning_behavior)
         return c
 
     if cls is not None:
@@ -245,7 +259,10 @@ def continue_as_new_suggested() -> bool:
 
 
 def continue_as_new(
-    *args: Any, workflow: str | type | None = None, task_queue: str | None = None
+    *args: Any,
+    workflow: str | type | None = None,
+    task_queue: str | None = None,
+    versioning: Literal["auto-upgrade"] | None = None,
 ) -> NoReturn:
     """Close this run and start a new one of the same workflow id with ``args``.
 
@@ -253,6 +270,11 @@ def continue_as_new(
         *args: Input of the new run.
         workflow: Workflow type of the new run (class or name); this one's if None.
         task_queue: Task queue of the new run; this one's if None.
+        versioning: ``"auto-upgrade"`` sends the new run to its deployment's
+            target build (where a pinned type then pins it): how a
+            long-running pinned workflow moves to a new build when
+            ``info().target_version_changed`` says there is one. By default a
+            pinned run stays on its build.
 
     Raises:
         ContinueAsNewError: Always; let it propagate out of the run method.
@@ -266,7 +288,9 @@ def continue_as_new(
             workflow_type = WorkflowDefinition.from_class(workflow).name
         except TypeError as exc:
             raise rt.misuse(exc) from None
-    raise ContinueAsNewError(args, workflow_type, task_queue)
+    if versioning not in (None, "auto-upgrade"):
+        raise rt.misuse(ValueError(f"versioning {versioning!r} is not 'auto-upgrade' or None"))
+    raise ContinueAsNewError(args, workflow_type, task_queue, versioning)
 
 
 def _to_seconds(value: timedelta | float | None, what: str) -> float | None:

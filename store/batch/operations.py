@@ -110,7 +110,34 @@ async def _reset(
     await _post(c, ns, wid, "/reset", {**body, "run_id": rid, "request_id": request_id})
 
 
+def _check_versioning(params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        req = wire.UpdateVersioningRequest(override=params.get("override"))
+    except ValidationError as exc:
+        raise InvalidArgument(f"a versioning batch's override is not valid: {exc}") from None
+    o = req.override
+    if o is not None and o.kind != "auto-upgrade" and not (o.deployment and o.build_id):
+        raise InvalidArgument(f"a {o.kind} override names a version (deployment and build id)")
+    return {"override": o.model_dump() if o else None}
+
+
+async def _versioning(
+    c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
+) -> None:
+    body = {"override": p["override"], "reason": reason}
+    await _post(c, ns, wid, "/versioning", {**body, "run_id": rid, "request_id": request_id})
+
+
+def _describe_versioning(p: dict[str, Any]) -> str:
+    o = p.get("override")
+    if not o:
+        return "clear versioning override"
+    version = f" {o['deployment']}:{o['build_id']}" if o.get("build_id") else ""
+    return f"versioning override {o['kind']}{version}"
+
+
 register(Operation("terminate", _no_params, _terminate, lambda p: "terminate"))
 register(Operation("cancel", _no_params, _cancel, lambda p: "cancel"))
 register(Operation("signal", _check_signal, _signal, lambda p: f"signal {p['signal_name']}"))
 register(Operation("reset", _check_reset, _reset, lambda p: f"reset to {p['to']}"))
+register(Operation("update-versioning", _check_versioning, _versioning, _describe_versioning))

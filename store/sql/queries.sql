@@ -32,11 +32,12 @@ DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_
 -- before the run's row is locked, and a locking read returns the newest
 -- version of each row, so a failover that committed meanwhile is seen.
 WITH n AS MATERIALIZED (
-    SELECT name, regions, active_region, failover_version, state, retention_days
+    SELECT name, regions, active_region, failover_version, state, retention_days, deployments
     FROM namespaces WHERE name = $1 FOR SHARE)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days, sq.queue IS NOT NULL AS ns_sticky_closed
+       n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
+       sq.queue IS NOT NULL AS ns_sticky_closed
 FROM n JOIN executions e ON e.namespace = n.name
 LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
 WHERE e.workflow_id = $2 AND e.run_id = $3
@@ -44,11 +45,12 @@ FOR UPDATE OF e
 
 -- name: lock_current_execution
 WITH n AS MATERIALIZED (
-    SELECT name, regions, active_region, failover_version, state, retention_days
+    SELECT name, regions, active_region, failover_version, state, retention_days, deployments
     FROM namespaces WHERE name = $1 FOR SHARE)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days, sq.queue IS NOT NULL AS ns_sticky_closed
+       n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
+       sq.queue IS NOT NULL AS ns_sticky_closed
 FROM n
 JOIN current_executions c ON c.namespace = n.name AND c.workflow_id = $2
 JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
@@ -86,7 +88,7 @@ FROM unnest($4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS t(kind, ref
 DELETE FROM tasks WHERE id = (
     SELECT id FROM tasks
     WHERE namespace = $1 AND task_queue = $2 AND kind = ANY($3::text[])
-      AND ($4::text IS NULL OR build_id IS NULL OR build_id = $4)
+      AND coalesce(build_id, '') = coalesce($4::text, '')
     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING *
 
@@ -233,8 +235,9 @@ ORDER BY fire_at
 INSERT INTO queries (id, namespace, workflow_id, run_id, name, input) VALUES ($1, $2, $3, $4, $5, $6)
 
 -- name: insert_query_task
-INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref)
-VALUES ($1, $2, $3, 'query', $4, $5)
+-- $6: the version that ran the run's last workflow task (it can replay it)
+INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref, build_id)
+VALUES ($1, $2, $3, 'query', $4, $5, $6)
 
 -- name: get_query
 SELECT * FROM queries WHERE id = $1
@@ -296,9 +299,9 @@ LIMIT $11
 SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY status
 
 -- name: write_run
-SELECT baton_write_run_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+SELECT baton_write_run_v3($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
-    $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52)
+    $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53)
 
 -- name: open_runs
 SELECT workflow_id, run_id FROM executions WHERE namespace = $1 AND status = 'running'
@@ -502,3 +505,62 @@ SELECT n.name FROM namespaces n
 WHERE n.active_region = $1 AND EXISTS (
     SELECT 1 FROM executions e
     WHERE e.namespace = n.name AND e.workflow_type = ANY($2::text[]) AND e.status = 'running')
+
+-- name: touch_poller
+-- A versioned poller of this region (throttled per server process).
+INSERT INTO version_pollers (namespace, deployment, build_id, task_queue, identity)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (namespace, deployment, build_id, task_queue, identity)
+DO UPDATE SET last_seen = now(), stopped_at = NULL
+
+-- name: pollers_stopped
+UPDATE version_pollers SET stopped_at = now()
+WHERE namespace = $1 AND deployment = $2 AND build_id = $3 AND identity = $4
+
+-- name: pollers_of_deployment
+-- $3: seconds since its last poll within which a poller counts as live
+SELECT build_id, task_queue, identity, first_seen, last_seen, stopped_at,
+       stopped_at IS NULL AND last_seen > now() - make_interval(secs => $3) AS live
+FROM version_pollers WHERE namespace = $1 AND deployment = $2
+ORDER BY build_id, task_queue, identity
+
+-- name: set_namespace_deployments
+UPDATE namespaces SET deployments = $2, updated_at = now() WHERE name = $1
+
+-- name: pinned_on_version
+-- Drainage, read from the runs themselves (executions_pinned_idx): the open
+-- runs pinned to the version, those of them waiting for a workflow task to be
+-- taken, and when the last pinned run closed.
+SELECT
+  (SELECT count(*) FROM executions
+   WHERE namespace = $1 AND deployment = $2 AND build_id = $3
+     AND versioning_behavior = 'pinned' AND close_time IS NULL) AS open_pinned,
+  (SELECT count(*) FROM executions
+   WHERE namespace = $1 AND deployment = $2 AND build_id = $3
+     AND versioning_behavior = 'pinned' AND close_time IS NULL
+     AND wt_scheduled_event_id IS NOT NULL AND wt_started_event_id IS NULL) AS waiting,
+  (SELECT max(close_time) FROM executions
+   WHERE namespace = $1 AND deployment = $2 AND build_id = $3
+     AND versioning_behavior = 'pinned' AND close_time IS NOT NULL) AS last_close
+
+-- name: routable_tasks
+-- Tasks waiting for a poller whose run routes in deployment $2 (its own, or
+-- its task queue's among $3), or only those of one run ($4, $5).
+SELECT t.id, t.kind, t.task_queue, t.build_id AS tag, e.workflow_id, e.task_queue AS run_queue,
+       e.deployment, e.build_id, e.versioning, e.versioning_behavior
+FROM tasks t
+JOIN executions e ON e.namespace = t.namespace AND e.workflow_id = t.workflow_id
+                 AND e.run_id = t.run_id
+WHERE t.namespace = $1 AND t.kind IN ('workflow', 'activity')
+  AND ($4::text IS NULL OR (t.workflow_id = $4 AND t.run_id = $5))
+  AND ($2::text IS NULL OR e.deployment = $2
+       OR (e.deployment IS NULL AND e.task_queue = ANY($3::text[])))
+FOR UPDATE OF t SKIP LOCKED
+
+-- name: retag_tasks
+-- Re-inserted rather than updated, so the insert trigger wakes the pollers
+-- of the version they now go to.
+WITH d AS (DELETE FROM tasks WHERE id = ANY($1::bigint[]) RETURNING *)
+INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt, build_id)
+SELECT d.namespace, r.queue, d.kind, d.workflow_id, d.run_id, d.ref, d.attempt, r.tag
+FROM d JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS r(id, tag, queue) ON r.id = d.id

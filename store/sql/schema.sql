@@ -21,7 +21,9 @@ CREATE TABLE namespaces (
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
     -- custom search attributes this namespace registers: name -> type
-    search_attributes jsonb       NOT NULL DEFAULT '{}'
+    search_attributes jsonb       NOT NULL DEFAULT '{}',
+    -- worker deployments: name -> current, ramping, revision, versions
+    deployments       jsonb       NOT NULL DEFAULT '{}'
 );
 
 CREATE TABLE executions (
@@ -71,6 +73,11 @@ CREATE TABLE executions (
     sticky_timeout_s          double precision,
     -- custom search attributes (name -> canonical value), see store/visibility
     search_attributes         jsonb       NOT NULL DEFAULT '{}',
+    -- worker versioning: the run's deployment (build_id is the build it is
+    -- on), its effective behaviour, and its state (behaviour, pin, override)
+    deployment                text,
+    versioning_behavior       text,
+    versioning                jsonb,
     PRIMARY KEY (namespace, workflow_id, run_id)
 ) WITH (fillfactor = 80);
 
@@ -126,6 +133,10 @@ CREATE INDEX executions_wid_prefix_idx ON executions (namespace, workflow_id tex
 CREATE INDEX executions_paused_idx ON executions (namespace, start_time DESC) WHERE paused;
 CREATE INDEX executions_build_idx ON executions (namespace, build_id, start_time DESC)
     WHERE build_id IS NOT NULL;
+CREATE INDEX executions_pinned_idx ON executions (namespace, deployment, build_id, close_time)
+    WHERE versioning_behavior = 'pinned';
+CREATE INDEX executions_deployment_idx ON executions (namespace, deployment, start_time DESC)
+    WHERE deployment IS NOT NULL;
 CREATE INDEX executions_attrs_idx ON executions USING gin (search_attributes jsonb_path_ops);
 
 CREATE TABLE current_executions (
@@ -208,8 +219,21 @@ CREATE TABLE tasks (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX tasks_poll_idx ON tasks (namespace, task_queue, kind, id);
+CREATE INDEX tasks_poll_idx ON tasks (namespace, task_queue, kind, (coalesce(build_id, '')), id);
 CREATE INDEX tasks_run_idx ON tasks (namespace, workflow_id, run_id);
+
+-- Pollers of each worker version in this region (not replicated).
+CREATE TABLE version_pollers (
+    namespace    text        NOT NULL,
+    deployment   text        NOT NULL,
+    build_id     text        NOT NULL,
+    task_queue   text        NOT NULL,
+    identity     text        NOT NULL,
+    first_seen   timestamptz NOT NULL DEFAULT now(),
+    last_seen    timestamptz NOT NULL DEFAULT now(),
+    stopped_at   timestamptz,
+    PRIMARY KEY (namespace, deployment, build_id, task_queue, identity)
+);
 
 CREATE TABLE workflow_updates (
     namespace    text        NOT NULL,
@@ -262,17 +286,19 @@ CREATE TABLE outbox (
 );
 
 -- Wake long-polls only when the inserting transaction commits.
-CREATE FUNCTION baton_notify_task_v1() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION baton_notify_task_v2() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- query tasks travel on the workflow-task long-poll
+    -- query tasks travel on the workflow-task long-poll; a versioned task
+    -- wakes only pollers of its version (kind@deployment:build)
     PERFORM pg_notify('baton_tasks_v1', NEW.namespace || '/'
-        || CASE WHEN NEW.kind = 'query' THEN 'workflow' ELSE NEW.kind END || '/' || NEW.task_queue);
+        || CASE WHEN NEW.kind = 'query' THEN 'workflow' ELSE NEW.kind END
+        || coalesce('@' || NEW.build_id, '') || '/' || NEW.task_queue);
     RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER tasks_notify_v1 AFTER INSERT ON tasks
-    FOR EACH ROW EXECUTE FUNCTION baton_notify_task_v1();
+CREATE TRIGGER tasks_notify_v2 AFTER INSERT ON tasks
+    FOR EACH ROW EXECUTE FUNCTION baton_notify_task_v2();
 
 CREATE FUNCTION baton_notify_timer_v1() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -290,14 +316,14 @@ CREATE TRIGGER timers_notify_v1 AFTER INSERT ON timers
 
 -- One history write to one run, in one round trip: only the parts a write
 -- needs run, each as a statement that uses its table's key index.
-CREATE FUNCTION baton_write_run_v2(
+CREATE FUNCTION baton_write_run_v3(
     p_ns text, p_wid text, p_rid uuid,
     p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
     p_event_attrs jsonb[],
     p_timer_del_kinds text[], p_timer_del_refs text[],
     p_timer_kinds text[], p_timer_refs text[], p_timer_attempts int[], p_timer_fire timestamptz[],
     p_task_kinds text[], p_task_queues text[], p_task_refs text[], p_task_attempts int[],
-    p_build_id text,
+    p_task_builds text[],
     p_status text, p_paused boolean, p_next_event_id bigint, p_last_write_version bigint,
     p_close_time timestamptz, p_continued_to uuid, p_wt_scheduled bigint, p_wt_started bigint,
     p_wt_attempt int, p_wt_started_at timestamptz, p_wt_identity text,
@@ -310,7 +336,7 @@ CREATE FUNCTION baton_write_run_v2(
     p_buffer_delete_upto bigint,
     p_request_ids text[], p_request_kinds text[],
     p_signal_count int, p_sticky_queue text, p_sticky_timeout_s double precision,
-    p_new_execution jsonb
+    p_new_execution jsonb, p_versioning jsonb
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_bytes bigint := coalesce((SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0);
@@ -363,9 +389,9 @@ BEGIN
         IF cardinality(p_task_kinds) > 0 THEN
             INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref, attempt,
                                build_id)
-            SELECT p_ns, p_wid, p_rid, t.kind, t.queue, t.ref, t.attempt, p_build_id
-            FROM unnest(p_task_kinds, p_task_queues, p_task_refs, p_task_attempts)
-                AS t(kind, queue, ref, attempt);
+            SELECT p_ns, p_wid, p_rid, t.kind, t.queue, t.ref, t.attempt, t.build
+            FROM unnest(p_task_kinds, p_task_queues, p_task_refs, p_task_attempts, p_task_builds)
+                AS t(kind, queue, ref, attempt, build);
         END IF;
         IF jsonb_array_length(p_activity_inserts) > 0 THEN
             INSERT INTO activities
@@ -412,7 +438,16 @@ BEGIN
             pending_updates = p_pending_updates, buffered_seq = p_buffered_seq,
             buffered_flushed_seq = p_buffered_flushed_seq, signal_count = p_signal_count,
             sticky_queue = p_sticky_queue, sticky_timeout_s = p_sticky_timeout_s,
-            history_size_bytes = history_size_bytes + v_bytes, updated_at = now()
+            history_size_bytes = history_size_bytes + v_bytes, updated_at = now(),
+            -- versioning changes rarely: NULL keeps what the row has
+            deployment = CASE WHEN p_versioning IS NULL THEN deployment
+                              ELSE p_versioning ->> 'deployment' END,
+            build_id = CASE WHEN p_versioning IS NULL THEN build_id
+                            ELSE p_versioning ->> 'build_id' END,
+            versioning_behavior = CASE WHEN p_versioning IS NULL THEN versioning_behavior
+                                       ELSE p_versioning ->> 'versioning_behavior' END,
+            versioning = CASE WHEN p_versioning IS NULL THEN versioning
+                              ELSE p_versioning -> 'versioning' END
         WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
     END IF;
     -- The outbox row of a replicated history write carries the execution row

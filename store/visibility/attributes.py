@@ -77,6 +77,12 @@ SYSTEM_ATTRIBUTES: dict[str, SystemAttribute] = {
         SystemAttribute("HistoryLength", AttributeType.INT, "(e.next_event_id - 1)"),
         SystemAttribute("Paused", AttributeType.BOOL, "e.paused"),
         SystemAttribute("BuildId", AttributeType.KEYWORD, "e.build_id", nullable=True),
+        # worker versioning: the run's deployment and its effective behaviour
+        # ("pinned" while a pin or a pinned override holds it)
+        SystemAttribute("WorkerDeployment", AttributeType.KEYWORD, "e.deployment", nullable=True),
+        SystemAttribute(
+            "VersioningBehavior", AttributeType.KEYWORD, "e.versioning_behavior", nullable=True
+        ),
     )
 }
 

@@ -41,6 +41,8 @@ FILTERS = {
     "HistoryLength": "HistoryLength > 100",
     "Paused": "Paused = true",
     "BuildId": "BuildId = 'build-41'",
+    "WorkerDeployment": "WorkerDeployment = 'payments'",
+    "pinned on a build": "VersioningBehavior = 'pinned' AND BuildId = 'build-41'",
     "custom Keyword": "CustomerId = 'cust-4242'",
     "combined": "WorkflowType = 'Type7' AND ExecutionStatus = 'Running' AND CustomerId = 'cust-7'",
 }

@@ -125,11 +125,17 @@ def test_continue_as_new_inheritance() -> None:
     assert continued_run(pinned, requested=None, queue_in_version=False) == RunVersioning(
         Behavior.PINNED
     )
+    # asked to upgrade: nothing passed on, the first task goes to the target
     assert continued_run(pinned, requested=Behavior.AUTO_UPGRADE, queue_in_version=True) == (
-        RunVersioning(Behavior.AUTO_UPGRADE)
+        RunVersioning(None)
     )
     overridden = RunVersioning(Behavior.AUTO_UPGRADE, None, Override(OverrideKind.PINNED, "1"))
     assert continued_run(overridden, requested=None, queue_in_version=False) == overridden
+    # an operator's pin outlasts the code's request
+    assert (
+        continued_run(overridden, requested=Behavior.AUTO_UPGRADE, queue_in_version=False)
+        == overridden
+    )
     auto = RunVersioning(Behavior.AUTO_UPGRADE, "2")
     assert continued_run(auto, requested=None, queue_in_version=True) == RunVersioning(
         Behavior.AUTO_UPGRADE

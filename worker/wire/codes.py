@@ -17,6 +17,11 @@ class ErrorCode(StrEnum):
     #: details carry ``position`` (0-based character offset) and ``token``.
     INVALID_QUERY = "INVALID_QUERY"
     BATCH_NOT_FOUND = "BATCH_NOT_FOUND"
+    #: ``--expect-revision`` named a revision the deployment has moved past.
+    REVISION_MISMATCH = "REVISION_MISMATCH"
+    DEPLOYMENT_NOT_FOUND = "DEPLOYMENT_NOT_FOUND"
+    #: A version no worker polls cannot become current or ramping (unless asked).
+    NO_POLLERS = "NO_POLLERS"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     NAMESPACE_NOT_FOUND = "NAMESPACE_NOT_FOUND"
     NAMESPACE_ALREADY_EXISTS = "NAMESPACE_ALREADY_EXISTS"

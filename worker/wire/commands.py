@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,6 +107,9 @@ class ContinueAsNewAttributes(_Attributes):
     input: list[Payload] = Field(default_factory=list)
     task_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     run_timeout_s: float | None = _Duration
+    #: Worker versioning: "auto-upgrade" sends the new run to its deployment's
+    #: target version (a pinned run moving to a new build).
+    versioning: Literal["auto-upgrade"] | None = None
 
 
 class UpsertSearchAttributesAttributes(_Attributes):

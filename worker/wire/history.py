@@ -71,6 +71,9 @@ class EventType(StrEnum):
     WORKFLOW_EXECUTION_CONTINUED_AS_NEW = "WorkflowExecutionContinuedAsNew"
     # timeout_s
     WORKFLOW_EXECUTION_TIMED_OUT = "WorkflowExecutionTimedOut"
+    # versioning_override{kind, deployment, build_id}|None, reason, identity,
+    # request_id|None: an operator changed how the run is routed
+    WORKFLOW_EXECUTION_OPTIONS_UPDATED = "WorkflowExecutionOptionsUpdated"
 
 
 #: Events that close a run.

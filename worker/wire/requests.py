@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -67,6 +67,8 @@ class StartWorkflowRequest(BaseModel):
     identity: str = Field(default="", max_length=1000)
     #: Custom search attributes registered in the namespace: name -> value.
     search_attributes: dict[str, Any] = Field(default_factory=dict)
+    #: Worker versioning: this run's behaviour, over its workflow type's.
+    versioning_behavior: Literal["pinned", "auto-upgrade"] | None = None
 
 
 class StartWorkflowResponse(BaseModel):
@@ -158,7 +160,11 @@ class WorkflowExecutionInfo(BaseModel):
     continued_to_run_id: str | None = None
     memo: dict[str, Any] = Field(default_factory=dict)
     search_attributes: dict[str, Any] = Field(default_factory=dict)
+    #: Worker versioning: the run's deployment, the build it is on (pinned to,
+    #: or that ran its last workflow task) and its effective behaviour.
+    deployment: str | None = None
     build_id: str | None = None
+    versioning_behavior: str | None = None
 
 
 class DescribeResponse(BaseModel):
@@ -168,6 +174,39 @@ class DescribeResponse(BaseModel):
     pending_activities: list[PendingActivity] = Field(default_factory=list)
     pending_timers: list[dict[str, Any]] = Field(default_factory=list)
     pending_workflow_task: dict[str, Any] | None = None
+    #: Worker versioning: behaviour, pin, override, the version the next
+    #: workflow task goes to, and whether it waits for a poller of it.
+    versioning: dict[str, Any] | None = None
+
+
+class VersioningOverride(BaseModel):
+    kind: Literal["pinned", "auto-upgrade", "one-time"]
+    #: The version of a pinned or one-time override.
+    deployment: str | None = Field(default=None, min_length=1, max_length=255)
+    build_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class UpdateVersioningRequest(BaseModel):
+    """Set (or, with ``override`` None, clear) a run's versioning override."""
+
+    override: VersioningOverride | None = None
+    run_id: str | None = None
+    reason: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+    identity: str = Field(default="", max_length=1000)
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class SetDeploymentVersionRequest(BaseModel):
+    """Make a build the deployment's current or ramping version.
+
+    ``build_id`` None means unversioned workers; a ramp of 0 percent ends it.
+    """
+
+    build_id: str | None = Field(default=None, min_length=1, max_length=255)
+    percent: float | None = Field(default=None, ge=0, le=100)
+    expect_revision: int | None = Field(default=None, ge=0)
+    allow_no_pollers: bool = False
+    identity: str = Field(default="", max_length=1000)
 
 
 class HistoryResponse(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -10,12 +10,26 @@ from worker.wire.commands import Command
 from worker.wire.common import Failure, Payload
 from worker.wire.history import HistoryEvent
 
+VersioningBehavior = Literal["pinned", "auto-upgrade"]
+
+
+class PollersStoppedRequest(BaseModel):
+    """A versioned worker that shuts down says its pollers stopped."""
+
+    deployment: str = Field(min_length=1, max_length=255)
+    build_id: str = Field(min_length=1, max_length=255)
+    identity: str = Field(min_length=1, max_length=1000)
+
 
 class PollRequest(BaseModel):
     task_queue: str = Field(min_length=1, max_length=1000)
     identity: str = Field(default="", max_length=1000)
     wait_s: float = Field(default=30.0, ge=0, le=120)
-    build_id: str | None = None
+    #: Worker versioning: the deployment and build this worker runs (both or neither).
+    deployment: str | None = Field(default=None, min_length=1, max_length=255)
+    build_id: str | None = Field(default=None, min_length=1, max_length=255)
+    #: The poll is of the worker's own sticky queue (not a queue of its version).
+    sticky: bool = False
 
 
 class WorkflowTask(BaseModel):
@@ -42,6 +56,9 @@ class WorkflowTask(BaseModel):
     events: list[HistoryEvent]
     updates: list[dict[str, Any]] = Field(default_factory=list)  # update_id, name, input
     query: dict[str, Any] | None = None  # query_id, name, input when a query task
+    #: Worker versioning: the run is pinned and its deployment now targets
+    #: another version (see ``workflow.info().target_version_changed``).
+    target_version_changed: bool = False
 
 
 class WorkflowTaskPollResponse(BaseModel):
@@ -63,6 +80,11 @@ class RespondWorkflowTaskCompleted(BaseModel):
     #: poller of it takes them within ``sticky_schedule_to_start_s``.
     sticky_task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
     sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60)
+    #: Worker versioning: the version that ran the task, and the workflow
+    #: type's behaviour there (recorded in history; routes the run's next tasks).
+    deployment: str | None = Field(default=None, min_length=1, max_length=255)
+    build_id: str | None = Field(default=None, min_length=1, max_length=255)
+    versioning_behavior: VersioningBehavior | None = None
 
 
 class ActivityTask(BaseModel):
@@ -94,6 +116,8 @@ class RespondWorkflowTaskFailed(BaseModel):
     failure: Failure
     cause: str = "WorkflowTaskFailed"  # or NonDeterminism
     identity: str = Field(default="", max_length=1000)
+    deployment: str | None = Field(default=None, min_length=1, max_length=255)
+    build_id: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class CloseStickyQueueRequest(BaseModel):

@@ -1,0 +1,447 @@
+"""Worker deployments: who polls each version, current and ramping, drainage.
+
+A namespace's deployments live on its row (so they replicate with it and only
+its active region changes them): for each deployment its current and ramping
+builds, a revision every change bumps, and the versions its workers have
+polled with the task queues each covers. Which pollers are alive is this
+region's own knowledge (``version_pollers``). A version's drainage is read
+from the runs pinned to it, the rows every close writes, so it is exact the
+moment the last one closes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from store.context import Store
+from store.errors import (
+    DeploymentNotFound,
+    InvalidArgument,
+    NamespaceNotFound,
+    NoPollers,
+    RevisionMismatch,
+    WorkflowNotRunning,
+)
+from store.mutable_state import WT_RETRY, RunTxn, utcnow
+from store.namespaces import Namespace, get_namespace
+from store.sql import QUERIES as Q
+from versioning import routing
+from versioning.rules import (
+    DeploymentState,
+    Version,
+    VersioningError,
+    version_status,
+)
+from versioning.rules import RevisionMismatch as _Mismatch
+from worker import wire
+from worker.wire import EventType
+
+#: A poller counts as live this long after its last poll: a long-poll lasts
+#: up to 30 s, and a server records a poller at most every 10 s.
+POLLER_LIVE_S = 45.0
+_TOUCH_EVERY_S = 10.0
+
+
+def _check_version(deployment: str, build_id: str | None) -> None:
+    try:
+        Version(deployment, build_id or "unversioned")
+    except VersioningError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- pollers
+
+
+def _due(store: Store, key: tuple[str, ...]) -> bool:
+    now = time.monotonic()
+    if now - store.poller_seen.get(key, -1e9) < _TOUCH_EVERY_S:
+        return False
+    store.poller_seen[key] = now
+    return True
+
+
+async def register_poller(store: Store, namespace: str, req: wire.PollRequest) -> None:
+    """Record a versioned poller; a version (or a task queue of one) polled for
+    the first time joins the namespace's deployments."""
+    if req.deployment is None or req.build_id is None:
+        if req.deployment is not None or req.build_id is not None:
+            raise InvalidArgument("a versioned poll names both its deployment and its build id")
+        return
+    dep, build = req.deployment, req.build_id
+    _check_version(dep, build)
+    queue = req.task_queue
+    key = (namespace, dep, build, queue, req.identity)
+    if not _due(store, key):
+        return
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        await conn.execute(Q["touch_poller"], *key)
+        if req.sticky:
+            return
+        ns = await get_namespace(conn, namespace)
+        if routing.queue_in_version(ns.deployments, dep, build, queue):
+            return
+        ns = await _lock(store, conn, namespace)
+        deps = dict(ns.deployments)
+        d = dict(deps.get(dep) or {"current": None, "revision": 0})
+        versions = dict(d.get("versions") or {})
+        v = dict(versions.get(build) or {"created_at": utcnow().isoformat()})
+        v["task_queues"] = sorted({*v.get("task_queues", []), queue})
+        versions[build] = v
+        d["versions"] = versions
+        deps[dep] = d
+        await _save(conn, namespace, deps)
+
+    await store.txn(txn)
+
+
+async def pollers_stopped(store: Store, namespace: str, req: wire.PollersStoppedRequest) -> None:
+    for key in [k for k in store.poller_seen if k[0] == namespace and k[4] == req.identity]:
+        del store.poller_seen[key]
+    async with store.pool.acquire() as conn:
+        await conn.execute(
+            Q["pollers_stopped"], namespace, req.deployment, req.build_id, req.identity
+        )
+
+
+# --------------------------------------------------------------------------- routing state
+
+
+async def _lock(store: Store, conn: asyncpg.Connection, namespace: str) -> Namespace:
+    row = await conn.fetchrow(Q["lock_namespace_row"], namespace)
+    if row is None:
+        raise NamespaceNotFound(
+            f"namespace {namespace!r} does not exist: create it with "
+            f"`baton namespace create {namespace}`"
+        )
+    ns = Namespace.from_row(row)
+    ns.require_writable(store.region, store.region_urls)
+    return ns
+
+
+async def _save(conn: asyncpg.Connection, namespace: str, deps: dict[str, Any]) -> None:
+    await conn.execute(Q["set_namespace_deployments"], namespace, deps)
+    await conn.execute(Q["outbox_namespace"], namespace)
+
+
+async def _live_builds(conn: asyncpg.Connection, namespace: str, deployment: str) -> set[str]:
+    rows = await conn.fetch(Q["pollers_of_deployment"], namespace, deployment, POLLER_LIVE_S)
+    return {r["build_id"] for r in rows if r["live"]}
+
+
+async def set_version(
+    store: Store,
+    namespace: str,
+    deployment: str,
+    which: str,
+    req: wire.SetDeploymentVersionRequest,
+) -> dict[str, Any]:
+    """Make ``req.build_id`` the deployment's current (``which`` = "current")
+    or ramping version, and move the waiting tasks that follow it."""
+    _check_version(deployment, req.build_id)
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        ns = await _lock(store, conn, namespace)
+        deps = dict(ns.deployments)
+        if deployment not in deps:
+            raise DeploymentNotFound(
+                f"no worker of deployment {deployment!r} has polled namespace {namespace!r}: "
+                "start one with Worker(deployment=(NAME, BUILD)) first"
+            )
+        d = dict(deps[deployment])
+        versions = dict(d.get("versions") or {})
+        b = req.build_id
+        if b is not None and b not in versions:
+            raise DeploymentNotFound(
+                f"deployment {deployment!r} has no version {b!r}: its versions are "
+                f"{', '.join(sorted(versions)) or 'none'}"
+            )
+        state = routing.state_of(deps, deployment)
+        try:
+            if which == "current":
+                new = state.set_current(b, expect_revision=req.expect_revision)
+            else:
+                new = state.set_ramping(
+                    b,
+                    100.0 if req.percent is None else req.percent,
+                    expect_revision=req.expect_revision,
+                )
+        except _Mismatch as exc:
+            raise RevisionMismatch(str(exc), revision=state.revision) from None
+        except VersioningError as exc:
+            raise InvalidArgument(str(exc)) from None
+        if (
+            b is not None
+            and b in (new.current, new.ramping)
+            and not req.allow_no_pollers
+            and b not in await _live_builds(conn, namespace, deployment)
+        ):
+            raise NoPollers(
+                f"no worker of {deployment}:{b} has polled in the last {POLLER_LIVE_S:.0f} s: "
+                "start one, or pass --allow-no-pollers to route work there anyway"
+            )
+        for routed in (new.current, new.ramping):
+            if routed is not None and routed in versions:
+                versions[routed] = {**versions[routed], "routed": True}
+        d.update(
+            current=new.current,
+            ramping=new.ramping,
+            ramping_percent=new.ramping_percent,
+            revision=new.revision,
+            versions=versions,
+            updated_at=utcnow().isoformat(),
+            updated_by=req.identity,
+        )
+        deps[deployment] = d
+        await _save(conn, namespace, deps)
+        moved = await reroute(conn, namespace, deps, deployment=deployment)
+        return {**_state_view(deployment, new), "tasks_rerouted": moved}
+
+    return await store.txn(txn)
+
+
+def _state_view(deployment: str, s: DeploymentState) -> dict[str, Any]:
+    return {
+        "deployment": deployment,
+        "current": s.current,
+        "ramping": s.ramping,
+        "ramping_percent": s.ramping_percent,
+        "revision": s.revision,
+    }
+
+
+async def reroute(
+    conn: asyncpg.Connection,
+    namespace: str,
+    deps: dict[str, Any],
+    *,
+    deployment: str | None = None,
+    run: RunTxn | None = None,
+) -> int:
+    """Send waiting tasks to the version their run now routes to.
+
+    Either every task of runs in ``deployment``, or those of one ``run``
+    (whose row in memory is newer than the table's). Returns how many moved.
+    """
+    queues: list[str] = []
+    if deployment is not None:
+        for v in ((deps.get(deployment) or {}).get("versions") or {}).values():
+            queues.extend(v.get("task_queues") or [])
+    rows = await conn.fetch(
+        Q["routable_tasks"],
+        namespace,
+        deployment,
+        queues,
+        run.workflow_id if run else None,
+        uuid.UUID(run.run_id) if run else None,
+    )
+    ids, tags, task_queues = [], [], []
+    for r in rows:
+        exe = run.exe if run is not None else dict(r)
+        if r["kind"] == "workflow":
+            tag = routing.workflow_task_tag(deps, exe)
+            queue = r["run_queue"]  # off a sticky queue: its worker is of the old version
+        else:
+            tag = routing.activity_task_tag(deps, exe, r["task_queue"])
+            queue = r["task_queue"]
+        if tag != r["tag"]:
+            ids.append(r["id"])
+            tags.append(tag)
+            task_queues.append(queue)
+    if ids:
+        await conn.execute(Q["retag_tasks"], ids, tags, task_queues)
+    return len(ids)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+async def list_deployments(store: Store, namespace: str) -> list[dict[str, Any]]:
+    async with store.pool.acquire() as conn:
+        ns = await get_namespace(conn, namespace)
+        return [
+            {
+                **_state_view(name, routing.state_of(ns.deployments, name)),
+                "versions": len(d.get("versions") or {}),
+            }
+            for name, d in sorted(ns.deployments.items())
+        ]
+
+
+async def describe_deployment(store: Store, namespace: str, deployment: str) -> dict[str, Any]:
+    """Routing, and per version: status, task queues, pollers, pinned runs."""
+    async with store.pool.acquire() as conn:
+        ns = await get_namespace(conn, namespace)
+        d = ns.deployments.get(deployment)
+        if d is None:
+            raise DeploymentNotFound(
+                f"no worker of deployment {deployment!r} has polled namespace {namespace!r}"
+            )
+        state = routing.state_of(ns.deployments, deployment)
+        pollers = await conn.fetch(Q["pollers_of_deployment"], namespace, deployment, POLLER_LIVE_S)
+        versions = []
+        for build, v in sorted(
+            (d.get("versions") or {}).items(), key=lambda kv: str(kv[1].get("created_at"))
+        ):
+            counts = await conn.fetchrow(Q["pinned_on_version"], namespace, deployment, build)
+            mine = [p for p in pollers if p["build_id"] == build]
+            live = [p for p in mine if p["live"]]
+            status = version_status(
+                build,
+                state,
+                open_pinned=int(counts["open_pinned"]),
+                was_routed_to=bool(v.get("routed")),
+            )
+            last_close: datetime | None = counts["last_close"]
+            versions.append(
+                {
+                    "build_id": build,
+                    "version": f"{deployment}:{build}",
+                    "status": status.value,
+                    "task_queues": v.get("task_queues") or [],
+                    "created_at": v.get("created_at"),
+                    "open_pinned": int(counts["open_pinned"]),
+                    "drained_since": (
+                        last_close.isoformat()
+                        if status.value == "drained" and last_close is not None
+                        else None
+                    ),
+                    # pinned runs whose next task waits, and nobody polls for it
+                    "waiting_no_poller": 0 if live else int(counts["waiting"]),
+                    "live_pollers": len(live),
+                    "pollers": [
+                        {
+                            "identity": p["identity"],
+                            "task_queue": p["task_queue"],
+                            "last_seen": p["last_seen"].isoformat(),
+                            "live": p["live"],
+                            "stopped_at": p["stopped_at"].isoformat() if p["stopped_at"] else None,
+                        }
+                        for p in mine
+                    ],
+                }
+            )
+        return {
+            **_state_view(deployment, state),
+            "updated_at": d.get("updated_at"),
+            "versions": versions,
+        }
+
+
+async def run_versioning_view(
+    conn: asyncpg.Connection, ns: Namespace, exe: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What ``describe`` says of a run's versioning, and whether it waits for a poller."""
+    if not exe.get("versioning") and not exe.get("deployment"):
+        return None
+    deps = ns.deployments
+    v = exe.get("versioning") or {}
+    view: dict[str, Any] = {
+        "deployment": exe.get("deployment"),
+        "build_id": exe.get("build_id"),
+        "behavior": v.get("behavior"),
+        "effective_behavior": exe.get("versioning_behavior"),
+        "pinned_build": v.get("pinned_build"),
+        "override": v.get("override"),
+        "next_task_version": routing.workflow_task_tag(deps, exe),
+        "target_version_changed": routing.target_version_changed(deps, exe),
+        "waiting_for_poller": False,
+    }
+    tag = view["next_task_version"]
+    pending = exe.get("wt_scheduled_event_id") and not exe.get("wt_started_event_id")
+    if exe.get("status") == "running" and pending and tag:
+        dep, _, build = str(tag).partition(":")
+        rows = await conn.fetch(Q["pollers_of_deployment"], ns.name, dep, POLLER_LIVE_S)
+        seen = [r for r in rows if r["build_id"] == build]
+        if not any(r["live"] for r in seen):
+            last = max((r["last_seen"] for r in seen), default=None)
+            view["waiting_for_poller"] = True
+            view["note"] = (
+                f"the next workflow task waits for a worker of {tag}: "
+                + (
+                    f"none has polled since {last.isoformat()}"
+                    if last
+                    else "none has ever polled this region"
+                )
+                + "; it is never handed to another version (start one, or override)"
+            )
+    return view
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+async def update_versioning(
+    store: Store, namespace: str, workflow_id: str, req: wire.UpdateVersioningRequest
+) -> dict[str, Any]:
+    """Set or clear a run's versioning override, recorded in its history.
+
+    A workflow task waiting to be retried (after a failure) is retried at
+    once, on the version the override names.
+    """
+    o = req.override
+    try:
+        override = routing.parse_override(o.kind if o else None, o.build_id if o else None)
+    except VersioningError as exc:
+        raise InvalidArgument(str(exc)) from None
+    if o is not None and o.build_id is not None:
+        if o.deployment is None:
+            raise InvalidArgument(f"a {o.kind} override names the deployment of its build")
+        _check_version(o.deployment, o.build_id)
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        rt = await RunTxn.lock(
+            conn,
+            namespace,
+            workflow_id,
+            req.run_id,
+            region=store.region,
+            region_urls=store.region_urls,
+        )
+        if req.request_id:
+            seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
+            if seen is not None:
+                return {"run_id": str(seen["run_id"]), "changed": False}
+        if not rt.running:
+            raise WorkflowNotRunning(
+                f"workflow {workflow_id!r} is {rt.exe['status']}: only a running workflow's "
+                "versioning can change"
+            )
+        current = rt.exe.get("deployment")
+        if o is not None and o.deployment is not None:
+            if current and current != o.deployment:
+                raise InvalidArgument(
+                    f"workflow {workflow_id!r} is in deployment {current!r}, not "
+                    f"{o.deployment!r}: an override names a version of its own deployment"
+                )
+            rt.exe["deployment"] = o.deployment
+        routing.set_override(rt.exe, override)
+        rt.versioning_changed = True
+        rt.add_input_event(
+            EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
+            {
+                "versioning_override": o.model_dump() if o else None,
+                "reason": req.reason,
+                "identity": req.identity,
+                "request_id": req.request_id,
+            },
+        )
+        rt.seen_request(req.request_id, "versioning")
+        if not rt.wt_pending and int(rt.exe["wt_attempt"]) > 1:
+            rt.delete_timers(WT_RETRY, "retry")
+            rt.schedule_workflow_task()
+        await rt.write_txn()
+        moved = await reroute(conn, namespace, rt.ns.deployments, run=rt)
+        return {
+            "run_id": rt.run_id,
+            "changed": True,
+            "tasks_rerouted": moved,
+            "next_task_version": routing.workflow_task_tag(rt.ns.deployments, rt.exe),
+        }
+
+    return await store.txn(txn)

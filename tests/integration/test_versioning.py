@@ -1,0 +1,332 @@
+"""Worker versioning on a real store: pinned and auto-upgrade runs, current and
+ramping builds, overrides, drainage, a pinned run with no poller, and an
+upgrade at continue-as-new.
+
+Each build is a Worker with ``deployment=("shop", BUILD)`` polling the same
+task queue; the routing is checked in the histories (every completed workflow
+task records the version that ran it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.apps.versioned import ACTIVITIES, V1, V2, V2_BAD
+from tests.helpers import eventually
+from worker import Client, Worker
+from worker.errors import (
+    DeploymentNotFoundError,
+    InvalidArgumentError,
+    NoPollersError,
+    RevisionMismatchError,
+)
+
+pytestmark = pytest.mark.integration
+QUEUE = "shop"
+
+
+def build(client: Client, build_id: str, workflows: list[type], **kw: Any) -> Worker:
+    return Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=workflows,
+        activities=ACTIVITIES,
+        deployment=("shop", build_id),
+        **kw,
+    )
+
+
+async def versions_of(client: Client, wid: str, run_id: str | None = None) -> list[str]:
+    """The version that ran each completed workflow task of the run, in order."""
+    events = await client.get_workflow_handle(wid, run_id=run_id).history()
+    return [
+        e["attributes"].get("worker_version")
+        for e in events
+        if e["event_type"] == "WorkflowTaskCompleted"
+    ]
+
+
+async def registered(client: Client, *builds: str) -> None:
+    async def there() -> bool:
+        try:
+            d = await client.describe_deployment("shop")
+        except DeploymentNotFoundError:
+            return False
+        return {v["build_id"] for v in d["versions"]} >= set(builds)
+
+    await eventually(there, timeout=20, what=f"builds {builds} registered")
+
+
+async def version(client: Client, build_id: str) -> dict[str, Any]:
+    d = await client.describe_deployment("shop")
+    return next(v for v in d["versions"] if v["build_id"] == build_id)
+
+
+async def test_blue_green_pinned_runs_finish_on_blue_and_blue_drains(client: Client) -> None:
+    async with build(client, "1", V1):
+        await registered(client, "1")
+        await client.set_current_version("shop", "1")
+        olds = [
+            await client.start_workflow("Order", i, id=f"old-{i}", task_queue=QUEUE)
+            for i in range(100)
+        ]
+
+        async def pinned_on_1() -> bool:
+            n = await client.count_workflows("VersioningBehavior = 'pinned' AND BuildId = '1'")
+            return int(n["count"]) == 100
+
+        await eventually(pinned_on_1, timeout=60, what="100 runs pinned on build 1")
+        async with build(client, "2", V2):
+            await registered(client, "2")
+            await client.set_current_version("shop", "2")
+            news = [
+                await client.start_workflow("Order", i, id=f"new-{i}", task_queue=QUEUE)
+                for i in range(10)
+            ]
+            blue = await version(client, "1")
+            assert (blue["status"], blue["open_pinned"]) == ("draining", 100)
+            for h in olds + news:
+                await h.signal("proceed")
+            assert {await h.result(timeout=60) for h in olds} == {"v1"}
+            assert {await h.result(timeout=60) for h in news} == {"v2"}
+            # read right after the last close: drained, since that close
+            blue = await version(client, "1")
+            closes = [
+                datetime.fromisoformat((await h.describe())["execution"]["close_time"])
+                for h in olds
+            ]
+            assert blue["status"] == "drained" and blue["open_pinned"] == 0
+            assert datetime.fromisoformat(blue["drained_since"]) == max(closes)
+            green = await version(client, "2")
+            assert green["status"] == "current"
+    for h in olds:
+        assert set(await versions_of(client, h.id)) == {"shop:1"}, h.id
+    for h in news:
+        assert set(await versions_of(client, h.id)) == {"shop:2"}, h.id
+
+
+async def test_auto_upgrade_moves_at_the_next_task_and_overrides_do_what_they_say(
+    client: Client,
+) -> None:
+    async with build(client, "1", V1), build(client, "2", V2):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        flows = [
+            await client.start_workflow("Flow", id=f"f-{i}", task_queue=QUEUE) for i in range(6)
+        ]
+
+        async def step(h: Any, item: str) -> str:
+            """Send one item; return the version that ran the task it caused."""
+            before = len(await versions_of(client, h.id))
+            await h.signal("next", item)
+
+            async def ran() -> bool:
+                return len(await versions_of(client, h.id)) >= before + 2
+
+            await eventually(ran, timeout=20, what=f"{h.id} took {item}")
+            return (await versions_of(client, h.id))[before]
+
+        assert [await step(h, "a") for h in flows] == ["shop:1"] * 6
+        await client.set_current_version("shop", "2")
+        assert [await step(h, "b") for h in flows] == ["shop:2"] * 6
+
+        pinned, once = flows[0], flows[1]
+        await pinned.update_versioning("pinned", version="shop:1", reason="hold it")
+        assert await step(pinned, "c") == "shop:1"
+        assert await step(pinned, "d") == "shop:1"
+        d = await pinned.describe()
+        assert d["execution"]["versioning_behavior"] == "pinned"
+        assert d["versioning"]["override"] == {"kind": "pinned", "build_id": "1"}
+        await pinned.update_versioning(None, reason="let it go")
+        assert await step(pinned, "e") == "shop:2"
+
+        await once.update_versioning("one-time", version="shop:1")
+        assert await step(once, "c") == "shop:1"
+        assert await step(once, "d") == "shop:2"
+
+        # the overrides are in the history
+        events = await pinned.history()
+        updated = [e for e in events if e["event_type"] == "WorkflowExecutionOptionsUpdated"]
+        assert [u["attributes"]["reason"] for u in updated] == ["hold it", "let it go"]
+
+        # a batch override by query pins the other four to build 1
+        job = await client.start_batch(
+            "WorkflowType = 'Flow' AND WorkflowId STARTS_WITH 'f-' AND WorkflowId > 'f-1'",
+            "update-versioning",
+            reason="pin the rest",
+            params={"override": {"kind": "pinned", "deployment": "shop", "build_id": "1"}},
+            rps=100,
+        )
+
+        async def batch_done() -> bool:
+            return (await client.describe_batch(job["job_id"]))["state"] != "running"
+
+        await eventually(batch_done, timeout=60, what="the batch override")
+        assert (await client.describe_batch(job["job_id"]))["done"] == 4
+        n = await client.count_workflows("VersioningBehavior = 'pinned' AND BuildId = '1'")
+        assert int(n["count"]) == 4
+        assert [await step(h, "z") for h in flows[2:]] == ["shop:1"] * 4
+        for h in flows:
+            await h.signal("finish")
+        for h in flows:
+            await h.result(timeout=30)
+
+
+async def test_auto_upgrade_onto_incompatible_code_fails_visibly_and_a_pin_back_finishes_it(
+    client: Client,
+) -> None:
+    async with build(client, "1", V1), build(client, "2", V2_BAD):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="fragile", task_queue=QUEUE)
+        await h.signal("next", "a")
+
+        async def one_done() -> bool:
+            d = await h.describe()
+            kinds = [e["event_type"] for e in await h.history()]
+            return (
+                "ActivityTaskCompleted" in kinds
+                and not d["pending_workflow_task"]
+                and not d["pending_activities"]
+            )
+
+        await eventually(one_done, timeout=20, what="the first item")
+        await client.set_current_version("shop", "2")
+        await h.signal("next", "b")
+
+        async def failing() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in await h.history()
+                if e["event_type"] == "WorkflowTaskFailed"
+                and e["attributes"].get("cause") == "NonDeterminism"
+            ]
+
+        await eventually(failing, timeout=30, what="a non-determinism failure on build 2")
+        failed = (await failing())[0]["attributes"]
+        assert failed["worker_version"] == "shop:2"
+        assert "other_step" in failed["failure"]["message"]
+        assert (await h.describe())["execution"]["status"] == "running"
+        await h.update_versioning("pinned", version="shop:1", reason="back to blue")
+        await h.signal("finish")
+        assert await h.result(timeout=30) == ["did a", "did b"]
+        assert (await versions_of(client, h.id))[-1] == "shop:1"
+
+
+async def test_a_pinned_run_with_no_poller_waits_says_so_and_finishes_when_one_returns(
+    client: Client,
+) -> None:
+    async with build(client, "2", V2):
+        async with build(client, "1", V1):
+            await registered(client, "1", "2")
+            await client.set_current_version("shop", "1")
+            h = await client.start_workflow("Order", 7, id="orphan", task_queue=QUEUE)
+
+            async def pinned() -> bool:
+                return (await h.describe())["execution"]["build_id"] == "1"
+
+            await eventually(pinned, timeout=20, what="the run pinned on build 1")
+        await client.set_current_version("shop", "2")
+        await h.signal("proceed")
+
+        async def waits() -> dict[str, Any] | None:
+            v = (await h.describe())["versioning"]
+            return v if v and v["waiting_for_poller"] else None
+
+        view = await eventually(waits, timeout=20, what="describe says it waits")
+        assert view["next_task_version"] == "shop:1"
+        assert "never handed to another version" in view["note"]
+        assert (await version(client, "1"))["waiting_no_poller"] == 1
+        await asyncio.sleep(1.0)  # build 2 polls the same queue all along
+        assert set(await versions_of(client, h.id)) == {"shop:1"}
+        async with build(client, "1", V1):
+            assert await h.result(timeout=30) == "v1"
+    assert set(await versions_of(client, h.id)) == {"shop:1"}
+
+
+async def tick(client: Client, wid: str) -> str:
+    """Give the current run of ``wid`` one unit of work; return the run that is
+    current once it is done (a new one if the run continued-as-new)."""
+    h = client.get_workflow_handle(wid)
+    d = await h.describe()
+    run, done_before = d["execution"]["run_id"], len(await versions_of(client, wid))
+    await h.signal("tick")
+
+    async def settled() -> str | None:
+        d = await h.describe()
+        if d["execution"]["run_id"] != run:
+            return str(d["execution"]["run_id"])
+        if d["pending_activities"] or d["pending_workflow_task"]:
+            return None
+        return run if len(await versions_of(client, wid, run)) >= done_before + 2 else None
+
+    return await eventually(settled, timeout=20, what=f"{wid} ticked")
+
+
+async def test_a_long_pinned_run_upgrades_at_continue_as_new_and_the_loop_guard_holds(
+    client: Client,
+) -> None:
+    async with build(client, "1", V1), build(client, "2", V2):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        first = await client.start_workflow("Long", 0, id="long", task_queue=QUEUE)
+        held = await client.start_workflow("Long", 0, id="held", task_queue=QUEUE)
+        assert await tick(client, "long") == first.run_id  # nothing to move to
+        await held.update_versioning("pinned", version="shop:1", reason="operator hold")
+        await client.set_current_version("shop", "2")
+        second = await tick(client, "long")
+        assert second != first.run_id
+        d = await client.get_workflow_handle("long").describe()
+        assert d["execution"]["continued_from_run_id"] == first.run_id
+        assert (d["execution"]["build_id"], d["execution"]["versioning_behavior"]) == (
+            "2",
+            "pinned",
+        )
+        assert set(await versions_of(client, "long", first.run_id)) == {"shop:1"}
+        assert set(await versions_of(client, "long", second)) == {"shop:2"}
+        assert await tick(client, "long") == second  # on its target now: stays
+
+        # Held on build 1 by an operator, each run would continue-as-new and
+        # land on build 1 again: the guard stops it after three in a row.
+        runs = [held.run_id]
+        for _ in range(4):
+            runs.append(await tick(client, "held"))
+        assert len(set(runs)) == 4 and runs[-1] == runs[-2]
+        for wid in ("held", "long"):
+            await client.get_workflow_handle(wid).signal("finish")
+        assert await client.get_workflow_handle("held").result(timeout=30) == 3
+        assert await client.get_workflow_handle("long").result(timeout=30) == 1
+        assert (await client.get_workflow_handle("held").describe())["execution"]["build_id"] == "1"
+
+
+async def test_deployment_changes_are_checked_and_leave_nothing_changed_when_refused(
+    client: Client,
+) -> None:
+    with pytest.raises(DeploymentNotFoundError):
+        await client.set_current_version("shop", "1")
+    with pytest.raises(ValueError, match="versioning behaviour"):
+        from tests.apps.visibility import Waiter
+
+        build(client, "1", [Waiter])
+    async with build(client, "1", V1):
+        await registered(client, "1")
+        first = await client.set_current_version("shop", "1", expect_revision=0)
+        assert first["revision"] == 1
+    with pytest.raises(DeploymentNotFoundError):
+        await client.set_ramping_version("shop", "9", 10)
+    with pytest.raises(RevisionMismatchError):
+        await client.set_current_version("shop", None, expect_revision=0)
+    with pytest.raises(InvalidArgumentError):
+        await client.set_ramping_version("shop", "1", 10)  # the current one cannot ramp
+    assert (await client.describe_deployment("shop"))["revision"] == 1
+    # a build whose workers stopped: refused, unless asked
+    async with build(client, "2", V2):
+        await registered(client, "2")
+    with pytest.raises(NoPollersError):
+        await client.set_ramping_version("shop", "2", 10)
+    ramp = await client.set_ramping_version("shop", "2", 10, allow_no_pollers=True)
+    assert (ramp["ramping"], ramp["ramping_percent"], ramp["revision"]) == ("2", 10.0, 2)
