@@ -10,13 +10,17 @@ task records the version that ran it).
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.apps.versioned import ACTIVITIES, V1, V2, V2_BAD
-from tests.helpers import eventually
+from tests.conftest import Region
+from tests.helpers import Proc, baton_json, eventually
 from worker import Client, Worker
 from worker.errors import (
     DeploymentNotFoundError,
@@ -66,8 +70,30 @@ async def version(client: Client, build_id: str) -> dict[str, Any]:
     return next(v for v in d["versions"] if v["build_id"] == build_id)
 
 
-async def test_blue_green_pinned_runs_finish_on_blue_and_blue_drains(client: Client) -> None:
-    async with build(client, "1", V1):
+def build_proc(url: str, build_id: str, code: str, log: Path) -> Proc:
+    """A worker process of build ``build_id`` running ``code``."""
+    return Proc(
+        [
+            sys.executable,
+            "-m",
+            "tests.apps.versioned_worker",
+            "--url",
+            url,
+            "--build",
+            build_id,
+            "--code",
+            code,
+        ],
+        log,
+    ).start()
+
+
+async def test_blue_green_pinned_runs_finish_on_blue_and_blue_drains(
+    client: Client, region: Region, tmp_path: Path
+) -> None:
+    blue = build_proc(region.url, "1", "v1", tmp_path / "blue.log")
+    green: Proc | None = None
+    try:
         await registered(client, "1")
         await client.set_current_version("shop", "1")
         olds = [
@@ -80,29 +106,31 @@ async def test_blue_green_pinned_runs_finish_on_blue_and_blue_drains(client: Cli
             return int(n["count"]) == 100
 
         await eventually(pinned_on_1, timeout=60, what="100 runs pinned on build 1")
-        async with build(client, "2", V2):
-            await registered(client, "2")
-            await client.set_current_version("shop", "2")
-            news = [
-                await client.start_workflow("Order", i, id=f"new-{i}", task_queue=QUEUE)
-                for i in range(10)
-            ]
-            blue = await version(client, "1")
-            assert (blue["status"], blue["open_pinned"]) == ("draining", 100)
-            for h in olds + news:
-                await h.signal("proceed")
-            assert {await h.result(timeout=60) for h in olds} == {"v1"}
-            assert {await h.result(timeout=60) for h in news} == {"v2"}
-            # read right after the last close: drained, since that close
-            blue = await version(client, "1")
-            closes = [
-                datetime.fromisoformat((await h.describe())["execution"]["close_time"])
-                for h in olds
-            ]
-            assert blue["status"] == "drained" and blue["open_pinned"] == 0
-            assert datetime.fromisoformat(blue["drained_since"]) == max(closes)
-            green = await version(client, "2")
-            assert green["status"] == "current"
+        green = build_proc(region.url, "2", "v2", tmp_path / "green.log")
+        await registered(client, "2")
+        await client.set_current_version("shop", "2")
+        news = [
+            await client.start_workflow("Order", i, id=f"new-{i}", task_queue=QUEUE)
+            for i in range(10)
+        ]
+        v1 = await version(client, "1")
+        assert (v1["status"], v1["open_pinned"]) == ("draining", 100)
+        for h in olds + news:
+            await h.signal("proceed")
+        assert {await h.result(timeout=60) for h in olds} == {"v1"}
+        # read right after the last close: drained, since that close
+        v1 = await version(client, "1")
+        closes = [
+            datetime.fromisoformat((await h.describe())["execution"]["close_time"]) for h in olds
+        ]
+        assert (v1["status"], v1["open_pinned"]) == ("drained", 0)
+        assert datetime.fromisoformat(v1["drained_since"]) == max(closes)
+        assert {await h.result(timeout=60) for h in news} == {"v2"}
+        assert (await version(client, "2"))["status"] == "current"
+    finally:
+        blue.stop()
+        if green is not None:
+            green.stop()
     for h in olds:
         assert set(await versions_of(client, h.id)) == {"shop:1"}, h.id
     for h in news:
@@ -330,3 +358,55 @@ async def test_deployment_changes_are_checked_and_leave_nothing_changed_when_ref
         await client.set_ramping_version("shop", "2", 10)
     ramp = await client.set_ramping_version("shop", "2", 10, allow_no_pollers=True)
     assert (ramp["ramping"], ramp["ramping_percent"], ramp["revision"]) == ("2", 10.0, 2)
+
+
+async def test_the_cli_routes_builds_refuses_a_stale_revision_and_overrides_a_run(
+    client: Client, region: Region
+) -> None:
+    async def baton(*args: str) -> tuple[int, Any, str]:
+        return await baton_json(region.config_path, *args)
+
+    async with build(client, "1", V1), build(client, "2", V2):
+        await registered(client, "1", "2")
+        code, out, _ = await baton("deployment", "set-current", "shop", "1")
+        assert code == 0 and (out["current"], out["revision"]) == ("1", 1)
+        code, out, _ = await baton(
+            "deployment", "set-ramping", "shop", "2", "--percent", "25", "--expect-revision", "0"
+        )
+        assert code != 0 and out["error"]["code"] == "REVISION_MISMATCH"
+        assert (await client.describe_deployment("shop"))["ramping"] is None
+        code, out, _ = await baton(
+            "deployment", "set-ramping", "shop", "2", "--percent", "25", "--expect-revision", "1"
+        )
+        assert code == 0 and (out["ramping"], out["ramping_percent"]) == ("2", 25.0)
+        code, out, _ = await baton("deployment", "set-current", "shop", "9")
+        assert code != 0 and out["error"]["code"] == "DEPLOYMENT_NOT_FOUND"
+        code, out, _ = await baton("deployment", "list")
+        assert code == 0 and [d["deployment"] for d in out] == ["shop"]
+        h = await client.start_workflow("Flow", id="cli-flow", task_queue=QUEUE)
+        code, out, _ = await baton(
+            "workflow",
+            "update-versioning",
+            "cli-flow",
+            "--override",
+            "pinned",
+            "--version",
+            "shop:1",
+            "--reason",
+            "from the cli",
+        )
+        assert code == 0 and out["changed"] and out["next_task_version"] == "shop:1"
+        code, out, _ = await baton(
+            "workflow", "update-versioning", "cli-flow", "--override", "pinned"
+        )
+        assert code != 0 and "--version" in json.dumps(out)
+        code, out, _ = await baton("deployment", "describe", "shop")
+        assert code == 0
+        assert {v["build_id"]: v["status"] for v in out["versions"]} == {
+            "1": "current",
+            "2": "ramping",
+        }
+        assert {v["build_id"]: v["open_pinned"] for v in out["versions"]} == {"1": 1, "2": 0}
+        assert all(v["live_pollers"] >= 1 for v in out["versions"])
+        await h.signal("finish")
+        assert await h.result(timeout=30) == []

@@ -1,0 +1,152 @@
+"""Routing of a run's tasks from a namespace's deployments (plain data, no store)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from versioning import ramp_bucket, routing
+from versioning.rules import VersioningError
+
+DEPS: dict[str, Any] = {
+    "shop": {
+        "current": "1",
+        "ramping": "2",
+        "ramping_percent": 30.0,
+        "revision": 4,
+        "versions": {
+            "1": {"task_queues": ["orders", "mail"], "created_at": "2026-01-01"},
+            "2": {"task_queues": ["orders"], "created_at": "2026-02-01"},
+        },
+    },
+    "billing": {
+        "current": "7",
+        "versions": {"7": {"task_queues": ["invoices"], "created_at": "2026-01-15"}},
+    },
+}
+
+
+def run(wid: str = "w", queue: str = "orders", **kw: Any) -> dict[str, Any]:
+    exe: dict[str, Any] = {
+        "workflow_id": wid,
+        "task_queue": queue,
+        "deployment": None,
+        "build_id": None,
+        "versioning": None,
+        "versioning_behavior": None,
+    }
+    exe.update(kw)
+    return exe
+
+
+def ids(n: int) -> list[str]:
+    return [f"id-{i}" for i in range(n)]
+
+
+def test_unversioned_namespaces_route_nothing() -> None:
+    exe = run()
+    routing.start(exe, {}, None)
+    assert exe["versioning"] is None
+    assert routing.workflow_task_tag({}, exe) is None
+    assert routing.activity_task_tag({}, exe, "orders") is None
+
+
+def test_a_new_run_goes_to_its_ids_target_under_the_ramp() -> None:
+    for wid in ids(200):
+        exe = run(wid)
+        routing.start(exe, DEPS, None)
+        assert exe["deployment"] == "shop"
+        want = "2" if ramp_bucket(wid) < 30 else "1"
+        assert routing.workflow_task_tag(DEPS, exe) == f"shop:{want}"
+
+
+def test_a_pinned_run_pins_where_its_first_task_ran_and_stays() -> None:
+    exe = run("id-3")
+    routing.start(exe, DEPS, None)
+    assert routing.task_completed(exe, "shop", "1", "pinned")
+    assert (exe["build_id"], exe["versioning_behavior"]) == ("1", "pinned")
+    moved = {**DEPS, "shop": {**DEPS["shop"], "current": "2", "ramping": None}}
+    assert routing.workflow_task_tag(moved, exe) == "shop:1"
+    assert routing.target_version_changed(moved, exe) is False  # one task only so far
+    routing.task_completed(exe, "shop", "1", "pinned")
+    assert routing.target_version_changed(moved, exe) is True
+    assert routing.target_version_changed(DEPS, exe) is (ramp_bucket("id-3") < 30)
+
+
+def test_an_auto_upgrade_run_follows_the_target_and_a_start_behaviour_wins() -> None:
+    exe = run("id-1")
+    routing.start(exe, DEPS, "auto-upgrade")
+    routing.task_completed(exe, "shop", "1", "pinned")  # the type says pinned; the start said no
+    assert exe["versioning_behavior"] == "auto-upgrade"
+    moved = {**DEPS, "shop": {**DEPS["shop"], "current": "2", "ramping": None}}
+    assert routing.workflow_task_tag(moved, exe) == "shop:2"
+
+
+def test_overrides_pin_move_once_and_clear() -> None:
+    exe = run("id-5")
+    routing.start(exe, DEPS, None)
+    routing.task_completed(exe, "shop", "1", "auto-upgrade")
+    routing.set_override(exe, routing.parse_override("pinned", "2"))
+    assert (exe["versioning_behavior"], exe["build_id"]) == ("pinned", "2")
+    assert routing.workflow_task_tag(DEPS, exe) == "shop:2"
+    routing.set_override(exe, routing.parse_override("one-time", "1"))
+    assert routing.workflow_task_tag(DEPS, exe) == "shop:1"
+    routing.task_completed(exe, "shop", "1", "auto-upgrade")
+    assert exe["versioning"]["override"] is None  # used up
+    routing.set_override(exe, None)
+    assert exe["versioning_behavior"] == "auto-upgrade"
+    for kind, build in (("pinned", None), ("one-time", None), ("auto-upgrade", "1"), ("x", "1")):
+        with pytest.raises(VersioningError):
+            routing.parse_override(kind, build)
+
+
+def test_an_activity_off_its_versions_queues_goes_to_that_queues_current_version() -> None:
+    exe = run("id-1")
+    routing.start(exe, DEPS, None)
+    routing.task_completed(exe, "shop", "2", "pinned")
+    assert routing.activity_task_tag(DEPS, exe, "orders") == "shop:2"
+    # build 2 does not poll "mail": shop's current build does
+    assert routing.activity_task_tag(DEPS, exe, "mail") == "shop:1"
+    # nor "invoices", which billing's builds poll
+    assert routing.activity_task_tag(DEPS, exe, "invoices") == "billing:7"
+    assert routing.activity_task_tag(DEPS, exe, "nobody-polls") is None
+
+
+def test_continue_as_new_inheritance() -> None:
+    pinned = run("id-2")
+    routing.start(pinned, DEPS, None)
+    routing.task_completed(pinned, "shop", "1", "pinned")
+    routing.task_completed(pinned, "shop", "1", "pinned")
+    stays = run("id-2")
+    routing.continued(pinned, stays, DEPS, None)
+    assert (stays["build_id"], stays["versioning_behavior"]) == ("1", "pinned")
+    # onto a queue build 1 does not poll: nothing passed on
+    elsewhere = run("id-2", queue="invoices")
+    routing.continued(pinned, elsewhere, DEPS, None)
+    assert elsewhere["build_id"] is None and elsewhere["deployment"] == "billing"
+    # asked to upgrade: the first task goes to the target, nothing pinned yet
+    upgraded = run("id-2")
+    routing.continued(pinned, upgraded, DEPS, "auto-upgrade")
+    assert upgraded["build_id"] is None and upgraded["versioning"]["upgrades"] == 1
+    assert routing.workflow_task_tag(DEPS, upgraded) == routing.workflow_task_tag(
+        DEPS, run("id-2", deployment="shop")
+    )
+
+
+def test_the_loop_guard_stops_a_run_held_on_its_build_after_three_upgrades() -> None:
+    moved = {**DEPS, "shop": {**DEPS["shop"], "current": "2", "ramping": None}}
+    exe = run("id-9")
+    routing.start(exe, moved, None)
+    routing.set_override(exe, routing.parse_override("pinned", "1"))
+    exe["deployment"] = "shop"
+    offered = []
+    for _ in range(5):
+        routing.task_completed(exe, "shop", "1", "pinned")
+        routing.task_completed(exe, "shop", "1", "pinned")
+        offered.append(routing.target_version_changed(moved, exe))
+        nxt = run("id-9")
+        routing.continued(exe, nxt, moved, "auto-upgrade")
+        assert nxt["build_id"] == "1"  # the operator's pin carries over
+        exe = nxt
+    assert offered == [True, True, True, False, False]
