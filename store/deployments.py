@@ -74,6 +74,8 @@ async def register_poller(store: Store, namespace: str, req: wire.PollRequest) -
         return
     dep, build = req.deployment, req.build_id
     _check_version(dep, build)
+    if req.sticky:
+        return  # a worker's own queue: its pollers are counted on its task queue
     queue = req.task_queue
     key = (namespace, dep, build, queue, req.identity)
     if not _due(store, key):
@@ -81,8 +83,6 @@ async def register_poller(store: Store, namespace: str, req: wire.PollRequest) -
 
     async def txn(conn: asyncpg.Connection) -> None:
         await conn.execute(Q["touch_poller"], *key)
-        if req.sticky:
-            return
         ns = await get_namespace(conn, namespace)
         if routing.queue_in_version(ns.deployments, dep, build, queue):
             return

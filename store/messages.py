@@ -19,7 +19,7 @@ from store.errors import (
     WorkflowNotRunning,
 )
 from store.mutable_state import utcnow
-from store.namespaces import require_active_here
+from store.namespaces import get_namespace, require_active_here
 from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.workflows import _get_run, lock_run
@@ -56,7 +56,9 @@ async def query_workflow(
                 row["run_id"],
                 row["task_queue"],
                 str(query_id),
-                routing.tag(row["deployment"], row["build_id"]),
+                # the version the run's next workflow task would go to: one
+                # that can replay it
+                routing.workflow_task_tag((await get_namespace(conn, namespace)).deployments, row),
             )
 
         await store.txn(insert)

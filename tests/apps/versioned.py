@@ -41,6 +41,10 @@ class OrderV1:
     def proceed(self) -> None:
         self.go = True
 
+    @workflow.query
+    def waiting(self) -> bool:
+        return not self.go
+
 
 @workflow.defn(name="Order", versioning_behavior="pinned")
 class OrderV2(OrderV1):

@@ -115,6 +115,8 @@ async def test_blue_green_pinned_runs_finish_on_blue_and_blue_drains(
         ]
         v1 = await version(client, "1")
         assert (v1["status"], v1["open_pinned"]) == ("draining", 100)
+        # a query goes to a worker of the run's version, which can replay it
+        assert await olds[0].query("waiting") is True
         for h in olds + news:
             await h.signal("proceed")
         assert {await h.result(timeout=60) for h in olds} == {"v1"}
