@@ -129,6 +129,21 @@ async def test_blue_green_pinned_runs_finish_on_blue_and_blue_drains(
         assert datetime.fromisoformat(v1["drained_since"]) == max(closes)
         assert {await h.result(timeout=60) for h in news} == {"v2"}
         assert (await version(client, "2"))["status"] == "current"
+        # moving a run onto the drained build makes it draining again
+        back = await client.start_workflow("Order", 999, id="moved-back", task_queue=QUEUE)
+
+        async def on_2() -> bool:
+            return (await back.describe())["execution"]["build_id"] == "2"
+
+        await eventually(on_2, timeout=20, what="the run pinned on build 2")
+        await back.update_versioning("pinned", version="shop:1", reason="back to blue")
+        v1 = await version(client, "1")
+        assert (v1["status"], v1["open_pinned"], v1["drained_since"]) == ("draining", 1, None)
+        await back.signal("proceed")
+        assert await back.result(timeout=30) == "v1"
+        assert (await version(client, "1"))["status"] == "drained"
+        ran = await versions_of(client, back.id)  # build 2 until the override, then 1
+        assert ran[0] == "shop:2" and ran[-1] == "shop:1" and ran == sorted(ran, reverse=True)
     finally:
         blue.stop()
         if green is not None:
