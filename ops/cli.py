@@ -34,6 +34,7 @@ from ops.cli_base import (
 )
 from ops.cli_batch import register_batch
 from ops.cli_namespace import register_namespace
+from ops.cli_pause import register_pause
 from ops.cli_replication import register_replication
 from ops.cli_stack import register_stack
 from ops.cli_tools import register_tools
@@ -94,6 +95,7 @@ register_workflow(cli)
 register_visibility(cli)
 register_batch(cli)
 register_versioning(cli)
+register_pause(cli)
 register_tools(cli)
 register_replication(cli)
 

@@ -17,7 +17,7 @@ from worker.client import Client
 
 __all__ = ["register_batch"]
 
-OPS = ["terminate", "cancel", "signal", "reset", "update-versioning"]
+OPS = ["terminate", "cancel", "signal", "reset", "update-versioning", "pause", "unpause"]
 
 
 @click.group(cls=BatonGroup)
@@ -92,6 +92,10 @@ def _view(d: dict[str, Any]) -> RenderableType:
 )
 @click.option("--version", default=None, help="--op update-versioning: DEPLOYMENT:BUILD_ID.")
 @click.option(
+    "--to-current", is_flag=True, help="--op unpause: pin each to its deployment's current build."
+)
+@click.option("--build-id", default=None, help="--op unpause: pin each to this build.")
+@click.option(
     "--rps",
     type=click.FloatRange(0.01, 10_000),
     default=50.0,
@@ -118,6 +122,8 @@ def batch_start(
     reapply: str,
     override: str | None,
     version: str | None,
+    to_current: bool,
+    build_id: str | None,
     rps: float,
     reason: str,
     job_id: str | None,
@@ -143,6 +149,8 @@ def batch_start(
             raise CliInputError(f"--input is not valid JSON: {exc}") from exc
     elif op == "reset":
         params = {"to": reset_to, "reapply": reapply}
+    elif op == "unpause":
+        params = {"to_current": to_current, "build_id": build_id}
     elif op == "update-versioning":
         if override is None:
             raise CliInputError("--op update-versioning needs --override (and --version)")

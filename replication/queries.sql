@@ -179,7 +179,7 @@ ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
     last_completed_wt_started, pending_updates, result,
     failure, build_id, updated_at, buffered_seq, buffered_flushed_seq, signal_count,
     history_size_bytes, sticky_queue, sticky_timeout_s, search_attributes,
-    deployment, versioning_behavior, versioning
+    deployment, versioning_behavior, versioning, pause_info
 ) = (
     EXCLUDED.workflow_type, EXCLUDED.task_queue, EXCLUDED.status, EXCLUDED.paused,
     EXCLUDED.next_event_id, EXCLUDED.last_write_version, EXCLUDED.start_time, EXCLUDED.close_time,
@@ -191,7 +191,8 @@ ON CONFLICT (namespace, workflow_id, run_id) DO UPDATE SET (
     greatest(executions.buffered_seq, EXCLUDED.buffered_seq), EXCLUDED.buffered_flushed_seq,
     EXCLUDED.signal_count, EXCLUDED.history_size_bytes, NULL, NULL,
     EXCLUDED.search_attributes,
-    EXCLUDED.deployment, EXCLUDED.versioning_behavior, EXCLUDED.versioning
+    EXCLUDED.deployment, EXCLUDED.versioning_behavior, EXCLUDED.versioning,
+    EXCLUDED.pause_info
 )
 
 -- name: replace_current

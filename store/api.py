@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from store import messages, tasks, workflows
 from store.api_guard import JSON, GuardedRoute, RequestGuard
+from store.api_pause import add_pause_routes
 from store.api_versioning import add_versioning_routes
 from store.api_visibility import add_visibility_routes
 from store.context import Store
@@ -271,6 +272,7 @@ def create_app(store: Store) -> FastAPI:
 
     add_visibility_routes(app, store, PREFIX)
     add_versioning_routes(app, store, PREFIX)
+    add_pause_routes(app, store, PREFIX)
 
     @app.get(f"{wf_path}/history", response_model=wire.HistoryResponse)
     async def history(

@@ -21,6 +21,7 @@ from store.mutable_state import (
     new_execution,
 )
 from store.namespaces import get_namespace
+from store.pause import OPERATOR_EVENTS, carry_pause, pause_run
 from store.retry import normalize_policy
 from store.sql import QUERIES as Q
 from store.task_views import activity_task, build_workflow_task, started_attributes
@@ -129,8 +130,10 @@ async def _schedule_activity(
             "workflow_task_completed_event_id": completed_id,
         },
     )
+    paused = bool(rt.exe["paused"])
     go_eager = (
-        len(eager) < eager_max
+        not paused
+        and len(eager) < eager_max
         and queue == rt.exe["task_queue"]
         and routing.activity_task_tag(rt.ns.deployments, rt.exe, queue) == worker_version
     )
@@ -168,7 +171,8 @@ async def _schedule_activity(
             rt.add_timer(kind, ref, fire_at, attempt)
         eager.append(row)
     else:
-        rt.add_task("activity", queue, sid, 1)
+        if not paused:  # a paused run's activities get their task at unpause
+            rt.add_task("activity", queue, sid, 1)
         if s2s:
             rt.add_timer(ACTIVITY_SCHEDULE_TO_START, sid, now + timedelta(seconds=s2s), 1)
 
@@ -290,6 +294,7 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
     new.add_event(
         EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, new, continued_from=rt.run_id)
     )
+    carry_pause(rt, new)
     new.schedule_workflow_task()
     if req.run_timeout_s:
         new.add_timer(RUN_TIMEOUT, "run", rt.now + timedelta(seconds=req.run_timeout_s))
@@ -335,7 +340,8 @@ async def apply_commands(
     rt.exe["pending_updates"] = bool(unhandled_updates)
     started_id = rt.exe["wt_started_event_id"]
     scheduled_id = rt.exe["wt_scheduled_event_id"]
-    if closing and (rt.exe["buffered_events"] or unhandled_updates):
+    unseen = [b for b in rt.exe["buffered_events"] if b[0] not in OPERATOR_EVENTS]
+    if closing and (unseen or unhandled_updates):
         # The workflow would close without seeing what arrived while it ran:
         # fail this task so the next one delivers those events first.
         rt.add_event(
@@ -458,6 +464,15 @@ async def apply_commands(
             new_run = await _continue_as_new(store, rt, a)
         elif t == CommandType.UPSERT_SEARCH_ATTRIBUTES:
             await _upsert_search_attributes(rt, a)
+        elif t == CommandType.PAUSE_WORKFLOW:
+            pause_run(
+                rt,
+                reason=str(a.get("reason") or ""),
+                identity=req.identity,
+                request_id=None,
+                source="workflow",
+                completed_event_id=completed_id,
+            )
     if not rt.running:
         await rt.conn.execute(
             Q["fail_pending_updates"],

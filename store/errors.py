@@ -150,6 +150,13 @@ class WorkflowNotRunning(StoreError):
     http_status = 409
 
 
+class WorkflowPaused(StoreError):
+    """The workflow is paused: unpause it before sending it updates."""
+
+    code = ErrorCode.WORKFLOW_PAUSED
+    http_status = 409
+
+
 class ConflictNotFound(StoreError):
     """No such archived conflict in this region."""
 

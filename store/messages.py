@@ -17,6 +17,7 @@ from store.errors import (
     UpdateRejected,
     UpdateTimedOut,
     WorkflowNotRunning,
+    WorkflowPaused,
 )
 from store.mutable_state import utcnow
 from store.namespaces import get_namespace, require_active_here
@@ -106,6 +107,13 @@ async def update_workflow(
             if not rt.running:
                 raise WorkflowNotRunning(
                     f"workflow {workflow_id!r} is {rt.exe['status']}; it takes no updates"
+                )
+            if rt.exe["paused"]:
+                info = rt.exe.get("pause_info") or {}
+                raise WorkflowPaused(
+                    f"workflow {workflow_id!r} is paused ({info.get('reason') or 'no reason'}, "
+                    f"by {info.get('identity') or 'unknown'}): unpause it, then send the update",
+                    reason=info.get("reason"),
                 )
             in_flight = await conn.fetchval(
                 Q["updates_in_flight"], namespace, workflow_id, uuid.UUID(rt.run_id)

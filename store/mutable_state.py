@@ -106,6 +106,8 @@ class RunTxn:
     notify_close: bool = False
     #: The run's deployment, build or versioning changed: the write sets them.
     versioning_changed: bool = False
+    #: The run was paused or unpaused: the write sets its pause_info.
+    pause_changed: bool = False
 
     @classmethod
     async def lock(
@@ -284,8 +286,9 @@ class RunTxn:
         self.timer_deletes.append((kind, str(ref)))
 
     def schedule_workflow_task(self, *, dispatch: bool = True) -> int | None:
-        """Schedule a workflow task unless one is pending or the run is closed."""
-        if not self.running or self.wt_pending:
+        """Schedule a workflow task unless one is pending, the run is closed or
+        paused (unpause schedules the one that waited)."""
+        if not self.running or self.wt_pending or self.exe["paused"]:
             return None
         attempt = int(self.exe["wt_attempt"])
         timeout = float(self.exe["task_timeout_s"])
@@ -395,6 +398,8 @@ class RunTxn:
             else routing.activity_task_tag(deps, e, queue)
             for kind, queue, _, _ in tasks
         ]
+        if self.pause_changed and not self.is_new:
+            await conn.execute(Q["set_pause_info"], ns, wid, rid, e.get("pause_info"))
         await conn.execute(
             Q["write_run"],
             ns,
@@ -521,6 +526,7 @@ def new_execution(
         "deployment": None,
         "versioning_behavior": None,
         "versioning": None,
+        "pause_info": None,
     }
     return RunTxn(conn=conn, ns=ns, exe=exe, now=t, is_new=True)
 

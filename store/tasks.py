@@ -28,6 +28,7 @@ from store.mutable_state import (
 )
 from store.namespaces import get_namespace, require_active_here
 from store.notify import wait_event
+from store.pause import failure_reason, pause_run
 from store.retry import next_retry_delay, workflow_task_retry_delay
 from store.sql import QUERIES as Q
 from store.task_token import TaskToken
@@ -250,10 +251,22 @@ async def fail_workflow_task(
         )
         rt.clear_workflow_task()
         rt.clear_sticky()  # the worker dropped the run; any worker replays it
-        rt.exe["wt_attempt"] = attempt = int(rt.exe["wt_attempt"]) + 1
+        failed_attempts = int(rt.exe["wt_attempt"])
+        rt.exe["wt_attempt"] = attempt = failed_attempts + 1
         rt.flush_buffered()
+        if req.pause and not rt.exe["paused"]:
+            # the worker's limit of failed tasks in a row: someone looks first
+            pause_run(
+                rt,
+                reason=failure_reason(req.failure, failed_attempts),
+                identity=req.identity,
+                request_id=None,
+                source="failure",
+            )
         delay = workflow_task_retry_delay(attempt, store.config.workflow_task_retry_max_s)
-        if delay <= 0:
+        if rt.exe["paused"]:
+            pass  # unpause schedules the next attempt
+        elif delay <= 0:
             rt.schedule_workflow_task()
         else:
             rt.add_timer(WT_RETRY, "retry", rt.now + timedelta(seconds=delay), attempt=attempt)

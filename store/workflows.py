@@ -334,6 +334,7 @@ def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "task_queue": row["task_queue"],
         "status": row["status"],
         "paused": row["paused"],
+        "pause": row["pause_info"] if row["paused"] else None,
         "start_time": row["start_time"].isoformat(),
         "close_time": row["close_time"].isoformat() if row["close_time"] else None,
         "history_length": row["next_event_id"] - 1,

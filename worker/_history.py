@@ -31,10 +31,20 @@ EVENT_OF_COMMAND: Mapping[CommandType, EventType] = {
     CommandType.CANCEL_WORKFLOW: EventType.WORKFLOW_EXECUTION_CANCELED,
     CommandType.CONTINUE_AS_NEW: EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
     CommandType.UPSERT_SEARCH_ATTRIBUTES: EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    CommandType.PAUSE_WORKFLOW: EventType.WORKFLOW_EXECUTION_PAUSED,
 }
 
-#: Events that only a command produces.
-COMMAND_EVENTS = frozenset(EVENT_OF_COMMAND.values())
+#: Events that only a command produces (a pause also comes from operators:
+#: see :func:`is_command_event`).
+COMMAND_EVENTS = frozenset(EVENT_OF_COMMAND.values()) - {EventType.WORKFLOW_EXECUTION_PAUSED}
+
+
+def is_command_event(event: HistoryEvent) -> bool:
+    """Whether ``event`` records a command of the workflow's code."""
+    if event.event_type == EventType.WORKFLOW_EXECUTION_PAUSED:
+        return event.attributes.get("source") == "workflow"
+    return event.event_type in COMMAND_EVENTS
+
 
 #: Command events that close the run: nothing of the run follows them.
 CLOSE_COMMAND_EVENTS = frozenset(

@@ -16,7 +16,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -58,6 +58,10 @@ class Worker(WorkflowTaskRunner):
         deployment: Worker versioning: ``(deployment name, build id)`` this
             worker runs. It takes only tasks of runs routed to that version
             (see ``baton deployment``); without it, only unversioned tasks.
+        pause_after_failed_workflow_tasks: Pause a workflow whose workflow task
+            failed this many times in a row (the error's type, message and
+            stack in the reason) instead of retrying it forever; a mapping
+            sets it per workflow type. Off by default.
         default_versioning_behavior: ``"pinned"`` or ``"auto-upgrade"`` for
             workflow types whose ``@workflow.defn`` names none. A versioned
             worker refuses to start with a type that has neither.
@@ -90,6 +94,7 @@ class Worker(WorkflowTaskRunner):
         eager_activities: bool = True,
         deployment: tuple[str, str] | None = None,
         default_versioning_behavior: str | None = None,
+        pause_after_failed_workflow_tasks: int | Mapping[str, int] | None = None,
         sticky_queue: bool = True,
         sticky_schedule_to_start: timedelta | float = 5.0,
         graceful_shutdown_timeout: timedelta | float = DEFAULT_GRACEFUL_SHUTDOWN_S,
@@ -99,6 +104,7 @@ class Worker(WorkflowTaskRunner):
         self.identity = identity or f"{client.identity}/{uuid.uuid4().hex[:6]}"
         self.deployment, self.build_id = _version(deployment)
         check_behavior(default_versioning_behavior, "default_versioning_behavior")
+        self._pause_after = _pause_limits(pause_after_failed_workflow_tasks)
         self._workflows = {d.name: d for d in map(WorkflowDefinition.from_class, workflows)}
         self._activities = {d.name: d for d in map(ActivityDefinition.from_callable, activities)}
         self._cache = RunCache(max_cached_workflows)
@@ -418,6 +424,17 @@ class Worker(WorkflowTaskRunner):
 
 def _seconds(value: timedelta | float) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _pause_limits(value: int | Mapping[str, int] | None) -> Callable[[str], int | None]:
+    """The limit of failed workflow tasks in a row of each workflow type (None: off)."""
+    limits = value if isinstance(value, Mapping) else {}
+    for n in [value] if isinstance(value, int) else limits.values():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"pause_after_failed_workflow_tasks must be >= 1, not {n!r}")
+    if isinstance(value, int):
+        return lambda _type: value
+    return lambda workflow_type: limits.get(workflow_type)
 
 
 def _version(deployment: tuple[str, str] | None) -> tuple[str | None, str | None]:

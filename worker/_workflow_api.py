@@ -139,6 +139,9 @@ class _Runtime(ABC):
     def upsert_search_attributes(self, attributes: Mapping[str, Any]) -> None: ...
 
     @abstractmethod
+    def pause(self, reason: str) -> None: ...
+
+    @abstractmethod
     def search_attributes(self) -> dict[str, Any]: ...
 
     @abstractmethod

@@ -238,7 +238,7 @@ class WorkflowInstance(WorkflowRuntime):
         event = events[index]
         kind = event.event_type
         attrs = event.attributes
-        if kind in _history.COMMAND_EVENTS:
+        if _history.is_command_event(event):
             self._on_command_event(event)
         elif kind in _history.INPUT_EVENTS:
             self._jobs.append(event)
@@ -326,7 +326,7 @@ class WorkflowInstance(WorkflowRuntime):
         self._window = None
         if self._pending:
             command = self._pending[0]
-            if next_event is None or next_event.event_type in _history.COMMAND_EVENTS:
+            if next_event is None or _history.is_command_event(next_event):
                 recorded = "no event for it"
                 at = self.last_event_id
             else:

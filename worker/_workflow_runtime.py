@@ -351,6 +351,12 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             self._search_attributes = dict(initial or {})
         return dict(self._search_attributes)
 
+    def pause(self, reason: str) -> None:
+        self._check_writable("workflow.pause()")
+        if not isinstance(reason, str):
+            raise self.misuse(TypeError(f"a pause reason is a string, not {reason!r}"))
+        self._add_command(Command(type=CommandType.PAUSE_WORKFLOW, attributes={"reason": reason}))
+
     def upsert_search_attributes(self, attributes: Mapping[str, Any]) -> None:
         self._check_writable("workflow.upsert_search_attributes()")
         if not isinstance(attributes, Mapping) or not attributes:

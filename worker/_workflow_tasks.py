@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from worker._activity_runner import ActivityRunner, NotRegistered, shutdown_error
@@ -43,6 +44,7 @@ class WorkflowTaskRunner(ActivityRunner):
     deployment: str | None
     build_id: str | None
     _behaviors: dict[str, str | None]
+    _pause_after: Callable[[str], int | None]
 
     def _spawn(self, coro: Any) -> None:
         raise NotImplementedError
@@ -219,11 +221,13 @@ class WorkflowTaskRunner(ActivityRunner):
             task["workflow_type"],
             failure.message,
         )
+        limit = self._pause_after(task["workflow_type"])
         body = {
             "task_token": task["task_token"],
             "failure": failure.model_dump(),
             "cause": cause,
             "identity": self.identity,
+            "pause": limit is not None and int(task.get("attempt") or 1) >= limit,
             **self._version_fields(),
         }
         with contextlib.suppress(TaskNotFoundError):

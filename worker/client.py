@@ -431,6 +431,40 @@ class WorkflowHandle:
         )
         return str(res["run_id"])
 
+    async def pause(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
+        """Pause the workflow's current run: nothing more is dispatched to it (signals,
+        timers and results of running attempts are recorded and wait) until
+        :meth:`unpause`. One ``request_id`` acts once, also across continue-as-new."""
+        return await self._pause("/pause", reason, request_id)
+
+    async def unpause(
+        self,
+        reason: str = "",
+        *,
+        to_current: bool = False,
+        build_id: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Let the paused run go on; what waited is dispatched in order.
+
+        ``to_current`` (or ``build_id``) pins it to its deployment's current
+        build (or that one) in the same step: deploy the fix, then unpause onto it.
+        """
+        return await self._pause(
+            "/unpause", reason, request_id, to_current=to_current, build_id=build_id
+        )
+
+    async def _pause(
+        self, route: str, reason: str, request_id: str | None, **extra: Any
+    ) -> dict[str, Any]:
+        body = {
+            "reason": reason,
+            "request_id": request_id or _new_request_id(),
+            "identity": self.client.identity,
+            **extra,
+        }
+        return await self.client.call("POST", self._path(route), body)  # type: ignore[no-any-return]
+
     async def update_versioning(
         self,
         override: str | None,

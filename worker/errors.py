@@ -56,6 +56,12 @@ class BatchNotFoundError(BatonError):
     code = ErrorCode.BATCH_NOT_FOUND.value
 
 
+class WorkflowPausedError(BatonError):
+    """The workflow is paused: unpause it before sending it updates."""
+
+    code = ErrorCode.WORKFLOW_PAUSED.value
+
+
 class RevisionMismatchError(BatonError):
     """The deployment changed since the revision the caller expected: read it, decide again."""
 
@@ -215,6 +221,7 @@ _BY_CODE: dict[str, type[BatonError]] = {
         InvalidQueryError,
         BatchNotFoundError,
         RevisionMismatchError,
+        WorkflowPausedError,
         DeploymentNotFoundError,
         NoPollersError,
         PayloadTooLargeError,

@@ -56,6 +56,7 @@ __all__ = [
     "logger",
     "now",
     "patched",
+    "pause",
     "query",
     "random",
     "run",
@@ -218,6 +219,17 @@ def random() -> _random.Random:
 def uuid4() -> _uuid.UUID:
     """A version-4 UUID drawn from :func:`random`: the same on every replay."""
     return _uuid.UUID(int=_runtime().random().getrandbits(128), version=4)
+
+
+def pause(reason: str = "") -> None:
+    """Pause this workflow after the current workflow task, until someone unpauses it.
+
+    A command: its ``WorkflowExecutionPaused`` event is recorded with the
+    task's other commands (so it replays). The code goes on to the end of the
+    task; nothing more is dispatched to the run until ``baton workflow
+    unpause`` (or ``handle.unpause()``).
+    """
+    _runtime().pause(reason)
 
 
 def upsert_search_attributes(attributes: Mapping[str, Any]) -> None:

@@ -91,7 +91,7 @@ def make_page_activity(client: Any) -> Any:
                 await asyncio.sleep(wait)
             next_at = max(next_at, time.monotonic()) + interval
             try:
-                await op.apply(
+                changed = await op.apply(
                     client,
                     ns,
                     e["workflow_id"],
@@ -100,7 +100,10 @@ def make_page_activity(client: Any) -> Any:
                     job["reason"],
                     request_id(job["job_id"], e["run_id"]),
                 )
-                done += 1
+                if changed is False:
+                    skipped += 1  # already as asked (paused, unpaused)
+                else:
+                    done += 1
             except (WorkflowNotRunningError, WorkflowNotFoundError):
                 skipped += 1  # it closed (or went) before the job reached it
             except BatonError as exc:

@@ -20,8 +20,9 @@ from store.errors import InvalidArgument
 from worker import wire
 from worker._http import wf_path
 
-#: (client, namespace, workflow id, run id, params, reason, request id) -> None
-Apply = Callable[[Any, str, str, str, dict[str, Any], str, str], Awaitable[None]]
+#: (client, namespace, workflow id, run id, params, reason, request id) -> whether
+#: the run changed (None: it did; False: it was already as asked, counted skipped)
+Apply = Callable[[Any, str, str, str, dict[str, Any], str, str], Awaitable[bool | None]]
 
 
 @dataclass(frozen=True)
@@ -141,3 +142,43 @@ register(Operation("cancel", _no_params, _cancel, lambda p: "cancel"))
 register(Operation("signal", _check_signal, _signal, lambda p: f"signal {p['signal_name']}"))
 register(Operation("reset", _check_reset, _reset, lambda p: f"reset to {p['to']}"))
 register(Operation("update-versioning", _check_versioning, _versioning, _describe_versioning))
+
+
+def _check_unpause(params: dict[str, Any]) -> dict[str, Any]:
+    to_current = bool(params.get("to_current"))
+    build_id = params.get("build_id")
+    if build_id is not None and (not isinstance(build_id, str) or not build_id):
+        raise InvalidArgument("build_id is a build of the runs' deployment")
+    if to_current and build_id:
+        raise InvalidArgument("give to_current or build_id, not both")
+    return {"to_current": to_current, "build_id": build_id}
+
+
+def _pauser(route: str) -> Apply:
+    async def apply(
+        c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
+    ) -> bool:
+        res = await c.call(
+            "POST",
+            wf_path(ns, wid, route),
+            {
+                **p,
+                "run_id": rid,
+                "reason": reason,
+                "request_id": request_id,
+                "identity": "baton-batch",
+            },
+        )
+        return bool(res.get("changed"))
+
+    return apply
+
+
+def _describe_unpause(p: dict[str, Any]) -> str:
+    if p.get("to_current"):
+        return "unpause onto the current build"
+    return f"unpause onto build {p['build_id']}" if p.get("build_id") else "unpause"
+
+
+register(Operation("pause", _no_params, _pauser("/pause"), lambda p: "pause"))
+register(Operation("unpause", _check_unpause, _pauser("/unpause"), _describe_unpause))

@@ -564,3 +564,15 @@ WITH d AS (DELETE FROM tasks WHERE id = ANY($1::bigint[]) RETURNING *)
 INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt, build_id)
 SELECT d.namespace, r.queue, d.kind, d.workflow_id, d.run_id, d.ref, d.attempt, r.tag
 FROM d JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS r(id, tag, queue) ON r.id = d.id
+
+-- name: set_pause_info
+-- Before the write that records the pause or unpause event (the same
+-- transaction): the outbox row then carries it.
+UPDATE executions SET pause_info = $4 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: dispatchable_activities
+-- Activities of a run waiting for an attempt that is due (not a retry still
+-- backing off): at unpause each gets its task again.
+SELECT scheduled_event_id, task_queue, attempt FROM activities
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state = 'scheduled'
+  AND scheduled_time <= $4

@@ -78,6 +78,8 @@ CREATE TABLE executions (
     deployment                text,
     versioning_behavior       text,
     versioning                jsonb,
+    -- a paused run: reason, identity, since, request_id
+    pause_info                jsonb,
     PRIMARY KEY (namespace, workflow_id, run_id)
 ) WITH (fillfactor = 80);
 

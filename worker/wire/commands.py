@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.wire.common import MAX_DURATION_S, Failure, Payload
+from worker.wire.common import MAX_DESCRIPTION_CHARS, MAX_DURATION_S, Failure, Payload
 
 
 class CommandType(StrEnum):
@@ -40,6 +40,8 @@ class CommandType(StrEnum):
     CONTINUE_AS_NEW = "ContinueAsNew"
     # search_attributes{name: value|None}  (None removes the attribute)
     UPSERT_SEARCH_ATTRIBUTES = "UpsertSearchAttributes"
+    # reason  (records WorkflowExecutionPaused: the run stops after this task)
+    PAUSE_WORKFLOW = "PauseWorkflow"
 
 
 class Command(BaseModel):
@@ -112,6 +114,10 @@ class ContinueAsNewAttributes(_Attributes):
     versioning: Literal["auto-upgrade"] | None = None
 
 
+class PauseWorkflowAttributes(_Attributes):
+    reason: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+
+
 class UpsertSearchAttributesAttributes(_Attributes):
     search_attributes: dict[str, Any] = Field(min_length=1, max_length=100)
 
@@ -131,4 +137,5 @@ COMMAND_ATTRIBUTES: dict[CommandType, type[BaseModel]] = {
     CommandType.CANCEL_WORKFLOW: _Attributes,
     CommandType.CONTINUE_AS_NEW: ContinueAsNewAttributes,
     CommandType.UPSERT_SEARCH_ATTRIBUTES: UpsertSearchAttributesAttributes,
+    CommandType.PAUSE_WORKFLOW: PauseWorkflowAttributes,
 }

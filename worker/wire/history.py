@@ -74,6 +74,12 @@ class EventType(StrEnum):
     # versioning_override{kind, deployment, build_id}|None, reason, identity,
     # request_id|None: an operator changed how the run is routed
     WORKFLOW_EXECUTION_OPTIONS_UPDATED = "WorkflowExecutionOptionsUpdated"
+    # reason, identity, request_id|None, source ("operator", "workflow": the
+    # workflow's own pause command, "failure": after failed workflow tasks),
+    # workflow_task_completed_event_id (source "workflow")
+    WORKFLOW_EXECUTION_PAUSED = "WorkflowExecutionPaused"
+    # reason, identity, request_id|None
+    WORKFLOW_EXECUTION_UNPAUSED = "WorkflowExecutionUnpaused"
 
 
 #: Events that close a run.

@@ -160,6 +160,8 @@ class WorkflowExecutionInfo(BaseModel):
     continued_to_run_id: str | None = None
     memo: dict[str, Any] = Field(default_factory=dict)
     search_attributes: dict[str, Any] = Field(default_factory=dict)
+    #: A paused run: reason, identity, since, request_id.
+    pause: dict[str, Any] | None = None
     #: Worker versioning: the run's deployment, the build it is on (pinned to,
     #: or that ran its last workflow task) and its effective behaviour.
     deployment: str | None = None
@@ -177,6 +179,19 @@ class DescribeResponse(BaseModel):
     #: Worker versioning: behaviour, pin, override, the version the next
     #: workflow task goes to, and whether it waits for a poller of it.
     versioning: dict[str, Any] | None = None
+
+
+class PauseRequest(BaseModel):
+    """Pause (or unpause) a workflow's current run; one request id acts once."""
+
+    reason: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+    identity: str = Field(default="", max_length=1000)
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    run_id: str | None = None
+    #: Unpause only: move the run to its deployment's current build, or to
+    #: this build of its deployment, in the same step (a pinned override).
+    to_current: bool = False
+    build_id: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class VersioningOverride(BaseModel):

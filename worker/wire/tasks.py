@@ -116,6 +116,9 @@ class RespondWorkflowTaskFailed(BaseModel):
     failure: Failure
     cause: str = "WorkflowTaskFailed"  # or NonDeterminism
     identity: str = Field(default="", max_length=1000)
+    #: Pause the workflow instead of retrying the task (the worker's limit of
+    #: failed tasks in a row was reached); the reason names the failure.
+    pause: bool = False
     deployment: str | None = Field(default=None, min_length=1, max_length=255)
     build_id: str | None = Field(default=None, min_length=1, max_length=255)
 

@@ -1,0 +1,83 @@
+"""``baton workflow pause`` and ``unpause``: stop a workflow, look, let it go on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ops.cli_base import BatonCommand, CliInputError, CliState, pass_state
+from ops.output import emit, kv_table
+from worker.client import Client
+
+__all__ = ["register_pause"]
+
+
+def _view(d: dict[str, Any]) -> Any:
+    pause = d.get("pause") or {}
+    return kv_table(
+        {
+            "workflow id": d.get("workflow_id"),
+            "run id": d.get("run_id"),
+            "paused": d.get("paused"),
+            "changed": d.get("changed"),
+            "reason": pause.get("reason"),
+            "by": pause.get("identity"),
+            "since": pause.get("since"),
+        },
+        title="Pause",
+    )
+
+
+@click.command("pause", cls=BatonCommand)
+@click.argument("workflow_id")
+@click.option("--reason", required=True, help="Why: recorded in the history and shown by describe.")
+@click.option("--request-id", default=None, help="A retried request with this id acts once.")
+@pass_state
+def workflow_pause(
+    st: CliState, workflow_id: str, reason: str, request_id: str | None, output: str
+) -> None:
+    """Pause a workflow: nothing more is dispatched to it until unpause (signals,
+    timers and results of running attempts are recorded and wait)."""
+
+    async def go(c: Client) -> dict[str, Any]:
+        return await c.get_workflow_handle(workflow_id).pause(reason, request_id=request_id)
+
+    emit(st.run(go), output, _view)
+
+
+@click.command("unpause", cls=BatonCommand)
+@click.argument("workflow_id")
+@click.option("--reason", default="", help="Recorded in the history.")
+@click.option(
+    "--to-current", is_flag=True, help="Pin it to its deployment's current build in the same step."
+)
+@click.option("--build-id", default=None, help="Pin it to this build of its deployment.")
+@click.option("--request-id", default=None, help="A retried request with this id acts once.")
+@pass_state
+def workflow_unpause(
+    st: CliState,
+    workflow_id: str,
+    reason: str,
+    to_current: bool,
+    build_id: str | None,
+    request_id: str | None,
+    output: str,
+) -> None:
+    """Let a paused workflow go on; what waited is dispatched in order."""
+    if to_current and build_id:
+        raise CliInputError("give --to-current or --build-id, not both")
+
+    async def go(c: Client) -> dict[str, Any]:
+        return await c.get_workflow_handle(workflow_id).unpause(
+            reason, to_current=to_current, build_id=build_id, request_id=request_id
+        )
+
+    emit(st.run(go), output, _view)
+
+
+def register_pause(cli: click.Group) -> None:
+    workflow = cli.commands["workflow"]
+    assert isinstance(workflow, click.Group)
+    workflow.add_command(workflow_pause)
+    workflow.add_command(workflow_unpause)

@@ -1,0 +1,25 @@
+"""HTTP routes of pause: a workflow stops before it makes more progress, and goes on."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from store import pause
+from store.api_guard import JSON
+from store.context import Store
+from worker import wire
+
+
+def add_pause_routes(app: FastAPI, store: Store, prefix: str) -> None:
+    wf_path = f"{prefix}/namespaces/{{namespace}}/workflows/{{workflow_id:path}}"
+
+    @app.post(f"{wf_path}/pause")
+    async def pause_workflow(namespace: str, workflow_id: str, req: wire.PauseRequest) -> Response:
+        return JSON(await pause.pause_workflow(store, namespace, workflow_id, req))
+
+    @app.post(f"{wf_path}/unpause")
+    async def unpause_workflow(
+        namespace: str, workflow_id: str, req: wire.PauseRequest
+    ) -> Response:
+        return JSON(await pause.unpause_workflow(store, namespace, workflow_id, req))

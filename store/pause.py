@@ -1,0 +1,237 @@
+"""Pausing a workflow: by an operator, from its own code, or after failed tasks.
+
+A pause is a ``WorkflowExecutionPaused`` event and the run's ``paused`` flag,
+written in one transaction. While paused nothing is dispatched: no workflow
+task is scheduled and no activity attempt gets a task (a poll that finds one
+drops it). Signals, timer firings, cancel requests and the results of
+attempts already running are recorded and wait; timeouts keep running;
+terminate acts at once; updates are refused (``WORKFLOW_PAUSED``). A pause
+that comes while a workflow task runs waits in the run's buffer, so that the
+task's commands are recorded before it. Unpause records
+``WorkflowExecutionUnpaused`` and dispatches what waited: one workflow task
+(it sees everything recorded meanwhile, in order) and the activity attempts
+that are due.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from store.context import Store
+from store.errors import InvalidArgument, WorkflowNotRunning
+from store.mutable_state import RunTxn
+from store.sql import QUERIES as Q
+from versioning import routing
+from versioning.rules import Override, OverrideKind
+from worker import wire
+from worker.wire import EventType
+
+#: Events an operator (or the server) adds that workflow code does not see:
+#: a run may close with them still buffered.
+OPERATOR_EVENTS = frozenset(
+    {
+        EventType.WORKFLOW_EXECUTION_PAUSED.value,
+        EventType.WORKFLOW_EXECUTION_UNPAUSED.value,
+        EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED.value,
+    }
+)
+
+#: The most of a failure's stack trace a pause reason carries.
+STACK_IN_REASON = 1500
+
+
+def pause_run(
+    rt: RunTxn,
+    *,
+    reason: str,
+    identity: str,
+    request_id: str | None,
+    source: str,
+    completed_event_id: int | None = None,
+) -> None:
+    """Pause the run in ``rt`` (its write records it)."""
+    attrs: dict[str, Any] = {
+        "reason": reason,
+        "identity": identity,
+        "request_id": request_id,
+        "source": source,
+    }
+    if completed_event_id is not None:
+        # the workflow's own command: recorded among its task's command events
+        attrs["workflow_task_completed_event_id"] = completed_event_id
+        rt.add_event(EventType.WORKFLOW_EXECUTION_PAUSED, attrs)
+    else:
+        rt.add_input_event(EventType.WORKFLOW_EXECUTION_PAUSED, attrs)
+    rt.exe["paused"] = True
+    rt.exe["pause_info"] = {
+        "reason": reason,
+        "identity": identity,
+        "source": source,
+        "since": rt.now.isoformat(),
+        "request_id": request_id,
+    }
+    rt.pause_changed = True
+    rt.seen_request(request_id, "pause")
+
+
+def carry_pause(old: RunTxn, new: RunTxn) -> None:
+    """A pause that came while the run continued-as-new pauses the new run."""
+    if not old.exe["paused"]:
+        return
+    info = old.exe.get("pause_info") or {}
+    new.add_event(
+        EventType.WORKFLOW_EXECUTION_PAUSED,
+        {
+            "reason": info.get("reason", ""),
+            "identity": info.get("identity", ""),
+            "request_id": info.get("request_id"),
+            "source": info.get("source", "operator"),
+            "continued_from_run_id": old.run_id,
+        },
+    )
+    new.exe["paused"] = True
+    new.exe["pause_info"] = {**info, "since": info.get("since") or new.now.isoformat()}
+
+
+def failure_reason(failure: wire.Failure, attempts: int) -> str:
+    """A pause reason naming the error that kept a workflow task failing."""
+    stack = (failure.stack_trace or "")[-STACK_IN_REASON:]
+    reason = (
+        f"workflow task failed {attempts} times in a row: "
+        f"{failure.type or 'Error'}: {failure.message}"
+    )
+    return f"{reason}\n{stack}" if stack else reason
+
+
+async def _lock(
+    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, req: wire.PauseRequest
+) -> RunTxn | str:
+    rt = await RunTxn.lock(
+        conn,
+        namespace,
+        workflow_id,
+        req.run_id,
+        region=store.region,
+        region_urls=store.region_urls,
+    )
+    if req.request_id:
+        seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
+        if seen is not None:
+            return str(seen["run_id"])  # a retried request (also after continue-as-new)
+    if not rt.running:
+        raise WorkflowNotRunning(
+            f"workflow {workflow_id!r} is {rt.exe['status']}: only a running workflow pauses"
+        )
+    return rt
+
+
+def _view(rt: RunTxn, changed: bool) -> dict[str, Any]:
+    return {
+        "workflow_id": rt.workflow_id,
+        "run_id": rt.run_id,
+        "paused": bool(rt.exe["paused"]),
+        "changed": changed,
+        "pause": rt.exe.get("pause_info") if rt.exe["paused"] else None,
+    }
+
+
+async def pause_workflow(
+    store: Store, namespace: str, workflow_id: str, req: wire.PauseRequest
+) -> dict[str, Any]:
+    if req.to_current or req.build_id:
+        raise InvalidArgument("--to-current and --build-id go with unpause, not pause")
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        rt = await _lock(store, conn, namespace, workflow_id, req)
+        if isinstance(rt, str):
+            return {"workflow_id": workflow_id, "run_id": rt, "changed": False}
+        if rt.exe["paused"]:
+            return _view(rt, False)
+        pause_run(
+            rt,
+            reason=req.reason,
+            identity=req.identity,
+            request_id=req.request_id,
+            source="operator",
+        )
+        await rt.write_txn()
+        return _view(rt, True)
+
+    return await store.txn(txn)
+
+
+async def unpause_workflow(
+    store: Store, namespace: str, workflow_id: str, req: wire.PauseRequest
+) -> dict[str, Any]:
+    if req.to_current and req.build_id:
+        raise InvalidArgument("give --to-current or --build-id, not both")
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        rt = await _lock(store, conn, namespace, workflow_id, req)
+        if isinstance(rt, str):
+            return {"workflow_id": workflow_id, "run_id": rt, "changed": False}
+        if not rt.exe["paused"]:
+            return _view(rt, False)
+        if req.to_current or req.build_id:
+            _move(rt, req)
+        rt.add_input_event(
+            EventType.WORKFLOW_EXECUTION_UNPAUSED,
+            {"reason": req.reason, "identity": req.identity, "request_id": req.request_id},
+        )
+        rt.exe["paused"] = False
+        rt.exe["pause_info"] = None
+        rt.pause_changed = True
+        rt.seen_request(req.request_id, "unpause")
+        await redispatch(rt)
+        await rt.write_txn()
+        return _view(rt, True)
+
+    return await store.txn(txn)
+
+
+def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
+    """Pin the run to its deployment's current build, or to ``req.build_id``."""
+    deps = rt.ns.deployments
+    dep = routing.run_deployment(deps, rt.exe)
+    if dep is None:
+        raise InvalidArgument(
+            f"workflow {rt.workflow_id!r} is in no worker deployment: there is no build to move "
+            "it to"
+        )
+    build = routing.state_of(deps, dep).current if req.to_current else req.build_id
+    if build is None:
+        raise InvalidArgument(f"deployment {dep!r} has no current build to move the workflow to")
+    rt.exe["deployment"] = dep
+    routing.set_override(rt.exe, Override(OverrideKind.PINNED, build))
+    rt.versioning_changed = True
+    rt.add_input_event(
+        EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
+        {
+            "versioning_override": {"kind": "pinned", "deployment": dep, "build_id": build},
+            "reason": f"unpause: {req.reason}" if req.reason else "unpause",
+            "identity": req.identity,
+            "request_id": None,
+        },
+    )
+
+
+async def redispatch(rt: RunTxn) -> None:
+    """What waited while the run was paused gets its task: a workflow task (the
+    one scheduled, or a new one that delivers what was recorded meanwhile), and
+    every activity attempt that is due."""
+    if rt.wt_started:
+        pass  # the task in flight completes and schedules what follows
+    elif rt.wt_pending:
+        # a poll may have dropped its task while the run was paused
+        rt.add_task(
+            "workflow", rt.exe["task_queue"], rt.exe["wt_scheduled_event_id"], rt.exe["wt_attempt"]
+        )
+    else:
+        rt.schedule_workflow_task()
+    for a in await rt.conn.fetch(
+        Q["dispatchable_activities"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), rt.now
+    ):
+        rt.add_task("activity", a["task_queue"], a["scheduled_event_id"], a["attempt"])

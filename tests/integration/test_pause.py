@@ -1,0 +1,206 @@
+"""Pause and unpause on a real store: exact edges, timeouts, self-pause, pause
+after failed workflow tasks with a fix deployed, and pause by query."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.apps.pausing import FragileV1, FragileV2, Patient, SelfPausing
+from tests.apps.versioned import ACTIVITIES
+from tests.apps.visibility import Waiter
+from tests.helpers import eventually
+from worker import Client, Worker
+from worker.errors import WorkflowPausedError
+
+pytestmark = pytest.mark.integration
+QUEUE = "pausing"
+#: Events that only a workflow task writes: none may follow a pause until unpause.
+TASK_EVENTS = {
+    "WorkflowTaskScheduled",
+    "WorkflowTaskStarted",
+    "WorkflowTaskCompleted",
+    "ActivityTaskScheduled",
+    "TimerStarted",
+    "MarkerRecorded",
+}
+
+
+def worker(client: Client, workflows: list[type], **kw: Any) -> Worker:
+    return Worker(client, task_queue=QUEUE, workflows=workflows, activities=ACTIVITIES, **kw)
+
+
+async def kinds(client: Client, wid: str) -> list[str]:
+    return [e["event_type"] for e in await client.get_workflow_handle(wid).history()]
+
+
+async def test_pause_mid_flight_records_inputs_dispatches_nothing_and_unpause_delivers_them(
+    client: Client,
+) -> None:
+    async with worker(client, [Patient]):
+        h = await client.start_workflow(Patient, 2.0, id="patient", task_queue=QUEUE)
+
+        async def timer_started() -> bool:
+            return "TimerStarted" in await kinds(client, h.id)
+
+        await eventually(timer_started, timeout=20, what="the timer started")
+        paused = await h.pause("incident downstream", request_id="pause-1")
+        assert paused["changed"] and paused["pause"]["reason"] == "incident downstream"
+        # the same request again, and another pause: nothing changes
+        assert not (await h.pause("incident downstream", request_id="pause-1"))["changed"]
+        assert not (await h.pause("again"))["changed"]
+        await h.signal("note", "one")
+        await h.signal("note", "two")
+        with pytest.raises(WorkflowPausedError, match="incident downstream"):
+            await h.update("poke")
+        await asyncio.sleep(10)  # the timer comes due meanwhile
+        events = await kinds(client, h.id)
+        after = events[events.index("WorkflowExecutionPaused") + 1 :]
+        assert after == ["WorkflowExecutionSignaled", "WorkflowExecutionSignaled", "TimerFired"]
+        d = await h.describe()
+        assert d["execution"]["paused"] and d["execution"]["pause"]["identity"]
+        n = await client.count_workflows("Paused = true")
+        assert int(n["count"]) == 1
+        assert (await h.unpause("all clear"))["changed"]
+        assert await h.result(timeout=30) == {"signals": ["one", "two"], "timer_fired": True}
+        events = await kinds(client, h.id)
+        assert events.count("WorkflowExecutionPaused") == 1
+        assert events.count("WorkflowExecutionUnpaused") == 1
+        assert not (await h.describe())["execution"]["paused"]
+
+
+async def test_a_run_timeout_during_a_pause_ends_the_run(client: Client) -> None:
+    async with worker(client, [Waiter]):
+        h = await client.start_workflow(Waiter, id="short", task_queue=QUEUE, run_timeout=3)
+
+        async def waiting() -> bool:
+            return "WorkflowTaskCompleted" in await kinds(client, h.id)
+
+        await eventually(waiting, timeout=20, what="the first task")
+        await h.pause("look at it")
+
+        async def timed_out() -> bool:
+            return (await h.describe())["execution"]["status"] == "timed_out"
+
+        await eventually(timed_out, timeout=20, what="the run timed out while paused")
+        assert (await kinds(client, h.id))[-1] == "WorkflowExecutionTimedOut"
+
+
+async def test_a_workflow_pauses_itself_and_replays_its_pause(client: Client) -> None:
+    async with worker(client, [SelfPausing], max_cached_workflows=0):
+        h = await client.start_workflow(SelfPausing, id="self", task_queue=QUEUE)
+
+        async def paused() -> dict[str, Any] | None:
+            d = await h.describe()
+            return d if d["execution"]["paused"] else None
+
+        d = await eventually(paused, timeout=20, what="the workflow paused itself")
+        assert d["execution"]["pause"]["source"] == "workflow"
+        assert d["execution"]["pause"]["reason"] == "waiting for a human to check the order"
+        await asyncio.sleep(1.0)
+        events = await kinds(client, h.id)
+        # the pause and the activity are the task's commands, in the code's order;
+        # the activity is never dispatched
+        assert events[-3:] == [
+            "WorkflowTaskCompleted",
+            "WorkflowExecutionPaused",
+            "ActivityTaskScheduled",
+        ]
+        assert (await h.describe())["pending_activities"][0]["state"] == "scheduled"
+        await h.unpause("checked")
+        # replayed from the start (no cache): the pause command matches its event
+        assert await h.result(timeout=30) == "did after the check"
+        failed = [k for k in await kinds(client, h.id) if k == "WorkflowTaskFailed"]
+        assert failed == []
+
+
+async def test_failing_tasks_pause_the_workflow_and_unpause_onto_the_fix_completes_it(
+    client: Client,
+) -> None:
+    v1 = Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=[FragileV1],
+        activities=ACTIVITIES,
+        deployment=("fragile", "1"),
+        pause_after_failed_workflow_tasks={"Fragile": 3},
+    )
+    async with v1:
+
+        async def polled() -> bool:
+            try:
+                return len((await client.describe_deployment("fragile"))["versions"]) == 1
+            except Exception:
+                return False
+
+        await eventually(polled, timeout=20, what="build 1 polls")
+        await client.set_current_version("fragile", "1")
+        h = await client.start_workflow("Fragile", id="fragile", task_queue=QUEUE)
+
+        async def paused() -> dict[str, Any] | None:
+            d = await h.describe()
+            return d if d["execution"]["paused"] else None
+
+        d = await eventually(paused, timeout=60, what="paused after three failed tasks")
+        reason = d["execution"]["pause"]["reason"]
+        assert "failed 3 times in a row" in reason and "RuntimeError" in reason
+        assert "a bug in build 1" in reason and "raise RuntimeError" in reason  # the stack
+        assert d["execution"]["pause"]["source"] == "failure"
+        events = await kinds(client, h.id)
+        assert events.count("WorkflowTaskFailed") == 3
+        assert events[-1] == "WorkflowExecutionPaused"
+        async with Worker(
+            client,
+            task_queue=QUEUE,
+            workflows=[FragileV2],
+            activities=ACTIVITIES,
+            deployment=("fragile", "2"),
+        ):
+
+            async def both() -> bool:
+                return len((await client.describe_deployment("fragile"))["versions"]) == 2
+
+            await eventually(both, timeout=20, what="build 2 polls")
+            await client.set_current_version("fragile", "2")
+            await h.unpause("fix deployed", to_current=True)
+            assert await h.result(timeout=30) == "fixed"
+        history = await h.history()
+        ran = [
+            e["attributes"].get("worker_version")
+            for e in history
+            if e["event_type"] == "WorkflowTaskCompleted"
+        ]
+        assert ran[0] == "fragile:1" and ran[-1] == "fragile:2"
+
+
+async def test_pause_and_unpause_a_hundred_workflows_by_query(client: Client) -> None:
+    async with worker(client, [Waiter]):
+        for i in range(100):
+            await client.start_workflow(Waiter, id=f"w-{i:03}", task_queue=QUEUE)
+        query = "WorkflowType = 'Waiter' AND ExecutionStatus = 'Running'"
+
+        async def run_batch(op: str, **params: Any) -> dict[str, Any]:
+            job = await client.start_batch(query, op, reason=f"{op} them", params=params, rps=500)
+
+            async def ended() -> dict[str, Any] | None:
+                d = await client.describe_batch(job["job_id"])
+                return d if d["state"] != "running" else None
+
+            return await eventually(ended, timeout=120, what=f"the {op} batch")
+
+        paused = await run_batch("pause")
+        assert (paused["state"], paused["done"], paused["skipped"]) == ("completed", 100, 0)
+        assert int((await client.count_workflows("Paused = true"))["count"]) == 100
+        again = await run_batch("pause")
+        assert (again["done"], again["skipped"]) == (0, 100)  # nothing changed
+        for i in range(100):
+            await client.get_workflow_handle(f"w-{i:03}").signal("note", "stop")
+        await asyncio.sleep(0.5)
+        assert int((await client.count_workflows(query))["count"]) == 100  # still waiting
+        unpaused = await run_batch("unpause")
+        assert (unpaused["done"], unpaused["skipped"]) == (100, 0)
+        for i in range(100):
+            assert await client.get_workflow_handle(f"w-{i:03}").result(timeout=60) == ["stop"]
+        assert int((await client.count_workflows("Paused = true"))["count"]) == 0
