@@ -5,12 +5,12 @@ ON CONFLICT (name) DO UPDATE SET search_attributes = $4
 
 -- name: load_runs
 -- Runs $2..$3 of a generated namespace $1, each written by the store's own
--- write function (baton_write_run_v2) as a new run with its history, its
+-- write function (baton_write_run_v3) as a new run with its history, its
 -- execution row, and its current-run entry: what a real start (and close)
 -- writes, without a worker. 5% running, the rest closed; 20 types, 8 task
 -- queues, starts spread over the 30 days before $4, custom attributes
 -- CustomerId (Keyword, 100,000 values) and Amount (Int, 0-999).
-SELECT count(baton_write_run_v2(
+SELECT count(baton_write_run_v3(
     $1, r.wid, r.rid,
     ARRAY[1, 2]::bigint[],
     ARRAY['WorkflowExecutionStarted', r.second_event]::text[],
@@ -21,7 +21,7 @@ SELECT count(baton_write_run_v2(
           r.second_attrs]::jsonb[],
     '{}'::text[], '{}'::text[], '{}'::text[], '{}'::text[], '{}'::int[], '{}'::timestamptz[],
     '{}'::text[], '{}'::text[], '{}'::text[], '{}'::int[],
-    NULL,
+    '{}'::text[],
     r.status, false, 3, 1, r.close, NULL, r.wt_scheduled, NULL, 1, NULL, NULL, 0,
     NULL, NULL,
     true, '', false,
@@ -37,7 +37,8 @@ SELECT count(baton_write_run_v2(
         'first_run_id', r.rid, 'task_timeout_s', 10, 'memo', '{}'::jsonb,
         'wt_scheduled_event_id', r.wt_scheduled, 'wt_attempt', 1, 'last_completed_wt_started', 0,
         'pending_updates', false, 'buffered_seq', 0, 'buffered_flushed_seq', 0,
-        'signal_count', 0, 'history_size_bytes', 0, 'search_attributes', r.attrs)
+        'signal_count', 0, 'history_size_bytes', 0, 'search_attributes', r.attrs),
+    NULL
 ))
 FROM (
     SELECT g, 'load-' || g AS wid, md5($1 || '/' || g)::uuid AS rid,
