@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ops.cli_base import BatonCommand, CliInputError, CliState, pass_state
+from ops.cli_base import BatonCommand, BatonGroup, CliInputError, CliState, pass_state
 from ops.output import emit, kv_table
 from worker.client import Client
 
@@ -76,7 +76,58 @@ def workflow_unpause(
     emit(st.run(go), output, _view)
 
 
+@click.group("activity", cls=BatonGroup)
+def activity() -> None:
+    """One activity of a workflow: pause its retries, unpause, reset to attempt 1."""
+
+
+def _activity_command(action: str, help_text: str) -> Any:
+    @activity.command(action, help=help_text)
+    @click.argument("workflow_id")
+    @click.argument("activity_id")
+    @click.option("--reason", default="", help="Recorded in the workflow's history.")
+    @click.option("--request-id", default=None, help="A retried request with this id acts once.")
+    @pass_state
+    def command(
+        st: CliState,
+        /,
+        workflow_id: str,
+        activity_id: str,
+        reason: str,
+        request_id: str | None,
+        output: str,
+        **options: Any,
+    ) -> None:
+        async def go(c: Client) -> dict[str, Any]:
+            h = c.get_workflow_handle(workflow_id)
+            if action == "pause":
+                return await h.pause_activity(activity_id, reason, request_id=request_id)
+            if action == "unpause":
+                return await h.unpause_activity(activity_id, reason, request_id=request_id)
+            return await h.reset_activity(activity_id, reason, request_id=request_id, **options)
+
+        emit(st.run(go), output, lambda d: kv_table(d, title=f"Activity {action}"))
+
+    return command
+
+
+_activity_command("pause", "Pause an activity: no new attempt starts until unpause.")
+_activity_command("unpause", "Let a paused activity's next attempt start.")
+click.option("--keep-paused", is_flag=True, help="Leave a paused activity paused.")(
+    click.option(
+        "--reset-heartbeat-details", is_flag=True, help="Start without the last heartbeat details."
+    )(
+        _activity_command(
+            "reset",
+            "Start an activity again from attempt 1 (after a running attempt ends), keeping its "
+            "heartbeat details, and unpause it.",
+        )
+    )
+)
+
+
 def register_pause(cli: click.Group) -> None:
+    cli.add_command(activity)
     workflow = cli.commands["workflow"]
     assert isinstance(workflow, click.Group)
     workflow.add_command(workflow_pause)

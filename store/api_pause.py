@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from store import pause
+from store import activity_control, pause
 from store.api_guard import JSON
 from store.context import Store
 from worker import wire
@@ -23,3 +23,15 @@ def add_pause_routes(app: FastAPI, store: Store, prefix: str) -> None:
         namespace: str, workflow_id: str, req: wire.PauseRequest
     ) -> Response:
         return JSON(await pause.unpause_workflow(store, namespace, workflow_id, req))
+
+    @app.post(f"{prefix}/namespaces/{{namespace}}/activities/{{action}}")
+    async def control_activity(
+        namespace: str, action: str, req: wire.ActivityControlRequest
+    ) -> Response:
+        """pause, unpause or reset one activity of a workflow's current run (the
+        ids travel in the body: a workflow id may hold any character)."""
+        return JSON(
+            await activity_control.control_activity(
+                store, namespace, req.workflow_id, req.activity_id, action, req
+            )
+        )

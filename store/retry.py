@@ -61,6 +61,11 @@ def normalize_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
             f"retry_policy.non_retryable_error_types must be a list of strings, got {types!r}"
         )
     p["non_retryable_error_types"] = list(types)  # never share the defaults' list
+    on_max = p.pop("on_max_attempts", "fail")
+    if on_max not in ("fail", "pause"):
+        raise ValueError("retry_policy.on_max_attempts must be 'fail' or 'pause'")
+    if on_max == "pause":
+        p["on_max_attempts"] = "pause"  # stored only when it is not the default
     return p
 
 

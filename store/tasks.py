@@ -15,6 +15,13 @@ from typing import Any
 
 import asyncpg
 
+from store.activity_control import (
+    activity_paused,
+    clear_reset,
+    pause_for_retries,
+    pauses_at_max_attempts,
+    reset_pending,
+)
 from store.commands import apply_commands, start_activity_timers
 from store.context import Store
 from store.deployments import register_poller
@@ -460,10 +467,11 @@ async def retry_or_fail_activity(
         deadline = act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"])
         seconds_left = (deadline - rt.now).total_seconds()
     delay = None
+    budget_spent = timeout_type in ("schedule_to_close", "schedule_to_start")
     # Neither budget timeout is retried: schedule-to-close bounds all attempts,
     # and schedule-to-start means no worker polls the queue, which another
     # attempt on the same queue would not change.
-    if timeout_type not in ("schedule_to_close", "schedule_to_start"):
+    if not budget_spent:
         delay = next_retry_delay(
             act["retry_policy"],
             attempt=int(act["attempt"]),
@@ -472,6 +480,14 @@ async def retry_or_fail_activity(
             seconds_left=seconds_left,
         )
     sid = act["scheduled_event_id"]
+    next_attempt = int(act["attempt"]) + 1
+    hold = activity_paused(act)
+    if not budget_spent and reset_pending(act):
+        delay, next_attempt = 0.0, 1  # an operator's reset: again from attempt 1
+        await clear_reset(rt, act)
+    elif delay is None and pauses_at_max_attempts(act, failure, budget_spent):
+        delay, hold = 0.0, True
+        await pause_for_retries(rt, act, failure)
     if delay is not None:
         await rt.conn.execute(
             Q["retry_activity"],
@@ -481,7 +497,24 @@ async def retry_or_fail_activity(
             sid,
             rt.now + timedelta(seconds=delay),
             failure,
+            next_attempt,
         )
+        if hold:
+            # no new attempt until unpause (the activity's own timeouts run on)
+            await rt.conn.execute(
+                Q["delete_activity_timers"],
+                rt.namespace,
+                rt.workflow_id,
+                uuid.UUID(rt.run_id),
+                str(sid),
+            )
+            if act["schedule_to_close_s"]:
+                rt.add_timer(
+                    ACTIVITY_SCHEDULE_TO_CLOSE,
+                    sid,
+                    act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"]),
+                )
+            return True
         await rt.conn.execute(
             Q["delete_activity_timers"],
             rt.namespace,
@@ -495,9 +528,7 @@ async def retry_or_fail_activity(
                 sid,
                 act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"]),
             )
-        rt.add_timer(
-            ACTIVITY_RETRY, sid, rt.now + timedelta(seconds=delay), attempt=int(act["attempt"]) + 1
-        )
+        rt.add_timer(ACTIVITY_RETRY, sid, rt.now + timedelta(seconds=delay), attempt=next_attempt)
         return True
     if timeout_type is None:
         close_activity(
@@ -544,7 +575,7 @@ async def heartbeat_activity(
     details = [p.model_dump() for p in req.details] if req.details is not None else None
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        cancel = await conn.fetchval(
+        row = await conn.fetchrow(
             Q["heartbeat_activity"],
             namespace,
             tok.workflow_id,
@@ -556,7 +587,7 @@ async def heartbeat_activity(
             tok.version,
             store.region,
         )
-        if cancel is None:
+        if row is None:
             # A standby or a namespace in handover says so (the SDK follows or
             # waits); otherwise the attempt is over.
             ns = await get_namespace(conn, namespace)
@@ -565,7 +596,7 @@ async def heartbeat_activity(
                 "activity task is no longer open: it timed out, was retried, the run closed or "
                 "the namespace failed over"
             )
-        return {"cancel_requested": bool(cancel)}
+        return {"cancel_requested": bool(row["cancel_requested"]), "paused": bool(row["paused"])}
 
     if tok.kind != "act":
         raise InvalidArgument("not an activity task token")

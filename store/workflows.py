@@ -388,6 +388,8 @@ async def describe_workflow(
                 "last_heartbeat_time": (
                     a["last_heartbeat_time"].isoformat() if a["last_heartbeat_time"] else None
                 ),
+                "paused": bool(a["paused"]),
+                "control": a["control"],
             }
             for a in acts
         ],

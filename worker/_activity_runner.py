@@ -140,6 +140,7 @@ class ActivityRunner:
             start_to_close_s=wire_task.start_to_close_s,
             schedule_to_close_s=wire_task.schedule_to_close_s,
         )
+        heartbeater.flags = info._flags
         ctx = activity_mod._ActivityContext(
             info=info, heartbeat=heartbeater.record, cancelled=heartbeater.cancelled
         )
@@ -256,6 +257,8 @@ class _Heartbeater:
         self.interval = min(max((heartbeat_s or 30.0) * 0.5, 0.05), 10.0)
         self.cancelled = asyncio.Event()
         self.lost = False
+        #: The attempt's info flags (``paused``), set from heartbeat responses.
+        self.flags: dict[str, bool] = {}
         # Deadlines measured from when this process got the task, which is
         # after the server started (and scheduled) the attempt: once one of
         # them passes here, it has passed on the server too.
@@ -305,6 +308,8 @@ class _Heartbeater:
             log.warning("heartbeat failed: %s", exc)
             return
         self._last_acked = time.monotonic()
+        if res:
+            self.flags["paused"] = bool(res.get("paused"))
         if res and res.get("cancel_requested") and not self.cancelled.is_set():
             self.cancelled.set()
             self._stop_attempt()

@@ -109,6 +109,15 @@ class ActivityInfo:
     heartbeat_timeout: timedelta | None
     """Longest gap allowed between heartbeats, if set."""
 
+    _flags: dict[str, bool] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def paused(self) -> bool:
+        """An operator paused the activity (or its retry policy did): this attempt
+        may finish, but no new one starts until it is unpaused. Learnt from the
+        heartbeat responses, so only an activity that heartbeats sees it."""
+        return bool(self._flags.get("paused"))
+
     @staticmethod
     def from_task(task: ActivityTask, *, converter: PayloadConverter) -> ActivityInfo:
         """Build the info of an activity task whose payloads are codec-decoded."""

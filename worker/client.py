@@ -454,6 +454,54 @@ class WorkflowHandle:
             "/unpause", reason, request_id, to_current=to_current, build_id=build_id
         )
 
+    async def pause_activity(
+        self, activity_id: str, reason: str = "", *, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Pause one activity: no new attempt starts (a running one learns it from
+        its next heartbeat, ``activity.info().paused``) until it is unpaused."""
+        return await self._activity("pause", activity_id, reason, request_id)
+
+    async def unpause_activity(
+        self, activity_id: str, reason: str = "", *, request_id: str | None = None
+    ) -> dict[str, Any]:
+        return await self._activity("unpause", activity_id, reason, request_id)
+
+    async def reset_activity(
+        self,
+        activity_id: str,
+        reason: str = "",
+        *,
+        keep_paused: bool = False,
+        reset_heartbeat_details: bool = False,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Start the activity again from attempt 1 (after the running attempt, if
+        any), keeping its heartbeat details unless told not to, and unpause it
+        unless ``keep_paused``."""
+        return await self._activity(
+            "reset",
+            activity_id,
+            reason,
+            request_id,
+            keep_paused=keep_paused,
+            reset_heartbeat_details=reset_heartbeat_details,
+        )
+
+    async def _activity(
+        self, action: str, activity_id: str, reason: str, request_id: str | None, **extra: Any
+    ) -> dict[str, Any]:
+        body = {
+            "workflow_id": self.id,
+            "activity_id": activity_id,
+            "run_id": None,
+            "reason": reason,
+            "request_id": request_id or _new_request_id(),
+            "identity": self.client.identity,
+            **extra,
+        }
+        path = ns_path(self.client.namespace, f"/activities/{action}")
+        return await self.client.call("POST", path, body)  # type: ignore[no-any-return]
+
     async def _pause(
         self, route: str, reason: str, request_id: str | None, **extra: Any
     ) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Literal
 
 from worker.wire import RetryPolicyWire
 
@@ -34,6 +35,9 @@ class RetryPolicy:
     """Attempts in total, the first included; 0 means unlimited."""
 
     non_retryable_error_types: Sequence[str] = ()
+    #: When the attempts run out: ``"fail"`` the activity, or ``"pause"`` it
+    #: until an operator resets (or unpauses) it.
+    on_max_attempts: Literal["fail", "pause"] = "fail"
     """``ApplicationError.type`` values that fail the activity at once."""
 
     def __post_init__(self) -> None:
@@ -87,6 +91,11 @@ class RetryPolicy:
                 f"got {self.non_retryable_error_types!r}"
             )
         object.__setattr__(self, "non_retryable_error_types", tuple(self.non_retryable_error_types))
+        if self.on_max_attempts not in ("fail", "pause"):
+            raise ValueError(
+                "RetryPolicy.on_max_attempts must be 'fail' or 'pause', "
+                f"got {self.on_max_attempts!r}"
+            )
 
     @property
     def effective_maximum_interval(self) -> timedelta:
@@ -103,6 +112,7 @@ class RetryPolicy:
             ),
             maximum_attempts=self.maximum_attempts,
             non_retryable_error_types=list(self.non_retryable_error_types),
+            on_max_attempts=None if self.on_max_attempts == "fail" else self.on_max_attempts,
         )
 
     @staticmethod
@@ -118,4 +128,5 @@ class RetryPolicy:
             ),
             maximum_attempts=wire.maximum_attempts,
             non_retryable_error_types=tuple(wire.non_retryable_error_types),
+            on_max_attempts=wire.on_max_attempts or "fail",
         )

@@ -187,7 +187,8 @@ FROM executions e, n
 WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.run_id = $3 AND a.scheduled_event_id = $4
   AND a.attempt = $5 AND a.state = 'scheduled'
   AND e.namespace = a.namespace AND e.workflow_id = a.workflow_id AND e.run_id = a.run_id
-  AND e.status = 'running' AND NOT e.paused AND n.name = a.namespace
+  AND e.status = 'running' AND NOT e.paused AND NOT coalesce(a.paused, false)
+  AND n.name = a.namespace
 RETURNING a.*, e.workflow_type, n.failover_version AS ns_failover_version
 
 -- name: delete_activity_timers
@@ -200,7 +201,8 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state IN ('request
 RETURNING update_id
 
 -- name: retry_activity
-UPDATE activities SET state = 'scheduled', attempt = attempt + 1, scheduled_time = $5,
+-- $7: the next attempt's number (1 after a reset)
+UPDATE activities SET state = 'scheduled', attempt = $7, scheduled_time = $5,
     started_time = NULL, started_identity = NULL, last_failure = $6
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
 
@@ -216,7 +218,7 @@ SET heartbeat_details = COALESCE($6, heartbeat_details), last_heartbeat_time = $
 FROM n
 WHERE a.namespace = n.name AND a.workflow_id = $2 AND a.run_id = $3
   AND a.scheduled_event_id = $4 AND a.attempt = $5 AND a.state = 'started'
-RETURNING a.cancel_requested
+RETURNING a.cancel_requested, coalesce(a.paused, false) AS paused
 
 -- name: request_cancel_activity
 UPDATE activities SET cancel_requested = true
@@ -576,3 +578,17 @@ UPDATE executions SET pause_info = $4 WHERE namespace = $1 AND workflow_id = $2 
 SELECT scheduled_event_id, task_queue, attempt FROM activities
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state = 'scheduled'
   AND scheduled_time <= $4
+
+-- name: activity_by_id
+SELECT * FROM activities
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND activity_id = $4
+FOR UPDATE
+
+-- name: set_activity_control
+-- $5 paused, $6 control, and for a reset $7 the attempt, $8 heartbeat details
+-- kept (false: cleared), $9 when the next attempt is due
+UPDATE activities SET paused = $5, control = $6,
+    attempt = coalesce($7, attempt),
+    heartbeat_details = CASE WHEN $8::boolean THEN heartbeat_details ELSE NULL END,
+    scheduled_time = coalesce($9, scheduled_time)
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4

@@ -187,6 +187,11 @@ CREATE TABLE activities (
     last_heartbeat_time   timestamptz,
     last_failure          jsonb,
     cancel_requested      boolean     NOT NULL DEFAULT false,
+    -- paused by an operator or by its retry policy: no attempt starts until
+    -- unpause; control: pause reason, who, since; a reset waiting for the
+    -- running attempt to end
+    paused                boolean,
+    control               jsonb,
     PRIMARY KEY (namespace, workflow_id, run_id, scheduled_event_id),
     UNIQUE (namespace, workflow_id, run_id, activity_id)
 );

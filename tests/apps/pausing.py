@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from tests.apps.versioned import step
-from worker import workflow
+from worker import RetryPolicy, activity, workflow
 
 TIMEOUT = timedelta(seconds=10)
 
@@ -64,3 +65,59 @@ class FragileV2:
     async def run(self) -> str:
         await workflow.execute_activity(step, "one", start_to_close_timeout=TIMEOUT)
         return "fixed"
+
+
+#: What the activities below saw, attempt by attempt (in-process workers only).
+SEEN: list[dict[str, object]] = []
+#: Flipped by a test: the downstream the activity calls is fixed.
+DOWNSTREAM = {"fixed": False}
+
+
+@activity.defn
+async def long_call(name: str) -> str:
+    """Heartbeats its progress; stops when it learns it is paused. An attempt that
+    starts with an earlier attempt's progress finishes from there."""
+    info = activity.info()
+    if info.heartbeat_details:
+        SEEN.append({"attempt": info.attempt, "resumed_from": info.heartbeat_details[0]})
+        return f"{name} resumed from {info.heartbeat_details[0]}"
+    for step_no in range(100):
+        activity.heartbeat(f"step {step_no}")
+        if info.paused:
+            SEEN.append({"attempt": info.attempt, "saw_paused_at": step_no})
+            raise RuntimeError("paused: stopping here")
+        await asyncio.sleep(0.1)
+    raise RuntimeError("never finished")
+
+
+@activity.defn
+async def downstream_call() -> str:
+    SEEN.append({"attempt": activity.info().attempt, "fixed": DOWNSTREAM["fixed"]})
+    if not DOWNSTREAM["fixed"]:
+        raise RuntimeError("downstream is down")
+    return "downstream answered"
+
+
+@workflow.defn
+class CallsOut:
+    """One activity with the given retry policy."""
+
+    @workflow.run
+    async def run(self, which: str) -> str:
+        if which == "long":
+            return await workflow.execute_activity(
+                long_call,
+                "report",
+                start_to_close_timeout=TIMEOUT * 3,
+                heartbeat_timeout=timedelta(seconds=2),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200)),
+            )
+        return await workflow.execute_activity(
+            downstream_call,
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=100),
+                maximum_attempts=2,
+                on_max_attempts="pause",
+            ),
+        )

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from tests.apps.pausing import FragileV1, FragileV2, Patient, SelfPausing
+from tests.apps.pausing import (
+    DOWNSTREAM,
+    SEEN,
+    CallsOut,
+    FragileV1,
+    FragileV2,
+    Patient,
+    SelfPausing,
+    downstream_call,
+    long_call,
+)
 from tests.apps.versioned import ACTIVITIES
 from tests.apps.visibility import Waiter
 from tests.helpers import eventually
@@ -29,7 +39,8 @@ TASK_EVENTS = {
 
 
 def worker(client: Client, workflows: list[type], **kw: Any) -> Worker:
-    return Worker(client, task_queue=QUEUE, workflows=workflows, activities=ACTIVITIES, **kw)
+    kw.setdefault("activities", ACTIVITIES)
+    return Worker(client, task_queue=QUEUE, workflows=workflows, **kw)
 
 
 async def kinds(client: Client, wid: str) -> list[str]:
@@ -204,3 +215,64 @@ async def test_pause_and_unpause_a_hundred_workflows_by_query(client: Client) ->
         for i in range(100):
             assert await client.get_workflow_handle(f"w-{i:03}").result(timeout=60) == ["stop"]
         assert int((await client.count_workflows("Paused = true"))["count"]) == 0
+
+
+async def pending(h: Any) -> dict[str, Any] | None:
+    acts = (await h.describe())["pending_activities"]
+    return acts[0] if acts else None
+
+
+async def test_a_paused_activity_is_not_retried_its_attempt_sees_it_and_reset_resumes_it(
+    client: Client,
+) -> None:
+    SEEN.clear()
+    async with worker(client, [CallsOut], activities=[long_call, downstream_call]):
+        h = await client.start_workflow(CallsOut, "long", id="calls-long", task_queue=QUEUE)
+
+        async def running() -> bool:
+            a = await pending(h)
+            return bool(a and a["state"] == "started" and a["heartbeat_details"])
+
+        await eventually(running, timeout=20, what="the first attempt heartbeating")
+        paused = await h.pause_activity("1", "the report service is overloaded")
+        assert paused["changed"] and paused["paused"]
+
+        async def held() -> dict[str, Any] | None:
+            a = await pending(h)
+            return a if a and a["state"] == "scheduled" else None
+
+        a = await eventually(held, timeout=20, what="the attempt stopped, no retry")
+        assert SEEN[0]["attempt"] == 1 and "saw_paused_at" in SEEN[0]
+        assert a["paused"] and a["control"]["pause"]["reason"] == "the report service is overloaded"
+        await asyncio.sleep(1.5)  # retries every 200 ms were it not paused
+        assert len(SEEN) == 1 and (await pending(h))["state"] == "scheduled"
+        await h.reset_activity("1", "try again from the start")
+        result = await h.result(timeout=30)
+        assert result.startswith("report resumed from step ")
+        assert SEEN[1]["attempt"] == 1  # attempts start again from 1
+        assert SEEN[1]["resumed_from"] == result.removeprefix("report resumed from ")
+        events = await kinds(client, h.id)
+        assert events.count("ActivityTaskPaused") == 1 and events.count("ActivityTaskReset") == 1
+
+
+async def test_a_retry_policy_can_pause_at_max_attempts_and_a_reset_after_the_fix_completes(
+    client: Client,
+) -> None:
+    SEEN.clear()
+    DOWNSTREAM["fixed"] = False
+    async with worker(client, [CallsOut], activities=[long_call, downstream_call]):
+        h = await client.start_workflow(CallsOut, "down", id="calls-down", task_queue=QUEUE)
+
+        async def paused() -> dict[str, Any] | None:
+            a = await pending(h)
+            return a if a and a["paused"] else None
+
+        a = await eventually(paused, timeout=20, what="paused after its two attempts")
+        assert a["control"]["pause"]["source"] == "retries"
+        assert "downstream is down" in a["control"]["pause"]["reason"]
+        assert [s["attempt"] for s in SEEN] == [1, 2]
+        assert (await h.describe())["execution"]["status"] == "running"
+        DOWNSTREAM["fixed"] = True
+        await h.reset_activity("1", "downstream fixed")
+        assert await h.result(timeout=30) == "downstream answered"
+        assert [s["attempt"] for s in SEEN] == [1, 2, 1]

@@ -233,8 +233,14 @@ def test_retry_policy_defaults_and_wire_form() -> None:
         "maximum_interval_s": 30.0,
         "maximum_attempts": 4,
         "non_retryable_error_types": ["Declined"],
+        "on_max_attempts": None,  # "fail", the default: the server stores nothing
     }
     assert RetryPolicy.from_wire(custom.to_wire()) == custom
+    pausing = dataclasses.replace(custom, on_max_attempts="pause")
+    assert pausing.to_wire().on_max_attempts == "pause"
+    assert RetryPolicy.from_wire(pausing.to_wire()) == pausing
+    with pytest.raises(ValueError, match="on_max_attempts"):
+        RetryPolicy(on_max_attempts="retry")  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
         custom.maximum_attempts = 1  # type: ignore[misc]
 

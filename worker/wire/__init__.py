@@ -51,6 +51,7 @@ from worker.wire.history import (
     HistoryEvent,
 )
 from worker.wire.requests import (
+    ActivityControlRequest,
     BatchOperationSpec,
     BufferedInput,
     BufferedResponse,
@@ -114,6 +115,7 @@ __all__ = [
     "MAX_DURATION_S",
     "PROTOCOL_VERSION",
     "RETRYABLE_CODES",
+    "ActivityControlRequest",
     "ActivityRefAttributes",
     "ActivityTask",
     "ActivityTaskPollResponse",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 PROTOCOL_VERSION = "v1"
@@ -44,3 +46,4 @@ class RetryPolicyWire(BaseModel):
     maximum_interval_s: float | None = None
     maximum_attempts: int = 0
     non_retryable_error_types: list[str] = Field(default_factory=list)
+    on_max_attempts: Literal["fail", "pause"] | None = None

@@ -80,6 +80,15 @@ class EventType(StrEnum):
     WORKFLOW_EXECUTION_PAUSED = "WorkflowExecutionPaused"
     # reason, identity, request_id|None
     WORKFLOW_EXECUTION_UNPAUSED = "WorkflowExecutionUnpaused"
+    # scheduled_event_id, activity_id, reason, identity, request_id|None,
+    # source ("operator", "retries": its retry policy says pause at max attempts)
+    ACTIVITY_TASK_PAUSED = "ActivityTaskPaused"
+    # scheduled_event_id, activity_id, reason, identity, request_id|None
+    ACTIVITY_TASK_UNPAUSED = "ActivityTaskUnpaused"
+    # scheduled_event_id, activity_id, reason, identity, request_id|None,
+    # keep_heartbeat_details, keep_paused, pending (an attempt was running: the
+    # reset applies when it ends)
+    ACTIVITY_TASK_RESET = "ActivityTaskReset"
 
 
 #: Events that close a run.

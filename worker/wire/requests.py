@@ -142,6 +142,9 @@ class PendingActivity(BaseModel):
     last_failure: Failure | None = None
     heartbeat_details: list[Payload] | None = None
     last_heartbeat_time: str | None = None
+    paused: bool = False
+    #: Pause reason, who and since when; a reset waiting for the running attempt.
+    control: dict[str, Any] | None = None
 
 
 class WorkflowExecutionInfo(BaseModel):
@@ -192,6 +195,21 @@ class PauseRequest(BaseModel):
     #: this build of its deployment, in the same step (a pinned override).
     to_current: bool = False
     build_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class ActivityControlRequest(BaseModel):
+    """Pause, unpause or reset one activity of a workflow's current run."""
+
+    workflow_id: str = Field(min_length=1, max_length=1000)
+    activity_id: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+    identity: str = Field(default="", max_length=1000)
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    run_id: str | None = None
+    #: Reset only: leave a paused activity paused.
+    keep_paused: bool = False
+    #: Reset only: start without the last attempt's heartbeat details.
+    reset_heartbeat_details: bool = False
 
 
 class VersioningOverride(BaseModel):

@@ -169,6 +169,8 @@ class HeartbeatRequest(BaseModel):
 
 class HeartbeatResponse(BaseModel):
     cancel_requested: bool = False
+    #: The activity was paused: this attempt may finish, no new one starts.
+    paused: bool = False
 
 
 class ClusterInfo(BaseModel):
