@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from store import activity_tasks as acts
 from store import messages, tasks, workflows
 from store.api_guard import JSON, GuardedRoute, RequestGuard
 from store.api_pause import add_pause_routes
@@ -404,7 +405,7 @@ def create_app(store: Store) -> FastAPI:
         namespace: str, req: wire.PollRequest, request: Request
     ) -> Response:
         return JSON(
-            {"task": await tasks.poll_activity_task(store, namespace, req, request.is_disconnected)}
+            {"task": await acts.poll_activity_task(store, namespace, req, request.is_disconnected)}
         )
 
     @app.post(f"{ns_path}/activity-tasks/complete", response_model=wire.RespondActivityResponse)
@@ -415,7 +416,7 @@ def create_app(store: Store) -> FastAPI:
     ) -> Response:
         checked(req)
         return JSON(
-            await tasks.complete_activity_task(store, namespace, req, return_new_workflow_task)
+            await acts.complete_activity_task(store, namespace, req, return_new_workflow_task)
         )
 
     @app.post(f"{ns_path}/activity-tasks/fail", response_model=wire.RespondActivityResponse)
@@ -423,17 +424,17 @@ def create_app(store: Store) -> FastAPI:
         namespace: str, req: wire.RespondActivityTaskFailed, return_new_workflow_task: bool = False
     ) -> Response:
         checked(req)
-        return JSON(await tasks.fail_activity_task(store, namespace, req, return_new_workflow_task))
+        return JSON(await acts.fail_activity_task(store, namespace, req, return_new_workflow_task))
 
     @app.post(f"{ns_path}/activity-tasks/canceled", response_model=wire.RespondActivityResponse)
     async def canceled_activity_task(
         namespace: str, req: wire.RespondActivityTaskCanceled
     ) -> Response:
-        return JSON(await tasks.cancel_activity_task(store, namespace, req))
+        return JSON(await acts.cancel_activity_task(store, namespace, req))
 
     @app.post(f"{ns_path}/activity-tasks/heartbeat", response_model=wire.HeartbeatResponse)
     async def heartbeat(namespace: str, req: wire.HeartbeatRequest) -> Response:
         checked(req)
-        return JSON(await tasks.heartbeat_activity(store, namespace, req))
+        return JSON(await acts.heartbeat_activity(store, namespace, req))
 
     return app

@@ -26,8 +26,8 @@ from store.mutable_state import (
     USER_TIMER,
     VERSIONING_COLUMNS,
     RunTxn,
-    new_execution,
 )
+from store.new_run import new_execution
 from store.rebuild import _rebuild_activity, pending_from_history
 from store.sql import QUERIES as Q
 from store.workflows import lock_run, terminate_txn

@@ -15,52 +15,43 @@ from typing import Any
 
 import asyncpg
 
-from store.activity_control import (
-    activity_paused,
-    clear_reset,
-    pause_for_retries,
-    pauses_at_max_attempts,
-    reset_pending,
-)
-from store.commands import apply_commands, start_activity_timers
+from store.commands import apply_commands
 from store.context import Store
 from store.deployments import register_poller
-from store.errors import InvalidArgument, TaskNotFound, WorkflowNotFound
+from store.errors import TaskNotFound, WorkflowNotFound
 from store.mutable_state import (
-    ACTIVITY_RETRY,
-    ACTIVITY_SCHEDULE_TO_CLOSE,
     WT_RETRY,
     RunTxn,
     utcnow,
 )
-from store.namespaces import get_namespace, require_active_here
+from store.namespaces import require_active_here
 from store.notify import wait_event
 from store.pause import failure_reason, pause_run
-from store.retry import next_retry_delay, workflow_task_retry_delay
+from store.retry import workflow_task_retry_delay
 from store.sql import QUERIES as Q
 from store.task_token import TaskToken
-from store.task_views import activity_task, build_workflow_task
+from store.task_views import build_workflow_task
 from store.workflows import terminate_txn
 from versioning import routing
 from worker import wire
 from worker.wire import EventType
 
-_STALE = object()  # a task row whose task is no longer open; take the next one
+STALE = object()  # a task row whose task is no longer open; take the next one
 
 
 Disconnected = Callable[[], Awaitable[bool]]
 
 
-async def _never() -> bool:
+async def never_disconnected() -> bool:
     return False
 
 
-def _tag(req: wire.PollRequest) -> str | None:
+def poller_version(req: wire.PollRequest) -> str | None:
     """The version whose tasks this poller takes (None: unversioned tasks only)."""
     return routing.tag(req.deployment, req.build_id)
 
 
-async def _poll(
+async def long_poll(
     store: Store,
     namespace: str,
     kind: str,
@@ -72,7 +63,7 @@ async def _poll(
     await register_poller(store, namespace, req)
     epoch = store.notifier.namespace_epoch
     deadline = utcnow() + timedelta(seconds=req.wait_s)
-    tag = _tag(req)
+    tag = poller_version(req)
     key = f"{namespace}/{kind}{'' if tag is None else '@' + tag}/{req.task_queue}"
     async with store.notifier.subscribe("baton_tasks_v1", key) as ev:
         while True:
@@ -90,7 +81,7 @@ async def _poll(
                 return None
             while True:
                 got = await store.txn(take)
-                if got is not _STALE:
+                if got is not STALE:
                     break
             if got is not None:
                 # Notifications of one transaction collapse into one: if more
@@ -107,7 +98,7 @@ async def _poll(
 # --------------------------------------------------------------------------- workflow tasks
 
 
-async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken) -> RunTxn:
+async def lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken) -> RunTxn:
     try:
         rt = await RunTxn.lock(
             conn,
@@ -124,11 +115,14 @@ async def _lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken)
 
 
 async def poll_workflow_task(
-    store: Store, namespace: str, req: wire.PollRequest, disconnected: Disconnected = _never
+    store: Store,
+    namespace: str,
+    req: wire.PollRequest,
+    disconnected: Disconnected = never_disconnected,
 ) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
         row = await conn.fetchrow(
-            Q["take_task"], namespace, req.task_queue, ["workflow", "query"], _tag(req)
+            Q["take_task"], namespace, req.task_queue, ["workflow", "query"], poller_version(req)
         )
         if row is None:
             return None
@@ -148,21 +142,21 @@ async def poll_workflow_task(
             or rt.wt_started
             or str(rt.exe["wt_scheduled_event_id"]) != row["ref"]
         ):
-            return _STALE
+            return STALE
         rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
         await rt.write_txn()
         return await build_workflow_task(conn, rt)
 
-    return await _poll(store, namespace, "workflow", req, take, disconnected)  # type: ignore[no-any-return]
+    return await long_poll(store, namespace, "workflow", req, take, disconnected)  # type: ignore[no-any-return]
 
 
 async def _query_task(conn: asyncpg.Connection, row: asyncpg.Record) -> Any:
     q = await conn.fetchrow(Q["get_query"], uuid.UUID(row["ref"]))
     if q is None or q["state"] != "pending":
-        return _STALE
+        return STALE
     exe = await conn.fetchrow(Q["get_execution"], q["namespace"], q["workflow_id"], q["run_id"])
     if exe is None:
-        return _STALE
+        return STALE
     token = TaskToken("query", q["namespace"], q["workflow_id"], str(q["run_id"]), str(q["id"]), 0)
     return {
         "task_token": token.encode(),
@@ -194,7 +188,7 @@ async def complete_workflow_task(
     tok = TaskToken.decode(req.task_token, kind="wf", namespace=namespace)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt = await _lock_for_task(store, conn, tok)
+        rt = await lock_for_task(store, conn, tok)
         _check_open_workflow_task(rt, tok)
         over = _history_over_limit(store, rt)
         if over is not None:
@@ -243,7 +237,7 @@ async def fail_workflow_task(
     tok = TaskToken.decode(req.task_token, kind="wf", namespace=namespace)
 
     async def txn(conn: asyncpg.Connection) -> None:
-        rt = await _lock_for_task(store, conn, tok)
+        rt = await lock_for_task(store, conn, tok)
         _check_open_workflow_task(rt, tok)
         rt.add_event(
             EventType.WORKFLOW_TASK_FAILED,
@@ -303,301 +297,3 @@ def _ran_on(deployment: str | None, build_id: str | None) -> dict[str, Any]:
     """The version a workflow task ran on, as its completed or failed event records it."""
     version = routing.tag(deployment, build_id)
     return {} if version is None else {"worker_version": version}
-
-
-# --------------------------------------------------------------------------- activity tasks
-
-
-async def poll_activity_task(
-    store: Store, namespace: str, req: wire.PollRequest, disconnected: Disconnected = _never
-) -> dict[str, Any] | None:
-    async def take(conn: asyncpg.Connection) -> Any:
-        row = await conn.fetchrow(
-            Q["take_task"], namespace, req.task_queue, ["activity"], _tag(req)
-        )
-        if row is None:
-            return None
-        now = utcnow()
-        act = await conn.fetchrow(
-            Q["start_activity"],
-            namespace,
-            row["workflow_id"],
-            row["run_id"],
-            int(row["ref"]),
-            row["attempt"],
-            now,
-            req.identity,
-            store.region,
-        )
-        if act is None:
-            # Not the namespace's active region any more (a handover began):
-            # raise, so the task row stays; otherwise the task is stale.
-            ns = await get_namespace(conn, namespace)
-            ns.require_writable(store.region, store.region_urls)
-            return _STALE
-        timers = start_activity_timers(dict(act), now)
-        if timers:
-            await conn.execute(
-                Q["insert_timers"],
-                namespace,
-                row["workflow_id"],
-                row["run_id"],
-                [t[0] for t in timers],
-                [t[1] for t in timers],
-                [t[2] for t in timers],
-                [t[3] for t in timers],
-            )
-        return activity_task(act, act["workflow_type"], act["ns_failover_version"])
-
-    return await _poll(store, namespace, "activity", req, take, disconnected)  # type: ignore[no-any-return]
-
-
-async def _lock_started_activity(
-    store: Store, conn: asyncpg.Connection, tok: TaskToken
-) -> tuple[RunTxn, asyncpg.Record]:
-    rt = await _lock_for_task(store, conn, tok)
-    act = await conn.fetchrow(
-        Q["lock_activity"], tok.namespace, tok.workflow_id, uuid.UUID(tok.run_id), int(tok.ref)
-    )
-    if not rt.running or act is None or act["attempt"] != tok.attempt or act["state"] != "started":
-        raise TaskNotFound(
-            f"activity task (scheduled event {tok.ref}, attempt {tok.attempt}) of "
-            f"{tok.workflow_id!r} is no longer open: it timed out, was retried, was canceled or "
-            "the run closed"
-        )
-    return rt, act
-
-
-def close_activity(
-    rt: RunTxn,
-    act: asyncpg.Record | dict[str, Any],
-    event_type: EventType,
-    attributes: dict[str, Any],
-    *,
-    started: bool = True,
-) -> None:
-    """Record the end of an activity (with its started event) and wake the workflow."""
-    sid = act["scheduled_event_id"]
-    if started:
-        rt.add_input_event(
-            EventType.ACTIVITY_TASK_STARTED,
-            {
-                "scheduled_event_id": sid,
-                "attempt": act["attempt"],
-                "identity": act["started_identity"],
-                "last_failure": act["last_failure"],
-            },
-        )
-    rt.add_input_event(event_type, {"scheduled_event_id": sid, **attributes})
-    rt.activity_deletes.append(sid)
-
-
-async def finish_activity(
-    store: Store, rt: RunTxn, return_new_workflow_task: bool, identity: str
-) -> dict[str, Any]:
-    """Schedule the workflow task an activity's end calls for, write, and answer."""
-    if return_new_workflow_task and routing.workflow_task_tag(rt.ns.deployments, rt.exe):
-        # a versioned run's task goes to a poller of its version, which the
-        # activity's worker may not be
-        return_new_workflow_task = False
-    scheduled = rt.schedule_workflow_task(dispatch=not return_new_workflow_task)
-    started = False
-    if scheduled is not None and return_new_workflow_task:
-        rt.start_workflow_task(identity, store.config.suggest_continue_as_new_events)
-        started = True
-    await rt.write_txn()
-    if started:
-        return {"workflow_task": await build_workflow_task(rt.conn, rt)}
-    return {"workflow_task": None}
-
-
-async def complete_activity_task(
-    store: Store,
-    namespace: str,
-    req: wire.RespondActivityTaskCompleted,
-    return_new_workflow_task: bool = False,
-) -> dict[str, Any]:
-    tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
-
-    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt, act = await _lock_started_activity(store, conn, tok)
-        close_activity(
-            rt,
-            act,
-            EventType.ACTIVITY_TASK_COMPLETED,
-            {
-                "result": req.result.model_dump() if req.result else None,
-                "identity": req.identity,
-            },
-        )
-        return await finish_activity(store, rt, return_new_workflow_task, req.identity)
-
-    return await store.txn(txn)
-
-
-async def fail_activity_task(
-    store: Store,
-    namespace: str,
-    req: wire.RespondActivityTaskFailed,
-    return_new_workflow_task: bool = False,
-) -> dict[str, Any]:
-    tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
-
-    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt, act = await _lock_started_activity(store, conn, tok)
-        failure = req.failure.model_dump()
-        if await retry_or_fail_activity(rt, act, failure, timeout_type=None):
-            await rt.write_txn()
-            return {"workflow_task": None}
-        return await finish_activity(store, rt, return_new_workflow_task, req.identity)
-
-    return await store.txn(txn)
-
-
-async def retry_or_fail_activity(
-    rt: RunTxn,
-    act: asyncpg.Record | dict[str, Any],
-    failure: dict[str, Any],
-    *,
-    timeout_type: str | None,
-) -> bool:
-    """After a failed attempt: schedule the next one (True) or close the activity (False)."""
-    seconds_left = None
-    if act["schedule_to_close_s"]:
-        deadline = act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"])
-        seconds_left = (deadline - rt.now).total_seconds()
-    delay = None
-    budget_spent = timeout_type in ("schedule_to_close", "schedule_to_start")
-    # Neither budget timeout is retried: schedule-to-close bounds all attempts,
-    # and schedule-to-start means no worker polls the queue, which another
-    # attempt on the same queue would not change.
-    if not budget_spent:
-        delay = next_retry_delay(
-            act["retry_policy"],
-            attempt=int(act["attempt"]),
-            error_type=failure.get("type"),
-            non_retryable=bool(failure.get("non_retryable")),
-            seconds_left=seconds_left,
-        )
-    sid = act["scheduled_event_id"]
-    next_attempt = int(act["attempt"]) + 1
-    hold = activity_paused(act)
-    if not budget_spent and reset_pending(act):
-        delay, next_attempt = 0.0, 1  # an operator's reset: again from attempt 1
-        await clear_reset(rt, act)
-    elif delay is None and pauses_at_max_attempts(act, failure, budget_spent):
-        delay, hold = 0.0, True
-        await pause_for_retries(rt, act, failure)
-    if delay is not None:
-        await rt.conn.execute(
-            Q["retry_activity"],
-            rt.namespace,
-            rt.workflow_id,
-            uuid.UUID(rt.run_id),
-            sid,
-            rt.now + timedelta(seconds=delay),
-            failure,
-            next_attempt,
-        )
-        if hold:
-            # no new attempt until unpause (the activity's own timeouts run on)
-            await rt.conn.execute(
-                Q["delete_activity_timers"],
-                rt.namespace,
-                rt.workflow_id,
-                uuid.UUID(rt.run_id),
-                str(sid),
-            )
-            if act["schedule_to_close_s"]:
-                rt.add_timer(
-                    ACTIVITY_SCHEDULE_TO_CLOSE,
-                    sid,
-                    act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"]),
-                )
-            return True
-        await rt.conn.execute(
-            Q["delete_activity_timers"],
-            rt.namespace,
-            rt.workflow_id,
-            uuid.UUID(rt.run_id),
-            str(sid),
-        )
-        if act["schedule_to_close_s"]:
-            rt.add_timer(
-                ACTIVITY_SCHEDULE_TO_CLOSE,
-                sid,
-                act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"]),
-            )
-        rt.add_timer(ACTIVITY_RETRY, sid, rt.now + timedelta(seconds=delay), attempt=next_attempt)
-        return True
-    if timeout_type is None:
-        close_activity(
-            rt,
-            act,
-            EventType.ACTIVITY_TASK_FAILED,
-            {"failure": failure, "identity": act["started_identity"]},
-            started=act["state"] == "started",
-        )
-    else:
-        close_activity(
-            rt,
-            act,
-            EventType.ACTIVITY_TASK_TIMED_OUT,
-            {"timeout_type": timeout_type, "failure": failure},
-            started=act["state"] == "started",
-        )
-    return False
-
-
-async def cancel_activity_task(
-    store: Store, namespace: str, req: wire.RespondActivityTaskCanceled
-) -> dict[str, Any]:
-    tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
-
-    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt, act = await _lock_started_activity(store, conn, tok)
-        if not act["cancel_requested"]:
-            # A lost task (a heartbeat's TASK_NOT_FOUND) is not a cancel request.
-            raise InvalidArgument(
-                f"activity (scheduled event {tok.ref}) of {tok.workflow_id!r} was not asked to "
-                "cancel: report how the attempt ended (completed or failed) instead"
-            )
-        close_activity(rt, act, EventType.ACTIVITY_TASK_CANCELED, {"identity": req.identity})
-        return await finish_activity(store, rt, False, req.identity)
-
-    return await store.txn(txn)
-
-
-async def heartbeat_activity(
-    store: Store, namespace: str, req: wire.HeartbeatRequest
-) -> dict[str, Any]:
-    tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
-    details = [p.model_dump() for p in req.details] if req.details is not None else None
-
-    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        row = await conn.fetchrow(
-            Q["heartbeat_activity"],
-            namespace,
-            tok.workflow_id,
-            uuid.UUID(tok.run_id),
-            int(tok.ref),
-            tok.attempt,
-            details,
-            utcnow(),
-            tok.version,
-            store.region,
-        )
-        if row is None:
-            # A standby or a namespace in handover says so (the SDK follows or
-            # waits); otherwise the attempt is over.
-            ns = await get_namespace(conn, namespace)
-            ns.require_writable(store.region, store.region_urls)
-            raise TaskNotFound(
-                "activity task is no longer open: it timed out, was retried, the run closed or "
-                "the namespace failed over"
-            )
-        return {"cancel_requested": bool(row["cancel_requested"]), "paused": bool(row["paused"])}
-
-    if tok.kind != "act":
-        raise InvalidArgument("not an activity task token")
-    return await store.txn(txn)

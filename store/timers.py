@@ -17,7 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from store.commands import start_activity_timers
+from store.activity_commands import start_activity_timers
+from store.activity_tasks import retry_or_fail_activity
 from store.context import Store
 from store.errors import NamespaceInHandover, NamespaceNotActive, StoreError, WorkflowNotFound
 from store.leader import lead_forever
@@ -36,7 +37,6 @@ from store.mutable_state import (
     utcnow,
 )
 from store.sql import QUERIES as Q
-from store.tasks import retry_or_fail_activity
 from worker.wire import EventType
 
 log = logging.getLogger("baton.timers")

@@ -18,8 +18,9 @@ from store.errors import (
     WorkflowNotFound,
     WorkflowNotRunning,
 )
-from store.mutable_state import RUN_TIMEOUT, RunTxn, event_to_wire, new_execution, utcnow
+from store.mutable_state import RUN_TIMEOUT, RunTxn, event_to_wire, utcnow
 from store.namespaces import Namespace, get_namespace
+from store.new_run import new_execution
 from store.notify import wait_event
 from store.sql import QUERIES as Q
 from store.task_views import started_attributes

@@ -26,6 +26,7 @@ from worker._client_visibility import (
 )
 from worker._definition import WorkflowDefinition
 from worker._failure import ENCODED_FAILURE_MESSAGE, failure_to_exception
+from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
 from worker._payloads import decode_wire
 from worker.converter import DataConverter
@@ -58,10 +59,7 @@ def _workflow_name(workflow: str | type) -> str:
     return WorkflowDefinition.from_class(workflow).name
 
 
-def _new_request_id() -> str:
-    # Drawn once per call, before the transport's retry loop: a retried POST
-    # resends the same body, so the server can tell a retry from a new request.
-    return str(uuid.uuid4())
+_new_request_id = new_request_id
 
 
 def _seconds(value: timedelta | float | None) -> float | None:
@@ -261,7 +259,7 @@ def _reset_point(to: str | None) -> str | None:
     return _RESET_POINTS.get(key, to)
 
 
-class WorkflowHandle:
+class WorkflowHandle(RunControlMixin):
     """A workflow id (and optionally a run) to act on."""
 
     def __init__(
@@ -430,117 +428,6 @@ class WorkflowHandle:
             },
         )
         return str(res["run_id"])
-
-    async def pause(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
-        """Pause the workflow's current run: nothing more is dispatched to it (signals,
-        timers and results of running attempts are recorded and wait) until
-        :meth:`unpause`. One ``request_id`` acts once, also across continue-as-new."""
-        return await self._pause("/pause", reason, request_id)
-
-    async def unpause(
-        self,
-        reason: str = "",
-        *,
-        to_current: bool = False,
-        build_id: str | None = None,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Let the paused run go on; what waited is dispatched in order.
-
-        ``to_current`` (or ``build_id``) pins it to its deployment's current
-        build (or that one) in the same step: deploy the fix, then unpause onto it.
-        """
-        return await self._pause(
-            "/unpause", reason, request_id, to_current=to_current, build_id=build_id
-        )
-
-    async def pause_activity(
-        self, activity_id: str, reason: str = "", *, request_id: str | None = None
-    ) -> dict[str, Any]:
-        """Pause one activity: no new attempt starts (a running one learns it from
-        its next heartbeat, ``activity.info().paused``) until it is unpaused."""
-        return await self._activity("pause", activity_id, reason, request_id)
-
-    async def unpause_activity(
-        self, activity_id: str, reason: str = "", *, request_id: str | None = None
-    ) -> dict[str, Any]:
-        return await self._activity("unpause", activity_id, reason, request_id)
-
-    async def reset_activity(
-        self,
-        activity_id: str,
-        reason: str = "",
-        *,
-        keep_paused: bool = False,
-        reset_heartbeat_details: bool = False,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Start the activity again from attempt 1 (after the running attempt, if
-        any), keeping its heartbeat details unless told not to, and unpause it
-        unless ``keep_paused``."""
-        return await self._activity(
-            "reset",
-            activity_id,
-            reason,
-            request_id,
-            keep_paused=keep_paused,
-            reset_heartbeat_details=reset_heartbeat_details,
-        )
-
-    async def _activity(
-        self, action: str, activity_id: str, reason: str, request_id: str | None, **extra: Any
-    ) -> dict[str, Any]:
-        body = {
-            "workflow_id": self.id,
-            "activity_id": activity_id,
-            "run_id": None,
-            "reason": reason,
-            "request_id": request_id or _new_request_id(),
-            "identity": self.client.identity,
-            **extra,
-        }
-        path = ns_path(self.client.namespace, f"/activities/{action}")
-        return await self.client.call("POST", path, body)  # type: ignore[no-any-return]
-
-    async def _pause(
-        self, route: str, reason: str, request_id: str | None, **extra: Any
-    ) -> dict[str, Any]:
-        body = {
-            "reason": reason,
-            "request_id": request_id or _new_request_id(),
-            "identity": self.client.identity,
-            **extra,
-        }
-        return await self.client.call("POST", self._path(route), body)  # type: ignore[no-any-return]
-
-    async def update_versioning(
-        self,
-        override: str | None,
-        *,
-        version: str | None = None,
-        reason: str = "",
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Override how the workflow's current run is routed (recorded in its history).
-
-        ``override``: ``"pinned"`` (to ``version``, ``"deployment:build"``, until
-        changed), ``"one-time"`` (only its next workflow task runs on
-        ``version``), ``"auto-upgrade"``, or None to clear the override.
-        """
-        body: dict[str, Any] = {
-            "override": None,
-            "reason": reason,
-            "request_id": request_id or _new_request_id(),
-            "identity": self.client.identity,
-        }
-        if override is not None:
-            deployment, build_id = None, None
-            if version is not None:
-                deployment, sep, build_id = version.partition(":")
-                if not sep:
-                    raise ValueError(f"version {version!r} is not DEPLOYMENT:BUILD_ID")
-            body["override"] = {"kind": override, "deployment": deployment, "build_id": build_id}
-        return await self.client.call("POST", self._path("/versioning"), body)  # type: ignore[no-any-return]
 
     async def describe(self) -> dict[str, Any]:
         return await self.client.call(  # type: ignore[no-any-return]
