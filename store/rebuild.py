@@ -58,6 +58,8 @@ class OpenActivity:
     attributes: dict[str, Any]
     scheduled_time: datetime
     cancel_requested: bool = False
+    #: Paused (reason, who, since), from its ActivityTaskPaused event.
+    pause: dict[str, Any] | None = None
 
 
 @dataclass
@@ -82,6 +84,10 @@ def pending_from_history(events: list[Any]) -> PendingWork:
             act = activities.get(attrs.get("scheduled_event_id"))
             if act is not None:
                 act.cancel_requested = True
+        elif kind in _ACTIVITY_CONTROL:
+            act = activities.get(attrs.get("scheduled_event_id"))
+            if act is not None:
+                act.pause = _pause_after(act.pause, kind, attrs, e["event_time"])
         elif kind in _ACTIVITY_CLOSE:
             activities.pop(attrs.get("scheduled_event_id"), None)
         elif kind == EventType.TIMER_STARTED.value:
@@ -91,6 +97,28 @@ def pending_from_history(events: list[Any]) -> PendingWork:
         elif kind in _TASK_ENDS:
             last_task_end = _time(e["event_time"])
     return PendingWork(activities, timers, last_task_end)
+
+
+_ACTIVITY_CONTROL = frozenset(
+    {
+        EventType.ACTIVITY_TASK_PAUSED.value,
+        EventType.ACTIVITY_TASK_UNPAUSED.value,
+        EventType.ACTIVITY_TASK_RESET.value,
+    }
+)
+
+
+def _pause_after(
+    pause: dict[str, Any] | None, kind: str, attrs: dict[str, Any], at: datetime | str
+) -> dict[str, Any] | None:
+    """An activity's pause after one of its pause, unpause or reset events."""
+    if kind == EventType.ACTIVITY_TASK_PAUSED.value:
+        since = _time(at).isoformat()
+        keys = ("reason", "identity", "source", "request_id")
+        return {**{k: attrs.get(k) for k in keys}, "since": since}
+    if kind == EventType.ACTIVITY_TASK_RESET.value and attrs.get("keep_paused"):
+        return pause
+    return None
 
 
 def _time(value: datetime | str) -> datetime:
@@ -156,6 +184,8 @@ def _activity_row(rt: RunTxn, sid: int, act: OpenActivity) -> dict[str, Any]:
         "last_heartbeat_time": None,
         "last_failure": None,
         "cancel_requested": act.cancel_requested,
+        "paused": act.pause is not None,
+        "control": {"pause": act.pause} if act.pause else None,
     }
 
 
@@ -205,7 +235,9 @@ def _rebuild_activity(
         return True
     row["scheduled_time"] = due
     rt.insert_activity(row)
-    if due > now:
+    if act.pause is not None:
+        pass  # paused: its next attempt waits for unpause, here as in the old region
+    elif due > now:
         rt.add_timer(ACTIVITY_RETRY, sid, due, attempt=row["attempt"])
     else:
         rt.add_task("activity", row["task_queue"], sid, row["attempt"])

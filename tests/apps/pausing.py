@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 from tests.apps.versioned import step
@@ -121,3 +122,16 @@ class CallsOut:
                 on_max_attempts="pause",
             ),
         )
+
+
+@workflow.defn
+class SlowFirstTask:
+    """Its first workflow task takes 1.5 s of the worker's time (blocking, as a
+    slow computation would), then schedules an activity: a task a pause can
+    come in the middle of."""
+
+    @workflow.run
+    async def run(self) -> str:
+        if not workflow.unsafe.is_replaying():
+            time.sleep(1.5)  # noqa: ASYNC251  (the point: the task holds the worker)
+        return await workflow.execute_activity(step, "after", start_to_close_timeout=TIMEOUT)

@@ -4,6 +4,8 @@ after failed workflow tasks with a fix deployed, and pause by query."""
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +23,8 @@ from tests.apps.pausing import (
 )
 from tests.apps.versioned import ACTIVITIES
 from tests.apps.visibility import Waiter
-from tests.helpers import eventually
+from tests.conftest import Region
+from tests.helpers import Proc, eventually
 from worker import Client, Worker
 from worker.errors import WorkflowPausedError
 
@@ -276,3 +279,38 @@ async def test_a_retry_policy_can_pause_at_max_attempts_and_a_reset_after_the_fi
         await h.reset_activity("1", "downstream fixed")
         assert await h.result(timeout=30) == "downstream answered"
         assert [s["attempt"] for s in SEEN] == [1, 2, 1]
+
+
+async def test_a_pause_during_a_running_task_comes_after_its_commands(
+    client: Client, region: Region, tmp_path: Path
+) -> None:
+    proc = Proc(
+        [sys.executable, "-m", "tests.apps.pausing_worker", "--url", region.url],
+        tmp_path / "worker.log",
+    ).start()
+    try:
+        h = await client.start_workflow("SlowFirstTask", id="slow", task_queue=QUEUE)
+
+        async def task_started() -> bool:
+            return "WorkflowTaskStarted" in await kinds(client, h.id)
+
+        await eventually(task_started, timeout=30, what="the slow task started")
+        await h.pause("in the middle of a task")
+
+        async def task_done() -> bool:
+            return "WorkflowTaskCompleted" in await kinds(client, h.id)
+
+        await eventually(task_done, timeout=30, what="the slow task completed")
+        events = await kinds(client, h.id)
+        assert events[-3:] == [
+            "WorkflowTaskCompleted",
+            "ActivityTaskScheduled",
+            "WorkflowExecutionPaused",
+        ]
+        await asyncio.sleep(1.0)
+        assert (await h.describe())["pending_activities"][0]["state"] == "scheduled"
+        assert (await kinds(client, h.id))[-1] == "WorkflowExecutionPaused"
+        await h.unpause()
+        assert await h.result(timeout=30) == "did after"
+    finally:
+        proc.stop()
