@@ -50,6 +50,10 @@ class Waiter:
     def note(self, value: str) -> None:
         self.signals.append(value)
 
+    @workflow.query
+    def noted(self) -> list[str]:
+        return list(self.signals)
+
 
 @workflow.defn
 class UpsertsUnregistered:

@@ -314,3 +314,32 @@ async def test_a_pause_during_a_running_task_comes_after_its_commands(
         assert await h.result(timeout=30) == "did after"
     finally:
         proc.stop()
+
+
+async def test_while_paused_queries_answer_cancel_waits_for_unpause_and_terminate_acts(
+    client: Client,
+) -> None:
+    async with worker(client, [Waiter]):
+        cancelled = await client.start_workflow(Waiter, id="to-cancel", task_queue=QUEUE)
+        ended = await client.start_workflow(Waiter, id="to-terminate", task_queue=QUEUE)
+        for h in (cancelled, ended):
+
+            async def first_task(h: Any = h) -> bool:
+                return "WorkflowTaskCompleted" in await kinds(client, h.id)
+
+            await eventually(first_task, timeout=20, what="the first task")
+            await h.signal("note", "before")
+            await h.pause("look first")
+        assert await cancelled.query("noted") == ["before"]  # a worker replays it
+        await cancelled.cancel("not needed")
+        await asyncio.sleep(1.0)
+        assert (await cancelled.describe())["execution"]["status"] == "running"
+        assert (await kinds(client, cancelled.id))[-1] == "WorkflowExecutionCancelRequested"
+        await ended.terminate("wrong order")
+        assert (await ended.describe())["execution"]["status"] == "terminated"
+        await cancelled.unpause()
+
+        async def canceled() -> bool:
+            return (await cancelled.describe())["execution"]["status"] == "canceled"
+
+        await eventually(canceled, timeout=20, what="the cancel acted on at unpause")
