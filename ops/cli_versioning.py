@@ -225,18 +225,60 @@ def override_body(override: str, version: str | None) -> dict[str, Any] | None:
 @click.option(
     "--override",
     type=click.Choice(OVERRIDES),
-    required=True,
+    default=None,
     help="pinned (to --version until changed), one-time (the next workflow task only), "
     "auto-upgrade, or none (clear the override).",
 )
 @click.option("--version", default=None, help="DEPLOYMENT:BUILD_ID for pinned and one-time.")
+@click.option(
+    "--pinned",
+    "pinned_to",
+    default=None,
+    metavar="DEP:BUILD",
+    help="= --override pinned --version DEP:BUILD",
+)
+@click.option(
+    "--one-time",
+    "once_on",
+    default=None,
+    metavar="DEP:BUILD",
+    help="= --override one-time --version DEP:BUILD",
+)
+@click.option("--auto-upgrade", "auto", is_flag=True, help="= --override auto-upgrade")
+@click.option("--unset", is_flag=True, help="= --override none")
 @click.option("--reason", default="", help="Recorded in the workflow's history.")
 @pass_state
 def update_versioning(
-    st: CliState, workflow_id: str, override: str, version: str | None, reason: str, output: str
+    st: CliState,
+    workflow_id: str,
+    override: str | None,
+    version: str | None,
+    pinned_to: str | None,
+    once_on: str | None,
+    auto: bool,
+    unset: bool,
+    reason: str,
+    output: str,
 ) -> None:
     """Override where a workflow's tasks go (recorded in its history)."""
-    body = override_body(override, version)
+    given = [
+        (k, v)
+        for k, v in (
+            ("--override", (override, version) if override else None),
+            ("--pinned", ("pinned", pinned_to) if pinned_to else None),
+            ("--one-time", ("one-time", once_on) if once_on else None),
+            ("--auto-upgrade", ("auto-upgrade", None) if auto else None),
+            ("--unset", ("none", None) if unset else None),
+        )
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise CliInputError(
+            "give one of --override KIND [--version V], --pinned V, --one-time V, "
+            "--auto-upgrade or --unset"
+        )
+    kind_text, version = given[0][1]
+    body = override_body(kind_text, version)
 
     async def go(c: Client) -> dict[str, Any]:
         h = c.get_workflow_handle(workflow_id)

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -246,10 +247,23 @@ def _validator_decorator(
 VERSIONING_BEHAVIORS = ("pinned", "auto-upgrade")
 
 
+class VersioningBehavior(StrEnum):
+    """Where a workflow's runs go on versioned workers (see ``Worker(deployment=...)``)."""
+
+    #: Every workflow task of a run goes to the build that ran its first.
+    PINNED = "pinned"
+    #: Each workflow task goes to the deployment's target build.
+    AUTO_UPGRADE = "auto-upgrade"
+
+
 def check_behavior(value: str | None, what: str) -> str | None:
-    if value is not None and value not in VERSIONING_BEHAVIORS:
+    """A behaviour as the wire carries it (``PINNED`` and ``auto_upgrade`` read too)."""
+    if value is None:
+        return None
+    normal = str(value).strip().lower().replace("_", "-")
+    if normal not in VERSIONING_BEHAVIORS:
         raise ValueError(f"{what} {value!r} is not one of {', '.join(VERSIONING_BEHAVIORS)}")
-    return value
+    return normal
 
 
 def define_workflow(
@@ -257,7 +271,7 @@ def define_workflow(
 ) -> WorkflowDefinition:
     """Read the marks of a class, check them and attach its definition."""
     _check_name(name, "workflow")
-    check_behavior(versioning_behavior, "versioning_behavior")
+    versioning_behavior = check_behavior(versioning_behavior, "versioning_behavior")
     if not inspect.isclass(cls):
         raise TypeError(f"@workflow.defn expects a class, got {cls!r}")
     # Walk the MRO most-derived first so that an override replaces the base

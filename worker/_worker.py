@@ -103,7 +103,9 @@ class Worker(WorkflowTaskRunner):
         self.task_queue = task_queue
         self.identity = identity or f"{client.identity}/{uuid.uuid4().hex[:6]}"
         self.deployment, self.build_id = _version(deployment)
-        check_behavior(default_versioning_behavior, "default_versioning_behavior")
+        default_versioning_behavior = check_behavior(
+            default_versioning_behavior, "default_versioning_behavior"
+        )
         self._pause_after = _pause_limits(pause_after_failed_workflow_tasks)
         self._workflows = {d.name: d for d in map(WorkflowDefinition.from_class, workflows)}
         self._activities = {d.name: d for d in map(ActivityDefinition.from_callable, activities)}

@@ -24,7 +24,7 @@ from worker._client_visibility import (
     VisibilityMixin,
     encode_search_attributes,
 )
-from worker._definition import WorkflowDefinition
+from worker._definition import WorkflowDefinition, check_behavior
 from worker._failure import ENCODED_FAILURE_MESSAGE, failure_to_exception
 from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
@@ -205,7 +205,7 @@ class Client(VisibilityMixin, VersioningMixin):
             "memo": memo or {},
             "identity": self.identity,
             "search_attributes": encode_search_attributes(search_attributes or {}),
-            "versioning_behavior": versioning_behavior,
+            "versioning_behavior": check_behavior(versioning_behavior, "versioning_behavior"),
         }
         res = await self.call("POST", ns_path(self.namespace, "/workflows"), body)
         return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])

@@ -26,6 +26,7 @@ from worker._definition import (
     SIGNAL,
     UPDATE,
     ActivityDefinition,
+    VersioningBehavior,
     WorkflowDefinition,
     define_workflow,
     get_activity_name,
@@ -44,6 +45,7 @@ from worker.common import RetryPolicy
 __all__ = [
     "ActivityHandle",
     "ContinueAsNewError",
+    "VersioningBehavior",
     "WorkflowDefinition",
     "WorkflowInfo",
     "continue_as_new",
@@ -73,7 +75,6 @@ __all__ = [
     "wait_condition",
 ]
 
-VersioningBehavior = Literal["pinned", "auto-upgrade"]
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,7 +96,7 @@ def defn(
     /,
     *,
     name: str | None = None,
-    versioning_behavior: VersioningBehavior | None = None,
+    versioning_behavior: VersioningBehavior | str | None = None,
 ) -> C | Callable[[C], C]:
     """Make a class a workflow, named ``name`` or after the class.
 

@@ -425,5 +425,12 @@ async def test_the_cli_routes_builds_refuses_a_stale_revision_and_overrides_a_ru
         }
         assert {v["build_id"]: v["open_pinned"] for v in out["versions"]} == {"1": 1, "2": 0}
         assert all(v["live_pollers"] >= 1 for v in out["versions"])
+        code, out, _ = await baton("workflow", "update-versioning", "cli-flow", "--unset")
+        assert code == 0 and out["changed"]
+        assert (await h.describe())["versioning"]["override"] is None
+        code, out, _ = await baton(
+            "workflow", "update-versioning", "cli-flow", "--one-time", "shop:2"
+        )
+        assert code == 0 and out["next_task_version"] == "shop:2"
         await h.signal("finish")
         assert await h.result(timeout=30) == []
