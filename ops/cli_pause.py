@@ -81,13 +81,17 @@ def activity() -> None:
     """One activity of a workflow: pause its retries, unpause, reset to attempt 1."""
 
 
-def _activity_command(action: str, help_text: str) -> Any:
-    @activity.command(action, help=help_text)
-    @click.argument("workflow_id")
-    @click.argument("activity_id")
-    @click.option("--reason", default="", help="Recorded in the workflow's history.")
-    @click.option("--request-id", default=None, help="A retried request with this id acts once.")
-    @pass_state
+_RESET_OPTIONS = [
+    click.option("--keep-paused", is_flag=True, help="Leave a paused activity paused."),
+    click.option(
+        "--reset-heartbeat-details", is_flag=True, help="Start without the last heartbeat details."
+    ),
+]
+
+
+def _activity_command(action: str, help_text: str, options: list[Any]) -> None:
+    """``baton activity ACTION WORKFLOW_ID ACTIVITY_ID`` with the action's own options."""
+
     def command(
         st: CliState,
         /,
@@ -96,7 +100,7 @@ def _activity_command(action: str, help_text: str) -> Any:
         reason: str,
         request_id: str | None,
         output: str,
-        **options: Any,
+        **extra: Any,
     ) -> None:
         async def go(c: Client) -> dict[str, Any]:
             h = c.get_workflow_handle(workflow_id)
@@ -104,25 +108,30 @@ def _activity_command(action: str, help_text: str) -> Any:
                 return await h.pause_activity(activity_id, reason, request_id=request_id)
             if action == "unpause":
                 return await h.unpause_activity(activity_id, reason, request_id=request_id)
-            return await h.reset_activity(activity_id, reason, request_id=request_id, **options)
+            return await h.reset_activity(activity_id, reason, request_id=request_id, **extra)
 
         emit(st.run(go), output, lambda d: kv_table(d, title=f"Activity {action}"))
 
-    return command
-
-
-_activity_command("pause", "Pause an activity: no new attempt starts until unpause.")
-_activity_command("unpause", "Let a paused activity's next attempt start.")
-click.option("--keep-paused", is_flag=True, help="Leave a paused activity paused.")(
-    click.option(
-        "--reset-heartbeat-details", is_flag=True, help="Start without the last heartbeat details."
-    )(
-        _activity_command(
-            "reset",
-            "Start an activity again from attempt 1 (after a running attempt ends), keeping its "
-            "heartbeat details, and unpause it.",
-        )
+    decorated: Any = pass_state(command)
+    for option in [*reversed(options)]:
+        decorated = option(decorated)
+    decorated = click.option(
+        "--request-id", default=None, help="A retried request with this id acts once."
+    )(decorated)
+    decorated = click.option("--reason", default="", help="Recorded in the workflow's history.")(
+        decorated
     )
+    decorated = click.argument("workflow_id")(click.argument("activity_id")(decorated))
+    activity.command(action, help=help_text)(decorated)
+
+
+_activity_command("pause", "Pause an activity: no new attempt starts until unpause.", [])
+_activity_command("unpause", "Let a paused activity's next attempt start.", [])
+_activity_command(
+    "reset",
+    "Start an activity again from attempt 1 (after a running attempt ends), keeping its "
+    "heartbeat details, and unpause it.",
+    _RESET_OPTIONS,
 )
 
 

@@ -19,8 +19,9 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument, WorkflowNotRunning
+from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
+from store.run_lock import lock_for_request
 from store.sql import QUERIES as Q
 from worker import wire
 from worker.wire import EventType
@@ -122,15 +123,9 @@ async def _locked(
     activity_id: str,
     req: wire.ActivityControlRequest,
 ) -> tuple[RunTxn, asyncpg.Record] | None:
-    rt = await RunTxn.lock(
-        conn, namespace, workflow_id, req.run_id, region=store.region, region_urls=store.region_urls
-    )
-    if req.request_id:
-        seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
-        if seen is not None:
-            return None  # a retried request
-    if not rt.running:
-        raise WorkflowNotRunning(f"workflow {workflow_id!r} is {rt.exe['status']}")
+    rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+    if isinstance(rt, str):
+        return None  # a retried request
     act = await conn.fetchrow(
         Q["activity_by_id"], namespace, workflow_id, uuid.UUID(rt.run_id), activity_id
     )

@@ -22,13 +22,12 @@ from store.context import Store
 from store.errors import (
     DeploymentNotFound,
     InvalidArgument,
-    NamespaceNotFound,
     NoPollers,
     RevisionMismatch,
-    WorkflowNotRunning,
 )
 from store.mutable_state import WT_RETRY, RunTxn, utcnow
-from store.namespaces import Namespace, get_namespace
+from store.namespaces import Namespace, get_namespace, lock_namespace
+from store.run_lock import lock_for_request
 from store.sql import QUERIES as Q
 from versioning import routing
 from versioning.rules import (
@@ -86,7 +85,7 @@ async def register_poller(store: Store, namespace: str, req: wire.PollRequest) -
         ns = await get_namespace(conn, namespace)
         if routing.queue_in_version(ns.deployments, dep, build, queue):
             return
-        ns = await _lock(store, conn, namespace)
+        ns = await lock_namespace(store, conn, namespace, exclusive=True)
         deps = dict(ns.deployments)
         d = dict(deps.get(dep) or {"current": None, "revision": 0})
         versions = dict(d.get("versions") or {})
@@ -112,18 +111,6 @@ async def pollers_stopped(store: Store, namespace: str, req: wire.PollersStopped
 # --------------------------------------------------------------------------- routing state
 
 
-async def _lock(store: Store, conn: asyncpg.Connection, namespace: str) -> Namespace:
-    row = await conn.fetchrow(Q["lock_namespace_row"], namespace)
-    if row is None:
-        raise NamespaceNotFound(
-            f"namespace {namespace!r} does not exist: create it with "
-            f"`baton namespace create {namespace}`"
-        )
-    ns = Namespace.from_row(row)
-    ns.require_writable(store.region, store.region_urls)
-    return ns
-
-
 async def _save(conn: asyncpg.Connection, namespace: str, deps: dict[str, Any]) -> None:
     await conn.execute(Q["set_namespace_deployments"], namespace, deps)
     await conn.execute(Q["outbox_namespace"], namespace)
@@ -146,7 +133,7 @@ async def set_version(
     _check_version(deployment, req.build_id)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        ns = await _lock(store, conn, namespace)
+        ns = await lock_namespace(store, conn, namespace, exclusive=True)
         deps = dict(ns.deployments)
         if deployment not in deps:
             raise DeploymentNotFound(
@@ -395,23 +382,9 @@ async def update_versioning(
         _check_version(o.deployment, o.build_id)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt = await RunTxn.lock(
-            conn,
-            namespace,
-            workflow_id,
-            req.run_id,
-            region=store.region,
-            region_urls=store.region_urls,
-        )
-        if req.request_id:
-            seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
-            if seen is not None:
-                return {"run_id": str(seen["run_id"]), "changed": False}
-        if not rt.running:
-            raise WorkflowNotRunning(
-                f"workflow {workflow_id!r} is {rt.exe['status']}: only a running workflow's "
-                "versioning can change"
-            )
+        rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+        if isinstance(rt, str):
+            return {"run_id": rt, "changed": False}  # a retried request
         current = rt.exe.get("deployment")
         if o is not None and o.deployment is not None:
             if current and current != o.deployment:

@@ -22,8 +22,9 @@ from store.errors import (
 from store.mutable_state import utcnow
 from store.namespaces import get_namespace, require_active_here
 from store.notify import wait_event
+from store.run_lock import lock_run
 from store.sql import QUERIES as Q
-from store.workflows import _get_run, lock_run
+from store.workflows import _get_run
 from versioning import routing
 from worker import wire
 

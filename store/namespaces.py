@@ -73,6 +73,23 @@ async def get_namespace(conn: asyncpg.Connection, name: str) -> Namespace:
     return Namespace.from_row(row)
 
 
+async def lock_namespace(
+    store: Store, conn: asyncpg.Connection, name: str, *, exclusive: bool
+) -> Namespace:
+    """Lock a namespace's row (shared for a write to one of its runs, exclusive
+    to change the namespace itself); only its active region may."""
+    row = await conn.fetchrow(
+        Q["lock_namespace_row"] if exclusive else Q["lock_namespace_shared"], name
+    )
+    if row is None:
+        raise NamespaceNotFound(
+            f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"
+        )
+    ns = Namespace.from_row(row)
+    ns.require_writable(store.region, store.region_urls)
+    return ns
+
+
 async def require_active_here(store: Store, namespace: str) -> None:
     """Raise unless the namespace is active (and not in handover) in this region.
 

@@ -16,13 +16,15 @@ that are due.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument, WorkflowNotRunning
+from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
+from store.run_lock import lock_for_request
 from store.sql import QUERIES as Q
 from versioning import routing
 from versioning.rules import Override, OverrideKind
@@ -106,28 +108,6 @@ def failure_reason(failure: wire.Failure, attempts: int) -> str:
     return f"{reason}\n{stack}" if stack else reason
 
 
-async def _lock(
-    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, req: wire.PauseRequest
-) -> RunTxn | str:
-    rt = await RunTxn.lock(
-        conn,
-        namespace,
-        workflow_id,
-        req.run_id,
-        region=store.region,
-        region_urls=store.region_urls,
-    )
-    if req.request_id:
-        seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
-        if seen is not None:
-            return str(seen["run_id"])  # a retried request (also after continue-as-new)
-    if not rt.running:
-        raise WorkflowNotRunning(
-            f"workflow {workflow_id!r} is {rt.exe['status']}: only a running workflow pauses"
-        )
-    return rt
-
-
 def _view(rt: RunTxn, changed: bool) -> dict[str, Any]:
     return {
         "workflow_id": rt.workflow_id,
@@ -138,18 +118,36 @@ def _view(rt: RunTxn, changed: bool) -> dict[str, Any]:
     }
 
 
+async def _set_paused(
+    store: Store,
+    namespace: str,
+    workflow_id: str,
+    req: wire.PauseRequest,
+    paused: bool,
+    change: Callable[[RunTxn], Awaitable[None]],
+) -> dict[str, Any]:
+    """Pause or unpause (``paused``) the run with ``change``, unless it is so already."""
+
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+        if isinstance(rt, str):
+            return {"workflow_id": workflow_id, "run_id": rt, "changed": False}
+        if bool(rt.exe["paused"]) == paused:
+            return _view(rt, False)
+        await change(rt)
+        await rt.write_txn()
+        return _view(rt, True)
+
+    return await store.txn(txn)
+
+
 async def pause_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.PauseRequest
 ) -> dict[str, Any]:
     if req.to_current or req.build_id:
         raise InvalidArgument("--to-current and --build-id go with unpause, not pause")
 
-    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt = await _lock(store, conn, namespace, workflow_id, req)
-        if isinstance(rt, str):
-            return {"workflow_id": workflow_id, "run_id": rt, "changed": False}
-        if rt.exe["paused"]:
-            return _view(rt, False)
+    async def pause(rt: RunTxn) -> None:
         pause_run(
             rt,
             reason=req.reason,
@@ -157,10 +155,8 @@ async def pause_workflow(
             request_id=req.request_id,
             source="operator",
         )
-        await rt.write_txn()
-        return _view(rt, True)
 
-    return await store.txn(txn)
+    return await _set_paused(store, namespace, workflow_id, req, True, pause)
 
 
 async def unpause_workflow(
@@ -169,12 +165,7 @@ async def unpause_workflow(
     if req.to_current and req.build_id:
         raise InvalidArgument("give --to-current or --build-id, not both")
 
-    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt = await _lock(store, conn, namespace, workflow_id, req)
-        if isinstance(rt, str):
-            return {"workflow_id": workflow_id, "run_id": rt, "changed": False}
-        if not rt.exe["paused"]:
-            return _view(rt, False)
+    async def unpause(rt: RunTxn) -> None:
         if req.to_current or req.build_id:
             _move(rt, req)
         rt.add_input_event(
@@ -186,10 +177,8 @@ async def unpause_workflow(
         rt.pause_changed = True
         rt.seen_request(req.request_id, "unpause")
         await redispatch(rt)
-        await rt.write_txn()
-        return _view(rt, True)
 
-    return await store.txn(txn)
+    return await _set_paused(store, namespace, workflow_id, req, False, unpause)
 
 
 def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
@@ -222,14 +211,13 @@ async def redispatch(rt: RunTxn) -> None:
     """What waited while the run was paused gets its task: a workflow task (the
     one scheduled, or a new one that delivers what was recorded meanwhile), and
     every activity attempt that is due."""
-    if rt.wt_started:
-        pass  # the task in flight completes and schedules what follows
-    elif rt.wt_pending:
+    # (a task in flight schedules what follows when it completes)
+    if rt.wt_pending and not rt.wt_started:
         # a poll may have dropped its task while the run was paused
         rt.add_task(
             "workflow", rt.exe["task_queue"], rt.exe["wt_scheduled_event_id"], rt.exe["wt_attempt"]
         )
-    else:
+    elif not rt.wt_pending:
         rt.schedule_workflow_task()
     for a in await rt.conn.fetch(
         Q["dispatchable_activities"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), rt.now

@@ -29,8 +29,9 @@ from store.mutable_state import (
 )
 from store.new_run import new_execution
 from store.rebuild import _rebuild_activity, pending_from_history
+from store.run_lock import lock_run
 from store.sql import QUERIES as Q
-from store.workflows import lock_run, terminate_txn
+from store.workflows import terminate_txn
 from worker import wire
 from worker.wire import EventType
 

@@ -265,11 +265,9 @@ async def fail_workflow_task(
                 source="failure",
             )
         delay = workflow_task_retry_delay(attempt, store.config.workflow_task_retry_max_s)
-        if rt.exe["paused"]:
-            pass  # unpause schedules the next attempt
-        elif delay <= 0:
-            rt.schedule_workflow_task()
-        else:
+        if delay <= 0:
+            rt.schedule_workflow_task()  # not while paused: unpause schedules it
+        elif not rt.exe["paused"]:
             rt.add_timer(WT_RETRY, "retry", rt.now + timedelta(seconds=delay), attempt=attempt)
         await rt.write_txn()
 

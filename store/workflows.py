@@ -13,15 +13,14 @@ from store.deployments import run_versioning_view
 from store.errors import (
     InvalidArgument,
     LimitExceeded,
-    NamespaceNotFound,
     WorkflowAlreadyStarted,
     WorkflowNotFound,
-    WorkflowNotRunning,
 )
 from store.mutable_state import RUN_TIMEOUT, RunTxn, event_to_wire, utcnow
-from store.namespaces import Namespace, get_namespace
+from store.namespaces import get_namespace, lock_namespace
 from store.new_run import new_execution
 from store.notify import wait_event
+from store.run_lock import lock_for_request
 from store.sql import QUERIES as Q
 from store.task_views import started_attributes
 from store.visibility.attributes import validate_upsert
@@ -30,18 +29,6 @@ from worker import wire
 from worker.wire import EventType, WorkflowIdReusePolicy
 
 MAX_HISTORY_PAGE = 10_000
-
-
-async def _lock_for_start(conn: asyncpg.Connection, store: Store, namespace: str) -> Namespace:
-    row = await conn.fetchrow(Q["lock_namespace_shared"], namespace)
-    if row is None:
-        raise NamespaceNotFound(
-            f"namespace {namespace!r} does not exist: create it with "
-            f"`baton namespace create {namespace}`"
-        )
-    ns = Namespace.from_row(row)
-    ns.require_writable(store.region, store.region_urls)
-    return ns
 
 
 SYSTEM_TYPE_PREFIX = "baton."
@@ -76,7 +63,7 @@ async def start_workflow_txn(
     signal: tuple[str, list[wire.Payload]] | None = None,
 ) -> wire.StartWorkflowResponse:
     """:func:`start_workflow` inside the caller's transaction."""
-    ns = await _lock_for_start(conn, store, namespace)
+    ns = await lock_namespace(store, conn, namespace, exclusive=False)
     attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
     if req.request_id and checks["request_run_id"] is not None:
@@ -145,40 +132,6 @@ async def start_workflow_txn(
     return wire.StartWorkflowResponse(workflow_id=req.workflow_id, run_id=run.run_id, started=True)
 
 
-async def lock_run(
-    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
-) -> RunTxn:
-    """Lock a run (the current one when ``run_id`` is None) of this region for a write."""
-    return await RunTxn.lock(
-        conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
-    )
-
-
-async def _lock_for_request(
-    store: Store,
-    conn: asyncpg.Connection,
-    namespace: str,
-    workflow_id: str,
-    run_id: str | None,
-    request_id: str | None,
-) -> RunTxn | str:
-    """Lock the run a signal, cancel or terminate acts on, or return the run id a
-    request with the same id acted on already (a retried or re-applied request
-    answers as the first did, even after the run closed).
-
-    Checked with the run locked, so two copies of one request serialise and
-    the second finds the first's id (recorded in the same write as its event).
-    """
-    rt = await lock_run(store, conn, namespace, workflow_id, run_id)
-    if request_id:
-        seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, request_id)
-        if seen is not None:
-            return str(seen["run_id"])
-    if not rt.running:
-        raise _not_running(rt)
-    return rt
-
-
 def _add_signal(
     store: Store,
     rt: RunTxn,
@@ -208,13 +161,6 @@ def _add_signal(
     rt.schedule_workflow_task()
 
 
-def _not_running(rt: RunTxn) -> WorkflowNotRunning:
-    return WorkflowNotRunning(
-        f"workflow {rt.workflow_id!r} run {rt.run_id} is {rt.exe['status']}; "
-        "only running workflows take signals, cancels, updates and terminates"
-    )
-
-
 async def signal_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.SignalRequest
 ) -> str:
@@ -231,7 +177,7 @@ async def signal_workflow_txn(
     req: wire.SignalRequest,
 ) -> str:
     """:func:`signal_workflow` inside the caller's transaction."""
-    rt = await _lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+    rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
     if isinstance(rt, str):
         return rt
     _add_signal(store, rt, req.signal_name, req.input, req.identity, req.request_id)
@@ -243,9 +189,7 @@ async def cancel_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.CancelRequest
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
-        rt = await _lock_for_request(
-            store, conn, namespace, workflow_id, req.run_id, req.request_id
-        )
+        rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
         if isinstance(rt, str):
             return rt
         rt.seen_request(req.request_id, "cancel")
@@ -286,9 +230,7 @@ async def terminate_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.TerminateRequest
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
-        rt = await _lock_for_request(
-            store, conn, namespace, workflow_id, req.run_id, req.request_id
-        )
+        rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
         if isinstance(rt, str):
             return rt
         terminate_txn(rt, req.reason, req.identity, req.request_id)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from store.context import Store
-from store.errors import InvalidArgument, NamespaceNotFound
-from store.namespaces import Namespace
+from store.errors import InvalidArgument
+from store.namespaces import Namespace, lock_namespace
 from store.sql import QUERIES as Q
 from store.visibility.attributes import (
     MAX_REGISTERED,
@@ -43,24 +43,12 @@ def describe(ns: Namespace) -> list[dict[str, Any]]:
 _SHOWN = {"Keyword", "Text", "Int", "Double", "Bool", "Datetime", "KeywordList", "Duration"}
 
 
-async def _locked(store: Store, conn: Any, namespace: str) -> Namespace:
-    row = await conn.fetchrow(Q["lock_namespace_row"], namespace)
-    if row is None:
-        raise NamespaceNotFound(
-            f"namespace {namespace!r} does not exist: create it with "
-            f"`baton namespace create {namespace}`"
-        )
-    ns = Namespace.from_row(row)
-    ns.require_writable(store.region, store.region_urls)
-    return ns
-
-
 async def add_attribute(store: Store, namespace: str, name: str, type_name: str) -> dict[str, Any]:
     """Register ``name`` with a type; the same registration again changes nothing."""
     check_attribute_name(name)
     kind = parse_type(type_name)
     async with store.pool.acquire() as conn, conn.transaction():
-        ns = await _locked(store, conn, namespace)
+        ns = await lock_namespace(store, conn, namespace, exclusive=True)
         attrs = dict(ns.search_attributes)
         spec = attrs.get(name)
         if spec is not None and spec["type"] != kind.value:
@@ -86,7 +74,7 @@ async def add_attribute(store: Store, namespace: str, name: str, type_name: str)
 async def remove_attribute(store: Store, namespace: str, name: str) -> dict[str, Any]:
     """Unregister ``name``; removing one that is not registered changes nothing."""
     async with store.pool.acquire() as conn, conn.transaction():
-        ns = await _locked(store, conn, namespace)
+        ns = await lock_namespace(store, conn, namespace, exclusive=True)
         if name in SYSTEM_ATTRIBUTES:
             raise InvalidArgument(f"{name!r} is a system attribute and cannot be removed")
         attrs = dict(ns.search_attributes)

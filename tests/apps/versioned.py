@@ -7,6 +7,7 @@ changed between builds is what a blue-green deploy changes.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from worker import activity, workflow
 
@@ -62,6 +63,9 @@ class OrderV2(OrderV1):
 class FlowV1:
     """Takes ``next`` signals until ``stop``, one activity each: auto-upgrade."""
 
+    #: The activity each item runs (what an incompatible build changes).
+    work: Any = step
+
     def __init__(self) -> None:
         self.pending: list[str] = []
         self.stop = False
@@ -73,9 +77,10 @@ class FlowV1:
             await workflow.wait_condition(lambda: bool(self.pending) or self.stop)
             if not self.pending:
                 return done
+            item = self.pending.pop(0)
             done.append(
                 await workflow.execute_activity(
-                    step, self.pending.pop(0), start_to_close_timeout=TIMEOUT
+                    type(self).work, item, start_to_close_timeout=TIMEOUT
                 )
             )
 
@@ -97,18 +102,7 @@ class FlowV2(FlowV1):
 class FlowV2Bad(FlowV1):
     """Incompatible with v1: another activity for each item."""
 
-    @workflow.run
-    async def run(self) -> list[str]:
-        done: list[str] = []
-        while True:
-            await workflow.wait_condition(lambda: bool(self.pending) or self.stop)
-            if not self.pending:
-                return done
-            done.append(
-                await workflow.execute_activity(
-                    other_step, self.pending.pop(0), start_to_close_timeout=TIMEOUT
-                )
-            )
+    work = other_step
 
 
 @workflow.defn(name="Long", versioning_behavior="pinned")

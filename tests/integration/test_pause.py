@@ -24,7 +24,7 @@ from tests.apps.pausing import (
 from tests.apps.versioned import ACTIVITIES
 from tests.apps.visibility import Waiter
 from tests.conftest import Region
-from tests.helpers import Proc, eventually
+from tests.helpers import Proc, baton_json, eventually
 from worker import Client, Worker
 from worker.errors import WorkflowPausedError
 
@@ -285,7 +285,10 @@ async def test_a_pause_during_a_running_task_comes_after_its_commands(
     client: Client, region: Region, tmp_path: Path
 ) -> None:
     proc = Proc(
-        [sys.executable, "-m", "tests.apps.pausing_worker", "--url", region.url],
+        [
+            *(sys.executable, "-m", "tests.apps.worker_app", "--url", region.url),
+            *("--code", "pausing", "--task-queue", QUEUE),
+        ],
         tmp_path / "worker.log",
     ).start()
     try:
@@ -343,3 +346,30 @@ async def test_while_paused_queries_answer_cancel_waits_for_unpause_and_terminat
             return (await cancelled.describe())["execution"]["status"] == "canceled"
 
         await eventually(canceled, timeout=20, what="the cancel acted on at unpause")
+
+
+async def test_the_cli_pauses_workflows_and_activities(client: Client, region: Region) -> None:
+    async def baton(*args: str) -> Any:
+        code, out, err = await baton_json(region.config_path, *args)
+        assert code == 0, err
+        return out
+
+    SEEN.clear()
+    async with worker(client, [CallsOut], activities=[long_call, downstream_call]):
+        h = await client.start_workflow(CallsOut, "long", id="calls-cli", task_queue=QUEUE)
+
+        async def running() -> bool:
+            a = await pending(h)
+            return bool(a and a["state"] == "started" and a["heartbeat_details"])
+
+        await eventually(running, timeout=20, what="the attempt heartbeating")
+        out = await baton("activity", "pause", h.id, "1", "--reason", "from the cli")
+        assert out["changed"] and out["paused"]
+        out = await baton("workflow", "pause", h.id, "--reason", "look")
+        assert out["paused"] and out["pause"]["reason"] == "look"
+        assert (await baton("workflow", "unpause", h.id))["changed"]
+        out = await baton("activity", "reset", h.id, "1", "--keep-paused")
+        assert out["changed"] and out["paused"]
+        assert (await pending(h))["paused"]
+        assert (await baton("activity", "unpause", h.id, "1"))["changed"]
+        assert (await h.result(timeout=30)).startswith("report resumed from step ")

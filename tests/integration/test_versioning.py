@@ -72,20 +72,9 @@ async def version(client: Client, build_id: str) -> dict[str, Any]:
 
 def build_proc(url: str, build_id: str, code: str, log: Path) -> Proc:
     """A worker process of build ``build_id`` running ``code``."""
-    return Proc(
-        [
-            sys.executable,
-            "-m",
-            "tests.apps.versioned_worker",
-            "--url",
-            url,
-            "--build",
-            build_id,
-            "--code",
-            code,
-        ],
-        log,
-    ).start()
+    app = [sys.executable, "-m", "tests.apps.worker_app", "--url", url, "--task-queue", QUEUE]
+    version = ["--deployment", "shop", "--build", build_id, "--code", code]
+    return Proc([*app, *version], log).start()
 
 
 async def test_blue_green_pinned_runs_finish_on_blue_and_blue_drains(
