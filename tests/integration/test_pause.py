@@ -332,7 +332,17 @@ async def test_while_paused_queries_answer_cancel_waits_for_unpause_and_terminat
 
             await eventually(first_task, timeout=20, what="the first task")
             await h.signal("note", "before")
+
+            # A query answers from the last completed workflow task, so wait
+            # until the signal's task ran before pausing.
+            async def noted(h: Any = h) -> bool:
+                return await h.query("noted") == ["before"]  # type: ignore[no-any-return]
+
+            await eventually(noted, timeout=20, what="the signal applied")
             await h.pause("look first")
+        # Recorded while paused, but no workflow task runs to apply it.
+        await cancelled.signal("note", "while paused")
+        assert (await kinds(client, cancelled.id))[-1] == "WorkflowExecutionSignaled"
         assert await cancelled.query("noted") == ["before"]  # a worker replays it
         await cancelled.cancel("not needed")
         await asyncio.sleep(1.0)
