@@ -53,6 +53,22 @@ class Counters:
     skipped: int = 0
     buffer_dropped: int = 0
     missed_catchup: int = 0
+    #: Fires that passed while the schedule was paused and were not caught up.
+    missed_paused: int = 0
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One nominal time to act on."""
+
+    nominal: datetime
+    #: ``scheduled`` (a fire of the spec), ``trigger`` (trigger now) or
+    #: ``backfill``; only scheduled fires use up limited actions.
+    kind: str = "scheduled"
+
+    @property
+    def scheduled(self) -> bool:
+        return self.kind == "scheduled"
 
 
 @dataclass(frozen=True)
@@ -71,20 +87,22 @@ class ScheduleState:
     """What the schedule workflow keeps between fires."""
 
     running: bool = False
-    buffer: list[datetime] = field(default_factory=list)
+    buffer: list[Fire] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
     #: Fires left (None: no limit); only scheduled fires use them up.
     remaining_actions: int | None = None
 
 
-def on_fire(policy: Overlap, state: ScheduleState, nominal: datetime) -> Decision:
-    """Apply the overlap policy to a fire at ``nominal`` (updates ``state``)."""
-    if state.remaining_actions is not None and state.remaining_actions <= 0:
+def on_fire(policy: Overlap, state: ScheduleState, fire: Fire | datetime) -> Decision:
+    """Apply the overlap policy to ``fire`` (updates ``state``)."""
+    if isinstance(fire, datetime):
+        fire = Fire(fire)
+    if fire.scheduled and state.remaining_actions is not None and state.remaining_actions <= 0:
         return Decision()
     if not state.running and not state.buffer:
-        return _started(state)
+        return _started(state, fire)
     if policy == Overlap.ALLOW_ALL:
-        return _started(state)
+        return _started(state, fire)
     if policy == Overlap.SKIP:
         state.counters.skipped += 1
         return Decision()
@@ -92,7 +110,7 @@ def on_fire(policy: Overlap, state: ScheduleState, nominal: datetime) -> Decisio
         was_running = state.running
         state.counters.buffer_dropped += len(state.buffer)
         state.buffer.clear()
-        _started(state)
+        _started(state, fire)
         return Decision(start=True, terminate_running=was_running)
     if policy == Overlap.BUFFER_ONE and state.buffer:
         state.counters.buffer_dropped += 1
@@ -100,28 +118,28 @@ def on_fire(policy: Overlap, state: ScheduleState, nominal: datetime) -> Decisio
     if policy == Overlap.CANCEL_OTHER:
         # only the newest waits for the cancel: earlier waiting fires are replaced
         state.counters.buffer_dropped += len(state.buffer)
-        state.buffer[:] = [nominal]
+        state.buffer[:] = [fire]
         return Decision(buffer=True, cancel_running=state.running)
-    state.buffer.append(nominal)
+    state.buffer.append(fire)
     return Decision(buffer=True)
 
 
-def _started(state: ScheduleState) -> Decision:
+def _started(state: ScheduleState, fire: Fire) -> Decision:
     state.running = True
     state.counters.actions += 1
-    if state.remaining_actions is not None:
+    if fire.scheduled and state.remaining_actions is not None:
         state.remaining_actions -= 1
     return Decision(start=True)
 
 
-def on_action_closed(state: ScheduleState) -> datetime | None:
+def on_action_closed(state: ScheduleState) -> Fire | None:
     """The running action closed: the buffered fire to start now, if any."""
     state.running = False
     if not state.buffer:
         return None
-    nominal = state.buffer.pop(0)
-    _started(state)
-    return nominal
+    fire = state.buffer.pop(0)
+    _started(state, fire)
+    return fire
 
 
 def catch_up(

@@ -168,9 +168,11 @@ def _calendar_fires(
 ) -> Iterator[datetime]:
     """Real fire instants of one calendar spec, strictly after ``after``, ascending."""
     trigger = cal.trigger()
-    # Start a day early on the wall clock: a wall time before ``after``'s may
-    # map to a real instant after it (around an offset change).
-    wall = (after.astimezone(tz).replace(tzinfo=UTC) - timedelta(days=1)).replace(microsecond=0)
+    # Near an offset change, start a day early on the wall clock: a wall time
+    # before ``after``'s may map to a real instant after it.
+    lookback = timedelta(days=1) if _near_change(tz, after) else timedelta(0)
+    wall = (after.astimezone(tz).replace(tzinfo=UTC) - lookback).replace(microsecond=0)
+    wall -= timedelta(seconds=1)
     pending: list[datetime] = []
     last = after
     while True:
@@ -183,14 +185,23 @@ def _calendar_fires(
             if t > last:
                 pending.append(t)
         # wall times go up; real instants may come out of order by at most the
-        # largest offset change (a few hours): release those safely behind
-        horizon = nxt.replace(tzinfo=None).replace(tzinfo=UTC) - timedelta(days=1)
+        # largest offset change (a few hours) near one: release those safely
+        # behind. Away from a change, real instants follow wall times.
+        real = nxt.replace(tzinfo=None).replace(tzinfo=tz).astimezone(UTC)
+        horizon = real if not _near_change(tz, real) else real - timedelta(days=2)
         pending.sort()
         while pending and pending[0] <= horizon:
             t = pending.pop(0)
             if t > last:
                 last = t
                 yield t
+
+
+def _near_change(tz: ZoneInfo, t: datetime) -> bool:
+    """Whether the zone's UTC offset changes within two days of ``t``."""
+    day = timedelta(days=1)
+    offsets = {tz.utcoffset(t + k * day) for k in (-2, -1, 0, 1, 2)}
+    return len(offsets) > 1
 
 
 def _matches(cal: CalendarSpec, tz: ZoneInfo, t: datetime) -> bool:

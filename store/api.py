@@ -20,6 +20,7 @@ from store import activity_tasks as acts
 from store import messages, tasks, workflows
 from store.api_guard import JSON, GuardedRoute, RequestGuard
 from store.api_pause import add_pause_routes
+from store.api_schedules import add_schedule_routes
 from store.api_versioning import add_versioning_routes
 from store.api_visibility import add_visibility_routes
 from store.context import Store
@@ -274,6 +275,7 @@ def create_app(store: Store) -> FastAPI:
     add_visibility_routes(app, store, PREFIX)
     add_versioning_routes(app, store, PREFIX)
     add_pause_routes(app, store, PREFIX)
+    add_schedule_routes(app, store, PREFIX)
 
     @app.get(f"{wf_path}/history", response_model=wire.HistoryResponse)
     async def history(

@@ -96,6 +96,8 @@ class BatonConfig:
     """Updates of one run requested or accepted and not yet completed."""
     retention_sweep_interval_s: float = 60.0
     """Pause between the retention sweeper's passes."""
+    test_clock: bool = False
+    """Let ``POST /v1/clock/advance`` move the server's clock forward (tests only)."""
     path: Path | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -139,6 +141,13 @@ def _setting(base: dict[str, Any], key: str, default: T, kind: Callable[[Any], T
         raise InvalidArgument(
             f"[baton] {key} must be {kind.__name__}, got {value!r} in the config"
         ) from None
+
+
+def _flag(base: dict[str, Any], key: str) -> bool:
+    value = base.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"[baton] {key} must be true or false, got {value!r} in the config")
+    return value
 
 
 def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonConfig:
@@ -195,5 +204,6 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
         buffered_inputs_max=_setting(base, "buffered_inputs_max", 1_000, int),
         updates_in_flight_max=_setting(base, "updates_in_flight_max", 100, int),
         retention_sweep_interval_s=_setting(base, "retention_sweep_interval_s", 60.0, float),
+        test_clock=_flag(base, "test_clock"),
         path=path,
     )

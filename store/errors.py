@@ -58,6 +58,28 @@ class BatchNotFound(StoreError):
     http_status = 404
 
 
+class ScheduleNotFound(StoreError):
+    """No schedule with that id in this namespace."""
+
+    code = ErrorCode.SCHEDULE_NOT_FOUND
+    http_status = 404
+
+
+class ScheduleAlreadyExists(StoreError):
+    """A schedule with that id exists: update it, or delete it first."""
+
+    code = ErrorCode.SCHEDULE_ALREADY_EXISTS
+    http_status = 409
+
+
+class TestClockOff(StoreError):
+    """This server runs on real time: set test_clock = true in its config to move its clock."""
+
+    __test__ = False  # not a pytest class
+    code = ErrorCode.TEST_CLOCK_OFF
+    http_status = 409
+
+
 class RevisionMismatch(StoreError):
     """The deployment changed since the revision the caller expected."""
 

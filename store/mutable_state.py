@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import asyncpg
 
+from store.clock import utcnow as utcnow
 from store.errors import WorkflowNotFound
 from store.namespaces import Namespace, get_namespace
 from store.sql import QUERIES as Q
@@ -32,10 +33,6 @@ WT_TIMEOUT = "workflow_task_timeout"
 WT_RETRY = "workflow_task_retry"
 WT_STICKY = "workflow_task_sticky"
 RUN_TIMEOUT = "run_timeout"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 #: The status each closing event gives a run.
@@ -283,6 +280,9 @@ class RunTxn:
         self.timers.append((kind, str(ref), attempt, fire_at))
 
     def delete_timers(self, kind: str, ref: str | int) -> None:
+        # also one added earlier in this transaction (a timer started and
+        # canceled by one workflow task): its row is not written yet
+        self.timers = [t for t in self.timers if (t[0], t[1]) != (kind, str(ref))]
         self.timer_deletes.append((kind, str(ref)))
 
     def schedule_workflow_task(self, *, dispatch: bool = True) -> int | None:

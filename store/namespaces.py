@@ -10,6 +10,7 @@ import asyncpg
 from store.context import Store
 from store.errors import NamespaceInHandover, NamespaceNotActive, NamespaceNotFound
 from store.sql import QUERIES as Q
+from store.visibility.attributes import PREDEFINED_ATTRIBUTES
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class Namespace:
     deployments: dict[str, Any] = field(default_factory=dict)
 
     def active_search_attributes(self) -> dict[str, str]:
+        """The predefined and the registered, not removed custom attributes: name -> type."""
+        return {**PREDEFINED_ATTRIBUTES, **self.custom_search_attributes()}
+
+    def custom_search_attributes(self) -> dict[str, str]:
         """Registered, not removed custom attributes: name -> type."""
         return {
             name: str(spec["type"])

@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from store import db
+from store import clock, db
 from store.api import create_app
 from store.batch.system_worker import run_system_worker
 from store.config import BatonConfig
@@ -61,6 +61,8 @@ async def running_store(
     The layers above the store (replication) hand in their loops here, so the
     store never imports them.
     """
+    if config.test_clock:
+        clock.enable()
     async with open_store(config, region) as store:
         tasks = [
             asyncio.create_task(TimerLoop(store).run(), name="baton-timers"),

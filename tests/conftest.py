@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from ops.pg import PgCluster
-from store import db, migrations
+from store import clock, db, migrations
 from store.api import create_app
 from store.config import BatonConfig, load_config
 from store.context import Store
@@ -39,6 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="20261130",
         help="Seed of the chaos test (tests/e2e/test_chaos.py): replay a failure with it.",
     )
+
+
+@pytest.fixture(autouse=True)
+def _real_time_again() -> Iterator[None]:
+    """A test that moved the server's test clock leaves real time behind it."""
+    yield
+    clock.reset()
 
 
 @pytest.fixture(scope="session")
@@ -125,16 +132,34 @@ async def serve_region(
             await asyncio.wait_for(task, 15)
 
 
-@pytest.fixture
-async def region(pg: PgCluster, template_db: str, tmp_path: Path) -> AsyncIterator[Region]:
+@contextlib.asynccontextmanager
+async def one_region(
+    pg: PgCluster, template_db: str, tmp_path: Path, **settings: object
+) -> AsyncIterator[Region]:
     dbname = fresh_database(pg, template_db)
     port = free_port()
     cfg = write_config(
-        tmp_path / "baton.toml", {"region-a": (port, pg.dsn(dbname))}, workflow_task_retry_max_s=1.0
+        tmp_path / "baton.toml",
+        {"region-a": (port, pg.dsn(dbname))},
+        workflow_task_retry_max_s=1.0,
+        **settings,
     )
     config = load_config(cfg)
     async with serve_region(config, "region-a") as store:
         yield Region("region-a", config.regions["region-a"].url, dbname, config, cfg, store, pg)
+
+
+@pytest.fixture
+async def region(pg: PgCluster, template_db: str, tmp_path: Path) -> AsyncIterator[Region]:
+    async with one_region(pg, template_db, tmp_path) as r:
+        yield r
+
+
+@pytest.fixture
+async def clock_region(pg: PgCluster, template_db: str, tmp_path: Path) -> AsyncIterator[Region]:
+    """A region whose server runs on the test clock (``POST /v1/clock/advance``)."""
+    async with one_region(pg, template_db, tmp_path, test_clock=True) as r:
+        yield r
 
 
 @pytest.fixture

@@ -52,7 +52,10 @@ def write_config(path: Path, regions: dict[str, tuple[int, str]], **baton: Any) 
     """A Baton config file: regions maps name -> (port, dsn)."""
     lines = ["[baton]"]
     for k, v in baton.items():
-        lines.append(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"')
+        if isinstance(v, bool):
+            lines.append(f"{k} = {str(v).lower()}")
+        else:
+            lines.append(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"')
     for i, (name, (port, dsn)) in enumerate(regions.items(), start=1):
         lines += [
             "",

@@ -7,6 +7,7 @@ HTTP and never needs a database driver or a Kafka client.
 from __future__ import annotations
 
 from worker import activity, workflow
+from worker._client_schedules import ScheduleHandle
 from worker._client_visibility import WorkflowExecution
 from worker._worker import Worker
 from worker.client import Client, WorkflowHandle, endpoints_from_config
@@ -35,6 +36,7 @@ __all__ = [
     "PayloadCodec",
     "PayloadConverter",
     "RetryPolicy",
+    "ScheduleHandle",
     "Worker",
     "WorkflowExecution",
     "WorkflowFailureError",

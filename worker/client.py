@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import _http
+from worker._client_schedules import ScheduleMixin
 from worker._client_versioning import VersioningMixin
 from worker._client_visibility import (
     VisibilityMixin,
@@ -68,7 +69,7 @@ def _seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-class Client(VisibilityMixin, VersioningMixin):
+class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
     """Talks to a Baton deployment (every region's endpoint, so it follows failovers)."""
 
     def __init__(

@@ -56,6 +56,25 @@ class BatchNotFoundError(BatonError):
     code = ErrorCode.BATCH_NOT_FOUND.value
 
 
+class ScheduleNotFoundError(BatonError):
+    """No schedule with that id in this namespace."""
+
+    code = ErrorCode.SCHEDULE_NOT_FOUND.value
+
+
+class ScheduleAlreadyExistsError(BatonError):
+    """A schedule with that id exists: update it, or delete it first."""
+
+    code = ErrorCode.SCHEDULE_ALREADY_EXISTS.value
+
+
+class TestClockOffError(BatonError):
+    """The server runs on real time: its config needs test_clock = true."""
+
+    __test__ = False  # not a pytest class
+    code = ErrorCode.TEST_CLOCK_OFF.value
+
+
 class WorkflowPausedError(BatonError):
     """The workflow is paused: unpause it before sending it updates."""
 
@@ -220,6 +239,9 @@ _BY_CODE: dict[str, type[BatonError]] = {
         InvalidArgumentError,
         InvalidQueryError,
         BatchNotFoundError,
+        ScheduleNotFoundError,
+        ScheduleAlreadyExistsError,
+        TestClockOffError,
         RevisionMismatchError,
         WorkflowPausedError,
         DeploymentNotFoundError,

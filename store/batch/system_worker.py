@@ -1,4 +1,4 @@
-"""The system worker of a server process: runs Baton's own workflows (batch jobs).
+"""The system worker of a server process: runs Baton's own workflows (batch jobs, schedules).
 
 Every server process runs one. Every couple of seconds it looks for the
 namespaces active in its region that have an open system workflow, and keeps
@@ -14,7 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
+from scheduler.activities import make_schedule_activities
+from scheduler.workflow import WORKFLOW_TYPE as SCHEDULE_TYPE
+from scheduler.workflow import ScheduleWorkflow
 from store.batch.job import TASK_QUEUE, WORKFLOW_TYPE, BatchJob, make_page_activity
 from store.context import Store
 from store.sql import QUERIES as Q
@@ -26,12 +30,12 @@ log = logging.getLogger("baton.system_worker")
 REFRESH_S = 2.0
 #: How long stopping a namespace's worker may take.
 STOP_S = 5.0
-SYSTEM_TYPES = [WORKFLOW_TYPE]
+SYSTEM_TYPES = [WORKFLOW_TYPE, SCHEDULE_TYPE]
 
 
 class _NamespaceWorker:
-    def __init__(self, url: str, namespace: str, region: str):
-        self.url, self.namespace, self.region = url, namespace, region
+    def __init__(self, store: Store, url: str, namespace: str, region: str):
+        self.store, self.url, self.namespace, self.region = store, url, namespace, region
         self.worker: Worker | None = None
         self.task: asyncio.Task[None] = asyncio.create_task(
             self.run(), name=f"baton-system-{namespace}"
@@ -50,15 +54,32 @@ class _NamespaceWorker:
             self.worker = Worker(
                 client,
                 task_queue=TASK_QUEUE,
-                workflows=[BatchJob],
-                activities=[make_page_activity(client)],
+                workflows=[BatchJob, ScheduleWorkflow],
+                activities=[
+                    make_page_activity(client),
+                    *make_schedule_activities(client, self.write_schedule_stats),
+                ],
                 workflow_pollers=1,
-                activity_pollers=1,
-                max_concurrent_activities=4,
+                activity_pollers=2,
+                # every running schedule action holds a watch activity
+                max_concurrent_activities=200,
                 max_cached_workflows=50,
                 graceful_shutdown_timeout=2.0,
             )
             await self.worker.run()
+
+    async def write_schedule_stats(
+        self, namespace: str, schedule_id: str, snap: dict[str, Any]
+    ) -> None:
+        async with self.store.pool.acquire() as conn:
+            await conn.execute(
+                Q["upsert_schedule_stats"],
+                namespace,
+                schedule_id,
+                snap["counters"],
+                snap["running_count"],
+                snap["paused"],
+            )
 
     async def stop(self) -> None:
         if self.worker is not None:
@@ -83,7 +104,7 @@ async def run_system_worker(store: Store) -> None:
                     )
                 wanted = {r["name"] for r in rows}
                 for ns in wanted - running.keys():
-                    running[ns] = _NamespaceWorker(url, ns, store.region)
+                    running[ns] = _NamespaceWorker(store, url, ns, store.region)
                 for ns in [n for n in running if n not in wanted or running[n].task.done()]:
                     await running.pop(ns).stop()
             except asyncio.CancelledError:

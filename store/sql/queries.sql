@@ -508,6 +508,23 @@ WHERE n.active_region = $1 AND EXISTS (
     SELECT 1 FROM executions e
     WHERE e.namespace = n.name AND e.workflow_type = ANY($2::text[]) AND e.status = 'running')
 
+-- name: upsert_schedule_stats
+-- A schedule's counters as it last reported them (metrics).
+INSERT INTO schedule_stats (namespace, schedule_id, counters, running, paused)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (namespace, schedule_id) DO UPDATE
+SET counters = EXCLUDED.counters, running = EXCLUDED.running, paused = EXCLUDED.paused,
+    updated_at = now()
+
+-- name: delete_schedule_stats
+DELETE FROM schedule_stats WHERE namespace = $1 AND schedule_id = $2
+
+-- name: metrics_schedules
+-- The counters of the open schedules of namespaces active in region $1.
+SELECT s.namespace, s.schedule_id, s.counters, s.running, s.paused
+FROM schedule_stats s JOIN namespaces n ON n.name = s.namespace
+WHERE n.active_region = $1
+
 -- name: touch_poller
 -- A versioned poller of this region (throttled per server process).
 INSERT INTO version_pollers (namespace, deployment, build_id, task_queue, identity)
@@ -592,3 +609,7 @@ UPDATE activities SET paused = $5, control = $6,
     heartbeat_details = CASE WHEN $8::boolean THEN heartbeat_details ELSE NULL END,
     scheduled_time = coalesce($9, scheduled_time)
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
+
+-- name: notify_timers
+-- Wake the timer loops of the region (the test clock moved).
+SELECT pg_notify('baton_timers_v1', '0')

@@ -242,6 +242,18 @@ CREATE TABLE version_pollers (
     PRIMARY KEY (namespace, deployment, build_id, task_queue, identity)
 );
 
+-- Each schedule's last reported counters, for this region's metrics (0010;
+-- not replicated: the active region writes it).
+CREATE TABLE schedule_stats (
+    namespace    text        NOT NULL,
+    schedule_id  text        NOT NULL,
+    counters     jsonb       NOT NULL,
+    running      integer     NOT NULL,
+    paused       boolean     NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, schedule_id)
+);
+
 CREATE TABLE workflow_updates (
     namespace    text        NOT NULL,
     workflow_id  text        NOT NULL,

@@ -86,6 +86,13 @@ SYSTEM_ATTRIBUTES: dict[str, SystemAttribute] = {
     )
 }
 
+#: Attributes every namespace has without registering them, stored like custom
+#: ones: the schedule that started a run and the nominal time it fired for.
+PREDEFINED_ATTRIBUTES: dict[str, str] = {
+    "ScheduledById": "Keyword",
+    "ScheduledStartTime": "Datetime",
+}
+
 #: Temporal's status names and Baton's, both accepted in queries.
 STATUS_NAMES: dict[str, str] = {
     "running": "running",
@@ -136,7 +143,7 @@ def check_attribute_name(name: str) -> None:
             f"search attribute name {name!r} is not valid: use 1-64 letters, digits and "
             "underscores, starting with a letter or underscore"
         )
-    if name in SYSTEM_ATTRIBUTES or name.lower() in RESERVED_WORDS:
+    if name in SYSTEM_ATTRIBUTES or name in PREDEFINED_ATTRIBUTES or name.lower() in RESERVED_WORDS:
         raise InvalidArgument(f"{name!r} is a system attribute or a query keyword; pick another")
 
 

@@ -17,6 +17,7 @@ from store.namespaces import Namespace, lock_namespace
 from store.sql import QUERIES as Q
 from store.visibility.attributes import (
     MAX_REGISTERED,
+    PREDEFINED_ATTRIBUTES,
     SYSTEM_ATTRIBUTES,
     check_attribute_name,
     parse_type,
@@ -34,8 +35,11 @@ def describe(ns: Namespace) -> list[dict[str, Any]]:
         for a in SYSTEM_ATTRIBUTES.values()
     ]
     out += [
+        {"name": name, "type": t, "kind": "predefined"} for name, t in PREDEFINED_ATTRIBUTES.items()
+    ]
+    out += [
         {"name": name, "type": t, "kind": "custom"}
-        for name, t in sorted(ns.active_search_attributes().items())
+        for name, t in sorted(ns.custom_search_attributes().items())
     ]
     return out
 
@@ -60,7 +64,7 @@ async def add_attribute(store: Store, namespace: str, name: str, type_name: str)
             )
         if spec is not None and not spec.get("removed"):
             return {"name": name, "type": kind.value, "changed": False}
-        if len(ns.active_search_attributes()) >= MAX_REGISTERED:
+        if len(ns.custom_search_attributes()) >= MAX_REGISTERED:
             raise InvalidArgument(
                 f"namespace {namespace!r} has {MAX_REGISTERED} custom search attributes, the "
                 "limit: remove one first"
@@ -75,7 +79,7 @@ async def remove_attribute(store: Store, namespace: str, name: str) -> dict[str,
     """Unregister ``name``; removing one that is not registered changes nothing."""
     async with store.pool.acquire() as conn, conn.transaction():
         ns = await lock_namespace(store, conn, namespace, exclusive=True)
-        if name in SYSTEM_ATTRIBUTES:
+        if name in SYSTEM_ATTRIBUTES or name in PREDEFINED_ATTRIBUTES:
             raise InvalidArgument(f"{name!r} is a system attribute and cannot be removed")
         attrs = dict(ns.search_attributes)
         spec = attrs.get(name)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from scheduler.policy import (
     CatchUp,
     Decision,
+    Fire,
     Overlap,
     ScheduleState,
     action_workflow_id,
@@ -44,7 +45,7 @@ def test_buffer_one_keeps_one_and_drops_the_rest() -> None:
     state, ds = run(Overlap.BUFFER_ONE, 4)
     assert ds[1] == Decision(buffer=True) and ds[2] == ds[3] == Decision()
     assert state.counters.buffer_dropped == 2
-    assert on_action_closed(state) == T[1]
+    assert on_action_closed(state) == Fire(T[1])
     assert on_action_closed(state) is None
     assert state.counters.actions == 2
 
@@ -52,7 +53,7 @@ def test_buffer_one_keeps_one_and_drops_the_rest() -> None:
 def test_buffer_all_runs_every_fire_one_after_another() -> None:
     state, ds = run(Overlap.BUFFER_ALL, 4)
     assert ds[1:] == [Decision(buffer=True)] * 3
-    assert [on_action_closed(state) for _ in range(4)] == [T[1], T[2], T[3], None]
+    assert [on_action_closed(state) for _ in range(4)] == [Fire(T[1]), Fire(T[2]), Fire(T[3]), None]
     assert state.counters.actions == 4 and state.counters.buffer_dropped == 0
 
 
@@ -61,7 +62,7 @@ def test_cancel_other_cancels_and_starts_the_newest_after_the_cancel() -> None:
     assert ds[1] == Decision(buffer=True, cancel_running=True)
     assert ds[2] == Decision(buffer=True, cancel_running=True)
     assert state.counters.buffer_dropped == 1  # the newest replaces the one waiting
-    assert on_action_closed(state) == T[2]  # after the canceled one closed
+    assert on_action_closed(state) == Fire(T[2])  # after the canceled one closed
     assert state.counters.actions == 2
 
 
@@ -107,3 +108,15 @@ def test_catch_up_inside_the_window_by_mode_and_counts_the_rest() -> None:
 def test_the_action_workflow_id_names_the_nominal_time_in_utc() -> None:
     berlin_noon = datetime.fromisoformat("2026-06-01T12:00:00.250+02:00")
     assert action_workflow_id("nightly", berlin_noon) == "nightly-2026-06-01T10:00:00Z"
+
+
+def test_triggers_and_backfills_do_not_use_up_limited_actions() -> None:
+    state = ScheduleState(remaining_actions=1)
+    assert on_fire(Overlap.ALLOW_ALL, state, Fire(T[0], "trigger")).start
+    assert on_fire(Overlap.ALLOW_ALL, state, T[1]).start
+    assert state.remaining_actions == 0
+    assert on_fire(Overlap.ALLOW_ALL, state, T[2]) == Decision()  # used up
+    assert on_fire(Overlap.ALLOW_ALL, state, Fire(T[3], "backfill")).start
+    assert on_fire(Overlap.BUFFER_ALL, state, Fire(T[4], "backfill")) == Decision(buffer=True)
+    assert on_action_closed(state) == Fire(T[4], "backfill")
+    assert state.remaining_actions == 0 and state.counters.actions == 4

@@ -24,6 +24,7 @@ EXPECTED_ALL = [
     "PayloadCodec",
     "PayloadConverter",
     "RetryPolicy",
+    "ScheduleHandle",
     "Worker",
     "WorkflowExecution",
     "WorkflowFailureError",

@@ -17,6 +17,10 @@ class ErrorCode(StrEnum):
     #: details carry ``position`` (0-based character offset) and ``token``.
     INVALID_QUERY = "INVALID_QUERY"
     BATCH_NOT_FOUND = "BATCH_NOT_FOUND"
+    SCHEDULE_NOT_FOUND = "SCHEDULE_NOT_FOUND"
+    SCHEDULE_ALREADY_EXISTS = "SCHEDULE_ALREADY_EXISTS"
+    #: The server's clock moves only with ``test_clock = true`` in its config.
+    TEST_CLOCK_OFF = "TEST_CLOCK_OFF"
     #: ``--expect-revision`` named a revision the deployment has moved past.
     REVISION_MISMATCH = "REVISION_MISMATCH"
     DEPLOYMENT_NOT_FOUND = "DEPLOYMENT_NOT_FOUND"

@@ -1,0 +1,346 @@
+"""Create, change, describe and list schedules.
+
+A schedule ``S`` is the system workflow ``schedule/S`` (``scheduler/workflow.py``).
+Every change is checked here first (a bad definition, time or mode gets
+``INVALID_ARGUMENT`` and nothing is sent), then sent to it as a signal with a
+request id, so a retried call is applied once. ``describe`` folds the
+schedule's own history (its start input, its last recorded snapshot, the
+signals since), so it needs no worker and reads the same in every region.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from scheduler import definition
+from scheduler.definition import iso, parse_time
+from scheduler.spec import SpecError, fires, next_fires
+from scheduler.workflow import (
+    MAX_BACKFILL,
+    PREFIX,
+    REPORT_ACTIVITY,
+    WORKFLOW_TYPE,
+    schedule_workflow_id,
+)
+from store import workflows
+from store.batch.job import TASK_QUEUE
+from store.clock import utcnow
+from store.context import Store
+from store.errors import (
+    InvalidArgument,
+    ScheduleAlreadyExists,
+    ScheduleNotFound,
+    WorkflowAlreadyStarted,
+    WorkflowNotFound,
+    WorkflowNotRunning,
+)
+from store.namespaces import get_namespace
+from store.sql import QUERIES as Q
+from store.visibility import listing, validate_upsert
+from store.visibility.query import compile_query
+from worker import wire
+from worker.converter import PayloadConverter
+from worker.wire import EventType
+
+_CONVERTER = PayloadConverter()
+NEXT_FIRES = 10
+
+
+def _checked(schedule: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return definition.to_wire(definition.parse(schedule))
+    except SpecError as exc:
+        raise InvalidArgument(f"schedule: {exc}") from None
+
+
+async def _check_attributes(store: Store, namespace: str, sched: dict[str, Any]) -> None:
+    """The action's search attributes must be registered: refused now, not at the first fire."""
+    async with store.pool.acquire() as conn:
+        ns = await get_namespace(conn, namespace)
+    validate_upsert(ns.active_search_attributes(), {}, sched["action"]["search_attributes"])
+
+
+async def create_schedule(
+    store: Store, namespace: str, req: wire.CreateScheduleRequest
+) -> dict[str, Any]:
+    try:
+        definition.check_schedule_id(req.schedule_id)
+    except SpecError as exc:
+        raise InvalidArgument(str(exc)) from None
+    sched = _checked(req.schedule)
+    await _check_attributes(store, namespace, sched)
+    start = wire.StartWorkflowRequest(
+        workflow_id=schedule_workflow_id(req.schedule_id),
+        workflow_type=WORKFLOW_TYPE,
+        task_queue=TASK_QUEUE,
+        input=[
+            _CONVERTER.to_payload(
+                {
+                    "schedule_id": req.schedule_id,
+                    "namespace": namespace,
+                    "schedule": sched,
+                    "state": None,
+                    "paused": req.paused,
+                    "note": req.note,
+                    "created_at": iso(utcnow()),
+                }
+            )
+        ],
+        request_id=req.request_id or f"schedule-create:{req.schedule_id}:{uuid.uuid4().hex}",
+        # a deleted schedule's id may be used again; a running one is refused
+        id_reuse_policy=wire.WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        task_timeout_s=10.0,
+        search_attributes=req.search_attributes,
+        identity=req.identity,
+    )
+    try:
+        res = await workflows.start_workflow(store, namespace, start, system=True)
+    except WorkflowAlreadyStarted:
+        raise ScheduleAlreadyExists(
+            f"schedule {req.schedule_id!r} exists in namespace {namespace!r}: "
+            "`baton schedule update` changes it"
+        ) from None
+    return {"schedule_id": req.schedule_id, "run_id": res.run_id, "created": res.started}
+
+
+async def _signal(
+    store: Store, namespace: str, schedule_id: str, name: str, body: dict[str, Any], req: Any
+) -> None:
+    signal = wire.SignalRequest(
+        signal_name=name,
+        input=[_CONVERTER.to_payload(body)],
+        request_id=req.request_id or f"schedule-{name}:{schedule_id}:{uuid.uuid4().hex}",
+        identity=req.identity or "baton",
+    )
+    try:
+        await workflows.signal_workflow(store, namespace, schedule_workflow_id(schedule_id), signal)
+    except (WorkflowNotFound, WorkflowNotRunning):
+        raise _not_found(namespace, schedule_id) from None
+
+
+def _not_found(namespace: str, schedule_id: str) -> ScheduleNotFound:
+    return ScheduleNotFound(
+        f"no schedule {schedule_id!r} in namespace {namespace!r}: `baton schedule list` shows them"
+    )
+
+
+async def update_schedule(
+    store: Store, namespace: str, schedule_id: str, req: wire.UpdateScheduleRequest
+) -> dict[str, Any]:
+    sched = _checked(req.schedule)
+    await _check_attributes(store, namespace, sched)
+    try:
+        await _signal(store, namespace, schedule_id, "update", {"schedule": sched}, req)
+    except ScheduleNotFound:
+        if not req.create:
+            raise
+        created = await create_schedule(
+            store,
+            namespace,
+            wire.CreateScheduleRequest(
+                schedule_id=schedule_id,
+                schedule=req.schedule,
+                request_id=req.request_id,
+                identity=req.identity,
+            ),
+        )
+        return {"schedule_id": schedule_id, "updated": False, "created": created["created"]}
+    return {"schedule_id": schedule_id, "updated": True, "created": False}
+
+
+async def pause_schedule(
+    store: Store, namespace: str, schedule_id: str, req: wire.PauseScheduleRequest
+) -> dict[str, Any]:
+    await _signal(store, namespace, schedule_id, "pause", {"note": req.note}, req)
+    return {"schedule_id": schedule_id, "paused": True, "note": req.note}
+
+
+async def unpause_schedule(
+    store: Store, namespace: str, schedule_id: str, req: wire.UnpauseScheduleRequest
+) -> dict[str, Any]:
+    body = {"note": req.note, "catch_up": req.catch_up}
+    await _signal(store, namespace, schedule_id, "unpause", body, req)
+    return {"schedule_id": schedule_id, "paused": False, "catch_up": req.catch_up}
+
+
+async def trigger_schedule(
+    store: Store, namespace: str, schedule_id: str, req: wire.TriggerScheduleRequest
+) -> dict[str, Any]:
+    await _signal(store, namespace, schedule_id, "trigger", {"overlap": req.overlap}, req)
+    return {"schedule_id": schedule_id, "triggered": True}
+
+
+async def backfill_schedule(
+    store: Store, namespace: str, schedule_id: str, req: wire.BackfillScheduleRequest
+) -> dict[str, Any]:
+    try:
+        start, end = parse_time(req.start, "start"), parse_time(req.end, "end")
+    except SpecError as exc:
+        raise InvalidArgument(f"backfill: {exc}") from None
+    assert start is not None and end is not None
+    if end < start:
+        raise InvalidArgument(f"backfill: end {req.end} is before start {req.start}")
+    current = await describe_schedule(store, namespace, schedule_id)
+    sched = definition.load(current["schedule"])
+    n = _count(sched, start, end, MAX_BACKFILL + 1)
+    if n > MAX_BACKFILL:
+        raise InvalidArgument(
+            f"backfill: the range holds more than {MAX_BACKFILL} fires; split it into smaller ones"
+        )
+    body = {"start": iso(start), "end": iso(end), "overlap": req.overlap}
+    await _signal(store, namespace, schedule_id, "backfill", body, req)
+    return {"schedule_id": schedule_id, "fires": n, "overlap": req.overlap}
+
+
+def _count(sched: definition.Schedule, start: datetime, end: datetime, cap: int) -> int:
+    n = 0
+    for t in itertools.islice(fires(sched.spec, start - timedelta(microseconds=1)), cap):
+        if t > end:
+            break
+        n += 1
+    return n
+
+
+async def delete_schedule(
+    store: Store, namespace: str, schedule_id: str, reason: str = ""
+) -> dict[str, Any]:
+    """End the schedule; actions it started keep running."""
+    req = wire.TerminateRequest(
+        reason=reason or "schedule deleted",
+        request_id=f"schedule-delete:{schedule_id}:{uuid.uuid4().hex}",
+        identity="baton",
+    )
+    try:
+        await workflows.terminate_workflow(store, namespace, schedule_workflow_id(schedule_id), req)
+    except (WorkflowNotFound, WorkflowNotRunning):
+        raise _not_found(namespace, schedule_id) from None
+    async with store.pool.acquire() as conn:
+        await conn.execute(Q["delete_schedule_stats"], namespace, schedule_id)
+    return {"schedule_id": schedule_id, "deleted": True}
+
+
+# --------------------------------------------------------------------------- describe
+
+
+def _decode(payload: Any) -> Any:
+    return (
+        None if payload is None else _CONVERTER.from_payload(wire.Payload.model_validate(payload))
+    )
+
+
+def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A schedule's state from its current run's history."""
+    out: dict[str, Any] = {"pending_signals": 0}
+    for e in events:
+        kind, attrs = e["event_type"], e["attributes"]
+        if kind == EventType.WORKFLOW_EXECUTION_STARTED.value:
+            inp = _decode((attrs.get("input") or [None])[0]) or {}
+            st = inp.get("state") or {}
+            out.update(
+                schedule=inp.get("schedule"),
+                created_at=inp.get("created_at"),
+                paused=st.get("paused", bool(inp.get("paused"))),
+                note=st.get("note", inp.get("note") or ""),
+                paused_at=st.get("paused_at"),
+                last_processed=st.get("last_processed", inp.get("created_at")),
+                counters=st.get("counters") or {},
+                remaining_actions=st.get("remaining_actions"),
+                recent=st.get("recent") or [],
+                running=[{"workflow_id": w, **i} for w, i in (st.get("running") or {}).items()],
+                running_count=len(st.get("running") or {}),
+                buffer=(st.get("buffer") or [])[:10],
+                buffered=len(st.get("buffer") or []),
+            )
+        elif (
+            kind == EventType.ACTIVITY_TASK_SCHEDULED.value
+            and attrs.get("activity_type") == REPORT_ACTIVITY
+        ):
+            snap = _decode((attrs.get("input") or [None, None, None])[2]) or {}
+            snap.pop("schedule_id", None)
+            out.update(snap)
+            out["pending_signals"] = 0
+        elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
+            out["pending_signals"] += 1
+    return out
+
+
+async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> dict[str, Any]:
+    wid = schedule_workflow_id(schedule_id)
+    async with store.pool.acquire() as conn:
+        await get_namespace(conn, namespace)
+        row = await conn.fetchrow(Q["get_current_execution"], namespace, wid)
+        if (
+            row is None
+            or row["workflow_type"] != WORKFLOW_TYPE
+            or row["status"]
+            not in (
+                "running",
+                "continued_as_new",
+            )
+        ):
+            raise _not_found(namespace, schedule_id)
+        events = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000)
+        out = fold([dict(e) for e in events])
+        running = []
+        for r in out.get("running") or []:
+            cur = await conn.fetchrow(Q["get_current_execution"], namespace, r["workflow_id"])
+            running.append(
+                {
+                    **r,
+                    "status": cur["status"] if cur else "unknown",
+                    "paused": bool(cur and cur["paused"]),
+                }
+            )
+    out["running"] = running
+    sched = definition.load(out["schedule"])
+    now = utcnow()
+    last = parse_time(out.get("last_processed"), "last_processed") or now
+    out["next_fires"] = [iso(t) for t in next_fires(sched.spec, max(last, now), NEXT_FIRES)]
+    out["schedule_id"] = schedule_id
+    out["workflow_id"] = wid
+    out["run_id"] = str(row["run_id"])
+    return out
+
+
+async def list_schedules(
+    store: Store,
+    namespace: str,
+    *,
+    query: str = "",
+    page_size: int = 100,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    """Open schedules, optionally narrowed by a list query over the schedule workflows."""
+    base = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+    if query.strip():
+        async with store.pool.acquire() as conn:
+            ns = await get_namespace(conn, namespace)
+        compile_query(query, ns.active_search_attributes())  # INVALID_QUERY names its token
+        base = f"{base} AND ({query})"
+    rows, token = await listing.list_runs(
+        store, namespace, base, page_size=page_size, page_token=page_token, include_system=True
+    )
+    out = []
+    for r in rows:
+        sid = r["workflow_id"][len(PREFIX) :]
+        try:
+            d = await describe_schedule(store, namespace, sid)
+        except ScheduleNotFound:
+            continue  # deleted between the list and here
+        out.append(
+            {
+                "schedule_id": sid,
+                "paused": d.get("paused"),
+                "note": d.get("note"),
+                "workflow_type": d["schedule"]["action"]["workflow_type"],
+                "overlap": d["schedule"]["policy"]["overlap"],
+                "next_fire": (d.get("next_fires") or [None])[0],
+                "running": d.get("running_count", 0),
+                "actions": (d.get("counters") or {}).get("actions", 0),
+                "start_time": r["start_time"].isoformat(),
+            }
+        )
+    return {"schedules": out, "next_page_token": token}

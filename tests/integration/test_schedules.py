@@ -1,0 +1,319 @@
+"""Schedules on a real store, driven by the server's test clock: fires and
+their workflow ids, each overlap policy, catch-up after an outage, backfill,
+pause and unpause, and the refusals."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scheduler.policy import action_workflow_id
+from scheduler.workflow import WATCH_ACTIVITY
+from tests.apps.scheduled import WORKFLOWS, Hold, QuickWait, Report
+from tests.conftest import Region
+from tests.helpers import eventually
+from worker import Client, ScheduleHandle, Worker
+from worker.errors import InvalidArgumentError, ScheduleAlreadyExistsError, ScheduleNotFoundError
+
+pytestmark = pytest.mark.integration
+QUEUE = "scheduled"
+
+
+@pytest.fixture
+async def cclient(clock_region: Region) -> AsyncIterator[Client]:
+    c = await Client.connect(clock_region.url, namespace="default")
+    await c.create_namespace("default")
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+def worker(client: Client) -> Worker:
+    return Worker(client, task_queue=QUEUE, workflows=WORKFLOWS)
+
+
+def parse(t: str) -> datetime:
+    return datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+
+async def now(client: Client) -> datetime:
+    return parse((await client.server_time())["now"])
+
+
+async def advance_to(client: Client, t: datetime) -> None:
+    gap = (t - await now(client)).total_seconds()
+    if gap > 0:
+        await client.advance_test_clock(gap)
+
+
+async def processed(h: ScheduleHandle, t: datetime) -> None:
+    """Wait until the schedule has looked at the fires up to ``t``."""
+
+    async def done() -> bool:
+        d = await h.describe()
+        return bool(d.get("last_processed")) and parse(d["last_processed"]) >= t
+
+    await eventually(done, timeout=30, what=f"the schedule past {t}")
+
+
+async def settled(client: Client, h: ScheduleHandle) -> None:
+    """Wait until the schedule has nothing in flight but its timer and the
+    watches of running actions: the clock may move then (a jump during a
+    workflow task would start its timer late by the jump)."""
+    wf = client.get_workflow_handle(f"schedule/{h.id}")
+
+    async def quiet() -> bool:
+        d = await wf.describe()
+        if d["pending_workflow_task"] or d["execution"]["status"] != "running":
+            return False
+        if any(a["activity_type"] != WATCH_ACTIVITY for a in d["pending_activities"]):
+            return False
+        s = await h.describe()
+        if s["pending_signals"] or any(r["status"] != "running" for r in s["running"]):
+            return False
+        # and no timer is due that has not fired yet (the timer loop is async)
+        timers: dict[str, datetime] = {}
+        for e in await wf.history():
+            a = e["attributes"]
+            if e["event_type"] == "TimerStarted":
+                timers[a["timer_id"]] = parse(a["fire_at"])
+            elif e["event_type"] in ("TimerFired", "TimerCanceled"):
+                timers.pop(a["timer_id"], None)
+        t = await now(client)
+        return all(at > t for at in timers.values())
+
+    await eventually(quiet, timeout=30, what="the schedule settled")
+
+
+async def fire(client: Client, h: ScheduleHandle) -> datetime:
+    """Move the clock to the schedule's next fire; returns its nominal time."""
+    await settled(client, h)
+    nxt = parse((await h.describe())["next_fires"][0])
+    await advance_to(client, nxt + timedelta(seconds=1))
+    await processed(h, nxt)
+    await settled(client, h)
+    return nxt
+
+
+async def started_ids(client: Client, schedule_id: str) -> list[str]:
+    runs = [r async for r in client.list_workflows(f"ScheduledById = '{schedule_id}'")]
+    return sorted(r.workflow_id for r in runs)
+
+
+async def definition(client: Client, workflow: type, policy: dict[str, Any], **kw: Any) -> Any:
+    kw.setdefault("cron", "* * * * *")
+    return await client.schedule_definition(
+        workflow=workflow, task_queue=QUEUE, args=["tick"], policy=policy, **kw
+    )
+
+
+async def test_a_minutely_schedule_starts_one_run_per_fire_named_by_its_nominal_time(
+    cclient: Client,
+) -> None:
+    async with worker(cclient):
+        sched = await definition(cclient, Report, {"overlap": "allow-all"})
+        h = await cclient.create_schedule("every-minute", sched)
+        d = await h.describe()
+        nexts = [parse(t) for t in d["next_fires"]]
+        assert len(nexts) == 10
+        assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(nexts))
+        fired = [await fire(cclient, h) for _ in range(3)]
+        assert fired == nexts[:3]
+        expected = [action_workflow_id("every-minute", t) for t in fired]
+        assert expected[0] == "every-minute-" + fired[0].strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        async def all_started() -> bool:
+            return await started_ids(cclient, "every-minute") == expected
+
+        await eventually(all_started, timeout=30, what="three runs")
+        result = await cclient.get_workflow_handle(expected[0]).result(timeout=30)
+        assert result["scheduled"] == fired[0].strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        async def all_done() -> bool:
+            d = await h.describe()
+            return [a["outcome"] for a in d["recent"]] == ["completed"] * 3
+
+        await eventually(all_done, timeout=30, what="the outcomes recorded")
+        d = await h.describe()
+        assert d["counters"]["actions"] == 3 and d["counters"]["skipped"] == 0
+        assert [a["workflow_id"] for a in d["recent"]] == expected
+        listed = await cclient.list_schedules()
+        assert [s["schedule_id"] for s in listed] == ["every-minute"]
+        with pytest.raises(ScheduleAlreadyExistsError):
+            await cclient.create_schedule("every-minute", sched)
+        await h.delete()
+        with pytest.raises(ScheduleNotFoundError):
+            await h.describe()
+        assert await cclient.list_schedules() == []
+
+
+async def statuses(client: Client, ids: list[str]) -> dict[str, str]:
+    out = {}
+    for wid in ids:
+        d = await client.get_workflow_handle(wid).describe()
+        out[wid] = d["execution"]["status"]
+    return out
+
+
+async def release_until(client: Client, schedule_id: str, n: int) -> list[str]:
+    """Release every running Hold until ``n`` actions have started and all closed."""
+
+    async def all_closed() -> bool:
+        ids = await started_ids(client, schedule_id)
+        st = await statuses(client, ids)
+        for wid, status in st.items():
+            if status == "running":
+                await client.get_workflow_handle(wid).signal("release")
+        return len(ids) == n and all(v != "running" for v in st.values())
+
+    await eventually(all_closed, timeout=60, what=f"{n} actions closed")
+    return await started_ids(client, schedule_id)
+
+
+# overlap policy -> (actions started, their final statuses in order, counters)
+OVERLAP = {
+    "skip": (1, ["completed"], {"skipped": 2}),
+    "buffer-one": (2, ["completed", "completed"], {"buffer_dropped": 1}),
+    "buffer-all": (3, ["completed"] * 3, {}),
+    "cancel-other": (3, ["canceled", "canceled", "completed"], {"buffer_dropped": 0}),
+    "terminate-other": (3, ["terminated", "terminated", "completed"], {}),
+    "allow-all": (3, ["completed"] * 3, {}),
+}
+
+
+@pytest.mark.parametrize("overlap", list(OVERLAP))
+async def test_each_overlap_policy_as_temporal_defines_it(cclient: Client, overlap: str) -> None:
+    n, final, counters = OVERLAP[overlap]
+    sid = f"o-{overlap}"
+    async with worker(cclient):
+        h = await cclient.create_schedule(
+            sid, await definition(cclient, Hold, {"overlap": overlap})
+        )
+        first = await fire(cclient, h)
+        if overlap == "skip":
+            # a paused action is still running: the next fires are skipped
+            await cclient.get_workflow_handle(action_workflow_id(sid, first)).pause("look")
+        fires_ = [first, await fire(cclient, h), await fire(cclient, h)]
+        if overlap == "skip":
+            await cclient.get_workflow_handle(action_workflow_id(sid, first)).unpause()
+        ids = await release_until(cclient, sid, n)
+        st = await statuses(cclient, ids)
+        assert [st[w] for w in ids] == final
+        if overlap == "buffer-one":
+            assert ids == [action_workflow_id(sid, t) for t in fires_[:2]]
+        elif overlap != "skip":
+            assert ids == [action_workflow_id(sid, t) for t in fires_]
+
+        async def counted() -> bool:
+            c = (await h.describe())["counters"]
+            return c["actions"] == n and all(c[k] == v for k, v in counters.items())
+
+        await eventually(counted, timeout=30, what="the counters")
+
+
+async def test_backfill_starts_exactly_the_fires_of_the_range_once(cclient: Client) -> None:
+    async with worker(cclient):
+        sched = await definition(cclient, Report, {}, cron="0 3 * * *")
+        h = await cclient.create_schedule("daily", sched)
+        out = await h.backfill("2026-01-01T00:00:00Z", "2026-01-04T03:00:00Z")
+        assert out["fires"] == 4 and out["overlap"] == "buffer-all"
+        want = [f"daily-2026-01-0{d}T03:00:00Z" for d in (1, 2, 3, 4)]
+
+        async def all_four() -> bool:
+            return await started_ids(cclient, "daily") == want
+
+        await eventually(all_four, timeout=60, what="four backfilled runs")
+        await settled(cclient, h)
+        await h.backfill("2026-01-02T00:00:00Z", "2026-01-02T23:59:59Z")  # one again
+        await settled(cclient, h)
+        assert await started_ids(cclient, "daily") == want
+        with pytest.raises(InvalidArgumentError, match="before start"):
+            await h.backfill("2026-01-05T00:00:00Z", "2026-01-01T00:00:00Z")
+
+
+async def test_pause_with_a_note_and_unpause_with_and_without_catch_up(cclient: Client) -> None:
+    async with worker(cclient):
+        h = await cclient.create_schedule(
+            "paused", await definition(cclient, Report, {"overlap": "allow-all"})
+        )
+        await settled(cclient, h)
+        await h.pause("deploy window")
+        await settled(cclient, h)
+        d = await h.describe()
+        assert d["paused"] and d["note"] == "deploy window"
+        start = await now(cclient)
+        await advance_to(cclient, start + timedelta(minutes=3, seconds=1))
+        await settled(cclient, h)
+        assert await started_ids(cclient, "paused") == []
+        await h.unpause()  # the three fires it passed over are counted, not run
+        await settled(cclient, h)
+        d = await h.describe()
+        assert not d["paused"] and d["counters"]["missed_paused"] == 3
+        assert await started_ids(cclient, "paused") == []
+        await h.pause("again")
+        await settled(cclient, h)
+        t0 = await now(cclient)
+        await advance_to(cclient, t0 + timedelta(minutes=2, seconds=1))
+        await settled(cclient, h)
+        await h.unpause(catch_up="all")
+
+        async def caught_up() -> bool:
+            return len(await started_ids(cclient, "paused")) == 2
+
+        await eventually(caught_up, timeout=30, what="two fires caught up")
+
+
+async def test_bad_schedules_are_refused_and_store_nothing(cclient: Client) -> None:
+    bad = [
+        {"cron": ["61 * * * *"]},
+        {"cron": ["* * * *"]},
+        {"timezone": "Mars/Base"},
+        {"intervals": [{"every": "0s"}]},
+    ]
+    for spec in bad:
+        sched = await cclient.schedule_definition(
+            workflow=Report, task_queue=QUEUE, spec={"cron": ["@daily"], **spec}
+        )
+        with pytest.raises(InvalidArgumentError):
+            await cclient.create_schedule("bad", sched)
+    sched = await definition(cclient, Report, {"overlap": "sometimes"})
+    with pytest.raises(InvalidArgumentError, match="overlap"):
+        await cclient.create_schedule("bad", sched)
+    sched = await definition(cclient, Report, {}, search_attributes={"Nope": "x"})
+    with pytest.raises(InvalidArgumentError, match="not registered"):
+        await cclient.create_schedule("bad", sched)
+    with pytest.raises(InvalidArgumentError):
+        await cclient.create_schedule("with/slash", await definition(cclient, Report, {}))
+    assert await cclient.list_schedules() == []
+    with pytest.raises(ScheduleNotFoundError):
+        await cclient.get_schedule_handle("bad").pause("x")
+
+
+async def test_a_timer_started_and_canceled_in_one_task_never_fires(cclient: Client) -> None:
+    """Regression: the timer row of a timer canceled by the task that started it
+    was written anyway, and its firing broke the workflow's replay."""
+    async with Worker(cclient, task_queue=QUEUE, workflows=[QuickWait]):
+        h = await cclient.start_workflow(QuickWait, id="quick", task_queue=QUEUE)
+
+        async def waiting() -> bool:
+            return "TimerStarted" in [e["event_type"] for e in await h.history()]
+
+        await eventually(waiting, timeout=20, what="the second timer")
+        await cclient.advance_test_clock(61)
+        await cclient.advance_test_clock(120)
+        assert await h.result(timeout=30) == "slept"
+        kinds = [e["event_type"] for e in await h.history()]
+        assert kinds.count("TimerFired") == 1 and "WorkflowTaskFailed" not in kinds
+
+
+async def test_the_test_clock_is_off_unless_configured(client: Client) -> None:
+    from worker.errors import TestClockOffError
+
+    assert not (await client.server_time())["test_clock"]
+    with pytest.raises(TestClockOffError):
+        await client.advance_test_clock(60)

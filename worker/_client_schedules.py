@@ -1,0 +1,180 @@
+"""Schedules from the client: create one, and a handle to change, describe or delete it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from worker._client_visibility import encode_search_attributes
+from worker._definition import WorkflowDefinition
+from worker._http import API, ns_path
+
+if TYPE_CHECKING:
+    from worker.client import Client
+
+
+def _workflow_name(workflow: str | type) -> str:
+    if isinstance(workflow, str):
+        return workflow
+    return WorkflowDefinition.from_class(workflow).name
+
+
+def _time(value: datetime | str) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{value!r} has no UTC offset")
+        return value.isoformat()
+    return value
+
+
+class ScheduleHandle:
+    """One schedule of the client's namespace."""
+
+    def __init__(self, client: Client, schedule_id: str):
+        self.client, self.id = client, schedule_id
+
+    def _path(self, tail: str = "") -> str:
+        return ns_path(self.client.namespace, f"/schedules/{quote(self.id, safe='')}{tail}")
+
+    async def describe(self) -> dict[str, Any]:
+        """Definition, paused and note, the next 10 fire times, the last 10
+        actions with their workflow ids and outcomes, running actions, counters."""
+        return await self.client.call("GET", self._path())  # type: ignore[no-any-return]
+
+    async def update(self, schedule: Mapping[str, Any], *, create: bool = False) -> dict[str, Any]:
+        """Replace the definition (as :meth:`Client.schedule_definition` builds it);
+        ``create`` makes it if it does not exist."""
+        body = {"schedule": dict(schedule), "create": create, "identity": self.client.identity}
+        return await self.client.call("PUT", self._path(), body)  # type: ignore[no-any-return]
+
+    async def pause(self, note: str = "") -> dict[str, Any]:
+        body = {"note": note, "identity": self.client.identity}
+        return await self.client.call("POST", self._path("/pause"), body)  # type: ignore[no-any-return]
+
+    async def unpause(self, note: str = "", *, catch_up: str | None = None) -> dict[str, Any]:
+        """Go on; ``catch_up`` (all, latest, none) acts on the fires the pause
+        passed over this once, else they are counted as missed."""
+        body = {"note": note, "catch_up": catch_up, "identity": self.client.identity}
+        return await self.client.call("POST", self._path("/unpause"), body)  # type: ignore[no-any-return]
+
+    async def trigger(self, *, overlap: str | None = None) -> dict[str, Any]:
+        body = {"overlap": overlap, "identity": self.client.identity}
+        return await self.client.call("POST", self._path("/trigger"), body)  # type: ignore[no-any-return]
+
+    async def backfill(
+        self, start: datetime | str, end: datetime | str, *, overlap: str = "buffer-all"
+    ) -> dict[str, Any]:
+        """Act on the spec's fires with start <= time <= end (default overlap buffer-all)."""
+        body = {
+            "start": _time(start),
+            "end": _time(end),
+            "overlap": overlap,
+            "identity": self.client.identity,
+        }
+        return await self.client.call("POST", self._path("/backfill"), body)  # type: ignore[no-any-return]
+
+    async def delete(self, reason: str = "") -> dict[str, Any]:
+        """End the schedule; actions it started keep running."""
+        return await self.client.call(  # type: ignore[no-any-return]
+            "DELETE", self._path(), params={"reason": reason}
+        )
+
+
+class ScheduleMixin:
+    """Schedule calls of :class:`worker.Client`."""
+
+    namespace: str
+    identity: str
+
+    async def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        raise NotImplementedError
+
+    async def encode(self, values: Sequence[Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def schedule_definition(
+        self,
+        *,
+        workflow: str | type,
+        task_queue: str,
+        args: Sequence[Any] = (),
+        cron: str | Sequence[str] | None = None,
+        spec: Mapping[str, Any] | None = None,
+        policy: Mapping[str, Any] | None = None,
+        memo: Mapping[str, Any] | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
+        versioning_behavior: str | None = None,
+        run_timeout: timedelta | float | None = None,
+    ) -> dict[str, Any]:
+        """A schedule's definition: the workflow to start (its ``args`` encoded
+        by this client's data converter, so the server never sees them in
+        plaintext with an encrypting codec), when (``cron`` strings and/or a
+        ``spec``, see scheduler/definition.py) and the ``policy``."""
+        full_spec = dict(spec or {})
+        if cron is not None:
+            crons = [cron] if isinstance(cron, str) else list(cron)
+            full_spec["cron"] = [*full_spec.get("cron", []), *crons]
+        if isinstance(run_timeout, timedelta):
+            run_timeout = run_timeout.total_seconds()
+        return {
+            "spec": full_spec,
+            "action": {
+                "workflow_type": _workflow_name(workflow),
+                "task_queue": task_queue,
+                "input": await self.encode(args),
+                "memo": dict(memo or {}),
+                "search_attributes": encode_search_attributes(search_attributes or {}),
+                "versioning_behavior": versioning_behavior,
+                "run_timeout_s": run_timeout,
+            },
+            "policy": dict(policy or {}),
+        }
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        schedule: Mapping[str, Any],
+        *,
+        paused: bool = False,
+        note: str = "",
+        search_attributes: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> ScheduleHandle:
+        """Create schedule ``schedule_id`` (``SCHEDULE_ALREADY_EXISTS`` if it runs)."""
+        body = {
+            "schedule_id": schedule_id,
+            "schedule": dict(schedule),
+            "paused": paused,
+            "note": note,
+            "search_attributes": encode_search_attributes(search_attributes or {}),
+            "request_id": request_id,
+            "identity": self.identity,
+        }
+        await self.call("POST", ns_path(self.namespace, "/schedules"), body)
+        return self.get_schedule_handle(schedule_id)
+
+    def get_schedule_handle(self, schedule_id: str) -> ScheduleHandle:
+        return ScheduleHandle(self, schedule_id)  # type: ignore[arg-type]
+
+    async def list_schedules(self, query: str = "") -> list[dict[str, Any]]:
+        """Open schedules of the namespace (all pages), narrowed by a list query."""
+        out: list[dict[str, Any]] = []
+        token = None
+        while True:
+            params = {"query": query, "page_token": token}
+            res = await self.call("GET", ns_path(self.namespace, "/schedules"), params=params)
+            out += res["schedules"]
+            token = res.get("next_page_token")
+            if not token:
+                return out
+
+    async def server_time(self) -> dict[str, Any]:
+        """The server's clock: ``now``, and whether it is a test clock."""
+        return await self.call("GET", f"{API}/clock")  # type: ignore[no-any-return]
+
+    async def advance_test_clock(self, by: timedelta | float) -> dict[str, Any]:
+        """Move a test-clock server's time forward (``TEST_CLOCK_OFF`` otherwise)."""
+        seconds = by.total_seconds() if isinstance(by, timedelta) else float(by)
+        return await self.call("POST", f"{API}/clock/advance", {"seconds": seconds})  # type: ignore[no-any-return]

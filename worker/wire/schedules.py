@@ -1,0 +1,70 @@
+"""Request bodies of the schedule API (``/v1/namespaces/{ns}/schedules``).
+
+A schedule's definition (``spec``, ``action``, ``policy``) is a plain object
+checked by the server (``scheduler/definition.py`` documents its shape), so
+its errors name the field the way an operator wrote it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Overlap = Literal[
+    "skip", "buffer-one", "buffer-all", "cancel-other", "terminate-other", "allow-all"
+]
+
+
+class CreateScheduleRequest(BaseModel):
+    schedule_id: str = Field(min_length=1, max_length=200)
+    schedule: dict[str, Any]
+    #: Start paused, with this note.
+    paused: bool = False
+    note: str = Field(default="", max_length=1000)
+    #: Custom search attributes of the schedule itself (list --query finds it by them).
+    search_attributes: dict[str, Any] = Field(default_factory=dict)
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class UpdateScheduleRequest(BaseModel):
+    schedule: dict[str, Any]
+    #: Create the schedule if it does not exist (upsert).
+    create: bool = False
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class PauseScheduleRequest(BaseModel):
+    note: str = Field(default="", max_length=1000)
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class UnpauseScheduleRequest(PauseScheduleRequest):
+    #: Act on the fires the pause passed over, this once, by this catch-up mode;
+    #: without it they are counted as missed.
+    catch_up: Literal["all", "latest", "none"] | None = None
+
+
+class TriggerScheduleRequest(BaseModel):
+    #: The overlap policy for this action; the schedule's if None.
+    overlap: Overlap | None = None
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class BackfillScheduleRequest(BaseModel):
+    #: RFC 3339 times; the spec's fires with start <= time <= end are acted on.
+    start: str
+    end: str
+    overlap: Overlap = "buffer-all"
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    identity: str = Field(default="", max_length=1000)
+
+
+class AdvanceClockRequest(BaseModel):
+    """Move a test-clock server's time forward (``test_clock = true`` only)."""
+
+    seconds: float = Field(ge=0, le=100 * 366 * 86400)
