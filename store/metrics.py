@@ -106,4 +106,34 @@ async def render_metrics(conn: asyncpg.Connection, region: str) -> str:
         "Archived losing branches, by namespace and kind.",
         [(_labels(region=r, namespace=x["namespace"], kind=x["kind"]), x["n"]) for x in rows],
     )
+    rows = await conn.fetch(Q["metrics_schedules"], region)
+    out += _family(
+        "baton_schedule_fires",
+        "What each schedule's fires came to, as it last reported (outcome: actions, skipped, "
+        "buffer_dropped, missed_catchup, missed_paused).",
+        [
+            (_labels(region=r, namespace=x["namespace"], schedule=x["schedule_id"], outcome=k), v)
+            for x in rows
+            for k, v in sorted(dict(x["counters"]).items())
+        ],
+    )
+    out += _family(
+        "baton_schedule_running_actions",
+        "Action workflows each schedule has running.",
+        [
+            (_labels(region=r, namespace=x["namespace"], schedule=x["schedule_id"]), x["running"])
+            for x in rows
+        ],
+    )
+    out += _family(
+        "baton_schedule_paused",
+        "1 while the schedule is paused.",
+        [
+            (
+                _labels(region=r, namespace=x["namespace"], schedule=x["schedule_id"]),
+                float(x["paused"]),
+            )
+            for x in rows
+        ],
+    )
     return "\n".join(out) + "\n"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from scheduler.policy import action_workflow_id
@@ -113,7 +114,7 @@ async def definition(client: Client, workflow: type, policy: dict[str, Any], **k
 
 
 async def test_a_minutely_schedule_starts_one_run_per_fire_named_by_its_nominal_time(
-    cclient: Client,
+    cclient: Client, clock_region: Region
 ) -> None:
     async with worker(cclient):
         sched = await definition(cclient, Report, {"overlap": "allow-all"})
@@ -142,6 +143,12 @@ async def test_a_minutely_schedule_starts_one_run_per_fire_named_by_its_nominal_
         d = await h.describe()
         assert d["counters"]["actions"] == 3 and d["counters"]["skipped"] == 0
         assert [a["workflow_id"] for a in d["recent"]] == expected
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"{clock_region.url}/metrics")).text
+        assert (
+            'baton_schedule_fires{region="region-a",namespace="default",'
+            'schedule="every-minute",outcome="actions"} 3'
+        ) in text
         listed = await cclient.list_schedules()
         assert [s["schedule_id"] for s in listed] == ["every-minute"]
         with pytest.raises(ScheduleAlreadyExistsError):
