@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from scheduler.policy import DEFAULT_CATCHUP_WINDOW, CatchUp, Overlap
 from scheduler.spec import (
@@ -43,6 +44,7 @@ from scheduler.spec import (
     parse_duration,
 )
 
+E = TypeVar("E", bound=StrEnum)
 _CAL_FIELDS = ("second", "minute", "hour", "day", "month", "day_of_week", "year")
 #: A calendar dict's defaults: a field left out is 0 for second, minute and
 #: hour (so {"hour": "9"} is 09:00:00 daily) and any for the rest.
@@ -216,6 +218,13 @@ def spec_to_wire(spec: ScheduleSpec) -> dict[str, Any]:
     }
 
 
+def _choice(kind: type[E], value: Any, what: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise SpecError(f"{what} {value!r} is not one of {', '.join(kind)}") from None
+
+
 def parse_policy(d: Any) -> Policy:
     d = d or {}
     if not isinstance(d, dict):
@@ -223,18 +232,8 @@ def parse_policy(d: Any) -> Policy:
     known = {"overlap", "catchup_window", "catchup", "pause_on_failure", "limited_actions"}
     if unknown := sorted(set(d) - known):
         raise SpecError(f"policy has unknown fields {unknown}; known: {sorted(known)}")
-    try:
-        overlap = Overlap(d.get("overlap") or Overlap.SKIP)
-    except ValueError:
-        raise SpecError(
-            f"policy.overlap {d.get('overlap')!r} is not one of {', '.join(Overlap)}"
-        ) from None
-    try:
-        catchup = CatchUp(d.get("catchup") or CatchUp.ALL)
-    except ValueError:
-        raise SpecError(
-            f"policy.catchup {d.get('catchup')!r} is not one of {', '.join(CatchUp)}"
-        ) from None
+    overlap = _choice(Overlap, d.get("overlap") or Overlap.SKIP, "policy.overlap")
+    catchup = _choice(CatchUp, d.get("catchup") or CatchUp.ALL, "policy.catchup")
     window = DEFAULT_CATCHUP_WINDOW
     if d.get("catchup_window") is not None:
         window = _duration(d["catchup_window"], "policy.catchup_window")

@@ -88,8 +88,8 @@ def initial_state(
     }
 
 
-def _fire_to_wire(f: Fire, overlap: Overlap) -> dict[str, Any]:
-    return {"nominal": iso(f.nominal), "kind": f.kind, "overlap": overlap.value}
+def _fire_to_wire(f: Fire) -> dict[str, Any]:
+    return {"nominal": iso(f.nominal), "kind": f.kind}
 
 
 def _fire_of(d: dict[str, Any]) -> Fire:
@@ -248,11 +248,15 @@ class ScheduleWorkflow:
         """Spec fires whose (jittered) time has come, after the catch-up rules."""
         policy = self.sched.policy
         due: list[datetime] = []
+        late: list[datetime] = []
         more = False
         for t in fires(self.sched.spec, self._last_processed()):
-            if jittered(self.sched.spec, self.sid, t) > now:
+            at = jittered(self.sched.spec, self.sid, t)
+            if at > now:
                 break
             due.append(t)
+            if now - at > LATE_AFTER:
+                late.append(t)
             if len(due) >= MAX_FIRES_PER_PASS:
                 more = True
                 break
@@ -262,9 +266,7 @@ class ScheduleWorkflow:
         mode = CatchUp(self.state["catchup_override"] or policy.catchup)
         if not more:
             self.state["catchup_override"] = None
-        on_time = [t for t in due if now - jittered(self.sched.spec, self.sid, t) <= LATE_AFTER]
-        on_time_set = set(on_time)
-        late = [t for t in due if t not in on_time_set]
+        on_time = due[len(late) :]  # fire times go up: the late ones come first
         counters = Counters(**self.state["counters"])
         acted = catch_up(
             late,
@@ -296,23 +298,16 @@ class ScheduleWorkflow:
             remaining_actions=st["remaining_actions"],
         )
 
-    def _keep(self, ps: ScheduleState, overlaps: dict[datetime, Overlap]) -> None:
+    def _keep(self, ps: ScheduleState) -> None:
         st = self.state
-        st["buffer"] = [
-            _fire_to_wire(f, overlaps.get(f.nominal, Overlap.BUFFER_ALL)) for f in ps.buffer
-        ]
+        st["buffer"] = [_fire_to_wire(f) for f in ps.buffer]
         st["counters"] = vars(ps.counters).copy()
         st["remaining_actions"] = ps.remaining_actions
 
-    def _overlaps(self) -> dict[datetime, Overlap]:
-        return {_fire_of(b).nominal: Overlap(b["overlap"]) for b in self.state["buffer"]}
-
     async def _decide(self, fire: Fire, overlap: Overlap) -> None:
         ps = self._policy_state()
-        overlaps = self._overlaps()
-        overlaps[fire.nominal] = overlap
         decision = on_fire(overlap, ps, fire)
-        self._keep(ps, overlaps)
+        self._keep(ps)
         if decision.cancel_running or decision.terminate_running:
             op = "terminate" if decision.terminate_running else "cancel"
             for wid, info in list(self.state["running"].items()):
@@ -332,9 +327,8 @@ class ScheduleWorkflow:
     async def _start_buffered_if_idle(self) -> None:
         while not self.state["running"] and self.state["buffer"]:
             ps = self._policy_state()
-            overlaps = self._overlaps()
             fire = on_action_closed(ps)
-            self._keep(ps, overlaps)
+            self._keep(ps)
             if fire is None:
                 return
             await self._start(fire)

@@ -284,17 +284,18 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
             raise _not_found(namespace, schedule_id)
         events = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000)
         out = fold([dict(e) for e in events])
-        running = []
-        for r in out.get("running") or []:
-            cur = await conn.fetchrow(Q["get_current_execution"], namespace, r["workflow_id"])
-            running.append(
-                {
-                    **r,
-                    "status": cur["status"] if cur else "unknown",
-                    "paused": bool(cur and cur["paused"]),
-                }
-            )
-    out["running"] = running
+        ids = [r["workflow_id"] for r in out.get("running") or []]
+        live = {
+            x["workflow_id"]: x for x in await conn.fetch(Q["current_status_of"], namespace, ids)
+        }
+    out["running"] = [
+        {
+            **r,
+            "status": live[r["workflow_id"]]["status"] if r["workflow_id"] in live else "unknown",
+            "paused": bool(r["workflow_id"] in live and live[r["workflow_id"]]["paused"]),
+        }
+        for r in out.get("running") or []
+    ]
     sched = definition.load(out["schedule"])
     now = utcnow()
     last = parse_time(out.get("last_processed"), "last_processed") or now

@@ -162,14 +162,27 @@ async def clock_region(pg: PgCluster, template_db: str, tmp_path: Path) -> Async
         yield r
 
 
-@pytest.fixture
-async def client(region: Region) -> AsyncIterator[Client]:
+@contextlib.asynccontextmanager
+async def default_namespace_client(region: Region) -> AsyncIterator[Client]:
     c = await Client.connect(region.url, namespace="default")
     await c.create_namespace("default")
     try:
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture
+async def client(region: Region) -> AsyncIterator[Client]:
+    async with default_namespace_client(region) as c:
+        yield c
+
+
+@pytest.fixture
+async def clock_client(clock_region: Region) -> AsyncIterator[Client]:
+    """A client of the ``default`` namespace of a test-clock region."""
+    async with default_namespace_client(clock_region) as c:
+        yield c
 
 
 @pytest.fixture

@@ -8,17 +8,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from worker._client_visibility import encode_search_attributes
-from worker._definition import WorkflowDefinition
+from worker._definition import workflow_name
 from worker._http import API, ns_path
 
 if TYPE_CHECKING:
     from worker.client import Client
-
-
-def _workflow_name(workflow: str | type) -> str:
-    if isinstance(workflow, str):
-        return workflow
-    return WorkflowDefinition.from_class(workflow).name
 
 
 def _time(value: datetime | str) -> str:
@@ -121,7 +115,7 @@ class ScheduleMixin:
         return {
             "spec": full_spec,
             "action": {
-                "workflow_type": _workflow_name(workflow),
+                "workflow_type": workflow_name(workflow),
                 "task_queue": task_queue,
                 "input": await self.encode(args),
                 "memo": dict(memo or {}),

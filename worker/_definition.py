@@ -256,6 +256,13 @@ class VersioningBehavior(StrEnum):
     AUTO_UPGRADE = "auto-upgrade"
 
 
+def workflow_name(workflow: str | type) -> str:
+    """The type name of a workflow given by name or by its ``@workflow.defn`` class."""
+    if isinstance(workflow, str):
+        return workflow
+    return WorkflowDefinition.from_class(workflow).name
+
+
 def check_behavior(value: str | None, what: str) -> str | None:
     """A behaviour as the wire carries it (``PINNED`` and ``auto_upgrade`` read too)."""
     if value is None:

@@ -25,7 +25,7 @@ from worker._client_visibility import (
     VisibilityMixin,
     encode_search_attributes,
 )
-from worker._definition import WorkflowDefinition, check_behavior
+from worker._definition import check_behavior, workflow_name
 from worker._failure import ENCODED_FAILURE_MESSAGE, failure_to_exception
 from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
@@ -52,12 +52,6 @@ def endpoints_from_config(path: str | os.PathLike[str] | None = None) -> list[st
         raw = tomllib.load(fh)
     regions = raw.get("regions", {})
     return [str(r["url"]) for r in regions.values()]
-
-
-def _workflow_name(workflow: str | type) -> str:
-    if isinstance(workflow, str):
-        return workflow
-    return WorkflowDefinition.from_class(workflow).name
 
 
 _new_request_id = new_request_id
@@ -196,7 +190,7 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         """
         body = {
             "workflow_id": id,
-            "workflow_type": _workflow_name(workflow),
+            "workflow_type": workflow_name(workflow),
             "task_queue": task_queue,
             "input": await self.encode(args),
             "request_id": request_id or _new_request_id(),
@@ -229,7 +223,7 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
     ) -> WorkflowHandle:
         body = {
             "workflow_id": id,
-            "workflow_type": _workflow_name(workflow),
+            "workflow_type": workflow_name(workflow),
             "task_queue": task_queue,
             "input": await self.encode(args),
             "request_id": request_id or _new_request_id(),

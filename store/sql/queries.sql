@@ -516,6 +516,12 @@ ON CONFLICT (namespace, schedule_id) DO UPDATE
 SET counters = EXCLUDED.counters, running = EXCLUDED.running, paused = EXCLUDED.paused,
     updated_at = now()
 
+-- name: current_status_of
+-- Status and pause of the current runs of workflow ids $2 (a schedule's running actions).
+SELECT e.workflow_id, e.status, e.paused FROM current_executions c
+JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
+WHERE c.namespace = $1 AND c.workflow_id = ANY($2::text[])
+
 -- name: delete_schedule_stats
 DELETE FROM schedule_stats WHERE namespace = $1 AND schedule_id = $2
 

@@ -5,7 +5,6 @@ pause and unpause, and the refusals."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,16 +21,6 @@ from worker.errors import InvalidArgumentError, ScheduleAlreadyExistsError, Sche
 
 pytestmark = pytest.mark.integration
 QUEUE = "scheduled"
-
-
-@pytest.fixture
-async def cclient(clock_region: Region) -> AsyncIterator[Client]:
-    c = await Client.connect(clock_region.url, namespace="default")
-    await c.create_namespace("default")
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def worker(client: Client) -> Worker:
@@ -114,25 +103,25 @@ async def definition(client: Client, workflow: type, policy: dict[str, Any], **k
 
 
 async def test_a_minutely_schedule_starts_one_run_per_fire_named_by_its_nominal_time(
-    cclient: Client, clock_region: Region
+    clock_client: Client, clock_region: Region
 ) -> None:
-    async with worker(cclient):
-        sched = await definition(cclient, Report, {"overlap": "allow-all"})
-        h = await cclient.create_schedule("every-minute", sched)
+    async with worker(clock_client):
+        sched = await definition(clock_client, Report, {"overlap": "allow-all"})
+        h = await clock_client.create_schedule("every-minute", sched)
         d = await h.describe()
         nexts = [parse(t) for t in d["next_fires"]]
         assert len(nexts) == 10
         assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(nexts))
-        fired = [await fire(cclient, h) for _ in range(3)]
+        fired = [await fire(clock_client, h) for _ in range(3)]
         assert fired == nexts[:3]
         expected = [action_workflow_id("every-minute", t) for t in fired]
         assert expected[0] == "every-minute-" + fired[0].strftime("%Y-%m-%dT%H:%M:%SZ")
 
         async def all_started() -> bool:
-            return await started_ids(cclient, "every-minute") == expected
+            return await started_ids(clock_client, "every-minute") == expected
 
         await eventually(all_started, timeout=30, what="three runs")
-        result = await cclient.get_workflow_handle(expected[0]).result(timeout=30)
+        result = await clock_client.get_workflow_handle(expected[0]).result(timeout=30)
         assert result["scheduled"] == fired[0].strftime("%Y-%m-%dT%H:%M:%SZ")
 
         async def all_done() -> bool:
@@ -149,14 +138,14 @@ async def test_a_minutely_schedule_starts_one_run_per_fire_named_by_its_nominal_
             'baton_schedule_fires{region="region-a",namespace="default",'
             'schedule="every-minute",outcome="actions"} 3'
         ) in text
-        listed = await cclient.list_schedules()
+        listed = await clock_client.list_schedules()
         assert [s["schedule_id"] for s in listed] == ["every-minute"]
         with pytest.raises(ScheduleAlreadyExistsError):
-            await cclient.create_schedule("every-minute", sched)
+            await clock_client.create_schedule("every-minute", sched)
         await h.delete()
         with pytest.raises(ScheduleNotFoundError):
             await h.describe()
-        assert await cclient.list_schedules() == []
+        assert await clock_client.list_schedules() == []
 
 
 async def statuses(client: Client, ids: list[str]) -> dict[str, str]:
@@ -194,22 +183,24 @@ OVERLAP = {
 
 
 @pytest.mark.parametrize("overlap", list(OVERLAP))
-async def test_each_overlap_policy_as_temporal_defines_it(cclient: Client, overlap: str) -> None:
+async def test_each_overlap_policy_as_temporal_defines_it(
+    clock_client: Client, overlap: str
+) -> None:
     n, final, counters = OVERLAP[overlap]
     sid = f"o-{overlap}"
-    async with worker(cclient):
-        h = await cclient.create_schedule(
-            sid, await definition(cclient, Hold, {"overlap": overlap})
+    async with worker(clock_client):
+        h = await clock_client.create_schedule(
+            sid, await definition(clock_client, Hold, {"overlap": overlap})
         )
-        first = await fire(cclient, h)
+        first = await fire(clock_client, h)
         if overlap == "skip":
             # a paused action is still running: the next fires are skipped
-            await cclient.get_workflow_handle(action_workflow_id(sid, first)).pause("look")
-        fires_ = [first, await fire(cclient, h), await fire(cclient, h)]
+            await clock_client.get_workflow_handle(action_workflow_id(sid, first)).pause("look")
+        fires_ = [first, await fire(clock_client, h), await fire(clock_client, h)]
         if overlap == "skip":
-            await cclient.get_workflow_handle(action_workflow_id(sid, first)).unpause()
-        ids = await release_until(cclient, sid, n)
-        st = await statuses(cclient, ids)
+            await clock_client.get_workflow_handle(action_workflow_id(sid, first)).unpause()
+        ids = await release_until(clock_client, sid, n)
+        st = await statuses(clock_client, ids)
         assert [st[w] for w in ids] == final
         if overlap == "buffer-one":
             assert ids == [action_workflow_id(sid, t) for t in fires_[:2]]
@@ -223,59 +214,61 @@ async def test_each_overlap_policy_as_temporal_defines_it(cclient: Client, overl
         await eventually(counted, timeout=30, what="the counters")
 
 
-async def test_backfill_starts_exactly_the_fires_of_the_range_once(cclient: Client) -> None:
-    async with worker(cclient):
-        sched = await definition(cclient, Report, {}, cron="0 3 * * *")
-        h = await cclient.create_schedule("daily", sched)
+async def test_backfill_starts_exactly_the_fires_of_the_range_once(clock_client: Client) -> None:
+    async with worker(clock_client):
+        sched = await definition(clock_client, Report, {}, cron="0 3 * * *")
+        h = await clock_client.create_schedule("daily", sched)
         out = await h.backfill("2026-01-01T00:00:00Z", "2026-01-04T03:00:00Z")
         assert out["fires"] == 4 and out["overlap"] == "buffer-all"
         want = [f"daily-2026-01-0{d}T03:00:00Z" for d in (1, 2, 3, 4)]
 
         async def all_four() -> bool:
-            return await started_ids(cclient, "daily") == want
+            return await started_ids(clock_client, "daily") == want
 
         await eventually(all_four, timeout=60, what="four backfilled runs")
-        await settled(cclient, h)
+        await settled(clock_client, h)
         await h.backfill("2026-01-02T00:00:00Z", "2026-01-02T23:59:59Z")  # one again
-        await settled(cclient, h)
-        assert await started_ids(cclient, "daily") == want
+        await settled(clock_client, h)
+        assert await started_ids(clock_client, "daily") == want
         with pytest.raises(InvalidArgumentError, match="before start"):
             await h.backfill("2026-01-05T00:00:00Z", "2026-01-01T00:00:00Z")
 
 
-async def test_pause_with_a_note_and_unpause_with_and_without_catch_up(cclient: Client) -> None:
-    async with worker(cclient):
-        h = await cclient.create_schedule(
-            "paused", await definition(cclient, Report, {"overlap": "allow-all"})
+async def test_pause_with_a_note_and_unpause_with_and_without_catch_up(
+    clock_client: Client,
+) -> None:
+    async with worker(clock_client):
+        h = await clock_client.create_schedule(
+            "paused", await definition(clock_client, Report, {"overlap": "allow-all"})
         )
-        await settled(cclient, h)
+        await settled(clock_client, h)
         await h.pause("deploy window")
-        await settled(cclient, h)
+        await settled(clock_client, h)
         d = await h.describe()
         assert d["paused"] and d["note"] == "deploy window"
-        start = await now(cclient)
-        await advance_to(cclient, start + timedelta(minutes=3, seconds=1))
-        await settled(cclient, h)
-        assert await started_ids(cclient, "paused") == []
+        start = await now(clock_client)
+        await advance_to(clock_client, start + timedelta(minutes=3, seconds=1))
+        await settled(clock_client, h)
+        assert await started_ids(clock_client, "paused") == []
         await h.unpause()  # the three fires it passed over are counted, not run
-        await settled(cclient, h)
+        await settled(clock_client, h)
         d = await h.describe()
         assert not d["paused"] and d["counters"]["missed_paused"] == 3
-        assert await started_ids(cclient, "paused") == []
+        assert await started_ids(clock_client, "paused") == []
         await h.pause("again")
-        await settled(cclient, h)
-        t0 = await now(cclient)
-        await advance_to(cclient, t0 + timedelta(minutes=2, seconds=1))
-        await settled(cclient, h)
+        await settled(clock_client, h)
+        t0 = await now(clock_client)
+        await advance_to(clock_client, t0 + timedelta(minutes=2, seconds=1))
+        await settled(clock_client, h)
         await h.unpause(catch_up="all")
 
         async def caught_up() -> bool:
-            return len(await started_ids(cclient, "paused")) == 2
+            return len(await started_ids(clock_client, "paused")) == 2
 
         await eventually(caught_up, timeout=30, what="two fires caught up")
 
 
-async def test_bad_schedules_are_refused_and_store_nothing(cclient: Client) -> None:
+async def test_bad_schedules_are_refused_and_store_nothing(clock_client: Client) -> None:
     bad = [
         {"cron": ["61 * * * *"]},
         {"cron": ["* * * *"]},
@@ -283,36 +276,36 @@ async def test_bad_schedules_are_refused_and_store_nothing(cclient: Client) -> N
         {"intervals": [{"every": "0s"}]},
     ]
     for spec in bad:
-        sched = await cclient.schedule_definition(
+        sched = await clock_client.schedule_definition(
             workflow=Report, task_queue=QUEUE, spec={"cron": ["@daily"], **spec}
         )
         with pytest.raises(InvalidArgumentError):
-            await cclient.create_schedule("bad", sched)
-    sched = await definition(cclient, Report, {"overlap": "sometimes"})
+            await clock_client.create_schedule("bad", sched)
+    sched = await definition(clock_client, Report, {"overlap": "sometimes"})
     with pytest.raises(InvalidArgumentError, match="overlap"):
-        await cclient.create_schedule("bad", sched)
-    sched = await definition(cclient, Report, {}, search_attributes={"Nope": "x"})
+        await clock_client.create_schedule("bad", sched)
+    sched = await definition(clock_client, Report, {}, search_attributes={"Nope": "x"})
     with pytest.raises(InvalidArgumentError, match="not registered"):
-        await cclient.create_schedule("bad", sched)
+        await clock_client.create_schedule("bad", sched)
     with pytest.raises(InvalidArgumentError):
-        await cclient.create_schedule("with/slash", await definition(cclient, Report, {}))
-    assert await cclient.list_schedules() == []
+        await clock_client.create_schedule("with/slash", await definition(clock_client, Report, {}))
+    assert await clock_client.list_schedules() == []
     with pytest.raises(ScheduleNotFoundError):
-        await cclient.get_schedule_handle("bad").pause("x")
+        await clock_client.get_schedule_handle("bad").pause("x")
 
 
-async def test_a_timer_started_and_canceled_in_one_task_never_fires(cclient: Client) -> None:
+async def test_a_timer_started_and_canceled_in_one_task_never_fires(clock_client: Client) -> None:
     """Regression: the timer row of a timer canceled by the task that started it
     was written anyway, and its firing broke the workflow's replay."""
-    async with Worker(cclient, task_queue=QUEUE, workflows=[QuickWait]):
-        h = await cclient.start_workflow(QuickWait, id="quick", task_queue=QUEUE)
+    async with Worker(clock_client, task_queue=QUEUE, workflows=[QuickWait]):
+        h = await clock_client.start_workflow(QuickWait, id="quick", task_queue=QUEUE)
 
         async def waiting() -> bool:
             return "TimerStarted" in [e["event_type"] for e in await h.history()]
 
         await eventually(waiting, timeout=20, what="the second timer")
-        await cclient.advance_test_clock(61)
-        await cclient.advance_test_clock(120)
+        await clock_client.advance_test_clock(61)
+        await clock_client.advance_test_clock(120)
         assert await h.result(timeout=30) == "slept"
         kinds = [e["event_type"] for e in await h.history()]
         assert kinds.count("TimerFired") == 1 and "WorkflowTaskFailed" not in kinds
