@@ -26,6 +26,7 @@ import orjson
 
 from worker.errors import (
     BatonError,
+    ClientClosedError,
     NamespaceNotActiveError,
     NamespaceNotFoundError,
     UnavailableError,
@@ -62,8 +63,12 @@ class Transport:
         self.retry_for_s = retry_for_s
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=5.0)
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def _http(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # a new session now would never be closed (and leaks its socket)
+            raise ClientClosedError("this client is closed: connect a new one")
         # Created lazily: a session belongs to the event loop that first uses it.
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
@@ -79,6 +84,7 @@ class Transport:
         return self._active
 
     async def close(self) -> None:
+        self._closed = True
         if self._session is not None and not self._session.closed:
             await self._session.close()
 

@@ -220,6 +220,12 @@ class LimitExceededError(BatonError):
     code = ErrorCode.LIMIT_EXCEEDED.value
 
 
+class ClientClosedError(BatonError):
+    """A call on a client that was closed: connect a new one."""
+
+    code = "CLIENT_CLOSED"
+
+
 class UnknownEncryptionKeyError(BatonError):
     """A payload was encrypted with a key id this codec does not hold: add the key to the codec."""
 

@@ -21,7 +21,9 @@ from store import db
 from store.visibility.listing import count_sql, list_sql
 from tests.conftest import fresh_database
 
-pytestmark = pytest.mark.integration
+# Loading the million runs takes about 2-3 minutes on 2 cores; the default
+# 300 s limit (setup included) left too little room on a busy machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 RUNS = int(os.environ.get("BATON_VISIBILITY_RUNS", "1000000"))
 NS = "generated"
