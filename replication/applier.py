@@ -27,6 +27,7 @@ from replication.apply import (
     Losing,
     NeedConfirmation,
     NeedContent,
+    NeedRunCheck,
     ReplicationGap,
     apply_buffered_txn,
     apply_history_txn,
@@ -274,6 +275,15 @@ class Applier:
                 msgs[i] = {**msgs[i], "held_by_active": held}
                 end = i if i > lo else len(msgs)
                 continue
+            except NeedRunCheck as need:
+                i = lo + need.index
+                has = await self._read_history(
+                    need.active_region, {**msgs[i], "run_id": str(need.run_id)}, 1, 1
+                )
+                checked = {**msgs[i].get("active_holds_runs", {}), str(need.run_id): bool(has)}
+                msgs[i] = {**msgs[i], "active_holds_runs": checked}
+                end = i if i > lo else len(msgs)
+                continue
             except NeedContent as need:
                 i = lo + need.index
                 msgs[i] = await self.with_content(source, msgs[i])
@@ -387,7 +397,7 @@ class Applier:
                 raise NeedEvents(i, msg["first_event_id"], msg["last_event_id"])
             try:
                 await self.apply_message(conn, source, msg)
-            except (NeedConfirmation, NeedContent) as need:
+            except (NeedConfirmation, NeedContent, NeedRunCheck) as need:
                 need.index = i
                 raise
             except ReplicationGap as gap:

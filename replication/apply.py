@@ -88,6 +88,18 @@ class NeedConfirmation(Exception):
         self.index = 0  # of the message in the applier's batch
 
 
+class NeedRunCheck(Exception):
+    """A new run arrives from the active region while this region's current run of
+    the workflow id, written under an older version, has closed: only the active
+    region can say whether it holds that run too or whether it is a run a deposed
+    region started and never shipped."""
+
+    def __init__(self, active_region: str, run_id: uuid.UUID):
+        super().__init__(f"run {run_id} needs checking with {active_region}")
+        self.active_region, self.run_id = active_region, run_id
+        self.index = 0  # of the message in the applier's batch
+
+
 class NeedContent(Exception):
     """The message left what it carries (buffered inputs, a conflict's signals) at
     its source region, to be read from there outside the transaction."""
@@ -265,7 +277,7 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
             incoming, last = kept, int(kept[-1]["event_id"])
             batch_version = int(kept[-1]["version"])
     if run is None and first == 1:
-        await _archive_lost_run(store, conn, msg, batch_version)
+        await _archive_lost_run(store, conn, msg, batch_version, active_region)
     if start > next_local:
         raise ReplicationGap(
             f"{ns}/{wid} run {rid}: batch starts at event {start} but local history ends at "
@@ -337,18 +349,24 @@ def _held_prefix(events: list[dict[str, Any]], held: list[list[int]]) -> list[di
 
 
 async def _archive_lost_run(
-    store: Store, conn: asyncpg.Connection, msg: dict[str, Any], version: int
+    store: Store, conn: asyncpg.Connection, msg: dict[str, Any], version: int, active: str
 ) -> None:
-    """A new run arrives while a local run of the same workflow id, written under an
-    older version and never shipped, is still running: that local run lost."""
+    """A new run arrives while this region's current run of the workflow id was
+    written under an older version. If that run is still running, or closed but
+    the active region does not hold it, a deposed region started it and never
+    shipped it: it lost (and its start and signals are re-applied from the archive).
+    A closed run the active region holds too is history both keep."""
     cur = await conn.fetchrow(Q["current_run"], msg["namespace"], msg["workflow_id"])
-    if (
-        cur is None
-        or str(cur["run_id"]) == msg["run_id"]
-        or cur["status"] != "running"
-        or cur["last_write_version"] >= version
-    ):
+    if cur is None or str(cur["run_id"]) == msg["run_id"] or cur["last_write_version"] >= version:
         return
+    if cur["status"] != "running":
+        if active == store.region:
+            return
+        held = (msg.get("active_holds_runs") or {}).get(str(cur["run_id"]))
+        if held is None:
+            raise NeedRunCheck(active, cur["run_id"])
+        if held:
+            return
     await archive_local_tail(
         store, conn, msg["namespace"], msg["workflow_id"], cur["run_id"], 1, version
     )

@@ -294,6 +294,57 @@ async def test_a_signal_retried_in_the_new_region_is_not_applied_again_when_the_
     await client.close()
 
 
+async def runs_of(region: Region, ns: str, wid: str) -> list[str]:
+    conn = await db.connect(region.dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT run_id FROM executions WHERE namespace = $1 AND workflow_id = $2"
+            " ORDER BY start_time",
+            ns,
+            wid,
+        )
+    finally:
+        await conn.close()
+    return [str(r["run_id"]) for r in rows]
+
+
+async def test_a_run_the_lost_region_started_and_closed_is_archived_there_when_it_returns(
+    regions: RegionPair,
+) -> None:
+    """A run started and closed in region-a but never shipped is not in region-b:
+    region-b re-applies its start as a new run, and region-a, back as a standby,
+    archives its own closed copy instead of keeping a run no other region has.
+    A closed run both regions hold stays where it is."""
+    rs, ns = regions, "lost-closed"
+    client = await two_region_ns(rs, ns)
+    async with Worker(client, task_queue=QUEUE, workflows=[Quick]):
+        kept = await client.start_workflow(Quick, id="kept", task_queue=QUEUE)
+        assert await kept.result(timeout=30) == "ok"
+        await verified(rs, ns)  # region-b holds the closed run "kept"
+        async with HoldBack(rs.a):
+            lost = await client.start_workflow(Quick, id="lost", task_queue=QUEUE)
+            assert await lost.result(timeout=30) == "ok"  # closed in A, never shipped
+            await forced_failover(rs.a.config, ns, rs.b.name)
+        # B re-applies the lost start; a new run of "kept" starts in B
+        again = await client.start_workflow(Quick, id="kept", task_queue=QUEUE)
+        assert await again.result(timeout=30) == "ok"
+
+        async def restarted() -> bool:
+            return len(await runs_of(rs.b, ns, "lost")) == 1
+
+        await eventually(restarted, timeout=30, what="B to start the lost run again")
+        assert await client.get_workflow_handle("lost").result(timeout=30) == "ok"
+    await verified(rs, ns)
+    assert await runs_of(rs.a, ns, "lost") == await runs_of(rs.b, ns, "lost")
+    assert lost.run_id not in await runs_of(rs.a, ns, "lost")
+    assert await runs_of(rs.a, ns, "kept") == [kept.run_id, again.run_id]
+    archived = [c for c in await list_conflicts(rs.a.config, ns) if c["region"] == rs.a.name]
+    assert [(c["workflow_id"], c["run_id"], c["first_event_id"]) for c in archived] == [
+        ("lost", lost.run_id, 1)
+    ]
+    await client.close()
+
+
 # --------------------------------------------------------------------------- item 1
 
 
