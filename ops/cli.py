@@ -7,6 +7,7 @@
     baton migrate up|status                  schema migrations of region databases
     baton namespace create|describe|list
     baton workflow start|describe|history|result|list|signal|query|update|cancel|terminate
+    baton schedule create|update|list|describe|pause|unpause|trigger|backfill|delete
 
 Global options pick the config file (``--config``, else ``$BATON_CONFIG``, else
 ``$BATON_HOME/baton.toml`` when ``$BATON_HOME`` is set, else
@@ -36,6 +37,7 @@ from ops.cli_batch import register_batch
 from ops.cli_namespace import register_namespace
 from ops.cli_pause import register_pause
 from ops.cli_replication import register_replication
+from ops.cli_schedules import register_schedules
 from ops.cli_stack import register_stack
 from ops.cli_tools import register_tools
 from ops.cli_versioning import register_versioning
@@ -96,6 +98,7 @@ register_visibility(cli)
 register_batch(cli)
 register_versioning(cli)
 register_pause(cli)
+register_schedules(cli)
 register_tools(cli)
 register_replication(cli)
 

@@ -1,0 +1,392 @@
+"""``baton schedule``: workflows started on a calendar.
+
+Each command is one call of the SDK's schedule client
+(``worker/_client_schedules.py``); ``create`` and ``update`` build the
+definition from their options (``ops/cli_schedule_options.py``). A schedule's
+changes are applied by its own workflow a moment after the command returns,
+so ``describe`` may show the previous state for that moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Group, RenderableType
+
+from ops.cli_base import BatonGroup, CliInputError, CliState, pass_state
+from ops.cli_schedule_options import (
+    CATCH_UPS,
+    OVERLAPS,
+    build_draft,
+    changed_fields,
+    choice,
+    definition_options,
+    instant,
+    pairs,
+)
+from ops.output import emit, kv_table, table, when
+from scheduler import definition
+from scheduler.spec import SpecError
+from worker.client import Client
+from worker.errors import ScheduleNotFoundError
+
+__all__ = ["register_schedules"]
+
+_CAL_FIELDS = ("second", "minute", "hour", "day", "month", "day_of_week", "year")
+
+
+@click.group(cls=BatonGroup)
+def schedule() -> None:
+    """Schedules: start a workflow on a calendar; pause, trigger and backfill them."""
+
+
+# --------------------------------------------------------------------------- views
+
+
+def _span(seconds: Any) -> str | None:
+    """Seconds as ``1h30m``."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return None
+    if seconds != int(seconds):
+        return f"{seconds}s"
+    rest, parts = int(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, rest = divmod(rest, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _calendar(c: Any) -> str:
+    """A normalized calendar as its seven cron fields (second ... year)."""
+    if not isinstance(c, dict):
+        return str(c)
+    return " ".join(str(c.get(f, "*")) for f in _CAL_FIELDS)
+
+
+def _local(t: str, zone: str) -> str | None:
+    try:
+        return datetime.fromisoformat(t).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (ValueError, KeyError):
+        return None
+
+
+def _describe_view(d: dict[str, Any]) -> RenderableType:
+    sched = d.get("schedule") or {}
+    spec, action, policy = (sched.get(k) or {} for k in ("spec", "action", "policy"))
+    dst = spec.get("dst") or {}
+    limited = policy.get("limited_actions")
+    info = {
+        "schedule id": d.get("schedule_id"),
+        "workflow type": action.get("workflow_type"),
+        "task queue": action.get("task_queue"),
+        "calendars (s m h day month weekday year)": [
+            _calendar(c) for c in spec.get("calendars") or []
+        ]
+        or None,
+        "intervals": [
+            f"every {_span(i.get('every'))}, phase {_span(i.get('phase'))}"
+            for i in spec.get("intervals") or []
+        ]
+        or None,
+        "excluded": [_calendar(c) for c in spec.get("exclude") or []] or None,
+        "timezone": spec.get("timezone"),
+        "start": when(spec.get("start_at")),
+        "end": when(spec.get("end_at")),
+        "jitter": _span(spec.get("jitter")),
+        "daylight saving": f"missing {dst.get('missing')}, repeated {dst.get('repeated')}",
+        "overlap": policy.get("overlap"),
+        "catch-up": f"{policy.get('catchup')} within {_span(policy.get('catchup_window'))}",
+        "pause on failure": policy.get("pause_on_failure"),
+        "actions left": "no limit" if limited is None else d.get("remaining_actions"),
+        "paused": d.get("paused"),
+        "note": d.get("note") or None,
+        "paused at": when(d.get("paused_at")),
+        "created": when(d.get("created_at")),
+        "last processed": when(d.get("last_processed")),
+        "running": d.get("running_count"),
+        "buffered": d.get("buffered"),
+        "changes not yet applied": d.get("pending_signals"),
+    }
+    zone = spec.get("timezone") or "UTC"
+    nexts = d.get("next_fires") or []
+    parts: list[RenderableType] = [
+        kv_table(info, title=f"Schedule {d.get('schedule_id')}"),
+        table(
+            ["#", "time (UTC)", *([zone] if zone != "UTC" else [])],
+            [
+                [i, when(t), *([_local(t, zone)] if zone != "UTC" else [])]
+                for i, t in enumerate(nexts, 1)
+            ],
+            title="Next fires",
+        ),
+    ]
+    if d.get("recent"):
+        parts.append(
+            table(
+                ["nominal", "kind", "workflow id", "outcome", "started", "closed", "error"],
+                [
+                    [
+                        when(a.get("nominal")),
+                        a.get("kind"),
+                        a.get("workflow_id"),
+                        a.get("outcome"),
+                        when(a.get("started_at")),
+                        when(a.get("closed_at")),
+                        a.get("error"),
+                    ]
+                    for a in d["recent"]
+                ],
+                title="Recent actions",
+                no_wrap=["workflow id"],
+            )
+        )
+    if d.get("running"):
+        parts.append(
+            table(
+                ["workflow id", "run id", "nominal", "status", "paused"],
+                [
+                    [
+                        r.get("workflow_id"),
+                        r.get("run_id"),
+                        when(r.get("nominal")),
+                        r.get("status"),
+                        r.get("paused"),
+                    ]
+                    for r in d["running"]
+                ],
+                title="Running actions",
+                no_wrap=["workflow id"],
+            )
+        )
+    if d.get("buffer"):
+        rows = [[when(b.get("nominal")), b.get("kind")] for b in d["buffer"]]
+        parts.append(table(["nominal", "kind"], rows, title="Buffered fires (first 10)"))
+    parts.append(kv_table(d.get("counters") or {}, title="Counters"))
+    return Group(*parts)
+
+
+def _list_view(rows: list[dict[str, Any]]) -> RenderableType:
+    return table(
+        ["id", "paused", "next fire", "running", "actions", "note"],
+        [
+            [
+                s["schedule_id"],
+                s.get("paused"),
+                when(s.get("next_fire")),
+                s.get("running"),
+                s.get("actions"),
+                s.get("note") or None,
+            ]
+            for s in rows
+        ],
+        no_wrap=["id"],
+    )
+
+
+def _result(title: str) -> Callable[[dict[str, Any]], RenderableType]:
+    return lambda d: kv_table(d, title=title)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@schedule.command("create")
+@click.argument("schedule_id")
+@definition_options
+@click.option("--paused", is_flag=True, help="Create it paused (say why with --note).")
+@click.option("--note", default="", help="Why it is paused: shown by describe and list.")
+@click.option(
+    "--schedule-search-attribute",
+    "schedule_attributes",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A search attribute of the schedule itself, for `list --query`; repeatable.",
+)
+@pass_state
+def schedule_create(
+    st: CliState,
+    /,
+    schedule_id: str,
+    paused: bool,
+    note: str,
+    schedule_attributes: tuple[str, ...],
+    output: str,
+    **options: Any,
+) -> None:
+    """Create schedule SCHEDULE_ID: start --workflow-type on --task-queue at the times
+    --cron, --calendar and --interval give (refused if it exists: `update` changes it)."""
+    try:
+        definition.check_schedule_id(schedule_id)
+    except SpecError as exc:
+        raise CliInputError(str(exc)) from None
+    draft = build_draft(options)
+    attributes = pairs(schedule_attributes, "--schedule-search-attribute")
+
+    async def go(c: Client) -> dict[str, Any]:
+        h = await c.create_schedule(
+            schedule_id,
+            await draft.encode(c),
+            paused=paused,
+            note=note,
+            search_attributes=attributes,
+        )
+        d = await h.describe()
+        return {
+            "schedule_id": schedule_id,
+            "created": True,
+            "paused": d["paused"],
+            "note": d["note"],
+            "next_fires": d["next_fires"],
+        }
+
+    emit(
+        st.run(go),
+        output,
+        lambda d: kv_table(
+            {**d, "next_fires": [when(t) for t in d["next_fires"][:3]]}, title="Schedule created"
+        ),
+    )
+
+
+@schedule.command("update")
+@click.argument("schedule_id")
+@definition_options
+@click.option("--create-if-missing", is_flag=True, help="Create it if it does not exist.")
+@pass_state
+def schedule_update(
+    st: CliState, /, schedule_id: str, create_if_missing: bool, output: str, **options: Any
+) -> None:
+    """Replace schedule SCHEDULE_ID's definition (spec, action, policy) with the one the
+    options give, as the SDK's update does: what they leave out takes its default.
+    Paused, note and counters stay.
+
+    To change one part, start from the current definition:
+    `baton schedule describe ID -o json > d.json`, then
+    `baton schedule update ID --file d.json --cron '0 4 * * *'`.
+    """
+    draft = build_draft(options)
+
+    async def go(c: Client) -> dict[str, Any]:
+        h = c.get_schedule_handle(schedule_id)
+        try:
+            old = (await h.describe())["schedule"]
+        except ScheduleNotFoundError:
+            if not create_if_missing:
+                raise
+            old = None
+        sched = await draft.encode(c)
+        res = await h.update(sched, create=create_if_missing)
+        return {**res, "changed": changed_fields(old, sched)}
+
+    emit(st.run(go), output, _result("Schedule updated"))
+
+
+@schedule.command("list")
+@click.option(
+    "--query",
+    "-q",
+    default="",
+    help="List filter over the schedules (their own "
+    "search attributes, WorkflowId = 'schedule/ID', StartTime ...).",
+)
+@pass_state
+def schedule_list(st: CliState, query: str, output: str) -> None:
+    """Schedules of the namespace."""
+    emit(st.run(lambda c: c.list_schedules(query)), output, _list_view)
+
+
+@schedule.command("describe")
+@click.argument("schedule_id")
+@pass_state
+def schedule_describe(st: CliState, schedule_id: str, output: str) -> None:
+    """Definition, paused and note, the next 10 fires, the last 10 actions and their
+    outcomes, running actions and counters of SCHEDULE_ID."""
+    emit(st.run(lambda c: c.get_schedule_handle(schedule_id).describe()), output, _describe_view)
+
+
+@schedule.command("pause")
+@click.argument("schedule_id")
+@click.option("--note", required=True, help="Why: shown by describe and list until unpause.")
+@pass_state
+def schedule_pause(st: CliState, schedule_id: str, note: str, output: str) -> None:
+    """Pause SCHEDULE_ID: its fires wait (triggers and backfills still act)."""
+    res = st.run(lambda c: c.get_schedule_handle(schedule_id).pause(note))
+    emit(res, output, _result("Schedule paused"))
+
+
+@schedule.command("unpause")
+@click.argument("schedule_id")
+@click.option(
+    "--catch-up",
+    metavar="|".join(CATCH_UPS),
+    default=None,
+    help="Act on the fires the pause passed over (all, the latest, none); without it they "
+    "are counted as missed.",
+)
+@click.option("--note", default="", help="Recorded as the schedule's note.")
+@pass_state
+def schedule_unpause(
+    st: CliState, schedule_id: str, catch_up: str | None, note: str, output: str
+) -> None:
+    """Let SCHEDULE_ID fire again."""
+    mode = choice(catch_up, CATCH_UPS, "--catch-up")
+    res = st.run(lambda c: c.get_schedule_handle(schedule_id).unpause(note, catch_up=mode))
+    emit(res, output, _result("Schedule unpaused"))
+
+
+_overlap_option = click.option(
+    "--overlap", metavar="|".join(OVERLAPS), default=None, help="The overlap policy for this."
+)
+
+
+@schedule.command("trigger")
+@click.argument("schedule_id")
+@_overlap_option
+@pass_state
+def schedule_trigger(st: CliState, schedule_id: str, overlap: str | None, output: str) -> None:
+    """Act now, even while paused: start SCHEDULE_ID-<now> (the schedule's overlap
+    policy applies unless --overlap says otherwise)."""
+    mode = choice(overlap, OVERLAPS, "--overlap")
+    res = st.run(lambda c: c.get_schedule_handle(schedule_id).trigger(overlap=mode))
+    emit(res, output, _result("Schedule triggered"))
+
+
+@schedule.command("backfill")
+@click.argument("schedule_id")
+@click.option(
+    "--start", required=True, metavar="T", help="RFC 3339 time, e.g. 2026-01-01T00:00:00Z."
+)
+@click.option("--end", required=True, metavar="T", help="RFC 3339 time (inclusive).")
+@_overlap_option
+@pass_state
+def schedule_backfill(
+    st: CliState, schedule_id: str, start: str, end: str, overlap: str | None, output: str
+) -> None:
+    """Act on the fires SCHEDULE_ID's spec has from --start to --end (inclusive), once
+    each, even while paused (overlap default buffer-all: one after another)."""
+    begin, finish = instant(start, "--start"), instant(end, "--end")
+    if finish < begin:
+        raise CliInputError(f"--end {end} is before --start {start}: swap them")
+    mode = choice(overlap, OVERLAPS, "--overlap") or "buffer-all"
+    res = st.run(lambda c: c.get_schedule_handle(schedule_id).backfill(begin, finish, overlap=mode))
+    emit(res, output, _result("Schedule backfill"))
+
+
+@schedule.command("delete")
+@click.argument("schedule_id")
+@click.option("--reason", default="", help="Recorded in the schedule's history.")
+@pass_state
+def schedule_delete(st: CliState, schedule_id: str, reason: str, output: str) -> None:
+    """Delete SCHEDULE_ID; the actions it started keep running."""
+    res = st.run(lambda c: c.get_schedule_handle(schedule_id).delete(reason))
+    emit(res, output, _result("Schedule deleted"))
+
+
+def register_schedules(cli: click.Group) -> None:
+    """Add the ``schedule`` commands to the CLI group."""
+    cli.add_command(schedule)
