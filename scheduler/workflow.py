@@ -106,6 +106,9 @@ class ScheduleWorkflow:
         self.reported: dict[str, Any] | None = None
         #: watches started by this run (the same action may be watched again)
         self.watch_seq = 0
+        #: signals this run has taken from its inbox: describe counts the rest
+        #: as pending, even when one changed nothing
+        self.signals_applied = 0
 
     @workflow.run
     async def run(self, inp: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +189,7 @@ class ScheduleWorkflow:
         todo: list[tuple[Fire, Overlap]] = []
         while self.inbox:
             kind, body = self.inbox.pop(0)
+            self.signals_applied += 1
             try:
                 self._apply_signal(kind, body, now, todo)
             except (SpecError, KeyError, TypeError, ValueError, AttributeError):
@@ -421,6 +425,7 @@ class ScheduleWorkflow:
             "counters": st["counters"],
             "remaining_actions": st["remaining_actions"],
             "recent": st["recent"],
+            "signals_applied": self.signals_applied,
         }
 
     async def _report(self) -> None:

@@ -234,6 +234,7 @@ def _decode(payload: Any) -> Any:
 def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
     """A schedule's state from its current run's history."""
     out: dict[str, Any] = {"pending_signals": 0}
+    signals = 0
     for e in events:
         kind, attrs = e["event_type"], e["attributes"]
         if kind == EventType.WORKFLOW_EXECUTION_STARTED.value:
@@ -260,9 +261,11 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
         ):
             snap = _decode((attrs.get("input") or [None, None, None])[2]) or {}
             snap.pop("schedule_id", None)
+            applied = snap.pop("signals_applied", signals)
             out.update(snap)
-            out["pending_signals"] = 0
+            out["pending_signals"] = max(signals - applied, 0)
         elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
+            signals += 1
             out["pending_signals"] += 1
     return out
 

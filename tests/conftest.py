@@ -165,8 +165,8 @@ async def clock_region(pg: PgCluster, template_db: str, tmp_path: Path) -> Async
 @contextlib.asynccontextmanager
 async def default_namespace_client(region: Region) -> AsyncIterator[Client]:
     c = await Client.connect(region.url, namespace="default")
-    await c.create_namespace("default")
     try:
+        await c.create_namespace("default")
         yield c
     finally:
         await c.close()
@@ -219,9 +219,9 @@ class RegionPair:
     b: Region
 
 
-@pytest.fixture
-async def regions(
-    pg: PgCluster, template_db: str, kafka: str, tmp_path: Path
+@contextlib.asynccontextmanager
+async def region_pair(
+    pg: PgCluster, template_db: str, kafka: str, tmp_path: Path, **settings: object
 ) -> AsyncIterator[RegionPair]:
     from ops.kafka import create_topics
     from replication import server_loops, topic_for
@@ -232,6 +232,7 @@ async def regions(
         tmp_path / "baton.toml",
         {r: (ports[r], pg.dsn(db)) for r, db in dbs.items()},
         workflow_task_retry_max_s=1.0,
+        **settings,
     )
     # a fresh topic name space per test: the broker lives for the session
     suffix = uuid.uuid4().hex[:8]
@@ -249,3 +250,20 @@ async def regions(
             db = dbs["region-a" if name.startswith("a") else "region-b"]
             handles.append(Region(name, config.regions[name].url, db, config, cfg, store, pg))
         yield RegionPair(handles[0], handles[1])
+
+
+@pytest.fixture
+async def regions(
+    pg: PgCluster, template_db: str, kafka: str, tmp_path: Path
+) -> AsyncIterator[RegionPair]:
+    async with region_pair(pg, template_db, kafka, tmp_path) as rs:
+        yield rs
+
+
+@pytest.fixture
+async def clock_regions(
+    pg: PgCluster, template_db: str, kafka: str, tmp_path: Path
+) -> AsyncIterator[RegionPair]:
+    """Two regions on the test clock: one clock, since both run in this process."""
+    async with region_pair(pg, template_db, kafka, tmp_path, test_clock=True) as rs:
+        yield rs

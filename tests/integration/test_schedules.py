@@ -13,7 +13,7 @@ import pytest
 
 from scheduler.policy import action_workflow_id
 from scheduler.workflow import WATCH_ACTIVITY
-from tests.apps.scheduled import WORKFLOWS, Hold, QuickWait, Report
+from tests.apps.scheduled import WORKFLOWS, Breaks, Hold, QuickWait, Report
 from tests.conftest import Region
 from tests.helpers import eventually
 from worker import Client, ScheduleHandle, Worker
@@ -39,6 +39,19 @@ async def advance_to(client: Client, t: datetime) -> None:
     gap = (t - await now(client)).total_seconds()
     if gap > 0:
         await client.advance_test_clock(gap)
+
+
+async def align(client: Client, every: timedelta) -> None:
+    """Move the clock to a second past the next multiple of ``every`` (UTC).
+
+    The test clock runs on from where it was moved, like real time: a schedule
+    whose period is ``every`` and that a test creates now fires on its own only
+    after ``every`` less a second, so the fires a test counts are the ones it
+    makes with :func:`fire`."""
+    t = await now(client)
+    epoch = datetime(2000, 1, 1, tzinfo=t.tzinfo)
+    boundary = epoch + every * ((t - epoch) // every + 1)
+    await advance_to(client, boundary + timedelta(seconds=1))
 
 
 async def processed(h: ScheduleHandle, t: datetime) -> None:
@@ -107,12 +120,14 @@ async def test_a_minutely_schedule_starts_one_run_per_fire_named_by_its_nominal_
 ) -> None:
     async with worker(clock_client):
         sched = await definition(clock_client, Report, {"overlap": "allow-all"})
+        await align(clock_client, timedelta(minutes=1))
         h = await clock_client.create_schedule("every-minute", sched)
         d = await h.describe()
         nexts = [parse(t) for t in d["next_fires"]]
         assert len(nexts) == 10
         assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(nexts))
         fired = [await fire(clock_client, h) for _ in range(3)]
+        await h.pause("no more fires while the test looks")  # real time runs on
         assert fired == nexts[:3]
         expected = [action_workflow_id("every-minute", t) for t in fired]
         assert expected[0] == "every-minute-" + fired[0].strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -189,9 +204,10 @@ async def test_each_overlap_policy_as_temporal_defines_it(
     n, final, counters = OVERLAP[overlap]
     sid = f"o-{overlap}"
     async with worker(clock_client):
-        h = await clock_client.create_schedule(
-            sid, await definition(clock_client, Hold, {"overlap": overlap})
-        )
+        # hourly: no fire of its own comes while the test releases the actions
+        sched = await definition(clock_client, Hold, {"overlap": overlap}, cron="0 * * * *")
+        await align(clock_client, timedelta(hours=1))
+        h = await clock_client.create_schedule(sid, sched)
         first = await fire(clock_client, h)
         if overlap == "skip":
             # a paused action is still running: the next fires are skipped
@@ -217,7 +233,8 @@ async def test_each_overlap_policy_as_temporal_defines_it(
 async def test_backfill_starts_exactly_the_fires_of_the_range_once(clock_client: Client) -> None:
     async with worker(clock_client):
         sched = await definition(clock_client, Report, {}, cron="0 3 * * *")
-        h = await clock_client.create_schedule("daily", sched)
+        # paused: backfills act all the same, and no fire of its own comes
+        h = await clock_client.create_schedule("daily", sched, paused=True)
         out = await h.backfill("2026-01-01T00:00:00Z", "2026-01-04T03:00:00Z")
         assert out["fires"] == 4 and out["overlap"] == "buffer-all"
         want = [f"daily-2026-01-0{d}T03:00:00Z" for d in (1, 2, 3, 4)]
@@ -234,20 +251,55 @@ async def test_backfill_starts_exactly_the_fires_of_the_range_once(clock_client:
             await h.backfill("2026-01-05T00:00:00Z", "2026-01-01T00:00:00Z")
 
 
+async def test_a_berlin_daily_0230_across_both_2026_changes_fires_as_its_policy_says(
+    clock_client: Client,
+) -> None:
+    """Backfilled through the server: 02:30 does not exist on 2026-03-29 (shifted
+    to 03:30 CEST) and happens twice on 2026-10-25 (``repeated: both``)."""
+    async with worker(clock_client):
+        sched = await definition(
+            clock_client,
+            Report,
+            {"overlap": "allow-all"},
+            cron="30 2 * * *",
+            spec={"timezone": "Europe/Berlin", "dst": {"missing": "shift", "repeated": "both"}},
+        )
+        h = await clock_client.create_schedule("berlin", sched, paused=True)
+        await h.backfill("2026-03-28T00:00:00Z", "2026-03-30T23:59:59Z")
+        await h.backfill("2026-10-24T00:00:00Z", "2026-10-26T23:59:59Z")
+        stamps = [
+            "2026-03-28T01:30:00Z",  # 02:30 CET
+            "2026-03-29T01:30:00Z",  # 02:30 does not exist: 03:30 CEST
+            "2026-03-30T00:30:00Z",  # 02:30 CEST
+            "2026-10-24T00:30:00Z",  # 02:30 CEST
+            "2026-10-25T00:30:00Z",  # 02:30 CEST, the first time
+            "2026-10-25T01:30:00Z",  # 02:30 CET, the second time
+            "2026-10-26T01:30:00Z",  # 02:30 CET
+        ]
+        want = [f"berlin-{t}" for t in stamps]
+
+        async def all_started() -> bool:
+            return await started_ids(clock_client, "berlin") == want
+
+        await eventually(all_started, timeout=60, what="the seven Berlin fires")
+
+
 async def test_pause_with_a_note_and_unpause_with_and_without_catch_up(
     clock_client: Client,
 ) -> None:
     async with worker(clock_client):
-        h = await clock_client.create_schedule(
-            "paused", await definition(clock_client, Report, {"overlap": "allow-all"})
-        )
+        sched = await definition(clock_client, Report, {"overlap": "allow-all"}, cron="0 * * * *")
+        await align(clock_client, timedelta(hours=1))
+        h = await clock_client.create_schedule("paused", sched)
         await settled(clock_client, h)
         await h.pause("deploy window")
         await settled(clock_client, h)
+        await h.pause("deploy window")  # changes nothing, and is not left pending
+        await settled(clock_client, h)
         d = await h.describe()
-        assert d["paused"] and d["note"] == "deploy window"
+        assert d["paused"] and d["note"] == "deploy window" and d["pending_signals"] == 0
         start = await now(clock_client)
-        await advance_to(clock_client, start + timedelta(minutes=3, seconds=1))
+        await advance_to(clock_client, start + timedelta(hours=3))
         await settled(clock_client, h)
         assert await started_ids(clock_client, "paused") == []
         await h.unpause()  # the three fires it passed over are counted, not run
@@ -258,7 +310,7 @@ async def test_pause_with_a_note_and_unpause_with_and_without_catch_up(
         await h.pause("again")
         await settled(clock_client, h)
         t0 = await now(clock_client)
-        await advance_to(clock_client, t0 + timedelta(minutes=2, seconds=1))
+        await advance_to(clock_client, t0 + timedelta(hours=2))
         await settled(clock_client, h)
         await h.unpause(catch_up="all")
 
@@ -266,6 +318,50 @@ async def test_pause_with_a_note_and_unpause_with_and_without_catch_up(
             return len(await started_ids(clock_client, "paused")) == 2
 
         await eventually(caught_up, timeout=30, what="two fires caught up")
+
+
+async def test_pause_on_failure_then_update_limited_actions_and_trigger(
+    clock_client: Client,
+) -> None:
+    """A failed action pauses the schedule with a note; an update (the fixed
+    action, two actions left) and an unpause let it go on; a trigger acts
+    without using up an action; after the last one the spec's fires start nothing."""
+    async with worker(clock_client):
+        policy = {"pause_on_failure": True, "overlap": "allow-all"}
+        sched = await definition(clock_client, Breaks, policy, cron="0 * * * *")
+        await align(clock_client, timedelta(hours=1))
+        h = await clock_client.create_schedule("fragile", sched)
+        broke = await fire(clock_client, h)
+        broke_id = action_workflow_id("fragile", broke)
+
+        async def paused_by_failure() -> dict[str, Any] | None:
+            d = await h.describe()
+            return d if d["paused"] else None
+
+        d = await eventually(paused_by_failure, timeout=30, what="paused by the failure")
+        assert d["note"] == f"action {broke_id} failed"
+        assert d["recent"][-1]["outcome"] == "failed"
+        fixed = await definition(
+            clock_client, Report, {**policy, "limited_actions": 2}, cron="0 * * * *"
+        )
+        await h.update(fixed)
+        await h.unpause()
+        await settled(clock_client, h)
+        assert (await h.describe())["remaining_actions"] == 2
+        one = await fire(clock_client, h)
+        await h.trigger()
+        await settled(clock_client, h)
+        two = await fire(clock_client, h)
+        d = await h.describe()
+        assert d["remaining_actions"] == 0 and d["counters"]["actions"] == 4
+        await advance_to(clock_client, two + timedelta(hours=3))
+        await processed(h, two + timedelta(hours=3))
+        await settled(clock_client, h)
+        ids = await started_ids(clock_client, "fragile")
+        scheduled = {action_workflow_id("fragile", t) for t in (broke, one, two)}
+        triggered = [w for w in ids if w not in scheduled]
+        assert len(ids) == 4 and len(triggered) == 1
+        assert (await h.describe())["counters"]["actions"] == 4
 
 
 async def test_bad_schedules_are_refused_and_store_nothing(clock_client: Client) -> None:
