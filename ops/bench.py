@@ -17,23 +17,24 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from ops.bench_measure import (
+    ClosedListener,
+    CpuMeter,
+    db_counters,
+    ensure_statement_stats,
+    run_times,
+)
 from store.config import BatonConfig
 from worker import Client
 
 
-@dataclass(frozen=True)
-class LagSample:
-    seconds: float
-    messages: int
-
-
-@dataclass(frozen=True)
+@dataclass
 class BenchResult:
     workflows: int
     concurrency: int
@@ -45,9 +46,20 @@ class BenchResult:
     max_ms: float
     mean_ms: float
     errors: int
-    replication_lag_p50_s: float | None = None
-    replication_lag_p99_s: float | None = None
-    replication_lag_samples: int = 0
+    #: closed (starters wait for each result), open (starters fire, then every
+    #: result is awaited) or rate (a steady open-loop rate)
+    mode: str = "closed"
+    rate: float | None = None
+    #: what p50..mean measure: start-to-result at the client (closed loop) or
+    #: start-to-close in the store (open loop and rate)
+    latency: str = "start-to-result"
+    replication_lag_p50_ms: float | None = None
+    replication_lag_p99_ms: float | None = None
+    replication_lag_max_ms: float | None = None
+    replication_lag_runs: int = 0
+    cpu_ms_per_workflow: dict[str, float] = field(default_factory=dict)
+    cpu_busy_percent: float | None = None
+    db_per_workflow: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -109,18 +121,41 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
-async def sample_lag(
-    config: BatonConfig, target: str, out: list[LagSample], stop: asyncio.Event
-) -> None:
-    """Sample how far ``target`` is behind the other regions every half second."""
-    from replication.status import replication_status
+@dataclass
+class _Measure:
+    """What a run records on the side: CPU, database counters, standbys' closes."""
 
-    while not stop.is_set():
-        for lag in await replication_status(config, per_namespace=False):
-            if lag.region == target and lag.time_lag_s is not None:
-                out.append(LagSample(lag.time_lag_s, lag.consumer_lag_messages or 0))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.5)
+    config: BatonConfig | None
+    source: str | None
+    standbys: list[str]
+    cpu: CpuMeter
+    counters: dict[str, dict[str, int | None]] = field(default_factory=dict)
+
+    def dsn(self, region: str) -> str:
+        assert self.config is not None
+        return self.config.regions[region].dsn
+
+    async def start(self) -> None:
+        for r in self._regions():
+            await ensure_statement_stats(self.dsn(r))
+        self.counters = {r: await db_counters(self.dsn(r)) for r in self._regions()}
+        self.cpu.start()
+
+    def _regions(self) -> list[str]:
+        return [r for r in [self.source, *self.standbys] if r is not None and self.config]
+
+    async def stop(self, n: int, seconds: float) -> tuple[dict[str, float], float | None, Any]:
+        cpu = self.cpu.stop()
+        per_wf = {k: round(v * 1000 / n, 2) for k, v in cpu.items()}
+        busy = round(100 * sum(cpu.values()) / (seconds * (os.cpu_count() or 1)), 1)
+        per_db: dict[str, dict[str, float | None]] = {}
+        for r in self._regions():
+            after = await db_counters(self.dsn(r))
+            per_db[r] = {}
+            for k, b in self.counters[r].items():
+                a = after[k]
+                per_db[r][k] = round((a - b) / n, 1) if a is not None and b is not None else None
+        return per_wf, (busy if cpu else None), per_db
 
 
 async def run_bench(
@@ -134,15 +169,30 @@ async def run_bench(
     log_dir: Path | None = None,
     replicate_to: str | None = None,
     config: BatonConfig | None = None,
+    mode: str = "closed",
+    rate: float | None = None,
+    source: str | None = None,
+    cpu_parts: dict[str, list[int]] | None = None,
 ) -> BenchResult:
-    """Start a worker process and measure ``workflows`` runs of ThreeSteps."""
+    """Start a worker process and measure ``workflows`` runs of ThreeSteps.
+
+    ``mode`` closed: each of ``concurrency`` starters starts a workflow and waits
+    for its result; open: the starters only start, then every result is
+    awaited; rate: one workflow every ``1/rate`` s, then every result is
+    awaited. With ``replicate_to`` the namespace spans every region and the
+    lag of each run's close into each standby is measured."""
+    if mode not in ("closed", "open", "rate"):
+        raise ValueError(f"mode is closed, open or rate, not {mode!r}")
+    if mode == "rate" and not rate:
+        raise ValueError("mode rate needs a rate (workflows per second)")
     ns = namespace or f"bench-{uuid.uuid4().hex[:8]}"
     queue = "bench"
+    regions = list(config.regions) if (config and replicate_to) else None
+    standbys = [r for r in (regions or []) if r != source] if source else []
     async with await Client.connect(urls, namespace=ns) as client:
         try:
-            regions = list(config.regions) if (config and replicate_to) else None
             await client.create_namespace(
-                ns, regions=regions, active_region=regions[0] if regions else None
+                ns, regions=regions, active_region=source if regions else None
             )
         except Exception as exc:  # an existing namespace is fine
             if getattr(exc, "code", "") != "NAMESPACE_ALREADY_EXISTS":
@@ -152,6 +202,13 @@ async def run_bench(
         for u in urls:
             args += ["--url", u]
         proc = start_worker(args, log)
+        parts = {**(cpu_parts or {}), "worker": [proc.pid]}
+        measure = _Measure(
+            config if source else None,
+            source,
+            standbys,
+            CpuMeter(parts, with_children={"postgresql"}),
+        )
         try:
             # Warm up: connections, caches and the worker's first poll.
             await asyncio.gather(
@@ -160,11 +217,6 @@ async def run_bench(
                     for i in range(warmup)
                 ]
             )
-            latencies: list[float] = []
-            errors = 0
-            queue_ids: asyncio.Queue[int] = asyncio.Queue()
-            for i in range(workflows):
-                queue_ids.put_nowait(i)
             progress = Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
@@ -173,57 +225,141 @@ async def run_bench(
                 disable=not show_progress,
                 transient=True,
             )
-
-            async def starter(task_id: Any) -> None:
-                nonlocal errors
-                while True:
-                    try:
-                        i = queue_ids.get_nowait()
-                    except asyncio.QueueEmpty:
-                        return
-                    t0 = time.perf_counter()
-                    try:
-                        result = await client.execute_workflow(
-                            "ThreeSteps", i, id=f"wf-{i}", task_queue=queue
-                        )
-                        if result != i + 3:
-                            errors += 1
-                        latencies.append((time.perf_counter() - t0) * 1000)
-                    except Exception:
-                        errors += 1
-                    progress.advance(task_id)
-
-            lags: list[LagSample] = []
-            stop = asyncio.Event()
-            sampler = None
-            if replicate_to and config is not None:
-                sampler = asyncio.create_task(sample_lag(config, replicate_to, lags, stop))
-            with progress:
-                task_id = progress.add_task("ThreeSteps workflows", total=workflows)
-                t_start = time.perf_counter()
-                await asyncio.gather(*[starter(task_id) for _ in range(concurrency)])
-                elapsed = time.perf_counter() - t_start
-            stop.set()
-            if sampler is not None:
-                await sampler
+            async with contextlib.AsyncExitStack() as stack:
+                listeners = [
+                    await stack.enter_async_context(ClosedListener(measure.dsn(r), ns))
+                    for r in standbys
+                ]
+                await measure.start()
+                with progress:
+                    task_id = progress.add_task(f"ThreeSteps ({mode})", total=workflows)
+                    t_start = time.perf_counter()
+                    latencies, errors = await _drive(
+                        client, queue, workflows, concurrency, mode, rate, progress, task_id
+                    )
+                    elapsed = time.perf_counter() - t_start
+                cpu, busy, per_db = await measure.stop(workflows, elapsed)
+                ids = [f"wf-{i}" for i in range(workflows)]
+                lags: list[float] = []
+                if source is not None and config is not None:
+                    times = await run_times(config.regions[source].dsn, ns, ids)
+                    if mode != "closed":
+                        latencies = [(c - s) * 1000 for s, c in times.values()]
+                    for lst in listeners:
+                        await _until_applied(lst, set(times))
+                        lags += [
+                            (lst.applied[w] - times[w][1]) * 1000 for w in times if w in lst.applied
+                        ]
         finally:
             stop_processes([proc])
+    done = workflows - errors
+
+    def r1(x: float) -> float:
+        return round(x, 1)
+
     return BenchResult(
         workflows=workflows,
         concurrency=concurrency,
         seconds=round(elapsed, 3),
-        per_second=round(len(latencies) / elapsed, 1),
-        p50_ms=round(percentile(latencies, 0.50), 1),
-        p90_ms=round(percentile(latencies, 0.90), 1),
-        p99_ms=round(percentile(latencies, 0.99), 1),
-        max_ms=round(max(latencies or [0]), 1),
-        mean_ms=round(statistics.fmean(latencies) if latencies else float("nan"), 1),
+        per_second=r1(done / elapsed),
+        p50_ms=r1(percentile(latencies, 0.50)),
+        p90_ms=r1(percentile(latencies, 0.90)),
+        p99_ms=r1(percentile(latencies, 0.99)),
+        max_ms=r1(max(latencies or [0])),
+        mean_ms=r1(statistics.fmean(latencies) if latencies else float("nan")),
         errors=errors,
-        replication_lag_p50_s=(
-            round(percentile([x.seconds for x in lags], 0.5), 3) if lags else None
-        ),
-        replication_lag_p99_s=(
-            round(percentile([x.seconds for x in lags], 0.99), 3) if lags else None
-        ),
-        replication_lag_samples=len(lags),
+        mode=mode,
+        rate=rate,
+        latency="start-to-result" if mode == "closed" else "start-to-close",
+        replication_lag_p50_ms=r1(percentile(lags, 0.5)) if lags else None,
+        replication_lag_p99_ms=r1(percentile(lags, 0.99)) if lags else None,
+        replication_lag_max_ms=r1(max(lags)) if lags else None,
+        replication_lag_runs=len(lags),
+        cpu_ms_per_workflow=cpu,
+        cpu_busy_percent=busy,
+        db_per_workflow=per_db,
     )
+
+
+async def _until_applied(listener: ClosedListener, ids: set[str], timeout: float = 30.0) -> None:
+    """Wait (bounded) until the standby has applied the close of every run of ``ids``."""
+    deadline = time.monotonic() + timeout
+    while not ids <= listener.applied.keys() and time.monotonic() < deadline:
+        listener.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listener.changed.wait(), deadline - time.monotonic())
+
+
+async def _drive(
+    client: Client,
+    queue: str,
+    n: int,
+    concurrency: int,
+    mode: str,
+    rate: float | None,
+    progress: Progress,
+    task_id: Any,
+) -> tuple[list[float], int]:
+    """Run the workflows ``wf-0..`` as ``mode`` says; (client latencies in ms, errors)."""
+    latencies: list[float] = []
+    errors = 0
+    ids: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        ids.put_nowait(i)
+    handles: list[Any] = []
+
+    async def closed_starter() -> None:
+        nonlocal errors
+        while not ids.empty():
+            i = ids.get_nowait()
+            t0 = time.perf_counter()
+            try:
+                result = await client.execute_workflow(
+                    "ThreeSteps", i, id=f"wf-{i}", task_queue=queue
+                )
+                if result != i + 3:
+                    errors += 1
+                latencies.append((time.perf_counter() - t0) * 1000)
+            except Exception:
+                errors += 1
+            progress.advance(task_id)
+
+    async def open_start(i: int) -> None:
+        nonlocal errors
+        try:
+            handles.append(
+                (i, await client.start_workflow("ThreeSteps", i, id=f"wf-{i}", task_queue=queue))
+            )
+        except Exception:
+            errors += 1
+
+    async def open_starter() -> None:
+        while not ids.empty():
+            await open_start(ids.get_nowait())
+
+    if mode == "closed":
+        await asyncio.gather(*[closed_starter() for _ in range(concurrency)])
+        return latencies, errors
+    if mode == "open":
+        await asyncio.gather(*[open_starter() for _ in range(concurrency)])
+    else:
+        assert rate
+        t0, pending = time.perf_counter(), []
+        for i in range(n):
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            pending.append(asyncio.create_task(open_start(i)))
+        await asyncio.gather(*pending)
+    sem = asyncio.Semaphore(concurrency)
+
+    async def result_of(i: int, h: Any) -> None:
+        nonlocal errors
+        async with sem:
+            try:
+                if await h.result(timeout=120) != i + 3:
+                    errors += 1
+            except Exception:
+                errors += 1
+            progress.advance(task_id)
+
+    await asyncio.gather(*[result_of(i, h) for i, h in handles])
+    return latencies, errors

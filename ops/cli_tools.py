@@ -13,6 +13,7 @@ from rich.text import Text
 
 from ops import devstack
 from ops.bench import run_bench, start_extra_servers, stop_processes
+from ops.cli_base import CliInputError
 from ops.demo import run_demo
 from ops.output import console, emit, err_console, kv_table, table
 from store.config import load_config
@@ -74,7 +75,18 @@ def register_tools(cli: click.Group) -> None:
     @click.option(
         "--replicated",
         is_flag=True,
-        help="Run in a namespace of every region and sample the next region's replication lag.",
+        help="Run in a namespace of every region and measure each run's replication lag.",
+    )
+    @click.option(
+        "--open-loop",
+        is_flag=True,
+        help="Starters only start workflows (no waiting), then every result is awaited.",
+    )
+    @click.option(
+        "--rate",
+        type=click.FloatRange(0.1, 10_000),
+        default=None,
+        help="Start workflows at this steady rate (per second), then await every result.",
     )
     @click.option(
         "--failover",
@@ -105,6 +117,8 @@ def register_tools(cli: click.Group) -> None:
         bench_region: str | None,
         server_processes: int,
         replicated: bool,
+        open_loop: bool,
+        rate: float | None,
         failover_bench: bool,
         output: str,
     ) -> None:
@@ -148,9 +162,17 @@ def register_tools(cli: click.Group) -> None:
             )
             emit(figures, output, lambda d: kv_table(d, title="Failover timings"))
             return
+        if open_loop and rate:
+            raise CliInputError("give --open-loop or --rate, not both")
         extra = start_extra_servers(info.config_path, region, server_processes - 1, logs)
         config = load_config(info.config_path)
         target = next((r for r in info.regions if r != region), None)
+        cpu_parts = {
+            "server": [p for p in [info.servers[region].pid, *(x.pid for x in extra)] if p],
+            "postgresql": [info.pg_pid] if info.pg_pid else [],
+            "kafka": [info.kafka.pid] if info.kafka and info.kafka.pid else [],
+            "standby": [s.pid for r, s in info.servers.items() if r != region and s.pid],
+        }
         try:
             time.sleep(2.0 if extra else 0)  # let the extra servers start listening
             result = run_fast(
@@ -162,29 +184,44 @@ def register_tools(cli: click.Group) -> None:
                     log_dir=logs,
                     replicate_to=target if replicated else None,
                     config=config,
+                    mode="rate" if rate else "open" if open_loop else "closed",
+                    rate=rate,
+                    source=region,
+                    cpu_parts=cpu_parts,
                 )
             )
         finally:
             stop_processes(extra)
 
         def render(d: dict[str, Any]) -> RenderableType:
-            t = kv_table(
-                {
-                    "workflows": d["workflows"],
-                    "concurrent starters": d["concurrency"],
-                    "server processes": server_processes,
-                    "seconds": d["seconds"],
-                    "workflows/s": d["per_second"],
-                    "p50 start-to-result (ms)": d["p50_ms"],
-                    "p90 (ms)": d["p90_ms"],
-                    "p99 (ms)": d["p99_ms"],
-                    "max (ms)": d["max_ms"],
-                    "errors": d["errors"],
-                    "replication lag p50 (s)": d["replication_lag_p50_s"],
-                    "replication lag p99 (s)": d["replication_lag_p99_s"],
-                },
-                title="ThreeSteps: x = n, then 3 x `x = await step(x)`",
-            )
+            lat = d["latency"]
+            rows: dict[str, Any] = {
+                "mode": d["mode"] + (f" ({d['rate']}/s)" if d["rate"] else ""),
+                "workflows": d["workflows"],
+                "concurrent starters": d["concurrency"],
+                "server processes": server_processes,
+                "seconds": d["seconds"],
+                "workflows/s": d["per_second"],
+                f"p50 {lat} (ms)": d["p50_ms"],
+                "p90 (ms)": d["p90_ms"],
+                "p99 (ms)": d["p99_ms"],
+                "max (ms)": d["max_ms"],
+                "errors": d["errors"],
+                "replication lag p50 / p99 / max (ms)": (
+                    f"{d['replication_lag_p50_ms']} / {d['replication_lag_p99_ms']} / "
+                    f"{d['replication_lag_max_ms']} ({d['replication_lag_runs']} runs)"
+                    if d["replication_lag_runs"]
+                    else None
+                ),
+                "CPU busy (% of all cores)": d["cpu_busy_percent"],
+            }
+            for part, ms in d["cpu_ms_per_workflow"].items():
+                rows[f"CPU ms per workflow: {part}"] = ms
+            for r, c in d["db_per_workflow"].items():
+                rows[f"per workflow in {r}: transactions / statements"] = (
+                    f"{c['transactions']} / {c['statements']}"
+                )
+            t = kv_table(rows, title="ThreeSteps: x = n, then 3 x `x = await step(x)`")
             return t if d["errors"] == 0 else Text(f"{d['errors']} workflows failed")
 
         emit({**result.as_dict(), "server_processes": server_processes}, output, render)

@@ -126,6 +126,8 @@ class PgCluster:
                 "shared_buffers = '256MB'\n"
                 "wal_level = 'replica'\n"
                 "max_wal_size = '2GB'\n"
+                # statements per workflow in `baton bench` (a few per cent of overhead)
+                "shared_preload_libraries = 'pg_stat_statements'\n"
             )
         return True
 

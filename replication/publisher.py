@@ -30,6 +30,8 @@ log = logging.getLogger("baton.publisher")
 PUBLISHER_LOCK = 0x6261746F6E2D7075 & 0x7FFFFFFFFFFFFFFF
 BATCH = 500
 IDLE_WAIT_S = 1.0
+#: First wait for rows held behind a running transaction (doubling to IDLE_WAIT_S).
+HELD_WAIT_S = 0.005
 #: Message types on a replication topic, by outbox row kind.
 MESSAGE_TYPES = {
     "history": "history_v1",
@@ -166,16 +168,31 @@ class Publisher:
                     max_request_size=16 * 1024 * 1024,
                 )
                 await producer.start()
+            held_wait = 0.0
             while True:
+                # Cleared before reading: a commit that notifies while a batch
+                # ships wakes the next round instead of being lost.
+                self._wake.clear()
                 shipped = await self._ship_batch(producer)
-                if shipped < BATCH:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE_WAIT_S)
+                if shipped >= BATCH:
+                    continue
+                if await self._rows_held():
+                    # committed rows behind a transaction still running: its
+                    # end may notify nothing, so look again soon (backing off)
+                    held_wait = min(max(2 * held_wait, HELD_WAIT_S), IDLE_WAIT_S)
+                else:
+                    held_wait = 0.0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), held_wait or IDLE_WAIT_S)
         finally:
             if producer is not None:
                 with contextlib.suppress(Exception):
                     await producer.stop()
+
+    async def _rows_held(self) -> bool:
+        """Whether outbox rows wait for an older transaction still running."""
+        async with self.store.pool.acquire() as conn:
+            return bool(await conn.fetchval(Q["outbox_held"]))
 
     async def _ship_batch(self, producer: AIOKafkaProducer | None) -> int:
         region = self.store.region

@@ -56,6 +56,10 @@ WHERE o.txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY o.id
 LIMIT $1
 
+-- name: outbox_held
+-- Rows outbox_batch cannot ship yet: a transaction older than theirs still runs.
+SELECT EXISTS (SELECT 1 FROM outbox WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()))
+
 -- name: set_ack_level
 WITH d AS (DELETE FROM outbox WHERE id = ANY($3::bigint[]))
 INSERT INTO replication_ack (region, last_outbox_id, updated_at) VALUES ($1, $2, now())

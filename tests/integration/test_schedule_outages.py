@@ -5,7 +5,9 @@ in-process regions share it)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -132,29 +134,35 @@ async def one_run_each(client: Client, h: ScheduleHandle, first: datetime) -> di
     return last
 
 
+@contextlib.asynccontextmanager
+async def minutely_in_region_a(rs: RegionPair) -> AsyncIterator[tuple[Client, ScheduleHandle]]:
+    """A client of a namespace of both regions (active in region-a), a worker for
+    the actions, and the schedule ``minutely`` created just after a minute began."""
+    async with await Client.connect([rs.a.url, rs.b.url], namespace=NS) as client:
+        await client.create_namespace(NS, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
+        async with worker(client):
+            sched = await definition(client, Report, {"overlap": "allow-all"})
+            await align(client, timedelta(minutes=1))
+            yield client, await client.create_schedule("minutely", sched)
+
+
 async def test_graceful_failover_mid_schedule_starts_exactly_one_run_per_minute(
     clock_regions: RegionPair,
 ) -> None:
     rs = clock_regions
-    async with await Client.connect([rs.a.url, rs.b.url], namespace=NS) as client:
-        await client.create_namespace(NS, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
-        async with worker(client):
-            policy = {"overlap": "allow-all"}
-            sched = await definition(client, Report, policy)
-            await align(client, timedelta(minutes=1))
-            h = await client.create_schedule("minutely", sched)
-            fired = [await fire(client, h) for _ in range(3)]
-            await one_run_each(client, h, fired[0])
-            await graceful_failover(rs.a.config, NS, rs.b.name, timeout_s=60)
-            fired += [await fire(client, h) for _ in range(3)]
-            await h.pause("checked")  # no fire of its own while the test looks
-            await settled(client, h)
-            assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(fired))
-            runs = await one_run_each(client, h, fired[0])
-            assert set(runs) >= {action_workflow_id("minutely", t) for t in fired}
-            d = await h.describe()
-            assert d["counters"]["actions"] == len(runs)
-            assert {a["outcome"] for a in d["recent"]} == {"completed"}
+    async with minutely_in_region_a(rs) as (client, h):
+        fired = [await fire(client, h) for _ in range(3)]
+        await one_run_each(client, h, fired[0])
+        await graceful_failover(rs.a.config, NS, rs.b.name, timeout_s=60)
+        fired += [await fire(client, h) for _ in range(3)]
+        await h.pause("checked")  # no fire of its own while the test looks
+        await settled(client, h)
+        assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(fired))
+        runs = await one_run_each(client, h, fired[0])
+        assert set(runs) >= {action_workflow_id("minutely", t) for t in fired}
+        d = await h.describe()
+        assert d["counters"]["actions"] == len(runs)
+        assert {a["outcome"] for a in d["recent"]} == {"completed"}
         await verified(rs, NS)
         # region-a, standby now, holds the same runs: nothing started twice anywhere
         assert await region_runs(rs.a, NS, "minutely") == runs
@@ -167,31 +175,25 @@ async def test_forced_failover_mid_schedule_leaves_one_run_per_minute_and_misses
     """Region-a fires minute 3 but ships nothing of it before it is lost: region-b
     fires minute 3 again, and when region-a returns its copy is archived."""
     rs = clock_regions
-    async with await Client.connect([rs.a.url, rs.b.url], namespace=NS) as client:
-        await client.create_namespace(NS, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
-        async with worker(client):
-            policy = {"overlap": "allow-all"}
-            sched = await definition(client, Report, policy)
-            await align(client, timedelta(minutes=1))
-            h = await client.create_schedule("minutely", sched)
-            first = await fire(client, h)
-            await fire(client, h)
+    async with minutely_in_region_a(rs) as (client, h):
+        first = await fire(client, h)
+        await fire(client, h)
+        await one_run_each(client, h, first)
+        await verified(rs, NS)  # region-b has all of it so far
+        async with HoldBack(rs.a):
+            lost = await fire(client, h)  # started in region-a, never shipped
+            lost_id = action_workflow_id("minutely", lost)
+            assert lost_id in await region_runs(rs.a, NS, "minutely")
+            await forced_failover(rs.a.config, NS, rs.b.name)
+            # region-b's copy of the schedule had not seen that minute: it fires it
+            await processed(h, lost)
             await one_run_each(client, h, first)
-            await verified(rs, NS)  # region-b has all of it so far
-            async with HoldBack(rs.a):
-                lost = await fire(client, h)  # started in region-a, never shipped
-                lost_id = action_workflow_id("minutely", lost)
-                assert lost_id in await region_runs(rs.a, NS, "minutely")
-                await forced_failover(rs.a.config, NS, rs.b.name)
-                # region-b's copy of the schedule had not seen that minute: it fires it
-                await processed(h, lost)
-                await one_run_each(client, h, first)
-                await fire(client, h)
-                await fire(client, h)
-                await h.pause("checked")  # no fire of its own while the test looks
-                await settled(client, h)
-                runs = await one_run_each(client, h, first)
-                assert lost_id in runs and len(runs) >= 5
+            await fire(client, h)
+            await fire(client, h)
+            await h.pause("checked")  # no fire of its own while the test looks
+            await settled(client, h)
+            runs = await one_run_each(client, h, first)
+            assert lost_id in runs and len(runs) >= 5
         # region-a's lost branch ships now: region-b refuses it, region-a archives it
         await verified(rs, NS)
         archived = {c["workflow_id"] for c in await list_conflicts(rs.a.config, NS)}

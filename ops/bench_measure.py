@@ -1,0 +1,166 @@
+"""What `baton bench` measures besides its own clock, without loading the machine.
+
+* **CPU** of each part of the stack (region servers, PostgreSQL, Kafka, the
+  benchmark's worker), from ``/proc``: a process's user and system time, and for
+  PostgreSQL the postmaster's children too (live ones, and the ones it reaped).
+* **Database work** per workflow: transactions committed in a region's
+  database (``pg_stat_database``) and, when the cluster preloads
+  ``pg_stat_statements``, the statements it ran (each one a round trip, but
+  for pipelined ones).
+* **Replication lag per run**: a standby's applier notifies
+  ``baton_closed_v1`` when it commits the close of a run; one ``LISTEN``
+  connection records when each arrives, and the lag is that moment less the
+  close time the source region recorded for the run (both on this machine's
+  clock). No sampler polls anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from store import db
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    # the command may contain spaces or parentheses: fields start after the last ')'
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st is not None and int(st[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User plus system CPU of ``pid`` (and, with ``children``, of its live children
+    and the ones it has reaped)."""
+    st = _stat(pid)
+    if st is None:
+        return 0.0
+    ticks = int(st[11]) + int(st[12])  # utime, stime
+    if children:
+        ticks += int(st[13]) + int(st[14])  # cutime, cstime: reaped children
+        for child in _children(pid):
+            cst = _stat(child)
+            if cst is not None:
+                ticks += int(cst[11]) + int(cst[12])
+    return ticks / _TICK
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds per named part of the stack, between :meth:`start` and :meth:`stop`."""
+
+    parts: dict[str, list[int]]
+    #: parts whose processes' children count too (PostgreSQL's backends)
+    with_children: set[str] = field(default_factory=set)
+    _before: dict[str, float] = field(default_factory=dict)
+
+    def _now(self) -> dict[str, float]:
+        return {
+            name: sum(cpu_seconds(p, children=name in self.with_children) for p in pids)
+            for name, pids in self.parts.items()
+        }
+
+    def start(self) -> None:
+        self._before = self._now()
+
+    def stop(self) -> dict[str, float]:
+        after = self._now()
+        return {k: after[k] - self._before.get(k, 0.0) for k in after}
+
+
+async def db_counters(dsn: str) -> dict[str, int | None]:
+    """Transactions committed in the database, and statements run in it when
+    ``pg_stat_statements`` is loaded (else None)."""
+    conn = await db.connect(dsn)
+    try:
+        xacts = await conn.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+        statements = None
+        # not preloaded, or the extension is not created in this database: None
+        with contextlib.suppress(asyncpg.PostgresError):
+            statements = await conn.fetchval(
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements s"
+                " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
+            )
+        return {"transactions": int(xacts), "statements": statements}
+    finally:
+        await conn.close()
+
+
+async def ensure_statement_stats(dsn: str) -> bool:
+    """Create ``pg_stat_statements`` in the database if the cluster preloads it."""
+    conn = await db.connect(dsn)
+    try:
+        loaded = await conn.fetchval(
+            "SELECT 'pg_stat_statements' = ANY(string_to_array(current_setting("
+            "'shared_preload_libraries'), ', '))"
+        )
+        if loaded:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        return bool(loaded)
+    finally:
+        await conn.close()
+
+
+class ClosedListener:
+    """When a standby committed the close of each run of a namespace."""
+
+    def __init__(self, dsn: str, namespace: str):
+        self.dsn, self.namespace = dsn, namespace
+        self.applied: dict[str, float] = {}
+        self.changed = asyncio.Event()
+        self._conn: asyncpg.Connection | None = None
+
+    def _on(self, _c: Any, _pid: int, _channel: str, payload: str) -> None:
+        ns, _, wid = payload.partition("/")
+        if ns == self.namespace:
+            self.applied.setdefault(wid, time.time())
+            self.changed.set()
+
+    async def __aenter__(self) -> ClosedListener:
+        self._conn = await db.connect(self.dsn)
+        await self._conn.add_listener("baton_closed_v1", self._on)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+async def run_times(dsn: str, namespace: str, ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """(start, close) epoch seconds of each closed run, from the region's database."""
+    conn = await db.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT workflow_id, extract(epoch FROM start_time)::float8 AS s,"
+            " extract(epoch FROM close_time)::float8 AS c FROM executions"
+            " WHERE namespace = $1 AND workflow_id = ANY($2::text[]) AND close_time IS NOT NULL",
+            namespace,
+            list(ids),
+        )
+    finally:
+        await conn.close()
+    return {r["workflow_id"]: (r["s"], r["c"]) for r in rows}

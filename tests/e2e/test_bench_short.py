@@ -1,0 +1,49 @@
+"""The benchmark in a short form: 200 workflows, open loop, replicated to a
+second region. It prints its figures and asserts only that every workflow
+finished and every close reached the standby: speed is measured, not tested.
+
+Here both regions are served by this test process (beside the benchmark's
+client), so the figures are lower than `baton bench` on the local stack and
+are for comparing one commit with the next on the same machine."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ops.bench import run_bench
+from ops.pg import PgCluster
+from tests.conftest import RegionPair
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_short_benchmark_runs_and_prints_its_figures(
+    regions: RegionPair, pg: PgCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rs = regions
+    result = await run_bench(
+        [rs.a.url],
+        workflows=200,
+        concurrency=20,
+        warmup=20,
+        show_progress=False,
+        log_dir=tmp_path,
+        replicate_to=rs.b.name,
+        config=rs.a.config,
+        mode="open",
+        source=rs.a.name,
+        cpu_parts={
+            "servers and client (this process)": [os.getpid()],
+            "postgresql": [p for p in [pg.pid()] if p],
+        },
+    )
+    figures = result.as_dict()
+    with capsys.disabled():  # shown in the CI log, passing or not
+        print("\nshort benchmark (200 workflows, open loop, replicated):")
+        print(json.dumps(figures, indent=2))
+    assert result.errors == 0
+    assert result.replication_lag_runs == 200, figures
