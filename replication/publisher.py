@@ -176,9 +176,12 @@ class Publisher:
                 shipped = await self._ship_batch(producer)
                 if shipped >= BATCH:
                     continue
+                if shipped:
+                    held_wait = 0.0  # progress: a new hold starts its backoff afresh
                 if await self._rows_held():
                     # committed rows behind a transaction still running: its
-                    # end may notify nothing, so look again soon (backing off)
+                    # end may notify nothing, so look again soon (backing off
+                    # while nothing ships)
                     held_wait = min(max(2 * held_wait, HELD_WAIT_S), IDLE_WAIT_S)
                 else:
                     held_wait = 0.0
