@@ -12,7 +12,6 @@ an encrypting codec applies to them as it does in the SDK.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import click
 from ops.cli_base import CliInputError
 from scheduler import definition
 from scheduler.policy import CatchUp, Overlap
-from scheduler.spec import SpecError, parse_cron, parse_duration
+from scheduler.spec import SpecError, parse_cron
 from worker.client import Client
 
 __all__ = [
@@ -81,23 +80,21 @@ def choice(value: str | None, choices: Sequence[str], option: str) -> str | None
 
 
 def _duration(value: str | None, option: str) -> float | None:
-    """Seconds (``90``) or a span like ``1h30m``, as seconds."""
+    """Seconds (``90``) or a span like ``1h30m``, as seconds (the definition's parser)."""
     if value is None:
         return None
     text = value.strip()
     try:
-        seconds = float(text)
+        raw: float | str = float(text)
     except ValueError:
-        try:
-            seconds = parse_duration(text).total_seconds()
-        except SpecError:
-            raise CliInputError(
-                f"{option} {value!r} is not a duration: give seconds (90) or a span like "
-                "1h30m, 15m or 90s"
-            ) from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise CliInputError(f"{option} {value!r} is not a duration of 0 seconds or more")
-    return seconds
+        raw = text
+    try:
+        return definition.duration(raw, option).total_seconds()
+    except (SpecError, OverflowError):
+        raise CliInputError(
+            f"{option} {value!r} is not a duration: give seconds (90) or a span like "
+            "1h30m, 15m or 90s"
+        ) from None
 
 
 def instant(value: str, option: str) -> datetime:

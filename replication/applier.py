@@ -277,10 +277,9 @@ class Applier:
                 continue
             except NeedRunCheck as need:
                 i = lo + need.index
-                has = await self._read_history(
-                    need.active_region, {**msgs[i], "run_id": str(need.run_id)}, 1, 1
-                )
-                checked = {**msgs[i].get("active_holds_runs", {}), str(need.run_id): bool(has)}
+                rid = str(need.run_id)
+                has = await self.held_by(need.active_region, {**msgs[i], "run_id": rid}, 1, 1)
+                checked = {**msgs[i].get("active_holds_runs", {}), rid: bool(has)}
                 msgs[i] = {**msgs[i], "active_holds_runs": checked}
                 end = i if i > lo else len(msgs)
                 continue

@@ -178,6 +178,8 @@ class Publisher:
                     continue
                 if shipped:
                     held_wait = 0.0  # progress: a new hold starts its backoff afresh
+                if self._wake.is_set():
+                    continue  # a commit notified while this batch shipped: go again
                 if await self._rows_held():
                     # committed rows behind a transaction still running: its
                     # end may notify nothing, so look again soon (backing off

@@ -25,6 +25,7 @@ cron does (0 and 7 are Sunday) or takes names; ``day`` takes ``last`` and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -81,12 +82,13 @@ def check_schedule_id(schedule_id: str) -> str:
     return schedule_id
 
 
-def _duration(value: Any, what: str) -> timedelta:
+def duration(value: Any, what: str) -> timedelta:
+    """Seconds (a number) or a span like ``1h30m`` (a string)."""
     if isinstance(value, bool):
         raise SpecError(f"{what} is a duration (seconds or like 1h30m), not {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise SpecError(f"{what} is not negative")
+        if not math.isfinite(value) or value < 0:
+            raise SpecError(f"{what} is a duration of 0 seconds or more, not {value!r}")
         return timedelta(seconds=value)
     if isinstance(value, str):
         try:
@@ -168,8 +170,8 @@ def parse_spec(d: Any) -> ScheduleSpec:
     for i, iv in enumerate(_items(d, "intervals")):
         if not isinstance(iv, dict) or "every" not in iv or not set(iv) <= {"every", "phase"}:
             raise SpecError(f"spec.intervals[{i}] is an object with every (and phase)")
-        every = _duration(iv["every"], f"spec.intervals[{i}].every")
-        phase = _duration(iv.get("phase", 0), f"spec.intervals[{i}].phase")
+        every = duration(iv["every"], f"spec.intervals[{i}].every")
+        phase = duration(iv.get("phase", 0), f"spec.intervals[{i}].phase")
         intervals.append(IntervalSpec(every, phase))
     exclude = tuple(_calendar(c, f"spec.exclude[{i}]") for i, c in enumerate(_items(d, "exclude")))
     return ScheduleSpec(
@@ -179,7 +181,7 @@ def parse_spec(d: Any) -> ScheduleSpec:
         timezone=timezone,
         start=parse_time(d.get("start_at"), "spec.start_at"),
         end=parse_time(d.get("end_at"), "spec.end_at"),
-        jitter=_duration(d.get("jitter") or 0, "spec.jitter"),
+        jitter=duration(d.get("jitter") or 0, "spec.jitter"),
         dst=_dst(d.get("dst")),
     )
 
@@ -236,7 +238,7 @@ def parse_policy(d: Any) -> Policy:
     catchup = _choice(CatchUp, d.get("catchup") or CatchUp.ALL, "policy.catchup")
     window = DEFAULT_CATCHUP_WINDOW
     if d.get("catchup_window") is not None:
-        window = _duration(d["catchup_window"], "policy.catchup_window")
+        window = duration(d["catchup_window"], "policy.catchup_window")
         if window < timedelta(seconds=10):
             raise SpecError("policy.catchup_window is at least 10 seconds")
     limited = d.get("limited_actions")

@@ -233,8 +233,8 @@ def _decode(payload: Any) -> Any:
 
 def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
     """A schedule's state from its current run's history."""
-    out: dict[str, Any] = {"pending_signals": 0}
-    signals = 0
+    out: dict[str, Any] = {}
+    signals = applied = 0
     for e in events:
         kind, attrs = e["event_type"], e["attributes"]
         if kind == EventType.WORKFLOW_EXECUTION_STARTED.value:
@@ -263,10 +263,9 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
             snap.pop("schedule_id", None)
             applied = snap.pop("signals_applied", signals)
             out.update(snap)
-            out["pending_signals"] = max(signals - applied, 0)
         elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
             signals += 1
-            out["pending_signals"] += 1
+    out["pending_signals"] = max(signals - applied, 0)
     return out
 
 
