@@ -42,6 +42,7 @@ from store.tasks import (
     long_poll,
     never_disconnected,
     poller_version,
+    read_for_task,
 )
 from versioning import routing
 from worker import wire
@@ -102,13 +103,28 @@ async def _lock_started_activity(
     act = await conn.fetchrow(
         Q["lock_activity"], tok.namespace, tok.workflow_id, uuid.UUID(tok.run_id), int(tok.ref)
     )
+    _check_started(rt, act, tok)
+    assert act is not None
+    return rt, act
+
+
+async def _read_started_activity(
+    store: Store, conn: asyncpg.Connection, tok: TaskToken
+) -> tuple[RunTxn, dict[str, Any]]:
+    """The run and the started activity a completion acts on, read without locks."""
+    rt, act = await read_for_task(store, conn, tok, activity=int(tok.ref))
+    _check_started(rt, act, tok)
+    assert act is not None
+    return rt, act
+
+
+def _check_started(rt: RunTxn, act: asyncpg.Record | dict[str, Any] | None, tok: TaskToken) -> None:
     if not rt.running or act is None or act["attempt"] != tok.attempt or act["state"] != "started":
         raise TaskNotFound(
             f"activity task (scheduled event {tok.ref}, attempt {tok.attempt}) of "
             f"{tok.workflow_id!r} is no longer open: it timed out, was retried, was canceled or "
             "the run closed"
         )
-    return rt, act
 
 
 def close_activity(
@@ -161,21 +177,20 @@ async def complete_activity_task(
     return_new_workflow_task: bool = False,
 ) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
+    result = req.result.model_dump() if req.result else None
 
-    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt, act = await _lock_started_activity(store, conn, tok)
+    async def write(conn: asyncpg.Connection) -> dict[str, Any]:
+        # every change goes through the RunTxn: one read, one checked write
+        rt, act = await _read_started_activity(store, conn, tok)
         close_activity(
             rt,
             act,
             EventType.ACTIVITY_TASK_COMPLETED,
-            {
-                "result": req.result.model_dump() if req.result else None,
-                "identity": req.identity,
-            },
+            {"result": result, "identity": req.identity},
         )
         return await finish_activity(store, rt, return_new_workflow_task, req.identity)
 
-    return await store.txn(txn)
+    return await store.unlocked(write)
 
 
 async def fail_activity_task(

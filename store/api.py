@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -18,6 +17,7 @@ from starlette.responses import Response
 
 from store import activity_tasks as acts
 from store import messages, tasks, workflows
+from store.api_fast import HotRoutes, unexpected_error
 from store.api_guard import JSON, GuardedRoute, RequestGuard
 from store.api_pause import add_pause_routes
 from store.api_schedules import add_schedule_routes
@@ -33,7 +33,6 @@ from store.errors import (
     PayloadTooLarge,
     RouteNotFound,
     StoreError,
-    Unavailable,
 )
 from store.metrics import render_metrics
 from store.namespaces import Namespace, get_namespace
@@ -117,7 +116,15 @@ def create_app(store: Store) -> FastAPI:
     # A body may carry several payloads; refuse absurd bodies before parsing them.
     body_limit = limit * 4 + 1024 * 1024
 
-    app.add_middleware(RequestGuard, limit=body_limit, render=error_response)
+    def checked(model: BaseModel) -> None:
+        _walk_payload_sizes(model, limit, "request")
+
+    app.add_middleware(
+        RequestGuard,
+        limit=body_limit,
+        render=error_response,
+        fast=HotRoutes(store, checked, error_response),
+    )
 
     @app.exception_handler(StoreError)
     async def store_error(_request: Request, exc: StoreError) -> Response:
@@ -159,14 +166,7 @@ def create_app(store: Store) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
-        if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError | OSError):
-            # the pool closing under a request at shutdown, a connection lost
-            return error_response(Unavailable(f"region database unavailable: {exc}"))
-        log.exception("unexpected error")
-        return error_response(StoreError(f"internal error: {type(exc).__name__}: {exc}"))
-
-    def checked(model: BaseModel) -> None:
-        _walk_payload_sizes(model, limit, "request")
+        return error_response(unexpected_error(exc))
 
     # ------------------------------------------------------------------ cluster
 

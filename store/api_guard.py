@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -43,6 +43,11 @@ class JSON(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+#: Given a request's scope, its parsed body (None: no body) and its receive,
+#: the handler that answers it, or None to leave it to the application.
+FastRoutes = Callable[[Scope, Any, Receive], Callable[[], Awaitable[Response]] | None]
 
 
 class _Refused(Exception):
@@ -91,10 +96,17 @@ class RequestGuard:
     long-polls still learn of a client that went away.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, render: Callable[[StoreError], Response]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        render: Callable[[StoreError], Response],
+        fast: FastRoutes | None = None,
+    ):
         self.app = app
         self.limit = limit
         self.render = render
+        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,6 +120,12 @@ class RequestGuard:
         except _Refused as refused:
             await self.render(refused.error)(scope, receive, send)
             return
+        if self.fast is not None:
+            # a hot route: answered here, without the framework's layers
+            handler = self.fast(scope, scope.get(_SCOPE_KEY), receive)
+            if handler is not None:
+                await (await handler())(scope, receive, send)
+                return
         sent = False
 
         async def replay() -> Message:

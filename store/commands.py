@@ -148,6 +148,28 @@ def _version_attrs(req: wire.RespondWorkflowTaskCompleted) -> dict[str, Any]:
     return {"worker_version": version, "versioning_behavior": req.versioning_behavior}
 
 
+#: Commands whose every change goes through the run's RunTxn: a completion
+#: made only of these may be written unlocked (RunTxn.read_unlocked). The
+#: others read or write rows beside the run (updates, search attributes, a
+#: new run) in the same transaction.
+RUN_ONLY_COMMANDS = frozenset(
+    {
+        CommandType.SCHEDULE_ACTIVITY,
+        CommandType.START_TIMER,
+        CommandType.CANCEL_TIMER,
+        CommandType.RECORD_MARKER,
+        CommandType.COMPLETE_WORKFLOW,
+        CommandType.FAIL_WORKFLOW,
+        CommandType.CANCEL_WORKFLOW,
+    }
+)
+
+
+def writes_only_the_run(req: wire.RespondWorkflowTaskCompleted) -> bool:
+    """Whether a completion changes nothing but its run (given no pending updates)."""
+    return all(c.type in RUN_ONLY_COMMANDS for c in req.commands)
+
+
 async def apply_commands(
     store: Store, rt: RunTxn, req: wire.RespondWorkflowTaskCompleted
 ) -> dict[str, Any]:
@@ -303,16 +325,11 @@ async def apply_commands(
                 completed_event_id=completed_id,
             )
     if not rt.running:
-        await rt.conn.execute(
-            Q["fail_pending_updates"],
-            rt.namespace,
-            rt.workflow_id,
-            uuid.UUID(rt.run_id),
-            {
-                "message": f"workflow {rt.exe['status']} before the update completed",
-                "type": "WorkflowClosed",
-            },
-        )
+        # the write rejects the updates the run leaves open
+        rt.fail_updates = {
+            "message": f"workflow {rt.exe['status']} before the update completed",
+            "type": "WorkflowClosed",
+        }
     start_next = False
     if rt.running:
         flushed = rt.flush_buffered()

@@ -34,3 +34,7 @@ class Store:
     async def txn(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run ``fn`` in one transaction, retrying lost races."""
         return await db.run_txn(self.pool, fn)
+
+    async def unlocked(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``fn`` outside a transaction (one checked write), retrying lost races."""
+        return await db.run_unlocked(self.pool, fn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
 import asyncpg
@@ -73,10 +73,33 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 
 async def run_txn(pool: asyncpg.Pool, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     """Run ``fn`` in a transaction, retrying when it loses a race with another writer."""
+    return await _retrying(lambda: transaction(pool), fn)
+
+
+async def run_unlocked(pool: asyncpg.Pool, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run ``fn`` on a connection in no transaction, retrying when it loses a race.
+
+    For reads followed by one checked write (``RunTxn.read_unlocked``): the
+    write is refused if what was read changed, and ``fn`` runs again.
+    """
+    return await _retrying(lambda: _connection(pool), fn)
+
+
+@asynccontextmanager
+async def _connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    with wrap_exceptions():
+        async with pool.acquire() as conn:
+            yield conn
+
+
+async def _retrying(
+    open_conn: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
+    fn: Callable[[asyncpg.Connection], Awaitable[T]],
+) -> T:
     delay = 0.005
     for attempt in range(TXN_RETRIES):
         try:
-            async with transaction(pool) as conn:
+            async with open_conn() as conn:
                 return await fn(conn)
         except (Conflict, Unavailable):
             if attempt == TXN_RETRIES - 1:

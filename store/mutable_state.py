@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import asyncpg
 
@@ -105,6 +105,14 @@ class RunTxn:
     versioning_changed: bool = False
     #: The run was paused or unpaused: the write sets its pause_info.
     pause_changed: bool = False
+    #: Read without locks (:meth:`read_unlocked`): the xmin of the run's row and
+    #: of its namespace's row then, against which the write is checked.
+    expect_xmin: tuple[int, int] | None = None
+    #: The failure the write rejects a closing run's open updates with.
+    fail_updates: dict[str, Any] | None = None
+    #: A workflow task was started by this write; the write returns its view.
+    started_here: bool = False
+    task_view: dict[str, Any] | None = None
 
     @classmethod
     async def lock(
@@ -124,9 +132,58 @@ class RunTxn:
         else:
             row = await conn.fetchrow(Q["lock_execution"], namespace, workflow_id, _uuid(run_id))
         if row is None:
-            ns = await get_namespace(conn, namespace)  # names a missing namespace first
-            what = f"run {run_id} of workflow" if run_id else "workflow"
-            raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {ns.name!r}")
+            await _not_found(conn, namespace, workflow_id, run_id)
+        return await cls._from_row(conn, namespace, row, region, region_urls, write)
+
+    @classmethod
+    async def read_unlocked(
+        cls,
+        conn: asyncpg.Connection,
+        namespace: str,
+        workflow_id: str,
+        run_id: str,
+        *,
+        region: str,
+        region_urls: dict[str, str],
+        activity: int | None = None,
+    ) -> tuple[RunTxn, dict[str, Any] | None]:
+        """Read a run for a write without a transaction or a lock (one round trip).
+
+        ``conn`` is in no transaction: the write (:meth:`write_txn`, one call of
+        its own) locks the run and its namespace and is refused as a
+        :class:`~store.errors.Conflict` if either changed since this read, so a
+        caller retries from the read. Only writes whose every change goes
+        through the :class:`RunTxn` may be made this way. With ``activity``, the
+        activity of that scheduled event id is read too (None if it is gone).
+        """
+        row = await conn.fetchrow(
+            Q["read_execution"], namespace, workflow_id, _uuid(run_id), activity
+        )
+        if row is None:
+            await _not_found(conn, namespace, workflow_id, run_id)
+        rt = await cls._from_row(conn, namespace, row, region, region_urls, True)
+        rt.expect_xmin = (int(row["x_run_xmin"]), int(row["x_ns_xmin"]))
+        act = None
+        if activity is not None and row["x_act_state"] is not None:
+            act = {
+                "scheduled_event_id": activity,
+                "attempt": row["x_act_attempt"],
+                "state": row["x_act_state"],
+                "started_identity": row["x_act_started_identity"],
+                "last_failure": row["x_act_last_failure"],
+            }
+        return rt, act
+
+    @classmethod
+    async def _from_row(
+        cls,
+        conn: asyncpg.Connection,
+        namespace: str,
+        row: asyncpg.Record,
+        region: str,
+        region_urls: dict[str, str],
+        write: bool,
+    ) -> RunTxn:
         ns = Namespace(
             name=namespace,
             regions=list(row["ns_regions"]),
@@ -139,7 +196,7 @@ class RunTxn:
         )
         if write:
             ns.require_writable(region, region_urls)
-        exe = {k: v for k, v in row.items() if not k.startswith("ns_")}
+        exe = {k: v for k, v in row.items() if not k.startswith(("ns_", "x_"))}
         if row["ns_sticky_closed"]:
             # its worker shut down: the run's next tasks go to its own queue
             exe["sticky_queue"] = exe["sticky_timeout_s"] = None
@@ -151,7 +208,7 @@ class RunTxn:
                 for b in await conn.fetch(
                     Q["buffered_of_run"],
                     namespace,
-                    workflow_id,
+                    exe["workflow_id"],
                     row["run_id"],
                     exe["buffered_flushed_seq"],
                 )
@@ -342,6 +399,7 @@ class RunTxn:
             },
         )
         self.exe["wt_started_event_id"] = event_id
+        self.started_here = True
         self.exe["wt_started_at"] = self.now
         self.exe["wt_identity"] = identity
         scheduled = self.exe["wt_scheduled_event_id"]
@@ -380,7 +438,11 @@ class RunTxn:
     # ---------------------------------------------------------------- writing
 
     async def write_txn(self) -> None:
-        """Write every gathered change inside the caller's transaction (one round trip)."""
+        """Write every gathered change inside the caller's transaction (one round trip).
+
+        A run read by :meth:`read_unlocked` is written by this one call alone
+        (its own transaction), checked against what was read.
+        """
         conn = self.conn
         ns, wid, rid = self.namespace, self.workflow_id, _uuid(self.run_id)
         e = self.exe
@@ -400,7 +462,7 @@ class RunTxn:
         ]
         if self.pause_changed and not self.is_new:
             await conn.execute(Q["set_pause_info"], ns, wid, rid, e.get("pause_info"))
-        await conn.execute(
+        view = await conn.fetchval(
             Q["write_run"],
             ns,
             wid,
@@ -458,13 +520,28 @@ class RunTxn:
             {k: e.get(k) for k in VERSIONING_COLUMNS}
             if self.versioning_changed and not self.is_new
             else None,
+            None if self.expect_xmin is None else self.expect_xmin[0],
+            None if self.expect_xmin is None else self.expect_xmin[1],
+            self.fail_updates,
+            int(e["last_completed_wt_started"]) + 1
+            if self.started_here and not closing and self.wt_started
+            else None,
         )
+        self.task_view = view
 
     def insert_activity(self, row: dict[str, Any]) -> None:
         self.activity_inserts.append(row)
 
 
 VERSIONING_COLUMNS = ("deployment", "build_id", "versioning_behavior", "versioning")
+
+
+async def _not_found(
+    conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
+) -> NoReturn:
+    ns = await get_namespace(conn, namespace)  # names a missing namespace first
+    what = f"run {run_id} of workflow" if run_id else "workflow"
+    raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {ns.name!r}")
 
 
 def _uuid(value: str | uuid.UUID) -> uuid.UUID:

@@ -17,9 +17,11 @@ from worker import wire
 async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str, Any]:
     """The poll response for the workflow task just started in ``rt`` (after write_txn)."""
     since = int(rt.exe["last_completed_wt_started"])
-    view = await conn.fetchrow(
-        Q["workflow_task_view"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), since + 1
-    )
+    view: Any = rt.task_view  # returned by the write that started the task
+    if view is None:
+        view = await conn.fetchrow(
+            Q["workflow_task_view"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), since + 1
+        )
     token = TaskToken(
         "wf",
         rt.namespace,

@@ -8,14 +8,15 @@ completion causes in the same transaction.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
-from store.commands import apply_commands
+from store.commands import apply_commands, writes_only_the_run
 from store.context import Store
 from store.deployments import register_poller
 from store.errors import TaskNotFound, WorkflowNotFound
@@ -99,7 +100,7 @@ async def long_poll(
 
 
 async def lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken) -> RunTxn:
-    try:
+    with _task_run_gone():
         rt = await RunTxn.lock(
             conn,
             tok.namespace,
@@ -108,10 +109,34 @@ async def lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken) 
             region=store.region,
             region_urls=store.region_urls,
         )
-    except WorkflowNotFound:
-        raise TaskNotFound("the task's workflow run no longer exists") from None
     tok.check_version(rt.ns)
     return rt
+
+
+async def read_for_task(
+    store: Store, conn: asyncpg.Connection, tok: TaskToken, *, activity: int | None = None
+) -> tuple[RunTxn, dict[str, Any] | None]:
+    """:func:`lock_for_task` without a lock: the write is checked instead."""
+    with _task_run_gone():
+        rt, act = await RunTxn.read_unlocked(
+            conn,
+            tok.namespace,
+            tok.workflow_id,
+            tok.run_id,
+            region=store.region,
+            region_urls=store.region_urls,
+            activity=activity,
+        )
+    tok.check_version(rt.ns)
+    return rt, act
+
+
+@contextlib.contextmanager
+def _task_run_gone() -> Iterator[None]:
+    try:
+        yield
+    except WorkflowNotFound:
+        raise TaskNotFound("the task's workflow run no longer exists") from None
 
 
 async def poll_workflow_task(
@@ -187,8 +212,7 @@ async def complete_workflow_task(
 ) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="wf", namespace=namespace)
 
-    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt = await lock_for_task(store, conn, tok)
+    async def complete(rt: RunTxn) -> dict[str, Any]:
         _check_open_workflow_task(rt, tok)
         over = _history_over_limit(store, rt)
         if over is not None:
@@ -199,6 +223,20 @@ async def complete_workflow_task(
             return {"activity_tasks": [], "workflow_task": None}
         return await apply_commands(store, rt, req)
 
+    async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await complete(await lock_for_task(store, conn, tok))
+
+    async def unlocked(conn: asyncpg.Connection) -> dict[str, Any] | None:
+        rt, _ = await read_for_task(store, conn, tok)
+        if rt.exe["pending_updates"]:
+            return None  # the updates are read and changed beside the run: lock it
+        return await complete(rt)
+
+    if writes_only_the_run(req):
+        # the common completion: one read and one checked write, no transaction
+        done = await store.unlocked(unlocked)
+        if done is not None:
+            return done
     return await store.txn(txn)
 
 

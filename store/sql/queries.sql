@@ -57,6 +57,23 @@ JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id
 LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
 FOR UPDATE OF e
 
+-- name: read_execution
+-- A run and its namespace read without locks, with both rows' xmin: an
+-- unlocked write (baton_write_run_v4) is refused if either changed since.
+-- $4: an activity of the run (its scheduled event id) to read with it, or NULL.
+SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
+       n.failover_version AS ns_failover_version, n.state AS ns_state,
+       n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
+       sq.queue IS NOT NULL AS ns_sticky_closed,
+       e.xmin::text::bigint AS x_run_xmin, n.xmin::text::bigint AS x_ns_xmin,
+       a.attempt AS x_act_attempt, a.state AS x_act_state,
+       a.started_identity AS x_act_started_identity, a.last_failure AS x_act_last_failure
+FROM namespaces n JOIN executions e ON e.namespace = n.name
+LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
+LEFT JOIN activities a ON a.namespace = e.namespace AND a.workflow_id = e.workflow_id
+    AND a.run_id = e.run_id AND a.scheduled_event_id = $4
+WHERE n.name = $1 AND e.workflow_id = $2 AND e.run_id = $3
+
 -- name: buffered_of_run
 -- Inputs still waiting behind the run's started workflow task (read after
 -- the run is locked), oldest first.
@@ -301,9 +318,10 @@ LIMIT $11
 SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY status
 
 -- name: write_run
-SELECT baton_write_run_v3($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+SELECT baton_write_run_v4($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
-    $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53)
+    $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53,
+    $54, $55, $56, $57)
 
 -- name: open_runs
 SELECT workflow_id, run_id FROM executions WHERE namespace = $1 AND status = 'running'

@@ -1,0 +1,142 @@
+"""Unlocked writes (RunTxn.read_unlocked, baton_write_run_v4) on real PostgreSQL.
+
+The hot completions read their run without a transaction and write it with
+one checked call. The write must be refused, with nothing of it stored, when
+the run or its namespace changed after the read, and a handover that holds
+the namespace row must hold such a write back exactly as it holds a locked
+one (ARCHITECTURE invariant 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from store.mutable_state import RunTxn
+from tests.conftest import Region
+from worker import Client, workflow
+from worker.wire import EventType
+
+pytestmark = pytest.mark.integration
+QUEUE = "no-worker-polls-this"
+
+
+@workflow.defn(name="Waits")
+class Waits:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def _read(region: Region, conn: asyncpg.Connection, run_id: str) -> RunTxn:
+    rt, _ = await RunTxn.read_unlocked(
+        conn,
+        "default",
+        "w",
+        run_id,
+        region=region.store.region,
+        region_urls=region.store.region_urls,
+    )
+    rt.add_event(EventType.MARKER_RECORDED, {"marker_name": "stale", "details": {}})
+    return rt
+
+
+def _markers(events: list[dict[str, Any]]) -> list[str]:
+    return [e["attributes"]["marker_name"] for e in events if e["event_type"] == "MarkerRecorded"]
+
+
+async def test_a_write_of_a_run_written_since_it_was_read_is_refused_and_stores_nothing(
+    region: Region, client: Client
+) -> None:
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    async with region.store.pool.acquire() as conn:
+        rt = await _read(region, conn, h.run_id)
+        await h.signal("poke")  # another write to the run after the read
+        with pytest.raises(asyncpg.SerializationError):
+            await rt.write_txn()
+        events = await h.history()
+        assert _markers(events) == []
+        assert [e["event_type"] for e in events].count("WorkflowExecutionSignaled") == 1
+        # read again, the same write goes through
+        rt = await _read(region, conn, h.run_id)
+        await rt.write_txn()
+    assert _markers(await h.history()) == ["stale"]
+
+
+async def test_a_write_whose_namespace_changed_since_the_read_is_refused(
+    region: Region, client: Client
+) -> None:
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    async with region.store.pool.acquire() as conn:
+        rt = await _read(region, conn, h.run_id)
+        # any change of the namespace row (here its retention) refuses it
+        await conn.execute("UPDATE namespaces SET retention_days = 7 WHERE name = 'default'")
+        with pytest.raises(asyncpg.SerializationError):
+            await rt.write_txn()
+    assert _markers(await h.history()) == []
+
+
+async def test_a_handover_holding_the_namespace_holds_an_unlocked_write_back(
+    region: Region, client: Client
+) -> None:
+    """A failover locks the namespace row, drains, and changes it: a write read
+    before waits for it, then is refused instead of landing after the handover."""
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    failover = await asyncpg.connect(region.dsn)
+    try:
+        async with region.store.pool.acquire() as conn:
+            rt = await _read(region, conn, h.run_id)
+            tx = failover.transaction()
+            await tx.start()
+            await failover.execute("SELECT 1 FROM namespaces WHERE name = 'default' FOR UPDATE")
+            write = asyncio.create_task(rt.write_txn())
+            await asyncio.sleep(0.5)
+            assert not write.done(), "the write went ahead while the namespace was held"
+            await failover.execute(
+                "UPDATE namespaces SET state = 'handover' WHERE name = 'default'"
+            )
+            await tx.commit()
+            with pytest.raises(asyncpg.SerializationError):
+                await write
+    finally:
+        await failover.close()
+    assert _markers(await h.history()) == []
+
+
+async def test_a_closing_write_rejects_the_updates_the_run_leaves(
+    region: Region, client: Client
+) -> None:
+    """The updates of a closing run are rejected by the same write (v4)."""
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    async with region.store.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO workflow_updates (namespace, workflow_id, run_id, update_id, name, "
+            "input, state) VALUES ('default', 'w', $1, 'u1', 'set', $2, 'accepted')",
+            uuid.UUID(h.run_id),
+            [],
+        )
+        rt, _ = await RunTxn.read_unlocked(
+            conn,
+            "default",
+            "w",
+            h.run_id,
+            region=region.store.region,
+            region_urls=region.store.region_urls,
+        )
+        rt.close(EventType.WORKFLOW_EXECUTION_COMPLETED, {"result": None})
+        rt.fail_updates = {"message": "workflow completed first", "type": "WorkflowClosed"}
+        await rt.write_txn()
+        row = await conn.fetchrow(
+            "SELECT state, failure FROM workflow_updates WHERE update_id = 'u1'"
+        )
+    assert row["state"] == "rejected"
+    assert row["failure"]["type"] == "WorkflowClosed"
+    assert (await h.describe())["execution"]["status"] == "completed"
