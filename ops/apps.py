@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from worker import Client, Worker, activity, workflow
@@ -100,11 +102,39 @@ class Order:
         return self.stage
 
 
-WORKFLOWS = [ThreeSteps, Order]
+@workflow.defn(name="Counter")
+class Counter:
+    """Adds up ``add`` signals until ``finish``; ``count`` answers the sum so far
+    (the benchmark's long history: one event per signal)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.done)
+        return self.total
+
+    @workflow.signal
+    def add(self, n: int) -> None:
+        self.total += n
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def count(self) -> int:
+        return self.total
+
+
+WORKFLOWS = [ThreeSteps, Order, Counter]
 ACTIVITIES = [step, charge_card, reserve_stock, send_receipt]
 
 
-async def run_worker(urls: list[str], namespace: str, task_queue: str) -> None:
+async def run_worker(urls: list[str], namespace: str, task_queue: str) -> dict[str, Any]:
+    """Run a worker until SIGTERM or SIGINT; returns its figures (its cache's)."""
     client = await Client.connect(urls, namespace=namespace)
     worker = Worker(
         client,
@@ -122,6 +152,7 @@ async def run_worker(urls: list[str], namespace: str, task_queue: str) -> None:
         await worker.run()
     finally:
         await client.close()
+    return {"cache": worker.cache_stats()}
 
 
 def main() -> None:
@@ -129,14 +160,19 @@ def main() -> None:
     parser.add_argument("--url", action="append", required=True)
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--task-queue", default="demo")
+    parser.add_argument("--stats-file", default=None, help="Write the worker's figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    run = run_worker(args.url, args.namespace, args.task_queue)
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run_worker(args.url, args.namespace, args.task_queue))
+        figures = asyncio.run(run)
     else:
-        uvloop.run(run_worker(args.url, args.namespace, args.task_queue))
+        figures = uvloop.run(run)
+    if args.stats_file:
+        # the benchmark reads the worker's figures from here
+        Path(args.stats_file).write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

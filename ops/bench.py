@@ -1,16 +1,17 @@
 """`baton bench`: throughput and start-to-result latency of the ThreeSteps workflow.
 
 The benchmark runs against a live region (the dev stack by default): it
-starts one worker process, then N workflows from C concurrent starters, each
-of which starts a workflow and waits for its result. It prints workflows per
-second and latency percentiles. It is a measurement, never a test: nothing is
-asserted about speed.
+starts one worker process (or ``--workers`` of them), then N workflows from
+C concurrent starters, each of which starts a workflow and waits for its
+result. It prints workflows per second and latency percentiles. It is a
+measurement, never a test: nothing is asserted about speed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -60,6 +61,10 @@ class BenchResult:
     cpu_ms_per_workflow: dict[str, float] = field(default_factory=dict)
     cpu_busy_percent: float | None = None
     db_per_workflow: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    workers: int = 1
+    #: workflow tasks (of runs that had one before) served from a worker's
+    #: cache, in percent; the rest fetched and replayed the history
+    worker_cache_hit_percent: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -173,6 +178,7 @@ async def run_bench(
     rate: float | None = None,
     source: str | None = None,
     cpu_parts: dict[str, list[int]] | None = None,
+    workers: int = 1,
 ) -> BenchResult:
     """Start a worker process and measure ``workflows`` runs of ThreeSteps.
 
@@ -197,12 +203,18 @@ async def run_bench(
         except Exception as exc:  # an existing namespace is fine
             if getattr(exc, "code", "") != "NAMESPACE_ALREADY_EXISTS":
                 raise
-        log = (log_dir or Path(".")) / "bench-worker.log"
+        logs = log_dir or Path(".")
         args = [sys.executable, "-m", "ops.apps", "--namespace", ns, "--task-queue", queue]
         for u in urls:
             args += ["--url", u]
-        proc = start_worker(args, log)
-        parts = {**(cpu_parts or {}), "worker": [proc.pid]}
+        stats = [logs / f"bench-worker-{i + 1}.json" for i in range(workers)]
+        for f in stats:
+            f.unlink(missing_ok=True)
+        procs = [
+            start_worker([*args, "--stats-file", str(f)], logs / f"bench-worker-{i + 1}.log")
+            for i, f in enumerate(stats)
+        ]
+        parts = {**(cpu_parts or {}), "worker": [p.pid for p in procs]}
         measure = _Measure(
             config if source else None,
             source,
@@ -251,8 +263,9 @@ async def run_bench(
                             (lst.applied[w] - times[w][1]) * 1000 for w in times if w in lst.applied
                         ]
         finally:
-            stop_processes([proc])
+            stop_processes(procs)
     done = workflows - errors
+    hits, misses = _cache_figures(stats)
 
     def r1(x: float) -> float:
         return round(x, 1)
@@ -278,7 +291,19 @@ async def run_bench(
         cpu_ms_per_workflow=cpu,
         cpu_busy_percent=busy,
         db_per_workflow=per_db,
+        workers=workers,
+        worker_cache_hit_percent=r1(100 * hits / (hits + misses)) if hits + misses else None,
     )
+
+
+def _cache_figures(stats: list[Path]) -> tuple[int, int]:
+    """Cache hits and misses summed over the workers' figures (0, 0 if none wrote)."""
+    hits = misses = 0
+    for f in stats:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            cache = json.loads(f.read_text())["cache"]
+            hits, misses = hits + int(cache["hits"]), misses + int(cache["misses"])
+    return hits, misses
 
 
 async def _until_applied(listener: ClosedListener, ids: set[str], timeout: float = 30.0) -> None:

@@ -89,6 +89,13 @@ def register_tools(cli: click.Group) -> None:
         help="Start workflows at this steady rate (per second), then await every result.",
     )
     @click.option(
+        "--workers",
+        type=click.IntRange(1, 16),
+        default=1,
+        show_default=True,
+        help="Worker processes polling the benchmark's task queue (each with its own cache).",
+    )
+    @click.option(
         "--failover",
         "failover_bench",
         is_flag=True,
@@ -100,6 +107,13 @@ def register_tools(cli: click.Group) -> None:
         "visibility_bench",
         is_flag=True,
         help="Instead: p50/p99 of list pages and counts in a generated namespace of --runs runs.",
+    )
+    @click.option(
+        "--query-history",
+        type=click.IntRange(100, 1_000_000),
+        default=None,
+        help="Instead: time a query on a run of this many history events, answered by a "
+        "worker with an empty cache (and its fetch, decode and replay in this process).",
     )
     @click.option(
         "--runs",
@@ -119,7 +133,9 @@ def register_tools(cli: click.Group) -> None:
         replicated: bool,
         open_loop: bool,
         rate: float | None,
+        workers: int,
         failover_bench: bool,
+        query_history: int | None,
         output: str,
     ) -> None:
         """Workflows per second and start-to-result latency of ThreeSteps (3 activities)."""
@@ -143,6 +159,19 @@ def register_tools(cli: click.Group) -> None:
                     title=f"{d['namespace']}: {d['runs']:,} runs",
                 ),
             )
+            return
+        if query_history:
+            from ops.bench_query import run_query_bench
+
+            figures = run_fast(
+                run_query_bench(
+                    [info.url(region)],
+                    events=query_history,
+                    log_dir=logs,
+                    show_progress=output == "table",
+                )
+            )
+            emit(figures, output, lambda d: kv_table(d, title="A query on a long history"))
             return
         if failover_bench:
             from ops.bench_failover import run_failover_bench
@@ -188,6 +217,7 @@ def register_tools(cli: click.Group) -> None:
                     rate=rate,
                     source=region,
                     cpu_parts=cpu_parts,
+                    workers=workers,
                 )
             )
         finally:
@@ -200,6 +230,7 @@ def register_tools(cli: click.Group) -> None:
                 "workflows": d["workflows"],
                 "concurrent starters": d["concurrency"],
                 "server processes": server_processes,
+                "worker processes": d["workers"],
                 "seconds": d["seconds"],
                 "workflows/s": d["per_second"],
                 f"p50 {lat} (ms)": d["p50_ms"],
@@ -214,6 +245,7 @@ def register_tools(cli: click.Group) -> None:
                     else None
                 ),
                 "CPU busy (% of all cores)": d["cpu_busy_percent"],
+                "worker cache hits (% of tasks of runs seen before)": d["worker_cache_hit_percent"],
             }
             for part, ms in d["cpu_ms_per_workflow"].items():
                 rows[f"CPU ms per workflow: {part}"] = ms

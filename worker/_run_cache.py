@@ -64,6 +64,10 @@ class RunCache:
         self.capacity = max(0, capacity)
         self._runs: OrderedDict[str, Any] = OrderedDict()
         self._locks: dict[str, RunLock] = {}
+        #: Workflow tasks of runs that had one before: served from the cache
+        #: (hits), or by fetching and replaying the history (misses).
+        self.hits = 0
+        self.misses = 0
 
     def __contains__(self, run_id: object) -> bool:
         return run_id in self._runs

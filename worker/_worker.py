@@ -197,6 +197,11 @@ class Worker(WorkflowTaskRunner):
             finally:
                 remove_handlers()
 
+    def cache_stats(self) -> dict[str, int]:
+        """Workflow tasks of runs that had a task before, served from this
+        worker's cache (``hits``) or by replaying the history (``misses``)."""
+        return {"hits": self._cache.hits, "misses": self._cache.misses}
+
     async def shutdown(self, grace: timedelta | float | None = None) -> None:
         """Stop the worker and wait until it has drained.
 

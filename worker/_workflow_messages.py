@@ -7,6 +7,7 @@ state named here and issues the commands (accept, reject, complete update).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -165,13 +166,23 @@ def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | No
     A sender's mistake (wrong argument count) must not fail the workflow task
     again on every retry, so it is caught before the handler runs.
     """
+    fn = getattr(handler, "__func__", None)  # a bound method: its function's signature
     try:
-        inspect.signature(handler).bind(*args)
+        if fn is not None:
+            _signature(fn).bind(getattr(handler, "__self__", None), *args)
+        else:
+            _signature(handler).bind(*args)
     except TypeError as exc:
         return f"{len(args)} argument(s) do not fit the handler: {exc}"
     except ValueError:
         return None  # a builtin without a signature: let the call decide
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """A handler's signature, worked out once (a replay delivers thousands of signals)."""
+    return inspect.signature(fn)
 
 
 async def _call_handler(handler: Callable[..., Any], args: Sequence[Any]) -> Any:

@@ -139,7 +139,10 @@ class WorkflowTaskRunner(ActivityRunner):
         events = task["events"]
         inst = self._cache.get(task["run_id"])
         if inst is not None and _goes_on_from(inst, task):
+            self._cache.hits += 1
             return inst, events
+        if task.get("previous_started_event_id"):
+            self._cache.misses += 1  # the run had a task before: a cache could have served it
         self._evict(task["run_id"])
         first = events[0]["event_id"] if events else task["started_event_id"] + 1
         earlier = await self._fetch_history(task, first) if first > 1 else []

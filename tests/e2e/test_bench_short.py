@@ -1,5 +1,5 @@
 """The benchmark in a short form: 200 workflows, open loop, replicated to a
-second region. It prints its figures and asserts only that every workflow
+second region, two worker processes. It prints its figures and asserts only that every workflow
 finished and every close reached the standby: speed is measured, not tested.
 
 Here both regions are served by this test process (beside the benchmark's
@@ -36,6 +36,7 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
         config=rs.a.config,
         mode="open",
         source=rs.a.name,
+        workers=2,
         cpu_parts={
             "servers and client (this process)": [os.getpid()],
             "postgresql": [p for p in [pg.pid()] if p],
@@ -43,7 +44,8 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
     )
     figures = result.as_dict()
     with capsys.disabled():  # shown in the CI log, passing or not
-        print("\nshort benchmark (200 workflows, open loop, replicated):")
+        print("\nshort benchmark (200 workflows, open loop, replicated, 2 workers):")
         print(json.dumps(figures, indent=2))
     assert result.errors == 0
     assert result.replication_lag_runs == 200, figures
+    assert result.worker_cache_hit_percent is not None, "the workers wrote no cache figures"

@@ -480,6 +480,8 @@ async def test_a_cached_run_gets_its_next_tasks_on_its_worker_and_moves_when_it_
                 if e["event_type"] == "WorkflowTaskStarted"
             ]
             assert set(started) == {"first"}, started  # every task stayed with its cache
+            # every task after the first went on from the cached run
+            assert first.cache_stats() == {"hits": len(started) - 1, "misses": 0}
             await first.shutdown(grace=0)
             t0 = time.monotonic()
             await h.signal("finish")
@@ -488,6 +490,7 @@ async def test_a_cached_run_gets_its_next_tasks_on_its_worker_and_moves_when_it_
     last = [e for e in await h.history() if e["event_type"] == "WorkflowTaskStarted"][-1]
     assert last["attributes"]["identity"] == "second"
     assert moved_after < 10  # the sticky timeout (1 s), not a long-poll's 30 s
+    assert second.cache_stats() == {"hits": 0, "misses": 1}  # it replayed the history
 
 
 async def test_a_task_on_a_dead_worker_s_sticky_queue_moves_after_its_timeout(
