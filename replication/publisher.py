@@ -30,7 +30,8 @@ log = logging.getLogger("baton.publisher")
 PUBLISHER_LOCK = 0x6261746F6E2D7075 & 0x7FFFFFFFFFFFFFFF
 BATCH = 500
 IDLE_WAIT_S = 1.0
-#: First wait for rows held behind a running transaction (doubling to IDLE_WAIT_S).
+#: First wait for rows held behind a running transaction (doubling, up to
+#: IDLE_WAIT_S, each time the hold outlasts a whole wait).
 HELD_WAIT_S = 0.005
 #: Message types on a replication topic, by outbox row kind.
 MESSAGE_TYPES = {
@@ -180,24 +181,28 @@ class Publisher:
                     held_wait = 0.0  # progress: a new hold starts its backoff afresh
                 if self._wake.is_set():
                     continue  # a commit notified while this batch shipped: go again
-                if await self._rows_held():
-                    # committed rows behind a transaction still running: its
-                    # end may notify nothing, so look again soon (backing off
-                    # while nothing ships)
-                    held_wait = min(max(2 * held_wait, HELD_WAIT_S), IDLE_WAIT_S)
-                else:
-                    held_wait = 0.0
-                with contextlib.suppress(TimeoutError):
+                waiting = await self._outbox_waiting()
+                if waiting == "ready" and producer is not None:
+                    continue  # what held rows back ended since this round read
+                # rows held behind a transaction still running (whose end may
+                # notify nothing): look again soon
+                held_wait = (held_wait or HELD_WAIT_S) if waiting is not None else 0.0
+                try:
                     await asyncio.wait_for(self._wake.wait(), held_wait or IDLE_WAIT_S)
+                except TimeoutError:
+                    # the hold outlasted the whole wait: back off (a wake-up
+                    # that cut the wait short says nothing of the hold)
+                    held_wait = min(2 * held_wait, IDLE_WAIT_S)
         finally:
             if producer is not None:
                 with contextlib.suppress(Exception):
                     await producer.stop()
 
-    async def _rows_held(self) -> bool:
-        """Whether outbox rows wait for an older transaction still running."""
+    async def _outbox_waiting(self) -> str | None:
+        """'ready' (rows shippable now), 'held' (rows behind an older
+        transaction still running) or None (the outbox is empty)."""
         async with self.store.pool.acquire() as conn:
-            return bool(await conn.fetchval(Q["outbox_held"]))
+            return await conn.fetchval(Q["outbox_waiting"])  # type: ignore[no-any-return]
 
     async def _ship_batch(self, producer: AIOKafkaProducer | None) -> int:
         region = self.store.region

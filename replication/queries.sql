@@ -56,9 +56,15 @@ WHERE o.txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY o.id
 LIMIT $1
 
--- name: outbox_held
--- Rows outbox_batch cannot ship yet: a transaction older than theirs still runs.
-SELECT EXISTS (SELECT 1 FROM outbox WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()))
+-- name: outbox_waiting
+-- What a round of the publisher left in the outbox: 'ready' if outbox_batch
+-- can ship some now (the transaction that held them ended since it read),
+-- 'held' if rows wait for an older transaction still running, NULL if empty.
+-- (The rows outbox_batch reads: those of existing namespaces.)
+SELECT CASE WHEN bool_or(o.txid < s.xmin) THEN 'ready' WHEN count(*) > 0 THEN 'held' END
+FROM outbox o
+JOIN namespaces n ON n.name = o.namespace
+CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) s
 
 -- name: set_ack_level
 WITH d AS (DELETE FROM outbox WHERE id = ANY($3::bigint[]))
