@@ -70,6 +70,18 @@ class BenchResult:
         return dict(self.__dict__)
 
 
+def progress_bar(show: bool) -> Progress:
+    """The benchmarks' progress bar (on stderr; nothing when ``show`` is false)."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not show,
+        transient=True,
+    )
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -229,14 +241,7 @@ async def run_bench(
                     for i in range(warmup)
                 ]
             )
-            progress = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                disable=not show_progress,
-                transient=True,
-            )
+            progress = progress_bar(show_progress)
             async with contextlib.AsyncExitStack() as stack:
                 listeners = [
                     await stack.enter_async_context(ClosedListener(measure.dsn(r), ns))

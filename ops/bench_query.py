@@ -20,10 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
 from ops.apps import Counter
-from ops.bench import percentile, start_worker, stop_processes
+from ops.bench import percentile, progress_bar, start_worker, stop_processes
 from worker import Client
 from worker._definition import WorkflowDefinition
 from worker._http import wf_path
@@ -86,14 +84,7 @@ async def run_query_bench(
 async def _grow(client: Client, handle: Any, events: int, show_progress: bool) -> int:
     """Signal the run until its history holds about ``events`` events; the signals sent."""
     total = max(1, events - 10)  # the run's own events (start, workflow tasks) make up the rest
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not show_progress,
-        transient=True,
-    )
+    progress = progress_bar(show_progress)
     sent = 0
 
     async def sender(n: int) -> None:
