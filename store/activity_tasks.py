@@ -179,9 +179,7 @@ async def complete_activity_task(
     tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
     result = req.result.model_dump() if req.result else None
 
-    async def write(conn: asyncpg.Connection) -> dict[str, Any]:
-        # every change goes through the RunTxn: one read, one checked write
-        rt, act = await _read_started_activity(store, conn, tok)
+    async def complete(rt: RunTxn, act: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         close_activity(
             rt,
             act,
@@ -190,7 +188,14 @@ async def complete_activity_task(
         )
         return await finish_activity(store, rt, return_new_workflow_task, req.identity)
 
-    return await store.unlocked(write)
+    async def unlocked(conn: asyncpg.Connection) -> dict[str, Any]:
+        # every change goes through the RunTxn: one read, one checked write
+        return await complete(*await _read_started_activity(store, conn, tok))
+
+    async def locked(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await complete(*await _lock_started_activity(store, conn, tok))
+
+    return await store.checked_write(unlocked, locked)
 
 
 async def fail_activity_task(

@@ -10,9 +10,13 @@ import asyncpg
 
 from store import db
 from store.config import BatonConfig
+from store.errors import Conflict
 from store.notify import Notifier
 
 T = TypeVar("T")
+
+#: Races an unlocked write may lose in a row before it takes the run's lock.
+UNLOCKED_CONFLICTS = 2
 
 
 @dataclass
@@ -35,6 +39,21 @@ class Store:
         """Run ``fn`` in one transaction, retrying lost races."""
         return await db.run_txn(self.pool, fn)
 
-    async def unlocked(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run ``fn`` outside a transaction (one checked write), retrying lost races."""
-        return await db.run_unlocked(self.pool, fn)
+    async def checked_write(
+        self,
+        unlocked: Callable[[asyncpg.Connection], Awaitable[T | None]],
+        locked: Callable[[asyncpg.Connection], Awaitable[T]],
+    ) -> T:
+        """Write one run by ``unlocked`` (a read without a transaction and one
+        checked write, see ``RunTxn.read_unlocked``), or by ``locked`` in a
+        transaction when ``unlocked`` returns None (the write needs the lock)
+        or loses :data:`UNLOCKED_CONFLICTS` races in a row: a run that keeps
+        changing between the read and the write (a flood of signals) is then
+        waited for instead of raced, so the write always gets through."""
+        try:
+            done = await db.run_unlocked(self.pool, unlocked, conflicts=UNLOCKED_CONFLICTS)
+        except Conflict:
+            done = None
+        if done is not None:
+            return done
+        return await self.txn(locked)

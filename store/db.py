@@ -76,13 +76,19 @@ async def run_txn(pool: asyncpg.Pool, fn: Callable[[asyncpg.Connection], Awaitab
     return await _retrying(lambda: transaction(pool), fn)
 
 
-async def run_unlocked(pool: asyncpg.Pool, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+async def run_unlocked(
+    pool: asyncpg.Pool,
+    fn: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    conflicts: int = TXN_RETRIES,
+) -> T:
     """Run ``fn`` on a connection in no transaction, retrying when it loses a race.
 
     For reads followed by one checked write (``RunTxn.read_unlocked``): the
-    write is refused if what was read changed, and ``fn`` runs again.
+    write is refused if what was read changed, and ``fn`` runs again, up to
+    ``conflicts`` times in all before the Conflict is raised.
     """
-    return await _retrying(lambda: _connection(pool), fn)
+    return await _retrying(lambda: _connection(pool), fn, conflicts=conflicts)
 
 
 @asynccontextmanager
@@ -95,17 +101,24 @@ async def _connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 async def _retrying(
     open_conn: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
     fn: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    conflicts: int = TXN_RETRIES,
 ) -> T:
     delay = 0.005
+    lost = 0
     for attempt in range(TXN_RETRIES):
         try:
             async with open_conn() as conn:
                 return await fn(conn)
-        except (Conflict, Unavailable):
+        except Conflict:
+            lost += 1
+            if lost >= conflicts or attempt == TXN_RETRIES - 1:
+                raise
+        except Unavailable:
             if attempt == TXN_RETRIES - 1:
                 raise
-            await asyncio.sleep(delay)
-            delay *= 4
+        await asyncio.sleep(delay)
+        delay *= 4
     raise AssertionError("unreachable")
 
 

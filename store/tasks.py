@@ -234,9 +234,7 @@ async def complete_workflow_task(
 
     if writes_only_the_run(req):
         # the common completion: one read and one checked write, no transaction
-        done = await store.unlocked(unlocked)
-        if done is not None:
-            return done
+        return await store.checked_write(unlocked, txn)
     return await store.txn(txn)
 
 

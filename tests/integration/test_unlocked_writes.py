@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from store.context import UNLOCKED_CONFLICTS
 from store.mutable_state import RunTxn
 from tests.conftest import Region
 from worker import Client, workflow
@@ -140,3 +141,42 @@ async def test_a_closing_write_rejects_the_updates_the_run_leaves(
     assert row["state"] == "rejected"
     assert row["failure"]["type"] == "WorkflowClosed"
     assert (await h.describe())["execution"]["status"] == "completed"
+
+
+async def test_a_write_that_keeps_losing_its_race_takes_the_lock_and_gets_through(
+    region: Region, client: Client
+) -> None:
+    """A run that changes between every read and write (a flood of signals)
+    is not raced forever: after UNLOCKED_CONFLICTS lost races the write waits
+    for the run's lock instead."""
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    run_id = h.run_id
+    tries = 0
+
+    async def unlocked(conn: asyncpg.Connection) -> str:
+        nonlocal tries
+        tries += 1
+        rt = await _read(region, conn, run_id)
+        await h.signal("poke")  # the run changes before every unlocked write
+        await rt.write_txn()
+        return "unlocked"
+
+    async def locked(conn: asyncpg.Connection) -> str:
+        rt = await RunTxn.lock(
+            conn,
+            "default",
+            "w",
+            run_id,
+            region=region.store.region,
+            region_urls=region.store.region_urls,
+        )
+        rt.add_event(EventType.MARKER_RECORDED, {"marker_name": "stale", "details": {}})
+        await rt.write_txn()
+        return "locked"
+
+    assert await region.store.checked_write(unlocked, locked) == "locked"
+    assert tries == UNLOCKED_CONFLICTS
+    events = await h.history()
+    assert _markers(events) == ["stale"]  # written once, by the locked write
+    assert [e["event_type"] for e in events].count("WorkflowExecutionSignaled") == tries
