@@ -129,7 +129,16 @@ class Counter:
         return self.total
 
 
-WORKFLOWS = [ThreeSteps, Order, Counter]
+@workflow.defn(name="Sleeper")
+class Sleeper:
+    """Sleeps two hours on a durable timer (the benchmark's open workflows)."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.sleep(timedelta(hours=2))
+
+
+WORKFLOWS = [ThreeSteps, Order, Counter, Sleeper]
 ACTIVITIES = [step, charge_card, reserve_stock, send_receipt]
 
 

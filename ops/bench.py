@@ -62,6 +62,8 @@ class BenchResult:
     cpu_busy_percent: float | None = None
     db_per_workflow: dict[str, dict[str, float | None]] = field(default_factory=dict)
     workers: int = 1
+    #: open workflows asleep on timers beside the measured ones (--sleeping)
+    sleeping: int = 0
     #: workflow tasks (of runs that had one before) served from a worker's
     #: cache, in percent; the rest fetched and replayed the history
     worker_cache_hit_percent: float | None = None
@@ -191,6 +193,7 @@ async def run_bench(
     source: str | None = None,
     cpu_parts: dict[str, list[int]] | None = None,
     workers: int = 1,
+    sleeping: int = 0,
 ) -> BenchResult:
     """Start a worker process and measure ``workflows`` runs of ThreeSteps.
 
@@ -234,6 +237,14 @@ async def run_bench(
             CpuMeter(parts, with_children={"postgresql"}),
         )
         try:
+            if sleeping:
+                from ops.bench_sleeping import start_sleepers
+
+                if source is None or config is None:
+                    raise ValueError("--sleeping needs the region's database (config and source)")
+                await start_sleepers(
+                    client, queue, sleeping, measure.dsn(source), show_progress=show_progress
+                )
             # Warm up: connections, caches and the worker's first poll.
             await asyncio.gather(
                 *[
@@ -297,6 +308,7 @@ async def run_bench(
         cpu_busy_percent=busy,
         db_per_workflow=per_db,
         workers=workers,
+        sleeping=sleeping,
         worker_cache_hit_percent=r1(100 * hits / (hits + misses)) if hits + misses else None,
     )
 

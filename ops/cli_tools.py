@@ -96,6 +96,13 @@ def register_tools(cli: click.Group) -> None:
         help="Worker processes polling the benchmark's task queue (each with its own cache).",
     )
     @click.option(
+        "--sleeping",
+        type=click.IntRange(0, 1_000_000),
+        default=0,
+        show_default=True,
+        help="Open workflows asleep on a two-hour timer, started (and settled) before the run.",
+    )
+    @click.option(
         "--failover",
         "failover_bench",
         is_flag=True,
@@ -134,6 +141,7 @@ def register_tools(cli: click.Group) -> None:
         open_loop: bool,
         rate: float | None,
         workers: int,
+        sleeping: int,
         failover_bench: bool,
         query_history: int | None,
         output: str,
@@ -218,6 +226,7 @@ def register_tools(cli: click.Group) -> None:
                     source=region,
                     cpu_parts=cpu_parts,
                     workers=workers,
+                    sleeping=sleeping,
                 )
             )
         finally:
@@ -231,6 +240,7 @@ def register_tools(cli: click.Group) -> None:
                 "concurrent starters": d["concurrency"],
                 "server processes": server_processes,
                 "worker processes": d["workers"],
+                "open workflows asleep beside the run": d["sleeping"],
                 "seconds": d["seconds"],
                 "workflows/s": d["per_second"],
                 f"p50 {lat} (ms)": d["p50_ms"],
