@@ -178,13 +178,7 @@ async def reset_txn(
             None,
         )
         old.exe["continued_to_run_id"] = new.run_id
-        await conn.execute(
-            Q["fail_pending_updates"],
-            namespace,
-            workflow_id,
-            uuid.UUID(old.run_id),
-            {"message": f"workflow reset to run {new.run_id}", "type": "Reset"},
-        )
+        old.fail_updates = {"message": f"workflow reset to run {new.run_id}", "type": "Reset"}
         await old.write_txn()
     await new.write_txn()
     # the kept events keep their original times (workflow.now() replays as it ran)

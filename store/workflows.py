@@ -234,13 +234,7 @@ async def terminate_workflow(
         if isinstance(rt, str):
             return rt
         terminate_txn(rt, req.reason, req.identity, req.request_id)
-        await conn.execute(
-            Q["fail_pending_updates"],
-            namespace,
-            workflow_id,
-            uuid.UUID(rt.run_id),
-            {"message": "workflow terminated", "type": "Terminated"},
-        )
+        rt.fail_updates = {"message": "workflow terminated", "type": "Terminated"}
         await rt.write_txn()
         return rt.run_id
 

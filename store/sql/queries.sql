@@ -212,11 +212,6 @@ RETURNING a.*, e.workflow_type, n.failover_version AS ns_failover_version
 DELETE FROM timers
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind LIKE 'activity\_%' AND ref = $4
 
--- name: fail_pending_updates
-UPDATE workflow_updates SET state = 'rejected', failure = $4
-WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state IN ('requested', 'accepted')
-RETURNING update_id
-
 -- name: retry_activity
 -- $7: the next attempt's number (1 after a reset)
 UPDATE activities SET state = 'scheduled', attempt = $7, scheduled_time = $5,

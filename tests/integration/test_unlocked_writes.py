@@ -180,3 +180,25 @@ async def test_a_write_that_keeps_losing_its_race_takes_the_lock_and_gets_throug
     events = await h.history()
     assert _markers(events) == ["stale"]  # written once, by the locked write
     assert [e["event_type"] for e in events].count("WorkflowExecutionSignaled") == tries
+
+
+async def test_a_terminate_rejects_the_updates_the_run_leaves_in_its_write(
+    region: Region, client: Client
+) -> None:
+    """Terminate (like reset and a closing completion) hands the rejection to
+    the run's write rather than running a statement of its own."""
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    async with region.store.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO workflow_updates (namespace, workflow_id, run_id, update_id, name, "
+            "input, state) VALUES ('default', 'w', $1, 'u1', 'set', $2, 'requested')",
+            uuid.UUID(h.run_id),
+            [],
+        )
+        await h.terminate("enough")
+        row = await conn.fetchrow(
+            "SELECT state, failure FROM workflow_updates WHERE update_id = 'u1'"
+        )
+    assert row["state"] == "rejected"
+    assert row["failure"] == {"message": "workflow terminated", "type": "Terminated"}
