@@ -33,6 +33,9 @@ IDLE_WAIT_S = 1.0
 #: First wait for rows held behind a running transaction (doubling, up to
 #: IDLE_WAIT_S, each time the hold outlasts a whole wait).
 HELD_WAIT_S = 0.005
+#: How long the publisher trusts its list of replicated namespaces without a
+#: namespace notification (a listener that reconnected may have missed one).
+REPLICATED_TTL_S = 5.0
 #: Message types on a replication topic, by outbox row kind.
 MESSAGE_TYPES = {
     "history": "history_v1",
@@ -152,7 +155,38 @@ class Publisher:
         self.store = store
         self.bootstrap = store.config.kafka_bootstrap
         self._wake = asyncio.Event()
-        store.notifier.on("baton_history_v1", lambda _p: self._wake.set())
+        # Only writes of replicated namespaces leave outbox rows: a write of a
+        # single-region namespace need not send the publisher to read the
+        # outbox. None: not known (yet), so every write wakes it.
+        self._replicated: frozenset[str] | None = None
+        self._replicated_at = 0.0
+        self._namespace_changes = 0
+        store.notifier.on("baton_history_v1", self._on_history)
+        store.notifier.on("baton_namespaces_v1", self._on_namespace)
+
+    def _on_history(self, key: str) -> None:
+        """A write committed (``key`` is namespace/workflow id)."""
+        names = self._replicated
+        if names is None or key.split("/", 1)[0] in names:
+            self._wake.set()
+
+    def _on_namespace(self, _name: str) -> None:
+        # a namespace gained or lost a region: read the list again, and look
+        # at the outbox (the change's own row is there)
+        self._namespace_changes += 1
+        self._replicated = None
+        self._wake.set()
+
+    async def _refresh_replicated(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._replicated is not None and loop.time() - self._replicated_at < REPLICATED_TTL_S:
+            return
+        changes = self._namespace_changes
+        async with self.store.pool.acquire() as conn:
+            rows = await conn.fetch(Q["replicated_namespaces"])
+        if changes == self._namespace_changes:  # else a change came in while reading
+            self._replicated = frozenset(r["name"] for r in rows)
+            self._replicated_at = loop.time()
 
     async def run(self) -> None:
         await lead_forever(self.store, PUBLISHER_LOCK, "publisher", self._publish)
@@ -174,6 +208,7 @@ class Publisher:
                 # Cleared before reading: a commit that notifies while a batch
                 # ships wakes the next round instead of being lost.
                 self._wake.clear()
+                await self._refresh_replicated()
                 shipped = await self._ship_batch(producer)
                 if shipped >= BATCH:
                     continue

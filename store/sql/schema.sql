@@ -730,7 +730,9 @@ CREATE TABLE replication_progress (
 );
 
 -- Servers end their long-polls when a namespace changes (a failover), so
--- workers learn at once that they must follow it to its new region.
+-- workers learn at once that they must follow it to its new region; the
+-- publisher reads again which namespaces are replicated (created, or a region
+-- added or removed).
 CREATE FUNCTION baton_notify_namespace_v1() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('baton_namespaces_v1', NEW.name);
@@ -740,8 +742,12 @@ $$;
 
 CREATE TRIGGER namespaces_notify_v1 AFTER UPDATE ON namespaces
     FOR EACH ROW WHEN (OLD.active_region IS DISTINCT FROM NEW.active_region
-                       OR OLD.state IS DISTINCT FROM NEW.state)
+                       OR OLD.state IS DISTINCT FROM NEW.state
+                       OR OLD.regions IS DISTINCT FROM NEW.regions)
     EXECUTE FUNCTION baton_notify_namespace_v1();
+
+CREATE TRIGGER namespaces_notify_insert_v1 AFTER INSERT ON namespaces
+    FOR EACH ROW EXECUTE FUNCTION baton_notify_namespace_v1();
 
 -- What a new active region needs besides history, and what replication
 -- could not apply (0003).

@@ -1,0 +1,84 @@
+"""The publisher reads the outbox when a replicated namespace wrote, not on every write.
+
+A write of a single-region namespace leaves no outbox row; waking the
+publisher for it cost an outbox read (two statements) per write. The
+publisher keeps the names of the replicated namespaces, and a namespace
+change (one gaining a standby region) makes it read them again at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import pytest
+
+from replication.publisher import Publisher
+from store.notify import wait_event
+from tests.conftest import Region
+from worker import Client, workflow
+
+pytestmark = pytest.mark.integration
+QUEUE = "no-worker-polls-this"
+T = TypeVar("T")
+
+
+@workflow.defn(name="Waits")
+class Waits:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def _written(region: Region, key: str, write: Awaitable[T]) -> T:
+    """Await ``write`` and return once this process heard of its commit."""
+    async with region.store.notifier.subscribe("baton_history_v1", key) as ev:
+        got = await write
+        assert await wait_event(ev, 5.0), "the write's notification never came"
+    return got
+
+
+async def test_a_single_region_write_does_not_wake_the_publisher_and_a_replicated_one_does(
+    region: Region, client: Client
+) -> None:
+    publisher = Publisher(region.store)
+    # Notifications arrive in commit order: once this process heard of the
+    # start, it has heard of the namespace's creation before it too.
+    h = await _written(region, "default/w", client.start_workflow(Waits, id="w", task_queue=QUEUE))
+    await publisher._refresh_replicated()
+    assert publisher._replicated is not None
+    assert "default" not in publisher._replicated
+
+    publisher._wake.clear()
+    await _written(region, "default/w", h.signal("poke"))
+    assert not publisher._wake.is_set(), "a single-region write woke the publisher"
+
+    # the namespace gains a standby: its notification reaches the publisher,
+    # which forgets the list and looks at the outbox
+    async with region.store.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE namespaces SET regions = regions || 'region-z'::text WHERE name = 'default'"
+        )
+    for _ in range(100):
+        if publisher._replicated is None:
+            break
+        await asyncio.sleep(0.05)
+    assert publisher._replicated is None
+    assert publisher._wake.is_set()
+
+    await publisher._refresh_replicated()
+    assert "default" in publisher._replicated
+    publisher._wake.clear()
+    await _written(region, "default/w", h.signal("poke"))
+    assert publisher._wake.is_set(), "a replicated namespace's write did not wake the publisher"
+
+    # a new namespace (which may have standbys from its first write) too
+    publisher._wake.clear()
+    await client.create_namespace("another")
+    for _ in range(100):
+        if publisher._replicated is None:
+            break
+        await asyncio.sleep(0.05)
+    assert publisher._replicated is None
+    assert publisher._wake.is_set()
