@@ -135,13 +135,9 @@ SELECT version FROM history_events
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = $4
 
 -- name: start_checks
--- Serialise starts of one workflow id, then read what the reuse policy needs.
-SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0)) AS locked,
-  (SELECT run_id FROM request_ids
-   WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3) AS request_run_id,
-  c.run_id AS current_run_id, c.status AS current_status
-FROM (SELECT 1) AS one
-LEFT JOIN current_executions c ON c.namespace = $1 AND c.workflow_id = $2
+-- Serialise starts of one workflow id, then read what the reuse policy needs
+-- (after the lock: see baton_start_checks_v1).
+SELECT * FROM baton_start_checks_v1($1, $2, $3)
 
 -- name: history_from
 SELECT event_id, event_type, event_time, version, attributes FROM history_events
