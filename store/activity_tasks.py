@@ -91,7 +91,7 @@ async def poll_activity_task(
                 [t[2] for t in timers],
                 [t[3] for t in timers],
             )
-        return activity_task(act, act["workflow_type"], act["ns_failover_version"])
+        return activity_task(act, act["workflow_type"], act["ns_failover_version"]), row["more"]
 
     return await long_poll(store, namespace, "activity", req, take, disconnected)  # type: ignore[no-any-return]
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 
 from store import db
 from store.config import BatonConfig
 from store.errors import Conflict
+from store.matching import Matcher
 from store.notify import Notifier
+
+if TYPE_CHECKING:
+    from store.namespaces import Namespace
 
 T = TypeVar("T")
 
@@ -30,6 +34,12 @@ class Store:
     #: When this process last recorded each versioned poller (polls are a hot
     #: path: the row is written at most every few seconds per poller).
     poller_seen: dict[tuple[str, ...], float] = field(default_factory=dict)
+    #: Where each namespace was active when a long-poll last looked, with the
+    #: notifier's namespace epoch of that read (any namespace change, or a
+    #: lost listener, moves the epoch on and the entry is read again).
+    namespace_seen: dict[str, tuple[int, Namespace]] = field(default_factory=dict)
+    #: The long-polls of this process a writer may hand a new task to.
+    matcher: Matcher = field(default_factory=Matcher)
 
     @property
     def region_urls(self) -> dict[str, str]:

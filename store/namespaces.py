@@ -101,6 +101,15 @@ async def require_active_here(store: Store, namespace: str) -> None:
     Polls, queries and updates wait for work of the active region: a standby,
     or a region the namespace left while they waited, sends the caller there.
     """
-    async with store.pool.acquire() as conn:
-        ns = await get_namespace(conn, namespace)
+    notifier = store.notifier
+    seen = store.namespace_seen.get(namespace)
+    if seen is not None and seen[0] == notifier.namespace_epoch and notifier.connected.is_set():
+        # unchanged since this process last read it (a change notifies); the
+        # take of a task checks the namespace again under its lock
+        ns = seen[1]
+    else:
+        epoch = notifier.namespace_epoch
+        async with store.pool.acquire() as conn:
+            ns = await get_namespace(conn, namespace)
+        store.namespace_seen[namespace] = (epoch, ns)
     ns.require_writable(store.region, store.region_urls)

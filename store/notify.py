@@ -64,6 +64,8 @@ class Notifier:
         self.connected.set()
 
     def _on_lost(self) -> None:
+        # a namespace change may go unheard until the listener is back
+        self.namespace_epoch += 1
         self.connected.clear()
         self.wake_all()
 

@@ -85,14 +85,24 @@ async def long_poll(
                 if got is not STALE:
                     break
             if got is not None:
-                # Notifications of one transaction collapse into one: if more
-                # tasks came with it, the next poller finds them.
-                store.notifier.wake_one("baton_tasks_v1", key, skip=ev)
-                return got
+                task, more = got
+                if more or ev.is_set():
+                    # Notifications of one transaction collapse into one, and
+                    # one that came while this poller took its task woke it for
+                    # nothing: the next poller finds what is left.
+                    store.notifier.wake_one("baton_tasks_v1", key, skip=ev)
+                return task
             remaining = (deadline - utcnow()).total_seconds()
             if store.notifier.draining or remaining <= 0:
                 return None
-            if not await wait_event(ev, remaining):
+            # asleep, a writer of this process may hand this poller its task
+            # (store.matching); awake, it takes tasks from the table
+            with store.matcher.idle(key, req.identity, ev) as waiter:
+                woke = await wait_event(ev, remaining)
+                handed = await store.matcher.outcome(waiter)
+            if handed is not None:
+                return handed
+            if not woke:
                 return None
 
 
@@ -152,7 +162,8 @@ async def poll_workflow_task(
         if row is None:
             return None
         if row["kind"] == "query":
-            return await _query_task(conn, row)
+            query = await _query_task(conn, row)
+            return query if query is STALE else (query, row["more"])
         rt = await RunTxn.lock(
             conn,
             namespace,
@@ -170,7 +181,7 @@ async def poll_workflow_task(
             return STALE
         rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
         await rt.write_txn()
-        return await build_workflow_task(conn, rt)
+        return await build_workflow_task(conn, rt), row["more"]
 
     return await long_poll(store, namespace, "workflow", req, take, disconnected)  # type: ignore[no-any-return]
 

@@ -16,13 +16,14 @@ from store.errors import (
     WorkflowAlreadyStarted,
     WorkflowNotFound,
 )
+from store.matching import Match
 from store.mutable_state import RUN_TIMEOUT, RunTxn, event_to_wire, utcnow
 from store.namespaces import get_namespace, lock_namespace
 from store.new_run import new_execution
 from store.notify import wait_event
 from store.run_lock import lock_for_request
 from store.sql import QUERIES as Q
-from store.task_views import started_attributes
+from store.task_views import build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
 from versioning import routing
 from worker import wire
@@ -52,7 +53,16 @@ async def start_workflow(
             f"workflow types starting with {SYSTEM_TYPE_PREFIX!r} are reserved for Baton's "
             "system workflows: name yours otherwise"
         )
-    return await store.txn(lambda conn: start_workflow_txn(store, conn, namespace, req, signal))
+    match = Match(store.matcher)
+    try:
+        started = await store.txn(
+            lambda conn: start_workflow_txn(store, conn, namespace, req, signal, match=match)
+        )
+    except BaseException:
+        match.settle(committed=False)
+        raise
+    match.settle(committed=True)  # the first workflow task, to a poller of this process
+    return started
 
 
 async def start_workflow_txn(
@@ -61,8 +71,16 @@ async def start_workflow_txn(
     namespace: str,
     req: wire.StartWorkflowRequest,
     signal: tuple[str, list[wire.Payload]] | None = None,
+    *,
+    match: Match | None = None,
 ) -> wire.StartWorkflowResponse:
-    """:func:`start_workflow` inside the caller's transaction."""
+    """:func:`start_workflow` inside the caller's transaction.
+
+    With ``match``, the first workflow task goes to an idle poller of this
+    process if there is one (``match.task``, handed over after the commit).
+    """
+    if match is not None:
+        match.task = None  # (a retried transaction starts afresh)
     ns = await lock_namespace(store, conn, namespace, exclusive=False)
     attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
@@ -125,10 +143,17 @@ async def start_workflow_txn(
     if signal is not None:
         # the start's request id covers its signal: record it once
         _add_signal(store, run, signal[0], signal[1], req.identity, None)
-    run.schedule_workflow_task()
+    poller = None
+    if match is not None and not ns.deployments:
+        # (a versioned run's task goes to a poller of its version: by the table)
+        poller = match.reserve(f"{namespace}/workflow/{req.task_queue}")
+    if run.schedule_workflow_task(dispatch=poller is None) is not None and poller is not None:
+        run.start_workflow_task(poller.identity, store.config.suggest_continue_as_new_events)
     if req.run_timeout_s:
         run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
     await run.write_txn()
+    if match is not None and run.started_here:
+        match.task = await build_workflow_task(conn, run)
     return wire.StartWorkflowResponse(workflow_id=req.workflow_id, run_id=run.run_id, started=True)
 
 

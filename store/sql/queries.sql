@@ -102,12 +102,20 @@ SELECT $1, $2, $3, t.kind, t.ref, t.attempt, t.fire_at
 FROM unnest($4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS t(kind, ref, attempt, fire_at)
 
 -- name: take_task
-DELETE FROM tasks WHERE id = (
-    SELECT id FROM tasks
-    WHERE namespace = $1 AND task_queue = $2 AND kind = ANY($3::text[])
-      AND coalesce(build_id, '') = coalesce($4::text, '')
-    ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING *
+-- The oldest free task of a queue, and whether the queue holds more (taken
+-- or not): only then does the poller that took it wake another one.
+WITH t AS (
+    DELETE FROM tasks WHERE id = (
+        SELECT id FROM tasks
+        WHERE namespace = $1 AND task_queue = $2 AND kind = ANY($3::text[])
+          AND coalesce(build_id, '') = coalesce($4::text, '')
+        ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING *)
+SELECT t.*, EXISTS (
+    SELECT 1 FROM tasks o
+    WHERE o.namespace = $1 AND o.task_queue = $2 AND o.kind = ANY($3::text[])
+      AND coalesce(o.build_id, '') = coalesce($4::text, '') AND o.id <> t.id) AS more
+FROM t
 
 -- name: workflow_task_view
 -- The events and pending updates a workflow task carries, built as JSON by

@@ -1,0 +1,110 @@
+"""The long-poll's hot path on real PostgreSQL.
+
+A poller that takes a task wakes another only when the queue holds more (or a
+notification came while it took), and a long-poll trusts what it last read of
+its namespace until a namespace notification says it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from store.errors import NamespaceNotActive
+from store.tasks import poll_workflow_task
+from tests.conftest import Region
+from worker import Client, workflow
+from worker.wire import PollRequest
+
+pytestmark = pytest.mark.integration
+PARKED = "nobody-polls-this"
+QUEUE = "polled"
+
+
+@workflow.defn(name="Waits")
+class Waits:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_two_tasks_of_one_commit_reach_two_waiting_pollers(
+    region: Region, client: Client
+) -> None:
+    for wid in ("w1", "w2"):
+        await client.start_workflow(Waits, id=wid, task_queue=PARKED)
+    req = PollRequest(task_queue=QUEUE, identity="t", wait_s=10)
+    pollers = [asyncio.create_task(poll_workflow_task(region.store, "default", req)) for _ in "ab"]
+    await asyncio.sleep(0.5)  # both wait on an empty queue
+    assert not any(p.done() for p in pollers)
+    async with region.store.pool.acquire() as conn:
+        # both tasks come back in one transaction: their notifications
+        # collapse into one, which wakes one poller
+        await conn.execute(
+            """
+            WITH d AS (DELETE FROM tasks WHERE task_queue = $1 RETURNING *)
+            INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt)
+            SELECT namespace, $2, kind, workflow_id, run_id, ref, attempt FROM d
+            """,
+            PARKED,
+            QUEUE,
+        )
+    done, _ = await asyncio.wait(pollers, timeout=3)
+    # the poller it woke saw that the queue held more and woke the other
+    assert len(done) == 2, "the second poller slept through its task"
+    assert sorted(p.result()["workflow_id"] for p in pollers) == ["w1", "w2"]
+
+
+async def test_a_poll_learns_at_once_that_its_namespace_left_the_region(
+    region: Region, client: Client
+) -> None:
+    req = PollRequest(task_queue=QUEUE, identity="t", wait_s=0)
+    assert await poll_workflow_task(region.store, "default", req) is None
+    epoch = region.store.notifier.namespace_epoch
+    async with region.store.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE namespaces SET active_region = 'elsewhere' WHERE name = 'default'"
+        )
+    for _ in range(100):
+        if region.store.notifier.namespace_epoch != epoch:
+            break
+        await asyncio.sleep(0.05)
+    with pytest.raises(NamespaceNotActive):
+        await poll_workflow_task(region.store, "default", req)
+
+
+async def test_a_start_hands_its_first_task_to_a_poller_of_this_process_after_the_commit(
+    region: Region, client: Client
+) -> None:
+    store = region.store
+    # no poller waits: the task is a row of the queue, as before
+    await client.start_workflow(Waits, id="queued", task_queue=QUEUE)
+    async with store.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM tasks WHERE workflow_id = 'queued'") == 1
+    req = PollRequest(task_queue=QUEUE, identity="sync-poller", wait_s=10)
+    assert (await poll_workflow_task(store, "default", req))["workflow_id"] == "queued"
+    assert store.matcher.matched == 0
+
+    poller = asyncio.create_task(poll_workflow_task(store, "default", req))
+    await asyncio.sleep(0.3)  # it waits on the empty queue
+    h = await client.start_workflow(Waits, id="matched", task_queue=QUEUE)
+    task = await asyncio.wait_for(poller, 5)
+    assert task["workflow_id"] == "matched" and task["run_id"] == h.run_id
+    assert store.matcher.matched == 1
+    # what the poller holds was committed before it got it: the start wrote
+    # the task as started by this poller, and left no task row to take
+    async with store.pool.acquire() as conn:
+        started = await conn.fetchrow(
+            "SELECT event_id, attributes FROM history_events "
+            "WHERE workflow_id = 'matched' AND event_type = 'WorkflowTaskStarted'"
+        )
+        rows = await conn.fetchval("SELECT count(*) FROM tasks WHERE workflow_id = 'matched'")
+    assert started["attributes"]["identity"] == "sync-poller"
+    assert task["started_event_id"] == started["event_id"]
+    assert [e["event_type"] for e in task["events"]] == [
+        "WorkflowExecutionStarted",
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+    ]
+    assert rows == 0
