@@ -35,7 +35,8 @@ from store.context import Store
 from store.errors import StoreError
 from store.mutable_state import CLOSE_STATUS, close_outcome
 from store.sql import QUERIES as SQ
-from store.workflows import signal_workflow_txn, start_workflow_txn
+from store.starts import start_workflow_txn
+from store.workflows import signal_workflow_txn
 from worker import wire
 from worker.wire import EventType
 

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from store import activity_tasks as acts
-from store import messages, tasks, workflows
+from store import messages, starts, tasks, workflows
 from store.api_fast import HotRoutes, unexpected_error
 from store.api_guard import JSON, GuardedRoute, RequestGuard
 from store.api_pause import add_pause_routes
@@ -258,7 +258,7 @@ def create_app(store: Store) -> FastAPI:
     @app.post(f"{ns_path}/workflows", response_model=wire.StartWorkflowResponse)
     async def start_workflow(namespace: str, req: wire.StartWorkflowRequest) -> Response:
         checked(req)
-        res = await workflows.start_workflow(store, namespace, req)
+        res = await starts.start_workflow(store, namespace, req)
         return JSON(res.model_dump(), status_code=201 if res.started else 200)
 
     @app.post(f"{ns_path}/signal-with-start", response_model=wire.StartWorkflowResponse)
@@ -267,7 +267,7 @@ def create_app(store: Store) -> FastAPI:
         start = wire.StartWorkflowRequest.model_validate(
             req.model_dump(exclude={"signal_name", "signal_input"})
         )
-        res = await workflows.start_workflow(
+        res = await starts.start_workflow(
             store, namespace, start, signal=(req.signal_name, req.signal_input)
         )
         return JSON(res.model_dump())

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope
 
 from store import activity_tasks as acts
-from store import tasks, workflows
+from store import starts, tasks, workflows
 from store.api_guard import JSON
 from store.context import Store
 from store.errors import StoreError, Unavailable
@@ -152,7 +152,7 @@ class HotRoutes:
 
             async def start_workflow() -> Response:
                 self.checked(start)
-                res = await workflows.start_workflow(store, namespace, start)
+                res = await starts.start_workflow(store, namespace, start)
                 return JSON(res.model_dump(), status_code=201 if res.started else 200)
 
             return start_workflow

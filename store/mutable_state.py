@@ -108,6 +108,9 @@ class RunTxn:
     #: Read without locks (:meth:`read_unlocked`): the xmin of the run's row and
     #: of its namespace's row then, against which the write is checked.
     expect_xmin: tuple[int, int] | None = None
+    #: A new run started unlocked: the workflow id's current run when read
+    #: (None: it had none), against which the write is checked.
+    expect_current_run: str | None = None
     #: The failure the write rejects a closing run's open updates with.
     fail_updates: dict[str, Any] | None = None
     #: A workflow task was started by this write; the write returns its view.
@@ -516,7 +519,7 @@ class RunTxn:
             None if closing else e.get("sticky_queue"),
             None if closing else e.get("sticky_timeout_s"),
             # a new run's whole row, inserted by the same call
-            {k: v for k, v in e.items() if k != "buffered_events"} if self.is_new else None,
+            self._new_row() if self.is_new else None,
             {k: e.get(k) for k in VERSIONING_COLUMNS}
             if self.versioning_changed and not self.is_new
             else None,
@@ -528,6 +531,12 @@ class RunTxn:
             else None,
         )
         self.task_view = view
+
+    def _new_row(self) -> dict[str, Any]:
+        row = {k: v for k, v in self.exe.items() if k != "buffered_events"}
+        if self.expect_xmin is not None:
+            row["expect_current_run_id"] = self.expect_current_run  # (not a column)
+        return row
 
     def insert_activity(self, row: dict[str, Any]) -> None:
         self.activity_inserts.append(row)

@@ -25,7 +25,7 @@ from scheduler.workflow import (
     WORKFLOW_TYPE,
     schedule_workflow_id,
 )
-from store import workflows
+from store import starts, workflows
 from store.batch.job import TASK_QUEUE
 from store.clock import utcnow
 from store.context import Store
@@ -97,7 +97,7 @@ async def create_schedule(
         identity=req.identity,
     )
     try:
-        res = await workflows.start_workflow(store, namespace, start, system=True)
+        res = await starts.start_workflow(store, namespace, start, system=True)
     except WorkflowAlreadyStarted:
         raise ScheduleAlreadyExists(
             f"schedule {req.schedule_id!r} exists in namespace {namespace!r}: "

@@ -13,148 +13,17 @@ from store.deployments import run_versioning_view
 from store.errors import (
     InvalidArgument,
     LimitExceeded,
-    WorkflowAlreadyStarted,
     WorkflowNotFound,
 )
-from store.matching import Match
-from store.mutable_state import RUN_TIMEOUT, RunTxn, event_to_wire, utcnow
-from store.namespaces import get_namespace, lock_namespace
-from store.new_run import new_execution
+from store.mutable_state import RunTxn, event_to_wire, utcnow
+from store.namespaces import get_namespace
 from store.notify import wait_event
 from store.run_lock import lock_for_request
 from store.sql import QUERIES as Q
-from store.task_views import build_workflow_task, started_attributes
-from store.visibility.attributes import validate_upsert
-from versioning import routing
 from worker import wire
-from worker.wire import EventType, WorkflowIdReusePolicy
+from worker.wire import EventType
 
 MAX_HISTORY_PAGE = 10_000
-
-
-SYSTEM_TYPE_PREFIX = "baton."
-
-
-async def start_workflow(
-    store: Store,
-    namespace: str,
-    req: wire.StartWorkflowRequest,
-    *,
-    signal: tuple[str, list[wire.Payload]] | None = None,
-    system: bool = False,
-) -> wire.StartWorkflowResponse:
-    """Start a run; with ``signal``, signal the running one instead if there is one.
-
-    Workflow types ``baton.*`` are the server's own (batch jobs): only the
-    server starts them (``system``).
-    """
-    if req.workflow_type.startswith(SYSTEM_TYPE_PREFIX) and not system:
-        raise InvalidArgument(
-            f"workflow types starting with {SYSTEM_TYPE_PREFIX!r} are reserved for Baton's "
-            "system workflows: name yours otherwise"
-        )
-    match = Match(store.matcher)
-    try:
-        started = await store.txn(
-            lambda conn: start_workflow_txn(store, conn, namespace, req, signal, match=match)
-        )
-    except BaseException:
-        match.settle(committed=False)
-        raise
-    match.settle(committed=True)  # the first workflow task, to a poller of this process
-    return started
-
-
-async def start_workflow_txn(
-    store: Store,
-    conn: asyncpg.Connection,
-    namespace: str,
-    req: wire.StartWorkflowRequest,
-    signal: tuple[str, list[wire.Payload]] | None = None,
-    *,
-    match: Match | None = None,
-) -> wire.StartWorkflowResponse:
-    """:func:`start_workflow` inside the caller's transaction.
-
-    With ``match``, the first workflow task goes to an idle poller of this
-    process if there is one (``match.task``, handed over after the commit).
-    """
-    if match is not None:
-        match.task = None  # (a retried transaction starts afresh)
-    ns = await lock_namespace(store, conn, namespace, exclusive=False)
-    attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
-    checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
-    if req.request_id and checks["request_run_id"] is not None:
-        return wire.StartWorkflowResponse(
-            workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
-        )
-    cur = None
-    if checks["current_run_id"] is not None:
-        cur = {"run_id": checks["current_run_id"], "status": checks["current_status"]}
-    if cur is not None and cur["status"] == "running":
-        if signal is None and req.id_reuse_policy != WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
-            raise WorkflowAlreadyStarted(
-                f"workflow {req.workflow_id!r} is already running as run {cur['run_id']}: "
-                "signal it, wait for it, or start with id_reuse_policy=terminate_if_running",
-                run_id=str(cur["run_id"]),
-            )
-        rt = await RunTxn.lock(
-            conn,
-            namespace,
-            req.workflow_id,
-            str(cur["run_id"]),
-            region=store.region,
-            region_urls=store.region_urls,
-        )
-        if signal is not None:
-            _add_signal(store, rt, signal[0], signal[1], req.identity, req.request_id)
-            await rt.write_txn()
-            return wire.StartWorkflowResponse(
-                workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
-            )
-        terminate_txn(rt, "terminated by a start with policy terminate_if_running", req.identity)
-        await rt.write_txn()
-    elif cur is not None:
-        policy = req.id_reuse_policy
-        if policy == WorkflowIdReusePolicy.REJECT_DUPLICATE or (
-            policy == WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
-            and cur["status"] == "completed"
-        ):
-            raise WorkflowAlreadyStarted(
-                f"workflow {req.workflow_id!r} has a closed run ({cur['status']}) and the "
-                f"id reuse policy {policy.value} forbids another",
-                run_id=str(cur["run_id"]),
-            )
-    run = new_execution(
-        conn,
-        ns,
-        workflow_id=req.workflow_id,
-        workflow_type=req.workflow_type,
-        task_queue=req.task_queue,
-        request_id=req.request_id,
-        task_timeout_s=req.task_timeout_s,
-        run_timeout_s=req.run_timeout_s,
-        memo=req.memo,
-        search_attributes=attributes,
-    )
-    routing.start(run.exe, ns.deployments, req.versioning_behavior)
-    run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
-    run.seen_request(req.request_id, "start")
-    if signal is not None:
-        # the start's request id covers its signal: record it once
-        _add_signal(store, run, signal[0], signal[1], req.identity, None)
-    poller = None
-    if match is not None and not ns.deployments:
-        # (a versioned run's task goes to a poller of its version: by the table)
-        poller = match.reserve(f"{namespace}/workflow/{req.task_queue}")
-    if run.schedule_workflow_task(dispatch=poller is None) is not None and poller is not None:
-        run.start_workflow_task(poller.identity, store.config.suggest_continue_as_new_events)
-    if req.run_timeout_s:
-        run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
-    await run.write_txn()
-    if match is not None and run.started_here:
-        match.task = await build_workflow_task(conn, run)
-    return wire.StartWorkflowResponse(workflow_id=req.workflow_id, run_id=run.run_id, started=True)
 
 
 def _add_signal(

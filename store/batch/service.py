@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from store import workflows
+from store import starts, workflows
 from store.batch import operations
 from store.batch.job import TASK_QUEUE, WORKFLOW_TYPE, initial_state, merge
 from store.context import Store
@@ -66,7 +66,7 @@ async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest)
         },
         identity=req.identity,
     )
-    res = await workflows.start_workflow(store, namespace, start, system=True)
+    res = await starts.start_workflow(store, namespace, start, system=True)
     return {"job_id": job_id, "run_id": res.run_id, "started": res.started}
 
 

@@ -142,6 +142,18 @@ SELECT
 SELECT version FROM history_events
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = $4
 
+-- name: start_read
+-- A start's namespace, its workflow id's current run and the run a request id
+-- started, read without locks; the new run's write (baton_write_run_v4) is
+-- refused if any of them changed since.
+SELECT n.*, n.xmin::text::bigint AS x_ns_xmin,
+  (SELECT r.run_id FROM request_ids r
+   WHERE r.namespace = $1 AND r.workflow_id = $2 AND r.request_id = $3) AS request_run_id,
+  c.run_id AS current_run_id, c.status AS current_status
+FROM namespaces n
+LEFT JOIN current_executions c ON c.namespace = n.name AND c.workflow_id = $2
+WHERE n.name = $1
+
 -- name: start_checks
 -- Serialise starts of one workflow id, then read what the reuse policy needs
 -- (after the lock: see baton_start_checks_v1).

@@ -509,8 +509,9 @@ BEGIN
 END;
 $$;
 
--- The same write, optionally unlocked (checked against the rows' xmin), also
--- rejecting a closing run's updates and returning the view of a started task.
+-- The same write, optionally unlocked (checked against the rows' xmin, or for
+-- a new run against the id's current run and request ids), also rejecting a
+-- closing run's updates and returning the view of a started task.
 CREATE FUNCTION baton_write_run_v4(
     p_ns text, p_wid text, p_rid uuid,
     p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
@@ -548,13 +549,30 @@ BEGIN
             RAISE EXCEPTION 'namespace % changed since the run was read', p_ns
                 USING ERRCODE = 'serialization_failure';
         END IF;
-        PERFORM 1 FROM executions
-        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
-          AND xmin::text::bigint = p_expect_xmin
-        FOR UPDATE;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'run % of % was written since it was read', p_rid, p_wid
-                USING ERRCODE = 'serialization_failure';
+        IF p_is_new THEN
+            -- An unlocked start: the caller read the id's current run
+            -- (p_new_execution's expect_current_run_id) and its request ids
+            -- without locks. Starts of one id serialise on the id's lock, and
+            -- the reads after it see what a start before this one committed.
+            PERFORM pg_advisory_xact_lock(hashtextextended(p_ns || '/' || p_wid, 0));
+            IF (SELECT c.run_id FROM current_executions c
+                WHERE c.namespace = p_ns AND c.workflow_id = p_wid)
+                   IS DISTINCT FROM (p_new_execution ->> 'expect_current_run_id')::uuid
+               OR EXISTS (SELECT 1 FROM request_ids r
+                          WHERE r.namespace = p_ns AND r.workflow_id = p_wid
+                            AND r.request_id = ANY(p_request_ids)) THEN
+                RAISE EXCEPTION 'workflow % was started since it was read', p_wid
+                    USING ERRCODE = 'serialization_failure';
+            END IF;
+        ELSE
+            PERFORM 1 FROM executions
+            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+              AND xmin::text::bigint = p_expect_xmin
+            FOR UPDATE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'run % of % was written since it was read', p_rid, p_wid
+                    USING ERRCODE = 'serialization_failure';
+            END IF;
         END IF;
     END IF;
     IF cardinality(p_event_ids) > 0 THEN

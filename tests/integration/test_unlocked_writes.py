@@ -18,6 +18,9 @@ import pytest
 
 from store.context import UNLOCKED_CONFLICTS
 from store.mutable_state import RunTxn
+from store.namespaces import Namespace
+from store.new_run import new_execution
+from store.sql import QUERIES as Q
 from tests.conftest import Region
 from worker import Client, workflow
 from worker.wire import EventType
@@ -202,3 +205,46 @@ async def test_a_terminate_rejects_the_updates_the_run_leaves_in_its_write(
         )
     assert row["state"] == "rejected"
     assert row["failure"] == {"message": "workflow terminated", "type": "Terminated"}
+
+
+async def _new_run_read_unlocked(
+    region: Region, conn: asyncpg.Connection, workflow_id: str, current: str | None
+) -> RunTxn:
+    """A new run as an unlocked start builds it: checked against the namespace
+    row's xmin and the id's current run as read."""
+    row = await conn.fetchrow(Q["start_read"], "default", workflow_id, None)
+    run = new_execution(
+        conn,
+        Namespace.from_row(row),
+        workflow_id=workflow_id,
+        workflow_type="Waits",
+        task_queue=QUEUE,
+        request_id=None,
+        task_timeout_s=10.0,
+        run_timeout_s=None,
+        memo={},
+    )
+    run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, {"workflow_type": "Waits"})
+    run.expect_xmin = (0, int(row["x_ns_xmin"]))
+    run.expect_current_run = current
+    return run
+
+
+async def test_an_unlocked_start_is_refused_if_the_id_was_started_since_the_read(
+    region: Region, client: Client
+) -> None:
+    async with region.store.pool.acquire() as conn:
+        run = await _new_run_read_unlocked(region, conn, "s", None)
+        h = await client.start_workflow(Waits, id="s", task_queue=QUEUE)  # after the read
+        with pytest.raises(asyncpg.SerializationError):
+            await run.write_txn()
+        runs = await conn.fetch("SELECT run_id FROM executions WHERE workflow_id = 's'")
+        assert [str(r["run_id"]) for r in runs] == [h.run_id]
+        # read against that run, the start is checked against it and goes through
+        await h.terminate("make room")
+        run = await _new_run_read_unlocked(region, conn, "s", h.run_id)
+        await run.write_txn()
+        current = await conn.fetchval(
+            "SELECT run_id FROM current_executions WHERE workflow_id = 's'"
+        )
+        assert str(current) == run.run_id

@@ -1,0 +1,214 @@
+"""Starting a workflow: a new run, or the id's running run signalled or ended.
+
+The common start is a read without locks and one checked write (no
+transaction of its own); a start that must act on the id's running run
+(terminate-if-running, signal-with-start) or the error it gets runs under the
+workflow id's lock. A new run's first workflow task goes to a long-poll
+waiting in this process when there is one (:mod:`store.matching`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from store.context import Store
+from store.errors import InvalidArgument, WorkflowAlreadyStarted
+from store.matching import Match
+from store.mutable_state import RUN_TIMEOUT, RunTxn
+from store.namespaces import Namespace, lock_namespace
+from store.new_run import new_execution
+from store.sql import QUERIES as Q
+from store.task_views import build_workflow_task, started_attributes
+from store.visibility.attributes import validate_upsert
+from store.workflows import _add_signal, terminate_txn
+from versioning import routing
+from worker import wire
+from worker.wire import EventType, WorkflowIdReusePolicy
+
+SYSTEM_TYPE_PREFIX = "baton."
+
+
+async def start_workflow(
+    store: Store,
+    namespace: str,
+    req: wire.StartWorkflowRequest,
+    *,
+    signal: tuple[str, list[wire.Payload]] | None = None,
+    system: bool = False,
+) -> wire.StartWorkflowResponse:
+    """Start a run; with ``signal``, signal the running one instead if there is one.
+
+    Workflow types ``baton.*`` are the server's own (batch jobs): only the
+    server starts them (``system``).
+    """
+    if req.workflow_type.startswith(SYSTEM_TYPE_PREFIX) and not system:
+        raise InvalidArgument(
+            f"workflow types starting with {SYSTEM_TYPE_PREFIX!r} are reserved for Baton's "
+            "system workflows: name yours otherwise"
+        )
+    match = Match(store.matcher)
+
+    async def unlocked(conn: asyncpg.Connection) -> wire.StartWorkflowResponse | None:
+        return await _start_unlocked(store, conn, namespace, req, match)
+
+    async def locked(conn: asyncpg.Connection) -> wire.StartWorkflowResponse:
+        return await start_workflow_txn(store, conn, namespace, req, signal, match=match)
+
+    try:
+        if signal is None:
+            # the common start: one read and one checked write, no transaction
+            started = await store.checked_write(unlocked, locked)
+        else:
+            started = await store.txn(locked)
+    except BaseException:
+        match.settle(committed=False)
+        raise
+    match.settle(committed=True)  # the first workflow task, to a poller of this process
+    return started
+
+
+async def start_workflow_txn(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    req: wire.StartWorkflowRequest,
+    signal: tuple[str, list[wire.Payload]] | None = None,
+    *,
+    match: Match | None = None,
+) -> wire.StartWorkflowResponse:
+    """:func:`start_workflow` inside the caller's transaction.
+
+    With ``match``, the first workflow task goes to an idle poller of this
+    process if there is one (``match.task``, handed over after the commit).
+    """
+    if match is not None:
+        match.task = None  # (a retried transaction starts afresh)
+    ns = await lock_namespace(store, conn, namespace, exclusive=False)
+    attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
+    checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
+    if req.request_id and checks["request_run_id"] is not None:
+        return wire.StartWorkflowResponse(
+            workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
+        )
+    cur = None
+    if checks["current_run_id"] is not None:
+        cur = {"run_id": checks["current_run_id"], "status": checks["current_status"]}
+    if cur is not None and cur["status"] == "running":
+        if signal is None and req.id_reuse_policy != WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
+            raise WorkflowAlreadyStarted(
+                f"workflow {req.workflow_id!r} is already running as run {cur['run_id']}: "
+                "signal it, wait for it, or start with id_reuse_policy=terminate_if_running",
+                run_id=str(cur["run_id"]),
+            )
+        rt = await RunTxn.lock(
+            conn,
+            namespace,
+            req.workflow_id,
+            str(cur["run_id"]),
+            region=store.region,
+            region_urls=store.region_urls,
+        )
+        if signal is not None:
+            _add_signal(store, rt, signal[0], signal[1], req.identity, req.request_id)
+            await rt.write_txn()
+            return wire.StartWorkflowResponse(
+                workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
+            )
+        terminate_txn(rt, "terminated by a start with policy terminate_if_running", req.identity)
+        await rt.write_txn()
+    elif cur is not None:
+        _check_reuse(req, cur)
+    return await _write_new_run(store, conn, ns, req, attributes, signal, match)
+
+
+async def _start_unlocked(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    req: wire.StartWorkflowRequest,
+    match: Match,
+) -> wire.StartWorkflowResponse | None:
+    """:func:`start_workflow_txn` as a read without locks and one checked write
+    (None: the start needs the id's lock, as one that ends a running run does)."""
+    match.task = None
+    row = await conn.fetchrow(Q["start_read"], namespace, req.workflow_id, req.request_id)
+    if row is None or row["current_status"] == "running":
+        return None  # the locked start names the missing namespace, or decides
+    ns = Namespace.from_row(row)
+    ns.require_writable(store.region, store.region_urls)
+    attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
+    if req.request_id and row["request_run_id"] is not None:
+        return wire.StartWorkflowResponse(
+            workflow_id=req.workflow_id, run_id=str(row["request_run_id"]), started=False
+        )
+    current = row["current_run_id"]
+    if current is not None:
+        _check_reuse(req, {"run_id": current, "status": row["current_status"]})
+    # the write is refused if the namespace, the id's current run or the
+    # request id changed since this read (baton_write_run_v4)
+    expect = (int(row["x_ns_xmin"]), None if current is None else str(current))
+    return await _write_new_run(store, conn, ns, req, attributes, None, match, expect=expect)
+
+
+def _check_reuse(req: wire.StartWorkflowRequest, cur: dict[str, Any]) -> None:
+    """Raise if the id reuse policy forbids a new run beside the closed ``cur``."""
+    policy = req.id_reuse_policy
+    if policy == WorkflowIdReusePolicy.REJECT_DUPLICATE or (
+        policy == WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY and cur["status"] == "completed"
+    ):
+        raise WorkflowAlreadyStarted(
+            f"workflow {req.workflow_id!r} has a closed run ({cur['status']}) and the "
+            f"id reuse policy {policy.value} forbids another",
+            run_id=str(cur["run_id"]),
+        )
+
+
+async def _write_new_run(
+    store: Store,
+    conn: asyncpg.Connection,
+    ns: Namespace,
+    req: wire.StartWorkflowRequest,
+    attributes: dict[str, Any],
+    signal: tuple[str, list[wire.Payload]] | None,
+    match: Match | None,
+    *,
+    expect: tuple[int, str | None] | None = None,
+) -> wire.StartWorkflowResponse:
+    """Build a start's new run and write it (checked against ``expect``: the
+    namespace row's xmin and the id's current run, when read unlocked)."""
+    run = new_execution(
+        conn,
+        ns,
+        workflow_id=req.workflow_id,
+        workflow_type=req.workflow_type,
+        task_queue=req.task_queue,
+        request_id=req.request_id,
+        task_timeout_s=req.task_timeout_s,
+        run_timeout_s=req.run_timeout_s,
+        memo=req.memo,
+        search_attributes=attributes,
+    )
+    routing.start(run.exe, ns.deployments, req.versioning_behavior)
+    run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
+    run.seen_request(req.request_id, "start")
+    if signal is not None:
+        # the start's request id covers its signal: record it once
+        _add_signal(store, run, signal[0], signal[1], req.identity, None)
+    poller = None
+    if match is not None and not ns.deployments:
+        # (a versioned run's task goes to a poller of its version: by the table)
+        poller = match.reserve(f"{ns.name}/workflow/{req.task_queue}")
+    if run.schedule_workflow_task(dispatch=poller is None) is not None and poller is not None:
+        run.start_workflow_task(poller.identity, store.config.suggest_continue_as_new_events)
+    if req.run_timeout_s:
+        run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
+    if expect is not None:
+        run.expect_xmin = (0, expect[0])
+        run.expect_current_run = expect[1]
+    await run.write_txn()
+    if match is not None and run.started_here:
+        match.task = await build_workflow_task(conn, run)
+    return wire.StartWorkflowResponse(workflow_id=req.workflow_id, run_id=run.run_id, started=True)
