@@ -68,6 +68,9 @@ _EXECUTION_DEFAULTS: dict[str, Any] = {
 }
 
 #: The replicated columns of a namespace row.
+#: What a namespace message carries that a standby keeps: a message that
+#: changes none of it is not written (the registry of search attributes and
+#: the worker deployments count: a message may change only them).
 NAMESPACE_FIELDS = (
     "regions",
     "active_region",
@@ -75,6 +78,8 @@ NAMESPACE_FIELDS = (
     "state",
     "retention_days",
     "description",
+    "search_attributes",
+    "deployments",
 )
 
 

@@ -450,7 +450,8 @@ UPDATE replication_dlq SET attempts = attempts + 1, error = $2 WHERE id = $1
 SELECT count(*) FROM outbox WHERE ($1::text IS NULL OR namespace = $1)
 
 -- name: local_namespace_full
-SELECT regions, active_region, failover_version, state, retention_days, description, updated_at
+SELECT regions, active_region, failover_version, state, retention_days, description,
+       search_attributes, deployments, updated_at
 FROM namespaces WHERE name = $1
 
 -- name: lock_namespaces_for_apply

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+import orjson
 import pytest
 
 from replication.failover import graceful_failover
@@ -68,3 +70,36 @@ async def _upserts_survive_failover(rs: RegionPair, ns: str, client: Client) -> 
             assert not [e for e in failed if "NonDeterminism" in str(e["attributes"])], failed
         done = await listed(rs.b.url, ns, "ExecutionStatus = 'Completed' AND Stage = 'charged'")
         assert len(done) == 3
+
+
+async def test_a_search_attribute_added_after_the_namespace_replicated_reaches_the_standby(
+    regions: RegionPair,
+) -> None:
+    rs, ns = regions, "later"
+
+    async def registered_in_b() -> dict[str, object] | None:
+        """Region-b's registry of the namespace (None: it has no such namespace)."""
+        conn = await asyncpg.connect(rs.b.dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT search_attributes FROM namespaces WHERE name = $1", ns
+            )
+        finally:
+            await conn.close()
+        return None if row is None else orjson.loads(row["search_attributes"])
+
+    async with await Client.connect([rs.a.url, rs.b.url], namespace=ns) as client:
+        await client.create_namespace(ns, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
+
+        async def has_namespace() -> bool:
+            return await registered_in_b() is not None
+
+        await eventually(has_namespace, timeout=30, what="the namespace in region-b")
+        assert "CustomerId" not in (await registered_in_b() or {})
+        # a message that changes only the registry must still be applied
+        await client.add_search_attribute("CustomerId", "Keyword")
+
+        async def in_b() -> bool:
+            return "CustomerId" in (await registered_in_b() or {})
+
+        await eventually(in_b, timeout=30, what="the new search attribute in region-b")
