@@ -93,7 +93,7 @@ async def poll_activity_task(
             )
         return activity_task(act, act["workflow_type"], act["ns_failover_version"]), row["more"]
 
-    return await long_poll(store, namespace, "activity", req, lambda: store.txn(take), disconnected)  # type: ignore[no-any-return]
+    return await long_poll(store, namespace, "activity", req, take, disconnected)  # type: ignore[no-any-return]
 
 
 async def _lock_started_activity(

@@ -164,7 +164,8 @@ class RunTxn:
         )
         if row is None:
             await _not_found(conn, namespace, workflow_id, run_id)
-        rt = await cls.from_unlocked_read(conn, namespace, row, region, region_urls)
+        rt = await cls._from_row(conn, namespace, row, region, region_urls, True)
+        rt.expect_xmin = (int(row["x_run_xmin"]), int(row["x_ns_xmin"]))
         act = None
         if activity is not None and row["x_act_state"] is not None:
             act = {
@@ -175,21 +176,6 @@ class RunTxn:
                 "last_failure": row["x_act_last_failure"],
             }
         return rt, act
-
-    @classmethod
-    async def from_unlocked_read(
-        cls,
-        conn: asyncpg.Connection,
-        namespace: str,
-        row: asyncpg.Record,
-        region: str,
-        region_urls: dict[str, str],
-    ) -> RunTxn:
-        """A run read without locks, with the xmin of its row and of its
-        namespace's row (``x_run_xmin``, ``x_ns_xmin``) its write is checked against."""
-        rt = await cls._from_row(conn, namespace, row, region, region_urls, True)
-        rt.expect_xmin = (int(row["x_run_xmin"]), int(row["x_ns_xmin"]))
-        return rt
 
     @classmethod
     async def _from_row(

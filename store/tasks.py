@@ -1,20 +1,14 @@
 """Task dispatch: polls, completions and heartbeats of workflow and activity tasks.
 
-A workflow task poll reads the oldest tasks of its queue with their runs
-without locks and starts one of them with one checked write, which deletes
-the task's row and is refused if the run changed (another poller took it);
-after lost races, and for query tasks and stale rows, it takes a row with
-``FOR UPDATE SKIP LOCKED`` in a transaction, as activity polls do. An empty
-queue is waited on with LISTEN/NOTIFY, or a start in this process hands the
-poller its task (:mod:`store.matching`). Completions check that the task
-token still names the open task and write everything the completion causes
-in one write of the run (checked, or under the run's lock).
+Polls take a task row with ``FOR UPDATE SKIP LOCKED`` and wait on
+LISTEN/NOTIFY when the queue is empty. Completions lock the execution row,
+check that the task token still names the open task, and write everything the
+completion causes in the same transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
@@ -44,10 +38,6 @@ from worker import wire
 from worker.wire import EventType
 
 STALE = object()  # a task row whose task is no longer open; take the next one
-NOTHING = object()  # the queue is empty
-#: The oldest tasks an unlocked take reads: each poller starts one of them at
-#: random, so pollers woken together seldom race for the same task.
-TAKE_WINDOW = 8
 
 
 Disconnected = Callable[[], Awaitable[bool]]
@@ -91,7 +81,7 @@ async def long_poll(
                 store.notifier.wake_one("baton_tasks_v1", key, skip=ev)
                 return None
             while True:
-                got = await take()
+                got = await store.txn(take)
                 if got is not STALE:
                     break
             if got is not None:
@@ -165,41 +155,12 @@ async def poll_workflow_task(
     req: wire.PollRequest,
     disconnected: Disconnected = never_disconnected,
 ) -> dict[str, Any] | None:
-    kinds, version = ["workflow", "query"], poller_version(req)
-
-    def start(rt: RunTxn, ref: str) -> bool:
-        """Start the run's task of ``ref`` (False: the task row is stale)."""
-        if (
-            not rt.running
-            or rt.exe["paused"]
-            or rt.wt_started
-            or str(rt.exe["wt_scheduled_event_id"]) != ref
-        ):
-            return False
-        rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
-        return True
-
-    async def unlocked(conn: asyncpg.Connection) -> Any:
-        # the common take: one read of the oldest tasks and one checked write
-        # that starts one of them and deletes its row
-        rows = await conn.fetch(
-            Q["read_workflow_tasks"], namespace, req.task_queue, kinds, version, TAKE_WINDOW
+    async def take(conn: asyncpg.Connection) -> Any:
+        row = await conn.fetchrow(
+            Q["take_task"], namespace, req.task_queue, ["workflow", "query"], poller_version(req)
         )
-        if not rows:
-            return NOTHING
-        row = random.choice(rows)  # pollers woken together seldom pick the same
-        if row["x_task_kind"] != "workflow":
-            return None  # a query task: the locked take answers it
-        rt = await RunTxn.from_unlocked_read(conn, namespace, row, store.region, store.region_urls)
-        if not start(rt, row["x_task_ref"]):
-            return None  # a stale row: the locked take drops it
-        await rt.write_txn()  # refused if the run changed: another poller took it
-        return await build_workflow_task(conn, rt), len(rows) > 1
-
-    async def locked(conn: asyncpg.Connection) -> Any:
-        row = await conn.fetchrow(Q["take_task"], namespace, req.task_queue, kinds, version)
         if row is None:
-            return NOTHING
+            return None
         if row["kind"] == "query":
             query = await _query_task(conn, row)
             return query if query is STALE else (query, row["more"])
@@ -211,14 +172,16 @@ async def poll_workflow_task(
             region=store.region,
             region_urls=store.region_urls,
         )
-        if not start(rt, row["ref"]):
+        if (
+            not rt.running
+            or rt.exe["paused"]
+            or rt.wt_started
+            or str(rt.exe["wt_scheduled_event_id"]) != row["ref"]
+        ):
             return STALE
+        rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
         await rt.write_txn()
         return await build_workflow_task(conn, rt), row["more"]
-
-    async def take() -> Any:
-        got = await store.checked_write(unlocked, locked)
-        return None if got is NOTHING else got
 
     return await long_poll(store, namespace, "workflow", req, take, disconnected)  # type: ignore[no-any-return]
 

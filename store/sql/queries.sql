@@ -74,27 +74,6 @@ LEFT JOIN activities a ON a.namespace = e.namespace AND a.workflow_id = e.workfl
     AND a.run_id = e.run_id AND a.scheduled_event_id = $4
 WHERE n.name = $1 AND e.workflow_id = $2 AND e.run_id = $3
 
--- name: read_workflow_tasks
--- The oldest tasks of a workflow task queue, each with its run and namespace
--- as read_execution reads them, without locks: a poll starts one of them
--- with a checked write (baton_write_run_v4, which deletes the task's row).
--- $4: the poller's version; $5: how many.
-SELECT t.id AS x_task_id, t.kind AS x_task_kind, t.ref AS x_task_ref,
-       e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
-       n.failover_version AS ns_failover_version, n.state AS ns_state,
-       n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
-       sq.queue IS NOT NULL AS ns_sticky_closed,
-       e.xmin::text::bigint AS x_run_xmin, n.xmin::text::bigint AS x_ns_xmin
-FROM tasks t
-JOIN namespaces n ON n.name = t.namespace
-JOIN executions e ON e.namespace = t.namespace AND e.workflow_id = t.workflow_id
-    AND e.run_id = t.run_id
-LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
-WHERE t.namespace = $1 AND t.task_queue = $2 AND t.kind = ANY($3::text[])
-  AND coalesce(t.build_id, '') = coalesce($4::text, '')
-ORDER BY t.id
-LIMIT $5
-
 -- name: buffered_of_run
 -- Inputs still waiting behind the run's started workflow task (read after
 -- the run is locked), oldest first.

@@ -575,17 +575,6 @@ BEGIN
             END IF;
         END IF;
     END IF;
-    IF p_view_since IS NOT NULL THEN
-        -- a workflow task started: its task row goes, if a poller read it
-        -- without taking it (an unlocked take; a locked one deleted it). A
-        -- row a locked take holds is left to it: that take finds the task
-        -- started once this commits, and drops the row as stale.
-        DELETE FROM tasks WHERE id IN (
-            SELECT id FROM tasks
-            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
-              AND kind = 'workflow' AND ref = p_wt_scheduled::text
-            FOR UPDATE SKIP LOCKED);
-    END IF;
     IF cardinality(p_event_ids) > 0 THEN
         INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type,
                                     event_time, version, attributes)

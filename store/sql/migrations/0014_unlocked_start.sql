@@ -3,10 +3,8 @@
 -- current run and its request ids without locks, and the write takes the
 -- namespace's shared lock and the id's start lock and is refused
 -- (serialization_failure) if the namespace, the current run or a request id
--- changed since the read. A write that starts a workflow task also deletes
--- the task's row, for a poll that read it without taking it. Servers of the
--- previous release never send a new run with p_expect_xmin and delete a task
--- row before they start its task, so the function keeps its name and signature.
+-- changed since the read. Servers of the previous release never send a new
+-- run with p_expect_xmin, so the function keeps its name and signature.
 CREATE OR REPLACE FUNCTION baton_write_run_v4(
     p_ns text, p_wid text, p_rid uuid,
     p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
@@ -69,17 +67,6 @@ BEGIN
                     USING ERRCODE = 'serialization_failure';
             END IF;
         END IF;
-    END IF;
-    IF p_view_since IS NOT NULL THEN
-        -- a workflow task started: its task row goes, if a poller read it
-        -- without taking it (an unlocked take; a locked one deleted it). A
-        -- row a locked take holds is left to it: that take finds the task
-        -- started once this commits, and drops the row as stale.
-        DELETE FROM tasks WHERE id IN (
-            SELECT id FROM tasks
-            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
-              AND kind = 'workflow' AND ref = p_wt_scheduled::text
-            FOR UPDATE SKIP LOCKED);
     END IF;
     IF cardinality(p_event_ids) > 0 THEN
         INSERT INTO history_events (namespace, workflow_id, run_id, event_id, event_type,
