@@ -108,3 +108,43 @@ async def test_a_start_hands_its_first_task_to_a_poller_of_this_process_after_th
         "WorkflowTaskStarted",
     ]
     assert rows == 0
+
+
+async def test_pollers_racing_for_a_backlog_start_every_task_once(
+    region: Region, client: Client
+) -> None:
+    # ten pollers drain a backlog at once: each task is started exactly once
+    for i in range(30):
+        await client.start_workflow(Waits, id=f"b{i}", task_queue=QUEUE)
+    req = PollRequest(task_queue=QUEUE, identity="racer", wait_s=0)
+
+    async def drain() -> list[str]:
+        got = []
+        while (task := await poll_workflow_task(region.store, "default", req)) is not None:
+            got.append(task["workflow_id"])
+        return got
+
+    taken = [wid for got in await asyncio.gather(*(drain() for _ in range(10))) for wid in got]
+    assert sorted(taken) == sorted(f"b{i}" for i in range(30))
+    async with region.store.pool.acquire() as conn:
+        started = await conn.fetch(
+            "SELECT workflow_id, count(*) AS n FROM history_events "
+            "WHERE event_type = 'WorkflowTaskStarted' GROUP BY workflow_id"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM tasks") == 0
+    assert {r["workflow_id"]: r["n"] for r in started} == {f"b{i}": 1 for i in range(30)}
+
+
+async def test_a_stale_task_row_is_dropped_not_handed_out(region: Region, client: Client) -> None:
+    await client.start_workflow(Waits, id="s", task_queue=QUEUE)
+    async with region.store.pool.acquire() as conn:
+        # a row of a task the run no longer has open
+        await conn.execute(
+            "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt) "
+            "SELECT namespace, task_queue, kind, workflow_id, run_id, '999', attempt FROM tasks"
+        )
+    req = PollRequest(task_queue=QUEUE, identity="t", wait_s=0)
+    assert (await poll_workflow_task(region.store, "default", req))["workflow_id"] == "s"
+    assert await poll_workflow_task(region.store, "default", req) is None
+    async with region.store.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM tasks") == 0
