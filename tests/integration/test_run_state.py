@@ -286,7 +286,12 @@ async def test_a_signal_retried_in_the_new_region_is_not_applied_again_when_the_
         return [o for c in rows for o in c["reapplied"]]
 
     outcomes = await eventually(reapplied, timeout=30, what="B to archive A's batch")
-    assert [o["outcome"] for o in outcomes] == ["already applied"]
+    # B already has the signal (the retry), so nothing is applied again. A's
+    # batch may reach B twice (shipped while A archived it as unshipped): the
+    # second copy finds its events claimed.
+    kinds = sorted(o["outcome"] for o in outcomes)
+    assert kinds[0] == "already applied"
+    assert set(kinds[1:]) <= {"already re-applied"}, kinds
     async with Worker(client, task_queue=QUEUE, workflows=[Tally]):
         await h.signal("finish")
         assert await h.result(timeout=30) == [7]
