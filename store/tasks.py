@@ -1,9 +1,11 @@
 """Task dispatch: polls, completions and heartbeats of workflow and activity tasks.
 
 Polls take a task row with ``FOR UPDATE SKIP LOCKED`` and wait on
-LISTEN/NOTIFY when the queue is empty. Completions lock the execution row,
-check that the task token still names the open task, and write everything the
-completion causes in the same transaction.
+LISTEN/NOTIFY when the queue is empty; while one waits, a start in this
+process may hand it the run's first task (:mod:`store.matching`).
+Completions check that the task token still names the open task and write
+everything the completion causes in one write of the run: read without a
+lock and checked as it is written, or under the run's lock.
 """
 
 from __future__ import annotations
