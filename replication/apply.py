@@ -67,10 +67,9 @@ _EXECUTION_DEFAULTS: dict[str, Any] = {
     "history_size_bytes": 0,
 }
 
-#: The replicated columns of a namespace row.
-#: What a namespace message carries that a standby keeps: a message that
-#: changes none of it is not written (the registry of search attributes and
-#: the worker deployments count: a message may change only them).
+#: The replicated columns of a namespace row: a message that changes none of
+#: them is not written (the registry of search attributes and the worker
+#: deployments count: a message may change only them).
 NAMESPACE_FIELDS = (
     "regions",
     "active_region",

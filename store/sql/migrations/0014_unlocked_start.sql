@@ -44,16 +44,14 @@ BEGIN
         END IF;
         IF p_is_new THEN
             -- An unlocked start: the caller read the id's current run
-            -- (p_new_execution's expect_current_run_id) and its request ids
-            -- without locks. Starts of one id serialise on the id's lock, and
-            -- the reads after it see what a start before this one committed.
-            PERFORM pg_advisory_xact_lock(hashtextextended(p_ns || '/' || p_wid, 0));
-            IF (SELECT c.run_id FROM current_executions c
-                WHERE c.namespace = p_ns AND c.workflow_id = p_wid)
-                   IS DISTINCT FROM (p_new_execution ->> 'expect_current_run_id')::uuid
-               OR EXISTS (SELECT 1 FROM request_ids r
-                          WHERE r.namespace = p_ns AND r.workflow_id = p_wid
-                            AND r.request_id = ANY(p_request_ids)) THEN
+            -- (p_new_execution's expect_current_run_id) and the run of its
+            -- request id (a new run records at most its start's) without
+            -- locks. The locked start's checks take the id's lock and read
+            -- again, seeing what a start before this one committed.
+            IF EXISTS (SELECT 1 FROM baton_start_checks_v1(p_ns, p_wid, p_request_ids[1]) s
+                       WHERE s.current_run_id IS DISTINCT FROM
+                                 (p_new_execution ->> 'expect_current_run_id')::uuid
+                          OR s.request_run_id IS NOT NULL) THEN
                 RAISE EXCEPTION 'workflow % was started since it was read', p_wid
                     USING ERRCODE = 'serialization_failure';
             END IF;
