@@ -24,10 +24,11 @@ from ops.apps import Counter
 from ops.bench import percentile, progress_bar, start_worker, stop_processes
 from worker import Client
 from worker._definition import WorkflowDefinition
+from worker._gc import collector_paused
+from worker._history import events_from_wire
 from worker._http import wf_path
 from worker._payloads import decode_wire
 from worker._workflow_instance import WorkflowInstance
-from worker.wire import HistoryEvent
 
 QUEUE = "bench-query"
 SENDERS = 20
@@ -121,8 +122,10 @@ async def _parts_in_process(client: Client, ns: str, run_id: str | None) -> dict
         events.extend(res["events"])
         nxt = events[-1]["event_id"] + 1
     t1 = time.perf_counter()
+    # as the worker does it (worker/_workflow_tasks.py)
     await decode_wire(events, client.data_converter)
-    typed = [HistoryEvent.model_validate(e) for e in events]
+    with collector_paused():
+        typed = events_from_wire(events)
     t2 = time.perf_counter()
     inst = WorkflowInstance(
         definition=WorkflowDefinition.from_class(Counter),
@@ -132,7 +135,8 @@ async def _parts_in_process(client: Client, ns: str, run_id: str | None) -> dict
         converter=client.data_converter.payload_converter,
     )
     try:
-        inst.activate(typed, run_final=False)
+        with collector_paused():
+            inst.activate(typed, run_final=False)
     finally:
         inst.dispose()
     t3 = time.perf_counter()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 
 from store.context import Store
 from store.deployments import run_versioning_view
@@ -15,7 +16,7 @@ from store.errors import (
     LimitExceeded,
     WorkflowNotFound,
 )
-from store.mutable_state import RunTxn, event_to_wire, utcnow
+from store.mutable_state import RunTxn, utcnow
 from store.namespaces import get_namespace
 from store.notify import wait_event
 from store.run_lock import lock_for_request
@@ -270,15 +271,16 @@ async def get_history(
         while True:
             async with store.pool.acquire() as conn:
                 row = await _get_run(conn, namespace, workflow_id, run_id)
-                rows = await conn.fetch(
-                    Q["history_from"], namespace, workflow_id, row["run_id"], from_event_id, limit
+                page = await conn.fetchrow(
+                    Q["history_json"], namespace, workflow_id, row["run_id"], from_event_id, limit
                 )
             closed = row["status"] != "running"
             remaining = (deadline - utcnow()).total_seconds()
-            if rows or closed or remaining <= 0 or store.notifier.draining:
+            if page["n"] or closed or remaining <= 0 or store.notifier.draining:
                 return {
                     "run_id": str(row["run_id"]),
-                    "events": [event_to_wire(r) for r in rows],
+                    # already JSON: orjson writes it into the response as it is
+                    "events": orjson.Fragment(page["events"]),
                     "next_event_id": row["next_event_id"],
                     "closed": closed,
                 }

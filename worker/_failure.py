@@ -127,20 +127,30 @@ def _decode_details(failure: Failure, converter: PayloadConverter) -> list[Any]:
 # --------------------------------------------------------------------------- codec-time text
 
 
-def failures_in(obj: Any) -> Iterator[dict[str, Any]]:
+def failures_in(obj: Any) -> list[dict[str, Any]]:
     """Every wire failure (as a JSON object) held under a failure key inside ``obj``.
 
-    Causes are not listed: they belong to the failure that holds them.
+    Causes are not listed: they belong to the failure that holds them. A
+    plain recursive walk (no generators): it runs over whole histories.
     """
+    found: list[dict[str, Any]] = []
+    _gather_failures(obj, found)
+    return found
+
+
+def _gather_failures(obj: Any, found: list[dict[str, Any]]) -> None:
     if isinstance(obj, dict):
+        if len(obj) == 2 and "data" in obj and "metadata" in obj:
+            return  # a payload: opaque, it holds no failure
         for key, value in obj.items():
             if key in _FAILURE_KEYS and _is_failure(value):
-                yield value
-            else:
-                yield from failures_in(value)
+                found.append(value)
+            elif isinstance(value, dict | list):
+                _gather_failures(value, found)
     elif isinstance(obj, list):
         for value in obj:
-            yield from failures_in(value)
+            if isinstance(value, dict | list):
+                _gather_failures(value, found)
 
 
 def _is_failure(obj: Any) -> bool:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from worker.wire import Command, CommandType, EventType, HistoryEvent
 
 PATCH_MARKER = "patch"
@@ -91,6 +93,13 @@ _KEYS: Mapping[EventType, tuple[str, ...]] = {
 }
 
 ActivityIdOf = Callable[[int], "str | None"]
+
+_EVENTS = TypeAdapter(list[HistoryEvent])
+
+
+def events_from_wire(events: list[dict[str, Any]]) -> list[HistoryEvent]:
+    """Wire events as typed events, validated in one call (a history can be long)."""
+    return _EVENTS.validate_python(events)
 
 
 def parse_time(value: str) -> datetime:

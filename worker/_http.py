@@ -24,6 +24,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from worker._gc import collector_paused
 from worker.errors import (
     BatonError,
     ClientClosedError,
@@ -127,7 +128,10 @@ class Transport:
                 )
             else:
                 if status < 400:
-                    return orjson.loads(raw) if raw else None
+                    if not raw:
+                        return None
+                    with collector_paused():  # a page of history is many objects at once
+                        return orjson.loads(raw)
                 err = _error_from(status, raw)
                 if isinstance(err, NamespaceNotFoundError):
                     not_found.add(base)

@@ -167,6 +167,14 @@ def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | No
     again on every retry, so it is caught before the handler runs.
     """
     fn = getattr(handler, "__func__", None)  # a bound method: its function's signature
+    target = fn if fn is not None else handler
+    count = len(args) + (1 if fn is not None else 0)
+    try:
+        least, most = _positional_range(target)
+    except (TypeError, ValueError):
+        least, most = 0, None  # no signature to read (a builtin): bind decides below
+    if least <= count and (most is None or count <= most):
+        return None  # the common case, without building a BoundArguments
     try:
         if fn is not None:
             _signature(fn).bind(getattr(handler, "__self__", None), *args)
@@ -183,6 +191,28 @@ def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | No
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     """A handler's signature, worked out once (a replay delivers thousands of signals)."""
     return inspect.signature(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _positional_range(fn: Callable[..., Any]) -> tuple[int, int | None]:
+    """How many positional arguments ``fn`` surely takes: (least, most or None).
+
+    A required keyword-only parameter can never be given by a positional
+    call, so such a function gets an empty range and :func:`_arity_problem`
+    asks ``bind`` for the message.
+    """
+    least, most = 0, 0
+    unbounded = False
+    for p in _signature(fn).parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if p.default is p.empty:
+                least += 1
+        elif p.kind == p.VAR_POSITIONAL:
+            unbounded = True
+        elif p.kind == p.KEYWORD_ONLY and p.default is p.empty:
+            return 1, 0
+    return least, None if unbounded else most
 
 
 async def _call_handler(handler: Callable[..., Any], args: Sequence[Any]) -> Any:

@@ -22,13 +22,15 @@ from typing import Any
 from worker._activity_runner import ActivityRunner, NotRegistered, shutdown_error
 from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
+from worker._gc import collector_paused
+from worker._history import events_from_wire
 from worker._http import wf_path
 from worker._payloads import decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
 from worker.client import Client
 from worker.errors import BatonError, NonDeterminismError, TaskNotFoundError
-from worker.wire import Failure, HistoryEvent, Payload
+from worker.wire import Failure, Payload
 
 log = logging.getLogger("baton.worker")
 
@@ -158,9 +160,10 @@ class WorkflowTaskRunner(ActivityRunner):
             inst, raw_events = await self._instance_for(task)
             await decode_wire(raw_events, self.converter)
             updates = await decode_wire(task.get("updates") or [], self.converter)
-            events = [HistoryEvent.model_validate(e) for e in raw_events]
-            inst.target_version_changed = bool(task.get("target_version_changed"))
-            commands = inst.activate(events, updates=updates)
+            with collector_paused():
+                events = events_from_wire(raw_events)
+                inst.target_version_changed = bool(task.get("target_version_changed"))
+                commands = inst.activate(events, updates=updates)
         except Exception as exc:
             self._evict(task["run_id"])
             if inst is not None:
@@ -245,8 +248,9 @@ class WorkflowTaskRunner(ActivityRunner):
             if inst is None or not _goes_on_from(inst, task):
                 events = await self._fetch_history(task, task["history_length"] + 1)
                 await decode_wire(events, self.converter)
-                inst = replayed = self._new_instance(task)
-                inst.activate([HistoryEvent.model_validate(e) for e in events], run_final=False)
+                with collector_paused():
+                    inst = replayed = self._new_instance(task)
+                    inst.activate(events_from_wire(events), run_final=False)
             args = await decode_wire(q.get("input") or [], self.converter)
             answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])
             body["result"] = answer.model_dump()

@@ -10,6 +10,7 @@ anything leaves the process and after anything arrives.
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import typing
 from abc import ABC, abstractmethod
@@ -29,7 +30,7 @@ BINARY_PLAIN = "binary/plain"
 
 def payload_bytes(payload: Payload) -> bytes:
     """The raw bytes a payload carries."""
-    return base64.b64decode(payload.data)
+    return binascii.a2b_base64(payload.data)  # what base64.b64decode does, one call less
 
 
 def make_payload(metadata: dict[str, str], data: bytes) -> Payload:
@@ -83,9 +84,18 @@ class PayloadConverter:
         return [self.from_payload(p, h) for p, h in zip(payloads, hints, strict=False)]
 
 
+#: Hints a JSON value already satisfies as decoded: nothing to rebuild.
+_AS_DECODED = frozenset({int, float, str, bool, dict, list, object, Any})
+
+
 def _rebuild(value: Any, type_hint: Any) -> Any:
     if type_hint is None or value is None:
         return value
+    try:
+        if type_hint in _AS_DECODED:
+            return value
+    except TypeError:  # an unhashable hint: the slow path below
+        pass
     if (
         dataclasses.is_dataclass(type_hint)
         and isinstance(type_hint, type)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 
+from store import workflows
+from store.mutable_state import event_to_wire
 from tests.apps.workflows import ALL_ACTIVITIES, Counter, NonRetryable, Pipeline, Retrying
+from tests.conftest import Region
 from worker import Client, Worker, WorkflowFailureError
+from worker._history import parse_time
 from worker.errors import UpdateRejectedError, WorkflowNotRunningError
 
 pytestmark = pytest.mark.integration
@@ -115,3 +120,40 @@ async def test_activity_timeouts_are_enforced_by_the_server(client: Client) -> N
         e["attributes"]["timeout_type"] for e in events if e["event_type"] == "ActivityTaskTimedOut"
     ]
     assert timed_out == ["schedule_to_close", "schedule_to_start"]
+
+
+async def test_a_history_page_holds_the_stored_events_field_for_field(
+    region: Region, client: Client
+) -> None:
+    """Pages are built as JSON by PostgreSQL: they must say what the rows say."""
+    async with worker_for(client, Pipeline):
+        handle = await client.start_workflow(Pipeline, 1, id="page-1", task_queue=QUEUE)
+        await handle.signal("approve", "ops")
+        await handle.result()
+    async with region.store.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT event_id, event_type, event_time, version, attributes FROM history_events"
+            " WHERE namespace = 'default' AND workflow_id = 'page-1' ORDER BY event_id"
+        )
+    stored = [event_to_wire(r) for r in rows]
+    assert len(stored) > 6
+    page = await client.call(
+        "GET", "/api/v1/namespaces/default/workflows/page-1/history", params={"from_event_id": 3}
+    )
+    assert page["closed"] is True and page["next_event_id"] == len(stored) + 1
+    assert len(page["events"]) == len(stored) - 2
+    for got, want in zip(page["events"], stored[2:], strict=True):
+        assert parse_time(got.pop("event_time")) == parse_time(want.pop("event_time"))
+        assert got == want
+    # pages follow on from each other
+    seen: list[int] = []
+    nxt = 1
+    while True:
+        res = await workflows.get_history(region.store, "default", "page-1", None, nxt, limit=3)
+        events = orjson.loads(orjson.dumps(res["events"]))
+        if not events:
+            break
+        assert len(events) <= 3
+        seen += [e["event_id"] for e in events]
+        nxt = seen[-1] + 1
+    assert seen == [e["event_id"] for e in stored]
