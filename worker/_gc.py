@@ -18,23 +18,30 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 _holders = 0
+# Clients may run on event loops in several threads of one process.
+_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector off for the body of the ``with``."""
     global _holders
-    if _holders == 0 and not gc.isenabled():
-        yield  # off already, and not by us: leave it to whoever did it
-        return
-    _holders += 1
-    gc.disable()
+    with _lock:
+        if _holders == 0 and not gc.isenabled():
+            ours = False  # off already, and not by us: leave it to whoever did it
+        else:
+            ours = True
+            _holders += 1
+            gc.disable()
     try:
         yield
     finally:
-        _holders -= 1
-        if _holders == 0:
-            gc.enable()
+        if ours:
+            with _lock:
+                _holders -= 1
+                if _holders == 0:
+                    gc.enable()
