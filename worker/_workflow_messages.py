@@ -171,8 +171,8 @@ def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | No
     count = len(args) + (1 if fn is not None else 0)
     try:
         least, most = _positional_range(target)
-    except (TypeError, ValueError):
-        least, most = 0, None  # no signature to read (a builtin): bind decides below
+    except (TypeError, ValueError):  # no signature to read, or an unhashable callable
+        least, most = 1, 0  # an empty range: bind decides below, as it always did
     if least <= count and (most is None or count <= most):
         return None  # the common case, without building a BoundArguments
     try:
@@ -187,10 +187,31 @@ def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | No
     return None
 
 
-@functools.lru_cache(maxsize=1024)
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
-    """A handler's signature, worked out once (a replay delivers thousands of signals)."""
+    """A handler's signature, worked out once (a replay delivers thousands of signals).
+
+    A callable object that cannot be hashed (a dataclass instance with
+    ``__call__``, say) cannot be cached: its signature is read each time.
+    """
+    try:
+        return _cached_signature(fn)
+    except TypeError:
+        if _hashable(fn):
+            raise
+        return inspect.signature(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_signature(fn: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(fn)
+
+
+def _hashable(obj: object) -> bool:
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1024)

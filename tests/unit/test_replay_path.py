@@ -65,8 +65,21 @@ def test_the_arity_check_agrees_with_binding_for_every_argument_count(
             assert "do not fit the handler" in problem
 
 
+class Unhashable:
+    __hash__ = None  # type: ignore[assignment]
+
+    def __call__(self, a: int) -> None: ...
+
+
 def test_a_builtin_without_a_signature_is_left_to_the_call() -> None:
     assert _arity_problem(dict.fromkeys, [1]) is None
+
+
+def test_an_unhashable_callable_is_checked_by_binding() -> None:
+    handler = Unhashable()
+    assert _arity_problem(handler, [1]) is None
+    problem = _arity_problem(handler, [1, 2])
+    assert problem is not None and "do not fit the handler" in problem
 
 
 def test_the_collector_pause_nests_and_ends_with_the_last_holder() -> None:
