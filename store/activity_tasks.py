@@ -57,7 +57,7 @@ async def poll_activity_task(
 ) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
         row = await conn.fetchrow(
-            Q["take_task"], namespace, req.task_queue, ["activity"], poller_version(req)
+            Q["take_task"], namespace, req.task_queue, True, poller_version(req)
         )
         if row is None:
             return None

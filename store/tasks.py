@@ -159,7 +159,7 @@ async def poll_workflow_task(
 ) -> dict[str, Any] | None:
     async def take(conn: asyncpg.Connection) -> Any:
         row = await conn.fetchrow(
-            Q["take_task"], namespace, req.task_queue, ["workflow", "query"], poller_version(req)
+            Q["take_task"], namespace, req.task_queue, False, poller_version(req)
         )
         if row is None:
             return None

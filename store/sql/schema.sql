@@ -226,7 +226,9 @@ CREATE TABLE tasks (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX tasks_poll_idx ON tasks (namespace, task_queue, kind, (coalesce(build_id, '')), id);
+-- A poll takes activity tasks, or workflow and query tasks: one index walk in id order.
+CREATE INDEX tasks_take_idx
+    ON tasks (namespace, task_queue, (kind = 'activity'), (coalesce(build_id, '')), id);
 CREATE INDEX tasks_run_idx ON tasks (namespace, workflow_id, run_id);
 
 -- Pollers of each worker version in this region (not replicated).

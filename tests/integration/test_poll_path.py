@@ -8,10 +8,13 @@ its namespace until a namespace notification says it changed.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import orjson
 import pytest
 
 from store.errors import NamespaceNotActive
+from store.sql import QUERIES as Q
 from store.tasks import poll_workflow_task
 from tests.conftest import Region
 from worker import Client, workflow
@@ -148,3 +151,48 @@ async def test_a_stale_task_row_is_dropped_not_handed_out(region: Region, client
     assert await poll_workflow_task(region.store, "default", req) is None
     async with region.store.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM tasks") == 0
+
+
+def _blocks(plan: dict[str, Any]) -> int:
+    return int(plan.get("Shared Hit Blocks", 0)) + int(plan.get("Shared Read Blocks", 0))
+
+
+async def test_a_take_reads_a_few_pages_beside_a_large_backlog_of_other_tasks(
+    region: Region,
+) -> None:
+    """Whatever plan PostgreSQL settles on for the prepared take, it walks the
+    polled queue's own rows in id order: it never reads through the backlog
+    of other queues or of the other kind of task."""
+    async with region.store.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
+            " SELECT 'default', 'busy', 'workflow', 'w' || g, gen_random_uuid(), ''"
+            " FROM generate_series(1, 30000) g"
+        )
+        await conn.execute(
+            "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
+            " VALUES ('default', 'quiet', 'workflow', 'x', gen_random_uuid(), '')"
+        )
+        await conn.execute("ANALYZE tasks")
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            # the plan a server's prepared statement may settle on after a few calls
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE take(text, text, boolean, text) AS {Q['take_task']}")
+            cases = {
+                "a workflow poll of a quiet queue": ("quiet", False, 1),
+                "an activity poll beside a backlog of workflow tasks": ("busy", True, 0),
+                "a workflow poll of the backlog itself": ("busy", False, 1),
+            }
+            for what, (queue, activity, found) in cases.items():
+                out = await conn.fetchval(
+                    "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
+                    f"EXECUTE take('default', '{queue}', {activity}, NULL)"
+                )
+                plan = (orjson.loads(out) if isinstance(out, str) else out)[0]["Plan"]
+                assert plan["Actual Rows"] == found, what
+                # 30,000 rows fill some 300 pages of each index and of the heap
+                assert _blocks(plan) < 60, (what, _blocks(plan))
+        finally:
+            await tx.rollback()

@@ -175,7 +175,7 @@ async def test_a_writer_never_waits_on_a_task_row_a_poll_holds(
         tx = poll.transaction()
         await tx.start()
         # A poll's first step: it takes (deletes) the task row and holds it ...
-        task = await poll.fetchrow(Q["take_task"], "default", QUEUE, ["workflow", "query"], None)
+        task = await poll.fetchrow(Q["take_task"], "default", QUEUE, False, None)
         assert task is not None and task["workflow_id"] == "poll-race"
         # ... while a writer closes the run, which deletes the run's task rows.
         await asyncio.wait_for(h.terminate("racing a poll"), 5)
