@@ -195,23 +195,13 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     """
     try:
         return _cached_signature(fn)
-    except TypeError:
-        if _hashable(fn):
-            raise
+    except TypeError:  # unhashable (or no signature at all: then this raises again)
         return inspect.signature(fn)
 
 
 @functools.lru_cache(maxsize=1024)
 def _cached_signature(fn: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(fn)
-
-
-def _hashable(obj: object) -> bool:
-    try:
-        hash(obj)
-    except TypeError:
-        return False
-    return True
 
 
 @functools.lru_cache(maxsize=1024)
