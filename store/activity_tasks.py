@@ -9,8 +9,9 @@ paused (see :mod:`store.activity_control`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -38,15 +39,17 @@ from store.task_views import activity_task, build_workflow_task
 from store.tasks import (
     STALE,
     Disconnected,
+    act_on_task_run,
     lock_for_task,
     long_poll,
     never_disconnected,
     poller_version,
-    read_for_task,
 )
 from versioning import routing
 from worker import wire
 from worker.wire import EventType
+
+T = TypeVar("T")
 
 
 async def poll_activity_task(
@@ -108,14 +111,21 @@ async def _lock_started_activity(
     return rt, act
 
 
-async def _read_started_activity(
-    store: Store, conn: asyncpg.Connection, tok: TaskToken
-) -> tuple[RunTxn, dict[str, Any]]:
-    """The run and the started activity a completion acts on, read without locks."""
-    rt, act = await read_for_task(store, conn, tok, activity=int(tok.ref))
-    _check_started(rt, act, tok)
-    assert act is not None
-    return rt, act
+async def _on_started_activity(
+    store: Store,
+    conn: asyncpg.Connection,
+    tok: TaskToken,
+    fn: Callable[[RunTxn, dict[str, Any]], Awaitable[T]],
+) -> T:
+    """``fn`` on the run and the started activity a completion acts on, read
+    without locks (or remembered, see :func:`act_on_task_run`)."""
+
+    async def checked(rt: RunTxn, act: dict[str, Any] | None) -> T:
+        _check_started(rt, act, tok)
+        assert act is not None
+        return await fn(rt, act)
+
+    return await act_on_task_run(store, conn, tok, checked, activity=int(tok.ref))
 
 
 def _check_started(rt: RunTxn, act: asyncpg.Record | dict[str, Any] | None, tok: TaskToken) -> None:
@@ -190,7 +200,7 @@ async def complete_activity_task(
 
     async def unlocked(conn: asyncpg.Connection) -> dict[str, Any]:
         # every change goes through the RunTxn: one read, one checked write
-        return await complete(*await _read_started_activity(store, conn, tok))
+        return await _on_started_activity(store, conn, tok, complete)
 
     async def locked(conn: asyncpg.Connection) -> dict[str, Any]:
         return await complete(*await _lock_started_activity(store, conn, tok))

@@ -34,7 +34,7 @@ from store.errors import (
     RouteNotFound,
     StoreError,
 )
-from store.metrics import render_metrics
+from store.metrics import render_metrics, render_process_metrics
 from store.namespaces import Namespace, get_namespace
 from store.sql import QUERIES as Q
 from worker import wire
@@ -195,6 +195,7 @@ def create_app(store: Store) -> FastAPI:
     async def metrics() -> Response:
         async with store.pool.acquire() as conn:
             text = await render_metrics(conn, store.region)
+        text += render_process_metrics(store.region, store.run_cache, store.matcher)
         return Response(text, media_type="text/plain; version=0.0.4")
 
     # ------------------------------------------------------------------ namespaces

@@ -94,6 +94,9 @@ class BatonConfig:
     and they are written, so a flood never grows one run's buffer without bound."""
     updates_in_flight_max: int = 100
     """Updates of one run requested or accepted and not yet completed."""
+    run_cache_runs: int = 10_000
+    """Runs each server process remembers as it last wrote them, so that their
+    next task completion writes without reading them first (0: always read)."""
     retention_sweep_interval_s: float = 60.0
     """Pause between the retention sweeper's passes."""
     test_clock: bool = False
@@ -203,6 +206,7 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
         signals_per_run_max=_setting(base, "signals_per_run_max", 10_000, int),
         buffered_inputs_max=_setting(base, "buffered_inputs_max", 1_000, int),
         updates_in_flight_max=_setting(base, "updates_in_flight_max", 100, int),
+        run_cache_runs=_setting(base, "run_cache_runs", 10_000, int),
         retention_sweep_interval_s=_setting(base, "retention_sweep_interval_s", 60.0, float),
         test_clock=_flag(base, "test_clock"),
         path=path,

@@ -13,6 +13,7 @@ from store.config import BatonConfig
 from store.errors import Conflict
 from store.matching import Matcher
 from store.notify import Notifier
+from store.run_cache import RunCache
 
 if TYPE_CHECKING:
     from store.namespaces import Namespace
@@ -40,6 +41,23 @@ class Store:
     namespace_seen: dict[str, tuple[int, Namespace]] = field(default_factory=dict)
     #: The long-polls of this process a writer may hand a new task to.
     matcher: Matcher = field(default_factory=Matcher)
+    #: Each namespace as a start of this process last read it, with the
+    #: notifier's namespace epoch then and the row's xmin (store/starts.py).
+    start_namespaces: dict[str, tuple[int, Namespace, int]] = field(default_factory=dict)
+    #: The runs this process wrote last, written again without a read.
+    run_cache: RunCache = field(default_factory=RunCache)
+
+    def __post_init__(self) -> None:
+        # a run closed by this process wakes its result long-polls here at
+        # once, with the outcome in hand (store/workflows.get_result)
+        def awaited(ns: str, wid: str) -> bool:
+            return self.notifier.has_waiters("baton_closed_v1", f"{ns}/{wid}")
+
+        def on_close(ns: str, wid: str) -> None:
+            self.notifier.wake("baton_closed_v1", f"{ns}/{wid}")
+
+        self.run_cache.awaited = awaited
+        self.run_cache.on_close = on_close
 
     @property
     def region_urls(self) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import TypeVar
 import asyncpg
 import orjson
 
-from store.errors import Conflict, Unavailable, wrap_exceptions
+from store.errors import Conflict, StaleRun, Unavailable, wrap_exceptions
 from store.sql import QUERIES
 
 T = TypeVar("T")
@@ -110,6 +110,11 @@ async def _retrying(
         try:
             async with open_conn() as conn:
                 return await fn(conn)
+        except StaleRun:
+            # not a race lost: the run is read this time (store/run_cache.py)
+            if attempt == TXN_RETRIES - 1:
+                raise
+            continue
         except Conflict:
             lost += 1
             if lost >= conflicts or attempt == TXN_RETRIES - 1:

@@ -260,6 +260,10 @@ class Conflict(StoreError):
     retryable = True
 
 
+class StaleRun(Conflict):
+    """A write from a run this server remembered found it changed: read it and retry."""
+
+
 @contextlib.contextmanager
 def wrap_exceptions() -> Iterator[None]:
     """Turn asyncpg errors into store errors, keeping the original as ``__cause__``."""

@@ -1,16 +1,22 @@
 """Prometheus metrics of a region, read from its database at scrape time.
 
-Everything here is a gauge over the region's durable state, so any server
-process of the region answers the same, and a restarted server loses nothing.
+The gauges are over the region's durable state, so any server process of
+the region answers the same, and a restarted server loses nothing. A few
+counters (``render_process_metrics``) are of the process that answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from store.sql import QUERIES as Q
+
+if TYPE_CHECKING:
+    from store.matching import Matcher
+    from store.run_cache import RunCache
 
 
 def _labels(**kv: object) -> str:
@@ -21,8 +27,10 @@ def _labels(**kv: object) -> str:
     return "{" + inner + "}" if inner else ""
 
 
-def _family(name: str, help_text: str, samples: Iterable[tuple[str, float]]) -> list[str]:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+def _family(
+    name: str, help_text: str, samples: Iterable[tuple[str, float]], kind: str = "gauge"
+) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     lines += [f"{name}{labels} {value:g}" for labels, value in samples]
     return lines
 
@@ -135,5 +143,39 @@ async def render_metrics(conn: asyncpg.Connection, region: str) -> str:
             )
             for x in rows
         ],
+    )
+    return "\n".join(out) + "\n"
+
+
+def render_process_metrics(region: str, cache: RunCache, matcher: Matcher) -> str:
+    """Counters of this server process alone (each process of a region has its own)."""
+    st = cache.stats
+    out = _family(
+        "baton_run_cache_lookups_total",
+        "Task completions that looked for their run among the runs this process wrote last "
+        "(outcome: hit, miss, bypassed while too many remembered writes were refused).",
+        [
+            (_labels(region=region, outcome="hit"), st.hits),
+            (_labels(region=region, outcome="miss"), st.misses),
+            (_labels(region=region, outcome="bypassed"), st.bypassed),
+        ],
+        "counter",
+    )
+    out += _family(
+        "baton_run_cache_refused_total",
+        "Writes from a remembered run refused because the run changed elsewhere (then read).",
+        [(_labels(region=region), st.stale)],
+        "counter",
+    )
+    out += _family(
+        "baton_run_cache_runs",
+        "Runs this process remembers.",
+        [(_labels(region=region), len(cache))],
+    )
+    out += _family(
+        "baton_sync_matched_total",
+        "New workflow tasks handed to a long-poll of this process without a task row.",
+        [(_labels(region=region), matcher.matched)],
+        "counter",
     )
     return "\n".join(out) + "\n"

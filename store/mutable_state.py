@@ -16,8 +16,9 @@ from typing import Any, ClassVar, NoReturn
 import asyncpg
 
 from store.clock import utcnow as utcnow
-from store.errors import WorkflowNotFound
+from store.errors import StaleRun, WorkflowNotFound
 from store.namespaces import Namespace, get_namespace
+from store.run_cache import CachedRun, RunCache, entry_after_write
 from store.sql import QUERIES as Q
 from versioning import routing
 from worker.wire import EventType
@@ -116,6 +117,15 @@ class RunTxn:
     #: A workflow task was started by this write; the write returns its view.
     started_here: bool = False
     task_view: dict[str, Any] | None = None
+    #: Where this process remembers runs (store/run_cache.py): an unlocked
+    #: write of the run is kept there; ``cached`` is the entry this txn was
+    #: made from instead of a read, and ``act_check`` the remembered activity
+    #: (scheduled event id, row xmin) the write is also checked against.
+    cache: RunCache | None = None
+    cached: CachedRun | None = None
+    act_check: tuple[int, int] | None = None
+    #: :meth:`write_txn` ran to its end.
+    written: bool = False
 
     @classmethod
     async def lock(
@@ -149,6 +159,7 @@ class RunTxn:
         region: str,
         region_urls: dict[str, str],
         activity: int | None = None,
+        cache: RunCache | None = None,
     ) -> tuple[RunTxn, dict[str, Any] | None]:
         """Read a run for a write without a transaction or a lock (one round trip).
 
@@ -158,7 +169,14 @@ class RunTxn:
         caller retries from the read. Only writes whose every change goes
         through the :class:`RunTxn` may be made this way. With ``activity``, the
         activity of that scheduled event id is read too (None if it is gone).
+
+        With ``cache``, a run this process wrote last is taken from there
+        without a round trip (and the write is checked against it instead),
+        and the write is remembered there.
         """
+        entry = None if cache is None else cache.lookup((namespace, workflow_id, run_id), activity)
+        if entry is not None:
+            return cls._remembered(conn, entry, cache, activity, region, region_urls)
         row = await conn.fetchrow(
             Q["read_execution"], namespace, workflow_id, _uuid(run_id), activity
         )
@@ -166,6 +184,7 @@ class RunTxn:
             await _not_found(conn, namespace, workflow_id, run_id)
         rt = await cls._from_row(conn, namespace, row, region, region_urls, True)
         rt.expect_xmin = (int(row["x_run_xmin"]), int(row["x_ns_xmin"]))
+        rt.cache = cache
         act = None
         if activity is not None and row["x_act_state"] is not None:
             act = {
@@ -175,6 +194,35 @@ class RunTxn:
                 "started_identity": row["x_act_started_identity"],
                 "last_failure": row["x_act_last_failure"],
             }
+        return rt, act
+
+    @classmethod
+    def _remembered(
+        cls,
+        conn: asyncpg.Connection,
+        entry: CachedRun,
+        cache: RunCache | None,
+        activity: int | None,
+        region: str,
+        region_urls: dict[str, str],
+    ) -> tuple[RunTxn, dict[str, Any] | None]:
+        entry.ns.require_writable(region, region_urls)
+        exe = dict(entry.exe)
+        exe["buffered_events"] = []
+        rt = cls(
+            conn=conn,
+            ns=entry.ns,
+            exe=exe,
+            stored_buffer=(int(exe["buffered_flushed_seq"]), int(exe["buffered_seq"])),
+            expect_xmin=(entry.run_xmin, entry.ns_xmin),
+            cache=cache,
+            cached=entry,
+        )
+        act = None
+        if activity is not None:
+            act_xmin, act_row = entry.activities[activity]
+            act = dict(act_row)
+            rt.act_check = (activity, act_xmin)
         return rt, act
 
     @classmethod
@@ -465,8 +513,7 @@ class RunTxn:
         ]
         if self.pause_changed and not self.is_new:
             await conn.execute(Q["set_pause_info"], ns, wid, rid, e.get("pause_info"))
-        view = await conn.fetchval(
-            Q["write_run"],
+        args = (
             ns,
             wid,
             rid,
@@ -530,7 +577,49 @@ class RunTxn:
             if self.started_here and not closing and self.wt_started
             else None,
         )
-        self.task_view = view
+        if self.cache is None or self.expect_xmin is None or self.is_new:
+            RunCache.forget_everywhere((ns, wid, self.run_id))
+            self.task_view = await conn.fetchval(Q["write_run"], *args)
+        else:
+            await self._write_remembered(args)
+        self.written = True
+
+    async def _write_remembered(self, args: tuple[Any, ...]) -> None:
+        """The unlocked write of a run this process may remember, then remember it."""
+        assert self.cache is not None
+        key = (self.namespace, self.workflow_id, self.run_id)
+        act, act_xmin = self.act_check or (None, None)
+        sticky = None if self.cached is None else self.cached.exe.get("sticky_queue")
+        try:
+            row = await self.conn.fetchrow(Q["write_run_v5"], *args, act, act_xmin, sticky)
+        except asyncpg.SerializationError:
+            self.cache.forget(key)
+            if self.cached is None:
+                raise
+            self.cache.written(refused=True)
+            raise StaleRun(f"run {self.run_id} changed since this server wrote it") from None
+        except BaseException:
+            self.cache.forget(key)
+            raise
+        if self.cached is not None:
+            self.cache.written(refused=False)
+        self.task_view = row["view"]
+        e = self.exe
+        if e["status"] != "running":
+            self.cache.closed(
+                key,
+                {
+                    "status": e["status"],
+                    "result": e["result"],
+                    "failure": e["failure"],
+                    "continued_to_run_id": e["continued_to_run_id"],
+                },
+            )
+        entry = entry_after_write(self, int(row["run_xmin"]), int(row["history_size"]))
+        if entry is None:
+            self.cache.forget(key)
+        else:
+            self.cache.remember(key, entry)
 
     def _new_row(self) -> dict[str, Any]:
         row = {k: v for k, v in self.exe.items() if k != "buffered_events"}

@@ -125,6 +125,15 @@ class Notifier:
             for ev in evs:
                 ev.set()
 
+    def has_waiters(self, channel: str, key: str) -> bool:
+        return (channel, key) in self._waiters
+
+    def wake(self, channel: str, key: str) -> None:
+        """Wake the waiters of ``key`` as its notification would (a change
+        this process committed; the notification itself follows)."""
+        for ev in self._waiters.get((channel, key), ()):
+            ev.set()
+
     def on(self, channel: str, callback: Callable[[str], None]) -> None:
         """Call ``callback(payload)`` for every notification on ``channel``."""
         self._callbacks[channel].append(callback)

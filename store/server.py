@@ -21,6 +21,7 @@ from store.migrations import require_current
 from store.mutable_state import RunTxn
 from store.notify import Notifier
 from store.retention import RetentionSweeper
+from store.run_cache import RunCache
 from store.timers import TimerLoop
 
 log = logging.getLogger("baton.server")
@@ -42,7 +43,13 @@ async def open_store(
     notifier = Notifier(dsn)
     await notifier.start()
     try:
-        yield Store(pool=pool, region=region, config=config, notifier=notifier)
+        yield Store(
+            pool=pool,
+            region=region,
+            config=config,
+            notifier=notifier,
+            run_cache=RunCache(config.run_cache_runs),
+        )
     finally:
         await notifier.close()
         await pool.close()

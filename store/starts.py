@@ -1,7 +1,11 @@
 """Starting a workflow: a new run, or the id's running run signalled or ended.
 
 The common start is a read without locks and one checked write (no
-transaction of its own); a start that must act on the id's running run
+transaction of its own). Where this process read the namespace before (and
+heard of no namespace change since), it skips even the read: it writes as if
+the id had no run and the request id were new, against the namespace row it
+read then, and only if that write is refused does it read and write again. A
+start that must act on the id's running run
 (terminate-if-running, signal-with-start) or the error it gets runs under the
 workflow id's lock. A new run's first workflow task goes to a long-poll
 waiting in this process when there is one (:mod:`store.matching`).
@@ -15,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument, WorkflowAlreadyStarted
+from store.errors import InvalidArgument, StaleRun, StoreError, WorkflowAlreadyStarted
 from store.matching import Match
 from store.mutable_state import RUN_TIMEOUT, RunTxn
 from store.namespaces import Namespace, lock_namespace
@@ -50,8 +54,14 @@ async def start_workflow(
             "system workflows: name yours otherwise"
         )
     match = Match(store.matcher)
+    blind = [True]  # a write without a read first, tried once
 
     async def unlocked(conn: asyncpg.Connection) -> wire.StartWorkflowResponse | None:
+        if blind[0]:
+            blind[0] = False
+            started = await _start_blind(store, conn, namespace, req, match)
+            if started is not None:
+                return started
         return await _start_unlocked(store, conn, namespace, req, match)
 
     async def locked(conn: asyncpg.Connection) -> wire.StartWorkflowResponse:
@@ -133,11 +143,16 @@ async def _start_unlocked(
 ) -> wire.StartWorkflowResponse | None:
     """:func:`start_workflow_txn` as a read without locks and one checked write
     (None: the start needs the id's lock, as one that ends a running run does)."""
+    epoch = store.notifier.namespace_epoch  # (before the read)
     match.task = None
     row = await conn.fetchrow(Q["start_read"], namespace, req.workflow_id, req.request_id)
-    if row is None or row["current_status"] == "running":
-        return None  # the locked start names the missing namespace, or decides
+    if row is None:
+        store.start_namespaces.pop(namespace, None)
+        return None  # the locked start names the missing namespace
     ns = Namespace.from_row(row)
+    store.start_namespaces[namespace] = (epoch, ns, int(row["x_ns_xmin"]))
+    if row["current_status"] == "running":
+        return None  # the locked start decides
     ns.require_writable(store.region, store.region_urls)
     attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     if req.request_id and row["request_run_id"] is not None:
@@ -151,6 +166,38 @@ async def _start_unlocked(
     # request id changed since this read (baton_write_run_v4)
     expect = (int(row["x_ns_xmin"]), None if current is None else str(current))
     return await _write_new_run(store, conn, ns, req, attributes, None, match, expect=expect)
+
+
+async def _start_blind(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    req: wire.StartWorkflowRequest,
+    match: Match,
+) -> wire.StartWorkflowResponse | None:
+    """:func:`_start_unlocked` without its read: the namespace as this process
+    last read it, the id without a run, the request id unseen. The write is
+    checked against all three, as after the read; None when there is nothing
+    to go on, and a :class:`StaleRun` (read, then try again) when the write or
+    a check made on the remembered namespace refuses."""
+    seen = store.start_namespaces.get(namespace)
+    if seen is None or seen[0] != store.notifier.namespace_epoch:
+        return None
+    _, ns, ns_xmin = seen
+    match.task = None
+    try:
+        ns.require_writable(store.region, store.region_urls)
+        attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
+    except StoreError:
+        store.start_namespaces.pop(namespace, None)
+        raise StaleRun(f"namespace {namespace!r} read again for a start") from None
+    try:
+        return await _write_new_run(
+            store, conn, ns, req, attributes, None, match, expect=(ns_xmin, None)
+        )
+    except asyncpg.SerializationError:
+        # the id has a run, the request id was seen, or the namespace changed
+        raise StaleRun(f"workflow {req.workflow_id!r}: start read and tried again") from None
 
 
 def _check_reuse(req: wire.StartWorkflowRequest, cur: dict[str, Any]) -> None:

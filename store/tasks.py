@@ -14,14 +14,14 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from store.commands import apply_commands, writes_only_the_run
 from store.context import Store
 from store.deployments import register_poller
-from store.errors import TaskNotFound, WorkflowNotFound
+from store.errors import StaleRun, StoreError, TaskNotFound, WorkflowNotFound
 from store.mutable_state import (
     WT_RETRY,
     RunTxn,
@@ -38,6 +38,8 @@ from store.workflows import terminate_txn
 from versioning import routing
 from worker import wire
 from worker.wire import EventType
+
+T = TypeVar("T")
 
 STALE = object()  # a task row whose task is no longer open; take the next one
 
@@ -138,9 +140,38 @@ async def read_for_task(
             region=store.region,
             region_urls=store.region_urls,
             activity=activity,
+            cache=store.run_cache,
         )
     tok.check_version(rt.ns)
     return rt, act
+
+
+async def act_on_task_run(
+    store: Store,
+    conn: asyncpg.Connection,
+    tok: TaskToken,
+    fn: Callable[[RunTxn, dict[str, Any] | None], Awaitable[T]],
+    *,
+    activity: int | None = None,
+) -> T:
+    """``fn`` on the task's run read by :func:`read_for_task` (or remembered).
+
+    A remembered run may be behind its row (another process wrote it): what
+    ``fn`` refuses before it writes (the task is no longer open, say) is then
+    not the answer, and the run is read and ``fn`` tried again.
+    """
+    rt, act = await read_for_task(store, conn, tok, activity=activity)
+    if rt.cached is None:
+        return await fn(rt, act)
+    try:
+        return await fn(rt, act)
+    except StaleRun:
+        raise
+    except StoreError:
+        if rt.written:
+            raise
+        store.run_cache.forget((tok.namespace, tok.workflow_id, tok.run_id))
+        raise StaleRun(f"run {tok.run_id} may have changed since this server wrote it") from None
 
 
 @contextlib.contextmanager
@@ -240,10 +271,12 @@ async def complete_workflow_task(
         return await complete(await lock_for_task(store, conn, tok))
 
     async def unlocked(conn: asyncpg.Connection) -> dict[str, Any] | None:
-        rt, _ = await read_for_task(store, conn, tok)
-        if rt.exe["pending_updates"]:
-            return None  # the updates are read and changed beside the run: lock it
-        return await complete(rt)
+        async def on_run(rt: RunTxn, _act: object) -> dict[str, Any] | None:
+            if rt.exe["pending_updates"]:
+                return None  # the updates are read and changed beside the run: lock it
+            return await complete(rt)
+
+        return await act_on_task_run(store, conn, tok, on_run)
 
     if writes_only_the_run(req):
         # the common completion: one read and one checked write, no transaction

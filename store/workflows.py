@@ -310,11 +310,22 @@ async def get_result(
             closed = row["status"] != "running"
             remaining = (deadline - utcnow()).total_seconds()
             if closed or remaining <= 0 or store.notifier.draining:
-                return {
-                    "run_id": run_id,
-                    "status": row["status"],
-                    "closed": closed,
-                    "result": row["result"] if row["status"] == "completed" else None,
-                    "failure": row["failure"] if closed and row["status"] != "completed" else None,
-                }
-            await wait_event(ev, remaining)
+                return _outcome(run_id, row)
+            if await wait_event(ev, remaining):
+                # closed by a write of this process: no need to read it again
+                here = store.run_cache.closed_here((namespace, workflow_id, run_id))
+                if here is not None and not (
+                    here["status"] in _FOLLOWED and here["continued_to_run_id"]
+                ):
+                    return _outcome(run_id, here)
+
+
+def _outcome(run_id: str, row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    closed = row["status"] != "running"
+    return {
+        "run_id": run_id,
+        "status": row["status"],
+        "closed": closed,
+        "result": row["result"] if row["status"] == "completed" else None,
+        "failure": row["failure"] if closed and row["status"] != "completed" else None,
+    }

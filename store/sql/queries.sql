@@ -352,6 +352,14 @@ SELECT baton_write_run_v4($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
     $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53,
     $54, $55, $56, $57)
 
+-- name: write_run_v5
+-- write_run, also checked against a remembered activity ($58, its xmin $59)
+-- and sticky queue ($60); returns the view, the run's new xmin and size.
+SELECT * FROM baton_write_run_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+    $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,
+    $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50,
+    $51, $52, $53, $54, $55, $56, $57, $58, $59, $60)
+
 -- name: open_runs
 SELECT workflow_id, run_id FROM executions WHERE namespace = $1 AND status = 'running'
 ORDER BY workflow_id, run_id

@@ -1,0 +1,188 @@
+"""Runs this server process wrote last, written again without reading them.
+
+A task completion reads its run and writes it back with one checked call
+(``RunTxn.read_unlocked``): the write is refused if the run's row or its
+namespace's row changed since the read (their xmin). After such a write the
+server knows the row exactly as it left it: the values it wrote, the rest as
+it read them, and the xmin and history size the write returns. It keeps that
+here, and the run's next completion skips the read and checks the write
+against the remembered xmin instead, which refuses it just as it refuses a
+write after a stale read. An activity completion also needs the activity's
+row: the activities a remembered write inserted are kept with the write's
+xmin, which the row keeps until something (a heartbeat, a retry, a cancel)
+changes it. A sticky queue closed since (its worker shut down) refuses the
+write too, since the read would have dropped it.
+
+A refused write forgets the run and the completion reads it as before, so
+the cache can only save reads, never change an outcome. Several server
+processes writing the same runs in turn would see their writes refused more
+often than not; when more than a quarter of remembered writes are refused,
+the cache steps aside and only every 32nd lookup tries it, until writes get
+through again.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from store.mutable_state import RunTxn
+    from store.namespaces import Namespace
+
+#: Runs one server process remembers (about 2 KB each).
+DEFAULT_CAPACITY = 10_000
+#: Above this share of refused remembered writes, the cache steps aside.
+_STALE_LIMIT = 0.25
+_PROBE_EVERY = 32
+#: Closes kept for result long-polls of this process (only awaited runs).
+_CLOSES_KEPT = 256
+
+RunKey = tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class CachedRun:
+    """One run as its last write from this process left it."""
+
+    #: The executions row, as ``RunTxn`` holds it after a read.
+    exe: dict[str, Any]
+    ns: Namespace
+    run_xmin: int
+    ns_xmin: int
+    #: Activities that write or an earlier remembered one inserted: scheduled
+    #: event id -> (the row's xmin, what a read of it gives).
+    activities: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class RunCacheStats:
+    hits: int = 0
+    misses: int = 0
+    #: Remembered writes refused because the run changed elsewhere.
+    stale: int = 0
+    #: Lookups not tried because too many remembered writes were refused.
+    bypassed: int = 0
+
+
+class RunCache:
+    """A bounded, least-recently-used map of runs to their remembered rows."""
+
+    #: Every cache of this process (a process may serve several regions).
+    _all: ClassVar[weakref.WeakSet[RunCache]] = weakref.WeakSet()
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        RunCache._all.add(self)
+        self.capacity = capacity
+        self._runs: OrderedDict[RunKey, CachedRun] = OrderedDict()
+        #: Whether a result long-poll of this process waits on (namespace,
+        #: workflow id); the store sets it (see ``closed_here``).
+        self.awaited: Callable[[str, str], bool] = lambda _ns, _wid: False
+        #: What remembered writes that closed an awaited run left: the
+        #: waiters take it instead of reading the run again.
+        self._closes: OrderedDict[RunKey, dict[str, Any]] = OrderedDict()
+        #: Called with (namespace, workflow id) after such a close is kept.
+        self.on_close: Callable[[str, str], None] = lambda _ns, _wid: None
+        self.stats = RunCacheStats()
+        self._stale_rate = 0.0
+        self._skipped = 0
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def lookup(self, key: RunKey, activity: int | None = None) -> CachedRun | None:
+        """The remembered run (holding ``activity`` if one is named), or None."""
+        if self.capacity <= 0:
+            return None
+        if self._stale_rate > _STALE_LIMIT:
+            self._skipped += 1
+            if self._skipped % _PROBE_EVERY:
+                self.stats.bypassed += 1
+                return None
+        entry = self._runs.get(key)
+        if entry is None or (activity is not None and activity not in entry.activities):
+            self.stats.misses += 1
+            return None
+        self._runs.move_to_end(key)
+        self.stats.hits += 1
+        return entry
+
+    def remember(self, key: RunKey, entry: CachedRun) -> None:
+        if self.capacity <= 0:
+            return
+        self._runs[key] = entry
+        self._runs.move_to_end(key)
+        while len(self._runs) > self.capacity:
+            self._runs.popitem(last=False)
+
+    def forget(self, key: RunKey) -> None:
+        self._runs.pop(key, None)
+
+    def closed(self, key: RunKey, outcome: dict[str, Any]) -> None:
+        """A committed write of this process closed the run with ``outcome``."""
+        if not self.awaited(key[0], key[1]):
+            return
+        self._closes[key] = outcome
+        while len(self._closes) > _CLOSES_KEPT:
+            self._closes.popitem(last=False)
+        self.on_close(key[0], key[1])
+
+    def closed_here(self, key: RunKey) -> dict[str, Any] | None:
+        """How the run closed, if a write of this process closed it lately."""
+        return self._closes.get(key)
+
+    @classmethod
+    def forget_everywhere(cls, key: RunKey) -> None:
+        """This process wrote the run another way: its remembered row is old."""
+        for cache in cls._all:
+            cache._runs.pop(key, None)
+
+    def written(self, *, refused: bool) -> None:
+        """Count the outcome of a write made from a remembered run."""
+        if refused:
+            self.stats.stale += 1
+        self._stale_rate = 0.95 * self._stale_rate + (0.05 if refused else 0.0)
+
+
+def entry_after_write(rt: RunTxn, run_xmin: int, history_size: int) -> CachedRun | None:
+    """The run as ``rt``'s committed unlocked write left it (None: not kept).
+
+    A closed run gets no more completions; a run with inputs buffered behind
+    its started workflow task is read again, buffer and all; a write inside a
+    transaction may be followed by others on the row (or rolled back), so
+    only a write that was its own transaction is kept.
+    """
+    e = rt.exe
+    if (
+        e["status"] != "running"
+        or e["buffered_seq"] != e["buffered_flushed_seq"]
+        or rt.expect_xmin is None
+        or rt.conn.is_in_transaction()
+    ):
+        return None
+    exe = dict(e)
+    exe["history_size_bytes"] = history_size
+    exe["updated_at"] = rt.now
+    exe["buffered_events"] = []
+    gone = set(rt.activity_deletes)
+    activities = {
+        sid: act
+        for sid, act in (rt.cached.activities.items() if rt.cached is not None else ())
+        if sid not in gone
+    }
+    for row in rt.activity_inserts:
+        sid = int(row["scheduled_event_id"])
+        activities[sid] = (
+            run_xmin,
+            {
+                "scheduled_event_id": sid,
+                "attempt": row["attempt"],
+                "state": row["state"],
+                "started_identity": row["started_identity"],
+                "last_failure": row["last_failure"],
+            },
+        )
+    return CachedRun(exe, rt.ns, run_xmin, rt.expect_xmin[1], activities)
