@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NoReturn
 import asyncpg
 
 from store.clock import utcnow as utcnow
-from store.errors import StaleRun, WorkflowNotFound
+from store.errors import StaleRun, StoreError, WorkflowNotFound
 from store.namespaces import Namespace, get_namespace
 from store.run_cache import CachedRun, RunCache, entry_after_write
 from store.sql import QUERIES as Q
@@ -176,7 +176,13 @@ class RunTxn:
         """
         entry = None if cache is None else cache.lookup((namespace, workflow_id, run_id), activity)
         if entry is not None:
-            return cls._remembered(conn, entry, cache, activity, region, region_urls)
+            try:
+                entry.ns.require_writable(region, region_urls)
+            except StoreError:
+                # as remembered, the namespace refuses: read what it is now
+                cache.forget((namespace, workflow_id, run_id))  # type: ignore[union-attr]
+            else:
+                return cls._remembered(conn, entry, cache, activity)
         row = await conn.fetchrow(
             Q["read_execution"], namespace, workflow_id, _uuid(run_id), activity
         )
@@ -203,10 +209,7 @@ class RunTxn:
         entry: CachedRun,
         cache: RunCache | None,
         activity: int | None,
-        region: str,
-        region_urls: dict[str, str],
     ) -> tuple[RunTxn, dict[str, Any] | None]:
-        entry.ns.require_writable(region, region_urls)
         exe = dict(entry.exe)
         exe["buffered_events"] = []
         rt = cls(
@@ -590,22 +593,29 @@ class RunTxn:
         key = (self.namespace, self.workflow_id, self.run_id)
         act, act_xmin = self.act_check or (None, None)
         sticky = None if self.cached is None else self.cached.exe.get("sticky_queue")
+        e = self.exe
+        closing = e["status"] != "running"
+        if closing:
+            self.cache.closing(key)
         try:
             row = await self.conn.fetchrow(Q["write_run_v5"], *args, act, act_xmin, sticky)
         except asyncpg.SerializationError:
+            if closing:
+                self.cache.closed(key, None)
             self.cache.forget(key)
             if self.cached is None:
                 raise
             self.cache.written(refused=True)
             raise StaleRun(f"run {self.run_id} changed since this server wrote it") from None
         except BaseException:
+            if closing:
+                self.cache.closed(key, None)
             self.cache.forget(key)
             raise
         if self.cached is not None:
             self.cache.written(refused=False)
         self.task_view = row["view"]
-        e = self.exe
-        if e["status"] != "running":
+        if closing:
             self.cache.closed(
                 key,
                 {

@@ -23,6 +23,7 @@ through again.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,6 +41,8 @@ _STALE_LIMIT = 0.25
 _PROBE_EVERY = 32
 #: Closes kept for result long-polls of this process (only awaited runs).
 _CLOSES_KEPT = 256
+#: Longest a woken result long-poll waits for a closing write of its process.
+_CLOSE_WAIT_S = 1.0
 
 RunKey = tuple[str, str, str]
 
@@ -84,6 +87,8 @@ class RunCache:
         #: What remembered writes that closed an awaited run left: the
         #: waiters take it instead of reading the run again.
         self._closes: OrderedDict[RunKey, dict[str, Any]] = OrderedDict()
+        #: Closing writes of this process not yet answered.
+        self._closing: dict[RunKey, asyncio.Future[dict[str, Any] | None]] = {}
         #: Called with (namespace, workflow id) after such a close is kept.
         self.on_close: Callable[[str, str], None] = lambda _ns, _wid: None
         self.stats = RunCacheStats()
@@ -121,18 +126,37 @@ class RunCache:
     def forget(self, key: RunKey) -> None:
         self._runs.pop(key, None)
 
-    def closed(self, key: RunKey, outcome: dict[str, Any]) -> None:
-        """A committed write of this process closed the run with ``outcome``."""
-        if not self.awaited(key[0], key[1]):
+    def closing(self, key: RunKey) -> None:
+        """A write of this process that closes the run is on its way: a
+        waiter woken by its notification (which may come before the write's
+        own answer) waits for :meth:`closed` rather than read the run."""
+        self._closing.setdefault(key, asyncio.get_running_loop().create_future())
+
+    def closed(self, key: RunKey, outcome: dict[str, Any] | None) -> None:
+        """The closing write committed with ``outcome`` (None: it did not)."""
+        fut = self._closing.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.set_result(outcome)
+        if outcome is None or not self.awaited(key[0], key[1]):
             return
         self._closes[key] = outcome
         while len(self._closes) > _CLOSES_KEPT:
             self._closes.popitem(last=False)
         self.on_close(key[0], key[1])
 
-    def closed_here(self, key: RunKey) -> dict[str, Any] | None:
-        """How the run closed, if a write of this process closed it lately."""
-        return self._closes.get(key)
+    async def closed_here(self, key: RunKey) -> dict[str, Any] | None:
+        """How the run closed, if a write of this process closed it lately
+        (waiting for one on its way)."""
+        kept = self._closes.get(key)
+        if kept is not None:
+            return kept
+        fut = self._closing.get(key)
+        if fut is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), _CLOSE_WAIT_S)
+        except TimeoutError:
+            return None
 
     @classmethod
     def forget_everywhere(cls, key: RunKey) -> None:

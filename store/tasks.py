@@ -130,20 +130,32 @@ async def lock_for_task(store: Store, conn: asyncpg.Connection, tok: TaskToken) 
 async def read_for_task(
     store: Store, conn: asyncpg.Connection, tok: TaskToken, *, activity: int | None = None
 ) -> tuple[RunTxn, dict[str, Any] | None]:
-    """:func:`lock_for_task` without a lock: the write is checked instead."""
-    with _task_run_gone():
-        rt, act = await RunTxn.read_unlocked(
-            conn,
-            tok.namespace,
-            tok.workflow_id,
-            tok.run_id,
-            region=store.region,
-            region_urls=store.region_urls,
-            activity=activity,
-            cache=store.run_cache,
-        )
-    tok.check_version(rt.ns)
-    return rt, act
+    """:func:`lock_for_task` without a lock: the write is checked instead.
+
+    A run this process remembers is taken without a read, unless the token
+    does not fit its namespace as remembered: then it is read.
+    """
+    while True:
+        with _task_run_gone():
+            rt, act = await RunTxn.read_unlocked(
+                conn,
+                tok.namespace,
+                tok.workflow_id,
+                tok.run_id,
+                region=store.region,
+                region_urls=store.region_urls,
+                activity=activity,
+                cache=store.run_cache,
+            )
+        if rt.cached is None:
+            tok.check_version(rt.ns)
+            return rt, act
+        try:
+            tok.check_version(rt.ns)
+        except StoreError:
+            store.run_cache.forget((tok.namespace, tok.workflow_id, tok.run_id))
+            continue
+        return rt, act
 
 
 async def act_on_task_run(

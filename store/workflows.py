@@ -313,7 +313,7 @@ async def get_result(
                 return _outcome(run_id, row)
             if await wait_event(ev, remaining):
                 # closed by a write of this process: no need to read it again
-                here = store.run_cache.closed_here((namespace, workflow_id, run_id))
+                here = await store.run_cache.closed_here((namespace, workflow_id, run_id))
                 if here is not None and not (
                     here["status"] in _FOLLOWED and here["continued_to_run_id"]
                 ):
