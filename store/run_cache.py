@@ -30,12 +30,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
+
 if TYPE_CHECKING:
     from store.mutable_state import RunTxn
     from store.namespaces import Namespace
 
-#: Runs one server process remembers (about 2 KB each).
+#: Runs one server process remembers (about 2 KB each, more with a memo).
 DEFAULT_CAPACITY = 10_000
+#: And at most about this many bytes of them: a run's memo and search
+#: attributes count at their JSON size, the rest of its row as 2 KB.
+BYTES_BUDGET = 32 * 1024 * 1024
+_ROW_BYTES = 2048
 #: Above this share of refused remembered writes, the cache steps aside.
 _STALE_LIMIT = 0.25
 _PROBE_EVERY = 32
@@ -59,6 +65,8 @@ class CachedRun:
     #: Activities that write or an earlier remembered one inserted: scheduled
     #: event id -> (the row's xmin, what a read of it gives).
     activities: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    #: About how much memory it holds (see BYTES_BUDGET).
+    size: int = _ROW_BYTES
 
 
 @dataclass
@@ -80,7 +88,9 @@ class RunCache:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         RunCache._all.add(self)
         self.capacity = capacity
+        self.bytes_budget = BYTES_BUDGET
         self._runs: OrderedDict[RunKey, CachedRun] = OrderedDict()
+        self._bytes = 0
         #: Whether a result long-poll of this process waits on (namespace,
         #: workflow id); the store sets it (see ``closed_here``).
         self.awaited: Callable[[str, str], bool] = lambda _ns, _wid: False
@@ -116,15 +126,20 @@ class RunCache:
         return entry
 
     def remember(self, key: RunKey, entry: CachedRun) -> None:
-        if self.capacity <= 0:
+        if self.capacity <= 0 or entry.size > self.bytes_budget // 16:
+            self.forget(key)  # (a run this large is read each time)
             return
+        self.forget(key)
         self._runs[key] = entry
-        self._runs.move_to_end(key)
-        while len(self._runs) > self.capacity:
-            self._runs.popitem(last=False)
+        self._bytes += entry.size
+        while len(self._runs) > self.capacity or self._bytes > self.bytes_budget:
+            _, old = self._runs.popitem(last=False)
+            self._bytes -= old.size
 
     def forget(self, key: RunKey) -> None:
-        self._runs.pop(key, None)
+        entry = self._runs.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.size
 
     def closing(self, key: RunKey) -> None:
         """A write of this process that closes the run is on its way: a
@@ -162,7 +177,7 @@ class RunCache:
     def forget_everywhere(cls, key: RunKey) -> None:
         """This process wrote the run another way: its remembered row is old."""
         for cache in cls._all:
-            cache._runs.pop(key, None)
+            cache.forget(key)
 
     def written(self, *, refused: bool) -> None:
         """Count the outcome of a write made from a remembered run."""
@@ -209,4 +224,9 @@ def entry_after_write(rt: RunTxn, run_xmin: int, history_size: int) -> CachedRun
                 "last_failure": row["last_failure"],
             },
         )
-    return CachedRun(exe, rt.ns, run_xmin, rt.expect_xmin[1], activities)
+    size = (
+        _ROW_BYTES
+        + len(orjson.dumps(exe.get("memo")))
+        + len(orjson.dumps(exe.get("search_attributes")))
+    )
+    return CachedRun(exe, rt.ns, run_xmin, rt.expect_xmin[1], activities, size)

@@ -107,3 +107,22 @@ async def test_a_close_nobody_awaits_is_not_kept() -> None:
     cache.closing(key)
     cache.closed(key, {"status": "completed", "result": 1})
     assert await cache.closed_here(key) is None
+
+
+def test_it_keeps_its_runs_within_a_byte_budget() -> None:
+    """Memos count at their size: large runs push older ones out, and a run
+    larger than a sixteenth of the budget is not kept at all."""
+    cache = RunCache()
+    cache.bytes_budget = 16_000
+    for n in range(20):
+        entry = _entry()
+        entry.size = 1_000
+        cache.remember(("default", f"w{n}", "r"), entry)
+    assert len(cache) == 16
+    assert cache.lookup(("default", "w3", "r")) is None
+    assert cache.lookup(("default", "w4", "r")) is not None
+    huge = _entry()
+    huge.size = 1_001
+    cache.remember(("default", "w4", "r"), huge)
+    assert cache.lookup(("default", "w4", "r")) is None  # and the old entry is gone
+    assert len(cache) == 15
