@@ -25,7 +25,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from replication.apply import (
     Losing,
-    NamespacesApplied,
     NeedConfirmation,
     NeedContent,
     NeedRunCheck,
@@ -390,14 +389,13 @@ class Applier:
         await conn.fetchval(
             Q["lock_namespaces_for_apply"], [msgs[i].get("namespace") or "" for i in fresh]
         )
-        applied: NamespacesApplied = {}  # (held, as above, until the commit)
         for i, msg in enumerate(msgs):
             if records[i].offset < stored:
                 continue
             if msg.get("events_by_reference"):
                 raise NeedEvents(i, msg["first_event_id"], msg["last_event_id"])
             try:
-                await self.apply_message(conn, source, msg, applied)
+                await self.apply_message(conn, source, msg)
             except (NeedConfirmation, NeedContent, NeedRunCheck) as need:
                 need.index = i
                 raise
@@ -413,27 +411,21 @@ class Applier:
         )
 
     async def apply_message(
-        self,
-        conn: asyncpg.Connection,
-        source: str,
-        msg: dict[str, Any],
-        applied: NamespacesApplied | None = None,
+        self, conn: asyncpg.Connection, source: str, msg: dict[str, Any]
     ) -> None:
-        """Apply one replication message inside the caller's transaction
-        (``applied``: the namespace rows it applied before, see
-        :func:`~replication.apply.apply_namespace_txn`)."""
+        """Apply one replication message inside the caller's transaction."""
         kind = msg.get("type")
         region = self.store.region
         if kind == MESSAGE_TYPES["namespace"]:
-            await apply_namespace_txn(conn, region, msg["namespace_info"], applied)
+            await apply_namespace_txn(conn, region, msg["namespace_info"])
         elif kind == MESSAGE_TYPES["progress"]:
-            await apply_progress_txn(conn, region, msg, applied)
+            await apply_progress_txn(conn, region, msg)
         elif kind == MESSAGE_TYPES["buffered"]:
-            await apply_buffered_txn(conn, region, msg, applied)
+            await apply_buffered_txn(conn, region, msg)
         elif kind == MESSAGE_TYPES["conflict"]:
             await self._apply_conflict(conn, msg)
         elif kind == MESSAGE_TYPES["history"]:
-            await apply_history_txn(self.store, conn, msg, applied)
+            await apply_history_txn(self.store, conn, msg)
         else:
             raise ValueError(f"unknown replication message type {kind!r}")
 

@@ -138,16 +138,8 @@ class Losing:
         return max(int(e["version"]) for e in self.events)
 
 
-#: Namespace rows one apply transaction has taken already: name -> (the row as
-#: shipped, what applying it returned).
-NamespacesApplied = dict[str, tuple[dict[str, Any], tuple[str, int]]]
-
-
 async def apply_namespace_txn(
-    conn: asyncpg.Connection,
-    region: str,
-    info: dict[str, Any],
-    applied: NamespacesApplied | None = None,
+    conn: asyncpg.Connection, region: str, info: dict[str, Any]
 ) -> tuple[str, int]:
     """Take a namespace row from another region if its failover version is not older.
 
@@ -156,25 +148,7 @@ async def apply_namespace_txn(
     A region that was active and sees a higher version elsewhere was deposed
     (a forced failover while it was away): it becomes a standby and drops
     the pending work it held.
-
-    ``applied`` holds what this transaction applied before: the applier holds
-    its namespaces' rows shared for the whole transaction, so nothing but the
-    transaction itself changes them, and the same row shipped again (every
-    history batch carries its namespace's) gives the same answer unread.
     """
-    if applied is not None:
-        seen = applied.get(info["name"])
-        if seen is not None and seen[0] == info:
-            return seen[1]
-    result = await _apply_namespace(conn, region, info)
-    if applied is not None:
-        applied[info["name"]] = (info, result)
-    return result
-
-
-async def _apply_namespace(
-    conn: asyncpg.Connection, region: str, info: dict[str, Any]
-) -> tuple[str, int]:
     local = await conn.fetchrow(Q["local_namespace_full"], info["name"])
     if local is not None and (
         (local["failover_version"], local["updated_at"])
@@ -205,30 +179,20 @@ async def _apply_namespace(
     return str(info["active_region"]), int(info["failover_version"])
 
 
-async def apply_progress_txn(
-    conn: asyncpg.Connection,
-    region: str,
-    msg: dict[str, Any],
-    applied: NamespacesApplied | None = None,
-) -> None:
+async def apply_progress_txn(conn: asyncpg.Connection, region: str, msg: dict[str, Any]) -> None:
     """Keep what changed in a run without an event: the attempt, backoff and
     heartbeat details of its pending activities."""
-    active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"], applied)
+    active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"])
     if active == region or region not in msg["namespace_info"]["regions"]:
         return  # the active region holds these itself
     await _store_progress(conn, msg)
 
 
-async def apply_buffered_txn(
-    conn: asyncpg.Connection,
-    region: str,
-    msg: dict[str, Any],
-    applied: NamespacesApplied | None = None,
-) -> None:
+async def apply_buffered_txn(conn: asyncpg.Connection, region: str, msg: dict[str, Any]) -> None:
     """Keep the inputs waiting behind a started workflow task in the active region:
     a region that takes the namespace over writes them after timing that task out.
     The history batch that writes them there removes them here."""
-    active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"], applied)
+    active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"])
     if active == region or region not in msg["namespace_info"]["regions"]:
         return
     if msg.get("buffered_by_reference"):
@@ -260,21 +224,11 @@ async def _store_progress(conn: asyncpg.Connection, msg: dict[str, Any]) -> None
     )
 
 
-async def apply_history_txn(
-    store: Store,
-    conn: asyncpg.Connection,
-    msg: dict[str, Any],
-    applied: NamespacesApplied | None = None,
-) -> None:
-    """Apply one history batch (see the module docstring for the rules).
-
-    ``applied``: the namespace rows this transaction applied before
-    (:func:`apply_namespace_txn`)."""
+async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
+    """Apply one history batch (see the module docstring for the rules)."""
     region = store.region
     ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
-    active_region, ns_version = await apply_namespace_txn(
-        conn, region, msg["namespace_info"], applied
-    )
+    active_region, ns_version = await apply_namespace_txn(conn, region, msg["namespace_info"])
     if region not in msg["namespace_info"]["regions"]:
         return  # not (or no longer) a region of this namespace
     active_here = active_region == region

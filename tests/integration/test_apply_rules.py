@@ -13,13 +13,7 @@ from typing import Any
 
 import pytest
 
-from ops.bench_measure import ensure_statement_stats
-from replication.apply import (
-    NamespacesApplied,
-    NeedConfirmation,
-    apply_history_txn,
-    apply_namespace_txn,
-)
+from replication.apply import NeedConfirmation, apply_history_txn, apply_namespace_txn
 from tests.conftest import Region
 
 pytestmark = pytest.mark.integration
@@ -216,52 +210,3 @@ async def test_what_the_active_region_holds_is_applied_and_the_rest_archived(
     assert nxt == 5
     [c] = await conflicts(region)
     assert (c["kind"], c["first_event_id"], c["last_event_id"]) == ("rejected_batch", 5, 6)
-
-
-async def test_one_transaction_reads_a_namespace_once_and_sees_its_own_changes(
-    region: Region,
-) -> None:
-    """Every history batch carries its namespace's row. Within one apply
-    transaction (the namespace held shared) the same row shipped again gives
-    the same answer without a read; a newer row applied in between is what
-    the next batch is judged against."""
-    assert await ensure_statement_stats(region.dsn)
-    rid = uuid.uuid4()
-    reads = "SELECT regions, active_region, failover_version, state, retention_days"
-
-    async def count() -> int:
-        return int(
-            await region.store.pool.fetchval(
-                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s "
-                "JOIN pg_database d ON d.oid = s.dbid "
-                "WHERE d.datname = current_database() AND s.query LIKE $1 || '%'",
-                reads,
-            )
-        )
-
-    before = await count()
-
-    async def three_batches(conn: Any) -> tuple[str, int]:
-        applied: NamespacesApplied = {}
-        for i in (1, 2, 3):
-            await apply_history_txn(
-                region.store, conn, batch(region.name, rid, [event(i, 1)]), applied
-            )
-        return await apply_namespace_txn(conn, region.name, ns_info(region.name, 1), applied)
-
-    assert await region.store.txn(three_batches) == ("elsewhere", 1)
-    assert await count() - before == 1
-    assert await history(region) == [(1, 1), (2, 1), (3, 1)]
-
-    async def newer_in_between(conn: Any) -> tuple[str, int]:
-        applied: NamespacesApplied = {}
-        await apply_namespace_txn(conn, region.name, ns_info(region.name, 1), applied)
-        newer = {
-            **ns_info(region.name, 5),
-            "updated_at": datetime(2026, 2, 1, tzinfo=UTC).isoformat(),
-        }
-        assert await apply_namespace_txn(conn, region.name, newer, applied) == ("elsewhere", 5)
-        # the older row again: judged against the newer one this transaction wrote
-        return await apply_namespace_txn(conn, region.name, ns_info(region.name, 1), applied)
-
-    assert await region.store.txn(newer_in_between) == ("elsewhere", 5)
