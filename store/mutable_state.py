@@ -126,6 +126,12 @@ class RunTxn:
     act_check: tuple[int, int] | None = None
     #: :meth:`write_txn` ran to its end.
     written: bool = False
+    #: Locked by :meth:`lock`: its namespace row's xmin (held shared until the
+    #: transaction ends). With ``cache`` set, the write keeps the run as it
+    #: left it in ``after_commit``, which the caller remembers once the
+    #: transaction committed (the first workflow task of a run).
+    locked_ns_xmin: int | None = None
+    after_commit: CachedRun | None = None
 
     @classmethod
     async def lock(
@@ -146,7 +152,10 @@ class RunTxn:
             row = await conn.fetchrow(Q["lock_execution"], namespace, workflow_id, _uuid(run_id))
         if row is None:
             await _not_found(conn, namespace, workflow_id, run_id)
-        return await cls._from_row(conn, namespace, row, region, region_urls, write)
+        rt = await cls._from_row(conn, namespace, row, region, region_urls, write)
+        if row.get("x_ns_xmin") is not None:
+            rt.locked_ns_xmin = int(row["x_ns_xmin"])
+        return rt
 
     @classmethod
     async def read_unlocked(
@@ -580,12 +589,25 @@ class RunTxn:
             if self.started_here and not closing and self.wt_started
             else None,
         )
-        if self.cache is None or self.expect_xmin is None or self.is_new:
+        if self.cache is not None and not self.is_new and self.expect_xmin is not None:
+            await self._write_remembered(args)
+        elif self.cache is not None and not self.is_new and self.locked_ns_xmin is not None:
+            await self._write_locked_to_remember(args)
+        else:
             RunCache.forget_everywhere((ns, wid, self.run_id))
             self.task_view = await conn.fetchval(Q["write_run"], *args)
-        else:
-            await self._write_remembered(args)
         self.written = True
+
+    async def _write_locked_to_remember(self, args: tuple[Any, ...]) -> None:
+        """The write of a locked run, kept in ``after_commit`` (not remembered
+        before its transaction commits: it may yet roll back)."""
+        assert self.locked_ns_xmin is not None
+        RunCache.forget_everywhere((self.namespace, self.workflow_id, self.run_id))
+        row = await self.conn.fetchrow(Q["write_run_v5"], *args, None, None, None)
+        self.task_view = row["view"]
+        self.after_commit = entry_after_write(
+            self, int(row["run_xmin"]), int(row["history_size"]), self.locked_ns_xmin
+        )
 
     async def _write_remembered(self, args: tuple[Any, ...]) -> None:
         """The unlocked write of a run this process may remember, then remember it."""
@@ -625,7 +647,11 @@ class RunTxn:
                     "continued_to_run_id": e["continued_to_run_id"],
                 },
             )
-        entry = entry_after_write(self, int(row["run_xmin"]), int(row["history_size"]))
+        entry = None
+        if not self.conn.is_in_transaction() and self.expect_xmin is not None:
+            entry = entry_after_write(
+                self, int(row["run_xmin"]), int(row["history_size"]), self.expect_xmin[1]
+            )
         if entry is None:
             self.cache.forget(key)
         else:

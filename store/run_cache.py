@@ -42,11 +42,12 @@ DEFAULT_CAPACITY = 10_000
 #: attributes count at their JSON size, the rest of its row as 2 KB.
 BYTES_BUDGET = 32 * 1024 * 1024
 _ROW_BYTES = 2048
+_ACTIVITY_BYTES = 512
 #: Above this share of refused remembered writes, the cache steps aside.
 _STALE_LIMIT = 0.25
 _PROBE_EVERY = 32
 #: Closes kept for result long-polls of this process (only awaited runs).
-_CLOSES_KEPT = 256
+_CLOSES_KEPT = 64
 #: Longest a woken result long-poll waits for a closing write of its process.
 _CLOSE_WAIT_S = 1.0
 
@@ -96,7 +97,11 @@ class RunCache:
         self.awaited: Callable[[str, str], bool] = lambda _ns, _wid: False
         #: What remembered writes that closed an awaited run left: the
         #: waiters take it instead of reading the run again.
-        self._closes: OrderedDict[RunKey, dict[str, Any]] = OrderedDict()
+        self._closes: OrderedDict[RunKey, tuple[int, dict[str, Any]]] = OrderedDict()
+        #: Counts the closes kept: a waiter takes only one counted after it
+        #: read the run (an older one may have been undone since, by a forced
+        #: failover that discarded it).
+        self.close_seq = 0
         #: Closing writes of this process not yet answered.
         self._closing: dict[RunKey, asyncio.Future[dict[str, Any] | None]] = {}
         #: Called with (namespace, workflow id) after such a close is kept.
@@ -154,22 +159,27 @@ class RunCache:
             fut.set_result(outcome)
         if outcome is None or not self.awaited(key[0], key[1]):
             return
-        self._closes[key] = outcome
+        self.close_seq += 1
+        self._closes[key] = (self.close_seq, outcome)
+        self._closes.move_to_end(key)
         while len(self._closes) > _CLOSES_KEPT:
             self._closes.popitem(last=False)
         self.on_close(key[0], key[1])
 
-    async def closed_here(self, key: RunKey) -> dict[str, Any] | None:
-        """How the run closed, if a write of this process closed it lately
-        (waiting for one on its way)."""
+    async def closed_here(
+        self, key: RunKey, since: int, timeout: float = 1.0
+    ) -> dict[str, Any] | None:
+        """How the run closed, if a write of this process closed it after
+        ``close_seq`` was ``since`` (waiting up to ``timeout`` for one on its
+        way)."""
         kept = self._closes.get(key)
-        if kept is not None:
-            return kept
+        if kept is not None and kept[0] > since:
+            return kept[1]
         fut = self._closing.get(key)
         if fut is None:
             return None
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), _CLOSE_WAIT_S)
+            return await asyncio.wait_for(asyncio.shield(fut), min(timeout, _CLOSE_WAIT_S))
         except TimeoutError:
             return None
 
@@ -186,21 +196,19 @@ class RunCache:
         self._stale_rate = 0.95 * self._stale_rate + (0.05 if refused else 0.0)
 
 
-def entry_after_write(rt: RunTxn, run_xmin: int, history_size: int) -> CachedRun | None:
-    """The run as ``rt``'s committed unlocked write left it (None: not kept).
+def entry_after_write(
+    rt: RunTxn, run_xmin: int, history_size: int, ns_xmin: int
+) -> CachedRun | None:
+    """The run as ``rt``'s write left it (None: not kept), for the caller to
+    remember once that write committed and nothing else changed the row in its
+    transaction: an unlocked write (its own transaction), or a locked one that
+    is the last change of the run before its commit.
 
     A closed run gets no more completions; a run with inputs buffered behind
-    its started workflow task is read again, buffer and all; a write inside a
-    transaction may be followed by others on the row (or rolled back), so
-    only a write that was its own transaction is kept.
+    its started workflow task is read again, buffer and all.
     """
     e = rt.exe
-    if (
-        e["status"] != "running"
-        or e["buffered_seq"] != e["buffered_flushed_seq"]
-        or rt.expect_xmin is None
-        or rt.conn.is_in_transaction()
-    ):
+    if e["status"] != "running" or e["buffered_seq"] != e["buffered_flushed_seq"]:
         return None
     exe = dict(e)
     exe["history_size_bytes"] = history_size
@@ -213,6 +221,10 @@ def entry_after_write(rt: RunTxn, run_xmin: int, history_size: int) -> CachedRun
         if sid not in gone
     }
     for row in rt.activity_inserts:
+        if row["state"] != "started" or row.get("heartbeat_s"):
+            # a poll will start it, or its heartbeats change its row: either
+            # way its completion would find it changed, so it is read then
+            continue
         sid = int(row["scheduled_event_id"])
         activities[sid] = (
             run_xmin,
@@ -226,7 +238,8 @@ def entry_after_write(rt: RunTxn, run_xmin: int, history_size: int) -> CachedRun
         )
     size = (
         _ROW_BYTES
+        + _ACTIVITY_BYTES * len(activities)
         + len(orjson.dumps(exe.get("memo")))
         + len(orjson.dumps(exe.get("search_attributes")))
     )
-    return CachedRun(exe, rt.ns, run_xmin, rt.expect_xmin[1], activities, size)
+    return CachedRun(exe, rt.ns, run_xmin, ns_xmin, activities, size)

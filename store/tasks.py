@@ -200,7 +200,10 @@ async def poll_workflow_task(
     req: wire.PollRequest,
     disconnected: Disconnected = never_disconnected,
 ) -> dict[str, Any] | None:
+    taken: list[RunTxn] = []  # the run this poll's committed take started a task of
+
     async def take(conn: asyncpg.Connection) -> Any:
+        taken.clear()
         row = await conn.fetchrow(
             Q["take_task"], namespace, req.task_queue, False, poller_version(req)
         )
@@ -225,10 +228,21 @@ async def poll_workflow_task(
         ):
             return STALE
         rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
+        # The write keeps the run as it leaves it, remembered after the commit
+        # below: it must stay the last change of the run in this transaction
+        # (a later one would keep the xmin and go unseen).
+        rt.cache = store.run_cache
         await rt.write_txn()
+        taken.append(rt)
         return await build_workflow_task(conn, rt), row["more"]
 
-    return await long_poll(store, namespace, "workflow", req, take, disconnected)  # type: ignore[no-any-return]
+    task = await long_poll(store, namespace, "workflow", req, take, disconnected)
+    entry = taken[0].after_commit if task is not None and taken else None
+    if entry is not None:
+        # committed: the task's completion need not read the run
+        rt = taken[0]
+        store.run_cache.remember((rt.namespace, rt.workflow_id, rt.run_id), entry)
+    return task  # type: ignore[no-any-return]
 
 
 async def _query_task(conn: asyncpg.Connection, row: asyncpg.Record) -> Any:

@@ -298,6 +298,7 @@ async def get_result(
     deadline = utcnow() + timedelta(seconds=wait_s)
     async with store.notifier.subscribe("baton_closed_v1", f"{namespace}/{workflow_id}") as ev:
         while True:
+            since = store.run_cache.close_seq  # (before the read)
             async with store.pool.acquire() as conn:
                 row = await _get_run(conn, namespace, workflow_id, run_id)
                 # continue-as-new and reset (a terminated run linked to its
@@ -313,7 +314,11 @@ async def get_result(
                 return _outcome(run_id, row)
             if await wait_event(ev, remaining):
                 # closed by a write of this process: no need to read it again
-                here = await store.run_cache.closed_here((namespace, workflow_id, run_id))
+                here = await store.run_cache.closed_here(
+                    (namespace, workflow_id, run_id),
+                    since,
+                    (deadline - utcnow()).total_seconds(),
+                )
                 if here is not None and not (
                     here["status"] in _FOLLOWED and here["continued_to_run_id"]
                 ):

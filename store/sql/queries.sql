@@ -32,12 +32,13 @@ DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_
 -- before the run's row is locked, and a locking read returns the newest
 -- version of each row, so a failover that committed meanwhile is seen.
 WITH n AS MATERIALIZED (
-    SELECT name, regions, active_region, failover_version, state, retention_days, deployments
+    SELECT name, regions, active_region, failover_version, state, retention_days, deployments,
+           xmin::text::bigint AS row_xmin
     FROM namespaces WHERE name = $1 FOR SHARE)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
        n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
-       sq.queue IS NOT NULL AS ns_sticky_closed
+       sq.queue IS NOT NULL AS ns_sticky_closed, n.row_xmin AS x_ns_xmin
 FROM n JOIN executions e ON e.namespace = n.name
 LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
 WHERE e.workflow_id = $2 AND e.run_id = $3
