@@ -7,6 +7,7 @@ counters (``render_process_metrics``) are of the process that answers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -148,34 +149,36 @@ async def render_metrics(conn: asyncpg.Connection, region: str) -> str:
 
 
 def render_process_metrics(region: str, cache: RunCache, matcher: Matcher) -> str:
-    """Counters of this server process alone (each process of a region has its own)."""
+    """Counters of this server process alone (each process of a region has its
+    own, told apart by its ``process`` label: the pid)."""
     st = cache.stats
+    pid = os.getpid()
     out = _family(
         "baton_run_cache_lookups_total",
         "Task completions that looked for their run among the runs this process wrote last "
         "(outcome: hit, miss, bypassed while too many remembered writes were refused).",
         [
-            (_labels(region=region, outcome="hit"), st.hits),
-            (_labels(region=region, outcome="miss"), st.misses),
-            (_labels(region=region, outcome="bypassed"), st.bypassed),
+            (_labels(region=region, process=pid, outcome="hit"), st.hits),
+            (_labels(region=region, process=pid, outcome="miss"), st.misses),
+            (_labels(region=region, process=pid, outcome="bypassed"), st.bypassed),
         ],
         "counter",
     )
     out += _family(
         "baton_run_cache_refused_total",
         "Writes from a remembered run refused because the run changed elsewhere (then read).",
-        [(_labels(region=region), st.stale)],
+        [(_labels(region=region, process=pid), st.stale)],
         "counter",
     )
     out += _family(
         "baton_run_cache_runs",
         "Runs this process remembers.",
-        [(_labels(region=region), len(cache))],
+        [(_labels(region=region, process=pid), len(cache))],
     )
     out += _family(
         "baton_sync_matched_total",
         "New workflow tasks handed to a long-poll of this process without a task row.",
-        [(_labels(region=region), matcher.matched)],
+        [(_labels(region=region, process=pid), matcher.matched)],
         "counter",
     )
     return "\n".join(out) + "\n"
