@@ -7,11 +7,14 @@ server knows the row exactly as it left it: the values it wrote, the rest as
 it read them, and the xmin and history size the write returns. It keeps that
 here, and the run's next completion skips the read and checks the write
 against the remembered xmin instead, which refuses it just as it refuses a
-write after a stale read. An activity completion also needs the activity's
-row: the activities a remembered write inserted are kept with the write's
-xmin, which the row keeps until something (a heartbeat, a retry, a cancel)
-changes it. A sticky queue closed since (its worker shut down) refuses the
-write too, since the read would have dropped it.
+write after a stale read. The poll that takes a run's first workflow task
+keeps the run the same way once its transaction commits. An activity
+completion also needs the activity's row: the activities a remembered write
+inserted as started (and not heartbeating) are kept with the write's xmin,
+which the row keeps until something (a retry, a cancel) changes it. A sticky
+queue closed since (its worker shut down) refuses the write too, since the
+read would have dropped it. A result long-poll of this process takes the
+outcome of a close it wrote from here (``closing``/``closed``/``closed_here``).
 
 A refused write forgets the run and the completion reads it as before, so
 the cache can only save reads, never change an outcome. Several server
