@@ -285,3 +285,49 @@ async def test_a_start_without_a_read_keeps_every_start_rule(
         )
     assert runs == 4
     assert fresh.run_id is not None
+
+
+async def test_activities_that_change_before_they_complete_are_not_remembered(
+    region: Region, client: Client
+) -> None:
+    """An activity a poll will start, or one that heartbeats, always changes
+    its row before it completes: its completion reads the run."""
+    h = await client.start_workflow(WaitsForever, id="w", task_queue=IDLE_QUEUE)
+    run_id = str(h.run_id)
+    async with region.store.pool.acquire() as conn:
+        rt = await _remembered_write(region, conn, run_id, "one")
+        ids = {}
+        for name, state, heartbeat in (
+            ("eager", "started", None),
+            ("polled", "scheduled", None),
+            ("beats", "started", 5.0),
+        ):
+            sid = rt.add_event(EventType.ACTIVITY_TASK_SCHEDULED, {"activity_type": name})
+            ids[name] = sid
+            rt.insert_activity(
+                {
+                    "namespace": "default",
+                    "workflow_id": "w",
+                    "run_id": run_id,
+                    "scheduled_event_id": sid,
+                    "activity_id": name,
+                    "activity_type": name,
+                    "task_queue": IDLE_QUEUE,
+                    "input": [],
+                    "first_scheduled_time": rt.now,
+                    "scheduled_time": rt.now,
+                    "retry_policy": {},
+                    "state": state,
+                    "attempt": 1,
+                    "started_identity": "me" if state == "started" else None,
+                    "heartbeat_s": heartbeat,
+                    "last_failure": None,
+                    "cancel_requested": False,
+                }
+            )
+        await rt.write_txn()
+    cache = region.store.run_cache
+    key = ("default", "w", run_id)
+    assert cache.lookup(key, ids["eager"]) is not None
+    assert cache.lookup(key, ids["polled"]) is None
+    assert cache.lookup(key, ids["beats"]) is None
