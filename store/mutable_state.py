@@ -8,7 +8,6 @@ outbox row, inside the caller's transaction (ARCHITECTURE invariant 1).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NoReturn
@@ -16,9 +15,12 @@ from typing import Any, ClassVar, NoReturn
 import asyncpg
 
 from store.clock import utcnow as utcnow
-from store.errors import StaleRun, StoreError, WorkflowNotFound
+from store.errors import StoreError, WorkflowNotFound
 from store.namespaces import Namespace, get_namespace
-from store.run_cache import CachedRun, RunCache, entry_after_write
+from store.run_cache import CachedRun, RunCache
+from store.run_write import VERSIONING_COLUMNS as VERSIONING_COLUMNS
+from store.run_write import as_uuid as _uuid
+from store.run_write import write_run
 from store.sql import QUERIES as Q
 from versioning import routing
 from worker.wire import EventType
@@ -184,12 +186,12 @@ class RunTxn:
         and the write is remembered there.
         """
         entry = None if cache is None else cache.lookup((namespace, workflow_id, run_id), activity)
-        if entry is not None:
+        if cache is not None and entry is not None:
             try:
                 entry.ns.require_writable(region, region_urls)
             except StoreError:
                 # as remembered, the namespace refuses: read what it is now
-                cache.forget((namespace, workflow_id, run_id))  # type: ignore[union-attr]
+                cache.forget((namespace, workflow_id, run_id))
             else:
                 return cls._remembered(conn, entry, cache, activity)
         row = await conn.fetchrow(
@@ -501,173 +503,17 @@ class RunTxn:
     # ---------------------------------------------------------------- writing
 
     async def write_txn(self) -> None:
-        """Write every gathered change inside the caller's transaction (one round trip).
+        """Write every gathered change inside the caller's transaction (one round
+        trip, :func:`store.run_write.write_run`).
 
         A run read by :meth:`read_unlocked` is written by this one call alone
         (its own transaction), checked against what was read.
         """
-        conn = self.conn
-        ns, wid, rid = self.namespace, self.workflow_id, _uuid(self.run_id)
-        e = self.exe
-        if self.events:
-            e["last_write_version"] = self.ns.failover_version
-        closing = e["status"] != "running"
-        timers = [] if closing else self.timers
-        tasks = [] if closing else self.tasks
-        deps = self.ns.deployments
-        builds = [
-            None
-            if not deps
-            else routing.workflow_task_tag(deps, e)
-            if kind == "workflow"
-            else routing.activity_task_tag(deps, e, queue)
-            for kind, queue, _, _ in tasks
-        ]
-        if self.pause_changed and not self.is_new:
-            await conn.execute(Q["set_pause_info"], ns, wid, rid, e.get("pause_info"))
-        args = (
-            ns,
-            wid,
-            rid,
-            [ev[0] for ev in self.events],
-            [ev[1] for ev in self.events],
-            self.now,
-            self.ns.failover_version,
-            [ev[2] for ev in self.events],
-            [k for k, _ in self.timer_deletes],
-            [r for _, r in self.timer_deletes],
-            [t[0] for t in timers],
-            [t[1] for t in timers],
-            [t[2] for t in timers],
-            [t[3] for t in timers],
-            [t[0] for t in tasks],
-            [t[1] for t in tasks],
-            [t[2] for t in tasks],
-            [t[3] for t in tasks],
-            builds,
-            e["status"],
-            e["paused"],
-            e["next_event_id"],
-            e["last_write_version"],
-            e["close_time"],
-            _uuid_or_none(e["continued_to_run_id"]),
-            e["wt_scheduled_event_id"],
-            e["wt_started_event_id"],
-            e["wt_attempt"],
-            e["wt_started_at"],
-            e["wt_identity"],
-            e["last_completed_wt_started"],
-            e["result"],
-            e["failure"],
-            self.notify_close or self.is_new,
-            f"{ns}/{wid}",
-            self.notify_close,
-            self.activity_deletes,
-            closing,
-            [] if closing else self.activity_inserts,
-            self.is_new,
-            bool(e.get("pending_updates")) and not closing,
-            len(self.ns.regions) > 1,
-            self.buffer_inserts,
-            e["buffered_seq"],
-            e["buffered_flushed_seq"],
-            self._buffer_delete_upto,
-            [r for r, _ in self.request_ids],
-            [k for _, k in self.request_ids],
-            e["signal_count"],
-            None if closing else e.get("sticky_queue"),
-            None if closing else e.get("sticky_timeout_s"),
-            # a new run's whole row, inserted by the same call
-            self._new_row() if self.is_new else None,
-            {k: e.get(k) for k in VERSIONING_COLUMNS}
-            if self.versioning_changed and not self.is_new
-            else None,
-            None if self.expect_xmin is None else self.expect_xmin[0],
-            None if self.expect_xmin is None else self.expect_xmin[1],
-            self.fail_updates,
-            int(e["last_completed_wt_started"]) + 1
-            if self.started_here and not closing and self.wt_started
-            else None,
-        )
-        if self.cache is not None and not self.is_new and self.expect_xmin is not None:
-            await self._write_remembered(args)
-        elif self.cache is not None and not self.is_new and self.locked_ns_xmin is not None:
-            await self._write_locked_to_remember(args)
-        else:
-            RunCache.forget_everywhere((ns, wid, self.run_id))
-            self.task_view = await conn.fetchval(Q["write_run"], *args)
+        await write_run(self)
         self.written = True
-
-    async def _write_locked_to_remember(self, args: tuple[Any, ...]) -> None:
-        """The write of a locked run, kept in ``after_commit`` (not remembered
-        before its transaction commits: it may yet roll back)."""
-        assert self.locked_ns_xmin is not None
-        RunCache.forget_everywhere((self.namespace, self.workflow_id, self.run_id))
-        row = await self.conn.fetchrow(Q["write_run_v5"], *args, None, None, None)
-        self.task_view = row["view"]
-        self.after_commit = entry_after_write(
-            self, int(row["run_xmin"]), int(row["history_size"]), self.locked_ns_xmin
-        )
-
-    async def _write_remembered(self, args: tuple[Any, ...]) -> None:
-        """The unlocked write of a run this process may remember, then remember it."""
-        assert self.cache is not None
-        key = (self.namespace, self.workflow_id, self.run_id)
-        act, act_xmin = self.act_check or (None, None)
-        sticky = None if self.cached is None else self.cached.exe.get("sticky_queue")
-        e = self.exe
-        closing = e["status"] != "running"
-        if closing:
-            self.cache.closing(key)
-        try:
-            row = await self.conn.fetchrow(Q["write_run_v5"], *args, act, act_xmin, sticky)
-        except asyncpg.SerializationError:
-            if closing:
-                self.cache.closed(key, None)
-            self.cache.forget(key)
-            if self.cached is None:
-                raise
-            self.cache.written(refused=True)
-            raise StaleRun(f"run {self.run_id} changed since this server wrote it") from None
-        except BaseException:
-            if closing:
-                self.cache.closed(key, None)
-            self.cache.forget(key)
-            raise
-        if self.cached is not None:
-            self.cache.written(refused=False)
-        self.task_view = row["view"]
-        if closing:
-            self.cache.closed(
-                key,
-                {
-                    "status": e["status"],
-                    "result": e["result"],
-                    "failure": e["failure"],
-                    "continued_to_run_id": e["continued_to_run_id"],
-                },
-            )
-        entry = None
-        if not self.conn.is_in_transaction() and self.expect_xmin is not None:
-            entry = entry_after_write(
-                self, int(row["run_xmin"]), int(row["history_size"]), self.expect_xmin[1]
-            )
-        if entry is None:
-            self.cache.forget(key)
-        else:
-            self.cache.remember(key, entry)
-
-    def _new_row(self) -> dict[str, Any]:
-        row = {k: v for k, v in self.exe.items() if k != "buffered_events"}
-        if self.expect_xmin is not None:
-            row["expect_current_run_id"] = self.expect_current_run  # (not a column)
-        return row
 
     def insert_activity(self, row: dict[str, Any]) -> None:
         self.activity_inserts.append(row)
-
-
-VERSIONING_COLUMNS = ("deployment", "build_id", "versioning_behavior", "versioning")
 
 
 async def _not_found(
@@ -676,19 +522,6 @@ async def _not_found(
     ns = await get_namespace(conn, namespace)  # names a missing namespace first
     what = f"run {run_id} of workflow" if run_id else "workflow"
     raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {ns.name!r}")
-
-
-def _uuid(value: str | uuid.UUID) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise WorkflowNotFound(f"run id {value!r} is not a UUID") from None
-
-
-def _uuid_or_none(value: str | uuid.UUID | None) -> uuid.UUID | None:
-    return None if value is None else _uuid(value)
 
 
 def event_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

@@ -54,11 +54,12 @@ async def start_workflow(
             "system workflows: name yours otherwise"
         )
     match = Match(store.matcher)
-    blind = [True]  # a write without a read first, tried once
+    blind = True  # a write without a read first, tried once
 
     async def unlocked(conn: asyncpg.Connection) -> wire.StartWorkflowResponse | None:
-        if blind[0]:
-            blind[0] = False
+        nonlocal blind
+        if blind:
+            blind = False
             started = await _start_blind(store, conn, namespace, req, match)
             if started is not None:
                 return started
