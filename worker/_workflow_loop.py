@@ -157,6 +157,17 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Task[Any]:
         return asyncio.Task(coro, loop=self, name=name, context=context)
 
+    def start_task_now(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
+        """A task whose first step runs now, inside the running callback.
+
+        The same as awaiting ``coro`` inside a task at this point: it runs up
+        to its first suspension before anything else that is ready.
+        """
+        task = self.create_task(coro, name=name)
+        step = self._ready.pop()  # the first step Task() just scheduled
+        step._run()
+        return task
+
     def get_task_factory(self) -> None:
         return None
 

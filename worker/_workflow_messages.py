@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from worker._definition import HandlerDefinition, WorkflowDefinition, _param_hints
 from worker._failure import exception_to_failure
 from worker._workflow_loop import WorkflowLoop
@@ -23,8 +25,12 @@ from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
 _log = logging.getLogger(__name__)
 
 
+_PAYLOADS = TypeAdapter(list[Payload])
+
+
 def payloads_of(values: Any) -> list[Payload]:
-    return [Payload.model_validate(v) for v in values or []]
+    """Wire payloads as Payload models, validated in one call."""
+    return _PAYLOADS.validate_python(values or [])
 
 
 class MessageDelivery:
@@ -37,6 +43,7 @@ class MessageDelivery:
     _workflow_id: str
     _read_only: bool
     _signal_handlers: dict[str, Callable[..., Any]]
+    _unusable: str | None
     _buffered_signals: dict[str, list[list[Payload]]]
     _accepted_updates: set[str]
 
@@ -48,13 +55,18 @@ class MessageDelivery:
     def _on_handler_done(self, task: asyncio.Task[Any], what: str) -> None:
         raise NotImplementedError
 
+    def _on_workflow_exception(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
     def _on_signal(self, name: str, payloads: list[Payload]) -> None:
         handler = self._signal_handlers.get(name)
         hints: Sequence[Any] = ()
         if handler is not None:
             hints = _param_hints(handler, skip_self=False)[0]
+            is_async = inspect.iscoroutinefunction(handler)
         elif (defn := self._defn.signals.get(name)) is not None:
             handler, hints = defn.fn.__get__(self._object), defn.arg_types
+            is_async = defn.is_async
         if handler is None:
             self._buffered_signals.setdefault(name, []).append(payloads)
             return
@@ -73,8 +85,41 @@ class MessageDelivery:
         if (problem := _arity_problem(handler, args)) is not None:
             _log.warning("dropping signal %r to workflow %s: %s", name, self._workflow_id, problem)
             return
+        if not is_async:
+            # A plain function needs no task: it runs where the task's first
+            # step would have run, so the order of everything stays the same
+            # (a replay delivers thousands of signals).
+            self._loop.call_soon(self._run_plain_signal_handler, handler, args, name)
+            return
         task = self._loop.create_task(_call_handler(handler, args), name=f"signal {name}")
         task.add_done_callback(lambda t: self._on_handler_done(t, f"signal handler {name!r}"))
+
+    def _run_plain_signal_handler(
+        self, handler: Callable[..., Any], args: Sequence[Any], name: str
+    ) -> None:
+        """Run a signal handler that is not a coroutine function, as its task would have.
+
+        What a handler task did with each outcome, this does at the same point:
+        a raised error reaches the run one callback later (as a task's done
+        callback would), a cancellation is ignored, and an awaitable returned
+        starts running at once, in a task of its own.
+        """
+        try:
+            result = handler(*args)
+        except asyncio.CancelledError:
+            return
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            self._loop.call_soon(self._on_plain_handler_failed, exc)
+            return
+        if result is not None and inspect.isawaitable(result):
+            task = self._loop.start_task_now(_await(result), name=f"signal {name}")
+            task.add_done_callback(lambda t: self._on_handler_done(t, f"signal handler {name!r}"))
+
+    def _on_plain_handler_failed(self, exc: BaseException) -> None:
+        if self._unusable is None:
+            self._on_workflow_exception(exc)
 
     def _deliver_update(self, update: Mapping[str, Any], *, validate: bool) -> None:
         update_id = str(update.get("update_id"))
@@ -224,6 +269,10 @@ def _positional_range(fn: Callable[..., Any]) -> tuple[int, int | None]:
         elif p.kind == p.KEYWORD_ONLY and p.default is p.empty:
             return 1, 0
     return least, None if unbounded else most
+
+
+async def _await(result: Any) -> Any:
+    return await result
 
 
 async def _call_handler(handler: Callable[..., Any], args: Sequence[Any]) -> Any:

@@ -80,8 +80,10 @@ class PayloadConverter:
     def from_payloads(
         self, payloads: Sequence[Payload], type_hints: Sequence[Any] = ()
     ) -> list[Any]:
-        hints = list(type_hints) + [None] * (len(payloads) - len(type_hints))
-        return [self.from_payload(p, h) for p, h in zip(payloads, hints, strict=False)]
+        n = len(type_hints)
+        return [
+            self.from_payload(p, type_hints[i] if i < n else None) for i, p in enumerate(payloads)
+        ]
 
 
 #: Hints a JSON value already satisfies as decoded: nothing to rebuild.

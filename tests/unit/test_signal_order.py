@@ -1,0 +1,147 @@
+"""Signal handlers run in the order their events were delivered, whatever their kind.
+
+A handler that is a plain function runs without a task of its own (a replay
+delivers thousands of signals), at the point where its task's first step
+would have run. These tests pin that order against activity results, async
+handlers and handlers that return an awaitable, so histories written by
+workers that ran every handler in a task replay the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from tests.unit.test_workflow_instance import TIMEOUT, Sim, dec, step, types
+from worker import workflow
+from worker.errors import ApplicationError
+from worker.wire import CommandType
+
+
+@workflow.defn(name="Mixed")
+class Mixed:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        got = await workflow.execute_activity(step, 1, start_to_close_timeout=TIMEOUT)
+        self.log.append(f"activity {got}")
+        await workflow.wait_condition(lambda: len(self.log) >= 6)
+        return self.log
+
+    @workflow.query
+    def seen(self) -> list[str]:
+        return self.log
+
+    @workflow.signal
+    def plain(self, tag: str) -> None:
+        self.log.append(f"plain {tag}")
+
+    @workflow.signal
+    async def coro(self, tag: str) -> None:
+        self.log.append(f"async {tag}")
+        await asyncio.sleep(0)
+        self.log.append(f"async {tag} resumed")
+
+    @workflow.signal
+    def hands_back(self, tag: str) -> Awaitable[None]:
+        return self._later(tag)
+
+    async def _later(self, tag: str) -> None:
+        self.log.append(f"returned {tag}")
+        await asyncio.sleep(0)
+        self.log.append(f"returned {tag} resumed")
+
+
+EXPECTED = [
+    # the run resumes with its result before the first handler runs...
+    "activity 42",
+    # ...then each handler where a task of its own would have put it: the
+    # plain one, then the first half of each async body...
+    "plain a",
+    "async b",
+    "returned c",
+    # ...and the second halves after all the first halves
+    "async b resumed",
+    "returned c resumed",
+]
+
+
+def test_handlers_run_in_delivery_order_after_an_earlier_activity_result() -> None:
+    sim = Sim(Mixed)
+    assert types(sim.run_task()) == [CommandType.SCHEDULE_ACTIVITY]
+    # One activation: the activity's result first, then three signals.
+    sim.complete_activity(next(iter(sim.scheduled)), 42)
+    sim.signal("plain", "a")
+    sim.signal("coro", "b")
+    sim.signal("hands_back", "c")
+    commands = sim.run_task()
+    assert types(commands) == [CommandType.COMPLETE_WORKFLOW]
+    assert dec(commands[0].attributes["result"]) == EXPECTED
+    # a fresh instance replays the recorded history to the same state
+    assert dec(sim.replay().query("seen", []).model_dump()) == EXPECTED
+
+
+@workflow.defn(name="PlainFails")
+class PlainFails:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal
+    def fail(self) -> None:
+        raise ApplicationError("refused", type="Refused")
+
+    @workflow.signal
+    def plain(self, tag: str) -> None:
+        self.log.append(tag)
+        workflow.start_activity(step, 1, start_to_close_timeout=TIMEOUT)
+
+    @workflow.query
+    def seen(self) -> list[str]:
+        return self.log
+
+
+def test_a_plain_handler_s_error_reaches_the_run_after_the_handlers_already_due() -> None:
+    sim = Sim(PlainFails)
+    sim.run_task()
+    sim.signal("fail")
+    sim.signal("plain", "after")
+    commands = sim.run_task()
+    # As with a task per handler, the error reaches the run one callback
+    # later: the handler delivered after it has run (and issued its command)
+    # by then.
+    assert types(commands) == [CommandType.SCHEDULE_ACTIVITY, CommandType.FAIL_WORKFLOW]
+    assert commands[1].attributes["failure"]["type"] == "Refused"
+    assert dec(sim.instance.query("seen", []).model_dump()) == ["after"]
+
+
+def test_a_dynamic_plain_handler_and_a_coroutine_one_keep_their_order() -> None:
+    sim = Sim(Dynamic)
+    sim.run_task()
+    for tag in ("a", "b", "c", "d"):
+        sim.signal("plain" if tag in "ac" else "coro", tag)
+    commands = sim.run_task()
+    assert dec(commands[0].attributes["result"]) == ["a", "b", "c", "d", "b resumed", "d resumed"]
+    sim.replay()
+
+
+@workflow.defn(name="Dynamic")
+class Dynamic:
+    @workflow.run
+    async def run(self) -> list[str]:
+        log: list[str] = []
+
+        async def coro(tag: str) -> None:
+            log.append(tag)
+            await asyncio.sleep(0)
+            log.append(f"{tag} resumed")
+
+        workflow.set_signal_handler("plain", log.append)
+        workflow.set_signal_handler("coro", coro)
+        await workflow.wait_condition(lambda: len(log) >= 6)
+        return log
