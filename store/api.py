@@ -285,10 +285,11 @@ def create_app(store: Store) -> FastAPI:
         run_id: str | None = None,
         from_event_id: int = Query(1, ge=1, le=2**63 - 1),
         wait_s: float = Query(0.0, ge=0, le=120),
+        page_size: int = Query(workflows.MAX_HISTORY_PAGE, ge=1, le=workflows.MAX_HISTORY_PAGE),
     ) -> Response:
         return JSON(
             await workflows.get_history(
-                store, namespace, workflow_id, run_id, from_event_id, wait_s
+                store, namespace, workflow_id, run_id, from_event_id, wait_s, limit=page_size
             )
         )
 

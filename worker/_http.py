@@ -97,8 +97,12 @@ class Transport:
         *,
         params: dict[str, Any] | None = None,
         retry: bool = True,
+        raw: bool = False,
     ) -> Any:
-        """Make one API call; returns the decoded JSON body or raises a BatonError."""
+        """Make one API call; returns the decoded JSON body or raises a BatonError.
+
+        With ``raw`` a successful call returns the body's bytes undecoded.
+        """
         deadline = time.monotonic() + (self.retry_for_s if retry else 0)
         delay = 0.05
         tried_other = False
@@ -118,7 +122,7 @@ class Transport:
                     data=io.BytesIO(content) if content and len(content) > 1 << 20 else content,
                     params={k: _param(v) for k, v in (params or {}).items() if v is not None},
                 ) as resp:
-                    raw = await resp.read()
+                    answer = await resp.read()
                     status = resp.status
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 err: BatonError = UnavailableError(f"cannot reach {base}: {exc!r}")
@@ -128,11 +132,13 @@ class Transport:
                 )
             else:
                 if status < 400:
-                    if not raw:
+                    if raw:
+                        return answer
+                    if not answer:
                         return None
                     with collector_paused():  # a page of history is many objects at once
-                        return orjson.loads(raw)
-                err = _error_from(status, raw)
+                        return orjson.loads(answer)
+                err = _error_from(status, answer)
                 if isinstance(err, NamespaceNotFoundError):
                     not_found.add(base)
                     others = [e for e in self._others(base) if e not in not_found]

@@ -10,6 +10,7 @@ also hide (and restore) the text of the failures they hold.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from worker._failure import failures_in, hide_common_attributes, restore_common_attributes
@@ -72,9 +73,27 @@ async def encode_wire(obj: Any, converter: DataConverter) -> Any:
     return await transform(obj, converter.codec, encode=True)
 
 
-async def decode_wire(obj: Any, converter: DataConverter) -> Any:
-    """Decode wire JSON that arrived, in place: every payload, then failure text."""
+async def decode_wire(obj: Any, converter: DataConverter, *, hidden_text: bool = True) -> Any:
+    """Decode wire JSON that arrived, in place: every payload, then failure text.
+
+    ``hidden_text=False`` says no failure in ``obj`` has its text hidden
+    (see :func:`may_hide_failure_text`): the walk looking for them is skipped.
+    """
     await transform(obj, converter.codec, encode=False)
-    for failure in failures_in(obj):
-        restore_common_attributes(failure, converter.payload_converter)
+    if hidden_text:
+        for failure in failures_in(obj):
+            restore_common_attributes(failure, converter.payload_converter)
     return obj
+
+
+# A failure whose text a codec hid holds an object under this key; one whose
+# text is plain holds null or nothing. Searching the raw body is far cheaper
+# than walking every object of a long history. The server writes keys as
+# they are (no escapes), and inside a JSON string the quotes are escaped, so
+# text that merely mentions the key does not match.
+_HIDDEN_TEXT = re.compile(rb'"encoded_attributes"\s*:\s*\{')
+
+
+def may_hide_failure_text(raw: bytes) -> bool:
+    """False if the JSON body ``raw`` holds no failure whose text a codec hid."""
+    return _HIDDEN_TEXT.search(raw) is not None

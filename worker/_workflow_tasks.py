@@ -24,13 +24,13 @@ from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._gc import collector_paused
 from worker._history import events_from_wire
-from worker._http import wf_path
+from worker._history_pages import history_pages
 from worker._payloads import decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
 from worker.client import Client
 from worker.errors import BatonError, NonDeterminismError, TaskNotFoundError
-from worker.wire import Failure, Payload
+from worker.wire import Failure, HistoryEvent, Payload
 
 log = logging.getLogger("baton.worker")
 
@@ -103,22 +103,6 @@ class WorkflowTaskRunner(ActivityRunner):
             self._evict(task["run_id"])
             return None
 
-    async def _fetch_history(self, task: dict[str, Any], upto: int) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        nxt = 1
-        while nxt < upto:
-            res = await self.client.call(
-                "GET",
-                wf_path(task["namespace"], task["workflow_id"], "/history"),
-                params={"run_id": task["run_id"], "from_event_id": nxt},
-            )
-            page = [e for e in res["events"] if e["event_id"] < upto]
-            if not page:
-                break
-            events.extend(page)
-            nxt = events[-1]["event_id"] + 1
-        return events
-
     def _new_instance(self, task: dict[str, Any]) -> WorkflowInstance:
         defn = self._workflows.get(task["workflow_type"])
         if defn is None:
@@ -136,19 +120,37 @@ class WorkflowTaskRunner(ActivityRunner):
 
     async def _instance_for(
         self, task: dict[str, Any]
-    ) -> tuple[WorkflowInstance, list[dict[str, Any]]]:
-        """The instance to run ``task`` on and the events it still has to apply."""
-        events = task["events"]
+    ) -> tuple[WorkflowInstance, list[HistoryEvent]]:
+        """The instance to run ``task`` on and the events before the task's own it still
+        has to apply (decoded and typed).
+
+        A run not in the cache is replayed here from its history, page by
+        page, all but the last page: the task applies that one with its own.
+        """
         inst = self._cache.get(task["run_id"])
         if inst is not None and _goes_on_from(inst, task):
             self._cache.hits += 1
-            return inst, events
+            return inst, []
         if task.get("previous_started_event_id"):
             self._cache.misses += 1  # the run had a task before: a cache could have served it
         self._evict(task["run_id"])
+        events = task["events"]
         first = events[0]["event_id"] if events else task["started_event_id"] + 1
-        earlier = await self._fetch_history(task, first) if first > 1 else []
-        return self._new_instance(task), earlier + events
+        inst = self._new_instance(task)
+        last: list[HistoryEvent] = []
+        try:
+            with collector_paused():
+                async with contextlib.aclosing(
+                    history_pages(self.client, task, first, self.converter)
+                ) as pages:
+                    async for page in pages:
+                        if last:
+                            inst.activate(last, run_final=False)
+                        last = page
+        except BaseException:
+            inst.dispose()
+            raise
+        return inst, last
 
     async def _workflow_task(self, task: dict[str, Any]) -> dict[str, Any] | None:
         if task.get("query"):
@@ -157,11 +159,11 @@ class WorkflowTaskRunner(ActivityRunner):
         token = task["task_token"]
         inst: WorkflowInstance | None = None
         try:
-            inst, raw_events = await self._instance_for(task)
-            await decode_wire(raw_events, self.converter)
+            inst, earlier = await self._instance_for(task)
+            await decode_wire(task["events"], self.converter)
             updates = await decode_wire(task.get("updates") or [], self.converter)
             with collector_paused():
-                events = events_from_wire(raw_events)
+                events = earlier + events_from_wire(task["events"])
                 inst.target_version_changed = bool(task.get("target_version_changed"))
                 commands = inst.activate(events, updates=updates)
         except Exception as exc:
@@ -246,11 +248,13 @@ class WorkflowTaskRunner(ActivityRunner):
         try:
             inst = self._cache.get(task["run_id"])
             if inst is None or not _goes_on_from(inst, task):
-                events = await self._fetch_history(task, task["history_length"] + 1)
-                await decode_wire(events, self.converter)
+                inst = replayed = self._new_instance(task)
                 with collector_paused():
-                    inst = replayed = self._new_instance(task)
-                    inst.activate(events_from_wire(events), run_final=False)
+                    async with contextlib.aclosing(
+                        history_pages(self.client, task, task["history_length"] + 1, self.converter)
+                    ) as pages:
+                        async for page in pages:
+                            inst.activate(page, run_final=False)
             args = await decode_wire(q.get("input") or [], self.converter)
             answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])
             body["result"] = answer.model_dump()

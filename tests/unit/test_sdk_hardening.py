@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.helpers import eventually
@@ -23,7 +24,7 @@ from worker import _activity_runner as activity_runner
 from worker._activity_runner import _Heartbeater
 from worker._failure import ENCODED_FAILURE_MESSAGE
 from worker._http import Transport
-from worker._payloads import decode_wire, encode_wire
+from worker._payloads import decode_wire, encode_wire, may_hide_failure_text
 from worker.codec import generate_key
 from worker.errors import TaskNotFoundError
 from worker.wire import CommandType, Failure
@@ -276,6 +277,17 @@ async def test_without_a_codec_failures_travel_as_they_are() -> None:
     before = str(body)
     assert str(await encode_wire(body, converter)) == before
     assert str(await decode_wire(body, converter)) == before
+
+
+async def test_a_body_says_whether_it_may_hold_hidden_failure_text() -> None:
+    converter = DataConverter(codec=AesGcmCodec(keys={"k": generate_key()}, active_key_id="k"))
+    body = await encode_wire(failing_body(converter), converter)
+    assert may_hide_failure_text(orjson.dumps(body))
+    # as PostgreSQL writes JSON, with a space after the colon
+    assert may_hide_failure_text(b'[{"failure": {"encoded_attributes": {"data": "x"}}}]')
+    plain = failing_body(DataConverter())
+    assert not may_hide_failure_text(orjson.dumps(plain))  # text in the clear: null
+    assert not may_hide_failure_text(b'{"note": "\\"encoded_attributes\\": {"}')  # in a string
 
 
 # =========================================================================== E: heartbeats
