@@ -376,8 +376,12 @@ class WorkflowInstance(WorkflowRuntime):
         lookahead: Sequence[HistoryEvent] = (),
         updates: Sequence[Mapping[str, Any]] = (),
     ) -> list[Command]:
-        jobs = [e for e in self._jobs if e.event_id < started.event_id]
-        self._jobs = [e for e in self._jobs if e.event_id >= started.event_id]
+        jobs = self._jobs
+        if jobs and jobs[-1].event_id >= started.event_id:  # (jobs are in event order)
+            self._jobs = [e for e in jobs if e.event_id >= started.event_id]
+            jobs = [e for e in jobs if e.event_id < started.event_id]
+        else:
+            self._jobs = []
         if self.closed:
             return []
         attrs = started.attributes

@@ -44,7 +44,7 @@ class MessageDelivery:
     _read_only: bool
     _signal_handlers: dict[str, Callable[..., Any]]
     _unusable: str | None
-    _buffered_signals: dict[str, list[list[Payload]]]
+    _buffered_signals: dict[str, list[Sequence[Any]]]
     _accepted_updates: set[str]
 
     def _add_command(
@@ -58,7 +58,8 @@ class MessageDelivery:
     def _on_workflow_exception(self, exc: BaseException) -> None:
         raise NotImplementedError
 
-    def _on_signal(self, name: str, payloads: list[Payload]) -> None:
+    def _on_signal(self, name: str, payloads: Sequence[Any]) -> None:
+        """Deliver a signal; ``payloads`` as they arrived (JSON objects)."""
         handler = self._signal_handlers.get(name)
         hints: Sequence[Any] = ()
         if handler is not None:
@@ -71,7 +72,7 @@ class MessageDelivery:
             self._buffered_signals.setdefault(name, []).append(payloads)
             return
         try:
-            args = self._converter.from_payloads(payloads, hints)
+            args = self._converter.from_wire(payloads, hints)
         except Exception:
             # The same payload fails the same way on every replay, so dropping
             # it is deterministic; failing the task would retry forever.

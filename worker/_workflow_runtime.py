@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import hashlib
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,7 +113,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._signal_handlers: dict[str, Callable[..., Any]] = {}
         self._query_handlers: dict[str, Callable[..., Any]] = {}
-        self._buffered_signals: dict[str, list[list[Payload]]] = {}
+        self._buffered_signals: dict[str, list[Sequence[Any]]] = {}
         self._accepted_updates: set[str] = set()
 
     @property
@@ -193,7 +193,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                 )
             self._loop.fire(timer)
         elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED:
-            self._on_signal(str(attrs.get("signal_name")), payloads_of(attrs.get("input")))
+            self._on_signal(str(attrs.get("signal_name")), attrs.get("input") or [])
         elif kind == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             self._cancel_requested = True
             if self._run_task is not None and not self._run_task.done():

@@ -60,10 +60,13 @@ class PayloadConverter:
         return make_payload({ENCODING: JSON_PLAIN}, data)
 
     def from_payload(self, payload: Payload, type_hint: Any = None) -> Any:
-        encoding = payload.metadata.get(ENCODING, JSON_PLAIN)
+        return self._from_parts(payload.metadata, payload.data, type_hint)
+
+    def _from_parts(self, metadata: dict[str, str], data: str, type_hint: Any) -> Any:
+        encoding = metadata.get(ENCODING, JSON_PLAIN)
         if encoding == BINARY_NULL:
             return None
-        raw = payload_bytes(payload)
+        raw = binascii.a2b_base64(data)
         if encoding == BINARY_PLAIN:
             return raw
         if encoding != JSON_PLAIN:
@@ -76,6 +79,29 @@ class PayloadConverter:
 
     def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
         return [self.to_payload(v) for v in values]
+
+    def from_wire(self, values: Sequence[Any], type_hints: Sequence[Any] = ()) -> list[Any]:
+        """Values of payloads as they arrived (JSON objects), like :meth:`from_payloads`.
+
+        The usual shape is read as it is, without a Payload model per value
+        (a replay decodes thousands); anything else, or a subclass with its
+        own :meth:`from_payload`, goes through the models.
+        """
+        if type(self).from_payload is not PayloadConverter.from_payload:
+            return self.from_payloads([Payload.model_validate(v) for v in values], type_hints)
+        n = len(type_hints)
+        out = []
+        for i, v in enumerate(values):
+            hint = type_hints[i] if i < n else None
+            if (
+                type(v) is dict
+                and type(metadata := v.get("metadata")) is dict
+                and type(data := v.get("data")) is str
+            ):
+                out.append(self._from_parts(metadata, data, hint))
+            else:
+                out.append(self.from_payload(Payload.model_validate(v), hint))
+        return out
 
     def from_payloads(
         self, payloads: Sequence[Payload], type_hints: Sequence[Any] = ()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import Any
 
 from tests.unit.test_workflow_instance import TIMEOUT, Sim, dec, step, types
 from worker import workflow
+from worker._workflow_instance import WorkflowInstance
+from worker.converter import PayloadConverter
 from worker.errors import ApplicationError
-from worker.wire import CommandType
+from worker.wire import CommandType, EventType, Payload
 
 
 @workflow.defn(name="Mixed")
@@ -145,3 +148,66 @@ class Dynamic:
         workflow.set_signal_handler("coro", coro)
         await workflow.wait_condition(lambda: len(log) >= 6)
         return log
+
+
+# ----------------------------------------------------------------- signal payloads
+
+
+@workflow.defn(name="Summer")
+class Summer:
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    @workflow.run
+    async def run(self) -> list[Any]:
+        await workflow.wait_condition(lambda: len(self.got) >= 2)
+        return self.got
+
+    @workflow.signal
+    def add(self, value: Any) -> None:
+        self.got.append(value)
+
+
+class Tagging(PayloadConverter):
+    """A converter of its own: signal payloads must reach its from_payload."""
+
+    def from_payload(self, payload: Payload, type_hint: Any = None) -> Any:
+        return ("tagged", super().from_payload(payload, type_hint))
+
+
+def test_signal_payloads_reach_a_converter_of_its_own() -> None:
+    sim = Sim(Summer)
+    sim.run_task()
+    sim.signal("add", {"n": 1})
+    sim.signal("add", "two")
+    assert dec(sim.run_task()[0].attributes["result"]) == [{"n": 1}, "two"]
+
+    tagged = Sim(Summer)
+    tagged.instance = WorkflowInstance(
+        definition=workflow.WorkflowDefinition.from_class(Summer),
+        namespace="default",
+        workflow_id="wf-1",
+        run_id="run-1",
+        converter=Tagging(),
+    )
+    tagged.run_task()
+    tagged.signal("add", 1)
+    tagged.signal("add", 2)
+    result = tagged.run_task()[0].attributes["result"]
+    assert dec(result) == [["tagged", 1], ["tagged", 2]]
+
+
+def test_a_signal_whose_payload_is_malformed_is_dropped_not_retried_forever() -> None:
+    sim = Sim(Summer)
+    sim.run_task()
+    sim.add(
+        EventType.WORKFLOW_EXECUTION_SIGNALED,
+        signal_name="add",
+        input=[{"metadata": "not an object", "data": 7}],
+        identity="client",
+    )
+    sim.schedule_task()
+    sim.signal("add", 1)
+    sim.signal("add", 2)
+    assert dec(sim.run_task()[0].attributes["result"]) == [1, 2]
+    sim.replay()
