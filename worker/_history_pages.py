@@ -51,17 +51,18 @@ async def history_pages(
     path = wf_path(task["namespace"], task["workflow_id"], "/history")
     size = page_events or PAGE_EVENTS
 
-    def fetch(first: int) -> asyncio.Future[bytes]:
+    def fetch(first: int, count: int) -> asyncio.Future[bytes]:
         return asyncio.ensure_future(
             client.call(
                 "GET",
                 path,
-                params={"run_id": task["run_id"], "from_event_id": first, "page_size": size},
+                params={"run_id": task["run_id"], "from_event_id": first, "page_size": count},
                 raw=True,
             )
         )
 
-    pending = fetch(1) if upto > 1 else None
+    # The first page is smaller: nothing overlaps with waiting for it.
+    pending = fetch(1, max(1, size // 4)) if upto > 1 else None
     try:
         while pending is not None:
             raw = await pending
@@ -72,7 +73,7 @@ async def history_pages(
                 return
             following = events[-1]["event_id"] + 1
             if following < upto:
-                pending = fetch(following)  # built by the server while this page is applied
+                pending = fetch(following, size)  # built by the server while this page is applied
                 await asyncio.sleep(0)  # let the request go out before this page's work
             await decode_wire(events, converter, hidden_text=may_hide_failure_text(raw))
             with collector_paused():
