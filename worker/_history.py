@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import Field, SkipValidation, TypeAdapter
 
 from worker.wire import Command, CommandType, EventType, HistoryEvent
 
@@ -94,12 +94,27 @@ _KEYS: Mapping[EventType, tuple[str, ...]] = {
 
 ActivityIdOf = Callable[[int], "str | None"]
 
+
+class _ArrivedEvent(HistoryEvent):
+    """A HistoryEvent whose attributes object is taken as it arrived, not copied.
+
+    Validating ``dict[str, Any]`` builds a second dict per event; a replay of
+    a long history has no use for the copy.
+    """
+
+    attributes: SkipValidation[dict[str, Any]] = Field(default_factory=dict)
+
+
 _EVENTS = TypeAdapter(list[HistoryEvent])
+_ARRIVED = TypeAdapter(list[_ArrivedEvent])
 
 
 def events_from_wire(events: list[dict[str, Any]]) -> list[HistoryEvent]:
     """Wire events as typed events, validated in one call (a history can be long)."""
-    return _EVENTS.validate_python(events)
+    typed: list[HistoryEvent] = list(_ARRIVED.validate_python(events))
+    if all(type(e.attributes) is dict for e in typed):
+        return typed
+    return _EVENTS.validate_python(events)  # says what is wrong, as it always did
 
 
 def parse_time(value: str) -> datetime:

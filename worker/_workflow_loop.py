@@ -51,6 +51,28 @@ class DurableTimer(asyncio.TimerHandle):
         super().cancel()
 
 
+class _Call:
+    """A ready callback of the runtime itself: the part of ``asyncio.Handle``
+    run_ready uses, without its bookkeeping (a replay queues thousands).
+
+    Like a Handle it runs in a copy of the context current when it was queued.
+    The callback must handle its own errors.
+    """
+
+    __slots__ = ("_args", "_context", "_fn")
+
+    def __init__(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self._fn = fn
+        self._args = args
+        self._context = contextvars.copy_context()
+
+    def cancelled(self) -> bool:
+        return False
+
+    def _run(self) -> None:
+        self._context.run(self._fn, *self._args)
+
+
 def _forbidden(name: str) -> Callable[..., Any]:
     def method(self: WorkflowLoop, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(
@@ -67,7 +89,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def __init__(self, owner: LoopOwner) -> None:
         self.owner = owner
-        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._ready: collections.deque[asyncio.Handle | _Call] = collections.deque()
         self._now = 0.0
         self._exception_handler: (
             Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None
@@ -115,6 +137,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
+
+    def call_soon_quietly(self, callback: Callable[..., object], *args: Any) -> None:
+        """Queue a callback of the runtime that handles its own errors (see :class:`_Call`)."""
+        self._ready.append(_Call(callback, args))
 
     def call_later(  # type: ignore[override]
         self,

@@ -90,7 +90,7 @@ class MessageDelivery:
             # A plain function needs no task: it runs where the task's first
             # step would have run, so the order of everything stays the same
             # (a replay delivers thousands of signals).
-            self._loop.call_soon(self._run_plain_signal_handler, handler, args, name)
+            self._loop.call_soon_quietly(self._run_plain_signal_handler, handler, args, name)
             return
         task = self._loop.create_task(_call_handler(handler, args), name=f"signal {name}")
         task.add_done_callback(lambda t: self._on_handler_done(t, f"signal handler {name!r}"))
