@@ -27,6 +27,7 @@ task and it is retried, after a fix if need be. A mismatch with history raises
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import dataclasses
 import inspect
@@ -38,11 +39,12 @@ from typing import Any
 from worker import _history
 from worker._definition import WorkflowDefinition, _param_hints
 from worker._failure import exception_to_failure
+from worker._history import Kind
 from worker._workflow_api import _current_runtime
 from worker._workflow_runtime import WorkflowRuntime
 from worker.converter import PayloadConverter
 from worker.errors import NonDeterminismError, QueryFailedError
-from worker.wire import Command, CommandType, EventType, Failure, HistoryEvent, Payload
+from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
 
 __all__ = [
     "DeadlockError",
@@ -52,6 +54,11 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+
+def _event_id(event: HistoryEvent) -> int:
+    return event.event_id
+
 
 # Teardown runs cancelled user code to its end; code that keeps rescheduling
 # itself is cut off after this many callbacks.
@@ -242,15 +249,15 @@ class WorkflowInstance(WorkflowRuntime):
             self._on_command_event(event)
         elif kind in _history.INPUT_EVENTS:
             self._jobs.append(event)
-        elif kind == EventType.WORKFLOW_EXECUTION_STARTED:
+        elif kind == Kind.WORKFLOW_EXECUTION_STARTED:
             self._start_event = event
             self._jobs.append(event)
-        elif kind == EventType.WORKFLOW_TASK_SCHEDULED:
+        elif kind == Kind.WORKFLOW_TASK_SCHEDULED:
             self._close_window(event)
-        elif kind == EventType.WORKFLOW_TASK_STARTED:
+        elif kind == Kind.WORKFLOW_TASK_STARTED:
             self._close_window(event)
             self._pending_started = event
-        elif kind == EventType.WORKFLOW_TASK_COMPLETED:
+        elif kind == Kind.WORKFLOW_TASK_COMPLETED:
             self._close_window(event)
             started_id = attrs.get("started_event_id")
             if self._live_started_id is not None and started_id in (None, self._live_started_id):
@@ -268,7 +275,7 @@ class WorkflowInstance(WorkflowRuntime):
                     f"{started_id}, "
                     "which this instance did not see start; replay the history from event 1"
                 )
-        elif kind in (EventType.WORKFLOW_TASK_FAILED, EventType.WORKFLOW_TASK_TIMED_OUT):
+        elif kind in (Kind.WORKFLOW_TASK_FAILED, Kind.WORKFLOW_TASK_TIMED_OUT):
             self._close_window(event)
             started_id = attrs.get("started_event_id")
             if self._live_started_id is not None and started_id in (None, self._live_started_id):
@@ -285,8 +292,8 @@ class WorkflowInstance(WorkflowRuntime):
                 # Its jobs carry over to the next task that completes.
                 self._pending_started = None
         elif kind in (
-            EventType.WORKFLOW_EXECUTION_TERMINATED,
-            EventType.WORKFLOW_EXECUTION_TIMED_OUT,
+            Kind.WORKFLOW_EXECUTION_TERMINATED,
+            Kind.WORKFLOW_EXECUTION_TIMED_OUT,
         ):
             self._close_window(event)
         # ActivityTaskStarted and the like carry nothing workflow code sees.
@@ -376,12 +383,11 @@ class WorkflowInstance(WorkflowRuntime):
         lookahead: Sequence[HistoryEvent] = (),
         updates: Sequence[Mapping[str, Any]] = (),
     ) -> list[Command]:
+        # The jobs before the task's start are its own; the rest (in event
+        # order) wait for the next task.
         jobs = self._jobs
-        if jobs and jobs[-1].event_id >= started.event_id:  # (jobs are in event order)
-            self._jobs = [e for e in jobs if e.event_id >= started.event_id]
-            jobs = [e for e in jobs if e.event_id < started.event_id]
-        else:
-            self._jobs = []
+        split = bisect.bisect_left(jobs, started.event_id, key=_event_id)
+        jobs, self._jobs = jobs[:split], jobs[split:]
         if self.closed:
             return []
         attrs = started.attributes
@@ -402,7 +408,7 @@ class WorkflowInstance(WorkflowRuntime):
         try:
             start = False
             for job in jobs:
-                if job.event_type == EventType.WORKFLOW_EXECUTION_STARTED:
+                if job.event_type == Kind.WORKFLOW_EXECUTION_STARTED:
                     start = self._instantiate()
                 else:
                     self._deliver(job)

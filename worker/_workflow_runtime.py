@@ -24,6 +24,7 @@ from worker import _history
 from worker._activity_outcome import activity_error, canceled_by_workflow
 from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
+from worker._history import Kind
 from worker._workflow_api import ActivityHandle, ContinueAsNewError, WorkflowInfo, _Runtime
 from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
@@ -36,7 +37,6 @@ from worker.errors import (
 from worker.wire import (
     Command,
     CommandType,
-    EventType,
     HistoryEvent,
     Payload,
     RetryPolicyWire,
@@ -183,7 +183,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
     def _deliver(self, event: HistoryEvent) -> None:
         kind = event.event_type
         attrs = event.attributes
-        if kind == EventType.TIMER_FIRED:
+        if kind == Kind.TIMER_FIRED:
             timer = self._timers.pop(str(attrs.get("timer_id")), None)
             if timer is None:
                 raise NonDeterminismError(
@@ -192,9 +192,9 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                     "such timer"
                 )
             self._loop.fire(timer)
-        elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED:
+        elif kind == Kind.WORKFLOW_EXECUTION_SIGNALED:
             self._on_signal(str(attrs.get("signal_name")), attrs.get("input") or [])
-        elif kind == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+        elif kind == Kind.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             self._cancel_requested = True
             if self._run_task is not None and not self._run_task.done():
                 self._run_task.cancel()
@@ -214,7 +214,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         if act.handle.done():
             return  # cancelled by the code already; the outcome comes too late to matter
         kind = event.event_type
-        if kind == EventType.ACTIVITY_TASK_COMPLETED:
+        if kind == Kind.ACTIVITY_TASK_COMPLETED:
             result = attrs.get("result")
             try:
                 value = (
