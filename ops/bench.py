@@ -138,6 +138,7 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(15)
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait()
 
 
 @dataclass

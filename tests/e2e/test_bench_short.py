@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from ops.bench import run_bench
+from ops.bench_query import run_query_bench
 from ops.pg import PgCluster
-from tests.conftest import RegionPair
+from tests.conftest import Region, RegionPair
+from worker import Client
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +51,20 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
     assert result.errors == 0
     assert result.replication_lag_runs == 200, figures
     assert result.worker_cache_hit_percent is not None, "the workers wrote no cache figures"
+
+
+async def test_the_query_benchmark_runs_on_a_short_history(
+    region: Region, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`baton bench --query-history` in a short form: a fresh worker process
+    answers a query on a history of 150 events (the benchmark itself
+    raises if the answer is wrong)."""
+    async with await Client.connect(region.url) as client:
+        await client.create_namespace("default")
+    result = await run_query_bench(
+        [region.url], events=150, samples=1, log_dir=tmp_path, show_progress=False
+    )
+    with capsys.disabled():
+        print("\nshort query benchmark (150 events, fresh worker):")
+        print(json.dumps(result, indent=2))
+    assert result["history_events"] >= 140 and result["signals"] == 140
