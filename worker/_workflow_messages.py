@@ -72,7 +72,7 @@ class MessageDelivery:
             self._buffered_signals.setdefault(name, []).append(payloads)
             return
         try:
-            args = self._converter.from_wire(payloads, hints)
+            args = _values_of(self._converter, payloads, hints)
         except Exception:
             # The same payload fails the same way on every replay, so dropping
             # it is deterministic; failing the task would retry forever.
@@ -105,6 +105,10 @@ class MessageDelivery:
         callback would), a cancellation is ignored, and an awaitable returned
         starts running at once, in a task of its own.
         """
+        if self._unusable is not None:
+            # torn down before it ran: a handler task would have been
+            # cancelled before its first step
+            return
         try:
             result = handler(*args)
         except asyncio.CancelledError:
@@ -204,6 +208,16 @@ class MessageDelivery:
                 },
             )
         )
+
+
+def _values_of(
+    converter: PayloadConverter, values: Sequence[Any], hints: Sequence[Any]
+) -> list[Any]:
+    """The values of wire payloads (JSON objects); a converter of its own gets
+    Payload models, through its ``from_payloads``."""
+    if type(converter) is PayloadConverter:
+        return converter.from_wire(values, hints)
+    return converter.from_payloads(payloads_of(values), hints)
 
 
 def _arity_problem(handler: Callable[..., Any], args: Sequence[Any]) -> str | None:

@@ -84,10 +84,11 @@ class PayloadConverter:
         """Values of payloads as they arrived (JSON objects), like :meth:`from_payloads`.
 
         The usual shape is read as it is, without a Payload model per value
-        (a replay decodes thousands); anything else, or a subclass with its
-        own :meth:`from_payload`, goes through the models.
+        (a replay decodes thousands); anything else goes through the model.
+        A subclass gets :meth:`from_payloads` on models, so its own
+        ``from_payload`` or ``from_payloads`` is used.
         """
-        if type(self).from_payload is not PayloadConverter.from_payload:
+        if type(self) is not PayloadConverter:
             return self.from_payloads([Payload.model_validate(v) for v in values], type_hints)
         n = len(type_hints)
         out = []

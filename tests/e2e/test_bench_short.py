@@ -57,14 +57,14 @@ async def test_the_query_benchmark_runs_on_a_short_history(
     region: Region, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`baton bench --query-history` in a short form: a fresh worker process
-    answers a query on a history of 150 events (the benchmark itself
+    answers a query on a history of 400 events, two pages (the benchmark itself
     raises if the answer is wrong)."""
     async with await Client.connect(region.url) as client:
         await client.create_namespace("default")
     result = await run_query_bench(
-        [region.url], events=150, samples=1, log_dir=tmp_path, show_progress=False
+        [region.url], events=400, samples=1, log_dir=tmp_path, show_progress=False
     )
     with capsys.disabled():
-        print("\nshort query benchmark (150 events, fresh worker):")
+        print("\nshort query benchmark (400 events, fresh worker):")
         print(json.dumps(result, indent=2))
-    assert result["history_events"] >= 140 and result["signals"] == 140
+    assert result["history_events"] >= 390 and result["signals"] == 390

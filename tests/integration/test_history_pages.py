@@ -84,9 +84,19 @@ async def test_an_empty_cache_replays_a_history_of_many_pages(
         assert failed[0]["attributes"]["failure"]["message"] == ENCODED_FAILURE_MESSAGE
 
         monkeypatch.setattr(history_pages, "PAGE_EVENTS", 4)
+        pages: list[int] = []  # the page size of each history request
+        call = client.transport.call
+
+        async def counting(method: str, path: str, body: Any = None, **kw: Any) -> Any:
+            if path.endswith("/history"):
+                pages.append(kw["params"]["page_size"])
+            return await call(method, path, body, **kw)
+
+        monkeypatch.setattr(client.transport, "call", counting)
         # A new worker: nothing cached. The query replays every page.
         async with Worker(client, task_queue=QUEUE, workflows=[Paged], activities=[refuse]) as w:
             assert await handle.query("state") == expected
+            assert pages[0] == 1 and set(pages[1:]) == {4} and len(pages) > 10
             # The next workflow task, too, is served by a replay through the pages.
             await handle.signal("finish")
             assert await handle.result(timeout=30) == expected

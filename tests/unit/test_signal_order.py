@@ -10,6 +10,7 @@ workers that ran every handler in a task replay the same.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -211,3 +212,64 @@ def test_a_signal_whose_payload_is_malformed_is_dropped_not_retried_forever() ->
     sim.signal("add", 2)
     assert dec(sim.run_task()[0].attributes["result"]) == [1, 2]
     sim.replay()
+
+
+# ----------------------------------------------------------------- teardown
+
+
+@workflow.defn(name="SlowHandlers")
+class SlowHandlers:
+    calls = 0
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal
+    def slow(self) -> None:
+        type(self).calls += 1
+        time.sleep(0.02)
+
+
+def test_handlers_still_queued_when_an_instance_is_torn_down_do_not_run() -> None:
+    sim = Sim(SlowHandlers)
+    sim.instance.deadlock_timeout_s = 0.05
+    sim.run_task()
+    for _ in range(20):
+        sim.signal("slow")
+    SlowHandlers.calls = 0
+    error = sim.fail_task()
+    assert "without waiting" in str(error.__cause__ or error)
+    # The deadline stopped the activation after a few handlers, and tearing
+    # the instance down ran none of the rest (as with a task per handler,
+    # cancelled before its first step).
+    assert SlowHandlers.calls <= 5
+    assert SlowHandlers.calls < 20
+
+
+class NotASubclass:
+    """A payload converter of its own, not derived from PayloadConverter."""
+
+    def __init__(self) -> None:
+        self._inner = PayloadConverter()
+
+    def from_payloads(self, payloads: list[Payload], hints: Any = ()) -> list[Any]:
+        return [("own", v) for v in self._inner.from_payloads(payloads, hints)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_signal_payloads_reach_a_converter_that_is_not_a_subclass() -> None:
+    sim = Sim(Summer)
+    sim.instance = WorkflowInstance(
+        definition=workflow.WorkflowDefinition.from_class(Summer),
+        namespace="default",
+        workflow_id="wf-1",
+        run_id="run-1",
+        converter=NotASubclass(),  # type: ignore[arg-type]
+    )
+    sim.run_task()
+    sim.signal("add", 1)
+    sim.signal("add", 2)
+    assert dec(sim.run_task()[0].attributes["result"]) == [["own", 1], ["own", 2]]
