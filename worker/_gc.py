@@ -45,3 +45,28 @@ def collector_paused() -> Iterator[None]:
                 _holders -= 1
                 if _holders == 0:
                     gc.enable()
+
+
+@contextlib.contextmanager
+def collector_resumed() -> Iterator[None]:
+    """Inside :func:`collector_paused`: give one pause up for the body (a wait
+    of unknown length, on the network), and take it again after.
+
+    If other pauses are still held the collector stays off; if the process
+    turned it off itself, this changes nothing.
+    """
+    global _holders
+    with _lock:
+        ours = _holders > 0
+        if ours:
+            _holders -= 1
+            if _holders == 0:
+                gc.enable()
+    try:
+        yield
+    finally:
+        if ours:
+            with _lock:
+                if _holders == 0:
+                    gc.disable()
+                _holders += 1

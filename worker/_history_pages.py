@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from worker._gc import collector_paused
+from worker._gc import collector_paused, collector_resumed
 from worker._history import events_from_wire
 from worker._http import wf_path
 from worker._payloads import decode_wire, may_hide_failure_text
@@ -33,6 +33,9 @@ from worker.wire import HistoryEvent
 #: the pages overlap with their replay, large enough that the requests cost
 #: little next to the events (about 300 KiB of JSON for signals).
 PAGE_EVENTS = 1_000
+
+#: How long a replay waits for a page with the collector paused (see ``_page``).
+PAUSED_WAIT_S = 0.05
 
 
 async def history_pages(
@@ -65,7 +68,7 @@ async def history_pages(
     pending = fetch(1, max(1, size // 4)) if upto > 1 else None
     try:
         while pending is not None:
-            raw = await pending
+            raw = await _page(pending)
             pending = None
             with collector_paused():  # thousands of objects at once
                 events = [e for e in orjson.loads(raw)["events"] if e["event_id"] < upto]
@@ -83,6 +86,18 @@ async def history_pages(
         if pending is not None:  # the caller stopped early: the page ahead is not needed
             pending.cancel()
             pending.add_done_callback(_consume)
+
+
+async def _page(pending: asyncio.Future[bytes]) -> bytes:
+    """The page ``pending`` will be. The caller replays with the collector
+    paused; a page that keeps it waiting longer than :data:`PAUSED_WAIT_S`
+    (a slow or unreachable server, the client retrying) is waited for with
+    the collector running."""
+    done, _ = await asyncio.wait({pending}, timeout=PAUSED_WAIT_S)
+    if not done:
+        with collector_resumed():
+            await asyncio.wait({pending})
+    return pending.result()
 
 
 def _consume(fut: asyncio.Future[bytes]) -> None:

@@ -141,16 +141,16 @@ class WorkflowTaskRunner(ActivityRunner):
         inst.target_version_changed = bool(task.get("target_version_changed"))
         last: list[HistoryEvent] = []
         try:
-            # (the collector is paused around the work on each page, not
-            # while the next one is awaited: other work may run then)
-            async with contextlib.aclosing(
-                history_pages(self.client, task, first, self.converter)
-            ) as pages:
-                async for page in pages:
-                    if last:
-                        with collector_paused():
+            # (paused for the whole replay: collections between pages cost
+            # more than the pages' short waits; a long wait resumes it)
+            with collector_paused():
+                async with contextlib.aclosing(
+                    history_pages(self.client, task, first, self.converter)
+                ) as pages:
+                    async for page in pages:
+                        if last:
                             inst.activate(last, run_final=False)
-                    last = page
+                        last = page
         except BaseException:
             inst.dispose()
             raise
@@ -253,11 +253,11 @@ class WorkflowTaskRunner(ActivityRunner):
             inst = self._cache.get(task["run_id"])
             if inst is None or not _goes_on_from(inst, task):
                 inst = replayed = self._new_instance(task)
-                async with contextlib.aclosing(
-                    history_pages(self.client, task, task["history_length"] + 1, self.converter)
-                ) as pages:
-                    async for page in pages:
-                        with collector_paused():
+                with collector_paused():
+                    async with contextlib.aclosing(
+                        history_pages(self.client, task, task["history_length"] + 1, self.converter)
+                    ) as pages:
+                        async for page in pages:
                             inst.activate(page, run_final=False)
             args = await decode_wire(q.get("input") or [], self.converter)
             answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])

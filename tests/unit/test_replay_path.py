@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from worker._failure import failures_in
-from worker._gc import collector_paused
+from worker._gc import collector_paused, collector_resumed
 from worker._history import events_from_wire
 from worker._workflow_messages import _arity_problem
 from worker.wire import EventType
@@ -106,6 +106,21 @@ def test_a_collector_turned_off_by_the_process_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_long_wait_inside_a_pause_runs_with_the_collector_on() -> None:
+    with collector_paused():
+        with collector_resumed():
+            assert gc.isenabled()  # the only pause, given up for the wait
+        assert not gc.isenabled()  # and taken again
+        # another replay overlapping this one still holds its pause
+        with collector_paused(), collector_resumed():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with collector_resumed():  # no pause held: nothing to give up
+        assert gc.isenabled()
+    assert gc.isenabled()
 
 
 def test_the_failure_walk_finds_failures_at_any_depth_but_not_inside_payloads() -> None:
