@@ -28,10 +28,8 @@ from ops.bench import percentile, progress_bar, start_worker, stop_processes
 from worker import Client
 from worker._definition import WorkflowDefinition
 from worker._gc import collector_paused
-from worker._history import events_from_wire
-from worker._history_pages import PAGE_EVENTS
+from worker._history_pages import PAGE_EVENTS, typed_page
 from worker._http import wf_path
-from worker._payloads import decode_wire, may_hide_failure_text
 from worker._workflow_instance import WorkflowInstance
 from worker.wire import HistoryEvent
 
@@ -137,9 +135,7 @@ async def _parts_in_process(client: Client, ns: str, run_id: str | None) -> dict
     typed: list[HistoryEvent] = []
     with collector_paused():
         for raw in pages:
-            events = orjson.loads(raw)["events"]
-            await decode_wire(events, client.data_converter, hidden_text=may_hide_failure_text(raw))
-            typed.extend(events_from_wire(events))
+            typed += await typed_page(orjson.loads(raw)["events"], raw, client.data_converter)
     t2 = time.perf_counter()
     inst = WorkflowInstance(
         definition=WorkflowDefinition.from_class(Counter),

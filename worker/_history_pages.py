@@ -78,14 +78,21 @@ async def history_pages(
             if following < upto:
                 pending = fetch(following, size)  # built by the server while this page is applied
                 await asyncio.sleep(0)  # let the request go out before this page's work
-            await decode_wire(events, converter, hidden_text=may_hide_failure_text(raw))
-            with collector_paused():
-                typed = events_from_wire(events)
-            yield typed
+            yield await typed_page(events, raw, converter)
     finally:
         if pending is not None:  # the caller stopped early: the page ahead is not needed
             pending.cancel()
             pending.add_done_callback(_consume)
+
+
+async def typed_page(
+    events: list[dict[str, Any]], raw: bytes, converter: DataConverter
+) -> list[HistoryEvent]:
+    """A page's wire ``events`` decoded in place and typed; ``raw`` is the body
+    they were parsed from (it says whether a failure's text is hidden)."""
+    await decode_wire(events, converter, hidden_text=may_hide_failure_text(raw))
+    with collector_paused():
+        return events_from_wire(events)
 
 
 async def _page(pending: asyncio.Future[bytes]) -> bytes:

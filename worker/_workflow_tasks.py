@@ -139,22 +139,31 @@ class WorkflowTaskRunner(ActivityRunner):
         inst = self._new_instance(task)
         # as the task's own activation will: the earlier tasks replay with it
         inst.target_version_changed = bool(task.get("target_version_changed"))
-        last: list[HistoryEvent] = []
         try:
-            # (paused for the whole replay: collections between pages cost
-            # more than the pages' short waits; a long wait resumes it)
-            with collector_paused():
-                async with contextlib.aclosing(
-                    history_pages(self.client, task, first, self.converter)
-                ) as pages:
-                    async for page in pages:
-                        if last:
-                            inst.activate(last, run_final=False)
-                        last = page
+            return inst, await self._replay_but_last(inst, task, first)
         except BaseException:
             inst.dispose()
             raise
-        return inst, last
+
+    async def _replay_but_last(
+        self, inst: WorkflowInstance, task: dict[str, Any], upto: int
+    ) -> list[HistoryEvent]:
+        """Replay the run's history before event ``upto`` into ``inst``, page by
+        page, all but the last page, which is returned for the caller to apply.
+
+        The collector stays paused for the whole replay: collections between
+        pages cost more than the pages' short waits (a long wait resumes it).
+        """
+        last: list[HistoryEvent] = []
+        with collector_paused():
+            async with contextlib.aclosing(
+                history_pages(self.client, task, upto, self.converter)
+            ) as pages:
+                async for page in pages:
+                    if last:
+                        inst.activate(last, run_final=False)
+                    last = page
+        return last
 
     async def _workflow_task(self, task: dict[str, Any]) -> dict[str, Any] | None:
         if task.get("query"):
@@ -253,12 +262,9 @@ class WorkflowTaskRunner(ActivityRunner):
             inst = self._cache.get(task["run_id"])
             if inst is None or not _goes_on_from(inst, task):
                 inst = replayed = self._new_instance(task)
+                last = await self._replay_but_last(inst, task, task["history_length"] + 1)
                 with collector_paused():
-                    async with contextlib.aclosing(
-                        history_pages(self.client, task, task["history_length"] + 1, self.converter)
-                    ) as pages:
-                        async for page in pages:
-                            inst.activate(page, run_final=False)
+                    inst.activate(last, run_final=False)
             args = await decode_wire(q.get("input") or [], self.converter)
             answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])
             body["result"] = answer.model_dump()
