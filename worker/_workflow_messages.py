@@ -213,9 +213,10 @@ class MessageDelivery:
 def _values_of(
     converter: PayloadConverter, values: Sequence[Any], hints: Sequence[Any]
 ) -> list[Any]:
-    """The values of wire payloads (JSON objects); a converter of its own gets
-    Payload models, through its ``from_payloads``."""
-    if type(converter) is PayloadConverter:
+    """The values of wire payloads (JSON objects). ``from_wire`` decides for a
+    PayloadConverter and its subclasses; any other converter gets Payload
+    models through its ``from_payloads``."""
+    if isinstance(converter, PayloadConverter):
         return converter.from_wire(values, hints)
     return converter.from_payloads(payloads_of(values), hints)
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from tests.unit.test_workflow_instance import TIMEOUT, Sim, dec, step, types
 from worker import workflow
-from worker._workflow_instance import WorkflowInstance
 from worker.converter import PayloadConverter
 from worker.errors import ApplicationError
 from worker.wire import CommandType, EventType, Payload
@@ -183,14 +182,7 @@ def test_signal_payloads_reach_a_converter_of_its_own() -> None:
     sim.signal("add", "two")
     assert dec(sim.run_task()[0].attributes["result"]) == [{"n": 1}, "two"]
 
-    tagged = Sim(Summer)
-    tagged.instance = WorkflowInstance(
-        definition=workflow.WorkflowDefinition.from_class(Summer),
-        namespace="default",
-        workflow_id="wf-1",
-        run_id="run-1",
-        converter=Tagging(),
-    )
+    tagged = Sim(Summer, converter=Tagging())
     tagged.run_task()
     tagged.signal("add", 1)
     tagged.signal("add", 2)
@@ -261,14 +253,7 @@ class NotASubclass:
 
 
 def test_signal_payloads_reach_a_converter_that_is_not_a_subclass() -> None:
-    sim = Sim(Summer)
-    sim.instance = WorkflowInstance(
-        definition=workflow.WorkflowDefinition.from_class(Summer),
-        namespace="default",
-        workflow_id="wf-1",
-        run_id="run-1",
-        converter=NotASubclass(),  # type: ignore[arg-type]
-    )
+    sim = Sim(Summer, converter=NotASubclass())  # type: ignore[arg-type]
     sim.run_task()
     sim.signal("add", 1)
     sim.signal("add", 2)

@@ -56,9 +56,15 @@ class Sim:
     """A tiny stand-in for the server's history keeping (no network, no database)."""
 
     def __init__(
-        self, cls: type, *args: Any, run_id: str = "run-1", workflow_id: str = "wf-1"
+        self,
+        cls: type,
+        *args: Any,
+        run_id: str = "run-1",
+        workflow_id: str = "wf-1",
+        converter: PayloadConverter = CONV,
     ) -> None:
         self.cls = cls
+        self.converter = converter
         self.run_id = run_id
         self.workflow_id = workflow_id
         self.events: list[HistoryEvent] = []
@@ -86,7 +92,7 @@ class Sim:
             namespace="default",
             workflow_id=self.workflow_id,
             run_id=self.run_id,
-            converter=CONV,
+            converter=self.converter,
         )
 
     # ---------------------------------------------------------------- history
