@@ -50,6 +50,9 @@ APPLIER_LOCK = 0x6261746F6E2D6170 & 0x7FFFFFFFFFFFFFFF
 #: Attempts at a failing batch before its records go one by one, and at a
 #: failing record before it goes to the dead-letter table.
 MAX_ATTEMPTS = 3
+#: Messages handed to the database's plain apply at once (baton_apply_plain_v1
+#: stops at the first it leaves to the rules, and the rest go again).
+PLAIN_WINDOW = 64
 RETRY_BACKOFF_S = 0.5
 #: Errors of the plumbing (database or network away), retried forever from
 #: the stored offsets rather than dead-lettered.
@@ -389,9 +392,16 @@ class Applier:
         await conn.fetchval(
             Q["lock_namespaces_for_apply"], [msgs[i].get("namespace") or "" for i in fresh]
         )
-        for i, msg in enumerate(msgs):
-            if records[i].offset < stored:
-                continue
+        i = fresh[0]
+        while i < len(msgs):
+            # The plain messages in one round trip; the first that is not
+            # goes through the rules below, one statement at a time.
+            i += await conn.fetchval(
+                Q["apply_plain"], self.store.region, msgs[i : i + PLAIN_WINDOW]
+            )
+            if i == len(msgs):
+                break
+            msg = msgs[i]
             if msg.get("events_by_reference"):
                 raise NeedEvents(i, msg["first_event_id"], msg["last_event_id"])
             try:
@@ -404,6 +414,7 @@ class Applier:
                 # transactions settled out of order): the missing events come
                 # from the source region, outside this transaction.
                 raise NeedEvents(i, gap.next_local, msg["first_event_id"] - 1) from gap
+            i += 1
         last = msgs[-1]
         source_time = datetime.fromisoformat(last["source_time"]) if "source_time" in last else None
         await conn.execute(

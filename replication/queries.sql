@@ -533,3 +533,9 @@ SELECT namespace, count(*) AS n FROM outbox GROUP BY namespace
 -- name: dead_letters_by_source_and_namespace
 SELECT source_region, namespace, count(*) AS n FROM replication_dlq
 GROUP BY source_region, namespace
+
+
+-- name: apply_plain
+-- How many of the messages ($2), from the first, were applied in one round
+-- trip: the next one, if any, is for the applier's rules (0017).
+SELECT baton_apply_plain_v1($1, $2)
