@@ -538,4 +538,10 @@ GROUP BY source_region, namespace
 -- name: apply_plain
 -- How many of the messages ($2), from the first, were applied in one round
 -- trip: the next one, if any, is for the applier's rules (0017).
-SELECT baton_apply_plain_v1($1, $2)
+SELECT baton_apply_plain_v1($1, $2, 0)
+
+
+-- name: apply_batch
+-- A partition's batch in one statement: true if it is applied with its next
+-- offset stored, false if nothing was written (a message is for the rules).
+SELECT baton_apply_batch_v1($1, $2, $3, $4, $5, $6, $7)

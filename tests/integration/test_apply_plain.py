@@ -313,3 +313,62 @@ async def test_a_batch_older_than_its_run_is_left_to_the_rules(region: Region) -
 
     applied, rows = await in_rolled_back_txn(region, fast)
     assert applied == (2, 0) and len(rows["history_events"]) == 5
+
+
+async def progress_row(conn: asyncpg.Connection) -> Any:
+    return await conn.fetchrow(
+        "SELECT next_offset, last_source_time FROM replication_progress "
+        "WHERE source_region = 'elsewhere' AND topic = 't' AND kafka_partition = 3"
+    )
+
+
+async def apply_batch(
+    conn: asyncpg.Connection, region: Region, offsets: list[int], msgs: Any
+) -> bool:
+    return bool(
+        await conn.fetchval(Q["apply_batch"], region.name, "elsewhere", "t", 3, offsets, msgs, NOW)
+    )
+
+
+async def test_a_plain_batch_is_applied_with_its_offset_in_one_statement(region: Region) -> None:
+    msgs = plain_sequence(region.name)
+
+    async def fast(conn: asyncpg.Connection) -> tuple[list[bool], Any]:
+        await with_namespace(region, conn)
+        # offsets 10.. (a gap at 13: offsets need not be consecutive)
+        offsets = [10, 11, 12, 14, 15, 16, 17]
+        done = [await apply_batch(conn, region, offsets[:3], msgs[:3])]
+        assert dict(await progress_row(conn)) == {"next_offset": 13, "last_source_time": NOW}
+        # a batch read again from offset 11: what is below 13 is skipped
+        done.append(await apply_batch(conn, region, [11, 12, *offsets[3:]], msgs[1:]))
+        return done, await progress_row(conn)
+
+    (done, progress), rows = await in_rolled_back_txn(region, fast)
+    assert done == [True, True] and progress["next_offset"] == 18
+    _, expected = await in_rolled_back_txn(
+        region, lambda conn: _by_rules_from_scratch(region, conn, msgs)
+    )
+    assert rows == expected
+
+
+async def _by_rules_from_scratch(region: Region, conn: asyncpg.Connection, msgs: list[Any]) -> None:
+    await with_namespace(region, conn)
+    await by_rules(region, conn, msgs)
+
+
+async def test_a_batch_with_a_message_for_the_rules_writes_nothing(region: Region) -> None:
+    msgs = plain_sequence(region.name)
+    msgs[4] = {**msgs[4], "events_by_reference": True}
+
+    async def fast(conn: asyncpg.Connection) -> tuple[bool, Any, Any]:
+        await with_namespace(region, conn)
+        await conn.execute(
+            "INSERT INTO replication_progress (source_region, topic, kafka_partition, "
+            "next_offset) VALUES ('elsewhere', 't', 3, 10)"
+        )
+        before = await snapshot(conn)
+        done = await apply_batch(conn, region, list(range(10, 10 + len(msgs))), msgs)
+        return done, before == await snapshot(conn), await progress_row(conn)
+
+    (done, untouched, progress), _ = await in_rolled_back_txn(region, fast)
+    assert (done, untouched, progress["next_offset"]) == (False, True, 10)

@@ -1,5 +1,6 @@
 -- 0017: the applier applies a partition's plain messages in one round trip.
--- baton_apply_plain_v1 takes messages of a Kafka batch in order and applies
+-- baton_apply_plain_v1 takes messages of a Kafka batch in order (after the
+-- first p_skip) and applies
 -- each that none of the applier's other rules concern (a duplicate, a gap,
 -- a branch, a batch older than the namespace or the run, a namespace row to
 -- take, an update, a row shipped by an older server), stopping at the first
@@ -9,7 +10,7 @@
 -- statements (replication/queries.sql) for the same message, inline: a call
 -- to a function per statement cost as much as the statement.
 -- tests/integration/test_apply_plain.py checks that both leave the same rows.
-CREATE FUNCTION baton_apply_plain_v1(p_region text, p_msgs jsonb)
+CREATE FUNCTION baton_apply_plain_v1(p_region text, p_msgs jsonb, p_skip int)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     m jsonb;
@@ -31,7 +32,7 @@ DECLARE
     cur record;
 BEGIN
     FOR m IN SELECT t.value FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(value, i)
-             ORDER BY t.i LOOP
+             WHERE t.i > p_skip ORDER BY t.i LOOP
         v_kind := m ->> 'type';
         v_info := m -> 'namespace_info';
         v_ns := m ->> 'namespace';
@@ -228,5 +229,60 @@ BEGIN
         applied := applied + 1;
     END LOOP;
     RETURN applied;
+END;
+$$;
+
+-- A partition's Kafka batch in one statement (its own transaction): the
+-- partition's progress row locked (and created on its first batch), the
+-- records below its stored offset skipped, the namespaces of the rest held
+-- shared (lock_namespaces_for_apply), every fresh message applied by
+-- baton_apply_plain_v1 and the next offset stored. True: done. False: a
+-- message is for the applier's rules, and nothing of the batch was written;
+-- the applier then applies it in a transaction of its own, message by
+-- message where it must. p_offsets are the records' offsets, ascending.
+CREATE FUNCTION baton_apply_batch_v1(p_region text, p_source text, p_topic text,
+                                     p_partition int, p_offsets bigint[], p_msgs jsonb,
+                                     p_source_time timestamptz)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    stored bigint;
+    skip int;
+    total int := cardinality(p_offsets);
+BEGIN
+    SELECT next_offset INTO stored FROM replication_progress
+    WHERE source_region = p_source AND topic = p_topic AND kafka_partition = p_partition
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO replication_progress (source_region, topic, kafka_partition, next_offset)
+        VALUES (p_source, p_topic, p_partition, 0)
+        ON CONFLICT DO NOTHING;
+        SELECT next_offset INTO stored FROM replication_progress
+        WHERE source_region = p_source AND topic = p_topic AND kafka_partition = p_partition
+        FOR UPDATE;
+    END IF;
+    SELECT count(*) INTO skip FROM unnest(p_offsets) AS o WHERE o < stored;
+    IF skip = total THEN
+        RETURN true;  -- another applier got there first, or this one reads again
+    END IF;
+    PERFORM count(pg_advisory_xact_lock_shared(hashtextextended('baton-ns:' || ns.n, 0)))
+    FROM (SELECT DISTINCT coalesce(t.value ->> 'namespace', '') AS n
+          FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(value, i)
+          WHERE t.i > skip ORDER BY 1) AS ns;
+    BEGIN
+        IF baton_apply_plain_v1(p_region, p_msgs, skip) < total - skip THEN
+            RAISE EXCEPTION 'a message is for the rules' USING ERRCODE = 'BTPLN';
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'BTPLN' THEN
+        RETURN false;  -- the block's writes are undone
+    END;
+    INSERT INTO replication_progress (source_region, topic, kafka_partition, next_offset,
+                                      last_source_time, updated_at)
+    VALUES (p_source, p_topic, p_partition, p_offsets[total] + 1, p_source_time, now())
+    ON CONFLICT (source_region, topic, kafka_partition) DO UPDATE
+    SET next_offset = greatest(replication_progress.next_offset, EXCLUDED.next_offset),
+        last_source_time = coalesce(EXCLUDED.last_source_time,
+                                    replication_progress.last_source_time),
+        updated_at = now();
+    RETURN true;
 END;
 $$;
