@@ -11,7 +11,9 @@
 -- its pending activities, and 'buffered' its waiting inputs, as they are now
 -- (rows of other namespaces are only acknowledged, so nothing is built for
 -- them). A conflict carries only the events the winning side re-applies,
--- signals and starts: the archive itself stays here.
+-- signals and starts: the archive itself stays here. The execution row is
+-- read only for a row without one (a subquery by key, never a join the
+-- planner may turn into a scan of every run).
 SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_id,
        o.last_event_id, o.version, o.created_at, r.replicated,
        CASE WHEN r.replicated AND o.kind = 'history' THEN
@@ -22,7 +24,10 @@ SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_
         WHERE h.namespace = o.namespace AND h.workflow_id = o.workflow_id
           AND h.run_id = o.run_id
           AND h.event_id BETWEEN o.first_event_id AND o.last_event_id) END AS events,
-       CASE WHEN r.replicated THEN coalesce(o.execution, to_jsonb(e)) END AS execution,
+       CASE WHEN r.replicated THEN coalesce(o.execution, (
+           SELECT to_jsonb(e) FROM executions e
+           WHERE e.namespace = o.namespace AND e.workflow_id = o.workflow_id
+             AND e.run_id = o.run_id)) END AS execution,
        CASE WHEN r.replicated AND o.kind IN ('history', 'progress') THEN
        (SELECT jsonb_agg(jsonb_build_object(
                 'scheduled_event_id', a.scheduled_event_id, 'attempt', a.attempt,
@@ -48,8 +53,6 @@ SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_
         FROM replication_conflicts c WHERE c.id = o.ref) END AS conflict,
        to_jsonb(n) AS ns
 FROM outbox o
-LEFT JOIN executions e ON e.namespace = o.namespace AND e.workflow_id = o.workflow_id
-                      AND e.run_id = o.run_id
 JOIN namespaces n ON n.name = o.namespace
 CROSS JOIN LATERAL (SELECT cardinality(n.regions) > 1 AS replicated) AS r
 WHERE o.txid < pg_snapshot_xmin(pg_current_snapshot())

@@ -372,3 +372,37 @@ async def test_a_batch_with_a_message_for_the_rules_writes_nothing(region: Regio
 
     (done, untouched, progress), _ = await in_rolled_back_txn(region, fast)
     assert (done, untouched, progress["next_offset"]) == (False, True, 10)
+
+
+async def test_the_publisher_reads_runs_by_key_however_large_its_batch(region: Region) -> None:
+    """outbox_batch reads a row's execution by key, whatever plan the planner
+    picks: a scan of every run of the region would cost each round the size of
+    the region."""
+    pool = region.store.pool
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO namespaces (name, regions, active_region, failover_version) "
+            "VALUES ('rules', ARRAY['region-a', 'elsewhere'], 'region-a', 1)"
+        )
+        await conn.execute(
+            "INSERT INTO executions (namespace, workflow_id, run_id, workflow_type, task_queue, "
+            "status, next_event_id, last_write_version, start_time, first_run_id, "
+            "task_timeout_s) "
+            "SELECT 'rules', 'wf-' || i, gen_random_uuid(), 'T', 'q', 'completed', 3, 1, now(), "
+            "gen_random_uuid(), 10 FROM generate_series(1, 8000) AS i"
+        )
+        await conn.execute(
+            "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, "
+            "version, kind) SELECT namespace, workflow_id, run_id, 0, 0, 1, 'progress' "
+            "FROM executions LIMIT 150"
+        )
+        await conn.execute("ANALYZE executions; ANALYZE outbox")
+        # a plan the planner picks when it thinks the outbox large or the runs
+        # few: no join may then scan the runs
+        await conn.execute("SET LOCAL enable_nestloop = off")
+        plan = "\n".join(
+            r[0] for r in await conn.fetch("EXPLAIN " + Q["outbox_batch"].replace("$1", "500"))
+        )
+        await conn.execute("DELETE FROM outbox WHERE namespace = 'rules'")
+    scans = [line for line in plan.splitlines() if "on executions" in line]
+    assert scans and all("Index Scan" in line for line in scans), plan
