@@ -263,6 +263,8 @@ class Applier:
         fetch replays only the rest."""
         if await self._apply_batch(source, tp, records, msgs):
             return
+        # The plain messages before the first for the rules are applied, and
+        # their offsets stored: each transaction below skips them.
         start, end = 0, len(msgs)
         for _ in range(3 * len(msgs) + 3):
             lo, hi = start, end
@@ -302,14 +304,8 @@ class Applier:
     async def _apply_batch(
         self, source: str, tp: TopicPartition, records: list[Any], msgs: list[dict[str, Any]]
     ) -> bool:
-        """Apply ``msgs`` with their partition's next offset in one statement, if
-        every fresh one is plain (baton_apply_batch_v1); False: nothing was written."""
-        last = msgs[-1]
-        source_time = (
-            datetime.fromisoformat(last["source_time"])
-            if isinstance(last, dict) and "source_time" in last
-            else None
-        )
+        """Apply ``msgs`` with their partition's next offset in one statement
+        (baton_apply_batch_v1) up to the first for the rules; True if that is all."""
         args = (
             self.store.region,
             source,
@@ -317,12 +313,11 @@ class Applier:
             tp.partition,
             [r.offset for r in records],
             msgs,
-            source_time,
         )
         done = await db.run_unlocked(
             self.store.pool, lambda conn: conn.fetchval(Q["apply_batch"], *args)
         )
-        return bool(done)
+        return bool(done == len(msgs))
 
     async def with_events(
         self, source: str, msg: dict[str, Any], first: int, last: int

@@ -545,6 +545,7 @@ SELECT baton_apply_plain_v1($1, $2, 0)
 
 
 -- name: apply_batch
--- A partition's batch in one statement: true if it is applied with its next
--- offset stored, false if nothing was written (a message is for the rules).
-SELECT baton_apply_batch_v1($1, $2, $3, $4, $5, $6, $7)
+-- A partition's batch in one statement: how many of its records are done
+-- (skipped, or applied with the offset after them stored); the rest, from
+-- the first message for the rules, are the applier's to apply.
+SELECT baton_apply_batch_v1($1, $2, $3, $4, $5, $6)

@@ -324,16 +324,21 @@ async def progress_row(conn: asyncpg.Connection) -> Any:
 
 async def apply_batch(
     conn: asyncpg.Connection, region: Region, offsets: list[int], msgs: Any
-) -> bool:
-    return bool(
-        await conn.fetchval(Q["apply_batch"], region.name, "elsewhere", "t", 3, offsets, msgs, NOW)
+) -> int:
+    return int(
+        await conn.fetchval(Q["apply_batch"], region.name, "elsewhere", "t", 3, offsets, msgs)
     )
+
+
+async def _by_rules_from_scratch(region: Region, conn: asyncpg.Connection, msgs: list[Any]) -> None:
+    await with_namespace(region, conn)
+    await by_rules(region, conn, msgs)
 
 
 async def test_a_plain_batch_is_applied_with_its_offset_in_one_statement(region: Region) -> None:
     msgs = plain_sequence(region.name)
 
-    async def fast(conn: asyncpg.Connection) -> tuple[list[bool], Any]:
+    async def fast(conn: asyncpg.Connection) -> tuple[list[int], Any]:
         await with_namespace(region, conn)
         # offsets 10.. (a gap at 13: offsets need not be consecutive)
         offsets = [10, 11, 12, 14, 15, 16, 17]
@@ -344,34 +349,47 @@ async def test_a_plain_batch_is_applied_with_its_offset_in_one_statement(region:
         return done, await progress_row(conn)
 
     (done, progress), rows = await in_rolled_back_txn(region, fast)
-    assert done == [True, True] and progress["next_offset"] == 18
+    assert done == [3, 6] and progress["next_offset"] == 18
     _, expected = await in_rolled_back_txn(
         region, lambda conn: _by_rules_from_scratch(region, conn, msgs)
     )
     assert rows == expected
 
 
-async def _by_rules_from_scratch(region: Region, conn: asyncpg.Connection, msgs: list[Any]) -> None:
-    await with_namespace(region, conn)
-    await by_rules(region, conn, msgs)
-
-
-async def test_a_batch_with_a_message_for_the_rules_writes_nothing(region: Region) -> None:
+async def test_a_batch_stops_at_a_message_for_the_rules(region: Region) -> None:
     msgs = plain_sequence(region.name)
     msgs[4] = {**msgs[4], "events_by_reference": True}
 
-    async def fast(conn: asyncpg.Connection) -> tuple[bool, Any, Any]:
+    async def fast(conn: asyncpg.Connection) -> tuple[int, Any]:
         await with_namespace(region, conn)
         await conn.execute(
             "INSERT INTO replication_progress (source_region, topic, kafka_partition, "
             "next_offset) VALUES ('elsewhere', 't', 3, 10)"
         )
-        before = await snapshot(conn)
         done = await apply_batch(conn, region, list(range(10, 10 + len(msgs))), msgs)
+        return done, await progress_row(conn)
+
+    (done, progress), rows = await in_rolled_back_txn(region, fast)
+    # the four before it are applied, and the offset after them stored with them
+    assert (done, progress["next_offset"]) == (4, 14)
+    _, expected = await in_rolled_back_txn(
+        region, lambda conn: _by_rules_from_scratch(region, conn, msgs[:4])
+    )
+    assert rows == expected
+
+
+async def test_a_batch_with_nothing_plain_writes_nothing(region: Region) -> None:
+    msgs = plain_sequence(region.name)
+    first = {**msgs[0], "type": "namespace_v1"}
+
+    async def fast(conn: asyncpg.Connection) -> tuple[int, bool, Any]:
+        await with_namespace(region, conn)
+        before = await snapshot(conn)
+        done = await apply_batch(conn, region, [5, 6], [first, msgs[1]])
         return done, before == await snapshot(conn), await progress_row(conn)
 
     (done, untouched, progress), _ = await in_rolled_back_txn(region, fast)
-    assert (done, untouched, progress["next_offset"]) == (False, True, 10)
+    assert (done, untouched, progress["next_offset"]) == (0, True, 0)
 
 
 async def test_the_publisher_reads_runs_by_key_however_large_its_batch(region: Region) -> None:

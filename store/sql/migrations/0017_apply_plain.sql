@@ -235,19 +235,19 @@ $$;
 -- A partition's Kafka batch in one statement (its own transaction): the
 -- partition's progress row locked (and created on its first batch), the
 -- records below its stored offset skipped, the namespaces of the rest held
--- shared (lock_namespaces_for_apply), every fresh message applied by
--- baton_apply_plain_v1 and the next offset stored. True: done. False: a
--- message is for the applier's rules, and nothing of the batch was written;
--- the applier then applies it in a transaction of its own, message by
--- message where it must. p_offsets are the records' offsets, ascending.
+-- shared (lock_namespaces_for_apply), the fresh messages applied by
+-- baton_apply_plain_v1 up to the first that is for the applier's rules, and
+-- the offset after the last one applied stored with them. Returns how many
+-- of the records are done (skipped or applied): the applier takes the rest
+-- in a transaction of its own, message by message where it must. p_offsets
+-- are the records' offsets, ascending.
 CREATE FUNCTION baton_apply_batch_v1(p_region text, p_source text, p_topic text,
-                                     p_partition int, p_offsets bigint[], p_msgs jsonb,
-                                     p_source_time timestamptz)
-RETURNS boolean LANGUAGE plpgsql AS $$
+                                     p_partition int, p_offsets bigint[], p_msgs jsonb)
+RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     stored bigint;
     skip int;
-    total int := cardinality(p_offsets);
+    done int;
 BEGIN
     SELECT next_offset INTO stored FROM replication_progress
     WHERE source_region = p_source AND topic = p_topic AND kafka_partition = p_partition
@@ -261,28 +261,25 @@ BEGIN
         FOR UPDATE;
     END IF;
     SELECT count(*) INTO skip FROM unnest(p_offsets) AS o WHERE o < stored;
-    IF skip = total THEN
-        RETURN true;  -- another applier got there first, or this one reads again
+    IF skip = cardinality(p_offsets) THEN
+        RETURN skip;  -- another applier got there first, or this one reads again
     END IF;
     PERFORM count(pg_advisory_xact_lock_shared(hashtextextended('baton-ns:' || ns.n, 0)))
     FROM (SELECT DISTINCT coalesce(t.value ->> 'namespace', '') AS n
           FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(value, i)
           WHERE t.i > skip ORDER BY 1) AS ns;
-    BEGIN
-        IF baton_apply_plain_v1(p_region, p_msgs, skip) < total - skip THEN
-            RAISE EXCEPTION 'a message is for the rules' USING ERRCODE = 'BTPLN';
-        END IF;
-    EXCEPTION WHEN SQLSTATE 'BTPLN' THEN
-        RETURN false;  -- the block's writes are undone
-    END;
-    INSERT INTO replication_progress (source_region, topic, kafka_partition, next_offset,
-                                      last_source_time, updated_at)
-    VALUES (p_source, p_topic, p_partition, p_offsets[total] + 1, p_source_time, now())
-    ON CONFLICT (source_region, topic, kafka_partition) DO UPDATE
-    SET next_offset = greatest(replication_progress.next_offset, EXCLUDED.next_offset),
-        last_source_time = coalesce(EXCLUDED.last_source_time,
-                                    replication_progress.last_source_time),
-        updated_at = now();
-    RETURN true;
+    done := skip + baton_apply_plain_v1(p_region, p_msgs, skip);
+    IF done > skip THEN
+        INSERT INTO replication_progress (source_region, topic, kafka_partition, next_offset,
+                                          last_source_time, updated_at)
+        VALUES (p_source, p_topic, p_partition, p_offsets[done] + 1,
+                (p_msgs -> (done - 1) ->> 'source_time')::timestamptz, now())
+        ON CONFLICT (source_region, topic, kafka_partition) DO UPDATE
+        SET next_offset = greatest(replication_progress.next_offset, EXCLUDED.next_offset),
+            last_source_time = coalesce(EXCLUDED.last_source_time,
+                                        replication_progress.last_source_time),
+            updated_at = now();
+    END IF;
+    RETURN done;
 END;
 $$;
