@@ -419,11 +419,11 @@ class Applier:
         while i < len(msgs):
             # The plain messages in one round trip; the first that is not
             # goes through the rules below, one statement at a time.
-            i += await conn.fetchval(
-                Q["apply_plain"], self.store.region, msgs[i : i + PLAIN_WINDOW]
-            )
-            if i == len(msgs):
-                break
+            window = msgs[i : i + PLAIN_WINDOW]
+            applied = await conn.fetchval(Q["apply_plain"], self.store.region, window)
+            i += applied
+            if applied == len(window):
+                continue
             msg = msgs[i]
             if msg.get("events_by_reference"):
                 raise NeedEvents(i, msg["first_event_id"], msg["last_event_id"])

@@ -424,3 +424,25 @@ async def test_the_publisher_reads_runs_by_key_however_large_its_batch(region: R
         await conn.execute("DELETE FROM outbox WHERE namespace = 'rules'")
     scans = [line for line in plan.splitlines() if "on executions" in line]
     assert scans and all("Index Scan" in line for line in scans), plan
+
+
+async def test_a_namespace_row_that_holds_what_the_message_says_is_nothing_to_take(
+    region: Region,
+) -> None:
+    msgs = plain_sequence(region.name)
+
+    async def fast(conn: asyncpg.Connection) -> tuple[int, int]:
+        await with_namespace(region, conn)
+        info = await conn.fetchval("SELECT to_jsonb(n) FROM namespaces n WHERE name = 'rules'")
+        # this region's row is older than the message's, but holds what it
+        # says (a write elsewhere that changed nothing replicated): apply.py
+        # takes nothing, and neither may the plain apply stop at it for good
+        await conn.execute(
+            "UPDATE namespaces SET updated_at = updated_at - interval '1 day' WHERE name = 'rules'"
+        )
+        same = [{**m, "namespace_info": info} for m in msgs]
+        changed = {**same[0], "namespace_info": {**info, "description": "changed"}}
+        return await plain(conn, region, [changed]), await plain(conn, region, same)
+
+    (declined, applied), _ = await in_rolled_back_txn(region, fast)
+    assert (declined, applied) == (0, len(msgs))

@@ -44,16 +44,33 @@ BEGIN
         v_events := m -> 'events';
         v_exec := m -> 'execution';
         v_acts := m -> 'activities';
-        -- The namespace row here is as new as the message's (nothing to
-        -- take), and this region is one of its standbys.
-        SELECT active_region, failover_version, updated_at INTO n
-        FROM namespaces WHERE name = v_ns;
-        EXIT WHEN NOT FOUND
-            OR coalesce((n.failover_version, n.updated_at)
-                        < ((v_info ->> 'failover_version')::bigint,
-                           (v_info ->> 'updated_at')::timestamptz), true)
+        -- The namespace row here is as new as the message's, or holds what it
+        -- says (nothing to take: apply_namespace_txn), and this region is one
+        -- of its standbys.
+        SELECT * INTO n FROM namespaces WHERE name = v_ns;
+        EXIT WHEN NOT FOUND OR v_rid IS NULL
+            OR (coalesce((n.failover_version, n.updated_at)
+                         < ((v_info ->> 'failover_version')::bigint,
+                            (v_info ->> 'updated_at')::timestamptz), true)
+                AND jsonb_build_object(
+                        'regions', n.regions, 'active_region', n.active_region,
+                        'failover_version', n.failover_version, 'state', n.state,
+                        'retention_days', n.retention_days, 'description', n.description,
+                        'search_attributes', n.search_attributes,
+                        'deployments', n.deployments)
+                    IS DISTINCT FROM jsonb_build_object(
+                        'regions', v_info -> 'regions',
+                        'active_region', v_info -> 'active_region',
+                        'failover_version', v_info -> 'failover_version',
+                        'state', v_info -> 'state',
+                        'retention_days', v_info -> 'retention_days',
+                        'description', v_info -> 'description',
+                        'search_attributes', v_info -> 'search_attributes',
+                        'deployments', v_info -> 'deployments'))
             OR n.active_region = p_region
-            OR NOT coalesce(v_info -> 'regions' ? p_region, false);
+            OR NOT coalesce(v_info -> 'regions' ? p_region, false)
+            -- an execution row without its status (apply.py refuses it)
+            OR (jsonb_typeof(v_exec) = 'object' AND v_exec <> '{}' AND NOT v_exec ? 'status');
         IF v_kind = 'history_v1' THEN
             -- A batch that continues its run here, under a version no older
             -- than the namespace's or the run's, with its whole execution row.
