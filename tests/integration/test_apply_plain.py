@@ -14,7 +14,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from replication.apply import apply_history_txn, apply_namespace_txn, apply_progress_txn
+from replication.apply import (
+    NAMESPACE_FIELDS,
+    apply_history_txn,
+    apply_namespace_txn,
+    apply_progress_txn,
+)
 from replication.sql import QUERIES as Q
 from tests.conftest import Region
 from tests.integration.test_apply_rules import NOW, batch, event, ns_info
@@ -446,3 +451,27 @@ async def test_a_namespace_row_that_holds_what_the_message_says_is_nothing_to_ta
 
     (declined, applied), _ = await in_rolled_back_txn(region, fast)
     assert (declined, applied) == (0, len(msgs))
+
+
+@pytest.mark.parametrize("field", NAMESPACE_FIELDS)
+async def test_every_replicated_namespace_field_is_compared(region: Region, field: str) -> None:
+    """The plain apply's copy of apply_namespace_txn's comparison covers every
+    field apply.py replicates: a newer message that changes only ``field``
+    is the rules' to take (else the standby would never write the change)."""
+    msgs = plain_sequence(region.name)
+
+    async def fast(conn: asyncpg.Connection) -> int:
+        await with_namespace(region, conn)
+        info = await conn.fetchval("SELECT to_jsonb(n) FROM namespaces n WHERE name = 'rules'")
+        await conn.execute(
+            "UPDATE namespaces SET updated_at = updated_at - interval '1 day' WHERE name = 'rules'"
+        )
+        changed: Any = {"changed": field}
+        if field == "regions":
+            changed = [*info["regions"], "third"]
+        elif field == "failover_version":
+            changed = info["failover_version"] + 1
+        return await plain(conn, region, [{**msgs[0], "namespace_info": {**info, field: changed}}])
+
+    applied, _ = await in_rolled_back_txn(region, fast)
+    assert applied == 0
