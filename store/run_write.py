@@ -1,6 +1,6 @@
 """Writing a run: everything a :class:`~store.mutable_state.RunTxn` gathered,
-in one call of ``baton_write_run_v4`` (or ``_v5`` where the server keeps the
-run as the write leaves it, see :mod:`store.run_cache`)."""
+in one call of ``baton_write_run_v5`` (with a remembered run's checks where the
+server keeps the run as the write leaves it, see :mod:`store.run_cache`)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,26 @@ async def write_run(rt: RunTxn) -> None:
     (its own transaction), checked against what was read.
     """
     conn = rt.conn
-    ns, wid, rid = rt.namespace, rt.workflow_id, as_uuid(rt.run_id)
+    ns, wid = rt.namespace, rt.workflow_id
     e = rt.exe
     if rt.events:
         e["last_write_version"] = rt.ns.failover_version
+    if rt.pause_changed and not rt.is_new:
+        await conn.execute(Q["set_pause_info"], ns, wid, as_uuid(rt.run_id), e.get("pause_info"))
+    args = write_args(rt)
+    if rt.cache is not None and not rt.is_new and rt.expect_xmin is not None:
+        await _write_remembered(rt, args)
+    elif rt.cache is not None and not rt.is_new and rt.locked_ns_xmin is not None:
+        await _write_locked_to_remember(rt, args)
+    else:
+        RunCache.forget_everywhere((ns, wid, rt.run_id))
+        rt.task_view = await conn.fetchval(Q["write_run"], *args)
+
+
+def write_args(rt: RunTxn) -> tuple[Any, ...]:
+    """The first 57 arguments of ``baton_write_run_v5`` (all of ``_v4``'s) for ``rt``."""
+    ns, wid, rid = rt.namespace, rt.workflow_id, as_uuid(rt.run_id)
+    e = rt.exe
     closing = e["status"] != "running"
     timers = [] if closing else rt.timers
     tasks = [] if closing else rt.tasks
@@ -43,9 +59,7 @@ async def write_run(rt: RunTxn) -> None:
         else routing.activity_task_tag(deps, e, queue)
         for kind, queue, _, _ in tasks
     ]
-    if rt.pause_changed and not rt.is_new:
-        await conn.execute(Q["set_pause_info"], ns, wid, rid, e.get("pause_info"))
-    args = (
+    return (
         ns,
         wid,
         rid,
@@ -109,13 +123,6 @@ async def write_run(rt: RunTxn) -> None:
         if rt.started_here and not closing and rt.wt_started
         else None,
     )
-    if rt.cache is not None and not rt.is_new and rt.expect_xmin is not None:
-        await _write_remembered(rt, args)
-    elif rt.cache is not None and not rt.is_new and rt.locked_ns_xmin is not None:
-        await _write_locked_to_remember(rt, args)
-    else:
-        RunCache.forget_everywhere((ns, wid, rt.run_id))
-        rt.task_view = await conn.fetchval(Q["write_run"], *args)
 
 
 async def _write_locked_to_remember(rt: RunTxn, args: tuple[Any, ...]) -> None:

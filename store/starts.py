@@ -164,7 +164,7 @@ async def _start_unlocked(
     if current is not None:
         _check_reuse(req, {"run_id": current, "status": row["current_status"]})
     # the write is refused if the namespace, the id's current run or the
-    # request id changed since this read (baton_write_run_v4)
+    # request id changed since this read (baton_write_run_v5)
     expect = (int(row["x_ns_xmin"]), None if current is None else str(current))
     return await _write_new_run(store, conn, ns, req, attributes, None, match, expect=expect)
 

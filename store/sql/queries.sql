@@ -60,7 +60,7 @@ FOR UPDATE OF e
 
 -- name: read_execution
 -- A run and its namespace read without locks, with both rows' xmin: an
--- unlocked write (baton_write_run_v4) is refused if either changed since.
+-- unlocked write (baton_write_run_v5) is refused if either changed since.
 -- $4: an activity of the run (its scheduled event id) to read with it, or NULL.
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
@@ -150,7 +150,7 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = $4
 
 -- name: start_read
 -- A start's namespace, its workflow id's current run and the run a request id
--- started, read without locks; the new run's write (baton_write_run_v4) is
+-- started, read without locks; the new run's write (baton_write_run_v5) is
 -- refused if any of them changed since.
 SELECT n.*, n.xmin::text::bigint AS x_ns_xmin,
   (SELECT r.run_id FROM request_ids r
@@ -354,10 +354,11 @@ LIMIT $11
 SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY status
 
 -- name: write_run
-SELECT baton_write_run_v4($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-    $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
-    $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53,
-    $54, $55, $56, $57)
+-- write_run_v5 without a remembered run's checks; returns the view only.
+SELECT f.view FROM baton_write_run_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31,
+    $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49,
+    $50, $51, $52, $53, $54, $55, $56, $57, NULL, NULL, NULL) f
 
 -- name: write_run_v5
 -- write_run, also checked against a remembered activity ($58, its xmin $59)

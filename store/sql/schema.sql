@@ -511,10 +511,12 @@ BEGIN
 END;
 $$;
 
--- The same write, optionally unlocked (checked against the rows' xmin, or for
--- a new run against the id's current run and request ids), also rejecting a
--- closing run's updates and returning the view of a started task.
-CREATE FUNCTION baton_write_run_v4(
+-- A run's write, whole: optionally unlocked (checked against the rows' xmin,
+-- or for a new run against the id's current run and request ids), also
+-- refused if a remembered run's activity or sticky queue changed since
+-- (store/run_cache.py); rejects a closing run's updates; returns the view of
+-- a started task and the xmin and history size the write left on the run.
+CREATE FUNCTION baton_write_run_v5(
     p_ns text, p_wid text, p_rid uuid,
     p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
     p_event_attrs jsonb[],
@@ -535,11 +537,28 @@ CREATE FUNCTION baton_write_run_v4(
     p_request_ids text[], p_request_kinds text[],
     p_signal_count int, p_sticky_queue text, p_sticky_timeout_s double precision,
     p_new_execution jsonb, p_versioning jsonb,
-    p_expect_xmin bigint, p_ns_xmin bigint, p_fail_updates jsonb, p_view_since bigint
-) RETURNS jsonb LANGUAGE plpgsql AS $$
+    p_expect_xmin bigint, p_ns_xmin bigint, p_fail_updates jsonb, p_view_since bigint,
+    p_act_check bigint, p_act_xmin bigint, p_sticky_check text,
+    OUT view jsonb, OUT run_xmin bigint, OUT history_size bigint
+) LANGUAGE plpgsql AS $$
 DECLARE
     v_bytes bigint := coalesce((SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0);
+    -- the row as this write leaves it, for the outbox (a replicated history write)
+    v_ship boolean := p_replicated AND cardinality(p_event_ids) > 0;
+    v_row jsonb;
 BEGIN
+    IF p_act_check IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM activities
+            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+              AND scheduled_event_id = p_act_check AND xmin::text::bigint = p_act_xmin) THEN
+        RAISE EXCEPTION 'activity % of % changed since it was written', p_act_check, p_wid
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    IF p_sticky_check IS NOT NULL AND EXISTS (
+            SELECT 1 FROM sticky_queues WHERE namespace = p_ns AND queue = p_sticky_check) THEN
+        RAISE EXCEPTION 'sticky queue % was closed', p_sticky_check
+            USING ERRCODE = 'serialization_failure';
+    END IF;
     IF p_expect_xmin IS NOT NULL THEN
         -- An unlocked write: the caller read the run and its namespace without
         -- locks. The namespace's shared lock makes a handover wait for this
@@ -666,7 +685,10 @@ BEGIN
         -- a new run's row, whole (the other p_ values repeat what it holds)
         INSERT INTO executions
         SELECT * FROM jsonb_populate_record(NULL::executions, p_new_execution
-            || jsonb_build_object('history_size_bytes', v_bytes, 'updated_at', now()));
+            || jsonb_build_object('history_size_bytes', v_bytes, 'updated_at', now()))
+        RETURNING xmin::text::bigint, history_size_bytes,
+            CASE WHEN v_ship THEN to_jsonb(executions.*) END
+            INTO run_xmin, history_size, v_row;
     ELSE
         UPDATE executions SET status = p_status, paused = p_paused,
             next_event_id = p_next_event_id, last_write_version = p_last_write_version,
@@ -688,17 +710,18 @@ BEGIN
                                        ELSE p_versioning ->> 'versioning_behavior' END,
             versioning = CASE WHEN p_versioning IS NULL THEN versioning
                               ELSE p_versioning -> 'versioning' END
-        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+        RETURNING xmin::text::bigint, history_size_bytes,
+            CASE WHEN v_ship THEN to_jsonb(executions.*) END
+            INTO run_xmin, history_size, v_row;
     END IF;
     -- The outbox row of a replicated history write carries the execution row
     -- as this write left it: the standby's row then matches its history.
-    IF p_replicated AND cardinality(p_event_ids) > 0 THEN
+    IF v_row IS NOT NULL THEN
         INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,
                             version, execution)
-        SELECT p_ns, p_wid, p_rid, p_event_ids[1], p_event_ids[cardinality(p_event_ids)],
-               p_version, to_jsonb(e)
-        FROM executions e
-        WHERE e.namespace = p_ns AND e.workflow_id = p_wid AND e.run_id = p_rid;
+        VALUES (p_ns, p_wid, p_rid, p_event_ids[1], p_event_ids[cardinality(p_event_ids)],
+                p_version, v_row);
     END IF;
     IF p_upsert_current THEN
         INSERT INTO current_executions (namespace, workflow_id, run_id, status)
@@ -710,11 +733,11 @@ BEGIN
         PERFORM pg_notify('baton_closed_v1', p_notify_key);
     END IF;
     IF p_view_since IS NULL THEN
-        RETURN NULL;
+        RETURN;
     END IF;
     -- The workflow task this write started, as its worker gets it: the
     -- events from p_view_since and the updates waiting.
-    RETURN jsonb_build_object(
+    view := jsonb_build_object(
         'events', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'event_id', h.event_id, 'event_type', h.event_type,
                 'event_time', to_char(h.event_time AT TIME ZONE 'UTC',
@@ -736,10 +759,9 @@ BEGIN
 END;
 $$;
 
--- baton_write_run_v4 against a run the server remembers (store/run_cache.py):
--- also refused if the activity it completes or its sticky queue changed since;
--- returns the xmin and history size the write left on the run.
-CREATE FUNCTION baton_write_run_v5(
+
+-- The write as servers of an earlier release call it.
+CREATE FUNCTION baton_write_run_v4(
     p_ns text, p_wid text, p_rid uuid,
     p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
     p_event_attrs jsonb[],
@@ -760,26 +782,11 @@ CREATE FUNCTION baton_write_run_v5(
     p_request_ids text[], p_request_kinds text[],
     p_signal_count int, p_sticky_queue text, p_sticky_timeout_s double precision,
     p_new_execution jsonb, p_versioning jsonb,
-    p_expect_xmin bigint, p_ns_xmin bigint, p_fail_updates jsonb, p_view_since bigint,
-    p_act_check bigint, p_act_xmin bigint, p_sticky_check text,
-    OUT view jsonb, OUT run_xmin bigint, OUT history_size bigint
-) LANGUAGE plpgsql AS $$
-BEGIN
-    IF p_act_check IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM activities
-            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
-              AND scheduled_event_id = p_act_check AND xmin::text::bigint = p_act_xmin) THEN
-        RAISE EXCEPTION 'activity % of % changed since it was written', p_act_check, p_wid
-            USING ERRCODE = 'serialization_failure';
-    END IF;
-    IF p_sticky_check IS NOT NULL AND EXISTS (
-            SELECT 1 FROM sticky_queues WHERE namespace = p_ns AND queue = p_sticky_check) THEN
-        RAISE EXCEPTION 'sticky queue % was closed', p_sticky_check
-            USING ERRCODE = 'serialization_failure';
-    END IF;
-    view := baton_write_run_v4(p_ns, p_wid, p_rid, p_event_ids, p_event_types, p_time, p_version,
-        p_event_attrs, p_timer_del_kinds, p_timer_del_refs, p_timer_kinds, p_timer_refs,
-        p_timer_attempts, p_timer_fire, p_task_kinds, p_task_queues, p_task_refs,
+    p_expect_xmin bigint, p_ns_xmin bigint, p_fail_updates jsonb, p_view_since bigint
+) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT f.view FROM baton_write_run_v5(p_ns, p_wid, p_rid, p_event_ids, p_event_types,
+        p_time, p_version, p_event_attrs, p_timer_del_kinds, p_timer_del_refs, p_timer_kinds,
+        p_timer_refs, p_timer_attempts, p_timer_fire, p_task_kinds, p_task_queues, p_task_refs,
         p_task_attempts, p_task_builds, p_status, p_paused, p_next_event_id,
         p_last_write_version, p_close_time, p_continued_to, p_wt_scheduled, p_wt_started,
         p_wt_attempt, p_wt_started_at, p_wt_identity, p_last_completed_wt, p_result, p_failure,
@@ -787,11 +794,8 @@ BEGIN
         p_activity_inserts, p_is_new, p_pending_updates, p_replicated, p_buffer_inserts,
         p_buffered_seq, p_buffered_flushed_seq, p_buffer_delete_upto, p_request_ids,
         p_request_kinds, p_signal_count, p_sticky_queue, p_sticky_timeout_s, p_new_execution,
-        p_versioning, p_expect_xmin, p_ns_xmin, p_fail_updates, p_view_since);
-    SELECT e.xmin::text::bigint, e.history_size_bytes INTO run_xmin, history_size
-    FROM executions e
-    WHERE e.namespace = p_ns AND e.workflow_id = p_wid AND e.run_id = p_rid;
-END;
+        p_versioning, p_expect_xmin, p_ns_xmin, p_fail_updates, p_view_since, NULL, NULL,
+        NULL) f
 $$;
 
 -- Queue-like tables churn: vacuum them early so scans never wade through

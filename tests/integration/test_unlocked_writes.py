@@ -1,4 +1,4 @@
-"""Unlocked writes (RunTxn.read_unlocked, baton_write_run_v4) on real PostgreSQL.
+"""Unlocked writes (RunTxn.read_unlocked, baton_write_run_v5) on real PostgreSQL.
 
 The hot completions read their run without a transaction and write it with
 one checked call. The write must be refused, with nothing of it stored, when
@@ -20,6 +20,7 @@ from store.context import UNLOCKED_CONFLICTS
 from store.mutable_state import RunTxn
 from store.namespaces import Namespace
 from store.new_run import new_execution
+from store.run_write import write_args
 from store.sql import QUERIES as Q
 from tests.conftest import Region
 from worker import Client, workflow
@@ -248,3 +249,69 @@ async def test_an_unlocked_start_is_refused_if_the_id_was_started_since_the_read
             "SELECT run_id FROM current_executions WHERE workflow_id = 's'"
         )
         assert str(current) == run.run_id
+
+
+async def test_the_previous_release_call_writes_as_this_one_and_the_xmin_is_the_rows(
+    region: Region, client: Client
+) -> None:
+    """Servers of the previous release call ``baton_write_run_v4``: since the
+    write's body moved into ``baton_write_run_v5`` it must store the same
+    write, checked the same way; and v5 must hand back the xmin and history
+    size the row holds after it (the run cache refuses its next write on
+    them)."""
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    params = ", ".join(f"${i}" for i in range(1, 58))
+    async with region.store.pool.acquire() as conn:
+        rt = await _read(region, conn, h.run_id)
+        args = write_args(rt)
+        assert await conn.fetchval(f"SELECT baton_write_run_v4({params})", *args) is None
+        # the same write again: its read is stale now, and it is refused
+        with pytest.raises(asyncpg.SerializationError):
+            await conn.fetchval(f"SELECT baton_write_run_v4({params})", *args)
+        assert _markers(await h.history()) == ["stale"]
+        rt = await _read(region, conn, h.run_id)
+        row = await conn.fetchrow(Q["write_run_v5"], *write_args(rt), None, None, None)
+        held = await conn.fetchrow(
+            "SELECT xmin::text::bigint AS xmin, history_size_bytes, next_event_id "
+            "FROM executions WHERE namespace = 'default' AND workflow_id = 'w'"
+        )
+    assert row["view"] is None
+    assert row["run_xmin"] == held["xmin"]
+    assert row["history_size"] == held["history_size_bytes"] > 0
+    assert _markers(await h.history()) == ["stale", "stale"]
+    assert held["next_event_id"] == len(await h.history()) + 1
+
+
+async def test_a_replicated_write_ships_the_row_as_it_left_it(
+    region: Region, client: Client
+) -> None:
+    """The outbox row of a replicated write carries the execution row as the
+    write left it (taken from the write itself, not read again)."""
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    async with region.store.pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.execute(
+                "UPDATE namespaces SET regions = ARRAY['region-a', 'region-b'] "
+                "WHERE name = 'default'"
+            )
+            rt = await _read(region, conn, h.run_id)
+            args = write_args(rt)
+            assert args[41] is True  # p_replicated
+            await conn.fetchrow(Q["write_run_v5"], *args, None, None, None)
+            shipped = await conn.fetchrow(
+                "SELECT first_event_id, last_event_id, execution FROM outbox "
+                "WHERE namespace = 'default' AND workflow_id = 'w' ORDER BY id DESC LIMIT 1"
+            )
+            row = await conn.fetchval(
+                "SELECT to_jsonb(e) FROM executions e "
+                "WHERE namespace = 'default' AND workflow_id = 'w'"
+            )
+        finally:
+            await tx.rollback()
+    assert shipped is not None
+    assert shipped["first_event_id"] == shipped["last_event_id"] == row["next_event_id"] - 1
+    assert shipped["execution"] == row
