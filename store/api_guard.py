@@ -180,6 +180,9 @@ def _parse(body: bytes, scope: Scope) -> Any:
             content_type = value.decode("latin-1").lower()
     if content_type and "json" not in content_type:
         return _NO_BODY  # the route refuses it by its own rules
+    quick = _parse_plain(body)
+    if quick is not _NOT_PLAIN:
+        return quick
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -192,6 +195,37 @@ def _parse(body: bytes, scope: Scope) -> Any:
     except InvalidArgument as exc:
         raise _Refused(exc) from None
     return parsed
+
+
+#: Every byte that is a digit as b"9", every other byte as a space.
+_DIGITS_AS_NINES = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN_DIGITS = b"9" * 19
+_NOT_PLAIN = object()
+
+
+def _parse_plain(body: bytes) -> Any:
+    """The body parsed by orjson, when that is sure to be what ``json.loads``
+    gives and what :func:`check_json` lets through; else ``_NOT_PLAIN``.
+
+    Nearly every request is such a body, and orjson with these byte scans
+    costs a fifth of ``json.loads`` and the walk. orjson refuses lone
+    surrogates, NaN, infinities and numbers that overflow a double, so a body
+    it parses holds none of them. The scans rule out the rest: a NUL can only
+    arrive escaped; no number of 19 digits or more means every integer is
+    inside 64 bits (orjson would read one past 64 bits as a float, where
+    ``json.loads`` reads an int); no more brackets than the depth limit means
+    no deeper nesting. Any other body takes the full path, with its errors.
+    """
+    if (
+        b"\\u0000" in body
+        or _NINETEEN_DIGITS in body.translate(_DIGITS_AS_NINES)
+        or body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
+    ):
+        return _NOT_PLAIN
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _NOT_PLAIN
 
 
 class _ParsedRequest(Request):
