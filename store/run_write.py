@@ -40,7 +40,8 @@ async def write_run(rt: RunTxn) -> None:
         await _write_locked_to_remember(rt, args)
     else:
         RunCache.forget_everywhere((ns, wid, rt.run_id))
-        rt.task_view = await conn.fetchval(Q["write_run"], *args)
+        row = await conn.fetchrow(Q["write_run_v5"], *args, None, None, None)
+        rt.task_view = row["view"]
 
 
 def write_args(rt: RunTxn) -> tuple[Any, ...]:

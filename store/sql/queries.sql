@@ -353,16 +353,10 @@ LIMIT $11
 -- name: count_executions
 SELECT status, count(*) AS n FROM executions WHERE namespace = $1 GROUP BY status
 
--- name: write_run
--- write_run_v5 without a remembered run's checks; returns the view only.
-SELECT f.view FROM baton_write_run_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31,
-    $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49,
-    $50, $51, $52, $53, $54, $55, $56, $57, NULL, NULL, NULL) f
-
 -- name: write_run_v5
--- write_run, also checked against a remembered activity ($58, its xmin $59)
--- and sticky queue ($60); returns the view, the run's new xmin and size.
+-- A run's write (store/run_write.py), also checked against a remembered
+-- activity ($58, its xmin $59) and sticky queue ($60) unless those are NULL;
+-- returns the view, the run's new xmin and size.
 SELECT * FROM baton_write_run_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,
     $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50,
