@@ -7,6 +7,7 @@ with the HTTP status of its store error class; the code is stable.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Path, Query, Request
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from store import activity_tasks as acts
 from store import messages, starts, tasks, workflows
@@ -103,9 +105,27 @@ def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
                 _walk_payload_sizes(item, limit, str(key))
 
 
+class _BatonApp(FastAPI):
+    """FastAPI behind the request guard.
+
+    The guard is in front of FastAPI's own layers (error and telemetry
+    middleware, its body limit), not inside them: the hot routes it answers
+    never enter them, which is about a tenth of a server's CPU under load.
+    Every other request goes on through all of FastAPI as before.
+    """
+
+    guard: RequestGuard | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.guard is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.guard(scope, receive, send)
+
+
 def create_app(store: Store) -> FastAPI:
     """The FastAPI application serving one region."""
-    app = FastAPI(
+    app = _BatonApp(
         title="Baton",
         version=SERVER_VERSION,
         description="Durable-execution workflow store: API of one region.",
@@ -119,8 +139,8 @@ def create_app(store: Store) -> FastAPI:
     def checked(model: BaseModel) -> None:
         _walk_payload_sizes(model, limit, "request")
 
-    app.add_middleware(
-        RequestGuard,
+    app.guard = RequestGuard(
+        partial(FastAPI.__call__, app),
         limit=body_limit,
         render=error_response,
         fast=HotRoutes(store, checked, error_response),
