@@ -1,4 +1,8 @@
-"""The SDK's HTTP transport: one aiohttp session, typed errors, failover following.
+"""The SDK's HTTP transport: typed errors, failover following.
+
+Plain ``http://`` endpoints are called through :mod:`worker._lean_http`'s
+keep-alive connections, any other (``https``, credentials in the URL) through
+one aiohttp session.
 
 A transport knows every region's endpoint. Calls go to the endpoint where the
 namespace was last seen active; a ``NAMESPACE_NOT_ACTIVE`` answer names the
@@ -19,12 +23,13 @@ import random
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote, urlsplit
 
 import aiohttp
 import orjson
 
 from worker._gc import collector_paused
+from worker._lean_http import LeanHTTP, lean_target
 from worker.errors import (
     BatonError,
     ClientClosedError,
@@ -64,6 +69,8 @@ class Transport:
         self.retry_for_s = retry_for_s
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=5.0)
         self._session: aiohttp.ClientSession | None = None
+        self._lean = LeanHTTP(timeout_s=request_timeout_s, connect_timeout_s=5.0)
+        self._parts: dict[str, SplitResult] = {}
         self._closed = False
 
     def _http(self) -> aiohttp.ClientSession:
@@ -86,6 +93,7 @@ class Transport:
 
     async def close(self) -> None:
         self._closed = True
+        self._lean.close()
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
@@ -110,20 +118,12 @@ class Transport:
         tried: set[str] = set()
         not_found: set[str] = set()
         content = orjson.dumps(body) if body is not None else None
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         while True:
             base = self._active
             tried.add(base)
             try:
-                async with self._http().request(
-                    method,
-                    base + path,
-                    # aiohttp streams a large body from a buffer instead of
-                    # writing it in one go (and warns about raw bytes over 1 MiB)
-                    data=io.BytesIO(content) if content and len(content) > 1 << 20 else content,
-                    params={k: _param(v) for k, v in (params or {}).items() if v is not None},
-                ) as resp:
-                    answer = await resp.read()
-                    status = resp.status
+                status, answer = await self._exchange(method, base, path, content, query)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 err: BatonError = UnavailableError(f"cannot reach {base}: {exc!r}")
                 # Another region's server may answer (and redirect) instead.
@@ -168,6 +168,27 @@ class Transport:
                 raise err
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
+
+    async def _exchange(
+        self, method: str, base: str, path: str, content: bytes | None, query: dict[str, str]
+    ) -> tuple[int, bytes]:
+        """One request and its answer's status and body (no retries)."""
+        parts = self._parts.get(base)
+        if parts is None:
+            parts = self._parts[base] = urlsplit(base)
+        if lean_target(parts):
+            if self._closed:
+                raise ClientClosedError("this client is closed: connect a new one")
+            return await self._lean.request(method, parts, path, content, query)
+        async with self._http().request(
+            method,
+            base + path,
+            # aiohttp streams a large body from a buffer instead of
+            # writing it in one go (and warns about raw bytes over 1 MiB)
+            data=io.BytesIO(content) if content and len(content) > 1 << 20 else content,
+            params=query,
+        ) as resp:
+            return resp.status, await resp.read()
 
     def _others(self, base: str) -> list[str]:
         """The endpoints other than ``base``, in order, starting after it."""
