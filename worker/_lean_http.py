@@ -18,6 +18,7 @@ endpoints with credentials in the URL use aiohttp instead (see
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from urllib.parse import SplitResult, quote, urlencode
 
@@ -28,6 +29,7 @@ import httptools
 IDLE_REUSE_S = 30.0
 #: Characters of a path sent as they are (``%`` keeps escapes already made).
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=._~-]*")
 
 
 def lean_target(parts: SplitResult) -> bool:
@@ -118,7 +120,9 @@ class LeanHTTP:
         params: dict[str, str],
     ) -> tuple[int, bytes]:
         """Send one request to ``base`` and return the answer's status and body."""
-        target = quote(base.path.rstrip("/") + path, safe=_PATH_SAFE)
+        target = base.path.rstrip("/") + path
+        if _PLAIN_PATH.fullmatch(target) is None:
+            target = quote(target, safe=_PATH_SAFE)
         if params:
             target += "?" + urlencode(params)
         host = base.netloc

@@ -500,7 +500,7 @@ class WorkflowInstance(WorkflowRuntime):
         asyncio.events._set_running_loop(self._loop)
         self.activating = True
         try:
-            for task in asyncio.all_tasks(self._loop):
+            for task in self._loop.tasks():
                 task.cancel()
             steps = 0
             while self._loop.has_ready() and steps < _TEARDOWN_MAX_STEPS:

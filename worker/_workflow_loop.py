@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextvars
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -91,6 +92,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self.owner = owner
         self._ready: collections.deque[asyncio.Handle | _Call] = collections.deque()
         self._now = 0.0
+        # This loop's tasks: asyncio.all_tasks() would walk every task of the
+        # process (each cached workflow's among them) on every eviction.
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._exception_handler: (
             Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None
         ) = None
@@ -181,7 +185,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[Any]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self._tasks.add(task)
+        return task
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks created on this loop that are still referenced anywhere."""
+        return list(self._tasks)
 
     def start_task_now(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
         """A task whose first step runs now, inside the running callback.

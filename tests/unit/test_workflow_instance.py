@@ -1420,6 +1420,32 @@ def test_dispose_runs_pending_cleanup_without_commands() -> None:
         sim.instance.activate([])
 
 
+def test_dispose_cancels_every_task_the_workflow_started() -> None:
+    cleaned: list[str] = []
+
+    async def wait(name: str) -> None:
+        try:
+            await workflow.sleep(100)
+        finally:
+            cleaned.append(name)
+
+    @workflow.defn(name="ManyTasks")
+    class ManyTasks:
+        @workflow.run
+        async def run(self) -> None:
+            background = asyncio.create_task(wait("created"))
+            try:
+                await asyncio.gather(wait("gathered-1"), wait("gathered-2"))
+            finally:
+                cleaned.append("main")
+            await background
+
+    sim = Sim(ManyTasks)
+    sim.run_task()
+    sim.instance.dispose()
+    assert sorted(cleaned) == ["created", "gathered-1", "gathered-2", "main"]
+
+
 def test_canceled_error_type_reaches_fail_workflow() -> None:
     @workflow.defn(name="RaisesCanceled")
     class RaisesCanceled:
