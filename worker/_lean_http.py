@@ -27,6 +27,8 @@ import httptools
 #: An idle connection older than this is closed instead of reused (servers
 #: close idle keep-alive connections after a while: uvicorn after 75 s here).
 IDLE_REUSE_S = 30.0
+#: Idle connections to one endpoint past which closed and stale ones are dropped.
+_PRUNE_PAST = 16
 #: Characters of a path sent as they are (``%`` keeps escapes already made).
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=._~-]*")
@@ -37,6 +39,7 @@ def lean_target(parts: SplitResult) -> bool:
     return (
         parts.scheme == "http"
         and parts.hostname is not None
+        and parts.netloc.isascii()
         and parts.username is None
         and not parts.query
         and not parts.fragment
@@ -145,10 +148,23 @@ class LeanHTTP:
                     conn.close()
         if keep_alive and not conn.lost:
             conn.idle_since = time.monotonic()
-            self._idle.setdefault(key, []).append(conn)
+            idle = self._idle.setdefault(key, [])
+            idle.append(conn)
+            if len(idle) > _PRUNE_PAST:
+                self._prune(idle, conn.idle_since)
         else:
             conn.close()
         return status, answer
+
+    @staticmethod
+    def _prune(idle: list[_Connection], now: float) -> None:
+        """Drop connections closed or idle too long (the oldest sit at the bottom
+        of the stack, unused while fewer requests are in flight than after a burst)."""
+        keep = [c for c in idle if not c.lost and now - c.idle_since < IDLE_REUSE_S]
+        for conn in idle:
+            if conn.lost or now - conn.idle_since >= IDLE_REUSE_S:
+                conn.close()
+        idle[:] = keep
 
     async def _take(self, key: tuple[str, int]) -> _Connection:
         idle = self._idle.get(key)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from worker import _lean_http as lean_http
 from worker._http import Transport
 from worker._lean_http import LeanHTTP, lean_target
 from worker.errors import InvalidArgumentError, UnavailableError
@@ -231,11 +232,33 @@ async def test_a_server_that_never_answers_times_out() -> None:
         http.close()
 
 
+async def test_connections_left_idle_after_a_burst_are_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lean_http, "IDLE_REUSE_S", 0.2)
+    async with RawServer(echo) as srv:
+        http = client()
+        base = urlsplit(srv.url)
+        await asyncio.gather(*(http.request("GET", base, "/", None, {}) for _ in range(40)))
+        assert srv.accepted == 40
+        # one request at a time from now on: one connection serves them all,
+        # and the 39 left at the bottom of the idle stack go once stale
+        until = asyncio.get_running_loop().time() + 0.35
+        while asyncio.get_running_loop().time() < until:
+            await http.request("GET", base, "/", None, {})
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert srv.accepted == 40
+        assert srv.ended == 39
+        http.close()
+
+
 def test_only_plain_http_urls_are_served() -> None:
     assert lean_target(urlsplit("http://127.0.0.1:7233"))
     assert lean_target(urlsplit("http://baton.internal/api-gw"))
     assert not lean_target(urlsplit("https://baton.internal"))
     assert not lean_target(urlsplit("http://user:secret@baton.internal"))
+    assert not lean_target(urlsplit("http://bücher.example"))
 
 
 async def test_transport_errors_stay_typed_through_the_lean_client() -> None:
