@@ -279,12 +279,17 @@ def create_app(store: Store) -> FastAPI:
     @app.post(f"{ns_path}/workflows", response_model=wire.StartWorkflowResponse)
     async def start_workflow(namespace: str, req: wire.StartWorkflowRequest) -> Response:
         checked(req)
-        res = await starts.start_workflow(store, namespace, req)
-        return JSON(res.model_dump(), status_code=201 if res.started else 200)
+        body, status = await starts.start_and_wait(store, namespace, req)
+        return JSON(body, status_code=status)
 
     @app.post(f"{ns_path}/signal-with-start", response_model=wire.StartWorkflowResponse)
     async def signal_with_start(namespace: str, req: wire.SignalWithStartRequest) -> Response:
         checked(req)
+        if req.wait_result_s is not None:
+            raise InvalidArgument(
+                "wait_result_s is for starts only: wait for a signal-with-start's "
+                "outcome with GET .../result?wait_s="
+            )
         start = wire.StartWorkflowRequest.model_validate(
             req.model_dump(exclude={"signal_name", "signal_input"})
         )

@@ -152,8 +152,8 @@ class HotRoutes:
 
             async def start_workflow() -> Response:
                 self.checked(start)
-                res = await starts.start_workflow(store, namespace, start)
-                return JSON(res.model_dump(), status_code=201 if res.started else 200)
+                body, status = await starts.start_and_wait(store, namespace, start)
+                return JSON(body, status_code=status)
 
             return start_workflow
         poll = _model(wire.PollRequest, body)

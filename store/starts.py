@@ -27,7 +27,7 @@ from store.new_run import new_execution
 from store.sql import QUERIES as Q
 from store.task_views import build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
-from store.workflows import _add_signal, terminate_txn
+from store.workflows import _add_signal, get_result, terminate_txn
 from versioning import routing
 from worker import wire
 from worker.wire import EventType, WorkflowIdReusePolicy
@@ -79,6 +79,21 @@ async def start_workflow(
         raise
     match.settle(committed=True)  # the first workflow task, to a poller of this process
     return started
+
+
+async def start_and_wait(
+    store: Store, namespace: str, req: wire.StartWorkflowRequest
+) -> tuple[dict[str, Any], int]:
+    """A start as its route answers it: the body and the HTTP status (201 for
+    a new run). With ``wait_result_s`` the body holds the run's outcome,
+    waited for as a result long-poll waits."""
+    res = await start_workflow(store, namespace, req)
+    body = res.model_dump()
+    if req.wait_result_s is not None:
+        body["result"] = await get_result(
+            store, namespace, req.workflow_id, res.run_id, req.wait_result_s
+        )
+    return body, 201 if res.started else 200
 
 
 async def start_workflow_txn(

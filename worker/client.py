@@ -55,6 +55,9 @@ def endpoints_from_config(path: str | os.PathLike[str] | None = None) -> list[st
 
 
 _new_request_id = new_request_id
+#: How long :meth:`Client.execute_workflow`'s start waits for the outcome
+#: (then it waits as :meth:`WorkflowHandle.result` does).
+EXECUTE_WAIT_S = 60.0
 
 
 def _seconds(value: timedelta | float | None) -> float | None:
@@ -188,6 +191,37 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         (datetimes are sent as RFC 3339 in UTC). ``versioning_behavior``
         (``"pinned"`` or ``"auto-upgrade"``) overrides the workflow type's.
         """
+        handle, _ = await self._start(
+            workflow,
+            args,
+            id=id,
+            task_queue=task_queue,
+            request_id=request_id,
+            id_reuse_policy=id_reuse_policy,
+            task_timeout=task_timeout,
+            run_timeout=run_timeout,
+            memo=memo,
+            search_attributes=search_attributes,
+            versioning_behavior=versioning_behavior,
+        )
+        return handle
+
+    async def _start(
+        self,
+        workflow: str | type,
+        args: Sequence[Any],
+        *,
+        id: str,
+        task_queue: str,
+        request_id: str | None = None,
+        id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        task_timeout: timedelta | float = 10.0,
+        run_timeout: timedelta | float | None = None,
+        memo: dict[str, Any] | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
+        versioning_behavior: str | None = None,
+        wait_result_s: float | None = None,
+    ) -> tuple[WorkflowHandle, dict[str, Any]]:
         body = {
             "workflow_id": id,
             "workflow_type": workflow_name(workflow),
@@ -202,13 +236,26 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
             "search_attributes": encode_search_attributes(search_attributes or {}),
             "versioning_behavior": check_behavior(versioning_behavior, "versioning_behavior"),
         }
+        if wait_result_s is not None:
+            body["wait_result_s"] = wait_result_s
         res = await self.call("POST", ns_path(self.namespace, "/workflows"), body)
-        return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
+        return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"]), res
 
     async def execute_workflow(
         self, workflow: str | type, *args: Any, id: str, task_queue: str, **kw: Any
     ) -> Any:
-        handle = await self.start_workflow(workflow, *args, id=id, task_queue=task_queue, **kw)
+        """Start a workflow and return its result (:meth:`start_workflow`'s options).
+
+        One call when the run ends within a minute: the start waits for its
+        outcome (a server of an earlier release answers without it, and the
+        result is then waited for as :meth:`WorkflowHandle.result` does).
+        """
+        handle, res = await self._start(
+            workflow, args, id=id, task_queue=task_queue, wait_result_s=EXECUTE_WAIT_S, **kw
+        )
+        outcome = res.get("result")
+        if isinstance(outcome, dict) and outcome.get("closed"):
+            return await handle._outcome(outcome, None)
         return await handle.result()
 
     async def signal_with_start_workflow(
@@ -297,6 +344,10 @@ class WorkflowHandle(RunControlMixin):
                 break
             if deadline is not None and _time.monotonic() >= deadline:
                 raise TimeoutError(f"workflow {self.id!r} still running after {timeout}")
+        return await self._outcome(res, type_hint)
+
+    async def _outcome(self, res: dict[str, Any], type_hint: Any) -> Any:
+        """The result of a closed run's outcome (``GET .../result``), or its error."""
         if res["status"] == "completed":
             return await self.client.decode_one(res["result"], type_hint)
         failure = await self.client.decode_failure(res.get("failure"))

@@ -69,12 +69,19 @@ class StartWorkflowRequest(BaseModel):
     search_attributes: dict[str, Any] = Field(default_factory=dict)
     #: Worker versioning: this run's behaviour, over its workflow type's.
     versioning_behavior: Literal["pinned", "auto-upgrade"] | None = None
+    #: Answer with the run's outcome too (``result``), waiting up to this many
+    #: seconds for it as ``GET .../result?wait_s=`` does: one call where
+    #: start and result would be two. Not for signal-with-start.
+    wait_result_s: float | None = Field(default=None, ge=0, le=120)
 
 
 class StartWorkflowResponse(BaseModel):
     workflow_id: str
     run_id: str
     started: bool  # False when a retried request id found the earlier start
+    #: With ``wait_result_s``: the outcome as ``GET .../result`` answers it
+    #: (``closed`` is false if the wait ran out first).
+    result: ResultResponse | None = None
 
 
 class SignalRequest(BaseModel):
