@@ -25,6 +25,7 @@ from store.api_pause import add_pause_routes
 from store.api_schedules import add_schedule_routes
 from store.api_versioning import add_versioning_routes
 from store.api_visibility import add_visibility_routes
+from store.client_watch import ClientWatch
 from store.context import Store
 from store.errors import (
     ConflictNotFound,
@@ -396,9 +397,11 @@ def create_app(store: Store) -> FastAPI:
     async def poll_workflow_task(
         namespace: str, req: wire.PollRequest, request: Request
     ) -> Response:
-        return JSON(
-            {"task": await tasks.poll_workflow_task(store, namespace, req, request.is_disconnected)}
-        )
+        watch = ClientWatch(request.receive)
+        try:
+            return JSON({"task": await tasks.poll_workflow_task(store, namespace, req, watch)})
+        finally:
+            watch.close()
 
     @app.post(
         f"{ns_path}/workflow-tasks/complete",
@@ -433,9 +436,11 @@ def create_app(store: Store) -> FastAPI:
     async def poll_activity_task(
         namespace: str, req: wire.PollRequest, request: Request
     ) -> Response:
-        return JSON(
-            {"task": await acts.poll_activity_task(store, namespace, req, request.is_disconnected)}
-        )
+        watch = ClientWatch(request.receive)
+        try:
+            return JSON({"task": await acts.poll_activity_task(store, namespace, req, watch)})
+        finally:
+            watch.close()
 
     @app.post(f"{ns_path}/activity-tasks/complete", response_model=wire.RespondActivityResponse)
     async def complete_activity_task(

@@ -23,13 +23,13 @@ from urllib.parse import parse_qsl
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
 from store import activity_tasks as acts
 from store import starts, tasks, workflows
 from store.api_guard import JSON
+from store.client_watch import ClientWatch
 from store.context import Store
 from store.errors import StoreError, Unavailable
 from worker import wire
@@ -159,17 +159,24 @@ class HotRoutes:
         poll = _model(wire.PollRequest, body)
         if poll is None:
             return None
-        disconnected = Request(scope, receive).is_disconnected
         if route == "workflow-tasks/poll":
 
             async def poll_workflow_task() -> Response:
-                task = await tasks.poll_workflow_task(store, namespace, poll, disconnected)
+                watch = ClientWatch(receive)
+                try:
+                    task = await tasks.poll_workflow_task(store, namespace, poll, watch)
+                finally:
+                    watch.close()
                 return JSON({"task": task})
 
             return poll_workflow_task
 
         async def poll_activity_task() -> Response:
-            task = await acts.poll_activity_task(store, namespace, poll, disconnected)
+            watch = ClientWatch(receive)
+            try:
+                task = await acts.poll_activity_task(store, namespace, poll, watch)
+            finally:
+                watch.close()
             return JSON({"task": task})
 
         return poll_activity_task

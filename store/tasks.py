@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from store.client_watch import ClientWatch
 from store.commands import apply_commands, writes_only_the_run
 from store.context import Store
 from store.deployments import register_poller
@@ -44,6 +45,7 @@ T = TypeVar("T")
 STALE = object()  # a task row whose task is no longer open; take the next one
 
 
+#: Whether a poll's client went away (a :class:`ClientWatch` also wakes the poll).
 Disconnected = Callable[[], Awaitable[bool]]
 
 
@@ -71,6 +73,10 @@ async def long_poll(
     tag = poller_version(req)
     key = f"{namespace}/{kind}{'' if tag is None else '@' + tag}/{req.task_queue}"
     async with store.notifier.subscribe("baton_tasks_v1", key) as ev:
+        if isinstance(disconnected, ClientWatch):
+            # a client that goes away while this poll sleeps ends it at once:
+            # asleep, it is offered to starts (store.matching)
+            disconnected.wake_when_gone(ev)
         while True:
             ev.clear()
             if store.notifier.namespace_epoch != epoch:
