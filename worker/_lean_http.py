@@ -113,6 +113,7 @@ class LeanHTTP:
         self.connect_timeout_s = connect_timeout_s
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._busy: set[_Connection] = set()
+        self._pruned = 0.0  # when idle connections were last pruned (monotonic)
 
     async def request(
         self,
@@ -150,7 +151,10 @@ class LeanHTTP:
             conn.idle_since = time.monotonic()
             idle = self._idle.setdefault(key, [])
             idle.append(conn)
-            if len(idle) > _PRUNE_PAST:
+            # (at most twice a reuse period: many fresh idle connections are
+            # normal where many requests run at once, and stay)
+            if len(idle) > _PRUNE_PAST and conn.idle_since - self._pruned >= IDLE_REUSE_S / 2:
+                self._pruned = conn.idle_since
                 self._prune(idle, conn.idle_since)
         else:
             conn.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -250,6 +251,30 @@ async def test_connections_left_idle_after_a_burst_are_closed(
         await asyncio.sleep(0.05)
         assert srv.accepted == 40
         assert srv.ended == 39
+        http.close()
+
+
+async def test_many_fresh_idle_connections_are_not_walked_on_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    walks = 0
+    prune = LeanHTTP._prune
+
+    def counted(idle: list[Any], now: float) -> None:
+        nonlocal walks
+        walks += 1
+        prune(idle, now)
+
+    monkeypatch.setattr(LeanHTTP, "_prune", staticmethod(counted))
+    async with RawServer(echo) as srv:
+        http = client()
+        base = urlsplit(srv.url)
+        await asyncio.gather(*(http.request("GET", base, "/", None, {}) for _ in range(40)))
+        for _ in range(50):
+            await http.request("GET", base, "/", None, {})
+        # all 40 stay (fresh): one walk when the burst came back, none per request
+        assert walks == 1
+        assert srv.accepted == 40 and srv.ended == 0
         http.close()
 
 
