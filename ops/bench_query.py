@@ -102,13 +102,18 @@ async def _grow(client: Client, handle: Any, events: int, show_progress: bool) -
         task = progress.add_task("signals", total=total)
         share, rest = divmod(total, SENDERS)
         await asyncio.gather(*[sender(share + (i < rest)) for i in range(SENDERS)])
-    # every signal is an event once the workflow task running at its arrival ends
+    # A signal that arrives while a workflow task runs is written after it and
+    # handled by the next one: the run has seen every signal once the worker
+    # that grew it answers the full count (the history's length alone says
+    # nothing about the last workflow task having completed).
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if int((await handle.describe())["execution"]["history_length"]) > total:
-            break
+    while True:
+        seen = await handle.query("count")
+        if seen == sent:
+            return sent
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the run saw {seen} of {sent} signals after 120 s")
         await asyncio.sleep(0.2)
-    return sent
 
 
 async def _parts_in_process(client: Client, ns: str, run_id: str | None) -> dict[str, float]:
