@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -35,10 +35,12 @@ async def query_workflow(
     """Ask a worker to run a query handler against the workflow's current state."""
     await require_active_here(store, namespace)
     epoch = store.notifier.namespace_epoch
+    deadline = utcnow() + timedelta(seconds=req.timeout_s)
     async with store.pool.acquire() as conn:
         row = await _get_run(conn, namespace, workflow_id, req.run_id)
+    if _task_pending(row) is not None:
+        row = await _after_pending_task(store, row, deadline, req)
     query_id = uuid.uuid4()
-    deadline = utcnow() + timedelta(seconds=req.timeout_s)
     async with store.notifier.subscribe("baton_queries_v1", str(query_id)) as ev:
 
         async def insert(conn: asyncpg.Connection) -> None:
@@ -88,6 +90,51 @@ async def query_workflow(
         finally:
             async with store.pool.acquire() as conn:
                 await conn.execute(Q["delete_query"], query_id)
+
+
+def _task_pending(row: asyncpg.Record) -> int | None:
+    """The scheduled event id of the workflow task a query waits for, if any.
+
+    A worker answers a query from the state of the run's last completed
+    workflow task. A task scheduled or running when the query arrives holds
+    what the server confirmed before it (a start, a signal whose call
+    returned): the query waits for it, as Temporal's consistent queries do.
+    Not for a task that already failed (attempt > 1: it may not complete
+    soon, the last good state answers) nor for one a pause holds back.
+    """
+    if row["status"] != "running" or row["wt_scheduled_event_id"] is None:
+        return None
+    if row["wt_attempt"] > 1 or (row["paused"] and row["wt_started_event_id"] is None):
+        return None
+    return int(row["wt_scheduled_event_id"])
+
+
+async def _after_pending_task(
+    store: Store, row: asyncpg.Record, deadline: datetime, req: wire.QueryRequest
+) -> asyncpg.Record:
+    """Wait until the workflow task pending in ``row`` is no longer pending; the run's
+    row then. Its completion writes history, which wakes this wait."""
+    namespace, workflow_id, run_id = row["namespace"], row["workflow_id"], row["run_id"]
+    pending = _task_pending(row)
+    epoch = store.notifier.namespace_epoch
+    async with store.notifier.subscribe("baton_history_v1", f"{namespace}/{workflow_id}") as ev:
+        while True:
+            async with store.pool.acquire() as conn:
+                row = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, run_id)
+            now = _task_pending(row)
+            if now is None or now != pending:
+                return row
+            if store.notifier.namespace_epoch != epoch:
+                epoch = store.notifier.namespace_epoch
+                await require_active_here(store, namespace)
+            remaining = (deadline - utcnow()).total_seconds()
+            if remaining <= 0 or store.notifier.draining:
+                raise QueryTimedOut(
+                    f"query {req.query_name!r} waited {req.timeout_s}s for the workflow task "
+                    f"of {workflow_id!r} that was pending when it came, and it did not "
+                    f"complete: is a worker polling task queue {row['task_queue']!r}?"
+                )
+            await wait_event(ev, remaining)
 
 
 async def update_workflow(

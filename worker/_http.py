@@ -106,12 +106,16 @@ class Transport:
         params: dict[str, Any] | None = None,
         retry: bool = True,
         raw: bool = False,
+        retry_for_s: float | None = None,
     ) -> Any:
         """Make one API call; returns the decoded JSON body or raises a BatonError.
 
         With ``raw`` a successful call returns the body's bytes undecoded.
+        ``retry_for_s`` bounds the retries of this call (a caller's own
+        timeout) instead of the transport's.
         """
-        deadline = time.monotonic() + (self.retry_for_s if retry else 0)
+        budget = self.retry_for_s if retry_for_s is None else retry_for_s
+        deadline = time.monotonic() + (budget if retry else 0)
         delay = 0.05
         tried_other = False
         # Endpoints reached in this call, and those that do not know the namespace.

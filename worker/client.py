@@ -393,6 +393,8 @@ class WorkflowHandle(RunControlMixin):
                 "run_id": None,
                 "timeout_s": timeout,
             },
+            # the caller's timeout bounds the whole call, its retries too
+            retry_for_s=timeout,
         )
         return await self.client.decode_one(res.get("result"), type_hint)
 
@@ -416,6 +418,7 @@ class WorkflowHandle(RunControlMixin):
                 "timeout_s": timeout,
                 "identity": self.client.identity,
             },
+            retry_for_s=timeout,
         )
         return await self.client.decode_one(res.get("result"), type_hint)
 
