@@ -547,12 +547,14 @@ DECLARE
     v_ship boolean := p_replicated AND cardinality(p_event_ids) > 0;
     v_row jsonb;
 BEGIN
-    IF p_act_check IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM activities
-            WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
-              AND scheduled_event_id = p_act_check AND xmin::text::bigint = p_act_xmin) THEN
-        RAISE EXCEPTION 'activity % of % changed since it was written', p_act_check, p_wid
-            USING ERRCODE = 'serialization_failure';
+    IF p_act_check IS NOT NULL THEN
+        PERFORM 1 FROM activities
+        WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
+          AND scheduled_event_id = p_act_check AND xmin::text::bigint = p_act_xmin;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'activity % of % changed since it was written', p_act_check, p_wid
+                USING ERRCODE = 'serialization_failure';
+        END IF;
     END IF;
     IF p_sticky_check IS NOT NULL AND EXISTS (
             SELECT 1 FROM sticky_queues WHERE namespace = p_ns AND queue = p_sticky_check) THEN
