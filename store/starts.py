@@ -27,7 +27,7 @@ from store.new_run import new_execution
 from store.sql import QUERIES as Q
 from store.task_views import build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
-from store.workflows import _add_signal, get_result, terminate_txn
+from store.workflows import _add_signal, closes_of, terminate_txn, wait_outcome
 from versioning import routing
 from worker import wire
 from worker.wire import EventType, WorkflowIdReusePolicy
@@ -87,11 +87,23 @@ async def start_and_wait(
     """A start as its route answers it: the body and the HTTP status (201 for
     a new run). With ``wait_result_s`` the body holds the run's outcome,
     waited for as a result long-poll waits."""
-    res = await start_workflow(store, namespace, req)
-    body = res.model_dump()
-    if req.wait_result_s is not None:
-        body["result"] = await get_result(
-            store, namespace, req.workflow_id, res.run_id, req.wait_result_s
+    if req.wait_result_s is None:
+        res = await start_workflow(store, namespace, req)
+        return res.model_dump(), 201 if res.started else 200
+    # Subscribed before the start: a run this start opens is known to be open,
+    # and its outcome is waited for without reading it first.
+    async with closes_of(store, namespace, req.workflow_id) as ev:
+        since = store.run_cache.close_seq
+        res = await start_workflow(store, namespace, req)
+        body = res.model_dump()
+        body["result"] = await wait_outcome(
+            store,
+            namespace,
+            req.workflow_id,
+            res.run_id,
+            req.wait_result_s,
+            ev,
+            opened_since=since if res.started else None,
         )
     return body, 201 if res.started else 200
 

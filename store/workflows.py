@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -295,9 +297,38 @@ async def get_result(
     store: Store, namespace: str, workflow_id: str, run_id: str | None, wait_s: float = 0.0
 ) -> dict[str, Any]:
     """Outcome of a run, following continue-as-new and resets to the last run of the chain."""
+    async with closes_of(store, namespace, workflow_id) as ev:
+        return await wait_outcome(store, namespace, workflow_id, run_id, wait_s, ev)
+
+
+def closes_of(
+    store: Store, namespace: str, workflow_id: str
+) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+    """An event set when a run of ``workflow_id`` closes (for :func:`wait_outcome`)."""
+    return store.notifier.subscribe("baton_closed_v1", f"{namespace}/{workflow_id}")
+
+
+async def wait_outcome(
+    store: Store,
+    namespace: str,
+    workflow_id: str,
+    run_id: str | None,
+    wait_s: float,
+    ev: asyncio.Event,
+    *,
+    opened_since: int | None = None,
+) -> dict[str, Any]:
+    """:func:`get_result` on ``ev`` from :func:`closes_of`, subscribed by the caller.
+
+    ``opened_since``: ``run_id`` was opened by the caller, subscribed before it
+    began, when the run cache's ``close_seq`` was this; the run is known to be
+    open, so the wait starts without reading it.
+    """
     deadline = utcnow() + timedelta(seconds=wait_s)
-    async with store.notifier.subscribe("baton_closed_v1", f"{namespace}/{workflow_id}") as ev:
-        while True:
+    since = opened_since
+    read = opened_since is None or run_id is None
+    while True:
+        if read:
             since = store.run_cache.close_seq  # (before the read)
             async with store.pool.acquire() as conn:
                 row = await _get_run(conn, namespace, workflow_id, run_id)
@@ -312,17 +343,23 @@ async def get_result(
             remaining = (deadline - utcnow()).total_seconds()
             if closed or remaining <= 0 or store.notifier.draining:
                 return _outcome(run_id, row)
-            if await wait_event(ev, remaining):
-                # closed by a write of this process: no need to read it again
-                here = await store.run_cache.closed_here(
-                    (namespace, workflow_id, run_id),
-                    since,
-                    (deadline - utcnow()).total_seconds(),
-                )
-                if here is not None and not (
-                    here["status"] in _FOLLOWED and here["continued_to_run_id"]
-                ):
-                    return _outcome(run_id, here)
+        else:
+            read = True  # from now on, on every turn the wait is not answered here
+            remaining = (deadline - utcnow()).total_seconds()
+            if remaining <= 0 or store.notifier.draining:
+                continue
+        assert run_id is not None and since is not None
+        if await wait_event(ev, remaining):
+            # closed by a write of this process: no need to read it again
+            here = await store.run_cache.closed_here(
+                (namespace, workflow_id, run_id),
+                since,
+                (deadline - utcnow()).total_seconds(),
+            )
+            if here is not None and not (
+                here["status"] in _FOLLOWED and here["continued_to_run_id"]
+            ):
+                return _outcome(run_id, here)
 
 
 def _outcome(run_id: str, row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 import worker.client as client_module
+from ops.bench_measure import ensure_statement_stats
 from tests.apps.workflows import ALL_ACTIVITIES, Chain, Sleeper, ThreeSteps
+from tests.conftest import Region
+from tests.integration.test_run_cache import RESULT_READ, _calls
 from worker import ApplicationError, Client, Worker, WorkflowFailureError, workflow
 from worker._http import ns_path
 from worker.errors import InvalidArgumentError, WorkflowNotFoundError
@@ -69,6 +72,21 @@ async def test_execute_is_one_call_when_the_run_ends_within_the_wait(client: Cli
             assert chained == "done after 2 continue-as-new runs"
     assert [m for m, _ in seen] == ["POST", "POST"]
     assert all(path.endswith("/workflows") for _, path in seen)
+
+
+async def test_a_new_run_is_waited_for_without_reading_it(region: Region, client: Client) -> None:
+    """The start opened the run, so its outcome is waited for without a read;
+    a continue-as-new chain (closed, followed) is read to reach its last run."""
+    assert await ensure_statement_stats(region.dsn), "the test cluster preloads pg_stat_statements"
+    async with make_worker(client):
+        await client.execute_workflow(ThreeSteps, 0, id="no-read-warm", task_queue=QUEUE)
+        before = await _calls(region, RESULT_READ)
+        for i in range(5):
+            assert await client.execute_workflow(ThreeSteps, i, id=f"no-read-{i}", task_queue=QUEUE)
+        assert await _calls(region, RESULT_READ) == before
+        chained = await client.execute_workflow(Chain, 0, 1, id="read-chain", task_queue=QUEUE)
+        assert chained == "done after 1 continue-as-new runs"
+        assert await _calls(region, RESULT_READ) > before
 
 
 async def test_a_failed_run_raises_from_the_one_call(client: Client) -> None:
