@@ -126,6 +126,7 @@ async def test_a_query_does_not_wait_for_a_failing_workflow_task(client: Client)
     async with Worker(client, task_queue=QUEUE, workflows=[Tally]):
         handle = await client.start_workflow(Tally, id=new_id("failing"), task_queue=QUEUE)
         await handle.signal("add", 1)
+        assert await handle.query("tally") == [1]  # its task completed
         await handle.signal("explode")
         t0 = time.monotonic()
         assert await handle.query("tally", timeout=5) == [1]
