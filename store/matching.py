@@ -44,6 +44,9 @@ class Matcher:
         #: Tasks handed over in memory, and reservations let go (the write failed).
         self.matched = 0
         self.released = 0
+        #: Writers that found no poller of their queue asleep here: none was
+        #: polling it, or every one was awake (woken, taking from the table).
+        self.missed = {"no_poller": 0, "all_awake": 0}
 
     @contextlib.contextmanager
     def idle(self, key: str, identity: str, ev: asyncio.Event) -> Iterator[Waiter]:
@@ -64,12 +67,14 @@ class Matcher:
 
     def reserve(self, key: str) -> Waiter | None:
         """The longest-idle poller of ``key`` not already woken, now reserved."""
-        for w in self._idle.get(key, ()):
+        waiters = self._idle.get(key)
+        for w in waiters or ():
             if not w.ev.is_set():
                 self._drop(w)
                 w.reserved = True
                 w.ev.set()  # the notifier wakes other pollers from now on
                 return w
+        self.missed["all_awake" if waiters else "no_poller"] += 1
         return None
 
     def deliver(self, w: Waiter, task: dict[str, Any]) -> None:

@@ -181,4 +181,14 @@ def render_process_metrics(region: str, cache: RunCache, matcher: Matcher) -> st
         [(_labels(region=region, process=pid), matcher.matched)],
         "counter",
     )
+    out += _family(
+        "baton_sync_match_missed_total",
+        "New workflow tasks written as task rows: no long-poll of their queue was asleep in "
+        "this process (reason: no_poller, all_awake).",
+        [
+            (_labels(region=region, process=pid, reason=reason), n)
+            for reason, n in matcher.missed.items()
+        ],
+        "counter",
+    )
     return "\n".join(out) + "\n"

@@ -556,10 +556,12 @@ BEGIN
                 USING ERRCODE = 'serialization_failure';
         END IF;
     END IF;
-    IF p_sticky_check IS NOT NULL AND EXISTS (
-            SELECT 1 FROM sticky_queues WHERE namespace = p_ns AND queue = p_sticky_check) THEN
-        RAISE EXCEPTION 'sticky queue % was closed', p_sticky_check
-            USING ERRCODE = 'serialization_failure';
+    IF p_sticky_check IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM sticky_queues
+                   WHERE namespace = p_ns AND queue = p_sticky_check) THEN
+            RAISE EXCEPTION 'sticky queue % was closed', p_sticky_check
+                USING ERRCODE = 'serialization_failure';
+        END IF;
     END IF;
     IF p_expect_xmin IS NOT NULL THEN
         -- An unlocked write: the caller read the run and its namespace without
