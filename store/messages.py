@@ -16,6 +16,7 @@ from store.errors import (
     UpdateFailed,
     UpdateRejected,
     UpdateTimedOut,
+    WorkflowNotFound,
     WorkflowNotRunning,
     WorkflowPaused,
 )
@@ -120,7 +121,10 @@ async def _after_pending_task(
     async with store.notifier.subscribe("baton_history_v1", f"{namespace}/{workflow_id}") as ev:
         while True:
             async with store.pool.acquire() as conn:
-                row = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, run_id)
+                got = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, run_id)
+            if got is None:  # (deleted meanwhile: retention of a run closed long ago)
+                raise WorkflowNotFound(f"run {run_id} of workflow {workflow_id!r} not found")
+            row = got
             now = _task_pending(row)
             if now is None or now != pending:
                 return row
