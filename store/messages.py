@@ -40,7 +40,11 @@ async def query_workflow(
     async with store.pool.acquire() as conn:
         row = await _get_run(conn, namespace, workflow_id, req.run_id)
     if _task_pending(row) is not None:
-        row = await _after_pending_task(store, row, deadline, req)
+        # At most half the query's time: a task whose worker died waits out
+        # its timeout, and the query then answers from the last completed
+        # task rather than not at all.
+        held = min(deadline, utcnow() + timedelta(seconds=req.timeout_s / 2))
+        row = await _after_pending_task(store, row, held)
     query_id = uuid.uuid4()
     async with store.notifier.subscribe("baton_queries_v1", str(query_id)) as ev:
 
@@ -101,7 +105,9 @@ def _task_pending(row: asyncpg.Record) -> int | None:
     what the server confirmed before it (a start, a signal whose call
     returned): the query waits for it, as Temporal's consistent queries do.
     Not for a task that already failed (attempt > 1: it may not complete
-    soon, the last good state answers) nor for one a pause holds back.
+    soon, the last good state answers) nor for one a pause holds back; and
+    for half the query's timeout at most (a task whose worker died waits
+    out its own timeout).
     """
     if row["status"] != "running" or row["wt_scheduled_event_id"] is None:
         return None
@@ -110,11 +116,10 @@ def _task_pending(row: asyncpg.Record) -> int | None:
     return int(row["wt_scheduled_event_id"])
 
 
-async def _after_pending_task(
-    store: Store, row: asyncpg.Record, deadline: datetime, req: wire.QueryRequest
-) -> asyncpg.Record:
-    """Wait until the workflow task pending in ``row`` is no longer pending; the run's
-    row then. Its completion writes history, which wakes this wait."""
+async def _after_pending_task(store: Store, row: asyncpg.Record, until: datetime) -> asyncpg.Record:
+    """Wait until the workflow task pending in ``row`` is no longer pending, or
+    ``until``; the run's row then. Its completion writes history, which wakes
+    this wait."""
     namespace, workflow_id, run_id = row["namespace"], row["workflow_id"], row["run_id"]
     pending = _task_pending(row)
     epoch = store.notifier.namespace_epoch
@@ -131,13 +136,9 @@ async def _after_pending_task(
             if store.notifier.namespace_epoch != epoch:
                 epoch = store.notifier.namespace_epoch
                 await require_active_here(store, namespace)
-            remaining = (deadline - utcnow()).total_seconds()
+            remaining = (until - utcnow()).total_seconds()
             if remaining <= 0 or store.notifier.draining:
-                raise QueryTimedOut(
-                    f"query {req.query_name!r} waited {req.timeout_s}s for the workflow task "
-                    f"of {workflow_id!r} that was pending when it came, and it did not "
-                    f"complete: is a worker polling task queue {row['task_queue']!r}?"
-                )
+                return row
             await wait_event(ev, remaining)
 
 
