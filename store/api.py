@@ -397,11 +397,8 @@ def create_app(store: Store) -> FastAPI:
     async def poll_workflow_task(
         namespace: str, req: wire.PollRequest, request: Request
     ) -> Response:
-        watch = ClientWatch(request.receive)
-        try:
+        with ClientWatch(request.receive) as watch:
             return JSON({"task": await tasks.poll_workflow_task(store, namespace, req, watch)})
-        finally:
-            watch.close()
 
     @app.post(
         f"{ns_path}/workflow-tasks/complete",
@@ -436,11 +433,8 @@ def create_app(store: Store) -> FastAPI:
     async def poll_activity_task(
         namespace: str, req: wire.PollRequest, request: Request
     ) -> Response:
-        watch = ClientWatch(request.receive)
-        try:
+        with ClientWatch(request.receive) as watch:
             return JSON({"task": await acts.poll_activity_task(store, namespace, req, watch)})
-        finally:
-            watch.close()
 
     @app.post(f"{ns_path}/activity-tasks/complete", response_model=wire.RespondActivityResponse)
     async def complete_activity_task(

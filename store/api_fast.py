@@ -162,21 +162,15 @@ class HotRoutes:
         if route == "workflow-tasks/poll":
 
             async def poll_workflow_task() -> Response:
-                watch = ClientWatch(receive)
-                try:
+                with ClientWatch(receive) as watch:
                     task = await tasks.poll_workflow_task(store, namespace, poll, watch)
-                finally:
-                    watch.close()
                 return JSON({"task": task})
 
             return poll_workflow_task
 
         async def poll_activity_task() -> Response:
-            watch = ClientWatch(receive)
-            try:
+            with ClientWatch(receive) as watch:
                 task = await acts.poll_activity_task(store, namespace, poll, watch)
-            finally:
-                watch.close()
             return JSON({"task": task})
 
         return poll_activity_task

@@ -49,6 +49,12 @@ class ClientWatch:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
+    def __enter__(self) -> ClientWatch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def _start(self) -> None:
         self._task = asyncio.ensure_future(self._watch())
 

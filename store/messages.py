@@ -39,12 +39,13 @@ async def query_workflow(
     deadline = utcnow() + timedelta(seconds=req.timeout_s)
     async with store.pool.acquire() as conn:
         row = await _get_run(conn, namespace, workflow_id, req.run_id)
-    if _task_pending(row) is not None:
+    pending = _task_pending(row)
+    if pending is not None:
         # At most half the query's time: a task whose worker died waits out
         # its timeout, and the query then answers from the last completed
         # task rather than not at all.
         held = min(deadline, utcnow() + timedelta(seconds=req.timeout_s / 2))
-        row = await _after_pending_task(store, row, held)
+        row = await _after_pending_task(store, row, pending, held)
     query_id = uuid.uuid4()
     async with store.notifier.subscribe("baton_queries_v1", str(query_id)) as ev:
 
@@ -116,12 +117,13 @@ def _task_pending(row: asyncpg.Record) -> int | None:
     return int(row["wt_scheduled_event_id"])
 
 
-async def _after_pending_task(store: Store, row: asyncpg.Record, until: datetime) -> asyncpg.Record:
-    """Wait until the workflow task pending in ``row`` is no longer pending, or
-    ``until``; the run's row then. Its completion writes history, which wakes
-    this wait."""
+async def _after_pending_task(
+    store: Store, row: asyncpg.Record, pending: int, until: datetime
+) -> asyncpg.Record:
+    """Wait until the workflow task ``pending`` (its scheduled event id) of the run
+    in ``row`` is no longer pending, or ``until``; the run's row then. Its
+    completion writes history, which wakes this wait."""
     namespace, workflow_id, run_id = row["namespace"], row["workflow_id"], row["run_id"]
-    pending = _task_pending(row)
     epoch = store.notifier.namespace_epoch
     async with store.notifier.subscribe("baton_history_v1", f"{namespace}/{workflow_id}") as ev:
         while True:
@@ -130,8 +132,7 @@ async def _after_pending_task(store: Store, row: asyncpg.Record, until: datetime
             if got is None:  # (deleted meanwhile: retention of a run closed long ago)
                 raise WorkflowNotFound(f"run {run_id} of workflow {workflow_id!r} not found")
             row = got
-            now = _task_pending(row)
-            if now is None or now != pending:
+            if _task_pending(row) != pending:
                 return row
             if store.notifier.namespace_epoch != epoch:
                 epoch = store.notifier.namespace_epoch
