@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from store import speculation
 from store.activity_commands import start_activity_timers
 from store.activity_control import (
     activity_paused,
@@ -186,17 +187,52 @@ async def complete_activity_task(
     req: wire.RespondActivityTaskCompleted,
     return_new_workflow_task: bool = False,
 ) -> dict[str, Any]:
+    """Record an activity's result, and the workflow task the worker ran ahead
+    with it if the run allows (see :mod:`store.speculation`)."""
+    spec = req.workflow_task
+    if spec is None:
+        return await _complete_activity(store, namespace, req, return_new_workflow_task, None)
+    if not return_new_workflow_task:
+        raise InvalidArgument(
+            "an activity completion with a workflow_task must ask for the next workflow task "
+            "(return_new_workflow_task=true)"
+        )
+    try:
+        done = await _complete_activity(store, namespace, req, True, spec)
+    except speculation.Refused as refused:  # found once the task was applied: start over
+        done = await _complete_activity(store, namespace, req, True, None)
+        done |= refused.answer()
+    store.speculation[done.get("speculation_reason") or "accepted"] += 1
+    return done
+
+
+async def _complete_activity(
+    store: Store,
+    namespace: str,
+    req: wire.RespondActivityTaskCompleted,
+    return_new_workflow_task: bool,
+    spec: wire.SpeculativeWorkflowTask | None,
+) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
     result = req.result.model_dump() if req.result else None
+    at = None if spec is None else speculation.started_time(spec)
 
     async def complete(rt: RunTxn, act: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+        refused = None
+        if spec is not None and at is not None:
+            refused = speculation.refusal(store, rt, spec, at)
         close_activity(
             rt,
             act,
             EventType.ACTIVITY_TASK_COMPLETED,
             {"result": result, "identity": req.identity},
         )
-        return await finish_activity(store, rt, return_new_workflow_task, req.identity)
+        if spec is not None and at is not None and refused is None:
+            return await speculation.record(store, rt, req, spec, at)
+        done = await finish_activity(store, rt, return_new_workflow_task, req.identity)
+        if refused is not None:
+            done |= refused.answer()
+        return done
 
     async def unlocked(conn: asyncpg.Connection) -> dict[str, Any]:
         # every change goes through the RunTxn: one read, one checked write
@@ -205,6 +241,8 @@ async def complete_activity_task(
     async def locked(conn: asyncpg.Connection) -> dict[str, Any]:
         return await complete(*await _lock_started_activity(store, conn, tok))
 
+    if spec is not None and not speculation.writes_only_the_run(spec):
+        return await store.txn(locked)  # the commands read or write rows beside the run
     return await store.checked_write(unlocked, locked)
 
 

@@ -216,7 +216,9 @@ def create_app(store: Store) -> FastAPI:
     async def metrics() -> Response:
         async with store.pool.acquire() as conn:
             text = await render_metrics(conn, store.region)
-        text += render_process_metrics(store.region, store.run_cache, store.matcher)
+        text += render_process_metrics(
+            store.region, store.run_cache, store.matcher, store.speculation
+        )
         return Response(text, media_type="text/plain; version=0.0.4")
 
     # ------------------------------------------------------------------ namespaces

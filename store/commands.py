@@ -356,4 +356,29 @@ async def apply_commands(
     }
     if start_next:
         response["workflow_task"] = await build_workflow_task(rt.conn, rt)
+    elif req.return_history_tail and rt.running and not rt.wt_pending:
+        response["history_tail"] = history_tail(rt)
     return response
+
+
+def history_tail(rt: RunTxn) -> dict[str, Any] | None:
+    """The events ``rt`` wrote after its run's last completed workflow task
+    started, as a task would carry them (None unless they are all of them)."""
+    since = int(rt.exe["last_completed_wt_started"])
+    at = rt.now.isoformat()
+    version = rt.ns.failover_version
+    events = [
+        {
+            "event_id": event_id,
+            "event_type": event_type,
+            "event_time": at,
+            "version": version,
+            "attributes": attributes,
+        }
+        for event_id, event_type, attributes in rt.events
+        if event_id > since
+    ]
+    next_event_id = int(rt.exe["next_event_id"])
+    if not events or events[0]["event_id"] != since + 1 or next_event_id != since + 1 + len(events):
+        return None
+    return {"next_event_id": next_event_id, "events": events}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -46,6 +47,9 @@ class Store:
     start_namespaces: dict[str, tuple[int, Namespace, int]] = field(default_factory=dict)
     #: The runs this process wrote last, written again without a read.
     run_cache: RunCache = field(default_factory=RunCache)
+    #: Speculative workflow tasks this process recorded ("accepted") or
+    #: refused (by reason), see store/speculation.py.
+    speculation: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         # a run closed by this process wakes its result long-polls here at

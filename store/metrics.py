@@ -8,7 +8,7 @@ counters (``render_process_metrics``) are of the process that answers.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -148,7 +148,9 @@ async def render_metrics(conn: asyncpg.Connection, region: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_process_metrics(region: str, cache: RunCache, matcher: Matcher) -> str:
+def render_process_metrics(
+    region: str, cache: RunCache, matcher: Matcher, speculation: Mapping[str, int]
+) -> str:
     """Counters of this server process alone (each process of a region has its
     own, told apart by its ``process`` label: the pid)."""
     st = cache.stats
@@ -188,6 +190,24 @@ def render_process_metrics(region: str, cache: RunCache, matcher: Matcher) -> st
         [
             (_labels(region=region, process=pid, reason=reason), n)
             for reason, n in matcher.missed.items()
+        ],
+        "counter",
+    )
+    out += _family(
+        "baton_speculative_workflow_tasks_total",
+        "Workflow tasks a worker ran ahead and sent with an activity's result: recorded in "
+        "the result's write (outcome accepted) or refused, the result recorded alone (outcome "
+        "refused; reason: stale, pending, paused, versioned, history, clock, commands).",
+        [
+            (
+                _labels(region=region, process=pid, outcome="accepted"),
+                speculation.get("accepted", 0),
+            ),
+            *[
+                (_labels(region=region, process=pid, outcome="refused", reason=reason), n)
+                for reason, n in sorted(speculation.items())
+                if reason != "accepted"
+            ],
         ],
         "counter",
     )

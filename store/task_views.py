@@ -80,6 +80,7 @@ def activity_task(
         "start_to_close_s": row["start_to_close_s"],
         "schedule_to_close_s": row["schedule_to_close_s"],
         "heartbeat_s": row["heartbeat_s"],
+        "scheduled_event_id": row["scheduled_event_id"],
     }
 
 

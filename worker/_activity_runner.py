@@ -20,7 +20,7 @@ from worker._failure import exception_to_failure
 from worker._payloads import decode_wire, encode_wire
 from worker.converter import DataConverter
 from worker.errors import ApplicationError, BatonError, TaskNotFoundError
-from worker.wire import ActivityTask
+from worker.wire import ActivityTask, Payload
 
 log = logging.getLogger("baton.worker")
 
@@ -197,6 +197,10 @@ class ActivityRunner:
 
     async def _respond_completed(self, task: dict[str, Any], result: Any) -> dict[str, Any] | None:
         payload = (await self.converter.encode([result]))[0]
+        return await self._report_result(task, payload)
+
+    async def _report_result(self, task: dict[str, Any], payload: Payload) -> dict[str, Any] | None:
+        """Report an attempt's (encoded) result; the answer's next workflow task, if any."""
         try:
             res = await self._call_handing_back(
                 "/activity-tasks/complete",

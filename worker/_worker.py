@@ -70,6 +70,12 @@ class Worker(WorkflowTaskRunner):
             apply only their new events instead of replaying the history.
         sticky_schedule_to_start: How long the server waits for this worker
             to take such a task before any worker of ``task_queue`` may.
+        speculative_workflow_tasks: When an activity of a run this worker
+            caches finishes, run the workflow task its result schedules right
+            away and send the commands with the result: one call and one write
+            instead of two of each. The server records the task only if the
+            run is as the worker assumed (otherwise the result alone, and the
+            worker runs the real task). History is the same either way.
         graceful_shutdown_timeout: How long :meth:`shutdown` (and leaving
             ``async with``) lets running workflow tasks and activity attempts
             finish before it cancels them and reports them failed with
@@ -97,6 +103,7 @@ class Worker(WorkflowTaskRunner):
         pause_after_failed_workflow_tasks: int | Mapping[str, int] | None = None,
         sticky_queue: bool = True,
         sticky_schedule_to_start: timedelta | float = 5.0,
+        speculative_workflow_tasks: bool = True,
         graceful_shutdown_timeout: timedelta | float = DEFAULT_GRACEFUL_SHUTDOWN_S,
     ):
         self.client = client
@@ -118,6 +125,8 @@ class Worker(WorkflowTaskRunner):
         if sticky_queue and self._workflows:
             self.sticky_task_queue = f"{task_queue}/sticky/{uuid.uuid4().hex}"
         self.sticky_schedule_to_start_s = _seconds(sticky_schedule_to_start)
+        self.speculative_workflow_tasks = speculative_workflow_tasks
+        self._speculation_off_until = 0.0
         self._act_pollers = activity_pollers if self._activities else 0
         self._eager = max_concurrent_activities if (eager_activities and self._activities) else 0
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -141,6 +141,11 @@ class WorkflowInstance(WorkflowRuntime):
         self._jobs: list[HistoryEvent] = []
         self._pending_started: HistoryEvent | None = None
         self._live_started_id: int | None = None
+        #: The events the server wrote after this instance's last completed
+        #: task (``HistoryTail`` as a dict), while nothing else happened to
+        #: the run that this worker knows of: the base of the next task the
+        #: worker may run ahead with an activity's result. Used once.
+        self.history_tail: dict[str, Any] | None = None
         self._window: _Window | None = None
         self._pending: collections.deque[Command] = collections.deque()
 

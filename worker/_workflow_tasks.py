@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from worker._activity_runner import ActivityRunner, NotRegistered, shutdown_error
@@ -30,9 +32,14 @@ from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
 from worker.client import Client
 from worker.errors import BatonError, NonDeterminismError, TaskNotFoundError
+from worker.wire import EventType as Kind
 from worker.wire import Failure, HistoryEvent, Payload
 
 log = logging.getLogger("baton.worker")
+
+#: How long a worker stops running tasks ahead after the server refused one
+#: for its clock (the server takes a task's time within a second of its own).
+CLOCK_REFUSAL_PAUSE_S = 300.0
 
 
 class WorkflowTaskRunner(ActivityRunner):
@@ -47,6 +54,8 @@ class WorkflowTaskRunner(ActivityRunner):
     build_id: str | None
     _behaviors: dict[str, str | None]
     _pause_after: Callable[[str], int | None]
+    speculative_workflow_tasks: bool
+    _speculation_off_until: float
 
     def _spawn(self, coro: Any) -> None:
         raise NotImplementedError
@@ -195,6 +204,7 @@ class WorkflowTaskRunner(ActivityRunner):
             # A stopping worker takes no new work: the server dispatches it.
             "eager_activities": 0 if stopping else self._eager_slots(),
             "return_new_workflow_task": not stopping,
+            "return_history_tail": not stopping and self._speculating(),
             **self._version_fields(),
         }
         if self.deployment is not None:
@@ -216,15 +226,162 @@ class WorkflowTaskRunner(ActivityRunner):
             if not exc.retryable:
                 await self._fail_workflow_task(task, exc)
             return None
+        return self._completed(inst, res)
+
+    def _completed(self, inst: WorkflowInstance, res: dict[str, Any]) -> dict[str, Any] | None:
+        """Keep (or drop) ``inst`` after its task's completion was recorded, start
+        the eager activities the answer hands over; the next task it hands over."""
         if inst.closed:
-            self._evict(task["run_id"])
+            self._evict(inst.run_id)
             inst.dispose()
         else:
+            inst.history_tail = res.get("history_tail")
             self._cache_put(inst)
         for act in res.get("activity_tasks") or []:
             self._spawn(self._eager_activity(act))
         nxt: dict[str, Any] | None = res.get("workflow_task")
         return nxt
+
+    # ------------------------------------------------------------------ speculative tasks
+
+    async def _report_result(self, task: dict[str, Any], payload: Payload) -> dict[str, Any] | None:
+        """Report an activity's result with the workflow task it schedules, run
+        ahead on the cached run (see :mod:`store.speculation`), when the run is
+        cached here with the history tail of its last task."""
+        run_id = task["run_id"]
+        if (
+            not self._speculating()
+            or self._stopping.is_set()
+            or task.get("scheduled_event_id") is None
+            or self._cache.busy(run_id)  # a task of the run is running: it moves the run on
+            or getattr(self._cache.get(run_id), "history_tail", None) is None
+        ):
+            return await super()._report_result(task, payload)
+        async with self._lock(run_id):
+            inst = self._cache.get(run_id)
+            tail = inst.history_tail if inst is not None else None
+            if inst is None or tail is None or inst.closed:
+                return await super()._report_result(task, payload)
+            inst.history_tail = None  # used once, whatever comes of it
+            return await self._speculate(inst, tail, task, payload)
+
+    def _speculating(self) -> bool:
+        """Whether this worker runs tasks ahead now (see ``speculative_workflow_tasks``)."""
+        return (
+            self.speculative_workflow_tasks
+            and self.deployment is None  # a versioned run's tasks route by version
+            and time.monotonic() >= self._speculation_off_until
+        )
+
+    def _refused(self, inst: WorkflowInstance, res: dict[str, Any]) -> None:
+        reason = res.get("speculation_reason")
+        detail = res.get("speculation_refused")
+        if reason == "clock":
+            # Every task would be refused, and each refusal costs a replay.
+            self._speculation_off_until = time.monotonic() + CLOCK_REFUSAL_PAUSE_S
+            log.warning(
+                "not running workflow tasks ahead for %.0f s: %s (is this host's clock synced?)",
+                CLOCK_REFUSAL_PAUSE_S,
+                detail,
+            )
+        else:
+            log.debug("the task run ahead for %s was refused: %s", inst.workflow_id, detail)
+
+    async def _speculate(
+        self,
+        inst: WorkflowInstance,
+        tail: dict[str, Any],
+        task: dict[str, Any],
+        payload: Payload,
+    ) -> dict[str, Any] | None:
+        events: list[dict[str, Any]] = tail["events"]
+        n = int(tail["next_event_id"])
+        if not events or events[0]["event_id"] != inst.last_event_id + 1:
+            self._drop(inst)
+            return await super()._report_result(task, payload)
+        version = events[-1]["version"]
+        at = datetime.now(UTC).isoformat()
+        sid = task["scheduled_event_id"]
+        ahead = [
+            (Kind.ACTIVITY_TASK_STARTED, {"scheduled_event_id": sid, "attempt": task["attempt"]}),
+            (
+                Kind.ACTIVITY_TASK_COMPLETED,
+                {"scheduled_event_id": sid, "result": payload.model_dump()},
+            ),
+            (Kind.WORKFLOW_TASK_SCHEDULED, {"attempt": 1}),
+            (
+                Kind.WORKFLOW_TASK_STARTED,
+                {
+                    "scheduled_event_id": n + 2,
+                    "identity": self.identity,
+                    "history_length": n + 3,
+                    "suggest_continue_as_new": False,
+                },
+            ),
+        ]
+        events = events + [
+            {
+                "event_id": n + i,
+                "event_type": kind.value,
+                "event_time": at,
+                "version": version,
+                "attributes": attributes,
+            }
+            for i, (kind, attributes) in enumerate(ahead)
+        ]
+        try:
+            await decode_wire(events, self.converter)
+            with collector_paused():
+                commands = inst.activate(events_from_wire(events))
+            self._cache.hits += 1  # the cached run served the task
+        except Exception as exc:
+            # The real task meets the same and reports it: run it as usual.
+            log.debug("running ahead the workflow task of %s failed: %s", inst.workflow_id, exc)
+            self._drop(inst)
+            return await super()._report_result(task, payload)
+        stopping = self._stopping.is_set()
+        body: dict[str, Any] = {
+            "task_token": task["task_token"],
+            "result": payload.model_dump(),
+            "identity": self.identity,
+            "workflow_task": {
+                "next_event_id": n,
+                "version": version,
+                "started_time": at,
+                "commands": await encode_wire(
+                    [c.model_dump(mode="json") for c in commands], self.converter
+                ),
+                "eager_activities": 0 if stopping else self._eager_slots(),
+            },
+        }
+        if self.sticky_task_queue is not None and not stopping and not inst.closed:
+            body["workflow_task"]["sticky_task_queue"] = self.sticky_task_queue
+            body["workflow_task"]["sticky_schedule_to_start_s"] = self.sticky_schedule_to_start_s
+        try:
+            res = await self._call_handing_back(
+                "/activity-tasks/complete", body, return_new_workflow_task="true"
+            )
+        except TaskNotFoundError:
+            self._drop(inst)
+            log.info(
+                "activity %s finished after its task closed (timed out or canceled)",
+                task["activity_type"],
+            )
+            return None
+        except BaseException:
+            self._drop(inst)  # recorded or not, the instance may be ahead of history
+            raise
+        if (res or {}).get("speculation") != "accepted":
+            # The result is recorded alone; the instance ran a task that is not history.
+            self._refused(inst, res or {})
+            self._drop(inst)
+            nxt: dict[str, Any] | None = (res or {}).get("workflow_task")
+            return nxt
+        return self._completed(inst, res)
+
+    def _drop(self, inst: WorkflowInstance) -> None:
+        self._evict(inst.run_id)
+        inst.dispose()  # evict disposes only the instance it caches
 
     async def _fail_workflow_task(self, task: dict[str, Any], exc: BaseException) -> None:
         cause = "NonDeterminism" if isinstance(exc, NonDeterminismError) else "WorkflowTaskFailed"

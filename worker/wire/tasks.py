@@ -85,6 +85,9 @@ class RespondWorkflowTaskCompleted(BaseModel):
     deployment: str | None = Field(default=None, min_length=1, max_length=255)
     build_id: str | None = Field(default=None, min_length=1, max_length=255)
     versioning_behavior: VersioningBehavior | None = None
+    #: Answer with the events this completion writes (``history_tail``), for
+    #: a worker that runs the run's next task ahead (SpeculativeWorkflowTask).
+    return_history_tail: bool = False
 
 
 class ActivityTask(BaseModel):
@@ -106,9 +109,22 @@ class ActivityTask(BaseModel):
     heartbeat_s: float | None = None
 
 
+class HistoryTail(BaseModel):
+    """The events a write added after the workflow task it completed, for the
+    worker that caches the run (it may run the run's next task on them, see
+    :class:`SpeculativeWorkflowTask`)."""
+
+    #: The run's next event id after the write.
+    next_event_id: int
+    events: list[HistoryEvent]
+
+
 class RespondWorkflowTaskCompletedResponse(BaseModel):
     activity_tasks: list[ActivityTask] = Field(default_factory=list)
     workflow_task: WorkflowTask | None = None
+    #: With ``return_history_tail``, when the run is open and has no workflow
+    #: task pending after the write.
+    history_tail: HistoryTail | None = None
 
 
 class RespondWorkflowTaskFailed(BaseModel):
@@ -139,10 +155,39 @@ class ActivityTaskPollResponse(BaseModel):
     task: ActivityTask | None = None
 
 
+class SpeculativeWorkflowTask(BaseModel):
+    """The workflow task an activity's result schedules, already run by the worker.
+
+    A worker that caches the run knows the history up to the activity's
+    result (the run's last :class:`HistoryTail`), so it can build the next
+    task's events itself, run the workflow code on them and send the commands
+    with the result. The server records the result, the task and its
+    completion in one write if the run is exactly as the worker assumed: its
+    next event id, the events' version, no task pending, nothing buffered, no
+    update waiting, not paused, no worker versioning, the task's time close to
+    the server's clock (at most 1 s ahead, 10 s behind). Otherwise it records
+    the result alone, as without this field, and says why.
+    """
+
+    #: The run's next event id the worker assumed (its last history tail's).
+    next_event_id: int = Field(ge=1)
+    #: The failover version of the events the worker assumed.
+    version: int = Field(ge=0)
+    #: The time of the task (all its events), as the workflow code saw it.
+    started_time: str = Field(min_length=1, max_length=64)
+    commands: list[Command] = Field(default_factory=list)
+    eager_activities: int = Field(default=0, ge=0, le=100)
+    sticky_task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60)
+
+
 class RespondActivityTaskCompleted(BaseModel):
     task_token: str
     result: Payload | None = None
     identity: str = Field(default="", max_length=1000)
+    #: The next workflow task, run ahead by the worker (needs
+    #: ``return_new_workflow_task``); see :class:`SpeculativeWorkflowTask`.
+    workflow_task: SpeculativeWorkflowTask | None = None
 
 
 class RespondActivityTaskFailed(BaseModel):
@@ -160,6 +205,17 @@ class RespondActivityResponse(BaseModel):
     #: Next workflow task of the same run when the completion scheduled one and
     #: the caller asked for it (``return_new_workflow_task`` query flag).
     workflow_task: WorkflowTask | None = None
+    #: With a :class:`SpeculativeWorkflowTask`: "accepted" (the task and its
+    #: commands are recorded; what follows is as for a workflow task
+    #: completion) or "refused" (the result alone is recorded).
+    speculation: Literal["accepted", "refused"] | None = None
+    #: Why a speculative task was refused: a word (stale, pending, paused,
+    #: versioned, history, clock, commands) and a sentence for logs.
+    speculation_reason: str | None = None
+    speculation_refused: str | None = None
+    #: Eager activities of an accepted speculative task.
+    activity_tasks: list[ActivityTask] = Field(default_factory=list)
+    history_tail: HistoryTail | None = None
 
 
 class HeartbeatRequest(BaseModel):
