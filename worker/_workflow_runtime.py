@@ -330,6 +330,10 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             target_version_changed=self.target_version_changed,
         )
 
+    def open_activities(self) -> int:
+        """Activities the code scheduled whose outcome the run has not applied yet."""
+        return sum(1 for act in self._activities.values() if not act.handle.done())
+
     def now(self) -> datetime:
         return self._now
 

@@ -263,6 +263,10 @@ class WorkflowTaskRunner(ActivityRunner):
             if inst is None or tail is None or inst.closed:
                 return await super()._report_result(task, payload)
             inst.history_tail = None  # used once, whatever comes of it
+            if inst.open_activities() > 1:
+                # Another result would race this one's task (a fan-out): let
+                # the results land alone and their tasks take several at once.
+                return await super()._report_result(task, payload)
             return await self._speculate(inst, tail, task, payload)
 
     def _speculating(self) -> bool:

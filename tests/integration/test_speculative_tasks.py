@@ -8,6 +8,7 @@ drive both sides, through the SDK and by hand on the HTTP API.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from ops.bench_measure import ensure_statement_stats
 from tests.apps.workflows import ALL_ACTIVITIES, T10, Chain, ThreeSteps, step
 from tests.conftest import Region
+from tests.helpers import eventually
 from worker import Client, Worker, workflow
 from worker._http import ns_path
 from worker.errors import InvalidArgumentError
@@ -127,6 +129,75 @@ async def test_a_history_written_ahead_replays_as_the_code_ran_it(client: Client
     # a fresh worker (empty cache) replays the whole history to answer
     async with a_worker(client, max_cached_workflows=1):
         assert await handle.query("state") == seen
+
+
+@workflow.defn(name="FanOut")
+class FanOut:
+    """Twenty activities at once, then three one after another."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        xs = await asyncio.gather(
+            *[workflow.execute_activity(step, i, start_to_close_timeout=T10) for i in range(n)]
+        )
+        y = 0
+        for _ in range(3):
+            y = await workflow.execute_activity(step, y, start_to_close_timeout=T10)
+        return sum(xs) + y
+
+
+async def test_a_fan_out_lands_its_results_alone_and_the_steps_after_run_ahead(
+    region: Region, client: Client
+) -> None:
+    """Results of activities running side by side would race each other's
+    task run ahead (each refusal costing a replay): they are reported alone,
+    and their tasks take several at once; the steps after run ahead."""
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[FanOut], activities=ALL_ACTIVITIES
+    ) as worker:
+        for i in range(5):
+            got = await client.execute_workflow(FanOut, 20, id=f"fan-{i}", task_queue=QUEUE)
+            assert got == sum(range(1, 21)) + 3
+        assert worker._cache.misses == 0  # no task needed a replay
+    assert dict(region.store.speculation) == {"accepted": 5 * 3}
+
+
+BROKEN = {"after_first_step": True}
+
+
+@workflow.defn(name="BuggyAfterAStep")
+class BuggyAfterAStep:
+    @workflow.run
+    async def run(self) -> int:
+        x = await workflow.execute_activity(step, 1, start_to_close_timeout=T10)
+        if BROKEN["after_first_step"]:
+            raise RuntimeError("a bug in the code after the first step")
+        return await workflow.execute_activity(step, x, start_to_close_timeout=T10)
+
+
+async def test_a_bug_in_a_task_run_ahead_fails_the_real_task_and_a_fix_finishes_the_run(
+    client: Client,
+) -> None:
+    """The code raises in the task run ahead: the result is reported alone, the
+    real task fails as it would have (retried, not lost); fixed code finishes."""
+    BROKEN["after_first_step"] = True
+    handle = await client.start_workflow(BuggyAfterAStep, id="buggy", task_queue=QUEUE)
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[BuggyAfterAStep], activities=ALL_ACTIVITIES
+    ):
+
+        async def failed_task() -> bool | None:
+            kinds = [e["event_type"] for e in await handle.history()]
+            return True if "WorkflowTaskFailed" in kinds else None
+
+        await eventually(failed_task, timeout=20, what="the buggy task to fail")
+    BROKEN["after_first_step"] = False
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[BuggyAfterAStep], activities=ALL_ACTIVITIES
+    ):
+        assert await handle.result(timeout=30) == 3
+    events = await handle.history()
+    assert [e["event_type"] for e in events].count("ActivityTaskCompleted") == 2
 
 
 async def test_continue_as_new_after_an_activity_is_recorded_ahead(client: Client) -> None:
@@ -297,7 +368,7 @@ async def test_a_task_that_fits_is_recorded_with_the_result(client: Client) -> N
         ({"version": 99}, "history moved on"),
         (
             {"started_time": (datetime.now(UTC) - timedelta(hours=1)).isoformat()},
-            "from the server's clock",
+            "behind the server's clock",
         ),
         (
             {
