@@ -38,8 +38,9 @@ from worker.wire import Failure, HistoryEvent, Payload
 log = logging.getLogger("baton.worker")
 
 #: How long a worker stops running tasks ahead after the server refused one
-#: for its clock (the server takes a task's time within a second of its own).
-CLOCK_REFUSAL_PAUSE_S = 300.0
+#: for a reason every other would meet too: its clock (the server takes a
+#: task's time only close to its own), or worker versioning in the namespace.
+REFUSAL_PAUSE_S = 300.0
 
 
 class WorkflowTaskRunner(ActivityRunner):
@@ -280,13 +281,15 @@ class WorkflowTaskRunner(ActivityRunner):
     def _refused(self, inst: WorkflowInstance, res: dict[str, Any]) -> None:
         reason = res.get("speculation_reason")
         detail = res.get("speculation_refused")
-        if reason == "clock":
+        if reason in ("clock", "versioned"):
             # Every task would be refused, and each refusal costs a replay.
-            self._speculation_off_until = time.monotonic() + CLOCK_REFUSAL_PAUSE_S
+            self._speculation_off_until = time.monotonic() + REFUSAL_PAUSE_S
+            hint = "is this host's clock synced?" if reason == "clock" else "a versioned namespace"
             log.warning(
-                "not running workflow tasks ahead for %.0f s: %s (is this host's clock synced?)",
-                CLOCK_REFUSAL_PAUSE_S,
+                "not running workflow tasks ahead for %.0f s: %s (%s)",
+                REFUSAL_PAUSE_S,
                 detail,
+                hint,
             )
         else:
             log.debug("the task run ahead for %s was refused: %s", inst.workflow_id, detail)
