@@ -13,13 +13,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 
 from ops.bench_measure import ensure_statement_stats
 from tests.apps.workflows import ALL_ACTIVITIES, T10, Chain, ThreeSteps, step
 from tests.conftest import Region
 from tests.helpers import eventually
+from tests.integration.test_run_cache import _calls
 from worker import Client, Worker, workflow
 from worker._http import ns_path
 from worker.errors import InvalidArgumentError
@@ -62,17 +62,8 @@ def a_worker(client: Client, **options: Any) -> Worker:
     )
 
 
-async def run_writes(dsn: str) -> int:
-    """Calls of the run write function so far (pg_stat_statements, nested)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        got = await conn.fetchval(
-            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-            "WHERE query LIKE '%baton_write_run_v5(%' AND toplevel"
-        )
-        return int(got)
-    finally:
-        await conn.close()
+#: The run write's statement (store/sql/queries.sql), as pg_stat_statements keeps it.
+RUN_WRITE = "-- A run's write"
 
 
 # --------------------------------------------------------------------------- through the SDK
@@ -88,13 +79,13 @@ async def test_each_activity_result_and_the_task_it_schedules_are_one_write(
     for on in (True, False):
         async with a_worker(client, speculative_workflow_tasks=on):
             await client.execute_workflow(ThreeSteps, 0, id=f"warm-{on}", task_queue=QUEUE)
-            before = await run_writes(region.dsn)
+            before = await _calls(region, RUN_WRITE)
             for i in range(5):
                 got = await client.execute_workflow(
                     ThreeSteps, i, id=f"three-{on}-{i}", task_queue=QUEUE
                 )
                 assert got == i + 3
-            counts[on] = await run_writes(region.dsn) - before
+            counts[on] = await _calls(region, RUN_WRITE) - before
     assert counts == {True: 5 * 5, False: 5 * 8}
     assert region.store.speculation["accepted"] == 3 * 6
     assert sum(region.store.speculation.values()) == 3 * 6  # nothing refused
