@@ -161,7 +161,7 @@ async def run_worker(urls: list[str], namespace: str, task_queue: str) -> dict[s
         await worker.run()
     finally:
         await client.close()
-    return {"cache": worker.cache_stats()}
+    return {"cache": worker.cache_stats(), "run_ahead": worker.speculation_stats()}
 
 
 def main() -> None:

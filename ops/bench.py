@@ -67,6 +67,9 @@ class BenchResult:
     #: workflow tasks (of runs that had one before) served from a worker's
     #: cache, in percent; the rest fetched and replayed the history
     worker_cache_hit_percent: float | None = None
+    #: workflow tasks the workers ran ahead with an activity's result, recorded
+    #: by the server or refused (warm-up runs included)
+    tasks_run_ahead: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -283,6 +286,7 @@ async def run_bench(
             stop_processes(procs)
     done = workflows - errors
     hits, misses = _cache_figures(stats)
+    run_ahead = _run_ahead_figures(stats)
 
     def r1(x: float) -> float:
         return round(x, 1)
@@ -311,6 +315,7 @@ async def run_bench(
         workers=workers,
         sleeping=sleeping,
         worker_cache_hit_percent=r1(100 * hits / (hits + misses)) if hits + misses else None,
+        tasks_run_ahead=run_ahead,
     )
 
 
@@ -322,6 +327,17 @@ def _cache_figures(stats: list[Path]) -> tuple[int, int]:
             cache = json.loads(f.read_text())["cache"]
             hits, misses = hits + int(cache["hits"]), misses + int(cache["misses"])
     return hits, misses
+
+
+def _run_ahead_figures(stats: list[Path]) -> dict[str, int]:
+    """Tasks run ahead, accepted and refused, summed over the workers' figures."""
+    total = {"accepted": 0, "refused": 0}
+    for f in stats:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            figures = json.loads(f.read_text())["run_ahead"]
+            for key in total:
+                total[key] += int(figures[key])
+    return total
 
 
 async def _until_applied(listener: ClosedListener, ids: set[str], timeout: float = 30.0) -> None:

@@ -256,6 +256,10 @@ def register_tools(cli: click.Group) -> None:
                 ),
                 "CPU busy (% of all cores)": d["cpu_busy_percent"],
                 "worker cache hits (% of tasks of runs seen before)": d["worker_cache_hit_percent"],
+                "tasks run ahead: accepted / refused (warm-up included)": (
+                    f"{d['tasks_run_ahead'].get('accepted')} / "
+                    f"{d['tasks_run_ahead'].get('refused')}"
+                ),
             }
             for part, ms in d["cpu_ms_per_workflow"].items():
                 rows[f"CPU ms per workflow: {part}"] = ms

@@ -11,6 +11,7 @@ straight away instead of after its timeout.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import signal
@@ -127,6 +128,7 @@ class Worker(WorkflowTaskRunner):
         self.sticky_schedule_to_start_s = _seconds(sticky_schedule_to_start)
         self.speculative_workflow_tasks = speculative_workflow_tasks
         self._speculation_off_until = 0.0
+        self._run_ahead: collections.Counter[str] = collections.Counter()
         self._act_pollers = activity_pollers if self._activities else 0
         self._eager = max_concurrent_activities if (eager_activities and self._activities) else 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -210,6 +212,11 @@ class Worker(WorkflowTaskRunner):
         """Workflow tasks of runs that had a task before, served from this
         worker's cache (``hits``) or by replaying the history (``misses``)."""
         return {"hits": self._cache.hits, "misses": self._cache.misses}
+
+    def speculation_stats(self) -> dict[str, int]:
+        """Workflow tasks this worker ran ahead with an activity's result and
+        the server recorded (``accepted``) or refused (``refused``)."""
+        return {"accepted": self._run_ahead["accepted"], "refused": self._run_ahead["refused"]}
 
     async def shutdown(self, grace: timedelta | float | None = None) -> None:
         """Stop the worker and wait until it has drained.

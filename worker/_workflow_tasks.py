@@ -14,6 +14,7 @@ activity result schedules), which saves a poll round trip per step.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -57,6 +58,7 @@ class WorkflowTaskRunner(ActivityRunner):
     _pause_after: Callable[[str], int | None]
     speculative_workflow_tasks: bool
     _speculation_off_until: float
+    _run_ahead: collections.Counter[str]
 
     def _spawn(self, coro: Any) -> None:
         raise NotImplementedError
@@ -380,10 +382,12 @@ class WorkflowTaskRunner(ActivityRunner):
             raise
         if (res or {}).get("speculation") != "accepted":
             # The result is recorded alone; the instance ran a task that is not history.
+            self._run_ahead["refused"] += 1
             self._refused(inst, res or {})
             self._drop(inst)
             nxt: dict[str, Any] | None = (res or {}).get("workflow_task")
             return nxt
+        self._run_ahead["accepted"] += 1
         return self._completed(inst, res)
 
     def _drop(self, inst: WorkflowInstance) -> None:

@@ -51,6 +51,8 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
     assert result.errors == 0
     assert result.replication_lag_runs == 200, figures
     assert result.worker_cache_hit_percent is not None, "the workers wrote no cache figures"
+    # each of a run's three activity results carries the task it schedules
+    assert result.tasks_run_ahead["accepted"] >= 200, figures
 
 
 async def test_the_query_benchmark_runs_on_a_short_history(

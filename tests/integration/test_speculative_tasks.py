@@ -77,7 +77,7 @@ async def test_each_activity_result_and_the_task_it_schedules_are_one_write(
     assert await ensure_statement_stats(region.dsn), "the test cluster preloads pg_stat_statements"
     counts: dict[bool, int] = {}
     for on in (True, False):
-        async with a_worker(client, speculative_workflow_tasks=on):
+        async with a_worker(client, speculative_workflow_tasks=on) as worker:
             await client.execute_workflow(ThreeSteps, 0, id=f"warm-{on}", task_queue=QUEUE)
             before = await _calls(region, RUN_WRITE)
             for i in range(5):
@@ -86,6 +86,7 @@ async def test_each_activity_result_and_the_task_it_schedules_are_one_write(
                 )
                 assert got == i + 3
             counts[on] = await _calls(region, RUN_WRITE) - before
+            assert worker.speculation_stats() == {"accepted": 3 * 6 if on else 0, "refused": 0}
     assert counts == {True: 5 * 5, False: 5 * 8}
     assert region.store.speculation["accepted"] == 3 * 6
     assert sum(region.store.speculation.values()) == 3 * 6  # nothing refused
