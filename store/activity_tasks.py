@@ -24,6 +24,7 @@ from store.activity_control import (
     pauses_at_max_attempts,
     reset_pending,
 )
+from store.commands import writes_only_the_run
 from store.context import Store
 from store.errors import InvalidArgument, TaskNotFound
 from store.mutable_state import (
@@ -215,20 +216,18 @@ async def _complete_activity(
 ) -> dict[str, Any]:
     tok = TaskToken.decode(req.task_token, kind="act", namespace=namespace)
     result = req.result.model_dump() if req.result else None
-    at = None if spec is None else speculation.started_time(spec)
+    ahead = None if spec is None else (spec, speculation.started_time(spec))
 
     async def complete(rt: RunTxn, act: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-        refused = None
-        if spec is not None and at is not None:
-            refused = speculation.refusal(store, rt, spec, at)
+        refused = None if ahead is None else speculation.refusal(store, rt, *ahead)
         close_activity(
             rt,
             act,
             EventType.ACTIVITY_TASK_COMPLETED,
             {"result": result, "identity": req.identity},
         )
-        if spec is not None and at is not None and refused is None:
-            return await speculation.record(store, rt, req, spec, at)
+        if ahead is not None and refused is None:
+            return await speculation.record(store, rt, req, *ahead)
         done = await finish_activity(store, rt, return_new_workflow_task, req.identity)
         if refused is not None:
             done |= refused.answer()
@@ -241,7 +240,7 @@ async def _complete_activity(
     async def locked(conn: asyncpg.Connection) -> dict[str, Any]:
         return await complete(*await _lock_started_activity(store, conn, tok))
 
-    if spec is not None and not speculation.writes_only_the_run(spec):
+    if spec is not None and not writes_only_the_run(spec.commands):
         return await store.txn(locked)  # the commands read or write rows beside the run
     return await store.checked_write(unlocked, locked)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -165,9 +166,10 @@ RUN_ONLY_COMMANDS = frozenset(
 )
 
 
-def writes_only_the_run(req: wire.RespondWorkflowTaskCompleted) -> bool:
-    """Whether a completion changes nothing but its run (given no pending updates)."""
-    return all(c.type in RUN_ONLY_COMMANDS for c in req.commands)
+def writes_only_the_run(commands: Iterable[wire.Command]) -> bool:
+    """Whether a completion's commands change nothing but its run (given no
+    pending updates)."""
+    return all(c.type in RUN_ONLY_COMMANDS for c in commands)
 
 
 async def apply_commands(
@@ -361,24 +363,24 @@ async def apply_commands(
     return response
 
 
-def history_tail(rt: RunTxn) -> dict[str, Any] | None:
+def history_tail(rt: RunTxn) -> dict[str, Any]:
     """The events ``rt`` wrote after its run's last completed workflow task
-    started, as a task would carry them (None unless they are all of them)."""
+    started, as a task would carry them: all of them, since inputs that arrive
+    while a task runs wait in the buffer until its completion writes them."""
     since = int(rt.exe["last_completed_wt_started"])
     at = rt.now.isoformat()
     version = rt.ns.failover_version
-    events = [
-        {
-            "event_id": event_id,
-            "event_type": event_type,
-            "event_time": at,
-            "version": version,
-            "attributes": attributes,
-        }
-        for event_id, event_type, attributes in rt.events
-        if event_id > since
-    ]
-    next_event_id = int(rt.exe["next_event_id"])
-    if not events or events[0]["event_id"] != since + 1 or next_event_id != since + 1 + len(events):
-        return None
-    return {"next_event_id": next_event_id, "events": events}
+    return {
+        "next_event_id": int(rt.exe["next_event_id"]),
+        "events": [
+            {
+                "event_id": event_id,
+                "event_type": event_type,
+                "event_time": at,
+                "version": version,
+                "attributes": attributes,
+            }
+            for event_id, event_type, attributes in rt.events
+            if event_id > since
+        ],
+    }

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from store.commands import RUN_ONLY_COMMANDS, apply_commands
+from store.commands import apply_commands
 from store.context import Store
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
@@ -112,11 +112,6 @@ def refusal(
             f"{SPECULATION_BEHIND_S} s behind are taken)",
         )
     return None
-
-
-def writes_only_the_run(spec: wire.SpeculativeWorkflowTask) -> bool:
-    """Whether the task's commands change nothing but its run (no lock needed)."""
-    return all(c.type in RUN_ONLY_COMMANDS for c in spec.commands)
 
 
 async def record(

@@ -310,7 +310,7 @@ async def complete_workflow_task(
 
         return await act_on_task_run(store, conn, tok, on_run)
 
-    if writes_only_the_run(req):
+    if writes_only_the_run(req.commands):
         # the common completion: one read and one checked write, no transaction
         return await store.checked_write(unlocked, txn)
     return await store.txn(txn)

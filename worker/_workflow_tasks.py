@@ -219,13 +219,11 @@ class WorkflowTaskRunner(ActivityRunner):
         try:
             res = await self._call_handing_back("/workflow-tasks/complete", body)
         except TaskNotFoundError:
-            self._evict(task["run_id"])
-            inst.dispose()
+            self._drop(inst)
             return None
         except BatonError as exc:
             log.warning("completing the workflow task of %s failed: %s", task["workflow_id"], exc)
-            self._evict(task["run_id"])
-            inst.dispose()
+            self._drop(inst)
             if not exc.retryable:
                 await self._fail_workflow_task(task, exc)
             return None
@@ -235,8 +233,7 @@ class WorkflowTaskRunner(ActivityRunner):
         """Keep (or drop) ``inst`` after its task's completion was recorded, start
         the eager activities the answer hands over; the next task it hands over."""
         if inst.closed:
-            self._evict(inst.run_id)
-            inst.dispose()
+            self._drop(inst)
         else:
             inst.history_tail = res.get("history_tail")
             self._cache_put(inst)
