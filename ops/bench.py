@@ -30,6 +30,8 @@ from ops.bench_measure import (
     db_counters,
     ensure_statement_stats,
     run_times,
+    wal_counters,
+    wal_per_workflow,
 )
 from store.config import BatonConfig
 from worker import Client
@@ -61,6 +63,9 @@ class BenchResult:
     cpu_ms_per_workflow: dict[str, float] = field(default_factory=dict)
     cpu_busy_percent: float | None = None
     db_per_workflow: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: WAL flushes and KiB a workflow and ms a flush, per PostgreSQL cluster
+    #: (named by the regions whose databases it holds)
+    wal_per_workflow: dict[str, dict[str, float | None]] = field(default_factory=dict)
     workers: int = 1
     #: open workflows asleep on timers beside the measured ones (--sleeping)
     sleeping: int = 0
@@ -153,6 +158,7 @@ class _Measure:
     standbys: list[str]
     cpu: CpuMeter
     counters: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    wal: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def dsn(self, region: str) -> str:
         assert self.config is not None
@@ -162,12 +168,15 @@ class _Measure:
         for r in self._regions():
             await ensure_statement_stats(self.dsn(r))
         self.counters = {r: await db_counters(self.dsn(r)) for r in self._regions()}
+        self.wal = {r: await wal_counters(self.dsn(r)) for r in self._regions()}
         self.cpu.start()
 
     def _regions(self) -> list[str]:
         return [r for r in [self.source, *self.standbys] if r is not None and self.config]
 
-    async def stop(self, n: int, seconds: float) -> tuple[dict[str, float], float | None, Any]:
+    async def stop(
+        self, n: int, seconds: float
+    ) -> tuple[dict[str, float], float | None, Any, dict[str, dict[str, float | None]]]:
         cpu = self.cpu.stop()
         per_wf = {k: round(v * 1000 / n, 2) for k, v in cpu.items()}
         busy = round(100 * sum(cpu.values()) / (seconds * (os.cpu_count() or 1)), 1)
@@ -178,7 +187,14 @@ class _Measure:
             for k, b in self.counters[r].items():
                 a = after[k]
                 per_db[r][k] = round((a - b) / n, 1) if a is not None and b is not None else None
-        return per_wf, (busy if cpu else None), per_db
+        clusters: dict[str, list[str]] = {}
+        for r in self._regions():
+            clusters.setdefault(self.wal[r]["cluster"] or r, []).append(r)
+        per_wal = {}
+        for regions in clusters.values():
+            after_wal = await wal_counters(self.dsn(regions[0]))
+            per_wal[", ".join(regions)] = wal_per_workflow(self.wal[regions[0]], after_wal, n)
+        return per_wf, (busy if cpu else None), per_db, per_wal
 
 
 async def run_bench(
@@ -270,7 +286,7 @@ async def run_bench(
                         client, queue, workflows, concurrency, mode, rate, progress, task_id
                     )
                     elapsed = time.perf_counter() - t_start
-                cpu, busy, per_db = await measure.stop(workflows, elapsed)
+                cpu, busy, per_db, per_wal = await measure.stop(workflows, elapsed)
                 ids = [f"wf-{i}" for i in range(workflows)]
                 lags: list[float] = []
                 if source is not None and config is not None:
@@ -312,6 +328,7 @@ async def run_bench(
         cpu_ms_per_workflow=cpu,
         cpu_busy_percent=busy,
         db_per_workflow=per_db,
+        wal_per_workflow=per_wal,
         workers=workers,
         sleeping=sleeping,
         worker_cache_hit_percent=r1(100 * hits / (hits + misses)) if hits + misses else None,

@@ -7,6 +7,10 @@
   database (``pg_stat_database``) and, when the cluster preloads
   ``pg_stat_statements``, the statements it ran (each one a round trip, but
   for pipelined ones).
+* **WAL flushes** per workflow, in each PostgreSQL cluster (``pg_stat_wal``):
+  every commit waits for its flush, so on a slow disk the flushes, not the
+  CPU, set the pace; with ``track_wal_io_timing`` on (the local stack turns
+  it on), the mean time of a flush too.
 * **Replication lag per run**: a standby's applier notifies
   ``baton_closed_v1`` when it commits the close of a run; one ``LISTEN``
   connection records when each arrives, and the lag is that moment less the
@@ -108,6 +112,49 @@ async def db_counters(dsn: str) -> dict[str, int | None]:
         return {"transactions": int(xacts), "statements": statements}
     finally:
         await conn.close()
+
+
+async def wal_counters(dsn: str) -> dict[str, Any]:
+    """The cluster's WAL flushes, their time (ms, None unless
+    ``track_wal_io_timing`` is on) and WAL bytes, with the cluster's id."""
+    conn = await db.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT wal_sync, wal_sync_time, wal_bytes,"
+            " current_setting('track_wal_io_timing')::boolean AS timed FROM pg_stat_wal"
+        )
+        cluster: str | None = None
+        # the same cluster under two regions' databases is counted once
+        with contextlib.suppress(asyncpg.PostgresError):
+            cluster = str(
+                await conn.fetchval("SELECT system_identifier FROM pg_control_system()")
+            )
+        return {
+            "cluster": cluster,
+            "flushes": int(row["wal_sync"]),
+            "flush_ms": float(row["wal_sync_time"]) if row["timed"] else None,
+            "bytes": int(row["wal_bytes"]),
+        }
+    finally:
+        await conn.close()
+
+
+def wal_per_workflow(
+    before: dict[str, Any], after: dict[str, Any], n: int
+) -> dict[str, float | None]:
+    """WAL flushes and KiB per workflow between two :func:`wal_counters`, and
+    the mean time of a flush (ms, when timed)."""
+    flushes = after["flushes"] - before["flushes"]
+    timed = after["flush_ms"] is not None and before["flush_ms"] is not None
+    return {
+        "flushes": round(flushes / n, 2),
+        "kib": round((after["bytes"] - before["bytes"]) / 1024 / n, 1),
+        "ms_per_flush": (
+            round((after["flush_ms"] - before["flush_ms"]) / flushes, 2)
+            if timed and flushes
+            else None
+        ),
+    }
 
 
 async def ensure_statement_stats(dsn: str) -> bool:

@@ -267,6 +267,10 @@ def register_tools(cli: click.Group) -> None:
                 rows[f"per workflow in {r}: transactions / statements"] = (
                     f"{c['transactions']} / {c['statements']}"
                 )
+            for regions, w in d["wal_per_workflow"].items():
+                rows[f"WAL flushes / KiB per workflow, ms a flush ({regions})"] = (
+                    f"{w['flushes']} / {w['kib']}, {w['ms_per_flush']}"
+                )
             t = kv_table(rows, title="ThreeSteps: x = n, then 3 x `x = await step(x)`")
             return t if d["errors"] == 0 else Text(f"{d['errors']} workflows failed")
 

@@ -128,6 +128,8 @@ class PgCluster:
                 "max_wal_size = '2GB'\n"
                 # statements per workflow in `baton bench` (a few per cent of overhead)
                 "shared_preload_libraries = 'pg_stat_statements'\n"
+                # the time of each WAL flush in `baton bench` (a clock read per flush)
+                "track_wal_io_timing = on\n"
             )
         return True
 

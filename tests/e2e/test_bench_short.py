@@ -53,6 +53,10 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
     assert result.worker_cache_hit_percent is not None, "the workers wrote no cache figures"
     # each of a run's three activity results carries the task it schedules
     assert result.tasks_run_ahead["accepted"] >= 200, figures
+    # one cluster holds both regions' databases; commits wait for its WAL flushes
+    assert list(result.wal_per_workflow) == [f"{rs.a.name}, {rs.b.name}"], figures
+    wal = result.wal_per_workflow[f"{rs.a.name}, {rs.b.name}"]
+    assert (wal["flushes"] or 0) > 0 and wal["ms_per_flush"] is not None, figures
 
 
 async def test_the_query_benchmark_runs_on_a_short_history(
