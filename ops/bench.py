@@ -29,6 +29,7 @@ from ops.bench_measure import (
     CpuMeter,
     db_counters,
     ensure_statement_stats,
+    machine_figures,
     run_times,
     wal_counters,
     wal_per_workflow,
@@ -63,6 +64,8 @@ class BenchResult:
     cpu_ms_per_workflow: dict[str, float] = field(default_factory=dict)
     cpu_busy_percent: float | None = None
     db_per_workflow: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: the machine before the run (ops/bench_measure.machine_figures)
+    machine: dict[str, float] = field(default_factory=dict)
     #: WAL flushes and KiB a workflow and ms a flush, per PostgreSQL cluster
     #: (named by the regions whose databases it holds)
     wal_per_workflow: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -239,6 +242,7 @@ async def run_bench(
             if getattr(exc, "code", "") != "NAMESPACE_ALREADY_EXISTS":
                 raise
         logs = log_dir or Path(".")
+        machine = machine_figures(logs)  # before the workers start and load it
         args = [sys.executable, "-m", "ops.apps", "--namespace", ns, "--task-queue", queue]
         for u in urls:
             args += ["--url", u]
@@ -329,6 +333,7 @@ async def run_bench(
         cpu_busy_percent=busy,
         db_per_workflow=per_db,
         wal_per_workflow=per_wal,
+        machine=machine,
         workers=workers,
         sleeping=sleeping,
         worker_cache_hit_percent=r1(100 * hits / (hits + misses)) if hits + misses else None,

@@ -11,6 +11,11 @@
   every commit waits for its flush, so on a slow disk the flushes, not the
   CPU, set the pace; with ``track_wal_io_timing`` on (the local stack turns
   it on), the mean time of a flush too.
+* **The machine itself**, before the run: the time of a fixed piece of
+  Python work and of an 8 KiB write and ``fdatasync`` (as ``pg_test_fsync``'s
+  first test) on the benchmark's filesystem. The same commit runs at
+  different speeds on different days; these say whether two runs had the
+  same machine.
 * **Replication lag per run**: a standby's applier notifies
   ``baton_closed_v1`` when it commits the close of a run; one ``LISTEN``
   connection records when each arrives, and the lag is that moment less the
@@ -23,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -114,6 +121,44 @@ async def db_counters(dsn: str) -> dict[str, int | None]:
         await conn.close()
 
 
+def _fixed_work() -> int:
+    """Dictionary, list and string work of the kind a server does, always the same."""
+    counts: dict[str, int] = {}
+    total = 0
+    for i in range(60_000):
+        key = f"ns/wf-{i & 255}"
+        counts[key] = counts.get(key, 0) + 1
+        total += len([i, key, counts[key]])
+    return total + len(sorted(counts.items()))
+
+
+def machine_figures(directory: Path, *, fsyncs: int = 50) -> dict[str, float]:
+    """The fixed work's best time of five (ms), and the median time (ms) of
+    an 8 KiB write with its ``fdatasync`` in ``directory``."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        _fixed_work()
+        best = min(best, time.perf_counter() - t0)
+    path = directory / ".baton-bench-fsync"
+    block = b"\0" * 8192
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(fsyncs):
+            t0 = time.perf_counter()
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return {
+        "fixed_cpu_work_ms": round(best * 1000, 1),
+        "fdatasync_8k_ms": round(statistics.median(times) * 1000, 3),
+    }
+
+
 async def wal_counters(dsn: str) -> dict[str, Any]:
     """The cluster's WAL flushes, their time (ms, None unless
     ``track_wal_io_timing`` is on) and WAL bytes, with the cluster's id."""
@@ -126,9 +171,7 @@ async def wal_counters(dsn: str) -> dict[str, Any]:
         cluster: str | None = None
         # the same cluster under two regions' databases is counted once
         with contextlib.suppress(asyncpg.PostgresError):
-            cluster = str(
-                await conn.fetchval("SELECT system_identifier FROM pg_control_system()")
-            )
+            cluster = str(await conn.fetchval("SELECT system_identifier FROM pg_control_system()"))
         return {
             "cluster": cluster,
             "flushes": int(row["wal_sync"]),

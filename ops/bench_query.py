@@ -25,6 +25,7 @@ import orjson
 
 from ops.apps import Counter
 from ops.bench import percentile, progress_bar, start_worker, stop_processes
+from ops.bench_measure import machine_figures
 from worker import Client
 from worker._definition import WorkflowDefinition
 from worker._gc import collector_paused
@@ -46,6 +47,7 @@ async def run_query_bench(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     ns = f"bench-q-{uuid.uuid4().hex[:8]}"
+    machine = machine_figures(log_dir)
     args = [sys.executable, "-m", "ops.apps", "--namespace", ns, "--task-queue", QUEUE]
     for u in urls:
         args += ["--url", u]
@@ -82,6 +84,7 @@ async def run_query_bench(
             k: round(percentile([p[k] for p in parts], 0.5), 1)
             for k in ("fetch", "decode", "replay")
         },
+        "machine": machine,
     }
 
 

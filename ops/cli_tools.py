@@ -261,6 +261,9 @@ def register_tools(cli: click.Group) -> None:
                     f"{d['tasks_run_ahead'].get('refused')}"
                 ),
             }
+            rows["machine before the run: fixed CPU work / 8 KiB write and fdatasync (ms)"] = (
+                f"{d['machine'].get('fixed_cpu_work_ms')} / {d['machine'].get('fdatasync_8k_ms')}"
+            )
             for part, ms in d["cpu_ms_per_workflow"].items():
                 rows[f"CPU ms per workflow: {part}"] = ms
             for r, c in d["db_per_workflow"].items():

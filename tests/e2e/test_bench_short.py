@@ -57,6 +57,8 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
     assert list(result.wal_per_workflow) == [f"{rs.a.name}, {rs.b.name}"], figures
     wal = result.wal_per_workflow[f"{rs.a.name}, {rs.b.name}"]
     assert (wal["flushes"] or 0) > 0 and wal["ms_per_flush"] is not None, figures
+    # the machine's own figures, to tell one day's runs from another's
+    assert result.machine["fixed_cpu_work_ms"] > 0 < result.machine["fdatasync_8k_ms"], figures
 
 
 async def test_the_query_benchmark_runs_on_a_short_history(
