@@ -161,7 +161,7 @@ class _Measure:
     standbys: list[str]
     cpu: CpuMeter
     counters: dict[str, dict[str, int | None]] = field(default_factory=dict)
-    wal: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wal: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     def dsn(self, region: str) -> str:
         assert self.config is not None
@@ -192,11 +192,14 @@ class _Measure:
                 per_db[r][k] = round((a - b) / n, 1) if a is not None and b is not None else None
         clusters: dict[str, list[str]] = {}
         for r in self._regions():
-            clusters.setdefault(self.wal[r]["cluster"] or r, []).append(r)
+            if (w := self.wal[r]) is not None:
+                clusters.setdefault(w["cluster"] or r, []).append(r)
         per_wal = {}
         for regions in clusters.values():
+            before_wal = self.wal[regions[0]]
             after_wal = await wal_counters(self.dsn(regions[0]))
-            per_wal[", ".join(regions)] = wal_per_workflow(self.wal[regions[0]], after_wal, n)
+            if before_wal is not None and after_wal is not None:
+                per_wal[", ".join(regions)] = wal_per_workflow(before_wal, after_wal, n)
         return per_wf, (busy if cpu else None), per_db, per_wal
 
 

@@ -159,15 +159,19 @@ def machine_figures(directory: Path, *, fsyncs: int = 50) -> dict[str, float]:
     }
 
 
-async def wal_counters(dsn: str) -> dict[str, Any]:
+async def wal_counters(dsn: str) -> dict[str, Any] | None:
     """The cluster's WAL flushes, their time (ms, None unless
-    ``track_wal_io_timing`` is on) and WAL bytes, with the cluster's id."""
+    ``track_wal_io_timing`` is on) and WAL bytes, with the cluster's id
+    (None before PostgreSQL 14, which has no ``pg_stat_wal``)."""
     conn = await db.connect(dsn)
     try:
-        row = await conn.fetchrow(
-            "SELECT wal_sync, wal_sync_time, wal_bytes,"
-            " current_setting('track_wal_io_timing')::boolean AS timed FROM pg_stat_wal"
-        )
+        try:
+            row = await conn.fetchrow(
+                "SELECT wal_sync, wal_sync_time, wal_bytes,"
+                " current_setting('track_wal_io_timing')::boolean AS timed FROM pg_stat_wal"
+            )
+        except asyncpg.PostgresError:
+            return None
         cluster: str | None = None
         # the same cluster under two regions' databases is counted once
         with contextlib.suppress(asyncpg.PostgresError):
