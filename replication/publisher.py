@@ -155,9 +155,12 @@ class Publisher:
         self.store = store
         self.bootstrap = store.config.kafka_bootstrap
         self._wake = asyncio.Event()
-        # Only writes of replicated namespaces leave outbox rows: a write of a
-        # single-region namespace need not send the publisher to read the
-        # outbox. None: not known (yet), so every write wakes it.
+        # Only writes of replicated namespaces active in this region leave
+        # outbox rows: a write of a single-region namespace, or a batch the
+        # applier wrote for a namespace active elsewhere (every applied batch
+        # notifies), need not send the publisher to read the outbox (the rare
+        # row such a batch leaves, a conflict's archive, is read within
+        # IDLE_WAIT_S). None: not known (yet), so every write wakes it.
         self._replicated: frozenset[str] | None = None
         self._replicated_at = 0.0
         self._namespace_changes = 0
@@ -185,7 +188,8 @@ class Publisher:
         async with self.store.pool.acquire() as conn:
             rows = await conn.fetch(Q["replicated_namespaces"])
         if changes == self._namespace_changes:  # else a change came in while reading
-            self._replicated = frozenset(r["name"] for r in rows)
+            region = self.store.region
+            self._replicated = frozenset(r["name"] for r in rows if r["active_region"] == region)
             self._replicated_at = loop.time()
 
     async def run(self) -> None:

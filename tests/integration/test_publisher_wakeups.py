@@ -1,9 +1,12 @@
 """The publisher reads the outbox when a replicated namespace wrote, not on every write.
 
 A write of a single-region namespace leaves no outbox row; waking the
-publisher for it cost an outbox read (two statements) per write. The
-publisher keeps the names of the replicated namespaces, and a namespace
-change (one gaining a standby region) makes it read them again at once.
+publisher for it cost an outbox read (two statements) per write. Neither
+does a batch the applier wrote for a namespace active in another region
+(a standby's publisher read its empty outbox three times a workflow). The
+publisher keeps the names of the replicated namespaces active in its region,
+and a namespace change (one gaining a standby region, or moving) makes it
+read them again at once.
 """
 
 from __future__ import annotations
@@ -82,3 +85,45 @@ async def test_a_single_region_write_does_not_wake_the_publisher_and_a_replicate
         await asyncio.sleep(0.05)
     assert publisher._replicated is None
     assert publisher._wake.is_set()
+
+
+async def test_a_batch_applied_for_a_namespace_active_elsewhere_does_not_wake_the_publisher(
+    region: Region, client: Client
+) -> None:
+    publisher = Publisher(region.store)
+    await _written(region, "default/w", client.start_workflow(Waits, id="w", task_queue=QUEUE))
+
+    async def applied(key: str) -> None:
+        # what the applier's commit of a batch sends (baton_apply_plain_v1)
+        async with region.store.pool.acquire() as conn:
+            notify = conn.execute("SELECT pg_notify('baton_history_v1', $1)", key)
+            await _written(region, key, notify)
+
+    async def moved(active: str) -> None:
+        async with region.store.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE namespaces SET regions = ARRAY[$1, 'region-z'], active_region = $2"
+                " WHERE name = 'default'",
+                region.name,
+                active,
+            )
+        for _ in range(100):
+            if publisher._replicated is None:
+                break
+            await asyncio.sleep(0.05)
+        assert publisher._replicated is None, "the namespace change was not heard"
+        await publisher._refresh_replicated()
+
+    # a standby here: batches applied for it leave nothing to ship
+    await moved("region-z")
+    assert publisher._replicated is not None and "default" not in publisher._replicated
+    publisher._wake.clear()
+    await applied("default/w")
+    assert not publisher._wake.is_set(), "a batch applied for a standby woke the publisher"
+
+    # active here again (a failover back): its writes wake the publisher
+    await moved(region.name)
+    assert "default" in publisher._replicated
+    publisher._wake.clear()
+    await applied("default/w")
+    assert publisher._wake.is_set(), "a write of a namespace active here did not wake it"
