@@ -260,10 +260,10 @@ def register_tools(cli: click.Group) -> None:
                     f"{d['tasks_run_ahead'].get('accepted')} / "
                     f"{d['tasks_run_ahead'].get('refused')}"
                 ),
+                "machine before the run: fixed CPU work / 8 KiB write and fdatasync (ms)": (
+                    f"{d['machine']['fixed_cpu_work_ms']} / {d['machine']['fdatasync_8k_ms']}"
+                ),
             }
-            rows["machine before the run: fixed CPU work / 8 KiB write and fdatasync (ms)"] = (
-                f"{d['machine'].get('fixed_cpu_work_ms')} / {d['machine'].get('fdatasync_8k_ms')}"
-            )
             for part, ms in d["cpu_ms_per_workflow"].items():
                 rows[f"CPU ms per workflow: {part}"] = ms
             for r, c in d["db_per_workflow"].items():
