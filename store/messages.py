@@ -45,7 +45,14 @@ async def query_workflow(
         # its timeout, and the query then answers from the last completed
         # task rather than not at all.
         held = min(deadline, utcnow() + timedelta(seconds=req.timeout_s / 2))
+        buffered = int(row["buffered_seq"]) > int(row["buffered_flushed_seq"])
         row = await _after_pending_task(store, row, pending, held)
+        following = _task_pending(row)
+        if buffered and following is not None and following != pending:
+            # Inputs that came while that task ran (a signal whose call
+            # returned) waited in the buffer: its completion wrote them to
+            # history and scheduled the task that hands them to the code.
+            row = await _after_pending_task(store, row, following, held)
     query_id = uuid.uuid4()
     async with store.notifier.subscribe("baton_queries_v1", str(query_id)) as ev:
 
@@ -104,7 +111,9 @@ def _task_pending(row: asyncpg.Record) -> int | None:
     A worker answers a query from the state of the run's last completed
     workflow task. A task scheduled or running when the query arrives holds
     what the server confirmed before it (a start, a signal whose call
-    returned): the query waits for it, as Temporal's consistent queries do.
+    returned): the query waits for it, as Temporal's consistent queries do,
+    and, if inputs waited in the buffer while it ran, for the task its
+    completion scheduled for them.
     Not for a task that already failed (attempt > 1: it may not complete
     soon, the last good state answers) nor for one a pause holds back; and
     for half the query's timeout at most (a task whose worker died waits
