@@ -103,25 +103,10 @@ SELECT $1, $2, $3, t.kind, t.ref, t.attempt, t.fire_at
 FROM unnest($4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS t(kind, ref, attempt, fire_at)
 
 -- name: take_task
--- The oldest free task of a queue, and whether the queue holds more (taken
--- or not): only then does the poller that took it wake another one. $3 is
--- true for an activity poll, false for a workflow poll (workflow and query
--- tasks): written so, it matches tasks_take_idx whatever the plan. The
--- "more" look-up asks for the lowest other id rather than EXISTS, so that a
--- generic plan cannot pick a sequential scan over every queue's rows for it.
-WITH t AS (
-    DELETE FROM tasks WHERE id = (
-        SELECT id FROM tasks
-        WHERE namespace = $1 AND task_queue = $2 AND (kind = 'activity') = $3::boolean
-          AND coalesce(build_id, '') = coalesce($4::text, '')
-        ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-    RETURNING *)
-SELECT t.*, (
-    SELECT o.id FROM tasks o
-    WHERE o.namespace = $1 AND o.task_queue = $2 AND (o.kind = 'activity') = $3::boolean
-      AND coalesce(o.build_id, '') = coalesce($4::text, '') AND o.id <> t.id
-    ORDER BY o.id LIMIT 1) IS NOT NULL AS more
-FROM t
+-- The oldest free task of a queue and whether the queue holds more
+-- (baton_take_task_v1). $3 is true for an activity poll, false for a workflow
+-- poll (workflow and query tasks).
+SELECT * FROM baton_take_task_v1($1, $2, $3::boolean, $4::text)
 
 -- name: workflow_task_view
 -- The events and pending updates a workflow task carries, built as JSON by

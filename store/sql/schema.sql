@@ -214,7 +214,7 @@ CREATE INDEX timers_run_idx ON timers (namespace, workflow_id, run_id, kind, ref
 -- The dispatch queue: one row per workflow, activity or query task waiting
 -- for a poller.
 CREATE TABLE tasks (
-    id           bigserial   PRIMARY KEY,
+    id           bigserial,
     namespace    text        NOT NULL,
     task_queue   text        NOT NULL,
     kind         text        NOT NULL CHECK (kind IN ('workflow', 'activity', 'query')),
@@ -226,10 +226,16 @@ CREATE TABLE tasks (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 
--- A poll takes activity tasks, or workflow and query tasks: one index walk in id order.
+-- A poll takes activity tasks, or workflow and query tasks: one index walk in
+-- id order. Only this index can be bounded by a take (it alone leads with the
+-- task queue) and only tasks_run_idx by a run's lookup (it alone leads with
+-- the workflow id), and no btree walks ids in order besides the take's: so
+-- even a generic plan made from statistics of an empty table keeps to them
+-- (0020). Ids are looked up by hash.
 CREATE INDEX tasks_take_idx
-    ON tasks (namespace, task_queue, (kind = 'activity'), (coalesce(build_id, '')), id);
-CREATE INDEX tasks_run_idx ON tasks (namespace, workflow_id, run_id);
+    ON tasks (task_queue, namespace, (kind = 'activity'), (coalesce(build_id, '')), id);
+CREATE INDEX tasks_run_idx ON tasks (workflow_id, run_id, namespace);
+CREATE INDEX tasks_id_idx ON tasks USING hash (id);
 
 -- Pollers of each worker version in this region (not replicated).
 CREATE TABLE version_pollers (
@@ -540,12 +546,13 @@ CREATE FUNCTION baton_write_run_v5(
     p_expect_xmin bigint, p_ns_xmin bigint, p_fail_updates jsonb, p_view_since bigint,
     p_act_check bigint, p_act_xmin bigint, p_sticky_check text,
     OUT view jsonb, OUT run_xmin bigint, OUT history_size bigint
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
     v_bytes bigint := coalesce((SELECT sum(pg_column_size(a)) FROM unnest(p_event_attrs) AS a), 0);
     -- the row as this write leaves it, for the outbox (a replicated history write)
     v_ship boolean := p_replicated AND cardinality(p_event_ids) > 0;
     v_row jsonb;
+    v_task tid;
 BEGIN
     IF p_act_check IS NOT NULL THEN
         PERFORM 1 FROM activities
@@ -622,20 +629,27 @@ BEGIN
                        'activity_heartbeat')
           AND ref = ANY(p_activity_deletes::text[]);
         -- A poll holding one of these rows takes it anyway and finds the
-        -- activity gone once it gets the run: never wait for it here.
-        DELETE FROM tasks WHERE id IN (
-            SELECT id FROM tasks
+        -- activity gone once it gets the run: never wait for it here. Each
+        -- row goes by its ctid, a plan no statistics can turn into a join.
+        FOR v_task IN
+            SELECT ctid FROM tasks
             WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid
               AND kind = 'activity' AND ref = ANY(p_activity_deletes::text[])
-            FOR UPDATE SKIP LOCKED);
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            DELETE FROM tasks WHERE ctid = v_task;
+        END LOOP;
     END IF;
     IF p_closing THEN
         DELETE FROM activities WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
         DELETE FROM timers WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid;
-        DELETE FROM tasks WHERE id IN (
-            SELECT id FROM tasks
+        FOR v_task IN
+            SELECT ctid FROM tasks
             WHERE namespace = p_ns AND workflow_id = p_wid AND run_id = p_rid AND kind <> 'query'
-            FOR UPDATE SKIP LOCKED);
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            DELETE FROM tasks WHERE ctid = v_task;
+        END LOOP;
         IF p_fail_updates IS NOT NULL THEN
             -- updates the closing run will never complete
             UPDATE workflow_updates SET state = 'rejected', failure = p_fail_updates
@@ -763,6 +777,40 @@ BEGIN
 END;
 $$;
 
+-- A poll's take: the oldest free task of a queue, and whether the queue holds
+-- more (taken or not): only then does the poller that took it wake another
+-- one. p_activity is true for an activity poll, false for a workflow poll
+-- (workflow and query tasks): written so, it matches tasks_take_idx column
+-- for column, ids in order. The row locked is deleted by its ctid. The "more"
+-- look-up asks for the lowest other id rather than EXISTS. No sequential scan
+-- here or in baton_write_run_v5: a queue table's statistics may say it is
+-- empty while it holds a backlog (0020).
+CREATE FUNCTION baton_take_task_v1(
+    p_ns text, p_queue text, p_activity boolean, p_build text,
+    OUT id bigint, OUT kind text, OUT workflow_id text, OUT run_id uuid, OUT ref text,
+    OUT attempt integer, OUT build_id text, OUT more boolean
+) RETURNS SETOF record LANGUAGE plpgsql SET enable_seqscan = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH t AS (
+        DELETE FROM tasks WHERE ctid = (
+            SELECT f.ctid FROM tasks f
+            WHERE f.task_queue = p_queue AND f.namespace = p_ns
+              AND (f.kind = 'activity') = p_activity
+              AND coalesce(f.build_id, '') = coalesce(p_build, '')
+            ORDER BY f.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING *)
+    SELECT t.id, t.kind, t.workflow_id, t.run_id, t.ref, t.attempt, t.build_id, (
+        SELECT o.id FROM tasks o
+        WHERE o.task_queue = p_queue AND o.namespace = p_ns
+          AND (o.kind = 'activity') = p_activity
+          AND coalesce(o.build_id, '') = coalesce(p_build, '') AND o.id <> t.id
+        ORDER BY o.id LIMIT 1) IS NOT NULL
+    FROM t;
+END;
+$$;
+
 
 -- The write as servers of an earlier release call it.
 CREATE FUNCTION baton_write_run_v4(
@@ -803,15 +851,21 @@ CREATE FUNCTION baton_write_run_v4(
 $$;
 
 -- Queue-like tables churn: vacuum them early so scans never wade through
--- dead rows.
+-- dead rows, and never truncate them, so a table vacuumed nearly empty keeps
+-- the size it grows to and no plan takes a sequential scan of it for cheap
+-- (0020).
 ALTER TABLE tasks SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500,
-                       autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500);
+                       autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500,
+                       vacuum_truncate = false);
 ALTER TABLE timers SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500,
-                        autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500);
+                        autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500,
+                        vacuum_truncate = false);
 ALTER TABLE activities SET (autovacuum_vacuum_scale_factor = 0,
                             autovacuum_vacuum_threshold = 500,
                             autovacuum_analyze_scale_factor = 0,
-                            autovacuum_analyze_threshold = 500);
+                            autovacuum_analyze_threshold = 500,
+                            vacuum_truncate = false);
+ALTER TABLE outbox SET (vacuum_truncate = false);
 
 -- Replication: the publisher's ack level and the applier's per-partition
 -- progress, each written in the same transaction as the work it records.
@@ -867,7 +921,7 @@ CREATE TABLE activity_progress (
     -- when the next attempt is due (a retry waiting out its backoff)
     scheduled_time      timestamptz,
     PRIMARY KEY (namespace, workflow_id, run_id, scheduled_event_id)
-);
+) WITH (vacuum_truncate = false);
 
 CREATE TABLE replication_conflicts (
     id                bigserial   PRIMARY KEY,
@@ -955,7 +1009,7 @@ CREATE TABLE namespace_backfills (
 -- The applier's plain messages in one round trip (0017): each message none of
 -- the failover-version rules concern, up to the first that one does.
 CREATE FUNCTION baton_apply_plain_v1(p_region text, p_msgs jsonb, p_skip int)
-RETURNS int LANGUAGE plpgsql AS $$
+RETURNS int LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
     m jsonb;
     applied int := 0;

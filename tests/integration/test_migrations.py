@@ -76,4 +76,6 @@ async def test_server_refuses_an_old_schema_and_names_the_fix(pg: PgCluster, tmp
 
 
 def test_named_queries_parse() -> None:
-    assert "take_task" in sql.QUERIES and "FOR UPDATE SKIP LOCKED" in sql.QUERIES["take_task"]
+    assert "take_task" in sql.QUERIES and "baton_take_task_v1" in sql.QUERIES["take_task"]
+    take = sql.read("schema.sql").split("FUNCTION baton_take_task_v1")[1]
+    assert "FOR UPDATE SKIP LOCKED" in take
