@@ -16,6 +16,10 @@
 --   queue) and one a run's lookup can bound (tasks_run_idx, led by the
 --   workflow id); no btree on id offers a walk in id order besides the take
 --   index (ids are looked up by a hash index);
+-- * the take (baton_take_task_v1, below), baton_write_run_v5 and the
+--   standby's baton_apply_plain_v1 run with enable_seqscan off: under
+--   statistics of a row or two in a table of many pages a sequential scan
+--   looks cheaper than any index, and with it off the bounded index wins;
 -- * the take deletes the row it locked by its ctid, and a write deletes its
 --   run's tasks one locked row at a time by ctid: no join for a plan to turn
 --   around.
