@@ -127,6 +127,12 @@ def start(
                 f"-Xms{heap_min}",
                 "-XX:+UseG1GC",
                 "-XX:MaxGCPauseMillis=20",
+                # The first JIT tier only. The broker shares the machine with
+                # everything else here, and its second tier kept compiling
+                # through hours of load: more CPU than the broker spent
+                # serving (`baton bench --replicated`: Kafka 2.4-3.3 ms a
+                # workflow with both tiers, 0.7-1.1 with the first alone).
+                "-XX:TieredStopAtLevel=1",
                 # A broker that ran out of heap is useless; let it die visibly.
                 "-XX:+ExitOnOutOfMemoryError",
                 *jvm_args,
