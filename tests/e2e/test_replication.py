@@ -162,3 +162,63 @@ async def test_a_standby_reads_which_events_the_active_region_holds(regions: Reg
         assert await applier.held_by(a.name, other, 1, 10) == []  # no such run there
     finally:
         await applier.close()
+
+
+async def test_a_run_s_writes_shipped_in_one_round_travel_as_one_message(
+    regions: RegionPair,
+) -> None:
+    """Rows of one run that continue each other are one message on the topic
+    (the publisher's rounds under load hold several writes of most runs), and
+    the standby applies it as it would the rows one by one."""
+    a, b = regions.a, regions.b
+
+    async def messages_in_b() -> int:
+        conn = await asyncpg.connect(b.dsn)
+        try:
+            sql = "SELECT coalesce(sum(next_offset), 0) FROM replication_progress"
+            return int(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
+    async with await Client.connect([a.url, b.url], namespace="merged") as client:
+        await client.create_namespace("merged", regions=[a.name, b.name], active_region=a.name)
+        h = await client.start_workflow(ThreeSteps, 1, id="merged-1", task_queue="nobody")
+        async with await Client.connect(b.url, namespace="merged", retry_for_s=0) as in_b:
+
+            async def same_history() -> bool:
+                try:
+                    hb = await in_b.get_workflow_handle("merged-1").history()
+                except Exception:
+                    return False
+                return comparable(hb) == comparable(await h.history())
+
+            await eventually(same_history, timeout=60, what="the start in B")
+            before = await messages_in_b()
+            # A transaction that began before the signals holds their outbox
+            # rows back (the publisher ships settled rows only): its end lets
+            # them go in one round.
+            holder = await asyncpg.connect(a.dsn)
+            try:
+                hold = holder.transaction()
+                await hold.start()
+                await holder.fetchval("SELECT pg_current_xact_id()")
+                for i in range(5):
+                    await h.signal("poke", i)
+                rows = await holder.fetchval(
+                    "SELECT count(*) FROM outbox WHERE workflow_id = 'merged-1'"
+                )
+                assert rows == 5
+                await hold.rollback()
+            finally:
+                await holder.close()
+            await eventually(same_history, timeout=60, what="the signals in B")
+            assert len(await h.history()) == 7  # started, task scheduled, five signals
+            assert await messages_in_b() - before == 1
+    conn = await asyncpg.connect(b.dsn)
+    try:  # the run's row in B as the last of the five writes left it
+        row = await conn.fetchrow(
+            "SELECT next_event_id, signal_count FROM executions WHERE workflow_id = 'merged-1'"
+        )
+    finally:
+        await conn.close()
+    assert tuple(row) == (8, 5)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from replication.publisher import message_for
+from replication.publisher import message_for, messages_for
 
 
 def row(events: list[dict[str, object]]) -> dict[str, object]:
@@ -93,3 +93,58 @@ def test_a_small_message_keeps_everything_inline() -> None:
     msg = orjson.loads(message_for(r, "region-a")[1])
     assert not any(k.endswith("by_reference") or k.endswith("from_history") for k in msg)
     assert msg["execution"]["memo"] == {"m": "small"}
+
+
+def history(wf: str, first: int, last: int, **fields: object) -> dict[str, object]:
+    r = row([{"event_id": i} for i in range(first, last + 1)])
+    r.update(workflow_id=wf, first_event_id=first, last_event_id=last, **fields)
+    return r
+
+
+def test_a_run_s_rows_that_continue_each_other_travel_as_one_message() -> None:
+    later = datetime(2026, 1, 2, tzinfo=UTC)
+    rows = [
+        history("wf", 1, 2),
+        history("other", 1, 2),
+        history("wf", 3, 3),
+        history("wf", 4, 6, execution={"status": "completed"}, created_at=later),
+        history("other", 3, 4),
+    ]
+    msgs = [(k, orjson.loads(v)) for k, v in messages_for(rows, "region-a")]
+    assert [k for k, _ in msgs] == [b"ns/wf", b"ns/other"]
+    wf, other = msgs[0][1], msgs[1][1]
+    assert (wf["first_event_id"], wf["last_event_id"]) == (1, 6)
+    assert [e["event_id"] for e in wf["events"]] == [1, 2, 3, 4, 5, 6]
+    # the last row's execution row and time: the state after all its events
+    assert wf["execution"] == {"status": "completed"}
+    assert wf["source_time"] == later.isoformat()
+    assert [e["event_id"] for e in other["events"]] == [1, 2, 3, 4]
+
+
+def test_rows_that_do_not_continue_each_other_keep_their_own_messages_in_order() -> None:
+    progress = history("wf", 3, 3, kind="progress", events=None)
+    cases = [
+        [history("wf", 1, 2), history("wf", 4, 4)],  # a gap: the receiver fills it
+        [history("wf", 1, 2), history("wf", 3, 3, run_id=uuid.UUID(int=2))],
+        [history("wf", 1, 2), history("wf", 3, 3, version=101)],
+        [history("wf", 1, 2), history("wf", 3, 3, ns={"name": "ns", "state": "moved"})],
+        # a progress row between two batches of the run stays between them
+        [history("wf", 1, 2), progress, history("wf", 3, 3)],
+    ]
+    for rows in cases:
+        msgs = [orjson.loads(v) for _, v in messages_for(rows, "region-a")]
+        assert len(msgs) == len(rows)
+        assert [m["type"] for m in msgs] == [
+            "progress_v1" if r["kind"] == "progress" else "history_v1" for r in rows
+        ]
+        assert [m["first_event_id"] for m in msgs] == [r["first_event_id"] for r in rows]
+
+
+def test_rows_too_large_to_travel_together_keep_their_events_inline() -> None:
+    blob = {"blob": "x" * 1500}
+    rows = [history("wf", 1, 2), history("wf", 3, 4)]
+    for r in rows:
+        r["events"] = [{"event_id": e["event_id"], "attributes": blob} for e in r["events"]]
+    msgs = [orjson.loads(v) for _, v in messages_for(rows, "region-a", max_inline_bytes=4096)]
+    assert [[e["event_id"] for e in m["events"]] for m in msgs] == [[1, 2], [3, 4]]
+    assert not any(m.get("events_by_reference") for m in msgs)
