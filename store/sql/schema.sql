@@ -236,6 +236,8 @@ CREATE INDEX tasks_take_idx
     ON tasks (task_queue, namespace, (kind = 'activity'), (coalesce(build_id, '')), id);
 CREATE INDEX tasks_run_idx ON tasks (workflow_id, run_id, namespace);
 CREATE INDEX tasks_id_idx ON tasks USING hash (id);
+-- a query's task, deleted by its query id when the query ends untaken
+CREATE INDEX tasks_query_idx ON tasks (ref) WHERE kind = 'query';
 
 -- Pollers of each worker version in this region (not replicated).
 CREATE TABLE version_pollers (

@@ -315,3 +315,32 @@ async def test_closing_a_run_deletes_its_tasks_through_its_index_after_an_empty_
     # a scan of every task row reads 50 pages or more; a loop over them,
     # thousands
     assert read < 25, read
+
+
+async def test_an_untaken_query_s_task_is_deleted_through_its_index_beside_a_backlog(
+    region: Region,
+) -> None:
+    """A query answered or given up before a worker took its task deletes the
+    task by its query id: a few pages, not a scan of the queue's backlog."""
+    query_id = uuid.uuid4()
+    async with region.store.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
+            " SELECT 'default', 'busy', 'workflow', 'w' || g, gen_random_uuid(), ''"
+            " FROM generate_series(1, 30000) g"
+        )
+        await conn.execute(
+            "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
+            " VALUES ('default', 'busy', 'query', 'q', gen_random_uuid(), $1)",
+            str(query_id),
+        )
+        await conn.execute("ANALYZE tasks")
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            before = await _blocks_read(conn)
+            await conn.execute(Q["delete_query"], query_id)
+            read = await _blocks_read(conn) - before
+            left = await conn.fetchval("SELECT count(*) FROM tasks WHERE kind = 'query'")
+    assert left == 0
+    # 30,000 rows fill some 300 pages of the heap
+    assert read < 10, read
