@@ -13,7 +13,7 @@ import pytest
 from tests.apps.workflows import ALL_ACTIVITIES, Pipeline, ThreeSteps
 from tests.conftest import RegionPair
 from tests.helpers import eventually
-from worker import Client, Worker
+from worker import Client, Worker, WorkflowHandle
 
 pytestmark = pytest.mark.e2e
 QUEUE = "replicated"
@@ -24,6 +24,15 @@ def comparable(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         (e["event_id"], e["event_type"], e["version"], e["event_time"], e["attributes"])
         for e in events
     ]
+
+
+async def same_in_b(in_b: Client, in_a: WorkflowHandle) -> bool:
+    """Whether B holds the run's history event for event as A does."""
+    try:
+        hb = await in_b.get_workflow_handle(in_a.id).history()
+    except Exception:
+        return False
+    return comparable(hb) == comparable(await in_a.history())
 
 
 async def test_histories_replicate_event_for_event(regions: RegionPair) -> None:
@@ -128,19 +137,9 @@ async def test_a_batch_too_large_for_a_message_travels_by_reference(regions: Reg
     big = "x" * (1536 * 1024)  # one 1.5 MiB input: its batch is over the inline limit
     async with await Client.connect([a.url, b.url], namespace="large") as client:
         await client.create_namespace("large", regions=[a.name, b.name], active_region=a.name)
-        await client.start_workflow(ThreeSteps, big, id="big-1", task_queue="nobody")
+        h = await client.start_workflow(ThreeSteps, big, id="big-1", task_queue="nobody")
         async with await Client.connect(b.url, namespace="large", retry_for_s=0) as in_b:
-
-            async def replicated() -> bool:
-                try:
-                    hb = await in_b.get_workflow_handle("big-1").history()
-                except Exception:
-                    return False
-                return comparable(hb) == comparable(
-                    await client.get_workflow_handle("big-1").history()
-                )
-
-            await eventually(replicated, timeout=60, what="the large batch in B")
+            await eventually(lambda: same_in_b(in_b, h), timeout=60, what="the large batch in B")
 
 
 async def test_a_standby_reads_which_events_the_active_region_holds(regions: RegionPair) -> None:
@@ -184,15 +183,7 @@ async def test_a_run_s_writes_shipped_in_one_round_travel_as_one_message(
         await client.create_namespace("merged", regions=[a.name, b.name], active_region=a.name)
         h = await client.start_workflow(ThreeSteps, 1, id="merged-1", task_queue="nobody")
         async with await Client.connect(b.url, namespace="merged", retry_for_s=0) as in_b:
-
-            async def same_history() -> bool:
-                try:
-                    hb = await in_b.get_workflow_handle("merged-1").history()
-                except Exception:
-                    return False
-                return comparable(hb) == comparable(await h.history())
-
-            await eventually(same_history, timeout=60, what="the start in B")
+            await eventually(lambda: same_in_b(in_b, h), timeout=60, what="the start in B")
             before = await messages_in_b()
             # A transaction that began before the signals holds their outbox
             # rows back (the publisher ships settled rows only): its end lets
@@ -211,7 +202,7 @@ async def test_a_run_s_writes_shipped_in_one_round_travel_as_one_message(
                 await hold.rollback()
             finally:
                 await holder.close()
-            await eventually(same_history, timeout=60, what="the signals in B")
+            await eventually(lambda: same_in_b(in_b, h), timeout=60, what="the signals in B")
             assert len(await h.history()) == 7  # started, task scheduled, five signals
             assert await messages_in_b() - before == 1
     conn = await asyncpg.connect(b.dsn)

@@ -163,6 +163,18 @@ def _blocks(plan: dict[str, Any]) -> int:
     return int(plan.get("Shared Hit Blocks", 0)) + int(plan.get("Shared Read Blocks", 0))
 
 
+async def _backlog(conn: asyncpg.Connection, queue: str, rows: int, prefix: str = "w") -> None:
+    """``rows`` workflow tasks of ``queue``, of runs no one knows."""
+    await conn.execute(
+        "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
+        " SELECT 'default', $1, 'workflow', $3 || g, gen_random_uuid(), ''"
+        " FROM generate_series(1, $2::int) g",
+        queue,
+        rows,
+        prefix,
+    )
+
+
 async def _take_reads(
     conn: asyncpg.Connection, cases: dict[str, tuple[str, bool, int]]
 ) -> dict[str, int]:
@@ -198,11 +210,7 @@ async def test_a_take_reads_a_few_pages_beside_a_large_backlog_of_other_tasks(
     polled queue's own rows in id order: it never reads through the backlog
     of other queues or of the other kind of task."""
     async with region.store.pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
-            " SELECT 'default', 'busy', 'workflow', 'w' || g, gen_random_uuid(), ''"
-            " FROM generate_series(1, 30000) g"
-        )
+        await _backlog(conn, "busy", 30000)
         await conn.execute(
             "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
             " VALUES ('default', 'quiet', 'workflow', 'x', gen_random_uuid(), '')"
@@ -231,12 +239,7 @@ async def _stats_of_a_nearly_empty_table(conn: asyncpg.Connection) -> None:
     """``tasks`` as autovacuum may leave it: vacuumed with a row or two left
     (so its pages stay whatever the table's settings), statistics to match;
     then a backlog of workflow tasks of one queue arrives."""
-    await conn.execute(
-        "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
-        " SELECT 'default', 'elsewhere', 'workflow', 'old' || g, gen_random_uuid(), ''"
-        " FROM generate_series(1, $1::int) g",
-        BACKLOG,
-    )
+    await _backlog(conn, "elsewhere", BACKLOG, "old")
     await conn.execute(
         "DELETE FROM tasks WHERE task_queue = 'elsewhere'"
         " AND id < (SELECT max(id) FROM tasks WHERE task_queue = 'elsewhere')"
@@ -246,12 +249,7 @@ async def _stats_of_a_nearly_empty_table(conn: asyncpg.Connection) -> None:
         "SELECT relpages, reltuples FROM pg_class WHERE oid = 'tasks'::regclass"
     )
     assert stats["relpages"] > 1 and stats["reltuples"] <= 2, dict(stats)
-    await conn.execute(
-        "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
-        " SELECT 'default', 'busy', 'workflow', 'w' || g, gen_random_uuid(), ''"
-        " FROM generate_series(1, $1::int) g",
-        BACKLOG,
-    )
+    await _backlog(conn, "busy", BACKLOG)
 
 
 async def test_a_take_beside_a_backlog_reads_a_few_pages_after_an_empty_table_was_analyzed(
@@ -324,11 +322,7 @@ async def test_an_untaken_query_s_task_is_deleted_through_its_index_beside_a_bac
     task by its query id: a few pages, not a scan of the queue's backlog."""
     query_id = uuid.uuid4()
     async with region.store.pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
-            " SELECT 'default', 'busy', 'workflow', 'w' || g, gen_random_uuid(), ''"
-            " FROM generate_series(1, 30000) g"
-        )
+        await _backlog(conn, "busy", 30000)
         await conn.execute(
             "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref)"
             " VALUES ('default', 'busy', 'query', 'q', gen_random_uuid(), $1)",
