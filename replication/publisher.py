@@ -35,6 +35,8 @@ IDLE_WAIT_S = 1.0
 #: First wait for rows held behind a running transaction (doubling, up to
 #: IDLE_WAIT_S, each time the hold outlasts a whole wait).
 HELD_WAIT_S = 0.005
+#: What a round that acknowledged nothing knows of the rest of the outbox.
+UNREAD = "unread"
 #: How long the publisher trusts its list of replicated namespaces without a
 #: namespace notification (a listener that reconnected may have missed one).
 REPLICATED_TTL_S = 5.0
@@ -277,14 +279,15 @@ class Publisher:
                 # ships wakes the next round instead of being lost.
                 self._wake.clear()
                 await self._refresh_replicated()
-                shipped = await self._ship_batch(producer)
+                shipped, waiting = await self._ship_batch(producer)
                 if shipped >= BATCH:
                     continue
                 if shipped:
                     held_wait = 0.0  # progress: a new hold starts its backoff afresh
                 if self._wake.is_set():
                     continue  # a commit notified while this batch shipped: go again
-                waiting = await self._outbox_waiting()
+                if waiting == UNREAD:
+                    waiting = await self._outbox_waiting()
                 if waiting == "ready" and producer is not None:
                     continue  # what held rows back ended since this round read
                 # rows held behind a transaction still running (whose end may
@@ -307,12 +310,14 @@ class Publisher:
         async with self.store.pool.acquire() as conn:
             return await conn.fetchval(Q["outbox_waiting"])  # type: ignore[no-any-return]
 
-    async def _ship_batch(self, producer: AIOKafkaProducer | None) -> int:
+    async def _ship_batch(self, producer: AIOKafkaProducer | None) -> tuple[int, str | None]:
+        """Ship a round: the rows acknowledged, and what they left in the
+        outbox as :meth:`_outbox_waiting` tells it (UNREAD: not read)."""
         region = self.store.region
         async with self.store.pool.acquire() as conn:
             rows = await conn.fetch(Q["outbox_batch"], BATCH)
         if not rows:
-            return 0
+            return 0, UNREAD
         # a replicated namespace but no Kafka: keep its rows until there is
         done = [r["id"] for r in rows if producer is not None or not r["replicated"]]
         sends = []
@@ -323,7 +328,8 @@ class Publisher:
                 sends.append(await producer.send(topic_for(region), value=value, key=key))
         if sends:
             await asyncio.gather(*sends)  # every message acknowledged by the in-sync replicas
-        if done:
-            async with self.store.pool.acquire() as conn:
-                await conn.execute(Q["set_ack_level"], region, max(done), done)
-        return len(done)
+        if not done:
+            return 0, UNREAD
+        async with self.store.pool.acquire() as conn:
+            waiting = await conn.fetchval(Q["set_ack_level"], region, max(done), done)
+        return len(done), waiting

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
+import asyncpg
 import pytest
 
 from replication.publisher import Publisher
@@ -127,3 +128,33 @@ async def test_a_batch_applied_for_a_namespace_active_elsewhere_does_not_wake_th
     publisher._wake.clear()
     await applied("default/w")
     assert publisher._wake.is_set(), "a write of a namespace active here did not wake it"
+
+
+async def test_a_round_s_acknowledgement_says_what_it_left_in_the_outbox(
+    region: Region, client: Client
+) -> None:
+    """A round that shipped rows learns from the statement that acknowledges
+    them whether the outbox holds more (ready now, or held behind a running
+    transaction): one statement where it took two. (The client fixture
+    creates the namespace the rows are of.)"""
+    publisher = Publisher(region.store)
+    insert = (
+        "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,"
+        " version) VALUES ('default', $1, gen_random_uuid(), 1, 1, 1)"
+    )
+    async with region.store.pool.acquire() as conn:
+        await conn.execute(insert, "shippable")
+        holder = await asyncpg.connect(region.dsn)
+        try:
+            async with holder.transaction():
+                await holder.fetchval("SELECT pg_current_xact_id()")
+                # committed after the holder began: held until it ends
+                await conn.execute(insert, "held")
+                assert await publisher._ship_batch(None) == (1, "held")
+                left = await conn.fetch("SELECT workflow_id FROM outbox")
+                assert [r["workflow_id"] for r in left] == ["held"]
+        finally:
+            await holder.close()
+        assert await publisher._ship_batch(None) == (1, None)
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        assert await publisher._ship_batch(None) == (0, "unread")
