@@ -7,8 +7,10 @@ message per history batch, or per run of a round whose batches continue each
 other (key = namespace/workflow id, so one workflow's batches stay in one
 partition, in order) with an idempotent ``acks=all`` producer, and moves its
 ack level (deleting the acked rows) only after Kafka acknowledged every
-message of the batch. A crash between the two re-sends the rows, perhaps
-grouped otherwise, and the appliers skip the events they hold already.
+message of the batch: in the statement that reads the next round, if one
+comes within ACK_DEFER_S, else in one of its own. A crash between the send
+and the acknowledgement re-sends the rows, perhaps grouped otherwise, and the
+appliers skip the events they hold already.
 """
 
 from __future__ import annotations
@@ -35,8 +37,12 @@ IDLE_WAIT_S = 1.0
 #: First wait for rows held behind a running transaction (doubling, up to
 #: IDLE_WAIT_S, each time the hold outlasts a whole wait).
 HELD_WAIT_S = 0.005
-#: What a round that acknowledged nothing knows of the rest of the outbox.
-UNREAD = "unread"
+#: How long a round's shipped rows wait for the next round's read to carry
+#: their acknowledgement before one statement acknowledges them alone: a
+#: round a write is the rule at low rates, and the acknowledgement was every
+#: other statement the publisher ran. (Only the outbox rows wait: the messages
+#: are in Kafka, and a standby applies them meanwhile.)
+ACK_DEFER_S = 0.1
 #: How long the publisher trusts its list of replicated namespaces without a
 #: namespace notification (a listener that reconnected may have missed one).
 REPLICATED_TTL_S = 5.0
@@ -230,6 +236,8 @@ class Publisher:
         self._replicated: frozenset[str] | None = None
         self._replicated_at = 0.0
         self._namespace_changes = 0
+        #: ids of rows shipped (in Kafka) whose acknowledgement is still to go
+        self._unacked: list[int] = []
         store.notifier.on("baton_history_v1", self._on_history)
         store.notifier.on("baton_namespaces_v1", self._on_namespace)
 
@@ -279,14 +287,21 @@ class Publisher:
                 # ships wakes the next round instead of being lost.
                 self._wake.clear()
                 await self._refresh_replicated()
-                shipped, waiting = await self._ship_batch(producer)
+                shipped = await self._ship_batch(producer)
                 if shipped >= BATCH:
                     continue
                 if shipped:
                     held_wait = 0.0  # progress: a new hold starts its backoff afresh
+                if self._unacked and not self._wake.is_set():
+                    # the next round's read carries the acknowledgement if a
+                    # commit comes soon; else it goes alone
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), ACK_DEFER_S)
                 if self._wake.is_set():
-                    continue  # a commit notified while this batch shipped: go again
-                if waiting == UNREAD:
+                    continue  # a commit notified since this round read: go again
+                if self._unacked:
+                    waiting = await self._acknowledge()
+                else:
                     waiting = await self._outbox_waiting()
                 if waiting == "ready" and producer is not None:
                     continue  # what held rows back ended since this round read
@@ -310,14 +325,26 @@ class Publisher:
         async with self.store.pool.acquire() as conn:
             return await conn.fetchval(Q["outbox_waiting"])  # type: ignore[no-any-return]
 
-    async def _ship_batch(self, producer: AIOKafkaProducer | None) -> tuple[int, str | None]:
-        """Ship a round: the rows acknowledged, and what they left in the
-        outbox as :meth:`_outbox_waiting` tells it (UNREAD: not read)."""
-        region = self.store.region
+    async def _acknowledge(self) -> str | None:
+        """Acknowledge the rows shipped and not yet acknowledged; what they
+        left in the outbox, as :meth:`_outbox_waiting` tells it."""
+        done = self._unacked
         async with self.store.pool.acquire() as conn:
-            rows = await conn.fetch(Q["outbox_batch"], BATCH)
-        if not rows:
-            return 0, UNREAD
+            waiting = await conn.fetchval(Q["set_ack_level"], self.store.region, max(done), done)
+        self._unacked = []
+        return waiting  # type: ignore[no-any-return]
+
+    async def _ship_batch(self, producer: AIOKafkaProducer | None) -> int:
+        """Ship a round: the rows it is done with, which wait in ``_unacked``
+        for the next round's read (or :meth:`_acknowledge`) to acknowledge them.
+        Its own read acknowledges the previous round's."""
+        region = self.store.region
+        acked = self._unacked
+        async with self.store.pool.acquire() as conn:
+            rows = await conn.fetch(
+                Q["outbox_batch"], BATCH, acked, region, max(acked) if acked else None
+            )
+        self._unacked = []
         # a replicated namespace but no Kafka: keep its rows until there is
         done = [r["id"] for r in rows if producer is not None or not r["replicated"]]
         sends = []
@@ -328,8 +355,5 @@ class Publisher:
                 sends.append(await producer.send(topic_for(region), value=value, key=key))
         if sends:
             await asyncio.gather(*sends)  # every message acknowledged by the in-sync replicas
-        if not done:
-            return 0, UNREAD
-        async with self.store.pool.acquire() as conn:
-            waiting = await conn.fetchval(Q["set_ack_level"], region, max(done), done)
-        return len(done), waiting
+        self._unacked = done
+        return len(done)

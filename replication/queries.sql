@@ -14,6 +14,16 @@
 -- signals and starts: the archive itself stays here. The execution row is
 -- read only for a row without one (a subquery by key, never a join the
 -- planner may turn into a scan of every run).
+-- The same statement acknowledges the previous round's shipped rows ($2):
+-- deletes them and moves region $3's ack level to $4 (they are still seen
+-- here, so they are left out). NULL $4: nothing to acknowledge.
+WITH d AS (DELETE FROM outbox WHERE id = ANY($2::bigint[])),
+     ack AS (
+        INSERT INTO replication_ack (region, last_outbox_id, updated_at)
+        SELECT $3, $4, now() WHERE $4::bigint IS NOT NULL
+        ON CONFLICT (region) DO UPDATE
+        SET last_outbox_id = greatest(replication_ack.last_outbox_id, EXCLUDED.last_outbox_id),
+            updated_at = now())
 SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_id,
        o.last_event_id, o.version, o.created_at, r.replicated,
        CASE WHEN r.replicated AND o.kind = 'history' THEN
@@ -55,7 +65,7 @@ SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_
 FROM outbox o
 JOIN namespaces n ON n.name = o.namespace
 CROSS JOIN LATERAL (SELECT cardinality(n.regions) > 1 AS replicated) AS r
-WHERE o.txid < pg_snapshot_xmin(pg_current_snapshot())
+WHERE o.txid < pg_snapshot_xmin(pg_current_snapshot()) AND o.id <> ALL($2::bigint[])
 ORDER BY o.id
 LIMIT $1
 
@@ -72,8 +82,8 @@ CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) s
 -- name: set_ack_level
 -- The shipped rows ($3) acknowledged (deleted, the ack level moved), and what
 -- the round left in the outbox as outbox_waiting tells it: the statement
--- still sees the rows it deletes, so they are left out. One round trip where
--- a round took two.
+-- still sees the rows it deletes, so they are left out. (Used when no next
+-- round came to carry the acknowledgement in its outbox_batch.)
 WITH d AS (DELETE FROM outbox WHERE id = ANY($3::bigint[])),
      ack AS (
         INSERT INTO replication_ack (region, last_outbox_id, updated_at) VALUES ($1, $2, now())

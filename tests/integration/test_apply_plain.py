@@ -423,9 +423,11 @@ async def test_the_publisher_reads_runs_by_key_however_large_its_batch(region: R
         # a plan the planner picks when it thinks the outbox large or the runs
         # few: no join may then scan the runs
         await conn.execute("SET LOCAL enable_nestloop = off")
-        plan = "\n".join(
-            r[0] for r in await conn.fetch("EXPLAIN " + Q["outbox_batch"].replace("$1", "500"))
-        )
+        bound = {"$1": "500", "$2": "'{}'", "$3": "'region-a'", "$4": "NULL"}
+        sql = Q["outbox_batch"]
+        for name, value in bound.items():
+            sql = sql.replace(name, value)
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql))
         await conn.execute("DELETE FROM outbox WHERE namespace = 'rules'")
     scans = [line for line in plan.splitlines() if "on executions" in line]
     assert scans and all("Index Scan" in line for line in scans), plan

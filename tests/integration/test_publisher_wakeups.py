@@ -12,6 +12,7 @@ read them again at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -101,6 +102,7 @@ async def test_a_batch_applied_for_a_namespace_active_elsewhere_does_not_wake_th
             await _written(region, key, notify)
 
     async def moved(active: str) -> None:
+        heard = publisher._namespace_changes
         async with region.store.pool.acquire() as conn:
             await conn.execute(
                 "UPDATE namespaces SET regions = ARRAY[$1, 'region-z'], active_region = $2"
@@ -109,7 +111,7 @@ async def test_a_batch_applied_for_a_namespace_active_elsewhere_does_not_wake_th
                 active,
             )
         for _ in range(100):
-            if publisher._replicated is None:
+            if publisher._namespace_changes > heard:
                 break
             await asyncio.sleep(0.05)
         assert publisher._replicated is None, "the namespace change was not heard"
@@ -130,31 +132,78 @@ async def test_a_batch_applied_for_a_namespace_active_elsewhere_does_not_wake_th
     assert publisher._wake.is_set(), "a write of a namespace active here did not wake it"
 
 
-async def test_a_round_s_acknowledgement_says_what_it_left_in_the_outbox(
+async def test_a_round_s_read_acknowledges_the_rows_the_round_before_shipped(
     region: Region, client: Client
 ) -> None:
-    """A round that shipped rows learns from the statement that acknowledges
-    them whether the outbox holds more (ready now, or held behind a running
-    transaction): one statement where it took two. (The client fixture
-    creates the namespace the rows are of.)"""
+    """A round's shipped rows wait for the next round: the statement that
+    reads it deletes them and moves the ack level (one statement where a round
+    took two). With no next round, one statement acknowledges them and says
+    whether the outbox holds more (ready now, or held behind a running
+    transaction). (The client fixture creates the namespace the rows are of.)"""
     publisher = Publisher(region.store)
     insert = (
         "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,"
-        " version) VALUES ('default', $1, gen_random_uuid(), 1, 1, 1)"
+        " version) VALUES ('default', $1, gen_random_uuid(), 1, 1, 1) RETURNING id"
     )
+    ack_level = "SELECT last_outbox_id FROM replication_ack WHERE region = $1"
     async with region.store.pool.acquire() as conn:
-        await conn.execute(insert, "shippable")
+
+        async def left() -> list[str]:
+            rows = await conn.fetch("SELECT workflow_id FROM outbox ORDER BY id")
+            return [r["workflow_id"] for r in rows]
+
+        first = await conn.fetchval(insert, "first")
+        assert await publisher._ship_batch(None) == 1
+        assert publisher._unacked == [first]
+        assert await left() == ["first"], "acknowledged before a next round came"
+
+        second = await conn.fetchval(insert, "second")
+        assert await publisher._ship_batch(None) == 1  # reads "second" only
+        assert await left() == ["second"], "the read did not acknowledge the round before"
+        assert await conn.fetchval(ack_level, region.name) == first
+        assert publisher._unacked == [second]
+
         holder = await asyncpg.connect(region.dsn)
         try:
             async with holder.transaction():
                 await holder.fetchval("SELECT pg_current_xact_id()")
                 # committed after the holder began: held until it ends
                 await conn.execute(insert, "held")
-                assert await publisher._ship_batch(None) == (1, "held")
-                left = await conn.fetch("SELECT workflow_id FROM outbox")
-                assert [r["workflow_id"] for r in left] == ["held"]
+                assert await publisher._acknowledge() == "held"
+                assert await left() == ["held"]
+                assert await conn.fetchval(ack_level, region.name) == second
+                assert await publisher._ship_batch(None) == 0
         finally:
             await holder.close()
-        assert await publisher._ship_batch(None) == (1, None)
-        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
-        assert await publisher._ship_batch(None) == (0, "unread")
+        assert await publisher._ship_batch(None) == 1
+        assert await publisher._acknowledge() is None
+        assert await left() == []
+
+
+async def test_rows_no_round_follows_are_acknowledged_alone_soon(
+    region: Region, client: Client
+) -> None:
+    """The last round before a quiet spell does not leave its rows in the
+    outbox until the next write: it acknowledges them itself after
+    ACK_DEFER_S. (No Kafka here: a single-region namespace's rows are only
+    acknowledged.)"""
+    publisher = Publisher(region.store)
+    assert not publisher.bootstrap
+    loop = asyncio.get_running_loop()
+    async with region.store.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,"
+            " version) VALUES ('default', 'quiet', gen_random_uuid(), 1, 1, 1)"
+        )
+        task = asyncio.create_task(publisher._publish())
+        try:
+            began = loop.time()
+            while await conn.fetchval("SELECT count(*) FROM outbox"):
+                assert loop.time() - began < 5.0, "the rows were never acknowledged"
+                assert not task.done(), task
+                await asyncio.sleep(0.01)
+            assert publisher._unacked == []
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
