@@ -43,6 +43,8 @@ from worker.wire import EventType
 T = TypeVar("T")
 
 STALE = object()  # a task row whose task is no longer open; take the next one
+#: Most queues a process remembers as found empty (Store.empty_queues).
+EMPTY_QUEUES_MAX = 4096
 
 
 #: Whether a poll's client went away (a :class:`ClientWatch` also wakes the poll).
@@ -90,10 +92,7 @@ async def long_poll(
             if await disconnected():
                 store.notifier.wake_one("baton_tasks_v1", key, skip=ev)
                 return None
-            while True:
-                got = await store.txn(take)
-                if got is not STALE:
-                    break
+            got = await _take_from_table(store, namespace, kind, req, key, take)
             if got is not None:
                 task, more = got
                 if more or ev.is_set():
@@ -114,6 +113,41 @@ async def long_poll(
                 return handed
             if not woke:
                 return None
+
+
+async def _take_from_table(
+    store: Store, namespace: str, kind: str, req: wire.PollRequest, key: str, take: Any
+) -> Any:
+    """``take``'s (task, more) from the queue's table, or None if it holds
+    none. A take is a transaction (its delete commits with the run's write):
+    BEGIN, the take, COMMIT. A queue this process last found empty (the rule
+    at low rates: tasks come handed over in memory) is first asked whether it
+    holds a task, one round trip, and taken from only if it does. The answer
+    is read like the take's, after the poll subscribed: a task committed later
+    notifies the poll either way."""
+    empty = store.empty_queues
+    if key in empty:
+        async with store.pool.acquire() as conn:
+            waiting = await conn.fetchval(
+                Q["queue_has_task"],
+                namespace,
+                req.task_queue,
+                kind == "activity",
+                poller_version(req),
+            )
+        if not waiting:
+            return None
+    while True:
+        got = await store.txn(take)
+        if got is not STALE:
+            break
+    if got is not None:
+        empty.discard(key)
+    else:
+        if len(empty) >= EMPTY_QUEUES_MAX:
+            empty.clear()  # sticky queues come and go: forget them all now and then
+        empty.add(key)
+    return got
 
 
 # --------------------------------------------------------------------------- workflow tasks

@@ -108,6 +108,11 @@ FROM unnest($4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS t(kind, ref
 -- poll (workflow and query tasks).
 SELECT * FROM baton_take_task_v1($1, $2, $3::boolean, $4::text)
 
+-- name: queue_has_task
+-- Whether the queue holds a task take_task could take, without taking it
+-- (baton_queue_has_task_v1): one round trip where an empty take costs three.
+SELECT baton_queue_has_task_v1($1, $2, $3::boolean, $4::text)
+
 -- name: workflow_task_view
 -- The events and pending updates a workflow task carries, built as JSON by
 -- the database in one round trip.

@@ -787,6 +787,16 @@ $$;
 -- look-up asks for the lowest other id rather than EXISTS. No sequential scan
 -- here or in baton_write_run_v5: a queue table's statistics may say it is
 -- empty while it holds a backlog (0020).
+CREATE FUNCTION baton_queue_has_task_v1(
+    p_ns text, p_queue text, p_activity boolean, p_build text
+) RETURNS boolean LANGUAGE sql STABLE SET enable_seqscan = off AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM tasks f
+        WHERE f.task_queue = p_queue AND f.namespace = p_ns
+          AND (f.kind = 'activity') = p_activity
+          AND coalesce(f.build_id, '') = coalesce(p_build, ''))
+$$;
+
 CREATE FUNCTION baton_take_task_v1(
     p_ns text, p_queue text, p_activity boolean, p_build text,
     OUT id bigint, OUT kind text, OUT workflow_id text, OUT run_id uuid, OUT ref text,

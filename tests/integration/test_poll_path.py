@@ -338,3 +338,56 @@ async def test_an_untaken_query_s_task_is_deleted_through_its_index_beside_a_bac
     assert left == 0
     # 30,000 rows fill some 300 pages of the heap
     assert read < 10, read
+
+
+async def test_a_poll_of_a_queue_found_empty_asks_before_it_opens_a_transaction(
+    region: Region, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take is a transaction (BEGIN, take, COMMIT). A poll of a queue this
+    process last found empty asks first whether it holds a task, one
+    statement, and takes only then; a task committed while it sleeps still
+    reaches it."""
+    store = region.store
+    txns = 0
+    real_txn = store.txn
+
+    async def counted(fn: Any) -> Any:
+        nonlocal txns
+        txns += 1
+        return await real_txn(fn)
+
+    monkeypatch.setattr(store, "txn", counted)
+    now = PollRequest(task_queue=QUEUE, identity="t", wait_s=0)
+    assert await poll_workflow_task(store, "default", now) is None
+    assert txns == 1  # a queue not seen before: taken from
+    assert await poll_workflow_task(store, "default", now) is None
+    assert txns == 1, "a poll of a queue found empty opened a transaction"
+
+    # a task in the table (no poller waited for it): asked, then taken
+    await client.start_workflow(Waits, id="w1", task_queue=QUEUE)
+    task = await poll_workflow_task(store, "default", now)
+    assert task is not None and task["workflow_id"] == "w1"
+    assert txns == 2
+
+    # found empty again, then a task committed by another connection while the
+    # poll sleeps: its notification wakes the poll, which takes it
+    assert await poll_workflow_task(store, "default", now) is None
+    assert txns == 3
+    await client.start_workflow(Waits, id="w2", task_queue=PARKED)
+    waiting = PollRequest(task_queue=QUEUE, identity="t", wait_s=10)
+    poll = asyncio.create_task(poll_workflow_task(store, "default", waiting))
+    await asyncio.sleep(0.3)
+    assert not poll.done()
+    assert txns == 3, "the sleeping poll took from a queue it was told was empty"
+    async with store.pool.acquire() as conn:
+        await conn.execute(
+            """
+            WITH d AS (DELETE FROM tasks WHERE task_queue = $1 RETURNING *)
+            INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt)
+            SELECT namespace, $2, kind, workflow_id, run_id, ref, attempt FROM d
+            """,
+            PARKED,
+            QUEUE,
+        )
+    task = await asyncio.wait_for(poll, 5)
+    assert task is not None and task["workflow_id"] == "w2"
