@@ -789,12 +789,14 @@ $$;
 -- empty while it holds a backlog (0020).
 CREATE FUNCTION baton_queue_has_task_v1(
     p_ns text, p_queue text, p_activity boolean, p_build text
-) RETURNS boolean LANGUAGE sql STABLE SET enable_seqscan = off AS $$
-    SELECT EXISTS (
+) RETURNS boolean LANGUAGE plpgsql STABLE SET enable_seqscan = off AS $$
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM tasks f
         WHERE f.task_queue = p_queue AND f.namespace = p_ns
           AND (f.kind = 'activity') = p_activity
-          AND coalesce(f.build_id, '') = coalesce(p_build, ''))
+          AND coalesce(f.build_id, '') = coalesce(p_build, ''));
+END;
 $$;
 
 CREATE FUNCTION baton_take_task_v1(
