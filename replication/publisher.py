@@ -7,9 +7,10 @@ message per history batch, or per run of a round whose batches continue each
 other (key = namespace/workflow id, so one workflow's batches stay in one
 partition, in order) with an idempotent ``acks=all`` producer, and moves its
 ack level (deleting the acked rows) only after Kafka acknowledged every
-message of the batch: in the statement that reads the next round, if one
-comes within ACK_DEFER_S, else in one of its own. A crash between the send
-and the acknowledgement re-sends the rows, perhaps grouped otherwise, and the
+message of the batch: in the statement that reads the next round when a
+commit came in while the round shipped (the rule when writes follow each
+other), else at once in one of its own. A crash between the send and the
+acknowledgement re-sends the rows, perhaps grouped otherwise, and the
 appliers skip the events they hold already.
 """
 
@@ -37,12 +38,6 @@ IDLE_WAIT_S = 1.0
 #: First wait for rows held behind a running transaction (doubling, up to
 #: IDLE_WAIT_S, each time the hold outlasts a whole wait).
 HELD_WAIT_S = 0.005
-#: How long a round's shipped rows wait for the next round's read to carry
-#: their acknowledgement before one statement acknowledges them alone: a
-#: round a write is the rule at low rates, and the acknowledgement was every
-#: other statement the publisher ran. (Only the outbox rows wait: the messages
-#: are in Kafka, and a standby applies them meanwhile.)
-ACK_DEFER_S = 0.1
 #: How long the publisher trusts its list of replicated namespaces without a
 #: namespace notification (a listener that reconnected may have missed one).
 REPLICATED_TTL_S = 5.0
@@ -292,13 +287,10 @@ class Publisher:
                     continue
                 if shipped:
                     held_wait = 0.0  # progress: a new hold starts its backoff afresh
-                if self._unacked and not self._wake.is_set():
-                    # the next round's read carries the acknowledgement if a
-                    # commit comes soon; else it goes alone
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), ACK_DEFER_S)
                 if self._wake.is_set():
-                    continue  # a commit notified since this round read: go again
+                    # a commit notified while this round shipped: go again, and
+                    # the next round's read acknowledges this round's rows
+                    continue
                 if self._unacked:
                     waiting = await self._acknowledge()
                 else:

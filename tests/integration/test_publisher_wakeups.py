@@ -180,13 +180,13 @@ async def test_a_round_s_read_acknowledges_the_rows_the_round_before_shipped(
         assert await left() == []
 
 
-async def test_rows_no_round_follows_are_acknowledged_alone_soon(
+async def test_rows_no_round_follows_are_acknowledged_alone_at_once(
     region: Region, client: Client
 ) -> None:
     """The last round before a quiet spell does not leave its rows in the
-    outbox until the next write: it acknowledges them itself after
-    ACK_DEFER_S. (No Kafka here: a single-region namespace's rows are only
-    acknowledged.)"""
+    outbox until the next write: with no commit come in while it shipped, it
+    acknowledges them itself. (No Kafka here: a single-region namespace's
+    rows are only acknowledged.)"""
     publisher = Publisher(region.store)
     assert not publisher.bootstrap
     loop = asyncio.get_running_loop()
