@@ -8,6 +8,7 @@ outbox row, inside the caller's transaction (ARCHITECTURE invariant 1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NoReturn
@@ -154,6 +155,23 @@ class RunTxn:
             row = await conn.fetchrow(Q["lock_execution"], namespace, workflow_id, _uuid(run_id))
         if row is None:
             await _not_found(conn, namespace, workflow_id, run_id)
+        return await cls.from_locked_row(
+            conn, namespace, row, region=region, region_urls=region_urls, write=write
+        )
+
+    @classmethod
+    async def from_locked_row(
+        cls,
+        conn: asyncpg.Connection,
+        namespace: str,
+        row: Mapping[str, Any],
+        *,
+        region: str,
+        region_urls: dict[str, str],
+        write: bool = True,
+    ) -> RunTxn:
+        """The run of a row with ``lock_execution``'s columns, read and locked
+        by this transaction (:meth:`lock`, or a statement that also did more)."""
         rt = await cls._from_row(conn, namespace, row, region, region_urls, write)
         if row.get("x_ns_xmin") is not None:
             rt.locked_ns_xmin = int(row["x_ns_xmin"])
@@ -244,7 +262,7 @@ class RunTxn:
         cls,
         conn: asyncpg.Connection,
         namespace: str,
-        row: asyncpg.Record,
+        row: Mapping[str, Any],
         region: str,
         region_urls: dict[str, str],
         write: bool,

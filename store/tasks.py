@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -245,26 +245,37 @@ async def poll_workflow_task(
     async def take(conn: asyncpg.Connection) -> Any:
         taken.clear()
         row = await conn.fetchrow(
-            Q["take_task"], namespace, req.task_queue, False, poller_version(req)
+            Q["take_workflow_task"], namespace, req.task_queue, poller_version(req)
         )
         if row is None:
             return None
-        if row["kind"] == "query":
-            query = await _query_task(conn, row)
-            return query if query is STALE else (query, row["more"])
-        rt = await RunTxn.lock(
-            conn,
-            namespace,
-            row["workflow_id"],
-            str(row["run_id"]),
-            region=store.region,
-            region_urls=store.region_urls,
-        )
+        queued = {k[2:]: v for k, v in row.items() if k.startswith("t_")}
+        if queued["kind"] == "query":
+            query = await _query_task(conn, queued)
+            return query if query is STALE else (query, queued["more"])
+        if row["ns_regions"] is None:
+            # the run (or its namespace) is gone: the lock names what is missing
+            rt = await RunTxn.lock(
+                conn,
+                namespace,
+                queued["workflow_id"],
+                str(queued["run_id"]),
+                region=store.region,
+                region_urls=store.region_urls,
+            )
+        else:
+            rt = await RunTxn.from_locked_row(
+                conn,
+                namespace,
+                {k: v for k, v in row.items() if not k.startswith("t_")},
+                region=store.region,
+                region_urls=store.region_urls,
+            )
         if (
             not rt.running
             or rt.exe["paused"]
             or rt.wt_started
-            or str(rt.exe["wt_scheduled_event_id"]) != row["ref"]
+            or str(rt.exe["wt_scheduled_event_id"]) != queued["ref"]
         ):
             return STALE
         rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
@@ -274,7 +285,7 @@ async def poll_workflow_task(
         rt.cache = store.run_cache
         await rt.write_txn()
         taken.append(rt)
-        return await build_workflow_task(conn, rt), row["more"]
+        return await build_workflow_task(conn, rt), queued["more"]
 
     task = await long_poll(store, namespace, "workflow", req, take, disconnected)
     entry = taken[0].after_commit if task is not None and taken else None
@@ -285,7 +296,7 @@ async def poll_workflow_task(
     return task  # type: ignore[no-any-return]
 
 
-async def _query_task(conn: asyncpg.Connection, row: asyncpg.Record) -> Any:
+async def _query_task(conn: asyncpg.Connection, row: Mapping[str, Any]) -> Any:
     q = await conn.fetchrow(Q["get_query"], uuid.UUID(row["ref"]))
     if q is None or q["state"] != "pending":
         return STALE

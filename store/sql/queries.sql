@@ -108,6 +108,28 @@ FROM unnest($4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS t(kind, ref
 -- poll (workflow and query tasks).
 SELECT * FROM baton_take_task_v1($1, $2, $3::boolean, $4::text)
 
+-- name: take_workflow_task
+-- A workflow poll's take (take_task's columns, prefixed t_) and, for a
+-- workflow task, its run locked as lock_execution locks it (the namespace
+-- row shared, then the run), in one round trip where they took two. A query
+-- task locks nothing; a task whose run is gone comes with no run columns.
+WITH t AS MATERIALIZED (SELECT * FROM baton_take_task_v1($1, $2, false, $3::text))
+SELECT t.id AS t_id, t.kind AS t_kind, t.workflow_id AS t_workflow_id, t.run_id AS t_run_id,
+       t.ref AS t_ref, t.attempt AS t_attempt, t.build_id AS t_build_id, t.more AS t_more, r.*
+FROM t
+LEFT JOIN LATERAL (
+    SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
+           n.failover_version AS ns_failover_version, n.state AS ns_state,
+           n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
+           sq.queue IS NOT NULL AS ns_sticky_closed, n.row_xmin AS x_ns_xmin
+    FROM (SELECT name, regions, active_region, failover_version, state, retention_days,
+                 deployments, xmin::text::bigint AS row_xmin
+          FROM namespaces WHERE name = $1 AND t.kind <> 'query' FOR SHARE) n
+    JOIN executions e ON e.namespace = n.name
+    LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
+    WHERE e.workflow_id = t.workflow_id AND e.run_id = t.run_id
+    FOR UPDATE OF e) r ON true
+
 -- name: queue_has_task
 -- Whether the queue holds a task take_task could take, without taking it
 -- (baton_queue_has_task_v1): one round trip where an empty take costs three.

@@ -10,6 +10,7 @@ statistics their plans were made from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -391,3 +392,71 @@ async def test_a_poll_of_a_queue_found_empty_asks_before_it_opens_a_transaction(
         )
     task = await asyncio.wait_for(poll, 5)
     assert task is not None and task["workflow_id"] == "w2"
+
+
+async def _statement_calls(conn: asyncpg.Connection, prefix: str) -> int:
+    """Calls of the statements whose text starts with ``prefix`` in this database."""
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s"
+            " JOIN pg_database d ON d.oid = s.dbid"
+            " WHERE d.datname = current_database() AND ltrim(s.query) LIKE $1 || '%'",
+            prefix,
+        )
+    )
+
+
+async def test_a_take_locks_its_run_in_the_statement_that_takes_the_task(
+    region: Region, client: Client
+) -> None:
+    """Taking a workflow task from the table and locking its run (namespace
+    row shared, then the run) is one statement, not two."""
+    store = region.store
+    await client.start_workflow(Waits, id="taken", task_queue=QUEUE)
+    async with store.pool.acquire() as conn:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    req = PollRequest(task_queue=QUEUE, identity="t", wait_s=5)
+    task = await poll_workflow_task(store, "default", req)
+    assert task is not None and task["workflow_id"] == "taken"
+    assert [e["event_type"] for e in task["events"]][-1] == "WorkflowTaskStarted"
+    async with store.pool.acquire() as conn:
+        assert await _statement_calls(conn, "-- A workflow poll's take") == 1
+        assert await _statement_calls(conn, "-- One lock order everywhere") == 0
+        assert await _statement_calls(conn, "-- The oldest free task") == 0
+
+
+async def test_a_query_task_taken_from_the_table_reaches_the_poll(
+    region: Region, client: Client
+) -> None:
+    """A query whose task waited in the table (no poller then) is taken by the
+    next poll as a query task; the run it asks is not locked for it."""
+    store = region.store
+    h = await client.start_workflow(Waits, id="asked", task_queue=QUEUE)
+    req = PollRequest(task_queue=QUEUE, identity="t", wait_s=5)
+    first = await poll_workflow_task(store, "default", req)
+    assert first is not None and first["workflow_id"] == "asked"
+    query = asyncio.create_task(h.query("anything", timeout=5.0))
+    try:
+        async with store.pool.acquire() as conn:
+            for _ in range(100):
+                if await conn.fetchval("SELECT count(*) FROM tasks WHERE kind = 'query'"):
+                    break
+                await asyncio.sleep(0.05)
+            # the run's row stays free while the query task is taken: a lock on
+            # it would make this wait
+            holder = await asyncpg.connect(region.dsn)
+            try:
+                async with holder.transaction():
+                    await holder.execute(
+                        "SELECT 1 FROM executions WHERE workflow_id = 'asked' FOR UPDATE"
+                    )
+                    got = await asyncio.wait_for(poll_workflow_task(store, "default", req), 5)
+            finally:
+                await holder.close()
+        assert got is not None and got["query"]["name"] == "anything"
+        assert got["workflow_id"] == "asked"
+    finally:
+        query.cancel()
+        with contextlib.suppress(BaseException):
+            await query
