@@ -39,6 +39,20 @@ class Waits:
         await workflow.wait_condition(lambda: False)
 
 
+async def _unpark(conn: asyncpg.Connection) -> None:
+    """Move the parked tasks to QUEUE in one transaction, as new rows (each
+    insert notifies its queue, as a writer of another process would)."""
+    await conn.execute(
+        """
+        WITH d AS (DELETE FROM tasks WHERE task_queue = $1 RETURNING *)
+        INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt)
+        SELECT namespace, $2, kind, workflow_id, run_id, ref, attempt FROM d
+        """,
+        PARKED,
+        QUEUE,
+    )
+
+
 async def test_two_tasks_of_one_commit_reach_two_waiting_pollers(
     region: Region, client: Client
 ) -> None:
@@ -51,15 +65,7 @@ async def test_two_tasks_of_one_commit_reach_two_waiting_pollers(
     async with region.store.pool.acquire() as conn:
         # both tasks come back in one transaction: their notifications
         # collapse into one, which wakes one poller
-        await conn.execute(
-            """
-            WITH d AS (DELETE FROM tasks WHERE task_queue = $1 RETURNING *)
-            INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt)
-            SELECT namespace, $2, kind, workflow_id, run_id, ref, attempt FROM d
-            """,
-            PARKED,
-            QUEUE,
-        )
+        await _unpark(conn)
     done, _ = await asyncio.wait(pollers, timeout=3)
     # the poller it woke saw that the queue held more and woke the other
     assert len(done) == 2, "the second poller slept through its task"
@@ -381,15 +387,7 @@ async def test_a_poll_of_a_queue_found_empty_asks_before_it_opens_a_transaction(
     assert not poll.done()
     assert txns == 3, "the sleeping poll took from a queue it was told was empty"
     async with store.pool.acquire() as conn:
-        await conn.execute(
-            """
-            WITH d AS (DELETE FROM tasks WHERE task_queue = $1 RETURNING *)
-            INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt)
-            SELECT namespace, $2, kind, workflow_id, run_id, ref, attempt FROM d
-            """,
-            PARKED,
-            QUEUE,
-        )
+        await _unpark(conn)
     task = await asyncio.wait_for(poll, 5)
     assert task is not None and task["workflow_id"] == "w2"
 
