@@ -202,7 +202,6 @@ async def test_rows_no_round_follows_are_acknowledged_alone_at_once(
                 assert loop.time() - began < 5.0, "the rows were never acknowledged"
                 assert not task.done(), task
                 await asyncio.sleep(0.01)
-            assert publisher._unacked == []
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
