@@ -209,8 +209,8 @@ async def _promote(
     transaction; returns how many runs were rebuilt, or None if the namespace did not
     move (``target`` has no row of it, or is already past ``version``).
 
-    The promotion locks the namespace row before any run, the order every writer
-    keeps; a deadlock or serialization failure it still meets (with an applier
+    The promotion takes the namespace's fence before it locks any run, the
+    order every writer keeps; a deadlock or serialization failure it still meets (with an applier
     transaction, say) is retried from the start.
     """
     region_urls = {n: r.url for n, r in config.regions.items()}

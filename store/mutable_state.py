@@ -129,8 +129,8 @@ class RunTxn:
     act_check: tuple[int, int] | None = None
     #: :meth:`write_txn` ran to its end.
     written: bool = False
-    #: Locked by :meth:`lock`: its namespace row's xmin (held shared until the
-    #: transaction ends). With ``cache`` set, the write keeps the run as it
+    #: Locked by :meth:`lock`: its namespace row's xmin (the namespace's fence
+    #: is held shared until the transaction ends). With ``cache`` set, the write keeps the run as it
     #: left it in ``after_commit``, which the caller remembers once the
     #: transaction committed (the first workflow task of a run).
     locked_ns_xmin: int | None = None

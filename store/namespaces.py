@@ -81,8 +81,9 @@ async def get_namespace(conn: asyncpg.Connection, name: str) -> Namespace:
 async def lock_namespace(
     store: Store, conn: asyncpg.Connection, name: str, *, exclusive: bool
 ) -> Namespace:
-    """Lock a namespace's row (shared for a write to one of its runs, exclusive
-    to change the namespace itself); only its active region may."""
+    """Lock a namespace (its fence shared for a write to one of its runs; the
+    fence exclusive and the row for update to change the namespace itself,
+    see migration 0023); only its active region may."""
     row = await conn.fetchrow(
         Q["lock_namespace_row"] if exclusive else Q["lock_namespace_shared"], name
     )

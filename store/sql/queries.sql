@@ -27,14 +27,15 @@ RETURNING scheduled_event_id, attempt, state, heartbeat_details, last_failure, s
 DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
 -- name: lock_execution
--- One lock order everywhere: the namespace row (shared: a failover takes it
--- exclusively and waits for the writes in flight), then the run. The CTE runs
--- before the run's row is locked, and a locking read returns the newest
--- version of each row, so a failover that committed meanwhile is seen.
+-- One lock order everywhere: the namespace (its fence shared: a failover
+-- takes it exclusively and waits for the writes in flight), then the run.
+-- The CTE runs before the run's row is locked, and the fence's function
+-- reads the namespace once the lock is granted, so a failover that committed
+-- meanwhile is seen.
 WITH n AS MATERIALIZED (
-    SELECT name, regions, active_region, failover_version, state, retention_days, deployments,
-           xmin::text::bigint AS row_xmin
-    FROM namespaces WHERE name = $1 FOR SHARE)
+    SELECT (f.ns).name, (f.ns).regions, (f.ns).active_region, (f.ns).failover_version,
+           (f.ns).state, (f.ns).retention_days, (f.ns).deployments, f.row_xmin
+    FROM baton_namespace_shared_v1($1) f)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
        n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
@@ -46,8 +47,9 @@ FOR UPDATE OF e
 
 -- name: lock_current_execution
 WITH n AS MATERIALIZED (
-    SELECT name, regions, active_region, failover_version, state, retention_days, deployments
-    FROM namespaces WHERE name = $1 FOR SHARE)
+    SELECT (f.ns).name, (f.ns).regions, (f.ns).active_region, (f.ns).failover_version,
+           (f.ns).state, (f.ns).retention_days, (f.ns).deployments
+    FROM baton_namespace_shared_v1($1) f)
 SELECT e.*, n.regions AS ns_regions, n.active_region AS ns_active_region,
        n.failover_version AS ns_failover_version, n.state AS ns_state,
        n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
@@ -87,7 +89,7 @@ ORDER BY seq
 SELECT run_id, kind FROM request_ids WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
 
 -- name: lock_namespace_shared
-SELECT * FROM namespaces WHERE name = $1 FOR SHARE
+SELECT (f.ns).* FROM baton_namespace_shared_v1($1) f
 
 -- name: get_execution
 SELECT * FROM executions WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
@@ -110,8 +112,8 @@ SELECT * FROM baton_take_task_v1($1, $2, $3::boolean, $4::text)
 
 -- name: take_workflow_task
 -- A workflow poll's take (take_task's columns, prefixed t_) and, for a
--- workflow task, its run locked as lock_execution locks it (the namespace
--- row shared, then the run), in one round trip where they took two. A query
+-- workflow task, its run locked as lock_execution locks it (the namespace's
+-- fence shared, then the run), in one round trip where they took two. A query
 -- task locks nothing; a task whose run is gone comes with no run columns.
 WITH t AS MATERIALIZED (SELECT * FROM baton_take_task_v1($1, $2, false, $3::text))
 SELECT t.id AS t_id, t.kind AS t_kind, t.workflow_id AS t_workflow_id, t.run_id AS t_run_id,
@@ -122,9 +124,10 @@ LEFT JOIN LATERAL (
            n.failover_version AS ns_failover_version, n.state AS ns_state,
            n.retention_days AS ns_retention_days, n.deployments AS ns_deployments,
            sq.queue IS NOT NULL AS ns_sticky_closed, n.row_xmin AS x_ns_xmin
-    FROM (SELECT name, regions, active_region, failover_version, state, retention_days,
-                 deployments, xmin::text::bigint AS row_xmin
-          FROM namespaces WHERE name = $1 AND t.kind <> 'query' FOR SHARE) n
+    FROM (SELECT (f.ns).name, (f.ns).regions, (f.ns).active_region,
+                 (f.ns).failover_version, (f.ns).state, (f.ns).retention_days,
+                 (f.ns).deployments, f.row_xmin
+          FROM baton_namespace_shared_v1($1) f WHERE t.kind <> 'query') n
     JOIN executions e ON e.namespace = n.name
     LEFT JOIN sticky_queues sq ON sq.namespace = e.namespace AND sq.queue = e.sticky_queue
     WHERE e.workflow_id = t.workflow_id AND e.run_id = t.run_id
@@ -247,11 +250,11 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND activity_id = $4
 FOR UPDATE
 
 -- name: start_activity
--- Only while the namespace is active here: the shared lock on its row makes a
+-- Only while the namespace is active here: its fence held shared makes a
 -- handover wait for this start (and a start after it see the handover).
 WITH n AS MATERIALIZED (
-    SELECT name, failover_version FROM namespaces
-    WHERE name = $1 AND active_region = $8 AND state = 'active' FOR SHARE)
+    SELECT (f.ns).name, (f.ns).failover_version FROM baton_namespace_shared_v1($1) f
+    WHERE (f.ns).active_region = $8 AND (f.ns).state = 'active')
 UPDATE activities a SET state = 'started', started_time = $6, started_identity = $7
 FROM executions e, n
 WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.run_id = $3 AND a.scheduled_event_id = $4
@@ -273,11 +276,11 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id
 
 -- name: heartbeat_activity
 -- Accepted only while the namespace is active here under the token's version
--- (shared lock: a handover waits for it, and refuses it after the drain).
+-- (the fence shared: a handover waits for it, and refuses it after the drain).
 WITH n AS MATERIALIZED (
-    SELECT name FROM namespaces
-    WHERE name = $1 AND failover_version = $8 AND active_region = $9 AND state = 'active'
-    FOR SHARE)
+    SELECT (f.ns).name FROM baton_namespace_shared_v1($1) f
+    WHERE (f.ns).failover_version = $8 AND (f.ns).active_region = $9
+      AND (f.ns).state = 'active')
 UPDATE activities a
 SET heartbeat_details = COALESCE($6, heartbeat_details), last_heartbeat_time = $7
 FROM n
@@ -556,7 +559,10 @@ UPDATE namespaces SET search_attributes = $2, updated_at = now() WHERE name = $1
 RETURNING *
 
 -- name: lock_namespace_row
-SELECT * FROM namespaces WHERE name = $1 FOR UPDATE
+-- To change the namespace: its row, and its fence exclusively (the writes in
+-- flight end first; the row's update would take the fence too, later).
+WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+SELECT n.* FROM fence, namespaces n WHERE n.name = $1 FOR UPDATE OF n
 
 -- name: search_attribute_in_use
 SELECT EXISTS (SELECT 1 FROM executions

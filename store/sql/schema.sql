@@ -577,8 +577,10 @@ BEGIN
         -- locks. The namespace's shared lock makes a handover wait for this
         -- write (as a locked write's does); either row changed since the read
         -- (another write, a failover) and the caller reads again and retries.
-        PERFORM 1 FROM namespaces
-        WHERE name = p_ns AND xmin::text::bigint = p_ns_xmin FOR SHARE;
+        -- The row is read by a statement of its own, after the lock is granted
+        -- (its snapshot sees a change that committed while this one waited).
+        PERFORM pg_advisory_xact_lock_shared(hashtextextended('baton-ns:' || p_ns, 0));
+        PERFORM 1 FROM namespaces WHERE name = p_ns AND xmin::text::bigint = p_ns_xmin;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'namespace % changed since the run was read', p_ns
                 USING ERRCODE = 'serialization_failure';
@@ -918,6 +920,36 @@ CREATE TRIGGER namespaces_notify_v1 AFTER UPDATE ON namespaces
 
 CREATE TRIGGER namespaces_notify_insert_v1 AFTER INSERT ON namespaces
     FOR EACH ROW EXECUTE FUNCTION baton_notify_namespace_v1();
+
+-- The namespace fence (0023): a write to a run of a namespace holds the
+-- namespace's advisory lock shared until it commits; a change to the
+-- namespace's row takes it exclusively (the trigger below), so a failover
+-- waits for the writes in flight and a write after it reads the changed
+-- row. The key is the one appliers (shared) and a promotion (exclusive)
+-- take. Unlike a row lock, the shared lock writes nothing: no WAL record,
+-- no multixact for writes side by side.
+CREATE FUNCTION baton_namespace_shared_v1(p_name text)
+RETURNS TABLE (ns namespaces, row_xmin bigint) LANGUAGE plpgsql ROWS 1 AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended('baton-ns:' || p_name, 0));
+    -- a statement of its own: its snapshot is taken once the lock is granted,
+    -- so a change that committed while this waited is seen
+    RETURN QUERY SELECT n, n.xmin::text::bigint FROM namespaces n WHERE n.name = p_name;
+END;
+$$;
+
+CREATE FUNCTION baton_namespace_fence_v1() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('baton-ns:' || OLD.name, 0));
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER namespaces_fence_v1 BEFORE UPDATE OR DELETE ON namespaces
+    FOR EACH ROW EXECUTE FUNCTION baton_namespace_fence_v1();
 
 -- What a new active region needs besides history, and what replication
 -- could not apply (0003).

@@ -2,9 +2,9 @@
 
 The hot completions read their run without a transaction and write it with
 one checked call. The write must be refused, with nothing of it stored, when
-the run or its namespace changed after the read, and a handover that holds
-the namespace row must hold such a write back exactly as it holds a locked
-one (ARCHITECTURE invariant 2).
+the run or its namespace changed after the read, and a handover, whose change
+of the namespace row takes the namespace's fence, must hold such a write back
+exactly as it holds a locked one (ARCHITECTURE invariant 2).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from store.context import UNLOCKED_CONFLICTS
+from store.errors import NamespaceInHandover
 from store.mutable_state import RunTxn
 from store.namespaces import Namespace
 from store.new_run import new_execution
@@ -90,8 +91,9 @@ async def test_a_write_whose_namespace_changed_since_the_read_is_refused(
 async def test_a_handover_holding_the_namespace_holds_an_unlocked_write_back(
     region: Region, client: Client
 ) -> None:
-    """A failover locks the namespace row, drains, and changes it: a write read
-    before waits for it, then is refused instead of landing after the handover."""
+    """A failover changes the namespace row in a transaction still open (which
+    takes the namespace's fence): a write read before waits for it, then is
+    refused instead of landing after the handover."""
     h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
     assert h.run_id is not None
     failover = await asyncpg.connect(region.dsn)
@@ -100,19 +102,87 @@ async def test_a_handover_holding_the_namespace_holds_an_unlocked_write_back(
             rt = await _read(region, conn, h.run_id)
             tx = failover.transaction()
             await tx.start()
-            await failover.execute("SELECT 1 FROM namespaces WHERE name = 'default' FOR UPDATE")
-            write = asyncio.create_task(rt.write_txn())
-            await asyncio.sleep(0.5)
-            assert not write.done(), "the write went ahead while the namespace was held"
             await failover.execute(
                 "UPDATE namespaces SET state = 'handover' WHERE name = 'default'"
             )
+            write = asyncio.create_task(rt.write_txn())
+            await asyncio.sleep(0.5)
+            assert not write.done(), "the write went ahead while the namespace was held"
             await tx.commit()
             with pytest.raises(asyncpg.SerializationError):
                 await write
     finally:
         await failover.close()
     assert _markers(await h.history()) == []
+
+
+@pytest.mark.parametrize("run_id_given", [True, False])
+async def test_a_handover_holds_a_locked_write_back_and_the_write_sees_it(
+    region: Region, client: Client, run_id_given: bool
+) -> None:
+    """A locked write (lock_execution, lock_current_execution) that starts
+    while a failover's change of the namespace is uncommitted waits for it,
+    and then reads the changed namespace: it is refused as in handover."""
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    failover = await asyncpg.connect(region.dsn)
+    try:
+        tx = failover.transaction()
+        await tx.start()
+        await failover.execute("UPDATE namespaces SET state = 'handover' WHERE name = 'default'")
+
+        async def locked_write() -> None:
+            async with region.store.pool.acquire() as conn, conn.transaction():
+                await RunTxn.lock(
+                    conn,
+                    "default",
+                    "w",
+                    h.run_id if run_id_given else None,
+                    region=region.store.region,
+                    region_urls=region.store.region_urls,
+                )
+
+        write = asyncio.create_task(locked_write())
+        await asyncio.sleep(0.5)
+        assert not write.done(), "the write locked its run while the namespace was changing"
+        await tx.commit()
+        with pytest.raises(NamespaceInHandover):
+            await write
+    finally:
+        await failover.close()
+
+
+async def test_writes_and_takes_leave_no_lock_on_the_namespace_row(
+    region: Region, client: Client
+) -> None:
+    """The fence is the namespace's advisory lock: a write, a start and a take
+    of a workflow task read the namespace row without locking it (a row lock
+    would put its transaction, or a multixact of them, in the row's xmax)."""
+    async with region.store.pool.acquire() as conn:
+        # a fresh version of the row, whose xmax names its own update's
+        # transaction (ended): a lock on the row would put its locker there
+        await conn.execute("UPDATE namespaces SET retention_days = 7 WHERE name = 'default'")
+        before = await conn.fetchval("SELECT xmax::text FROM namespaces WHERE name = 'default'")
+    h = await client.start_workflow(Waits, id="w", task_queue=QUEUE)
+    assert h.run_id is not None
+    async with region.store.pool.acquire() as conn:
+        rt = await _read(region, conn, h.run_id)
+        await rt.write_txn()
+        async with conn.transaction():
+            await RunTxn.lock(
+                conn,
+                "default",
+                "w",
+                h.run_id,
+                region=region.store.region,
+                region_urls=region.store.region_urls,
+            )
+        took = await conn.fetch(Q["take_workflow_task"], "default", QUEUE, None)
+        assert [r["t_kind"] for r in took] == ["workflow"]
+        assert took[0]["x_ns_xmin"] is not None  # the namespace was read with the run
+        xmax = await conn.fetchval("SELECT xmax::text FROM namespaces WHERE name = 'default'")
+    assert xmax == before
+    assert _markers(await h.history()) == ["stale"]
 
 
 async def test_a_closing_write_rejects_the_updates_the_run_leaves(
