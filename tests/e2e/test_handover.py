@@ -26,6 +26,7 @@ from worker import BatonError, Client, Worker
 pytestmark = pytest.mark.e2e
 QUEUE = "handover"
 SLEEPERS = 60
+SIGNALLERS = 5
 
 
 async def _verified(rs: Regions, ns: str, timeout: float = 60) -> Any:
@@ -58,36 +59,48 @@ async def test_200_workflows_move_mid_flight_and_nothing_acknowledged_is_lost(
             stop = asyncio.Event()
             refused: Counter[str] = Counter()
 
-            async def signaller() -> None:
+            after_failover = 0
+            failed_over = False
+
+            async def signaller(k: int) -> None:
                 # Signals keep arriving through the handover; each one the
                 # server acknowledged must end up in its workflow's history.
-                rng = random.Random(7)
+                # Signaller k owns the workflows i with i % SIGNALLERS == k, so
+                # one workflow's signals are sent one after another and the
+                # order acknowledged is the order its history must hold.
+                nonlocal after_failover
+                rng = random.Random(7 + k)
+                own = [i for i in range(n) if i % SIGNALLERS == k]
                 j = 0
                 while not stop.is_set():
-                    wid = f"pay-{rng.randrange(n)}"
+                    wid = f"pay-{rng.choice(own)}"
+                    text = f"n{k}.{j}"
                     try:
-                        await client.get_workflow_handle(wid).signal("note", f"n{j}")
+                        await client.get_workflow_handle(wid).signal("note", text)
                     except BatonError as exc:
                         refused[type(exc).__name__] += 1  # closed already: not acknowledged
                     else:
-                        acknowledged[wid].append(f"n{j}")
+                        acknowledged[wid].append(text)
+                        after_failover += failed_over
                     j += 1
                     await asyncio.sleep(0.01)
 
-            sig = asyncio.create_task(signaller())
+            sigs = [asyncio.create_task(signaller(k)) for k in range(SIGNALLERS)]
             await asyncio.sleep(3.0)  # mid-flight: first activities done, timers pending
             result = await graceful_failover(rs.config, ns, b.name, timeout_s=120)
+            failed_over = True
             assert result.version == 2 and result.workflows_rebuilt > 0
             await asyncio.sleep(2.0)
             stop.set()
-            await sig
+            await asyncio.gather(*sigs)
             results = await asyncio.gather(*[h.result(timeout=120) for h in handles])
         assert [r["value"] for r in results] == [i + 2 for i in range(n)]
         for i, r in enumerate(results):
             assert r["notes"] == acknowledged[f"pay-{i}"], f"pay-{i} lost or reordered a signal"
         print(
-            f"\nsignals acknowledged {sum(len(v) for v in acknowledged.values())}, "
-            f"refused {dict(refused)}; failover {result.seconds} s"
+            f"\nsignals acknowledged {sum(len(v) for v in acknowledged.values())} "
+            f"({after_failover} after the failover), refused {dict(refused)}; "
+            f"failover {result.seconds} s"
         )
         assert sum(len(v) for v in acknowledged.values()) > 20
         v = await _verified(rs, ns)
