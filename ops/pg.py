@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 PG_VERSION = "15"
 PG_BIN = Path(f"/usr/lib/postgresql/{PG_VERSION}/bin")
@@ -182,8 +183,14 @@ class PgCluster:
             time.sleep(0.1)
         raise PgError("postgres did not write its PID file")
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop the cluster this data folder runs (fast shutdown)."""
+    def stop(self, timeout: float = 60.0, mode: Literal["fast", "immediate"] = "fast") -> None:
+        """Stop the cluster this data folder runs.
+
+        Args:
+            timeout: Seconds ``pg_ctl`` waits for it.
+            mode: ``fast`` (a checkpoint, then exit) or ``immediate`` (exit now:
+                the next start recovers from the WAL; for a cluster thrown away).
+        """
         if self.pid() is None:
             return
         subprocess.run(
@@ -193,7 +200,7 @@ class PgCluster:
                     "-D",
                     str(self.data_dir),
                     "-m",
-                    "fast",
+                    mode,
                     "-w",
                     "-t",
                     str(int(timeout)),

@@ -44,7 +44,12 @@ case "$cmd" in
         .venv/bin/mypy
         # Resolve the Kafka broker's jars once, before the timed tests.
         .venv/bin/python -m ops.kafka jars >/dev/null
-        exec .venv/bin/python -m pytest "$@"
+        # Two test processes (pytest-xdist), a test module to each at a time:
+        # most tests wait on timers, polls and other processes, so two share
+        # the machine's cores well. Each starts its own PostgreSQL and Kafka.
+        # BATON_TEST_PROCESSES=0 runs them in this process.
+        exec .venv/bin/python -m pytest -n "${BATON_TEST_PROCESSES:-2}" --dist loadfile \
+            --durations=25 "$@"
         ;;
     *)
         echo "usage: ops/run.sh demo|test [args]" >&2

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -39,6 +41,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="20261130",
         help="Seed of the chaos test (tests/e2e/test_chaos.py): replay a failure with it.",
     )
+
+
+FIGURES = "figures"
+
+
+@pytest.fixture
+def show_figures(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
+    """Record figures a test prints for the log (a benchmark's, say).
+
+    They are printed in the run's summary, passing or not, also when the tests
+    run in several processes (pytest-xdist), which do not pass a test's own
+    output on.
+    """
+
+    def show(title: str, figures: object) -> None:
+        text = figures if isinstance(figures, str) else json.dumps(figures, indent=2)
+        request.node.user_properties.append((FIGURES, f"{title}\n{text}"))
+
+    return show
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    shown = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == FIGURES
+    ]
+    if shown:
+        terminalreporter.section("figures")
+        for text in shown:
+            terminalreporter.write_line(text)
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +100,7 @@ def pg(state_dir: Path) -> Iterator[PgCluster]:
     try:
         yield cluster
     finally:
-        cluster.stop()
+        cluster.stop(mode="immediate")  # thrown away: no shutdown checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -208,7 +244,9 @@ def kafka(state_dir: Path) -> Iterator[str]:
     try:
         yield broker.bootstrap
     finally:
-        broker.stop()
+        # Its data goes with the session: no need to wait out a clean shutdown
+        # of every test's partitions (about half a minute at the end of a run).
+        broker.stop(timeout=5)
 
 
 @dataclass

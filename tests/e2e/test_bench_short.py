@@ -8,8 +8,8 @@ are for comparing one commit with the next on the same machine."""
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,10 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_short_benchmark_runs_and_prints_its_figures(
-    regions: RegionPair, pg: PgCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    regions: RegionPair,
+    pg: PgCluster,
+    tmp_path: Path,
+    show_figures: Callable[[str, object], None],
 ) -> None:
     rs = regions
     result = await run_bench(
@@ -45,9 +48,8 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
         },
     )
     figures = result.as_dict()
-    with capsys.disabled():  # shown in the CI log, passing or not
-        print("\nshort benchmark (200 workflows, open loop, replicated, 2 workers):")
-        print(json.dumps(figures, indent=2))
+    # shown in the CI log's summary, passing or not
+    show_figures("short benchmark (200 workflows, open loop, replicated, 2 workers):", figures)
     assert result.errors == 0
     assert result.replication_lag_runs == 200, figures
     assert result.worker_cache_hit_percent is not None, "the workers wrote no cache figures"
@@ -62,7 +64,7 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
 
 
 async def test_the_query_benchmark_runs_on_a_short_history(
-    region: Region, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    region: Region, tmp_path: Path, show_figures: Callable[[str, object], None]
 ) -> None:
     """`baton bench --query-history` in a short form: a fresh worker process
     answers a query on a history of 400 events, two pages (the benchmark itself
@@ -72,7 +74,5 @@ async def test_the_query_benchmark_runs_on_a_short_history(
     result = await run_query_bench(
         [region.url], events=400, samples=1, log_dir=tmp_path, show_progress=False
     )
-    with capsys.disabled():
-        print("\nshort query benchmark (400 events, fresh worker):")
-        print(json.dumps(result, indent=2))
+    show_figures("short query benchmark (400 events, fresh worker):", result)
     assert result["history_events"] >= 390 and result["signals"] == 390
