@@ -292,10 +292,11 @@ async def tick(client: Client, wid: str) -> str:
 
     async def settled() -> str | None:
         d = await h.describe()
-        if d["execution"]["run_id"] != run:
-            return str(d["execution"]["run_id"])
+        # a new run (continued-as-new) is done once its first task is
         if d["pending_activities"] or d["pending_workflow_task"]:
             return None
+        if d["execution"]["run_id"] != run:
+            return str(d["execution"]["run_id"])
         return run if len(await versions_of(client, wid, run)) >= done_before + 2 else None
 
     return await eventually(settled, timeout=20, what=f"{wid} ticked")
