@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from replication.applier import Applier
-from replication.apply import NeedConfirmation, ReplicationGap
+from replication.apply import NeedConfirmation, ReplicationGap, lock_namespaces_for_apply
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
@@ -84,7 +84,7 @@ async def retry_dead_letter(config: BatonConfig, region: str, dlq_id: int) -> di
             async def txn(conn: Any) -> dict[str, Any]:
                 if await conn.fetchrow(Q["get_dead_letter"], dlq_id) is None:
                     raise DeadLetterNotFound(f"dead letter {dlq_id} in {region} is gone")
-                await conn.fetchval(Q["lock_namespaces_for_apply"], [msg.get("namespace") or ""])
+                await lock_namespaces_for_apply(conn, [msg])
                 await applier.apply_message(conn, source, msg)
                 await conn.execute(Q["delete_dead_letter"], dlq_id)
                 return {"region": region, "id": dlq_id, "applied": True}

@@ -34,6 +34,7 @@ from replication.apply import (
     apply_namespace_txn,
     apply_progress_txn,
     archive_losing_batch,
+    lock_namespaces_for_apply,
 )
 from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
@@ -412,9 +413,7 @@ class Applier:
         fresh = [i for i, r in enumerate(records) if r.offset >= stored]
         if not fresh:
             return
-        await conn.fetchval(
-            Q["lock_namespaces_for_apply"], [msgs[i].get("namespace") or "" for i in fresh]
-        )
+        await lock_namespaces_for_apply(conn, [msgs[i] for i in fresh])
         i = fresh[0]
         while i < len(msgs):
             # The plain messages in one round trip; the first that is not

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -136,6 +137,39 @@ class Losing:
     @property
     def losing_version(self) -> int:
         return max(int(e["version"]) for e in self.events)
+
+
+async def lock_namespaces_for_apply(
+    conn: asyncpg.Connection, msgs: Sequence[dict[str, Any]]
+) -> None:
+    """Hold the namespaces of ``msgs`` for the caller's transaction, in name order:
+    shared, or exclusively where a message carries the namespace's row newer
+    than the one here (see the query)."""
+    newest: dict[str, tuple[int, datetime] | None] = {}
+    for msg in msgs:
+        name = msg.get("namespace") or ""
+        stamp = _namespace_stamp(msg.get("namespace_info"), name)
+        old = newest.get(name)
+        if name not in newest or (stamp is not None and (old is None or stamp > old)):
+            newest[name] = stamp
+    names = sorted(newest)
+    stamps = [newest[n] for n in names]
+    await conn.fetchval(
+        Q["lock_namespaces_for_apply"],
+        names,
+        [s[0] if s else None for s in stamps],
+        [s[1] if s else None for s in stamps],
+    )
+
+
+def _namespace_stamp(info: Any, name: str) -> tuple[int, datetime] | None:
+    # a malformed row is refused later, by the rules that apply it
+    if not isinstance(info, dict) or info.get("name") != name:
+        return None
+    try:
+        return int(info["failover_version"]), datetime.fromisoformat(info["updated_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def apply_namespace_txn(

@@ -390,9 +390,16 @@ ORDER BY workflow_id, run_id
 -- Task rows a poll holds are skipped (the poll then finds the namespace
 -- moved and takes nothing); requested updates that no workflow task took
 -- yet go too: their callers learn the move and retry in the new region.
-WITH moved AS (
+-- The fence comes first, before the row, as for every change of a namespace:
+-- the row's trigger takes it too, but only once the row is locked, and a
+-- transaction holding the fence (an applier) that then needs the row would
+-- wait for this one while this one waited for it.
+WITH fence AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0))
+), moved AS (
     UPDATE namespaces SET active_region = $2, failover_version = $3, state = 'active',
         updated_at = now()
+    FROM fence
     WHERE name = $1 AND failover_version < $3
     RETURNING name
 ), ta AS (DELETE FROM tasks WHERE id IN (
@@ -405,7 +412,8 @@ WITH moved AS (
 SELECT name FROM moved
 
 -- name: set_namespace_state
-UPDATE namespaces SET state = $3, updated_at = now()
+WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+UPDATE namespaces SET state = $3, updated_at = now() FROM fence
 WHERE name = $1 AND active_region = $2
 RETURNING failover_version
 
@@ -555,8 +563,9 @@ UPDATE executions SET search_attributes = $4
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
 -- name: set_namespace_search_attributes
-UPDATE namespaces SET search_attributes = $2, updated_at = now() WHERE name = $1
-RETURNING *
+WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+UPDATE namespaces SET search_attributes = $2, updated_at = now() FROM fence WHERE name = $1
+RETURNING namespaces.*
 
 -- name: lock_namespace_row
 -- To change the namespace: its row, and its fence exclusively (the writes in
@@ -625,7 +634,8 @@ FROM version_pollers WHERE namespace = $1 AND deployment = $2
 ORDER BY build_id, task_queue, identity
 
 -- name: set_namespace_deployments
-UPDATE namespaces SET deployments = $2, updated_at = now() WHERE name = $1
+WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+UPDATE namespaces SET deployments = $2, updated_at = now() FROM fence WHERE name = $1
 
 -- name: pinned_on_version
 -- Drainage, read from the runs themselves (executions_pinned_idx): the open

@@ -7,6 +7,7 @@ archives) the local tail, an older branch is refused and archived.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -210,3 +211,95 @@ async def test_what_the_active_region_holds_is_applied_and_the_rest_archived(
     assert nxt == 5
     [c] = await conflicts(region)
     assert (c["kind"], c["first_event_id"], c["last_event_id"]) == ("rejected_batch", 5, 6)
+
+
+async def test_two_partitions_taking_one_namespace_change_at_once_do_not_deadlock(
+    region: Region,
+) -> None:
+    """Every partition's stream carries the namespace's row: after a change,
+    two partitions' transactions may both replace it. Both held the namespace
+    shared, then each waited for the other to take it exclusively (the fence
+    trigger of a namespace change), and PostgreSQL aborted one after a second.
+    Here both reach the row together (a third transaction holds it until they
+    have both locked the namespace); the one to go second must find the change
+    made, not a deadlock."""
+    from types import SimpleNamespace
+
+    from aiokafka import TopicPartition
+
+    from replication.applier import Applier
+    from store import db
+
+    await region.store.txn(
+        lambda conn: apply_namespace_txn(conn, region.name, ns_info(region.name))
+    )
+    newer = {**ns_info(region.name, version=2), "updated_at": NOW.replace(hour=1).isoformat()}
+    msg = {
+        "type": "namespace_v1",
+        "source_region": "elsewhere",
+        "namespace": "rules",
+        "workflow_id": "",
+        "run_id": "00000000-0000-0000-0000-000000000000",
+        "namespace_info": newer,
+    }
+    applier = Applier(region.store)
+    holder, *appliers = [await db.connect(region.dsn) for _ in range(3)]
+    try:
+        hold = holder.transaction()
+        await hold.start()
+        await holder.execute("SELECT 1 FROM namespaces WHERE name = 'rules' FOR UPDATE")
+
+        async def apply_on(conn: Any, partition: int) -> None:
+            tp = TopicPartition("baton.replication.elsewhere", partition)
+            async with conn.transaction():
+                await applier._apply_txn("elsewhere", tp, [SimpleNamespace(offset=0)], [msg], conn)
+
+        tasks = [asyncio.create_task(apply_on(c, p)) for p, c in enumerate(appliers)]
+        # both are past their namespace lock and wait for the row (or for the lock)
+        await asyncio.sleep(0.5)
+        assert not any(t.done() for t in tasks)
+        await hold.commit()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    finally:
+        for c in (holder, *appliers):
+            await c.close()
+        await applier.close()
+    row = await region.store.pool.fetchrow(
+        "SELECT failover_version, updated_at FROM namespaces WHERE name = 'rules'"
+    )
+    assert (row["failover_version"], row["updated_at"].isoformat()) == (2, newer["updated_at"])
+
+
+async def test_a_namespace_move_waits_for_an_applier_holding_the_namespace(
+    region: Region,
+) -> None:
+    """A move (or any change of the namespace's row) takes the namespace's
+    fence before its row. Taken after it (by the row's trigger alone), a
+    move that locked the row waited for an applier holding the fence, while
+    the applier, replacing the row, waited for the move: PostgreSQL aborted
+    one of them (a graceful failover failed that way)."""
+    from replication.apply import lock_namespaces_for_apply
+    from store import db
+    from store.sql import QUERIES as SQ
+
+    first = ns_info(region.name)
+    await region.store.txn(lambda conn: apply_namespace_txn(conn, region.name, first))
+    newer = {**ns_info(region.name, version=2), "updated_at": NOW.replace(hour=1).isoformat()}
+    applier, mover = [await db.connect(region.dsn) for _ in range(2)]
+    try:
+        txn = applier.transaction()
+        await txn.start()
+        await lock_namespaces_for_apply(applier, [{"namespace": "rules", "namespace_info": newer}])
+        move = asyncio.create_task(mover.fetchval(SQ["move_namespace"], "rules", region.name, 5))
+        await asyncio.sleep(0.5)
+        assert not move.done()  # it waits for the applier's transaction
+        await apply_namespace_txn(applier, region.name, newer)
+        await txn.commit()
+        assert await asyncio.wait_for(move, 10) == "rules"
+    finally:
+        await applier.close()
+        await mover.close()
+    row = await region.store.pool.fetchrow(
+        "SELECT active_region, failover_version FROM namespaces WHERE name = 'rules'"
+    )
+    assert dict(row) == {"active_region": region.name, "failover_version": 5}
