@@ -145,15 +145,10 @@ async def lock_namespaces_for_apply(
     """Hold the namespaces of ``msgs`` for the caller's transaction, in name order:
     shared, or exclusively where a message carries the namespace's row newer
     than the one here (see the query)."""
-    newest: dict[str, tuple[int, datetime] | None] = {}
-    for msg in msgs:
-        name = msg.get("namespace") or ""
-        stamp = _namespace_stamp(msg.get("namespace_info"), name)
-        old = newest.get(name)
-        if name not in newest or (stamp is not None and (old is None or stamp > old)):
-            newest[name] = stamp
-    names = sorted(newest)
-    stamps = [newest[n] for n in names]
+    names = [msg.get("namespace") or "" for msg in msgs]
+    stamps = [
+        _namespace_stamp(msg.get("namespace_info"), msg.get("namespace") or "") for msg in msgs
+    ]
     await conn.fetchval(
         Q["lock_namespaces_for_apply"],
         names,

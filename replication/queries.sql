@@ -248,7 +248,7 @@ WHERE c.run_id = EXCLUDED.run_id
 
 -- name: revert_handover
 -- Only a namespace still in handover here goes back; a finished move stays.
-WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET state = 'active', updated_at = now() FROM fence
 WHERE name = $1 AND active_region = $2 AND state = 'handover'
 
@@ -421,13 +421,13 @@ INSERT INTO namespace_backfills (namespace, region, state, total) VALUES ($1, $2
 ON CONFLICT (namespace, region) DO NOTHING
 
 -- name: add_namespace_region
-WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET regions = array_append(regions, $2), updated_at = now() FROM fence
 WHERE name = $1 AND NOT ($2 = ANY(regions))
 RETURNING regions
 
 -- name: remove_namespace_region
-WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET regions = array_remove(regions, $2), updated_at = now() FROM fence
 WHERE name = $1 AND $2 = ANY(regions) AND active_region <> $2
 RETURNING regions
@@ -484,21 +484,22 @@ FROM namespaces WHERE name = $1
 -- Appliers hold their namespaces shared for a transaction; a promotion holds
 -- its namespace exclusively, so its rebuild never interleaves with an applier
 -- transaction locking the same runs in another order. A namespace whose row
--- a message carries newer than the one here ($2, $3: failover version and
--- updated_at, NULL if none) is held exclusively from the start: replacing the
--- row takes the lock exclusively (the namespaces_fence_v1 trigger), and two
--- transactions that both held it shared would each wait for the other.
--- $1 is distinct and sorted, so every transaction locks in the same order.
-SELECT count(CASE WHEN t.v IS NOT NULL AND NOT EXISTS (
+-- a message carries newer than the one here ($2, $3: each message's failover
+-- version and updated_at, NULL if none) is held exclusively from the start:
+-- replacing the row takes the lock exclusively, and two transactions that
+-- both held it shared would each wait for the other. In name order, so every
+-- transaction locks in the same order.
+SELECT count(CASE WHEN c.newer THEN baton_namespace_exclusive_v1(c.n)
+                  ELSE pg_advisory_xact_lock_shared(hashtextextended('baton-ns:' || c.n, 0)) END)
+FROM (SELECT t.n, bool_or(t.v IS NOT NULL AND NOT EXISTS (
                       SELECT 1 FROM namespaces x
-                      WHERE x.name = t.n AND (x.failover_version, x.updated_at) >= (t.v, t.u))
-                  THEN pg_advisory_xact_lock(hashtextextended('baton-ns:' || t.n, 0))
-                  ELSE pg_advisory_xact_lock_shared(hashtextextended('baton-ns:' || t.n, 0)) END)
-FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS t(n, v, u)
-      ORDER BY t.n) AS t
+                      WHERE x.name = t.n AND (x.failover_version, x.updated_at) >= (t.v, t.u)))
+                  AS newer
+      FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS t(n, v, u)
+      GROUP BY t.n ORDER BY t.n) AS c
 
 -- name: lock_namespace_for_promotion
-SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0))
+SELECT baton_namespace_exclusive_v1($1)
 
 -- name: backfill_state
 SELECT state FROM namespace_backfills WHERE namespace = $1 AND region = $2

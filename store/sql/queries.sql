@@ -394,9 +394,7 @@ ORDER BY workflow_id, run_id
 -- the row's trigger takes it too, but only once the row is locked, and a
 -- transaction holding the fence (an applier) that then needs the row would
 -- wait for this one while this one waited for it.
-WITH fence AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0))
-), moved AS (
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1)), moved AS (
     UPDATE namespaces SET active_region = $2, failover_version = $3, state = 'active',
         updated_at = now()
     FROM fence
@@ -412,7 +410,7 @@ WITH fence AS MATERIALIZED (
 SELECT name FROM moved
 
 -- name: set_namespace_state
-WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET state = $3, updated_at = now() FROM fence
 WHERE name = $1 AND active_region = $2
 RETURNING failover_version
@@ -563,14 +561,14 @@ UPDATE executions SET search_attributes = $4
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
 -- name: set_namespace_search_attributes
-WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET search_attributes = $2, updated_at = now() FROM fence WHERE name = $1
 RETURNING namespaces.*
 
 -- name: lock_namespace_row
 -- To change the namespace: its row, and its fence exclusively (the writes in
 -- flight end first; the row's update would take the fence too, later).
-WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 SELECT n.* FROM fence, namespaces n WHERE n.name = $1 FOR UPDATE OF n
 
 -- name: search_attribute_in_use
@@ -634,7 +632,7 @@ FROM version_pollers WHERE namespace = $1 AND deployment = $2
 ORDER BY build_id, task_queue, identity
 
 -- name: set_namespace_deployments
-WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || $1, 0)))
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET deployments = $2, updated_at = now() FROM fence WHERE name = $1
 
 -- name: pinned_on_version

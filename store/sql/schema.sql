@@ -938,9 +938,17 @@ BEGIN
 END;
 $$;
 
+-- The exclusive lock, taken by every change of a namespace before its row
+-- (0024): the trigger runs on the row already locked, too late to keep the
+-- order "fence, then row"; it takes it again as a guard.
+CREATE FUNCTION baton_namespace_exclusive_v1(p_name text) RETURNS void
+LANGUAGE sql AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended('baton-ns:' || p_name, 0))
+$$;
+
 CREATE FUNCTION baton_namespace_fence_v1() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('baton-ns:' || OLD.name, 0));
+    PERFORM baton_namespace_exclusive_v1(OLD.name);
     IF TG_OP = 'DELETE' THEN
         RETURN OLD;
     END IF;
