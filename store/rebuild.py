@@ -15,7 +15,10 @@ in the new failover version:
   failed attempt under the activity's retry policy; a retry waiting out its
   backoff keeps its due time; schedule-to-close deadlines run from the
   original schedule time;
-* user timers keep their fire times and the run timeout its deadline.
+* user timers keep their fire times and the run timeout its deadline;
+* inputs that waited behind the old region's started workflow task are
+  written after it, and what they closed there (an activity's end, a timer
+  that fired) stays closed: it is not scheduled again.
 """
 
 from __future__ import annotations
@@ -286,7 +289,16 @@ async def rebuild_execution_txn(rt: RunTxn, *, retry_max_s: float, old_region: s
     events = await rt.conn.fetch(
         Q["history_from"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), 1, 1_000_000
     )
-    work = pending_from_history(list(events))
+    # Inputs buffered behind a started workflow task (an activity's end, a
+    # timer that fired) already closed what they name in the old region, which
+    # deleted its activity or timer row then; they become events here, after
+    # the task. Read as history, or the activity would run again and the
+    # timer fire twice.
+    buffered = [
+        {"event_type": kind, "attributes": attrs, "event_time": rt.now}
+        for kind, attrs, _seq in rt.exe["buffered_events"]
+    ]
+    work = pending_from_history([*events, *buffered])
     # Stickiness pointed at a worker of the old region; updates no task took
     # were dropped with the move (their callers retry here).
     rt.exe["sticky_queue"] = None

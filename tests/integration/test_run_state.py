@@ -27,9 +27,11 @@ from replication.applier import Applier
 from replication.failover import forced_failover, graceful_failover
 from replication.verify import verify_namespace
 from store import db
+from store.activity_tasks import complete_activity_task, poll_activity_task
+from store.tasks import complete_workflow_task, poll_workflow_task
 from tests.conftest import Region, RegionPair
 from tests.helpers import eventually
-from worker import ActivityError, Client, RetryPolicy, Worker, activity, workflow
+from worker import ActivityError, Client, RetryPolicy, Worker, activity, wire, workflow
 from worker.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.integration
@@ -375,6 +377,79 @@ async def test_an_update_whose_handler_spans_a_failover_completes_once(
     assert kinds(events).count("WorkflowTaskScheduled") < 10
     await verified(rs, ns)
     await client.close()
+
+
+async def test_what_ended_behind_a_started_task_ends_once_in_the_new_region(
+    regions: RegionPair,
+) -> None:
+    """An activity that completed and a timer that fired while a workflow task
+    was started wait in the buffer; the new region writes them after timing the
+    task out, and neither runs again there (the activity was not re-dispatched,
+    the timer did not fire a second time)."""
+    rs, ns, wid, queue = regions, "behind-task", "behind", "driven-by-hand"
+    client = await two_region_ns(rs, ns)
+    a, b = rs.a.store, rs.b.store
+    poll = wire.PollRequest(task_queue=queue, identity="by-hand", wait_s=10)
+    h = await client.start_workflow("DrivenByHand", id=wid, task_queue=queue)
+    first = await poll_workflow_task(a, ns, poll)
+    assert first is not None
+    schedule = wire.Command(
+        type=wire.CommandType.SCHEDULE_ACTIVITY,
+        attributes={"activity_id": "work", "activity_type": "work", "start_to_close_s": 60},
+    )
+    timer = wire.Command(
+        type=wire.CommandType.START_TIMER, attributes={"timer_id": "t", "duration_s": 1.0}
+    )
+    await complete_workflow_task(
+        a,
+        ns,
+        wire.RespondWorkflowTaskCompleted(
+            task_token=first["task_token"], commands=[schedule, timer], identity="by-hand"
+        ),
+    )
+    act = await poll_activity_task(a, ns, poll)
+    assert act is not None
+    await h.signal("go")
+    held = await poll_workflow_task(a, ns, poll)  # started, and never completed
+    assert held is not None
+    await complete_activity_task(
+        a, ns, wire.RespondActivityTaskCompleted(task_token=act["task_token"], identity="by-hand")
+    )
+
+    async def both_buffered() -> bool:
+        kinds_now = await fetchval(
+            rs.b,
+            "SELECT array_agg(event_type ORDER BY seq) FROM buffered_events "
+            "WHERE namespace = $1 AND workflow_id = $2",
+            ns,
+            wid,
+        )
+        return sorted(kinds_now or []) == [
+            "ActivityTaskCompleted",
+            "ActivityTaskStarted",
+            "TimerFired",
+        ]
+
+    await eventually(both_buffered, timeout=20, what="B to hold both inputs, buffered")
+    await graceful_failover(rs.a.config, ns, rs.b.name, timeout_s=60)
+
+    pending = await fetchval(
+        rs.b,
+        "SELECT (SELECT count(*) FROM activities WHERE namespace = $1) "
+        "+ (SELECT count(*) FROM tasks WHERE namespace = $1 AND kind = 'activity') "
+        "+ (SELECT count(*) FROM timers WHERE namespace = $1 AND kind = 'user')",
+        ns,
+    )
+    assert pending == 0  # nothing of the activity or the timer is scheduled again
+    # B's next task: the held one timed out, then the two inputs, written once
+    task = await poll_workflow_task(b, ns, poll)
+    assert task is not None
+    await asyncio.sleep(1.5)  # a timer scheduled again would have fired by now
+    events = kinds(await h.history())
+    assert events.count("ActivityTaskCompleted") == 1
+    assert events.count("TimerFired") == 1
+    assert events.index("WorkflowTaskTimedOut") < events.index("ActivityTaskCompleted")
+    await verified(rs, ns)
 
 
 # --------------------------------------------------------------------------- item 2
