@@ -98,7 +98,8 @@ class Chaos:
         self.signals_by_phase: dict[int, list[tuple[str, str, int, str]]] = {}
 
     def say(self, what: str) -> None:
-        line = f"{time.monotonic() - self.t0:6.1f}s {what}"
+        wall = time.strftime("%H:%M:%S", time.gmtime())
+        line = f"{time.monotonic() - self.t0:6.1f}s ({wall} UTC) {what}"
         self.log.append(line)
         print(line, flush=True)
 
@@ -300,8 +301,8 @@ async def test_500_workflows_survive_failovers_and_sigkills(
     conn = await db.connect(rs.regions[chaos.a].dsn)
     try:
         rows = await conn.fetch(
-            "SELECT workflow_id, run_id::text, event_id, version, event_type, attributes "
-            "FROM history_events WHERE namespace = $1 ORDER BY workflow_id, event_id",
+            "SELECT workflow_id, run_id::text, event_id, version, event_type, event_time, "
+            "attributes FROM history_events WHERE namespace = $1 ORDER BY workflow_id, event_id",
             NS,
         )
         attempts = await conn.fetchval(
@@ -327,8 +328,11 @@ async def test_500_workflows_survive_failovers_and_sigkills(
         got = signal_ids.get(wid, [])
         assert sorted(got) == sorted(ids), f"seed {seed}: {wid} signals {got} != {sorted(ids)}"
     twice = {k: completed_events[k] for k, n in completions.items() if n > 1}
-    # (workflow, run, scheduled event) -> the completions' (event id, version)
-    assert not twice, f"seed {seed}: an activity completed twice: {twice}"
+    # (workflow, run, scheduled event) -> the completions' (event id, version),
+    # and the histories of those runs, to tell which writes did it
+    assert not twice, f"seed {seed}: an activity completed twice: {twice}\n" + "\n".join(
+        [_history_lines(rows, wid, rid) for wid, rid, _ in twice] + chaos.log
+    )
     assert len(completions) == WORKFLOWS
 
     # 4. both regions hold the same history
@@ -366,3 +370,16 @@ async def test_500_workflows_survive_failovers_and_sigkills(
         f"{len(conflicts)} conflict(s); re-applied: {dict(reapplied)}; "
         f"{verified.runs_compared} runs verified\n" + "\n".join(chaos.log)
     )
+
+
+def _history_lines(rows: list[Any], workflow_id: str, run_id: str) -> str:
+    """One run's history, an event a line, with what tells its writer apart."""
+    keys = ("scheduled_event_id", "attempt", "identity", "request_id", "signal_name")
+    lines = [f"history of {workflow_id} run {run_id}:"]
+    for r in rows:
+        if r["workflow_id"] == workflow_id and r["run_id"] == run_id:
+            attrs = r["attributes"] or {}
+            shown = {k: attrs[k] for k in keys if attrs.get(k) is not None}
+            at = r["event_time"].strftime("%H:%M:%S.%f")[:-3]
+            lines.append(f"  {r['event_id']:4} v{r['version']} {at} {r['event_type']} {shown}")
+    return "\n".join(lines)
