@@ -398,7 +398,7 @@ async def test_what_ended_behind_a_started_task_ends_once_in_the_new_region(
         attributes={"activity_id": "work", "activity_type": "work", "start_to_close_s": 60},
     )
     timer = wire.Command(
-        type=wire.CommandType.START_TIMER, attributes={"timer_id": "t", "duration_s": 1.0}
+        type=wire.CommandType.START_TIMER, attributes={"timer_id": "t", "duration_s": 3.0}
     )
     await complete_workflow_task(
         a,
@@ -412,6 +412,7 @@ async def test_what_ended_behind_a_started_task_ends_once_in_the_new_region(
     await h.signal("go")
     held = await poll_workflow_task(a, ns, poll)  # started, and never completed
     assert held is not None
+    assert "TimerFired" not in kinds(held["events"]), "the timer fired before the task started"
     await complete_activity_task(
         a, ns, wire.RespondActivityTaskCompleted(task_token=act["task_token"], identity="by-hand")
     )
