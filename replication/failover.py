@@ -186,7 +186,7 @@ async def graceful_failover(
         say(f"{namespace} is active in {target} (failover version {new_version})")
         # If this fails the source still learns the move from the stream; it
         # must never go back to active once the target is.
-        await src.execute(Q["move_namespace"], namespace, target, new_version)
+        await move_namespace_here(src, namespace, target, new_version)
     except BaseException:
         if not promoted and not src.is_closed():
             await _revert(src, namespace, source)
@@ -219,8 +219,7 @@ async def _promote(
         try:
             with wrap_exceptions():
                 async with dst.transaction():
-                    await dst.execute(RQ["lock_namespace_for_promotion"], namespace)
-                    moved = await dst.fetchval(Q["move_namespace"], namespace, target, version)
+                    moved = await move_namespace_here(dst, namespace, target, version)
                     if moved is None:
                         return None
                     rebuilt = await rebuild_namespace_txn(
@@ -240,6 +239,24 @@ async def _promote(
         finally:
             await dst.close()
     raise AssertionError("unreachable")
+
+
+async def move_namespace_here(
+    conn: asyncpg.Connection, namespace: str, target: str, version: int
+) -> str | None:
+    """Move ``namespace`` to ``target`` under ``version`` in ``conn``'s region
+    and drop the pending work held there (a promotion rebuilds it after, in
+    the caller's transaction); returns None if it was past ``version``.
+
+    The fence is taken by a statement of its own, before the move: the move's
+    deletes read the snapshot their statement starts with, and a snapshot
+    taken before waiting for the writes in flight would miss the tasks, timers
+    and activities they commit meanwhile, which would stay behind.
+    """
+    async with conn.transaction():
+        await conn.execute(RQ["lock_namespace_for_promotion"], namespace)
+        moved: str | None = await conn.fetchval(Q["move_namespace"], namespace, target, version)
+        return moved
 
 
 async def _applied(conn: asyncpg.Connection, source: str) -> dict[int, int]:
@@ -349,7 +366,7 @@ async def forced_failover(
         async with asyncio.timeout(source_timeout_s):
             src = await db.connect(config.regions[source].dsn)
             try:
-                await src.execute(Q["move_namespace"], namespace, target, new_version)
+                await move_namespace_here(src, namespace, target, new_version)
             finally:
                 await src.close()
     except Exception:

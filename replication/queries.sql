@@ -499,6 +499,9 @@ FROM (SELECT t.n, bool_or(t.v IS NOT NULL AND NOT EXISTS (
       GROUP BY t.n ORDER BY t.n) AS c
 
 -- name: lock_namespace_for_promotion
+-- The namespace's fence, exclusively, before a move of it (a promotion, or the
+-- old region's side of one): a statement of its own, so the move's statement
+-- starts with a snapshot that sees what the writes it waited for committed.
 SELECT baton_namespace_exclusive_v1($1)
 
 -- name: backfill_state

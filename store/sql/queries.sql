@@ -393,7 +393,10 @@ ORDER BY workflow_id, run_id
 -- The fence comes first, before the row, as for every change of a namespace:
 -- the row's trigger takes it too, but only once the row is locked, and a
 -- transaction holding the fence (an applier) that then needs the row would
--- wait for this one while this one waited for it.
+-- wait for this one while this one waited for it. Its callers take the fence
+-- in a statement before this one (replication.failover.move_namespace_here):
+-- the deletes below read this statement's snapshot, taken before any wait
+-- here, and would miss the rows of writes that committed meanwhile.
 WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1)), moved AS (
     UPDATE namespaces SET active_region = $2, failover_version = $3, state = 'active',
         updated_at = now()

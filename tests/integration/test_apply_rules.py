@@ -303,3 +303,46 @@ async def test_a_namespace_move_waits_for_an_applier_holding_the_namespace(
         "SELECT active_region, failover_version FROM namespaces WHERE name = 'rules'"
     )
     assert dict(row) == {"active_region": region.name, "failover_version": 5}
+
+
+async def test_a_move_drops_the_pending_work_of_writes_it_waited_for(region: Region) -> None:
+    """The region a namespace leaves keeps none of its pending work, even
+    work a write in flight commits while the move waits for it: the move's
+    deletes must see it (a snapshot taken before that wait would not, and
+    the tasks and timers would stay in a region where they never run)."""
+    from replication.failover import move_namespace_here
+    from store import db
+    from store.sql import QUERIES as SQ
+
+    await region.store.txn(
+        lambda conn: apply_namespace_txn(conn, region.name, ns_info(region.name))
+    )
+    writer, mover = [await db.connect(region.dsn) for _ in range(2)]
+    try:
+        txn = writer.transaction()
+        await txn.start()
+        await writer.fetch(SQ["lock_namespace_shared"], "rules")  # a write's fence
+        rid = uuid.uuid4()
+        await writer.execute(
+            "INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref) "
+            "VALUES ('rules', 'q', 'activity', 'w', $1, '5')",
+            rid,
+        )
+        await writer.execute(
+            "INSERT INTO timers (namespace, workflow_id, run_id, kind, ref, fire_at) "
+            "VALUES ('rules', 'w', $1, 'user', 't', now())",
+            rid,
+        )
+        move = asyncio.create_task(move_namespace_here(mover, "rules", "elsewhere", 5))
+        await asyncio.sleep(0.5)
+        assert not move.done()  # it waits for the write
+        await txn.commit()
+        assert await asyncio.wait_for(move, 10) == "rules"
+    finally:
+        await writer.close()
+        await mover.close()
+    left = await region.store.pool.fetchval(
+        "SELECT (SELECT count(*) FROM tasks WHERE namespace = 'rules') "
+        "+ (SELECT count(*) FROM timers WHERE namespace = 'rules')"
+    )
+    assert left == 0
