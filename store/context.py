@@ -66,7 +66,6 @@ class Store:
 
         self.run_cache.awaited = awaited
         self.run_cache.on_close = on_close
-        self.run_cache.notify_after_commit = self.notifier.send_later
 
     @property
     def region_urls(self) -> dict[str, str]:

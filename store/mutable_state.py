@@ -8,7 +8,7 @@ outbox row, inside the caller's transaction (ARCHITECTURE invariant 1).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NoReturn
@@ -135,10 +135,6 @@ class RunTxn:
     #: transaction committed (the first workflow task of a run).
     locked_ns_xmin: int | None = None
     after_commit: CachedRun | None = None
-    #: Sends the write's notifications once it committed, when the write is
-    #: a transaction of its own (store/notify.py ``Notifier.send_later``);
-    #: else (or None) the write sends them itself. ``cache`` brings its own.
-    notify_later: Callable[[list[tuple[str, str]]], None] | None = None
 
     @classmethod
     async def lock(

@@ -5,15 +5,6 @@ listener wakes every waiter of the key named by a notification. Notifications
 are sent by triggers or inside transactions, so they arrive only after the
 change committed. If the listening connection drops, every waiter is woken so
 it re-reads the database instead of sleeping through a lost notification.
-
-A write that is a transaction of its own (a run's unlocked write) sends its
-notifications after it committed instead, through :meth:`Notifier.send_later`:
-up to PostgreSQL 16 a transaction that notifies holds a lock of the whole
-cluster through its commit, WAL flush included, so writes that notify commit
-one at a time. The listening connection sends them, batched, in transactions
-that commit without waiting for a flush (the changes they announce are
-durable already). One this process could not send is delivered to its own
-waiters; waiters in other processes then wake at their long-poll's end.
 """
 
 from __future__ import annotations
@@ -59,12 +50,6 @@ class Notifier:
         self.draining = False
         self.namespace_epoch = 0
         self.connected = asyncio.Event()
-        #: notifications of committed writes still to send (send_later)
-        self._later: dict[tuple[str, str], None] = {}
-        self._sending: asyncio.Task[None] | None = None
-        #: notifications sent by send_later, and batches that carried them
-        self.sent_later = 0
-        self.later_batches = 0
 
     async def start(self) -> None:
         await self._connect()
@@ -72,8 +57,6 @@ class Notifier:
 
     async def _connect(self) -> None:
         conn = await db.connect(self._dsn)
-        # send_later's transactions announce changes already durable
-        await conn.execute("SET synchronous_commit = off")
         for ch in CHANNELS:
             await conn.add_listener(ch, self._on_notify)
         conn.add_termination_listener(lambda _c: self._on_lost())
@@ -101,9 +84,6 @@ class Notifier:
 
     async def close(self) -> None:
         self._closing = True
-        if self._sending is not None:
-            with contextlib.suppress(Exception):
-                await self._sending
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,38 +133,6 @@ class Notifier:
         this process committed; the notification itself follows)."""
         for ev in self._waiters.get((channel, key), ()):
             ev.set()
-
-    def send_later(self, notifications: list[tuple[str, str]]) -> None:
-        """Send ``(channel, payload)`` notifications of a write that committed.
-
-        They go out in the order given, with those that wait already, from a
-        task of their own: the caller does not wait for them.
-        """
-        for n in notifications:
-            self._later[n] = None
-        if self._sending is None or self._sending.done():
-            self._sending = asyncio.create_task(self._send_later(), name="baton-notify-later")
-
-    async def _send_later(self) -> None:
-        while self._later:
-            batch = list(self._later)
-            self._later.clear()
-            conn = self._conn
-            try:
-                if conn is None or conn.is_closed():
-                    raise ConnectionError("the notification connection is down")
-                await conn.execute(
-                    "SELECT count(pg_notify(n.channel, n.payload)) "
-                    "FROM unnest($1::text[], $2::text[]) AS n(channel, payload)",
-                    [c for c, _ in batch],
-                    [p for _, p in batch],
-                )
-                self.sent_later += len(batch)
-                self.later_batches += 1
-            except Exception as exc:  # a wake-up lost, never a write
-                log.warning("notifications not sent (%s): waking this process's waiters", exc)
-                for channel, payload in batch:
-                    self._on_notify(None, 0, channel, payload)
 
     def on(self, channel: str, callback: Callable[[str], None]) -> None:
         """Call ``callback(payload)`` for every notification on ``channel``."""

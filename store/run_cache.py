@@ -109,9 +109,6 @@ class RunCache:
         self._closing: dict[RunKey, asyncio.Future[dict[str, Any] | None]] = {}
         #: Called with (namespace, workflow id) after such a close is kept.
         self.on_close: Callable[[str, str], None] = lambda _ns, _wid: None
-        #: Sends the notifications of a remembered write once it committed
-        #: (store/notify.py Notifier.send_later); None: the write sends them.
-        self.notify_after_commit: Callable[[list[tuple[str, str]]], None] | None = None
         self.stats = RunCacheStats()
         self._stale_rate = 0.0
         self._skipped = 0

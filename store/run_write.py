@@ -5,7 +5,6 @@ server keeps the run as the write leaves it, see :mod:`store.run_cache`)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -41,10 +40,7 @@ async def write_run(rt: RunTxn) -> None:
         await _write_locked_to_remember(rt, args)
     else:
         RunCache.forget_everywhere((ns, wid, rt.run_id))
-        send, later, args = _notify_later(rt, args)
         row = await conn.fetchrow(Q["write_run_v5"], *args, None, None, None)
-        if later:
-            send(later)
         rt.task_view = row["view"]
 
 
@@ -150,7 +146,6 @@ async def _write_remembered(rt: RunTxn, args: tuple[Any, ...]) -> None:
     sticky = None if rt.cached is None else rt.cached.exe.get("sticky_queue")
     e = rt.exe
     closing = e["status"] != "running"
-    send, later, args = _notify_later(rt, args)
     if closing:
         rt.cache.closing(key)
     try:
@@ -168,8 +163,6 @@ async def _write_remembered(rt: RunTxn, args: tuple[Any, ...]) -> None:
             rt.cache.closed(key, None)
         rt.cache.forget(key)
         raise
-    if later:
-        send(later)
     if rt.cached is not None:
         rt.cache.written(refused=False)
     rt.task_view = row["view"]
@@ -192,45 +185,6 @@ async def _write_remembered(rt: RunTxn, args: tuple[Any, ...]) -> None:
         rt.cache.forget(key)
     else:
         rt.cache.remember(key, entry)
-
-
-#: Where ``p_notify_key`` is among :func:`write_args`.
-NOTIFY_KEY_ARG = 34
-
-
-def _no_send(_notifications: list[tuple[str, str]]) -> None:
-    pass
-
-
-def _notify_later(
-    rt: RunTxn, args: tuple[Any, ...]
-) -> tuple[Callable[[list[tuple[str, str]]], None], list[tuple[str, str]], tuple[Any, ...]]:
-    """(send, notifications, args): a write that is a transaction of its own
-    passes no notify key (``baton_write_run_v5`` then notifies nothing) and
-    its notifications go to ``send`` once it returned; any other write
-    notifies itself (no notifications here, ``args`` as they are)."""
-    send = rt.notify_later
-    if send is None and rt.cache is not None:
-        send = rt.cache.notify_after_commit
-    if send is None or rt.conn.is_in_transaction():
-        return _no_send, [], args
-    key_off = (*args[:NOTIFY_KEY_ARG], None, *args[NOTIFY_KEY_ARG + 1 :])
-    return send, notifications(rt, args), key_off
-
-
-def notifications(rt: RunTxn, args: tuple[Any, ...]) -> list[tuple[str, str]]:
-    """What ``baton_write_run_v5`` (and its task rows' trigger) notifies for
-    the write ``args`` describe, as (channel, payload)."""
-    key = args[NOTIFY_KEY_ARG]
-    out = [("baton_history_v1", key)] if rt.events else []
-    # the task rows: kinds, queues and builds as the trigger reads them
-    for kind, queue, build in zip(args[14], args[15], args[18], strict=True):
-        poll = "workflow" if kind == "query" else kind
-        tag = "" if build is None else "@" + build
-        out.append(("baton_tasks_v1", f"{rt.namespace}/{poll}{tag}/{queue}"))
-    if rt.notify_close:
-        out.append(("baton_closed_v1", key))
-    return out
 
 
 def _new_row(rt: RunTxn) -> dict[str, Any]:

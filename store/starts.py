@@ -283,7 +283,6 @@ async def _write_new_run(
     if expect is not None:
         run.expect_xmin = (0, expect[0])
         run.expect_current_run = expect[1]
-    run.notify_later = store.notifier.send_later
     await run.write_txn()
     if match is not None and run.started_here:
         match.task = await build_workflow_task(conn, run)

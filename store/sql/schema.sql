@@ -317,9 +317,6 @@ CREATE TABLE outbox (
 -- Wake long-polls only when the inserting transaction commits.
 CREATE FUNCTION baton_notify_task_v2() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF current_setting('baton.notify_after_commit', true) = 'on' THEN
-        RETURN NULL;  -- its writer notifies once it committed (baton_write_run_v5)
-    END IF;
     -- query tasks travel on the workflow-task long-poll; a versioned task
     -- wakes only pollers of its version (kind@deployment:build)
     PERFORM pg_notify('baton_tasks_v1', NEW.namespace || '/'
@@ -527,8 +524,6 @@ $$;
 -- refused if a remembered run's activity or sticky queue changed since
 -- (store/run_cache.py); rejects a closing run's updates; returns the view of
 -- a started task and the xmin and history size the write left on the run.
--- A NULL p_notify_key: the write sends no notifications (its caller sends
--- them once it committed, store/notify.py), nor do the task rows it inserts.
 CREATE FUNCTION baton_write_run_v5(
     p_ns text, p_wid text, p_rid uuid,
     p_event_ids bigint[], p_event_types text[], p_time timestamptz, p_version bigint,
@@ -619,9 +614,7 @@ BEGIN
                                     event_time, version, attributes)
         SELECT p_ns, p_wid, p_rid, e.id, e.type, p_time, p_version, e.attrs
         FROM unnest(p_event_ids, p_event_types, p_event_attrs) AS e(id, type, attrs);
-        IF p_notify_key IS NOT NULL THEN
-            PERFORM pg_notify('baton_history_v1', p_notify_key);
-        END IF;
+        PERFORM pg_notify('baton_history_v1', p_notify_key);
     END IF;
     IF cardinality(p_timer_del_kinds) > 0 THEN
         DELETE FROM timers t
@@ -675,18 +668,11 @@ BEGIN
                 AS t(kind, ref, attempt, fire_at);
         END IF;
         IF cardinality(p_task_kinds) > 0 THEN
-            -- no notify key: the caller notifies after commit, for the tasks too
-            IF p_notify_key IS NULL THEN
-                PERFORM set_config('baton.notify_after_commit', 'on', true);
-            END IF;
             INSERT INTO tasks (namespace, workflow_id, run_id, kind, task_queue, ref, attempt,
                                build_id)
             SELECT p_ns, p_wid, p_rid, t.kind, t.queue, t.ref, t.attempt, t.build
             FROM unnest(p_task_kinds, p_task_queues, p_task_refs, p_task_attempts, p_task_builds)
                 AS t(kind, queue, ref, attempt, build);
-            IF p_notify_key IS NULL THEN
-                PERFORM set_config('baton.notify_after_commit', 'off', true);
-            END IF;
         END IF;
         IF jsonb_array_length(p_activity_inserts) > 0 THEN
             INSERT INTO activities
@@ -765,7 +751,7 @@ BEGIN
         ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id,
             status = EXCLUDED.status;
     END IF;
-    IF p_closed AND p_notify_key IS NOT NULL THEN
+    IF p_closed THEN
         PERFORM pg_notify('baton_closed_v1', p_notify_key);
     END IF;
     IF p_view_since IS NULL THEN
