@@ -1,0 +1,44 @@
+"""Every CLI command answers in JSON on request (``--output json``) as well as
+in a table: scripts drive Baton through the same commands people use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import click
+import pytest
+
+from ops.cli import cli
+
+
+def commands(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(cmd, click.Group):
+        for name, sub in sorted(cmd.commands.items()):
+            yield from commands(sub, (*path, name))
+    else:
+        yield path
+
+
+def command(path: tuple[str, ...]) -> click.Command:
+    cmd: click.Command = cli
+    for name in path:
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.commands[name]
+    return cmd
+
+
+ALL = list(commands(cli))
+
+
+def test_the_cli_has_its_commands() -> None:
+    # the walk below sees the whole tree, not an empty one
+    assert len(ALL) >= 50
+    assert ("workflow", "start") in ALL and ("failover",) in ALL
+
+
+@pytest.mark.parametrize("path", ALL, ids=[" ".join(p) for p in ALL])
+def test_every_command_answers_in_json_or_a_table(path: tuple[str, ...]) -> None:
+    options = [p for p in command(path).params if "--output" in getattr(p, "opts", ())]
+    assert options, f"`baton {' '.join(path)}` has no --output"
+    choices = getattr(options[0].type, "choices", ())
+    assert {"json", "table"} <= set(choices), choices
