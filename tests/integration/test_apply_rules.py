@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 
 from replication.apply import NeedConfirmation, apply_history_txn, apply_namespace_txn
@@ -92,6 +94,34 @@ async def history(region: Region) -> list[tuple[int, int]]:
         "SELECT event_id, version FROM history_events WHERE namespace = 'rules' ORDER BY event_id"
     )
     return [(r["event_id"], r["version"]) for r in rows]
+
+
+async def move_waiting_for(
+    region: Region,
+    hold: Callable[[asyncpg.Connection], Awaitable[Any]],
+    move: Callable[[asyncpg.Connection], Awaitable[Any]],
+    before_commit: Callable[[asyncpg.Connection], Awaitable[Any]] | None = None,
+) -> Any:
+    """What ``move`` returns, started on a connection of its own while another
+    holds a transaction that ran ``hold``: the move must wait for that
+    transaction (``before_commit`` runs in it once the move waits)."""
+    from store import db
+
+    holder, mover = [await db.connect(region.dsn) for _ in range(2)]
+    try:
+        txn = holder.transaction()
+        await txn.start()
+        await hold(holder)
+        task = asyncio.create_task(move(mover))
+        await asyncio.sleep(0.5)
+        assert not task.done()  # it waits for the held transaction
+        if before_commit is not None:
+            await before_commit(holder)
+        await txn.commit()
+        return await asyncio.wait_for(task, 10)
+    finally:
+        await holder.close()
+        await mover.close()
 
 
 async def conflicts(region: Region) -> list[Any]:
@@ -279,26 +309,22 @@ async def test_a_namespace_move_waits_for_an_applier_holding_the_namespace(
     the applier, replacing the row, waited for the move: PostgreSQL aborted
     one of them (a graceful failover failed that way)."""
     from replication.apply import lock_namespaces_for_apply
-    from store import db
     from store.sql import QUERIES as SQ
 
     first = ns_info(region.name)
     await region.store.txn(lambda conn: apply_namespace_txn(conn, region.name, first))
     newer = {**ns_info(region.name, version=2), "updated_at": NOW.replace(hour=1).isoformat()}
-    applier, mover = [await db.connect(region.dsn) for _ in range(2)]
-    try:
-        txn = applier.transaction()
-        await txn.start()
+
+    async def hold(applier: asyncpg.Connection) -> None:
         await lock_namespaces_for_apply(applier, [{"namespace": "rules", "namespace_info": newer}])
-        move = asyncio.create_task(mover.fetchval(SQ["move_namespace"], "rules", region.name, 5))
-        await asyncio.sleep(0.5)
-        assert not move.done()  # it waits for the applier's transaction
-        await apply_namespace_txn(applier, region.name, newer)
-        await txn.commit()
-        assert await asyncio.wait_for(move, 10) == "rules"
-    finally:
-        await applier.close()
-        await mover.close()
+
+    moved = await move_waiting_for(
+        region,
+        hold,
+        lambda mover: mover.fetchval(SQ["move_namespace"], "rules", region.name, 5),
+        before_commit=lambda applier: apply_namespace_txn(applier, region.name, newer),
+    )
+    assert moved == "rules"
     row = await region.store.pool.fetchrow(
         "SELECT active_region, failover_version FROM namespaces WHERE name = 'rules'"
     )
@@ -311,16 +337,13 @@ async def test_a_move_drops_the_pending_work_of_writes_it_waited_for(region: Reg
     deletes must see it (a snapshot taken before that wait would not, and
     the tasks and timers would stay in a region where they never run)."""
     from replication.failover import move_namespace_here
-    from store import db
     from store.sql import QUERIES as SQ
 
     await region.store.txn(
         lambda conn: apply_namespace_txn(conn, region.name, ns_info(region.name))
     )
-    writer, mover = [await db.connect(region.dsn) for _ in range(2)]
-    try:
-        txn = writer.transaction()
-        await txn.start()
+
+    async def write(writer: asyncpg.Connection) -> None:
         await writer.fetch(SQ["lock_namespace_shared"], "rules")  # a write's fence
         rid = uuid.uuid4()
         await writer.execute(
@@ -333,14 +356,11 @@ async def test_a_move_drops_the_pending_work_of_writes_it_waited_for(region: Reg
             "VALUES ('rules', 'w', $1, 'user', 't', now())",
             rid,
         )
-        move = asyncio.create_task(move_namespace_here(mover, "rules", "elsewhere", 5))
-        await asyncio.sleep(0.5)
-        assert not move.done()  # it waits for the write
-        await txn.commit()
-        assert await asyncio.wait_for(move, 10) == "rules"
-    finally:
-        await writer.close()
-        await mover.close()
+
+    moved = await move_waiting_for(
+        region, write, lambda mover: move_namespace_here(mover, "rules", "elsewhere", 5)
+    )
+    assert moved == "rules"
     left = await region.store.pool.fetchval(
         "SELECT (SELECT count(*) FROM tasks WHERE namespace = 'rules') "
         "+ (SELECT count(*) FROM timers WHERE namespace = 'rules')"
