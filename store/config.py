@@ -76,6 +76,10 @@ class BatonConfig:
     """Largest replication message to send (``[kafka] max_message_bytes``): keep it
     under the topics' max.message.bytes (Kafka's default is 1048588). Larger
     parts travel by reference."""
+    kafka_publish_gather_ms: float = 10.0
+    """How long the publisher, woken by a commit, waits for more writes before it
+    reads the outbox (``[kafka] publish_gather_ms``, 0 to 1000): a run's writes
+    within it ship as one message. It adds at most this much to the lag."""
     workflow_task_retry_max_s: float = 60.0
     """Longest pause between attempts of a workflow task that keeps failing."""
     suggest_continue_as_new_events: int = 10_240
@@ -153,6 +157,16 @@ def _flag(base: dict[str, Any], key: str) -> bool:
     return value
 
 
+def _gather_ms(kafka: dict[str, Any]) -> float:
+    value = kafka.get("publish_gather_ms", 10.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
+        raise InvalidArgument(
+            f"[kafka] publish_gather_ms must be a number of milliseconds from 0 to 1000,"
+            f" got {value!r} in the config"
+        )
+    return float(value)
+
+
 def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonConfig:
     base = raw.get("baton", {})
     kafka = raw.get("kafka", {})
@@ -196,6 +210,7 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
         max_payload_bytes=_setting(base, "max_payload_bytes", DEFAULT_MAX_PAYLOAD, int),
         kafka_bootstrap=(str(kafka["bootstrap"]) if kafka.get("bootstrap") else None),
         kafka_max_message_bytes=_setting(kafka, "max_message_bytes", 1_000_000, int),
+        kafka_publish_gather_ms=_gather_ms(kafka),
         workflow_task_retry_max_s=_setting(base, "workflow_task_retry_max_s", 60.0, float),
         suggest_continue_as_new_events=_setting(
             base, "suggest_continue_as_new_events", 10_240, int

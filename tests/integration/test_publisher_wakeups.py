@@ -206,3 +206,54 @@ async def test_rows_no_round_follows_are_acknowledged_alone_at_once(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_a_woken_round_waits_for_the_writes_that_follow_and_ships_them_together(
+    region: Region, client: Client
+) -> None:
+    """A commit wakes the publisher; it waits ``publish_gather_ms`` before it
+    reads the outbox, so a write that follows within that time ships in the
+    same round (one message for a run's writes in quick succession), and the
+    round comes no earlier than the gathering time after the wake-up."""
+    publisher = Publisher(region.store)
+    assert publisher._gather_s == region.store.config.kafka_publish_gather_ms / 1000
+    publisher._gather_s = 0.4
+    loop = asyncio.get_running_loop()
+    rounds: list[tuple[float, int]] = []
+    ship = publisher._ship_batch
+
+    async def counted(producer: object) -> int:
+        n = await ship(None)
+        rounds.append((loop.time(), n))
+        return n
+
+    publisher._ship_batch = counted  # type: ignore[assignment,method-assign]
+    insert = (
+        "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,"
+        " version) VALUES ('default', $1, gen_random_uuid(), 1, 1, 1)"
+    )
+    async with region.store.pool.acquire() as conn:
+        task = asyncio.create_task(publisher._publish())
+        try:
+            while not rounds:  # the first round reads the empty outbox, then it waits
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            rounds.clear()
+            await conn.execute(insert, "first")
+            woke = loop.time()
+            publisher._wake.set()
+            await asyncio.sleep(0.1)
+            await conn.execute(insert, "second")
+            publisher._wake.set()
+            while await conn.fetchval("SELECT count(*) FROM outbox"):
+                assert loop.time() - woke < 5.0, "the rows were never shipped"
+                assert not task.done(), task
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    shipped = [n for _, n in rounds if n]
+    assert shipped == [2], f"the two writes went in rounds of {shipped}, not together"
+    first_round = next(t for t, n in rounds if n)
+    assert first_round - woke >= 0.4, "the round did not wait for the writes that follow"

@@ -255,3 +255,20 @@ def test_load_config_uses_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
     path.write_text(TOML)
     monkeypatch.setenv("BATON_CONFIG", str(path))
     assert load_config().path == path
+
+
+def test_publish_gather_defaults_to_10_ms_and_reads_the_kafka_section() -> None:
+    raw = two_regions()
+    assert parse_config(raw).kafka_publish_gather_ms == 10.0
+    raw["kafka"] = {"publish_gather_ms": 0}
+    assert parse_config(raw).kafka_publish_gather_ms == 0.0
+    raw["kafka"] = {"publish_gather_ms": 2.5}
+    assert parse_config(raw).kafka_publish_gather_ms == 2.5
+
+
+@pytest.mark.parametrize("value", [-1, 1001, "10", True, None])
+def test_publish_gather_outside_0_to_1000_ms_is_invalid_argument(value: object) -> None:
+    raw = two_regions()
+    raw["kafka"] = {"publish_gather_ms": value}
+    with pytest.raises(InvalidArgument, match=r"publish_gather_ms .* from 0 to 1000"):
+        parse_config(raw)
