@@ -12,7 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime
+import enum
+import math
+import types
 import typing
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -41,8 +46,13 @@ def make_payload(metadata: dict[str, str], data: bytes) -> Payload:
 class PayloadConverter:
     """JSON payload converter: ``None``, ``bytes`` and JSON-serialisable values.
 
-    Dataclasses are sent as JSON objects and rebuilt when the receiving
-    function's parameter is annotated with the dataclass type.
+    Dataclasses are sent as JSON objects; datetimes, dates and times as
+    RFC 3339 strings, UUIDs as strings, enums as their values, tuples as
+    lists. The receiving function's annotations rebuild them: a dataclass, a
+    ``datetime``, ``date``, ``time``, ``UUID`` or ``Enum`` type, and those
+    inside ``list[...]``, ``dict[..., ...]``, ``tuple[...]`` and ``X | None``.
+    A float that is NaN or infinite has no JSON form and is refused
+    (``InvalidArgumentError``), not sent as ``null``.
     """
 
     def to_payload(self, value: Any) -> Payload:
@@ -57,6 +67,13 @@ class PayloadConverter:
                 f"value of type {type(value).__name__} is not JSON-serialisable: {exc}; "
                 "pass JSON types, dataclasses or bytes"
             ) from exc
+        # orjson writes NaN and infinities as null: a value would come back
+        # as None without a word. Only a payload with a null can hold one.
+        if b"null" in data and (where := _non_finite(value, "value")) is not None:
+            raise InvalidArgumentError(
+                f"{where} is a float JSON cannot carry (NaN or infinite); "
+                "send it as a string or None instead"
+            )
         return make_payload({ENCODING: JSON_PLAIN}, data)
 
     def from_payload(self, payload: Payload, type_hint: Any = None) -> Any:
@@ -113,8 +130,34 @@ class PayloadConverter:
         ]
 
 
+def _non_finite(value: Any, where: str) -> str | None:
+    """Where in ``value`` a NaN or infinite float is, if anywhere."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
 #: Hints a JSON value already satisfies as decoded: nothing to rebuild.
 _AS_DECODED = frozenset({int, float, str, bool, dict, list, object, Any})
+#: Types orjson writes as strings, rebuilt from them by their hint.
+_FROM_STRING: dict[Any, Any] = {
+    datetime.datetime: datetime.datetime.fromisoformat,
+    datetime.date: datetime.date.fromisoformat,
+    datetime.time: datetime.time.fromisoformat,
+    uuid.UUID: uuid.UUID,
+}
 
 
 def _rebuild(value: Any, type_hint: Any) -> Any:
@@ -123,26 +166,42 @@ def _rebuild(value: Any, type_hint: Any) -> Any:
     try:
         if type_hint in _AS_DECODED:
             return value
+        parse = _FROM_STRING.get(type_hint)
     except TypeError:  # an unhashable hint: the slow path below
-        pass
-    if (
-        dataclasses.is_dataclass(type_hint)
-        and isinstance(type_hint, type)
-        and isinstance(value, dict)
-    ):
-        hints = typing.get_type_hints(type_hint)
-        kwargs = {
-            f.name: _rebuild(value[f.name], hints.get(f.name))
-            for f in dataclasses.fields(type_hint)
-            if f.name in value
-        }
-        return type_hint(**kwargs)
+        parse = None
+    if parse is not None:
+        return parse(value) if isinstance(value, str) else value
+    if isinstance(type_hint, type):
+        if dataclasses.is_dataclass(type_hint) and isinstance(value, dict):
+            hints = typing.get_type_hints(type_hint)
+            kwargs = {
+                f.name: _rebuild(value[f.name], hints.get(f.name))
+                for f in dataclasses.fields(type_hint)
+                if f.name in value
+            }
+            return type_hint(**kwargs)
+        if issubclass(type_hint, enum.Enum):
+            return type_hint(value)
+        if type_hint is tuple and isinstance(value, list):
+            return tuple(value)
+        return value
     origin = typing.get_origin(type_hint)
     args = typing.get_args(type_hint)
     if origin is list and args and isinstance(value, list):
         return [_rebuild(v, args[0]) for v in value]
     if origin is dict and len(args) == 2 and isinstance(value, dict):
         return {k: _rebuild(v, args[1]) for k, v in value.items()}
+    if origin is tuple and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_rebuild(v, args[0]) for v in value)
+        if len(args) == len(value):
+            return tuple(_rebuild(v, a) for v, a in zip(value, args, strict=True))
+        return tuple(value)
+    if origin is typing.Union or origin is types.UnionType:
+        # X | None (Optional[X]): the value is not None here, so it is an X
+        kinds = [a for a in args if a is not type(None)]
+        if len(kinds) == 1:
+            return _rebuild(value, kinds[0])
     return value
 
 

@@ -1,0 +1,95 @@
+"""The JSON payload converter: what it rebuilds from annotations, what it refuses."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import uuid
+from typing import Any, Optional
+
+import pytest
+
+from worker.converter import PayloadConverter
+from worker.errors import InvalidArgumentError
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: float
+
+
+@dataclasses.dataclass
+class Route:
+    stops: list[Point]
+    via: Point | None = None
+    departs: datetime.datetime | None = None
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+WHEN = datetime.datetime(2026, 12, 3, 16, 30, 5, 123000, tzinfo=datetime.UTC)
+ID = uuid.UUID("6f1c8c2e-9a51-4a8e-b0f3-2d7c1e4b5a60")
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (Point(1, 2.5), Point | None),
+        (Point(1, 2.5), Optional[Point]),  # noqa: UP045 (the spelling users write too)
+        ((1, "a"), tuple[int, str]),
+        ((Point(1, 1.0), Point(2, 2.0)), tuple[Point, ...]),
+        ((1, 2), tuple),
+        ([Point(1, 1.0), None], list[Point | None]),
+        ({"a": (1, 2)}, dict[str, tuple[int, ...]]),
+        (WHEN, datetime.datetime),
+        (WHEN.date(), datetime.date),
+        (datetime.time(7, 45), datetime.time),
+        (ID, uuid.UUID),
+        (Color.BLUE, Color),
+        ([Color.RED, Color.BLUE], list[Color]),
+        (Route([Point(0, 0.5)], via=Point(3, 4.0), departs=WHEN), Route),
+        (Route([Point(0, 0.5)]), Route),
+    ],
+)
+def test_annotations_rebuild_what_json_flattened(value: Any, hint: Any) -> None:
+    conv = PayloadConverter()
+    back = conv.from_payload(conv.to_payload(value), hint)
+    assert back == value
+    assert type(back) is type(value)
+
+
+def test_values_without_a_hint_stay_as_json_decoded_them() -> None:
+    conv = PayloadConverter()
+    assert conv.from_payload(conv.to_payload((1, 2))) == [1, 2]
+    assert conv.from_payload(conv.to_payload(WHEN)) == WHEN.isoformat()
+    assert conv.from_payload(conv.to_payload(Point(1, 2.0))) == {"x": 1, "y": 2.0}
+    assert conv.from_payload(conv.to_payload(None), Point | None) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        (float("nan"), "value"),
+        (float("inf"), "value"),
+        ({"ratio": float("-inf")}, "value['ratio']"),
+        ([1.0, [2.0, float("nan")]], "value[1][1]"),
+        (Point(1, float("nan")), "value['y']"),
+        ((None, float("inf")), "value[1]"),
+    ],
+)
+def test_nan_and_infinities_are_refused_not_sent_as_null(value: Any, where: str) -> None:
+    with pytest.raises(InvalidArgumentError) as exc:
+        PayloadConverter().to_payload(value)
+    assert exc.value.code == "INVALID_ARGUMENT"
+    assert f"{where} is a float JSON cannot carry" in str(exc.value)
+
+
+def test_a_null_that_is_none_is_still_sent() -> None:
+    conv = PayloadConverter()
+    value = {"a": None, "b": [1.5, None], "c": 1e308}
+    assert conv.from_payload(conv.to_payload(value)) == value
