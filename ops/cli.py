@@ -32,6 +32,7 @@ from ops.cli_base import (
     CliState,
     ServerFailedError,
     pass_state,
+    remember_output,
 )
 from ops.cli_batch import register_batch
 from ops.cli_namespace import register_namespace
@@ -43,6 +44,7 @@ from ops.cli_tools import register_tools
 from ops.cli_versioning import register_versioning
 from ops.cli_visibility import register_visibility
 from ops.cli_workflow import register_workflow
+from ops.output import OUTPUT_CHOICES
 
 __all__ = [
     "CLI_RETRY_S",
@@ -81,6 +83,16 @@ __all__ = [
     default=None,
     help="Talk to this region's endpoint only (default: every region's; the "
     "client follows the namespace's active region).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(OUTPUT_CHOICES),
+    default=None,
+    callback=remember_output,
+    expose_value=False,
+    is_eager=True,
+    help="Default of every command's --output (which overrides it).",
 )
 @click.version_option("0.1.0", prog_name="baton")
 @click.pass_context

@@ -138,6 +138,21 @@ def _error_of(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
+#: Where the root group's ``--output`` (``baton -o json workflow list``) is kept.
+_OUTPUT_KEY = "baton.output"
+
+
+def remember_output(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Keep the root group's ``--output`` as the default of its commands' own."""
+    if value is not None:
+        ctx.meta[_OUTPUT_KEY] = value
+
+
+def _output_default() -> str:
+    ctx = click.get_current_context(silent=True)
+    return str(ctx.meta.get(_OUTPUT_KEY, "table")) if ctx is not None else "table"
+
+
 class BatonCommand(click.Command):
     """A command with ``--output`` and uniform error reporting."""
 
@@ -147,8 +162,8 @@ class BatonCommand(click.Command):
             click.Option(
                 ["--output", "-o"],
                 type=click.Choice(OUTPUT_CHOICES),
-                default="table",
-                show_default=True,
+                default=_output_default,
+                show_default="table, or the one given before the command",
                 help="Human tables or one JSON document on stdout.",
             )
         )

@@ -3,10 +3,13 @@ in a table: scripts drive Baton through the same commands people use."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from ops.cli import cli
 
@@ -42,3 +45,27 @@ def test_every_command_answers_in_json_or_a_table(path: tuple[str, ...]) -> None
     assert options, f"`baton {' '.join(path)}` has no --output"
     choices = getattr(options[0].type, "choices", ())
     assert {"json", "table"} <= set(choices), choices
+
+
+@pytest.mark.parametrize(
+    ("args", "json_out"),
+    [
+        (["-o", "json", "workflow", "describe", "x"], True),
+        (["--output", "json", "namespace", "list"], True),
+        (["-o", "json", "workflow", "describe", "x", "-o", "table"], False),
+        (["workflow", "describe", "x"], False),
+    ],
+)
+def test_output_given_before_the_command_is_its_default(
+    args: list[str], json_out: bool, tmp_path: Path
+) -> None:
+    """``baton -o json workflow describe X`` answers as ``baton workflow
+    describe X -o json`` does; the command's own option wins."""
+    missing = tmp_path / "absent.toml"
+    result = CliRunner().invoke(cli, ["--config", str(missing), *args])
+    assert result.exit_code == 1
+    if json_out:
+        assert json.loads(result.stdout)["error"]["code"] == "INVALID_ARGUMENT"
+    else:
+        assert not result.stdout.lstrip().startswith("{")
+        assert "INVALID_ARGUMENT" in result.output
