@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from store import activity_tasks as acts
 from store import messages, starts, tasks, workflows
 from store.api_fast import HotRoutes, unexpected_error
-from store.api_guard import JSON, GuardedRoute, RequestGuard
+from store.api_guard import JSON, WORKFLOW_ID_PARAM, GuardedRoute, RequestGuard
 from store.api_pause import add_pause_routes
 from store.api_schedules import add_schedule_routes
 from store.api_versioning import add_versioning_routes
@@ -277,7 +277,7 @@ def create_app(store: Store) -> FastAPI:
     # ------------------------------------------------------------------ workflows
 
     ns_path = f"{PREFIX}/namespaces/{{namespace}}"
-    wf_path = f"{ns_path}/workflows/{{workflow_id:path}}"
+    wf_path = f"{ns_path}/workflows/{WORKFLOW_ID_PARAM}"
 
     @app.post(f"{ns_path}/workflows", response_model=wire.StartWorkflowResponse)
     async def start_workflow(namespace: str, req: wire.StartWorkflowRequest) -> Response:

@@ -41,7 +41,8 @@ _POST = re.compile(
     _NS + r"/(?P<route>workflows|workflow-tasks/poll|workflow-tasks/complete"
     r"|activity-tasks/poll|activity-tasks/complete)"
 )
-_RESULT = re.compile(_NS + r"/workflows/(?P<wid>.+)/result")
+# any id, line breaks too (as the FastAPI routes take it)
+_RESULT = re.compile(_NS + r"/workflows/(?P<wid>.+)/result", re.DOTALL)
 _PLAIN_NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,9})?")
 
 #: What a hot route does once matched: the response, or a StoreError raised.

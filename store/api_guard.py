@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +35,29 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _SCOPE_KEY = "baton.json"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _NO_BODY = object()
+
+
+class _AnyText(Convertor[str]):
+    """A path parameter of any text, "/" and line breaks included.
+
+    Starlette's ``path`` convertor is ``.*``, whose dot stops at a newline: a
+    workflow id holding one matched no route, so its run could be neither
+    described nor ended. New ids may not hold control characters
+    (:func:`store.starts.check_workflow_id`); runs started before still answer.
+    """
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("anytext", _AnyText())
+#: The workflow id in a route's path (``{ns_path}/workflows/{WORKFLOW_ID_PARAM}``).
+WORKFLOW_ID_PARAM = "{workflow_id:anytext}"
 
 
 class JSON(Response):

@@ -6,13 +6,13 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from store import activity_control, pause
-from store.api_guard import JSON
+from store.api_guard import JSON, WORKFLOW_ID_PARAM
 from store.context import Store
 from worker import wire
 
 
 def add_pause_routes(app: FastAPI, store: Store, prefix: str) -> None:
-    wf_path = f"{prefix}/namespaces/{{namespace}}/workflows/{{workflow_id:path}}"
+    wf_path = f"{prefix}/namespaces/{{namespace}}/workflows/{WORKFLOW_ID_PARAM}"
 
     @app.post(f"{wf_path}/pause")
     async def pause_workflow(namespace: str, workflow_id: str, req: wire.PauseRequest) -> Response:

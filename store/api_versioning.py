@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from store import deployments
-from store.api_guard import JSON
+from store.api_guard import JSON, WORKFLOW_ID_PARAM
 from store.context import Store
 from worker import wire
 
@@ -41,7 +41,7 @@ def add_versioning_routes(app: FastAPI, store: Store, prefix: str) -> None:
         await deployments.pollers_stopped(store, namespace, req)
         return JSON({})
 
-    @app.post(f"{ns_path}/workflows/{{workflow_id:path}}/versioning")
+    @app.post(f"{ns_path}/workflows/{WORKFLOW_ID_PARAM}/versioning")
     async def update_versioning(
         namespace: str, workflow_id: str, req: wire.UpdateVersioningRequest
     ) -> Response:

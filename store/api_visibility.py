@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from store import reset
-from store.api_guard import JSON
+from store.api_guard import JSON, WORKFLOW_ID_PARAM
 from store.batch import service as batch_service
 from store.context import Store
 from store.namespaces import get_namespace
@@ -18,7 +18,7 @@ from worker import wire
 
 def add_visibility_routes(app: FastAPI, store: Store, prefix: str) -> None:
     ns_path = f"{prefix}/namespaces/{{namespace}}"
-    wf_path = f"{ns_path}/workflows/{{workflow_id:path}}"
+    wf_path = f"{ns_path}/workflows/{WORKFLOW_ID_PARAM}"
 
     @app.get(f"{ns_path}/search-attributes")
     async def list_search_attributes(namespace: str) -> Response:

@@ -13,6 +13,7 @@ waiting in this process when there is one (:mod:`store.matching`).
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +36,23 @@ from worker.wire import EventType, WorkflowIdReusePolicy
 SYSTEM_TYPE_PREFIX = "baton."
 
 
+def check_workflow_id(workflow_id: str) -> None:
+    """Refuse a new workflow id holding a control character (a line break, a tab...).
+
+    Such an id is easy to start and hard to act on: it travels in URLs, log
+    lines, list queries and CLI arguments, each of which may cut or mangle it.
+    Runs started before this check stay reachable (and closable) by their id.
+    """
+    for index, char in enumerate(workflow_id):
+        if unicodedata.category(char) == "Cc":
+            raise InvalidArgument(
+                f"workflow id {workflow_id!r} holds a control character (U+{ord(char):04X} at "
+                f"index {index}): choose an id of printable characters, without line breaks "
+                "or tabs",
+                field="workflow_id",
+            )
+
+
 async def start_workflow(
     store: Store,
     namespace: str,
@@ -48,6 +66,7 @@ async def start_workflow(
     Workflow types ``baton.*`` are the server's own (batch jobs): only the
     server starts them (``system``).
     """
+    check_workflow_id(req.workflow_id)
     if req.workflow_type.startswith(SYSTEM_TYPE_PREFIX) and not system:
         raise InvalidArgument(
             f"workflow types starting with {SYSTEM_TYPE_PREFIX!r} are reserved for Baton's "
