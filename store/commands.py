@@ -312,7 +312,12 @@ async def apply_commands(
         elif t == CommandType.FAIL_WORKFLOW:
             rt.close(EventType.WORKFLOW_EXECUTION_FAILED, {"failure": a.get("failure")})
         elif t == CommandType.CANCEL_WORKFLOW:
-            rt.close(EventType.WORKFLOW_EXECUTION_CANCELED, {"details": a.get("details")})
+            # the reason the client gave travels with the close to its result
+            asked = await rt.cancel_request()
+            attrs = {"details": a.get("details")}
+            if asked is not None and asked.get("reason"):
+                attrs["reason"] = asked["reason"]
+            rt.close(EventType.WORKFLOW_EXECUTION_CANCELED, attrs)
         elif t == CommandType.CONTINUE_AS_NEW:
             new_run = await _continue_as_new(store, rt, a)
         elif t == CommandType.UPSERT_SEARCH_ATTRIBUTES:

@@ -24,7 +24,7 @@ from store.run_write import as_uuid as _uuid
 from store.run_write import write_run
 from store.sql import QUERIES as Q
 from versioning import routing
-from worker.wire import EventType
+from worker.wire import CANCELED_FAILURE_TYPE, TIMEOUT_FAILURE_TYPE, EventType
 
 # Timer kinds.
 USER_TIMER = "user"
@@ -59,7 +59,15 @@ def close_outcome(event_type: str, attributes: dict[str, Any]) -> tuple[str, Any
     if status == "failed":
         return status, None, attributes.get("failure")
     if status == "canceled":
-        return status, None, {"message": "workflow canceled", "type": "Canceled"}
+        reason = attributes.get("reason")
+        return (
+            status,
+            None,
+            {
+                "message": f"workflow canceled: {reason}" if reason else "workflow canceled",
+                "type": CANCELED_FAILURE_TYPE,
+            },
+        )
     if status == "terminated":
         return (
             status,
@@ -67,7 +75,15 @@ def close_outcome(event_type: str, attributes: dict[str, Any]) -> tuple[str, Any
             {"message": attributes.get("reason") or "terminated", "type": "Terminated"},
         )
     if status == "timed_out":
-        return status, None, {"message": "workflow run timed out", "type": "Timeout"}
+        return (
+            status,
+            None,
+            {
+                "message": "workflow run timed out",
+                "type": TIMEOUT_FAILURE_TYPE,
+                "timeout_type": "run",
+            },
+        )
     return status, None, None
 
 
@@ -328,6 +344,19 @@ class RunTxn:
     @property
     def wt_pending(self) -> bool:
         return self.exe["wt_scheduled_event_id"] is not None
+
+    async def cancel_request(self) -> dict[str, Any] | None:
+        """The attributes of the first cancel request this run recorded, holds
+        buffered or is writing (None: it was never asked to cancel)."""
+        row = await self.conn.fetchrow(
+            Q["cancel_request_of_run"], self.namespace, self.workflow_id, _uuid(self.run_id)
+        )
+        if row is not None:
+            return {"reason": row["reason"]}
+        kind = EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED.value
+        pending = [(t, a) for t, a, _seq in self.exe["buffered_events"]]
+        pending += [(t, a) for _id, t, a in self.events]
+        return next((dict(a) for t, a in pending if t == kind), None)
 
     # ---------------------------------------------------------------- changing state
 

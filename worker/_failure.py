@@ -21,15 +21,29 @@ from worker.converter import PayloadConverter
 from worker.errors import (
     ActivityError,
     ApplicationError,
+    BatonError,
     CanceledError,
     FailureError,
     TimeoutError_,
 )
-from worker.wire import Failure, Payload
+from worker.wire import (
+    ACTIVITY_FAILURE_TYPE,
+    CANCELED_FAILURE_TYPE,
+    TIMEOUT_FAILURE_TYPE,
+    ActivityFailureInfo,
+    Failure,
+    Payload,
+)
 
-ACTIVITY_ERROR_TYPE = "ActivityError"
-TIMEOUT_ERROR_TYPE = "TimeoutError"
-CANCELED_ERROR_TYPE = "CanceledError"
+ACTIVITY_ERROR_TYPE = ACTIVITY_FAILURE_TYPE
+TIMEOUT_ERROR_TYPE = TIMEOUT_FAILURE_TYPE
+CANCELED_ERROR_TYPE = CANCELED_FAILURE_TYPE
+
+#: What servers of earlier releases named the failures they wrote themselves
+#: (a canceled or timed-out run, an activity timeout); still stored in rows
+#: and histories, so still read.
+LEGACY_CANCELED_TYPE = "Canceled"
+LEGACY_TIMEOUT_TYPE = "Timeout"
 
 # Cause chains longer than this are cut: a failure must stay small on the wire.
 _MAX_CAUSE_DEPTH = 20
@@ -54,20 +68,30 @@ def exception_to_failure(exc: BaseException, converter: PayloadConverter) -> Fai
 def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> Failure:
     details: list[Payload] = []
     non_retryable = False
+    timeout_type = None
+    activity = None
     if isinstance(exc, ApplicationError):
         type_name = exc.type
         non_retryable = exc.non_retryable
         details = _encode_details(exc.details, converter)
     elif isinstance(exc, ActivityError):
         type_name = ACTIVITY_ERROR_TYPE
+        activity = ActivityFailureInfo(
+            activity_type=exc.activity_type,
+            activity_id=exc.activity_id,
+            retry_state=exc.retry_state,
+        )
     elif isinstance(exc, TimeoutError_):
         type_name = TIMEOUT_ERROR_TYPE
+        timeout_type = exc.timeout_type
+        # also as the first detail, where SDKs of earlier releases read it
         details = _encode_details((exc.timeout_type,), converter)
     elif isinstance(exc, CanceledError):
         type_name = CANCELED_ERROR_TYPE
     else:
         type_name = type(exc).__name__
-    message = exc.message if isinstance(exc, FailureError) else str(exc)
+    # A BatonError's str() leads with its code: the failure keeps the text alone.
+    message = exc.message if isinstance(exc, FailureError | BatonError) else str(exc)
     cause = exc.__cause__
     return Failure(
         message=message,
@@ -80,6 +104,8 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
             if cause is not None and depth < _MAX_CAUSE_DEPTH
             else None
         ),
+        timeout_type=timeout_type,
+        activity=activity,
     )
 
 
@@ -95,10 +121,22 @@ def failure_to_exception(failure: Failure, converter: PayloadConverter) -> Failu
     """Rebuild the exception (with its ``__cause__`` chain) a wire failure describes."""
     exc: FailureError
     if failure.type == ACTIVITY_ERROR_TYPE:
-        exc = ActivityError(failure.message, activity_type="", activity_id="", failure=failure)
-    elif failure.type == TIMEOUT_ERROR_TYPE:
-        details = _decode_details(failure, converter)
-        timeout_type = str(details[0]) if details else ""
+        info = failure.activity or ActivityFailureInfo()
+        exc = ActivityError(
+            failure.message,
+            activity_type=info.activity_type,
+            activity_id=info.activity_id,
+            retry_state=info.retry_state,
+            failure=failure,
+        )
+    elif failure.type == TIMEOUT_ERROR_TYPE or (
+        # a server's own activity timeout, as earlier releases named it
+        failure.type == LEGACY_TIMEOUT_TYPE and failure.timeout_type
+    ):
+        timeout_type = failure.timeout_type
+        if timeout_type is None:
+            details = _decode_details(failure, converter)
+            timeout_type = str(details[0]) if details else ""
         exc = TimeoutError_(failure.message, timeout_type=timeout_type, failure=failure)
     elif failure.type == CANCELED_ERROR_TYPE:
         exc = CanceledError(failure.message, failure=failure)
@@ -113,6 +151,26 @@ def failure_to_exception(failure: Failure, converter: PayloadConverter) -> Failu
     if failure.cause is not None:
         exc.__cause__ = failure_to_exception(failure.cause, converter)
     return exc
+
+
+def close_failure_to_exception(
+    status: str, failure: Failure, converter: PayloadConverter
+) -> FailureError:
+    """The exception of a closed run's failure: :func:`failure_to_exception`,
+    reading a canceled or timed-out run's failure as servers of earlier
+    releases wrote it (``Canceled``, ``Timeout``) as :class:`CanceledError` and
+    :class:`TimeoutError_`.
+
+    The status tells them apart from an ``ApplicationError`` of the same type
+    name: a run fails with those as ``failed``, never as ``canceled`` or ``timed_out``.
+    """
+    if status == "canceled" and failure.type == LEGACY_CANCELED_TYPE:
+        failure = failure.model_copy(update={"type": CANCELED_ERROR_TYPE})
+    elif status == "timed_out" and failure.type == LEGACY_TIMEOUT_TYPE:
+        failure = failure.model_copy(
+            update={"type": TIMEOUT_ERROR_TYPE, "timeout_type": failure.timeout_type or "run"}
+        )
+    return failure_to_exception(failure, converter)
 
 
 def _decode_details(failure: Failure, converter: PayloadConverter) -> list[Any]:

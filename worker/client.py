@@ -26,7 +26,11 @@ from worker._client_visibility import (
     encode_search_attributes,
 )
 from worker._definition import check_behavior, workflow_name
-from worker._failure import ENCODED_FAILURE_MESSAGE, failure_to_exception
+from worker._failure import (
+    ENCODED_FAILURE_MESSAGE,
+    close_failure_to_exception,
+    failure_to_exception,
+)
 from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
 from worker._payloads import decode_wire
@@ -358,8 +362,8 @@ class WorkflowHandle(RunControlMixin):
             failure=failure,
         )
         if failure is not None:
-            err.__cause__ = failure_to_exception(
-                failure, self.client.data_converter.payload_converter
+            err.__cause__ = close_failure_to_exception(
+                res["status"], failure, self.client.data_converter.payload_converter
             )
         raise err
 

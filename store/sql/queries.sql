@@ -180,6 +180,14 @@ WHERE n.name = $1
 -- (after the lock: see baton_start_checks_v1).
 SELECT * FROM baton_start_checks_v1($1, $2, $3)
 
+-- name: cancel_request_of_run
+-- The first cancel request a run recorded, with its reason (no row: none yet).
+SELECT event_id, attributes->>'reason' AS reason FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+  AND event_type = 'WorkflowExecutionCancelRequested'
+ORDER BY event_id
+LIMIT 1
+
 -- name: history_from
 SELECT event_id, event_type, event_time, version, attributes FROM history_events
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id >= $4

@@ -38,9 +38,13 @@ from worker.wire.commands import (
     UpdateRefAttributes,
 )
 from worker.wire.common import (
+    ACTIVITY_FAILURE_TYPE,
+    CANCELED_FAILURE_TYPE,
     MAX_DESCRIPTION_CHARS,
     MAX_DURATION_S,
     PROTOCOL_VERSION,
+    TIMEOUT_FAILURE_TYPE,
+    ActivityFailureInfo,
     Failure,
     Payload,
     RetryPolicyWire,
@@ -120,13 +124,17 @@ from worker.wire.tasks import (
 )
 
 __all__ = [
+    "ACTIVITY_FAILURE_TYPE",
+    "CANCELED_FAILURE_TYPE",
     "CLOSE_EVENTS",
     "COMMAND_ATTRIBUTES",
     "MAX_DESCRIPTION_CHARS",
     "MAX_DURATION_S",
     "PROTOCOL_VERSION",
     "RETRYABLE_CODES",
+    "TIMEOUT_FAILURE_TYPE",
     "ActivityControlRequest",
+    "ActivityFailureInfo",
     "ActivityRefAttributes",
     "ActivityTask",
     "ActivityTaskPollResponse",

@@ -22,6 +22,24 @@ class Payload(BaseModel):
     data: str = ""
 
 
+#: The failure types that rebuild as the SDK's ``ActivityError``,
+#: ``TimeoutError_`` and ``CanceledError``; a server writing a timeout or a
+#: cancellation of its own uses them too.
+ACTIVITY_FAILURE_TYPE = "ActivityError"
+TIMEOUT_FAILURE_TYPE = "TimeoutError"
+CANCELED_FAILURE_TYPE = "CanceledError"
+
+
+class ActivityFailureInfo(BaseModel):
+    """The activity an ``ActivityError`` failure is about (Temporal's ``activity_failure_info``)."""
+
+    activity_type: str = ""
+    activity_id: str = ""
+    #: Why no further attempt was made: ``maximum_attempts_reached``,
+    #: ``non_retryable_failure``, ``timeout``, ``canceled`` (empty when unknown).
+    retry_state: str = ""
+
+
 class Failure(BaseModel):
     """A failure as it travels and is stored: never a pickled exception.
 
@@ -38,6 +56,11 @@ class Failure(BaseModel):
     details: list[Payload] = Field(default_factory=list)
     cause: Failure | None = None
     encoded_attributes: Payload | None = None
+    #: On a ``TimeoutError`` failure: which timeout fired (``start_to_close``,
+    #: ``schedule_to_close``, ``schedule_to_start``, ``heartbeat``, ``run``).
+    timeout_type: str | None = None
+    #: On an ``ActivityError`` failure: which activity, and why it was not retried.
+    activity: ActivityFailureInfo | None = None
 
 
 class RetryPolicyWire(BaseModel):
