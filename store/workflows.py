@@ -89,6 +89,10 @@ async def cancel_workflow(
         rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
         if isinstance(rt, str):
             return rt
+        if await rt.cancel_request() is not None:
+            # Asked already: the workflow code decides what a cancel means,
+            # once (as Temporal does); a second request records nothing.
+            return rt.run_id
         rt.seen_request(req.request_id, "cancel")
         rt.add_input_event(
             EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
