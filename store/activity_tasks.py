@@ -34,7 +34,7 @@ from store.mutable_state import (
     utcnow,
 )
 from store.namespaces import get_namespace
-from store.retry import next_retry_delay
+from store.retry import RETRY_TIMEOUT, retry_decision
 from store.sql import QUERIES as Q
 from store.task_token import TaskToken
 from store.task_views import activity_task, build_workflow_task
@@ -281,8 +281,9 @@ async def retry_or_fail_activity(
     # Neither budget timeout is retried: schedule-to-close bounds all attempts,
     # and schedule-to-start means no worker polls the queue, which another
     # attempt on the same queue would not change.
+    retry_state = RETRY_TIMEOUT
     if not budget_spent:
-        delay = next_retry_delay(
+        delay, retry_state = retry_decision(
             act["retry_policy"],
             attempt=int(act["attempt"]),
             error_type=failure.get("type"),
@@ -332,7 +333,11 @@ async def retry_or_fail_activity(
             rt,
             act,
             EventType.ACTIVITY_TASK_FAILED,
-            {"failure": failure, "identity": act["started_identity"]},
+            {
+                "failure": failure,
+                "identity": act["started_identity"],
+                "retry_state": retry_state,
+            },
             started=act["state"] == "started",
         )
     else:
@@ -340,7 +345,7 @@ async def retry_or_fail_activity(
             rt,
             act,
             EventType.ACTIVITY_TASK_TIMED_OUT,
-            {"timeout_type": timeout_type, "failure": failure},
+            {"timeout_type": timeout_type, "failure": failure, "retry_state": retry_state},
             started=act["state"] == "started",
         )
     return False

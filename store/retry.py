@@ -79,6 +79,13 @@ def _backoff(initial: float, coefficient: float, attempt: int, cap: float) -> fl
     return float(min(initial * coefficient ** (attempt - 1), cap))
 
 
+#: Why an activity was not retried (Temporal's RetryState, in lower case):
+#: its failure was non-retryable, its attempts ran out, or its time did.
+RETRY_NON_RETRYABLE = "non_retryable_failure"
+RETRY_MAXIMUM_ATTEMPTS = "maximum_attempts_reached"
+RETRY_TIMEOUT = "timeout"
+
+
 def next_retry_delay(
     policy: dict[str, Any],
     *,
@@ -96,21 +103,39 @@ def next_retry_delay(
         non_retryable: The failure itself asked not to be retried.
         seconds_left: Time left before the schedule-to-close deadline, if any.
     """
+    return retry_decision(
+        policy,
+        attempt=attempt,
+        error_type=error_type,
+        non_retryable=non_retryable,
+        seconds_left=seconds_left,
+    )[0]
+
+
+def retry_decision(
+    policy: dict[str, Any],
+    *,
+    attempt: int,
+    error_type: str | None,
+    non_retryable: bool,
+    seconds_left: float | None = None,
+) -> tuple[float | None, str]:
+    """:func:`next_retry_delay` and, when that is None, why (a ``RETRY_*`` name; else "")."""
     if non_retryable:
-        return None
+        return None, RETRY_NON_RETRYABLE
     if error_type and error_type in set(policy.get("non_retryable_error_types") or ()):
-        return None
+        return None, RETRY_NON_RETRYABLE
     max_attempts = int(policy.get("maximum_attempts") or 0)
     if max_attempts and attempt >= max_attempts:
-        return None
+        return None, RETRY_MAXIMUM_ATTEMPTS
     initial = float(policy["initial_interval_s"])
     coefficient = float(policy["backoff_coefficient"])
     maximum = policy.get("maximum_interval_s")
     cap = float(maximum) if maximum is not None else initial * 100
     delay = _backoff(initial, coefficient, attempt, cap)
     if seconds_left is not None and delay >= seconds_left:
-        return None
-    return delay
+        return None, RETRY_TIMEOUT
+    return delay, ""
 
 
 def workflow_task_retry_delay(attempt: int, maximum_s: float) -> float:
