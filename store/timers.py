@@ -37,7 +37,7 @@ from store.mutable_state import (
     utcnow,
 )
 from store.sql import QUERIES as Q
-from worker.wire import EventType
+from worker.wire import TIMEOUT_FAILURE_TYPE, EventType
 
 log = logging.getLogger("baton.timers")
 
@@ -138,8 +138,9 @@ async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
         return False
     kind = t["kind"]
     if kind == ACTIVITY_SCHEDULE_TO_CLOSE:
-        failure = {"message": "activity schedule-to-close timeout", "type": "Timeout"}
-        await retry_or_fail_activity(rt, act, failure, timeout_type="schedule_to_close")
+        await retry_or_fail_activity(
+            rt, act, _timeout_failure("schedule_to_close"), timeout_type="schedule_to_close"
+        )
         rt.schedule_workflow_task()
         return True
     if act["attempt"] != t["attempt"]:
@@ -163,7 +164,9 @@ async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
     elif kind == ACTIVITY_START_TO_CLOSE:
         if act["state"] != "started":
             return False
-        timeout_type = "start_to_close"
+        # Without its own start_to_close_s an attempt gets the schedule-to-close
+        # time, so both deadlines can fall together: the budget is what ran out.
+        timeout_type = "schedule_to_close" if _budget_over(rt, act) else "start_to_close"
     elif kind == ACTIVITY_HEARTBEAT:
         if act["state"] != "started":
             return False
@@ -176,14 +179,26 @@ async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
     else:
         log.error("unknown timer kind %r; dropping it", kind)
         return False
-    failure = {
-        "message": f"activity {timeout_type.replace('_', '-')} timeout",
-        "type": "Timeout",
-        "timeout_type": timeout_type,
-    }
+    failure = _timeout_failure(timeout_type)
     if not await retry_or_fail_activity(rt, act, failure, timeout_type=timeout_type):
         rt.schedule_workflow_task()
     return True
+
+
+def _timeout_failure(timeout_type: str) -> dict[str, Any]:
+    return {
+        "message": f"activity {timeout_type.replace('_', '-')} timeout",
+        "type": TIMEOUT_FAILURE_TYPE,
+        "timeout_type": timeout_type,
+    }
+
+
+def _budget_over(rt: RunTxn, act: asyncpg.Record) -> bool:
+    """Whether the activity's schedule-to-close deadline has passed."""
+    if not act["schedule_to_close_s"]:
+        return False
+    deadline = act["first_scheduled_time"] + timedelta(seconds=act["schedule_to_close_s"])
+    return bool(deadline <= rt.now + timedelta(milliseconds=5))
 
 
 class TimerLoop:
