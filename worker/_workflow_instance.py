@@ -235,7 +235,8 @@ class WorkflowInstance(WorkflowRuntime):
                 raise TypeError("query handlers must be plain functions, not coroutines")
             return self._converter.to_payload(result)
         except Exception as exc:
-            raise QueryFailedError(f"query {name!r} failed: {type(exc).__name__}: {exc}") from exc
+            # the server words it as "query NAME failed: <this>"
+            raise QueryFailedError(f"{type(exc).__name__}: {exc}") from exc
         finally:
             self._read_only = False
             _current_runtime.reset(token)

@@ -207,6 +207,18 @@ class UnavailableError(BatonError):
     retryable = True
 
 
+class RouteNotFoundError(BatonError):
+    """No such route on this server: is the URL right, and the server of this release?"""
+
+    code = ErrorCode.NOT_FOUND.value
+
+
+class MethodNotAllowedError(BatonError):
+    """The route does not take that HTTP method: is the server of this release?"""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED.value
+
+
 class InternalServerError(BatonError):
     """The server failed unexpectedly; its log has the details."""
 
@@ -270,6 +282,8 @@ _BY_CODE: dict[str, type[BatonError]] = {
         UnavailableError,
         InternalServerError,
         LimitExceededError,
+        RouteNotFoundError,
+        MethodNotAllowedError,
     )
 }
 
