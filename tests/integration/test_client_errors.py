@@ -1,0 +1,210 @@
+"""What a client sees of a run that closed without a result, and of ids and calls it gets wrong."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from store import starts
+from tests.conftest import Region
+from tests.helpers import eventually
+from worker import (
+    ActivityError,
+    ApplicationError,
+    CanceledError,
+    Client,
+    RetryPolicy,
+    Worker,
+    WorkflowFailureError,
+    activity,
+    wire,
+    workflow,
+)
+from worker.errors import (
+    InvalidArgumentError,
+    QueryFailedError,
+    RouteNotFoundError,
+    TimeoutError_,
+    WorkflowNotFoundError,
+)
+
+pytestmark = pytest.mark.integration
+QUEUE = "client-errors"
+
+
+@activity.defn
+async def declines(order: str) -> None:
+    raise ApplicationError(f"declined {order}", type="Declined", non_retryable=True)
+
+
+@activity.defn
+async def dawdles(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "done"
+
+
+@workflow.defn(name="ErrorShapes")
+class ErrorShapes:
+    @workflow.run
+    async def run(self, mode: str) -> str:
+        if mode == "declined":
+            await workflow.execute_activity(
+                declines, "o-1", activity_id="charge-1", start_to_close_timeout=timedelta(seconds=5)
+            )
+        elif mode == "attempts":
+            await workflow.execute_activity(
+                dawdles,
+                5.0,
+                start_to_close_timeout=timedelta(milliseconds=300),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(milliseconds=100), maximum_attempts=2
+                ),
+            )
+        elif mode == "budget":
+            # no start_to_close_timeout: the attempt gets the whole budget
+            await workflow.execute_activity(
+                dawdles, 5.0, schedule_to_close_timeout=timedelta(seconds=1)
+            )
+        await workflow.sleep(3600)
+        return "slept"
+
+    @workflow.query
+    def explode(self) -> str:
+        raise ValueError("no such stage")
+
+
+def worker_for(client: Client) -> Worker:
+    return Worker(client, task_queue=QUEUE, workflows=[ErrorShapes], activities=[declines, dawdles])
+
+
+async def _failure_of(client: Client, mode: str, wid: str) -> WorkflowFailureError:
+    with pytest.raises(WorkflowFailureError) as err:
+        await client.execute_workflow(ErrorShapes, mode, id=wid, task_queue=QUEUE)
+    return err.value
+
+
+async def test_a_canceled_run_raises_canceled_error_with_the_reason(client: Client) -> None:
+    async with worker_for(client):
+        h = await client.start_workflow(ErrorShapes, "sleep", id="canceled-1", task_queue=QUEUE)
+        await h.cancel("customer asked")
+        with pytest.raises(WorkflowFailureError) as err:
+            await h.result(timeout=20)
+    assert err.value.status == "canceled"
+    cause = err.value.__cause__
+    assert isinstance(cause, CanceledError) and not isinstance(cause, ApplicationError)
+    assert cause.message == "workflow canceled: customer asked"
+
+
+async def test_a_second_cancel_request_records_nothing(client: Client) -> None:
+    # no worker: the run stays cancel-requested while the requests arrive
+    h = await client.start_workflow(ErrorShapes, "sleep", id="cancel-twice", task_queue=QUEUE)
+    await h.cancel("first")
+    await h.cancel("second")  # succeeds, as Temporal's does
+    await h.cancel("third", request_id="cancel-third")
+    kinds = [e["event_type"] for e in await h.history()]
+    assert kinds.count("WorkflowExecutionCancelRequested") == 1
+    async with worker_for(client):
+        with pytest.raises(WorkflowFailureError) as err:
+            await h.result(timeout=20)
+    assert err.value.__cause__ is not None
+    assert err.value.__cause__.message == "workflow canceled: first"
+
+
+async def test_a_run_timeout_raises_timeout_error(client: Client) -> None:
+    async with worker_for(client):
+        h = await client.start_workflow(
+            ErrorShapes, "sleep", id="run-timeout-1", task_queue=QUEUE, run_timeout=1
+        )
+        with pytest.raises(WorkflowFailureError) as err:
+            await h.result(timeout=20)
+    assert err.value.status == "timed_out"
+    cause = err.value.__cause__
+    assert isinstance(cause, TimeoutError_) and cause.timeout_type == "run"
+
+
+async def test_the_client_sees_which_activity_failed_and_why_it_stopped(client: Client) -> None:
+    async with worker_for(client):
+        declined = await _failure_of(client, "declined", "declined-1")
+        attempts = await _failure_of(client, "attempts", "attempts-1")
+    act = declined.__cause__
+    assert isinstance(act, ActivityError)
+    assert (act.activity_type, act.activity_id) == ("declines", "charge-1")
+    assert act.retry_state == "non_retryable_failure"
+    assert isinstance(act.__cause__, ApplicationError) and act.__cause__.type == "Declined"
+
+    act = attempts.__cause__
+    assert isinstance(act, ActivityError) and act.activity_type == "dawdles"
+    assert act.activity_id  # the SDK's own id for it
+    assert act.retry_state == "maximum_attempts_reached"
+    timeout = act.__cause__
+    assert isinstance(timeout, TimeoutError_) and timeout.timeout_type == "start_to_close"
+
+
+async def test_an_activity_with_only_a_budget_times_out_on_the_budget(client: Client) -> None:
+    async with worker_for(client):
+        failed = await _failure_of(client, "budget", "budget-1")
+    act = failed.__cause__
+    assert isinstance(act, ActivityError) and act.retry_state == "timeout"
+    timeout = act.__cause__
+    assert isinstance(timeout, TimeoutError_)
+    assert timeout.timeout_type == "schedule_to_close"
+    assert "(schedule_to_close)" in act.message
+    events = await client.get_workflow_handle("budget-1").history()
+    closed = [e for e in events if e["event_type"] == "ActivityTaskTimedOut"]
+    assert [e["attributes"]["timeout_type"] for e in closed] == ["schedule_to_close"]
+
+
+async def test_a_failed_query_says_so_once(client: Client) -> None:
+    async with worker_for(client):
+        h = await client.start_workflow(ErrorShapes, "sleep", id="query-1", task_queue=QUEUE)
+        with pytest.raises(QueryFailedError) as err:
+            await h.query("explode")
+        await h.terminate("done")
+    assert str(err.value) == "[QUERY_FAILED] query 'explode' failed: ValueError: no such stage"
+
+
+@pytest.mark.parametrize("wid", ["line\nbreak", "tab\there", "bell\x07", "del\x7f", "c1\x85"])
+async def test_ids_with_control_characters_are_refused_and_nothing_is_stored(
+    client: Client, wid: str
+) -> None:
+    with pytest.raises(InvalidArgumentError) as err:
+        await client.start_workflow(ErrorShapes, "sleep", id=wid, task_queue=QUEUE)
+    assert "printable characters" in err.value.message
+    with pytest.raises(InvalidArgumentError):
+        await client.signal_with_start_workflow(
+            ErrorShapes, "sleep", id=wid, task_queue=QUEUE, signal="nudge"
+        )
+    with pytest.raises(WorkflowNotFoundError):
+        await client.get_workflow_handle(wid).describe()
+    assert await client.count_workflows() == 0
+
+
+async def test_a_run_whose_id_holds_a_line_break_can_still_be_reached(
+    region: Region, client: Client
+) -> None:
+    # as a server before the id check started it
+    wid = "old\nid"
+    req = wire.StartWorkflowRequest(workflow_id=wid, workflow_type="ErrorShapes", task_queue=QUEUE)
+    await region.store.txn(
+        lambda conn: starts.start_workflow_txn(region.store, conn, "default", req)
+    )
+    h = client.get_workflow_handle(wid)
+    assert (await h.describe())["execution"]["workflow_id"] == wid
+    await h.signal("nudge")
+    await h.cancel("tidy up")
+    await h.terminate("tidy up")
+    with pytest.raises(WorkflowFailureError) as err:
+        await h.result(timeout=5)
+    assert err.value.status == "terminated"
+
+    async def closed() -> bool:
+        return (await h.describe())["execution"]["status"] == "terminated"
+
+    await eventually(closed, what="the run to close")
+
+
+async def test_an_unknown_route_is_a_typed_error(client: Client) -> None:
+    with pytest.raises(RouteNotFoundError):
+        await client.call("GET", "/api/v1/no-such-thing")
