@@ -220,11 +220,13 @@ async def test_a_woken_round_waits_for_the_writes_that_follow_and_ships_them_tog
     publisher._gather_s = 0.4
     loop = asyncio.get_running_loop()
     rounds: list[tuple[float, int]] = []
+    a_round = asyncio.Event()
     ship = publisher._ship_batch
 
     async def counted(producer: object) -> int:
         n = await ship(None)
         rounds.append((loop.time(), n))
+        a_round.set()
         return n
 
     publisher._ship_batch = counted  # type: ignore[assignment,method-assign]
@@ -235,8 +237,8 @@ async def test_a_woken_round_waits_for_the_writes_that_follow_and_ships_them_tog
     async with region.store.pool.acquire() as conn:
         task = asyncio.create_task(publisher._publish())
         try:
-            while not rounds:  # the first round reads the empty outbox, then it waits
-                await asyncio.sleep(0.01)
+            # the first round reads the empty outbox, then it waits
+            await asyncio.wait_for(a_round.wait(), 5.0)
             await asyncio.sleep(0.05)
             rounds.clear()
             await conn.execute(insert, "first")
