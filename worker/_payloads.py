@@ -20,7 +20,8 @@ from worker.wire import Payload
 _KEYS = frozenset({"metadata", "data"})
 
 
-def _is_payload(obj: Any) -> bool:
+def is_payload(obj: Any) -> bool:
+    """Whether a JSON value is a payload (an object of exactly ``metadata`` and ``data``)."""
     return (
         isinstance(obj, dict)
         and obj.keys() == _KEYS
@@ -32,13 +33,13 @@ def _is_payload(obj: Any) -> bool:
 def _collect(obj: Any, found: list[tuple[Any, Any]]) -> None:
     if isinstance(obj, dict):
         for key, value in obj.items():
-            if _is_payload(value):
+            if is_payload(value):
                 found.append((obj, key))
             else:
                 _collect(value, found)
     elif isinstance(obj, list):
         for i, value in enumerate(obj):
-            if _is_payload(value):
+            if is_payload(value):
                 found.append((obj, i))
             else:
                 _collect(value, found)

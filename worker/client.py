@@ -9,6 +9,7 @@ print(await handle.result())
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tomllib
@@ -33,7 +34,7 @@ from worker._failure import (
 )
 from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
-from worker._payloads import decode_wire
+from worker._payloads import decode_wire, is_payload
 from worker.converter import DataConverter
 from worker.errors import (
     BatonError,
@@ -113,6 +114,25 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
 
     async def encode(self, values: Sequence[Any]) -> list[dict[str, Any]]:
         return [p.model_dump() for p in await self.data_converter.encode(values)]
+
+    async def encode_memo(self, memo: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A memo's values as payloads, through the data converter and its codec
+        (an encrypting codec encrypts them, as it does arguments)."""
+        if not memo:
+            return {}
+        keys = list(memo)
+        return dict(zip(keys, await self.encode([memo[k] for k in keys]), strict=True))
+
+    async def decode_memo(self, memo: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A memo as values. An entry that is not a payload (a memo written as
+        plain JSON by a client of an earlier release) is kept as it is, and so
+        is one this client cannot decode (no key for it)."""
+        out = dict(memo or {})
+        for key, value in out.items():
+            if is_payload(value):
+                with contextlib.suppress(BatonError, ValueError):
+                    out[key] = await self.decode_one(value)
+        return out
 
     async def decode_one(self, payload: dict[str, Any] | None, type_hint: Any = None) -> Any:
         if payload is None:
@@ -235,7 +255,7 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
             "id_reuse_policy": WorkflowIdReusePolicy(id_reuse_policy).value,
             "task_timeout_s": _seconds(task_timeout),
             "run_timeout_s": _seconds(run_timeout),
-            "memo": memo or {},
+            "memo": await self.encode_memo(memo),
             "identity": self.identity,
             "search_attributes": encode_search_attributes(search_attributes or {}),
             "versioning_behavior": check_behavior(versioning_behavior, "versioning_behavior"),
@@ -483,9 +503,14 @@ class WorkflowHandle(RunControlMixin):
         return str(res["run_id"])
 
     async def describe(self) -> dict[str, Any]:
-        return await self.client.call(  # type: ignore[no-any-return]
+        """The run's row as the server describes it, its memo decoded."""
+        res: dict[str, Any] = await self.client.call(
             "GET", self._path(), params={"run_id": self.run_id}
         )
+        execution = res.get("execution") or {}
+        if execution.get("memo"):
+            execution["memo"] = await self.client.decode_memo(execution["memo"])
+        return res
 
     async def history(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
         """Every event of a run (the handle's run, or the current one)."""

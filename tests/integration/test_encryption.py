@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from typing import Any
 
 import pytest
 
 from ops.pg import PgCluster
 from tests.apps.workflows import ALL_ACTIVITIES, Secret
 from tests.conftest import Region
-from worker import AesGcmCodec, Client, DataConverter, Worker
+from worker import AesGcmCodec, Client, DataConverter, Worker, workflow
 from worker.codec import generate_key
 
 pytestmark = pytest.mark.integration
@@ -70,3 +71,35 @@ async def test_without_the_codec_the_detector_finds_the_marker(
         await client.create_namespace("default")
         await run_secret_workflow(client, marker)
     assert contains_marker(pg.dump(region.dbname), marker)
+
+
+@workflow.defn(name="MemoEcho")
+class MemoEcho:
+    @workflow.run
+    async def run(self) -> dict[str, Any]:
+        return dict(workflow.info().memo)
+
+
+async def test_a_memo_is_encrypted_and_reads_back_as_its_values(
+    region: Region, pg: PgCluster
+) -> None:
+    """A memo's values are payloads, so the codec encrypts them; the run's
+    code (``workflow.info().memo``) and ``describe`` read them as values, and a
+    client without the key gets the payloads rather than an error."""
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    memo = {"owner": f"memo-{marker}", "tier": 3, "tags": ["a", "b"]}
+    codec = AesGcmCodec(keys={"k1": generate_key()}, active_key_id="k1")
+    wid = f"memo-{uuid.uuid4().hex[:6]}"
+    async with await Client.connect(
+        region.url, data_converter=DataConverter(codec=codec)
+    ) as client:
+        await client.create_namespace("default")
+        async with Worker(client, task_queue="memo", workflows=[MemoEcho]):
+            handle = await client.start_workflow(MemoEcho, id=wid, task_queue="memo", memo=memo)
+            assert await handle.result(timeout=30) == memo
+        assert (await handle.describe())["execution"]["memo"] == memo
+    assert not contains_marker(pg.dump(region.dbname), marker)
+    async with await Client.connect(region.url) as keyless:
+        seen = (await keyless.get_workflow_handle(wid).describe())["execution"]["memo"]
+    assert set(seen) == set(memo)
+    assert all(set(v) == {"metadata", "data"} for v in seen.values()), seen
