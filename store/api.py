@@ -33,6 +33,7 @@ from store.errors import (
     MalformedRequest,
     MethodNotAllowed,
     NamespaceAlreadyExists,
+    NamespaceNotActive,
     PayloadTooLarge,
     RouteNotFound,
     StoreError,
@@ -240,8 +241,23 @@ def create_app(store: Store) -> FastAPI:
         active = req.active_region or regions[0]
         for r in [*regions, active]:
             store.config.region(r)
+        if len(set(regions)) != len(regions):
+            twice = sorted({r for r in regions if regions.count(r) > 1})
+            raise InvalidArgument(f"regions {regions} name {', '.join(twice)} more than once")
         if active not in regions:
             raise InvalidArgument(f"active region {active!r} is not among regions {regions}")
+        if active != store.region:
+            # The row is written where the namespace is active and reaches its
+            # other regions through that region's outbox, as every write does:
+            # a region that is not active for it has no stream that ships it
+            # (and must not hold a namespace it is not a region of).
+            url = store.region_urls.get(active)
+            raise NamespaceNotActive(
+                f"namespace {req.name!r} would be active in {active}, not in {store.region}: "
+                f"send its create to {url or active}",
+                active_region=active,
+                active_url=url,
+            )
         version = store.config.regions[active].initial_version
         async with store.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(

@@ -1,0 +1,120 @@
+"""Creating a namespace: its row lands in its active region, never in a region it is not of."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ops.pg import PgCluster
+from store.config import BatonConfig, load_config
+from tests.conftest import fresh_database, serve_region
+from tests.helpers import baton_json, free_port, write_config
+from worker import Client
+from worker.errors import InvalidArgumentError, NamespaceAlreadyExistsError
+
+pytestmark = pytest.mark.integration
+
+
+class Two:
+    def __init__(self, pg: PgCluster, config: BatonConfig, path: Path, dbs: dict[str, str]):
+        self.pg, self.config, self.path, self.dbs = pg, config, path, dbs
+
+    def url(self, region: str) -> str:
+        return self.config.regions[region].url
+
+    def held(self, region: str, name: str) -> list[str]:
+        """The namespace's regions as ``region``'s database holds them ([] if not at all)."""
+        out = self.pg.psql(
+            self.dbs[region],
+            f"SELECT array_to_string(regions, ',') FROM namespaces WHERE name = '{name}'",
+        )
+        text = out.strip()
+        return text.split(",") if text else []
+
+
+@pytest.fixture
+async def two(pg: PgCluster, template_db: str, tmp_path: Path) -> AsyncIterator[Two]:
+    """Two regions served in this process (no replication: only where rows are written counts)."""
+    dbs = {r: fresh_database(pg, template_db) for r in ("region-a", "region-b")}
+    path = write_config(
+        tmp_path / "baton.toml", {r: (free_port(), pg.dsn(db)) for r, db in dbs.items()}
+    )
+    config = load_config(path)
+    async with contextlib.AsyncExitStack() as stack:
+        for r in dbs:
+            await stack.enter_async_context(serve_region(config, r))
+        yield Two(pg, config, path, dbs)
+
+
+async def test_a_namespace_of_other_regions_is_created_in_its_active_region(two: Two) -> None:
+    async with await Client.connect(two.url("region-a"), namespace="ghost") as client:
+        ns = await client.create_namespace("ghost", regions=["region-b"])
+        assert ns["active_region"] == "region-b" and ns["regions"] == ["region-b"]
+        assert two.held("region-b", "ghost") == ["region-b"]
+        assert two.held("region-a", "ghost") == []
+        with pytest.raises(NamespaceAlreadyExistsError):
+            await client.create_namespace("ghost", regions=["region-b"])
+        # several regions, another active: written in the active one only (the
+        # rest reaches the others through its outbox)
+        ns = await client.create_namespace(
+            "both", regions=["region-a", "region-b"], active_region="region-b"
+        )
+        assert ns["active_region"] == "region-b"
+        assert two.held("region-b", "both") == ["region-a", "region-b"]
+        assert two.held("region-a", "both") == []
+
+
+async def test_the_api_of_a_region_not_active_names_the_region_to_send_the_create_to(
+    two: Two,
+) -> None:
+    async with httpx.AsyncClient(base_url=two.url("region-a"), timeout=10) as http:
+        resp = await http.post(
+            "/api/v1/namespaces", json={"name": "ghost", "regions": ["region-b"]}
+        )
+    assert resp.status_code == 421, resp.text
+    err = resp.json()["error"]
+    assert err["code"] == "NAMESPACE_NOT_ACTIVE"
+    assert err["details"] == {"active_region": "region-b", "active_url": two.url("region-b")}
+    assert two.url("region-b") in err["message"]
+    assert two.held("region-a", "ghost") == [] and two.held("region-b", "ghost") == []
+
+
+async def test_the_cli_creates_a_namespace_whose_regions_leave_out_the_first(two: Two) -> None:
+    code, ns, err = await baton_json(
+        two.path, "namespace", "create", "ghost3", "--regions", "region-b"
+    )
+    assert code == 0, err
+    assert ns["active_region"] == "region-b"
+    assert two.held("region-b", "ghost3") == ["region-b"]
+    assert two.held("region-a", "ghost3") == []
+    code, ns, err = await baton_json(
+        two.path, "namespace", "describe", "ghost3", namespace="ghost3"
+    )
+    assert code == 0 and ns["name"] == "ghost3", err
+
+
+@pytest.mark.parametrize(
+    "regions",
+    [["region-a", "region-a"], ["region-a", "region-b", "region-a"], ["region-a", "region-z"]],
+)
+async def test_repeated_or_unknown_regions_are_refused_and_nothing_is_stored(
+    two: Two, regions: list[str]
+) -> None:
+    async with await Client.connect(two.url("region-a"), namespace="bad") as client:
+        with pytest.raises(InvalidArgumentError) as caught:
+            await client.create_namespace("bad", regions=regions)
+    assert ("more than once" in caught.value.message) or ("region-z" in caught.value.message)
+    async with httpx.AsyncClient(base_url=two.url("region-a"), timeout=10) as http:
+        resp = await http.post("/api/v1/namespaces", json={"name": "bad", "regions": regions})
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "INVALID_ARGUMENT"
+    code, out, err = await baton_json(
+        two.path, "namespace", "create", "bad", "--regions", ",".join(regions)
+    )
+    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", err
+    assert "Traceback" not in err
+    for region in ("region-a", "region-b"):
+        assert two.held(region, "bad") == []
