@@ -58,6 +58,13 @@ class BatchNotFound(StoreError):
     http_status = 404
 
 
+class BatchAlreadyExists(StoreError):
+    """A batch job with that id exists with another query, operation or rate."""
+
+    code = ErrorCode.BATCH_ALREADY_EXISTS
+    http_status = 409
+
+
 class ScheduleNotFound(StoreError):
     """No schedule with that id in this namespace."""
 

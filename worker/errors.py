@@ -56,6 +56,12 @@ class BatchNotFoundError(BatonError):
     code = ErrorCode.BATCH_NOT_FOUND.value
 
 
+class BatchAlreadyExistsError(BatonError):
+    """A batch job with that id exists with another query, operation or rate."""
+
+    code = ErrorCode.BATCH_ALREADY_EXISTS.value
+
+
 class ScheduleNotFoundError(BatonError):
     """No schedule with that id in this namespace."""
 
@@ -257,6 +263,7 @@ _BY_CODE: dict[str, type[BatonError]] = {
         InvalidArgumentError,
         InvalidQueryError,
         BatchNotFoundError,
+        BatchAlreadyExistsError,
         ScheduleNotFoundError,
         ScheduleAlreadyExistsError,
         TestClockOffError,

@@ -15,7 +15,13 @@ from store import starts, workflows
 from store.batch import operations
 from store.batch.job import TASK_QUEUE, WORKFLOW_TYPE, initial_state, merge
 from store.context import Store
-from store.errors import BatchNotFound, WorkflowNotFound, WorkflowNotRunning
+from store.errors import (
+    BatchAlreadyExists,
+    BatchNotFound,
+    WorkflowAlreadyStarted,
+    WorkflowNotFound,
+    WorkflowNotRunning,
+)
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
 from store.visibility import listing
@@ -66,8 +72,38 @@ async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest)
         },
         identity=req.identity,
     )
-    res = await starts.start_workflow(store, namespace, start, system=True)
+    try:
+        res = await starts.start_workflow(store, namespace, start, system=True)
+    except WorkflowAlreadyStarted:
+        await _require_same_job(store, namespace, job)
+        raise
+    if not res.started:
+        # the same job again is the same job; another job under its id is refused
+        await _require_same_job(store, namespace, job)
     return {"job_id": job_id, "run_id": res.run_id, "started": res.started}
+
+
+async def _require_same_job(store: Store, namespace: str, job: dict[str, Any]) -> None:
+    """Raise unless the job stored under ``job``'s id acts as ``job`` does (query, operation)."""
+    wid = job_workflow_id(job["job_id"])
+    async with store.pool.acquire() as conn:
+        row = await conn.fetchrow(Q["get_current_execution"], namespace, wid)
+        if row is None:
+            return
+        # every run of the job starts with it (a continue-as-new carries it on)
+        first = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1)
+    if not first or row["workflow_type"] != WORKFLOW_TYPE:
+        return
+    stored = _decode((first[0]["attributes"].get("input") or [None])[0]) or {}
+    mine = {k: job[k] for k in ("query", "operation")}
+    theirs = {k: stored.get(k) for k in ("query", "operation")}
+    if mine != theirs:
+        raise BatchAlreadyExists(
+            f"batch job {job['job_id']!r} exists already with query {theirs['query']!r} and "
+            f"operation {theirs['operation']!r}: `baton batch describe {job['job_id']}` shows "
+            "it; start this one under another --job-id",
+            job_id=job["job_id"],
+        )
 
 
 def _decode(payload: Any) -> Any:

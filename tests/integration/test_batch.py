@@ -10,6 +10,7 @@ from tests.conftest import Region
 from tests.helpers import eventually
 from worker import Client, Worker
 from worker.errors import (
+    BatchAlreadyExistsError,
     BatchNotFoundError,
     InvalidArgumentError,
     InvalidQueryError,
@@ -100,6 +101,26 @@ async def test_batch_signal_and_stop(client: Client) -> None:
     assert d["state"] == "stopped" and d["stop_reason"] == "changed my mind"
     assert 0 < int(d["done"]) < 40  # it stopped after its page, not at the end
     assert (await client.stop_batch("slow"))["stop_requested"] is False
+    # another job under a used id is refused, whatever the job's state; the
+    # same job again is the same job
+    for job_id, query, op, params in (
+        ("slow", "WorkflowType = 'Other'", "terminate", {}),
+        ("slow", "WorkflowType = 'Waiter'", "cancel", {}),
+        ("sig", "WorkflowType = 'Waiter'", "signal", {"signal_name": "other", "input": payload}),
+        ("sig", "WorkflowType = 'Waiter'", "signal", {"signal_name": "note", "input": []}),
+    ):
+        with pytest.raises(BatchAlreadyExistsError) as caught:
+            await client.start_batch(query, op, reason="x", params=params, job_id=job_id)
+        assert f"baton batch describe {job_id}" in caught.value.message
+    again = await client.start_batch(
+        "WorkflowType = 'Waiter'",
+        "signal",
+        reason="nudge",
+        params={"signal_name": "note", "input": payload},
+        job_id="sig",
+    )
+    assert again["started"] is False
+    assert (await client.describe_batch("sig"))["operation"]["params"]["signal_name"] == "note"
 
 
 async def test_bad_batches_are_refused_and_store_nothing(client: Client, region: Region) -> None:

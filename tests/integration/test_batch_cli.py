@@ -53,6 +53,23 @@ async def test_batch_commands_start_wait_list_describe_stop(client: Client, regi
     assert code == 0 and stopped["stop_requested"] is False  # it has ended
     code, failed, err = await baton(region, "batch", "describe", "nope")
     assert code != 0 and failed["error"]["code"] == "BATCH_NOT_FOUND" and "Traceback" not in err
+    for extra in (["--wait"], ["--no-wait"]):  # another job under a used id
+        code, failed, err = await baton(
+            region,
+            "batch",
+            "start",
+            "--query",
+            "WorkflowType = 'Other'",
+            "--op",
+            "terminate",
+            "--reason",
+            "cli",
+            "--job-id",
+            "cli-1",
+            *extra,
+        )
+        assert code == 1 and failed["error"]["code"] == "BATCH_ALREADY_EXISTS", err
+        assert "baton batch describe cli-1" in failed["error"]["message"]
     code, failed, _ = await baton(
         region, "batch", "start", "--query", "Nope = 1", "--op", "terminate", "--reason", "x"
     )

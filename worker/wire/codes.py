@@ -17,6 +17,8 @@ class ErrorCode(StrEnum):
     #: details carry ``position`` (0-based character offset) and ``token``.
     INVALID_QUERY = "INVALID_QUERY"
     BATCH_NOT_FOUND = "BATCH_NOT_FOUND"
+    #: A batch job with that id exists with another query, operation or rate.
+    BATCH_ALREADY_EXISTS = "BATCH_ALREADY_EXISTS"
     SCHEDULE_NOT_FOUND = "SCHEDULE_NOT_FOUND"
     SCHEDULE_ALREADY_EXISTS = "SCHEDULE_ALREADY_EXISTS"
     #: The server's clock moves only with ``test_clock = true`` in its config.
