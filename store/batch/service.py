@@ -184,6 +184,7 @@ async def list_batches(
         page_token=page_token,
         include_system=True,
     )
+    ended = await _ended_states(store, namespace, [r for r in rows if r["status"] == "completed"])
     jobs: dict[str, dict[str, Any]] = {}
     for r in rows:
         job_id = r["workflow_id"][len(PREFIX) :]
@@ -192,7 +193,9 @@ async def list_batches(
         memo = (r["memo"] or {}).get("batch", {})
         jobs[job_id] = {
             "job_id": job_id,
-            "state": "running" if r["status"] in ("running", "continued_as_new") else r["status"],
+            "state": "running"
+            if r["status"] in ("running", "continued_as_new")
+            else ended.get(r["workflow_id"], r["status"]),
             "operation": memo.get("operation"),
             "query": memo.get("query"),
             "rps": memo.get("rps"),
@@ -200,6 +203,24 @@ async def list_batches(
             "close_time": r["close_time"].isoformat() if r["close_time"] else None,
         }
     return {"jobs": list(jobs.values()), "next_page_token": token}
+
+
+async def _ended_states(store: Store, namespace: str, rows: list[Any]) -> dict[str, str]:
+    """How the completed jobs of ``rows`` ended, as describe folds it: workflow id -> state."""
+    if not rows:
+        return {}
+    async with store.pool.acquire() as conn:
+        closes = await conn.fetch(
+            Q["batch_close_results"],
+            namespace,
+            [r["workflow_id"] for r in rows],
+            [r["run_id"] for r in rows],
+        )
+    return {c["workflow_id"]: fold([_completed(c["attributes"])])["state"] for c in closes}
+
+
+def _completed(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {"event_type": EventType.WORKFLOW_EXECUTION_COMPLETED.value, "attributes": attributes}
 
 
 async def stop_batch(store: Store, namespace: str, job_id: str, reason: str) -> dict[str, Any]:

@@ -548,6 +548,15 @@ FROM moved m JOIN executions e ON e.namespace = m.namespace AND e.workflow_id = 
 -- name: expire_sticky_queues
 DELETE FROM sticky_queues WHERE closed_at < now() - interval '1 day'
 
+-- name: batch_close_results
+-- The closing events of completed batch job runs ($2, $3: workflow and run
+-- ids side by side): their result says how the job ended (completed, stopped
+-- or failed), which a run's status alone does not.
+SELECT h.workflow_id, h.attributes FROM history_events h
+JOIN unnest($2::text[], $3::uuid[]) AS r(workflow_id, run_id)
+  ON h.workflow_id = r.workflow_id AND h.run_id = r.run_id
+WHERE h.namespace = $1 AND h.event_type = 'WorkflowExecutionCompleted'
+
 -- name: list_by_query
 -- A list page. {where}, {after} and {order} are filled only with fragments
 -- store/visibility/query.py builds from its allow-list (values are $n

@@ -101,6 +101,9 @@ async def test_batch_signal_and_stop(client: Client) -> None:
     assert d["state"] == "stopped" and d["stop_reason"] == "changed my mind"
     assert 0 < int(d["done"]) < 40  # it stopped after its page, not at the end
     assert (await client.stop_batch("slow"))["stop_requested"] is False
+    # the list says how each job ended, as describe does
+    states = {j["job_id"]: j["state"] for j in await client.list_batches()}
+    assert states == {"sig": "completed", "slow": "stopped"}
     # another job under a used id is refused, whatever the job's state; the
     # same job again is the same job
     for job_id, query, op, params in (
