@@ -30,9 +30,11 @@ import orjson
 
 from worker._gc import collector_paused
 from worker._lean_http import LeanHTTP, lean_target
+from worker.converter import _non_finite
 from worker.errors import (
     BatonError,
     ClientClosedError,
+    InvalidArgumentError,
     NamespaceNotActiveError,
     NamespaceNotFoundError,
     UnavailableError,
@@ -121,7 +123,7 @@ class Transport:
         # Endpoints reached in this call, and those that do not know the namespace.
         tried: set[str] = set()
         not_found: set[str] = set()
-        content = orjson.dumps(body) if body is not None else None
+        content = encode_body(body) if body is not None else None
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         while True:
             base = self._active
@@ -200,6 +202,45 @@ class Transport:
         n = len(self.endpoints)
         ring = (self.endpoints[(i + k) % n] for k in range(1, n + 1))
         return [e for e in ring if e != base]
+
+
+def encode_body(body: Any) -> bytes:
+    """A request body as JSON, or ``InvalidArgumentError`` if JSON cannot carry it as it is.
+
+    orjson refuses integers past 64 bits and writes NaN and infinities as
+    ``null``: the first would end a call in a bare ``TypeError``, the second
+    would store ``null`` in place of the value without a word.
+    """
+    try:
+        content = orjson.dumps(body)
+    except TypeError as exc:
+        where = _out_of_range(body, "request")
+        what = f"{where} is an integer past 64 bits; send it as a string" if where else exc
+        raise InvalidArgumentError(f"the request cannot be sent as JSON: {what}") from exc
+    # Only a body with a null can hold one that was a non-finite float.
+    if b"null" in content and (where := _non_finite(body, "request")) is not None:
+        raise InvalidArgumentError(
+            f"{where} is a float JSON cannot carry (NaN or infinite); send it as a string "
+            "or leave it out"
+        )
+    return content
+
+
+def _out_of_range(value: Any, where: str) -> str | None:
+    """Where in ``value`` an integer orjson cannot write is, if anywhere."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if -(1 << 63) <= value < (1 << 64) else where
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _out_of_range(item, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
 
 
 def _param(value: Any) -> str:

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from ops.cli import cli
 from ops.pg import PgCluster
-from tests.conftest import fresh_database
-from tests.helpers import free_port, write_config
+from tests.conftest import Region, fresh_database
+from tests.helpers import baton_json, free_port, write_config
+from worker import Client
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +60,28 @@ def test_a_failover_against_a_broken_region_database_is_a_typed_error(
             assert code in text, text
             if output == "json":
                 assert json.loads(result.stdout)["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("attribute", "expected"),
+    [
+        ("Amount=99999999999999999999", "64 bits"),
+        ("Amount=-99999999999999999999", "64 bits"),
+        ("Amount=NaN", "NaN"),
+        ("Amount=-Infinity", "NaN"),
+    ],
+)
+async def test_a_value_json_cannot_carry_is_a_typed_error_and_starts_nothing(
+    client: Client, region: Region, attribute: str, expected: str
+) -> None:
+    await client.add_search_attribute("Amount", "Int")
+    code, doc, err = await baton_json(
+        region.config_path,
+        *("workflow", "start", "--type", "Pipeline", "--task-queue", "q", "--id", "big"),
+        *("--search-attribute", attribute),
+    )
+    assert code == 1, (doc, err)
+    assert "Traceback" not in err, err
+    assert doc["error"]["code"] == "INVALID_ARGUMENT", doc
+    assert expected in doc["error"]["message"] and "Amount" in doc["error"]["message"], doc
+    assert [e async for e in client.list_workflows("")] == []
