@@ -7,6 +7,7 @@ add ``--output`` and report errors uniformly, and small option parsers.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "BatonGroup",
     "CliInputError",
     "CliState",
+    "Seconds",
     "ServerFailedError",
     "pass_state",
     "split_csv",
@@ -190,6 +192,22 @@ class BatonGroup(click.Group):
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=False)
+
+
+class Seconds(click.FloatRange):
+    """A length of time in seconds: a finite number above zero."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        # NaN compares false with every bound, so the range alone lets it in
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
+        return seconds
 
 
 def split_csv(value: str | None) -> list[str] | None:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.console import RenderableType
 
-from ops.cli_base import BatonGroup, CliState, pass_state, split_csv
+from ops.cli_base import BatonGroup, CliState, Seconds, pass_state, split_csv
 from ops.output import emit, err_console, kv_table, table
 
 __all__ = ["register_namespace"]
@@ -97,7 +97,7 @@ def namespace_list(st: CliState, output: str) -> None:
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
+    type=Seconds(),
     default=1800.0,
     show_default=True,
     help="Seconds to wait for the region to catch up (run again to resume).",

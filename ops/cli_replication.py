@@ -9,6 +9,7 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from ops.cli_base import Seconds
 from ops.cli_tools import run_fast
 from ops.output import emit, err_console, kv_table, table
 
@@ -22,7 +23,7 @@ def register_replication(cli: click.Group) -> None:
     @click.option(
         "--timeout",
         "timeout_s",
-        type=float,
+        type=Seconds(),
         default=60.0,
         show_default=True,
         help="Seconds the target may take to catch up before the move is undone.",

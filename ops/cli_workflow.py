@@ -13,7 +13,7 @@ import orjson
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ops.cli_base import BatonGroup, CliInputError, CliState, pass_state
+from ops.cli_base import BatonGroup, CliInputError, CliState, Seconds, pass_state
 from ops.output import emit, kv_table, short, table, when
 from worker.client import Client, WorkflowHandle
 from worker.wire import WorkflowIdReusePolicy, WorkflowStatus
@@ -266,7 +266,7 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
 @workflow.command("result")
 @click.argument("workflow_id")
 @_run_id_option
-@click.option("--timeout", type=float, default=None, help="Give up after S seconds.")
+@click.option("--timeout", type=Seconds(), default=None, help="Give up after S seconds.")
 @pass_state
 def workflow_result(
     st: CliState, workflow_id: str, run_id: str | None, timeout: float | None, output: str

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ops.cli import cli
+from ops.cli_base import Seconds
 
 
 def commands(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -69,3 +70,28 @@ def test_output_given_before_the_command_is_its_default(
     else:
         assert not result.stdout.lstrip().startswith("{")
         assert "INVALID_ARGUMENT" in result.output
+
+
+def test_every_timeout_option_takes_only_a_positive_finite_number_of_seconds() -> None:
+    timed = {
+        path: param
+        for path in ALL
+        for param in command(path).params
+        if any("timeout" in opt for opt in param.opts)
+    }
+    assert ("failover",) in timed and ("workflow", "result") in timed
+    assert ("namespace", "add-region") in timed
+    argv = {
+        ("failover",): ["failover", "default", "--to", "region-b"],
+        ("workflow", "result"): ["workflow", "result", "w"],
+        ("namespace", "add-region"): ["namespace", "add-region", "default", "region-b"],
+    }
+    assert set(timed) == set(argv)
+    for path, args in argv.items():
+        for bad in ("-5", "0", "-0.0", "nan", "inf"):
+            result = CliRunner().invoke(cli, [*args, "--timeout", bad, "-o", "json"])
+            # refused while parsing: nothing ran, no config was read
+            assert result.exit_code == 2, (path, bad, result.output)
+            assert "--timeout" in result.output, (path, bad, result.output)
+        assert isinstance(timed[path].type, Seconds)
+    assert Seconds().convert("0.5", None, None) == 0.5
