@@ -149,10 +149,9 @@ def workflow_reset(
 
     async def go(c: Client) -> dict[str, Any]:
         h = c.get_workflow_handle(workflow_id, run_id=run_id)
-        new = await h.reset(
+        return await h.reset_details(
             reason=reason, event_id=event_id, to=to, reapply_signals=reapply == "signals"
         )
-        return {"workflow_id": workflow_id, "reset_from_run_id": run_id, "run_id": new}
 
     emit(st.run(go), output, lambda d: kv_table(d, title="Workflow reset"))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 
 from store.context import Store
-from store.errors import WorkflowNotRunning
+from store.errors import InvalidArgument, WorkflowNotRunning
 from store.mutable_state import RunTxn
 from store.sql import QUERIES as Q
 
@@ -13,7 +15,16 @@ from store.sql import QUERIES as Q
 async def lock_run(
     store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
 ) -> RunTxn:
-    """Lock a run (the current one when ``run_id`` is None) of this region for a write."""
+    """Lock a run (the current one when ``run_id`` is None) of this region for a write.
+
+    ``run_id`` comes from a request here: one that is not a UUID is a bad
+    argument (as describe and result answer), not a run that is missing.
+    """
+    if run_id is not None:
+        try:
+            uuid.UUID(run_id)
+        except ValueError:
+            raise InvalidArgument(f"run id {run_id!r} is not a UUID") from None
     return await RunTxn.lock(
         conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
     )

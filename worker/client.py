@@ -487,7 +487,31 @@ class WorkflowHandle(RunControlMixin):
         if running, is terminated with a reason naming the new run, and its
         ``result()`` follows to the new run.
         """
-        res = await self.client.call(
+        res = await self.reset_details(
+            reason=reason,
+            event_id=event_id,
+            to=to,
+            reapply_signals=reapply_signals,
+            reapply=reapply,
+            request_id=request_id,
+        )
+        return str(res["run_id"])
+
+    async def reset_details(
+        self,
+        *,
+        reason: str,
+        event_id: int | None = None,
+        to: str | None = None,
+        reapply_signals: bool = True,
+        reapply: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`reset`, answering the server's whole reply: ``workflow_id``,
+        ``run_id`` (the new run), ``reset_from_run_id`` (the run reset) and
+        ``reset`` (False when a retried ``request_id`` found the earlier reset).
+        """
+        res: dict[str, Any] = await self.client.call(
             "POST",
             self._path("/reset"),
             {
@@ -500,7 +524,7 @@ class WorkflowHandle(RunControlMixin):
                 "identity": self.client.identity,
             },
         )
-        return str(res["run_id"])
+        return res
 
     async def describe(self) -> dict[str, Any]:
         """The run's row as the server describes it, its memo decoded."""

@@ -88,6 +88,11 @@ async def test_workflow_reset_command(client: Client, region: Region) -> None:
     # no workflow task has finished yet: refused, nothing changed
     assert code != 0 and failed["error"]["code"] == "INVALID_ARGUMENT"
     assert (await h.describe())["execution"]["status"] == "running"
+    # a run id that is not one is a bad argument, as describe and result say
+    for verb in (["reset", "--to", "first-workflow-task", "--reason", "x"], ["describe"]):
+        code, failed, err = await baton(region, "workflow", *verb, "to-reset", "--run-id", "bogus")
+        assert code == 1 and failed["error"]["code"] == "INVALID_ARGUMENT", (verb, failed, err)
+        assert "not a UUID" in failed["error"]["message"]
     from worker import Worker
 
     async with Worker(client, task_queue=QUEUE, workflows=[Waiter]):
@@ -112,6 +117,8 @@ async def test_workflow_reset_command(client: Client, region: Region) -> None:
         )
         assert code == 0, err
         assert reset["run_id"] != h.run_id
+        # the run the server reset, though none was named
+        assert reset["reset_from_run_id"] == h.run_id and reset["reset"] is True
         await h.signal("note", "stop")
         # the signal after the point came along once; the result follows to the new run
         assert await h.result(timeout=20) == ["before", "stop"]
