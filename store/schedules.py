@@ -301,7 +301,11 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
     sched = definition.load(out["schedule"])
     now = utcnow()
     last = parse_time(out.get("last_processed"), "last_processed") or now
-    out["next_fires"] = [iso(t) for t in next_fires(sched.spec, max(last, now), NEXT_FIRES)]
+    used_up = out.get("remaining_actions") is not None and out["remaining_actions"] <= 0
+    # a schedule with no action left fires nothing more (past its end, the spec yields none)
+    out["next_fires"] = (
+        [] if used_up else [iso(t) for t in next_fires(sched.spec, max(last, now), NEXT_FIRES)]
+    )
     out["schedule_id"] = schedule_id
     out["workflow_id"] = wid
     out["run_id"] = str(row["run_id"])

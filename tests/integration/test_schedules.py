@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from scheduler.definition import iso
 from scheduler.policy import action_workflow_id
 from scheduler.workflow import WATCH_ACTIVITY
 from tests.apps.scheduled import WORKFLOWS, Breaks, Hold, QuickWait, Report
@@ -361,7 +362,18 @@ async def test_pause_on_failure_then_update_limited_actions_and_trigger(
         scheduled = {action_workflow_id("fragile", t) for t in (broke, one, two)}
         triggered = [w for w in ids if w not in scheduled]
         assert len(ids) == 4 and len(triggered) == 1
-        assert (await h.describe())["counters"]["actions"] == 4
+        d = await h.describe()
+        assert d["counters"]["actions"] == 4
+        # no action left: no fire to show
+        assert d["remaining_actions"] == 0 and d["next_fires"] == []
+        [listed] = await clock_client.list_schedules()
+        assert listed["schedule_id"] == "fragile" and listed["next_fire"] is None
+        # no limit any more, but the spec has ended: still none
+        end = {"end_at": iso(await now(clock_client))}
+        await h.update(await definition(clock_client, Report, policy, cron="0 * * * *", spec=end))
+        await settled(clock_client, h)
+        d = await h.describe()
+        assert d["remaining_actions"] is None and d["next_fires"] == []
 
 
 async def test_bad_schedules_are_refused_and_store_nothing(clock_client: Client) -> None:
