@@ -349,8 +349,8 @@ _overlap_option = click.option(
 @_overlap_option
 @pass_state
 def schedule_trigger(st: CliState, schedule_id: str, overlap: str | None, output: str) -> None:
-    """Act now, even while paused: start SCHEDULE_ID-<now> (the schedule's overlap
-    policy applies unless --overlap says otherwise)."""
+    """Act now, even while paused: start SCHEDULE_ID-<now>-trigger-<tag>, a run of its
+    own (the schedule's overlap policy applies unless --overlap says otherwise)."""
     mode = choice(overlap, OVERLAPS, "--overlap")
     res = st.run(lambda c: c.get_schedule_handle(schedule_id).trigger(overlap=mode))
     emit(res, output, _result("Schedule triggered"))

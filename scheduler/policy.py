@@ -65,6 +65,9 @@ class Fire:
     #: ``scheduled`` (a fire of the spec), ``trigger`` (trigger now) or
     #: ``backfill``; only scheduled fires use up limited actions.
     kind: str = "scheduled"
+    #: Set on a trigger and appended to its action's workflow id: a trigger
+    #: starts its own run even in the second of a fire or of another trigger.
+    tag: str = ""
 
     @property
     def scheduled(self) -> bool:
@@ -164,7 +167,11 @@ def catch_up(
     return inside
 
 
-def action_workflow_id(schedule_id: str, nominal: datetime) -> str:
-    """The action workflow's id: the same fire can never start twice."""
+def action_workflow_id(schedule_id: str, nominal: datetime, tag: str = "") -> str:
+    """The action workflow's id: the same fire can never start twice.
+
+    A fire's id is ``ID-<nominal time>``; a tagged fire's (a trigger's) is
+    ``ID-<nominal time>-<tag>``, so it never meets a fire's or another trigger's.
+    """
     stamp = nominal.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    return f"{schedule_id}-{stamp}"
+    return f"{schedule_id}-{stamp}-{tag}" if tag else f"{schedule_id}-{stamp}"

@@ -6,7 +6,8 @@ worker like a batch job. Everything it decides is history: it sleeps on a
 durable timer until the next fire, so it replicates with its namespace and
 only the active region fires it; after a failover the new region's timer
 wakes it. Each action is one activity that starts the workflow
-``S-<nominal time>`` (RFC 3339 UTC) with a request id derived from that id,
+``S-<nominal time>`` (RFC 3339 UTC; a trigger's adds ``-trigger-<8 hex>``,
+so it never lands on a fire's run) with a request id derived from that id,
 so a fire started twice (an activity retried, a failover) is one run. A
 watch activity per running action tells the schedule when it closed, for the
 overlap policy (a paused action is still running).
@@ -59,6 +60,8 @@ MAX_FIRES_PER_PASS = 2000
 PASSES_PER_RUN = 200
 #: Fires a backfill may cover.
 MAX_BACKFILL = 10_000
+#: A trigger's action id carries a tag of its own.
+PATCH_TRIGGER_TAG = "schedule-trigger-tag-v1"
 
 _RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -89,13 +92,16 @@ def initial_state(
 
 
 def _fire_to_wire(f: Fire) -> dict[str, Any]:
-    return {"nominal": iso(f.nominal), "kind": f.kind}
+    out = {"nominal": iso(f.nominal), "kind": f.kind}
+    if f.tag:
+        out["tag"] = f.tag
+    return out
 
 
 def _fire_of(d: dict[str, Any]) -> Fire:
     t = parse_time(d["nominal"], "nominal")
     assert t is not None
-    return Fire(t, d["kind"])
+    return Fire(t, d["kind"], d.get("tag") or "")
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -221,7 +227,11 @@ class ScheduleWorkflow:
                 st["last_processed"] = iso(now)
         elif kind == "trigger":
             overlap = Overlap(body.get("overlap") or self.sched.policy.overlap)
-            todo.append((Fire(now.replace(microsecond=0), "trigger"), overlap))
+            # the tag keeps its run apart from a fire's or another trigger's in the same second
+            tag = (
+                f"trigger-{workflow.uuid4().hex[:8]}" if workflow.patched(PATCH_TRIGGER_TAG) else ""
+            )
+            todo.append((Fire(now.replace(microsecond=0), "trigger", tag), overlap))
         elif kind == "backfill":
             overlap = Overlap(body.get("overlap") or Overlap.BUFFER_ALL)
             start, end = parse_time(body["start"], "start"), parse_time(body["end"], "end")
@@ -338,7 +348,7 @@ class ScheduleWorkflow:
             await self._start(fire)
 
     async def _start(self, fire: Fire) -> None:
-        wid = action_workflow_id(self.sid, fire.nominal)
+        wid = action_workflow_id(self.sid, fire.nominal, fire.tag)
         res: dict[str, Any] = await workflow.execute_activity(
             START_ACTIVITY,
             self.ns,

@@ -4,6 +4,7 @@ pause and unpause, and the refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import datetime, timedelta
 from typing import Any
@@ -374,6 +375,30 @@ async def test_pause_on_failure_then_update_limited_actions_and_trigger(
         await settled(clock_client, h)
         d = await h.describe()
         assert d["remaining_actions"] is None and d["next_fires"] == []
+
+
+async def test_triggers_in_one_second_each_start_a_run_of_their_own(clock_client: Client) -> None:
+    """A trigger's id carries a tag: triggers in the same second as each other
+    (or as a fire) never land on one run."""
+    async with worker(clock_client):
+        sched = await definition(clock_client, Report, {"overlap": "allow-all"}, cron="0 * * * *")
+        await align(clock_client, timedelta(hours=1))
+        h = await clock_client.create_schedule("poked", sched)
+        await settled(clock_client, h)
+        answers = await asyncio.gather(*(h.trigger() for _ in range(3)))
+        assert all(a["triggered"] for a in answers)
+
+        async def three() -> list[str] | None:
+            ids = await started_ids(clock_client, "poked")
+            return ids if len(ids) == 3 else None
+
+        ids = await eventually(three, timeout=30, what="three triggered runs")
+        assert all(w.startswith("poked-") and "-trigger-" in w for w in ids)
+        await settled(clock_client, h)
+        d = await h.describe()
+        assert d["counters"]["actions"] == 3
+        assert sorted(a["workflow_id"] for a in d["recent"]) == ids
+        assert len({a["run_id"] for a in d["recent"]}) == 3
 
 
 async def test_bad_schedules_are_refused_and_store_nothing(clock_client: Client) -> None:

@@ -110,6 +110,14 @@ def test_the_action_workflow_id_names_the_nominal_time_in_utc() -> None:
     assert action_workflow_id("nightly", berlin_noon) == "nightly-2026-06-01T10:00:00Z"
 
 
+def test_a_tagged_fire_has_an_id_of_its_own_in_the_same_second() -> None:
+    fire = action_workflow_id("nightly", T[0])
+    trigger = action_workflow_id("nightly", T[0] + timedelta(milliseconds=300), "trigger-0a1b2c3d")
+    other = action_workflow_id("nightly", T[0], "trigger-4e5f6a7b")
+    assert trigger == "nightly-2026-06-01T12:00:00Z-trigger-0a1b2c3d"
+    assert len({fire, trigger, other}) == 3
+
+
 def test_triggers_and_backfills_do_not_use_up_limited_actions() -> None:
     state = ScheduleState(remaining_actions=1)
     assert on_fire(Overlap.ALLOW_ALL, state, Fire(T[0], "trigger")).start
