@@ -325,8 +325,8 @@ def schedule_pause(st: CliState, schedule_id: str, note: str, output: str) -> No
     "--catch-up",
     metavar="|".join(CATCH_UPS),
     default=None,
-    help="Act on the fires the pause passed over (all, the latest, none); without it they "
-    "are counted as missed.",
+    help="Act on the fires the pause passed over (all, the latest, none); those not acted on "
+    "are counted as missed, as are all of them without it.",
 )
 @click.option("--note", default="", help="Recorded as the schedule's note.")
 @pass_state

@@ -60,6 +60,8 @@ MAX_FIRES_PER_PASS = 2000
 PASSES_PER_RUN = 200
 #: Fires a backfill may cover.
 MAX_BACKFILL = 10_000
+#: Unpause's catch-up mode covers every fire the pause passed over, not only late ones.
+PATCH_UNPAUSE_MODE = "schedule-unpause-mode-v1"
 #: A trigger's action id carries a tag of its own.
 PATCH_TRIGGER_TAG = "schedule-trigger-tag-v1"
 
@@ -218,13 +220,16 @@ class ScheduleWorkflow:
                 st["paused_at"] = iso(now)
             st["paused"], st["note"] = True, body.get("note") or ""
         elif kind == "unpause" and st["paused"]:
+            mode = CatchUp(body.get("catch_up") or CatchUp.NONE)
             st["paused"], st["note"], st["paused_at"] = False, body.get("note") or "", None
-            if body.get("catch_up"):
-                st["catchup_override"] = body["catch_up"]
+            if body.get("catch_up") and not workflow.patched(PATCH_UNPAUSE_MODE):
+                st["catchup_override"] = body["catch_up"]  # as runs before the patch did
+            elif mode == CatchUp.ALL:
+                # acted on as an outage's fires are, a page per pass (_due_fires)
+                st["catchup_override"] = mode.value
             else:
-                passed = self._count_fires(self._last_processed(), now)
-                st["counters"]["missed_paused"] += passed
-                st["last_processed"] = iso(now)
+                st["catchup_override"] = None
+                todo += self._passed_over(now, latest=mode == CatchUp.LATEST)
         elif kind == "trigger":
             overlap = Overlap(body.get("overlap") or self.sched.policy.overlap)
             # the tag keeps its run apart from a fire's or another trigger's in the same second
@@ -250,13 +255,30 @@ class ScheduleWorkflow:
         assert t is not None
         return t
 
-    def _count_fires(self, after: datetime, until: datetime) -> int:
-        n = 0
-        for t in fires(self.sched.spec, after):
-            if t > until:
+    def _passed_over(self, now: datetime, *, latest: bool) -> list[tuple[Fire, Overlap]]:
+        """An unpause without catch-up (or with ``none``) or with ``latest``.
+
+        Every fire the pause passed over is counted in ``missed_paused``, but
+        for ``latest`` the most recent one, which is acted on if it is inside
+        the catch-up window (else counted in ``missed_catchup``).
+        """
+        policy = self.sched.policy
+        counters = self.state["counters"]
+        passed, last = 0, None
+        for t in fires(self.sched.spec, self._last_processed()):
+            if t > now:
                 break
-            n += 1
-        return n
+            passed, last = passed + 1, t
+        self.state["last_processed"] = iso(now)
+        todo: list[tuple[Fire, Overlap]] = []
+        if latest and last is not None:
+            passed -= 1
+            if now - last <= policy.catchup_window:
+                todo.append((Fire(last), policy.overlap))
+            else:
+                counters["missed_catchup"] += 1
+        counters["missed_paused"] += passed
+        return todo
 
     def _due_fires(self, now: datetime) -> tuple[list[tuple[Fire, Overlap]], bool]:
         """Spec fires whose (jittered) time has come, after the catch-up rules."""

@@ -49,7 +49,8 @@ class ScheduleHandle:
 
     async def unpause(self, note: str = "", *, catch_up: str | None = None) -> dict[str, Any]:
         """Go on; ``catch_up`` (all, latest, none) acts on the fires the pause
-        passed over this once, else they are counted as missed."""
+        passed over this once; those not acted on (all of them without it) are
+        counted as missed."""
         body = {"note": note, "catch_up": catch_up, "identity": self.client.identity}
         return await self.client.call("POST", self._path("/unpause"), body)  # type: ignore[no-any-return]
 

@@ -322,6 +322,44 @@ async def test_pause_with_a_note_and_unpause_with_and_without_catch_up(
         await eventually(caught_up, timeout=30, what="two fires caught up")
 
 
+async def test_unpause_catch_up_covers_every_fire_the_pause_passed_over(
+    clock_client: Client,
+) -> None:
+    """The mode covers the fires less than a minute late too: ``none`` starts
+    none (counted as a plain unpause counts them), ``latest`` the most recent
+    only, ``all`` each."""
+    async with worker(clock_client):
+        # three fires ten seconds apart, once an hour: all passed over within 30 s
+        sched = await definition(
+            clock_client, Report, {"overlap": "allow-all"}, cron="0,10,20 30 * * * *"
+        )
+        await align(clock_client, timedelta(hours=1))
+        hour = (await now(clock_client)).replace(minute=0, second=0, microsecond=0)
+        h = await clock_client.create_schedule("catching", sched, paused=True, note="p")
+        expected: list[str] = []
+        for n, (mode, acted) in enumerate([("none", []), ("latest", [20]), ("all", [0, 10, 20])]):
+            at = hour + timedelta(hours=n, minutes=30)
+            await settled(clock_client, h)
+            await advance_to(clock_client, at + timedelta(seconds=25))
+            await settled(clock_client, h)
+            await h.unpause(catch_up=mode)
+            expected += [action_workflow_id("catching", at + timedelta(seconds=s)) for s in acted]
+
+            want = sorted(expected)
+
+            async def caught_up(want: list[str] = want) -> bool:
+                return await started_ids(clock_client, "catching") == want
+
+            await eventually(caught_up, timeout=30, what=f"the fires {mode} acts on")
+            await settled(clock_client, h)
+            d = await h.describe()
+            assert d["counters"]["missed_paused"] == [3, 5, 5][n], mode
+            assert d["counters"]["missed_catchup"] == 0
+            assert d["counters"]["actions"] == len(expected)
+            await h.pause("again")
+        assert await started_ids(clock_client, "catching") == sorted(expected)
+
+
 async def test_pause_on_failure_then_update_limited_actions_and_trigger(
     clock_client: Client,
 ) -> None:
