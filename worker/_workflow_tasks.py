@@ -402,9 +402,10 @@ class WorkflowTaskRunner(ActivityRunner):
                 message=str(exc), type="NonDeterminismError", stack_trace=failure.stack_trace
             )
         log.warning(
-            "workflow task of %s (%s) failed: %s",
+            "workflow task of %s (%s) failed: %s: %s",
             task["workflow_id"],
             task["workflow_type"],
+            failure.type,
             failure.message,
         )
         limit = self._pause_after(task["workflow_type"])
