@@ -116,6 +116,8 @@ def register_replication(cli: click.Group) -> None:
         outbox backlog, partitions applied from (parts) and dead letters (dlq);
         "(all)" rows are the whole topic. A namespace's message count reads the keys of its pending
         messages (at most 10,000 a partition); past that it is a lower bound.
+        Exits with status 1 when a figure could not be read (a region's
+        database or the broker unreachable: "unreachable" in the table, null in JSON).
         """
         from replication.status import replication_status
 
@@ -155,6 +157,20 @@ def register_replication(cli: click.Group) -> None:
             )
 
         emit(lags, output, render)
+        blind = sorted(
+            {
+                f"{r['region']} behind {r['source']}"
+                for r in lags
+                if None in (r["consumer_lag_messages"], r["source_outbox_backlog"])
+                or r["dead_letters"] is None
+            }
+        )
+        if blind:
+            err_console.print(
+                f"error [UNAVAILABLE]: could not read {', '.join(blind)}: check that each "
+                "region's database (its dsn) and the Kafka broker are up, then run it again"
+            )
+            ctx.exit(1)
 
     @replication_group.command("verify")
     @click.argument("namespace")

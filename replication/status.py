@@ -79,20 +79,28 @@ class _Pending:
         return max(0, self.end - self.start)
 
 
-def _consumer(bootstrap: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
+async def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+    """A started consumer; one that cannot start is closed before the error
+    goes on (else aiokafka warns of an unclosed consumer)."""
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",
         request_timeout_ms=5000,
     )
+    try:
+        await consumer.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        raise
+    return consumer
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """The end offset of every partition of ``topics``."""
-    consumer = _consumer(bootstrap)
-    await consumer.start()
+    consumer = await _consumer(bootstrap)
     try:
         cluster = await consumer._client.fetch_all_metadata()
         tps = [
@@ -116,8 +124,7 @@ async def read_pending(
     todo = {p: part for p, part in pending.items() if not part.complete}
     if not todo:
         return
-    consumer = _consumer(bootstrap)
-    await consumer.start()
+    consumer = await _consumer(bootstrap)
     try:
         tps = {p: TopicPartition(topic, p) for p in todo}
         consumer.assign(list(tps.values()))

@@ -4,6 +4,7 @@ in a table: scripts drive Baton through the same commands people use."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,29 @@ def test_every_timeout_option_takes_only_a_positive_finite_number_of_seconds() -
             assert "--timeout" in result.output, (path, bad, result.output)
         assert isinstance(timed[path].type, Seconds)
     assert Seconds().convert("0.5", None, None) == 0.5
+
+
+def test_replication_status_exits_1_when_it_cannot_read_a_region(tmp_path: Path) -> None:
+    """Nothing listens on the config's ports: the figures show as unreachable
+    (null in JSON), and the exit status says so for scripts and monitors."""
+    ports = []
+    for _ in range(3):
+        with socket.socket() as s:  # a port nothing listens on once closed
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    config = tmp_path / "baton.toml"
+    config.write_text(
+        f'[kafka]\nbootstrap = "127.0.0.1:{ports[0]}"\n'
+        f'[regions."a"]\nurl = "http://127.0.0.1:{ports[1]}"\n'
+        f'dsn = "postgresql://postgres@127.0.0.1:{ports[1]}/a"\ninitial_version = 1\n'
+        f'[regions."b"]\nurl = "http://127.0.0.1:{ports[2]}"\n'
+        f'dsn = "postgresql://postgres@127.0.0.1:{ports[2]}/b"\ninitial_version = 2\n'
+    )
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "replication", "status", "-o", "json"]
+    )
+    assert result.exit_code == 1, result.output
+    rows = json.loads(result.stdout)
+    assert {(r["region"], r["source"]) for r in rows} >= {("a", "b"), ("b", "a")}
+    assert all(r["consumer_lag_messages"] is None for r in rows)
+    assert "UNAVAILABLE" in result.stderr
