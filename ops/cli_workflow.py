@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -420,6 +421,8 @@ def workflow_update(
 ) -> None:
     """Send update NAME to a workflow and wait for its result."""
     args = _json_values(inputs)
+    # made here when not given, so the answer can name it (a retry with it is deduplicated)
+    update_id = update_id or str(uuid.uuid4())
     value = _act(st, workflow_id, lambda h: h.update(name, *args, update_id=update_id))
     emit(
         {"workflow_id": workflow_id, "update": name, "update_id": update_id, "result": value},

@@ -1,0 +1,51 @@
+"""`baton workflow signal|query|update|result` through the CLI (a subprocess, JSON output)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.apps.workflows import Counter
+from tests.conftest import Region
+from tests.helpers import baton_json
+from worker import Client, Worker
+
+pytestmark = pytest.mark.integration
+QUEUE = "workflow-cli"
+
+
+async def baton(region: Region, *args: str) -> tuple[int, Any, str]:
+    return await baton_json(region.config_path, *args)
+
+
+async def test_signal_query_and_update_from_the_cli(client: Client, region: Region) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
+        await client.start_workflow(Counter, id="cli-counter", task_queue=QUEUE)
+
+        code, out, err = await baton(
+            region, "workflow", "update", "cli-counter", "add", "--input", "2"
+        )
+        assert code == 0, err
+        assert out["result"] == 2
+        made = out["update_id"]
+        assert isinstance(made, str) and made, "the answer does not name the update it sent"
+
+        args = ("workflow", "update", "cli-counter", "add", "--input", "5", "--update-id", "u-1")
+        code, out, err = await baton(region, *args)
+        assert code == 0 and (out["update_id"], out["result"]) == ("u-1", 7), err
+        code, out, err = await baton(region, *args)  # the same id: the same update, not another
+        assert code == 0 and (out["update_id"], out["result"]) == ("u-1", 7), err
+
+        code, out, err = await baton(region, "workflow", "query", "cli-counter", "current")
+        assert code == 0 and out["result"] == 7, err
+
+        code, out, err = await baton(
+            region, "workflow", "update", "cli-counter", "add", "--input", "-1"
+        )
+        assert code == 1 and out["error"]["code"] == "UPDATE_REJECTED", err
+
+        code, _, err = await baton(region, "workflow", "signal", "cli-counter", "finish")
+        assert code == 0, err
+        code, out, err = await baton(region, "workflow", "result", "cli-counter")
+        assert code == 0 and out["result"] == 7, err
