@@ -317,20 +317,27 @@ class _Compiler:
 
     def _list(self, name: Tree, values: tuple[Any, ...]) -> tuple[str, str]:
         attr, kind, sql, tok, _ = self.attribute(name)
-        if kind in (AttributeType.TEXT, AttributeType.KEYWORD_LIST):
+        if kind == AttributeType.TEXT:
             raise _error(f"IN does not apply to {kind.value} attribute {attr}", tok)
         if len(values) > MAX_IN_VALUES:
             raise _error(f"IN takes at most {MAX_IN_VALUES} values", tok)
         literals = [self.literal(attr, kind, v) for v in values]
+        if kind == AttributeType.KEYWORD_LIST:
+            # the list holds any of the values: one containment each (the GIN index)
+            held = [
+                f"e.search_attributes @> {self.param({attr: [v]}, '::jsonb')}" for v in literals
+            ]
+            return "(" + " OR ".join(held) + ")", ""
         return sql, self.param(literals)
 
     def _p_in_(self, name: Tree, *values: Any) -> str:
         sql, arr = self._list(name, values)
-        return f"({sql} = ANY({arr}))"
+        return sql if not arr else f"({sql} = ANY({arr}))"
 
     def _p_not_in(self, name: Tree, *values: Any) -> str:
         sql, arr = self._list(name, values)
-        return f"(NOT ({sql} = ANY({arr})))"
+        # a KeywordList without any of them (or without the attribute), as != reads it
+        return f"(NOT {sql})" if not arr else f"(NOT ({sql} = ANY({arr})))"
 
     def _range(self, name: Tree, low: Any, high: Any) -> str:
         attr, kind, sql, tok, _ = self.attribute(name)

@@ -204,6 +204,8 @@ async def _seed(client: Client) -> None:
         ("HistoryLength > 2", {"refund-1"}),
         ("Tags = 'eu'", {"pay-1", "ship-1"}),
         ("Tags != 'eu'", {"pay-2", "pay-3", "ship_2", "refund-1"}),
+        ("Tags IN ('us', 'card')", {"pay-1", "pay-2"}),  # any of them in the list
+        ("Tags NOT IN ('us', 'card')", {"pay-3", "ship-1", "ship_2", "refund-1"}),
         ("Notes = 'shipped'", {"pay-1"}),
         # boolean operators, precedence, parentheses
         ("CustomerId = 'alice' AND WorkflowType = 'Payment'", {"pay-1"}),
