@@ -149,6 +149,11 @@ class ActivityRunner:
         try:
             try:
                 result = await self._run_user_code(defn, args, ctx, heartbeater)
+            except Exception:
+                # The failure report starts the next attempt with the details
+                # recorded by then: the throttle must not hold the latest back.
+                await heartbeater.flush()
+                raise
             finally:
                 heartbeater.stop()
                 self._attempts.discard(heartbeater)
@@ -166,10 +171,11 @@ class ActivityRunner:
             if not self._stopping.is_set():
                 raise
             # Shutdown's grace is over: fail the attempt so that the server
-            # retries it now instead of waiting out its start-to-close timeout.
+            # retries it now instead of waiting out its start-to-close timeout,
+            # from the last details it heartbeat.
             log.info("giving back activity %s (attempt %s)", task["activity_type"], info.attempt)
             await self._report_shutdown(
-                self._respond_activity_failed(token, shutdown_error()), task["workflow_id"]
+                self._flush_and_fail(heartbeater, token, shutdown_error()), task["workflow_id"]
             )
             return None
         except Exception as exc:
@@ -219,6 +225,12 @@ class ActivityRunner:
             return None
         nxt: dict[str, Any] | None = res.get("workflow_task") if res else None
         return nxt
+
+    async def _flush_and_fail(
+        self, heartbeater: _Heartbeater, token: str, exc: BaseException
+    ) -> dict[str, Any] | None:
+        await heartbeater.flush()
+        return await self._respond_activity_failed(token, exc)
 
     async def _respond_activity_failed(
         self, token: str, exc: BaseException
@@ -277,6 +289,8 @@ class _Heartbeater:
         self._pending: tuple[Any, ...] | None = None
         self._sender: asyncio.Task[None] | None = None
         self._last_sent = 0.0
+        self._in_flight = False  # a heartbeat request is on its way
+        self._flushing = False  # the attempt is over: ``flush`` sends what is pending
 
     def record(self, details: tuple[Any, ...]) -> None:
         """Called by ``activity.heartbeat`` (possibly from a thread)."""
@@ -286,6 +300,8 @@ class _Heartbeater:
 
     def _record(self, details: tuple[Any, ...]) -> None:
         self._pending = details
+        if self._flushing:
+            return  # the flush sends it
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_soon())
 
@@ -293,15 +309,43 @@ class _Heartbeater:
         wait = self._last_sent + self.interval - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        await self._send_pending()
+
+    async def flush(self) -> None:
+        """Send the details the throttle still holds back, now, and wait for the answer.
+
+        Called when an attempt fails: the server starts the next attempt when
+        the failure is reported, with the details recorded by then. A
+        heartbeat already on its way is waited for, not sent twice; one that
+        ``stop`` cut off is sent again.
+        """
+        self._flushing = True
+        sender = self._sender
+        if sender is not None and not sender.done():
+            if not self._in_flight:
+                sender.cancel()  # asleep in the throttle: its details are still pending
+            await asyncio.wait([sender])
+        if self._pending is not None and not self.lost:
+            try:
+                await self._send_pending()
+            except Exception as exc:  # the failure report matters more than its details
+                log.warning("could not send the last heartbeat of a failed attempt: %s", exc)
+
+    async def _send_pending(self) -> None:
         details, self._pending = self._pending, None
         if details is None:
             return
         self._last_sent = time.monotonic()
-        payloads = [p.model_dump() for p in await self.worker.converter.encode(list(details))]
+        self._in_flight = True
         try:
+            payloads = [p.model_dump() for p in await self.worker.converter.encode(list(details))]
             res = await self.worker._call(
                 "/activity-tasks/heartbeat", {"task_token": self.token, "details": payloads}
             )
+        except asyncio.CancelledError:
+            if self._pending is None:
+                self._pending = details  # it may not have arrived: a flush sends it again
+            raise
         except TaskNotFoundError as exc:
             # Not a cancel request: nobody asked for one, and the server must
             # not record the attempt as canceled. Stop working on it, quietly.
@@ -311,13 +355,15 @@ class _Heartbeater:
         except BatonError as exc:
             log.warning("heartbeat failed: %s", exc)
             return
+        finally:
+            self._in_flight = False
         self._last_acked = time.monotonic()
         if res:
             self.flags["paused"] = bool(res.get("paused"))
         if res and res.get("cancel_requested") and not self.cancelled.is_set():
             self.cancelled.set()
             self._stop_attempt()
-        if self._pending is not None:
+        if self._pending is not None and not self._flushing:
             self._sender = asyncio.create_task(self._send_soon())
 
     def timed_out(self) -> bool:

@@ -12,7 +12,15 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from worker import ActivityError, ApplicationError, Client, Worker, activity, workflow
+from worker import (
+    ActivityError,
+    ApplicationError,
+    Client,
+    RetryPolicy,
+    Worker,
+    activity,
+    workflow,
+)
 
 QUEUE = "hardening"
 
@@ -146,6 +154,45 @@ class Refuses:
     @workflow.signal
     def finish(self) -> None:
         self.done = True
+
+
+#: What each attempt of ``counts_on``/``counts_on_sync`` found in its heartbeat details.
+SEEN_DETAILS: list[tuple[int, list[int]]] = []
+
+
+def _count_on(steps: int) -> int:
+    """Heartbeat ``steps`` counts on from the last attempt's; fail the first two attempts."""
+    info = activity.info()
+    start = int(info.heartbeat_details[0]) if info.heartbeat_details else 0
+    SEEN_DETAILS.append((info.attempt, list(info.heartbeat_details)))
+    for k in range(start + 1, start + steps + 1):
+        activity.heartbeat(k)  # all within the throttle's interval: only the first goes at once
+    if info.attempt < 3:
+        raise RuntimeError(f"attempt {info.attempt} fails after counting to {start + steps}")
+    return start + steps
+
+
+@activity.defn(name="hardening_counts_on")
+async def counts_on(steps: int) -> int:
+    return _count_on(steps)
+
+
+@activity.defn(name="hardening_counts_on_sync")
+def counts_on_sync(steps: int) -> int:
+    return _count_on(steps)
+
+
+@workflow.defn(name="HardeningCountsOn")
+class CountsOn:
+    @workflow.run
+    async def run(self, steps: int, sync: bool) -> int:
+        count: int = await workflow.execute_activity(
+            counts_on_sync if sync else counts_on,
+            steps,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+        return count
 
 
 async def main() -> None:

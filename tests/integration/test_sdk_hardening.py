@@ -1,5 +1,6 @@
 """The SDK against real region servers: request ids, shutdown, the run cache, failure
-text under a codec, lost activity tasks and one-region namespaces."""
+text under a codec, lost activity tasks, heartbeat details of failed attempts and
+one-region namespaces."""
 
 from __future__ import annotations
 
@@ -25,12 +26,16 @@ from tests.integration.sdk_hardening_app import (
     OUTCOMES,
     QUEUE,
     RUNNING,
+    SEEN_DETAILS,
     CleansUp,
+    CountsOn,
     FailsAfterActivity,
     Heartbeating,
     Refuses,
     Signals,
     SlowActivity,
+    counts_on,
+    counts_on_sync,
     declines,
     heartbeats,
     slow_first_attempt,
@@ -267,7 +272,27 @@ async def test_a_lost_activity_task_is_stopped_not_reported_canceled(client: Cli
     assert "/activity-tasks/canceled" not in worker.paths
 
 
-# =========================================================================== F: regions
+# =========================================================================== F: heartbeats
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
+async def test_a_failed_attempt_hands_its_last_heartbeat_to_the_next(
+    client: Client, sync: bool
+) -> None:
+    SEEN_DETAILS.clear()
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[CountsOn], activities=[counts_on, counts_on_sync]
+    ):
+        result = await client.execute_workflow(
+            CountsOn, 50, sync, id=new_id("counts-on"), task_queue=QUEUE
+        )
+    # Each attempt heartbeats 50 counts within the throttle's interval and fails:
+    # the next one starts from the last count, not from the first heartbeat.
+    assert SEEN_DETAILS == [(1, []), (2, [50]), (3, [100])]
+    assert result == 150
+
+
+# =========================================================================== G: regions
 
 
 async def test_a_client_given_every_region_finds_a_one_region_namespace(
