@@ -12,15 +12,20 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker import activity as activity_mod
 from worker._definition import ActivityDefinition, WorkflowDefinition
 from worker._failure import exception_to_failure
+from worker._http import API
+from worker._limits import largest_over, limit_from, too_large
 from worker._payloads import decode_wire, encode_wire
 from worker.converter import DataConverter
-from worker.errors import ApplicationError, BatonError, TaskNotFoundError
+from worker.errors import ApplicationError, BatonError, PayloadTooLargeError, TaskNotFoundError
 from worker.wire import ActivityTask, Payload
+
+if TYPE_CHECKING:
+    from worker.client import Client
 
 log = logging.getLogger("baton.worker")
 
@@ -47,6 +52,7 @@ class ActivityRunner:
     _workflows: dict[str, WorkflowDefinition]
     _stopping: asyncio.Event
     _attempts: set[_Heartbeater]
+    client: Client
     converter: DataConverter
     identity: str
 
@@ -203,7 +209,32 @@ class ActivityRunner:
 
     async def _respond_completed(self, task: dict[str, Any], result: Any) -> dict[str, Any] | None:
         payload = (await self.converter.encode([result]))[0]
-        return await self._report_result(task, payload)
+        try:
+            return await self._report_result(task, payload)
+        except PayloadTooLargeError as exc:
+            limit = await self._payload_limit(exc)
+            size = None if limit is None else largest_over(payload.model_dump(), limit)
+            if limit is None or size is None:
+                raise
+            error = too_large(f"the result of activity {task['activity_type']}", size, limit)
+        # Nothing was recorded. Another attempt would run the side effects again
+        # for the same result: fail the activity for good instead.
+        return await self._respond_activity_failed(task["task_token"], error)
+
+    async def _payload_limit(self, exc: PayloadTooLargeError) -> int | None:
+        """The server's payload limit, asked for after it refused a payload (rare)."""
+        try:
+            cluster = await self.client.call("GET", f"{API}/cluster")
+        except BatonError:
+            cluster = None
+        return limit_from(exc, cluster if isinstance(cluster, dict) else None)
+
+    async def _wire_failure(self, exc: BaseException) -> dict[str, Any]:
+        """``exc`` as a wire failure, encoded (text hidden by a codec) as a body's are."""
+        failure = exception_to_failure(exc, self.converter.payload_converter)
+        holder = await encode_wire({"failure": failure.model_dump()}, self.converter)
+        encoded: dict[str, Any] = holder["failure"]
+        return encoded
 
     async def _report_result(self, task: dict[str, Any], payload: Payload) -> dict[str, Any] | None:
         """Report an attempt's (encoded) result; the answer's next workflow task, if any."""

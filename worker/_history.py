@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SkipValidation, TypeAdapter
 
+from worker._limits import failed_for_size
 from worker.wire import Command, CommandType, EventType, HistoryEvent
 
 PATCH_MARKER = "patch"
@@ -184,7 +185,14 @@ def command_matches(command: Command, event: HistoryEvent, activity_id_of: Activ
     """Whether ``event`` is the record of ``command``."""
     kind = EVENT_OF_COMMAND.get(command.type)
     if kind != event.event_type:
-        return False
+        # The worker reports a run's outcome over the payload limit as a failure
+        # (see worker._limits): the code's close command, recorded so.
+        return (
+            command.type in CLOSE_COMMANDS
+            and command.type != CommandType.CONTINUE_AS_NEW
+            and event.event_type == EventType.WORKFLOW_EXECUTION_FAILED
+            and failed_for_size(event.attributes.get("failure"))
+        )
     ours = _key_values(kind, command.attributes, activity_id_of)
     theirs = _key_values(kind, event.attributes, activity_id_of)
     # Ids travel as strings but a hand-written history may hold ints.

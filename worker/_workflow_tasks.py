@@ -28,13 +28,14 @@ from worker._failure import exception_to_failure
 from worker._gc import collector_paused
 from worker._history import events_from_wire
 from worker._history_pages import history_pages
+from worker._limits import largest_over, outcome_over, too_large
 from worker._payloads import decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
 from worker.client import Client
-from worker.errors import BatonError, NonDeterminismError, TaskNotFoundError
+from worker.errors import BatonError, NonDeterminismError, PayloadTooLargeError, TaskNotFoundError
+from worker.wire import CommandType, Failure, HistoryEvent, Payload
 from worker.wire import EventType as Kind
-from worker.wire import Failure, HistoryEvent, Payload
 
 log = logging.getLogger("baton.worker")
 
@@ -217,7 +218,7 @@ class WorkflowTaskRunner(ActivityRunner):
             body["sticky_task_queue"] = self.sticky_task_queue
             body["sticky_schedule_to_start_s"] = self.sticky_schedule_to_start_s
         try:
-            res = await self._call_handing_back("/workflow-tasks/complete", body)
+            res = await self._complete_workflow_task(body)
         except TaskNotFoundError:
             self._drop(inst)
             return None
@@ -228,6 +229,47 @@ class WorkflowTaskRunner(ActivityRunner):
                 await self._fail_workflow_task(task, exc)
             return None
         return self._completed(inst, res)
+
+    async def _complete_workflow_task(self, body: dict[str, Any]) -> Any:
+        """Send a workflow task's completion; an outcome over the payload limit
+        goes as a failure saying so (see :mod:`worker._limits`)."""
+        try:
+            return await self._call_handing_back("/workflow-tasks/complete", body)
+        except PayloadTooLargeError as exc:
+            if not await self._fail_outcomes_over_limit(body["commands"], exc):
+                raise
+        # The refusal recorded nothing: the same task completes with the failures.
+        return await self._call_handing_back("/workflow-tasks/complete", body)
+
+    async def _fail_outcomes_over_limit(
+        self, commands: list[dict[str, Any]], exc: PayloadTooLargeError
+    ) -> bool:
+        """Put failures in place of the outcomes in ``commands`` (wire JSON, encoded)
+        that are over the payload limit; False if none is."""
+        limit = await self._payload_limit(exc)
+        if limit is None:
+            return False
+        changed = False
+        for i, command in enumerate(commands):
+            over = outcome_over(command, limit)
+            if over is None:
+                continue
+            changed = True
+            error = too_large(*over, limit)
+            log.warning("%s; reporting a failure instead", error.message)
+            failure = await self._wire_failure(error)
+            if command["type"] == CommandType.COMPLETE_UPDATE:
+                command["attributes"] = {
+                    "update_id": command["attributes"].get("update_id"),
+                    "result": None,
+                    "failure": failure,
+                }
+            else:
+                commands[i] = {
+                    "type": CommandType.FAIL_WORKFLOW.value,
+                    "attributes": {"failure": failure},
+                }
+        return changed
 
     def _completed(self, inst: WorkflowInstance, res: dict[str, Any]) -> dict[str, Any] | None:
         """Keep (or drop) ``inst`` after its task's completion was recorded, start
@@ -374,6 +416,12 @@ class WorkflowTaskRunner(ActivityRunner):
                 task["activity_type"],
             )
             return None
+        except PayloadTooLargeError:
+            # The result or a command run ahead is over the limit, and nothing
+            # was recorded: the result goes alone, and the real task deals
+            # with its own commands.
+            self._drop(inst)
+            return await super()._report_result(task, payload)
         except BaseException:
             self._drop(inst)  # recorded or not, the instance may be ahead of history
             raise
@@ -443,8 +491,20 @@ class WorkflowTaskRunner(ActivityRunner):
             # at some random later point, maybe inside another run's activation).
             if replayed is not None:
                 replayed.dispose()
+        body = await encode_wire(body, self.converter)
         with contextlib.suppress(TaskNotFoundError):
-            await self._call("/query-tasks/respond", await encode_wire(body, self.converter))
+            try:
+                await self._call("/query-tasks/respond", body)
+            except PayloadTooLargeError as exc:
+                limit = await self._payload_limit(exc)
+                size = None if limit is None else largest_over(body, limit)
+                if limit is None or size is None:
+                    raise
+                kind = "answer to" if body["result"] is not None else "failure of"
+                what = f"the {kind} query {q['name']!r}"
+                body["result"] = None
+                body["failure"] = await self._wire_failure(too_large(what, size, limit))
+                await self._call("/query-tasks/respond", body)
 
 
 def _goes_on_from(inst: WorkflowInstance, task: dict[str, Any]) -> bool:

@@ -1,0 +1,101 @@
+"""Outcomes over the server's payload limit: reported as failures, not retried.
+
+A server refuses a request holding a payload over its ``max_payload_bytes``
+with ``PAYLOAD_TOO_LARGE`` and records nothing. An outcome of user code (a
+workflow's or an activity's result, an update's result, a query's answer) is
+the same on every retry, so reporting it again could never succeed: the
+worker reports, in its place, a non-retryable failure of type
+``PayloadTooLarge`` that says the size and the limit. The run fails, the
+activity fails without further attempts, the update fails, the query fails;
+the workflow's other work goes on.
+
+Sizes are measured as the server measures them: the bytes of a payload's
+data after the codec, and the characters of a failure's message and stack
+trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.errors import ApplicationError, PayloadTooLargeError
+from worker.wire import CommandType
+
+#: The failure type of an outcome over the limit (stable: replay matches on it).
+PAYLOAD_TOO_LARGE_TYPE = "PayloadTooLarge"
+
+#: Commands that close the run with an outcome: over the limit, the run fails.
+_CLOSE_OUTCOMES = frozenset(
+    {CommandType.COMPLETE_WORKFLOW, CommandType.FAIL_WORKFLOW, CommandType.CANCEL_WORKFLOW}
+)
+
+
+def limit_from(exc: PayloadTooLargeError, cluster: dict[str, Any] | None) -> int | None:
+    """The payload limit: the server's ``max_payload_bytes`` if known, else the refusal's.
+
+    A body refused whole names the body's limit, not the payload's, so the
+    cluster info is preferred.
+    """
+    for raw in ((cluster or {}).get("max_payload_bytes"), exc.details.get("limit")):
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+            return raw
+    return None
+
+
+def largest_over(obj: Any, limit: int) -> int | None:
+    """The size of the largest payload or failure text in wire JSON ``obj`` over
+    ``limit``, or None if all fit."""
+    found = 0
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            data = item.get("data")
+            if isinstance(data, str) and "metadata" in item and len(item) == 2:
+                found = max(found, len(data) * 3 // 4 - (len(data) - len(data.rstrip("="))))
+                continue
+            message = item.get("message")
+            if isinstance(message, str) and "type" in item:
+                found = max(found, len(message) + len(str(item.get("stack_trace") or "")))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found if found > limit else None
+
+
+def too_large(what: str, size: int, limit: int) -> ApplicationError:
+    """The failure reported in place of ``what`` (an outcome of ``size`` bytes)."""
+    return ApplicationError(
+        f"{what} is {size} bytes, over the server's payload limit of {limit} bytes "
+        "(max_payload_bytes): return a reference to data stored elsewhere; "
+        "the same code would give the same result again, so it is not retried",
+        type=PAYLOAD_TOO_LARGE_TYPE,
+        non_retryable=True,
+    )
+
+
+def outcome_over(command: dict[str, Any], limit: int) -> tuple[str, int] | None:
+    """What outcome of a workflow task's ``command`` (wire JSON) is over ``limit``,
+    and its size; None if it fits or the command carries no outcome.
+
+    A command that starts work (an activity's input, continue-as-new's) is
+    not an outcome: refused, it fails the workflow task as any bad command
+    does.
+    """
+    kind = command.get("type")
+    attrs = command.get("attributes") or {}
+    if kind == CommandType.COMPLETE_UPDATE:
+        what = f"the {'result' if attrs.get('result') is not None else 'failure'} of update "
+        what += repr(attrs.get("update_id"))
+    elif kind in _CLOSE_OUTCOMES:
+        closing = "result" if kind == CommandType.COMPLETE_WORKFLOW else "outcome"
+        what = f"the workflow's {closing}"
+    else:
+        return None
+    size = largest_over(attrs, limit)
+    return None if size is None else (what, size)
+
+
+def failed_for_size(failure: Any) -> bool:
+    """Whether a recorded failure (wire JSON) is one this module reported."""
+    return isinstance(failure, dict) and failure.get("type") == PAYLOAD_TOO_LARGE_TYPE
