@@ -316,3 +316,21 @@ async def test_empty_request_ids_never_make_a_start_fail_forever(
         assert r.status_code == 201
         r = await http.post(f"{NS}/workflows", json={**start_body("rid"), "request_id": "r1"})
         assert r.status_code == 200 and r.json()["started"] is False
+
+
+@pytest.mark.parametrize("update_id", ["u" * 10_000, ""], ids=["10,000 characters", "empty"])
+async def test_an_update_id_that_is_empty_or_too_long_is_refused_at_once(
+    region: Region, client: Client, update_id: str
+) -> None:
+    """Like a request id, an update id is 1 to 256 characters: the update is
+    refused before it reaches the run, which keeps nothing of it."""
+    await client.start_workflow("Nobody", id="upd-id", task_queue="no-worker-polls-this")
+    before = await snapshot(region.dsn)
+    async with httpx.AsyncClient(base_url=region.url, timeout=10) as http:
+        resp = await http.post(
+            f"{NS}/workflows/upd-id/update",
+            json={"update_id": update_id, "name": "add", "timeout_s": 1},
+        )
+    assert resp.status_code == 400, resp.text[:300]
+    assert resp.json()["error"]["code"] == "INVALID_ARGUMENT"
+    assert await snapshot(region.dsn) == before

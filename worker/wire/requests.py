@@ -110,7 +110,7 @@ class QueryResponse(BaseModel):
 
 
 class UpdateRequest(BaseModel):
-    update_id: str | None = None
+    update_id: str | None = Field(default=None, min_length=1, max_length=256)
     name: str = Field(min_length=1, max_length=1000)
     input: list[Payload] = Field(default_factory=list)
     run_id: str | None = None
