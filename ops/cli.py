@@ -81,8 +81,8 @@ __all__ = [
 @click.option(
     "--region",
     default=None,
-    help="Talk to this region's endpoint only (default: every region's; the "
-    "client follows the namespace's active region).",
+    help="Send requests to this region's server (default: every region's). A "
+    "write it refuses because the namespace is active elsewhere still follows it there.",
 )
 @click.option(
     "--output",
