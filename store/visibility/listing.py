@@ -46,6 +46,10 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
+def _int_value(value: Any) -> Any:
+    return int(value) if isinstance(value, Decimal | int) else _encode_value(value)
+
+
 def _decode_value(order: Order, value: Any) -> Any:
     if value is None:
         return None
@@ -230,7 +234,10 @@ async def count_runs(
         rows = await _fetch(conn, sql, params, query)
     if group_by is None:
         return {"count": rows[0]["n"], "groups": []}
-    groups = [{"value": _encode_value(r["value"]), "count": r["n"]} for r in rows]
+    _, kind = group_by_sql(group_by, registered)
+    # an Int attribute's values come back as numbers, not their text
+    value_of = _int_value if kind == AttributeType.INT else _encode_value
+    groups = [{"value": value_of(r["value"]), "count": r["n"]} for r in rows]
     return {"count": sum(g["count"] for g in groups), "groups": groups}
 
 

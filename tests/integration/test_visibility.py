@@ -283,6 +283,10 @@ async def test_order_by_and_group_by(client: Client) -> None:
         "WorkflowType != 'Shipping'", group_by="ExecutionStatus"
     )
     assert {g["value"]: g["count"] for g in by_status["groups"]} == {"running": 3, "terminated": 1}
+    by_amount = await client.count_workflows("Amount IS NOT NULL", group_by="Amount")
+    values = [g["value"] for g in by_amount["groups"]]
+    assert sorted(values) == [10, 20, 30, 40]  # numbers, as an Int attribute holds them
+    assert all(type(v) is int for v in values), values
     with pytest.raises(InvalidQueryError):
         await client.count_workflows("", group_by="Notes")
 
