@@ -352,8 +352,14 @@ class Worker(WorkflowTaskRunner):
         task.add_done_callback(self._tasks.discard)
 
     async def _call(self, path: str, body: Any, **params: Any) -> Any:
+        # A worker's reports hold payloads (the converter refused non-finite
+        # floats in them) and durations the SDK checked when the code gave them.
         return await self.client.call(
-            "POST", ns_path(self.client.namespace, path), body, params=params or None
+            "POST",
+            ns_path(self.client.namespace, path),
+            body,
+            params=params or None,
+            check_floats=False,
         )
 
     # ------------------------------------------------------------------ polling

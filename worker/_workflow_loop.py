@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextvars
 import logging
+import math
 import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -153,6 +154,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         *args: Any,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
+        if not math.isfinite(delay):
+            # a timer is recorded with its duration, which JSON cannot carry
+            raise ValueError(f"a workflow timer needs a finite delay, got {delay!r}")
         when = self._now + delay
         if delay <= 0:
             # Already due: no timer to record, it simply runs next.

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -378,6 +379,11 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                 value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
             elif isinstance(value, tuple | set | frozenset):
                 value = list(value)
+            elif isinstance(value, float) and not math.isfinite(value):
+                # JSON would carry it as null, which removes the attribute
+                raise self.misuse(
+                    ValueError(f"search attribute {name!r}: {value!r} is not a finite number")
+                )
             changes[name] = value
         current = self.search_attributes()
         for name, value in changes.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
@@ -56,9 +57,9 @@ class RetryPolicy:
                 "RetryPolicy.backoff_coefficient must be a number, "
                 f"got {self.backoff_coefficient!r}"
             )
-        if self.backoff_coefficient < 1:
+        if not self.backoff_coefficient >= 1 or math.isinf(self.backoff_coefficient):
             raise ValueError(
-                "RetryPolicy.backoff_coefficient must be at least 1, "
+                "RetryPolicy.backoff_coefficient must be a finite number of at least 1, "
                 f"got {self.backoff_coefficient}"
             )
         if self.maximum_interval is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random as _random
 import uuid as _uuid
 from collections.abc import Callable, Mapping, MutableMapping
@@ -312,8 +313,8 @@ def _to_seconds(value: timedelta | float | None, what: str) -> float | None:
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise TypeError(f"{what} must be a timedelta, got {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
+    if not seconds > 0 or not math.isfinite(seconds):  # NaN compares false
+        raise ValueError(f"{what} must be a positive, finite duration, got {value!r}")
     return float(seconds)
 
 
@@ -422,9 +423,14 @@ async def sleep(duration: timedelta | float) -> None:
     """Wait on a durable timer (``asyncio.sleep`` in workflow code does the same)."""
     rt = _runtime()
     seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not seconds >= 0  # NaN compares false
+        or math.isinf(seconds)
+    ):
         raise rt.misuse(
-            ValueError(f"sleep duration must be a non-negative timedelta, got {duration!r}")
+            ValueError(f"sleep duration must be a non-negative, finite duration, got {duration!r}")
         )
     await asyncio.sleep(seconds)
 

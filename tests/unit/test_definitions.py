@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from worker import activity, workflow
 from worker._definition import ActivityDefinition, WorkflowDefinition, get_activity_name
+from worker._workflow_loop import WorkflowLoop
 from worker.common import RetryPolicy
 from worker.converter import PayloadConverter
 from worker.wire import ActivityTask, RetryPolicyWire
@@ -250,7 +252,9 @@ def test_retry_policy_defaults_and_wire_form() -> None:
     [
         ({"initial_interval": timedelta(0)}, ValueError, "initial_interval must be positive"),
         ({"initial_interval": 1}, TypeError, "initial_interval must be a timedelta"),
-        ({"backoff_coefficient": 0.5}, ValueError, "backoff_coefficient must be at least 1"),
+        ({"backoff_coefficient": 0.5}, ValueError, "backoff_coefficient must be a finite number"),
+        ({"backoff_coefficient": math.nan}, ValueError, "of at least 1"),
+        ({"backoff_coefficient": math.inf}, ValueError, "of at least 1"),
         (
             {"initial_interval": timedelta(seconds=10), "maximum_interval": timedelta(seconds=1)},
             ValueError,
@@ -266,6 +270,20 @@ def test_retry_policy_validation(
 ) -> None:
     with pytest.raises(error, match=match):
         RetryPolicy(**kwargs)
+
+
+@pytest.mark.parametrize("seconds", [math.nan, math.inf, -1.0, 0])
+def test_an_activity_timeout_must_be_positive_and_finite(seconds: float) -> None:
+    # JSON has no NaN or infinity: one would reach the server as null, no timeout at all
+    with pytest.raises(ValueError, match="start_to_close_timeout must be a positive, finite"):
+        workflow._to_seconds(seconds, "start_to_close_timeout")
+
+
+@pytest.mark.parametrize("delay", [math.nan, math.inf])
+def test_a_workflow_timer_refuses_a_delay_json_cannot_carry(delay: float) -> None:
+    loop = WorkflowLoop(owner=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finite delay"):
+        loop.call_later(delay, lambda: None)
 
 
 # =========================================================================== activity context

@@ -1485,3 +1485,25 @@ def test_signal_and_update_with_wrong_arguments_do_not_fail_the_task() -> None:
     sim.signal("finish")
     assert dec(sim.run_task()[0].attributes["result"]) == 0
     sim.replay()
+
+
+@workflow.defn(name="NotFinite")
+class NotFinite:
+    def __init__(self) -> None:
+        self.what = ""
+
+    @workflow.run
+    async def run(self, what: str) -> None:
+        if what == "attribute":
+            workflow.upsert_search_attributes({"Score": float("nan")})
+        else:
+            await asyncio.sleep(float("inf"))
+
+
+@pytest.mark.parametrize("what", ["attribute", "sleep"])
+def test_values_json_cannot_carry_fail_the_task_not_travel_as_null(what: str) -> None:
+    # as null, a NaN score would remove the attribute and an endless sleep
+    # would reach the server as a timer of no duration
+    error = Sim(NotFinite, what).fail_task()
+    assert isinstance(error, WorkflowTaskError)
+    assert "finite" in str(error)
