@@ -61,7 +61,9 @@ async def processed(h: ScheduleHandle, t: datetime) -> None:
 
     async def done() -> bool:
         d = await h.describe()
-        return bool(d.get("last_processed")) and parse(d["last_processed"]) >= t
+        assert d.get("last_processed"), "nothing processed yet"
+        assert parse(d["last_processed"]) >= t, f"processed up to {d['last_processed']}"
+        return True
 
     await eventually(done, timeout=30, what=f"the schedule past {t}")
 
@@ -73,14 +75,15 @@ async def settled(client: Client, h: ScheduleHandle) -> None:
     wf = client.get_workflow_handle(f"schedule/{h.id}")
 
     async def quiet() -> bool:
+        # each check says what is still going on, for the message of a timeout
         d = await wf.describe()
-        if d["pending_workflow_task"] or d["execution"]["status"] != "running":
-            return False
-        if any(a["activity_type"] != WATCH_ACTIVITY for a in d["pending_activities"]):
-            return False
+        assert not d["pending_workflow_task"], f"workflow task {d['pending_workflow_task']}"
+        assert d["execution"]["status"] == "running", d["execution"]["status"]
+        busy = [a for a in d["pending_activities"] if a["activity_type"] != WATCH_ACTIVITY]
+        assert not busy, f"activities {busy}"
         s = await h.describe()
-        if s["pending_signals"] or any(r["status"] != "running" for r in s["running"]):
-            return False
+        assert not s["pending_signals"], f"signals {s['pending_signals']}"
+        assert all(r["status"] == "running" for r in s["running"]), f"actions {s['running']}"
         # and no timer is due that has not fired yet (the timer loop is async)
         timers: dict[str, datetime] = {}
         for e in await wf.history():
@@ -90,7 +93,9 @@ async def settled(client: Client, h: ScheduleHandle) -> None:
             elif e["event_type"] in ("TimerFired", "TimerCanceled"):
                 timers.pop(a["timer_id"], None)
         t = await now(client)
-        return all(at > t for at in timers.values())
+        due = {k: at for k, at in timers.items() if at <= t}
+        assert not due, f"timers due at {t}: {due}"
+        return True
 
     await eventually(quiet, timeout=30, what="the schedule settled")
 
