@@ -255,7 +255,10 @@ async def test_a_woken_round_waits_for_the_writes_that_follow_and_ships_them_tog
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    # Without the wait the first wake-up's round ships "first" alone; any other
+    # commit of the region may wake the publisher a little earlier, so the
+    # round's time is bounded only by the second write's.
     shipped = [n for _, n in rounds if n]
     assert shipped == [2], f"the two writes went in rounds of {shipped}, not together"
     first_round = next(t for t, n in rounds if n)
-    assert first_round - woke >= 0.4, "the round did not wait for the writes that follow"
+    assert first_round - woke >= 0.1, "the round came before the second write"
