@@ -30,7 +30,7 @@ import orjson
 
 from worker._gc import collector_paused
 from worker._lean_http import LeanHTTP, lean_target
-from worker.converter import _non_finite
+from worker.converter import find_in, non_finite
 from worker.errors import (
     BatonError,
     ClientClosedError,
@@ -219,11 +219,12 @@ def encode_body(body: Any, *, check_floats: bool = True) -> bytes:
     try:
         content = orjson.dumps(body)
     except TypeError as exc:
-        where = _out_of_range(body, "request")
+        where = find_in(body, "request", _past_64_bits)
         what = f"{where} is an integer past 64 bits; send it as a string" if where else exc
         raise InvalidArgumentError(f"the request cannot be sent as JSON: {what}") from exc
     # Only a body with a null can hold one that was a non-finite float.
-    if check_floats and b"null" in content and (where := _non_finite(body, "request")) is not None:
+    where = find_in(body, "request", non_finite) if check_floats and b"null" in content else None
+    if where is not None:
         raise InvalidArgumentError(
             f"{where} is a float JSON cannot carry (NaN or infinite); send it as a string "
             "or leave it out"
@@ -231,21 +232,13 @@ def encode_body(body: Any, *, check_floats: bool = True) -> bytes:
     return content
 
 
-def _out_of_range(value: Any, where: str) -> str | None:
-    """Where in ``value`` an integer orjson cannot write is, if anywhere."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return None if -(1 << 63) <= value < (1 << 64) else where
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list | tuple):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _out_of_range(item, f"{where}[{key!r}]")
-        if found is not None:
-            return found
-    return None
+def _past_64_bits(value: Any) -> bool:
+    """An integer orjson cannot write."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not -(1 << 63) <= value < (1 << 64)
+    )
 
 
 def _param(value: Any) -> str:

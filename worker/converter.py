@@ -19,7 +19,7 @@ import types
 import typing
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -69,7 +69,7 @@ class PayloadConverter:
             ) from exc
         # orjson writes NaN and infinities as null: a value would come back
         # as None without a word. Only a payload with a null can hold one.
-        if b"null" in data and (where := _non_finite(value, "value")) is not None:
+        if b"null" in data and (where := find_in(value, "value", non_finite)) is not None:
             raise InvalidArgumentError(
                 f"{where} is a float JSON cannot carry (NaN or infinite); "
                 "send it as a string or None instead"
@@ -130,10 +130,11 @@ class PayloadConverter:
         ]
 
 
-def _non_finite(value: Any, where: str) -> str | None:
-    """Where in ``value`` a NaN or infinite float is, if anywhere."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else where
+def find_in(value: Any, where: str, bad: Callable[[Any], bool]) -> str | None:
+    """Where in ``value`` (dicts, lists, tuples, dataclasses) a leaf ``bad``
+    holds for is, as ``where[key][index]...``; None if nowhere."""
+    if bad(value):
+        return where
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list | tuple):
@@ -143,10 +144,15 @@ def _non_finite(value: Any, where: str) -> str | None:
     else:
         return None
     for key, item in items:
-        found = _non_finite(item, f"{where}[{key!r}]")
+        found = find_in(item, f"{where}[{key!r}]", bad)
         if found is not None:
             return found
     return None
+
+
+def non_finite(value: Any) -> bool:
+    """A float JSON cannot carry (orjson writes it as null)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 #: Hints a JSON value already satisfies as decoded: nothing to rebuild.
