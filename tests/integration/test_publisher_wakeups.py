@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 import asyncpg
@@ -42,6 +42,35 @@ async def _written(region: Region, key: str, write: Awaitable[T]) -> T:
         got = await write
         assert await wait_event(ev, 5.0), "the write's notification never came"
     return got
+
+
+#: An outbox row of namespace ``default`` for workflow id $1, as a write leaves one.
+INSERT_ROW = (
+    "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,"
+    " version) VALUES ('default', $1, gen_random_uuid(), 1, 1, 1) RETURNING id"
+)
+
+
+@contextlib.asynccontextmanager
+async def publishing(publisher: Publisher) -> AsyncIterator[asyncio.Task[None]]:
+    """The publisher's rounds running in a task, cancelled on the way out."""
+    task = asyncio.create_task(publisher._publish())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until_outbox_empty(conn: asyncpg.Connection, task: asyncio.Task[None], what: str) -> None:
+    """Wait (5 s at most) until the publisher left no row in the outbox."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while await conn.fetchval("SELECT count(*) FROM outbox"):
+        assert loop.time() - began < 5.0, what
+        assert not task.done(), task
+        await asyncio.sleep(0.01)
 
 
 async def test_a_single_region_write_does_not_wake_the_publisher_and_a_replicated_one_does(
@@ -141,10 +170,6 @@ async def test_a_round_s_read_acknowledges_the_rows_the_round_before_shipped(
     whether the outbox holds more (ready now, or held behind a running
     transaction). (The client fixture creates the namespace the rows are of.)"""
     publisher = Publisher(region.store)
-    insert = (
-        "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,"
-        " version) VALUES ('default', $1, gen_random_uuid(), 1, 1, 1) RETURNING id"
-    )
     ack_level = "SELECT last_outbox_id FROM replication_ack WHERE region = $1"
     async with region.store.pool.acquire() as conn:
 
@@ -152,12 +177,12 @@ async def test_a_round_s_read_acknowledges_the_rows_the_round_before_shipped(
             rows = await conn.fetch("SELECT workflow_id FROM outbox ORDER BY id")
             return [r["workflow_id"] for r in rows]
 
-        first = await conn.fetchval(insert, "first")
+        first = await conn.fetchval(INSERT_ROW, "first")
         assert await publisher._ship_batch(None) == 1
         assert publisher._unacked == [first]
         assert await left() == ["first"], "acknowledged before a next round came"
 
-        second = await conn.fetchval(insert, "second")
+        second = await conn.fetchval(INSERT_ROW, "second")
         assert await publisher._ship_batch(None) == 1  # reads "second" only
         assert await left() == ["second"], "the read did not acknowledge the round before"
         assert await conn.fetchval(ack_level, region.name) == first
@@ -168,7 +193,7 @@ async def test_a_round_s_read_acknowledges_the_rows_the_round_before_shipped(
             async with holder.transaction():
                 await holder.fetchval("SELECT pg_current_xact_id()")
                 # committed after the holder began: held until it ends
-                await conn.execute(insert, "held")
+                await conn.execute(INSERT_ROW, "held")
                 assert await publisher._acknowledge() == "held"
                 assert await left() == ["held"]
                 assert await conn.fetchval(ack_level, region.name) == second
@@ -189,23 +214,10 @@ async def test_rows_no_round_follows_are_acknowledged_alone_at_once(
     rows are only acknowledged.)"""
     publisher = Publisher(region.store)
     assert not publisher.bootstrap
-    loop = asyncio.get_running_loop()
     async with region.store.pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,"
-            " version) VALUES ('default', 'quiet', gen_random_uuid(), 1, 1, 1)"
-        )
-        task = asyncio.create_task(publisher._publish())
-        try:
-            began = loop.time()
-            while await conn.fetchval("SELECT count(*) FROM outbox"):
-                assert loop.time() - began < 5.0, "the rows were never acknowledged"
-                assert not task.done(), task
-                await asyncio.sleep(0.01)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await conn.execute(INSERT_ROW, "quiet")
+        async with publishing(publisher) as task:
+            await until_outbox_empty(conn, task, "the rows were never acknowledged")
 
 
 async def test_a_woken_round_waits_for_the_writes_that_follow_and_ships_them_together(
@@ -230,31 +242,18 @@ async def test_a_woken_round_waits_for_the_writes_that_follow_and_ships_them_tog
         return n
 
     publisher._ship_batch = counted  # type: ignore[assignment,method-assign]
-    insert = (
-        "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id,"
-        " version) VALUES ('default', $1, gen_random_uuid(), 1, 1, 1)"
-    )
-    async with region.store.pool.acquire() as conn:
-        task = asyncio.create_task(publisher._publish())
-        try:
-            # the first round reads the empty outbox, then it waits
-            await asyncio.wait_for(a_round.wait(), 5.0)
-            await asyncio.sleep(0.05)
-            rounds.clear()
-            await conn.execute(insert, "first")
-            woke = loop.time()
-            publisher._wake.set()
-            await asyncio.sleep(0.1)
-            await conn.execute(insert, "second")
-            publisher._wake.set()
-            while await conn.fetchval("SELECT count(*) FROM outbox"):
-                assert loop.time() - woke < 5.0, "the rows were never shipped"
-                assert not task.done(), task
-                await asyncio.sleep(0.01)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with region.store.pool.acquire() as conn, publishing(publisher) as task:
+        # the first round reads the empty outbox, then it waits
+        await asyncio.wait_for(a_round.wait(), 5.0)
+        await asyncio.sleep(0.05)
+        rounds.clear()
+        await conn.execute(INSERT_ROW, "first")
+        woke = loop.time()
+        publisher._wake.set()
+        await asyncio.sleep(0.1)
+        await conn.execute(INSERT_ROW, "second")
+        publisher._wake.set()
+        await until_outbox_empty(conn, task, "the rows were never shipped")
     # Without the wait the first wake-up's round ships "first" alone; any other
     # commit of the region may wake the publisher a little earlier, so the
     # round's time is bounded only by the second write's.
