@@ -58,12 +58,21 @@ async def align(client: Client, every: timedelta) -> None:
 
 async def processed(h: ScheduleHandle, t: datetime) -> None:
     """Wait until the schedule has looked at the fires up to ``t``."""
+    wf = h.client.get_workflow_handle(f"schedule/{h.id}")
 
     async def done() -> bool:
         d = await h.describe()
         assert d.get("last_processed"), "nothing processed yet"
-        assert parse(d["last_processed"]) >= t, f"processed up to {d['last_processed']}"
-        return True
+        if parse(d["last_processed"]) >= t:
+            return True
+        # what the schedule's workflow waits for, for the message of a timeout
+        w = await wf.describe()
+        acts = [(a["activity_type"], a["state"], a["attempt"]) for a in w["pending_activities"]]
+        raise AssertionError(
+            f"processed up to {d['last_processed']} at {await now(h.client)}; "
+            f"workflow task {w['pending_workflow_task']}, timers {w['pending_timers']}, "
+            f"activities {acts}"
+        )
 
     await eventually(done, timeout=30, what=f"the schedule past {t}")
 
