@@ -1,8 +1,9 @@
 """The schedule workflow's activities, run by the system worker against its region's API.
 
 * ``start``: start one action workflow. Its request id is derived from the
-  action's workflow id, so a retried start (a lost reply, a failover) finds
-  the run it started before instead of starting another.
+  action's workflow id (and, for a backfill, a tag of that backfill's start),
+  so a retried start (a lost reply, a failover) finds the run it started
+  before instead of starting another.
 * ``watch``: long-poll an action until it closes (following continue-as-new),
   heartbeating, and say how it ended.
 * ``control``: cancel or terminate a running action (overlap policies).
@@ -35,8 +36,8 @@ WATCH_POLL_S = 20.0
 StatsWriter = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
-def action_request_id(schedule_id: str, workflow_id: str) -> str:
-    return f"schedule:{schedule_id}:{workflow_id}"
+def action_request_id(schedule_id: str, workflow_id: str, tag: str = "") -> str:
+    return f"schedule:{schedule_id}:{workflow_id}" + (f":{tag}" if tag else "")
 
 
 def make_schedule_activities(client: Any, write_stats: StatsWriter) -> list[Any]:
@@ -44,14 +45,19 @@ def make_schedule_activities(client: Any, write_stats: StatsWriter) -> list[Any]
 
     @activity.defn(name=START_ACTIVITY)
     async def start_action(
-        namespace: str, schedule_id: str, action: dict[str, Any], workflow_id: str, nominal: str
+        namespace: str,
+        schedule_id: str,
+        action: dict[str, Any],
+        workflow_id: str,
+        nominal: str,
+        request_tag: str = "",
     ) -> dict[str, Any]:
         body = {
             "workflow_id": workflow_id,
             "workflow_type": action["workflow_type"],
             "task_queue": action["task_queue"],
             "input": action["input"],  # the client's payloads, as it encoded them
-            "request_id": action_request_id(schedule_id, workflow_id),
+            "request_id": action_request_id(schedule_id, workflow_id, request_tag),
             # the same fire never runs twice, even after its run closed
             "id_reuse_policy": "reject_duplicate",
             "task_timeout_s": action.get("task_timeout_s") or 10.0,

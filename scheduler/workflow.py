@@ -64,6 +64,9 @@ MAX_BACKFILL = 10_000
 PATCH_UNPAUSE_MODE = "schedule-unpause-mode-v1"
 #: A trigger's action id carries a tag of its own.
 PATCH_TRIGGER_TAG = "schedule-trigger-tag-v1"
+#: A backfill's start asks for a run of its own, and a start that started no
+#: run is not counted as an action.
+PATCH_START_OUTCOME = "schedule-start-outcome-v1"
 
 _RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -371,6 +374,15 @@ class ScheduleWorkflow:
 
     async def _start(self, fire: Fire) -> None:
         wid = action_workflow_id(self.sid, fire.nominal, fire.tag)
+        outcome_patch = workflow.patched(PATCH_START_OUTCOME)
+        # A backfill's start carries a request id of its own: over a time that
+        # already ran, it then finds that run taken (already-started) instead of
+        # taking it for its own start repeated. Retries keep the same id.
+        request = (
+            [f"backfill-{workflow.uuid4().hex[:8]}"]
+            if outcome_patch and fire.kind == "backfill"
+            else []
+        )
         res: dict[str, Any] = await workflow.execute_activity(
             START_ACTIVITY,
             self.ns,
@@ -378,6 +390,7 @@ class ScheduleWorkflow:
             self.sched.action,
             wid,
             iso(fire.nominal),
+            *request,
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=_RETRY,
         )
@@ -392,6 +405,8 @@ class ScheduleWorkflow:
         if res.get("error"):
             entry["error"] = res["error"]
         self.state["recent"] = [*self.state["recent"], entry][-RECENT:]
+        if res["outcome"] != "running" and outcome_patch:
+            self.state["counters"]["actions"] -= 1  # counted when decided: no run started
         if res["outcome"] == "running":
             self.state["running"][wid] = {"run_id": res["run_id"], "nominal": iso(fire.nominal)}
         elif self.sched.policy.pause_on_failure:

@@ -263,6 +263,16 @@ async def test_backfill_starts_exactly_the_fires_of_the_range_once(clock_client:
         await h.backfill("2026-01-02T00:00:00Z", "2026-01-02T23:59:59Z")  # one again
         await settled(clock_client, h)
         assert await started_ids(clock_client, "daily") == want
+        # the time ran already: no run started and no action counted, and it says so
+        d = await h.describe()
+        assert d["counters"]["actions"] == 4
+        again = d["recent"][-1]
+        assert (again["workflow_id"], again["kind"], again["outcome"]) == (
+            want[1],
+            "backfill",
+            "already-started",
+        )
+        assert again["run_id"] is None
         with pytest.raises(InvalidArgumentError, match="before start"):
             await h.backfill("2026-01-05T00:00:00Z", "2026-01-01T00:00:00Z")
 
