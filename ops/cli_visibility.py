@@ -132,6 +132,11 @@ def workflow_count(st: CliState, query: str, group_by: str | None, output: str) 
     help="Re-apply signals received after the reset point.",
 )
 @click.option("--reason", required=True, help="Recorded in both runs' histories.")
+@click.option(
+    "--request-id",
+    default=None,
+    help="A retried reset with this id finds the reset it made instead of resetting again.",
+)
 @pass_state
 def workflow_reset(
     st: CliState,
@@ -141,6 +146,7 @@ def workflow_reset(
     to: str | None,
     reapply: str,
     reason: str,
+    request_id: str | None,
     output: str,
 ) -> None:
     """Reset a workflow to a workflow task: a new run re-runs it on today's code."""
@@ -150,7 +156,11 @@ def workflow_reset(
     async def go(c: Client) -> dict[str, Any]:
         h = c.get_workflow_handle(workflow_id, run_id=run_id)
         return await h.reset_details(
-            reason=reason, event_id=event_id, to=to, reapply_signals=reapply == "signals"
+            reason=reason,
+            event_id=event_id,
+            to=to,
+            reapply_signals=reapply == "signals",
+            request_id=request_id,
         )
 
     emit(st.run(go), output, lambda d: kv_table(d, title="Workflow reset"))

@@ -109,8 +109,13 @@ async def reset_txn(
     if req.request_id:
         seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
         if seen is not None:
+            # the same reset again: the same answer, with the run it reset from
+            source = await conn.fetchval(Q["reset_source"], namespace, workflow_id, seen["run_id"])
             return wire.ResetResponse(
-                workflow_id=workflow_id, run_id=str(seen["run_id"]), reset=False
+                workflow_id=workflow_id,
+                run_id=str(seen["run_id"]),
+                reset_from_run_id=source,
+                reset=False,
             )
     current = await conn.fetchrow(Q["get_current_execution"], namespace, workflow_id)
     if current is not None and str(current["run_id"]) != old.run_id:

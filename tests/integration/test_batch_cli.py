@@ -114,11 +114,28 @@ async def test_workflow_reset_command(client: Client, region: Region) -> None:
             "first-workflow-task",
             "--reason",
             "from the CLI",
+            "--request-id",
+            "cli-reset-1",
         )
         assert code == 0, err
         assert reset["run_id"] != h.run_id
         # the run the server reset, though none was named
         assert reset["reset_from_run_id"] == h.run_id and reset["reset"] is True
+        # the same request again (a retry): the same reset, reported the same way
+        code, again, err = await baton(
+            region,
+            "workflow",
+            "reset",
+            "to-reset",
+            "--to",
+            "first-workflow-task",
+            "--reason",
+            "from the CLI",
+            "--request-id",
+            "cli-reset-1",
+        )
+        assert code == 0, err
+        assert again == {**reset, "reset": False}
         await h.signal("note", "stop")
         # the signal after the point came along once; the result follows to the new run
         assert await h.result(timeout=20) == ["before", "stop"]
