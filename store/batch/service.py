@@ -27,6 +27,7 @@ from store.sql import QUERIES as Q
 from store.visibility import listing
 from store.visibility.query import compile_query
 from worker import wire
+from worker.codec import BINARY_ENCRYPTED
 from worker.converter import PayloadConverter
 from worker.wire import EventType
 
@@ -97,13 +98,31 @@ async def _require_same_job(store: Store, namespace: str, job: dict[str, Any]) -
     stored = _decode((first[0]["attributes"].get("input") or [None])[0]) or {}
     mine = {k: job[k] for k in ("query", "operation")}
     theirs = {k: stored.get(k) for k in ("query", "operation")}
-    if mine != theirs:
+    if _comparable(mine) != _comparable(theirs):
         raise BatchAlreadyExists(
             f"batch job {job['job_id']!r} exists already with query {theirs['query']!r} and "
             f"operation {theirs['operation']!r}: `baton batch describe {job['job_id']}` shows "
             "it; start this one under another --job-id",
             job_id=job["job_id"],
         )
+
+
+def _comparable(value: Any) -> Any:
+    """``value`` with each encrypted payload reduced to its encoding.
+
+    A client that encrypts encodes the same input differently every time (a
+    fresh nonce, perhaps a newer key), and the store cannot read it: the same
+    job started again must not look like another job. Plain payloads are
+    compared as they are.
+    """
+    if isinstance(value, dict):
+        meta = value.get("metadata")
+        if isinstance(meta, dict) and meta.get("encoding") == BINARY_ENCRYPTED:
+            return BINARY_ENCRYPTED
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
 
 
 def _decode(payload: Any) -> Any:

@@ -8,7 +8,8 @@ import pytest
 from tests.apps.visibility import Waiter
 from tests.conftest import Region
 from tests.helpers import eventually
-from worker import Client, Worker
+from worker import Client, DataConverter, Worker
+from worker.codec import AesGcmCodec, generate_key
 from worker.errors import (
     BatchAlreadyExistsError,
     BatchNotFoundError,
@@ -170,3 +171,40 @@ async def test_a_job_whose_query_stops_holding_ends_failed_and_says_why(client: 
     assert d["state"] == "failed"
     assert "unknown search attribute 'Team'" in str(d["error"])
     assert 0 < int(d["done"]) < 12  # type: ignore[call-overload]
+
+
+async def test_a_signal_job_with_encrypted_input_started_again_is_the_same_job(
+    region: Region,
+) -> None:
+    """An encrypting client encodes the same input differently each time: the
+    same job again is still the same job, and another one under its id is not."""
+    codec = AesGcmCodec(keys={"k1": generate_key()}, active_key_id="k1")
+    async with await Client.connect(region.url, data_converter=DataConverter(codec=codec)) as enc:
+        await enc.create_namespace("default")
+        first, second = await enc.encode(["hello"]), await enc.encode(["hello"])
+        assert first != second  # a fresh nonce each time
+        query = "WorkflowType = 'Nothing'"
+        started = await enc.start_batch(
+            query,
+            "signal",
+            reason="nudge",
+            params={"signal_name": "note", "input": first},
+            job_id="enc",
+        )
+        assert started["started"] is True
+        again = await enc.start_batch(
+            query,
+            "signal",
+            reason="nudge",
+            params={"signal_name": "note", "input": second},
+            job_id="enc",
+        )
+        assert again["started"] is False and again["run_id"] == started["run_id"]
+        with pytest.raises(BatchAlreadyExistsError):
+            await enc.start_batch(
+                query,
+                "signal",
+                reason="nudge",
+                params={"signal_name": "other", "input": second},
+                job_id="enc",
+            )
