@@ -281,7 +281,12 @@ def schedule_update(
             old = None
         sched = await draft.encode(c)
         res = await h.update(sched, create=create_if_missing)
-        return {**res, "changed": changed_fields(old, sched)}
+        # describe gives the memo as values: compare it so
+        memo = await c.decode_memo(sched["action"].get("memo"))
+        return {
+            **res,
+            "changed": changed_fields(old, {**sched, "action": {**sched["action"], "memo": memo}}),
+        }
 
     emit(st.run(go), output, _result("Schedule updated"))
 

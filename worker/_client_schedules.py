@@ -10,6 +10,7 @@ from urllib.parse import quote
 from worker._client_visibility import encode_search_attributes
 from worker._definition import workflow_name
 from worker._http import API, ns_path
+from worker._payloads import is_payload
 
 if TYPE_CHECKING:
     from worker.client import Client
@@ -35,7 +36,12 @@ class ScheduleHandle:
     async def describe(self) -> dict[str, Any]:
         """Definition, paused and note, the next 10 fire times, the last 10
         actions with their workflow ids and outcomes, running actions, counters."""
-        return await self.client.call("GET", self._path())  # type: ignore[no-any-return]
+        d: dict[str, Any] = await self.client.call("GET", self._path())
+        action = (d.get("schedule") or {}).get("action")
+        if isinstance(action, dict) and action.get("memo"):
+            # the memo as values (it is stored as payloads, maybe encrypted)
+            action["memo"] = await self.client.decode_memo(action["memo"])
+        return d
 
     async def update(self, schedule: Mapping[str, Any], *, create: bool = False) -> dict[str, Any]:
         """Replace the definition (as :meth:`Client.schedule_definition` builds it);
@@ -103,9 +109,9 @@ class ScheduleMixin:
         versioning_behavior: str | None = None,
         run_timeout: timedelta | float | None = None,
     ) -> dict[str, Any]:
-        """A schedule's definition: the workflow to start (its ``args`` encoded
-        by this client's data converter, so the server never sees them in
-        plaintext with an encrypting codec), when (``cron`` strings and/or a
+        """A schedule's definition: the workflow to start (its ``args`` and
+        ``memo`` encoded by this client's data converter, so the server never
+        sees them in plaintext with an encrypting codec), when (``cron`` strings and/or a
         ``spec``, see scheduler/definition.py) and the ``policy``."""
         full_spec = dict(spec or {})
         if cron is not None:
@@ -119,7 +125,12 @@ class ScheduleMixin:
                 "workflow_type": workflow_name(workflow),
                 "task_queue": task_queue,
                 "input": await self.encode(args),
-                "memo": dict(memo or {}),
+                # payloads, as a run's memo is (encrypted with an encrypting
+                # codec); entries that are payloads already are sent as they are
+                "memo": {
+                    k: v if is_payload(v) else (await self.encode([v]))[0]
+                    for k, v in (memo or {}).items()
+                },
                 "search_attributes": encode_search_attributes(search_attributes or {}),
                 "versioning_behavior": versioning_behavior,
                 "run_timeout_s": run_timeout,

@@ -12,6 +12,7 @@ import pytest
 from ops.pg import PgCluster
 from tests.apps.workflows import ALL_ACTIVITIES, Secret
 from tests.conftest import Region
+from tests.helpers import eventually
 from worker import AesGcmCodec, Client, DataConverter, Worker, workflow
 from worker.codec import generate_key
 
@@ -103,3 +104,35 @@ async def test_a_memo_is_encrypted_and_reads_back_as_its_values(
         seen = (await keyless.get_workflow_handle(wid).describe())["execution"]["memo"]
     assert set(seen) == set(memo)
     assert all(set(v) == {"metadata", "data"} for v in seen.values()), seen
+
+
+async def test_a_schedules_memo_is_encrypted_and_its_runs_read_it_as_values(
+    region: Region, pg: PgCluster
+) -> None:
+    """The memo a schedule gives its runs is encoded by the creating client, as
+    its input is: the store holds ciphertext, ``describe`` and the runs read values."""
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    memo = {"owner": f"sched-{marker}", "tier": 2}
+    codec = AesGcmCodec(keys={"k1": generate_key()}, active_key_id="k1")
+    async with await Client.connect(
+        region.url, data_converter=DataConverter(codec=codec)
+    ) as client:
+        await client.create_namespace("default")
+        sched = await client.schedule_definition(
+            workflow=MemoEcho, task_queue="memo", cron="0 0 1 1 *", memo=memo
+        )
+        h = await client.create_schedule("memo-echo", sched)
+        assert (await h.describe())["schedule"]["action"]["memo"] == memo
+        async with Worker(client, task_queue="memo", workflows=[MemoEcho]):
+            await h.trigger()
+
+            async def started() -> list[str]:
+                q = "ScheduledById = 'memo-echo'"
+                return [r.workflow_id async for r in client.list_workflows(q)]
+
+            (wid,) = await eventually(started, timeout=30, what="the triggered run")
+            run = client.get_workflow_handle(wid)
+            assert await run.result(timeout=30) == memo
+            assert (await run.describe())["execution"]["memo"] == memo
+        await h.delete()
+    assert not contains_marker(pg.dump(region.dbname), marker)

@@ -238,7 +238,7 @@ BAD = {
     # checked by the server: the action's search attribute is not registered
     "unregistered attribute": (["--cron", "@daily", "--search-attribute", "Nope=1"], "Nope"),
     # refused by the SDK before sending: JSON cannot carry them as they are
-    "huge memo value": (["--cron", "@daily", "--memo", '{"a": 99999999999999999999}'], "64 bits"),
+    "huge memo value": (["--cron", "@daily", "--memo", '{"a": 99999999999999999999}'], "64-bit"),
     "huge attribute": (["--cron", "@daily", "--search-attribute", "A=99999999999999999999"], "64"),
     "huge schedule attribute": (
         ["--cron", "@daily", "--schedule-search-attribute", "A=-99999999999999999999"],
