@@ -291,14 +291,29 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         signal: str,
         signal_args: Sequence[Any] = (),
         request_id: str | None = None,
+        id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        task_timeout: timedelta | float = 10.0,
+        run_timeout: timedelta | float | None = None,
+        memo: dict[str, Any] | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
+        versioning_behavior: str | None = None,
     ) -> WorkflowHandle:
+        """Signal the workflow's running run, or start one (with
+        :meth:`start_workflow`'s options, which apply only then) and signal it,
+        in one step."""
         body = {
             "workflow_id": id,
             "workflow_type": workflow_name(workflow),
             "task_queue": task_queue,
             "input": await self.encode(args),
             "request_id": request_id or _new_request_id(),
+            "id_reuse_policy": WorkflowIdReusePolicy(id_reuse_policy).value,
+            "task_timeout_s": _seconds(task_timeout),
+            "run_timeout_s": _seconds(run_timeout),
+            "memo": await self.encode_memo(memo),
             "identity": self.identity,
+            "search_attributes": encode_search_attributes(search_attributes or {}),
+            "versioning_behavior": check_behavior(versioning_behavior, "versioning_behavior"),
             "signal_name": signal,
             "signal_input": await self.encode(list(signal_args)),
         }

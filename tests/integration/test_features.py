@@ -13,7 +13,12 @@ from tests.apps.workflows import ALL_ACTIVITIES, Counter, NonRetryable, Pipeline
 from tests.conftest import Region
 from worker import Client, Worker, WorkflowFailureError
 from worker._history import parse_time
-from worker.errors import UpdateRejectedError, WorkflowNotRunningError
+from worker.errors import (
+    UpdateRejectedError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotRunningError,
+)
+from worker.wire import WorkflowIdReusePolicy
 
 pytestmark = pytest.mark.integration
 QUEUE = "features"
@@ -86,6 +91,40 @@ async def test_signal_with_start_and_cancel(client: Client) -> None:
     kinds = [e["event_type"] for e in await h2.history()]
     assert "WorkflowExecutionCancelRequested" in kinds
     assert kinds[-1] == "WorkflowExecutionCanceled"
+
+
+async def test_signal_with_start_takes_the_start_options(client: Client) -> None:
+    """Memo, search attributes, timeouts and the id reuse policy apply to the run
+    a signal-with-start starts, as they do to a plain start."""
+    await client.add_search_attribute("Team", "Keyword")
+    async with worker_for(client, Counter):
+        h = await client.signal_with_start_workflow(
+            Counter,
+            id="sws-opts",
+            task_queue=QUEUE,
+            signal="finish",
+            memo={"owner": "ops"},
+            search_attributes={"Team": "billing"},
+            run_timeout=600,
+            task_timeout=5,
+        )
+        assert await h.result(timeout=20) == 0
+        d = (await h.describe())["execution"]
+        assert d["memo"] == {"owner": "ops"}
+        assert d["search_attributes"]["Team"] == "billing"
+        started = (await h.history())[0]["attributes"]
+        assert (started["run_timeout_s"], started["task_timeout_s"]) == (600, 5)
+        runs = [r.workflow_id async for r in client.list_workflows("Team = 'billing'")]
+        assert runs == ["sws-opts"]
+        # the run closed: a rejected duplicate starts nothing and signals nothing
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await client.signal_with_start_workflow(
+                Counter,
+                id="sws-opts",
+                task_queue=QUEUE,
+                signal="finish",
+                id_reuse_policy=WorkflowIdReusePolicy.REJECT_DUPLICATE,
+            )
 
 
 async def test_history_long_poll_returns_when_new_events_arrive(client: Client) -> None:
