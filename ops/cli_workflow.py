@@ -118,61 +118,126 @@ _input_option = click.option(
 _run_id_option = click.option("--run-id", default=None, help="A specific run (default: latest).")
 
 
+def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a start (``start`` and ``signal-with-start``)."""
+    options = [
+        click.option("--type", "-t", "workflow_type", required=True, help="Workflow type name."),
+        click.option("--task-queue", "-q", required=True, help="Task queue workers poll."),
+        click.option("--id", "workflow_id", required=True, help="Workflow id."),
+        _input_option,
+        click.option(
+            "--request-id",
+            default=None,
+            help="Idempotency key: a retried start with the same key never starts twice.",
+        ),
+        click.option(
+            "--id-reuse-policy",
+            type=click.Choice([p.value for p in WorkflowIdReusePolicy]),
+            default=WorkflowIdReusePolicy.ALLOW_DUPLICATE.value,
+            show_default=True,
+        ),
+        click.option(
+            "--search-attribute",
+            "search_attributes",
+            multiple=True,
+            metavar="NAME=JSON",
+            help="A custom search attribute, e.g. CustomerId='\"c-7\"' or Amount=42 (repeatable).",
+        ),
+        click.option(
+            "--memo",
+            default=None,
+            metavar="JSON",
+            help='The run\'s memo, a JSON object: --memo \'{"owner": "ops"}\'.',
+        ),
+        click.option(
+            "--run-timeout",
+            type=Seconds(),
+            default=None,
+            help="Seconds the run may take before it times out (default: none).",
+        ),
+        click.option(
+            "--task-timeout",
+            type=Seconds(),
+            default=10.0,
+            show_default=True,
+            help="Seconds a worker may hold one workflow task.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
+    """start_workflow's keyword arguments from the start options (checked here)."""
+    memo = None
+    if o["memo"] is not None:
+        (memo,) = _json_values([o["memo"]], "--memo")
+        if not isinstance(memo, dict):
+            raise CliInputError(f"--memo must be a JSON object, not {o['memo']!r}")
+    return {
+        "id": o["workflow_id"],
+        "task_queue": o["task_queue"],
+        "request_id": o["request_id"],
+        "id_reuse_policy": WorkflowIdReusePolicy(o["id_reuse_policy"]),
+        "search_attributes": _search_attributes(o["search_attributes"]),
+        "memo": memo,
+        "run_timeout": o["run_timeout"],
+        "task_timeout": o["task_timeout"],
+    }
+
+
 @workflow.command("start")
-@click.option("--type", "-t", "workflow_type", required=True, help="Workflow type name.")
-@click.option("--task-queue", "-q", required=True, help="Task queue workers poll.")
-@click.option("--id", "workflow_id", required=True, help="Workflow id.")
-@_input_option
-@click.option(
-    "--request-id",
-    default=None,
-    help="Idempotency key: a retried start with the same key never starts twice.",
-)
-@click.option(
-    "--id-reuse-policy",
-    type=click.Choice([p.value for p in WorkflowIdReusePolicy]),
-    default=WorkflowIdReusePolicy.ALLOW_DUPLICATE.value,
-    show_default=True,
-)
-@click.option(
-    "--search-attribute",
-    "search_attributes",
-    multiple=True,
-    metavar="NAME=JSON",
-    help="A custom search attribute, e.g. CustomerId='\"c-7\"' or Amount=42 (repeatable).",
-)
+@_start_options
 @pass_state
-def workflow_start(
-    st: CliState,
-    workflow_type: str,
-    task_queue: str,
-    workflow_id: str,
-    inputs: tuple[str, ...],
-    request_id: str | None,
-    id_reuse_policy: str,
-    search_attributes: tuple[str, ...],
-    output: str,
-) -> None:
+def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
     """Start a workflow."""
-    args = _json_values(inputs)
-    attributes = _search_attributes(search_attributes)
+    args = _json_values(options["inputs"])
+    kw = _start_kwargs(options)
+    workflow_type = options["workflow_type"]
 
     async def go(c: Client) -> dict[str, Any]:
-        h = await c.start_workflow(
-            workflow_type,
-            *args,
-            id=workflow_id,
-            task_queue=task_queue,
-            request_id=request_id,
-            id_reuse_policy=WorkflowIdReusePolicy(id_reuse_policy),
-            search_attributes=attributes,
+        h = await c.start_workflow(workflow_type, *args, **kw)
+        return {
+            "namespace": c.namespace,
+            "workflow_id": h.id,
+            "run_id": h.run_id,
+            "workflow_type": workflow_type,
+            "task_queue": kw["task_queue"],
+        }
+
+    emit(st.run(go), output, kv_table)
+
+
+@workflow.command("signal-with-start")
+@_start_options
+@click.option("--signal", "signal_name", required=True, help="The signal to send.")
+@click.option(
+    "--signal-input",
+    "signal_inputs",
+    multiple=True,
+    help="One signal argument as JSON (repeatable), as --input is for the run.",
+)
+@pass_state
+def workflow_signal_with_start(st: CliState, /, output: str, **options: Any) -> None:
+    """Signal a workflow's running run, or start one with the start options and
+    signal it, in one step."""
+    args = _json_values(options["inputs"])
+    signal_args = _json_values(options["signal_inputs"], "--signal-input")
+    kw = _start_kwargs(options)
+    workflow_type, signal_name = options["workflow_type"], options["signal_name"]
+
+    async def go(c: Client) -> dict[str, Any]:
+        h = await c.signal_with_start_workflow(
+            workflow_type, *args, signal=signal_name, signal_args=signal_args, **kw
         )
         return {
             "namespace": c.namespace,
             "workflow_id": h.id,
             "run_id": h.run_id,
             "workflow_type": workflow_type,
-            "task_queue": task_queue,
+            "task_queue": kw["task_queue"],
+            "signal": signal_name,
         }
 
     emit(st.run(go), output, kv_table)

@@ -49,3 +49,40 @@ async def test_signal_query_and_update_from_the_cli(client: Client, region: Regi
         assert code == 0, err
         code, out, err = await baton(region, "workflow", "result", "cli-counter")
         assert code == 0 and out["result"] == 7, err
+
+
+async def test_start_options_and_signal_with_start_from_the_cli(
+    client: Client, region: Region
+) -> None:
+    code, out, err = await baton(
+        region,
+        "workflow",
+        "start",
+        *("-t", "Counter", "-q", QUEUE, "--id", "cli-opts"),
+        *("--memo", '{"owner": "ops", "tier": 2}', "--run-timeout", "600"),
+        *("--task-timeout", "5"),
+    )
+    assert code == 0, err
+    h = client.get_workflow_handle("cli-opts")
+    assert (await h.describe())["execution"]["memo"] == {"owner": "ops", "tier": 2}
+    started = (await h.history())[0]["attributes"]
+    assert (started["run_timeout_s"], started["task_timeout_s"]) == (600, 5)
+
+    sws = ("workflow", "signal-with-start", "-t", "Counter", "-q", QUEUE, "--id", "cli-sws")
+    code, out, err = await baton(region, *sws, "--signal", "finish", "--memo", '{"by": "cli"}')
+    assert code == 0 and out["signal"] == "finish", err
+    async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
+        sh = client.get_workflow_handle("cli-sws")
+        assert await sh.result(timeout=20) == 0  # started, and the signal ended it
+        assert (await sh.describe())["execution"]["memo"] == {"by": "cli"}
+        # the run closed: a rejected duplicate is refused, and nothing is stored
+        code, out, err = await baton(
+            region, *sws, "--signal", "finish", "--id-reuse-policy", "reject_duplicate"
+        )
+        assert code == 1 and out["error"]["code"] == "WORKFLOW_ALREADY_STARTED", err
+        for bad in (("--memo", "[1]"), ("--run-timeout", "0"), ("--signal-input", "{x")):
+            code, out, err = await baton(region, *sws, "--signal", "finish", *bad)
+            assert code != 0, (bad, out, err)
+        assert len([r async for r in client.list_workflows("WorkflowId = 'cli-sws'")]) == 1
+        await h.signal("finish")
+        assert await h.result(timeout=20) == 0
