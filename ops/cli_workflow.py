@@ -430,21 +430,41 @@ def workflow_list(
     )
 
 
-def _act(st: CliState, workflow_id: str, fn: Callable[[WorkflowHandle], Awaitable[Any]]) -> Any:
-    return st.run(lambda c: fn(c.get_workflow_handle(workflow_id)))
+def _act(
+    st: CliState,
+    workflow_id: str,
+    fn: Callable[[WorkflowHandle], Awaitable[Any]],
+    run_id: str | None = None,
+) -> Any:
+    return st.run(lambda c: fn(c.get_workflow_handle(workflow_id, run_id=run_id)))
+
+
+_act_request_option = click.option(
+    "--request-id",
+    default=None,
+    help="A retried request with this id acts once (default: a fresh id).",
+)
 
 
 @workflow.command("signal")
 @click.argument("workflow_id")
 @click.argument("name")
 @_input_option
+@_run_id_option
+@_act_request_option
 @pass_state
 def workflow_signal(
-    st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...], output: str
+    st: CliState,
+    workflow_id: str,
+    name: str,
+    inputs: tuple[str, ...],
+    run_id: str | None,
+    request_id: str | None,
+    output: str,
 ) -> None:
     """Send signal NAME to a workflow."""
     args = _json_values(inputs)
-    _act(st, workflow_id, lambda h: h.signal(name, *args))
+    _act(st, workflow_id, lambda h: h.signal(name, *args, request_id=request_id), run_id)
     emit(
         {"workflow_id": workflow_id, "signal": name, "signaled": True},
         output,
@@ -499,10 +519,19 @@ def workflow_update(
 @workflow.command("cancel")
 @click.argument("workflow_id")
 @click.option("--reason", default="", help="Recorded in the history.")
+@_run_id_option
+@_act_request_option
 @pass_state
-def workflow_cancel(st: CliState, workflow_id: str, reason: str, output: str) -> None:
+def workflow_cancel(
+    st: CliState,
+    workflow_id: str,
+    reason: str,
+    run_id: str | None,
+    request_id: str | None,
+    output: str,
+) -> None:
     """Request cancellation of a workflow (its code decides how to wind down)."""
-    _act(st, workflow_id, lambda h: h.cancel(reason))
+    _act(st, workflow_id, lambda h: h.cancel(reason, request_id=request_id), run_id)
     emit(
         {"workflow_id": workflow_id, "cancel_requested": True, "reason": reason},
         output,
@@ -513,10 +542,19 @@ def workflow_cancel(st: CliState, workflow_id: str, reason: str, output: str) ->
 @workflow.command("terminate")
 @click.argument("workflow_id")
 @click.option("--reason", default="", help="Recorded in the history.")
+@_run_id_option
+@_act_request_option
 @pass_state
-def workflow_terminate(st: CliState, workflow_id: str, reason: str, output: str) -> None:
+def workflow_terminate(
+    st: CliState,
+    workflow_id: str,
+    reason: str,
+    run_id: str | None,
+    request_id: str | None,
+    output: str,
+) -> None:
     """Terminate a workflow at once (no workflow code runs)."""
-    _act(st, workflow_id, lambda h: h.terminate(reason))
+    _act(st, workflow_id, lambda h: h.terminate(reason, request_id=request_id), run_id)
     emit(
         {"workflow_id": workflow_id, "terminated": True, "reason": reason},
         output,

@@ -24,6 +24,10 @@ class RunControlMixin:
     client: Any
     id: str
 
+    @property
+    def target_run_id(self) -> str | None:
+        raise NotImplementedError
+
     def _path(self, suffix: str = "") -> str:
         raise NotImplementedError
 
@@ -89,7 +93,7 @@ class RunControlMixin:
         body = {
             "workflow_id": self.id,
             "activity_id": activity_id,
-            "run_id": None,
+            "run_id": self.target_run_id,
             "reason": reason,
             "request_id": request_id or _new_request_id(),
             "identity": self.client.identity,

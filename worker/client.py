@@ -321,7 +321,8 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
 
     def get_workflow_handle(self, workflow_id: str, *, run_id: str | None = None) -> WorkflowHandle:
-        return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id)
+        """A handle to ``workflow_id``; with ``run_id``, every call acts on that run."""
+        return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id, pinned=True)
 
 
 _RESET_POINTS = {
@@ -350,11 +351,21 @@ class WorkflowHandle(RunControlMixin):
         run_id: str | None,
         *,
         first_run_id: str | None = None,
+        pinned: bool = False,
     ):
         self.client = client
         self.id = workflow_id
         self.run_id = run_id
         self.first_run_id = first_run_id
+        self._pinned = pinned and run_id is not None
+
+    @property
+    def target_run_id(self) -> str | None:
+        """The run signals, queries, updates, cancels and terminates go to: the one
+        :meth:`Client.get_workflow_handle` was given (a run that closed then
+        refuses them with ``WORKFLOW_NOT_RUNNING``), else None, the workflow's
+        current run (so a handle from a start follows continue-as-new)."""
+        return self.run_id if self._pinned else None
 
     def _path(self, suffix: str = "") -> str:
         return wf_path(self.client.namespace, self.id, suffix)
@@ -414,7 +425,7 @@ class WorkflowHandle(RunControlMixin):
             {
                 "signal_name": name,
                 "input": await self.client.encode(args),
-                "run_id": None,
+                "run_id": self.target_run_id,
                 "request_id": request_id or _new_request_id(),
                 "identity": self.client.identity,
             },
@@ -429,7 +440,7 @@ class WorkflowHandle(RunControlMixin):
             {
                 "query_name": name,
                 "input": await self.client.encode(args),
-                "run_id": None,
+                "run_id": self.target_run_id,
                 "timeout_s": timeout,
             },
             # the caller's timeout bounds the whole call, its retries too
@@ -453,7 +464,7 @@ class WorkflowHandle(RunControlMixin):
                 "update_id": update_id or str(uuid.uuid4()),
                 "name": name,
                 "input": await self.client.encode(args),
-                "run_id": None,
+                "run_id": self.target_run_id,
                 "timeout_s": timeout,
                 "identity": self.client.identity,
             },
@@ -467,6 +478,7 @@ class WorkflowHandle(RunControlMixin):
             "POST",
             self._path("/cancel"),
             {
+                "run_id": self.target_run_id,
                 "reason": reason,
                 "request_id": request_id or _new_request_id(),
                 "identity": self.client.identity,
@@ -479,6 +491,7 @@ class WorkflowHandle(RunControlMixin):
             "POST",
             self._path("/terminate"),
             {
+                "run_id": self.target_run_id,
                 "reason": reason,
                 "request_id": request_id or _new_request_id(),
                 "identity": self.client.identity,

@@ -127,6 +127,32 @@ async def test_signal_with_start_takes_the_start_options(client: Client) -> None
             )
 
 
+async def test_a_handle_given_a_run_acts_on_that_run(client: Client) -> None:
+    """``get_workflow_handle(id, run_id=...)`` signals, queries, cancels and
+    terminates that run; a handle from a start acts on the current run."""
+    async with worker_for(client, Counter):
+        first = await client.start_workflow(Counter, id="pinned-h", task_queue=QUEUE)
+        await first.update("add", 3)
+        await first.terminate("make room")
+        second = await client.start_workflow(Counter, id="pinned-h", task_queue=QUEUE)
+        old = client.get_workflow_handle("pinned-h", run_id=first.run_id)
+        with pytest.raises(WorkflowNotRunningError):
+            await old.signal("finish")
+        with pytest.raises(WorkflowNotRunningError):
+            await old.cancel("too late")
+        with pytest.raises(WorkflowNotRunningError):
+            await old.terminate("too late")
+        assert await old.query("current") == 3  # the closed run's own state
+        assert await second.query("current") == 0
+        # the start's handle of the first run goes to the current run, as before
+        await first.update("add", 2)
+        await first.signal("finish")
+        assert await second.result(timeout=20) == 2
+    kinds = [e["event_type"] for e in await old.history()]
+    assert kinds[-1] == "WorkflowExecutionTerminated"
+    assert "WorkflowExecutionSignaled" not in kinds
+
+
 async def test_history_long_poll_returns_when_new_events_arrive(client: Client) -> None:
     handle = await client.start_workflow(Pipeline, 1, id="longpoll-1", task_queue=QUEUE)
     first = await handle.history()

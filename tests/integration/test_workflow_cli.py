@@ -86,3 +86,30 @@ async def test_start_options_and_signal_with_start_from_the_cli(
         assert len([r async for r in client.list_workflows("WorkflowId = 'cli-sws'")]) == 1
         await h.signal("finish")
         assert await h.result(timeout=20) == 0
+
+
+async def test_signal_cancel_and_terminate_take_a_run_and_a_request_id(
+    client: Client, region: Region
+) -> None:
+    first = await client.start_workflow(Counter, id="cli-runs", task_queue=QUEUE)
+    await first.terminate("make room")
+    await client.start_workflow(Counter, id="cli-runs", task_queue=QUEUE)
+    # the first run is closed: a signal named to it is refused, not sent to the new run
+    code, out, err = await baton(
+        region, "workflow", "signal", "cli-runs", "finish", "--run-id", first.run_id
+    )
+    assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_RUNNING", err
+    for _ in range(2):  # one request id: one signal, however often it is sent
+        code, _, err = await baton(
+            region, "workflow", "signal", "cli-runs", "finish", "--request-id", "sig-1"
+        )
+        assert code == 0, err
+    for verb in ("cancel", "terminate"):
+        code, _, err = await baton(
+            region, "workflow", verb, "cli-runs", "--reason", "done", "--request-id", f"{verb}-1"
+        )
+        assert code == 0, err
+    kinds = [e["event_type"] for e in await client.get_workflow_handle("cli-runs").history()]
+    assert kinds.count("WorkflowExecutionSignaled") == 1
+    assert kinds.count("WorkflowExecutionCancelRequested") == 1
+    assert kinds[-1] == "WorkflowExecutionTerminated"
