@@ -63,10 +63,13 @@ class Transport:
         *,
         retry_for_s: float = 60.0,
         request_timeout_s: float = 150.0,
+        follow_failover: bool = True,
     ):
         if not endpoints:
             raise ValueError("at least one server endpoint is needed")
         self.endpoints = [e.rstrip("/") for e in endpoints]
+        #: Whether a NAMESPACE_NOT_ACTIVE answer sends calls to the active region.
+        self.follow_failover = follow_failover
         self._active = self.endpoints[0]
         self.retry_for_s = retry_for_s
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=5.0)
@@ -164,7 +167,11 @@ class Transport:
                             f"{base} does not know the namespace and {', '.join(others)} "
                             f"could not be reached: {err.message}"
                         )
-                elif isinstance(err, NamespaceNotActiveError) and err.active_url:
+                elif (
+                    isinstance(err, NamespaceNotActiveError)
+                    and err.active_url
+                    and self.follow_failover
+                ):
                     if err.active_url.rstrip("/") != base:
                         self._active = err.active_url.rstrip("/")
                         if self._active not in self.endpoints:

@@ -91,11 +91,19 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         data_converter: DataConverter | None = None,
         identity: str | None = None,
         retry_for_s: float = 60.0,
+        follow_failover: bool = True,
     ) -> Client:
-        """A client for ``endpoints`` (one URL or every region's URLs)."""
+        """A client for ``endpoints`` (one URL or every region's URLs).
+
+        A namespace that moved to another region answers ``NAMESPACE_NOT_ACTIVE``
+        with that region's URL, and the client follows it there. With
+        ``follow_failover=False`` it raises the error instead: a worker that
+        must serve one region only (as each server's own system worker does)
+        never takes another region's tasks.
+        """
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         return cls(
-            Transport(eps, retry_for_s=retry_for_s),
+            Transport(eps, retry_for_s=retry_for_s, follow_failover=follow_failover),
             namespace=namespace,
             data_converter=data_converter or DataConverter(),
             identity=identity or default_identity(),

@@ -49,6 +49,12 @@ class _NamespaceWorker:
             namespace=self.namespace,
             identity=f"baton-system@{self.region}",
             retry_for_s=STOP_S,
+            # This region's work only: after a failover the namespace's tasks
+            # are the new region's system worker's. Following there, this one
+            # could take a task or an activity in the seconds before it is
+            # stopped, and stopping could cut it off: the activity would wait
+            # out its whole timeout.
+            follow_failover=False,
         )
         async with client:
             self.worker = Worker(

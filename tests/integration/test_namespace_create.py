@@ -14,7 +14,11 @@ from store.config import BatonConfig, load_config
 from tests.conftest import fresh_database, serve_region
 from tests.helpers import baton_json, free_port, write_config
 from worker import Client
-from worker.errors import InvalidArgumentError, NamespaceAlreadyExistsError
+from worker.errors import (
+    InvalidArgumentError,
+    NamespaceAlreadyExistsError,
+    NamespaceNotActiveError,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +70,19 @@ async def test_a_namespace_of_other_regions_is_created_in_its_active_region(two:
         assert ns["active_region"] == "region-b"
         assert two.held("region-b", "both") == ["region-a", "region-b"]
         assert two.held("region-a", "both") == []
+
+
+async def test_a_client_that_does_not_follow_failover_stays_in_its_region(two: Two) -> None:
+    """``follow_failover=False`` (each server's system worker): the answer that
+    names the active region is raised, and no call goes there."""
+    async with await Client.connect(
+        two.url("region-a"), namespace="ghost", follow_failover=False
+    ) as client:
+        with pytest.raises(NamespaceNotActiveError) as caught:
+            await client.create_namespace("ghost", regions=["region-b"])
+        assert caught.value.details["active_url"].rstrip("/") == two.url("region-b")
+        assert client.transport.endpoints == [two.url("region-a")]
+    assert two.held("region-b", "ghost") == []
 
 
 async def test_the_api_of_a_region_not_active_names_the_region_to_send_the_create_to(
