@@ -75,26 +75,30 @@ def test_output_given_before_the_command_is_its_default(
 
 def test_every_timeout_option_takes_only_a_positive_finite_number_of_seconds() -> None:
     timed = {
-        path: param
+        (path, opt): param
         for path in ALL
         for param in command(path).params
-        if any("timeout" in opt for opt in param.opts)
+        for opt in param.opts
+        if "timeout" in opt
     }
-    assert ("failover",) in timed and ("workflow", "result") in timed
-    assert ("namespace", "add-region") in timed
+    start = ["-t", "T", "-q", "q", "--id", "w"]
+    sws = ["workflow", "signal-with-start", *start, "--signal", "s"]
     argv = {
         ("failover",): ["failover", "default", "--to", "region-b"],
         ("workflow", "result"): ["workflow", "result", "w"],
         ("namespace", "add-region"): ["namespace", "add-region", "default", "region-b"],
+        ("workflow", "start"): ["workflow", "start", *start],
+        ("workflow", "signal-with-start"): sws,
     }
-    assert set(timed) == set(argv)
-    for path, args in argv.items():
+    assert {path for path, _ in timed} == set(argv)
+    assert (("workflow", "start"), "--run-timeout") in timed
+    for (path, opt), param in timed.items():
         for bad in ("-5", "0", "-0.0", "nan", "inf"):
-            result = CliRunner().invoke(cli, [*args, "--timeout", bad, "-o", "json"])
+            result = CliRunner().invoke(cli, [*argv[path], opt, bad, "-o", "json"])
             # refused while parsing: nothing ran, no config was read
-            assert result.exit_code == 2, (path, bad, result.output)
-            assert "--timeout" in result.output, (path, bad, result.output)
-        assert isinstance(timed[path].type, Seconds)
+            assert result.exit_code == 2, (path, opt, bad, result.output)
+            assert opt in result.output, (path, opt, bad, result.output)
+        assert isinstance(param.type, Seconds)
     assert Seconds().convert("0.5", None, None) == 0.5
 
 
