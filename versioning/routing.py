@@ -100,6 +100,10 @@ def _store(exe: dict[str, Any], run: RunVersioning, **extra: Any) -> None:
     if pin is not None:
         exe["versioning_behavior"] = Behavior.PINNED.value
         exe["build_id"] = pin
+    elif run.override is not None and run.override.kind == OverrideKind.AUTO_UPGRADE:
+        # A pinned type under an auto-upgrade override moves at its next task:
+        # drainage, describe and `VersioningBehavior` must not count it pinned.
+        exe["versioning_behavior"] = Behavior.AUTO_UPGRADE.value
     else:
         exe["versioning_behavior"] = run.behavior.value if run.behavior else None
 

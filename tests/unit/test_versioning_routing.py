@@ -101,6 +101,20 @@ def test_overrides_pin_move_once_and_clear() -> None:
             routing.parse_override(kind, build)
 
 
+def test_an_auto_upgrade_override_makes_a_pinned_run_auto_upgrade_until_cleared() -> None:
+    """The effective behaviour is what drainage and `VersioningBehavior` read: a
+    pinned run told to auto-upgrade no longer holds its build from draining."""
+    exe = run("id-6")
+    routing.start(exe, DEPS, None)
+    routing.task_completed(exe, "shop", "1", "pinned")
+    routing.set_override(exe, routing.parse_override("auto-upgrade", None))
+    assert exe["versioning_behavior"] == "auto-upgrade"
+    routing.task_completed(exe, "shop", "2", "pinned")  # the override outlives a task
+    assert exe["versioning_behavior"] == "auto-upgrade"
+    routing.set_override(exe, None)
+    assert (exe["versioning_behavior"], exe["build_id"]) == ("pinned", "1")
+
+
 def test_an_activity_off_its_versions_queues_goes_to_that_queues_current_version() -> None:
     exe = run("id-1")
     routing.start(exe, DEPS, None)
