@@ -22,12 +22,12 @@ from typing import Any
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument
+from store.errors import DeploymentNotFound, InvalidArgument
 from store.mutable_state import RunTxn
 from store.run_lock import lock_for_request
 from store.sql import QUERIES as Q
 from versioning import routing
-from versioning.rules import Override, OverrideKind
+from versioning.rules import Override, OverrideKind, Version, VersioningError
 from worker import wire
 from worker.wire import EventType
 
@@ -193,6 +193,19 @@ def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
     build = routing.state_of(deps, dep).current if req.to_current else req.build_id
     if build is None:
         raise InvalidArgument(f"deployment {dep!r} has no current build to move the workflow to")
+    # A pin to a build no worker of the deployment ever polled (or one whose
+    # name no worker could declare) would hold the run forever, unpaused in
+    # name only: refused, as set-current refuses it.
+    try:
+        Version(dep, build)
+    except VersioningError as exc:
+        raise InvalidArgument(str(exc)) from None
+    versions = (deps.get(dep) or {}).get("versions") or {}
+    if build not in versions:
+        raise DeploymentNotFound(
+            f"deployment {dep!r} has no version {build!r}: its versions are "
+            f"{', '.join(sorted(versions)) or 'none'}"
+        )
     rt.exe["deployment"] = dep
     routing.set_override(rt.exe, Override(OverrideKind.PINNED, build))
     rt.versioning_changed = True

@@ -26,7 +26,7 @@ from tests.apps.visibility import Waiter
 from tests.conftest import Region
 from tests.helpers import Proc, baton_json, eventually
 from worker import Client, Worker
-from worker.errors import WorkflowPausedError
+from worker.errors import DeploymentNotFoundError, InvalidArgumentError, WorkflowPausedError
 
 pytestmark = pytest.mark.integration
 QUEUE = "pausing"
@@ -187,6 +187,41 @@ async def test_failing_tasks_pause_the_workflow_and_unpause_onto_the_fix_complet
             if e["event_type"] == "WorkflowTaskCompleted"
         ]
         assert ran[0] == "fragile:1" and ran[-1] == "fragile:2"
+
+
+async def test_unpause_onto_a_build_the_deployment_lacks_is_refused_and_changes_nothing(
+    client: Client,
+) -> None:
+    async with worker(
+        client, [Waiter], deployment=("holding", "1"), default_versioning_behavior="pinned"
+    ):
+
+        async def polled() -> bool:
+            try:
+                return len((await client.describe_deployment("holding"))["versions"]) == 1
+            except DeploymentNotFoundError:
+                return False
+
+        await eventually(polled, timeout=20, what="build 1 polls")
+        await client.set_current_version("holding", "1")
+        h = await client.start_workflow(Waiter, id="held", task_queue=QUEUE)
+
+        async def first_task() -> bool:
+            return "WorkflowTaskCompleted" in await kinds(client, h.id)
+
+        await eventually(first_task, timeout=20, what="the first task")
+        await h.pause("look first")
+        before = await kinds(client, h.id)
+        # a build no worker of the deployment polled, and a name none could declare
+        with pytest.raises(DeploymentNotFoundError, match="no version '9'"):
+            await h.unpause("onto the fix", build_id="9")
+        with pytest.raises(InvalidArgumentError, match="not valid"):
+            await h.unpause("onto the fix", build_id="bad:name")
+        d = await h.describe()
+        assert d["execution"]["paused"] and d["versioning"]["override"] is None
+        assert await kinds(client, h.id) == before
+        assert (await h.unpause("onto build 1", build_id="1"))["changed"]
+        assert (await h.describe())["versioning"]["next_task_version"] == "holding:1"
 
 
 async def test_pause_and_unpause_a_hundred_workflows_by_query(client: Client) -> None:
