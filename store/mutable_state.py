@@ -545,6 +545,14 @@ class RunTxn:
         self.exe["failure"] = failure
         self.drop_buffered()
         self.clear_workflow_task()
+        if self.exe["paused"]:
+            # A closed run is not paused: `Paused = true` finds what waits for
+            # an unpause, and a pause that was still buffered behind the
+            # closing task is dropped with it (its event is never written).
+            # A continue-as-new carried the pause over before this.
+            self.exe["paused"] = False
+            self.exe["pause_info"] = None
+            self.pause_changed = True
         self.notify_close = True
 
     # ---------------------------------------------------------------- writing

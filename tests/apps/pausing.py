@@ -135,3 +135,15 @@ class SlowFirstTask:
         if not workflow.unsafe.is_replaying():
             time.sleep(1.5)  # noqa: ASYNC251  (the point: the task holds the worker)
         return await workflow.execute_activity(step, "after", start_to_close_timeout=TIMEOUT)
+
+
+@workflow.defn
+class SlowLastTask:
+    """Its only workflow task takes 1.5 s and completes the run: a pause that
+    comes meanwhile waits behind the close."""
+
+    @workflow.run
+    async def run(self) -> str:
+        if not workflow.unsafe.is_replaying():
+            time.sleep(1.5)  # noqa: ASYNC251  (the point: the task holds the worker)
+        return "done"

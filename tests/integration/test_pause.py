@@ -354,6 +354,44 @@ async def test_a_pause_during_a_running_task_comes_after_its_commands(
         proc.stop()
 
 
+async def test_a_run_that_closes_is_no_longer_paused(
+    client: Client, region: Region, tmp_path: Path
+) -> None:
+    """`Paused = true` finds the runs waiting for an unpause: neither one
+    terminated while paused nor one whose closing task a pause came behind."""
+    proc = Proc(
+        [
+            *(sys.executable, "-m", "tests.apps.worker_app", "--url", region.url),
+            *("--code", "pausing", "--task-queue", QUEUE),
+        ],
+        tmp_path / "worker.log",
+    ).start()
+    try:
+        closing = await client.start_workflow("SlowLastTask", id="closing", task_queue=QUEUE)
+
+        async def task_started() -> bool:
+            return "WorkflowTaskStarted" in await kinds(client, closing.id)
+
+        await eventually(task_started, timeout=30, what="the slow task started")
+        assert (await closing.pause("too late"))["changed"]
+        assert await closing.result(timeout=30) == "done"
+    finally:
+        proc.stop()
+    # no worker: the pause is recorded at once, then the terminate
+    ended = await client.start_workflow("SlowLastTask", id="ended", task_queue=QUEUE)
+    await ended.pause("look first")
+    await ended.terminate("not wanted")
+    for h in (closing, ended):
+        d = (await h.describe())["execution"]
+        assert (d["paused"], d["pause"]) == (False, None), d
+    assert int((await client.count_workflows("Paused = true"))["count"]) == 0
+    # the history keeps what happened
+    assert (await kinds(client, ended.id))[-2:] == [
+        "WorkflowExecutionPaused",
+        "WorkflowExecutionTerminated",
+    ]
+
+
 async def test_while_paused_queries_answer_cancel_waits_for_unpause_and_terminate_acts(
     client: Client,
 ) -> None:
