@@ -262,6 +262,33 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
     parts: list[RenderableType] = [
         kv_table({k: ex.get(k) for k in keys}, title=f"workflow {ex['workflow_id']}")
     ]
+    # What an operator looks at a paused or held run for: why, by whom, since
+    # when, and what its next task waits for (the JSON carries the same).
+    pause = ex.get("pause") if ex.get("paused") else None
+    if pause:
+        parts.append(
+            kv_table(
+                {k: pause.get(k) for k in ("reason", "source", "identity", "since")},
+                title="pause",
+            )
+        )
+    v = d.get("versioning")
+    if v:
+        o = v.get("override")
+        parts.append(
+            kv_table(
+                {
+                    "deployment": v.get("deployment"),
+                    "build_id": v.get("build_id"),
+                    "behavior": v.get("effective_behavior"),
+                    "override": f"{o['kind']} {o.get('build_id') or ''}".strip() if o else None,
+                    "next_task_version": v.get("next_task_version"),
+                    "target_version_changed": v.get("target_version_changed"),
+                    "waiting_for_poller": v.get("note") or v.get("waiting_for_poller"),
+                },
+                title="versioning",
+            )
+        )
     if d.get("pending_workflow_task"):
         parts.append(kv_table(d["pending_workflow_task"], title="pending workflow task"))
     if d.get("pending_activities"):
@@ -272,7 +299,7 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
                     [
                         a["activity_id"],
                         a["activity_type"],
-                        a["state"],
+                        a["state"] + (" (paused)" if a.get("paused") else ""),
                         a["attempt"],
                         (a.get("last_failure") or {}).get("message"),
                     ]
