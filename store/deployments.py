@@ -53,6 +53,17 @@ def _check_version(deployment: str, build_id: str | None) -> None:
         raise InvalidArgument(str(exc)) from None
 
 
+def require_version(deps: routing.Deployments, deployment: str, build_id: str) -> None:
+    """Refuse a build the deployment has no version of: work routed there (new
+    work, or a run pinned to it) would wait for a worker that never polled."""
+    versions = (deps.get(deployment) or {}).get("versions") or {}
+    if build_id not in versions:
+        raise DeploymentNotFound(
+            f"deployment {deployment!r} has no version {build_id!r}: its versions are "
+            f"{', '.join(sorted(versions)) or 'none'}"
+        )
+
+
 # --------------------------------------------------------------------------- pollers
 
 
@@ -143,11 +154,8 @@ async def set_version(
         d = dict(deps[deployment])
         versions = dict(d.get("versions") or {})
         b = req.build_id
-        if b is not None and b not in versions:
-            raise DeploymentNotFound(
-                f"deployment {deployment!r} has no version {b!r}: its versions are "
-                f"{', '.join(sorted(versions)) or 'none'}"
-            )
+        if b is not None:
+            require_version(deps, deployment, b)
         state = routing.state_of(deps, deployment)
         try:
             if which == "current":
@@ -392,6 +400,8 @@ async def update_versioning(
                     f"workflow {workflow_id!r} is in deployment {current!r}, not "
                     f"{o.deployment!r}: an override names a version of its own deployment"
                 )
+            if o.build_id is not None:
+                require_version(rt.ns.deployments, o.deployment, o.build_id)
             rt.exe["deployment"] = o.deployment
         routing.set_override(rt.exe, override)
         rt.versioning_changed = True

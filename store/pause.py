@@ -22,7 +22,8 @@ from typing import Any
 import asyncpg
 
 from store.context import Store
-from store.errors import DeploymentNotFound, InvalidArgument
+from store.deployments import require_version
+from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
 from store.run_lock import lock_for_request
 from store.sql import QUERIES as Q
@@ -200,12 +201,7 @@ def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
         Version(dep, build)
     except VersioningError as exc:
         raise InvalidArgument(str(exc)) from None
-    versions = (deps.get(dep) or {}).get("versions") or {}
-    if build not in versions:
-        raise DeploymentNotFound(
-            f"deployment {dep!r} has no version {build!r}: its versions are "
-            f"{', '.join(sorted(versions)) or 'none'}"
-        )
+    require_version(deps, dep, build)
     rt.exe["deployment"] = dep
     routing.set_override(rt.exe, Override(OverrideKind.PINNED, build))
     rt.versioning_changed = True

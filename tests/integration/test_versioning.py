@@ -181,6 +181,11 @@ async def test_auto_upgrade_moves_at_the_next_task_and_overrides_do_what_they_sa
         await once.update_versioning("one-time", version="shop:1")
         assert await step(once, "c") == "shop:1"
         assert await step(once, "d") == "shop:2"
+        # a build no worker of the deployment polled: refused, nothing recorded
+        for kind in ("pinned", "one-time"):
+            with pytest.raises(DeploymentNotFoundError, match="no version '9'"):
+                await pinned.update_versioning(kind, version="shop:9", reason="a typo")
+        assert (await pinned.describe())["versioning"]["override"] is None
 
         # the overrides are in the history
         events = await pinned.history()
