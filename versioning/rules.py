@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+from worker.wire import VERSION_NAME_PATTERN
+
+_NAME = re.compile(VERSION_NAME_PATTERN)
 
 
 class VersioningError(ValueError):

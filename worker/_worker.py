@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 import signal
 import time
 import uuid
@@ -28,6 +29,7 @@ from worker._run_cache import RunCache
 from worker._workflow_tasks import WorkflowTaskRunner
 from worker.client import Client
 from worker.errors import BatonError
+from worker.wire import VERSION_NAME_PATTERN
 
 log = logging.getLogger("baton.worker")
 
@@ -478,6 +480,14 @@ def _version(deployment: tuple[str, str] | None) -> tuple[str | None, str | None
             f"deployment must be (deployment name, build id), e.g. ('payments', '41'), "
             f"not {deployment!r}"
         )
+    # The server refuses every poll of a name it cannot route: refuse to start
+    # instead of polling in a loop of errors.
+    for what, value in zip(("deployment name", "build id"), deployment, strict=True):
+        if not re.match(VERSION_NAME_PATTERN, value):
+            raise ValueError(
+                f"{what} {value!r} is not valid: use 1-255 letters, digits, '_', '.', '-', "
+                "starting with a letter or digit"
+            )
     return deployment[0], deployment[1]
 
 

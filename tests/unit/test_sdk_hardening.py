@@ -144,6 +144,26 @@ def cached(w: Worker, run_id: str) -> Any:
     return inst
 
 
+@pytest.mark.parametrize("deployment", [("bad name", "41"), ("payments", "4:1"), ("-x", "1")])
+def test_a_worker_refuses_a_version_the_server_cannot_route(deployment: tuple[str, str]) -> None:
+    """Otherwise it starts and every poll is refused, ten times a second."""
+    with pytest.raises(ValueError, match="is not valid"):
+        Worker(
+            offline_client(),
+            task_queue="q",
+            workflows=[Idle],
+            deployment=deployment,
+            default_versioning_behavior="pinned",
+        )
+    Worker(
+        offline_client(),
+        task_queue="q",
+        workflows=[Idle],
+        deployment=("payments", "41.2_rc-1"),
+        default_versioning_behavior="pinned",
+    )
+
+
 async def test_using_a_cached_run_makes_it_the_most_recently_used() -> None:
     w = cache_worker(2)
     a = cached(w, "a")

@@ -11,6 +11,9 @@ PROTOCOL_VERSION = "v1"
 MAX_DURATION_S = 10 * 365 * 24 * 3600.0
 #: Longest namespace description.
 MAX_DESCRIPTION_CHARS = 4096
+#: A worker deployment's name and a build id: a versioned worker checks its
+#: own before it polls, the server every one it is sent.
+VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$"
 
 
 class Payload(BaseModel):
