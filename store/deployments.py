@@ -403,8 +403,7 @@ async def update_versioning(
             if o.build_id is not None:
                 require_version(rt.ns.deployments, o.deployment, o.build_id)
             rt.exe["deployment"] = o.deployment
-        routing.set_override(rt.exe, override)
-        rt.versioning_changed = True
+        rt.set_versioning_override(override)
         rt.add_input_event(
             EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
             {

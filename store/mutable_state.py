@@ -24,6 +24,7 @@ from store.run_write import as_uuid as _uuid
 from store.run_write import write_run
 from store.sql import QUERIES as Q
 from versioning import routing
+from versioning.rules import Override
 from worker.wire import CANCELED_FAILURE_TYPE, TIMEOUT_FAILURE_TYPE, EventType
 
 # Timer kinds.
@@ -496,6 +497,19 @@ class RunTxn:
         """Send the run's next workflow tasks to its own task queue."""
         self.exe["sticky_queue"] = None
         self.exe["sticky_timeout_s"] = None
+
+    def set_versioning_override(self, override: Override | None) -> None:
+        """Set (or clear) the run's versioning override.
+
+        The worker caching the run may be of a version the override moves it
+        off, and the row no longer says which (a pin rewrites ``build_id``):
+        the next task goes to the run's own queue, where a worker of the
+        version it routes to takes it at once, rather than to the sticky
+        queue it would wait out the sticky timeout on.
+        """
+        routing.set_override(self.exe, override)
+        self.versioning_changed = True
+        self.clear_sticky()
 
     def start_workflow_task(self, identity: str, suggest_can_after: int) -> int:
         """Record that a poller took the scheduled workflow task."""

@@ -203,8 +203,7 @@ def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
         raise InvalidArgument(str(exc)) from None
     require_version(deps, dep, build)
     rt.exe["deployment"] = dep
-    routing.set_override(rt.exe, Override(OverrideKind.PINNED, build))
-    rt.versioning_changed = True
+    rt.set_versioning_override(Override(OverrideKind.PINNED, build))
     rt.add_input_event(
         EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
         {

@@ -215,6 +215,29 @@ async def test_auto_upgrade_moves_at_the_next_task_and_overrides_do_what_they_sa
             await h.result(timeout=30)
 
 
+async def test_an_override_onto_another_build_does_not_wait_on_the_old_workers_sticky_queue(
+    client: Client,
+) -> None:
+    # build 1 would hold a task on its sticky queue for 30 s before it moves
+    async with build(client, "1", V1, sticky_schedule_to_start=30), build(client, "2", V2):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="moved", task_queue=QUEUE)
+
+        async def tasks_ran(n: int) -> bool:
+            return len(await versions_of(client, h.id)) >= n
+
+        await eventually(lambda: tasks_ran(1), timeout=20, what="the first task")
+        await h.signal("next", "a")  # a task that schedules its activity, and one after it
+        await eventually(lambda: tasks_ran(3), timeout=20, what="build 1 took the first item")
+        await h.update_versioning("pinned", version="shop:2", reason="onto the fix")
+        await h.signal("next", "b")
+        await eventually(lambda: tasks_ran(5), timeout=10, what="build 2 took the next at once")
+        assert await versions_of(client, h.id) == ["shop:1"] * 3 + ["shop:2"] * 2
+        await h.signal("finish")
+        await h.result(timeout=30)
+
+
 async def test_auto_upgrade_onto_incompatible_code_fails_visibly_and_a_pin_back_finishes_it(
     client: Client,
 ) -> None:
