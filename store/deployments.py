@@ -349,7 +349,8 @@ async def run_versioning_view(
     }
     tag = view["next_task_version"]
     pending = exe.get("wt_scheduled_event_id") and not exe.get("wt_started_event_id")
-    if exe.get("status") == "running" and pending and tag:
+    # a paused run waits for an unpause, which a poller would not end
+    if exe.get("status") == "running" and not exe.get("paused") and pending and tag:
         dep, _, build = str(tag).partition(":")
         rows = await conn.fetch(Q["pollers_of_deployment"], ns.name, dep, POLLER_LIVE_S)
         seen = [r for r in rows if r["build_id"] == build]

@@ -665,14 +665,15 @@ UPDATE namespaces SET deployments = $2, updated_at = now() FROM fence WHERE name
 -- name: pinned_on_version
 -- Drainage, read from the runs themselves (executions_pinned_idx): the open
 -- runs pinned to the version, those of them waiting for a workflow task to be
--- taken, and when the last pinned run closed.
+-- taken (not a paused one: it waits for an unpause), and when the last pinned
+-- run closed.
 SELECT
   (SELECT count(*) FROM executions
    WHERE namespace = $1 AND deployment = $2 AND build_id = $3
      AND versioning_behavior = 'pinned' AND close_time IS NULL) AS open_pinned,
   (SELECT count(*) FROM executions
    WHERE namespace = $1 AND deployment = $2 AND build_id = $3
-     AND versioning_behavior = 'pinned' AND close_time IS NULL
+     AND versioning_behavior = 'pinned' AND close_time IS NULL AND NOT paused
      AND wt_scheduled_event_id IS NOT NULL AND wt_started_event_id IS NULL) AS waiting,
   (SELECT max(close_time) FROM executions
    WHERE namespace = $1 AND deployment = $2 AND build_id = $3

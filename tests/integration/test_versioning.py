@@ -305,6 +305,13 @@ async def test_a_pinned_run_with_no_poller_waits_says_so_and_finishes_when_one_r
         assert (await version(client, "1"))["waiting_no_poller"] == 1
         await asyncio.sleep(1.0)  # build 2 polls the same queue all along
         assert set(await versions_of(client, h.id)) == {"shop:1"}
+        # paused, it waits for an unpause, not for a poller
+        await h.pause("look first")
+        view = (await h.describe())["versioning"]
+        assert not view["waiting_for_poller"] and "note" not in view
+        assert (await version(client, "1"))["waiting_no_poller"] == 0
+        await h.unpause()
+        assert (await h.describe())["versioning"]["waiting_for_poller"]
         async with build(client, "1", V1):
             assert await h.result(timeout=30) == "v1"
     assert set(await versions_of(client, h.id)) == {"shop:1"}
