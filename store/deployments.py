@@ -161,11 +161,10 @@ async def set_version(
             if which == "current":
                 new = state.set_current(b, expect_revision=req.expect_revision)
             else:
-                new = state.set_ramping(
-                    b,
-                    100.0 if req.percent is None else req.percent,
-                    expect_revision=req.expect_revision,
-                )
+                if req.percent is None:
+                    # no default: taken as 100 it sent all new work to the build
+                    raise InvalidArgument("a ramp names its percent (0-100; 0 ends the ramp)")
+                new = state.set_ramping(b, req.percent, expect_revision=req.expect_revision)
         except _Mismatch as exc:
             raise RevisionMismatch(str(exc), revision=state.revision) from None
         except VersioningError as exc:

@@ -398,6 +398,9 @@ async def test_deployment_changes_are_checked_and_leave_nothing_changed_when_ref
         await registered(client, "2")
     with pytest.raises(NoPollersError):
         await client.set_ramping_version("shop", "2", 10)
+    with pytest.raises(InvalidArgumentError, match="percent"):  # not all of it
+        await client.set_ramping_version("shop", "2", None, allow_no_pollers=True)  # type: ignore[arg-type]
+    assert (await client.describe_deployment("shop"))["revision"] == 1
     ramp = await client.set_ramping_version("shop", "2", 10, allow_no_pollers=True)
     assert (ramp["ramping"], ramp["ramping_percent"], ramp["revision"]) == ("2", 10.0, 2)
 
