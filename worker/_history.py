@@ -57,7 +57,12 @@ COMMAND_EVENTS = frozenset(EVENT_OF_COMMAND.values()) - {EventType.WORKFLOW_EXEC
 def is_command_event(event: HistoryEvent) -> bool:
     """Whether ``event`` records a command of the workflow's code."""
     if event.event_type == Kind.WORKFLOW_EXECUTION_PAUSED:
-        return event.attributes.get("source") == "workflow"
+        # The run's own pause names the task that commanded it; one a
+        # continue-as-new carried over from the previous run's code does not.
+        return (
+            event.attributes.get("source") == "workflow"
+            and event.attributes.get("workflow_task_completed_event_id") is not None
+        )
     return event.event_type in COMMAND_EVENTS
 
 

@@ -147,3 +147,16 @@ class SlowLastTask:
         if not workflow.unsafe.is_replaying():
             time.sleep(1.5)  # noqa: ASYNC251  (the point: the task holds the worker)
         return "done"
+
+
+@workflow.defn
+class PausesThenContinues:
+    """Pauses itself and continues-as-new in the same task: the pause holds the
+    next generation, whose code never asked for it."""
+
+    @workflow.run
+    async def run(self, generation: int) -> int:
+        if generation == 0:
+            workflow.pause("check before the next generation")
+            workflow.continue_as_new(1)
+        return generation

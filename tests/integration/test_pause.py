@@ -17,6 +17,7 @@ from tests.apps.pausing import (
     FragileV1,
     FragileV2,
     Patient,
+    PausesThenContinues,
     SelfPausing,
     downstream_call,
     long_call,
@@ -128,6 +129,24 @@ async def test_a_workflow_pauses_itself_and_replays_its_pause(client: Client) ->
         assert await h.result(timeout=30) == "did after the check"
         failed = [k for k in await kinds(client, h.id) if k == "WorkflowTaskFailed"]
         assert failed == []
+
+
+async def test_a_pause_of_the_code_carried_by_continue_as_new_replays_in_the_new_run(
+    client: Client,
+) -> None:
+    async with worker(client, [PausesThenContinues]):
+        h = await client.start_workflow(PausesThenContinues, 0, id="generations", task_queue=QUEUE)
+        current = client.get_workflow_handle(h.id)
+
+        async def next_run_paused() -> dict[str, Any] | None:
+            d = (await current.describe())["execution"]
+            return d if d["continued_from_run_id"] and d["paused"] else None
+
+        d = await eventually(next_run_paused, timeout=20, what="the next run paused")
+        assert d["pause"]["source"] == "workflow"
+        await current.unpause("checked")
+        assert await current.result(timeout=30) == 1
+        assert "WorkflowTaskFailed" not in await kinds(client, h.id)
 
 
 async def test_failing_tasks_pause_the_workflow_and_unpause_onto_the_fix_completes_it(
