@@ -36,7 +36,14 @@ from replication.status import end_offsets
 from replication.versions import next_version, row_rank
 from store import db
 from store.config import BatonConfig
-from store.errors import Conflict, InvalidArgument, NamespaceNotFound, StoreError, wrap_exceptions
+from store.errors import (
+    Conflict,
+    InvalidArgument,
+    NamespaceInHandover,
+    NamespaceNotFound,
+    StoreError,
+    wrap_exceptions,
+)
 from store.rebuild import rebuild_namespace_txn
 from store.sql import QUERIES as Q
 from worker.wire import ErrorCode
@@ -161,8 +168,20 @@ async def graceful_failover(
         )
     await _require_ready(config, source, target, namespace)
     src = await db.connect(config.regions[source].dsn)
-    promoted = False
+    locked = promoted = False
     try:
+        # Two failovers of one namespace would each drain the stream and
+        # promote their own target, under versions computed from the same
+        # one: the first promotion ends the handover, the other drains only
+        # the old source and promotes a second region while the first takes
+        # writes. So only the holder of the lock hands over.
+        locked = await src.fetchval(RQ["try_failover_lock"], namespace)
+        if not locked:
+            raise NamespaceInHandover(
+                f"a failover of namespace {namespace!r} from {source} is already running; "
+                f"wait for it to end (`baton namespace describe {namespace}`), then run this "
+                "again if the namespace is not where you want it"
+            )
         version = await src.fetchval(Q["set_namespace_state"], namespace, source, "handover")
         if version is None:
             raise InvalidArgument(f"namespace {namespace!r} is not active in {source}")
@@ -188,7 +207,7 @@ async def graceful_failover(
         # must never go back to active once the target is.
         await move_namespace_here(src, namespace, target, new_version)
     except BaseException:
-        if not promoted and not src.is_closed():
+        if locked and not promoted and not src.is_closed():
             await _revert(src, namespace, source)
         raise
     finally:

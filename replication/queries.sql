@@ -246,6 +246,13 @@ WHERE c.run_id = EXCLUDED.run_id
                   WHERE e.namespace = c.namespace AND e.workflow_id = c.workflow_id
                     AND e.run_id = c.run_id)
 
+-- name: try_failover_lock
+-- The session lock a graceful failover holds on the source region's database
+-- from its handover to its end. A second failover of the namespace finds it
+-- taken and stops; a handover whose failover died (the lock went with its
+-- connection) can be taken over by a new one.
+SELECT pg_try_advisory_lock(hashtextextended('baton-failover:' || $1, 0))
+
 -- name: revert_handover
 -- Only a namespace still in handover here goes back; a finished move stays.
 WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))

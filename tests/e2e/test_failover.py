@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 
 from replication.failover import graceful_failover
+from replication.sql import QUERIES as RQ
+from store import db
+from store.errors import NamespaceInHandover
+from store.sql import QUERIES as Q
 from tests.apps.workflows import ALL_ACTIVITIES, Sleeper
 from tests.conftest import RegionPair
 from tests.helpers import eventually
@@ -72,3 +76,41 @@ async def test_graceful_failover_moves_running_workflows(regions: RegionPair) ->
             assert kinds.count("TimerFired") == 1
             versions = [e["version"] for e in events]
             assert versions == sorted(versions)  # versions only grow along a history
+
+
+async def test_a_failover_while_another_hands_over_is_refused_and_changes_nothing(
+    regions: RegionPair,
+) -> None:
+    a, b = regions.a, regions.b
+    ns = "busy"
+    async with await Client.connect([a.url, b.url], namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+    row_sql = "SELECT active_region, failover_version, state FROM namespaces WHERE name = $1"
+
+    async def row(dsn: str) -> tuple[Any, ...] | None:
+        conn = await db.connect(dsn)
+        try:
+            r = await conn.fetchrow(row_sql, ns)
+            return None if r is None else tuple(r)
+        finally:
+            await conn.close()
+
+    await eventually(lambda: row(b.dsn), timeout=30, what="the namespace replicated to b")
+    # A failover is handing over: it holds the lock and the namespace is in
+    # handover in a, its stream not yet drained.
+    first = await db.connect(a.dsn)
+    try:
+        assert await first.fetchval(RQ["try_failover_lock"], ns)
+        assert await first.fetchval(Q["set_namespace_state"], ns, a.name, "handover") == 1
+        with pytest.raises(NamespaceInHandover, match="already running"):
+            await graceful_failover(a.config, ns, b.name, timeout_s=10)
+        # nothing moved, and the running failover's handover stands
+        assert await row(a.dsn) == (a.name, 1, "handover")
+        assert await row(b.dsn) == (a.name, 1, "active")
+    finally:
+        await first.close()
+    # That failover died (its lock went with its connection): a new one takes
+    # its handover over and finishes the move.
+    result = await graceful_failover(a.config, ns, b.name, timeout_s=30)
+    assert (result.source, result.target, result.version) == (a.name, b.name, 2)
+    assert await row(b.dsn) == (b.name, 2, "active")
