@@ -8,10 +8,11 @@ A transport knows every region's endpoint. Calls go to the endpoint where the
 namespace was last seen active; a ``NAMESPACE_NOT_ACTIVE`` answer names the
 active region's URL and the call is repeated there, and retryable errors
 (``NAMESPACE_IN_HANDOVER``, ``UNAVAILABLE``, connection failures) are retried
-with backoff up to a deadline. A connection failure moves on to the next
-endpoint; since a namespace lives only in its own regions, a
-``NAMESPACE_NOT_FOUND`` from one endpoint sends the call on to the endpoints
-that have not said so, and only when every endpoint has is it raised.
+with backoff up to a deadline. A connection failure or ``UNAVAILABLE`` (a
+server whose region database is down) moves on to the next endpoint; since
+a namespace lives only in its own regions, a ``NAMESPACE_NOT_FOUND`` from one
+endpoint sends the call on to the endpoints that have not said so, and only
+when every endpoint has is it raised.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ class Transport:
         # Endpoints reached in this call, and those that do not know the namespace.
         tried: set[str] = set()
         not_found: set[str] = set()
+        # The last UNAVAILABLE of each endpoint that gave one in this call.
+        unavailable: dict[str, BatonError] = {}
         content = encode_body(body, check_floats=check_floats) if body is not None else None
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         while True:
@@ -138,6 +141,7 @@ class Transport:
                 status, answer = await self._exchange(method, base, path, content, query)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 err: BatonError = UnavailableError(f"cannot reach {base}: {exc!r}")
+                unavailable[base] = err
                 # Another region's server may answer (and redirect) instead.
                 self._active = next(
                     (e for e in self._others(base) if e not in not_found), self._active
@@ -151,7 +155,16 @@ class Transport:
                     with collector_paused():  # a page of history is many objects at once
                         return orjson.loads(answer)
                 err = _error_from(status, answer)
-                if isinstance(err, NamespaceNotFoundError):
+                if isinstance(err, UnavailableError):
+                    unavailable[base] = err
+                    # The server is up but its region's database is not (or
+                    # is overloaded): after a forced failover the namespace is
+                    # active in another region, which a server there says; if
+                    # it is not, that server names this one again.
+                    self._active = next(
+                        (e for e in self._others(base) if e not in not_found), self._active
+                    )
+                elif isinstance(err, NamespaceNotFoundError):
                     not_found.add(base)
                     others = [e for e in self._others(base) if e not in not_found]
                     if others:
@@ -181,6 +194,10 @@ class Transport:
                             continue
                     err = _retryable_copy(err)
             if not err.retryable or time.monotonic() + delay > deadline:
+                named = err.active_url if isinstance(err, NamespaceNotActiveError) else None
+                if named and named.rstrip("/") in unavailable:
+                    # The active region is the one that could not serve.
+                    raise unavailable[named.rstrip("/")]
                 raise err
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)

@@ -24,8 +24,8 @@ from tests.apps.workflows import ALL_ACTIVITIES, Noted, Steps, ThreeSteps
 from tests.helpers import eventually
 from tests.multiregion import Regions, server_regions
 from worker import Client, Worker
-from worker._http import ns_path
-from worker.errors import TaskNotFoundError
+from worker._http import ns_path, wf_path
+from worker.errors import TaskNotFoundError, UnavailableError
 
 pytestmark = pytest.mark.e2e
 QUEUE = "outages"
@@ -194,6 +194,51 @@ async def test_forced_failover_then_the_old_region_returns_as_standby(
 
             v = await eventually(clean, timeout=90, interval=1.0, what="verify clean")
             assert v.runs_compared >= 27
+
+
+async def test_clients_and_workers_leave_a_region_whose_database_is_down(
+    two_regions: Regions,
+) -> None:
+    """Region A loses its database but its server stays up, answering
+    UNAVAILABLE. After a forced failover, a client and a worker given every
+    region's URL carry on in B instead of waiting on A until their deadline."""
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "dbdown"
+    async with await Client.connect(rs.urls, namespace=ns, retry_for_s=20) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        async with Worker(client, task_queue=QUEUE, workflows=[Noted], activities=ALL_ACTIVITIES):
+            handle = await client.start_workflow(Noted, 1, 4.0, id="dbdown", task_queue=QUEUE)
+
+            async def sleeping_in_b() -> bool:
+                n = await rs.fetchval(
+                    b.name,
+                    "SELECT count(*) FROM history_events WHERE namespace = $1 "
+                    "AND event_type = 'TimerStarted'",
+                    ns,
+                )
+                return n == 1
+
+            await eventually(sleeping_in_b, timeout=60, what="the timer replicated to B")
+            await asyncio.to_thread(a.pg.stop)
+            try:
+                # Before the failover B sends the client back to A: a call
+                # ends in A's UNAVAILABLE, whichever region answered last.
+                for k in range(6):
+                    with pytest.raises(UnavailableError):
+                        await client.call(
+                            "POST",
+                            wf_path(ns, "dbdown", "/signal"),
+                            {"signal_name": "note", "input": [], "request_id": f"early-{k}"},
+                            retry_for_s=0.3 + 0.2 * k,
+                        )
+                result = await forced_failover(rs.config, ns, b.name)
+                assert result.version == 2
+                await handle.signal("note", "in B")
+                assert await handle.result(timeout=60) == {"value": 3, "notes": ["in B"]}
+                assert client.transport.active_endpoint == b.url
+            finally:
+                await asyncio.to_thread(a.pg.start)
 
 
 async def test_the_lost_region_s_tasks_and_cache_do_not_leak_into_the_new_one(
