@@ -178,7 +178,8 @@ def register_replication(cli: click.Group) -> None:
     def verify_cmd(ctx: click.Context, namespace: str, output: str) -> None:
         """Compare every workflow history of NAMESPACE across its regions by checksum.
 
-        Exits with status 1 when any run differs.
+        Exits with status 1 when any run differs or a region of the namespace
+        does not hold it.
         """
         from replication.verify import verify_namespace
 
@@ -193,11 +194,16 @@ def register_replication(cli: click.Group) -> None:
                     "regions": ", ".join(d["regions"]),
                     "runs compared": d["runs_compared"],
                     "differences": len(d["differences"]),
+                    **(
+                        {"namespace missing in": ", ".join(d["namespace_missing"])}
+                        if d["namespace_missing"]
+                        else {}
+                    ),
                     "result": "clean" if d["clean"] else "DIFFERENT",
                 },
                 title="Verify",
             )
-            if d["clean"]:
+            if not d["differences"]:
                 return head
             rows = []
             for diff in d["differences"][:200]:

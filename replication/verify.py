@@ -2,7 +2,8 @@
 
 Each region computes one checksum per run over every event (id, type, time,
 failover version, attributes) in its own database; runs whose checksums
-differ, or that one region lacks, are listed.
+differ, or that one region lacks, are listed. A region of the namespace that
+holds no row of it (the namespace never reached it) lacks every run.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ class VerifyResult:
     regions: list[str]
     runs_compared: int = 0
     differences: list[RunDifference] = field(default_factory=list)
+    #: regions of the namespace that hold no row of it
+    namespace_missing: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not self.differences
+        return not self.differences and not self.namespace_missing
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "clean": self.clean}
@@ -62,7 +65,7 @@ async def _checksums(dsn: str, namespace: str) -> dict[tuple[str, str], dict[str
 async def verify_namespace(
     config: BatonConfig, namespace: str, regions: list[str] | None = None
 ) -> VerifyResult:
-    """Compare every run of ``namespace`` in every region that holds the namespace."""
+    """Compare every run of ``namespace`` in every region of the namespace."""
     if regions is None:
         # the regions of the namespace, as its newest row (highest version) says
         _, row = await namespace_row(config, namespace)
@@ -74,14 +77,18 @@ async def verify_namespace(
             f"verify compares regions: namespace {namespace!r} has fewer than two ({regions})"
         )
     per_region: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    missing: list[str] = []
     for r in regions:
         sums = await _checksums(config.regions[r].dsn, namespace)
-        if sums is not None:
-            per_region[r] = sums
-    if not per_region:
+        if sums is None:
+            # Left out, it would let a region that never received the
+            # namespace pass for one equal to the others.
+            missing.append(r)
+        per_region[r] = sums or {}
+    if len(missing) == len(regions):
         raise NamespaceNotFound(f"namespace {namespace!r} exists in no region")
     held = sorted(per_region)
-    result = VerifyResult(namespace, held)
+    result = VerifyResult(namespace, held, namespace_missing=sorted(missing))
     keys = sorted(set().union(*(s.keys() for s in per_region.values())))
     result.runs_compared = len(keys)
     for key in keys:

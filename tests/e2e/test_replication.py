@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from ops.pg import PgCluster
+from replication.verify import verify_namespace
 from tests.apps.workflows import ALL_ACTIVITIES, Pipeline, ThreeSteps
 from tests.conftest import RegionPair
 from tests.helpers import eventually
+from tests.multiregion import server_regions
 from worker import Client, Worker, WorkflowHandle
 
 pytestmark = pytest.mark.e2e
@@ -213,3 +217,31 @@ async def test_a_run_s_writes_shipped_in_one_round_travel_as_one_message(
     finally:
         await conn.close()
     assert tuple(row) == (8, 5)
+
+
+async def test_verify_counts_a_region_the_namespace_never_reached(
+    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
+) -> None:
+    """A region of the namespace that holds none of it is not equal to the others."""
+    async with server_regions(
+        pg, template_db, kafka, state_dir, tmp_path, count=2, start=[0]
+    ) as rs:
+        a, b = rs[0], rs[1]
+        ns = "unreached"
+        async with await Client.connect(a.url, namespace=ns) as client:
+            await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+            await client.start_workflow("Nobody", id="only-in-a", task_queue="nobody")
+        # B's server is not running: nothing of the namespace reaches it
+        v = await verify_namespace(rs.config, ns)
+        assert not v.clean
+        assert v.regions == sorted([a.name, b.name])
+        assert v.namespace_missing == [b.name]
+        assert [(d.workflow_id, d.regions[b.name]) for d in v.differences] == [("only-in-a", None)]
+        await rs.start(b.name)
+
+        async def clean() -> Any:
+            got = await verify_namespace(rs.config, ns)
+            return got if got.clean else None
+
+        v = await eventually(clean, timeout=60, interval=0.5, what="verify clean")
+        assert (v.runs_compared, v.namespace_missing) == (1, [])
