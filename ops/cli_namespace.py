@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import click
@@ -9,6 +10,7 @@ from rich.console import RenderableType
 
 from ops.cli_base import BatonGroup, CliState, Seconds, pass_state, split_csv
 from ops.output import emit, err_console, kv_table, table
+from worker.errors import UnavailableError
 
 __all__ = ["register_namespace"]
 
@@ -66,12 +68,58 @@ def namespace_describe(st: CliState, name: str, output: str) -> None:
     emit(st.run(lambda c: c.describe_namespace(name)), output, _namespace_view)
 
 
+#: How long ``namespace list`` keeps trying a region that does not answer.
+LIST_RETRY_S = 5.0
+
+
+async def _list_every_region(
+    st: CliState, names: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every namespace regions ``names`` hold, as its newest copy says, and the
+    regions that could not be asked.
+
+    A region holds only the namespaces it is a region of, so one region's
+    list misses the namespaces of the others.
+    """
+    from replication.versions import row_rank
+    from worker import BatonError, Client
+
+    cfg = st.load()
+    newest: dict[str, tuple[tuple[int, bool], dict[str, Any]]] = {}
+    unreachable: list[str] = []
+    for name in names:
+        url = cfg.region(name).url
+        try:
+            async with await Client.connect(
+                [url], namespace=st.namespace, retry_for_s=LIST_RETRY_S
+            ) as client:
+                rows = await client.list_namespaces()
+        except BatonError as exc:
+            unreachable.append(f"{name} ({exc.code})")
+            continue
+        for row in rows:
+            rank = row_rank(name, row)
+            if row["name"] not in newest or rank > newest[row["name"]][0]:
+                newest[row["name"]] = (rank, row)
+    return [row for _, (_, row) in sorted(newest.items())], unreachable
+
+
 @namespace.command("list")
 @pass_state
-def namespace_list(st: CliState, output: str) -> None:
-    """List namespaces."""
+@click.pass_context
+def namespace_list(ctx: click.Context, st: CliState, output: str) -> None:
+    """List the namespaces of every region (or of --region).
+
+    Each namespace is shown as its newest copy says (the highest failover
+    version). Exits with status 1 when a region could not be asked: the
+    namespaces only it holds are then missing.
+    """
+    names = [st.region] if st.region else list(st.load().regions)
+    rows, unreachable = asyncio.run(_list_every_region(st, names))
+    if len(unreachable) == len(names):
+        raise UnavailableError(f"no region answered: {', '.join(unreachable)}")
     emit(
-        st.run(lambda c: c.list_namespaces()),
+        rows,
         output,
         lambda d: table(
             ["name", "active region", "regions", "version", "state", "retention", "description"],
@@ -89,6 +137,12 @@ def namespace_list(st: CliState, output: str) -> None:
             ],
         ),
     )
+    if unreachable:
+        err_console.print(
+            f"error [UNAVAILABLE]: could not list {', '.join(unreachable)}: the namespaces "
+            "only it holds are missing; check that its server is up, then run it again"
+        )
+        ctx.exit(1)
 
 
 @namespace.command("add-region")

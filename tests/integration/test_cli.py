@@ -342,6 +342,18 @@ def test_failover_verify_and_namespace_regions_through_the_cli(stack: StackInfo)
     assert left["regions"] == ["region-a"]
 
 
+def test_namespace_list_shows_the_namespaces_of_every_region(stack: StackInfo) -> None:
+    # region-b alone holds it: region-a, the first region, does not know it
+    run_json(
+        stack, "namespace", "create", "cli-only-b", "--regions", "region-b", "--active", "region-b"
+    )
+    listed = {n["name"]: n for n in run_json(stack, "namespace", "list")}
+    assert listed["cli-only-b"]["active_region"] == "region-b"
+    assert {"default", "cli-orders"} <= set(listed)
+    in_a = {n["name"] for n in run_json(stack, "--region", "region-a", "namespace", "list")}
+    assert "cli-only-b" not in in_a and "default" in in_a
+
+
 def test_dev_down_leaves_nothing_running(stack: StackInfo) -> None:
     pids = [p for p in server_pids(stack).values() if p is not None]
     pg_pid = stack.pg.pid()
