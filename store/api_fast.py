@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-import asyncpg
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.types import Receive, Scope
@@ -31,7 +30,7 @@ from store import starts, tasks, workflows
 from store.api_guard import JSON
 from store.client_watch import ClientWatch
 from store.context import Store
-from store.errors import StoreError, Unavailable
+from store.errors import DATABASE_UNAVAILABLE, StoreError, Unavailable
 from worker import wire
 
 log = logging.getLogger("baton.api")
@@ -51,8 +50,9 @@ Handler = Callable[[], Awaitable[Response]]
 
 def unexpected_error(exc: Exception) -> StoreError:
     """The typed error an exception no route expected answers with."""
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError | OSError):
-        # the pool closing under a request at shutdown, a connection lost
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        # the pool closing under a request at shutdown, a connection lost,
+        # the database shutting down or starting up
         return Unavailable(f"region database unavailable: {exc}")
     log.exception("unexpected error")
     return StoreError(f"internal error: {type(exc).__name__}: {exc}")

@@ -271,6 +271,22 @@ class StaleRun(Conflict):
     """A write from a run this server remembered found it changed: read it and retry."""
 
 
+#: What asyncpg raises when the region database cannot serve a session now:
+#: unreachable, out of connections, a connection lost, or PostgreSQL starting
+#: up or shutting down (57P01..57P03). All of them pass; a retry is the answer.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
+
+
 @contextlib.contextmanager
 def wrap_exceptions() -> Iterator[None]:
     """Turn asyncpg errors into store errors, keeping the original as ``__cause__``."""
@@ -280,14 +296,7 @@ def wrap_exceptions() -> Iterator[None]:
         raise
     except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as exc:
         raise Conflict() from exc
-    except (
-        asyncpg.CannotConnectNowError,
-        asyncpg.ConnectionDoesNotExistError,
-        asyncpg.TooManyConnectionsError,
-        asyncpg.InterfaceError,
-        ConnectionError,
-        OSError,
-    ) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         raise Unavailable(f"region database unavailable: {exc}") from exc
     except asyncpg.PostgresError as exc:
         raise StoreError(f"database error: {exc.__class__.__name__}: {exc}") from exc

@@ -8,11 +8,14 @@ stop and restart a Kafka broker, so this module runs one of its own.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ops.kafka import KafkaBroker
@@ -20,6 +23,7 @@ from ops.pg import PgCluster
 from replication.admin import list_conflicts
 from replication.failover import FailoverTargetBehind, forced_failover
 from replication.verify import verify_namespace
+from store import db
 from tests.apps.workflows import ALL_ACTIVITIES, Noted, Steps, ThreeSteps
 from tests.helpers import eventually
 from tests.multiregion import Regions, server_regions
@@ -194,6 +198,53 @@ async def test_forced_failover_then_the_old_region_returns_as_standby(
 
             v = await eventually(clean, timeout=90, interval=1.0, what="verify clean")
             assert v.runs_compared >= 27
+
+
+async def test_a_database_shutting_down_answers_unavailable_not_internal(
+    two_regions: Regions,
+) -> None:
+    """While PostgreSQL shuts down (or starts up) it refuses new sessions with
+    "the database system is shutting down": every route answers UNAVAILABLE,
+    which clients retry (elsewhere), and not a non-retryable INTERNAL."""
+    rs = two_regions
+    a = rs[0]
+    ns = "shutting"
+    async with await Client.connect(a.url, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name], active_region=a.name)
+    # A session of ours keeps a smart shutdown waiting, refusing new sessions.
+    holder = await db.connect(a.dsn)
+    try:
+        pid = a.pg.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        # end the server's sessions: its next requests need new ones
+        await holder.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        async with httpx.AsyncClient(base_url=a.url, timeout=30) as http:
+            answers = [
+                await http.post(
+                    f"/api/v1/namespaces/{ns}/workflows",
+                    json={"workflow_type": "T", "task_queue": "q", "workflow_id": "w"},
+                ),
+                await http.post(
+                    f"/api/v1/namespaces/{ns}/workflow-tasks/poll",
+                    json={"task_queue": "q", "wait_s": 1},
+                ),
+                await http.get(f"/api/v1/namespaces/{ns}"),
+            ]
+        for resp in answers:
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["code"] == "UNAVAILABLE", resp.text
+    finally:
+        await holder.close()
+
+    async def stopped() -> bool:
+        return a.pg.pid() is None
+
+    await eventually(stopped, timeout=30, what="the database stopped")
+    await asyncio.to_thread(a.pg.start)
 
 
 async def test_clients_and_workers_leave_a_region_whose_database_is_down(
