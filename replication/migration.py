@@ -18,11 +18,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import asyncpg
+
 from replication.failover import caught_up, namespace_row
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
-from store.errors import InvalidArgument
+from store.errors import DATABASE_UNAVAILABLE, InvalidArgument, StoreError, Unavailable
 from store.sql import QUERIES as SQ
 
 #: (phase, done, total): "enqueue" counts runs put on the stream, "apply"
@@ -152,6 +154,10 @@ async def remove_region(config: BatonConfig, namespace: str, region: str) -> lis
             f"`baton failover {namespace} --to REGION`"
         )
     if region not in row["regions"]:
+        # A removal the region itself did not hear of (it was down) is
+        # finished by running the command again.
+        if await _forget_namespace(config, namespace, region):
+            return list(row["regions"])
         raise InvalidArgument(f"{region} is not a region of namespace {namespace!r}")
     src = await db.connect(config.regions[source].dsn)
     try:
@@ -165,9 +171,22 @@ async def remove_region(config: BatonConfig, namespace: str, region: str) -> lis
         await src.close()
     # The removed region stops applying the namespace once its row says so;
     # a single-region namespace ships no more namespace changes, so tell it here.
+    try:
+        await _forget_namespace(config, namespace, region)
+    except (StoreError, *DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise Unavailable(
+            f"{region} is out of namespace {namespace!r}, but its database could not be told "
+            f"({type(exc).__name__}: {exc}): run `baton namespace remove-region {namespace} "
+            f"{region}` again once it is up"
+        ) from exc
+    return list(regions)
+
+
+async def _forget_namespace(config: BatonConfig, namespace: str, region: str) -> bool:
+    """Take ``region`` out of its own row of ``namespace``; False if it was not in it."""
     gone = await db.connect(config.regions[region].dsn)
     try:
-        await gone.execute(Q["remove_namespace_region"], namespace, region)
+        left = await gone.fetchval(Q["remove_namespace_region"], namespace, region)
     finally:
         await gone.close()
-    return list(regions)
+    return left is not None

@@ -4,17 +4,19 @@ is backfilled (resumably), takes the namespace over, and a standby leaves."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ops.pg import PgCluster
 from replication.failover import forced_failover, graceful_failover
 from replication.migration import add_region, remove_region
 from replication.verify import verify_namespace
-from store.errors import InvalidArgument
+from store.errors import InvalidArgument, Unavailable
 from tests.apps.workflows import ALL_ACTIVITIES, ThreeSteps
 from tests.helpers import eventually
-from tests.multiregion import Regions
+from tests.multiregion import Regions, server_regions
 from worker import Client, Worker
 
 pytestmark = pytest.mark.e2e
@@ -114,3 +116,34 @@ async def test_a_third_region_is_backfilled_and_takes_the_namespace_over(
         assert after == before
         v = await eventually(clean, timeout=60, interval=1.0, what="A and C equal")
         assert v.regions == sorted([a.name, c.name])
+
+
+async def test_a_removal_the_standby_missed_is_finished_by_running_it_again(
+    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
+) -> None:
+    """The standby being removed is down: it is out of the namespace, and
+    running the removal again once it is back tells it too (a namespace left
+    with one region ships no change it could learn it from)."""
+    async with server_regions(
+        pg, template_db, kafka, state_dir, tmp_path, count=2, own_pg=(1,)
+    ) as rs:
+        a, b = rs[0], rs[1]
+        ns = "leaving"
+        async with await Client.connect(rs.urls, namespace=ns) as client:
+            await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        regions_sql = "SELECT regions FROM namespaces WHERE name = $1"
+
+        async def in_b() -> Any:
+            return await rs.fetchval(b.name, regions_sql, ns)
+
+        await eventually(in_b, timeout=30, what="the namespace in B")
+        await asyncio.to_thread(b.pg.stop)
+        with pytest.raises(Unavailable, match="run `baton namespace remove-region"):
+            await remove_region(rs.config, ns, b.name)
+        assert await rs.fetchval(a.name, regions_sql, ns) == [a.name]
+        await asyncio.to_thread(b.pg.start)
+        assert await in_b() == [a.name, b.name]
+        assert await remove_region(rs.config, ns, b.name) == [a.name]
+        assert await in_b() == [a.name]
+        with pytest.raises(InvalidArgument, match="not a region"):
+            await remove_region(rs.config, ns, b.name)
