@@ -13,6 +13,9 @@ from ops.cli_base import Seconds
 from ops.cli_tools import run_fast
 from ops.output import emit, err_console, kv_table, table
 
+#: A dead letter's id: a positive bigint, checked before a database sees it.
+DLQ_ID = click.IntRange(1, 2**63 - 1)
+
 
 def register_replication(cli: click.Group) -> None:
     """Add failover and the replication commands to the CLI group."""
@@ -320,7 +323,7 @@ def register_replication(cli: click.Group) -> None:
         emit(rows, output, render)
 
     @dlq_group.command("retry")
-    @click.argument("dlq_id", type=int)
+    @click.argument("dlq_id", type=DLQ_ID)
     @click.option("--region", required=True, help="Region whose dead letter this is.")
     @click.pass_context
     def dlq_retry(ctx: click.Context, dlq_id: int, region: str, output: str) -> None:
@@ -332,7 +335,7 @@ def register_replication(cli: click.Group) -> None:
         emit(result, output, lambda d: Text(f"dead letter {d['id']} applied in {d['region']}"))
 
     @dlq_group.command("purge")
-    @click.argument("dlq_id", type=int, required=False)
+    @click.argument("dlq_id", type=DLQ_ID, required=False)
     @click.option("--region", required=True, help="Region whose dead letters to purge.")
     @click.option("--all", "everything", is_flag=True, help="Purge every dead letter.")
     @click.pass_context

@@ -126,3 +126,15 @@ def test_replication_status_exits_1_when_it_cannot_read_a_region(tmp_path: Path)
     assert {(r["region"], r["source"]) for r in rows} >= {("a", "b"), ("b", "a")}
     assert all(r["consumer_lag_messages"] is None for r in rows)
     assert "UNAVAILABLE" in result.stderr
+
+
+@pytest.mark.parametrize("verb", ["retry", "purge"])
+@pytest.mark.parametrize("bad", ["0", "-1", str(2**63), "99999999999999999999"])
+def test_a_dead_letter_id_out_of_range_is_a_usage_error(verb: str, bad: str) -> None:
+    """An id no dead letter can have is refused before any database is asked
+    (which would answer a DATABASE_ERROR pointing at the dsn)."""
+    result = CliRunner().invoke(
+        cli, ["replication", "dlq", verb, "--region", "a", "--", bad], catch_exceptions=False
+    )
+    assert result.exit_code == 2, result.output
+    assert "DLQ_ID" in result.output and "range" in result.output, result.output
