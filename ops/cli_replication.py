@@ -128,6 +128,8 @@ def register_replication(cli: click.Group) -> None:
         lags = [lag.as_dict() for lag in run_fast(replication_status(config, namespace))]
 
         def render(rows: list[dict[str, Any]]) -> RenderableType:
+            if not rows and namespace is not None and config.kafka_bootstrap:
+                return Text(f"namespace {namespace} has one region here: nothing of it replicates")
             if not rows:
                 return Text("replication is off: the config names no Kafka or one region")
             return table(

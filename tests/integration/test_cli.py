@@ -354,6 +354,13 @@ def test_namespace_list_shows_the_namespaces_of_every_region(stack: StackInfo) -
     assert "cli-only-b" not in in_a and "default" in in_a
 
 
+def test_replication_status_of_a_one_region_namespace_says_so(stack: StackInfo) -> None:
+    run_json(stack, "namespace", "create", "cli-alone", "--regions", "region-a")
+    assert run_json(stack, "replication", "status", "--namespace", "cli-alone") == []
+    text = run(stack, "replication", "status", "--namespace", "cli-alone").output
+    assert "cli-alone has one region" in text and "replication is off" not in text
+
+
 def test_dev_down_leaves_nothing_running(stack: StackInfo) -> None:
     pids = [p for p in server_pids(stack).values() if p is not None]
     pg_pid = stack.pg.pid()
