@@ -40,6 +40,7 @@ from store.errors import (
     Conflict,
     InvalidArgument,
     NamespaceInHandover,
+    NamespaceNotActive,
     NamespaceNotFound,
     StoreError,
     wrap_exceptions,
@@ -188,6 +189,7 @@ async def graceful_failover(
         say(f"{namespace} is in handover in {source}; draining the stream to {target}")
         deadline = started + timeout_s
         while not await caught_up(config, source, target, namespace):
+            await _require_handover(src, namespace, source, int(version))
             if time.monotonic() > deadline:
                 await _revert(src, namespace, source)
                 raise FailoverTimedOut(
@@ -195,6 +197,7 @@ async def graceful_failover(
                     f"{namespace} stays active in {source}"
                 )
             await asyncio.sleep(0.2)
+        await _require_handover(src, namespace, source, int(version))
         new_version = next_version(
             int(version), config.regions[target].initial_version, config.failover_version_increment
         )
@@ -215,6 +218,34 @@ async def graceful_failover(
     return FailoverResult(
         namespace, source, target, new_version, rebuilt, round(time.monotonic() - started, 3)
     )
+
+
+async def _require_handover(
+    src: asyncpg.Connection, namespace: str, source: str, version: int
+) -> None:
+    """Raise unless ``namespace`` is still in the handover this failover began.
+
+    A forced failover run meanwhile moves it on under a version of its own;
+    promoting the target too, from the version the handover began with,
+    would make two regions active at once.
+    """
+    row = await src.fetchrow(Q["get_namespace"], namespace)
+    if (
+        row is None
+        or row["active_region"] != source
+        or row["state"] != "handover"
+        or int(row["failover_version"]) != version
+    ):
+        where = (
+            "gone"
+            if row is None
+            else (f"active in {row['active_region']} under version {row['failover_version']}")
+        )
+        raise NamespaceNotActive(
+            f"{namespace} left the handover in {source} before it ended (it is {where}): "
+            "another failover moved it; nothing was promoted (see "
+            f"`baton namespace describe {namespace}`)"
+        )
 
 
 #: Attempts at a promotion that meets a deadlock or serialization failure.

@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from replication.failover import graceful_failover
+from replication.failover import forced_failover, graceful_failover
 from replication.verify import verify_namespace
+from store import db
+from store.errors import NamespaceNotActive
 from tests.apps.workflows import ALL_ACTIVITIES, Noted, Patient, Sleeper, Steps
 from tests.helpers import eventually
 from tests.multiregion import Regions
@@ -291,3 +293,48 @@ async def _same_events(rs: Regions, ns: str, wid: str) -> bool:
         for r in rs.regions
     ]
     return len(set(counts)) == 1 and counts[0] > 0
+
+
+async def test_a_handover_a_forced_failover_overtook_promotes_nothing(
+    three_regions: Regions,
+) -> None:
+    """A graceful failover to C waits for C to catch up; meanwhile an operator
+    forces the namespace to B. When C catches up, the handover must not
+    promote C too (two regions active at once): it ends, and B stays active."""
+    rs = three_regions
+    a, b, c = rs[0], rs[1], rs[2]
+    ns = "overtaken"
+    row_sql = "SELECT active_region, failover_version, state FROM namespaces WHERE name = $1"
+
+    async def row(region: str) -> Any:
+        conn = await db.connect(rs.regions[region].dsn)
+        try:
+            r = await conn.fetchrow(row_sql, ns)
+            return None if r is None else tuple(r)
+        finally:
+            await conn.close()
+
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name, c.name], active_region=a.name)
+        for r in (b.name, c.name):
+            await eventually(lambda r=r: row(r), timeout=30, what=f"the namespace in {r}")
+        rs.kill(c.name)  # C applies nothing more for now
+        await client.start_workflow("Nobody", id="behind", task_queue="nobody")
+    handover = asyncio.create_task(graceful_failover(rs.config, ns, c.name, timeout_s=120))
+
+    async def in_handover() -> bool:
+        return await row(a.name) == (a.name, 1, "handover")
+
+    await eventually(in_handover, timeout=30, what="the handover begun")
+    forced = await forced_failover(rs.config, ns, b.name)
+    assert (forced.target, forced.version) == (b.name, 2)
+    await rs.start(c.name)
+    with pytest.raises(NamespaceNotActive, match="another failover moved it"):
+        await asyncio.wait_for(handover, 60)
+    assert await row(a.name) == (b.name, 2, "active")
+    assert await row(b.name) == (b.name, 2, "active")
+
+    async def c_follows_b() -> bool:
+        return await row(c.name) == (b.name, 2, "active")
+
+    await eventually(c_follows_b, timeout=30, what="C a standby of B")
