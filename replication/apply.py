@@ -478,6 +478,23 @@ async def archive_local_tail(
     if from_event_id == 1:
         await conn.execute(Q["delete_execution"], namespace, workflow_id, run_id)
         await conn.execute(Q["delete_current"], namespace, workflow_id, run_id)
+    # A run the losing branch continued into exists only here (the run and its
+    # continuation ship together): it lost with the branch. Left alone it
+    # would stay open, this region's current run of the workflow id, until
+    # the winner happened to start a run of the id itself.
+    for e in events:
+        if e["event_type"] == EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW.value:
+            new_run_id = (e["attributes"] or {}).get("new_run_id")
+            if new_run_id:
+                await archive_local_tail(
+                    store,
+                    conn,
+                    namespace,
+                    workflow_id,
+                    uuid.UUID(new_run_id),
+                    1,
+                    winning_version,
+                )
     log.warning(
         "%s/%s run %s: events %s..%s (version %s) lost to version %s; archived as conflict %s",
         namespace,

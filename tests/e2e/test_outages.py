@@ -27,7 +27,7 @@ from store import db
 from tests.apps.workflows import ALL_ACTIVITIES, Noted, Steps, ThreeSteps
 from tests.helpers import eventually
 from tests.multiregion import Regions, server_regions
-from worker import Client, Worker
+from worker import Client, Worker, workflow
 from worker._http import ns_path, wf_path
 from worker.errors import TaskNotFoundError, UnavailableError
 
@@ -290,6 +290,84 @@ async def test_clients_and_workers_leave_a_region_whose_database_is_down(
                 assert client.transport.active_endpoint == b.url
             finally:
                 await asyncio.to_thread(a.pg.start)
+
+
+@workflow.defn(name="Relay")
+class Relay:
+    """Continues as new at each signal, twice."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @workflow.run
+    async def run(self, gen: int) -> list[str]:
+        await workflow.wait_condition(lambda: bool(self.notes))
+        if gen < 2:
+            workflow.continue_as_new(gen + 1)
+        return self.notes
+
+    @workflow.signal
+    def go(self, note: str) -> None:
+        self.notes.append(note)
+
+
+async def test_a_run_the_lost_region_continued_into_is_archived_when_it_returns(
+    two_regions: Regions, broker: KafkaBroker
+) -> None:
+    """A continues a run as new and never ships it; B, promoted by force, holds
+    the run before, still open (no worker has run it on). When A returns, the
+    new run A alone holds lost with the branch that made it: A archives it
+    instead of keeping a second running run of the workflow id (its current
+    one), and both regions end equal."""
+    rs = two_regions
+    a, b = rs[0], rs[1]
+    ns = "relay"
+    runs_sql = (
+        "SELECT array_agg(run_id::text || ':' || status ORDER BY start_time) "
+        "FROM executions WHERE namespace = $1"
+    )
+    current_sql = "SELECT run_id::text FROM current_executions WHERE namespace = $1"
+    async with await Client.connect(rs.urls, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
+        async with Worker(client, task_queue=QUEUE, workflows=[Relay]):
+            first = await client.start_workflow(Relay, 0, id="relay", task_queue=QUEUE)
+
+            async def waiting_in_b() -> bool:
+                n = await rs.fetchval(
+                    b.name,
+                    "SELECT count(*) FROM history_events WHERE namespace = $1 "
+                    "AND event_type = 'WorkflowTaskCompleted'",
+                    ns,
+                )
+                return n == 1
+
+            await eventually(waiting_in_b, timeout=60, what="the run waiting in B")
+            broker.stop()
+            await first.signal("go", "lost in A")
+
+            async def continued_in_a() -> bool:
+                runs = await rs.fetchval(a.name, runs_sql, ns)
+                return len(runs or []) == 2  # type: ignore[arg-type]
+
+            await eventually(continued_in_a, timeout=30, what="the new run in A")
+        rs.kill(a.name)
+        await asyncio.to_thread(a.pg.stop)
+        await broker.up()
+        await forced_failover(rs.config, ns, b.name)
+        await asyncio.to_thread(a.pg.start)
+        await rs.start(a.name)
+
+        async def clean() -> Any:
+            v = await verify_namespace(rs.config, ns)
+            return v if v.clean else None
+
+        await eventually(clean, timeout=60, interval=1.0, what="verify clean")
+        in_b = await rs.fetchval(b.name, runs_sql, ns)
+        assert [r.split(":")[1] for r in in_b] == ["running"]  # type: ignore[union-attr]
+        assert await rs.fetchval(a.name, runs_sql, ns) == in_b
+        assert await rs.fetchval(a.name, current_sql, ns) == first.run_id
+        archived = await list_conflicts(rs.config, ns, a.name)
+        assert any(c["first_event_id"] == 1 for c in archived), archived
 
 
 async def test_the_lost_region_s_tasks_and_cache_do_not_leak_into_the_new_one(
