@@ -40,7 +40,7 @@ from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
 from store import db
 from store.context import Store
-from store.errors import NamespaceInHandover, Unavailable
+from store.errors import DATABASE_UNAVAILABLE, NamespaceInHandover, Unavailable
 from store.leader import lead_forever
 from worker._http import ns_path, wf_path
 
@@ -58,13 +58,10 @@ PLAIN_WINDOW = 64
 RETRY_BACKOFF_S = 0.5
 #: Errors of the plumbing (database or network away), retried forever from
 #: the stored offsets rather than dead-lettered.
-INFRA_ERRORS = (
-    OSError,
-    ConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
+#: The database list is the one the API answers UNAVAILABLE for: a crash of
+#: the standby's PostgreSQL (57P02) mid-apply must not dead-letter good messages.
+INFRA_ERRORS: tuple[type[BaseException], ...] = (
+    *DATABASE_UNAVAILABLE,
     Unavailable,
     NamespaceInHandover,
 )
