@@ -253,7 +253,10 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
         wait_result_s: float | None = None,
+        route: str = "/workflows",
+        extra: Mapping[str, Any] | None = None,
     ) -> tuple[WorkflowHandle, dict[str, Any]]:
+        """A start (or, with ``route`` and ``extra``, a signal-with-start) and its answer."""
         body = {
             "workflow_id": id,
             "workflow_type": workflow_name(workflow),
@@ -270,7 +273,8 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         }
         if wait_result_s is not None:
             body["wait_result_s"] = wait_result_s
-        res = await self.call("POST", ns_path(self.namespace, "/workflows"), body)
+        body.update(extra or {})
+        res = await self.call("POST", ns_path(self.namespace, route), body)
         return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"]), res
 
     async def execute_workflow(
@@ -309,24 +313,22 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         """Signal the workflow's running run, or start one (with
         :meth:`start_workflow`'s options, which apply only then) and signal it,
         in one step."""
-        body = {
-            "workflow_id": id,
-            "workflow_type": workflow_name(workflow),
-            "task_queue": task_queue,
-            "input": await self.encode(args),
-            "request_id": request_id or _new_request_id(),
-            "id_reuse_policy": WorkflowIdReusePolicy(id_reuse_policy).value,
-            "task_timeout_s": _seconds(task_timeout),
-            "run_timeout_s": _seconds(run_timeout),
-            "memo": await self.encode_memo(memo),
-            "identity": self.identity,
-            "search_attributes": encode_search_attributes(search_attributes or {}),
-            "versioning_behavior": check_behavior(versioning_behavior, "versioning_behavior"),
-            "signal_name": signal,
-            "signal_input": await self.encode(list(signal_args)),
-        }
-        res = await self.call("POST", ns_path(self.namespace, "/signal-with-start"), body)
-        return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
+        handle, _ = await self._start(
+            workflow,
+            args,
+            id=id,
+            task_queue=task_queue,
+            request_id=request_id,
+            id_reuse_policy=id_reuse_policy,
+            task_timeout=task_timeout,
+            run_timeout=run_timeout,
+            memo=memo,
+            search_attributes=search_attributes,
+            versioning_behavior=versioning_behavior,
+            route="/signal-with-start",
+            extra={"signal_name": signal, "signal_input": await self.encode(list(signal_args))},
+        )
+        return handle
 
     def get_workflow_handle(self, workflow_id: str, *, run_id: str | None = None) -> WorkflowHandle:
         """A handle to ``workflow_id``; with ``run_id``, every call acts on that run."""
