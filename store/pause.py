@@ -68,14 +68,18 @@ def pause_run(
         rt.add_event(EventType.WORKFLOW_EXECUTION_PAUSED, attrs)
     else:
         rt.add_input_event(EventType.WORKFLOW_EXECUTION_PAUSED, attrs)
+    if not (rt.exe["paused"] and rt.exe.get("pause_info")):
+        # A run paused already (an operator's pause that came while the task
+        # that commands this one ran) keeps the first pause's reason and time;
+        # the history holds both.
+        rt.exe["pause_info"] = {
+            "reason": reason,
+            "identity": identity,
+            "source": source,
+            "since": rt.now.isoformat(),
+            "request_id": request_id,
+        }
     rt.exe["paused"] = True
-    rt.exe["pause_info"] = {
-        "reason": reason,
-        "identity": identity,
-        "source": source,
-        "since": rt.now.isoformat(),
-        "request_id": request_id,
-    }
     rt.pause_changed = True
     rt.seen_request(request_id, "pause")
 

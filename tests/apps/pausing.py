@@ -138,6 +138,19 @@ class SlowFirstTask:
 
 
 @workflow.defn
+class SlowSelfPausing:
+    """Its first workflow task takes 1.5 s and ends by pausing the run itself:
+    an operator's pause can come before the workflow's own."""
+
+    @workflow.run
+    async def run(self) -> str:
+        if not workflow.unsafe.is_replaying():
+            time.sleep(1.5)  # noqa: ASYNC251  (the point: the task holds the worker)
+        workflow.pause("the code's own check")
+        return await workflow.execute_activity(step, "after", start_to_close_timeout=TIMEOUT)
+
+
+@workflow.defn
 class SlowLastTask:
     """Its only workflow task takes 1.5 s and completes the run: a pause that
     comes meanwhile waits behind the close."""

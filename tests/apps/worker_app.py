@@ -13,7 +13,7 @@ import signal
 from typing import Any
 
 from tests.apps import versioned
-from tests.apps.pausing import SlowFirstTask, SlowLastTask
+from tests.apps.pausing import SlowFirstTask, SlowLastTask, SlowSelfPausing
 from tests.apps.workflows import ALL_ACTIVITIES, ALL_WORKFLOWS
 from worker import Client, Worker
 
@@ -23,7 +23,7 @@ CODE: dict[str, tuple[list[Any], list[Any]]] = {
     "v1": (versioned.V1, versioned.ACTIVITIES),
     "v2": (versioned.V2, versioned.ACTIVITIES),
     "v2-bad": (versioned.V2_BAD, versioned.ACTIVITIES),
-    "pausing": ([SlowFirstTask, SlowLastTask], versioned.ACTIVITIES),
+    "pausing": ([SlowFirstTask, SlowLastTask, SlowSelfPausing], versioned.ACTIVITIES),
 }
 
 

@@ -373,6 +373,43 @@ async def test_a_pause_during_a_running_task_comes_after_its_commands(
         proc.stop()
 
 
+async def test_an_operator_pause_before_the_workflows_own_keeps_its_reason(
+    client: Client, region: Region, tmp_path: Path
+) -> None:
+    """The operator's pause comes while the task that pauses the run itself
+    runs: the run is paused once, as the operator said; the history has both."""
+    proc = Proc(
+        [
+            *(sys.executable, "-m", "tests.apps.worker_app", "--url", region.url),
+            *("--code", "pausing", "--task-queue", QUEUE),
+        ],
+        tmp_path / "worker.log",
+    ).start()
+    try:
+        h = await client.start_workflow("SlowSelfPausing", id="both", task_queue=QUEUE)
+
+        async def task_started() -> bool:
+            return "WorkflowTaskStarted" in await kinds(client, h.id)
+
+        await eventually(task_started, timeout=30, what="the slow task started")
+        await h.pause("incident downstream")
+
+        async def task_done() -> bool:
+            return "WorkflowTaskCompleted" in await kinds(client, h.id)
+
+        await eventually(task_done, timeout=30, what="the slow task completed")
+        events = await h.history()
+        paused = [e["attributes"] for e in events if e["event_type"] == "WorkflowExecutionPaused"]
+        assert [p["source"] for p in paused] == ["workflow", "operator"]
+        d = (await h.describe())["execution"]
+        assert d["paused"] is True
+        assert (d["pause"]["reason"], d["pause"]["source"]) == ("incident downstream", "operator")
+        await h.unpause()
+        assert await h.result(timeout=30) == "did after"
+    finally:
+        proc.stop()
+
+
 async def test_a_run_that_closes_is_no_longer_paused(
     client: Client, region: Region, tmp_path: Path
 ) -> None:
