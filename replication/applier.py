@@ -24,7 +24,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from replication.apply import (
-    Losing,
     NeedConfirmation,
     NeedContent,
     NeedRunCheck,
@@ -33,9 +32,9 @@ from replication.apply import (
     apply_history_txn,
     apply_namespace_txn,
     apply_progress_txn,
-    archive_losing_batch,
     lock_namespaces_for_apply,
 )
+from replication.conflicts import Losing, archive_losing_batch
 from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
 from store import db

@@ -1,0 +1,242 @@
+"""The conflict archive: a branch of history that lost to a higher failover version.
+
+ARCHITECTURE, invariant 3: the losing branch is archived, never silently
+dropped. A refused batch (:func:`archive_losing_batch`) and a local tail the
+incoming history replaces (:func:`archive_local_tail`) go into
+``replication_conflicts``; on the active region the signals and starts they
+carried are re-applied here, each once (:func:`reapply_txn`), so nothing a
+client was told succeeded is lost. ``baton replication conflicts`` lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from replication.sql import QUERIES as Q
+from store.context import Store
+from store.errors import StoreError
+from store.mutable_state import event_to_wire
+from store.sql import QUERIES as SQ
+from store.starts import start_workflow_txn
+from store.workflows import signal_workflow_txn
+from worker import wire
+from worker.wire import EventType
+
+log = logging.getLogger("baton.applier")
+
+REAPPLIED_TYPES = {
+    EventType.WORKFLOW_EXECUTION_SIGNALED.value,
+    EventType.WORKFLOW_EXECUTION_STARTED.value,
+}
+
+
+@dataclass(frozen=True)
+class Losing:
+    """A branch that lost: where it came from, its events, the versions involved."""
+
+    namespace: str
+    workflow_id: str
+    run_id: uuid.UUID
+    source_region: str
+    events: list[dict[str, Any]]
+    winning_version: int
+
+    @property
+    def losing_version(self) -> int:
+        return max(int(e["version"]) for e in self.events)
+
+
+async def archive_local_tail(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    workflow_id: str,
+    run_id: uuid.UUID,
+    from_event_id: int,
+    winning_version: int,
+) -> None:
+    """Move this region's events ``from_event_id..`` of a run into the conflict archive."""
+    rows = await conn.fetch(Q["local_events_from"], namespace, workflow_id, run_id, from_event_id)
+    if not rows:
+        return
+    events = [event_to_wire(r) for r in rows]
+    losing_version = max(int(e["version"]) for e in events)
+    last_event_id = events[-1]["event_id"]
+    # Inputs that waited behind the losing branch's started workflow task
+    # were acknowledged too: they go into the archive (and are re-applied),
+    # under the negated seq in place of an event id.
+    for b in await conn.fetch(Q["take_buffered_of_run"], namespace, workflow_id, run_id):
+        events.append(
+            {
+                "event_id": -int(b["seq"]),
+                "event_type": b["event_type"],
+                "event_time": b["created_at"].isoformat(),
+                "version": losing_version,
+                "attributes": b["attributes"],
+                "buffered": True,
+            }
+        )
+    cid = await conn.fetchval(
+        Q["insert_conflict"],
+        namespace,
+        workflow_id,
+        run_id,
+        "local_tail",
+        store.region,
+        from_event_id,
+        last_event_id,
+        losing_version,
+        winning_version,
+        events,
+    )
+    await conn.execute(Q["delete_events_from"], namespace, workflow_id, run_id, from_event_id)
+    unshipped = await conn.fetch(
+        Q["delete_run_work"], namespace, workflow_id, run_id, from_event_id
+    )
+    if unshipped:
+        # Part of the tail never left this region: ship the archive so the
+        # winning region can re-apply its signals and starts.
+        await conn.execute(
+            Q["outbox_conflict"],
+            namespace,
+            workflow_id,
+            run_id,
+            from_event_id,
+            last_event_id,
+            losing_version,
+            cid,
+        )
+    if from_event_id == 1:
+        await conn.execute(Q["delete_execution"], namespace, workflow_id, run_id)
+        await conn.execute(Q["delete_current"], namespace, workflow_id, run_id)
+    # A run the losing branch continued into exists only here (the run and its
+    # continuation ship together): it lost with the branch. Left alone it
+    # would stay open, this region's current run of the workflow id, until
+    # the winner happened to start a run of the id itself.
+    for e in events:
+        if e["event_type"] == EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW.value:
+            new_run_id = (e["attributes"] or {}).get("new_run_id")
+            if new_run_id:
+                await archive_local_tail(
+                    store,
+                    conn,
+                    namespace,
+                    workflow_id,
+                    uuid.UUID(new_run_id),
+                    1,
+                    winning_version,
+                )
+    log.warning(
+        "%s/%s run %s: events %s..%s (version %s) lost to version %s; archived as conflict %s",
+        namespace,
+        workflow_id,
+        run_id,
+        from_event_id,
+        last_event_id,
+        losing_version,
+        winning_version,
+        cid,
+    )
+
+
+async def archive_losing_batch(
+    store: Store, conn: asyncpg.Connection, losing: Losing, *, reapply: bool
+) -> None:
+    """Archive a refused batch; on the active region, re-apply its signals and starts."""
+    cid = await conn.fetchval(
+        Q["insert_conflict"],
+        losing.namespace,
+        losing.workflow_id,
+        losing.run_id,
+        "rejected_batch",
+        losing.source_region,
+        losing.events[0]["event_id"],
+        losing.events[-1]["event_id"],
+        losing.losing_version,
+        losing.winning_version,
+        losing.events,
+    )
+    if reapply:
+        outcomes = await reapply_txn(store, conn, losing)
+        await conn.execute(Q["set_conflict_reapplied"], cid, outcomes)
+
+
+async def reapply_txn(
+    store: Store, conn: asyncpg.Connection, losing: Losing
+) -> list[dict[str, Any]]:
+    """Re-apply the signals and starts of a losing branch here, each once."""
+    outcomes: list[dict[str, Any]] = []
+    for e in losing.events:
+        if e["event_type"] not in REAPPLIED_TYPES:
+            continue
+        outcome: dict[str, Any] = {"event_id": e["event_id"], "event_type": e["event_type"]}
+        claimed = await conn.fetchval(
+            Q["claim_reapply"],
+            losing.namespace,
+            losing.workflow_id,
+            losing.run_id,
+            e["event_id"],
+            e["version"],
+        )
+        if claimed is None:
+            outcomes.append({**outcome, "outcome": "already re-applied"})
+            continue
+        attrs = e["attributes"]
+        request_id = attrs.get("request_id")
+        if request_id:
+            seen = await conn.fetchrow(
+                SQ["request_seen"], losing.namespace, losing.workflow_id, request_id
+            )
+            if seen is not None:
+                # the client retried it here already (or it replicated): once is enough
+                outcomes.append(
+                    {**outcome, "outcome": "already applied", "run_id": str(seen["run_id"])}
+                )
+                continue
+        try:
+            async with conn.transaction():
+                if e["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
+                    run_id = await signal_workflow_txn(
+                        store,
+                        conn,
+                        losing.namespace,
+                        losing.workflow_id,
+                        wire.SignalRequest(
+                            signal_name=attrs["signal_name"],
+                            input=attrs.get("input") or [],
+                            request_id=attrs.get("request_id"),
+                            identity=attrs.get("identity") or "",
+                        ),
+                    )
+                else:
+                    started = await start_workflow_txn(
+                        store, conn, losing.namespace, _start_request(losing.workflow_id, attrs)
+                    )
+                    run_id = started.run_id
+            outcomes.append({**outcome, "outcome": "re-applied", "run_id": run_id})
+        except StoreError as exc:
+            if exc.retryable:
+                raise  # e.g. in handover: the whole batch is applied again later
+            outcomes.append(
+                {**outcome, "outcome": "refused", "code": exc.code.value, "message": str(exc)}
+            )
+    return outcomes
+
+
+def _start_request(workflow_id: str, attrs: dict[str, Any]) -> wire.StartWorkflowRequest:
+    return wire.StartWorkflowRequest(
+        workflow_id=workflow_id,
+        workflow_type=attrs["workflow_type"],
+        task_queue=attrs["task_queue"],
+        input=attrs.get("input") or [],
+        request_id=attrs.get("request_id"),
+        task_timeout_s=attrs.get("task_timeout_s") or 10.0,
+        run_timeout_s=attrs.get("run_timeout_s"),
+        memo=attrs.get("memo") or {},
+        identity=attrs.get("identity") or "",
+    )
