@@ -19,13 +19,14 @@ from store.clock import utcnow as utcnow
 from store.errors import StoreError, WorkflowNotFound
 from store.namespaces import Namespace, get_namespace
 from store.run_cache import CachedRun, RunCache
+from store.run_close import close_outcome
 from store.run_write import VERSIONING_COLUMNS as VERSIONING_COLUMNS
 from store.run_write import as_uuid as _uuid
 from store.run_write import write_run
 from store.sql import QUERIES as Q
 from versioning import routing
 from versioning.rules import Override
-from worker.wire import CANCELED_FAILURE_TYPE, TIMEOUT_FAILURE_TYPE, EventType
+from worker.wire import EventType
 
 # Timer kinds.
 USER_TIMER = "user"
@@ -38,54 +39,6 @@ WT_TIMEOUT = "workflow_task_timeout"
 WT_RETRY = "workflow_task_retry"
 WT_STICKY = "workflow_task_sticky"
 RUN_TIMEOUT = "run_timeout"
-
-
-#: The status each closing event gives a run.
-CLOSE_STATUS = {
-    EventType.WORKFLOW_EXECUTION_COMPLETED.value: "completed",
-    EventType.WORKFLOW_EXECUTION_FAILED.value: "failed",
-    EventType.WORKFLOW_EXECUTION_CANCELED.value: "canceled",
-    EventType.WORKFLOW_EXECUTION_TERMINATED.value: "terminated",
-    EventType.WORKFLOW_EXECUTION_TIMED_OUT.value: "timed_out",
-    EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW.value: "continued_as_new",
-}
-
-
-def close_outcome(event_type: str, attributes: dict[str, Any]) -> tuple[str, Any, Any]:
-    """Status, result and failure a run's closing event gives its row (which keeps
-    them so that a result call reads no history); every region derives them alike."""
-    status = CLOSE_STATUS[event_type]
-    if status == "completed":
-        return status, attributes.get("result"), None
-    if status == "failed":
-        return status, None, attributes.get("failure")
-    if status == "canceled":
-        reason = attributes.get("reason")
-        return (
-            status,
-            None,
-            {
-                "message": f"workflow canceled: {reason}" if reason else "workflow canceled",
-                "type": CANCELED_FAILURE_TYPE,
-            },
-        )
-    if status == "terminated":
-        return (
-            status,
-            None,
-            {"message": attributes.get("reason") or "terminated", "type": "Terminated"},
-        )
-    if status == "timed_out":
-        return (
-            status,
-            None,
-            {
-                "message": "workflow run timed out",
-                "type": TIMEOUT_FAILURE_TYPE,
-                "timeout_type": "run",
-            },
-        )
-    return status, None, None
 
 
 # --------------------------------------------------------------------------- the run txn

@@ -7,8 +7,8 @@ from starlette.routing import compile_path
 
 from store import api_guard
 from store.errors import InvalidArgument
-from store.mutable_state import close_outcome
 from store.retry import DEFAULT_RETRY_POLICY, retry_decision
+from store.run_close import close_outcome
 from store.starts import check_workflow_id
 from worker._failure import (
     close_failure_to_exception,

@@ -1,0 +1,58 @@
+"""What a run's closing event makes of its row: status, result and failure.
+
+The row keeps them so that a result call reads no history; the region that
+closes the run and every region that applies its history derive them alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.wire import CANCELED_FAILURE_TYPE, TIMEOUT_FAILURE_TYPE, EventType
+
+#: The status each closing event gives a run.
+CLOSE_STATUS = {
+    EventType.WORKFLOW_EXECUTION_COMPLETED.value: "completed",
+    EventType.WORKFLOW_EXECUTION_FAILED.value: "failed",
+    EventType.WORKFLOW_EXECUTION_CANCELED.value: "canceled",
+    EventType.WORKFLOW_EXECUTION_TERMINATED.value: "terminated",
+    EventType.WORKFLOW_EXECUTION_TIMED_OUT.value: "timed_out",
+    EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW.value: "continued_as_new",
+}
+
+
+def close_outcome(event_type: str, attributes: dict[str, Any]) -> tuple[str, Any, Any]:
+    """Status, result and failure a run's closing event gives its row (which keeps
+    them so that a result call reads no history); every region derives them alike."""
+    status = CLOSE_STATUS[event_type]
+    if status == "completed":
+        return status, attributes.get("result"), None
+    if status == "failed":
+        return status, None, attributes.get("failure")
+    if status == "canceled":
+        reason = attributes.get("reason")
+        return (
+            status,
+            None,
+            {
+                "message": f"workflow canceled: {reason}" if reason else "workflow canceled",
+                "type": CANCELED_FAILURE_TYPE,
+            },
+        )
+    if status == "terminated":
+        return (
+            status,
+            None,
+            {"message": attributes.get("reason") or "terminated", "type": "Terminated"},
+        )
+    if status == "timed_out":
+        return (
+            status,
+            None,
+            {
+                "message": "workflow run timed out",
+                "type": TIMEOUT_FAILURE_TYPE,
+                "timeout_type": "run",
+            },
+        )
+    return status, None, None
