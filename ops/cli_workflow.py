@@ -543,22 +543,26 @@ def workflow_update(
     )
 
 
+def _ending_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """WORKFLOW_ID and the options of ``cancel`` and ``terminate``."""
+    options = [
+        click.argument("workflow_id"),
+        click.option("--reason", default="", help="Recorded in the history."),
+        _run_id_option,
+        _act_request_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @workflow.command("cancel")
-@click.argument("workflow_id")
-@click.option("--reason", default="", help="Recorded in the history.")
-@_run_id_option
-@_act_request_option
+@_ending_options
 @pass_state
-def workflow_cancel(
-    st: CliState,
-    workflow_id: str,
-    reason: str,
-    run_id: str | None,
-    request_id: str | None,
-    output: str,
-) -> None:
+def workflow_cancel(st: CliState, /, workflow_id: str, output: str, **o: Any) -> None:
     """Request cancellation of a workflow (its code decides how to wind down)."""
-    _act(st, workflow_id, lambda h: h.cancel(reason, request_id=request_id), run_id)
+    reason, request_id = o["reason"], o["request_id"]
+    _act(st, workflow_id, lambda h: h.cancel(reason, request_id=request_id), o["run_id"])
     emit(
         {"workflow_id": workflow_id, "cancel_requested": True, "reason": reason},
         output,
@@ -567,21 +571,12 @@ def workflow_cancel(
 
 
 @workflow.command("terminate")
-@click.argument("workflow_id")
-@click.option("--reason", default="", help="Recorded in the history.")
-@_run_id_option
-@_act_request_option
+@_ending_options
 @pass_state
-def workflow_terminate(
-    st: CliState,
-    workflow_id: str,
-    reason: str,
-    run_id: str | None,
-    request_id: str | None,
-    output: str,
-) -> None:
+def workflow_terminate(st: CliState, /, workflow_id: str, output: str, **o: Any) -> None:
     """Terminate a workflow at once (no workflow code runs)."""
-    _act(st, workflow_id, lambda h: h.terminate(reason, request_id=request_id), run_id)
+    reason, request_id = o["reason"], o["request_id"]
+    _act(st, workflow_id, lambda h: h.terminate(reason, request_id=request_id), o["run_id"])
     emit(
         {"workflow_id": workflow_id, "terminated": True, "reason": reason},
         output,
