@@ -105,35 +105,15 @@ async def test_workflow_reset_command(client: Client, region: Region) -> None:
 
         await eventually(task_done, timeout=20, what="the first workflow task done")
         await h.signal("note", "before")
-        code, reset, err = await baton(
-            region,
-            "workflow",
-            "reset",
-            "to-reset",
-            "--to",
-            "first-workflow-task",
-            "--reason",
-            "from the CLI",
-            "--request-id",
-            "cli-reset-1",
-        )
+        reset_cmd = ("workflow", "reset", "to-reset", "--to", "first-workflow-task")
+        reset_cmd += ("--reason", "from the CLI", "--request-id", "cli-reset-1")
+        code, reset, err = await baton(region, *reset_cmd)
         assert code == 0, err
         assert reset["run_id"] != h.run_id
         # the run the server reset, though none was named
         assert reset["reset_from_run_id"] == h.run_id and reset["reset"] is True
         # the same request again (a retry): the same reset, reported the same way
-        code, again, err = await baton(
-            region,
-            "workflow",
-            "reset",
-            "to-reset",
-            "--to",
-            "first-workflow-task",
-            "--reason",
-            "from the CLI",
-            "--request-id",
-            "cli-reset-1",
-        )
+        code, again, err = await baton(region, *reset_cmd)
         assert code == 0, err
         assert again == {**reset, "reset": False}
         await h.signal("note", "stop")
