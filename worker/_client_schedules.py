@@ -10,7 +10,6 @@ from urllib.parse import quote
 from worker._client_visibility import encode_search_attributes
 from worker._definition import workflow_name
 from worker._http import API, ns_path
-from worker._payloads import is_payload
 
 if TYPE_CHECKING:
     from worker.client import Client
@@ -95,6 +94,9 @@ class ScheduleMixin:
     async def encode(self, values: Sequence[Any]) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    async def encode_memo(self, memo: Mapping[str, Any] | None) -> dict[str, Any]:
+        raise NotImplementedError
+
     async def schedule_definition(
         self,
         *,
@@ -125,12 +127,8 @@ class ScheduleMixin:
                 "workflow_type": workflow_name(workflow),
                 "task_queue": task_queue,
                 "input": await self.encode(args),
-                # payloads, as a run's memo is (encrypted with an encrypting
-                # codec); entries that are payloads already are sent as they are
-                "memo": {
-                    k: v if is_payload(v) else (await self.encode([v]))[0]
-                    for k, v in (memo or {}).items()
-                },
+                # payloads, as a run's memo is (encrypted with an encrypting codec)
+                "memo": await self.encode_memo(memo),
                 "search_attributes": encode_search_attributes(search_attributes or {}),
                 "versioning_behavior": versioning_behavior,
                 "run_timeout_s": run_timeout,

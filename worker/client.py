@@ -125,11 +125,14 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
 
     async def encode_memo(self, memo: Mapping[str, Any] | None) -> dict[str, Any]:
         """A memo's values as payloads, through the data converter and its codec
-        (an encrypting codec encrypts them, as it does arguments)."""
+        (an encrypting codec encrypts them, as it does arguments). An entry that
+        is a payload already (a memo as a client without the key read it back)
+        is kept as it is, as :meth:`decode_memo` reads it."""
         if not memo:
             return {}
-        keys = list(memo)
-        return dict(zip(keys, await self.encode([memo[k] for k in keys]), strict=True))
+        keys = [k for k in memo if not is_payload(memo[k])]
+        encoded = dict(zip(keys, await self.encode([memo[k] for k in keys]), strict=True))
+        return {k: encoded.get(k, memo[k]) for k in memo}
 
     async def decode_memo(self, memo: Mapping[str, Any] | None) -> dict[str, Any]:
         """A memo as values. An entry that is not a payload (a memo written as
