@@ -13,7 +13,7 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ops import kafka
-from ops.devstack_procs import Steps, cmdline, pid_alive, port_free, reap, run_sync
+from ops.devstack_procs import Steps, cmdline, pid_alive, port_frees, reap, run_sync
 from ops.devstack_state import (
     KAFKA_MAIN_CLASS,
     LOOPBACK,
@@ -98,7 +98,7 @@ def kafka_up(info: StackInfo, steps: Steps) -> None:
             if k.pid is not None:
                 reap(k.pid)
             for name, port in (("client", k.port), ("controller", k.controller_port)):
-                if not port_free(port):
+                if not port_frees(port):
                     raise DevStackError(
                         f"Kafka {name} port {port} is taken by another process; "
                         f"stop it, or edit the port in {info.state_dir / STACK_FILE}"

@@ -38,6 +38,7 @@ __all__ = [
     "cmdline",
     "pid_alive",
     "port_free",
+    "port_frees",
     "reap",
     "run_sync",
     "server_alive",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+PORT_WAIT_S = 5.0
+"""How long `up` waits for a port held for a moment to be let go."""
 
 
 def cmdline(pid: int) -> list[str] | None:
@@ -113,9 +117,24 @@ def port_free(port: int) -> bool:
     return True
 
 
+def port_frees(port: int, timeout: float = PORT_WAIT_S) -> bool:
+    """True once loopback ``port`` is free, waiting out a holder that lets go.
+
+    A client socket that held the port for a moment (an outgoing connection
+    given it as its local port) closes within a few seconds; a listener does
+    not, and the caller reports it.
+    """
+    deadline = time.monotonic() + timeout
+    while not port_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def start_server(info: StackInfo, srv: ServerInfo) -> int:
     """Spawn ``srv``'s ``baton server`` in its own session; returns its PID."""
-    if not port_free(srv.port):
+    if not port_frees(srv.port):
         raise DevStackError(
             f"port {srv.port} of region {srv.region} is taken by another process; "
             f"stop it, or edit the port in {info.state_dir / STACK_FILE}"

@@ -34,6 +34,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -110,8 +111,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """Return ``count`` distinct free TCP ports on ``host``.
 
-    All sockets stay bound until every port is chosen, so the kernel cannot
-    hand out the same port twice (two separate :func:`free_port` calls could).
+    The ports lie below the kernel's ephemeral range when there is room: a
+    port from that range can be taken, while its listener is down (a broker
+    being restarted), as the local port of any outgoing connection, even of a
+    client reconnecting to that very listener. All sockets stay bound until
+    every port is chosen, so no port is handed out twice.
 
     Args:
         count: How many ports.
@@ -120,13 +124,38 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     Returns:
         Distinct port numbers.
     """
+    low, _high = ephemeral_range()
+    first = max(1024, low - _LISTEN_SPAN)
     with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
+        ports: list[int] = []
+        tries = 0
+        while len(ports) < count:
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((host, 0))
-            ports.append(int(sock.getsockname()[1]))
+            tries += 1
+            if low - first < 1000 or tries > 50 * count:
+                sock.bind((host, 0))  # no room below the range: let the kernel choose
+            else:
+                try:
+                    sock.bind((host, random.randrange(first, low)))
+                except OSError:
+                    continue
+            port = int(sock.getsockname()[1])
+            if port not in ports:
+                ports.append(port)
         return ports
+
+
+_LISTEN_SPAN = 12_000
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ephemeral ports (Linux's default when unreadable)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(part) for part in text.split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
 
 
 # ------------------------------------------------------------------------- config

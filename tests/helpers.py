@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,15 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ops import kafka
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port below the ephemeral range (see ``ops.kafka.free_ports``)."""
+    return kafka.free_port()
 
 
 async def eventually(
