@@ -164,7 +164,7 @@ class ActivityRunner:
                 heartbeater.stop()
                 self._attempts.discard(heartbeater)
             return await self._respond_completed(task, result)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if heartbeater.cancelled.is_set():
                 # The server asked for it (the workflow cancelled the activity).
                 with contextlib.suppress(TaskNotFoundError):
@@ -174,6 +174,15 @@ class ActivityRunner:
                 return None
             if heartbeater.lost:
                 return None  # the server no longer knows the task: nothing to report
+            current = asyncio.current_task()
+            if current is not None and not current.cancelling():
+                # Nobody cancelled the attempt: its own code raised CancelledError
+                # (as Temporal's SDK does, a failure). Left unreported, the
+                # attempt would hang until its start-to-close timeout.
+                own = asyncio.CancelledError(str(exc) or "the activity raised CancelledError")
+                return await self._flush_and_fail(
+                    heartbeater, token, own.with_traceback(exc.__traceback__)
+                )
             if not self._stopping.is_set():
                 raise
             # Shutdown's grace is over: fail the attempt so that the server

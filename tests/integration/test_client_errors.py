@@ -45,6 +45,12 @@ async def dawdles(seconds: float) -> str:
     return "done"
 
 
+@activity.defn
+async def gives_up() -> str:
+    # Code of its own raising CancelledError (a library's, say), no cancel asked for.
+    raise asyncio.CancelledError("gave up on the upstream call")
+
+
 @workflow.defn(name="ErrorShapes")
 class ErrorShapes:
     @workflow.run
@@ -58,6 +64,14 @@ class ErrorShapes:
                 dawdles,
                 5.0,
                 start_to_close_timeout=timedelta(milliseconds=300),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(milliseconds=100), maximum_attempts=2
+                ),
+            )
+        elif mode == "gives-up":
+            await workflow.execute_activity(
+                gives_up,
+                start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(milliseconds=100), maximum_attempts=2
                 ),
@@ -76,7 +90,9 @@ class ErrorShapes:
 
 
 def worker_for(client: Client) -> Worker:
-    return Worker(client, task_queue=QUEUE, workflows=[ErrorShapes], activities=[declines, dawdles])
+    return Worker(
+        client, task_queue=QUEUE, workflows=[ErrorShapes], activities=[declines, dawdles, gives_up]
+    )
 
 
 async def _failure_of(client: Client, mode: str, wid: str) -> WorkflowFailureError:
@@ -140,6 +156,23 @@ async def test_the_client_sees_which_activity_failed_and_why_it_stopped(client: 
     assert act.retry_state == "maximum_attempts_reached"
     timeout = act.__cause__
     assert isinstance(timeout, TimeoutError_) and timeout.timeout_type == "start_to_close"
+
+
+async def test_an_activity_raising_cancelled_error_itself_fails_its_attempts(
+    client: Client,
+) -> None:
+    # Not a cancel the workflow asked for: each attempt is reported failed at
+    # once (as in Temporal), not left to its ten-minute start-to-close timeout.
+    async with worker_for(client):
+        failed = await asyncio.wait_for(_failure_of(client, "gives-up", "gives-up-1"), 30)
+    act = failed.__cause__
+    assert isinstance(act, ActivityError) and act.activity_type == "gives_up"
+    assert act.retry_state == "maximum_attempts_reached"
+    cause = act.__cause__
+    assert isinstance(cause, ApplicationError) and cause.type == "CancelledError"
+    assert cause.message == "gave up on the upstream call"
+    events = await client.get_workflow_handle("gives-up-1").history()
+    assert [e["event_type"] for e in events].count("ActivityTaskCanceled") == 0
 
 
 async def test_an_activity_with_only_a_budget_times_out_on_the_budget(client: Client) -> None:
