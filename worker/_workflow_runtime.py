@@ -182,7 +182,10 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         self._run_task = self._loop.create_task(coro, name=f"{self._defn.name}.run")
         self._run_task.add_done_callback(self._on_run_done)
         if self._cancel_requested:
-            self._run_task.cancel()
+            # A cancel that came before the first workflow task: let the run
+            # method take its first step (into its try block) before the
+            # cancellation lands, as Temporal does, so its cleanup runs.
+            self._loop.call_soon(self._run_task.cancel)
 
     def _deliver(self, event: HistoryEvent) -> None:
         kind = event.event_type

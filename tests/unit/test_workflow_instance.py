@@ -1257,6 +1257,22 @@ def test_cancelled_workflow_can_clean_up_before_it_closes() -> None:
     sim.replay()
 
 
+def test_a_cancel_before_the_first_task_still_lets_the_run_clean_up() -> None:
+    # The cancel request is in the first task's own events: the run method
+    # takes its first step into its try block before the cancellation lands
+    # (as in Temporal), instead of being cancelled before its first line.
+    sim = Sim(CancelCatcher)
+    sim.request_cancel()
+    assert types(sim.run_task()) == [
+        CommandType.SCHEDULE_ACTIVITY,
+        CommandType.REQUEST_CANCEL_ACTIVITY,
+        CommandType.SCHEDULE_ACTIVITY,
+    ]
+    sim.complete_activity("2", 2)
+    assert types(sim.run_task()) == [CommandType.CANCEL_WORKFLOW]
+    sim.replay()
+
+
 # =========================================================================== signals
 
 
