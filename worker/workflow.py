@@ -318,6 +318,13 @@ def _to_seconds(value: timedelta | float | None, what: str) -> float | None:
     return float(seconds)
 
 
+def _is_zero(value: timedelta | float) -> bool:
+    """Whether a duration is zero (a bool is no duration)."""
+    if isinstance(value, timedelta):
+        return value == timedelta(0)
+    return not isinstance(value, bool) and isinstance(value, int | float) and value == 0
+
+
 def start_activity(
     activity: str | Callable[..., Any],
     *args: Any,
@@ -443,14 +450,23 @@ async def wait_condition(
 ) -> None:
     """Wait until ``fn()`` is true; it is checked whenever the workflow has nothing else to run.
 
+    A ``timeout`` of zero (as ``sleep`` takes) checks ``fn()`` once, without a timer.
+
     Raises:
         asyncio.TimeoutError: ``timeout`` (a durable timer) passed first.
     """
     rt = _runtime()
     try:
-        seconds = _to_seconds(timeout, "wait_condition timeout")
+        if timeout is not None and _is_zero(timeout):
+            seconds: float | None = 0.0
+        else:
+            seconds = _to_seconds(timeout, "wait_condition timeout")
     except (TypeError, ValueError) as exc:
         raise rt.misuse(exc) from None
+    if seconds == 0.0:
+        if fn():
+            return
+        raise TimeoutError("wait_condition timed out at once: its timeout is zero")
     fut = rt.wait_condition(fn)
     if seconds is None:
         await fut

@@ -1183,6 +1183,34 @@ def test_wait_condition_timeout_fires_on_the_durable_timer() -> None:
     sim.replay()
 
 
+@workflow.defn(name="ZeroWait")
+class ZeroWait:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        outcome = []
+        for timeout in (0, timedelta(0)):
+            try:
+                await workflow.wait_condition(lambda: self.go, timeout=timeout)
+                outcome.append("met")
+            except TimeoutError:
+                outcome.append("timed out")
+            self.go = True
+        return outcome
+
+
+def test_a_zero_wait_condition_timeout_checks_once_without_a_timer() -> None:
+    # A deadline's remainder can be zero; sleep(0) is fine, and so is this:
+    # it must not fail the workflow task (and so retry it) for ever.
+    sim = Sim(ZeroWait)
+    [command] = sim.run_task()
+    assert command.type == CommandType.COMPLETE_WORKFLOW
+    assert dec(command.attributes["result"]) == ["timed out", "met"]
+    sim.replay()
+
+
 # =========================================================================== cancellation
 
 
