@@ -26,7 +26,7 @@ from worker._client_visibility import (
     VisibilityMixin,
     encode_search_attributes,
 )
-from worker._definition import check_behavior, workflow_name
+from worker._definition import WorkflowDefinition, check_behavior, workflow_name
 from worker._failure import (
     ENCODED_FAILURE_MESSAGE,
     close_failure_to_exception,
@@ -278,7 +278,10 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
             body["wait_result_s"] = wait_result_s
         body.update(extra or {})
         res = await self.call("POST", ns_path(self.namespace, route), body)
-        return WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"]), res
+        handle = WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
+        if not isinstance(workflow, str):
+            handle.result_type = WorkflowDefinition.from_class(workflow).return_type
+        return handle, res
 
     async def execute_workflow(
         self, workflow: str | type, *args: Any, id: str, task_queue: str, **kw: Any
@@ -371,6 +374,9 @@ class WorkflowHandle(RunControlMixin):
         self.run_id = run_id
         self.first_run_id = first_run_id
         self._pinned = pinned and run_id is not None
+        #: What :meth:`result` decodes to without a ``type_hint``: the run
+        #: method's return annotation when the handle came from a start by class.
+        self.result_type: Any = None
 
     @property
     def target_run_id(self) -> str | None:
@@ -412,7 +418,7 @@ class WorkflowHandle(RunControlMixin):
     async def _outcome(self, res: dict[str, Any], type_hint: Any) -> Any:
         """The result of a closed run's outcome (``GET .../result``), or its error."""
         if res["status"] == "completed":
-            return await self.client.decode_one(res["result"], type_hint)
+            return await self.client.decode_one(res["result"], type_hint or self.result_type)
         failure = await self.client.decode_failure(res.get("failure"))
         err = WorkflowFailureError(
             f"workflow {self.id!r} run {res['run_id']} {res['status']}"

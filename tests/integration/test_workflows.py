@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from tests.apps.workflows import (
     ThreeSteps,
 )
 from tests.helpers import eventually
-from worker import Client, Worker, WorkflowFailureError
+from worker import Client, Worker, WorkflowFailureError, workflow
 from worker.errors import QueryFailedError, WorkflowAlreadyStartedError
 
 pytestmark = pytest.mark.integration
@@ -181,3 +183,37 @@ async def test_terminate_and_list_filters(client: Client) -> None:
     assert running == ["other-1"]
     by_queue = [r.workflow_id async for r in client.list_workflows(task_queue=QUEUE)]
     assert by_queue == ["term-1"]
+
+
+@dataclasses.dataclass
+class Receipt:
+    order: str
+    paid_at: datetime
+
+
+@workflow.defn(name="Receipted")
+class Receipted:
+    @workflow.run
+    async def run(self, order: str) -> Receipt:
+        return Receipt(order, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+
+async def test_a_workflow_started_by_its_class_gives_its_result_as_annotated(
+    client: Client,
+) -> None:
+    # The client knows the class, so the run method's return annotation
+    # rebuilds the result, as it does for activities and workflow arguments.
+    expected = Receipt("o-1", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    async with make_worker(client, Receipted):
+        assert await client.execute_workflow(Receipted, "o-1", id="rc-1", task_queue=QUEUE) == (
+            expected
+        )
+        handle = await client.start_workflow(Receipted, "o-1", id="rc-2", task_queue=QUEUE)
+        assert await handle.result(timeout=20) == expected
+    # By name, or with a hint of the caller's own, the caller decides.
+    by_name = client.get_workflow_handle("rc-2")
+    assert await by_name.result(timeout=5) == {
+        "order": "o-1",
+        "paid_at": "2026-01-02T03:04:05+00:00",
+    }
+    assert await by_name.result(timeout=5, type_hint=Receipt) == expected
