@@ -39,7 +39,12 @@ from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
 from store import db
 from store.context import Store
-from store.errors import DATABASE_UNAVAILABLE, NamespaceInHandover, Unavailable
+from store.errors import (
+    DATABASE_UNAVAILABLE,
+    NamespaceInHandover,
+    Unavailable,
+    database_unavailable,
+)
 from store.leader import lead_forever
 from worker._http import ns_path, wf_path
 
@@ -64,6 +69,11 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
     Unavailable,
     NamespaceInHandover,
 )
+
+
+def is_infra_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the plumbing's (retried from the stored offsets)."""
+    return isinstance(exc, INFRA_ERRORS) or database_unavailable(exc)
 
 
 class MissingEvents(ValueError):
@@ -234,9 +244,9 @@ class Applier:
             try:
                 await self._apply_fetching(source, tp, records, msgs)
                 return
-            except INFRA_ERRORS:
-                raise
             except Exception as exc:
+                if is_infra_error(exc):
+                    raise
                 log.warning(
                     "applying %d record(s) of %s[%d] failed (attempt %d/%d): %r",
                     len(records),
@@ -359,9 +369,9 @@ class Applier:
             try:
                 await self._apply_fetching(source, tp, [record], [msg])
                 return
-            except INFRA_ERRORS:
-                raise
             except Exception as exc:
+                if is_infra_error(exc):
+                    raise
                 error = exc
                 await asyncio.sleep(RETRY_BACKOFF_S * attempt)
 

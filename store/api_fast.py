@@ -30,7 +30,7 @@ from store import starts, tasks, workflows
 from store.api_guard import JSON
 from store.client_watch import ClientWatch
 from store.context import Store
-from store.errors import DATABASE_UNAVAILABLE, StoreError, Unavailable
+from store.errors import StoreError, Unavailable, database_unavailable
 from worker import wire
 
 log = logging.getLogger("baton.api")
@@ -50,9 +50,9 @@ Handler = Callable[[], Awaitable[Response]]
 
 def unexpected_error(exc: Exception) -> StoreError:
     """The typed error an exception no route expected answers with."""
-    if isinstance(exc, DATABASE_UNAVAILABLE):
+    if database_unavailable(exc):
         # the pool closing under a request at shutdown, a connection lost,
-        # the database shutting down or starting up
+        # the database shutting down, starting up or closed to new sessions
         return Unavailable(f"region database unavailable: {exc}")
     log.exception("unexpected error")
     return StoreError(f"internal error: {type(exc).__name__}: {exc}")

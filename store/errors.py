@@ -282,9 +282,25 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # the protocol of a connection the database dropped mid-request
+    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
 )
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the region database cannot serve a session now.
+
+    Besides :data:`DATABASE_UNAVAILABLE`: a database an operator closed to
+    new sessions (``ALTER DATABASE ... ALLOW_CONNECTIONS false``, SQLSTATE
+    55000 at connect), which opens again by the same hand.
+    """
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    return isinstance(
+        exc, asyncpg.ObjectNotInPrerequisiteStateError
+    ) and "accepting connections" in str(exc)
 
 
 @contextlib.contextmanager
@@ -299,4 +315,6 @@ def wrap_exceptions() -> Iterator[None]:
     except DATABASE_UNAVAILABLE as exc:
         raise Unavailable(f"region database unavailable: {exc}") from exc
     except asyncpg.PostgresError as exc:
+        if database_unavailable(exc):
+            raise Unavailable(f"region database unavailable: {exc}") from exc
         raise StoreError(f"database error: {exc.__class__.__name__}: {exc}") from exc

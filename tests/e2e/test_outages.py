@@ -247,6 +247,47 @@ async def test_a_database_shutting_down_answers_unavailable_not_internal(
     await asyncio.to_thread(a.pg.start)
 
 
+async def test_a_database_closed_to_new_sessions_answers_unavailable(
+    two_regions: Regions,
+) -> None:
+    """An operator closes a region's database to new sessions (``ALTER
+    DATABASE ... ALLOW_CONNECTIONS false``): the routes answer UNAVAILABLE,
+    which clients retry elsewhere, and work again once it opens."""
+    rs = two_regions
+    a = rs[0]
+    ns = "closed-db"
+    async with await Client.connect(a.url, namespace=ns) as client:
+        await client.create_namespace(ns, regions=[a.name], active_region=a.name)
+    # a session in another database: PostgreSQL refuses to close the current one
+    holder = await db.connect(a.pg.dsn("postgres"))
+    try:
+        await holder.execute(f'ALTER DATABASE "{a.dbname}" ALLOW_CONNECTIONS false')
+        # end the server's sessions: its next requests need new ones
+        await holder.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' "
+            "AND datname = $1",
+            a.dbname,
+        )
+        async with httpx.AsyncClient(base_url=a.url, timeout=30) as http:
+            answers = [
+                await http.post(
+                    f"/api/v1/namespaces/{ns}/workflows",
+                    json={"workflow_type": "T", "task_queue": "q", "workflow_id": "w"},
+                ),
+                await http.get(f"/api/v1/namespaces/{ns}"),
+            ]
+        for resp in answers:
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["code"] == "UNAVAILABLE", resp.text
+    finally:
+        await holder.execute(f'ALTER DATABASE "{a.dbname}" ALLOW_CONNECTIONS true')
+        await holder.close()
+    async with await Client.connect(a.url, namespace=ns) as client:
+        handle = await client.start_workflow("T", id="after", task_queue="q")
+        assert handle.run_id
+
+
 async def test_clients_and_workers_leave_a_region_whose_database_is_down(
     two_regions: Regions,
 ) -> None:
