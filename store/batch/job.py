@@ -38,6 +38,8 @@ PAGES_PER_RUN = 100
 MAX_FAILURES_KEPT = 1000
 #: A page takes about this long at the job's rate.
 PAGE_SECONDS = 5.0
+#: A page waiting for its rate heartbeats this often (its heartbeat timeout is 10 s).
+HEARTBEAT_EVERY_S = 2.0
 
 
 def page_size(rps: float) -> int:
@@ -86,9 +88,7 @@ def make_page_activity(client: Any) -> Any:
         done = skipped = 0
         failures: list[dict[str, Any]] = []
         for i, e in enumerate(res["executions"]):
-            wait = next_at - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await _sleep_until(next_at, i)
             next_at = max(next_at, time.monotonic()) + interval
             try:
                 changed = await op.apply(
@@ -118,6 +118,11 @@ def make_page_activity(client: Any) -> Any:
                     }
                 )
             activity.heartbeat(i)
+        if res.get("next_page_token"):
+            # The next page's first run is one interval after this page's last:
+            # without this wait every page would start at once, and a job whose
+            # pages hold one run (--rps under 0.2) would not be paced at all.
+            await _sleep_until(next_at, len(res["executions"]))
         return {
             "cursor": res.get("next_page_token"),
             "seen": len(res["executions"]),
@@ -127,6 +132,13 @@ def make_page_activity(client: Any) -> Any:
         }
 
     return process_page
+
+
+async def _sleep_until(deadline: float, progress: int) -> None:
+    """Wait until ``deadline`` (monotonic), heartbeating: it may outlast the heartbeat timeout."""
+    while (wait := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(wait, HEARTBEAT_EVERY_S))
+        activity.heartbeat(progress)
 
 
 def merge(state: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 import pytest
 
@@ -208,3 +210,24 @@ async def test_a_signal_job_with_encrypted_input_started_again_is_the_same_job(
                 params={"signal_name": "other", "input": second},
                 job_id="enc",
             )
+
+
+async def test_the_rate_holds_across_pages(client: Client) -> None:
+    """At 0.25 runs a second a page holds two runs; the pages must not follow
+    each other at once, or a job runs at twice its rate (and at no limit at
+    all once its pages hold one run)."""
+    for i in range(3):
+        await client.start_workflow(Waiter, id=f"paced-{i}", task_queue=QUEUE)
+    await client.start_batch(
+        "WorkflowType = 'Waiter'", "terminate", reason="paced", rps=0.25, job_id="paced"
+    )
+    d = await finished(client, "paced")
+    assert (d["state"], d["done"], d["pages"]) == ("completed", 3, 2)
+    times = []
+    for i in range(3):
+        events = await client.get_workflow_handle(f"paced-{i}").history()
+        ends = [e for e in events if e["event_type"] == "WorkflowExecutionTerminated"]
+        times.append(datetime.fromisoformat(ends[0]["event_time"]))
+    times.sort()
+    # three runs at 0.25 a second: the last one 8 s after the first, at least
+    assert (times[-1] - times[0]).total_seconds() >= 7.5
