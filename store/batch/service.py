@@ -18,6 +18,7 @@ from store.context import Store
 from store.errors import (
     BatchAlreadyExists,
     BatchNotFound,
+    InvalidQuery,
     WorkflowAlreadyStarted,
     WorkflowNotFound,
     WorkflowNotRunning,
@@ -45,7 +46,19 @@ async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest)
     params = op.check(dict(req.operation.params))
     async with store.pool.acquire() as conn:
         ns = await get_namespace(conn, namespace)
-    compile_query(req.query, ns.active_search_attributes())  # INVALID_QUERY before anything
+    # INVALID_QUERY before anything
+    order = compile_query(req.query, ns.active_search_attributes()).order
+    if (order.attribute, order.descending) != ("StartTime", True):
+        # Newest first, a run the job itself starts (a reset's new run, a
+        # continue-as-new) sorts before the job's cursor; in any other order it
+        # could sort after it and be acted on again, and again.
+        raise InvalidQuery(
+            f"invalid query at position {order.position}: a batch job walks runs newest first "
+            f"(ORDER BY StartTime DESC); leave out ORDER BY {order.attribute}"
+            + (" DESC" if order.descending else " ASC"),
+            position=order.position,
+            token=order.attribute,
+        )
     job_id = req.job_id or uuid.uuid4().hex[:12]
     job = {
         "job_id": job_id,

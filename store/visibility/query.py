@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -107,6 +107,8 @@ class Order:
     descending: bool
     nullable: bool
     type: AttributeType
+    #: Where the query names the attribute (an explicit ORDER BY), for errors.
+    position: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -398,7 +400,7 @@ class _Compiler:
         if kind in (AttributeType.TEXT, AttributeType.KEYWORD_LIST):
             raise _error(f"cannot ORDER BY {kind.value} attribute {attr}", tok)
         descending = len(item.children) > 1 and str(item.children[1]).lower() == "desc"
-        return Order(sql, attr, descending, nullable, kind)
+        return Order(sql, attr, descending, nullable, kind, _position(tok))
 
 
 def parse(text: str) -> Tree:

@@ -231,3 +231,29 @@ async def test_the_rate_holds_across_pages(client: Client) -> None:
     times.sort()
     # three runs at 0.25 a second: the last one 8 s after the first, at least
     assert (times[-1] - times[0]).total_seconds() >= 7.5
+
+
+async def test_a_batch_walks_newest_first_so_its_own_new_runs_are_not_walked_again(
+    client: Client,
+) -> None:
+    """A reset's new run starts after the job did: oldest first it would sort
+    after the job's cursor, be reset again, and so on without end."""
+    for i in range(2):
+        await client.start_workflow(Waiter, id=f"order-{i}", task_queue=QUEUE)
+    for query in (
+        "WorkflowType = 'Waiter' ORDER BY StartTime ASC",
+        "WorkflowType = 'Waiter' order by WorkflowId",
+    ):
+        with pytest.raises(InvalidQueryError) as caught:
+            await client.start_batch(
+                query, "reset", reason="x", params={"to": "first-workflow-task"}, rps=100
+            )
+        assert "newest first" in caught.value.message
+        assert caught.value.details["position"] == query.lower().index("by ") + 3
+    assert await client.list_batches() == []  # nothing started
+    # the order a job walks in anyway may be said
+    await client.start_batch(
+        "WorkflowType = 'Waiter' ORDER BY StartTime DESC", "terminate", reason="x", job_id="desc"
+    )
+    d = await finished(client, "desc")
+    assert (d["state"], d["done"]) == ("completed", 2)
