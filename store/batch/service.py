@@ -258,6 +258,14 @@ def _completed(attributes: dict[str, Any]) -> dict[str, Any]:
 async def stop_batch(store: Store, namespace: str, job_id: str, reason: str) -> dict[str, Any]:
     """Ask the job to stop after the page it is on; stopping a closed job changes nothing."""
     wid = job_workflow_id(job_id)
+    async with store.pool.acquire() as conn:
+        await get_namespace(conn, namespace)
+        row = await conn.fetchrow(Q["get_current_execution"], namespace, wid)
+    if row is None or row["workflow_type"] != WORKFLOW_TYPE:
+        # a workflow of the user's own under the id is no job: never signal it
+        raise BatchNotFound(
+            f"no batch job {job_id!r} in namespace {namespace!r}: `baton batch list` shows them"
+        )
     req = wire.SignalRequest(
         signal_name="stop",
         input=[_CONVERTER.to_payload(reason or "stopped by an operator")],

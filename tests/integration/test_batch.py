@@ -257,3 +257,15 @@ async def test_a_batch_walks_newest_first_so_its_own_new_runs_are_not_walked_aga
     )
     d = await finished(client, "desc")
     assert (d["state"], d["done"]) == ("completed", 2)
+
+
+async def test_stop_leaves_a_workflow_of_the_users_under_a_jobs_id_alone(client: Client) -> None:
+    """`batch stop foo` is about job foo: the user's own workflow `batch/foo` is
+    no job, so it is not signalled, as `batch describe foo` does not show it."""
+    await client.start_workflow(Waiter, id="batch/foo", task_queue=QUEUE)
+    with pytest.raises(BatchNotFoundError):
+        await client.describe_batch("foo")
+    with pytest.raises(BatchNotFoundError):
+        await client.stop_batch("foo", "oops")
+    events = await client.get_workflow_handle("batch/foo").history()
+    assert [e for e in events if e["event_type"] == "WorkflowExecutionSignaled"] == []
