@@ -577,7 +577,10 @@ LIMIT {limit}
 SELECT count(*) AS n FROM executions e WHERE e.namespace = $1 AND ({where})
 
 -- name: count_by_query_grouped
-SELECT {group} AS value, count(*) AS n FROM executions e
+-- The largest 1,000 groups; total counts the runs of every group (the window
+-- sums before the LIMIT), so a count with more groups than that is whole.
+SELECT {group} AS value, count(*) AS n, (sum(count(*)) OVER ())::bigint AS total
+FROM executions e
 WHERE e.namespace = $1 AND ({where})
 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1000
 

@@ -238,7 +238,7 @@ async def count_runs(
     # an Int attribute's values come back as numbers, not their text
     value_of = _int_value if kind == AttributeType.INT else _encode_value
     groups = [{"value": value_of(r["value"]), "count": r["n"]} for r in rows]
-    return {"count": sum(g["count"] for g in groups), "groups": groups}
+    return {"count": rows[0]["total"] if rows else 0, "groups": groups}
 
 
 # --------------------------------------------------------------------------- the fixed filters

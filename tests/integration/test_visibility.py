@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -289,6 +290,31 @@ async def test_order_by_and_group_by(client: Client) -> None:
     assert all(type(v) is int for v in values), values
     with pytest.raises(InvalidQueryError):
         await client.count_workflows("", group_by="Notes")
+
+
+async def test_a_grouped_count_past_its_group_limit_still_counts_every_run(
+    client: Client,
+) -> None:
+    """The largest 1,000 groups are listed; the count is of every run, not of those."""
+    await client.add_search_attribute("CustomerId", "Keyword")
+    sem = asyncio.Semaphore(20)
+
+    async def start(i: int) -> None:
+        async with sem:
+            await client.start_workflow(
+                "Many", id=f"many-{i}", task_queue=QUEUE, search_attributes={"CustomerId": f"c{i}"}
+            )
+
+    await asyncio.gather(*(start(i) for i in range(1003)))
+    await client.start_workflow(
+        "Many", id="many-twin", task_queue=QUEUE, search_attributes={"CustomerId": "c7"}
+    )
+    counted = await client.count_workflows("WorkflowType = 'Many'", group_by="CustomerId")
+    assert counted.count == 1004 == (await client.count_workflows("WorkflowType = 'Many'")).count
+    assert len(counted.groups) == 1000
+    assert counted.groups[0].value == "c7" and counted.groups[0].count == 2
+    empty = await client.count_workflows("WorkflowType = 'None'", group_by="CustomerId")
+    assert (empty.count, empty.groups) == (0, [])
 
 
 async def test_page_tokens_are_stable_while_runs_start(client: Client) -> None:

@@ -335,7 +335,7 @@ class ResetResponse(BaseModel):
 
 class CountResponse(BaseModel):
     count: int
-    #: With group_by: one entry per value, largest first.
+    #: With group_by: one entry per value, largest first (the largest 1,000).
     groups: list[dict[str, Any]] = Field(default_factory=list)
 
 
