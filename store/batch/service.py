@@ -208,10 +208,14 @@ async def describe_batch(store: Store, namespace: str, job_id: str) -> dict[str,
 async def list_batches(
     store: Store, namespace: str, *, page_size: int = 100, page_token: str | None = None
 ) -> dict[str, Any]:
+    # A job that continued as new has a row per run: its last run says how
+    # it stands, and an earlier one (perhaps on another page) must not list
+    # it a second time, as running.
     rows, token = await listing.list_runs(
         store,
         namespace,
-        f"WorkflowType = '{WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH '{PREFIX}'",
+        f"WorkflowType = '{WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH '{PREFIX}' "
+        "AND ExecutionStatus != 'ContinuedAsNew'",
         page_size=page_size,
         page_token=page_token,
         include_system=True,
@@ -220,13 +224,11 @@ async def list_batches(
     jobs: dict[str, dict[str, Any]] = {}
     for r in rows:
         job_id = r["workflow_id"][len(PREFIX) :]
-        if job_id in jobs:
-            continue  # an earlier run of a job that continued as new
         memo = (r["memo"] or {}).get("batch", {})
         jobs[job_id] = {
             "job_id": job_id,
             "state": "running"
-            if r["status"] in ("running", "continued_as_new")
+            if r["status"] == "running"
             else ended.get(r["workflow_id"], r["status"]),
             "operation": memo.get("operation"),
             "query": memo.get("query"),

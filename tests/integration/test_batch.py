@@ -7,10 +7,12 @@ from datetime import datetime
 import asyncpg
 import pytest
 
+from store.batch import job as batch_job
 from tests.apps.visibility import Waiter
 from tests.conftest import Region
 from tests.helpers import eventually
 from worker import Client, DataConverter, Worker
+from worker._http import ns_path
 from worker.codec import AesGcmCodec, generate_key
 from worker.errors import (
     BatchAlreadyExistsError,
@@ -269,3 +271,37 @@ async def test_stop_leaves_a_workflow_of_the_users_under_a_jobs_id_alone(client:
         await client.stop_batch("foo", "oops")
     events = await client.get_workflow_handle("batch/foo").history()
     assert [e for e in events if e["event_type"] == "WorkflowExecutionSignaled"] == []
+
+
+async def test_a_job_that_continued_as_new_is_listed_once_as_it_ended(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every run of a job's chain is a row; only its last one says how the job
+    stands, on whichever page the earlier ones fall."""
+    monkeypatch.setattr(batch_job, "PAGES_PER_RUN", 1)
+    for i in range(3):
+        await client.start_workflow(Waiter, id=f"chain-{i}", task_queue=QUEUE)
+    # two runs a page at 0.4/s: two pages, one run of the job each
+    await client.start_batch(
+        "WorkflowType = 'Waiter'", "terminate", reason="x", rps=0.4, job_id="c"
+    )
+    d = await finished(client, "c")
+    assert (d["state"], d["done"]) == ("completed", 3)
+    runs = await client.call(
+        "GET",
+        ns_path("default", "/workflow-count"),
+        params={"query": "WorkflowId = 'batch/c'", "include_system": "true"},
+    )
+    assert runs["count"] == 2
+    listed, token = [], None
+    while True:
+        page = await client.call(
+            "GET",
+            ns_path("default", "/batches"),
+            params={"page_size": 1, **({"page_token": token} if token else {})},
+        )
+        listed += [(j["job_id"], j["state"]) for j in page["jobs"]]
+        if not (token := page["next_page_token"]):
+            break
+    assert listed == [("c", "completed")]
+    assert [(j["job_id"], j["state"]) for j in await client.list_batches()] == [("c", "completed")]
