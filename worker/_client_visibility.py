@@ -233,8 +233,19 @@ class VisibilityMixin:
         return res
 
     async def list_batches(self) -> list[dict[str, Any]]:
-        res = await self.call("GET", ns_path(self.namespace, "/batches"))
-        return list(res["jobs"])
+        """Every batch job of the namespace, newest first (all pages of the list)."""
+        jobs: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            res = await self.call(
+                "GET",
+                ns_path(self.namespace, "/batches"),
+                params={"page_size": 1000, "page_token": token},
+            )
+            jobs += res["jobs"]
+            token = res.get("next_page_token")
+            if not token:
+                return jobs
 
     async def stop_batch(self, job_id: str, reason: str = "") -> dict[str, Any]:
         """Ask a batch job to stop after the page it is on."""

@@ -305,3 +305,14 @@ async def test_a_job_that_continued_as_new_is_listed_once_as_it_ended(
             break
     assert listed == [("c", "completed")]
     assert [(j["job_id"], j["state"]) for j in await client.list_batches()] == [("c", "completed")]
+
+
+async def test_list_batches_reads_every_page(client: Client) -> None:
+    """The list's route answers a page at a time; the SDK's list (and so `baton
+    batch list`) goes on to the last page, not stopping at the first 100."""
+    for i in range(101):
+        await client.start_batch(
+            "WorkflowType = 'Nothing'", "terminate", reason="x", job_id=f"j{i}"
+        )
+    listed = [j["job_id"] for j in await client.list_batches()]
+    assert sorted(listed) == sorted(f"j{i}" for i in range(101))
