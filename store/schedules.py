@@ -40,7 +40,7 @@ from store.errors import (
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
 from store.visibility import listing, validate_upsert
-from store.visibility.query import compile_query
+from store.visibility.query import split_order
 from worker import wire
 from worker.converter import PayloadConverter
 from worker.wire import EventType
@@ -325,8 +325,9 @@ async def list_schedules(
     if query.strip():
         async with store.pool.acquire() as conn:
             ns = await get_namespace(conn, namespace)
-        compile_query(query, ns.active_search_attributes())  # INVALID_QUERY names its token
-        base = f"{base} AND ({query})"
+        # INVALID_QUERY names its token in the query as given
+        where, order = split_order(query, ns.active_search_attributes())
+        base = f"{base} AND ({where}) {order}" if where.strip() else f"{base} {order}"
     rows, token = await listing.list_runs(
         store, namespace, base, page_size=page_size, page_token=page_token, include_system=True
     )

@@ -462,6 +462,21 @@ def compile_query(text: str, registered: dict[str, str], *, first_param: int = 1
     return CompiledQuery(where, compiler.params, order)
 
 
+def split_order(text: str, registered: dict[str, str]) -> tuple[str, str]:
+    """``text`` checked and cut in two: its filter and its ``ORDER BY`` clause (or "").
+
+    So a caller that narrows a query by a condition of its own (``... AND
+    (filter)``) keeps the query's order outside the parentheses, where the
+    grammar takes it.
+    """
+    order = compile_query(text, registered).order
+    if order.position == 0:  # no ORDER BY: an explicit one comes after its keywords
+        return text, ""
+    keywords = re.search(r"(?i)\border\s+by\s*$", text[: order.position])
+    assert keywords is not None  # the grammar put ORDER BY right before the name
+    return text[: keywords.start()], text[keywords.start() :]
+
+
 def group_by_sql(name: str, registered: dict[str, str]) -> tuple[str, AttributeType]:
     """The SQL of an attribute counts may be grouped by (a keyword-like one)."""
     compiler = _Compiler(registered, 1)

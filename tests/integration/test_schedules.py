@@ -19,7 +19,12 @@ from tests.apps.scheduled import WORKFLOWS, Breaks, Hold, QuickWait, Report
 from tests.conftest import Region
 from tests.helpers import eventually
 from worker import Client, ScheduleHandle, Worker
-from worker.errors import InvalidArgumentError, ScheduleAlreadyExistsError, ScheduleNotFoundError
+from worker.errors import (
+    InvalidArgumentError,
+    InvalidQueryError,
+    ScheduleAlreadyExistsError,
+    ScheduleNotFoundError,
+)
 
 pytestmark = pytest.mark.integration
 QUEUE = "scheduled"
@@ -512,3 +517,19 @@ async def test_the_test_clock_is_off_unless_configured(client: Client) -> None:
     assert not (await client.server_time())["test_clock"]
     with pytest.raises(TestClockOffError):
         await client.advance_test_clock(60)
+
+
+async def test_a_schedule_list_query_may_say_its_order(clock_client: Client) -> None:
+    """`schedule list --query` narrows the schedules' own list by the query: its
+    ORDER BY orders them, as in `workflow list`, and an error points into it."""
+    for sid in ("first", "second"):
+        await clock_client.create_schedule(
+            sid, await definition(clock_client, Report, {}), paused=True
+        )
+    listed = await clock_client.list_schedules("ORDER BY StartTime ASC")
+    assert [s["schedule_id"] for s in listed] == ["first", "second"]
+    listed = await clock_client.list_schedules("WorkflowId != 'x' order by WorkflowId desc")
+    assert [s["schedule_id"] for s in listed] == ["second", "first"]
+    with pytest.raises(InvalidQueryError) as caught:
+        await clock_client.list_schedules("WorkflowId = 'x' ORDER BY Nope")
+    assert caught.value.details == {"position": 26, "token": "Nope"}

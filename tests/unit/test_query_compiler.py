@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from store.errors import InvalidQuery
-from store.visibility.query import compile_query, group_by_sql
+from store.visibility.query import compile_query, group_by_sql, split_order
 
 REGISTERED = {"CustomerId": "Keyword", "Amount": "Int", "Tags": "KeywordList"}
 
@@ -57,3 +57,18 @@ def test_keywords_are_case_insensitive_and_names_are_not() -> None:
 def test_a_keyword_can_be_a_name_when_backquoted() -> None:
     compiled = compile_query("`Order` = 'x'", {"Order": "Keyword"})
     assert compiled.params == [{"Order": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("WorkflowId = 'a'", ("WorkflowId = 'a'", "")),
+        ("ORDER BY StartTime", ("", "ORDER BY StartTime")),
+        (
+            "WorkflowId = 'x order by' order  by `WorkflowId` DESC",
+            ("WorkflowId = 'x order by' ", "order  by `WorkflowId` DESC"),
+        ),
+    ],
+)
+def test_split_order_cuts_before_order_by(text: str, expected: tuple[str, str]) -> None:
+    assert split_order(text, {}) == expected
