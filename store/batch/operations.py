@@ -145,7 +145,11 @@ register(Operation("update-versioning", _check_versioning, _versioning, _describ
 
 
 def _check_unpause(params: dict[str, Any]) -> dict[str, Any]:
-    to_current = bool(params.get("to_current"))
+    to_current = params.get("to_current")
+    to_current = False if to_current is None else to_current
+    if not isinstance(to_current, bool):
+        # bool("false") is True: a string must not pick the current build
+        raise InvalidArgument("to_current is true or false")
     build_id = params.get("build_id")
     if build_id is not None and (not isinstance(build_id, str) or not build_id):
         raise InvalidArgument("build_id is a build of the runs' deployment")

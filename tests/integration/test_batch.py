@@ -316,3 +316,13 @@ async def test_list_batches_reads_every_page(client: Client) -> None:
         )
     listed = [j["job_id"] for j in await client.list_batches()]
     assert sorted(listed) == sorted(f"j{i}" for i in range(101))
+
+
+async def test_an_unpause_job_takes_to_current_only_as_a_boolean(client: Client) -> None:
+    """to_current "false" is not true: it is refused, not read as bool("false")."""
+    for value in ("false", 0, [True]):
+        with pytest.raises(InvalidArgumentError, match="to_current"):
+            await client.start_batch("", "unpause", reason="x", params={"to_current": value})
+    assert await client.list_batches() == []
+    await client.start_batch("", "unpause", reason="x", params={"to_current": False}, job_id="u")
+    assert (await client.describe_batch("u"))["operation"]["params"]["to_current"] is False
