@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -206,13 +207,17 @@ class VisibilityMixin:
         params: Mapping[str, Any] | None = None,
         rps: float = 50.0,
         job_id: str | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         """Start a durable batch job applying ``operation`` to every run ``query`` matches.
 
         ``operation`` is terminate, cancel, signal (params: signal_name and
         input, a list of encoded payloads) or reset (params: to, reapply). The
         job walks the runs at most ``rps`` operations a second, survives server
-        restarts and failovers, and applies each operation once per run.
+        restarts and failovers, and applies each operation once per run. A
+        retried call with the same ``job_id`` or ``request_id`` starts no
+        second job (without either a request id is drawn, so the transport's
+        own retries of this call are safe).
         """
         res: dict[str, Any] = await self.call(
             "POST",
@@ -223,6 +228,9 @@ class VisibilityMixin:
                 "rps": rps,
                 "reason": reason,
                 "job_id": job_id,
+                # a job id makes a retry the same job already; without one
+                # the server derives the job's id from this
+                "request_id": request_id or (None if job_id else str(uuid.uuid4())),
             },
         )
         return res

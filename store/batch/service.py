@@ -8,6 +8,7 @@ needs no worker and reads the same in every region.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -59,7 +60,13 @@ async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest)
             position=order.position,
             token=order.attribute,
         )
-    job_id = req.job_id or uuid.uuid4().hex[:12]
+    # A start retried with its request id (its answer lost) is the same job:
+    # with no job id given, the id comes from the request id, not the dice.
+    job_id = req.job_id or (
+        hashlib.sha256(req.request_id.encode()).hexdigest()[:12]
+        if req.request_id
+        else uuid.uuid4().hex[:12]
+    )
     job = {
         "job_id": job_id,
         "namespace": namespace,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -326,3 +327,35 @@ async def test_an_unpause_job_takes_to_current_only_as_a_boolean(client: Client)
     assert await client.list_batches() == []
     await client.start_batch("", "unpause", reason="x", params={"to_current": False}, job_id="u")
     assert (await client.describe_batch("u"))["operation"]["params"]["to_current"] is False
+
+
+async def test_a_start_retried_after_its_answer_was_lost_starts_one_job(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport retries a start whose answer it did not get: without a job
+    id the retry must find the job the first attempt started, not start a
+    second one that signals every run again."""
+    for i in range(3):
+        await client.start_workflow(Waiter, id=f"once-{i}", task_queue=QUEUE)
+    real = client.call
+
+    async def answer_lost_once(method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        if method == "POST" and path.endswith("/batches"):
+            await real(method, path, body, **kw)  # stored; its answer never arrives
+        return await real(method, path, body, **kw)
+
+    monkeypatch.setattr(client, "call", answer_lost_once)
+    payload = await client.encode(["hello"])
+    started = await client.start_batch(
+        "WorkflowType = 'Waiter'",
+        "signal",
+        reason="x",
+        params={"signal_name": "note", "input": payload},
+    )
+    monkeypatch.undo()
+    assert started["started"] is False  # the retry found the job
+    assert [j["job_id"] for j in await client.list_batches()] == [started["job_id"]]
+    assert (await finished(client, started["job_id"]))["done"] == 3
+    for i in range(3):
+        events = await client.get_workflow_handle(f"once-{i}").history()
+        assert [e["event_type"] for e in events].count("WorkflowExecutionSignaled") == 1
