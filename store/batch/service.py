@@ -228,6 +228,7 @@ async def list_batches(
         include_system=True,
     )
     ended = await _ended_states(store, namespace, [r for r in rows if r["status"] == "completed"])
+    started = await _first_starts(store, namespace, rows)
     jobs: dict[str, dict[str, Any]] = {}
     for r in rows:
         job_id = r["workflow_id"][len(PREFIX) :]
@@ -240,10 +241,25 @@ async def list_batches(
             "operation": memo.get("operation"),
             "query": memo.get("query"),
             "rps": memo.get("rps"),
-            "start_time": r["start_time"].isoformat(),
+            "start_time": started.get(r["workflow_id"], r["start_time"]).isoformat(),
             "close_time": r["close_time"].isoformat() if r["close_time"] else None,
         }
     return {"jobs": list(jobs.values()), "next_page_token": token}
+
+
+async def _first_starts(store: Store, namespace: str, rows: list[Any]) -> dict[str, Any]:
+    """When the jobs of ``rows`` that continued as new started, as describe says: id -> time."""
+    later = [r for r in rows if r["first_run_id"] != r["run_id"]]
+    if not later:
+        return {}
+    async with store.pool.acquire() as conn:
+        firsts = await conn.fetch(
+            Q["first_run_start_times"],
+            namespace,
+            [r["workflow_id"] for r in later],
+            [r["first_run_id"] for r in later],
+        )
+    return {f["workflow_id"]: f["start_time"] for f in firsts}
 
 
 async def _ended_states(store: Store, namespace: str, rows: list[Any]) -> dict[str, str]:

@@ -564,6 +564,14 @@ JOIN unnest($2::text[], $3::uuid[]) AS r(workflow_id, run_id)
   ON h.workflow_id = r.workflow_id AND h.run_id = r.run_id
 WHERE h.namespace = $1 AND h.event_type = 'WorkflowExecutionCompleted'
 
+-- name: first_run_start_times
+-- When the first runs of continue-as-new chains started ($2, $3: workflow
+-- and first run ids side by side): a batch job started then.
+SELECT e.workflow_id, e.start_time FROM executions e
+JOIN unnest($2::text[], $3::uuid[]) AS r(workflow_id, run_id)
+  ON e.workflow_id = r.workflow_id AND e.run_id = r.run_id
+WHERE e.namespace = $1
+
 -- name: list_by_query
 -- A list page. {where}, {after} and {order} are filled only with fragments
 -- store/visibility/query.py builds from its allow-list (values are $n

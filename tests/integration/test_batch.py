@@ -305,7 +305,10 @@ async def test_a_job_that_continued_as_new_is_listed_once_as_it_ended(
         if not (token := page["next_page_token"]):
             break
     assert listed == [("c", "completed")]
-    assert [(j["job_id"], j["state"]) for j in await client.list_batches()] == [("c", "completed")]
+    [job] = await client.list_batches()
+    assert (job["job_id"], job["state"]) == ("c", "completed")
+    # it started when its first run did, as describe says
+    assert job["start_time"] == d["start_time"]
 
 
 async def test_list_batches_reads_every_page(client: Client) -> None:
