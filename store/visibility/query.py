@@ -86,6 +86,8 @@ _PARSER = lark.Lark(GRAMMAR, parser="lalr", maybe_placeholders=False)
 
 MAX_QUERY_CHARS = 4096
 MAX_IN_VALUES = 1000
+#: How deep conditions may nest in each other.
+MAX_NESTING = 500
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _DURATION_UNITS = {
@@ -140,6 +142,13 @@ def _unquote(token: lark.Token) -> str:
         out.append(ch)
         i += 1
     return "".join(out)
+
+
+def _first_token(node: Any) -> Any:
+    """The first token of a subtree, found without recursion (it may be deep)."""
+    while isinstance(node, lark.Tree) and node.children:
+        node = node.children[0]
+    return node
 
 
 def _position(token: Any) -> int:
@@ -275,16 +284,22 @@ class _Compiler:
 
     # ------------------------------------------------------------------ nodes
 
-    def expr(self, tree: Any) -> str:
+    def expr(self, tree: Any, depth: int = 0) -> str:
         if not isinstance(tree, lark.Tree):
             raise _error("expected a condition", tree)
+        if depth > MAX_NESTING:
+            # the walk recurses: past Python's stack it would be a 500, not a refusal
+            raise _error(
+                f"conditions nest more than {MAX_NESTING} deep (NOT, parentheses)",
+                _first_token(tree),
+            )
         kind = tree.data
         if kind == "or_expr":
-            return "(" + " OR ".join(self.expr(c) for c in tree.children) + ")"
+            return "(" + " OR ".join(self.expr(c, depth + 1) for c in tree.children) + ")"
         if kind == "and_expr":
-            return "(" + " AND ".join(self.expr(c) for c in tree.children) + ")"
+            return "(" + " AND ".join(self.expr(c, depth + 1) for c in tree.children) + ")"
         if kind == "not_":
-            return f"(NOT coalesce({self.expr(tree.children[0])}, false))"
+            return f"(NOT coalesce({self.expr(tree.children[0], depth + 1)}, false))"
         handler = getattr(self, f"_p_{kind}", None)
         if handler is None:  # pragma: no cover - the grammar has no other nodes
             raise _error(f"unsupported condition {kind}", tree)

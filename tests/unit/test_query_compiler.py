@@ -72,3 +72,12 @@ def test_a_keyword_can_be_a_name_when_backquoted() -> None:
 )
 def test_split_order_cuts_before_order_by(text: str, expected: tuple[str, str]) -> None:
     assert split_order(text, {}) == expected
+
+
+def test_conditions_nested_past_the_limit_are_refused_not_a_crash() -> None:
+    """The compiler recurses per level: a thousand NOTs (4,016 characters, under
+    the length limit) ran out of Python's stack, a 500 for the caller."""
+    assert compile_query("NOT " * 500 + "WorkflowId = 'x'", {}).params == ["x"]
+    for text in ("NOT " * 1000 + "WorkflowId = 'x'", "(NOT " * 600 + "Paused = true" + ")" * 600):
+        with pytest.raises(InvalidQuery, match="nest more than 500 deep"):
+            compile_query(text, {})
