@@ -113,7 +113,13 @@ async def _require_same_job(store: Store, namespace: str, job: dict[str, Any]) -
             return
         # every run of the job starts with it (a continue-as-new carries it on)
         first = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1)
-    if not first or row["workflow_type"] != WORKFLOW_TYPE:
+    if row["workflow_type"] != WORKFLOW_TYPE:
+        raise BatchAlreadyExists(
+            f"batch job id {job['job_id']!r} is taken: the workflow {wid!r} is not a batch "
+            "job; start this one under another --job-id",
+            job_id=job["job_id"],
+        )
+    if not first:
         return
     stored = _decode((first[0]["attributes"].get("input") or [None])[0]) or {}
     mine = {k: job[k] for k in ("query", "operation")}

@@ -362,3 +362,16 @@ async def test_a_start_retried_after_its_answer_was_lost_starts_one_job(
     for i in range(3):
         events = await client.get_workflow_handle(f"once-{i}").history()
         assert [e["event_type"] for e in events].count("WorkflowExecutionSignaled") == 1
+
+
+async def test_a_job_id_a_workflow_of_the_users_holds_is_refused_as_taken(client: Client) -> None:
+    """The job's workflow id is batch/<job id>: when a workflow of the user's
+    holds it the refusal is about the job id, not a workflow the user did not
+    name, and it says what to do."""
+    await client.start_workflow(Waiter, id="batch/taken", task_queue=QUEUE)
+    with pytest.raises(BatchAlreadyExistsError) as caught:
+        await client.start_batch("", "terminate", reason="x", job_id="taken")
+    assert "another --job-id" in caught.value.message
+    assert await client.list_batches() == []
+    described = await client.get_workflow_handle("batch/taken").describe()
+    assert described["execution"]["status"] == "running"
