@@ -12,6 +12,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from worker import activity as activity_mod
@@ -52,6 +53,7 @@ class ActivityRunner:
     _workflows: dict[str, WorkflowDefinition]
     _stopping: asyncio.Event
     _attempts: set[_Heartbeater]
+    _activity_executor: Executor | None
     client: Client
     converter: DataConverter
     identity: str
@@ -154,7 +156,9 @@ class ActivityRunner:
         self._attempts.add(heartbeater)
         try:
             try:
-                result = await self._run_user_code(defn, args, ctx, heartbeater)
+                result = await self._run_user_code(
+                    defn, args, ctx, heartbeater, self._activity_executor
+                )
             except Exception:
                 # The failure report starts the next attempt with the details
                 # recorded by then: the throttle must not hold the latest back.
@@ -202,6 +206,7 @@ class ActivityRunner:
         args: list[Any],
         ctx: activity_mod._ActivityContext,
         heartbeater: _Heartbeater,
+        executor: Executor | None,
     ) -> Any:
         ctx_token = activity_mod._set_context(ctx)
         try:
@@ -210,7 +215,7 @@ class ActivityRunner:
             else:
                 loop = asyncio.get_running_loop()
                 cvars = contextvars.copy_context()
-                run = loop.run_in_executor(None, lambda: cvars.run(defn.fn, *args))
+                run = loop.run_in_executor(executor, lambda: cvars.run(defn.fn, *args))
             heartbeater.attempt = run
             return await run
         finally:

@@ -19,6 +19,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -133,6 +134,15 @@ class Worker(WorkflowTaskRunner):
         self._run_ahead: collections.Counter[str] = collections.Counter()
         self._act_pollers = activity_pollers if self._activities else 0
         self._eager = max_concurrent_activities if (eager_activities and self._activities) else 0
+        # Plain (sync) activities run on threads of the worker's own, as many
+        # as attempts may run at once: asyncio's default pool has min(32, CPUs
+        # + 4), so attempts past it queued behind the others while their
+        # timeouts ran (and starved what else the loop ran in that pool).
+        self._activity_executor: ThreadPoolExecutor | None = None
+        if any(not d.is_async for d in self._activities.values()):
+            self._activity_executor = ThreadPoolExecutor(
+                max_workers=max_concurrent_activities, thread_name_prefix="baton-activity"
+            )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._attempts = set()
         self._pollers: list[asyncio.Task[None]] = []
@@ -272,6 +282,9 @@ class Worker(WorkflowTaskRunner):
             if stuck:
                 log.warning("%d task(s) ignored cancellation: left behind", len(stuck))
         self._cache.clear()
+        if self._activity_executor is not None:
+            # Threads still running (code that ignored cancellation) are not waited for.
+            self._activity_executor.shutdown(wait=False, cancel_futures=True)
 
     async def _pollers_stopped(self) -> None:
         """A versioned worker says it stopped polling: its version's describe shows
