@@ -150,7 +150,7 @@ class ActivityRunner:
         )
         heartbeater.flags = info._flags
         ctx = activity_mod._ActivityContext(
-            info=info, heartbeat=heartbeater.record, cancelled=heartbeater.cancelled
+            info=info, heartbeat=heartbeater.record, cancelled=heartbeater.stopping
         )
         heartbeater.loop = asyncio.get_running_loop()
         self._attempts.add(heartbeater)
@@ -213,9 +213,7 @@ class ActivityRunner:
             if defn.is_async:
                 run = asyncio.ensure_future(defn.fn(*args))
             else:
-                loop = asyncio.get_running_loop()
-                cvars = contextvars.copy_context()
-                run = loop.run_in_executor(executor, lambda: cvars.run(defn.fn, *args))
+                run = asyncio.ensure_future(_in_thread(defn, args, heartbeater, executor))
             heartbeater.attempt = run
             return await run
         finally:
@@ -293,12 +291,52 @@ class ActivityRunner:
         return res.get("workflow_task") if res else None
 
 
+async def _in_thread(
+    defn: ActivityDefinition,
+    args: list[Any],
+    heartbeater: _Heartbeater,
+    executor: Executor | None,
+) -> Any:
+    """Run a sync activity's function on a thread of ``executor`` and wait for it.
+
+    A thread cannot be interrupted. When the attempt is cancelled (the
+    server's cancel, a task gone, the end of a shutdown's grace), the code
+    learns of it from ``activity.is_cancelled()``, and the attempt waits a
+    bounded time for it to return before it is reported: otherwise the next
+    attempt (which a shutdown's report starts at once) would run beside it.
+    """
+    cvars = contextvars.copy_context()
+    if executor is None:  # no pool of the worker's own: asyncio's default
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: cvars.run(defn.fn, *args)
+        )
+    thread = executor.submit(cvars.run, defn.fn, *args)
+    try:
+        return await asyncio.shield(asyncio.wrap_future(thread))
+    except asyncio.CancelledError:
+        if thread.cancel():
+            raise  # still queued: it never runs
+        heartbeater.stopping.set()
+        await asyncio.wait([asyncio.wrap_future(thread)], timeout=SHUTDOWN_REPORT_S)
+        if not thread.done():
+            log.warning(
+                "activity %s ignored its cancellation for %.0f s: its thread is left running",
+                defn.name,
+                SHUTDOWN_REPORT_S,
+            )
+        raise
+
+
 class _Heartbeater:
     """Sends an attempt's heartbeats, throttled, and learns of cancellation.
 
     Attributes:
         cancelled: The server asked for the activity to be canceled
             (``cancel_requested``); the attempt is cancelled and reported so.
+        stopping: The attempt is being stopped, whatever the reason (the
+            server's cancel, a task gone, a worker's shutdown): what
+            ``activity.is_cancelled()`` reads, since a sync activity's thread
+            can learn of it no other way.
         lost: The server no longer knows the task (it timed out, was retried,
             the run closed or the namespace moved): the attempt is cancelled
             and nothing is reported, since no cancel was asked for.
@@ -317,6 +355,7 @@ class _Heartbeater:
         self.token = token
         self.interval = min(max((heartbeat_s or 30.0) * 0.5, 0.05), 10.0)
         self.cancelled = asyncio.Event()
+        self.stopping = asyncio.Event()
         self.lost = False
         #: The attempt's info flags (``paused``), set from heartbeat responses.
         self.flags: dict[str, bool] = {}
@@ -432,6 +471,7 @@ class _Heartbeater:
         self._stop_attempt()
 
     def _stop_attempt(self) -> None:
+        self.stopping.set()
         if self.attempt is not None and not self.attempt.done():
             self.attempt.cancel()
 

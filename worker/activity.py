@@ -157,8 +157,9 @@ class _ActivityContext:
         heartbeat: Called with the raw detail values of each ``heartbeat()``
             call; the worker encodes and sends them (throttled as it likes).
             It must not block: sync activities call it from their thread.
-        cancelled: Set by the worker when the server asks for cancellation
-            (or the attempt times out).
+        cancelled: Set by the worker when it stops the attempt: the server
+            asks for cancellation, the attempt timed out or its task is gone,
+            or the worker's shutdown grace is over.
     """
 
     info: ActivityInfo
@@ -207,7 +208,11 @@ def heartbeat(*details: Any) -> None:
 
 
 def is_cancelled() -> bool:
-    """Whether cancellation of this activity was requested."""
+    """Whether the attempt is being stopped: cancellation was requested, the
+    server no longer waits for it (timed out), or the worker's shutdown grace
+    is over. A sync (``def``) activity, whose thread cannot be interrupted,
+    should check it and return or raise soon after it turns true: the worker
+    waits a few seconds for that before it reports the attempt."""
     return _context().cancelled.is_set()
 
 

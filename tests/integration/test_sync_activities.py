@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
 
+from tests.helpers import eventually
 from worker import Client, RetryPolicy, Worker, activity, workflow
 
 pytestmark = pytest.mark.integration
@@ -56,3 +58,57 @@ async def test_sync_activities_run_side_by_side_up_to_max_concurrent_activities(
             SyncFanOut, SIDE_BY_SIDE, id=f"fan-{uuid.uuid4().hex[:6]}", task_queue=QUEUE
         )
     assert result == list(range(SIDE_BY_SIDE))
+
+
+#: What the attempts of ``stops_when_told`` did, in order.
+STEPS: list[str] = []
+
+
+@activity.defn
+def stops_when_told() -> str:
+    """Works for 4 s, checking ``activity.is_cancelled()`` as it goes."""
+    attempt = activity.info().attempt
+    STEPS.append(f"start {attempt}")
+    for _ in range(40):
+        if activity.is_cancelled():
+            STEPS.append(f"told {attempt}")
+            raise RuntimeError("stopped")
+        time.sleep(0.1)
+    STEPS.append(f"end {attempt}")
+    return f"attempt {attempt}"
+
+
+@workflow.defn(name="SyncLongWork")
+class SyncLongWork:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            stops_when_told, start_to_close_timeout=timedelta(seconds=60)
+        )
+
+
+async def test_a_stopping_worker_tells_a_sync_activity_and_waits_for_it(client: Client) -> None:
+    """Regression: at the end of the grace the worker reported a sync attempt
+    given back and another worker retried it at once, while the thread of the
+    first never learnt of it (``is_cancelled()`` stayed false) and ran on
+    beside the second to its end."""
+    STEPS.clear()
+    first = Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=[SyncLongWork],
+        activities=[stops_when_told],
+        graceful_shutdown_timeout=0.5,
+    )
+    async with first:
+        handle = await client.start_workflow(
+            SyncLongWork, id=f"long-{uuid.uuid4().hex[:6]}", task_queue=QUEUE
+        )
+        await eventually(lambda: asyncio.sleep(0, result="start 1" in STEPS), what="attempt 1")
+    # The attempt was told, and had returned by the time the worker had drained.
+    assert STEPS == ["start 1", "told 1"]
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[SyncLongWork], activities=[stops_when_told]
+    ):
+        assert await handle.result(timeout=60) == "attempt 2"
+    assert STEPS == ["start 1", "told 1", "start 2", "end 2"]
