@@ -110,6 +110,14 @@ class Worker(WorkflowTaskRunner):
         speculative_workflow_tasks: bool = True,
         graceful_shutdown_timeout: timedelta | float = DEFAULT_GRACEFUL_SHUTDOWN_S,
     ):
+        # A slot count or poller count of 0 is a worker that polls nothing
+        # and says nothing about it.
+        _at_least_one(
+            max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+            max_concurrent_activities=max_concurrent_activities,
+            workflow_pollers=workflow_pollers,
+            activity_pollers=activity_pollers,
+        )
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or f"{client.identity}/{uuid.uuid4().hex[:6]}"
@@ -468,6 +476,12 @@ class Worker(WorkflowTaskRunner):
 
 def _seconds(value: timedelta | float) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _at_least_one(**counts: int) -> None:
+    for name, n in counts.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, not {n!r}")
 
 
 def _pause_limits(value: int | Mapping[str, int] | None) -> Callable[[str], int | None]:

@@ -164,6 +164,25 @@ def test_a_worker_refuses_a_version_the_server_cannot_route(deployment: tuple[st
     )
 
 
+@pytest.mark.parametrize(
+    "option",
+    [
+        "max_concurrent_workflow_tasks",
+        "max_concurrent_activities",
+        "workflow_pollers",
+        "activity_pollers",
+    ],
+)
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_a_worker_refuses_counts_below_one(option: str, value: Any) -> None:
+    """Regression: with 0 workflow task slots a worker started, never polled and
+    said nothing (a slot is taken before each poll); with 0 activity slots and a
+    sync activity it failed on its thread pool's own words."""
+    with pytest.raises(ValueError, match=f"{option} must be a whole number of at least 1"):
+        Worker(offline_client(), task_queue="q", workflows=[Idle], **{option: value})
+    Worker(offline_client(), task_queue="q", workflows=[Idle], **{option: 1})
+
+
 async def test_using_a_cached_run_makes_it_the_most_recently_used() -> None:
     w = cache_worker(2)
     a = cached(w, "a")
