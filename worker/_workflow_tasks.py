@@ -22,7 +22,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from worker._activity_runner import ActivityRunner, NotRegistered, shutdown_error
+from worker._activity_runner import (
+    SHUTDOWN_FAILURE_TYPE,
+    ActivityRunner,
+    NotRegistered,
+    shutdown_error,
+)
 from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._gc import collector_paused
@@ -33,7 +38,13 @@ from worker._payloads import decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
 from worker.client import Client
-from worker.errors import BatonError, NonDeterminismError, PayloadTooLargeError, TaskNotFoundError
+from worker.errors import (
+    ApplicationError,
+    BatonError,
+    NonDeterminismError,
+    PayloadTooLargeError,
+    TaskNotFoundError,
+)
 from worker.wire import CommandType, Failure, HistoryEvent, Payload
 from worker.wire import EventType as Kind
 
@@ -457,12 +468,17 @@ class WorkflowTaskRunner(ActivityRunner):
             failure.message,
         )
         limit = self._pause_after(task["workflow_type"])
+        # A task a stopping worker gives back says nothing about the code: a
+        # deploy must not pause the runs it interrupts.
+        given_back = isinstance(exc, ApplicationError) and exc.type == SHUTDOWN_FAILURE_TYPE
         body = {
             "task_token": task["task_token"],
             "failure": failure.model_dump(),
             "cause": cause,
             "identity": self.identity,
-            "pause": limit is not None and int(task.get("attempt") or 1) >= limit,
+            "pause": (
+                limit is not None and not given_back and int(task.get("attempt") or 1) >= limit
+            ),
             **self._version_fields(),
         }
         with contextlib.suppress(TaskNotFoundError):

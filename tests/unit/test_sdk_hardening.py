@@ -454,6 +454,32 @@ async def test_tasks_handed_over_by_an_answer_after_the_grace_are_given_back() -
     assert given_back[("/workflow-tasks/fail", "wt-2")] == "WorkerShutdown"
 
 
+async def test_a_workflow_task_given_back_at_shutdown_never_pauses_the_run() -> None:
+    """Regression: with ``pause_after_failed_workflow_tasks=1`` a worker that
+    stopped while an answer handed it the next workflow task gave it back as a
+    failure asking for a pause: a deploy paused the run as if its code failed."""
+    handed = {"workflow_task": {**first_workflow_task("r1"), "task_token": "wt-2"}}
+    late = {"/workflow-tasks/complete": (0.5, handed)}
+    w = RecordingWorker(
+        offline_client(),
+        task_queue="q",
+        workflows=[Idle],
+        answers=late,
+        pause_after_failed_workflow_tasks=1,
+    )
+    w._spawn(w._handle_workflow_task(first_workflow_task("r1")))
+    await asyncio.sleep(0.05)
+    await w.shutdown(grace=0.1)
+    given_back = [b for p, b in w.posted if p == "/workflow-tasks/fail"]
+    assert "wt-2" in [b["task_token"] for b in given_back]
+    for body in given_back:
+        assert Failure.model_validate(body["failure"]).type == "WorkerShutdown"
+        assert body["pause"] is False
+    # a failure of the code itself still pauses at the limit
+    await w._fail_workflow_task(first_workflow_task("r2"), RuntimeError("bug"))
+    assert w.posted[-1][1]["pause"] is True
+
+
 def activity_task(token: str, **timeouts: float) -> dict[str, Any]:
     t = datetime(2024, 5, 1, tzinfo=UTC).isoformat()
     return {
