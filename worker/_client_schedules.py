@@ -118,7 +118,9 @@ class ScheduleMixin:
         full_spec = dict(spec or {})
         if cron is not None:
             crons = [cron] if isinstance(cron, str) else list(cron)
-            full_spec["cron"] = [*full_spec.get("cron", []), *crons]
+            given = full_spec.get("cron", [])
+            # one cron string in the spec is one entry, not a list of characters
+            full_spec["cron"] = [*([given] if isinstance(given, str) else given), *crons]
         if isinstance(run_timeout, timedelta):
             run_timeout = run_timeout.total_seconds()
         return {

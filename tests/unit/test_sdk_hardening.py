@@ -118,6 +118,19 @@ async def test_signal_cancel_and_terminate_send_a_request_id() -> None:
     ]
 
 
+async def test_a_schedule_takes_a_cron_string_beside_the_spec_s_own() -> None:
+    """Regression: a spec's single cron string met the ``cron`` option as a list
+    of its characters (``['@', 'h', ...]``), and the server refused a cron '@'."""
+    sched = await offline_client().schedule_definition(
+        workflow="Report", task_queue="q", cron="@daily", spec={"cron": "@hourly"}
+    )
+    assert sched["spec"]["cron"] == ["@hourly", "@daily"]
+    sched = await offline_client().schedule_definition(
+        workflow="Report", task_queue="q", cron=["@daily"], spec={"cron": ["@hourly"]}
+    )
+    assert sched["spec"]["cron"] == ["@hourly", "@daily"]
+
+
 # =========================================================================== C: run cache
 
 
