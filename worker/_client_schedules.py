@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -100,7 +100,7 @@ class ScheduleMixin:
     async def schedule_definition(
         self,
         *,
-        workflow: str | type,
+        workflow: str | type | Callable[..., Any],
         task_queue: str,
         args: Sequence[Any] = (),
         cron: str | Sequence[str] | None = None,

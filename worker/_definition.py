@@ -20,6 +20,8 @@ _WORKFLOW_ATTR = "__baton_workflow_definition__"
 _ACTIVITY_ATTR = "__baton_activity_definition__"
 _RUN_ATTR = "__baton_workflow_run__"
 _HANDLER_ATTR = "__baton_workflow_handler__"
+#: On a run method: the definitions of the workflows it is the run method of.
+_RUN_OWNERS_ATTR = "__baton_workflow_run_owners__"
 
 SIGNAL = "signal"
 QUERY = "query"
@@ -256,11 +258,60 @@ class VersioningBehavior(StrEnum):
     AUTO_UPGRADE = "auto-upgrade"
 
 
-def workflow_name(workflow: str | type) -> str:
-    """The type name of a workflow given by name or by its ``@workflow.defn`` class."""
+def workflow_definition(workflow: type | Callable[..., Any]) -> WorkflowDefinition:
+    """The definition of a ``@workflow.defn`` class, or of the class whose
+    ``@workflow.run`` method is given (``Order.run``, as a client may name it)."""
+    if inspect.isfunction(workflow) and getattr(workflow, _RUN_ATTR, False):
+        owners = getattr(workflow, _RUN_OWNERS_ATTR, [])
+        if len(owners) == 1:
+            return owners[0]  # type: ignore[no-any-return]
+        if owners:
+            names = ", ".join(d.name for d in owners)
+            raise TypeError(
+                f"{workflow.__qualname__} is the run method of several workflows ({names}): "
+                "name the workflow by its class or its name"
+            )
+        raise TypeError(
+            f"{workflow.__qualname__} is the run method of no workflow: decorate its class "
+            "with @workflow.defn"
+        )
+    return WorkflowDefinition.from_class(workflow)  # type: ignore[arg-type]
+
+
+def workflow_name(workflow: str | type | Callable[..., Any]) -> str:
+    """The type name of a workflow given by name, by its ``@workflow.defn`` class
+    or by its ``@workflow.run`` method."""
     if isinstance(workflow, str):
         return workflow
-    return WorkflowDefinition.from_class(workflow).name
+    return workflow_definition(workflow).name
+
+
+def result_type_of(workflow: str | type | Callable[..., Any]) -> Any:
+    """What a workflow's result decodes to: its run method's return annotation
+    (None for a workflow named by its name only)."""
+    return None if isinstance(workflow, str) else workflow_definition(workflow).return_type
+
+
+def handler_name(handler: str | Callable[..., Any], kind: str) -> str:
+    """The name a signal, query or update goes by, given by name or by its
+    handler method (``Order.approve``)."""
+    if isinstance(handler, str):
+        return handler
+    mark = getattr(handler, _HANDLER_ATTR, None)
+    if not isinstance(mark, _HandlerMark) or mark.kind != kind:
+        raise TypeError(
+            f"{handler!r} is not a @workflow.{kind} handler: name the {kind} by its name "
+            f"or pass its @workflow.{kind} method"
+        )
+    return mark.name
+
+
+def handler_result_type(handler: str | Callable[..., Any]) -> Any:
+    """What a query's or update's result decodes to when the handler method is
+    given: its return annotation (None for a handler named by its name)."""
+    if isinstance(handler, str) or getattr(handler, _HANDLER_ATTR, None) is None:
+        return None
+    return _param_hints(handler, skip_self=True)[1]
 
 
 def check_behavior(value: str | None, what: str) -> str | None:
@@ -339,4 +390,6 @@ def define_workflow(
         versioning_behavior=versioning_behavior,
     )
     setattr(cls, _WORKFLOW_ATTR, defn)
+    owners_of_run = [d for d in getattr(run_fn, _RUN_OWNERS_ATTR, []) if d.cls is not cls]
+    setattr(run_fn, _RUN_OWNERS_ATTR, [*owners_of_run, defn])
     return defn

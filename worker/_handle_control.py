@@ -1,4 +1,5 @@
-"""Operator controls of a workflow handle: pause, activities, versioning overrides."""
+"""Operator controls of a workflow handle: cancel, terminate, pause, activities,
+versioning overrides."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ _new_request_id = new_request_id
 
 
 class RunControlMixin:
-    """Pause, unpause, activity control and versioning overrides of
+    """Cancel, terminate, pause, unpause, activity control and versioning overrides of
     :class:`worker.client.WorkflowHandle`."""
 
     client: Any
@@ -30,6 +31,32 @@ class RunControlMixin:
 
     def _path(self, suffix: str = "") -> str:
         raise NotImplementedError
+
+    async def cancel(self, reason: str = "", *, request_id: str | None = None) -> None:
+        """Ask the workflow to cancel; one ``request_id`` (drawn if None) is applied once."""
+        await self.client.call(
+            "POST",
+            self._path("/cancel"),
+            {
+                "run_id": self.target_run_id,
+                "reason": reason,
+                "request_id": request_id or new_request_id(),
+                "identity": self.client.identity,
+            },
+        )
+
+    async def terminate(self, reason: str = "", *, request_id: str | None = None) -> None:
+        """End the run at once; one ``request_id`` (drawn if None) is applied once."""
+        await self.client.call(
+            "POST",
+            self._path("/terminate"),
+            {
+                "run_id": self.target_run_id,
+                "reason": reason,
+                "request_id": request_id or new_request_id(),
+                "identity": self.client.identity,
+            },
+        )
 
     async def pause(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         """Pause the workflow's current run: nothing more is dispatched to it (signals,

@@ -14,7 +14,7 @@ import os
 import socket
 import tomllib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,16 @@ from worker._client_visibility import (
     VisibilityMixin,
     encode_search_attributes,
 )
-from worker._definition import WorkflowDefinition, check_behavior, workflow_name
+from worker._definition import (
+    QUERY,
+    SIGNAL,
+    UPDATE,
+    check_behavior,
+    handler_name,
+    handler_result_type,
+    result_type_of,
+    workflow_name,
+)
 from worker._failure import (
     ENCODED_FAILURE_MESSAGE,
     close_failure_to_exception,
@@ -208,7 +217,7 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
 
     async def start_workflow(
         self,
-        workflow: str | type,
+        workflow: str | type | Callable[..., Any],
         *args: Any,
         id: str,
         task_queue: str,
@@ -243,7 +252,7 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
 
     async def _start(
         self,
-        workflow: str | type,
+        workflow: str | type | Callable[..., Any],
         args: Sequence[Any],
         *,
         id: str,
@@ -279,12 +288,16 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
         body.update(extra or {})
         res = await self.call("POST", ns_path(self.namespace, route), body)
         handle = WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
-        if not isinstance(workflow, str):
-            handle.result_type = WorkflowDefinition.from_class(workflow).return_type
+        handle.result_type = result_type_of(workflow)
         return handle, res
 
     async def execute_workflow(
-        self, workflow: str | type, *args: Any, id: str, task_queue: str, **kw: Any
+        self,
+        workflow: str | type | Callable[..., Any],
+        *args: Any,
+        id: str,
+        task_queue: str,
+        **kw: Any,
     ) -> Any:
         """Start a workflow and return its result (:meth:`start_workflow`'s options).
 
@@ -302,11 +315,11 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
 
     async def signal_with_start_workflow(
         self,
-        workflow: str | type,
+        workflow: str | type | Callable[..., Any],
         *args: Any,
         id: str,
         task_queue: str,
-        signal: str,
+        signal: str | Callable[..., Any],
         signal_args: Sequence[Any] = (),
         request_id: str | None = None,
         id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE,
@@ -332,7 +345,10 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,
             route="/signal-with-start",
-            extra={"signal_name": signal, "signal_input": await self.encode(list(signal_args))},
+            extra={
+                "signal_name": handler_name(signal, SIGNAL),
+                "signal_input": await self.encode(list(signal_args)),
+            },
         )
         return handle
 
@@ -432,7 +448,9 @@ class WorkflowHandle(RunControlMixin):
             )
         raise err
 
-    async def signal(self, name: str, *args: Any, request_id: str | None = None) -> None:
+    async def signal(
+        self, name: str | Callable[..., Any], *args: Any, request_id: str | None = None
+    ) -> None:
         """Send signal ``name`` with ``args``; the server applies one ``request_id`` once.
 
         Without ``request_id`` a fresh one is drawn, so a POST the transport
@@ -442,7 +460,7 @@ class WorkflowHandle(RunControlMixin):
             "POST",
             self._path("/signal"),
             {
-                "signal_name": name,
+                "signal_name": handler_name(name, SIGNAL),
                 "input": await self.client.encode(args),
                 "run_id": self.target_run_id,
                 "request_id": request_id or _new_request_id(),
@@ -451,13 +469,17 @@ class WorkflowHandle(RunControlMixin):
         )
 
     async def query(
-        self, name: str, *args: Any, timeout: float = 10.0, type_hint: Any = None
+        self,
+        name: str | Callable[..., Any],
+        *args: Any,
+        timeout: float = 10.0,
+        type_hint: Any = None,
     ) -> Any:
         res = await self.client.call(
             "POST",
             self._path("/query"),
             {
-                "query_name": name,
+                "query_name": handler_name(name, QUERY),
                 "input": await self.client.encode(args),
                 "run_id": self.target_run_id,
                 "timeout_s": timeout,
@@ -465,11 +487,12 @@ class WorkflowHandle(RunControlMixin):
             # the caller's timeout bounds the whole call, its retries too
             retry_for_s=timeout,
         )
-        return await self.client.decode_one(res.get("result"), type_hint)
+        hint = type_hint or handler_result_type(name)
+        return await self.client.decode_one(res.get("result"), hint)
 
     async def update(
         self,
-        name: str,
+        name: str | Callable[..., Any],
         *args: Any,
         update_id: str | None = None,
         timeout: float = 30.0,
@@ -481,7 +504,7 @@ class WorkflowHandle(RunControlMixin):
             self._path("/update"),
             {
                 "update_id": update_id or str(uuid.uuid4()),
-                "name": name,
+                "name": handler_name(name, UPDATE),
                 "input": await self.client.encode(args),
                 "run_id": self.target_run_id,
                 "timeout_s": timeout,
@@ -489,33 +512,8 @@ class WorkflowHandle(RunControlMixin):
             },
             retry_for_s=timeout,
         )
-        return await self.client.decode_one(res.get("result"), type_hint)
-
-    async def cancel(self, reason: str = "", *, request_id: str | None = None) -> None:
-        """Ask the workflow to cancel; one ``request_id`` (drawn if None) is applied once."""
-        await self.client.call(
-            "POST",
-            self._path("/cancel"),
-            {
-                "run_id": self.target_run_id,
-                "reason": reason,
-                "request_id": request_id or _new_request_id(),
-                "identity": self.client.identity,
-            },
-        )
-
-    async def terminate(self, reason: str = "", *, request_id: str | None = None) -> None:
-        """End the run at once; one ``request_id`` (drawn if None) is applied once."""
-        await self.client.call(
-            "POST",
-            self._path("/terminate"),
-            {
-                "run_id": self.target_run_id,
-                "reason": reason,
-                "request_id": request_id or _new_request_id(),
-                "identity": self.client.identity,
-            },
-        )
+        hint = type_hint or handler_result_type(name)
+        return await self.client.decode_one(res.get("result"), hint)
 
     async def reset(
         self,

@@ -33,6 +33,7 @@ from worker._definition import (
     get_activity_name,
     mark_handler,
     mark_run,
+    workflow_definition,
 )
 from worker._workflow_api import (
     ActivityHandle,
@@ -274,7 +275,7 @@ def continue_as_new_suggested() -> bool:
 
 def continue_as_new(
     *args: Any,
-    workflow: str | type | None = None,
+    workflow: str | type | Callable[..., Any] | None = None,
     task_queue: str | None = None,
     versioning: Literal["auto-upgrade"] | None = None,
 ) -> NoReturn:
@@ -282,7 +283,8 @@ def continue_as_new(
 
     Args:
         *args: Input of the new run.
-        workflow: Workflow type of the new run (class or name); this one's if None.
+        workflow: Workflow type of the new run (class, run method or name); this
+            one's if None.
         task_queue: Task queue of the new run; this one's if None.
         versioning: ``"auto-upgrade"`` sends the new run to its deployment's
             target build (where a pinned type then pins it): how a
@@ -299,7 +301,7 @@ def continue_as_new(
         workflow_type = workflow
     else:
         try:
-            workflow_type = WorkflowDefinition.from_class(workflow).name
+            workflow_type = workflow_definition(workflow).name
         except TypeError as exc:
             raise rt.misuse(exc) from None
     if versioning not in (None, "auto-upgrade"):

@@ -217,3 +217,60 @@ async def test_a_workflow_started_by_its_class_gives_its_result_as_annotated(
         "paid_at": "2026-01-02T03:04:05+00:00",
     }
     assert await by_name.result(timeout=5, type_hint=Receipt) == expected
+
+
+@workflow.defn
+class Ledger:
+    def __init__(self) -> None:
+        self.entries: list[Receipt] = []
+        self.closed = False
+
+    @workflow.run
+    async def run(self, owner: str) -> Receipt:
+        await workflow.wait_condition(lambda: self.closed)
+        return Receipt(owner, self.entries[-1].paid_at)
+
+    @workflow.signal(name="book")
+    def add(self, entry: Receipt) -> None:
+        self.entries.append(entry)
+
+    @workflow.query
+    def last(self) -> Receipt:
+        return self.entries[-1]
+
+    @workflow.update
+    def close(self) -> int:
+        self.closed = True
+        return len(self.entries)
+
+
+async def test_a_client_names_workflows_and_handlers_by_their_methods(client: Client) -> None:
+    # As a user writes it: the run method for the workflow, the handler
+    # methods for its messages (their names, even a renamed one, and their
+    # return annotations come from the methods).
+    paid = Receipt("o-1", datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC))
+    async with make_worker(client, Ledger):
+        handle = await client.start_workflow(Ledger.run, "ann", id="ledger-1", task_queue=QUEUE)
+        await handle.signal(Ledger.add, paid)
+        assert await handle.query(Ledger.last) == paid
+        assert await handle.update(Ledger.close) == 1
+        assert await handle.result(timeout=20) == Receipt("ann", paid.paid_at)
+        again = await client.signal_with_start_workflow(
+            Ledger.run,
+            "bob",
+            id="ledger-2",
+            task_queue=QUEUE,
+            signal=Ledger.add,
+            signal_args=[paid],
+        )
+        assert await again.query(Ledger.last) == paid
+        await again.terminate()
+    with pytest.raises(TypeError, match=r"not a @workflow\.signal handler"):
+        await handle.signal(Ledger.last)
+    with pytest.raises(TypeError, match="is not a workflow"):
+        await client.start_workflow(Plain.run, id="plain-1", task_queue=QUEUE)
+
+
+class Plain:
+    async def run(self) -> None:
+        return None

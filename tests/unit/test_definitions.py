@@ -341,3 +341,31 @@ async def test_activity_context_reaches_info_heartbeat_and_cancel() -> None:
         activity.info()
     with pytest.raises(RuntimeError, match="not in an activity"):
         activity.heartbeat()
+
+
+def test_a_run_method_names_its_workflow_unless_several_share_it() -> None:
+    from worker._definition import handler_name, workflow_name
+
+    @workflow.defn(name="base-flow")
+    class Base:
+        @workflow.run
+        async def run(self) -> int:
+            return 1
+
+        @workflow.query(name="level")
+        def how_far(self) -> int:
+            return 1
+
+    assert workflow_name(Base.run) == "base-flow"
+    assert handler_name(Base.how_far, "query") == "level"
+    with pytest.raises(TypeError, match=r"not a @workflow\.update handler"):
+        handler_name(Base.how_far, "update")
+
+    @workflow.defn(name="derived-flow")
+    class Derived(Base):
+        pass
+
+    # one function, the run method of two workflows: the client must say which
+    with pytest.raises(TypeError, match="run method of several workflows"):
+        workflow_name(Base.run)
+    assert workflow_name(Derived) == "derived-flow"
