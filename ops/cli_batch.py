@@ -108,7 +108,7 @@ def _view(d: dict[str, Any]) -> RenderableType:
     "--wait/--no-wait",
     default=True,
     show_default=True,
-    help="Wait for the job with a progress bar.",
+    help="Wait for the job with a progress bar (exit 1 unless it completes).",
 )
 @pass_state
 def batch_start(
@@ -131,6 +131,8 @@ def batch_start(
     output: str,
 ) -> None:
     """Start a batch job; with --wait, follow it to the end.
+
+    Waiting, it exits 1 when the job ends failed or stopped.
 
     `--op signal NAME --input JSON` signals NAME with the inputs; `--op reset`
     resets each run to --reset-to.
@@ -171,6 +173,14 @@ def batch_start(
 
     result = st.run(go)
     emit(result, output, _view if "state" in result else lambda d: kv_table(d, title="Batch job"))
+    if wait and result.get("state") != "completed":
+        # A script that waits for the job learns that it did not finish its walk.
+        err_console.print(
+            f"batch job {result.get('job_id')} ended {result.get('state')}"
+            + (f": {result['error']}" if result.get("error") else "")
+            + (f" ({result['stop_reason']})" if result.get("stop_reason") else "")
+        )
+        click.get_current_context().exit(1)
 
 
 async def _follow(c: Client, job_id: str, total: int, output: str) -> dict[str, Any]:

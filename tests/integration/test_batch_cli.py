@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.apps.visibility import Waiter
 from tests.conftest import Region
-from tests.helpers import baton_json
+from tests.helpers import baton_json, eventually
 from worker import Client
 
 pytestmark = pytest.mark.integration
@@ -163,3 +164,39 @@ async def test_signal_batch_and_search_attributes_in_the_short_forms(
         region, "namespace", "search-attribute", "remove", "--name", "Team"
     )
     assert code == 0 and removed["changed"] is True
+
+
+async def test_a_waiting_start_exits_1_when_the_job_is_stopped(
+    client: Client, region: Region
+) -> None:
+    for i in range(6):
+        await client.start_workflow(Waiter, id=f"slow-{i}", task_queue=QUEUE)
+    waiting = asyncio.create_task(
+        baton(
+            region,
+            "batch",
+            "start",
+            "--query",
+            "WorkflowType = 'Waiter' AND WorkflowId STARTS_WITH 'slow-'",
+            "--op",
+            "terminate",
+            "--reason",
+            "slow",
+            "--rps",
+            "0.5",
+            "--job-id",
+            "slow-job",
+        )
+    )
+
+    async def running() -> bool:
+        code, job, _ = await baton(region, "batch", "describe", "slow-job")
+        return code == 0 and job["state"] == "running"
+
+    await eventually(running, timeout=30, what="the job runs")
+    code, _, err = await baton(region, "batch", "stop", "slow-job", "--reason", "enough")
+    assert code == 0, err
+    code, job, err = await asyncio.wait_for(waiting, 60)
+    # the job did not finish its walk: a script that waited must be told
+    assert code == 1 and job["state"] == "stopped", (code, job, err)
+    assert "ended stopped" in err
