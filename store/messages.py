@@ -160,7 +160,12 @@ async def update_workflow(
     deadline = utcnow() + timedelta(seconds=req.timeout_s)
     epoch = store.notifier.namespace_epoch
     key = f"{namespace}/{workflow_id}/{update_id}"
-    async with store.notifier.subscribe("baton_updates_v1", key) as ev:
+    async with (
+        store.notifier.subscribe("baton_updates_v1", key) as ev,
+        # A run that closes rejects the updates it leaves open in its write,
+        # which notifies no update: its close wakes the wait instead.
+        store.notifier.subscribe("baton_closed_v1", f"{namespace}/{workflow_id}", ev),
+    ):
 
         async def submit(conn: asyncpg.Connection) -> None:
             rt = await lock_run(store, conn, namespace, workflow_id, req.run_id)

@@ -139,13 +139,16 @@ class Notifier:
         self._callbacks[channel].append(callback)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str, key: str) -> AsyncIterator[asyncio.Event]:
+    async def subscribe(
+        self, channel: str, key: str, ev: asyncio.Event | None = None
+    ) -> AsyncIterator[asyncio.Event]:
         """An event set whenever ``key`` is notified on ``channel``.
 
         Subscribe before reading the database, then wait: a notification that
-        lands between the read and the wait is not lost.
+        lands between the read and the wait is not lost. Pass the event of
+        another subscription as ``ev`` to be woken by either.
         """
-        ev = asyncio.Event()
+        ev = ev or asyncio.Event()
         waiters = self._waiters[(channel, key)]
         waiters[ev] = None
         try:

@@ -1,0 +1,67 @@
+"""Updates whose run closes before they complete, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from worker import Client, Worker, workflow
+from worker.errors import UpdateRejectedError
+
+pytestmark = pytest.mark.integration
+QUEUE = "updates"
+
+
+@workflow.defn
+class Waits:
+    """Takes updates that sleep on a durable timer, and runs until told."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.done)
+
+    @workflow.update
+    async def sleep(self, seconds: float) -> str:
+        await workflow.sleep(seconds)
+        return "slept"
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+def worker_for(client: Client) -> Worker:
+    return Worker(client, task_queue=QUEUE, workflows=[Waits])
+
+
+async def accepted(client: Client, workflow_id: str, update_id: str) -> None:
+    """Wait until the update's acceptance is in the run's history."""
+    handle = client.get_workflow_handle(workflow_id)
+    for _ in range(100):
+        for e in await handle.history():
+            if (
+                e["event_type"] == "WorkflowExecutionUpdateAccepted"
+                and e["attributes"]["update_id"] == update_id
+            ):
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"update {update_id} never accepted")
+
+
+async def test_a_terminated_run_answers_its_waiting_update_at_once(client: Client) -> None:
+    async with worker_for(client):
+        handle = await client.start_workflow(Waits, id="upd-term", task_queue=QUEUE)
+        waiting = asyncio.create_task(handle.update("sleep", 600.0, update_id="u1", timeout=30))
+        await accepted(client, "upd-term", "u1")
+        started = time.monotonic()
+        await handle.terminate("enough")
+        # before: the update was rejected in the terminate's write, but its
+        # caller was told only when its own 30 s ran out
+        with pytest.raises(UpdateRejectedError, match="terminated"):
+            await asyncio.wait_for(waiting, 10)
+        assert time.monotonic() - started < 5
