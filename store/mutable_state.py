@@ -510,6 +510,13 @@ class RunTxn:
         self.exe["close_time"] = self.now
         self.exe["result"] = result
         self.exe["failure"] = failure
+        if self.fail_updates is None:
+            # the write rejects the updates the run leaves open; a caller may
+            # give its own reason (terminate, reset) after this
+            self.fail_updates = {
+                "message": f"workflow {status} before the update completed",
+                "type": "WorkflowClosed",
+            }
         self.drop_buffered()
         self.clear_workflow_task()
         if self.exe["paused"]:

@@ -65,3 +65,16 @@ async def test_a_terminated_run_answers_its_waiting_update_at_once(client: Clien
         with pytest.raises(UpdateRejectedError, match="terminated"):
             await asyncio.wait_for(waiting, 10)
         assert time.monotonic() - started < 5
+
+
+async def test_a_run_that_times_out_answers_its_waiting_update(client: Client) -> None:
+    async with worker_for(client):
+        handle = await client.start_workflow(Waits, id="upd-rto", task_queue=QUEUE, run_timeout=3)
+        started = time.monotonic()
+        # before: the run timed out with the update still accepted, and each
+        # call, however often repeated, ran out as UpdateTimedOutError
+        with pytest.raises(UpdateRejectedError, match="timed_out"):
+            await handle.update("sleep", 600.0, update_id="u1", timeout=20)
+        assert time.monotonic() - started < 10
+        with pytest.raises(UpdateRejectedError, match="timed_out"):
+            await handle.update("sleep", 600.0, update_id="u1", timeout=5)
