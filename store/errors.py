@@ -223,7 +223,7 @@ class UpdateRejected(StoreError):
 
 
 class UpdateFailed(StoreError):
-    """The workflow's update handler raised."""
+    """The update handler raised, or the run closed before the accepted update completed."""
 
     code = ErrorCode.UPDATE_FAILED
     http_status = 400

@@ -226,6 +226,18 @@ async def update_workflow(
                 )
             if u["state"] == "rejected":
                 failure = u["failure"] or {}
+                async with store.pool.acquire() as conn:
+                    accepted = await conn.fetchval(
+                        Q["update_accepted"], namespace, workflow_id, u["run_id"], update_id
+                    )
+                if accepted:
+                    # Its handler ran (and may have changed the workflow's
+                    # state) before the run closed: not "nothing recorded".
+                    raise UpdateFailed(
+                        f"update {req.name!r} failed: {failure.get('message', '')}",
+                        update_id=update_id,
+                        failure=failure,
+                    )
                 raise UpdateRejected(
                     f"update {req.name!r} was rejected: {failure.get('message', '')}",
                     update_id=update_id,

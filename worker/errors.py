@@ -188,7 +188,7 @@ class UpdateRejectedError(BatonError):
 
 
 class UpdateFailedError(BatonError):
-    """The workflow's update handler raised."""
+    """The update handler raised, or the run closed before the accepted update completed."""
 
     code = ErrorCode.UPDATE_FAILED.value
 

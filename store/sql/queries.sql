@@ -232,6 +232,14 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state IN ('request
 -- name: get_update
 SELECT * FROM workflow_updates WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3
 
+-- name: update_accepted
+-- Whether the run's history holds the update's acceptance (a run that closed
+-- with it unfinished marks it rejected like one it never took).
+SELECT EXISTS (
+    SELECT 1 FROM history_events
+    WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+      AND event_type = 'WorkflowExecutionUpdateAccepted' AND attributes->>'update_id' = $4)
+
 -- name: insert_update
 INSERT INTO workflow_updates (namespace, workflow_id, update_id, run_id, name, input, state)
 VALUES ($1, $2, $3, $4, $5, $6, 'requested')

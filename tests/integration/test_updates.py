@@ -8,7 +8,7 @@ import time
 import pytest
 
 from worker import Client, Worker, workflow
-from worker.errors import UpdateRejectedError
+from worker.errors import UpdateFailedError, UpdateRejectedError
 
 pytestmark = pytest.mark.integration
 QUEUE = "updates"
@@ -62,7 +62,7 @@ async def test_a_terminated_run_answers_its_waiting_update_at_once(client: Clien
         await handle.terminate("enough")
         # before: the update was rejected in the terminate's write, but its
         # caller was told only when its own 30 s ran out
-        with pytest.raises(UpdateRejectedError, match="terminated"):
+        with pytest.raises(UpdateFailedError, match="terminated"):
             await asyncio.wait_for(waiting, 10)
         assert time.monotonic() - started < 5
 
@@ -73,8 +73,33 @@ async def test_a_run_that_times_out_answers_its_waiting_update(client: Client) -
         started = time.monotonic()
         # before: the run timed out with the update still accepted, and each
         # call, however often repeated, ran out as UpdateTimedOutError
-        with pytest.raises(UpdateRejectedError, match="timed_out"):
+        with pytest.raises(UpdateFailedError, match="timed_out"):
             await handle.update("sleep", 600.0, update_id="u1", timeout=20)
         assert time.monotonic() - started < 10
-        with pytest.raises(UpdateRejectedError, match="timed_out"):
+        with pytest.raises(UpdateFailedError, match="timed_out"):
             await handle.update("sleep", 600.0, update_id="u1", timeout=5)
+
+
+async def test_an_accepted_update_its_run_left_unfinished_failed_one_never_taken_was_rejected(
+    client: Client,
+) -> None:
+    handle = await client.start_workflow(Waits, id="upd-kinds", task_queue=QUEUE)
+    # no worker yet: this one is requested, never taken
+    never = asyncio.create_task(handle.update("sleep", 600.0, update_id="never", timeout=30))
+    await asyncio.sleep(0.5)
+    async with worker_for(client):
+        taken = asyncio.create_task(handle.update("sleep", 600.0, update_id="taken", timeout=30))
+        await accepted(client, "upd-kinds", "taken")
+        await accepted(client, "upd-kinds", "never")
+    # the worker is gone: "late" waits, requested, for a task nobody runs
+    third = asyncio.create_task(handle.update("sleep", 600.0, update_id="late", timeout=30))
+    await asyncio.sleep(0.5)
+    await handle.terminate("enough")
+    # before: all three were UpdateRejectedError, "nothing was recorded",
+    # though the first two were accepted in history and their handlers ran
+    with pytest.raises(UpdateFailedError, match="terminated"):
+        await asyncio.wait_for(taken, 10)
+    with pytest.raises(UpdateFailedError, match="terminated"):
+        await asyncio.wait_for(never, 10)
+    with pytest.raises(UpdateRejectedError, match="terminated"):
+        await asyncio.wait_for(third, 10)
