@@ -121,6 +121,17 @@ class RunTxn:
         """Lock a run (the current one when ``run_id`` is None) for a history write."""
         if run_id is None:
             row = await conn.fetchrow(Q["lock_current_execution"], namespace, workflow_id)
+            for _ in range(3):
+                if row is None or row["status"] == "running":
+                    break
+                # A continue-as-new or a reset that committed while this waited
+                # for the run's lock made another run current, but the statement
+                # joined the workflow's current run as its snapshot had it: ask
+                # again (a new statement sees the commit).
+                again = await conn.fetchrow(Q["lock_current_execution"], namespace, workflow_id)
+                if again is None or again["run_id"] == row["run_id"]:
+                    break
+                row = again
         else:
             row = await conn.fetchrow(Q["lock_execution"], namespace, workflow_id, _uuid(run_id))
         if row is None:
