@@ -170,6 +170,12 @@ async def start_workflow_txn(
             region=store.region,
             region_urls=store.region_urls,
         )
+        if not rt.running:
+            # It closed while this waited for its lock (a continue-as-new, a
+            # reset, a completion): the checks read it running. Read again (a
+            # new statement sees that commit) rather than signal or terminate
+            # a closed run behind its closing event.
+            return await start_workflow_txn(store, conn, namespace, req, signal, match=match)
         if signal is not None:
             _add_signal(store, rt, signal[0], signal[1], req.identity, req.request_id)
             await rt.write_txn()
