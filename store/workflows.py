@@ -187,6 +187,15 @@ def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _in_backoff(row: asyncpg.Record) -> bool:
+    """Whether the run's workflow task failed and its next attempt is not scheduled yet."""
+    return (
+        row["status"] == "running"
+        and row["wt_scheduled_event_id"] is None
+        and int(row["wt_attempt"] or 1) > 1
+    )
+
+
 def _s(v: object) -> str | None:
     return None if v is None else str(v)
 
@@ -199,6 +208,9 @@ async def describe_workflow(
         key = (namespace, workflow_id, row["run_id"])
         acts = await conn.fetch(Q["pending_activities"], *key)
         timers = await conn.fetch(Q["pending_user_timers"], *key)
+        retry_at = None
+        if _in_backoff(row):
+            retry_at = await conn.fetchval(Q["workflow_task_retry_at"], *key)
         versioning = None
         if row["deployment"] or row["versioning"]:
             ns = await get_namespace(conn, namespace)
@@ -210,6 +222,16 @@ async def describe_workflow(
             "started_event_id": row["wt_started_event_id"],
             "attempt": row["wt_attempt"],
             "identity": row["wt_identity"],
+        }
+    elif _in_backoff(row):
+        # A task that failed and waits out its retry backoff (or an unpause)
+        # is still the run's pending work: say which attempt comes and when.
+        wt = {
+            "scheduled_event_id": None,
+            "started_event_id": None,
+            "attempt": row["wt_attempt"],
+            "identity": None,
+            "retry_at": retry_at.isoformat() if retry_at else None,
         }
     return {
         "execution": execution_info(row),

@@ -324,6 +324,10 @@ SELECT ref AS timer_id, fire_at FROM timers
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'user'
 ORDER BY fire_at
 
+-- name: workflow_task_retry_at
+SELECT min(fire_at) FROM timers
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'workflow_task_retry'
+
 -- name: insert_query
 INSERT INTO queries (id, namespace, workflow_id, run_id, name, input) VALUES ($1, $2, $3, $4, $5, $6)
 

@@ -86,6 +86,30 @@ async def test_three_steps_returns_n_plus_three(client: Client) -> None:
     assert results == [n + 3 for n in range(20)]
 
 
+async def test_describe_shows_a_failed_workflow_task_that_waits_to_be_retried(
+    client: Client,
+) -> None:
+    handle = await client.start_workflow("Buggy", 1, id="buggy-held", task_queue=QUEUE)
+    worker = Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=[BuggyV1],
+        activities=ALL_ACTIVITIES,
+        pause_after_failed_workflow_tasks=1,
+    )
+    async with worker:
+
+        async def paused() -> bool:
+            return bool((await handle.describe())["execution"]["paused"])
+
+        await eventually(paused, timeout=30, what="the run paused by its failed task")
+    desc = await handle.describe()
+    # before: None, as for a run with nothing to do, while its next attempt waits
+    assert desc["pending_workflow_task"] is not None
+    assert desc["pending_workflow_task"]["attempt"] == 2
+    assert desc["pending_workflow_task"]["scheduled_event_id"] is None
+
+
 async def test_workflow_task_failure_retries_until_the_fixed_code_runs(client: Client) -> None:
     handle = await client.start_workflow("Buggy", 1, id="buggy-1", task_queue=QUEUE)
     async with make_worker(client, BuggyV1):
