@@ -255,31 +255,30 @@ async def list_batches(
 
 async def _first_starts(store: Store, namespace: str, rows: list[Any]) -> dict[str, Any]:
     """When the jobs of ``rows`` that continued as new started, as describe says: id -> time."""
-    later = [r for r in rows if r["first_run_id"] != r["run_id"]]
-    if not later:
-        return {}
-    async with store.pool.acquire() as conn:
-        firsts = await conn.fetch(
-            Q["first_run_start_times"],
-            namespace,
-            [r["workflow_id"] for r in later],
-            [r["first_run_id"] for r in later],
-        )
+    later = [
+        (r["workflow_id"], r["first_run_id"]) for r in rows if r["first_run_id"] != r["run_id"]
+    ]
+    firsts = await _by_runs(store, "first_run_start_times", namespace, later)
     return {f["workflow_id"]: f["start_time"] for f in firsts}
 
 
 async def _ended_states(store: Store, namespace: str, rows: list[Any]) -> dict[str, str]:
     """How the completed jobs of ``rows`` ended, as describe folds it: workflow id -> state."""
-    if not rows:
-        return {}
-    async with store.pool.acquire() as conn:
-        closes = await conn.fetch(
-            Q["batch_close_results"],
-            namespace,
-            [r["workflow_id"] for r in rows],
-            [r["run_id"] for r in rows],
-        )
+    runs = [(r["workflow_id"], r["run_id"]) for r in rows]
+    closes = await _by_runs(store, "batch_close_results", namespace, runs)
     return {c["workflow_id"]: fold([_completed(c["attributes"])])["state"] for c in closes}
+
+
+async def _by_runs(
+    store: Store, query: str, namespace: str, runs: list[tuple[str, Any]]
+) -> list[Any]:
+    """The rows ``query`` gives for (workflow id, run id) pairs, passed side by side."""
+    if not runs:
+        return []
+    async with store.pool.acquire() as conn:
+        return list(
+            await conn.fetch(Q[query], namespace, [w for w, _ in runs], [r for _, r in runs])
+        )
 
 
 def _completed(attributes: dict[str, Any]) -> dict[str, Any]:
