@@ -21,6 +21,7 @@ from store import activity_tasks as acts
 from store import messages, starts, tasks, workflows
 from store.api_fast import HotRoutes, unexpected_error
 from store.api_guard import JSON, WORKFLOW_ID_PARAM, GuardedRoute, RequestGuard
+from store.api_openapi import ERROR_RESPONSES, install_openapi
 from store.api_pause import add_pause_routes
 from store.api_schedules import add_schedule_routes
 from store.api_versioning import add_versioning_routes
@@ -131,7 +132,9 @@ def create_app(store: Store) -> FastAPI:
         title="Baton",
         version=SERVER_VERSION,
         description="Durable-execution workflow store: API of one region.",
+        responses=ERROR_RESPONSES,
     )
+    install_openapi(app)
     app.state.store = store
     app.router.route_class = GuardedRoute
     limit = store.config.max_payload_bytes
@@ -295,7 +298,14 @@ def create_app(store: Store) -> FastAPI:
     ns_path = f"{PREFIX}/namespaces/{{namespace}}"
     wf_path = f"{ns_path}/workflows/{WORKFLOW_ID_PARAM}"
 
-    @app.post(f"{ns_path}/workflows", response_model=wire.StartWorkflowResponse)
+    @app.post(
+        f"{ns_path}/workflows",
+        response_model=wire.StartWorkflowResponse,
+        responses={
+            201: {"model": wire.StartWorkflowResponse, "description": "A new run started"},
+        },
+        response_description="A retried request id found the earlier start (started false)",
+    )
     async def start_workflow(namespace: str, req: wire.StartWorkflowRequest) -> Response:
         checked(req)
         body, status = await starts.start_and_wait(store, namespace, req)

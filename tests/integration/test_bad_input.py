@@ -334,3 +334,34 @@ async def test_an_update_id_that_is_empty_or_too_long_is_refused_at_once(
     assert resp.status_code == 400, resp.text[:300]
     assert resp.json()["error"]["code"] == "INVALID_ARGUMENT"
     assert await snapshot(region.dsn) == before
+
+
+async def test_openapi_documents_the_errors_and_statuses_the_routes_answer(
+    region: Region,
+) -> None:
+    """A client generated from /openapi.json must expect what the server sends:
+    bad input is a 400 in the typed error shape (never FastAPI's 422 with its
+    ``detail`` list), and a start answers 201 for a new run."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        doc = (await http.get(f"{region.url}/openapi.json")).json()
+        bad = await http.post(
+            f"{region.url}/api/v1/namespaces/default/workflows", json={"workflow_id": ""}
+        )
+    await expect_error(bad, 400, ErrorCode.INVALID_ARGUMENT)
+    error_ref = "#/components/schemas/ErrorResponse"
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            where = f"{method.upper()} {path}"
+            assert "422" not in responses, where
+            for status in ("400", "default"):
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": error_ref}, where
+    error = doc["components"]["schemas"]["ErrorResponse"]
+    assert error["required"] == ["error"]
+    start = doc["paths"]["/api/v1/namespaces/{namespace}/workflows"]["post"]["responses"]
+    assert {"200", "201"} <= set(start)
+    assert start["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/StartWorkflowResponse"
+    }
