@@ -136,7 +136,18 @@ async def _set_paused(
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
         rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
         if isinstance(rt, str):
-            return {"workflow_id": workflow_id, "run_id": rt, "changed": False}
+            # A retried request answers as a repeated pause does: the run it
+            # acted on, whether that run is paused now, and why.
+            done = await RunTxn.lock(
+                conn,
+                namespace,
+                workflow_id,
+                rt,
+                region=store.region,
+                region_urls=store.region_urls,
+                write=False,
+            )
+            return _view(done, False)
         if bool(rt.exe["paused"]) == paused:
             return _view(rt, False)
         await change(rt)

@@ -512,3 +512,23 @@ async def test_the_cli_pauses_workflows_and_activities(client: Client, region: R
         assert (await pending(h))["paused"]
         assert (await baton("activity", "unpause", h.id, "1"))["changed"]
         assert (await h.result(timeout=30)).startswith("report resumed from step ")
+
+
+async def test_a_retried_pause_or_unpause_answers_as_the_first_did(client: Client) -> None:
+    """A client that lost the answer and sends the same request id again gets
+    the same answer (only ``changed`` says it was a retry), not a shorter one
+    without ``paused`` and ``pause``."""
+    h = await client.start_workflow("Idle", id="retried-pause", task_queue="nobody-polls")
+    first = await h.pause("look at it", request_id="p-1")
+    again = await h.pause("look at it", request_id="p-1")
+    assert first["changed"] and not again["changed"]
+    assert {**again, "changed": True} == first
+    assert again["paused"] and again["pause"]["request_id"] == "p-1"
+    first = await h.unpause("go on", request_id="u-1")
+    again = await h.unpause("go on", request_id="u-1")
+    assert first["changed"] and not again["changed"]
+    assert {**again, "changed": True} == first
+    assert again["paused"] is False and again["pause"] is None
+    events = await kinds(client, "retried-pause")
+    assert events.count("WorkflowExecutionPaused") == 1
+    assert events.count("WorkflowExecutionUnpaused") == 1
