@@ -121,9 +121,12 @@ async def _locked(
     namespace: str,
     workflow_id: str,
     activity_id: str,
+    action: str,
     req: wire.ActivityControlRequest,
 ) -> tuple[RunTxn, asyncpg.Record] | None:
-    rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+    rt = await lock_for_request(
+        store, conn, namespace, workflow_id, req.run_id, req.request_id, kind=f"activity-{action}"
+    )
     if isinstance(rt, str):
         return None  # a retried request
     act = await conn.fetchrow(
@@ -159,7 +162,7 @@ async def control_activity(
         raise InvalidArgument(f"an activity is paused, unpaused or reset, not {action!r}")
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        got = await _locked(store, conn, namespace, workflow_id, activity_id, req)
+        got = await _locked(store, conn, namespace, workflow_id, activity_id, action, req)
         if got is None:
             return {"activity_id": activity_id, "changed": False}
         rt, act = got

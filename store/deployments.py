@@ -390,7 +390,9 @@ async def update_versioning(
         _check_version(o.deployment, o.build_id)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+        rt = await lock_for_request(
+            store, conn, namespace, workflow_id, req.run_id, req.request_id, kind="versioning"
+        )
         if isinstance(rt, str):
             return {"run_id": rt, "changed": False}  # a retried request
         current = rt.exe.get("deployment")

@@ -44,6 +44,11 @@ class InvalidArgument(StoreError):
     http_status = 400
 
 
+class RequestIdReused(InvalidArgument):
+    """The request id was used by another kind of request of this workflow id:
+    a retry repeats the same call, and a new call needs a request id of its own."""
+
+
 class InvalidQuery(StoreError):
     """The list query is not valid; the message names the position and the token."""
 

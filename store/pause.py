@@ -134,7 +134,15 @@ async def _set_paused(
     """Pause or unpause (``paused``) the run with ``change``, unless it is so already."""
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
-        rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+        rt = await lock_for_request(
+            store,
+            conn,
+            namespace,
+            workflow_id,
+            req.run_id,
+            req.request_id,
+            kind="pause" if paused else "unpause",
+        )
         if isinstance(rt, str):
             # A retried request answers as a repeated pause does: the run it
             # acted on, whether that run is paused now, and why.

@@ -29,7 +29,7 @@ from store.mutable_state import (
 )
 from store.new_run import new_execution
 from store.rebuild import _rebuild_activity, pending_from_history
-from store.run_lock import lock_run
+from store.run_lock import check_request_kind, lock_run
 from store.sql import QUERIES as Q
 from store.workflows import terminate_txn
 from worker import wire
@@ -109,6 +109,7 @@ async def reset_txn(
     if req.request_id:
         seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
         if seen is not None:
+            check_request_kind(workflow_id, req.request_id, seen["kind"], "reset")
             # the same reset again: the same answer, with the run it reset from
             source = await conn.fetchval(Q["reset_source"], namespace, workflow_id, seen["run_id"])
             return wire.ResetResponse(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument, WorkflowNotRunning
+from store.errors import InvalidArgument, RequestIdReused, WorkflowNotRunning
 from store.mutable_state import RunTxn
 from store.sql import QUERIES as Q
 
@@ -30,6 +31,31 @@ async def lock_run(
     )
 
 
+#: How each kind of request (``request_ids.kind``) reads in a message.
+_KIND_NAMES = {"versioning": "versioning override"}
+
+
+def check_request_kind(
+    workflow_id: str, request_id: str, used: str, kind: str, also: Collection[str] = ()
+) -> None:
+    """Refuse a request whose id an earlier request of another kind used.
+
+    Request ids are kept once per workflow id, whatever the request: a
+    terminate that reused a signal's id would find it, do nothing and answer
+    as if it had ended the run. Only the same kind of request (or one of
+    ``also``) is a retry.
+    """
+    if used == kind or used in also:
+        return
+    was, now = (_KIND_NAMES.get(k, k.replace("-", " ")) for k in (used, kind))
+    raise RequestIdReused(
+        f"request id {request_id!r} was used by a {was} of workflow {workflow_id!r}, so this "
+        f"{now} is not its retry: give the {now} a request id of its own",
+        request_id=request_id,
+        used_by=used,
+    )
+
+
 async def lock_for_request(
     store: Store,
     conn: asyncpg.Connection,
@@ -37,11 +63,14 @@ async def lock_for_request(
     workflow_id: str,
     run_id: str | None,
     request_id: str | None,
+    *,
+    kind: str,
 ) -> RunTxn | str:
-    """Lock the run a request acts on (signal, cancel, terminate, pause, override),
-    or return the run id a
+    """Lock the run a request of ``kind`` acts on (signal, cancel, terminate,
+    pause, override), or return the run id a
     request with the same id acted on already (a retried or re-applied request
-    answers as the first did, even after the run closed).
+    answers as the first did, even after the run closed). An id an earlier
+    request of another kind used is refused (:func:`check_request_kind`).
 
     Checked with the run locked, so two copies of one request serialise and
     the second finds the first's id (recorded in the same write as its event).
@@ -50,6 +79,7 @@ async def lock_for_request(
     if request_id:
         seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, request_id)
         if seen is not None:
+            check_request_kind(workflow_id, request_id, seen["kind"], kind)
             return str(seen["run_id"])
     if not rt.running:
         raise not_running(rt)

@@ -31,6 +31,7 @@ from store.clock import utcnow
 from store.context import Store
 from store.errors import (
     InvalidArgument,
+    RequestIdReused,
     ScheduleAlreadyExists,
     ScheduleNotFound,
     WorkflowAlreadyStarted,
@@ -134,6 +135,11 @@ async def update_schedule(
     await _check_attributes(store, namespace, sched)
     try:
         await _signal(store, namespace, schedule_id, "update", {"schedule": sched}, req)
+    except RequestIdReused as exc:
+        if not (req.create and exc.details.get("used_by") == "start"):
+            raise
+        # the retry of an update that created the schedule: created once
+        return {"schedule_id": schedule_id, "updated": False, "created": False}
     except ScheduleNotFound:
         if not req.create:
             raise

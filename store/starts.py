@@ -25,6 +25,7 @@ from store.matching import Match
 from store.mutable_state import RUN_TIMEOUT, RunTxn
 from store.namespaces import Namespace, lock_namespace
 from store.new_run import new_execution
+from store.run_lock import check_request_kind
 from store.sql import QUERIES as Q
 from store.task_views import build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
@@ -149,6 +150,8 @@ async def start_workflow_txn(
     attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
     if req.request_id and checks["request_run_id"] is not None:
+        # a signal-with-start that found its run running recorded a signal
+        await _check_start_retry(conn, namespace, req, also=("signal",) if signal else ())
         return wire.StartWorkflowResponse(
             workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
         )
@@ -211,6 +214,7 @@ async def _start_unlocked(
     ns.require_writable(store.region, store.region_urls)
     attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     if req.request_id and row["request_run_id"] is not None:
+        await _check_start_retry(conn, namespace, req)
         return wire.StartWorkflowResponse(
             workflow_id=req.workflow_id, run_id=str(row["request_run_id"]), started=False
         )
@@ -253,6 +257,19 @@ async def _start_blind(
     except asyncpg.SerializationError:
         # the id has a run, the request id was seen, or the namespace changed
         raise StaleRun(f"workflow {req.workflow_id!r}: start read and tried again") from None
+
+
+async def _check_start_retry(
+    conn: asyncpg.Connection,
+    namespace: str,
+    req: wire.StartWorkflowRequest,
+    also: tuple[str, ...] = (),
+) -> None:
+    """Refuse a start whose request id another kind of request used (a
+    signal's id would otherwise answer as a start that happened)."""
+    seen = await conn.fetchrow(Q["request_seen"], namespace, req.workflow_id, req.request_id)
+    if seen is not None and req.request_id:
+        check_request_kind(req.workflow_id, req.request_id, seen["kind"], "start", also)
 
 
 def _check_reuse(req: wire.StartWorkflowRequest, cur: dict[str, Any]) -> None:

@@ -74,7 +74,9 @@ async def signal_workflow_txn(
     req: wire.SignalRequest,
 ) -> str:
     """:func:`signal_workflow` inside the caller's transaction."""
-    rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+    rt = await lock_for_request(
+        store, conn, namespace, workflow_id, req.run_id, req.request_id, kind="signal"
+    )
     if isinstance(rt, str):
         return rt
     _add_signal(store, rt, req.signal_name, req.input, req.identity, req.request_id)
@@ -86,7 +88,9 @@ async def cancel_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.CancelRequest
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
-        rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+        rt = await lock_for_request(
+            store, conn, namespace, workflow_id, req.run_id, req.request_id, kind="cancel"
+        )
         if isinstance(rt, str):
             return rt
         if await rt.cancel_request() is not None:
@@ -131,7 +135,9 @@ async def terminate_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.TerminateRequest
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
-        rt = await lock_for_request(store, conn, namespace, workflow_id, req.run_id, req.request_id)
+        rt = await lock_for_request(
+            store, conn, namespace, workflow_id, req.run_id, req.request_id, kind="terminate"
+        )
         if isinstance(rt, str):
             return rt
         terminate_txn(rt, req.reason, req.identity, req.request_id)

@@ -365,3 +365,54 @@ async def test_openapi_documents_the_errors_and_statuses_the_routes_answer(
     assert start["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/StartWorkflowResponse"
     }
+
+
+async def test_a_request_id_of_another_kind_of_request_is_refused_not_taken_as_done(
+    region: Region,
+    client: Client,  # (creates the default namespace)
+) -> None:
+    """Request ids are kept per workflow id whatever the request: a terminate,
+    cancel, reset, pause or start that reused a signal's id found it, did
+    nothing and answered as if done (the run went on). Each is refused with
+    what to do; a real retry (same kind, or a signal-with-start's) still
+    answers as the first did."""
+    wf = f"{region.url}/api/v1/namespaces/default/workflows"
+    sig = {"signal_name": "s", "request_id": "order-1"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = (await http.post(wf, json=start_body("reused"))).json()
+        run_id = started["run_id"]
+        assert (await http.post(f"{wf}/reused/signal", json=sig)).json()["run_id"] == run_id
+        assert (await http.post(f"{wf}/reused/signal", json=sig)).json()["run_id"] == run_id
+        before = await snapshot(region.dsn)
+        for route, body in [
+            ("terminate", {"reason": "r"}),
+            ("cancel", {}),
+            ("reset", {"reason": "r", "to": "first-workflow-task"}),
+            ("pause", {}),
+            ("unpause", {}),
+        ]:
+            r = await http.post(f"{wf}/reused/{route}", json={**body, "request_id": "order-1"})
+            error = await expect_error(r, 400, ErrorCode.INVALID_ARGUMENT)
+            assert "used by a signal" in error["message"], error
+            assert error["details"] == {"request_id": "order-1", "used_by": "signal"}
+        r = await http.post(wf, json={**start_body("reused"), "request_id": "order-1"})
+        await expect_error(r, 400, ErrorCode.INVALID_ARGUMENT)
+        assert await snapshot(region.dsn) == before
+        described = (await http.get(f"{wf}/reused")).json()["execution"]
+        assert described["status"] == "running"
+        # a signal-with-start that signaled the running run, sent again
+        sws = {**start_body("reused"), "signal_name": "s", "request_id": "sws-1"}
+        for _ in range(2):
+            r = await http.post(
+                f"{region.url}/api/v1/namespaces/default/signal-with-start", json=sws
+            )
+            assert r.status_code == 200 and r.json()["run_id"] == run_id, r.text
+        # and a terminate retried after it closed the run
+        term = {"reason": "r", "request_id": "end-1"}
+        for _ in range(2):
+            r = await http.post(f"{wf}/reused/terminate", json=term)
+            assert r.status_code == 200 and r.json()["run_id"] == run_id, r.text
+        history = (await http.get(f"{wf}/reused/history")).json()["events"]
+    kinds = [e["event_type"] for e in history]
+    assert kinds.count("WorkflowExecutionSignaled") == 2
+    assert kinds.count("WorkflowExecutionTerminated") == 1

@@ -533,3 +533,19 @@ async def test_a_schedule_list_query_may_say_its_order(clock_client: Client) -> 
     with pytest.raises(InvalidQueryError) as caught:
         await clock_client.list_schedules("WorkflowId = 'x' ORDER BY Nope")
     assert caught.value.details == {"position": 26, "token": "Nope"}
+
+
+async def test_an_update_that_created_the_schedule_retried_with_its_request_id_answers_created(
+    clock_client: Client,
+) -> None:
+    """The retry of ``update --create-if-missing`` finds the create's request
+    id (a start's), not an update's: it answers that nothing more was done,
+    rather than refusing the id as another kind of request's."""
+    sched = await definition(clock_client, Report, {"overlap": "allow-all"})
+    h = clock_client.get_schedule_handle("made-by-update")
+    body = {"schedule": dict(sched), "create": True, "request_id": "upsert-1"}
+    first = await clock_client.call("PUT", h._path(), body)
+    assert first == {"schedule_id": "made-by-update", "updated": False, "created": True}
+    again = await clock_client.call("PUT", h._path(), body)
+    assert again == {"schedule_id": "made-by-update", "updated": False, "created": False}
+    assert (await h.describe())["schedule"]["spec"]
