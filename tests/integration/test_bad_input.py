@@ -416,3 +416,23 @@ async def test_a_request_id_of_another_kind_of_request_is_refused_not_taken_as_d
     kinds = [e["event_type"] for e in history]
     assert kinds.count("WorkflowExecutionSignaled") == 2
     assert kinds.count("WorkflowExecutionTerminated") == 1
+
+
+async def test_a_cancel_or_terminate_reason_is_as_short_as_a_pause_reason(
+    region: Region,
+    client: Client,  # (creates the default namespace)
+) -> None:
+    """A terminate's reason becomes the run's failure message, which the
+    server otherwise keeps under its limits: a reason of megabytes is refused
+    as a pause's is, and the run stays as it was."""
+    wf = f"{region.url}/api/v1/namespaces/default/workflows"
+    async with httpx.AsyncClient(timeout=30) as http:
+        await http.post(wf, json=start_body("long-reason"))
+        before = await snapshot(region.dsn)
+        for route in ("terminate", "cancel", "pause"):
+            r = await http.post(f"{wf}/long-reason/{route}", json={"reason": "x" * 3_000_000})
+            error = await expect_error(r, 400, ErrorCode.INVALID_ARGUMENT)
+            assert error["details"]["problems"][0]["field"] == "reason"
+        assert await snapshot(region.dsn) == before
+        r = await http.post(f"{wf}/long-reason/terminate", json={"reason": "y" * 4096})
+        assert r.status_code == 200, r.text

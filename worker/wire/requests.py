@@ -126,7 +126,8 @@ class UpdateResponse(BaseModel):
 
 class CancelRequest(BaseModel):
     run_id: str | None = None
-    reason: str = ""
+    #: Kept short, as a pause's: it is recorded in history.
+    reason: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
     #: A retried cancel with the same id is applied once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = Field(default="", max_length=1000)
@@ -134,7 +135,8 @@ class CancelRequest(BaseModel):
 
 class TerminateRequest(BaseModel):
     run_id: str | None = None
-    reason: str = ""
+    #: Kept short, as a pause's: it is recorded in history and is the run's failure message.
+    reason: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
     #: A retried terminate with the same id is applied once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = Field(default="", max_length=1000)
