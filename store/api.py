@@ -20,7 +20,13 @@ from starlette.types import Receive, Scope, Send
 from store import activity_tasks as acts
 from store import messages, starts, tasks, workflows
 from store.api_fast import HotRoutes, unexpected_error
-from store.api_guard import JSON, WORKFLOW_ID_PARAM, GuardedRoute, RequestGuard
+from store.api_guard import (
+    JSON,
+    WORKFLOW_ID_PARAM,
+    GuardedRoute,
+    RequestGuard,
+    body_problem,
+)
 from store.api_openapi import ERROR_RESPONSES, install_openapi
 from store.api_pause import add_pause_routes
 from store.api_schedules import add_schedule_routes
@@ -156,8 +162,13 @@ def create_app(store: Store) -> FastAPI:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
+        whole = next((e for e in errors if tuple(e.get("loc", ())) == ("body",)), None)
+        if whole is not None:
+            # no JSON object at all: say how to send one, not "Field required"
+            kind = request.headers.get("content-type", "")
+            return error_response(body_problem(kind, str(whole.get("type", ""))))
         if any(e.get("type") == "json_invalid" for e in errors):
             first = next(e for e in errors if e.get("type") == "json_invalid")
             return error_response(

@@ -112,6 +112,28 @@ def check_text(value: str, where: str) -> None:
         raise InvalidArgument(f"{where} holds a NUL character or an unpaired surrogate")
 
 
+def body_problem(content_type: str, error_type: str) -> StoreError:
+    """The error of a request whose body is no JSON object at all.
+
+    FastAPI's own words for it ("Field required", "Input should be a valid
+    dictionary") name neither the body nor what to send instead.
+    """
+    if content_type and "json" not in content_type.lower():
+        return MalformedRequest(
+            f"the request body is sent as {content_type.split(';')[0]!r}: send a JSON "
+            "object with Content-Type: application/json"
+        )
+    if error_type == "missing":
+        return InvalidArgument(
+            "the request has no body: send a JSON object (with every field optional, {} takes "
+            "the defaults)"
+        )
+    return InvalidArgument(
+        "the request body must be a JSON object of the fields /docs lists, not an array, a "
+        "string, a number or null"
+    )
+
+
 class RequestGuard:
     """Size limit, JSON parsing and storability checks of every request (plain ASGI).
 

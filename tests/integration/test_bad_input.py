@@ -436,3 +436,42 @@ async def test_a_cancel_or_terminate_reason_is_as_short_as_a_pause_reason(
         assert await snapshot(region.dsn) == before
         r = await http.post(f"{wf}/long-reason/terminate", json={"reason": "y" * 4096})
         assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("what", "content_type", "content", "code", "hint"),
+    [
+        ("no body", None, b"", ErrorCode.INVALID_ARGUMENT, "{} takes the defaults"),
+        ("JSON as text/plain", "text/plain", b"{}", ErrorCode.MALFORMED_REQUEST, "text/plain"),
+        (
+            "a form",
+            "application/x-www-form-urlencoded",
+            b"reason=x",
+            ErrorCode.MALFORMED_REQUEST,
+            "Content-Type: application/json",
+        ),
+        ("a JSON array", "application/json", b"[]", ErrorCode.INVALID_ARGUMENT, "a JSON object"),
+        ("JSON null", "application/json", b"null", ErrorCode.INVALID_ARGUMENT, "a JSON object"),
+    ],
+)
+async def test_a_body_that_is_no_json_object_gets_a_message_saying_what_to_send(
+    region: Region,
+    client: Client,
+    what: str,
+    content_type: str | None,
+    content: bytes,
+    code: ErrorCode,
+    hint: str,
+) -> None:
+    """An integrator's POST without a body, or with the wrong Content-Type, was
+    told only "body: Field required" or "Input should be a valid dictionary"."""
+    await client.start_workflow("T", id="bodiless", task_queue="q")
+    headers = {"content-type": content_type} if content_type else {}
+    url = f"{region.url}/api/v1/namespaces/default/workflows/bodiless/terminate"
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(url, content=content, headers=headers)
+    error = await expect_error(r, 400, code)
+    assert hint in error["message"], (what, error)
+    assert (await client.get_workflow_handle("bodiless").describe())["execution"][
+        "status"
+    ] == "running"
