@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope
 
 from store import activity_tasks as acts
 from store import starts, tasks, workflows
-from store.api_guard import JSON
+from store.api_guard import ENCODED_SLASH, JSON
 from store.client_watch import ClientWatch
 from store.context import Store
 from store.errors import StoreError, Unavailable, database_unavailable
@@ -105,7 +105,7 @@ class HotRoutes:
             m = _RESULT.fullmatch(path)
             if m is None:
                 return None
-            return self._result(m["ns"], m["wid"], query)
+            return self._result(m["ns"], m["wid"].replace(ENCODED_SLASH, "/"), query)
         return None
 
     def _post(

@@ -298,3 +298,30 @@ async def test_a_client_names_workflows_and_handlers_by_their_methods(client: Cl
 class Plain:
     async def run(self) -> None:
         return None
+
+
+async def test_a_workflow_id_ending_like_a_route_is_described_not_routed_away(
+    client: Client,
+) -> None:
+    """The SDK sends an id as one path segment (``orders%2Fresult``); the
+    server decoded it to ``orders/result`` before routing, so describing
+    ``orders/result`` answered the result (or history) of ``orders``."""
+    await client.start_workflow("T", id="orders", task_queue="nobody-polls")
+    for suffix in ("result", "history", "buffered"):
+        wid = f"orders/{suffix}"
+        started = await client.start_workflow("T", id=wid, task_queue="nobody-polls")
+        h = client.get_workflow_handle(wid)
+        described = await h.describe()
+        assert described["execution"]["workflow_id"] == wid
+        assert described["execution"]["run_id"] == started.run_id
+        # and its own result and history still answer, for the id itself
+        assert (await h.history())[0]["event_type"] == "WorkflowExecutionStarted"
+        assert [e async for e in client.list_workflows(f"WorkflowId = '{wid}'")]
+        await h.signal("s")
+        await h.terminate("done")
+        assert (await h.describe())["execution"]["status"] == "terminated"
+        with pytest.raises(WorkflowFailureError, match="done"):
+            await asyncio.wait_for(h.result(), timeout=10)
+    assert (await client.get_workflow_handle("orders").describe())["execution"][
+        "status"
+    ] == "running"
