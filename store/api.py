@@ -367,7 +367,7 @@ def create_app(store: Store) -> FastAPI:
     ) -> Response:
         return JSON(await workflows.get_result(store, namespace, workflow_id, run_id, wait_s))
 
-    @app.post(f"{wf_path}/signal")
+    @app.post(f"{wf_path}/signal", response_model=wire.RunResponse)
     async def signal(namespace: str, workflow_id: str, req: wire.SignalRequest) -> Response:
         checked(req)
         run_id = await workflows.signal_workflow(store, namespace, workflow_id, req)
@@ -383,12 +383,12 @@ def create_app(store: Store) -> FastAPI:
         checked(req)
         return JSON(await messages.update_workflow(store, namespace, workflow_id, req))
 
-    @app.post(f"{wf_path}/cancel")
+    @app.post(f"{wf_path}/cancel", response_model=wire.RunResponse)
     async def cancel(namespace: str, workflow_id: str, req: wire.CancelRequest) -> Response:
         run_id = await workflows.cancel_workflow(store, namespace, workflow_id, req)
         return JSON({"run_id": run_id})
 
-    @app.post(f"{wf_path}/terminate")
+    @app.post(f"{wf_path}/terminate", response_model=wire.RunResponse)
     async def terminate(namespace: str, workflow_id: str, req: wire.TerminateRequest) -> Response:
         run_id = await workflows.terminate_workflow(store, namespace, workflow_id, req)
         return JSON({"run_id": run_id})

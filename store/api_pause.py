@@ -14,11 +14,11 @@ from worker import wire
 def add_pause_routes(app: FastAPI, store: Store, prefix: str) -> None:
     wf_path = f"{prefix}/namespaces/{{namespace}}/workflows/{WORKFLOW_ID_PARAM}"
 
-    @app.post(f"{wf_path}/pause")
+    @app.post(f"{wf_path}/pause", response_model=wire.PauseResponse)
     async def pause_workflow(namespace: str, workflow_id: str, req: wire.PauseRequest) -> Response:
         return JSON(await pause.pause_workflow(store, namespace, workflow_id, req))
 
-    @app.post(f"{wf_path}/unpause")
+    @app.post(f"{wf_path}/unpause", response_model=wire.PauseResponse)
     async def unpause_workflow(
         namespace: str, workflow_id: str, req: wire.PauseRequest
     ) -> Response:

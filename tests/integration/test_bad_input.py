@@ -475,3 +475,35 @@ async def test_a_body_that_is_no_json_object_gets_a_message_saying_what_to_send(
     assert (await client.get_workflow_handle("bodiless").describe())["execution"][
         "status"
     ] == "running"
+
+
+async def test_openapi_documents_what_the_mutating_routes_and_history_answer(
+    region: Region,
+    client: Client,  # (creates the default namespace)
+) -> None:
+    """Signal, cancel, terminate, pause and unpause answered bodies the document
+    did not describe, and a history page's next_event_id (the run's, not a
+    page cursor) read like one: a client paging by it skipped events."""
+    wf = f"{region.url}/api/v1/namespaces/default/workflows"
+    async with httpx.AsyncClient(timeout=30) as http:
+        doc = (await http.get(f"{region.url}/openapi.json")).json()
+        await http.post(wf, json=start_body("documented"))
+        answers = {
+            route: (await http.post(f"{wf}/documented/{route}", json=body)).json()
+            for route, body in [
+                ("signal", {"signal_name": "s"}),
+                ("pause", {}),
+                ("unpause", {}),
+                ("cancel", {}),
+                ("terminate", {}),
+            ]
+        }
+    schemas = doc["components"]["schemas"]
+    for route, answer in answers.items():
+        ok = doc["paths"][f"/api/v1/namespaces/{{namespace}}/workflows/{{workflow_id}}/{route}"]
+        ref = ok["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        schema = schemas[ref.rsplit("/", 1)[1]]
+        assert set(answer) == set(schema["properties"]), route
+        assert set(schema["required"]) <= set(answer), route
+    next_event_id = schemas["HistoryResponse"]["properties"]["next_event_id"]
+    assert "not a page cursor" in next_event_id["description"]

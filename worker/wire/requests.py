@@ -142,6 +142,27 @@ class TerminateRequest(BaseModel):
     identity: str = Field(default="", max_length=1000)
 
 
+class RunResponse(BaseModel):
+    """The run a signal, cancel or terminate acted on (a retry: the run the
+    first request acted on, even if it has closed since)."""
+
+    run_id: str
+
+
+class PauseResponse(BaseModel):
+    """A pause's or unpause's answer (a retried request id answers the same,
+    with ``changed`` false)."""
+
+    workflow_id: str
+    run_id: str
+    #: Whether the run is paused now.
+    paused: bool
+    #: False when the run was so already, or the request id was seen.
+    changed: bool
+    #: A paused run: reason, identity, source, since, request_id.
+    pause: dict[str, Any] | None = None
+
+
 class PendingActivity(BaseModel):
     activity_id: str
     activity_type: str
@@ -253,8 +274,14 @@ class SetDeploymentVersionRequest(BaseModel):
 
 class HistoryResponse(BaseModel):
     run_id: str
+    #: Contiguous events from ``from_event_id``, at most ``page_size`` of them.
     events: list[HistoryEvent]
-    next_event_id: int
+    next_event_id: int = Field(
+        description="The run's next event id (its history has next_event_id - 1 events so "
+        "far), not a page cursor: ask for the next page from the last event's id + 1 "
+        "while that is below next_event_id"
+    )
+    #: The run is closed: its history will not grow.
     closed: bool
 
 
