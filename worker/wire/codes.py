@@ -60,9 +60,14 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
 
 
-#: Codes a client may retry as-is after a pause.
+#: Codes a client may retry as-is after a pause (an update with its update id).
 RETRYABLE_CODES = frozenset(
-    {ErrorCode.NAMESPACE_IN_HANDOVER, ErrorCode.UNAVAILABLE, ErrorCode.QUERY_TIMED_OUT}
+    {
+        ErrorCode.NAMESPACE_IN_HANDOVER,
+        ErrorCode.UNAVAILABLE,
+        ErrorCode.QUERY_TIMED_OUT,
+        ErrorCode.UPDATE_TIMED_OUT,
+    }
 )
 
 
