@@ -89,11 +89,12 @@ ORDER BY seq
 SELECT run_id, kind FROM request_ids WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
 
 -- name: reset_source
--- The run a reset run was reset from (its ResetWorkflow task failure says).
+-- The run a reset run was reset from: its last ResetWorkflow task failure says
+-- (the ones before it were copied from the run it was reset from).
 SELECT attributes->>'reset_from_run_id' FROM history_events
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
   AND event_type = 'WorkflowTaskFailed' AND attributes ? 'reset_from_run_id'
-ORDER BY event_id LIMIT 1
+ORDER BY event_id DESC LIMIT 1
 
 -- name: lock_namespace_shared
 SELECT (f.ns).* FROM baton_namespace_shared_v1($1) f

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.apps.deploy import DeployV1, DeployV2Bad, DeployV3Fixed, step
+from tests.apps.visibility import Waiter
 from tests.helpers import eventually
 from worker import Client, Worker, WorkflowHandle
 from worker.errors import InvalidArgumentError
@@ -161,3 +162,25 @@ async def test_a_batch_resets_a_hundred_wedged_workflows_by_query(client: Client
     for h in handles[:10]:
         runs = [e async for e in client.list_workflows(f"WorkflowId = '{h.id}'")]
         assert sorted(r.status for r in runs) == ["completed", "terminated"]
+
+
+async def test_a_retried_reset_of_a_reset_run_names_the_run_it_reset(client: Client) -> None:
+    """A reset of a run made by a reset copies that run's ResetWorkflow task
+    failure into its own history, before its own: the retry's answer named
+    the first reset's source run as the run reset."""
+    async with Worker(client, task_queue="waiting", workflows=[Waiter]):
+        h = await client.start_workflow(Waiter, id="reset-twice", task_queue="waiting")
+
+        async def task_done() -> bool:
+            return "WorkflowTaskCompleted" in await kinds(client.get_workflow_handle("reset-twice"))
+
+        await eventually(task_done, timeout=30, what="the first workflow task")
+        first = await h.reset_details(reason="one", to="first-workflow-task", request_id="r-1")
+        await eventually(task_done, timeout=30, what="the reset run's first task")
+        current = client.get_workflow_handle("reset-twice")
+        second = await current.reset_details(
+            reason="two", to="last-workflow-task", request_id="r-2"
+        )
+        assert second["reset_from_run_id"] == first["run_id"]
+        again = await current.reset_details(reason="two", to="last-workflow-task", request_id="r-2")
+        assert again == {**second, "reset": False}
