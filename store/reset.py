@@ -108,6 +108,11 @@ async def reset_txn(
     old = await lock_run(store, conn, namespace, workflow_id, req.run_id)
     if req.request_id:
         seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, req.request_id)
+        if seen is None:
+            # a reset made in another region before a failover: by its history
+            seen = await conn.fetchrow(
+                Q["reset_by_request"], namespace, workflow_id, req.request_id
+            )
         if seen is not None:
             check_request_kind(workflow_id, req.request_id, seen["kind"], "reset")
             # the same reset again: the same answer, with the run it reset from
@@ -164,6 +169,8 @@ async def reset_txn(
             "failure": {"message": f"reset: {req.reason}", "type": "ResetWorkflow"},
             "reset_from_run_id": old.run_id,
             "identity": req.identity,
+            # replicates with the history: a retry finds it in every region
+            "request_id": req.request_id,
         },
     )
     if req.reapply == "signals":

@@ -88,6 +88,21 @@ ORDER BY seq
 -- The run a request id already acted on (a retried or re-applied request).
 SELECT run_id, kind FROM request_ids WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
 
+-- name: reset_by_request
+-- The run a reset with this request id made, by its history: a reset's request
+-- id is in its ResetWorkflow task failure, which replicates, so a retry finds
+-- it in every region. A later reset of that run copies the event into its own
+-- run, before its own: a run's reset is its last ResetWorkflow task failure.
+SELECT h.run_id, 'reset' AS kind FROM history_events h
+WHERE h.namespace = $1 AND h.workflow_id = $2 AND h.event_type = 'WorkflowTaskFailed'
+  AND h.attributes ->> 'request_id' = $3 AND h.attributes ? 'reset_from_run_id'
+  AND NOT EXISTS (
+    SELECT 1 FROM history_events l
+    WHERE l.namespace = h.namespace AND l.workflow_id = h.workflow_id AND l.run_id = h.run_id
+      AND l.event_id > h.event_id AND l.event_type = 'WorkflowTaskFailed'
+      AND l.attributes ? 'reset_from_run_id')
+LIMIT 1
+
 -- name: reset_source
 -- The run a reset run was reset from: its last ResetWorkflow task failure says
 -- (the ones before it were copied from the run it was reset from).

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from replication.failover import graceful_failover
 from tests.apps.deploy import DeployV1, DeployV2Bad, DeployV3Fixed, step
 from tests.apps.visibility import Waiter
+from tests.conftest import RegionPair
 from tests.helpers import eventually
 from worker import Client, Worker, WorkflowHandle
 from worker.errors import InvalidArgumentError
@@ -162,6 +164,53 @@ async def test_a_batch_resets_a_hundred_wedged_workflows_by_query(client: Client
     for h in handles[:10]:
         runs = [e async for e in client.list_workflows(f"WorkflowId = '{h.id}'")]
         assert sorted(r.status for r in runs) == ["completed", "terminated"]
+
+
+async def test_a_reset_retried_in_another_region_after_a_failover_resets_once(
+    regions: RegionPair,
+) -> None:
+    """A reset's request id was kept only where the reset ran: a client whose
+    answer was lost and that retried in the region the namespace moved to got
+    a second reset (a third run). The id is in the replicated history now."""
+    rs, ns = regions, "resets"
+    async with await Client.connect([rs.a.url, rs.b.url], namespace=ns) as client:
+        await client.create_namespace(ns, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
+        async with Worker(client, task_queue="waiting", workflows=[Waiter]):
+            h = await client.start_workflow(Waiter, id="reset-once", task_queue="waiting")
+
+            async def first_task_done() -> bool:
+                return "WorkflowTaskCompleted" in await kinds(h)
+
+            await eventually(first_task_done, timeout=30, what="the first workflow task")
+            first = await h.reset_details(
+                reason="retry me", to="first-workflow-task", request_id="reset-1"
+            )
+            assert first["reset"]
+            # the same reset again where it ran, and a reset of the reset run
+            # (which copies the first reset's task failure into its history)
+            again = await h.reset_details(
+                reason="retry me", to="first-workflow-task", request_id="reset-1"
+            )
+            assert again == {**first, "reset": False}
+            h = client.get_workflow_handle("reset-once")
+            await eventually(first_task_done, timeout=30, what="the reset run's first task")
+            second = await h.reset_details(
+                reason="again", to="last-workflow-task", request_id="reset-2"
+            )
+            assert second["reset"] and second["reset_from_run_id"] == first["run_id"]
+            await graceful_failover(rs.a.config, ns, rs.b.name, timeout_s=60)
+        async with await Client.connect(rs.b.url, namespace=ns) as in_b:
+            hb = in_b.get_workflow_handle("reset-once")
+            retried = await hb.reset_details(
+                reason="retry me", to="first-workflow-task", request_id="reset-1"
+            )
+            assert retried == {**first, "reset": False}
+            retried = await hb.reset_details(
+                reason="again", to="last-workflow-task", request_id="reset-2"
+            )
+            assert retried == {**second, "reset": False}
+            current = (await hb.describe())["execution"]
+            assert current["run_id"] == second["run_id"]
 
 
 async def test_a_retried_reset_of_a_reset_run_names_the_run_it_reset(client: Client) -> None:
