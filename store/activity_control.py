@@ -123,12 +123,14 @@ async def _locked(
     activity_id: str,
     action: str,
     req: wire.ActivityControlRequest,
-) -> tuple[RunTxn, asyncpg.Record] | None:
+) -> tuple[RunTxn, asyncpg.Record] | str:
+    """The run and its activity to change, or the run id a retried request
+    (its request id seen) acted on."""
     rt = await lock_for_request(
         store, conn, namespace, workflow_id, req.run_id, req.request_id, kind=f"activity-{action}"
     )
     if isinstance(rt, str):
-        return None  # a retried request
+        return rt
     act = await conn.fetchrow(
         Q["activity_by_id"], namespace, workflow_id, uuid.UUID(rt.run_id), activity_id
     )
@@ -163,8 +165,16 @@ async def control_activity(
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
         got = await _locked(store, conn, namespace, workflow_id, activity_id, action, req)
-        if got is None:
-            return {"activity_id": activity_id, "changed": False}
+        if isinstance(got, str):
+            # a retried request: answered as the first was, from the activity now
+            act = await conn.fetchrow(
+                Q["activity_by_id"], namespace, workflow_id, uuid.UUID(got), activity_id
+            )
+            if act is None:  # it ended since
+                return {"activity_id": activity_id, "changed": False}
+            if action == "reset":
+                return _answer(act, False, paused=activity_paused(act), pending=reset_pending(act))
+            return _answer(act, False, paused=activity_paused(act))
         rt, act = got
         if act["cancel_requested"]:
             # cancel wins: the activity is on its way out

@@ -27,6 +27,7 @@ from tests.apps.visibility import Waiter
 from tests.conftest import Region
 from tests.helpers import Proc, baton_json, eventually
 from worker import Client, Worker
+from worker._http import ns_path
 from worker.errors import DeploymentNotFoundError, InvalidArgumentError, WorkflowPausedError
 
 pytestmark = pytest.mark.integration
@@ -532,3 +533,32 @@ async def test_a_retried_pause_or_unpause_answers_as_the_first_did(client: Clien
     events = await kinds(client, "retried-pause")
     assert events.count("WorkflowExecutionPaused") == 1
     assert events.count("WorkflowExecutionUnpaused") == 1
+
+
+async def test_a_retried_activity_pause_answers_as_the_first_did(client: Client) -> None:
+    """The same request id again answered only ``{activity_id, changed}``:
+    no ``paused``, no ``scheduled_event_id``."""
+    h = await client.start_workflow("Manual", id="retried-activity", task_queue="by-hand")
+    base = ns_path(client.namespace)
+    poll = {"task_queue": "by-hand", "wait_s": 10}
+    task = (await client.call("POST", f"{base}/workflow-tasks/poll", poll))["task"]
+    schedule = {
+        "activity_id": "a1",
+        "activity_type": "Slow",
+        "task_queue": "nobody-polls",
+        "start_to_close_s": 60,
+    }
+    await client.call(
+        "POST",
+        f"{base}/workflow-tasks/complete",
+        {
+            "task_token": task["task_token"],
+            "commands": [{"type": "ScheduleActivity", "attributes": schedule}],
+        },
+    )
+    for action in ("pause", "unpause", "reset"):
+        call = getattr(h, f"{action}_activity")
+        first = await call("a1", "why", request_id=f"{action}-1")
+        again = await call("a1", "why", request_id=f"{action}-1")
+        assert first["changed"] and not again["changed"], action
+        assert {**again, "changed": True} == first, action
