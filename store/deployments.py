@@ -394,7 +394,22 @@ async def update_versioning(
             store, conn, namespace, workflow_id, req.run_id, req.request_id, kind="versioning"
         )
         if isinstance(rt, str):
-            return {"run_id": rt, "changed": False}  # a retried request
+            # a retried request: answered as the first was, from the run now
+            done = await RunTxn.lock(
+                conn,
+                namespace,
+                workflow_id,
+                rt,
+                region=store.region,
+                region_urls=store.region_urls,
+                write=False,
+            )
+            return {
+                "run_id": rt,
+                "changed": False,
+                "tasks_rerouted": 0,
+                "next_task_version": routing.workflow_task_tag(done.ns.deployments, done.exe),
+            }
         current = rt.exe.get("deployment")
         if o is not None and o.deployment is not None:
             if current and current != o.deployment:

@@ -462,3 +462,15 @@ async def test_the_cli_routes_builds_refuses_a_stale_revision_and_overrides_a_ru
         assert code == 0 and out["next_task_version"] == "shop:2"
         await h.signal("finish")
         assert await h.result(timeout=30) == []
+
+
+async def test_a_retried_versioning_override_answers_as_the_first_did(client: Client) -> None:
+    """The same request id again answered only ``{run_id, changed}``: no
+    ``next_task_version`` (nor ``tasks_rerouted``)."""
+    h = await client.start_workflow("Manual", id="retried-override", task_queue="by-hand")
+    first = await h.update_versioning("auto-upgrade", reason="why", request_id="v-1")
+    again = await h.update_versioning("auto-upgrade", reason="why", request_id="v-1")
+    assert first["changed"] and not again["changed"]
+    assert set(again) == set(first)
+    assert again["next_task_version"] == first["next_task_version"]
+    assert again["tasks_rerouted"] == 0
