@@ -322,7 +322,12 @@ def create_app(store: Store) -> FastAPI:
         body, status = await starts.start_and_wait(store, namespace, req)
         return JSON(body, status_code=status)
 
-    @app.post(f"{ns_path}/signal-with-start", response_model=wire.StartWorkflowResponse)
+    @app.post(
+        f"{ns_path}/signal-with-start",
+        response_model=wire.StartWorkflowResponse,
+        responses={201: {"model": wire.StartWorkflowResponse, "description": "A new run started"}},
+        response_description="The running run was signalled (started false)",
+    )
     async def signal_with_start(namespace: str, req: wire.SignalWithStartRequest) -> Response:
         checked(req)
         if req.wait_result_s is not None:
@@ -336,7 +341,8 @@ def create_app(store: Store) -> FastAPI:
         res = await starts.start_workflow(
             store, namespace, start, signal=(req.signal_name, req.signal_input)
         )
-        return JSON(res.model_dump())
+        # as a start answers: 201 when it started a run, 200 when it signalled one
+        return JSON(res.model_dump(), status_code=201 if res.started else 200)
 
     add_visibility_routes(app, store, PREFIX)
     add_versioning_routes(app, store, PREFIX)

@@ -303,6 +303,19 @@ async def test_input_that_cannot_be_stored_gets_a_typed_4xx_and_changes_nothing(
     assert await snapshot(region.dsn) == before, what
 
 
+async def test_signal_with_start_answers_201_when_it_starts_a_run(
+    region: Region, client: Client
+) -> None:
+    """As a start answers: 201 for a new run, 200 when it signalled a running one."""
+    sws = {**start_body("sws-status"), "signal_name": "s"}
+    async with httpx.AsyncClient(base_url=region.url, timeout=10) as http:
+        first = await http.post(f"{NS}/signal-with-start", json=sws)
+        assert first.status_code == 201 and first.json()["started"] is True, first.text
+        again = await http.post(f"{NS}/signal-with-start", json=sws)
+        assert again.status_code == 200 and again.json()["started"] is False, again.text
+        assert again.json()["run_id"] == first.json()["run_id"]
+
+
 async def test_empty_request_ids_never_make_a_start_fail_forever(
     region: Region, client: Client
 ) -> None:
