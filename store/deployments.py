@@ -27,7 +27,7 @@ from store.errors import (
 )
 from store.mutable_state import WT_RETRY, RunTxn, utcnow
 from store.namespaces import Namespace, get_namespace, lock_namespace
-from store.run_lock import lock_for_request
+from store.run_lock import lock_for_request, run_acted_on
 from store.sql import QUERIES as Q
 from versioning import routing
 from versioning.rules import (
@@ -395,15 +395,7 @@ async def update_versioning(
         )
         if isinstance(rt, str):
             # a retried request: answered as the first was, from the run now
-            done = await RunTxn.lock(
-                conn,
-                namespace,
-                workflow_id,
-                rt,
-                region=store.region,
-                region_urls=store.region_urls,
-                write=False,
-            )
+            done = await run_acted_on(store, conn, namespace, workflow_id, rt)
             return {
                 "run_id": rt,
                 "changed": False,

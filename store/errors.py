@@ -317,9 +317,7 @@ def wrap_exceptions() -> Iterator[None]:
         raise
     except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as exc:
         raise Conflict() from exc
-    except DATABASE_UNAVAILABLE as exc:
-        raise Unavailable(f"region database unavailable: {exc}") from exc
-    except asyncpg.PostgresError as exc:
+    except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
         if database_unavailable(exc):
             raise Unavailable(f"region database unavailable: {exc}") from exc
         raise StoreError(f"database error: {exc.__class__.__name__}: {exc}") from exc

@@ -25,7 +25,7 @@ from store.context import Store
 from store.deployments import require_version
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
-from store.run_lock import lock_for_request
+from store.run_lock import lock_for_request, run_acted_on
 from store.sql import QUERIES as Q
 from versioning import routing
 from versioning.rules import Override, OverrideKind, Version, VersioningError
@@ -146,15 +146,7 @@ async def _set_paused(
         if isinstance(rt, str):
             # A retried request answers as a repeated pause does: the run it
             # acted on, whether that run is paused now, and why.
-            done = await RunTxn.lock(
-                conn,
-                namespace,
-                workflow_id,
-                rt,
-                region=store.region,
-                region_urls=store.region_urls,
-                write=False,
-            )
+            done = await run_acted_on(store, conn, namespace, workflow_id, rt)
             return _view(done, False)
         if bool(rt.exe["paused"]) == paused:
             return _view(rt, False)

@@ -86,6 +86,23 @@ async def lock_for_request(
     return rt
 
 
+async def run_acted_on(
+    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str
+) -> RunTxn:
+    """The run a retried request acted on (:func:`lock_for_request`'s run id),
+    read as it is now so the retry answers as the first did; it may have
+    closed since, and nothing is written to it."""
+    return await RunTxn.lock(
+        conn,
+        namespace,
+        workflow_id,
+        run_id,
+        region=store.region,
+        region_urls=store.region_urls,
+        write=False,
+    )
+
+
 def not_running(rt: RunTxn) -> WorkflowNotRunning:
     return WorkflowNotRunning(
         f"workflow {rt.workflow_id!r} run {rt.run_id} is {rt.exe['status']}; only running "

@@ -214,9 +214,8 @@ async def describe_workflow(
         key = (namespace, workflow_id, row["run_id"])
         acts = await conn.fetch(Q["pending_activities"], *key)
         timers = await conn.fetch(Q["pending_user_timers"], *key)
-        retry_at = None
-        if _in_backoff(row):
-            retry_at = await conn.fetchval(Q["workflow_task_retry_at"], *key)
+        backoff = _in_backoff(row)
+        retry_at = await conn.fetchval(Q["workflow_task_retry_at"], *key) if backoff else None
         versioning = None
         if row["deployment"] or row["versioning"]:
             ns = await get_namespace(conn, namespace)
@@ -229,7 +228,7 @@ async def describe_workflow(
             "attempt": row["wt_attempt"],
             "identity": row["wt_identity"],
         }
-    elif _in_backoff(row):
+    elif backoff:
         # A task that failed and waits out its retry backoff (or an unpause)
         # is still the run's pending work: say which attempt comes and when.
         wt = {

@@ -305,12 +305,9 @@ async def _in_thread(
     bounded time for it to return before it is reported: otherwise the next
     attempt (which a shutdown's report starts at once) would run beside it.
     """
-    cvars = contextvars.copy_context()
-    if executor is None:  # no pool of the worker's own: asyncio's default
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: cvars.run(defn.fn, *args)
-        )
-    thread = executor.submit(cvars.run, defn.fn, *args)
+    # the worker makes its pool when it registers a sync activity
+    assert executor is not None
+    thread = executor.submit(contextvars.copy_context().run, defn.fn, *args)
     try:
         return await asyncio.shield(asyncio.wrap_future(thread))
     except asyncio.CancelledError:

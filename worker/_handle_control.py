@@ -34,35 +34,17 @@ class RunControlMixin:
 
     async def cancel(self, reason: str = "", *, request_id: str | None = None) -> None:
         """Ask the workflow to cancel; one ``request_id`` (drawn if None) is applied once."""
-        await self.client.call(
-            "POST",
-            self._path("/cancel"),
-            {
-                "run_id": self.target_run_id,
-                "reason": reason,
-                "request_id": request_id or new_request_id(),
-                "identity": self.client.identity,
-            },
-        )
+        await self._control("/cancel", reason, request_id, run_id=self.target_run_id)
 
     async def terminate(self, reason: str = "", *, request_id: str | None = None) -> None:
         """End the run at once; one ``request_id`` (drawn if None) is applied once."""
-        await self.client.call(
-            "POST",
-            self._path("/terminate"),
-            {
-                "run_id": self.target_run_id,
-                "reason": reason,
-                "request_id": request_id or new_request_id(),
-                "identity": self.client.identity,
-            },
-        )
+        await self._control("/terminate", reason, request_id, run_id=self.target_run_id)
 
     async def pause(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         """Pause the workflow's current run: nothing more is dispatched to it (signals,
         timers and results of running attempts are recorded and wait) until
         :meth:`unpause`. One ``request_id`` acts once, also across continue-as-new."""
-        return await self._pause("/pause", reason, request_id)
+        return await self._control("/pause", reason, request_id)
 
     async def unpause(
         self,
@@ -77,7 +59,7 @@ class RunControlMixin:
         ``to_current`` (or ``build_id``) pins it to its deployment's current
         build (or that one) in the same step: deploy the fix, then unpause onto it.
         """
-        return await self._pause(
+        return await self._control(
             "/unpause", reason, request_id, to_current=to_current, build_id=build_id
         )
 
@@ -129,9 +111,10 @@ class RunControlMixin:
         path = ns_path(self.client.namespace, f"/activities/{action}")
         return await self.client.call("POST", path, body)  # type: ignore[no-any-return]
 
-    async def _pause(
+    async def _control(
         self, route: str, reason: str, request_id: str | None, **extra: Any
     ) -> dict[str, Any]:
+        """POST an operator's request about the run to ``route`` (its request id drawn if None)."""
         body = {
             "reason": reason,
             "request_id": request_id or _new_request_id(),

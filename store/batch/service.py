@@ -12,6 +12,8 @@ import hashlib
 import uuid
 from typing import Any
 
+import asyncpg
+
 from store import starts, workflows
 from store.batch import operations
 from store.batch.job import TASK_QUEUE, WORKFLOW_TYPE, initial_state, merge
@@ -192,15 +194,22 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+async def _job_run(conn: asyncpg.Connection, namespace: str, job_id: str) -> Any:
+    """The current run of job ``job_id``; a workflow of the user's own under
+    its id is no job (never described or signalled as one)."""
+    await get_namespace(conn, namespace)
+    row = await conn.fetchrow(Q["get_current_execution"], namespace, job_workflow_id(job_id))
+    if row is None or row["workflow_type"] != WORKFLOW_TYPE:
+        raise BatchNotFound(
+            f"no batch job {job_id!r} in namespace {namespace!r}: `baton batch list` shows them"
+        )
+    return row
+
+
 async def describe_batch(store: Store, namespace: str, job_id: str) -> dict[str, Any]:
     wid = job_workflow_id(job_id)
     async with store.pool.acquire() as conn:
-        await get_namespace(conn, namespace)
-        row = await conn.fetchrow(Q["get_current_execution"], namespace, wid)
-        if row is None or row["workflow_type"] != WORKFLOW_TYPE:
-            raise BatchNotFound(
-                f"no batch job {job_id!r} in namespace {namespace!r}: `baton batch list` shows them"
-            )
+        row = await _job_run(conn, namespace, job_id)
         events = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000)
         # the job started with the first run of its continue-as-new chain
         first = row
@@ -289,13 +298,7 @@ async def stop_batch(store: Store, namespace: str, job_id: str, reason: str) -> 
     """Ask the job to stop after the page it is on; stopping a closed job changes nothing."""
     wid = job_workflow_id(job_id)
     async with store.pool.acquire() as conn:
-        await get_namespace(conn, namespace)
-        row = await conn.fetchrow(Q["get_current_execution"], namespace, wid)
-    if row is None or row["workflow_type"] != WORKFLOW_TYPE:
-        # a workflow of the user's own under the id is no job: never signal it
-        raise BatchNotFound(
-            f"no batch job {job_id!r} in namespace {namespace!r}: `baton batch list` shows them"
-        )
+        await _job_run(conn, namespace, job_id)
     req = wire.SignalRequest(
         signal_name="stop",
         input=[_CONVERTER.to_payload(reason or "stopped by an operator")],
