@@ -221,7 +221,8 @@ def create_app(store: Store) -> FastAPI:
             }
         )
 
-    @app.get("/healthz")
+    # HEAD too: load balancers and uptime checks often probe with it
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> Response:
         async with store.pool.acquire() as conn:
             await conn.fetchval("SELECT 1")

@@ -316,6 +316,15 @@ async def test_signal_with_start_answers_201_when_it_starts_a_run(
         assert again.json()["run_id"] == first.json()["run_id"]
 
 
+async def test_health_answers_get_and_head(region: Region) -> None:
+    """Load balancers probe with HEAD as often as with GET."""
+    async with httpx.AsyncClient(base_url=region.url, timeout=10) as http:
+        got = await http.get("/healthz")
+        head = await http.head("/healthz")
+    assert got.status_code == 200 and got.json()["ok"] is True, got.text
+    assert head.status_code == 200 and head.content == b"", head.text
+
+
 async def test_empty_request_ids_never_make_a_start_fail_forever(
     region: Region, client: Client
 ) -> None:
