@@ -19,10 +19,12 @@ import types
 import typing
 import uuid
 from abc import ABC, abstractmethod
+from collections import abc as cabc
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+import pydantic
 
 from worker.errors import InvalidArgumentError
 from worker.wire import Payload
@@ -46,11 +48,14 @@ def make_payload(metadata: dict[str, str], data: bytes) -> Payload:
 class PayloadConverter:
     """JSON payload converter: ``None``, ``bytes`` and JSON-serialisable values.
 
-    Dataclasses are sent as JSON objects; datetimes, dates and times as
-    RFC 3339 strings, UUIDs as strings, enums as their values, tuples as
-    lists. The receiving function's annotations rebuild them: a dataclass, a
+    Dataclasses and pydantic models are sent as JSON objects; datetimes,
+    dates and times as RFC 3339 strings, UUIDs as strings, enums as their
+    values, tuples and sets as lists (a set's members sorted when they sort,
+    so a workflow's payloads are the same on every replay). The receiving
+    function's annotations rebuild them: a dataclass, a pydantic model, a
     ``datetime``, ``date``, ``time``, ``UUID`` or ``Enum`` type, and those
-    inside ``list[...]``, ``dict[..., ...]``, ``tuple[...]`` and ``X | None``.
+    inside ``list[...]``, ``Sequence[...]``, ``set[...]``, ``dict[..., ...]``,
+    ``Mapping[..., ...]``, ``tuple[...]`` and ``X | None``.
     A float that is NaN or infinite has no JSON form and is refused
     (``InvalidArgumentError``), not sent as ``null``.
     """
@@ -61,11 +66,11 @@ class PayloadConverter:
         if isinstance(value, bytes | bytearray):
             return make_payload({ENCODING: BINARY_PLAIN}, bytes(value))
         try:
-            data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+            data = orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
         except TypeError as exc:
             raise InvalidArgumentError(
                 f"value of type {type(value).__name__} is not JSON-serialisable: {exc}; "
-                "pass JSON types, dataclasses or bytes"
+                "pass JSON types, dataclasses, pydantic models or bytes"
             ) from exc
         # orjson writes NaN and infinities as null: a value would come back
         # as None without a word. Only a payload with a null can hold one.
@@ -141,6 +146,8 @@ def find_in(value: Any, where: str, bad: Callable[[Any], bool]) -> str | None:
         items = enumerate(value)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    elif isinstance(value, pydantic.BaseModel):
+        items = ((name, getattr(value, name)) for name in type(value).model_fields)
     else:
         return None
     for key, item in items:
@@ -154,6 +161,23 @@ def non_finite(value: Any) -> bool:
     """A float JSON cannot carry (orjson writes it as null)."""
     return isinstance(value, float) and not math.isfinite(value)
 
+
+def _json_default(value: Any) -> Any:
+    """What orjson cannot write itself: pydantic models and sets."""
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset):
+        try:
+            return sorted(value)
+        except TypeError:  # members without an order: as they come
+            return list(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+#: Generic origins rebuilt as a list, a set and a dict of their members.
+_AS_LIST = frozenset({list, cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection})
+_AS_SET = frozenset({set, frozenset, cabc.Set, cabc.MutableSet})
+_AS_DICT = frozenset({dict, cabc.Mapping, cabc.MutableMapping})
 
 #: Hints a JSON value already satisfies as decoded: nothing to rebuild.
 _AS_DECODED = frozenset({int, float, str, bool, dict, list, object, Any})
@@ -186,16 +210,23 @@ def _rebuild(value: Any, type_hint: Any) -> Any:
                 if f.name in value
             }
             return type_hint(**kwargs)
+        if issubclass(type_hint, pydantic.BaseModel):
+            return type_hint.model_validate(value)
         if issubclass(type_hint, enum.Enum):
             return type_hint(value)
         if type_hint is tuple and isinstance(value, list):
             return tuple(value)
+        if type_hint in (set, frozenset) and isinstance(value, list):
+            return type_hint(value)
         return value
     origin = typing.get_origin(type_hint)
     args = typing.get_args(type_hint)
-    if origin is list and args and isinstance(value, list):
-        return [_rebuild(v, args[0]) for v in value]
-    if origin is dict and len(args) == 2 and isinstance(value, dict):
+    if origin in _AS_LIST and isinstance(value, list):
+        return [_rebuild(v, args[0]) for v in value] if args else value
+    if origin in _AS_SET and isinstance(value, list):
+        members = (_rebuild(v, args[0]) for v in value) if args else value
+        return frozenset(members) if origin is frozenset else set(members)
+    if origin in _AS_DICT and len(args) == 2 and isinstance(value, dict):
         return {k: _rebuild(v, args[1]) for k, v in value.items()}
     if origin is tuple and isinstance(value, list):
         if len(args) == 2 and args[1] is Ellipsis:

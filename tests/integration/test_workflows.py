@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pydantic
 import pytest
 
 from tests.apps.workflows import (
@@ -20,7 +21,7 @@ from tests.apps.workflows import (
     ThreeSteps,
 )
 from tests.helpers import eventually
-from worker import Client, Worker, WorkflowFailureError, workflow
+from worker import Client, Worker, WorkflowFailureError, activity, workflow
 from worker.errors import QueryFailedError, WorkflowAlreadyStartedError
 
 pytestmark = pytest.mark.integration
@@ -325,3 +326,35 @@ async def test_a_workflow_id_ending_like_a_route_is_described_not_routed_away(
     assert (await client.get_workflow_handle("orders").describe())["execution"][
         "status"
     ] == "running"
+
+
+class Shipment(pydantic.BaseModel):
+    order: str
+    items: set[str]
+    due: datetime
+
+
+@activity.defn
+async def pack(shipment: Shipment) -> Shipment:
+    assert isinstance(shipment, Shipment)
+    return shipment.model_copy(update={"items": shipment.items | {"box"}})
+
+
+@workflow.defn
+class Shipping:
+    @workflow.run
+    async def run(self, shipment: Shipment) -> Shipment:
+        assert isinstance(shipment.due, datetime)
+        return await workflow.execute_activity(
+            pack, shipment, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+
+async def test_pydantic_models_travel_as_annotated(client: Client) -> None:
+    # A pydantic model is sent as its JSON and rebuilt by the annotation of
+    # the workflow, the activity and the result, as a dataclass is.
+    sent = Shipment(order="s-1", items={"b", "a"}, due=datetime(2026, 5, 6, tzinfo=UTC))
+    worker = Worker(client, task_queue=QUEUE, workflows=[Shipping], activities=[pack])
+    async with worker:
+        got = await client.execute_workflow(Shipping, sent, id="ship-1", task_queue=QUEUE)
+    assert got == Shipment(order="s-1", items={"a", "b", "box"}, due=sent.due)

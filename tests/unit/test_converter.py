@@ -6,8 +6,10 @@ import dataclasses
 import datetime
 import enum
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
+import pydantic
 import pytest
 
 from worker.converter import PayloadConverter
@@ -25,6 +27,12 @@ class Route:
     stops: list[Point]
     via: Point | None = None
     departs: datetime.datetime | None = None
+
+
+class Invoice(pydantic.BaseModel):
+    number: str
+    issued: datetime.datetime
+    lines: list[Point] = []
 
 
 class Color(enum.Enum):
@@ -54,6 +62,13 @@ ID = uuid.UUID("6f1c8c2e-9a51-4a8e-b0f3-2d7c1e4b5a60")
         ([Color.RED, Color.BLUE], list[Color]),
         (Route([Point(0, 0.5)], via=Point(3, 4.0), departs=WHEN), Route),
         (Route([Point(0, 0.5)]), Route),
+        (Invoice(number="i-1", issued=WHEN, lines=[Point(1, 2.0)]), Invoice),
+        ([Invoice(number="i-2", issued=WHEN)], list[Invoice]),
+        (Invoice(number="i-3", issued=WHEN), Invoice | None),
+        ([Point(1, 1.0)], Sequence[Point]),
+        ({"p": Point(1, 1.0)}, Mapping[str, Point]),
+        ({3, 1, 2}, set[int]),
+        (frozenset({Color.RED}), frozenset[Color]),
     ],
 )
 def test_annotations_rebuild_what_json_flattened(value: Any, hint: Any) -> None:
@@ -80,6 +95,10 @@ def test_values_without_a_hint_stay_as_json_decoded_them() -> None:
         ([1.0, [2.0, float("nan")]], "value[1][1]"),
         (Point(1, float("nan")), "value['y']"),
         ((None, float("inf")), "value[1]"),
+        (
+            Invoice(number="n", issued=WHEN, lines=[Point(1, float("nan"))]),
+            "value['lines'][0]['y']",
+        ),
     ],
 )
 def test_nan_and_infinities_are_refused_not_sent_as_null(value: Any, where: str) -> None:
@@ -93,3 +112,14 @@ def test_a_null_that_is_none_is_still_sent() -> None:
     conv = PayloadConverter()
     value = {"a": None, "b": [1.5, None], "c": 1e308}
     assert conv.from_payload(conv.to_payload(value)) == value
+
+
+def test_a_set_is_sent_in_order_so_every_replay_sends_the_same_bytes() -> None:
+    conv = PayloadConverter()
+    assert conv.to_payload({"b", "c", "a"}) == conv.to_payload(["a", "b", "c"])
+
+
+def test_a_value_json_cannot_hold_names_what_can_be_sent() -> None:
+    with pytest.raises(InvalidArgumentError) as exc:
+        PayloadConverter().to_payload(object())
+    assert "dataclasses, pydantic models or bytes" in str(exc.value)
