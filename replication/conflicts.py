@@ -187,6 +187,21 @@ async def reapply_txn(
             outcomes.append({**outcome, "outcome": "already re-applied"})
             continue
         attrs = e["attributes"]
+        if e["event_type"] == EventType.WORKFLOW_EXECUTION_STARTED.value and attrs.get(
+            "continued_from_run_id"
+        ):
+            # The losing branch's workflow continued as new there: no client
+            # asked for this run, and the winner's copy of the run before it
+            # decides for itself (started again here, the workflow would run
+            # twice once the winner's chain has closed).
+            outcomes.append(
+                {
+                    **outcome,
+                    "outcome": "not re-applied",
+                    "reason": "a continue-as-new of the losing branch, not a client's start",
+                }
+            )
+            continue
         request_id = attrs.get("request_id")
         if request_id:
             seen = await conn.fetchrow(

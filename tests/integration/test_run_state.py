@@ -668,3 +668,56 @@ async def test_whatever_the_api_accepts_replicates_or_is_refused_at_write(
 
     await eventually(same_in_b, what="B's row to match A's")
     await client.close()
+
+
+@workflow.defn(name="Hop")
+class Hop:
+    @workflow.run
+    async def run(self, gen: int) -> str:
+        if gen == 0:
+            workflow.continue_as_new(1)
+        return f"done at {gen}"
+
+
+async def test_a_continue_as_new_of_the_lost_branch_is_not_started_again(
+    regions: RegionPair,
+) -> None:
+    """The lost region continued a run as new and the new region did so too,
+    from its own copy of the run: the lost branch's second run was the
+    workflow's decision, not a client's start, so it is archived, not started
+    again once the winner's chain has closed."""
+    rs, ns = regions, "lost-can"
+    client = await two_region_ns(rs, ns)
+    h = await client.start_workflow(Hop, 0, id="hop", task_queue=QUEUE)
+    await eventually(lambda: events_in(rs.b, ns, "hop"), what="the start in B")
+    async with HoldBack(rs.a), Worker(client, task_queue=QUEUE, workflows=[Hop]):
+        assert await h.result(timeout=30) == "done at 1"  # in A, never shipped
+        await forced_failover(rs.a.config, ns, rs.b.name)
+
+        # B runs its copy of the first run again: it continues as new too
+        async def closed_in_b() -> list[Any]:
+            statuses = await fetchval(
+                rs.b,
+                "SELECT array_agg(status ORDER BY start_time) FROM executions"
+                " WHERE namespace = $1 AND workflow_id = $2",
+                ns,
+                "hop",
+            )
+            return statuses if statuses == ["continued_as_new", "completed"] else []
+
+        await eventually(closed_in_b, timeout=30, what="B's own chain to close")
+    winners = await runs_of(rs.b, ns, "hop")
+
+    async def start_outcomes() -> list[Any]:
+        rows = [c for c in await list_conflicts(rs.a.config, ns) if c["region"] == rs.b.name]
+        found = [
+            o for c in rows for o in c["reapplied"] if o["event_type"] == "WorkflowExecutionStarted"
+        ]
+        return found
+
+    outcomes = await eventually(start_outcomes, timeout=30, what="B to archive A's second run")
+    assert {o["outcome"] for o in outcomes} <= {"not re-applied", "already re-applied"}, outcomes
+    await asyncio.sleep(1.0)  # a start re-applied would have written its run by now
+    assert await runs_of(rs.b, ns, "hop") == winners
+    await verified(rs, ns)
+    await client.close()
