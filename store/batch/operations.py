@@ -33,6 +33,23 @@ class Operation:
     apply: Apply
     #: One line for `batch list`.
     describe: Callable[[dict[str, Any]], str]
+    #: The parameter names it takes: any other is refused, not ignored.
+    accepts: frozenset[str] = frozenset()
+
+    def checked(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters checked and normalised; an unknown name (a typo of an
+        optional one would else silently run the job with its default) or a bad
+        value raises InvalidArgument."""
+        unknown = sorted(set(params) - self.accepts)
+        if unknown:
+            takes = ", ".join(sorted(self.accepts)) or "no parameters"
+            raise InvalidArgument(
+                f"a {self.kind} batch does not take {', '.join(map(repr, unknown))}; "
+                f"it takes {takes}",
+                unknown=unknown,
+                accepted=sorted(self.accepts),
+            )
+        return self.check(params)
 
 
 OPERATIONS: dict[str, Operation] = {}
@@ -139,9 +156,29 @@ def _describe_versioning(p: dict[str, Any]) -> str:
 
 register(Operation("terminate", _no_params, _terminate, lambda p: "terminate"))
 register(Operation("cancel", _no_params, _cancel, lambda p: "cancel"))
-register(Operation("signal", _check_signal, _signal, lambda p: f"signal {p['signal_name']}"))
-register(Operation("reset", _check_reset, _reset, lambda p: f"reset to {p['to']}"))
-register(Operation("update-versioning", _check_versioning, _versioning, _describe_versioning))
+register(
+    Operation(
+        "signal",
+        _check_signal,
+        _signal,
+        lambda p: f"signal {p['signal_name']}",
+        frozenset({"signal_name", "input"}),
+    )
+)
+register(
+    Operation(
+        "reset", _check_reset, _reset, lambda p: f"reset to {p['to']}", frozenset({"to", "reapply"})
+    )
+)
+register(
+    Operation(
+        "update-versioning",
+        _check_versioning,
+        _versioning,
+        _describe_versioning,
+        frozenset({"override"}),
+    )
+)
 
 
 def _check_unpause(params: dict[str, Any]) -> dict[str, Any]:
@@ -185,4 +222,12 @@ def _describe_unpause(p: dict[str, Any]) -> str:
 
 
 register(Operation("pause", _no_params, _pauser("/pause"), lambda p: "pause"))
-register(Operation("unpause", _check_unpause, _pauser("/unpause"), _describe_unpause))
+register(
+    Operation(
+        "unpause",
+        _check_unpause,
+        _pauser("/unpause"),
+        _describe_unpause,
+        frozenset({"to_current", "build_id"}),
+    )
+)

@@ -46,7 +46,7 @@ def job_workflow_id(job_id: str) -> str:
 async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest) -> dict[str, Any]:
     """Check the job (query, operation, rate) and start it; a retried start starts nothing."""
     op = operations.get(req.operation.kind)
-    params = op.check(dict(req.operation.params))
+    params = op.checked(dict(req.operation.params))
     async with store.pool.acquire() as conn:
         ns = await get_namespace(conn, namespace)
     # INVALID_QUERY before anything

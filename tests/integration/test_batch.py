@@ -332,6 +332,21 @@ async def test_an_unpause_job_takes_to_current_only_as_a_boolean(client: Client)
     assert (await client.describe_batch("u"))["operation"]["params"]["to_current"] is False
 
 
+async def test_a_parameter_the_operation_does_not_take_is_refused_not_ignored(
+    client: Client,
+) -> None:
+    """A typo of an optional parameter must not run the job with its default
+    (here: a reset that would re-apply signals the caller meant to drop)."""
+    with pytest.raises(InvalidArgumentError, match=r"'re_apply'.*it takes reapply, to") as exc:
+        await client.start_batch("", "reset", reason="x", params={"re_apply": "none"})
+    assert exc.value.details["unknown"] == ["re_apply"]
+    with pytest.raises(InvalidArgumentError, match="it takes no parameters"):
+        await client.start_batch("", "terminate", reason="x", params={"force": True})
+    assert await client.list_batches() == []
+    await client.start_batch("", "reset", reason="x", params={"reapply": "none"}, job_id="r")
+    assert (await client.describe_batch("r"))["operation"]["params"]["reapply"] == "none"
+
+
 async def test_a_start_retried_after_its_answer_was_lost_starts_one_job(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
