@@ -34,7 +34,7 @@ from store.mutable_state import (
     utcnow,
 )
 from store.namespaces import get_namespace
-from store.retry import RETRY_TIMEOUT, retry_decision
+from store.retry import RETRY_CANCEL_REQUESTED, RETRY_TIMEOUT, retry_decision
 from store.sql import QUERIES as Q
 from store.task_token import TaskToken
 from store.task_views import activity_task, build_workflow_task
@@ -282,7 +282,13 @@ async def retry_or_fail_activity(
     # and schedule-to-start means no worker polls the queue, which another
     # attempt on the same queue would not change.
     retry_state = RETRY_TIMEOUT
-    if not budget_spent:
+    canceling = bool(act["cancel_requested"])
+    if canceling and not budget_spent:
+        # The workflow asked the activity to cancel and has moved on: another
+        # attempt would run its side effects again for nobody (Temporal's
+        # CANCEL_REQUESTED retry state). The attempt's end closes it.
+        retry_state = RETRY_CANCEL_REQUESTED
+    elif not budget_spent:
         delay, retry_state = retry_decision(
             act["retry_policy"],
             attempt=int(act["attempt"]),
@@ -293,7 +299,9 @@ async def retry_or_fail_activity(
     sid = act["scheduled_event_id"]
     next_attempt = int(act["attempt"]) + 1
     hold = activity_paused(act)
-    if not budget_spent and reset_pending(act):
+    if canceling:
+        pass  # neither an operator's reset nor a pause outlives the workflow's cancel
+    elif not budget_spent and reset_pending(act):
         delay, next_attempt = 0.0, 1  # an operator's reset: again from attempt 1
         await clear_reset(rt, act)
     elif delay is None and pauses_at_max_attempts(act, failure, budget_spent):

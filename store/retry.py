@@ -80,10 +80,12 @@ def _backoff(initial: float, coefficient: float, attempt: int, cap: float) -> fl
 
 
 #: Why an activity was not retried (Temporal's RetryState, in lower case):
-#: its failure was non-retryable, its attempts ran out, or its time did.
+#: its failure was non-retryable, its attempts ran out, its time did, or the
+#: workflow had asked to cancel it.
 RETRY_NON_RETRYABLE = "non_retryable_failure"
 RETRY_MAXIMUM_ATTEMPTS = "maximum_attempts_reached"
 RETRY_TIMEOUT = "timeout"
+RETRY_CANCEL_REQUESTED = "cancel_requested"
 
 
 def next_retry_delay(

@@ -1,0 +1,70 @@
+"""The workflow lifecycle as the SDK promises it: cancellation, retries and
+timeouts of activities and runs, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import pytest
+
+from worker import Client, RetryPolicy, Worker, activity, workflow
+
+pytestmark = pytest.mark.integration
+QUEUE = "lifecycle"
+
+#: Attempts the activities below started, per workflow id (one worker process).
+ATTEMPTS: dict[str, list[int]] = {}
+
+
+@activity.defn
+async def ends_badly(how: str) -> str:
+    """Runs past its cancel without heartbeating, then fails or overruns its time."""
+    info = activity.info()
+    ATTEMPTS.setdefault(info.workflow_id, []).append(info.attempt)
+    await asyncio.sleep(1.0 if how == "fails" else 3.0)
+    if how == "fails":
+        raise RuntimeError("failed after the workflow canceled it")
+    return "finished late"
+
+
+@workflow.defn
+class CancelsItsActivity:
+    """Cancels a running activity, then goes on for a while before it returns."""
+
+    @workflow.run
+    async def run(self, how: str) -> str:
+        handle = workflow.start_activity(
+            ends_badly,
+            how,
+            start_to_close_timeout=timedelta(seconds=2),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+        await workflow.sleep(0.3)
+        handle.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await handle
+        await workflow.sleep(5)
+        return "moved on"
+
+
+@pytest.mark.parametrize(
+    ("how", "closed_as"), [("fails", "ActivityTaskFailed"), ("overruns", "ActivityTaskTimedOut")]
+)
+async def test_an_activity_the_workflow_canceled_is_not_retried(
+    client: Client, how: str, closed_as: str
+) -> None:
+    # The attempt ends (failed, or past its start-to-close) after the cancel
+    # request: retrying it would run its side effects again for a workflow
+    # that no longer waits for it (Temporal's CANCEL_REQUESTED retry state).
+    wf_id = f"cancel-activity-{how}"
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[CancelsItsActivity], activities=[ends_badly]
+    ):
+        handle = await client.start_workflow(CancelsItsActivity, how, id=wf_id, task_queue=QUEUE)
+        assert await handle.result(timeout=30) == "moved on"
+    assert ATTEMPTS[wf_id] == [1]
+    events = await handle.history()
+    closed = [e for e in events if e["event_type"] == closed_as]
+    assert [e["attributes"]["retry_state"] for e in closed] == ["cancel_requested"]
