@@ -45,6 +45,11 @@ CANCELED_ERROR_TYPE = CANCELED_FAILURE_TYPE
 LEGACY_CANCELED_TYPE = "Canceled"
 LEGACY_TIMEOUT_TYPE = "Timeout"
 
+#: The timeouts Baton itself times out on (``TimeoutError_.timeout_type``).
+TIMEOUT_TYPES = frozenset(
+    {"run", "start_to_close", "schedule_to_start", "schedule_to_close", "heartbeat"}
+)
+
 # Cause chains longer than this are cut: a failure must stay small on the wire.
 _MAX_CAUSE_DEPTH = 20
 
@@ -129,14 +134,7 @@ def failure_to_exception(failure: Failure, converter: PayloadConverter) -> Failu
             retry_state=info.retry_state,
             failure=failure,
         )
-    elif failure.type == TIMEOUT_ERROR_TYPE or (
-        # a server's own activity timeout, as earlier releases named it
-        failure.type == LEGACY_TIMEOUT_TYPE and failure.timeout_type
-    ):
-        timeout_type = failure.timeout_type
-        if timeout_type is None:
-            details = _decode_details(failure, converter)
-            timeout_type = str(details[0]) if details else ""
+    elif (timeout_type := _timeout_type(failure, converter)) is not None:
         exc = TimeoutError_(failure.message, timeout_type=timeout_type, failure=failure)
     elif failure.type == CANCELED_ERROR_TYPE:
         exc = CanceledError(failure.message, failure=failure)
@@ -153,6 +151,26 @@ def failure_to_exception(failure: Failure, converter: PayloadConverter) -> Failu
     return exc
 
 
+def _timeout_type(failure: Failure, converter: PayloadConverter) -> str | None:
+    """Which of Baton's timeouts ``failure`` is, or None when it is none of them.
+
+    The type name alone does not tell: code (an activity's ``asyncio.timeout()``)
+    raises Python's own ``TimeoutError``, which crosses as an application
+    failure of that name, with no timeout type.
+    """
+    if failure.type == LEGACY_TIMEOUT_TYPE:
+        return failure.timeout_type or None  # a server's own, as earlier releases named it
+    if failure.type != TIMEOUT_ERROR_TYPE:
+        return None
+    if failure.timeout_type:
+        return failure.timeout_type
+    # written by an SDK of an earlier release: the timeout type as the first detail
+    details = _decode_details(failure, converter) if failure.details else []
+    if details and isinstance(details[0], str) and details[0] in TIMEOUT_TYPES:
+        return details[0]
+    return None
+
+
 def close_failure_to_exception(
     status: str, failure: Failure, converter: PayloadConverter
 ) -> FailureError:
@@ -166,7 +184,7 @@ def close_failure_to_exception(
     """
     if status == "canceled" and failure.type == LEGACY_CANCELED_TYPE:
         failure = failure.model_copy(update={"type": CANCELED_ERROR_TYPE})
-    elif status == "timed_out" and failure.type == LEGACY_TIMEOUT_TYPE:
+    elif status == "timed_out" and failure.type in (LEGACY_TIMEOUT_TYPE, TIMEOUT_ERROR_TYPE):
         failure = failure.model_copy(
             update={"type": TIMEOUT_ERROR_TYPE, "timeout_type": failure.timeout_type or "run"}
         )

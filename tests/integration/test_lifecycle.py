@@ -9,7 +9,16 @@ from datetime import timedelta
 
 import pytest
 
-from worker import Client, RetryPolicy, Worker, activity, workflow
+from worker import (
+    ActivityError,
+    ApplicationError,
+    Client,
+    RetryPolicy,
+    Worker,
+    WorkflowFailureError,
+    activity,
+    workflow,
+)
 
 pytestmark = pytest.mark.integration
 QUEUE = "lifecycle"
@@ -68,3 +77,38 @@ async def test_an_activity_the_workflow_canceled_is_not_retried(
     events = await handle.history()
     closed = [e for e in events if e["event_type"] == closed_as]
     assert [e["attributes"]["retry_state"] for e in closed] == ["cancel_requested"]
+
+
+@activity.defn
+async def calls_a_slow_upstream() -> str:
+    async with asyncio.timeout(0.05):  # the activity's own deadline on its call
+        await asyncio.sleep(5)
+    return "answered"
+
+
+@workflow.defn
+class CallsUpstream:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(  # type: ignore[no-any-return]
+            calls_a_slow_upstream,
+            start_to_close_timeout=timedelta(seconds=5),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+
+
+async def test_an_activity_s_own_timeout_error_reaches_the_caller_as_its_error(
+    client: Client,
+) -> None:
+    # Python's TimeoutError raised by the activity's code is the attempt's own
+    # error (an ApplicationError of that type), not a timeout of Baton's.
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[CallsUpstream], activities=[calls_a_slow_upstream]
+    ):
+        with pytest.raises(WorkflowFailureError) as err:
+            await client.execute_workflow(CallsUpstream, id="own-timeout", task_queue=QUEUE)
+    activity_error = err.value.__cause__
+    assert isinstance(activity_error, ActivityError)
+    assert activity_error.retry_state == "maximum_attempts_reached"
+    cause = activity_error.__cause__
+    assert type(cause) is ApplicationError and cause.type == "TimeoutError"

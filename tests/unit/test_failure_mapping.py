@@ -121,6 +121,22 @@ def test_a_timeout_error_keeps_its_type_for_new_and_old_readers() -> None:
     assert isinstance(back, TimeoutError_) and back.timeout_type == "heartbeat"
 
 
+def test_code_s_own_timeout_error_is_an_application_error_not_a_baton_timeout() -> None:
+    # asyncio.timeout() in an activity raises Python's TimeoutError: it crosses
+    # as an application failure of that name, which is no timeout of Baton's.
+    try:
+        raise TimeoutError("the upstream call took too long")
+    except TimeoutError as exc:
+        failure = exception_to_failure(exc, CONVERTER)
+    back = failure_to_exception(Failure.model_validate_json(failure.model_dump_json()), CONVERTER)
+    assert type(back) is ApplicationError
+    assert (back.type, back.message) == ("TimeoutError", "the upstream call took too long")
+    # one with details that name no timeout is the application's too
+    mine = ApplicationError("slow", "upstream", type="TimeoutError")
+    back = failure_to_exception(exception_to_failure(mine, CONVERTER), CONVERTER)
+    assert type(back) is ApplicationError and back.details == ("upstream",)
+
+
 def test_a_baton_error_crosses_as_its_text_without_the_code() -> None:
     failure = exception_to_failure(QueryFailedError("ValueError: boom"), CONVERTER)
     assert failure.message == "ValueError: boom"
