@@ -37,14 +37,20 @@ def reset_pending(act: Activity) -> bool:
     return bool((act.get("control") or {}).get("reset_pending"))
 
 
-def pauses_at_max_attempts(act: Activity, failure: dict[str, Any], budget_spent: bool) -> bool:
+def pauses_at_max_attempts(
+    act: Activity, failure: dict[str, Any], error_type: str | None, budget_spent: bool
+) -> bool:
     """Whether this failed attempt was the last its policy allows, and the policy
-    says pause rather than fail (a non-retryable error still fails it)."""
+    says pause rather than fail (a non-retryable error still fails it).
+
+    ``error_type`` is the type the policy's non-retryable types are matched
+    against: None for a timeout of the server's.
+    """
     policy = act["retry_policy"] or {}
     if policy.get("on_max_attempts") != "pause" or budget_spent:
         return False
-    if failure.get("non_retryable") or failure.get("type") in (
-        policy.get("non_retryable_error_types") or ()
+    if failure.get("non_retryable") or (
+        error_type is not None and error_type in (policy.get("non_retryable_error_types") or ())
     ):
         return False
     maximum = int(policy.get("maximum_attempts") or 0)

@@ -282,6 +282,10 @@ async def retry_or_fail_activity(
     # and schedule-to-start means no worker polls the queue, which another
     # attempt on the same queue would not change.
     retry_state = RETRY_TIMEOUT
+    # The policy's non-retryable types name errors of the activity's code (a
+    # Python TimeoutError among them), never a timeout of the server's: that
+    # is how a crashed worker's attempt ends, and it is retried (as in Temporal).
+    error_type = None if timeout_type is not None else failure.get("type")
     canceling = bool(act["cancel_requested"])
     if canceling and not budget_spent:
         # The workflow asked the activity to cancel and has moved on: another
@@ -292,7 +296,7 @@ async def retry_or_fail_activity(
         delay, retry_state = retry_decision(
             act["retry_policy"],
             attempt=int(act["attempt"]),
-            error_type=failure.get("type"),
+            error_type=error_type,
             non_retryable=bool(failure.get("non_retryable")),
             seconds_left=seconds_left,
         )
@@ -304,7 +308,7 @@ async def retry_or_fail_activity(
     elif not budget_spent and reset_pending(act):
         delay, next_attempt = 0.0, 1  # an operator's reset: again from attempt 1
         await clear_reset(rt, act)
-    elif delay is None and pauses_at_max_attempts(act, failure, budget_spent):
+    elif delay is None and pauses_at_max_attempts(act, failure, error_type, budget_spent):
         delay, hold = 0.0, True
         await pause_for_retries(rt, act, failure)
     if delay is not None:

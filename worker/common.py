@@ -36,10 +36,13 @@ class RetryPolicy:
     """Attempts in total, the first included; 0 means unlimited."""
 
     non_retryable_error_types: Sequence[str] = ()
-    #: When the attempts run out: ``"fail"`` the activity, or ``"pause"`` it
-    #: until an operator resets (or unpauses) it.
+    """Error types that fail the activity at once: an ``ApplicationError``'s
+    ``type``, or the class name of another exception its code raised (Python's
+    ``TimeoutError`` among them). A timeout the server enforces is never one."""
+
     on_max_attempts: Literal["fail", "pause"] = "fail"
-    """``ApplicationError.type`` values that fail the activity at once."""
+    """When the attempts run out: ``"fail"`` the activity, or ``"pause"`` it
+    until an operator resets (or unpauses) it."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.initial_interval, timedelta):

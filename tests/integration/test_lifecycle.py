@@ -112,3 +112,50 @@ async def test_an_activity_s_own_timeout_error_reaches_the_caller_as_its_error(
     assert activity_error.retry_state == "maximum_attempts_reached"
     cause = activity_error.__cause__
     assert type(cause) is ApplicationError and cause.type == "TimeoutError"
+
+
+@activity.defn
+async def times_out(how: str) -> str:
+    info = activity.info()
+    ATTEMPTS.setdefault(info.workflow_id, []).append(info.attempt)
+    if how == "own":
+        raise TimeoutError("the upstream call took too long")
+    await asyncio.sleep(3)  # past its start-to-close: the server times it out
+    return "late"
+
+
+@workflow.defn
+class NoRetryOnTimeoutError:
+    @workflow.run
+    async def run(self, how: str) -> str:
+        return await workflow.execute_activity(  # type: ignore[no-any-return]
+            times_out,
+            how,
+            start_to_close_timeout=timedelta(seconds=1),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=100),
+                maximum_attempts=2,
+                non_retryable_error_types=["TimeoutError"],
+            ),
+        )
+
+
+@pytest.mark.parametrize(
+    ("how", "attempts", "retry_state"),
+    [("own", [1], "non_retryable_failure"), ("server", [1, 2], "maximum_attempts_reached")],
+)
+async def test_non_retryable_types_name_the_code_s_errors_not_the_server_s_timeouts(
+    client: Client, how: str, attempts: list[int], retry_state: str
+) -> None:
+    # "TimeoutError" stops retries of the code's own TimeoutError; a
+    # start-to-close timeout (how a crashed worker's attempt ends) is retried.
+    wf_id = f"no-retry-on-timeout-error-{how}"
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[NoRetryOnTimeoutError], activities=[times_out]
+    ):
+        with pytest.raises(WorkflowFailureError) as err:
+            await client.execute_workflow(NoRetryOnTimeoutError, how, id=wf_id, task_queue=QUEUE)
+    assert ATTEMPTS[wf_id] == attempts
+    activity_error = err.value.__cause__
+    assert isinstance(activity_error, ActivityError)
+    assert activity_error.retry_state == retry_state
