@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from worker.wire import RETRY_MAX_ATTEMPTS, RETRY_MAX_BACKOFF_COEFFICIENT, RETRY_MAX_INTERVAL_S
+
 #: Longest retry interval a policy may name (ten years).
-MAX_INTERVAL_S = 10 * 365 * 24 * 3600.0
+MAX_INTERVAL_S = RETRY_MAX_INTERVAL_S
 
 DEFAULT_RETRY_POLICY: dict[str, Any] = {
     "initial_interval_s": 1.0,
@@ -40,11 +42,13 @@ def normalize_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
     )
     if not 0 < _number(p, "initial_interval_s") <= MAX_INTERVAL_S:
         raise ValueError(f"retry_policy.initial_interval_s must be > 0 and <= {MAX_INTERVAL_S:.0f}")
-    if _number(p, "backoff_coefficient") > 100:
-        raise ValueError("retry_policy.backoff_coefficient must be <= 100")
+    if _number(p, "backoff_coefficient") > RETRY_MAX_BACKOFF_COEFFICIENT:
+        raise ValueError(
+            f"retry_policy.backoff_coefficient must be <= {RETRY_MAX_BACKOFF_COEFFICIENT:g}"
+        )
     if p["maximum_interval_s"] is not None and _number(p, "maximum_interval_s") > MAX_INTERVAL_S:
         raise ValueError(f"retry_policy.maximum_interval_s must be <= {MAX_INTERVAL_S:.0f}")
-    if _number(p, "maximum_attempts", integer=True) > 2**31 - 1:
+    if _number(p, "maximum_attempts", integer=True) > RETRY_MAX_ATTEMPTS:
         raise ValueError("retry_policy.maximum_attempts must be < 2**31")
     if _number(p, "backoff_coefficient") < 1:
         raise ValueError("retry_policy.backoff_coefficient must be >= 1")

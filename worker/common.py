@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
-from worker.wire import RetryPolicyWire
+from worker.wire import (
+    RETRY_MAX_ATTEMPTS,
+    RETRY_MAX_BACKOFF_COEFFICIENT,
+    RETRY_MAX_INTERVAL_S,
+    RetryPolicyWire,
+)
+
+_MAX_INTERVAL = timedelta(seconds=RETRY_MAX_INTERVAL_S)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,16 +30,16 @@ class RetryPolicy:
     """
 
     initial_interval: timedelta = timedelta(seconds=1)
-    """Delay before the first retry; must be positive."""
+    """Delay before the first retry; positive, at most ten years."""
 
     backoff_coefficient: float = 2.0
-    """Factor the delay grows by after each attempt; at least 1."""
+    """Factor the delay grows by after each attempt; from 1 to 100."""
 
     maximum_interval: timedelta | None = None
-    """Cap on the delay; None means 100 times ``initial_interval``."""
+    """Cap on the delay, at most ten years; None means 100 times ``initial_interval``."""
 
     maximum_attempts: int = 0
-    """Attempts in total, the first included; 0 means unlimited."""
+    """Attempts in total, the first included, below 2**31; 0 means unlimited."""
 
     non_retryable_error_types: Sequence[str] = ()
     """Error types that fail the activity at once: an ``ApplicationError``'s
@@ -49,9 +55,12 @@ class RetryPolicy:
             raise TypeError(
                 f"RetryPolicy.initial_interval must be a timedelta, got {self.initial_interval!r}"
             )
-        if self.initial_interval <= timedelta(0):
+        # The server's bounds (worker.wire): a policy past them would fail
+        # every workflow task that schedules the activity, far from this line.
+        if not timedelta(0) < self.initial_interval <= _MAX_INTERVAL:
             raise ValueError(
-                f"RetryPolicy.initial_interval must be positive, got {self.initial_interval}"
+                "RetryPolicy.initial_interval must be positive and at most ten years, "
+                f"got {self.initial_interval}"
             )
         if isinstance(self.backoff_coefficient, bool) or not isinstance(
             self.backoff_coefficient, int | float
@@ -60,16 +69,21 @@ class RetryPolicy:
                 "RetryPolicy.backoff_coefficient must be a number, "
                 f"got {self.backoff_coefficient!r}"
             )
-        if not self.backoff_coefficient >= 1 or math.isinf(self.backoff_coefficient):
+        if not 1 <= self.backoff_coefficient <= RETRY_MAX_BACKOFF_COEFFICIENT:  # NaN too
             raise ValueError(
-                "RetryPolicy.backoff_coefficient must be a finite number of at least 1, "
-                f"got {self.backoff_coefficient}"
+                "RetryPolicy.backoff_coefficient must be a number from 1 to "
+                f"{RETRY_MAX_BACKOFF_COEFFICIENT:g}, got {self.backoff_coefficient}"
             )
         if self.maximum_interval is not None:
             if not isinstance(self.maximum_interval, timedelta):
                 raise TypeError(
                     "RetryPolicy.maximum_interval must be a timedelta or None, "
                     f"got {self.maximum_interval!r}"
+                )
+            if self.maximum_interval > _MAX_INTERVAL:
+                raise ValueError(
+                    "RetryPolicy.maximum_interval must be at most ten years, "
+                    f"got {self.maximum_interval}"
                 )
             if self.maximum_interval < self.initial_interval:
                 raise ValueError(
@@ -80,9 +94,9 @@ class RetryPolicy:
             raise TypeError(
                 f"RetryPolicy.maximum_attempts must be an int, got {self.maximum_attempts!r}"
             )
-        if self.maximum_attempts < 0:
+        if not 0 <= self.maximum_attempts <= RETRY_MAX_ATTEMPTS:
             raise ValueError(
-                "RetryPolicy.maximum_attempts must be 0 (unlimited) or more, "
+                "RetryPolicy.maximum_attempts must be 0 (unlimited) or more, below 2**31, "
                 f"got {self.maximum_attempts}"
             )
         # A bare string is a Sequence[str] too; taking it letter by letter

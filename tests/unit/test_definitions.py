@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from store.retry import normalize_policy
 from worker import activity, workflow
 from worker._definition import ActivityDefinition, WorkflowDefinition, get_activity_name
 from worker._workflow_loop import WorkflowLoop
@@ -252,9 +253,18 @@ def test_retry_policy_defaults_and_wire_form() -> None:
     [
         ({"initial_interval": timedelta(0)}, ValueError, "initial_interval must be positive"),
         ({"initial_interval": 1}, TypeError, "initial_interval must be a timedelta"),
-        ({"backoff_coefficient": 0.5}, ValueError, "backoff_coefficient must be a finite number"),
-        ({"backoff_coefficient": math.nan}, ValueError, "of at least 1"),
-        ({"backoff_coefficient": math.inf}, ValueError, "of at least 1"),
+        ({"backoff_coefficient": 0.5}, ValueError, "backoff_coefficient must be a number from 1"),
+        ({"backoff_coefficient": math.nan}, ValueError, "from 1 to 100"),
+        ({"backoff_coefficient": math.inf}, ValueError, "from 1 to 100"),
+        # past the server's bounds: every workflow task scheduling it would fail
+        ({"backoff_coefficient": 150}, ValueError, "from 1 to 100"),
+        ({"initial_interval": timedelta(days=3651)}, ValueError, "at most ten years"),
+        (
+            {"initial_interval": timedelta(days=1), "maximum_interval": timedelta(days=3651)},
+            ValueError,
+            "maximum_interval must be at most ten years",
+        ),
+        ({"maximum_attempts": 2**31}, ValueError, "below 2\\*\\*31"),
         (
             {"initial_interval": timedelta(seconds=10), "maximum_interval": timedelta(seconds=1)},
             ValueError,
@@ -270,6 +280,16 @@ def test_retry_policy_validation(
 ) -> None:
     with pytest.raises(error, match=match):
         RetryPolicy(**kwargs)
+
+
+def test_a_retry_policy_at_the_sdk_s_bounds_is_one_the_server_takes() -> None:
+    widest = RetryPolicy(
+        initial_interval=timedelta(days=3650),
+        backoff_coefficient=100,
+        maximum_interval=timedelta(days=3650),
+        maximum_attempts=2**31 - 1,
+    )
+    assert normalize_policy(widest.to_wire().model_dump())["backoff_coefficient"] == 100
 
 
 @pytest.mark.parametrize("seconds", [math.nan, math.inf, -1.0, 0])

@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 PROTOCOL_VERSION = "v1"
 #: Longest timeout or timer any request may ask for (ten years, in seconds).
 MAX_DURATION_S = 10 * 365 * 24 * 3600.0
+#: Bounds of an activity retry policy: the server refuses a command past them,
+#: and the SDK's ``RetryPolicy`` refuses the same values when it is made.
+RETRY_MAX_INTERVAL_S = MAX_DURATION_S
+RETRY_MAX_BACKOFF_COEFFICIENT = 100.0
+RETRY_MAX_ATTEMPTS = 2**31 - 1
 #: Longest namespace description.
 MAX_DESCRIPTION_CHARS = 4096
 #: A worker deployment's name and a build id: a versioned worker checks its
