@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from scheduler.policy import DEFAULT_CATCHUP_WINDOW, CatchUp, Overlap
 from scheduler.spec import (
     DEFAULT_DST,
+    MAX_DURATION,
     TEMPORAL_COMPATIBLE,
     CalendarSpec,
     DstPolicy,
@@ -41,6 +42,7 @@ from scheduler.spec import (
     ScheduleSpec,
     SpecError,
     _dow,
+    check_duration,
     parse_cron,
     parse_duration,
 )
@@ -52,6 +54,8 @@ _CAL_FIELDS = ("second", "minute", "hour", "day", "month", "day_of_week", "year"
 _CAL_DEFAULTS = {"second": "0", "minute": "0", "hour": "0"}
 MAX_SPEC_ITEMS = 50
 MAX_SCHEDULE_ID = 200
+#: The years a start, end or backfill time may name.
+MIN_YEAR, MAX_YEAR = 1970, 9000
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ def duration(value: Any, what: str) -> timedelta:
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             raise SpecError(f"{what} is a duration of 0 seconds or more, not {value!r}")
+        if value > MAX_DURATION.total_seconds():
+            return check_duration(MAX_DURATION * 2, what)
         return timedelta(seconds=value)
     if isinstance(value, str):
         try:
@@ -112,6 +118,9 @@ def parse_time(value: Any, what: str) -> datetime | None:
         raise SpecError(f"{what} {value!r} is not an RFC 3339 time") from None
     if t.tzinfo is None:
         raise SpecError(f"{what} {value!r} has no UTC offset; add Z or +HH:MM")
+    # fire times and the durations added to them must stay inside what datetime holds
+    if not MIN_YEAR <= t.year <= MAX_YEAR:
+        raise SpecError(f"{what} {value!r} is not between the years {MIN_YEAR} and {MAX_YEAR}")
     return t.astimezone(UTC)
 
 

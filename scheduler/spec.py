@@ -279,7 +279,11 @@ _ALIASES = {
     "@hourly": "0 * * * *",
 }
 _DOW_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+_DOW_FULL = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+#: The longest duration a spec or policy takes: fire times stay far inside
+#: what datetime can hold (a longer one would overflow the arithmetic).
+MAX_DURATION = timedelta(days=100 * 366)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -287,7 +291,19 @@ def parse_duration(text: str) -> timedelta:
     if not text.strip() or m is None:
         raise SpecError(f"{text!r} is not a duration like 1h30m, 15m or 90s")
     d, h, mi, s = (int(g or 0) for g in m.groups())
-    return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    try:
+        span = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    except OverflowError:
+        span = MAX_DURATION * 2
+    return check_duration(span, repr(text))
+
+
+def check_duration(span: timedelta, what: str) -> timedelta:
+    if span > MAX_DURATION:
+        raise SpecError(
+            f"{what} is longer than {MAX_DURATION.days} days, the longest a schedule takes"
+        )
+    return span
 
 
 def _dow(field_text: str) -> str:
@@ -298,7 +314,7 @@ def _dow(field_text: str) -> str:
     days: set[int] = set()
     for part in field_text.lower().split(","):
         base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
+        step = int(step_text) if step_text.isdigit() else 0 if step_text else 1
         if step < 1:
             raise SpecError(f"day of week step {step_text!r} is not a positive number")
         if base == "*":

@@ -474,6 +474,10 @@ async def test_bad_schedules_are_refused_and_store_nothing(clock_client: Client)
         {"cron": ["* * * *"]},
         {"timezone": "Mars/Base"},
         {"intervals": [{"every": "0s"}]},
+        # these crashed the API (500 INTERNAL) instead of being refused
+        {"jitter": "99999999999d"},
+        {"end_at": "9999-12-31T23:59:59-05:00"},
+        {"calendars": [{"day_of_week": "mon/x"}]},
     ]
     for spec in bad:
         sched = await clock_client.schedule_definition(

@@ -172,3 +172,29 @@ def test_bad_specs_are_refused() -> None:
         spec_from_crons(["@daily"], start=datetime(2026, 1, 1))  # noqa: DTZ001  (the point)
     with pytest.raises(SpecError, match="CRON_TZ"):
         spec_from_crons(["@daily", "CRON_TZ=Europe/Berlin 0 1 * * *"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "policy", "says"),
+    [
+        ({"cron": ["0 9 * * */x"]}, {}, "step 'x'"),
+        ({"calendars": [{"day_of_week": "mon/x"}]}, {}, "step 'x'"),
+        ({"cron": ["@every 99999999999d"]}, {}, "longer than"),
+        ({"cron": ["@daily"], "jitter": "99999999999d"}, {}, "spec.jitter"),
+        ({"cron": ["@daily"], "jitter": 1e20}, {}, "spec.jitter"),
+        ({"intervals": [{"every": 1e15}]}, {}, "intervals"),
+        ({"cron": ["@daily"]}, {"catchup_window": "999999999d"}, "catchup_window"),
+        ({"cron": ["@daily"], "start_at": "0001-01-01T00:00:00+05:00"}, {}, "start_at"),
+        ({"cron": ["@daily"], "end_at": "9999-12-31T23:59:59-05:00"}, {}, "end_at"),
+    ],
+)
+def test_a_definition_out_of_range_is_a_spec_error_not_a_crash(
+    spec: dict[str, object], policy: dict[str, object], says: str
+) -> None:
+    """Regression: these escaped as ValueError or OverflowError, which the
+    API answered with a 500 INTERNAL instead of INVALID_ARGUMENT."""
+    from scheduler import definition
+
+    action = {"workflow_type": "Report", "task_queue": "q"}
+    with pytest.raises(SpecError, match=says):
+        definition.parse({"spec": spec, "action": action, "policy": policy})
