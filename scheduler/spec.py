@@ -329,10 +329,16 @@ def _dow(field_text: str) -> str:
 
 
 def _dow_number(text: str) -> int:
-    if text in _DOW_NAMES:
-        return _DOW_NAMES.index(text)
-    if text[:3] in _DOW_NAMES and len(text) > 3:
-        return _DOW_NAMES.index(text[:3])
+    # a name is three letters or more of a day's name: mon, tues, thursday
+    for i, name in enumerate(_DOW_FULL):
+        if len(text) >= 3 and name.startswith(text):
+            return i
+    if "#" in text:
+        # Quartz's nth weekday: taken as the bare weekday it fired every week
+        raise SpecError(
+            f"day of week {text!r}: '#' is not supported; for the nth weekday of a "
+            'month use a calendar\'s day field, e.g. {"day": "2nd mon"}'
+        )
     if not text.isdigit() or not 0 <= int(text) <= 7:
         raise SpecError(f"day of week {text!r} is not 0-7 (0 and 7 are Sunday) or a name")
     return int(text) % 7

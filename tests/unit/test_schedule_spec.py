@@ -198,3 +198,21 @@ def test_a_definition_out_of_range_is_a_spec_error_not_a_crash(
     action = {"workflow_type": "Report", "task_queue": "q"}
     with pytest.raises(SpecError, match=says):
         definition.parse({"spec": spec, "action": action, "policy": policy})
+
+
+def test_a_day_of_week_is_a_name_or_a_number_never_a_name_with_more_after_it() -> None:
+    """Regression: ``MON#2`` (Quartz's second Monday) and ``monxyz`` were read
+    as every Monday, four times the fires asked for; full names still read."""
+    with pytest.raises(SpecError, match="'#' is not supported"):
+        parse_cron("0 9 * * MON#2")
+    with pytest.raises(SpecError, match="monxyz"):
+        parse_cron("0 9 * * monxyz")
+    cal, _ = parse_cron("0 9 * * monday-thurs,fri")
+    assert isinstance(cal, CalendarSpec) and cal.day_of_week == "mon,tue,wed,thu,fri"
+    second_monday = CalendarSpec(hour="9", day="2nd mon")
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    spec = ScheduleSpec(calendars=(second_monday,))
+    assert next_fires(spec, after, 2) == [
+        datetime(2026, 1, 12, 9, tzinfo=UTC),
+        datetime(2026, 2, 9, 9, tzinfo=UTC),
+    ]
