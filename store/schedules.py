@@ -15,6 +15,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from scheduler import definition
 from scheduler.definition import iso, parse_time
 from scheduler.spec import SpecError, fires, next_fires
@@ -52,9 +54,38 @@ NEXT_FIRES = 10
 
 def _checked(schedule: dict[str, Any]) -> dict[str, Any]:
     try:
-        return definition.to_wire(definition.parse(schedule))
+        checked = definition.to_wire(definition.parse(schedule))
     except SpecError as exc:
         raise InvalidArgument(f"schedule: {exc}") from None
+    _check_startable(checked["action"])
+    return checked
+
+
+def _check_startable(action: dict[str, Any]) -> None:
+    """The action must be a start the API takes: refused now, not at every fire.
+
+    The start activity sends these fields as they are; what the start request
+    would refuse (an input that is not payloads, a task timeout over an hour)
+    would otherwise fail each fire as ``start-failed``.
+    """
+    try:
+        wire.StartWorkflowRequest(
+            workflow_id="schedule-action",
+            workflow_type=action["workflow_type"],
+            task_queue=action["task_queue"],
+            input=action["input"],
+            task_timeout_s=action["task_timeout_s"],
+            run_timeout_s=action["run_timeout_s"],
+            memo=action["memo"],
+            versioning_behavior=action["versioning_behavior"],
+        )
+    except ValidationError as exc:
+        problems = [
+            {"field": "action." + ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        text = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        raise InvalidArgument(f"schedule: {text}", problems=problems) from None
 
 
 async def _check_attributes(store: Store, namespace: str, sched: dict[str, Any]) -> None:
