@@ -47,9 +47,14 @@ def add_schedule_routes(app: FastAPI, store: Store, prefix: str) -> None:
 
     @app.delete(f"{path}/{{schedule_id}}")
     async def delete_schedule(
-        namespace: str, schedule_id: str, reason: str = Query("", max_length=1000)
+        namespace: str,
+        schedule_id: str,
+        reason: str = Query("", max_length=1000),
+        request_id: str | None = Query(None, min_length=1, max_length=256),
     ) -> Response:
-        return JSON(await schedules.delete_schedule(store, namespace, schedule_id, reason))
+        return JSON(
+            await schedules.delete_schedule(store, namespace, schedule_id, reason, request_id)
+        )
 
     @app.post(f"{path}/{{schedule_id}}/pause")
     async def pause_schedule(

@@ -10,6 +10,7 @@ signals since), so it needs no worker and reads the same in every region.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from datetime import datetime, timedelta
@@ -242,12 +243,15 @@ def _count(sched: definition.Schedule, start: datetime, end: datetime, cap: int)
 
 
 async def delete_schedule(
-    store: Store, namespace: str, schedule_id: str, reason: str = ""
+    store: Store, namespace: str, schedule_id: str, reason: str = "", request_id: str | None = None
 ) -> dict[str, Any]:
-    """End the schedule; actions it started keep running."""
+    """End the schedule; actions it started keep running. A retry with the
+    same ``request_id`` finds the delete done and answers as it did."""
     req = wire.TerminateRequest(
         reason=reason or "schedule deleted",
-        request_id=f"schedule-delete:{schedule_id}:{uuid.uuid4().hex}",
+        # the run's own request ids are per workflow id: the client's, kept short
+        request_id="schedule-delete:"
+        + hashlib.sha256((request_id or uuid.uuid4().hex).encode()).hexdigest()[:32],
         identity="baton",
     )
     try:

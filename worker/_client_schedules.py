@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from worker._client_visibility import encode_search_attributes
 from worker._definition import workflow_name
+from worker._handle_control import new_request_id
 from worker._http import API, ns_path
 
 if TYPE_CHECKING:
@@ -24,7 +25,11 @@ def _time(value: datetime | str) -> str:
 
 
 class ScheduleHandle:
-    """One schedule of the client's namespace."""
+    """One schedule of the client's namespace.
+
+    Each change carries a request id, drawn once per call unless given, so a
+    call the transport retries (a reply lost, a server restarted) acts once.
+    """
 
     def __init__(self, client: Client, schedule_id: str):
         self.client, self.id = client, schedule_id
@@ -42,44 +47,73 @@ class ScheduleHandle:
             action["memo"] = await self.client.decode_memo(action["memo"])
         return d
 
-    async def update(self, schedule: Mapping[str, Any], *, create: bool = False) -> dict[str, Any]:
+    async def update(
+        self, schedule: Mapping[str, Any], *, create: bool = False, request_id: str | None = None
+    ) -> dict[str, Any]:
         """Replace the definition (as :meth:`Client.schedule_definition` builds it);
         ``create`` makes it if it does not exist."""
-        body = {"schedule": dict(schedule), "create": create, "identity": self.client.identity}
+        body = {
+            "schedule": dict(schedule),
+            "create": create,
+            "request_id": request_id or new_request_id(),
+            "identity": self.client.identity,
+        }
         return await self.client.call("PUT", self._path(), body)  # type: ignore[no-any-return]
 
-    async def pause(self, note: str = "") -> dict[str, Any]:
-        body = {"note": note, "identity": self.client.identity}
+    async def pause(self, note: str = "", *, request_id: str | None = None) -> dict[str, Any]:
+        body = {
+            "note": note,
+            "request_id": request_id or new_request_id(),
+            "identity": self.client.identity,
+        }
         return await self.client.call("POST", self._path("/pause"), body)  # type: ignore[no-any-return]
 
-    async def unpause(self, note: str = "", *, catch_up: str | None = None) -> dict[str, Any]:
+    async def unpause(
+        self, note: str = "", *, catch_up: str | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
         """Go on; ``catch_up`` (all, latest, none) acts on the fires the pause
         passed over this once; those not acted on (all of them without it) are
         counted as missed."""
-        body = {"note": note, "catch_up": catch_up, "identity": self.client.identity}
+        body = {
+            "note": note,
+            "catch_up": catch_up,
+            "request_id": request_id or new_request_id(),
+            "identity": self.client.identity,
+        }
         return await self.client.call("POST", self._path("/unpause"), body)  # type: ignore[no-any-return]
 
-    async def trigger(self, *, overlap: str | None = None) -> dict[str, Any]:
-        body = {"overlap": overlap, "identity": self.client.identity}
+    async def trigger(
+        self, *, overlap: str | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        body = {
+            "overlap": overlap,
+            "request_id": request_id or new_request_id(),
+            "identity": self.client.identity,
+        }
         return await self.client.call("POST", self._path("/trigger"), body)  # type: ignore[no-any-return]
 
     async def backfill(
-        self, start: datetime | str, end: datetime | str, *, overlap: str = "buffer-all"
+        self,
+        start: datetime | str,
+        end: datetime | str,
+        *,
+        overlap: str = "buffer-all",
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         """Act on the spec's fires with start <= time <= end (default overlap buffer-all)."""
         body = {
             "start": _time(start),
             "end": _time(end),
             "overlap": overlap,
+            "request_id": request_id or new_request_id(),
             "identity": self.client.identity,
         }
         return await self.client.call("POST", self._path("/backfill"), body)  # type: ignore[no-any-return]
 
-    async def delete(self, reason: str = "") -> dict[str, Any]:
+    async def delete(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         """End the schedule; actions it started keep running."""
-        return await self.client.call(  # type: ignore[no-any-return]
-            "DELETE", self._path(), params={"reason": reason}
-        )
+        params = {"reason": reason, "request_id": request_id or new_request_id()}
+        return await self.client.call("DELETE", self._path(), params=params)  # type: ignore[no-any-return]
 
 
 class ScheduleMixin:
@@ -155,7 +189,7 @@ class ScheduleMixin:
             "paused": paused,
             "note": note,
             "search_attributes": encode_search_attributes(search_attributes or {}),
-            "request_id": request_id,
+            "request_id": request_id or new_request_id(),
             "identity": self.identity,
         }
         await self.call("POST", ns_path(self.namespace, "/schedules"), body)

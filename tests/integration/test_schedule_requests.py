@@ -3,13 +3,19 @@ refused when the schedule is made, and retried calls act once."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.apps.scheduled import Report
+from tests.conftest import Region
+from tests.helpers import eventually
 from worker import Client
-from worker.errors import InvalidArgumentError
+from worker.errors import InvalidArgumentError, ScheduleNotFoundError
 
 pytestmark = pytest.mark.integration
 QUEUE = "scheduled"
@@ -50,3 +56,100 @@ async def test_an_action_the_start_would_refuse_is_refused_at_create_and_update(
         await clock_client.get_schedule_handle("upserted").update(bad, create=True)
     assert (await h.describe())["schedule"] == before
     assert [s["schedule_id"] for s in await clock_client.list_schedules()] == ["kept"]
+
+
+class LosesAReply:
+    """A TCP relay to a server that, once armed with a request line's start,
+    lets that request through and drops its reply: the client's transport sees
+    the connection fail and sends the same request again."""
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.armed: bytes | None = None
+        self.dropped: list[bytes] = []
+
+    async def _relay(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection(self.host, self.port)
+        drop = asyncio.Event()
+
+        async def up() -> None:
+            while data := await cr.read(65536):
+                if self.armed is not None and data.startswith(self.armed):
+                    self.dropped.append(self.armed)
+                    self.armed = None
+                    drop.set()
+                uw.write(data)
+                await uw.drain()
+            uw.close()
+
+        async def down() -> None:
+            while data := await ur.read(65536):
+                if drop.is_set():
+                    cw.transport.abort()  # the request was served: its reply is lost
+                    return
+                cw.write(data)
+                await cw.drain()
+            cw.close()
+
+        await asyncio.gather(up(), down(), return_exceptions=True)
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        try:
+            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        finally:
+            server.close()
+
+    def lose_reply_of(self, method: str, path: str) -> None:
+        self.armed = f"{method} {path}".encode()
+
+
+async def test_each_schedule_call_whose_reply_is_lost_acts_once(
+    clock_client: Client, clock_region: Region
+) -> None:
+    """Regression: the SDK's schedule calls sent no request id, so the server
+    drew one per attempt and a retried call acted again: a create whose reply
+    was lost answered SCHEDULE_ALREADY_EXISTS, a trigger or a pause was
+    applied twice, a delete answered SCHEDULE_NOT_FOUND."""
+    relay = LosesAReply(clock_region.url)
+    async with relay.serving() as url:
+        c = await Client.connect(url, namespace="default")
+        base = "/api/v1/namespaces/default/schedules"
+        try:
+            relay.lose_reply_of("POST", f"{base} ")
+            h = await c.create_schedule("retried", await _definition(c), paused=True)
+            relay.lose_reply_of("POST", f"{base}/retried/trigger ")
+            await h.trigger(overlap="allow-all")
+            relay.lose_reply_of("POST", f"{base}/retried/pause ")
+            await h.pause("held")
+            relay.lose_reply_of("PUT", f"{base}/retried ")
+            await h.update(await _definition(c), request_id="upd-1")
+            relay.lose_reply_of("POST", f"{base}/retried/backfill ")
+            await h.backfill("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+            assert len(relay.dropped) == 5 and relay.armed is None
+
+            async def settled() -> bool:
+                d = await h.describe()
+                assert d["pending_signals"] == 0, d["pending_signals"]
+                return True
+
+            await eventually(settled, timeout=30, what="the signals applied")
+            wf = c.get_workflow_handle("schedule/retried")
+            signals = [
+                e["attributes"]["signal_name"]
+                for e in await wf.history()
+                if e["event_type"] == "WorkflowExecutionSignaled"
+            ]
+            assert signals == ["trigger", "pause", "update", "backfill"]
+            d = await h.describe()
+            # one trigger started (no worker runs it), one backfilled fire waits for it
+            assert [a["kind"] for a in d["recent"]] == ["trigger"], d["recent"]
+            assert d["buffered"] == 1 and d["counters"]["actions"] == 1, d
+            relay.lose_reply_of("DELETE", f"{base}/retried?")
+            assert (await h.delete())["deleted"] is True
+            with pytest.raises(ScheduleNotFoundError):
+                await h.describe()
+        finally:
+            await c.close()
