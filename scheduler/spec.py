@@ -29,6 +29,7 @@ fall-back day). ``TEMPORAL_COMPATIBLE`` (skip, both) is Temporal's behaviour.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,26 @@ from apscheduler.triggers.cron import CronTrigger
 
 class SpecError(ValueError):
     """A schedule spec is not valid; the message says which part and why."""
+
+
+#: Candidate times in a row the exclusions may swallow before :func:`fires`
+#: stops to say so, instead of looking for ever (``* * * * *`` minus itself).
+MAX_EXCLUDED_IN_A_ROW = 20_000
+#: Such runs :func:`next_fires` looks past before it answers with what it found.
+NEXT_FIRES_RUNS = 3
+
+
+class ExclusionsTooWide(SpecError):
+    """The exclusions swallowed :data:`MAX_EXCLUDED_IN_A_ROW` candidate times
+    in a row; ``last`` is the last one looked at (every time up to it is
+    excluded), from which a caller that must go on looks further."""
+
+    def __init__(self, last: datetime) -> None:
+        self.last = last
+        super().__init__(
+            f"the exclusions leave no fire among {MAX_EXCLUDED_IN_A_ROW} times in a row "
+            f"of the spec (up to {last.isoformat()}): narrow spec.exclude"
+        )
 
 
 @dataclass(frozen=True)
@@ -79,13 +100,19 @@ class CalendarSpec:
         return "*" not in self.hour and "/" not in self.hour
 
     def trigger(self) -> CronTrigger:
-        try:
-            return CronTrigger(
-                **{f: getattr(self, f) for f in _FIELDS},
-                timezone=UTC,  # the wall clock: mapped to real instants below
-            )
-        except (ValueError, TypeError) as exc:
-            raise SpecError(f"calendar spec {self}: {exc}") from None
+        return _trigger(self)
+
+
+@functools.lru_cache(maxsize=1024)
+def _trigger(cal: CalendarSpec) -> CronTrigger:
+    # built once per calendar: exclusions ask it once per candidate time
+    try:
+        return CronTrigger(
+            **{f: getattr(cal, f) for f in _FIELDS},
+            timezone=UTC,  # the wall clock: mapped to real instants below
+        )
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"calendar spec {cal}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -212,7 +239,10 @@ def _matches(cal: CalendarSpec, tz: ZoneInfo, t: datetime) -> bool:
 
 def fires(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
     """Nominal fire times (UTC) strictly after ``after``, each later than the last:
-    the union of the calendars and intervals minus the exclusions."""
+    the union of the calendars and intervals minus the exclusions.
+
+    Raises :class:`ExclusionsTooWide` after that many excluded times in a row.
+    """
     tz = zone(spec.timezone)
     if spec.start is not None and after < spec.start:
         after = spec.start - timedelta(microseconds=1)
@@ -222,6 +252,7 @@ def fires(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
     streams += [_interval_fires(i, after) for i in spec.intervals]
     heads: list[datetime | None] = [next(s, None) for s in streams]
     last = after
+    excluded = 0
     while True:
         live = [h for h in heads if h is not None]
         if not live:
@@ -233,10 +264,31 @@ def fires(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
             heads[i] = h
         if spec.end is not None and t > spec.end:
             return
-        if t <= last or any(_matches(x, tz, t) for x in spec.exclude):
+        if t <= last:
             continue
-        last = t
+        if any(_matches(x, tz, t) for x in spec.exclude):
+            excluded += 1
+            if excluded >= MAX_EXCLUDED_IN_A_ROW:
+                raise ExclusionsTooWide(t)
+            continue
+        last, excluded = t, 0
         yield t
+
+
+def fires_until(spec: ScheduleSpec, after: datetime, until: datetime) -> Iterator[datetime]:
+    """The fires in (``after``, ``until``], looking past any run of excluded times."""
+    while True:
+        try:
+            for t in fires(spec, after):
+                if t > until:
+                    return
+                after = t
+                yield t
+            return
+        except ExclusionsTooWide as exc:
+            if exc.last >= until:
+                return
+            after = exc.last
 
 
 def _interval_fires(i: IntervalSpec, after: datetime) -> Iterator[datetime]:
@@ -247,11 +299,19 @@ def _interval_fires(i: IntervalSpec, after: datetime) -> Iterator[datetime]:
 
 
 def next_fires(spec: ScheduleSpec, after: datetime, n: int) -> list[datetime]:
+    """Up to ``n`` next fires, looking past at most ``NEXT_FIRES_RUNS`` runs of
+    :data:`MAX_EXCLUDED_IN_A_ROW` excluded times (fewer fires past them)."""
     out: list[datetime] = []
-    for t in fires(spec, after):
-        out.append(t)
-        if len(out) == n:
-            break
+    for _ in range(NEXT_FIRES_RUNS):
+        try:
+            for t in fires(spec, after):
+                out.append(t)
+                if len(out) == n:
+                    return out
+                after = t
+            return out
+        except ExclusionsTooWide as exc:
+            after = exc.last
     return out
 
 
@@ -260,7 +320,10 @@ def jittered(spec: ScheduleSpec, schedule_id: str, nominal: datetime) -> datetim
     id and the nominal time, up to ``jitter`` and never past the next nominal."""
     if spec.jitter <= timedelta(0):
         return nominal
-    nxt = next(fires(spec, nominal), None)
+    try:
+        nxt = next(fires(spec, nominal), None)
+    except ExclusionsTooWide:
+        nxt = None
     room = spec.jitter if nxt is None else min(spec.jitter, nxt - nominal)
     digest = hashlib.sha256(f"{schedule_id}\0{nominal.isoformat()}".encode()).digest()
     fraction = int.from_bytes(digest[:8], "big") / 2**64

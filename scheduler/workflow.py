@@ -40,7 +40,7 @@ from scheduler.policy import (
     on_action_closed,
     on_fire,
 )
-from scheduler.spec import SpecError, fires, jittered
+from scheduler.spec import ExclusionsTooWide, SpecError, fires, fires_until, jittered
 from worker import RetryPolicy, workflow
 from worker.errors import ActivityError
 
@@ -245,10 +245,8 @@ class ScheduleWorkflow:
             start, end = parse_time(body["start"], "start"), parse_time(body["end"], "end")
             assert start is not None and end is not None
             for t in itertools.islice(
-                fires(self.sched.spec, start - timedelta(microseconds=1)), MAX_BACKFILL
+                fires_until(self.sched.spec, start - timedelta(microseconds=1), end), MAX_BACKFILL
             ):
-                if t > end:
-                    break
                 todo.append((Fire(t, "backfill"), overlap))
 
     # ------------------------------------------------------------------ fires
@@ -268,9 +266,7 @@ class ScheduleWorkflow:
         policy = self.sched.policy
         counters = self.state["counters"]
         passed, last = 0, None
-        for t in fires(self.sched.spec, self._last_processed()):
-            if t > now:
-                break
+        for t in fires_until(self.sched.spec, self._last_processed(), now):
             passed, last = passed + 1, t
         self.state["last_processed"] = iso(now)
         todo: list[tuple[Fire, Overlap]] = []
@@ -289,16 +285,22 @@ class ScheduleWorkflow:
         due: list[datetime] = []
         late: list[datetime] = []
         more = False
-        for t in fires(self.sched.spec, self._last_processed()):
-            at = jittered(self.sched.spec, self.sid, t)
-            if at > now:
-                break
-            due.append(t)
-            if now - at > LATE_AFTER:
-                late.append(t)
-            if len(due) >= MAX_FIRES_PER_PASS:
-                more = True
-                break
+        try:
+            for t in fires(self.sched.spec, self._last_processed()):
+                at = jittered(self.sched.spec, self.sid, t)
+                if at > now:
+                    break
+                due.append(t)
+                if now - at > LATE_AFTER:
+                    late.append(t)
+                if len(due) >= MAX_FIRES_PER_PASS:
+                    more = True
+                    break
+        except ExclusionsTooWide as exc:
+            if not due and exc.last <= now:
+                # every time up to it is excluded: the next pass looks on from there
+                self.state["last_processed"] = iso(exc.last)
+                return [], True
         if not due:
             return [], False
         self.state["last_processed"] = iso(due[-1])
@@ -320,7 +322,11 @@ class ScheduleWorkflow:
     def _next_wake(self, now: datetime) -> float | None:
         if self.state["paused"]:
             return None
-        nxt = next(fires(self.sched.spec, self._last_processed()), None)
+        try:
+            nxt = next(fires(self.sched.spec, self._last_processed()), None)
+        except ExclusionsTooWide as exc:
+            # wake where the exclusions' run was cut: _due_fires walks on from there
+            return (exc.last - now).total_seconds()
         if nxt is None:
             return None  # the spec has ended: signals and watches still wake it
         at = jittered(self.sched.spec, self.sid, nxt)

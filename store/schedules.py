@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from scheduler import definition
 from scheduler.definition import iso, parse_time
-from scheduler.spec import SpecError, fires, next_fires
+from scheduler.spec import SpecError, fires_until, next_fires
 from scheduler.workflow import (
     MAX_BACKFILL,
     PREFIX,
@@ -55,9 +56,20 @@ NEXT_FIRES = 10
 
 def _checked(schedule: dict[str, Any]) -> dict[str, Any]:
     try:
-        checked = definition.to_wire(definition.parse(schedule))
+        parsed = definition.parse(schedule)
+        checked = definition.to_wire(parsed)
     except SpecError as exc:
         raise InvalidArgument(f"schedule: {exc}") from None
+    spec, now = parsed.spec, utcnow()
+    if (
+        spec.exclude
+        and not next_fires(spec, now, 1)
+        and next_fires(replace(spec, exclude=()), now, 1)
+    ):
+        raise InvalidArgument(
+            "schedule: the exclusions leave no fire among the times the spec names next "
+            "(tens of thousands): narrow spec.exclude"
+        )
     _check_startable(checked["action"])
     return checked
 
@@ -235,9 +247,7 @@ async def backfill_schedule(
 
 def _count(sched: definition.Schedule, start: datetime, end: datetime, cap: int) -> int:
     n = 0
-    for t in itertools.islice(fires(sched.spec, start - timedelta(microseconds=1)), cap):
-        if t > end:
-            break
+    for _ in itertools.islice(fires_until(sched.spec, start - timedelta(microseconds=1), end), cap):
         n += 1
     return n
 

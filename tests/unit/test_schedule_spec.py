@@ -4,6 +4,7 @@ daylight-saving policy across Europe/Berlin's 2026 changes."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,10 +15,12 @@ from scheduler.spec import (
     TEMPORAL_COMPATIBLE,
     CalendarSpec,
     DstPolicy,
+    ExclusionsTooWide,
     IntervalSpec,
     ScheduleSpec,
     SpecError,
     fires,
+    fires_until,
     jittered,
     next_fires,
     parse_cron,
@@ -216,3 +219,34 @@ def test_a_day_of_week_is_a_name_or_a_number_never_a_name_with_more_after_it() -
         datetime(2026, 1, 12, 9, tzinfo=UTC),
         datetime(2026, 2, 9, 9, tzinfo=UTC),
     ]
+
+
+@pytest.mark.timeout(30)
+def test_exclusions_that_swallow_every_time_are_said_not_looked_past_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: a spec minus exclusions that cover all of it (``* * * * *``
+    minus itself) made fires() loop for ever: describe never answered and the
+    schedule's workflow task held the system worker's event loop."""
+    from scheduler import spec as spec_module
+
+    monkeypatch.setattr(spec_module, "MAX_EXCLUDED_IN_A_ROW", 100)
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    everything = ScheduleSpec(calendars=(CalendarSpec(minute="*", hour="*"),))
+    none_left = ScheduleSpec(calendars=everything.calendars, exclude=everything.calendars)
+    with pytest.raises(ExclusionsTooWide, match=r"narrow spec\.exclude") as caught:
+        next(fires(none_left, after))
+    assert caught.value.last == after + timedelta(minutes=100)
+    assert next_fires(none_left, after, 3) == []
+    assert jittered(replace(none_left, jitter=timedelta(seconds=30)), "s", after) > after
+    assert list(fires_until(none_left, after, after + timedelta(days=1))) == []
+    # a run of excluded times longer than the cap is walked past to the fires after it
+    two_hours = CalendarSpec(minute="*", hour="0-1")
+    gap = ScheduleSpec(calendars=everything.calendars, exclude=(two_hours,))
+    before = datetime(2025, 12, 31, 23, 58, tzinfo=UTC)
+    assert list(fires_until(gap, before, datetime(2026, 1, 1, 2, 1, tzinfo=UTC))) == [
+        datetime(2025, 12, 31, 23, 59, tzinfo=UTC),
+        datetime(2026, 1, 1, 2, 0, tzinfo=UTC),
+        datetime(2026, 1, 1, 2, 1, tzinfo=UTC),
+    ]
+    assert next_fires(gap, after, 1) == [datetime(2026, 1, 1, 2, 0, tzinfo=UTC)]
