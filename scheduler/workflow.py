@@ -67,6 +67,8 @@ PATCH_TRIGGER_TAG = "schedule-trigger-tag-v1"
 #: A backfill's start asks for a run of its own, and a start that started no
 #: run is not counted as an action.
 PATCH_START_OUTCOME = "schedule-start-outcome-v1"
+#: An update that keeps limited_actions keeps the actions left.
+PATCH_UPDATE_KEEPS_REMAINING = "schedule-update-keeps-remaining-v1"
 
 _RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -213,8 +215,13 @@ class ScheduleWorkflow:
         st = self.state
         if kind == "update":
             sched = definition.load(body["schedule"])
+            limit = sched.policy.limited_actions
+            # the same limit keeps what is left of it; a new one is a new budget
+            if limit != self.sched.policy.limited_actions or not workflow.patched(
+                PATCH_UPDATE_KEEPS_REMAINING
+            ):
+                st["remaining_actions"] = limit
             self.wire, self.sched = body["schedule"], sched
-            st["remaining_actions"] = self.sched.policy.limited_actions
             if not st["paused"]:
                 # the new spec fires from now on: what the old one passed stays passed
                 st["last_processed"] = iso(max(now, self._last_processed()))

@@ -1,11 +1,13 @@
 """Schedule requests as a user sends them: actions the start would refuse are
-refused when the schedule is made, and retried calls act once."""
+refused when the schedule is made, retried calls act once, and an update
+keeps what it does not change."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +16,7 @@ import pytest
 from tests.apps.scheduled import Report
 from tests.conftest import Region
 from tests.helpers import eventually
+from tests.integration.test_schedules import align, fire, settled, worker
 from worker import Client
 from worker.errors import InvalidArgumentError, ScheduleNotFoundError
 
@@ -153,3 +156,36 @@ async def test_each_schedule_call_whose_reply_is_lost_acts_once(
                 await h.describe()
         finally:
             await c.close()
+
+
+async def test_an_update_that_keeps_limited_actions_keeps_the_actions_left(
+    clock_client: Client,
+) -> None:
+    """Regression: every update reset the actions left to ``limited_actions``,
+    so changing only the cron (``update --file describe.json --cron ...``)
+    gave a schedule that had used 1 of 2 actions two more."""
+    async with worker(clock_client):
+        sched = await clock_client.schedule_definition(
+            workflow=Report,
+            task_queue=QUEUE,
+            args=["x"],
+            cron="0 * * * *",
+            policy={"limited_actions": 2, "overlap": "allow-all"},
+        )
+        await align(clock_client, timedelta(hours=1))
+        h = await clock_client.create_schedule("limited", sched)
+        await fire(clock_client, h)
+        assert (await h.describe())["remaining_actions"] == 1
+        other_cron = {**sched, "spec": {"cron": ["30 * * * *"]}}
+        await h.update(other_cron)
+        await settled(clock_client, h)
+        d = await h.describe()
+        assert d["schedule"]["spec"]["calendars"][0]["minute"] == "30"
+        assert d["remaining_actions"] == 1
+        await fire(clock_client, h)
+        d = await h.describe()
+        assert d["remaining_actions"] == 0 and d["next_fires"] == []
+        # a new limit is a new budget
+        await h.update({**other_cron, "policy": {**sched["policy"], "limited_actions": 3}})
+        await settled(clock_client, h)
+        assert (await h.describe())["remaining_actions"] == 3
