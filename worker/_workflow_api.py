@@ -12,7 +12,7 @@ import random as _random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from worker.wire import RetryPolicyWire
@@ -55,6 +55,12 @@ class WorkflowInfo:
     memo: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The memo the run was started with."""
 
+    run_timeout: timedelta | None = None
+    """How long the run may take before the server times it out; None: no limit."""
+
+    task_timeout: timedelta = timedelta(seconds=10)
+    """How long a worker has for each of the run's workflow tasks."""
+
     search_attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The run's custom search attributes when ``info()`` was called (with its upserts)."""
 
@@ -64,6 +70,11 @@ class WorkflowInfo:
     ``versioning="auto-upgrade"`` to move there. Read at the current workflow
     task (not replayed): a guard turns it off for a run that keeps doing so
     without getting anything else done."""
+
+
+def seconds_of(value: Any) -> timedelta | None:
+    """A duration in seconds, as history holds it, as a timedelta (None: none)."""
+    return None if value is None else timedelta(seconds=float(value))
 
 
 class ContinueAsNewError(BaseException):
@@ -79,12 +90,16 @@ class ContinueAsNewError(BaseException):
         workflow_type: str | None,
         task_queue: str | None,
         versioning: str | None = None,
+        run_timeout_s: float | None = None,
+        task_timeout_s: float | None = None,
     ):
         super().__init__("continue as new")
         self.input = args
         self.workflow_type = workflow_type
         self.task_queue = task_queue
         self.versioning = versioning
+        self.run_timeout_s = run_timeout_s
+        self.task_timeout_s = task_timeout_s
 
 
 class ActivityHandle(asyncio.Future[Any]):

@@ -19,7 +19,7 @@ import hashlib
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker import _history
@@ -28,7 +28,13 @@ from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._history import Kind
 from worker._payloads import is_payload
-from worker._workflow_api import ActivityHandle, ContinueAsNewError, WorkflowInfo, _Runtime
+from worker._workflow_api import (
+    ActivityHandle,
+    ContinueAsNewError,
+    WorkflowInfo,
+    _Runtime,
+    seconds_of,
+)
 from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
 from worker.converter import PayloadConverter
@@ -289,8 +295,8 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                         "workflow_type": exc.workflow_type,
                         "task_queue": exc.task_queue,
                         "input": [p.model_dump() for p in payloads],
-                        "task_timeout_s": None,
-                        "run_timeout_s": None,
+                        "task_timeout_s": exc.task_timeout_s,
+                        "run_timeout_s": exc.run_timeout_s,
                         "versioning": exc.versioning,
                     },
                 )
@@ -333,6 +339,8 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             history_length=self._history_length,
             start_time=_history.parse_time(start.event_time),
             memo=_memo_values(attrs.get("memo"), self._converter),
+            run_timeout=seconds_of(attrs.get("run_timeout_s")),
+            task_timeout=seconds_of(attrs.get("task_timeout_s")) or timedelta(seconds=10),
             search_attributes=self.search_attributes(),
             target_version_changed=self.target_version_changed,
         )

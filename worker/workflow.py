@@ -43,6 +43,7 @@ from worker._workflow_api import (
     _Runtime,
 )
 from worker.common import RetryPolicy
+from worker.wire import MAX_DURATION_S
 
 __all__ = [
     "ActivityHandle",
@@ -278,6 +279,8 @@ def continue_as_new(
     workflow: str | type | Callable[..., Any] | None = None,
     task_queue: str | None = None,
     versioning: Literal["auto-upgrade"] | None = None,
+    run_timeout: timedelta | None = None,
+    task_timeout: timedelta | None = None,
 ) -> NoReturn:
     """Close this run and start a new one of the same workflow id with ``args``.
 
@@ -286,6 +289,10 @@ def continue_as_new(
         workflow: Workflow type of the new run (class, run method or name); this
             one's if None.
         task_queue: Task queue of the new run; this one's if None.
+        run_timeout: Run timeout of the new run (up to ten years); this one's
+            if None.
+        task_timeout: Workflow task timeout of the new run (up to an hour);
+            this one's if None.
         versioning: ``"auto-upgrade"`` sends the new run to its deployment's
             target build (where a pinned type then pins it): how a
             long-running pinned workflow moves to a new build when
@@ -306,7 +313,17 @@ def continue_as_new(
             raise rt.misuse(exc) from None
     if versioning not in (None, "auto-upgrade"):
         raise rt.misuse(ValueError(f"versioning {versioning!r} is not 'auto-upgrade' or None"))
-    raise ContinueAsNewError(args, workflow_type, task_queue, versioning)
+    try:
+        run_s = _to_seconds(run_timeout, "run_timeout")
+        task_s = _to_seconds(task_timeout, "task_timeout")
+        # the server's bounds: past them every attempt of this task would fail
+        if run_s is not None and run_s > MAX_DURATION_S:
+            raise ValueError(f"run_timeout must be at most ten years, got {run_timeout}")
+        if task_s is not None and task_s > 3600:
+            raise ValueError(f"task_timeout must be at most an hour, got {task_timeout}")
+    except (TypeError, ValueError) as exc:
+        raise rt.misuse(exc) from None
+    raise ContinueAsNewError(args, workflow_type, task_queue, versioning, run_s, task_s)
 
 
 def _to_seconds(value: timedelta | float | None, what: str) -> float | None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.helpers import eventually
 from worker import (
     ActivityError,
     ApplicationError,
@@ -159,3 +160,49 @@ async def test_non_retryable_types_name_the_code_s_errors_not_the_server_s_timeo
     activity_error = err.value.__cause__
     assert isinstance(activity_error, ActivityError)
     assert activity_error.retry_state == retry_state
+
+
+@workflow.defn
+class Renews:
+    """Reports its own timeouts; its first run continues with new ones."""
+
+    @workflow.run
+    async def run(self, gen: int) -> list[float | None]:
+        info = workflow.info()
+        if gen == 0:
+            workflow.continue_as_new(
+                1, run_timeout=timedelta(minutes=5), task_timeout=timedelta(seconds=20)
+            )
+        run = info.run_timeout.total_seconds() if info.run_timeout else None
+        return [run, info.task_timeout.total_seconds()]
+
+
+@workflow.defn
+class RenewsBadly:
+    @workflow.run
+    async def run(self) -> None:
+        workflow.continue_as_new(task_timeout=timedelta(hours=2))
+
+
+async def test_continue_as_new_sets_the_new_runs_timeouts_and_info_reads_them(
+    client: Client,
+) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Renews, RenewsBadly]):
+        h = await client.start_workflow(
+            Renews, 0, id="renews", task_queue=QUEUE, run_timeout=timedelta(minutes=1)
+        )
+        assert await h.result(timeout=20) == [300.0, 20.0]
+        plain = await client.execute_workflow(Renews, 1, id="renews-plain", task_queue=QUEUE)
+        assert plain == [None, 10.0]
+        # past the server's bound: the task fails at the call, with the reason
+        bad = await client.start_workflow(RenewsBadly, id="renews-bad", task_queue=QUEUE)
+
+        async def failed_task() -> str | None:
+            for e in await bad.history():
+                if e["event_type"] == "WorkflowTaskFailed":
+                    return str(e["attributes"]["failure"]["message"])
+            return None
+
+        message = await eventually(failed_task, timeout=20, what="the task to fail")
+        assert "task_timeout must be at most an hour" in message
+        await bad.terminate("done")
