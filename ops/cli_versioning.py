@@ -102,7 +102,8 @@ def set_current(
     "--percent",
     type=click.FloatRange(0, 100),
     required=True,
-    help="Share of workflow ids (a stable hash of each) sent to the build; 0 ends the ramp.",
+    help="Share of workflow ids (a stable hash of each) sent to the build; 0 keeps the build "
+    "ramping with no ids, and 0 with no BUILD_ID ends the ramp.",
 )
 @_set_options
 @pass_state
@@ -143,8 +144,8 @@ def deployment_list(st: CliState, output: str) -> None:
                 [
                     x["deployment"],
                     x["current"] or "(unversioned)",
-                    x["ramping"] or "",
-                    x["ramping_percent"] or "",
+                    x["ramping"] or ("(unversioned)" if x["ramping_percent"] else ""),
+                    x["ramping_percent"] if x["ramping"] or x["ramping_percent"] else "",
                     x["revision"],
                     x["versions"],
                 ]

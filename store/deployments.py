@@ -163,7 +163,10 @@ async def set_version(
             else:
                 if req.percent is None:
                     # no default: taken as 100 it sent all new work to the build
-                    raise InvalidArgument("a ramp names its percent (0-100; 0 ends the ramp)")
+                    raise InvalidArgument(
+                        "a ramp names its percent (0-100; 0 holds the build with no ids, "
+                        "and 0 with no build ends the ramp)"
+                    )
                 new = state.set_ramping(b, req.percent, expect_revision=req.expect_revision)
         except _Mismatch as exc:
             raise RevisionMismatch(str(exc), revision=state.revision) from None
@@ -179,7 +182,9 @@ async def set_version(
                 f"no worker of {deployment}:{b} has polled in the last {POLLER_LIVE_S:.0f} s: "
                 "start one, or pass --allow-no-pollers to route work there anyway"
             )
-        for routed in (new.current, new.ramping):
+        # a ramp held at 0 percent sends no work: its build has not been routed to
+        ramped = new.ramping if new.ramping_percent > 0 else None
+        for routed in (new.current, ramped):
             if routed is not None and routed in versions:
                 versions[routed] = {**versions[routed], "routed": True}
         d.update(

@@ -91,7 +91,7 @@ class DeploymentState:
 
     current: str | None = None
     ramping: str | None = None
-    #: 0 when nothing ramps.
+    #: 0 when nothing ramps, or while a ramping build is held back with no ids.
     ramping_percent: float = 0.0
     #: Bumped by every change; a writer that names an older one is refused.
     revision: int = 0
@@ -119,13 +119,20 @@ class DeploymentState:
     def set_ramping(
         self, build_id: str | None, percent: float, *, expect_revision: int | None
     ) -> DeploymentState:
-        """The state after ramping ``build_id`` to ``percent`` (0 ends the ramp)."""
+        """The state after ramping ``build_id`` to ``percent``.
+
+        A build at 0 percent stays the ramping version with no ids (a ramp held
+        back, as Temporal keeps it); ``build_id`` None at 0 percent ends the ramp.
+        """
         self._check_revision(expect_revision)
         percent = check_percent(percent)
-        if percent > 0 and build_id == self.current:
-            raise VersioningError("the current version cannot also be the ramping one")
-        if percent == 0:
+        if percent == 0 and build_id is None:
             return replace(self, ramping=None, ramping_percent=0.0, revision=self.revision + 1)
+        if build_id == self.current:
+            raise VersioningError(
+                f"{build_id or 'unversioned'} is the current version and cannot also ramp: "
+                "ramp another build, or end the ramp by giving no build with percent 0"
+            )
         return replace(self, ramping=build_id, ramping_percent=percent, revision=self.revision + 1)
 
     def _check_revision(self, expect: int | None) -> None:
@@ -231,7 +238,7 @@ def version_status(
     """A version's status from the deployment's routing and its open pinned runs."""
     if state.current == build_id:
         return VersionStatus.CURRENT
-    if state.ramping == build_id and state.ramping_percent > 0:
+    if state.ramping == build_id:
         return VersionStatus.RAMPING
     if open_pinned > 0:
         return VersionStatus.DRAINING

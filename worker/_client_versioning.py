@@ -57,7 +57,10 @@ class VersioningMixin:
         expect_revision: int | None = None,
         allow_no_pollers: bool = False,
     ) -> dict[str, Any]:
-        """Send ``percent`` of the deployment's workflow ids to ``build_id`` (0 ends the ramp).
+        """Send ``percent`` of the deployment's workflow ids to ``build_id``.
+
+        At 0 percent the build stays the ramping version with no ids; ``build_id``
+        None with 0 percent ends the ramp.
 
         Which ids is a stable hash of the id, the same in every region.
         """

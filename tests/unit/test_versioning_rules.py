@@ -70,7 +70,12 @@ def test_changes_bump_the_revision_and_refuse_a_stale_one() -> None:
         s2.set_ramping("2", 10, expect_revision=None)  # current cannot ramp too
     with pytest.raises(VersioningError):
         s2.set_ramping("3", 101, expect_revision=None)
-    assert s2.set_ramping("3", 0, expect_revision=None).ramping is None
+    held = s2.set_ramping("3", 0, expect_revision=None)  # held back: still the ramping build
+    assert (held.ramping, held.ramping_percent, held.target("x")) == ("3", 0.0, "2")
+    assert version_status("3", held, open_pinned=0, was_routed_to=True) == VersionStatus.RAMPING
+    with pytest.raises(VersioningError):
+        s2.set_ramping("2", 0, expect_revision=None)  # not even at 0
+    assert held.set_ramping(None, 0, expect_revision=None).ramping is None  # no build: ends it
 
 
 def test_behaviour_comes_from_the_start_then_the_type_then_the_worker() -> None:

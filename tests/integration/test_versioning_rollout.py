@@ -1,0 +1,88 @@
+"""Worker versioning as a rollout pipeline drives it: a ramp held at 0 percent,
+steps repeated after a lost answer, and a batch override checked before it is
+stored.
+
+Builds are in-process Workers of the ``shop`` deployment (see
+``tests/apps/versioned.py``); what is checked is what the deployment's
+description and the runs' histories say.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.apps.versioned import ACTIVITIES, V1, V2
+from tests.helpers import eventually
+from versioning import ramp_bucket
+from worker import Client, Worker
+from worker.errors import DeploymentNotFoundError
+
+pytestmark = pytest.mark.integration
+QUEUE = "shop"
+
+
+def build(client: Client, build_id: str) -> Worker:
+    return Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=V1 if build_id == "1" else V2,
+        activities=ACTIVITIES,
+        deployment=("shop", build_id),
+    )
+
+
+async def registered(client: Client, *builds: str) -> None:
+    async def there() -> bool:
+        try:
+            d = await client.describe_deployment("shop")
+        except DeploymentNotFoundError:
+            return False
+        return {v["build_id"] for v in d["versions"]} >= set(builds)
+
+    await eventually(there, timeout=20, what=f"builds {builds} registered")
+
+
+async def statuses(client: Client) -> dict[str, str]:
+    d = await client.describe_deployment("shop")
+    return {v["build_id"]: v["status"] for v in d["versions"]}
+
+
+def routing(d: dict[str, Any]) -> tuple[Any, ...]:
+    return (d["current"], d["ramping"], d["ramping_percent"])
+
+
+async def test_a_ramp_held_at_zero_percent_keeps_its_build_ramping_with_no_ids(
+    client: Client,
+) -> None:
+    """Ramping a build to 0 percent once ended any ramp: the build showed as
+    drained (a cleanup job would retire it) and the ramp was lost. As in
+    Temporal it now stays the ramping version with no ids; no build at 0 ends it."""
+    async with build(client, "1"), build(client, "2"):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        await client.set_ramping_version("shop", "2", 30)
+        held = await client.set_ramping_version("shop", "2", 0)
+        assert routing(held) == ("1", "2", 0.0)
+        assert routing(await client.describe_deployment("shop")) == ("1", "2", 0.0)
+        assert await statuses(client) == {"1": "current", "2": "ramping"}
+        # no id goes to a ramp at 0 percent, even the lowest bucket
+        wid = min((f"held-{i}" for i in range(200)), key=ramp_bucket)
+        h = await client.start_workflow("Flow", id=wid, task_queue=QUEUE)
+        await h.signal("next", "a")
+        await h.signal("finish")
+        assert await h.result(timeout=30) == ["did a"]
+        events = await h.history()
+        ran = {
+            e["attributes"]["worker_version"]
+            for e in events
+            if e["event_type"] == "WorkflowTaskCompleted"
+        }
+        assert ran == {"shop:1"}
+        # the held ramp resumes where the pipeline takes it
+        assert routing(await client.set_ramping_version("shop", "2", 50)) == ("1", "2", 50.0)
+        # no build at 0 percent ends the ramp
+        ended = await client.set_ramping_version("shop", None, 0)
+        assert routing(ended) == ("1", None, 0.0)
+        assert (await statuses(client))["2"] == "drained"
