@@ -37,8 +37,10 @@ def _routing_view(d: dict[str, Any]) -> RenderableType:
                 "ramping",
                 "ramping_percent",
                 "revision",
+                "changed",
                 "tasks_rerouted",
             )
+            if k in d
         },
         title="Deployment routing",
     )

@@ -172,6 +172,9 @@ async def set_version(
             raise RevisionMismatch(str(exc), revision=state.revision) from None
         except VersioningError as exc:
             raise InvalidArgument(str(exc)) from None
+        if new is state:
+            # already so: a retried or repeated step changes nothing, not even the revision
+            return {**_state_view(deployment, new), "changed": False, "tasks_rerouted": 0}
         if (
             b is not None
             and b in (new.current, new.ramping)
@@ -199,7 +202,7 @@ async def set_version(
         deps[deployment] = d
         await _save(conn, namespace, deps)
         moved = await reroute(conn, namespace, deps, deployment=deployment)
-        return {**_state_view(deployment, new), "tasks_rerouted": moved}
+        return {**_state_view(deployment, new), "changed": True, "tasks_rerouted": moved}
 
     return await store.txn(txn)
 

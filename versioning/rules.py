@@ -103,7 +103,12 @@ class DeploymentState:
         return self.current
 
     def set_current(self, build_id: str | None, *, expect_revision: int | None) -> DeploymentState:
-        """The state after making ``build_id`` current (a ramp of that build ends)."""
+        """The state after making ``build_id`` current (a ramp of that build ends).
+
+        Already current: this state, unchanged (see :meth:`set_ramping`).
+        """
+        if build_id == self.current:
+            return self
         self._check_revision(expect_revision)
         ramping, percent = self.ramping, self.ramping_percent
         if ramping == build_id:
@@ -123,10 +128,16 @@ class DeploymentState:
 
         A build at 0 percent stays the ramping version with no ids (a ramp held
         back, as Temporal keeps it); ``build_id`` None at 0 percent ends the ramp.
+        A change already in place returns this state, unchanged and whatever
+        ``expect_revision`` says: a repeated step (a retry whose answer was
+        lost, a pipeline run again) overwrites nothing, so it changes nothing.
         """
-        self._check_revision(expect_revision)
         percent = check_percent(percent)
-        if percent == 0 and build_id is None:
+        ends = percent == 0 and build_id is None
+        if (self.ramping, self.ramping_percent) == ((None, 0.0) if ends else (build_id, percent)):
+            return self
+        self._check_revision(expect_revision)
+        if ends:
             return replace(self, ramping=None, ramping_percent=0.0, revision=self.revision + 1)
         if build_id == self.current:
             raise VersioningError(

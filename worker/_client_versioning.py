@@ -42,7 +42,8 @@ class VersioningMixin:
 
         Raises ``RevisionMismatchError`` if the deployment is no longer at
         ``expect_revision``, ``NoPollersError`` if no worker of the build polls
-        (unless ``allow_no_pollers``).
+        (unless ``allow_no_pollers``). A build already current changes
+        nothing (``changed`` false, the revision kept), so a retry is safe.
         """
         return await self._set(
             deployment, "/current", build_id, None, expect_revision, allow_no_pollers

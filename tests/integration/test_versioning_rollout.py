@@ -17,7 +17,7 @@ from tests.apps.versioned import ACTIVITIES, V1, V2
 from tests.helpers import eventually
 from versioning import ramp_bucket
 from worker import Client, Worker
-from worker.errors import DeploymentNotFoundError
+from worker.errors import DeploymentNotFoundError, RevisionMismatchError
 
 pytestmark = pytest.mark.integration
 QUEUE = "shop"
@@ -86,3 +86,31 @@ async def test_a_ramp_held_at_zero_percent_keeps_its_build_ramping_with_no_ids(
         ended = await client.set_ramping_version("shop", None, 0)
         assert routing(ended) == ("1", None, 0.0)
         assert (await statuses(client))["2"] == "drained"
+
+
+async def test_a_step_repeated_after_a_lost_answer_succeeds_and_changes_nothing(
+    client: Client,
+) -> None:
+    """A pipeline sends set-current with --expect-revision N; the change commits
+    but the answer is lost, so the SDK (or the pipeline) sends it again. That
+    was REVISION_MISMATCH, naming a change the pipeline itself made; and every
+    repeat bumped the revision, refusing other pipelines' next step."""
+    async with build(client, "1"), build(client, "2"):
+        await registered(client, "1", "2")
+        first = await client.set_current_version("shop", "1", expect_revision=0)
+        again = await client.set_current_version("shop", "1", expect_revision=0)
+        assert (first["changed"], first["revision"]) == (True, 1)
+        assert (again["changed"], again["revision"], again["tasks_rerouted"]) == (False, 1, 0)
+        ramp = await client.set_ramping_version("shop", "2", 10, expect_revision=1)
+        ramp_again = await client.set_ramping_version("shop", "2", 10, expect_revision=1)
+        assert (ramp["changed"], ramp_again["changed"], ramp_again["revision"]) == (True, False, 2)
+        assert routing(ramp_again) == ("1", "2", 10.0)
+        end = await client.set_ramping_version("shop", None, 0, expect_revision=2)
+        end_again = await client.set_ramping_version("shop", None, 0, expect_revision=2)
+        assert (end["changed"], end_again["changed"], end_again["revision"]) == (True, False, 3)
+    # a real change still names the revision it expects
+    with pytest.raises(RevisionMismatchError):
+        await client.set_current_version("shop", "2", expect_revision=2, allow_no_pollers=True)
+    # the build in place, asked again after its workers stopped: nothing to refuse
+    assert (await client.set_current_version("shop", "1"))["changed"] is False
+    assert (await client.describe_deployment("shop"))["revision"] == 3

@@ -76,6 +76,9 @@ def test_changes_bump_the_revision_and_refuse_a_stale_one() -> None:
     with pytest.raises(VersioningError):
         s2.set_ramping("2", 0, expect_revision=None)  # not even at 0
     assert held.set_ramping(None, 0, expect_revision=None).ramping is None  # no build: ends it
+    # a change already in place is this state, whatever revision is named
+    assert s2.set_current("2", expect_revision=0) is s2
+    assert held.set_ramping("3", 0, expect_revision=0) is held
 
 
 def test_behaviour_comes_from_the_start_then_the_type_then_the_worker() -> None:
