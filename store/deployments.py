@@ -46,7 +46,8 @@ POLLER_LIVE_S = 45.0
 _TOUCH_EVERY_S = 10.0
 
 
-def _check_version(deployment: str, build_id: str | None) -> None:
+def check_version(deployment: str, build_id: str | None) -> None:
+    """Refuse a deployment or build name the server cannot route (INVALID_ARGUMENT)."""
     try:
         Version(deployment, build_id or "unversioned")
     except VersioningError as exc:
@@ -83,7 +84,7 @@ async def register_poller(store: Store, namespace: str, req: wire.PollRequest) -
             raise InvalidArgument("a versioned poll names both its deployment and its build id")
         return
     dep, build = req.deployment, req.build_id
-    _check_version(dep, build)
+    check_version(dep, build)
     if req.sticky:
         return  # a worker's own queue: its pollers are counted on its task queue
     queue = req.task_queue
@@ -141,7 +142,7 @@ async def set_version(
 ) -> dict[str, Any]:
     """Make ``req.build_id`` the deployment's current (``which`` = "current")
     or ramping version, and move the waiting tasks that follow it."""
-    _check_version(deployment, req.build_id)
+    check_version(deployment, req.build_id)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
         ns = await lock_namespace(store, conn, namespace, exclusive=True)
@@ -395,7 +396,7 @@ async def update_versioning(
     if o is not None and o.build_id is not None:
         if o.deployment is None:
             raise InvalidArgument(f"a {o.kind} override names the deployment of its build")
-        _check_version(o.deployment, o.build_id)
+        check_version(o.deployment, o.build_id)
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
         rt = await lock_for_request(

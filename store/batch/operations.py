@@ -16,7 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from store.deployments import check_version, require_version
 from store.errors import InvalidArgument
+from store.namespaces import Namespace
 from worker import wire
 from worker._http import wf_path
 
@@ -35,6 +37,9 @@ class Operation:
     describe: Callable[[dict[str, Any]], str]
     #: The parameter names it takes: any other is refused, not ignored.
     accepts: frozenset[str] = frozenset()
+    #: Checks the parameters against the namespace as it is (e.g. that a
+    #: version exists), so a job that would fail on every run is not stored.
+    check_in: Callable[[Namespace, dict[str, Any]], None] | None = None
 
     def checked(self, params: dict[str, Any]) -> dict[str, Any]:
         """The parameters checked and normalised; an unknown name (a typo of an
@@ -139,6 +144,13 @@ def _check_versioning(params: dict[str, Any]) -> dict[str, Any]:
     return {"override": o.model_dump() if o else None}
 
 
+def _check_versioning_in(ns: Namespace, params: dict[str, Any]) -> None:
+    o = params["override"]
+    if o is not None and o.get("build_id"):
+        check_version(o["deployment"], o["build_id"])
+        require_version(ns.deployments, o["deployment"], o["build_id"])
+
+
 async def _versioning(
     c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
 ) -> None:
@@ -177,6 +189,7 @@ register(
         _versioning,
         _describe_versioning,
         frozenset({"override"}),
+        check_in=_check_versioning_in,
     )
 )
 

@@ -49,6 +49,8 @@ async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest)
     params = op.checked(dict(req.operation.params))
     async with store.pool.acquire() as conn:
         ns = await get_namespace(conn, namespace)
+    if op.check_in is not None:
+        op.check_in(ns, params)
     # INVALID_QUERY before anything
     order = compile_query(req.query, ns.active_search_attributes()).order
     if (order.attribute, order.descending) != ("StartTime", True):

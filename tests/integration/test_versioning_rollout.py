@@ -17,7 +17,7 @@ from tests.apps.versioned import ACTIVITIES, V1, V2
 from tests.helpers import eventually
 from versioning import ramp_bucket
 from worker import Client, Worker
-from worker.errors import DeploymentNotFoundError, RevisionMismatchError
+from worker.errors import DeploymentNotFoundError, InvalidArgumentError, RevisionMismatchError
 
 pytestmark = pytest.mark.integration
 QUEUE = "shop"
@@ -114,3 +114,41 @@ async def test_a_step_repeated_after_a_lost_answer_succeeds_and_changes_nothing(
     # the build in place, asked again after its workers stopped: nothing to refuse
     assert (await client.set_current_version("shop", "1"))["changed"] is False
     assert (await client.describe_deployment("shop"))["revision"] == 3
+
+
+async def test_a_batch_override_onto_a_build_the_deployment_lacks_is_refused_before_it_is_stored(
+    client: Client,
+) -> None:
+    """A batch pinning runs to a mistyped build was stored and run: a durable
+    job that failed on every run it matched, and `batch start` exited 0."""
+    async with build(client, "1"), build(client, "2"):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="batched", task_queue=QUEUE)
+        query = "WorkflowType = 'Flow'"
+        pin = {"kind": "pinned", "deployment": "shop"}
+        with pytest.raises(DeploymentNotFoundError, match="has no version '9'"):
+            await client.start_batch(
+                query,
+                "update-versioning",
+                reason="r",
+                params={"override": {**pin, "build_id": "9"}},
+            )
+        with pytest.raises(InvalidArgumentError, match="not valid"):
+            await client.start_batch(
+                query,
+                "update-versioning",
+                reason="r",
+                params={"override": {**pin, "build_id": "a b"}},
+            )
+        assert await client.list_batches() == []
+        job = await client.start_batch(
+            query, "update-versioning", reason="r", params={"override": {**pin, "build_id": "2"}}
+        )
+
+        async def pinned_on_2() -> bool:
+            d = await client.describe_batch(job["job_id"])
+            return (d["state"], d["done"]) == ("completed", 1)
+
+        await eventually(pinned_on_2, timeout=30, what="the batch pinned the run to build 2")
+        assert (await h.describe())["versioning"]["override"] == {"kind": "pinned", "build_id": "2"}
