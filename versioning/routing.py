@@ -134,15 +134,31 @@ def workflow_task_tag(deps: Deployments, exe: Mapping[str, Any]) -> str | None:
     return tag(dep, build)
 
 
+def follows_target(run: RunVersioning) -> bool:
+    """Whether the run moves with its deployment's target (auto-upgrade, by its
+    type or an override), rather than staying on a build."""
+    if run.override is not None:
+        return run.override.kind == OverrideKind.AUTO_UPGRADE
+    return run.behavior == Behavior.AUTO_UPGRADE
+
+
 def activity_task_tag(deps: Deployments, exe: Mapping[str, Any], queue: str) -> str | None:
     """The version tag of an activity task of the run on ``queue``.
 
-    The run's own version when it polls ``queue``; otherwise the current
-    version of the deployment that does (None: unversioned workers).
+    An auto-upgrade run's activities go where its workflow tasks go, its
+    deployment's target for its id, when that version polls ``queue``: one
+    waiting, or retried, when the target moves follows it off the old build
+    (which shows drained, with no pinned run, and may be gone). Otherwise the
+    run's own version when it polls ``queue``, else the current version of
+    the deployment that does (None: unversioned workers).
     """
     if not deps:
         return None
     dep = run_deployment(deps, exe)
+    if dep is not None and follows_target(run_versioning(exe)):
+        target = state_of(deps, dep).target(str(exe["workflow_id"]))
+        if target is not None and queue_in_version(deps, dep, target, queue):
+            return tag(dep, target)
     build = exe.get("build_id")
     if dep is not None and build is not None and queue_in_version(deps, dep, str(build), queue):
         return tag(dep, str(build))

@@ -152,3 +152,29 @@ async def test_a_batch_override_onto_a_build_the_deployment_lacks_is_refused_bef
 
         await eventually(pinned_on_2, timeout=30, what="the batch pinned the run to build 2")
         assert (await h.describe())["versioning"]["override"] == {"kind": "pinned", "build_id": "2"}
+
+
+async def test_an_auto_upgrade_runs_waiting_activity_follows_set_current_off_the_old_build(
+    client: Client,
+) -> None:
+    """An auto-upgrade run's activity waiting for build 1 (its workers busy,
+    or gone) stayed tagged for build 1 after set-current 2, and so did every
+    retry: build 1 showed drained (no pinned run), a team retired it, and the
+    run waited for it for ever. It now goes where the run's next task goes."""
+    # build 1 runs the workflow code only: its activity waits for a poller of build 1
+    only_code = Worker(client, task_queue=QUEUE, workflows=V1, deployment=("shop", "1"))
+    async with only_code, build(client, "2"):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="follows", task_queue=QUEUE)
+        await h.signal("next", "a")
+
+        async def activity_waits() -> bool:
+            return bool((await h.describe())["pending_activities"])
+
+        await eventually(activity_waits, timeout=20, what="the activity scheduled by build 1")
+        moved = await client.set_current_version("shop", "2")
+        assert moved["tasks_rerouted"] == 1
+        await h.signal("finish")
+        assert await h.result(timeout=20) == ["did a"]
+        assert (await statuses(client))["1"] == "drained"

@@ -164,3 +164,22 @@ def test_the_loop_guard_stops_a_run_held_on_its_build_after_three_upgrades() -> 
         assert nxt["build_id"] == "1"  # the operator's pin carries over
         exe = nxt
     assert offered == [True, True, True, False, False]
+
+
+def test_an_auto_upgrade_runs_activities_follow_its_target_a_pinned_runs_stay() -> None:
+    wid = next(w for w in ids(100) if ramp_bucket(w) >= 30)  # routed to the current build
+    moved = {**DEPS, "shop": {**DEPS["shop"], "current": "2", "ramping": None}}
+    auto = run(wid)
+    routing.start(auto, DEPS, None)
+    routing.task_completed(auto, "shop", "1", "auto-upgrade")
+    assert routing.activity_task_tag(DEPS, auto, "orders") == "shop:1"
+    # set-current 2: a waiting or retried activity goes to build 2, as the next task does
+    assert routing.activity_task_tag(moved, auto, "orders") == "shop:2"
+    assert routing.activity_task_tag(moved, auto, "mail") == "shop:1"  # 2 does not poll it
+    pinned = run(wid)
+    routing.start(pinned, DEPS, None)
+    routing.task_completed(pinned, "shop", "1", "pinned")
+    assert routing.activity_task_tag(moved, pinned, "orders") == "shop:1"
+    # an auto-upgrade override moves a pinned run's activities too
+    routing.set_override(pinned, routing.parse_override("auto-upgrade", None))
+    assert routing.activity_task_tag(moved, pinned, "orders") == "shop:2"
