@@ -65,6 +65,19 @@ def require_version(deps: routing.Deployments, deployment: str, build_id: str) -
         )
 
 
+def _require_queue(deps: routing.Deployments, deployment: str, build_id: str, queue: str) -> None:
+    """Refuse to send a run's workflow tasks to a build none of whose workers
+    polls the run's task queue: they would wait there for ever, while the
+    build's pollers on its other queues look alive."""
+    if not routing.queue_in_version(deps, deployment, build_id, queue):
+        polled = (deps[deployment]["versions"][build_id].get("task_queues")) or []
+        raise InvalidArgument(
+            f"{deployment}:{build_id} polls task queue(s) {', '.join(polled) or 'none'}, not the "
+            f"run's {queue!r}, so its tasks would wait for ever: start a worker of "
+            f"{deployment}:{build_id} on {queue!r} first, or name a build that polls it"
+        )
+
+
 # --------------------------------------------------------------------------- pollers
 
 
@@ -420,6 +433,7 @@ async def update_versioning(
                 )
             if o.build_id is not None:
                 require_version(rt.ns.deployments, o.deployment, o.build_id)
+                _require_queue(rt.ns.deployments, o.deployment, o.build_id, rt.exe["task_queue"])
             rt.exe["deployment"] = o.deployment
         rt.set_versioning_override(override)
         rt.add_input_event(

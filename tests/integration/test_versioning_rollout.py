@@ -178,3 +178,35 @@ async def test_an_auto_upgrade_runs_waiting_activity_follows_set_current_off_the
         await h.signal("finish")
         assert await h.result(timeout=20) == ["did a"]
         assert (await statuses(client))["1"] == "drained"
+
+
+async def test_an_override_onto_a_build_that_does_not_poll_the_runs_queue_is_refused(
+    client: Client,
+) -> None:
+    """Pinning a run of task queue "mail" to shop:2, whose workers poll only
+    "shop", was accepted: its tasks waited on "mail" for ever, and describe
+    did not say it waited (shop:2 had live pollers, on "shop")."""
+    async with build(client, "1"), build(client, "2"):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="on-mail", task_queue="mail")
+        before = await h.history()
+        for kind in ("pinned", "one-time"):
+            with pytest.raises(InvalidArgumentError, match="not the run's 'mail'"):
+                await h.update_versioning(kind, version="shop:2")
+        assert await h.history() == before
+        assert (await h.describe())["versioning"] is None
+        # the run of "shop" is pinned as asked
+        ok = await client.start_workflow("Flow", id="on-shop", task_queue=QUEUE)
+        res = await ok.update_versioning("pinned", version="shop:2")
+        assert res["next_task_version"] == "shop:2"
+        await ok.signal("finish")
+        assert await ok.result(timeout=20) == []
+        events = await ok.history()
+        ran = [
+            e["attributes"]["worker_version"]
+            for e in events
+            if e["event_type"] == "WorkflowTaskCompleted"
+        ]
+        assert ran[-1] == "shop:2"
+        await h.terminate("done")
