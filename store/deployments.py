@@ -22,6 +22,7 @@ from store.context import Store
 from store.errors import (
     DeploymentNotFound,
     InvalidArgument,
+    NamespaceNotActive,
     NoPollers,
     RevisionMismatch,
 )
@@ -290,9 +291,24 @@ async def list_deployments(store: Store, namespace: str) -> list[dict[str, Any]]
 
 
 async def describe_deployment(store: Store, namespace: str, deployment: str) -> dict[str, Any]:
-    """Routing, and per version: status, task queues, pollers, pinned runs."""
+    """Routing, and per version: status, task queues, pollers, pinned runs.
+
+    Only the namespace's active region answers: workers poll there, so a
+    standby's pollers are none (or stale), and it would show every version
+    without a live poller. A standby names the active region, where the SDK
+    asks again.
+    """
     async with store.pool.acquire() as conn:
         ns = await get_namespace(conn, namespace)
+        if ns.active_region != store.region:
+            url = store.region_urls.get(ns.active_region)
+            raise NamespaceNotActive(
+                f"namespace {namespace!r} is active in {ns.active_region}, not in "
+                f"{store.region}: its workers poll there, so only it knows which versions have "
+                f"live pollers; describe the deployment at {url or ns.active_region}",
+                active_region=ns.active_region,
+                active_url=url,
+            )
         d = ns.deployments.get(deployment)
         if d is None:
             raise DeploymentNotFound(

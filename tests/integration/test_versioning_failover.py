@@ -16,6 +16,7 @@ from tests.conftest import RegionPair
 from tests.helpers import eventually
 from versioning import ramp_bucket
 from worker import Client, Worker
+from worker.errors import NamespaceNotActiveError, NamespaceNotFoundError
 
 pytestmark = pytest.mark.integration
 QUEUE, NS = "shop", "rollout"
@@ -143,3 +144,45 @@ async def test_a_ramp_routes_by_the_hash_and_a_failover_mid_rollout_routes_the_s
                     if v["build_id"] == "1"
                 )
                 assert (v1["status"], v1["open_pinned"]) == ("current", 0)
+
+
+async def test_a_standby_sends_describe_to_the_active_region_whose_workers_poll_there(
+    regions: RegionPair,
+) -> None:
+    """`baton deployment describe` reads from the first region of its config.
+    After a failover that is a standby, whose pollers are none: it showed every
+    version with no live poller while the builds' workers polled the active
+    region. A standby now names the active region and the SDK asks there."""
+    rs = regions
+    async with await Client.connect([rs.a.url, rs.b.url], namespace=NS) as client:
+        await client.create_namespace(NS, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
+        async with build(client, "1"):
+
+            async def polled() -> bool:
+                try:
+                    d = await client.describe_deployment("shop")
+                except Exception:
+                    return False
+                return d["versions"][0]["live_pollers"] >= 1
+
+            await eventually(polled, timeout=20, what="build 1 polling region-a")
+            await client.set_current_version("shop", "1")
+            async with await Client.connect(rs.b.url, namespace=NS) as b_only:
+
+                async def replicated() -> bool:
+                    try:
+                        return any(d["current"] == "1" for d in await b_only.list_deployments())
+                    except NamespaceNotFoundError:
+                        return False
+
+                await eventually(replicated, timeout=30, what="the deployment in region-b")
+            # a CLI whose config names the standby first
+            async with await Client.connect([rs.b.url, rs.a.url], namespace=NS) as b_first:
+                d = await b_first.describe_deployment("shop")
+                assert d["current"] == "1"
+                assert d["versions"][0]["live_pollers"] >= 1
+            async with await Client.connect(
+                rs.b.url, namespace=NS, follow_failover=False
+            ) as standby:
+                with pytest.raises(NamespaceNotActiveError, match=rs.a.name):
+                    await standby.describe_deployment("shop")
