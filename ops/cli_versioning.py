@@ -24,6 +24,8 @@ def deployment() -> None:
 def _build(build_id: str | None, unversioned: bool, what: str) -> str | None:
     if unversioned == (build_id is not None):
         raise CliInputError(f"{what}: give a BUILD_ID or --unversioned (not both)")
+    if build_id is not None and not build_id.strip():
+        raise CliInputError(f"{what}: BUILD_ID is empty: give a build id, or --unversioned")
     return build_id
 
 
@@ -220,6 +222,11 @@ def override_body(override: str, version: str | None) -> dict[str, Any] | None:
     if not version or ":" not in version:
         raise CliInputError(f"--override {override} needs --version DEPLOYMENT:BUILD_ID")
     dep, _, build = version.partition(":")
+    if not dep or not build:
+        raise CliInputError(
+            f"--override {override}: {version!r} is not DEPLOYMENT:BUILD_ID (both parts, "
+            "e.g. payments:41)"
+        )
     return {"kind": override, "deployment": dep, "build_id": build}
 
 

@@ -62,7 +62,8 @@ def require_version(deps: routing.Deployments, deployment: str, build_id: str) -
     if build_id not in versions:
         raise DeploymentNotFound(
             f"deployment {deployment!r} has no version {build_id!r}: its versions are "
-            f"{', '.join(sorted(versions)) or 'none'}"
+            f"{', '.join(sorted(versions)) or 'none'}; name one of them, or start a worker with "
+            f"deployment=({deployment!r}, {build_id!r}) first"
         )
 
 
@@ -312,7 +313,9 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
         d = ns.deployments.get(deployment)
         if d is None:
             raise DeploymentNotFound(
-                f"no worker of deployment {deployment!r} has polled namespace {namespace!r}"
+                f"no worker of deployment {deployment!r} has polled namespace {namespace!r}: "
+                f"its deployments are {', '.join(sorted(ns.deployments)) or 'none'} "
+                "(`baton deployment list`)"
             )
         state = routing.state_of(ns.deployments, deployment)
         pollers = await conn.fetch(Q["pollers_of_deployment"], namespace, deployment, POLLER_LIVE_S)

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from tests.apps.versioned import ACTIVITIES, V1, V2
-from tests.helpers import eventually
+from tests.conftest import Region
+from tests.helpers import baton_json, eventually
 from versioning import ramp_bucket
 from worker import Client, Worker
 from worker.errors import DeploymentNotFoundError, InvalidArgumentError, RevisionMismatchError
@@ -210,3 +211,35 @@ async def test_an_override_onto_a_build_that_does_not_poll_the_runs_queue_is_ref
         ]
         assert ran[-1] == "shop:2"
         await h.terminate("done")
+
+
+async def test_refusals_say_what_to_do_and_change_nothing(client: Client, region: Region) -> None:
+    async def baton(*args: str) -> dict[str, Any]:
+        code, out, _ = await baton_json(region.config_path, *args)
+        assert code != 0
+        return dict(out["error"])
+
+    async with build(client, "1"):
+        await registered(client, "1")
+        await client.set_current_version("shop", "1")
+        await client.start_workflow("Flow", id="refusals", task_queue=QUEUE)
+        err = await baton("deployment", "set-current", "shop", "9")
+        assert err["code"] == "DEPLOYMENT_NOT_FOUND"
+        assert "deployment=('shop', '9')" in err["message"]
+        err = await baton("deployment", "describe", "shopp")
+        assert err["code"] == "DEPLOYMENT_NOT_FOUND"
+        assert "its deployments are shop" in err["message"]
+        err = await baton("deployment", "set-current", "shop", " ")
+        assert (err["code"], err["message"]) == (
+            "INVALID_ARGUMENT",
+            "set-current: BUILD_ID is empty: give a build id, or --unversioned",
+        )
+        for version in (":1", "shop:"):
+            err = await baton("workflow", "update-versioning", "refusals", "--pinned", version)
+            assert err["code"] == "INVALID_ARGUMENT"
+            assert "both parts" in err["message"]
+        d = await client.describe_deployment("shop")
+        assert (d["current"], d["revision"]) == ("1", 1)
+        assert (await client.get_workflow_handle("refusals").describe())["versioning"][
+            "override"
+        ] is None
