@@ -143,9 +143,34 @@ async def _save(conn: asyncpg.Connection, namespace: str, deps: dict[str, Any]) 
     await conn.execute(Q["outbox_namespace"], namespace)
 
 
-async def _live_builds(conn: asyncpg.Connection, namespace: str, deployment: str) -> set[str]:
+async def _require_pollers(
+    conn: asyncpg.Connection,
+    namespace: str,
+    deployment: str,
+    build: str,
+    replaced: str | None,
+    versions: dict[str, Any],
+) -> None:
+    """Refuse to route work to ``build`` unless its workers poll, and poll every
+    task queue of the build whose work it takes (``replaced``, the current
+    one): new work on a queue it left would wait there for ever."""
     rows = await conn.fetch(Q["pollers_of_deployment"], namespace, deployment, POLLER_LIVE_S)
-    return {r["build_id"] for r in rows if r["live"]}
+    polled = {r["task_queue"] for r in rows if r["live"] and r["build_id"] == build}
+    if not polled:
+        raise NoPollers(
+            f"no worker of {deployment}:{build} has polled in the last {POLLER_LIVE_S:.0f} s: "
+            "start one, or pass --allow-no-pollers to route work there anyway"
+        )
+    if replaced is None or replaced == build:
+        return
+    missing = sorted(set((versions.get(replaced) or {}).get("task_queues") or ()) - polled)
+    if missing:
+        raise NoPollers(
+            f"no worker of {deployment}:{build} polls task queue(s) {', '.join(missing)}, which "
+            f"{deployment}:{replaced} (current) polls: their new work would wait there; start "
+            f"{deployment}:{build} workers on them, or pass --allow-no-pollers to route work "
+            "there anyway"
+        )
 
 
 async def set_version(
@@ -191,16 +216,8 @@ async def set_version(
         if new is state:
             # already so: a retried or repeated step changes nothing, not even the revision
             return {**_state_view(deployment, new), "changed": False, "tasks_rerouted": 0}
-        if (
-            b is not None
-            and b in (new.current, new.ramping)
-            and not req.allow_no_pollers
-            and b not in await _live_builds(conn, namespace, deployment)
-        ):
-            raise NoPollers(
-                f"no worker of {deployment}:{b} has polled in the last {POLLER_LIVE_S:.0f} s: "
-                "start one, or pass --allow-no-pollers to route work there anyway"
-            )
+        if b is not None and b in (new.current, new.ramping) and not req.allow_no_pollers:
+            await _require_pollers(conn, namespace, deployment, b, state.current, versions)
         # a ramp held at 0 percent sends no work: its build has not been routed to
         ramped = new.ramping if new.ramping_percent > 0 else None
         for routed in (new.current, ramped):
@@ -393,12 +410,14 @@ async def run_versioning_view(
     if exe.get("status") == "running" and not exe.get("paused") and pending and tag:
         dep, _, build = str(tag).partition(":")
         rows = await conn.fetch(Q["pollers_of_deployment"], ns.name, dep, POLLER_LIVE_S)
-        seen = [r for r in rows if r["build_id"] == build]
+        # the build's pollers of the run's queue: those of its other queues never take it
+        queue = exe["task_queue"]
+        seen = [r for r in rows if r["build_id"] == build and r["task_queue"] == queue]
         if not any(r["live"] for r in seen):
             last = max((r["last_seen"] for r in seen), default=None)
             view["waiting_for_poller"] = True
             view["note"] = (
-                f"the next workflow task waits for a worker of {tag}: "
+                f"the next workflow task waits for a worker of {tag} on task queue {queue!r}: "
                 + (
                     f"none has polled since {last.isoformat()}"
                     if last

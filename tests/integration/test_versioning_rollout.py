@@ -18,7 +18,12 @@ from tests.conftest import Region
 from tests.helpers import baton_json, eventually
 from versioning import ramp_bucket
 from worker import Client, Worker
-from worker.errors import DeploymentNotFoundError, InvalidArgumentError, RevisionMismatchError
+from worker.errors import (
+    DeploymentNotFoundError,
+    InvalidArgumentError,
+    NoPollersError,
+    RevisionMismatchError,
+)
 
 pytestmark = pytest.mark.integration
 QUEUE = "shop"
@@ -243,3 +248,35 @@ async def test_refusals_say_what_to_do_and_change_nothing(client: Client, region
         assert (await client.get_workflow_handle("refusals").describe())["versioning"][
             "override"
         ] is None
+
+
+async def test_a_build_that_left_a_task_queue_of_the_current_one_is_not_made_current_silently(
+    client: Client,
+) -> None:
+    """Build 1 polls "shop" and "mail", build 2 only "shop": set-current 2 was
+    accepted, and every new run on "mail" waited there for ever, while describe
+    said it did not wait (build 2 had live pollers, on "shop")."""
+    mail_1 = Worker(
+        client, task_queue="mail", workflows=V1, activities=ACTIVITIES, deployment=("shop", "1")
+    )
+    async with build(client, "1"), mail_1, build(client, "2"):
+        await registered(client, "1", "2")
+
+        async def both_queues() -> bool:
+            d = await client.describe_deployment("shop")
+            return {v["build_id"]: v["task_queues"] for v in d["versions"]}["1"] == ["mail", "shop"]
+
+        await eventually(both_queues, timeout=20, what="build 1 polling shop and mail")
+        await client.set_current_version("shop", "1")
+        with pytest.raises(NoPollersError, match="mail"):
+            await client.set_current_version("shop", "2")
+        with pytest.raises(NoPollersError, match="mail"):
+            await client.set_ramping_version("shop", "2", 10)
+        assert routing(await client.describe_deployment("shop")) == ("1", None, 0.0)
+        # asked for anyway: a run on "mail" says it waits, and for what
+        await client.set_current_version("shop", "2", allow_no_pollers=True)
+        h = await client.start_workflow("Flow", id="on-mail", task_queue="mail")
+        v = (await h.describe())["versioning"]
+        assert (v["next_task_version"], v["waiting_for_poller"]) == ("shop:2", True)
+        assert "on task queue 'mail'" in v["note"]
+        await h.terminate("done")
