@@ -54,9 +54,16 @@ async def query_workflow(
             # history and scheduled the task that hands them to the code.
             row = await _after_pending_task(store, row, following, held)
     query_id = uuid.uuid4()
+    # the version whose workers may answer (None: unversioned ones), for the timeout's hint
+    version: str | None = None
     async with store.notifier.subscribe("baton_queries_v1", str(query_id)) as ev:
 
         async def insert(conn: asyncpg.Connection) -> None:
+            nonlocal version
+            # the version the run's next workflow task would go to: one that can replay it
+            version = routing.workflow_task_tag(
+                (await get_namespace(conn, namespace)).deployments, row
+            )
             await conn.execute(
                 Q["insert_query"],
                 query_id,
@@ -73,9 +80,7 @@ async def query_workflow(
                 row["run_id"],
                 row["task_queue"],
                 str(query_id),
-                # the version the run's next workflow task would go to: one
-                # that can replay it
-                routing.workflow_task_tag((await get_namespace(conn, namespace)).deployments, row),
+                version,
             )
 
         await store.txn(insert)
@@ -97,7 +102,9 @@ async def query_workflow(
                 if remaining <= 0 or store.notifier.draining:
                     raise QueryTimedOut(
                         f"no worker answered query {req.query_name!r} within {req.timeout_s}s: "
-                        f"is a worker polling task queue {row['task_queue']!r}?"
+                        f"is a worker{f' of {version}' if version else ''} polling task queue "
+                        f"{row['task_queue']!r}?"
+                        + (" (only that version's workers answer)" if version else "")
                     )
                 await wait_event(ev, remaining)
         finally:

@@ -22,6 +22,7 @@ from worker.errors import (
     DeploymentNotFoundError,
     InvalidArgumentError,
     NoPollersError,
+    QueryTimedOutError,
     RevisionMismatchError,
 )
 
@@ -279,4 +280,25 @@ async def test_a_build_that_left_a_task_queue_of_the_current_one_is_not_made_cur
         v = (await h.describe())["versioning"]
         assert (v["next_task_version"], v["waiting_for_poller"]) == ("shop:2", True)
         assert "on task queue 'mail'" in v["note"]
+        await h.terminate("done")
+
+
+async def test_a_query_no_worker_of_the_runs_version_answers_names_that_version(
+    client: Client,
+) -> None:
+    """Build 1 gone, build 2 up: a query of a run pinned to build 1 timed out
+    asking 'is a worker polling task queue shop?', and one was (build 2's)."""
+    async with build(client, "1"):
+        await registered(client, "1")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Order", 1, id="held-query", task_queue=QUEUE)
+
+        async def pinned() -> bool:
+            v = (await h.describe()).get("versioning") or {}
+            return v.get("effective_behavior") == "pinned"
+
+        await eventually(pinned, timeout=20, what="the run pinned to build 1")
+    async with build(client, "2"):
+        with pytest.raises(QueryTimedOutError, match="a worker of shop:1 polling task queue"):
+            await h.query("waiting", timeout=2)
         await h.terminate("done")
