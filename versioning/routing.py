@@ -159,6 +159,8 @@ def activity_task_tag(deps: Deployments, exe: Mapping[str, Any], queue: str) -> 
         target = state_of(deps, dep).target(str(exe["workflow_id"]))
         if target is not None and queue_in_version(deps, dep, target, queue):
             return tag(dep, target)
+        if target is None and deployment_for_queue(deps, queue) == dep:
+            return None  # the deployment's work of this queue went back to unversioned workers
     build = exe.get("build_id")
     if dep is not None and build is not None and queue_in_version(deps, dep, str(build), queue):
         return tag(dep, str(build))

@@ -302,3 +302,31 @@ async def test_a_query_no_worker_of_the_runs_version_answers_names_that_version(
         with pytest.raises(QueryTimedOutError, match="a worker of shop:1 polling task queue"):
             await h.query("waiting", timeout=2)
         await h.terminate("done")
+
+
+async def test_set_current_unversioned_sends_an_auto_upgrade_runs_waiting_activity_back_too(
+    client: Client,
+) -> None:
+    """Rolling a deployment back to unversioned workers moved an auto-upgrade
+    run's workflow tasks there, but its waiting activity stayed on build 1."""
+    only_code = Worker(client, task_queue=QUEUE, workflows=V1, deployment=("shop", "1"))
+    unversioned = Worker(client, task_queue=QUEUE, workflows=[], activities=ACTIVITIES)
+    async with only_code, unversioned:
+        await registered(client, "1")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="goes-back", task_queue=QUEUE)
+        await h.signal("next", "a")
+
+        async def activity_waits() -> bool:
+            return bool((await h.describe())["pending_activities"])
+
+        await eventually(activity_waits, timeout=20, what="the activity scheduled by build 1")
+        moved = await client.set_current_version("shop", None)
+        assert moved["tasks_rerouted"] == 1
+
+        async def ran() -> bool:
+            acts = (await h.describe())["pending_activities"]
+            return not acts
+
+        await eventually(ran, timeout=20, what="the activity run by an unversioned worker")
+        await h.terminate("done")

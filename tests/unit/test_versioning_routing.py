@@ -183,3 +183,16 @@ def test_an_auto_upgrade_runs_activities_follow_its_target_a_pinned_runs_stay() 
     # an auto-upgrade override moves a pinned run's activities too
     routing.set_override(pinned, routing.parse_override("auto-upgrade", None))
     assert routing.activity_task_tag(moved, pinned, "orders") == "shop:2"
+
+
+def test_an_auto_upgrade_runs_activities_go_back_to_unversioned_workers_with_the_deployment() -> (
+    None
+):
+    wid = next(w for w in ids(100) if ramp_bucket(w) >= 30)
+    back = {**DEPS, "shop": {**DEPS["shop"], "current": None, "ramping": None}}
+    auto = run(wid)
+    routing.start(auto, DEPS, None)
+    routing.task_completed(auto, "shop", "1", "auto-upgrade")
+    assert routing.workflow_task_tag(back, auto) is None
+    assert routing.activity_task_tag(back, auto, "orders") is None
+    assert routing.activity_task_tag(back, auto, "invoices") == "billing:7"  # not shop's queue
