@@ -55,7 +55,9 @@ def register_replication(cli: click.Group) -> None:
     ) -> None:
         """Move NAMESPACE, with its running workflows, to another region.
 
-        Without --force this is a graceful handover with nothing lost.
+        Without --force this is a graceful handover with nothing lost. Naming
+        the region NAMESPACE is still active in undoes a handover that a
+        killed failover left behind (its writes are refused until then).
         """
         from replication.failover import forced_failover, graceful_failover
 
@@ -86,6 +88,12 @@ def register_replication(cli: click.Group) -> None:
                 )
 
         def render(d: dict[str, Any]) -> RenderableType:
+            if d["handover_abandoned"]:
+                return Text(
+                    f"{d['namespace']} was left in handover by a failover that did not end; "
+                    f"it is active in {d['source']} again (failover version {d['version']}): "
+                    "nothing moved"
+                )
             return kv_table(
                 {
                     "namespace": d["namespace"],

@@ -74,6 +74,9 @@ class FailoverResult:
     workflows_rebuilt: int
     seconds: float
     forced: bool = False
+    #: The namespace was left in handover by a failover that died, and this
+    #: call put it back to active in ``source`` instead of moving it.
+    handover_abandoned: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +165,8 @@ async def graceful_failover(
     _, row = await namespace_row(config, namespace)
     source = row["active_region"]
     if target == source:
+        if row["state"] == "handover":
+            return await _abandon_handover(config, namespace, source, started)
         raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
     if target not in row["regions"]:
         raise InvalidArgument(
@@ -217,6 +222,41 @@ async def graceful_failover(
         await src.close()
     return FailoverResult(
         namespace, source, target, new_version, rebuilt, round(time.monotonic() - started, 3)
+    )
+
+
+async def _abandon_handover(
+    config: BatonConfig, namespace: str, source: str, started: float
+) -> FailoverResult:
+    """Put ``namespace`` back to active in ``source``, where a failover that died
+    (its process killed before it could undo its handover) left it in handover,
+    refusing every write. A failover still running keeps it: it ends the
+    handover itself, one way or the other.
+    """
+    src = await db.connect(config.regions[source].dsn)
+    try:
+        if not await src.fetchval(RQ["try_failover_lock"], namespace):
+            raise NamespaceInHandover(
+                f"a failover of namespace {namespace!r} from {source} is running; wait for it "
+                f"to end (or interrupt it: it puts {namespace} back to active in {source})"
+            )
+        await _revert(src, namespace, source)
+        row = await src.fetchrow(Q["get_namespace"], namespace)
+    finally:
+        await src.close()
+    if row is None or row["active_region"] != source or row["state"] != "active":
+        raise NamespaceNotActive(
+            f"{namespace} moved while its handover was abandoned: see "
+            f"`baton namespace describe {namespace}`"
+        )
+    return FailoverResult(
+        namespace,
+        source,
+        source,
+        int(row["failover_version"]),
+        0,
+        round(time.monotonic() - started, 3),
+        handover_abandoned=True,
     )
 
 
@@ -391,6 +431,9 @@ async def forced_failover(
             raise InvalidArgument(
                 f"{target} is not a region of namespace {namespace!r} ({', '.join(row['regions'])})"
             )
+        if source == target and row["state"] == "handover":
+            # the handover of a failover that died: there is nothing to force
+            return await _abandon_handover(config, namespace, source, started)
         if source == target:
             raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
         if not allow_behind:

@@ -1,0 +1,109 @@
+"""`baton failover` as an operator drives it when a failover process dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from ops.cli import cli
+from ops.pg import PgCluster
+from store import db
+from tests.conftest import fresh_database
+from tests.helpers import eventually, free_port, write_config
+
+pytestmark = pytest.mark.integration
+
+NS = "payments"
+
+
+def _baton(cfg: Path, *args: str) -> tuple[int, Any]:
+    result = CliRunner().invoke(cli, ["--config", str(cfg), *args, "--output", "json"])
+    return result.exit_code, json.loads(result.stdout)
+
+
+async def _state(dsn: str) -> str:
+    conn = await db.connect(dsn)
+    try:
+        state: str = await conn.fetchval("SELECT state FROM namespaces WHERE name = $1", NS)
+        return state
+    finally:
+        await conn.close()
+
+
+async def test_a_handover_left_by_a_killed_failover_is_abandoned_by_failing_over_to_its_source(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    db_a, db_b = fresh_database(pg, template_db), fresh_database(pg, template_db)
+    a, b = pg.dsn(db_a), pg.dsn(db_b)
+    cfg = write_config(tmp_path / "baton.toml", {"region-a": (free_port(), a), "region-b": (1, b)})
+    # No broker answers here: the failover never gets past the source's outbox.
+    cfg.write_text(cfg.read_text() + '\n[kafka]\nbootstrap = "127.0.0.1:1"\n')
+    for name in (db_a, db_b):
+        pg.psql(
+            name,
+            "INSERT INTO namespaces (name, regions, active_region, failover_version) "
+            f"VALUES ('{NS}', '{{region-a,region-b}}', 'region-a', 1)",
+        )
+    # A batch region-a has not shipped yet, so region-b is behind and the
+    # handover waits for it.
+    pg.psql(
+        db_a,
+        "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, "
+        f"version) VALUES ('{NS}', 'w', gen_random_uuid(), 1, 3, 1)",
+    )
+    failover = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ops.cli",
+        "--config",
+        str(cfg),
+        "failover",
+        NS,
+        "--to",
+        "region-b",
+        "--timeout",
+        "600",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+
+        async def in_handover() -> bool:
+            return await _state(a) == "handover"
+
+        await eventually(in_handover, what="the failover's handover")
+        # While that failover runs, going back to region-a is its business.
+        code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a")
+        assert code == 1 and out["error"]["code"] == "NAMESPACE_IN_HANDOVER", out
+        assert await _state(a) == "handover"
+        failover.send_signal(signal.SIGKILL)  # the operator's session died
+        await failover.wait()
+    finally:
+        if failover.returncode is None:
+            failover.kill()
+            await failover.wait()
+    assert await _state(a) == "handover"  # every write in region-a is refused
+
+    code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a")
+    assert code == 0, out
+    assert out["handover_abandoned"] is True and out["target"] == "region-a", out
+    assert await _state(a) == "active"
+    # Run again, there is no handover left to abandon.
+    code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a")
+    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
+
+    # A forced failover to the region that holds the handover abandons it too.
+    pg.psql(
+        db_a,
+        f"UPDATE namespaces SET state = 'handover' WHERE name = '{NS}'",
+    )
+    code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a", "--force")
+    assert code == 0 and out["handover_abandoned"] is True, out
+    assert await _state(a) == "active"
