@@ -24,6 +24,8 @@ from ops.pg import PgError
 from store.config import CONFIG_ENV, DEFAULT_CONFIG, BatonConfig, load_config
 from store.errors import StoreError
 from worker.client import Client
+from worker.codec import KEY_ENV_VAR, AesGcmCodec
+from worker.converter import DataConverter
 from worker.errors import BatonError, WorkflowFailureError
 
 __all__ = [
@@ -87,13 +89,29 @@ class CliState:
             return [cfg.region(self.region).url]
         return [r.url for r in cfg.regions.values()]
 
+    def data_converter(self) -> DataConverter | None:
+        """The SDK's AES-GCM codec when ``$BATON_ENCRYPTION_KEYS`` holds keys.
+
+        The CLI then encrypts what it sends (inputs, signals, memos) and
+        decrypts what it shows (results, query and update answers) as a
+        worker with those keys does; without it an input would be stored in
+        plaintext in a namespace whose workers encrypt everything.
+        """
+        if not os.environ.get(KEY_ENV_VAR, "").strip():
+            return None
+        return DataConverter(codec=AesGcmCodec.from_env())
+
     def run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
         """Connect a client for the namespace, run ``fn`` with it, close it."""
         endpoints = self.endpoints()
+        converter = self.data_converter()
 
         async def go() -> T:
             client = await Client.connect(
-                endpoints, namespace=self.namespace, retry_for_s=CLI_RETRY_S
+                endpoints,
+                namespace=self.namespace,
+                retry_for_s=CLI_RETRY_S,
+                data_converter=converter,
             )
             async with client:
                 return await fn(client)

@@ -94,7 +94,9 @@ class PayloadConverter:
         if encoding != JSON_PLAIN:
             raise InvalidArgumentError(
                 f"payload encoding {encoding!r} is not understood by this converter; "
-                "was it encrypted by a codec this worker or client is not configured with?"
+                "was it encrypted by a codec this worker or client is not configured with? "
+                "(`AesGcmCodec.from_env()` and the `baton` CLI read the keys from "
+                "BATON_ENCRYPTION_KEYS)"
             )
         value = orjson.loads(raw)
         return _rebuild(value, type_hint)

@@ -12,9 +12,9 @@ import pytest
 from ops.pg import PgCluster
 from tests.apps.workflows import ALL_ACTIVITIES, Secret
 from tests.conftest import Region
-from tests.helpers import eventually
+from tests.helpers import baton_json, eventually
 from worker import AesGcmCodec, Client, DataConverter, Worker, workflow
-from worker.codec import generate_key
+from worker.codec import KEY_ENV_VAR, format_key_spec, generate_key
 
 pytestmark = pytest.mark.integration
 
@@ -135,4 +135,44 @@ async def test_a_schedules_memo_is_encrypted_and_its_runs_read_it_as_values(
             assert await run.result(timeout=30) == memo
             assert (await run.describe())["execution"]["memo"] == memo
         await h.delete()
+    assert not contains_marker(pg.dump(region.dbname), marker)
+
+
+async def test_the_cli_encrypts_what_it_sends_and_decrypts_what_it_shows_with_the_sdks_keys(
+    region: Region, pg: PgCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``baton workflow ...`` reads ``BATON_ENCRYPTION_KEYS`` as ``AesGcmCodec.from_env``
+    does: an input, memo or signal it sends is stored as ciphertext (the
+    workers would take plaintext too, so nothing else would tell), and a
+    result it reads comes back as its value."""
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    keys = {"k1": generate_key()}
+    codec = AesGcmCodec(keys=keys, active_key_id="k1")
+    monkeypatch.setenv(KEY_ENV_VAR, format_key_spec(keys, active_key_id="k1"))
+    wid = f"cli-secret-{uuid.uuid4().hex[:6]}"
+    async with await Client.connect(
+        region.url, data_converter=DataConverter(codec=codec)
+    ) as client:
+        await client.create_namespace("default")
+        async with Worker(
+            client, task_queue="secret", workflows=[Secret], activities=ALL_ACTIVITIES
+        ):
+            code, _, err = await baton_json(
+                region.config_path,
+                *("workflow", "start", "-t", "Secret", "-q", "secret", "--id", wid),
+                *("--input", f'"{marker}"', "--memo", f'{{"owner": "memo-{marker}"}}'),
+            )
+            assert code == 0, err
+            code, _, err = await baton_json(
+                region.config_path,
+                *("workflow", "signal", wid, "add_note", "--input", f'"note-{marker}"'),
+            )
+            assert code == 0, err
+            code, out, err = await baton_json(
+                region.config_path, "workflow", "result", wid, "--timeout", "30"
+            )
+            assert code == 0, err
+            assert out["result"] == f"{marker}|note-{marker}"
+            described = (await client.get_workflow_handle(wid).describe())["execution"]
+            assert described["memo"] == {"owner": f"memo-{marker}"}
     assert not contains_marker(pg.dump(region.dbname), marker)
