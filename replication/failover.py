@@ -43,6 +43,7 @@ from store.errors import (
     NamespaceNotActive,
     NamespaceNotFound,
     StoreError,
+    Unavailable,
     wrap_exceptions,
 )
 from store.rebuild import rebuild_namespace_txn
@@ -123,14 +124,12 @@ async def caught_up(config: BatonConfig, source: str, target: str, namespace: st
     return all(done.get(p, 0) >= end for (_t, p), end in ends.items())
 
 
-async def _require_ready(config: BatonConfig, source: str, target: str, namespace: str) -> None:
+async def _require_ready(
+    config: BatonConfig, src: asyncpg.Connection, target: str, namespace: str
+) -> None:
     """Refuse a handover to a region that may not hold everything: a backfill
     still running, or messages of the namespace in its dead-letter table."""
-    src = await db.connect(config.regions[source].dsn)
-    try:
-        backfill = await src.fetchval(RQ["backfill_state"], namespace, target)
-    finally:
-        await src.close()
+    backfill = await src.fetchval(RQ["backfill_state"], namespace, target)
     if backfill is not None and backfill != "done":
         raise InvalidArgument(
             f"{target} is still being backfilled ({backfill}): finish it with "
@@ -172,10 +171,17 @@ async def graceful_failover(
         raise InvalidArgument(
             f"{target} is not a region of namespace {namespace!r} ({', '.join(row['regions'])})"
         )
-    await _require_ready(config, source, target, namespace)
-    src = await db.connect(config.regions[source].dsn)
+    try:
+        src = await db.connect(config.regions[source].dsn)
+    except (Unavailable, OSError, TimeoutError) as exc:
+        raise Unavailable(
+            f"cannot reach the database of {source}, where {namespace} is active ({exc}); a "
+            f"graceful failover hands over from there. If {source} is down, `baton failover "
+            f"{namespace} --to {target} --force` promotes {target} from what it has applied"
+        ) from exc
     locked = promoted = False
     try:
+        await _require_ready(config, src, target, namespace)
         # Two failovers of one namespace would each drain the stream and
         # promote their own target, under versions computed from the same
         # one: the first promotion ends the handover, the other drains only
@@ -199,7 +205,10 @@ async def graceful_failover(
                 await _revert(src, namespace, source)
                 raise FailoverTimedOut(
                     f"{target} did not catch up with {source} within {timeout_s}s; "
-                    f"{namespace} stays active in {source}"
+                    f"{namespace} stays active in {source}. See how far behind it is with "
+                    f"`baton replication status --namespace {namespace}` (the servers of "
+                    f"{target} apply the stream, and {source}'s ship it), then run this again, "
+                    "with a longer --timeout if it is catching up"
                 )
             await asyncio.sleep(0.2)
         await _require_handover(src, namespace, source, int(version))

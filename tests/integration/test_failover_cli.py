@@ -37,9 +37,12 @@ async def _state(dsn: str) -> str:
         await conn.close()
 
 
-async def test_a_handover_left_by_a_killed_failover_is_abandoned_by_failing_over_to_its_source(
+def _two_regions_behind(
     pg: PgCluster, template_db: str, tmp_path: Path
-) -> None:
+) -> tuple[Path, tuple[str, str], tuple[str, str]]:
+    """A config of two region databases holding NS, active in region-a, with a
+    batch region-a has not shipped: region-b is behind, and a handover waits
+    for it. Returns the config, the databases and their DSNs."""
     db_a, db_b = fresh_database(pg, template_db), fresh_database(pg, template_db)
     a, b = pg.dsn(db_a), pg.dsn(db_b)
     cfg = write_config(tmp_path / "baton.toml", {"region-a": (free_port(), a), "region-b": (1, b)})
@@ -51,13 +54,18 @@ async def test_a_handover_left_by_a_killed_failover_is_abandoned_by_failing_over
             "INSERT INTO namespaces (name, regions, active_region, failover_version) "
             f"VALUES ('{NS}', '{{region-a,region-b}}', 'region-a', 1)",
         )
-    # A batch region-a has not shipped yet, so region-b is behind and the
-    # handover waits for it.
     pg.psql(
         db_a,
         "INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_id, "
         f"version) VALUES ('{NS}', 'w', gen_random_uuid(), 1, 3, 1)",
     )
+    return cfg, (db_a, db_b), (a, b)
+
+
+async def test_a_handover_left_by_a_killed_failover_is_abandoned_by_failing_over_to_its_source(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    cfg, (db_a, _), (a, _) = _two_regions_behind(pg, template_db, tmp_path)
     failover = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -107,3 +115,23 @@ async def test_a_handover_left_by_a_killed_failover_is_abandoned_by_failing_over
     code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a", "--force")
     assert code == 0 and out["handover_abandoned"] is True, out
     assert await _state(a) == "active"
+
+
+async def test_a_failover_that_cannot_go_on_says_what_to_do_next(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    cfg, _, (a, _) = _two_regions_behind(pg, template_db, tmp_path)
+    code, out = await asyncio.to_thread(
+        _baton, cfg, "failover", NS, "--to", "region-b", "--timeout", "0.5"
+    )
+    assert code == 1 and out["error"]["code"] == "FAILOVER_TIMED_OUT", out
+    assert f"baton replication status --namespace {NS}" in out["error"]["message"], out
+    assert await _state(a) == "active"
+
+    # The active region's database is down: a graceful failover cannot hand
+    # over, and the answer names the forced one.
+    down = cfg.read_text().replace(a, f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    cfg.write_text(down)
+    code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-b")
+    assert code == 1 and out["error"]["code"] == "UNAVAILABLE", out
+    assert f"baton failover {NS} --to region-b --force" in out["error"]["message"], out
