@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ops.cli_base import BatonGroup, CliInputError, CliState, Seconds, pass_state
 from ops.output import emit, kv_table, short, table, when
+from worker._payloads import decode_wire
 from worker.client import Client, WorkflowHandle
 from worker.wire import WorkflowIdReusePolicy, WorkflowStatus
 
@@ -334,7 +335,13 @@ def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output
 @pass_state
 def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
     """Show a run's event history."""
-    events = st.run(lambda c: c.get_workflow_handle(workflow_id).history(run_id=run_id))
+
+    async def go(c: Client) -> Any:
+        events = await c.get_workflow_handle(workflow_id).history(run_id=run_id)
+        # With $BATON_ENCRYPTION_KEYS its payloads and failure texts read as a worker sees them.
+        return await decode_wire(events, c.data_converter)
+
+    events = st.run(go)
     data = {"workflow_id": workflow_id, "run_id": run_id, "events": events}
     emit(
         data,

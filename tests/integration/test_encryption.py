@@ -173,6 +173,13 @@ async def test_the_cli_encrypts_what_it_sends_and_decrypts_what_it_shows_with_th
             )
             assert code == 0, err
             assert out["result"] == f"{marker}|note-{marker}"
+            # The history shows what the CLI sent as it was sent, decrypted.
+            code, out, err = await baton_json(region.config_path, "workflow", "history", wid)
+            assert code == 0, err
+            (first, *_) = out["events"]
+            (sent,) = first["attributes"]["input"]
+            assert sent["metadata"]["encoding"] == "json/plain", sent
+            assert base64.b64decode(sent["data"]) == f'"{marker}"'.encode()
             described = (await client.get_workflow_handle(wid).describe())["execution"]
             assert described["memo"] == {"owner": f"memo-{marker}"}
     assert not contains_marker(pg.dump(region.dbname), marker)
