@@ -12,6 +12,8 @@ from rich.text import Text
 from ops.cli_base import Seconds
 from ops.cli_tools import run_fast
 from ops.output import emit, err_console, kv_table, table
+from store.config import BatonConfig
+from store.errors import Unavailable
 
 #: A dead letter's id: a positive bigint, checked before a database sees it.
 DLQ_ID = click.IntRange(1, 2**63 - 1)
@@ -245,7 +247,9 @@ def register_replication(cli: click.Group) -> None:
         from replication.admin import list_conflicts
 
         config = ctx.find_root().obj.load()
-        rows = run_fast(list_conflicts(config, namespace, region, limit))
+        unreachable: list[str] = []
+        rows = run_fast(list_conflicts(config, namespace, region, limit, unreachable=unreachable))
+        _all_unreachable(config, unreachable)
 
         def render(rs: list[dict[str, Any]]) -> RenderableType:
             if not rs:
@@ -283,6 +287,7 @@ def register_replication(cli: click.Group) -> None:
             )
 
         emit(rows, output, render)
+        _exit_if_unreachable(ctx, unreachable, "conflicts")
 
     @replication_group.group("dlq", cls=type(cli))
     def dlq_group() -> None:
@@ -296,7 +301,9 @@ def register_replication(cli: click.Group) -> None:
         from replication.admin import list_dead_letters
 
         config = ctx.find_root().obj.load()
-        rows = run_fast(list_dead_letters(config, region))
+        unreachable: list[str] = []
+        rows = run_fast(list_dead_letters(config, region, unreachable=unreachable))
+        _all_unreachable(config, unreachable)
 
         def render(rs: list[dict[str, Any]]) -> RenderableType:
             if not rs:
@@ -331,6 +338,7 @@ def register_replication(cli: click.Group) -> None:
             )
 
         emit(rows, output, render)
+        _exit_if_unreachable(ctx, unreachable, "dead letters")
 
     @dlq_group.command("retry")
     @click.argument("dlq_id", type=DLQ_ID)
@@ -362,6 +370,26 @@ def register_replication(cli: click.Group) -> None:
             output,
             lambda d: Text(f"purged {len(d['purged'])} dead letter(s) in {d['region']}"),
         )
+
+
+def _all_unreachable(config: BatonConfig, unreachable: list[str]) -> None:
+    """Raise when no region's database answered: there is nothing to show."""
+    if unreachable and len(unreachable) == len(config.regions):
+        raise Unavailable(
+            f"cannot reach the database of any region ({', '.join(unreachable)}): check that "
+            "they are up and their dsn in the config, then run this again"
+        )
+
+
+def _exit_if_unreachable(ctx: click.Context, unreachable: list[str], what: str) -> None:
+    """After the rows of the regions that answered, say which did not, and exit 1."""
+    if unreachable:
+        err_console.print(
+            f"error [UNAVAILABLE]: could not read the {what} of {', '.join(unreachable)}: the "
+            "rows above are the other regions'; check that its database is up, then run "
+            "this again"
+        )
+        ctx.exit(1)
 
 
 def _n(value: float | int | None) -> str:

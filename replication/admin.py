@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import asyncpg
 
 from replication.applier import Applier
 from replication.apply import NeedConfirmation, ReplicationGap, lock_namespaces_for_apply
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
-from store.errors import InvalidArgument, StoreError
+from store.errors import InvalidArgument, StoreError, Unavailable
 from store.server import open_store
 from worker.wire import ErrorCode
 
@@ -37,31 +40,64 @@ def _regions(config: BatonConfig, region: str | None) -> list[str]:
     return list(config.regions)
 
 
+#: How long a view waits for a region database to take a connection.
+CONNECT_TIMEOUT_S = 5.0
+
+
+async def _fetch_each(
+    config: BatonConfig,
+    region: str | None,
+    query: str,
+    args: tuple[Any, ...],
+    unreachable: list[str] | None,
+) -> list[tuple[str, asyncpg.Record]]:
+    """``query``'s rows in every region (or ``region``), each with its region.
+
+    A region whose database cannot be reached is appended to ``unreachable``
+    and skipped, when that list is given (and ``region`` does not name it):
+    during an outage, the regions that are up are the ones worth reading.
+    Otherwise it raises ``Unavailable`` naming it.
+    """
+    out: list[tuple[str, asyncpg.Record]] = []
+    for r in _regions(config, region):
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                conn = await db.connect(config.regions[r].dsn)
+        except (Unavailable, OSError, TimeoutError) as exc:
+            if unreachable is None or region is not None:
+                raise Unavailable(
+                    f"cannot reach the database of {r} ({exc or type(exc).__name__}): check "
+                    "that it is up and its dsn in the config, then run this again"
+                ) from exc
+            unreachable.append(r)
+            continue
+        try:
+            out += [(r, row) for row in await conn.fetch(query, *args)]
+        finally:
+            await conn.close()
+    return out
+
+
 async def list_conflicts(
-    config: BatonConfig, namespace: str | None = None, region: str | None = None, limit: int = 1000
+    config: BatonConfig,
+    namespace: str | None = None,
+    region: str | None = None,
+    limit: int = 1000,
+    *,
+    unreachable: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Archived losing branches, in every region (or one)."""
-    out: list[dict[str, Any]] = []
-    for r in _regions(config, region):
-        conn = await db.connect(config.regions[r].dsn)
-        try:
-            rows = await conn.fetch(Q["list_conflicts"], namespace, limit)
-        finally:
-            await conn.close()
-        out += [{"region": r, **dict(row), "run_id": str(row["run_id"])} for row in rows]
-    return out
+    """Archived losing branches, in every region (or one); see :func:`_fetch_each`
+    for ``unreachable``."""
+    rows = await _fetch_each(config, region, Q["list_conflicts"], (namespace, limit), unreachable)
+    return [{"region": r, **dict(row), "run_id": str(row["run_id"])} for r, row in rows]
 
 
-async def list_dead_letters(config: BatonConfig, region: str | None = None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for r in _regions(config, region):
-        conn = await db.connect(config.regions[r].dsn)
-        try:
-            rows = await conn.fetch(Q["list_dead_letters"])
-        finally:
-            await conn.close()
-        out += [{"region": r, **dict(row)} for row in rows]
-    return out
+async def list_dead_letters(
+    config: BatonConfig, region: str | None = None, *, unreachable: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Dead letters in every region (or one); see :func:`_fetch_each` for ``unreachable``."""
+    rows = await _fetch_each(config, region, Q["list_dead_letters"], (), unreachable)
+    return [{"region": r, **dict(row)} for r, row in rows]
 
 
 async def retry_dead_letter(config: BatonConfig, region: str, dlq_id: int) -> dict[str, Any]:

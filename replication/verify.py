@@ -15,7 +15,7 @@ from replication.failover import namespace_row
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
-from store.errors import InvalidArgument, NamespaceNotFound
+from store.errors import InvalidArgument, NamespaceNotFound, Unavailable
 from store.sql import QUERIES as SQ
 
 
@@ -79,7 +79,13 @@ async def verify_namespace(
     per_region: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
     missing: list[str] = []
     for r in regions:
-        sums = await _checksums(config.regions[r].dsn, namespace)
+        try:
+            sums = await _checksums(config.regions[r].dsn, namespace)
+        except (Unavailable, OSError) as exc:
+            raise Unavailable(
+                f"cannot reach the database of {r} ({exc}), a region of {namespace}: verify "
+                "compares every region's copy; run it again once the region is back"
+            ) from exc
         if sums is None:
             # Left out, it would let a region that never received the
             # namespace pass for one equal to the others.

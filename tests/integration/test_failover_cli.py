@@ -1,4 +1,5 @@
-"""`baton failover` as an operator drives it when a failover process dies."""
+"""`baton failover` and the replication views as an operator drives them when
+a failover process dies or a region is down."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ NS = "payments"
 def _baton(cfg: Path, *args: str) -> tuple[int, Any]:
     result = CliRunner().invoke(cli, ["--config", str(cfg), *args, "--output", "json"])
     return result.exit_code, json.loads(result.stdout)
+
+
+def _baton_err(cfg: Path, *args: str) -> tuple[int, Any, str]:
+    """(exit code, JSON on stdout, stderr) of one command."""
+    result = CliRunner().invoke(cli, ["--config", str(cfg), *args, "--output", "json"])
+    return result.exit_code, json.loads(result.stdout), result.stderr
 
 
 async def _state(dsn: str) -> str:
@@ -135,3 +142,34 @@ async def test_a_failover_that_cannot_go_on_says_what_to_do_next(
     code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-b")
     assert code == 1 and out["error"]["code"] == "UNAVAILABLE", out
     assert f"baton failover {NS} --to region-b --force" in out["error"]["message"], out
+
+
+def test_the_dead_letters_and_conflicts_of_the_regions_that_are_up_are_listed_in_an_outage(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    up = fresh_database(pg, template_db)
+    pg.psql(
+        up,
+        "INSERT INTO replication_dlq (source_region, topic, kafka_partition, kafka_offset, "
+        "namespace, workflow_id, message, error, attempts) VALUES ('region-b', "
+        "'baton.replication.region-b', 0, 7, 'payments', 'w', '{\"type\": \"history\"}', "
+        "'boom', 3)",
+    )
+    cfg = write_config(
+        tmp_path / "baton.toml",
+        {
+            "region-a": (free_port(), pg.dsn(up)),
+            "region-b": (free_port(), f"postgresql://postgres@127.0.0.1:{free_port()}/x"),
+        },
+    )
+    code, rows, err = _baton_err(cfg, "replication", "dlq", "list")
+    assert code == 1, err
+    assert [(r["region"], r["kafka_offset"]) for r in rows] == [("region-a", 7)]
+    assert "UNAVAILABLE" in err and "region-b" in err, err
+    code, rows, err = _baton_err(cfg, "replication", "conflicts")
+    assert code == 1 and rows == [], err
+    assert "UNAVAILABLE" in err and "region-b" in err, err
+    # Asked for the region that is down alone: an error naming it.
+    code, out, _ = _baton_err(cfg, "replication", "dlq", "list", "--region", "region-b")
+    assert code == 1 and out["error"]["code"] == "UNAVAILABLE", out
+    assert "region-b" in out["error"]["message"], out
