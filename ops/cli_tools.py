@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
@@ -22,12 +24,50 @@ T = TypeVar("T")
 
 
 def run_fast(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on uvloop when it is installed (it is with uvicorn[standard])."""
+    """Run a coroutine on uvloop when it is installed (it is with uvicorn[standard]).
+
+    In the main thread SIGTERM stops it as Ctrl-C does: the coroutine is
+    cancelled and its cleanup runs (a failover undoes its handover, a
+    benchmark stops its processes), then KeyboardInterrupt is raised. A plain
+    SIGTERM, as ``timeout`` and process supervisors send, would end the
+    process on the spot and leave a namespace in handover, refusing writes.
+    """
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        run: Callable[[Coroutine[Any, Any, T]], T] = asyncio.run
+    else:
+        run = uvloop.run
+    if threading.current_thread() is not threading.main_thread():
+        return run(coro)  # signal handlers belong to the main thread
+    return run(_cancelled_by_sigterm(coro))
+
+
+async def _cancelled_by_sigterm(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro``; a SIGTERM meanwhile cancels it and raises KeyboardInterrupt.
+
+    Handled here rather than by passing SIGTERM on as SIGINT: a process started
+    in the background of a script ignores SIGINT, and would then ignore SIGTERM too.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def register_tools(cli: click.Group) -> None:

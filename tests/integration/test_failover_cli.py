@@ -173,3 +173,35 @@ def test_the_dead_letters_and_conflicts_of_the_regions_that_are_up_are_listed_in
     code, out, _ = _baton_err(cfg, "replication", "dlq", "list", "--region", "region-b")
     assert code == 1 and out["error"]["code"] == "UNAVAILABLE", out
     assert "region-b" in out["error"]["message"], out
+
+
+async def test_a_failover_stopped_by_sigterm_undoes_its_handover(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    """``timeout 60 baton failover ...`` and process supervisors stop it with
+    SIGTERM: the handover is undone, as for Ctrl-C, not left refusing writes.
+    The process ignores SIGINT, as one a script starts in the background does."""
+    cfg, _, (a, _) = _two_regions_behind(pg, template_db, tmp_path)
+    failover = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "ops.cli", "--config", str(cfg)),
+        *("failover", NS, "--to", "region-b", "--timeout", "600"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+
+        async def in_handover() -> bool:
+            return await _state(a) == "handover"
+
+        await eventually(in_handover, what="the failover's handover")
+        failover.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            _, err = await failover.communicate()
+    finally:
+        if failover.returncode is None:
+            failover.kill()
+            await failover.wait()
+    assert failover.returncode == 130, err
+    assert b"interrupted" in err and b"Traceback" not in err, err
+    assert await _state(a) == "active"
