@@ -168,9 +168,7 @@ async def graceful_failover(
             return await _abandon_handover(config, namespace, source, started)
         raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
     if target not in row["regions"]:
-        raise InvalidArgument(
-            f"{target} is not a region of namespace {namespace!r} ({', '.join(row['regions'])})"
-        )
+        raise _not_a_region(namespace, target, row["regions"], forced=False)
     try:
         src = await db.connect(config.regions[source].dsn)
     except (Unavailable, OSError, TimeoutError) as exc:
@@ -231,6 +229,20 @@ async def graceful_failover(
         await src.close()
     return FailoverResult(
         namespace, source, target, new_version, rebuilt, round(time.monotonic() - started, 3)
+    )
+
+
+def _not_a_region(
+    namespace: str, target: str, regions: list[str], *, forced: bool
+) -> InvalidArgument:
+    """A failover to a region the namespace does not replicate to, and what to do instead."""
+    held = f"{target} is not a region of namespace {namespace!r} ({', '.join(regions)})"
+    if forced:
+        # add-region backfills from the active region, which is down
+        return InvalidArgument(f"{held}: only a region that holds it can be promoted")
+    return InvalidArgument(
+        f"{held}: add it first with `baton namespace add-region {namespace} {target}` "
+        "(it backfills the histories there), then fail over"
     )
 
 
@@ -425,9 +437,7 @@ async def forced_failover(
     # namespace may not know it yet, and must not promote itself.
     _, newest = await namespace_row(config, namespace)
     if target not in newest["regions"]:
-        raise InvalidArgument(
-            f"{target} is not a region of namespace {namespace!r} ({', '.join(newest['regions'])})"
-        )
+        raise _not_a_region(namespace, target, newest["regions"], forced=True)
     dst = await db.connect(config.regions[target].dsn)
     try:
         row = await dst.fetchrow(Q["get_namespace"], namespace)
@@ -437,9 +447,7 @@ async def forced_failover(
             )
         source = row["active_region"]
         if target not in row["regions"]:
-            raise InvalidArgument(
-                f"{target} is not a region of namespace {namespace!r} ({', '.join(row['regions'])})"
-            )
+            raise _not_a_region(namespace, target, row["regions"], forced=True)
         if source == target and row["state"] == "handover":
             # the handover of a failover that died: there is nothing to force
             return await _abandon_handover(config, namespace, source, started)

@@ -205,3 +205,22 @@ async def test_a_failover_stopped_by_sigterm_undoes_its_handover(
     assert failover.returncode == 130, err
     assert b"interrupted" in err and b"Traceback" not in err, err
     assert await _state(a) == "active"
+
+
+def test_a_failover_to_a_region_the_namespace_lacks_names_add_region(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    one = fresh_database(pg, template_db)
+    pg.psql(
+        one,
+        "INSERT INTO namespaces (name, regions, active_region, failover_version) "
+        f"VALUES ('{NS}', '{{region-a}}', 'region-a', 1)",
+    )
+    cfg = write_config(
+        tmp_path / "baton.toml",
+        {"region-a": (free_port(), pg.dsn(one)), "region-b": (free_port(), pg.dsn(one))},
+    )
+    cfg.write_text(cfg.read_text() + '\n[kafka]\nbootstrap = "127.0.0.1:1"\n')
+    code, out = _baton(cfg, "failover", NS, "--to", "region-b")
+    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
+    assert f"baton namespace add-region {NS} region-b" in out["error"]["message"], out
