@@ -107,13 +107,20 @@ async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[
 
 
 async def caught_up(config: BatonConfig, source: str, target: str, namespace: str) -> bool:
+    """Whether ``target`` has applied everything ``source`` wrote of ``namespace``."""
+    return await drain_left(config, source, target, namespace) is None
+
+
+async def drain_left(config: BatonConfig, source: str, target: str, namespace: str) -> str | None:
+    """What ``target`` still lacks of ``source``'s stream, said for an operator
+    watching a drain, or None once it has applied everything of ``namespace``."""
     src = await db.connect(config.regions[source].dsn)
     try:
         backlog = await src.fetchval(RQ["outbox_backlog_of"], namespace)
     finally:
         await src.close()
     if backlog:
-        return False
+        return f"{backlog} batch(es) of {namespace} in {source}'s outbox, not yet shipped"
     assert config.kafka_bootstrap
     ends = await end_offsets(config.kafka_bootstrap, [topic_for(source)])
     dst = await db.connect(config.regions[target].dsn)
@@ -121,7 +128,10 @@ async def caught_up(config: BatonConfig, source: str, target: str, namespace: st
         done = await _applied(dst, source)
     finally:
         await dst.close()
-    return all(done.get(p, 0) >= end for (_t, p), end in ends.items())
+    left = sum(max(0, end - done.get(p, 0)) for (_t, p), end in ends.items())
+    if not left:
+        return None
+    return f"{left} message(s) of {source}'s stream not yet applied in {target}"
 
 
 async def _require_ready(
@@ -197,7 +207,8 @@ async def graceful_failover(
             raise InvalidArgument(f"namespace {namespace!r} is not active in {source}")
         say(f"{namespace} is in handover in {source}; draining the stream to {target}")
         deadline = started + timeout_s
-        while not await caught_up(config, source, target, namespace):
+        while (left := await drain_left(config, source, target, namespace)) is not None:
+            say(f"{namespace} is in handover in {source}, draining to {target}: {left}")
             await _require_handover(src, namespace, source, int(version))
             if time.monotonic() > deadline:
                 await _revert(src, namespace, source)

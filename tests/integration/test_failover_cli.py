@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 from ops.cli import cli
 from ops.pg import PgCluster
+from replication.failover import FailoverTimedOut, graceful_failover
 from store import db
+from store.config import load_config
 from tests.conftest import fresh_database
 from tests.helpers import eventually, free_port, write_config
 
@@ -224,3 +226,15 @@ def test_a_failover_to_a_region_the_namespace_lacks_names_add_region(
     code, out = _baton(cfg, "failover", NS, "--to", "region-b")
     assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
     assert f"baton namespace add-region {NS} region-b" in out["error"]["message"], out
+
+
+async def test_a_draining_handover_reports_what_the_target_still_lacks(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    cfg, _, _ = _two_regions_behind(pg, template_db, tmp_path)
+    said: list[str] = []
+    with pytest.raises(FailoverTimedOut):
+        await graceful_failover(
+            load_config(cfg), NS, "region-b", timeout_s=0.5, progress=said.append
+        )
+    assert any("1 batch(es) of payments in region-a's outbox" in m for m in said), said
