@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -10,12 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-import orjson
 from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ops.cli_base import BatonGroup, CliInputError, CliState, Seconds, pass_state
-from ops.output import emit, kv_table, short, table, when
+from ops.output import attr_summary, emit, kv_table, short, table, when
 from worker._payloads import decode_wire
 from worker.client import Client, WorkflowHandle
 from worker.wire import WorkflowIdReusePolicy, WorkflowStatus
@@ -61,44 +59,6 @@ def _timestamp(value: str | None, option: str) -> datetime | None:
         raise CliInputError(f"{option} {value!r} is not an ISO 8601 time: {exc}") from exc
     # A time without an offset is taken as UTC, the server's clock.
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def _payload_value(p: dict[str, Any]) -> Any:
-    """A payload as readable data for summaries (never fails)."""
-    enc = p.get("metadata", {}).get("encoding", "json/plain")
-    try:
-        raw = base64.b64decode(p.get("data", ""))
-    except ValueError:
-        return "<payload>"
-    if enc == "binary/null":
-        return None
-    if enc == "json/plain":
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return "<payload>"
-    # Encrypted or otherwise encoded: the CLI holds no codec, so do not guess.
-    return f"<{enc} payload, {len(raw)} bytes>"
-
-
-def _readable(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "data" in value and "metadata" in value and isinstance(value["data"], str):
-            return _payload_value(value)
-        return {k: _readable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_readable(v) for v in value]
-    return value
-
-
-def _attr_summary(attrs: dict[str, Any], width: int = 90) -> str:
-    parts = []
-    for k, v in attrs.items():
-        # Ids that are in every start add noise, not information, to a one-line summary.
-        if v in (None, "", [], {}) or k in ("identity", "request_id", "first_run_id"):
-            continue
-        parts.append(f"{k}={short(_readable(v), 40)}")
-    return short(", ".join(parts), width)
 
 
 # --------------------------------------------------------------------------- workflow
@@ -322,11 +282,16 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
 @pass_state
 def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
     """Show a workflow's state, pending activities and timers."""
-    emit(
-        st.run(lambda c: c.get_workflow_handle(workflow_id, run_id=run_id).describe()),
-        output,
-        _describe_view,
-    )
+
+    async def go(c: Client) -> Any:
+        d = await c.get_workflow_handle(workflow_id, run_id=run_id).describe()
+        # activities' failures and heartbeat details, as a worker with the keys reads them
+        return {
+            **d,
+            "pending_activities": await decode_wire(d["pending_activities"], c.data_converter),
+        }
+
+    emit(st.run(go), output, _describe_view)
 
 
 @workflow.command("history")
@@ -354,7 +319,7 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
                     e["event_type"],
                     when(e["event_time"]),
                     e["version"],
-                    _attr_summary(e.get("attributes") or {}),
+                    attr_summary(e.get("attributes") or {}),
                 ]
                 for e in d["events"]
             ],

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import click
+import orjson
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -25,12 +26,15 @@ from rich.text import Text
 __all__ = [
     "OUTPUT_CHOICES",
     "OutputFormat",
+    "attr_summary",
     "console",
     "emit",
     "err_console",
     "error_document",
     "kv_table",
+    "payload_value",
     "print_error",
+    "readable",
     "short",
     "table",
     "to_json",
@@ -170,3 +174,41 @@ def cell(value: Any) -> Text:
     if isinstance(value, dict | list | tuple):
         return Text(short(value, 200))
     return Text(str(value))
+
+
+def payload_value(p: dict[str, Any]) -> Any:
+    """A payload as readable data for summaries (never fails)."""
+    enc = p.get("metadata", {}).get("encoding", "json/plain")
+    try:
+        raw = base64.b64decode(p.get("data", ""))
+    except ValueError:
+        return "<payload>"
+    if enc == "binary/null":
+        return None
+    if enc == "json/plain":
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return "<payload>"
+    # Encrypted or otherwise encoded: the CLI holds no codec, so do not guess.
+    return f"<{enc} payload, {len(raw)} bytes>"
+
+
+def readable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "data" in value and "metadata" in value and isinstance(value["data"], str):
+            return payload_value(value)
+        return {k: readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [readable(v) for v in value]
+    return value
+
+
+def attr_summary(attrs: dict[str, Any], width: int = 90) -> str:
+    parts = []
+    for k, v in attrs.items():
+        # Ids that are in every start add noise, not information, to a one-line summary.
+        if v in (None, "", [], {}) or k in ("identity", "request_id", "first_run_id"):
+            continue
+        parts.append(f"{k}={short(readable(v), 40)}")
+    return short(", ".join(parts), width)

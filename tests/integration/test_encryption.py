@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from ops.pg import PgCluster
 from tests.apps.workflows import ALL_ACTIVITIES, Secret
 from tests.conftest import Region
 from tests.helpers import baton_json, eventually
-from worker import AesGcmCodec, Client, DataConverter, Worker, workflow
+from worker import AesGcmCodec, Client, DataConverter, Worker, activity, workflow
 from worker.codec import KEY_ENV_VAR, format_key_spec, generate_key
 
 pytestmark = pytest.mark.integration
@@ -183,3 +184,49 @@ async def test_the_cli_encrypts_what_it_sends_and_decrypts_what_it_shows_with_th
             described = (await client.get_workflow_handle(wid).describe())["execution"]
             assert described["memo"] == {"owner": f"memo-{marker}"}
     assert not contains_marker(pg.dump(region.dbname), marker)
+
+
+@activity.defn(name="BreaksWith")
+async def breaks_with(text: str) -> None:
+    activity.heartbeat(f"beat-{text}")
+    raise RuntimeError(f"broke-{text}")
+
+
+@workflow.defn(name="Breaking")
+class Breaking:
+    @workflow.run
+    async def run(self, text: str) -> None:
+        await workflow.execute_activity(
+            breaks_with, text, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+
+async def test_the_cli_describes_an_activitys_failure_and_heartbeat_with_the_sdks_keys(
+    region: Region, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an operator looks at a stuck activity for, its last failure and
+    heartbeat, reads as the worker wrote it when the CLI has the keys."""
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    keys = {"k1": generate_key()}
+    codec = AesGcmCodec(keys=keys, active_key_id="k1")
+    monkeypatch.setenv(KEY_ENV_VAR, format_key_spec(keys, active_key_id="k1"))
+    wid = f"cli-breaking-{uuid.uuid4().hex[:6]}"
+    async with await Client.connect(
+        region.url, data_converter=DataConverter(codec=codec)
+    ) as client:
+        await client.create_namespace("default")
+        async with Worker(
+            client, task_queue="breaking", workflows=[Breaking], activities=[breaks_with]
+        ):
+            await client.start_workflow(Breaking, marker, id=wid, task_queue="breaking")
+
+            async def failed_once() -> dict[str, Any] | None:
+                code, out, err = await baton_json(region.config_path, "workflow", "describe", wid)
+                assert code == 0, err
+                (pending,) = out["pending_activities"] or [None]
+                return pending if pending and pending["last_failure"] else None
+
+            pending = await eventually(failed_once, what="the activity's first failure")
+    assert pending["last_failure"]["message"] == f"broke-{marker}", pending
+    (beat,) = pending["heartbeat_details"]
+    assert base64.b64decode(beat["data"]) == f'"beat-{marker}"'.encode(), beat
