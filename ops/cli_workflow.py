@@ -158,16 +158,27 @@ def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
     workflow_type = options["workflow_type"]
 
     async def go(c: Client) -> dict[str, Any]:
-        h = await c.start_workflow(workflow_type, *args, **kw)
+        # _start: start_workflow's own call, with the answer's `started`, which
+        # tells a retry that found the first start (same --request-id) from a start
+        h, res = await c._start(workflow_type, args, **kw)
         return {
             "namespace": c.namespace,
             "workflow_id": h.id,
             "run_id": h.run_id,
             "workflow_type": workflow_type,
             "task_queue": kw["task_queue"],
+            "started": res["started"],
         }
 
-    emit(st.run(go), output, kv_table)
+    def render(d: dict[str, Any]) -> RenderableType:
+        if d["started"]:
+            return kv_table(d)
+        note = Text(
+            f"nothing started: request id {kw['request_id']} already started run {d['run_id']}"
+        )
+        return Group(kv_table(d), note)
+
+    emit(st.run(go), output, render)
 
 
 @workflow.command("signal-with-start")

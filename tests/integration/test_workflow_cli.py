@@ -113,3 +113,19 @@ async def test_signal_cancel_and_terminate_take_a_run_and_a_request_id(
     assert kinds.count("WorkflowExecutionSignaled") == 1
     assert kinds.count("WorkflowExecutionCancelRequested") == 1
     assert kinds[-1] == "WorkflowExecutionTerminated"
+
+
+async def test_a_start_retried_with_its_request_id_says_that_nothing_started(
+    client: Client, region: Region
+) -> None:
+    start = ("workflow", "start", "-t", "Counter", "-q", QUEUE, "--id", "cli-retried")
+    code, first, err = await baton(region, *start, "--request-id", "req-1")
+    assert code == 0 and first["started"] is True, err
+    # the operator's first attempt timed out on their side; they run it again
+    code, again, err = await baton(region, *start, "--request-id", "req-1")
+    assert code == 0, err
+    assert (again["started"], again["run_id"]) == (False, first["run_id"])
+    await client.get_workflow_handle("cli-retried").terminate("done")
+    code, out, err = await baton(region, *start)  # a new request: a new run
+    assert code == 0 and out["started"] is True and out["run_id"] != first["run_id"], err
+    await client.get_workflow_handle("cli-retried").terminate("done")
