@@ -176,10 +176,22 @@ def parse_datetime(value: str) -> datetime:
         raise InvalidArgument(f"datetime {value!r} is outside the years 1-9999 in UTC") from None
 
 
+#: Kinds whose values are JSON strings.
+_STRING_KINDS = frozenset({AttributeType.KEYWORD, AttributeType.TEXT, AttributeType.DATETIME})
+
+
 def normalize_value(name: str, kind: AttributeType, value: Any) -> Any:
     """The canonical stored form of one custom value, or InvalidArgument."""
+    hint = ""
+    if kind in _STRING_KINDS and isinstance(value, int | float):
+        # `--search-attribute Cust=123` reads 123 as JSON, a number: say how to send text
+        text = str(value).lower() if isinstance(value, bool) else orjson.dumps(value).decode()
+        hint = (
+            f': send it as a string, "{text}" (on the baton command line, quoted for the '
+            f"shell: {name}='\"{text}\"')"
+        )
     wrong = InvalidArgument(
-        f"search attribute {name!r} is {kind.value}; {value!r} is not a {kind.value} value"
+        f"search attribute {name!r} is {kind.value}; {value!r} is not a {kind.value} value{hint}"
     )
     if kind in (AttributeType.KEYWORD, AttributeType.TEXT):
         if not isinstance(value, str):

@@ -85,3 +85,20 @@ async def test_a_value_json_cannot_carry_is_a_typed_error_and_starts_nothing(
     assert doc["error"]["code"] == "INVALID_ARGUMENT", doc
     assert expected in doc["error"]["message"] and "Amount" in doc["error"]["message"], doc
     assert [e async for e in client.list_workflows("")] == []
+
+
+async def test_a_number_given_to_a_keyword_attribute_says_how_to_quote_it(
+    client: Client, region: Region
+) -> None:
+    """``--search-attribute Cust=123`` reads 123 as a JSON number; the refusal
+    says how to send it as the string a Keyword takes, and nothing starts."""
+    await client.add_search_attribute("Cust", "Keyword")
+    start = ("workflow", "start", "--type", "Pipeline", "--task-queue", "q", "--id", "cust")
+    code, doc, err = await baton_json(region.config_path, *start, "--search-attribute", "Cust=123")
+    assert code == 1 and doc["error"]["code"] == "INVALID_ARGUMENT", (doc, err)
+    assert """Cust='"123"'""" in doc["error"]["message"], doc
+    assert [e async for e in client.list_workflows("")] == []
+    code, doc, err = await baton_json(
+        region.config_path, *start, "--search-attribute", 'Cust="123"'
+    )
+    assert code == 0, (doc, err)
