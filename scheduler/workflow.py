@@ -69,10 +69,6 @@ PATCH_TRIGGER_TAG = "schedule-trigger-tag-v1"
 PATCH_START_OUTCOME = "schedule-start-outcome-v1"
 #: An update that keeps limited_actions keeps the actions left.
 PATCH_UPDATE_KEEPS_REMAINING = "schedule-update-keeps-remaining-v1"
-#: Unpause counts the fires the pause passed over a page per pass.
-PATCH_PAGED_UNPAUSE = "schedule-paged-unpause-v1"
-#: Passed-over fires one pass counts (counting is cheaper than acting).
-MAX_PASSED_OVER_PER_PASS = 20_000
 
 _RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -148,11 +144,7 @@ class ScheduleWorkflow:
             self._closed_actions()
             todo = self._take_inbox(now)
             more = False
-            if self.state.get("passing_over"):
-                # an unpause's count of what the pause passed over, a page per pass
-                todo += self._pass_over_page()
-                more = bool(self.state["passing_over"])
-            elif not self.state["paused"]:
+            if not self.state["paused"]:
                 due, more = self._due_fires(now)
                 todo += due
             for fire, overlap in todo:
@@ -247,13 +239,7 @@ class ScheduleWorkflow:
                 st["catchup_override"] = mode.value
             else:
                 st["catchup_override"] = None
-                latest = mode == CatchUp.LATEST
-                if workflow.patched(PATCH_PAGED_UNPAUSE):
-                    # counted a page per pass (_pass_over_page): a long pause of a
-                    # frequent schedule has more fires than one task can count
-                    st["passing_over"] = {"until": iso(now), "latest": latest, "last": None}
-                else:
-                    todo += self._passed_over(now, latest=latest)
+                todo += self._passed_over(now, latest=mode == CatchUp.LATEST)
         elif kind == "trigger":
             overlap = Overlap(body.get("overlap") or self.sched.policy.overlap)
             # the tag keeps its run apart from a fire's or another trigger's in the same second
@@ -299,33 +285,6 @@ class ScheduleWorkflow:
                 counters["missed_catchup"] += 1
         counters["missed_paused"] += passed
         return todo
-
-    def _pass_over_page(self) -> list[tuple[Fire, Overlap]]:
-        """One page of an unpause's count of the fires the pause passed over,
-        as :meth:`_passed_over` counts them; the last page acts on the latest."""
-        st = self.state
-        po = st["passing_over"]
-        until = parse_time(po["until"], "until")
-        assert until is not None
-        page = itertools.islice(
-            fires_until(self.sched.spec, self._last_processed(), until), MAX_PASSED_OVER_PER_PASS
-        )
-        passed = 0
-        for t in page:
-            passed, po["last"] = passed + 1, iso(t)
-        st["counters"]["missed_paused"] += passed
-        if passed == MAX_PASSED_OVER_PER_PASS and po["last"] != po["until"]:
-            st["last_processed"] = po["last"]
-            return []  # more to count: the next pass goes on
-        st["last_processed"], st["passing_over"] = po["until"], None
-        last = parse_time(po["last"], "last")
-        if not po["latest"] or last is None:
-            return []
-        st["counters"]["missed_paused"] -= 1
-        if until - last <= self.sched.policy.catchup_window:
-            return [(Fire(last), self.sched.policy.overlap)]
-        st["counters"]["missed_catchup"] += 1
-        return []
 
     def _due_fires(self, now: datetime) -> tuple[list[tuple[Fire, Overlap]], bool]:
         """Spec fires whose (jittered) time has come, after the catch-up rules."""

@@ -1,6 +1,5 @@
-"""Long runs of fire times a schedule does not act on: exclusions that
-swallow many in a row (refused when they swallow every one, walked past when
-fires come back), and a long pause of a frequent schedule."""
+"""Exclusions that swallow many times in a row: refused when they swallow
+every time, walked past when the fires come back after them."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from tests.helpers import eventually
 from tests.integration.test_schedules import (
     QUEUE,
     align,
-    fire,
     now,
     processed,
     settled,
@@ -93,36 +91,3 @@ async def test_a_spec_minus_all_of_itself_is_refused_and_a_long_exclusion_is_wal
         d = await h.describe()
         assert d["counters"]["actions"] == 1, d["counters"]
         assert d["counters"]["missed_catchup"] == 0 and d["counters"]["skipped"] == 0
-
-
-async def test_unpausing_a_minutely_schedule_after_a_year_counts_what_it_passed_over(
-    clock_client: Client,
-) -> None:
-    """Regression: unpause counted the fires the pause passed over in one
-    workflow task; a year of a minutely schedule (525,600 fires) took longer
-    than the task's timeout, so the task was retried for ever and the
-    schedule never fired again."""
-    async with worker(clock_client):
-        sched = await clock_client.schedule_definition(
-            workflow=Report, task_queue=QUEUE, args=["x"], cron="* * * * *"
-        )
-        await align(clock_client, timedelta(minutes=1))
-        h = await clock_client.create_schedule("long-pause", sched, paused=True, note="held")
-        await settled(clock_client, h)
-        paused_at = await now(clock_client)
-        await clock_client.advance_test_clock(timedelta(days=365))
-        await h.unpause()
-        passed = 365 * 24 * 60  # the clock ran on less than a minute past an aligned second
-
-        async def counted() -> bool:
-            d = await h.describe()
-            assert not d["paused"], d
-            assert d["counters"]["missed_paused"] == passed, d["counters"]
-            return True
-
-        await eventually(counted, timeout=120, what="the passed-over fires counted")
-        back = await fire(clock_client, h)
-        assert back > paused_at + timedelta(days=365)
-        assert await started_ids(clock_client, "long-pause") == [
-            action_workflow_id("long-pause", back)
-        ]
