@@ -20,7 +20,7 @@ __all__ = ["register_namespace"]
 
 @click.group(cls=BatonGroup)
 def namespace() -> None:
-    """Create and inspect namespaces."""
+    """Create, change and inspect namespaces."""
 
 
 def _namespace_view(d: dict[str, Any]) -> RenderableType:
@@ -66,6 +66,37 @@ def namespace_create(
 def namespace_describe(st: CliState, name: str, output: str) -> None:
     """Show namespace NAME with its execution counts."""
     emit(st.run(lambda c: c.describe_namespace(name)), output, _namespace_view)
+
+
+@namespace.command("update")
+@click.argument("name")
+@click.option(
+    "--retention-days",
+    type=click.IntRange(1, 3650),
+    default=None,
+    help="Days a closed run is kept before it is deleted.",
+)
+@click.option("--description", default=None, help="Free text.")
+@pass_state
+def namespace_update(
+    st: CliState, name: str, retention_days: int | None, description: str | None, output: str
+) -> None:
+    """Change the retention or description of namespace NAME (safe to run twice).
+
+    The change is made in the namespace's active region and replicates to its
+    other regions; prints the namespace and the fields that changed.
+    """
+    if retention_days is None and description is None:
+        raise click.UsageError("give --retention-days, --description or both")
+    data = st.run(
+        lambda c: c.update_namespace(name, retention_days=retention_days, description=description)
+    )
+
+    def view(d: dict[str, Any]) -> RenderableType:
+        changed = ", ".join(d["changed"]) or "nothing (it was so already)"
+        return kv_table({**{k: v for k, v in d.items() if k != "changed"}, "changed": changed})
+
+    emit(data, output, view)
 
 
 #: How long ``namespace list`` keeps trying a region that does not answer.

@@ -46,7 +46,7 @@ from store.errors import (
     StoreError,
 )
 from store.metrics import render_metrics, render_process_metrics
-from store.namespaces import Namespace, get_namespace
+from store.namespaces import Namespace, get_namespace, update_namespace
 from store.sql import QUERIES as Q
 from worker import wire
 
@@ -306,6 +306,13 @@ def create_app(store: Store) -> FastAPI:
         info = ns_info(ns)
         info["executions"] = {r["status"]: r["n"] for r in counts}
         return JSON(info)
+
+    @app.patch(f"{PREFIX}/namespaces/{{namespace}}", response_model=wire.NamespaceInfo)
+    async def patch_namespace(namespace: str, req: wire.UpdateNamespaceRequest) -> Response:
+        ns, changed = await update_namespace(
+            store, namespace, retention_days=req.retention_days, description=req.description
+        )
+        return JSON({**ns_info(ns), "changed": changed})
 
     # ------------------------------------------------------------------ workflows
 

@@ -8,7 +8,12 @@ from typing import Any
 import asyncpg
 
 from store.context import Store
-from store.errors import NamespaceInHandover, NamespaceNotActive, NamespaceNotFound
+from store.errors import (
+    InvalidArgument,
+    NamespaceInHandover,
+    NamespaceNotActive,
+    NamespaceNotFound,
+)
 from store.sql import QUERIES as Q
 from store.visibility.attributes import PREDEFINED_ATTRIBUTES
 
@@ -94,6 +99,36 @@ async def lock_namespace(
     ns = Namespace.from_row(row)
     ns.require_writable(store.region, store.region_urls)
     return ns
+
+
+async def update_namespace(
+    store: Store, name: str, *, retention_days: int | None, description: str | None
+) -> tuple[Namespace, list[str]]:
+    """Change a namespace's retention or description in its active region.
+
+    Returns the namespace as it is now and the fields that changed; the same
+    update again changes nothing. The change reaches the other regions of the
+    namespace through the outbox, as every namespace change does.
+    """
+    if retention_days is None and description is None:
+        raise InvalidArgument("nothing to update: give retention_days, description or both")
+    async with store.pool.acquire() as conn, conn.transaction():
+        ns = await lock_namespace(store, conn, name, exclusive=True)
+        retention = ns.retention_days if retention_days is None else retention_days
+        text = ns.description if description is None else description
+        changed = [
+            field
+            for field, old, new in (
+                ("retention_days", ns.retention_days, retention),
+                ("description", ns.description, text),
+            )
+            if old != new
+        ]
+        if not changed:
+            return ns, []
+        row = await conn.fetchrow(Q["set_namespace_settings"], name, retention, text)
+        await conn.execute(Q["outbox_namespace"], name)
+    return Namespace.from_row(row), changed
 
 
 async def require_active_here(store: Store, namespace: str) -> None:

@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from worker import _http
+from worker._client_namespaces import NamespaceMixin
 from worker._client_schedules import ScheduleMixin
 from worker._client_versioning import VersioningMixin
 from worker._client_visibility import (
@@ -80,7 +80,7 @@ def _seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
+class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     """Talks to a Baton deployment (every region's endpoint, so it follows failovers)."""
 
     def __init__(
@@ -186,32 +186,6 @@ class Client(VisibilityMixin, VersioningMixin, ScheduleMixin):
             err.message = head + failure.message
             err.args = (err.message,)
         err.__cause__ = failure_to_exception(failure, self.data_converter.payload_converter)
-
-    # ------------------------------------------------------------------ namespaces
-
-    async def create_namespace(
-        self,
-        name: str,
-        *,
-        regions: Sequence[str] | None = None,
-        active_region: str | None = None,
-        retention_days: int = 7,
-        description: str = "",
-    ) -> dict[str, Any]:
-        body = {
-            "name": name,
-            "regions": list(regions) if regions else None,
-            "active_region": active_region,
-            "retention_days": retention_days,
-            "description": description,
-        }
-        return await self.call("POST", f"{_http.API}/namespaces", body)  # type: ignore[no-any-return]
-
-    async def describe_namespace(self, name: str | None = None) -> dict[str, Any]:
-        return await self.call("GET", ns_path(name or self.namespace))  # type: ignore[no-any-return]
-
-    async def list_namespaces(self) -> list[dict[str, Any]]:
-        return await self.call("GET", f"{_http.API}/namespaces")  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ workflows
 

@@ -631,6 +631,13 @@ WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET search_attributes = $2, updated_at = now() FROM fence WHERE name = $1
 RETURNING namespaces.*
 
+-- name: set_namespace_settings
+-- `namespace update`: retention and description; replicated as any change.
+WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
+UPDATE namespaces SET retention_days = $2, description = $3, updated_at = now()
+FROM fence WHERE name = $1
+RETURNING namespaces.*
+
 -- name: lock_namespace_row
 -- To change the namespace: its row, and its fence exclusively (the writes in
 -- flight end first; the row's update would take the fence too, later).

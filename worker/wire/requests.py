@@ -30,6 +30,14 @@ class CreateNamespaceRequest(BaseModel):
     description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
 
 
+class UpdateNamespaceRequest(BaseModel):
+    """What ``namespace update`` changes: a field left out keeps its value."""
+
+    #: Days a closed run is kept before the retention sweeper deletes it.
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
+
+
 # --------------------------------------------------------------------------- workflows
 
 

@@ -1,0 +1,95 @@
+"""Changing a namespace's retention and description: refused input changes nothing,
+the sweeper keeps runs by the new retention, and the change reaches the standby."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from store.retention import sweep
+from tests.conftest import Region, RegionPair
+from tests.helpers import baton_json, eventually
+from worker import Client
+from worker.errors import InvalidArgumentError, NamespaceNotFoundError
+
+pytestmark = pytest.mark.integration
+
+
+async def test_an_update_changes_retention_and_description_and_bad_ones_change_nothing(
+    client: Client, region: Region
+) -> None:
+    await client.create_namespace("orders", retention_days=3, description="first")
+    res = await client.update_namespace("orders", retention_days=30)
+    assert (res["retention_days"], res["description"], res["changed"]) == (
+        30,
+        "first",
+        ["retention_days"],
+    )
+    again = await client.update_namespace("orders", retention_days=30)
+    assert again["changed"] == []  # safe to run twice
+    for bad in ({"retention_days": 0}, {"retention_days": 4000}, {"description": "x" * 5000}, {}):
+        with pytest.raises(InvalidArgumentError):
+            await client.update_namespace("orders", **bad)  # type: ignore[arg-type]
+    with pytest.raises(NamespaceNotFoundError):
+        await client.update_namespace("nope", retention_days=5)
+    described = await client.describe_namespace("orders")
+    assert (described["retention_days"], described["description"]) == (30, "first")
+
+    code, out, err = await baton_json(
+        region.config_path, "namespace", "update", "orders", "--description", "second"
+    )
+    assert code == 0, err
+    assert (out["retention_days"], out["description"], out["changed"]) == (
+        30,
+        "second",
+        ["description"],
+    )
+    code, _, err = await baton_json(region.config_path, "namespace", "update", "orders")
+    assert code == 2 and "--retention-days" in err
+
+
+async def test_the_sweeper_keeps_runs_by_the_updated_retention(
+    client: Client, region: Region
+) -> None:
+    await client.create_namespace("kept", retention_days=1)
+    kept = Client(
+        client.transport, namespace="kept", data_converter=client.data_converter, identity="t"
+    )
+    h = await kept.start_workflow("T", id="old-run", task_queue="none")
+    await h.terminate("done")
+    conn = await asyncpg.connect(region.dsn)
+    try:
+        await conn.execute(
+            "UPDATE executions SET close_time = now() - interval '3 days' WHERE namespace = 'kept'"
+        )
+        await kept.update_namespace(retention_days=5)
+        assert (await sweep(region.store)).runs == 0  # three days old, kept for five
+        await kept.update_namespace(retention_days=2)
+        assert (await sweep(region.store)).runs == 1
+    finally:
+        await conn.close()
+
+
+async def test_an_update_reaches_the_standby(regions: RegionPair) -> None:
+    rs, ns = regions, "replicated"
+
+    async def in_b() -> tuple[int, str] | None:
+        conn = await asyncpg.connect(rs.b.dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT retention_days, description FROM namespaces WHERE name = $1", ns
+            )
+        finally:
+            await conn.close()
+        return None if row is None else (row["retention_days"], row["description"])
+
+    # sent to the standby first: the client follows the namespace to its active region
+    async with await Client.connect([rs.b.url, rs.a.url], namespace=ns) as client:
+        await client.create_namespace(ns, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
+        await eventually(in_b, timeout=30, what="the namespace in region-b")
+        await client.update_namespace(retention_days=14, description="moved to two weeks")
+
+        async def updated() -> bool:
+            return await in_b() == (14, "moved to two weeks")
+
+        await eventually(updated, timeout=30, what="the update in region-b")
