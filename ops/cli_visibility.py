@@ -83,7 +83,11 @@ def sa_list(st: CliState, namespace: str | None, output: str) -> None:
 
 @click.command("count", cls=BatonCommand)
 @click.option("--query", "-q", default="", help="List filter; empty counts every run.")
-@click.option("--group-by", default=None, help="e.g. ExecutionStatus, WorkflowType.")
+@click.option(
+    "--group-by",
+    default=None,
+    help="e.g. ExecutionStatus, WorkflowType (or end the query with GROUP BY ATTR).",
+)
 @pass_state
 def workflow_count(st: CliState, query: str, group_by: str | None, output: str) -> None:
     """Count runs matching a query, optionally per value of an attribute."""
@@ -95,10 +99,11 @@ def workflow_count(st: CliState, query: str, group_by: str | None, output: str) 
     res = st.run(go)
 
     def view(d: dict[str, Any]) -> Any:
-        if not group_by:
+        if not group_by and not d["groups"]:
             return Text(f"{d['count']} runs")
+        # a GROUP BY in the query groups as --group-by does
         return table(
-            [group_by, "runs"],
+            [group_by or "value", "runs"],
             [[g["value"], g["count"]] for g in d["groups"]] + [["total", d["count"]]],
         )
 

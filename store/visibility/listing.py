@@ -23,7 +23,7 @@ from store.errors import InvalidArgument, InvalidQuery
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
 from store.visibility.attributes import AttributeType
-from store.visibility.query import Order, compile_query, group_by_sql
+from store.visibility.query import Order, compile_query, group_by_sql, split_group_by
 from store.workflows import execution_info
 from worker import wire
 
@@ -160,6 +160,7 @@ def count_sql(
     include_system: bool = False,
 ) -> tuple[str, list[Any]]:
     """The statement and parameters of a count (grouped when ``group_by`` is given)."""
+    query, group_by = count_grouping(query, group_by)
     compiled = compile_query(query, registered, first_param=2)
     params: list[Any] = [namespace, *compiled.params]
     where = _visible(compiled.where, include_system)
@@ -167,6 +168,20 @@ def count_sql(
         return Q["count_by_query"].format(where=where), params
     group, _ = group_by_sql(group_by, registered)
     return Q["count_by_query_grouped"].format(where=where, group=group), params
+
+
+def count_grouping(query: str, group_by: str | None) -> tuple[str, str | None]:
+    """A count's filter and the attribute it groups by: the ``group_by``
+    parameter or the query's own ``GROUP BY`` (Temporal's syntax), not two
+    different ones."""
+    text, in_query = split_group_by(query)
+    if in_query is not None and group_by is not None and in_query != group_by:
+        raise InvalidQuery(
+            f"the query groups by {in_query} and group_by asks for {group_by}: give one of them",
+            position=len(text),
+            token=in_query,
+        )
+    return text, group_by or in_query
 
 
 def _visible(where: str, include_system: bool) -> str:
@@ -228,6 +243,7 @@ async def count_runs(
     include_system: bool = False,
 ) -> dict[str, Any]:
     """The number of runs matching ``query``, optionally per value of ``group_by``."""
+    query, group_by = count_grouping(query, group_by)
     async with store.pool.acquire() as conn:
         registered = await registered_attributes(conn, namespace)
         sql, params = count_sql(namespace, query, registered, group_by, include_system)

@@ -89,6 +89,12 @@ MAX_IN_VALUES = 1000
 #: How deep conditions may nest in each other.
 MAX_NESTING = 500
 
+#: A count query's trailing ``GROUP BY attr`` (Temporal's syntax for a grouped
+#: count). A string literal cannot end the text unclosed, so the match is never
+#: inside one.
+_GROUP_BY_RE = re.compile(r"(?is)^(.*?)\s*\bgroup\s+by\s+(`?[A-Za-z_][A-Za-z0-9_]*`?)\s*$")
+_GROUP_BY_ANYWHERE = re.compile(r"(?i)\bgroup\s+by\b")
+
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _DURATION_UNITS = {
     "ns": 1e-9,
@@ -418,8 +424,34 @@ class _Compiler:
         return Order(sql, attr, descending, nullable, kind, _position(tok))
 
 
+def split_group_by(text: str) -> tuple[str, str | None]:
+    """A count query cut in two: its filter and the attribute of its trailing
+    ``GROUP BY`` (None without one)."""
+    m = _GROUP_BY_RE.match(text)
+    if m is None:
+        return text, None
+    return m.group(1), m.group(2).strip("`")
+
+
 def parse(text: str) -> Tree:
     """The parse tree of ``text``, or InvalidQuery naming the position and token."""
+    try:
+        return _parse(text)
+    except InvalidQuery as exc:
+        group = _GROUP_BY_ANYWHERE.search(text)
+        if group is None or str(exc.details.get("token", "")).lower() not in ("group", "by"):
+            raise
+        # GROUP BY is not in the grammar: only a count takes it, cut off first
+        raise InvalidQuery(
+            f"invalid query at position {group.start()}: GROUP BY groups a count, not a list, "
+            "and goes at the end of its query with one attribute "
+            "(`ExecutionStatus = 'Running' GROUP BY WorkflowType`)",
+            position=group.start(),
+            token=group.group(0),
+        ) from exc
+
+
+def _parse(text: str) -> Tree:
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidQuery(
             f"query is {len(text)} characters; the limit is {MAX_QUERY_CHARS}",

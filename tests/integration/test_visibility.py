@@ -292,6 +292,41 @@ async def test_order_by_and_group_by(client: Client) -> None:
         await client.count_workflows("", group_by="Notes")
 
 
+async def test_a_count_query_groups_by_its_own_group_by_clause(
+    client: Client, region: Region
+) -> None:
+    """Temporal's syntax: ``... GROUP BY ATTR`` at the end of a count's query."""
+    await _seed(client)
+    expected = {"running": 3, "terminated": 1}
+    for query in (
+        "WorkflowType != 'Shipping' GROUP BY ExecutionStatus",
+        "WorkflowType != 'Shipping' group by `ExecutionStatus`",
+    ):
+        counted = await client.count_workflows(query)
+        assert counted.count == 4
+        assert {g.value: g.count for g in counted.groups} == expected
+    # the same attribute twice is the same count; two different ones are refused
+    same = await client.count_workflows("GROUP BY WorkflowType", group_by="WorkflowType")
+    assert {g.value: g.count for g in same.groups} == {"Payment": 3, "Shipping": 2, "Refund": 1}
+    with pytest.raises(InvalidQueryError):
+        await client.count_workflows("GROUP BY WorkflowType", group_by="ExecutionStatus")
+    with pytest.raises(InvalidQueryError):
+        await client.count_workflows("GROUP BY Notes")  # not an attribute to group by
+    # a list cannot group: the error says where GROUP BY belongs
+    with pytest.raises(InvalidQueryError) as err:
+        await ids(client, "WorkflowType = 'Payment' GROUP BY ExecutionStatus")
+    assert "GROUP BY groups a count" in err.value.message
+    code, out, err_text = await baton_json(
+        region.config_path, "workflow", "count", "--query", "GROUP BY WorkflowType"
+    )
+    assert code == 0, err_text
+    assert {g["value"]: g["count"] for g in out["groups"]} == {
+        "Payment": 3,
+        "Shipping": 2,
+        "Refund": 1,
+    }
+
+
 async def test_a_grouped_count_past_its_group_limit_still_counts_every_run(
     client: Client,
 ) -> None:
