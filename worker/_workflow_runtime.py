@@ -388,7 +388,16 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                 if value.tzinfo is None:
                     raise self.misuse(ValueError(f"search attribute {name!r}: naive datetime"))
                 value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-            elif isinstance(value, tuple | set | frozenset):
+            elif isinstance(value, set | frozenset):
+                # a set iterates in an order of its process (string hashes are
+                # salted): sorted, a replay in another worker reads the same list
+                try:
+                    value = sorted(value)
+                except TypeError:
+                    raise self.misuse(
+                        ValueError(f"search attribute {name!r}: a KeywordList holds strings")
+                    ) from None
+            elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, float) and not math.isfinite(value):
                 # JSON would carry it as null, which removes the attribute

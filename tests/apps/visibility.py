@@ -64,3 +64,13 @@ class UpsertsUnregistered:
         workflow.upsert_search_attributes({"LateAttr": "v"})
         await workflow.execute_activity(record, "after", start_to_close_timeout=10)
         return "done"
+
+
+@workflow.defn
+class TagsFromASet:
+    """Upserts a KeywordList given as a set and returns what the run then reads."""
+
+    @workflow.run
+    async def run(self, tags: list[str]) -> list[str]:
+        workflow.upsert_search_attributes({"Tags": set(tags)})
+        return list(workflow.info().search_attributes["Tags"])

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.apps.visibility import Tagged, record
+from tests.apps.visibility import Tagged, TagsFromASet, record
 from tests.conftest import Region
 from tests.helpers import baton_json, eventually
 from worker import Client, Worker
@@ -290,6 +290,20 @@ async def test_order_by_and_group_by(client: Client) -> None:
     assert all(type(v) is int for v in values), values
     with pytest.raises(InvalidQueryError):
         await client.count_workflows("", group_by="Notes")
+
+
+async def test_a_set_upserted_as_a_keyword_list_reads_the_same_in_every_worker(
+    client: Client,
+) -> None:
+    """A set iterates in an order of its own process: the SDK sorts it, so the run,
+    its replay in another worker and the list all read one order."""
+    await client.add_search_attribute("Tags", "KeywordList")
+    tags = [f"tag-{i}" for i in range(20)]
+    async with Worker(client, task_queue=QUEUE, workflows=[TagsFromASet]):
+        seen = await client.execute_workflow(TagsFromASet, tags, id="set-tags", task_queue=QUEUE)
+    assert seen == sorted(tags)
+    stored = (await client.get_workflow_handle("set-tags").describe())["execution"]
+    assert stored["search_attributes"]["Tags"] == sorted(tags)
 
 
 async def test_a_count_query_groups_by_its_own_group_by_clause(
