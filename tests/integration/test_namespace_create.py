@@ -135,3 +135,17 @@ async def test_repeated_or_unknown_regions_are_refused_and_nothing_is_stored(
     assert "Traceback" not in err
     for region in ("region-a", "region-b"):
         assert two.held(region, "bad") == []
+
+
+@pytest.mark.parametrize("name", ["bad name", "-dash-first", "x\n", "ü", "a" * 201, ""])
+async def test_a_bad_name_is_refused_with_what_a_name_may_hold(two: Two, name: str) -> None:
+    async with await Client.connect(two.url("region-a"), namespace="default") as client:
+        with pytest.raises(InvalidArgumentError) as caught:
+            await client.create_namespace(name)
+    message = caught.value.message
+    assert "is not a namespace name" in message
+    assert "letters, digits, '.', '_' and '-'" in message
+    assert "pattern" not in message  # words, not a regular expression
+    async with httpx.AsyncClient(base_url=two.url("region-a"), timeout=10) as http:
+        resp = await http.get("/api/v1/namespaces")
+    assert resp.json() == []  # nothing stored

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from worker.wire.common import MAX_DESCRIPTION_CHARS, MAX_DURATION_S, Failure, Payload
 from worker.wire.history import HistoryEvent
@@ -21,13 +23,30 @@ class NamespaceInfo(BaseModel):
     description: str = ""
 
 
+NAMESPACE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+_NAMESPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
 class CreateNamespaceRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(json_schema_extra={"pattern": NAMESPACE_NAME_PATTERN})
     regions: list[str] | None = None
     active_region: str | None = None
     retention_days: int = Field(default=7, ge=1, le=3650)
     #: Kept short: it travels with every replication message of the namespace.
     description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+
+    @field_validator("name")
+    @classmethod
+    def _namespace_name(cls, value: str) -> str:
+        # said in words: a regular expression is no answer to "what do I type"
+        if not _NAMESPACE_NAME.fullmatch(value):
+            raise PydanticCustomError(
+                "namespace_name",
+                "{name} is not a namespace name: use 1 to 200 letters, digits, '.', '_' and "
+                "'-', starting with a letter or digit",
+                {"name": repr(value[:210])},
+            )
+        return value
 
 
 class UpdateNamespaceRequest(BaseModel):
