@@ -4,6 +4,7 @@ the sweeper keeps runs by the new retention, and the change reaches the standby.
 from __future__ import annotations
 
 import asyncpg
+import httpx
 import pytest
 
 from store.retention import sweep
@@ -93,3 +94,23 @@ async def test_an_update_reaches_the_standby(regions: RegionPair) -> None:
             return await in_b() == (14, "moved to two weeks")
 
         await eventually(updated, timeout=30, what="the update in region-b")
+
+
+@pytest.mark.parametrize("days", [True, "7", 7.0, None])
+async def test_retention_that_is_not_a_whole_number_is_refused_at_create_and_update(
+    client: Client, region: Region, days: object
+) -> None:
+    """JSON true is not one day (runs would be deleted after it), nor "7" seven."""
+    await client.create_namespace("strict", retention_days=9)
+    async with httpx.AsyncClient(base_url=region.url, timeout=10) as http:
+        created = await http.post(
+            "/api/v1/namespaces", json={"name": "strict-2", "retention_days": days}
+        )
+        updated = await http.patch("/api/v1/namespaces/strict", json={"retention_days": days})
+    # (None: null at create; at update, nothing to change, which is refused too)
+    for resp in (created, updated):
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"]["code"] == "INVALID_ARGUMENT"
+    assert (await client.describe_namespace("strict"))["retention_days"] == 9
+    with pytest.raises(NamespaceNotFoundError):
+        await client.describe_namespace("strict-2")

@@ -31,7 +31,8 @@ class CreateNamespaceRequest(BaseModel):
     name: str = Field(json_schema_extra={"pattern": NAMESPACE_NAME_PATTERN})
     regions: list[str] | None = None
     active_region: str | None = None
-    retention_days: int = Field(default=7, ge=1, le=3650)
+    #: Strict: JSON true is not one day, nor "7" seven (runs are deleted by it).
+    retention_days: int = Field(default=7, ge=1, le=3650, strict=True)
     #: Kept short: it travels with every replication message of the namespace.
     description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
 
@@ -53,7 +54,8 @@ class UpdateNamespaceRequest(BaseModel):
     """What ``namespace update`` changes: a field left out keeps its value."""
 
     #: Days a closed run is kept before the retention sweeper deletes it.
-    retention_days: int | None = Field(default=None, ge=1, le=3650)
+    #: Strict, as at create.
+    retention_days: int | None = Field(default=None, ge=1, le=3650, strict=True)
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
 
 
