@@ -168,22 +168,34 @@ def _error(message: str, token: Any) -> InvalidQuery:
     )
 
 
+_CLOCK_RE = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)")
+
+
 def parse_duration(text: str, token: Any) -> timedelta:
-    """A Go-style duration ("90s", "1h30m", "250ms") or a number of seconds."""
-    bad = _error(f"{text!r} is not a duration (e.g. '90s', '1h30m', '250ms')", token)
+    """A duration as Temporal's queries take one: Go-style ("90s", "1h30m",
+    "250ms"), "hh:mm:ss", or an integer of nanoseconds (the unit Temporal
+    stores ExecutionDuration in: 1000 is a microsecond, not 1000 seconds)."""
+    bad = _error(
+        f"{text!r} is not a duration: use a Go-style one ('90s', '1h30m', '250ms'), "
+        "'hh:mm:ss' or an integer of nanoseconds",
+        token,
+    )
     try:
-        seconds = float(text)
-    except ValueError:
-        pos, seconds = 0, 0.0
+        if re.fullmatch(r"\d+", text):
+            return timedelta(microseconds=int(text) // 1000)
+        clock = _CLOCK_RE.fullmatch(text)
+        if clock is not None:
+            hours, minutes, seconds = clock.groups()
+            return timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds))
+        pos, total = 0, 0.0
         for m in _DURATION_RE.finditer(text):
             if m.start() != pos:
                 break
-            seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+            total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
             pos = m.end()
         if pos != len(text) or not text:
-            raise bad from None
-    try:
-        return timedelta(seconds=seconds)
+            raise bad
+        return timedelta(seconds=total)
     except (OverflowError, ValueError):
         raise bad from None
 

@@ -203,6 +203,12 @@ async def _seed(client: Client) -> None:
         ("ExecutionStatus = 'Terminated'", {"refund-1"}),
         ("ExecutionStatus = 'running' AND WorkflowType = 'Refund'", set()),
         ("HistoryLength > 2", {"refund-1"}),
+        # ExecutionDuration as Temporal reads it: integers are nanoseconds
+        ("ExecutionDuration > 1000", {"refund-1"}),
+        ("ExecutionDuration BETWEEN 0 AND 60000000000", {"refund-1"}),
+        ("ExecutionDuration < '00:01:00'", {"refund-1"}),
+        ("ExecutionDuration > '01:00:00'", set()),
+        ("ExecutionDuration < '1m30s'", {"refund-1"}),
         ("Tags = 'eu'", {"pay-1", "ship-1"}),
         ("Tags != 'eu'", {"pay-2", "pay-3", "ship_2", "refund-1"}),
         ("Tags IN ('us', 'card')", {"pay-1", "pay-2"}),  # any of them in the list
