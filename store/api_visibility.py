@@ -30,7 +30,8 @@ def add_visibility_routes(app: FastAPI, store: Store, prefix: str) -> None:
     async def add_search_attribute(namespace: str, req: wire.SearchAttributeRequest) -> Response:
         return JSON(await registry.add_attribute(store, namespace, req.name, req.type))
 
-    @app.delete(f"{ns_path}/search-attributes/{{name}}")
+    # any text: a name holding "/" is answered as a bad name, not a missing route
+    @app.delete(f"{ns_path}/search-attributes/{{name:anytext}}")
     async def remove_search_attribute(namespace: str, name: str) -> Response:
         return JSON(await registry.remove_attribute(store, namespace, name))
 

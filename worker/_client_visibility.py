@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from worker._http import ns_path
 
@@ -190,7 +191,8 @@ class VisibilityMixin:
         self, name: str, *, namespace: str | None = None
     ) -> dict[str, Any]:
         res: dict[str, Any] = await self.call(
-            "DELETE", ns_path(namespace or self.namespace, f"/search-attributes/{name}")
+            "DELETE",
+            ns_path(namespace or self.namespace, f"/search-attributes/{quote(name, safe='')}"),
         )
         return res
 

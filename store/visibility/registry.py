@@ -17,6 +17,7 @@ from store.namespaces import Namespace, lock_namespace
 from store.sql import QUERIES as Q
 from store.visibility.attributes import (
     MAX_REGISTERED,
+    NAME_RE,
     PREDEFINED_ATTRIBUTES,
     SYSTEM_ATTRIBUTES,
     check_attribute_name,
@@ -77,6 +78,12 @@ async def add_attribute(store: Store, namespace: str, name: str, type_name: str)
 
 async def remove_attribute(store: Store, namespace: str, name: str) -> dict[str, Any]:
     """Unregister ``name``; removing one that is not registered changes nothing."""
+    if not NAME_RE.match(name):
+        raise InvalidArgument(
+            f"{name!r} is not a search attribute name (1-64 letters, digits and underscores, "
+            "starting with a letter or underscore): `baton namespace search-attribute list` "
+            "shows the registered ones"
+        )
     async with store.pool.acquire() as conn, conn.transaction():
         ns = await lock_namespace(store, conn, namespace, exclusive=True)
         if name in SYSTEM_ATTRIBUTES or name in PREDEFINED_ATTRIBUTES:

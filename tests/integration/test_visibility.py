@@ -72,6 +72,20 @@ async def test_registry_add_list_remove_and_typed_refusals(client: Client) -> No
     assert await ids(client, "CustomerId = 'a'") == ["r-1"]  # the run kept its value
 
 
+async def test_removing_a_name_that_cannot_be_one_is_refused_and_changes_nothing(
+    client: Client,
+) -> None:
+    """A name with "/", "?" or "#" reached another route (or a cut-off name)."""
+    await client.add_search_attribute("CustomerId", "Keyword")
+    before = await client.list_search_attributes()
+    for name in ("Customer/Id", "CustomerId?x=1", "CustomerId#x", "Customer Id", "..", "."):
+        with pytest.raises(InvalidArgumentError) as err:
+            await client.remove_search_attribute(name)
+        assert "is not a search attribute name" in err.value.message, name
+    assert await client.list_search_attributes() == before
+    assert (await client.remove_search_attribute("CustomerId"))["changed"] is True
+
+
 async def test_bad_start_attributes_store_nothing(client: Client, region: Region) -> None:
     await register(client)
     bad: list[dict[str, Any]] = [
