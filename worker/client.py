@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 import tomllib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -388,20 +389,21 @@ class WorkflowHandle(RunControlMixin):
             WorkflowFailureError: The run closed without a result; ``__cause__``
                 is the failure.
             TimeoutError: ``timeout`` passed first.
+            UnavailableError: No server answered within ``timeout`` (or ``retry_for_s``).
         """
-        import time as _time
-
-        deadline = None if timeout is None else _time.monotonic() + (_seconds(timeout) or 0)
+        deadline = None if timeout is None else time.monotonic() + (_seconds(timeout) or 0)
         while True:
-            wait = 60.0
-            if deadline is not None:
-                wait = max(0.0, min(wait, deadline - _time.monotonic()))
+            # ``timeout`` bounds the retries of an unreachable server too
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             res = await self.client.call(
-                "GET", self._path("/result"), params={"run_id": self.run_id, "wait_s": wait}
+                "GET",
+                self._path("/result"),
+                params={"run_id": self.run_id, "wait_s": 60.0 if left is None else min(60, left)},
+                retry_for_s=None if left is None else min(left, self.client.transport.retry_for_s),
             )
             if res["closed"]:
                 break
-            if deadline is not None and _time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"workflow {self.id!r} still running after {timeout}")
         return await self._outcome(res, type_hint)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
 
 from store import starts
 from tests.conftest import Region
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 from worker import (
     ActivityError,
     ApplicationError,
@@ -27,6 +28,7 @@ from worker.errors import (
     QueryFailedError,
     RouteNotFoundError,
     TimeoutError_,
+    UnavailableError,
     WorkflowNotFoundError,
 )
 
@@ -241,3 +243,20 @@ async def test_a_run_whose_id_holds_a_line_break_can_still_be_reached(
 async def test_an_unknown_route_is_a_typed_error(client: Client) -> None:
     with pytest.raises(RouteNotFoundError):
         await client.call("GET", "/api/v1/no-such-thing")
+
+
+async def test_result_timeout_bounds_the_wait_for_a_server_that_is_down() -> None:
+    # Nothing listens on the port: every attempt is refused, and the client
+    # would otherwise retry for its whole retry_for_s.
+    dead = await Client.connect(f"http://127.0.0.1:{free_port()}", retry_for_s=30)
+    async with dead:
+        started = time.monotonic()
+        with pytest.raises(UnavailableError):
+            await dead.get_workflow_handle("order-1").result(timeout=1)
+        assert time.monotonic() - started < 5
+
+
+async def test_result_timeout_on_a_running_workflow_is_a_timeout_error(client: Client) -> None:
+    h = await client.start_workflow(ErrorShapes, "sleep", id="result-timeout", task_queue=QUEUE)
+    with pytest.raises(TimeoutError):
+        await h.result(timeout=0.5)
