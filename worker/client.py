@@ -31,7 +31,6 @@ from worker._definition import (
     QUERY,
     SIGNAL,
     UPDATE,
-    check_behavior,
     handler_name,
     handler_result_type,
     result_type_of,
@@ -45,6 +44,7 @@ from worker._failure import (
 from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
+from worker._start_options import checked_behavior, reuse_policy
 from worker.converter import DataConverter
 from worker.errors import (
     BatonError,
@@ -250,13 +250,13 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             "task_queue": task_queue,
             "input": await self.encode(args),
             "request_id": request_id or _new_request_id(),
-            "id_reuse_policy": WorkflowIdReusePolicy(id_reuse_policy).value,
+            "id_reuse_policy": reuse_policy(id_reuse_policy),
             "task_timeout_s": _seconds(task_timeout),
             "run_timeout_s": _seconds(run_timeout),
             "memo": await self.encode_memo(memo),
             "identity": self.identity,
             "search_attributes": encode_search_attributes(search_attributes or {}),
-            "versioning_behavior": check_behavior(versioning_behavior, "versioning_behavior"),
+            "versioning_behavior": checked_behavior(versioning_behavior),
         }
         if wait_result_s is not None:
             body["wait_result_s"] = wait_result_s

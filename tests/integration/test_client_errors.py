@@ -29,6 +29,7 @@ from worker.errors import (
     RouteNotFoundError,
     TimeoutError_,
     UnavailableError,
+    WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
 )
 
@@ -260,3 +261,29 @@ async def test_result_timeout_on_a_running_workflow_is_a_timeout_error(client: C
     h = await client.start_workflow(ErrorShapes, "sleep", id="result-timeout", task_queue=QUEUE)
     with pytest.raises(TimeoutError):
         await h.result(timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    "option", [{"id_reuse_policy": "reject"}, {"versioning_behavior": "sometimes"}]
+)
+async def test_a_start_option_out_of_its_choices_is_a_typed_error(
+    client: Client, option: dict[str, str]
+) -> None:
+    for start in (client.start_workflow, client.execute_workflow):
+        with pytest.raises(InvalidArgumentError, match=next(iter(option))) as err:
+            await start(ErrorShapes, "sleep", id="bad-option", task_queue=QUEUE, **option)  # type: ignore[operator]
+        assert err.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(InvalidArgumentError):
+        await client.signal_with_start_workflow(
+            ErrorShapes, "sleep", id="bad-option", task_queue=QUEUE, signal="s", **option
+        )  # type: ignore[arg-type]
+    with pytest.raises(WorkflowNotFoundError):
+        await client.get_workflow_handle("bad-option").describe()
+
+
+async def test_a_reuse_policy_may_be_named_as_temporal_spells_it(client: Client) -> None:
+    await client.start_workflow(ErrorShapes, "sleep", id="by-name", task_queue=QUEUE)
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            ErrorShapes, "sleep", id="by-name", task_queue=QUEUE, id_reuse_policy="REJECT_DUPLICATE"
+        )  # type: ignore[arg-type]

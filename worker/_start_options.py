@@ -1,0 +1,36 @@
+"""A start's options checked before they are sent.
+
+A value the server would refuse (or that the SDK cannot even put into the
+request) is an :class:`~worker.errors.InvalidArgumentError` naming the option
+and its choices, as the server's own ``INVALID_ARGUMENT`` would be, not a
+bare ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker._definition import check_behavior
+from worker.errors import InvalidArgumentError
+from worker.wire import WorkflowIdReusePolicy
+
+
+def reuse_policy(value: Any) -> str:
+    """``id_reuse_policy`` as the wire carries it, from the enum, its value or its name."""
+    normal = str(getattr(value, "value", value)).strip().lower().replace("-", "_")
+    try:
+        return WorkflowIdReusePolicy(normal).value
+    except ValueError:
+        choices = ", ".join(p.value for p in WorkflowIdReusePolicy)
+        raise InvalidArgumentError(
+            f"id_reuse_policy {value!r} is not one of {choices}: "
+            "pass a worker.WorkflowIdReusePolicy"
+        ) from None
+
+
+def checked_behavior(value: str | None) -> str | None:
+    """``versioning_behavior`` as the wire carries it (None: the workflow type's)."""
+    try:
+        return check_behavior(value, "versioning_behavior")
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
