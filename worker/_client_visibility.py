@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from worker._http import ns_path
+from worker.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -133,10 +134,13 @@ class VisibilityMixin:
         The fixed filters (status, workflow_type, ...) are shorthand for the
         same query and cannot be combined with one. Pages follow stable
         tokens: a run that starts or closes meanwhile shifts no page.
+        ``limit`` stops after that many runs (0: none, None: every one).
         """
+        if limit is not None and limit < 0:
+            raise InvalidArgumentError(f"limit must be 0 or more (None for every run), not {limit}")
         token = None
         seen = 0
-        while True:
+        while limit is None or seen < limit:
             res = await self.call(
                 "GET",
                 ns_path(self.namespace, "/workflows"),
@@ -153,10 +157,10 @@ class VisibilityMixin:
                 },
             )
             for e in res["executions"]:
-                yield WorkflowExecution.from_wire(e)
-                seen += 1
                 if limit is not None and seen >= limit:
                     return
+                yield WorkflowExecution.from_wire(e)
+                seen += 1
             token = res.get("next_page_token")
             if not token:
                 return

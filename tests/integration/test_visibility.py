@@ -596,3 +596,16 @@ async def test_an_upsert_of_an_unregistered_attribute_fails_the_task_and_stores_
         await client.add_search_attribute("LateAttr", "Keyword")
         assert await h.result(timeout=30) == "done"
     assert await ids(client, "LateAttr = 'v'") == ["late"]
+
+
+async def test_list_limit_counts_runs_from_zero(client: Client) -> None:
+    for n in range(3):
+        await client.start_workflow("Listed", id=f"limited-{n}", task_queue="limited")
+
+    async def listed(limit: int) -> int:
+        query = "TaskQueue = 'limited'"
+        return len([e async for e in client.list_workflows(query, page_size=2, limit=limit)])
+
+    assert [await listed(n) for n in (0, 1, 2, 3, 4)] == [0, 1, 2, 3, 3]
+    with pytest.raises(InvalidArgumentError, match="limit"):
+        await listed(-1)
