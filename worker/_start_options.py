@@ -1,4 +1,4 @@
-"""A start's options checked before they are sent.
+"""A start's options (and a call's timeouts) checked before they are sent.
 
 A value the server would refuse (or that the SDK cannot even put into the
 request) is an :class:`~worker.errors.InvalidArgumentError` naming the option
@@ -8,7 +8,8 @@ bare ``ValueError``.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, overload
 
 from worker._definition import check_behavior
 from worker.errors import InvalidArgumentError
@@ -34,3 +35,14 @@ def checked_behavior(value: str | None) -> str | None:
         return check_behavior(value, "versioning_behavior")
     except ValueError as exc:
         raise InvalidArgumentError(str(exc)) from None
+
+
+@overload
+def seconds(value: timedelta | float) -> float: ...
+@overload
+def seconds(value: timedelta | float | None) -> float | None: ...
+def seconds(value: timedelta | float | None) -> float | None:
+    """A duration given as a ``timedelta`` or a number of seconds, in seconds."""
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -44,7 +44,7 @@ from worker._failure import (
 from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
-from worker._start_options import checked_behavior, reuse_policy
+from worker._start_options import checked_behavior, reuse_policy, seconds
 from worker.converter import DataConverter
 from worker.errors import (
     BatonError,
@@ -73,12 +73,6 @@ _new_request_id = new_request_id
 #: How long :meth:`Client.execute_workflow`'s start waits for the outcome
 #: (then it waits as :meth:`WorkflowHandle.result` does).
 EXECUTE_WAIT_S = 60.0
-
-
-def _seconds(value: timedelta | float | None) -> float | None:
-    if value is None:
-        return None
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
@@ -251,8 +245,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             "input": await self.encode(args),
             "request_id": request_id or _new_request_id(),
             "id_reuse_policy": reuse_policy(id_reuse_policy),
-            "task_timeout_s": _seconds(task_timeout),
-            "run_timeout_s": _seconds(run_timeout),
+            "task_timeout_s": seconds(task_timeout),
+            "run_timeout_s": seconds(run_timeout),
             "memo": await self.encode_memo(memo),
             "identity": self.identity,
             "search_attributes": encode_search_attributes(search_attributes or {}),
@@ -391,7 +385,7 @@ class WorkflowHandle(RunControlMixin):
             TimeoutError: ``timeout`` passed first.
             UnavailableError: No server answered within ``timeout`` (or ``retry_for_s``).
         """
-        deadline = None if timeout is None else time.monotonic() + (_seconds(timeout) or 0)
+        deadline = None if timeout is None else time.monotonic() + (seconds(timeout) or 0)
         while True:
             # ``timeout`` bounds the retries of an unreachable server too
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -448,7 +442,7 @@ class WorkflowHandle(RunControlMixin):
         self,
         name: str | Callable[..., Any],
         *args: Any,
-        timeout: float = 10.0,
+        timeout: timedelta | float = 10.0,
         type_hint: Any = None,
     ) -> Any:
         res = await self.client.call(
@@ -458,10 +452,10 @@ class WorkflowHandle(RunControlMixin):
                 "query_name": handler_name(name, QUERY),
                 "input": await self.client.encode(args),
                 "run_id": self.target_run_id,
-                "timeout_s": timeout,
+                "timeout_s": seconds(timeout),
             },
             # the caller's timeout bounds the whole call, its retries too
-            retry_for_s=timeout,
+            retry_for_s=seconds(timeout),
         )
         hint = type_hint or handler_result_type(name)
         return await self.client.decode_one(res.get("result"), hint)
@@ -471,7 +465,7 @@ class WorkflowHandle(RunControlMixin):
         name: str | Callable[..., Any],
         *args: Any,
         update_id: str | None = None,
-        timeout: float = 30.0,
+        timeout: timedelta | float = 30.0,
         type_hint: Any = None,
     ) -> Any:
         """Send an update and wait for its result (deduplicated by ``update_id``)."""
@@ -483,10 +477,10 @@ class WorkflowHandle(RunControlMixin):
                 "name": handler_name(name, UPDATE),
                 "input": await self.client.encode(args),
                 "run_id": self.target_run_id,
-                "timeout_s": timeout,
+                "timeout_s": seconds(timeout),
                 "identity": self.client.identity,
             },
-            retry_for_s=timeout,
+            retry_for_s=seconds(timeout),
         )
         hint = type_hint or handler_result_type(name)
         return await self.client.decode_one(res.get("result"), hint)

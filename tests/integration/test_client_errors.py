@@ -26,9 +26,11 @@ from worker import (
 from worker.errors import (
     InvalidArgumentError,
     QueryFailedError,
+    QueryTimedOutError,
     RouteNotFoundError,
     TimeoutError_,
     UnavailableError,
+    UpdateTimedOutError,
     WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
 )
@@ -287,3 +289,12 @@ async def test_a_reuse_policy_may_be_named_as_temporal_spells_it(client: Client)
         await client.start_workflow(
             ErrorShapes, "sleep", id="by-name", task_queue=QUEUE, id_reuse_policy="REJECT_DUPLICATE"
         )  # type: ignore[arg-type]
+
+
+async def test_query_and_update_take_their_timeout_as_a_timedelta(client: Client) -> None:
+    # no worker: both wait out the timeout they were given
+    h = await client.start_workflow(ErrorShapes, "sleep", id="timedelta-1", task_queue=QUEUE)
+    with pytest.raises(QueryTimedOutError, match=r"0\.5s"):
+        await h.query("explode", timeout=timedelta(milliseconds=500))
+    with pytest.raises(UpdateTimedOutError, match=r"0\.5s"):
+        await h.update("nothing", timeout=timedelta(milliseconds=500))
