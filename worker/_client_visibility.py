@@ -100,7 +100,11 @@ def encode_search_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in attributes.items():
         if isinstance(value, datetime):
             if value.tzinfo is None:
-                raise ValueError(f"search attribute {name!r}: the datetime has no timezone")
+                # a server in another zone would read it otherwise than meant
+                raise InvalidArgumentError(
+                    f"search attribute {name!r}: the datetime {value} has no timezone; "
+                    "give it one (tzinfo=datetime.UTC)"
+                )
             value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         elif isinstance(value, tuple | set | frozenset):
             value = sorted(value) if isinstance(value, set | frozenset) else list(value)

@@ -96,6 +96,7 @@ async def test_bad_start_attributes_store_nothing(client: Client, region: Region
         {"Vip": "yes"},
         {"Score": "NaN"},
         {"DueAt": "2026-11-30T12:00:00"},  # no offset
+        {"DueAt": datetime(2026, 11, 30, 12)},  # noqa: DTZ001 (no zone, on purpose)
         {"DueAt": "yesterday"},
         {"Tags": "not-a-list"},
         {"Tags": [1, 2]},
