@@ -67,8 +67,10 @@ class Transport:
         follow_failover: bool = True,
     ):
         if not endpoints:
-            raise ValueError("at least one server endpoint is needed")
-        self.endpoints = [e.rstrip("/") for e in endpoints]
+            raise InvalidArgumentError(
+                "at least one server endpoint is needed, e.g. http://127.0.0.1:7233"
+            )
+        self.endpoints = [checked_endpoint(e) for e in endpoints]
         #: Whether a NAMESPACE_NOT_ACTIVE answer sends calls to the active region.
         self.follow_failover = follow_failover
         self._active = self.endpoints[0]
@@ -229,6 +231,27 @@ class Transport:
         n = len(self.endpoints)
         ring = (self.endpoints[(i + k) % n] for k in range(1, n + 1))
         return [e for e in ring if e != base]
+
+
+def checked_endpoint(endpoint: str) -> str:
+    """``endpoint`` without its trailing ``/``, or ``InvalidArgumentError`` if it
+    is no http(s) URL: a typo would otherwise be retried for the whole
+    ``retry_for_s`` as a server that cannot be reached."""
+    problem = None
+    try:
+        parts = urlsplit(str(endpoint).strip())
+        parts.port  # noqa: B018 (raises on a port out of range)
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problem = "it needs http:// or https:// and a host"
+    if problem:
+        raise InvalidArgumentError(
+            f"server endpoint {endpoint!r} is not a URL Baton can call ({problem}); "
+            "write it as http://HOST:PORT"
+        )
+    return str(endpoint).strip().rstrip("/")
 
 
 def encode_body(body: Any, *, check_floats: bool = True) -> bytes:
