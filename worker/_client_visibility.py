@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from worker._http import ns_path
+from worker._start_options import checked_mapping
 from worker.errors import InvalidArgumentError
 
 
@@ -97,7 +98,7 @@ class WorkflowCount(int):
 def encode_search_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Search attribute values as the server takes them (datetimes as RFC 3339 UTC)."""
     out: dict[str, Any] = {}
-    for name, value in attributes.items():
+    for name, value in checked_mapping(attributes, "search_attributes").items():
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 # a server in another zone would read it otherwise than meant

@@ -8,6 +8,7 @@ bare ``ValueError``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, overload
 
@@ -46,3 +47,29 @@ def seconds(value: timedelta | float | None) -> float | None:
     if value is None:
         return None
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def checked_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` if it is a mapping with string keys (None: an empty one)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"{what} must be a mapping of names to values (a dict), not {type(value).__name__}"
+        )
+    for key in value:
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(
+                f"{what} has key {key!r}: its keys must be non-empty strings"
+            )
+    return value
+
+
+def checked_args(value: Any, what: str) -> list[Any]:
+    """``value`` as a list of arguments; a lone string (sent letter by letter) is refused."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidArgumentError(
+            f"{what} must be a list or tuple of arguments, not {type(value).__name__}: "
+            f"write [{value!r}] for one argument"
+        )
+    return list(value)

@@ -44,7 +44,13 @@ from worker._failure import (
 from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
-from worker._start_options import checked_behavior, reuse_policy, seconds
+from worker._start_options import (
+    checked_args,
+    checked_behavior,
+    checked_mapping,
+    reuse_policy,
+    seconds,
+)
 from worker.converter import DataConverter
 from worker.errors import (
     BatonError,
@@ -132,7 +138,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         (an encrypting codec encrypts them, as it does arguments). An entry that
         is a payload already (a memo as a client without the key read it back)
         is kept as it is, as :meth:`decode_memo` reads it."""
-        if not memo:
+        if not (memo := checked_mapping(memo, "memo")):
             return {}
         keys = [k for k in memo if not is_payload(memo[k])]
         encoded = dict(zip(keys, await self.encode([memo[k] for k in keys]), strict=True))
@@ -316,7 +322,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             route="/signal-with-start",
             extra={
                 "signal_name": handler_name(signal, SIGNAL),
-                "signal_input": await self.encode(list(signal_args)),
+                "signal_input": await self.encode(checked_args(signal_args, "signal_args")),
             },
         )
         return handle

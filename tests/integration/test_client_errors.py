@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -298,3 +299,28 @@ async def test_query_and_update_take_their_timeout_as_a_timedelta(client: Client
         await h.query("explode", timeout=timedelta(milliseconds=500))
     with pytest.raises(UpdateTimedOutError, match=r"0\.5s"):
         await h.update("nothing", timeout=timedelta(milliseconds=500))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"memo": [("customer", "c-1")]},
+        {"memo": "customer=c-1"},
+        {"search_attributes": [("CustomerId", "c-1")]},
+        {"signal_args": "approve"},
+    ],
+)
+async def test_a_start_option_of_the_wrong_shape_is_a_typed_error(
+    client: Client, option: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=next(iter(option))):
+        await client.signal_with_start_workflow(
+            ErrorShapes, "sleep", id="wrong-shape", task_queue=QUEUE, signal="s", **option
+        )
+    if "signal_args" not in option:
+        with pytest.raises(InvalidArgumentError, match=next(iter(option))):
+            await client.start_workflow(
+                ErrorShapes, "sleep", id="wrong-shape", task_queue=QUEUE, **option
+            )
+    with pytest.raises(WorkflowNotFoundError):
+        await client.get_workflow_handle("wrong-shape").describe()
