@@ -47,12 +47,19 @@ API = "/api/v1"
 
 
 def wf_path(namespace: str, workflow_id: str, suffix: str = "") -> str:
-    wid = quote(workflow_id, safe="")
-    return f"{API}/namespaces/{quote(namespace, safe='')}/workflows/{wid}{suffix}"
+    wid = quote(_name(workflow_id, "workflow id"), safe="")
+    return f"{ns_path(namespace)}/workflows/{wid}{suffix}"
 
 
 def ns_path(namespace: str, suffix: str = "") -> str:
-    return f"{API}/namespaces/{quote(namespace, safe='')}{suffix}"
+    return f"{API}/namespaces/{quote(_name(namespace, 'namespace'), safe='')}{suffix}"
+
+
+def _name(value: object, what: str) -> str:
+    """A name that goes into a path: any other value would name another route (or none)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"the {what} must be a non-empty string, not {value!r}")
+    return value
 
 
 class Transport:

@@ -1,4 +1,4 @@
-"""What Client.connect makes of the endpoints it is given, before any call."""
+"""What the client refuses before any call: endpoints, namespaces and ids it cannot use."""
 
 from __future__ import annotations
 
@@ -32,3 +32,24 @@ async def test_endpoints_keep_their_form_without_a_trailing_slash() -> None:
     client = await Client.connect([" http://127.0.0.1:7233/", "https://baton.example:443"])
     assert client.transport.endpoints == ["http://127.0.0.1:7233", "https://baton.example:443"]
     await client.close()
+
+
+@pytest.mark.parametrize(("namespace", "workflow_id"), [("", "order-1"), ("default", "")])
+async def test_an_empty_namespace_or_workflow_id_is_refused_before_a_call(
+    namespace: str, workflow_id: str
+) -> None:
+    # nothing listens there: a call that went out would retry, not fail at once
+    async with await Client.connect(
+        "http://127.0.0.1:9", namespace=namespace, retry_for_s=1
+    ) as client:
+        handle = client.get_workflow_handle(workflow_id)
+        with pytest.raises(InvalidArgumentError, match="non-empty string"):
+            await handle.describe()
+        with pytest.raises(InvalidArgumentError, match="non-empty string"):
+            await handle.signal("approve")
+
+
+async def test_a_workflow_id_that_is_no_string_is_refused() -> None:
+    async with await Client.connect("http://127.0.0.1:9", retry_for_s=1) as client:
+        with pytest.raises(InvalidArgumentError, match="workflow id"):
+            await client.get_workflow_handle(42).result()  # type: ignore[arg-type]
