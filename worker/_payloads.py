@@ -10,11 +10,14 @@ also hide (and restore) the text of the failures they hold.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from worker._failure import failures_in, hide_common_attributes, restore_common_attributes
-from worker.converter import DataConverter, PayloadCodec
+from worker.converter import DataConverter, PayloadCodec, PayloadConverter
+from worker.errors import BatonError
 from worker.wire import Payload
 
 _KEYS = frozenset({"metadata", "data"})
@@ -98,3 +101,14 @@ _HIDDEN_TEXT = re.compile(rb'"encoded_attributes"\s*:\s*\{')
 def may_hide_failure_text(raw: bytes) -> bool:
     """False if the JSON body ``raw`` holds no failure whose text a codec hid."""
     return _HIDDEN_TEXT.search(raw) is not None
+
+
+def memo_values(memo: Mapping[str, Any] | None, converter: PayloadConverter) -> dict[str, Any]:
+    """A run's memo as values: its payloads (the codec already undone) decoded,
+    plain JSON entries (written by a client of an earlier release) as they are."""
+    out = dict(memo or {})
+    for key, value in out.items():
+        if is_payload(value):
+            with contextlib.suppress(BatonError, ValueError):
+                out[key] = converter.from_payload(Payload.model_validate(value))
+    return out

@@ -13,7 +13,6 @@ an activity's failure is shaped by :mod:`worker._activity_outcome`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import math
@@ -27,7 +26,7 @@ from worker._activity_outcome import activity_error, canceled_by_workflow
 from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._history import Kind
-from worker._payloads import is_payload
+from worker._payloads import memo_values
 from worker._workflow_api import (
     ActivityHandle,
     ContinueAsNewError,
@@ -39,7 +38,6 @@ from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
 from worker.converter import PayloadConverter
 from worker.errors import (
-    BatonError,
     CanceledError,
     FailureError,
     NonDeterminismError,
@@ -338,7 +336,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             continued_from_run_id=attrs.get("continued_from_run_id"),
             history_length=self._history_length,
             start_time=_history.parse_time(start.event_time),
-            memo=_memo_values(attrs.get("memo"), self._converter),
+            memo=memo_values(attrs.get("memo"), self._converter),
             run_timeout=seconds_of(attrs.get("run_timeout_s")),
             task_timeout=seconds_of(attrs.get("task_timeout_s")) or timedelta(seconds=10),
             search_attributes=self.search_attributes(),
@@ -589,14 +587,3 @@ def _caused_by_cancel(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__
     return False
-
-
-def _memo_values(memo: Mapping[str, Any] | None, converter: PayloadConverter) -> dict[str, Any]:
-    """A run's memo as values: its payloads (the codec already undone) decoded,
-    plain JSON entries (written by a client of an earlier release) as they are."""
-    out = dict(memo or {})
-    for key, value in out.items():
-        if is_payload(value):
-            with contextlib.suppress(BatonError, ValueError):
-                out[key] = converter.from_payload(Payload.model_validate(value))
-    return out
