@@ -557,16 +557,19 @@ class WorkflowHandle(RunControlMixin):
             execution["memo"] = await self.client.decode_memo(execution["memo"])
         return res
 
-    async def history(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
-        """Every event of a run (the handle's run, or the current one)."""
+    async def history(
+        self, *, run_id: str | None = None, page_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every event of a run (the handle's run, or the current one), read in
+        pages of ``page_size`` events (the server's largest when None)."""
         events: list[dict[str, Any]] = []
-        nxt = 1
+        nxt, run_id = 1, run_id or self.run_id
         while True:
-            res = await self.client.call(
-                "GET",
-                self._path("/history"),
-                params={"run_id": run_id or self.run_id, "from_event_id": nxt},
-            )
+            params = {"run_id": run_id, "from_event_id": nxt, "page_size": page_size}
+            res = await self.client.call("GET", self._path("/history"), params=params)
+            # later pages read the first page's run, even if the workflow
+            # continues as new between them
+            run_id = res["run_id"]
             events.extend(res["events"])
             if not res["events"] or events[-1]["event_id"] >= res["next_event_id"] - 1:
                 return events

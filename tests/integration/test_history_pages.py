@@ -105,3 +105,62 @@ async def test_an_empty_cache_replays_a_history_of_many_pages(
 
 async def _answers(handle: Any, expected: dict[str, Any]) -> bool:
     return bool(await handle.query("state") == expected)
+
+
+@workflow.defn(name="Rolls")
+class Rolls:
+    def __init__(self) -> None:
+        self.rolled = False
+
+    @workflow.run
+    async def run(self, gen: int) -> int:
+        await workflow.wait_condition(lambda: self.rolled)
+        workflow.continue_as_new(gen + 1)
+
+    @workflow.signal
+    def roll(self) -> None:
+        self.rolled = True
+
+
+async def test_a_history_read_by_id_stays_on_one_run_when_the_workflow_continues_between_pages(
+    client: Client,
+) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Rolls]):
+        first = await client.start_workflow(Rolls, 0, id="rolls", task_queue=QUEUE)
+        await first.signal("roll")  # a second run, waiting for its own signal
+        second = await eventually(lambda: _current_run(client), what="the second run")
+        by_id = client.get_workflow_handle("rolls")
+        whole = await by_id.history()
+        assert whole[0]["attributes"]["continued_from_run_id"] == first.run_id
+        pages = 0
+        call = client.call
+
+        async def rolls_after_the_first_page(*args: Any, **kw: Any) -> Any:
+            nonlocal pages
+            res = await call(*args, **kw)
+            if str(args[1]).endswith("/history"):
+                pages += 1
+                if pages == 1:  # the workflow continues as new between two pages
+                    await by_id.signal("roll")
+                    await eventually(
+                        lambda: _current_run(client, not_=second), what="the third run"
+                    )
+            return res
+
+        client.call = rolls_after_the_first_page  # type: ignore[method-assign]
+        try:
+            paged = await by_id.history(page_size=2)
+        finally:
+            client.call = call  # type: ignore[method-assign]
+        assert pages > 2
+        # the second run's events, whole and once: none of the third run's
+        assert [e["event_id"] for e in paged] == list(range(1, len(paged) + 1))
+        assert paged[: len(whole)] == whole
+        assert paged[-1]["event_type"] == "WorkflowExecutionContinuedAsNew"
+
+
+async def _current_run(client: Client, not_: str | None = None) -> str | None:
+    d = (await client.get_workflow_handle("rolls").describe())["execution"]
+    if d["run_id"] == not_ or d.get("continued_from_run_id") is None:
+        return None
+    return str(d["run_id"]) if d["status"] == "running" else None
