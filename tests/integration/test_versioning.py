@@ -21,6 +21,7 @@ import pytest
 from tests.apps.versioned import ACTIVITIES, V1, V2, V2_BAD
 from tests.conftest import Region
 from tests.helpers import Proc, baton_json, eventually
+from tests.versioning_helpers import registered
 from worker import Client, Worker
 from worker.errors import (
     DeploymentNotFoundError,
@@ -52,17 +53,6 @@ async def versions_of(client: Client, wid: str, run_id: str | None = None) -> li
         for e in events
         if e["event_type"] == "WorkflowTaskCompleted"
     ]
-
-
-async def registered(client: Client, *builds: str) -> None:
-    async def there() -> bool:
-        try:
-            d = await client.describe_deployment("shop")
-        except DeploymentNotFoundError:
-            return False
-        return {v["build_id"] for v in d["versions"]} >= set(builds)
-
-    await eventually(there, timeout=20, what=f"builds {builds} registered")
 
 
 async def version(client: Client, build_id: str) -> dict[str, Any]:

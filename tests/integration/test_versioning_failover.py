@@ -11,26 +11,16 @@ import httpx
 import pytest
 
 from replication.failover import graceful_failover
-from tests.apps.versioned import ACTIVITIES, V1, V2
 from tests.conftest import RegionPair
 from tests.helpers import eventually
+from tests.versioning_helpers import shop_worker as build
 from versioning import ramp_bucket
-from worker import Client, Worker
+from worker import Client
 from worker.errors import NamespaceNotActiveError, NamespaceNotFoundError
 
 pytestmark = pytest.mark.integration
 QUEUE, NS = "shop", "rollout"
 IDS = [f"ramp-{i}" for i in range(500)]
-
-
-def build(client: Client, build_id: str) -> Worker:
-    return Worker(
-        client,
-        task_queue=QUEUE,
-        workflows=V1 if build_id == "1" else V2,
-        activities=ACTIVITIES,
-        deployment=("shop", build_id),
-    )
 
 
 async def builds_of(client: Client, query: str) -> dict[str, str | None]:

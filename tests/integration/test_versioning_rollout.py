@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.apps.versioned import ACTIVITIES, V1, V2
+from tests.apps.versioned import ACTIVITIES, V1
 from tests.conftest import Region
 from tests.helpers import baton_json, eventually
+from tests.versioning_helpers import registered
+from tests.versioning_helpers import shop_worker as build
 from versioning import ramp_bucket
 from worker import Client, Worker
 from worker.errors import (
@@ -28,27 +30,6 @@ from worker.errors import (
 
 pytestmark = pytest.mark.integration
 QUEUE = "shop"
-
-
-def build(client: Client, build_id: str) -> Worker:
-    return Worker(
-        client,
-        task_queue=QUEUE,
-        workflows=V1 if build_id == "1" else V2,
-        activities=ACTIVITIES,
-        deployment=("shop", build_id),
-    )
-
-
-async def registered(client: Client, *builds: str) -> None:
-    async def there() -> bool:
-        try:
-            d = await client.describe_deployment("shop")
-        except DeploymentNotFoundError:
-            return False
-        return {v["build_id"] for v in d["versions"]} >= set(builds)
-
-    await eventually(there, timeout=20, what=f"builds {builds} registered")
 
 
 async def statuses(client: Client) -> dict[str, str]:
