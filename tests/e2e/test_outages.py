@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from replication.admin import list_conflicts
 from replication.failover import FailoverTargetBehind, forced_failover
 from replication.verify import verify_namespace
 from store import db
-from tests.apps.workflows import ALL_ACTIVITIES, Noted, Steps, ThreeSteps
+from tests.apps.workflows import ALL_ACTIVITIES, Noted, Steps, ThreeSteps, step
 from tests.helpers import eventually
 from tests.multiregion import Regions, server_regions
 from worker import Client, Worker, workflow
@@ -288,6 +289,28 @@ async def test_a_database_closed_to_new_sessions_answers_unavailable(
         assert handle.run_id
 
 
+@workflow.defn(name="NotedAfterTimer")
+class NotedAfterTimer:
+    """An activity and a short durable timer, then waits for a `note` and runs
+    one more activity. Unlike `Noted` it cannot finish before the note comes,
+    however long a failover takes."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @workflow.run
+    async def run(self, n: int) -> dict[str, Any]:
+        x = await workflow.execute_activity(step, n, start_to_close_timeout=timedelta(seconds=10))
+        await workflow.sleep(timedelta(seconds=1))
+        await workflow.wait_condition(lambda: bool(self.notes))
+        x = await workflow.execute_activity(step, x, start_to_close_timeout=timedelta(seconds=10))
+        return {"value": x, "notes": self.notes}
+
+    @workflow.signal
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
 async def test_clients_and_workers_leave_a_region_whose_database_is_down(
     two_regions: Regions,
 ) -> None:
@@ -299,8 +322,10 @@ async def test_clients_and_workers_leave_a_region_whose_database_is_down(
     ns = "dbdown"
     async with await Client.connect(rs.urls, namespace=ns, retry_for_s=20) as client:
         await client.create_namespace(ns, regions=[a.name, b.name], active_region=a.name)
-        async with Worker(client, task_queue=QUEUE, workflows=[Noted], activities=ALL_ACTIVITIES):
-            handle = await client.start_workflow(Noted, 1, 4.0, id="dbdown", task_queue=QUEUE)
+        async with Worker(
+            client, task_queue=QUEUE, workflows=[NotedAfterTimer], activities=ALL_ACTIVITIES
+        ):
+            handle = await client.start_workflow(NotedAfterTimer, 1, id="dbdown", task_queue=QUEUE)
 
             async def sleeping_in_b() -> bool:
                 n = await rs.fetchval(
