@@ -11,6 +11,7 @@ lock and checked as it is written, or under the run's lock.
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
@@ -40,6 +41,8 @@ from versioning import routing
 from worker import wire
 from worker.wire import EventType
 
+log = logging.getLogger("baton.tasks")
+
 T = TypeVar("T")
 
 STALE = object()  # a task row whose task is no longer open; take the next one
@@ -60,6 +63,45 @@ def poller_version(req: wire.PollRequest) -> str | None:
     return routing.tag(req.deployment, req.build_id)
 
 
+#: Workers of :func:`hurry_retries_for_new_worker` a process remembers.
+WORKERS_REMEMBERED = 10_000
+
+
+async def hurry_retries_for_new_worker(store: Store, namespace: str, req: wire.PollRequest) -> None:
+    """A worker this process has not seen poll ``req.task_queue`` before: the
+    workflow task retries of the queue's runs that wait out a backoff are due
+    now, not when the backoff ends.
+
+    Fixing a workflow's bug means starting a worker with the fix. Its runs go
+    on at once instead of up to ``workflow_task_retry_max_s`` later, however
+    long the bug stayed. A worker's default identity is new at each start; a
+    worker given a fixed identity brings them forward on its first poll of a
+    server process only.
+    """
+    if req.sticky:
+        return
+    key = (namespace, req.task_queue, req.identity)
+    seen = store.workers_seen
+    if key in seen:
+        return
+    seen[key] = None
+    if len(seen) > WORKERS_REMEMBERED:
+        del seen[next(iter(seen))]
+    async with store.pool.acquire() as conn:
+        moved = await conn.fetchval(
+            Q["hurry_workflow_task_retries"], namespace, req.task_queue, utcnow()
+        )
+        if moved:
+            log.info(
+                "worker %s is new to %s/%s: %d workflow task retries are due now",
+                req.identity,
+                namespace,
+                req.task_queue,
+                moved,
+            )
+            await conn.execute(Q["notify_timers"])
+
+
 async def long_poll(
     store: Store,
     namespace: str,
@@ -70,6 +112,8 @@ async def long_poll(
 ) -> Any:
     await require_active_here(store, namespace)
     await register_poller(store, namespace, req)
+    if kind == "workflow":
+        await hurry_retries_for_new_worker(store, namespace, req)
     epoch = store.notifier.namespace_epoch
     deadline = utcnow() + timedelta(seconds=req.wait_s)
     tag = poller_version(req)

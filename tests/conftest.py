@@ -177,8 +177,7 @@ async def one_region(
     cfg = write_config(
         tmp_path / "baton.toml",
         {"region-a": (port, pg.dsn(dbname))},
-        workflow_task_retry_max_s=1.0,
-        **settings,
+        **{"workflow_task_retry_max_s": 1.0, **settings},
     )
     config = load_config(cfg)
     async with serve_region(config, "region-a") as store:

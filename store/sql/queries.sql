@@ -391,6 +391,23 @@ WITH moved AS (
 INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt, build_id)
 SELECT namespace, $6, kind, workflow_id, run_id, ref, attempt, build_id FROM moved
 
+-- name: hurry_workflow_task_retries
+-- A worker new to task queue $2 polls: the workflow task retries of the
+-- queue's runs that wait out a backoff are due at $3 (now). Rows another
+-- transaction holds are left as they are: no wait, and no lock taken before
+-- a run's (the order every writer keeps). Returns how many moved.
+WITH due AS (
+    SELECT t.id FROM timers t
+    JOIN executions e ON e.namespace = t.namespace AND e.workflow_id = t.workflow_id
+                     AND e.run_id = t.run_id
+    WHERE t.namespace = $1 AND t.kind = 'workflow_task_retry' AND t.fire_at > $3
+      AND e.task_queue = $2
+    FOR UPDATE OF t SKIP LOCKED
+), moved AS (
+    UPDATE timers SET fire_at = $3 FROM due WHERE timers.id = due.id RETURNING 1
+)
+SELECT count(*) FROM moved
+
 -- name: take_timer
 -- Taken once the run is locked (the lock order of every writer).
 DELETE FROM timers WHERE id = $1 RETURNING *

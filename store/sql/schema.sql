@@ -210,6 +210,8 @@ CREATE TABLE timers (
 
 CREATE INDEX timers_fire_idx ON timers (fire_at);
 CREATE INDEX timers_run_idx ON timers (namespace, workflow_id, run_id, kind, ref);
+-- the workflow task retries waiting out a backoff (a new worker makes them due)
+CREATE INDEX timers_wt_retry_idx ON timers (namespace) WHERE kind = 'workflow_task_retry';
 
 -- The dispatch queue: one row per workflow, activity or query task waiting
 -- for a poller.

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
 
+from ops.pg import PgCluster
 from tests.apps.workflows import (
     ALL_ACTIVITIES,
     BuggyV1,
@@ -20,6 +22,7 @@ from tests.apps.workflows import (
     Pipeline,
     ThreeSteps,
 )
+from tests.conftest import default_namespace_client, one_region
 from tests.helpers import eventually
 from worker import Client, Worker, WorkflowFailureError, activity, workflow
 from worker.errors import QueryFailedError, WorkflowAlreadyStartedError
@@ -140,6 +143,35 @@ async def test_workflow_task_failure_retries_until_the_fixed_code_runs(client: C
     kinds = types_of(await handle.history())
     assert "WorkflowExecutionFailed" not in kinds
     assert kinds.count("ActivityTaskCompleted") == 2
+
+
+async def test_a_new_worker_runs_a_failing_task_at_once_not_after_its_backoff(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    """Fix the code, start a worker: the run goes on at once, although the
+    retries of its failing task had backed off (here toward five minutes)."""
+    region_cm = one_region(pg, template_db, tmp_path, workflow_task_retry_max_s=300.0)
+    async with region_cm as region, default_namespace_client(region) as client:
+        handle = await client.start_workflow("Buggy", 1, id="buggy-late", task_queue=QUEUE)
+        async with make_worker(client, BuggyV1):
+
+            async def retry_at() -> datetime | None:
+                pending = (await handle.describe())["pending_workflow_task"] or {}
+                at = pending.get("retry_at")
+                return datetime.fromisoformat(at) if at else None
+
+            async def backed_off() -> bool:
+                at = await retry_at()
+                return at is not None and at - datetime.now(UTC) > timedelta(seconds=6)
+
+            await eventually(backed_off, timeout=60, what="a retry at least 6 s away")
+        due = await retry_at()
+        assert due is not None
+        async with make_worker(client, BuggyV2):
+            assert await handle.result(timeout=30) == 3
+        closed = (await handle.describe())["execution"]["close_time"]
+        # the backoff's end did not run it: the new worker's first poll did
+        assert datetime.fromisoformat(closed) < due - timedelta(seconds=2)
 
 
 async def test_reordered_commands_raise_non_determinism_naming_both(client: Client) -> None:
