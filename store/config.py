@@ -80,8 +80,11 @@ class BatonConfig:
     """How long the publisher, woken by a commit, waits for more writes before it
     reads the outbox (``[kafka] publish_gather_ms``, 0 to 1000): a run's writes
     within it ship as one message. It adds at most this much to the lag."""
-    workflow_task_retry_max_s: float = 60.0
-    """Longest pause between attempts of a workflow task that keeps failing."""
+    workflow_task_retry_max_s: float = 600.0
+    """Longest pause between attempts of a workflow task that keeps failing (ten
+    minutes, as in Temporal): a wedged run writes its failures into its history
+    rarely, and a worker new to the run's task queue makes the retry due at once
+    (store/tasks.py), so a fixed worker does not wait it out."""
     suggest_continue_as_new_events: int = 10_240
     """History length at which workers are told continue-as-new is suggested
     (and ``describe`` warns)."""
@@ -211,7 +214,7 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
         kafka_bootstrap=(str(kafka["bootstrap"]) if kafka.get("bootstrap") else None),
         kafka_max_message_bytes=_setting(kafka, "max_message_bytes", 1_000_000, int),
         kafka_publish_gather_ms=_gather_ms(kafka),
-        workflow_task_retry_max_s=_setting(base, "workflow_task_retry_max_s", 60.0, float),
+        workflow_task_retry_max_s=_setting(base, "workflow_task_retry_max_s", 600.0, float),
         suggest_continue_as_new_events=_setting(
             base, "suggest_continue_as_new_events", 10_240, int
         ),

@@ -80,7 +80,7 @@ def test_parse_defaults() -> None:
     assert cfg.max_payload_bytes == 2 * 1024 * 1024 == DEFAULT_MAX_PAYLOAD
     assert cfg.failover_version_increment == 100
     assert cfg.kafka_bootstrap is None
-    assert cfg.workflow_task_retry_max_s == 60.0
+    assert cfg.workflow_task_retry_max_s == 600.0
     assert cfg.path is None
 
 
