@@ -74,13 +74,13 @@ async def hurry_retries_for_new_worker(store: Store, namespace: str, req: wire.P
 
     Fixing a workflow's bug means starting a worker with the fix. Its runs go
     on at once instead of up to ``workflow_task_retry_max_s`` later, however
-    long the bug stayed. A worker's default identity is new at each start; a
-    worker given a fixed identity brings them forward on its first poll of a
-    server process only.
+    long the bug stayed. A worker is known by its identity and the instance id
+    each SDK Worker object draws, so one started again under a fixed identity
+    is new too.
     """
     if req.sticky:
         return
-    key = (namespace, req.task_queue, req.identity)
+    key = (namespace, req.task_queue, f"{req.identity}\x00{req.instance}")
     seen = store.workers_seen
     if key in seen:
         return

@@ -121,6 +121,7 @@ class Worker(WorkflowTaskRunner):
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or f"{client.identity}/{uuid.uuid4().hex[:6]}"
+        self._instance = uuid.uuid4().hex
         self.deployment, self.build_id = _version(deployment)
         default_versioning_behavior = check_behavior(
             default_versioning_behavior, "default_versioning_behavior"
@@ -397,6 +398,7 @@ class Worker(WorkflowTaskRunner):
             "deployment": self.deployment,
             "build_id": self.build_id,
             "sticky": queue is not None and queue == self.sticky_task_queue,
+            "instance": self._instance,
         }
         backoff = 0.1
         while not self._stopping.is_set():

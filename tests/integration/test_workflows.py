@@ -148,12 +148,23 @@ async def test_workflow_task_failure_retries_until_the_fixed_code_runs(client: C
 async def test_a_new_worker_runs_a_failing_task_at_once_not_after_its_backoff(
     pg: PgCluster, template_db: str, tmp_path: Path
 ) -> None:
-    """Fix the code, start a worker: the run goes on at once, although the
-    retries of its failing task had backed off (here toward five minutes)."""
+    """Fix the code, start the worker again (under the same identity): the run
+    goes on at once, although the retries of its failing task had backed off
+    (here toward five minutes)."""
     region_cm = one_region(pg, template_db, tmp_path, workflow_task_retry_max_s=300.0)
     async with region_cm as region, default_namespace_client(region) as client:
         handle = await client.start_workflow("Buggy", 1, id="buggy-late", task_queue=QUEUE)
-        async with make_worker(client, BuggyV1):
+
+        def worker(*workflows: type) -> Worker:
+            return Worker(
+                client,
+                task_queue=QUEUE,
+                workflows=list(workflows),
+                activities=ALL_ACTIVITIES,
+                identity="orders-worker-1",
+            )
+
+        async with worker(BuggyV1):
 
             async def retry_at() -> datetime | None:
                 pending = (await handle.describe())["pending_workflow_task"] or {}
@@ -167,7 +178,7 @@ async def test_a_new_worker_runs_a_failing_task_at_once_not_after_its_backoff(
             await eventually(backed_off, timeout=60, what="a retry at least 6 s away")
         due = await retry_at()
         assert due is not None
-        async with make_worker(client, BuggyV2):
+        async with worker(BuggyV2):
             assert await handle.result(timeout=30) == 3
         closed = (await handle.describe())["execution"]["close_time"]
         # the backoff's end did not run it: the new worker's first poll did

@@ -30,6 +30,9 @@ class PollRequest(BaseModel):
     build_id: str | None = Field(default=None, min_length=1, max_length=255)
     #: The poll is of the worker's own sticky queue (not a queue of its version).
     sticky: bool = False
+    #: Drawn by each Worker object: a worker started again under the same
+    #: identity is still a new worker to the server (store/tasks.py).
+    instance: str = Field(default="", max_length=100)
 
 
 class WorkflowTask(BaseModel):
