@@ -174,10 +174,9 @@ async def reset_txn(
         },
     )
     if req.reapply == "signals":
-        for ev in after:
-            if ev["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
-                new.add_event(EventType.WORKFLOW_EXECUTION_SIGNALED, dict(ev["attributes"]))
-                new.exe["signal_count"] = int(new.exe["signal_count"]) + 1
+        for attrs in _signals_after(after, old):
+            new.add_event(EventType.WORKFLOW_EXECUTION_SIGNALED, attrs)
+            new.exe["signal_count"] = int(new.exe["signal_count"]) + 1
     _reopen_pending(new, kept)
     if new.exe["run_timeout_s"]:
         new.add_timer(RUN_TIMEOUT, "run", new.now + timedelta(seconds=new.exe["run_timeout_s"]))
@@ -206,6 +205,16 @@ async def reset_txn(
     return wire.ResetResponse(
         workflow_id=workflow_id, run_id=new.run_id, reset_from_run_id=old.run_id, reset=True
     )
+
+
+def _signals_after(after: list[Any], old: RunTxn) -> list[dict[str, Any]]:
+    """The signals the old run received after the point, in the order they
+    arrived: those in its history, then those still buffered behind the
+    workflow task it was running (they reach its history only as it closes)."""
+    signaled = EventType.WORKFLOW_EXECUTION_SIGNALED.value
+    out = [dict(ev["attributes"]) for ev in after if ev["event_type"] == signaled]
+    out += [dict(attrs) for kind, attrs, _seq in old.exe["buffered_events"] if kind == signaled]
+    return out
 
 
 def _attributes_at(kept: list[Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from tests.apps.visibility import Waiter
 from tests.conftest import RegionPair
 from tests.helpers import eventually
 from worker import Client, Worker, WorkflowHandle
+from worker._http import ns_path
 from worker.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.integration
@@ -233,3 +234,27 @@ async def test_a_retried_reset_of_a_reset_run_names_the_run_it_reset(client: Cli
         assert second["reset_from_run_id"] == first["run_id"]
         again = await current.reset_details(reason="two", to="last-workflow-task", request_id="r-2")
         assert again == {**second, "reset": False}
+
+
+async def test_a_reset_reapplies_a_signal_that_waited_behind_the_running_task(
+    client: Client,
+) -> None:
+    """A signal that came while the run's workflow task ran waits in its buffer,
+    not yet in its history: the reset read only the history and lost it."""
+    h = await client.start_workflow("ByHand", id="reset-buffered", task_queue="by-hand")
+    base = ns_path(client.namespace)
+    poll = {"task_queue": "by-hand", "identity": "t", "wait_s": 10}
+    task = (await client.call("POST", f"{base}/workflow-tasks/poll", poll))["task"]
+    done = {"task_token": task["task_token"], "identity": "t", "commands": []}
+    await client.call("POST", f"{base}/workflow-tasks/complete", done)
+    await h.signal("note", "one")
+    # the second task is running when the second signal comes: it waits
+    assert (await client.call("POST", f"{base}/workflow-tasks/poll", poll))["task"]
+    await h.signal("note", "two")
+    new_run = await h.reset(reason="redo", to="first-workflow-task")
+    events = await client.get_workflow_handle("reset-buffered", run_id=new_run).history()
+    signals = [e for e in events if e["event_type"] == "WorkflowExecutionSignaled"]
+    assert [await client.decode_one(e["attributes"]["input"][0]) for e in signals] == [
+        "one",
+        "two",
+    ]
