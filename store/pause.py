@@ -147,6 +147,8 @@ async def _set_paused(
             # A retried request answers as a repeated pause does: the run it
             # acted on, whether that run is paused now, and why.
             done = await run_acted_on(store, conn, namespace, workflow_id, rt)
+            if paused:
+                done = await _carried_to(store, conn, done, req.request_id)
             return _view(done, False)
         if bool(rt.exe["paused"]) == paused:
             return _view(rt, False)
@@ -155,6 +157,22 @@ async def _set_paused(
         return _view(rt, True)
 
     return await store.txn(txn)
+
+
+async def _carried_to(
+    store: Store, conn: asyncpg.Connection, done: RunTxn, request_id: str | None
+) -> RunTxn:
+    """The run a pause made by ``request_id`` holds now: a pause that came as
+    ``done`` continued-as-new is on the new run (:func:`carry_pause`), and a
+    retry answers with that run, paused, as the first answer said."""
+    while not done.running and done.exe.get("continued_to_run_id"):
+        nxt = await run_acted_on(
+            store, conn, done.namespace, done.workflow_id, str(done.exe["continued_to_run_id"])
+        )
+        if (nxt.exe.get("pause_info") or {}).get("request_id") != request_id:
+            break
+        done = nxt
+    return done
 
 
 async def pause_workflow(
