@@ -43,8 +43,9 @@ class RunControlMixin:
     async def pause(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         """Pause the workflow's current run: nothing more is dispatched to it (signals,
         timers and results of running attempts are recorded and wait) until
-        :meth:`unpause`. One ``request_id`` acts once, also across continue-as-new."""
-        return await self._control("/pause", reason, request_id)
+        :meth:`unpause`. One ``request_id`` acts once, also across continue-as-new.
+        A handle given a run id pauses that run (a closed one refuses)."""
+        return await self._control("/pause", reason, request_id, run_id=self.target_run_id)
 
     async def unpause(
         self,
@@ -60,7 +61,12 @@ class RunControlMixin:
         build (or that one) in the same step: deploy the fix, then unpause onto it.
         """
         return await self._control(
-            "/unpause", reason, request_id, to_current=to_current, build_id=build_id
+            "/unpause",
+            reason,
+            request_id,
+            run_id=self.target_run_id,
+            to_current=to_current,
+            build_id=build_id,
         )
 
     async def pause_activity(

@@ -8,6 +8,7 @@ import pytest
 
 from worker import Client, WorkflowHandle
 from worker._http import ns_path
+from worker.errors import WorkflowNotRunningError
 
 pytestmark = pytest.mark.integration
 QUEUE = "by-hand"
@@ -47,3 +48,20 @@ async def test_a_retried_pause_carried_by_continue_as_new_answers_the_paused_run
     assert first["paused"] and not again["changed"]
     assert again["run_id"] == new_run
     assert again["paused"] and again["pause"]["request_id"] == "p-carried"
+
+
+async def test_a_handle_given_a_closed_run_does_not_pause_the_current_one(client: Client) -> None:
+    """The SDK sent no run id with a pause or an unpause, so a handle given an
+    old run paused (or unpaused) whatever run was current instead."""
+    first = await start(client, "pinned-pause")
+    await first.terminate("the first run ends")
+    second = await start(client, "pinned-pause")
+    old = client.get_workflow_handle("pinned-pause", run_id=first.run_id)
+    for call in (old.pause, old.unpause):
+        with pytest.raises(WorkflowNotRunningError):
+            await call("not this run")
+    pinned = client.get_workflow_handle("pinned-pause", run_id=second.run_id)
+    assert (await pinned.pause("this run"))["run_id"] == second.run_id
+    kinds = [e["event_type"] for e in await second.history()]
+    assert kinds.count("WorkflowExecutionPaused") == 1
+    assert "WorkflowExecutionUnpaused" not in kinds
