@@ -84,8 +84,11 @@ def reset_point(events: list[Any], req: wire.ResetRequest) -> int:
 
 
 def _copy_history(new: RunTxn, kept: list[Any]) -> None:
+    signaled = EventType.WORKFLOW_EXECUTION_SIGNALED.value
     for e in kept:
         new.add_event(EventType(e["event_type"]), dict(e["attributes"]))
+    # the kept signals count against the run's limit, as they did in the old run
+    new.exe["signal_count"] = sum(1 for e in kept if e["event_type"] == signaled)
 
 
 def _reopen_pending(new: RunTxn, kept: list[Any]) -> None:

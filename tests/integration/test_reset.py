@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -9,11 +10,11 @@ import pytest
 from replication.failover import graceful_failover
 from tests.apps.deploy import DeployV1, DeployV2Bad, DeployV3Fixed, step
 from tests.apps.visibility import Waiter
-from tests.conftest import RegionPair
+from tests.conftest import Region, RegionPair
 from tests.helpers import eventually
 from worker import Client, Worker, WorkflowHandle
 from worker._http import ns_path
-from worker.errors import InvalidArgumentError
+from worker.errors import InvalidArgumentError, LimitExceededError
 
 pytestmark = pytest.mark.integration
 QUEUE = "deploy"
@@ -258,3 +259,24 @@ async def test_a_reset_reapplies_a_signal_that_waited_behind_the_running_task(
         "one",
         "two",
     ]
+
+
+async def test_a_reset_run_counts_the_signals_it_keeps_against_the_limit(
+    client: Client, region: Region
+) -> None:
+    """The new run started its signal count at zero, so a run at the limit
+    took as many signals again after a reset (and describe's warning went)."""
+    region.store.config = dataclasses.replace(region.store.config, signals_per_run_max=3)
+    h = await client.start_workflow("ByHand", id="reset-signal-limit", task_queue="by-hand")
+    base = ns_path(client.namespace)
+    poll = {"task_queue": "by-hand", "identity": "t", "wait_s": 10}
+    for i in range(3):
+        await h.signal("note", i)
+    task = (await client.call("POST", f"{base}/workflow-tasks/poll", poll))["task"]
+    done = {"task_token": task["task_token"], "identity": "t", "commands": []}
+    await client.call("POST", f"{base}/workflow-tasks/complete", done)
+    await h.reset(reason="redo", to="last-workflow-task")
+    current = client.get_workflow_handle("reset-signal-limit")
+    with pytest.raises(LimitExceededError):
+        await current.signal("note", 99)
+    assert any("signals" in w for w in (await current.describe())["warnings"])
