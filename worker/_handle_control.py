@@ -137,7 +137,8 @@ class RunControlMixin:
         reason: str = "",
         request_id: str | None = None,
     ) -> dict[str, Any]:
-        """Override how the workflow's current run is routed (recorded in its history).
+        """Override how the workflow's current run (or the handle's run) is routed
+        (recorded in its history).
 
         ``override``: ``"pinned"`` (to ``version``, ``"deployment:build"``, until
         changed), ``"one-time"`` (only its next workflow task runs on
@@ -148,6 +149,8 @@ class RunControlMixin:
             "reason": reason,
             "request_id": request_id or _new_request_id(),
             "identity": self.client.identity,
+            # a handle given a run id acts on that run (a closed one refuses)
+            "run_id": self.target_run_id,
         }
         if override is not None:
             deployment, build_id = None, None

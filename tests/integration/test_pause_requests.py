@@ -51,8 +51,8 @@ async def test_a_retried_pause_carried_by_continue_as_new_answers_the_paused_run
 
 
 async def test_a_handle_given_a_closed_run_does_not_pause_the_current_one(client: Client) -> None:
-    """The SDK sent no run id with a pause or an unpause, so a handle given an
-    old run paused (or unpaused) whatever run was current instead."""
+    """The SDK sent no run id with a pause, an unpause or a versioning
+    override, so a handle given an old run acted on whatever run was current."""
     first = await start(client, "pinned-pause")
     await first.terminate("the first run ends")
     second = await start(client, "pinned-pause")
@@ -60,6 +60,9 @@ async def test_a_handle_given_a_closed_run_does_not_pause_the_current_one(client
     for call in (old.pause, old.unpause):
         with pytest.raises(WorkflowNotRunningError):
             await call("not this run")
+    # a versioning override, too, is of the handle's run
+    with pytest.raises(WorkflowNotRunningError):
+        await old.update_versioning(None, reason="not this run")
     pinned = client.get_workflow_handle("pinned-pause", run_id=second.run_id)
     assert (await pinned.pause("this run"))["run_id"] == second.run_id
     kinds = [e["event_type"] for e in await second.history()]
