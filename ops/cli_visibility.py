@@ -123,7 +123,14 @@ def workflow_count(st: CliState, query: str, group_by: str | None, output: str) 
     "--to",
     "to",
     type=click.Choice(
-        ["first-workflow-task", "last-workflow-task", "FirstWorkflowTask", "LastWorkflowTask"],
+        [
+            "first-workflow-task",
+            "last-workflow-task",
+            "FirstWorkflowTask",
+            "LastWorkflowTask",
+            "first",
+            "last",
+        ],
         case_sensitive=False,
     ),
     default=None,
