@@ -13,6 +13,7 @@ counts, and continues as new every so many pages so its history stays short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from datetime import timedelta
@@ -118,17 +119,18 @@ def make_page_activity(client: Any) -> Any:
                     }
                 )
             activity.heartbeat(i)
-        if res.get("next_page_token"):
-            # The next page's first run is one interval after this page's last:
-            # without this wait every page would start at once, and a job whose
-            # pages hold one run (--rps under 0.2) would not be paced at all.
-            await _sleep_until(next_at, len(res["executions"]))
         return {
             "cursor": res.get("next_page_token"),
             "seen": len(res["executions"]),
             "done": done,
             "skipped": skipped,
             "failures": failures,
+            # The next page's first run is one interval after this page's last:
+            # without this wait every page would start at once, and a job whose
+            # pages hold one run (--rps under 0.2) would not be paced at all.
+            # The job waits it out on a timer a stop cuts short (up to 100 s
+            # at the lowest rate), not here, where a stop could not reach it.
+            "pace_s": max(0.0, next_at - time.monotonic()) if res.get("next_page_token") else 0.0,
         }
 
     return process_page
@@ -178,6 +180,8 @@ class BatchJob:
             pages_here += 1
             if not page["cursor"]:
                 return {**self.state, "state": "completed"}
+            # a page of an earlier release paced itself and says nothing
+            await self._pace(float(page.get("pace_s") or 0.0))
             if pages_here >= PAGES_PER_RUN and self.stop_reason is None:
                 workflow.continue_as_new({**job, "state": self.state})
         return {**self.state, "state": "stopped", "stop_reason": self.stop_reason}
@@ -196,6 +200,13 @@ class BatchJob:
             ),
         )
         return page
+
+    async def _pace(self, seconds: float) -> None:
+        """Wait ``seconds`` before the next page, or until a stop arrives."""
+        if seconds <= 0 or self.stop_reason is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: self.stop_reason is not None, timeout=seconds)
 
     @workflow.signal(name="stop")
     def stop(self, reason: str) -> None:

@@ -236,6 +236,31 @@ async def test_the_rate_holds_across_pages(client: Client) -> None:
     assert (times[-1] - times[0]).total_seconds() >= 7.5
 
 
+async def test_a_stop_cuts_short_the_wait_between_slow_pages(client: Client) -> None:
+    """At the lowest rate a page holds one run and the next page waits 100 s:
+    a stop must end the job now, not once that wait is over."""
+    for i in range(3):
+        await client.start_workflow(Waiter, id=f"lazy-{i}", task_queue=QUEUE)
+    await client.start_batch(
+        "WorkflowType = 'Waiter'", "terminate", reason="slow", rps=0.01, job_id="lazy"
+    )
+
+    async def first_run_done() -> bool:
+        return (await client.count_workflows("ExecutionStatus = 'Terminated'")).count >= 1
+
+    await eventually(first_run_done, timeout=30, what="the first page's run terminated")
+    assert (await client.stop_batch("lazy", "enough"))["stop_requested"] is True
+
+    async def stopped() -> dict[str, object] | None:
+        d = await client.describe_batch("lazy")
+        return d if d["state"] != "running" else None
+
+    # well under the 100 s the next page would have waited
+    d = await eventually(stopped, timeout=45, interval=0.3, what="batch lazy stopped")
+    assert (d["state"], d["done"], d["stop_reason"]) == ("stopped", 1, "enough")
+    assert (await client.count_workflows("ExecutionStatus = 'Running'")).count == 2
+
+
 async def test_a_batch_walks_newest_first_so_its_own_new_runs_are_not_walked_again(
     client: Client,
 ) -> None:
