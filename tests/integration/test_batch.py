@@ -145,6 +145,9 @@ async def test_bad_batches_are_refused_and_store_nothing(client: Client, region:
         await client.start_batch("", "terminate", reason="x", rps=0)
     with pytest.raises(InvalidArgumentError):
         await client.start_batch("", "terminate", reason="")
+    for dots in (".", ".."):  # its describe URL would name the namespace's route
+        with pytest.raises(InvalidArgumentError, match="not dots alone"):
+            await client.start_batch("", "terminate", reason="x", job_id=dots)
     with pytest.raises(BatchNotFoundError):
         await client.describe_batch("nope")
     with pytest.raises(BatchNotFoundError):

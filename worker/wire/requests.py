@@ -410,15 +410,33 @@ class BatchOperationSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+JOB_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
+
 class StartBatchRequest(BaseModel):
     query: str = Field(max_length=4096)
     operation: BatchOperationSpec
     #: Operations per second the job applies at most.
     rps: float = Field(default=50.0, ge=0.01, le=10_000)
     reason: str = Field(min_length=1, max_length=1000)
-    job_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    job_id: str | None = Field(default=None, json_schema_extra={"pattern": JOB_ID_PATTERN})
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = Field(default="", max_length=1000)
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id(cls, value: str | None) -> str | None:
+        # "." and ".." are path segments every HTTP client folds away: the
+        # job's describe and stop URLs would name other routes
+        if value is not None and (not _JOB_ID.fullmatch(value) or not value.strip(".")):
+            raise PydanticCustomError(
+                "job_id",
+                "{job_id} is not a batch job id: use 1 to 64 letters, digits, '.', '_' and "
+                "'-', not dots alone",
+                {"job_id": repr(value[:70])},
+            )
+        return value
 
 
 class StopBatchRequest(BaseModel):
