@@ -100,21 +100,27 @@ async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest)
     try:
         res = await starts.start_workflow(store, namespace, start, system=True)
     except WorkflowAlreadyStarted:
-        await _require_same_job(store, namespace, job)
-        raise
+        # Under another request id (a client of its own ids, the CLI after the
+        # SDK) the start finds the job's workflow there: the same job again is
+        # still the same job, as the README promises, not a workflow error.
+        first_run = await _require_same_job(store, namespace, job)
+        if first_run is None:
+            raise
+        return {"job_id": job_id, "run_id": first_run, "started": False}
     if not res.started:
         # the same job again is the same job; another job under its id is refused
         await _require_same_job(store, namespace, job)
     return {"job_id": job_id, "run_id": res.run_id, "started": res.started}
 
 
-async def _require_same_job(store: Store, namespace: str, job: dict[str, Any]) -> None:
-    """Raise unless the job stored under ``job``'s id acts as ``job`` does (query, operation)."""
+async def _require_same_job(store: Store, namespace: str, job: dict[str, Any]) -> str | None:
+    """Raise unless the job stored under ``job``'s id acts as ``job`` does (query,
+    operation); the job's first run id, None if there is no such job."""
     wid = job_workflow_id(job["job_id"])
     async with store.pool.acquire() as conn:
         row = await conn.fetchrow(Q["get_current_execution"], namespace, wid)
         if row is None:
-            return
+            return None
         # every run of the job starts with it (a continue-as-new carries it on)
         first = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1)
     if row["workflow_type"] != WORKFLOW_TYPE:
@@ -124,7 +130,7 @@ async def _require_same_job(store: Store, namespace: str, job: dict[str, Any]) -
             job_id=job["job_id"],
         )
     if not first:
-        return
+        return None
     stored = _decode((first[0]["attributes"].get("input") or [None])[0]) or {}
     mine = {k: job[k] for k in ("query", "operation")}
     theirs = {k: stored.get(k) for k in ("query", "operation")}
@@ -135,6 +141,7 @@ async def _require_same_job(store: Store, namespace: str, job: dict[str, Any]) -
             "it; start this one under another --job-id",
             job_id=job["job_id"],
         )
+    return str(row["first_run_id"])
 
 
 def _comparable(value: Any) -> Any:

@@ -418,3 +418,28 @@ async def test_a_job_id_a_workflow_of_the_users_holds_is_refused_as_taken(client
     assert await client.list_batches() == []
     described = await client.get_workflow_handle("batch/taken").describe()
     assert described["execution"]["status"] == "running"
+
+
+async def test_a_job_started_again_under_its_id_with_another_request_id_is_the_same_job(
+    client: Client,
+) -> None:
+    """The job id names the job, whatever request id each start carries (the
+    CLI sends none, another client its own): running or ended, the same job
+    again is started: false, not a workflow's WORKFLOW_ALREADY_STARTED."""
+    await client.start_workflow(Waiter, id="again-0", task_queue=QUEUE)
+    query = "WorkflowType = 'Waiter'"
+    first = await client.start_batch(
+        query, "terminate", reason="x", rps=0.01, job_id="again", request_id="first"
+    )
+    for request_id in ("second", None):  # while it runs
+        again = await client.start_batch(
+            query, "terminate", reason="x", rps=0.01, job_id="again", request_id=request_id
+        )
+        assert again == {"job_id": "again", "run_id": first["run_id"], "started": False}
+    with pytest.raises(BatchAlreadyExistsError):
+        await client.start_batch(query, "cancel", reason="x", job_id="again", request_id="third")
+    d = await finished(client, "again")
+    assert (d["state"], d["done"]) == ("completed", 1)
+    again = await client.start_batch(query, "terminate", reason="x", job_id="again", request_id="4")
+    assert again == {"job_id": "again", "run_id": first["run_id"], "started": False}
+    assert [j["job_id"] for j in await client.list_batches()] == ["again"]
