@@ -308,13 +308,18 @@ async def _in_thread(
     # the worker makes its pool when it registers a sync activity
     assert executor is not None
     thread = executor.submit(contextvars.copy_context().run, defn.fn, *args)
+    outcome = asyncio.wrap_future(thread)
     try:
-        return await asyncio.shield(asyncio.wrap_future(thread))
+        return await asyncio.shield(outcome)
     except asyncio.CancelledError:
         if thread.cancel():
             raise  # still queued: it never runs
         heartbeater.stopping.set()
-        await asyncio.wait([asyncio.wrap_future(thread)], timeout=SHUTDOWN_REPORT_S)
+        # What the function does once stopped (return, or raise as it likes)
+        # is not reported: the attempt ends as the cancel says. Taking its
+        # outcome keeps asyncio from logging it as an error never retrieved.
+        outcome.add_done_callback(_drop_outcome)
+        await asyncio.wait([outcome], timeout=SHUTDOWN_REPORT_S)
         if not thread.done():
             log.warning(
                 "activity %s ignored its cancellation for %.0f s: its thread is left running",
@@ -322,6 +327,12 @@ async def _in_thread(
                 SHUTDOWN_REPORT_S,
             )
         raise
+
+
+def _drop_outcome(outcome: asyncio.Future[Any]) -> None:
+    """Take the outcome of a stopped sync attempt that nobody reports."""
+    if not outcome.cancelled() and (exc := outcome.exception()) is not None:
+        log.debug("a stopped sync activity raised %r", exc)
 
 
 class _Heartbeater:

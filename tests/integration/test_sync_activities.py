@@ -4,6 +4,7 @@ at once, and how a stopping worker reaches them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 import time
@@ -112,3 +113,54 @@ async def test_a_stopping_worker_tells_a_sync_activity_and_waits_for_it(client: 
     ):
         assert await handle.result(timeout=60) == "attempt 2"
     assert STEPS == ["start 1", "told 1", "start 2", "end 2"]
+
+
+@activity.defn
+def heartbeats_until_told() -> str:
+    """Heartbeats (which is how a cancel reaches it) and raises once told."""
+    for _ in range(300):
+        activity.heartbeat()
+        if activity.is_cancelled():
+            STEPS.append("told")
+            raise RuntimeError("stopped")
+        time.sleep(0.1)
+    return "finished"
+
+
+@workflow.defn(name="SyncCancelled")
+class SyncCancelled:
+    @workflow.run
+    async def run(self) -> str:
+        handle = workflow.start_activity(
+            heartbeats_until_told,
+            start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=timedelta(seconds=2),
+        )
+        await workflow.sleep(1)
+        handle.cancel()
+        try:
+            await handle
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "finished"
+
+
+async def test_a_sync_activity_that_raises_once_cancelled_logs_no_asyncio_error(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: a sync attempt that raised after learning of its cancel left
+    its outcome in futures nobody read, and asyncio logged each as ``Future
+    exception was never retrieved`` with the user's traceback, at ERROR."""
+    STEPS.clear()
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[SyncCancelled], activities=[heartbeats_until_told]
+    ):
+        result = await client.execute_workflow(
+            SyncCancelled, id=f"sync-cancel-{uuid.uuid4().hex[:6]}", task_queue=QUEUE
+        )
+        assert result == "cancelled"
+        await eventually(lambda: asyncio.sleep(0, result="told" in STEPS), what="the cancel")
+    # Leaving the worker waited for the attempt, and so for its thread to return.
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
