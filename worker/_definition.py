@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 _WORKFLOW_ATTR = "__baton_workflow_definition__"
 _ACTIVITY_ATTR = "__baton_activity_definition__"
@@ -51,6 +51,31 @@ def _param_hints(fn: Callable[..., Any], *, skip_self: bool) -> tuple[tuple[Any,
 def _check_name(name: str | None, what: str) -> None:
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"{what} name must be a non-empty string, got {name!r}")
+
+
+_D = TypeVar("_D", "ActivityDefinition", "WorkflowDefinition")
+
+
+def by_name(definitions: Iterable[_D], kind: str) -> dict[str, _D]:
+    """Definitions by the name tasks carry.
+
+    Raises:
+        ValueError: Two different definitions share a name: tasks of that name
+            would go to one of them only, so the worker refuses both.
+    """
+    out: dict[str, _D] = {}
+    for defn in definitions:
+        seen = out.setdefault(defn.name, defn)
+        if seen is not defn:
+            first = getattr(seen, "cls", None) or getattr(seen, "fn", None)
+            second = getattr(defn, "cls", None) or getattr(defn, "fn", None)
+            raise ValueError(
+                f"more than one {kind} is named {defn.name!r} "
+                f"({getattr(first, '__qualname__', first)} and "
+                f"{getattr(second, '__qualname__', second)}): give one of them another "
+                f"name with @{kind}.defn(name=...), or register it on another worker"
+            )
+    return out
 
 
 # --------------------------------------------------------------------------- activities

@@ -24,7 +24,12 @@ from datetime import timedelta
 from typing import Any
 
 from worker._activity_runner import SHUTDOWN_REPORT_S, shutdown_error
-from worker._definition import ActivityDefinition, WorkflowDefinition, check_behavior
+from worker._definition import (
+    ActivityDefinition,
+    WorkflowDefinition,
+    by_name,
+    check_behavior,
+)
 from worker._http import ns_path
 from worker._run_cache import RunCache
 from worker._workflow_tasks import WorkflowTaskRunner
@@ -127,8 +132,8 @@ class Worker(WorkflowTaskRunner):
             default_versioning_behavior, "default_versioning_behavior"
         )
         self._pause_after = _pause_limits(pause_after_failed_workflow_tasks)
-        self._workflows = {d.name: d for d in map(WorkflowDefinition.from_class, workflows)}
-        self._activities = {d.name: d for d in map(ActivityDefinition.from_callable, activities)}
+        self._workflows = by_name(map(WorkflowDefinition.from_class, workflows), "workflow")
+        self._activities = by_name(map(ActivityDefinition.from_callable, activities), "activity")
         self._cache = RunCache(max_cached_workflows)
         self._wf_slots = asyncio.Semaphore(max_concurrent_workflow_tasks)
         self._act_slots = asyncio.Semaphore(max_concurrent_activities)

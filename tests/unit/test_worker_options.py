@@ -1,0 +1,62 @@
+"""What a Worker refuses when it is built, before it polls anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker import Client, DataConverter, Worker, activity, workflow
+from worker._http import Transport
+
+
+def offline_client() -> Client:
+    return Client(
+        Transport(["http://127.0.0.1:9"]),
+        namespace="default",
+        data_converter=DataConverter(),
+        identity="test",
+    )
+
+
+@activity.defn(name="charge")
+async def charge_v1() -> str:
+    return "v1"
+
+
+@activity.defn(name="charge")
+async def charge_v2() -> str:
+    return "v2"
+
+
+@workflow.defn(name="Order")
+class OrderV1:
+    @workflow.run
+    async def run(self) -> str:
+        return "v1"
+
+
+@workflow.defn(name="Order")
+class OrderV2:
+    @workflow.run
+    async def run(self) -> str:
+        return "v2"
+
+
+def test_two_activities_of_one_name_are_refused() -> None:
+    """Regression: the last one registered silently took every task of the name."""
+    with pytest.raises(ValueError, match=r"more than one activity is named 'charge'.*charge_v1"):
+        Worker(offline_client(), task_queue="q", activities=[charge_v1, charge_v2])
+
+
+def test_two_workflows_of_one_name_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"more than one workflow is named 'Order'.*OrderV2"):
+        Worker(offline_client(), task_queue="q", workflows=[OrderV1, OrderV2])
+
+
+def test_the_same_definition_listed_twice_is_one_registration() -> None:
+    w = Worker(
+        offline_client(),
+        task_queue="q",
+        workflows=[OrderV1, OrderV1],
+        activities=[charge_v1, charge_v1],
+    )
+    assert list(w._workflows) == ["Order"] and list(w._activities) == ["charge"]
