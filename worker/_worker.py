@@ -39,6 +39,9 @@ from worker.wire import VERSION_NAME_PATTERN
 
 log = logging.getLogger("baton.worker")
 
+#: The longest task queue name a server takes (its sticky queue's too).
+TASK_QUEUE_MAX_CHARS = 1000
+
 #: Seconds a stopping worker lets running work finish before it gives it back.
 DEFAULT_GRACEFUL_SHUTDOWN_S = 10.0
 
@@ -141,7 +144,11 @@ class Worker(WorkflowTaskRunner):
         # The run's own queue plus a sticky one (task queue names are free text).
         self.sticky_task_queue: str | None = None
         if sticky_queue and self._workflows:
-            self.sticky_task_queue = f"{task_queue}/sticky/{uuid.uuid4().hex}"
+            suffix = f"/sticky/{uuid.uuid4().hex}"
+            # The suffix makes it unique; the prefix is for people reading it,
+            # and is cut so that the name fits where the task queue's does.
+            keep = TASK_QUEUE_MAX_CHARS - len(suffix)
+            self.sticky_task_queue = f"{task_queue[:keep]}{suffix}"
         self.sticky_schedule_to_start_s = _seconds(sticky_schedule_to_start)
         self.speculative_workflow_tasks = speculative_workflow_tasks
         self._speculation_off_until = 0.0
