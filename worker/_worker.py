@@ -126,6 +126,7 @@ class Worker(WorkflowTaskRunner):
             workflow_pollers=workflow_pollers,
             activity_pollers=activity_pollers,
         )
+        _check_task_queue(task_queue)
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or f"{client.identity}/{uuid.uuid4().hex[:6]}"
@@ -490,6 +491,16 @@ class Worker(WorkflowTaskRunner):
 
 def _seconds(value: timedelta | float) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _check_task_queue(task_queue: object) -> None:
+    # The server refuses every poll of any other; the worker would poll on
+    # forever, warning, with nothing to run.
+    if not isinstance(task_queue, str) or not 1 <= len(task_queue) <= TASK_QUEUE_MAX_CHARS:
+        raise ValueError(
+            f"task_queue must be a string of 1 to {TASK_QUEUE_MAX_CHARS} characters, "
+            f"not {task_queue!r:.80}"
+        )
 
 
 def _at_least_one(**counts: int) -> None:

@@ -60,3 +60,12 @@ def test_the_same_definition_listed_twice_is_one_registration() -> None:
         activities=[charge_v1, charge_v1],
     )
     assert list(w._workflows) == ["Order"] and list(w._activities) == ["charge"]
+
+
+@pytest.mark.parametrize("queue", ["", "q" * 1001, 5, None])
+def test_a_task_queue_the_server_refuses_is_refused_at_once(queue: object) -> None:
+    """Regression: the worker started and polled forever, each poll refused
+    with INVALID_ARGUMENT and logged, running nothing."""
+    with pytest.raises(ValueError, match="task_queue must be a string of 1 to 1000 characters"):
+        Worker(offline_client(), task_queue=queue, activities=[charge_v1])  # type: ignore[arg-type]
+    Worker(offline_client(), task_queue="q" * 1000, activities=[charge_v1])
