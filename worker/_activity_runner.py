@@ -22,7 +22,13 @@ from worker._http import API
 from worker._limits import largest_over, limit_from, too_large
 from worker._payloads import decode_wire, encode_wire
 from worker.converter import DataConverter
-from worker.errors import ApplicationError, BatonError, PayloadTooLargeError, TaskNotFoundError
+from worker.errors import (
+    ApplicationError,
+    BatonError,
+    InvalidArgumentError,
+    PayloadTooLargeError,
+    TaskNotFoundError,
+)
 from worker.wire import ActivityTask, Payload
 
 if TYPE_CHECKING:
@@ -178,6 +184,8 @@ class ActivityRunner:
                 return None
             if heartbeater.lost:
                 return None  # the server no longer knows the task: nothing to report
+            if heartbeater.refused is not None:
+                return await self._respond_activity_failed(token, heartbeater.refused)
             current = asyncio.current_task()
             if current is not None and not current.cancelling():
                 # Nobody cancelled the attempt: its own code raised CancelledError
@@ -365,6 +373,9 @@ class _Heartbeater:
         self.cancelled = asyncio.Event()
         self.stopping = asyncio.Event()
         self.lost = False
+        #: Why the attempt was stopped because its heartbeat details were
+        #: refused (they cannot be encoded, or the server will not take them).
+        self.refused: ApplicationError | None = None
         #: The attempt's info flags (``paused``), set from heartbeat responses.
         self.flags: dict[str, bool] = {}
         # Deadlines measured from when this process got the task, which is
@@ -430,7 +441,11 @@ class _Heartbeater:
         self._last_sent = time.monotonic()
         self._in_flight = True
         try:
-            payloads = [p.model_dump() for p in await self.worker.converter.encode(list(details))]
+            try:
+                encoded = await self.worker.converter.encode(list(details))
+            except (TypeError, ValueError) as exc:  # a codec's own; the converter's are typed
+                raise InvalidArgumentError(str(exc)) from exc
+            payloads = [p.model_dump() for p in encoded]
             res = await self.worker._call(
                 "/activity-tasks/heartbeat", {"task_token": self.token, "details": payloads}
             )
@@ -443,6 +458,17 @@ class _Heartbeater:
             # not record the attempt as canceled. Stop working on it, quietly.
             log.info("activity task is gone, stopping the attempt: %s", exc.message)
             self.give_up()
+            return
+        except (InvalidArgumentError, PayloadTooLargeError) as exc:
+            # Details that cannot be sent never will be: working on would
+            # leave the next attempt without them (and, with a heartbeat
+            # timeout, end this one for no visible reason). As in Temporal's
+            # SDK, the attempt fails with the reason.
+            self.refused = ApplicationError(
+                f"the activity's heartbeat details were refused: {exc.message}",
+                type=type(exc).__name__,
+            )
+            self._stop_attempt()
             return
         except BatonError as exc:
             log.warning("heartbeat failed: %s", exc)

@@ -1,0 +1,55 @@
+"""Heartbeat details the worker cannot send: the attempt fails with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from worker import Client, RetryPolicy, Worker, activity, workflow
+
+pytestmark = pytest.mark.integration
+QUEUE = "heartbeat-details"
+
+
+@activity.defn
+async def saves_progress(kind: str) -> str:
+    info = activity.info()
+    if info.attempt == 1:
+        activity.heartbeat(object() if kind == "object" else float("nan"))
+        await asyncio.sleep(60)  # long work, believing its progress saved
+    return f"attempt {info.attempt}"
+
+
+@workflow.defn(name="SavesProgress")
+class SavesProgress:
+    @workflow.run
+    async def run(self, kind: str) -> str:
+        return await workflow.execute_activity(
+            saves_progress,
+            kind,
+            start_to_close_timeout=timedelta(seconds=90),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+
+
+@pytest.mark.parametrize("kind", ["object", "nan"])
+async def test_an_attempt_whose_heartbeat_details_cannot_be_sent_fails_saying_why(
+    client: Client, kind: str
+) -> None:
+    """Regression: the heartbeat was dropped with a log warning and the attempt
+    worked on, its progress saved nowhere, until its timeout ended it with no
+    word of the reason. Temporal's SDK fails such an attempt with the error."""
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[SavesProgress], activities=[saves_progress]
+    ):
+        handle = await client.start_workflow(
+            SavesProgress, kind, id=f"hb-{kind}-{uuid.uuid4().hex[:6]}", task_queue=QUEUE
+        )
+        assert await handle.result(timeout=30) == "attempt 2"
+    started = [e for e in await handle.history() if e["event_type"] == "ActivityTaskStarted"]
+    failure = started[-1]["attributes"]["last_failure"]
+    assert failure["type"] == "InvalidArgumentError"
+    assert "heartbeat details were refused" in failure["message"]
