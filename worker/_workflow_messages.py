@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from worker._definition import HandlerDefinition, WorkflowDefinition, _param_hints
 from worker._failure import exception_to_failure
 from worker._workflow_loop import WorkflowLoop
-from worker.converter import PayloadConverter
+from worker.converter import PayloadConverter, input_mismatch
 from worker.errors import ApplicationError, CanceledError, FailureError
 from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
 
@@ -83,7 +83,8 @@ class MessageDelivery:
                 exc_info=True,
             )
             return
-        if (problem := _arity_problem(handler, args)) is not None:
+        problem = _arity_problem(handler, args) or input_mismatch(args, hints)
+        if problem is not None:
             _log.warning("dropping signal %r to workflow %s: %s", name, self._workflow_id, problem)
             return
         if not is_async:
@@ -155,6 +156,10 @@ class MessageDelivery:
         if (problem := _arity_problem(defn.fn.__get__(self._object), args)) is not None:
             if validate:
                 self._reject_update(update_id, TypeError(f"update {name!r}: {problem}"))
+            return
+        # Checked for new updates only: one accepted before this check existed replays.
+        if validate and (problem := input_mismatch(args, defn.arg_types)) is not None:
+            self._reject_update(update_id, TypeError(f"update {name!r}: {problem}"))
             return
         if validate and defn.validator is not None:
             self._read_only = True

@@ -244,6 +244,75 @@ def _rebuild(value: Any, type_hint: Any) -> Any:
     return value
 
 
+#: JSON's scalars a handler's input is checked against, and what passes for each.
+_SCALARS: dict[Any, tuple[type, ...]] = {
+    int: (int,),  # a bool is an int, as in Python
+    float: (int, float),
+    str: (str,),
+    bool: (bool,),
+}
+
+
+def input_mismatch(values: Sequence[Any], type_hints: Sequence[Any]) -> str | None:
+    """Why decoded handler arguments plainly are not of their hints' kinds (a
+    string where an ``int`` is annotated, say), or None if they fit.
+
+    Decoding leaves JSON's scalars as they came (see :func:`_rebuild`), so a
+    sender's mistake would otherwise reach the handler, fail the workflow
+    task on every retry, and hold the workflow up. Scalars are checked at any
+    depth of dataclasses, lists, sets, tuples, dicts and ``X | None``.
+    """
+    for i, (value, hint) in enumerate(zip(values, type_hints, strict=False)):
+        if (problem := _mismatch(value, hint, f"argument {i + 1}")) is not None:
+            return problem
+    return None
+
+
+def _mismatch(value: Any, hint: Any, where: str) -> str | None:
+    if value is None or hint is None:
+        return None
+    try:
+        kinds = _SCALARS.get(hint)
+    except TypeError:  # an unhashable hint
+        kinds = None
+    if kinds is not None:
+        if isinstance(value, kinds):
+            return None
+        return f"{where} should be {hint.__name__}, got {type(value).__name__} {value!r:.40}"
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, hint):
+        hints = typing.get_type_hints(hint)
+        for f in dataclasses.fields(hint):
+            problem = _mismatch(getattr(value, f.name), hints.get(f.name), f"{where}.{f.name}")
+            if problem is not None:
+                return problem
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    pairs: Any = ()
+    if (
+        (origin in _AS_LIST or origin in _AS_SET)
+        and args
+        and isinstance(value, list | set | frozenset)
+    ):
+        pairs = ((f"{where}[{i}]", v, args[0]) for i, v in enumerate(value))
+    elif origin in _AS_DICT and len(args) == 2 and isinstance(value, dict):
+        pairs = ((f"{where}[{k!r}]", v, args[1]) for k, v in value.items())
+    elif origin is tuple and isinstance(value, tuple):
+        if len(args) == 2 and args[1] is Ellipsis:
+            pairs = ((f"{where}[{i}]", v, args[0]) for i, v in enumerate(value))
+        elif len(args) == len(value):
+            pairs = (
+                (f"{where}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True))
+            )
+    elif origin is typing.Union or origin is types.UnionType:
+        kinds_ = [a for a in args if a is not type(None)]
+        if len(kinds_) == 1:
+            return _mismatch(value, kinds_[0], where)
+    for at, v, a in pairs:
+        if (problem := _mismatch(v, a, at)) is not None:
+            return problem
+    return None
+
+
 class PayloadCodec(ABC):
     """Bytes-to-bytes transformation of payloads (encryption, compression).
 
