@@ -13,11 +13,13 @@ watch activity per running action tells the schedule when it closed, for the
 overlap policy (a paused action is still running).
 
 Signals change it: ``update`` (a new definition), ``pause`` and ``unpause``
-(optionally catching up the fires the pause passed over), ``trigger`` (act
-now) and ``backfill`` (act on a past range). Triggers and backfills act while
-the schedule is paused; only scheduled fires wait for an unpause. After each
-pass that changed something it records a snapshot (the ``report``
-activity's input), which ``describe`` reads from history in any region.
+(optionally catching up the fires the pause passed over; those it does not
+act on are counted by ``count`` activities, never in the workflow task, which
+must not run for long), ``trigger`` (act now) and ``backfill`` (act on a past
+range). Triggers and backfills act while the schedule is paused; only
+scheduled fires wait for an unpause. After each pass that changed something
+it records a snapshot (the ``report`` activity's input), which ``describe``
+reads from history in any region.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ START_ACTIVITY = "baton.schedule.start"
 WATCH_ACTIVITY = "baton.schedule.watch"
 CONTROL_ACTIVITY = "baton.schedule.control"
 REPORT_ACTIVITY = "baton.schedule.report"
+COUNT_ACTIVITY = "baton.schedule.count"
 #: Actions and buffered fires a snapshot lists.
 RECENT = 10
 #: A fire acted on more than this after its time is late: its catch-up mode applies.
@@ -69,6 +72,10 @@ PATCH_TRIGGER_TAG = "schedule-trigger-tag-v1"
 PATCH_START_OUTCOME = "schedule-start-outcome-v1"
 #: An update that keeps limited_actions keeps the actions left.
 PATCH_UPDATE_KEEPS_REMAINING = "schedule-update-keeps-remaining-v1"
+#: Unpause counts the fires its pause passed over in count activities, not in
+#: the workflow task: after a long pause of a frequent schedule (a minutely one
+#: paused for a year has 525,600) counting runs far past what a task may run.
+PATCH_COUNT_IN_ACTIVITY = "schedule-count-in-activity-v1"
 
 _RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -142,7 +149,7 @@ class ScheduleWorkflow:
         while True:
             now = workflow.now()
             self._closed_actions()
-            todo = self._take_inbox(now)
+            todo = await self._take_inbox(now)
             more = False
             if not self.state["paused"]:
                 due, more = self._due_fires(now)
@@ -198,20 +205,25 @@ class ScheduleWorkflow:
     def query_state(self) -> dict[str, Any]:
         return self._snapshot()
 
-    def _take_inbox(self, now: datetime) -> list[tuple[Fire, Overlap]]:
+    async def _take_inbox(self, now: datetime) -> list[tuple[Fire, Overlap]]:
         todo: list[tuple[Fire, Overlap]] = []
         while self.inbox:
             kind, body = self.inbox.pop(0)
             self.signals_applied += 1
             try:
-                self._apply_signal(kind, body, now, todo)
+                count = self._apply_signal(kind, body, now, todo)
             except (SpecError, KeyError, TypeError, ValueError, AttributeError):
                 continue  # not sent by the schedule API (which checks first): ignored
+            if count is not None:
+                # before the signals after it, with the spec it had: as if counted here
+                todo += await self._count_passed_over(now, latest=count)
         return todo
 
     def _apply_signal(
         self, kind: str, body: dict[str, Any], now: datetime, todo: list[tuple[Fire, Overlap]]
-    ) -> None:
+    ) -> bool | None:
+        """Apply one signal; for an unpause whose passed-over fires are still
+        to count, whether its mode is ``latest`` (else None)."""
         st = self.state
         if kind == "update":
             sched = definition.load(body["schedule"])
@@ -239,6 +251,8 @@ class ScheduleWorkflow:
                 st["catchup_override"] = mode.value
             else:
                 st["catchup_override"] = None
+                if workflow.patched(PATCH_COUNT_IN_ACTIVITY):
+                    return mode == CatchUp.LATEST  # counted by _take_inbox, off this task
                 todo += self._passed_over(now, latest=mode == CatchUp.LATEST)
         elif kind == "trigger":
             overlap = Overlap(body.get("overlap") or self.sched.policy.overlap)
@@ -255,6 +269,7 @@ class ScheduleWorkflow:
                 fires_until(self.sched.spec, start - timedelta(microseconds=1), end), MAX_BACKFILL
             ):
                 todo.append((Fire(t, "backfill"), overlap))
+        return None
 
     # ------------------------------------------------------------------ fires
 
@@ -270,11 +285,42 @@ class ScheduleWorkflow:
         for ``latest`` the most recent one, which is acted on if it is inside
         the catch-up window (else counted in ``missed_catchup``).
         """
-        policy = self.sched.policy
-        counters = self.state["counters"]
         passed, last = 0, None
         for t in fires_until(self.sched.spec, self._last_processed(), now):
             passed, last = passed + 1, t
+        return self._settle_passed_over(now, passed, last, latest=latest)
+
+    async def _count_passed_over(
+        self, now: datetime, *, latest: bool
+    ) -> list[tuple[Fire, Overlap]]:
+        """:meth:`_passed_over`, counted by count activities a slice at a time.
+
+        Nothing of the count runs in the workflow task, so neither a long
+        count nor a replay of it (the results are history) comes near what a
+        task may run; the pass waits for it, fires and later signals after it.
+        """
+        spec, after = definition.spec_to_wire(self.sched.spec), self._last_processed()
+        passed, last = 0, None
+        while True:
+            page: dict[str, Any] = await workflow.execute_activity(
+                COUNT_ACTIVITY,
+                spec,
+                iso(after),
+                iso(now),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=_RETRY,
+            )
+            passed += page["count"]
+            last = parse_time(page["last"], "last") or last
+            if page["done"]:
+                return self._settle_passed_over(now, passed, last, latest=latest)
+            after = parse_time(page["resume"], "resume") or after
+
+    def _settle_passed_over(
+        self, now: datetime, passed: int, last: datetime | None, *, latest: bool
+    ) -> list[tuple[Fire, Overlap]]:
+        policy = self.sched.policy
+        counters = self.state["counters"]
         self.state["last_processed"] = iso(now)
         todo: list[tuple[Fire, Overlap]] = []
         if latest and last is not None:
