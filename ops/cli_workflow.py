@@ -362,7 +362,11 @@ def workflow_result(
 
 
 @workflow.command("list")
-@click.option("--status", type=click.Choice([s.value for s in WorkflowStatus]), default=None)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in WorkflowStatus], case_sensitive=False),
+    default=None,
+)
 @click.option("--type", "workflow_type", default=None, help="Workflow type name.")
 @click.option("--task-queue", default=None)
 @click.option("--started-after", default=None, help="ISO 8601 time (UTC if no offset).")

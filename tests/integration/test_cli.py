@@ -267,6 +267,9 @@ def test_workflow_start_then_describe_and_list(stack: StackInfo) -> None:
 
     listed = run_json(stack, "workflow", "list", "--prefix", "cli-wf-", "--status", "running")
     assert [(e["workflow_id"], e["status"]) for e in listed] == [("cli-wf-1", "running")]
+    # as a query spells it, too
+    listed = run_json(stack, "workflow", "list", "--prefix", "cli-wf-", "--status", "Running")
+    assert [(e["workflow_id"], e["status"]) for e in listed] == [("cli-wf-1", "running")]
 
     history = run_json(stack, "workflow", "history", "cli-wf-1")
     first = history["events"][0]
