@@ -36,11 +36,9 @@ from worker._workflow_tasks import WorkflowTaskRunner
 from worker.client import Client
 from worker.errors import BatonError
 from worker.wire import VERSION_NAME_PATTERN
+from worker.wire.common import TASK_QUEUE_MAX_CHARS
 
 log = logging.getLogger("baton.worker")
-
-#: The longest task queue name a server takes (its sticky queue's too).
-TASK_QUEUE_MAX_CHARS = 1000
 
 #: Seconds a stopping worker lets running work finish before it gives it back.
 DEFAULT_GRACEFUL_SHUTDOWN_S = 10.0

@@ -7,7 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.wire.common import MAX_DESCRIPTION_CHARS, MAX_DURATION_S, Failure, Payload
+from worker.wire.common import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_DURATION_S,
+    TASK_QUEUE_MAX_CHARS,
+    Failure,
+    Payload,
+)
 
 
 class CommandType(StrEnum):
@@ -62,7 +68,7 @@ class _Attributes(BaseModel):
 class ScheduleActivityAttributes(_Attributes):
     activity_id: str = _Name
     activity_type: str = _Name
-    task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    task_queue: str | None = Field(default=None, min_length=1, max_length=TASK_QUEUE_MAX_CHARS)
     input: list[Payload] = Field(default_factory=list)
     schedule_to_close_s: float | None = _Duration
     schedule_to_start_s: float | None = _Duration
@@ -105,7 +111,7 @@ class FailWorkflowAttributes(_Attributes):
 
 class ContinueAsNewAttributes(_Attributes):
     workflow_type: str | None = Field(default=None, min_length=1, max_length=1000)
-    task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    task_queue: str | None = Field(default=None, min_length=1, max_length=TASK_QUEUE_MAX_CHARS)
     input: list[Payload] = Field(default_factory=list)
     task_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     run_timeout_s: float | None = _Duration

@@ -16,6 +16,8 @@ RETRY_MAX_BACKOFF_COEFFICIENT = 100.0
 RETRY_MAX_ATTEMPTS = 2**31 - 1
 #: Longest namespace description.
 MAX_DESCRIPTION_CHARS = 4096
+#: The longest task queue name (a worker's sticky queue's too) the server takes.
+TASK_QUEUE_MAX_CHARS = 1000
 #: A worker deployment's name and a build id: a versioned worker checks its
 #: own before it polls, the server every one it is sent.
 VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$"

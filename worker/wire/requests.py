@@ -9,7 +9,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from worker.wire.common import MAX_DESCRIPTION_CHARS, MAX_DURATION_S, Failure, Payload
+from worker.wire.common import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_DURATION_S,
+    TASK_QUEUE_MAX_CHARS,
+    Failure,
+    Payload,
+)
 from worker.wire.history import HistoryEvent
 
 
@@ -84,7 +90,7 @@ class WorkflowStatus(StrEnum):
 class StartWorkflowRequest(BaseModel):
     workflow_id: str = Field(min_length=1, max_length=1000)
     workflow_type: str = Field(min_length=1, max_length=1000)
-    task_queue: str = Field(min_length=1, max_length=1000)
+    task_queue: str = Field(min_length=1, max_length=TASK_QUEUE_MAX_CHARS)
     input: list[Payload] = Field(default_factory=list)
     #: A retried start with the same id starts nothing new (kept for the
     #: namespace's retention period, in every region of the namespace).

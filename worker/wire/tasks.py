@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from worker.wire.commands import Command
-from worker.wire.common import Failure, Payload
+from worker.wire.common import TASK_QUEUE_MAX_CHARS, Failure, Payload
 from worker.wire.history import HistoryEvent
 
 VersioningBehavior = Literal["pinned", "auto-upgrade"]
@@ -22,7 +22,7 @@ class PollersStoppedRequest(BaseModel):
 
 
 class PollRequest(BaseModel):
-    task_queue: str = Field(min_length=1, max_length=1000)
+    task_queue: str = Field(min_length=1, max_length=TASK_QUEUE_MAX_CHARS)
     identity: str = Field(default="", max_length=1000)
     wait_s: float = Field(default=30.0, ge=0, le=120)
     #: Worker versioning: the deployment and build this worker runs (both or neither).
@@ -81,7 +81,9 @@ class RespondWorkflowTaskCompleted(BaseModel):
     #: The worker keeps the run cached and polls this queue: the run's next
     #: workflow tasks go there first, and to the run's own task queue if no
     #: poller of it takes them within ``sticky_schedule_to_start_s``.
-    sticky_task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    sticky_task_queue: str | None = Field(
+        default=None, min_length=1, max_length=TASK_QUEUE_MAX_CHARS
+    )
     sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60)
     #: Worker versioning: the version that ran the task, and the workflow
     #: type's behaviour there (recorded in history; routes the run's next tasks).
@@ -145,7 +147,7 @@ class RespondWorkflowTaskFailed(BaseModel):
 class CloseStickyQueueRequest(BaseModel):
     """A worker that shuts down closes its sticky queue."""
 
-    sticky_task_queue: str = Field(min_length=1, max_length=1000)
+    sticky_task_queue: str = Field(min_length=1, max_length=TASK_QUEUE_MAX_CHARS)
 
 
 class RespondQueryTask(BaseModel):
@@ -180,7 +182,9 @@ class SpeculativeWorkflowTask(BaseModel):
     started_time: str = Field(min_length=1, max_length=64)
     commands: list[Command] = Field(default_factory=list)
     eager_activities: int = Field(default=0, ge=0, le=100)
-    sticky_task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    sticky_task_queue: str | None = Field(
+        default=None, min_length=1, max_length=TASK_QUEUE_MAX_CHARS
+    )
     sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60)
 
 
