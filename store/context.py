@@ -36,9 +36,9 @@ class Store:
     #: When this process last recorded each versioned poller (polls are a hot
     #: path: the row is written at most every few seconds per poller).
     poller_seen: dict[tuple[str, ...], float] = field(default_factory=dict)
-    #: The workers (namespace, task queue, identity) this process has seen
-    #: poll for workflow tasks, oldest first (store/tasks.py).
-    workers_seen: dict[tuple[str, str, str], None] = field(default_factory=dict)
+    #: The workers (namespace, task queue, identity, instance) this process
+    #: has seen poll for workflow tasks, oldest first (store/tasks.py).
+    workers_seen: dict[tuple[str, str, str, str], None] = field(default_factory=dict)
     #: Where each namespace was active when a long-poll last looked, with the
     #: notifier's namespace epoch of that read (any namespace change, or a
     #: lost listener, moves the epoch on and the entry is read again).

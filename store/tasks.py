@@ -80,7 +80,7 @@ async def hurry_retries_for_new_worker(store: Store, namespace: str, req: wire.P
     """
     if req.sticky:
         return
-    key = (namespace, req.task_queue, f"{req.identity}\x00{req.instance}")
+    key = (namespace, req.task_queue, req.identity, req.instance)
     seen = store.workers_seen
     if key in seen:
         return
