@@ -130,8 +130,11 @@ async def _set_paused(
     req: wire.PauseRequest,
     paused: bool,
     change: Callable[[RunTxn], Awaitable[None]],
+    check: Callable[[RunTxn], object] | None = None,
 ) -> dict[str, Any]:
-    """Pause or unpause (``paused``) the run with ``change``, unless it is so already."""
+    """Pause or unpause (``paused``) the run with ``change``, unless it is so
+    already; ``check`` refuses a bad request either way, before anything is
+    written."""
 
     async def txn(conn: asyncpg.Connection) -> dict[str, Any]:
         rt = await lock_for_request(
@@ -150,6 +153,8 @@ async def _set_paused(
             if paused:
                 done = await _carried_to(store, conn, done, req.request_id)
             return _view(done, False)
+        if check is not None:
+            check(rt)
         if bool(rt.exe["paused"]) == paused:
             return _view(rt, False)
         await change(rt)
@@ -199,6 +204,12 @@ async def unpause_workflow(
     if req.to_current and req.build_id:
         raise InvalidArgument("give --to-current or --build-id, not both")
 
+    def check(rt: RunTxn) -> None:
+        # a build that does not exist is refused even when the run is not
+        # paused: "changed: false" would read as if the build were fine
+        if req.to_current or req.build_id:
+            _move_target(rt, req)
+
     async def unpause(rt: RunTxn) -> None:
         if req.to_current or req.build_id:
             _move(rt, req)
@@ -212,11 +223,11 @@ async def unpause_workflow(
         rt.seen_request(req.request_id, "unpause")
         await redispatch(rt)
 
-    return await _set_paused(store, namespace, workflow_id, req, False, unpause)
+    return await _set_paused(store, namespace, workflow_id, req, False, unpause, check)
 
 
-def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
-    """Pin the run to its deployment's current build, or to ``req.build_id``."""
+def _move_target(rt: RunTxn, req: wire.PauseRequest) -> tuple[str, str]:
+    """The deployment and build an unpause moves the run to, or a refusal."""
     deps = rt.ns.deployments
     dep = routing.run_deployment(deps, rt.exe)
     if dep is None:
@@ -235,6 +246,12 @@ def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
     except VersioningError as exc:
         raise InvalidArgument(str(exc)) from None
     require_version(deps, dep, build)
+    return dep, build
+
+
+def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
+    """Pin the run to its deployment's current build, or to ``req.build_id``."""
+    dep, build = _move_target(rt, req)
     rt.exe["deployment"] = dep
     rt.set_versioning_override(Override(OverrideKind.PINNED, build))
     rt.add_input_event(

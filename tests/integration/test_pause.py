@@ -242,6 +242,13 @@ async def test_unpause_onto_a_build_the_deployment_lacks_is_refused_and_changes_
         assert await kinds(client, h.id) == before
         assert (await h.unpause("onto build 1", build_id="1"))["changed"]
         assert (await h.describe())["versioning"]["next_task_version"] == "holding:1"
+        # a run that is not paused: the build is still checked, not waved through
+        # as "changed: false"
+        after = await kinds(client, h.id)
+        with pytest.raises(DeploymentNotFoundError, match="no version '9'"):
+            await h.unpause("onto the fix", build_id="9")
+        assert not (await h.unpause("onto build 1 again", build_id="1"))["changed"]
+        assert await kinds(client, h.id) == after
 
 
 async def test_pause_and_unpause_a_hundred_workflows_by_query(client: Client) -> None:
