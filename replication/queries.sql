@@ -61,7 +61,7 @@ SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_
                   WHERE ev->>'event_type' IN ('WorkflowExecutionSignaled',
                                               'WorkflowExecutionStarted')))
         FROM replication_conflicts c WHERE c.id = o.ref) END AS conflict,
-       to_jsonb(n) AS ns
+       to_jsonb(n) - 'create_request_id' AS ns
 FROM outbox o
 JOIN namespaces n ON n.name = o.namespace
 CROSS JOIN LATERAL (SELECT cardinality(n.regions) > 1 AS replicated) AS r

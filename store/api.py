@@ -285,11 +285,17 @@ def create_app(store: Store) -> FastAPI:
                 version,
                 req.retention_days,
                 req.description,
+                req.request_id,
             )
             if row is not None:
                 await conn.execute(Q["outbox_namespace"], req.name)
+            elif req.request_id:
+                # this create again (its first answer lost): answered as the first
+                row = await conn.fetchrow(Q["namespace_created_by"], req.name, req.request_id)
         if row is None:
-            raise NamespaceAlreadyExists(f"namespace {req.name!r} exists already")
+            raise NamespaceAlreadyExists(
+                f"namespace {req.name!r} exists already: use it, or create one under another name"
+            )
         return JSON(ns_info(Namespace.from_row(row)), status_code=201)
 
     @app.get(f"{PREFIX}/namespaces", response_model=list[wire.NamespaceInfo])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,13 +26,19 @@ class NamespaceMixin:
         active_region: str | None = None,
         retention_days: int = 7,
         description: str = "",
+        request_id: str | None = None,
     ) -> dict[str, Any]:
+        """Create a namespace. The call is retried on a dropped connection or
+        UNAVAILABLE; ``request_id`` (drawn here when not given) makes a retry
+        of a create that went through answer with the namespace it made,
+        where any other create of the name gets ``NamespaceAlreadyExistsError``."""
         body = {
             "name": name,
             "regions": list(regions) if regions else None,
             "active_region": active_region,
             "retention_days": retention_days,
             "description": description,
+            "request_id": request_id or str(uuid.uuid4()),
         }
         return await self.call("POST", f"{_http.API}/namespaces", body)  # type: ignore[no-any-return]
 

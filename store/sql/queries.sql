@@ -7,10 +7,15 @@ SELECT * FROM namespaces WHERE name = $1
 SELECT * FROM namespaces ORDER BY name
 
 -- name: insert_namespace
-INSERT INTO namespaces (name, regions, active_region, failover_version, retention_days, description)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO namespaces (name, regions, active_region, failover_version, retention_days, description,
+                        create_request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (name) DO NOTHING
 RETURNING *
+
+-- name: namespace_created_by
+-- The namespace a create with this request id made (a retried create).
+SELECT * FROM namespaces WHERE name = $1 AND create_request_id = $2
 
 -- name: outbox_namespace
 -- A namespace change travels to every other region of the namespace.

@@ -23,7 +23,10 @@ CREATE TABLE namespaces (
     -- custom search attributes this namespace registers: name -> type
     search_attributes jsonb       NOT NULL DEFAULT '{}',
     -- worker deployments: name -> current, ramping, revision, versions
-    deployments       jsonb       NOT NULL DEFAULT '{}'
+    deployments       jsonb       NOT NULL DEFAULT '{}',
+    -- the request id of the create that made it (a retried create answers
+    -- with it); not replicated
+    create_request_id text
 );
 
 CREATE TABLE executions (

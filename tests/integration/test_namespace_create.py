@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -149,3 +151,68 @@ async def test_a_bad_name_is_refused_with_what_a_name_may_hold(two: Two, name: s
     async with httpx.AsyncClient(base_url=two.url("region-a"), timeout=10) as http:
         resp = await http.get("/api/v1/namespaces")
     assert resp.json() == []  # nothing stored
+
+
+class DropFirstAnswer:
+    """A loopback proxy in front of a server that forwards every request and
+    drops the connection instead of the first answer: the server did the work,
+    the client never heard (an answer lost to a dropped connection)."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.answers_dropped = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+                up_writer.write(head + await reader.readexactly(length))
+                answer = await up_reader.readuntil(b"\r\n\r\n")
+                size = int(re.search(rb"(?i)content-length: *(\d+)", answer)[1])  # type: ignore[index]
+                answer += await up_reader.readexactly(size)
+                if self.answers_dropped == 0:
+                    self.answers_dropped += 1
+                    return
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+            up_writer.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def test_a_create_whose_answer_was_lost_is_retried_to_the_namespace_it_made(
+    two: Two,
+) -> None:
+    proxy = DropFirstAnswer(int(two.url("region-a").rsplit(":", 1)[1]))
+    url = await proxy.start()
+    try:
+        async with await Client.connect(url, namespace="orders") as client:
+            # the SDK retries a dropped connection; the retry finds the namespace
+            # its first try made, and answers with it
+            ns = await client.create_namespace("orders", description="made once")
+            assert proxy.answers_dropped == 1
+            assert ns["name"] == "orders" and ns["description"] == "made once"
+            # any other create of the name is refused, as before
+            with pytest.raises(NamespaceAlreadyExistsError, match="exists already"):
+                await client.create_namespace("orders", description="made twice")
+    finally:
+        await proxy.stop()
+    assert two.held("region-a", "orders") == ["region-a"]
+    async with httpx.AsyncClient(base_url=two.url("region-a")) as http:
+        body = {"name": "orders", "request_id": "other"}
+        r = await http.post("/api/v1/namespaces", json=body)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "NAMESPACE_ALREADY_EXISTS"

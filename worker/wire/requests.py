@@ -41,6 +41,9 @@ class CreateNamespaceRequest(BaseModel):
     retention_days: int = Field(default=7, ge=1, le=3650, strict=True)
     #: Kept short: it travels with every replication message of the namespace.
     description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+    #: The same create sent again with this id answers with the namespace it
+    #: made, not NAMESPACE_ALREADY_EXISTS (the SDK draws one per call).
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
 
     @field_validator("name")
     @classmethod
