@@ -165,7 +165,7 @@ SELECT $1, $2, e.attributes ->> 'update_id', $3,
 FROM jsonb_to_recordset($4::jsonb) AS e(event_type text, attributes jsonb)
 WHERE e.event_type IN ('WorkflowExecutionUpdateAccepted', 'WorkflowExecutionUpdateCompleted')
 GROUP BY e.attributes ->> 'update_id'
-ON CONFLICT (namespace, workflow_id, update_id) DO UPDATE
+ON CONFLICT (namespace, workflow_id, run_id, update_id) DO UPDATE
 SET state = CASE WHEN u.state = 'completed' THEN u.state ELSE EXCLUDED.state END,
     result = CASE WHEN u.state = 'completed' THEN u.result ELSE EXCLUDED.result END,
     failure = CASE WHEN u.state = 'completed' THEN u.failure ELSE EXCLUDED.failure END,

@@ -73,7 +73,14 @@ async def _update_state(
     rt: RunTxn, update_id: str, state: str, result: Any = None, failure: Any = None
 ) -> None:
     got = await rt.conn.fetchval(
-        Q["set_update_state"], rt.namespace, rt.workflow_id, update_id, state, result, failure
+        Q["set_update_state"],
+        rt.namespace,
+        rt.workflow_id,
+        update_id,
+        state,
+        result,
+        failure,
+        uuid.UUID(rt.run_id),
     )
     if got is None:
         raise InvalidArgument(f"no update {update_id!r} is open on this workflow")
@@ -272,7 +279,9 @@ async def apply_commands(
             )
         elif t == CommandType.ACCEPT_UPDATE:
             uid = str(a.get("update_id"))
-            row = await rt.conn.fetchrow(Q["get_update"], rt.namespace, rt.workflow_id, uid)
+            row = await rt.conn.fetchrow(
+                Q["get_update"], rt.namespace, rt.workflow_id, uid, uuid.UUID(rt.run_id)
+            )
             if row is None or row["state"] != "requested":
                 raise InvalidArgument(f"no requested update {uid!r} to accept")
             rt.add_event(

@@ -167,6 +167,10 @@ async def update_workflow(
     deadline = utcnow() + timedelta(seconds=req.timeout_s)
     epoch = store.notifier.namespace_epoch
     key = f"{namespace}/{workflow_id}/{update_id}"
+    # Update ids are deduplicated per run, as in Temporal: the run the id is
+    # (or was already) recorded in answers it, and a later run of the
+    # workflow id takes the same id as a new update.
+    run_ids: list[uuid.UUID] = []
     async with (
         store.notifier.subscribe("baton_updates_v1", key) as ev,
         # A run that closes rejects the updates it leaves open in its write,
@@ -176,7 +180,10 @@ async def update_workflow(
 
         async def submit(conn: asyncpg.Connection) -> None:
             rt = await lock_run(store, conn, namespace, workflow_id, req.run_id)
-            existing = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id)
+            run_ids[:] = [uuid.UUID(rt.run_id)]
+            existing = await conn.fetchrow(
+                Q["get_update"], namespace, workflow_id, update_id, run_ids[0]
+            )
             if existing is not None:
                 return  # a retried update: wait for the first one's outcome
             if not rt.running:
@@ -204,7 +211,7 @@ async def update_workflow(
                 namespace,
                 workflow_id,
                 update_id,
-                uuid.UUID(rt.run_id),
+                run_ids[0],
                 req.name,
                 [p.model_dump() for p in req.input],
             )
@@ -220,7 +227,9 @@ async def update_workflow(
                 epoch = store.notifier.namespace_epoch
                 await require_active_here(store, namespace)
             async with store.pool.acquire() as conn:
-                u = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id)
+                u = await conn.fetchrow(
+                    Q["get_update"], namespace, workflow_id, update_id, run_ids[0]
+                )
             if u is None:
                 # A requested update that no workflow task took when the
                 # namespace moved away is dropped with it; say so, or ask

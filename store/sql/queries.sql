@@ -251,7 +251,9 @@ SELECT count(*) FROM workflow_updates
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND state IN ('requested', 'accepted')
 
 -- name: get_update
-SELECT * FROM workflow_updates WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3
+-- Update ids are deduplicated per run: the same id in a later run is a new update.
+SELECT * FROM workflow_updates
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $4 AND update_id = $3
 
 -- name: update_accepted
 -- Whether the run's history holds the update's acceptance (a run that closed
@@ -267,7 +269,7 @@ VALUES ($1, $2, $3, $4, $5, $6, 'requested')
 
 -- name: set_update_state
 UPDATE workflow_updates SET state = $4, result = $5, failure = $6
-WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3
+WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3 AND run_id = $7
 RETURNING update_id
 
 -- name: complete_update
@@ -277,7 +279,7 @@ RETURNING update_id
 INSERT INTO workflow_updates AS u (namespace, workflow_id, update_id, run_id, name, input, state,
                                    result, failure)
 VALUES ($1, $2, $3, $4, '', '[]', 'completed', $5, $6)
-ON CONFLICT (namespace, workflow_id, update_id) DO UPDATE
+ON CONFLICT (namespace, workflow_id, run_id, update_id) DO UPDATE
 SET state = 'completed', result = EXCLUDED.result, failure = EXCLUDED.failure
 
 -- name: notify_update

@@ -280,7 +280,8 @@ CREATE TABLE workflow_updates (
     result       jsonb,
     failure      jsonb,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (namespace, workflow_id, update_id)
+    -- per run, as Temporal dedupes update ids: a new run takes an id again
+    PRIMARY KEY (namespace, workflow_id, run_id, update_id)
 );
 
 CREATE TABLE queries (

@@ -35,8 +35,33 @@ class Waits:
         self.done = True
 
 
+@workflow.defn
+class Renews:
+    """Counts updates; a signal makes its first run continue as new."""
+
+    def __init__(self) -> None:
+        self.renew = False
+        self.count = 0
+
+    @workflow.run
+    async def run(self, generation: int) -> None:
+        await workflow.wait_condition(lambda: self.renew or generation > 0)
+        if generation == 0:
+            workflow.continue_as_new(1)
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update
+    def bump(self) -> str:
+        self.count += 1
+        return f"{workflow.info().run_id}/{self.count}"
+
+    @workflow.signal
+    def renew_now(self) -> None:
+        self.renew = True
+
+
 def worker_for(client: Client) -> Worker:
-    return Worker(client, task_queue=QUEUE, workflows=[Waits])
+    return Worker(client, task_queue=QUEUE, workflows=[Waits, Renews])
 
 
 async def accepted(client: Client, workflow_id: str, update_id: str) -> None:
@@ -103,3 +128,31 @@ async def test_an_accepted_update_its_run_left_unfinished_failed_one_never_taken
         await asyncio.wait_for(never, 10)
     with pytest.raises(UpdateRejectedError, match="terminated"):
         await asyncio.wait_for(third, 10)
+
+
+async def test_an_update_id_an_earlier_run_completed_runs_again_after_continue_as_new(
+    client: Client,
+) -> None:
+    async with worker_for(client):
+        handle = await client.start_workflow(Renews, 0, id="upd-can", task_queue=QUEUE)
+        first_run = handle.run_id
+        assert await handle.update("bump", update_id="u1") == f"{first_run}/1"
+        # a retry in the same run is the same update
+        assert await handle.update("bump", update_id="u1") == f"{first_run}/1"
+        await handle.signal("renew_now")
+        current = client.get_workflow_handle("upd-can")
+        for _ in range(100):
+            execution = (await current.describe())["execution"]
+            if execution["run_id"] != first_run:
+                break
+            await asyncio.sleep(0.1)
+        second_run = execution["run_id"]
+        assert second_run != first_run
+        # before: the id matched the first run's update and its result came
+        # back; Temporal dedupes update ids per run, so the new run takes it
+        assert await handle.update("bump", update_id="u1") == f"{second_run}/1"
+        assert await handle.update("bump", update_id="u1") == f"{second_run}/1"
+        # the first run still answers its own update by that id
+        old = client.get_workflow_handle("upd-can", run_id=first_run)
+        assert await old.update("bump", update_id="u1") == f"{first_run}/1"
+        await handle.terminate("done")
