@@ -10,7 +10,8 @@ commands are returned. The same instance can be kept between tasks (the
 cached path): the commands it returned are matched against the events the
 next call starts with.
 
-An activation delivers its jobs in event order, then steps the deterministic
+An activation delivers its jobs in event order (signals and updates ahead of
+the results of the same task, see ``_run_jobs``), then steps the deterministic
 loop (:mod:`worker._workflow_loop`) until no callback is ready and no
 ``wait_condition`` predicate has become true. What jobs do to the run, and the
 runtime API workflow code calls, live in :mod:`worker._workflow_runtime`.
@@ -59,6 +60,10 @@ _log = logging.getLogger(__name__)
 def _event_id(event: HistoryEvent) -> int:
     return event.event_id
 
+
+#: Patch marker of runs whose activations hand signals and updates over before
+#: the activity outcomes, timer firings and cancel request of the same task.
+SIGNALS_FIRST_PATCH = "baton.signals-first"
 
 # Teardown runs cancelled user code to its end; code that keeps rescheduling
 # itself is cut off after this many callbacks.
@@ -412,23 +417,7 @@ class WorkflowInstance(WorkflowRuntime):
         asyncio.events._set_running_loop(self._loop)
         self.activating = True
         try:
-            start = False
-            for job in jobs:
-                if job.event_type == Kind.WORKFLOW_EXECUTION_STARTED:
-                    start = self._instantiate()
-                else:
-                    self._deliver(job)
-                if self._task_failure is not None:
-                    break
-            else:
-                for update in updates:
-                    self._deliver_update(update, validate=not replaying)
-                # The run method starts after this activation's signals and
-                # updates are handed over, so a signal-with-start's handler
-                # runs before the first line of the run method.
-                if start:
-                    self._start_run()
-                self._run_until_quiescent()
+            self._run_jobs(jobs, updates, replaying=replaying)
         finally:
             self.activating = False
             asyncio.events._set_running_loop(outer_loop)
@@ -438,6 +427,66 @@ class WorkflowInstance(WorkflowRuntime):
         commands, self._commands = self._commands, []
         self._pending.extend(c for c in commands if c.type != CommandType.REJECT_UPDATE)
         return commands
+
+    def _run_jobs(
+        self,
+        jobs: Sequence[HistoryEvent],
+        updates: Sequence[Mapping[str, Any]],
+        *,
+        replaying: bool,
+    ) -> None:
+        """Deliver an activation's jobs and run the workflow until it waits.
+
+        As Temporal orders an activation, the signals and updates of a task
+        that also brings activity outcomes, timer firings or a cancel request
+        go first, and their handlers run before the rest is delivered: code
+        that a result resumes sees what the same task's signals changed, so a
+        run that continues as new after an activity carries them instead of
+        losing them. Runs whose history was written delivering everything in
+        event order keep that order (the ``SIGNALS_FIRST_PATCH`` marker says
+        which a run's history was written with).
+        """
+        is_start = any(j.event_type == Kind.WORKFLOW_EXECUTION_STARTED for j in jobs)
+        signals = [j for j in jobs if j.event_type == Kind.WORKFLOW_EXECUTION_SIGNALED]
+        # Only a task with signals records the marker: an update the validator
+        # rejects leaves no event, so a replay would not see that task mixed.
+        if (
+            not is_start
+            and (signals or updates)
+            and len(signals) < len(jobs)
+            and (
+                self.patched(SIGNALS_FIRST_PATCH)
+                if signals
+                else self._patches.get(SIGNALS_FIRST_PATCH, False)
+            )
+        ):
+            for job in signals:
+                self._deliver(job)
+                if self._task_failure is not None:
+                    return
+            for update in updates:
+                self._deliver_update(update, validate=not replaying)
+            self._run_until_quiescent()
+            if self._task_failure is not None or self.closed:
+                return
+            jobs = [j for j in jobs if j.event_type != Kind.WORKFLOW_EXECUTION_SIGNALED]
+            updates = ()
+        start = False
+        for job in jobs:
+            if job.event_type == Kind.WORKFLOW_EXECUTION_STARTED:
+                start = self._instantiate()
+            else:
+                self._deliver(job)
+            if self._task_failure is not None:
+                return
+        for update in updates:
+            self._deliver_update(update, validate=not replaying)
+        # The run method starts after this activation's signals and updates
+        # are handed over, so a signal-with-start's handler runs before the
+        # first line of the run method.
+        if start:
+            self._start_run()
+        self._run_until_quiescent()
 
     def _run_until_quiescent(self) -> None:
         deadline = time.monotonic() + self.deadlock_timeout_s

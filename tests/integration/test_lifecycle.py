@@ -206,3 +206,57 @@ async def test_continue_as_new_sets_the_new_runs_timeouts_and_info_reads_them(
         message = await eventually(failed_task, timeout=20, what="the task to fail")
         assert "task_timeout must be at most an hour" in message
         await bad.terminate("done")
+
+
+@activity.defn
+async def hands_in() -> str:
+    return "in"
+
+
+@workflow.defn
+class Batches:
+    """Gathers signals; after its activity it continues as new carrying them."""
+
+    def __init__(self) -> None:
+        self.got: list[int] = []
+
+    @workflow.run
+    async def run(self, activity_queue: str, carried: list[int] | None = None) -> list[int]:
+        if carried is None:
+            await workflow.execute_activity(
+                hands_in, task_queue=activity_queue, start_to_close_timeout=timedelta(seconds=10)
+            )
+            # a copy: what the run had when it continued, not what came after
+            workflow.continue_as_new(activity_queue, list(self.got))
+        return (carried or []) + self.got
+
+    @workflow.signal
+    def add(self, value: int) -> None:
+        self.got.append(value)
+
+
+async def test_continue_as_new_after_an_activity_carries_signals_of_the_same_task(
+    client: Client,
+) -> None:
+    activities = f"{QUEUE}-activities"
+    async with Worker(client, task_queue=QUEUE, workflows=[Batches]):
+        handle = await client.start_workflow(Batches, activities, id="batches", task_queue=QUEUE)
+
+        async def scheduled() -> bool:
+            return any(e["event_type"] == "ActivityTaskScheduled" for e in await handle.history())
+
+        await eventually(scheduled)
+    # The activity completes and the signals arrive while no worker runs the
+    # workflow, so one task brings the result and the signals together.
+    async with Worker(client, task_queue=activities, activities=[hands_in]):
+
+        async def completed() -> bool:
+            return any(e["event_type"] == "ActivityTaskCompleted" for e in await handle.history())
+
+        await eventually(completed)
+    for value in (1, 2, 3):
+        await handle.signal("add", value)
+    async with Worker(client, task_queue=QUEUE, workflows=[Batches]):
+        # before: the run resumed with the result before the handlers ran,
+        # and continued as new without the three signals it had acknowledged
+        assert await handle.result(timeout=30) == [1, 2, 3]

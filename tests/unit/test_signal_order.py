@@ -2,9 +2,11 @@
 
 A handler that is a plain function runs without a task of its own (a replay
 delivers thousands of signals), at the point where its task's first step
-would have run. These tests pin that order against activity results, async
-handlers and handlers that return an awaitable, so histories written by
-workers that ran every handler in a task replay the same.
+would have run. These tests pin that order among async handlers and handlers
+that return an awaitable, so histories written by workers that ran every
+handler in a task replay the same; and, as in Temporal, the signals of a task
+run before the code an activity result of the same task resumes (a run
+written before that keeps the event order on replay).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from tests.unit.test_workflow_instance import TIMEOUT, Sim, dec, step, types
 from worker import workflow
+from worker._workflow_instance import SIGNALS_FIRST_PATCH
 from worker.converter import PayloadConverter
 from worker.errors import ApplicationError
 from worker.wire import CommandType, EventType, Payload
@@ -58,20 +61,31 @@ class Mixed:
 
 
 EXPECTED = [
-    # the run resumes with its result before the first handler runs...
-    "activity 42",
-    # ...then each handler where a task of its own would have put it: the
-    # plain one, then the first half of each async body...
+    # the signals of the task the result came in are handed over first, each
+    # handler where a task of its own would have put it: the plain one, then
+    # the first half of each async body...
     "plain a",
     "async b",
     "returned c",
-    # ...and the second halves after all the first halves
+    # ...and the second halves after all the first halves...
+    "async b resumed",
+    "returned c resumed",
+    # ...and only then does the run resume with its result, as in Temporal
+    "activity 42",
+]
+
+#: The order a run written before signals went first keeps on replay.
+EXPECTED_IN_EVENT_ORDER = [
+    "activity 42",
+    "plain a",
+    "async b",
+    "returned c",
     "async b resumed",
     "returned c resumed",
 ]
 
 
-def test_handlers_run_in_delivery_order_after_an_earlier_activity_result() -> None:
+def test_handlers_run_before_the_code_an_earlier_activity_result_resumes() -> None:
     sim = Sim(Mixed)
     assert types(sim.run_task()) == [CommandType.SCHEDULE_ACTIVITY]
     # One activation: the activity's result first, then three signals.
@@ -80,10 +94,57 @@ def test_handlers_run_in_delivery_order_after_an_earlier_activity_result() -> No
     sim.signal("coro", "b")
     sim.signal("hands_back", "c")
     commands = sim.run_task()
-    assert types(commands) == [CommandType.COMPLETE_WORKFLOW]
-    assert dec(commands[0].attributes["result"]) == EXPECTED
+    assert types(commands) == [CommandType.RECORD_MARKER, CommandType.COMPLETE_WORKFLOW]
+    assert commands[0].attributes["details"] == {"patch_id": SIGNALS_FIRST_PATCH}
+    assert dec(commands[1].attributes["result"]) == EXPECTED
     # a fresh instance replays the recorded history to the same state
     assert dec(sim.replay().query("seen", []).model_dump()) == EXPECTED
+
+
+def test_a_run_written_in_event_order_replays_in_event_order() -> None:
+    sim = Sim(Mixed)
+    sim.run_task()
+    # As a worker of an earlier release ran it: no marker, the result first.
+    sim.instance._patches[SIGNALS_FIRST_PATCH] = False
+    sim.complete_activity(next(iter(sim.scheduled)), 42)
+    sim.signal("plain", "a")
+    sim.signal("coro", "b")
+    sim.signal("hands_back", "c")
+    commands = sim.run_task()
+    assert types(commands) == [CommandType.COMPLETE_WORKFLOW]
+    assert dec(commands[0].attributes["result"]) == EXPECTED_IN_EVENT_ORDER
+    assert dec(sim.replay().query("seen", []).model_dump()) == EXPECTED_IN_EVENT_ORDER
+
+
+@workflow.defn(name="Batches")
+class Batches:
+    """Takes signals, and after each activity continues as new with what it has."""
+
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_activity(step, 1, start_to_close_timeout=TIMEOUT)
+        workflow.continue_as_new(self.got)
+
+    @workflow.signal
+    def add(self, item: str) -> None:
+        self.got.append(item)
+
+
+def test_continue_as_new_after_a_result_carries_the_signals_of_its_task() -> None:
+    sim = Sim(Batches)
+    sim.run_task()
+    sim.complete_activity(next(iter(sim.scheduled)), 1)
+    # signals that came after the result, before the worker took the task:
+    # before, the run resumed first and continued as new without them
+    sim.signal("add", "x")
+    sim.signal("add", "y")
+    commands = sim.run_task()
+    assert types(commands) == [CommandType.RECORD_MARKER, CommandType.CONTINUE_AS_NEW]
+    assert dec(commands[1].attributes["input"][0]) == ["x", "y"]
+    sim.replay()
 
 
 @workflow.defn(name="PlainFails")
