@@ -507,7 +507,7 @@ def workflow_query(
 @click.option(
     "--update-id",
     default=None,
-    help="Idempotency key: the same id returns the same update's result.",
+    help="Idempotency key: the same id returns the same update's result (within a run).",
 )
 @pass_state
 def workflow_update(
