@@ -448,18 +448,14 @@ class WorkflowInstance(WorkflowRuntime):
         """
         is_start = any(j.event_type == Kind.WORKFLOW_EXECUTION_STARTED for j in jobs)
         signals = [j for j in jobs if j.event_type == Kind.WORKFLOW_EXECUTION_SIGNALED]
-        # Only a task with signals records the marker: an update the validator
-        # rejects leaves no event, so a replay would not see that task mixed.
-        if (
-            not is_start
-            and (signals or updates)
-            and len(signals) < len(jobs)
-            and (
-                self.patched(SIGNALS_FIRST_PATCH)
-                if signals
-                else self._patches.get(SIGNALS_FIRST_PATCH, False)
-            )
-        ):
+        mixed = not is_start and bool(signals or updates) and len(signals) < len(jobs)
+        # A replayed task that recorded the marker takes it whether or not it
+        # looks mixed now: updates its validator rejected left no event.
+        recorded = replaying and SIGNALS_FIRST_PATCH in self._task_patches
+        signals_first = False
+        if mixed or recorded:
+            signals_first = self.patched(SIGNALS_FIRST_PATCH) and mixed
+        if signals_first:
             for job in signals:
                 self._deliver(job)
                 if self._task_failure is not None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from tests.unit.test_workflow_instance import TIMEOUT, Sim, dec, step, types
+from tests.unit.test_workflow_instance import TIMEOUT, Sim, dec, step, types, update
 from worker import workflow
 from worker._workflow_instance import SIGNALS_FIRST_PATCH
 from worker.converter import PayloadConverter
@@ -319,3 +319,49 @@ def test_signal_payloads_reach_a_converter_that_is_not_a_subclass() -> None:
     sim.signal("add", 1)
     sim.signal("add", 2)
     assert dec(sim.run_task()[0].attributes["result"]) == [["own", 1], ["own", 2]]
+
+
+# ----------------------------------------------------------------- updates
+
+
+@workflow.defn(name="Checked")
+class Checked:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        for n in (1, 2):
+            got = await workflow.execute_activity(step, n, start_to_close_timeout=TIMEOUT)
+            self.log.append(f"activity {got}")
+        await workflow.wait_condition(lambda: len(self.log) >= 3)
+        return self.log
+
+    @workflow.query
+    def seen(self) -> list[str]:
+        return self.log
+
+    @workflow.update
+    def note(self, tag: str) -> None:
+        self.log.append(f"update {tag}")
+
+    @note.validator
+    def _only_good(self, tag: str) -> None:
+        if tag == "bad":
+            raise ValueError("refused")
+
+
+def test_an_update_runs_before_the_code_a_result_of_its_task_resumes() -> None:
+    sim = Sim(Checked)
+    sim.run_task()
+    sim.complete_activity(next(iter(sim.scheduled)), 1)
+    # The validator refuses this update: no event records it, but the task
+    # records the marker, which a replay must take all the same.
+    first = sim.run_task(updates=[update("u1", "note", "bad")])
+    assert types(first)[0] == CommandType.RECORD_MARKER
+    sim.complete_activity(sorted(sim.scheduled)[-1], 2)
+    last = sim.run_task(updates=[update("u2", "note", "good")])
+    assert CommandType.RECORD_MARKER not in types(last)
+    expected = ["activity 1", "update good", "activity 2"]
+    assert dec(last[-1].attributes["result"]) == expected
+    assert dec(sim.replay().query("seen", []).model_dump()) == expected
