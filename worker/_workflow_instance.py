@@ -442,13 +442,19 @@ class WorkflowInstance(WorkflowRuntime):
         go first, and their handlers run before the rest is delivered: code
         that a result resumes sees what the same task's signals changed, so a
         run that continues as new after an activity carries them instead of
-        losing them. Runs whose history was written delivering everything in
-        event order keep that order (the ``SIGNALS_FIRST_PATCH`` marker says
-        which a run's history was written with).
+        losing them. A cancel request lands a step after the results before
+        it. Runs whose history was written delivering everything in event
+        order, the cancel at once, keep that order (the
+        ``SIGNALS_FIRST_PATCH`` marker says which a run's history was written
+        with).
         """
         is_start = any(j.event_type == Kind.WORKFLOW_EXECUTION_STARTED for j in jobs)
         signals = [j for j in jobs if j.event_type == Kind.WORKFLOW_EXECUTION_SIGNALED]
-        mixed = not is_start and bool(signals or updates) and len(signals) < len(jobs)
+        cancels = sum(j.event_type == Kind.WORKFLOW_EXECUTION_CANCEL_REQUESTED for j in jobs)
+        results = len(jobs) - len(signals) - cancels
+        mixed = not is_start and (
+            (bool(signals or updates) and results + cancels > 0) or (cancels > 0 and results > 0)
+        )
         # A replayed task that recorded the marker takes it whether or not it
         # looks mixed now: updates its validator rejected left no event.
         recorded = replaying and SIGNALS_FIRST_PATCH in self._task_patches
@@ -465,8 +471,19 @@ class WorkflowInstance(WorkflowRuntime):
             self._run_until_quiescent()
             if self._task_failure is not None or self.closed:
                 return
-            jobs = [j for j in jobs if j.event_type != Kind.WORKFLOW_EXECUTION_SIGNALED]
-            updates = ()
+            for job in jobs:
+                if job.event_type == Kind.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+                    # A step later, as Temporal does: the code a result of this
+                    # task resumes takes it before the cancel lands, so it
+                    # knows the activity ran (and can undo it).
+                    self._cancel_requested = True
+                    self._loop.call_soon(self._cancel_run)
+                elif job.event_type != Kind.WORKFLOW_EXECUTION_SIGNALED:
+                    self._deliver(job)
+                if self._task_failure is not None:
+                    return
+            self._run_until_quiescent()
+            return
         start = False
         for job in jobs:
             if job.event_type == Kind.WORKFLOW_EXECUTION_STARTED:
@@ -483,6 +500,10 @@ class WorkflowInstance(WorkflowRuntime):
         if start:
             self._start_run()
         self._run_until_quiescent()
+
+    def _cancel_run(self) -> None:
+        if self._run_task is not None and not self._run_task.done():
+            self._run_task.cancel()
 
     def _run_until_quiescent(self) -> None:
         deadline = time.monotonic() + self.deadlock_timeout_s

@@ -260,3 +260,50 @@ async def test_continue_as_new_after_an_activity_carries_signals_of_the_same_tas
         # before: the run resumed with the result before the handlers ran,
         # and continued as new without the three signals it had acknowledged
         assert await handle.result(timeout=30) == [1, 2, 3]
+
+
+@workflow.defn
+class Charge:
+    """Charges, then ships; a cancel after the charge must know it charged."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @workflow.run
+    async def run(self, activity_queue: str) -> list[str]:
+        limit = timedelta(seconds=10)
+        try:
+            got = await workflow.execute_activity(
+                hands_in, task_queue=activity_queue, start_to_close_timeout=limit
+            )
+            self.log.append(got)
+            await workflow.execute_activity(
+                hands_in, task_queue=activity_queue, start_to_close_timeout=limit
+            )
+        except asyncio.CancelledError:
+            self.log.append("canceled")
+        return self.log
+
+
+async def test_a_cancel_that_follows_a_result_in_one_task_lets_the_code_take_the_result(
+    client: Client,
+) -> None:
+    activities = f"{QUEUE}-charges"
+    async with Worker(client, task_queue=QUEUE, workflows=[Charge]):
+        handle = await client.start_workflow(Charge, activities, id="charge", task_queue=QUEUE)
+
+        async def scheduled() -> bool:
+            return any(e["event_type"] == "ActivityTaskScheduled" for e in await handle.history())
+
+        await eventually(scheduled)
+    async with Worker(client, task_queue=activities, activities=[hands_in]):
+
+        async def completed() -> bool:
+            return any(e["event_type"] == "ActivityTaskCompleted" for e in await handle.history())
+
+        await eventually(completed)
+    await handle.cancel()
+    async with Worker(client, task_queue=QUEUE, workflows=[Charge]):
+        # before: the cancel landed at the first await, and the code never
+        # learnt that the activity it was waiting on had completed
+        assert await handle.result(timeout=30) == ["in", "canceled"]

@@ -365,3 +365,52 @@ def test_an_update_runs_before_the_code_a_result_of_its_task_resumes() -> None:
     expected = ["activity 1", "update good", "activity 2"]
     assert dec(last[-1].attributes["result"]) == expected
     assert dec(sim.replay().query("seen", []).model_dump()) == expected
+
+
+# ----------------------------------------------------------------- cancel
+
+
+@workflow.defn(name="Charges")
+class Charges:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        try:
+            got = await workflow.execute_activity(step, 1, start_to_close_timeout=TIMEOUT)
+            self.log.append(f"charged {got}")
+            await workflow.execute_activity(step, 2, start_to_close_timeout=TIMEOUT)
+            self.log.append("shipped")
+        except asyncio.CancelledError:
+            self.log.append("canceled")
+        return self.log
+
+
+def test_a_cancel_after_a_result_in_one_task_lands_after_the_code_took_the_result() -> None:
+    sim = Sim(Charges)
+    sim.run_task()
+    # the charge completed, then the cancel came, before the worker took the task
+    sim.complete_activity(next(iter(sim.scheduled)), 42)
+    sim.request_cancel()
+    commands = sim.run_task()
+    # before: the cancel landed at once and the code never learnt it had charged
+    assert types(commands) == [
+        CommandType.RECORD_MARKER,
+        CommandType.SCHEDULE_ACTIVITY,
+        CommandType.REQUEST_CANCEL_ACTIVITY,
+        CommandType.COMPLETE_WORKFLOW,
+    ]
+    assert dec(commands[-1].attributes["result"]) == ["charged 42", "canceled"]
+    sim.replay()
+
+
+def test_a_run_written_with_the_cancel_at_once_replays_so() -> None:
+    sim = Sim(Charges)
+    sim.run_task()
+    sim.instance._patches[SIGNALS_FIRST_PATCH] = False
+    sim.complete_activity(next(iter(sim.scheduled)), 42)
+    sim.request_cancel()
+    commands = sim.run_task()
+    assert dec(commands[-1].attributes["result"]) == ["canceled"]
+    sim.replay()
