@@ -1,4 +1,4 @@
--- 0026: an update id is deduplicated within its run, as in Temporal. After
+-- 0027: an update id is deduplicated within its run, as in Temporal. After
 -- continue-as-new (or a reset) the workflow id's new run takes an update
 -- whose id an earlier run already completed, instead of answering with the
 -- earlier run's outcome.
