@@ -36,7 +36,8 @@ class Version:
 
     def __post_init__(self) -> None:
         for what, value in (("deployment", self.deployment), ("build id", self.build_id)):
-            if not _NAME.match(value) or ":" in value:
+            # fullmatch: `$` alone lets a trailing line break through
+            if not _NAME.fullmatch(value) or ":" in value:
                 raise VersioningError(
                     f"{what} {value!r} is not valid: use 1-255 letters, digits, '_', '.', '-', "
                     "starting with a letter or digit"

@@ -533,7 +533,8 @@ def _version(deployment: tuple[str, str] | None) -> tuple[str | None, str | None
     # The server refuses every poll of a name it cannot route: refuse to start
     # instead of polling in a loop of errors.
     for what, value in zip(("deployment name", "build id"), deployment, strict=True):
-        if not re.match(VERSION_NAME_PATTERN, value):
+        # fullmatch: `$` alone lets a trailing line break through
+        if not re.fullmatch(VERSION_NAME_PATTERN, value):
             raise ValueError(
                 f"{what} {value!r} is not valid: use 1-255 letters, digits, '_', '.', '-', "
                 "starting with a letter or digit"

@@ -157,7 +157,9 @@ def cached(w: Worker, run_id: str) -> Any:
     return inst
 
 
-@pytest.mark.parametrize("deployment", [("bad name", "41"), ("payments", "4:1"), ("-x", "1")])
+@pytest.mark.parametrize(
+    "deployment", [("bad name", "41"), ("payments", "4:1"), ("-x", "1"), ("payments", "41\n")]
+)
 def test_a_worker_refuses_a_version_the_server_cannot_route(deployment: tuple[str, str]) -> None:
     """Otherwise it starts and every poll is refused, ten times a second."""
     with pytest.raises(ValueError, match="is not valid"):

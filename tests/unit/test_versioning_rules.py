@@ -27,7 +27,8 @@ from versioning import (
 def test_versions_parse_and_refuse_bad_names() -> None:
     assert Version.parse("payments:41") == Version("payments", "41")
     assert str(Version("payments", "41.2-rc")) == "payments:41.2-rc"
-    for bad in ("payments", ":41", "payments:", "pay ments:41", "payments:4:1", "-x:1"):
+    bad_names = ("payments", ":41", "payments:", "pay ments:41", "payments:4:1", "-x:1")
+    for bad in (*bad_names, "payments:41\n", "payments\n:41"):
         with pytest.raises(VersioningError):
             Version.parse(bad)
 
