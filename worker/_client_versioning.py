@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
 from worker._http import ns_path
+from worker.errors import InvalidArgumentError
+from worker.wire import VERSION_NAME_PATTERN
 
 
 class VersioningMixin:
@@ -18,6 +21,13 @@ class VersioningMixin:
         raise NotImplementedError
 
     def _deployment_path(self, deployment: str, tail: str = "") -> str:
+        # An empty name (or one with a '/') would name another route, or none:
+        # the server would answer a redirect or NOT_FOUND instead of the rule.
+        if not isinstance(deployment, str) or not re.fullmatch(VERSION_NAME_PATTERN, deployment):
+            raise InvalidArgumentError(
+                f"deployment name {deployment!r} is not valid: use 1-255 letters, digits, '_', "
+                "'.', '-', starting with a letter or digit"
+            )
         return ns_path(self.namespace, f"/deployments/{quote(deployment, safe='')}{tail}")
 
     async def list_deployments(self) -> list[dict[str, Any]]:

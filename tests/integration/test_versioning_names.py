@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.apps.versioned import ACTIVITIES, V1
+from tests.conftest import Region
+from tests.helpers import baton_json
 from tests.versioning_helpers import QUEUE, registered
 from worker import Client, Worker
 from worker._http import ns_path
@@ -42,3 +44,27 @@ async def test_a_name_with_a_trailing_line_break_is_not_a_version(client: Client
             activities=ACTIVITIES,
             deployment=("shop", "2\n"),
         )
+
+
+async def test_an_empty_or_slashed_deployment_name_is_refused_not_sent(
+    client: Client, region: Region
+) -> None:
+    """An empty name made ``GET .../deployments/``, which redirects to the list:
+    describe answered None (the CLI printed ``null`` and exit 0). A '/' named
+    no route (NOT_FOUND). Both are names no worker can have."""
+    async with Worker(
+        client, task_queue=QUEUE, workflows=V1, activities=ACTIVITIES, deployment=("shop", "1")
+    ):
+        await registered(client, "1")
+        for name in ("", "sh/op"):
+            with pytest.raises(InvalidArgumentError, match="deployment name"):
+                await client.describe_deployment(name)
+            with pytest.raises(InvalidArgumentError, match="deployment name"):
+                await client.set_current_version(name, "1")
+            with pytest.raises(InvalidArgumentError, match="deployment name"):
+                await client.set_ramping_version(name, "1", 10)
+        code, out, _ = await baton_json(region.config_path, "deployment", "describe", "")
+        assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
+        code, out, _ = await baton_json(region.config_path, "deployment", "set-current", "", "1")
+        assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
+        assert (await client.describe_deployment("shop"))["revision"] == 0
