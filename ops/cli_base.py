@@ -192,6 +192,14 @@ class BatonCommand(click.Command):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
+            if ctx.params.get("output") == "json":
+                # a script reading stdout gets its one document, as for any error
+                print_error(
+                    "INTERRUPTED",
+                    "the command was interrupted (Ctrl-C or SIGTERM) before it finished: "
+                    "check what it was changing, then run it again",
+                    "json",
+                )
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except Exception as exc:

@@ -186,8 +186,8 @@ async def test_a_failover_stopped_by_sigterm_undoes_its_handover(
     cfg, _, (a, _) = _two_regions_behind(pg, template_db, tmp_path)
     failover = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "ops.cli", "--config", str(cfg)),
-        *("failover", NS, "--to", "region-b", "--timeout", "600"),
-        stdout=asyncio.subprocess.DEVNULL,
+        *("failover", NS, "--to", "region-b", "--timeout", "600", "--output", "json"),
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
@@ -199,13 +199,15 @@ async def test_a_failover_stopped_by_sigterm_undoes_its_handover(
         await eventually(in_handover, what="the failover's handover")
         failover.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
-            _, err = await failover.communicate()
+            out, err = await failover.communicate()
     finally:
         if failover.returncode is None:
             failover.kill()
             await failover.wait()
     assert failover.returncode == 130, err
     assert b"interrupted" in err and b"Traceback" not in err, err
+    # with --output json, stdout is still one JSON document a script can read
+    assert json.loads(out)["error"]["code"] == "INTERRUPTED", out
     assert await _state(a) == "active"
 
 
