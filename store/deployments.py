@@ -472,6 +472,17 @@ async def update_versioning(
             if o.build_id is not None:
                 require_version(rt.ns.deployments, o.deployment, o.build_id)
                 _require_queue(rt.ns.deployments, o.deployment, o.build_id, rt.exe["task_queue"])
+        if routing.run_versioning(rt.exe).override == override and (
+            o is None or o.deployment is None or o.deployment == current
+        ):
+            # already so: a command run again records nothing, as pause does
+            return {
+                "run_id": rt.run_id,
+                "changed": False,
+                "tasks_rerouted": 0,
+                "next_task_version": routing.workflow_task_tag(rt.ns.deployments, rt.exe),
+            }
+        if o is not None and o.deployment is not None:
             rt.exe["deployment"] = o.deployment
         rt.set_versioning_override(override)
         rt.add_input_event(

@@ -464,3 +464,28 @@ async def test_a_retried_versioning_override_answers_as_the_first_did(client: Cl
     assert set(again) == set(first)
     assert again["next_task_version"] == first["next_task_version"]
     assert again["tasks_rerouted"] == 0
+
+
+async def test_an_override_already_in_place_records_nothing(client: Client) -> None:
+    """The same override again (a command run twice, a batch run again) answers
+    ``changed: false`` and adds no event, as a pause already in place does."""
+    async with build(client, "1", V1), build(client, "2", V2):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="override-twice", task_queue=QUEUE)
+        # (not one-time: the next workflow task may take it between the two)
+        for kind, version in (("pinned", "shop:2"), ("auto-upgrade", None), (None, None)):
+            first = await h.update_versioning(kind, version=version)
+            again = await h.update_versioning(kind, version=version)
+            assert first["changed"] and not again["changed"], (kind, again)
+            assert again["next_task_version"] == first["next_task_version"]
+
+        async def no_task_running() -> bool:
+            # an input that comes while a workflow task runs is written after it
+            task = (await h.describe())["pending_workflow_task"]
+            return task is None or task["started_event_id"] is None
+
+        await eventually(no_task_running, what="the workflow task to end")
+        events = [e["event_type"] for e in await h.history()]
+        assert events.count("WorkflowExecutionOptionsUpdated") == 3, events
+        await h.terminate()
