@@ -8,8 +8,9 @@ from collections.abc import Collection
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument, RequestIdReused, WorkflowNotRunning
+from store.errors import InvalidArgument, RequestIdReused, WorkflowNotFound, WorkflowNotRunning
 from store.mutable_state import RunTxn
+from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
 
 
@@ -26,9 +27,18 @@ async def lock_run(
             uuid.UUID(run_id)
         except ValueError:
             raise InvalidArgument(f"run id {run_id!r} is not a UUID") from None
-    return await RunTxn.lock(
-        conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
-    )
+    try:
+        return await RunTxn.lock(
+            conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
+        )
+    except WorkflowNotFound:
+        # A standby lacks a run its active region started and has not shipped
+        # yet (replication lag, a broker down): that is no answer to a write,
+        # which belongs to the active region, and the SDK follows this error there.
+        ns = await get_namespace(conn, namespace)
+        if ns.active_region != store.region:
+            ns.require_writable(store.region, store.region_urls)
+        raise
 
 
 #: How each kind of request (``request_ids.kind``) reads in a message.
