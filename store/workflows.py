@@ -16,6 +16,7 @@ from store.deployments import run_versioning_view
 from store.errors import (
     InvalidArgument,
     LimitExceeded,
+    NamespaceNotActive,
     WorkflowNotFound,
 )
 from store.mutable_state import RunTxn, utcnow
@@ -169,6 +170,28 @@ async def _get_run(
     return row
 
 
+async def _read_run(
+    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
+) -> asyncpg.Record:
+    """:func:`_get_run` for a client's describe or result: a standby that lacks
+    the run (the active region has not shipped it yet) sends the client to the
+    active region, which the SDK follows, rather than say it does not exist."""
+    try:
+        return await _get_run(conn, namespace, workflow_id, run_id)
+    except WorkflowNotFound as exc:
+        ns = await get_namespace(conn, namespace)
+        if ns.active_region == store.region:
+            raise
+        url = store.region_urls.get(ns.active_region)
+        raise NamespaceNotActive(
+            f"{exc.message}: {store.region} is a standby of namespace {namespace!r} and may not "
+            f"have the run yet; ask {ns.active_region}, where it is active, at "
+            f"{url or ns.active_region}",
+            active_region=ns.active_region,
+            active_url=url,
+        ) from None
+
+
 def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     return {
         "namespace": row["namespace"],
@@ -210,7 +233,7 @@ async def describe_workflow(
     store: Store, namespace: str, workflow_id: str, run_id: str | None
 ) -> dict[str, Any]:
     async with store.pool.acquire() as conn:
-        row = await _get_run(conn, namespace, workflow_id, run_id)
+        row = await _read_run(store, conn, namespace, workflow_id, run_id)
         key = (namespace, workflow_id, row["run_id"])
         acts = await conn.fetch(Q["pending_activities"], *key)
         timers = await conn.fetch(Q["pending_user_timers"], *key)
@@ -362,12 +385,12 @@ async def wait_outcome(
         if read:
             since = store.run_cache.close_seq  # (before the read)
             async with store.pool.acquire() as conn:
-                row = await _get_run(conn, namespace, workflow_id, run_id)
+                row = await _read_run(store, conn, namespace, workflow_id, run_id)
                 # continue-as-new and reset (a terminated run linked to its
                 # successor) both hand the workflow's outcome to a new run
                 while row["status"] in _FOLLOWED and row["continued_to_run_id"]:
-                    row = await _get_run(
-                        conn, namespace, workflow_id, str(row["continued_to_run_id"])
+                    row = await _read_run(
+                        store, conn, namespace, workflow_id, str(row["continued_to_run_id"])
                     )
             run_id = str(row["run_id"])
             closed = row["status"] != "running"

@@ -1,8 +1,8 @@
-"""A write sent to a standby that does not hold the run yet (the active region
-started it and has not shipped it: replication lag, a broker down) is answered
-with NAMESPACE_NOT_ACTIVE naming the active region, as a write to a run the
-standby does hold is, so the SDK (and the CLI) carry it there, instead of
-WORKFLOW_NOT_FOUND."""
+"""A write (or a describe or result) sent to a standby that does not hold the
+run yet (the active region started it and has not shipped it: replication lag,
+a broker down) is answered with NAMESPACE_NOT_ACTIVE naming the active region,
+as a write to a run the standby does hold is, so the SDK (and the CLI) carry
+it there, instead of WORKFLOW_NOT_FOUND."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from store.config import load_config
 from tests.conftest import fresh_database, serve_region
 from tests.helpers import free_port, write_config
 from worker import Client
-from worker.errors import NamespaceNotActiveError, WorkflowNotFoundError
+from worker.errors import NamespaceNotActiveError, WorkflowFailureError, WorkflowNotFoundError
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,12 @@ async def test_a_write_to_a_standby_lacking_the_run_goes_to_the_active_region(
                 await b_only.get_workflow_handle("w").signal("s")
             assert err.value.active_url == url_a
             h = b_first.get_workflow_handle("w")
+            # reads a client makes right after a start: the standby sends them on too
+            assert (await h.describe())["execution"]["status"] == "running"
+            with pytest.raises(NamespaceNotActiveError):
+                await b_only.get_workflow_handle("w").describe()
+            with pytest.raises(NamespaceNotActiveError):
+                await b_only.get_workflow_handle("w").result(timeout=1)
             await h.signal("s")
             await h.pause(reason="look")
             await h.unpause()
@@ -56,6 +62,8 @@ async def test_a_write_to_a_standby_lacking_the_run_goes_to_the_active_region(
             kinds = [e["event_type"] for e in await a.get_workflow_handle("w").history()]
             assert kinds.count("WorkflowExecutionSignaled") == 1, kinds
             assert kinds[-1] == "WorkflowExecutionTerminated", kinds
+            with pytest.raises(WorkflowFailureError):
+                await h.result(timeout=10)
             # a run the active region does not hold either is still not found
             with pytest.raises(WorkflowNotFoundError):
                 await b_first.get_workflow_handle("nothing").signal("s")
