@@ -106,6 +106,17 @@ async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[
     return max(rows, key=lambda nr: row_rank(*nr))
 
 
+async def _connect(config: BatonConfig, region: str, role: str) -> asyncpg.Connection:
+    """A connection to ``region``'s database; one that fails names the region."""
+    try:
+        return await db.connect(config.regions[region].dsn)
+    except (Unavailable, OSError, TimeoutError) as exc:
+        raise Unavailable(
+            f"cannot reach the database of {region}, {role}: {exc}. Check that it is up and "
+            "its dsn in the config, then run this again"
+        ) from exc
+
+
 async def caught_up(config: BatonConfig, source: str, target: str, namespace: str) -> bool:
     """Whether ``target`` has applied everything ``source`` wrote of ``namespace``."""
     return await drain_left(config, source, target, namespace) is None
@@ -114,7 +125,7 @@ async def caught_up(config: BatonConfig, source: str, target: str, namespace: st
 async def drain_left(config: BatonConfig, source: str, target: str, namespace: str) -> str | None:
     """What ``target`` still lacks of ``source``'s stream, said for an operator
     watching a drain, or None once it has applied everything of ``namespace``."""
-    src = await db.connect(config.regions[source].dsn)
+    src = await _connect(config, source, "the failover's source")
     try:
         backlog = await src.fetchval(RQ["outbox_backlog_of"], namespace)
     finally:
@@ -123,7 +134,7 @@ async def drain_left(config: BatonConfig, source: str, target: str, namespace: s
         return f"{backlog} batch(es) of {namespace} in {source}'s outbox, not yet shipped"
     assert config.kafka_bootstrap
     ends = await end_offsets(config.kafka_bootstrap, [topic_for(source)])
-    dst = await db.connect(config.regions[target].dsn)
+    dst = await _connect(config, target, "the failover's target")
     try:
         done = await _applied(dst, source)
     finally:
@@ -145,7 +156,7 @@ async def _require_ready(
             f"{target} is still being backfilled ({backfill}): finish it with "
             f"`baton namespace add-region {namespace} {target}` first"
         )
-    dst = await db.connect(config.regions[target].dsn)
+    dst = await _connect(config, target, "the failover's target (nothing moved)")
     try:
         dead = await dst.fetchval(RQ["dead_letters_of_namespace"], namespace)
     finally:
@@ -265,7 +276,7 @@ async def _abandon_handover(
     refusing every write. A failover still running keeps it: it ends the
     handover itself, one way or the other.
     """
-    src = await db.connect(config.regions[source].dsn)
+    src = await _connect(config, source, f"where {namespace} is in handover")
     try:
         if not await src.fetchval(RQ["try_failover_lock"], namespace):
             raise NamespaceInHandover(
@@ -337,7 +348,7 @@ async def _promote(
     """
     region_urls = {n: r.url for n, r in config.regions.items()}
     for attempt in range(1, PROMOTION_ATTEMPTS + 1):
-        dst = await db.connect(config.regions[target].dsn)
+        dst = await _connect(config, target, "the failover's target")
         try:
             with wrap_exceptions():
                 async with dst.transaction():
@@ -449,7 +460,7 @@ async def forced_failover(
     _, newest = await namespace_row(config, namespace)
     if target not in newest["regions"]:
         raise _not_a_region(namespace, target, newest["regions"], forced=True)
-    dst = await db.connect(config.regions[target].dsn)
+    dst = await _connect(config, target, "the region to promote (nothing moved)")
     try:
         row = await dst.fetchrow(Q["get_namespace"], namespace)
         if row is None:

@@ -240,3 +240,30 @@ async def test_a_draining_handover_reports_what_the_target_still_lacks(
             load_config(cfg), NS, "region-b", timeout_s=0.5, progress=said.append
         )
     assert any("1 batch(es) of payments in region-a's outbox" in m for m in said), said
+
+
+def test_a_failover_to_a_region_whose_database_is_down_names_it_and_moves_nothing(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    db_a, db_b = fresh_database(pg, template_db), fresh_database(pg, template_db)
+    for name in (db_a, db_b):
+        pg.psql(
+            name,
+            "INSERT INTO namespaces (name, regions, active_region, failover_version) "
+            f"VALUES ('{NS}', '{{region-a,region-b}}', 'region-a', 1)",
+        )
+    down = pg.dsn(db_b).replace(f"port={pg.port}", f"port={free_port()}")
+    assert down != pg.dsn(db_b)
+    cfg = write_config(
+        tmp_path / "baton.toml", {"region-a": (free_port(), pg.dsn(db_a)), "region-b": (1, down)}
+    )
+    cfg.write_text(cfg.read_text() + '\n[kafka]\nbootstrap = "127.0.0.1:1"\n')
+    for force in ([], ["--force"]):
+        code, out = _baton(cfg, "failover", NS, "--to", "region-b", *force)
+        assert code == 1 and out["error"]["code"] == "UNAVAILABLE", out
+        message = out["error"]["message"]
+        assert "region-b" in message and "nothing moved" in message, out
+    row = pg.psql(
+        db_a, f"SELECT active_region, failover_version, state FROM namespaces WHERE name = '{NS}'"
+    )
+    assert row.split() == ["region-a|1|active"], row
