@@ -89,6 +89,11 @@ async def list_conflicts(
     """Archived losing branches, in every region (or one); see :func:`_fetch_each`
     for ``unreachable``."""
     rows = await _fetch_each(config, region, Q["list_conflicts"], (namespace, limit), unreachable)
+    if namespace is not None and not rows:
+        from replication.failover import namespace_row
+
+        # a misspelt name must not read as "no conflicts": NAMESPACE_NOT_FOUND
+        await namespace_row(config, namespace)
     return [{"region": r, **dict(row), "run_id": str(row["run_id"])} for r, row in rows]
 
 

@@ -102,7 +102,10 @@ async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[
         if row is not None:
             rows.append((name, dict(row)))
     if not rows:
-        raise NamespaceNotFound(f"namespace {namespace!r} exists in no reachable region")
+        raise NamespaceNotFound(
+            f"namespace {namespace!r} exists in no reachable region: `baton namespace list` "
+            "shows the namespaces there are"
+        )
     return max(rows, key=lambda nr: row_rank(*nr))
 
 

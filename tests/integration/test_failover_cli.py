@@ -267,3 +267,21 @@ def test_a_failover_to_a_region_whose_database_is_down_names_it_and_moves_nothin
         db_a, f"SELECT active_region, failover_version, state FROM namespaces WHERE name = '{NS}'"
     )
     assert row.split() == ["region-a|1|active"], row
+
+
+def test_conflicts_of_a_namespace_no_region_knows_is_namespace_not_found(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    """A misspelt --namespace must not read as "no conflicts" to a script."""
+    one = fresh_database(pg, template_db)
+    pg.psql(
+        one,
+        "INSERT INTO namespaces (name, regions, active_region, failover_version) "
+        f"VALUES ('{NS}', '{{region-a}}', 'region-a', 1)",
+    )
+    cfg = write_config(tmp_path / "baton.toml", {"region-a": (free_port(), pg.dsn(one))})
+    code, out = _baton(cfg, "replication", "conflicts", "--namespace", NS)
+    assert (code, out) == (0, []), out
+    code, out = _baton(cfg, "replication", "conflicts", "--namespace", NS + "x")
+    assert code == 1 and out["error"]["code"] == "NAMESPACE_NOT_FOUND", out
+    assert "baton namespace list" in out["error"]["message"], out
