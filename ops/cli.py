@@ -26,10 +26,13 @@ import click
 
 from ops.cli_base import (
     CLI_RETRY_S,
+    REQUEST_TIMEOUT_ENV,
+    REQUEST_TIMEOUT_S,
     BatonCommand,
     BatonGroup,
     CliInputError,
     CliState,
+    Seconds,
     ServerFailedError,
     pass_state,
     remember_output,
@@ -85,6 +88,17 @@ __all__ = [
     "write it refuses because the namespace is active elsewhere still follows it there.",
 )
 @click.option(
+    "--request-timeout",
+    "request_timeout_s",
+    type=Seconds(),
+    envvar=REQUEST_TIMEOUT_ENV,
+    default=REQUEST_TIMEOUT_S,
+    show_default=True,
+    help="Seconds a server may take to answer one request (beyond a wait the command asks "
+    "for, as `workflow result` does); also bounds the retries of a server that cannot be "
+    f"reached. A server that does not answer in time is UNAVAILABLE (${REQUEST_TIMEOUT_ENV}).",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Choice(OUTPUT_CHOICES),
@@ -96,9 +110,17 @@ __all__ = [
 )
 @click.version_option("0.1.0", prog_name="baton")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, namespace: str, region: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    config: str | None,
+    namespace: str,
+    region: str | None,
+    request_timeout_s: float,
+) -> None:
     """Baton: a durable-execution workflow store that survives the loss of a region."""
-    ctx.obj = CliState(config=config, namespace=namespace, region=region)
+    ctx.obj = CliState(
+        config=config, namespace=namespace, region=region, request_timeout_s=request_timeout_s
+    )
 
 
 # --------------------------------------------------------------------------- registration

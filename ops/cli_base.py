@@ -30,6 +30,8 @@ from worker.errors import BatonError, WorkflowFailureError
 
 __all__ = [
     "CLI_RETRY_S",
+    "REQUEST_TIMEOUT_ENV",
+    "REQUEST_TIMEOUT_S",
     "BatonCommand",
     "BatonGroup",
     "CliInputError",
@@ -44,6 +46,12 @@ T = TypeVar("T")
 
 #: How long a CLI call keeps retrying an unreachable or moving region.
 CLI_RETRY_S = 15.0
+
+#: How long a server may take to answer one CLI request (beyond a wait the
+#: request asks for, as ``workflow result`` or ``update`` do), unless
+#: ``--request-timeout`` or ``$BATON_REQUEST_TIMEOUT`` says otherwise.
+REQUEST_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_ENV = "BATON_REQUEST_TIMEOUT"
 
 
 class CliInputError(Exception):
@@ -65,6 +73,14 @@ class CliState:
     config: str | None
     namespace: str
     region: str | None
+    #: How long a server may take to answer one request; it also bounds the
+    #: retries of a server that cannot be reached.
+    request_timeout_s: float = REQUEST_TIMEOUT_S
+
+    @property
+    def retry_for_s(self) -> float:
+        """How long a call keeps retrying an unreachable or moving region."""
+        return min(CLI_RETRY_S, self.request_timeout_s)
 
     @property
     def config_path(self) -> Path:
@@ -110,7 +126,8 @@ class CliState:
             client = await Client.connect(
                 endpoints,
                 namespace=self.namespace,
-                retry_for_s=CLI_RETRY_S,
+                retry_for_s=self.retry_for_s,
+                request_timeout_s=self.request_timeout_s,
                 data_converter=converter,
             )
             async with client:

@@ -122,7 +122,10 @@ async def _list_every_region(
         url = cfg.region(name).url
         try:
             async with await Client.connect(
-                [url], namespace=st.namespace, retry_for_s=LIST_RETRY_S
+                [url],
+                namespace=st.namespace,
+                retry_for_s=min(LIST_RETRY_S, st.request_timeout_s),
+                request_timeout_s=st.request_timeout_s,
             ) as client:
                 rows = await client.list_namespaces()
         except BatonError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -82,6 +83,16 @@ class Transport:
         self.follow_failover = follow_failover
         self._active = self.endpoints[0]
         self.retry_for_s = retry_for_s
+        if not (isinstance(request_timeout_s, int | float) and 0 < request_timeout_s < math.inf):
+            raise InvalidArgumentError(
+                f"request_timeout_s must be a finite number of seconds above 0, "
+                f"not {request_timeout_s!r}"
+            )
+        #: How long a server may take to answer one request, beyond the wait
+        #: the request asks of it (a long poll's or a result's ``wait_s``, a
+        #: query's or an update's ``timeout_s``): a server that accepts the
+        #: connection and never answers fails the request after this long.
+        self.request_timeout_s = float(request_timeout_s)
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=5.0)
         self._session: aiohttp.ClientSession | None = None
         self._lean = LeanHTTP(timeout_s=request_timeout_s, connect_timeout_s=5.0)
@@ -143,13 +154,30 @@ class Transport:
         unavailable: dict[str, BatonError] = {}
         content = encode_body(body, check_floats=check_floats) if body is not None else None
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        limit_s = _asked_wait(body, query) + self.request_timeout_s
         while True:
             base = self._active
             tried.add(base)
             try:
-                status, answer = await self._exchange(method, base, path, content, query)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                err: BatonError = UnavailableError(f"cannot reach {base}: {exc!r}")
+                status, answer = await self._exchange(method, base, path, content, query, limit_s)
+            except TimeoutError:
+                err: BatonError = UnavailableError(
+                    f"{base} did not answer within {limit_s:g} s: the server is hung or "
+                    "overloaded; check that it is healthy (its log, `baton dev status` for "
+                    "the local stack), or allow it longer (request_timeout_s, "
+                    "`--request-timeout` or $BATON_REQUEST_TIMEOUT in the CLI)",
+                    details={"endpoint": base, "timeout_s": limit_s},
+                )
+                unavailable[base] = err
+                self._active = next(
+                    (e for e in self._others(base) if e not in not_found), self._active
+                )
+            except (aiohttp.ClientError, OSError) as exc:
+                err = UnavailableError(
+                    f"cannot reach {base} ({exc!r}): check that the server is running and "
+                    "its URL is right (`baton dev status` for the local stack)",
+                    details={"endpoint": base},
+                )
                 unavailable[base] = err
                 # Another region's server may answer (and redirect) instead.
                 self._active = next(
@@ -212,16 +240,22 @@ class Transport:
             delay = min(delay * 2, 2.0)
 
     async def _exchange(
-        self, method: str, base: str, path: str, content: bytes | None, query: dict[str, str]
+        self,
+        method: str,
+        base: str,
+        path: str,
+        content: bytes | None,
+        query: dict[str, str],
+        limit_s: float,
     ) -> tuple[int, bytes]:
-        """One request and its answer's status and body (no retries)."""
+        """One request and its answer's status and body (no retries), within ``limit_s``."""
         parts = self._parts.get(base)
         if parts is None:
             parts = self._parts[base] = urlsplit(base)
         if lean_target(parts):
             if self._closed:
                 raise ClientClosedError("this client is closed: connect a new one")
-            return await self._lean.request(method, parts, path, content, query)
+            return await self._lean.request(method, parts, path, content, query, timeout_s=limit_s)
         async with self._http().request(
             method,
             base + path,
@@ -229,6 +263,7 @@ class Transport:
             # writing it in one go (and warns about raw bytes over 1 MiB)
             data=io.BytesIO(content) if content and len(content) > 1 << 20 else content,
             params=query,
+            timeout=aiohttp.ClientTimeout(total=limit_s, connect=5.0),
         ) as resp:
             return resp.status, await resp.read()
 
@@ -293,6 +328,26 @@ def _past_64_bits(value: Any) -> bool:
         and not isinstance(value, bool)
         and not -(1 << 63) <= value < (1 << 64)
     )
+
+
+#: Fields by which a request asks the server to wait before it answers.
+_WAIT_FIELDS = ("wait_s", "wait_result_s", "timeout_s")
+
+
+def _asked_wait(body: Any, query: dict[str, str]) -> float:
+    """The longest wait, in seconds, a request asks of the server (0 for none)."""
+    asked: list[Any] = [query.get("wait_s")]
+    if isinstance(body, dict):
+        asked += [body.get(name) for name in _WAIT_FIELDS]
+    longest = 0.0
+    for value in asked:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(seconds) and seconds > longest:
+            longest = seconds
+    return longest
 
 
 def _param(value: Any) -> str:

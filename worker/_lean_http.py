@@ -122,8 +122,13 @@ class LeanHTTP:
         path: str,
         body: bytes | None,
         params: dict[str, str],
+        *,
+        timeout_s: float | None = None,
     ) -> tuple[int, bytes]:
-        """Send one request to ``base`` and return the answer's status and body."""
+        """Send one request to ``base`` and return the answer's status and body.
+
+        ``timeout_s`` bounds this request (default: the client's ``timeout_s``).
+        """
         target = base.path.rstrip("/") + path
         if _PLAIN_PATH.fullmatch(target) is None:
             target = quote(target, safe=_PATH_SAFE)
@@ -136,7 +141,7 @@ class LeanHTTP:
             "Accept: application/json\r\nUser-Agent: baton-sdk\r\n\r\n"
         ).encode("latin-1")
         key = (base.hostname or "", base.port or 80)
-        async with asyncio.timeout(self.timeout_s):
+        async with asyncio.timeout(self.timeout_s if timeout_s is None else timeout_s):
             conn = await self._take(key)
             self._busy.add(conn)
             done = False

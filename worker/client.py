@@ -101,6 +101,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         data_converter: DataConverter | None = None,
         identity: str | None = None,
         retry_for_s: float = 60.0,
+        request_timeout_s: float = 150.0,
         follow_failover: bool = True,
     ) -> Client:
         """A client for ``endpoints`` (one URL or every region's URLs).
@@ -110,10 +111,22 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         ``follow_failover=False`` it raises the error instead: a worker that
         must serve one region only (as each server's own system worker does)
         never takes another region's tasks.
+
+        ``retry_for_s`` bounds how long a call retries a server that cannot be
+        reached or a namespace that is moving; ``request_timeout_s`` how long
+        a server may take to answer one request beyond the wait the request
+        asks of it (a result's ``wait_s``, an update's ``timeout``), so a
+        server that accepts connections and never answers fails the call
+        with ``UnavailableError`` after that long.
         """
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         return cls(
-            Transport(eps, retry_for_s=retry_for_s, follow_failover=follow_failover),
+            Transport(
+                eps,
+                retry_for_s=retry_for_s,
+                request_timeout_s=request_timeout_s,
+                follow_failover=follow_failover,
+            ),
             namespace=namespace,
             data_converter=data_converter or DataConverter(),
             identity=identity or default_identity(),
