@@ -299,7 +299,9 @@ def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output
         # activities' failures and heartbeat details, as a worker with the keys reads them
         return {
             **d,
-            "pending_activities": await decode_wire(d["pending_activities"], c.data_converter),
+            "pending_activities": await decode_wire(
+                d["pending_activities"], c.data_converter, keep_unreadable=True
+            ),
         }
 
     emit(st.run(go), output, _describe_view)
@@ -315,7 +317,8 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
     async def go(c: Client) -> Any:
         events = await c.get_workflow_handle(workflow_id).history(run_id=run_id)
         # With $BATON_ENCRYPTION_KEYS its payloads and failure texts read as a worker sees them.
-        return await decode_wire(events, c.data_converter)
+        # What the keys cannot open (an old key, another team's) stays encrypted.
+        return await decode_wire(events, c.data_converter, keep_unreadable=True)
 
     events = st.run(go)
     data = {"workflow_id": workflow_id, "run_id": run_id, "events": events}

@@ -17,7 +17,7 @@ from typing import Any
 
 from worker._failure import failures_in, hide_common_attributes, restore_common_attributes
 from worker.converter import DataConverter, PayloadCodec, PayloadConverter
-from worker.errors import BatonError
+from worker.errors import BatonError, PayloadDecryptionError, UnknownEncryptionKeyError
 from worker.wire import Payload
 
 _KEYS = frozenset({"metadata", "data"})
@@ -48,8 +48,15 @@ def _collect(obj: Any, found: list[tuple[Any, Any]]) -> None:
                 _collect(value, found)
 
 
-async def transform(obj: Any, codec: PayloadCodec | None, *, encode: bool) -> Any:
-    """Encode or decode, in place, every payload inside ``obj``; returns ``obj``."""
+async def transform(
+    obj: Any, codec: PayloadCodec | None, *, encode: bool, keep_unreadable: bool = False
+) -> Any:
+    """Encode or decode, in place, every payload inside ``obj``; returns ``obj``.
+
+    With ``keep_unreadable`` a payload the codec cannot decrypt (a key it
+    does not hold, a key that does not match) is left as it came, encrypted,
+    and the others are decoded: what a viewer shows, never what a worker runs.
+    """
     if codec is None:
         return obj
     found: list[tuple[Any, Any]] = []
@@ -57,7 +64,18 @@ async def transform(obj: Any, codec: PayloadCodec | None, *, encode: bool) -> An
     if not found:
         return obj
     payloads = [Payload.model_validate(parent[key]) for parent, key in found]
-    out = await (codec.encode(payloads) if encode else codec.decode(payloads))
+    unreadable = (UnknownEncryptionKeyError, PayloadDecryptionError)
+    try:
+        out = await (codec.encode(payloads) if encode else codec.decode(payloads))
+    except unreadable:
+        if encode or not keep_unreadable:
+            raise
+        out = []
+        for payload in payloads:
+            try:
+                out.extend(await codec.decode([payload]))
+            except unreadable:
+                out.append(payload)
     for (parent, key), p in zip(found, out, strict=True):
         parent[key] = p.model_dump()
     return obj
@@ -77,13 +95,17 @@ async def encode_wire(obj: Any, converter: DataConverter) -> Any:
     return await transform(obj, converter.codec, encode=True)
 
 
-async def decode_wire(obj: Any, converter: DataConverter, *, hidden_text: bool = True) -> Any:
+async def decode_wire(
+    obj: Any, converter: DataConverter, *, hidden_text: bool = True, keep_unreadable: bool = False
+) -> Any:
     """Decode wire JSON that arrived, in place: every payload, then failure text.
 
     ``hidden_text=False`` says no failure in ``obj`` has its text hidden
     (see :func:`may_hide_failure_text`): the walk looking for them is skipped.
+    ``keep_unreadable`` leaves encrypted what the codec's keys cannot open
+    (see :func:`transform`) instead of failing.
     """
-    await transform(obj, converter.codec, encode=False)
+    await transform(obj, converter.codec, encode=False, keep_unreadable=keep_unreadable)
     if hidden_text:
         for failure in failures_in(obj):
             restore_common_attributes(failure, converter.payload_converter)

@@ -230,3 +230,44 @@ async def test_the_cli_describes_an_activitys_failure_and_heartbeat_with_the_sdk
     assert pending["last_failure"]["message"] == f"broke-{marker}", pending
     (beat,) = pending["heartbeat_details"]
     assert base64.b64decode(beat["data"]) == f'"beat-{marker}"'.encode(), beat
+
+
+async def test_the_cli_shows_a_history_and_a_describe_with_what_its_keys_cannot_open_left_encrypted(
+    region: Region, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a key rotation (or with another team's key) the CLI still shows a
+    run: the payloads its keys open read as values, the others stay as the
+    ciphertext they are, as they would with no key at all."""
+    old, new = {"old": generate_key()}, {"new": generate_key()}
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    wid = f"cli-rotated-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv(KEY_ENV_VAR, format_key_spec(new, active_key_id="new"))
+    old_codec = DataConverter(codec=AesGcmCodec(keys=old, active_key_id="old"))
+    new_codec = DataConverter(codec=AesGcmCodec(keys=new, active_key_id="new"))
+    async with (
+        await Client.connect(region.url, data_converter=old_codec) as before,
+        await Client.connect(region.url, data_converter=new_codec) as after,
+    ):
+        await before.create_namespace("default")
+        async with Worker(
+            before, task_queue="breaking", workflows=[Breaking], activities=[breaks_with]
+        ):
+            await before.start_workflow(Breaking, marker, id=wid, task_queue="breaking")
+
+            async def failed_once() -> dict[str, Any] | None:
+                code, out, err = await baton_json(region.config_path, "workflow", "describe", wid)
+                assert code == 0, err
+                (pending,) = out["pending_activities"] or [None]
+                return pending if pending and pending["last_failure"] else None
+
+            pending = await eventually(failed_once, what="the activity's first failure")
+        await after.get_workflow_handle(wid).signal("unknown", f"signal-{marker}")
+        code, out, err = await baton_json(region.config_path, "workflow", "history", wid)
+    (beat,) = pending["heartbeat_details"]
+    assert beat["metadata"]["encryption-key-id"] == "old", beat
+    assert code == 0, err
+    started = out["events"][0]["attributes"]["input"][0]
+    assert started["metadata"]["encryption-key-id"] == "old", started
+    (signaled,) = [e for e in out["events"] if e["event_type"] == "WorkflowExecutionSignaled"]
+    (sent,) = signaled["attributes"]["input"]
+    assert base64.b64decode(sent["data"]) == f'"signal-{marker}"'.encode(), sent
