@@ -25,6 +25,7 @@ from rich.text import Text
 
 __all__ = [
     "OUTPUT_CHOICES",
+    "PIPE_MAX_WIDTH",
     "OutputFormat",
     "attr_summary",
     "console",
@@ -50,6 +51,8 @@ OUTPUT_CHOICES: tuple[str, ...] = ("table", "json")
 console = Console(soft_wrap=False)
 #: Progress and diagnostics: kept off stdout so JSON output stays one document.
 err_console = Console(stderr=True)
+#: The widest a table is printed into a pipe (its cells are cut well before).
+PIPE_MAX_WIDTH = 2000
 
 
 def to_jsonable(value: Any) -> Any:
@@ -105,8 +108,16 @@ def emit(data: Any, output: str, table_fn: Callable[[Any], RenderableType | None
         click.echo(to_json(data))
         return
     renderable = table_fn(data)
-    if renderable is not None:
+    if renderable is None:
+        return
+    if console.is_terminal:
         console.print(renderable)
+        return
+    # Into a pipe or a file (grep, awk, a log) rich would fold the table into
+    # 80 columns, cutting run ids across lines: print it as wide as it needs.
+    wide = console.options.update(max_width=PIPE_MAX_WIDTH)
+    width = max(console.width, console.measure(renderable, options=wide).maximum)
+    Console(soft_wrap=False, width=min(width, PIPE_MAX_WIDTH)).print(renderable)
 
 
 def error_document(code: str, message: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from ops.cli import cli
 from ops.cli_base import Seconds
+from ops.output import emit, table
 
 
 def commands(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -138,3 +139,19 @@ def test_a_dead_letter_id_out_of_range_is_a_usage_error(verb: str, bad: str) -> 
     )
     assert result.exit_code == 2, result.output
     assert "DLQ_ID" in result.output and "range" in result.output, result.output
+
+
+def test_a_table_printed_into_a_pipe_keeps_each_row_on_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``baton workflow list | grep`` finds a run id whole: into a pipe the
+    table takes the width it needs instead of folding cells into 80 columns."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    run_id = "81744cab-43c7-457a-918e-9d217b375912"
+    columns = ["workflow id", "run id", "type", "task queue", "status", "started", "closed"]
+    row = ["order-1", run_id, "Order", "orders", "completed", "2026-12-04 13:57:45.577", "-"]
+    emit([row], "table", lambda rows: table(columns, rows))
+    out = capsys.readouterr().out
+    (line,) = [text for text in out.splitlines() if "order-1" in text]
+    assert run_id in line and "2026-12-04 13:57:45.577" in line, out
+    assert "task queue" in out, out
