@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 import asyncpg
 import click
 from aiokafka.errors import KafkaError
+from click.exceptions import NoArgsIsHelpError
 
 from ops import devstack
-from ops.output import OUTPUT_CHOICES, print_error
+from ops.output import OUTPUT_CHOICES, print_error, to_json
 from ops.pg import PgError
 from store.config import CONFIG_ENV, DEFAULT_CONFIG, BatonConfig, load_config
 from store.errors import StoreError
@@ -32,6 +33,7 @@ __all__ = [
     "CLI_RETRY_S",
     "REQUEST_TIMEOUT_ENV",
     "REQUEST_TIMEOUT_S",
+    "USAGE_ERROR",
     "BatonCommand",
     "BatonGroup",
     "CliInputError",
@@ -190,6 +192,37 @@ def _output_default() -> str:
     return str(ctx.meta.get(_OUTPUT_KEY, "table")) if ctx is not None else "table"
 
 
+#: The code of a command line click refuses (exit status 2, nothing runs).
+USAGE_ERROR = "USAGE_ERROR"
+
+
+def _json_asked(ctx: click.Context, args: list[str]) -> bool:
+    """Whether this command line asks for JSON output, parsed or not."""
+    if ctx.params.get("output") == "json" or ctx.meta.get(_OUTPUT_KEY) == "json":
+        return True
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("-o", "--output") and args[i + 1 : i + 2] == ["json"]:
+            return True
+        if arg in ("-ojson", "--output=json"):
+            return True
+    return False
+
+
+def _usage_error_as_json(ctx: click.Context, args: list[str], exc: click.UsageError) -> None:
+    """With JSON output asked for, a usage error is a JSON document on stdout too
+    (click still prints the usage on stderr and exits 2)."""
+    if not getattr(exc, "_baton_reported", False) and _json_asked(ctx, args):
+        exc._baton_reported = True  # type: ignore[attr-defined]
+        where = ctx.command_path or "baton"
+        if isinstance(exc, NoArgsIsHelpError):  # its message is the whole help text
+            message = f"`{where}` needs a command: `{where} --help` lists them"
+        else:
+            message = f"{exc.format_message()} (`{where} --help` shows the usage)"
+        click.echo(to_json({"error": {"code": USAGE_ERROR, "message": message}}))
+
+
 class BatonCommand(click.Command):
     """A command with ``--output`` and uniform error reporting."""
 
@@ -205,9 +238,20 @@ class BatonCommand(click.Command):
             )
         )
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it parses
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error_as_json(ctx, given, exc)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage_error_as_json(ctx, [], exc)
+            raise
         except KeyboardInterrupt:
             if ctx.params.get("output") == "json":
                 # a script reading stdout gets its one document, as for any error
@@ -232,6 +276,23 @@ class BatonGroup(click.Group):
 
     command_class = BatonCommand
     group_class = type  # subgroups are BatonGroups too
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it parses
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error_as_json(ctx, given, exc)
+            raise
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            _usage_error_as_json(ctx, args, exc)
+            raise
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=False)

@@ -155,3 +155,33 @@ def test_a_table_printed_into_a_pipe_keeps_each_row_on_one_line(
     (line,) = [text for text in out.splitlines() if "order-1" in text]
     assert run_id in line and "2026-12-04 13:57:45.577" in line, out
     assert "task queue" in out, out
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["workflow", "list", "--status", "bogus", "-o", "json"], "--status"),
+        (["-o", "json", "workflow", "list", "--status", "bogus"], "--status"),
+        (["workflow", "start", "--type", "T", "--output=json"], "--task-queue"),
+        (["workflow", "describe", "-o", "json"], "WORKFLOW_ID"),
+        (["-o", "json", "workflow", "lst"], "lst"),
+        (["-o", "json", "--request-timeout", "0", "workflow", "list"], "--request-timeout"),
+        (["workflow", "reset", "w", "--reason", "r", "-o", "json"], "--event-id"),
+        (["-o", "json", "workflow"], "needs a command"),
+    ],
+)
+def test_a_usage_error_with_json_output_is_a_json_error_too(args: list[str], says: str) -> None:
+    """A script that asked for JSON can read why its command line was refused
+    (exit 2 and the usage on stderr, as ever)."""
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "USAGE_ERROR"
+    assert says in error["message"] and "--help" in error["message"], error
+    assert result.stderr
+
+
+def test_a_usage_error_with_table_output_leaves_stdout_empty() -> None:
+    result = CliRunner().invoke(cli, ["workflow", "list", "--status", "bogus"])
+    assert result.exit_code == 2
+    assert result.stdout == "" and "--status" in result.stderr
