@@ -56,6 +56,35 @@ def _view(d: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+#: The options only one operation takes (by parameter name), as the CLI spells them.
+_OP_OPTIONS: dict[str, dict[str, str]] = {
+    "signal": {"signal_name": "--signal", "inputs": "--input"},
+    "reset": {"reset_to": "--reset-to", "reapply": "--reapply"},
+    "update-versioning": {"override": "--override", "version": "--version"},
+    "unpause": {"to_current": "--to-current", "build_id": "--build-id"},
+}
+
+
+def _refuse_options_of_other_ops(ctx: click.Context, op: str) -> None:
+    """An option of another operation is a mistake (a misspelt --op, a mixed-up
+    option): refuse it before anything runs rather than run without it."""
+    stray = [
+        flag
+        for other, options in _OP_OPTIONS.items()
+        if other != op
+        for name, flag in options.items()
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if stray:
+        own = ", ".join(_OP_OPTIONS.get(op, {}).values())
+        takes = f"which takes {own}" if own else "which takes no options of its own"
+        raise CliInputError(
+            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --op {op}, "
+            f"{takes}: leave {'it' if len(stray) == 1 else 'them'} out, or pick the --op "
+            f"{'it belongs' if len(stray) == 1 else 'they belong'} to; nothing was started"
+        )
+
+
 @batch.command("start")
 @click.argument("signal_arg", required=False, metavar="[SIGNAL_NAME]")
 @click.option("--query", "-q", required=True, help="List filter of the workflows to act on.")
@@ -141,6 +170,7 @@ def batch_start(
     signal_name = signal_name or signal_arg
     if signal_arg and op != "signal":
         raise CliInputError(f"unexpected argument {signal_arg!r}: only --op signal takes a name")
+    _refuse_options_of_other_ops(click.get_current_context(), op)
     params: dict[str, Any] = {}
     if op == "signal":
         if not signal_name:

@@ -202,3 +202,28 @@ async def test_a_waiting_start_exits_1_when_the_job_is_stopped(
     # the job did not finish its walk: a script that waited must be told
     assert code == 1 and job["state"] == "stopped", (code, job, err)
     assert "ended stopped" in err
+
+
+@pytest.mark.parametrize(
+    ("op_args", "stray"),
+    [
+        (["--op", "terminate", "--input", '"x"'], "--input"),
+        (["--op", "cancel", "--signal", "approve"], "--signal"),
+        (["--op", "signal", "approve", "--reapply", "none"], "--reapply"),
+        (["--op", "reset", "--override", "pinned"], "--override"),
+        (["--op", "unpause", "--to", "first-workflow-task"], "--reset-to"),
+    ],
+)
+async def test_an_option_of_another_operation_is_refused_and_starts_nothing(
+    client: Client, region: Region, op_args: list[str], stray: str
+) -> None:
+    handle = await client.start_workflow(Waiter, id="stray-1", task_queue=QUEUE)
+    code, out, err = await baton(
+        region, "batch", "start", "--query", "WorkflowId = 'stray-1'", *op_args, "--reason", "r"
+    )
+    assert code == 1, (out, err)
+    assert out["error"]["code"] == "INVALID_ARGUMENT", out
+    assert stray in out["error"]["message"], out
+    code, jobs, err = await baton(region, "batch", "list")
+    assert code == 0 and jobs == [], (jobs, err)
+    assert (await handle.describe())["execution"]["status"] == "running"
