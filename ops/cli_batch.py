@@ -222,7 +222,7 @@ async def _follow(c: Client, job_id: str, total: int, output: str) -> dict[str, 
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        transient=output == "json",
+        disable=output == "json",
     ) as bar:
         task = bar.add_task(f"batch {job_id}", total=max(total, 1))
         while True:

@@ -211,7 +211,7 @@ def namespace_add_region(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        transient=output == "json",
+        disable=output == "json",
     ) as bar:
         tasks: dict[str, Any] = {}
 

@@ -227,3 +227,19 @@ async def test_an_option_of_another_operation_is_refused_and_starts_nothing(
     code, jobs, err = await baton(region, "batch", "list")
     assert code == 0 and jobs == [], (jobs, err)
     assert (await handle.describe())["execution"]["status"] == "running"
+
+
+async def test_a_waiting_start_in_json_mode_writes_only_its_document(
+    client: Client, region: Region
+) -> None:
+    """The progress bar is for people: with --output json nothing but the
+    job's document is written, on stdout, and stderr stays empty."""
+    await client.start_workflow(Waiter, id="quiet-1", task_queue=QUEUE)
+    code, job, err = await baton(
+        region,
+        *("batch", "start", "--query", "WorkflowId = 'quiet-1'", "--op", "terminate"),
+        *("--reason", "quiet"),
+    )
+    assert code == 0, err
+    assert job["state"] == "completed" and job["done"] == 1, job
+    assert err == ""
