@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from store import activity_tasks as acts
@@ -187,13 +188,20 @@ def create_app(store: Store) -> FastAPI:
         return error_response(InvalidArgument(f"invalid request: {text}", problems=problems))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # Starlette's own answers (no such route, wrong method, a body it
         # could not read) in the typed shape like every other error.
+        asked = f"{request.method} {request.url.path}"
         if exc.status_code == 404:
-            err: StoreError = RouteNotFound(f"no such route: {exc.detail}")
+            err: StoreError = RouteNotFound(
+                f"no such route: {asked}; the API's routes are in /openapi.json (browse /docs)"
+            )
         elif exc.status_code == 405:
-            err = MethodNotAllowed("this route does not take that HTTP method")
+            allowed = _methods_of(request)
+            takes = f"it takes {', '.join(allowed)}" if allowed else "it takes other methods"
+            err = MethodNotAllowed(
+                f"{asked}: this route does not take {request.method}; {takes} (see /openapi.json)"
+            )
         elif exc.status_code < 500:
             err = MalformedRequest(f"the request could not be read: {exc.detail}")
         else:
@@ -527,3 +535,13 @@ def create_app(store: Store) -> FastAPI:
         return JSON(await acts.heartbeat_activity(store, namespace, req))
 
     return app
+
+
+def _methods_of(request: Request) -> list[str]:
+    """The methods the routes of ``request``'s path take (each route names its own)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods - {"HEAD"})

@@ -529,3 +529,24 @@ async def test_openapi_documents_what_the_mutating_routes_and_history_answer(
         assert set(schema["required"]) <= set(answer), route
     next_event_id = schemas["HistoryResponse"]["properties"]["next_event_id"]
     assert "not a page cursor" in next_event_id["description"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code", "hints"),
+    [
+        ("GET", "/api/v1/no-such-thing", ErrorCode.NOT_FOUND, ["GET /api/v1/no-such-thing"]),
+        ("POST", "/api/v2/namespaces", ErrorCode.NOT_FOUND, ["/openapi.json"]),
+        ("DELETE", "/api/v1/namespaces", ErrorCode.METHOD_NOT_ALLOWED, ["DELETE", "GET", "POST"]),
+        ("PUT", "/healthz", ErrorCode.METHOD_NOT_ALLOWED, ["PUT /healthz", "GET"]),
+    ],
+)
+async def test_an_unknown_route_or_method_names_what_was_asked_and_where_the_routes_are(
+    region: Region, method: str, path: str, code: ErrorCode, hints: list[str]
+) -> None:
+    """An integrator told only "no such route: Not Found" or "this route does
+    not take that HTTP method" learned neither what was wrong nor what to use."""
+    async with httpx.AsyncClient(base_url=region.url, timeout=10) as http:
+        r = await http.request(method, path, json={})
+    error = await expect_error(r, 404 if code is ErrorCode.NOT_FOUND else 405, code)
+    for hint in hints:
+        assert hint in error["message"], error
