@@ -30,7 +30,7 @@ from store import starts, tasks, workflows
 from store.api_guard import ENCODED_SLASH, JSON
 from store.client_watch import ClientWatch
 from store.context import Store
-from store.errors import StoreError, Unavailable, database_unavailable
+from store.errors import StoreError, database_unavailable, database_unavailable_error
 from worker import wire
 
 log = logging.getLogger("baton.api")
@@ -53,7 +53,7 @@ def unexpected_error(exc: Exception) -> StoreError:
     if database_unavailable(exc):
         # the pool closing under a request at shutdown, a connection lost,
         # the database shutting down, starting up or closed to new sessions
-        return Unavailable(f"region database unavailable: {exc}")
+        return database_unavailable_error(exc)
     log.exception("unexpected error")
     return StoreError(f"internal error: {type(exc).__name__}: {exc}")
 

@@ -308,6 +308,17 @@ def database_unavailable(exc: BaseException) -> bool:
     ) and "accepting connections" in str(exc)
 
 
+def database_unavailable_error(exc: BaseException) -> Unavailable:
+    """The typed error for a region database that cannot serve (see
+    :func:`database_unavailable`), saying why and what to check."""
+    # a timeout's text is empty: its type is the reason
+    why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return Unavailable(
+        f"region database unavailable ({why}): check that it is up and answers at the "
+        "region's dsn; the request changed nothing and can be sent again"
+    )
+
+
 @contextlib.contextmanager
 def wrap_exceptions() -> Iterator[None]:
     """Turn asyncpg errors into store errors, keeping the original as ``__cause__``."""
@@ -319,5 +330,5 @@ def wrap_exceptions() -> Iterator[None]:
         raise Conflict() from exc
     except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
         if database_unavailable(exc):
-            raise Unavailable(f"region database unavailable: {exc}") from exc
+            raise database_unavailable_error(exc) from exc
         raise StoreError(f"database error: {exc.__class__.__name__}: {exc}") from exc

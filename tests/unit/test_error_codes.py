@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import store.errors
 import worker.errors
+from store.errors import Unavailable, wrap_exceptions
 from worker.wire import RETRYABLE_CODES, ErrorCode
 
 
@@ -24,3 +27,15 @@ def test_retryable_codes_are_the_codes_of_retryable_errors() -> None:
         code = getattr(sdk, "code", None)
         if code in {c.value for c in ErrorCode} and code != ErrorCode.INTERNAL:
             assert sdk.retryable == (ErrorCode(code) in RETRYABLE_CODES), sdk.__name__
+
+
+@pytest.mark.parametrize("exc", [TimeoutError(), ConnectionRefusedError(111, "refused")])
+def test_a_region_database_that_cannot_serve_says_why_and_what_to_check(
+    exc: Exception,
+) -> None:
+    """A connect that timed out said only "region database unavailable: "."""
+    with pytest.raises(Unavailable) as err, wrap_exceptions():
+        raise exc
+    assert type(exc).__name__ in err.value.message
+    assert "dsn" in err.value.message
+    assert err.value.__cause__ is exc
