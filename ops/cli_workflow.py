@@ -13,7 +13,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ops.cli_base import BatonGroup, CliInputError, CliState, Seconds, pass_state
-from ops.output import attr_summary, emit, kv_table, short, table, when
+from ops.output import attr_summary, emit, kv_table, readable, short, table, when
 from worker._payloads import decode_wire
 from worker.client import Client, WorkflowHandle
 from worker.wire import WorkflowIdReusePolicy, WorkflowStatus
@@ -231,9 +231,14 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
         "continued_from_run_id",
         "continued_to_run_id",
     ]
+    # memo values (or, without the key, what their payloads are) and search attributes
+    extra = {f"memo.{k}": readable(v) for k, v in (ex.get("memo") or {}).items()}
+    extra |= {f"search_attribute.{k}": v for k, v in (ex.get("search_attributes") or {}).items()}
     parts: list[RenderableType] = [
-        kv_table({k: ex.get(k) for k in keys}, title=f"workflow {ex['workflow_id']}")
+        kv_table({k: ex.get(k) for k in keys} | extra, title=f"workflow {ex['workflow_id']}")
     ]
+    # a run nearing its limits (history length or size, signals)
+    parts += [Text(f"warning: {w}", style="yellow") for w in d.get("warnings") or []]
     # What an operator looks at a paused or held run for: why, by whom, since
     # when, and what its next task waits for (the JSON carries the same).
     pause = ex.get("pause") if ex.get("paused") else None

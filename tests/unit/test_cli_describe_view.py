@@ -66,3 +66,22 @@ def test_a_held_run_shows_its_version_and_what_its_next_task_waits_for() -> None
     text = rendered(described(versioning=versioning, pending_activities=[activity]))
     for value in ("payments:41", "pinned 41", note, "scheduled (paused)"):
         assert value in text
+
+
+def test_a_run_shows_its_limit_warnings_memo_and_search_attributes() -> None:
+    """`describe` warns before a run reaches its limits: the table says so too,
+    and shows the memo (as values, or what a payload without its key is)."""
+    warning = "history length 10300 is past 10240 events; at 51200 the run is terminated"
+    sealed = {"metadata": {"encoding": "binary/encrypted"}, "data": "AAAA"}
+    text = rendered(
+        described(
+            execution={
+                "memo": {"owner": "alice", "card": sealed},
+                "search_attributes": {"CustomerId": "c-7"},
+            },
+            warnings=[warning],
+        )
+    )
+    assert warning in text
+    assert "alice" in text and "binary/encrypted payload" in text
+    assert "CustomerId" in text and "c-7" in text
