@@ -415,13 +415,18 @@ def workflow_list(
                 started_after=after,
                 started_before=before,
                 workflow_id_prefix=prefix,
-                page_size=min(limit, 100),
-                limit=limit,
+                # one more than shown tells whether the list was cut
+                page_size=min(limit + 1, 1000),
+                limit=limit + 1,
             )
         ]
 
+    runs = st.run(go)
+    if len(runs) > limit:
+        runs = runs[:limit]
+        click.echo(f"note: showing the first {limit} runs; more match: raise --limit", err=True)
     emit(
-        st.run(go),
+        runs,
         output,
         lambda d: table(
             [

@@ -102,3 +102,15 @@ async def test_a_number_given_to_a_keyword_attribute_says_how_to_quote_it(
         region.config_path, *start, "--search-attribute", 'Cust="123"'
     )
     assert code == 0, (doc, err)
+
+
+async def test_a_list_cut_at_its_limit_says_so(client: Client, region: Region) -> None:
+    """A script listing runs learns that more match than it was shown."""
+    for i in range(3):
+        await client.start_workflow("Pipeline", id=f"cut-{i}", task_queue="q")
+    code, runs, err = await baton_json(region.config_path, "workflow", "list", "--limit", "2")
+    assert code == 0, err
+    assert [r["workflow_id"] for r in runs] == ["cut-2", "cut-1"]
+    assert "--limit" in err
+    code, runs, err = await baton_json(region.config_path, "workflow", "list", "--limit", "3")
+    assert code == 0 and len(runs) == 3 and err == "", err
