@@ -6,6 +6,7 @@ with the HTTP status of its store error class; the code is stable.
 
 from __future__ import annotations
 
+import binascii
 import logging
 from functools import partial
 from typing import Any
@@ -71,6 +72,14 @@ def error_response(exc: StoreError) -> JSON:
 def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
     if isinstance(obj, wire.Payload):
         size = len(obj.data) * 3 // 4
+        try:
+            # stored as sent, it would fail every worker that decodes it, for good
+            binascii.a2b_base64(obj.data, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument(
+                f"payload in {where}: data is not base64; encode the payload's bytes as "
+                "standard, padded base64 (RFC 4648)"
+            ) from None
         if size > limit:
             raise PayloadTooLarge(
                 f"payload in {where} is {size} bytes, over this server's limit of {limit} bytes: "

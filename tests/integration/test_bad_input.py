@@ -267,6 +267,20 @@ UNSTORABLE: list[tuple[str, str, str, Any, dict[str, str] | None]] = [
         },
         None,
     ),
+    (
+        "an input whose data is not base64",
+        "POST",
+        f"{NS}/workflows",
+        {**start_body("b64"), "input": [{"metadata": {"encoding": "json/plain"}, "data": "!!x"}]},
+        None,
+    ),
+    (
+        "a signal-with-start input whose base64 is unpadded",
+        "POST",
+        f"{NS}/signal-with-start",
+        {**start_body("b64s"), "signal_name": "s", "signal_input": [{"data": "eA"}]},
+        None,
+    ),
     ("an unknown route", "GET", "/api/v1/nowhere", None, None),
     ("a method a route does not take", "DELETE", f"{NS}/workflows", None, None),
 ]
