@@ -405,8 +405,9 @@ def workflow_list(
     before = _timestamp(started_before, "--started-before")
 
     async def go(c: Client) -> list[dict[str, Any]]:
+        # memos as values, as describe shows them (what the keys cannot open stays sealed)
         return [
-            e.raw
+            {**e.raw, "memo": await c.decode_memo(e.raw.get("memo"))}
             async for e in c.list_workflows(
                 query or "",
                 status=status,

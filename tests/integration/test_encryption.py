@@ -271,3 +271,19 @@ async def test_the_cli_shows_a_history_and_a_describe_with_what_its_keys_cannot_
     (signaled,) = [e for e in out["events"] if e["event_type"] == "WorkflowExecutionSignaled"]
     (sent,) = signaled["attributes"]["input"]
     assert base64.b64decode(sent["data"]) == f'"signal-{marker}"'.encode(), sent
+
+
+async def test_the_cli_lists_memos_as_values_with_the_sdks_keys(
+    region: Region, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`workflow list` shows a run's memo as `workflow describe` does."""
+    keys = {"k1": generate_key()}
+    monkeypatch.setenv(KEY_ENV_VAR, format_key_spec(keys, active_key_id="k1"))
+    converter = DataConverter(codec=AesGcmCodec(keys=keys, active_key_id="k1"))
+    wid = f"cli-listed-{uuid.uuid4().hex[:6]}"
+    async with await Client.connect(region.url, data_converter=converter) as client:
+        await client.create_namespace("default")
+        await client.start_workflow("T", id=wid, task_queue="q", memo={"owner": "alice"})
+    code, runs, err = await baton_json(region.config_path, "workflow", "list", "--prefix", wid)
+    assert code == 0, err
+    assert [r["memo"] for r in runs] == [{"owner": "alice"}]
