@@ -172,6 +172,10 @@ class Transport:
                 self._active = next(
                     (e for e in self._others(base) if e not in not_found), self._active
                 )
+                if self._active not in tried:
+                    # the wait may have used up the retry budget: still ask
+                    # each endpoint not asked yet before giving up
+                    continue
             except (aiohttp.ClientError, OSError) as exc:
                 err = UnavailableError(
                     f"cannot reach {base} ({exc!r}): check that the server is running and "

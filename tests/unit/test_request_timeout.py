@@ -102,3 +102,25 @@ async def test_a_wait_the_request_asks_for_is_added_to_the_request_timeout() -> 
 async def test_a_request_timeout_must_be_a_positive_finite_number(bad: float) -> None:
     with pytest.raises(InvalidArgumentError, match="request_timeout_s"):
         await Client.connect("http://127.0.0.1:9", request_timeout_s=bad)
+
+
+async def test_a_silent_endpoint_does_not_keep_a_call_from_the_next_one(silent_url: str) -> None:
+    """A hung standby listed first: its timeout outlasts the retry budget, yet
+    the endpoint that answers is still asked (and stays the one asked)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    transport = Transport([silent_url, url], retry_for_s=0.2, request_timeout_s=1.0)
+    try:
+        assert await transport.call("GET", "/api/v1/x") == {}
+        assert transport.active_endpoint == url
+    finally:
+        await transport.close()
+        server.close()
+        await server.wait_closed()
