@@ -9,6 +9,13 @@ so apscheduler's own handling of a repeated hour (it can return the same time
 twice, agronholm/apscheduler#1021) never matters. Each next fire time is
 strictly later than the one before.
 
+apscheduler is asked once per date, not once per time (``scheduler.wallclock``
+keeps a calendar's times of day), and a run of excluded times is counted a day
+at a time where that is exact, so a frequent spec minus a long exclusion is
+cheap to walk: the walk still yields, and stops after
+:data:`MAX_EXCLUDED_IN_A_ROW` excluded times, exactly where it did when it
+asked apscheduler about each time.
+
 Day of month and day of week are ANDed (both must match), unlike classic cron
 which ORs them when both are restricted: ``0 9 1-7 * MON`` is "the first
 Monday of the month at 09:00".
@@ -38,6 +45,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
+
+from scheduler.wallclock import ExcludedRun, RunTooLong, next_wall, wall_matches
 
 
 class SpecError(ValueError):
@@ -194,7 +203,6 @@ def _calendar_fires(
     cal: CalendarSpec, tz: ZoneInfo, after: datetime, dst: DstPolicy
 ) -> Iterator[datetime]:
     """Real fire instants of one calendar spec, strictly after ``after``, ascending."""
-    trigger = cal.trigger()
     # Near an offset change, start a day early on the wall clock: a wall time
     # before ``after``'s may map to a real instant after it.
     lookback = timedelta(days=1) if _near_change(tz, after) else timedelta(0)
@@ -203,7 +211,7 @@ def _calendar_fires(
     pending: list[datetime] = []
     last = after
     while True:
-        nxt = trigger.get_next_fire_time(None, wall + timedelta(seconds=1))
+        nxt = next_wall(cal, wall + timedelta(seconds=1))
         if nxt is None:
             yield from sorted(p for p in pending if p > last)
             return
@@ -232,9 +240,7 @@ def _near_change(tz: ZoneInfo, t: datetime) -> bool:
 
 
 def _matches(cal: CalendarSpec, tz: ZoneInfo, t: datetime) -> bool:
-    wall = t.astimezone(tz).replace(tzinfo=UTC)
-    nxt = cal.trigger().get_next_fire_time(None, wall)
-    return bool(nxt == wall)
+    return wall_matches(cal, t.astimezone(tz).replace(tzinfo=UTC))
 
 
 def fires(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
@@ -253,6 +259,14 @@ def fires(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
     heads: list[datetime | None] = [next(s, None) for s in streams]
     last = after
     excluded = 0
+    # a run of excluded times is counted a day at a time where that is exact
+    # (calendars only): a long exclusion of a frequent spec is not walked time
+    # by time, yet the walk yields and stops where it always did
+    run = (
+        ExcludedRun(spec.calendars, spec.exclude, tz, spec.end, MAX_EXCLUDED_IN_A_ROW)
+        if spec.exclude and not spec.intervals
+        else None
+    )
     while True:
         live = [h for h in heads if h is not None]
         if not live:
@@ -270,6 +284,15 @@ def fires(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
             excluded += 1
             if excluded >= MAX_EXCLUDED_IN_A_ROW:
                 raise ExclusionsTooWide(t)
+            try:
+                past = run.past(t, excluded) if run is not None else None
+            except RunTooLong as cut:
+                raise ExclusionsTooWide(cut.last) from None
+            if past is not None:
+                # on from the run's last time counted: the streams as they would be there
+                resume, excluded = past
+                streams = [_calendar_fires(c, tz, resume, spec.dst) for c in spec.calendars]
+                heads = [next(s, None) for s in streams]
             continue
         last, excluded = t, 0
         yield t

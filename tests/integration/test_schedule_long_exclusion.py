@@ -1,0 +1,103 @@
+"""A frequent schedule across a long exclusion, with the real walk limit: the
+walk past the excluded times stays far inside what a workflow task may run,
+and the fires come back where the exclusion ends."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from scheduler.policy import action_workflow_id
+from tests.apps.scheduled import Report
+from tests.integration.test_schedules import (
+    QUEUE,
+    advance_to,
+    now,
+    parse,
+    processed,
+    settled,
+    started_ids,
+    worker,
+)
+from worker import Client
+
+pytestmark = pytest.mark.integration
+
+
+def month_start(t: datetime, ahead: int) -> datetime:
+    """Midnight (UTC) of the first of the month ``ahead`` months after ``t``'s."""
+    years, month = divmod(t.month - 1 + ahead, 12)
+    return t.replace(
+        year=t.year + years, month=month + 1, day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+
+
+@pytest.mark.timeout(240)
+async def test_a_minutely_schedule_walks_six_excluded_months_without_failing_a_task(
+    clock_client: Client,
+) -> None:
+    """Regression: each walk past the excluded times asked apscheduler twice
+    for each of up to 20,000 minutes (seconds of CPU), twice per pass, inside
+    the schedule's workflow task: past the last fire before the exclusion every
+    task failed the worker's deadlock guard, and the schedule never fired again."""
+    async with worker(clock_client):
+        t = await now(clock_client)
+        first = month_start(t + timedelta(minutes=10), 1)  # the stretch starts here
+        back = month_start(first, 6)  # and ends here
+        months = ",".join(str(month_start(first, k).month) for k in range(6))
+        await advance_to(clock_client, first - timedelta(minutes=2, seconds=50))
+        sched = await clock_client.schedule_definition(
+            workflow=Report,
+            task_queue=QUEUE,
+            args=["tick"],
+            cron="* * * * *",
+            spec={"exclude": [f"* * * {months} *"]},
+            policy={"overlap": "allow-all"},
+        )
+        h = await clock_client.create_schedule("half-year", sched)
+        # describe looks past three runs of 20,000 excluded times, not six months
+        assert (await h.describe())["next_fires"] == [
+            iso_z(first - timedelta(minutes=2)),
+            iso_z(first - timedelta(minutes=1)),
+        ]
+        await settled(clock_client, h)
+        # the last two fires before the stretch
+        await advance_to(clock_client, first + timedelta(seconds=1))
+        await processed(h, first - timedelta(minutes=1))
+        await settled(clock_client, h)
+        before = [action_workflow_id("half-year", first - timedelta(minutes=k)) for k in (2, 1)]
+        assert await started_ids(clock_client, "half-year") == sorted(before)
+
+        # across the six months, a few weeks at a time, as the timers fire
+        at = first
+        while at + timedelta(days=25) < back:
+            at += timedelta(days=25)
+            await advance_to(clock_client, at)
+            await settled(clock_client, h)
+        assert await started_ids(clock_client, "half-year") == sorted(before)
+
+        # the fires come back at the end of the stretch, each once, on time
+        await advance_to(clock_client, back + timedelta(seconds=1))
+        await processed(h, back)
+        await settled(clock_client, h)
+        await advance_to(clock_client, back + timedelta(minutes=1, seconds=1))
+        await processed(h, back + timedelta(minutes=1))
+        await settled(clock_client, h)
+        after = [action_workflow_id("half-year", back + timedelta(minutes=k)) for k in (0, 1)]
+        assert await started_ids(clock_client, "half-year") == sorted(before + after)
+        d = await h.describe()
+        assert d["counters"]["actions"] == 4, d["counters"]
+        assert d["counters"]["missed_catchup"] == 0, d["counters"]
+        assert parse(d["next_fires"][0]) == back + timedelta(minutes=2)
+
+        history = await clock_client.get_workflow_handle("schedule/half-year").history()
+        kinds = [e["event_type"] for e in history]
+        # every workflow task completed: none failed (a deadlock) or timed out
+        assert "WorkflowTaskFailed" not in kinds and "WorkflowTaskTimedOut" not in kinds, [
+            e["attributes"] for e in history if e["event_type"] == "WorkflowTaskFailed"
+        ][:1]
+
+
+def iso_z(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
