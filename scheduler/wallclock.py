@@ -23,16 +23,21 @@ import functools
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
 
 if TYPE_CHECKING:
     from scheduler.spec import CalendarSpec
 
 _ONE_DAY = timedelta(days=1)
 _ONE_HOUR = timedelta(hours=1)
+#: Years a calendar is searched for a date it names before it is taken to name
+#: none: the Gregorian calendar (leap years, weekdays, ISO weeks) repeats every 400.
+CYCLE_YEARS = 400
 
 
 @functools.lru_cache(maxsize=128)
@@ -57,6 +62,27 @@ def first_from(cal: CalendarSpec, day: date) -> datetime | None:
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
     nxt: datetime | None = cal.trigger().get_next_fire_time(None, midnight)
     return nxt
+
+
+@functools.lru_cache(maxsize=1024)
+def names_some_date(cal: CalendarSpec) -> bool:
+    """Whether the calendar names any date at all (not February 30, not a
+    second Monday that is a Saturday). apscheduler would look for one up to
+    the year 9999, for seconds, each time it is asked: this looks through
+    one cycle of the calendar from the first year the calendar names."""
+    years = next(f for f in cal.trigger().fields if f.name == "year")
+    first = years.get_next_value(datetime(1970, 1, 1, tzinfo=UTC))
+    if first is None:
+        return False
+    start = datetime(first, 1, 1, tzinfo=UTC)
+    last = min(first + CYCLE_YEARS, 9999)
+    bounded = CronTrigger(
+        **asdict(cal),
+        timezone=UTC,
+        start_date=start,
+        end_date=datetime(last, 12, 31, 23, 59, 59, tzinfo=UTC),
+    )
+    return bounded.get_next_fire_time(None, start) is not None
 
 
 def names_date(cal: CalendarSpec, day: date) -> bool:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from scheduler import definition
 from scheduler.definition import iso, parse_time
 from scheduler.spec import SpecError, fires_until, next_fires
+from scheduler.wallclock import names_some_date
 from scheduler.workflow import (
     MAX_BACKFILL,
     PREFIX,
@@ -61,6 +62,20 @@ def _checked(schedule: dict[str, Any]) -> dict[str, Any]:
     except SpecError as exc:
         raise InvalidArgument(f"schedule: {exc}") from None
     spec, now = parsed.spec, utcnow()
+    for what, cals in (
+        ("spec.cron and spec.calendars", spec.calendars),
+        ("spec.exclude", spec.exclude),
+    ):
+        for cal in cals:
+            if not names_some_date(cal):
+                # apscheduler would look up to the year 9999 for it, for seconds, at every look
+                fields = ", ".join(
+                    f"{k} {v!r}" for k, v in vars(cal).items() if v not in ("*", "0")
+                )
+                raise InvalidArgument(
+                    f"schedule: {what} has a calendar that names no date ({fields}), like "
+                    "February 30 or a 2nd Monday that is a Saturday: fix or remove it"
+                )
     if (
         spec.exclude
         and not next_fires(spec, now, 1)

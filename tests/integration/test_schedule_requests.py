@@ -61,6 +61,37 @@ async def test_an_action_the_start_would_refuse_is_refused_at_create_and_update(
     assert [s["schedule_id"] for s in await clock_client.list_schedules()] == ["kept"]
 
 
+@pytest.mark.parametrize(
+    ("spec", "where"),
+    [
+        ({"cron": ["0 0 31 2 *"]}, "spec.cron and spec.calendars"),
+        ({"calendars": [{"day": "2nd mon", "day_of_week": "sat"}]}, "spec.cron and spec.calendars"),
+        ({"cron": ["0 0 * * *"], "exclude": [{"day": "30", "month": "feb"}]}, "spec.exclude"),
+    ],
+)
+async def test_a_calendar_that_names_no_date_is_refused_at_create_and_update(
+    clock_client: Client, spec: dict[str, Any], where: str
+) -> None:
+    """Regression: these were stored, and every look for their next fire
+    (describe, each pass of the schedule) had apscheduler search up to the
+    year 9999, seconds of CPU on the server's event loop or in the
+    schedule's workflow task, for a date that never comes."""
+    bad = await _definition(clock_client)
+    bad["spec"] = {**spec}
+    with pytest.raises(InvalidArgumentError, match=f"{where} has a calendar that names no date"):
+        await clock_client.create_schedule("refused", bad)
+    assert await clock_client.list_schedules() == []
+    h = await clock_client.create_schedule("kept", await _definition(clock_client), paused=True)
+    before = (await h.describe())["schedule"]
+    with pytest.raises(InvalidArgumentError, match="names no date"):
+        await h.update(bad)
+    assert (await h.describe())["schedule"] == before
+    # a rare date is a date: February 29, and February 29 on a Monday (2044)
+    rare = await _definition(clock_client)
+    rare["spec"] = {"cron": ["0 0 29 2 *", "0 12 29 2 1"]}
+    await clock_client.create_schedule("rare", rare, paused=True)
+
+
 class LosesAReply:
     """A TCP relay to a server that, once armed with a request line's start,
     lets that request through and drops its reply: the client's transport sees

@@ -31,7 +31,7 @@ from scheduler.spec import (
     parse_cron,
     zone,
 )
-from scheduler.wallclock import ExcludedRun, next_wall, wall_matches
+from scheduler.wallclock import ExcludedRun, names_some_date, next_wall, wall_matches
 
 # ----------------------------------------------------------------- the reference walk
 
@@ -353,3 +353,24 @@ def test_a_minutely_spec_minus_six_months_is_cut_where_it_was_at_the_real_limit(
         back,
         back + timedelta(minutes=1),
     ]
+
+
+@pytest.mark.parametrize(
+    ("cron", "named"),
+    [
+        ("0 0 31 2 *", False),
+        ("0 0 31 4,6,9,11 *", False),
+        ("0 0 29 2 *", True),
+        ("0 0 29 2 1", True),  # February 29 on a Monday: 2044
+        ("0 0 29 2 * 2100", False),  # not a leap year
+        ("0 0 29 2 * 2100-2104", True),
+        ("0 0 L * 5", True),
+    ],
+)
+def test_a_calendar_that_names_no_date_is_told_apart_quickly(cron: str, named: bool) -> None:
+    assert names_some_date(cal(cron if len(cron.split()) != 6 else f"0 {cron}")) is named
+
+
+def test_a_second_monday_that_is_a_saturday_is_no_date() -> None:
+    assert not names_some_date(CalendarSpec(day="2nd mon", day_of_week="sat"))
+    assert names_some_date(CalendarSpec(day="2nd mon", day_of_week="mon"))
