@@ -259,12 +259,14 @@ def fires(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
     heads: list[datetime | None] = [next(s, None) for s in streams]
     last = after
     excluded = 0
-    # a run of excluded times is counted a day at a time where that is exact
-    # (calendars only): a long exclusion of a frequent spec is not walked time
-    # by time, yet the walk yields and stops where it always did
+    # a run of excluded times is counted a day at a time where that is exact:
+    # a long exclusion of a frequent spec is not walked time by time, yet the
+    # walk yields and stops where it always did
     run = (
-        ExcludedRun(spec.calendars, spec.exclude, tz, spec.end, MAX_EXCLUDED_IN_A_ROW)
-        if spec.exclude and not spec.intervals
+        ExcludedRun(
+            spec.calendars, spec.intervals, spec.exclude, tz, spec.end, MAX_EXCLUDED_IN_A_ROW
+        )
+        if spec.exclude
         else None
     )
     while True:
@@ -292,6 +294,7 @@ def fires(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
                 # on from the run's last time counted: the streams as they would be there
                 resume, excluded = past
                 streams = [_calendar_fires(c, tz, resume, spec.dst) for c in spec.calendars]
+                streams += [_interval_fires(i, resume) for i in spec.intervals]
                 heads = [next(s, None) for s in streams]
             continue
         last, excluded = t, 0

@@ -12,9 +12,10 @@ the times of day as a sorted array, and answers both questions with a lookup.
 The answers are apscheduler's own, exactly; the unit tests compare them.
 
 On top of that, :class:`ExcludedRun` counts a run of excluded candidate times
-a whole day at a time, where that is plain arithmetic: the spec has only
-calendars (no intervals), and the day is far from any change of the zone's
-UTC offset, so each wall time is one real instant and they keep their order.
+a whole day at a time, where that is plain arithmetic: on a day far from any
+change of the zone's UTC offset each wall time is one real instant and they
+keep their order, so the day's candidates (the times its calendars name and
+its intervals' instants) and which of them the exclusions name are arrays.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 if TYPE_CHECKING:
-    from scheduler.spec import CalendarSpec
+    from scheduler.spec import CalendarSpec, IntervalSpec
 
 _ONE_DAY = timedelta(days=1)
 _ONE_HOUR = timedelta(hours=1)
@@ -141,23 +142,31 @@ def plain_day(tz: ZoneInfo, day: date) -> bool:
     return all(tz.utcoffset(start + k * _ONE_HOUR) == offset for k in range(1, 73))
 
 
-@functools.lru_cache(maxsize=64)
-def _union_times(cals: tuple[CalendarSpec, ...]) -> array[int]:
-    if len(cals) == 1:
-        return day_times(cals[0])
-    return array("l", sorted(set().union(*(day_times(c) for c in cals))))
+_US = 1_000_000
+_DAY_US = 86_400 * _US
 
 
 @functools.lru_cache(maxsize=64)
-def _next_kept(cals: tuple[CalendarSpec, ...], excl: tuple[CalendarSpec, ...]) -> array[int]:
-    """For each index into the day's candidate times, the first index at or
-    after it whose time no exclusion naming the day names (or the length)."""
-    times = _union_times(cals)
-    excluded: set[int] = set().union(*(day_times(x) for x in excl))
-    out = array("l", [len(times)]) * (len(times) + 1)
+def _union_us(cals: tuple[CalendarSpec, ...]) -> array[int]:
+    """The times of day the calendars name, in microseconds, ascending."""
+    seconds: set[int] = set().union(*(day_times(c) for c in cals))
+    return array("q", (s * _US for s in sorted(seconds)))
+
+
+def _kept_from(times: Sequence[int], excluded: set[int]) -> array[int]:
+    """For each index into a day's candidate times (microseconds of the day),
+    the first index at or after it whose time no exclusion names (or the
+    length). A time with microseconds is never named (apscheduler rounds up)."""
+    out = array("q", [len(times)]) * (len(times) + 1)
     for i in range(len(times) - 1, -1, -1):
-        out[i] = out[i + 1] if times[i] in excluded else i
+        us = times[i]
+        out[i] = out[i + 1] if us % _US == 0 and us // _US in excluded else i
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _kept_cached(cals: tuple[CalendarSpec, ...], excl: tuple[CalendarSpec, ...]) -> array[int]:
+    return _kept_from(_union_us(cals), set().union(*(day_times(x) for x in excl)))
 
 
 class RunTooLong(Exception):
@@ -169,28 +178,44 @@ class RunTooLong(Exception):
 
 @dataclass(frozen=True)
 class ExcludedRun:
-    """Counts a run of excluded times of a calendars-only spec a day at a time."""
+    """Counts a run of excluded candidate times a day at a time."""
 
     calendars: Sequence[CalendarSpec]
+    intervals: Sequence[IntervalSpec]
     exclude: Sequence[CalendarSpec]
     tz: ZoneInfo
     end: datetime | None
     limit: int
 
-    def _day(self, day: date) -> tuple[array[int], array[int]]:
+    def _day(self, day: date) -> tuple[Sequence[int], Sequence[int]]:
+        """The day's candidate times (microseconds since its wall midnight,
+        ascending) and, for each, the first index at or after it that is kept."""
         cals = tuple(c for c in self.calendars if names_date(c, day))
         excl = tuple(x for x in self.exclude if names_date(x, day))
-        return _union_times(cals), _next_kept(cals, excl)
+        if not self.intervals:
+            return _union_us(cals), _kept_cached(cals, excl)
+        start = self._real(day, 0)
+        union = set(_union_us(cals))
+        for iv in self.intervals:
+            every = iv.every // _ONE_US
+            behind = (start - _EPOCH - iv.phase) // _ONE_US
+            union.update(range(-behind % every, _DAY_US, every))
+        times = sorted(union)
+        return times, _kept_from(times, set().union(*(day_times(x) for x in excl)))
 
     def _next_date(self, day: date) -> date | None:
         after = _next_day(day)
         if after is None:
             return None
-        firsts = [f for c in self.calendars if (f := first_from(c, after)) is not None]
-        return min(firsts).date() if firsts else None
+        firsts = [f.date() for c in self.calendars if (f := first_from(c, after)) is not None]
+        if self.intervals:
+            since = self._real(after, 0) - _ONE_US
+            firsts += [iv.after(since).astimezone(self.tz).date() for iv in self.intervals]
+        return min(firsts) if firsts else None
 
-    def _real(self, day: date, second: int) -> datetime:
-        return _at(day, second, self.tz).astimezone(UTC)
+    def _real(self, day: date, us: int) -> datetime:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        return (midnight + timedelta(microseconds=us)).astimezone(UTC)
 
     def past(self, t: datetime, count: int) -> tuple[datetime, int] | None:
         """Past the excluded time ``t``, the ``count``-th of its run: the last
@@ -199,11 +224,11 @@ class ExcludedRun:
         at the run's ``limit``-th time, as walking it time by time would."""
         wall = t.astimezone(self.tz)
         day = wall.date()
-        if wall.microsecond or not plain_day(self.tz, day):
+        if not plain_day(self.tz, day):
             return None
         times, kept = self._day(day)
-        i = bisect_right(times, _seconds(wall))
-        if i == 0 or times[i - 1] != _seconds(wall):
+        i = bisect_right(times, _micros(wall))
+        if i == 0 or times[i - 1] != _micros(wall):
             return None  # not one of the day's candidates: leave it to the walk
         last: datetime | None = None
         while True:
@@ -226,14 +251,18 @@ class ExcludedRun:
             times, kept = self._day(day)
         return None if last is None else (last, count)
 
-    def _until_end(self, day: date, times: array[int]) -> int:
+    def _until_end(self, day: date, times: Sequence[int]) -> int:
         """How many of the day's times are at or before the spec's end."""
         assert self.end is not None
         end_wall = self.end.astimezone(self.tz)
         if end_wall.date() != day:
             return len(times) if end_wall.date() > day else 0
-        return bisect_right(times, _seconds(end_wall))
+        return bisect_right(times, _micros(end_wall))
 
 
-def _seconds(t: datetime) -> int:
-    return t.hour * 3600 + t.minute * 60 + t.second
+_ONE_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(t: datetime) -> int:
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * _US + t.microsecond
