@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -203,12 +204,16 @@ def _calendar_fires(
     cal: CalendarSpec, tz: ZoneInfo, after: datetime, dst: DstPolicy
 ) -> Iterator[datetime]:
     """Real fire instants of one calendar spec, strictly after ``after``, ascending."""
-    # Near an offset change, start a day early on the wall clock: a wall time
-    # before ``after``'s may map to a real instant after it.
-    lookback = timedelta(days=1) if _near_change(tz, after) else timedelta(0)
+    # Near an offset change, start early on the wall clock: a wall time before
+    # ``after``'s may map to a real instant after it, one at most as far before
+    # as the zone's offsets around differ.
+    lookback = timedelta(0)
+    if _near_change(tz, after):
+        least, most = _offsets_around(tz, after.astimezone(tz).replace(tzinfo=None))
+        lookback = most - least + _MARGIN
     wall = (after.astimezone(tz).replace(tzinfo=UTC) - lookback).replace(microsecond=0)
     wall -= timedelta(seconds=1)
-    pending: list[datetime] = []
+    pending: list[datetime] = []  # a heap
     last = after
     while True:
         nxt = next_wall(cal, wall + timedelta(seconds=1))
@@ -218,18 +223,36 @@ def _calendar_fires(
         wall = nxt
         for t in _real_instants(nxt, tz, cal.fixed_hour, dst):
             if t > last:
-                pending.append(t)
-        # wall times go up; real instants may come out of order by at most the
-        # largest offset change (a few hours) near one: release those safely
-        # behind. Away from a change, real instants follow wall times.
+                heapq.heappush(pending, t)
+        # wall times go up; near an offset change real instants may come out of
+        # order: release those no later wall time can come before (a later wall
+        # time is at least this one less the largest offset around). Away from
+        # a change, real instants follow wall times.
         real = nxt.replace(tzinfo=None).replace(tzinfo=tz).astimezone(UTC)
-        horizon = real if not _near_change(tz, real) else real - timedelta(days=2)
-        pending.sort()
+        horizon = real
+        if _near_change(tz, real):
+            horizon = nxt - _offsets_around(tz, nxt.replace(tzinfo=None))[1] - _MARGIN
         while pending and pending[0] <= horizon:
-            t = pending.pop(0)
+            t = heapq.heappop(pending)
             if t > last:
                 last = t
                 yield t
+
+
+#: Slack on the offsets :func:`_offsets_around` finds (they are sampled hourly).
+_MARGIN = timedelta(hours=1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _offsets_hour(tz: ZoneInfo, hour: datetime) -> tuple[timedelta, timedelta]:
+    offsets = [tz.utcoffset(hour + k * timedelta(hours=1)) for k in range(-48, 49)]
+    return min(o for o in offsets if o is not None), max(o for o in offsets if o is not None)
+
+
+def _offsets_around(tz: ZoneInfo, wall: datetime) -> tuple[timedelta, timedelta]:
+    """The least and the largest UTC offset of the zone at the whole hours of
+    the wall clock from two days before ``wall`` (naive) to two days after."""
+    return _offsets_hour(tz, wall.replace(minute=0, second=0, microsecond=0, fold=0))
 
 
 def _near_change(tz: ZoneInfo, t: datetime) -> bool:

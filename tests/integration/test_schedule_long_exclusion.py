@@ -1,10 +1,12 @@
-"""A frequent schedule across a long exclusion, with the real walk limit: the
-walk past the excluded times stays far inside what a workflow task may run,
-and the fires come back where the exclusion ends."""
+"""Frequent schedules where looking for the next fire used to take seconds
+inside the schedule's workflow task: across a long exclusion, with the real
+walk limit, and every few seconds in the days before a change of the zone's
+UTC offset. Every task completes, and the fires are the ones the spec names."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,6 +15,7 @@ from tests.apps.scheduled import Report
 from tests.integration.test_schedules import (
     QUEUE,
     advance_to,
+    align,
     now,
     parse,
     processed,
@@ -102,3 +105,49 @@ async def test_a_minutely_schedule_walks_six_excluded_months_without_failing_a_t
 
 def iso_z(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
+
+
+def next_offset_change(zone: str, t: datetime) -> datetime:
+    """The first whole hour (UTC) after ``t`` at which the zone's offset differs."""
+    tz = ZoneInfo(zone)
+    at = t.replace(minute=0, second=0, microsecond=0)
+    offset = at.astimezone(tz).utcoffset()
+    while at.astimezone(tz).utcoffset() == offset:
+        at += timedelta(hours=1)
+    return at
+
+
+@pytest.mark.timeout(180)
+async def test_a_schedule_every_ten_seconds_fires_in_the_days_before_an_offset_change(
+    clock_client: Client,
+) -> None:
+    """Regression: within two days of a change of the zone's offset, each look
+    for the next fire generated two days of fire times into a list it sorted
+    again for each one: 3 s for every ten seconds (minutes for every second),
+    past the worker's deadlock guard on every pass of the schedule."""
+    async with worker(clock_client):
+        change = next_offset_change("Europe/Berlin", (await now(clock_client)).astimezone(UTC))
+        await advance_to(clock_client, change - timedelta(days=1))
+        await align(clock_client, timedelta(seconds=10))
+        sched = await clock_client.schedule_definition(
+            workflow=Report,
+            task_queue=QUEUE,
+            args=["tick"],
+            cron="*/10 * * * * *",
+            spec={"timezone": "Europe/Berlin"},
+            policy={"overlap": "allow-all"},
+        )
+        h = await clock_client.create_schedule("tens", sched)
+        await settled(clock_client, h)
+        first = parse((await h.describe())["next_fires"][0])
+        for k in range(3):
+            await advance_to(clock_client, first + timedelta(seconds=10 * k, milliseconds=500))
+            await processed(h, first + timedelta(seconds=10 * k))
+            await settled(clock_client, h)
+        fired = [action_workflow_id("tens", first + timedelta(seconds=10 * k)) for k in range(3)]
+        assert await started_ids(clock_client, "tens") == sorted(fired)
+        history = await clock_client.get_workflow_handle("schedule/tens").history()
+        kinds = [e["event_type"] for e in history]
+        assert "WorkflowTaskFailed" not in kinds and "WorkflowTaskTimedOut" not in kinds, [
+            e["attributes"] for e in history if e["event_type"] == "WorkflowTaskFailed"
+        ][:1]

@@ -273,6 +273,25 @@ def cal(cron: str) -> CalendarSpec:
 @pytest.mark.parametrize(
     ("crons", "exclude", "tz", "dst", "after", "end"),
     [
+        # every few seconds across an offset change, with and without exclusions
+        (["*/10 * * * * *"], [], "Europe/Berlin", TEMPORAL_COMPATIBLE, (2026, 3, 29, 0, 50), None),
+        (
+            ["*/10 * * * * *"],
+            ["* 2 * * *"],
+            "Europe/Berlin",
+            DEFAULT_DST,
+            (2026, 10, 25, 0, 50),
+            None,
+        ),
+        (["*/15 * * * * *"], [], "America/New_York", DEFAULT_DST, (2026, 11, 1, 5, 50), None),
+        (
+            ["*/20 * * * * *"],
+            [],
+            "Australia/Lord_Howe",
+            TEMPORAL_COMPATIBLE,
+            (2026, 4, 4, 14, 50),
+            None,
+        ),
         # intervals: alone, with a calendar, with half seconds, and sparser than days
         (["@every 1m"], ["* * * 1-6 *"], "UTC", DEFAULT_DST, (2026, 12, 31, 23, 58), None),
         (
