@@ -92,6 +92,19 @@ async def settled(client: Client, h: ScheduleHandle) -> None:
 
     async def quiet() -> bool:
         # each check says what is still going on, for the message of a timeout
+        # no timer is due that has not fired yet (the timer loop is async);
+        # looked at first: a timer that fires after this shows as a pending
+        # workflow task below, not between the two looks
+        timers: dict[str, datetime] = {}
+        t = await now(client)
+        for e in await wf.history():
+            a = e["attributes"]
+            if e["event_type"] == "TimerStarted":
+                timers[a["timer_id"]] = parse(a["fire_at"])
+            elif e["event_type"] in ("TimerFired", "TimerCanceled"):
+                timers.pop(a["timer_id"], None)
+        due = {k: at for k, at in timers.items() if at <= t}
+        assert not due, f"timers due at {t}: {due}"
         d = await wf.describe()
         assert not d["pending_workflow_task"], f"workflow task {d['pending_workflow_task']}"
         assert d["execution"]["status"] == "running", d["execution"]["status"]
@@ -100,17 +113,6 @@ async def settled(client: Client, h: ScheduleHandle) -> None:
         s = await h.describe()
         assert not s["pending_signals"], f"signals {s['pending_signals']}"
         assert all(r["status"] == "running" for r in s["running"]), f"actions {s['running']}"
-        # and no timer is due that has not fired yet (the timer loop is async)
-        timers: dict[str, datetime] = {}
-        for e in await wf.history():
-            a = e["attributes"]
-            if e["event_type"] == "TimerStarted":
-                timers[a["timer_id"]] = parse(a["fire_at"])
-            elif e["event_type"] in ("TimerFired", "TimerCanceled"):
-                timers.pop(a["timer_id"], None)
-        t = await now(client)
-        due = {k: at for k, at in timers.items() if at <= t}
-        assert not due, f"timers due at {t}: {due}"
         return True
 
     await eventually(quiet, timeout=30, what="the schedule settled")
