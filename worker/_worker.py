@@ -40,6 +40,17 @@ from worker.wire.common import TASK_QUEUE_MAX_CHARS
 
 log = logging.getLogger("baton.worker")
 
+#: How long a stopping worker waits for the server to take each of its last reports.
+STOP_REPORT_S = 5.0
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a stopping worker's report failed (a timeout's own text is empty)."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"the server did not answer within {STOP_REPORT_S:g} s"
+    return str(exc)
+
+
 #: Seconds a stopping worker lets running work finish before it gives it back.
 DEFAULT_GRACEFUL_SHUTDOWN_S = 10.0
 
@@ -313,9 +324,11 @@ class Worker(WorkflowTaskRunner):
             return
         body = {"deployment": self.deployment, "build_id": self.build_id, "identity": self.identity}
         try:
-            await asyncio.wait_for(self._call("/pollers/stopped", body), 5.0)
+            await asyncio.wait_for(self._call("/pollers/stopped", body), STOP_REPORT_S)
         except (BatonError, TimeoutError) as exc:
-            log.warning("could not report the pollers of %s stopped: %s", self.identity, exc)
+            log.warning(
+                "could not report the pollers of %s stopped: %s", self.identity, _reason(exc)
+            )
 
     async def _close_sticky_queue(self) -> None:
         """Send the runs this worker caches back to their task queue at once (a worker
@@ -325,10 +338,15 @@ class Worker(WorkflowTaskRunner):
         try:
             await asyncio.wait_for(
                 self._call("/sticky-queues/close", {"sticky_task_queue": self.sticky_task_queue}),
-                5.0,
+                STOP_REPORT_S,
             )
         except (BatonError, TimeoutError) as exc:
-            log.warning("could not close sticky queue %s: %s", self.sticky_task_queue, exc)
+            log.warning(
+                "could not close sticky queue %s: %s (its runs' next tasks go to the task "
+                "queue after sticky_schedule_to_start)",
+                self.sticky_task_queue,
+                _reason(exc),
+            )
 
     async def _wait_for_work(self) -> None:
         """Wait until no task is left or the grace is over."""

@@ -69,3 +69,13 @@ def test_a_task_queue_the_server_refuses_is_refused_at_once(queue: object) -> No
     with pytest.raises(ValueError, match="task_queue must be a string of 1 to 1000 characters"):
         Worker(offline_client(), task_queue=queue, activities=[charge_v1])  # type: ignore[arg-type]
     Worker(offline_client(), task_queue="q" * 1000, activities=[charge_v1])
+
+
+async def test_a_stop_report_that_times_out_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    # A server that never answers (the port refuses, the transport keeps retrying):
+    # the warning must say why, not end in an empty reason.
+    w = Worker(offline_client(), task_queue="q", workflows=[OrderV1])
+    with caplog.at_level("WARNING", logger="baton.worker"):
+        await w._close_sticky_queue()
+    [record] = [r for r in caplog.records if "sticky queue" in r.getMessage()]
+    assert "did not answer within 5 s" in record.getMessage()
