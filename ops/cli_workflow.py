@@ -504,13 +504,20 @@ def workflow_signal(
 @click.argument("workflow_id")
 @click.argument("name")
 @_input_option
+@_run_id_option
 @pass_state
 def workflow_query(
-    st: CliState, workflow_id: str, name: str, inputs: tuple[str, ...], output: str
+    st: CliState,
+    workflow_id: str,
+    name: str,
+    inputs: tuple[str, ...],
+    run_id: str | None,
+    output: str,
 ) -> None:
-    """Ask a workflow's query handler NAME (needs a worker polling its task queue)."""
+    """Ask a workflow's query handler NAME (needs a worker polling its task queue);
+    --run-id asks that run, closed or not."""
     args = _json_values(inputs)
-    value = _act(st, workflow_id, lambda h: h.query(name, *args))
+    value = _act(st, workflow_id, lambda h: h.query(name, *args), run_id)
     emit({"workflow_id": workflow_id, "query": name, "result": value}, output, kv_table)
 
 
@@ -523,6 +530,7 @@ def workflow_query(
     default=None,
     help="Idempotency key: the same id returns the same update's result (within a run).",
 )
+@_run_id_option
 @pass_state
 def workflow_update(
     st: CliState,
@@ -530,13 +538,14 @@ def workflow_update(
     name: str,
     inputs: tuple[str, ...],
     update_id: str | None,
+    run_id: str | None,
     output: str,
 ) -> None:
     """Send update NAME to a workflow and wait for its result."""
     args = _json_values(inputs)
     # made here when not given, so the answer can name it (a retry with it is deduplicated)
     update_id = update_id or str(uuid.uuid4())
-    value = _act(st, workflow_id, lambda h: h.update(name, *args, update_id=update_id))
+    value = _act(st, workflow_id, lambda h: h.update(name, *args, update_id=update_id), run_id)
     emit(
         {"workflow_id": workflow_id, "update": name, "update_id": update_id, "result": value},
         output,

@@ -129,3 +129,26 @@ async def test_a_start_retried_with_its_request_id_says_that_nothing_started(
     code, out, err = await baton(region, *start)  # a new request: a new run
     assert code == 0 and out["started"] is True and out["run_id"] != first["run_id"], err
     await client.get_workflow_handle("cli-retried").terminate("done")
+
+
+async def test_query_and_update_take_a_run(client: Client, region: Region) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
+        first = await client.start_workflow(Counter, id="cli-run-q", task_queue=QUEUE)
+        assert await first.update("add", 3) == 3
+        await first.terminate("make room")
+        second = await client.start_workflow(Counter, id="cli-run-q", task_queue=QUEUE)
+        assert await second.update("add", 1) == 1
+        # a closed run still answers a query named to it; the latest run answers by default
+        code, out, err = await baton(
+            region, "workflow", "query", "cli-run-q", "current", "--run-id", first.run_id
+        )
+        assert code == 0 and out["result"] == 3, err
+        code, out, err = await baton(region, "workflow", "query", "cli-run-q", "current")
+        assert code == 0 and out["result"] == 1, err
+        # an update named to the closed run is refused, not sent to the new one
+        args = ("workflow", "update", "cli-run-q", "add", "--input", "5")
+        code, out, err = await baton(region, *args, "--run-id", first.run_id)
+        assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_RUNNING", err
+        code, out, err = await baton(region, *args, "--run-id", second.run_id)
+        assert code == 0 and out["result"] == 6, err
+        await second.terminate("done")
