@@ -314,7 +314,12 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
                 paused_at=st.get("paused_at"),
                 last_processed=st.get("last_processed", inp.get("created_at")),
                 counters=st.get("counters") or {},
-                remaining_actions=st.get("remaining_actions"),
+                # before its first workflow task the run has no state yet: the
+                # policy's limit is what is left
+                remaining_actions=st.get(
+                    "remaining_actions",
+                    ((inp.get("schedule") or {}).get("policy") or {}).get("limited_actions"),
+                ),
                 recent=st.get("recent") or [],
                 running=[{"workflow_id": w, **i} for w, i in (st.get("running") or {}).items()],
                 running_count=len(st.get("running") or {}),
@@ -367,10 +372,12 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
     sched = definition.load(out["schedule"])
     now = utcnow()
     last = parse_time(out.get("last_processed"), "last_processed") or now
-    used_up = out.get("remaining_actions") is not None and out["remaining_actions"] <= 0
-    # a schedule with no action left fires nothing more (past its end, the spec yields none)
+    left = out.get("remaining_actions")
+    # a schedule acts on as many more fires as it has actions left (as Temporal's
+    # future action times), none when used up; past its end the spec yields none
+    count = NEXT_FIRES if left is None else max(min(NEXT_FIRES, left), 0)
     out["next_fires"] = (
-        [] if used_up else [iso(t) for t in next_fires(sched.spec, max(last, now), NEXT_FIRES)]
+        [iso(t) for t in next_fires(sched.spec, max(last, now), count)] if count else []
     )
     out["schedule_id"] = schedule_id
     out["workflow_id"] = wid

@@ -95,7 +95,8 @@ async def test_create_list_pause_unpause_update_and_delete(client: Client, regio
     assert action["memo"] == {"owner": "ops"} and action["search_attributes"] == {"Team": "ops"}
     assert [await client.decode_one(p) for p in action["input"]] == ["nightly"]
     now = parse((await client.server_time())["now"])
-    assert d["next_fires"] == new_year_fires(now, 2031) == created["next_fires"]
+    # five actions left: five next fires
+    assert d["next_fires"] == new_year_fires(now, 2031)[:5] == created["next_fires"]
 
     (c1, found, _), (c2, none, _) = await asyncio.gather(
         baton(region, "schedule", "list", "--query", "Team = 'ops'"),

@@ -220,3 +220,26 @@ async def test_an_update_that_keeps_limited_actions_keeps_the_actions_left(
         await h.update({**other_cron, "policy": {**sched["policy"], "limited_actions": 3}})
         await settled(clock_client, h)
         assert (await h.describe())["remaining_actions"] == 3
+
+
+async def test_describe_shows_no_more_next_fires_than_actions_left(
+    clock_client: Client,
+) -> None:
+    """Regression: a schedule with 2 actions left showed 10 next fires, and one
+    made with none left showed fires until its first workflow task ran."""
+    sched = await clock_client.schedule_definition(
+        workflow=Report,
+        task_queue=QUEUE,
+        args=["x"],
+        cron="0 * * * *",
+        policy={"limited_actions": 2},
+    )
+    h = await clock_client.create_schedule("two-left", sched)
+    for _ in range(2):  # just made, and once its workflow has taken it over
+        d = await h.describe()
+        assert d["remaining_actions"] == 2 and len(d["next_fires"]) == 2, d
+        await settled(clock_client, h)
+    none_left = {**sched, "policy": {"limited_actions": 0}}
+    h = await clock_client.create_schedule("none-left", none_left)
+    d = await h.describe()
+    assert d["remaining_actions"] == 0 and d["next_fires"] == [], d
