@@ -170,7 +170,6 @@ async def update_workflow(
     # Update ids are deduplicated per run, as in Temporal: the run the id is
     # (or was already) recorded in answers it, and a later run of the
     # workflow id takes the same id as a new update.
-    run_ids: list[uuid.UUID] = []
     async with (
         store.notifier.subscribe("baton_updates_v1", key) as ev,
         # A run that closes rejects the updates it leaves open in its write,
@@ -178,14 +177,15 @@ async def update_workflow(
         store.notifier.subscribe("baton_closed_v1", f"{namespace}/{workflow_id}", ev),
     ):
 
-        async def submit(conn: asyncpg.Connection) -> None:
+        async def submit(conn: asyncpg.Connection) -> uuid.UUID:
+            """Record the update in the run it goes to; that run's id."""
             rt = await lock_run(store, conn, namespace, workflow_id, req.run_id)
-            run_ids[:] = [uuid.UUID(rt.run_id)]
+            run_id = uuid.UUID(rt.run_id)
             existing = await conn.fetchrow(
-                Q["get_update"], namespace, workflow_id, update_id, run_ids[0]
+                Q["get_update"], namespace, workflow_id, update_id, run_id
             )
             if existing is not None:
-                return  # a retried update: wait for the first one's outcome
+                return run_id  # a retried update: wait for the first one's outcome
             if not rt.running:
                 raise WorkflowNotRunning(
                     f"workflow {workflow_id!r} is {rt.exe['status']}; it takes no updates"
@@ -197,9 +197,7 @@ async def update_workflow(
                     f"by {info.get('identity') or 'unknown'}): unpause it, then send the update",
                     reason=info.get("reason"),
                 )
-            in_flight = await conn.fetchval(
-                Q["updates_in_flight"], namespace, workflow_id, uuid.UUID(rt.run_id)
-            )
+            in_flight = await conn.fetchval(Q["updates_in_flight"], namespace, workflow_id, run_id)
             if in_flight >= store.config.updates_in_flight_max:
                 raise LimitExceeded(
                     f"workflow {workflow_id!r} has {in_flight} updates in flight, the most a "
@@ -211,15 +209,16 @@ async def update_workflow(
                 namespace,
                 workflow_id,
                 update_id,
-                run_ids[0],
+                run_id,
                 req.name,
                 [p.model_dump() for p in req.input],
             )
             rt.exe["pending_updates"] = True
             rt.schedule_workflow_task()
             await rt.write_txn()
+            return run_id
 
-        await store.txn(submit)
+        run_id = await store.txn(submit)
         while True:
             if store.notifier.namespace_epoch != epoch:
                 # The namespace moved: the caller retries (same update id) in
@@ -227,9 +226,7 @@ async def update_workflow(
                 epoch = store.notifier.namespace_epoch
                 await require_active_here(store, namespace)
             async with store.pool.acquire() as conn:
-                u = await conn.fetchrow(
-                    Q["get_update"], namespace, workflow_id, update_id, run_ids[0]
-                )
+                u = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id, run_id)
             if u is None:
                 # A requested update that no workflow task took when the
                 # namespace moved away is dropped with it; say so, or ask

@@ -8,7 +8,13 @@ from collections.abc import Collection
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument, RequestIdReused, WorkflowNotFound, WorkflowNotRunning
+from store.errors import (
+    InvalidArgument,
+    NamespaceNotActive,
+    RequestIdReused,
+    WorkflowNotFound,
+    WorkflowNotRunning,
+)
 from store.mutable_state import RunTxn
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
@@ -31,14 +37,32 @@ async def lock_run(
         return await RunTxn.lock(
             conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
         )
-    except WorkflowNotFound:
-        # A standby lacks a run its active region started and has not shipped
-        # yet (replication lag, a broker down): that is no answer to a write,
-        # which belongs to the active region, and the SDK follows this error there.
-        ns = await get_namespace(conn, namespace)
-        if ns.active_region != store.region:
-            ns.require_writable(store.region, store.region_urls)
+    except WorkflowNotFound as exc:
+        await send_to_active_region(store, conn, namespace, exc)
         raise
+
+
+async def send_to_active_region(
+    store: Store, conn: asyncpg.Connection, namespace: str, missing: WorkflowNotFound
+) -> None:
+    """Raise ``NamespaceNotActive`` naming the active region when this region is
+    a standby of ``namespace`` (the caller re-raises ``missing`` otherwise).
+
+    A standby lacks a run its active region started and has not shipped yet
+    (replication lag, a broker down): that is no answer to a write, nor to a
+    describe or result, and the SDK follows this error to the active region.
+    """
+    ns = await get_namespace(conn, namespace)
+    if ns.active_region == store.region:
+        return
+    url = store.region_urls.get(ns.active_region)
+    raise NamespaceNotActive(
+        f"{missing.message}: {store.region} is a standby of namespace {namespace!r} and may not "
+        f"have the run yet; ask {ns.active_region}, where it is active, at "
+        f"{url or ns.active_region}",
+        active_region=ns.active_region,
+        active_url=url,
+    ) from None
 
 
 #: How each kind of request (``request_ids.kind``) reads in a message.

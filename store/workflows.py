@@ -16,13 +16,12 @@ from store.deployments import run_versioning_view
 from store.errors import (
     InvalidArgument,
     LimitExceeded,
-    NamespaceNotActive,
     WorkflowNotFound,
 )
 from store.mutable_state import RunTxn, utcnow
 from store.namespaces import get_namespace
 from store.notify import wait_event
-from store.run_lock import lock_for_request
+from store.run_lock import lock_for_request, send_to_active_region
 from store.sql import QUERIES as Q
 from worker import wire
 from worker.wire import EventType
@@ -179,17 +178,8 @@ async def _read_run(
     try:
         return await _get_run(conn, namespace, workflow_id, run_id)
     except WorkflowNotFound as exc:
-        ns = await get_namespace(conn, namespace)
-        if ns.active_region == store.region:
-            raise
-        url = store.region_urls.get(ns.active_region)
-        raise NamespaceNotActive(
-            f"{exc.message}: {store.region} is a standby of namespace {namespace!r} and may not "
-            f"have the run yet; ask {ns.active_region}, where it is active, at "
-            f"{url or ns.active_region}",
-            active_region=ns.active_region,
-            active_url=url,
-        ) from None
+        await send_to_active_region(store, conn, namespace, exc)
+        raise
 
 
 def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
