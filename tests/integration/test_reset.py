@@ -280,3 +280,19 @@ async def test_a_reset_run_counts_the_signals_it_keeps_against_the_limit(
     with pytest.raises(LimitExceededError):
         await current.signal("note", 99)
     assert any("signals" in w for w in (await current.describe())["warnings"])
+
+
+async def test_a_reset_of_a_paused_run_lets_the_new_run_go_on(client: Client) -> None:
+    """The reset is the operator's decision to run the workflow again from the
+    point: the new run is not paused, as the pause after the point is not
+    carried over (the old run's history keeps it)."""
+    (h,) = await wedge(client, ["order-paused"])
+    assert (await h.pause("look before the reset", request_id="p-1"))["changed"]
+    point = completed_of_task_that_took(await h.history(), "step-two")
+    new_run = await h.reset(event_id=point, reason="bad deploy 41")
+    new = client.get_workflow_handle("order-paused", run_id=new_run)
+    assert not (await new.describe())["execution"]["paused"]
+    async with worker(client, DeployV3Fixed):
+        assert await h.result(timeout=30) == {"steps": ["one", "two-v2"], "signals": ["go"]}
+    assert "WorkflowExecutionPaused" not in await kinds(new)
+    assert "WorkflowExecutionPaused" in [e["event_type"] for e in await h.history(run_id=h.run_id)]
