@@ -47,6 +47,7 @@ from ops.cli_tools import register_tools
 from ops.cli_versioning import register_versioning
 from ops.cli_visibility import register_visibility
 from ops.cli_workflow import register_workflow
+from ops.cli_workflow_actions import register_workflow_actions
 from ops.output import OUTPUT_CHOICES
 
 __all__ = [
@@ -128,6 +129,7 @@ def cli(
 register_stack(cli)
 register_namespace(cli)
 register_workflow(cli)
+register_workflow_actions(cli)
 register_visibility(cli)
 register_batch(cli)
 register_versioning(cli)

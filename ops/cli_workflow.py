@@ -1,10 +1,13 @@
-"""``baton workflow``: start workflows and act on them."""
+"""``baton workflow start|signal-with-start|describe|history|result|list``.
+
+The commands that act on a run (signal, query, update, cancel, terminate)
+are in :mod:`ops.cli_workflow_actions`.
+"""
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,16 +18,16 @@ from rich.text import Text
 from ops.cli_base import BatonGroup, CliInputError, CliState, Seconds, pass_state
 from ops.output import attr_summary, emit, kv_table, readable, short, table, when
 from worker._payloads import decode_wire
-from worker.client import Client, WorkflowHandle
+from worker.client import Client
 from worker.wire import WorkflowIdReusePolicy, WorkflowStatus
 
-__all__ = ["register_workflow"]
+__all__ = ["input_option", "json_values", "register_workflow", "run_id_option"]
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _json_values(values: Sequence[str], what: str = "--input") -> list[Any]:
+def json_values(values: Sequence[str], what: str = "--input") -> list[Any]:
     out = []
     for i, raw in enumerate(values, 1):
         try:
@@ -69,14 +72,14 @@ def workflow() -> None:
     """Start workflows and act on them."""
 
 
-_input_option = click.option(
+input_option = click.option(
     "--input",
     "-i",
     "inputs",
     multiple=True,
     help="One argument as JSON (repeat for several): --input '\"text\"' --input 42.",
 )
-_run_id_option = click.option("--run-id", default=None, help="A specific run (default: latest).")
+run_id_option = click.option("--run-id", default=None, help="A specific run (default: latest).")
 
 
 def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,7 +88,7 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--type", "-t", "workflow_type", required=True, help="Workflow type name."),
         click.option("--task-queue", "-q", required=True, help="Task queue workers poll."),
         click.option("--id", "workflow_id", required=True, help="Workflow id."),
-        _input_option,
+        input_option,
         click.option(
             "--request-id",
             default=None,
@@ -133,7 +136,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
     """start_workflow's keyword arguments from the start options (checked here)."""
     memo = None
     if o["memo"] is not None:
-        (memo,) = _json_values([o["memo"]], "--memo")
+        (memo,) = json_values([o["memo"]], "--memo")
         if not isinstance(memo, dict):
             raise CliInputError(f"--memo must be a JSON object, not {o['memo']!r}")
     return {
@@ -153,7 +156,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
 @pass_state
 def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
     """Start a workflow."""
-    args = _json_values(options["inputs"])
+    args = json_values(options["inputs"])
     kw = _start_kwargs(options)
     workflow_type = options["workflow_type"]
 
@@ -194,8 +197,8 @@ def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
 def workflow_signal_with_start(st: CliState, /, output: str, **options: Any) -> None:
     """Signal a workflow's running run, or start one with the start options and
     signal it, in one step."""
-    args = _json_values(options["inputs"])
-    signal_args = _json_values(options["signal_inputs"], "--signal-input")
+    args = json_values(options["inputs"])
+    signal_args = json_values(options["signal_inputs"], "--signal-input")
     kw = _start_kwargs(options)
     workflow_type, signal_name = options["workflow_type"], options["signal_name"]
 
@@ -294,7 +297,7 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
 
 @workflow.command("describe")
 @click.argument("workflow_id")
-@_run_id_option
+@run_id_option
 @pass_state
 def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
     """Show a workflow's state, pending activities and timers."""
@@ -314,7 +317,7 @@ def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output
 
 @workflow.command("history")
 @click.argument("workflow_id")
-@_run_id_option
+@run_id_option
 @pass_state
 def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
     """Show a run's event history."""
@@ -349,7 +352,7 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
 
 @workflow.command("result")
 @click.argument("workflow_id")
-@_run_id_option
+@run_id_option
 @click.option("--timeout", type=Seconds(), default=None, help="Give up after S seconds.")
 @pass_state
 def workflow_result(
@@ -455,142 +458,6 @@ def workflow_list(
             ],
             no_wrap=["workflow id", "status"],
         ),
-    )
-
-
-def _act(
-    st: CliState,
-    workflow_id: str,
-    fn: Callable[[WorkflowHandle], Awaitable[Any]],
-    run_id: str | None = None,
-) -> Any:
-    return st.run(lambda c: fn(c.get_workflow_handle(workflow_id, run_id=run_id)))
-
-
-_act_request_option = click.option(
-    "--request-id",
-    default=None,
-    help="A retried request with this id acts once (default: a fresh id).",
-)
-
-
-@workflow.command("signal")
-@click.argument("workflow_id")
-@click.argument("name")
-@_input_option
-@_run_id_option
-@_act_request_option
-@pass_state
-def workflow_signal(
-    st: CliState,
-    workflow_id: str,
-    name: str,
-    inputs: tuple[str, ...],
-    run_id: str | None,
-    request_id: str | None,
-    output: str,
-) -> None:
-    """Send signal NAME to a workflow."""
-    args = _json_values(inputs)
-    _act(st, workflow_id, lambda h: h.signal(name, *args, request_id=request_id), run_id)
-    emit(
-        {"workflow_id": workflow_id, "signal": name, "signaled": True},
-        output,
-        lambda d: Text(f"signaled {d['workflow_id']} with {d['signal']}"),
-    )
-
-
-@workflow.command("query")
-@click.argument("workflow_id")
-@click.argument("name")
-@_input_option
-@_run_id_option
-@pass_state
-def workflow_query(
-    st: CliState,
-    workflow_id: str,
-    name: str,
-    inputs: tuple[str, ...],
-    run_id: str | None,
-    output: str,
-) -> None:
-    """Ask a workflow's query handler NAME (needs a worker polling its task queue);
-    --run-id asks that run, closed or not."""
-    args = _json_values(inputs)
-    value = _act(st, workflow_id, lambda h: h.query(name, *args), run_id)
-    emit({"workflow_id": workflow_id, "query": name, "result": value}, output, kv_table)
-
-
-@workflow.command("update")
-@click.argument("workflow_id")
-@click.argument("name")
-@_input_option
-@click.option(
-    "--update-id",
-    default=None,
-    help="Idempotency key: the same id returns the same update's result (within a run).",
-)
-@_run_id_option
-@pass_state
-def workflow_update(
-    st: CliState,
-    workflow_id: str,
-    name: str,
-    inputs: tuple[str, ...],
-    update_id: str | None,
-    run_id: str | None,
-    output: str,
-) -> None:
-    """Send update NAME to a workflow and wait for its result."""
-    args = _json_values(inputs)
-    # made here when not given, so the answer can name it (a retry with it is deduplicated)
-    update_id = update_id or str(uuid.uuid4())
-    value = _act(st, workflow_id, lambda h: h.update(name, *args, update_id=update_id), run_id)
-    emit(
-        {"workflow_id": workflow_id, "update": name, "update_id": update_id, "result": value},
-        output,
-        kv_table,
-    )
-
-
-def _ending_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """WORKFLOW_ID and the options of ``cancel`` and ``terminate``."""
-    options = [
-        click.argument("workflow_id"),
-        click.option("--reason", default="", help="Recorded in the history."),
-        _run_id_option,
-        _act_request_option,
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-@workflow.command("cancel")
-@_ending_options
-@pass_state
-def workflow_cancel(st: CliState, /, workflow_id: str, output: str, **o: Any) -> None:
-    """Request cancellation of a workflow (its code decides how to wind down)."""
-    reason, request_id = o["reason"], o["request_id"]
-    _act(st, workflow_id, lambda h: h.cancel(reason, request_id=request_id), o["run_id"])
-    emit(
-        {"workflow_id": workflow_id, "cancel_requested": True, "reason": reason},
-        output,
-        lambda d: Text(f"cancellation requested for {d['workflow_id']}"),
-    )
-
-
-@workflow.command("terminate")
-@_ending_options
-@pass_state
-def workflow_terminate(st: CliState, /, workflow_id: str, output: str, **o: Any) -> None:
-    """Terminate a workflow at once (no workflow code runs)."""
-    reason, request_id = o["reason"], o["request_id"]
-    _act(st, workflow_id, lambda h: h.terminate(reason, request_id=request_id), o["run_id"])
-    emit(
-        {"workflow_id": workflow_id, "terminated": True, "reason": reason},
-        output,
-        lambda d: Text(f"terminated {d['workflow_id']}"),
     )
 
 

@@ -1,0 +1,167 @@
+"""``baton workflow signal|query|update|cancel|terminate``: act on a workflow's run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+from rich.text import Text
+
+from ops.cli_base import BatonCommand, CliState, pass_state
+from ops.cli_workflow import input_option, json_values, run_id_option
+from ops.output import emit, kv_table
+from worker.client import WorkflowHandle
+
+__all__ = ["register_workflow_actions"]
+
+
+def _act(
+    st: CliState,
+    workflow_id: str,
+    fn: Callable[[WorkflowHandle], Awaitable[Any]],
+    run_id: str | None = None,
+) -> Any:
+    return st.run(lambda c: fn(c.get_workflow_handle(workflow_id, run_id=run_id)))
+
+
+_act_request_option = click.option(
+    "--request-id",
+    default=None,
+    help="A retried request with this id acts once (default: a fresh id).",
+)
+
+
+@click.command(cls=BatonCommand, name="signal")
+@click.argument("workflow_id")
+@click.argument("name")
+@input_option
+@run_id_option
+@_act_request_option
+@pass_state
+def workflow_signal(
+    st: CliState,
+    workflow_id: str,
+    name: str,
+    inputs: tuple[str, ...],
+    run_id: str | None,
+    request_id: str | None,
+    output: str,
+) -> None:
+    """Send signal NAME to a workflow."""
+    args = json_values(inputs)
+    _act(st, workflow_id, lambda h: h.signal(name, *args, request_id=request_id), run_id)
+    emit(
+        {"workflow_id": workflow_id, "signal": name, "signaled": True},
+        output,
+        lambda d: Text(f"signaled {d['workflow_id']} with {d['signal']}"),
+    )
+
+
+@click.command(cls=BatonCommand, name="query")
+@click.argument("workflow_id")
+@click.argument("name")
+@input_option
+@run_id_option
+@pass_state
+def workflow_query(
+    st: CliState,
+    workflow_id: str,
+    name: str,
+    inputs: tuple[str, ...],
+    run_id: str | None,
+    output: str,
+) -> None:
+    """Ask a workflow's query handler NAME (needs a worker polling its task queue);
+    --run-id asks that run, closed or not."""
+    args = json_values(inputs)
+    value = _act(st, workflow_id, lambda h: h.query(name, *args), run_id)
+    emit({"workflow_id": workflow_id, "query": name, "result": value}, output, kv_table)
+
+
+@click.command(cls=BatonCommand, name="update")
+@click.argument("workflow_id")
+@click.argument("name")
+@input_option
+@click.option(
+    "--update-id",
+    default=None,
+    help="Idempotency key: the same id returns the same update's result (within a run).",
+)
+@run_id_option
+@pass_state
+def workflow_update(
+    st: CliState,
+    workflow_id: str,
+    name: str,
+    inputs: tuple[str, ...],
+    update_id: str | None,
+    run_id: str | None,
+    output: str,
+) -> None:
+    """Send update NAME to a workflow and wait for its result."""
+    args = json_values(inputs)
+    # made here when not given, so the answer can name it (a retry with it is deduplicated)
+    update_id = update_id or str(uuid.uuid4())
+    value = _act(st, workflow_id, lambda h: h.update(name, *args, update_id=update_id), run_id)
+    emit(
+        {"workflow_id": workflow_id, "update": name, "update_id": update_id, "result": value},
+        output,
+        kv_table,
+    )
+
+
+def _ending_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """WORKFLOW_ID and the options of ``cancel`` and ``terminate``."""
+    options = [
+        click.argument("workflow_id"),
+        click.option("--reason", default="", help="Recorded in the history."),
+        run_id_option,
+        _act_request_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.command(cls=BatonCommand, name="cancel")
+@_ending_options
+@pass_state
+def workflow_cancel(st: CliState, /, workflow_id: str, output: str, **o: Any) -> None:
+    """Request cancellation of a workflow (its code decides how to wind down)."""
+    reason, request_id = o["reason"], o["request_id"]
+    _act(st, workflow_id, lambda h: h.cancel(reason, request_id=request_id), o["run_id"])
+    emit(
+        {"workflow_id": workflow_id, "cancel_requested": True, "reason": reason},
+        output,
+        lambda d: Text(f"cancellation requested for {d['workflow_id']}"),
+    )
+
+
+@click.command(cls=BatonCommand, name="terminate")
+@_ending_options
+@pass_state
+def workflow_terminate(st: CliState, /, workflow_id: str, output: str, **o: Any) -> None:
+    """Terminate a workflow at once (no workflow code runs)."""
+    reason, request_id = o["reason"], o["request_id"]
+    _act(st, workflow_id, lambda h: h.terminate(reason, request_id=request_id), o["run_id"])
+    emit(
+        {"workflow_id": workflow_id, "terminated": True, "reason": reason},
+        output,
+        lambda d: Text(f"terminated {d['workflow_id']}"),
+    )
+
+
+def register_workflow_actions(cli: click.Group) -> None:
+    """Add the commands that act on a run to the ``workflow`` group."""
+    workflow = cli.commands["workflow"]
+    assert isinstance(workflow, click.Group)
+    for command in (
+        workflow_signal,
+        workflow_query,
+        workflow_update,
+        workflow_cancel,
+        workflow_terminate,
+    ):
+        workflow.add_command(command)
