@@ -299,12 +299,12 @@ pass_state = click.make_pass_decorator(CliState, ensure=False)
 
 
 class Seconds(click.FloatRange):
-    """A length of time in seconds: a finite number above zero."""
+    """A length of time in seconds: a finite number above zero (and at most ``max``)."""
 
     name = "seconds"
 
-    def __init__(self) -> None:
-        super().__init__(min=0, min_open=True)
+    def __init__(self, max: float | None = None) -> None:
+        super().__init__(min=0, min_open=True, max=max)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         seconds = super().convert(value, param, ctx)

@@ -6,13 +6,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import annotated_types
 import click
+from pydantic import BaseModel
 from rich.text import Text
 
-from ops.cli_base import BatonCommand, CliState, pass_state
+from ops.cli_base import BatonCommand, CliState, Seconds, pass_state
 from ops.cli_workflow import input_option, json_values, run_id_option
 from ops.output import emit, kv_table
 from worker.client import WorkflowHandle
+from worker.wire import QueryRequest, UpdateRequest
 
 __all__ = ["register_workflow_actions"]
 
@@ -59,11 +62,26 @@ def workflow_signal(
     )
 
 
+def _timeout_option(request: type[BaseModel], what: str) -> Callable[..., Any]:
+    """``--timeout``: the request's ``timeout_s``, its default and bound the server's own."""
+    field = request.model_fields["timeout_s"]
+    most = next(m.le for m in field.metadata if isinstance(m, annotated_types.Le))
+    return click.option(
+        "--timeout",
+        type=Seconds(max=float(most)),  # type: ignore[arg-type]
+        default=field.default,
+        show_default=True,
+        help=f"Seconds to wait for {what} (at most {most:g}); then the command fails "
+        f"with {request.__name__.removesuffix('Request').upper()}_TIMED_OUT.",
+    )
+
+
 @click.command(cls=BatonCommand, name="query")
 @click.argument("workflow_id")
 @click.argument("name")
 @input_option
 @run_id_option
+@_timeout_option(QueryRequest, "a worker's answer")
 @pass_state
 def workflow_query(
     st: CliState,
@@ -71,12 +89,13 @@ def workflow_query(
     name: str,
     inputs: tuple[str, ...],
     run_id: str | None,
+    timeout: float,
     output: str,
 ) -> None:
     """Ask a workflow's query handler NAME (needs a worker polling its task queue);
     --run-id asks that run, closed or not."""
     args = json_values(inputs)
-    value = _act(st, workflow_id, lambda h: h.query(name, *args), run_id)
+    value = _act(st, workflow_id, lambda h: h.query(name, *args, timeout=timeout), run_id)
     emit({"workflow_id": workflow_id, "query": name, "result": value}, output, kv_table)
 
 
@@ -90,6 +109,7 @@ def workflow_query(
     help="Idempotency key: the same id returns the same update's result (within a run).",
 )
 @run_id_option
+@_timeout_option(UpdateRequest, "the update's result")
 @pass_state
 def workflow_update(
     st: CliState,
@@ -98,13 +118,20 @@ def workflow_update(
     inputs: tuple[str, ...],
     update_id: str | None,
     run_id: str | None,
+    timeout: float,
     output: str,
 ) -> None:
-    """Send update NAME to a workflow and wait for its result."""
+    """Send update NAME to a workflow and wait for its result (an update that
+    times out may still complete: send it again with its --update-id to wait on)."""
     args = json_values(inputs)
     # made here when not given, so the answer can name it (a retry with it is deduplicated)
     update_id = update_id or str(uuid.uuid4())
-    value = _act(st, workflow_id, lambda h: h.update(name, *args, update_id=update_id), run_id)
+    value = _act(
+        st,
+        workflow_id,
+        lambda h: h.update(name, *args, update_id=update_id, timeout=timeout),
+        run_id,
+    )
     emit(
         {"workflow_id": workflow_id, "update": name, "update_id": update_id, "result": value},
         output,

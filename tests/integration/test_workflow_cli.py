@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -152,3 +155,39 @@ async def test_query_and_update_take_a_run(client: Client, region: Region) -> No
         code, out, err = await baton(region, *args, "--run-id", second.run_id)
         assert code == 0 and out["result"] == 6, err
         await second.terminate("done")
+
+
+async def test_query_and_update_give_up_after_their_timeout(client: Client, region: Region) -> None:
+    # no worker polls the queue: neither is ever answered
+    h = await client.start_workflow(Counter, id="cli-timeout", task_queue=QUEUE)
+    for verb, name, code_name in (
+        ("query", "current", "QUERY_TIMED_OUT"),
+        ("update", "add", "UPDATE_TIMED_OUT"),
+    ):
+        args = ("workflow", verb, "cli-timeout", name, "--timeout", "1")
+        began = time.monotonic()
+        code, out, err = await baton(region, *args)
+        took = time.monotonic() - began
+        assert code == 1 and out["error"]["code"] == code_name, (out, err)
+        # well before the default wait (10 s for a query, 30 s for an update)
+        assert took < 8, took
+        code, stdout, stderr = await baton_plain(region, *args)
+        assert code == 1 and not stdout and f"error [{code_name}]" in stderr, (stdout, stderr)
+        # a timeout out of the server's range is a usage error, before anything is sent
+        code, out, err = await baton(
+            region, "workflow", verb, "cli-timeout", name, "--timeout", "0"
+        )
+        assert code == 2 and out["error"]["code"] == "USAGE_ERROR", (out, err)
+    await h.terminate("done")
+
+
+async def baton_plain(region: Region, *args: str) -> tuple[int, str, str]:
+    """``baton ARGS`` with its table output: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "ops.cli", "--config", str(region.config_path), *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), out.decode(), err.decode()
