@@ -64,6 +64,27 @@ def _timestamp(value: str | None, option: str) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+def _spelled(policy: WorkflowIdReusePolicy) -> str:
+    """An id reuse policy as the CLI writes it."""
+    return policy.value.replace("_", "-")
+
+
+def _reuse_policy(_ctx: click.Context, param: click.Parameter, value: str) -> WorkflowIdReusePolicy:
+    """``--id-reuse-policy`` in any of its spellings: ``reject-duplicate``,
+    ``reject_duplicate``, ``REJECT_DUPLICATE`` or ``RejectDuplicate``."""
+
+    def key(text: str) -> str:
+        return text.strip().lower().replace("-", "").replace("_", "")
+
+    for policy in WorkflowIdReusePolicy:
+        if key(policy.value) == key(value):
+            return policy
+    choices = ", ".join(_spelled(p) for p in WorkflowIdReusePolicy)
+    raise click.BadParameter(
+        f"{value!r} is not an id reuse policy: use one of {choices}.", param=param
+    )
+
+
 # --------------------------------------------------------------------------- workflow
 
 
@@ -96,9 +117,12 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--id-reuse-policy",
-            type=click.Choice([p.value for p in WorkflowIdReusePolicy]),
-            default=WorkflowIdReusePolicy.ALLOW_DUPLICATE.value,
+            metavar="[" + "|".join(_spelled(p) for p in WorkflowIdReusePolicy) + "]",
+            callback=_reuse_policy,
+            default=_spelled(WorkflowIdReusePolicy.ALLOW_DUPLICATE),
             show_default=True,
+            help="What a start does when closed runs of the id exist (underscores or "
+            "hyphens, any case).",
         ),
         click.option(
             "--search-attribute",
@@ -143,7 +167,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "id": o["workflow_id"],
         "task_queue": o["task_queue"],
         "request_id": o["request_id"],
-        "id_reuse_policy": WorkflowIdReusePolicy(o["id_reuse_policy"]),
+        "id_reuse_policy": o["id_reuse_policy"],
         "search_attributes": _search_attributes(o["search_attributes"]),
         "memo": memo,
         "run_timeout": o["run_timeout"],

@@ -191,3 +191,25 @@ async def baton_plain(region: Region, *args: str) -> tuple[int, str, str]:
     )
     out, err = await proc.communicate()
     return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+async def test_the_id_reuse_policy_takes_hyphens_and_names_its_values(
+    client: Client, region: Region
+) -> None:
+    start = ("workflow", "start", "-t", "Counter", "-q", QUEUE, "--id", "cli-reuse")
+    code, first, err = await baton(region, *start)
+    assert code == 0, err
+    # the running run is ended by the start that says so, however it is spelled
+    code, second, err = await baton(region, *start, "--id-reuse-policy", "terminate-if-running")
+    assert code == 0 and second["run_id"] != first["run_id"], err
+    await client.get_workflow_handle("cli-reuse").terminate("closed")
+    for spelling in ("reject-duplicate", "reject_duplicate", "REJECT-DUPLICATE", "RejectDuplicate"):
+        code, out, err = await baton(region, *start, "--id-reuse-policy", spelling)
+        assert code == 1 and out["error"]["code"] == "WORKFLOW_ALREADY_STARTED", (spelling, err)
+    code, out, err = await baton(region, *start, "--id-reuse-policy", "reject")
+    assert code == 2 and out["error"]["code"] == "USAGE_ERROR", err
+    message = out["error"]["message"]
+    for value in ("allow-duplicate", "allow-duplicate-failed-only", "reject-duplicate"):
+        assert value in message, message
+    runs = [r async for r in client.list_workflows("WorkflowId = 'cli-reuse'")]
+    assert len(runs) == 2, "a refused start started a run"
