@@ -346,14 +346,18 @@ def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output
 def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
     """Show a run's event history."""
 
-    async def go(c: Client) -> Any:
-        events = await c.get_workflow_handle(workflow_id).history(run_id=run_id)
+    async def go(c: Client) -> dict[str, Any]:
+        h = c.get_workflow_handle(workflow_id)
+        # the run shown is named in the output: without --run-id, the current
+        # one, fixed first so every page is of the run named
+        shown = run_id or (await h.describe())["execution"]["run_id"]
+        events = await h.history(run_id=shown)
         # With $BATON_ENCRYPTION_KEYS its payloads and failure texts read as a worker sees them.
         # What the keys cannot open (an old key, another team's) stays encrypted.
-        return await decode_wire(events, c.data_converter, keep_unreadable=True)
+        events = await decode_wire(events, c.data_converter, keep_unreadable=True)
+        return {"workflow_id": workflow_id, "run_id": shown, "events": events}
 
-    events = st.run(go)
-    data = {"workflow_id": workflow_id, "run_id": run_id, "events": events}
+    data = st.run(go)
     emit(
         data,
         output,
@@ -369,6 +373,7 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
                 ]
                 for e in d["events"]
             ],
+            title=f"workflow {d['workflow_id']} run {d['run_id']}",
             no_wrap=["id", "type", "version"],
         ),
     )

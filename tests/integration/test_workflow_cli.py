@@ -213,3 +213,21 @@ async def test_the_id_reuse_policy_takes_hyphens_and_names_its_values(
         assert value in message, message
     runs = [r async for r in client.list_workflows("WorkflowId = 'cli-reuse'")]
     assert len(runs) == 2, "a refused start started a run"
+
+
+async def test_history_names_the_run_it_shows(client: Client, region: Region) -> None:
+    first = await client.start_workflow(Counter, id="cli-history", task_queue=QUEUE)
+    await first.terminate("make room")
+    second = await client.start_workflow(Counter, id="cli-history", task_queue=QUEUE)
+    code, out, err = await baton(region, "workflow", "history", "cli-history")
+    assert code == 0 and out["run_id"] == second.run_id, (out and out.get("run_id"), err)
+    assert out["events"][0]["event_type"] == "WorkflowExecutionStarted"
+    assert len(out["events"]) == len(await second.history())
+    code, out, err = await baton(
+        region, "workflow", "history", "cli-history", "--run-id", first.run_id
+    )
+    assert code == 0 and out["run_id"] == first.run_id, err
+    assert out["events"][-1]["event_type"] == "WorkflowExecutionTerminated"
+    code, stdout, stderr = await baton_plain(region, "workflow", "history", "cli-history")
+    assert code == 0 and second.run_id in stdout, stderr
+    await second.terminate("done")
