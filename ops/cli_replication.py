@@ -360,9 +360,20 @@ def register_replication(cli: click.Group) -> None:
     def dlq_purge(
         ctx: click.Context, dlq_id: int | None, region: str, everything: bool, output: str
     ) -> None:
-        """Drop dead letter DLQ_ID (or --all) without applying it."""
+        """Drop dead letter DLQ_ID (or every one, with --all) without applying it."""
         from replication.admin import purge_dead_letters
 
+        # Which one a command line with both meant is a guess; neither names nothing.
+        if dlq_id is not None and everything:
+            raise click.UsageError(
+                f"give DLQ_ID or --all, not both: `purge {dlq_id} --region {region}` drops that "
+                f"dead letter, `purge --all --region {region}` every one of {region}"
+            )
+        if dlq_id is None and not everything:
+            raise click.UsageError(
+                "name the dead letter to drop (DLQ_ID, as `baton replication dlq list` shows "
+                "it) or pass --all to drop every one of the region"
+            )
         config = ctx.find_root().obj.load()
         ids = run_fast(purge_dead_letters(config, region, dlq_id, everything=everything))
         emit(

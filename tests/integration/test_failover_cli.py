@@ -285,3 +285,31 @@ def test_conflicts_of_a_namespace_no_region_knows_is_namespace_not_found(
     code, out = _baton(cfg, "replication", "conflicts", "--namespace", NS + "x")
     assert code == 1 and out["error"]["code"] == "NAMESPACE_NOT_FOUND", out
     assert "baton namespace list" in out["error"]["message"], out
+
+
+def test_dlq_purge_without_an_id_or_with_an_id_and_all_is_a_usage_error(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    one = fresh_database(pg, template_db)
+    for offset in (7, 8):
+        pg.psql(
+            one,
+            "INSERT INTO replication_dlq (source_region, topic, kafka_partition, kafka_offset, "
+            "namespace, workflow_id, message, error, attempts) VALUES ('region-b', "
+            f"'baton.replication.region-b', 0, {offset}, 'payments', 'w', "
+            "'{\"type\": \"history\"}', 'boom', 3)",
+        )
+    ids = pg.psql(one, "SELECT id FROM replication_dlq ORDER BY id").split()
+    cfg = write_config(tmp_path / "baton.toml", {"region-a": (free_port(), pg.dsn(one))})
+    purge = ("replication", "dlq", "purge", "--region", "region-a")
+    for extra in ((), (ids[0], "--all")):
+        code, out, err = _baton_err(cfg, *purge, *extra)
+        assert code == 2 and out["error"]["code"] == "USAGE_ERROR", (extra, out, err)
+        assert "--all" in out["error"]["message"], out
+        result = CliRunner().invoke(cli, ["--config", str(cfg), *purge, *extra])
+        assert result.exit_code == 2 and "--all" in result.stderr, result.output
+    assert pg.psql(one, "SELECT id FROM replication_dlq ORDER BY id").split() == ids
+    code, out, err = _baton_err(cfg, *purge, ids[0])
+    assert code == 0 and out["purged"] == [int(ids[0])], (out, err)
+    code, out, err = _baton_err(cfg, *purge, "--all")
+    assert code == 0 and out["purged"] == [int(ids[1])], (out, err)
