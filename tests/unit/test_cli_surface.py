@@ -87,6 +87,8 @@ def test_every_timeout_option_takes_only_a_positive_finite_number_of_seconds() -
     argv = {
         ("failover",): ["failover", "default", "--to", "region-b"],
         ("workflow", "result"): ["workflow", "result", "w"],
+        ("workflow", "query"): ["workflow", "query", "w", "q"],
+        ("workflow", "update"): ["workflow", "update", "w", "u"],
         ("namespace", "add-region"): ["namespace", "add-region", "default", "region-b"],
         ("workflow", "start"): ["workflow", "start", *start],
         ("workflow", "signal-with-start"): sws,
