@@ -42,6 +42,7 @@ from worker.errors import (
     UnavailableError,
     from_wire,
 )
+from worker.wire.requests import namespace_name_problem
 
 log = logging.getLogger("baton.sdk")
 API = "/api/v1"
@@ -53,7 +54,12 @@ def wf_path(namespace: str, workflow_id: str, suffix: str = "") -> str:
 
 
 def ns_path(namespace: str, suffix: str = "") -> str:
-    return f"{API}/namespaces/{quote(_name(namespace, 'namespace'), safe='')}{suffix}"
+    # A name no namespace can have is refused here, as the server refuses it at
+    # create: sent, a "/" or "?" in it would name another route (or none).
+    problem = namespace_name_problem(_name(namespace, "namespace"))
+    if problem is not None:
+        raise InvalidArgumentError(problem)
+    return f"{API}/namespaces/{quote(namespace, safe='')}{suffix}"
 
 
 def _name(value: object, what: str) -> str:

@@ -31,6 +31,21 @@ class NamespaceInfo(BaseModel):
 
 NAMESPACE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 _NAMESPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+#: What a namespace name may hold, in words ("{name} is not a namespace name: " + this).
+NAMESPACE_NAME_RULE = (
+    "use 1 to 200 letters, digits, '.', '_' and '-', starting with a letter or digit"
+)
+
+
+def namespace_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a namespace's name, or None if it can.
+
+    The server refuses such a name at create; the SDK refuses it before it
+    puts it in a request's path, where "/" or "?" would name another route.
+    """
+    if _NAMESPACE_NAME.fullmatch(name):
+        return None
+    return f"{name[:210]!r} is not a namespace name: {NAMESPACE_NAME_RULE}"
 
 
 class CreateNamespaceRequest(BaseModel):
@@ -52,8 +67,7 @@ class CreateNamespaceRequest(BaseModel):
         if not _NAMESPACE_NAME.fullmatch(value):
             raise PydanticCustomError(
                 "namespace_name",
-                "{name} is not a namespace name: use 1 to 200 letters, digits, '.', '_' and "
-                "'-', starting with a letter or digit",
+                "{name} is not a namespace name: " + NAMESPACE_NAME_RULE,
                 {"name": repr(value[:210])},
             )
         return value
