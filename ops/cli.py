@@ -97,7 +97,9 @@ __all__ = [
     show_default=True,
     help="Seconds a server may take to answer one request (beyond a wait the command asks "
     "for, as `workflow result` does); also bounds the retries of a server that cannot be "
-    f"reached. A server that does not answer in time is UNAVAILABLE (${REQUEST_TIMEOUT_ENV}).",
+    f"reached. A server that does not answer in time is UNAVAILABLE (${REQUEST_TIMEOUT_ENV}). "
+    "Commands that open region databases themselves (failover, replication, namespace "
+    "add-region) wait at most this long, and at most 10 s, for each to take a connection.",
 )
 @click.option(
     "--output",

@@ -7,6 +7,7 @@ add ``--output`` and report errors uniformly, and small option parsers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 from collections.abc import Awaitable, Callable
@@ -97,8 +98,16 @@ class CliState:
         return DEFAULT_CONFIG
 
     def load(self) -> BatonConfig:
-        """Read the config file."""
-        return load_config(self.config_path)
+        """Read the config file.
+
+        A region database that does not take a connection within
+        ``--request-timeout`` (if shorter than the config's own bound) counts
+        as unreachable too.
+        """
+        config = load_config(self.config_path)
+        if self.request_timeout_s < config.connect_timeout_s:
+            config = dataclasses.replace(config, connect_timeout_s=self.request_timeout_s)
+        return config
 
     def endpoints(self) -> list[str]:
         """URLs to talk to: the chosen region's, or every region's."""

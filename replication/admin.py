@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -40,10 +39,6 @@ def _regions(config: BatonConfig, region: str | None) -> list[str]:
     return list(config.regions)
 
 
-#: How long a view waits for a region database to take a connection.
-CONNECT_TIMEOUT_S = 5.0
-
-
 async def _fetch_each(
     config: BatonConfig,
     region: str | None,
@@ -61,14 +56,10 @@ async def _fetch_each(
     out: list[tuple[str, asyncpg.Record]] = []
     for r in _regions(config, region):
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                conn = await db.connect(config.regions[r].dsn)
-        except (Unavailable, OSError, TimeoutError) as exc:
+            conn = await db.connect_region(config, r)
+        except Unavailable:
             if unreachable is None or region is not None:
-                raise Unavailable(
-                    f"cannot reach the database of {r} ({exc or type(exc).__name__}): check "
-                    "that it is up and its dsn in the config, then run this again"
-                ) from exc
+                raise
             unreachable.append(r)
             continue
         try:
@@ -158,8 +149,7 @@ async def purge_dead_letters(
 ) -> list[int]:
     if dlq_id is None and not everything:
         raise InvalidArgument("name a dead letter id, or pass --all to purge every one")
-    config.region(region)
-    conn = await db.connect(config.regions[region].dsn)
+    conn = await db.connect_region(config, region)
     try:
         rows = await conn.fetch(Q["purge_dead_letters"], dlq_id)
     finally:

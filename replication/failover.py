@@ -85,25 +85,44 @@ class FailoverResult:
 
 async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[str, Any]]:
     """The newest row of the namespace: the highest failover version, and among
-    rows of that version the active region's own. Unreachable regions are skipped."""
-    rows: list[tuple[str, dict[str, Any]]] = []
-    for name, region in config.regions.items():
-        try:
-            async with asyncio.timeout(5.0):
-                conn = await db.connect(region.dsn)
-        except Exception:
-            continue  # that region's database is down
+    rows of that version the active region's own. Unreachable regions are
+    skipped (every region is asked at once, so each waits at most 5 s)."""
+
+    async def row_of(name: str) -> dict[str, Any] | None:
+        conn = await db.connect(
+            config.regions[name].dsn, timeout=min(5.0, config.connect_timeout_s), region=name
+        )
         try:
             row = await conn.fetchrow(Q["get_namespace"], namespace)
-        except Exception:
-            continue  # a database that cannot answer (not migrated, shutting down)
         finally:
             await conn.close()
-        if row is not None:
-            rows.append((name, dict(row)))
+        return None if row is None else dict(row)
+
+    names = list(config.regions)
+    answers = await asyncio.gather(*(row_of(n) for n in names), return_exceptions=True)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    failed: list[tuple[str, BaseException]] = []
+    for name, answer in zip(names, answers, strict=True):
+        if isinstance(answer, BaseException):
+            if not isinstance(answer, Exception):
+                raise answer  # a cancellation, an interrupt
+            # that region's database is down, or cannot answer (not migrated,
+            # shutting down)
+            failed.append((name, answer))
+        elif answer is not None:
+            rows.append((name, answer))
+    if not rows and failed:
+        # it may be in the regions that did not answer
+        raise Unavailable(
+            f"namespace {namespace!r} is in no region that answered, and "
+            f"{', '.join(n for n, _ in failed)} did not: "
+            + "; ".join(
+                getattr(e, "message", None) or f"{type(e).__name__}: {e}" for _, e in failed
+            )
+        )
     if not rows:
         raise NamespaceNotFound(
-            f"namespace {namespace!r} exists in no reachable region: `baton namespace list` "
+            f"namespace {namespace!r} exists in no region: `baton namespace list` "
             "shows the namespaces there are"
         )
     return max(rows, key=lambda nr: row_rank(*nr))
@@ -111,13 +130,7 @@ async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[
 
 async def _connect(config: BatonConfig, region: str, role: str) -> asyncpg.Connection:
     """A connection to ``region``'s database; one that fails names the region."""
-    try:
-        return await db.connect(config.regions[region].dsn)
-    except (Unavailable, OSError, TimeoutError) as exc:
-        raise Unavailable(
-            f"cannot reach the database of {region}, {role}: {exc}. Check that it is up and "
-            "its dsn in the config, then run this again"
-        ) from exc
+    return await db.connect_region(config, region, role=role)
 
 
 async def caught_up(config: BatonConfig, source: str, target: str, namespace: str) -> bool:
@@ -194,10 +207,10 @@ async def graceful_failover(
     if target not in row["regions"]:
         raise _not_a_region(namespace, target, row["regions"], forced=False)
     try:
-        src = await db.connect(config.regions[source].dsn)
-    except (Unavailable, OSError, TimeoutError) as exc:
+        src = await db.connect_region(config, source, role=f"where {namespace} is active")
+    except Unavailable as exc:
         raise Unavailable(
-            f"cannot reach the database of {source}, where {namespace} is active ({exc}); a "
+            f"{exc.message}. A "
             f"graceful failover hands over from there. If {source} is down, `baton failover "
             f"{namespace} --to {target} --force` promotes {target} from what it has applied"
         ) from exc

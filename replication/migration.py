@@ -65,7 +65,7 @@ async def add_region(
     source = row["active_region"]
     if region == source:
         raise InvalidArgument(f"{region} is the active region of {namespace!r}")
-    src = await db.connect(config.regions[source].dsn)
+    src = await db.connect_region(config, source, role=f"where {namespace} is active")
     try:
         async with src.transaction():
             bf = await src.fetchrow(Q["backfill_row"], namespace, region)
@@ -132,7 +132,7 @@ async def add_region(
 
 async def count_runs(config: BatonConfig, region: str, namespace: str) -> int:
     """Runs of ``namespace`` that ``region`` holds."""
-    conn = await db.connect(config.regions[region].dsn)
+    conn = await db.connect_region(config, region)
     try:
         return int(await conn.fetchval(Q["count_runs"], namespace))
     finally:
@@ -159,7 +159,7 @@ async def remove_region(config: BatonConfig, namespace: str, region: str) -> lis
         if await _forget_namespace(config, namespace, region):
             return list(row["regions"])
         raise InvalidArgument(f"{region} is not a region of namespace {namespace!r}")
-    src = await db.connect(config.regions[source].dsn)
+    src = await db.connect_region(config, source, role=f"where {namespace} is active")
     try:
         async with src.transaction():
             regions = await src.fetchval(Q["remove_namespace_region"], namespace, region)
@@ -184,7 +184,7 @@ async def remove_region(config: BatonConfig, namespace: str, region: str) -> lis
 
 async def _forget_namespace(config: BatonConfig, namespace: str, region: str) -> bool:
     """Take ``region`` out of its own row of ``namespace``; False if it was not in it."""
-    gone = await db.connect(config.regions[region].dsn)
+    gone = await db.connect_region(config, region)
     try:
         left = await gone.fetchval(Q["remove_namespace_region"], namespace, region)
     finally:

@@ -173,8 +173,8 @@ def _time_lag(parts: list[_Pending], now: datetime, namespace: str | None) -> fl
     return max(0.0, (now - min(times)).total_seconds())
 
 
-async def _region_rows(dsn: str, sources: list[str]) -> dict[str, Any]:
-    conn = await db.connect(dsn)
+async def _region_rows(config: BatonConfig, region: str, sources: list[str]) -> dict[str, Any]:
+    conn = await db.connect_region(config, region)
     try:
         progress = {}
         for source in sources:
@@ -233,9 +233,7 @@ async def replication_status(
     per_region: dict[str, dict[str, Any] | None] = {}
     for r in regions:
         try:
-            per_region[r] = await _region_rows(
-                config.regions[r].dsn, [s for s in regions if s != r]
-            )
+            per_region[r] = await _region_rows(config, r, [s for s in regions if s != r])
         except Exception:
             per_region[r] = None  # that region's database is down
     ns_regions = _namespace_regions(per_region)

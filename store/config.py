@@ -108,6 +108,11 @@ class BatonConfig:
     """Pause between the retention sweeper's passes."""
     test_clock: bool = False
     """Let ``POST /v1/clock/advance`` move the server's clock forward (tests only)."""
+    connect_timeout_s: float = 10.0
+    """How long opening a connection to a region database may take before an
+    operator command (failover, migration, verify, dead letters) counts the
+    region unreachable and says so; asyncpg's own default is a minute. The CLI
+    lowers it to ``--request-timeout`` when that is shorter."""
     path: Path | None = None
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -7,10 +7,12 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import orjson
 
+from store.config import BatonConfig
 from store.errors import Conflict, StaleRun, Unavailable, wrap_exceptions
 from store.sql import QUERIES
 
@@ -30,12 +32,69 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
-    """One connection with Baton's type codecs (for LISTEN and locks)."""
-    with wrap_exceptions():
-        conn = await asyncpg.connect(dsn)
+#: How long :func:`connect` waits for a database to take a connection
+#: (asyncpg's default is 60 s: a database host that drops packets held an
+#: operator command a minute before it said anything).
+CONNECT_TIMEOUT_S = 10.0
+
+
+async def connect(
+    dsn: str,
+    *,
+    timeout: float = CONNECT_TIMEOUT_S,
+    region: str | None = None,
+    role: str | None = None,
+) -> asyncpg.Connection:
+    """One connection with Baton's type codecs (for LISTEN and locks).
+
+    A database that does not take it within ``timeout`` seconds is
+    ``Unavailable``, as one that refuses it is; the error names the database
+    (``region`` and its ``role`` in the caller's work, e.g. "the failover's
+    target", when given) and what to check.
+    """
+    try:
+        with wrap_exceptions():
+            conn = await asyncpg.connect(dsn, timeout=timeout)
+    except Unavailable as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, TimeoutError):
+            why = f"it did not answer within {timeout:g} s"
+        else:
+            why = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        which = f"region {region}" if region else "a region"
+        raise Unavailable(
+            f"cannot reach the database of {which}"
+            + (f", {role}," if role else "")
+            + f" at {_address(dsn)}: {why}. Check that it is up and that "
+            + (f"the dsn of [regions.{region}]" if region else "the region's dsn")
+            + " in the config points at it (`baton dev status` for the local stack), then run "
+            "this again",
+            **({"region": region} if region else {}),
+        ) from cause
     await _init_connection(conn)
     return conn
+
+
+def _address(dsn: str) -> str:
+    """Where ``dsn`` points (host, port, database), without its credentials."""
+    try:
+        parts = urlsplit(dsn)
+        query = parse_qs(parts.query)
+        host = parts.hostname or query.get("host", ["localhost"])[0]
+        port = parts.port or query.get("port", ["5432"])[0]
+    except ValueError:
+        return "its dsn"
+    return f"{host}:{port}/{parts.path.lstrip('/')}"
+
+
+async def connect_region(
+    config: BatonConfig, region: str, *, role: str | None = None
+) -> asyncpg.Connection:
+    """A connection to ``region``'s database within ``config.connect_timeout_s``
+    (see :func:`connect`)."""
+    return await connect(
+        config.region(region).dsn, timeout=config.connect_timeout_s, region=region, role=role
+    )
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:

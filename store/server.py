@@ -33,7 +33,7 @@ async def open_store(
 ) -> AsyncIterator[Store]:
     """Connect to the region database, check its schema, listen for notifications."""
     dsn = config.region(region).dsn
-    conn = await db.connect(dsn)
+    conn = await db.connect_region(config, region)
     try:
         await require_current(conn)
     finally:

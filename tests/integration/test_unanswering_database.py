@@ -1,0 +1,97 @@
+"""Operator commands that open connections to region databases themselves give
+up on a database that takes the connection and never answers within a
+bounded time (not asyncpg's minute), naming the region and what to check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops.pg import PgCluster
+from tests.conftest import fresh_database
+from tests.helpers import free_port, write_config
+
+pytestmark = pytest.mark.integration
+NS = "payments"
+
+
+@pytest.fixture
+def silent_database() -> Iterator[str]:
+    """The DSN of a "database" whose host takes TCP connections (the kernel
+    completes them) and never says a word, as a hung or half-dead host does."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/baton"
+
+
+async def _baton(cfg: Path, *args: str) -> tuple[int, Any, str, float]:
+    """(exit code, JSON on stdout, stderr, seconds taken) of one command."""
+    began = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "ops.cli", "--config", str(cfg), *args, "--output", "json"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(90):
+        out, err = await proc.communicate()
+    return (
+        int(proc.returncode or 0),
+        json.loads(out or b"null"),
+        err.decode(),
+        (time.monotonic() - began),
+    )
+
+
+async def test_commands_give_up_on_a_silent_region_database_and_name_it(
+    pg: PgCluster, template_db: str, tmp_path: Path, silent_database: str
+) -> None:
+    up = fresh_database(pg, template_db)
+    pg.psql(
+        up,
+        "INSERT INTO namespaces (name, regions, active_region, failover_version) "
+        f"VALUES ('{NS}', '{{region-a,region-b}}', 'region-a', 1)",
+    )
+    cfg = write_config(
+        tmp_path / "baton.toml",
+        {"region-a": (free_port(), pg.dsn(up)), "region-b": (free_port(), silent_database)},
+    )
+    cfg.write_text(cfg.read_text() + '\n[kafka]\nbootstrap = "127.0.0.1:1"\n')
+    quick = ("--request-timeout", "2")
+    commands = [
+        ("failover", NS, "--to", "region-b"),
+        ("failover", NS, "--to", "region-b", "--force"),
+        ("replication", "verify", NS),
+        ("replication", "dlq", "list", "--region", "region-b"),
+        ("replication", "dlq", "retry", "1", "--region", "region-b"),
+        ("replication", "dlq", "purge", "1", "--region", "region-b"),
+        ("replication", "conflicts", "--region", "region-b"),
+    ]
+    answers = await asyncio.gather(*(_baton(cfg, *quick, *args) for args in commands))
+    for args, (code, out, err, took) in zip(commands, answers, strict=True):
+        assert code == 1 and out["error"]["code"] == "UNAVAILABLE", (args, out, err)
+        message = out["error"]["message"]
+        assert "region-b" in message and "within 2 s" in message, (args, message)
+        assert "[regions.region-b]" in message, (args, message)
+        # 2 s for region-b, and as much again reading the namespace's regions
+        assert took < 15, (args, took)
+    # the namespace stays where it was, writable
+    row = pg.psql(up, f"SELECT active_region, state FROM namespaces WHERE name = '{NS}'")
+    assert row.split() == ["region-a|active"], row
+
+    code, out, err, took = await _baton(cfg, *quick, "replication", "status")
+    assert code == 1 and "region-b" in err, (out, err)
+    assert took < 12, took
+
+    # without --request-timeout, the bound is 10 s, not asyncpg's 60 s
+    code, out, err, took = await _baton(cfg, "replication", "dlq", "list", "--region", "region-b")
+    assert code == 1 and "within 10 s" in out["error"]["message"], (out, err)
+    assert took < 25, took
