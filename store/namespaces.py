@@ -68,8 +68,14 @@ class Namespace:
                 active_url=region_urls.get(self.active_region),
             )
         if self.state == "handover":
+            # A failover that was killed (not interrupted: that undoes it) leaves
+            # the handover behind, and nothing ends it but an operator.
             raise NamespaceInHandover(
-                f"namespace {self.name!r} is being handed over to another region; retry shortly",
+                f"namespace {self.name!r} is being handed over from {self.active_region} to "
+                "another region: writes resume when the failover ends, so retry shortly. If no "
+                "`baton failover` of it is running any more (one was killed), the handover "
+                f"stays until it is ended: `baton failover {self.name} --to REGION` finishes "
+                f"the move, `baton failover {self.name} --to {self.active_region}` undoes it",
                 active_region=self.active_region,
             )
 

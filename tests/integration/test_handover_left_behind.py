@@ -1,0 +1,66 @@
+"""A handover left behind by a `baton failover` that was killed: every write
+is refused with a message naming the commands that end it, and each of them
+does, after which writes work again."""
+
+from __future__ import annotations
+
+import pytest
+
+from replication.sql import QUERIES as RQ
+from store import db
+from store.sql import QUERIES as Q
+from tests.apps.workflows import Counter
+from tests.conftest import Region, RegionPair
+from tests.helpers import baton_json
+from worker import Client
+from worker.errors import NamespaceInHandoverError
+
+pytestmark = pytest.mark.integration
+NS, QUEUE = "handed", "handed"
+
+
+async def _killed_failover_from(region: Region) -> None:
+    """The state a failover killed mid-drain leaves: the namespace in handover
+    in its active region, and the failover's session lock gone with its process."""
+    conn = await db.connect(region.dsn)
+    try:
+        assert await conn.fetchval(RQ["try_failover_lock"], NS)
+        assert await conn.fetchval(Q["set_namespace_state"], NS, region.name, "handover")
+    finally:
+        await conn.close()  # SIGKILL: the lock goes, the handover stays
+
+
+async def _refused(client: Client, wid: str) -> str:
+    with pytest.raises(NamespaceInHandoverError) as caught:
+        await client.start_workflow(Counter, id=wid, task_queue=QUEUE)
+    return caught.value.message
+
+
+async def test_the_commands_a_left_handover_names_end_it(regions: RegionPair) -> None:
+    a, b = regions.a, regions.b
+    async with await Client.connect([a.url, b.url], namespace=NS) as client:
+        await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
+        first = await client.start_workflow(Counter, id="before", task_queue=QUEUE)
+    async with await Client.connect([a.url, b.url], namespace=NS, retry_for_s=1) as client:
+        await _killed_failover_from(a)
+        message = await _refused(client, "during")
+        # it says how to finish the move and how to undo it
+        assert f"baton failover {NS} --to REGION" in message, message
+        assert f"baton failover {NS} --to {a.name}" in message, message
+
+        # finishing it: the failover run again
+        code, out, err = await baton_json(a.config_path, "failover", NS, "--to", b.name)
+        assert code == 0 and out["target"] == b.name, (out, err)
+        assert not out["handover_abandoned"], out
+        await client.start_workflow(Counter, id="after-move", task_queue=QUEUE)
+        await client.get_workflow_handle(first.id).signal("finish")
+
+        # undoing one: the failover to the region it is still active in
+        await _killed_failover_from(b)
+        message = await _refused(client, "during-2")
+        assert f"baton failover {NS} --to {b.name}" in message, message
+        code, out, err = await baton_json(a.config_path, "failover", NS, "--to", b.name)
+        assert code == 0 and out["handover_abandoned"] is True, (out, err)
+        await client.start_workflow(Counter, id="after-undo", task_queue=QUEUE)
+        described = await client.describe_namespace(NS)
+        assert (described["active_region"], described["state"]) == (b.name, "active")
