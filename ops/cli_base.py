@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import math
 import os
 from collections.abc import Awaitable, Callable
@@ -41,11 +42,14 @@ __all__ = [
     "CliState",
     "Seconds",
     "ServerFailedError",
+    "enum_choice",
     "pass_state",
+    "spelled",
     "split_csv",
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
 
 #: How long a CLI call keeps retrying an unreachable or moving region.
 CLI_RETRY_S = 15.0
@@ -321,6 +325,32 @@ class Seconds(click.FloatRange):
         if not math.isfinite(seconds):
             self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
         return seconds
+
+
+def spelled(value: enum.Enum) -> str:
+    """An enum's value as the CLI writes it: ``reject-duplicate``, ``timed-out``."""
+    return str(value.value).replace("_", "-")
+
+
+def enum_choice(cls: type[E], what: str) -> dict[str, Any]:
+    """The ``metavar`` and ``callback`` of an option whose value is one of
+    ``cls``'s: written with hyphens or underscores, in any case
+    (``reject-duplicate``, ``reject_duplicate``, ``RejectDuplicate``); a value
+    that is none of them is a usage error naming them all."""
+
+    def key(text: str) -> str:
+        return text.strip().lower().replace("-", "").replace("_", "")
+
+    def convert(_ctx: click.Context, param: click.Parameter, value: str | None) -> E | None:
+        if value is None:
+            return None
+        for member in cls:
+            if key(str(member.value)) == key(value):
+                return member
+        choices = ", ".join(spelled(m) for m in cls)
+        raise click.BadParameter(f"{value!r} is not {what}: use one of {choices}.", param=param)
+
+    return {"metavar": "[" + "|".join(spelled(m) for m in cls) + "]", "callback": convert}
 
 
 def split_csv(value: str | None) -> list[str] | None:

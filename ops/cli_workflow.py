@@ -15,7 +15,15 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ops.cli_base import BatonGroup, CliInputError, CliState, Seconds, pass_state
+from ops.cli_base import (
+    BatonGroup,
+    CliInputError,
+    CliState,
+    Seconds,
+    enum_choice,
+    pass_state,
+    spelled,
+)
 from ops.output import attr_summary, emit, kv_table, readable, short, table, when
 from worker._payloads import decode_wire
 from worker.client import Client
@@ -64,27 +72,6 @@ def _timestamp(value: str | None, option: str) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def _spelled(policy: WorkflowIdReusePolicy) -> str:
-    """An id reuse policy as the CLI writes it."""
-    return policy.value.replace("_", "-")
-
-
-def _reuse_policy(_ctx: click.Context, param: click.Parameter, value: str) -> WorkflowIdReusePolicy:
-    """``--id-reuse-policy`` in any of its spellings: ``reject-duplicate``,
-    ``reject_duplicate``, ``REJECT_DUPLICATE`` or ``RejectDuplicate``."""
-
-    def key(text: str) -> str:
-        return text.strip().lower().replace("-", "").replace("_", "")
-
-    for policy in WorkflowIdReusePolicy:
-        if key(policy.value) == key(value):
-            return policy
-    choices = ", ".join(_spelled(p) for p in WorkflowIdReusePolicy)
-    raise click.BadParameter(
-        f"{value!r} is not an id reuse policy: use one of {choices}.", param=param
-    )
-
-
 # --------------------------------------------------------------------------- workflow
 
 
@@ -117,9 +104,8 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--id-reuse-policy",
-            metavar="[" + "|".join(_spelled(p) for p in WorkflowIdReusePolicy) + "]",
-            callback=_reuse_policy,
-            default=_spelled(WorkflowIdReusePolicy.ALLOW_DUPLICATE),
+            **enum_choice(WorkflowIdReusePolicy, "an id reuse policy"),
+            default=spelled(WorkflowIdReusePolicy.ALLOW_DUPLICATE),
             show_default=True,
             help="What a start does when closed runs of the id exist (underscores or "
             "hyphens, any case).",
@@ -404,8 +390,9 @@ def workflow_result(
 @workflow.command("list")
 @click.option(
     "--status",
-    type=click.Choice([s.value for s in WorkflowStatus], case_sensitive=False),
+    **enum_choice(WorkflowStatus, "a workflow status"),
     default=None,
+    help="Runs of this status (underscores or hyphens, any case).",
 )
 @click.option("--type", "workflow_type", default=None, help="Workflow type name.")
 @click.option("--task-queue", default=None)
@@ -423,7 +410,7 @@ def workflow_result(
 def workflow_list(
     st: CliState,
     query: str | None,
-    status: str | None,
+    status: WorkflowStatus | None,
     workflow_type: str | None,
     task_queue: str | None,
     started_after: str | None,
@@ -442,7 +429,7 @@ def workflow_list(
             {**e.raw, "memo": await c.decode_memo(e.raw.get("memo"))}
             async for e in c.list_workflows(
                 query or "",
-                status=status,
+                status=status.value if status else None,
                 workflow_type=workflow_type,
                 task_queue=task_queue,
                 started_after=after,
@@ -461,31 +448,35 @@ def workflow_list(
     emit(
         runs,
         output,
-        lambda d: table(
-            [
-                "workflow id",
-                "run id",
-                "type",
-                "task queue",
-                "status",
-                "started",
-                "closed",
-                "events",
-            ],
-            [
+        lambda d: (
+            Text("no runs match")
+            if not d
+            else table(
                 [
-                    e["workflow_id"],
-                    e["run_id"],
-                    e["workflow_type"],
-                    e["task_queue"],
-                    e["status"] + (" (paused)" if e.get("paused") else ""),
-                    when(e["start_time"]),
-                    when(e.get("close_time")),
-                    e["history_length"],
-                ]
-                for e in d
-            ],
-            no_wrap=["workflow id", "status"],
+                    "workflow id",
+                    "run id",
+                    "type",
+                    "task queue",
+                    "status",
+                    "started",
+                    "closed",
+                    "events",
+                ],
+                [
+                    [
+                        e["workflow_id"],
+                        e["run_id"],
+                        e["workflow_type"],
+                        e["task_queue"],
+                        e["status"] + (" (paused)" if e.get("paused") else ""),
+                        when(e["start_time"]),
+                        when(e.get("close_time")),
+                        e["history_length"],
+                    ]
+                    for e in d
+                ],
+                no_wrap=["workflow id", "status"],
+            )
         ),
     )
 

@@ -231,3 +231,21 @@ async def test_history_names_the_run_it_shows(client: Client, region: Region) ->
     code, stdout, stderr = await baton_plain(region, "workflow", "history", "cli-history")
     assert code == 0 and second.run_id in stdout, stderr
     await second.terminate("done")
+
+
+async def test_list_takes_a_status_with_hyphens_and_says_when_nothing_matches(
+    client: Client, region: Region
+) -> None:
+    h = await client.start_workflow(Counter, id="cli-status", task_queue=QUEUE)
+    await h.terminate("done")
+    for spelling in ("terminated", "Terminated", "TERMINATED"):
+        code, out, err = await baton(region, "workflow", "list", "--status", spelling)
+        assert code == 0 and [r["workflow_id"] for r in out] == ["cli-status"], (spelling, err)
+    for spelling in ("timed-out", "timed_out", "continued-as-new"):
+        code, out, err = await baton(region, "workflow", "list", "--status", spelling)
+        assert (code, out) == (0, []), (spelling, out, err)
+    code, stdout, stderr = await baton_plain(region, "workflow", "list", "--status", "timed-out")
+    assert code == 0 and "no runs match" in stdout, (stdout, stderr)
+    code, out, err = await baton(region, "workflow", "list", "--status", "done")
+    assert code == 2 and out["error"]["code"] == "USAGE_ERROR", err
+    assert "continued-as-new" in out["error"]["message"], out
