@@ -64,9 +64,7 @@ def register_replication(cli: click.Group) -> None:
         from replication.failover import forced_failover, graceful_failover
 
         if allow_behind and not force:
-            from store.errors import InvalidArgument
-
-            raise InvalidArgument(
+            raise click.UsageError(
                 "--allow-behind goes with --force only: a graceful failover drains the "
                 "stream, so its target is never behind"
             )

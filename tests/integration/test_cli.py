@@ -327,7 +327,7 @@ def test_failover_verify_and_namespace_regions_through_the_cli(stack: StackInfo)
     assert again.exit_code == 1
     assert json.loads(again.stdout)["error"]["code"] == "INVALID_ARGUMENT"
     alone = run(stack, "failover", "cli-move", "--to", "region-a", "--allow-behind", ok=False)
-    assert alone.exit_code == 1 and "goes with --force only" in alone.output
+    assert alone.exit_code == 2 and "goes with --force only" in alone.output
     # (two regions: no other standby to be behind, so --allow-behind changes nothing)
     forced = run_json(
         stack, "failover", "cli-move", "--to", "region-a", "--force", "--allow-behind"

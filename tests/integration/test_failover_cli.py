@@ -313,3 +313,13 @@ def test_dlq_purge_without_an_id_or_with_an_id_and_all_is_a_usage_error(
     assert code == 0 and out["purged"] == [int(ids[0])], (out, err)
     code, out, err = _baton_err(cfg, *purge, "--all")
     assert code == 0 and out["purged"] == [int(ids[1])], (out, err)
+
+
+def test_allow_behind_without_force_is_a_usage_error(tmp_path: Path) -> None:
+    """Refused before any config or database is read, as an option that
+    cannot go with the others is."""
+    args = ["--config", str(tmp_path / "absent.toml"), "failover", NS, "--to", "region-b"]
+    result = CliRunner().invoke(cli, [*args, "--allow-behind", "--output", "json"])
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "USAGE_ERROR" and "--force" in error["message"], error
