@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import annotated_types
 import asyncpg
 import click
 from aiokafka.errors import KafkaError
 from click.exceptions import NoArgsIsHelpError
+from pydantic import BaseModel
 
 from ops import devstack
 from ops.output import OUTPUT_CHOICES, print_error, to_json
@@ -46,6 +48,7 @@ __all__ = [
     "pass_state",
     "spelled",
     "split_csv",
+    "wire_max",
 ]
 
 T = TypeVar("T")
@@ -325,6 +328,14 @@ class Seconds(click.FloatRange):
         if not math.isfinite(seconds):
             self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
         return seconds
+
+
+def wire_max(model: type[BaseModel], field: str) -> float:
+    """The most a wire request's numeric ``field`` takes (its ``le`` bound), so
+    an option refuses what the server would, naming the option."""
+    info = model.model_fields[field]
+    bound: Any = next(m.le for m in info.metadata if isinstance(m, annotated_types.Le))
+    return float(bound)
 
 
 def spelled(value: enum.Enum) -> str:

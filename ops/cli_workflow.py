@@ -23,11 +23,12 @@ from ops.cli_base import (
     enum_choice,
     pass_state,
     spelled,
+    wire_max,
 )
 from ops.output import attr_summary, emit, kv_table, readable, short, table, when
 from worker._payloads import decode_wire
 from worker.client import Client
-from worker.wire import WorkflowIdReusePolicy, WorkflowStatus
+from worker.wire import StartWorkflowRequest, WorkflowIdReusePolicy, WorkflowStatus
 
 __all__ = ["input_option", "json_values", "register_workflow", "run_id_option"]
 
@@ -125,13 +126,13 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--run-timeout",
-            type=Seconds(),
+            type=Seconds(max=wire_max(StartWorkflowRequest, "run_timeout_s")),
             default=None,
             help="Seconds the run may take before it times out (default: none).",
         ),
         click.option(
             "--task-timeout",
-            type=Seconds(),
+            type=Seconds(max=wire_max(StartWorkflowRequest, "task_timeout_s")),
             default=10.0,
             show_default=True,
             help="Seconds a worker may hold one workflow task.",

@@ -6,12 +6,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import annotated_types
 import click
 from pydantic import BaseModel
 from rich.text import Text
 
-from ops.cli_base import BatonCommand, CliState, Seconds, pass_state
+from ops.cli_base import BatonCommand, CliState, Seconds, pass_state, wire_max
 from ops.cli_workflow import input_option, json_values, run_id_option
 from ops.output import emit, kv_table
 from worker.client import WorkflowHandle
@@ -64,12 +63,11 @@ def workflow_signal(
 
 def _timeout_option(request: type[BaseModel], what: str) -> Callable[..., Any]:
     """``--timeout``: the request's ``timeout_s``, its default and bound the server's own."""
-    field = request.model_fields["timeout_s"]
-    most = next(m.le for m in field.metadata if isinstance(m, annotated_types.Le))
+    most = wire_max(request, "timeout_s")
     return click.option(
         "--timeout",
-        type=Seconds(max=float(most)),  # type: ignore[arg-type]
-        default=field.default,
+        type=Seconds(max=most),
+        default=request.model_fields["timeout_s"].default,
         show_default=True,
         help=f"Seconds to wait for {what} (at most {most:g}); then the command fails "
         f"with {request.__name__.removesuffix('Request').upper()}_TIMED_OUT.",

@@ -187,3 +187,25 @@ def test_a_usage_error_with_table_output_leaves_stdout_empty() -> None:
     result = CliRunner().invoke(cli, ["workflow", "list", "--status", "bogus"])
     assert result.exit_code == 2
     assert result.stdout == "" and "--status" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "most"),
+    [
+        (["workflow", "start", "-t", "T", "-q", "q", "--id", "w"], "--task-timeout", 3600),
+        (["workflow", "start", "-t", "T", "-q", "q", "--id", "w"], "--run-timeout", 315360000),
+        (["workflow", "query", "w", "q"], "--timeout", 300),
+        (["workflow", "update", "w", "u"], "--timeout", 3600),
+    ],
+)
+def test_a_timeout_past_the_server_s_bound_is_refused_naming_the_option(
+    args: list[str], option: str, most: int, tmp_path: Path
+) -> None:
+    """Not an INVALID_ARGUMENT naming the wire field (task_timeout_s) after a round trip."""
+    config = ["--config", str(tmp_path / "absent.toml")]
+    result = CliRunner().invoke(cli, [*config, *args, option, str(most + 1), "-o", "json"])
+    assert result.exit_code == 2, result.output
+    assert option in json.loads(result.stdout)["error"]["message"], result.stdout
+    # the bound itself passes the parser (the missing config fails it after)
+    result = CliRunner().invoke(cli, [*config, *args, option, str(most), "-o", "json"])
+    assert result.exit_code == 1, result.output
