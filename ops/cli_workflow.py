@@ -378,7 +378,14 @@ def workflow_result(
 
     async def go(c: Client) -> dict[str, Any]:
         h = c.get_workflow_handle(workflow_id, run_id=run_id)
-        value = await h.result(timeout=timeout)
+        try:
+            value = await h.result(timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"workflow {workflow_id!r} is still running after {timeout:g} s: wait longer "
+                f"with a larger --timeout, or see what it waits for with `baton workflow "
+                f"describe {workflow_id}`"
+            ) from None
         return {
             "workflow_id": workflow_id,
             "status": WorkflowStatus.COMPLETED.value,

@@ -173,11 +173,14 @@ async def test_query_and_update_give_up_after_their_timeout(client: Client, regi
         assert took < 8, took
         code, stdout, stderr = await baton_plain(region, *args)
         assert code == 1 and not stdout and f"error [{code_name}]" in stderr, (stdout, stderr)
-        # a timeout out of the server's range is a usage error, before anything is sent
+        # a timeout of 0 is a usage error, before anything is sent
         code, out, err = await baton(
             region, "workflow", verb, "cli-timeout", name, "--timeout", "0"
         )
         assert code == 2 and out["error"]["code"] == "USAGE_ERROR", (out, err)
+    code, out, err = await baton(region, "workflow", "result", "cli-timeout", "--timeout", "1")
+    assert code == 1 and out["error"]["code"] == "TIMEOUT", (out, err)
+    assert "after 1 s" in out["error"]["message"] and "--timeout" in out["error"]["message"], out
     await h.terminate("done")
 
 
