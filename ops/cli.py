@@ -6,7 +6,8 @@
     baton server --region R                  one region server, in the foreground
     baton migrate up|status                  schema migrations of region databases
     baton namespace create|describe|list
-    baton workflow start|describe|history|result|list|signal|query|update|cancel|terminate
+    baton workflow start|signal-with-start|describe|history|result|list
+    baton workflow signal|query|update|cancel|terminate|reset|count|pause|unpause
     baton schedule create|update|list|describe|pause|unpause|trigger|backfill|delete
 
 Global options pick the config file (``--config``, else ``$BATON_CONFIG``, else
@@ -15,7 +16,9 @@ Global options pick the config file (``--config``, else ``$BATON_CONFIG``, else
 optionally one region to talk to (else every region's URL: the client follows
 the namespace to its active region). Every command takes ``--output
 table|json``; errors print ``error [CODE]: message`` on stderr (or a JSON
-error document on stdout) and exit with status 1.
+error document on stdout) and exit with status 1, a command line that cannot
+run (a missing argument, options that do not go together) with status 2 and
+code ``USAGE_ERROR``.
 """
 
 from __future__ import annotations
