@@ -33,6 +33,11 @@ from worker._definition import (
 from worker._http import ns_path
 from worker._run_cache import RunCache
 from worker._workflow_tasks import WorkflowTaskRunner
+from worker._workflow_threads import (
+    DEFAULT_DEADLOCK_TIMEOUT_S,
+    WorkflowThreads,
+    deadlock_timeout_seconds,
+)
 from worker.client import Client
 from worker.errors import BatonError
 from worker.wire import VERSION_NAME_PATTERN
@@ -103,6 +108,14 @@ class Worker(WorkflowTaskRunner):
             ``WorkerShutdown``. Activities learn of it only by being
             cancelled, so keep it shorter than the deadline your deployment
             gives a process to exit (Kubernetes waits 30 s by default).
+        deadlock_timeout: How long workflow code may run without yielding
+            (awaiting a timer, activity, signal or condition). Workflow code
+            runs on threads of the worker's own, so code that blocks
+            (``time.sleep``, sync I/O, a loop that never awaits) holds up only
+            its own run: past this its workflow task fails with cause
+            ``Deadlock`` and is retried with backoff, and a query on it
+            answers that error. ``None`` runs workflow code on the event loop
+            with no limit, for stepping through it in a debugger.
     """
 
     def __init__(
@@ -126,6 +139,7 @@ class Worker(WorkflowTaskRunner):
         sticky_schedule_to_start: timedelta | float = 5.0,
         speculative_workflow_tasks: bool = True,
         graceful_shutdown_timeout: timedelta | float = DEFAULT_GRACEFUL_SHUTDOWN_S,
+        deadlock_timeout: timedelta | float | None = DEFAULT_DEADLOCK_TIMEOUT_S,
     ):
         # A slot count or poller count of 0 is a worker that polls nothing
         # and says nothing about it.
@@ -179,6 +193,9 @@ class Worker(WorkflowTaskRunner):
         self._pollers: list[asyncio.Task[None]] = []
         self.converter = client.data_converter
         self._grace_s = _seconds(graceful_shutdown_timeout)
+        self._threads = WorkflowThreads(
+            max_concurrent_workflow_tasks, timeout=deadlock_timeout_seconds(deadlock_timeout)
+        )
         # Shutdown: begun (pollers stop), the grace's end (moved closer by a
         # second, shorter request), and the drain every caller waits for.
         self._stopping = asyncio.Event()
@@ -313,6 +330,8 @@ class Worker(WorkflowTaskRunner):
             if stuck:
                 log.warning("%d task(s) ignored cancellation: left behind", len(stuck))
         self._cache.clear()
+        # A thread stuck in workflow code is not waited for (nor is it at exit).
+        self._threads.close()
         if self._activity_executor is not None:
             # Threads still running (code that ignored cancellation) are not waited for.
             self._activity_executor.shutdown(wait=False, cancel_futures=True)

@@ -32,7 +32,6 @@ import bisect
 import collections
 import dataclasses
 import inspect
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,6 +42,7 @@ from worker._failure import exception_to_failure
 from worker._history import Kind
 from worker._workflow_api import _current_runtime
 from worker._workflow_runtime import WorkflowRuntime
+from worker._workflow_teardown import Teardown
 from worker.converter import PayloadConverter
 from worker.errors import NonDeterminismError, QueryFailedError
 from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
@@ -54,8 +54,6 @@ __all__ = [
     "WorkflowTaskError",
 ]
 
-_log = logging.getLogger(__name__)
-
 
 def _event_id(event: HistoryEvent) -> int:
     return event.event_id
@@ -64,10 +62,6 @@ def _event_id(event: HistoryEvent) -> int:
 #: Patch marker of runs whose activations hand signals and updates over before
 #: the activity outcomes, timer firings and cancel request of the same task.
 SIGNALS_FIRST_PATCH = "baton.signals-first"
-
-# Teardown runs cancelled user code to its end; code that keeps rescheduling
-# itself is cut off after this many callbacks.
-_TEARDOWN_MAX_STEPS = 10_000
 
 
 class WorkflowTaskError(Exception):
@@ -85,7 +79,13 @@ class WorkflowTaskError(Exception):
 
 class DeadlockError(Exception):
     """Workflow code kept running without waiting on anything durable (a busy loop or a
-    blocking call?): workflow code must hand control back by awaiting workflow operations."""
+    blocking call?): workflow code must hand control back by awaiting workflow operations.
+
+    The workflow task fails with cause ``Deadlock`` and is retried; :attr:`stack`
+    is where the code was when the worker gave up on it (empty if unknown).
+    """
+
+    stack: str = ""
 
 
 class StaleInstanceError(ValueError):
@@ -108,7 +108,7 @@ class _Window:
     buffered: list[HistoryEvent] = dataclasses.field(default_factory=list)
 
 
-class WorkflowInstance(WorkflowRuntime):
+class WorkflowInstance(Teardown, WorkflowRuntime):
     """One workflow run in a worker; see the module docstring.
 
     Attributes:
@@ -118,8 +118,9 @@ class WorkflowInstance(WorkflowRuntime):
     """
 
     #: Wall-clock seconds one activation may run before it fails the task with
-    #: DeadlockError. Checked between steps, so it catches code that keeps
-    #: rescheduling itself; a step that blocks outright cannot be interrupted.
+    #: DeadlockError. Checked here between steps, so it catches code that keeps
+    #: rescheduling itself; a step that blocks outright is caught by the worker
+    #: (:mod:`worker._workflow_threads`). The worker sets its ``deadlock_timeout``.
     deadlock_timeout_s: float = 2.0
 
     def __init__(
@@ -153,6 +154,11 @@ class WorkflowInstance(WorkflowRuntime):
         self.history_tail: dict[str, Any] | None = None
         self._window: _Window | None = None
         self._pending: collections.deque[Command] = collections.deque()
+
+    @property
+    def workflow_type(self) -> str:
+        """Workflow type of the run (its definition's name)."""
+        return self._defn.name
 
     # ================================================================== worker API
 
@@ -245,10 +251,6 @@ class WorkflowInstance(WorkflowRuntime):
         finally:
             self._read_only = False
             _current_runtime.reset(token)
-
-    def dispose(self) -> None:
-        """Cancel what still runs and make the instance unusable (eviction)."""
-        self._make_unusable(None)
 
     # ================================================================== history
 
@@ -401,6 +403,7 @@ class WorkflowInstance(WorkflowRuntime):
         jobs, self._jobs = jobs[:split], jobs[split:]
         if self.closed:
             return []
+        self.progress_at = time.monotonic()
         attrs = started.attributes
         self._now = _history.parse_time(started.event_time)
         self._replaying = replaying
@@ -513,8 +516,9 @@ class WorkflowInstance(WorkflowRuntime):
                 self._fail_task(
                     DeadlockError(
                         f"workflow {self._defn.name} ({self._workflow_id}) ran for more than "
-                        f"{self.deadlock_timeout_s}s without waiting on a timer, activity, "
-                        "signal or condition: is it stuck in a loop or blocking?"
+                        f"{self.deadlock_timeout_s:g} s without waiting on a timer, activity, "
+                        "signal or condition: a loop must await something, and blocking "
+                        "calls such as time.sleep or sync I/O belong in activities"
                     )
                 )
             return self._task_failure is not None
@@ -552,36 +556,3 @@ class WorkflowInstance(WorkflowRuntime):
         )
         error.__cause__ = exc
         return error
-
-    # ------------------------------------------------------------------ teardown
-
-    def _check_usable(self) -> None:
-        if self._unusable is not None:
-            raise RuntimeError(
-                f"this workflow instance can no longer be used ({self._unusable}); "
-                "discard it and replay the history in a new instance"
-            )
-
-    def _make_unusable(self, exc: BaseException | None) -> None:
-        if self._unusable is not None:
-            return
-        self._unusable = "disposed" if exc is None else f"{type(exc).__name__}: {exc}"
-        # Cancel what is left so user coroutines finish their ``finally``
-        # blocks now, not at some garbage collection inside a later activation.
-        outer_loop = asyncio.events._get_running_loop()
-        asyncio.events._set_running_loop(self._loop)
-        self.activating = True
-        try:
-            for task in self._loop.tasks():
-                task.cancel()
-            steps = 0
-            while self._loop.has_ready() and steps < _TEARDOWN_MAX_STEPS:
-                self._loop.run_ready(lambda: True)
-                steps += 1
-        except Exception:
-            _log.debug("error while tearing down workflow %s", self._workflow_id, exc_info=True)
-        finally:
-            self.activating = False
-            asyncio.events._set_running_loop(outer_loop)
-            self._loop.clear()
-            self._conditions.clear()

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,7 +38,8 @@ from worker._history_pages import history_pages
 from worker._limits import largest_over, outcome_over, too_large
 from worker._payloads import decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
-from worker._workflow_instance import WorkflowInstance, WorkflowTaskError
+from worker._workflow_instance import DeadlockError, WorkflowInstance, WorkflowTaskError
+from worker._workflow_threads import WorkflowThreads
 from worker.client import Client
 from worker.errors import (
     ApplicationError,
@@ -45,7 +48,7 @@ from worker.errors import (
     PayloadTooLargeError,
     TaskNotFoundError,
 )
-from worker.wire import CommandType, Failure, HistoryEvent, Payload
+from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
 from worker.wire import EventType as Kind
 
 log = logging.getLogger("baton.worker")
@@ -71,6 +74,7 @@ class WorkflowTaskRunner(ActivityRunner):
     speculative_workflow_tasks: bool
     _speculation_off_until: float
     _run_ahead: collections.Counter[str]
+    _threads: WorkflowThreads
 
     def _spawn(self, coro: Any) -> None:
         raise NotImplementedError
@@ -134,12 +138,26 @@ class WorkflowTaskRunner(ActivityRunner):
                 f"workflow type {task['workflow_type']!r} is not registered on this worker "
                 f"(it has: {', '.join(sorted(self._workflows)) or 'none'})"
             )
-        return WorkflowInstance(
+        inst = WorkflowInstance(
             definition=defn,
             namespace=task["namespace"],
             workflow_id=task["workflow_id"],
             run_id=task["run_id"],
             converter=self.converter.payload_converter,
+        )
+        timeout = self._threads.timeout
+        inst.deadlock_timeout_s = math.inf if timeout is None else timeout
+        return inst
+
+    async def _activate(self, inst: WorkflowInstance, *args: Any, **kwargs: Any) -> list[Command]:
+        """``inst.activate(*args, **kwargs)`` on a workflow thread, the loop free meanwhile.
+
+        Raises:
+            DeadlockError: The code did not yield in time; ``inst`` is abandoned.
+        """
+        what = f"workflow {inst.workflow_type} ({inst.workflow_id})"
+        return await self._threads.run(
+            inst, functools.partial(inst.activate, *args, **kwargs), what=what
         )
 
     async def _instance_for(
@@ -185,7 +203,7 @@ class WorkflowTaskRunner(ActivityRunner):
             ) as pages:
                 async for page in pages:
                     if last:
-                        inst.activate(last, run_final=False)
+                        await self._activate(inst, last, run_final=False)
                     last = page
         return last
 
@@ -202,7 +220,7 @@ class WorkflowTaskRunner(ActivityRunner):
             with collector_paused():
                 events = earlier + events_from_wire(task["events"])
                 inst.target_version_changed = bool(task.get("target_version_changed"))
-                commands = inst.activate(events, updates=updates)
+                commands = await self._activate(inst, events, updates=updates)
         except Exception as exc:
             self._evict(task["run_id"])
             if inst is not None:
@@ -391,7 +409,7 @@ class WorkflowTaskRunner(ActivityRunner):
         try:
             await decode_wire(events, self.converter)
             with collector_paused():
-                commands = inst.activate(events_from_wire(events))
+                commands = await self._activate(inst, events_from_wire(events))
             self._cache.hits += 1  # the cached run served the task
         except Exception as exc:
             # The real task meets the same and reports it: run it as usual.
@@ -452,8 +470,13 @@ class WorkflowTaskRunner(ActivityRunner):
 
     async def _fail_workflow_task(self, task: dict[str, Any], exc: BaseException) -> None:
         cause = "NonDeterminism" if isinstance(exc, NonDeterminismError) else "WorkflowTaskFailed"
+        if isinstance(exc, DeadlockError) or isinstance(exc.__cause__, DeadlockError):
+            cause = "Deadlock"
         if isinstance(exc, WorkflowTaskError):
             failure = exc.failure
+        elif isinstance(exc, DeadlockError):
+            # where the code was stuck, not where the worker noticed it
+            failure = Failure(message=str(exc), type="DeadlockError", stack_trace=exc.stack)
         else:
             failure = exception_to_failure(exc, self.converter.payload_converter)
         if isinstance(exc, NonDeterminismError):
@@ -494,11 +517,17 @@ class WorkflowTaskRunner(ActivityRunner):
                 inst = replayed = self._new_instance(task)
                 last = await self._replay_but_last(inst, task, task["history_length"] + 1)
                 with collector_paused():
-                    inst.activate(last, run_final=False)
+                    await self._activate(inst, last, run_final=False)
             args = await decode_wire(q.get("input") or [], self.converter)
-            answer = inst.query(q["name"], [Payload.model_validate(a) for a in args])
+            answer = await self._threads.run(
+                inst,
+                functools.partial(inst.query, q["name"], [Payload.model_validate(a) for a in args]),
+                what=f"query {q['name']!r} of workflow {inst.workflow_type} ({inst.workflow_id})",
+            )
             body["result"] = answer.model_dump()
         except Exception as exc:
+            if isinstance(exc, DeadlockError):
+                self._evict(task["run_id"])  # a thread is still in it: never used again
             failure = exception_to_failure(exc, self.converter.payload_converter)
             body["failure"] = failure.model_dump()
         finally:

@@ -1471,7 +1471,7 @@ def test_busy_workflow_fails_the_task_with_deadlock_error() -> None:
     sim.instance.deadlock_timeout_s = 0.2
     error = sim.fail_task()
     assert type(error.__cause__).__name__ == "DeadlockError"
-    assert "ran for more than 0.2s" in str(error)
+    assert "ran for more than 0.2 s" in str(error)
 
 
 def test_signal_and_update_with_wrong_arguments_do_not_fail_the_task() -> None:
