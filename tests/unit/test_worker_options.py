@@ -79,3 +79,19 @@ async def test_a_stop_report_that_times_out_says_so(caplog: pytest.LogCaptureFix
         await w._close_sticky_queue()
     [record] = [r for r in caplog.records if "sticky queue" in r.getMessage()]
     assert "did not answer within 5 s" in record.getMessage()
+
+
+@pytest.mark.parametrize("timeout", [0, -2.0, float("nan"), "2s"])
+def test_a_deadlock_timeout_that_is_no_positive_duration_is_refused(timeout: object) -> None:
+    with pytest.raises(ValueError, match="deadlock_timeout must be a positive number"):
+        Worker(
+            offline_client(),
+            task_queue="q",
+            workflows=[OrderV1],
+            deadlock_timeout=timeout,  # type: ignore[arg-type]
+        )
+
+
+def test_without_a_deadlock_timeout_workflow_code_runs_with_no_limit() -> None:
+    worker = Worker(offline_client(), task_queue="q", workflows=[OrderV1], deadlock_timeout=None)
+    assert worker._threads.timeout is None
