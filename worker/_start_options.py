@@ -8,6 +8,7 @@ bare ``ValueError``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, overload
@@ -73,3 +74,18 @@ def checked_args(value: Any, what: str) -> list[Any]:
             f"write [{value!r}] for one argument"
         )
     return list(value)
+
+
+def wait_limit(timeout: timedelta | float) -> float:
+    """``WorkflowHandle.result``'s ``timeout`` in seconds: NaN would poll without end, a
+    negative or infinite one is a mistake (None waits without a limit)."""
+    try:
+        limit = seconds(timeout)
+    except (TypeError, ValueError):
+        limit = None
+    if isinstance(timeout, bool) or limit is None or not 0 <= limit < math.inf:
+        raise InvalidArgumentError(
+            f"timeout must be a finite duration of zero or more seconds, got {timeout!r}: "
+            "pass None to wait without a limit"
+        )
+    return limit

@@ -50,6 +50,7 @@ from worker._start_options import (
     checked_mapping,
     reuse_policy,
     seconds,
+    wait_limit,
 )
 from worker.converter import DataConverter
 from worker.errors import (
@@ -398,13 +399,16 @@ class WorkflowHandle(RunControlMixin):
     ) -> Any:
         """The workflow's result, following continue-as-new to the last run.
 
+        ``timeout`` (None: no limit; 0: ask once) bounds the whole wait.
+
         Raises:
             WorkflowFailureError: The run closed without a result; ``__cause__``
                 is the failure.
             TimeoutError: ``timeout`` passed first.
             UnavailableError: No server answered within ``timeout`` (or ``retry_for_s``).
+            InvalidArgumentError: ``timeout`` is negative or not finite.
         """
-        deadline = None if timeout is None else time.monotonic() + (seconds(timeout) or 0)
+        deadline = None if timeout is None else time.monotonic() + wait_limit(timeout)
         while True:
             # ``timeout`` bounds the retries of an unreachable server too
             left = None if deadline is None else max(0.0, deadline - time.monotonic())

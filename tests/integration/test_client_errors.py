@@ -266,6 +266,25 @@ async def test_result_timeout_on_a_running_workflow_is_a_timeout_error(client: C
         await h.result(timeout=0.5)
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), -1, timedelta(seconds=-1), float("inf"), "soon"])
+async def test_a_result_timeout_that_is_no_duration_is_a_typed_error(
+    client: Client, timeout: Any
+) -> None:
+    # NaN made every deadline check false: the client polled the server
+    # without waiting, for ever.
+    h = await client.start_workflow(ErrorShapes, "sleep", id="result-nan", task_queue=QUEUE)
+    with pytest.raises(InvalidArgumentError, match="timeout must be a finite duration"):
+        await asyncio.wait_for(h.result(timeout=timeout), 5)
+
+
+async def test_a_result_timeout_of_zero_asks_once(client: Client) -> None:
+    h = await client.start_workflow(ErrorShapes, "sleep", id="result-zero", task_queue=QUEUE)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await h.result(timeout=0)
+    assert time.monotonic() - started < 2
+
+
 @pytest.mark.parametrize(
     "option", [{"id_reuse_policy": "reject"}, {"versioning_behavior": "sometimes"}]
 )
