@@ -288,12 +288,24 @@ class ActivityRunner:
     ) -> dict[str, Any] | None:
         failure = exception_to_failure(exc, self.converter.payload_converter)
         body = {"task_token": token, "failure": failure.model_dump(), "identity": self.identity}
+        body = await encode_wire(body, self.converter)
         try:
-            res = await self._call_handing_back(
-                "/activity-tasks/fail",
-                await encode_wire(body, self.converter),
-                return_new_workflow_task=self._next_task_wanted(),
-            )
+            try:
+                res = await self._call_handing_back(
+                    "/activity-tasks/fail", body, return_new_workflow_task=self._next_task_wanted()
+                )
+            except PayloadTooLargeError as err:
+                limit = await self._payload_limit(err)
+                size = None if limit is None else largest_over(body["failure"], limit)
+                if limit is None or size is None:
+                    raise
+                # Refused, nothing was recorded, and every attempt would fail
+                # alike: left unreported, each would wait out its timeout.
+                error = too_large("the activity's failure", size, limit)
+                body["failure"] = await self._wire_failure(error)
+                res = await self._call_handing_back(
+                    "/activity-tasks/fail", body, return_new_workflow_task=self._next_task_wanted()
+                )
         except TaskNotFoundError:
             return None
         return res.get("workflow_task") if res else None

@@ -2,8 +2,8 @@
 
 A server refuses a request holding a payload over its ``max_payload_bytes``
 with ``PAYLOAD_TOO_LARGE`` and records nothing. An outcome of user code (a
-workflow's or an activity's result, an update's result, a query's answer) is
-the same on every retry, so reporting it again could never succeed: the
+workflow's or an activity's result or failure, an update's result, a query's
+answer) is the same on every retry, so reporting it again could never succeed: the
 worker reports, in its place, a non-retryable failure of type
 ``PayloadTooLarge`` that says the size and the limit. The run fails, the
 activity fails without further attempts, the update fails, the query fails;

@@ -1,6 +1,6 @@
 """Outcomes over the server's payload limit end in a typed failure, never in retries:
 a workflow's result fails the run, an update's result fails the update, an
-activity's result fails the activity without another attempt, a query's
+activity's result or failure fails the activity without another attempt, a query's
 answer fails the query at once."""
 
 from __future__ import annotations
@@ -86,6 +86,34 @@ class BigActivity:
         return {"type": None}
 
 
+@activity.defn(name="limits_big_failure")
+async def big_failure(size: int, where: str) -> str:
+    ATTEMPTS.append(activity.info().workflow_id)
+    if where == "message":
+        raise ApplicationError("m" * size, type="Big")
+    raise ApplicationError("small message", "d" * size, type="Big")
+
+
+@workflow.defn(name="LimitsBigFailure")
+class BigFailure:
+    @workflow.run
+    async def run(self, size: int, where: str) -> dict[str, Any]:
+        try:
+            await workflow.execute_activity(
+                big_failure, size, where, start_to_close_timeout=timedelta(seconds=30)
+            )
+        except ActivityError as err:
+            cause = err.__cause__
+            assert isinstance(cause, ApplicationError)
+            return {
+                "type": cause.type,
+                "non_retryable": cause.non_retryable,
+                "message": str(cause),
+                "retry_state": err.retry_state,
+            }
+        return {"type": None}
+
+
 @workflow.defn(name="LimitsLongLived")
 class LongLived:
     def __init__(self) -> None:
@@ -162,6 +190,27 @@ async def test_an_activity_result_over_the_limit_fails_the_activity_for_good(
     assert outcome["type"] == "PayloadTooLarge" and outcome["non_retryable"]
     says_size_and_limit(outcome["message"], OVER)
     assert "not retried" in outcome["message"]
+    assert ATTEMPTS.count(workflow_id) == 1
+
+
+@pytest.mark.parametrize("where", ["message", "details"])
+async def test_an_activity_failure_over_the_limit_fails_the_activity_for_good(
+    small_client: Client, where: str
+) -> None:
+    # The refused report left the attempt unreported: it waited out its
+    # start-to-close timeout, and so did every retry, which failed alike.
+    workflow_id = f"big-failure-{where}"
+    async with Worker(
+        small_client, task_queue=QUEUE, workflows=[BigFailure], activities=[big_failure]
+    ):
+        handle = await small_client.start_workflow(
+            BigFailure, OVER, where, id=workflow_id, task_queue=QUEUE
+        )
+        outcome = await handle.result(timeout=20)
+    assert outcome["type"] == "PayloadTooLarge" and outcome["non_retryable"]
+    assert outcome["retry_state"] == "non_retryable_failure"
+    says_size_and_limit(outcome["message"])
+    assert "the activity's failure is" in outcome["message"]
     assert ATTEMPTS.count(workflow_id) == 1
 
 
