@@ -87,6 +87,8 @@ def outcome_over(command: dict[str, Any], limit: int) -> tuple[str, int] | None:
     if kind == CommandType.COMPLETE_UPDATE:
         what = f"the {'result' if attrs.get('result') is not None else 'failure'} of update "
         what += repr(attrs.get("update_id"))
+    elif kind == CommandType.REJECT_UPDATE:
+        what = f"the rejection of update {attrs.get('update_id')!r}"
     elif kind in _CLOSE_OUTCOMES:
         closing = "result" if kind == CommandType.COMPLETE_WORKFLOW else "outcome"
         what = f"the workflow's {closing}"

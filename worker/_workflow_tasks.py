@@ -287,7 +287,7 @@ class WorkflowTaskRunner(ActivityRunner):
             error = too_large(*over, limit)
             log.warning("%s; reporting a failure instead", error.message)
             failure = await self._wire_failure(error)
-            if command["type"] == CommandType.COMPLETE_UPDATE:
+            if command["type"] in (CommandType.COMPLETE_UPDATE, CommandType.REJECT_UPDATE):
                 command["attributes"] = {
                     "update_id": command["attributes"].get("update_id"),
                     "result": None,

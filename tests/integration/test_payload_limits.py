@@ -1,7 +1,7 @@
 """Outcomes over the server's payload limit end in a typed failure, never in retries:
-a workflow's result fails the run, an update's result fails the update, an
-activity's result or failure fails the activity without another attempt, a query's
-answer fails the query at once."""
+a workflow's result fails the run, an update's result fails the update (its
+rejection rejects it), an activity's result or failure fails the activity
+without another attempt, a query's answer fails the query at once."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from worker import (
     workflow,
 )
 from worker.codec import generate_key
-from worker.errors import QueryFailedError, UpdateFailedError
+from worker.errors import QueryFailedError, UpdateFailedError, UpdateRejectedError
 
 pytestmark = pytest.mark.integration
 QUEUE = "payload-limits"
@@ -127,6 +127,15 @@ class LongLived:
     @workflow.update
     def report(self, size: int) -> str:
         return "u" * size
+
+    @workflow.update
+    def checked(self, size: int) -> str:
+        return "accepted"
+
+    @checked.validator
+    def refuse(self, size: int) -> None:
+        if size:
+            raise ValueError("r" * size)
 
     @workflow.query
     def dump(self, size: int) -> str:
@@ -232,6 +241,27 @@ async def test_an_update_result_over_the_limit_fails_the_update_and_the_run_goes
     events = kinds(await handle.history())
     assert "WorkflowTaskFailed" not in events
     assert events.count("WorkflowExecutionUpdateCompleted") == 2
+
+
+async def test_an_update_rejection_over_the_limit_rejects_the_update_and_the_run_goes_on(
+    small_client: Client,
+) -> None:
+    # The refused completion failed the workflow task, and every retry
+    # rejected the update again: the run never moved on.
+    async with Worker(small_client, task_queue=QUEUE, workflows=[LongLived]):
+        handle = await small_client.start_workflow(LongLived, id="big-reject", task_queue=QUEUE)
+        began = time.monotonic()
+        with pytest.raises(UpdateRejectedError) as rejected:
+            await handle.update("checked", OVER, timeout=10)
+        assert time.monotonic() - began < 5  # the rejection, not the timeout
+        assert await handle.update("checked", 0) == "accepted"
+        await handle.signal("halt")
+        assert await handle.result(timeout=20) == "finished"
+    says_size_and_limit(str(rejected.value))
+    assert "the rejection of update" in str(rejected.value)
+    cause = rejected.value.__cause__
+    assert isinstance(cause, ApplicationError) and cause.type == "PayloadTooLarge"
+    assert "WorkflowTaskFailed" not in kinds(await handle.history())
 
 
 async def test_a_query_answer_over_the_limit_fails_the_query_at_once(
