@@ -70,6 +70,18 @@ def exception_to_failure(exc: BaseException, converter: PayloadConverter) -> Fai
     return _to_failure(exc, converter, 0)
 
 
+def _message_of(exc: BaseException) -> str:
+    """``exc``'s message as text: a failure that cannot be reported (a message
+    that is no string, a ``__str__`` that raises) would leave its activity
+    attempt unreported until its timeout, or fail every workflow task alike."""
+    try:
+        # A BatonError's str() leads with its code: the failure keeps the text alone.
+        message = exc.message if isinstance(exc, FailureError | BatonError) else str(exc)
+        return message if isinstance(message, str) else str(message)
+    except Exception:
+        return f"<{type(exc).__name__}: its message could not be read>"
+
+
 def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> Failure:
     details: list[Payload] = []
     non_retryable = False
@@ -95,8 +107,7 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
         type_name = CANCELED_ERROR_TYPE
     else:
         type_name = type(exc).__name__
-    # A BatonError's str() leads with its code: the failure keeps the text alone.
-    message = exc.message if isinstance(exc, FailureError | BatonError) else str(exc)
+    message = _message_of(exc)
     cause = exc.__cause__
     return Failure(
         message=message,

@@ -142,6 +142,30 @@ def test_a_baton_error_crosses_as_its_text_without_the_code() -> None:
     assert failure.message == "ValueError: boom"
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+@pytest.mark.parametrize(
+    ("exc", "message"),
+    [
+        (ApplicationError(404), "404"),  # type: ignore[arg-type]
+        (ApplicationError(None), "None"),  # type: ignore[arg-type]
+        (_Unprintable(), "<_Unprintable: its message could not be read>"),
+        (ValueError(b"raw"), "b'raw'"),
+    ],
+)
+def test_a_failure_whose_message_is_no_text_is_still_reported(
+    exc: BaseException, message: str
+) -> None:
+    # The report raised instead: an activity attempt went unreported until its
+    # start-to-close timeout, and every retry alike.
+    failure = exception_to_failure(exc, CONVERTER)
+    assert failure.message == message
+    assert failure.type == type(exc).__name__
+
+
 @pytest.mark.parametrize(
     ("code", "cls"),
     [
