@@ -88,8 +88,9 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
     timeout_type = None
     activity = None
     if isinstance(exc, ApplicationError):
-        type_name = exc.type
-        non_retryable = exc.non_retryable
+        # (as text whatever the code passed: a report that raised went unsent)
+        type_name = exc.type if isinstance(exc.type, str) else str(exc.type)
+        non_retryable = bool(exc.non_retryable)
         details = _encode_details(exc.details, converter)
     elif isinstance(exc, ActivityError):
         type_name = ACTIVITY_ERROR_TYPE

@@ -166,6 +166,11 @@ def test_a_failure_whose_message_is_no_text_is_still_reported(
     assert failure.type == type(exc).__name__
 
 
+def test_an_application_error_whose_type_is_no_text_is_still_reported() -> None:
+    failure = exception_to_failure(ApplicationError("declined", type=402), CONVERTER)  # type: ignore[arg-type]
+    assert (failure.type, failure.message) == ("402", "declined")
+
+
 @pytest.mark.parametrize(
     ("code", "cls"),
     [
