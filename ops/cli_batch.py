@@ -280,7 +280,7 @@ def batch_stop(st: CliState, job_id: str, reason: str, output: str) -> None:
         lambda d: Text(
             f"stop requested for batch {d['job_id']}"
             if d["stop_requested"]
-            else f"batch {d['job_id']} has already ended"
+            else f"batch {d['job_id']} has already ended ({d.get('state') or 'closed'})"
         ),
     )
 

@@ -320,5 +320,7 @@ async def stop_batch(store: Store, namespace: str, job_id: str, reason: str) -> 
     except WorkflowNotFound:
         raise BatchNotFound(f"no batch job {job_id!r} in namespace {namespace!r}") from None
     except WorkflowNotRunning:
-        return {"job_id": job_id, "stop_requested": False, "state": "closed"}
+        # as describe and list say it ended: completed, stopped or failed
+        ended = await describe_batch(store, namespace, job_id)
+        return {"job_id": job_id, "stop_requested": False, "state": ended["state"]}
     return {"job_id": job_id, "stop_requested": True}

@@ -106,7 +106,11 @@ async def test_batch_signal_and_stop(client: Client) -> None:
     d = await finished(client, "slow")
     assert d["state"] == "stopped" and d["stop_reason"] == "changed my mind"
     assert 0 < int(d["done"]) < 40  # it stopped after its page, not at the end
-    assert (await client.stop_batch("slow"))["stop_requested"] is False
+    assert await client.stop_batch("slow") == {
+        "job_id": "slow",
+        "stop_requested": False,
+        "state": "stopped",
+    }
     # the list says how each job ended, as describe does
     states = {j["job_id"]: j["state"] for j in await client.list_batches()}
     assert states == {"sig": "completed", "slow": "stopped"}

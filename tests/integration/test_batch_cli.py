@@ -52,6 +52,7 @@ async def test_batch_commands_start_wait_list_describe_stop(client: Client, regi
     assert code == 0 and described["done"] == 12 and described["query"] == "WorkflowType = 'Waiter'"
     code, stopped, _ = await baton(region, "batch", "stop", "cli-1")
     assert code == 0 and stopped["stop_requested"] is False  # it has ended
+    assert stopped["state"] == "completed"  # as describe and list say
     code, failed, err = await baton(region, "batch", "describe", "nope")
     assert code != 0 and failed["error"]["code"] == "BATCH_NOT_FOUND" and "Traceback" not in err
     for extra in (["--wait"], ["--no-wait"]):  # another job under a used id
