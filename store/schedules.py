@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from scheduler import definition
 from scheduler.definition import iso, parse_time
+from scheduler.policy import Counters
 from scheduler.spec import SpecError, fires_until, next_fires
 from scheduler.wallclock import names_some_date
 from scheduler.workflow import (
@@ -313,7 +314,8 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
                 note=st.get("note", inp.get("note") or ""),
                 paused_at=st.get("paused_at"),
                 last_processed=st.get("last_processed", inp.get("created_at")),
-                counters=st.get("counters") or {},
+                # before its first workflow task: the counters it starts with
+                counters=st.get("counters") or vars(Counters()).copy(),
                 # before its first workflow task the run has no state yet: the
                 # policy's limit is what is left
                 remaining_actions=st.get(
