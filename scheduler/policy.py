@@ -116,7 +116,8 @@ def on_fire(policy: Overlap, state: ScheduleState, fire: Fire | datetime) -> Dec
         _started(state, fire)
         return Decision(start=True, terminate_running=was_running)
     if policy == Overlap.BUFFER_ONE and state.buffer:
-        state.counters.buffer_dropped += 1
+        # as Temporal counts it: an overlap skip (buffer_dropped is for a full buffer)
+        state.counters.skipped += 1
         return Decision()
     if policy == Overlap.CANCEL_OTHER:
         # only the newest waits for the cancel: earlier waiting fires are replaced

@@ -216,7 +216,7 @@ async def release_until(client: Client, schedule_id: str, n: int) -> list[str]:
 # overlap policy -> (actions started, their final statuses in order, counters)
 OVERLAP = {
     "skip": (1, ["completed"], {"skipped": 2}),
-    "buffer-one": (2, ["completed", "completed"], {"buffer_dropped": 1}),
+    "buffer-one": (2, ["completed", "completed"], {"skipped": 1, "buffer_dropped": 0}),
     "buffer-all": (3, ["completed"] * 3, {}),
     "cancel-other": (3, ["canceled", "canceled", "completed"], {"buffer_dropped": 0}),
     "terminate-other": (3, ["terminated", "terminated", "completed"], {}),
