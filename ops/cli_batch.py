@@ -44,6 +44,8 @@ def _view(d: dict[str, Any]) -> RenderableType:
             "close_time",
         )
     }
+    if "started" in d:  # a waited start: did it start the job, or find it
+        counts["started"] = d["started"]
     parts: list[RenderableType] = [kv_table(counts, title="Batch job")]
     if d.get("failures"):
         parts.append(
@@ -199,7 +201,9 @@ def batch_start(
         started = await c.start_batch(query, op, reason=reason, params=p, rps=rps, job_id=job_id)
         if not wait:
             return {**started, "matched_at_start": total}
-        return await _follow(c, started["job_id"], total, output)
+        ended = await _follow(c, started["job_id"], total, output)
+        # a start that found the job under its id (a retry) started nothing
+        return {**ended, "started": started.get("started", True)}
 
     result = st.run(go)
     emit(result, output, _view if "state" in result else lambda d: kv_table(d, title="Batch job"))

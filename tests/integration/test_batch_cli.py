@@ -46,6 +46,11 @@ async def test_batch_commands_start_wait_list_describe_stop(client: Client, regi
         12,
         0,
     )
+    assert job["started"] is True
+    again = ("--query", "WorkflowType = 'Waiter'", "--op", "terminate", "--reason", "cli")
+    code, same, err = await baton(region, "batch", "start", *again, "--job-id", "cli-1")
+    # the same job again: waited for, it says this start started nothing
+    assert code == 0 and same["started"] is False and same["done"] == 12, err
     code, jobs, _ = await baton(region, "batch", "list")
     assert code == 0 and [j["job_id"] for j in jobs] == ["cli-1"]
     code, described, _ = await baton(region, "batch", "describe", "cli-1")
