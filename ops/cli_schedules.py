@@ -114,12 +114,24 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
     }
     zone = spec.get("timezone") or "UTC"
     nexts = d.get("next_fires") or []
+    # with jitter a fire acts later than its time: show when
+    acts = (d.get("next_action_times") or []) if spec.get("jitter") else []
     parts: list[RenderableType] = [
         kv_table(info, title=f"Schedule {d.get('schedule_id')}"),
         table(
-            ["#", "time (UTC)", *([zone] if zone != "UTC" else [])],
             [
-                [i, when(t), *([_local(t, zone)] if zone != "UTC" else [])]
+                "#",
+                "time (UTC)",
+                *([zone] if zone != "UTC" else []),
+                *(["acts at (UTC, jitter)"] if acts else []),
+            ],
+            [
+                [
+                    i,
+                    when(t),
+                    *([_local(t, zone)] if zone != "UTC" else []),
+                    *([when(acts[i - 1]) if i <= len(acts) else None] if acts else []),
+                ]
                 for i, t in enumerate(nexts, 1)
             ],
             title="Next fires",

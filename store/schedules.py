@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from scheduler import definition
 from scheduler.definition import iso, parse_time
 from scheduler.policy import Counters
-from scheduler.spec import SpecError, fires_until, next_fires
+from scheduler.spec import SpecError, fires_until, jittered, next_fires
 from scheduler.wallclock import names_some_date
 from scheduler.workflow import (
     MAX_BACKFILL,
@@ -378,9 +378,10 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
     # a schedule acts on as many more fires as it has actions left (as Temporal's
     # future action times), none when used up; past its end the spec yields none
     count = NEXT_FIRES if left is None else max(min(NEXT_FIRES, left), 0)
-    out["next_fires"] = (
-        [iso(t) for t in next_fires(sched.spec, max(last, now), count)] if count else []
-    )
+    nexts = next_fires(sched.spec, max(last, now), count) if count else []
+    out["next_fires"] = [iso(t) for t in nexts]
+    # when each acts: later by its jitter (Temporal's future action times)
+    out["next_action_times"] = [iso(jittered(sched.spec, schedule_id, t)) for t in nexts]
     out["schedule_id"] = schedule_id
     out["workflow_id"] = wid
     out["run_id"] = str(row["run_id"])

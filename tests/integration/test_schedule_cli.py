@@ -8,12 +8,16 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ops.output import when
+from scheduler import definition
+from scheduler.definition import iso
+from scheduler.spec import jittered
 from tests.apps.scheduled import Report
 from tests.conftest import Region
 from tests.helpers import baton_json, eventually
@@ -97,6 +101,18 @@ async def test_create_list_pause_unpause_update_and_delete(client: Client, regio
     now = parse((await client.server_time())["now"])
     # five actions left: five next fires
     assert d["next_fires"] == new_year_fires(now, 2031)[:5] == created["next_fires"]
+    # with jitter each fire acts later, as Temporal's future action times say
+    acts = [
+        jittered(definition.load(d["schedule"]).spec, "nightly", parse(t)) for t in d["next_fires"]
+    ]
+    assert [parse(t) for t in d["next_action_times"]] == acts
+    assert all(
+        parse(f) <= a < parse(f) + timedelta(seconds=30)
+        for f, a in zip(d["next_fires"], acts, strict=True)
+    )
+    assert acts != [parse(t) for t in d["next_fires"]]
+    code, text, err = await baton_table(region, "schedule", "describe", "nightly")
+    assert code == 0 and "acts at" in text and when(iso(acts[0])) in text, err
 
     (c1, found, _), (c2, none, _) = await asyncio.gather(
         baton(region, "schedule", "list", "--query", "Team = 'ops'"),
