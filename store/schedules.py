@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from scheduler import definition
 from scheduler.definition import iso, parse_time
 from scheduler.policy import Counters
-from scheduler.spec import SpecError, fires_until, jittered, next_fires
+from scheduler.spec import ScheduleSpec, SpecError, fires_until, jittered, next_fires
 from scheduler.wallclock import names_some_date
 from scheduler.workflow import (
     MAX_BACKFILL,
@@ -378,7 +378,7 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
     # a schedule acts on as many more fires as it has actions left (as Temporal's
     # future action times), none when used up; past its end the spec yields none
     count = NEXT_FIRES if left is None else max(min(NEXT_FIRES, left), 0)
-    nexts = next_fires(sched.spec, max(last, now), count) if count else []
+    nexts = _upcoming(sched.spec, schedule_id, last, now, count)
     out["next_fires"] = [iso(t) for t in nexts]
     # when each acts: later by its jitter (Temporal's future action times)
     out["next_action_times"] = [iso(jittered(sched.spec, schedule_id, t)) for t in nexts]
@@ -386,6 +386,42 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
     out["workflow_id"] = wid
     out["run_id"] = str(row["run_id"])
     return out
+
+
+def _upcoming(
+    spec: ScheduleSpec, schedule_id: str, last: datetime, now: datetime, count: int
+) -> list[datetime]:
+    """The next ``count`` fires not yet acted on, after ``last``: one whose time
+    has passed but whose jittered time has not is still to come."""
+    if count <= 0:
+        return []
+    waiting = _waiting_out_jitter(spec, schedule_id, last, now)
+    return [*waiting, *next_fires(spec, max(last, now), count - len(waiting))]
+
+
+def _waiting_out_jitter(
+    spec: ScheduleSpec, schedule_id: str, last: datetime, now: datetime
+) -> list[datetime]:
+    """The fire after ``last`` whose time has passed and whose jittered time has
+    not, if any. Only the last fire up to ``now`` can be one (a fire never acts
+    past the next), and it is at most the jitter old: look back in growing steps."""
+    if spec.jitter <= timedelta(0):
+        return []
+    back = timedelta(seconds=1)
+    while True:
+        start = max(last, now - min(back, spec.jitter))
+        found = next_fires(spec, start, 1)
+        if found and found[0] <= now:
+            t = found[0]
+            for _ in range(1000):  # to the last fire up to now
+                later = next_fires(spec, t, 1)
+                if not later or later[0] > now:
+                    return [t] if jittered(spec, schedule_id, t) > now else []
+                t = later[0]
+            return []
+        if start <= max(last, now - spec.jitter):
+            return []
+        back *= 2
 
 
 async def list_schedules(
