@@ -139,16 +139,23 @@ async def _list_every_region(
 
 
 @namespace.command("list")
+@click.option(
+    "--region",
+    "only_region",
+    default=None,
+    help="Only the namespaces this region holds (as `baton --region R namespace list`).",
+)
 @pass_state
 @click.pass_context
-def namespace_list(ctx: click.Context, st: CliState, output: str) -> None:
+def namespace_list(ctx: click.Context, st: CliState, only_region: str | None, output: str) -> None:
     """List the namespaces of every region (or of --region).
 
     Each namespace is shown as its newest copy says (the highest failover
     version). Exits with status 1 when a region could not be asked: the
     namespaces only it holds are then missing.
     """
-    names = [st.region] if st.region else list(st.load().regions)
+    region = only_region or st.region
+    names = [region] if region else list(st.load().regions)
     rows, unreachable = asyncio.run(_list_every_region(st, names))
     if len(unreachable) == len(names):
         raise UnavailableError(f"no region answered: {', '.join(unreachable)}")

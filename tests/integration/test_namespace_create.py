@@ -114,6 +114,17 @@ async def test_the_cli_creates_a_namespace_whose_regions_leave_out_the_first(two
         two.path, "namespace", "describe", "ghost3", namespace="ghost3"
     )
     assert code == 0 and ns["name"] == "ghost3", err
+    code, every, err = await baton_json(two.path, "namespace", "list")
+    assert code == 0 and "ghost3" in {n["name"] for n in every}, err
+    # --region after the command, as the README writes it, or before it
+    for args in (
+        ["namespace", "list", "--region", "region-a"],
+        ["--region", "region-a", "namespace", "list"],
+    ):
+        code, in_a, err = await baton_json(two.path, *args)
+        assert code == 0 and "ghost3" not in {n["name"] for n in in_a}, err
+    code, failed, err = await baton_json(two.path, "namespace", "list", "--region", "region-z")
+    assert code == 1 and failed["error"]["code"] == "INVALID_ARGUMENT", err
 
 
 @pytest.mark.parametrize(
