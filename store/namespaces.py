@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,12 +81,27 @@ class Namespace:
             )
 
 
+#: What a namespace may be named (as a create checks it).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def _not_found(name: str) -> NamespaceNotFound:
+    if not _NAME.fullmatch(name):
+        # no create can make it: say so rather than suggest one
+        return NamespaceNotFound(
+            f"namespace {name[:210]!r} does not exist, and no namespace can have that name "
+            "(1 to 200 letters, digits, '.', '_' and '-', starting with a letter or digit): "
+            "`baton namespace list` shows the namespaces"
+        )
+    return NamespaceNotFound(
+        f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"
+    )
+
+
 async def get_namespace(conn: asyncpg.Connection, name: str) -> Namespace:
     row = await conn.fetchrow(Q["get_namespace"], name)
     if row is None:
-        raise NamespaceNotFound(
-            f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"
-        )
+        raise _not_found(name)
     return Namespace.from_row(row)
 
 
@@ -99,9 +115,7 @@ async def lock_namespace(
         Q["lock_namespace_row"] if exclusive else Q["lock_namespace_shared"], name
     )
     if row is None:
-        raise NamespaceNotFound(
-            f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"
-        )
+        raise _not_found(name)
     ns = Namespace.from_row(row)
     ns.require_writable(store.region, store.region_urls)
     return ns

@@ -162,6 +162,12 @@ async def test_a_bad_name_is_refused_with_what_a_name_may_hold(two: Two, name: s
     async with httpx.AsyncClient(base_url=two.url("region-a"), timeout=10) as http:
         resp = await http.get("/api/v1/namespaces")
     assert resp.json() == []  # nothing stored
+    if name and not name.startswith("-"):
+        # describing it: not found, and no create suggested that would be refused
+        code, out, err = await baton_json(two.path, "namespace", "describe", name)
+        assert code == 1 and out["error"]["code"] == "NAMESPACE_NOT_FOUND", err
+        assert "baton namespace create" not in out["error"]["message"]
+        assert "no namespace can have that name" in out["error"]["message"]
 
 
 class DropFirstAnswer:
