@@ -45,6 +45,7 @@ __all__ = [
     "Seconds",
     "ServerFailedError",
     "enum_choice",
+    "not_empty",
     "pass_state",
     "spelled",
     "split_csv",
@@ -362,6 +363,17 @@ def enum_choice(cls: type[E], what: str) -> dict[str, Any]:
         raise click.BadParameter(f"{value!r} is not {what}: use one of {choices}.", param=param)
 
     return {"metavar": "[" + "|".join(spelled(m) for m in cls) + "]", "callback": convert}
+
+
+def not_empty(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An id option given as "" (an unset shell variable) is refused: taken as
+    not given, it would act on another run or under a fresh id a retry cannot
+    find."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(
+            f"{value!r} is empty: give an id, or leave the option out", param=param
+        )
+    return value
 
 
 def split_csv(value: str | None) -> list[str] | None:

@@ -21,6 +21,7 @@ from ops.cli_base import (
     CliState,
     Seconds,
     enum_choice,
+    not_empty,
     pass_state,
     spelled,
     wire_max,
@@ -88,7 +89,9 @@ input_option = click.option(
     multiple=True,
     help="One argument as JSON (repeat for several): --input '\"text\"' --input 42.",
 )
-run_id_option = click.option("--run-id", default=None, help="A specific run (default: latest).")
+run_id_option = click.option(
+    "--run-id", default=None, callback=not_empty, help="A specific run (default: latest)."
+)
 
 
 def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,6 +104,7 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--request-id",
             default=None,
+            callback=not_empty,
             help="Idempotency key: a retried start with the same key never starts twice.",
         ),
         click.option(

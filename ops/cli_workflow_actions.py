@@ -10,7 +10,7 @@ import click
 from pydantic import BaseModel
 from rich.text import Text
 
-from ops.cli_base import BatonCommand, CliState, Seconds, pass_state, wire_max
+from ops.cli_base import BatonCommand, CliState, Seconds, not_empty, pass_state, wire_max
 from ops.cli_workflow import input_option, json_values, run_id_option
 from ops.output import emit, kv_table
 from worker.client import WorkflowHandle
@@ -31,6 +31,7 @@ def _act(
 _act_request_option = click.option(
     "--request-id",
     default=None,
+    callback=not_empty,
     help="A retried request with this id acts once (default: a fresh id).",
 )
 
@@ -104,6 +105,7 @@ def workflow_query(
 @click.option(
     "--update-id",
     default=None,
+    callback=not_empty,
     help="Idempotency key: the same id returns the same update's result (within a run).",
 )
 @run_id_option

@@ -209,3 +209,26 @@ def test_a_timeout_past_the_server_s_bound_is_refused_naming_the_option(
     # the bound itself passes the parser (the missing config fails it after)
     result = CliRunner().invoke(cli, [*config, *args, option, str(most), "-o", "json"])
     assert result.exit_code == 1, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["workflow", "start", "-t", "T", "-q", "q", "--id", "w"], "--request-id"),
+        (["workflow", "signal", "w", "s"], "--request-id"),
+        (["workflow", "signal", "w", "s"], "--run-id"),
+        (["workflow", "update", "w", "u"], "--update-id"),
+        (["workflow", "terminate", "w"], "--request-id"),
+        (["workflow", "describe", "w"], "--run-id"),
+        (["workflow", "history", "w"], "--run-id"),
+    ],
+)
+def test_an_empty_id_option_is_refused_not_taken_as_left_out(
+    args: list[str], option: str, tmp_path: Path
+) -> None:
+    """`--run-id "$RUN"` with RUN unset must not act on the current run, nor
+    `--update-id ""` send an update under a fresh id its retry cannot find."""
+    config = ["--config", str(tmp_path / "absent.toml")]
+    result = CliRunner().invoke(cli, [*config, *args, option, "", "-o", "json"])
+    assert result.exit_code == 2, result.output
+    assert option in json.loads(result.stdout)["error"]["message"], result.stdout
