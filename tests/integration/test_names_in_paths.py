@@ -41,7 +41,10 @@ async def test_a_namespace_name_the_server_never_accepts_is_refused_by_the_cli(
             assert "letters, digits" in out["error"]["message"], out
 
 
-@pytest.mark.parametrize("wid", ["a/b", "a?b", "a#b", "a/b/result", "a%2Fb", "a b", "ü/ß", "/"])
+@pytest.mark.parametrize(
+    "wid",
+    ["a/b", "a?b", "a#b", "a/b/result", "a%2Fb", "a b", "ü/ß", "/", ".", "..", "a/../b", "./x"],
+)
 async def test_any_workflow_id_works_end_to_end(client: Client, region: Region, wid: str) -> None:
     async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
         h = await client.start_workflow(Counter, id=wid, task_queue=QUEUE)
