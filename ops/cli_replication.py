@@ -88,6 +88,12 @@ def register_replication(cli: click.Group) -> None:
                 )
 
         def render(d: dict[str, Any]) -> RenderableType:
+            if d.get("handover_finished"):
+                return Text(
+                    f"{d['namespace']} was already active in {d['target']} (failover version "
+                    f"{d['version']}); {d['source']}, left in handover by a failover that did "
+                    "not end, is a standby now"
+                )
             if d["handover_abandoned"]:
                 return Text(
                     f"{d['namespace']} was left in handover by a failover that did not end; "

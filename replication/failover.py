@@ -78,6 +78,10 @@ class FailoverResult:
     #: The namespace was left in handover by a failover that died, and this
     #: call put it back to active in ``source`` instead of moving it.
     handover_abandoned: bool = False
+    #: The namespace was already active in ``target``, and this call told
+    #: ``source``, left in handover by a failover that died after promoting
+    #: ``target``, that it moved (as the stream would, once it runs).
+    handover_finished: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,6 +207,18 @@ async def graceful_failover(
     if target == source:
         if row["state"] == "handover":
             return await _abandon_handover(config, namespace, source, started)
+        current = int(row["failover_version"])
+        told = await _finish_left_handovers(config, namespace, target, current, row["regions"])
+        if told:
+            return FailoverResult(
+                namespace,
+                ", ".join(told),
+                target,
+                current,
+                0,
+                round(time.monotonic() - started, 3),
+                handover_finished=True,
+            )
         raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
     if target not in row["regions"]:
         raise _not_a_region(namespace, target, row["regions"], forced=False)
@@ -317,6 +333,38 @@ async def _abandon_handover(
         round(time.monotonic() - started, 3),
         handover_abandoned=True,
     )
+
+
+async def _finish_left_handovers(
+    config: BatonConfig, namespace: str, target: str, version: int, regions: list[str]
+) -> list[str]:
+    """Tell each region that still holds ``namespace`` in a handover of an
+    older version (its failover died after promoting ``target``, before it
+    told the source) that it is a standby now; the regions told.
+
+    The stream carries the same news once it runs; until then that region
+    refused every write, and running the failover again must end that.
+    """
+    told: list[str] = []
+    for region in regions:
+        if region == target:
+            continue
+        try:
+            conn = await _connect(config, region, f"where {namespace} may be left in handover")
+        except Unavailable:
+            continue  # down: it learns the move from the stream when it returns
+        try:
+            row = await conn.fetchrow(Q["get_namespace"], namespace)
+            if (
+                row is not None
+                and row["state"] == "handover"
+                and int(row["failover_version"]) < version
+                and await move_namespace_here(conn, namespace, target, version) is not None
+            ):
+                told.append(region)
+        finally:
+            await conn.close()
+    return told
 
 
 async def _require_handover(

@@ -64,3 +64,38 @@ async def test_the_commands_a_left_handover_names_end_it(regions: RegionPair) ->
         await client.start_workflow(Counter, id="after-undo", task_queue=QUEUE)
         described = await client.describe_namespace(NS)
         assert (described["active_region"], described["state"]) == (b.name, "active")
+
+
+async def test_the_failover_run_again_tells_a_source_its_killed_failover_left_behind(
+    regions: RegionPair,
+) -> None:
+    """Killed after it promoted the target and before it told the source: the
+    source refuses writes until the stream brings it the move. Running the
+    failover again, as the source's refusal says, tells it at once."""
+    a, b = regions.a, regions.b
+    async with await Client.connect([a.url, b.url], namespace=NS) as client:
+        await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
+        code, out, err = await baton_json(a.config_path, "failover", NS, "--to", b.name)
+        assert code == 0, (out, err)
+    # the source as such a failover leaves it, the stream's news of the move not yet applied
+    conn = await db.connect(a.dsn)
+    try:
+        await conn.execute(
+            "UPDATE namespaces SET active_region = $2, state = 'handover', "
+            "failover_version = 1 WHERE name = $1",
+            NS,
+            a.name,
+        )
+    finally:
+        await conn.close()
+    async with await Client.connect(a.url, namespace=NS, retry_for_s=1) as only_a:
+        message = await _refused(only_a, "left")
+        assert f"baton failover {NS} --to REGION" in message, message
+        code, out, err = await baton_json(a.config_path, "failover", NS, "--to", b.name)
+        assert code == 0 and out["handover_finished"] is True, (out, err)
+        assert (out["source"], out["target"]) == (a.name, b.name), out
+        # region-a sends the write on to region-b, where the namespace is active
+        await only_a.start_workflow(Counter, id="after", task_queue=QUEUE)
+    # nothing left to finish: the failover to where the namespace is says so
+    code, out, err = await baton_json(a.config_path, "failover", NS, "--to", b.name)
+    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", (out, err)
