@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ from store.errors import (
 )
 from store.sql import QUERIES as Q
 from store.visibility.attributes import PREDEFINED_ATTRIBUTES
+from worker.wire.requests import NAMESPACE_NAME_RULE, namespace_name_problem
 
 
 @dataclass(frozen=True)
@@ -81,17 +81,12 @@ class Namespace:
             )
 
 
-#: What a namespace may be named (as a create checks it).
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-
-
 def _not_found(name: str) -> NamespaceNotFound:
-    if not _NAME.fullmatch(name):
+    if namespace_name_problem(name) is not None:
         # no create can make it: say so rather than suggest one
         return NamespaceNotFound(
             f"namespace {name[:210]!r} does not exist, and no namespace can have that name "
-            "(1 to 200 letters, digits, '.', '_' and '-', starting with a letter or digit): "
-            "`baton namespace list` shows the namespaces"
+            f"({NAMESPACE_NAME_RULE}): `baton namespace list` shows the namespaces"
         )
     return NamespaceNotFound(
         f"namespace {name!r} does not exist: create it with `baton namespace create {name}`"

@@ -7,6 +7,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -163,11 +164,17 @@ async def test_a_bad_name_is_refused_with_what_a_name_may_hold(two: Two, name: s
         resp = await http.get("/api/v1/namespaces")
     assert resp.json() == []  # nothing stored
     if name and not name.startswith("-"):
-        # describing it: not found, and no create suggested that would be refused
+        # describing it: the CLI (the SDK) refuses it before it is sent
         code, out, err = await baton_json(two.path, "namespace", "describe", name)
-        assert code == 1 and out["error"]["code"] == "NAMESPACE_NOT_FOUND", err
-        assert "baton namespace create" not in out["error"]["message"]
-        assert "no namespace can have that name" in out["error"]["message"]
+        assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", err
+        assert "letters, digits, '.', '_' and '-'" in out["error"]["message"]
+        # and the server, asked anyway: not found, no create suggested that would be refused
+        async with httpx.AsyncClient(base_url=two.url("region-a"), timeout=10) as http:
+            resp = await http.get(f"/api/v1/namespaces/{quote(name, safe='')}")
+        error = resp.json()["error"]
+        assert resp.status_code == 404 and error["code"] == "NAMESPACE_NOT_FOUND", error
+        assert "baton namespace create" not in error["message"]
+        assert "no namespace can have that name" in error["message"]
 
 
 class DropFirstAnswer:

@@ -31,10 +31,8 @@ class NamespaceInfo(BaseModel):
 
 NAMESPACE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 _NAMESPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-#: What a namespace name may hold, in words ("{name} is not a namespace name: " + this).
-NAMESPACE_NAME_RULE = (
-    "use 1 to 200 letters, digits, '.', '_' and '-', starting with a letter or digit"
-)
+#: What a namespace name may hold, in words.
+NAMESPACE_NAME_RULE = "1 to 200 letters, digits, '.', '_' and '-', starting with a letter or digit"
 
 
 def namespace_name_problem(name: str) -> str | None:
@@ -45,7 +43,7 @@ def namespace_name_problem(name: str) -> str | None:
     """
     if _NAMESPACE_NAME.fullmatch(name):
         return None
-    return f"{name[:210]!r} is not a namespace name: {NAMESPACE_NAME_RULE}"
+    return f"{name[:210]!r} is not a namespace name: use {NAMESPACE_NAME_RULE}"
 
 
 class CreateNamespaceRequest(BaseModel):
@@ -67,7 +65,7 @@ class CreateNamespaceRequest(BaseModel):
         if not _NAMESPACE_NAME.fullmatch(value):
             raise PydanticCustomError(
                 "namespace_name",
-                "{name} is not a namespace name: " + NAMESPACE_NAME_RULE,
+                "{name} is not a namespace name: use " + NAMESPACE_NAME_RULE,
                 {"name": repr(value[:210])},
             )
         return value
