@@ -49,6 +49,7 @@ from store.errors import (
 from store.rebuild import rebuild_namespace_txn
 from store.sql import QUERIES as Q
 from worker.wire import ErrorCode
+from worker.wire.requests import namespace_name_problem
 
 
 class FailoverTimedOut(StoreError):
@@ -91,6 +92,9 @@ async def namespace_row(config: BatonConfig, namespace: str) -> tuple[str, dict[
     """The newest row of the namespace: the highest failover version, and among
     rows of that version the active region's own. Unreachable regions are
     skipped (every region is asked at once, so each waits at most 5 s)."""
+    if (problem := namespace_name_problem(namespace)) is not None:
+        # no region can hold it: the operator mistyped it
+        raise InvalidArgument(problem)
 
     async def row_of(name: str) -> dict[str, Any] | None:
         conn = await db.connect(

@@ -323,3 +323,25 @@ def test_allow_behind_without_force_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "USAGE_ERROR" and "--force" in error["message"], error
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("failover", "a/b", "--to", "region-b"),
+        ("failover", "a b", "--to", "region-b", "--force"),
+        ("replication", "verify", "a?b"),
+        ("replication", "conflicts", "--namespace", "a/b"),
+        ("namespace", "add-region", "a/b", "region-b"),
+    ],
+)
+def test_a_namespace_name_no_namespace_can_have_is_refused_saying_what_a_name_holds(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Said at once, before any region database is asked (these are down)."""
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+    cfg = write_config(tmp_path / "baton.toml", {"region-a": (1, down), "region-b": (2, down)})
+    cfg.write_text(cfg.read_text() + '\n[kafka]\nbootstrap = "127.0.0.1:1"\n')
+    code, out = _baton(cfg, *args)
+    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
+    assert "letters, digits, '.', '_' and '-'" in out["error"]["message"], out
