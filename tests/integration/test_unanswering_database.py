@@ -75,23 +75,24 @@ async def test_commands_give_up_on_a_silent_region_database_and_name_it(
         ("replication", "dlq", "purge", "1", "--region", "region-b"),
         ("replication", "conflicts", "--region", "region-b"),
     ]
-    answers = await asyncio.gather(*(_baton(cfg, *quick, *args) for args in commands))
-    for args, (code, out, err, took) in zip(commands, answers, strict=True):
+    for args in commands:
+        code, out, err, took = await _baton(cfg, *quick, *args)
         assert code == 1 and out["error"]["code"] == "UNAVAILABLE", (args, out, err)
         message = out["error"]["message"]
         assert "region-b" in message and "within 2 s" in message, (args, message)
         assert "[regions.region-b]" in message, (args, message)
-        # 2 s for region-b, and as much again reading the namespace's regions
-        assert took < 15, (args, took)
+        # 2 s for region-b, as much again reading the namespace's regions, and
+        # the start of a Python process on a loaded machine: well under a minute
+        assert took < 30, (args, took)
     # the namespace stays where it was, writable
     row = pg.psql(up, f"SELECT active_region, state FROM namespaces WHERE name = '{NS}'")
     assert row.split() == ["region-a|active"], row
 
     code, out, err, took = await _baton(cfg, *quick, "replication", "status")
     assert code == 1 and "region-b" in err, (out, err)
-    assert took < 12, took
+    assert took < 30, took
 
     # without --request-timeout, the bound is 10 s, not asyncpg's 60 s
     code, out, err, took = await _baton(cfg, "replication", "dlq", "list", "--region", "region-b")
     assert code == 1 and "within 10 s" in out["error"]["message"], (out, err)
-    assert took < 25, took
+    assert took < 40, took
