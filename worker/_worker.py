@@ -329,9 +329,10 @@ class Worker(WorkflowTaskRunner):
             _, stuck = await asyncio.wait(left, timeout=2 * SHUTDOWN_REPORT_S + 1.0)
             if stuck:
                 log.warning("%d task(s) ignored cancellation: left behind", len(stuck))
-        self._cache.clear()
-        # A thread stuck in workflow code is not waited for (nor is it at exit).
+        # A thread stuck in workflow code is not waited for (nor is it at
+        # exit); the cached runs are torn down here, after it closed.
         self._threads.close()
+        self._cache.clear()
         if self._activity_executor is not None:
             # Threads still running (code that ignored cancellation) are not waited for.
             self._activity_executor.shutdown(wait=False, cancel_futures=True)

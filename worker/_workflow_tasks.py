@@ -147,7 +147,26 @@ class WorkflowTaskRunner(ActivityRunner):
         )
         timeout = self._threads.timeout
         inst.deadlock_timeout_s = math.inf if timeout is None else timeout
+        if timeout is not None:
+            inst.defer_teardown = functools.partial(self._teardown_later, inst)
         return inst
+
+    def _teardown_later(self, inst: WorkflowInstance, teardown: Callable[[], None]) -> None:
+        if self._threads.closed:
+            teardown()  # the worker is stopping
+        else:
+            self._spawn(self._teardown_on_thread(inst, teardown))
+
+    async def _teardown_on_thread(
+        self, inst: WorkflowInstance, teardown: Callable[[], None]
+    ) -> None:
+        what = f"the teardown of workflow {inst.workflow_type} ({inst.workflow_id})"
+        try:
+            await self._threads.run(inst, teardown, what=what)
+        except DeadlockError:
+            pass  # the pool said so; the thread finishes it if it comes back
+        except RuntimeError:
+            teardown()  # the pool closed before it ran: the worker is stopping
 
     async def _activate(self, inst: WorkflowInstance, *args: Any, **kwargs: Any) -> list[Command]:
         """``inst.activate(*args, **kwargs)`` on a workflow thread, the loop free meanwhile.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from worker._workflow_loop import WorkflowLoop
@@ -37,15 +38,22 @@ class Teardown:
     _torn_down: bool = False
     #: ``time.monotonic()`` when its code last began a task (read by the deadlock detector).
     progress_at: float = 0.0
+    #: Where a teardown that runs workflow code goes (the worker: a workflow
+    #: thread, as user ``finally`` blocks may block); None: right here.
+    defer_teardown: Callable[[Callable[[], None]], None] | None = None
 
     def dispose(self) -> None:
         """Cancel what still runs and make the instance unusable (eviction).
 
         An abandoned instance is only marked: its stuck thread tears it down.
         """
-        if self._abandoned:
+        if self._abandoned or self._unusable is not None:
             return
-        self._make_unusable(None)
+        self._unusable = "disposed"
+        if self.defer_teardown is not None and any(not t.done() for t in self._loop.tasks()):
+            self.defer_teardown(self._teardown)
+        else:
+            self._teardown()  # nothing of the code runs: no need to go elsewhere
 
     def abandon(self, reason: str) -> None:
         """Its code did not yield and a thread is still in it: never use it again.

@@ -170,6 +170,11 @@ class WorkflowThreads:
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        """:meth:`close` was called: no more code runs here."""
+        return self._closed
+
+    @property
     def stuck(self) -> int:
         """Threads left in workflow code that did not yield, not back yet."""
         return self._stuck

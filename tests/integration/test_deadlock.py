@@ -106,6 +106,18 @@ class Stuck:
         RELEASE.wait(60)  # a sync call that blocks until the test ends
 
 
+@workflow.defn(name="BlockingCleanup")
+class BlockingCleanup:
+    """Blocks in a ``finally`` that runs when the worker evicts the run."""
+
+    @workflow.run
+    async def run(self) -> None:
+        try:
+            await workflow.wait_condition(lambda: False)
+        finally:
+            RELEASE.wait(15)  # sync I/O in cleanup code
+
+
 def worker_of(client: Client, queue: str, *workflows: type, **options: Any) -> Worker:
     return Worker(
         client, task_queue=queue, workflows=list(workflows), activities=[add_one], **options
@@ -190,6 +202,24 @@ async def test_shutdown_returns_in_bounded_time_with_a_thread_stuck_in_workflow_
         e["attributes"] for e in await handle.history() if e["event_type"] == "WorkflowTaskFailed"
     ]
     assert failed and failed[0]["failure"]["type"] == "WorkerShutdown"
+
+
+async def test_evicting_a_run_whose_cleanup_blocks_holds_up_no_other_run(
+    client: Client,
+) -> None:
+    queue = f"deadlock-{uuid.uuid4().hex[:6]}"
+    # One cached run: caching the second evicts the first, which runs its finally.
+    async with worker_of(client, queue, BlockingCleanup, Quick, max_cached_workflows=1):
+        cleanup = await client.start_workflow(
+            BlockingCleanup, id=f"cleanup-{queue}", task_queue=queue
+        )
+        await eventually(
+            lambda: _has_event(cleanup, "WorkflowTaskCompleted"), what="its first task"
+        )
+        began = time.monotonic()
+        quick = await client.start_workflow(Quick, 1, id=f"quick-{queue}", task_queue=queue)
+        assert await quick.result(timeout=20) == 2
+        assert time.monotonic() - began < 10.0  # not after the 15 s cleanup
 
 
 async def _has_event(handle: Any, kind: str) -> bool:
