@@ -328,16 +328,19 @@ class WorkflowThreads:
                     self._serving -= 1
                     return
                 self._waiting -= 1
-                if job.skip:  # given up before it started
-                    continue
-                job.ident = ident
-                job.started_at = time.monotonic()
-            if not self._run(job):
+            if not self._run(job, ident):
                 return
 
-    def _run(self, job: _Job) -> bool:
+    def _run(self, job: _Job, ident: int) -> bool:
         """Run one job; False if this thread must end (it was replaced while stuck)."""
         try:
+            # An interrupt can only be sent once the job has started, and
+            # from then on it lands in this try, wherever it lands.
+            with self._lock:
+                if job.skip:  # given up before it started
+                    return True
+                job.ident = ident
+                job.started_at = time.monotonic()
             job.value = job.context.run(job.fn)
         except BaseException as exc:
             job.error = exc
