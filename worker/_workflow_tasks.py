@@ -39,7 +39,7 @@ from worker._limits import largest_over, outcome_over, too_large
 from worker._payloads import decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import DeadlockError, WorkflowInstance, WorkflowTaskError
-from worker._workflow_threads import WorkflowThreads
+from worker._workflow_threads import QUERY_FAILED, WorkflowThreads
 from worker.client import Client
 from worker.errors import (
     ApplicationError,
@@ -542,6 +542,7 @@ class WorkflowTaskRunner(ActivityRunner):
                 inst,
                 functools.partial(inst.query, q["name"], [Payload.model_validate(a) for a in args]),
                 what=f"query {q['name']!r} of workflow {inst.workflow_type} ({inst.workflow_id})",
+                then=QUERY_FAILED,
             )
             body["result"] = answer.model_dump()
         except Exception as exc:

@@ -46,6 +46,13 @@ T = TypeVar("T")
 #: Deadlock timeout of a worker that names none (Temporal's SDKs use the same).
 DEFAULT_DEADLOCK_TIMEOUT_S = 2.0
 
+_TASK_RETRIED = (
+    "The workflow task is retried with backoff: fix the code and restart the worker, "
+    "and the run carries on"
+)
+#: What comes of a query whose handler (or the replay before it) did not yield.
+QUERY_FAILED = "The query failed; the run is not affected: fix the code and restart the worker"
+
 
 def deadlock_timeout_seconds(value: timedelta | float | None) -> float | None:
     """The worker's ``deadlock_timeout`` option in seconds (None: off), checked."""
@@ -179,8 +186,18 @@ class WorkflowThreads:
         """Threads left in workflow code that did not yield, not back yet."""
         return self._stuck
 
-    async def run(self, occupant: Occupant, fn: Callable[[], T], *, what: str) -> T:
+    async def run(
+        self,
+        occupant: Occupant,
+        fn: Callable[[], T],
+        *,
+        what: str,
+        then: str = _TASK_RETRIED,
+    ) -> T:
         """Run ``fn`` (code of ``occupant``) on a thread and return what it returns.
+
+        ``what`` names the code in a DeadlockError's message, ``then`` says
+        what comes of it.
 
         Raises:
             DeadlockError: It did not yield within the timeout; ``occupant``
@@ -202,7 +219,7 @@ class WorkflowThreads:
                 job.future = future = loop.create_future()
         if job.fn_done:
             return job.outcome()  # type: ignore[no-any-return]
-        job.timer = loop.call_later(self.timeout, self._watch, job, what)
+        job.timer = loop.call_later(self.timeout, self._watch, job, what, then)
         try:
             result: T = await future
             return result
@@ -241,7 +258,7 @@ class WorkflowThreads:
         if spawn:
             threading.Thread(target=self._serve, name=f"{self._name}-{number}", daemon=True).start()
 
-    def _watch(self, job: _Job, what: str) -> None:
+    def _watch(self, job: _Job, what: str, then: str) -> None:
         """The timer of a running job: a deadlock, or a later look."""
         assert job.future is not None
         if job.future.done():
@@ -249,21 +266,19 @@ class WorkflowThreads:
         assert self.timeout is not None
         started = job.started_at
         if started is None:  # queued behind busy threads: its time has not begun
-            job.timer = job.loop.call_later(self.timeout, self._watch, job, what)
+            job.timer = job.loop.call_later(self.timeout, self._watch, job, what, then)
             return
         since = max(started, job.occupant.progress_at)
         left = since + self.timeout - time.monotonic()
         if left > 0:
-            job.timer = job.loop.call_later(left, self._watch, job, what)
+            job.timer = job.loop.call_later(left, self._watch, job, what, then)
             return
         stack = self._stack_of(job)
         if not self._give_up(job):
             return  # it returned just now: its result is on its way
         error = DeadlockError(
             f"{what} did not yield within {self.timeout:g} s: blocking calls such as "
-            "time.sleep or sync I/O belong in activities, and a loop must await "
-            "something. The workflow task is retried with backoff: fix the code and "
-            "restart the worker, and the run carries on"
+            f"time.sleep or sync I/O belong in activities, and a loop must await something. {then}"
         )
         error.stack = stack
         job.occupant.abandon(f"DeadlockError: {error}")
