@@ -118,6 +118,22 @@ class BlockingCleanup:
             RELEASE.wait(15)  # sync I/O in cleanup code
 
 
+@workflow.defn(name="Spin")
+class Spin:
+    @workflow.run
+    async def run(self) -> None:
+        while True:  # never awaits: not even a step boundary to check at
+            pass
+
+
+@workflow.defn(name="Busy")
+class Busy:
+    @workflow.run
+    async def run(self) -> None:
+        while True:  # noqa: ASYNC110  (awaits, but nothing durable)
+            await asyncio.sleep(0)
+
+
 def worker_of(client: Client, queue: str, *workflows: type, **options: Any) -> Worker:
     return Worker(
         client, task_queue=queue, workflows=list(workflows), activities=[add_one], **options
@@ -220,6 +236,27 @@ async def test_evicting_a_run_whose_cleanup_blocks_holds_up_no_other_run(
         quick = await client.start_workflow(Quick, 1, id=f"quick-{queue}", task_queue=queue)
         assert await quick.result(timeout=20) == 2
         assert time.monotonic() - began < 10.0  # not after the 15 s cleanup
+
+
+async def test_loops_that_never_wait_fail_as_deadlocks_and_spinning_threads_come_back(
+    client: Client,
+) -> None:
+    queue = f"deadlock-{uuid.uuid4().hex[:6]}"
+    worker = worker_of(client, queue, Spin, Busy, Quick, deadlock_timeout=0.5)
+    async with worker:
+        spin = await client.start_workflow(Spin, id=f"spin-{queue}", task_queue=queue)
+        busy = await client.start_workflow(Busy, id=f"busy-{queue}", task_queue=queue)
+        quick = await client.start_workflow(Quick, 1, id=f"quick-{queue}", task_queue=queue)
+        assert await quick.result(timeout=20) == 2
+        for handle in (spin, busy):
+            failures = await eventually(
+                lambda h=handle: deadlock_failures(h), what="a task failed as a deadlock"
+            )
+            assert failures[0]["failure"]["type"] == "DeadlockError"
+        # the pure spin is interrupted: its thread comes back instead of burning the GIL
+        await eventually(
+            lambda: asyncio.sleep(0, worker._threads.stuck == 0), what="no thread stuck"
+        )
 
 
 async def _has_event(handle: Any, kind: str) -> bool:
