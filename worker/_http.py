@@ -88,7 +88,14 @@ class Transport:
         #: Whether a NAMESPACE_NOT_ACTIVE answer sends calls to the active region.
         self.follow_failover = follow_failover
         self._active = self.endpoints[0]
-        self.retry_for_s = retry_for_s
+        # NaN made every deadline check false: a call retried an unreachable server for ever.
+        if isinstance(retry_for_s, bool) or not (
+            isinstance(retry_for_s, int | float) and 0 <= retry_for_s < math.inf
+        ):
+            raise InvalidArgumentError(
+                f"retry_for_s must be a finite number of seconds, 0 or more, not {retry_for_s!r}"
+            )
+        self.retry_for_s = float(retry_for_s)
         if not (isinstance(request_timeout_s, int | float) and 0 < request_timeout_s < math.inf):
             raise InvalidArgumentError(
                 f"request_timeout_s must be a finite number of seconds above 0, "

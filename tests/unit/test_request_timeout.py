@@ -104,6 +104,13 @@ async def test_a_request_timeout_must_be_a_positive_finite_number(bad: float) ->
         await Client.connect("http://127.0.0.1:9", request_timeout_s=bad)
 
 
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "60", True])
+async def test_a_retry_budget_must_be_a_finite_number(bad: object) -> None:
+    # A NaN budget retried a server that cannot be reached for ever.
+    with pytest.raises(InvalidArgumentError, match="retry_for_s"):
+        await Client.connect("http://127.0.0.1:9", retry_for_s=bad)  # type: ignore[arg-type]
+
+
 async def test_a_silent_endpoint_does_not_keep_a_call_from_the_next_one(silent_url: str) -> None:
     """A hung standby listed first: its timeout outlasts the retry budget, yet
     the endpoint that answers is still asked (and stays the one asked)."""
