@@ -89,3 +89,21 @@ def wait_limit(timeout: timedelta | float) -> float:
             "pass None to wait without a limit"
         )
     return limit
+
+
+def checked_duration(
+    value: Any, what: str, *, above_zero: bool = False, most: float = math.inf
+) -> float:
+    """A Worker option's duration in seconds (ValueError, as the Worker's other
+    options, when out of range): sent out of the server's range, it failed
+    every workflow task's completion."""
+    try:
+        limit = float(seconds(value))
+    except (TypeError, ValueError):
+        limit = math.nan  # refused below, as NaN compares false
+    low_ok = limit > 0 if above_zero else limit >= 0
+    if isinstance(value, bool) or not (low_ok and limit <= most and math.isfinite(limit)):
+        low = "above 0" if above_zero else "of 0 or more"
+        high = f" and at most {most:g}" if math.isfinite(most) else ""
+        raise ValueError(f"{what} must be a number of seconds {low}{high}, not {value!r}")
+    return limit

@@ -32,6 +32,7 @@ from worker._definition import (
 )
 from worker._http import ns_path
 from worker._run_cache import RunCache
+from worker._start_options import checked_duration
 from worker._workflow_tasks import WorkflowTaskRunner
 from worker._workflow_threads import (
     DEFAULT_DEADLOCK_TIMEOUT_S,
@@ -173,7 +174,9 @@ class Worker(WorkflowTaskRunner):
             # and is cut so that the name fits where the task queue's does.
             keep = TASK_QUEUE_MAX_CHARS - len(suffix)
             self.sticky_task_queue = f"{task_queue[:keep]}{suffix}"
-        self.sticky_schedule_to_start_s = _seconds(sticky_schedule_to_start)
+        self.sticky_schedule_to_start_s = checked_duration(
+            sticky_schedule_to_start, "sticky_schedule_to_start", above_zero=True, most=60
+        )
         self.speculative_workflow_tasks = speculative_workflow_tasks
         self._speculation_off_until = 0.0
         self._run_ahead: collections.Counter[str] = collections.Counter()
@@ -192,7 +195,7 @@ class Worker(WorkflowTaskRunner):
         self._attempts = set()
         self._pollers: list[asyncio.Task[None]] = []
         self.converter = client.data_converter
-        self._grace_s = _seconds(graceful_shutdown_timeout)
+        self._grace_s = checked_duration(graceful_shutdown_timeout, "graceful_shutdown_timeout")
         self._threads = WorkflowThreads(
             max_concurrent_workflow_tasks, timeout=deadlock_timeout_seconds(deadlock_timeout)
         )

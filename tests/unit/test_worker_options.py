@@ -95,3 +95,23 @@ def test_a_deadlock_timeout_that_is_no_positive_duration_is_refused(timeout: obj
 def test_without_a_deadlock_timeout_workflow_code_runs_with_no_limit() -> None:
     worker = Worker(offline_client(), task_queue="q", workflows=[OrderV1], deadlock_timeout=None)
     assert worker._threads.timeout is None
+
+
+@pytest.mark.parametrize("sticky", [0, -1, 61, float("nan"), float("inf"), "soon", True])
+def test_a_sticky_schedule_to_start_the_server_refuses_is_refused_at_once(sticky: object) -> None:
+    """Regression: every workflow task's completion carried it and was refused
+    with INVALID_ARGUMENT, so no workflow of the worker ever moved on."""
+    with pytest.raises(ValueError, match="sticky_schedule_to_start must be a number of seconds"):
+        Worker(
+            offline_client(), task_queue="q", workflows=[OrderV1], sticky_schedule_to_start=sticky
+        )  # type: ignore[arg-type]
+    Worker(offline_client(), task_queue="q", workflows=[OrderV1], sticky_schedule_to_start=60)
+
+
+@pytest.mark.parametrize("grace", [-1, float("nan"), float("inf")])
+def test_a_shutdown_grace_that_is_no_duration_is_refused_at_once(grace: float) -> None:
+    with pytest.raises(ValueError, match="graceful_shutdown_timeout must be a number of seconds"):
+        Worker(
+            offline_client(), task_queue="q", workflows=[OrderV1], graceful_shutdown_timeout=grace
+        )
+    Worker(offline_client(), task_queue="q", workflows=[OrderV1], graceful_shutdown_timeout=0)
