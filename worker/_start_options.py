@@ -107,3 +107,21 @@ def checked_duration(
         high = f" and at most {most:g}" if math.isfinite(most) else ""
         raise ValueError(f"{what} must be a number of seconds {low}{high}, not {value!r}")
     return limit
+
+
+#: The longest identity a server takes (``worker.wire``: every request's and poll's).
+IDENTITY_MAX_CHARS = 1000
+
+
+def worker_identity(identity: Any, client_identity: str, suffix: str) -> str:
+    """A Worker's identity: the one given, else the client's (cut to fit) and
+    ``suffix``. One the server refuses is a ValueError, as the Worker's other
+    options: every poll would be refused, and the worker would poll on for ever."""
+    if not identity:
+        return f"{client_identity[: IDENTITY_MAX_CHARS - len(suffix)]}{suffix}"
+    if not isinstance(identity, str) or len(identity) > IDENTITY_MAX_CHARS:
+        raise ValueError(
+            f"identity must be a string of at most {IDENTITY_MAX_CHARS} characters, "
+            f"not {identity!r:.80}"
+        )
+    return identity

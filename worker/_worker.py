@@ -32,7 +32,7 @@ from worker._definition import (
 )
 from worker._http import ns_path
 from worker._run_cache import RunCache
-from worker._start_options import checked_duration
+from worker._start_options import checked_duration, worker_identity
 from worker._workflow_tasks import WorkflowTaskRunner
 from worker._workflow_threads import (
     DEFAULT_DEADLOCK_TIMEOUT_S,
@@ -153,7 +153,7 @@ class Worker(WorkflowTaskRunner):
         _check_task_queue(task_queue)
         self.client = client
         self.task_queue = task_queue
-        self.identity = identity or f"{client.identity}/{uuid.uuid4().hex[:6]}"
+        self.identity = worker_identity(identity, client.identity, f"/{uuid.uuid4().hex[:6]}")
         self._instance = uuid.uuid4().hex
         self.deployment, self.build_id = _version(deployment)
         default_versioning_behavior = check_behavior(

@@ -115,3 +115,17 @@ def test_a_shutdown_grace_that_is_no_duration_is_refused_at_once(grace: float) -
             offline_client(), task_queue="q", workflows=[OrderV1], graceful_shutdown_timeout=grace
         )
     Worker(offline_client(), task_queue="q", workflows=[OrderV1], graceful_shutdown_timeout=0)
+
+
+def test_an_identity_the_server_refuses_is_refused_at_once() -> None:
+    """Regression: every poll was refused with INVALID_ARGUMENT and logged,
+    and the worker polled on, running nothing."""
+    with pytest.raises(ValueError, match="identity must be a string of at most 1000"):
+        Worker(offline_client(), task_queue="q", workflows=[OrderV1], identity="w" * 1001)
+
+
+def test_a_long_client_identity_is_cut_to_fit_the_worker_s() -> None:
+    client = offline_client()
+    client.identity = "c" * 1000
+    w = Worker(client, task_queue="q", workflows=[OrderV1])
+    assert len(w.identity) == 1000 and w.identity.startswith("c" * 993 + "/")
