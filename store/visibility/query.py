@@ -403,19 +403,31 @@ class _Compiler:
         return f"({sql} LIKE {self.param(escaped + '%')})"
 
     def _p_is_null(self, name: Tree) -> str:
-        attr, _kind, sql, _tok, nullable = self.attribute(name)
+        attr, kind, sql, _tok, nullable = self.attribute(name)
         if not nullable:
             return "false"
         if attr not in SYSTEM_ATTRIBUTES:
-            return f"(NOT (e.search_attributes ? {self.param(attr, '::text')}))"
+            key = self.param(attr, "::text")
+            if kind == AttributeType.KEYWORD_LIST:
+                # an empty list holds no value: as Temporal reads it, no value at all
+                return (
+                    f"(NOT (e.search_attributes ? {key}) "
+                    f"OR e.search_attributes->{key} = '[]'::jsonb)"
+                )
+            return f"(NOT (e.search_attributes ? {key}))"
         return f"({sql} IS NULL)"
 
     def _p_is_not_null(self, name: Tree) -> str:
-        attr, _kind, sql, _tok, nullable = self.attribute(name)
+        attr, kind, sql, _tok, nullable = self.attribute(name)
         if not nullable:
             return "true"
         if attr not in SYSTEM_ATTRIBUTES:
-            return f"(e.search_attributes ? {self.param(attr, '::text')})"
+            key = self.param(attr, "::text")
+            if kind == AttributeType.KEYWORD_LIST:
+                return (
+                    f"(e.search_attributes ? {key} AND e.search_attributes->{key} <> '[]'::jsonb)"
+                )
+            return f"(e.search_attributes ? {key})"
         return f"({sql} IS NOT NULL)"
 
     def order(self, tree: Tree | None) -> Order:
