@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import click
@@ -18,6 +19,19 @@ from worker.client import Client
 __all__ = ["register_batch"]
 
 OPS = ["terminate", "cancel", "signal", "reset", "update-versioning", "pause", "unpause"]
+#: What a job id may be (as a start checks it): one path segment of the API.
+_JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _job_id(job_id: str) -> str:
+    """JOB_ID as given, refused before any request when no job can have it
+    (a '/' or '?' would send the request to another path)."""
+    if not _JOB_ID.fullmatch(job_id) or not job_id.strip("."):
+        raise CliInputError(
+            f"{job_id!r} is not a batch job id: an id has 1 to 64 letters, digits, '.', '_' "
+            "and '-' (`baton batch list` shows the jobs)"
+        )
+    return job_id
 
 
 @click.group(cls=BatonGroup)
@@ -169,6 +183,10 @@ def batch_start(
     resets each run to --reset-to.
     """
     op = op.lower()
+    if signal_arg and signal_name and signal_arg != signal_name:
+        raise CliInputError(
+            f"two signal names: {signal_arg!r} and --signal {signal_name!r}; give one of them"
+        )
     signal_name = signal_name or signal_arg
     if signal_arg and op != "signal":
         raise CliInputError(f"unexpected argument {signal_arg!r}: only --op signal takes a name")
@@ -268,6 +286,7 @@ def batch_list(st: CliState, output: str) -> None:
 @pass_state
 def batch_describe(st: CliState, job_id: str, output: str) -> None:
     """Progress, counts and failures of batch job JOB_ID."""
+    _job_id(job_id)
     emit(st.run(lambda c: c.describe_batch(job_id)), output, _view)
 
 
@@ -277,6 +296,7 @@ def batch_describe(st: CliState, job_id: str, output: str) -> None:
 @pass_state
 def batch_stop(st: CliState, job_id: str, reason: str, output: str) -> None:
     """Stop batch job JOB_ID after the page it is on (safe to run twice)."""
+    _job_id(job_id)
     res = st.run(lambda c: c.stop_batch(job_id, reason))
     emit(
         res,

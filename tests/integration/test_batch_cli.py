@@ -60,6 +60,11 @@ async def test_batch_commands_start_wait_list_describe_stop(client: Client, regi
     assert stopped["state"] == "completed"  # as describe and list say
     code, failed, err = await baton(region, "batch", "describe", "nope")
     assert code != 0 and failed["error"]["code"] == "BATCH_NOT_FOUND" and "Traceback" not in err
+    for bad in ("cli-1/x", "cli-1?x", "cli-1#x", ".."):  # no job has it: never another path
+        for verb in ("describe", "stop"):
+            code, failed, err = await baton(region, "batch", verb, bad)
+            assert code == 1 and failed["error"]["code"] == "INVALID_ARGUMENT", (verb, bad, err)
+            assert "is not a batch job id" in failed["error"]["message"]
     for extra in (["--wait"], ["--no-wait"]):  # another job under a used id
         code, failed, err = await baton(
             region,
@@ -218,6 +223,8 @@ async def test_a_waiting_start_exits_1_when_the_job_is_stopped(
         (["--op", "signal", "approve", "--reapply", "none"], "--reapply"),
         (["--op", "reset", "--override", "pinned"], "--override"),
         (["--op", "unpause", "--to", "first-workflow-task"], "--reset-to"),
+        # two names for the signal: neither is taken over the other
+        (["--op", "signal", "approve", "--signal", "reject"], "--signal"),
     ],
 )
 async def test_an_option_of_another_operation_is_refused_and_starts_nothing(
