@@ -30,9 +30,16 @@ def _build(build_id: str | None, unversioned: bool, what: str) -> str | None:
 
 
 def _routing_view(d: dict[str, Any]) -> RenderableType:
+    # as `deployment list` says it: no build is unversioned workers (current
+    # or, at a share above 0, ramping), and no ramp has no share
+    shown = dict(d)
+    shown["current"] = d.get("current") or "(unversioned)"
+    ramps = bool(d.get("ramping") or d.get("ramping_percent"))
+    shown["ramping"] = (d.get("ramping") or "(unversioned)") if ramps else None
+    shown["ramping_percent"] = d.get("ramping_percent") if ramps else None
     return kv_table(
         {
-            k: d.get(k)
+            k: shown.get(k)
             for k in (
                 "deployment",
                 "current",
