@@ -33,6 +33,7 @@ from worker._definition import (
 from worker._http import ns_path
 from worker._run_cache import RunCache
 from worker._start_options import checked_duration, worker_identity
+from worker._worker_start import require_namespace
 from worker._workflow_tasks import WorkflowTaskRunner
 from worker._workflow_threads import (
     DEFAULT_DEADLOCK_TIMEOUT_S,
@@ -234,10 +235,16 @@ class Worker(WorkflowTaskRunner):
 
         Cancelling the task that runs this drains without a grace: running
         work is cancelled and handed back to the server at once.
+
+        Raises:
+            NamespaceNotFoundError: No region the client knows has the
+                client's namespace (checked before any poll, as ``async
+                with`` checks on entry).
         """
         if self._running:
             raise RuntimeError("a worker runs once: make a new Worker to run again")
         self._running = True
+        await self._check_namespace()
         if self._stopping.is_set():  # shut down before it started
             await asyncio.shield(self._drain_once())
             return
@@ -413,7 +420,16 @@ class Worker(WorkflowTaskRunner):
             log.info("%s: draining (send it again to stop at once)", sig.name)
             self._begin_shutdown(None)
 
+    #: Whether the start found the namespace (``async with`` checks before ``run``).
+    _namespace_checked = False
+
+    async def _check_namespace(self) -> None:
+        if not self._namespace_checked and not self._stopping.is_set():
+            await require_namespace(self.client, self._stopping)
+            self._namespace_checked = True
+
     async def __aenter__(self) -> Worker:
+        await self._check_namespace()  # raised here, not in the background task
         self._runner = asyncio.create_task(self.run())
         return self
 
