@@ -319,6 +319,11 @@ def database_unavailable_error(exc: BaseException) -> Unavailable:
     )
 
 
+#: The constraint that holds one pending activity per activity id in a run
+#: (a closed activity's row is gone, so its id may be used again).
+PENDING_ACTIVITY_ID = "activities_namespace_workflow_id_run_id_activity_id_key"
+
+
 @contextlib.contextmanager
 def wrap_exceptions() -> Iterator[None]:
     """Turn asyncpg errors into store errors, keeping the original as ``__cause__``."""
@@ -328,6 +333,13 @@ def wrap_exceptions() -> Iterator[None]:
         raise
     except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as exc:
         raise Conflict() from exc
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == PENDING_ACTIVITY_ID:
+            raise InvalidArgument(
+                "a ScheduleActivity command gives the activity id of an activity still pending "
+                "in the run: wait for that activity to close, or give this one another id"
+            ) from exc
+        raise StoreError(f"database error: {exc.__class__.__name__}: {exc}") from exc
     except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
         if database_unavailable(exc):
             raise database_unavailable_error(exc) from exc

@@ -58,6 +58,7 @@ class _Activity:
     activity_type: str
     result_type: Any
     cancel_requested: bool = False
+    closed: bool = False  # its closing event is in history
 
 
 def _seed(run_id: str) -> int:
@@ -222,6 +223,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                 f"{event.event_type.value}(scheduled_event_id={scheduled}) but the workflow code "
                 "scheduled no activity at that event"
             )
+        act.closed = True
         if act.handle.done():
             return  # cancelled by the code already; the outcome comes too late to matter
         kind = event.event_type
@@ -464,9 +466,14 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             while str(self._activity_seq) in self._activities:
                 self._activity_seq += 1
             activity_id = str(self._activity_seq)
-        elif activity_id in self._activities:
+        elif (prev := self._activities.get(activity_id)) is not None and not prev.closed:
+            # Only a pending activity's id is taken (as in Temporal), and a
+            # cancelled one is pending until its cancellation is in history.
             raise self.misuse(
-                ValueError(f"activity id {activity_id!r} is already used in this run")
+                ValueError(
+                    f"activity id {activity_id!r} is used by an activity of this run that has "
+                    "not closed: wait for it to close or give this one another id"
+                )
             )
         try:
             payloads = self._converter.to_payloads(args)
@@ -502,7 +509,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
     def _cancel_activity(self, handle: ActivityHandle) -> BaseException:
         reason = canceled_by_workflow(handle.activity_type, handle.activity_id)
         act = self._activities.get(handle.activity_id)
-        if act is None or act.cancel_requested:
+        if act is None or act.handle is not handle or act.cancel_requested:
             return reason
         act.cancel_requested = True
         self._add_command(
