@@ -150,8 +150,7 @@ async def start_workflow_txn(
     attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
     if req.request_id and checks["request_run_id"] is not None:
-        # a signal-with-start that found its run running recorded a signal
-        await _check_start_retry(conn, namespace, req, also=("signal",) if signal else ())
+        await _check_start_retry(conn, namespace, req, with_signal=signal is not None)
         return wire.StartWorkflowResponse(
             workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
         )
@@ -263,13 +262,31 @@ async def _check_start_retry(
     conn: asyncpg.Connection,
     namespace: str,
     req: wire.StartWorkflowRequest,
-    also: tuple[str, ...] = (),
+    *,
+    with_signal: bool = False,
 ) -> None:
-    """Refuse a start whose request id another kind of request used (a
-    signal's id would otherwise answer as a start that happened)."""
+    """Refuse a start or signal-with-start whose request id another kind of
+    request used: a signal's id would answer as a start that happened, and a
+    plain start's as a signal-with-start's retry, its signal lost.
+
+    A signal-with-start records its id as a start's when it opened the run
+    (its signal event keeps the id, see ``_add_signal``), as a signal's when
+    it signaled the run running.
+    """
+    if not req.request_id:
+        return
     seen = await conn.fetchrow(Q["request_seen"], namespace, req.workflow_id, req.request_id)
-    if seen is not None and req.request_id:
-        check_request_kind(req.workflow_id, req.request_id, seen["kind"], "start", also)
+    if seen is None:
+        return
+    used = seen["kind"]
+    if used == "start":
+        args = (namespace, req.workflow_id, seen["run_id"], req.request_id)
+        if await conn.fetchval(Q["signal_with_start_seen"], *args):
+            used = "signal-with-start"
+    if with_signal:
+        check_request_kind(req.workflow_id, req.request_id, used, "signal-with-start", ("signal",))
+    else:
+        check_request_kind(req.workflow_id, req.request_id, used, "start")
 
 
 def _check_reuse(req: wire.StartWorkflowRequest, cur: dict[str, Any]) -> None:
@@ -315,7 +332,7 @@ async def _write_new_run(
     run.seen_request(req.request_id, "start")
     if signal is not None:
         # the start's request id covers its signal: record it once
-        _add_signal(store, run, signal[0], signal[1], req.identity, None)
+        _add_signal(store, run, signal[0], signal[1], req.identity, None, with_start=req.request_id)
     poller = None
     if match is not None and not ns.deployments:
         # (a versioned run's task goes to a poller of its version: by the table)

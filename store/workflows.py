@@ -36,7 +36,13 @@ def _add_signal(
     payloads: list[wire.Payload],
     identity: str,
     request_id: str | None,
+    *,
+    with_start: str | None = None,
 ) -> None:
+    """Record a signal (``request_id`` seen as a signal's). ``with_start``:
+    the request id of the signal-with-start whose new run this signal opens,
+    kept on the event, so that the id (recorded as the run's start's) tells a
+    signal-with-start from a plain start in every region."""
     limit = store.config.signals_per_run_max
     if int(rt.exe["signal_count"]) >= limit:
         raise LimitExceeded(
@@ -46,15 +52,15 @@ def _add_signal(
         )
     rt.exe["signal_count"] = int(rt.exe["signal_count"]) + 1
     rt.seen_request(request_id, "signal")
-    rt.add_input_event(
-        EventType.WORKFLOW_EXECUTION_SIGNALED,
-        {
-            "signal_name": name,
-            "input": [p.model_dump() for p in payloads],
-            "identity": identity,
-            "request_id": request_id,
-        },
-    )
+    attributes = {
+        "signal_name": name,
+        "input": [p.model_dump() for p in payloads],
+        "identity": identity,
+        "request_id": request_id,
+    }
+    if with_start:
+        attributes["with_start"] = with_start
+    rt.add_input_event(EventType.WORKFLOW_EXECUTION_SIGNALED, attributes)
     rt.schedule_workflow_task()
 
 

@@ -93,6 +93,15 @@ ORDER BY seq
 -- The run a request id already acted on (a retried or re-applied request).
 SELECT run_id, kind FROM request_ids WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
 
+-- name: signal_with_start_seen
+-- Whether the run was opened by a signal-with-start of this request id (not a
+-- plain start): its signal's event keeps the id (store/starts.py).
+SELECT EXISTS (
+    SELECT 1 FROM history_events
+    WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+      AND event_type = 'WorkflowExecutionSignaled'
+      AND attributes @> jsonb_build_object('with_start', $4::text))
+
 -- name: reset_by_request
 -- The run a reset with this request id made, by its history: a reset's request
 -- id is in its ResetWorkflow task failure, which replicates, so a retry finds
