@@ -171,6 +171,7 @@ async def reapply_txn(
 ) -> list[dict[str, Any]]:
     """Re-apply the signals and starts of a losing branch here, each once."""
     outcomes: list[dict[str, Any]] = []
+    signals = _signals_with_start(losing.events)
     for e in losing.events:
         if e["event_type"] not in REAPPLIED_TYPES:
             continue
@@ -202,6 +203,12 @@ async def reapply_txn(
                 }
             )
             continue
+        if e["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value and (
+            attrs.get("with_start") in signals
+        ):
+            # the signal of a signal-with-start goes with its start (below)
+            outcomes.append({**outcome, "outcome": "with its start"})
+            continue
         request_id = attrs.get("request_id")
         if request_id:
             seen = await conn.fetchrow(
@@ -229,8 +236,15 @@ async def reapply_txn(
                         ),
                     )
                 else:
+                    # a signal-with-start again as one: its signal recorded
+                    # once, and its request id a signal-with-start's
+                    signal = signals.get(request_id) if request_id else None
                     started = await start_workflow_txn(
-                        store, conn, losing.namespace, _start_request(losing.workflow_id, attrs)
+                        store,
+                        conn,
+                        losing.namespace,
+                        _start_request(losing.workflow_id, attrs),
+                        _signal(signal) if signal else None,
                     )
                     run_id = started.run_id
             outcomes.append({**outcome, "outcome": "re-applied", "run_id": run_id})
@@ -241,6 +255,27 @@ async def reapply_txn(
                 {**outcome, "outcome": "refused", "code": exc.code.value, "message": str(exc)}
             )
     return outcomes
+
+
+def _signals_with_start(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The signals of the signal-with-starts that opened a run in ``events``,
+    by request id (the signal's event keeps it, see store/starts.py)."""
+    started = {
+        e["attributes"].get("request_id")
+        for e in events
+        if e["event_type"] == EventType.WORKFLOW_EXECUTION_STARTED.value
+    }
+    return {
+        e["attributes"]["with_start"]: e["attributes"]
+        for e in events
+        if e["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value
+        and e["attributes"].get("with_start") in started - {None}
+    }
+
+
+def _signal(attrs: dict[str, Any]) -> tuple[str, list[wire.Payload]]:
+    payloads = [wire.Payload.model_validate(p) for p in attrs.get("input") or []]
+    return str(attrs["signal_name"]), payloads
 
 
 def _start_request(workflow_id: str, attrs: dict[str, Any]) -> wire.StartWorkflowRequest:
