@@ -11,6 +11,7 @@ from worker._client_visibility import encode_search_attributes
 from worker._definition import workflow_name
 from worker._handle_control import new_request_id
 from worker._http import API, ns_path
+from worker.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from worker.client import Client
@@ -35,6 +36,13 @@ class ScheduleHandle:
         self.client, self.id = client, schedule_id
 
     def _path(self, tail: str = "") -> str:
+        # No schedule id holds a '/' (create refuses one): quoted or not, the
+        # server reads it as a separator and answers "no such route".
+        if not isinstance(self.id, str) or not self.id.strip() or "/" in self.id:
+            raise InvalidArgumentError(
+                f"schedule id {self.id!r} is not valid: a non-empty id with no '/' "
+                "(list_schedules() gives the schedules)"
+            )
         return ns_path(self.client.namespace, f"/schedules/{quote(self.id, safe='')}{tail}")
 
     async def describe(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from urllib.parse import quote
 from worker._http import ns_path
 from worker._start_options import checked_mapping
 from worker.errors import InvalidArgumentError
+from worker.wire.requests import JOB_ID_PATTERN
 
 
 @dataclass(frozen=True)
@@ -246,9 +248,23 @@ class VisibilityMixin:
         )
         return res
 
+    def _batch_path(self, job_id: str, tail: str = "") -> str:
+        # The rule a start applies: an id with a '/' or '?' (or dots alone)
+        # would name another route, and the server would answer "no such route".
+        if (
+            not isinstance(job_id, str)
+            or not re.fullmatch(JOB_ID_PATTERN, job_id)
+            or not job_id.strip(".")
+        ):
+            raise InvalidArgumentError(
+                f"{job_id!r} is not a batch job id: an id has 1 to 64 letters, digits, '.', "
+                "'_' and '-', not dots alone (list_batches() gives the jobs)"
+            )
+        return ns_path(self.namespace, f"/batches/{quote(job_id, safe='')}{tail}")
+
     async def describe_batch(self, job_id: str) -> dict[str, Any]:
         """State, counts (done, skipped, failed) and kept failures of a batch job."""
-        res: dict[str, Any] = await self.call("GET", ns_path(self.namespace, f"/batches/{job_id}"))
+        res: dict[str, Any] = await self.call("GET", self._batch_path(job_id))
         return res
 
     async def list_batches(self) -> list[dict[str, Any]]:
@@ -269,7 +285,7 @@ class VisibilityMixin:
     async def stop_batch(self, job_id: str, reason: str = "") -> dict[str, Any]:
         """Ask a batch job to stop after the page it is on."""
         res: dict[str, Any] = await self.call(
-            "POST", ns_path(self.namespace, f"/batches/{job_id}/stop"), {"reason": reason}
+            "POST", self._batch_path(job_id, "/stop"), {"reason": reason}
         )
         return res
 
