@@ -269,7 +269,7 @@ def batch_list(st: CliState, output: str) -> None:
                 [
                     j["job_id"],
                     j["state"],
-                    j["operation"],
+                    j.get("summary") or j["operation"],
                     j["query"],
                     j["rps"],
                     when(j["start_time"]),

@@ -253,6 +253,7 @@ async def list_batches(
     )
     ended = await _ended_states(store, namespace, [r for r in rows if r["status"] == "completed"])
     started = await _first_starts(store, namespace, rows)
+    operations = await _operations(store, namespace, rows)
     jobs: dict[str, dict[str, Any]] = {}
     for r in rows:
         job_id = r["workflow_id"][len(PREFIX) :]
@@ -262,13 +263,27 @@ async def list_batches(
             "state": "running"
             if r["status"] == "running"
             else ended.get(r["workflow_id"], r["status"]),
-            "operation": memo.get("operation"),
+            # the object describe gives; the one line the table shows beside it
+            "operation": operations.get(r["workflow_id"]),
+            "summary": memo.get("operation"),
             "query": memo.get("query"),
             "rps": memo.get("rps"),
             "start_time": started.get(r["workflow_id"], r["start_time"]).isoformat(),
             "close_time": r["close_time"].isoformat() if r["close_time"] else None,
         }
     return {"jobs": list(jobs.values()), "next_page_token": token}
+
+
+async def _operations(store: Store, namespace: str, rows: list[Any]) -> dict[str, Any]:
+    """The operations of the jobs of ``rows``, as describe gives them: id -> {kind, params}."""
+    runs = [(r["workflow_id"], r["run_id"]) for r in rows]
+    starts = await _by_runs(store, "batch_start_inputs", namespace, runs)
+    return {
+        s["workflow_id"]: (_decode((s["attributes"].get("input") or [None])[0]) or {}).get(
+            "operation"
+        )
+        for s in starts
+    }
 
 
 async def _first_starts(store: Store, namespace: str, rows: list[Any]) -> dict[str, Any]:

@@ -625,6 +625,14 @@ JOIN unnest($2::text[], $3::uuid[]) AS r(workflow_id, run_id)
   ON h.workflow_id = r.workflow_id AND h.run_id = r.run_id
 WHERE h.namespace = $1 AND h.event_type = 'WorkflowExecutionCompleted'
 
+-- name: batch_start_inputs
+-- The started events of batch job runs ($2, $3: workflow and run ids side by
+-- side): their input is the job, with the operation as describe gives it.
+SELECT h.workflow_id, h.attributes FROM history_events h
+JOIN unnest($2::text[], $3::uuid[]) AS r(workflow_id, run_id)
+  ON h.workflow_id = r.workflow_id AND h.run_id = r.run_id
+WHERE h.namespace = $1 AND h.event_type = 'WorkflowExecutionStarted'
+
 -- name: first_run_start_times
 -- When the first runs of continue-as-new chains started ($2, $3: workflow
 -- and first run ids side by side): a batch job started then.

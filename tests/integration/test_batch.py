@@ -61,7 +61,10 @@ async def test_batch_terminate_acts_once_on_each_match(client: Client, region: R
     d2 = await finished(client, "t2")
     assert (d2["done"], d2["skipped"]) == (0, 30)
     jobs = {j["job_id"]: j for j in await client.list_batches()}
-    assert jobs["t1"]["state"] == "completed" and jobs["t1"]["operation"] == "terminate"
+    assert jobs["t1"]["state"] == "completed"
+    # the operation as describe gives it; the one line of the table beside it
+    assert jobs["t1"]["operation"] == d["operation"] == {"kind": "terminate", "params": {}}
+    assert jobs["t1"]["summary"] == "terminate"
     # the jobs are system workflows: not in a plain list, not acted on by a batch
     assert [
         e.workflow_id async for e in client.list_workflows("ExecutionStatus = 'Completed'")
@@ -133,7 +136,10 @@ async def test_batch_signal_and_stop(client: Client) -> None:
         job_id="sig",
     )
     assert again["started"] is False
-    assert (await client.describe_batch("sig"))["operation"]["params"]["signal_name"] == "note"
+    described = await client.describe_batch("sig")
+    assert described["operation"]["params"]["signal_name"] == "note"
+    listed = {j["job_id"]: j for j in await client.list_batches()}["sig"]
+    assert listed["operation"] == described["operation"] and listed["summary"] == "signal note"
 
 
 async def test_bad_batches_are_refused_and_store_nothing(client: Client, region: Region) -> None:
@@ -339,6 +345,7 @@ async def test_a_job_that_continued_as_new_is_listed_once_as_it_ended(
     assert listed == [("c", "completed")]
     [job] = await client.list_batches()
     assert (job["job_id"], job["state"]) == ("c", "completed")
+    assert job["operation"] == d["operation"]
     # it started when its first run did, as describe says
     assert job["start_time"] == d["start_time"]
 

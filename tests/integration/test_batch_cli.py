@@ -55,6 +55,8 @@ async def test_batch_commands_start_wait_list_describe_stop(client: Client, regi
     assert code == 0 and [j["job_id"] for j in jobs] == ["cli-1"]
     code, described, _ = await baton(region, "batch", "describe", "cli-1")
     assert code == 0 and described["done"] == 12 and described["query"] == "WorkflowType = 'Waiter'"
+    # list's JSON carries the operation as describe's does, not its one line
+    assert jobs[0]["operation"] == described["operation"] == {"kind": "terminate", "params": {}}
     code, stopped, _ = await baton(region, "batch", "stop", "cli-1")
     assert code == 0 and stopped["stop_requested"] is False  # it has ended
     assert stopped["state"] == "completed"  # as describe and list say
