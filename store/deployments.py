@@ -350,6 +350,10 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
                 was_routed_to=bool(v.get("routed")),
             )
             last_close: datetime | None = counts["last_close"]
+            if status.value == "drained":
+                # a pinned run that an override moved off left it, as a close does
+                left = await conn.fetchval(Q["last_left_version"], namespace, deployment, build)
+                last_close = max((t for t in (last_close, left) if t is not None), default=None)
             versions.append(
                 {
                     "build_id": build,
@@ -484,7 +488,12 @@ async def update_versioning(
             }
         if o is not None and o.deployment is not None:
             rt.exe["deployment"] = o.deployment
+        was_on = routing.effective_pin(routing.run_versioning(rt.exe))
         rt.set_versioning_override(override)
+        if was_on is not None and routing.effective_pin(routing.run_versioning(rt.exe)) != was_on:
+            # it leaves its build open: the build's drainage counts this as a close
+            left = {**(rt.exe["versioning"].get("left") or {}), was_on: rt.now.isoformat()}
+            rt.exe["versioning"] = {**rt.exe["versioning"], "left": left}
         rt.add_input_event(
             EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
             {

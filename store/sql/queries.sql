@@ -766,6 +766,12 @@ SELECT
    WHERE namespace = $1 AND deployment = $2 AND build_id = $3
      AND versioning_behavior = 'pinned' AND close_time IS NOT NULL) AS last_close
 
+-- name: last_left_version
+-- When a pinned run last left build $3 open, moved off by an override
+-- (update_versioning records it in the run's versioning under "left").
+SELECT max((versioning -> 'left' ->> $3::text)::timestamptz) FROM executions
+WHERE namespace = $1 AND deployment = $2 AND versioning -> 'left' ? $3::text
+
 -- name: routable_tasks
 -- Tasks waiting for a poller whose run routes in deployment $2 (its own, or
 -- its task queue's among $3), or only those of one run ($4, $5).

@@ -489,3 +489,38 @@ async def test_an_override_already_in_place_records_nothing(client: Client) -> N
         events = [e["event_type"] for e in await h.history()]
         assert events.count("WorkflowExecutionOptionsUpdated") == 3, events
         await h.terminate()
+
+
+async def test_a_build_drained_by_overrides_says_since_when(client: Client) -> None:
+    """Its last pinned runs left it open, moved off by overrides (onto another
+    build, or to auto-upgrade): drained since the last of them left, as a
+    close would say."""
+    async with build(client, "1", V1), build(client, "2", V2):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        runs = [
+            await client.start_workflow("Order", i, id=f"moved-{i}", task_queue=QUEUE)
+            for i in range(2)
+        ]
+
+        async def pinned_on_1() -> bool:
+            n = await client.count_workflows("VersioningBehavior = 'pinned' AND BuildId = '1'")
+            return int(n["count"]) == 2
+
+        await eventually(pinned_on_1, timeout=30, what="2 runs pinned on build 1")
+        await client.set_current_version("shop", "2")
+        await runs[0].update_versioning("pinned", version="shop:2", reason="move")
+        assert (await version(client, "1"))["status"] == "draining"
+        await runs[1].update_versioning("auto-upgrade", reason="move")
+        v1 = await version(client, "1")
+        left = [
+            e["event_time"]
+            for h in runs
+            for e in await h.history()
+            if e["event_type"] == "WorkflowExecutionOptionsUpdated"
+        ]
+        assert (v1["status"], v1["open_pinned"]) == ("drained", 0)
+        assert v1["drained_since"] is not None, v1
+        assert datetime.fromisoformat(v1["drained_since"]) == max(map(datetime.fromisoformat, left))
+        for h in runs:
+            await h.terminate()
