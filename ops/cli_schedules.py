@@ -269,18 +269,44 @@ def schedule_create(
 @click.argument("schedule_id")
 @definition_options
 @click.option("--create-if-missing", is_flag=True, help="Create it if it does not exist.")
+# create's options that update cannot honour: refused with the command that
+# does it, never ignored (and never "no such option, did you mean --phase")
+@click.option("--paused", "state_paused", is_flag=True, default=None, hidden=True)
+@click.option("--note", "state_note", default=None, hidden=True)
+@click.option(
+    "--schedule-search-attribute", "state_attributes", multiple=True, default=(), hidden=True
+)
 @pass_state
 def schedule_update(
-    st: CliState, /, schedule_id: str, create_if_missing: bool, output: str, **options: Any
+    st: CliState,
+    /,
+    schedule_id: str,
+    create_if_missing: bool,
+    state_paused: bool | None,
+    state_note: str | None,
+    state_attributes: tuple[str, ...],
+    output: str,
+    **options: Any,
 ) -> None:
     """Replace schedule SCHEDULE_ID's definition (spec, action, policy) with the one the
     options give, as the SDK's update does: what they leave out takes its default.
-    Paused, note and counters stay.
+    Paused, note, the schedule's own search attributes and counters stay: `pause`
+    and `unpause` change the first two (with why), `create` sets the last.
 
     To change one part, start from the current definition:
     `baton schedule describe ID -o json > d.json`, then
     `baton schedule update ID --file d.json --cron '0 4 * * *'`.
     """
+    if state_paused or state_note is not None:
+        raise click.UsageError(
+            "update keeps the schedule paused or not, and its note: "
+            f"`baton schedule pause {schedule_id} --note WHY` or `unpause` changes them"
+        )
+    if state_attributes:
+        raise click.UsageError(
+            "update keeps the schedule's own search attributes (--schedule-search-attribute "
+            "is create's); --search-attribute sets those of the workflows it starts"
+        )
     draft = build_draft(options)
 
     async def go(c: Client) -> dict[str, Any]:

@@ -282,3 +282,32 @@ async def test_bad_input_is_a_typed_error_and_creates_nothing(
         assert "Traceback" not in err, (case, err)
     code, listed, _ = await baton(region, "schedule", "list")
     assert code == 0 and listed == [] and await client.list_schedules() == []
+
+
+async def test_update_refuses_the_create_options_it_cannot_honour(
+    client: Client, region: Region
+) -> None:
+    """Paused, note and the schedule's own search attributes stay as they are
+    under update: given to it, they are a usage error, never ignored."""
+    code, _, err = await baton(
+        region, "schedule", "create", "kept", "-t", "Report", "-q", QUEUE, "--cron", "@daily"
+    )
+    assert code == 0, err
+    before = await client.get_schedule_handle("kept").describe()
+    update = ("schedule", "update", "kept", "-t", "Report", "-q", QUEUE, "--cron", "@hourly")
+    cases = {
+        "--paused": (["--paused"], "schedule pause kept"),
+        "--note": (["--note", "why"], "schedule pause kept"),
+        "--schedule-search-attribute": (
+            ["--schedule-search-attribute", "Team=ops"],
+            "--schedule-search-attribute is create's",
+        ),
+    }
+    for name, (args, hint) in cases.items():
+        code, doc, err = await baton(region, *update, *args)
+        assert code == 2, (name, doc, err)
+        assert doc["error"]["code"] == "USAGE_ERROR" and hint in doc["error"]["message"], name
+    d = await client.get_schedule_handle("kept").describe()  # nothing sent
+    assert (d["paused"], d["note"], d["schedule"]) == (False, "", before["schedule"])
+    code, updated, err = await baton(region, *update)  # without them: the update
+    assert code == 0 and updated["updated"] is True, err
