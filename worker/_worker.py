@@ -14,7 +14,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import re
 import signal
 import time
 import uuid
@@ -33,6 +32,7 @@ from worker._definition import (
 from worker._http import ns_path
 from worker._run_cache import RunCache
 from worker._start_options import checked_duration, worker_identity
+from worker._worker_options import at_least_one, check_task_queue, pause_limits, version
 from worker._worker_start import require_namespace
 from worker._workflow_tasks import WorkflowTaskRunner
 from worker._workflow_threads import (
@@ -42,7 +42,6 @@ from worker._workflow_threads import (
 )
 from worker.client import Client
 from worker.errors import BatonError
-from worker.wire import VERSION_NAME_PATTERN
 from worker.wire.common import TASK_QUEUE_MAX_CHARS
 
 log = logging.getLogger("baton.worker")
@@ -145,22 +144,22 @@ class Worker(WorkflowTaskRunner):
     ):
         # A slot count or poller count of 0 is a worker that polls nothing
         # and says nothing about it.
-        _at_least_one(
+        at_least_one(
             max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
             max_concurrent_activities=max_concurrent_activities,
             workflow_pollers=workflow_pollers,
             activity_pollers=activity_pollers,
         )
-        _check_task_queue(task_queue)
+        check_task_queue(task_queue)
         self.client = client
         self.task_queue = task_queue
         self.identity = worker_identity(identity, client.identity, f"/{uuid.uuid4().hex[:6]}")
         self._instance = uuid.uuid4().hex
-        self.deployment, self.build_id = _version(deployment)
+        self.deployment, self.build_id = version(deployment)
         default_versioning_behavior = check_behavior(
             default_versioning_behavior, "default_versioning_behavior"
         )
-        self._pause_after = _pause_limits(pause_after_failed_workflow_tasks)
+        self._pause_after = pause_limits(pause_after_failed_workflow_tasks)
         self._workflows = by_name(map(WorkflowDefinition.from_class, workflows), "workflow")
         self._activities = by_name(map(ActivityDefinition.from_callable, activities), "activity")
         self._cache = RunCache(max_cached_workflows)
@@ -546,57 +545,6 @@ class Worker(WorkflowTaskRunner):
 
 def _seconds(value: timedelta | float) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _check_task_queue(task_queue: object) -> None:
-    # The server refuses every poll of any other; the worker would poll on
-    # forever, warning, with nothing to run.
-    if not isinstance(task_queue, str) or not 1 <= len(task_queue) <= TASK_QUEUE_MAX_CHARS:
-        raise ValueError(
-            f"task_queue must be a string of 1 to {TASK_QUEUE_MAX_CHARS} characters, "
-            f"not {task_queue!r:.80}"
-        )
-
-
-def _at_least_one(**counts: int) -> None:
-    for name, n in counts.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be a whole number of at least 1, not {n!r}")
-
-
-def _pause_limits(value: int | Mapping[str, int] | None) -> Callable[[str], int | None]:
-    """The limit of failed workflow tasks in a row of each workflow type (None: off)."""
-    limits = value if isinstance(value, Mapping) else {}
-    for n in [value] if isinstance(value, int) else limits.values():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"pause_after_failed_workflow_tasks must be >= 1, not {n!r}")
-    if isinstance(value, int):
-        return lambda _type: value
-    return lambda workflow_type: limits.get(workflow_type)
-
-
-def _version(deployment: tuple[str, str] | None) -> tuple[str | None, str | None]:
-    if deployment is None:
-        return None, None
-    if (
-        not isinstance(deployment, tuple)
-        or len(deployment) != 2
-        or not all(isinstance(x, str) and x for x in deployment)
-    ):
-        raise ValueError(
-            f"deployment must be (deployment name, build id), e.g. ('payments', '41'), "
-            f"not {deployment!r}"
-        )
-    # The server refuses every poll of a name it cannot route: refuse to start
-    # instead of polling in a loop of errors.
-    for what, value in zip(("deployment name", "build id"), deployment, strict=True):
-        # fullmatch: `$` alone lets a trailing line break through
-        if not re.fullmatch(VERSION_NAME_PATTERN, value):
-            raise ValueError(
-                f"{what} {value!r} is not valid: use 1-255 letters, digits, '_', '.', '-', "
-                "starting with a letter or digit"
-            )
-    return deployment[0], deployment[1]
 
 
 def _nothing() -> None:
