@@ -165,8 +165,15 @@ def table(
 
 
 def kv_table(items: Mapping[str, Any], *, title: str | None = None) -> Table:
-    """A two-column key/value table."""
+    """A two-column key/value table; ``(none)`` under the title when ``items`` is empty."""
     t = Table(title=title, title_justify="left", show_header=False)
+    if not items:
+        # A headerless table with no cells measures as wide as it may be (2000
+        # columns into a pipe): say there is nothing instead, as wide as the title.
+        t.min_width = len(title or "")
+        t.add_column("none", style="dim")
+        t.add_row("(none)")
+        return t
     t.add_column("key", style="bold")
     t.add_column("value", overflow="fold")
     for k, v in items.items():

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from ops.cli import cli
 from ops.cli_base import Seconds
-from ops.output import emit, table
+from ops.output import emit, kv_table, table
 
 
 def commands(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -232,3 +232,14 @@ def test_an_empty_id_option_is_refused_not_taken_as_left_out(
     result = CliRunner().invoke(cli, [*config, *args, option, "", "-o", "json"])
     assert result.exit_code == 2, result.output
     assert option in json.loads(result.stdout)["error"]["message"], result.stdout
+
+
+def test_an_empty_key_value_table_printed_into_a_pipe_is_short_and_says_none(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table of nothing is its title and ``(none)``, not 2000 columns of blanks."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    emit({}, "table", lambda d: kv_table(d, title="Search attributes"))
+    out = capsys.readouterr().out
+    assert "Search attributes" in out and "(none)" in out, out
+    assert max(len(line) for line in out.splitlines()) <= 80, out
