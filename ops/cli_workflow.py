@@ -7,6 +7,7 @@ are in :mod:`ops.cli_workflow_actions`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -49,15 +50,33 @@ def json_values(values: Sequence[str], what: str = "--input") -> list[Any]:
     return out
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float, or ValueError when it is none (NaN, past ±1.8e308)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _not_json(text: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON, though Python's parser takes them."""
+    raise ValueError(f"{text} is not JSON")
+
+
 def _search_attributes(values: Sequence[str]) -> dict[str, Any]:
-    """NAME=JSON pairs; a value that is not JSON is taken as a string (a Keyword)."""
+    """NAME=JSON pairs; a value that is not JSON is taken as a string (a Keyword).
+
+    NaN and infinities are not JSON either: taken as the text typed, like
+    ``inf``, so a Double or Int attribute refuses them all with one message
+    (the type it takes) and a Keyword stores them as written.
+    """
     out: dict[str, Any] = {}
     for raw in values:
         name, sep, value = raw.partition("=")
         if not sep or not name:
             raise CliInputError(f"--search-attribute {raw!r} is not NAME=VALUE")
         try:
-            out[name] = json.loads(value)
+            out[name] = json.loads(value, parse_float=_finite, parse_constant=_not_json)
         except ValueError:
             out[name] = value
     return out

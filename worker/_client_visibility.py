@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -109,6 +110,13 @@ def encode_search_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
                     "give it one (tzinfo=datetime.UTC)"
                 )
             value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(value, float) and not math.isfinite(value):
+            # not "send it as a string", as the body's own check says: a
+            # number attribute takes numbers, and no Double can hold this one
+            raise InvalidArgumentError(
+                f"search attribute {name!r}: {value!r} is not a finite number; "
+                "a Double or Int search attribute takes a finite number"
+            )
         elif isinstance(value, tuple | set | frozenset):
             value = sorted(value) if isinstance(value, set | frozenset) else list(value)
         out[name] = value

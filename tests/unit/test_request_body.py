@@ -40,3 +40,19 @@ async def test_a_call_with_such_a_body_raises_before_sending() -> None:
     async with client:
         with pytest.raises(InvalidArgumentError):
             await client.create_namespace("n", description="x", retention_days=2**70)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+async def test_a_search_attribute_no_double_can_hold_is_refused_as_a_number_not_a_string(
+    value: float,
+) -> None:
+    """The body's check would say "send it as a string", which a Double attribute refuses."""
+    client = await Client.connect("http://127.0.0.1:9", namespace="default", retry_for_s=0)
+    async with client:
+        with pytest.raises(InvalidArgumentError) as caught:
+            await client.start_workflow(
+                "T", id="w", task_queue="q", search_attributes={"Amount": value}
+            )
+    message = caught.value.message
+    assert "'Amount'" in message and "finite number" in message, message
+    assert "string" not in message, message
