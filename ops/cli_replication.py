@@ -88,6 +88,11 @@ def register_replication(cli: click.Group) -> None:
                 )
 
         def render(d: dict[str, Any]) -> RenderableType:
+            if d.get("already_active"):
+                return Text(
+                    f"{d['namespace']} is already active in {d['target']} (failover version "
+                    f"{d['version']}): nothing moved"
+                )
             if d.get("handover_finished"):
                 return Text(
                     f"{d['namespace']} was already active in {d['target']} (failover version "

@@ -83,6 +83,9 @@ class FailoverResult:
     #: ``source``, left in handover by a failover that died after promoting
     #: ``target``, that it moved (as the stream would, once it runs).
     handover_finished: bool = False
+    #: The namespace was already active in ``target`` with nothing left to
+    #: finish: nothing moved (a retry after a lost answer lands here).
+    already_active: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -223,7 +226,7 @@ async def graceful_failover(
                 round(time.monotonic() - started, 3),
                 handover_finished=True,
             )
-        raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
+        return _already_active(namespace, target, current, started)
     if target not in row["regions"]:
         raise _not_a_region(namespace, target, row["regions"], forced=False)
     try:
@@ -288,6 +291,11 @@ async def graceful_failover(
     return FailoverResult(
         namespace, source, target, new_version, rebuilt, round(time.monotonic() - started, 3)
     )
+
+
+def _already_active(namespace: str, target: str, version: int, started: float) -> FailoverResult:
+    seconds = round(time.monotonic() - started, 3)
+    return FailoverResult(namespace, target, target, version, 0, seconds, already_active=True)
 
 
 def _not_a_region(
@@ -542,7 +550,7 @@ async def forced_failover(
             # the handover of a failover that died: there is nothing to force
             return await _abandon_handover(config, namespace, source, started)
         if source == target:
-            raise InvalidArgument(f"namespace {namespace!r} is already active in {target}")
+            return _already_active(namespace, target, int(row["failover_version"]), started)
         if not allow_behind:
             others = [r for r in newest["regions"] if r not in (source, target)]
             await _refuse_a_target_behind(config, dst, namespace, source, target, others)

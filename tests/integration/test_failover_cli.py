@@ -112,9 +112,21 @@ async def test_a_handover_left_by_a_killed_failover_is_abandoned_by_failing_over
     assert code == 0, out
     assert out["handover_abandoned"] is True and out["target"] == "region-a", out
     assert await _state(a) == "active"
-    # Run again, there is no handover left to abandon.
-    code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a")
-    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
+    # Run again, there is no handover left to abandon: nothing moves, and it says so.
+    for force in ((), ("--force",)):
+        code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a", *force)
+        assert code == 0, out
+        assert out["already_active"] is True and not out["handover_abandoned"], out
+        assert (out["namespace"], out["target"], out["version"]) == (NS, "region-a", 1), out
+        assert out["workflows_rebuilt"] == 0, out
+    table = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--config", str(cfg), "failover", NS, "--to", "region-a"]
+    )
+    assert table.exit_code == 0, table.output
+    assert f"{NS} is already active in region-a (failover version 1): nothing moved" in (
+        table.stdout
+    ), table.output
+    assert await _state(a) == "active"
 
     # A forced failover to the region that holds the handover abandons it too.
     pg.psql(
