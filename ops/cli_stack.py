@@ -25,11 +25,8 @@ from ops.cli_base import (
 )
 from ops.cli_tools import run_fast
 from ops.output import emit, err_console, table
-from store import db
 from store.config import BatonConfig
-from store.errors import wrap_exceptions
-from store.migrations import migrate_up
-from store.migrations import status as migration_status
+from store.migrations import migrate_region
 
 __all__ = ["register_stack"]
 
@@ -247,28 +244,28 @@ def migrate() -> None:
     """Schema migrations of the region databases."""
 
 
-def _regions_for(st: CliState, region: str | None) -> list[tuple[str, str]]:
+def _migrate_regions(st: CliState, region: str | None, apply: bool) -> list[dict[str, Any]]:
+    """Each chosen region's migrations (applied when ``apply``) and status.
+
+    Each database gets the config's connect bound (lowered by
+    ``--request-timeout``) and one that does not answer is named by its region.
+    """
     cfg = st.load()
     chosen = region or st.region
-    names = [chosen] if chosen else list(cfg.regions)
-    return [(r, cfg.region(r).dsn) for r in names]
-
-
-async def _migrate_region(dsn: str, apply: bool) -> dict[str, Any]:
-    conn = await db.connect(dsn)
-    try:
-        with wrap_exceptions():
-            applied = await migrate_up(conn) if apply else []
-            st = await migration_status(conn)
-    finally:
-        await conn.close()
-    return {
-        "applied": applied,
-        "current": st.current,
-        "latest": st.latest,
-        "pending": st.pending,
-        "up_to_date": st.up_to_date,
-    }
+    rows = []
+    for name in [chosen] if chosen else list(cfg.regions):
+        applied, status = asyncio.run(migrate_region(cfg, name, apply=apply))
+        rows.append(
+            {
+                "region": name,
+                "applied": applied,
+                "current": status.current,
+                "latest": status.latest,
+                "pending": status.pending,
+                "up_to_date": status.up_to_date,
+            }
+        )
+    return rows
 
 
 _migrate_region_option = click.option(
@@ -284,10 +281,7 @@ _migrate_region_option = click.option(
 @pass_state
 def migrate_up_cmd(st: CliState, migrate_region: str | None, output: str) -> None:
     """Apply pending migrations to each region's database."""
-    rows = [
-        {"region": r, **asyncio.run(_migrate_region(dsn, True))}
-        for r, dsn in _regions_for(st, migrate_region)
-    ]
+    rows = _migrate_regions(st, migrate_region, apply=True)
     emit(
         rows,
         output,
@@ -306,10 +300,7 @@ def migrate_up_cmd(st: CliState, migrate_region: str | None, output: str) -> Non
 @pass_state
 def migrate_status_cmd(st: CliState, migrate_region: str | None, output: str) -> None:
     """Show each region's schema version and pending migrations."""
-    rows = [
-        {"region": r, **asyncio.run(_migrate_region(dsn, False))}
-        for r, dsn in _regions_for(st, migrate_region)
-    ]
+    rows = _migrate_regions(st, migrate_region, apply=False)
     for x in rows:
         del x["applied"]
     emit(

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from store import sql
-from store.errors import SchemaOutOfDate
+from store import db, sql
+from store.config import BatonConfig
+from store.errors import SchemaOutOfDate, wrap_exceptions
 
 #: Advisory lock key of migrations ("baton-mi").
 MIGRATION_LOCK = 0x6261746F6E2D6D69 & 0x7FFFFFFFFFFFFFFF
@@ -63,6 +64,24 @@ async def migrate_up(conn: asyncpg.Connection) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
     return applied
+
+
+async def migrate_region(
+    config: BatonConfig, region: str, *, apply: bool
+) -> tuple[list[str], MigrationStatus]:
+    """Apply (``apply``) the pending migrations of ``region``'s database, then
+    read its status: the names applied and the status.
+
+    A database that does not take a connection within the config's
+    ``connect_timeout_s`` is ``Unavailable``, naming the region.
+    """
+    conn = await db.connect_region(config, region)
+    try:
+        with wrap_exceptions():
+            applied = await migrate_up(conn) if apply else []
+            return applied, await status(conn)
+    finally:
+        await conn.close()
 
 
 async def require_current(conn: asyncpg.Connection) -> int:

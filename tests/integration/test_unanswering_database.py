@@ -96,3 +96,24 @@ async def test_commands_give_up_on_a_silent_region_database_and_name_it(
     code, out, err, took = await _baton(cfg, "replication", "dlq", "list", "--region", "region-b")
     assert code == 1 and "within 10 s" in out["error"]["message"], (out, err)
     assert took < 40, took
+
+
+async def test_migrate_gives_up_on_a_silent_region_database_within_the_request_timeout(
+    pg: PgCluster, template_db: str, tmp_path: Path, silent_database: str
+) -> None:
+    """``baton migrate`` named only the address and waited its own 10 s,
+    whatever ``--request-timeout`` said."""
+    up = fresh_database(pg, template_db)
+    cfg = write_config(
+        tmp_path / "baton.toml",
+        {"region-a": (free_port(), pg.dsn(up)), "region-b": (free_port(), silent_database)},
+    )
+    for verb in ("status", "up"):
+        code, out, err, took = await _baton(cfg, "--request-timeout", "1", "migrate", verb)
+        assert code == 1 and out["error"]["code"] == "UNAVAILABLE", (verb, out, err)
+        message = out["error"]["message"]
+        assert "region region-b" in message and "within 1 s" in message, (verb, message)
+        assert "[regions.region-b]" in message, (verb, message)
+        assert took < 9, (verb, took)
+    code, rows, err, _ = await _baton(cfg, "migrate", "status", "--region", "region-a")
+    assert code == 0 and rows[0]["up_to_date"] is True, (rows, err)
