@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import json
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -381,3 +382,36 @@ def split_csv(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float, or ValueError when it is none (NaN, past ±1.8e308)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _not_json(text: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON, though Python's parser takes them."""
+    raise ValueError(f"{text} is not JSON")
+
+
+def name_value_pairs(values: Sequence[str], option: str) -> dict[str, Any]:
+    """NAME=JSON pairs (``--search-attribute`` and the like); a value that is
+    not JSON is taken as a string (a Keyword).
+
+    NaN and infinities are not JSON either: taken as the text typed, like
+    ``inf``, so a Double or Int attribute refuses them all with one message
+    (the type it takes) and a Keyword stores them as written.
+    """
+    out: dict[str, Any] = {}
+    for raw in values:
+        name, sep, value = raw.partition("=")
+        if not sep or not name.strip():
+            raise CliInputError(f"{option} {raw!r} is not NAME=VALUE, e.g. {option} Team=ops")
+        try:
+            out[name.strip()] = json.loads(value, parse_float=_finite, parse_constant=_not_json)
+        except ValueError:
+            out[name.strip()] = value
+    return out

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ops.cli_base import CliInputError
+from ops.cli_base import CliInputError, name_value_pairs
 from scheduler import definition
 from scheduler.policy import CatchUp, Overlap
 from scheduler.spec import SpecError, parse_cron
@@ -36,7 +36,6 @@ __all__ = [
     "choice",
     "definition_options",
     "instant",
-    "pairs",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,20 +129,6 @@ def _json(raw: str, option: str, kinds: tuple[type, ...], example: str) -> Any:
         shape = " or ".join(_SHAPES[k] for k in kinds)
         raise CliInputError(f"{option} {raw!r} is not {shape}: e.g. {option} {example}")
     return value
-
-
-def pairs(values: Sequence[str], option: str) -> dict[str, Any]:
-    """NAME=VALUE pairs; a value that is not JSON is taken as a string (a Keyword)."""
-    out: dict[str, Any] = {}
-    for raw in values:
-        name, sep, value = raw.partition("=")
-        if not sep or not name.strip():
-            raise CliInputError(f"{option} {raw!r} is not NAME=VALUE, e.g. {option} Team=ops")
-        try:
-            out[name.strip()] = json.loads(value)
-        except ValueError:
-            out[name.strip()] = value
-    return out
 
 
 # --------------------------------------------------------------------------- options
@@ -389,7 +374,7 @@ def _action(base: dict[str, Any], o: dict[str, Any], *, args_given: bool) -> dic
     if o["memo"] is not None:
         action["memo"] = _json(o["memo"], "--memo", (dict,), '\'{"owner": "ops"}\'')
     if o["search_attributes"]:
-        attributes = pairs(o["search_attributes"], "--search-attribute")
+        attributes = name_value_pairs(o["search_attributes"], "--search-attribute")
         action["search_attributes"] = {**(action.get("search_attributes") or {}), **attributes}
     # --input replaces the file's payloads; those are sent as they are (encoded by whoever
     # wrote them, maybe encrypted), so they must be payloads already

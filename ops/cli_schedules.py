@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import click
 from rich.console import Group, RenderableType
 
-from ops.cli_base import BatonGroup, CliInputError, CliState, pass_state
+from ops.cli_base import BatonGroup, CliInputError, CliState, name_value_pairs, pass_state
 from ops.cli_schedule_options import (
     CATCH_UPS,
     OVERLAPS,
@@ -26,7 +26,6 @@ from ops.cli_schedule_options import (
     choice,
     definition_options,
     instant,
-    pairs,
 )
 from ops.output import emit, kv_table, table, when
 from scheduler import definition
@@ -237,7 +236,7 @@ def schedule_create(
     except SpecError as exc:
         raise CliInputError(str(exc)) from None
     draft = build_draft(options)
-    attributes = pairs(schedule_attributes, "--schedule-search-attribute")
+    attributes = name_value_pairs(schedule_attributes, "--schedule-search-attribute")
 
     async def go(c: Client) -> dict[str, Any]:
         h = await c.create_schedule(

@@ -7,7 +7,6 @@ are in :mod:`ops.cli_workflow_actions`.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +21,7 @@ from ops.cli_base import (
     CliState,
     Seconds,
     enum_choice,
+    name_value_pairs,
     not_empty,
     pass_state,
     spelled,
@@ -47,38 +47,6 @@ def json_values(values: Sequence[str], what: str = "--input") -> list[Any]:
             raise CliInputError(
                 f"{what} #{i} is not valid JSON ({exc}): {raw!r}; quote strings as '\"text\"'"
             ) from exc
-    return out
-
-
-def _finite(text: str) -> float:
-    """A JSON number as a float, or ValueError when it is none (NaN, past ±1.8e308)."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
-def _not_json(text: str) -> Any:
-    """``NaN`` and ``Infinity`` are not JSON, though Python's parser takes them."""
-    raise ValueError(f"{text} is not JSON")
-
-
-def _search_attributes(values: Sequence[str]) -> dict[str, Any]:
-    """NAME=JSON pairs; a value that is not JSON is taken as a string (a Keyword).
-
-    NaN and infinities are not JSON either: taken as the text typed, like
-    ``inf``, so a Double or Int attribute refuses them all with one message
-    (the type it takes) and a Keyword stores them as written.
-    """
-    out: dict[str, Any] = {}
-    for raw in values:
-        name, sep, value = raw.partition("=")
-        if not sep or not name:
-            raise CliInputError(f"--search-attribute {raw!r} is not NAME=VALUE")
-        try:
-            out[name] = json.loads(value, parse_float=_finite, parse_constant=_not_json)
-        except ValueError:
-            out[name] = value
     return out
 
 
@@ -178,7 +146,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "task_queue": o["task_queue"],
         "request_id": o["request_id"],
         "id_reuse_policy": o["id_reuse_policy"],
-        "search_attributes": _search_attributes(o["search_attributes"]),
+        "search_attributes": name_value_pairs(o["search_attributes"], "--search-attribute"),
         "memo": memo,
         "run_timeout": o["run_timeout"],
         "task_timeout": o["task_timeout"],

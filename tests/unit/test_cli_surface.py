@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from ops.cli import cli
-from ops.cli_base import Seconds
+from ops.cli_base import CliInputError, Seconds, name_value_pairs
 from ops.output import emit, kv_table, table
 
 
@@ -243,3 +243,25 @@ def test_an_empty_key_value_table_printed_into_a_pipe_is_short_and_says_none(
     out = capsys.readouterr().out
     assert "Search attributes" in out and "(none)" in out, out
     assert max(len(line) for line in out.splitlines()) <= 80, out
+
+
+def test_name_value_pairs_take_json_and_keep_what_is_not_json_as_typed() -> None:
+    """One parser for --search-attribute of workflows and schedules alike: NaN
+    and infinities are not JSON, so they stay the text typed (as ``inf`` does),
+    and a Double attribute refuses them all with one message."""
+    got = name_value_pairs(
+        ["A=NaN", "B=1e999", "C=inf", "D=-Infinity", "E=1.5", "F=7", "G=ops", " H =true"],
+        "--search-attribute",
+    )
+    assert got == {
+        "A": "NaN",
+        "B": "1e999",
+        "C": "inf",
+        "D": "-Infinity",
+        "E": 1.5,
+        "F": 7,
+        "G": "ops",
+        "H": True,
+    }
+    with pytest.raises(CliInputError, match="is not NAME=VALUE"):
+        name_value_pairs(["=x"], "--schedule-search-attribute")
