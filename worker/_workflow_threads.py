@@ -297,12 +297,14 @@ class WorkflowThreads:
 
     def _give_up(self, job: _Job) -> bool:
         """Abandon ``job`` if its code still runs (True); False if it never started
-        (it never will) or already returned."""
+        (it never will), already returned or was given up already."""
         with self._lock:
             if job.started_at is None:
                 job.skip = True  # the thread that takes it skips it
                 return False
-            if job.fn_done:
+            # A cancel can reach the task after the timer gave up on the job
+            # in the same loop turn: its thread is stuck once, not twice.
+            if job.fn_done or job.abandoned:
                 return False
             job.abandoned = True
             self._stuck += 1

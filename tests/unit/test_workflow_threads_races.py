@@ -1,0 +1,59 @@
+"""Races between the event loop giving up on workflow code and the thread in it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from worker._workflow_threads import WorkflowThreads
+
+
+class Code:
+    def __init__(self) -> None:
+        self.progress_at = 0.0
+        self.abandoned: list[str] = []
+        self.back = threading.Event()
+        self.on_abandon: list[asyncio.Task[object]] = []
+
+    def abandon(self, reason: str) -> None:
+        self.abandoned.append(reason)
+        for task in self.on_abandon:
+            # shutdown's cancel, in the loop turn that fails the future
+            asyncio.get_running_loop().call_soon(task.cancel)
+
+    def finish_abandoned(self) -> None:
+        self.back.set()
+
+
+async def test_a_cancel_right_after_the_deadlock_verdict_counts_one_stuck_thread() -> None:
+    """The cancel reaches the task after the timer failed its future: the job is
+    given up once, so the pool counts one stuck thread, not two, and is whole
+    again when the thread is back."""
+    pool = WorkflowThreads(2, timeout=0.2)
+    code = Code()
+    release = threading.Event()
+
+    def stuck() -> None:
+        while not release.is_set():
+            time.sleep(0.01)
+
+    task = asyncio.ensure_future(pool.run(code, stuck, what="workflow W"))
+    code.on_abandon.append(task)  # type: ignore[arg-type]
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(code.abandoned) == 1
+    assert pool.stuck == 1
+    assert await asyncio.to_thread(code.back.wait, 5.0)
+    await asyncio.sleep(0.1)
+    assert pool.stuck == 0
+    with pool._lock:
+        assert pool._serving <= pool.size
+    # every thread serves: two jobs that wait on each other both run
+    both = threading.Barrier(2, timeout=2.0)
+    assert await asyncio.gather(
+        pool.run(Code(), both.wait, what="x"), pool.run(Code(), both.wait, what="y")
+    ) in ([0, 1], [1, 0])
+    pool.close()
