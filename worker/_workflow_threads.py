@@ -390,6 +390,8 @@ class WorkflowThreads:
         """A stuck thread left the code: tear its instance down, then serve again
         unless another thread took its place and the pool is full."""
         started = job.started_at or time.monotonic()
+        if job.interrupted:
+            _release_logging_locks()
         log.info(
             "a workflow thread stuck in code for %.1f s is back (%s)",
             time.monotonic() - started,
@@ -421,6 +423,25 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
         future.set_result(value)
     else:
         future.set_exception(error)
+
+
+def _release_logging_locks() -> None:
+    """Release the logging locks the calling thread still holds once out of the code.
+
+    An interrupt can land between a handler's ``acquire()`` and the ``try``
+    that releases it (``logging.Handler.handle``): the thread would keep the
+    handler's lock for ever, and the next record any other thread (the event
+    loop) logs through that handler would block it for good.
+    """
+    locks: list[Any] = [getattr(logging, "_lock", None)]
+    for ref in list(getattr(logging, "_handlerList", ())):
+        handler = ref()
+        if handler is not None:
+            locks.append(handler.lock)
+    for lock in locks:
+        owned = getattr(lock, "_is_owned", None)
+        while owned is not None and owned():
+            lock.release()
 
 
 def _raise_in(ident: int, exc_type: type[BaseException] | None) -> int:

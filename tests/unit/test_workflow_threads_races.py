@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import threading
 import time
 
 import pytest
 
+from worker._workflow_instance import DeadlockError
 from worker._workflow_threads import WorkflowThreads
 
 
@@ -57,3 +60,38 @@ async def test_a_cancel_right_after_the_deadlock_verdict_counts_one_stuck_thread
         pool.run(Code(), both.wait, what="x"), pool.run(Code(), both.wait, what="y")
     ) in ([0, 1], [1, 0])
     pool.close()
+
+
+async def test_a_thread_interrupted_holding_a_logging_lock_lets_it_go() -> None:
+    """An interrupt landing between ``acquire()`` and ``try`` in
+    ``logging.Handler.handle`` (code that logs in a loop: about one interrupt in
+    thirty) left the handler's lock held by the thread for ever, and the next
+    record the event loop logged through it froze the worker. The code here
+    holds the lock when interrupted, as the thread then does."""
+    handler = logging.StreamHandler(io.StringIO())
+    pool = WorkflowThreads(1, timeout=0.1)
+    code = Code()
+
+    def log_in_a_loop() -> None:
+        handler.acquire()  # where the interrupt lands in handle()
+        while True:
+            pass
+
+    try:
+        with pytest.raises(DeadlockError):
+            await pool.run(code, log_in_a_loop, what="workflow W")
+        assert await asyncio.to_thread(code.back.wait, 5.0)
+        await asyncio.sleep(0.05)
+        lock = handler.lock
+        assert lock is not None
+
+        def free() -> bool:
+            if not lock.acquire(True, 1.0):
+                return False
+            lock.release()
+            return True
+
+        assert await asyncio.to_thread(free), "the handler's lock is left held"
+    finally:
+        handler.close()
+        pool.close()
