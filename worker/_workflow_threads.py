@@ -215,9 +215,12 @@ class WorkflowThreads:
         if job.handoff.acquire(True, self.handoff_s):
             return job.outcome()  # type: ignore[no-any-return]
         with self._lock:
-            if not job.fn_done:
+            # Decided under the lock: code done after it is answered by the
+            # future (set by the thread), never by both.
+            done = job.fn_done
+            if not done:
                 job.future = future = loop.create_future()
-        if job.fn_done:
+        if done:
             return job.outcome()  # type: ignore[no-any-return]
         job.timer = loop.call_later(self.timeout, self._watch, job, what, then)
         try:

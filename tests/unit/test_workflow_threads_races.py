@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 import threading
@@ -94,4 +95,49 @@ async def test_a_thread_interrupted_holding_a_logging_lock_lets_it_go() -> None:
         assert await asyncio.to_thread(free), "the handler's lock is left held"
     finally:
         handler.close()
+        pool.close()
+
+
+class _SlowToLetGo:
+    """The pool's lock, released slowly by the event loop's thread: the code's
+    thread gets to finish between the loop's ``with`` and what follows it."""
+
+    def __init__(self, loop_thread: int) -> None:
+        self._lock = threading.Lock()
+        self._loop_thread = loop_thread
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.__exit__(None, None, None)
+        if threading.get_ident() == self._loop_thread:
+            time.sleep(0.1)
+
+
+async def test_code_done_just_after_the_loop_began_to_await_it_answers_once() -> None:
+    """The code raised right after the loop made its future: the loop answered
+    the error at once and the thread failed the future too, which nobody
+    awaited, so asyncio logged "Future exception was never retrieved"."""
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    pool = WorkflowThreads(1, timeout=1.0)
+    pool._lock = _SlowToLetGo(threading.get_ident())  # type: ignore[assignment]
+
+    def fails_a_little_later() -> None:
+        time.sleep(pool.handoff_s * 4)
+        raise ValueError("nondeterminism")
+
+    try:
+        with pytest.raises(ValueError, match="nondeterminism"):
+            await pool.run(Code(), fails_a_little_later, what="x")
+        await asyncio.sleep(0.2)  # the thread's answer reaches the loop
+        pool.close()  # the thread lets go of its last job
+        await asyncio.sleep(0.2)
+        gc.collect()
+        await asyncio.sleep(0)
+        assert unhandled == []
+    finally:
+        loop.set_exception_handler(None)
         pool.close()
