@@ -396,12 +396,14 @@ WHERE n.active_region = $1 AND n.state = 'active'
 -- name: move_sticky_task
 -- A workflow task no poller of the sticky queue took in time moves to the
 -- run's own task queue (a poll that holds the row keeps it).
--- (delete and insert: the insert wakes that queue's pollers).
+-- (delete and insert: the insert wakes that queue's pollers). $5 NULL: the
+-- sticky queue was closed, and the run no longer names it; a task that landed
+-- on it as it closed (after the close moved its tasks) is on no other queue.
 WITH moved AS (
     DELETE FROM tasks
     WHERE id IN (SELECT id FROM tasks
                  WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'workflow'
-                   AND ref = $4 AND task_queue = $5
+                   AND ref = $4 AND task_queue = coalesce($5, task_queue) AND task_queue <> $6
                  FOR UPDATE SKIP LOCKED)
     RETURNING *)
 INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt, build_id)

@@ -517,3 +517,36 @@ async def test_a_task_on_a_dead_worker_s_sticky_queue_moves_after_its_timeout(
     assert moved is not None and moved["workflow_id"] == "sticky-dead"
     assert 0.8 < waited < 5  # held for the sticky timeout, then on the run's own queue
     await h.terminate("done")
+
+
+async def test_a_task_written_to_a_sticky_queue_as_its_worker_closes_it_still_moves(
+    client: Client, conn: asyncpg.Connection
+) -> None:
+    """A task that reached the sticky queue just as its worker's shutdown closed
+    the queue (the close's move had read the queue before the task landed) is
+    moved by its sticky timeout all the same: before, the run read as having no
+    sticky queue once the queue was closed, the move looked for the task on no
+    queue, and the run waited for ever."""
+    api = "/api/v1/namespaces/default/workflow-tasks"
+    h = await client.start_workflow(Bumps, id="sticky-closed-late", task_queue=QUEUE)
+    task = (await client.call("POST", f"{api}/poll", {"task_queue": QUEUE, "wait_s": 5}))["task"]
+    await client.call(
+        "POST",
+        f"{api}/complete",
+        {
+            "task_token": task["task_token"],
+            "commands": [],
+            "sticky_task_queue": "closing-worker-sticky",
+            "sticky_schedule_to_start_s": 1.0,
+        },
+    )
+    await h.signal("bump", 1)  # its task goes to the sticky queue
+    # the worker's close lands now, its move of the queue's tasks already done
+    await conn.execute(
+        "INSERT INTO sticky_queues (namespace, queue) VALUES ('default', 'closing-worker-sticky')"
+    )
+    t0 = time.monotonic()
+    moved = (await client.call("POST", f"{api}/poll", {"task_queue": QUEUE, "wait_s": 10}))["task"]
+    assert moved is not None and moved["workflow_id"] == "sticky-closed-late"
+    assert time.monotonic() - t0 < 5  # by the sticky timeout (1 s)
+    await h.terminate("done")
