@@ -117,6 +117,11 @@ async def test_200_workflows_move_mid_flight_and_nothing_acknowledged_is_lost(
         assert closed_in_b == n
 
 
+def _timer_offset(i: int) -> float:
+    """Seconds to the ``i``-th sleeper's timer: dense first, then spread out."""
+    return 5.0 + 0.01 * i if i < 30 else 5.3 + 0.2 * (i - 30)
+
+
 async def test_a_timer_due_during_the_failover_fires_once_in_b_and_an_activity_resumes(
     two_regions: Regions,
 ) -> None:
@@ -136,12 +141,15 @@ async def test_a_timer_due_during_the_failover_fires_once_in_b_and_an_activity_r
                 return bool(acts) and bool(acts[0]["heartbeat_details"])
 
             await eventually(heartbeating, timeout=30, what="the activity heartbeating")
-            # timers coming due every 100 ms for 6 s: the failover starts just
-            # before the first and, however late a loaded machine starts it,
-            # lands among them
+            # timers coming due every 10 ms for 0.3 s, then every 200 ms for 6 s:
+            # the failover starts just before the first, so a handover of a few
+            # tens of milliseconds still has one come due inside it, and
+            # however late a loaded machine starts it, it lands among them
             sleepers = await asyncio.gather(
                 *[
-                    client.start_workflow(Sleeper, i, 5.0 + 0.1 * i, id=f"sl-{i}", task_queue=QUEUE)
+                    client.start_workflow(
+                        Sleeper, i, _timer_offset(i), id=f"sl-{i}", task_queue=QUEUE
+                    )
                     for i in range(SLEEPERS)
                 ]
             )
