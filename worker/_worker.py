@@ -31,7 +31,7 @@ from worker._definition import (
 )
 from worker._http import ns_path
 from worker._run_cache import RunCache
-from worker._start_options import checked_duration, worker_identity
+from worker._start_options import checked_duration, seconds, worker_identity
 from worker._worker_options import at_least_one, check_task_queue, pause_limits, version
 from worker._worker_start import require_namespace
 from worker._workflow_tasks import WorkflowTaskRunner
@@ -299,7 +299,7 @@ class Worker(WorkflowTaskRunner):
         the same way immediately. Calling it again waits for the same drain; a
         shorter ``grace`` ends the grace sooner.
         """
-        self._begin_shutdown(None if grace is None else _seconds(grace))
+        self._begin_shutdown(None if grace is None else seconds(grace))
         await asyncio.shield(self._drain_once())
 
     def _begin_shutdown(self, grace: float | None) -> None:
@@ -541,10 +541,6 @@ class Worker(WorkflowTaskRunner):
             if not acquire.done():
                 acquire.cancel()  # the semaphore hands on a slot it had granted
         return acquire.done() and not acquire.cancelled()
-
-
-def _seconds(value: timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _nothing() -> None:
