@@ -19,14 +19,30 @@ from store.mutable_state import RunTxn
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
 
+# The commands that change a system workflow, by its type: its own run is
+# Baton's state of a schedule or batch job, which a signal, terminate, reset
+# or pause by workflow id would corrupt or destroy without a trace.
+_SYSTEM_COMMANDS = {
+    "baton.schedule": ("schedule", "schedule/", "update, pause, unpause, trigger or delete"),
+    "baton.batch": ("batch job", "batch/", "stop"),
+}
+
 
 async def lock_run(
-    store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    workflow_id: str,
+    run_id: str | None,
+    *,
+    system: bool = False,
 ) -> RunTxn:
     """Lock a run (the current one when ``run_id`` is None) of this region for a write.
 
     ``run_id`` comes from a request here: one that is not a UUID is a bad
     argument (as describe and result answer), not a run that is missing.
+    A system workflow (a schedule's or a batch job's) is refused unless
+    ``system``: the server's own schedule and batch commands act on it.
     """
     if run_id is not None:
         try:
@@ -34,12 +50,32 @@ async def lock_run(
         except ValueError:
             raise InvalidArgument(f"run id {run_id!r} is not a UUID") from None
     try:
-        return await RunTxn.lock(
+        rt = await RunTxn.lock(
             conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls
         )
     except WorkflowNotFound as exc:
         await send_to_active_region(store, conn, namespace, exc)
         raise
+    if not system:
+        refuse_system_workflow(workflow_id, str(rt.exe["workflow_type"]))
+    return rt
+
+
+def refuse_system_workflow(workflow_id: str, workflow_type: str) -> None:
+    """Refuse a client's write to a system workflow, naming the command that does it."""
+    if not workflow_type.startswith("baton."):
+        return
+    what, prefix, verbs = _SYSTEM_COMMANDS.get(workflow_type, ("", "", ""))
+    if what:
+        name = workflow_id.removeprefix(prefix)
+        raise InvalidArgument(
+            f"workflow {workflow_id!r} is Baton's own run of {what} {name!r}: change it with "
+            f"`baton {what.split()[0]}` ({verbs}), not as a workflow"
+        )
+    raise InvalidArgument(
+        f"workflow {workflow_id!r} is one of Baton's system workflows ({workflow_type}): "
+        "it takes no signals, cancels, terminates, resets, pauses or updates from clients"
+    )
 
 
 async def send_to_active_region(
@@ -99,6 +135,7 @@ async def lock_for_request(
     request_id: str | None,
     *,
     kind: str,
+    system: bool = False,
 ) -> RunTxn | str:
     """Lock the run a request of ``kind`` acts on (signal, cancel, terminate,
     pause, override), or return the run id a
@@ -109,7 +146,7 @@ async def lock_for_request(
     Checked with the run locked, so two copies of one request serialise and
     the second finds the first's id (recorded in the same write as its event).
     """
-    rt = await lock_run(store, conn, namespace, workflow_id, run_id)
+    rt = await lock_run(store, conn, namespace, workflow_id, run_id, system=system)
     if request_id:
         seen = await conn.fetchrow(Q["request_seen"], namespace, workflow_id, request_id)
         if seen is not None:

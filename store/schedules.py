@@ -177,7 +177,9 @@ async def _signal(
         identity=req.identity or "baton",
     )
     try:
-        await workflows.signal_workflow(store, namespace, schedule_workflow_id(schedule_id), signal)
+        await workflows.signal_workflow(
+            store, namespace, schedule_workflow_id(schedule_id), signal, system=True
+        )
     except (WorkflowNotFound, WorkflowNotRunning):
         raise _not_found(namespace, schedule_id) from None
 
@@ -281,7 +283,9 @@ async def delete_schedule(
         identity="baton",
     )
     try:
-        await workflows.terminate_workflow(store, namespace, schedule_workflow_id(schedule_id), req)
+        await workflows.terminate_workflow(
+            store, namespace, schedule_workflow_id(schedule_id), req, system=True
+        )
     except (WorkflowNotFound, WorkflowNotRunning):
         raise _not_found(namespace, schedule_id) from None
     async with store.pool.acquire() as conn:

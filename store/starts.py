@@ -25,7 +25,7 @@ from store.matching import Match
 from store.mutable_state import RUN_TIMEOUT, RunTxn
 from store.namespaces import Namespace, lock_namespace
 from store.new_run import new_execution
-from store.run_lock import check_request_kind
+from store.run_lock import check_request_kind, refuse_system_workflow
 from store.sql import QUERIES as Q
 from store.task_views import build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
@@ -178,6 +178,9 @@ async def start_workflow_txn(
             # new statement sees that commit) rather than signal or terminate
             # a closed run behind its closing event.
             return await start_workflow_txn(store, conn, namespace, req, signal, match=match)
+        if not req.workflow_type.startswith(SYSTEM_TYPE_PREFIX):
+            # a client's signal-with-start or terminate-if-running start
+            refuse_system_workflow(req.workflow_id, str(rt.exe["workflow_type"]))
         if signal is not None:
             _add_signal(store, rt, signal[0], signal[1], req.identity, req.request_id)
             await rt.write_txn()

@@ -65,10 +65,16 @@ def _add_signal(
 
 
 async def signal_workflow(
-    store: Store, namespace: str, workflow_id: str, req: wire.SignalRequest
+    store: Store,
+    namespace: str,
+    workflow_id: str,
+    req: wire.SignalRequest,
+    *,
+    system: bool = False,
 ) -> str:
+    """Signal a run; ``system``: the server's own signal to a system workflow."""
     return await store.txn(
-        lambda conn: signal_workflow_txn(store, conn, namespace, workflow_id, req)
+        lambda conn: signal_workflow_txn(store, conn, namespace, workflow_id, req, system=system)
     )
 
 
@@ -78,10 +84,19 @@ async def signal_workflow_txn(
     namespace: str,
     workflow_id: str,
     req: wire.SignalRequest,
+    *,
+    system: bool = False,
 ) -> str:
     """:func:`signal_workflow` inside the caller's transaction."""
     rt = await lock_for_request(
-        store, conn, namespace, workflow_id, req.run_id, req.request_id, kind="signal"
+        store,
+        conn,
+        namespace,
+        workflow_id,
+        req.run_id,
+        req.request_id,
+        kind="signal",
+        system=system,
     )
     if isinstance(rt, str):
         return rt
@@ -138,11 +153,25 @@ def terminate_txn(rt: RunTxn, reason: str, identity: str, request_id: str | None
 
 
 async def terminate_workflow(
-    store: Store, namespace: str, workflow_id: str, req: wire.TerminateRequest
+    store: Store,
+    namespace: str,
+    workflow_id: str,
+    req: wire.TerminateRequest,
+    *,
+    system: bool = False,
 ) -> str:
+    """Terminate a run; ``system``: the server's own delete of a system workflow."""
+
     async def txn(conn: asyncpg.Connection) -> str:
         rt = await lock_for_request(
-            store, conn, namespace, workflow_id, req.run_id, req.request_id, kind="terminate"
+            store,
+            conn,
+            namespace,
+            workflow_id,
+            req.run_id,
+            req.request_id,
+            kind="terminate",
+            system=system,
         )
         if isinstance(rt, str):
             return rt

@@ -331,7 +331,7 @@ async def stop_batch(store: Store, namespace: str, job_id: str, reason: str) -> 
         identity="baton",
     )
     try:
-        await workflows.signal_workflow(store, namespace, wid, req)
+        await workflows.signal_workflow(store, namespace, wid, req, system=True)
     except WorkflowNotFound:
         raise BatchNotFound(f"no batch job {job_id!r} in namespace {namespace!r}") from None
     except WorkflowNotRunning:
