@@ -156,7 +156,7 @@ class CliState:
         return asyncio.run(go())
 
 
-def _error_of(exc: BaseException) -> tuple[str, str] | None:
+def error_of(exc: BaseException) -> tuple[str, str] | None:
     """(code, message) for errors the CLI reports without a traceback."""
     if isinstance(exc, BatonError):
         return exc.code, exc.message
@@ -282,7 +282,7 @@ class BatonCommand(click.Command):
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except Exception as exc:
-            described = _error_of(exc)
+            described = error_of(exc)
             if described is None:
                 raise
             print_error(*described, ctx.params.get("output", "table"))

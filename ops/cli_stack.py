@@ -20,6 +20,7 @@ from ops.cli_base import (
     CliInputError,
     CliState,
     ServerFailedError,
+    error_of,
     pass_state,
     split_csv,
 )
@@ -27,6 +28,7 @@ from ops.cli_tools import run_fast
 from ops.output import emit, err_console, table
 from store.config import BatonConfig
 from store.migrations import migrate_region
+from worker.errors import UnavailableError
 
 __all__ = ["register_stack"]
 
@@ -244,17 +246,32 @@ def migrate() -> None:
     """Schema migrations of the region databases."""
 
 
-def _migrate_regions(st: CliState, region: str | None, apply: bool) -> list[dict[str, Any]]:
-    """Each chosen region's migrations (applied when ``apply``) and status.
+def _migrate_regions(
+    st: CliState, region: str | None, apply: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each chosen region's migrations (applied when ``apply``) and status, and
+    the regions whose database could not be migrated (``REGION (CODE)``).
 
     Each database gets the config's connect bound (lowered by
-    ``--request-timeout``) and one that does not answer is named by its region.
+    ``--request-timeout``); one that does not answer or refuses is named, and
+    the other regions are still migrated: an upgrade with a region down brings
+    the rest up to date and says which one is left.
     """
     cfg = st.load()
     chosen = region or st.region
-    rows = []
-    for name in [chosen] if chosen else list(cfg.regions):
-        applied, status = asyncio.run(migrate_region(cfg, name, apply=apply))
+    names = [chosen] if chosen else list(cfg.regions)
+    rows: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for name in names:
+        try:
+            applied, status = asyncio.run(migrate_region(cfg, name, apply=apply))
+        except Exception as exc:
+            described = error_of(exc)
+            if described is None or len(names) == 1:
+                raise
+            failed.append(name)
+            rows.append({"region": name, "error": {"code": described[0], "message": described[1]}})
+            continue
         rows.append(
             {
                 "region": name,
@@ -265,7 +282,27 @@ def _migrate_regions(st: CliState, region: str | None, apply: bool) -> list[dict
                 "up_to_date": status.up_to_date,
             }
         )
-    return rows
+    if len(failed) == len(names):
+        raise UnavailableError(
+            "no region database answered: "
+            + "; ".join(f"{r['region']}: {r['error']['message']}" for r in rows)
+        )
+    return rows, failed
+
+
+def _exit_if_failed(ctx: click.Context, failed: list[str], what: str) -> None:
+    """After the rows (a failed region's with its error), say which failed, and exit 1."""
+    if failed:
+        err_console.print(
+            f"error [UNAVAILABLE]: could not {what} {', '.join(failed)} (its row says why); "
+            "the other regions are done: bring its database up, then run this again",
+            markup=False,
+        )
+        ctx.exit(1)
+
+
+def _failed(row: dict[str, Any]) -> str:
+    return f"{row['error']['code']}: {row['error']['message']}"
 
 
 _migrate_region_option = click.option(
@@ -278,42 +315,54 @@ _migrate_region_option = click.option(
 
 @migrate.command("up")
 @_migrate_region_option
+@click.pass_context
 @pass_state
-def migrate_up_cmd(st: CliState, migrate_region: str | None, output: str) -> None:
-    """Apply pending migrations to each region's database."""
-    rows = _migrate_regions(st, migrate_region, apply=True)
+def migrate_up_cmd(
+    st: CliState, ctx: click.Context, migrate_region: str | None, output: str
+) -> None:
+    """Apply pending migrations to each region's database (exit 1 if one failed)."""
+    rows, failed = _migrate_regions(st, migrate_region, apply=True)
     emit(
         rows,
         output,
         lambda d: table(
             ["region", "applied", "current", "latest"],
             [
-                [x["region"], ", ".join(x["applied"]) or "none", x["current"], x["latest"]]
+                [x["region"], _failed(x), "", ""]
+                if "error" in x
+                else [x["region"], ", ".join(x["applied"]) or "none", x["current"], x["latest"]]
                 for x in d
             ],
         ),
     )
+    _exit_if_failed(ctx, failed, "migrate")
 
 
 @migrate.command("status")
 @_migrate_region_option
+@click.pass_context
 @pass_state
-def migrate_status_cmd(st: CliState, migrate_region: str | None, output: str) -> None:
-    """Show each region's schema version and pending migrations."""
-    rows = _migrate_regions(st, migrate_region, apply=False)
+def migrate_status_cmd(
+    st: CliState, ctx: click.Context, migrate_region: str | None, output: str
+) -> None:
+    """Show each region's schema version and pending migrations (exit 1 if one failed)."""
+    rows, failed = _migrate_regions(st, migrate_region, apply=False)
     for x in rows:
-        del x["applied"]
+        x.pop("applied", None)
     emit(
         rows,
         output,
         lambda d: table(
             ["region", "current", "latest", "pending"],
             [
-                [x["region"], x["current"], x["latest"], ", ".join(x["pending"]) or "none"]
+                [x["region"], _failed(x), "", ""]
+                if "error" in x
+                else [x["region"], x["current"], x["latest"], ", ".join(x["pending"]) or "none"]
                 for x in d
             ],
         ),
     )
+    _exit_if_failed(ctx, failed, "read the schema of")
 
 
 def register_stack(cli: click.Group) -> None:

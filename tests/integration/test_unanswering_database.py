@@ -9,6 +9,7 @@ import json
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,21 +100,33 @@ async def test_commands_give_up_on_a_silent_region_database_and_name_it(
 
 
 async def test_migrate_gives_up_on_a_silent_region_database_within_the_request_timeout(
-    pg: PgCluster, template_db: str, tmp_path: Path, silent_database: str
+    pg: PgCluster, tmp_path: Path, silent_database: str
 ) -> None:
     """``baton migrate`` named only the address and waited its own 10 s,
-    whatever ``--request-timeout`` said."""
-    up = fresh_database(pg, template_db)
+    whatever ``--request-timeout`` said; and it stopped at the first region
+    that failed, so an upgrade with one region down migrated none after it."""
+    empty = f"t_{uuid.uuid4().hex[:12]}"
+    pg.create_database(empty)  # no schema yet: migrate up creates it
     cfg = write_config(
         tmp_path / "baton.toml",
-        {"region-a": (free_port(), pg.dsn(up)), "region-b": (free_port(), silent_database)},
+        {"region-b": (free_port(), silent_database), "region-a": (free_port(), pg.dsn(empty))},
     )
     for verb in ("status", "up"):
-        code, out, err, took = await _baton(cfg, "--request-timeout", "1", "migrate", verb)
-        assert code == 1 and out["error"]["code"] == "UNAVAILABLE", (verb, out, err)
-        message = out["error"]["message"]
+        code, rows, err, took = await _baton(cfg, "--request-timeout", "1", "migrate", verb)
+        assert code == 1 and "region-b" in err, (verb, rows, err)
+        silent, up = rows
+        assert silent["region"] == "region-b" and silent["error"]["code"] == "UNAVAILABLE"
+        message = silent["error"]["message"]
         assert "region region-b" in message and "within 1 s" in message, (verb, message)
         assert "[regions.region-b]" in message, (verb, message)
+        assert up["region"] == "region-a", (verb, up)
+        assert up["up_to_date"] is (verb == "up"), (verb, up)
         assert took < 9, (verb, took)
+    # region-a was migrated past the silent region before it
     code, rows, err, _ = await _baton(cfg, "migrate", "status", "--region", "region-a")
     assert code == 0 and rows[0]["up_to_date"] is True, (rows, err)
+    # one region asked for, and it does not answer: the command's own error
+    code, out, err, _ = await _baton(
+        cfg, "--request-timeout", "1", "migrate", "up", "--region", "region-b"
+    )
+    assert code == 1 and out["error"]["code"] == "UNAVAILABLE", (out, err)
