@@ -271,8 +271,16 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
                 title="versioning",
             )
         )
-    if d.get("pending_workflow_task"):
-        parts.append(kv_table(d["pending_workflow_task"], title="pending workflow task"))
+    failure = d.get("failure")
+    if failure:
+        parts.append(kv_table(_failure_view(failure), title="failure"))
+    wt = d.get("pending_workflow_task")
+    if wt:
+        last = wt.get("last_failure")
+        shown = {k: v for k, v in wt.items() if k != "last_failure"}
+        if last:
+            shown["last_failure"] = f"{last.get('type') or 'Error'}: {last.get('message')}"
+        parts.append(kv_table(shown, title="pending workflow task"))
     if d.get("pending_activities"):
         parts.append(
             table(
@@ -297,6 +305,15 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def _failure_view(failure: dict[str, Any]) -> dict[str, Any]:
+    """A run's failure as a table shows it: its type and message, and its cause's."""
+    view = {"type": failure.get("type"), "message": failure.get("message")}
+    cause = failure.get("cause")
+    if isinstance(cause, dict):
+        view["cause"] = f"{cause.get('type') or 'Error'}: {cause.get('message')}"
+    return view
+
+
 @workflow.command("describe")
 @click.argument("workflow_id")
 @run_id_option
@@ -307,12 +324,13 @@ def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output
     async def go(c: Client) -> Any:
         d = await c.get_workflow_handle(workflow_id, run_id=run_id).describe()
         # activities' failures and heartbeat details, as a worker with the keys reads them
-        return {
-            **d,
-            "pending_activities": await decode_wire(
-                d["pending_activities"], c.data_converter, keep_unreadable=True
-            ),
-        }
+        # (and so are the run's failure and its workflow task's last failure)
+        decoded = await decode_wire(
+            {k: d.get(k) for k in ("pending_activities", "failure", "pending_workflow_task")},
+            c.data_converter,
+            keep_unreadable=True,
+        )
+        return {**d, **decoded}
 
     emit(st.run(go), output, _describe_view)
 

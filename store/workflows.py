@@ -264,6 +264,12 @@ async def describe_workflow(
         timers = await conn.fetch(Q["pending_user_timers"], *key)
         backoff = _in_backoff(row)
         retry_at = await conn.fetchval(Q["workflow_task_retry_at"], *key) if backoff else None
+        # a workflow task on its second attempt or later: why the last one ended
+        last_end = (
+            await conn.fetchrow(Q["last_workflow_task_end"], *key)
+            if row["status"] == "running" and int(row["wt_attempt"] or 1) > 1
+            else None
+        )
         versioning = None
         if row["deployment"] or row["versioning"]:
             ns = await get_namespace(conn, namespace)
@@ -286,8 +292,13 @@ async def describe_workflow(
             "identity": None,
             "retry_at": retry_at.isoformat() if retry_at else None,
         }
+    if wt is not None and last_end is not None:
+        wt["last_failure"] = _task_end_failure(last_end)
+    closed = row["status"] != "running"
     return {
         "execution": execution_info(row),
+        # how a run that closed without a result ended (as ``result`` says it)
+        "failure": row["failure"] if closed and row["status"] != "completed" else None,
         "warnings": limit_warnings(store, row),
         "pending_activities": [
             {
@@ -312,6 +323,18 @@ async def describe_workflow(
         "pending_workflow_task": wt,
         "versioning": versioning,
     }
+
+
+def _task_end_failure(end: asyncpg.Record) -> dict[str, Any]:
+    """The failure of a run's last failed (or timed-out) workflow task, with its cause."""
+    if end["event_type"] == EventType.WORKFLOW_TASK_TIMED_OUT.value:
+        return {
+            "message": "the workflow task timed out: no worker completed it in time",
+            "type": "WorkflowTaskTimedOut",
+            "cause": "TimedOut",
+            "event_id": end["event_id"],
+        }
+    return {**(end["failure"] or {}), "cause": end["cause"], "event_id": end["event_id"]}
 
 
 def limit_warnings(store: Store, row: asyncpg.Record) -> list[str]:

@@ -356,6 +356,15 @@ SELECT ref AS timer_id, fire_at FROM timers
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'user'
 ORDER BY fire_at
 
+-- name: last_workflow_task_end
+-- the latest WorkflowTaskFailed or -TimedOut of a run: why its next attempt comes
+SELECT event_id, event_type, attributes->'failure' AS failure, attributes->>'cause' AS cause
+FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+  AND event_type IN ('WorkflowTaskFailed', 'WorkflowTaskTimedOut')
+ORDER BY event_id DESC
+LIMIT 1
+
 -- name: workflow_task_retry_at
 SELECT min(fire_at) FROM timers
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND kind = 'workflow_task_retry'

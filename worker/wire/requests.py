@@ -254,6 +254,9 @@ class WorkflowExecutionInfo(BaseModel):
 
 class DescribeResponse(BaseModel):
     execution: WorkflowExecutionInfo
+    #: How a run that closed without a result ended (failed, timed out,
+    #: terminated, canceled): the failure ``result`` raises with.
+    failure: dict[str, Any] | None = None
     #: The run nears a limit (history length or size, signals): continue-as-new.
     warnings: list[str] = Field(default_factory=list)
     pending_activities: list[PendingActivity] = Field(default_factory=list)

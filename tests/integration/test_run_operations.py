@@ -1,0 +1,63 @@
+"""Operations on running and closed workflows as a user sees them: describe,
+pause requests, search attribute upserts and typed results."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Region
+from tests.helpers import baton_json, eventually
+from worker import ApplicationError, Client, Worker, workflow
+
+pytestmark = pytest.mark.integration
+QUEUE = "run-operations"
+
+
+@workflow.defn
+class FailsForGood:
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("card declined", type="CardDeclined", non_retryable=True)
+
+
+@workflow.defn
+class Wedged:
+    """A bug: every workflow task fails, so the run waits for a fix."""
+
+    @workflow.run
+    async def run(self) -> None:
+        raise RuntimeError("cannot parse the reply")
+
+
+async def test_describe_shows_why_a_run_failed_and_why_its_workflow_task_fails(
+    client: Client, region: Region
+) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[FailsForGood, Wedged]):
+        failed = await client.start_workflow(FailsForGood, id="declined", task_queue=QUEUE)
+        with pytest.raises(Exception, match="card declined"):
+            await failed.result()
+        wedged = await client.start_workflow(Wedged, id="wedged", task_queue=QUEUE)
+
+        async def retried() -> bool:
+            wt = (await wedged.describe())["pending_workflow_task"]
+            return wt is not None and wt["attempt"] > 1
+
+        await eventually(retried, timeout=20, what="the wedged run's task failed")
+        d = await failed.describe()
+        assert d["failure"]["message"] == "card declined"
+        assert d["failure"]["type"] == "CardDeclined"
+        wt = (await wedged.describe())["pending_workflow_task"]
+        assert wt["last_failure"]["type"] == "RuntimeError"
+        assert "cannot parse the reply" in wt["last_failure"]["message"]
+        # a running run has no failure of its own; its task's failure is its task's
+        assert (await wedged.describe())["failure"] is None
+
+        code, out, err = await baton_json(region.config_path, "workflow", "describe", "declined")
+        assert code == 0, err
+        assert out["failure"]["message"] == "card declined"
+        code, out, err = await baton_json(region.config_path, "workflow", "describe", "wedged")
+        assert code == 0, err
+        assert "cannot parse the reply" in out["pending_workflow_task"]["last_failure"]["message"]
+        await wedged.terminate("done looking")
+    d = await wedged.describe()
+    assert d["failure"]["message"] == "done looking"
