@@ -156,6 +156,17 @@ async def _set_paused(
         if check is not None:
             check(rt)
         if bool(rt.exe["paused"]) == paused:
+            if req.request_id:
+                # Nothing to do, and nothing to do again: a retry of this
+                # request after an unpause (or a pause) must not act then.
+                await conn.execute(
+                    Q["record_request"],
+                    namespace,
+                    workflow_id,
+                    req.request_id,
+                    uuid.UUID(rt.run_id),
+                    "pause" if paused else "unpause",
+                )
             return _view(rt, False)
         await change(rt)
         await rt.write_txn()

@@ -93,6 +93,13 @@ ORDER BY seq
 -- The run a request id already acted on (a retried or re-applied request).
 SELECT run_id, kind FROM request_ids WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
 
+-- name: record_request
+-- A request that found the run as it asked (a pause of a paused run): its id
+-- is kept, so that its retry does nothing either, whatever changed meanwhile.
+INSERT INTO request_ids (namespace, workflow_id, request_id, run_id, kind)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING
+
 -- name: signal_with_start_seen
 -- Whether the run was opened by a signal-with-start of this request id (not a
 -- plain start): its signal's event keeps the id (store/starts.py).

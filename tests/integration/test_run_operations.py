@@ -61,3 +61,28 @@ async def test_describe_shows_why_a_run_failed_and_why_its_workflow_task_fails(
         await wedged.terminate("done looking")
     d = await wedged.describe()
     assert d["failure"]["message"] == "done looking"
+
+
+async def test_a_pause_that_found_the_run_paused_does_nothing_when_retried_later(
+    client: Client,
+) -> None:
+    """A second operator's pause of a paused run changed nothing; its retry,
+    after the first operator unpaused, must not pause the run again (nor an
+    unpause of a running run, retried after a pause, unpause it)."""
+    h = await client.start_workflow("ByHand", id="two-operators", task_queue=QUEUE)
+    assert (await h.pause("incident", request_id="p-first"))["changed"]
+    second = await h.pause("incident too", request_id="p-second")
+    assert second["paused"] and not second["changed"]
+    assert (await h.unpause("fixed", request_id="u-first"))["changed"]
+    again = await h.pause("incident too", request_id="p-second")
+    assert not again["changed"] and not again["paused"]
+    assert not (await h.describe())["execution"]["paused"]
+
+    stray = await h.unpause("nothing to do", request_id="u-stray")
+    assert not stray["changed"] and not stray["paused"]
+    assert (await h.pause("another incident", request_id="p-third"))["changed"]
+    retried = await h.unpause("nothing to do", request_id="u-stray")
+    assert not retried["changed"] and retried["paused"]
+    kinds = [e["event_type"] for e in await h.history()]
+    assert kinds.count("WorkflowExecutionPaused") == 2
+    assert kinds.count("WorkflowExecutionUnpaused") == 1
