@@ -367,7 +367,8 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         if self._search_attributes is None:
             start = self._start_event
             initial = start.attributes.get("search_attributes") if start is not None else None
-            self._search_attributes = dict(initial or {})
+            # the server keeps no attribute set to [] (see upsert below)
+            self._search_attributes = {k: v for k, v in (initial or {}).items() if v != []}
         return dict(self._search_attributes)
 
     def pause(self, reason: str) -> None:
@@ -407,7 +408,8 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             changes[name] = value
         current = self.search_attributes()
         for name, value in changes.items():
-            if value is None:
+            if value is None or value == []:
+                # an empty list unsets the attribute, as Temporal's upsert of one does
                 current.pop(name, None)
             else:
                 current[name] = value

@@ -231,7 +231,8 @@ def normalize_value(name: str, kind: AttributeType, value: Any) -> Any:
 def validate_upsert(
     registered: dict[str, str], current: dict[str, Any], changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """The run's attributes after ``changes`` (a None value removes one).
+    """The run's attributes after ``changes`` (a None value or an empty list
+    removes one, as Temporal's upsert of an empty list does).
 
     Raises InvalidArgument for an unregistered name, a wrong type, or a result
     over the limits; the caller stores nothing then.
@@ -247,7 +248,7 @@ def validate_upsert(
                 f"search attribute {name!r} is not registered in this namespace; add it with "
                 f"`baton namespace search-attribute add NS {name} --type TYPE`"
             )
-        if value is None:
+        if value is None or value == []:
             merged.pop(name, None)
             continue
         normalized = normalize_value(name, AttributeType(registered[name]), value)

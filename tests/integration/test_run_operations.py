@@ -3,6 +3,8 @@ pause requests, search attribute upserts and typed results."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import Region
@@ -27,6 +29,16 @@ class Wedged:
     @workflow.run
     async def run(self) -> None:
         raise RuntimeError("cannot parse the reply")
+
+
+@workflow.defn
+class Untags:
+    """Clears its tags and its stage by upserting empty lists."""
+
+    @workflow.run
+    async def run(self) -> dict[str, Any]:
+        workflow.upsert_search_attributes({"Tags": [], "Stage": []})
+        return workflow.search_attributes()
 
 
 async def test_describe_shows_why_a_run_failed_and_why_its_workflow_task_fails(
@@ -86,3 +98,22 @@ async def test_a_pause_that_found_the_run_paused_does_nothing_when_retried_later
     kinds = [e["event_type"] for e in await h.history()]
     assert kinds.count("WorkflowExecutionPaused") == 2
     assert kinds.count("WorkflowExecutionUnpaused") == 1
+
+
+async def test_an_upsert_of_an_empty_list_unsets_the_attribute(client: Client) -> None:
+    """As Temporal's upsert of an empty list does: the attribute is gone from
+    describe, from the workflow's own view and from the list's."""
+    await client.add_search_attribute("Tags", "KeywordList")
+    await client.add_search_attribute("Stage", "Keyword")
+    async with Worker(client, task_queue=QUEUE, workflows=[Untags]):
+        h = await client.start_workflow(
+            Untags,
+            id="untagged",
+            task_queue=QUEUE,
+            search_attributes={"Tags": ["eu", "vip"], "Stage": "new"},
+        )
+        assert await h.result(timeout=30) == {}
+    assert (await h.describe())["execution"]["search_attributes"] == {}
+    listed = [e async for e in client.list_workflows("Tags IS NULL AND Stage IS NULL")]
+    assert [e.workflow_id for e in listed] == ["untagged"]
+    assert listed[0].search_attributes == {}
