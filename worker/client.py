@@ -44,6 +44,7 @@ from worker._failure import (
 from worker._handle_control import RunControlMixin, new_request_id
 from worker._http import Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
+from worker._result_types import decode_as
 from worker._start_options import (
     checked_args,
     checked_behavior,
@@ -172,8 +173,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     async def decode_one(self, payload: dict[str, Any] | None, type_hint: Any = None) -> Any:
         if payload is None:
             return None
-        out = await self.data_converter.decode([Payload.model_validate(payload)], [type_hint])
-        return out[0]
+        # a value plainly not of the type asked for raises PayloadTypeError
+        return await decode_as(self.data_converter, Payload.model_validate(payload), type_hint)
 
     async def decode_failure(self, raw: dict[str, Any] | None) -> Failure | None:
         """A wire failure as received, with its payloads and text decoded."""

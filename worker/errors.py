@@ -44,6 +44,13 @@ class InvalidArgumentError(BatonError):
     code = ErrorCode.INVALID_ARGUMENT.value
 
 
+class PayloadTypeError(InvalidArgumentError, TypeError):
+    """A value that arrived is not of the type it was asked for as (``type_hint``,
+    or the return annotation of the handler or workflow named): decode it as
+    the type it was sent as, or without a hint. A ``TypeError`` too, as
+    Temporal's SDK raises one."""
+
+
 class InvalidQueryError(BatonError):
     """The list query is not valid; ``details`` carry ``position`` and ``token``."""
 

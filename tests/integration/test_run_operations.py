@@ -3,6 +3,7 @@ pause requests, search attribute upserts and typed results."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.conftest import Region
 from tests.helpers import baton_json, eventually
 from worker import ApplicationError, Client, Worker, workflow
+from worker.errors import InvalidArgumentError, PayloadTypeError
 
 pytestmark = pytest.mark.integration
 QUEUE = "run-operations"
@@ -29,6 +31,19 @@ class Wedged:
     @workflow.run
     async def run(self) -> None:
         raise RuntimeError("cannot parse the reply")
+
+
+@workflow.defn
+class Totals:
+    """Returns a dict; its query and update answer one too."""
+
+    @workflow.run
+    async def run(self) -> dict[str, int]:
+        return {"a": 1}
+
+    @workflow.query
+    def totals(self) -> dict[str, int]:
+        return {"a": 1}
 
 
 @workflow.defn
@@ -117,3 +132,29 @@ async def test_an_upsert_of_an_empty_list_unsets_the_attribute(client: Client) -
     listed = [e async for e in client.list_workflows("Tags IS NULL AND Stage IS NULL")]
     assert [e.workflow_id for e in listed] == ["untagged"]
     assert listed[0].search_attributes == {}
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+async def test_a_result_asked_for_as_another_type_raises_a_typed_error(client: Client) -> None:
+    """A dict asked for as an int came back as the dict, to trip the caller up later."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Totals]):
+        h = await client.start_workflow(Totals, id="totals", task_queue=QUEUE)
+        assert await h.result() == {"a": 1}
+        by_id = client.get_workflow_handle("totals")
+        for hint in (int, str, list[int], Point, dict[str, str]):
+            with pytest.raises(PayloadTypeError, match="type_hint") as caught:
+                await by_id.result(type_hint=hint)
+            # a TypeError, as Temporal's SDK raises, and an InvalidArgumentError of Baton's
+            assert isinstance(caught.value, TypeError)
+            assert isinstance(caught.value, InvalidArgumentError)
+        assert await by_id.result(type_hint=dict[str, int]) == {"a": 1}
+        assert await by_id.result(type_hint=dict) == {"a": 1}
+        assert await by_id.result(type_hint=dict[str, int] | None) == {"a": 1}
+        with pytest.raises(PayloadTypeError):
+            await by_id.query("totals", type_hint=int)
+        assert await by_id.query("totals", type_hint=dict[str, int]) == {"a": 1}
