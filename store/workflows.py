@@ -293,7 +293,7 @@ async def describe_workflow(
             "retry_at": retry_at.isoformat() if retry_at else None,
         }
     if wt is not None and last_end is not None:
-        wt["last_failure"] = _task_end_failure(last_end)
+        wt |= _task_end_failure(last_end)
     closed = row["status"] != "running"
     return {
         "execution": execution_info(row),
@@ -326,15 +326,21 @@ async def describe_workflow(
 
 
 def _task_end_failure(end: asyncpg.Record) -> dict[str, Any]:
-    """The failure of a run's last failed (or timed-out) workflow task, with its cause."""
+    """Why the run's last workflow task ended without completing: its failure
+    (as the worker reported it), the cause and the event that recorded it."""
     if end["event_type"] == EventType.WORKFLOW_TASK_TIMED_OUT.value:
-        return {
+        failure = {
             "message": "the workflow task timed out: no worker completed it in time",
             "type": "WorkflowTaskTimedOut",
-            "cause": "TimedOut",
-            "event_id": end["event_id"],
         }
-    return {**(end["failure"] or {}), "cause": end["cause"], "event_id": end["event_id"]}
+        cause = "TimedOut"
+    else:
+        failure, cause = end["failure"], end["cause"]
+    return {
+        "last_failure": failure,
+        "last_failure_cause": cause,
+        "last_failure_event_id": end["event_id"],
+    }
 
 
 def limit_warnings(store: Store, row: asyncpg.Record) -> list[str]:

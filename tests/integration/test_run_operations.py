@@ -76,6 +76,11 @@ async def test_describe_shows_why_a_run_failed_and_why_its_workflow_task_fails(
         wt = (await wedged.describe())["pending_workflow_task"]
         assert wt["last_failure"]["type"] == "RuntimeError"
         assert "cannot parse the reply" in wt["last_failure"]["message"]
+        # the failure keeps its shape (its own cause is a failure); the task's cause is beside it
+        assert wt["last_failure"]["cause"] is None
+        assert wt["last_failure_cause"] == "WorkflowTaskFailed"
+        events = {e["event_id"]: e["event_type"] for e in await wedged.history()}
+        assert events[wt["last_failure_event_id"]] == "WorkflowTaskFailed"
         # a running run has no failure of its own; its task's failure is its task's
         assert (await wedged.describe())["failure"] is None
 
