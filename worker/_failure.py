@@ -24,6 +24,7 @@ from worker.errors import (
     BatonError,
     CanceledError,
     FailureError,
+    TerminatedError,
     TimeoutError_,
 )
 from worker.wire import (
@@ -189,11 +190,14 @@ def close_failure_to_exception(
     """The exception of a closed run's failure: :func:`failure_to_exception`,
     reading a canceled or timed-out run's failure as servers of earlier
     releases wrote it (``Canceled``, ``Timeout``) as :class:`CanceledError` and
-    :class:`TimeoutError_`.
+    :class:`TimeoutError_`, and a terminated run's as :class:`TerminatedError`.
 
     The status tells them apart from an ``ApplicationError`` of the same type
     name: a run fails with those as ``failed``, never as ``canceled`` or ``timed_out``.
     """
+    if status == "terminated":
+        # ended from outside (an operator, a reset, a limit), not by the code's failure
+        return TerminatedError(failure.message, failure=failure)
     if status == "canceled" and failure.type == LEGACY_CANCELED_TYPE:
         failure = failure.model_copy(update={"type": CANCELED_ERROR_TYPE})
     elif status == "timed_out" and failure.type in (LEGACY_TIMEOUT_TYPE, TIMEOUT_ERROR_TYPE):

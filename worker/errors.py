@@ -379,6 +379,11 @@ class CanceledError(FailureError):
     """The activity or workflow was canceled."""
 
 
+class TerminatedError(FailureError):
+    """The workflow was terminated (by an operator, a reset, or the server at a
+    limit): its code did not fail it, so this is no ``ApplicationError``."""
+
+
 class WorkflowFailureError(FailureError):
     """The workflow closed without a result (failed, canceled, terminated or timed out).
 

@@ -11,7 +11,12 @@ import pytest
 from tests.conftest import Region
 from tests.helpers import baton_json, eventually
 from worker import ApplicationError, Client, Worker, workflow
-from worker.errors import InvalidArgumentError, PayloadTypeError
+from worker.errors import (
+    InvalidArgumentError,
+    PayloadTypeError,
+    TerminatedError,
+    WorkflowFailureError,
+)
 
 pytestmark = pytest.mark.integration
 QUEUE = "run-operations"
@@ -163,3 +168,19 @@ async def test_a_result_asked_for_as_another_type_raises_a_typed_error(client: C
         with pytest.raises(PayloadTypeError):
             await by_id.query("totals", type_hint=int)
         assert await by_id.query("totals", type_hint=dict[str, int]) == {"a": 1}
+
+
+async def test_a_terminated_runs_result_raises_terminated_not_an_application_error(
+    client: Client,
+) -> None:
+    """Terminated from outside, the run did not fail by its code: its result's
+    cause is a TerminatedError, as Temporal's is, not an ApplicationError a
+    caller would take for the workflow's own failure."""
+    h = await client.start_workflow("ByHand", id="ended", task_queue=QUEUE)
+    await h.terminate("operator ended it")
+    with pytest.raises(WorkflowFailureError) as caught:
+        await h.result(timeout=10)
+    assert caught.value.status == "terminated"
+    cause = caught.value.__cause__
+    assert isinstance(cause, TerminatedError) and not isinstance(cause, ApplicationError)
+    assert cause.message == "operator ended it"
