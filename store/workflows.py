@@ -116,7 +116,17 @@ async def cancel_workflow(
             return rt
         if await rt.cancel_request() is not None:
             # Asked already: the workflow code decides what a cancel means,
-            # once (as Temporal does); a second request records nothing.
+            # once (as Temporal does); a second request records nothing but
+            # its id, so that its retry, after the run closed, succeeds too.
+            if req.request_id:
+                await conn.execute(
+                    Q["record_request"],
+                    namespace,
+                    workflow_id,
+                    req.request_id,
+                    uuid.UUID(rt.run_id),
+                    "cancel",
+                )
             return rt.run_id
         rt.seen_request(req.request_id, "cancel")
         rt.add_input_event(

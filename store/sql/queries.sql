@@ -94,8 +94,9 @@ ORDER BY seq
 SELECT run_id, kind FROM request_ids WHERE namespace = $1 AND workflow_id = $2 AND request_id = $3
 
 -- name: record_request
--- A request that found the run as it asked (a pause of a paused run): its id
--- is kept, so that its retry does nothing either, whatever changed meanwhile.
+-- A request that found the run as it asked (a pause of a paused run, a cancel
+-- of a run asked to cancel): its id is kept, so that its retry does nothing
+-- either and answers as it did, whatever changed meanwhile.
 INSERT INTO request_ids (namespace, workflow_id, request_id, run_id, kind)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT DO NOTHING

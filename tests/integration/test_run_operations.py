@@ -16,6 +16,7 @@ from worker.errors import (
     PayloadTypeError,
     TerminatedError,
     WorkflowFailureError,
+    WorkflowNotRunningError,
 )
 
 pytestmark = pytest.mark.integration
@@ -184,3 +185,19 @@ async def test_a_terminated_runs_result_raises_terminated_not_an_application_err
     cause = caught.value.__cause__
     assert isinstance(cause, TerminatedError) and not isinstance(cause, ApplicationError)
     assert cause.message == "operator ended it"
+
+
+async def test_a_second_cancel_retried_after_the_run_closed_answers_as_it_did(
+    client: Client,
+) -> None:
+    """A cancel of a run asked to cancel already succeeds and records nothing;
+    its retry (its answer lost) after the run closed answered WORKFLOW_NOT_RUNNING."""
+    h = await client.start_workflow("ByHand", id="cancel-twice", task_queue=QUEUE)
+    await h.cancel("first", request_id="c-first")
+    await h.cancel("second", request_id="c-second")
+    await h.terminate("gone")
+    await h.cancel("second", request_id="c-second")  # the retry: as it answered
+    with pytest.raises(WorkflowNotRunningError):
+        await h.cancel("third", request_id="c-third")
+    kinds = [e["event_type"] for e in await h.history()]
+    assert kinds.count("WorkflowExecutionCancelRequested") == 1
