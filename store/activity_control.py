@@ -21,7 +21,7 @@ import asyncpg
 from store.context import Store
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
-from store.run_lock import lock_for_request
+from store.run_lock import keep_request_id, lock_for_request
 from store.sql import QUERIES as Q
 from worker import wire
 from worker.wire import EventType
@@ -182,14 +182,17 @@ async def control_activity(
                 return _answer(act, False, paused=activity_paused(act), pending=reset_pending(act))
             return _answer(act, False, paused=activity_paused(act))
         rt, act = got
+        kind = f"activity-{action}"
         if act["cancel_requested"]:
             # cancel wins: the activity is on its way out
+            await keep_request_id(rt, req.request_id, kind)
             return _answer(act, False, note="the activity was asked to cancel")
         control = dict(act["control"] or {})
         who = {"reason": req.reason, "identity": req.identity, "request_id": req.request_id}
         scheduled = act["state"] == "scheduled"
         if action == "pause":
             if activity_paused(act):
+                await keep_request_id(rt, req.request_id, kind)
                 return _answer(act, False, paused=True)
             control["pause"] = {**who, "since": rt.now.isoformat(), "source": "operator"}
             await _set(rt, act, paused=True, control=control)
@@ -197,6 +200,7 @@ async def control_activity(
             result = _answer(act, True, paused=True)
         elif action == "unpause":
             if not activity_paused(act):
+                await keep_request_id(rt, req.request_id, kind)
                 return _answer(act, False, paused=False)
             control.pop("pause", None)
             await _set(rt, act, paused=False, control=control)
@@ -237,7 +241,7 @@ async def control_activity(
                 pending=not scheduled,
             )
             result = _answer(act, True, paused=paused, pending=not scheduled)
-        rt.seen_request(req.request_id, f"activity-{action}")
+        rt.seen_request(req.request_id, kind)
         await rt.write_txn()
         return result
 

@@ -25,7 +25,7 @@ from store.context import Store
 from store.deployments import require_version
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
-from store.run_lock import lock_for_request, run_acted_on
+from store.run_lock import keep_request_id, lock_for_request, run_acted_on
 from store.sql import QUERIES as Q
 from versioning import routing
 from versioning.rules import Override, OverrideKind, Version, VersioningError
@@ -156,17 +156,8 @@ async def _set_paused(
         if check is not None:
             check(rt)
         if bool(rt.exe["paused"]) == paused:
-            if req.request_id:
-                # Nothing to do, and nothing to do again: a retry of this
-                # request after an unpause (or a pause) must not act then.
-                await conn.execute(
-                    Q["record_request"],
-                    namespace,
-                    workflow_id,
-                    req.request_id,
-                    uuid.UUID(rt.run_id),
-                    "pause" if paused else "unpause",
-                )
+            # nothing to do, nor for its retry after an unpause (or a pause)
+            await keep_request_id(rt, req.request_id, "pause" if paused else "unpause")
             return _view(rt, False)
         await change(rt)
         await rt.write_txn()

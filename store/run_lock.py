@@ -157,6 +157,21 @@ async def lock_for_request(
     return rt
 
 
+async def keep_request_id(rt: RunTxn, request_id: str | None, kind: str) -> None:
+    """Record ``request_id`` of a request that found ``rt`` as it asked (a pause of
+    a paused run, a cancel of a run asked to cancel) and so writes nothing else:
+    its retry then answers as it did, whatever changed meanwhile."""
+    if request_id:
+        await rt.conn.execute(
+            Q["record_request"],
+            rt.namespace,
+            rt.workflow_id,
+            request_id,
+            uuid.UUID(rt.run_id),
+            kind,
+        )
+
+
 async def run_acted_on(
     store: Store, conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str
 ) -> RunTxn:

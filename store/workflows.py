@@ -21,7 +21,7 @@ from store.errors import (
 from store.mutable_state import RunTxn, utcnow
 from store.namespaces import get_namespace
 from store.notify import wait_event
-from store.run_lock import lock_for_request, send_to_active_region
+from store.run_lock import keep_request_id, lock_for_request, send_to_active_region
 from store.sql import QUERIES as Q
 from worker import wire
 from worker.wire import EventType
@@ -118,15 +118,7 @@ async def cancel_workflow(
             # Asked already: the workflow code decides what a cancel means,
             # once (as Temporal does); a second request records nothing but
             # its id, so that its retry, after the run closed, succeeds too.
-            if req.request_id:
-                await conn.execute(
-                    Q["record_request"],
-                    namespace,
-                    workflow_id,
-                    req.request_id,
-                    uuid.UUID(rt.run_id),
-                    "cancel",
-                )
+            await keep_request_id(rt, req.request_id, "cancel")
             return rt.run_id
         rt.seen_request(req.request_id, "cancel")
         rt.add_input_event(

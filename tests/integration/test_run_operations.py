@@ -4,6 +4,7 @@ pause requests, search attribute upserts and typed results."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -50,6 +51,20 @@ class Totals:
     @workflow.query
     def totals(self) -> dict[str, int]:
         return {"a": 1}
+
+
+@workflow.defn
+class WaitsOnCharge:
+    """Schedules an activity on a queue no worker polls: it stays pending."""
+
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            "charge",
+            activity_id="charge",
+            task_queue="no-worker-polls-this",
+            start_to_close_timeout=timedelta(seconds=10),
+        )
 
 
 @workflow.defn
@@ -201,3 +216,22 @@ async def test_a_second_cancel_retried_after_the_run_closed_answers_as_it_did(
         await h.cancel("third", request_id="c-third")
     kinds = [e["event_type"] for e in await h.history()]
     assert kinds.count("WorkflowExecutionCancelRequested") == 1
+
+
+async def test_an_activity_pause_that_found_it_paused_does_nothing_when_retried_later(
+    client: Client,
+) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[WaitsOnCharge]):
+        h = await client.start_workflow(WaitsOnCharge, id="charging", task_queue=QUEUE)
+
+        async def scheduled() -> bool:
+            return bool((await h.describe())["pending_activities"])
+
+        await eventually(scheduled, timeout=20, what="the activity was scheduled")
+    assert (await h.pause_activity("charge", request_id="a-first"))["changed"]
+    second = await h.pause_activity("charge", request_id="a-second")
+    assert second["paused"] and not second["changed"]
+    assert (await h.unpause_activity("charge", request_id="a-unpause"))["changed"]
+    again = await h.pause_activity("charge", request_id="a-second")
+    assert not again["changed"] and not again["paused"]
+    assert not (await h.describe())["pending_activities"][0]["paused"]
