@@ -268,11 +268,14 @@ class _Compiler:
                 except ValueError:
                     raise _error(f"{text!r} is not a run id (a UUID)", token) from None
             if kind == AttributeType.STATUS:
-                status = STATUS_NAMES.get(text.lower())
+                # as Temporal, list and describe (timed_out), or the CLI's --status
+                # (timed-out) write it
+                status = STATUS_NAMES.get(text.lower().replace("-", "_"))
                 if status is None:
                     raise _error(
                         f"{text!r} is not an execution status; use one of Running, Completed, "
-                        "Failed, Canceled, Terminated, ContinuedAsNew, TimedOut",
+                        "Failed, Canceled, Terminated, ContinuedAsNew, TimedOut (or as list "
+                        "and describe write them: running, ..., continued_as_new, timed_out)",
                         token,
                     )
                 return status

@@ -81,3 +81,12 @@ def test_conditions_nested_past_the_limit_are_refused_not_a_crash() -> None:
     for text in ("NOT " * 1000 + "WorkflowId = 'x'", "(NOT " * 600 + "Paused = true" + ")" * 600):
         with pytest.raises(InvalidQuery, match="nest more than 500 deep"):
             compile_query(text, {})
+
+
+@pytest.mark.parametrize(
+    "spelling", ["TimedOut", "timed_out", "timed-out", "TIMED_OUT", "Timed-Out"]
+)
+def test_a_status_reads_as_temporal_list_describe_and_the_cli_write_it(spelling: str) -> None:
+    """``--status timed-out`` (the CLI's spelling) compiles to the filter it is
+    shorthand for; the same text in ``--query`` was refused."""
+    assert compile_query(f"ExecutionStatus = '{spelling}'", REGISTERED).params == ["timed_out"]
