@@ -43,7 +43,7 @@ from worker._history import Kind
 from worker._workflow_api import _current_runtime
 from worker._workflow_runtime import WorkflowRuntime
 from worker._workflow_teardown import Teardown
-from worker.converter import PayloadConverter
+from worker.converter import PayloadConverter, input_mismatch
 from worker.errors import NonDeterminismError, QueryFailedError
 from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
 
@@ -239,6 +239,9 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
         self._read_only = True
         try:
             values = self._converter.from_payloads(args, hints)
+            # plainly not of their annotated kinds: refused, as an update's are
+            if (problem := input_mismatch(values, hints)) is not None:
+                raise TypeError(f"query {name!r}: {problem}")
             result = handler(*values)
             if inspect.isawaitable(result):
                 if inspect.iscoroutine(result):

@@ -15,6 +15,7 @@ from worker import ApplicationError, Client, Worker, workflow
 from worker.errors import (
     InvalidArgumentError,
     PayloadTypeError,
+    QueryFailedError,
     TerminatedError,
     WorkflowFailureError,
     WorkflowNotRunningError,
@@ -51,6 +52,10 @@ class Totals:
     @workflow.query
     def totals(self) -> dict[str, int]:
         return {"a": 1}
+
+    @workflow.query
+    def doubled(self, x: int) -> int:
+        return x * 2
 
 
 @workflow.defn
@@ -235,3 +240,13 @@ async def test_an_activity_pause_that_found_it_paused_does_nothing_when_retried_
     again = await h.pause_activity("charge", request_id="a-second")
     assert not again["changed"] and not again["paused"]
     assert not (await h.describe())["pending_activities"][0]["paused"]
+
+
+async def test_a_query_whose_argument_is_not_of_its_kind_fails_naming_it(client: Client) -> None:
+    """A string for an ``int`` reached the handler, which answered "33" for 3
+    doubled; an update's and a signal's arguments are checked so already."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Totals]):
+        h = await client.start_workflow(Totals, id="doubling", task_queue=QUEUE)
+        assert await h.query("doubled", 3) == 6
+        with pytest.raises(QueryFailedError, match="argument 1 should be int, got str"):
+            await h.query("doubled", "3")
