@@ -159,6 +159,7 @@ class ActivityRunner:
             info=info, heartbeat=heartbeater.record, cancelled=heartbeater.stopping
         )
         heartbeater.loop = asyncio.get_running_loop()
+        heartbeater.watch()
         self._attempts.add(heartbeater)
         try:
             try:
@@ -406,6 +407,7 @@ class _Heartbeater:
         self._last_sent = 0.0
         self._in_flight = False  # a heartbeat request is on its way
         self._flushing = False  # the attempt is over: ``flush`` sends what is pending
+        self._watch: asyncio.TimerHandle | None = None  # see ``watch``
 
     def record(self, details: tuple[Any, ...]) -> None:
         """Called by ``activity.heartbeat`` (possibly from a thread)."""
@@ -511,6 +513,30 @@ class _Heartbeater:
         last = self._received if self._last_acked is None else self._last_acked
         return now - last > self._heartbeat_s
 
+    def watch(self) -> None:
+        """Give the attempt up once the server has surely timed it out.
+
+        The server starts the retry then (or closes the activity): an attempt
+        left running would do its work beside the next one, or for nobody,
+        and a sync one would never see ``is_cancelled()``.
+        """
+        if self.loop is None or self.stopping.is_set():
+            return
+        if self.timed_out():
+            log.info("stopping an activity attempt past its timeout")
+            self.give_up()
+            return
+        deadlines = []
+        if self._budget_s is not None:
+            deadlines.append(self._received + self._budget_s)
+        if self._heartbeat_s is not None:
+            last = self._received if self._last_acked is None else self._last_acked
+            deadlines.append(last + self._heartbeat_s)
+        if deadlines:
+            # a deadline passed with a heartbeat on its way: look again soon
+            delay = max(min(deadlines) - time.monotonic(), 0.05)
+            self._watch = self.loop.call_later(delay, self.watch)
+
     def give_up(self) -> None:
         """Stop an attempt the server no longer waits for, reporting nothing."""
         self.lost = True
@@ -522,5 +548,7 @@ class _Heartbeater:
             self.attempt.cancel()
 
     def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         if self._sender is not None and not self._sender.done():
             self._sender.cancel()

@@ -1,0 +1,110 @@
+"""An attempt the server timed out is stopped by its worker, so its retry
+does not run beside it: start-to-close, schedule-to-close and heartbeat
+timeouts, async and sync activities, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+
+from worker import ActivityError, Client, RetryPolicy, Worker, activity, workflow
+
+pytestmark = pytest.mark.integration
+QUEUE = "deadlines"
+
+#: What each workflow id's attempts did, in order (one worker process).
+LOG: dict[str, list[str]] = {}
+
+
+def note(what: str) -> None:
+    info = activity.info()
+    LOG.setdefault(info.workflow_id, []).append(f"{what} {info.attempt}")
+
+
+@activity.defn
+async def overruns(heartbeat_once: bool) -> str:
+    """The first attempt runs past its timeouts without heartbeating; the second returns."""
+    note("start")
+    if activity.info().attempt > 1:
+        return "second attempt"
+    if heartbeat_once:
+        activity.heartbeat("once")
+    try:
+        await asyncio.sleep(3)
+    except asyncio.CancelledError:
+        note("stopped")
+        raise
+    note("finished")  # beside the second attempt, which the server started already
+    return "first attempt"
+
+
+@activity.defn
+def overruns_sync(heartbeat_once: bool) -> str:
+    """As :func:`overruns`, on a thread: it can only look at ``is_cancelled()``."""
+    note("start")
+    if activity.info().attempt > 1:
+        return "second attempt"
+    if heartbeat_once:
+        activity.heartbeat("once")
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        if activity.is_cancelled():
+            note("stopped")
+            return "stopped"
+        time.sleep(0.05)
+    note("finished")
+    return "first attempt"
+
+
+@workflow.defn
+class Overrun:
+    @workflow.run
+    async def run(self, sync: bool, timeout: str) -> str:
+        options: dict[str, timedelta] = {
+            "start_to_close": {"start_to_close_timeout": timedelta(seconds=1)},
+            "schedule_to_close": {"schedule_to_close_timeout": timedelta(seconds=1)},
+            "heartbeat": {
+                "start_to_close_timeout": timedelta(seconds=30),
+                "heartbeat_timeout": timedelta(seconds=1),
+            },
+        }[timeout]
+        try:
+            result: str = await workflow.execute_activity(
+                overruns_sync if sync else overruns,
+                timeout == "heartbeat",
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+                **options,  # type: ignore[arg-type]
+            )
+        except ActivityError as err:
+            return f"timed out ({err.retry_state})"
+        return result
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
+@pytest.mark.parametrize("timeout", ["start_to_close", "schedule_to_close", "heartbeat"])
+async def test_an_attempt_past_its_timeout_is_stopped_before_its_retry_runs_beside_it(
+    client: Client, sync: bool, timeout: str
+) -> None:
+    # The server times the first attempt out after a second and starts the
+    # second at once (or, past schedule-to-close, ends the activity); a worker
+    # that let the first run on would do its work twice at the same time, or
+    # for nobody (and a sync activity would never be told).
+    wf_id = f"overrun-{timeout}-{'sync' if sync else 'async'}"
+    async with Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=[Overrun],
+        activities=[overruns, overruns_sync],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    ):
+        handle = await client.start_workflow(Overrun, sync, timeout, id=wf_id, task_queue=QUEUE)
+        expected = "timed out (timeout)" if timeout == "schedule_to_close" else "second attempt"
+        assert await handle.result(timeout=30) == expected
+        # past the first attempt's own end, had it run on
+        await asyncio.sleep(3)
+    log = LOG[wf_id]
+    assert "finished 1" not in log, log
+    assert "stopped 1" in log, log
