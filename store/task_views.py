@@ -81,6 +81,7 @@ def activity_task(
         "schedule_to_close_s": row["schedule_to_close_s"],
         "heartbeat_s": row["heartbeat_s"],
         "scheduled_event_id": row["scheduled_event_id"],
+        "first_scheduled_time": row["first_scheduled_time"].isoformat(),
     }
 
 

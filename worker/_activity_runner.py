@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from concurrent.futures import Executor
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from worker import activity as activity_mod
@@ -152,14 +153,13 @@ class ActivityRunner:
             token,
             wire_task.heartbeat_s,
             start_to_close_s=wire_task.start_to_close_s,
-            schedule_to_close_s=wire_task.schedule_to_close_s,
+            schedule_to_close_s=schedule_to_close_left(wire_task),
         )
         heartbeater.flags = info._flags
         ctx = activity_mod._ActivityContext(
             info=info, heartbeat=heartbeater.record, cancelled=heartbeater.stopping
         )
         heartbeater.loop = asyncio.get_running_loop()
-        heartbeater.watch()
         self._attempts.add(heartbeater)
         try:
             try:
@@ -224,6 +224,7 @@ class ActivityRunner:
             else:
                 run = asyncio.ensure_future(_in_thread(defn, args, heartbeater, executor))
             heartbeater.attempt = run
+            heartbeater.watch()
             return await run
         finally:
             activity_mod._reset_context(ctx_token)
@@ -348,6 +349,21 @@ async def _in_thread(
                 SHUTDOWN_REPORT_S,
             )
         raise
+
+
+def schedule_to_close_left(task: ActivityTask) -> float | None:
+    """What is left of the activity's schedule-to-close time as this attempt started.
+
+    Both times are the server's, so their difference holds whatever this
+    machine's clock says. A server of an earlier release sends no first
+    schedule time: the whole timeout then (later than the server's deadline).
+    """
+    if task.schedule_to_close_s is None or task.first_scheduled_time is None:
+        return task.schedule_to_close_s
+    spent = datetime.fromisoformat(task.started_time) - datetime.fromisoformat(
+        task.first_scheduled_time
+    )
+    return max(task.schedule_to_close_s - spent.total_seconds(), 0.0)
 
 
 def _drop_outcome(outcome: asyncio.Future[Any]) -> None:

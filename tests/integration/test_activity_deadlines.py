@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.helpers import eventually
 from worker import ActivityError, Client, RetryPolicy, Worker, activity, workflow
 
 pytestmark = pytest.mark.integration
@@ -108,3 +109,54 @@ async def test_an_attempt_past_its_timeout_is_stopped_before_its_retry_runs_besi
     log = LOG[wf_id]
     assert "finished 1" not in log, log
     assert "stopped 1" in log, log
+
+
+#: When each attempt of ``late_attempt`` started and was stopped (monotonic).
+TIMES: dict[str, float] = {}
+
+
+@activity.defn
+async def late_attempt() -> str:
+    """The first attempt fails after 3 s; the second would run long past the deadline."""
+    attempt = activity.info().attempt
+    TIMES[f"start {attempt}"] = time.monotonic()
+    if attempt == 1:
+        await asyncio.sleep(3)
+        raise RuntimeError("first attempt failed")
+    try:
+        await asyncio.sleep(8)
+    except asyncio.CancelledError:
+        TIMES["stopped 2"] = time.monotonic()
+        raise
+    return "second attempt"
+
+
+@workflow.defn
+class LateAttempt:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            result: str = await workflow.execute_activity(
+                late_attempt,
+                schedule_to_close_timeout=timedelta(seconds=5),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+            )
+        except ActivityError as err:
+            return f"timed out ({err.retry_state})"
+        return result
+
+
+async def test_a_later_attempt_is_stopped_at_the_activitys_schedule_to_close_deadline(
+    client: Client,
+) -> None:
+    # The deadline runs from the first schedule: the second attempt starts
+    # with under two seconds of it left, not with the whole five.
+    async with Worker(client, task_queue=QUEUE, workflows=[LateAttempt], activities=[late_attempt]):
+        handle = await client.start_workflow(LateAttempt, id="late-attempt", task_queue=QUEUE)
+        assert await handle.result(timeout=30) == "timed out (timeout)"
+
+        async def stopped() -> bool:
+            return "stopped 2" in TIMES
+
+        await eventually(stopped, timeout=10, what="the second attempt stopped")
+    assert TIMES["stopped 2"] - TIMES["start 2"] < 3.5, TIMES

@@ -112,6 +112,9 @@ class ActivityTask(BaseModel):
     start_to_close_s: float | None = None
     schedule_to_close_s: float | None = None
     heartbeat_s: float | None = None
+    #: When the activity was first scheduled (its schedule-to-close deadline
+    #: runs from here, whatever the attempt); absent from earlier releases.
+    first_scheduled_time: str | None = None
 
 
 class HistoryTail(BaseModel):
