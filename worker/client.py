@@ -566,9 +566,11 @@ class WorkflowHandle(RunControlMixin):
         return res
 
     async def describe(self) -> dict[str, Any]:
-        """The run's row as the server describes it, its memo decoded."""
+        """The run's row as the server describes it, its memo decoded: the run
+        the handle was given, else the workflow's current run (so a handle
+        from a start describes the run a continue-as-new or reset gave)."""
         res: dict[str, Any] = await self.client.call(
-            "GET", self._path(), params={"run_id": self.run_id}
+            "GET", self._path(), params={"run_id": self.target_run_id}
         )
         execution = res.get("execution") or {}
         if execution.get("memo"):

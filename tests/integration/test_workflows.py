@@ -222,6 +222,11 @@ async def test_continue_as_new_chain_result_follows_to_the_last_run(client: Clie
     first = await client.get_workflow_handle("chain-1", run_id=handle.run_id).describe()
     assert first["execution"]["status"] == "continued_as_new"
     assert first["execution"]["continued_to_run_id"]
+    # the start's handle describes the run the chain reached, as its signals
+    # and result follow it (it described the first run, continued_as_new)
+    last = (await handle.describe())["execution"]
+    assert last["status"] == "completed" and last["run_id"] != handle.run_id
+    assert last["continued_from_run_id"]
 
 
 async def test_start_with_request_id_is_idempotent_and_running_id_is_rejected(
