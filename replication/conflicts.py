@@ -19,10 +19,12 @@ import asyncpg
 
 from replication.sql import QUERIES as Q
 from store.context import Store
-from store.errors import StoreError
+from store.errors import InvalidArgument, StoreError
 from store.mutable_state import event_to_wire
+from store.namespaces import lock_namespace
 from store.sql import QUERIES as SQ
 from store.starts import start_workflow_txn
+from store.visibility import validate_upsert
 from store.workflows import signal_workflow_txn
 from worker import wire
 from worker.wire import EventType
@@ -239,14 +241,13 @@ async def reapply_txn(
                     # a signal-with-start again as one: its signal recorded
                     # once, and its request id a signal-with-start's
                     signal = signals.get(request_id) if request_id else None
-                    started = await start_workflow_txn(
+                    run_id = await _start_again(
                         store,
                         conn,
                         losing.namespace,
                         _start_request(losing.workflow_id, attrs),
                         _signal(signal) if signal else None,
                     )
-                    run_id = started.run_id
             outcomes.append({**outcome, "outcome": "re-applied", "run_id": run_id})
         except StoreError as exc:
             if exc.retryable:
@@ -255,6 +256,34 @@ async def reapply_txn(
                 {**outcome, "outcome": "refused", "code": exc.code.value, "message": str(exc)}
             )
     return outcomes
+
+
+async def _start_again(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    req: wire.StartWorkflowRequest,
+    signal: tuple[str, list[wire.Payload]] | None,
+) -> str:
+    """Start a losing branch's run here with the search attributes it had
+    that this region still takes; its run id.
+
+    One removed here since the client's start (or registered again with
+    another type) is left out: the run matters more than that attribute.
+    """
+    if req.search_attributes:
+        ns = await lock_namespace(store, conn, namespace, exclusive=False)
+        registered = ns.active_search_attributes()
+        kept = {}
+        for name, value in req.search_attributes.items():
+            try:
+                kept.update(validate_upsert(registered, {}, {name: value}))
+            except InvalidArgument:
+                log.warning(
+                    "re-applied start of %s leaves out search attribute %s", req.workflow_id, name
+                )
+        req = req.model_copy(update={"search_attributes": kept})
+    return (await start_workflow_txn(store, conn, namespace, req, signal)).run_id
 
 
 def _signals_with_start(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -289,4 +318,8 @@ def _start_request(workflow_id: str, attrs: dict[str, Any]) -> wire.StartWorkflo
         run_timeout_s=attrs.get("run_timeout_s"),
         memo=attrs.get("memo") or {},
         identity=attrs.get("identity") or "",
+        # the client's start had them: a run re-applied without them is one
+        # no list finds by them, and one its versioning no longer pins
+        search_attributes=attrs.get("search_attributes") or {},
+        versioning_behavior=attrs.get("versioning_behavior"),
     )

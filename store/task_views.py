@@ -88,7 +88,7 @@ def activity_task(
 def started_attributes(
     req: wire.StartWorkflowRequest, run: RunTxn, continued_from: str | None = None
 ) -> dict[str, Any]:
-    return {
+    attrs = {
         "workflow_type": req.workflow_type,
         "task_queue": req.task_queue,
         "input": [p.model_dump() for p in req.input],
@@ -102,3 +102,8 @@ def started_attributes(
         "search_attributes": run.exe.get("search_attributes") or {},
         "identity": req.identity,
     }
+    if req.versioning_behavior is not None:
+        # what a start re-applied from this event in another region needs
+        # (only when asked for, so other histories keep their shape)
+        attrs["versioning_behavior"] = req.versioning_behavior
+    return attrs
