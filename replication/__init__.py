@@ -6,18 +6,24 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from replication.applier import Applier
+from replication.fence import PeerFence
 from replication.publisher import Publisher, topic_for
 from replication.versions import next_version, region_of, wins
 from store.context import Store
 
 
 def server_loops() -> list[Callable[[Store], Coroutine[Any, Any, None]]]:
-    """The replication loops every region server runs (publisher, applier)."""
-    return [lambda store: Publisher(store).run(), lambda store: Applier(store).run()]
+    """The replication loops every region server runs (publisher, applier, peer fence)."""
+    return [
+        lambda store: Publisher(store).run(),
+        lambda store: Applier(store).run(),
+        lambda store: PeerFence(store).run(),
+    ]
 
 
 __all__ = [
     "Applier",
+    "PeerFence",
     "Publisher",
     "next_version",
     "region_of",

@@ -593,3 +593,30 @@ SELECT baton_apply_plain_v1($1, $2, 0)
 -- (skipped, or applied with the offset after them stored); the rest, from
 -- the first message for the rules, are the applier's to apply.
 SELECT baton_apply_batch_v1($1, $2, $3, $4, $5, $6)
+
+
+-- name: namespaces_active_here
+-- Replicated namespaces this region holds itself active for (or handing over).
+SELECT name, regions, failover_version FROM namespaces
+WHERE active_region = $1 AND cardinality(regions) > 1
+
+-- name: depose_namespace
+-- A peer region holds namespace $1 active in $3 under the higher failover
+-- version $4, and this region ($2) missed the move (it was away when a forced
+-- failover promoted $3, and the stream has not told it yet): it becomes a
+-- standby and drops the pending work it held, as move_namespace does. The
+-- row keeps its updated_at, so the stream's copy of the new row, changed
+-- there after the promotion under the same version, still replaces it.
+-- (The fence is taken in a statement before this one.)
+WITH moved AS (
+    UPDATE namespaces SET active_region = $3, failover_version = $4, state = 'active'
+    WHERE name = $1 AND active_region = $2 AND failover_version < $4
+    RETURNING name
+), ta AS (DELETE FROM tasks WHERE id IN (
+        SELECT id FROM tasks WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)
+        FOR UPDATE SKIP LOCKED)),
+   ti AS (DELETE FROM timers WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)),
+   ac AS (DELETE FROM activities WHERE namespace = $1 AND EXISTS (SELECT 1 FROM moved)),
+   up AS (DELETE FROM workflow_updates
+          WHERE namespace = $1 AND state = 'requested' AND EXISTS (SELECT 1 FROM moved))
+SELECT name FROM moved

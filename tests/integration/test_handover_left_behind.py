@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from replication import fence
 from replication.sql import QUERIES as RQ
 from store import db
 from store.sql import QUERIES as Q
@@ -17,6 +18,17 @@ from worker.errors import NamespaceInHandoverError
 
 pytestmark = pytest.mark.integration
 NS, QUEUE = "handed", "handed"
+
+
+@pytest.fixture(autouse=True)
+def _peers_not_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source learns of the move only from the stream or the commands here.
+
+    Its peer fence (replication/fence.py) would tell it within seconds too,
+    and race the steps these tests take: it checks once as the regions start,
+    before the namespace exists, and not again.
+    """
+    monkeypatch.setattr(fence, "CHECK_EVERY_S", 3600.0)
 
 
 async def _killed_failover_from(region: Region) -> None:

@@ -1,0 +1,120 @@
+"""A region that missed its own deposal learns it from its peers.
+
+A forced failover tells the old active region directly when its database
+answers, and the stream tells it otherwise, once it reads the new active
+region's topic. A region that was away when it was deposed and comes back
+while that stream cannot reach it (the cross-region link still down, its
+applier behind) would go on as the active region meanwhile: fire its timers
+and schedules again, hand tasks to the workers that poll it and accept
+writes, all to be archived later as a losing branch, with activities run a
+second time in the process.
+
+So one server of each region asks its peers over HTTP, at start and every
+few seconds, how they see each namespace it holds itself active for. A peer
+that holds it under a higher failover version is the newer word (the rule
+the stream applies, ARCHITECTURE invariant 3): the region becomes a standby
+of the region that peer names and drops its pending work, as the stream
+would have made it. A peer that does not answer changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from replication.sql import QUERIES as RQ
+from store.context import Store
+from store.leader import lead_forever
+
+log = logging.getLogger("baton.fence")
+
+#: Advisory lock key of the region's peer check ("baton-pf").
+PEER_FENCE_LOCK = 0x6261746F6E2D7066 & 0x7FFFFFFFFFFFFFFF
+#: How often the namespaces this region holds active are checked with its peers.
+CHECK_EVERY_S = 2.0
+#: How long one peer may take to answer.
+PEER_TIMEOUT_S = 3.0
+
+
+class PeerFence:
+    """Checks the namespaces active here against the peers' view of them."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def run(self) -> None:
+        """Check while this process holds the region's lock, until cancelled."""
+        if len(self.store.config.regions) < 2:
+            return
+        await lead_forever(self.store, PEER_FENCE_LOCK, "peer fence", self._watch)
+
+    async def _watch(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                await self.check(http)
+                await asyncio.sleep(CHECK_EVERY_S)
+
+    async def check(self, http: aiohttp.ClientSession) -> list[str]:
+        """Step down from every namespace a peer holds under a higher version;
+        the namespaces this region stepped down from."""
+        region = self.store.region
+        async with self.store.pool.acquire() as conn:
+            rows = await conn.fetch(RQ["namespaces_active_here"], region)
+        deposed: list[str] = []
+        for r in rows:
+            peers = [p for p in r["regions"] if p != region and p in self.store.config.regions]
+            answers = await asyncio.gather(*(self._peer_row(http, p, r["name"]) for p in peers))
+            newer = [
+                a
+                for a in answers
+                if a is not None
+                and int(a["failover_version"]) > int(r["failover_version"])
+                and a["active_region"] != region
+            ]
+            if not newer:
+                continue
+            newest = max(newer, key=lambda a: int(a["failover_version"]))
+            async with self.store.pool.acquire() as conn, conn.transaction():
+                await conn.execute(RQ["lock_namespace_for_promotion"], r["name"])
+                moved = await conn.fetchval(
+                    RQ["depose_namespace"],
+                    r["name"],
+                    region,
+                    newest["active_region"],
+                    int(newest["failover_version"]),
+                )
+            if moved is not None:
+                log.warning(
+                    "namespace %s is active in %s under failover version %s, as a peer says; "
+                    "%s missed the move and is a standby now",
+                    r["name"],
+                    newest["active_region"],
+                    newest["failover_version"],
+                    region,
+                )
+                deposed.append(str(r["name"]))
+        return deposed
+
+    async def _peer_row(
+        self, http: aiohttp.ClientSession, peer: str, namespace: str
+    ) -> dict[str, Any] | None:
+        """The namespace as ``peer`` holds it, or None if it does not answer with it."""
+        url = (
+            f"{self.store.config.regions[peer].url}/api/v1/namespaces/"
+            f"{quote(namespace, safe='')}?executions=false"
+        )
+        try:
+            async with http.get(url) as resp:
+                if resp.status != 200:
+                    return None
+                body: dict[str, Any] = await resp.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None  # away or not serving: it tells this region nothing
+        if not isinstance(body.get("failover_version"), int) or not body.get("active_region"):
+            return None
+        return body
