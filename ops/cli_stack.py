@@ -196,9 +196,17 @@ def _serve_until_signalled(
     async def main() -> None:
         loop_box["loop"] = asyncio.get_running_loop()
         loop_box["task"] = asyncio.current_task()
-        from replication import server_loops
+        from replication import server_checks, server_loops
 
-        await serve(cfg, region, host=host, port=port, log_level=log_level, loops=server_loops())
+        await serve(
+            cfg,
+            region,
+            host=host,
+            port=port,
+            log_level=log_level,
+            loops=server_loops(),
+            before=server_checks(),
+        )
 
     def run() -> None:
         try:

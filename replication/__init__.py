@@ -21,12 +21,19 @@ def server_loops() -> list[Callable[[Store], Coroutine[Any, Any, None]]]:
     ]
 
 
+def server_checks() -> list[Callable[[Store], Coroutine[Any, Any, None]]]:
+    """What a region server checks before it runs its loops and serves: whether
+    a peer holds a namespace it thinks active here under a newer version."""
+    return [lambda store: PeerFence(store).check_at_start()]
+
+
 __all__ = [
     "Applier",
     "PeerFence",
     "Publisher",
     "next_version",
     "region_of",
+    "server_checks",
     "server_loops",
     "topic_for",
     "wins",

@@ -61,16 +61,22 @@ LoopFactory = Callable[[Store], Coroutine[Any, Any, None]]
 
 @contextlib.asynccontextmanager
 async def running_store(
-    config: BatonConfig, region: str, loops: Sequence[LoopFactory] = ()
+    config: BatonConfig,
+    region: str,
+    loops: Sequence[LoopFactory] = (),
+    before: Sequence[LoopFactory] = (),
 ) -> AsyncIterator[Store]:
     """An open store with its background loops running: timers, and ``loops``.
 
     The layers above the store (replication) hand in their loops here, so the
-    store never imports them.
+    store never imports them, and the checks ``before`` to await first: what
+    they find holds before a timer fires or a request is served.
     """
     if config.test_clock:
         clock.enable()
     async with open_store(config, region) as store:
+        for check in before:
+            await check(store)
         tasks = [
             asyncio.create_task(TimerLoop(store).run(), name="baton-timers"),
             asyncio.create_task(RetentionSweeper(store).run(), name="baton-retention"),
@@ -134,11 +140,12 @@ async def serve(
     port: int | None = None,
     log_level: str = "warning",
     loops: Sequence[LoopFactory] = (),
+    before: Sequence[LoopFactory] = (),
 ) -> None:
     """Run one server of ``region`` until cancelled or signalled."""
     rc = config.region(region)
     tune_gc()
-    async with running_store(config, region, loops) as store:
+    async with running_store(config, region, loops, before) as store:
         app = create_app(store)
         server = _Server(
             store,
