@@ -39,6 +39,7 @@ from store.mutable_state import (
     USER_TIMER,
     WT_RETRY,
     RunTxn,
+    utcnow,
 )
 from store.retry import next_retry_delay, workflow_task_retry_delay
 from store.sql import QUERIES as Q
@@ -323,6 +324,48 @@ async def rebuild_execution_txn(rt: RunTxn, *, retry_max_s: float, old_region: s
             RUN_TIMEOUT, "run", rt.exe["start_time"] + timedelta(seconds=rt.exe["run_timeout_s"])
         )
     await rt.write_txn()
+
+
+async def pending_on_standby(
+    conn: asyncpg.Connection, row: asyncpg.Record
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A running run's pending activities and user timers as a standby knows
+    them (its describe): it holds no activity or timer rows, so they come from
+    history, the inputs buffered behind a started task, and what it learnt of
+    the activities in flight, as a promotion would rebuild them."""
+    key = (row["namespace"], row["workflow_id"], row["run_id"])
+    events = await conn.fetch(Q["history_from"], *key, 1, 1_000_000)
+    buffered = [
+        {"event_type": b["event_type"], "attributes": b["attributes"], "event_time": utcnow()}
+        for b in await conn.fetch(Q["buffered_of_run"], *key, row["buffered_flushed_seq"])
+    ]
+    work = pending_from_history([*events, *buffered])
+    progress = {
+        p["scheduled_event_id"]: p for p in await conn.fetch(Q["activity_progress_of_run"], *key)
+    }
+    activities: list[dict[str, Any]] = []
+    for sid, act in sorted(work.activities.items()):
+        seen = progress.get(sid)
+        activities.append(
+            {
+                "activity_id": act.attributes["activity_id"],
+                "activity_type": act.attributes["activity_type"],
+                "state": seen["state"] if seen else "scheduled",
+                "attempt": int(seen["attempt"]) if seen else 1,
+                "scheduled_event_id": sid,
+                "last_failure": seen["last_failure"] if seen else None,
+                "heartbeat_details": seen["heartbeat_details"] if seen else None,
+                # (when this region learnt of it, not the worker's own time)
+                "last_heartbeat_time": (
+                    seen["updated_at"] if seen and seen["heartbeat_details"] else None
+                ),
+                "paused": act.pause is not None,
+                "control": {"pause": act.pause} if act.pause else None,
+            }
+        )
+    fires = sorted((datetime.fromisoformat(at), timer_id) for timer_id, at in work.timers.items())
+    timers: list[dict[str, Any]] = [{"timer_id": t, "fire_at": at} for at, t in fires]
+    return activities, timers
 
 
 async def rebuild_namespace_txn(

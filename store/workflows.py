@@ -21,6 +21,7 @@ from store.errors import (
 from store.mutable_state import RunTxn, utcnow
 from store.namespaces import get_namespace
 from store.notify import wait_event
+from store.rebuild import pending_on_standby
 from store.run_lock import keep_request_id, lock_for_request, send_to_active_region
 from store.sql import QUERIES as Q
 from worker import wire
@@ -262,8 +263,14 @@ async def describe_workflow(
     async with store.pool.acquire() as conn:
         row = await _read_run(store, conn, namespace, workflow_id, run_id)
         key = (namespace, workflow_id, row["run_id"])
-        acts = await conn.fetch(Q["pending_activities"], *key)
-        timers = await conn.fetch(Q["pending_user_timers"], *key)
+        acts: list[Any] = list(await conn.fetch(Q["pending_activities"], *key))
+        timers: list[Any] = list(await conn.fetch(Q["pending_user_timers"], *key))
+        if row["status"] == "running" and not acts and not timers:
+            ns = await get_namespace(conn, namespace)
+            if ns.active_region != store.region:
+                # a standby holds no activity or timer rows: say what the
+                # active region has from what replicated here
+                acts, timers = await pending_on_standby(conn, row)
         backoff = _in_backoff(row)
         retry_at = await conn.fetchval(Q["workflow_task_retry_at"], *key) if backoff else None
         # a workflow task on its second attempt or later: why the last one ended

@@ -28,6 +28,12 @@ FROM namespaces WHERE name = $1 AND cardinality(regions) > 1
 DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 RETURNING scheduled_event_id, attempt, state, heartbeat_details, last_failure, scheduled_time
 
+-- name: activity_progress_of_run
+-- What a standby learnt of a run's activities, read (a describe there).
+SELECT scheduled_event_id, attempt, state, heartbeat_details, last_failure, scheduled_time,
+       updated_at
+FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
 -- name: delete_activity_progress_of_run
 DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
