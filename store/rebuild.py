@@ -41,7 +41,7 @@ from store.mutable_state import (
     RunTxn,
     utcnow,
 )
-from store.retry import next_retry_delay, workflow_task_retry_delay
+from store.retry import retry_decision, workflow_task_retry_delay
 from store.sql import QUERIES as Q
 from worker.wire import EventType
 
@@ -215,9 +215,9 @@ def _rebuild_activity(
             "type": "ActivityAttemptLost",
         }
         row["last_failure"] = failure
-        delay = None
+        delay, retry_state = None, ""
         if not act.cancel_requested:
-            delay = next_retry_delay(
+            delay, retry_state = retry_decision(
                 row["retry_policy"],
                 attempt=row["attempt"],
                 error_type=failure["type"],
@@ -225,7 +225,7 @@ def _rebuild_activity(
                 seconds_left=None if deadline is None else (deadline - now).total_seconds(),
             )
         if delay is None:
-            _close_lost_activity(rt, row, act, failure)
+            _close_lost_activity(rt, row, act, failure, retry_state)
             return True
         row["attempt"] += 1
         due = now + timedelta(seconds=delay)
@@ -258,7 +258,7 @@ def _rebuild_activity(
 
 
 def _close_lost_activity(
-    rt: RunTxn, row: dict[str, Any], act: OpenActivity, failure: dict[str, Any]
+    rt: RunTxn, row: dict[str, Any], act: OpenActivity, failure: dict[str, Any], retry_state: str
 ) -> None:
     sid = row["scheduled_event_id"]
     rt.add_input_event(
@@ -281,6 +281,8 @@ def _close_lost_activity(
                 "scheduled_event_id": sid,
                 "timeout_type": "start_to_close",
                 "failure": {**failure, "timeout_type": "start_to_close"},
+                # why no attempt follows, as an attempt that timed out here says
+                "retry_state": retry_state,
             },
         )
 
