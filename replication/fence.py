@@ -9,7 +9,8 @@ and schedules again, hand tasks to the workers that poll it and accept
 writes, all to be archived later as a losing branch, with activities run a
 second time in the process.
 
-So one server of each region asks its peers over HTTP, at start and every
+So one server of each region asks each peer over HTTP for its namespaces (one
+list a peer), at start and every
 few seconds, how they see each namespace it holds itself active for. A peer
 that holds it under a higher failover version is the newer word (the rule
 the stream applies, ARCHITECTURE invariant 3): the region becomes a standby
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
@@ -82,9 +82,16 @@ class PeerFence:
         async with self.store.pool.acquire() as conn:
             rows = await conn.fetch(RQ["namespaces_active_here"], region)
         deposed: list[str] = []
+        if not rows:
+            return deposed
+        # one list of each peer's namespaces a round, not a request a namespace
+        peers = sorted(
+            {p for r in rows for p in r["regions"] if p != region} & set(self.store.config.regions)
+        )
+        lists = await asyncio.gather(*(self._peer_namespaces(http, p) for p in peers))
+        held = dict(zip(peers, lists, strict=True))
         for r in rows:
-            peers = [p for p in r["regions"] if p != region and p in self.store.config.regions]
-            answers = await asyncio.gather(*(self._peer_row(http, p, r["name"]) for p in peers))
+            answers = [held.get(p, {}).get(r["name"]) for p in r["regions"] if p != region]
             newer = [
                 a
                 for a in answers
@@ -116,21 +123,25 @@ class PeerFence:
                 deposed.append(str(r["name"]))
         return deposed
 
-    async def _peer_row(
-        self, http: aiohttp.ClientSession, peer: str, namespace: str
-    ) -> dict[str, Any] | None:
-        """The namespace as ``peer`` holds it, or None if it does not answer with it."""
-        url = (
-            f"{self.store.config.regions[peer].url}/api/v1/namespaces/"
-            f"{quote(namespace, safe='')}?executions=false"
-        )
+    async def _peer_namespaces(
+        self, http: aiohttp.ClientSession, peer: str
+    ) -> dict[str, dict[str, Any]]:
+        """The namespaces ``peer`` holds, by name (none if it does not answer)."""
+        url = f"{self.store.config.regions[peer].url}/api/v1/namespaces"
         try:
             async with http.get(url) as resp:
                 if resp.status != 200:
-                    return None
-                body: dict[str, Any] = await resp.json()
+                    return {}
+                body = await resp.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None  # away or not serving: it tells this region nothing
-        if not isinstance(body.get("failover_version"), int) or not body.get("active_region"):
-            return None
-        return body
+            return {}  # away or not serving: it tells this region nothing
+        if not isinstance(body, list):
+            return {}
+        return {
+            ns["name"]: ns
+            for ns in body
+            if isinstance(ns, dict)
+            and isinstance(ns.get("name"), str)
+            and isinstance(ns.get("failover_version"), int)
+            and ns.get("active_region")
+        }
