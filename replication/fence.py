@@ -9,9 +9,9 @@ and schedules again, hand tasks to the workers that poll it and accept
 writes, all to be archived later as a losing branch, with activities run a
 second time in the process.
 
-So one server of each region asks each peer over HTTP for its namespaces (one
-list a peer), at start and every
-few seconds, how they see each namespace it holds itself active for. A peer
+So one server of each region asks each peer over HTTP for its namespace list,
+at start and every few seconds, and compares each namespace it holds itself
+active for with the peers' copies. A peer
 that holds it under a higher failover version is the newer word (the rule
 the stream applies, ARCHITECTURE invariant 3): the region becomes a standby
 of the region that peer names and drops its pending work, as the stream
