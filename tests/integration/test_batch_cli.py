@@ -184,7 +184,9 @@ async def test_signal_batch_and_search_attributes_in_the_short_forms(
 async def test_a_waiting_start_exits_1_when_the_job_is_stopped(
     client: Client, region: Region
 ) -> None:
-    for i in range(6):
+    # 20 runs at 0.5 a second: a walk of 40 s, which the stop interrupts
+    # even on a machine so busy that each `baton` takes seconds to start
+    for i in range(20):
         await client.start_workflow(Waiter, id=f"slow-{i}", task_queue=QUEUE)
     waiting = asyncio.create_task(
         baton(
