@@ -25,6 +25,7 @@ from store.new_run import new_execution
 from store.pause import OPERATOR_EVENTS, carry_pause, pause_run
 from store.sql import QUERIES as Q
 from store.task_views import activity_task, build_workflow_task, started_attributes
+from store.update_tasks import drop_rejecting_task, only_rejects
 from store.visibility.attributes import validate_upsert
 from versioning import routing
 from worker import wire
@@ -197,6 +198,12 @@ async def apply_commands(
         if c.type in (CommandType.ACCEPT_UPDATE, CommandType.REJECT_UPDATE)
     }
     unhandled_updates = [u for u in pending_updates if u["update_id"] not in handled]
+    if only_rejects(rt, commands):
+        return await drop_rejecting_task(rt, req, unhandled_updates, _update_state)
+    if rt.wt_speculative:
+        # it becomes an ordinary task: its events, and this write's, have the
+        # time its code saw (nothing was written since it started)
+        rt.now = rt.exe["wt_started_at"] or rt.now
     rt.exe["pending_updates"] = bool(unhandled_updates)
     started_id = rt.exe["wt_started_event_id"]
     scheduled_id = rt.exe["wt_scheduled_event_id"]

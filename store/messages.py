@@ -122,12 +122,15 @@ def _task_pending(row: asyncpg.Record) -> int | None:
     and, if inputs waited in the buffer while it ran, for the task its
     completion scheduled for them.
     Not for a task that already failed (attempt > 1: it may not complete
-    soon, the last good state answers) nor for one a pause holds back; and
+    soon, the last good state answers), nor for one a pause holds back, nor for
+    one scheduled for updates alone (store/update_tasks.py); and
     for half the query's timeout at most (a task whose worker died waits
     out its own timeout).
     """
     if row["status"] != "running" or row["wt_scheduled_event_id"] is None:
         return None
+    if int(row["wt_scheduled_event_id"]) >= int(row["next_event_id"]):
+        return None  # a task for updates alone (store/update_tasks.py) holds no input
     if row["wt_attempt"] > 1 or (row["paused"] and row["wt_started_event_id"] is None):
         return None
     return int(row["wt_scheduled_event_id"])
@@ -214,7 +217,8 @@ async def update_workflow(
                 [p.model_dump() for p in req.input],
             )
             rt.exe["pending_updates"] = True
-            rt.schedule_workflow_task()
+            # kept out of history unless the workflow accepts it (store/update_tasks.py)
+            rt.schedule_workflow_task(speculative=True)
             await rt.write_txn()
             return run_id
 

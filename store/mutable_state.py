@@ -11,19 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import asyncpg
 
 from store.clock import utcnow as utcnow
-from store.errors import StoreError, WorkflowNotFound
-from store.namespaces import Namespace, get_namespace
+from store.errors import StoreError
+from store.namespaces import Namespace
 from store.run_cache import CachedRun, RunCache
 from store.run_close import close_outcome
 from store.run_write import VERSIONING_COLUMNS as VERSIONING_COLUMNS
 from store.run_write import as_uuid as _uuid
+from store.run_write import event_to_wire as event_to_wire
+from store.run_write import run_not_found as _not_found
 from store.run_write import write_run
 from store.sql import QUERIES as Q
+from store.update_tasks import speculative_events
 from versioning import routing
 from versioning.rules import Override
 from worker.wire import EventType
@@ -52,6 +55,9 @@ class RunTxn:
     #: it from ``buffered_inputs_max``); past it the task is failed and they
     #: are written, so a flood never grows a run's buffer without bound.
     buffered_inputs_max: ClassVar[int] = 1_000
+    #: History length from which a started task suggests continue-as-new (the
+    #: server sets it), for a speculative task's started event.
+    suggest_continue_as_new_events: ClassVar[int] = 10_240
 
     conn: asyncpg.Connection
     ns: Namespace
@@ -310,6 +316,23 @@ class RunTxn:
     def wt_pending(self) -> bool:
         return self.exe["wt_scheduled_event_id"] is not None
 
+    @property
+    def wt_speculative(self) -> bool:
+        """A workflow task scheduled for updates alone, kept out of history.
+
+        See :mod:`store.update_tasks`: its events are not written until
+        another event of the run is (:meth:`add_event` writes them first).
+        """
+        scheduled = self.exe["wt_scheduled_event_id"]
+        return scheduled is not None and int(scheduled) >= int(self.exe["next_event_id"])
+
+    def _materialize_speculative(self) -> None:
+        """Write the speculative task's events: something else enters history."""
+        for event_type, attributes in speculative_events(
+            self.exe, self.suggest_continue_as_new_events
+        ):
+            self._append_event(event_type, attributes)
+
     async def cancel_request(self) -> dict[str, Any] | None:
         """The attributes of the first cancel request this run recorded, holds
         buffered or is writing (None: it was never asked to cancel)."""
@@ -326,6 +349,11 @@ class RunTxn:
     # ---------------------------------------------------------------- changing state
 
     def add_event(self, event_type: EventType, attributes: dict[str, Any]) -> int:
+        if self.wt_speculative:
+            self._materialize_speculative()
+        return self._append_event(event_type, attributes)
+
+    def _append_event(self, event_type: EventType, attributes: dict[str, Any]) -> int:
         event_id = int(self.exe["next_event_id"])
         self.events.append((event_id, event_type.value, attributes))
         self.exe["next_event_id"] = event_id + 1
@@ -337,7 +365,11 @@ class RunTxn:
         While a workflow task is started its events must stay contiguous
         (WorkflowTaskStarted is followed by its completion), so events that
         arrive then wait in the buffer and are written after the completion.
+        A speculative task becomes an ordinary one first: the input must reach
+        history even if that task then only rejects updates.
         """
+        if self.wt_speculative:
+            self._materialize_speculative()
         if self.wt_started and len(self.exe["buffered_events"]) >= self.buffered_inputs_max:
             # The worker holding the task gets TASK_NOT_FOUND when it completes;
             # the next task sees everything that waited.
@@ -419,17 +451,24 @@ class RunTxn:
         self.timers = [t for t in self.timers if (t[0], t[1]) != (kind, str(ref))]
         self.timer_deletes.append((kind, str(ref)))
 
-    def schedule_workflow_task(self, *, dispatch: bool = True) -> int | None:
+    def schedule_workflow_task(
+        self, *, dispatch: bool = True, speculative: bool = False
+    ) -> int | None:
         """Schedule a workflow task unless one is pending, the run is closed or
-        paused (unpause schedules the one that waited)."""
+        paused (unpause schedules the one that waited). ``speculative``: one for
+        updates alone (:attr:`wt_speculative`), unless this write adds events or
+        the run's last task failed."""
         if not self.running or self.wt_pending or self.exe["paused"]:
             return None
         attempt = int(self.exe["wt_attempt"])
         timeout = float(self.exe["task_timeout_s"])
-        event_id = self.add_event(
-            EventType.WORKFLOW_TASK_SCHEDULED,
-            {"task_queue": self.exe["task_queue"], "attempt": attempt, "timeout_s": timeout},
-        )
+        if speculative and not self.events and attempt == 1 and not self.exe["buffered_events"]:
+            event_id = int(self.exe["next_event_id"])  # its id once written; not written yet
+        else:
+            event_id = self.add_event(
+                EventType.WORKFLOW_TASK_SCHEDULED,
+                {"task_queue": self.exe["task_queue"], "attempt": attempt, "timeout_s": timeout},
+            )
         self.exe["wt_scheduled_event_id"] = event_id
         self.exe["wt_started_event_id"] = None
         self.scheduled_here = event_id
@@ -478,16 +517,20 @@ class RunTxn:
     def start_workflow_task(self, identity: str, suggest_can_after: int) -> int:
         """Record that a poller took the scheduled workflow task."""
         assert self.wt_pending and not self.wt_started
-        history_length = int(self.exe["next_event_id"])  # counting the Started event itself
-        event_id = self.add_event(
-            EventType.WORKFLOW_TASK_STARTED,
-            {
-                "scheduled_event_id": self.exe["wt_scheduled_event_id"],
-                "identity": identity,
-                "history_length": history_length,
-                "suggest_continue_as_new": history_length >= suggest_can_after,
-            },
-        )
+        if self.wt_speculative:
+            # not written: store.update_tasks.speculative_events() gives it to the worker
+            event_id = int(self.exe["wt_scheduled_event_id"]) + 1
+        else:
+            history_length = int(self.exe["next_event_id"])  # counting the Started event itself
+            event_id = self.add_event(
+                EventType.WORKFLOW_TASK_STARTED,
+                {
+                    "scheduled_event_id": self.exe["wt_scheduled_event_id"],
+                    "identity": identity,
+                    "history_length": history_length,
+                    "suggest_continue_as_new": history_length >= suggest_can_after,
+                },
+            )
         self.exe["wt_started_event_id"] = event_id
         self.started_here = True
         self.exe["wt_started_at"] = self.now
@@ -554,21 +597,3 @@ class RunTxn:
 
     def insert_activity(self, row: dict[str, Any]) -> None:
         self.activity_inserts.append(row)
-
-
-async def _not_found(
-    conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
-) -> NoReturn:
-    ns = await get_namespace(conn, namespace)  # names a missing namespace first
-    what = f"run {run_id} of workflow" if run_id else "workflow"
-    raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {ns.name!r}")
-
-
-def event_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event_id": row["event_id"],
-        "event_type": row["event_type"],
-        "event_time": row["event_time"].isoformat(),
-        "version": row["version"],
-        "attributes": row["attributes"],
-    }

@@ -5,11 +5,12 @@ server keeps the run as the write leaves it, see :mod:`store.run_cache`)."""
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import asyncpg
 
 from store.errors import StaleRun, WorkflowNotFound
+from store.namespaces import get_namespace
 from store.run_cache import RunCache, entry_after_write
 from store.sql import QUERIES as Q
 from versioning import routing
@@ -205,3 +206,22 @@ def as_uuid(value: str | uuid.UUID) -> uuid.UUID:
 
 def as_uuid_or_none(value: str | uuid.UUID | None) -> uuid.UUID | None:
     return None if value is None else as_uuid(value)
+
+
+async def run_not_found(
+    conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str | None
+) -> NoReturn:
+    """Raise WorkflowNotFound for a run (or namespace) that is not there."""
+    ns = await get_namespace(conn, namespace)  # names a missing namespace first
+    what = f"run {run_id} of workflow" if run_id else "workflow"
+    raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {ns.name!r}")
+
+
+def event_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "event_time": row["event_time"].isoformat(),
+        "version": row["version"],
+        "attributes": row["attributes"],
+    }

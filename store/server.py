@@ -39,6 +39,7 @@ async def open_store(
     finally:
         await conn.close()
     RunTxn.buffered_inputs_max = config.buffered_inputs_max
+    RunTxn.suggest_continue_as_new_events = config.suggest_continue_as_new_events
     pool = await db.create_pool(dsn, max_size=pool_size)
     notifier = Notifier(dsn)
     await notifier.start()

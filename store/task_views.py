@@ -10,6 +10,7 @@ import asyncpg
 from store.mutable_state import RunTxn
 from store.sql import QUERIES as Q
 from store.task_token import TaskToken
+from store.update_tasks import speculative_view
 from versioning import routing
 from worker import wire
 
@@ -22,6 +23,11 @@ async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str,
         view = await conn.fetchrow(
             Q["workflow_task_view"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), since + 1
         )
+    events = view["events"]
+    history_length = rt.exe["next_event_id"] - 1
+    if rt.wt_speculative:
+        events = [*events, *speculative_view(rt)]
+        history_length = rt.exe["wt_started_event_id"]
     token = TaskToken(
         "wf",
         rt.namespace,
@@ -42,8 +48,8 @@ async def build_workflow_task(conn: asyncpg.Connection, rt: RunTxn) -> dict[str,
         "started_event_id": rt.exe["wt_started_event_id"],
         "previous_started_event_id": since,
         "previous_started_event_version": view["previous_version"],
-        "history_length": rt.exe["next_event_id"] - 1,
-        "events": view["events"],
+        "history_length": history_length,
+        "events": events,
         "updates": view["updates"],
         "query": None,
         "target_version_changed": routing.target_version_changed(rt.ns.deployments, rt.exe),

@@ -308,6 +308,9 @@ SET state = 'completed', result = EXCLUDED.result, failure = EXCLUDED.failure
 -- name: notify_update
 SELECT pg_notify('baton_updates_v1', $1)
 
+-- name: notify_history
+SELECT pg_notify('baton_history_v1', $1)
+
 -- name: lock_activity
 SELECT * FROM activities
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
