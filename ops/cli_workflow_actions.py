@@ -54,11 +54,11 @@ def workflow_signal(
 ) -> None:
     """Send signal NAME to a workflow."""
     args = json_values(inputs)
-    _act(st, workflow_id, lambda h: h.signal(name, *args, request_id=request_id), run_id)
+    acted = _act(st, workflow_id, lambda h: h.signal(name, *args, request_id=request_id), run_id)
     emit(
-        {"workflow_id": workflow_id, "signal": name, "signaled": True},
+        {"workflow_id": workflow_id, "run_id": acted, "signal": name, "signaled": True},
         output,
-        lambda d: Text(f"signaled {d['workflow_id']} with {d['signal']}"),
+        lambda d: Text(f"signaled {d['workflow_id']} (run {d['run_id']}) with {d['signal']}"),
     )
 
 
@@ -158,11 +158,11 @@ def _ending_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def workflow_cancel(st: CliState, /, workflow_id: str, output: str, **o: Any) -> None:
     """Request cancellation of a workflow (its code decides how to wind down)."""
     reason, request_id = o["reason"], o["request_id"]
-    _act(st, workflow_id, lambda h: h.cancel(reason, request_id=request_id), o["run_id"])
+    acted = _act(st, workflow_id, lambda h: h.cancel(reason, request_id=request_id), o["run_id"])
     emit(
-        {"workflow_id": workflow_id, "cancel_requested": True, "reason": reason},
+        {"workflow_id": workflow_id, "run_id": acted, "cancel_requested": True, "reason": reason},
         output,
-        lambda d: Text(f"cancellation requested for {d['workflow_id']}"),
+        lambda d: Text(f"cancellation requested for {d['workflow_id']} (run {d['run_id']})"),
     )
 
 
@@ -172,11 +172,11 @@ def workflow_cancel(st: CliState, /, workflow_id: str, output: str, **o: Any) ->
 def workflow_terminate(st: CliState, /, workflow_id: str, output: str, **o: Any) -> None:
     """Terminate a workflow at once (no workflow code runs)."""
     reason, request_id = o["reason"], o["request_id"]
-    _act(st, workflow_id, lambda h: h.terminate(reason, request_id=request_id), o["run_id"])
+    acted = _act(st, workflow_id, lambda h: h.terminate(reason, request_id=request_id), o["run_id"])
     emit(
-        {"workflow_id": workflow_id, "terminated": True, "reason": reason},
+        {"workflow_id": workflow_id, "run_id": acted, "terminated": True, "reason": reason},
         output,
-        lambda d: Text(f"terminated {d['workflow_id']}"),
+        lambda d: Text(f"terminated {d['workflow_id']} (run {d['run_id']})"),
     )
 
 

@@ -32,13 +32,17 @@ class RunControlMixin:
     def _path(self, suffix: str = "") -> str:
         raise NotImplementedError
 
-    async def cancel(self, reason: str = "", *, request_id: str | None = None) -> None:
-        """Ask the workflow to cancel; one ``request_id`` (drawn if None) is applied once."""
-        await self._control("/cancel", reason, request_id, run_id=self.target_run_id)
+    async def cancel(self, reason: str = "", *, request_id: str | None = None) -> str:
+        """Ask the workflow to cancel; one ``request_id`` (drawn if None) is applied once.
+        Returns the id of the run asked (a retry: the run the first request asked)."""
+        res = await self._control("/cancel", reason, request_id, run_id=self.target_run_id)
+        return str(res["run_id"])
 
-    async def terminate(self, reason: str = "", *, request_id: str | None = None) -> None:
-        """End the run at once; one ``request_id`` (drawn if None) is applied once."""
-        await self._control("/terminate", reason, request_id, run_id=self.target_run_id)
+    async def terminate(self, reason: str = "", *, request_id: str | None = None) -> str:
+        """End the run at once; one ``request_id`` (drawn if None) is applied once.
+        Returns the id of the run ended (a retry: the run the first request ended)."""
+        res = await self._control("/terminate", reason, request_id, run_id=self.target_run_id)
+        return str(res["run_id"])
 
     async def pause(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         """Pause the workflow's current run: nothing more is dispatched to it (signals,

@@ -444,13 +444,14 @@ class WorkflowHandle(RunControlMixin):
 
     async def signal(
         self, name: str | Callable[..., Any], *args: Any, request_id: str | None = None
-    ) -> None:
+    ) -> str:
         """Send signal ``name`` with ``args``; the server applies one ``request_id`` once.
 
         Without ``request_id`` a fresh one is drawn, so a POST the transport
-        retries (same body, same id) is not applied twice.
+        retries (same body, same id) is not applied twice. Returns the id of the
+        run signaled (a retry: the run the first request signaled).
         """
-        await self.client.call(
+        res = await self.client.call(
             "POST",
             self._path("/signal"),
             {
@@ -461,6 +462,7 @@ class WorkflowHandle(RunControlMixin):
                 "identity": self.client.identity,
             },
         )
+        return str(res["run_id"])
 
     async def query(
         self,

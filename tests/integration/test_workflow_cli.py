@@ -22,6 +22,18 @@ async def baton(region: Region, *args: str) -> tuple[int, Any, str]:
     return await baton_json(region.config_path, *args)
 
 
+async def baton_text(region: Region, *args: str) -> tuple[int, str, str]:
+    """``baton ARGS --output table``: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "ops.cli", "--config", str(region.config_path), *args, "--output", "table"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), out.decode(), err.decode()
+
+
 async def test_signal_query_and_update_from_the_cli(client: Client, region: Region) -> None:
     async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
         await client.start_workflow(Counter, id="cli-counter", task_queue=QUEUE)
@@ -96,22 +108,30 @@ async def test_signal_cancel_and_terminate_take_a_run_and_a_request_id(
 ) -> None:
     first = await client.start_workflow(Counter, id="cli-runs", task_queue=QUEUE)
     await first.terminate("make room")
-    await client.start_workflow(Counter, id="cli-runs", task_queue=QUEUE)
+    second = await client.start_workflow(Counter, id="cli-runs", task_queue=QUEUE)
     # the first run is closed: a signal named to it is refused, not sent to the new run
     code, out, err = await baton(
         region, "workflow", "signal", "cli-runs", "finish", "--run-id", first.run_id
     )
     assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_RUNNING", err
     for _ in range(2):  # one request id: one signal, however often it is sent
-        code, _, err = await baton(
+        code, out, err = await baton(
             region, "workflow", "signal", "cli-runs", "finish", "--request-id", "sig-1"
         )
         assert code == 0, err
+        # the answer names the run the server signaled, as pause and reset do
+        assert (out["workflow_id"], out["run_id"]) == ("cli-runs", second.run_id), out
     for verb in ("cancel", "terminate"):
-        code, _, err = await baton(
+        code, out, err = await baton(
             region, "workflow", verb, "cli-runs", "--reason", "done", "--request-id", f"{verb}-1"
         )
         assert code == 0, err
+        assert (out["workflow_id"], out["run_id"]) == ("cli-runs", second.run_id), out
+    # the line output names the run too
+    code, text, err = await baton_text(
+        region, "workflow", "cancel", "cli-runs", "--request-id", "cancel-1"
+    )
+    assert code == 0 and second.run_id in text, (text, err)
     kinds = [e["event_type"] for e in await client.get_workflow_handle("cli-runs").history()]
     assert kinds.count("WorkflowExecutionSignaled") == 1
     assert kinds.count("WorkflowExecutionCancelRequested") == 1
