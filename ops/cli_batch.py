@@ -11,7 +11,7 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ops.cli_base import BatonGroup, CliInputError, CliState, pass_state
+from ops.cli_base import BatonGroup, CliInputError, CliState, not_empty, pass_state
 from ops.cli_versioning import OVERRIDES, override_body
 from ops.output import emit, err_console, kv_table, table, when
 from worker.client import Client
@@ -148,7 +148,7 @@ def _refuse_options_of_other_ops(ctx: click.Context, op: str) -> None:
     help="Operations per second at most.",
 )
 @click.option("--reason", required=True, help="Recorded in every affected history.")
-@click.option("--job-id", default=None, help="Id of the job (default: drawn).")
+@click.option("--job-id", default=None, callback=not_empty, help="Id of the job (default: drawn).")
 @click.option(
     "--wait/--no-wait",
     default=True,

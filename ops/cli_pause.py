@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from ops.cli_base import BatonCommand, BatonGroup, CliInputError, CliState, pass_state
+from ops.cli_base import (
+    BatonCommand,
+    BatonGroup,
+    CliInputError,
+    CliState,
+    not_empty,
+    pass_state,
+)
 from ops.output import emit, kv_table
 from worker.client import Client
 
@@ -32,7 +39,12 @@ def _view(d: dict[str, Any]) -> Any:
 @click.command("pause", cls=BatonCommand)
 @click.argument("workflow_id")
 @click.option("--reason", required=True, help="Why: recorded in the history and shown by describe.")
-@click.option("--request-id", default=None, help="A retried request with this id acts once.")
+@click.option(
+    "--request-id",
+    default=None,
+    callback=not_empty,
+    help="A retried request with this id acts once.",
+)
 @pass_state
 def workflow_pause(
     st: CliState, workflow_id: str, reason: str, request_id: str | None, output: str
@@ -53,7 +65,12 @@ def workflow_pause(
     "--to-current", is_flag=True, help="Pin it to its deployment's current build in the same step."
 )
 @click.option("--build-id", default=None, help="Pin it to this build of its deployment.")
-@click.option("--request-id", default=None, help="A retried request with this id acts once.")
+@click.option(
+    "--request-id",
+    default=None,
+    callback=not_empty,
+    help="A retried request with this id acts once.",
+)
 @pass_state
 def workflow_unpause(
     st: CliState,
@@ -116,7 +133,10 @@ def _activity_command(action: str, help_text: str, options: list[Any]) -> None:
     for option in [*reversed(options)]:
         decorated = option(decorated)
     decorated = click.option(
-        "--request-id", default=None, help="A retried request with this id acts once."
+        "--request-id",
+        default=None,
+        callback=not_empty,
+        help="A retried request with this id acts once.",
     )(decorated)
     decorated = click.option("--reason", default="", help="Recorded in the workflow's history.")(
         decorated

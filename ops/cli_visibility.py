@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from ops.cli_base import BatonCommand, BatonGroup, CliState, pass_state
+from ops.cli_base import BatonCommand, BatonGroup, CliState, not_empty, pass_state
 from ops.output import emit, kv_table, table
 from worker.client import Client
 
@@ -147,6 +147,7 @@ def workflow_count(st: CliState, query: str, group_by: str | None, output: str) 
 @click.option(
     "--request-id",
     default=None,
+    callback=not_empty,
     help="A retried reset with this id finds the reset it made instead of resetting again.",
 )
 @pass_state

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from worker import _http
+from worker._handle_control import given_or_new_id
 from worker._http import ns_path
 
 
@@ -38,7 +38,7 @@ class NamespaceMixin:
             "active_region": active_region,
             "retention_days": retention_days,
             "description": description,
-            "request_id": request_id or str(uuid.uuid4()),
+            "request_id": given_or_new_id(request_id),
         }
         return await self.call("POST", f"{_http.API}/namespaces", body)  # type: ignore[no-any-return]
 

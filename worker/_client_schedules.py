@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from worker._client_visibility import encode_search_attributes
 from worker._definition import workflow_name
-from worker._handle_control import new_request_id
+from worker._handle_control import given_or_new_id
 from worker._http import API, ns_path
 from worker.errors import InvalidArgumentError
 
@@ -63,7 +63,7 @@ class ScheduleHandle:
         body = {
             "schedule": dict(schedule),
             "create": create,
-            "request_id": request_id or new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
         }
         return await self.client.call("PUT", self._path(), body)  # type: ignore[no-any-return]
@@ -71,7 +71,7 @@ class ScheduleHandle:
     async def pause(self, note: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         body = {
             "note": note,
-            "request_id": request_id or new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
         }
         return await self.client.call("POST", self._path("/pause"), body)  # type: ignore[no-any-return]
@@ -85,7 +85,7 @@ class ScheduleHandle:
         body = {
             "note": note,
             "catch_up": catch_up,
-            "request_id": request_id or new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
         }
         return await self.client.call("POST", self._path("/unpause"), body)  # type: ignore[no-any-return]
@@ -95,7 +95,7 @@ class ScheduleHandle:
     ) -> dict[str, Any]:
         body = {
             "overlap": overlap,
-            "request_id": request_id or new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
         }
         return await self.client.call("POST", self._path("/trigger"), body)  # type: ignore[no-any-return]
@@ -113,14 +113,14 @@ class ScheduleHandle:
             "start": _time(start),
             "end": _time(end),
             "overlap": overlap,
-            "request_id": request_id or new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
         }
         return await self.client.call("POST", self._path("/backfill"), body)  # type: ignore[no-any-return]
 
     async def delete(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         """End the schedule; actions it started keep running."""
-        params = {"reason": reason, "request_id": request_id or new_request_id()}
+        params = {"reason": reason, "request_id": given_or_new_id(request_id)}
         return await self.client.call("DELETE", self._path(), params=params)  # type: ignore[no-any-return]
 
 
@@ -197,7 +197,7 @@ class ScheduleMixin:
             "paused": paused,
             "note": note,
             "search_attributes": encode_search_attributes(search_attributes or {}),
-            "request_id": request_id or new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.identity,
         }
         await self.call("POST", ns_path(self.namespace, "/schedules"), body)

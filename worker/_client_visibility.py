@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from worker._handle_control import given_or_new_id
 from worker._http import ns_path
 from worker._start_options import checked_mapping
 from worker.errors import InvalidArgumentError
@@ -251,7 +251,9 @@ class VisibilityMixin:
                 "job_id": job_id,
                 # a job id makes a retry the same job already; without one
                 # the server derives the job's id from this
-                "request_id": request_id or (None if job_id else str(uuid.uuid4())),
+                "request_id": None
+                if request_id is None and job_id
+                else given_or_new_id(request_id),
             },
         )
         return res

@@ -7,12 +7,28 @@ import uuid
 from typing import Any
 
 from worker._http import ns_path
+from worker.errors import InvalidArgumentError
 
 
 def new_request_id() -> str:
     # Drawn once per call, before the transport's retry loop: a retried POST
     # resends the same body, so the server can tell a retry from a new request.
     return str(uuid.uuid4())
+
+
+def given_or_new_id(value: str | None, argument: str = "request_id") -> str:
+    """``value``, or a fresh id when None. A blank one is refused before anything
+    is sent: taken for "not given" (as ``or`` would), a retry under a fresh id
+    would act again, the idempotency the caller asked for silently lost."""
+    if value is None:
+        return new_request_id()
+    if not value.strip():
+        raise InvalidArgumentError(
+            f"{argument}={value!r} is blank: pass a non-empty id, or leave {argument} "
+            "out to have a fresh one drawn",
+            details={"argument": argument},
+        )
+    return value
 
 
 _new_request_id = new_request_id
@@ -114,7 +130,7 @@ class RunControlMixin:
             "activity_id": activity_id,
             "run_id": self.target_run_id,
             "reason": reason,
-            "request_id": request_id or _new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
             **extra,
         }
@@ -127,7 +143,7 @@ class RunControlMixin:
         """POST an operator's request about the run to ``route`` (its request id drawn if None)."""
         body = {
             "reason": reason,
-            "request_id": request_id or _new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
             **extra,
         }
@@ -151,7 +167,7 @@ class RunControlMixin:
         body: dict[str, Any] = {
             "override": None,
             "reason": reason,
-            "request_id": request_id or _new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
             # a handle given a run id acts on that run (a closed one refuses)
             "run_id": self.target_run_id,

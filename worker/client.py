@@ -14,7 +14,6 @@ import os
 import socket
 import time
 import tomllib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -41,7 +40,7 @@ from worker._failure import (
     close_failure_to_exception,
     failure_to_exception,
 )
-from worker._handle_control import RunControlMixin, new_request_id
+from worker._handle_control import RunControlMixin, given_or_new_id, new_request_id
 from worker._http import Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
 from worker._result_types import decode_as
@@ -264,7 +263,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             "workflow_type": workflow_name(workflow),
             "task_queue": task_queue,
             "input": await self.encode(args),
-            "request_id": request_id or _new_request_id(),
+            "request_id": given_or_new_id(request_id),
             "id_reuse_policy": reuse_policy(id_reuse_policy),
             "task_timeout_s": seconds(task_timeout),
             "run_timeout_s": seconds(run_timeout),
@@ -458,7 +457,7 @@ class WorkflowHandle(RunControlMixin):
                 "signal_name": handler_name(name, SIGNAL),
                 "input": await self.client.encode(args),
                 "run_id": self.target_run_id,
-                "request_id": request_id or _new_request_id(),
+                "request_id": given_or_new_id(request_id),
                 "identity": self.client.identity,
             },
         )
@@ -499,7 +498,7 @@ class WorkflowHandle(RunControlMixin):
             "POST",
             self._path("/update"),
             {
-                "update_id": update_id or str(uuid.uuid4()),
+                "update_id": given_or_new_id(update_id, "update_id"),
                 "name": handler_name(name, UPDATE),
                 "input": await self.client.encode(args),
                 "run_id": self.target_run_id,
@@ -561,7 +560,7 @@ class WorkflowHandle(RunControlMixin):
                 "to": _reset_point(to),
                 "reapply": reapply or ("signals" if reapply_signals else "none"),
                 "reason": reason,
-                "request_id": request_id or _new_request_id(),
+                "request_id": given_or_new_id(request_id),
                 "identity": self.client.identity,
             },
         )

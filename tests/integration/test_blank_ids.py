@@ -1,0 +1,145 @@
+"""A blank request or update id is a caller's bug, refused by the SDK, the CLI and
+the HTTP API alike: taken for "not given", a retry under a fresh id would act twice."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.apps.workflows import Counter
+from tests.conftest import Region
+from tests.helpers import baton_json
+from worker import Client
+from worker.errors import InvalidArgumentError
+
+pytestmark = pytest.mark.integration
+QUEUE = "blank-ids"
+
+
+async def _kinds(client: Client, workflow_id: str) -> list[str]:
+    return [e["event_type"] for e in await client.get_workflow_handle(workflow_id).history()]
+
+
+async def _refused(call: Callable[[], Awaitable[Any]], argument: str) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        await call()
+    message = str(caught.value)
+    assert argument in message and "non-empty" in message and "leave" in message, message
+    assert caught.value.details["argument"] == argument
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+async def test_the_sdk_refuses_a_blank_id_before_sending_anything(
+    client: Client, blank: str
+) -> None:
+    h = await client.start_workflow(Counter, id="blank-ids", task_queue=QUEUE)
+    before = await _kinds(client, "blank-ids")
+
+    await _refused(
+        lambda: client.start_workflow(
+            Counter, id="blank-start", task_queue=QUEUE, request_id=blank
+        ),
+        "request_id",
+    )
+    await _refused(
+        lambda: client.signal_with_start_workflow(
+            Counter, id="blank-sws", task_queue=QUEUE, signal="finish", request_id=blank
+        ),
+        "request_id",
+    )
+    await _refused(lambda: h.signal("finish", request_id=blank), "request_id")
+    await _refused(lambda: h.update("add", 1, update_id=blank, timeout=1), "update_id")
+    await _refused(lambda: h.pause("look", request_id=blank), "request_id")
+    await _refused(lambda: h.unpause("go", request_id=blank), "request_id")
+    await _refused(lambda: h.pause_activity("a", request_id=blank), "request_id")
+    await _refused(
+        lambda: h.reset(reason="r", to="first-workflow-task", request_id=blank), "request_id"
+    )
+    await _refused(lambda: h.update_versioning(None, request_id=blank), "request_id")
+    await _refused(lambda: h.cancel("stop", request_id=blank), "request_id")
+    await _refused(lambda: h.terminate("stop", request_id=blank), "request_id")
+    definition = await client.schedule_definition(
+        workflow=Counter, task_queue=QUEUE, cron="0 0 1 1 *"
+    )
+    await _refused(
+        lambda: client.create_schedule("blank-sched", definition, request_id=blank), "request_id"
+    )
+    await _refused(
+        lambda: client.start_batch(
+            "WorkflowId = 'blank-ids'", "terminate", reason="r", request_id=blank
+        ),
+        "request_id",
+    )
+    await _refused(lambda: client.create_namespace("blank-ns", request_id=blank), "request_id")
+
+    # nothing was stored
+    assert await _kinds(client, "blank-ids") == before
+    assert [r.id async for r in client.list_workflows("")] == ["blank-ids"]
+    assert await client.list_schedules() == []
+    assert await client.list_batches() == []
+    assert "blank-ns" not in [n["name"] for n in await client.list_namespaces()]
+
+
+async def test_the_http_api_refuses_a_blank_id_and_stores_nothing(
+    client: Client, region: Region
+) -> None:
+    await client.start_workflow(Counter, id="blank-http", task_queue=QUEUE)
+    before = await _kinds(client, "blank-http")
+    wf = "/api/v1/namespaces/default/workflows"
+    posts = [
+        (
+            wf,
+            {
+                "workflow_id": "blank-http-2",
+                "workflow_type": "Counter",
+                "task_queue": QUEUE,
+                "request_id": "",
+            },
+        ),
+        (f"{wf}/blank-http/signal", {"signal_name": "finish", "request_id": ""}),
+        (f"{wf}/blank-http/update", {"name": "add", "update_id": "", "timeout_s": 1}),
+        (f"{wf}/blank-http/cancel", {"request_id": ""}),
+        (f"{wf}/blank-http/terminate", {"request_id": ""}),
+        (f"{wf}/blank-http/pause", {"reason": "r", "request_id": ""}),
+    ]
+    async with httpx.AsyncClient(base_url=region.url, timeout=10) as http:
+        for path, body in posts:
+            r = await http.post(path, json=body)
+            assert r.status_code == 400, (path, r.status_code, r.text)
+            error = r.json()["error"]
+            assert error["code"] == "INVALID_ARGUMENT", (path, error)
+            assert error["details"]["problems"][0]["field"] in ("request_id", "update_id"), error
+    assert await _kinds(client, "blank-http") == before
+    assert [r.id async for r in client.list_workflows("")] == ["blank-http"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("workflow", "pause", "blank-cli", "--reason", "r", "--request-id", ""),
+        ("workflow", "unpause", "blank-cli", "--request-id", ""),
+        ("activity", "pause", "blank-cli", "a", "--request-id", ""),
+        ("workflow", "reset", "blank-cli", "--reason", "r", "--request-id", ""),
+        (
+            "batch",
+            "start",
+            "--query",
+            "WorkflowId = 'x'",
+            "--op",
+            "terminate",
+            "--reason",
+            "r",
+            "--job-id",
+            "",
+        ),
+    ],
+)
+async def test_every_cli_id_option_refuses_a_blank_id(
+    region: Region, args: tuple[str, ...]
+) -> None:
+    code, out, err = await baton_json(region.config_path, *args)
+    assert code == 2, (out, err)
+    assert "is empty: give an id, or leave the option out" in out["error"]["message"], out
