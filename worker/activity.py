@@ -95,13 +95,20 @@ class ActivityInfo:
     """Decoded details of the last heartbeat of an earlier attempt (empty if none)."""
 
     scheduled_time: datetime
-    """When the activity was scheduled (UTC)."""
+    """When the activity was first scheduled (UTC), whatever the attempt: its
+    schedule-to-close deadline is ``scheduled_time + schedule_to_close_timeout``
+    (Temporal's ``scheduled_time``)."""
+
+    current_attempt_scheduled_time: datetime
+    """When this attempt was scheduled (UTC): after a retry's backoff, the
+    end of it."""
 
     started_time: datetime
     """When this attempt started (UTC)."""
 
     start_to_close_timeout: timedelta | None
-    """Time allowed for one attempt, if set."""
+    """Time allowed for one attempt, if set: the configured value, as Temporal
+    reports it, even when less of the schedule-to-close time is left."""
 
     schedule_to_close_timeout: timedelta | None
     """Time allowed for all attempts together, if set."""
@@ -131,7 +138,9 @@ class ActivityInfo:
             task_queue=task.task_queue,
             attempt=task.attempt,
             heartbeat_details=tuple(converter.from_payloads(task.heartbeat_details or [])),
-            scheduled_time=_parse_time(task.scheduled_time),
+            # a server of an earlier release sends no first schedule time
+            scheduled_time=_parse_time(task.first_scheduled_time or task.scheduled_time),
+            current_attempt_scheduled_time=_parse_time(task.scheduled_time),
             started_time=_parse_time(task.started_time),
             start_to_close_timeout=_seconds(task.start_to_close_s),
             schedule_to_close_timeout=_seconds(task.schedule_to_close_s),

@@ -160,3 +160,48 @@ async def test_a_later_attempt_is_stopped_at_the_activitys_schedule_to_close_dea
 
         await eventually(stopped, timeout=10, what="the second attempt stopped")
     assert TIMES["stopped 2"] - TIMES["start 2"] < 3.5, TIMES
+
+
+#: ``activity.info()`` of each attempt of ``fails_once``.
+INFOS: dict[int, activity.ActivityInfo] = {}
+
+
+@activity.defn
+async def fails_once() -> str:
+    info = activity.info()
+    INFOS[info.attempt] = info
+    if info.attempt == 1:
+        raise RuntimeError("first attempt failed")
+    return "second attempt"
+
+
+@workflow.defn
+class FailsOnce:
+    @workflow.run
+    async def run(self) -> str:
+        result: str = await workflow.execute_activity(
+            fails_once,
+            start_to_close_timeout=timedelta(seconds=20),
+            schedule_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500)),
+        )
+        return result
+
+
+async def test_a_later_attempts_info_tells_the_first_schedule_and_its_own(
+    client: Client,
+) -> None:
+    # As Temporal's activity info: scheduled_time is the first schedule (the
+    # schedule-to-close deadline runs from it), current_attempt_scheduled_time
+    # the attempt's own, and the timeouts are the configured ones.
+    async with Worker(client, task_queue=QUEUE, workflows=[FailsOnce], activities=[fails_once]):
+        handle = await client.start_workflow(FailsOnce, id="fails-once", task_queue=QUEUE)
+        assert await handle.result(timeout=30) == "second attempt"
+    first, second = INFOS[1], INFOS[2]
+    assert first.scheduled_time == first.current_attempt_scheduled_time
+    assert second.scheduled_time == first.scheduled_time, (first, second)
+    backoff = second.current_attempt_scheduled_time - first.current_attempt_scheduled_time
+    assert backoff >= timedelta(milliseconds=400), (first, second)
+    assert second.started_time >= second.current_attempt_scheduled_time
+    assert second.start_to_close_timeout == timedelta(seconds=20)
+    assert second.schedule_to_close_timeout == timedelta(seconds=60)
