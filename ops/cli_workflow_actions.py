@@ -126,14 +126,21 @@ def workflow_update(
     args = json_values(inputs)
     # made here when not given, so the answer can name it (a retry with it is deduplicated)
     update_id = update_id or str(uuid.uuid4())
-    value = _act(
+    # _update: update's own call, with the answer's run (the run that took it)
+    value, res = _act(
         st,
         workflow_id,
-        lambda h: h.update(name, *args, update_id=update_id, timeout=timeout),
+        lambda h: h._update(name, args, update_id=update_id, timeout=timeout, type_hint=None),
         run_id,
     )
     emit(
-        {"workflow_id": workflow_id, "update": name, "update_id": update_id, "result": value},
+        {
+            "workflow_id": workflow_id,
+            "run_id": res.get("run_id"),
+            "update": name,
+            "update_id": update_id,
+            "result": value,
+        },
         output,
         kv_table,
     )

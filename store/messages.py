@@ -267,7 +267,12 @@ async def update_workflow(
                         update_id=update_id,
                         failure=u["failure"],
                     )
-                return {"update_id": update_id, "state": "completed", "result": u["result"]}
+                return {
+                    "update_id": update_id,
+                    "run_id": str(u["run_id"]),
+                    "state": "completed",
+                    "result": u["result"],
+                }
             remaining = (deadline - utcnow()).total_seconds()
             if remaining <= 0 or store.notifier.draining:
                 raise UpdateTimedOut(

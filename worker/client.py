@@ -41,6 +41,7 @@ from worker._failure import (
     failure_to_exception,
 )
 from worker._handle_control import RunControlMixin, given_or_new_id, new_request_id
+from worker._handle_reset import ResetMixin
 from worker._http import Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
 from worker._result_types import decode_as
@@ -346,23 +347,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id, pinned=True)
 
 
-_RESET_POINTS = {
-    "first": "first-workflow-task",
-    "firstworkflowtask": "first-workflow-task",
-    "last": "last-workflow-task",
-    "lastworkflowtask": "last-workflow-task",
-}
-
-
-def _reset_point(to: str | None) -> str | None:
-    """``first-workflow-task`` from any of its spellings (FirstWorkflowTask, first, ...)."""
-    if to is None:
-        return None
-    key = to.lower().replace("-", "").replace("_", "")
-    return _RESET_POINTS.get(key, to)
-
-
-class WorkflowHandle(RunControlMixin):
+class WorkflowHandle(RunControlMixin, ResetMixin):
     """A workflow id (and optionally a run) to act on."""
 
     def __init__(
@@ -494,6 +479,21 @@ class WorkflowHandle(RunControlMixin):
         type_hint: Any = None,
     ) -> Any:
         """Send an update and wait for its result (deduplicated by ``update_id``)."""
+        value, _ = await self._update(
+            name, args, update_id=update_id, timeout=timeout, type_hint=type_hint
+        )
+        return value
+
+    async def _update(
+        self,
+        name: str | Callable[..., Any],
+        args: Sequence[Any],
+        *,
+        update_id: str | None,
+        timeout: timedelta | float,
+        type_hint: Any,
+    ) -> tuple[Any, dict[str, Any]]:
+        """:meth:`update`'s result and the server's answer (which names the run)."""
         res = await self.client.call(
             "POST",
             self._path("/update"),
@@ -508,63 +508,7 @@ class WorkflowHandle(RunControlMixin):
             retry_for_s=seconds(timeout),
         )
         hint = type_hint or handler_result_type(name)
-        return await self.client.decode_one(res.get("result"), hint)
-
-    async def reset(
-        self,
-        *,
-        reason: str,
-        event_id: int | None = None,
-        to: str | None = None,
-        reapply_signals: bool = True,
-        reapply: str | None = None,
-        request_id: str | None = None,
-    ) -> str:
-        """Reset the run to a workflow task; returns the new run's id.
-
-        Give ``event_id`` (a WorkflowTaskCompleted, -Failed or -TimedOut event)
-        or ``to`` ("first-workflow-task" or "last-workflow-task"). The old run,
-        if running, is terminated with a reason naming the new run, and its
-        ``result()`` follows to the new run.
-        """
-        res = await self.reset_details(
-            reason=reason,
-            event_id=event_id,
-            to=to,
-            reapply_signals=reapply_signals,
-            reapply=reapply,
-            request_id=request_id,
-        )
-        return str(res["run_id"])
-
-    async def reset_details(
-        self,
-        *,
-        reason: str,
-        event_id: int | None = None,
-        to: str | None = None,
-        reapply_signals: bool = True,
-        reapply: str | None = None,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """:meth:`reset`, answering the server's whole reply: ``workflow_id``,
-        ``run_id`` (the new run), ``reset_from_run_id`` (the run reset) and
-        ``reset`` (False when a retried ``request_id`` found the earlier reset).
-        """
-        res: dict[str, Any] = await self.client.call(
-            "POST",
-            self._path("/reset"),
-            {
-                "run_id": self.run_id,
-                "event_id": event_id,
-                "to": _reset_point(to),
-                "reapply": reapply or ("signals" if reapply_signals else "none"),
-                "reason": reason,
-                "request_id": given_or_new_id(request_id),
-                "identity": self.client.identity,
-            },
-        )
-        return res
+        return await self.client.decode_one(res.get("result"), hint), res
 
     async def describe(self) -> dict[str, Any]:
         """The run's row as the server describes it, its memo decoded: the run

@@ -36,13 +36,15 @@ async def baton_text(region: Region, *args: str) -> tuple[int, str, str]:
 
 async def test_signal_query_and_update_from_the_cli(client: Client, region: Region) -> None:
     async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
-        await client.start_workflow(Counter, id="cli-counter", task_queue=QUEUE)
+        started = await client.start_workflow(Counter, id="cli-counter", task_queue=QUEUE)
 
         code, out, err = await baton(
             region, "workflow", "update", "cli-counter", "add", "--input", "2"
         )
         assert code == 0, err
         assert out["result"] == 2
+        # the answer names the run that took the update, as signal's does
+        assert (out["workflow_id"], out["run_id"]) == ("cli-counter", started.run_id), out
         made = out["update_id"]
         assert isinstance(made, str) and made, "the answer does not name the update it sent"
 
@@ -51,6 +53,7 @@ async def test_signal_query_and_update_from_the_cli(client: Client, region: Regi
         assert code == 0 and (out["update_id"], out["result"]) == ("u-1", 7), err
         code, out, err = await baton(region, *args)  # the same id: the same update, not another
         assert code == 0 and (out["update_id"], out["result"]) == ("u-1", 7), err
+        assert out["run_id"] == started.run_id, out
 
         code, out, err = await baton(region, "workflow", "query", "cli-counter", "current")
         assert code == 0 and out["result"] == 7, err

@@ -170,6 +170,8 @@ class UpdateRequest(BaseModel):
 
 class UpdateResponse(BaseModel):
     update_id: str
+    #: The run that took the update (absent from earlier releases).
+    run_id: str | None = None
     state: str  # completed
     result: Payload | None = None
 
