@@ -150,6 +150,8 @@ async def _locked(
 
 def _answer(act: Activity, changed: bool, **extra: Any) -> dict[str, Any]:
     return {
+        "workflow_id": act["workflow_id"],
+        "run_id": str(act["run_id"]),
         "activity_id": act["activity_id"],
         "scheduled_event_id": act["scheduled_event_id"],
         "changed": changed,
@@ -177,7 +179,12 @@ async def control_activity(
                 Q["activity_by_id"], namespace, workflow_id, uuid.UUID(got), activity_id
             )
             if act is None:  # it ended since
-                return {"activity_id": activity_id, "changed": False}
+                return {
+                    "workflow_id": workflow_id,
+                    "run_id": got,
+                    "activity_id": activity_id,
+                    "changed": False,
+                }
             if action == "reset":
                 return _answer(act, False, paused=activity_paused(act), pending=reset_pending(act))
             return _answer(act, False, paused=activity_paused(act))

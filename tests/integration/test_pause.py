@@ -518,11 +518,14 @@ async def test_the_cli_pauses_workflows_and_activities(client: Client, region: R
         await eventually(running, timeout=20, what="the attempt heartbeating")
         out = await baton("activity", "pause", h.id, "1", "--reason", "from the cli")
         assert out["changed"] and out["paused"]
+        # the answer names the run, as a workflow pause's does
+        assert (out["workflow_id"], out["run_id"]) == (h.id, h.run_id), out
         out = await baton("workflow", "pause", h.id, "--reason", "look")
         assert out["paused"] and out["pause"]["reason"] == "look"
         assert (await baton("workflow", "unpause", h.id))["changed"]
         out = await baton("activity", "reset", h.id, "1", "--keep-paused")
         assert out["changed"] and out["paused"]
+        assert (out["workflow_id"], out["run_id"]) == (h.id, h.run_id), out
         assert (await pending(h))["paused"]
         assert (await baton("activity", "unpause", h.id, "1"))["changed"]
         assert (await h.result(timeout=30)).startswith("report resumed from step ")
