@@ -48,7 +48,10 @@ async def lock_run(
         try:
             uuid.UUID(run_id)
         except ValueError:
-            raise InvalidArgument(f"run id {run_id!r} is not a UUID") from None
+            raise InvalidArgument(
+                f"run id {run_id!r} is not a UUID: pass a run id as `baton workflow list` "
+                "or `describe` shows it, or leave it out for the workflow's current run"
+            ) from None
     try:
         rt = await RunTxn.lock(
             conn, namespace, workflow_id, run_id, region=store.region, region_urls=store.region_urls

@@ -198,7 +198,10 @@ async def _get_run(
         try:
             rid = uuid.UUID(run_id)
         except ValueError:
-            raise InvalidArgument(f"run id {run_id!r} is not a UUID") from None
+            raise InvalidArgument(
+                f"run id {run_id!r} is not a UUID: pass a run id as `baton workflow list` "
+                "or `describe` shows it, or leave it out for the workflow's current run"
+            ) from None
         row = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, rid)
     if row is None:
         await get_namespace(conn, namespace)
