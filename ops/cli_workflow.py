@@ -28,6 +28,7 @@ from ops.cli_base import (
     wire_max,
 )
 from ops.output import attr_summary, emit, kv_table, readable, short, table, when
+from worker._handle_control import new_request_id
 from worker._payloads import decode_wire
 from worker.client import Client
 from worker.wire import StartWorkflowRequest, WorkflowIdReusePolicy, WorkflowStatus
@@ -144,7 +145,9 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": o["workflow_id"],
         "task_queue": o["task_queue"],
-        "request_id": o["request_id"],
+        # drawn here when not given, so the answer can name it (a retry with it
+        # starts nothing more)
+        "request_id": o["request_id"] or new_request_id(),
         "id_reuse_policy": o["id_reuse_policy"],
         "search_attributes": name_value_pairs(o["search_attributes"], "--search-attribute"),
         "memo": memo,
@@ -172,6 +175,7 @@ def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
             "run_id": h.run_id,
             "workflow_type": workflow_type,
             "task_queue": kw["task_queue"],
+            "request_id": kw["request_id"],
             "started": res["started"],
         }
 
@@ -214,6 +218,7 @@ def workflow_signal_with_start(st: CliState, /, output: str, **options: Any) -> 
             "run_id": h.run_id,
             "workflow_type": workflow_type,
             "task_queue": kw["task_queue"],
+            "request_id": kw["request_id"],
             "signal": signal_name,
         }
 

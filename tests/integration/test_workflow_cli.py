@@ -81,6 +81,17 @@ async def test_start_options_and_signal_with_start_from_the_cli(
         *("--task-timeout", "5"),
     )
     assert code == 0, err
+    # the answer names the request id drawn, to retry the start with
+    drawn = out["request_id"]
+    assert isinstance(drawn, str) and drawn, out
+    code, again, err = await baton(
+        region,
+        "workflow",
+        "start",
+        *("-t", "Counter", "-q", QUEUE, "--id", "cli-opts"),
+        *("--request-id", drawn),
+    )
+    assert code == 0 and not again["started"] and again["run_id"] == out["run_id"], (again, err)
     h = client.get_workflow_handle("cli-opts")
     assert (await h.describe())["execution"]["memo"] == {"owner": "ops", "tier": 2}
     started = (await h.history())[0]["attributes"]
@@ -89,6 +100,7 @@ async def test_start_options_and_signal_with_start_from_the_cli(
     sws = ("workflow", "signal-with-start", "-t", "Counter", "-q", QUEUE, "--id", "cli-sws")
     code, out, err = await baton(region, *sws, "--signal", "finish", "--memo", '{"by": "cli"}')
     assert code == 0 and out["signal"] == "finish", err
+    assert isinstance(out["request_id"], str) and out["request_id"], out
     async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
         sh = client.get_workflow_handle("cli-sws")
         assert await sh.result(timeout=20) == 0  # started, and the signal ended it
