@@ -213,8 +213,16 @@ async def run_not_found(
 ) -> NoReturn:
     """Raise WorkflowNotFound for a run (or namespace) that is not there."""
     ns = await get_namespace(conn, namespace)  # names a missing namespace first
+    raise WorkflowNotFound(not_found_message(ns.name, workflow_id, run_id))
+
+
+def not_found_message(namespace: str, workflow_id: str, run_id: str | None) -> str:
+    """A missing workflow or run, and where to look for the ones there are."""
     what = f"run {run_id} of workflow" if run_id else "workflow"
-    raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {ns.name!r}")
+    return (
+        f"{what} {workflow_id!r} not found in namespace {namespace!r}: `baton workflow list` "
+        "shows the workflows kept there (closed ones for the namespace's retention)"
+    )
 
 
 def event_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from store.namespaces import get_namespace
 from store.notify import wait_event
 from store.rebuild import pending_on_standby
 from store.run_lock import keep_request_id, lock_for_request, send_to_active_region
+from store.run_write import not_found_message
 from store.sql import QUERIES as Q
 from worker import wire
 from worker.wire import EventType
@@ -205,8 +206,7 @@ async def _get_run(
         row = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, rid)
     if row is None:
         await get_namespace(conn, namespace)
-        what = f"run {run_id} of workflow" if run_id else "workflow"
-        raise WorkflowNotFound(f"{what} {workflow_id!r} not found in namespace {namespace!r}")
+        raise WorkflowNotFound(not_found_message(namespace, workflow_id, run_id))
     return row
 
 

@@ -147,6 +147,11 @@ async def test_signal_cancel_and_terminate_take_a_run_and_a_request_id(
         code, out, err = await baton(region, "workflow", *verb, "cli-runs", "--run-id", "nope")
         assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", (verb, out, err)
         assert "leave it out for the workflow's current run" in out["error"]["message"], out
+    # a workflow or run not there is refused saying where to look
+    for args in (("signal", "no-such", "finish"), ("describe", "no-such")):
+        code, out, err = await baton(region, "workflow", *args)
+        assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_FOUND", (args, out, err)
+        assert "`baton workflow list` shows" in out["error"]["message"], out
     # the line output names the run too
     code, text, err = await baton_text(
         region, "workflow", "cancel", "cli-runs", "--request-id", "cancel-1"
