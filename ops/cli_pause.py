@@ -14,6 +14,7 @@ from ops.cli_base import (
     not_empty,
     pass_state,
 )
+from ops.cli_workflow import run_id_option
 from ops.output import emit, kv_table
 from worker.client import Client
 
@@ -39,6 +40,7 @@ def _view(d: dict[str, Any]) -> Any:
 @click.command("pause", cls=BatonCommand)
 @click.argument("workflow_id")
 @click.option("--reason", required=True, help="Why: recorded in the history and shown by describe.")
+@run_id_option
 @click.option(
     "--request-id",
     default=None,
@@ -47,13 +49,20 @@ def _view(d: dict[str, Any]) -> Any:
 )
 @pass_state
 def workflow_pause(
-    st: CliState, workflow_id: str, reason: str, request_id: str | None, output: str
+    st: CliState,
+    workflow_id: str,
+    reason: str,
+    run_id: str | None,
+    request_id: str | None,
+    output: str,
 ) -> None:
     """Pause a workflow: nothing more is dispatched to it until unpause (signals,
-    timers and results of running attempts are recorded and wait)."""
+    timers and results of running attempts are recorded and wait); --run-id
+    pauses that run (a closed one refuses)."""
 
     async def go(c: Client) -> dict[str, Any]:
-        return await c.get_workflow_handle(workflow_id).pause(reason, request_id=request_id)
+        h = c.get_workflow_handle(workflow_id, run_id=run_id)
+        return await h.pause(reason, request_id=request_id)
 
     emit(st.run(go), output, _view)
 
@@ -65,6 +74,7 @@ def workflow_pause(
     "--to-current", is_flag=True, help="Pin it to its deployment's current build in the same step."
 )
 @click.option("--build-id", default=None, help="Pin it to this build of its deployment.")
+@run_id_option
 @click.option(
     "--request-id",
     default=None,
@@ -78,6 +88,7 @@ def workflow_unpause(
     reason: str,
     to_current: bool,
     build_id: str | None,
+    run_id: str | None,
     request_id: str | None,
     output: str,
 ) -> None:
@@ -86,7 +97,7 @@ def workflow_unpause(
         raise CliInputError("give --to-current or --build-id, not both")
 
     async def go(c: Client) -> dict[str, Any]:
-        return await c.get_workflow_handle(workflow_id).unpause(
+        return await c.get_workflow_handle(workflow_id, run_id=run_id).unpause(
             reason, to_current=to_current, build_id=build_id, request_id=request_id
         )
 

@@ -136,6 +136,13 @@ async def test_signal_cancel_and_terminate_take_a_run_and_a_request_id(
         assert code == 0, err
         # the answer names the run the server signaled, as pause and reset do
         assert (out["workflow_id"], out["run_id"]) == ("cli-runs", second.run_id), out
+    # pause and unpause take a run as the others do: a closed one refuses
+    pause = ("workflow", "pause", "cli-runs", "--reason", "look")
+    code, out, err = await baton(region, *pause, "--run-id", first.run_id)
+    assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_RUNNING", (out, err)
+    for verb in (pause, ("workflow", "unpause", "cli-runs")):
+        code, out, err = await baton(region, *verb, "--run-id", second.run_id)
+        assert code == 0 and out["run_id"] == second.run_id and out["changed"], (out, err)
     for verb in ("cancel", "terminate"):
         code, out, err = await baton(
             region, "workflow", verb, "cli-runs", "--reason", "done", "--request-id", f"{verb}-1"
