@@ -7,7 +7,15 @@ from typing import Any
 import click
 from rich.console import Group, RenderableType
 
-from ops.cli_base import BatonCommand, BatonGroup, CliInputError, CliState, pass_state
+from ops.cli_base import (
+    BatonCommand,
+    BatonGroup,
+    CliInputError,
+    CliState,
+    not_empty,
+    pass_state,
+)
+from ops.cli_workflow import run_id_option
 from ops.output import emit, kv_table, table, when
 from worker.client import Client
 
@@ -264,6 +272,13 @@ def override_body(override: str, version: str | None) -> dict[str, Any] | None:
 @click.option("--auto-upgrade", "auto", is_flag=True, help="= --override auto-upgrade")
 @click.option("--unset", is_flag=True, help="= --override none")
 @click.option("--reason", default="", help="Recorded in the workflow's history.")
+@run_id_option
+@click.option(
+    "--request-id",
+    default=None,
+    callback=not_empty,
+    help="A retried request with this id acts once.",
+)
 @pass_state
 def update_versioning(
     st: CliState,
@@ -275,9 +290,12 @@ def update_versioning(
     auto: bool,
     unset: bool,
     reason: str,
+    run_id: str | None,
+    request_id: str | None,
     output: str,
 ) -> None:
-    """Override where a workflow's tasks go (recorded in its history)."""
+    """Override where a workflow's tasks go (recorded in its history); --run-id
+    overrides that run (a closed one refuses)."""
     given = [
         (k, v)
         for k, v in (
@@ -298,9 +316,9 @@ def update_versioning(
     body = override_body(kind_text, version)
 
     async def go(c: Client) -> dict[str, Any]:
-        h = c.get_workflow_handle(workflow_id)
+        h = c.get_workflow_handle(workflow_id, run_id=run_id)
         kind = None if body is None else body["kind"]
-        res = await h.update_versioning(kind, version=version, reason=reason)
+        res = await h.update_versioning(kind, version=version, reason=reason, request_id=request_id)
         return {"workflow_id": workflow_id, **res}
 
     emit(st.run(go), output, lambda d: kv_table(d, title="Versioning override"))

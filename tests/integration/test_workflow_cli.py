@@ -143,6 +143,14 @@ async def test_signal_cancel_and_terminate_take_a_run_and_a_request_id(
     for verb in (pause, ("workflow", "unpause", "cli-runs")):
         code, out, err = await baton(region, *verb, "--run-id", second.run_id)
         assert code == 0 and out["run_id"] == second.run_id and out["changed"], (out, err)
+    # and so does update-versioning, with a request id
+    override = ("workflow", "update-versioning", "cli-runs", "--unset")
+    code, out, err = await baton(region, *override, "--run-id", first.run_id)
+    assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_RUNNING", (out, err)
+    code, out, err = await baton(
+        region, *override, "--run-id", second.run_id, "--request-id", "override-1"
+    )
+    assert code == 0 and out["run_id"] == second.run_id, (out, err)
     for verb in ("cancel", "terminate"):
         code, out, err = await baton(
             region, "workflow", verb, "cli-runs", "--reason", "done", "--request-id", f"{verb}-1"
