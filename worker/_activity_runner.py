@@ -48,6 +48,27 @@ class NotRegistered(Exception):
     """The worker has no workflow or activity of that name."""
 
 
+class _RaisedExit(Exception):
+    """An activity's own ``KeyboardInterrupt`` or ``SystemExit``, carried as an error.
+
+    asyncio re-raises those two out of the event loop from any task that
+    raises them, which would stop the whole worker (every other attempt and
+    workflow with it) for one activity's code. The attempt fails with the
+    original instead, retried by its policy like any other failure.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+async def _contained(work: Awaitable[Any]) -> Any:
+    try:
+        return await work
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise _RaisedExit(exc) from None
+
+
 def shutdown_error() -> ApplicationError:
     """The retryable failure of work a stopping worker gives back, so it is retried now."""
     return ApplicationError("worker shutting down", type=SHUTDOWN_FAILURE_TYPE)
@@ -206,6 +227,8 @@ class ActivityRunner:
                 self._flush_and_fail(heartbeater, token, shutdown_error()), task["workflow_id"]
             )
             return None
+        except _RaisedExit as exc:
+            return await self._respond_activity_failed(token, exc.original)
         except Exception as exc:
             return await self._respond_activity_failed(token, exc)
 
@@ -220,9 +243,11 @@ class ActivityRunner:
         ctx_token = activity_mod._set_context(ctx)
         try:
             if defn.is_async:
-                run = asyncio.ensure_future(defn.fn(*args))
+                run = asyncio.ensure_future(_contained(defn.fn(*args)))
             else:
-                run = asyncio.ensure_future(_in_thread(defn, args, heartbeater, executor))
+                run = asyncio.ensure_future(
+                    _contained(_in_thread(defn, args, heartbeater, executor))
+                )
             heartbeater.attempt = run
             heartbeater.watch()
             return await run
