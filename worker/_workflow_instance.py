@@ -248,7 +248,8 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
                     result.close()
                 raise TypeError("query handlers must be plain functions, not coroutines")
             return self._converter.to_payload(result)
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            # (the handler's own exit too: it must not stop the worker)
             # the server words it as "query NAME failed: <this>"
             raise QueryFailedError(f"{type(exc).__name__}: {exc}") from exc
         finally:

@@ -240,7 +240,10 @@ class WorkflowTaskRunner(ActivityRunner):
                 events = earlier + events_from_wire(task["events"])
                 inst.target_version_changed = bool(task.get("target_version_changed"))
                 commands = await self._activate(inst, events, updates=updates)
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            # Workflow code runs on a thread of its own (or inline): an exit
+            # coming out of it is the code's own, never the process's signal.
+            # Left to reach the worker's event loop it would stop the worker.
             self._evict(task["run_id"])
             if inst is not None:
                 inst.dispose()
