@@ -22,7 +22,7 @@ from worker._failure import exception_to_failure
 from worker._http import API
 from worker._limits import largest_over, limit_from, too_large
 from worker._payloads import decode_wire, encode_wire
-from worker.converter import DataConverter
+from worker.converter import DataConverter, decode_input
 from worker.errors import (
     ApplicationError,
     BatonError,
@@ -163,7 +163,8 @@ class ActivityRunner:
         await decode_wire(task, self.converter)
         wire_task = ActivityTask.model_validate(task)
         try:
-            args = self.converter.payload_converter.from_payloads(wire_task.input, defn.arg_types)
+            of, hints = f"activity {defn.name}", defn.arg_types
+            args = decode_input(self.converter.payload_converter, wire_task.input, hints, of)
             info = activity_mod.ActivityInfo.from_task(
                 wire_task, converter=self.converter.payload_converter
             )

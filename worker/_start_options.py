@@ -8,12 +8,14 @@ bare ``ValueError``.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, overload
 
-from worker._definition import check_behavior
+from worker._definition import check_behavior, workflow_definition
+from worker.converter import DataConverter, input_mismatch
 from worker.errors import InvalidArgumentError
 from worker.wire import WorkflowIdReusePolicy
 
@@ -29,6 +31,38 @@ def reuse_policy(value: Any) -> str:
             f"id_reuse_policy {value!r} is not one of {choices}: "
             "pass a worker.WorkflowIdReusePolicy"
         ) from None
+
+
+def start_input(
+    workflow: str | type | Callable[..., Any], args: Sequence[Any], converter: DataConverter
+) -> Sequence[Any]:
+    """``args`` of a start that names the workflow by its class or run method,
+    refused when its run method could never take them: a wrong count, or a
+    value plainly not of its annotated kind once sent (a ``"1"`` for an ``int``).
+    Such a run would be stored and fail its workflow task on every retry.
+    """
+    if isinstance(workflow, str):
+        return args  # the worker's code decides
+    defn = workflow_definition(workflow)
+    try:
+        inspect.signature(defn.run_fn).bind(None, *args)
+    except TypeError as exc:
+        raise InvalidArgumentError(
+            f"workflow {defn.name} cannot take {len(args)} argument(s): {exc}; "
+            "pass its run method's arguments"
+        ) from None
+    except ValueError:
+        return args  # no signature to read
+    pc = converter.payload_converter
+    try:
+        values = pc.from_payloads(pc.to_payloads(list(args)), defn.arg_types)
+    except (TypeError, ValueError):
+        return args  # the worker's converter decides, as it would by name
+    if (problem := input_mismatch(values, defn.arg_types)) is not None:
+        raise InvalidArgumentError(
+            f"workflow {defn.name} input: {problem}; pass values of the run method's types"
+        )
+    return args
 
 
 def checked_behavior(value: str | None) -> str | None:

@@ -36,7 +36,7 @@ from worker._workflow_api import (
 )
 from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
-from worker.converter import PayloadConverter
+from worker.converter import PayloadConverter, decode_input
 from worker.errors import (
     CanceledError,
     FailureError,
@@ -177,9 +177,9 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
     def _start_run(self) -> None:
         assert self._start_event is not None
         try:
-            args = self._converter.from_payloads(
-                payloads_of(self._start_event.attributes.get("input")), self._defn.arg_types
-            )
+            payloads = payloads_of(self._start_event.attributes.get("input"))
+            of = f"workflow {self._defn.name}"
+            args = decode_input(self._converter, payloads, self._defn.arg_types, of)
             coro = self._defn.run_fn(self._object, *args)
         except Exception as exc:
             self._fail_task(exc)

@@ -51,6 +51,7 @@ from worker._start_options import (
     checked_mapping,
     reuse_policy,
     seconds,
+    start_input,
     wait_limit,
 )
 from worker.converter import DataConverter
@@ -263,7 +264,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             "workflow_id": id,
             "workflow_type": workflow_name(workflow),
             "task_queue": task_queue,
-            "input": await self.encode(args),
+            "input": await self.encode(start_input(workflow, args, self.data_converter)),
             "request_id": given_or_new_id(request_id),
             "id_reuse_policy": reuse_policy(id_reuse_policy),
             "task_timeout_s": seconds(task_timeout),

@@ -253,6 +253,19 @@ _SCALARS: dict[Any, tuple[type, ...]] = {
 }
 
 
+def decode_input(
+    converter: PayloadConverter, payloads: Sequence[Payload], type_hints: Sequence[Any], of: str
+) -> list[Any]:
+    """A workflow's or activity's arguments, refused (``TypeError`` naming the
+    argument) when plainly not of their hints' kinds: a ``"1"`` for an ``int``
+    would otherwise run on as it came and fail far from the mistake, or not at all.
+    """
+    args = converter.from_payloads(payloads, type_hints)
+    if (problem := input_mismatch(args, type_hints)) is not None:
+        raise TypeError(f"{of} input: {problem}")
+    return args
+
+
 def input_mismatch(values: Sequence[Any], type_hints: Sequence[Any]) -> str | None:
     """Why decoded handler arguments plainly are not of their hints' kinds (a
     string where an ``int`` is annotated, say), or None if they fit.
