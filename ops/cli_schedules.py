@@ -17,7 +17,14 @@ from zoneinfo import ZoneInfo
 import click
 from rich.console import Group, RenderableType
 
-from ops.cli_base import BatonGroup, CliInputError, CliState, name_value_pairs, pass_state
+from ops.cli_base import (
+    BatonGroup,
+    CliInputError,
+    CliState,
+    name_value_pairs,
+    not_empty,
+    pass_state,
+)
 from ops.cli_schedule_options import (
     CATCH_UPS,
     OVERLAPS,
@@ -205,6 +212,15 @@ def _result(title: str) -> Callable[[dict[str, Any]], RenderableType]:
 
 # --------------------------------------------------------------------------- commands
 
+# A change sent again with the same id acts once: a retried command (a lost
+# reply, a timeout) passes the id it used, as the SDK's calls take one.
+_request_option = click.option(
+    "--request-id",
+    default=None,
+    callback=not_empty,
+    help="A retried request with this id acts once (default: a fresh id).",
+)
+
 
 @schedule.command("create")
 @click.argument("schedule_id")
@@ -218,6 +234,7 @@ def _result(title: str) -> Callable[[dict[str, Any]], RenderableType]:
     metavar="NAME=VALUE",
     help="A search attribute of the schedule itself, for `list --query`; repeatable.",
 )
+@_request_option
 @pass_state
 def schedule_create(
     st: CliState,
@@ -226,6 +243,7 @@ def schedule_create(
     paused: bool,
     note: str,
     schedule_attributes: tuple[str, ...],
+    request_id: str | None,
     output: str,
     **options: Any,
 ) -> None:
@@ -245,6 +263,7 @@ def schedule_create(
             paused=paused,
             note=note,
             search_attributes=attributes,
+            request_id=request_id,
         )
         d = await h.describe()
         return {
@@ -275,6 +294,7 @@ def schedule_create(
 @click.option(
     "--schedule-search-attribute", "state_attributes", multiple=True, default=(), hidden=True
 )
+@_request_option
 @pass_state
 def schedule_update(
     st: CliState,
@@ -284,6 +304,7 @@ def schedule_update(
     state_paused: bool | None,
     state_note: str | None,
     state_attributes: tuple[str, ...],
+    request_id: str | None,
     output: str,
     **options: Any,
 ) -> None:
@@ -317,7 +338,7 @@ def schedule_update(
                 raise
             old = None
         sched = await draft.encode(c)
-        res = await h.update(sched, create=create_if_missing)
+        res = await h.update(sched, create=create_if_missing, request_id=request_id)
         # describe gives the memo as values: compare it so
         memo = await c.decode_memo(sched["action"].get("memo"))
         return {
@@ -354,10 +375,13 @@ def schedule_describe(st: CliState, schedule_id: str, output: str) -> None:
 @schedule.command("pause")
 @click.argument("schedule_id")
 @click.option("--note", required=True, help="Why: shown by describe and list until unpause.")
+@_request_option
 @pass_state
-def schedule_pause(st: CliState, schedule_id: str, note: str, output: str) -> None:
+def schedule_pause(
+    st: CliState, schedule_id: str, note: str, request_id: str | None, output: str
+) -> None:
     """Pause SCHEDULE_ID: its fires wait (triggers and backfills still act)."""
-    res = st.run(lambda c: c.get_schedule_handle(schedule_id).pause(note))
+    res = st.run(lambda c: c.get_schedule_handle(schedule_id).pause(note, request_id=request_id))
     emit(res, output, _result("Schedule paused"))
 
 
@@ -371,13 +395,23 @@ def schedule_pause(st: CliState, schedule_id: str, note: str, output: str) -> No
     "are counted as missed, as are all of them without it.",
 )
 @click.option("--note", default="", help="Recorded as the schedule's note.")
+@_request_option
 @pass_state
 def schedule_unpause(
-    st: CliState, schedule_id: str, catch_up: str | None, note: str, output: str
+    st: CliState,
+    schedule_id: str,
+    catch_up: str | None,
+    note: str,
+    request_id: str | None,
+    output: str,
 ) -> None:
     """Let SCHEDULE_ID fire again."""
     mode = choice(catch_up, CATCH_UPS, "--catch-up")
-    res = st.run(lambda c: c.get_schedule_handle(schedule_id).unpause(note, catch_up=mode))
+    res = st.run(
+        lambda c: c.get_schedule_handle(schedule_id).unpause(
+            note, catch_up=mode, request_id=request_id
+        )
+    )
     emit(res, output, _result("Schedule unpaused"))
 
 
@@ -389,12 +423,17 @@ _overlap_option = click.option(
 @schedule.command("trigger")
 @click.argument("schedule_id")
 @_overlap_option
+@_request_option
 @pass_state
-def schedule_trigger(st: CliState, schedule_id: str, overlap: str | None, output: str) -> None:
+def schedule_trigger(
+    st: CliState, schedule_id: str, overlap: str | None, request_id: str | None, output: str
+) -> None:
     """Act now, even while paused: start SCHEDULE_ID-<now>-trigger-<tag>, a run of its
     own (the schedule's overlap policy applies unless --overlap says otherwise)."""
     mode = choice(overlap, OVERLAPS, "--overlap")
-    res = st.run(lambda c: c.get_schedule_handle(schedule_id).trigger(overlap=mode))
+    res = st.run(
+        lambda c: c.get_schedule_handle(schedule_id).trigger(overlap=mode, request_id=request_id)
+    )
     emit(res, output, _result("Schedule triggered"))
 
 
@@ -405,9 +444,16 @@ def schedule_trigger(st: CliState, schedule_id: str, overlap: str | None, output
 )
 @click.option("--end", required=True, metavar="T", help="RFC 3339 time (inclusive).")
 @_overlap_option
+@_request_option
 @pass_state
 def schedule_backfill(
-    st: CliState, schedule_id: str, start: str, end: str, overlap: str | None, output: str
+    st: CliState,
+    schedule_id: str,
+    start: str,
+    end: str,
+    overlap: str | None,
+    request_id: str | None,
+    output: str,
 ) -> None:
     """Act on the fires SCHEDULE_ID's spec has from --start to --end (inclusive), once
     each, even while paused (overlap default buffer-all: one after another)."""
@@ -415,17 +461,24 @@ def schedule_backfill(
     if finish < begin:
         raise CliInputError(f"--end {end} is before --start {start}: swap them")
     mode = choice(overlap, OVERLAPS, "--overlap") or "buffer-all"
-    res = st.run(lambda c: c.get_schedule_handle(schedule_id).backfill(begin, finish, overlap=mode))
+    res = st.run(
+        lambda c: c.get_schedule_handle(schedule_id).backfill(
+            begin, finish, overlap=mode, request_id=request_id
+        )
+    )
     emit(res, output, _result("Schedule backfill"))
 
 
 @schedule.command("delete")
 @click.argument("schedule_id")
 @click.option("--reason", default="", help="Recorded in the schedule's history.")
+@_request_option
 @pass_state
-def schedule_delete(st: CliState, schedule_id: str, reason: str, output: str) -> None:
+def schedule_delete(
+    st: CliState, schedule_id: str, reason: str, request_id: str | None, output: str
+) -> None:
     """Delete SCHEDULE_ID; the actions it started keep running."""
-    res = st.run(lambda c: c.get_schedule_handle(schedule_id).delete(reason))
+    res = st.run(lambda c: c.get_schedule_handle(schedule_id).delete(reason, request_id=request_id))
     emit(res, output, _result("Schedule deleted"))
 
 

@@ -316,3 +316,56 @@ async def test_update_refuses_the_create_options_it_cannot_honour(
     assert (d["paused"], d["note"], d["schedule"]) == (False, "", before["schedule"])
     code, updated, err = await baton(region, *update)  # without them: the update
     assert code == 0 and updated["updated"] is True, err
+
+
+async def test_a_change_sent_again_with_its_request_id_acts_once(
+    client: Client, region: Region
+) -> None:
+    """Regression: the schedule commands took no --request-id, so a retried
+    command drew a fresh id and a trigger or backfill acted twice."""
+    create = ("schedule", "create", "retried", "-t", "Report", "-q", QUEUE, "--cron", "0 0 1 1 *")
+    code, out, err = await baton(region, *create, "--paused", "--request-id", "c-1")
+    assert code == 0 and out["created"], (out, err)
+    verbs = [
+        ("trigger", "retried", "--overlap", "allow-all"),
+        ("pause", "retried", "--note", "held"),
+        ("unpause", "retried"),
+        ("backfill", "retried", "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-01T00:00:00Z"),
+        ("update", "retried", "-t", "Report", "-q", QUEUE, "--cron", "0 0 2 1 *"),
+    ]
+    for verb in verbs:
+        for _ in range(2):
+            code, out, err = await baton(region, "schedule", *verb, "--request-id", f"{verb[0]}-1")
+            assert code == 0, (verb, out, err)
+    wf = client.get_workflow_handle("schedule/retried")
+    signals = [
+        e["attributes"]["signal_name"]
+        for e in await wf.history()
+        if e["event_type"] == "WorkflowExecutionSignaled"
+    ]
+    assert signals == ["trigger", "pause", "unpause", "backfill", "update"], signals
+    for _ in range(2):  # the retried delete finds it done and answers as it did
+        code, out, err = await baton(region, "schedule", "delete", "retried", "--request-id", "d-1")
+        assert code == 0 and out["deleted"], (out, err)
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ("create", "blank", "-t", "Report", "-q", QUEUE, "--cron", "0 0 1 1 *"),
+        ("update", "blank", "-t", "Report", "-q", QUEUE, "--cron", "0 0 1 1 *"),
+        ("pause", "blank", "--note", "n"),
+        ("unpause", "blank"),
+        ("trigger", "blank"),
+        ("backfill", "blank", "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-02T00:00:00Z"),
+        ("delete", "blank"),
+    ],
+)
+async def test_a_blank_schedule_request_id_is_refused_before_sending(
+    client: Client, region: Region, verb: tuple[str, ...]
+) -> None:
+    code, out, err = await baton(region, "schedule", *verb, "--request-id", " ")
+    assert code == 2, (out, err)
+    message = out["error"]["message"]
+    assert "--request-id" in message and "is empty: give an id" in message, out
+    assert await client.list_schedules() == []
