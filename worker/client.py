@@ -57,6 +57,7 @@ from worker._start_options import (
 from worker.converter import DataConverter
 from worker.errors import (
     BatonError,
+    InvalidArgumentError,
     QueryFailedError,
     UpdateFailedError,
     UpdateRejectedError,
@@ -527,9 +528,20 @@ class WorkflowHandle(RunControlMixin, ResetMixin):
         self, *, run_id: str | None = None, page_size: int | None = None
     ) -> list[dict[str, Any]]:
         """Every event of a run (the handle's run, or the current one), read in
-        pages of ``page_size`` events (the server's largest when None)."""
+        pages of ``page_size`` events (the server's largest when None).
+
+        Raises:
+            InvalidArgumentError: ``run_id`` is blank (an unset variable): read
+                as "not given", it would give another run's events.
+        """
+        if run_id is not None and not run_id.strip():
+            raise InvalidArgumentError(
+                f"run_id={run_id!r} is blank: pass a non-empty run id, or leave run_id "
+                "out to read the handle's run",
+                details={"argument": "run_id"},
+            )
         events: list[dict[str, Any]] = []
-        nxt, run_id = 1, run_id or self.run_id
+        nxt, run_id = 1, run_id if run_id is not None else self.run_id
         while True:
             params = {"run_id": run_id, "from_event_id": nxt, "page_size": page_size}
             res = await self.client.call("GET", self._path("/history"), params=params)

@@ -60,6 +60,8 @@ async def test_the_sdk_refuses_a_blank_id_before_sending_anything(
     )
     await _refused(lambda: h.update_versioning(None, request_id=blank), "request_id")
     await _refused(lambda: h.cancel("stop", request_id=blank), "request_id")
+    # a blank run id read as "not given" gave the handle's run's events
+    await _refused(lambda: h.history(run_id=blank), "run_id")
     await _refused(lambda: h.terminate("stop", request_id=blank), "request_id")
     definition = await client.schedule_definition(
         workflow=Counter, task_queue=QUEUE, cron="0 0 1 1 *"
