@@ -126,12 +126,13 @@ def _activity_command(action: str, help_text: str, options: list[Any]) -> None:
         workflow_id: str,
         activity_id: str,
         reason: str,
+        run_id: str | None,
         request_id: str | None,
         output: str,
         **extra: Any,
     ) -> None:
         async def go(c: Client) -> dict[str, Any]:
-            h = c.get_workflow_handle(workflow_id)
+            h = c.get_workflow_handle(workflow_id, run_id=run_id)
             if action == "pause":
                 return await h.pause_activity(activity_id, reason, request_id=request_id)
             if action == "unpause":
@@ -149,6 +150,7 @@ def _activity_command(action: str, help_text: str, options: list[Any]) -> None:
         callback=not_empty,
         help="A retried request with this id acts once.",
     )(decorated)
+    decorated = run_id_option(decorated)
     decorated = click.option("--reason", default="", help="Recorded in the workflow's history.")(
         decorated
     )
@@ -156,12 +158,19 @@ def _activity_command(action: str, help_text: str, options: list[Any]) -> None:
     activity.command(action, help=help_text)(decorated)
 
 
-_activity_command("pause", "Pause an activity: no new attempt starts until unpause.", [])
-_activity_command("unpause", "Let a paused activity's next attempt start.", [])
+_activity_command(
+    "pause",
+    "Pause an activity of the workflow's current run (or of --run-id): no new attempt "
+    "starts until unpause.",
+    [],
+)
+_activity_command(
+    "unpause", "Let a paused activity's next attempt start (--run-id: of that run).", []
+)
 _activity_command(
     "reset",
     "Start an activity again from attempt 1 (after a running attempt ends), keeping its "
-    "heartbeat details, and unpause it.",
+    "heartbeat details, and unpause it (--run-id: of that run).",
     _RESET_OPTIONS,
 )
 

@@ -523,7 +523,7 @@ async def test_the_cli_pauses_workflows_and_activities(client: Client, region: R
         out = await baton("workflow", "pause", h.id, "--reason", "look")
         assert out["paused"] and out["pause"]["reason"] == "look"
         assert (await baton("workflow", "unpause", h.id))["changed"]
-        out = await baton("activity", "reset", h.id, "1", "--keep-paused")
+        out = await baton("activity", "reset", h.id, "1", "--keep-paused", "--run-id", h.run_id)
         assert out["changed"] and out["paused"]
         assert (out["workflow_id"], out["run_id"]) == (h.id, h.run_id), out
         assert (await pending(h))["paused"]

@@ -313,3 +313,19 @@ async def test_list_takes_a_status_with_hyphens_and_says_when_nothing_matches(
     code, out, err = await baton(region, "workflow", "list", "--status", "done")
     assert code == 2 and out["error"]["code"] == "USAGE_ERROR", err
     assert "continued-as-new" in out["error"]["message"], out
+
+
+async def test_activity_pause_unpause_and_reset_take_a_run(client: Client, region: Region) -> None:
+    """Regression: they took no --run-id and could act only on the current run."""
+    first = await client.start_workflow(Counter, id="cli-act-runs", task_queue=QUEUE)
+    await first.terminate("make room")
+    await client.start_workflow(Counter, id="cli-act-runs", task_queue=QUEUE)
+    before = len(await client.get_workflow_handle("cli-act-runs").history())
+    for verb in ("pause", "unpause", "reset"):
+        act = ("activity", verb, "cli-act-runs", "1")
+        # the first run is closed: refused, not sent to the current run
+        code, out, err = await baton(region, *act, "--run-id", first.run_id)
+        assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_RUNNING", (verb, out, err)
+        code, out, err = await baton(region, *act, "--run-id", "")
+        assert code == 2 and "is empty: give an id" in out["error"]["message"], (verb, out)
+    assert len(await client.get_workflow_handle("cli-act-runs").history()) == before
