@@ -377,6 +377,20 @@ def not_empty(_ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+def given(what: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A callback refusing a required value given as "" (an unset shell
+    variable) as a usage error naming the option and what it takes, before
+    anything is sent (the server's answer would be a bare "String should have
+    at least 1 character")."""
+
+    def check(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise click.BadParameter(f"{value!r} is empty: give {what}", param=param)
+        return value
+
+    return check
+
+
 def split_csv(value: str | None) -> list[str] | None:
     """A comma-separated option as a list (None when empty)."""
     if not value:

@@ -11,6 +11,7 @@ from ops.cli_base import (
     BatonGroup,
     CliInputError,
     CliState,
+    given,
     not_empty,
     pass_state,
 )
@@ -38,7 +39,7 @@ def _view(d: dict[str, Any]) -> Any:
 
 
 @click.command("pause", cls=BatonCommand)
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=given("a workflow id"))
 @click.option("--reason", required=True, help="Why: recorded in the history and shown by describe.")
 @run_id_option
 @click.option(
@@ -68,7 +69,7 @@ def workflow_pause(
 
 
 @click.command("unpause", cls=BatonCommand)
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=given("a workflow id"))
 @click.option("--reason", default="", help="Recorded in the history.")
 @click.option(
     "--to-current", is_flag=True, help="Pin it to its deployment's current build in the same step."
@@ -154,7 +155,11 @@ def _activity_command(action: str, help_text: str, options: list[Any]) -> None:
     decorated = click.option("--reason", default="", help="Recorded in the workflow's history.")(
         decorated
     )
-    decorated = click.argument("workflow_id")(click.argument("activity_id")(decorated))
+    decorated = click.argument("workflow_id", callback=given("a workflow id"))(
+        click.argument(
+            "activity_id", callback=given("an activity id (`baton workflow describe` shows them)")
+        )(decorated)
+    )
     activity.command(action, help=help_text)(decorated)
 
 

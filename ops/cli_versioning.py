@@ -12,6 +12,7 @@ from ops.cli_base import (
     BatonGroup,
     CliInputError,
     CliState,
+    given,
     not_empty,
     pass_state,
 )
@@ -246,7 +247,7 @@ def override_body(override: str, version: str | None) -> dict[str, Any] | None:
 
 
 @click.command("update-versioning", cls=BatonCommand)
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=given("a workflow id"))
 @click.option(
     "--override",
     type=click.Choice(OVERRIDES),

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from ops.cli_base import BatonCommand, BatonGroup, CliState, not_empty, pass_state
+from ops.cli_base import BatonCommand, BatonGroup, CliState, given, not_empty, pass_state
 from ops.output import emit, kv_table, table
 from worker.client import Client
 
@@ -111,8 +111,13 @@ def workflow_count(st: CliState, query: str, group_by: str | None, output: str) 
 
 
 @click.command("reset", cls=BatonCommand)
-@click.argument("workflow_id")
-@click.option("--run-id", default=None, help="The run to reset (default: the current one).")
+@click.argument("workflow_id", callback=given("a workflow id"))
+@click.option(
+    "--run-id",
+    default=None,
+    callback=not_empty,
+    help="The run to reset (default: the current one).",
+)
 @click.option(
     "--event-id",
     type=click.IntRange(1),

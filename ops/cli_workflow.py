@@ -21,6 +21,7 @@ from ops.cli_base import (
     CliState,
     Seconds,
     enum_choice,
+    given,
     name_value_pairs,
     not_empty,
     pass_state,
@@ -85,9 +86,28 @@ run_id_option = click.option(
 def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options of a start (``start`` and ``signal-with-start``)."""
     options = [
-        click.option("--type", "-t", "workflow_type", required=True, help="Workflow type name."),
-        click.option("--task-queue", "-q", required=True, help="Task queue workers poll."),
-        click.option("--id", "workflow_id", required=True, help="Workflow id."),
+        click.option(
+            "--type",
+            "-t",
+            "workflow_type",
+            required=True,
+            callback=given("a workflow type name"),
+            help="Workflow type name.",
+        ),
+        click.option(
+            "--task-queue",
+            "-q",
+            required=True,
+            callback=given("the task queue its workers poll"),
+            help="Task queue workers poll.",
+        ),
+        click.option(
+            "--id",
+            "workflow_id",
+            required=True,
+            callback=given("a workflow id"),
+            help="Workflow id.",
+        ),
         input_option,
         click.option(
             "--request-id",
@@ -192,7 +212,13 @@ def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
 
 @workflow.command("signal-with-start")
 @_start_options
-@click.option("--signal", "signal_name", required=True, help="The signal to send.")
+@click.option(
+    "--signal",
+    "signal_name",
+    required=True,
+    callback=given("a signal name"),
+    help="The signal to send.",
+)
 @click.option(
     "--signal-input",
     "signal_inputs",
@@ -320,7 +346,7 @@ def _failure_view(failure: dict[str, Any]) -> dict[str, Any]:
 
 
 @workflow.command("describe")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=given("a workflow id"))
 @run_id_option
 @pass_state
 def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
@@ -341,7 +367,7 @@ def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output
 
 
 @workflow.command("history")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=given("a workflow id"))
 @run_id_option
 @pass_state
 def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output: str) -> None:
@@ -381,7 +407,7 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
 
 
 @workflow.command("result")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=given("a workflow id"))
 @run_id_option
 @click.option("--timeout", type=Seconds(), default=None, help="Give up after S seconds.")
 @pass_state

@@ -10,7 +10,15 @@ import click
 from pydantic import BaseModel
 from rich.text import Text
 
-from ops.cli_base import BatonCommand, CliState, Seconds, not_empty, pass_state, wire_max
+from ops.cli_base import (
+    BatonCommand,
+    CliState,
+    Seconds,
+    given,
+    not_empty,
+    pass_state,
+    wire_max,
+)
 from ops.cli_workflow import input_option, json_values, run_id_option
 from ops.output import emit, kv_table
 from worker.client import WorkflowHandle
@@ -37,8 +45,8 @@ _act_request_option = click.option(
 
 
 @click.command(cls=BatonCommand, name="signal")
-@click.argument("workflow_id")
-@click.argument("name")
+@click.argument("workflow_id", callback=given("a workflow id"))
+@click.argument("name", callback=given("the signal name the workflow defines"))
 @input_option
 @run_id_option
 @_act_request_option
@@ -76,8 +84,8 @@ def _timeout_option(request: type[BaseModel], what: str) -> Callable[..., Any]:
 
 
 @click.command(cls=BatonCommand, name="query")
-@click.argument("workflow_id")
-@click.argument("name")
+@click.argument("workflow_id", callback=given("a workflow id"))
+@click.argument("name", callback=given("the query name the workflow defines"))
 @input_option
 @run_id_option
 @_timeout_option(QueryRequest, "a worker's answer")
@@ -99,8 +107,8 @@ def workflow_query(
 
 
 @click.command(cls=BatonCommand, name="update")
-@click.argument("workflow_id")
-@click.argument("name")
+@click.argument("workflow_id", callback=given("a workflow id"))
+@click.argument("name", callback=given("the update name the workflow defines"))
 @input_option
 @click.option(
     "--update-id",
@@ -149,7 +157,7 @@ def workflow_update(
 def _ending_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """WORKFLOW_ID and the options of ``cancel`` and ``terminate``."""
     options = [
-        click.argument("workflow_id"),
+        click.argument("workflow_id", callback=given("a workflow id")),
         click.option("--reason", default="", help="Recorded in the history."),
         run_id_option,
         _act_request_option,

@@ -145,3 +145,54 @@ async def test_every_cli_id_option_refuses_a_blank_id(
     code, out, err = await baton_json(region.config_path, *args)
     assert code == 2, (out, err)
     assert "is empty: give an id, or leave the option out" in out["error"]["message"], out
+
+
+_NO_RUN = ("--run-id", "")
+_START = ("workflow", "start", "-t", "Counter", "-q", QUEUE, "--id", "blank-start")
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("workflow", "start", "-t", "", "-q", QUEUE, "--id", "x"), "'--type' / '-t'"),
+        (("workflow", "start", "-t", "Counter", "-q", " ", "--id", "x"), "'--task-queue' / '-q'"),
+        (("workflow", "start", "-t", "Counter", "-q", QUEUE, "--id", ""), "'--id'"),
+        (
+            ("workflow", "signal-with-start", *_START[2:], "--signal", ""),
+            "'--signal'",
+        ),
+        (("workflow", "signal", "", "finish"), "'WORKFLOW_ID'"),
+        (("workflow", "signal", "blank-cli", ""), "'NAME'"),
+        (("workflow", "query", "blank-cli", ""), "'NAME'"),
+        (("workflow", "describe", ""), "'WORKFLOW_ID'"),
+        (("activity", "pause", "blank-cli", ""), "'ACTIVITY_ID'"),
+        (("activity", "reset", "", "1"), "'WORKFLOW_ID'"),
+        (
+            (
+                "workflow",
+                "reset",
+                "blank-cli",
+                "--reason",
+                "r",
+                "--to",
+                "first-workflow-task",
+                *_NO_RUN,
+            ),
+            "'--run-id'",
+        ),
+    ],
+)
+async def test_a_cli_option_given_an_empty_value_is_a_usage_error_naming_it(
+    client: Client, region: Region, args: tuple[str, ...], option: str
+) -> None:
+    """Regression: the server's "String should have at least 1 character"
+    answered, a typed error that named neither the option nor what it takes."""
+    await client.start_workflow(Counter, id="blank-cli", task_queue=QUEUE)
+    before = await _kinds(client, "blank-cli")
+    code, out, err = await baton_json(region.config_path, *args)
+    assert code == 2, (out, err)
+    message = out["error"]["message"]
+    assert option in message and "is empty: give " in message, message
+    assert "at least 1 character" not in message, message
+    assert await _kinds(client, "blank-cli") == before
+    assert [r.id async for r in client.list_workflows("")] == ["blank-cli"]
