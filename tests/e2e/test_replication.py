@@ -141,7 +141,8 @@ async def test_a_batch_too_large_for_a_message_travels_by_reference(regions: Reg
     big = "x" * (1536 * 1024)  # one 1.5 MiB input: its batch is over the inline limit
     async with await Client.connect([a.url, b.url], namespace="large") as client:
         await client.create_namespace("large", regions=[a.name, b.name], active_region=a.name)
-        h = await client.start_workflow(ThreeSteps, big, id="big-1", task_queue="nobody")
+        # by name: the big input is not the int ThreeSteps takes (no worker runs it)
+        h = await client.start_workflow("ThreeSteps", big, id="big-1", task_queue="nobody")
         async with await Client.connect(b.url, namespace="large", retry_for_s=0) as in_b:
             await eventually(lambda: same_in_b(in_b, h), timeout=60, what="the large batch in B")
 
