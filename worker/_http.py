@@ -46,6 +46,16 @@ from worker.wire.requests import namespace_name_problem
 
 log = logging.getLogger("baton.sdk")
 API = "/api/v1"
+#: The longest :meth:`Transport.probe` waits for an endpoint to answer when
+#: ``Client.connect`` asks (a shorter ``retry_for_s`` shortens it): long
+#: enough to ride out a server's restart, short of a minute of silence
+#: before a wrong URL is reported.
+CONNECT_RETRY_S = 15.0
+#: The least time one probe of an endpoint gets to answer, however little of
+#: the window is left (within the request timeout).
+_PROBE_MIN_S = 5.0
+#: Statuses a gateway or proxy answers for a server behind it that is down.
+_GATEWAY_STATUSES = (502, 503, 504)
 
 
 def wf_path(namespace: str, workflow_id: str, suffix: str = "") -> str:
@@ -284,6 +294,64 @@ class Transport:
         ) as resp:
             return resp.status, await resp.read()
 
+    async def probe(self, window_s: float) -> str:
+        """The first endpoint that answers ``GET /healthz``, asking every
+        endpoint at once and again with backoff for up to ``window_s``;
+        ``UnavailableError`` naming each endpoint and why otherwise.
+
+        Any answer of a Baton server counts, an error too (a server whose
+        database is down answers, and calls then retry it as usual); a
+        gateway's 502, 503 or 504 for a server behind it does not.
+        """
+        deadline = time.monotonic() + window_s
+        delay = 0.05
+        reasons: dict[str, str] = {}
+        while True:
+            limit = min(self.request_timeout_s, max(deadline - time.monotonic(), _PROBE_MIN_S))
+            asks = {asyncio.create_task(self._probe_one(e, limit)): e for e in self.endpoints}
+            pending = set(asks)
+            try:
+                while pending:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for ask in done:
+                        reason = ask.result()
+                        if reason is None:
+                            return asks[ask]
+                        reasons[asks[ask]] = reason
+            finally:
+                for ask in pending:
+                    ask.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            # (the last ask comes at the end of the window, not a pause before it)
+            await asyncio.sleep(min(left, delay * (0.5 + random.random())))
+            delay = min(delay * 2, 2.0)
+        why = {e: reasons[e] for e in self.endpoints if e in reasons}
+        raise UnavailableError(
+            f"no Baton server answered within {window_s:g} s: "
+            + "; ".join(f"{e} {r}" for e, r in why.items())
+            + ". Check that the server is running and its URL is right (`baton dev status` "
+            "for the local stack), or allow a hung or overloaded server longer "
+            "(request_timeout_s, `--request-timeout` or $BATON_REQUEST_TIMEOUT in the CLI); "
+            "Client.connect(..., lazy=True) skips this check, for a worker started "
+            "before its server",
+            details={"endpoints": list(why), "reasons": why, "waited_s": window_s},
+        )
+
+    async def _probe_one(self, base: str, limit_s: float) -> str | None:
+        """None if ``base`` answers as a Baton server within ``limit_s``, else why not."""
+        try:
+            status, answer = await self._exchange("GET", base, "/healthz", None, {}, limit_s)
+        except TimeoutError:
+            return f"did not answer within {limit_s:g} s"
+        except (aiohttp.ClientError, OSError) as exc:
+            return f"cannot be reached ({exc!r})"
+        if status in _GATEWAY_STATUSES and not _is_baton_error(answer):
+            return f"answered {status}, not from a Baton server (a gateway's, for one down?)"
+        return None
+
     def _others(self, base: str) -> list[str]:
         """The endpoints other than ``base``, in order, starting after it."""
         i = self.endpoints.index(base) if base in self.endpoints else -1
@@ -382,6 +450,14 @@ def _error_from(status: int, raw: bytes) -> BatonError:
         if status >= 500:
             return UnavailableError(f"server answered {status}: {text}")
         return from_wire("INTERNAL", f"server answered {status}: {text}")
+
+
+def _is_baton_error(raw: bytes) -> bool:
+    """Whether an answer's body is a Baton server's typed error."""
+    try:
+        return isinstance(orjson.loads(raw)["error"]["code"], str)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return False
 
 
 class _RetryableNotActive(NamespaceNotActiveError):

@@ -42,7 +42,7 @@ from worker._failure import (
 )
 from worker._handle_control import RunControlMixin, given_or_new_id, new_request_id
 from worker._handle_reset import ResetMixin
-from worker._http import Transport, ns_path, wf_path
+from worker._http import CONNECT_RETRY_S, Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
 from worker._result_types import decode_as
 from worker._start_options import (
@@ -107,8 +107,16 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         retry_for_s: float = 60.0,
         request_timeout_s: float = 150.0,
         follow_failover: bool = True,
+        lazy: bool = False,
     ) -> Client:
         """A client for ``endpoints`` (one URL or every region's URLs).
+
+        Connecting asks the endpoints' ``/healthz`` and returns once one
+        answers, for up to ``retry_for_s`` or 15 s, whichever is shorter (a
+        server's restart); if none does it raises ``UnavailableError`` naming
+        each endpoint and why, where a wrong URL or a server that is down
+        would otherwise surface only at the first call, after its retries.
+        ``lazy=True`` skips the check (a worker started before its server).
 
         A namespace that moved to another region answers ``NAMESPACE_NOT_ACTIVE``
         with that region's URL, and the client follows it there. With
@@ -124,13 +132,20 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         with ``UnavailableError`` after that long.
         """
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        transport = Transport(
+            eps,
+            retry_for_s=retry_for_s,
+            request_timeout_s=request_timeout_s,
+            follow_failover=follow_failover,
+        )
+        if not lazy:
+            try:
+                await transport.probe(min(transport.retry_for_s, CONNECT_RETRY_S))
+            except BaseException:
+                await transport.close()
+                raise
         return cls(
-            Transport(
-                eps,
-                retry_for_s=retry_for_s,
-                request_timeout_s=request_timeout_s,
-                follow_failover=follow_failover,
-            ),
+            transport,
             namespace=namespace,
             data_converter=data_converter or DataConverter(),
             identity=identity or default_identity(),

@@ -55,6 +55,8 @@ class _NamespaceWorker:
             # stopped, and stopping could cut it off: the activity would wait
             # out its whole timeout.
             follow_failover=False,
+            # its own server's URL, which may not listen yet when this starts
+            lazy=True,
         )
         async with client:
             self.worker = Worker(

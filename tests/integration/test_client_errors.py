@@ -252,12 +252,27 @@ async def test_an_unknown_route_is_a_typed_error(client: Client) -> None:
 async def test_result_timeout_bounds_the_wait_for_a_server_that_is_down() -> None:
     # Nothing listens on the port: every attempt is refused, and the client
     # would otherwise retry for its whole retry_for_s.
-    dead = await Client.connect(f"http://127.0.0.1:{free_port()}", retry_for_s=30)
+    dead = await Client.connect(f"http://127.0.0.1:{free_port()}", retry_for_s=30, lazy=True)
     async with dead:
         started = time.monotonic()
         with pytest.raises(UnavailableError):
             await dead.get_workflow_handle("order-1").result(timeout=1)
         assert time.monotonic() - started < 5
+
+
+async def test_connect_with_a_dead_and_a_live_endpoint_works(region: Region) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with await Client.connect([dead, region.url], namespace="default") as client:
+        await client.create_namespace("default")
+        assert "default" in {n["name"] for n in await client.list_namespaces()}
+
+
+async def test_connect_to_a_closed_port_is_unavailable_at_once() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(UnavailableError, match=dead):
+        await Client.connect([dead], namespace="default", retry_for_s=1)
+    assert time.monotonic() - started < 5
 
 
 async def test_result_timeout_on_a_running_workflow_is_a_timeout_error(client: Client) -> None:

@@ -29,7 +29,9 @@ async def test_no_endpoint_at_all_is_refused() -> None:
 
 
 async def test_endpoints_keep_their_form_without_a_trailing_slash() -> None:
-    client = await Client.connect([" http://127.0.0.1:7233/", "https://baton.example:443"])
+    client = await Client.connect(
+        [" http://127.0.0.1:7233/", "https://baton.example:443"], lazy=True
+    )
     assert client.transport.endpoints == ["http://127.0.0.1:7233", "https://baton.example:443"]
     await client.close()
 
@@ -40,7 +42,7 @@ async def test_an_empty_namespace_or_workflow_id_is_refused_before_a_call(
 ) -> None:
     # nothing listens there: a call that went out would retry, not fail at once
     async with await Client.connect(
-        "http://127.0.0.1:9", namespace=namespace, retry_for_s=1
+        "http://127.0.0.1:9", namespace=namespace, retry_for_s=1, lazy=True
     ) as client:
         handle = client.get_workflow_handle(workflow_id)
         with pytest.raises(InvalidArgumentError, match="non-empty string"):
@@ -50,6 +52,6 @@ async def test_an_empty_namespace_or_workflow_id_is_refused_before_a_call(
 
 
 async def test_a_workflow_id_that_is_no_string_is_refused() -> None:
-    async with await Client.connect("http://127.0.0.1:9", retry_for_s=1) as client:
+    async with await Client.connect("http://127.0.0.1:9", retry_for_s=1, lazy=True) as client:
         with pytest.raises(InvalidArgumentError, match="workflow id"):
             await client.get_workflow_handle(42).result()  # type: ignore[arg-type]

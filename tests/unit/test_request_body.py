@@ -36,7 +36,9 @@ def test_the_edges_of_what_json_carries_are_sent_as_they_are() -> None:
 
 async def test_a_call_with_such_a_body_raises_before_sending() -> None:
     # nothing listens there: a request that went out would end in UNAVAILABLE
-    client = await Client.connect("http://127.0.0.1:9", namespace="default", retry_for_s=0)
+    client = await Client.connect(
+        "http://127.0.0.1:9", namespace="default", retry_for_s=0, lazy=True
+    )
     async with client:
         with pytest.raises(InvalidArgumentError):
             await client.create_namespace("n", description="x", retention_days=2**70)
@@ -47,7 +49,9 @@ async def test_a_search_attribute_no_double_can_hold_is_refused_as_a_number_not_
     value: float,
 ) -> None:
     """The body's check would say "send it as a string", which a Double attribute refuses."""
-    client = await Client.connect("http://127.0.0.1:9", namespace="default", retry_for_s=0)
+    client = await Client.connect(
+        "http://127.0.0.1:9", namespace="default", retry_for_s=0, lazy=True
+    )
     async with client:
         with pytest.raises(InvalidArgumentError) as caught:
             await client.start_workflow(
