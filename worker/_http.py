@@ -31,7 +31,7 @@ import aiohttp
 import orjson
 
 from worker._gc import collector_paused
-from worker._lean_http import LeanHTTP, lean_target
+from worker._lean_http import LeanHTTP, connect_timed_out, lean_target
 from worker.converter import find_in, non_finite
 from worker.errors import (
     BatonError,
@@ -46,6 +46,10 @@ from worker.wire.requests import namespace_name_problem
 
 log = logging.getLogger("baton.sdk")
 API = "/api/v1"
+#: How long a connection to an endpoint may take to be made: a host that does
+#: not answer the connect (down, or packets dropped) is one that cannot be
+#: reached, tried again or passed over for the next endpoint.
+CONNECT_TIMEOUT_S = 5.0
 #: The longest :meth:`Transport.probe` waits for an endpoint to answer when
 #: ``Client.connect`` asks (a shorter ``retry_for_s`` shortens it): long
 #: enough to ride out a server's restart, short of a minute of silence
@@ -116,9 +120,9 @@ class Transport:
         #: query's or an update's ``timeout_s``): a server that accepts the
         #: connection and never answers fails the request after this long.
         self.request_timeout_s = float(request_timeout_s)
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=5.0)
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=CONNECT_TIMEOUT_S)
         self._session: aiohttp.ClientSession | None = None
-        self._lean = LeanHTTP(timeout_s=request_timeout_s, connect_timeout_s=5.0)
+        self._lean = LeanHTTP(timeout_s=request_timeout_s, connect_timeout_s=CONNECT_TIMEOUT_S)
         self._parts: dict[str, SplitResult] = {}
         self._closed = False
 
@@ -283,16 +287,19 @@ class Transport:
             if self._closed:
                 raise ClientClosedError("this client is closed: connect a new one")
             return await self._lean.request(method, parts, path, content, query, timeout_s=limit_s)
-        async with self._http().request(
-            method,
-            base + path,
-            # aiohttp streams a large body from a buffer instead of
-            # writing it in one go (and warns about raw bytes over 1 MiB)
-            data=io.BytesIO(content) if content and len(content) > 1 << 20 else content,
-            params=query,
-            timeout=aiohttp.ClientTimeout(total=limit_s, connect=5.0),
-        ) as resp:
-            return resp.status, await resp.read()
+        try:
+            async with self._http().request(
+                method,
+                base + path,
+                # aiohttp streams a large body from a buffer instead of
+                # writing it in one go (and warns about raw bytes over 1 MiB)
+                data=io.BytesIO(content) if content and len(content) > 1 << 20 else content,
+                params=query,
+                timeout=aiohttp.ClientTimeout(total=limit_s, connect=CONNECT_TIMEOUT_S),
+            ) as resp:
+                return resp.status, await resp.read()
+        except aiohttp.ConnectionTimeoutError:
+            raise connect_timed_out(CONNECT_TIMEOUT_S) from None
 
     async def probe(self, window_s: float) -> str:
         """The first endpoint that answers ``GET /healthz``, asking every

@@ -46,6 +46,14 @@ def lean_target(parts: SplitResult) -> bool:
     )
 
 
+def connect_timed_out(limit_s: float) -> ConnectionError:
+    """The error of a connection not made within ``limit_s``."""
+    return ConnectionError(
+        f"no connection within {limit_s:g} s: the host is down or unreachable, "
+        "or a firewall drops the packets"
+    )
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection and the answer it is reading."""
 
@@ -184,8 +192,14 @@ class LeanHTTP:
                 return conn
             conn.close()
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.connect_timeout_s):
-            transport, conn = await loop.create_connection(_Connection, key[0], key[1])
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                transport, conn = await loop.create_connection(_Connection, key[0], key[1])
+        except TimeoutError:
+            # (the request's own limit ending first is a TimeoutError of its
+            # own): an unanswered connect is a host that cannot be reached,
+            # not a server that took the request and hung
+            raise connect_timed_out(self.connect_timeout_s) from None
         # (uvloop may call connection_made only after create_connection returns)
         conn.transport = transport
         return conn

@@ -131,3 +131,33 @@ async def test_a_silent_endpoint_does_not_keep_a_call_from_the_next_one(silent_u
         await transport.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+def unanswered_url() -> Iterator[str]:
+    """A loopback port whose full backlog drops connection attempts unanswered
+    (as a host that is down or a firewall that drops packets does)."""
+    with socket.socket() as sock, socket.socket() as filler:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(0)
+        filler.connect(sock.getsockname())
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("credentials", ["", "user:secret@"], ids=["lean", "aiohttp"])
+async def test_a_connection_not_made_is_unreachable_not_a_hung_server(
+    unanswered_url: str, credentials: str
+) -> None:
+    """It was reported as a server that took the request and did not answer
+    within the request timeout (150 s) when the connect gave up after 5 s."""
+    url = unanswered_url.replace("//", "//" + credentials)
+    transport = Transport([url], retry_for_s=0, request_timeout_s=150.0)
+    began = time.monotonic()
+    try:
+        with pytest.raises(Exception, match="cannot reach") as caught:
+            await transport.call("GET", "/api/v1/x")
+    finally:
+        await transport.close()
+    assert time.monotonic() - began < 10
+    assert "no connection within 5 s" in str(caught.value)
+    assert "150" not in str(caught.value)
