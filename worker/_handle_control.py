@@ -22,13 +22,20 @@ def given_or_new_id(value: str | None, argument: str = "request_id") -> str:
     would act again, the idempotency the caller asked for silently lost."""
     if value is None:
         return new_request_id()
-    if not value.strip():
+    refuse_blank(value, argument, "out to have a fresh one drawn")
+    return value
+
+
+def refuse_blank(value: str | None, argument: str, left_out: str, what: str = "id") -> None:
+    """Raise InvalidArgumentError for a blank ``value`` (an unset variable), which
+    read as "not given" would act on something the caller did not name;
+    ``left_out`` says what leaving ``argument`` out does instead."""
+    if value is not None and not value.strip():
         raise InvalidArgumentError(
-            f"{argument}={value!r} is blank: pass a non-empty id, or leave {argument} "
-            "out to have a fresh one drawn",
+            f"{argument}={value!r} is blank: pass a non-empty {what}, or leave {argument} "
+            + left_out,
             details={"argument": argument},
         )
-    return value
 
 
 _new_request_id = new_request_id

@@ -40,7 +40,12 @@ from worker._failure import (
     close_failure_to_exception,
     failure_to_exception,
 )
-from worker._handle_control import RunControlMixin, given_or_new_id, new_request_id
+from worker._handle_control import (
+    RunControlMixin,
+    given_or_new_id,
+    new_request_id,
+    refuse_blank,
+)
 from worker._handle_reset import ResetMixin
 from worker._http import CONNECT_RETRY_S, Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
@@ -57,7 +62,6 @@ from worker._start_options import (
 from worker.converter import DataConverter
 from worker.errors import (
     BatonError,
-    InvalidArgumentError,
     QueryFailedError,
     UpdateFailedError,
     UpdateRejectedError,
@@ -360,7 +364,13 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         return handle
 
     def get_workflow_handle(self, workflow_id: str, *, run_id: str | None = None) -> WorkflowHandle:
-        """A handle to ``workflow_id``; with ``run_id``, every call acts on that run."""
+        """A handle to ``workflow_id``; with ``run_id``, every call acts on that run.
+
+        Raises:
+            InvalidArgumentError: ``run_id`` is blank (an unset variable): pinned,
+                every call would send it and be refused as no UUID.
+        """
+        refuse_blank(run_id, "run_id", "out to act on the current run", "run id")
         return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id, pinned=True)
 
 
@@ -549,12 +559,7 @@ class WorkflowHandle(RunControlMixin, ResetMixin):
             InvalidArgumentError: ``run_id`` is blank (an unset variable): read
                 as "not given", it would give another run's events.
         """
-        if run_id is not None and not run_id.strip():
-            raise InvalidArgumentError(
-                f"run_id={run_id!r} is blank: pass a non-empty run id, or leave run_id "
-                "out to read the handle's run",
-                details={"argument": "run_id"},
-            )
+        refuse_blank(run_id, "run_id", "out to read the handle's run", "run id")
         events: list[dict[str, Any]] = []
         nxt, run_id = 1, run_id if run_id is not None else self.run_id
         while True:

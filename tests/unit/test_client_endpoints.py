@@ -55,3 +55,16 @@ async def test_a_workflow_id_that_is_no_string_is_refused() -> None:
     async with await Client.connect("http://127.0.0.1:9", retry_for_s=1, lazy=True) as client:
         with pytest.raises(InvalidArgumentError, match="workflow id"):
             await client.get_workflow_handle(42).result()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+async def test_a_blank_run_id_is_refused_when_the_handle_is_made(blank: str) -> None:
+    """Regression: the handle was pinned to the blank run id, and every later call
+    sent it and was answered "run id '' is not a UUID", naming no argument."""
+    async with await Client.connect("http://127.0.0.1:9", retry_for_s=1, lazy=True) as client:
+        with pytest.raises(InvalidArgumentError) as caught:
+            client.get_workflow_handle("order-1", run_id=blank)
+    message = str(caught.value)
+    assert "run_id" in message and "non-empty run id" in message, message
+    assert "leave run_id out" in message, message
+    assert caught.value.details["argument"] == "run_id"
