@@ -11,7 +11,7 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ops.cli_base import BatonGroup, CliInputError, CliState, not_empty, pass_state
+from ops.cli_base import BatonGroup, CliInputError, CliState, given, not_empty, pass_state
 from ops.cli_versioning import OVERRIDES, override_body
 from ops.output import emit, err_console, kv_table, table, when
 from worker.client import Client
@@ -102,7 +102,12 @@ def _refuse_options_of_other_ops(ctx: click.Context, op: str) -> None:
 
 
 @batch.command("start")
-@click.argument("signal_arg", required=False, metavar="[SIGNAL_NAME]")
+@click.argument(
+    "signal_arg",
+    required=False,
+    metavar="[SIGNAL_NAME]",
+    callback=given("a signal name, or leave it out for --signal"),
+)
 @click.option("--query", "-q", required=True, help="List filter of the workflows to act on.")
 @click.option("--op", "op", type=click.Choice(OPS, case_sensitive=False), required=True)
 @click.option(
@@ -282,7 +287,7 @@ def batch_list(st: CliState, output: str) -> None:
 
 
 @batch.command("describe")
-@click.argument("job_id")
+@click.argument("job_id", callback=given("a batch job id from `baton batch list`"))
 @pass_state
 def batch_describe(st: CliState, job_id: str, output: str) -> None:
     """Progress, counts and failures of batch job JOB_ID."""
@@ -291,7 +296,7 @@ def batch_describe(st: CliState, job_id: str, output: str) -> None:
 
 
 @batch.command("stop")
-@click.argument("job_id")
+@click.argument("job_id", callback=given("a batch job id from `baton batch list`"))
 @click.option("--reason", default="", help="Recorded in the job's history.")
 @pass_state
 def batch_stop(st: CliState, job_id: str, reason: str, output: str) -> None:

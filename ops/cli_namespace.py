@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.console import RenderableType
 
-from ops.cli_base import BatonGroup, CliState, Seconds, pass_state, split_csv
+from ops.cli_base import BatonGroup, CliState, Seconds, given, pass_state, split_csv
 from ops.output import emit, err_console, kv_table, table
 from worker.errors import UnavailableError
 
@@ -31,7 +31,7 @@ def _namespace_view(d: dict[str, Any]) -> RenderableType:
 
 
 @namespace.command("create")
-@click.argument("name")
+@click.argument("name", callback=given("a namespace name"))
 @click.option("--regions", default=None, help="Comma-separated regions (default: all).")
 @click.option("--active", "active", default=None, help="Active region (default: the first).")
 @click.option("--retention-days", type=click.IntRange(1, 3650), default=7, show_default=True)
@@ -61,7 +61,7 @@ def namespace_create(
 
 
 @namespace.command("describe")
-@click.argument("name")
+@click.argument("name", callback=given("a namespace name"))
 @pass_state
 def namespace_describe(st: CliState, name: str, output: str) -> None:
     """Show namespace NAME with its execution counts."""
@@ -69,7 +69,7 @@ def namespace_describe(st: CliState, name: str, output: str) -> None:
 
 
 @namespace.command("update")
-@click.argument("name")
+@click.argument("name", callback=given("a namespace name"))
 @click.option(
     "--retention-days",
     type=click.IntRange(1, 3650),
@@ -187,8 +187,8 @@ def namespace_list(ctx: click.Context, st: CliState, only_region: str | None, ou
 
 
 @namespace.command("add-region")
-@click.argument("name")
-@click.argument("region")
+@click.argument("name", callback=given("a namespace name"))
+@click.argument("region", callback=given("a region name"))
 @click.option(
     "--timeout",
     "timeout_s",
@@ -232,8 +232,8 @@ def namespace_add_region(
 
 
 @namespace.command("remove-region")
-@click.argument("name")
-@click.argument("region")
+@click.argument("name", callback=given("a namespace name"))
+@click.argument("region", callback=given("a region name"))
 @pass_state
 def namespace_remove_region(st: CliState, name: str, region: str, output: str) -> None:
     """Take standby REGION out of namespace NAME (it keeps what it holds)."""

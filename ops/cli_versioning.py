@@ -89,7 +89,7 @@ def _set_options(fn: Any) -> Any:
 
 
 @deployment.command("set-current")
-@click.argument("deployment_name", metavar="DEPLOYMENT")
+@click.argument("deployment_name", metavar="DEPLOYMENT", callback=given("a deployment name"))
 @click.argument("build_id", required=False)
 @_set_options
 @pass_state
@@ -116,7 +116,7 @@ def set_current(
 
 
 @deployment.command("set-ramping")
-@click.argument("deployment_name", metavar="DEPLOYMENT")
+@click.argument("deployment_name", metavar="DEPLOYMENT", callback=given("a deployment name"))
 @click.argument("build_id", required=False)
 @click.option(
     "--percent",
@@ -217,7 +217,7 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
 
 
 @deployment.command("describe")
-@click.argument("deployment_name", metavar="DEPLOYMENT")
+@click.argument("deployment_name", metavar="DEPLOYMENT", callback=given("a deployment name"))
 @pass_state
 def deployment_describe(st: CliState, deployment_name: str, output: str) -> None:
     """Each version: status (current, ramping, draining, drained, inactive), pollers,

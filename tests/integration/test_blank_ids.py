@@ -180,6 +180,14 @@ _START = ("workflow", "start", "-t", "Counter", "-q", QUEUE, "--id", "blank-star
             ),
             "'--run-id'",
         ),
+        (("namespace", "describe", ""), "'NAME'"),
+        (("namespace", "create", " "), "'NAME'"),
+        (("namespace", "add-region", "default", ""), "'REGION'"),
+        (("batch", "describe", ""), "'JOB_ID'"),
+        (("batch", "stop", " "), "'JOB_ID'"),
+        (("batch", "start", "", "--op", "signal", "-q", "WorkflowId = 'x'"), "'[SIGNAL_NAME]'"),
+        (("deployment", "describe", ""), "'DEPLOYMENT'"),
+        (("deployment", "set-current", "", "1"), "'DEPLOYMENT'"),
     ],
 )
 async def test_a_cli_option_given_an_empty_value_is_a_usage_error_naming_it(
