@@ -110,7 +110,10 @@ class Transport:
                 f"retry_for_s must be a finite number of seconds, 0 or more, not {retry_for_s!r}"
             )
         self.retry_for_s = float(retry_for_s)
-        if not (isinstance(request_timeout_s, int | float) and 0 < request_timeout_s < math.inf):
+        # True passed the number check as 1 s, as it did for retry_for_s.
+        if isinstance(request_timeout_s, bool) or not (
+            isinstance(request_timeout_s, int | float) and 0 < request_timeout_s < math.inf
+        ):
             raise InvalidArgumentError(
                 f"request_timeout_s must be a finite number of seconds above 0, "
                 f"not {request_timeout_s!r}"

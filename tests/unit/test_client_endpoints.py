@@ -7,6 +7,7 @@ import time
 import pytest
 
 from worker import Client
+from worker._http import Transport
 from worker.errors import InvalidArgumentError
 
 
@@ -68,3 +69,13 @@ async def test_a_blank_run_id_is_refused_when_the_handle_is_made(blank: str) -> 
     assert "run_id" in message and "non-empty run id" in message, message
     assert "leave run_id out" in message, message
     assert caught.value.details["argument"] == "run_id"
+
+
+@pytest.mark.parametrize("argument", ["retry_for_s", "request_timeout_s"])
+@pytest.mark.parametrize("flag", [True, False])
+async def test_a_bool_is_no_number_of_seconds(argument: str, flag: bool) -> None:
+    """Regression: ``request_timeout_s=True`` passed the number check and was taken as 1 s."""
+    with pytest.raises(InvalidArgumentError, match=f"{argument} must be a finite number"):
+        Transport(["http://127.0.0.1:9"], **{argument: flag})
+    with pytest.raises(InvalidArgumentError, match=f"{argument} must be a finite number"):
+        await Client.connect("http://127.0.0.1:9", lazy=True, **{argument: flag})
