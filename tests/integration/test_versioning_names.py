@@ -63,8 +63,13 @@ async def test_an_empty_or_slashed_deployment_name_is_refused_not_sent(
                 await client.set_current_version(name, "1")
             with pytest.raises(InvalidArgumentError, match="deployment name"):
                 await client.set_ramping_version(name, "1", 10)
+        # the CLI refuses an empty name as a usage error before sending it
         code, out, _ = await baton_json(region.config_path, "deployment", "describe", "")
-        assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
+        assert code == 2 and out["error"]["code"] == "USAGE_ERROR", out
+        assert "deployment name" in out["error"]["message"], out
         code, out, _ = await baton_json(region.config_path, "deployment", "set-current", "", "1")
+        assert code == 2 and out["error"]["code"] == "USAGE_ERROR", out
+        # a name with '/' passes the CLI's check and the SDK refuses it
+        code, out, _ = await baton_json(region.config_path, "deployment", "describe", "sh/op")
         assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
         assert (await client.describe_deployment("shop"))["revision"] == 0
