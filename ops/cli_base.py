@@ -429,3 +429,13 @@ def name_value_pairs(values: Sequence[str], option: str) -> dict[str, Any]:
         except ValueError:
             out[name.strip()] = value
     return out
+
+
+#: ``--request-id`` of a command that changes something: a retried command
+#: passes the id it used (a lost reply, a timeout) and acts once.
+request_id_option = click.option(
+    "--request-id",
+    default=None,
+    callback=not_empty,
+    help="A retried request with this id acts once (default: a fresh id).",
+)

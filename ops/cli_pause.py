@@ -12,8 +12,8 @@ from ops.cli_base import (
     CliInputError,
     CliState,
     given,
-    not_empty,
     pass_state,
+    request_id_option,
 )
 from ops.cli_workflow import run_id_option
 from ops.output import emit, kv_table
@@ -42,12 +42,7 @@ def _view(d: dict[str, Any]) -> Any:
 @click.argument("workflow_id", callback=given("a workflow id"))
 @click.option("--reason", required=True, help="Why: recorded in the history and shown by describe.")
 @run_id_option
-@click.option(
-    "--request-id",
-    default=None,
-    callback=not_empty,
-    help="A retried request with this id acts once.",
-)
+@request_id_option
 @pass_state
 def workflow_pause(
     st: CliState,
@@ -76,12 +71,7 @@ def workflow_pause(
 )
 @click.option("--build-id", default=None, help="Pin it to this build of its deployment.")
 @run_id_option
-@click.option(
-    "--request-id",
-    default=None,
-    callback=not_empty,
-    help="A retried request with this id acts once.",
-)
+@request_id_option
 @pass_state
 def workflow_unpause(
     st: CliState,
@@ -145,12 +135,7 @@ def _activity_command(action: str, help_text: str, options: list[Any]) -> None:
     decorated: Any = pass_state(command)
     for option in [*reversed(options)]:
         decorated = option(decorated)
-    decorated = click.option(
-        "--request-id",
-        default=None,
-        callback=not_empty,
-        help="A retried request with this id acts once.",
-    )(decorated)
+    decorated = request_id_option(decorated)
     decorated = run_id_option(decorated)
     decorated = click.option("--reason", default="", help="Recorded in the workflow's history.")(
         decorated

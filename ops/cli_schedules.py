@@ -22,8 +22,8 @@ from ops.cli_base import (
     CliInputError,
     CliState,
     name_value_pairs,
-    not_empty,
     pass_state,
+    request_id_option,
 )
 from ops.cli_schedule_options import (
     CATCH_UPS,
@@ -212,15 +212,6 @@ def _result(title: str) -> Callable[[dict[str, Any]], RenderableType]:
 
 # --------------------------------------------------------------------------- commands
 
-# A change sent again with the same id acts once: a retried command (a lost
-# reply, a timeout) passes the id it used, as the SDK's calls take one.
-_request_option = click.option(
-    "--request-id",
-    default=None,
-    callback=not_empty,
-    help="A retried request with this id acts once (default: a fresh id).",
-)
-
 
 @schedule.command("create")
 @click.argument("schedule_id")
@@ -234,7 +225,7 @@ _request_option = click.option(
     metavar="NAME=VALUE",
     help="A search attribute of the schedule itself, for `list --query`; repeatable.",
 )
-@_request_option
+@request_id_option
 @pass_state
 def schedule_create(
     st: CliState,
@@ -294,7 +285,7 @@ def schedule_create(
 @click.option(
     "--schedule-search-attribute", "state_attributes", multiple=True, default=(), hidden=True
 )
-@_request_option
+@request_id_option
 @pass_state
 def schedule_update(
     st: CliState,
@@ -375,7 +366,7 @@ def schedule_describe(st: CliState, schedule_id: str, output: str) -> None:
 @schedule.command("pause")
 @click.argument("schedule_id")
 @click.option("--note", required=True, help="Why: shown by describe and list until unpause.")
-@_request_option
+@request_id_option
 @pass_state
 def schedule_pause(
     st: CliState, schedule_id: str, note: str, request_id: str | None, output: str
@@ -395,7 +386,7 @@ def schedule_pause(
     "are counted as missed, as are all of them without it.",
 )
 @click.option("--note", default="", help="Recorded as the schedule's note.")
-@_request_option
+@request_id_option
 @pass_state
 def schedule_unpause(
     st: CliState,
@@ -423,7 +414,7 @@ _overlap_option = click.option(
 @schedule.command("trigger")
 @click.argument("schedule_id")
 @_overlap_option
-@_request_option
+@request_id_option
 @pass_state
 def schedule_trigger(
     st: CliState, schedule_id: str, overlap: str | None, request_id: str | None, output: str
@@ -444,7 +435,7 @@ def schedule_trigger(
 )
 @click.option("--end", required=True, metavar="T", help="RFC 3339 time (inclusive).")
 @_overlap_option
-@_request_option
+@request_id_option
 @pass_state
 def schedule_backfill(
     st: CliState,
@@ -472,7 +463,7 @@ def schedule_backfill(
 @schedule.command("delete")
 @click.argument("schedule_id")
 @click.option("--reason", default="", help="Recorded in the schedule's history.")
-@_request_option
+@request_id_option
 @pass_state
 def schedule_delete(
     st: CliState, schedule_id: str, reason: str, request_id: str | None, output: str

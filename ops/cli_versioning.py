@@ -13,8 +13,8 @@ from ops.cli_base import (
     CliInputError,
     CliState,
     given,
-    not_empty,
     pass_state,
+    request_id_option,
 )
 from ops.cli_workflow import run_id_option
 from ops.output import emit, kv_table, table, when
@@ -274,12 +274,7 @@ def override_body(override: str, version: str | None) -> dict[str, Any] | None:
 @click.option("--unset", is_flag=True, help="= --override none")
 @click.option("--reason", default="", help="Recorded in the workflow's history.")
 @run_id_option
-@click.option(
-    "--request-id",
-    default=None,
-    callback=not_empty,
-    help="A retried request with this id acts once.",
-)
+@request_id_option
 @pass_state
 def update_versioning(
     st: CliState,

@@ -17,6 +17,7 @@ from ops.cli_base import (
     given,
     not_empty,
     pass_state,
+    request_id_option,
     wire_max,
 )
 from ops.cli_workflow import input_option, json_values, run_id_option
@@ -36,20 +37,12 @@ def _act(
     return st.run(lambda c: fn(c.get_workflow_handle(workflow_id, run_id=run_id)))
 
 
-_act_request_option = click.option(
-    "--request-id",
-    default=None,
-    callback=not_empty,
-    help="A retried request with this id acts once (default: a fresh id).",
-)
-
-
 @click.command(cls=BatonCommand, name="signal")
 @click.argument("workflow_id", callback=given("a workflow id"))
 @click.argument("name", callback=given("the signal name the workflow defines"))
 @input_option
 @run_id_option
-@_act_request_option
+@request_id_option
 @pass_state
 def workflow_signal(
     st: CliState,
@@ -160,7 +153,7 @@ def _ending_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.argument("workflow_id", callback=given("a workflow id")),
         click.option("--reason", default="", help="Recorded in the history."),
         run_id_option,
-        _act_request_option,
+        request_id_option,
     ]
     for option in reversed(options):
         fn = option(fn)
