@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,14 @@ from ops.pg import PgCluster
 from replication.failover import forced_failover
 from replication.verify import verify_namespace
 from tests.helpers import eventually
+from tests.integration.test_peer_fence import Nap
 from tests.integration.test_run_state import HoldBack
 from tests.multiregion import Regions, server_regions
-from worker import Client, Worker, workflow
+from worker import Client, Worker
 from worker.errors import NamespaceNotActiveError
 
 pytestmark = pytest.mark.e2e
 NS, QUEUE, N = "returns", "returns", 20
-
-
-@workflow.defn(name="Nap")
-class Nap:
-    @workflow.run
-    async def run(self, seconds: float) -> str:
-        await workflow.sleep(timedelta(seconds=seconds))
-        return "woke"
 
 
 @pytest.fixture
