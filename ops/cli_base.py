@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from ops import devstack
 from ops.output import OUTPUT_CHOICES, print_error, to_json
 from ops.pg import PgError
-from store.config import CONFIG_ENV, DEFAULT_CONFIG, BatonConfig, load_config
+from store.config import BatonConfig, config_path, load_config
 from store.errors import StoreError
 from worker.client import Client
 from worker.codec import KEY_ENV_VAR, AesGcmCodec
@@ -97,14 +97,7 @@ class CliState:
     @property
     def config_path(self) -> Path:
         """The config file this invocation reads."""
-        if self.config:
-            return Path(self.config)
-        if os.environ.get(CONFIG_ENV):
-            return Path(os.environ[CONFIG_ENV])
-        # A stack brought up in $BATON_HOME writes its config there.
-        if os.environ.get(devstack.HOME_ENV):
-            return Path(os.environ[devstack.HOME_ENV]) / devstack.CONFIG_FILE
-        return DEFAULT_CONFIG
+        return config_path(self.config)
 
     def load(self) -> BatonConfig:
         """Read the config file.

@@ -2,7 +2,7 @@
 
 One file describes every region of a deployment; each server is told which
 region it is. Workers, clients and the CLI read the same file (the SDK reads
-only the region URLs, see ``worker.client.endpoints_from_config``).
+only the region URLs, see ``worker.endpoints_from_config``).
 
 ```toml
 [baton]
@@ -30,10 +30,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from store.errors import InvalidArgument
+from worker._config_file import config_file
 
 T = TypeVar("T")
-DEFAULT_CONFIG = Path(".baton") / "baton.toml"
-CONFIG_ENV = "BATON_CONFIG"
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
 
 
@@ -125,12 +124,9 @@ class BatonConfig:
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Where the config file is: the argument, $BATON_CONFIG, or .baton/baton.toml."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    return DEFAULT_CONFIG
+    """Where the config file is: the argument, $BATON_CONFIG, $BATON_HOME/baton.toml
+    or .baton/baton.toml (as the SDK's ``endpoints_from_config`` looks)."""
+    return config_file(explicit)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> BatonConfig:

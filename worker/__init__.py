@@ -9,8 +9,9 @@ from __future__ import annotations
 from worker import activity, workflow
 from worker._client_schedules import ScheduleHandle
 from worker._client_visibility import WorkflowExecution
+from worker._config_file import endpoints_from_config
 from worker._worker import Worker
-from worker.client import Client, WorkflowHandle, endpoints_from_config
+from worker.client import Client, WorkflowHandle
 from worker.codec import AesGcmCodec
 from worker.common import RetryPolicy
 from worker.converter import DataConverter, PayloadCodec, PayloadConverter

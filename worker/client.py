@@ -13,10 +13,8 @@ import contextlib
 import os
 import socket
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from worker._client_namespaces import NamespaceMixin
@@ -72,15 +70,6 @@ from worker.wire import Failure, Payload, WorkflowIdReusePolicy
 
 def default_identity() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
-
-
-def endpoints_from_config(path: str | os.PathLike[str] | None = None) -> list[str]:
-    """Every region's URL from a Baton config file ($BATON_CONFIG or .baton/baton.toml)."""
-    p = Path(path or os.environ.get("BATON_CONFIG") or Path(".baton") / "baton.toml")
-    with p.open("rb") as fh:
-        raw = tomllib.load(fh)
-    regions = raw.get("regions", {})
-    return [str(r["url"]) for r in regions.values()]
 
 
 _new_request_id = new_request_id
