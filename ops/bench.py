@@ -29,6 +29,8 @@ from ops.bench_measure import (
     CpuMeter,
     db_counters,
     ensure_statement_stats,
+    loop_lag_ms,
+    loop_lag_read,
     machine_figures,
     run_times,
     wal_counters,
@@ -78,6 +80,9 @@ class BenchResult:
     #: workflow tasks the workers ran ahead with an activity's result, recorded
     #: by the server or refused (warm-up runs included)
     tasks_run_ahead: dict[str, int] = field(default_factory=dict)
+    #: p50/p99 ms of each server process's event-loop lag during the run,
+    #: keyed "region pid" (ops/bench_measure.loop_lag_read)
+    event_loop_lag_ms: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -162,6 +167,7 @@ class _Measure:
     cpu: CpuMeter
     counters: dict[str, dict[str, int | None]] = field(default_factory=dict)
     wal: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    loop_lag: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
     def dsn(self, region: str) -> str:
         assert self.config is not None
@@ -172,7 +178,16 @@ class _Measure:
             await ensure_statement_stats(self.dsn(r))
         self.counters = {r: await db_counters(self.dsn(r)) for r in self._regions()}
         self.wal = {r: await wal_counters(self.dsn(r)) for r in self._regions()}
+        self.loop_lag = await loop_lag_read(self._urls())
         self.cpu.start()
+
+    def _urls(self) -> dict[str, str]:
+        config = self.config
+        return {r: config.regions[r].url for r in self._regions()} if config else {}
+
+    async def loop_lag_ms(self) -> dict[str, dict[str, float | None]]:
+        """Each server process's event-loop lag between :meth:`start` and now."""
+        return loop_lag_ms(self.loop_lag, await loop_lag_read(self._urls()))
 
     def _regions(self) -> list[str]:
         return [r for r in [self.source, *self.standbys] if r is not None and self.config]
@@ -294,6 +309,7 @@ async def run_bench(
                     )
                     elapsed = time.perf_counter() - t_start
                 cpu, busy, per_db, per_wal = await measure.stop(workflows, elapsed)
+                loop_lag = await measure.loop_lag_ms()
                 ids = [f"wf-{i}" for i in range(workflows)]
                 lags: list[float] = []
                 if source is not None and config is not None:
@@ -341,6 +357,7 @@ async def run_bench(
         sleeping=sleeping,
         worker_cache_hit_percent=r1(100 * hits / (hits + misses)) if hits + misses else None,
         tasks_run_ahead=run_ahead,
+        event_loop_lag_ms=loop_lag,
     )
 
 

@@ -16,6 +16,11 @@
   first test) on the benchmark's filesystem. The same commit runs at
   different speeds on different days; these say whether two runs had the
   same machine.
+* **Event-loop lag** of each server process (``/metrics``'
+  ``baton_event_loop_lag_seconds``, read before and after the run): how long a
+  coroutine that is ready to run waits behind the rest, p50 and p99 of the
+  run's probes. Processes sharing a port answer in turn, so each region is
+  read a few times.
 * **Replication lag per run**: a standby's applier notifies
   ``baton_closed_v1`` when it commits the close of a run; one ``LISTEN``
   connection records when each arrives, and the lag is that moment less the
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import statistics
 import time
 from collections.abc import Iterable
@@ -36,8 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from store import db
+from store.loop_lag import percentile_from_buckets
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -258,3 +266,45 @@ async def run_times(dsn: str, namespace: str, ids: Iterable[str]) -> dict[str, t
     finally:
         await conn.close()
     return {r["workflow_id"]: (r["s"], r["c"]) for r in rows}
+
+
+_LAG_BUCKET = re.compile(
+    r'^baton_event_loop_lag_seconds_bucket\{[^}]*process="(\d+)"[^}]*le="([^"]+)"\} (\d+)$',
+    re.MULTILINE,
+)
+
+
+async def loop_lag_read(urls: dict[str, str], reads: int = 6) -> dict[str, list[tuple[str, int]]]:
+    """Each reachable server process's event-loop lag histogram, keyed
+    ``region pid``: ``reads`` scrapes of each region's URL, since the processes
+    sharing its port answer in turn. A region that does not answer is left out."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    async with httpx.AsyncClient(timeout=5) as http:
+        for region, url in urls.items():
+            for _ in range(reads):
+                try:
+                    text = (await http.get(f"{url}/metrics")).text
+                except httpx.HTTPError:
+                    break
+                by_pid: dict[str, list[tuple[str, int]]] = {}
+                for pid, le, n in _LAG_BUCKET.findall(text):
+                    by_pid.setdefault(f"{region} {pid}", []).append((le, int(n)))
+                out.update(by_pid)
+    return out
+
+
+def loop_lag_ms(
+    before: dict[str, list[tuple[str, int]]], after: dict[str, list[tuple[str, int]]]
+) -> dict[str, dict[str, float | None]]:
+    """p50 and p99 (the upper bound of their bucket, ms) of each process's probes
+    between the two reads."""
+    out: dict[str, dict[str, float | None]] = {}
+    for key in sorted(set(before) & set(after)):
+        if len(before[key]) != len(after[key]):
+            continue
+        figures = {}
+        for name, q in (("p50", 0.5), ("p99", 0.99)):
+            v = percentile_from_buckets(before[key], after[key], q)
+            figures[name] = None if v is None else round(v * 1000, 1)
+        out[key] = figures
+    return out

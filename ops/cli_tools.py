@@ -306,6 +306,10 @@ def register_tools(cli: click.Group) -> None:
             }
             for part, ms in d["cpu_ms_per_workflow"].items():
                 rows[f"CPU ms per workflow: {part}"] = ms
+            for proc, lag in d["event_loop_lag_ms"].items():
+                rows[f"event-loop lag p50 / p99 (ms), server {proc}"] = (
+                    f"{lag['p50']} / {lag['p99']}"
+                )
             for r, c in d["db_per_workflow"].items():
                 rows[f"per workflow in {r}: transactions / statements"] = (
                     f"{c['transactions']} / {c['statements']}"

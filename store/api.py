@@ -252,7 +252,7 @@ def create_app(store: Store) -> FastAPI:
         async with store.pool.acquire() as conn:
             text = await render_metrics(conn, store.region)
         text += render_process_metrics(
-            store.region, store.run_cache, store.matcher, store.speculation
+            store.region, store.run_cache, store.matcher, store.speculation, store.loop_lag
         )
         return Response(text, media_type="text/plain; version=0.0.4")
 

@@ -12,6 +12,7 @@ import asyncpg
 from store import db
 from store.config import BatonConfig
 from store.errors import Conflict
+from store.loop_lag import LoopLag
 from store.matching import Matcher
 from store.notify import Notifier
 from store.run_cache import RunCache
@@ -57,6 +58,8 @@ class Store:
     #: Speculative workflow tasks this process recorded ("accepted") or
     #: refused (by reason), see store/speculation.py.
     speculation: Counter[str] = field(default_factory=Counter)
+    #: How late this process's event loop wakes what is ready (store/loop_lag.py).
+    loop_lag: LoopLag = field(default_factory=LoopLag)
 
     def __post_init__(self) -> None:
         # a run closed by this process wakes its result long-polls here at

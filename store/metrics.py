@@ -16,6 +16,7 @@ import asyncpg
 from store.sql import QUERIES as Q
 
 if TYPE_CHECKING:
+    from store.loop_lag import LoopLag
     from store.matching import Matcher
     from store.run_cache import RunCache
 
@@ -149,7 +150,11 @@ async def render_metrics(conn: asyncpg.Connection, region: str) -> str:
 
 
 def render_process_metrics(
-    region: str, cache: RunCache, matcher: Matcher, speculation: Mapping[str, int]
+    region: str,
+    cache: RunCache,
+    matcher: Matcher,
+    speculation: Mapping[str, int],
+    loop_lag: LoopLag,
 ) -> str:
     """Counters of this server process alone (each process of a region has its
     own, told apart by its ``process`` label: the pid)."""
@@ -211,4 +216,14 @@ def render_process_metrics(
         ],
         "counter",
     )
+    name, labels = "baton_event_loop_lag_seconds", {"region": region, "process": pid}
+    out += [
+        f"# HELP {name} How much later than asked this process's event loop woke a probe "
+        "that sleeps 50 ms again and again: what every coroutine ready to run waits behind "
+        "the rest.",
+        f"# TYPE {name} histogram",
+        *[f"{name}_bucket{_labels(**labels, le=le)} {n}" for le, n in loop_lag.cumulative()],
+        f"{name}_sum{_labels(**labels)} {loop_lag.total_s:g}",
+        f"{name}_count{_labels(**labels)} {loop_lag.samples}",
+    ]
     return "\n".join(out) + "\n"

@@ -82,6 +82,7 @@ async def running_store(
             asyncio.create_task(TimerLoop(store).run(), name="baton-timers"),
             asyncio.create_task(RetentionSweeper(store).run(), name="baton-retention"),
             asyncio.create_task(run_system_worker(store), name="baton-system-worker"),
+            asyncio.create_task(store.loop_lag.run(), name="baton-loop-lag"),
             *(asyncio.create_task(factory(store)) for factory in loops),
         ]
         try:

@@ -59,6 +59,10 @@ async def test_the_short_benchmark_runs_and_prints_its_figures(
     assert list(result.wal_per_workflow) == [f"{rs.a.name}, {rs.b.name}"], figures
     wal = result.wal_per_workflow[f"{rs.a.name}, {rs.b.name}"]
     assert (wal["flushes"] or 0) > 0 and wal["ms_per_flush"] is not None, figures
+    # both regions' servers run in this process: one event loop, read before and after
+    pid = os.getpid()
+    assert set(result.event_loop_lag_ms) == {f"{rs.a.name} {pid}", f"{rs.b.name} {pid}"}, figures
+    assert all(lag["p99"] is not None for lag in result.event_loop_lag_ms.values()), figures
     # the machine's own figures, to tell one day's runs from another's
     assert result.machine["fixed_cpu_work_ms"] > 0 < result.machine["fdatasync_8k_ms"], figures
 
