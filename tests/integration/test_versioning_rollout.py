@@ -196,7 +196,7 @@ async def test_an_override_onto_a_build_that_does_not_poll_the_runs_queue_is_ref
             for e in events
             if e["event_type"] == "WorkflowTaskCompleted"
         ]
-        assert ran[-1] == "shop:2"
+        assert ran[-1] == "shop:2", [(e["event_type"], e["attributes"]) for e in events]
         await h.terminate("done")
 
 
