@@ -322,6 +322,16 @@ async def poll_workflow_task(
             or str(rt.exe["wt_scheduled_event_id"]) != queued["ref"]
         ):
             return STALE
+        if rt.ns.deployments and routing.workflow_task_tag(
+            rt.ns.deployments, rt.exe
+        ) != poller_version(req):
+            # An override moved the run to another build while this take held
+            # its row (the override's re-tag skips rows being taken): the task
+            # goes to the run's own queue, for the build it routes to now.
+            rt.clear_sticky()
+            rt.add_task("workflow", rt.exe["task_queue"], queued["ref"], int(rt.exe["wt_attempt"]))
+            await rt.write_txn()
+            return STALE
         rt.start_workflow_task(req.identity, store.config.suggest_continue_as_new_events)
         # The write keeps the run as it leaves it, remembered after the commit
         # below: it must stay the last change of the run in this transaction
