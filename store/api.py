@@ -380,7 +380,7 @@ def create_app(store: Store) -> FastAPI:
         # as a start answers: 201 when it started a run, 200 when it signalled one
         return JSON(res.model_dump(), status_code=201 if res.started else 200)
 
-    add_visibility_routes(app, store, PREFIX)
+    add_visibility_routes(app, store, PREFIX, checked)
     add_versioning_routes(app, store, PREFIX)
     add_pause_routes(app, store, PREFIX)
     add_schedule_routes(app, store, PREFIX)

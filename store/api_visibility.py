@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from store import reset
@@ -16,7 +18,9 @@ from store.visibility import listing, registry
 from worker import wire
 
 
-def add_visibility_routes(app: FastAPI, store: Store, prefix: str) -> None:
+def add_visibility_routes(
+    app: FastAPI, store: Store, prefix: str, checked: Callable[[BaseModel], None]
+) -> None:
     ns_path = f"{prefix}/namespaces/{{namespace}}"
     wf_path = f"{ns_path}/workflows/{WORKFLOW_ID_PARAM}"
 
@@ -85,6 +89,9 @@ def add_visibility_routes(app: FastAPI, store: Store, prefix: str) -> None:
 
     @app.post(f"{ns_path}/batches", status_code=201)
     async def start_batch(namespace: str, req: wire.StartBatchRequest) -> Response:
+        # a signal job's input as a signal's: a payload no worker could decode
+        # (or past the limit) would fail the job on every run it reaches
+        checked(req)
         res = await batch_service.start_batch(store, namespace, req)
         return JSON(res, status_code=201)
 

@@ -101,9 +101,23 @@ def _check_signal(params: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str) or not 1 <= len(name) <= 1000:
         raise InvalidArgument("a signal batch needs signal_name (1-1000 characters)")
     payloads = params.get("input") or []
-    if not isinstance(payloads, list) or not all(isinstance(p, dict) for p in payloads):
-        raise InvalidArgument("signal input must be a list of encoded payloads")
-    return {"signal_name": name, "input": payloads}
+    bad = InvalidArgument(
+        "signal input must be a list of encoded payloads, each an object of metadata "
+        "(strings) and data (base64): the client's encode() makes them"
+    )
+    if not isinstance(payloads, list):
+        raise bad
+    checked = []
+    for p in payloads:
+        # checked as the signal route will read it, so a job is not stored
+        # only to fail on every run it reaches
+        if not isinstance(p, dict) or not {"metadata", "data"} >= set(p) or "data" not in p:
+            raise bad
+        try:
+            checked.append(wire.Payload.model_validate(p).model_dump())
+        except ValidationError:
+            raise bad from None
+    return {"signal_name": name, "input": checked}
 
 
 async def _signal(

@@ -20,6 +20,7 @@ from worker.errors import (
     BatchNotFoundError,
     InvalidArgumentError,
     InvalidQueryError,
+    PayloadTooLargeError,
 )
 
 pytestmark = pytest.mark.integration
@@ -454,3 +455,27 @@ async def test_a_job_started_again_under_its_id_with_another_request_id_is_the_s
     again = await client.start_batch(query, "terminate", reason="x", job_id="again", request_id="4")
     assert again == {"job_id": "again", "run_id": first["run_id"], "started": False}
     assert [j["job_id"] for j in await client.list_batches()] == ["again"]
+
+
+async def test_a_signal_job_whose_input_no_signal_would_take_is_refused_and_stores_nothing(
+    client: Client, region: Region
+) -> None:
+    """The input is checked as a signal's is when the job starts, not on each run it reaches."""
+    await client.start_workflow(Waiter, id="target", task_queue=QUEUE)
+    over = "AAAA" * (region.config.max_payload_bytes // 3 + 4)
+    for payload, error in [
+        ({"metadata": {"encoding": "json/plain"}, "data": "!!"}, InvalidArgumentError),  # no base64
+        ({"encoding": "json/plain", "value": "hi"}, InvalidArgumentError),  # no payload at all
+        ({"metadata": {"encoding": 1}, "data": ""}, InvalidArgumentError),  # metadata of a number
+        ({"metadata": {"encoding": "json/plain"}, "data": over}, PayloadTooLargeError),
+    ]:
+        params = {"signal_name": "note", "input": [payload]}
+        with pytest.raises(error):
+            await client.start_batch("", "signal", reason="x", params=params, job_id="bad")
+    assert await client.list_batches() == []
+    # an input the client encoded is taken as it is
+    params = {"signal_name": "note", "input": await client.encode(["hi"])}
+    await client.start_batch("", "signal", reason="x", params=params, job_id="good")
+    d = await finished(client, "good")
+    assert (d["state"], d["done"], d["failed"]) == ("completed", 1, 0)
+    assert d["operation"]["params"]["input"] == params["input"]
