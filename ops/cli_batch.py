@@ -11,7 +11,15 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ops.cli_base import BatonGroup, CliInputError, CliState, given, not_empty, pass_state
+from ops.cli_base import (
+    BatonGroup,
+    CliInputError,
+    CliState,
+    given,
+    not_empty,
+    pass_state,
+    request_id_option,
+)
 from ops.cli_versioning import OVERRIDES, override_body
 from ops.output import emit, err_console, kv_table, table, when
 from worker.client import Client
@@ -154,6 +162,7 @@ def _refuse_options_of_other_ops(ctx: click.Context, op: str) -> None:
 )
 @click.option("--reason", required=True, help="Recorded in every affected history.")
 @click.option("--job-id", default=None, callback=not_empty, help="Id of the job (default: drawn).")
+@request_id_option
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -177,6 +186,7 @@ def batch_start(
     rps: float,
     reason: str,
     job_id: str | None,
+    request_id: str | None,
     wait: bool,
     output: str,
 ) -> None:
@@ -221,7 +231,11 @@ def batch_start(
                 "input": await c.encode(args),
             }
         total = (await c.count_workflows(query))["count"]
-        started = await c.start_batch(query, op, reason=reason, params=p, rps=rps, job_id=job_id)
+        # a retried command with its --request-id finds the job the first one
+        # started (without --job-id the job's id comes from the request id)
+        started = await c.start_batch(
+            query, op, reason=reason, params=p, rps=rps, job_id=job_id, request_id=request_id
+        )
         if not wait:
             return {**started, "matched_at_start": total}
         ended = await _follow(c, started["job_id"], total, output)

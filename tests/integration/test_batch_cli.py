@@ -260,3 +260,31 @@ async def test_a_waiting_start_in_json_mode_writes_only_its_document(
     assert code == 0, err
     assert job["state"] == "completed" and job["done"] == 1, job
     assert err == ""
+
+
+async def test_a_start_retried_with_its_request_id_starts_one_job(
+    client: Client, region: Region
+) -> None:
+    """As the other commands that change something: a retried `batch start`
+    (its answer lost, a timeout) names the request id it used and acts once."""
+    await client.start_workflow(Waiter, id="retried-1", task_queue=QUEUE)
+    start = ("batch", "start", "--query", "WorkflowId = 'retried-1'", "--op", "signal", "note")
+    start += ("--input", '"once"', "--reason", "r", "--no-wait", "--request-id", "req-1")
+    code, first, err = await baton(region, *start)
+    assert code == 0 and first["started"] is True, (first, err)
+    code, again, err = await baton(region, *start)
+    assert code == 0, err
+    assert (again["job_id"], again["started"]) == (first["job_id"], False)
+    code, jobs, _ = await baton(region, "batch", "list")
+    assert code == 0 and [j["job_id"] for j in jobs] == [first["job_id"]]
+
+    async def done() -> dict[str, Any] | None:
+        d = await client.describe_batch(first["job_id"])
+        return d if d["state"] != "running" else None
+
+    d = await eventually(done, timeout=60, what="the job ended")
+    assert (d["state"], d["done"]) == ("completed", 1)
+    events = await client.get_workflow_handle("retried-1").history()
+    assert [e["event_type"] for e in events].count("WorkflowExecutionSignaled") == 1
+    code, out, _ = await baton(region, *start[:-1], "")
+    assert code == 2 and out["error"]["code"] == "USAGE_ERROR", out
