@@ -309,6 +309,17 @@ class BatonGroup(click.Group):
 pass_state = click.make_pass_decorator(CliState, ensure=False)
 
 
+class FiniteRange(click.FloatRange):
+    """A FloatRange that refuses NaN, which compares false with every bound and
+    so passes any range."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 class Seconds(click.FloatRange):
     """A length of time in seconds: a finite number above zero (and at most ``max``)."""
 

@@ -15,6 +15,7 @@ from ops.cli_base import (
     BatonGroup,
     CliInputError,
     CliState,
+    FiniteRange,
     given,
     not_empty,
     pass_state,
@@ -155,7 +156,7 @@ def _refuse_options_of_other_ops(ctx: click.Context, op: str) -> None:
 @click.option("--build-id", default=None, help="--op unpause: pin each to this build.")
 @click.option(
     "--rps",
-    type=click.FloatRange(0.01, 10_000),
+    type=FiniteRange(0.01, 10_000),
     default=50.0,
     show_default=True,
     help="Operations per second at most.",

@@ -240,6 +240,16 @@ class VisibilityMixin:
         second job (without either a request id is drawn, so the transport's
         own retries of this call are safe).
         """
+        if (
+            isinstance(rps, bool)
+            or not isinstance(rps, int | float)
+            or not math.isfinite(rps)
+            or not 0.01 <= rps <= 10_000
+        ):
+            # NaN passes every range check, and JSON cannot carry it
+            raise InvalidArgumentError(
+                f"rps must be a number of operations a second from 0.01 to 10000, not {rps!r}"
+            )
         res: dict[str, Any] = await self.call(
             "POST",
             ns_path(self.namespace, "/batches"),

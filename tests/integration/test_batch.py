@@ -479,3 +479,14 @@ async def test_a_signal_job_whose_input_no_signal_would_take_is_refused_and_stor
     d = await finished(client, "good")
     assert (d["state"], d["done"], d["failed"]) == ("completed", 1, 0)
     assert d["operation"]["params"]["input"] == params["input"]
+
+
+async def test_a_rate_that_is_no_number_is_refused_naming_it(client: Client) -> None:
+    """NaN passes every range check: it must be refused as what it is, not sent."""
+    for rps in (float("nan"), float("inf"), True, "5"):
+        with pytest.raises(InvalidArgumentError, match="rps must be a number"):
+            await client.start_batch("", "terminate", reason="x", rps=rps)  # type: ignore[arg-type]
+    body = {"query": "", "operation": {"kind": "terminate"}, "reason": "x", "rps": "NaN"}
+    with pytest.raises(InvalidArgumentError, match="finite number"):
+        await client.call("POST", ns_path(client.namespace, "/batches"), body)
+    assert await client.list_batches() == []

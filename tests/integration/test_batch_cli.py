@@ -288,3 +288,14 @@ async def test_a_start_retried_with_its_request_id_starts_one_job(
     assert [e["event_type"] for e in events].count("WorkflowExecutionSignaled") == 1
     code, out, _ = await baton(region, *start[:-1], "")
     assert code == 2 and out["error"]["code"] == "USAGE_ERROR", out
+
+
+@pytest.mark.parametrize("rps", ["nan", "NaN", "-nan"])
+async def test_a_rate_of_nan_is_a_usage_error(client: Client, region: Region, rps: str) -> None:
+    code, out, _ = await baton(
+        region, "batch", "start", "--query", "", "--op", "terminate", "--reason", "r", "--rps", rps
+    )
+    assert code == 2 and out["error"]["code"] == "USAGE_ERROR", out
+    assert "--rps" in out["error"]["message"], out
+    code, jobs, _ = await baton(region, "batch", "list")
+    assert code == 0 and jobs == []

@@ -444,7 +444,7 @@ class StartBatchRequest(BaseModel):
     query: str = Field(max_length=4096)
     operation: BatchOperationSpec
     #: Operations per second the job applies at most.
-    rps: float = Field(default=50.0, ge=0.01, le=10_000)
+    rps: float = Field(default=50.0, ge=0.01, le=10_000, allow_inf_nan=False)
     reason: str = Field(min_length=1, max_length=1000)
     job_id: str | None = Field(default=None, json_schema_extra={"pattern": JOB_ID_PATTERN})
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
