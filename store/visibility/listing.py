@@ -22,7 +22,7 @@ from store.context import Store
 from store.errors import InvalidArgument, InvalidQuery
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
-from store.visibility.attributes import AttributeType
+from store.visibility.attributes import STATUS_NAMES, AttributeType
 from store.visibility.query import Order, compile_query, group_by_sql, split_group_by
 from store.workflows import execution_info
 from worker import wire
@@ -287,11 +287,17 @@ def filters_to_query(
     workflow_id_prefix: str | None = None,
 ) -> str:
     """The fixed list filters as a query: they are sugar over the same path."""
-    if status is not None and status not in {s.value for s in wire.WorkflowStatus}:
-        raise InvalidArgument(
-            f"unknown status {status!r}; use one of "
-            + ", ".join(s.value for s in wire.WorkflowStatus)
-        )
+    if status is not None:
+        # the names a query's ExecutionStatus takes (Temporal's Running,
+        # TimedOut; the CLI's timed-out), not only the ones list writes
+        known = STATUS_NAMES.get(status.lower().replace("-", "_"))
+        if known is None:
+            raise InvalidArgument(
+                f"unknown status {status!r}; use one of "
+                + ", ".join(s.value for s in wire.WorkflowStatus)
+                + " (or Temporal's names: Running, ..., ContinuedAsNew, TimedOut)"
+            )
+        status = known
     parts = []
     if status:
         parts.append(f"ExecutionStatus = {quote(status)}")

@@ -1,0 +1,39 @@
+"""The fixed list filters (the SDK's ``status=``, the API's ``status``) take
+the status names a query takes, Temporal's among them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Region
+from tests.helpers import baton_json
+from worker import Client
+from worker.errors import InvalidArgumentError
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_status_filter_takes_the_names_a_query_takes(
+    client: Client, region: Region
+) -> None:
+    await client.start_workflow("T", id="on", task_queue="filters")
+    await client.start_workflow("T", id="off", task_queue="filters")
+    await client.get_workflow_handle("off").terminate("done")
+    for status, expected in [
+        ("running", ["on"]),
+        ("Running", ["on"]),  # Temporal's name, as `ExecutionStatus = 'Running'` takes it
+        ("RUNNING", ["on"]),
+        ("Terminated", ["off"]),
+        ("TimedOut", []),
+        ("timed-out", []),
+        ("ContinuedAsNew", []),
+    ]:
+        got = [e.workflow_id async for e in client.list_workflows(status=status)]
+        assert got == expected, status
+    for bad in ("", "closed", "Runnin"):
+        with pytest.raises(InvalidArgumentError, match="unknown status"):
+            [e async for e in client.list_workflows(status=bad)]
+    code, out, err = await baton_json(
+        region.config_path, "workflow", "list", "--status", "Terminated"
+    )
+    assert code == 0 and [r["workflow_id"] for r in out] == ["off"], (out, err)
