@@ -126,7 +126,7 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
         first_run_id=str(e["first_run_id"]),
         continued_from_run_id=rt.run_id,
         now=rt.now,
-        search_attributes=e.get("search_attributes") or {},
+        search_attributes=await _continued_attributes(rt, attrs),
     )
     routing.continued(e, new.exe, rt.ns.deployments, attrs.get("versioning"))
     new.add_event(
@@ -147,6 +147,17 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
     )
     rt.exe["continued_to_run_id"] = new.run_id
     return new
+
+
+async def _continued_attributes(rt: RunTxn, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The search attributes of a continue-as-new's run: the ones the command
+    gives (checked as a start's are), else this run's."""
+    given = attrs.get("search_attributes")
+    if given is None:
+        return dict(rt.exe.get("search_attributes") or {})
+    # the registry as it is now, as an upsert reads it
+    ns = await get_namespace(rt.conn, rt.namespace)
+    return validate_upsert(ns.active_search_attributes(), {}, given)
 
 
 def _version_attrs(req: wire.RespondWorkflowTaskCompleted) -> dict[str, Any]:

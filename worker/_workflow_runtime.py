@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._history import Kind
 from worker._payloads import memo_values
+from worker._search_attributes import normalized_attributes
 from worker._workflow_api import (
     ActivityHandle,
     ContinueAsNewError,
@@ -298,6 +298,12 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                         "task_timeout_s": exc.task_timeout_s,
                         "run_timeout_s": exc.run_timeout_s,
                         "versioning": exc.versioning,
+                        # only when given: else the new run keeps this one's
+                        **(
+                            {"search_attributes": exc.search_attributes}
+                            if exc.search_attributes is not None
+                            else {}
+                        ),
                     },
                 )
             )
@@ -381,31 +387,10 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         self._check_writable("workflow.upsert_search_attributes()")
         if not isinstance(attributes, Mapping) or not attributes:
             raise self.misuse(ValueError("search attributes must be a non-empty mapping"))
-        changes: dict[str, Any] = {}
-        for name, value in attributes.items():
-            if not isinstance(name, str) or not name:
-                raise self.misuse(ValueError(f"search attribute name {name!r} is not a string"))
-            if isinstance(value, datetime):
-                if value.tzinfo is None:
-                    raise self.misuse(ValueError(f"search attribute {name!r}: naive datetime"))
-                value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-            elif isinstance(value, set | frozenset):
-                # a set iterates in an order of its process (string hashes are
-                # salted): sorted, a replay in another worker reads the same list
-                try:
-                    value = sorted(value)
-                except TypeError:
-                    raise self.misuse(
-                        ValueError(f"search attribute {name!r}: a KeywordList holds strings")
-                    ) from None
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, float) and not math.isfinite(value):
-                # JSON would carry it as null, which removes the attribute
-                raise self.misuse(
-                    ValueError(f"search attribute {name!r}: {value!r} is not a finite number")
-                )
-            changes[name] = value
+        try:
+            changes = normalized_attributes(attributes)
+        except ValueError as exc:
+            raise self.misuse(exc) from None
         current = self.search_attributes()
         for name, value in changes.items():
             if value is None or value == []:

@@ -35,6 +35,7 @@ from worker._definition import (
     mark_run,
     workflow_definition,
 )
+from worker._search_attributes import normalized_attributes
 from worker._workflow_api import (
     ActivityHandle,
     ContinueAsNewError,
@@ -281,6 +282,7 @@ def continue_as_new(
     versioning: Literal["auto-upgrade"] | None = None,
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
+    search_attributes: Mapping[str, Any] | None = None,
 ) -> NoReturn:
     """Close this run and start a new one of the same workflow id with ``args``.
 
@@ -298,6 +300,9 @@ def continue_as_new(
             long-running pinned workflow moves to a new build when
             ``info().target_version_changed`` says there is one. By default a
             pinned run stays on its build.
+        search_attributes: The new run's search attributes, in place of this
+            run's (as Temporal's ``continue_as_new`` takes them; ``{}`` starts
+            it with none); this one's if None.
 
     Raises:
         ContinueAsNewError: Always; let it propagate out of the run method.
@@ -321,9 +326,24 @@ def continue_as_new(
             raise ValueError(f"run_timeout must be at most ten years, got {run_timeout}")
         if task_s is not None and task_s > 3600:
             raise ValueError(f"task_timeout must be at most an hour, got {task_timeout}")
+        attributes = None
+        if search_attributes is not None:
+            if not isinstance(search_attributes, Mapping):
+                raise TypeError(
+                    "search_attributes must be a mapping of name to value, "
+                    f"not {search_attributes!r}"
+                )
+            # a None or [] value sets nothing, as an upsert of one unsets it
+            attributes = {
+                k: v
+                for k, v in normalized_attributes(search_attributes).items()
+                if v is not None and v != []
+            }
     except (TypeError, ValueError) as exc:
         raise rt.misuse(exc) from None
-    raise ContinueAsNewError(args, workflow_type, task_queue, versioning, run_s, task_s)
+    raise ContinueAsNewError(
+        args, workflow_type, task_queue, versioning, run_s, task_s, search_attributes=attributes
+    )
 
 
 def _to_seconds(value: timedelta | float | None, what: str) -> float | None:

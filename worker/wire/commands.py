@@ -118,6 +118,8 @@ class ContinueAsNewAttributes(_Attributes):
     #: Worker versioning: "auto-upgrade" sends the new run to its deployment's
     #: target version (a pinned run moving to a new build).
     versioning: Literal["auto-upgrade"] | None = None
+    #: The new run's search attributes in place of this run's (None: this run's).
+    search_attributes: dict[str, Any] | None = Field(default=None, max_length=100)
 
 
 class PauseWorkflowAttributes(_Attributes):
