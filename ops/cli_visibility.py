@@ -88,12 +88,19 @@ def sa_list(st: CliState, namespace: str | None, output: str) -> None:
     default=None,
     help="e.g. ExecutionStatus, WorkflowType (or end the query with GROUP BY ATTR).",
 )
+@click.option(
+    "--include-system",
+    is_flag=True,
+    help="Count Baton's own workflows (batch jobs, schedules) too.",
+)
 @pass_state
-def workflow_count(st: CliState, query: str, group_by: str | None, output: str) -> None:
+def workflow_count(
+    st: CliState, query: str, group_by: str | None, include_system: bool, output: str
+) -> None:
     """Count runs matching a query, optionally per value of an attribute."""
 
     async def go(c: Client) -> dict[str, Any]:
-        r = await c.count_workflows(query, group_by=group_by)
+        r = await c.count_workflows(query, group_by=group_by, include_system=include_system)
         return {"count": r.count, "groups": r["groups"]}
 
     res = st.run(go)

@@ -454,6 +454,9 @@ def workflow_result(
     help="List filter, e.g. \"WorkflowType = 'Payment' AND ExecutionStatus = 'Running'\".",
 )
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option(
+    "--include-system", is_flag=True, help="List Baton's own workflows (batch jobs, schedules) too."
+)
 @pass_state
 def workflow_list(
     st: CliState,
@@ -465,6 +468,7 @@ def workflow_list(
     started_before: str | None,
     prefix: str | None,
     limit: int,
+    include_system: bool,
     output: str,
 ) -> None:
     """List workflow runs matching a query (newest first unless it says ORDER BY)."""
@@ -486,6 +490,7 @@ def workflow_list(
                 # one more than shown tells whether the list was cut
                 page_size=min(limit + 1, 1000),
                 limit=limit + 1,
+                include_system=include_system,
             )
         ]
 

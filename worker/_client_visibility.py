@@ -143,6 +143,7 @@ class VisibilityMixin:
         started_after: datetime | None = None,
         started_before: datetime | None = None,
         workflow_id_prefix: str | None = None,
+        include_system: bool = False,
     ) -> AsyncIterator[WorkflowExecution]:
         """Runs matching ``query`` (Temporal's list-filter syntax), page by page.
 
@@ -150,6 +151,8 @@ class VisibilityMixin:
         same query and cannot be combined with one. Pages follow stable
         tokens: a run that starts or closes meanwhile shifts no page.
         ``limit`` stops after that many runs (0: none, None: every one).
+        ``include_system`` lists Baton's own workflows (batch jobs, schedules)
+        too.
         """
         if limit is not None and limit < 0:
             raise InvalidArgumentError(f"limit must be 0 or more (None for every run), not {limit}")
@@ -169,6 +172,7 @@ class VisibilityMixin:
                     "workflow_id_prefix": workflow_id_prefix,
                     "page_size": page_size,
                     "page_token": token,
+                    "include_system": "true" if include_system else None,
                 },
             )
             for e in res["executions"]:
@@ -181,13 +185,18 @@ class VisibilityMixin:
                 return
 
     async def count_workflows(
-        self, query: str = "", *, group_by: str | None = None
+        self, query: str = "", *, group_by: str | None = None, include_system: bool = False
     ) -> WorkflowCount:
-        """How many runs match ``query``; with ``group_by``, per value of that attribute."""
+        """How many runs match ``query``; with ``group_by``, per value of that
+        attribute. ``include_system`` counts Baton's own workflows too."""
         res: dict[str, Any] = await self.call(
             "GET",
             ns_path(self.namespace, "/workflow-count"),
-            params={"query": query, "group_by": group_by},
+            params={
+                "query": query,
+                "group_by": group_by,
+                "include_system": "true" if include_system else None,
+            },
         )
         return WorkflowCount(
             int(res["count"]),

@@ -37,3 +37,22 @@ async def test_a_status_filter_takes_the_names_a_query_takes(
         region.config_path, "workflow", "list", "--status", "Terminated"
     )
     assert code == 0 and [r["workflow_id"] for r in out] == ["off"], (out, err)
+
+
+async def test_system_workflows_are_listed_and_counted_when_asked_for(
+    client: Client, region: Region
+) -> None:
+    """As the API's include_system: the SDK and the CLI ask for it too."""
+    await client.start_workflow("T", id="mine", task_queue="filters")
+    await client.start_batch("WorkflowId = 'none'", "terminate", reason="r", job_id="job")
+    assert [e.workflow_id async for e in client.list_workflows()] == ["mine"]
+    listed = {e.workflow_id async for e in client.list_workflows(include_system=True)}
+    assert listed == {"mine", "batch/job"}
+    assert await client.count_workflows() == 1
+    assert await client.count_workflows(include_system=True) == 2
+    grouped = await client.count_workflows(group_by="WorkflowType", include_system=True)
+    assert {g.value for g in grouped.groups} == {"T", "baton.batch"}
+    code, out, err = await baton_json(region.config_path, "workflow", "list", "--include-system")
+    assert code == 0 and {r["workflow_id"] for r in out} == {"mine", "batch/job"}, (out, err)
+    code, out, err = await baton_json(region.config_path, "workflow", "count", "--include-system")
+    assert code == 0 and out["count"] == 2, (out, err)
