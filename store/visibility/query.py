@@ -339,7 +339,12 @@ class _Compiler:
         if kind == AttributeType.TEXT:
             if operator not in ("=", "<>"):
                 raise _error(f"{attr} is Text: only = and != apply (a word match)", op)
-            words = self.param(self.literal(attr, kind, value))
+            text = self.literal(attr, kind, value)
+            if not re.search(r"\w", text):
+                # no word to match: PostgreSQL would match nothing (and != every
+                # run) without a word; Temporal refuses it too
+                raise _error(f"{attr} is Text: {text!r} holds no word to match", value)
+            words = self.param(text)
             cond = f"(to_tsvector('simple', {sql}) @@ plainto_tsquery('simple', {words}))"
             return cond if operator == "=" else f"(NOT coalesce({cond}, false))"
         if kind in (AttributeType.BOOL, AttributeType.STATUS, AttributeType.UUID) and (

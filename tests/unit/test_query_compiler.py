@@ -90,3 +90,13 @@ def test_a_status_reads_as_temporal_list_describe_and_the_cli_write_it(spelling:
     """``--status timed-out`` (the CLI's spelling) compiles to the filter it is
     shorthand for; the same text in ``--query`` was refused."""
     assert compile_query(f"ExecutionStatus = '{spelling}'", REGISTERED).params == ["timed_out"]
+
+
+@pytest.mark.parametrize("value", ["''", "' '", "'!?'", "'--'"])
+def test_a_text_match_without_a_word_is_refused(value: str) -> None:
+    """It would match no run (and != every run), as PostgreSQL reads an empty query."""
+    for op in ("=", "!="):
+        with pytest.raises(InvalidQuery, match="holds no word"):
+            compile_query(f"Notes {op} {value}", {"Notes": "Text"})
+    compile_query("Notes = 'a-b'", {"Notes": "Text"})
+    compile_query("Notes = 'ü'", {"Notes": "Text"})
