@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +98,54 @@ class WorkflowCount(int):
         raise KeyError(key)
 
 
+class WorkflowExecutionAsyncIterator:
+    """The runs ``list_workflows`` reads, a page at a time (Temporal's
+    ``WorkflowExecutionAsyncIterator``): ``async for`` goes through every page;
+    ``fetch_next_page()`` reads one, into ``current_page``, and
+    ``next_page_token`` is the token of the page after it (None after the last).
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str | None, int | None], Awaitable[dict[str, Any]]],
+        limit: int | None,
+        next_page_token: str | None,
+    ) -> None:
+        self._fetch = fetch
+        self._limit = limit
+        self._yielded = 0
+        self.current_page: list[WorkflowExecution] | None = None
+        self.current_page_index = 0
+        self.next_page_token = next_page_token
+
+    def __aiter__(self) -> WorkflowExecutionAsyncIterator:
+        return self
+
+    async def fetch_next_page(self, *, page_size: int | None = None) -> None:
+        """Read the page ``next_page_token`` names (the first when None) into
+        ``current_page``; ``page_size`` overrides the call's for this page."""
+        res = await self._fetch(self.next_page_token, page_size)
+        self.current_page = [WorkflowExecution.from_wire(e) for e in res["executions"]]
+        self.current_page_index = 0
+        self.next_page_token = res.get("next_page_token") or None
+
+    async def __anext__(self) -> WorkflowExecution:
+        if self._limit is not None and self._limit < 0:
+            raise InvalidArgumentError(
+                f"limit must be 0 or more (None for every run), not {self._limit}"
+            )
+        if self._limit is not None and self._yielded >= self._limit:
+            raise StopAsyncIteration
+        while self.current_page is None or self.current_page_index >= len(self.current_page):
+            if self.current_page is not None and not self.next_page_token:
+                raise StopAsyncIteration
+            await self.fetch_next_page()
+        run = self.current_page[self.current_page_index]
+        self.current_page_index += 1
+        self._yielded += 1
+        return run
+
+
 def encode_search_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Search attribute values as the server takes them (datetimes as RFC 3339 UTC)."""
     out: dict[str, Any] = {}
@@ -131,7 +179,7 @@ class VisibilityMixin:
     async def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
         raise NotImplementedError
 
-    async def list_workflows(
+    def list_workflows(
         self,
         query: str = "",
         *,
@@ -144,7 +192,8 @@ class VisibilityMixin:
         started_before: datetime | None = None,
         workflow_id_prefix: str | None = None,
         include_system: bool = False,
-    ) -> AsyncIterator[WorkflowExecution]:
+        next_page_token: str | bytes | None = None,
+    ) -> WorkflowExecutionAsyncIterator:
         """Runs matching ``query`` (Temporal's list-filter syntax), page by page.
 
         The fixed filters (status, workflow_type, ...) are shorthand for the
@@ -152,37 +201,35 @@ class VisibilityMixin:
         tokens: a run that starts or closes meanwhile shifts no page.
         ``limit`` stops after that many runs (0: none, None: every one).
         ``include_system`` lists Baton's own workflows (batch jobs, schedules)
-        too.
+        too. As Temporal's iterator, the one returned reads a page at a time
+        (``fetch_next_page()``, ``current_page``) and gives the token of the
+        page after it (``next_page_token``), which a later call passes as
+        ``next_page_token`` to go on from there.
         """
-        if limit is not None and limit < 0:
-            raise InvalidArgumentError(f"limit must be 0 or more (None for every run), not {limit}")
-        token = None
-        seen = 0
-        while limit is None or seen < limit:
-            res = await self.call(
-                "GET",
-                ns_path(self.namespace, "/workflows"),
-                params={
-                    "query": query or None,
-                    "status": status,
-                    "workflow_type": workflow_type,
-                    "task_queue": task_queue,
-                    "started_after": started_after.isoformat() if started_after else None,
-                    "started_before": started_before.isoformat() if started_before else None,
-                    "workflow_id_prefix": workflow_id_prefix,
-                    "page_size": page_size,
-                    "page_token": token,
-                    "include_system": "true" if include_system else None,
-                },
+        params = {
+            "query": query or None,
+            "status": status,
+            "workflow_type": workflow_type,
+            "task_queue": task_queue,
+            "started_after": started_after.isoformat() if started_after else None,
+            "started_before": started_before.isoformat() if started_before else None,
+            "workflow_id_prefix": workflow_id_prefix,
+            "page_size": page_size,
+            "include_system": "true" if include_system else None,
+        }
+
+        async def fetch(token: str | None, size: int | None) -> dict[str, Any]:
+            page = {**params, "page_token": token}
+            if size is not None:
+                page["page_size"] = size
+            res: dict[str, Any] = await self.call(
+                "GET", ns_path(self.namespace, "/workflows"), params=page
             )
-            for e in res["executions"]:
-                if limit is not None and seen >= limit:
-                    return
-                yield WorkflowExecution.from_wire(e)
-                seen += 1
-            token = res.get("next_page_token")
-            if not token:
-                return
+            return res
+
+        if isinstance(next_page_token, bytes):
+            next_page_token = next_page_token.decode("ascii", "replace")
+        return WorkflowExecutionAsyncIterator(fetch, limit, next_page_token or None)
 
     async def count_workflows(
         self, query: str = "", *, group_by: str | None = None, include_system: bool = False
