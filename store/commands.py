@@ -111,7 +111,7 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
         input=attrs.get("input") or [],
         task_timeout_s=attrs.get("task_timeout_s") or e["task_timeout_s"],
         run_timeout_s=attrs.get("run_timeout_s") or e["run_timeout_s"],
-        memo=e["memo"],
+        memo=e["memo"] if attrs.get("memo") is None else attrs["memo"],
     )
     new = new_execution(
         rt.conn,

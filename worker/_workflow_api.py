@@ -93,10 +93,13 @@ class ContinueAsNewError(BaseException):
         run_timeout_s: float | None = None,
         task_timeout_s: float | None = None,
         search_attributes: dict[str, Any] | None = None,
+        memo: dict[str, Any] | None = None,
     ):
         super().__init__("continue as new")
         #: The new run's search attributes; None keeps this run's.
         self.search_attributes = search_attributes
+        #: The new run's memo (values); None keeps this run's.
+        self.memo = memo
         self.input = args
         self.workflow_type = workflow_type
         self.task_queue = task_queue

@@ -285,6 +285,13 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         if isinstance(exc, ContinueAsNewError):
             try:
                 payloads = self._converter.to_payloads(exc.input)
+                given: dict[str, Any] = {}
+                if exc.search_attributes is not None:
+                    given["search_attributes"] = exc.search_attributes
+                if exc.memo is not None:
+                    given["memo"] = {
+                        k: self._converter.to_payload(v).model_dump() for k, v in exc.memo.items()
+                    }
             except Exception as err:
                 self._fail_task(err)
                 return
@@ -299,11 +306,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                         "run_timeout_s": exc.run_timeout_s,
                         "versioning": exc.versioning,
                         # only when given: else the new run keeps this one's
-                        **(
-                            {"search_attributes": exc.search_attributes}
-                            if exc.search_attributes is not None
-                            else {}
-                        ),
+                        **given,
                     },
                 )
             )

@@ -283,6 +283,7 @@ def continue_as_new(
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
     search_attributes: Mapping[str, Any] | None = None,
+    memo: Mapping[str, Any] | None = None,
 ) -> NoReturn:
     """Close this run and start a new one of the same workflow id with ``args``.
 
@@ -303,6 +304,8 @@ def continue_as_new(
         search_attributes: The new run's search attributes, in place of this
             run's (as Temporal's ``continue_as_new`` takes them; ``{}`` starts
             it with none); this one's if None.
+        memo: The new run's memo in place of this run's (values, encoded as
+            arguments are); this one's if None.
 
     Raises:
         ContinueAsNewError: Always; let it propagate out of the run method.
@@ -339,10 +342,19 @@ def continue_as_new(
                 for k, v in normalized_attributes(search_attributes).items()
                 if v is not None and v != []
             }
+        if memo is not None and not isinstance(memo, Mapping):
+            raise TypeError(f"memo must be a mapping of name to value, not {memo!r}")
     except (TypeError, ValueError) as exc:
         raise rt.misuse(exc) from None
     raise ContinueAsNewError(
-        args, workflow_type, task_queue, versioning, run_s, task_s, search_attributes=attributes
+        args,
+        workflow_type,
+        task_queue,
+        versioning,
+        run_s,
+        task_s,
+        search_attributes=attributes,
+        memo=None if memo is None else dict(memo),
     )
 
 

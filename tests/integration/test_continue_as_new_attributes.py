@@ -1,15 +1,19 @@
-"""``workflow.continue_as_new(search_attributes=...)``: the new run's search
-attributes in place of the old run's, as Temporal's continue-as-new takes them."""
+"""``workflow.continue_as_new(search_attributes=..., memo=...)``: the new run's
+search attributes and memo in place of the old run's, as Temporal's
+continue-as-new takes them."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 
+from tests.conftest import Region
 from tests.helpers import eventually
-from worker import Client, Worker, workflow
+from worker import Client, DataConverter, Worker, workflow
+from worker.codec import AesGcmCodec, generate_key
 
 pytestmark = pytest.mark.integration
 QUEUE = "can-attributes"
@@ -24,6 +28,17 @@ class Stages:
                 workflow.continue_as_new(2, None)  # keeps this run's attributes
             workflow.continue_as_new(2, None, search_attributes=replace)
         return dict(workflow.info().search_attributes)
+
+
+@workflow.defn
+class Memos:
+    @workflow.run
+    async def run(self, stage: int, memo: dict[str, Any] | None) -> dict[str, Any]:
+        if stage == 1:
+            if memo is None:
+                workflow.continue_as_new(2, None)
+            workflow.continue_as_new(2, None, memo=memo)
+        return dict(workflow.info().memo)
 
 
 @workflow.defn
@@ -88,3 +103,37 @@ async def test_a_continue_as_new_gives_its_run_the_attributes_it_names(client: C
         d = await bad.describe()
         assert d["execution"]["status"] == "running"
         assert d["execution"]["run_id"] == bad.run_id
+
+
+@pytest.mark.parametrize("codec", [False, True])
+async def test_a_continue_as_new_gives_its_run_the_memo_it_names(
+    client: Client, region: Region, codec: bool
+) -> None:
+    if codec:
+        key = generate_key()
+        converter = DataConverter(codec=AesGcmCodec(keys={"k": key}, active_key_id="k"))
+        client = await Client.connect(region.url, namespace="default", data_converter=converter)
+    async with Worker(client, task_queue=QUEUE, workflows=[Memos]):
+        first = {"team": "a", "n": 1}
+        kept = await client.start_workflow(
+            Memos, 1, None, id="m-kept", task_queue=QUEUE, memo=first
+        )
+        assert await kept.result() == first
+        given = {"team": "b", "when": [1, 2]}
+        replaced = await client.start_workflow(
+            Memos, 1, given, id="m-replaced", task_queue=QUEUE, memo=first
+        )
+        assert await replaced.result() == given
+        assert (await replaced.describe())["execution"]["memo"] == given
+    if codec:
+        await client.close()
+    conn = await asyncpg.connect(region.dsn)
+    try:
+        stored = await conn.fetchval(
+            "SELECT memo::text FROM executions WHERE workflow_id = 'm-replaced' "
+            "AND status = 'completed'"
+        )
+    finally:
+        await conn.close()
+    # stored as a start's memo is: payloads, encrypted with a codec
+    assert '"team"' in stored and ("binary/encrypted" in stored) is codec, stored

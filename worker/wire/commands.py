@@ -120,6 +120,8 @@ class ContinueAsNewAttributes(_Attributes):
     versioning: Literal["auto-upgrade"] | None = None
     #: The new run's search attributes in place of this run's (None: this run's).
     search_attributes: dict[str, Any] | None = Field(default=None, max_length=100)
+    #: The new run's memo (payloads) in place of this run's (None: this run's).
+    memo: dict[str, Any] | None = None
 
 
 class PauseWorkflowAttributes(_Attributes):
