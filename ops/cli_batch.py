@@ -138,10 +138,11 @@ def _refuse_options_of_other_ops(ctx: click.Context, op: str) -> None:
 )
 @click.option(
     "--reapply",
-    type=click.Choice(["signals", "none"]),
-    default="signals",
+    type=click.Choice(["all", "signals", "none"]),
+    default="all",
     show_default=True,
-    help="--op reset: re-apply signals after the point.",
+    help="--op reset: re-apply signals and accepted updates after the point (all), "
+    "signals only, or none.",
 )
 @click.option(
     "--override",

@@ -150,10 +150,11 @@ def workflow_count(
 )
 @click.option(
     "--reapply",
-    type=click.Choice(["signals", "none"]),
-    default="signals",
+    type=click.Choice(["all", "signals", "none"]),
+    default="all",
     show_default=True,
-    help="Re-apply signals received after the reset point.",
+    help="Re-apply what came after the reset point: signals and accepted updates (all), "
+    "signals only, or none.",
 )
 @click.option("--reason", required=True, help="Recorded in both runs' histories.")
 @click.option(
@@ -184,7 +185,7 @@ def workflow_reset(
             reason=reason,
             event_id=event_id,
             to=to,
-            reapply_signals=reapply == "signals",
+            reapply=reapply,
             request_id=request_id,
         )
 

@@ -243,6 +243,14 @@ async def update_workflow(
                 )
             if u["state"] == "rejected":
                 failure = u["failure"] or {}
+                if failure.get("type") == "Reset":
+                    reapplied = await _reapplied_in(
+                        store, namespace, workflow_id, update_id, run_id
+                    )
+                    if reapplied is not None:
+                        # the reset requested it again in its new run: wait there
+                        run_id = reapplied
+                        continue
                 async with store.pool.acquire() as conn:
                     accepted = await conn.fetchval(
                         Q["update_accepted"], namespace, workflow_id, u["run_id"], update_id
@@ -281,3 +289,17 @@ async def update_workflow(
                     update_id=update_id,
                 )
             await wait_event(ev, remaining)
+
+
+async def _reapplied_in(
+    store: Store, namespace: str, workflow_id: str, update_id: str, run_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The run a reset of ``run_id`` went to, if it requested the update again."""
+    async with store.pool.acquire() as conn:
+        old = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, run_id)
+        new_run = old["continued_to_run_id"] if old is not None else None
+        if new_run is None:
+            return None
+        new_run = uuid.UUID(str(new_run))
+        row = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id, new_run)
+    return new_run if row is not None else None

@@ -5,10 +5,13 @@ holds the old run's events up to that task's WorkflowTaskStarted (with their
 original times), then a WorkflowTaskFailed that names the reset, the signals
 the old run received after the point (unless told otherwise), and a new
 workflow task. Activities and timers open at the point are open again (a fresh
-attempt, the original fire time). A running old run is terminated with a
-reason that names the new run and links to it, so a caller waiting on the old
-run's result follows to the new one. It is one transaction: old run closed,
-new run written and made current, or nothing.
+attempt, the original fire time). As in Temporal, the updates the old run accepted after
+the point are requested again in the new run (unless told otherwise), in the
+order it accepted them, under their ids: the new run's validators and handlers
+take them, and a caller still waiting on one follows it there. A running old
+run is terminated with a reason that names the new run and links to it, so a
+caller waiting on the old run's result follows to the new one. It is one
+transaction: old run closed, new run written and made current, or nothing.
 """
 
 from __future__ import annotations
@@ -176,7 +179,10 @@ async def reset_txn(
             "request_id": req.request_id,
         },
     )
-    if req.reapply == "signals":
+    reapplied_updates = _updates_after(after) if req.reapply == "all" else []
+    if reapplied_updates:
+        new.exe["pending_updates"] = True
+    if req.reapply in ("all", "signals"):
         for attrs in _signals_after(after, old):
             new.add_event(EventType.WORKFLOW_EXECUTION_SIGNALED, attrs)
             new.exe["signal_count"] = int(new.exe["signal_count"]) + 1
@@ -196,6 +202,22 @@ async def reset_txn(
         old.fail_updates = {"message": f"workflow reset to run {new.run_id}", "type": "Reset"}
         await old.write_txn()
     await new.write_txn()
+    # the updates the kept history accepted and left open complete anew in the
+    # new run (its code replays them); those re-applied wait for its workflow
+    # task: a caller still waiting on either follows it there
+    for attrs, state in [(u, "accepted") for u in _updates_open_at(kept)] + [
+        (u, "requested") for u in reapplied_updates
+    ]:
+        await conn.execute(
+            Q["insert_reset_update"],
+            namespace,
+            workflow_id,
+            attrs["update_id"],
+            uuid.UUID(new.run_id),
+            attrs["name"],
+            attrs["input"],
+            state,
+        )
     # the kept events keep their original times (workflow.now() replays as it ran)
     await conn.execute(
         Q["restore_event_times"],
@@ -218,6 +240,34 @@ def _signals_after(after: list[Any], old: RunTxn) -> list[dict[str, Any]]:
     out = [dict(ev["attributes"]) for ev in after if ev["event_type"] == signaled]
     out += [dict(attrs) for kind, attrs, _seq in old.exe["buffered_events"] if kind == signaled]
     return out
+
+
+def _accepted_in(events: list[Any]) -> dict[str, dict[str, Any]]:
+    """The updates ``events`` accept, by id, in the order they were taken."""
+    accepted = EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED.value
+    out: dict[str, dict[str, Any]] = {}
+    for ev in events:
+        a = ev["attributes"]
+        if ev["event_type"] == accepted and str(a.get("update_id")) not in out:
+            out[str(a["update_id"])] = {
+                "update_id": str(a["update_id"]),
+                "name": a.get("name") or "",
+                "input": a.get("input") or [],
+            }
+    return out
+
+
+def _updates_after(after: list[Any]) -> list[dict[str, Any]]:
+    """The updates the old run accepted after the point, in the order it took
+    them (Temporal's reset re-applies them as it does signals)."""
+    return list(_accepted_in(after).values())
+
+
+def _updates_open_at(kept: list[Any]) -> list[dict[str, Any]]:
+    """The updates the kept history accepted and did not complete."""
+    completed = EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED.value
+    done = {str(e["attributes"].get("update_id")) for e in kept if e["event_type"] == completed}
+    return [u for uid, u in _accepted_in(kept).items() if uid not in done]
 
 
 def _attributes_at(kept: list[Any]) -> dict[str, Any]:

@@ -46,7 +46,10 @@ class ResetMixin:
         Give ``event_id`` (a WorkflowTaskCompleted, -Failed or -TimedOut event)
         or ``to`` ("first-workflow-task" or "last-workflow-task"). The old run,
         if running, is terminated with a reason naming the new run, and its
-        ``result()`` follows to the new run.
+        ``result()`` follows to the new run. ``reapply`` says what the old run
+        received after the point the new one takes again: "all" (the default,
+        as Temporal's: signals and accepted updates), "signals" or "none"
+        (``reapply_signals=False`` is "none").
         """
         res = await self.reset_details(
             reason=reason,
@@ -79,7 +82,7 @@ class ResetMixin:
                 "run_id": self.run_id,
                 "event_id": event_id,
                 "to": _reset_point(to),
-                "reapply": reapply or ("signals" if reapply_signals else "none"),
+                "reapply": reapply or ("all" if reapply_signals else "none"),
                 "reason": reason,
                 "request_id": given_or_new_id(request_id),
                 "identity": self.client.identity,

@@ -134,9 +134,9 @@ def _check_reset(params: dict[str, Any]) -> dict[str, Any]:
         raise InvalidArgument(
             "a reset batch resets to first-workflow-task or last-workflow-task"
         ) from None
-    reapply = params.get("reapply", "signals")
-    if reapply not in ("signals", "none"):
-        raise InvalidArgument("reapply is signals or none")
+    reapply = params.get("reapply", "all")
+    if reapply not in ("all", "signals", "none"):
+        raise InvalidArgument("reapply is all, signals or none")
     return {"to": to, "reapply": reapply}
 
 

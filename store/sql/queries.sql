@@ -290,6 +290,13 @@ SELECT EXISTS (
 INSERT INTO workflow_updates (namespace, workflow_id, update_id, run_id, name, input, state)
 VALUES ($1, $2, $3, $4, $5, $6, 'requested')
 
+-- name: insert_reset_update
+-- A reset's new run: an update requested again ('requested') or one its kept
+-- history accepted and its code completes anew ('accepted').
+INSERT INTO workflow_updates (namespace, workflow_id, update_id, run_id, name, input, state)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT DO NOTHING
+
 -- name: set_update_state
 UPDATE workflow_updates SET state = $4, result = $5, failure = $6
 WHERE namespace = $1 AND workflow_id = $2 AND update_id = $3 AND run_id = $7

@@ -385,8 +385,10 @@ class ResetRequest(BaseModel):
     #: Instead of event_id: "first-workflow-task" or "last-workflow-task"
     #: (FirstWorkflowTask, LastWorkflowTask, first and last are read as these).
     to: str | None = Field(default=None, max_length=64)
-    #: "signals": signals received after the point are applied again; "none".
-    reapply: str = Field(default="signals", pattern="^(signals|none)$")
+    #: What the old run received after the point and the new run takes again:
+    #: "all" (signals and accepted updates, as Temporal's default), "signals"
+    #: or "none".
+    reapply: str = Field(default="all", pattern="^(all|signals|none)$")
     reason: str = Field(min_length=1, max_length=1000)
     #: A retried reset with the same id resets once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
