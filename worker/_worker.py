@@ -95,6 +95,7 @@ class Worker(WorkflowTaskRunner):
         sticky_queue: Keep each run's next workflow tasks on this worker while
             it caches the run (a queue of its own that it polls), so they
             apply only their new events instead of replaying the history.
+            Off when ``max_cached_workflows`` is 0.
         sticky_schedule_to_start: How long the server waits for this worker
             to take such a task before any worker of ``task_queue`` may.
         speculative_workflow_tasks: When an activity of a run this worker
@@ -168,7 +169,8 @@ class Worker(WorkflowTaskRunner):
         self._wf_pollers = workflow_pollers if self._workflows else 0
         # The run's own queue plus a sticky one (task queue names are free text).
         self.sticky_task_queue: str | None = None
-        if sticky_queue and self._workflows:
+        # (a worker that caches no run has nothing to go on from: none, as in Temporal)
+        if sticky_queue and self._workflows and self._cache.capacity > 0:
             suffix = f"/sticky/{uuid.uuid4().hex}"
             # The suffix makes it unique; the prefix is for people reading it,
             # and is cut so that the name fits where the task queue's does.
