@@ -10,8 +10,11 @@ the point are requested again in the new run (unless told otherwise), in the
 order it accepted them, under their ids: the new run's validators and handlers
 take them, and a caller still waiting on one follows it there. A running old
 run is terminated with a reason that names the new run and links to it, so a
-caller waiting on the old run's result follows to the new one. It is one
-transaction: old run closed, new run written and made current, or nothing.
+caller waiting on the old run's result follows to the new one. A run before
+the current one may be reset, as in Temporal: the current run is the one
+terminated, and when the reset run continued as new into it, what the runs
+of that chain received is re-applied too. It is one transaction: the current
+run closed, the new run written and made current, or nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument, WorkflowNotRunning
+from store.errors import InvalidArgument
 from store.mutable_state import (
     RUN_TIMEOUT,
     USER_TIMER,
@@ -130,19 +133,17 @@ async def reset_txn(
                 reset=False,
             )
     current = await conn.fetchrow(Q["get_current_execution"], namespace, workflow_id)
+    # As in Temporal, a run before the current one may be reset (one that
+    # continued as new, say): the current run, if running, is terminated,
+    # and what the runs after the reset one took is re-applied too.
+    latest = old
     if current is not None and str(current["run_id"]) != old.run_id:
-        raise WorkflowNotRunning(
-            f"run {old.run_id} of {workflow_id!r} is not the workflow's current run "
-            f"({current['run_id']}): reset the current run"
-        )
-    events = list(
-        await conn.fetch(
-            Q["history_from"], namespace, workflow_id, uuid.UUID(old.run_id), 1, _MAX_EVENTS
-        )
-    )
+        latest = await lock_run(store, conn, namespace, workflow_id, str(current["run_id"]))
+    events = await _history(conn, namespace, workflow_id, old.run_id)
     point = reset_point(events, req)
     kept = [e for e in events if e["event_id"] <= point]
     after = [e for e in events if e["event_id"] > point]
+    after += await _chain_after(conn, namespace, workflow_id, old, latest)
     e = old.exe
     new = new_execution(
         conn,
@@ -183,7 +184,7 @@ async def reset_txn(
     if reapplied_updates:
         new.exe["pending_updates"] = True
     if req.reapply in ("all", "signals"):
-        for attrs in _signals_after(after, old):
+        for attrs in _signals_after(after, latest):
             new.add_event(EventType.WORKFLOW_EXECUTION_SIGNALED, attrs)
             new.exe["signal_count"] = int(new.exe["signal_count"]) + 1
     _reopen_pending(new, kept)
@@ -191,16 +192,16 @@ async def reset_txn(
         new.add_timer(RUN_TIMEOUT, "run", new.now + timedelta(seconds=new.exe["run_timeout_s"]))
     new.schedule_workflow_task()
     new.seen_request(req.request_id, "reset")
-    if old.running:
+    if latest.running:
         terminate_txn(
-            old,
+            latest,
             f"reset to run {new.run_id}: {req.reason}",
             req.identity,
             None,
         )
-        old.exe["continued_to_run_id"] = new.run_id
-        old.fail_updates = {"message": f"workflow reset to run {new.run_id}", "type": "Reset"}
-        await old.write_txn()
+        latest.exe["continued_to_run_id"] = new.run_id
+        latest.fail_updates = {"message": f"workflow reset to run {new.run_id}", "type": "Reset"}
+        await latest.write_txn()
     await new.write_txn()
     # the updates the kept history accepted and left open complete anew in the
     # new run (its code replays them); those re-applied wait for its workflow
@@ -230,6 +231,37 @@ async def reset_txn(
     return wire.ResetResponse(
         workflow_id=workflow_id, run_id=new.run_id, reset_from_run_id=old.run_id, reset=True
     )
+
+
+async def _history(
+    conn: asyncpg.Connection, namespace: str, workflow_id: str, run_id: str
+) -> list[Any]:
+    return list(
+        await conn.fetch(
+            Q["history_from"], namespace, workflow_id, uuid.UUID(run_id), 1, _MAX_EVENTS
+        )
+    )
+
+
+async def _chain_after(
+    conn: asyncpg.Connection, namespace: str, workflow_id: str, old: RunTxn, latest: RunTxn
+) -> list[Any]:
+    """The histories of the runs the reset run continued as new into, up to
+    the current one, when it is one of them (else none: it is a later start)."""
+    events: list[Any] = []
+    exe = old.exe
+    for _ in range(1000):
+        nxt = exe.get("continued_to_run_id")
+        if exe["status"] != "continued_as_new" or nxt is None:
+            return []
+        if str(nxt) == latest.run_id:
+            return events + await _history(conn, namespace, workflow_id, latest.run_id)
+        row = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, uuid.UUID(str(nxt)))
+        if row is None:
+            return []
+        events += await _history(conn, namespace, workflow_id, str(nxt))
+        exe = dict(row)
+    return []
 
 
 def _signals_after(after: list[Any], old: RunTxn) -> list[dict[str, Any]]:

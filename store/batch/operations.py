@@ -142,9 +142,15 @@ def _check_reset(params: dict[str, Any]) -> dict[str, Any]:
 
 async def _reset(
     c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
-) -> None:
+) -> bool | None:
     body = {"to": p["to"], "reapply": p["reapply"], "reason": reason}
+    current = await c.call("GET", wf_path(ns, wid))
+    if (current.get("execution") or {}).get("run_id") != rid:
+        # A reset of an earlier run would end the current one (a run of the
+        # chain the job may have reset already): a batch resets current runs.
+        return False
     await _post(c, ns, wid, "/reset", {**body, "run_id": rid, "request_id": request_id})
+    return None
 
 
 def _check_versioning(params: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -126,3 +127,104 @@ async def test_a_caller_waiting_on_an_update_the_kept_history_accepted_gets_its_
         # the new run replays the acceptance and its handler completes the update
         assert await asyncio.wait_for(waiting, 30) == "slowly opened by ann"
         assert await h.result(timeout=30) == ["ann"]
+
+
+@workflow.defn
+class Relay:
+    """Collects notes; its first run continues as new, with them, on ``go``."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.go = False
+        self.done = False
+
+    @workflow.run
+    async def run(self, generation: int, notes: list[str]) -> list[str]:
+        self.notes = notes + self.notes
+        if generation == 0:
+            await workflow.wait_condition(lambda: self.go)
+            workflow.continue_as_new(1, self.notes)
+        await workflow.wait_condition(lambda: self.done)
+        return self.notes
+
+    @workflow.signal
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    @workflow.signal
+    def advance(self) -> None:
+        self.go = True
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+async def test_a_run_that_continued_as_new_is_reset_and_the_current_run_terminated(
+    client: Client,
+) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Relay], max_cached_workflows=0):
+        h = await client.start_workflow(Relay, 0, [], id="relay-1", task_queue=QUEUE)
+        first_run = h.run_id
+        assert first_run is not None
+        await h.signal(Relay.note, "a")
+        await h.signal(Relay.advance)
+
+        async def second_run() -> str | None:
+            run = (await client.get_workflow_handle("relay-1").describe())["execution"]
+            return run["run_id"] if run["run_id"] != first_run else None
+
+        current = await eventually(second_run, what="the continued run")
+        await client.get_workflow_handle("relay-1").signal(Relay.note, "b")
+        # as in Temporal, the run before the continue-as-new can be reset
+        base = client.get_workflow_handle("relay-1", run_id=first_run)
+        new_run = await base.reset(to="first-workflow-task", reason="redo the relay")
+        terminated = await client.get_workflow_handle("relay-1", run_id=current).describe()
+        assert terminated["execution"]["status"] == "terminated"
+        assert terminated["execution"]["continued_to_run_id"] == new_run
+        # the signals of both runs come again, and the chain goes on from there
+
+        async def continued_again() -> bool:
+            run = (await client.get_workflow_handle("relay-1").describe())["execution"]
+            return bool(run["continued_from_run_id"] == new_run)
+
+        await eventually(continued_again, what="the reset run's continue-as-new")
+        await client.get_workflow_handle("relay-1").signal(Relay.finish)
+        assert await client.get_workflow_handle("relay-1").result(timeout=30) == ["a", "b"]
+        reset = client.get_workflow_handle("relay-1", run_id=new_run)
+        names = [
+            e["attributes"]["signal_name"]
+            for e in await reset.history()
+            if e["event_type"] == "WorkflowExecutionSignaled"
+        ]
+        assert names == ["note", "advance", "note"]
+
+
+async def test_a_batch_reset_resets_only_the_current_run_of_a_chain(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Relay], max_cached_workflows=0):
+        h = await client.start_workflow(Relay, 0, [], id="relay-2", task_queue=QUEUE)
+        first_run = h.run_id
+        await h.signal(Relay.advance)
+
+        async def continued() -> bool:
+            run = (await client.get_workflow_handle("relay-2").describe())["execution"]
+            return bool(run["run_id"] != first_run)
+
+        await eventually(continued, what="the continued run")
+        # the query matches both runs; resetting the first would end the second
+        await client.start_batch(
+            "WorkflowId = 'relay-2'",
+            "reset",
+            reason="redo",
+            params={"to": "first-workflow-task"},
+            job_id="reset-chain",
+        )
+
+        async def done() -> dict[str, Any] | None:
+            d = await client.describe_batch("reset-chain")
+            return d if d["state"] != "running" else None
+
+        d = await eventually(done, timeout=60, interval=0.5, what="the reset batch")
+        assert (d["state"], d["done"], d["skipped"], d["failed"]) == ("completed", 1, 1, 0), d
+        runs = [e async for e in client.list_workflows("WorkflowId = 'relay-2'")]
+        assert sorted(r.status for r in runs) == ["continued_as_new", "running", "terminated"]
