@@ -175,6 +175,9 @@ class _Runtime(ABC):
     def continue_as_new_suggested(self) -> bool: ...
 
     @abstractmethod
+    def all_handlers_finished(self) -> bool: ...
+
+    @abstractmethod
     def start_activity(
         self,
         *,

@@ -46,6 +46,8 @@ class MessageDelivery:
     _unusable: str | None
     _buffered_signals: dict[str, list[Sequence[Any]]]
     _accepted_updates: set[str]
+    #: Signal and update handlers started and not yet returned (async ones).
+    _handlers_running: int = 0
 
     def _add_command(
         self, command: Command, on_match: Callable[[HistoryEvent], None] | None = None
@@ -57,6 +59,19 @@ class MessageDelivery:
 
     def _on_workflow_exception(self, exc: BaseException) -> None:
         raise NotImplementedError
+
+    def all_handlers_finished(self) -> bool:
+        return self._handlers_running == 0
+
+    def _track_handler(self, task: asyncio.Task[Any], what: str) -> None:
+        """Count ``task`` as a running handler until it ends, then report it."""
+        self._handlers_running += 1
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._handlers_running -= 1
+            self._on_handler_done(t, what)
+
+        task.add_done_callback(done)
 
     def _on_signal(self, name: str, payloads: Sequence[Any]) -> None:
         """Deliver a signal; ``payloads`` as they arrived (JSON objects)."""
@@ -94,7 +109,7 @@ class MessageDelivery:
             self._loop.call_soon_quietly(self._run_plain_signal_handler, handler, args, name)
             return
         task = self._loop.create_task(_call_handler(handler, args), name=f"signal {name}")
-        task.add_done_callback(lambda t: self._on_handler_done(t, f"signal handler {name!r}"))
+        self._track_handler(task, f"signal handler {name!r}")
 
     def _run_plain_signal_handler(
         self, handler: Callable[..., Any], args: Sequence[Any], name: str
@@ -121,7 +136,7 @@ class MessageDelivery:
             return
         if result is not None and inspect.isawaitable(result):
             task = self._loop.start_task_now(_await(result), name=f"signal {name}")
-            task.add_done_callback(lambda t: self._on_handler_done(t, f"signal handler {name!r}"))
+            self._track_handler(task, f"signal handler {name!r}")
 
     def _on_plain_handler_failed(self, exc: BaseException) -> None:
         if self._unusable is None:
@@ -177,7 +192,7 @@ class MessageDelivery:
         task = self._loop.create_task(
             self._run_update(update_id, defn, args), name=f"update {name}"
         )
-        task.add_done_callback(lambda t: self._on_handler_done(t, f"update handler {name!r}"))
+        self._track_handler(task, f"update handler {name!r}")
 
     def _reject_update(self, update_id: str, exc: BaseException) -> None:
         failure = exception_to_failure(exc, self._converter)

@@ -52,6 +52,7 @@ __all__ = [
     "VersioningBehavior",
     "WorkflowDefinition",
     "WorkflowInfo",
+    "all_handlers_finished",
     "continue_as_new",
     "continue_as_new_suggested",
     "defn",
@@ -204,6 +205,14 @@ def _runtime() -> _Runtime:
 def in_workflow() -> bool:
     """Whether the caller runs inside workflow code."""
     return _current_runtime.get() is not None
+
+
+def all_handlers_finished() -> bool:
+    """Whether every signal and update handler that started has returned, as
+    in Temporal: ``await workflow.wait_condition(workflow.all_handlers_finished)``
+    before the run returns or continues as new lets an update in flight
+    finish (a run that closes fails the updates it leaves open)."""
+    return _runtime().all_handlers_finished()
 
 
 def info() -> WorkflowInfo:

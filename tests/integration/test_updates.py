@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.helpers import eventually
 from worker import Client, Worker, workflow
 from worker.errors import UpdateFailedError, UpdateRejectedError
 
@@ -156,3 +157,48 @@ async def test_an_update_id_an_earlier_run_completed_runs_again_after_continue_a
         old = client.get_workflow_handle("upd-can", run_id=first_run)
         assert await old.update("bump", update_id="u1") == f"{first_run}/1"
         await handle.terminate("done")
+
+
+@workflow.defn
+class Drains:
+    """Returns once told to, but not before its update handlers have returned."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.total = 0
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.done and workflow.all_handlers_finished())
+        return self.total
+
+    @workflow.update
+    async def add(self, k: int) -> int:
+        await workflow.sleep(1)
+        self.total += k
+        return self.total
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+async def test_a_run_waits_for_its_update_handlers_with_all_handlers_finished(
+    client: Client,
+) -> None:
+    """As in Temporal, ``workflow.all_handlers_finished()`` says whether an
+    update (or async signal) handler is still running, so a run can let one
+    in flight finish before it returns."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Drains], max_cached_workflows=0):
+        h = await client.start_workflow(Drains, id="drains", task_queue=QUEUE)
+        update = asyncio.create_task(h.update(Drains.add, 5, update_id="add-5"))
+
+        async def accepted() -> bool:
+            return any(
+                e["event_type"] == "WorkflowExecutionUpdateAccepted" for e in await h.history()
+            )
+
+        await eventually(accepted, what="the update accepted")
+        await h.signal(Drains.finish)
+        assert await h.result(timeout=30) == 5
+        assert await update == 5
