@@ -7,8 +7,9 @@ the old run received after the point (unless told otherwise), and a new
 workflow task. Activities and timers open at the point are open again (a fresh
 attempt, the original fire time). As in Temporal, the updates the old run accepted after
 the point are requested again in the new run (unless told otherwise), in the
-order it accepted them, under their ids: the new run's validators and handlers
-take them, and a caller still waiting on one follows it there. A running old
+order it accepted them, under their ids, and so are those it had not taken
+yet: the new run's validators and handlers take them, and a caller still
+waiting on one follows it there. A running old
 run is terminated with a reason that names the new run and links to it, so a
 caller waiting on the old run's result follows to the new one. A run before
 the current one may be reset, as in Temporal: the current run is the one
@@ -181,6 +182,16 @@ async def reset_txn(
         },
     )
     reapplied_updates = _updates_after(after) if req.reapply == "all" else []
+    if req.reapply == "all" and latest.running:
+        # updates no task took yet (a wedged run's): their callers still wait
+        taken = {u["update_id"] for u in reapplied_updates}
+        for row in await conn.fetch(
+            Q["pending_updates"], namespace, workflow_id, uuid.UUID(latest.run_id)
+        ):
+            if row["update_id"] not in taken:
+                reapplied_updates.append(
+                    {"update_id": row["update_id"], "name": row["name"], "input": row["input"]}
+                )
     if reapplied_updates:
         new.exe["pending_updates"] = True
     if req.reapply in ("all", "signals"):

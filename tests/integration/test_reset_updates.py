@@ -228,3 +228,52 @@ async def test_a_batch_reset_resets_only_the_current_run_of_a_chain(client: Clie
         assert (d["state"], d["done"], d["skipped"], d["failed"]) == ("completed", 1, 1, 0), d
         runs = [e async for e in client.list_workflows("WorkflowId = 'relay-2'")]
         assert sorted(r.status for r in runs) == ["continued_as_new", "running", "terminated"]
+
+
+@workflow.defn(name="Wedged")
+class WedgedV1:
+    """Its first task wedges (a bad deploy), so no update is ever taken."""
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        raise RuntimeError("bad deploy")
+
+    @workflow.update
+    def open(self, name: str) -> str:
+        return name
+
+
+@workflow.defn(name="Wedged")
+class WedgedV2:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: bool(self.names))
+        return self.names
+
+    @workflow.update
+    def open(self, name: str) -> str:
+        self.names.append(name)
+        return f"opened by {name}"
+
+
+async def test_an_update_a_wedged_run_never_took_goes_on_in_the_reset_run(
+    client: Client,
+) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[WedgedV1], max_cached_workflows=0):
+        h = await client.start_workflow("Wedged", id="wedged-1", task_queue=QUEUE)
+
+        async def wedged() -> bool:
+            return any(e["event_type"] == "WorkflowTaskFailed" for e in await h.history())
+
+        await eventually(wedged, what="the wedged task")
+        waiting = asyncio.create_task(h.update("open", "ann", update_id="u-ann", timeout=60))
+        await asyncio.sleep(1.0)
+        assert not waiting.done()
+    # the fixed code is deployed, and the run reset onto it
+    await h.reset(to="first-workflow-task", reason="fixed deploy")
+    async with Worker(client, task_queue=QUEUE, workflows=[WedgedV2], max_cached_workflows=0):
+        assert await asyncio.wait_for(waiting, 30) == "opened by ann"
+        assert await client.get_workflow_handle("wedged-1").result(timeout=30) == ["ann"]
