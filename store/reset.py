@@ -176,6 +176,8 @@ async def reset_txn(
             "cause": "ResetWorkflow",
             "failure": {"message": f"reset: {req.reason}", "type": "ResetWorkflow"},
             "reset_from_run_id": old.run_id,
+            # workflow.random() draws anew from here, seeded from the new run
+            "new_run_id": new.run_id,
             "identity": req.identity,
             # replicates with the history: a retry finds it in every region
             "request_id": req.request_id,

@@ -103,6 +103,9 @@ def started_attributes(
         "run_timeout_s": req.run_timeout_s,
         "continued_from_run_id": continued_from,
         "first_run_id": str(run.exe["first_run_id"]),
+        # the run that wrote this event, kept by a reset's copy of it: the
+        # worker seeds workflow.random() from it, so the kept events replay
+        "original_run_id": run.run_id,
         "attempt": 1,
         "memo": req.memo,
         "search_attributes": run.exe.get("search_attributes") or {},

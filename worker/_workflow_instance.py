@@ -32,6 +32,7 @@ import bisect
 import collections
 import dataclasses
 import inspect
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,7 +42,7 @@ from worker._definition import WorkflowDefinition, _param_hints
 from worker._failure import exception_to_failure
 from worker._history import Kind
 from worker._workflow_api import _current_runtime
-from worker._workflow_runtime import WorkflowRuntime
+from worker._workflow_runtime import WorkflowRuntime, _seed
 from worker._workflow_teardown import Teardown
 from worker.converter import PayloadConverter, input_mismatch
 from worker.errors import NonDeterminismError, QueryFailedError
@@ -269,6 +270,10 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
         elif kind == Kind.WORKFLOW_EXECUTION_STARTED:
             self._start_event = event
             self._jobs.append(event)
+            if attrs.get("original_run_id"):
+                # a reset run replays its kept events with the seed they were
+                # drawn with (the run that wrote them)
+                self._random = random.Random(_seed(str(attrs["original_run_id"])))
         elif kind == Kind.WORKFLOW_TASK_SCHEDULED:
             self._close_window(event)
         elif kind == Kind.WORKFLOW_TASK_STARTED:
@@ -294,6 +299,9 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
                 )
         elif kind in (Kind.WORKFLOW_TASK_FAILED, Kind.WORKFLOW_TASK_TIMED_OUT):
             self._close_window(event)
+            if attrs.get("cause") == "ResetWorkflow" and attrs.get("new_run_id"):
+                # what runs after a reset point draws anew, as in Temporal
+                self._random = random.Random(_seed(str(attrs["new_run_id"])))
             started_id = attrs.get("started_event_id")
             if self._live_started_id is not None and started_id in (None, self._live_started_id):
                 raise StaleInstanceError(

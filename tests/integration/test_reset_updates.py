@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.helpers import eventually
-from worker import Client, Worker, workflow
+from worker import Client, Worker, activity, workflow
 
 pytestmark = pytest.mark.integration
 QUEUE = "reset-updates"
@@ -277,3 +278,80 @@ async def test_an_update_a_wedged_run_never_took_goes_on_in_the_reset_run(
     async with Worker(client, task_queue=QUEUE, workflows=[WedgedV2], max_cached_workflows=0):
         assert await asyncio.wait_for(waiting, 30) == "opened by ann"
         assert await client.get_workflow_handle("wedged-1").result(timeout=30) == ["ann"]
+
+
+@activity.defn
+async def echo_id(value: str) -> str:
+    return value
+
+
+@workflow.defn
+class DrawsIds:
+    """Draws an id, hands it to an activity, and draws another after a signal."""
+
+    def __init__(self) -> None:
+        self.go = False
+        self.drawn: list[str] = []
+
+    @workflow.run
+    async def run(self) -> dict[str, str]:
+        first = str(workflow.uuid4())
+        self.drawn.append(first)
+        echoed = await workflow.execute_activity(
+            echo_id, first, start_to_close_timeout=timedelta(seconds=10)
+        )
+        await workflow.wait_condition(lambda: self.go)
+        second = str(workflow.uuid4())
+        self.drawn.append(second)
+        return {"first": first, "echoed": echoed, "second": second}
+
+    @workflow.signal
+    def release(self) -> None:
+        self.go = True
+
+    @workflow.query
+    def ids(self) -> list[str]:
+        return self.drawn
+
+
+async def test_a_reset_run_replays_the_ids_its_kept_history_drew(client: Client) -> None:
+    """The kept events replay with the random seed of the run that wrote them,
+    so an id drawn before the point (and handed to an activity) is the same
+    id in the new run; after the point the new run draws its own, as
+    Temporal reseeds at a reset."""
+    async with Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=[DrawsIds],
+        activities=[echo_id],
+        max_cached_workflows=0,
+    ):
+        h = await client.start_workflow(DrawsIds, id="draws-1", task_queue=QUEUE)
+
+        async def waiting() -> bool:
+            kinds = [e["event_type"] for e in await h.history()]
+            return kinds.count("WorkflowTaskCompleted") >= 2
+
+        await eventually(waiting, what="the activity's result taken")
+        await h.signal(DrawsIds.release)
+        before = await h.result(timeout=30)
+        assert before["first"] == before["echoed"]
+        # back to the task that took the activity's result, before the signal
+        completed = [
+            e["event_id"] for e in await h.history() if e["event_type"] == "WorkflowTaskCompleted"
+        ]
+        new_run = await h.reset(event_id=completed[1], reason="again", reapply="none")
+        reset = client.get_workflow_handle("draws-1", run_id=new_run)
+
+        async def reset_waiting() -> list[str] | None:
+            ids = await reset.query(DrawsIds.ids)
+            return ids if ids else None
+
+        assert await eventually(reset_waiting, what="the reset run") == [before["first"]]
+        await reset.signal(DrawsIds.release)
+        after = await reset.result(timeout=30)
+        # the id the activity was handed is the one the new run's code holds
+        assert after["first"] == after["echoed"] == before["first"]
+        assert after["second"] != before["second"]
+        # and every replay of the new run draws the same
+        assert await reset.query(DrawsIds.ids) == [after["first"], after["second"]]
