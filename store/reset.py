@@ -5,12 +5,12 @@ holds the old run's events up to that task's WorkflowTaskStarted (with their
 original times), then a WorkflowTaskFailed that names the reset, the signals
 the old run received after the point (unless told otherwise), and a new
 workflow task. Activities and timers open at the point are open again (a fresh
-attempt, the original fire time). As in Temporal, the updates the old run accepted after
-the point are requested again in the new run (unless told otherwise), in the
-order it accepted them, under their ids, and so are those it had not taken
-yet: the new run's validators and handlers take them, and a caller still
-waiting on one follows it there. A running old
-run is terminated with a reason that names the new run and links to it, so a
+attempt, the original fire time). As in Temporal, the updates the old run
+accepted after the point are requested again in the new run (unless told
+otherwise), in the order it accepted them, under their ids, and so are those
+it had not taken yet: the new run's validators and handlers take them, and a
+caller still waiting on one follows it there. A running old run is
+terminated with a reason that names the new run and links to it, so a
 caller waiting on the old run's result follows to the new one. A run before
 the current one may be reset, as in Temporal: the current run is the one
 terminated, and when the reset run continued as new into it, what the runs
