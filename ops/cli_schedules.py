@@ -21,6 +21,7 @@ from ops.cli_base import (
     BatonGroup,
     CliInputError,
     CliState,
+    given,
     name_value_pairs,
     pass_state,
     request_id_option,
@@ -42,6 +43,9 @@ from worker.errors import ScheduleNotFoundError
 
 __all__ = ["register_schedules"]
 
+# an empty id (an unset shell variable) is a usage error naming SCHEDULE_ID, as
+# the other commands' empty ids are, before anything is sent
+_SCHEDULE_ID = given("a schedule id (`baton schedule list` shows them)")
 _CAL_FIELDS = ("second", "minute", "hour", "day", "month", "day_of_week", "year")
 
 
@@ -214,7 +218,7 @@ def _result(title: str) -> Callable[[dict[str, Any]], RenderableType]:
 
 
 @schedule.command("create")
-@click.argument("schedule_id")
+@click.argument("schedule_id", callback=given("an id for the new schedule"))
 @definition_options
 @click.option("--paused", is_flag=True, help="Create it paused (say why with --note).")
 @click.option("--note", default="", help="Why it is paused: shown by describe and list.")
@@ -275,7 +279,7 @@ def schedule_create(
 
 
 @schedule.command("update")
-@click.argument("schedule_id")
+@click.argument("schedule_id", callback=_SCHEDULE_ID)
 @definition_options
 @click.option("--create-if-missing", is_flag=True, help="Create it if it does not exist.")
 # create's options that update cannot honour: refused with the command that
@@ -355,7 +359,7 @@ def schedule_list(st: CliState, query: str, output: str) -> None:
 
 
 @schedule.command("describe")
-@click.argument("schedule_id")
+@click.argument("schedule_id", callback=_SCHEDULE_ID)
 @pass_state
 def schedule_describe(st: CliState, schedule_id: str, output: str) -> None:
     """Definition, paused and note, the next 10 fires, the last 10 actions and their
@@ -364,7 +368,7 @@ def schedule_describe(st: CliState, schedule_id: str, output: str) -> None:
 
 
 @schedule.command("pause")
-@click.argument("schedule_id")
+@click.argument("schedule_id", callback=_SCHEDULE_ID)
 @click.option("--note", required=True, help="Why: shown by describe and list until unpause.")
 @request_id_option
 @pass_state
@@ -377,7 +381,7 @@ def schedule_pause(
 
 
 @schedule.command("unpause")
-@click.argument("schedule_id")
+@click.argument("schedule_id", callback=_SCHEDULE_ID)
 @click.option(
     "--catch-up",
     metavar="|".join(CATCH_UPS),
@@ -412,7 +416,7 @@ _overlap_option = click.option(
 
 
 @schedule.command("trigger")
-@click.argument("schedule_id")
+@click.argument("schedule_id", callback=_SCHEDULE_ID)
 @_overlap_option
 @request_id_option
 @pass_state
@@ -429,7 +433,7 @@ def schedule_trigger(
 
 
 @schedule.command("backfill")
-@click.argument("schedule_id")
+@click.argument("schedule_id", callback=_SCHEDULE_ID)
 @click.option(
     "--start", required=True, metavar="T", help="RFC 3339 time, e.g. 2026-01-01T00:00:00Z."
 )
@@ -461,7 +465,7 @@ def schedule_backfill(
 
 
 @schedule.command("delete")
-@click.argument("schedule_id")
+@click.argument("schedule_id", callback=_SCHEDULE_ID)
 @click.option("--reason", default="", help="Recorded in the schedule's history.")
 @request_id_option
 @pass_state

@@ -188,6 +188,31 @@ _START = ("workflow", "start", "-t", "Counter", "-q", QUEUE, "--id", "blank-star
         (("batch", "start", "", "--op", "signal", "-q", "WorkflowId = 'x'"), "'[SIGNAL_NAME]'"),
         (("deployment", "describe", ""), "'DEPLOYMENT'"),
         (("deployment", "set-current", "", "1"), "'DEPLOYMENT'"),
+        (("schedule", "describe", ""), "'SCHEDULE_ID'"),
+        (
+            ("schedule", "create", " ", "-t", "Counter", "-q", QUEUE, "--cron", "@daily"),
+            "'SCHEDULE_ID'",
+        ),
+        (
+            ("schedule", "update", "", "-t", "Counter", "-q", QUEUE, "--cron", "@daily"),
+            "'SCHEDULE_ID'",
+        ),
+        (("schedule", "pause", "", "--note", "n"), "'SCHEDULE_ID'"),
+        (("schedule", "unpause", ""), "'SCHEDULE_ID'"),
+        (("schedule", "trigger", ""), "'SCHEDULE_ID'"),
+        (
+            (
+                "schedule",
+                "backfill",
+                "",
+                "--start",
+                "2026-01-01T00:00:00Z",
+                "--end",
+                "2026-01-02T00:00:00Z",
+            ),
+            "'SCHEDULE_ID'",
+        ),
+        (("schedule", "delete", ""), "'SCHEDULE_ID'"),
     ],
 )
 async def test_a_cli_option_given_an_empty_value_is_a_usage_error_naming_it(
