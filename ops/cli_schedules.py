@@ -424,7 +424,8 @@ def schedule_trigger(
     st: CliState, schedule_id: str, overlap: str | None, request_id: str | None, output: str
 ) -> None:
     """Act now, even while paused: start SCHEDULE_ID-<now>-trigger-<tag>, a run of its
-    own (the schedule's overlap policy applies unless --overlap says otherwise)."""
+    own (the schedule's overlap policy applies unless --overlap says otherwise); prints
+    that workflow id."""
     mode = choice(overlap, OVERLAPS, "--overlap")
     res = st.run(
         lambda c: c.get_schedule_handle(schedule_id).trigger(overlap=mode, request_id=request_id)

@@ -254,7 +254,14 @@ class ScheduleWorkflow:
                 if workflow.patched(PATCH_COUNT_IN_ACTIVITY):
                     return mode == CatchUp.LATEST  # counted by _take_inbox, off this task
                 todo += self._passed_over(now, latest=mode == CatchUp.LATEST)
-        elif kind == "trigger":
+        elif kind == "trigger" and body.get("tag"):
+            # the API named the run to its caller by this time and tag: start it so
+            overlap = Overlap(body.get("overlap") or self.sched.policy.overlap)
+            at = parse_time(body["at"], "at")
+            if at is None:
+                raise ValueError("a trigger with a tag and no time")
+            todo.append((Fire(at, "trigger", body["tag"]), overlap))
+        elif kind == "trigger":  # sent by an earlier release
             overlap = Overlap(body.get("overlap") or self.sched.policy.overlap)
             # the tag keeps its run apart from a fire's or another trigger's in the same second
             tag = (

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from scheduler import definition
 from scheduler.definition import iso, parse_time
-from scheduler.policy import Counters
+from scheduler.policy import Counters, action_workflow_id
 from scheduler.spec import ScheduleSpec, SpecError, fires_until, jittered, next_fires
 from scheduler.wallclock import names_some_date
 from scheduler.workflow import (
@@ -169,7 +169,9 @@ async def create_schedule(
 
 async def _signal(
     store: Store, namespace: str, schedule_id: str, name: str, body: dict[str, Any], req: Any
-) -> None:
+) -> str:
+    """Send signal ``name`` to the schedule; the run that took it (or, for a
+    retried request id, took it the first time)."""
     signal = wire.SignalRequest(
         signal_name=name,
         input=[_CONVERTER.to_payload(body)],
@@ -177,7 +179,7 @@ async def _signal(
         identity=req.identity or "baton",
     )
     try:
-        await workflows.signal_workflow(
+        return await workflows.signal_workflow(
             store, namespace, schedule_workflow_id(schedule_id), signal, system=True
         )
     except (WorkflowNotFound, WorkflowNotRunning):
@@ -237,8 +239,41 @@ async def unpause_schedule(
 async def trigger_schedule(
     store: Store, namespace: str, schedule_id: str, req: wire.TriggerScheduleRequest
 ) -> dict[str, Any]:
-    await _signal(store, namespace, schedule_id, "trigger", {"overlap": req.overlap}, req)
-    return {"schedule_id": schedule_id, "triggered": True}
+    """Ask the schedule to act now, and name the workflow id its run gets.
+
+    The signal carries the trigger's time and tag, from which the schedule
+    makes the id (``ID-<time>-trigger-<tag>``), so the caller learns it now;
+    a retry of the request (same id) reads them back from the signal the
+    schedule took the first time, and names the same workflow."""
+    request_id = req.request_id or f"schedule-trigger:{schedule_id}:{uuid.uuid4().hex}"
+    digest = hashlib.sha256(f"{schedule_id}\0{request_id}".encode()).hexdigest()
+    body = {
+        "overlap": req.overlap,
+        "at": iso(utcnow().replace(microsecond=0)),
+        "tag": f"trigger-{digest[:8]}",
+    }
+    req = req.model_copy(update={"request_id": request_id})
+    run_id = await _signal(store, namespace, schedule_id, "trigger", body, req)
+    async with store.pool.acquire() as conn:
+        taken = await conn.fetchval(
+            Q["signal_of_request"],
+            namespace,
+            schedule_workflow_id(schedule_id),
+            uuid.UUID(run_id),
+            request_id,
+        )
+    sent = _decode(((taken or {}).get("input") or [None])[0]) or {}
+    at = parse_time(sent.get("at"), "at") if isinstance(sent.get("at"), str) else None
+    tag = sent.get("tag")
+    # a signal an earlier release sent carries neither: its run's id is drawn by the schedule
+    workflow_id = action_workflow_id(schedule_id, at, tag) if at and tag else None
+    return {
+        "schedule_id": schedule_id,
+        "triggered": True,
+        "workflow_id": workflow_id,
+        "nominal": iso(at) if at else None,
+        "request_id": request_id,
+    }
 
 
 async def backfill_schedule(
@@ -253,21 +288,31 @@ async def backfill_schedule(
         raise InvalidArgument(f"backfill: end {req.end} is before start {req.start}")
     current = await describe_schedule(store, namespace, schedule_id)
     sched = definition.load(current["schedule"])
-    n = _count(sched, start, end, MAX_BACKFILL + 1)
-    if n > MAX_BACKFILL:
+    times = _fires(sched, start, end, MAX_BACKFILL + 1)
+    if len(times) > MAX_BACKFILL:
         raise InvalidArgument(
             f"backfill: the range holds more than {MAX_BACKFILL} fires; split it into smaller ones"
         )
     body = {"start": iso(start), "end": iso(end), "overlap": req.overlap}
     await _signal(store, namespace, schedule_id, "backfill", body, req)
-    return {"schedule_id": schedule_id, "fires": n, "overlap": req.overlap}
+    return {
+        "schedule_id": schedule_id,
+        "fires": len(times),
+        "overlap": req.overlap,
+        # each fire's run is ID-<its time>: the run it starts, or the one that
+        # time started already (its entry in recent says already-started)
+        "workflow_ids": [action_workflow_id(schedule_id, t) for t in times[:BACKFILL_IDS]],
+    }
 
 
-def _count(sched: definition.Schedule, start: datetime, end: datetime, cap: int) -> int:
-    n = 0
-    for _ in itertools.islice(fires_until(sched.spec, start - timedelta(microseconds=1), end), cap):
-        n += 1
-    return n
+#: Workflow ids a backfill's answer names (its first fires').
+BACKFILL_IDS = 100
+
+
+def _fires(sched: definition.Schedule, start: datetime, end: datetime, cap: int) -> list[datetime]:
+    return list(
+        itertools.islice(fires_until(sched.spec, start - timedelta(microseconds=1), end), cap)
+    )
 
 
 async def delete_schedule(

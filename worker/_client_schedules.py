@@ -93,6 +93,10 @@ class ScheduleHandle:
     async def trigger(
         self, *, overlap: str | None = None, request_id: str | None = None
     ) -> dict[str, Any]:
+        """Act now (also while paused). The answer's ``workflow_id`` is the run
+        the schedule starts for it a moment later (or when the overlap policy
+        lets it; ``skip`` while an action runs starts none); a retry with the
+        same ``request_id`` names the same run."""
         body = {
             "overlap": overlap,
             "request_id": given_or_new_id(request_id),
@@ -108,7 +112,9 @@ class ScheduleHandle:
         overlap: str = "buffer-all",
         request_id: str | None = None,
     ) -> dict[str, Any]:
-        """Act on the spec's fires with start <= time <= end (default overlap buffer-all)."""
+        """Act on the spec's fires with start <= time <= end (default overlap
+        buffer-all); the answer counts them (``fires``) and names the first
+        100's runs (``workflow_ids``)."""
         body = {
             "start": _time(start),
             "end": _time(end),

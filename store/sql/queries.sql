@@ -753,6 +753,13 @@ SELECT e.workflow_id, e.status, e.paused FROM current_executions c
 JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
 WHERE c.namespace = $1 AND c.workflow_id = ANY($2::text[])
 
+-- name: signal_of_request
+-- The signal of request id $4 that run $3 of workflow $2 took (a schedule's trigger).
+SELECT attributes FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+  AND event_type = 'WorkflowExecutionSignaled' AND attributes->>'request_id' = $4
+LIMIT 1
+
 -- name: delete_schedule_stats
 DELETE FROM schedule_stats WHERE namespace = $1 AND schedule_id = $2
 
