@@ -26,6 +26,7 @@ from scheduler import definition
 from scheduler.policy import CatchUp, Overlap
 from scheduler.spec import SpecError, parse_cron
 from worker.client import Client
+from worker.wire.schedules import mode_name
 
 __all__ = [
     "CATCH_UPS",
@@ -72,7 +73,7 @@ def choice(value: str | None, choices: Sequence[str], option: str) -> str | None
     """``value`` if it is one of ``choices`` (a typed error naming them otherwise)."""
     if value is None:
         return None
-    v = value.strip().lower()
+    v = str(mode_name(value))
     if v not in choices:
         raise CliInputError(f"{option} {value!r} is not one of {', '.join(choices)}")
     return v

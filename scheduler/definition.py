@@ -46,6 +46,7 @@ from scheduler.spec import (
     parse_cron,
     parse_duration,
 )
+from worker.wire.schedules import mode_name
 
 E = TypeVar("E", bound=StrEnum)
 _CAL_FIELDS = ("second", "minute", "hour", "day", "month", "day_of_week", "year")
@@ -128,6 +129,14 @@ def iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _cal_field(value: Any) -> str:
+    """A calendar field as cron writes it: a list (``[3, 4]``, as JSON gives
+    one) is its values joined by commas, as ``"3,4"``."""
+    if isinstance(value, list | tuple):
+        value = ",".join(str(v).strip() for v in value)
+    return str(value).strip().lower()
+
+
 def _calendar(d: Any, what: str) -> CalendarSpec:
     if isinstance(d, str):
         parsed, tz = parse_cron(d)
@@ -136,7 +145,7 @@ def _calendar(d: Any, what: str) -> CalendarSpec:
         return parsed
     if not isinstance(d, dict) or not set(d) <= set(_CAL_FIELDS) or not d:
         raise SpecError(f"{what} is a cron string or an object of {', '.join(_CAL_FIELDS)}")
-    fields = {f: str(d.get(f, _CAL_DEFAULTS.get(f, "*"))).strip().lower() for f in _CAL_FIELDS}
+    fields = {f: _cal_field(d.get(f, _CAL_DEFAULTS.get(f, "*"))) for f in _CAL_FIELDS}
     fields["day_of_week"] = _dow(fields["day_of_week"])
     cal = CalendarSpec(**fields)
     cal.trigger()  # what apscheduler cannot read is refused now
@@ -231,7 +240,7 @@ def spec_to_wire(spec: ScheduleSpec) -> dict[str, Any]:
 
 def _choice(kind: type[E], value: Any, what: str) -> E:
     try:
-        return kind(value)
+        return kind(mode_name(value))
     except ValueError:
         raise SpecError(f"{what} {value!r} is not one of {', '.join(kind)}") from None
 

@@ -20,8 +20,26 @@ if TYPE_CHECKING:
 def _time(value: datetime | str) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ValueError(f"{value!r} has no UTC offset")
+            raise InvalidArgumentError(
+                f"{value!r} has no UTC offset: give an aware datetime (tzinfo=UTC) "
+                "or an RFC 3339 string"
+            )
         return value.isoformat()
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A definition with each ``timedelta`` as its seconds (a spec's ``every``,
+    ``phase`` and ``jitter``, a policy's ``catchup_window``), as the wire takes
+    durations, and each ``datetime`` as RFC 3339."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, datetime):
+        return _time(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -61,7 +79,7 @@ class ScheduleHandle:
         """Replace the definition (as :meth:`Client.schedule_definition` builds it);
         ``create`` makes it if it does not exist."""
         body = {
-            "schedule": dict(schedule),
+            "schedule": _plain(schedule),
             "create": create,
             "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
@@ -172,7 +190,7 @@ class ScheduleMixin:
         if isinstance(run_timeout, timedelta):
             run_timeout = run_timeout.total_seconds()
         return {
-            "spec": full_spec,
+            "spec": _plain(full_spec),
             "action": {
                 "workflow_type": workflow_name(workflow),
                 "task_queue": task_queue,
@@ -183,7 +201,7 @@ class ScheduleMixin:
                 "versioning_behavior": versioning_behavior,
                 "run_timeout_s": run_timeout,
             },
-            "policy": dict(policy or {}),
+            "policy": _plain(policy or {}),
         }
 
     async def create_schedule(
@@ -199,7 +217,7 @@ class ScheduleMixin:
         """Create schedule ``schedule_id`` (``SCHEDULE_ALREADY_EXISTS`` if it runs)."""
         body = {
             "schedule_id": schedule_id,
-            "schedule": dict(schedule),
+            "schedule": _plain(schedule),
             "paused": paused,
             "note": note,
             "search_attributes": encode_search_attributes(search_attributes or {}),

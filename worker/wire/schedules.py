@@ -7,12 +7,27 @@ its errors name the field the way an operator wrote it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
-Overlap = Literal[
-    "skip", "buffer-one", "buffer-all", "cancel-other", "terminate-other", "allow-all"
+
+def mode_name(value: Any) -> Any:
+    """An overlap or catch-up mode as Baton spells it (``buffer-one``), from
+    the spellings a Temporal user writes too: ``buffer_one``, ``BUFFER_ONE``,
+    ``SCHEDULE_OVERLAP_POLICY_BUFFER_ONE``. Anything else is left as it is,
+    for the check that refuses it to name it."""
+    if not isinstance(value, str):
+        return value
+    name = value.strip().lower().replace("_", "-")
+    for prefix in ("schedule-overlap-policy-", "overlap-policy-"):
+        name = name.removeprefix(prefix)
+    return name
+
+
+Overlap = Annotated[
+    Literal["skip", "buffer-one", "buffer-all", "cancel-other", "terminate-other", "allow-all"],
+    BeforeValidator(mode_name),
 ]
 
 
@@ -45,7 +60,7 @@ class PauseScheduleRequest(BaseModel):
 class UnpauseScheduleRequest(PauseScheduleRequest):
     #: Act on the fires the pause passed over, this once, by this catch-up mode;
     #: without it they are counted as missed.
-    catch_up: Literal["all", "latest", "none"] | None = None
+    catch_up: Annotated[Literal["all", "latest", "none"], BeforeValidator(mode_name)] | None = None
 
 
 class TriggerScheduleRequest(BaseModel):

@@ -1,0 +1,55 @@
+"""A schedule definition as a Temporal user writes one: overlap and catch-up
+modes spelled with underscores or as Temporal's enum names, and a calendar
+field given as a JSON list."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler import definition
+from scheduler.policy import CatchUp, Overlap
+from scheduler.spec import SpecError
+from worker.wire import TriggerScheduleRequest, UnpauseScheduleRequest
+
+_ACTION = {"workflow_type": "Report", "task_queue": "q"}
+
+
+def _policy(**policy: object) -> definition.Policy:
+    return definition.parse(
+        {"spec": {"cron": ["@daily"]}, "action": _ACTION, "policy": policy}
+    ).policy
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    ["buffer-one", "buffer_one", "BUFFER_ONE", "Buffer-One", "SCHEDULE_OVERLAP_POLICY_BUFFER_ONE"],
+)
+def test_an_overlap_mode_is_read_in_the_spellings_temporal_users_write(spelled: str) -> None:
+    """Regression: only ``buffer-one`` was taken; ``buffer_one`` was refused."""
+    assert _policy(overlap=spelled).overlap == Overlap.BUFFER_ONE
+    assert TriggerScheduleRequest(overlap=spelled).overlap == "buffer-one"
+
+
+def test_a_catch_up_mode_is_read_whatever_its_case() -> None:
+    assert _policy(catchup="LATEST").catchup == CatchUp.LATEST
+    assert UnpauseScheduleRequest(catch_up="None").catch_up == "none"
+    # the normalized form is what is stored and shown
+    wire = definition.to_wire(
+        definition.parse(
+            {"spec": {"cron": ["@daily"]}, "action": _ACTION, "policy": {"overlap": "ALLOW_ALL"}}
+        )
+    )
+    assert wire["policy"]["overlap"] == "allow-all"
+
+
+def test_an_unknown_mode_is_still_refused_naming_the_modes() -> None:
+    with pytest.raises(SpecError, match="buffer-one"):
+        _policy(overlap="buffer_two")
+
+
+def test_a_calendar_field_given_as_a_list_is_its_values() -> None:
+    """Regression: ``{"hour": [3, 4]}`` was refused as 'Unrecognized expression "[3"'."""
+    spec = definition.parse_spec({"calendars": [{"hour": [3, 4], "minute": 15}]})
+    [cal] = spec.calendars
+    assert (cal.hour, cal.minute) == ("3,4", "15")
+    assert definition.parse_spec({"calendars": [{"hour": "3,4", "minute": "15"}]}) == spec
