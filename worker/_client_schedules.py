@@ -43,6 +43,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+async def _definition_body(client: Any, schedule: Mapping[str, Any]) -> dict[str, Any]:
+    """A definition as the wire takes it: :func:`_plain`, and the action's memo
+    as payloads through ``client``'s converter. A definition read back by
+    ``describe`` (whose memo it gives as values) is so sent as it was made:
+    encrypted by an encrypting codec, never as plaintext; entries that are
+    payloads already are kept."""
+    body: dict[str, Any] = _plain(schedule)
+    action = body.get("action")
+    if isinstance(action, dict) and isinstance(action.get("memo"), Mapping):
+        body["action"] = {**action, "memo": await client.encode_memo(action["memo"])}
+    return body
+
+
 class ScheduleHandle:
     """One schedule of the client's namespace.
 
@@ -79,7 +92,7 @@ class ScheduleHandle:
         """Replace the definition (as :meth:`Client.schedule_definition` builds it);
         ``create`` makes it if it does not exist."""
         body = {
-            "schedule": _plain(schedule),
+            "schedule": await _definition_body(self.client, schedule),
             "create": create,
             "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
@@ -217,7 +230,7 @@ class ScheduleMixin:
         """Create schedule ``schedule_id`` (``SCHEDULE_ALREADY_EXISTS`` if it runs)."""
         body = {
             "schedule_id": schedule_id,
-            "schedule": _plain(schedule),
+            "schedule": await _definition_body(self, schedule),
             "paused": paused,
             "note": note,
             "search_attributes": encode_search_attributes(search_attributes or {}),

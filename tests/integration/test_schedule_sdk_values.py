@@ -4,15 +4,17 @@ with underscores, also from the CLI."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.apps.scheduled import Report
 from tests.conftest import Region
-from tests.helpers import baton_json
+from tests.helpers import baton_json, eventually
 from tests.integration.test_schedules import QUEUE
-from worker import Client
+from worker import AesGcmCodec, Client, DataConverter
+from worker.codec import generate_key
 from worker.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.integration
@@ -62,3 +64,35 @@ async def test_the_cli_takes_a_mode_spelled_with_underscores(
         region.config_path, "schedule", "trigger", "spelled", "--overlap", "buffer_one"
     )
     assert code == 0, (out, err)
+
+
+async def test_a_definition_read_back_by_describe_is_updated_with_its_memo_encrypted(
+    region: Region, client: Client
+) -> None:
+    """Regression: describe gives the action's memo as values, and an update
+    of that definition (read, change, write) stored them as plain JSON, where
+    an encrypting client's memo is only ever ciphertext on the server."""
+    codec = AesGcmCodec(keys={"k1": generate_key()}, active_key_id="k1")
+    secret = await Client.connect(
+        region.url, namespace="default", data_converter=DataConverter(codec=codec)
+    )
+    try:
+        sched = await secret.schedule_definition(
+            workflow=Report, task_queue=QUEUE, cron="@yearly", memo={"card": "4111-secret"}
+        )
+        h = await secret.create_schedule("secretive", sched)
+        d = (await h.describe())["schedule"]
+        assert d["action"]["memo"] == {"card": "4111-secret"}
+        d["policy"]["overlap"] = "allow-all"
+        await h.update(d)
+
+        async def stored() -> dict[str, object] | None:
+            raw = await client.call("GET", "/api/v1/namespaces/default/schedules/secretive")
+            done = raw["schedule"]["policy"]["overlap"] == "allow-all"
+            return raw["schedule"]["action"] if done else None
+
+        action = await eventually(stored, what="the update applied")
+        assert "4111-secret" not in json.dumps(action), action
+        assert (await h.describe())["schedule"]["action"]["memo"] == {"card": "4111-secret"}
+    finally:
+        await secret.close()
