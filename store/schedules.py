@@ -254,14 +254,11 @@ async def trigger_schedule(
     }
     req = req.model_copy(update={"request_id": request_id})
     run_id = await _signal(store, namespace, schedule_id, "trigger", body, req)
+    wid = schedule_workflow_id(schedule_id)
     async with store.pool.acquire() as conn:
         taken = await conn.fetchval(
-            Q["signal_of_request"],
-            namespace,
-            schedule_workflow_id(schedule_id),
-            uuid.UUID(run_id),
-            request_id,
-        )
+            Q["signal_of_request"], namespace, wid, uuid.UUID(run_id), request_id
+        ) or await conn.fetchval(Q["signal_of_request_any_run"], namespace, wid, request_id)
     sent = _decode(((taken or {}).get("input") or [None])[0]) or {}
     at = parse_time(sent.get("at"), "at") if isinstance(sent.get("at"), str) else None
     tag = sent.get("tag")

@@ -754,10 +754,28 @@ JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id
 WHERE c.namespace = $1 AND c.workflow_id = ANY($2::text[])
 
 -- name: signal_of_request
--- The signal of request id $4 that run $3 of workflow $2 took (a schedule's trigger).
+-- The signal of request id $4 that run $3 of workflow $2 took (a schedule's
+-- trigger): in its history, or still buffered behind a started workflow task
+-- (one statement, so one snapshot: a flush moves it from one to the other).
 SELECT attributes FROM history_events
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
   AND event_type = 'WorkflowExecutionSignaled' AND attributes->>'request_id' = $4
+UNION ALL
+SELECT attributes FROM buffered_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+  AND event_type = 'WorkflowExecutionSignaled' AND attributes->>'request_id' = $4
+LIMIT 1
+
+-- name: signal_of_request_any_run
+-- signal_of_request in any run of workflow $2 (a signal a continue-as-new
+-- carried to the next run).
+SELECT attributes FROM history_events
+WHERE namespace = $1 AND workflow_id = $2
+  AND event_type = 'WorkflowExecutionSignaled' AND attributes->>'request_id' = $3
+UNION ALL
+SELECT attributes FROM buffered_events
+WHERE namespace = $1 AND workflow_id = $2
+  AND event_type = 'WorkflowExecutionSignaled' AND attributes->>'request_id' = $3
 LIMIT 1
 
 -- name: delete_schedule_stats

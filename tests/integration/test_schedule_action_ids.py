@@ -4,6 +4,8 @@ the workflow id a trigger started)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.apps.scheduled import Hold, Report
@@ -117,3 +119,27 @@ async def test_a_backfill_names_the_runs_of_its_fires(
         assert code == 0, err
         assert "-trigger-" in out["workflow_id"] and out["request_id"], out
         await result_of(clock_client, out["workflow_id"])
+
+
+async def test_triggers_that_wait_behind_a_started_task_are_named_too(
+    clock_client: Client,
+) -> None:
+    """Regression: a trigger that came while the schedule's workflow task ran
+    (its signal buffered, not yet in history) answered ``workflow_id: None``."""
+    async with worker(clock_client):
+        sched = await _yearly(clock_client, Report)
+        sched["policy"] = {"overlap": "allow-all"}
+        # the system worker polls the namespace already: the new schedule's
+        # first task runs at once, and the triggers land while it runs
+        await settled(clock_client, await clock_client.create_schedule("warm", sched))
+        h = await clock_client.create_schedule("busy", sched)
+        answers = []
+        for _ in range(6):
+            answers += await asyncio.gather(*(h.trigger() for _ in range(3)))
+        named = [a["workflow_id"] for a in answers]
+        assert all(named) and len(set(named)) == len(named), answers
+
+        async def all_started() -> bool:
+            return await started_ids(clock_client, "busy") == sorted(named)
+
+        await eventually(all_started, what="every trigger's named run")
