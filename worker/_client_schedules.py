@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -161,6 +161,19 @@ class ScheduleHandle:
         return await self.client.call("DELETE", self._path(), params=params)  # type: ignore[no-any-return]
 
 
+class ScheduleList(list[dict[str, Any]]):
+    """The schedules :meth:`ScheduleMixin.list_schedules` found: a list, and
+    iterable with ``async for`` too, as Temporal's ``list_schedules`` is
+    (``async for s in await client.list_schedules()``)."""
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._each()
+
+    async def _each(self) -> AsyncIterator[dict[str, Any]]:
+        for item in self:
+            yield item
+
+
 class ScheduleMixin:
     """Schedule calls of :class:`worker.Client`."""
 
@@ -243,9 +256,9 @@ class ScheduleMixin:
     def get_schedule_handle(self, schedule_id: str) -> ScheduleHandle:
         return ScheduleHandle(self, schedule_id)  # type: ignore[arg-type]
 
-    async def list_schedules(self, query: str = "") -> list[dict[str, Any]]:
+    async def list_schedules(self, query: str = "") -> ScheduleList:
         """Open schedules of the namespace (all pages), narrowed by a list query."""
-        out: list[dict[str, Any]] = []
+        out = ScheduleList()
         token = None
         while True:
             params = {"query": query, "page_token": token}

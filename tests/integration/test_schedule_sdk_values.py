@@ -96,3 +96,15 @@ async def test_a_definition_read_back_by_describe_is_updated_with_its_memo_encry
         assert (await h.describe())["schedule"]["action"]["memo"] == {"card": "4111-secret"}
     finally:
         await secret.close()
+
+
+async def test_list_schedules_is_a_list_and_takes_async_for(client: Client) -> None:
+    """Regression: ``async for s in await client.list_schedules()``, as a
+    Temporal user writes it, raised TypeError (a plain list has no __aiter__)."""
+    sched = await client.schedule_definition(workflow=Report, task_queue=QUEUE, cron="@yearly")
+    for name in ("listed-a", "listed-b"):
+        await client.create_schedule(name, sched)
+    found = await client.list_schedules()
+    assert sorted(s["schedule_id"] for s in found) == ["listed-a", "listed-b"]
+    walked = [s async for s in await client.list_schedules("WorkflowId = 'schedule/listed-b'")]
+    assert [s["schedule_id"] for s in walked] == ["listed-b"]
