@@ -26,6 +26,7 @@ cron does (0 and 7 are Sunday) or takes names; ``day`` takes ``last`` and
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -79,10 +80,13 @@ class Schedule:
 def check_schedule_id(schedule_id: str) -> str:
     if not isinstance(schedule_id, str) or not schedule_id.strip():
         raise SpecError("a schedule id is a non-empty string")
-    if len(schedule_id) > MAX_SCHEDULE_ID or any(c.isspace() or c == "/" for c in schedule_id):
+    # a control character would reach the schedule's workflow id, refused as that
+    if len(schedule_id) > MAX_SCHEDULE_ID or any(
+        c.isspace() or c == "/" or unicodedata.category(c) == "Cc" for c in schedule_id
+    ):
         raise SpecError(
             f"schedule id {schedule_id!r} is not valid: up to {MAX_SCHEDULE_ID} characters, "
-            "no spaces and no '/'"
+            "no spaces, no control characters and no '/'"
         )
     return schedule_id
 

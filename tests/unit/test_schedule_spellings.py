@@ -53,3 +53,12 @@ def test_a_calendar_field_given_as_a_list_is_its_values() -> None:
     [cal] = spec.calendars
     assert (cal.hour, cal.minute) == ("3,4", "15")
     assert definition.parse_spec({"calendars": [{"hour": "3,4", "minute": "15"}]}) == spec
+
+
+@pytest.mark.parametrize("bad", ["a\x01b", "a\x7fb", "a b", "a/b", "x" * 201])
+def test_a_schedule_id_with_a_control_character_is_refused_as_a_schedule_id(bad: str) -> None:
+    """Regression: one with U+0001 was refused as "workflow id 'schedule/...' holds a
+    control character", naming a workflow the user never named."""
+    with pytest.raises(SpecError, match=r"schedule id .* is not valid"):
+        definition.check_schedule_id(bad)
+    assert definition.check_schedule_id("nightly.report-1_ü") == "nightly.report-1_ü"
