@@ -263,7 +263,8 @@ def schedule_create(
         d = await h.describe()
         return {
             "schedule_id": schedule_id,
-            "created": True,
+            # False: a retry with the same --request-id found the schedule it made
+            "created": h.created,
             "paused": d["paused"],
             "note": d["note"],
             "next_fires": d["next_fires"],

@@ -65,6 +65,9 @@ class ScheduleHandle:
 
     def __init__(self, client: Client, schedule_id: str):
         self.client, self.id = client, schedule_id
+        #: From :meth:`ScheduleMixin.create_schedule`: whether this call made the
+        #: schedule (False: a retry with its request id found it made); else None.
+        self.created: bool | None = None
 
     def _path(self, tail: str = "") -> str:
         # No schedule id holds a '/' (create refuses one): quoted or not, the
@@ -250,8 +253,10 @@ class ScheduleMixin:
             "request_id": given_or_new_id(request_id),
             "identity": self.identity,
         }
-        await self.call("POST", ns_path(self.namespace, "/schedules"), body)
-        return self.get_schedule_handle(schedule_id)
+        res = await self.call("POST", ns_path(self.namespace, "/schedules"), body)
+        handle = self.get_schedule_handle(schedule_id)
+        handle.created = bool(res.get("created", True))
+        return handle
 
     def get_schedule_handle(self, schedule_id: str) -> ScheduleHandle:
         return ScheduleHandle(self, schedule_id)  # type: ignore[arg-type]

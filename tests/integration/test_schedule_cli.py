@@ -330,7 +330,10 @@ async def test_a_change_sent_again_with_its_request_id_acts_once(
     command drew a fresh id and a trigger or backfill acted twice."""
     create = ("schedule", "create", "retried", "-t", "Report", "-q", QUEUE, "--cron", "0 0 1 1 *")
     code, out, err = await baton(region, *create, "--paused", "--request-id", "c-1")
-    assert code == 0 and out["created"], (out, err)
+    assert code == 0 and out["created"] is True, (out, err)
+    # the retry finds it made: it says so (it said created: true)
+    code, out, err = await baton(region, *create, "--paused", "--request-id", "c-1")
+    assert code == 0 and out["created"] is False, (out, err)
     verbs = [
         ("trigger", "retried", "--overlap", "allow-all"),
         ("pause", "retried", "--note", "held"),
