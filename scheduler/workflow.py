@@ -77,6 +77,9 @@ PATCH_UPDATE_KEEPS_REMAINING = "schedule-update-keeps-remaining-v1"
 #: paused for a year has 525,600) counting runs far past what a task may run.
 PATCH_COUNT_IN_ACTIVITY = "schedule-count-in-activity-v1"
 
+#: A scheduled fire waiting in the buffer does not start while the schedule is paused.
+PATCH_PAUSED_BUFFER_WAITS = "schedule-paused-buffer-waits-v1"
+
 _RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
@@ -432,6 +435,17 @@ class ScheduleWorkflow:
     async def _start_buffered_if_idle(self) -> None:
         while not self.state["running"] and self.state["buffer"]:
             ps = self._policy_state()
+            if (
+                self.state["paused"]
+                and ps.buffer[0].scheduled
+                and workflow.patched(PATCH_PAUSED_BUFFER_WAITS)
+            ):
+                # a paused schedule's own fires wait in the buffer for the
+                # unpause; a trigger or backfill waiting behind them goes now
+                manual = [i for i, f in enumerate(ps.buffer) if not f.scheduled]
+                if not manual:
+                    return
+                ps.buffer.insert(0, ps.buffer.pop(manual[0]))
             fire = on_action_closed(ps)
             self._keep(ps)
             if fire is None:
