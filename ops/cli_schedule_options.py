@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ops.cli_base import CliInputError, name_value_pairs
+from ops.cli_base import CliInputError, given, name_value_pairs
 from scheduler import definition
 from scheduler.policy import CatchUp, Overlap
 from scheduler.spec import SpecError, parse_cron
@@ -146,8 +146,22 @@ def _options() -> list[Callable[[F], F]]:
             "-o json` output; - reads stdin). Options override it; --cron, --calendar and "
             "--interval replace all its times.",
         ),
-        o("--workflow-type", "-t", "workflow_type", help="The workflow each action starts."),
-        o("--task-queue", "-q", "task_queue", help="Its task queue."),
+        # "" (an unset shell variable) is a usage error, never taken as left out:
+        # with --file that would quietly keep the file's value
+        o(
+            "--workflow-type",
+            "-t",
+            "workflow_type",
+            callback=given("a workflow type"),
+            help="The workflow each action starts.",
+        ),
+        o(
+            "--task-queue",
+            "-q",
+            "task_queue",
+            callback=given("a task queue"),
+            help="Its task queue.",
+        ),
         o(
             "--input",
             "input_json",
@@ -180,7 +194,12 @@ def _options() -> list[Callable[[F], F]]:
             help="A calendar (or a cron string as JSON, '\"0 0 25 12 *\"') not to fire on; "
             "repeatable.",
         ),
-        o("--timezone", metavar="TZ", help="IANA zone of the calendars (default UTC)."),
+        o(
+            "--timezone",
+            metavar="TZ",
+            callback=given("an IANA zone such as Europe/Berlin, or leave it out for UTC"),
+            help="IANA zone of the calendars (default UTC).",
+        ),
         o("--start-time", metavar="T", help="No fires before this RFC 3339 time."),
         o("--end-time", metavar="T", help="No fires after this RFC 3339 time."),
         o("--jitter", metavar="DUR", help="Delay each fire by up to DUR (stable per fire)."),

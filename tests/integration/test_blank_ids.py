@@ -213,6 +213,18 @@ _START = ("workflow", "start", "-t", "Counter", "-q", QUEUE, "--id", "blank-star
             "'SCHEDULE_ID'",
         ),
         (("schedule", "delete", ""), "'SCHEDULE_ID'"),
+        (
+            ("schedule", "create", "s", "-t", "", "-q", QUEUE, "--cron", "@daily"),
+            "'--workflow-type' / '-t'",
+        ),
+        (
+            ("schedule", "update", "s", "-t", "Counter", "-q", " ", "--cron", "@daily"),
+            "'--task-queue' / '-q'",
+        ),
+        (
+            ("schedule", "create", "s", "-t", "Counter", "-q", QUEUE, "--timezone", ""),
+            "'--timezone'",
+        ),
     ],
 )
 async def test_a_cli_option_given_an_empty_value_is_a_usage_error_naming_it(
