@@ -344,8 +344,10 @@ class _Compiler:
                 # no word to match: PostgreSQL would match nothing (and != every
                 # run) without a word; Temporal refuses it too
                 raise _error(f"{attr} is Text: {text!r} holds no word to match", value)
-            words = self.param(text)
-            cond = f"(to_tsvector('simple', {sql}) @@ plainto_tsquery('simple', {words}))"
+            # any of the words, as Temporal matches Text (its SQL stores join the
+            # words with |, Elasticsearch's match query ORs them)
+            anyof = " || ".join(f"plainto_tsquery('simple', {self.param(w)})" for w in text.split())
+            cond = f"(to_tsvector('simple', {sql}) @@ ({anyof}))"
             return cond if operator == "=" else f"(NOT coalesce({cond}, false))"
         if kind in (AttributeType.BOOL, AttributeType.STATUS, AttributeType.UUID) and (
             operator not in ("=", "<>")

@@ -56,3 +56,24 @@ async def test_system_workflows_are_listed_and_counted_when_asked_for(
     assert code == 0 and {r["workflow_id"] for r in out} == {"mine", "batch/job"}, (out, err)
     code, out, err = await baton_json(region.config_path, "workflow", "count", "--include-system")
     assert code == 0 and out["count"] == 2, (out, err)
+
+
+async def test_a_text_match_takes_any_of_its_words(client: Client) -> None:
+    """As Temporal's stores match a Text: its SQL ones join the words with |,
+    Elasticsearch's match query ORs them."""
+    await client.add_search_attribute("Notes", "Text")
+    notes = ["late delivery", "first order shipped", "order late", "nothing here"]
+    for i, text in enumerate(notes):
+        await client.start_workflow(
+            "T", id=f"t-{i}", task_queue="filters", search_attributes={"Notes": text}
+        )
+
+    async def ids(query: str) -> list[str]:
+        return sorted([e.workflow_id async for e in client.list_workflows(query)])
+
+    assert await ids("Notes = 'late'") == ["t-0", "t-2"]
+    assert await ids("Notes = 'late delivery'") == ["t-0", "t-2"]
+    assert await ids("Notes = 'Shipped  DELIVERY'") == ["t-0", "t-1"]
+    assert await ids("Notes != 'late delivery'") == ["t-1", "t-3"]
+    assert await ids("Notes = 'late !!'") == ["t-0", "t-2"]
+    assert await client.count_workflows("Notes = 'order nope'") == 2
