@@ -48,6 +48,7 @@ predicate: name OP value                                -> compare
          | name _BETWEEN value _AND value                -> between
          | name _NOT _BETWEEN value _AND value           -> not_between
          | name _STARTS_WITH value                       -> starts_with
+         | name _NOT _STARTS_WITH value                  -> not_starts_with
          | name _IS _NULL                                -> is_null
          | name _IS _NOT _NULL                           -> is_not_null
 
@@ -411,6 +412,11 @@ class _Compiler:
         prefix = self.literal(attr, kind, value)
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"({sql} LIKE {self.param(escaped + '%')})"
+
+    def _p_not_starts_with(self, name: Tree, value: Any) -> str:
+        # as NOT IN reads it (and Temporal's NOT STARTS_WITH): a run without
+        # the attribute is not listed
+        return f"(NOT {self._p_starts_with(name, value)})"
 
     def _p_is_null(self, name: Tree) -> str:
         attr, kind, sql, _tok, nullable = self.attribute(name)

@@ -77,3 +77,19 @@ async def test_a_text_match_takes_any_of_its_words(client: Client) -> None:
     assert await ids("Notes != 'late delivery'") == ["t-1", "t-3"]
     assert await ids("Notes = 'late !!'") == ["t-0", "t-2"]
     assert await client.count_workflows("Notes = 'order nope'") == 2
+
+
+async def test_not_starts_with_lists_the_runs_starts_with_leaves_out(client: Client) -> None:
+    await client.add_search_attribute("Team", "Keyword")
+    for wid, team in (("pay-1", "billing"), ("pay-2", None), ("ship-1", "bikes")):
+        attrs = {"Team": team} if team else {}
+        await client.start_workflow("T", id=wid, task_queue="filters", search_attributes=attrs)
+
+    async def ids(query: str) -> list[str]:
+        return sorted([e.workflow_id async for e in client.list_workflows(query)])
+
+    assert await ids("WorkflowId NOT STARTS_WITH 'pay-'") == ["ship-1"]
+    assert await ids("WorkflowId not starts_with 'ship'") == ["pay-1", "pay-2"]
+    # a run without the attribute is not listed, as NOT IN leaves it out
+    assert await ids("Team NOT STARTS_WITH 'bil'") == ["ship-1"]
+    assert await client.count_workflows("WorkflowId NOT STARTS_WITH 'x'") == 3

@@ -100,3 +100,13 @@ def test_a_text_match_without_a_word_is_refused(value: str) -> None:
             compile_query(f"Notes {op} {value}", {"Notes": "Text"})
     compile_query("Notes = 'a-b'", {"Notes": "Text"})
     compile_query("Notes = 'ü'", {"Notes": "Text"})
+
+
+def test_not_starts_with_is_a_predicate_as_in_temporal() -> None:
+    compiled = compile_query("WorkflowId NOT STARTS_WITH 'a_b%'", REGISTERED)
+    assert compiled.where == "(NOT (e.workflow_id LIKE $1))"
+    assert compiled.params == ["a\\_b\\%%"]
+    compiled = compile_query("CustomerId not starts_with 'x' AND Amount > 1", REGISTERED)
+    assert compiled.params[0] == "x%"
+    with pytest.raises(InvalidQuery, match="STARTS_WITH applies to Keyword"):
+        compile_query("Amount NOT STARTS_WITH '1'", REGISTERED)
