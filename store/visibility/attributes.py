@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -106,6 +106,36 @@ STATUS_NAMES: dict[str, str] = {
     "timedout": "timed_out",
     "timed_out": "timed_out",
 }
+
+#: Temporal's WorkflowExecutionStatus enum numbers, which its queries take too.
+STATUS_CODES: dict[str, str] = {
+    "1": "running",
+    "2": "completed",
+    "3": "failed",
+    "4": "canceled",
+    "5": "terminated",
+    "6": "continued_as_new",
+    "7": "timed_out",
+}
+
+
+def status_name(text: str) -> str | None:
+    """Baton's name of a status as a query or filter may write it: Temporal's
+    (Running, TimedOut, its enum's WORKFLOW_EXECUTION_STATUS_RUNNING or number),
+    Baton's (timed_out) or the CLI's (timed-out); None for no status."""
+    key = text.strip().lower().replace("-", "_").removeprefix("workflow_execution_status_")
+    return STATUS_CODES.get(key) or STATUS_NAMES.get(key)
+
+
+def datetime_of_nanos(nanos: int) -> datetime:
+    """A time given as Temporal's queries take one as a number: Unix nanoseconds."""
+    try:
+        return datetime.fromtimestamp(0, UTC) + timedelta(microseconds=nanos // 1000)
+    except OverflowError:
+        raise InvalidArgument(
+            f"{nanos} nanoseconds since 1970 is outside the years 1-9999"
+        ) from None
+
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RESERVED_WORDS = frozenset(

@@ -22,7 +22,7 @@ from store.context import Store
 from store.errors import InvalidArgument, InvalidQuery
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
-from store.visibility.attributes import STATUS_NAMES, AttributeType
+from store.visibility.attributes import AttributeType, status_name
 from store.visibility.query import Order, compile_query, group_by_sql, split_group_by
 from store.workflows import execution_info
 from worker import wire
@@ -290,7 +290,7 @@ def filters_to_query(
     if status is not None:
         # the names a query's ExecutionStatus takes (Temporal's Running,
         # TimedOut; the CLI's timed-out), not only the ones list writes
-        known = STATUS_NAMES.get(status.lower().replace("-", "_"))
+        known = status_name(status)
         if known is None:
             raise InvalidArgument(
                 f"unknown status {status!r}; use one of "

@@ -21,11 +21,12 @@ from lark import Token
 from store.errors import InvalidArgument, InvalidQuery
 from store.visibility.attributes import (
     NAME_RE,
-    STATUS_NAMES,
     SYSTEM_ATTRIBUTES,
     AttributeType,
+    datetime_of_nanos,
     normalize_value,
     parse_datetime,
+    status_name,
 )
 
 Tree = lark.Tree[Token]
@@ -269,9 +270,9 @@ class _Compiler:
                 except ValueError:
                     raise _error(f"{text!r} is not a run id (a UUID)", token) from None
             if kind == AttributeType.STATUS:
-                # as Temporal, list and describe (timed_out), or the CLI's --status
-                # (timed-out) write it
-                status = STATUS_NAMES.get(text.lower().replace("-", "_"))
+                # as Temporal (its names or enum numbers), list and describe
+                # (timed_out), or the CLI's --status (timed-out) write it
+                status = status_name(text)
                 if status is None:
                     raise _error(
                         f"{text!r} is not an execution status; use one of Running, Completed, "
@@ -293,6 +294,8 @@ class _Compiler:
                     raise _error(f"{name} is Bool: use true or false", token)
                 return t == "TRUE"
             if kind == AttributeType.DATETIME:
+                if t == "NUMBER" and re.fullmatch(r"-?\d+", text):
+                    return datetime_of_nanos(int(text))  # as Temporal: Unix nanoseconds
                 if t != "STRING":
                     raise _error(f"{name} is Datetime: quote an RFC 3339 value", token)
                 return parse_datetime(text)

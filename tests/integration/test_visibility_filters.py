@@ -33,6 +33,13 @@ async def test_a_status_filter_takes_the_names_a_query_takes(
     for bad in ("", "closed", "Runnin"):
         with pytest.raises(InvalidArgumentError, match="unknown status"):
             [e async for e in client.list_workflows(status=bad)]
+    # Temporal's enum numbers and names, and a time as Unix nanoseconds
+    assert await client.count_workflows("ExecutionStatus = 5") == 1
+    assert await client.count_workflows("ExecutionStatus IN (1, 'Terminated')") == 2
+    assert (
+        await client.count_workflows("ExecutionStatus = 'WORKFLOW_EXECUTION_STATUS_RUNNING'") == 1
+    )
+    assert await client.count_workflows("StartTime > 0 AND CloseTime > 1") == 1
     code, out, err = await baton_json(
         region.config_path, "workflow", "list", "--status", "Terminated"
     )

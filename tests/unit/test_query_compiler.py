@@ -110,3 +110,37 @@ def test_not_starts_with_is_a_predicate_as_in_temporal() -> None:
     assert compiled.params[0] == "x%"
     with pytest.raises(InvalidQuery, match="STARTS_WITH applies to Keyword"):
         compile_query("Amount NOT STARTS_WITH '1'", REGISTERED)
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("1", "running"),
+        ("7", "timed_out"),
+        ("'WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW'", "continued_as_new"),
+        ("'workflow_execution_status_running'", "running"),
+    ],
+)
+def test_a_status_takes_temporal_enum_numbers_and_names(value: str, status: str) -> None:
+    assert compile_query(f"ExecutionStatus = {value}", {}).params == [status]
+
+
+@pytest.mark.parametrize("value", ["0", "8", "'WORKFLOW_EXECUTION_STATUS_UNSPECIFIED'", "1.5"])
+def test_a_status_that_is_none_is_refused(value: str) -> None:
+    with pytest.raises(InvalidQuery, match="not an execution status"):
+        compile_query(f"ExecutionStatus = {value}", {})
+
+
+def test_a_datetime_takes_unix_nanoseconds_as_temporal_does() -> None:
+    from datetime import UTC, datetime
+
+    compiled = compile_query("StartTime > 1767225600123456789", {})
+    assert compiled.params == [datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)]
+    compiled = compile_query("Due BETWEEN 0 AND -1000", {"Due": "Datetime"})
+    assert compiled.params == [
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    for bad in ("99999999999999999999999999", "1.5"):
+        with pytest.raises(InvalidQuery):
+            compile_query(f"StartTime > {bad}", {})
