@@ -58,6 +58,7 @@ def _view(d: dict[str, Any]) -> RenderableType:
             "operation",
             "rps",
             "reason",
+            "total",
             "done",
             "skipped",
             "failed",
@@ -271,6 +272,7 @@ async def _follow(c: Client, job_id: str, total: int, output: str) -> dict[str, 
         while True:
             d = await c.describe_batch(job_id)
             seen = (d.get("done") or 0) + (d.get("skipped") or 0) + (d.get("failed") or 0)
+            total = d.get("total") or total  # as the job counted them when it started
             bar.update(task, completed=seen, total=max(total, seen, 1))
             if d["state"] != "running":
                 return d

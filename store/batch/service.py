@@ -71,11 +71,15 @@ async def start_batch(store: Store, namespace: str, req: wire.StartBatchRequest)
         if req.request_id
         else uuid.uuid4().hex[:12]
     )
+    # what the walk will meet, as Temporal's total_operation_count: the runs
+    # that match as the job starts (a run that starts later is not walked)
+    total = (await listing.count_runs(store, namespace, req.query))["count"]
     job = {
         "job_id": job_id,
         "namespace": namespace,
         "query": req.query,
         "operation": {"kind": op.kind, "params": params},
+        "total": total,
         "rps": req.rps,
         "reason": req.reason,
     }
@@ -198,6 +202,8 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
         "rps": job.get("rps"),
         "reason": job.get("reason"),
         "state": status,
+        # runs matched as the job started (a job of an earlier release: None)
+        "total": job.get("total"),
         **{k: state.get(k) for k in ("done", "skipped", "failed", "pages", "stop_reason", "error")},
         "failures": state.get("failures", []),
     }

@@ -490,3 +490,16 @@ async def test_a_rate_that_is_no_number_is_refused_naming_it(client: Client) -> 
     with pytest.raises(InvalidArgumentError, match="finite number"):
         await client.call("POST", ns_path(client.namespace, "/batches"), body)
     assert await client.list_batches() == []
+
+
+async def test_a_job_says_how_many_runs_it_matched_as_it_started(client: Client) -> None:
+    """As Temporal's total_operation_count: progress is done + skipped + failed of it."""
+    for i in range(7):
+        await client.start_workflow(Waiter, id=f"total-{i}", task_queue=QUEUE)
+    await client.get_workflow_handle("total-0").terminate("closed before the job")
+    query = "WorkflowId STARTS_WITH 'total-'"
+    await client.start_batch(query, "terminate", reason="x", rps=1000, job_id="counted")
+    d = await finished(client, "counted")
+    assert (d["total"], d["done"], d["skipped"], d["failed"]) == (7, 6, 1, 0)
+    await client.start_batch("WorkflowId = 'none'", "terminate", reason="x", job_id="empty")
+    assert (await finished(client, "empty"))["total"] == 0
