@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -12,6 +13,9 @@ from ops.output import emit, kv_table, table
 from worker.client import Client
 
 __all__ = ["register_visibility"]
+
+#: A count query's trailing GROUP BY (the server checks it; this only names the column).
+_GROUP_BY = re.compile(r"(?i)\bgroup\s+by\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s*$")
 
 TYPES = ["Keyword", "Text", "Int", "Double", "Bool", "Datetime", "KeywordList"]
 
@@ -108,9 +112,10 @@ def workflow_count(
     def view(d: dict[str, Any]) -> Any:
         if not group_by and not d["groups"]:
             return Text(f"{d['count']} runs")
-        # a GROUP BY in the query groups as --group-by does
+        # a GROUP BY in the query groups as --group-by does, and names the column
+        in_query = _GROUP_BY.search(query)
         return table(
-            [group_by or "value", "runs"],
+            [group_by or (in_query.group(1) if in_query else "value"), "runs"],
             [[g["value"], g["count"]] for g in d["groups"]] + [["total", d["count"]]],
         )
 

@@ -3,6 +3,10 @@ the status names a query takes, Temporal's among them."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+
 import pytest
 
 from tests.conftest import Region
@@ -100,3 +104,20 @@ async def test_not_starts_with_lists_the_runs_starts_with_leaves_out(client: Cli
     # a run without the attribute is not listed, as NOT IN leaves it out
     assert await ids("Team NOT STARTS_WITH 'bil'") == ["ship-1"]
     assert await client.count_workflows("WorkflowId NOT STARTS_WITH 'x'") == 3
+
+
+async def test_a_count_grouped_in_its_query_names_the_column_as_group_by_does(
+    client: Client, region: Region
+) -> None:
+    await client.start_workflow("T", id="g-1", task_queue="filters")
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "ops.cli", "--config", str(region.config_path)),
+        *("workflow", "count", "--query", "WorkflowType = 'T' group by `TaskQueue`"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    header = next(line for line in out.decode().splitlines() if "runs" in line)
+    assert "TaskQueue" in header and "value" not in header, out.decode()
