@@ -12,6 +12,7 @@ from ops.cli_base import (
     BatonGroup,
     CliInputError,
     CliState,
+    FiniteRange,
     given,
     pass_state,
     request_id_option,
@@ -120,7 +121,7 @@ def set_current(
 @click.argument("build_id", required=False)
 @click.option(
     "--percent",
-    type=click.FloatRange(0, 100),
+    type=FiniteRange(0, 100),
     required=True,
     help="Share of workflow ids (a stable hash of each) sent to the build; 0 keeps the build "
     "ramping with no ids, and 0 with no BUILD_ID ends the ramp.",
