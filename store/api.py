@@ -383,7 +383,7 @@ def create_app(store: Store) -> FastAPI:
     add_visibility_routes(app, store, PREFIX, checked)
     add_versioning_routes(app, store, PREFIX)
     add_pause_routes(app, store, PREFIX)
-    add_schedule_routes(app, store, PREFIX)
+    add_schedule_routes(app, store, PREFIX, checked)
 
     @app.get(f"{wf_path}/history", response_model=wire.HistoryResponse)
     async def history(

@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI, Query
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from store import clock, schedules
 from store.api_guard import JSON
 from store.context import Store
-from store.errors import TestClockOff
+from store.errors import InvalidArgument, TestClockOff
 from store.sql import QUERIES as Q
 from worker import wire
 
 
-def add_schedule_routes(app: FastAPI, store: Store, prefix: str) -> None:
+def action_input(schedule: Any) -> list[wire.Payload]:
+    """The payloads of a definition's action input, each checked to be one: a
+    schedule stores them as sent and starts a run with them at every fire, so
+    one no worker could decode would fail every run it starts."""
+    action = schedule.get("action") if isinstance(schedule, dict) else None
+    items = action.get("input") if isinstance(action, dict) else None
+    if not isinstance(items, list):
+        return []  # the definition's own check names what is wrong
+    payloads = []
+    for i, item in enumerate(items):
+        try:
+            payloads.append(wire.Payload.model_validate(item))
+        except ValidationError:
+            raise InvalidArgument(
+                f"action.input[{i}] is not a payload: give an object with metadata (its "
+                "encoding) and base64 data, as the SDK's and the CLI's converters make"
+            ) from None
+    return payloads
+
+
+def add_schedule_routes(
+    app: FastAPI, store: Store, prefix: str, checked: Callable[[BaseModel], None]
+) -> None:
     path = f"{prefix}/namespaces/{{namespace}}/schedules"
+
+    def checked_input(schedule: Any) -> None:
+        for payload in action_input(schedule):
+            checked(payload)  # base64 and this server's payload size limit
 
     @app.post(path, status_code=201)
     async def create_schedule(namespace: str, req: wire.CreateScheduleRequest) -> Response:
+        checked_input(req.schedule)
         return JSON(await schedules.create_schedule(store, namespace, req), status_code=201)
 
     @app.get(path)
@@ -43,6 +73,7 @@ def add_schedule_routes(app: FastAPI, store: Store, prefix: str) -> None:
     async def update_schedule(
         namespace: str, schedule_id: str, req: wire.UpdateScheduleRequest
     ) -> Response:
+        checked_input(req.schedule)
         return JSON(await schedules.update_schedule(store, namespace, schedule_id, req))
 
     @app.delete(f"{path}/{{schedule_id}}")
