@@ -33,6 +33,7 @@ from store.sql import QUERIES as Q
 from versioning import routing
 from versioning.rules import (
     DeploymentState,
+    Override,
     Version,
     VersioningError,
     version_status,
@@ -67,7 +68,7 @@ def require_version(deps: routing.Deployments, deployment: str, build_id: str) -
         )
 
 
-def _require_queue(deps: routing.Deployments, deployment: str, build_id: str, queue: str) -> None:
+def require_queue(deps: routing.Deployments, deployment: str, build_id: str, queue: str) -> None:
     """Refuse to send a run's workflow tasks to a build none of whose workers
     polls the run's task queue: they would wait there for ever, while the
     build's pollers on its other queues look alive."""
@@ -435,6 +436,17 @@ async def run_versioning_view(
 # --------------------------------------------------------------------------- overrides
 
 
+def set_override(rt: RunTxn, override: Override | None) -> None:
+    """Set (or clear) the run's override; a pinned run it moves off its build
+    leaves that build as a close would, so the build's ``drained_since`` says
+    when (``last_left_version``)."""
+    was_on = routing.effective_pin(routing.run_versioning(rt.exe))
+    rt.set_versioning_override(override)
+    if was_on is not None and routing.effective_pin(routing.run_versioning(rt.exe)) != was_on:
+        left = {**(rt.exe["versioning"].get("left") or {}), was_on: rt.now.isoformat()}
+        rt.exe["versioning"] = {**rt.exe["versioning"], "left": left}
+
+
 async def update_versioning(
     store: Store, namespace: str, workflow_id: str, req: wire.UpdateVersioningRequest
 ) -> dict[str, Any]:
@@ -475,7 +487,7 @@ async def update_versioning(
                 )
             if o.build_id is not None:
                 require_version(rt.ns.deployments, o.deployment, o.build_id)
-                _require_queue(rt.ns.deployments, o.deployment, o.build_id, rt.exe["task_queue"])
+                require_queue(rt.ns.deployments, o.deployment, o.build_id, rt.exe["task_queue"])
         if routing.run_versioning(rt.exe).override == override and (
             o is None or o.deployment is None or o.deployment == current
         ):
@@ -488,12 +500,7 @@ async def update_versioning(
             }
         if o is not None and o.deployment is not None:
             rt.exe["deployment"] = o.deployment
-        was_on = routing.effective_pin(routing.run_versioning(rt.exe))
-        rt.set_versioning_override(override)
-        if was_on is not None and routing.effective_pin(routing.run_versioning(rt.exe)) != was_on:
-            # it leaves its build open: the build's drainage counts this as a close
-            left = {**(rt.exe["versioning"].get("left") or {}), was_on: rt.now.isoformat()}
-            rt.exe["versioning"] = {**rt.exe["versioning"], "left": left}
+        set_override(rt, override)
         rt.add_input_event(
             EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
             {

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from store.context import Store
-from store.deployments import require_version
+from store.deployments import require_queue, require_version, set_override
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
 from store.run_lock import keep_request_id, lock_for_request, run_acted_on
@@ -248,6 +248,9 @@ def _move_target(rt: RunTxn, req: wire.PauseRequest) -> tuple[str, str]:
     except VersioningError as exc:
         raise InvalidArgument(str(exc)) from None
     require_version(deps, dep, build)
+    # and one whose workers do not poll the run's task queue: its tasks would
+    # wait there for ever, as an override onto it would (update-versioning)
+    require_queue(deps, dep, build, rt.exe["task_queue"])
     return dep, build
 
 
@@ -255,7 +258,7 @@ def _move(rt: RunTxn, req: wire.PauseRequest) -> None:
     """Pin the run to its deployment's current build, or to ``req.build_id``."""
     dep, build = _move_target(rt, req)
     rt.exe["deployment"] = dep
-    rt.set_versioning_override(Override(OverrideKind.PINNED, build))
+    set_override(rt, Override(OverrideKind.PINNED, build))
     rt.add_input_event(
         EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
         {

@@ -1,0 +1,88 @@
+"""An operator moving paused runs between builds: `unpause --build-id` and
+`--to-current` check the build as an override does, the build a run leaves
+says when it drained, and a batch override counts a run already as asked as
+skipped.
+
+Builds are in-process Workers of the ``shop`` deployment (see
+``tests/apps/versioned.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.apps.versioned import ACTIVITIES, V2
+from tests.helpers import eventually
+from tests.versioning_helpers import registered
+from tests.versioning_helpers import shop_worker as build
+from worker import Client, Worker
+from worker.errors import InvalidArgumentError
+
+pytestmark = pytest.mark.integration
+QUEUE = "shop"
+
+
+async def kinds(client: Client, wid: str) -> list[str]:
+    return [e["event_type"] for e in await client.get_workflow_handle(wid).history()]
+
+
+async def test_unpause_onto_a_build_that_does_not_poll_the_runs_queue_is_refused(
+    client: Client,
+) -> None:
+    """`unpause --build-id 2` (or `--to-current` with 2 current) of a run of
+    task queue "shop" was accepted though build 2's workers poll only "mail":
+    the run was unpaused in name only, its tasks waiting on "shop" for ever.
+    `update-versioning --pinned` refuses that build; unpause now does too, and
+    nothing is recorded."""
+    mail = Worker(
+        client, task_queue="mail", workflows=V2, activities=ACTIVITIES, deployment=("shop", "2")
+    )
+    async with build(client, "1"), mail:
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="held", task_queue=QUEUE)
+
+        async def first_task() -> bool:
+            return "WorkflowTaskCompleted" in await kinds(client, h.id)
+
+        await eventually(first_task, timeout=20, what="the first task")
+        await h.pause("look first")
+        before = await kinds(client, h.id)
+        with pytest.raises(InvalidArgumentError, match="not the run's 'shop'"):
+            await h.unpause("onto the fix", build_id="2")
+        await client.set_current_version("shop", "2", allow_no_pollers=True)
+        with pytest.raises(InvalidArgumentError, match="not the run's 'shop'"):
+            await h.unpause("onto the fix", to_current=True)
+        d = await h.describe()
+        assert d["execution"]["paused"] and d["versioning"]["override"] is None
+        assert await kinds(client, h.id) == before
+        # onto a build of its queue: unpaused and runs there
+        assert (await h.unpause("onto build 1", build_id="1"))["changed"]
+        await h.signal("finish")
+        assert await h.result(timeout=20) == []
+
+
+async def test_a_build_an_unpause_moved_the_last_pinned_run_off_says_when_it_drained(
+    client: Client,
+) -> None:
+    """An unpause onto another build leaves the old one as an override does:
+    the old build showed `drained` with no `drained_since` (or the time of an
+    older close), where an override recorded when the run left."""
+    async with build(client, "1"), build(client, "2"):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Order", 1, id="moved", task_queue=QUEUE)
+
+        async def waiting() -> bool:
+            return bool(await h.query("waiting"))
+
+        await eventually(waiting, timeout=20, what="the first step")
+        await client.set_current_version("shop", "2")
+        await h.pause("deploy the fix")
+        await h.unpause("onto the fix", build_id="2")
+        d = await client.describe_deployment("shop")
+        old = next(v for v in d["versions"] if v["build_id"] == "1")
+        assert (old["status"], old["open_pinned"]) == ("drained", 0)
+        assert old["drained_since"] is not None
+        await h.signal("proceed")
+        assert await h.result(timeout=20) == "v2"
