@@ -173,9 +173,16 @@ def _check_versioning_in(ns: Namespace, params: dict[str, Any]) -> None:
 
 async def _versioning(
     c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
-) -> None:
-    body = {"override": p["override"], "reason": reason}
-    await _post(c, ns, wid, "/versioning", {**body, "run_id": rid, "request_id": request_id})
+) -> bool:
+    # a run whose override is already the one asked counts as skipped, as a
+    # pause of a paused run does
+    body = {"override": p["override"], "reason": reason, "run_id": rid}
+    res = await c.call(
+        "POST",
+        wf_path(ns, wid, "/versioning"),
+        {**body, "request_id": request_id, "identity": "baton-batch"},
+    )
+    return bool(res.get("changed"))
 
 
 def _describe_versioning(p: dict[str, Any]) -> str:

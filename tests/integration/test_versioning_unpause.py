@@ -86,3 +86,37 @@ async def test_a_build_an_unpause_moved_the_last_pinned_run_off_says_when_it_dra
         assert old["drained_since"] is not None
         await h.signal("proceed")
         assert await h.result(timeout=20) == "v2"
+
+
+async def test_a_batch_override_counts_a_run_already_so_as_skipped(client: Client) -> None:
+    """Clearing the override of runs that have none counted each as done; as a
+    pause of a paused run, a run already as asked is skipped."""
+    async with build(client, "1"):
+        await registered(client, "1")
+        await client.set_current_version("shop", "1")
+        pinned = await client.start_workflow("Flow", id="b-pinned", task_queue=QUEUE)
+        plain = await client.start_workflow("Flow", id="b-plain", task_queue=QUEUE)
+        await pinned.update_versioning("pinned", version="shop:1")
+        job = await client.start_batch(
+            "WorkflowId STARTS_WITH 'b-'",
+            "update-versioning",
+            reason="clear",
+            params={"override": None},
+            rps=100,
+        )
+
+        async def ended() -> bool:
+            return (await client.describe_batch(job["job_id"]))["state"] != "running"
+
+        await eventually(ended, timeout=60, what="the batch")
+        res = await client.describe_batch(job["job_id"])
+        assert (res["state"], res["done"], res["skipped"], res["failed"]) == (
+            "completed",
+            1,
+            1,
+            0,
+        )
+        assert (await pinned.describe())["versioning"]["override"] is None
+        for h in (pinned, plain):
+            await h.signal("finish")
+            assert await h.result(timeout=20) == []
