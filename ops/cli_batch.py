@@ -151,11 +151,21 @@ def _refuse_options_of_other_ops(ctx: click.Context, op: str) -> None:
     default=None,
     help="--op update-versioning: pinned, one-time, auto-upgrade, or none (clear).",
 )
-@click.option("--version", default=None, help="--op update-versioning: DEPLOYMENT:BUILD_ID.")
+@click.option(
+    "--version",
+    default=None,
+    callback=given("DEPLOYMENT:BUILD_ID"),
+    help="--op update-versioning: DEPLOYMENT:BUILD_ID.",
+)
 @click.option(
     "--to-current", is_flag=True, help="--op unpause: pin each to its deployment's current build."
 )
-@click.option("--build-id", default=None, help="--op unpause: pin each to this build.")
+@click.option(
+    "--build-id",
+    default=None,
+    callback=given("a build id"),
+    help="--op unpause: pin each to this build.",
+)
 @click.option(
     "--rps",
     type=FiniteRange(0.01, 10_000),

@@ -69,7 +69,12 @@ def workflow_pause(
 @click.option(
     "--to-current", is_flag=True, help="Pin it to its deployment's current build in the same step."
 )
-@click.option("--build-id", default=None, help="Pin it to this build of its deployment.")
+@click.option(
+    "--build-id",
+    default=None,
+    callback=given("a build id of its deployment"),
+    help="Pin it to this build of its deployment.",
+)
 @run_id_option
 @request_id_option
 @pass_state

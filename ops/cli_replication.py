@@ -9,7 +9,7 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ops.cli_base import Seconds
+from ops.cli_base import Seconds, given
 from ops.cli_tools import run_fast
 from ops.output import emit, err_console, kv_table, table
 from store.config import BatonConfig
@@ -23,8 +23,14 @@ def register_replication(cli: click.Group) -> None:
     """Add failover and the replication commands to the CLI group."""
 
     @cli.command("failover")
-    @click.argument("namespace")
-    @click.option("--to", "target", required=True, help="Region to move the namespace to.")
+    @click.argument("namespace", callback=given("a namespace name"))
+    @click.option(
+        "--to",
+        "target",
+        required=True,
+        callback=given("a region name"),
+        help="Region to move the namespace to.",
+    )
     @click.option(
         "--timeout",
         "timeout_s",

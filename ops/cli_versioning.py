@@ -34,8 +34,6 @@ def deployment() -> None:
 def _build(build_id: str | None, unversioned: bool, what: str) -> str | None:
     if unversioned == (build_id is not None):
         raise CliInputError(f"{what}: give a BUILD_ID or --unversioned (not both)")
-    if build_id is not None and not build_id.strip():
-        raise CliInputError(f"{what}: BUILD_ID is empty: give a build id, or --unversioned")
     return build_id
 
 
@@ -91,7 +89,7 @@ def _set_options(fn: Any) -> Any:
 
 @deployment.command("set-current")
 @click.argument("deployment_name", metavar="DEPLOYMENT", callback=given("a deployment name"))
-@click.argument("build_id", required=False)
+@click.argument("build_id", required=False, callback=given("a build id, or --unversioned"))
 @_set_options
 @pass_state
 def set_current(
@@ -118,7 +116,7 @@ def set_current(
 
 @deployment.command("set-ramping")
 @click.argument("deployment_name", metavar="DEPLOYMENT", callback=given("a deployment name"))
-@click.argument("build_id", required=False)
+@click.argument("build_id", required=False, callback=given("a build id, or --unversioned"))
 @click.option(
     "--percent",
     type=FiniteRange(0, 100),
@@ -256,11 +254,17 @@ def override_body(override: str, version: str | None) -> dict[str, Any] | None:
     help="pinned (to --version until changed), one-time (the next workflow task only), "
     "auto-upgrade, or none (clear the override).",
 )
-@click.option("--version", default=None, help="DEPLOYMENT:BUILD_ID for pinned and one-time.")
+@click.option(
+    "--version",
+    default=None,
+    callback=given("DEPLOYMENT:BUILD_ID"),
+    help="DEPLOYMENT:BUILD_ID for pinned and one-time.",
+)
 @click.option(
     "--pinned",
     "pinned_to",
     default=None,
+    callback=given("DEPLOYMENT:BUILD_ID"),
     metavar="DEP:BUILD",
     help="= --override pinned --version DEP:BUILD",
 )
@@ -268,6 +272,7 @@ def override_body(override: str, version: str | None) -> dict[str, Any] | None:
     "--one-time",
     "once_on",
     default=None,
+    callback=given("DEPLOYMENT:BUILD_ID"),
     metavar="DEP:BUILD",
     help="= --override one-time --version DEP:BUILD",
 )
