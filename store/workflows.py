@@ -268,6 +268,8 @@ async def describe_workflow(
         key = (namespace, workflow_id, row["run_id"])
         acts: list[Any] = list(await conn.fetch(Q["pending_activities"], *key))
         timers: list[Any] = list(await conn.fetch(Q["pending_user_timers"], *key))
+        # the activity rows whose tasks this region's pollers would take
+        own_acts = acts
         if row["status"] == "running" and not acts and not timers:
             ns = await get_namespace(conn, namespace)
             if ns.active_region != store.region:
@@ -285,7 +287,7 @@ async def describe_workflow(
         versioning = None
         if row["deployment"] or row["versioning"]:
             ns = await get_namespace(conn, namespace)
-            versioning = await run_versioning_view(conn, ns, dict(row))
+            versioning = await run_versioning_view(conn, ns, dict(row), own_acts)
     wt = None
     if row["wt_scheduled_event_id"] is not None:
         wt = {
