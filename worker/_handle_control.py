@@ -179,11 +179,20 @@ class RunControlMixin:
             # a handle given a run id acts on that run (a closed one refuses)
             "run_id": self.target_run_id,
         }
-        if override is not None:
+        if override is None:
+            if version is not None:
+                # a version with no override would be dropped, and the override cleared
+                raise InvalidArgumentError(
+                    f"override None clears the run's override and takes no version (got "
+                    f"{version!r}): pass override='pinned' or 'one-time' with it"
+                )
+        else:
             deployment, build_id = None, None
             if version is not None:
                 deployment, sep, build_id = version.partition(":")
                 if not sep:
-                    raise ValueError(f"version {version!r} is not DEPLOYMENT:BUILD_ID")
+                    raise InvalidArgumentError(
+                        f"version {version!r} is not DEPLOYMENT:BUILD_ID (e.g. 'payments:41')"
+                    )
             body["override"] = {"kind": override, "deployment": deployment, "build_id": build_id}
         return await self.client.call("POST", self._path("/versioning"), body)  # type: ignore[no-any-return]
