@@ -33,6 +33,7 @@ def _view(d: dict[str, Any]) -> Any:
             "reason": pause.get("reason"),
             "by": pause.get("identity"),
             "since": pause.get("since"),
+            **({"next task version": d["next_task_version"]} if d.get("next_task_version") else {}),
         },
         title="Pause",
     )

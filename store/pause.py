@@ -114,13 +114,17 @@ def failure_reason(failure: wire.Failure, attempts: int) -> str:
 
 
 def _view(rt: RunTxn, changed: bool) -> dict[str, Any]:
-    return {
+    view: dict[str, Any] = {
         "workflow_id": rt.workflow_id,
         "run_id": rt.run_id,
         "paused": bool(rt.exe["paused"]),
         "changed": changed,
         "pause": rt.exe.get("pause_info") if rt.exe["paused"] else None,
     }
+    if rt.exe.get("deployment"):
+        # where its next workflow task goes: the build an unpause moved it to
+        view["next_task_version"] = routing.workflow_task_tag(rt.ns.deployments, rt.exe)
+    return view
 
 
 async def _set_paused(

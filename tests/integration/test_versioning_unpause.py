@@ -56,8 +56,9 @@ async def test_unpause_onto_a_build_that_does_not_poll_the_runs_queue_is_refused
         d = await h.describe()
         assert d["execution"]["paused"] and d["versioning"]["override"] is None
         assert await kinds(client, h.id) == before
-        # onto a build of its queue: unpaused and runs there
-        assert (await h.unpause("onto build 1", build_id="1"))["changed"]
+        # onto a build of its queue: unpaused and runs there, as the answer says
+        res = await h.unpause("onto build 1", build_id="1")
+        assert res["changed"] and res["next_task_version"] == "shop:1"
         await h.signal("finish")
         assert await h.result(timeout=20) == []
 
