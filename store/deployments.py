@@ -225,13 +225,20 @@ async def set_version(
         for routed in (new.current, ramped):
             if routed is not None and routed in versions:
                 versions[routed] = {**versions[routed], "routed": True}
+        # a build that stops being current or ramping drains from now: its
+        # drained_since is never before this (a pinned run that closed while it
+        # was current did not drain it)
+        now = utcnow().isoformat()
+        for left in {state.current, state.ramping} - {new.current, new.ramping, None}:
+            if left in versions:
+                versions[left] = {**versions[left], "unrouted_at": now}
         d.update(
             current=new.current,
             ramping=new.ramping,
             ramping_percent=new.ramping_percent,
             revision=new.revision,
             versions=versions,
-            updated_at=utcnow().isoformat(),
+            updated_at=now,
             updated_by=req.identity,
         )
         deps[deployment] = d
@@ -353,9 +360,13 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
             )
             last_close: datetime | None = counts["last_close"]
             if status.value == "drained":
-                # a pinned run that an override moved off left it, as a close does
+                # a pinned run that an override moved off left it, as a close
+                # does; and the build drains only from when it stopped being
+                # routed to
                 left = await conn.fetchval(Q["last_left_version"], namespace, deployment, build)
-                last_close = max((t for t in (last_close, left) if t is not None), default=None)
+                unrouted = v.get("unrouted_at")
+                since = (last_close, left, datetime.fromisoformat(unrouted) if unrouted else None)
+                last_close = max((t for t in since if t is not None), default=None)
             versions.append(
                 {
                     "build_id": build,
