@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from store.deployments import check_version, require_version
-from store.errors import InvalidArgument
+from store.errors import DeploymentNotFound, InvalidArgument
 from store.namespaces import Namespace
 from worker import wire
 from worker._http import wf_path
@@ -235,6 +235,21 @@ def _check_unpause(params: dict[str, Any]) -> dict[str, Any]:
     return {"to_current": to_current, "build_id": build_id}
 
 
+def _check_unpause_in(ns: Namespace, params: dict[str, Any]) -> None:
+    """A build no deployment of the namespace has: the job would fail on every
+    run it matched (and `batch start` exit 0), as an override onto it would."""
+    build = params.get("build_id")
+    if build is None:
+        return
+    builds = {b for d in ns.deployments.values() for b in (d.get("versions") or {})}
+    if build not in builds:
+        raise DeploymentNotFound(
+            f"no deployment of namespace {ns.name!r} has a build {build!r}: its builds are "
+            f"{', '.join(sorted(builds)) or 'none'}; name one of them, or start a worker of "
+            "that build first"
+        )
+
+
 def _pauser(route: str) -> Apply:
     async def apply(
         c: Any, ns: str, wid: str, rid: str, p: dict[str, Any], reason: str, request_id: str
@@ -269,5 +284,6 @@ register(
         _pauser("/unpause"),
         _describe_unpause,
         frozenset({"to_current", "build_id"}),
+        check_in=_check_unpause_in,
     )
 )

@@ -16,7 +16,7 @@ from tests.helpers import eventually
 from tests.versioning_helpers import registered
 from tests.versioning_helpers import shop_worker as build
 from worker import Client, Worker
-from worker.errors import InvalidArgumentError
+from worker.errors import DeploymentNotFoundError, InvalidArgumentError
 
 pytestmark = pytest.mark.integration
 QUEUE = "shop"
@@ -121,3 +121,33 @@ async def test_a_batch_override_counts_a_run_already_so_as_skipped(client: Clien
         for h in (pinned, plain):
             await h.signal("finish")
             assert await h.result(timeout=20) == []
+
+
+async def test_a_batch_unpause_onto_a_build_no_deployment_has_is_refused_before_it_is_stored(
+    client: Client,
+) -> None:
+    """`batch start --op unpause --build-id 9` was stored and run: a durable job
+    that failed on every paused run it matched, and `batch start` exited 0,
+    where an override batch onto a missing build is refused at once."""
+    async with build(client, "1"):
+        await registered(client, "1")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Flow", id="held-1", task_queue=QUEUE)
+        await h.pause("hold")
+        with pytest.raises(DeploymentNotFoundError, match="has a build '9'"):
+            await client.start_batch(
+                "WorkflowId = 'held-1'", "unpause", reason="r", params={"build_id": "9"}
+            )
+        assert await client.list_batches() == []
+        assert (await h.describe())["execution"]["paused"]
+        job = await client.start_batch(
+            "WorkflowId = 'held-1'", "unpause", reason="r", params={"build_id": "1"}, rps=100
+        )
+
+        async def unpaused() -> bool:
+            d = await client.describe_batch(job["job_id"])
+            return (d["state"], d["done"]) == ("completed", 1)
+
+        await eventually(unpaused, timeout=30, what="the batch unpaused the run")
+        await h.signal("finish")
+        assert await h.result(timeout=20) == []
