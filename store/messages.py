@@ -283,9 +283,10 @@ async def update_workflow(
                 }
             remaining = (deadline - utcnow()).total_seconds()
             if remaining <= 0 or store.notifier.draining:
+                held = await _held_by_pause(store, namespace, workflow_id, run_id)
                 raise UpdateTimedOut(
                     f"update {update_id!r} is {u['state']} and did not complete within "
-                    f"{req.timeout_s}s; call again with the same update_id to keep waiting",
+                    f"{req.timeout_s}s{held}; call again with the same update_id to keep waiting",
                     update_id=update_id,
                 )
             await wait_event(ev, remaining)
@@ -303,3 +304,17 @@ async def _reapplied_in(
         new_run = uuid.UUID(str(new_run))
         row = await conn.fetchrow(Q["get_update"], namespace, workflow_id, update_id, new_run)
     return new_run if row is not None else None
+
+
+async def _held_by_pause(store: Store, namespace: str, workflow_id: str, run_id: uuid.UUID) -> str:
+    """Why an update waits, when a pause that came after it holds the run
+    (one sent to a paused run is refused at once): it goes on at the unpause."""
+    async with store.pool.acquire() as conn:
+        row = await conn.fetchrow(Q["get_execution"], namespace, workflow_id, run_id)
+    if row is None or not row["paused"]:
+        return ""
+    info = row["pause_info"] or {}
+    return (
+        f" (the run was paused meanwhile: {info.get('reason') or 'no reason'}, by "
+        f"{info.get('identity') or 'unknown'}; the update goes on once it is unpaused)"
+    )
