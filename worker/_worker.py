@@ -160,8 +160,8 @@ class Worker(WorkflowTaskRunner):
         default_versioning_behavior = check_behavior(
             default_versioning_behavior, "default_versioning_behavior"
         )
-        self._pause_after = pause_limits(pause_after_failed_workflow_tasks)
         self._workflows = by_name(map(WorkflowDefinition.from_class, workflows), "workflow")
+        self._pause_after = pause_limits(pause_after_failed_workflow_tasks, self._workflows)
         self._activities = by_name(map(ActivityDefinition.from_callable, activities), "activity")
         self._cache = RunCache(max_cached_workflows)
         self._wf_slots = asyncio.Semaphore(max_concurrent_workflow_tasks)

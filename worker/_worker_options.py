@@ -9,7 +9,7 @@ may be.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from worker.wire import VERSION_NAME_PATTERN
 from worker.wire.common import TASK_QUEUE_MAX_CHARS
@@ -33,12 +33,32 @@ def at_least_one(**counts: int) -> None:
             raise ValueError(f"{name} must be a whole number of at least 1, not {n!r}")
 
 
-def pause_limits(value: int | Mapping[str, int] | None) -> Callable[[str], int | None]:
-    """The limit of failed workflow tasks in a row of each workflow type (None: off)."""
+def pause_limits(
+    value: int | Mapping[str, int] | None, workflow_types: Collection[str] = ()
+) -> Callable[[str], int | None]:
+    """The limit of failed workflow tasks in a row of each workflow type (None: off).
+
+    Anything but a count or a mapping of the worker's ``workflow_types`` to
+    counts is refused: a count given as ``"3"`` or ``2.5``, or a misspelt
+    type, would turn the pause off without a word.
+    """
+    if value is None:
+        return lambda _type: None
+    if not isinstance(value, Mapping | int):
+        raise ValueError(
+            "pause_after_failed_workflow_tasks is a count or {workflow type: count}, "
+            f"not {value!r:.80}"
+        )
     limits = value if isinstance(value, Mapping) else {}
     for n in [value] if isinstance(value, int) else limits.values():
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"pause_after_failed_workflow_tasks must be >= 1, not {n!r}")
+    unknown = sorted(map(repr, set(limits) - set(workflow_types)))
+    if unknown:
+        raise ValueError(
+            f"pause_after_failed_workflow_tasks names {', '.join(unknown)}, no workflow type "
+            f"of this worker: its types are {', '.join(sorted(workflow_types)) or 'none'}"
+        )
     if isinstance(value, int):
         return lambda _type: value
     return lambda workflow_type: limits.get(workflow_type)
