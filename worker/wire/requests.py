@@ -278,7 +278,8 @@ class PauseRequest(BaseModel):
     run_id: str | None = None
     #: Unpause only: move the run to its deployment's current build, or to
     #: this build of its deployment, in the same step (a pinned override).
-    to_current: bool = False
+    #: Strict, as a batch unpause's: "false" is no false.
+    to_current: bool = Field(default=False, strict=True)
     build_id: str | None = Field(default=None, min_length=1, max_length=255)
 
 
@@ -321,9 +322,11 @@ class SetDeploymentVersionRequest(BaseModel):
     """
 
     build_id: str | None = Field(default=None, min_length=1, max_length=255)
-    percent: float | None = Field(default=None, ge=0, le=100)
-    expect_revision: int | None = Field(default=None, ge=0)
-    allow_no_pollers: bool = False
+    #: Strict: JSON true is not a 1 percent ramp, nor "50" fifty, nor true a
+    #: revision or "no" a no.
+    percent: float | None = Field(default=None, ge=0, le=100, strict=True)
+    expect_revision: int | None = Field(default=None, ge=0, strict=True)
+    allow_no_pollers: bool = Field(default=False, strict=True)
     identity: str = Field(default="", max_length=1000)
 
 
