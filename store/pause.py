@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from store.context import Store
-from store.deployments import require_queue, require_version, set_override
+from store.deployments import require_queue, require_version, reroute, set_override
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
 from store.run_lock import keep_request_id, lock_for_request, run_acted_on
@@ -165,6 +165,10 @@ async def _set_paused(
             return _view(rt, False)
         await change(rt)
         await rt.write_txn()
+        if rt.versioning_changed:
+            # an unpause onto another build: tasks that waited (for a build
+            # with no poller) go there too, not left for the old build to take
+            await reroute(conn, namespace, rt.ns.deployments, run=rt)
         return _view(rt, True)
 
     return await store.txn(txn)

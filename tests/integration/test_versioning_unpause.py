@@ -9,9 +9,11 @@ Builds are in-process Workers of the ``shop`` deployment (see
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from tests.apps.versioned import ACTIVITIES, V2
+from tests.conftest import Region
 from tests.helpers import eventually
 from tests.versioning_helpers import registered
 from tests.versioning_helpers import shop_worker as build
@@ -151,3 +153,33 @@ async def test_a_batch_unpause_onto_a_build_no_deployment_has_is_refused_before_
         await eventually(unpaused, timeout=30, what="the batch unpaused the run")
         await h.signal("finish")
         assert await h.result(timeout=20) == []
+
+
+async def test_an_unpause_onto_another_build_takes_the_waiting_task_off_the_old_one(
+    client: Client, region: Region
+) -> None:
+    """A pinned run's workflow task waited for build 1, whose workers were gone;
+    `unpause --build-id 2` gave build 2 a task of its own but left the waiting
+    one tagged for build 1, where a worker of 1 coming back would take it (and
+    run the run's next step on the build it was moved off)."""
+    async with build(client, "1"), build(client, "2"):
+        await registered(client, "1", "2")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Order", 1, id="moved-off", task_queue=QUEUE)
+
+        async def waiting() -> bool:
+            return bool(await h.query("waiting"))
+
+        await eventually(waiting, timeout=20, what="the first step")
+    # no worker of either build now: the task waits where routing put it
+    await h.signal("proceed")
+    await h.pause("build 1 is gone")
+    await h.unpause("onto build 2", build_id="2")
+    conn = await asyncpg.connect(region.dsn)
+    try:
+        tags = await conn.fetch("SELECT build_id FROM tasks WHERE workflow_id = 'moved-off'")
+    finally:
+        await conn.close()
+    assert tags and {r["build_id"] for r in tags} == {"shop:2"}
+    async with build(client, "2"):
+        assert await h.result(timeout=20) == "v2"
