@@ -308,6 +308,9 @@ async def rebuild_execution_txn(rt: RunTxn, *, retry_max_s: float, old_region: s
     rt.exe["sticky_timeout_s"] = None
     rt.exe["pending_updates"] = False
     _rebuild_workflow_task(rt, work, retry_max_s)
+    if await _request_reapplied_updates(rt, events):
+        rt.exe["pending_updates"] = True
+        rt.schedule_workflow_task()
     progress = {
         r["scheduled_event_id"]: r
         for r in await rt.conn.fetch(
@@ -326,6 +329,35 @@ async def rebuild_execution_txn(rt: RunTxn, *, retry_max_s: float, old_region: s
             RUN_TIMEOUT, "run", rt.exe["start_time"] + timedelta(seconds=rt.exe["run_timeout_s"])
         )
     await rt.write_txn()
+
+
+async def _request_reapplied_updates(rt: RunTxn, events: list[Any]) -> bool:
+    """Request again the updates this run's reset re-applied that no task of
+    the old region took (they waited outside history, so they did not
+    replicate); those a task accepted are known from history already."""
+    updates: list[dict[str, Any]] = []
+    for ev in events:
+        a = ev["attributes"]
+        if (
+            ev["event_type"] == EventType.WORKFLOW_TASK_FAILED.value
+            and a.get("cause") == "ResetWorkflow"
+            and a.get("new_run_id") == rt.run_id
+        ):
+            updates = list(a.get("reapplied_updates") or [])
+    inserted = False
+    for u in updates:
+        status = await rt.conn.execute(
+            Q["insert_reset_update"],
+            rt.namespace,
+            rt.workflow_id,
+            str(u["update_id"]),
+            uuid.UUID(rt.run_id),
+            u.get("name") or "",
+            u.get("input") or [],
+            "requested",
+        )
+        inserted |= status.endswith(" 1")
+    return inserted
 
 
 async def pending_on_standby(

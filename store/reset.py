@@ -168,6 +168,17 @@ async def reset_txn(
         s for s, _, kind in finished_tasks(kept) if kind == EventType.WORKFLOW_TASK_COMPLETED.value
     ]
     new.exe["last_completed_wt_started"] = completed_before[-1] if completed_before else 0
+    reapplied_updates = _updates_after(after) if req.reapply == "all" else []
+    if req.reapply == "all" and latest.running:
+        # updates no task took yet (a wedged run's): their callers still wait
+        taken = {u["update_id"] for u in reapplied_updates}
+        for row in await conn.fetch(
+            Q["pending_updates"], namespace, workflow_id, uuid.UUID(latest.run_id)
+        ):
+            if row["update_id"] not in taken:
+                reapplied_updates.append(
+                    {"update_id": row["update_id"], "name": row["name"], "input": row["input"]}
+                )
     new.add_event(
         EventType.WORKFLOW_TASK_FAILED,
         {
@@ -181,19 +192,12 @@ async def reset_txn(
             "identity": req.identity,
             # replicates with the history: a retry finds it in every region
             "request_id": req.request_id,
+            # the updates requested again in the new run: they wait outside
+            # history until a task takes them, so a region promoted before
+            # then requests them again from here (store/rebuild.py)
+            "reapplied_updates": reapplied_updates,
         },
     )
-    reapplied_updates = _updates_after(after) if req.reapply == "all" else []
-    if req.reapply == "all" and latest.running:
-        # updates no task took yet (a wedged run's): their callers still wait
-        taken = {u["update_id"] for u in reapplied_updates}
-        for row in await conn.fetch(
-            Q["pending_updates"], namespace, workflow_id, uuid.UUID(latest.run_id)
-        ):
-            if row["update_id"] not in taken:
-                reapplied_updates.append(
-                    {"update_id": row["update_id"], "name": row["name"], "input": row["input"]}
-                )
     if reapplied_updates:
         new.exe["pending_updates"] = True
     if req.reapply in ("all", "signals"):
