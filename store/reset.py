@@ -138,8 +138,11 @@ async def reset_txn(
     # continued as new, say): the current run, if running, is terminated,
     # and what the runs after the reset one took is re-applied too.
     latest = old
-    if current is not None and str(current["run_id"]) != old.run_id:
+    while current is not None and str(current["run_id"]) != latest.run_id:
+        # the current run may continue as new while this waits for its lock:
+        # then the run it went on to is the one to end (one running run)
         latest = await lock_run(store, conn, namespace, workflow_id, str(current["run_id"]))
+        current = await conn.fetchrow(Q["get_current_execution"], namespace, workflow_id)
     events = await _history(conn, namespace, workflow_id, old.run_id)
     point = reset_point(events, req)
     kept = [e for e in events if e["event_id"] <= point]
