@@ -90,10 +90,16 @@ def reset_point(events: list[Any], req: wire.ResetRequest) -> int:
     )
 
 
-def _copy_history(new: RunTxn, kept: list[Any]) -> None:
+def _copy_history(new: RunTxn, kept: list[Any], old_run_id: str) -> None:
     signaled = EventType.WORKFLOW_EXECUTION_SIGNALED.value
+    started = EventType.WORKFLOW_EXECUTION_STARTED.value
     for e in kept:
-        new.add_event(EventType(e["event_type"]), dict(e["attributes"]))
+        attrs = dict(e["attributes"])
+        if e["event_type"] == started and not attrs.get("original_run_id"):
+            # a run started by an earlier release drew workflow.random() from
+            # its own id all along: its kept events replay with that seed
+            attrs["original_run_id"] = old_run_id
+        new.add_event(EventType(e["event_type"]), attrs)
     # the kept signals count against the run's limit, as they did in the old run
     new.exe["signal_count"] = sum(1 for e in kept if e["event_type"] == signaled)
 
@@ -163,7 +169,7 @@ async def reset_txn(
         now=old.now,
         search_attributes=_attributes_at(kept),
     )
-    _copy_history(new, kept)
+    _copy_history(new, kept, old.run_id)
     # the new run keeps the old one's versioning (its pin, its override)
     for column in VERSIONING_COLUMNS:
         new.exe[column] = e.get(column)
