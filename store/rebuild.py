@@ -332,9 +332,10 @@ async def rebuild_execution_txn(rt: RunTxn, *, retry_max_s: float, old_region: s
 
 
 async def _request_reapplied_updates(rt: RunTxn, events: list[Any]) -> bool:
-    """Request again the updates this run's reset re-applied that no task of
-    the old region took (they waited outside history, so they did not
-    replicate); those a task accepted are known from history already."""
+    """Request again the updates this run's reset re-applied when no task of
+    the old region took them (they waited outside history, so they did not
+    replicate). A task that completed after the reset took them all: those it
+    accepted are known from history, and those it rejected stay rejected."""
     updates: list[dict[str, Any]] = []
     for ev in events:
         a = ev["attributes"]
@@ -344,6 +345,8 @@ async def _request_reapplied_updates(rt: RunTxn, events: list[Any]) -> bool:
             and a.get("new_run_id") == rt.run_id
         ):
             updates = list(a.get("reapplied_updates") or [])
+        elif ev["event_type"] == EventType.WORKFLOW_TASK_COMPLETED.value:
+            updates = []
     inserted = False
     for u in updates:
         status = await rt.conn.execute(
