@@ -235,8 +235,17 @@ def workflow_signal_with_start(st: CliState, /, output: str, **options: Any) -> 
     workflow_type, signal_name = options["workflow_type"], options["signal_name"]
 
     async def go(c: Client) -> dict[str, Any]:
-        h = await c.signal_with_start_workflow(
-            workflow_type, *args, signal=signal_name, signal_args=signal_args, **kw
+        # signal_with_start_workflow's own call, with the answer's `started`:
+        # whether it started a run or signalled the one running
+        h, res = await c._start(
+            workflow_type,
+            args,
+            **kw,
+            route="/signal-with-start",
+            extra={
+                "signal_name": signal_name,
+                "signal_input": await c.encode(list(signal_args)),
+            },
         )
         return {
             "namespace": c.namespace,
@@ -246,9 +255,19 @@ def workflow_signal_with_start(st: CliState, /, output: str, **options: Any) -> 
             "task_queue": kw["task_queue"],
             "request_id": kw["request_id"],
             "signal": signal_name,
+            "started": res["started"],
         }
 
-    emit(st.run(go), output, kv_table)
+    def render(d: dict[str, Any]) -> RenderableType:
+        if d["started"]:
+            return kv_table(d)
+        note = (
+            f"nothing started: signalled run {d['run_id']}, which was running "
+            f"(or which request id {d['request_id']} started before)"
+        )
+        return Group(kv_table(d), Text(note))
+
+    emit(st.run(go), output, render)
 
 
 def _describe_view(d: dict[str, Any]) -> RenderableType:

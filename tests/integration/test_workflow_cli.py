@@ -101,6 +101,13 @@ async def test_start_options_and_signal_with_start_from_the_cli(
     code, out, err = await baton(region, *sws, "--signal", "finish", "--memo", '{"by": "cli"}')
     assert code == 0 and out["signal"] == "finish", err
     assert isinstance(out["request_id"], str) and out["request_id"], out
+    # the answer says whether it started a run or signalled the running one
+    assert out["started"] is True, out
+    first_run = out["run_id"]
+    code, out, err = await baton(region, *sws, "--signal", "noop")
+    assert code == 0 and out["started"] is False and out["run_id"] == first_run, (out, err)
+    code, text, err = await baton_text(region, *sws, "--signal", "noop")
+    assert code == 0 and f"nothing started: signalled run {first_run}" in text, (text, err)
     async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
         sh = client.get_workflow_handle("cli-sws")
         assert await sh.result(timeout=20) == 0  # started, and the signal ended it
