@@ -37,6 +37,7 @@ from ops.cli_base import (
     CliState,
     Seconds,
     ServerFailedError,
+    given,
     pass_state,
     remember_output,
 )
@@ -83,11 +84,13 @@ __all__ = [
     envvar="BATON_NAMESPACE",
     default="default",
     show_default=True,
+    callback=given("a namespace name, or leave the option out for `default`"),
     help="Namespace to act in ($BATON_NAMESPACE).",
 )
 @click.option(
     "--region",
     default=None,
+    callback=given("a region name, or leave the option out for every region's server"),
     help="Send requests to this region's server (default: every region's). A "
     "write it refuses because the namespace is active elsewhere still follows it there.",
 )

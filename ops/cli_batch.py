@@ -173,7 +173,12 @@ def _refuse_options_of_other_ops(ctx: click.Context, op: str) -> None:
     show_default=True,
     help="Operations per second at most.",
 )
-@click.option("--reason", required=True, help="Recorded in every affected history.")
+@click.option(
+    "--reason",
+    required=True,
+    callback=given("why, recorded in every affected history"),
+    help="Recorded in every affected history.",
+)
 @click.option("--job-id", default=None, callback=not_empty, help="Id of the job (default: drawn).")
 @request_id_option
 @click.option(

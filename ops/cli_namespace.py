@@ -32,8 +32,19 @@ def _namespace_view(d: dict[str, Any]) -> RenderableType:
 
 @namespace.command("create")
 @click.argument("name", callback=given("a namespace name"))
-@click.option("--regions", default=None, help="Comma-separated regions (default: all).")
-@click.option("--active", "active", default=None, help="Active region (default: the first).")
+@click.option(
+    "--regions",
+    default=None,
+    callback=given("comma-separated region names, or leave the option out for all"),
+    help="Comma-separated regions (default: all).",
+)
+@click.option(
+    "--active",
+    "active",
+    default=None,
+    callback=given("a region name, or leave the option out for the first"),
+    help="Active region (default: the first).",
+)
 @click.option("--retention-days", type=click.IntRange(1, 3650), default=7, show_default=True)
 @click.option("--description", default="", help="Free text.")
 @pass_state
@@ -143,6 +154,7 @@ async def _list_every_region(
     "--region",
     "only_region",
     default=None,
+    callback=given("a region name, or leave the option out for every region"),
     help="Only the namespaces this region holds (as `baton --region R namespace list`).",
 )
 @pass_state

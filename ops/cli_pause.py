@@ -41,7 +41,12 @@ def _view(d: dict[str, Any]) -> Any:
 
 @click.command("pause", cls=BatonCommand)
 @click.argument("workflow_id", callback=given("a workflow id"))
-@click.option("--reason", required=True, help="Why: recorded in the history and shown by describe.")
+@click.option(
+    "--reason",
+    required=True,
+    callback=given("why, recorded in the history and shown by describe"),
+    help="Why: recorded in the history and shown by describe.",
+)
 @run_id_option
 @request_id_option
 @pass_state

@@ -21,6 +21,7 @@ from ops.cli_base import (
     CliState,
     ServerFailedError,
     error_of,
+    given,
     pass_state,
     split_csv,
 )
@@ -317,6 +318,7 @@ _migrate_region_option = click.option(
     "--region",
     "migrate_region",
     default=None,
+    callback=given("a region name, or leave the option out for every region"),
     help="Only this region (default: every region in the config).",
 )
 

@@ -26,14 +26,27 @@ def search_attribute() -> None:
 
 
 def _ns_and_name(st: CliState, args: tuple[str, ...], name: str | None) -> tuple[str, str]:
-    """[NAMESPACE] NAME, or --name NAME; the namespace defaults to -n/--namespace."""
+    """[NAMESPACE] NAME, or --name NAME; the namespace defaults to -n/--namespace.
+
+    A blank NAMESPACE or NAME (an unset shell variable) is a usage error: taken
+    as left out, it would act on the -n namespace, or send no name.
+    """
     if name is not None and len(args) <= 1:
-        return (args[0] if args else st.namespace), name
-    if len(args) == 2:
-        return args[0], args[1]
-    if len(args) == 1:
-        return st.namespace, args[0]
-    raise click.UsageError("give [NAMESPACE] NAME (or --name NAME)")
+        namespace, attr = (args[0] if args else st.namespace), name
+    elif len(args) == 2:
+        namespace, attr = args
+    elif len(args) == 1:
+        namespace, attr = st.namespace, args[0]
+    else:
+        raise click.UsageError("give [NAMESPACE] NAME (or --name NAME)")
+    if not namespace.strip():
+        raise click.UsageError(
+            f"NAMESPACE {namespace!r} is empty: give a namespace name, or leave it out "
+            "for -n/--namespace's"
+        )
+    if not attr.strip():
+        raise click.UsageError(f"NAME {attr!r} is empty: give a search attribute name")
+    return namespace, attr
 
 
 @search_attribute.command("add")
@@ -73,11 +86,15 @@ def sa_remove(st: CliState, args: tuple[str, ...], name: str | None, output: str
 
 
 @search_attribute.command("list")
-@click.argument("namespace", required=False)
+@click.argument(
+    "namespace",
+    required=False,
+    callback=given("a namespace name, or leave it out for -n/--namespace's"),
+)
 @pass_state
 def sa_list(st: CliState, namespace: str | None, output: str) -> None:
     """System and custom search attributes of NAMESPACE (default: -n/--namespace)."""
-    ns = namespace or st.namespace
+    ns = st.namespace if namespace is None else namespace
     emit(
         st.run(lambda c: c.list_search_attributes(namespace=ns)),
         output,
@@ -161,7 +178,12 @@ def workflow_count(
     help="Re-apply what came after the reset point: signals and accepted updates (all), "
     "signals only, or none.",
 )
-@click.option("--reason", required=True, help="Recorded in both runs' histories.")
+@click.option(
+    "--reason",
+    required=True,
+    callback=given("why, recorded in both runs' histories"),
+    help="Recorded in both runs' histories.",
+)
 @click.option(
     "--request-id",
     default=None,

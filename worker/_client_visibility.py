@@ -250,6 +250,11 @@ class VisibilityMixin:
             [WorkflowCountGroup(g["value"], int(g["count"])) for g in res["groups"]],
         )
 
+    def _namespace_or_own(self, namespace: str | None) -> str:
+        """``namespace``, or the client's when it is left out (None): a blank one
+        is refused as the name it is, not taken for the client's."""
+        return self.namespace if namespace is None else namespace
+
     async def add_search_attribute(
         self, name: str, type: str, *, namespace: str | None = None
     ) -> dict[str, Any]:
@@ -257,7 +262,7 @@ class VisibilityMixin:
         Datetime or KeywordList) in the namespace (the client's by default)."""
         res: dict[str, Any] = await self.call(
             "POST",
-            ns_path(namespace or self.namespace, "/search-attributes"),
+            ns_path(self._namespace_or_own(namespace), "/search-attributes"),
             {"name": name, "type": type},
         )
         return res
@@ -267,12 +272,16 @@ class VisibilityMixin:
     ) -> dict[str, Any]:
         res: dict[str, Any] = await self.call(
             "DELETE",
-            ns_path(namespace or self.namespace, f"/search-attributes/{quote(name, safe='')}"),
+            ns_path(
+                self._namespace_or_own(namespace), f"/search-attributes/{quote(name, safe='')}"
+            ),
         )
         return res
 
     async def list_search_attributes(self, *, namespace: str | None = None) -> list[dict[str, Any]]:
-        res = await self.call("GET", ns_path(namespace or self.namespace, "/search-attributes"))
+        res = await self.call(
+            "GET", ns_path(self._namespace_or_own(namespace), "/search-attributes")
+        )
         return list(res["attributes"])
 
     async def start_batch(

@@ -241,3 +241,67 @@ async def test_a_cli_option_given_an_empty_value_is_a_usage_error_naming_it(
     assert "at least 1 character" not in message, message
     assert await _kinds(client, "blank-cli") == before
     assert [r.id async for r in client.list_workflows("")] == ["blank-cli"]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "args", "option"),
+    [
+        ("", ("workflow", "list"), "'--namespace' / '-n'"),
+        ("default", ("--region", "", "workflow", "list"), "'--region'"),
+        (
+            "default",
+            ("namespace", "search-attribute", "add", "", "Blank", "--type", "Keyword"),
+            "NAMESPACE",
+        ),
+        (
+            "default",
+            ("namespace", "search-attribute", "add", "--name", " ", "--type", "Int"),
+            "NAME",
+        ),
+        ("default", ("namespace", "search-attribute", "remove", "", "Blank"), "NAMESPACE"),
+        ("default", ("namespace", "search-attribute", "list", ""), "'[NAMESPACE]'"),
+        ("default", ("namespace", "create", "blank-ns", "--regions", ""), "'--regions'"),
+        ("default", ("namespace", "create", "blank-ns", "--active", ""), "'--active'"),
+        ("default", ("namespace", "list", "--region", ""), "'--region'"),
+        ("default", ("migrate", "up", "--region", ""), "'--region'"),
+        ("default", ("failover", "", "--to", "region-a"), "'NAMESPACE'"),
+        ("default", ("failover", "default", "--to", ""), "'--to'"),
+        ("default", ("replication", "verify", ""), "'NAMESPACE'"),
+        ("default", ("replication", "status", "--namespace", ""), "'--namespace'"),
+        ("default", ("replication", "conflicts", "--region", ""), "'--region'"),
+        ("default", ("replication", "dlq", "list", "--region", ""), "'--region'"),
+        ("default", ("replication", "dlq", "purge", "--all", "--region", ""), "'--region'"),
+        ("default", ("schedule", "describe", ""), "'SCHEDULE_ID'"),
+        ("default", ("schedule", "delete", " "), "'SCHEDULE_ID'"),
+        ("default", ("workflow", "pause", "blank-ns-cli", "--reason", ""), "'--reason'"),
+        (
+            "default",
+            ("workflow", "reset", "blank-ns-cli", "--to", "first-workflow-task", "--reason", ""),
+            "'--reason'",
+        ),
+        (
+            "default",
+            ("batch", "start", "-q", "WorkflowId = 'x'", "--op", "terminate", "--reason", ""),
+            "'--reason'",
+        ),
+    ],
+)
+async def test_a_blank_namespace_region_schedule_or_reason_is_a_usage_error(
+    client: Client, region: Region, namespace: str, args: tuple[str, ...], option: str
+) -> None:
+    """Regression: a blank namespace, region or schedule id (an unset shell
+    variable) was taken as left out, so the command acted on the -n namespace
+    or on every region (`search-attribute add "" X` registered X in `default`,
+    `migrate up --region ""` migrated every region), or was sent on and
+    refused as no name with exit 1; a blank required --reason was recorded."""
+    await client.start_workflow(Counter, id="blank-ns-cli", task_queue=QUEUE)
+    before = await _kinds(client, "blank-ns-cli")
+    attributes = await client.list_search_attributes()
+    code, out, err = await baton_json(region.config_path, *args, namespace=namespace)
+    assert code == 2, (out, err)
+    message = out["error"]["message"]
+    assert out["error"]["code"] == "USAGE_ERROR" and option in message, message
+    assert "is empty: give " in message, message
+    assert await _kinds(client, "blank-ns-cli") == before
+    assert await client.list_search_attributes() == attributes
+    assert "blank-ns" not in [n["name"] for n in await client.list_namespaces()]

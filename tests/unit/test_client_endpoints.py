@@ -79,3 +79,16 @@ async def test_a_bool_is_no_number_of_seconds(argument: str, flag: bool) -> None
         Transport(["http://127.0.0.1:9"], **{argument: flag})
     with pytest.raises(InvalidArgumentError, match=f"{argument} must be a finite number"):
         await Client.connect("http://127.0.0.1:9", lazy=True, **{argument: flag})
+
+
+async def test_a_blank_namespace_of_a_search_attribute_call_is_no_default() -> None:
+    """Regression: namespace="" (an unset variable) acted on the client's namespace."""
+    async with await Client.connect(
+        "http://127.0.0.1:9", namespace="default", retry_for_s=1, lazy=True
+    ) as client:
+        with pytest.raises(InvalidArgumentError, match="non-empty string"):
+            await client.add_search_attribute("Team", "Keyword", namespace="")
+        with pytest.raises(InvalidArgumentError, match="non-empty string"):
+            await client.remove_search_attribute("Team", namespace="")
+        with pytest.raises(InvalidArgumentError, match="non-empty string"):
+            await client.list_search_attributes(namespace="")
