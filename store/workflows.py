@@ -22,6 +22,7 @@ from store.mutable_state import RunTxn, utcnow
 from store.namespaces import get_namespace
 from store.notify import wait_event
 from store.rebuild import pending_on_standby
+from store.retry import workflow_task_retry_delay
 from store.run_lock import keep_request_id, lock_for_request, send_to_active_region
 from store.run_write import not_found_message
 from store.sql import QUERIES as Q
@@ -284,6 +285,15 @@ async def describe_workflow(
             if row["status"] == "running" and int(row["wt_attempt"] or 1) > 1
             else None
         )
+        if backoff and retry_at is None and last_end is not None and not row["paused"]:
+            ns = await get_namespace(conn, namespace)
+            if ns.active_region != store.region:
+                # a standby holds no timer rows: the retry is due when the
+                # active region's timer fires, as a promotion would set it
+                delay = workflow_task_retry_delay(
+                    int(row["wt_attempt"]), store.config.workflow_task_retry_max_s
+                )
+                retry_at = last_end["event_time"] + timedelta(seconds=delay)
         versioning = None
         if row["deployment"] or row["versioning"]:
             ns = await get_namespace(conn, namespace)

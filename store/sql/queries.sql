@@ -382,7 +382,9 @@ ORDER BY fire_at
 
 -- name: last_workflow_task_end
 -- the latest WorkflowTaskFailed or -TimedOut of a run: why its next attempt comes
-SELECT event_id, event_type, attributes->'failure' AS failure, attributes->>'cause' AS cause
+-- (and, on a standby, when: the retry is due a backoff after it)
+SELECT event_id, event_type, event_time, attributes->'failure' AS failure,
+       attributes->>'cause' AS cause
 FROM history_events
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
   AND event_type IN ('WorkflowTaskFailed', 'WorkflowTaskTimedOut')

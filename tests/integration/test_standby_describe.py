@@ -7,7 +7,7 @@ workflows that waited on nothing."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -91,4 +91,51 @@ async def test_a_standby_describes_the_pending_timers_and_activities(
             hb = here["activities"][0]
             assert hb["state"] == "started" and hb["heartbeat_details"]
             assert here["activities"][1]["paused"] and here["activities"][1]["attempt"] >= 3
+            await h.terminate("seen")
+
+
+@workflow.defn(name="Buggy")
+class Buggy:
+    @workflow.run
+    async def run(self) -> None:
+        raise RuntimeError("a bug: the workflow task fails and is retried")
+
+
+async def test_a_standby_says_when_a_failing_workflow_task_is_retried(
+    regions: RegionPair,
+) -> None:
+    """Regression: a standby's describe of a run whose workflow task waits out
+    its retry backoff gave `retry_at` null (it holds no timer rows), where the
+    active region gave the time."""
+    rs = regions
+    ns = "described-retry"
+    async with await Client.connect([rs.a.url, rs.b.url], namespace=ns) as client:
+        await client.create_namespace(ns, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
+        async with (
+            await Client.connect(rs.a.url, namespace=ns, follow_failover=False) as in_a,
+            await Client.connect(rs.b.url, namespace=ns, follow_failover=False) as in_b,
+        ):
+            async with Worker(client, task_queue=QUEUE, workflows=[Buggy]):
+                h = await client.start_workflow(Buggy, id="buggy", task_queue=QUEUE)
+
+                async def backing_off() -> dict[str, Any] | None:
+                    d = await in_a.get_workflow_handle("buggy").describe()
+                    wt = d["pending_workflow_task"]
+                    return wt if wt and wt["attempt"] >= 5 and wt.get("retry_at") else None
+
+                await eventually(backing_off, timeout=30, what="a retry in backoff")
+            # the worker is gone: the retry waits out its timer (4 s or more)
+            there = (await in_a.get_workflow_handle("buggy").describe())["pending_workflow_task"]
+            assert there["retry_at"] is not None, there
+
+            async def standby_alike() -> dict[str, Any] | None:
+                wt = (await in_b.get_workflow_handle("buggy").describe())["pending_workflow_task"]
+                return wt if wt and wt["attempt"] == there["attempt"] else None
+
+            here = await eventually(standby_alike, timeout=30, what="the standby's describe")
+            assert here["retry_at"] is not None, here
+            due_there = datetime.fromisoformat(there["retry_at"])
+            due_here = datetime.fromisoformat(here["retry_at"])
+            assert abs((due_here - due_there).total_seconds()) < 0.01, (here, there)
+            assert here["last_failure"]["type"] == "RuntimeError", here
             await h.terminate("seen")
