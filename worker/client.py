@@ -57,9 +57,10 @@ from worker._start_options import (
     start_input,
     wait_limit,
 )
-from worker.converter import DataConverter
+from worker.converter import DataConverter, located
 from worker.errors import (
     BatonError,
+    InvalidArgumentError,
     QueryFailedError,
     UpdateFailedError,
     UpdateRejectedError,
@@ -156,7 +157,11 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     # ------------------------------------------------------------------ payloads
 
     async def encode(self, values: Sequence[Any]) -> list[dict[str, Any]]:
-        return [p.model_dump() for p in await self.data_converter.encode(values)]
+        try:
+            return [p.model_dump() for p in await self.data_converter.encode(values)]
+        except InvalidArgumentError as exc:
+            labelled = [(f"argument {i}", v) for i, v in enumerate(values, 1)]
+            raise located(exc, self.data_converter.payload_converter, labelled) from exc
 
     async def encode_memo(self, memo: Mapping[str, Any] | None) -> dict[str, Any]:
         """A memo's values as payloads, through the data converter and its codec
@@ -166,7 +171,12 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         if not (memo := checked_mapping(memo, "memo")):
             return {}
         keys = [k for k in memo if not is_payload(memo[k])]
-        encoded = dict(zip(keys, await self.encode([memo[k] for k in keys]), strict=True))
+        try:
+            payloads = await self.data_converter.encode([memo[k] for k in keys])
+        except InvalidArgumentError as exc:
+            labelled = [(f"memo[{k!r}]", memo[k]) for k in keys]
+            raise located(exc, self.data_converter.payload_converter, labelled) from exc
+        encoded = dict(zip(keys, [p.model_dump() for p in payloads], strict=True))
         return {k: encoded.get(k, memo[k]) for k in memo}
 
     async def decode_memo(self, memo: Mapping[str, Any] | None) -> dict[str, Any]:

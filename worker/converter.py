@@ -68,6 +68,11 @@ class PayloadConverter:
         try:
             data = orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
         except TypeError as exc:
+            if (where := find_in(value, "value", past_64_bits)) is not None:
+                raise InvalidArgumentError(
+                    f"{where} is an integer past 64 bits, which JSON does not carry "
+                    "exactly; send it as a string"
+                ) from exc
             raise InvalidArgumentError(
                 f"value of type {type(value).__name__} is not JSON-serialisable: {exc}; "
                 "pass JSON types, dataclasses, pydantic models or bytes"
@@ -157,6 +162,28 @@ def find_in(value: Any, where: str, bad: Callable[[Any], bool]) -> str | None:
         if found is not None:
             return found
     return None
+
+
+def past_64_bits(value: Any) -> bool:
+    """An integer orjson refuses (it writes -2**63 up to 2**64 - 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64
+
+
+def located(
+    exc: InvalidArgumentError, converter: PayloadConverter, labelled: Sequence[tuple[str, Any]]
+) -> InvalidArgumentError:
+    """``exc`` (a value the converter refused) naming which of ``labelled``
+    values it is, as ``memo['key']['field']`` or ``argument 2[0]``, in place of
+    the bare ``value`` the converter sees; ``exc`` itself if none is refused alone."""
+    for label, value in labelled:
+        try:
+            converter.to_payload(value)
+        except InvalidArgumentError as refused:
+            if refused.message.startswith("value"):
+                message = label + refused.message.removeprefix("value")
+                return InvalidArgumentError(message, details=refused.details)
+            return refused
+    return exc
 
 
 def non_finite(value: Any) -> bool:

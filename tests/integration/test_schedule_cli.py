@@ -260,13 +260,16 @@ BAD = {
     # checked by the server: the action's search attribute is not registered
     "unregistered attribute": (["--cron", "@daily", "--search-attribute", "Nope=1"], "Nope"),
     # refused by the SDK before sending: JSON cannot carry them as they are
-    "huge memo value": (["--cron", "@daily", "--memo", '{"a": 99999999999999999999}'], "64-bit"),
+    "huge memo value": (
+        ["--cron", "@daily", "--memo", '{"a": 99999999999999999999}'],
+        "memo['a'] is an integer past 64 bits",
+    ),
     "huge attribute": (["--cron", "@daily", "--search-attribute", "A=99999999999999999999"], "64"),
     "huge schedule attribute": (
         ["--cron", "@daily", "--schedule-search-attribute", "A=-99999999999999999999"],
         "64 bits",
     ),
-    "NaN memo value": (["--cron", "@daily", "--memo", '{"a": NaN}'], "NaN"),
+    "NaN memo value": (["--cron", "@daily", "--memo", '{"a": NaN}'], "memo['a'] is a float"),
     # not JSON: the text typed, as for a workflow's --search-attribute, which
     # a Double refuses by its type and an unknown name by its name
     "infinite attribute": (

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -92,3 +95,32 @@ async def test_a_blank_namespace_of_a_search_attribute_call_is_no_default() -> N
             await client.remove_search_attribute("Team", namespace="")
         with pytest.raises(InvalidArgumentError, match="non-empty string"):
             await client.list_search_attributes(namespace="")
+
+
+async def test_a_value_json_cannot_carry_is_named_by_its_memo_key_or_argument() -> None:
+    """Regression: a memo value or an argument JSON cannot carry was named
+    `value...` (or, for a huge integer, not at all), not by where it is."""
+    async with await Client.connect("http://127.0.0.1:9", retry_for_s=1, lazy=True) as client:
+        start = client.start_workflow
+        cases: list[tuple[Callable[[], Awaitable[Any]], str]] = [
+            (
+                lambda: start("W", 1, id="w", task_queue="q", memo={"a": {"b": math.inf}}),
+                "memo['a']['b'] is a float JSON cannot carry",
+            ),
+            (
+                lambda: start("W", 1, id="w", task_queue="q", memo={"ok": 1, "n": [2**70]}),
+                "memo['n'][0] is an integer past 64 bits",
+            ),
+            (
+                lambda: start("W", 1, math.nan, id="w", task_queue="q"),
+                "argument 2 is a float JSON cannot carry",
+            ),
+            (
+                lambda: client.get_workflow_handle("w").signal("s", {"x": 2**64}),
+                "argument 1['x'] is an integer past 64 bits",
+            ),
+        ]
+        for call, message in cases:
+            with pytest.raises(InvalidArgumentError) as caught:
+                await call()
+            assert message in str(caught.value), caught.value

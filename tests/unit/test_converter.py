@@ -123,3 +123,20 @@ def test_a_value_json_cannot_hold_names_what_can_be_sent() -> None:
     with pytest.raises(InvalidArgumentError) as exc:
         PayloadConverter().to_payload(object())
     assert "dataclasses, pydantic models or bytes" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        (2**64, "value"),
+        (-(2**63) - 1, "value"),
+        ({"a": [1, 2**70]}, "value['a'][1]"),
+        (Point(2**64, 1.0), "value['x']"),
+    ],
+)
+def test_an_integer_past_64_bits_is_refused_naming_where_it_is(value: Any, where: str) -> None:
+    with pytest.raises(InvalidArgumentError) as exc:
+        PayloadConverter().to_payload(value)
+    assert f"{where} is an integer past 64 bits" in str(exc.value), exc.value
+    # the edges of what JSON payloads carry still go
+    assert PayloadConverter().to_payload([2**64 - 1, -(2**63)]).data
