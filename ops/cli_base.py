@@ -188,6 +188,19 @@ def error_of(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
+def error_details(exc: BaseException) -> dict[str, Any] | None:
+    """What an error says beyond its message, for ``--output json``: the
+    server's ``details`` (the run already running, the kind of request that
+    used a request id), or how a workflow closed and with what failure."""
+    if isinstance(exc, WorkflowFailureError):
+        failure = exc.failure.model_dump(exclude_none=True) if exc.failure else None
+        return {"status": exc.status, "failure": failure}
+    details = getattr(exc, "details", None)
+    if isinstance(exc, BatonError | StoreError) and isinstance(details, dict):
+        return details
+    return None
+
+
 #: Where the root group's ``--output`` (``baton -o json workflow list``) is kept.
 _OUTPUT_KEY = "baton.output"
 
@@ -278,7 +291,7 @@ class BatonCommand(click.Command):
             described = error_of(exc)
             if described is None:
                 raise
-            print_error(*described, ctx.params.get("output", "table"))
+            print_error(*described, ctx.params.get("output", "table"), error_details(exc))
             ctx.exit(1)
 
 

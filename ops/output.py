@@ -120,15 +120,23 @@ def emit(data: Any, output: str, table_fn: Callable[[Any], RenderableType | None
     Console(soft_wrap=False, width=min(width, PIPE_MAX_WIDTH)).print(renderable)
 
 
-def error_document(code: str, message: str) -> dict[str, Any]:
-    """The JSON document an error is reported as with ``--output json``."""
-    return {"error": {"code": code, "message": message}}
+def error_document(
+    code: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON document an error is reported as with ``--output json``: its
+    ``details`` (what the server's error gave, as the HTTP API's) when there are any."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = to_jsonable(details)
+    return {"error": error}
 
 
-def print_error(code: str, message: str, output: str) -> None:
+def print_error(
+    code: str, message: str, output: str, details: dict[str, Any] | None = None
+) -> None:
     """Report an error: JSON on stdout with ``--output json``, else one line on stderr."""
     if output == "json":
-        click.echo(to_json(error_document(code, message)))
+        click.echo(to_json(error_document(code, message, details)))
         return
     # Plain click.echo, not rich: messages may contain [brackets] rich would eat.
     click.echo(f"error [{code}]: {message}", err=True)

@@ -336,3 +336,38 @@ async def test_activity_pause_unpause_and_reset_take_a_run(client: Client, regio
         code, out, err = await baton(region, *act, "--run-id", "")
         assert code == 2 and "is empty: give an id" in out["error"]["message"], (verb, out)
     assert len(await client.get_workflow_handle("cli-act-runs").history()) == before
+
+
+async def test_a_json_error_carries_the_details_the_server_gave(
+    client: Client, region: Region
+) -> None:
+    """Regression: with -o json an error was its code and message only, so a
+    script could not read the run already running, the kind of request that
+    used a request id, or the failure a workflow closed with."""
+    start = ("workflow", "start", "-t", "Counter", "-q", QUEUE, "--id", "cli-details")
+    code, first, err = await baton(region, *start)
+    assert code == 0, err
+    code, out, err = await baton(region, *start)
+    assert code == 1 and out["error"]["code"] == "WORKFLOW_ALREADY_STARTED", (out, err)
+    assert out["error"]["details"]["run_id"] == first["run_id"], out
+
+    signal = ("workflow", "signal", "cli-details", "noop", "--request-id", "d-1")
+    code, out, err = await baton(region, *signal)
+    assert code == 0, err
+    terminate = ("workflow", "terminate", "cli-details", "--request-id", "d-1")
+    code, out, err = await baton(region, *terminate)
+    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", (out, err)
+    assert out["error"]["details"]["used_by"] == "signal", out
+
+    code, out, err = await baton(
+        region, "workflow", "terminate", "cli-details", "--reason", "enough"
+    )
+    assert code == 0, err
+    code, out, err = await baton(region, "workflow", "result", "cli-details")
+    assert code == 1 and out["error"]["code"] == "WORKFLOW_TERMINATED", (out, err)
+    details = out["error"]["details"]
+    assert details["status"] == "terminated" and "enough" in details["failure"]["message"], out
+
+    code, out, err = await baton(region, "workflow", "describe", "cli-nothing")
+    assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_FOUND", (out, err)
+    assert set(out["error"]) == {"code", "message"}, out  # no details: none is given
