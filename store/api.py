@@ -95,10 +95,12 @@ def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
         )
     elif isinstance(obj, BaseModel):
         for name in type(obj).model_fields:
-            _walk_payload_sizes(getattr(obj, name), limit, name)
+            # the path to the payload, as `memo['m']` or `commands[0].attributes['input'][1]`
+            field = name if where == "request" else f"{where}.{name}"
+            _walk_payload_sizes(getattr(obj, name), limit, field)
     elif isinstance(obj, list):
-        for item in obj:
-            _walk_payload_sizes(item, limit, where)
+        for i, item in enumerate(obj):
+            _walk_payload_sizes(item, limit, f"{where}[{i}]")
     elif isinstance(obj, dict):
         if "data" in obj and "metadata" in obj and isinstance(obj["data"], str):
             try:
@@ -118,10 +120,10 @@ def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
                     limit=limit,
                 )
             for key, item in obj.items():
-                _walk_payload_sizes(item, limit, str(key))
+                _walk_payload_sizes(item, limit, f"{where}[{key!r}]")
         else:
             for key, item in obj.items():
-                _walk_payload_sizes(item, limit, str(key))
+                _walk_payload_sizes(item, limit, f"{where}[{key!r}]")
 
 
 class _BatonApp(FastAPI):
