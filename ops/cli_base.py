@@ -247,6 +247,43 @@ def _usage_error_as_json(ctx: click.Context, args: list[str], exc: click.UsageEr
         click.echo(to_json({"error": {"code": USAGE_ERROR, "message": message}}))
 
 
+def _refuse_repeated_options(
+    cmd: click.Command, ctx: click.Context, args: list[str], *, upto_command: bool = False
+) -> None:
+    """A usage error for an option of one value given twice (`--memo A --memo
+    B`): click keeps the last and drops the rest without a word, which loses
+    what the first said. ``--output`` may be given again (the last wins). A
+    group looks only at what comes before its command's name."""
+    takes_value = {
+        name: param
+        for param in cmd.params
+        if isinstance(param, click.Option) and not param.is_flag and not param.count
+        for name in param.opts + param.secondary_opts
+    }
+    seen: dict[str, int] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        param = takes_value.get(name)
+        if param is not None:
+            if not param.multiple and param.name != "output":
+                seen[str(param.name)] = seen.get(str(param.name), 0) + 1
+                if seen[str(param.name)] > 1:
+                    raise click.BadParameter(
+                        "given more than once: give it once (only the last would count)",
+                        ctx=ctx,
+                        param=param,
+                    )
+            if "=" not in arg:
+                i += 1  # its value, whatever it looks like
+        elif upto_command and not arg.startswith("-"):
+            break
+        i += 1
+
+
 class BatonCommand(click.Command):
     """A command with ``--output`` and uniform error reporting."""
 
@@ -265,7 +302,9 @@ class BatonCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         given = list(args)  # click's parser consumes the list it parses
         try:
-            return super().parse_args(ctx, args)
+            rest = super().parse_args(ctx, args)
+            _refuse_repeated_options(self, ctx, given)
+            return rest
         except click.UsageError as exc:
             _usage_error_as_json(ctx, given, exc)
             raise
@@ -304,7 +343,10 @@ class BatonGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         given = list(args)  # click's parser consumes the list it parses
         try:
-            return super().parse_args(ctx, args)
+            rest = super().parse_args(ctx, args)
+            # the group's own options (-n, --region, ...), before its command
+            _refuse_repeated_options(self, ctx, given, upto_command=True)
+            return rest
         except click.UsageError as exc:
             _usage_error_as_json(ctx, given, exc)
             raise

@@ -265,3 +265,79 @@ def test_name_value_pairs_take_json_and_keep_what_is_not_json_as_typed() -> None
     }
     with pytest.raises(CliInputError, match="is not NAME=VALUE"):
         name_value_pairs(["=x"], "--schedule-search-attribute")
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (
+            [
+                "workflow",
+                "start",
+                "-t",
+                "T",
+                "-q",
+                "q",
+                "--id",
+                "w",
+                "--memo",
+                "{}",
+                "--memo",
+                "{}",
+            ],
+            "--memo",
+        ),
+        (["workflow", "start", "-t", "T", "-t", "U", "-q", "q", "--id", "w"], "--type"),
+        (["workflow", "start", "-t", "T", "-q", "q", "--id=w", "--id=v"], "--id"),
+        (["workflow", "list", "--limit", "2", "--limit", "3"], "--limit"),
+        (["-n", "default", "-n", "other", "workflow", "list"], "--namespace"),
+        (["--region", "a", "--region", "b", "workflow", "list"], "--region"),
+        (["workflow", "pause", "w", "--reason", "a", "--reason", "b"], "--reason"),
+        (
+            [
+                "schedule",
+                "create",
+                "s",
+                "--cron",
+                "@daily",
+                "--timezone",
+                "UTC",
+                "--timezone",
+                "UTC",
+            ],
+            "--timezone",
+        ),
+        (
+            ["schedule", "create", "s", "--cron", "@daily", "--input", "[1]", "--input", "[2]"],
+            "--input",
+        ),
+    ],
+)
+def test_an_option_of_one_value_given_twice_is_a_usage_error(
+    args: list[str], option: str, tmp_path: Path
+) -> None:
+    """Regression: click kept the last of a repeated option and dropped the
+    rest without a word (`--memo A --memo B` started a run with memo B alone)."""
+    config = ["--config", str(tmp_path / "absent.toml")]
+    result = CliRunner().invoke(cli, [*config, *args, "-o", "json"])
+    assert result.exit_code == 2, result.output
+    message = json.loads(result.stdout)["error"]["message"]
+    assert option in message, message
+    assert "more than once" in message or "one JSON list" in message, message
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["workflow", "start", "-t", "T", "-q", "q", "--id", "w", "--input", "1", "--input", "2"],
+        ["workflow", "list", "-o", "table", "--limit", "2"],  # and -o json at the end
+        ["-n", "default", "namespace", "list", "--region", "a"],  # a command's own --region
+        # a value that looks like an option is the value
+        ["workflow", "pause", "w", "--reason", "--request-id", "--request-id", "r-1"],
+    ],
+)
+def test_repeatable_options_and_output_may_be_given_again(args: list[str], tmp_path: Path) -> None:
+    config = ["--config", str(tmp_path / "absent.toml")]
+    result = CliRunner().invoke(cli, [*config, *args, "-o", "json"])
+    assert result.exit_code == 1, result.output  # past the parser: the config is absent
+    assert "no Baton config" in json.loads(result.stdout)["error"]["message"]
