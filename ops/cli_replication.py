@@ -134,6 +134,7 @@ def register_replication(cli: click.Group) -> None:
     @click.option(
         "--namespace",
         default=None,
+        callback=given("a namespace name, or leave the option out for every namespace"),
         help="Only this namespace's rows.",
     )
     @click.pass_context
@@ -203,7 +204,7 @@ def register_replication(cli: click.Group) -> None:
             ctx.exit(1)
 
     @replication_group.command("verify")
-    @click.argument("namespace")
+    @click.argument("namespace", callback=given("a namespace name"))
     @click.pass_context
     def verify_cmd(ctx: click.Context, namespace: str, output: str) -> None:
         """Compare every workflow history of NAMESPACE across its regions by checksum.
@@ -251,8 +252,18 @@ def register_replication(cli: click.Group) -> None:
             sys.exit(1)
 
     @replication_group.command("conflicts")
-    @click.option("--namespace", default=None, help="Only this namespace.")
-    @click.option("--region", default=None, help="Only this region's archive.")
+    @click.option(
+        "--namespace",
+        default=None,
+        callback=given("a namespace name, or leave the option out for every namespace"),
+        help="Only this namespace.",
+    )
+    @click.option(
+        "--region",
+        default=None,
+        callback=given("a region name, or leave the option out for every region"),
+        help="Only this region's archive.",
+    )
     @click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
     @click.pass_context
     def conflicts_cmd(
@@ -309,7 +320,12 @@ def register_replication(cli: click.Group) -> None:
         """Replication messages that failed to apply after bounded retries."""
 
     @dlq_group.command("list")
-    @click.option("--region", default=None, help="Only this region.")
+    @click.option(
+        "--region",
+        default=None,
+        callback=given("a region name, or leave the option out for every region"),
+        help="Only this region.",
+    )
     @click.pass_context
     def dlq_list(ctx: click.Context, region: str | None, output: str) -> None:
         """Dead letters of every region (or one)."""
@@ -357,7 +373,12 @@ def register_replication(cli: click.Group) -> None:
 
     @dlq_group.command("retry")
     @click.argument("dlq_id", type=DLQ_ID)
-    @click.option("--region", required=True, help="Region whose dead letter this is.")
+    @click.option(
+        "--region",
+        required=True,
+        callback=given("the region whose dead letter this is"),
+        help="Region whose dead letter this is.",
+    )
     @click.pass_context
     def dlq_retry(ctx: click.Context, dlq_id: int, region: str, output: str) -> None:
         """Apply dead letter DLQ_ID again; on success it leaves the table."""
@@ -369,7 +390,12 @@ def register_replication(cli: click.Group) -> None:
 
     @dlq_group.command("purge")
     @click.argument("dlq_id", type=DLQ_ID, required=False)
-    @click.option("--region", required=True, help="Region whose dead letters to purge.")
+    @click.option(
+        "--region",
+        required=True,
+        callback=given("the region whose dead letters to purge"),
+        help="Region whose dead letters to purge.",
+    )
     @click.option("--all", "everything", is_flag=True, help="Purge every dead letter.")
     @click.pass_context
     def dlq_purge(

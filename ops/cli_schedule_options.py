@@ -410,10 +410,12 @@ def build_draft(options: dict[str, Any]) -> Draft:
     args = None
     given = options["input_json"] or ()
     if len(given) > 1:
-        # `workflow start` takes one --input per argument; here one list holds them all
-        raise CliInputError(
-            f"--input is given {len(given)} times: give every argument in one JSON list, "
-            "e.g. --input '[\"daily\", 3]'"
+        # `workflow start` takes one --input per argument; here one list holds them all.
+        # A usage error, as any other option of one value given twice is.
+        raise click.BadParameter(
+            f"given {len(given)} times: give every argument in one JSON list, "
+            "e.g. --input '[\"daily\", 3]'",
+            param_hint="'--input'",
         )
     if given:
         args = _json(given[0], "--input", (list,), "'[\"daily\", 3]'")

@@ -249,11 +249,6 @@ async def test_trigger_backfill_and_update_from_a_file(
 BAD = {
     "bad cron": (["--cron", "61 * * * *"], "--cron"),
     "bad input JSON": (["--cron", "@daily", "--input", '["x"'], "--input"),
-    # regression: the last list replaced the others, and their arguments were lost
-    "input twice": (
-        ["--cron", "@daily", "--input", '["x"]', "--input", '["y"]'],
-        "--input is given 2 times",
-    ),
     "bad duration": (["--cron", "@daily", "--jitter", "5 minutes"], "--jitter"),
     "unknown overlap": (["--cron", "@daily", "--overlap", "sometimes"], "--overlap"),
     "no time": ([], "--cron"),
