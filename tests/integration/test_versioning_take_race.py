@@ -12,22 +12,12 @@ from __future__ import annotations
 import pytest
 
 from store import db
-from tests.apps.versioned import ACTIVITIES, V1, V2
 from tests.conftest import Region
 from tests.versioning_helpers import QUEUE, registered
-from worker import Client, Worker
+from tests.versioning_helpers import shop_worker as build
+from worker import Client
 
 pytestmark = pytest.mark.integration
-
-
-def build(client: Client, build_id: str) -> Worker:
-    return Worker(
-        client,
-        task_queue=QUEUE,
-        workflows=V1 if build_id == "1" else V2,
-        activities=ACTIVITIES,
-        deployment=("shop", build_id),
-    )
 
 
 async def test_a_task_a_poll_of_the_old_build_was_taking_goes_to_the_overrides_build(
