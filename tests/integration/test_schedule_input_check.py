@@ -31,8 +31,9 @@ def definition(*inputs: object) -> dict[str, object]:
     ("bad", "code", "says"),
     [
         ({"metadata": {"encoding": "json/plain"}, "data": "!!"}, "INVALID_ARGUMENT", "base64"),
-        (5, "INVALID_ARGUMENT", "action.input[1] is not a payload"),
-        ({"metadata": {"encoding": 7}, "data": ""}, "INVALID_ARGUMENT", "not a payload"),
+        # no payload at all: the definition's own check names it
+        (5, "INVALID_ARGUMENT", "action.input.1"),
+        ({"metadata": {"encoding": 7}, "data": ""}, "INVALID_ARGUMENT", "action.input.1"),
         (
             {"metadata": {}, "data": base64.b64encode(b"x" * (2 * 1024 * 1024 + 10)).decode()},
             "PAYLOAD_TOO_LARGE",
