@@ -274,7 +274,7 @@ _LAG_BUCKET = re.compile(
 )
 
 
-async def loop_lag_read(urls: dict[str, str], reads: int = 6) -> dict[str, list[tuple[str, int]]]:
+async def loop_lag_read(urls: dict[str, str], reads: int = 12) -> dict[str, list[tuple[str, int]]]:
     """Each reachable server process's event-loop lag histogram, keyed
     ``region pid``: ``reads`` scrapes of each region's URL, since the processes
     sharing its port answer in turn. A region that does not answer is left out."""
