@@ -368,27 +368,24 @@ class FiniteRange(click.FloatRange):
     """A FloatRange that refuses NaN, which compares false with every bound and
     so passes any range."""
 
+    #: What the refusal says the value is not a finite one of.
+    what = "number"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
+            self.fail(f"{value!r} is not a finite {self.what}.", param, ctx)
         return number
 
 
-class Seconds(click.FloatRange):
+class Seconds(FiniteRange):
     """A length of time in seconds: a finite number above zero (and at most ``max``)."""
 
     name = "seconds"
+    what = "number of seconds"
 
     def __init__(self, max: float | None = None) -> None:
         super().__init__(min=0, min_open=True, max=max)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        seconds = super().convert(value, param, ctx)
-        # NaN compares false with every bound, so the range alone lets it in
-        if not math.isfinite(seconds):
-            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
-        return seconds
 
 
 def wire_max(model: type[BaseModel], field: str) -> float:

@@ -166,8 +166,6 @@ def _options() -> list[Callable[[F], F]]:
             "--input",
             "input_json",
             metavar="JSON",
-            # taken more than once only to refuse it: the last list would replace the rest
-            multiple=True,
             help="The workflow's arguments as one JSON list: --input '[\"daily\", 3]'.",
         ),
         o(
@@ -408,17 +406,8 @@ def build_draft(options: dict[str, Any]) -> Draft:
     """The definition the options (and ``--file``) give, checked; nothing is sent."""
     base = _read_file(options["file"]) if options["file"] else {}
     args = None
-    given = options["input_json"] or ()
-    if len(given) > 1:
-        # `workflow start` takes one --input per argument; here one list holds them all.
-        # A usage error, as any other option of one value given twice is.
-        raise click.BadParameter(
-            f"given {len(given)} times: give every argument in one JSON list, "
-            "e.g. --input '[\"daily\", 3]'",
-            param_hint="'--input'",
-        )
-    if given:
-        args = _json(given[0], "--input", (list,), "'[\"daily\", 3]'")
+    if options["input_json"] is not None:
+        args = _json(options["input_json"], "--input", (list,), "'[\"daily\", 3]'")
     schedule = {
         "spec": _spec(base.get("spec") or {}, options),
         "action": _action(base.get("action") or {}, options, args_given=args is not None),
