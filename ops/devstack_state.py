@@ -24,6 +24,7 @@ from typing import Any
 from ops import kafka
 from ops.pg import PgCluster, region_db_name
 from replication.publisher import topic_for
+from worker import _config_file
 
 __all__ = [
     "CONFIG_FILE",
@@ -44,14 +45,15 @@ __all__ = [
     "write_config",
 ]
 
-#: Environment variable naming the state folder.
-HOME_ENV = "BATON_HOME"
+#: Environment variable naming the state folder, and the config file in it: the
+#: names the SDK's and the CLI's config lookup use (worker/_config_file.py).
+HOME_ENV = _config_file.HOME_ENV
 DEFAULT_STATE_DIR = Path(".baton")
 DEFAULT_REGIONS: tuple[str, ...] = ("region-a", "region-b")
 FAILOVER_VERSION_INCREMENT = 100
 DEFAULT_NAMESPACE = "default"
 STACK_FILE = "stack.json"
-CONFIG_FILE = "baton.toml"
+CONFIG_FILE = _config_file.CONFIG_NAME
 LOOPBACK = "127.0.0.1"
 
 #: How long a server gets to answer /healthz after it is started.
