@@ -212,6 +212,12 @@ async def test_rejected_updates_replicate_nothing_and_verify_stays_clean(
         async with Worker(client, task_queue=QUEUE, workflows=[Counter]):
             h = await client.start_workflow(Counter.run, id=wid, task_queue=QUEUE)
             before = await settled(client, wid)
+
+            async def shipped() -> bool:
+                # the start's rows leave the outbox as the publisher ships them
+                return (await run_row(rs.a, ns, wid))["outbox"] == 0
+
+            await eventually(shipped, timeout=20, what="the start shipped")
             row_before = await run_row(rs.a, ns, wid)
             for i in range(3):
                 with pytest.raises(UpdateRejectedError):
