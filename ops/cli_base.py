@@ -14,6 +14,7 @@ import math
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +46,7 @@ __all__ = [
     "CliState",
     "Seconds",
     "ServerFailedError",
+    "Timestamp",
     "enum_choice",
     "not_empty",
     "pass_state",
@@ -386,6 +388,29 @@ class Seconds(FiniteRange):
 
     def __init__(self, max: float | None = None) -> None:
         super().__init__(min=0, min_open=True, max=max)
+
+
+class Timestamp(click.ParamType[datetime, Any]):
+    """An ISO 8601 time (``2026-01-01T00:00:00Z``; UTC when it has no offset) as
+    an aware datetime. Anything else (``yesterday``, ``""``) is a usage error
+    naming the option, as a bad number of seconds is."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            ts = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(
+                f"{value!r} is not an ISO 8601 time: give one like 2026-01-01T00:00:00Z "
+                "(UTC if it has no offset)",
+                param,
+                ctx,
+            )
+        # A time without an offset is taken as UTC, the server's clock.
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def wire_max(model: type[BaseModel], field: str) -> float:

@@ -32,6 +32,7 @@ __all__ = [
     "CATCH_UPS",
     "OVERLAPS",
     "Draft",
+    "Instant",
     "build_draft",
     "changed_fields",
     "choice",
@@ -105,6 +106,23 @@ def instant(value: str, option: str) -> datetime:
         raise CliInputError(f"{exc} (e.g. 2026-01-01T00:00:00Z)") from None
     assert t is not None
     return t
+
+
+class Instant(click.ParamType[datetime, Any]):
+    """An option's RFC 3339 time, with its offset, in UTC; anything else is a
+    usage error naming the option (``schedule backfill --start``)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            t = definition.parse_time(value, "")
+        except SpecError as exc:
+            self.fail(f"{str(exc).strip()} (e.g. 2026-01-01T00:00:00Z)", param, ctx)
+        assert t is not None
+        return t
 
 
 def _count(value: str | None, option: str) -> int | None:

@@ -29,11 +29,11 @@ from ops.cli_base import (
 from ops.cli_schedule_options import (
     CATCH_UPS,
     OVERLAPS,
+    Instant,
     build_draft,
     changed_fields,
     choice,
     definition_options,
-    instant,
 )
 from ops.output import emit, kv_table, table, when
 from scheduler import definition
@@ -437,26 +437,34 @@ def schedule_trigger(
 @schedule.command("backfill")
 @click.argument("schedule_id", callback=_SCHEDULE_ID)
 @click.option(
-    "--start", required=True, metavar="T", help="RFC 3339 time, e.g. 2026-01-01T00:00:00Z."
+    "--start",
+    "begin",
+    type=Instant(),
+    required=True,
+    metavar="T",
+    help="RFC 3339 time, e.g. 2026-01-01T00:00:00Z.",
 )
-@click.option("--end", required=True, metavar="T", help="RFC 3339 time (inclusive).")
+@click.option(
+    "--end", "finish", type=Instant(), required=True, metavar="T", help="RFC 3339 time (inclusive)."
+)
 @_overlap_option
 @request_id_option
 @pass_state
 def schedule_backfill(
     st: CliState,
     schedule_id: str,
-    start: str,
-    end: str,
+    begin: datetime,
+    finish: datetime,
     overlap: str | None,
     request_id: str | None,
     output: str,
 ) -> None:
     """Act on the fires SCHEDULE_ID's spec has from --start to --end (inclusive), once
     each, even while paused (overlap default buffer-all: one after another)."""
-    begin, finish = instant(start, "--start"), instant(end, "--end")
     if finish < begin:
-        raise CliInputError(f"--end {end} is before --start {start}: swap them")
+        raise CliInputError(
+            f"--end {definition.iso(finish)} is before --start {definition.iso(begin)}: swap them"
+        )
     mode = choice(overlap, OVERLAPS, "--overlap") or "buffer-all"
     res = st.run(
         lambda c: c.get_schedule_handle(schedule_id).backfill(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -20,6 +20,7 @@ from ops.cli_base import (
     CliInputError,
     CliState,
     Seconds,
+    Timestamp,
     enum_choice,
     given,
     name_value_pairs,
@@ -50,17 +51,6 @@ def json_values(values: Sequence[str], what: str = "--input") -> list[Any]:
                 f"{what} #{i} is not valid JSON ({exc}): {raw!r}; quote strings as '\"text\"'"
             ) from exc
     return out
-
-
-def _timestamp(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise CliInputError(f"{option} {value!r} is not an ISO 8601 time: {exc}") from exc
-    # A time without an offset is taken as UTC, the server's clock.
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- workflow
@@ -463,8 +453,12 @@ def workflow_result(
 )
 @click.option("--type", "workflow_type", default=None, help="Workflow type name.")
 @click.option("--task-queue", default=None)
-@click.option("--started-after", default=None, help="ISO 8601 time (UTC if no offset).")
-@click.option("--started-before", default=None, help="ISO 8601 time (UTC if no offset).")
+@click.option(
+    "--started-after", type=Timestamp(), default=None, help="ISO 8601 time (UTC if no offset)."
+)
+@click.option(
+    "--started-before", type=Timestamp(), default=None, help="ISO 8601 time (UTC if no offset)."
+)
 @click.option("--prefix", default=None, help="Workflow id prefix.")
 @click.option(
     "--query",
@@ -483,16 +477,14 @@ def workflow_list(
     status: WorkflowStatus | None,
     workflow_type: str | None,
     task_queue: str | None,
-    started_after: str | None,
-    started_before: str | None,
+    started_after: datetime | None,
+    started_before: datetime | None,
     prefix: str | None,
     limit: int,
     include_system: bool,
     output: str,
 ) -> None:
     """List workflow runs matching a query (newest first unless it says ORDER BY)."""
-    after = _timestamp(started_after, "--started-after")
-    before = _timestamp(started_before, "--started-before")
 
     async def go(c: Client) -> list[dict[str, Any]]:
         # memos as values, as describe shows them (what the keys cannot open stays sealed)
@@ -503,8 +495,8 @@ def workflow_list(
                 status=status.value if status else None,
                 workflow_type=workflow_type,
                 task_queue=task_queue,
-                started_after=after,
-                started_before=before,
+                started_after=started_after,
+                started_before=started_before,
                 workflow_id_prefix=prefix,
                 # one more than shown tells whether the list was cut
                 page_size=min(limit + 1, 1000),
