@@ -368,15 +368,26 @@ def schedule_describe(st: CliState, schedule_id: str, output: str) -> None:
     emit(st.run(lambda c: c.get_schedule_handle(schedule_id).describe()), output, _describe_view)
 
 
+#: The note of a pause given none, as Temporal's SDK records "Paused via Python SDK".
+PAUSE_NOTE = "Paused via baton CLI"
+
+
 @schedule.command("pause")
 @click.argument("schedule_id", callback=_SCHEDULE_ID)
-@click.option("--note", required=True, help="Why: shown by describe and list until unpause.")
+@click.option(
+    "--note",
+    default=PAUSE_NOTE,
+    show_default=True,
+    help="Why: shown by describe and list until unpause.",
+)
 @request_id_option
 @pass_state
 def schedule_pause(
     st: CliState, schedule_id: str, note: str, request_id: str | None, output: str
 ) -> None:
-    """Pause SCHEDULE_ID: its fires wait (triggers and backfills still act)."""
+    """Pause SCHEDULE_ID: its fires wait (triggers and backfills still act).
+
+    Pausing a paused schedule keeps it paused and records the new note."""
     res = st.run(lambda c: c.get_schedule_handle(schedule_id).pause(note, request_id=request_id))
     emit(res, output, _result("Schedule paused"))
 

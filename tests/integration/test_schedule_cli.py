@@ -375,3 +375,24 @@ async def test_a_blank_schedule_request_id_is_refused_before_sending(
     message = out["error"]["message"]
     assert "--request-id" in message and "is empty: give an id" in message, out
     assert await client.list_schedules() == []
+
+
+async def test_pause_without_a_note_pauses_with_the_default_note(
+    client: Client, region: Region
+) -> None:
+    """`schedule pause ID` needs no --note (Temporal's does not): it records a
+    note saying where the pause came from, and unpause clears it."""
+    create = ("schedule", "create", "quiet", "-t", "Report", "-q", QUEUE, "--cron", "0 0 1 1 *")
+    code, _, err = await baton(region, *create)
+    assert code == 0, err
+    code, out, err = await baton(region, "schedule", "pause", "quiet")
+    assert code == 0, (out, err)
+    assert (out["paused"], out["note"]) == (True, "Paused via baton CLI"), out
+
+    async def noted() -> bool:
+        d = await client.get_schedule_handle("quiet").describe()
+        return (d["paused"], d["note"]) == (True, "Paused via baton CLI")
+
+    await eventually(noted, timeout=20, what="the pause applied with the default note")
+    code, out, err = await baton(region, "schedule", "unpause", "quiet")
+    assert code == 0 and out["paused"] is False, (out, err)
