@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.console import RenderableType
+from rich.text import Text
 
 from ops.cli_base import BatonGroup, CliState, Seconds, given, pass_state, split_csv
 from ops.output import emit, err_console, kv_table, table
@@ -216,7 +217,8 @@ def namespace_add_region(
     """Add REGION to namespace NAME as a standby and backfill its histories.
 
     Resumable: run it again after an interruption and it carries on from its
-    cursor. Then `baton failover NAME --to REGION` moves the namespace there.
+    cursor; run again for a region the namespace has, it changes nothing and
+    says so (`already_member`). Then `baton failover NAME --to REGION` moves the namespace there.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -240,7 +242,14 @@ def namespace_add_region(
             bar.update(tasks[phase], completed=done, total=total)
 
         result = run_fast(add_region(st.load(), name, region, progress=report, timeout_s=timeout_s))
-    emit(result.as_dict(), output, lambda d: kv_table(d, title="Region added"))
+
+    def render(d: dict[str, Any]) -> RenderableType:
+        if d["already_member"]:
+            role = "the active region" if d["region"] == d["source"] else "a standby"
+            return Text(f"{d['region']} is {role} of {d['namespace']} already: nothing changed")
+        return kv_table(d, title="Region added")
+
+    emit(result.as_dict(), output, render)
 
 
 @namespace.command("remove-region")

@@ -41,6 +41,9 @@ class BackfillResult:
     runs: int
     resumed: bool
     seconds: float
+    #: The region was a region of the namespace already (its standby from the
+    #: start, backfilled before, or its active region): nothing changed.
+    already_member: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +58,12 @@ async def add_region(
     timeout_s: float = 1800.0,
     chunk: int = CHUNK,
 ) -> BackfillResult:
-    """Make ``region`` a standby of ``namespace`` and backfill it (resumable)."""
+    """Make ``region`` a standby of ``namespace`` and backfill it (resumable).
+
+    Safe to run again: a region of the namespace already (a standby from the
+    start, one backfilled before, or the active region) changes nothing and
+    answers ``already_member``, so a rerun of a runbook does not fail on it.
+    """
     report = progress or (lambda _p, _d, _t: None)
     started = time.monotonic()
     config.region(region)
@@ -63,26 +71,30 @@ async def add_region(
         raise InvalidArgument("replication is off (no [kafka] in the config): cannot add a region")
     _, row = await namespace_row(config, namespace)
     source = row["active_region"]
-    if region == source:
-        raise InvalidArgument(f"{region} is the active region of {namespace!r}")
     src = await db.connect_region(config, source, role=f"where {namespace} is active")
     try:
         async with src.transaction():
             bf = await src.fetchrow(Q["backfill_row"], namespace, region)
             resumed = bf is not None
-            if bf is not None and bf["state"] == "done":
-                raise InvalidArgument(
-                    f"{region} is already a region of namespace {namespace!r} (backfilled)"
-                )
-            if bf is None:
+            member = region == source or (bf is not None and bf["state"] == "done")
+            if bf is None and not member:
                 regions = await src.fetchval(Q["add_namespace_region"], namespace, region)
-                if regions is None:
-                    raise InvalidArgument(
-                        f"{region} is already a region of namespace {namespace!r}"
-                    )
-                await src.execute(SQ["outbox_namespace"], namespace)
+                member = regions is None
+                if not member:
+                    await src.execute(SQ["outbox_namespace"], namespace)
+                    total = await src.fetchval(Q["backfill_runs_total"], namespace)
+                    await src.execute(Q["insert_backfill"], namespace, region, total)
+            if member:
                 total = await src.fetchval(Q["backfill_runs_total"], namespace)
-                await src.execute(Q["insert_backfill"], namespace, region, total)
+                return BackfillResult(
+                    namespace,
+                    region,
+                    source,
+                    int(total),
+                    False,
+                    round(time.monotonic() - started, 3),
+                    already_member=True,
+                )
         while True:
             async with src.transaction():
                 bf = await src.fetchrow(Q["backfill_row"], namespace, region)
