@@ -69,9 +69,14 @@ REQUEST_TIMEOUT_ENV = "BATON_REQUEST_TIMEOUT"
 
 
 class CliInputError(Exception):
-    """A command-line value is not usable (bad JSON input, bad timestamp)."""
+    """A command-line value is not usable (bad JSON input, options that
+    conflict): a usage error found before anything is sent, so the command
+    exits 2 as click's own are, with this code naming the kind of problem."""
 
     code = "INVALID_ARGUMENT"
+
+    #: A usage error's exit status, as click gives one.
+    exit_code = 2
 
 
 class ServerFailedError(Exception):
@@ -333,7 +338,7 @@ class BatonCommand(click.Command):
             if described is None:
                 raise
             print_error(*described, ctx.params.get("output", "table"), error_details(exc))
-            ctx.exit(1)
+            ctx.exit(exc.exit_code if isinstance(exc, CliInputError) else 1)
 
 
 class BatonGroup(click.Group):

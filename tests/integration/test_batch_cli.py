@@ -65,7 +65,8 @@ async def test_batch_commands_start_wait_list_describe_stop(client: Client, regi
     for bad in ("cli-1/x", "cli-1?x", "cli-1#x", ".."):  # no job has it: never another path
         for verb in ("describe", "stop"):
             code, failed, err = await baton(region, "batch", verb, bad)
-            assert code == 1 and failed["error"]["code"] == "INVALID_ARGUMENT", (verb, bad, err)
+            # refused by the CLI before sending: a usage error (exit 2)
+            assert code == 2 and failed["error"]["code"] == "INVALID_ARGUMENT", (verb, bad, err)
             assert "is not a batch job id" in failed["error"]["message"]
     for extra in (["--wait"], ["--no-wait"]):  # another job under a used id
         code, failed, err = await baton(
@@ -238,7 +239,7 @@ async def test_an_option_of_another_operation_is_refused_and_starts_nothing(
     code, out, err = await baton(
         region, "batch", "start", "--query", "WorkflowId = 'stray-1'", *op_args, "--reason", "r"
     )
-    assert code == 1, (out, err)
+    assert code == 2, (out, err)  # a usage error: nothing was sent
     assert out["error"]["code"] == "INVALID_ARGUMENT", out
     assert stray in out["error"]["message"], out
     code, jobs, err = await baton(region, "batch", "list")

@@ -1,0 +1,89 @@
+"""What the CLI refuses itself, before anything is sent, is a usage error
+(exit 2), as click's own are: a time option that is not a time
+(``--started-after yesterday``), JSON that is not JSON, options that conflict.
+It was exit 1, which reads like a failure of the operation itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ops.cli import cli
+
+CASES = [
+    (["workflow", "list", "--started-after", "yesterday"], "--started-after"),
+    (["workflow", "list", "--started-before", ""], "--started-before"),
+    (["workflow", "list", "--started-after", "2026-13-01"], "--started-after"),
+    (["schedule", "backfill", "s", "--start", "nope", "--end", "2026-01-01T00:00:00Z"], "--start"),
+    # a backfill's times need an offset: a bare one is refused, naming how to add it
+    (
+        [
+            "schedule",
+            "backfill",
+            "s",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--end",
+            "2026-01-02T10:00",
+        ],
+        "--end",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "option"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_a_time_that_is_not_one_is_a_usage_error(
+    args: list[str], option: str, tmp_path: Path
+) -> None:
+    # no config: a usage error is found before any region is asked
+    config = str(tmp_path / "absent.toml")
+    result = CliRunner().invoke(cli, ["--config", config, "-o", "json", *args])
+    assert result.exit_code == 2, result.output
+    doc = json.loads(result.stdout)
+    assert doc["error"]["code"] == "USAGE_ERROR", doc
+    assert option in doc["error"]["message"], doc
+    assert "Traceback" not in result.output
+
+
+def test_an_iso_time_without_offset_is_taken_as_utc(tmp_path: Path) -> None:
+    """A well-formed time passes the option and goes on to the config (absent here)."""
+    config = str(tmp_path / "absent.toml")
+    args = ["workflow", "list", "--started-after", "2026-01-01", "--started-before"]
+    result = CliRunner().invoke(cli, ["--config", config, "-o", "json", *args, "2026-02-01T00:00Z"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["error"]["code"] == "INVALID_ARGUMENT"
+
+
+REFUSED_BEFORE_SENDING = [
+    ["workflow", "start", "-t", "T", "-q", "q", "--id", "w", "--input", "{bad"],
+    ["workflow", "start", "-t", "T", "-q", "q", "--id", "w", "--memo", "[1]"],
+    ["workflow", "start", "-t", "T", "-q", "q", "--id", "w", "--search-attribute", "=1"],
+    ["workflow", "signal", "w", "s", "--input", "nope"],
+    ["schedule", "create", "s", "-t", "T", "-q", "q"],  # no time: --cron, --calendar or ...
+    ["schedule", "create", "s", "-t", "T", "-q", "q", "--cron", "61 * * * *"],
+    ["schedule", "trigger", "s", "--overlap", "sometimes"],
+    ["schedule", "backfill", "s", "--start", "2026-01-02T00:00:00Z", "--end", "2026-01-01T00:00Z"],
+    ["batch", "describe", "a/b"],
+    ["batch", "start", "--query", "x", "--op", "signal", "--reason", "r"],  # no --signal
+    ["workflow", "unpause", "w", "--to-current", "--build-id", "b1"],
+]
+
+
+@pytest.mark.parametrize("args", REFUSED_BEFORE_SENDING, ids=" ".join)
+def test_a_value_the_cli_refuses_before_sending_is_a_usage_error(
+    args: list[str], tmp_path: Path
+) -> None:
+    """Exit 2, as click's own usage errors: the command line is to fix and
+    nothing was sent; the code still says what kind of problem it is."""
+    config = str(tmp_path / "absent.toml")
+    for output in ("json", "table"):
+        result = CliRunner().invoke(cli, ["--config", config, "-o", output, *args])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        if output == "json":
+            assert json.loads(result.stdout)["error"]["code"] == "INVALID_ARGUMENT", result.stdout
+        else:
+            assert "error [INVALID_ARGUMENT]" in result.stderr, result.stderr
