@@ -257,15 +257,25 @@ def namespace_add_region(
 @click.argument("region", callback=given("a region name"))
 @pass_state
 def namespace_remove_region(st: CliState, name: str, region: str, output: str) -> None:
-    """Take standby REGION out of namespace NAME (it keeps what it holds)."""
-    from ops.cli_tools import run_fast
-    from replication.migration import remove_region
+    """Take standby REGION out of namespace NAME (it keeps what it holds).
 
-    left = run_fast(remove_region(st.load(), name, region))
+    Safe to run again: for a region the namespace does not have, it changes
+    nothing and says so (`changed: false`)."""
+    from ops.cli_tools import run_fast
+    from replication.migration import NotARegion, remove_region
+
+    try:
+        left, changed = run_fast(remove_region(st.load(), name, region)), True
+    except NotARegion as exc:
+        left, changed = exc.details["regions"], False
+
+    def render(d: dict[str, Any]) -> RenderableType:
+        if not d["changed"]:
+            return Text(f"{region} is not a region of {name}: nothing changed")
+        return kv_table({**d, "regions": ", ".join(d["regions"])}, title="Region removed")
+
     emit(
-        {"namespace": name, "removed": region, "regions": left},
-        output,
-        lambda d: kv_table({**d, "regions": ", ".join(d["regions"])}, title="Region removed"),
+        {"namespace": name, "removed": region, "regions": left, "changed": changed}, output, render
     )
 
 

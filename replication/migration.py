@@ -151,6 +151,11 @@ async def count_runs(config: BatonConfig, region: str, namespace: str) -> int:
         await conn.close()
 
 
+class NotARegion(InvalidArgument):
+    """The region is not a region of the namespace: there is nothing to remove.
+    ``details["regions"]`` holds the namespace's regions."""
+
+
 async def remove_region(config: BatonConfig, namespace: str, region: str) -> list[str]:
     """Take standby ``region`` out of ``namespace``; returns the regions left.
 
@@ -170,12 +175,15 @@ async def remove_region(config: BatonConfig, namespace: str, region: str) -> lis
         # finished by running the command again.
         if await _forget_namespace(config, namespace, region):
             return list(row["regions"])
-        raise InvalidArgument(f"{region} is not a region of namespace {namespace!r}")
+        raise NotARegion(
+            f"{region} is not a region of namespace {namespace!r}", regions=list(row["regions"])
+        )
     src = await db.connect_region(config, source, role=f"where {namespace} is active")
     try:
         async with src.transaction():
             regions = await src.fetchval(Q["remove_namespace_region"], namespace, region)
             if regions is None:
+                # taken out (or made active) since the row above was read
                 raise InvalidArgument(f"{region} is not a standby of namespace {namespace!r}")
             await src.execute(SQ["outbox_namespace"], namespace)
             await src.execute(Q["delete_backfill"], namespace, region)

@@ -1,7 +1,8 @@
-"""`baton namespace add-region` run for a region the namespace has already is
-safe to run again, as every operator command is: exit 0, `already_member`, and
-nothing changes, where it failed with exit 1 and an error a runbook had to
-tell apart from a real failure."""
+"""`baton namespace add-region` for a region the namespace has already, and
+`remove-region` for one it lacks, are safe to run again, as every operator
+command is: exit 0, saying nothing changed, and nothing changes, where they
+failed with exit 1 and an error a runbook had to tell apart from a real
+failure."""
 
 from __future__ import annotations
 
@@ -68,4 +69,37 @@ def test_adding_a_region_the_namespace_has_changes_nothing_and_says_so(
         assert (out["namespace"], out["region"], out["source"]) == (NS, region, "region-a"), out
         code, text = _baton(cfg, "namespace", "add-region", NS, region, output="table")
         assert code == 0 and f"{region} is {role} of {NS} already: nothing changed" in text, text
+    assert pg.psql(db_a, STATE) == before
+
+
+def test_removing_a_region_the_namespace_lacks_changes_nothing_and_says_so(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    """As a second `remove-region` finds it: exit 0, `changed: false`. The
+    active region is still refused: taking it out would lose the namespace."""
+    db_a, db_b = fresh_database(pg, template_db), fresh_database(pg, template_db)
+    cfg = write_config(
+        tmp_path / "baton.toml",
+        {"region-a": (free_port(), pg.dsn(db_a)), "region-b": (free_port(), pg.dsn(db_b))},
+    )
+    cfg.write_text(cfg.read_text() + '\n[kafka]\nbootstrap = "127.0.0.1:1"\n')
+    pg.psql(
+        db_a,
+        "INSERT INTO namespaces (name, regions, active_region, failover_version) "
+        f"VALUES ('{NS}', '{{region-a}}', 'region-a', 1)",
+    )
+    before = pg.psql(db_a, STATE)
+    code, out = _baton(cfg, "namespace", "remove-region", NS, "region-b")
+    assert code == 0, out
+    assert out == {
+        "namespace": NS,
+        "removed": "region-b",
+        "regions": ["region-a"],
+        "changed": False,
+    }
+    code, text = _baton(cfg, "namespace", "remove-region", NS, "region-b", output="table")
+    assert code == 0 and f"region-b is not a region of {NS}: nothing changed" in text, text
+    code, out = _baton(cfg, "namespace", "remove-region", NS, "region-a")
+    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", out
+    assert "active region" in out["error"]["message"], out
     assert pg.psql(db_a, STATE) == before
