@@ -24,7 +24,7 @@ import orjson
 from worker._gc import collector_paused, collector_resumed
 from worker._history import events_from_wire
 from worker._http import wf_path
-from worker._payloads import decode_wire, may_hide_failure_text
+from worker._payloads import decode_events, may_hide_failure_text
 from worker.client import Client
 from worker.converter import DataConverter
 from worker.wire import HistoryEvent
@@ -90,7 +90,7 @@ async def typed_page(
 ) -> list[HistoryEvent]:
     """A page's wire ``events`` decoded in place and typed; ``raw`` is the body
     they were parsed from (it says whether a failure's text is hidden)."""
-    await decode_wire(events, converter, hidden_text=may_hide_failure_text(raw))
+    await decode_events(events, converter, hidden_text=may_hide_failure_text(raw))
     with collector_paused():
         return events_from_wire(events)
 

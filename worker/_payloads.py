@@ -112,6 +112,33 @@ async def decode_wire(
     return obj
 
 
+#: Events whose payloads never reach workflow code: a workflow task's failure
+#: is what a worker reported, maybe one holding other keys (or a wrong key
+#: under the right id) that failed for just that reason.
+_NOT_REPLAYED = frozenset({"WorkflowTaskFailed"})
+
+
+async def decode_events(
+    events: list[dict[str, Any]], converter: DataConverter, *, hidden_text: bool = True
+) -> list[dict[str, Any]]:
+    """Decode a history's wire events in place, as a worker replays them.
+
+    Like :func:`decode_wire`, except that what no workflow code reads (a
+    workflow task's failure) is decoded only as far as this worker's keys
+    open it: a worker whose keys could not read an input wrote its failure
+    with those keys, and a worker holding the right ones must still replay
+    the run past it.
+    """
+    kept = [e for e in events if e.get("event_type") in _NOT_REPLAYED]
+    if not kept:
+        await decode_wire(events, converter, hidden_text=hidden_text)
+        return events
+    rest = [e for e in events if e.get("event_type") not in _NOT_REPLAYED]
+    await decode_wire(rest, converter, hidden_text=hidden_text)
+    await decode_wire(kept, converter, hidden_text=hidden_text, keep_unreadable=True)
+    return events
+
+
 # A failure whose text a codec hid holds an object under this key; one whose
 # text is plain holds null or nothing. Searching the raw body is far cheaper
 # than walking every object of a long history. The server writes keys as

@@ -36,7 +36,7 @@ from worker._gc import collector_paused
 from worker._history import events_from_wire
 from worker._history_pages import history_pages
 from worker._limits import largest_over, outcome_over, too_large
-from worker._payloads import decode_wire, encode_wire
+from worker._payloads import decode_events, decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import DeadlockError, WorkflowInstance, WorkflowTaskError
 from worker._workflow_threads import QUERY_FAILED, WorkflowThreads
@@ -234,7 +234,7 @@ class WorkflowTaskRunner(ActivityRunner):
         inst: WorkflowInstance | None = None
         try:
             inst, earlier = await self._instance_for(task)
-            await decode_wire(task["events"], self.converter)
+            await decode_events(task["events"], self.converter)
             updates = await decode_wire(task.get("updates") or [], self.converter)
             with collector_paused():
                 events = earlier + events_from_wire(task["events"])
@@ -429,7 +429,7 @@ class WorkflowTaskRunner(ActivityRunner):
             for i, (kind, attributes) in enumerate(ahead)
         ]
         try:
-            await decode_wire(events, self.converter)
+            await decode_events(events, self.converter)
             with collector_paused():
                 commands = await self._activate(inst, events_from_wire(events))
             self._cache.hits += 1  # the cached run served the task

@@ -1,0 +1,89 @@
+"""Workers whose keys cannot open a run's payloads: the run waits, nothing is
+lost, and a worker holding the right keys finishes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Region
+from tests.helpers import eventually
+from worker import AesGcmCodec, Client, DataConverter, Worker, workflow
+from worker.codec import generate_key
+
+pytestmark = pytest.mark.integration
+QUEUE = "keys"
+
+
+@workflow.defn(name="Collect")
+class Collect:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @workflow.run
+    async def run(self, first: str) -> str:
+        await workflow.wait_condition(lambda: len(self.notes) >= 1)
+        return "|".join([first, *self.notes])
+
+    @workflow.signal
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def converter(keys: dict[str, bytes], active: str) -> DataConverter:
+    return DataConverter(codec=AesGcmCodec(keys=keys, active_key_id=active))
+
+
+async def failed_tasks(client: Client, workflow_id: str) -> list[dict[str, Any]]:
+    events = await client.get_workflow_handle(workflow_id).history()
+    return [e for e in events if e["event_type"] == "WorkflowTaskFailed"]
+
+
+async def test_a_worker_with_the_wrong_key_leaves_the_run_to_one_with_the_right_key(
+    region: Region,
+) -> None:
+    # Same key id, other key material (a staging key deployed by mistake):
+    # that worker's failed tasks are written with its key, which the right
+    # worker cannot open; they must not keep it from running the workflow.
+    right = converter({"k1": generate_key()}, "k1")
+    wrong = converter({"k1": generate_key()}, "k1")
+    async with (
+        await Client.connect(region.url, data_converter=right) as client,
+        await Client.connect(region.url, data_converter=wrong) as misconfigured,
+    ):
+        await client.create_namespace("default")
+        h = await client.start_workflow(Collect, "first", id="wrong-key", task_queue=QUEUE)
+        await h.signal("note", "second")
+        async with Worker(misconfigured, task_queue=QUEUE, workflows=[Collect]):
+            found = await eventually(
+                lambda: failed_tasks(client, "wrong-key"), what="a failed workflow task"
+            )
+        # what the worker said, under its own key: the right client cannot read it
+        assert found[0]["attributes"]["failure"]["type"] == "PayloadDecryptionError"
+        async with Worker(client, task_queue=QUEUE, workflows=[Collect]):
+            assert await h.result(timeout=30) == "first|second"
+
+
+async def test_a_signal_under_a_key_the_worker_lacks_waits_for_a_worker_holding_it(
+    region: Region,
+) -> None:
+    k1, k2 = generate_key(), generate_key()
+    old = converter({"k1": k1}, "k1")
+    rotated = converter({"k1": k1, "k2": k2}, "k2")
+    async with (
+        await Client.connect(region.url, data_converter=old) as client,
+        await Client.connect(region.url, data_converter=rotated) as sender,
+    ):
+        await client.create_namespace("default")
+        await client.start_workflow(Collect, "first", id="rotated", task_queue=QUEUE)
+        async with Worker(client, task_queue=QUEUE, workflows=[Collect]):
+            await sender.get_workflow_handle("rotated").signal("note", "under-k2")
+            found = await eventually(
+                lambda: failed_tasks(client, "rotated"), what="a failed workflow task"
+            )
+            assert found[0]["attributes"]["failure"]["type"] == "UnknownEncryptionKeyError"
+        async with Worker(sender, task_queue=QUEUE, workflows=[Collect]):
+            assert await sender.get_workflow_handle("rotated").result(timeout=30) == (
+                "first|under-k2"
+            )
