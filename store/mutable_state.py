@@ -26,7 +26,7 @@ from store.run_write import event_to_wire as event_to_wire
 from store.run_write import run_not_found as _not_found
 from store.run_write import write_run
 from store.sql import QUERIES as Q
-from store.update_tasks import speculative_events
+from store.update_tasks import speculative_events, suggest_can
 from versioning import routing
 from versioning.rules import Override
 from worker.wire import EventType
@@ -514,7 +514,7 @@ class RunTxn:
         self.versioning_changed = True
         self.clear_sticky()
 
-    def start_workflow_task(self, identity: str, suggest_can_after: int) -> int:
+    def start_workflow_task(self, identity: str, suggest_at: int) -> int:
         """Record that a poller took the scheduled workflow task."""
         assert self.wt_pending and not self.wt_started
         if self.wt_speculative:
@@ -528,7 +528,7 @@ class RunTxn:
                     "scheduled_event_id": self.exe["wt_scheduled_event_id"],
                     "identity": identity,
                     "history_length": history_length,
-                    "suggest_continue_as_new": history_length >= suggest_can_after,
+                    "suggest_continue_as_new": suggest_can(self.exe, history_length, suggest_at),
                 },
             )
         self.exe["wt_started_event_id"] = event_id

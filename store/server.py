@@ -23,6 +23,7 @@ from store.notify import Notifier
 from store.retention import RetentionSweeper
 from store.run_cache import RunCache
 from store.timers import TimerLoop
+from store.update_tasks import SuggestAt
 
 log = logging.getLogger("baton.server")
 
@@ -40,6 +41,7 @@ async def open_store(
         await conn.close()
     RunTxn.buffered_inputs_max = config.buffered_inputs_max
     RunTxn.suggest_continue_as_new_events = config.suggest_continue_as_new_events
+    SuggestAt.history_bytes = config.history_bytes_warn
     pool = await db.create_pool(dsn, max_size=pool_size)
     notifier = Notifier(dsn)
     await notifier.start()

@@ -24,6 +24,7 @@ from store.commands import apply_commands
 from store.context import Store
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
+from store.update_tasks import suggest_can
 from worker import wire
 
 #: How far ahead of the server's clock, and how far behind it, the time a
@@ -98,7 +99,7 @@ def refusal(
         return Refused("versioned", "the namespace routes tasks by worker version")
     started_id = spec.next_event_id + EVENTS_BEFORE_COMPLETION - 1
     if (
-        started_id >= store.config.suggest_continue_as_new_events
+        suggest_can(e, started_id, store.config.suggest_continue_as_new_events)
         or started_id > store.config.history_events_max
         or int(e["history_size_bytes"]) > store.config.history_bytes_max
     ):

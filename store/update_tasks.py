@@ -20,7 +20,7 @@ the update (same id) schedules one in the new region.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from store.sql import QUERIES as Q
 from worker import wire
@@ -30,6 +30,23 @@ if TYPE_CHECKING:
     import asyncpg
 
     from store.mutable_state import RunTxn
+
+
+class SuggestAt:
+    """History size from which a started workflow task suggests continue-as-new.
+
+    As in Temporal, by size as well as by length: a run that grows by large
+    payloads is told before ``history_bytes_max`` terminates it. The server
+    sets it from ``history_bytes_warn``, where ``describe`` starts to warn.
+    """
+
+    history_bytes: ClassVar[int] = 10 * 1024 * 1024
+
+
+def suggest_can(exe: dict[str, Any], history_length: int, suggest_after: int) -> bool:
+    """Whether a workflow task started at ``history_length`` suggests continue-as-new."""
+    size = int(exe.get("history_size_bytes") or 0)
+    return history_length >= suggest_after or size >= SuggestAt.history_bytes
 
 
 def speculative_events(
@@ -57,7 +74,7 @@ def speculative_events(
                     "scheduled_event_id": int(exe["wt_scheduled_event_id"]),
                     "identity": exe["wt_identity"],
                     "history_length": int(started),
-                    "suggest_continue_as_new": int(started) >= suggest_after,
+                    "suggest_continue_as_new": suggest_can(exe, int(started), suggest_after),
                 },
             )
         )
