@@ -160,9 +160,12 @@ class ActivityRunner:
                 f"(it has: {', '.join(sorted(self._activities)) or 'none'})"
             )
             return await self._respond_activity_failed(token, err)
-        await decode_wire(task, self.converter)
-        wire_task = ActivityTask.model_validate(task)
         try:
+            # A payload this worker's keys cannot open fails the attempt, saying
+            # so, for a worker holding them to retry; it must not leave the
+            # attempt to time out as if the activity hung.
+            await decode_wire(task, self.converter)
+            wire_task = ActivityTask.model_validate(task)
             of, hints = f"activity {defn.name}", defn.arg_types
             args = decode_input(self.converter.payload_converter, wire_task.input, hints, of)
             info = activity_mod.ActivityInfo.from_task(

@@ -3,13 +3,14 @@ lost, and a worker holding the right keys finishes it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.conftest import Region
 from tests.helpers import eventually
-from worker import AesGcmCodec, Client, DataConverter, Worker, workflow
+from worker import AesGcmCodec, Client, DataConverter, RetryPolicy, Worker, activity, workflow
 from worker.codec import generate_key
 
 pytestmark = pytest.mark.integration
@@ -87,3 +88,46 @@ async def test_a_signal_under_a_key_the_worker_lacks_waits_for_a_worker_holding_
             assert await sender.get_workflow_handle("rotated").result(timeout=30) == (
                 "first|under-k2"
             )
+
+
+@activity.defn(name="shout")
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+@workflow.defn(name="Shout")
+class Shout:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return await workflow.execute_activity(
+            shout,
+            text,
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+
+
+async def test_an_activity_worker_lacking_the_key_fails_the_attempt_saying_so(
+    region: Region,
+) -> None:
+    # Its attempt used to be dropped unreported: the activity waited out its
+    # start-to-close timeout (ten minutes here) and then read as timed out.
+    k1, k2 = generate_key(), generate_key()
+    rotated = converter({"k1": k1, "k2": k2}, "k2")
+    async with (
+        await Client.connect(region.url, data_converter=rotated) as client,
+        await Client.connect(region.url, data_converter=converter({"k1": k1}, "k1")) as old,
+    ):
+        await client.create_namespace("default")
+        h = await client.start_workflow(Shout, "quiet", id="shout", task_queue=QUEUE)
+        async with Worker(client, task_queue=QUEUE, workflows=[Shout]):
+
+            async def attempt_failure() -> dict[str, Any] | None:
+                pending = (await h.describe())["pending_activities"]
+                return pending[0]["last_failure"] if pending else None
+
+            async with Worker(old, task_queue=QUEUE, activities=[shout]):
+                failure = await eventually(attempt_failure, timeout=15, what="a failed attempt")
+            assert failure["type"] == "UnknownEncryptionKeyError"
+            async with Worker(client, task_queue=QUEUE, activities=[shout]):
+                assert await h.result(timeout=30) == "QUIET"
