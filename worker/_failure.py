@@ -249,7 +249,7 @@ def _is_failure(obj: Any) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("message"), str)
 
 
-def _chain(failure: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def failure_chain(failure: dict[str, Any]) -> Iterator[dict[str, Any]]:
     current: Any = failure
     for _ in range(_MAX_CAUSE_DEPTH + 1):
         if not _is_failure(current):
@@ -265,7 +265,7 @@ def hide_common_attributes(failure: dict[str, Any], converter: PayloadConverter)
     with the other payloads of the same body, so it is encoded exactly once.
     A failure already hidden is left as it is.
     """
-    for f in _chain(failure):
+    for f in failure_chain(failure):
         if f.get("encoded_attributes") is not None:
             continue
         attrs = {"message": f.get("message", ""), "stack_trace": f.get("stack_trace") or ""}
@@ -281,7 +281,7 @@ def restore_common_attributes(failure: dict[str, Any], converter: PayloadConvert
     (no codec, or not its key) is left encoded: the failure still surfaces,
     saying ``Encoded failure``.
     """
-    for f in _chain(failure):
+    for f in failure_chain(failure):
         raw = f.get("encoded_attributes")
         if not isinstance(raw, dict):
             continue

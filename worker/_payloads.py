@@ -15,7 +15,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from worker._failure import failures_in, hide_common_attributes, restore_common_attributes
+from worker._failure import (
+    failure_chain,
+    failures_in,
+    hide_common_attributes,
+    restore_common_attributes,
+)
 from worker.converter import DataConverter, PayloadCodec, PayloadConverter
 from worker.errors import BatonError, PayloadDecryptionError, UnknownEncryptionKeyError
 from worker.wire import Payload
@@ -123,19 +128,39 @@ async def decode_events(
 ) -> list[dict[str, Any]]:
     """Decode a history's wire events in place, as a worker replays them.
 
-    Like :func:`decode_wire`, except that what no workflow code reads (a
-    workflow task's failure) is decoded only as far as this worker's keys
-    open it: a worker whose keys could not read an input wrote its failure
-    with those keys, and a worker holding the right ones must still replay
-    the run past it.
+    Like :func:`decode_wire`, except that what is only told, never decided
+    on, is decoded as far as this worker's keys open it: a workflow task's
+    failure, and the text (message and stack trace) of every failure. A
+    worker whose keys could not read its task wrote that failure under its
+    own keys (a wrong key under the right id, say); a worker holding the
+    right ones must still replay the run past it. Such text reads
+    ``Encoded failure``; the failure's type, details and every other payload
+    must decode, or the workflow task fails.
     """
-    kept = [e for e in events if e.get("event_type") in _NOT_REPLAYED]
-    if not kept:
+    if converter.codec is None:
         await decode_wire(events, converter, hidden_text=hidden_text)
         return events
-    rest = [e for e in events if e.get("event_type") not in _NOT_REPLAYED]
-    await decode_wire(rest, converter, hidden_text=hidden_text)
-    await decode_wire(kept, converter, hidden_text=hidden_text, keep_unreadable=True)
+    texts: list[tuple[dict[str, Any], Any]] = []
+    if hidden_text:
+        for failure in failures_in(events):
+            for f in failure_chain(failure):
+                if isinstance(f.get("encoded_attributes"), dict):
+                    texts.append((f, f["encoded_attributes"]))
+                    f["encoded_attributes"] = None
+    told = [e for e in events if e.get("event_type") in _NOT_REPLAYED]
+    decided = [e for e in events if e.get("event_type") not in _NOT_REPLAYED]
+    raws = [raw for _, raw in texts]
+    try:
+        await transform(decided, converter.codec, encode=False)
+        await transform(told, converter.codec, encode=False, keep_unreadable=True)
+        await transform(raws, converter.codec, encode=False, keep_unreadable=True)
+    finally:
+        # each decoded (the list holds it now), or as it came
+        for (f, _), raw in zip(texts, raws, strict=True):
+            f["encoded_attributes"] = raw
+    if hidden_text:
+        for failure in failures_in(events):
+            restore_common_attributes(failure, converter.payload_converter)
     return events
 
 

@@ -10,7 +10,17 @@ import pytest
 
 from tests.conftest import Region
 from tests.helpers import eventually
-from worker import AesGcmCodec, Client, DataConverter, RetryPolicy, Worker, activity, workflow
+from worker import (
+    ActivityError,
+    AesGcmCodec,
+    ApplicationError,
+    Client,
+    DataConverter,
+    RetryPolicy,
+    Worker,
+    activity,
+    workflow,
+)
 from worker.codec import generate_key
 
 pytestmark = pytest.mark.integration
@@ -131,3 +141,40 @@ async def test_an_activity_worker_lacking_the_key_fails_the_attempt_saying_so(
             assert failure["type"] == "UnknownEncryptionKeyError"
             async with Worker(client, task_queue=QUEUE, activities=[shout]):
                 assert await h.result(timeout=30) == "QUIET"
+
+
+@workflow.defn(name="ShoutOnce")
+class ShoutOnce:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        try:
+            return await workflow.execute_activity(
+                shout,
+                text,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ActivityError as err:
+            assert isinstance(err.__cause__, ApplicationError)
+            return f"failed: {err.__cause__.type}"
+
+
+async def test_an_activity_failure_told_under_a_wrong_key_still_reaches_the_workflow(
+    region: Region,
+) -> None:
+    # The last attempt's failure is written under the misconfigured worker's
+    # key: its text cannot be read, but the workflow learns the activity
+    # failed (and why, by type) instead of failing every workflow task.
+    right = converter({"k1": generate_key()}, "k1")
+    wrong = converter({"k1": generate_key()}, "k1")
+    async with (
+        await Client.connect(region.url, data_converter=right) as client,
+        await Client.connect(region.url, data_converter=wrong) as misconfigured,
+    ):
+        await client.create_namespace("default")
+        h = await client.start_workflow(ShoutOnce, "quiet", id="shout-once", task_queue=QUEUE)
+        async with (
+            Worker(client, task_queue=QUEUE, workflows=[ShoutOnce]),
+            Worker(misconfigured, task_queue=QUEUE, activities=[shout]),
+        ):
+            assert await h.result(timeout=30) == "failed: PayloadDecryptionError"
