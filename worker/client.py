@@ -539,13 +539,21 @@ class WorkflowHandle(RunControlMixin, ResetMixin):
     async def describe(self) -> dict[str, Any]:
         """The run's row as the server describes it, its memo decoded: the run
         the handle was given, else the workflow's current run (so a handle
-        from a start describes the run a continue-as-new or reset gave)."""
+        from a start describes the run a continue-as-new or reset gave).
+
+        With a codec, the run's failure, its workflow task's last failure and
+        its pending activities (failures, heartbeat details) read as a worker
+        with the same keys reads them; what the keys cannot open stays
+        encoded (``Encoded failure``), as the CLI shows it."""
         res: dict[str, Any] = await self.client.call(
             "GET", self._path(), params={"run_id": self.target_run_id}
         )
         execution = res.get("execution") or {}
         if execution.get("memo"):
             execution["memo"] = await self.client.decode_memo(execution["memo"])
+        kinds = ("failure", "pending_workflow_task", "pending_activities")
+        told = {k: res[k] for k in kinds if k in res}
+        res.update(await decode_wire(told, self.client.data_converter, keep_unreadable=True))
         return res
 
     async def history(

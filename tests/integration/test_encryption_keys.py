@@ -94,6 +94,9 @@ async def test_a_signal_under_a_key_the_worker_lacks_waits_for_a_worker_holding_
                 lambda: failed_tasks(client, "rotated"), what="a failed workflow task"
             )
             assert found[0]["attributes"]["failure"]["type"] == "UnknownEncryptionKeyError"
+            # describe says why, with the keys the failure was told under
+            task = (await client.get_workflow_handle("rotated").describe())["pending_workflow_task"]
+            assert "key id 'k2'" in task["last_failure"]["message"]
         async with Worker(sender, task_queue=QUEUE, workflows=[Collect]):
             assert await sender.get_workflow_handle("rotated").result(timeout=30) == (
                 "first|under-k2"
@@ -139,6 +142,7 @@ async def test_an_activity_worker_lacking_the_key_fails_the_attempt_saying_so(
             async with Worker(old, task_queue=QUEUE, activities=[shout]):
                 failure = await eventually(attempt_failure, timeout=15, what="a failed attempt")
             assert failure["type"] == "UnknownEncryptionKeyError"
+            assert "key id 'k2'" in failure["message"]
             async with Worker(client, task_queue=QUEUE, activities=[shout]):
                 assert await h.result(timeout=30) == "QUIET"
 
