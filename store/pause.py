@@ -104,13 +104,20 @@ def carry_pause(old: RunTxn, new: RunTxn) -> None:
 
 
 def failure_reason(failure: wire.Failure, attempts: int) -> str:
-    """A pause reason naming the error that kept a workflow task failing."""
+    """A pause reason naming the error that kept a workflow task failing.
+
+    No longer than an operator's reason may be: a message of megabytes would
+    sit in every describe and list of the run (the task's failure keeps it
+    whole), so a long one is cut to the room the stack's end leaves it.
+    """
     stack = (failure.stack_trace or "")[-STACK_IN_REASON:]
-    reason = (
-        f"workflow task failed {attempts} times in a row: "
-        f"{failure.type or 'Error'}: {failure.message}"
-    )
-    return f"{reason}\n{stack}" if stack else reason
+    head = f"workflow task failed {attempts} times in a row: {failure.type or 'Error'}: "
+    room = wire.MAX_DESCRIPTION_CHARS - len(head) - (len(stack) + 1 if stack else 0)
+    message = failure.message
+    if len(message) > room:
+        message = message[: max(room - 1, 0)] + "…"
+    reason = head + message
+    return (f"{reason}\n{stack}" if stack else reason)[: wire.MAX_DESCRIPTION_CHARS]
 
 
 def _view(rt: RunTxn, changed: bool) -> dict[str, Any]:
