@@ -60,10 +60,10 @@ async def poll_activity_task(
     req: wire.PollRequest,
     disconnected: Disconnected = never_disconnected,
 ) -> dict[str, Any] | None:
+    row_queue = req.task_queue
+
     async def take(conn: asyncpg.Connection) -> Any:
-        row = await conn.fetchrow(
-            Q["take_task"], namespace, req.task_queue, True, poller_version(req)
-        )
+        row = await conn.fetchrow(Q["take_task"], namespace, row_queue, True, poller_version(req))
         if row is None:
             return None
         now = utcnow()
@@ -84,6 +84,23 @@ async def poll_activity_task(
             ns = await get_namespace(conn, namespace)
             ns.require_writable(store.region, store.region_urls)
             return STALE
+        if act["run_held"]:
+            tag = routing.activity_task_tag(act["ns_deployments"], _run_routing(act), row_queue)
+            if tag != poller_version(req):
+                # An override or set-current moved the run's activities to
+                # another build while this take held the task's row (their
+                # re-tag skips rows being taken): the task goes there.
+                await conn.execute(
+                    Q["requeue_activity"],
+                    namespace,
+                    row["workflow_id"],
+                    row["run_id"],
+                    int(row["ref"]),
+                    row["attempt"],
+                    row_queue,
+                    tag,
+                )
+                return STALE
         timers = start_activity_timers(dict(act), now)
         if timers:
             await conn.execute(
@@ -99,6 +116,17 @@ async def poll_activity_task(
         return activity_task(act, act["workflow_type"], act["ns_failover_version"]), row["more"]
 
     return await long_poll(store, namespace, "activity", req, take, disconnected)  # type: ignore[no-any-return]
+
+
+def _run_routing(act: asyncpg.Record) -> dict[str, Any]:
+    """The run's row as routing reads it, from a started activity's ``run_*`` columns."""
+    return {
+        "workflow_id": act["workflow_id"],
+        "task_queue": act["run_task_queue"],
+        "deployment": act["run_deployment"],
+        "build_id": act["run_build_id"],
+        "versioning": act["run_versioning"],
+    }
 
 
 async def _lock_started_activity(

@@ -331,17 +331,42 @@ FOR UPDATE
 -- name: start_activity
 -- Only while the namespace is active here: its fence held shared makes a
 -- handover wait for this start (and a start after it see the handover).
+-- In a namespace with deployments the run is held too, before the activity
+-- (FOR KEY SHARE: an override, which locks the run for update, is waited for;
+-- a write of the run is not), and its routing comes back as it is once held
+-- (run_*): the take checks that the task still routes to its poller.
 WITH n AS MATERIALIZED (
-    SELECT (f.ns).name, (f.ns).failover_version FROM baton_namespace_shared_v1($1) f
-    WHERE (f.ns).active_region = $8 AND (f.ns).state = 'active')
+    SELECT (f.ns).name, (f.ns).failover_version, (f.ns).deployments
+    FROM baton_namespace_shared_v1($1) f
+    WHERE (f.ns).active_region = $8 AND (f.ns).state = 'active'),
+r AS MATERIALIZED (
+    SELECT x.workflow_id, x.task_queue, x.deployment, x.build_id, x.versioning
+    FROM executions x
+    WHERE x.namespace = (SELECT n.name FROM n WHERE n.deployments <> '{}'::jsonb)
+      AND x.workflow_id = $2 AND x.run_id = $3
+    FOR KEY SHARE)
 UPDATE activities a SET state = 'started', started_time = $6, started_identity = $7
-FROM executions e, n
+FROM executions e, n LEFT JOIN r ON true
 WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.run_id = $3 AND a.scheduled_event_id = $4
   AND a.attempt = $5 AND a.state = 'scheduled'
   AND e.namespace = a.namespace AND e.workflow_id = a.workflow_id AND e.run_id = a.run_id
   AND e.status = 'running' AND NOT e.paused AND NOT coalesce(a.paused, false)
   AND n.name = a.namespace
-RETURNING a.*, e.workflow_type, n.failover_version AS ns_failover_version
+RETURNING a.*, e.workflow_type, n.failover_version AS ns_failover_version,
+          n.deployments AS ns_deployments, r.workflow_id IS NOT NULL AS run_held,
+          r.task_queue AS run_task_queue, r.deployment AS run_deployment,
+          r.build_id AS run_build_id, r.versioning AS run_versioning
+
+-- name: requeue_activity
+-- A started attempt a take must not keep (the run routes its task to another
+-- version now): scheduled again, its task for version $7 on queue $6.
+WITH a AS (
+    UPDATE activities SET state = 'scheduled', started_time = NULL, started_identity = NULL
+    WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id = $4
+      AND attempt = $5 AND state = 'started'
+    RETURNING namespace)
+INSERT INTO tasks (namespace, task_queue, kind, workflow_id, run_id, ref, attempt, build_id)
+SELECT $1, $6, 'activity', $2, $3, $4::bigint::text, $5, $7 FROM a
 
 -- name: delete_activity_timers
 DELETE FROM timers
