@@ -220,7 +220,8 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
 @pass_state
 def deployment_describe(st: CliState, deployment_name: str, output: str) -> None:
     """Each version: status (current, ramping, draining, drained, inactive), pollers,
-    open pinned workflows, and pinned workflows waiting with no poller."""
+    open pinned workflows, and workflows whose task (a workflow task or an activity
+    attempt) waits for the version on a task queue none of its live workers polls."""
     emit(st.run(lambda c: c.describe_deployment(deployment_name)), output, _describe_view)
 
 

@@ -352,6 +352,12 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
             counts = await conn.fetchrow(Q["pinned_on_version"], namespace, deployment, build)
             mine = [p for p in pollers if p["build_id"] == build]
             live = [p for p in mine if p["live"]]
+            waiting = await conn.fetchval(
+                Q["waiting_on_version"],
+                namespace,
+                routing.tag(deployment, build),
+                sorted({p["task_queue"] for p in live}),
+            )
             status = version_status(
                 build,
                 state,
@@ -380,8 +386,9 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
                         if status.value == "drained" and last_close is not None
                         else None
                     ),
-                    # pinned runs whose next task waits, and nobody polls for it
-                    "waiting_no_poller": 0 if live else int(counts["waiting"]),
+                    # runs whose workflow task or due activity attempt waits for
+                    # the version on a task queue none of its live workers polls
+                    "waiting_no_poller": int(waiting),
                     "live_pollers": len(live),
                     "pollers": [
                         {

@@ -836,19 +836,33 @@ ORDER BY build_id, task_queue, identity
 WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET deployments = $2, updated_at = now() FROM fence WHERE name = $1
 
+-- name: waiting_on_version
+-- Open runs with a task that waits for a poller of version $2 (its tag) on a
+-- task queue none of $3 (the queues the version's live pollers poll): a
+-- workflow task, or an activity attempt that is due. A paused run waits for
+-- an unpause, and a paused activity for its own, not for a poller (a poll
+-- drops their rows). A workflow task on a worker's sticky queue counts on the
+-- run's own queue, where it goes back to if that worker is gone.
+SELECT count(DISTINCT (t.workflow_id, t.run_id))
+FROM tasks t
+JOIN executions e ON e.namespace = t.namespace AND e.workflow_id = t.workflow_id
+                 AND e.run_id = t.run_id
+WHERE t.namespace = $1 AND t.build_id = $2 AND t.kind IN ('workflow', 'activity')
+  AND e.status = 'running' AND NOT e.paused
+  AND CASE WHEN t.kind = 'workflow' THEN e.task_queue ELSE t.task_queue END <> ALL($3::text[])
+  AND (t.kind = 'workflow' OR EXISTS (
+      SELECT 1 FROM activities a
+      WHERE a.namespace = t.namespace AND a.workflow_id = t.workflow_id
+        AND a.run_id = t.run_id AND a.scheduled_event_id = t.ref::bigint
+        AND a.state = 'scheduled' AND NOT coalesce(a.paused, false)))
+
 -- name: pinned_on_version
 -- Drainage, read from the runs themselves (executions_pinned_idx): the open
--- runs pinned to the version, those of them waiting for a workflow task to be
--- taken (not a paused one: it waits for an unpause), and when the last pinned
--- run closed.
+-- runs pinned to the version and when the last pinned run closed.
 SELECT
   (SELECT count(*) FROM executions
    WHERE namespace = $1 AND deployment = $2 AND build_id = $3
      AND versioning_behavior = 'pinned' AND close_time IS NULL) AS open_pinned,
-  (SELECT count(*) FROM executions
-   WHERE namespace = $1 AND deployment = $2 AND build_id = $3
-     AND versioning_behavior = 'pinned' AND close_time IS NULL AND NOT paused
-     AND wt_scheduled_event_id IS NOT NULL AND wt_started_event_id IS NULL) AS waiting,
   (SELECT max(close_time) FROM executions
    WHERE namespace = $1 AND deployment = $2 AND build_id = $3
      AND versioning_behavior = 'pinned' AND close_time IS NOT NULL) AS last_close
