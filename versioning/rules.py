@@ -220,15 +220,23 @@ def continued_run(
 ) -> RunVersioning:
     """What a continue-as-new passes to the new run.
 
-    An operator's pinned override carries over, whatever the code asks (the
-    loop guard keeps such a run from continuing-as-new over and over). Asking
-    for auto-upgrade sends the new run's first task to the target version,
-    after which the type's behaviour applies (a pinned type pins it there). A
-    pinned run stays on its build when the new task queue is served by it;
-    auto-upgrade passes nothing on.
+    ``queue_in_version``: the new run's task queue is polled by the build the
+    run is held on (its pinned override's, else its pin).
+
+    An operator's pinned override carries over when the new task queue is in
+    its build, whatever the code asks (the loop guard keeps such a run from
+    continuing-as-new over and over). Asking for auto-upgrade sends the new
+    run's first task to the target version, after which the type's behaviour
+    applies (a pinned type pins it there). A pinned run stays on its build
+    when the new task queue is served by it; auto-upgrade passes nothing on.
+    Neither a pin nor an override carries over to a task queue the build does
+    not poll (as in Temporal): the new run's tasks would wait there for ever,
+    so it routes as a new run of that queue does.
     """
     if run.override is not None and run.override.kind == OverrideKind.PINNED:
-        return RunVersioning(run.behavior, run.pinned_build, run.override)
+        if queue_in_version:
+            return RunVersioning(run.behavior, run.pinned_build, run.override)
+        run = RunVersioning(run.behavior)
     if requested == Behavior.AUTO_UPGRADE:
         return RunVersioning(None)
     if run.behavior == Behavior.PINNED and queue_in_version:

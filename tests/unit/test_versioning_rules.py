@@ -139,12 +139,24 @@ def test_continue_as_new_inheritance() -> None:
         RunVersioning(None)
     )
     overridden = RunVersioning(Behavior.AUTO_UPGRADE, None, Override(OverrideKind.PINNED, "1"))
-    assert continued_run(overridden, requested=None, queue_in_version=False) == overridden
+    assert continued_run(overridden, requested=None, queue_in_version=True) == overridden
     # an operator's pin outlasts the code's request
     assert (
-        continued_run(overridden, requested=Behavior.AUTO_UPGRADE, queue_in_version=False)
+        continued_run(overridden, requested=Behavior.AUTO_UPGRADE, queue_in_version=True)
         == overridden
     )
+    # but not onto a task queue its build does not poll: the new run would wait
+    # there for ever; it routes as a new run of the queue does
+    assert continued_run(overridden, requested=None, queue_in_version=False) == RunVersioning(
+        Behavior.AUTO_UPGRADE
+    )
+    held = RunVersioning(Behavior.PINNED, "2", Override(OverrideKind.PINNED, "1"))
+    assert continued_run(held, requested=None, queue_in_version=False) == RunVersioning(
+        Behavior.PINNED
+    )
+    assert continued_run(
+        held, requested=Behavior.AUTO_UPGRADE, queue_in_version=False
+    ) == RunVersioning(None)
     auto = RunVersioning(Behavior.AUTO_UPGRADE, "2")
     assert continued_run(auto, requested=None, queue_in_version=True) == RunVersioning(
         Behavior.AUTO_UPGRADE
