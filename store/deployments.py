@@ -345,6 +345,13 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
             )
         state = routing.state_of(ns.deployments, deployment)
         pollers = await conn.fetch(Q["pollers_of_deployment"], namespace, deployment, POLLER_LIVE_S)
+        live = sorted(
+            {f"{deployment}:{p['build_id']}|{p['task_queue']}" for p in pollers if p["live"]}
+        )
+        waiting = {
+            r["tag"]: int(r["runs"])
+            for r in await conn.fetch(Q["waiting_on_versions"], namespace, deployment, live)
+        }
         versions = []
         for build, v in sorted(
             (d.get("versions") or {}).items(), key=lambda kv: str(kv[1].get("created_at"))
@@ -352,12 +359,6 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
             counts = await conn.fetchrow(Q["pinned_on_version"], namespace, deployment, build)
             mine = [p for p in pollers if p["build_id"] == build]
             live = [p for p in mine if p["live"]]
-            waiting = await conn.fetchval(
-                Q["waiting_on_version"],
-                namespace,
-                routing.tag(deployment, build),
-                sorted({p["task_queue"] for p in live}),
-            )
             status = version_status(
                 build,
                 state,
@@ -388,7 +389,7 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
                     ),
                     # runs whose workflow task or due activity attempt waits for
                     # the version on a task queue none of its live workers polls
-                    "waiting_no_poller": int(waiting),
+                    "waiting_no_poller": waiting.get(f"{deployment}:{build}", 0),
                     "live_pollers": len(live),
                     "pollers": [
                         {

@@ -836,25 +836,29 @@ ORDER BY build_id, task_queue, identity
 WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET deployments = $2, updated_at = now() FROM fence WHERE name = $1
 
--- name: waiting_on_version
--- Open runs with a task that waits for a poller of version $2 (its tag) on a
--- task queue none of $3 (the queues the version's live pollers poll): a
--- workflow task, or an activity attempt that is due. A paused run waits for
--- an unpause, and a paused activity for its own, not for a poller (a poll
--- drops their rows). A workflow task on a worker's sticky queue counts on the
--- run's own queue, where it goes back to if that worker is gone.
-SELECT count(DISTINCT (t.workflow_id, t.run_id))
+-- name: waiting_on_versions
+-- Per version of deployment $2 (its tag), the open runs with a task that
+-- waits for a poller of it on a task queue none of its live pollers polls
+-- ($3: 'tag|queue' of each live version and queue): a workflow task, or an
+-- activity attempt that is due. A paused run waits for an unpause, and a
+-- paused activity for its own, not for a poller (a poll drops their rows). A
+-- workflow task on a worker's sticky queue counts on the run's own queue,
+-- where it goes back to if that worker is gone. One scan for all versions.
+SELECT t.build_id AS tag, count(DISTINCT (t.workflow_id, t.run_id)) AS runs
 FROM tasks t
 JOIN executions e ON e.namespace = t.namespace AND e.workflow_id = t.workflow_id
                  AND e.run_id = t.run_id
-WHERE t.namespace = $1 AND t.build_id = $2 AND t.kind IN ('workflow', 'activity')
+WHERE t.namespace = $1 AND starts_with(t.build_id, $2 || ':')
+  AND t.kind IN ('workflow', 'activity')
   AND e.status = 'running' AND NOT e.paused
-  AND CASE WHEN t.kind = 'workflow' THEN e.task_queue ELSE t.task_queue END <> ALL($3::text[])
+  AND t.build_id || '|' || CASE WHEN t.kind = 'workflow' THEN e.task_queue ELSE t.task_queue END
+      <> ALL($3::text[])
   AND (t.kind = 'workflow' OR EXISTS (
       SELECT 1 FROM activities a
       WHERE a.namespace = t.namespace AND a.workflow_id = t.workflow_id
         AND a.run_id = t.run_id AND a.scheduled_event_id = t.ref::bigint
         AND a.state = 'scheduled' AND NOT coalesce(a.paused, false)))
+GROUP BY t.build_id
 
 -- name: pinned_on_version
 -- Drainage, read from the runs themselves (executions_pinned_idx): the open
