@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +27,7 @@ from store.errors import (
     RevisionMismatch,
 )
 from store.mutable_state import WT_RETRY, RunTxn, utcnow
-from store.namespaces import Namespace, get_namespace, lock_namespace
+from store.namespaces import get_namespace, lock_namespace
 from store.run_lock import lock_for_request, run_acted_on
 from store.sql import QUERIES as Q
 from versioning import routing
@@ -408,77 +407,6 @@ async def describe_deployment(store: Store, namespace: str, deployment: str) -> 
             "updated_at": d.get("updated_at"),
             "versions": versions,
         }
-
-
-async def run_versioning_view(
-    conn: asyncpg.Connection,
-    ns: Namespace,
-    exe: dict[str, Any],
-    activities: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, Any] | None:
-    """What ``describe`` says of a run's versioning, and whether it waits for a
-    poller: for its next workflow task, or for an activity attempt that is due
-    (``activities``, the run's pending ones), on a version none of whose
-    workers polls the task's queue."""
-    if not exe.get("versioning") and not exe.get("deployment"):
-        return None
-    deps = ns.deployments
-    v = exe.get("versioning") or {}
-    view: dict[str, Any] = {
-        "deployment": exe.get("deployment"),
-        "build_id": exe.get("build_id"),
-        "behavior": v.get("behavior"),
-        "effective_behavior": exe.get("versioning_behavior"),
-        "pinned_build": v.get("pinned_build"),
-        "override": v.get("override"),
-        "next_task_version": routing.workflow_task_tag(deps, exe),
-        "target_version_changed": routing.target_version_changed(deps, exe),
-        "waiting_for_poller": False,
-    }
-    # a paused run waits for an unpause, which a poller would not end
-    if exe.get("status") != "running" or exe.get("paused"):
-        return view
-    waits: list[tuple[str, str, str]] = []
-    tag = view["next_task_version"]
-    if tag and exe.get("wt_scheduled_event_id") and not exe.get("wt_started_event_id"):
-        waits.append(("the next workflow task", str(tag), str(exe["task_queue"])))
-    now = utcnow()
-    for a in activities:
-        # an attempt due and not taken; one in retry backoff, paused, or asked
-        # to cancel does not wait for a poller yet
-        if a["state"] != "scheduled" or a["paused"] or a["cancel_requested"]:
-            continue
-        if a["scheduled_time"] > now:
-            continue
-        queue = str(a["task_queue"])
-        atag = routing.activity_task_tag(deps, exe, queue)
-        if atag:
-            what = f"activity {a['activity_id']!r} ({a['activity_type']})"
-            waits.append((what, atag, queue))
-    notes: list[str] = []
-    pollers: dict[str, list[asyncpg.Record]] = {}
-    for what, wtag, queue in waits:
-        dep, _, build = wtag.partition(":")
-        if dep not in pollers:
-            pollers[dep] = await conn.fetch(Q["pollers_of_deployment"], ns.name, dep, POLLER_LIVE_S)
-        # the build's pollers of the task's queue: those of its other queues never take it
-        seen = [r for r in pollers[dep] if r["build_id"] == build and r["task_queue"] == queue]
-        if any(r["live"] for r in seen):
-            continue
-        last = max((r["last_seen"] for r in seen), default=None)
-        notes.append(
-            f"{what} waits for a worker of {wtag} on task queue {queue!r}: "
-            + (
-                f"none has polled since {last.isoformat()}"
-                if last
-                else "none has ever polled this region"
-            )
-            + "; it is never handed to another version (start one, or override)"
-        )
-    if notes:
-        view["waiting_for_poller"] = True
-        view["note"] = "; ".join(notes)
-    return view
 
 
 # --------------------------------------------------------------------------- overrides

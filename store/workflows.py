@@ -12,7 +12,6 @@ import asyncpg
 import orjson
 
 from store.context import Store
-from store.deployments import run_versioning_view
 from store.errors import (
     InvalidArgument,
     LimitExceeded,
@@ -24,6 +23,7 @@ from store.notify import wait_event
 from store.rebuild import pending_on_standby
 from store.retry import workflow_task_retry_delay
 from store.run_lock import keep_request_id, lock_for_request, send_to_active_region
+from store.run_versioning import run_versioning_view
 from store.run_write import not_found_message
 from store.sql import QUERIES as Q
 from worker import wire
