@@ -87,4 +87,40 @@ async def run_versioning_view(
     if notes:
         view["waiting_for_poller"] = True
         view["note"] = "; ".join(notes)
+    elif tag is None and exe.get("wt_scheduled_event_id") and not exe.get("wt_started_event_id"):
+        hint = await _to_unversioned(conn, ns, exe)
+        if hint is not None:
+            view["note"] = hint
     return view
+
+
+async def _to_unversioned(
+    conn: asyncpg.Connection, ns: Namespace, exe: Mapping[str, Any]
+) -> str | None:
+    """Why a run whose next workflow task goes to unversioned workers is not
+    taken by the versioned ones of its deployment that poll its queue (the
+    first step of a deploy forgotten: a deployment takes work from its first
+    `set-current`). Unversioned pollers are not recorded, so whether one
+    polls the queue is not known: this is a hint, not ``waiting_for_poller``.
+    """
+    deps = ns.deployments
+    dep = routing.run_deployment(deps, exe)
+    if dep is None:
+        return None
+    state = routing.state_of(deps, dep)
+    if state.target(str(exe["workflow_id"])) is not None:
+        return None
+    queue = str(exe["task_queue"])
+    rows = await conn.fetch(Q["pollers_of_deployment"], ns.name, dep, POLLER_LIVE_S)
+    builds = sorted(
+        {f"{dep}:{r['build_id']}" for r in rows if r["live"] and r["task_queue"] == queue}
+    )
+    if not builds:
+        return None
+    why = "it has no current build" if state.current is None else "its ramp to them takes this id"
+    return (
+        f"the next workflow task goes to unversioned workers on task queue {queue!r}, as "
+        f"deployment {dep!r} sends this run's work there ({why}); the workers of "
+        f"{', '.join(builds)} polling the queue take only their own version's tasks: "
+        f"`baton deployment set-current {dep} BUILD` sends the deployment's work to one"
+    )
