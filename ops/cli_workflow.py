@@ -139,6 +139,12 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Seconds a worker may hold one workflow task.",
         ),
+        click.option(
+            "--versioning-behavior",
+            type=click.Choice(["pinned", "auto-upgrade"]),
+            default=None,
+            help="Worker versioning: the run's behaviour in place of its workflow type's.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -163,6 +169,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "memo": memo,
         "run_timeout": o["run_timeout"],
         "task_timeout": o["task_timeout"],
+        "versioning_behavior": o["versioning_behavior"],
     }
 
 
