@@ -385,10 +385,26 @@ async def retry_or_fail_activity(
             rt,
             act,
             EventType.ACTIVITY_TASK_TIMED_OUT,
-            {"timeout_type": timeout_type, "failure": failure, "retry_state": retry_state},
+            {
+                "timeout_type": timeout_type,
+                "failure": _with_last_failure(failure, act),
+                "retry_state": retry_state,
+            },
             started=act["state"] == "started",
         )
     return False
+
+
+def _with_last_failure(
+    failure: dict[str, Any], act: asyncpg.Record | dict[str, Any]
+) -> dict[str, Any]:
+    """A timeout that closes an activity, with the failure of its attempt before as
+    its cause (Temporal's ``TimeoutFailure.cause``): "schedule-to-close timeout"
+    alone would hide why the earlier attempts kept failing."""
+    last = act["last_failure"]
+    if not last or failure.get("cause") is not None:
+        return failure
+    return {**failure, "cause": last}
 
 
 async def cancel_activity_task(
