@@ -139,7 +139,10 @@ async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
     kind = t["kind"]
     if kind == ACTIVITY_SCHEDULE_TO_CLOSE:
         await retry_or_fail_activity(
-            rt, act, _timeout_failure("schedule_to_close"), timeout_type="schedule_to_close"
+            rt,
+            act,
+            _timeout_failure("schedule_to_close", act),
+            timeout_type="schedule_to_close",
         )
         rt.schedule_workflow_task()
         return True
@@ -179,18 +182,22 @@ async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:
     else:
         log.error("unknown timer kind %r; dropping it", kind)
         return False
-    failure = _timeout_failure(timeout_type)
+    failure = _timeout_failure(timeout_type, act)
     if not await retry_or_fail_activity(rt, act, failure, timeout_type=timeout_type):
         rt.schedule_workflow_task()
     return True
 
 
-def _timeout_failure(timeout_type: str) -> dict[str, Any]:
-    return {
+def _timeout_failure(timeout_type: str, act: asyncpg.Record) -> dict[str, Any]:
+    failure: dict[str, Any] = {
         "message": f"activity {timeout_type.replace('_', '-')} timeout",
         "type": TIMEOUT_FAILURE_TYPE,
         "timeout_type": timeout_type,
     }
+    if act["heartbeat_details"]:
+        # the progress the attempts recorded, for the workflow to start over from
+        failure["last_heartbeat_details"] = act["heartbeat_details"]
+    return failure
 
 
 def _budget_over(rt: RunTxn, act: asyncpg.Record) -> bool:

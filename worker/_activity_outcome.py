@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker._failure import ACTIVITY_ERROR_TYPE, failure_to_exception
+from worker._failure import ACTIVITY_ERROR_TYPE, failure_to_exception, last_heartbeat_details
 from worker.converter import PayloadConverter
 from worker.errors import (
     ActivityError,
@@ -40,6 +40,7 @@ def activity_error(
             failure.message if failure is not None else f"activity timed out ({timeout_type})",
             timeout_type=timeout_type,
             failure=failure,
+            last_heartbeat_details=last_heartbeat_details(failure, converter),
         )
         if failure is not None and failure.cause is not None:
             cause.__cause__ = failure_to_exception(failure.cause, converter)

@@ -148,7 +148,12 @@ def failure_to_exception(failure: Failure, converter: PayloadConverter) -> Failu
             failure=failure,
         )
     elif (timeout_type := _timeout_type(failure, converter)) is not None:
-        exc = TimeoutError_(failure.message, timeout_type=timeout_type, failure=failure)
+        exc = TimeoutError_(
+            failure.message,
+            timeout_type=timeout_type,
+            failure=failure,
+            last_heartbeat_details=last_heartbeat_details(failure, converter),
+        )
     elif failure.type == CANCELED_ERROR_TYPE:
         exc = CanceledError(failure.message, failure=failure)
     else:
@@ -205,6 +210,16 @@ def close_failure_to_exception(
             update={"type": TIMEOUT_ERROR_TYPE, "timeout_type": failure.timeout_type or "run"}
         )
     return failure_to_exception(failure, converter)
+
+
+def last_heartbeat_details(failure: Failure | None, converter: PayloadConverter) -> list[Any]:
+    """The decoded details of the last heartbeat an activity's timeout carries."""
+    if failure is None or not failure.last_heartbeat_details:
+        return []
+    try:
+        return converter.from_payloads(failure.last_heartbeat_details)
+    except Exception:
+        return []  # unreadable here (a rotated key): kept raw on ``exc.failure``
 
 
 def _decode_details(failure: Failure, converter: PayloadConverter) -> list[Any]:

@@ -12,6 +12,7 @@ same call may succeed if made again unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from worker.wire import ErrorCode, Failure
@@ -368,11 +369,24 @@ class ActivityError(FailureError):
 
 
 class TimeoutError_(FailureError):
-    """An activity or workflow timed out; ``timeout_type`` says which timeout."""
+    """An activity or workflow timed out; ``timeout_type`` says which timeout.
 
-    def __init__(self, message: str, *, timeout_type: str, failure: Failure | None = None):
+    ``last_heartbeat_details`` holds the details of the activity's last
+    heartbeat (empty if it sent none), so the workflow can start over from
+    the progress they record.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        timeout_type: str,
+        failure: Failure | None = None,
+        last_heartbeat_details: Sequence[Any] = (),
+    ):
         super().__init__(message, failure=failure)
         self.timeout_type = timeout_type
+        self.last_heartbeat_details = tuple(last_heartbeat_details)
 
 
 class CanceledError(FailureError):

@@ -1,6 +1,6 @@
-"""An activity that times out for good after failed attempts says why those
-attempts failed: its timeout's cause is the last attempt's failure, as
-Temporal's ``TimeoutFailure.cause`` is the activity's last failure."""
+"""An activity that times out for good says what its attempts did, as
+Temporal's timeout failure does: its cause is the last failed attempt's
+failure, and ``last_heartbeat_details`` the details of its last heartbeat."""
 
 from __future__ import annotations
 
@@ -29,6 +29,48 @@ async def fails_then_hangs() -> str:
 async def hangs() -> str:
     await asyncio.sleep(30)
     return "late"
+
+
+@activity.defn
+async def copies_files(files: int, stuck_alive: bool) -> str:
+    """Heartbeats its progress, then gets stuck: silent, or still heartbeating
+    its last progress (a call that never returns, its keep-alive running)."""
+    for n in range(1, files + 1):
+        activity.heartbeat(n, f"file-{n}")
+        await asyncio.sleep(0.05)
+    for _ in range(300):
+        if stuck_alive:
+            activity.heartbeat(files, f"file-{files}")
+        await asyncio.sleep(0.1)
+    return "late"
+
+
+@workflow.defn
+class Copy:
+    @workflow.run
+    async def run(self, timeout: str) -> list[object]:
+        options: dict[str, timedelta] = {
+            "heartbeat": {
+                "start_to_close_timeout": timedelta(seconds=30),
+                "heartbeat_timeout": timedelta(seconds=1),
+            },
+            "schedule_to_close": {
+                "schedule_to_close_timeout": timedelta(seconds=2),
+                "heartbeat_timeout": timedelta(seconds=1),
+            },
+        }[timeout]
+        try:
+            await workflow.execute_activity(
+                copies_files,
+                3,
+                timeout == "schedule_to_close",
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                **options,  # type: ignore[arg-type]
+            )
+        except ActivityError as err:
+            assert isinstance(err.__cause__, TimeoutError_)
+            return [err.__cause__.timeout_type, *err.__cause__.last_heartbeat_details]
+        return ["completed"]
 
 
 @workflow.defn
@@ -91,3 +133,13 @@ async def test_a_timeout_after_failed_attempts_carries_the_last_failure(client: 
     events = await client.get_workflow_handle("s2c").history()
     timed_out = next(e for e in events if e["event_type"] == "ActivityTaskTimedOut")
     assert timed_out["attributes"]["failure"]["cause"]["type"] == "Upstream503"
+
+
+async def test_an_activity_timeout_carries_its_last_heartbeat_details(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Copy], activities=[copies_files]):
+        heartbeat, budget = await asyncio.gather(
+            client.execute_workflow(Copy, "heartbeat", id="copy-hb", task_queue=QUEUE),
+            client.execute_workflow(Copy, "schedule_to_close", id="copy-s2c", task_queue=QUEUE),
+        )
+    assert heartbeat == ["heartbeat", 3, "file-3"]
+    assert budget == ["schedule_to_close", 3, "file-3"]

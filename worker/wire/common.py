@@ -69,6 +69,9 @@ class Failure(BaseModel):
     #: On a ``TimeoutError`` failure: which timeout fired (``start_to_close``,
     #: ``schedule_to_close``, ``schedule_to_start``, ``heartbeat``, ``run``).
     timeout_type: str | None = None
+    #: On an activity's ``TimeoutError`` failure: the details of the last
+    #: heartbeat its attempts sent, if any (Temporal's ``last_heartbeat_details``).
+    last_heartbeat_details: list[Payload] | None = None
     #: On an ``ActivityError`` failure: which activity, and why it was not retried.
     activity: ActivityFailureInfo | None = None
 
