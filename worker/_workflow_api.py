@@ -203,6 +203,10 @@ class _Runtime(ABC):
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
 
     @abstractmethod
+    def check_writable(self, what: str) -> None:
+        """Raise ``RuntimeError`` in a query handler or an update validator."""
+
+    @abstractmethod
     def misuse(self, exc: Exception) -> Exception:
         """Record an API misuse so the workflow task fails even if user code catches it."""
 

@@ -157,7 +157,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         if on_match is not None:
             self._on_match[id(command)] = on_match
 
-    def _check_writable(self, what: str) -> None:
+    def check_writable(self, what: str) -> None:
         if self._read_only:
             raise RuntimeError(
                 f"{what} may not be called from a query handler or an update validator: "
@@ -381,13 +381,13 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         return dict(self._search_attributes)
 
     def pause(self, reason: str) -> None:
-        self._check_writable("workflow.pause()")
+        self.check_writable("workflow.pause()")
         if not isinstance(reason, str):
             raise self.misuse(TypeError(f"a pause reason is a string, not {reason!r}"))
         self._add_command(Command(type=CommandType.PAUSE_WORKFLOW, attributes={"reason": reason}))
 
     def upsert_search_attributes(self, attributes: Mapping[str, Any]) -> None:
-        self._check_writable("workflow.upsert_search_attributes()")
+        self.check_writable("workflow.upsert_search_attributes()")
         if not isinstance(attributes, Mapping) or not attributes:
             raise self.misuse(ValueError("search attributes must be a non-empty mapping"))
         try:
@@ -410,7 +410,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         )
 
     def patched(self, patch_id: str) -> bool:
-        self._check_writable("workflow.patched()")
+        self.check_writable("workflow.patched()")
         if not isinstance(patch_id, str) or not patch_id:
             raise self.misuse(ValueError(f"patch id must be a non-empty string, got {patch_id!r}"))
         if patch_id in self._patches:
@@ -450,7 +450,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         retry_policy: RetryPolicyWire | None,
         result_type: Any,
     ) -> ActivityHandle:
-        self._check_writable("workflow.start_activity()")
+        self.check_writable("workflow.start_activity()")
         if activity_id is None:
             self._activity_seq += 1
             while str(self._activity_seq) in self._activities:
@@ -511,7 +511,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         return reason
 
     def start_timer(self, timer: DurableTimer, delay: float) -> None:
-        self._check_writable("a timer (asyncio.sleep, wait_for, workflow.sleep)")
+        self.check_writable("a timer (asyncio.sleep, wait_for, workflow.sleep)")
         self._timer_seq += 1
         timer.timer_id = str(self._timer_seq)
         self._timers[timer.timer_id] = timer
@@ -532,13 +532,13 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         self._fail_task(exc)
 
     def wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[None]:
-        self._check_writable("workflow.wait_condition()")
+        self.check_writable("workflow.wait_condition()")
         fut: asyncio.Future[None] = self._loop.create_future()
         self._conditions.append((fn, fut))
         return fut
 
     def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
-        self._check_writable("workflow.set_signal_handler()")
+        self.check_writable("workflow.set_signal_handler()")
         if handler is None:
             self._signal_handlers.pop(name, None)
             return

@@ -318,8 +318,10 @@ def continue_as_new(
 
     Raises:
         ContinueAsNewError: Always; let it propagate out of the run method.
+        RuntimeError: Called from a query handler or an update validator.
     """
     rt = _runtime()
+    rt.check_writable("workflow.continue_as_new()")
     workflow_type: str | None
     if workflow is None or isinstance(workflow, str):
         workflow_type = workflow
