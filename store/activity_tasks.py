@@ -327,6 +327,8 @@ async def retry_or_fail_activity(
             error_type=error_type,
             non_retryable=bool(failure.get("non_retryable")),
             seconds_left=seconds_left,
+            # an attempt's own failure may ask for its next attempt's delay
+            requested_delay=None if timeout_type is not None else failure.get("next_retry_delay_s"),
         )
     sid = act["scheduled_event_id"]
     next_attempt = int(act["attempt"]) + 1

@@ -125,8 +125,13 @@ def retry_decision(
     error_type: str | None,
     non_retryable: bool,
     seconds_left: float | None = None,
+    requested_delay: float | None = None,
 ) -> tuple[float | None, str]:
-    """:func:`next_retry_delay` and, when that is None, why (a ``RETRY_*`` name; else "")."""
+    """:func:`next_retry_delay` and, when that is None, why (a ``RETRY_*`` name; else "").
+
+    ``requested_delay`` (the failure's ``next_retry_delay_s``) takes the place of
+    the policy's backoff, as Temporal's ``next_retry_delay`` does.
+    """
     if non_retryable:
         return None, RETRY_NON_RETRYABLE
     if error_type and error_type in set(policy.get("non_retryable_error_types") or ()):
@@ -139,6 +144,8 @@ def retry_decision(
     maximum = policy.get("maximum_interval_s")
     cap = float(maximum) if maximum is not None else initial * 100
     delay = _backoff(initial, coefficient, attempt, cap)
+    if requested_delay is not None:
+        delay = requested_delay
     if seconds_left is not None and delay >= seconds_left:
         return None, RETRY_TIMEOUT
     return delay, ""

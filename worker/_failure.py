@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from worker.converter import PayloadConverter
@@ -30,6 +31,7 @@ from worker.errors import (
 from worker.wire import (
     ACTIVITY_FAILURE_TYPE,
     CANCELED_FAILURE_TYPE,
+    MAX_DURATION_S,
     TIMEOUT_FAILURE_TYPE,
     ActivityFailureInfo,
     Failure,
@@ -88,11 +90,13 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
     non_retryable = False
     timeout_type = None
     activity = None
+    next_delay = None
     if isinstance(exc, ApplicationError):
         # (as text whatever the code passed: a report that raised went unsent)
         type_name = exc.type if isinstance(exc.type, str) else str(exc.type)
         non_retryable = bool(exc.non_retryable)
         details = _encode_details(exc.details, converter)
+        next_delay = _delay_seconds(exc.next_retry_delay)
     elif isinstance(exc, ActivityError):
         type_name = ACTIVITY_ERROR_TYPE
         activity = ActivityFailureInfo(
@@ -124,7 +128,17 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
         ),
         timeout_type=timeout_type,
         activity=activity,
+        next_retry_delay_s=next_delay,
     )
+
+
+def _delay_seconds(delay: object) -> float | None:
+    """An ``ApplicationError``'s ``next_retry_delay`` in seconds (its constructor
+    checked it; one set on the object later that is no such duration is left out,
+    so the attempt's failure is still reported)."""
+    if not isinstance(delay, timedelta) or not 0 <= delay.total_seconds() <= MAX_DURATION_S:
+        return None
+    return delay.total_seconds()
 
 
 def _encode_details(values: tuple[Any, ...], converter: PayloadConverter) -> list[Payload]:
@@ -162,6 +176,11 @@ def failure_to_exception(failure: Failure, converter: PayloadConverter) -> Failu
             *_decode_details(failure, converter),
             type=failure.type,
             non_retryable=failure.non_retryable,
+            next_retry_delay=(
+                None
+                if failure.next_retry_delay_s is None
+                else timedelta(seconds=failure.next_retry_delay_s)
+            ),
             failure=failure,
         )
     if failure.cause is not None:

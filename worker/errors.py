@@ -13,9 +13,10 @@ same call may succeed if made again unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, ClassVar
 
-from worker.wire import ErrorCode, Failure
+from worker.wire import MAX_DURATION_S, ErrorCode, Failure
 
 
 class BatonError(Exception):
@@ -330,6 +331,9 @@ class ApplicationError(FailureError):
             Defaults to the class name.
         non_retryable: Fail the activity at once instead of retrying.
         details: JSON-serialisable values to attach.
+        next_retry_delay: Raised by an activity: wait this long before its next
+            attempt instead of the retry policy's backoff (the policy's
+            maximum attempts and the activity's timeouts still apply).
     """
 
     def __init__(
@@ -338,12 +342,22 @@ class ApplicationError(FailureError):
         *details: Any,
         type: str | None = None,
         non_retryable: bool = False,
+        next_retry_delay: timedelta | None = None,
         failure: Failure | None = None,
     ):
         super().__init__(message, failure=failure)
         self.details = details
         self.type = type or self.__class__.__name__
         self.non_retryable = non_retryable
+        if next_retry_delay is not None and (
+            not isinstance(next_retry_delay, timedelta)
+            or not timedelta(0) <= next_retry_delay <= timedelta(seconds=MAX_DURATION_S)
+        ):
+            raise ValueError(
+                "ApplicationError.next_retry_delay must be a timedelta from zero to ten "
+                f"years, got {next_retry_delay!r}"
+            )
+        self.next_retry_delay = next_retry_delay
 
 
 class ActivityError(FailureError):

@@ -72,6 +72,10 @@ class Failure(BaseModel):
     #: On an activity's ``TimeoutError`` failure: the details of the last
     #: heartbeat its attempts sent, if any (Temporal's ``last_heartbeat_details``).
     last_heartbeat_details: list[Payload] | None = None
+    #: On an activity attempt's ``ApplicationError``: wait this long before the
+    #: next attempt, in place of the retry policy's backoff (Temporal's
+    #: ``next_retry_delay``); the policy's attempts and deadlines still apply.
+    next_retry_delay_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
     #: On an ``ActivityError`` failure: which activity, and why it was not retried.
     activity: ActivityFailureInfo | None = None
 
