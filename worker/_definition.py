@@ -114,6 +114,11 @@ class ActivityDefinition:
                 f"{getattr(fn, '__qualname__', fn)!r} is not an activity: decorate it with "
                 "@activity.defn"
             )
+        if inspect.ismethod(fn) and defn.fn is fn.__func__:
+            # A method of an instance (activities=[repo.fetch], as Temporal takes
+            # them): call it bound, so it gets its ``self``, and take its
+            # arguments' hints after ``self``.
+            return dataclasses.replace(defn, fn=fn, arg_types=defn.arg_types[1:])
         return defn
 
 
