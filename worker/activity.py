@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, MutableMapping, Sequence
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
@@ -28,6 +29,7 @@ __all__ = [
     "in_activity",
     "info",
     "is_cancelled",
+    "logger",
     "wait_for_cancelled",
 ]
 
@@ -228,3 +230,28 @@ def is_cancelled() -> bool:
 async def wait_for_cancelled() -> None:
     """Wait until cancellation of this activity is requested."""
     await _context().cancelled.wait()
+
+
+class _ActivityLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Tags each record with the attempt that logged it (Temporal's ``activity.logger``)."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        ctx = _current_context.get()
+        if ctx is not None:
+            i = ctx.info
+            tags = {
+                "activity_id": i.activity_id,
+                "activity_type": i.activity_type,
+                "attempt": i.attempt,
+                "workflow_id": i.workflow_id,
+                "run_id": i.run_id,
+                "namespace": i.namespace,
+            }
+            kwargs["extra"] = {**tags, **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+
+logger = _ActivityLogger(logging.getLogger("baton.activity"), {})
+"""A logger for activity code: its records carry the activity, attempt and workflow."""
