@@ -321,6 +321,13 @@ class FailureError(Exception):
         self.message = message
         self.failure = failure
 
+    @property
+    def cause(self) -> BaseException | None:
+        """The failure this one wraps (``__cause__``), as Temporal's ``cause``
+        reads it: an ``ActivityError``'s attempt error, a ``WorkflowFailureError``'s
+        closing failure."""
+        return self.__cause__
+
 
 class ApplicationError(FailureError):
     """Raised by user code to fail an activity or a workflow on purpose.

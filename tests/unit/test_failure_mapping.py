@@ -222,3 +222,20 @@ def test_workflow_routes_match_any_id(wid: str) -> None:
     )
     match = regex.match(f"/api/v1/namespaces/default/workflows/{wid}/history")
     assert match is not None and match["workflow_id"] == wid
+
+
+def test_a_failure_names_its_cause_as_temporal_code_reads_it() -> None:
+    # an activity's error, as a workflow that did not catch it closes with it
+    inner = Failure(message="card declined", type="Declined", non_retryable=True)
+    wire = Failure(
+        message="activity charge (id 1) failed: card declined",
+        type="ActivityError",
+        cause=inner,
+        activity={"activity_type": "charge", "activity_id": "1", "retry_state": "x"},
+    )
+    err = failure_to_exception(wire, CONVERTER)
+    assert isinstance(err, ActivityError)
+    assert isinstance(err.cause, ApplicationError)
+    assert err.cause is err.__cause__
+    assert err.cause.type == "Declined"
+    assert err.cause.cause is None
