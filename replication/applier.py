@@ -38,6 +38,7 @@ from replication.conflicts import Losing, archive_losing_batch
 from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
 from store import db
+from store.api_guard import PEER_HEADER
 from store.context import Store
 from store.errors import (
     DATABASE_UNAVAILABLE,
@@ -100,7 +101,11 @@ class Applier:
     def _client(self) -> aiohttp.ClientSession:
         """The session to read what a message left at its source region with."""
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            # a region taken out of the namespace still answers its peers
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                headers={PEER_HEADER: self.store.region},
+            )
         return self._http
 
     async def close(self) -> None:

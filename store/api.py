@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from store import activity_tasks as acts
 from store import messages, starts, tasks, workflows
-from store.api_fast import HotRoutes, unexpected_error
+from store.api_fast import HotRoutes, member_check, unexpected_error
 from store.api_guard import (
     JSON,
     WORKFLOW_ID_PARAM,
@@ -167,6 +167,7 @@ def create_app(store: Store) -> FastAPI:
         limit=body_limit,
         render=error_response,
         fast=HotRoutes(store, checked, error_response),
+        member=member_check(store),
     )
 
     @app.exception_handler(StoreError)

@@ -31,6 +31,7 @@ from store.api_guard import ENCODED_SLASH, JSON
 from store.client_watch import ClientWatch
 from store.context import Store
 from store.errors import StoreError, database_unavailable, database_unavailable_error
+from store.namespaces import require_member_here
 from worker import wire
 
 log = logging.getLogger("baton.api")
@@ -46,6 +47,22 @@ _PLAIN_NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,9})?")
 
 #: What a hot route does once matched: the response, or a StoreError raised.
 Handler = Callable[[], Awaitable[Response]]
+
+
+def member_check(store: Store) -> Callable[[str], Awaitable[StoreError | None]]:
+    """The request guard's check that this region still serves a namespace
+    (:func:`store.namespaces.require_member_here`), as an error to answer with."""
+
+    async def check(namespace: str) -> StoreError | None:
+        try:
+            await require_member_here(store, namespace)
+        except StoreError as exc:
+            return exc
+        except Exception as exc:
+            return unexpected_error(exc)
+        return None
+
+    return check
 
 
 def unexpected_error(exc: Exception) -> StoreError:

@@ -155,6 +155,21 @@ def body_problem(content_type: str, error_type: str) -> StoreError:
     )
 
 
+#: A namespace's own routes: ``/api/v1/namespaces/{ns}`` and everything under it.
+_NAMESPACE_PATH = re.compile(r"/api/v1/namespaces/([^/]+)(?:/|$)")
+#: The header a region's applier sends when it reads what a message left at
+#: its source region: answered from what the region holds, whatever it is.
+PEER_HEADER = "x-baton-peer"
+_PEER_HEADER = PEER_HEADER.encode()
+
+#: Whether a region serves a namespace's routes: the error to answer with, or None.
+MemberCheck = Callable[[str], Awaitable["StoreError | None"]]
+
+
+def _from_peer(scope: Scope) -> bool:
+    return any(name == _PEER_HEADER for name, _ in scope.get("headers", ()))
+
+
 class RequestGuard:
     """Size limit, JSON parsing and storability checks of every request (plain ASGI).
 
@@ -169,11 +184,13 @@ class RequestGuard:
         limit: int,
         render: Callable[[StoreError], Response],
         fast: FastRoutes | None = None,
+        member: MemberCheck | None = None,
     ):
         self.app = app
         self.limit = limit
         self.render = render
         self.fast = fast
+        self.member = member
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,6 +205,13 @@ class RequestGuard:
         except _Refused as refused:
             await self.render(refused.error)(scope, receive, send)
             return
+        if self.member is not None:
+            m = _NAMESPACE_PATH.match(scope.get("path", ""))
+            if m is not None and not _from_peer(scope):
+                refused_here = await self.member(m[1])
+                if refused_here is not None:
+                    await self.render(refused_here)(scope, receive, send)
+                    return
         if self.fast is not None:
             # a hot route: answered here, without the framework's layers
             handler = self.fast(scope, scope.get(_SCOPE_KEY), receive)

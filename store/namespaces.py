@@ -152,15 +152,45 @@ async def require_active_here(store: Store, namespace: str) -> None:
     Polls, queries and updates wait for work of the active region: a standby,
     or a region the namespace left while they waited, sends the caller there.
     """
+    ns = await _seen_namespace(store, namespace)
+    ns.require_writable(store.region, store.region_urls)
+
+
+async def _seen_namespace(store: Store, namespace: str) -> Namespace:
+    """The namespace as this process last read it, or as it is now if it changed since."""
     notifier = store.notifier
     seen = store.namespace_seen.get(namespace)
     if seen is not None and seen[0] == notifier.namespace_epoch and notifier.connected.is_set():
         # unchanged since this process last read it (a change notifies); the
         # take of a task checks the namespace again under its lock
-        ns = seen[1]
-    else:
-        epoch = notifier.namespace_epoch
-        async with store.pool.acquire() as conn:
-            ns = await get_namespace(conn, namespace)
-        store.namespace_seen[namespace] = (epoch, ns)
-    ns.require_writable(store.region, store.region_urls)
+        return seen[1]
+    epoch = notifier.namespace_epoch
+    async with store.pool.acquire() as conn:
+        ns = await get_namespace(conn, namespace)
+    store.namespace_seen[namespace] = (epoch, ns)
+    return ns
+
+
+async def require_member_here(store: Store, namespace: str) -> None:
+    """Raise ``NamespaceNotActive`` when this region was taken out of ``namespace``.
+
+    A removed region keeps what it held of the namespace but applies nothing
+    more of it: answering reads from that copy would show its runs as they
+    were at the removal for ever (and a result long-poll would never end).
+    The caller is sent to the active region, as the SDK follows. A namespace
+    this region does not hold at all is left to the route to answer.
+    """
+    try:
+        ns = await _seen_namespace(store, namespace)
+    except NamespaceNotFound:
+        return
+    if store.region in ns.regions:
+        return
+    url = store.region_urls.get(ns.active_region)
+    raise NamespaceNotActive(
+        f"{store.region} is no longer a region of namespace {namespace!r} (its regions: "
+        f"{', '.join(ns.regions)}), so what it holds of it is not kept up to date: ask "
+        f"{ns.active_region}, where it is active, at {url or ns.active_region}",
+        active_region=ns.active_region,
+        active_url=url,
+    )
