@@ -76,8 +76,51 @@ def namespace_create(
 @click.argument("name", callback=given("a namespace name"))
 @pass_state
 def namespace_describe(st: CliState, name: str, output: str) -> None:
-    """Show namespace NAME with its execution counts."""
-    emit(st.run(lambda c: c.describe_namespace(name)), output, _namespace_view)
+    """Show namespace NAME with its execution counts.
+
+    Every region is asked and the newest copy shown, as `namespace list`
+    does (a standby's copy does not know of a handover, and one that the
+    stream has not reached yet names an earlier active region); with
+    --region, that region's copy.
+    """
+    if st.region:
+        data = st.run(lambda c: c.describe_namespace(name))
+    else:
+        data = asyncio.run(_describe_newest(st, name))
+    emit(data, output, _namespace_view)
+
+
+async def _describe_newest(st: CliState, name: str) -> dict[str, Any]:
+    """Namespace ``name`` as the newest copy of the regions that answer says."""
+    from replication.versions import row_rank
+    from worker import BatonError, Client
+    from worker.errors import NamespaceNotActiveError, NamespaceNotFoundError
+
+    cfg = st.load()
+
+    async def ask(region: str) -> dict[str, Any] | BatonError:
+        try:
+            async with await Client.connect(
+                [cfg.region(region).url],
+                namespace=st.namespace,
+                follow_failover=False,
+                retry_for_s=min(LIST_RETRY_S, st.request_timeout_s),
+                request_timeout_s=st.request_timeout_s,
+            ) as client:
+                row: dict[str, Any] = await client.describe_namespace(name)
+                return row
+        except BatonError as exc:
+            return exc
+
+    answers = dict(zip(cfg.regions, await asyncio.gather(*map(ask, cfg.regions)), strict=True))
+    rows = {r: a for r, a in answers.items() if isinstance(a, dict)}
+    if rows:
+        newest = max(rows, key=lambda r: row_rank(r, rows[r]))
+        return rows[newest]
+    errors = [a for a in answers.values() if isinstance(a, BatonError)]
+    # a region taken out of the namespace is not where it lives either
+    elsewhere = (NamespaceNotFoundError, NamespaceNotActiveError)
+    raise next((e for e in errors if not isinstance(e, elsewhere)), errors[0])
 
 
 @namespace.command("update")
