@@ -183,16 +183,19 @@ async def _require_ready(
             f"{target} is still being backfilled ({backfill}): finish it with "
             f"`baton namespace add-region {namespace} {target}` first"
         )
-    dst = await _connect(config, target, "the failover's target (nothing moved)")
-    try:
-        dead = await dst.fetchval(RQ["dead_letters_of_namespace"], namespace)
-    finally:
-        await dst.close()
-    if dead:
+    if dead := await _dead_letters(config, target, namespace):
         raise InvalidArgument(
             f"{target} has {dead} dead letter(s) of namespace {namespace!r}: retry or purge them "
             "(`baton replication dlq list`) before moving the namespace there"
         )
+
+
+async def _dead_letters(config: BatonConfig, target: str, namespace: str) -> int:
+    dst = await _connect(config, target, "the failover's target (nothing moved)")
+    try:
+        return int(await dst.fetchval(RQ["dead_letters_of_namespace"], namespace))
+    finally:
+        await dst.close()
 
 
 async def graceful_failover(
@@ -270,6 +273,12 @@ async def graceful_failover(
                     "with a longer --timeout if it is catching up"
                 )
             await asyncio.sleep(0.2)
+        if dead := await _dead_letters(config, target, namespace):  # set aside while draining
+            raise InvalidArgument(
+                f"{target} set aside {dead} message(s) of {namespace!r} as dead letters (`baton "
+                f"replication dlq list`): {namespace} stays active in {source}; retry or purge "
+                "them, then run this again"
+            )
         await _require_handover(src, namespace, source, int(version))
         new_version = next_version(
             int(version), config.regions[target].initial_version, config.failover_version_increment

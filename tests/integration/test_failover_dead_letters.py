@@ -1,0 +1,76 @@
+"""A graceful failover refuses a target holding dead letters of the namespace,
+as it may lack what they carried. It looked before the handover only: a
+message in flight that the target dead-lettered while the failover drained
+moved the applied offset past it, the drain counted it as applied, and the
+target was promoted without it (a run the source had acknowledged was then
+in no active region). The failover looks again once the drain ends, and
+leaves the namespace active where it was."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from replication.admin import list_dead_letters
+from replication.failover import graceful_failover
+from replication.publisher import NIL_RUN, topic_for
+from store.errors import InvalidArgument
+from tests.conftest import RegionPair
+from tests.helpers import eventually
+from worker import Client
+
+pytestmark = pytest.mark.integration
+NS = "dead-in-flight"
+
+
+async def test_a_message_dead_lettered_during_the_drain_stops_the_failover(
+    regions: RegionPair,
+) -> None:
+    a, b = regions.a, regions.b
+    async with await Client.connect([a.url, b.url], namespace=NS) as client:
+        await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
+
+        async def in_b() -> bool:
+            async with await Client.connect(b.url, namespace=NS) as only_b:
+                try:
+                    return bool(await only_b.describe_namespace())
+                except Exception:
+                    return False
+
+        await eventually(in_b, timeout=30, what="the namespace in region-b")
+        # a message of the namespace that region-b cannot apply (as a bug
+        # would make it), in flight as the failover begins: it takes the
+        # applier's retries (seconds) to reach the dead-letter table
+        now = datetime.now(UTC).isoformat()
+        poison = {
+            "type": "bogus_v9",
+            "source_region": a.name,
+            "namespace": NS,
+            "workflow_id": "w",
+            "run_id": NIL_RUN,
+            "first_event_id": 1,
+            "last_event_id": 1,
+            "version": 1,
+            "source_time": now,
+            "events": [],
+            "execution": None,
+            "activities": [],
+            "conflict": None,
+        }
+        producer = AIOKafkaProducer(bootstrap_servers=a.config.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topic_for(a.name), orjson.dumps(poison), key=f"{NS}/w".encode()
+            )
+        finally:
+            await producer.stop()
+        with pytest.raises(InvalidArgument, match="dead letter") as caught:
+            await graceful_failover(a.config, NS, b.name, timeout_s=60)
+        assert f"{NS} stays active in {a.name}" in caught.value.message
+        assert [d["namespace"] for d in await list_dead_letters(a.config, b.name)] == [NS]
+        described = await client.describe_namespace()
+        assert (described["active_region"], described["state"]) == (a.name, "active")
