@@ -57,14 +57,29 @@ def state_of(deps: Deployments, deployment: str) -> DeploymentState:
 
 
 def deployment_for_queue(deps: Deployments, queue: str) -> str | None:
-    """The deployment whose versions poll ``queue`` (the newest version wins a tie)."""
-    best: tuple[str, str] | None = None
+    """The deployment whose versions poll ``queue`` and take its new work.
+
+    Of several, one that routes work to a build (a current or ramping one)
+    wins over one that does not, and among those the one whose routing an
+    operator changed last, as in Temporal, where a task queue follows the
+    latest routing change of its deployments; with none routing, the one of
+    the newest version. So a worker of another deployment that starts polling
+    the queue (a renamed deployment's first build, a stray worker) takes none
+    of its work until an operator routes work to it.
+    """
+    best: tuple[tuple[bool, str, str], str] | None = None
     for name, d in deps.items():
-        for v in (d.get("versions") or {}).values():
-            if queue in (v.get("task_queues") or ()):
-                created = str(v.get("created_at") or "")
-                if best is None or created > best[0]:
-                    best = (created, name)
+        created = [
+            str(v.get("created_at") or "")
+            for v in (d.get("versions") or {}).values()
+            if queue in (v.get("task_queues") or ())
+        ]
+        if not created:
+            continue
+        routes = d.get("current") is not None or d.get("ramping") is not None
+        key = (routes, str(d.get("updated_at") or "") if routes else "", max(created))
+        if best is None or key > best[0]:
+            best = (key, name)
     return None if best is None else best[1]
 
 

@@ -196,3 +196,33 @@ def test_an_auto_upgrade_runs_activities_go_back_to_unversioned_workers_with_the
     assert routing.workflow_task_tag(back, auto) is None
     assert routing.activity_task_tag(back, auto, "orders") is None
     assert routing.activity_task_tag(back, auto, "invoices") == "billing:7"  # not shop's queue
+
+
+def test_a_deployment_that_routes_nothing_takes_no_work_from_a_queue_another_routes() -> None:
+    shop = {
+        "current": "1",
+        "revision": 1,
+        "updated_at": "2026-01-02",
+        "versions": {"1": {"task_queues": ["orders"], "created_at": "2026-01-01"}},
+    }
+    # a newer deployment's worker polls the queue; nobody routed work to it
+    stray = {
+        "current": None,
+        "revision": 0,
+        "versions": {"x": {"task_queues": ["orders"], "created_at": "2026-03-01"}},
+    }
+    deps = {"shop": shop, "stray": stray}
+    assert routing.deployment_for_queue(deps, "orders") == "shop"
+    exe = run("w")
+    routing.start(exe, deps, None)
+    assert exe["deployment"] == "shop"
+    assert routing.workflow_task_tag(deps, exe) == "shop:1"
+    # its first set-current (a renamed deployment taking over) moves the queue's new work
+    deps["stray"] = {**stray, "current": "x", "revision": 1, "updated_at": "2026-03-02"}
+    assert routing.deployment_for_queue(deps, "orders") == "stray"
+    # and the one an operator changed last wins while both route work
+    deps["shop"] = {**shop, "current": "2", "revision": 2, "updated_at": "2026-03-03"}
+    assert routing.deployment_for_queue(deps, "orders") == "shop"
+    # with none routing, the newest version's deployment, as before
+    unrouted = {k: {**d, "current": None} for k, d in deps.items()}
+    assert routing.deployment_for_queue(unrouted, "orders") == "stray"
