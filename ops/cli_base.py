@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from ops import devstack
 from ops.output import OUTPUT_CHOICES, print_error, to_json
 from ops.pg import PgError
+from scheduler.spec import SpecError, parse_duration
 from store.config import BatonConfig, config_path, load_config
 from store.errors import StoreError
 from worker.client import Client
@@ -379,6 +380,12 @@ class FiniteRange(click.FloatRange):
     what = "number"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                # click's own words read "'abc' is not a valid seconds"
+                self.fail(f"{value!r} is not a {self.what}.", param, ctx)
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite {self.what}.", param, ctx)
@@ -386,13 +393,26 @@ class FiniteRange(click.FloatRange):
 
 
 class Seconds(FiniteRange):
-    """A length of time in seconds: a finite number above zero (and at most ``max``)."""
+    """A length of time: a finite number of seconds above zero (and at most
+    ``max``), or a span as Temporal's CLI and the schedule options take it
+    (``1h30m``, ``15m``, ``90s``, ``2d``)."""
 
     name = "seconds"
-    what = "number of seconds"
+    what = "number of seconds or a span like 1h30m, 15m or 90s"
 
     def __init__(self, max: float | None = None) -> None:
         super().__init__(min=0, min_open=True, max=max)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                try:
+                    value = parse_duration(value).total_seconds()
+                except SpecError:
+                    self.fail(f"{value!r} is not a {self.what}.", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class Timestamp(click.ParamType[datetime, Any]):

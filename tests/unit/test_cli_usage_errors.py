@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ops.cli import cli
+from ops.cli_base import Seconds
 
 CASES = [
     (["workflow", "list", "--started-after", "yesterday"], "--started-after"),
@@ -87,3 +88,26 @@ def test_a_value_the_cli_refuses_before_sending_is_a_usage_error(
             assert json.loads(result.stdout)["error"]["code"] == "INVALID_ARGUMENT", result.stdout
         else:
             assert "error [INVALID_ARGUMENT]" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90.0), ("1.5", 1.5), ("15m", 900.0), ("1h30m", 5400.0)]
+)
+def test_a_timeout_takes_seconds_or_a_span_as_temporal_s_cli_does(
+    text: str, seconds: float
+) -> None:
+    """`--run-timeout 1h` (Temporal's CLI takes it) was a usage error reading
+    "'1h' is not a valid seconds"."""
+    assert Seconds().convert(text, None, None) == seconds
+
+
+@pytest.mark.parametrize("text", ["5x", "", "1h 30m", "-15m", "m"])
+def test_what_is_neither_seconds_nor_a_span_is_a_usage_error_saying_what_it_takes(
+    text: str, tmp_path: Path
+) -> None:
+    config = str(tmp_path / "absent.toml")
+    args = ["workflow", "start", "-t", "T", "-q", "q", "--id", "w", "--run-timeout", text]
+    result = CliRunner().invoke(cli, ["--config", config, "-o", "json", *args])
+    assert result.exit_code == 2, result.output
+    message = json.loads(result.stdout)["error"]["message"]
+    assert "--run-timeout" in message and "a span like 1h30m" in message, message
