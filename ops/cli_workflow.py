@@ -33,7 +33,12 @@ from ops.output import attr_summary, emit, kv_table, readable, short, table, whe
 from worker._handle_control import new_request_id
 from worker._payloads import decode_wire
 from worker.client import Client
-from worker.wire import StartWorkflowRequest, WorkflowIdReusePolicy, WorkflowStatus
+from worker.wire import (
+    StartWorkflowRequest,
+    WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy,
+    WorkflowStatus,
+)
 
 __all__ = ["input_option", "json_values", "register_workflow", "run_id_option"]
 
@@ -175,11 +180,19 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
 
 @workflow.command("start")
 @_start_options
+@click.option(
+    "--id-conflict-policy",
+    **enum_choice(WorkflowIdConflictPolicy, "an id conflict policy"),
+    default=spelled(WorkflowIdConflictPolicy.FAIL),
+    show_default=True,
+    help="What a start does beside a running run of the id: fail, use-existing (answer "
+    "with it) or terminate-existing.",
+)
 @pass_state
 def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
     """Start a workflow."""
     args = json_values(options["inputs"])
-    kw = _start_kwargs(options)
+    kw = {**_start_kwargs(options), "id_conflict_policy": options["id_conflict_policy"]}
     workflow_type = options["workflow_type"]
 
     async def go(c: Client) -> dict[str, Any]:
@@ -201,6 +214,9 @@ def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
             return kv_table(d)
         note = Text(
             f"nothing started: request id {kw['request_id']} already started run {d['run_id']}"
+            if kw["id_conflict_policy"] != WorkflowIdConflictPolicy.USE_EXISTING
+            else f"nothing started: run {d['run_id']} answered (running, or started "
+            f"by request id {kw['request_id']} before)"
         )
         return Group(kv_table(d), note)
 

@@ -374,6 +374,11 @@ def create_app(store: Store) -> FastAPI:
                 "wait_result_s is for starts only: wait for a signal-with-start's "
                 "outcome with GET .../result?wait_s="
             )
+        if req.id_conflict_policy != wire.WorkflowIdConflictPolicy.FAIL:
+            raise InvalidArgument(
+                "id_conflict_policy is for starts only: a signal-with-start signals the "
+                "running run (or, with id_reuse_policy=terminate_if_running, ends it)"
+            )
         start = wire.StartWorkflowRequest.model_validate(
             req.model_dump(exclude={"signal_name", "signal_input"})
         )

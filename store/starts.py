@@ -32,7 +32,7 @@ from store.visibility.attributes import validate_upsert
 from store.workflows import _add_signal, closes_of, terminate_txn, wait_outcome
 from versioning import routing
 from worker import wire
-from worker.wire import EventType, WorkflowIdReusePolicy
+from worker.wire import EventType, WorkflowIdConflictPolicy, WorkflowIdReusePolicy
 
 SYSTEM_TYPE_PREFIX = "baton."
 #: Unicode's control characters (category Cc): C0, DEL and C1.
@@ -158,10 +158,21 @@ async def start_workflow_txn(
     if checks["current_run_id"] is not None:
         cur = {"run_id": checks["current_run_id"], "status": checks["current_status"]}
     if cur is not None and cur["status"] == "running":
-        if signal is None and req.id_reuse_policy != WorkflowIdReusePolicy.TERMINATE_IF_RUNNING:
+        conflict = req.id_conflict_policy
+        if signal is None and conflict == WorkflowIdConflictPolicy.USE_EXISTING:
+            # Temporal's USE_EXISTING: the running run answers the start
+            return wire.StartWorkflowResponse(
+                workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
+            )
+        if (
+            signal is None
+            and req.id_reuse_policy != WorkflowIdReusePolicy.TERMINATE_IF_RUNNING
+            and conflict != WorkflowIdConflictPolicy.TERMINATE_EXISTING
+        ):
             raise WorkflowAlreadyStarted(
                 f"workflow {req.workflow_id!r} is already running as run {cur['run_id']}: "
-                "signal it, wait for it, or start with id_reuse_policy=terminate_if_running",
+                "signal it, wait for it, or start with id_conflict_policy=use_existing "
+                "(or terminate_existing)",
                 run_id=str(cur["run_id"]),
             )
         rt = await RunTxn.lock(
@@ -187,7 +198,12 @@ async def start_workflow_txn(
             return wire.StartWorkflowResponse(
                 workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
             )
-        terminate_txn(rt, "terminated by a start with policy terminate_if_running", req.identity)
+        policy = (
+            "id_conflict_policy terminate_existing"
+            if conflict == WorkflowIdConflictPolicy.TERMINATE_EXISTING
+            else "policy terminate_if_running"
+        )
+        terminate_txn(rt, f"terminated by a start with {policy}", req.identity)
         await rt.write_txn()
     elif cur is not None:
         _check_reuse(req, cur)

@@ -23,7 +23,7 @@ from worker.errors import (
     NonDeterminismError,
     WorkflowFailureError,
 )
-from worker.wire import WorkflowIdReusePolicy
+from worker.wire import WorkflowIdConflictPolicy, WorkflowIdReusePolicy
 
 __all__ = [
     "ActivityError",
@@ -42,6 +42,7 @@ __all__ = [
     "WorkflowExecution",
     "WorkflowFailureError",
     "WorkflowHandle",
+    "WorkflowIdConflictPolicy",
     "WorkflowIdReusePolicy",
     "activity",
     "endpoints_from_config",

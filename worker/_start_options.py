@@ -17,19 +17,29 @@ from typing import Any, overload
 from worker._definition import check_behavior, workflow_definition
 from worker.converter import DataConverter, input_mismatch
 from worker.errors import InvalidArgumentError
-from worker.wire import WorkflowIdReusePolicy
+from worker.wire import WorkflowIdConflictPolicy, WorkflowIdReusePolicy
 
 
 def reuse_policy(value: Any) -> str:
     """``id_reuse_policy`` as the wire carries it, from the enum, its value or its name."""
+    return _policy(value, WorkflowIdReusePolicy, "id_reuse_policy")
+
+
+def conflict_policy(value: Any) -> str:
+    """``id_conflict_policy`` as the wire carries it, from the enum, its value or its name."""
+    return _policy(value, WorkflowIdConflictPolicy, "id_conflict_policy")
+
+
+def _policy(
+    value: Any, kind: type[WorkflowIdReusePolicy] | type[WorkflowIdConflictPolicy], what: str
+) -> str:
     normal = str(getattr(value, "value", value)).strip().lower().replace("-", "_")
     try:
-        return WorkflowIdReusePolicy(normal).value
+        return kind(normal).value
     except ValueError:
-        choices = ", ".join(p.value for p in WorkflowIdReusePolicy)
+        choices = ", ".join(p.value for p in kind)
         raise InvalidArgumentError(
-            f"id_reuse_policy {value!r} is not one of {choices}: "
-            "pass a worker.WorkflowIdReusePolicy"
+            f"{what} {value!r} is not one of {choices}: pass a worker.{kind.__name__}"
         ) from None
 
 

@@ -52,6 +52,7 @@ from worker._start_options import (
     checked_args,
     checked_behavior,
     checked_mapping,
+    conflict_policy,
     reuse_policy,
     seconds,
     start_input,
@@ -66,7 +67,7 @@ from worker.errors import (
     UpdateRejectedError,
     WorkflowFailureError,
 )
-from worker.wire import Failure, Payload, WorkflowIdReusePolicy
+from worker.wire import Failure, Payload, WorkflowIdConflictPolicy, WorkflowIdReusePolicy
 
 
 def default_identity() -> str:
@@ -233,6 +234,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         task_queue: str,
         request_id: str | None = None,
         id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIdConflictPolicy = WorkflowIdConflictPolicy.FAIL,
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
@@ -240,6 +242,10 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         versioning_behavior: str | None = None,
     ) -> WorkflowHandle:
         """Start a workflow; a retried call with the same ``request_id`` never starts twice.
+
+        ``id_conflict_policy`` says what to do beside a running run of ``id``:
+        ``FAIL`` (``WorkflowAlreadyStartedError``), ``USE_EXISTING`` (a handle
+        to that run) or ``TERMINATE_EXISTING`` (end it, start anew), as in Temporal.
 
         ``search_attributes`` are custom attributes registered in the namespace
         (datetimes are sent as RFC 3339 in UTC). ``versioning_behavior``
@@ -252,6 +258,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             task_queue=task_queue,
             request_id=request_id,
             id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy,
             task_timeout=task_timeout,
             run_timeout=run_timeout,
             memo=memo,
@@ -269,6 +276,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         task_queue: str,
         request_id: str | None = None,
         id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIdConflictPolicy = WorkflowIdConflictPolicy.FAIL,
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
@@ -295,6 +303,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         }
         if wait_result_s is not None:
             body["wait_result_s"] = wait_result_s
+        if (conflict := conflict_policy(id_conflict_policy)) != WorkflowIdConflictPolicy.FAIL:
+            body["id_conflict_policy"] = conflict  # (left out, as servers before it know none)
         body.update(extra or {})
         res = await self.call("POST", ns_path(self.namespace, route), body)
         handle = WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])

@@ -29,6 +29,7 @@ EXPECTED_ALL = [
     "WorkflowExecution",
     "WorkflowFailureError",
     "WorkflowHandle",
+    "WorkflowIdConflictPolicy",
     "WorkflowIdReusePolicy",
     "activity",
     "endpoints_from_config",

@@ -95,6 +95,7 @@ from worker.wire.requests import (
     UpdateVersioningRequest,
     VersioningOverride,
     WorkflowExecutionInfo,
+    WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy,
     WorkflowStatus,
 )
@@ -225,6 +226,7 @@ __all__ = [
     "UpdateVersioningRequest",
     "VersioningOverride",
     "WorkflowExecutionInfo",
+    "WorkflowIdConflictPolicy",
     "WorkflowIdReusePolicy",
     "WorkflowStatus",
     "WorkflowTask",

@@ -92,6 +92,14 @@ class WorkflowIdReusePolicy(StrEnum):
     TERMINATE_IF_RUNNING = "terminate_if_running"
 
 
+class WorkflowIdConflictPolicy(StrEnum):
+    """What a start does when a run of the same workflow id is running (Temporal's)."""
+
+    FAIL = "fail"
+    USE_EXISTING = "use_existing"
+    TERMINATE_EXISTING = "terminate_existing"
+
+
 class WorkflowStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
@@ -111,6 +119,9 @@ class StartWorkflowRequest(BaseModel):
     #: namespace's retention period, in every region of the namespace).
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE
+    #: Beside a running run: refuse (``WORKFLOW_ALREADY_STARTED``), answer with
+    #: it (``started`` false), or terminate it and start anew. Not for signal-with-start.
+    id_conflict_policy: WorkflowIdConflictPolicy = WorkflowIdConflictPolicy.FAIL
     task_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     run_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
     memo: dict[str, Any] = Field(default_factory=dict)
