@@ -42,6 +42,8 @@ class MessageDelivery:
     _object: Any
     _workflow_id: str
     _read_only: bool
+    #: The task being applied was in history already: said the first time.
+    _replaying: bool
     _signal_handlers: dict[str, Callable[..., Any]]
     _unusable: str | None
     _buffered_signals: dict[str, list[Sequence[Any]]]
@@ -91,16 +93,20 @@ class MessageDelivery:
         except Exception:
             # The same payload fails the same way on every replay, so dropping
             # it is deterministic; failing the task would retry forever.
-            _log.warning(
-                "dropping signal %r to workflow %s: its input cannot be decoded",
-                name,
-                self._workflow_id,
-                exc_info=True,
-            )
+            if not self._replaying:  # (a replay would say it again, at every eviction)
+                _log.warning(
+                    "dropping signal %r to workflow %s: its input cannot be decoded",
+                    name,
+                    self._workflow_id,
+                    exc_info=True,
+                )
             return
         problem = _arity_problem(handler, args) or input_mismatch(args, hints)
         if problem is not None:
-            _log.warning("dropping signal %r to workflow %s: %s", name, self._workflow_id, problem)
+            if not self._replaying:
+                _log.warning(
+                    "dropping signal %r to workflow %s: %s", name, self._workflow_id, problem
+                )
             return
         if not is_async:
             # A plain function needs no task: it runs where the task's first
