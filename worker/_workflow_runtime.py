@@ -43,6 +43,7 @@ from worker.errors import (
     NonDeterminismError,
 )
 from worker.wire import (
+    MAX_DURATION_S,
     Command,
     CommandType,
     HistoryEvent,
@@ -512,6 +513,8 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
 
     def start_timer(self, timer: DurableTimer, delay: float) -> None:
         self.check_writable("a timer (asyncio.sleep, wait_for, workflow.sleep)")
+        if delay > MAX_DURATION_S:  # the server's bound: it would refuse every attempt
+            raise self.misuse(ValueError(f"a timer may wait at most ten years, not {delay:g} s"))
         self._timer_seq += 1
         timer.timer_id = str(self._timer_seq)
         self._timers[timer.timer_id] = timer

@@ -335,9 +335,8 @@ def continue_as_new(
     try:
         run_s = _to_seconds(run_timeout, "run_timeout")
         task_s = _to_seconds(task_timeout, "task_timeout")
-        # the server's bounds: past them every attempt of this task would fail
-        if run_s is not None and run_s > MAX_DURATION_S:
-            raise ValueError(f"run_timeout must be at most ten years, got {run_timeout}")
+        # the server's bound (ten years, _to_seconds checks): past it every
+        # attempt of this task would fail
         if task_s is not None and task_s > 3600:
             raise ValueError(f"task_timeout must be at most an hour, got {task_timeout}")
         attributes = None
@@ -377,6 +376,8 @@ def _to_seconds(value: timedelta | float | None, what: str) -> float | None:
         raise TypeError(f"{what} must be a timedelta, got {value!r}")
     if not seconds > 0 or not math.isfinite(seconds):  # NaN compares false
         raise ValueError(f"{what} must be a positive, finite duration, got {value!r}")
+    if seconds > MAX_DURATION_S:  # the server's bound: it would refuse every attempt
+        raise ValueError(f"{what} must be at most ten years, got {value!r}")
     return float(seconds)
 
 
