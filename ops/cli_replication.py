@@ -179,7 +179,7 @@ def register_replication(cli: click.Group) -> None:
                         else f"≥{r['consumer_lag_messages']}",
                         _n(r["time_lag_s"]),
                         _n(r["source_outbox_backlog"]),
-                        f"{r['applied_partitions']}/{r['partitions']}",
+                        f"{_n(r['applied_partitions'])}/{_n(r['partitions'])}",
                         _n(r["dead_letters"]),
                     ]
                     for r in rows
@@ -193,7 +193,7 @@ def register_replication(cli: click.Group) -> None:
                 f"{r['region']} behind {r['source']}"
                 for r in lags
                 if None in (r["consumer_lag_messages"], r["source_outbox_backlog"])
-                or r["dead_letters"] is None
+                or None in (r["dead_letters"], r["applied_partitions"], r["partitions"])
             }
         )
         if blind:

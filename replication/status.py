@@ -54,8 +54,8 @@ class Lag:
     consumer_lag_messages: int | None
     time_lag_s: float | None
     source_outbox_backlog: int | None
-    applied_partitions: int
-    partitions: int
+    applied_partitions: int | None
+    partitions: int | None
     dead_letters: int | None = None
     lag_exact: bool = True
 
@@ -272,6 +272,8 @@ async def replication_status(
                             config.kafka_bootstrap, topic, pending, scan_limit, scan_seconds
                         )
             parts = list(pending.values()) if pending is not None else []
+            # how many partitions the topic has: unknown with the broker down
+            topic_partitions = None if ends is None else sum(1 for t, _ in ends if t == topic)
             if namespace is None:
                 topic_rows.append(
                     Lag(
@@ -281,8 +283,8 @@ async def replication_status(
                         sum(s.lag for s in parts) if pending is not None else None,
                         _time_lag(parts, now, None) if pending is not None else None,
                         sum(src["backlog"].values()) if src else None,
-                        len(progress),
-                        len(parts),
+                        len(progress) if info else None,
+                        topic_partitions,
                         sum(n for (s, _), n in info["dead"].items() if s == source)
                         if info
                         else None,
@@ -300,8 +302,8 @@ async def replication_status(
                         else None,
                         _time_lag(parts, now, ns) if pending is not None else None,
                         src["backlog"].get(ns, 0) if src else None,
-                        len(progress),
-                        len(parts),
+                        len(progress) if info else None,
+                        topic_partitions,
                         info["dead"].get((source, ns), 0) if info else None,
                         exact,
                     )

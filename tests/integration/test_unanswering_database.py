@@ -92,6 +92,11 @@ async def test_commands_give_up_on_a_silent_region_database_and_name_it(
     code, out, err, took = await _baton(cfg, *quick, "replication", "status")
     assert code == 1 and "region-b" in err, (out, err)
     assert took < 30, took
+    # what could not be read is null, not 0: no broker, no partitions known;
+    # region-b's database silent, nothing known of what it applied
+    assert out and all(row["partitions"] is None for row in out), out
+    applied = {row["region"]: row["applied_partitions"] for row in out}
+    assert applied["region-b"] is None and applied["region-a"] == 0, out
 
     # without --request-timeout, the bound is 10 s, not asyncpg's 60 s
     code, out, err, took = await _baton(cfg, "replication", "dlq", "list", "--region", "region-b")
