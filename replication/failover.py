@@ -30,6 +30,9 @@ from typing import Any
 
 import asyncpg
 
+from replication.behind import FailoverTargetBehind as FailoverTargetBehind
+from replication.behind import applied_offsets as _applied
+from replication.behind import refuse_a_target_behind
 from replication.publisher import topic_for
 from replication.sql import QUERIES as RQ
 from replication.status import end_offsets
@@ -58,13 +61,6 @@ class FailoverTimedOut(StoreError):
     code = ErrorCode.FAILOVER_TIMED_OUT
     http_status = 504
     retryable = True
-
-
-class FailoverTargetBehind(StoreError):
-    """Another standby has applied more of the lost region's stream than the target."""
-
-    code = ErrorCode.FAILOVER_TARGET_BEHIND
-    http_status = 409
 
 
 @dataclass(frozen=True)
@@ -477,46 +473,6 @@ async def move_namespace_here(
         return moved
 
 
-async def _applied(conn: asyncpg.Connection, source: str) -> dict[int, int]:
-    """Next offset per partition of ``source``'s topic that a region has applied."""
-    rows = await conn.fetch(RQ["progress"], source, topic_for(source))
-    return {int(r["kafka_partition"]): int(r["next_offset"]) for r in rows}
-
-
-async def _refuse_a_target_behind(
-    config: BatonConfig,
-    dst: asyncpg.Connection,
-    namespace: str,
-    source: str,
-    target: str,
-    others: list[str],
-) -> None:
-    """Raise if another reachable standby has applied all the target has of the
-    lost region's stream, and more: promoting the target would drop that."""
-    mine = await _applied(dst, source)
-    for other in others:
-        try:
-            async with asyncio.timeout(3.0):
-                conn = await db.connect(config.regions[other].dsn)
-                try:
-                    theirs = await _applied(conn, source)
-                finally:
-                    await conn.close()
-        except Exception:
-            continue  # unreachable: nothing to compare
-        parts = set(mine) | set(theirs)
-        ahead = sum(max(0, theirs.get(p, 0) - mine.get(p, 0)) for p in parts)
-        if ahead and all(theirs.get(p, 0) >= mine.get(p, 0) for p in parts):
-            raise FailoverTargetBehind(
-                f"{other} has applied {ahead} more message(s) of {source}'s stream than "
-                f"{target}: promote {other} instead (`baton failover {namespace} --to {other} "
-                f"--force`), or pass --allow-behind to promote {target} anyway (what only "
-                f"{other} holds is then archived there)",
-                ahead=other,
-                messages=ahead,
-            )
-
-
 async def _revert(conn: asyncpg.Connection, namespace: str, source: str) -> None:
     await conn.execute(RQ["revert_handover"], namespace, source)
 
@@ -562,7 +518,7 @@ async def forced_failover(
             return _already_active(namespace, target, int(row["failover_version"]), started)
         if not allow_behind:
             others = [r for r in newest["regions"] if r not in (source, target)]
-            await _refuse_a_target_behind(config, dst, namespace, source, target, others)
+            await refuse_a_target_behind(config, dst, namespace, source, target, others)
         new_version = next_version(
             int(row["failover_version"]),
             config.regions[target].initial_version,

@@ -4,7 +4,9 @@ message in flight that the target dead-lettered while the failover drained
 moved the applied offset past it, the drain counted it as applied, and the
 target was promoted without it (a run the source had acknowledged was then
 in no active region). The failover looks again once the drain ends, and
-leaves the namespace active where it was."""
+leaves the namespace active where it was. A forced failover likewise counts
+a target's dead letters of the namespace as messages it is behind by: its
+offsets said it was as far along as any standby."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from replication.admin import list_dead_letters
-from replication.failover import graceful_failover
+from replication.failover import FailoverTargetBehind, forced_failover, graceful_failover
 from replication.publisher import NIL_RUN, topic_for
 from store.errors import InvalidArgument
 from tests.conftest import RegionPair
@@ -41,36 +43,48 @@ async def test_a_message_dead_lettered_during_the_drain_stops_the_failover(
                     return False
 
         await eventually(in_b, timeout=30, what="the namespace in region-b")
-        # a message of the namespace that region-b cannot apply (as a bug
-        # would make it), in flight as the failover begins: it takes the
-        # applier's retries (seconds) to reach the dead-letter table
-        now = datetime.now(UTC).isoformat()
-        poison = {
-            "type": "bogus_v9",
-            "source_region": a.name,
-            "namespace": NS,
-            "workflow_id": "w",
-            "run_id": NIL_RUN,
-            "first_event_id": 1,
-            "last_event_id": 1,
-            "version": 1,
-            "source_time": now,
-            "events": [],
-            "execution": None,
-            "activities": [],
-            "conflict": None,
-        }
-        producer = AIOKafkaProducer(bootstrap_servers=a.config.kafka_bootstrap, acks="all")
-        await producer.start()
-        try:
-            await producer.send_and_wait(
-                topic_for(a.name), orjson.dumps(poison), key=f"{NS}/w".encode()
-            )
-        finally:
-            await producer.stop()
+        await _send_poison(a.config.kafka_bootstrap, a.name)
         with pytest.raises(InvalidArgument, match="dead letter") as caught:
             await graceful_failover(a.config, NS, b.name, timeout_s=60)
         assert f"{NS} stays active in {a.name}" in caught.value.message
         assert [d["namespace"] for d in await list_dead_letters(a.config, b.name)] == [NS]
         described = await client.describe_namespace()
         assert (described["active_region"], described["state"]) == (a.name, "active")
+
+        # forced, as if region-a were lost: the target lacks what the letter carried
+        with pytest.raises(FailoverTargetBehind, match="dead letter") as behind:
+            await forced_failover(a.config, NS, b.name)
+        assert behind.value.details == {"dead_letters": 1}
+        assert (await client.describe_namespace())["active_region"] == a.name
+        moved = await forced_failover(a.config, NS, b.name, allow_behind=True)
+        assert (moved.target, moved.forced) == (b.name, True)
+
+
+async def _send_poison(bootstrap: str | None, source: str) -> None:
+    """A message of the namespace that region-b cannot apply (as a bug would
+    make it), in flight: it takes the applier's retries (seconds) to reach the
+    dead-letter table."""
+    now = datetime.now(UTC).isoformat()
+    poison = {
+        "type": "bogus_v9",
+        "source_region": source,
+        "namespace": NS,
+        "workflow_id": "w",
+        "run_id": NIL_RUN,
+        "first_event_id": 1,
+        "last_event_id": 1,
+        "version": 1,
+        "source_time": now,
+        "events": [],
+        "execution": None,
+        "activities": [],
+        "conflict": None,
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic_for(source), orjson.dumps(poison), key=f"{NS}/w".encode()
+        )
+    finally:
+        await producer.stop()
