@@ -4,10 +4,16 @@ Each region computes one checksum per run over every event (id, type, time,
 failover version, attributes) in its own database; runs whose checksums
 differ, or that one region lacks, are listed. A region of the namespace that
 holds no row of it (the namespace never reached it) lacks every run.
+
+A standby behind by its replication lag holds less of a run (or none of a
+new one) for a moment: while every difference is of that kind, verify looks
+again for up to :data:`SETTLE_S` before it reports them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +23,9 @@ from store import db
 from store.config import BatonConfig
 from store.errors import InvalidArgument, NamespaceNotFound
 from store.sql import QUERIES as SQ
+
+#: How long verify waits for regions that hold less of some runs to catch up.
+SETTLE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,35 @@ async def _checksums(
     }
 
 
+def _behind(diff: RunDifference) -> bool:
+    """Whether a region lacks the run or holds fewer of its events than another:
+    what replication lag looks like, and so may be gone in a moment."""
+    lengths = [v["last_event_id"] if v else 0 for v in diff.regions.values()]
+    return min(lengths) < max(lengths)
+
+
 async def verify_namespace(
-    config: BatonConfig, namespace: str, regions: list[str] | None = None
+    config: BatonConfig,
+    namespace: str,
+    regions: list[str] | None = None,
+    *,
+    settle_s: float = SETTLE_S,
 ) -> VerifyResult:
-    """Compare every run of ``namespace`` in every region of the namespace."""
+    """Compare every run of ``namespace`` in every region of the namespace.
+
+    While every difference is a region holding less of a run (its replication
+    lag), compare again for up to ``settle_s`` seconds before reporting them.
+    """
+    deadline = time.monotonic() + settle_s
+    while True:
+        result = await _compare(config, namespace, regions)
+        lagging = result.differences and all(_behind(d) for d in result.differences)
+        if not (lagging or result.namespace_missing) or time.monotonic() >= deadline:
+            return result
+        await asyncio.sleep(0.25)
+
+
+async def _compare(config: BatonConfig, namespace: str, regions: list[str] | None) -> VerifyResult:
     if regions is None:
         # the regions of the namespace, as its newest row (highest version) says
         _, row = await namespace_row(config, namespace)
