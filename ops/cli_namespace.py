@@ -104,7 +104,8 @@ async def _describe_newest(st: CliState, name: str) -> dict[str, Any]:
                 [cfg.region(region).url],
                 namespace=st.namespace,
                 follow_failover=False,
-                retry_for_s=min(LIST_RETRY_S, st.request_timeout_s),
+                # a region that is down costs the answer only this long
+                retry_for_s=min(DESCRIBE_RETRY_S, st.request_timeout_s),
                 request_timeout_s=st.request_timeout_s,
             ) as client:
                 row: dict[str, Any] = await client.describe_namespace(name)
@@ -156,6 +157,8 @@ def namespace_update(
 
 #: How long ``namespace list`` keeps trying a region that does not answer.
 LIST_RETRY_S = 5.0
+#: How long ``namespace describe`` does (the other regions' copies answer).
+DESCRIBE_RETRY_S = 2.0
 
 
 async def _list_every_region(
