@@ -332,15 +332,19 @@ FOR UPDATE
 -- Only while the namespace is active here: its fence held shared makes a
 -- handover wait for this start (and a start after it see the handover).
 -- In a namespace with deployments the run is held too, before the activity
--- (FOR KEY SHARE: an override, which locks the run for update, is waited for;
--- a write of the run is not), and its routing comes back as it is once held
--- (run_*): the take checks that the task still routes to its poller.
+-- (FOR KEY SHARE: an override, which locks the run for update, is waited for,
+-- and so is every other write of the run, lock_execution being FOR UPDATE
+-- too), and its routing comes back as it is once held (run_*): the take
+-- checks that the task still routes to its poller. The held run's status and
+-- pause flag are the ones that count: the run as the statement's snapshot saw
+-- it (e) predates the wait, so a pause or close committed meanwhile is in r only.
 WITH n AS MATERIALIZED (
     SELECT (f.ns).name, (f.ns).failover_version, (f.ns).deployments
     FROM baton_namespace_shared_v1($1) f
     WHERE (f.ns).active_region = $8 AND (f.ns).state = 'active'),
 r AS MATERIALIZED (
-    SELECT x.workflow_id, x.task_queue, x.deployment, x.build_id, x.versioning
+    SELECT x.workflow_id, x.task_queue, x.deployment, x.build_id, x.versioning,
+           x.status, x.paused
     FROM executions x
     WHERE x.namespace = (SELECT n.name FROM n WHERE n.deployments <> '{}'::jsonb)
       AND x.workflow_id = $2 AND x.run_id = $3
@@ -351,6 +355,7 @@ WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.run_id = $3 AND a.scheduled_
   AND a.attempt = $5 AND a.state = 'scheduled'
   AND e.namespace = a.namespace AND e.workflow_id = a.workflow_id AND e.run_id = a.run_id
   AND e.status = 'running' AND NOT e.paused AND NOT coalesce(a.paused, false)
+  AND (r.workflow_id IS NULL OR (r.status = 'running' AND NOT r.paused))
   AND n.name = a.namespace
 RETURNING a.*, e.workflow_type, n.failover_version AS ns_failover_version,
           n.deployments AS ns_deployments, r.workflow_id IS NOT NULL AS run_held,
