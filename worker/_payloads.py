@@ -121,6 +121,8 @@ async def decode_wire(
 #: is what a worker reported, maybe one holding other keys (or a wrong key
 #: under the right id) that failed for just that reason.
 _NOT_REPLAYED = frozenset({"WorkflowTaskFailed"})
+#: The failures a worker reports when its keys cannot open its task.
+_KEY_ERROR_TYPES = frozenset({UnknownEncryptionKeyError.__name__, PayloadDecryptionError.__name__})
 
 
 async def decode_events(
@@ -130,25 +132,30 @@ async def decode_events(
 
     Like :func:`decode_wire`, except that what is only told, never decided
     on, is decoded as far as this worker's keys open it: a workflow task's
-    failure, and the text (message and stack trace) of every failure. A
-    worker whose keys could not read its task wrote that failure under its
-    own keys (a wrong key under the right id, say); a worker holding the
-    right ones must still replay the run past it. Such text reads
-    ``Encoded failure``; the failure's type, details and every other payload
-    must decode, or the workflow task fails.
+    failure, and the text (message and stack trace) of a failure a worker
+    reported because its keys could not read its task, with the causes it
+    holds. That worker wrote it under its own keys (a wrong key under the
+    right id, say); a worker holding the right ones must still replay the
+    run past it. Such text reads ``Encoded failure``, its type says what
+    happened. Any other failure's text is what workflow code may decide on
+    (``str(err.cause)``): like every other payload it must decode, or the
+    workflow task fails and waits for a worker holding the key, as a worker
+    that lacks a key just rotated in must not decide on ``Encoded failure``.
     """
     if converter.codec is None:
         await decode_wire(events, converter, hidden_text=hidden_text)
         return events
-    texts: list[tuple[dict[str, Any], Any]] = []
-    if hidden_text:
-        for failure in failures_in(events):
-            for f in failure_chain(failure):
-                if isinstance(f.get("encoded_attributes"), dict):
-                    texts.append((f, f["encoded_attributes"]))
-                    f["encoded_attributes"] = None
     told = [e for e in events if e.get("event_type") in _NOT_REPLAYED]
     decided = [e for e in events if e.get("event_type") not in _NOT_REPLAYED]
+    texts: list[tuple[dict[str, Any], Any]] = []
+    if hidden_text:
+        for failure in failures_in(decided):
+            key_error = False
+            for f in failure_chain(failure):
+                key_error = key_error or f.get("type") in _KEY_ERROR_TYPES
+                if key_error and isinstance(f.get("encoded_attributes"), dict):
+                    texts.append((f, f["encoded_attributes"]))
+                    f["encoded_attributes"] = None
     raws = [raw for _, raw in texts]
     try:
         await transform(decided, converter.codec, encode=False)

@@ -182,3 +182,48 @@ async def test_an_activity_failure_told_under_a_wrong_key_still_reaches_the_work
             Worker(misconfigured, task_queue=QUEUE, activities=[shout]),
         ):
             assert await h.result(timeout=30) == "failed: PayloadDecryptionError"
+
+
+@activity.defn(name="charge")
+async def charge() -> str:
+    raise ApplicationError("card declined", type="Declined", non_retryable=True)
+
+
+@workflow.defn(name="Pay")
+class Pay:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            return await workflow.execute_activity(
+                charge, task_queue="keys-activities", start_to_close_timeout=timedelta(seconds=30)
+            )
+        except ActivityError as err:
+            return f"failed: {err.__cause__}"  # code may decide on a failure's text
+
+
+async def test_a_failure_told_under_a_key_the_worker_lacks_waits_for_a_worker_holding_it(
+    region: Region,
+) -> None:
+    # A rotation half done: the activity workers write under k2 already, a
+    # workflow worker holds only k1. It must not read the activity's failure
+    # as 'Encoded failure' and close the run on that: its task fails, as for
+    # any payload under a key it lacks, until a worker holding k2 runs it.
+    k1, k2 = generate_key(), generate_key()
+    old = converter({"k1": k1}, "k1")
+    rotated = converter({"k1": k1, "k2": k2}, "k2")
+    async with (
+        await Client.connect(region.url, data_converter=old) as client,
+        await Client.connect(region.url, data_converter=rotated) as new,
+    ):
+        await client.create_namespace("default")
+        h = await client.start_workflow(Pay, id="pay", task_queue=QUEUE)
+        async with (
+            Worker(new, task_queue="keys-activities", activities=[charge]),
+            Worker(client, task_queue=QUEUE, workflows=[Pay]),
+        ):
+            found = await eventually(lambda: failed_tasks(client, "pay"), what="a failed task")
+            assert found[0]["attributes"]["failure"]["type"] == "UnknownEncryptionKeyError"
+        assert (await h.describe())["execution"]["status"] == "running"
+        async with Worker(new, task_queue=QUEUE, workflows=[Pay]):
+            done = new.get_workflow_handle("pay")  # its result is under k2
+            assert await done.result(timeout=30) == "failed: card declined"
