@@ -20,7 +20,9 @@ Shape (every part but ``spec`` and ``action`` optional)::
 
 Durations are seconds or strings like ``1h30m``; ``day_of_week`` counts as
 cron does (0 and 7 are Sunday) or takes names; ``day`` takes ``last`` and
-``last fri``. Day of month and day of week are ANDed.
+``last fri``. Day of month and day of week are ANDed. Temporal's names are
+read too: a calendar's ``day_of_month`` is ``day``, an interval's ``offset``
+(its SDKs' name) is ``phase``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ _CAL_FIELDS = ("second", "minute", "hour", "day", "month", "day_of_week", "year"
 #: A calendar dict's defaults: a field left out is 0 for second, minute and
 #: hour (so {"hour": "9"} is 09:00:00 daily) and any for the rest.
 _CAL_DEFAULTS = {"second": "0", "minute": "0", "hour": "0"}
+#: Temporal's names for fields Baton names otherwise (its calendar's
+#: ``day_of_month``, its SDKs' interval ``offset``), read as Baton's own.
+_CAL_ALIASES = {"day_of_month": "day"}
+_INTERVAL_ALIASES = {"offset": "phase"}
 MAX_SPEC_ITEMS = 50
 MAX_SCHEDULE_ID = 200
 #: The years a start, end or backfill time may name.
@@ -147,6 +153,8 @@ def _calendar(d: Any, what: str) -> CalendarSpec:
         if tz is not None or isinstance(parsed, IntervalSpec):
             raise SpecError(f"{what} {d!r}: a calendar here has no CRON_TZ and no @every")
         return parsed
+    if isinstance(d, dict):
+        d = _unalias(d, _CAL_ALIASES, what)
     if not isinstance(d, dict) or not set(d) <= set(_CAL_FIELDS) or not d:
         raise SpecError(f"{what} is a cron string or an object of {', '.join(_CAL_FIELDS)}")
     fields = {f: _cal_field(d.get(f, _CAL_DEFAULTS.get(f, "*"))) for f in _CAL_FIELDS}
@@ -154,6 +162,17 @@ def _calendar(d: Any, what: str) -> CalendarSpec:
     cal = CalendarSpec(**fields)
     cal.trigger()  # what apscheduler cannot read is refused now
     return cal
+
+
+def _unalias(d: dict[str, Any], aliases: dict[str, str], what: str) -> dict[str, Any]:
+    """``d`` with Temporal's field names read as Baton's; both names at once are refused."""
+    out = dict(d)
+    for alias, name in aliases.items():
+        if alias in out:
+            if name in out:
+                raise SpecError(f"{what} gives both {name} and {alias} (the same field)")
+            out[name] = out.pop(alias)
+    return out
 
 
 def _items(spec: dict[str, Any], key: str) -> list[Any]:
@@ -190,6 +209,8 @@ def parse_spec(d: Any) -> ScheduleSpec:
         _calendar(c, f"spec.calendars[{i}]") for i, c in enumerate(_items(d, "calendars"))
     ]
     for i, iv in enumerate(_items(d, "intervals")):
+        if isinstance(iv, dict):
+            iv = _unalias(iv, _INTERVAL_ALIASES, f"spec.intervals[{i}]")
         if not isinstance(iv, dict) or "every" not in iv or not set(iv) <= {"every", "phase"}:
             raise SpecError(f"spec.intervals[{i}] is an object with every (and phase)")
         every = duration(iv["every"], f"spec.intervals[{i}].every")

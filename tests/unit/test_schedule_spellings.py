@@ -62,3 +62,32 @@ def test_a_schedule_id_with_a_control_character_is_refused_as_a_schedule_id(bad:
     with pytest.raises(SpecError, match=r"schedule id .* is not valid"):
         definition.check_schedule_id(bad)
     assert definition.check_schedule_id("nightly.report-1_ü") == "nightly.report-1_ü"
+
+
+def test_temporal_field_names_of_a_calendar_and_an_interval_are_read() -> None:
+    """Regression: ``{"every": "7d", "offset": "1d"}`` (the name Temporal's
+    SDKs give the phase) and a calendar's ``day_of_month`` were refused."""
+    spec = definition.parse(
+        {
+            "spec": {
+                "intervals": [{"every": "7d", "offset": "1d"}],
+                "calendars": [{"hour": "9", "day_of_month": "1,15"}],
+            },
+            "action": _ACTION,
+        }
+    ).spec
+    assert [(i.every.days, i.phase.days) for i in spec.intervals] == [(7, 1)]
+    assert spec.calendars[0].day == "1,15"
+    # stored and shown under Baton's names
+    wire = definition.to_wire(
+        definition.parse({"spec": {"intervals": [{"every": 60, "offset": 30}]}, "action": _ACTION})
+    )
+    assert wire["spec"]["intervals"] == [{"every": 60.0, "phase": 30.0}]
+    with pytest.raises(SpecError, match="both phase and offset"):
+        definition.parse(
+            {"spec": {"intervals": [{"every": 60, "offset": 1, "phase": 1}]}, "action": _ACTION}
+        )
+    with pytest.raises(SpecError, match="both day and day_of_month"):
+        definition.parse(
+            {"spec": {"calendars": [{"day": "1", "day_of_month": "2"}]}, "action": _ACTION}
+        )
