@@ -348,6 +348,7 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
     """A schedule's state from its current run's history."""
     out: dict[str, Any] = {}
     signals = applied = 0
+    sent: list[dict[str, Any]] = []
     for e in events:
         kind, attrs = e["event_type"], e["attributes"]
         if kind == EventType.WORKFLOW_EXECUTION_STARTED.value:
@@ -384,8 +385,39 @@ def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
             out.update(snap)
         elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
             signals += 1
+            sent.append(e)
     out["pending_signals"] = max(signals - applied, 0)
+    for e in sent[applied:]:
+        _as_taken(out, e)
     return out
+
+
+def _as_taken(out: dict[str, Any], event: dict[str, Any]) -> None:
+    """Show a pause, an unpause or an update the schedule has not taken yet
+    as it will take it (in the order sent), so a describe or list right after
+    the call says what the call did (as Temporal's describe does); the fires
+    and counts they lead to wait for the schedule (``pending_signals``)."""
+    attrs = event["attributes"]
+    try:
+        body = _decode((attrs.get("input") or [None])[0])
+    except (ValidationError, ValueError, TypeError):
+        return  # not sent by the schedule API: the schedule ignores it too
+    if not isinstance(body, dict):
+        return
+    name = attrs.get("signal_name")
+    if name == "update" and isinstance(body.get("schedule"), dict):
+        try:
+            definition.load(body["schedule"])
+        except (SpecError, KeyError, TypeError, ValueError, AttributeError):
+            return  # as the schedule ignores a definition it cannot load
+        out["schedule"] = body["schedule"]
+    elif name == "pause":
+        if not out.get("paused"):
+            at = event.get("event_time")
+            out["paused_at"] = iso(at) if isinstance(at, datetime) else at
+        out["paused"], out["note"] = True, body.get("note") or ""
+    elif name == "unpause" and out.get("paused"):
+        out["paused"], out["note"], out["paused_at"] = False, body.get("note") or "", None
 
 
 async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> dict[str, Any]:
