@@ -28,8 +28,23 @@ from store.visibility.attributes import (
     parse_datetime,
     status_name,
 )
+from store.visibility.durations import query_duration
 
 Tree = lark.Tree[Token]
+
+#: The operator a NOT turns a comparison's into.
+_NEGATED_OP = {"=": "!=", "!=": "=", "<>": "=", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+#: The predicate a NOT turns each other predicate into.
+_OPPOSITE = {
+    "in_": "not_in",
+    "not_in": "in_",
+    "between": "not_between",
+    "not_between": "between",
+    "starts_with": "not_starts_with",
+    "not_starts_with": "starts_with",
+    "is_null": "is_not_null",
+    "is_not_null": "is_null",
+}
 
 GRAMMAR = r"""
 ?start: query
@@ -97,18 +112,6 @@ MAX_NESTING = 500
 _GROUP_BY_RE = re.compile(r"(?is)^(.*?)\s*\bgroup\s+by\s+(`?[A-Za-z_][A-Za-z0-9_]*`?)\s*$")
 _GROUP_BY_ANYWHERE = re.compile(r"(?i)\bgroup\s+by\b")
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-}
-
 
 @dataclass(frozen=True)
 class Order:
@@ -170,36 +173,16 @@ def _error(message: str, token: Any) -> InvalidQuery:
     )
 
 
-_CLOCK_RE = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)")
-
-
 def parse_duration(text: str, token: Any) -> timedelta:
-    """A duration as Temporal's queries take one: Go-style ("90s", "1h30m",
-    "250ms"), "hh:mm:ss", or an integer of nanoseconds (the unit Temporal
-    stores ExecutionDuration in: 1000 is a microsecond, not 1000 seconds)."""
-    bad = _error(
-        f"{text!r} is not a duration: use a Go-style one ('90s', '1h30m', '250ms'), "
-        "'hh:mm:ss' or an integer of nanoseconds",
-        token,
-    )
-    try:
-        if re.fullmatch(r"\d+", text):
-            return timedelta(microseconds=int(text) // 1000)
-        clock = _CLOCK_RE.fullmatch(text)
-        if clock is not None:
-            hours, minutes, seconds = clock.groups()
-            return timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds))
-        pos, total = 0, 0.0
-        for m in _DURATION_RE.finditer(text):
-            if m.start() != pos:
-                break
-            total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-            pos = m.end()
-        if pos != len(text) or not text:
-            raise bad
-        return timedelta(seconds=total)
-    except (OverflowError, ValueError):
-        raise bad from None
+    """A duration as Temporal's queries take one (:func:`query_duration`)."""
+    value = query_duration(text)
+    if value is None:
+        raise _error(
+            f"{text!r} is not a duration: use a Go-style one ('90s', '1h30m', '250ms'), "
+            "'hh:mm:ss' or an integer of nanoseconds",
+            token,
+        )
+    return value
 
 
 class _Compiler:
@@ -324,11 +307,40 @@ class _Compiler:
         if kind == "and_expr":
             return "(" + " AND ".join(self.expr(c, depth + 1) for c in tree.children) + ")"
         if kind == "not_":
-            return f"(NOT coalesce({self.expr(tree.children[0], depth + 1)}, false))"
+            return self._negated(tree.children[0], depth + 1)
         handler = getattr(self, f"_p_{kind}", None)
         if handler is None:  # pragma: no cover - the grammar has no other nodes
             raise _error(f"unsupported condition {kind}", tree)
         result: str = handler(*tree.children)
+        return result
+
+    def _negated(self, tree: Any, depth: int) -> str:
+        """``NOT tree``, read as the negated operators read (``NOT X = v`` is
+        ``X != v``, ``NOT X IN (...)`` is ``X NOT IN (...)``, De Morgan's laws
+        over AND and OR), so a run without an attribute is listed, or not,
+        alike however the condition is written."""
+        if not isinstance(tree, lark.Tree):
+            raise _error("expected a condition", tree)
+        if depth > MAX_NESTING:
+            raise _error(
+                f"conditions nest more than {MAX_NESTING} deep (NOT, parentheses)",
+                _first_token(tree),
+            )
+        kind = tree.data
+        if kind == "not_":
+            return self.expr(tree.children[0], depth + 1)
+        if kind in ("or_expr", "and_expr"):
+            joiner = " AND " if kind == "or_expr" else " OR "
+            return "(" + joiner.join(self._negated(c, depth + 1) for c in tree.children) + ")"
+        if kind == "compare":
+            name, op, value = tree.children
+            assert isinstance(op, lark.Token) and isinstance(value, lark.Token)
+            negated = lark.Token.new_borrow_pos("OP", _NEGATED_OP[str(op)], op)
+            return self._p_compare(name, negated, value)
+        opposite = _OPPOSITE.get(str(kind))
+        if opposite is None:  # pragma: no cover - the grammar has no other nodes
+            raise _error(f"unsupported condition {kind}", tree)
+        result: str = getattr(self, f"_p_{opposite}")(*tree.children)
         return result
 
     def _p_compare(self, name: Tree, op: lark.Token, value: lark.Token) -> str:

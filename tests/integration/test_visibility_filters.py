@@ -121,3 +121,44 @@ async def test_a_count_grouped_in_its_query_names_the_column_as_group_by_does(
     assert proc.returncode == 0, err
     header = next(line for line in out.decode().splitlines() if "runs" in line)
     assert "TaskQueue" in header and "value" not in header, out.decode()
+
+
+async def test_not_reads_as_the_negated_operator_for_runs_without_the_attribute(
+    client: Client,
+) -> None:
+    """``NOT X = v`` lists what ``X != v`` lists (De Morgan over AND and OR), so
+    a run without X is listed, or not, alike however the condition is written."""
+    await client.add_search_attribute("Grp", "Keyword")
+    await client.add_search_attribute("Size", "Int")
+    await client.add_search_attribute("Labels", "KeywordList")
+    runs = {
+        "n-a": {"Grp": "a", "Size": 1, "Labels": ["x"]},
+        "n-b": {"Grp": "b", "Size": 5, "Labels": ["y"]},
+        "n-none": {},
+    }
+    for wid, attrs in runs.items():
+        await client.start_workflow("T", id=wid, task_queue="filters", search_attributes=attrs)
+
+    async def ids(query: str) -> list[str]:
+        return sorted([e.workflow_id async for e in client.list_workflows(query)])
+
+    pairs = [
+        ("NOT Grp = 'a'", "Grp != 'a'", ["n-b"]),
+        ("NOT Grp != 'a'", "Grp = 'a'", ["n-a"]),
+        ("NOT Size < 5", "Size >= 5", ["n-b"]),
+        ("NOT Grp IN ('a')", "Grp NOT IN ('a')", ["n-b"]),
+        ("NOT Size BETWEEN 0 AND 2", "Size NOT BETWEEN 0 AND 2", ["n-b"]),
+        ("NOT Grp STARTS_WITH 'a'", "Grp NOT STARTS_WITH 'a'", ["n-b"]),
+        ("NOT Grp IS NULL", "Grp IS NOT NULL", ["n-a", "n-b"]),
+        ("NOT (Grp = 'a' OR Size = 5)", "Grp != 'a' AND Size != 5", []),
+        ("NOT (Grp = 'a' AND Size = 1)", "Grp != 'a' OR Size != 1", ["n-b"]),
+        # a KeywordList without the value (or without the list) holds none of it
+        ("NOT Labels = 'x'", "Labels != 'x'", ["n-b", "n-none"]),
+        ("NOT NOT Grp = 'a'", "Grp = 'a'", ["n-a"]),
+    ]
+    for negated, explicit, expected in pairs:
+        got = await ids(f"WorkflowId STARTS_WITH 'n-' AND {negated}")
+        assert got == await ids(f"WorkflowId STARTS_WITH 'n-' AND ({explicit})"), negated
+        assert got == expected, negated
+        count = await client.count_workflows(f"WorkflowId STARTS_WITH 'n-' AND {negated}")
+        assert count == len(expected), negated
