@@ -292,7 +292,9 @@ class _Compiler:
 
     # ------------------------------------------------------------------ nodes
 
-    def expr(self, tree: Any, depth: int = 0) -> str:
+    @staticmethod
+    def _condition(tree: Any, depth: int) -> str:
+        """The kind of condition node ``tree`` is, refused past the nesting limit."""
         if not isinstance(tree, lark.Tree):
             raise _error("expected a condition", tree)
         if depth > MAX_NESTING:
@@ -301,7 +303,10 @@ class _Compiler:
                 f"conditions nest more than {MAX_NESTING} deep (NOT, parentheses)",
                 _first_token(tree),
             )
-        kind = tree.data
+        return str(tree.data)
+
+    def expr(self, tree: Any, depth: int = 0) -> str:
+        kind = self._condition(tree, depth)
         if kind == "or_expr":
             return "(" + " OR ".join(self.expr(c, depth + 1) for c in tree.children) + ")"
         if kind == "and_expr":
@@ -319,14 +324,7 @@ class _Compiler:
         ``X != v``, ``NOT X IN (...)`` is ``X NOT IN (...)``, De Morgan's laws
         over AND and OR), so a run without an attribute is listed, or not,
         alike however the condition is written."""
-        if not isinstance(tree, lark.Tree):
-            raise _error("expected a condition", tree)
-        if depth > MAX_NESTING:
-            raise _error(
-                f"conditions nest more than {MAX_NESTING} deep (NOT, parentheses)",
-                _first_token(tree),
-            )
-        kind = tree.data
+        kind = self._condition(tree, depth)
         if kind == "not_":
             return self.expr(tree.children[0], depth + 1)
         if kind in ("or_expr", "and_expr"):
@@ -337,7 +335,7 @@ class _Compiler:
             assert isinstance(op, lark.Token) and isinstance(value, lark.Token)
             negated = lark.Token.new_borrow_pos("OP", _NEGATED_OP[str(op)], op)
             return self._p_compare(name, negated, value)
-        opposite = _OPPOSITE.get(str(kind))
+        opposite = _OPPOSITE.get(kind)
         if opposite is None:  # pragma: no cover - the grammar has no other nodes
             raise _error(f"unsupported condition {kind}", tree)
         result: str = getattr(self, f"_p_{opposite}")(*tree.children)
