@@ -1,0 +1,85 @@
+"""A region lost while a forced failover moved its namespace away, and then
+taken out of the namespace before it returned, comes back holding itself the
+namespace's active region: it steps down before it acts, as a region deposed
+but still a member does, and a rerun of ``remove-region`` finishes the removal
+instead of saying nothing changed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ops.pg import PgCluster
+from replication.failover import forced_failover
+from replication.migration import remove_region
+from store.errors import Unavailable
+from tests.helpers import eventually
+from tests.integration.test_peer_fence import Nap
+from tests.multiregion import Regions, server_regions
+from worker import Client, Worker
+from worker.errors import NamespaceNotActiveError
+
+pytestmark = pytest.mark.e2e
+NS, QUEUE, N = "removed", "removed", 5
+
+
+@pytest.fixture
+async def a_with_own_database(
+    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
+) -> AsyncIterator[Regions]:
+    async with server_regions(
+        pg, template_db, kafka, state_dir, tmp_path, count=2, own_pg=(0,)
+    ) as regions:
+        yield regions
+
+
+async def test_a_region_removed_while_away_steps_down_when_it_returns(
+    a_with_own_database: Regions,
+) -> None:
+    rs = a_with_own_database
+    a, b = rs[0], rs[1]
+    active = "SELECT active_region FROM namespaces WHERE name = $1"
+    count = "SELECT count(*) FROM history_events WHERE namespace = $1 AND event_type = $2"
+    async with await Client.connect(rs.urls, namespace=NS) as client:
+        await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
+        async with Worker(client, task_queue=QUEUE, workflows=[Nap]):
+            naps = [
+                await client.start_workflow(Nap, 4.0, id=f"nap-{i}", task_queue=QUEUE)
+                for i in range(N)
+            ]
+
+            async def napping_in_b() -> bool:
+                return await rs.fetchval(b.name, count, NS, "TimerStarted") == N
+
+            await eventually(napping_in_b, timeout=30, what="the timers replicated to region-b")
+            rs.kill(a.name)
+            await asyncio.to_thread(a.pg.stop)
+            await forced_failover(rs.config, NS, b.name)
+            # region-b's row drops region-a; region-a's database cannot be told
+            with pytest.raises(Unavailable):
+                await remove_region(rs.config, NS, a.name)
+            # a rerun while it is still down says so again, not "nothing changed"
+            with pytest.raises(Unavailable):
+                await remove_region(rs.config, NS, a.name)
+            assert await asyncio.gather(*(h.result(timeout=60) for h in naps)) == ["woke"] * N
+        # region-a returns holding itself active, its timers long due
+        await asyncio.to_thread(a.pg.start)
+        assert await rs.fetchval(a.name, active, NS) == a.name
+        await rs.start(a.name)
+        async with await Client.connect(
+            a.url, namespace=NS, follow_failover=False, retry_for_s=0
+        ) as only_a:
+            with pytest.raises(NamespaceNotActiveError) as refused:
+                await only_a.start_workflow(Nap, 0.1, id="late", task_queue=QUEUE)
+        assert refused.value.active_region == b.name
+        await asyncio.sleep(2)
+        assert await rs.fetchval(a.name, count, NS, "TimerFired") == 0
+        assert await rs.fetchval(a.name, active, NS) == b.name
+        # the rerun now finishes the removal in region-a's own row
+        assert await remove_region(rs.config, NS, a.name) == [b.name]
+        assert await rs.fetchval(a.name, "SELECT regions FROM namespaces WHERE name = $1", NS) == [
+            b.name
+        ]
