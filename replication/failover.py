@@ -34,6 +34,8 @@ from replication.behind import FailoverTargetBehind as FailoverTargetBehind
 from replication.behind import applied_offsets as _applied
 from replication.behind import refuse_a_target_behind
 from replication.publisher import topic_for
+from replication.readiness import FailoverTargetDeadLetters as FailoverTargetDeadLetters
+from replication.readiness import refuse_dead_letters_after_drain, require_ready
 from replication.sql import QUERIES as RQ
 from replication.status import end_offsets
 from replication.versions import next_version, row_rank
@@ -168,32 +170,6 @@ async def drain_left(config: BatonConfig, source: str, target: str, namespace: s
     return f"{left} message(s) of {source}'s stream not yet applied in {target}"
 
 
-async def _require_ready(
-    config: BatonConfig, src: asyncpg.Connection, target: str, namespace: str
-) -> None:
-    """Refuse a handover to a region that may not hold everything: a backfill
-    still running, or messages of the namespace in its dead-letter table."""
-    backfill = await src.fetchval(RQ["backfill_state"], namespace, target)
-    if backfill is not None and backfill != "done":
-        raise InvalidArgument(
-            f"{target} is still being backfilled ({backfill}): finish it with "
-            f"`baton namespace add-region {namespace} {target}` first"
-        )
-    if dead := await _dead_letters(config, target, namespace):
-        raise InvalidArgument(
-            f"{target} has {dead} dead letter(s) of namespace {namespace!r}: retry or purge them "
-            "(`baton replication dlq list`) before moving the namespace there"
-        )
-
-
-async def _dead_letters(config: BatonConfig, target: str, namespace: str) -> int:
-    dst = await _connect(config, target, "the failover's target (nothing moved)")
-    try:
-        return int(await dst.fetchval(RQ["dead_letters_of_namespace"], namespace))
-    finally:
-        await dst.close()
-
-
 async def graceful_failover(
     config: BatonConfig,
     namespace: str,
@@ -238,7 +214,7 @@ async def graceful_failover(
         ) from exc
     locked = promoted = False
     try:
-        await _require_ready(config, src, target, namespace)
+        await require_ready(config, src, target, namespace)
         # Two failovers of one namespace would each drain the stream and
         # promote their own target, under versions computed from the same
         # one: the first promotion ends the handover, the other drains only
@@ -269,12 +245,8 @@ async def graceful_failover(
                     "with a longer --timeout if it is catching up"
                 )
             await asyncio.sleep(0.2)
-        if dead := await _dead_letters(config, target, namespace):  # set aside while draining
-            raise InvalidArgument(
-                f"{target} set aside {dead} message(s) of {namespace!r} as dead letters (`baton "
-                f"replication dlq list`): {namespace} stays active in {source}; retry or purge "
-                "them, then run this again"
-            )
+        # set aside while draining
+        await refuse_dead_letters_after_drain(config, source, target, namespace)
         await _require_handover(src, namespace, source, int(version))
         new_version = next_version(
             int(version), config.regions[target].initial_version, config.failover_version_increment

@@ -47,6 +47,9 @@ class ErrorCode(StrEnum):
     SCHEMA_OUT_OF_DATE = "SCHEMA_OUT_OF_DATE"
     FAILOVER_TIMED_OUT = "FAILOVER_TIMED_OUT"
     FAILOVER_TARGET_BEHIND = "FAILOVER_TARGET_BEHIND"
+    #: A graceful failover's target holds dead letters of the namespace; the
+    #: details carry ``dead_letters`` (how many) and ``target``. Nothing moved.
+    FAILOVER_TARGET_DEAD_LETTERS = "FAILOVER_TARGET_DEAD_LETTERS"
     DEAD_LETTER_NOT_FOUND = "DEAD_LETTER_NOT_FOUND"
     CONFLICT_NOT_FOUND = "CONFLICT_NOT_FOUND"
     REPLICATION_APPLY_FAILED = "REPLICATION_APPLY_FAILED"

@@ -1,0 +1,73 @@
+"""Whether a graceful failover's target may take the namespace.
+
+A handover promotes its target once it has applied the source's stream, so
+a target that may not hold everything is refused before the handover (a
+backfill still running, messages of the namespace in its dead-letter table)
+and again once the drain ends (a message in flight that it set aside while
+the failover drained moved its offsets past what it lacks). A refusal for
+dead letters has its own code, ``FAILOVER_TARGET_DEAD_LETTERS``, so a
+runbook can tell it from bad input and retry or purge the letters.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from replication.sql import QUERIES as RQ
+from store import db
+from store.config import BatonConfig
+from store.errors import InvalidArgument, StoreError
+from worker.wire import ErrorCode
+
+
+class FailoverTargetDeadLetters(StoreError):
+    """The target holds dead letters of the namespace: it may lack what they carried.
+    ``details`` holds ``dead_letters`` (how many) and ``target``."""
+
+    code = ErrorCode.FAILOVER_TARGET_DEAD_LETTERS
+    http_status = 409
+
+
+async def require_ready(
+    config: BatonConfig, src: asyncpg.Connection, target: str, namespace: str
+) -> None:
+    """Refuse a handover to a region that may not hold everything: a backfill
+    still running, or messages of the namespace in its dead-letter table."""
+    backfill = await src.fetchval(RQ["backfill_state"], namespace, target)
+    if backfill is not None and backfill != "done":
+        raise InvalidArgument(
+            f"{target} is still being backfilled ({backfill}): finish it with "
+            f"`baton namespace add-region {namespace} {target}` first"
+        )
+    if dead := await dead_letters(config, target, namespace):
+        raise FailoverTargetDeadLetters(
+            f"{target} has {dead} dead letter(s) of namespace {namespace!r}: nothing moved; "
+            f"retry or purge them (`baton replication dlq list --region {target}`) before "
+            "moving the namespace there",
+            dead_letters=dead,
+            target=target,
+        )
+
+
+async def refuse_dead_letters_after_drain(
+    config: BatonConfig, source: str, target: str, namespace: str
+) -> None:
+    """Refuse the promotion if the target set messages of the namespace aside
+    as dead letters while the failover drained the stream."""
+    if dead := await dead_letters(config, target, namespace):
+        raise FailoverTargetDeadLetters(
+            f"{target} set aside {dead} message(s) of {namespace!r} as dead letters (`baton "
+            f"replication dlq list --region {target}`): {namespace} stays active in {source}; "
+            "retry or purge them, then run this again",
+            dead_letters=dead,
+            target=target,
+        )
+
+
+async def dead_letters(config: BatonConfig, target: str, namespace: str) -> int:
+    """How many messages of ``namespace`` the target holds as dead letters."""
+    dst = await db.connect_region(config, target, role="the failover's target (nothing moved)")
+    try:
+        return int(await dst.fetchval(RQ["dead_letters_of_namespace"], namespace))
+    finally:
+        await dst.close()
