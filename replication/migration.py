@@ -203,10 +203,29 @@ async def remove_region(config: BatonConfig, namespace: str, region: str) -> lis
 
 
 async def _forget_namespace(config: BatonConfig, namespace: str, region: str) -> bool:
-    """Take ``region`` out of its own row of ``namespace``; False if it was not in it."""
+    """Take ``region`` out of its own row of ``namespace``; False if it was not in it.
+
+    A region deposed by a forced failover while it was down holds itself
+    the active region until it hears of the move (its servers ask their
+    peers as they start): its row is not taken over, nor called "not a
+    region". It must step down first and ship the writes it had not, which
+    the new active region archives and applies again; a region out of the
+    namespace would drop them.
+    """
     gone = await db.connect_region(config, region)
     try:
         left = await gone.fetchval(Q["remove_namespace_region"], namespace, region)
+        row = None if left is not None else await gone.fetchrow(SQ["get_namespace"], namespace)
     finally:
         await gone.close()
+    if row is not None and region in row["regions"] and row["active_region"] == region:
+        raise Unavailable(
+            f"{region} still holds itself the active region of {namespace!r} (failover "
+            f"version {row['failover_version']}): it has not heard of the failover yet, so it "
+            f"is not out of the namespace. Start its servers (they step down as they start, "
+            f"and ship what {region} had not), then run `baton namespace remove-region "
+            f"{namespace} {region}` again",
+            region=region,
+            active_region=region,
+        )
     return left is not None

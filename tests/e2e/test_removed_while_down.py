@@ -2,7 +2,9 @@
 taken out of the namespace before it returned, comes back holding itself the
 namespace's active region: it steps down before it acts, as a region deposed
 but still a member does, and a rerun of ``remove-region`` finishes the removal
-instead of saying nothing changed."""
+instead of saying nothing changed; a rerun before its servers have made it
+step down says so, where it answered "not a region: nothing changed" while
+region-a's own row still listed it as the active region."""
 
 from __future__ import annotations
 
@@ -65,8 +67,13 @@ async def test_a_region_removed_while_away_steps_down_when_it_returns(
             with pytest.raises(Unavailable):
                 await remove_region(rs.config, NS, a.name)
             assert await asyncio.gather(*(h.result(timeout=60) for h in naps)) == ["woke"] * N
-        # region-a returns holding itself active, its timers long due
+        # region-a's database returns holding itself active, its timers long due
         await asyncio.to_thread(a.pg.start)
+        assert await rs.fetchval(a.name, active, NS) == a.name
+        # a rerun now is not "nothing changed": region-a still lists itself,
+        # active, and must step down (and ship what it had not) before it leaves
+        with pytest.raises(Unavailable, match="still holds itself the active region"):
+            await remove_region(rs.config, NS, a.name)
         assert await rs.fetchval(a.name, active, NS) == a.name
         await rs.start(a.name)
         async with await Client.connect(
