@@ -214,11 +214,23 @@ async def _forget_namespace(config: BatonConfig, namespace: str, region: str) ->
     """
     gone = await db.connect_region(config, region)
     try:
-        left = await gone.fetchval(Q["remove_namespace_region"], namespace, region)
-        row = None if left is not None else await gone.fetchrow(SQ["get_namespace"], namespace)
+        async with gone.transaction():
+            row = await gone.fetchrow(SQ["get_namespace"], namespace)
+            backlog = await gone.fetchval(Q["outbox_backlog_of"], namespace)
+            if backlog and row is not None and region in row["regions"]:
+                raise Unavailable(
+                    f"{region} has {backlog} batch(es) of {namespace!r} it wrote before the "
+                    "failover and has not shipped yet (its servers ship them, to be archived "
+                    "and applied again where the namespace is active; out of the namespace it "
+                    f"would drop them): run `baton namespace remove-region {namespace} "
+                    f"{region}` again once they are shipped",
+                    region=region,
+                    unshipped=int(backlog),
+                )
+            left = await gone.fetchval(Q["remove_namespace_region"], namespace, region)
     finally:
         await gone.close()
-    if row is not None and region in row["regions"] and row["active_region"] == region:
+    if left is None and row is not None and region in row["regions"]:
         raise Unavailable(
             f"{region} still holds itself the active region of {namespace!r} (failover "
             f"version {row['failover_version']}): it has not heard of the failover yet, so it "

@@ -17,9 +17,11 @@ import pytest
 from ops.pg import PgCluster
 from replication.failover import forced_failover
 from replication.migration import remove_region
+from store import db
 from store.errors import Unavailable
 from tests.helpers import eventually
 from tests.integration.test_peer_fence import Nap
+from tests.integration.test_run_state import HoldBack
 from tests.multiregion import Regions, server_regions
 from worker import Client, Worker
 from worker.errors import NamespaceNotActiveError
@@ -90,3 +92,53 @@ async def test_a_region_removed_while_away_steps_down_when_it_returns(
         assert await rs.fetchval(a.name, "SELECT regions FROM namespaces WHERE name = $1", NS) == [
             b.name
         ]
+
+
+async def test_a_removal_rerun_waits_for_what_the_region_had_not_shipped(
+    a_with_own_database: Regions,
+) -> None:
+    rs = a_with_own_database
+    a, b = rs[0], rs[1]
+    async with await Client.connect(rs.urls, namespace=NS) as client:
+        await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
+
+        async def in_b() -> bool:
+            return await rs.fetchval(b.name, "SELECT count(*) FROM namespaces") == 1
+
+        await eventually(in_b, timeout=30, what="the namespace in region-b")
+        async with HoldBack(a):  # type: ignore[arg-type]  # (it needs only a dsn)
+            # acknowledged in region-a, never shipped: it is lost with it
+            await client.start_workflow(Nap, 0.1, id="tail", task_queue=QUEUE)
+            rs.kill(a.name)
+            await asyncio.to_thread(a.pg.stop)
+    await forced_failover(rs.config, NS, b.name)
+    with pytest.raises(Unavailable):
+        await remove_region(rs.config, NS, a.name)
+    await asyncio.to_thread(a.pg.start)
+    # region-a stepped down (as its fence makes it) but its publisher has not
+    # shipped its tail yet: taking it out now would drop the tail
+    conn = await db.connect(a.dsn)
+    try:
+        await conn.execute(
+            "UPDATE namespaces SET active_region = $2, failover_version = 2 WHERE name = $1",
+            NS,
+            b.name,
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(Unavailable, match="not shipped yet") as waiting:
+        await remove_region(rs.config, NS, a.name)
+    assert waiting.value.details["unshipped"] >= 1
+    await rs.start(a.name)
+
+    async def shipped() -> bool:
+        return await rs.fetchval(a.name, "SELECT count(*) FROM outbox") == 0
+
+    await eventually(shipped, timeout=30, what="region-a to ship its tail")
+    assert await remove_region(rs.config, NS, a.name) == [b.name]
+
+    async def started_again_in_b() -> bool:
+        sql = "SELECT count(*) FROM executions WHERE namespace = $1 AND workflow_id = 'tail'"
+        return await rs.fetchval(b.name, sql, NS) == 1
+
+    await eventually(started_again_in_b, timeout=30, what="the tail's start applied in region-b")
