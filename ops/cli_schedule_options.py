@@ -37,7 +37,6 @@ __all__ = [
     "changed_fields",
     "choice",
     "definition_options",
-    "instant",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,19 +97,10 @@ def _duration(value: str | None, option: str) -> float | None:
         ) from None
 
 
-def instant(value: str, option: str) -> datetime:
-    """An RFC 3339 time with an offset (``Z`` or ``+HH:MM``), in UTC."""
-    try:
-        t = definition.parse_time(value, option)
-    except SpecError as exc:
-        raise CliInputError(f"{exc} (e.g. 2026-01-01T00:00:00Z)") from None
-    assert t is not None
-    return t
-
-
 class Instant(click.ParamType[datetime, Any]):
-    """An option's RFC 3339 time, with its offset, in UTC; anything else is a
-    usage error naming the option (``schedule backfill --start``)."""
+    """An option's RFC 3339 time, with its offset (``Z`` or ``+HH:MM``), in UTC;
+    anything else is a usage error naming the option (``schedule backfill
+    --start``, ``schedule create --start-time``)."""
 
     name = "time"
 
@@ -216,8 +206,8 @@ def _options() -> list[Callable[[F], F]]:
             callback=given("an IANA zone such as Europe/Berlin, or leave it out for UTC"),
             help="IANA zone of the calendars (default UTC).",
         ),
-        o("--start-time", metavar="T", help="No fires before this RFC 3339 time."),
-        o("--end-time", metavar="T", help="No fires after this RFC 3339 time."),
+        o("--start-time", type=Instant(), metavar="T", help="No fires before this RFC 3339 time."),
+        o("--end-time", type=Instant(), metavar="T", help="No fires after this RFC 3339 time."),
         o("--jitter", metavar="DUR", help="Delay each fire by up to DUR (stable per fire)."),
         o(
             "--overlap",
@@ -370,7 +360,7 @@ def _spec(base: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
         spec["timezone"] = o["timezone"]
     for option, key in (("start_time", "start_at"), ("end_time", "end_at")):
         if o[option] is not None:
-            spec[key] = definition.iso(instant(o[option], "--" + option.replace("_", "-")))
+            spec[key] = definition.iso(o[option])
     if o["jitter"] is not None:
         spec["jitter"] = _duration(o["jitter"], "--jitter")
     dst = {

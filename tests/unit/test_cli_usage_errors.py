@@ -32,6 +32,14 @@ CASES = [
         ],
         "--end",
     ),
+    (
+        ["schedule", "create", "s", "-t", "T", "-q", "q", "--cron", "@daily", "--start-time", "x"],
+        "--start-time",
+    ),
+    (
+        ["schedule", "update", "s", "--cron", "@daily", "--end-time", "2026-01-02T10:00"],
+        "--end-time",
+    ),
 ]
 
 
