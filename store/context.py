@@ -46,10 +46,6 @@ class Store:
     namespace_seen: dict[str, tuple[int, Namespace]] = field(default_factory=dict)
     #: The long-polls of this process a writer may hand a new task to.
     matcher: Matcher = field(default_factory=Matcher)
-    #: Long-poll keys (store/tasks.py) whose queue a take of this process
-    #: last found empty: a poll of one asks whether it holds a task before it
-    #: opens a transaction to take one.
-    empty_queues: set[str] = field(default_factory=set)
     #: Each namespace as a start of this process last read it, with the
     #: notifier's namespace epoch then and the row's xmin (store/starts.py).
     start_namespaces: dict[str, tuple[int, Namespace, int]] = field(default_factory=dict)

@@ -50,6 +50,11 @@ class Notifier:
         self.draining = False
         self.namespace_epoch = 0
         self.connected = asyncio.Event()
+        #: Task queue keys (store/tasks.py) a take of this process found empty,
+        #: with the monotonic time it did. A notification of one that finds
+        #: every poller of it here awake drops it: a task may wait that no poll
+        #: of this process reads for. A lost listener drops them all.
+        self.found_empty: dict[str, float] = {}
 
     async def start(self) -> None:
         await self._connect()
@@ -64,8 +69,9 @@ class Notifier:
         self.connected.set()
 
     def _on_lost(self) -> None:
-        # a namespace change may go unheard until the listener is back
+        # a namespace change, or a task, may go unheard until the listener is back
         self.namespace_epoch += 1
+        self.found_empty.clear()
         self.connected.clear()
         self.wake_all()
 
@@ -109,11 +115,13 @@ class Notifier:
         """Wake the longest-waiting idle waiter of ``key`` (one task, one poller).
 
         ``skip`` is the caller's own event, when a waiter hands its wake-up on.
+        With no waiter idle, the queue is no longer known empty here.
         """
         for ev in self._waiters.get((channel, key), ()):
             if ev is not skip and not ev.is_set():
                 ev.set()
                 return
+        self.found_empty.pop(key, None)
 
     def drain(self) -> None:
         """End every long-poll now: the server is shutting down."""

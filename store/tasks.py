@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
@@ -46,8 +47,13 @@ log = logging.getLogger("baton.tasks")
 T = TypeVar("T")
 
 STALE = object()  # a task row whose task is no longer open; take the next one
-#: Most queues a process remembers as found empty (Store.empty_queues).
+#: Most queues a process remembers as found empty (Notifier.found_empty).
 EMPTY_QUEUES_MAX = 4096
+#: How long a poll arriving at a queue found empty trusts that, with no
+#: notification of the queue since, and goes to sleep without reading it. A
+#: take that another process began and never committed (it was killed) leaves
+#: its task in the table unannounced; past this a poll reads the table again.
+TRUST_EMPTY_S = 1.0
 
 
 #: Whether a poll's client went away (a :class:`ClientWatch` also wakes the poll).
@@ -123,6 +129,7 @@ async def long_poll(
             # a client that goes away while this poll sleeps ends it at once:
             # asleep, it is offered to starts (store.matching)
             disconnected.wake_when_gone(ev)
+        arrived = True
         while True:
             ev.clear()
             if store.notifier.namespace_epoch != epoch:
@@ -136,7 +143,8 @@ async def long_poll(
             if await disconnected():
                 store.notifier.wake_one("baton_tasks_v1", key, skip=ev)
                 return None
-            got = await _take_from_table(store, namespace, kind, req, key, take)
+            got = await _take_from_table(store, namespace, kind, req, key, take, arrived)
+            arrived = False
             if got is not None:
                 task, more = got
                 if more or ev.is_set():
@@ -160,17 +168,40 @@ async def long_poll(
 
 
 async def _take_from_table(
-    store: Store, namespace: str, kind: str, req: wire.PollRequest, key: str, take: Any
+    store: Store,
+    namespace: str,
+    kind: str,
+    req: wire.PollRequest,
+    key: str,
+    take: Any,
+    arrived: bool,
 ) -> Any:
     """``take``'s (task, more) from the queue's table, or None if it holds
     none. A take is a transaction (its delete commits with the run's write):
-    BEGIN, the take, COMMIT. A queue this process last found empty (the rule
-    at low rates: tasks come handed over in memory) is first asked whether it
-    holds a task, one round trip, and taken from only if it does. The answer
-    is read like the take's, after the poll subscribed: a task committed later
-    notifies the poll either way."""
-    empty = store.empty_queues
-    if key in empty:
+    BEGIN, the take, COMMIT.
+
+    A queue this process last found empty (the rule at low rates, and with
+    more pollers than tasks: tasks come handed over in memory, or to the poll
+    their notification wakes) is not taken from blindly:
+
+    * a poll that just ``arrived`` (not woken) and will wait a second or more
+      goes to sleep without reading it if it was found empty under
+      ``TRUST_EMPTY_S`` ago (a poll that waits less reads it: a task committed
+      just before it may not be announced here yet): every task
+      committed since was announced, and its notification either woke a
+      sleeping poll of this process, which reads the table after it, or,
+      finding every poll awake, dropped the mark (Notifier.wake_one);
+    * otherwise it is first asked whether it holds a task, one round trip,
+      and taken from only if it does.
+
+    The answer is read like the take's, after the poll subscribed: a task
+    committed later notifies the poll either way."""
+    empty = store.notifier.found_empty
+    found = empty.get(key)
+    if found is not None:
+        if arrived and req.wait_s >= 1 and time.monotonic() - found < TRUST_EMPTY_S:
+            return None
+        checked = time.monotonic()
         async with store.pool.acquire() as conn:
             waiting = await conn.fetchval(
                 Q["queue_has_task"],
@@ -180,18 +211,24 @@ async def _take_from_table(
                 poller_version(req),
             )
         if not waiting:
+            _found_empty(empty, key, checked)
             return None
+    began = time.monotonic()
     while True:
         got = await store.txn(take)
         if got is not STALE:
             break
     if got is not None:
-        empty.discard(key)
+        empty.pop(key, None)
     else:
-        if len(empty) >= EMPTY_QUEUES_MAX:
-            empty.clear()  # sticky queues come and go: forget them all now and then
-        empty.add(key)
+        _found_empty(empty, key, began)
     return got
+
+
+def _found_empty(empty: dict[str, float], key: str, when: float) -> None:
+    if len(empty) >= EMPTY_QUEUES_MAX:
+        empty.clear()  # sticky queues come and go: forget them all now and then
+    empty[key] = when
 
 
 # --------------------------------------------------------------------------- workflow tasks

@@ -458,3 +458,82 @@ async def test_a_query_task_taken_from_the_table_reaches_the_poll(
         query.cancel()
         with contextlib.suppress(BaseException):
             await query
+
+
+async def test_a_poll_arriving_at_a_queue_just_found_empty_sleeps_without_reading_it(
+    region: Region, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more pollers than tasks, every poll a worker sends again after its
+    task would read an empty queue. One arriving within TRUST_EMPTY_S of a take
+    that found the queue empty sleeps at once, with no statement: each task
+    committed since was announced and woke a sleeping poll, or, finding every
+    poll of the queue awake, dropped the mark so the next poll reads."""
+    store = region.store
+    monkeypatch.setattr("store.tasks.TRUST_EMPTY_S", 60.0)  # only a notification ends it
+    txns = 0
+    real_txn = store.txn
+
+    async def counted(fn: Any) -> Any:
+        nonlocal txns
+        txns += 1
+        return await real_txn(fn)
+
+    async def reads() -> int:
+        async with store.pool.acquire() as conn:
+            return txns + await _statement_calls(conn, "-- Whether the queue holds a task")
+
+    async with store.pool.acquire() as conn:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    now = PollRequest(task_queue=QUEUE, identity="t", wait_s=0)
+    assert await poll_workflow_task(store, "default", now) is None  # found empty
+    monkeypatch.setattr(store, "txn", counted)
+    before = await reads()
+
+    # a waiting poll arrives: no read, it sleeps; a task committed by another
+    # connection wakes it and it takes the task
+    await client.start_workflow(Waits, id="t1", task_queue=PARKED)
+    waiting = PollRequest(task_queue=QUEUE, identity="t", wait_s=10)
+    poll = asyncio.create_task(poll_workflow_task(store, "default", waiting))
+    await asyncio.sleep(0.3)
+    assert not poll.done()
+    assert await reads() == before, "a poll of a queue just found empty read it before sleeping"
+    async with store.pool.acquire() as conn:
+        await _unpark(conn)
+    task = await asyncio.wait_for(poll, 5)
+    assert task is not None and task["workflow_id"] == "t1"
+
+    # a task committed while no poll of the queue waits here: its
+    # notification finds nobody to wake and drops the mark, so the next poll
+    # reads the queue and takes the task at once
+    assert await poll_workflow_task(store, "default", now) is None  # found empty
+    await client.start_workflow(Waits, id="t2", task_queue=PARKED)
+    async with store.pool.acquire() as conn:
+        await _unpark(conn)
+    await asyncio.sleep(0.3)  # the notification reaches the listener
+    task = await asyncio.wait_for(poll_workflow_task(store, "default", waiting), 1)
+    assert task is not None and task["workflow_id"] == "t2"
+
+
+async def test_a_task_left_unannounced_is_taken_once_the_empty_mark_is_old(
+    region: Region, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take another process began and never committed (it was killed)
+    leaves its task in the table with no new notification. A poll arriving
+    more than TRUST_EMPTY_S after the queue was found empty reads it again."""
+    store = region.store
+    monkeypatch.setattr("store.tasks.TRUST_EMPTY_S", 0.3)
+    now = PollRequest(task_queue=QUEUE, identity="t", wait_s=0)
+    assert await poll_workflow_task(store, "default", now) is None  # found empty
+    await client.start_workflow(Waits, id="quiet", task_queue=PARKED)
+    async with store.pool.acquire() as conn, conn.transaction():
+        # no trigger: the row lands as one whose announcement went to a taker
+        # that died before it committed
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await _unpark(conn)
+    waiting = PollRequest(task_queue=QUEUE, identity="t", wait_s=1)
+    # within the window the arriving poll trusts the mark and sleeps its wait out
+    assert await poll_workflow_task(store, "default", waiting) is None
+    # the mark is older than the window now: the next poll reads the queue
+    task = await asyncio.wait_for(poll_workflow_task(store, "default", waiting), 2)
+    assert task is not None and task["workflow_id"] == "quiet"
