@@ -35,7 +35,9 @@ async def write_run(rt: RunTxn) -> None:
     if rt.pause_changed and not rt.is_new:
         await conn.execute(Q["set_pause_info"], ns, wid, as_uuid(rt.run_id), e.get("pause_info"))
     args = write_args(rt)
-    if rt.cache is not None and not rt.is_new and rt.expect_xmin is not None:
+    if rt.cache is not None and rt.expect_xmin is not None:
+        # (a new run has a cache only when its start hands its first task to
+        # a poller of this process: the task's completion then needs no read)
         await _write_remembered(rt, args)
     elif rt.cache is not None and not rt.is_new and rt.locked_ns_xmin is not None:
         await _write_locked_to_remember(rt, args)

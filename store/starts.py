@@ -358,6 +358,7 @@ async def _write_new_run(
         poller = match.reserve(f"{ns.name}/workflow/{req.task_queue}")
     if run.schedule_workflow_task(dispatch=poller is None) is not None and poller is not None:
         run.start_workflow_task(poller.identity, store.config.suggest_continue_as_new_events)
+        run.cache = store.run_cache  # an unlocked write keeps the run for the task's completion
     if req.run_timeout_s:
         run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
     if expect is not None:

@@ -98,6 +98,28 @@ async def test_completions_of_a_remembered_run_read_nothing(region: Region, clie
     assert region.store.run_cache.lookup(("default", "cached", str(h.run_id))) is None
 
 
+async def test_a_start_handed_to_a_waiting_poller_keeps_the_run(
+    region: Region, client: Client
+) -> None:
+    """A start whose first workflow task goes to a poller asleep in this
+    process (store/matching.py) writes the run unlocked and keeps it as the
+    write left it: the task's completion, and the three after it, read
+    nothing, as after a take."""
+    assert await ensure_statement_stats(region.dsn), "the test cluster preloads pg_stat_statements"
+    store = region.store
+    stats = store.run_cache.stats
+    async with Worker(client, task_queue=QUEUE, workflows=[ThreeSteps], activities=ALL_ACTIVITIES):
+        warm = await client.start_workflow(ThreeSteps, 1, id="warm-match", task_queue=QUEUE)
+        assert await warm.result(timeout=20) == 4
+        await asyncio.sleep(0.5)  # the worker's polls are back, asleep
+        matched, reads, hits = store.matcher.matched, await _calls(region, READ), stats.hits
+        h = await client.start_workflow(ThreeSteps, 10, id="matched", task_queue=QUEUE)
+        assert await h.result(timeout=20) == 13
+    assert store.matcher.matched - matched == 1, "the start did not hand its task over"
+    assert await _calls(region, READ) - reads == 0, "a completion read the run a start kept"
+    assert stats.hits - hits == 4
+
+
 async def _remembered_write(
     region: Region, conn: asyncpg.Connection, run_id: str, marker: str, **exe: Any
 ) -> RunTxn:
