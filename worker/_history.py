@@ -186,6 +186,14 @@ def describe_event(event: HistoryEvent, activity_id_of: ActivityIdOf) -> str:
     )
 
 
+def failed_for_size_of_commands(event: HistoryEvent) -> bool:
+    """Whether ``event`` is a run's failure the worker reported in place of the
+    commands of its task, which were over the server's limits."""
+    return event.event_type == EventType.WORKFLOW_EXECUTION_FAILED and failed_for_size(
+        event.attributes.get("failure")
+    )
+
+
 def command_matches(command: Command, event: HistoryEvent, activity_id_of: ActivityIdOf) -> bool:
     """Whether ``event`` is the record of ``command``."""
     kind = EVENT_OF_COMMAND.get(command.type)

@@ -9,6 +9,14 @@ worker reports, in its place, a non-retryable failure of type
 activity fails without further attempts, the update fails, the query fails;
 the workflow's other work goes on.
 
+A command that starts work (an activity's input, continue-as-new's input or
+memo, a marker's details) over the limit, or a completion over the server's
+body limit, would be refused on every retry too: the worker fails the run
+with a ``PayloadTooLarge`` failure naming the command, its size and the limit
+(or, with ``pause_after_failed_workflow_tasks``, fails the task and pauses the
+run at once). The task's other commands are dropped with it, so nothing of
+that task is recorded but the failure; replay takes the failure for them.
+
 Sizes are measured as the server measures them: the bytes of a payload's
 data after the codec, and the characters of a failure's message and stack
 trace.
@@ -96,6 +104,58 @@ def outcome_over(command: dict[str, Any], limit: int) -> tuple[str, int] | None:
         return None
     size = largest_over(attrs, limit)
     return None if size is None else (what, size)
+
+
+def _command_what(command: dict[str, Any]) -> str:
+    """What a command that starts work carries, in words: ``the input of activity 'x'``."""
+    kind = command.get("type")
+    attrs = command.get("attributes") or {}
+    if kind == CommandType.SCHEDULE_ACTIVITY:
+        return (
+            f"the input of activity {attrs.get('activity_type')!r} "
+            f"(activity id {attrs.get('activity_id')!r})"
+        )
+    if kind == CommandType.CONTINUE_AS_NEW:
+        return "the input or memo of continue-as-new"
+    if kind == CommandType.RECORD_MARKER:
+        return f"the details of marker {attrs.get('marker_name')!r}"
+    if kind == CommandType.UPSERT_SEARCH_ATTRIBUTES:
+        return "the search attributes upserted"
+    return f"a payload of command {kind}"
+
+
+def command_over(commands: list[dict[str, Any]], limit: int) -> tuple[str, int] | None:
+    """The first of ``commands`` (wire JSON, encoded) with a payload over ``limit``,
+    in words, and that payload's size; None if all fit."""
+    for command in commands:
+        size = largest_over(command.get("attributes") or {}, limit)
+        if size is not None:
+            return _command_what(command), size
+    return None
+
+
+def commands_too_large(what: str, size: int, limit: int) -> ApplicationError:
+    """The failure that ends a run whose workflow task issued ``what`` over ``limit``."""
+    return ApplicationError(
+        f"{what} is {size} bytes, over the server's payload limit of {limit} bytes "
+        "(max_payload_bytes): the workflow task's commands were refused and would be "
+        "again on every retry, so the run fails; pass a reference to data stored elsewhere",
+        type=PAYLOAD_TOO_LARGE_TYPE,
+        non_retryable=True,
+    )
+
+
+def body_too_large(count: int, size: int, limit: int) -> ApplicationError:
+    """The failure that ends a run whose task's ``count`` commands are together over
+    the server's body ``limit`` (each payload fitting its own)."""
+    return ApplicationError(
+        f"the workflow task's {count} commands are {size} bytes together, over the "
+        f"server's request body limit of {limit} bytes: the completion was refused and would "
+        "be again on every retry, so the run fails; issue fewer commands with big "
+        "payloads per workflow task, or pass references to data stored elsewhere",
+        type=PAYLOAD_TOO_LARGE_TYPE,
+        non_retryable=True,
+    )
 
 
 def failed_for_size(failure: Any) -> bool:

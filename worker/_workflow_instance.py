@@ -372,6 +372,13 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
             )
 
     def _match(self, event: HistoryEvent) -> None:
+        if self._pending and _history.failed_for_size_of_commands(event):
+            # The worker reported this task's commands, over the server's
+            # limits, as this failure of the run (see worker._limits).
+            for command in self._pending:
+                self._on_match.pop(id(command), None)
+            self._pending.clear()
+            return
         if self._pending and _history.command_matches(
             self._pending[0], event, self._activity_id_of
         ):

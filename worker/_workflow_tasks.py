@@ -26,16 +26,16 @@ from typing import Any
 
 from worker._activity_runner import (
     SHUTDOWN_FAILURE_TYPE,
-    ActivityRunner,
     NotRegistered,
     shutdown_error,
 )
+from worker._completion_limits import CompletionLimits
 from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._gc import collector_paused
 from worker._history import events_from_wire
 from worker._history_pages import history_pages
-from worker._limits import largest_over, outcome_over, too_large
+from worker._limits import largest_over, too_large
 from worker._payloads import decode_events, decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import DeadlockError, WorkflowInstance, WorkflowTaskError
@@ -48,7 +48,7 @@ from worker.errors import (
     PayloadTooLargeError,
     TaskNotFoundError,
 )
-from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
+from worker.wire import Command, Failure, HistoryEvent, Payload
 from worker.wire import EventType as Kind
 
 log = logging.getLogger("baton.worker")
@@ -59,7 +59,7 @@ log = logging.getLogger("baton.worker")
 REFUSAL_PAUSE_S = 300.0
 
 
-class WorkflowTaskRunner(ActivityRunner):
+class WorkflowTaskRunner(CompletionLimits):
     """Runs workflow tasks (and queries) on cached or replayed instances."""
 
     client: Client
@@ -269,7 +269,7 @@ class WorkflowTaskRunner(ActivityRunner):
             body["sticky_task_queue"] = self.sticky_task_queue
             body["sticky_schedule_to_start_s"] = self.sticky_schedule_to_start_s
         try:
-            res = await self._complete_workflow_task(body)
+            res = await self._complete_workflow_task(body, task)
         except TaskNotFoundError:
             self._drop(inst)
             return None
@@ -279,48 +279,10 @@ class WorkflowTaskRunner(ActivityRunner):
             if not exc.retryable:
                 await self._fail_workflow_task(task, exc)
             return None
+        if res is None:  # the commands were over a limit: the run failed or paused
+            self._drop(inst)
+            return None
         return self._completed(inst, res)
-
-    async def _complete_workflow_task(self, body: dict[str, Any]) -> Any:
-        """Send a workflow task's completion; an outcome over the payload limit
-        goes as a failure saying so (see :mod:`worker._limits`)."""
-        try:
-            return await self._call_handing_back("/workflow-tasks/complete", body)
-        except PayloadTooLargeError as exc:
-            if not await self._fail_outcomes_over_limit(body["commands"], exc):
-                raise
-        # The refusal recorded nothing: the same task completes with the failures.
-        return await self._call_handing_back("/workflow-tasks/complete", body)
-
-    async def _fail_outcomes_over_limit(
-        self, commands: list[dict[str, Any]], exc: PayloadTooLargeError
-    ) -> bool:
-        """Put failures in place of the outcomes in ``commands`` (wire JSON, encoded)
-        that are over the payload limit; False if none is."""
-        limit = await self._payload_limit(exc)
-        if limit is None:
-            return False
-        changed = False
-        for i, command in enumerate(commands):
-            over = outcome_over(command, limit)
-            if over is None:
-                continue
-            changed = True
-            error = too_large(*over, limit)
-            log.warning("%s; reporting a failure instead", error.message)
-            failure = await self._wire_failure(error)
-            if command["type"] in (CommandType.COMPLETE_UPDATE, CommandType.REJECT_UPDATE):
-                command["attributes"] = {
-                    "update_id": command["attributes"].get("update_id"),
-                    "result": None,
-                    "failure": failure,
-                }
-            else:
-                commands[i] = {
-                    "type": CommandType.FAIL_WORKFLOW.value,
-                    "attributes": {"failure": failure},
-                }
-        return changed
 
     def _completed(self, inst: WorkflowInstance, res: dict[str, Any]) -> dict[str, Any] | None:
         """Keep (or drop) ``inst`` after its task's completion was recorded, start
@@ -490,7 +452,9 @@ class WorkflowTaskRunner(ActivityRunner):
         self._evict(inst.run_id)
         inst.dispose()  # evict disposes only the instance it caches
 
-    async def _fail_workflow_task(self, task: dict[str, Any], exc: BaseException) -> None:
+    async def _fail_workflow_task(
+        self, task: dict[str, Any], exc: BaseException, *, pause: bool = False
+    ) -> None:
         cause = "NonDeterminism" if isinstance(exc, NonDeterminismError) else "WorkflowTaskFailed"
         if isinstance(exc, DeadlockError) or isinstance(exc.__cause__, DeadlockError):
             cause = "Deadlock"
@@ -521,9 +485,8 @@ class WorkflowTaskRunner(ActivityRunner):
             "failure": failure.model_dump(),
             "cause": cause,
             "identity": self.identity,
-            "pause": (
-                limit is not None and not given_back and int(task.get("attempt") or 1) >= limit
-            ),
+            "pause": pause
+            or (limit is not None and not given_back and int(task.get("attempt") or 1) >= limit),
             **self._version_fields(),
         }
         with contextlib.suppress(TaskNotFoundError):
