@@ -82,6 +82,25 @@ def too_large(what: str, size: int, limit: int) -> ApplicationError:
     )
 
 
+def heartbeat_too_large(refusal: str, size: int | None, limit: int | None) -> ApplicationError:
+    """The failure of an activity whose heartbeat details the server refused as
+    too large (``refusal``, its message): ``size`` bytes, over ``limit``, if known."""
+    said = (
+        refusal
+        if size is None or limit is None
+        else (
+            f"they are {size} bytes, over the server's payload limit of {limit} bytes "
+            "(max_payload_bytes)"
+        )
+    )
+    return ApplicationError(
+        f"the activity's heartbeat details were refused: {said}; heartbeat a reference to "
+        "data stored elsewhere; every attempt would send them again, so it is not retried",
+        type=PAYLOAD_TOO_LARGE_TYPE,
+        non_retryable=True,
+    )
+
+
 def outcome_over(command: dict[str, Any], limit: int) -> tuple[str, int] | None:
     """What outcome of a workflow task's ``command`` (wire JSON) is over ``limit``,
     and its size; None if it fits or the command carries no outcome.

@@ -5,6 +5,7 @@ without another attempt, a query's answer fails the query at once."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -22,6 +23,7 @@ from worker import (
     ApplicationError,
     Client,
     DataConverter,
+    RetryPolicy,
     Worker,
     WorkflowFailureError,
     activity,
@@ -101,6 +103,37 @@ class BigFailure:
         try:
             await workflow.execute_activity(
                 big_failure, size, where, start_to_close_timeout=timedelta(seconds=30)
+            )
+        except ActivityError as err:
+            cause = err.__cause__
+            assert isinstance(cause, ApplicationError)
+            return {
+                "type": cause.type,
+                "non_retryable": cause.non_retryable,
+                "message": str(cause),
+                "retry_state": err.retry_state,
+            }
+        return {"type": None}
+
+
+@activity.defn(name="limits_big_heartbeat")
+async def big_heartbeat(size: int) -> str:
+    ATTEMPTS.append(activity.info().workflow_id)
+    activity.heartbeat("h" * size)
+    await asyncio.sleep(30)  # long work, believing its progress saved
+    return "worked"
+
+
+@workflow.defn(name="LimitsBigHeartbeat")
+class BigHeartbeat:
+    @workflow.run
+    async def run(self, size: int) -> dict[str, Any]:
+        try:
+            await workflow.execute_activity(
+                big_heartbeat,
+                size,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
             )
         except ActivityError as err:
             cause = err.__cause__
@@ -220,6 +253,27 @@ async def test_an_activity_failure_over_the_limit_fails_the_activity_for_good(
     assert outcome["retry_state"] == "non_retryable_failure"
     says_size_and_limit(outcome["message"])
     assert "the activity's failure is" in outcome["message"]
+    assert ATTEMPTS.count(workflow_id) == 1
+
+
+async def test_heartbeat_details_over_the_limit_fail_the_activity_for_good(
+    small_client: Client,
+) -> None:
+    # The refused heartbeat failed the attempt as retryable: every attempt
+    # sent the same details, and the activity was retried without end.
+    workflow_id = "big-heartbeat"
+    async with Worker(
+        small_client, task_queue=QUEUE, workflows=[BigHeartbeat], activities=[big_heartbeat]
+    ):
+        handle = await small_client.start_workflow(
+            BigHeartbeat, OVER, id=workflow_id, task_queue=QUEUE
+        )
+        outcome = await handle.result(timeout=20)
+    assert outcome["type"] == "PayloadTooLarge" and outcome["non_retryable"]
+    assert outcome["retry_state"] == "non_retryable_failure"
+    assert "heartbeat details were refused" in outcome["message"]
+    says_size_and_limit(outcome["message"])
+    assert f"they are {OVER + 2} bytes" in outcome["message"]
     assert ATTEMPTS.count(workflow_id) == 1
 
 
