@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.errors import ApplicationError, PayloadTooLargeError
-from worker.wire import CommandType
+from worker.wire import CommandType, Failure
 
 #: The failure type of an outcome over the limit (stable: replay matches on it).
 PAYLOAD_TOO_LARGE_TYPE = "PayloadTooLarge"
@@ -174,6 +174,29 @@ def body_too_large(count: int, size: int, limit: int) -> ApplicationError:
         "payloads per workflow task, or pass references to data stored elsewhere",
         type=PAYLOAD_TOO_LARGE_TYPE,
         non_retryable=True,
+    )
+
+
+def cut_failure(failure: Failure, limit: int) -> Failure:
+    """``failure`` cut to fit a request under a payload ``limit``: its message's
+    start, its stack trace's end (where the error was raised), no details or cause.
+
+    A workflow task's failure over the server's body limit was refused, so the
+    task timed out instead, for ever, and its failure was never seen (nor
+    counted towards a pause); as Temporal's server does, it goes cut.
+    """
+    keep = max(limit // 8, 1024)
+    message = failure.message
+    if len(message) > keep:
+        message = (
+            f"{message[:keep]}… (cut from {len(failure.message)} characters: the whole "
+            f"failure is over the server's limit of {limit} bytes)"
+        )
+    return Failure(
+        message=message,
+        type=failure.type,
+        stack_trace=failure.stack_trace[-keep:],
+        non_retryable=failure.non_retryable,
     )
 
 

@@ -35,7 +35,7 @@ from worker._failure import exception_to_failure
 from worker._gc import collector_paused
 from worker._history import events_from_wire
 from worker._history_pages import history_pages
-from worker._limits import largest_over, too_large
+from worker._limits import cut_failure, largest_over, too_large
 from worker._payloads import decode_events, decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
 from worker._workflow_instance import DeadlockError, WorkflowInstance, WorkflowTaskError
@@ -490,7 +490,12 @@ class WorkflowTaskRunner(CompletionLimits):
             **self._version_fields(),
         }
         with contextlib.suppress(TaskNotFoundError):
-            await self._call("/workflow-tasks/fail", await encode_wire(body, self.converter))
+            try:
+                await self._call("/workflow-tasks/fail", await encode_wire(body, self.converter))
+            except PayloadTooLargeError as exc:
+                limit = await self._payload_limit(exc)
+                body["failure"] = cut_failure(failure, limit or 1 << 20).model_dump()
+                await self._call("/workflow-tasks/fail", await encode_wire(body, self.converter))
 
     async def _query_task(self, task: dict[str, Any]) -> None:
         q = task["query"]

@@ -142,3 +142,38 @@ async def test_a_worker_that_pauses_on_failures_pauses_the_run_at_once(
     assert events[-1] == "WorkflowExecutionPaused"
     assert "ActivityTaskScheduled" not in events
     await handle.terminate("done")
+
+
+@workflow.defn(name="LimitsBigBug")
+class BigBug:
+    @workflow.run
+    async def run(self, size: int) -> str:
+        raise RuntimeError("b" * size)
+
+
+async def test_a_workflow_task_failure_over_the_body_limit_is_cut_and_recorded(
+    small_client: Client,
+) -> None:
+    # The refused report left each task to time out: its failure was never
+    # seen, describe said "timed out", and the worker's pause never came.
+    async with Worker(
+        small_client, task_queue=QUEUE, workflows=[BigBug], pause_after_failed_workflow_tasks=2
+    ):
+        handle = await small_client.start_workflow(
+            BigBug, BODY_LIMIT + 1000, id="big-bug", task_queue=QUEUE
+        )
+
+        async def paused() -> dict[str, Any] | None:
+            d = await handle.describe()
+            return d if d["execution"]["paused"] else None
+
+        d = await eventually(paused, timeout=30, what="paused after two failed tasks")
+    failure = d["pending_workflow_task"]["last_failure"]
+    assert failure["type"] == "RuntimeError"
+    assert failure["message"].startswith("bbbb")
+    assert f"cut from {BODY_LIMIT + 1000} characters" in failure["message"]
+    assert "raise RuntimeError" in failure["stack_trace"]  # the end, where it was raised
+    events = kinds(await handle.history())
+    assert events.count("WorkflowTaskFailed") == 2
+    assert "WorkflowTaskTimedOut" not in events
+    await handle.terminate("done")
