@@ -13,7 +13,8 @@ from urllib.parse import quote
 from worker._handle_control import given_or_new_id
 from worker._http import ns_path
 from worker._start_options import checked_mapping
-from worker.errors import InvalidArgumentError
+from worker.errors import InvalidArgumentError, InvalidQueryError
+from worker.wire import MAX_QUERY_CHARS
 from worker.wire.requests import JOB_ID_PATTERN
 
 
@@ -206,6 +207,7 @@ class VisibilityMixin:
         page after it (``next_page_token``), which a later call passes as
         ``next_page_token`` to go on from there.
         """
+        _check_query(query)
         params = {
             "query": query or None,
             "status": status,
@@ -236,6 +238,7 @@ class VisibilityMixin:
     ) -> WorkflowCount:
         """How many runs match ``query``; with ``group_by``, per value of that
         attribute. ``include_system`` counts Baton's own workflows too."""
+        _check_query(query)
         res: dict[str, Any] = await self.call(
             "GET",
             ns_path(self.namespace, "/workflow-count"),
@@ -382,3 +385,13 @@ __all__ = [
     "WorkflowExecution",
     "encode_search_attributes",
 ]
+
+
+def _check_query(query: str) -> None:
+    """Refuse a query longer than the server parses, as the server words it: sent
+    in the URL, a long one would be refused before the server read it, untyped."""
+    if isinstance(query, str) and len(query) > MAX_QUERY_CHARS:
+        raise InvalidQueryError(
+            f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}",
+            details={"position": MAX_QUERY_CHARS, "token": ""},
+        )

@@ -459,6 +459,11 @@ def _error_from(status: int, raw: bytes) -> BatonError:
         text = raw[:500].decode(errors="replace")
         if status >= 500:
             return UnavailableError(f"server answered {status}: {text}")
+        if status in (400, 413, 414, 431):
+            # refused by the HTTP layer before the server read it (a URL or
+            # headers too long): the request's fault, not the server's
+            code = "PAYLOAD_TOO_LARGE" if status == 413 else "MALFORMED_REQUEST"
+            return from_wire(code, f"the server refused the request unread ({status}: {text})")
         return from_wire("INTERNAL", f"server answered {status}: {text}")
 
 

@@ -29,6 +29,7 @@ from store.visibility.attributes import (
     status_name,
 )
 from store.visibility.durations import query_duration
+from worker.wire import MAX_QUERY_CHARS
 
 Tree = lark.Tree[Token]
 
@@ -101,7 +102,6 @@ NUMBER: /-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?/
 
 _PARSER = lark.Lark(GRAMMAR, parser="lalr", maybe_placeholders=False)
 
-MAX_QUERY_CHARS = 4096
 MAX_IN_VALUES = 1000
 #: How deep conditions may nest in each other.
 MAX_NESTING = 500

@@ -16,6 +16,8 @@ RETRY_MAX_BACKOFF_COEFFICIENT = 100.0
 RETRY_MAX_ATTEMPTS = 2**31 - 1
 #: Longest namespace description.
 MAX_DESCRIPTION_CHARS = 4096
+#: Longest list or count query (visibility filter) the server parses.
+MAX_QUERY_CHARS = 4096
 #: The longest task queue name (a worker's sticky queue's too) the server takes.
 TASK_QUEUE_MAX_CHARS = 1000
 #: A worker deployment's name and a build id: a versioned worker checks its
