@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from worker._failure import ACTIVITY_ERROR_TYPE, failure_to_exception, last_heartbeat_details
 from worker.converter import PayloadConverter
 from worker.errors import (
@@ -58,13 +60,57 @@ def activity_error(
     return error
 
 
-def canceled_by_workflow(activity_type: str, activity_id: str) -> ActivityError:
+class ActivityCancellation(ActivityError, asyncio.CancelledError):
+    """What awaiting an activity raises once the workflow cancelled it (its handle,
+    the task awaiting it, or the run on the workflow's cancel request).
+
+    An ``ActivityError`` whose cause is a ``CanceledError``, as Temporal raises
+    it (so ``except ActivityError`` takes it), and an ``asyncio.CancelledError``
+    too, so ``except asyncio.CancelledError`` and ``asyncio.wait_for`` see the
+    cancellation they caused, and one the code lets out cancels its task.
+    """
+
+
+def canceled_by_workflow(activity_type: str, activity_id: str) -> ActivityCancellation:
     """The error of an activity the workflow code cancelled itself."""
     cause = CanceledError("the workflow canceled it")
-    error = ActivityError(
+    error = ActivityCancellation(
         f"activity {activity_type} (id {activity_id}) was canceled: {cause.message}",
         activity_type=activity_type,
         activity_id=activity_id,
+        retry_state="cancel_requested",
     )
     error.__cause__ = cause
     return error
+
+
+def uncaught_cancellation(task: asyncio.Task[object]) -> FailureError:
+    """The failure a run method that ended cancelled (with no cancel request) closes with."""
+    reason: object = None
+    try:
+        task.result()
+    except asyncio.CancelledError as err:
+        # The first read gives the error raised in the code: an activity's
+        # cancellation is the ActivityError itself; any other cancellation's
+        # argument may say what was cancelled.
+        if isinstance(err, FailureError):
+            return err
+        reason = err.args[0] if err.args else None
+    if isinstance(reason, FailureError):
+        return reason
+    return CanceledError(
+        "the workflow code was cancelled without a cancel request"
+        + (f": {reason}" if reason else "")
+    )
+
+
+def caused_by_cancel(exc: BaseException) -> bool:
+    """Whether ``exc`` or a cause of it is a ``CanceledError``."""
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            return False
+        if isinstance(seen, CanceledError):
+            return True
+        seen = seen.__cause__
+    return False

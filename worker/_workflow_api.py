@@ -111,14 +111,18 @@ class ContinueAsNewError(BaseException):
 class ActivityHandle(asyncio.Future[Any]):
     """A scheduled activity: await it for its result; ``cancel()`` asks the server to cancel it.
 
-    Cancelling the handle (or a task awaiting it) issues RequestCancelActivity
-    and raises ``asyncio.CancelledError`` in the awaiting code at once; the
-    activity learns of it at its next heartbeat. The error's argument is an
-    :class:`~worker.errors.ActivityError` whose cause is a
-    :class:`~worker.errors.CanceledError`: if the workflow lets the
-    cancellation escape its run method without a cancel request of its own,
-    the workflow fails with that error (as in Temporal), rather than being
-    retried forever.
+    Cancelling the handle (or a task awaiting it, or the run on the
+    workflow's cancel request) issues RequestCancelActivity and raises in the
+    awaiting code at once, as Temporal's default cancellation type does; the
+    activity learns of it at its next heartbeat. What it raises is an
+    :class:`~worker.errors.ActivityError` (``retry_state``
+    ``cancel_requested``) whose cause is a :class:`~worker.errors.CanceledError`,
+    as in Temporal, and also an ``asyncio.CancelledError``, so either
+    ``except`` takes it. If the workflow lets it escape its run method
+    without a cancel request of its own, the workflow fails with that error
+    (as in Temporal), rather than being retried forever. A cancel from a
+    timer's callback (``asyncio.timeout()``) raises a plain
+    ``asyncio.CancelledError``, which that timeout turns into ``TimeoutError``.
     """
 
     def __init__(
@@ -127,7 +131,7 @@ class ActivityHandle(asyncio.Future[Any]):
         loop: asyncio.AbstractEventLoop,
         activity_id: str,
         activity_type: str,
-        on_cancel: Callable[[ActivityHandle], BaseException],
+        on_cancel: Callable[[ActivityHandle], tuple[BaseException, bool]],
     ) -> None:
         super().__init__(loop=loop)
         self.activity_id = activity_id
@@ -137,8 +141,12 @@ class ActivityHandle(asyncio.Future[Any]):
     def cancel(self, msg: Any | None = None) -> bool:
         if self.done():
             return False
-        reason = self._on_cancel(self)
-        return super().cancel(reason if msg is None else msg)
+        reason, as_error = self._on_cancel(self)
+        if not as_error or msg is not None:
+            return super().cancel(reason if msg is None else msg)
+        self.set_exception(reason)
+        self._log_traceback = False  # a handle nobody awaits is no unread error
+        return True
 
 
 class _Runtime(ABC):

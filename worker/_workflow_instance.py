@@ -523,10 +523,6 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
             self._start_run()
         self._run_until_quiescent()
 
-    def _cancel_run(self) -> None:
-        if self._run_task is not None and not self._run_task.done():
-            self._run_task.cancel()
-
     def _run_until_quiescent(self) -> None:
         deadline = time.monotonic() + self.deadlock_timeout_s
 

@@ -48,6 +48,8 @@ class MessageDelivery:
     _unusable: str | None
     _buffered_signals: dict[str, list[Sequence[Any]]]
     _accepted_updates: set[str]
+    #: A cancel now comes from the workflow's code, though no task runs it.
+    _cancelling_in_code: bool
     #: Signal and update handlers started and not yet returned (async ones).
     _handlers_running: int = 0
 
@@ -131,6 +133,7 @@ class MessageDelivery:
             # torn down before it ran: a handler task would have been
             # cancelled before its first step
             return
+        self._cancelling_in_code = True
         try:
             result = handler(*args)
         except asyncio.CancelledError:
@@ -140,6 +143,8 @@ class MessageDelivery:
         except BaseException as exc:
             self._loop.call_soon(self._on_plain_handler_failed, exc)
             return
+        finally:
+            self._cancelling_in_code = False
         if result is not None and inspect.isawaitable(result):
             task = self._loop.start_task_now(_await(result), name=f"signal {name}")
             self._track_handler(task, f"signal handler {name!r}")

@@ -21,7 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker import _history
-from worker._activity_outcome import activity_error, canceled_by_workflow
+from worker._activity_outcome import (
+    activity_error,
+    canceled_by_workflow,
+    caused_by_cancel,
+    uncaught_cancellation,
+)
 from worker._definition import WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._history import Kind
@@ -38,7 +43,6 @@ from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
 from worker.converter import PayloadConverter, decode_input
 from worker.errors import (
-    CanceledError,
     FailureError,
     NonDeterminismError,
 )
@@ -113,6 +117,9 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         self._object: Any = None
         self._run_task: asyncio.Task[Any] | None = None
         self._cancel_requested = False
+        # True while the run is cancelled on its cancel request, or a plain
+        # signal handler runs: activities cancelled then raise ActivityError.
+        self._cancelling_in_code = False
         self._patches: dict[str, bool] = {}
         self._search_attributes: dict[str, Any] | None = None
         self._activities: dict[str, _Activity] = {}
@@ -191,7 +198,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             # A cancel that came before the first workflow task: let the run
             # method take its first step (into its try block) before the
             # cancellation lands, as Temporal does, so its cleanup runs.
-            self._loop.call_soon(self._run_task.cancel)
+            self._loop.call_soon(self._cancel_run)
 
     def _deliver(self, event: HistoryEvent) -> None:
         kind = event.event_type
@@ -209,10 +216,18 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             self._on_signal(str(attrs.get("signal_name")), attrs.get("input") or [])
         elif kind == Kind.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             self._cancel_requested = True
-            if self._run_task is not None and not self._run_task.done():
-                self._run_task.cancel()
+            self._cancel_run()
         else:
             self._resolve_activity(event)
+
+    def _cancel_run(self) -> None:
+        """Cancel the run method on the workflow's cancel request."""
+        if self._run_task is not None and not self._run_task.done():
+            self._cancelling_in_code = True
+            try:
+                self._run_task.cancel()
+            finally:
+                self._cancelling_in_code = False
 
     def _resolve_activity(self, event: HistoryEvent) -> None:
         attrs = event.attributes
@@ -260,7 +275,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                 # the cancellation out: like any failure it chose not to catch,
                 # it fails the workflow. Failing the task would replay into the
                 # same cancellation on every retry.
-                self._on_workflow_exception(_uncaught_cancellation(task))
+                self._on_workflow_exception(uncaught_cancellation(task))
             return
         exc = task.exception()
         if exc is not None:
@@ -312,7 +327,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                 )
             )
         elif isinstance(exc, FailureError):
-            if self._cancel_requested and _caused_by_cancel(exc):
+            if self._cancel_requested and caused_by_cancel(exc):
                 self._close(Command(type=CommandType.CANCEL_WORKFLOW, attributes={"details": None}))
                 return
             failure = exception_to_failure(exc, self._converter)
@@ -497,11 +512,16 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         )
         return handle
 
-    def _cancel_activity(self, handle: ActivityHandle) -> BaseException:
+    def _cancel_activity(self, handle: ActivityHandle) -> tuple[BaseException, bool]:
         reason = canceled_by_workflow(handle.activity_type, handle.activity_id)
+        # Cancelled by the workflow's code or its cancel request, the awaiting
+        # code gets the ActivityError as Temporal raises it; by a timer's
+        # callback (asyncio.timeout(), which on Python 3.11 turns only a bare
+        # CancelledError into its TimeoutError), a plain cancellation.
+        as_error = self._cancelling_in_code or asyncio.current_task(self._loop) is not None
         act = self._activities.get(handle.activity_id)
         if act is None or act.handle is not handle or act.cancel_requested:
-            return reason
+            return reason, as_error
         act.cancel_requested = True
         self._add_command(
             Command(
@@ -509,7 +529,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                 attributes={"activity_id": handle.activity_id},
             )
         )
-        return reason
+        return reason, as_error
 
     def start_timer(self, timer: DurableTimer, delay: float) -> None:
         self.check_writable("a timer (asyncio.sleep, wait_for, workflow.sleep)")
@@ -559,31 +579,3 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         if self.activating and not self._read_only:
             self._fail_task(exc)
         return exc
-
-
-def _uncaught_cancellation(task: asyncio.Task[Any]) -> FailureError:
-    """The failure a run method that ended cancelled (with no cancel request) closes with."""
-    reason: object = None
-    try:
-        task.result()
-    except asyncio.CancelledError as err:
-        # The first read gives the error raised in the code, whose argument
-        # says what was cancelled (an ActivityHandle puts its ActivityError there).
-        reason = err.args[0] if err.args else None
-    if isinstance(reason, FailureError):
-        return reason
-    return CanceledError(
-        "the workflow code was cancelled without a cancel request"
-        + (f": {reason}" if reason else "")
-    )
-
-
-def _caused_by_cancel(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(20):
-        if seen is None:
-            return False
-        if isinstance(seen, CanceledError):
-            return True
-        seen = seen.__cause__
-    return False

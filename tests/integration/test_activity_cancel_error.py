@@ -1,0 +1,154 @@
+"""What workflow code awaiting an activity sees once the activity is cancelled,
+as a Temporal user expects it: an ``ActivityError`` whose cause is a
+``CanceledError`` (also an ``asyncio.CancelledError``), on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from tests.helpers import eventually
+from worker import ActivityError, CanceledError, Client, Worker, activity, workflow
+
+pytestmark = pytest.mark.integration
+QUEUE = "activity-cancel-error"
+
+#: Activities that learned of their cancel, and cleanups that ran.
+SEEN: list[str] = []
+
+
+@activity.defn
+async def heartbeats_until_cancelled() -> str:
+    try:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(0.2)
+    except asyncio.CancelledError:
+        SEEN.append(f"cancelled {activity.info().workflow_id}")
+        raise
+
+
+@activity.defn
+async def clean_up(what: str) -> str:
+    SEEN.append(f"cleaned {what}")
+    return what
+
+
+def started(seconds: float = 60) -> dict[str, timedelta]:
+    return {
+        "start_to_close_timeout": timedelta(seconds=seconds),
+        "heartbeat_timeout": timedelta(seconds=2),
+    }
+
+
+def described(err: ActivityError) -> dict[str, object]:
+    return {
+        "activity_type": err.activity_type,
+        "retry_state": err.retry_state,
+        "cause": type(err.cause).__name__,
+        "is_cancellation": isinstance(err, asyncio.CancelledError),
+    }
+
+
+@workflow.defn
+class CatchesActivityError:
+    """Cancelled while it waits on its activity, it cleans up and returns (as in Temporal)."""
+
+    @workflow.run
+    async def run(self) -> dict[str, object]:
+        try:
+            await workflow.execute_activity(heartbeats_until_cancelled, **started())
+        except ActivityError as err:
+            assert isinstance(err.cause, CanceledError)
+            await workflow.execute_activity(
+                clean_up, workflow.info().workflow_id, start_to_close_timeout=timedelta(seconds=10)
+            )
+            return described(err)
+        return {}
+
+
+@workflow.defn
+class CancelsItsActivity:
+    @workflow.run
+    async def run(self) -> dict[str, object]:
+        handle = workflow.start_activity(heartbeats_until_cancelled, **started())
+        await workflow.sleep(0.5)
+        handle.cancel()
+        try:
+            await handle
+        except ActivityError as err:
+            return described(err)
+        return {}
+
+
+@workflow.defn
+class TimesOutItsActivity:
+    """``asyncio.timeout()`` around an activity still gives its ``TimeoutError``."""
+
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            async with asyncio.timeout(0.5):
+                await workflow.execute_activity(heartbeats_until_cancelled, **started())
+        except TimeoutError:
+            return "timed out"
+        return "finished"
+
+
+def worker(client: Client) -> Worker:
+    return Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=[CatchesActivityError, CancelsItsActivity, TimesOutItsActivity],
+        activities=[heartbeats_until_cancelled, clean_up],
+    )
+
+
+async def test_a_workflow_cancelled_on_an_activity_catches_activity_error(client: Client) -> None:
+    SEEN.clear()
+    async with worker(client):
+        handle = await client.start_workflow(
+            CatchesActivityError, id="catches-activity-error", task_queue=QUEUE
+        )
+
+        async def running() -> bool:
+            pending = (await handle.describe())["pending_activities"]
+            return bool(pending) and pending[0]["state"] == "started"
+
+        await eventually(running, what="the activity started")
+        await handle.cancel("stop")
+        # the code caught it, cleaned up and returned: the run completes, as in Temporal
+        assert await handle.result(timeout=30) == {
+            "activity_type": "heartbeats_until_cancelled",
+            "retry_state": "cancel_requested",
+            "cause": "CanceledError",
+            "is_cancellation": True,
+        }
+        await eventually(
+            lambda: asyncio.sleep(0, "cancelled catches-activity-error" in SEEN),
+            what="the activity learned of its cancel",
+        )
+    assert "cleaned catches-activity-error" in SEEN
+
+
+async def test_cancelling_an_activity_handle_raises_activity_error(client: Client) -> None:
+    async with worker(client):
+        result = await client.execute_workflow(
+            CancelsItsActivity, id="cancels-its-activity", task_queue=QUEUE
+        )
+    assert result == {
+        "activity_type": "heartbeats_until_cancelled",
+        "retry_state": "cancel_requested",
+        "cause": "CanceledError",
+        "is_cancellation": True,
+    }
+
+
+async def test_asyncio_timeout_around_an_activity_still_times_out(client: Client) -> None:
+    async with worker(client):
+        result = await client.execute_workflow(
+            TimesOutItsActivity, id="times-out-its-activity", task_queue=QUEUE
+        )
+    assert result == "timed out"
