@@ -91,6 +91,7 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
     timeout_type = None
     activity = None
     next_delay = None
+    heartbeat: list[Payload] | None = None
     if isinstance(exc, ApplicationError):
         # (as text whatever the code passed: a report that raised went unsent)
         type_name = exc.type if isinstance(exc.type, str) else str(exc.type)
@@ -109,6 +110,9 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
         timeout_type = exc.timeout_type
         # also as the first detail, where SDKs of earlier releases read it
         details = _encode_details((exc.timeout_type,), converter)
+        # kept as the workflow fails with it, so its client can resume from them
+        if exc.last_heartbeat_details:
+            heartbeat = _encode_details(tuple(exc.last_heartbeat_details), converter)
     elif isinstance(exc, CanceledError):
         type_name = CANCELED_ERROR_TYPE
     else:
@@ -127,6 +131,7 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
             else None
         ),
         timeout_type=timeout_type,
+        last_heartbeat_details=heartbeat,
         activity=activity,
         next_retry_delay_s=next_delay,
     )
