@@ -49,11 +49,12 @@ def activity_error(
     else:
         verb = "was canceled"
         cause = CanceledError("activity canceled", failure=failure)
-    error = ActivityError(
+    canceled = kind == EventType.ACTIVITY_TASK_CANCELED
+    error = (ActivityCancellation if canceled else ActivityError)(
         f"activity {activity_type} (id {activity_id}) {verb}: {cause.message}",
         activity_type=activity_type,
         activity_id=activity_id,
-        retry_state=str(attrs.get("retry_state") or ""),
+        retry_state=str(attrs.get("retry_state") or ("cancel_requested" if canceled else "")),
         failure=failure,
     )
     error.__cause__ = cause

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random as _random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
+from worker.common import ActivityCancellationType
 from worker.wire import RetryPolicyWire
 
 
@@ -123,6 +125,8 @@ class ActivityHandle(asyncio.Future[Any]):
     (as in Temporal), rather than being retried forever. A cancel from a
     timer's callback (``asyncio.timeout()``) raises a plain
     ``asyncio.CancelledError``, which that timeout turns into ``TimeoutError``.
+    Its ``cancellation_type`` may wait for the activity to close first, or
+    not ask the server at all.
     """
 
     def __init__(
@@ -131,7 +135,7 @@ class ActivityHandle(asyncio.Future[Any]):
         loop: asyncio.AbstractEventLoop,
         activity_id: str,
         activity_type: str,
-        on_cancel: Callable[[ActivityHandle], tuple[BaseException, bool]],
+        on_cancel: Callable[[ActivityHandle], tuple[BaseException | None, bool]],
     ) -> None:
         super().__init__(loop=loop)
         self.activity_id = activity_id
@@ -142,6 +146,8 @@ class ActivityHandle(asyncio.Future[Any]):
         if self.done():
             return False
         reason, as_error = self._on_cancel(self)
+        if reason is None:
+            return True  # resolved when the activity closes (WAIT_CANCELLATION_COMPLETED)
         if not as_error or msg is not None:
             return super().cancel(reason if msg is None else msg)
         self.set_exception(reason)
@@ -199,6 +205,7 @@ class _Runtime(ABC):
         heartbeat_s: float | None,
         retry_policy: RetryPolicyWire | None,
         result_type: Any,
+        cancellation_type: ActivityCancellationType,
     ) -> ActivityHandle: ...
 
     @abstractmethod
@@ -220,3 +227,28 @@ class _Runtime(ABC):
 
 
 _current_runtime: ContextVar[_Runtime | None] = ContextVar("baton_workflow_runtime", default=None)
+
+
+class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Drops records during replay (they were logged the first time) and tags the run."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        rt = _current_runtime.get()
+        if rt is not None and rt.is_replaying():
+            return False
+        return super().isEnabledFor(level)
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        rt = _current_runtime.get()
+        if rt is not None:
+            wf = rt.info()
+            tags = {
+                "workflow_id": wf.workflow_id,
+                "run_id": wf.run_id,
+                "workflow_type": wf.workflow_type,
+                "namespace": wf.namespace,
+            }
+            kwargs["extra"] = {**tags, **(kwargs.get("extra") or {})}
+        return msg, kwargs

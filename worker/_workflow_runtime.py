@@ -41,6 +41,7 @@ from worker._workflow_api import (
 )
 from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
+from worker.common import ActivityCancellationType
 from worker.converter import PayloadConverter, decode_input
 from worker.errors import (
     FailureError,
@@ -62,6 +63,7 @@ class _Activity:
     activity_id: str
     activity_type: str
     result_type: Any
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL
     cancel_requested: bool = False
     closed: bool = False  # its closing event is in history
 
@@ -465,6 +467,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         heartbeat_s: float | None,
         retry_policy: RetryPolicyWire | None,
         result_type: Any,
+        cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     ) -> ActivityHandle:
         self.check_writable("workflow.start_activity()")
         if activity_id is None:
@@ -491,7 +494,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
             activity_type=activity_type,
             on_cancel=self._cancel_activity,
         )
-        act = _Activity(handle, activity_id, activity_type, result_type)
+        act = _Activity(handle, activity_id, activity_type, result_type, cancellation_type)
         self._activities[activity_id] = act
         command = Command(
             type=CommandType.SCHEDULE_ACTIVITY,
@@ -512,7 +515,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         )
         return handle
 
-    def _cancel_activity(self, handle: ActivityHandle) -> tuple[BaseException, bool]:
+    def _cancel_activity(self, handle: ActivityHandle) -> tuple[BaseException | None, bool]:
         reason = canceled_by_workflow(handle.activity_type, handle.activity_id)
         # Cancelled by the workflow's code or its cancel request, the awaiting
         # code gets the ActivityError as Temporal raises it; by a timer's
@@ -520,15 +523,20 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         # CancelledError into its TimeoutError), a plain cancellation.
         as_error = self._cancelling_in_code or asyncio.current_task(self._loop) is not None
         act = self._activities.get(handle.activity_id)
-        if act is None or act.handle is not handle or act.cancel_requested:
+        if act is None or act.handle is not handle:
             return reason, as_error
-        act.cancel_requested = True
-        self._add_command(
-            Command(
-                type=CommandType.REQUEST_CANCEL_ACTIVITY,
-                attributes={"activity_id": handle.activity_id},
-            )
-        )
+        kind = act.cancellation_type
+        if not act.cancel_requested:
+            act.cancel_requested = True
+            if kind is not ActivityCancellationType.ABANDON:
+                self._add_command(
+                    Command(
+                        type=CommandType.REQUEST_CANCEL_ACTIVITY,
+                        attributes={"activity_id": handle.activity_id},
+                    )
+                )
+        if kind is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED and not act.closed:
+            return None, as_error  # its closing event resolves the handle
         return reason, as_error
 
     def start_timer(self, timer: DurableTimer, delay: float) -> None:

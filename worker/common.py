@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
@@ -15,6 +16,25 @@ from worker.wire import (
 )
 
 _MAX_INTERVAL = timedelta(seconds=RETRY_MAX_INTERVAL_S)
+
+
+class ActivityCancellationType(enum.Enum):
+    """What the workflow code awaiting an activity waits for once it cancels
+    it (its handle, the task awaiting it, or the run on a cancel request), as
+    Temporal's option of that name says. Whatever it waits for, a cancellation
+    raises an ``ActivityError`` whose cause is a ``CanceledError``."""
+
+    TRY_CANCEL = "try_cancel"
+    """Ask the server to cancel the activity and raise at once (the default)."""
+
+    WAIT_CANCELLATION_COMPLETED = "wait_cancellation_completed"
+    """Ask the server to cancel the activity and raise once it closed as
+    canceled (its attempt learned of the cancel at a heartbeat and stopped);
+    an attempt that completes or fails first gives its result or failure."""
+
+    ABANDON = "abandon"
+    """Raise at once without asking the server: the activity runs on, and
+    what it ends with is not seen."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import logging
 import math
 import random as _random
 import uuid as _uuid
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
@@ -41,12 +41,14 @@ from worker._workflow_api import (
     ContinueAsNewError,
     WorkflowInfo,
     _current_runtime,
+    _ReplaySafeLogger,
     _Runtime,
 )
-from worker.common import RetryPolicy
+from worker.common import ActivityCancellationType, RetryPolicy
 from worker.wire import MAX_DURATION_S
 
 __all__ = [
+    "ActivityCancellationType",
     "ActivityHandle",
     "ContinueAsNewError",
     "VersioningBehavior",
@@ -399,6 +401,7 @@ def start_activity(
     task_queue: str | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> ActivityHandle:
     """Schedule an activity and return its handle without waiting.
 
@@ -415,6 +418,7 @@ def start_activity(
         activity_id: Id of the activity; a per-run sequence number if None.
         result_type: Type to decode the result as; the function's return
             annotation if a function was passed.
+        cancellation_type: What cancelling it waits for (as in Temporal).
 
     Raises:
         ValueError, TypeError: Bad options. These fail the workflow task (the
@@ -434,6 +438,10 @@ def start_activity(
             raise TypeError(f"retry_policy must be a RetryPolicy, got {retry_policy!r}")
         if activity_id is not None and (not isinstance(activity_id, str) or not activity_id):
             raise ValueError(f"activity_id must be a non-empty string, got {activity_id!r}")
+        if not isinstance(cancellation_type, ActivityCancellationType):
+            raise TypeError(
+                f"cancellation_type must be an ActivityCancellationType, got {cancellation_type!r}"
+            )
         options = {
             "schedule_to_close_s": _to_seconds(
                 schedule_to_close_timeout, "schedule_to_close_timeout"
@@ -453,6 +461,7 @@ def start_activity(
         activity_id=activity_id,
         retry_policy=None if retry_policy is None else retry_policy.to_wire(),
         result_type=result_type,
+        cancellation_type=cancellation_type,
         **options,
     )
 
@@ -468,6 +477,7 @@ async def execute_activity(
     task_queue: str | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> Any:
     """Schedule an activity and wait for its result; see :func:`start_activity`.
 
@@ -486,6 +496,7 @@ async def execute_activity(
         task_queue=task_queue,
         activity_id=activity_id,
         result_type=result_type,
+        cancellation_type=cancellation_type,
     )
 
 
@@ -558,31 +569,6 @@ class unsafe:
     def is_replaying() -> bool:
         """Whether the workflow code is being replayed from history right now."""
         return _runtime().is_replaying()
-
-
-class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Drops records during replay (they were logged the first time) and tags the run."""
-
-    def isEnabledFor(self, level: int) -> bool:
-        rt = _current_runtime.get()
-        if rt is not None and rt.is_replaying():
-            return False
-        return super().isEnabledFor(level)
-
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any]
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        rt = _current_runtime.get()
-        if rt is not None:
-            wf = rt.info()
-            tags = {
-                "workflow_id": wf.workflow_id,
-                "run_id": wf.run_id,
-                "workflow_type": wf.workflow_type,
-                "namespace": wf.namespace,
-            }
-            kwargs["extra"] = {**tags, **(kwargs.get("extra") or {})}
-        return msg, kwargs
 
 
 logger = _ReplaySafeLogger(logging.getLogger("baton.workflow"), {})
