@@ -352,7 +352,9 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
                     [
                         a["activity_id"],
                         a["activity_type"],
-                        a["state"] + (" (paused)" if a.get("paused") else ""),
+                        a["state"]
+                        + (" (cancel requested)" if a.get("cancel_requested") else "")
+                        + (" (paused)" if a.get("paused") else ""),
                         a["attempt"],
                         (a.get("last_failure") or {}).get("message"),
                     ]

@@ -397,6 +397,7 @@ async def pending_on_standby(
                     seen["updated_at"] if seen and seen["heartbeat_details"] else None
                 ),
                 "paused": act.pause is not None,
+                "cancel_requested": act.cancel_requested,
                 "control": {"pause": act.pause} if act.pause else None,
             }
         )

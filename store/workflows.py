@@ -337,6 +337,9 @@ async def describe_workflow(
                     a["last_heartbeat_time"].isoformat() if a["last_heartbeat_time"] else None
                 ),
                 "paused": bool(a["paused"]),
+                # the workflow asked to cancel it; a running attempt learns of
+                # it at its next heartbeat (Temporal's CANCEL_REQUESTED state)
+                "cancel_requested": bool(a.get("cancel_requested")),
                 "control": a["control"],
             }
             for a in acts

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -248,6 +249,14 @@ async def test_wait_cancellation_completed_raises_once_the_activity_stopped(
         )
         await activity_started(handle)
         await handle.cancel()
+
+        async def asked_to_cancel() -> dict[str, Any] | None:
+            pending = (await handle.describe())["pending_activities"]
+            return pending[0] if pending and pending[0]["cancel_requested"] else None
+
+        # describe tells a running attempt asked to cancel from one that was not
+        pending = await eventually(asked_to_cancel, what="the cancel request recorded")
+        assert pending["state"] == "started"
         assert await handle.result(timeout=30) == "cancel_requested"
     # the cleanup ran after the activity had stopped, not beside it
     assert SEEN == ["stopped waits-for-the-cancel", "cleaned waits-for-the-cancel"]

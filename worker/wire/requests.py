@@ -236,6 +236,9 @@ class PendingActivity(BaseModel):
     heartbeat_details: list[Payload] | None = None
     last_heartbeat_time: str | None = None
     paused: bool = False
+    #: The workflow asked to cancel it: a running attempt learns of it at its
+    #: next heartbeat (Temporal's ``CANCEL_REQUESTED`` state).
+    cancel_requested: bool = False
     #: Pause reason, who and since when; a reset waiting for the running attempt.
     control: dict[str, Any] | None = None
 
