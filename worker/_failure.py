@@ -115,6 +115,7 @@ def _to_failure(exc: BaseException, converter: PayloadConverter, depth: int) -> 
             heartbeat = _encode_details(tuple(exc.last_heartbeat_details), converter)
     elif isinstance(exc, CanceledError):
         type_name = CANCELED_ERROR_TYPE
+        details = _encode_details(tuple(exc.details), converter)
     else:
         type_name = type(exc).__name__
     message = _message_of(exc)
@@ -174,7 +175,7 @@ def failure_to_exception(failure: Failure, converter: PayloadConverter) -> Failu
             last_heartbeat_details=last_heartbeat_details(failure, converter),
         )
     elif failure.type == CANCELED_ERROR_TYPE:
-        exc = CanceledError(failure.message, failure=failure)
+        exc = CanceledError(failure.message, *_decode_details(failure, converter), failure=failure)
     else:
         exc = ApplicationError(
             failure.message,
@@ -226,7 +227,9 @@ def close_failure_to_exception(
     """
     if status == "terminated":
         # ended from outside (an operator, a reset, a limit), not by the code's failure
-        return TerminatedError(failure.message, failure=failure)
+        return TerminatedError(
+            failure.message, *_decode_details(failure, converter), failure=failure
+        )
     if status == "canceled" and failure.type == LEGACY_CANCELED_TYPE:
         failure = failure.model_copy(update={"type": CANCELED_ERROR_TYPE})
     elif status == "timed_out" and failure.type in (LEGACY_TIMEOUT_TYPE, TIMEOUT_ERROR_TYPE):

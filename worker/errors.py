@@ -411,12 +411,22 @@ class TimeoutError_(FailureError):
 
 
 class CanceledError(FailureError):
-    """The activity or workflow was canceled."""
+    """The activity or workflow was canceled; ``details`` (as Temporal's
+    ``CancelledError`` has them) are the values it was raised with, if any."""
+
+    def __init__(self, message: str, *details: Any, failure: Failure | None = None):
+        super().__init__(message, failure=failure)
+        self.details = details
 
 
 class TerminatedError(FailureError):
     """The workflow was terminated (by an operator, a reset, or the server at a
-    limit): its code did not fail it, so this is no ``ApplicationError``."""
+    limit): its code did not fail it, so this is no ``ApplicationError``;
+    ``details`` as Temporal's ``TerminatedError`` has them (none here)."""
+
+    def __init__(self, message: str, *details: Any, failure: Failure | None = None):
+        super().__init__(message, failure=failure)
+        self.details = details
 
 
 class WorkflowFailureError(FailureError):

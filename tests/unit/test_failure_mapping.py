@@ -24,6 +24,7 @@ from worker.errors import (
     MethodNotAllowedError,
     QueryFailedError,
     RouteNotFoundError,
+    TerminatedError,
     TimeoutError_,
     from_wire,
 )
@@ -239,3 +240,19 @@ def test_a_failure_names_its_cause_as_temporal_code_reads_it() -> None:
     assert err.cause is err.__cause__
     assert err.cause.type == "Declined"
     assert err.cause.cause is None
+
+
+def test_canceled_and_terminated_errors_have_details_as_temporal_s_do() -> None:
+    """Regression: ``err.cause.details`` of a canceled or terminated run was an
+    AttributeError, where Temporal's ``CancelledError`` and ``TerminatedError``
+    carry them; a ``CanceledError`` raised with details keeps them across the wire."""
+    canceled = _closed(EventType.WORKFLOW_EXECUTION_CANCELED, {"reason": "stop"})
+    exc = close_failure_to_exception("canceled", canceled, CONVERTER)
+    assert isinstance(exc, CanceledError) and exc.details == ()
+    terminated = Failure(message="enough", type="TerminatedError")
+    exc = close_failure_to_exception("terminated", terminated, CONVERTER)
+    assert isinstance(exc, TerminatedError) and exc.details == ()
+    wire = exception_to_failure(CanceledError("stopped", {"at": 3}, "why"), CONVERTER)
+    back = failure_to_exception(wire, CONVERTER)
+    assert isinstance(back, CanceledError)
+    assert back.details == ({"at": 3}, "why")
