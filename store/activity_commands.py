@@ -164,10 +164,14 @@ def _cancel_unwritten_activity(rt: RunTxn, activity_id: str) -> bool:
     return False
 
 
-async def request_cancel_activity(rt: RunTxn, attrs: dict[str, Any]) -> None:
+async def request_cancel_activity(rt: RunTxn, attrs: dict[str, Any]) -> bool:
+    """Record the workflow's cancel of an activity; True when it closed here
+    (never handed to a worker), so the workflow must get a task to learn of it
+    (as Temporal schedules one): code waiting for the cancel to complete
+    would otherwise wait for ever."""
     activity_id = str(attrs.get("activity_id") or "")
     if _cancel_unwritten_activity(rt, activity_id):
-        return
+        return True
     act = await rt.conn.fetchrow(
         Q["lock_activity_by_id"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), activity_id
     )
@@ -177,14 +181,15 @@ async def request_cancel_activity(rt: RunTxn, attrs: dict[str, Any]) -> None:
         {"scheduled_event_id": sid, "activity_id": activity_id},
     )
     if act is None:
-        return  # it ended already; its result is on its way to the workflow
+        return False  # it ended already; its result is on its way to the workflow
     if act["state"] == "scheduled":
         # Never handed to a worker: cancel it right here.
         rt.add_event(
             EventType.ACTIVITY_TASK_CANCELED, {"scheduled_event_id": sid, "identity": "server"}
         )
         rt.activity_deletes.append(int(act["scheduled_event_id"]))
-    else:
-        await rt.conn.execute(
-            Q["request_cancel_activity"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), sid
-        )
+        return True
+    await rt.conn.execute(
+        Q["request_cancel_activity"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), sid
+    )
+    return False

@@ -263,6 +263,7 @@ async def apply_commands(
     rt.exe["sticky_timeout_s"] = req.sticky_schedule_to_start_s if req.sticky_task_queue else None
     eager: list[dict[str, Any]] = []
     new_run: RunTxn | None = None
+    canceled_here = False  # an activity the workflow canceled closed in this write
     for cmd in commands:
         if not rt.running:
             break  # commands after a close command have nothing to act on
@@ -273,7 +274,7 @@ async def apply_commands(
                 rt, a, completed_id, eager, req.eager_activities, req.identity, worker_version
             )
         elif t == CommandType.REQUEST_CANCEL_ACTIVITY:
-            await request_cancel_activity(rt, a)
+            canceled_here |= await request_cancel_activity(rt, a)
         elif t == CommandType.START_TIMER:
             duration = float(a.get("duration_s") or 0)
             if duration < 0:
@@ -367,7 +368,7 @@ async def apply_commands(
     start_next = False
     if rt.running:
         flushed = rt.flush_buffered()
-        if flushed or unhandled_updates:
+        if flushed or unhandled_updates or canceled_here:
             # the next task goes back to this worker only if it is of the version
             # the run's next task routes to
             hand_back = req.return_new_workflow_task and (

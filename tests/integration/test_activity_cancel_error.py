@@ -173,6 +173,29 @@ class AbandonsItsActivity:
         return "finished"
 
 
+@workflow.defn
+class WaitsForAnUnstartedCancel:
+    """Cancels an activity no worker took (waited for), in its scheduling task or later."""
+
+    @workflow.run
+    async def run(self, delay: float) -> str:
+        handle = workflow.start_activity(
+            clean_up,
+            "never",
+            task_queue="nobody-polls-this",
+            start_to_close_timeout=timedelta(seconds=10),
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        if delay:
+            await workflow.sleep(delay)
+        handle.cancel()
+        try:
+            await handle
+        except ActivityError as err:
+            return err.retry_state
+        return "finished"
+
+
 def worker(client: Client) -> Worker:
     return Worker(
         client,
@@ -183,6 +206,7 @@ def worker(client: Client) -> Worker:
             TimesOutItsActivity,
             WaitsForTheCancel,
             AbandonsItsActivity,
+            WaitsForAnUnstartedCancel,
         ],
         activities=[heartbeats_until_cancelled, stops_slowly, runs_on, clean_up],
     )
@@ -295,3 +319,21 @@ async def test_an_abandoned_activity_is_not_asked_to_cancel(client: Client) -> N
         )
     kinds = [e["event_type"] for e in await handle.history()]
     assert "ActivityTaskCancelRequested" not in kinds
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+async def test_a_waited_cancel_of_an_activity_no_worker_took_completes(
+    client: Client, delay: float
+) -> None:
+    """Regression: the server closed such an activity as canceled in the
+    workflow's own completion and scheduled no workflow task to tell it (as
+    Temporal does), so code waiting for the cancel waited for ever."""
+    async with worker(client):
+        result = await client.execute_workflow(
+            WaitsForAnUnstartedCancel,
+            delay,
+            id=f"waits-unstarted-{delay}",
+            task_queue=QUEUE,
+            run_timeout=timedelta(seconds=20),
+        )
+    assert result == "cancel_requested"
