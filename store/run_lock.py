@@ -139,6 +139,7 @@ async def lock_for_request(
     *,
     kind: str,
     system: bool = False,
+    first_run_id: str | None = None,
 ) -> RunTxn | str:
     """Lock the run a request of ``kind`` acts on (signal, cancel, terminate,
     pause, override), or return the run id a
@@ -148,6 +149,7 @@ async def lock_for_request(
 
     Checked with the run locked, so two copies of one request serialise and
     the second finds the first's id (recorded in the same write as its event).
+    ``first_run_id`` names a run of the chain the request is meant for.
     """
     rt = await lock_run(store, conn, namespace, workflow_id, run_id, system=system)
     if request_id:
@@ -155,9 +157,39 @@ async def lock_for_request(
         if seen is not None:
             check_request_kind(workflow_id, request_id, seen["kind"], kind)
             return str(seen["run_id"])
+    if first_run_id is not None:
+        await check_chain(rt, first_run_id)
     if not rt.running:
         raise not_running(rt)
     return rt
+
+
+async def check_chain(rt: RunTxn, first_run_id: str) -> None:
+    """Refuse a request meant for the chain of runs ``first_run_id`` belongs to
+    when ``rt`` (the id's current run) is of another execution of the id, one
+    started anew since, as Temporal's ``first_execution_run_id`` does: a handle
+    kept from an earlier start must not cancel or end an unrelated run."""
+    chain = str(rt.exe["first_run_id"])
+    try:
+        given = uuid.UUID(first_run_id)
+    except ValueError:
+        raise InvalidArgument(
+            f"first_run_id {first_run_id!r} is not a UUID: pass the run id a start returned"
+        ) from None
+    if str(given) == chain:
+        return
+    first = await rt.conn.fetchval(Q["first_run_of"], rt.namespace, rt.workflow_id, given)
+    if first is None or str(first) == chain:
+        # A later run of the same chain (a start that found it running), or a
+        # run this region does not hold: a start lost in a forced failover and
+        # started again here (under a new run id), or one past its retention.
+        # Nothing tells it is of another execution: act as the id says.
+        return
+    raise WorkflowNotFound(
+        f"workflow {rt.workflow_id!r} has no running chain of run {first_run_id}: its "
+        f"current run {rt.run_id} is of an execution started since; act on it through a "
+        "handle from get_workflow_handle (or `baton workflow`) by the workflow id"
+    )
 
 
 async def keep_request_id(rt: RunTxn, request_id: str | None, kind: str) -> None:

@@ -113,7 +113,14 @@ async def cancel_workflow(
 ) -> str:
     async def txn(conn: asyncpg.Connection) -> str:
         rt = await lock_for_request(
-            store, conn, namespace, workflow_id, req.run_id, req.request_id, kind="cancel"
+            store,
+            conn,
+            namespace,
+            workflow_id,
+            req.run_id,
+            req.request_id,
+            kind="cancel",
+            first_run_id=req.first_run_id,
         )
         if isinstance(rt, str):
             return rt
@@ -177,6 +184,7 @@ async def terminate_workflow(
             req.request_id,
             kind="terminate",
             system=system,
+            first_run_id=req.first_run_id,
         )
         if isinstance(rt, str):
             return rt

@@ -47,6 +47,7 @@ class RunControlMixin:
 
     client: Any
     id: str
+    first_run_id: str | None
 
     @property
     def target_run_id(self) -> str | None:
@@ -58,14 +59,24 @@ class RunControlMixin:
     async def cancel(self, reason: str = "", *, request_id: str | None = None) -> str:
         """Ask the workflow to cancel; one ``request_id`` (drawn if None) is applied once.
         Returns the id of the run asked (a retry: the run the first request asked)."""
-        res = await self._control("/cancel", reason, request_id, run_id=self.target_run_id)
+        res = await self._control("/cancel", reason, request_id, **self._chain())
         return str(res["run_id"])
 
     async def terminate(self, reason: str = "", *, request_id: str | None = None) -> str:
         """End the run at once; one ``request_id`` (drawn if None) is applied once.
         Returns the id of the run ended (a retry: the run the first request ended)."""
-        res = await self._control("/terminate", reason, request_id, run_id=self.target_run_id)
+        res = await self._control("/terminate", reason, request_id, **self._chain())
         return str(res["run_id"])
+
+    def _chain(self) -> dict[str, Any]:
+        """Which run a cancel or terminate acts on: the handle's run, or the
+        current run of the chain the handle's start began, as Temporal's
+        ``first_execution_run_id`` says (a run of another execution of the id,
+        started since, refuses with ``WorkflowNotFoundError``)."""
+        run_id = self.target_run_id
+        if run_id is None and self.first_run_id is not None:
+            return {"run_id": None, "first_run_id": self.first_run_id}
+        return {"run_id": run_id}
 
     async def pause(self, reason: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         """Pause the workflow's current run: nothing more is dispatched to it (signals,

@@ -145,6 +145,10 @@ SELECT (f.ns).* FROM baton_namespace_shared_v1($1) f
 -- name: get_execution
 SELECT * FROM executions WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
+-- name: first_run_of
+-- the run that started the chain a run belongs to (a request meant for that chain)
+SELECT first_run_id FROM executions WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
 -- name: get_current_execution
 SELECT e.* FROM current_executions c
 JOIN executions e ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id

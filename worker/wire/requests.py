@@ -194,6 +194,11 @@ class CancelRequest(BaseModel):
     #: A retried cancel with the same id is applied once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = Field(default="", max_length=1000)
+    #: A run of the chain the caller means (a handle from a start names the run
+    #: it started), as Temporal's ``first_execution_run_id``: when the id's
+    #: current run belongs to another execution (started anew since), the
+    #: request is ``WORKFLOW_NOT_FOUND`` rather than acting on it.
+    first_run_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class TerminateRequest(BaseModel):
@@ -203,6 +208,11 @@ class TerminateRequest(BaseModel):
     #: A retried terminate with the same id is applied once.
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = Field(default="", max_length=1000)
+    #: A run of the chain the caller means (a handle from a start names the run
+    #: it started), as Temporal's ``first_execution_run_id``: when the id's
+    #: current run belongs to another execution (started anew since), the
+    #: request is ``WORKFLOW_NOT_FOUND`` rather than acting on it.
+    first_run_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class RunResponse(BaseModel):
