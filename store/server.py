@@ -17,6 +17,7 @@ from store.api import create_app
 from store.batch.system_worker import run_system_worker
 from store.config import BatonConfig
 from store.context import Store
+from store.errors import Unavailable
 from store.migrations import require_current
 from store.mutable_state import RunTxn
 from store.notify import Notifier
@@ -27,6 +28,11 @@ from store.update_tasks import SuggestAt
 
 log = logging.getLogger("baton.server")
 
+#: Longest pause between a starting server's attempts to reach its database.
+STARTUP_RETRY_MAX_S = 2.0
+#: How often a server waiting for its database says so again.
+STARTUP_LOG_EVERY_S = 30.0
+
 
 @contextlib.asynccontextmanager
 async def open_store(
@@ -34,17 +40,24 @@ async def open_store(
 ) -> AsyncIterator[Store]:
     """Connect to the region database, check its schema, listen for notifications."""
     dsn = config.region(region).dsn
-    conn = await db.connect_region(config, region)
-    try:
-        await require_current(conn)
-    finally:
-        await conn.close()
     RunTxn.buffered_inputs_max = config.buffered_inputs_max
     RunTxn.suggest_continue_as_new_events = config.suggest_continue_as_new_events
     SuggestAt.history_bytes = config.history_bytes_warn
-    pool = await db.create_pool(dsn, max_size=pool_size)
-    notifier = Notifier(dsn)
-    await notifier.start()
+    while True:
+        await _wait_for_database(config, region)
+        # the database may go down again before the pool and the listener
+        # have their connections: then wait for it once more
+        try:
+            pool = await db.create_pool(dsn, max_size=pool_size)
+        except Unavailable:
+            continue
+        notifier = Notifier(dsn)
+        try:
+            await notifier.start()
+        except Unavailable:
+            pool.terminate()
+            continue
+        break
     try:
         yield Store(
             pool=pool,
@@ -56,6 +69,38 @@ async def open_store(
     finally:
         await notifier.close()
         await pool.close()
+
+
+async def _wait_for_database(config: BatonConfig, region: str) -> None:
+    """Wait until the region's database takes a connection, then check its schema.
+
+    A server started while its database is down (a restart during the
+    database's own, a host booting both) waits for it, as a running server
+    rides out an outage, rather than exit and leave the region without a
+    server once the database is back. A schema older than this code needs is
+    refused at once.
+    """
+    delay, waited, told = 0.2, 0.0, -1.0
+    while True:
+        try:
+            conn = await db.connect_region(config, region)
+        except Unavailable as exc:
+            if waited - told >= STARTUP_LOG_EVERY_S or told < 0:
+                log.warning(
+                    "waiting for the database of %s (%.0f s so far): %s", region, waited, exc
+                )
+                told = waited
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, STARTUP_RETRY_MAX_S)
+            continue
+        try:
+            await require_current(conn)
+        finally:
+            await conn.close()
+        if told >= 0:
+            log.warning("the database of %s answers after %.0f s", region, waited)
+        return
 
 
 #: A background loop of a server: called with the open store, runs until cancelled.
