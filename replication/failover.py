@@ -259,14 +259,48 @@ async def graceful_failover(
         # If this fails the source still learns the move from the stream; it
         # must never go back to active once the target is.
         await move_namespace_here(src, namespace, target, new_version)
-    except BaseException:
-        if locked and not promoted and not src.is_closed():
-            await _revert(src, namespace, source)
+    except BaseException as exc:
+        if (
+            locked
+            and not promoted
+            and not await _reverted(src, namespace, source)
+            and isinstance(exc, Exception)
+        ):
+            raise _left_in_handover(exc, namespace, source, target) from exc
         raise
     finally:
         await src.close()
     return FailoverResult(
         namespace, source, target, new_version, rebuilt, round(time.monotonic() - started, 3)
+    )
+
+
+async def _reverted(conn: asyncpg.Connection, namespace: str, source: str) -> bool:
+    """Put a handover this failover began back to active; False if the source's
+    database (lost during the failover) could not be told."""
+    if conn.is_closed():
+        return False
+    try:
+        with wrap_exceptions():
+            await _revert(conn, namespace, source)
+    except Unavailable:
+        return False
+    return True
+
+
+def _left_in_handover(exc: Exception, namespace: str, source: str, target: str) -> Unavailable:
+    """The error of a failover that lost its source's database after it began
+    the handover: the namespace stays in handover there, and the error says so
+    and names both ways out, as for a failover whose process was killed."""
+    why = exc.message if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+    return Unavailable(
+        f"{why.rstrip('.')}. {namespace} is left in handover in {source} (writes wait): once "
+        f"{source}'s database answers, `baton failover {namespace} --to {target}` carries the "
+        f"move through, or `baton failover {namespace} --to {source}` puts it back to active "
+        f"in {source}",
+        region=source,
+        namespace=namespace,
+        state="handover",
     )
 
 
