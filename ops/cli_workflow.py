@@ -178,6 +178,16 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _started(res: dict[str, Any], given_request_id: str | None) -> bool:
+    """Whether this command started the run it answers with.
+
+    A request id the command drew itself is its own: one the server found
+    was used by this command's own earlier attempt, whose answer was lost (a
+    server killed after its commit) and which the client sent again.
+    """
+    return bool(res["started"] or (given_request_id is None and res.get("request_id_found")))
+
+
 @workflow.command("start")
 @_start_options
 @click.option(
@@ -206,7 +216,7 @@ def workflow_start(st: CliState, /, output: str, **options: Any) -> None:
             "workflow_type": workflow_type,
             "task_queue": kw["task_queue"],
             "request_id": kw["request_id"],
-            "started": res["started"],
+            "started": _started(res, options["request_id"]),
         }
 
     def render(d: dict[str, Any]) -> RenderableType:
@@ -268,7 +278,7 @@ def workflow_signal_with_start(st: CliState, /, output: str, **options: Any) -> 
             "task_queue": kw["task_queue"],
             "request_id": kw["request_id"],
             "signal": signal_name,
-            "started": res["started"],
+            "started": _started(res, options["request_id"]),
         }
 
     def render(d: dict[str, Any]) -> RenderableType:

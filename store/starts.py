@@ -150,9 +150,12 @@ async def start_workflow_txn(
     attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     checks = await conn.fetchrow(Q["start_checks"], namespace, req.workflow_id, req.request_id)
     if req.request_id and checks["request_run_id"] is not None:
-        await _check_start_retry(conn, namespace, req, with_signal=signal is not None)
+        used = await _check_start_retry(conn, namespace, req, with_signal=signal is not None)
         return wire.StartWorkflowResponse(
-            workflow_id=req.workflow_id, run_id=str(checks["request_run_id"]), started=False
+            workflow_id=req.workflow_id,
+            run_id=str(checks["request_run_id"]),
+            started=False,
+            request_id_found=used != "signal",
         )
     cur = None
     if checks["current_run_id"] is not None:
@@ -232,9 +235,12 @@ async def _start_unlocked(
     ns.require_writable(store.region, store.region_urls)
     attributes = validate_upsert(ns.active_search_attributes(), {}, req.search_attributes)
     if req.request_id and row["request_run_id"] is not None:
-        await _check_start_retry(conn, namespace, req)
+        used = await _check_start_retry(conn, namespace, req)
         return wire.StartWorkflowResponse(
-            workflow_id=req.workflow_id, run_id=str(row["request_run_id"]), started=False
+            workflow_id=req.workflow_id,
+            run_id=str(row["request_run_id"]),
+            started=False,
+            request_id_found=used != "signal",
         )
     current = row["current_run_id"]
     if current is not None:
@@ -283,21 +289,23 @@ async def _check_start_retry(
     req: wire.StartWorkflowRequest,
     *,
     with_signal: bool = False,
-) -> None:
+) -> str | None:
     """Refuse a start or signal-with-start whose request id another kind of
     request used: a signal's id would answer as a start that happened, and a
-    plain start's as a signal-with-start's retry, its signal lost.
+    plain start's as a signal-with-start's retry, its signal lost. Returns the
+    kind of request that used it (``signal``: a signal-with-start that
+    signaled the run running).
 
     A signal-with-start records its id as a start's when it opened the run
     (its signal event keeps the id, see ``_add_signal``), as a signal's when
     it signaled the run running.
     """
     if not req.request_id:
-        return
+        return None
     seen = await conn.fetchrow(Q["request_seen"], namespace, req.workflow_id, req.request_id)
     if seen is None:
-        return
-    used = seen["kind"]
+        return None
+    used: str = seen["kind"]
     if used == "start":
         args = (namespace, req.workflow_id, seen["run_id"], req.request_id)
         if await conn.fetchval(Q["signal_with_start_seen"], *args):
@@ -306,6 +314,7 @@ async def _check_start_retry(
         check_request_kind(req.workflow_id, req.request_id, used, "signal-with-start", ("signal",))
     else:
         check_request_kind(req.workflow_id, req.request_id, used, "start")
+    return used
 
 
 def _check_reuse(req: wire.StartWorkflowRequest, cur: dict[str, Any]) -> None:

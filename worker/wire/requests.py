@@ -140,6 +140,10 @@ class StartWorkflowResponse(BaseModel):
     workflow_id: str
     run_id: str
     started: bool  # False when a retried request id found the earlier start
+    #: True when the request id found the start an earlier request with it
+    #: made (so ``started`` is False): a caller that drew the id itself knows
+    #: that start was its own, whose answer it lost.
+    request_id_found: bool = False
     #: With ``wait_result_s``: the outcome as ``GET .../result`` answers it
     #: (``closed`` is false if the wait ran out first).
     result: ResultResponse | None = None
