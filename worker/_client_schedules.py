@@ -255,7 +255,9 @@ class ScheduleMixin:
         }
         res = await self.call("POST", ns_path(self.namespace, "/schedules"), body)
         handle = self.get_schedule_handle(schedule_id)
-        handle.created = bool(res.get("created", True))
+        # An id this call drew can only have been found by its own retry
+        # (its first answer lost): the schedule is this call's creation.
+        handle.created = request_id is None or bool(res.get("created", True))
         return handle
 
     def get_schedule_handle(self, schedule_id: str) -> ScheduleHandle:

@@ -154,6 +154,8 @@ async def test_each_schedule_call_whose_reply_is_lost_acts_once(
         try:
             relay.lose_reply_of("POST", f"{base} ")
             h = await c.create_schedule("retried", await _definition(c), paused=True)
+            # the retry found the request id this call drew: its own create
+            assert h.created is True
             relay.lose_reply_of("POST", f"{base}/retried/trigger ")
             await h.trigger(overlap="allow-all")
             relay.lose_reply_of("POST", f"{base}/retried/pause ")
