@@ -25,7 +25,7 @@ from store.namespaces import lock_namespace
 from store.sql import QUERIES as SQ
 from store.starts import start_workflow_txn
 from store.visibility import validate_upsert
-from store.workflows import signal_workflow_txn
+from store.workflows import cancel_workflow_txn, signal_workflow_txn, terminate_workflow_txn
 from worker import wire
 from worker.wire import EventType
 
@@ -34,6 +34,19 @@ log = logging.getLogger("baton.applier")
 REAPPLIED_TYPES = {
     EventType.WORKFLOW_EXECUTION_SIGNALED.value,
     EventType.WORKFLOW_EXECUTION_STARTED.value,
+    EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED.value,
+    EventType.WORKFLOW_EXECUTION_TERMINATED.value,
+}
+#: Inputs a client was told succeeded that are not applied again (an update
+#: ran its handler there; run again it could answer otherwise): the archive
+#: lists them with the reason, so nobody takes them for applied.
+SHOWN_TYPES = {
+    EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED.value: (
+        "an update's handler ran in the lost region: send it again if it still applies"
+    ),
+    EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED.value: (
+        "an update's handler ran in the lost region: send it again if it still applies"
+    ),
 }
 
 
@@ -174,10 +187,24 @@ async def reapply_txn(
     """Re-apply the signals and starts of a losing branch here, each once."""
     outcomes: list[dict[str, Any]] = []
     signals = _signals_with_start(losing.events)
+    # the run a cancel or terminate of the branch acts on here: its own, or
+    # the one a re-applied start of it gave
+    run_here: str | None = None
     for e in losing.events:
+        outcome: dict[str, Any] = {"event_id": e["event_id"], "event_type": e["event_type"]}
+        if e["event_type"] in SHOWN_TYPES:
+            update_id = (e["attributes"] or {}).get("update_id")
+            outcomes.append(
+                {
+                    **outcome,
+                    "outcome": "not re-applied",
+                    "reason": SHOWN_TYPES[e["event_type"]],
+                    **({"update_id": update_id} if update_id else {}),
+                }
+            )
+            continue
         if e["event_type"] not in REAPPLIED_TYPES:
             continue
-        outcome: dict[str, Any] = {"event_id": e["event_id"], "event_type": e["event_type"]}
         claimed = await conn.fetchval(
             Q["claim_reapply"],
             losing.namespace,
@@ -212,6 +239,17 @@ async def reapply_txn(
             outcomes.append({**outcome, "outcome": "with its start"})
             continue
         request_id = attrs.get("request_id")
+        if e["event_type"] == EventType.WORKFLOW_EXECUTION_TERMINATED.value and not request_id:
+            # the server's own terminate, for another request (a start's
+            # policy, a reset) or a limit: that request or limit acts again here
+            outcomes.append(
+                {
+                    **outcome,
+                    "outcome": "not re-applied",
+                    "reason": "the server's own terminate, not a client's",
+                }
+            )
+            continue
         if request_id:
             seen = await conn.fetchrow(
                 SQ["request_seen"], losing.namespace, losing.workflow_id, request_id
@@ -221,10 +259,16 @@ async def reapply_txn(
                 outcomes.append(
                     {**outcome, "outcome": "already applied", "run_id": str(seen["run_id"])}
                 )
+                if e["event_type"] == EventType.WORKFLOW_EXECUTION_STARTED.value:
+                    run_here = str(seen["run_id"])
                 continue
         try:
             async with conn.transaction():
-                if e["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
+                if e["event_type"] in CLOSE_REQUEST_TYPES:
+                    if run_here is None:
+                        run_here = await _run_here(conn, losing)
+                    run_id = await _close_again(store, conn, losing, e, run_here)
+                elif e["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
                     run_id = await signal_workflow_txn(
                         store,
                         conn,
@@ -248,6 +292,7 @@ async def reapply_txn(
                         _start_request(losing.workflow_id, attrs),
                         _signal(signal) if signal else None,
                     )
+                    run_here = run_id
             outcomes.append({**outcome, "outcome": "re-applied", "run_id": run_id})
         except StoreError as exc:
             if exc.retryable:
@@ -256,6 +301,42 @@ async def reapply_txn(
                 {**outcome, "outcome": "refused", "code": exc.code.value, "message": str(exc)}
             )
     return outcomes
+
+
+CLOSE_REQUEST_TYPES = {
+    EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED.value,
+    EventType.WORKFLOW_EXECUTION_TERMINATED.value,
+}
+
+
+async def _run_here(conn: asyncpg.Connection, losing: Losing) -> str:
+    """The run here that a cancel or terminate of the losing branch's run acts
+    on: that run, or the one a start of it re-applied earlier gave."""
+    again = await conn.fetchval(
+        Q["reapplied_start_of_run"], losing.namespace, losing.workflow_id, losing.run_id
+    )
+    return str(again or losing.run_id)
+
+
+async def _close_again(
+    store: Store, conn: asyncpg.Connection, losing: Losing, e: dict[str, Any], run_id: str
+) -> str:
+    """Apply a losing branch's cancel request or terminate here again, to its
+    run only: a later run of the workflow id is not what the client meant."""
+    attrs = e["attributes"]
+    fields = {
+        "run_id": run_id,
+        "reason": attrs.get("reason") or "",
+        "request_id": attrs.get("request_id"),
+        "identity": attrs.get("identity") or "",
+    }
+    if e["event_type"] == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED.value:
+        return await cancel_workflow_txn(
+            store, conn, losing.namespace, losing.workflow_id, wire.CancelRequest(**fields)
+        )
+    return await terminate_workflow_txn(
+        store, conn, losing.namespace, losing.workflow_id, wire.TerminateRequest(**fields)
+    )
 
 
 async def _start_again(

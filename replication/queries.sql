@@ -620,3 +620,13 @@ WITH moved AS (
    up AS (DELETE FROM workflow_updates
           WHERE namespace = $1 AND state = 'requested' AND EXISTS (SELECT 1 FROM moved))
 SELECT name FROM moved
+
+-- name: reapplied_start_of_run
+-- The run a start of a losing branch's run was re-applied as here, if one was.
+SELECT (o ->> 'run_id')::uuid
+FROM replication_conflicts c, jsonb_array_elements(c.reapplied) o
+WHERE c.namespace = $1 AND c.workflow_id = $2 AND c.run_id = $3
+  AND o ->> 'event_type' = 'WorkflowExecutionStarted'
+  AND o ->> 'run_id' IS NOT NULL
+ORDER BY c.id DESC
+LIMIT 1

@@ -111,35 +111,45 @@ async def signal_workflow_txn(
 async def cancel_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.CancelRequest
 ) -> str:
-    async def txn(conn: asyncpg.Connection) -> str:
-        rt = await lock_for_request(
-            store,
-            conn,
-            namespace,
-            workflow_id,
-            req.run_id,
-            req.request_id,
-            kind="cancel",
-            first_run_id=req.first_run_id,
-        )
-        if isinstance(rt, str):
-            return rt
-        if await rt.cancel_request() is not None:
-            # Asked already: the workflow code decides what a cancel means,
-            # once (as Temporal does); a second request records nothing but
-            # its id, so that its retry, after the run closed, succeeds too.
-            await keep_request_id(rt, req.request_id, "cancel")
-            return rt.run_id
-        rt.seen_request(req.request_id, "cancel")
-        rt.add_input_event(
-            EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-            {"reason": req.reason, "identity": req.identity, "request_id": req.request_id},
-        )
-        rt.schedule_workflow_task()
-        await rt.write_txn()
-        return rt.run_id
+    return await store.txn(
+        lambda conn: cancel_workflow_txn(store, conn, namespace, workflow_id, req)
+    )
 
-    return await store.txn(txn)
+
+async def cancel_workflow_txn(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    workflow_id: str,
+    req: wire.CancelRequest,
+) -> str:
+    """:func:`cancel_workflow` inside the caller's transaction."""
+    rt = await lock_for_request(
+        store,
+        conn,
+        namespace,
+        workflow_id,
+        req.run_id,
+        req.request_id,
+        kind="cancel",
+        first_run_id=req.first_run_id,
+    )
+    if isinstance(rt, str):
+        return rt
+    if await rt.cancel_request() is not None:
+        # Asked already: the workflow code decides what a cancel means,
+        # once (as Temporal does); a second request records nothing but
+        # its id, so that its retry, after the run closed, succeeds too.
+        await keep_request_id(rt, req.request_id, "cancel")
+        return rt.run_id
+    rt.seen_request(req.request_id, "cancel")
+    rt.add_input_event(
+        EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+        {"reason": req.reason, "identity": req.identity, "request_id": req.request_id},
+    )
+    rt.schedule_workflow_task()
+    await rt.write_txn()
+    return rt.run_id
 
 
 def terminate_txn(rt: RunTxn, reason: str, identity: str, request_id: str | None = None) -> None:
@@ -173,27 +183,38 @@ async def terminate_workflow(
     system: bool = False,
 ) -> str:
     """Terminate a run; ``system``: the server's own delete of a system workflow."""
+    return await store.txn(
+        lambda conn: terminate_workflow_txn(store, conn, namespace, workflow_id, req, system=system)
+    )
 
-    async def txn(conn: asyncpg.Connection) -> str:
-        rt = await lock_for_request(
-            store,
-            conn,
-            namespace,
-            workflow_id,
-            req.run_id,
-            req.request_id,
-            kind="terminate",
-            system=system,
-            first_run_id=req.first_run_id,
-        )
-        if isinstance(rt, str):
-            return rt
-        terminate_txn(rt, req.reason, req.identity, req.request_id)
-        rt.fail_updates = {"message": "workflow terminated", "type": "Terminated"}
-        await rt.write_txn()
-        return rt.run_id
 
-    return await store.txn(txn)
+async def terminate_workflow_txn(
+    store: Store,
+    conn: asyncpg.Connection,
+    namespace: str,
+    workflow_id: str,
+    req: wire.TerminateRequest,
+    *,
+    system: bool = False,
+) -> str:
+    """:func:`terminate_workflow` inside the caller's transaction."""
+    rt = await lock_for_request(
+        store,
+        conn,
+        namespace,
+        workflow_id,
+        req.run_id,
+        req.request_id,
+        kind="terminate",
+        system=system,
+        first_run_id=req.first_run_id,
+    )
+    if isinstance(rt, str):
+        return rt
+    terminate_txn(rt, req.reason, req.identity, req.request_id)
+    rt.fail_updates = {"message": "workflow terminated", "type": "Terminated"}
+    await rt.write_txn()
+    return rt.run_id
 
 
 # --------------------------------------------------------------------------- reads

@@ -1,0 +1,113 @@
+"""Cancels and terminates acknowledged in a region that a forced failover
+deposed before it shipped them are re-applied once in the new region, as its
+signals and starts are (ARCHITECTURE, invariant 7), to the run they named; a
+terminate the server wrote for another request is listed, not re-applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from replication.admin import list_conflicts
+from replication.failover import forced_failover
+from tests.conftest import RegionPair
+from tests.helpers import eventually
+from tests.integration.test_run_state import (
+    QUEUE,
+    HoldBack,
+    Tally,
+    events_in,
+    two_region_ns,
+    verified,
+)
+from worker import Client, Worker, workflow
+
+pytestmark = pytest.mark.integration
+
+
+async def _outcomes(rs: RegionPair, ns: str, want: int) -> dict[str, list[Any]]:
+    async def read() -> dict[str, list[Any]] | None:
+        rows = [c for c in await list_conflicts(rs.a.config, ns) if c["region"] == rs.b.name]
+        out: dict[str, list[Any]] = {}
+        for c in rows:
+            out.setdefault(c["workflow_id"], []).extend(c["reapplied"])
+        return out if sum(len(v) for v in out.values()) >= want else None
+
+    found = await eventually(read, timeout=30, what="B to re-apply the lost tail")
+    assert found is not None
+    return found
+
+
+async def test_a_lost_terminate_and_cancel_are_re_applied_once(regions: RegionPair) -> None:
+    rs, ns = regions, "reapplied-closes"
+    client = await two_region_ns(rs, ns)
+    for wid in ("t", "c"):
+        await client.start_workflow(Tally, id=wid, task_queue=QUEUE)
+        await eventually(lambda wid=wid: events_in(rs.b, ns, wid), what=f"{wid} in B")
+    async with HoldBack(rs.a):
+        # acknowledged by region-a, never shipped
+        await client.get_workflow_handle("t").terminate("lost terminate", request_id="term-1")
+        await client.get_workflow_handle("c").cancel("lost cancel", request_id="cancel-1")
+        await client.start_workflow(Tally, id="st", task_queue=QUEUE, request_id="start-1")
+        await client.get_workflow_handle("st").terminate("right away", request_id="term-2")
+        await forced_failover(rs.a.config, ns, rs.b.name)
+
+    out = await _outcomes(rs, ns, 4)
+    await verified(rs, ns)
+    in_b = await Client.connect([rs.b.url], namespace=ns)
+    assert [(o["event_type"], o["outcome"]) for o in out["t"]] == [
+        ("WorkflowExecutionTerminated", "re-applied")
+    ], out
+    assert [(o["event_type"], o["outcome"]) for o in out["c"]] == [
+        ("WorkflowExecutionCancelRequested", "re-applied")
+    ], out
+    assert [o["outcome"] for o in out["st"]] == ["re-applied", "re-applied"], out
+    t = (await in_b.get_workflow_handle("t").describe())["execution"]
+    assert t["status"] == "terminated"
+    st = (await in_b.get_workflow_handle("st").describe())["execution"]
+    assert st["status"] == "terminated"
+    assert st["run_id"] == out["st"][0]["run_id"] == out["st"][1]["run_id"]
+    history = await in_b.get_workflow_handle("c").history()
+    cancels = [e for e in history if e["event_type"] == "WorkflowExecutionCancelRequested"]
+    assert len(cancels) == 1 and cancels[0]["attributes"]["request_id"] == "cancel-1"
+    # a client's retry in B finds what was re-applied: nothing more happens
+    await client.get_workflow_handle("c").cancel("lost cancel", request_id="cancel-1")
+    assert len(await in_b.get_workflow_handle("c").history()) == len(history)
+    await in_b.close()
+
+
+@workflow.defn(name="Counter")
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.n < 0)
+        return self.n
+
+    @workflow.update
+    async def bump(self, by: int) -> int:
+        self.n += by
+        return self.n
+
+
+async def test_a_lost_update_is_listed_as_not_re_applied(regions: RegionPair) -> None:
+    rs, ns = regions, "lost-update"
+    client = await two_region_ns(rs, ns)
+    in_a = await Client.connect([rs.a.url], namespace=ns, follow_failover=False)
+    async with Worker(in_a, task_queue=QUEUE, workflows=[Counter]):
+        h = await client.start_workflow(Counter, id="u", task_queue=QUEUE)
+        await eventually(lambda: events_in(rs.b, ns, "u"), what="u in B")
+        async with HoldBack(rs.a):
+            # answered by region-a's worker, never shipped
+            assert await h.update("bump", 5, update_id="up-1", timeout=30) == 5
+            await forced_failover(rs.a.config, ns, rs.b.name)
+    out = await _outcomes(rs, ns, 2)
+    shown = [(o["event_type"], o["outcome"], o.get("update_id")) for o in out["u"]]
+    assert shown == [
+        ("WorkflowExecutionUpdateAccepted", "not re-applied", "up-1"),
+        ("WorkflowExecutionUpdateCompleted", "not re-applied", "up-1"),
+    ], out
+    await in_a.close()
