@@ -76,18 +76,24 @@ class PeerFence:
                 await asyncio.sleep(CHECK_EVERY_S)
 
     async def check(self, http: aiohttp.ClientSession) -> list[str]:
-        """Step down from every namespace a peer holds under a higher version;
-        the namespaces this region stepped down from."""
+        """Step down from every namespace a peer holds under a higher version,
+        and leave those the active region took this region out of; the
+        namespaces this region stepped down from."""
         region = self.store.region
         async with self.store.pool.acquire() as conn:
             rows = await conn.fetch(RQ["namespaces_active_here"], region)
+            standby = await conn.fetch(RQ["namespaces_standby_here"], region)
         deposed: list[str] = []
-        if not rows:
-            return deposed
         # one list of each peer's namespaces a round, not a request a namespace
         peers = sorted(
-            {p for r in rows for p in r["regions"] if p != region} & set(self.store.config.regions)
+            (
+                {p for r in rows for p in r["regions"] if p != region}
+                | {r["active_region"] for r in standby}
+            )
+            & set(self.store.config.regions)
         )
+        if not peers:
+            return deposed
         lists = await asyncio.gather(*(self._peer_namespaces(http, p) for p in peers))
         held = dict(zip(peers, lists, strict=True))
         for r in rows:
@@ -121,7 +127,38 @@ class PeerFence:
                     region,
                 )
                 deposed.append(str(r["name"]))
+        for r in standby:
+            await self._leave_if_removed(r, held.get(r["active_region"], {}).get(r["name"]))
         return deposed
+
+    async def _leave_if_removed(self, row: Any, active: dict[str, Any] | None) -> None:
+        """Leave a namespace whose active region no longer lists this region
+        (a ``remove-region`` this region missed, its namespace left with one
+        region, so no stream tells it), once nothing of it waits here to ship:
+        out of the namespace, the publisher would drop what a forced failover
+        left unshipped rather than have it archived and applied again."""
+        region = self.store.region
+        if (
+            active is None
+            or active["active_region"] != row["active_region"]
+            or int(active["failover_version"]) < int(row["failover_version"])
+            or not isinstance(active.get("regions"), list)
+            or region in active["regions"]
+        ):
+            return
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            await conn.execute(RQ["lock_namespace_for_promotion"], row["name"])
+            left = await conn.fetchval(RQ["leave_namespace"], row["name"], region)
+        if left is not None:
+            log.warning(
+                "namespace %s is active in %s, which no longer lists %s as a region: "
+                "%s left it (regions now %s)",
+                row["name"],
+                row["active_region"],
+                region,
+                region,
+                ", ".join(left),
+            )
 
     async def _peer_namespaces(
         self, http: aiohttp.ClientSession, peer: str

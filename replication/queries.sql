@@ -600,6 +600,20 @@ SELECT baton_apply_batch_v1($1, $2, $3, $4, $5, $6)
 SELECT name, regions, failover_version FROM namespaces
 WHERE active_region = $1 AND cardinality(regions) > 1
 
+-- name: namespaces_standby_here
+-- Replicated namespaces this region is a standby of.
+SELECT name, active_region, failover_version FROM namespaces
+WHERE $1 = ANY(regions) AND active_region <> $1
+
+-- name: leave_namespace
+-- Take this region ($2) out of its own row of namespace $1, which its active
+-- region no longer lists it in, unless batches of the namespace wait in its
+-- outbox (they ship first). (The fence is taken in a statement before this one.)
+UPDATE namespaces SET regions = array_remove(regions, $2), updated_at = now()
+WHERE name = $1 AND $2 = ANY(regions) AND active_region <> $2
+  AND NOT EXISTS (SELECT 1 FROM outbox WHERE namespace = $1)
+RETURNING regions
+
 -- name: depose_namespace
 -- A peer region holds namespace $1 active in $3 under the higher failover
 -- version $4, and this region ($2) missed the move (it was away when a forced

@@ -321,7 +321,7 @@ def create_app(store: Store) -> FastAPI:
     @app.get(f"{PREFIX}/namespaces", response_model=list[wire.NamespaceInfo])
     async def list_namespaces() -> Response:
         async with store.pool.acquire() as conn:
-            rows = await conn.fetch(Q["list_namespaces"])
+            rows = await conn.fetch(Q["list_namespaces"], store.region)
         return JSON([ns_info(Namespace.from_row(r)) for r in rows])
 
     @app.get(f"{PREFIX}/namespaces/{{namespace}}", response_model=wire.NamespaceInfo)

@@ -4,7 +4,9 @@
 SELECT * FROM namespaces WHERE name = $1
 
 -- name: list_namespaces
-SELECT * FROM namespaces ORDER BY name
+-- The namespaces this region ($1) is a region of: one taken out keeps its
+-- copy (describe reads it) but is no longer one of this region's.
+SELECT * FROM namespaces WHERE $1 = ANY(regions) ORDER BY name
 
 -- name: insert_namespace
 INSERT INTO namespaces (name, regions, active_region, failover_version, retention_days, description,

@@ -9,6 +9,7 @@ region-a's own row still listed it as the active region."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from ops.pg import PgCluster
 from replication.failover import forced_failover
-from replication.migration import remove_region
+from replication.migration import NotARegion, remove_region
 from store import db
 from store.errors import Unavailable
 from tests.helpers import eventually
@@ -87,11 +88,9 @@ async def test_a_region_removed_while_away_steps_down_when_it_returns(
         await asyncio.sleep(2)
         assert await rs.fetchval(a.name, count, NS, "TimerFired") == 0
         assert await rs.fetchval(a.name, active, NS) == b.name
-        # the rerun now finishes the removal in region-a's own row
-        assert await remove_region(rs.config, NS, a.name) == [b.name]
-        assert await rs.fetchval(a.name, "SELECT regions FROM namespaces WHERE name = $1", NS) == [
-            b.name
-        ]
+        # stepped down, it leaves by itself (region-b no longer lists it); a
+        # rerun finishes the removal if it has not yet, or changes nothing
+        await _rerun_removal(rs)
 
 
 async def test_a_removal_rerun_waits_for_what_the_region_had_not_shipped(
@@ -135,10 +134,19 @@ async def test_a_removal_rerun_waits_for_what_the_region_had_not_shipped(
         return await rs.fetchval(a.name, "SELECT count(*) FROM outbox") == 0
 
     await eventually(shipped, timeout=30, what="region-a to ship its tail")
-    assert await remove_region(rs.config, NS, a.name) == [b.name]
+    await _rerun_removal(rs)
 
     async def started_again_in_b() -> bool:
         sql = "SELECT count(*) FROM executions WHERE namespace = $1 AND workflow_id = 'tail'"
         return await rs.fetchval(b.name, sql, NS) == 1
 
     await eventually(started_again_in_b, timeout=30, what="the tail's start applied in region-b")
+
+
+async def _rerun_removal(rs: Regions) -> None:
+    a, b = rs[0], rs[1]
+    with contextlib.suppress(NotARegion):  # region-a may have left by itself first
+        assert await remove_region(rs.config, NS, a.name) == [b.name]
+    assert await rs.fetchval(a.name, "SELECT regions FROM namespaces WHERE name = $1", NS) == [
+        b.name
+    ]
