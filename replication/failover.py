@@ -35,7 +35,11 @@ from replication.behind import applied_offsets as _applied
 from replication.behind import refuse_a_target_behind
 from replication.publisher import topic_for
 from replication.readiness import FailoverTargetDeadLetters as FailoverTargetDeadLetters
-from replication.readiness import refuse_dead_letters_after_drain, require_ready
+from replication.readiness import (
+    refuse_dead_letters_after_drain,
+    require_ready,
+    require_serving,
+)
 from replication.sql import QUERIES as RQ
 from replication.status import end_offsets
 from replication.versions import next_version, row_rank
@@ -247,6 +251,7 @@ async def graceful_failover(
             await asyncio.sleep(0.2)
         # set aside while draining
         await refuse_dead_letters_after_drain(config, source, target, namespace)
+        await require_serving(config, source, target, namespace)
         await _require_handover(src, namespace, source, int(version))
         new_version = next_version(
             int(version), config.regions[target].initial_version, config.failover_version_increment

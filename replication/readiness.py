@@ -6,17 +6,23 @@ backfill still running, messages of the namespace in its dead-letter table)
 and again once the drain ends (a message in flight that it set aside while
 the failover drained moved its offsets past what it lacks). A refusal for
 dead letters has its own code, ``FAILOVER_TARGET_DEAD_LETTERS``, so a
-runbook can tell it from bad input and retry or purge the letters.
+runbook can tell it from bad input and retry or purge the letters. A target
+none of whose servers answers is refused before the promotion too
+(``UNAVAILABLE``): the namespace would be active where nothing serves it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import aiohttp
 import asyncpg
 
 from replication.sql import QUERIES as RQ
 from store import db
 from store.config import BatonConfig
-from store.errors import InvalidArgument, StoreError
+from store.errors import InvalidArgument, StoreError, Unavailable
 from worker.wire import ErrorCode
 
 
@@ -62,6 +68,41 @@ async def refuse_dead_letters_after_drain(
             dead_letters=dead,
             target=target,
         )
+
+
+#: How long a graceful failover waits for a server of its target to answer.
+SERVING_WAIT_S = 5.0
+
+
+async def require_serving(config: BatonConfig, source: str, target: str, namespace: str) -> None:
+    """Refuse to promote a target no server of which answers: the namespace
+    would be active where nothing takes its writes, dispatches its tasks or
+    fires its timers, until someone starts them (a forced failover, for a
+    source that is down, is not held back: anything beats a lost region)."""
+    url = config.regions[target].url
+    deadline = time.monotonic() + SERVING_WAIT_S
+    why = "no answer"
+    timeout = aiohttp.ClientTimeout(total=2.0)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while True:
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+                    why = f"HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+    raise Unavailable(
+        f"no server of {target} answers at {url}/healthz ({why}): moved there, {namespace} "
+        f"would have no server to take its writes, dispatch its tasks or fire its timers. "
+        f"{namespace} stays active in {source}; start {target}'s servers (`baton server "
+        f"--region {target}`), then run this again",
+        target=target,
+        url=url,
+    )
 
 
 async def dead_letters(config: BatonConfig, target: str, namespace: str) -> int:
