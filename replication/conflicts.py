@@ -48,6 +48,17 @@ SHOWN_TYPES = {
         "an update's handler ran in the lost region: send it again if it still applies"
     ),
 }
+#: An operator's requests (a workflow's own pause, or one its retry policy
+#: made, is not one: the code or policy acts again here): listed, not applied
+#: again (the run may have moved on here since), so they can be made again.
+OPERATOR_TYPES = {
+    EventType.WORKFLOW_EXECUTION_PAUSED.value: "a pause",
+    EventType.WORKFLOW_EXECUTION_UNPAUSED.value: "an unpause",
+    EventType.WORKFLOW_EXECUTION_OPTIONS_UPDATED.value: "a versioning override",
+    EventType.ACTIVITY_TASK_PAUSED.value: "an activity pause",
+    EventType.ACTIVITY_TASK_UNPAUSED.value: "an activity unpause",
+    EventType.ACTIVITY_TASK_RESET.value: "an activity reset",
+}
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,16 @@ async def reapply_txn(
                 }
             )
             continue
+        if e["event_type"] in OPERATOR_TYPES and _by_operator(e["attributes"] or {}):
+            outcomes.append(
+                {
+                    **outcome,
+                    "outcome": "not re-applied",
+                    "reason": f"{OPERATOR_TYPES[e['event_type']]} an operator made in the "
+                    "lost region: make it again if it still applies",
+                }
+            )
+            continue
         if e["event_type"] not in REAPPLIED_TYPES:
             continue
         claimed = await conn.fetchval(
@@ -301,6 +322,10 @@ async def reapply_txn(
                 {**outcome, "outcome": "refused", "code": exc.code.value, "message": str(exc)}
             )
     return outcomes
+
+
+def _by_operator(attrs: dict[str, Any]) -> bool:
+    return bool(attrs.get("source", "operator") == "operator")
 
 
 CLOSE_REQUEST_TYPES = {

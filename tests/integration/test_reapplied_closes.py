@@ -1,7 +1,8 @@
 """Cancels and terminates acknowledged in a region that a forced failover
 deposed before it shipped them are re-applied once in the new region, as its
 signals and starts are (ARCHITECTURE, invariant 7), to the run they named; a
-terminate the server wrote for another request is listed, not re-applied."""
+terminate the server wrote for another request is listed, not re-applied,
+and so are an update's and an operator's pause (shown with the reason)."""
 
 from __future__ import annotations
 
@@ -111,3 +112,18 @@ async def test_a_lost_update_is_listed_as_not_re_applied(regions: RegionPair) ->
         ("WorkflowExecutionUpdateCompleted", "not re-applied", "up-1"),
     ], out
     await in_a.close()
+
+
+async def test_a_lost_pause_is_listed_as_not_re_applied(regions: RegionPair) -> None:
+    rs, ns = regions, "lost-pause"
+    client = await two_region_ns(rs, ns)
+    await client.start_workflow(Tally, id="p", task_queue=QUEUE)
+    await eventually(lambda: events_in(rs.b, ns, "p"), what="p in B")
+    async with HoldBack(rs.a):
+        await client.get_workflow_handle("p").pause("look first", request_id="pause-1")
+        await forced_failover(rs.a.config, ns, rs.b.name)
+    out = await _outcomes(rs, ns, 1)
+    assert [(o["event_type"], o["outcome"]) for o in out["p"]] == [
+        ("WorkflowExecutionPaused", "not re-applied")
+    ], out
+    assert "make it again" in out["p"][0]["reason"]
