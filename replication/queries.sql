@@ -10,8 +10,8 @@
 -- it is now for rows written before that column existed); progress carries
 -- its pending activities, and 'buffered' its waiting inputs, as they are now
 -- (rows of other namespaces are only acknowledged, so nothing is built for
--- them). A conflict carries only the events the winning side re-applies,
--- signals and starts: the archive itself stays here. The execution row is
+-- them). A conflict carries only the events the winning side re-applies or
+-- lists (clients' and operators' requests): the archive itself stays here. The execution row is
 -- read only for a row without one (a subquery by key, never a join the
 -- planner may turn into a scan of every run).
 -- The same statement acknowledges the previous round's shipped rows ($2):
@@ -56,10 +56,20 @@ SELECT o.id, o.kind, o.ref, o.namespace, o.workflow_id, o.run_id, o.first_event_
           AND b.run_id = o.run_id) END AS buffered,
        CASE WHEN r.replicated AND o.kind = 'conflict' THEN
        (SELECT to_jsonb(c) || jsonb_build_object('events', (
-                  SELECT coalesce(jsonb_agg(ev ORDER BY (ev->>'event_id')::bigint), '[]')
-                  FROM jsonb_array_elements(c.events) AS ev
+                  SELECT coalesce(jsonb_agg(ev ORDER BY i), '[]')
+                  FROM jsonb_array_elements(c.events) WITH ORDINALITY AS x(ev, i)
                   WHERE ev->>'event_type' IN ('WorkflowExecutionSignaled',
-                                              'WorkflowExecutionStarted')))
+                                              'WorkflowExecutionStarted',
+                                              'WorkflowExecutionCancelRequested',
+                                              'WorkflowExecutionTerminated',
+                                              'WorkflowExecutionUpdateAccepted',
+                                              'WorkflowExecutionUpdateCompleted',
+                                              'WorkflowExecutionPaused',
+                                              'WorkflowExecutionUnpaused',
+                                              'WorkflowExecutionOptionsUpdated',
+                                              'ActivityTaskPaused',
+                                              'ActivityTaskUnpaused',
+                                              'ActivityTaskReset')))
         FROM replication_conflicts c WHERE c.id = o.ref) END AS conflict,
        to_jsonb(n) - 'create_request_id' AS ns
 FROM outbox o

@@ -661,11 +661,17 @@ DELETE FROM replication_dlq WHERE ctid = ANY(ARRAY(
 DELETE FROM queries WHERE created_at < now() - interval '1 hour'
 
 -- name: conflict_reapply_events
--- The signals and starts of one archived conflict (what the winning side re-applies).
-SELECT coalesce(jsonb_agg(ev ORDER BY (ev ->> 'event_id')::bigint), '[]')
-FROM replication_conflicts c, jsonb_array_elements(c.events) AS ev
+-- The clients' and operators' requests of one archived conflict (what the
+-- winning side re-applies or lists), in the archive's order: the inputs that
+-- waited behind a started workflow task (negative ids) come last, as they came.
+SELECT coalesce(jsonb_agg(ev ORDER BY i), '[]')
+FROM replication_conflicts c, jsonb_array_elements(c.events) WITH ORDINALITY AS x(ev, i)
 WHERE c.namespace = $1 AND c.id = $2
-  AND ev ->> 'event_type' IN ('WorkflowExecutionSignaled', 'WorkflowExecutionStarted')
+  AND ev ->> 'event_type' IN ('WorkflowExecutionSignaled', 'WorkflowExecutionStarted',
+      'WorkflowExecutionCancelRequested', 'WorkflowExecutionTerminated',
+      'WorkflowExecutionUpdateAccepted', 'WorkflowExecutionUpdateCompleted',
+      'WorkflowExecutionPaused', 'WorkflowExecutionUnpaused', 'WorkflowExecutionOptionsUpdated',
+      'ActivityTaskPaused', 'ActivityTaskUnpaused', 'ActivityTaskReset')
 GROUP BY c.id
 
 -- name: close_sticky_queue
