@@ -465,7 +465,7 @@ class Applier:
         elif kind == MESSAGE_TYPES["progress"]:
             await apply_progress_txn(conn, region, msg)
         elif kind == MESSAGE_TYPES["buffered"]:
-            await apply_buffered_txn(conn, region, msg)
+            await apply_buffered_txn(self.store, conn, region, msg)
         elif kind == MESSAGE_TYPES["conflict"]:
             await self._apply_conflict(conn, msg)
         elif kind == MESSAGE_TYPES["history"]:

@@ -23,6 +23,7 @@ branches of one run, the one whose last event has the higher version wins.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
@@ -192,11 +193,40 @@ async def apply_progress_txn(conn: asyncpg.Connection, region: str, msg: dict[st
     await _store_progress(conn, msg)
 
 
-async def apply_buffered_txn(conn: asyncpg.Connection, region: str, msg: dict[str, Any]) -> None:
+async def apply_buffered_txn(
+    store: Store, conn: asyncpg.Connection, region: str, msg: dict[str, Any]
+) -> None:
     """Keep the inputs waiting behind a started workflow task in the active region:
     a region that takes the namespace over writes them after timing that task out.
-    The history batch that writes them there removes them here."""
-    active, _ = await apply_namespace_txn(conn, region, msg["namespace_info"])
+    The history batch that writes them there removes them here.
+
+    Arriving where the namespace is active now, they waited in a region a
+    forced failover deposed, and were acknowledged there: archived and
+    re-applied once each, as the signals of its refused history batches are.
+    """
+    active, ns_version = await apply_namespace_txn(conn, region, msg["namespace_info"])
+    if active == region and msg.get("source_region") not in (None, region):
+        if msg.get("buffered_by_reference"):
+            raise NeedContent()
+        waiting = _waiting(msg, ns_version)
+        # each such message carries every input waiting then: archive those
+        # not re-applied from an earlier one
+        done = set(
+            await conn.fetchval(
+                Q["reapplied_of"],
+                waiting.namespace,
+                waiting.workflow_id,
+                waiting.run_id,
+                [e["event_id"] for e in waiting.events],
+                int(msg["version"]),
+            )
+            or []
+        )
+        fresh = [e for e in waiting.events if e["event_id"] not in done]
+        if fresh:
+            losing = dataclasses.replace(waiting, events=fresh)
+            await archive_losing_batch(store, conn, losing, reapply=True)
+        return
     if active == region or region not in msg["namespace_info"]["regions"]:
         return
     if msg.get("buffered_by_reference"):
@@ -207,6 +237,31 @@ async def apply_buffered_txn(conn: asyncpg.Connection, region: str, msg: dict[st
     ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
     await conn.fetchval(Q["apply_buffered"], ns, wid, rid, rows)
     await conn.execute(Q["derive_request_ids"], ns, wid, rid, rows)
+
+
+def _waiting(msg: dict[str, Any], winning_version: int) -> Losing:
+    """A deposed region's waiting inputs as a losing branch (each under its
+    negated seq in place of an event id, as an archived local tail keeps them)."""
+    version = int(msg["version"])
+    events = [
+        {
+            "event_id": -int(b["seq"]),
+            "event_type": b["event_type"],
+            "event_time": msg.get("source_time"),
+            "version": version,
+            "attributes": b["attributes"],
+            "buffered": True,
+        }
+        for b in msg["buffered"]
+    ]
+    return Losing(
+        msg["namespace"],
+        msg["workflow_id"],
+        uuid.UUID(msg["run_id"]),
+        msg["source_region"],
+        events,
+        winning_version,
+    )
 
 
 async def _store_progress(conn: asyncpg.Connection, msg: dict[str, Any]) -> None:

@@ -654,3 +654,10 @@ WHERE c.namespace = $1 AND c.workflow_id = $2 AND c.run_id = $3
   AND o ->> 'run_id' IS NOT NULL
 ORDER BY c.id DESC
 LIMIT 1
+
+-- name: reapplied_of
+-- Which of these (negated) event ids of a run's branch under version $5 were
+-- re-applied here already.
+SELECT array_agg(event_id) FROM replication_reapplied
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = ANY($4::bigint[])
+  AND version = $5

@@ -153,3 +153,55 @@ async def test_signals_that_waited_behind_a_lost_task_are_re_applied_in_their_or
             if e["event_type"] == "WorkflowExecutionSignaled"
         ]
         assert signals == ["sig-9", "sig-1", "sig-2", "sig-3"]
+
+
+async def test_signals_that_waited_behind_a_lost_task_and_shipped_late_are_re_applied(
+    a_with_own_database: Regions,
+) -> None:
+    """Shipped after the failover (the new region wrote nothing to the run
+    first), the inputs that waited in the lost region reach the new active
+    region as waiting inputs of a region no longer active: re-applied once
+    each, in order, where they were dropped."""
+    rs = a_with_own_database
+    a, b = rs[0], rs[1]
+    events = "SELECT count(*) FROM history_events WHERE namespace = $1"
+    async with (
+        await Client.connect(rs.urls, namespace=NS) as client,
+        await Client.connect([a.url], namespace=NS, follow_failover=False) as in_a,
+        await Client.connect([b.url], namespace=NS) as in_b,
+    ):
+        await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
+        await client.start_workflow(Busy, id="busy", task_queue=QUEUE)
+
+        async def in_region_b() -> bool:
+            return await rs.fetchval(b.name, events, NS) == 2
+
+        await eventually(in_region_b, timeout=30, what="the run in region-b")
+        async with (
+            HoldBack(a),  # type: ignore[arg-type]  # (it needs only a dsn)
+            Worker(in_a, task_queue=QUEUE, workflows=[Busy], deadlock_timeout=30),
+        ):
+
+            async def task_started() -> bool:
+                sql = "SELECT wt_started_event_id IS NOT NULL FROM executions WHERE namespace = $1"
+                return bool(await rs.fetchval(a.name, sql, NS))
+
+            await eventually(task_started, timeout=30, what="the workflow task started in A")
+            for n in (1, 2, 3):  # they wait behind the started task
+                await in_a.get_workflow_handle("busy").signal("add", n, request_id=f"sig-{n}")
+            await forced_failover(rs.config, NS, b.name)
+
+        async def signals_in_b() -> list[str] | None:
+            history = await in_b.get_workflow_handle("busy").history()
+            got = [
+                e["attributes"]["request_id"]
+                for e in history
+                if e["event_type"] == "WorkflowExecutionSignaled"
+            ]
+            return got if len(got) >= 3 else None
+
+        got = await eventually(signals_in_b, timeout=30, what="the signals in region-b")
+        assert got == ["sig-1", "sig-2", "sig-3"]
+        rows = await list_conflicts(rs.config, NS, b.name)
+        outcomes = [o["outcome"] for c in rows for o in c["reapplied"]]
+        assert outcomes.count("re-applied") == 3, rows
