@@ -34,7 +34,7 @@ from replication.apply import (
     apply_progress_txn,
     lock_namespaces_for_apply,
 )
-from replication.conflicts import Losing, archive_losing_batch
+from replication.conflicts import Losing, archive_losing_batch, converge_txn
 from replication.publisher import MESSAGE_TYPES, topic_for
 from replication.sql import QUERIES as Q
 from store import db
@@ -475,10 +475,20 @@ class Applier:
 
     async def _apply_conflict(self, conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
         """Another region archived a tail it never shipped: re-apply its signals and
-        starts if the namespace is active here."""
+        starts if the namespace is active here. Or the active region refused a
+        branch: drop this region's copy of it."""
         ns = await conn.fetchrow(Q["local_namespace_full"], msg["namespace"])
         conflict = msg.get("conflict")
-        if ns is None or ns["active_region"] != self.store.region or not conflict:
+        if ns is None or not conflict:
+            return
+        if conflict.get("kind") == "rejected_batch":
+            # The region active then refused a deposed region's branch: a
+            # region holding a copy of it drops it (nothing to re-apply: the
+            # refusing region did that).
+            if ns["active_region"] != self.store.region:
+                await converge_txn(self.store, conn, msg)
+            return
+        if ns["active_region"] != self.store.region:
             return
         if msg.get("conflict_by_reference"):
             raise NeedContent()

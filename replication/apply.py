@@ -318,7 +318,7 @@ async def apply_history_txn(store: Store, conn: asyncpg.Connection, msg: dict[st
     start = int(incoming[0]["event_id"])
     losing = Losing(ns, wid, rid, msg["source_region"], incoming, ns_version)
     if active_here and batch_version < ns_version:
-        await archive_losing_batch(store, conn, losing, reapply=True)
+        await archive_losing_batch(store, conn, losing, reapply=True, tell_source=True)
         return
     if local_last is not None and batch_version < local_last:
         # the batch continues or branches off a history that moved on under a newer version

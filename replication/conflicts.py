@@ -171,9 +171,21 @@ async def archive_local_tail(
 
 
 async def archive_losing_batch(
-    store: Store, conn: asyncpg.Connection, losing: Losing, *, reapply: bool
+    store: Store,
+    conn: asyncpg.Connection,
+    losing: Losing,
+    *,
+    reapply: bool,
+    tell_source: bool = False,
 ) -> None:
-    """Archive a refused batch; on the active region, re-apply its signals and starts."""
+    """Archive a refused batch; on the active region, re-apply its signals and starts.
+
+    ``tell_source``: ship the archive's outline, so that the region the batch
+    came from (and any standby holding the branch) archives its own copy of
+    the branch and takes this region's history, even when nothing re-applied
+    here writes to the run (a lost update or pause): left alone, it would
+    keep the losing branch until the run's next write here.
+    """
     cid = await conn.fetchval(
         Q["insert_conflict"],
         losing.namespace,
@@ -190,6 +202,39 @@ async def archive_losing_batch(
     if reapply:
         outcomes = await reapply_txn(store, conn, losing)
         await conn.execute(Q["set_conflict_reapplied"], cid, outcomes)
+    if tell_source and int(losing.events[0]["event_id"]) >= 1:
+        await conn.execute(
+            Q["outbox_conflict"],
+            losing.namespace,
+            losing.workflow_id,
+            losing.run_id,
+            losing.events[0]["event_id"],
+            losing.events[-1]["event_id"],
+            losing.winning_version,
+            cid,
+        )
+
+
+async def converge_txn(store: Store, conn: asyncpg.Connection, msg: dict[str, Any]) -> None:
+    """The active region refused a branch of a run (``msg`` is its conflict):
+    archive this region's copy of that branch, if it holds one, and take the
+    active region's row of the run, as a newer branch arriving would make it."""
+    conflict = msg["conflict"]
+    first = int(conflict["first_event_id"])
+    winning = int(conflict["winning_version"])
+    ns, wid, rid = msg["namespace"], msg["workflow_id"], uuid.UUID(msg["run_id"])
+    if first < 1 or await conn.fetchrow(Q["lock_local_execution"], ns, wid, rid) is None:
+        return
+    tail = await conn.fetch(Q["local_events_from"], ns, wid, rid, first)
+    if not tail or any(int(e["version"]) >= winning for e in tail):
+        return  # not the branch (or the winner's events came first)
+    await archive_local_tail(store, conn, ns, wid, rid, first, winning)
+    execution = msg.get("execution")
+    if first == 1 or not execution:
+        return
+    execution = {**execution, "next_event_id": min(int(execution["next_event_id"]), first)}
+    await conn.execute(Q["upsert_execution_json"], execution)
+    await conn.execute(Q["replace_current"], ns, wid, rid, execution["status"])
 
 
 async def reapply_txn(

@@ -19,6 +19,7 @@ from tests.integration.test_run_state import (
     HoldBack,
     Tally,
     events_in,
+    fetchval,
     two_region_ns,
     verified,
 )
@@ -111,6 +112,7 @@ async def test_a_lost_update_is_listed_as_not_re_applied(regions: RegionPair) ->
         ("WorkflowExecutionUpdateAccepted", "not re-applied", "up-1"),
         ("WorkflowExecutionUpdateCompleted", "not re-applied", "up-1"),
     ], out
+    await verified(rs, ns)
     await in_a.close()
 
 
@@ -127,3 +129,8 @@ async def test_a_lost_pause_is_listed_as_not_re_applied(regions: RegionPair) -> 
         ("WorkflowExecutionPaused", "not re-applied")
     ], out
     assert "make it again" in out["p"][0]["reason"]
+    # nothing re-applied writes to the run in region-b: region-a drops its
+    # branch all the same, where it kept the pause in its copy for good
+    await verified(rs, ns)
+    conn_sql = "SELECT paused FROM executions WHERE namespace = $1 AND workflow_id = 'p'"
+    assert await fetchval(rs.a, conn_sql, ns) is False
