@@ -250,6 +250,17 @@ async def reapply_txn(
         outcome: dict[str, Any] = {"event_id": e["event_id"], "event_type": e["event_type"]}
         if e["event_type"] in SHOWN_TYPES:
             update_id = (e["attributes"] or {}).get("update_id")
+            state = update_id and await conn.fetchval(
+                Q["update_state_here"],
+                losing.namespace,
+                losing.workflow_id,
+                losing.run_id,
+                update_id,
+            )
+            if state:
+                # the client, told to ask again, asked here with the same id
+                outcomes.append({**outcome, "outcome": "already applied", "update_id": update_id})
+                continue
             outcomes.append(
                 {
                     **outcome,

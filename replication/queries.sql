@@ -661,3 +661,8 @@ LIMIT 1
 SELECT array_agg(event_id) FROM replication_reapplied
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = ANY($4::bigint[])
   AND version = $5
+
+-- name: update_state_here
+-- The state of an update of this id of the run here, if it was asked here.
+SELECT state FROM workflow_updates
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND update_id = $4

@@ -6,6 +6,7 @@ and so are an update's and an operator's pause (shown with the reason)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -134,3 +135,33 @@ async def test_a_lost_pause_is_listed_as_not_re_applied(regions: RegionPair) -> 
     await verified(rs, ns)
     conn_sql = "SELECT paused FROM executions WHERE namespace = $1 AND workflow_id = 'p'"
     assert await fetchval(rs.a, conn_sql, ns) is False
+
+
+async def test_a_lost_update_the_client_asked_again_is_listed_as_applied(
+    regions: RegionPair,
+) -> None:
+    rs, ns = regions, "update-again"
+    client = await two_region_ns(rs, ns)
+    async with Worker(client, task_queue=QUEUE, workflows=[Tally]):
+        h = await client.start_workflow(Tally, id="u", task_queue=QUEUE)
+        await eventually(lambda: events_in(rs.b, ns, "u"), what="u in B")
+        async with HoldBack(rs.a):
+
+            async def accepted_in_a() -> bool:
+                sql = (
+                    "SELECT count(*) FROM history_events WHERE namespace = $1 "
+                    "AND event_type = 'WorkflowExecutionUpdateAccepted'"
+                )
+                return int(await fetchval(rs.a, sql, ns)) == 1
+
+            call = asyncio.create_task(h.update("slow_double", 21, update_id="u-1", timeout=60))
+            await eventually(accepted_in_a, timeout=30, what="the update accepted in A")
+            await forced_failover(rs.a.config, ns, rs.b.name)
+            # the SDK asks region-b again with the same update id
+            assert await call == 42
+        out = await _outcomes(rs, ns, 1)
+        shown = [(o["event_type"], o["outcome"]) for o in out["u"]]
+        assert ("WorkflowExecutionUpdateAccepted", "already applied") in shown, out
+        assert all(o["outcome"] != "not re-applied" for o in out["u"]), out
+        await h.signal("finish")
+        assert await h.result(timeout=30) == [42]
