@@ -3,9 +3,12 @@
 ARCHITECTURE, invariant 3: the losing branch is archived, never silently
 dropped. A refused batch (:func:`archive_losing_batch`) and a local tail the
 incoming history replaces (:func:`archive_local_tail`) go into
-``replication_conflicts``; on the active region the signals and starts they
-carried are re-applied here, each once (:func:`reapply_txn`), so nothing a
-client was told succeeded is lost. ``baton replication conflicts`` lists them.
+``replication_conflicts``; on the active region the signals, starts, cancels
+and terminates they carried are re-applied here, each once (:func:`reapply_txn`),
+so nothing a client was told succeeded is lost, and what is not re-applied
+(updates, operators' requests) is listed with the reason. A region holding a
+branch the active region refused drops it (:func:`converge_txn`).
+``baton replication conflicts`` lists them.
 """
 
 from __future__ import annotations
@@ -240,7 +243,9 @@ async def converge_txn(store: Store, conn: asyncpg.Connection, msg: dict[str, An
 async def reapply_txn(
     store: Store, conn: asyncpg.Connection, losing: Losing
 ) -> list[dict[str, Any]]:
-    """Re-apply the signals and starts of a losing branch here, each once."""
+    """Re-apply the signals, starts, cancels and terminates of a losing branch
+    here, each once; list its updates and operators' requests with the reason
+    they are not."""
     outcomes: list[dict[str, Any]] = []
     signals = _signals_with_start(losing.events)
     # the run a cancel or terminate of the branch acts on here: its own, or
