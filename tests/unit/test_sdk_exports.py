@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import worker
+import worker.errors as worker_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,21 +18,59 @@ EXPECTED_ALL = [
     "ActivityError",
     "AesGcmCodec",
     "ApplicationError",
+    "BatchAlreadyExistsError",
+    "BatchNotFoundError",
     "BatonError",
     "CanceledError",
     "Client",
+    "ClientClosedError",
     "DataConverter",
+    "DeploymentNotFoundError",
+    "FailureError",
+    "InternalServerError",
+    "InvalidArgumentError",
+    "InvalidQueryError",
+    "LimitExceededError",
+    "MalformedRequestError",
+    "MethodNotAllowedError",
+    "NamespaceAlreadyExistsError",
+    "NamespaceInHandoverError",
+    "NamespaceNotActiveError",
+    "NamespaceNotFoundError",
+    "NoPollersError",
     "NonDeterminismError",
     "PayloadCodec",
     "PayloadConverter",
+    "PayloadDecryptionError",
+    "PayloadTooLargeError",
+    "PayloadTypeError",
+    "QueryFailedError",
+    "QueryTimedOutError",
     "RetryPolicy",
+    "RevisionMismatchError",
+    "RouteNotFoundError",
+    "ScheduleAlreadyExistsError",
     "ScheduleHandle",
+    "ScheduleNotFoundError",
+    "SchemaOutOfDateError",
+    "TaskNotFoundError",
+    "TerminatedError",
+    "TimeoutError_",
+    "UnavailableError",
+    "UnknownEncryptionKeyError",
+    "UpdateFailedError",
+    "UpdateRejectedError",
+    "UpdateTimedOutError",
     "Worker",
+    "WorkflowAlreadyStartedError",
     "WorkflowExecution",
     "WorkflowFailureError",
     "WorkflowHandle",
     "WorkflowIdConflictPolicy",
     "WorkflowIdReusePolicy",
+    "WorkflowNotFoundError",
+    "WorkflowNotRunningError",
+    "WorkflowPausedError",
     "activity",
     "endpoints_from_config",
     "workflow",
@@ -55,6 +95,32 @@ def test_every_exported_name_is_importable() -> None:
     namespace: dict[str, object] = {}
     exec("from worker import *", namespace)  # the star import honours __all__
     assert set(EXPECTED_ALL) <= namespace.keys()
+
+
+def test_every_sdk_error_is_exported() -> None:
+    # The README names errors a caller catches (WorkflowAlreadyStartedError,
+    # InvalidArgumentError, ...) without a module: `from worker import X` takes
+    # each, as `from temporalio.client import ...` does. TestClockOffError
+    # stays in worker.errors alone: pytest would try to collect it from a
+    # test module that star-imports the SDK.
+    errors = {
+        name
+        for name, obj in vars(worker_errors).items()
+        if isinstance(obj, type)
+        and issubclass(obj, Exception)
+        and obj.__module__ == worker_errors.__name__
+    }
+    assert errors - set(worker.__all__) == {"TestClockOffError"}
+    for name in errors - {"TestClockOffError"}:
+        assert getattr(worker, name) is getattr(worker_errors, name), name
+
+
+def test_errors_the_readme_names_import_from_worker() -> None:
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`([A-Z][A-Za-z]*Error_?)`", readme))
+    sdk_named = {name for name in named if hasattr(worker_errors, name)}
+    assert {"WorkflowAlreadyStartedError", "InvalidArgumentError"} <= sdk_named
+    assert sorted(sdk_named - set(worker.__all__)) == []
 
 
 def _modules_loaded_by(code: str) -> list[str]:
