@@ -520,6 +520,21 @@ def workflow_list(
     output: str,
 ) -> None:
     """List workflow runs matching a query (newest first unless it says ORDER BY)."""
+    shorthand = {
+        "--status": status,
+        "--type": workflow_type,
+        "--task-queue": task_queue,
+        "--started-after": started_after,
+        "--started-before": started_before,
+        "--prefix": prefix,
+    }
+    given = [name for name, value in shorthand.items() if value is not None]
+    if query and given:
+        # the server takes one filter or the other: refused here, naming the options
+        raise CliInputError(
+            f"give --query or {', '.join(given)}, not both: those options are shorthand for "
+            "a query, so write them into it (e.g. \"... AND ExecutionStatus = 'Running'\")"
+        )
 
     async def go(c: Client) -> list[dict[str, Any]]:
         # memos as values, as describe shows them (what the keys cannot open stays sealed)

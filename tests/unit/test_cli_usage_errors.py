@@ -78,6 +78,9 @@ REFUSED_BEFORE_SENDING = [
     ["batch", "describe", "a/b"],
     ["batch", "start", "--query", "x", "--op", "signal", "--reason", "r"],  # no --signal
     ["workflow", "unpause", "w", "--to-current", "--build-id", "b1"],
+    # the shorthand options are a query of their own: the server took one or the other
+    ["workflow", "list", "--query", "WorkflowType = 'T'", "--status", "running"],
+    ["workflow", "list", "-q", "CustomerId = 'c'", "--prefix", "order-", "--type", "T"],
 ]
 
 
@@ -119,3 +122,24 @@ def test_what_is_neither_seconds_nor_a_span_is_a_usage_error_saying_what_it_take
     assert result.exit_code == 2, result.output
     message = json.loads(result.stdout)["error"]["message"]
     assert "--run-timeout" in message and "a span like 1h30m" in message, message
+
+
+def test_query_and_shorthand_options_name_the_options(tmp_path: Path) -> None:
+    """It was the server's INVALID_ARGUMENT naming its own fields ("give either
+    query or the fixed filters (status, ...)"), exit 1, after connecting."""
+    config = str(tmp_path / "absent.toml")
+    args = ["workflow", "list", "--query", "WorkflowType = 'T'", "--prefix", "o-", "--status"]
+    result = CliRunner().invoke(cli, ["--config", config, "-o", "json", *args, "failed"])
+    assert result.exit_code == 2, result.output
+    message = json.loads(result.stdout)["error"]["message"]
+    assert "--query" in message and "--status, --prefix" in message, message
+
+
+def test_an_empty_query_beside_shorthand_options_is_no_conflict(tmp_path: Path) -> None:
+    """An empty query matches every run, so the options alone filter (the
+    config is absent here: the command got as far as reading it)."""
+    config = str(tmp_path / "absent.toml")
+    args = ["workflow", "list", "--query", "", "--status", "running"]
+    result = CliRunner().invoke(cli, ["--config", config, "-o", "json", *args])
+    assert result.exit_code == 1, result.output
+    assert "config" in json.loads(result.stdout)["error"]["message"].lower()
