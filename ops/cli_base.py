@@ -201,7 +201,9 @@ def error_details(exc: BaseException) -> dict[str, Any] | None:
     server's ``details`` (the run already running, the kind of request that
     used a request id), or how a workflow closed and with what failure."""
     if isinstance(exc, WorkflowFailureError):
-        failure = exc.failure.model_dump(exclude_none=True) if exc.failure else None
+        # every field, as `workflow describe` and the API give a failure: a
+        # script reads the same keys (``cause``, ``timeout_type``) whichever it asked
+        failure = exc.failure.model_dump(mode="json") if exc.failure else None
         return {"status": exc.status, "failure": failure}
     details = getattr(exc, "details", None)
     if isinstance(exc, BatonError | StoreError) and isinstance(details, dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.wire import CANCELED_FAILURE_TYPE, TIMEOUT_FAILURE_TYPE, EventType
+from worker.wire import CANCELED_FAILURE_TYPE, TIMEOUT_FAILURE_TYPE, EventType, Failure
 
 #: The status each closing event gives a run.
 CLOSE_STATUS = {
@@ -19,6 +19,14 @@ CLOSE_STATUS = {
     EventType.WORKFLOW_EXECUTION_TIMED_OUT.value: "timed_out",
     EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW.value: "continued_as_new",
 }
+
+
+def _server_failure(message: str, type_: str, timeout_type: str | None = None) -> dict[str, Any]:
+    """A failure the server writes itself, with every field a worker's failure
+    has: describe, the result call and the CLI then give the same keys
+    (``cause``, ``stack_trace``, ...) however a run closed."""
+    failure = Failure(message=message, type=type_, timeout_type=timeout_type)
+    return failure.model_dump(mode="json")
 
 
 def close_outcome(event_type: str, attributes: dict[str, Any]) -> tuple[str, Any, Any]:
@@ -34,25 +42,21 @@ def close_outcome(event_type: str, attributes: dict[str, Any]) -> tuple[str, Any
         return (
             status,
             None,
-            {
-                "message": f"workflow canceled: {reason}" if reason else "workflow canceled",
-                "type": CANCELED_FAILURE_TYPE,
-            },
+            _server_failure(
+                f"workflow canceled: {reason}" if reason else "workflow canceled",
+                CANCELED_FAILURE_TYPE,
+            ),
         )
     if status == "terminated":
         return (
             status,
             None,
-            {"message": attributes.get("reason") or "terminated", "type": "Terminated"},
+            _server_failure(attributes.get("reason") or "terminated", "Terminated"),
         )
     if status == "timed_out":
         return (
             status,
             None,
-            {
-                "message": "workflow run timed out",
-                "type": TIMEOUT_FAILURE_TYPE,
-                "timeout_type": "run",
-            },
+            _server_failure("workflow run timed out", TIMEOUT_FAILURE_TYPE, "run"),
         )
     return status, None, None

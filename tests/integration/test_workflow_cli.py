@@ -367,6 +367,11 @@ async def test_a_json_error_carries_the_details_the_server_gave(
     assert code == 1 and out["error"]["code"] == "WORKFLOW_TERMINATED", (out, err)
     details = out["error"]["details"]
     assert details["status"] == "terminated" and "enough" in details["failure"]["message"], out
+    code, described, err = await baton(region, "workflow", "describe", "cli-details")
+    assert code == 0, err
+    # the failure as describe (and the API) give it, every key there: it left
+    # out those that were null (cause, timeout_type, activity, ...)
+    assert details["failure"] == described["failure"], (details, described)
 
     code, out, err = await baton(region, "workflow", "describe", "cli-nothing")
     assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_FOUND", (out, err)
