@@ -27,7 +27,8 @@ def namespace() -> None:
 def _namespace_view(d: dict[str, Any]) -> RenderableType:
     view = dict(d)
     if isinstance(view.get("executions"), dict):
-        view["executions"] = ", ".join(f"{k}={v}" for k, v in view["executions"].items()) or "0"
+        counts = view["executions"].items()
+        view["executions"] = ", ".join(f"{k}={v}" for k, v in counts if v) or "0"
     return kv_table(view)
 
 

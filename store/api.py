@@ -333,7 +333,10 @@ def create_app(store: Store) -> FastAPI:
             counts = await conn.fetch(Q["count_executions"], namespace) if executions else None
         info = ns_info(ns)
         if counts is not None:
-            info["executions"] = {r["status"]: r["n"] for r in counts}
+            # every status, 0 where none: a script reads executions["running"]
+            # of a namespace with no running run too
+            info["executions"] = {status.value: 0 for status in wire.WorkflowStatus}
+            info["executions"].update({r["status"]: r["n"] for r in counts})
         return JSON(info)
 
     @app.patch(f"{PREFIX}/namespaces/{{namespace}}", response_model=wire.NamespaceInfo)

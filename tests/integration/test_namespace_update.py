@@ -114,3 +114,23 @@ async def test_retention_that_is_not_a_whole_number_is_refused_at_create_and_upd
     assert (await client.describe_namespace("strict"))["retention_days"] == 9
     with pytest.raises(NamespaceNotFoundError):
         await client.describe_namespace("strict-2")
+
+
+async def test_describe_counts_every_status_zero_where_none(client: Client, region: Region) -> None:
+    """Regression: the counts held only the statuses some run had, so a script
+    reading ``executions["running"]`` of a namespace with no running run (or
+    a fresh one: ``{}``) met a KeyError, in the SDK, the API and `-o json`."""
+    await client.create_namespace("counted")
+    every = {"running", "completed", "failed", "canceled", "terminated"}
+    every |= {"continued_as_new", "timed_out"}
+    described = await client.describe_namespace("counted")
+    assert described["executions"] == dict.fromkeys(every, 0), described
+
+    counted = await Client.connect(region.url, namespace="counted")
+    async with counted:
+        handle = await counted.start_workflow("Nobody", id="w1", task_queue="nobody")
+        await handle.terminate("done")
+        await counted.start_workflow("Nobody", id="w2", task_queue="nobody")
+    code, out, err = await baton_json(region.config_path, "namespace", "describe", "counted")
+    assert code == 0, err
+    assert out["executions"] == {**dict.fromkeys(every, 0), "terminated": 1, "running": 1}, out
