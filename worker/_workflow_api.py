@@ -73,6 +73,16 @@ class WorkflowInfo:
     task (not replayed): a guard turns it off for a run that keeps doing so
     without getting anything else done."""
 
+    @property
+    def continued_run_id(self) -> str | None:
+        """``continued_from_run_id`` under the name Temporal's ``workflow.Info`` gives it."""
+        return self.continued_from_run_id
+
+    @property
+    def first_execution_run_id(self) -> str:
+        """``first_run_id`` under the name Temporal's ``workflow.Info`` gives it."""
+        return self.first_run_id
+
 
 def seconds_of(value: Any) -> timedelta | None:
     """A duration in seconds, as history holds it, as a timedelta (None: none)."""

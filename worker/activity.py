@@ -121,6 +121,16 @@ class ActivityInfo:
     _flags: dict[str, bool] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
+    def workflow_run_id(self) -> str:
+        """``run_id`` under the name Temporal's ``activity.Info`` gives it."""
+        return self.run_id
+
+    @property
+    def workflow_namespace(self) -> str:
+        """``namespace`` under the name Temporal's ``activity.Info`` gives it."""
+        return self.namespace
+
+    @property
     def paused(self) -> bool:
         """An operator paused the activity (or its retry policy did): this attempt
         may finish, but no new one starts until it is unpaused. Learnt from the
