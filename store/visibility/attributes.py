@@ -220,6 +220,13 @@ def normalize_value(name: str, kind: AttributeType, value: Any) -> Any:
             f': send it as a string, "{text}" (on the baton command line, quoted for the '
             f"shell: {name}='\"{text}\"')"
         )
+    if kind == AttributeType.KEYWORD_LIST and isinstance(value, str):
+        # `--search-attribute Tags=a` reads a bare word as a string: say how to send a list
+        listed = orjson.dumps([value]).decode()
+        hint = (
+            f": send a list of strings, {listed} (on the baton command line, quoted for the "
+            f"shell: {name}='{listed}')"
+        )
     wrong = InvalidArgument(
         f"search attribute {name!r} is {kind.value}; {value!r} is not a {kind.value} value{hint}"
     )
