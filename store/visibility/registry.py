@@ -91,7 +91,8 @@ async def remove_attribute(store: Store, namespace: str, name: str) -> dict[str,
         attrs = dict(ns.search_attributes)
         spec = attrs.get(name)
         if spec is None or spec.get("removed"):
-            return {"name": name, "changed": False}
+            # the same keys as a removal's answer: the type it was (None: never one)
+            return {"name": name, "type": spec["type"] if spec else None, "changed": False}
         attrs[name] = {"type": spec["type"], "removed": True}
         await conn.fetchrow(Q["set_namespace_search_attributes"], namespace, attrs)
         await conn.execute(Q["outbox_namespace"], namespace)

@@ -63,6 +63,18 @@ async def test_registry_add_list_remove_and_typed_refusals(client: Client) -> No
     )
     assert await ids(client, "CustomerId = 'a'") == ["r-1"]
     assert (await client.remove_search_attribute("CustomerId"))["changed"] is True
+    # again, and a name never registered: the same keys as a removal, nothing changed
+    # (the answer left out the type, so `-o json` keys depended on the outcome)
+    assert await client.remove_search_attribute("CustomerId") == {
+        "name": "CustomerId",
+        "type": "Keyword",
+        "changed": False,
+    }
+    assert await client.remove_search_attribute("NeverThere") == {
+        "name": "NeverThere",
+        "type": None,
+        "changed": False,
+    }
     with pytest.raises(InvalidQueryError) as err:
         await ids(client, "CustomerId = 'a'")
     assert "unknown search attribute 'CustomerId'" in err.value.message
