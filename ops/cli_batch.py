@@ -267,7 +267,8 @@ def batch_start(
         err_console.print(
             f"batch job {result.get('job_id')} ended {result.get('state')}"
             + (f": {result['error']}" if result.get("error") else "")
-            + (f" ({result['stop_reason']})" if result.get("stop_reason") else "")
+            + (f" ({result['stop_reason']})" if result.get("stop_reason") else ""),
+            markup=False,
         )
         click.get_current_context().exit(1)
 

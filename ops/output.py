@@ -164,7 +164,7 @@ def table(
         title: Shown above the table.
         no_wrap: Columns kept on one line (ids, types); the others fold.
     """
-    t = Table(title=title, title_justify="left", header_style="bold")
+    t = Table(title=plain(title), title_justify="left", header_style="bold")
     for c in columns:
         t.add_column(c, overflow="fold", no_wrap=c in no_wrap)
     for row in rows:
@@ -174,7 +174,7 @@ def table(
 
 def kv_table(items: Mapping[str, Any], *, title: str | None = None) -> Table:
     """A two-column key/value table; ``(none)`` under the title when ``items`` is empty."""
-    t = Table(title=title, title_justify="left", show_header=False)
+    t = Table(title=plain(title), title_justify="left", show_header=False)
     if not items:
         # A headerless table with no cells measures as wide as it may be (2000
         # columns into a pipe): say there is nothing instead, as wide as the title.
@@ -185,8 +185,14 @@ def kv_table(items: Mapping[str, Any], *, title: str | None = None) -> Table:
     t.add_column("key", style="bold")
     t.add_column("value", overflow="fold")
     for k, v in items.items():
-        t.add_row(k, cell(v))
+        t.add_row(Text(str(k)), cell(v))
     return t
+
+
+def plain(title: str | None) -> Text | None:
+    """A title as Text: it names a workflow, a schedule or a memo key, any of
+    which may hold brackets rich would read as markup (``[/]`` raised)."""
+    return None if title is None else Text(title)
 
 
 def cell(value: Any) -> Text:
