@@ -53,6 +53,7 @@ __all__ = [
     "pass_state",
     "spelled",
     "split_csv",
+    "strict_json",
     "wire_max",
 ]
 
@@ -519,6 +520,13 @@ def _not_json(text: str) -> Any:
     raise ValueError(f"{text} is not JSON")
 
 
+def strict_json(raw: str) -> Any:
+    """``raw`` as JSON, and only JSON: ``NaN``, ``Infinity`` and a number past a
+    double's range (``1e400``) are ValueError, where Python's parser takes the
+    first two and makes the third infinite (which no request can carry)."""
+    return json.loads(raw, parse_float=_finite, parse_constant=_not_json)
+
+
 def name_value_pairs(values: Sequence[str], option: str) -> dict[str, Any]:
     """NAME=JSON pairs (``--search-attribute`` and the like); a value that is
     not JSON is taken as a string (a Keyword).
@@ -533,7 +541,7 @@ def name_value_pairs(values: Sequence[str], option: str) -> dict[str, Any]:
         if not sep or not name.strip():
             raise CliInputError(f"{option} {raw!r} is not NAME=VALUE, e.g. {option} Team=ops")
         try:
-            out[name.strip()] = json.loads(value, parse_float=_finite, parse_constant=_not_json)
+            out[name.strip()] = strict_json(value)
         except ValueError:
             out[name.strip()] = value
     return out

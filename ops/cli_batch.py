@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any
 
@@ -20,6 +19,7 @@ from ops.cli_base import (
     not_empty,
     pass_state,
     request_id_option,
+    strict_json,
 )
 from ops.cli_versioning import OVERRIDES, override_body
 from ops.output import emit, err_console, kv_table, table, when
@@ -229,7 +229,7 @@ def batch_start(
         if not signal_name:
             raise CliInputError("--op signal needs --signal NAME")
         try:
-            args = [json.loads(raw) for raw in inputs]
+            args = [strict_json(raw) for raw in inputs]
         except ValueError as exc:
             raise CliInputError(f"--input is not valid JSON: {exc}") from exc
     elif op == "reset":

@@ -11,7 +11,6 @@ an encrypting codec applies to them as it does in the SDK.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ops.cli_base import CliInputError, given, name_value_pairs
+from ops.cli_base import CliInputError, given, name_value_pairs, strict_json
 from scheduler import definition
 from scheduler.policy import CatchUp, Overlap
 from scheduler.spec import SpecError, parse_cron
@@ -129,7 +128,7 @@ def _count(value: str | None, option: str) -> int | None:
 
 def _json(raw: str, option: str, kinds: tuple[type, ...], example: str) -> Any:
     try:
-        value = json.loads(raw)
+        value = strict_json(raw)
     except ValueError as exc:
         raise CliInputError(
             f"{option} is not valid JSON ({exc}): {raw!r}; e.g. {option} {example}"

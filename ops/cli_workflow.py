@@ -6,7 +6,6 @@ are in :mod:`ops.cli_workflow_actions`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +26,7 @@ from ops.cli_base import (
     not_empty,
     pass_state,
     spelled,
+    strict_json,
     wire_max,
 )
 from ops.output import attr_summary, emit, kv_table, readable, short, table, when
@@ -50,7 +50,7 @@ def json_values(values: Sequence[str], what: str = "--input") -> list[Any]:
     out = []
     for i, raw in enumerate(values, 1):
         try:
-            out.append(json.loads(raw))
+            out.append(strict_json(raw))
         except ValueError as exc:
             raise CliInputError(
                 f"{what} #{i} is not valid JSON ({exc}): {raw!r}; quote strings as '\"text\"'"

@@ -78,6 +78,14 @@ REFUSED_BEFORE_SENDING = [
     ["batch", "describe", "a/b"],
     ["batch", "start", "--query", "x", "--op", "signal", "--reason", "r"],  # no --signal
     ["workflow", "unpause", "w", "--to-current", "--build-id", "b1"],
+    # NaN, Infinity and a number past a double are not JSON (they were taken, then
+    # refused by the SDK with exit 1, or sent on as infinite)
+    ["workflow", "start", "-t", "T", "-q", "q", "--id", "w", "--input", "NaN"],
+    ["workflow", "start", "-t", "T", "-q", "q", "--id", "w", "--memo", '{"a": Infinity}'],
+    ["workflow", "signal", "w", "s", "--input", "1e400"],
+    ["workflow", "update", "w", "u", "--input", "[-Infinity]"],
+    ["batch", "start", "-q", "x", "--op", "signal", "s", "--input", "NaN", "--reason", "r"],
+    ["schedule", "create", "s", "-t", "T", "-q", "q", "--cron", "@daily", "--input", "[NaN]"],
     # the shorthand options are a query of their own: the server took one or the other
     ["workflow", "list", "--query", "WorkflowType = 'T'", "--status", "running"],
     ["workflow", "list", "-q", "CustomerId = 'c'", "--prefix", "order-", "--type", "T"],
