@@ -73,12 +73,11 @@ class CompletionLimits(ActivityRunner):
             # Retries would fail alike: pause now, the failure in the reason.
             await self._fail_workflow_task(task, error, pause=True)
             return None
-        body["commands"] = [
-            {
-                "type": CommandType.FAIL_WORKFLOW.value,
-                "attributes": {"failure": await self._wire_failure(error)},
-            }
-        ]
+        failure = await self._wire_failure(error)
+        body["commands"] = [*_answered_updates(body["commands"], failure)]
+        body["commands"].append(
+            {"type": CommandType.FAIL_WORKFLOW.value, "attributes": {"failure": failure}}
+        )
         await self._call_handing_back("/workflow-tasks/complete", body)
         return None
 
@@ -129,3 +128,31 @@ class CompletionLimits(ActivityRunner):
                     "attributes": {"failure": failure},
                 }
         return changed
+
+
+def _answered_updates(
+    commands: list[dict[str, Any]], failure: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The task's updates, each rejected: those its code accepted with ``failure``.
+
+    The server closes no run while an update it delivered stands unanswered
+    (it would retry the task at once, for ever); a rejection records no event,
+    so the run's history holds only its failure, as replay expects.
+    """
+    answered = []
+    for command in commands:
+        kind = command.get("type")
+        if kind not in (CommandType.ACCEPT_UPDATE, CommandType.REJECT_UPDATE):
+            continue
+        attrs = command.get("attributes") or {}
+        rejected = kind == CommandType.REJECT_UPDATE
+        answered.append(
+            {
+                "type": CommandType.REJECT_UPDATE.value,
+                "attributes": {
+                    "update_id": attrs.get("update_id"),
+                    "failure": attrs.get("failure") if rejected else failure,
+                },
+            }
+        )
+    return answered

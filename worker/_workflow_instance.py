@@ -372,9 +372,11 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
             )
 
     def _match(self, event: HistoryEvent) -> None:
-        if self._pending and _history.failed_for_size_of_commands(event):
+        if _history.failed_for_size_of_commands(event):
             # The worker reported this task's commands, over the server's
-            # limits, as this failure of the run (see worker._limits).
+            # limits, as this failure of the run (see worker._limits); an
+            # update whose handler issued them was rejected, so replay runs
+            # no handler for it and may issue none of them.
             for command in self._pending:
                 self._on_match.pop(id(command), None)
             self._pending.clear()

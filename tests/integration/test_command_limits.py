@@ -4,6 +4,7 @@ where the refused completion used to be retried for ever and the run wedged."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from ops.pg import PgCluster
 from tests.conftest import default_namespace_client, one_region
 from tests.helpers import eventually
 from worker import ApplicationError, Client, Worker, WorkflowFailureError, activity, workflow
+from worker.errors import UpdateRejectedError
 
 pytestmark = pytest.mark.integration
 QUEUE = "command-limits"
@@ -177,3 +179,46 @@ async def test_a_workflow_task_failure_over_the_body_limit_is_cut_and_recorded(
     assert events.count("WorkflowTaskFailed") == 2
     assert "WorkflowTaskTimedOut" not in events
     await handle.terminate("done")
+
+
+@workflow.defn(name="LimitsBigUpdate")
+class BigUpdate:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: False)
+        return "never"
+
+    @workflow.update
+    async def work(self, size: int) -> int:
+        return await workflow.execute_activity(
+            echo_length, "u" * size, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+    @workflow.query
+    def asked(self) -> str:
+        return "answered"
+
+
+async def test_an_update_whose_handler_issues_a_command_over_the_limit_is_rejected(
+    small_client: Client,
+) -> None:
+    # Failing the run while the update stood unanswered, the server would
+    # not close it: it retried the task at once, hundreds of times a second.
+    async with Worker(
+        small_client, task_queue=QUEUE, workflows=[BigUpdate], activities=[echo_length]
+    ):
+        handle = await small_client.start_workflow(BigUpdate, id="big-update", task_queue=QUEUE)
+        began = time.monotonic()
+        with pytest.raises(UpdateRejectedError) as rejected:
+            await handle.update("work", OVER, timeout=10)
+        assert time.monotonic() - began < 5
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result(timeout=10)
+        # The closed run replays: the rejected update's handler never ran.
+        assert await handle.query("asked") == "answered"
+    for err in (rejected.value.__cause__, failed.value.__cause__):
+        assert isinstance(err, ApplicationError) and err.type == "PayloadTooLarge"
+        assert "the input of activity 'limits_echo_length'" in err.message
+    events = kinds(await handle.history())
+    assert "WorkflowTaskFailed" not in events
+    assert events[-2:] == ["WorkflowTaskCompleted", "WorkflowExecutionFailed"]
