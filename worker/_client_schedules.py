@@ -100,7 +100,11 @@ class ScheduleHandle:
             "request_id": given_or_new_id(request_id),
             "identity": self.client.identity,
         }
-        return await self.client.call("PUT", self._path(), body)  # type: ignore[no-any-return]
+        res: dict[str, Any] = await self.client.call("PUT", self._path(), body)
+        if create and request_id is None and res.get("created") is False and not res["updated"]:
+            # only this call's own retry can find the id it drew: it created it
+            res = {**res, "created": True}
+        return res
 
     async def pause(self, note: str = "", *, request_id: str | None = None) -> dict[str, Any]:
         body = {

@@ -88,4 +88,8 @@ class ResetMixin:
                 "identity": self.client.identity,
             },
         )
+        if request_id is None and res.get("reset") is False:
+            # only this call's own retry (its first answer lost) can find the
+            # id it drew: the reset it found is this call's
+            res = {**res, "reset": True}
         return res

@@ -1,5 +1,6 @@
-"""A start whose answer is lost (its server killed after the commit) and which
-the client sends again is reported as started by the CLI that sent it.
+"""A start (or a reset) whose answer is lost (its server killed after the
+commit) and which the client sends again is reported as started (reset) by
+the CLI or SDK call that sent it.
 
 The CLI draws the request id of a start it was not given one for; the retry
 finds that id, so the run it names is the one this command started, not one
@@ -111,3 +112,31 @@ async def test_a_start_given_a_request_id_an_earlier_start_used_still_says_not_s
     rc, again, err = await baton_json(region.config_path, *args, "--request-id", "r-1")
     assert rc == 0 and again["started"] is False, (again, err)
     assert again["run_id"] == first["run_id"]
+
+
+async def test_a_reset_sent_again_after_its_answer_was_lost_says_it_reset(
+    client: Client, region: Region
+) -> None:
+    """The SDK draws a reset's request id: the reset its retry finds is its own."""
+    from tests.apps.workflows import Counter
+    from tests.integration.test_schedule_requests import LosesAReply
+    from worker import Worker
+
+    async with Worker(client, task_queue="lost-reset", workflows=[Counter]):
+        h = await client.start_workflow(Counter, id="lost-reset", task_queue="lost-reset")
+        assert await h.update(Counter.add, 1) == 1  # a workflow task completed
+    relay = LosesAReply(region.url)
+    async with relay.serving() as url:
+        c = await Client.connect(url, namespace="default")
+        try:
+            relay.lose_reply_of("POST", "/api/v1/namespaces/default/workflows/lost-reset/reset ")
+            res = await c.get_workflow_handle("lost-reset").reset_details(
+                reason="lost answer", to="first-workflow-task"
+            )
+            assert relay.dropped, "the reply was not dropped"
+            assert res["reset"] is True, res
+        finally:
+            await c.close()
+    old = client.get_workflow_handle("lost-reset", run_id=res["reset_from_run_id"])
+    kinds = [e["event_type"] for e in await old.history()]
+    assert kinds[-1] == "WorkflowExecutionTerminated" and kinds.count(kinds[-1]) == 1

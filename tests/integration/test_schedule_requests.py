@@ -183,6 +183,11 @@ async def test_each_schedule_call_whose_reply_is_lost_acts_once(
             # one trigger started (no worker runs it), one backfilled fire waits for it
             assert [a["kind"] for a in d["recent"]] == ["trigger"], d["recent"]
             assert d["buffered"] == 1 and d["counters"]["actions"] == 1, d
+            relay.lose_reply_of("PUT", f"{base}/made-by-update ")
+            made = await c.get_schedule_handle("made-by-update").update(
+                await _definition(c), create=True
+            )
+            assert made["created"] is True, made  # its own retry found the id it drew
             relay.lose_reply_of("DELETE", f"{base}/retried?")
             assert (await h.delete())["deleted"] is True
             with pytest.raises(ScheduleNotFoundError):
