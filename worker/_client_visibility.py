@@ -334,6 +334,10 @@ class VisibilityMixin:
                 else given_or_new_id(request_id),
             },
         )
+        if request_id is None and job_id is None and res.get("started") is False:
+            # the job's id came from the request id this call drew: only its
+            # own retry (its first answer lost) can find that job
+            res = {**res, "started": True}
         return res
 
     def _batch_path(self, job_id: str, tail: str = "") -> str:

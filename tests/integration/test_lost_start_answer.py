@@ -140,3 +140,21 @@ async def test_a_reset_sent_again_after_its_answer_was_lost_says_it_reset(
     old = client.get_workflow_handle("lost-reset", run_id=res["reset_from_run_id"])
     kinds = [e["event_type"] for e in await old.history()]
     assert kinds[-1] == "WorkflowExecutionTerminated" and kinds.count(kinds[-1]) == 1
+
+
+async def test_a_batch_start_sent_again_after_its_answer_was_lost_says_it_started(
+    client: Client, region: Region
+) -> None:
+    """Without a job id the job's id comes from the request id the SDK drew."""
+    from tests.integration.test_schedule_requests import LosesAReply
+
+    relay = LosesAReply(region.url)
+    async with relay.serving() as url:
+        c = await Client.connect(url, namespace="default")
+        try:
+            relay.lose_reply_of("POST", "/api/v1/namespaces/default/batches ")
+            res = await c.start_batch("WorkflowType = 'None'", "terminate", reason="lost answer")
+            assert relay.dropped, "the reply was not dropped"
+            assert res["started"] is True, res
+        finally:
+            await c.close()
