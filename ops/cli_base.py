@@ -351,6 +351,23 @@ class BatonGroup(click.Group):
     command_class = BatonCommand
     group_class = type  # subgroups are BatonGroups too
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not any(p.name == "output" for p in self.params):
+            # `baton workflow -o json list` as `baton -o json workflow list`: the
+            # output may be chosen before any command of the line
+            self.params.append(
+                click.Option(
+                    ["--output", "-o"],
+                    type=click.Choice(OUTPUT_CHOICES),
+                    default=None,
+                    callback=remember_output,
+                    expose_value=False,
+                    is_eager=True,
+                    help="Default of its commands' --output (which overrides it).",
+                )
+            )
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         given = list(args)  # click's parser consumes the list it parses
         try:

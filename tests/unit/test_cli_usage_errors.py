@@ -151,3 +151,32 @@ def test_an_empty_query_beside_shorthand_options_is_no_conflict(tmp_path: Path) 
     result = CliRunner().invoke(cli, ["--config", config, "-o", "json", *args])
     assert result.exit_code == 1, result.output
     assert "config" in json.loads(result.stdout)["error"]["message"].lower()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["workflow", "-o", "json", "list"],
+        ["namespace", "search-attribute", "--output", "json", "list"],
+        ["replication", "-o", "json", "dlq", "list"],
+    ],
+    ids=" ".join,
+)
+def test_the_output_may_be_chosen_before_any_command_of_the_line(
+    args: list[str], tmp_path: Path
+) -> None:
+    """Regression: only the root took it (`baton -o json workflow list`);
+    `baton workflow -o json list` was "No such option '-o'"."""
+    config = str(tmp_path / "absent.toml")
+    result = CliRunner().invoke(cli, ["--config", config, *args])
+    # the config is absent: the error document says so, as JSON on stdout
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["error"]["code"] == "INVALID_ARGUMENT", result.stdout
+
+
+def test_a_command_s_own_output_overrides_its_group_s(tmp_path: Path) -> None:
+    config = str(tmp_path / "absent.toml")
+    args = ["--config", config, "workflow", "-o", "json", "list", "-o", "table"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "error [INVALID_ARGUMENT]" in result.stderr and not result.stdout.strip()
