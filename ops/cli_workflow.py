@@ -472,6 +472,9 @@ def workflow_result(
             ) from None
         return {
             "workflow_id": workflow_id,
+            # the run that completed, past any continue-as-new, as signal and
+            # terminate name the run they acted on
+            "run_id": h.result_run_id,
             "status": WorkflowStatus.COMPLETED.value,
             "result": value,
         }

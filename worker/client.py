@@ -403,6 +403,9 @@ class WorkflowHandle(RunControlMixin, ResetMixin):
         #: What :meth:`result` decodes to without a ``type_hint``: the run
         #: method's return annotation when the handle came from a start by class.
         self.result_type: Any = None
+        #: The run whose close :meth:`result` last answered with (the end of a
+        #: continue-as-new chain), None before: what a caller names it by.
+        self.result_run_id: str | None = None
 
     @property
     def target_run_id(self) -> str | None:
@@ -443,6 +446,7 @@ class WorkflowHandle(RunControlMixin, ResetMixin):
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"workflow {self.id!r} still running after {timeout}")
+        self.result_run_id = res.get("run_id")
         return await self._outcome(res, type_hint)
 
     async def _outcome(self, res: dict[str, Any], type_hint: Any) -> Any:

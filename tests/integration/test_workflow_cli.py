@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.apps.workflows import Counter
+from tests.apps.workflows import Chain, Counter, step
 from tests.conftest import Region
 from tests.helpers import baton_json
 from worker import Client, Worker
@@ -376,3 +376,16 @@ async def test_a_json_error_carries_the_details_the_server_gave(
     code, out, err = await baton(region, "workflow", "describe", "cli-nothing")
     assert code == 1 and out["error"]["code"] == "WORKFLOW_NOT_FOUND", (out, err)
     assert set(out["error"]) == {"code", "message"}, out  # no details: none is given
+
+
+async def test_a_result_names_the_run_that_completed(client: Client, region: Region) -> None:
+    """Regression: `workflow result -o json` gave workflow_id, status and
+    result, not which run of a continue-as-new chain they came from (signal,
+    update, cancel and terminate name the run they acted on)."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Chain], activities=[step]):
+        first = await client.start_workflow(Chain, 0, 2, id="cli-chain", task_queue=QUEUE)
+        code, out, err = await baton(region, "workflow", "result", "cli-chain")
+    assert code == 0, err
+    last = (await client.get_workflow_handle("cli-chain").describe())["execution"]["run_id"]
+    assert out["run_id"] == last != first.run_id, out
+    assert (out["status"], out["result"]) == ("completed", "done after 2 continue-as-new runs")
