@@ -18,6 +18,7 @@ from worker.converter import DataConverter, PayloadCodec, PayloadConverter
 from worker.errors import (
     ActivityError,
     ApplicationError,
+    ArgumentsGivenTwiceError,
     BatchAlreadyExistsError,
     BatchNotFoundError,
     BatonError,
@@ -67,6 +68,7 @@ __all__ = [
     "ActivityError",
     "AesGcmCodec",
     "ApplicationError",
+    "ArgumentsGivenTwiceError",
     "BatchAlreadyExistsError",
     "BatchNotFoundError",
     "BatonError",

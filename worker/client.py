@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from worker._call_args import call_args
 from worker._client_namespaces import NamespaceMixin
 from worker._client_schedules import ScheduleMixin
 from worker._client_versioning import VersioningMixin
@@ -25,11 +26,8 @@ from worker._client_visibility import (
     encode_search_attributes,
 )
 from worker._definition import (
-    QUERY,
     SIGNAL,
-    UPDATE,
     handler_name,
-    handler_result_type,
     result_type_of,
     workflow_name,
 )
@@ -44,6 +42,7 @@ from worker._handle_control import (
     new_request_id,
     refuse_blank,
 )
+from worker._handle_messages import MessagesMixin
 from worker._handle_reset import ResetMixin
 from worker._http import CONNECT_RETRY_S, Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
@@ -229,7 +228,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     async def start_workflow(
         self,
         workflow: str | type | Callable[..., Any],
-        *args: Any,
+        *arg: Any,
+        args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
         request_id: str | None = None,
@@ -243,6 +243,10 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     ) -> WorkflowHandle:
         """Start a workflow; a retried call with the same ``request_id`` never starts twice.
 
+        ``workflow`` is its ``@workflow.defn`` class, its run method or its type
+        name; its arguments go positionally or, as in Temporal, as ``args=[...]``
+        (not both: :class:`~worker.errors.ArgumentsGivenTwiceError`).
+
         ``id_conflict_policy`` says what to do beside a running run of ``id``:
         ``FAIL`` (``WorkflowAlreadyStartedError``), ``USE_EXISTING`` (a handle
         to that run) or ``TERMINATE_EXISTING`` (end it, start anew), as in Temporal.
@@ -253,7 +257,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         """
         handle, _ = await self._start(
             workflow,
-            args,
+            call_args(arg, args, "start_workflow"),
             id=id,
             task_queue=task_queue,
             request_id=request_id,
@@ -314,7 +318,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     async def execute_workflow(
         self,
         workflow: str | type | Callable[..., Any],
-        *args: Any,
+        *arg: Any,
+        args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
         **kw: Any,
@@ -326,7 +331,12 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         result is then waited for as :meth:`WorkflowHandle.result` does).
         """
         handle, res = await self._start(
-            workflow, args, id=id, task_queue=task_queue, wait_result_s=EXECUTE_WAIT_S, **kw
+            workflow,
+            call_args(arg, args, "execute_workflow"),
+            id=id,
+            task_queue=task_queue,
+            wait_result_s=EXECUTE_WAIT_S,
+            **kw,
         )
         outcome = res.get("result")
         if isinstance(outcome, dict) and outcome.get("closed"):
@@ -336,7 +346,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     async def signal_with_start_workflow(
         self,
         workflow: str | type | Callable[..., Any],
-        *args: Any,
+        *arg: Any,
+        args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
         signal: str | Callable[..., Any],
@@ -354,7 +365,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         in one step."""
         handle, _ = await self._start(
             workflow,
-            args,
+            call_args(arg, args, "signal_with_start_workflow"),
             id=id,
             task_queue=task_queue,
             request_id=request_id,
@@ -383,7 +394,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id, pinned=True)
 
 
-class WorkflowHandle(RunControlMixin, ResetMixin):
+class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
     """A workflow id (and optionally a run) to act on."""
 
     def __init__(
@@ -465,90 +476,6 @@ class WorkflowHandle(RunControlMixin, ResetMixin):
                 res["status"], failure, self.client.data_converter.payload_converter
             )
         raise err
-
-    async def signal(
-        self, name: str | Callable[..., Any], *args: Any, request_id: str | None = None
-    ) -> str:
-        """Send signal ``name`` with ``args``; the server applies one ``request_id`` once.
-
-        Without ``request_id`` a fresh one is drawn, so a POST the transport
-        retries (same body, same id) is not applied twice. Returns the id of the
-        run signaled (a retry: the run the first request signaled).
-        """
-        res = await self.client.call(
-            "POST",
-            self._path("/signal"),
-            {
-                "signal_name": handler_name(name, SIGNAL),
-                "input": await self.client.encode(args),
-                "run_id": self.target_run_id,
-                "request_id": given_or_new_id(request_id),
-                "identity": self.client.identity,
-            },
-        )
-        return str(res["run_id"])
-
-    async def query(
-        self,
-        name: str | Callable[..., Any],
-        *args: Any,
-        timeout: timedelta | float = 10.0,
-        type_hint: Any = None,
-    ) -> Any:
-        res = await self.client.call(
-            "POST",
-            self._path("/query"),
-            {
-                "query_name": handler_name(name, QUERY),
-                "input": await self.client.encode(args),
-                "run_id": self.target_run_id,
-                "timeout_s": seconds(timeout),
-            },
-            # the caller's timeout bounds the whole call, its retries too
-            retry_for_s=seconds(timeout),
-        )
-        hint = type_hint or handler_result_type(name)
-        return await self.client.decode_one(res.get("result"), hint)
-
-    async def update(
-        self,
-        name: str | Callable[..., Any],
-        *args: Any,
-        update_id: str | None = None,
-        timeout: timedelta | float = 30.0,
-        type_hint: Any = None,
-    ) -> Any:
-        """Send an update and wait for its result (deduplicated by ``update_id``)."""
-        value, _ = await self._update(
-            name, args, update_id=update_id, timeout=timeout, type_hint=type_hint
-        )
-        return value
-
-    async def _update(
-        self,
-        name: str | Callable[..., Any],
-        args: Sequence[Any],
-        *,
-        update_id: str | None,
-        timeout: timedelta | float,
-        type_hint: Any,
-    ) -> tuple[Any, dict[str, Any]]:
-        """:meth:`update`'s result and the server's answer (which names the run)."""
-        res = await self.client.call(
-            "POST",
-            self._path("/update"),
-            {
-                "update_id": given_or_new_id(update_id, "update_id"),
-                "name": handler_name(name, UPDATE),
-                "input": await self.client.encode(args),
-                "run_id": self.target_run_id,
-                "timeout_s": seconds(timeout),
-                "identity": self.client.identity,
-            },
-            retry_for_s=seconds(timeout),
-        )
-        hint = type_hint or handler_result_type(name)
-        return await self.client.decode_one(res.get("result"), hint), res
 
     async def describe(self) -> dict[str, Any]:
         """The run's row as the server describes it, its memo decoded: the run

@@ -53,6 +53,12 @@ class PayloadTypeError(InvalidArgumentError, TypeError):
     Temporal's SDK raises one."""
 
 
+class ArgumentsGivenTwiceError(InvalidArgumentError, TypeError, ValueError):
+    """Arguments were given both positionally and as ``args=``: pass them one way.
+    A ``TypeError`` too (as Python's "got multiple values") and a ``ValueError``
+    (as Temporal's SDK raises for an ``arg`` beside ``args``)."""
+
+
 class InvalidQueryError(BatonError):
     """The list query is not valid; ``details`` carry ``position`` and ``token``."""
 

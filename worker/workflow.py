@@ -18,10 +18,11 @@ import logging
 import math
 import random as _random
 import uuid as _uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
+from worker._call_args import call_args
 from worker._definition import (
     QUERY,
     SIGNAL,
@@ -45,6 +46,7 @@ from worker._workflow_api import (
     _Runtime,
 )
 from worker.common import ActivityCancellationType, RetryPolicy
+from worker.errors import InvalidArgumentError
 from worker.wire import MAX_DURATION_S
 
 __all__ = [
@@ -287,7 +289,8 @@ def continue_as_new_suggested() -> bool:
 
 
 def continue_as_new(
-    *args: Any,
+    *arg: Any,
+    args: Sequence[Any] | None = None,
     workflow: str | type | Callable[..., Any] | None = None,
     task_queue: str | None = None,
     versioning: Literal["auto-upgrade"] | None = None,
@@ -299,7 +302,8 @@ def continue_as_new(
     """Close this run and start a new one of the same workflow id with ``args``.
 
     Args:
-        *args: Input of the new run.
+        *arg: Input of the new run.
+        args: The input as a list, as Temporal takes it (not beside ``*arg``).
         workflow: Workflow type of the new run (class, run method or name); this
             one's if None.
         task_queue: Task queue of the new run; this one's if None.
@@ -324,6 +328,10 @@ def continue_as_new(
     """
     rt = _runtime()
     rt.check_writable("workflow.continue_as_new()")
+    try:
+        args = call_args(arg, args, "continue_as_new")
+    except InvalidArgumentError as exc:
+        raise rt.misuse(exc) from None
     workflow_type: str | None
     if workflow is None or isinstance(workflow, str):
         workflow_type = workflow
@@ -359,7 +367,7 @@ def continue_as_new(
     except (TypeError, ValueError) as exc:
         raise rt.misuse(exc) from None
     raise ContinueAsNewError(
-        args,
+        tuple(args),
         workflow_type,
         task_queue,
         versioning,
@@ -392,7 +400,8 @@ def _is_zero(value: timedelta | float) -> bool:
 
 def start_activity(
     activity: str | Callable[..., Any],
-    *args: Any,
+    *arg: Any,
+    args: Sequence[Any] | None = None,
     start_to_close_timeout: timedelta | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -407,7 +416,8 @@ def start_activity(
 
     Args:
         activity: An ``@activity.defn`` function or an activity type name.
-        *args: The activity's arguments.
+        *arg: The activity's arguments.
+        args: The arguments as a list, as Temporal takes them (not beside ``*arg``).
         start_to_close_timeout: Time allowed for one attempt.
         schedule_to_close_timeout: Time allowed for all attempts together.
             One of the two is required.
@@ -426,6 +436,7 @@ def start_activity(
     """
     rt = _runtime()
     try:
+        given = call_args(arg, args, "start_activity")
         activity_type = get_activity_name(activity)
         if result_type is None and not isinstance(activity, str):
             result_type = ActivityDefinition.from_callable(activity).return_type
@@ -452,11 +463,11 @@ def start_activity(
             "start_to_close_s": _to_seconds(start_to_close_timeout, "start_to_close_timeout"),
             "heartbeat_s": _to_seconds(heartbeat_timeout, "heartbeat_timeout"),
         }
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, InvalidArgumentError) as exc:
         raise rt.misuse(exc) from None
     return rt.start_activity(
         activity_type=activity_type,
-        args=args,
+        args=tuple(given),
         task_queue=task_queue,
         activity_id=activity_id,
         retry_policy=None if retry_policy is None else retry_policy.to_wire(),
@@ -468,7 +479,8 @@ def start_activity(
 
 async def execute_activity(
     activity: str | Callable[..., Any],
-    *args: Any,
+    *arg: Any,
+    args: Sequence[Any] | None = None,
     start_to_close_timeout: timedelta | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -487,7 +499,8 @@ async def execute_activity(
     """
     return await start_activity(
         activity,
-        *args,
+        *arg,
+        args=args,
         start_to_close_timeout=start_to_close_timeout,
         schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout,

@@ -18,6 +18,7 @@ EXPECTED_ALL = [
     "ActivityError",
     "AesGcmCodec",
     "ApplicationError",
+    "ArgumentsGivenTwiceError",
     "BatchAlreadyExistsError",
     "BatchNotFoundError",
     "BatonError",

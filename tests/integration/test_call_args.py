@@ -1,0 +1,165 @@
+"""Arguments given as Temporal's SDK takes them, ``args=[...]``, on every call that
+takes arguments (start, execute, signal-with-start, signal, query, update,
+activities, continue-as-new), driven through a real worker and server; and the
+three ways Temporal names the workflow to start: its class, its run method,
+its type name."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.helpers import eventually
+from worker import (
+    ArgumentsGivenTwiceError,
+    Client,
+    InvalidArgumentError,
+    Worker,
+    WorkflowNotFoundError,
+    activity,
+    workflow,
+)
+
+pytestmark = pytest.mark.integration
+QUEUE = "call-args"
+STEP = timedelta(seconds=10)
+
+
+@activity.defn
+async def join(a: str, b: int) -> str:
+    return f"{a}:{b}"
+
+
+@workflow.defn
+class Pair:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.done = False
+
+    @workflow.run
+    async def run(self, a: str, b: int, hops: int = 0, wait: bool = True) -> list[str]:
+        first = await workflow.execute_activity(join, args=[a, b], start_to_close_timeout=STEP)
+        second = await workflow.start_activity(join, args=(a, b + 1), start_to_close_timeout=STEP)
+        if hops:
+            workflow.continue_as_new(args=[a, b * 10, hops - 1, wait])
+        if wait:
+            await workflow.wait_condition(lambda: self.done)
+        return [first, second, *self.seen]
+
+    @workflow.signal
+    def note(self, x: str, y: str) -> None:
+        self.seen.append(x + y)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def joined(self, sep: str, tail: str) -> str:
+        return sep.join(self.seen) + tail
+
+    @workflow.update
+    def add(self, x: str, y: str) -> int:
+        self.seen.append(x + y)
+        return len(self.seen)
+
+
+@workflow.defn
+class Twice:
+    @workflow.run
+    async def run(self) -> str:
+        return str(
+            await workflow.execute_activity(join, "a", args=["b", 1], start_to_close_timeout=STEP)
+        )
+
+
+@pytest.mark.parametrize("named", ["class", "run method", "type name"])
+async def test_execute_workflow_activities_and_continue_as_new_take_args(
+    client: Client, named: str
+) -> None:
+    wf: Any = {"class": Pair, "run method": Pair.run, "type name": "Pair"}[named]
+    async with Worker(client, task_queue=QUEUE, workflows=[Pair], activities=[join]):
+        out = await client.execute_workflow(
+            wf, args=["x", 1, 1, False], id=f"exec-{named}", task_queue=QUEUE
+        )
+    assert out == ["x:10", "x:11"]
+
+
+async def test_signal_query_and_update_take_args(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Pair], activities=[join]):
+        h = await client.start_workflow("Pair", args=["y", 2], id="messages", task_queue=QUEUE)
+        await h.signal(Pair.note, args=["a", "b"])
+        assert await h.query(Pair.joined, args=["-", "!"]) == "ab!"
+        assert await h.execute_update(Pair.add, args=["c", "d"], id="u-1") == 2
+        assert await h.execute_update(Pair.add, args=["c", "d"], id="u-1") == 2  # deduplicated
+        assert await h.update("add", args=("e", "f")) == 3
+        assert await h.query("joined", "+", ".") == "ab+cd+ef."
+        await h.signal(Pair.finish, args=[])
+        assert await h.result(timeout=30) == ["y:2", "y:3", "ab", "cd", "ef"]
+
+
+@pytest.mark.parametrize("named", ["class", "run method", "type name"])
+async def test_signal_with_start_takes_args(client: Client, named: str) -> None:
+    wf: Any = {"class": Pair, "run method": Pair.run, "type name": "Pair"}[named]
+    async with Worker(client, task_queue=QUEUE, workflows=[Pair], activities=[join]):
+        h = await client.signal_with_start_workflow(
+            wf,
+            args=["z", 3],
+            id=f"sws-{named}",
+            task_queue=QUEUE,
+            signal=Pair.note,
+            signal_args=["p", "q"],
+        )
+        await h.signal("finish")
+        assert await h.result(timeout=30) == ["z:3", "z:4", "pq"]
+
+
+async def test_arguments_given_both_ways_are_refused_before_anything_is_sent(
+    client: Client,
+) -> None:
+    both: dict[str, Any] = {"args": ["x", 1]}
+    start: dict[str, Any] = {"task_queue": QUEUE, **both}
+    calls = [
+        lambda: client.start_workflow(Pair, "x", 1, id="both-start", **start),
+        lambda: client.execute_workflow(Pair.run, "x", 1, id="both-exec", **start),
+        lambda: client.signal_with_start_workflow(
+            "Pair", "x", 1, id="both-sws", signal="finish", **start
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ArgumentsGivenTwiceError) as caught:
+            await call()
+        assert isinstance(caught.value, TypeError | ValueError | InvalidArgumentError)
+        assert "positionally or as args=" in str(caught.value)
+    for wf_id in ("both-start", "both-exec", "both-sws"):
+        with pytest.raises(WorkflowNotFoundError):
+            await client.get_workflow_handle(wf_id).describe()
+
+    h = await client.start_workflow(Pair, args=["x", 1], id="both-messages", task_queue=QUEUE)
+    before = await h.history()
+    for send in (
+        lambda: h.signal(Pair.note, "a", **both),
+        lambda: h.query(Pair.joined, "-", **both),
+        lambda: h.update(Pair.add, "a", **both),
+        lambda: h.execute_update(Pair.add, "a", **both),
+    ):
+        with pytest.raises(ArgumentsGivenTwiceError):
+            await send()
+    with pytest.raises(InvalidArgumentError, match=r"write \['ab'\] for one argument"):
+        await client.start_workflow(Pair, args="ab", id="both-string", task_queue=QUEUE)
+    assert await h.history() == before
+
+
+async def test_workflow_code_giving_both_fails_its_task_not_the_run(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Twice], activities=[join]):
+        h = await client.start_workflow(Twice, id="twice", task_queue=QUEUE)
+
+        async def failed_task() -> str:
+            task = (await h.describe()).get("pending_workflow_task") or {}
+            return str((task.get("last_failure") or {}).get("message") or "")
+
+        message = await eventually(failed_task, what="the workflow task to fail")
+    assert "start_activity got 1 positional argument(s) and args=['b', 1]" in message
+    assert (await h.describe())["execution"]["status"] == "running"

@@ -1,0 +1,146 @@
+"""Signals, queries and updates sent through a workflow handle.
+
+Each takes its arguments positionally or, as Temporal's SDK takes them, as
+``args=[...]`` (both at once is :class:`~worker.errors.ArgumentsGivenTwiceError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from worker._call_args import call_args
+from worker._definition import QUERY, SIGNAL, UPDATE, handler_name, handler_result_type
+from worker._handle_control import given_or_new_id
+from worker._start_options import seconds
+
+
+class MessagesMixin:
+    """:meth:`signal`, :meth:`query` and :meth:`update` of
+    :class:`worker.client.WorkflowHandle`."""
+
+    client: Any
+
+    @property
+    def target_run_id(self) -> str | None:
+        raise NotImplementedError
+
+    def _path(self, suffix: str = "") -> str:
+        raise NotImplementedError
+
+    async def signal(
+        self,
+        name: str | Callable[..., Any],
+        *arg: Any,
+        args: Sequence[Any] | None = None,
+        request_id: str | None = None,
+    ) -> str:
+        """Send signal ``name`` with its arguments; the server applies one ``request_id`` once.
+
+        Without ``request_id`` a fresh one is drawn, so a POST the transport
+        retries (same body, same id) is not applied twice. Returns the id of the
+        run signaled (a retry: the run the first request signaled).
+        """
+        res = await self.client.call(
+            "POST",
+            self._path("/signal"),
+            {
+                "signal_name": handler_name(name, SIGNAL),
+                "input": await self.client.encode(call_args(arg, args, "signal")),
+                "run_id": self.target_run_id,
+                "request_id": given_or_new_id(request_id),
+                "identity": self.client.identity,
+            },
+        )
+        return str(res["run_id"])
+
+    async def query(
+        self,
+        name: str | Callable[..., Any],
+        *arg: Any,
+        args: Sequence[Any] | None = None,
+        timeout: timedelta | float = 10.0,
+        type_hint: Any = None,
+        result_type: Any = None,
+    ) -> Any:
+        """The answer of query ``name`` (``result_type``, Temporal's name, is ``type_hint``)."""
+        res = await self.client.call(
+            "POST",
+            self._path("/query"),
+            {
+                "query_name": handler_name(name, QUERY),
+                "input": await self.client.encode(call_args(arg, args, "query")),
+                "run_id": self.target_run_id,
+                "timeout_s": seconds(timeout),
+            },
+            # the caller's timeout bounds the whole call, its retries too
+            retry_for_s=seconds(timeout),
+        )
+        hint = type_hint or result_type or handler_result_type(name)
+        return await self.client.decode_one(res.get("result"), hint)
+
+    async def update(
+        self,
+        name: str | Callable[..., Any],
+        *arg: Any,
+        args: Sequence[Any] | None = None,
+        update_id: str | None = None,
+        timeout: timedelta | float = 30.0,
+        type_hint: Any = None,
+    ) -> Any:
+        """Send an update and wait for its result (deduplicated by ``update_id``)."""
+        value, _ = await self._update(
+            name,
+            call_args(arg, args, "update"),
+            update_id=update_id,
+            timeout=timeout,
+            type_hint=type_hint,
+        )
+        return value
+
+    async def execute_update(
+        self,
+        update: str | Callable[..., Any],
+        *arg: Any,
+        args: Sequence[Any] | None = None,
+        id: str | None = None,
+        result_type: Any = None,
+        timeout: timedelta | float = 30.0,
+    ) -> Any:
+        """:meth:`update` under Temporal's names: ``id`` is the update id,
+        ``result_type`` what the result decodes to."""
+        value, _ = await self._update(
+            update,
+            call_args(arg, args, "execute_update"),
+            update_id=id,
+            timeout=timeout,
+            type_hint=result_type,
+        )
+        return value
+
+    async def _update(
+        self,
+        name: str | Callable[..., Any],
+        args: Sequence[Any],
+        *,
+        update_id: str | None,
+        timeout: timedelta | float,
+        type_hint: Any,
+    ) -> tuple[Any, dict[str, Any]]:
+        """:meth:`update`'s result and the server's answer (which names the run)."""
+        res = await self.client.call(
+            "POST",
+            self._path("/update"),
+            {
+                "update_id": given_or_new_id(update_id, "update_id"),
+                "name": handler_name(name, UPDATE),
+                "input": await self.client.encode(args),
+                "run_id": self.target_run_id,
+                "timeout_s": seconds(timeout),
+                "identity": self.client.identity,
+            },
+            retry_for_s=seconds(timeout),
+        )
+        hint = type_hint or handler_result_type(name)
+        return await self.client.decode_one(res.get("result"), hint), res
