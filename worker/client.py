@@ -240,6 +240,9 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: Sequence[Any] = (),
+        result_type: Any = None,
     ) -> WorkflowHandle:
         """Start a workflow; a retried call with the same ``request_id`` never starts twice.
 
@@ -254,6 +257,10 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         ``search_attributes`` are custom attributes registered in the namespace
         (datetimes are sent as RFC 3339 in UTC). ``versioning_behavior``
         (``"pinned"`` or ``"auto-upgrade"``) overrides the workflow type's.
+
+        As in Temporal, ``start_signal`` (with ``start_signal_args``) makes it a
+        signal-with-start (:meth:`signal_with_start_workflow`), and
+        ``result_type`` is what :meth:`WorkflowHandle.result` decodes to.
         """
         handle, _ = await self._start(
             workflow,
@@ -268,6 +275,9 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,
+            start_signal=start_signal,
+            start_signal_args=start_signal_args,
+            result_type=result_type,
         )
         return handle
 
@@ -289,8 +299,32 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         wait_result_s: float | None = None,
         route: str = "/workflows",
         extra: Mapping[str, Any] | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: Sequence[Any] = (),
+        result_type: Any = None,
     ) -> tuple[WorkflowHandle, dict[str, Any]]:
-        """A start (or, with ``route`` and ``extra``, a signal-with-start) and its answer."""
+        """A start (or, with ``route`` and ``extra`` or Temporal's ``start_signal``,
+        a signal-with-start) and its answer."""
+        if start_signal is not None:
+            # a signal-with-start signals a running run: USE_EXISTING in all but name
+            if conflict_policy(id_conflict_policy) == WorkflowIdConflictPolicy.TERMINATE_EXISTING:
+                raise InvalidArgumentError(
+                    "id_conflict_policy TERMINATE_EXISTING cannot go with start_signal: a "
+                    "signal-with-start signals the running run; terminate it first"
+                )
+            id_conflict_policy = WorkflowIdConflictPolicy.FAIL
+            wait_result_s = None  # (refused there: execute_workflow waits as result() does)
+            route = "/signal-with-start"
+            extra = {
+                "signal_name": handler_name(start_signal, SIGNAL),
+                "signal_input": await self.encode(
+                    checked_args(start_signal_args, "start_signal_args")
+                ),
+            }
+        elif len(checked_args(start_signal_args, "start_signal_args")):
+            raise InvalidArgumentError(
+                "start_signal_args were given without start_signal: name the signal to send"
+            )
         body = {
             "workflow_id": id,
             "workflow_type": workflow_name(workflow),
@@ -312,7 +346,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         body.update(extra or {})
         res = await self.call("POST", ns_path(self.namespace, route), body)
         handle = WorkflowHandle(self, id, res["run_id"], first_run_id=res["run_id"])
-        handle.result_type = result_type_of(workflow)
+        handle.result_type = result_type or result_type_of(workflow)
         return handle, res
 
     async def execute_workflow(

@@ -163,3 +163,35 @@ async def test_workflow_code_giving_both_fails_its_task_not_the_run(client: Clie
         message = await eventually(failed_task, what="the workflow task to fail")
     assert "start_activity got 1 positional argument(s) and args=['b', 1]" in message
     assert (await h.describe())["execution"]["status"] == "running"
+
+
+async def test_start_signal_makes_a_start_a_signal_with_start_as_in_temporal(
+    client: Client,
+) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Pair], activities=[join]):
+        opts: dict[str, Any] = {"id": "start-signal", "task_queue": QUEUE}
+        h = await client.start_workflow(
+            Pair.run, args=["s", 5], start_signal=Pair.note, start_signal_args=["m", "n"], **opts
+        )
+        again = await client.start_workflow(
+            Pair, "s", 5, start_signal="note", start_signal_args=["o", "p"], **opts
+        )
+        assert again.run_id == h.run_id  # the running run is signaled, not refused
+        assert await h.query(Pair.joined, "", "") == "mnop"
+        await h.signal(Pair.finish)
+        assert await h.result(timeout=30) == ["s:5", "s:6", "mn", "op"]
+
+        out = await client.execute_workflow(
+            "Pair",
+            args=["t", 1, 0, False],
+            id="execute-signal",
+            task_queue=QUEUE,
+            start_signal="note",
+            start_signal_args=["k", "l"],
+            result_type=tuple,
+        )
+        assert out == ("t:1", "t:2", "kl")
+    with pytest.raises(InvalidArgumentError, match="without start_signal"):
+        await client.start_workflow(Pair, id="no-signal", task_queue=QUEUE, start_signal_args=[1])
+    with pytest.raises(WorkflowNotFoundError):
+        await client.get_workflow_handle("no-signal").describe()
