@@ -427,6 +427,15 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         refuse_blank(run_id, "run_id", "out to act on the current run", "run id")
         return WorkflowHandle(self, workflow_id, run_id, first_run_id=run_id, pinned=True)
 
+    def get_workflow_handle_for(
+        self, workflow: type | Callable[..., Any], workflow_id: str, *, run_id: str | None = None
+    ) -> WorkflowHandle:
+        """:meth:`get_workflow_handle` whose :meth:`~WorkflowHandle.result` decodes
+        to the run method's return annotation, as Temporal's of that name."""
+        handle = self.get_workflow_handle(workflow_id, run_id=run_id)
+        handle.result_type = result_type_of(workflow)
+        return handle
+
 
 class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
     """A workflow id (and optionally a run) to act on."""

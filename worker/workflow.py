@@ -62,6 +62,7 @@ __all__ = [
     "defn",
     "deprecate_patch",
     "execute_activity",
+    "execute_activity_method",
     "in_workflow",
     "info",
     "logger",
@@ -77,6 +78,7 @@ __all__ = [
     "signal",
     "sleep",
     "start_activity",
+    "start_activity_method",
     "unsafe",
     "update",
     "upsert_search_attributes",
@@ -511,6 +513,12 @@ async def execute_activity(
         result_type=result_type,
         cancellation_type=cancellation_type,
     )
+
+
+#: Temporal's names for the two given an activity method (``Repo.fetch``, run
+#: by a worker given ``activities=[repo.fetch]``): the same calls.
+start_activity_method = start_activity
+execute_activity_method = execute_activity
 
 
 async def sleep(duration: timedelta | float) -> None:

@@ -17,6 +17,7 @@ from worker import (
     Client,
     InvalidArgumentError,
     Worker,
+    WorkflowIdConflictPolicy,
     WorkflowNotFoundError,
     activity,
     workflow,
@@ -73,6 +74,35 @@ class Twice:
         return str(
             await workflow.execute_activity(join, "a", args=["b", 1], start_to_close_timeout=STEP)
         )
+
+
+class Repo:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    @activity.defn
+    async def fetch(self, key: str, n: int) -> str:
+        return f"{self.prefix}{key}{n}"
+
+
+@workflow.defn
+class ByMethod:
+    @workflow.run
+    async def run(self, key: str) -> list[str]:
+        one = await workflow.execute_activity_method(
+            Repo.fetch, args=[key, 1], start_to_close_timeout=STEP
+        )
+        two = await workflow.start_activity_method(Repo.fetch, key, 2, start_to_close_timeout=STEP)
+        return [one, two]
+
+
+async def test_activity_methods_and_a_typed_handle_as_temporal_names_them(client: Client) -> None:
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[ByMethod], activities=[Repo("r-").fetch]
+    ):
+        await client.start_workflow(ByMethod.run, args=["k"], id="by-method", task_queue=QUEUE)
+        h = client.get_workflow_handle_for(ByMethod.run, "by-method")
+        assert await h.result(timeout=30) == ["r-k1", "r-k2"]
 
 
 @pytest.mark.parametrize("named", ["class", "run method", "type name"])
@@ -191,6 +221,14 @@ async def test_start_signal_makes_a_start_a_signal_with_start_as_in_temporal(
             result_type=tuple,
         )
         assert out == ("t:1", "t:2", "kl")
+    with pytest.raises(InvalidArgumentError, match="cannot go with start_signal"):
+        await client.start_workflow(
+            Pair,
+            id="start-signal",
+            task_queue=QUEUE,
+            start_signal="finish",
+            id_conflict_policy=WorkflowIdConflictPolicy.TERMINATE_EXISTING,
+        )
     with pytest.raises(InvalidArgumentError, match="without start_signal"):
         await client.start_workflow(Pair, id="no-signal", task_queue=QUEUE, start_signal_args=[1])
     with pytest.raises(WorkflowNotFoundError):
