@@ -10,6 +10,7 @@ from worker import activity, workflow
 from worker._client_schedules import ScheduleHandle
 from worker._client_visibility import WorkflowExecution
 from worker._config_file import endpoints_from_config
+from worker._update_handle import WorkflowUpdateHandle, WorkflowUpdateStage
 from worker._worker import Worker
 from worker.client import Client, WorkflowHandle
 from worker.codec import AesGcmCodec
@@ -122,6 +123,8 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowNotRunningError",
     "WorkflowPausedError",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateStage",
     "activity",
     "endpoints_from_config",
     "workflow",

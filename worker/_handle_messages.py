@@ -14,6 +14,7 @@ from worker._call_args import call_args
 from worker._definition import QUERY, SIGNAL, UPDATE, handler_name, handler_result_type
 from worker._handle_control import given_or_new_id
 from worker._start_options import seconds
+from worker._update_handle import WorkflowUpdateHandle, WorkflowUpdateStage, start_update
 
 
 class MessagesMixin:
@@ -118,6 +119,33 @@ class MessagesMixin:
             type_hint=result_type,
         )
         return value
+
+    async def start_update(
+        self,
+        update: str | Callable[..., Any],
+        *arg: Any,
+        args: Sequence[Any] | None = None,
+        wait_for_stage: WorkflowUpdateStage,
+        id: str | None = None,
+        result_type: Any = None,
+        timeout: timedelta | float = 30.0,
+    ) -> WorkflowUpdateHandle:
+        """Send an update and return its handle once the workflow accepted it
+        (``wait_for_stage=WorkflowUpdateStage.ACCEPTED``, as in Temporal) or it
+        completed (``COMPLETED``); await ``.result()`` for its result.
+
+        Raises:
+            UpdateRejectedError: Its validator rejected it.
+        """
+        return await start_update(
+            self,
+            update,
+            call_args(arg, args, "start_update"),
+            wait_for_stage=wait_for_stage,
+            update_id=given_or_new_id(id, "id"),
+            timeout=timeout,
+            result_type=result_type,
+        )
 
     async def _update(
         self,

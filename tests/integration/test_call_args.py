@@ -13,12 +13,16 @@ import pytest
 
 from tests.helpers import eventually
 from worker import (
+    ApplicationError,
     ArgumentsGivenTwiceError,
     Client,
     InvalidArgumentError,
+    UpdateFailedError,
+    UpdateRejectedError,
     Worker,
     WorkflowIdConflictPolicy,
     WorkflowNotFoundError,
+    WorkflowUpdateStage,
     activity,
     workflow,
 )
@@ -233,3 +237,58 @@ async def test_start_signal_makes_a_start_a_signal_with_start_as_in_temporal(
         await client.start_workflow(Pair, id="no-signal", task_queue=QUEUE, start_signal_args=[1])
     with pytest.raises(WorkflowNotFoundError):
         await client.get_workflow_handle("no-signal").describe()
+
+
+@workflow.defn
+class Gate:
+    def __init__(self) -> None:
+        self.open = False
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.done)
+
+    @workflow.update
+    async def enter(self, who: str, n: int) -> str:
+        await workflow.wait_condition(lambda: self.open)
+        if n == 13:
+            raise ApplicationError("unlucky")
+        return f"{who}{n}"
+
+    @enter.validator
+    def _enter(self, who: str, n: int) -> None:
+        if n < 0:
+            raise ValueError("negative")
+
+    @workflow.signal
+    def unlock(self) -> None:
+        self.open = True
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+async def test_start_update_returns_once_accepted_as_in_temporal(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Gate]):
+        h = await client.start_workflow(Gate, id="gate", task_queue=QUEUE)
+        accepted = WorkflowUpdateStage.ACCEPTED
+        # the handler waits for a signal sent after start_update returns
+        upd = await h.start_update(Gate.enter, args=["a", 1], id="enter-1", wait_for_stage=accepted)
+        unlucky = await h.start_update(Gate.enter, "b", 13, wait_for_stage=accepted)
+        assert upd.id == "enter-1" and upd.workflow_id == "gate"
+        with pytest.raises(UpdateRejectedError):
+            await h.start_update(Gate.enter, args=["c", -1], wait_for_stage=accepted)
+        await h.signal(Gate.unlock)
+        assert await upd.result() == "a1"
+        with pytest.raises(UpdateFailedError):
+            await unlucky.result()
+        done = await h.start_update(
+            "enter", "d", 2, wait_for_stage=WorkflowUpdateStage.COMPLETED, result_type=str
+        )
+        assert await done.result() == "d2"
+        with pytest.raises(InvalidArgumentError, match="ACCEPTED"):
+            await h.start_update(Gate.enter, "e", 3, wait_for_stage=WorkflowUpdateStage.ADMITTED)
+        await h.signal(Gate.finish)
+        await h.result(timeout=30)

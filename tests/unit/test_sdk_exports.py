@@ -72,6 +72,8 @@ EXPECTED_ALL = [
     "WorkflowNotFoundError",
     "WorkflowNotRunningError",
     "WorkflowPausedError",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateStage",
     "activity",
     "endpoints_from_config",
     "workflow",
