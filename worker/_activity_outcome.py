@@ -61,6 +61,12 @@ def activity_error(
     return error
 
 
+#: Patch marker of runs whose activities cancelled by the workflow raise
+#: :class:`ActivityCancellation`; a run written without it (by an earlier
+#: release) keeps the bare ``asyncio.CancelledError`` on replay.
+ACTIVITY_CANCEL_ERROR_PATCH = "baton.activity-cancel-error"
+
+
 class ActivityCancellation(ActivityError, asyncio.CancelledError):
     """What awaiting an activity raises once the workflow cancelled it (its handle,
     the task awaiting it, or the run on the workflow's cancel request).

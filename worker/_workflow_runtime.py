@@ -22,6 +22,7 @@ from typing import Any
 
 from worker import _history
 from worker._activity_outcome import (
+    ACTIVITY_CANCEL_ERROR_PATCH,
     activity_error,
     canceled_by_workflow,
     caused_by_cancel,
@@ -522,6 +523,10 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         # callback (asyncio.timeout(), which on Python 3.11 turns only a bare
         # CancelledError into its TimeoutError), a plain cancellation.
         as_error = self._cancelling_in_code or asyncio.current_task(self._loop) is not None
+        if as_error and self.activating and not self._read_only:
+            # a run an earlier release wrote got a bare CancelledError: its
+            # code may have taken another path since, so it replays with that
+            as_error = self.patched(ACTIVITY_CANCEL_ERROR_PATCH)
         act = self._activities.get(handle.activity_id)
         if act is None or act.handle is not handle:
             return reason, as_error

@@ -262,10 +262,11 @@ def test_an_uncaught_cancelled_activity_fails_the_workflow() -> None:
     commands = sim.run_task()
     assert types(commands) == [
         CommandType.SCHEDULE_ACTIVITY,
+        CommandType.RECORD_MARKER,  # the run raises ActivityError (ACTIVITY_CANCEL_ERROR_PATCH)
         CommandType.REQUEST_CANCEL_ACTIVITY,
         CommandType.FAIL_WORKFLOW,
     ]
-    assert_fails_with_canceled_activity(commands[2].attributes)
+    assert_fails_with_canceled_activity(commands[3].attributes)
     sim.replay()  # the same failure on replay: deterministic
 
 
@@ -274,8 +275,12 @@ def test_cancelling_a_task_awaiting_an_activity_fails_the_workflow() -> None:
     assert types(sim.run_task()) == [CommandType.SCHEDULE_ACTIVITY]
     sim.signal("halt")
     commands = sim.run_task()
-    assert types(commands) == [CommandType.REQUEST_CANCEL_ACTIVITY, CommandType.FAIL_WORKFLOW]
-    assert_fails_with_canceled_activity(commands[1].attributes)
+    assert types(commands) == [
+        CommandType.RECORD_MARKER,
+        CommandType.REQUEST_CANCEL_ACTIVITY,
+        CommandType.FAIL_WORKFLOW,
+    ]
+    assert_fails_with_canceled_activity(commands[2].attributes)
     sim.replay()
 
 

@@ -398,6 +398,7 @@ def test_a_cancel_after_a_result_in_one_task_lands_after_the_code_took_the_resul
     assert types(commands) == [
         CommandType.RECORD_MARKER,
         CommandType.SCHEDULE_ACTIVITY,
+        CommandType.RECORD_MARKER,
         CommandType.REQUEST_CANCEL_ACTIVITY,
         CommandType.COMPLETE_WORKFLOW,
     ]

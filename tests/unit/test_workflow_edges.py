@@ -46,6 +46,7 @@ def test_a_cancel_before_the_first_task_still_lets_the_run_clean_up() -> None:
     sim.request_cancel()
     assert types(sim.run_task()) == [
         CommandType.SCHEDULE_ACTIVITY,
+        CommandType.RECORD_MARKER,
         CommandType.REQUEST_CANCEL_ACTIVITY,
         CommandType.SCHEDULE_ACTIVITY,
     ]

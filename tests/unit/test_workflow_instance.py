@@ -1215,9 +1215,13 @@ def test_cancelling_an_activity_handle_requests_cancellation() -> None:
     assert commands[0].attributes["activity_id"] == "slow"
     sim.signal("halt")
     commands = sim.run_task()
-    assert types(commands) == [CommandType.REQUEST_CANCEL_ACTIVITY, CommandType.COMPLETE_WORKFLOW]
-    assert commands[0].attributes == {"activity_id": "slow"}
-    assert dec(commands[1].attributes["result"]) == "cancelled"
+    assert types(commands) == [
+        CommandType.RECORD_MARKER,
+        CommandType.REQUEST_CANCEL_ACTIVITY,
+        CommandType.COMPLETE_WORKFLOW,
+    ]
+    assert commands[1].attributes == {"activity_id": "slow"}
+    assert dec(commands[2].attributes["result"]) == "cancelled"
     sim.replay()
 
 
@@ -1226,8 +1230,12 @@ def test_workflow_cancel_request_cancels_the_run() -> None:
     sim.run_task()
     sim.request_cancel()
     commands = sim.run_task()
-    assert types(commands) == [CommandType.REQUEST_CANCEL_ACTIVITY, CommandType.CANCEL_WORKFLOW]
-    assert commands[0].attributes == {"activity_id": "1"}
+    assert types(commands) == [
+        CommandType.RECORD_MARKER,
+        CommandType.REQUEST_CANCEL_ACTIVITY,
+        CommandType.CANCEL_WORKFLOW,
+    ]
+    assert commands[1].attributes == {"activity_id": "1"}
     sim.replay()
 
 
@@ -1249,6 +1257,7 @@ def test_cancelled_workflow_can_clean_up_before_it_closes() -> None:
     sim.run_task()
     sim.request_cancel()
     assert types(sim.run_task()) == [
+        CommandType.RECORD_MARKER,
         CommandType.REQUEST_CANCEL_ACTIVITY,
         CommandType.SCHEDULE_ACTIVITY,
     ]
