@@ -410,12 +410,24 @@ async def _close_again(
     """Apply a losing branch's cancel request or terminate here again, to its
     run only: a later run of the workflow id is not what the client meant."""
     attrs = e["attributes"]
-    fields = {
+    fields: dict[str, Any] = {
         "run_id": run_id,
         "reason": attrs.get("reason") or "",
         "request_id": attrs.get("request_id"),
         "identity": attrs.get("identity") or "",
     }
+    chain = _chain_of(losing)
+    if (
+        chain
+        and chain != run_id
+        and not await _held(conn, losing, run_id)
+        and await _held(conn, losing, chain)
+    ):
+        # a run the losing branch continued into, which only it held, of a
+        # chain held here: the client's handle acted on the chain, so the
+        # request acts on the chain's current run here (as it would have,
+        # sent here; one of another execution of the id refuses it)
+        fields.update(run_id=None, first_run_id=chain)
     if e["event_type"] == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED.value:
         return await cancel_workflow_txn(
             store, conn, losing.namespace, losing.workflow_id, wire.CancelRequest(**fields)
@@ -423,6 +435,25 @@ async def _close_again(
     return await terminate_workflow_txn(
         store, conn, losing.namespace, losing.workflow_id, wire.TerminateRequest(**fields)
     )
+
+
+async def _held(conn: asyncpg.Connection, losing: Losing, run_id: str) -> bool:
+    """Whether this region holds run ``run_id`` of the losing branch's workflow."""
+    return bool(
+        await conn.fetchval(
+            SQ["first_run_of"], losing.namespace, losing.workflow_id, uuid.UUID(run_id)
+        )
+    )
+
+
+def _chain_of(losing: Losing) -> str | None:
+    """The first run of the chain the losing branch's run belongs to, if its
+    start is in the branch."""
+    for e in losing.events:
+        if e["event_type"] == EventType.WORKFLOW_EXECUTION_STARTED.value:
+            first = (e["attributes"] or {}).get("first_run_id")
+            return str(first) if first else None
+    return None
 
 
 async def _start_again(

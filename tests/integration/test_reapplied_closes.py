@@ -165,3 +165,84 @@ async def test_a_lost_update_the_client_asked_again_is_listed_as_applied(
         assert all(o["outcome"] != "not re-applied" for o in out["u"]), out
         await h.signal("finish")
         assert await h.result(timeout=30) == [42]
+
+
+@workflow.defn(name="RollsOver")
+class RollsOver:
+    def __init__(self) -> None:
+        self.roll = False
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        await workflow.wait_condition(lambda: self.roll)
+        workflow.continue_as_new(n + 1)
+
+    @workflow.signal
+    def roll_over(self) -> None:
+        self.roll = True
+
+
+async def test_a_lost_terminate_of_a_run_only_the_lost_region_held_ends_the_chain(
+    regions: RegionPair,
+) -> None:
+    """A handle's terminate ended the run its workflow had continued into in
+    the lost region, a run the new region never got: re-applied to the
+    chain's current run there, not refused for a run it does not hold."""
+    rs, ns = regions, "lost-chain-terminate"
+    client = await two_region_ns(rs, ns)
+    in_a = await Client.connect([rs.a.url], namespace=ns, follow_failover=False)
+    h = await client.start_workflow(RollsOver, 0, id="r", task_queue=QUEUE)
+    await eventually(lambda: events_in(rs.b, ns, "r"), what="r in B")
+    async with HoldBack(rs.a):
+        async with Worker(in_a, task_queue=QUEUE, workflows=[RollsOver]):
+            await h.signal("roll_over", request_id="roll-1")
+
+            async def continued_in_a() -> bool:
+                run = (await in_a.get_workflow_handle("r").describe())["execution"]["run_id"]
+                return bool(run != h.run_id)
+
+            await eventually(continued_in_a, timeout=30, what="the run continued as new in A")
+        # the handle acts on its chain: the continued run, held only by region-a
+        await h.terminate("lost terminate", request_id="term-chain")
+        await forced_failover(rs.a.config, ns, rs.b.name)
+    in_b = await Client.connect([rs.b.url], namespace=ns)
+
+    async def terminated_in_b() -> bool:
+        run = (await in_b.get_workflow_handle("r").describe())["execution"]
+        return bool(run["status"] == "terminated")
+
+    await eventually(terminated_in_b, timeout=30, what="the chain terminated in B")
+    out = await _outcomes(rs, ns, 3)
+    closes = [o for o in out["r"] if o["event_type"] == "WorkflowExecutionTerminated"]
+    assert [o["outcome"] for o in closes] == ["re-applied"], out
+    assert closes[0]["run_id"] == h.run_id, out
+    await in_a.close()
+    await in_b.close()
+
+
+async def test_a_lost_terminate_of_a_new_execution_leaves_the_older_run_alone(
+    regions: RegionPair,
+) -> None:
+    """A start of the lost tail that the new region refuses (the id's earlier
+    run is still open there) took its terminate with it: that terminate is
+    refused too, never applied to the earlier run, another execution."""
+    rs, ns = regions, "lost-new-execution"
+    client = await two_region_ns(rs, ns)
+    in_a = await Client.connect([rs.a.url], namespace=ns, follow_failover=False)
+    first = await client.start_workflow(Tally, id="x", task_queue=QUEUE)
+    await eventually(lambda: events_in(rs.b, ns, "x"), what="x in B")
+    async with HoldBack(rs.a):
+        async with Worker(in_a, task_queue=QUEUE, workflows=[Tally]):
+            await first.signal("finish", request_id="finish-1")
+            assert await first.result(timeout=30) == []
+        again = await in_a.start_workflow(Tally, id="x", task_queue=QUEUE, request_id="start-new")
+        await again.terminate("lost terminate", request_id="term-new")
+        await forced_failover(rs.a.config, ns, rs.b.name)
+    out = await _outcomes(rs, ns, 3)
+    in_b = await Client.connect([rs.b.url], namespace=ns)
+    run = (await in_b.get_workflow_handle("x").describe())["execution"]
+    assert (run["run_id"], run["status"]) == (first.run_id, "running"), out
+    closes = [o for o in out["x"] if o["event_type"] == "WorkflowExecutionTerminated"]
+    assert [o["outcome"] for o in closes] == ["refused"], out
+    await in_a.close()
+    await in_b.close()
