@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import random as _random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, MutableMapping
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from worker.common import ActivityCancellationType
-from worker.wire import RetryPolicyWire
+from worker.wire import MAX_DURATION_S, RetryPolicyWire
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,3 +263,23 @@ class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             }
             kwargs["extra"] = {**tags, **(kwargs.get("extra") or {})}
         return msg, kwargs
+
+
+def _to_seconds(value: timedelta | float | None, what: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{what} must be a timedelta, got {value!r}")
+    if not seconds > 0 or not math.isfinite(seconds):  # NaN compares false
+        raise ValueError(f"{what} must be a positive, finite duration, got {value!r}")
+    if seconds > MAX_DURATION_S:  # the server's bound: it would refuse every attempt
+        raise ValueError(f"{what} must be at most ten years, got {value!r}")
+    return float(seconds)
+
+
+def _is_zero(value: timedelta | float) -> bool:
+    """Whether a duration is zero (a bool is no duration)."""
+    if isinstance(value, timedelta):
+        return value == timedelta(0)
+    return not isinstance(value, bool) and isinstance(value, int | float) and value == 0

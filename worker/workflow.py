@@ -19,7 +19,7 @@ import math
 import random as _random
 import uuid as _uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
 from worker._call_args import call_args
@@ -42,12 +42,13 @@ from worker._workflow_api import (
     ContinueAsNewError,
     WorkflowInfo,
     _current_runtime,
+    _is_zero,
     _ReplaySafeLogger,
     _Runtime,
+    _to_seconds,
 )
 from worker.common import ActivityCancellationType, RetryPolicy
 from worker.errors import InvalidArgumentError
-from worker.wire import MAX_DURATION_S
 
 __all__ = [
     "ActivityCancellationType",
@@ -79,6 +80,8 @@ __all__ = [
     "sleep",
     "start_activity",
     "start_activity_method",
+    "time",
+    "time_ns",
     "unsafe",
     "update",
     "upsert_search_attributes",
@@ -87,6 +90,7 @@ __all__ = [
 ]
 
 C = TypeVar("C", bound=type)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # --------------------------------------------------------------------------- decorators
@@ -229,6 +233,17 @@ def info() -> WorkflowInfo:
 def now() -> datetime:
     """History time: when the current workflow task started (UTC, tz-aware)."""
     return _runtime().now()
+
+
+def time() -> float:
+    """History time in seconds since the epoch: :func:`now` as a number, as
+    Temporal's ``workflow.time()`` (and the workflow loop's ``time()``) reads it."""
+    return now().timestamp()
+
+
+def time_ns() -> int:
+    """History time in whole nanoseconds since the epoch (Temporal's ``workflow.time_ns()``)."""
+    return (now() - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def random() -> _random.Random:
@@ -378,26 +393,6 @@ def continue_as_new(
         search_attributes=attributes,
         memo=None if memo is None else dict(memo),
     )
-
-
-def _to_seconds(value: timedelta | float | None, what: str) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise TypeError(f"{what} must be a timedelta, got {value!r}")
-    if not seconds > 0 or not math.isfinite(seconds):  # NaN compares false
-        raise ValueError(f"{what} must be a positive, finite duration, got {value!r}")
-    if seconds > MAX_DURATION_S:  # the server's bound: it would refuse every attempt
-        raise ValueError(f"{what} must be at most ten years, got {value!r}")
-    return float(seconds)
-
-
-def _is_zero(value: timedelta | float) -> bool:
-    """Whether a duration is zero (a bool is no duration)."""
-    if isinstance(value, timedelta):
-        return value == timedelta(0)
-    return not isinstance(value, bool) and isinstance(value, int | float) and value == 0
 
 
 def start_activity(
