@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -214,6 +214,8 @@ class WorkflowDefinition:
     updates: Mapping[str, HandlerDefinition]
     #: Worker versioning: ``pinned`` or ``auto-upgrade`` (None: the worker's default).
     versioning_behavior: str | None = None
+    #: Exceptions of the code that fail the run rather than its workflow task.
+    failure_exception_types: tuple[type[BaseException], ...] = ()
 
     @staticmethod
     def from_class(cls: type) -> WorkflowDefinition:
@@ -355,10 +357,23 @@ def check_behavior(value: str | None, what: str) -> str | None:
 
 
 def define_workflow(
-    cls: type, name: str | None, versioning_behavior: str | None = None
+    cls: type,
+    name: str | None,
+    versioning_behavior: str | None = None,
+    failure_exception_types: Sequence[type[BaseException]] = (),
 ) -> WorkflowDefinition:
     """Read the marks of a class, check them and attach its definition."""
     _check_name(name, "workflow")
+    given = failure_exception_types
+    iterable = isinstance(given, Iterable) and not isinstance(given, str | type)
+    failure_types = tuple(given) if iterable else ()
+    if not iterable or not all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in failure_types
+    ):
+        raise TypeError(
+            "failure_exception_types is a list of exception classes, "
+            f"not {failure_exception_types!r:.80}"
+        )
     versioning_behavior = check_behavior(versioning_behavior, "versioning_behavior")
     if not inspect.isclass(cls):
         raise TypeError(f"@workflow.defn expects a class, got {cls!r}")
@@ -418,6 +433,7 @@ def define_workflow(
         queries=MappingProxyType(handlers[QUERY]),
         updates=MappingProxyType(handlers[UPDATE]),
         versioning_behavior=versioning_behavior,
+        failure_exception_types=failure_types,
     )
     setattr(cls, _WORKFLOW_ATTR, defn)
     owners_of_run = [d for d in getattr(run_fn, _RUN_OWNERS_ATTR, []) if d.cls is not cls]

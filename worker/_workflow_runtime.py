@@ -329,7 +329,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
                     },
                 )
             )
-        elif isinstance(exc, FailureError):
+        elif isinstance(exc, (FailureError, *self._defn.failure_exception_types)):
             if self._cancel_requested and caused_by_cancel(exc):
                 self._close(Command(type=CommandType.CANCEL_WORKFLOW, attributes={"details": None}))
                 return

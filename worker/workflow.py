@@ -102,7 +102,10 @@ def defn(cls: C, /) -> C: ...
 
 @overload
 def defn(
-    *, name: str | None = None, versioning_behavior: VersioningBehavior | None = None
+    *,
+    name: str | None = None,
+    versioning_behavior: VersioningBehavior | None = None,
+    failure_exception_types: Sequence[type[BaseException]] = (),
 ) -> Callable[[C], C]: ...
 
 
@@ -112,6 +115,7 @@ def defn(
     *,
     name: str | None = None,
     versioning_behavior: VersioningBehavior | str | None = None,
+    failure_exception_types: Sequence[type[BaseException]] = (),
 ) -> C | Callable[[C], C]:
     """Make a class a workflow, named ``name`` or after the class.
 
@@ -119,6 +123,8 @@ def defn(
     (``Worker(deployment=...)``): ``"pinned"`` keeps a run on the build that
     started it until it closes; ``"auto-upgrade"`` moves it to its
     deployment's current build at its next workflow task.
+    ``failure_exception_types`` (as in Temporal) fail the run, like an
+    ``ApplicationError``, where another exception fails its workflow task.
 
     Raises:
         TypeError: Not a class.
@@ -127,7 +133,7 @@ def defn(
     """
 
     def decorate(c: C) -> C:
-        define_workflow(c, name, versioning_behavior)
+        define_workflow(c, name, versioning_behavior, failure_exception_types)
         return c
 
     if cls is not None:

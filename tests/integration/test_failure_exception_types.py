@@ -1,0 +1,72 @@
+"""@workflow.defn(failure_exception_types=[...]), as in Temporal: those exceptions fail the run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import eventually
+from worker import Client, Worker, WorkflowFailureError, workflow
+
+pytestmark = pytest.mark.integration
+QUEUE = "failure-types"
+
+
+class OutOfStock(Exception):
+    pass
+
+
+@workflow.defn(failure_exception_types=[OutOfStock])
+class Reserve:
+    def __init__(self) -> None:
+        self.bad_signal = False
+
+    @workflow.run
+    async def run(self, what: str) -> str:
+        if what == "gone":
+            raise OutOfStock(f"no {what} left")
+        if what == "bug":
+            raise KeyError(what)  # not listed: a bug, the task fails and retries
+        await workflow.wait_condition(lambda: self.bad_signal)
+        return "unreachable"
+
+    @workflow.signal
+    def restock(self) -> None:
+        raise OutOfStock("restock failed")
+
+
+async def test_a_listed_exception_fails_the_run_and_others_fail_the_task(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Reserve]):
+        gone = await client.start_workflow(Reserve, "gone", id="reserve-gone", task_queue=QUEUE)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await gone.result(timeout=20)
+        assert caught.value.status == "failed"
+        assert caught.value.cause is not None
+        assert caught.value.cause.type == "OutOfStock"
+        assert "no gone left" in str(caught.value.cause)
+
+        handled = await client.start_workflow(Reserve, "ok", id="reserve-signal", task_queue=QUEUE)
+        await handled.signal(Reserve.restock)
+        with pytest.raises(WorkflowFailureError) as from_handler:
+            await handled.result(timeout=20)
+        assert from_handler.value.cause is not None
+        assert from_handler.value.cause.type == "OutOfStock"
+
+        bug = await client.start_workflow(Reserve, "bug", id="reserve-bug", task_queue=QUEUE)
+
+        async def task_failed() -> bool:
+            task = (await bug.describe()).get("pending_workflow_task") or {}
+            return bool(task.get("last_failure"))
+
+        await eventually(task_failed, timeout=20, what="the bug's workflow task failing")
+        assert (await bug.describe())["execution"]["status"] == "running"
+
+
+def test_failure_exception_types_must_be_exception_classes() -> None:
+    for bad in ("OutOfStock", [OutOfStock, "x"], [int], OutOfStock, 5):
+        with pytest.raises(TypeError, match="failure_exception_types"):
+
+            @workflow.defn(name=f"Bad{id(bad)}", failure_exception_types=bad)  # type: ignore[arg-type]
+            class Bad:
+                @workflow.run
+                async def run(self) -> None:
+                    pass
