@@ -215,12 +215,18 @@ class MessageDelivery:
         )
 
     async def _run_update(self, update_id: str, defn: HandlerDefinition, args: list[Any]) -> None:
+        # as in Temporal, a listed exception type fails the update, not the run
+        fails_update: tuple[type[BaseException], ...] = (
+            FailureError,
+            *self._defn.failure_exception_types,
+        )
         try:
             result = await _call_handler(defn.fn.__get__(self._object), args)
-        except (FailureError, asyncio.CancelledError) as exc:
-            error = (
-                exc if isinstance(exc, FailureError) else CanceledError("update handler canceled")
-            )
+        except BaseException as exc:
+            if not isinstance(exc, (asyncio.CancelledError, *fails_update)):
+                raise
+            failed = isinstance(exc, fails_update)
+            error = exc if failed else CanceledError("update handler canceled")
             failure = exception_to_failure(error, self._converter)
             self._complete_update(update_id, None, failure)
             return

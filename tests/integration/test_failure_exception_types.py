@@ -6,6 +6,7 @@ import pytest
 
 from tests.helpers import eventually
 from worker import Client, Worker, WorkflowFailureError, workflow
+from worker.errors import UpdateFailedError
 
 pytestmark = pytest.mark.integration
 QUEUE = "failure-types"
@@ -33,6 +34,10 @@ class Reserve:
     def restock(self) -> None:
         raise OutOfStock("restock failed")
 
+    @workflow.update
+    async def reserve_more(self, n: int) -> int:
+        raise OutOfStock(f"cannot reserve {n} more")
+
 
 async def test_a_listed_exception_fails_the_run_and_others_fail_the_task(client: Client) -> None:
     async with Worker(client, task_queue=QUEUE, workflows=[Reserve]):
@@ -45,6 +50,10 @@ async def test_a_listed_exception_fails_the_run_and_others_fail_the_task(client:
         assert "no gone left" in str(caught.value.cause)
 
         handled = await client.start_workflow(Reserve, "ok", id="reserve-signal", task_queue=QUEUE)
+        # from an update handler it fails the update, as in Temporal; the run goes on
+        with pytest.raises(UpdateFailedError, match="cannot reserve 3 more"):
+            await handled.execute_update(Reserve.reserve_more, 3)
+        assert (await handled.describe())["execution"]["status"] == "running"
         await handled.signal(Reserve.restock)
         with pytest.raises(WorkflowFailureError) as from_handler:
             await handled.result(timeout=20)
