@@ -356,6 +356,18 @@ def check_behavior(value: str | None, what: str) -> str | None:
     return normal
 
 
+def exception_types(given: object, what: str) -> tuple[type[BaseException], ...]:
+    """``given`` as a tuple of exception classes; anything else is a TypeError naming ``what``."""
+    error = TypeError(f"{what} is a list of exception classes, not {given!r:.80}")
+    if not isinstance(given, Iterable) or isinstance(given, str | type):
+        raise error
+    items = tuple(given)
+    types = tuple(t for t in items if isinstance(t, type) and issubclass(t, BaseException))
+    if len(types) != len(items):
+        raise error
+    return types
+
+
 def define_workflow(
     cls: type,
     name: str | None,
@@ -364,16 +376,7 @@ def define_workflow(
 ) -> WorkflowDefinition:
     """Read the marks of a class, check them and attach its definition."""
     _check_name(name, "workflow")
-    given = failure_exception_types
-    iterable = isinstance(given, Iterable) and not isinstance(given, str | type)
-    failure_types = tuple(given) if iterable else ()
-    if not iterable or not all(
-        isinstance(t, type) and issubclass(t, BaseException) for t in failure_types
-    ):
-        raise TypeError(
-            "failure_exception_types is a list of exception classes, "
-            f"not {failure_exception_types!r:.80}"
-        )
+    failure_types = exception_types(failure_exception_types, "failure_exception_types")
     versioning_behavior = check_behavior(versioning_behavior, "versioning_behavior")
     if not inspect.isclass(cls):
         raise TypeError(f"@workflow.defn expects a class, got {cls!r}")

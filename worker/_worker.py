@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -28,6 +29,7 @@ from worker._definition import (
     WorkflowDefinition,
     by_name,
     check_behavior,
+    exception_types,
 )
 from worker._http import ns_path
 from worker._run_cache import RunCache
@@ -89,6 +91,9 @@ class Worker(WorkflowTaskRunner):
             failed this many times in a row (the error's type, message and
             stack in the reason) instead of retrying it forever; a mapping
             sets it per workflow type. Off by default.
+        workflow_failure_exception_types: Exception types that fail the run
+            (an update handler's, the update) in every workflow of this worker,
+            besides each ``@workflow.defn``'s ``failure_exception_types``.
         default_versioning_behavior: ``"pinned"`` or ``"auto-upgrade"`` for
             workflow types whose ``@workflow.defn`` names none. A versioned
             worker refuses to start with a type that has neither.
@@ -137,6 +142,7 @@ class Worker(WorkflowTaskRunner):
         deployment: tuple[str, str] | None = None,
         default_versioning_behavior: str | None = None,
         pause_after_failed_workflow_tasks: int | Mapping[str, int] | None = None,
+        workflow_failure_exception_types: Sequence[type[BaseException]] = (),
         sticky_queue: bool = True,
         sticky_schedule_to_start: timedelta | float = 5.0,
         speculative_workflow_tasks: bool = True,
@@ -161,6 +167,15 @@ class Worker(WorkflowTaskRunner):
             default_versioning_behavior, "default_versioning_behavior"
         )
         self._workflows = by_name(map(WorkflowDefinition.from_class, workflows), "workflow")
+        if extra := exception_types(
+            workflow_failure_exception_types, "workflow_failure_exception_types"
+        ):
+            self._workflows = {
+                name: dataclasses.replace(
+                    d, failure_exception_types=(*d.failure_exception_types, *extra)
+                )
+                for name, d in self._workflows.items()
+            }
         self._pause_after = pause_limits(pause_after_failed_workflow_tasks, self._workflows)
         self._activities = by_name(map(ActivityDefinition.from_callable, activities), "activity")
         self._cache = RunCache(max_cached_workflows)

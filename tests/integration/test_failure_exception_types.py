@@ -79,3 +79,32 @@ def test_failure_exception_types_must_be_exception_classes() -> None:
                 @workflow.run
                 async def run(self) -> None:
                     pass
+
+
+@workflow.defn
+class Plain:
+    @workflow.run
+    async def run(self) -> None:
+        raise OutOfStock("from a workflow that lists nothing")
+
+
+async def test_a_worker_lists_failure_types_for_all_its_workflows(client: Client) -> None:
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[Plain], workflow_failure_exception_types=[OutOfStock]
+    ):
+        handle = await client.start_workflow(Plain, id="plain-1", task_queue=QUEUE)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result(timeout=20)
+    assert caught.value.cause is not None
+    assert caught.value.cause.type == "OutOfStock"
+
+
+def test_a_worker_refuses_failure_types_that_are_not_exception_classes(client: Client) -> None:
+    for bad in ("OutOfStock", [dict], OutOfStock, 5):
+        with pytest.raises(TypeError, match="workflow_failure_exception_types"):
+            Worker(
+                client,
+                task_queue=QUEUE,
+                workflows=[Plain],
+                workflow_failure_exception_types=bad,  # type: ignore[arg-type]
+            )
