@@ -48,7 +48,7 @@ from worker.errors import (
     PayloadTooLargeError,
     TaskNotFoundError,
 )
-from worker.wire import Command, Failure, HistoryEvent, Payload
+from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
 from worker.wire import EventType as Kind
 
 log = logging.getLogger("baton.worker")
@@ -247,7 +247,8 @@ class WorkflowTaskRunner(CompletionLimits):
             self._evict(task["run_id"])
             if inst is not None:
                 inst.dispose()
-            await self._fail_workflow_task(task, exc)
+            if not await self._fail_run_on_nondeterminism(task, exc):
+                await self._fail_workflow_task(task, exc)
             return None
         stopping = self._stopping.is_set()
         body = {
@@ -283,6 +284,30 @@ class WorkflowTaskRunner(CompletionLimits):
             self._drop(inst)
             return None
         return self._completed(inst, res)
+
+    async def _fail_run_on_nondeterminism(self, task: dict[str, Any], exc: BaseException) -> bool:
+        """Fail the run for ``exc``, a non-determinism error, when its workflow
+        lists that type (or a base of it) among its failure exception types, as
+        in Temporal; whether it did."""
+        defn = self._workflows.get(task["workflow_type"])
+        if not isinstance(exc, NonDeterminismError) or defn is None:
+            return False
+        if not issubclass(NonDeterminismError, defn.failure_exception_types):
+            return False
+        failure = Failure(message=str(exc), type="NonDeterminismError")
+        fail = Command(type=CommandType.FAIL_WORKFLOW, attributes={"failure": failure.model_dump()})
+        body = {
+            "task_token": task["task_token"],
+            "commands": await encode_wire([fail.model_dump(mode="json")], self.converter),
+            "identity": self.identity,
+            **self._version_fields(),
+        }
+        try:
+            await self._complete_workflow_task(body, task)
+        except BatonError as err:
+            log.warning("failing the run of %s failed: %s", task["workflow_id"], err)
+            return isinstance(err, TaskNotFoundError)
+        return True
 
     def _completed(self, inst: WorkflowInstance, res: dict[str, Any]) -> dict[str, Any] | None:
         """Keep (or drop) ``inst`` after its task's completion was recorded, start

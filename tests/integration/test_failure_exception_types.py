@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.helpers import eventually
-from worker import Client, Worker, WorkflowFailureError, workflow
+from worker import Client, NonDeterminismError, Worker, WorkflowFailureError, activity, workflow
 from worker.errors import UpdateFailedError
 
 pytestmark = pytest.mark.integration
@@ -108,3 +110,62 @@ def test_a_worker_refuses_failure_types_that_are_not_exception_classes(client: C
                 workflows=[Plain],
                 workflow_failure_exception_types=bad,  # type: ignore[arg-type]
             )
+
+
+@activity.defn
+async def pick(item: str) -> str:
+    return item
+
+
+class Drifting:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+
+@workflow.defn(name="Drift")
+class DriftV1(Drifting):
+    @workflow.run
+    async def run(self) -> str:
+        got = await workflow.execute_activity(
+            pick, "a", start_to_close_timeout=timedelta(seconds=10)
+        )
+        await workflow.wait_condition(lambda: self.go)
+        return got
+
+
+@workflow.defn(name="Drift", failure_exception_types=[NonDeterminismError])
+class DriftV2(Drifting):
+    @workflow.run
+    async def run(self) -> str:
+        # "fixed" code that no longer matches the history of runs already started
+        got = await workflow.execute_activity(
+            "other", "b", start_to_close_timeout=timedelta(seconds=10)
+        )
+        await workflow.wait_condition(lambda: self.go)
+        return str(got)
+
+
+async def test_listed_non_determinism_fails_the_run_instead_of_its_task(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[DriftV1], activities=[pick]):
+        handle = await client.start_workflow(DriftV1, id="drift-1", task_queue=QUEUE)
+
+        async def picked() -> bool:
+            events = await handle.history()
+            return any(e["event_type"] == "ActivityTaskCompleted" for e in events)
+
+        await eventually(picked, timeout=20, what="the first activity's result")
+    async with Worker(client, task_queue=QUEUE, workflows=[DriftV2], max_cached_workflows=0):
+        await handle.signal(DriftV1.proceed)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result(timeout=20)
+    assert caught.value.status == "failed"
+    assert caught.value.cause is not None
+    assert caught.value.cause.type == "NonDeterminismError"
+    assert "non-determinism" in str(caught.value.cause)
+    kinds = [e["event_type"] for e in await handle.history()]
+    assert "WorkflowTaskFailed" not in kinds
+    assert kinds[-1] == "WorkflowExecutionFailed"
