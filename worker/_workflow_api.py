@@ -84,6 +84,15 @@ class WorkflowInfo:
         """``first_run_id`` under the name Temporal's ``workflow.Info`` gives it."""
         return self.first_run_id
 
+    def get_current_history_length(self) -> int:
+        """``history_length``, as Temporal's ``workflow.Info`` method reads it."""
+        return self.history_length
+
+    def is_continue_as_new_suggested(self) -> bool:
+        """Whether the server suggests continuing as new (Temporal's ``workflow.Info`` method)."""
+        rt = _current_runtime.get()
+        return rt is not None and rt.continue_as_new_suggested()
+
 
 def seconds_of(value: Any) -> timedelta | None:
     """A duration in seconds, as history holds it, as a timedelta (None: none)."""

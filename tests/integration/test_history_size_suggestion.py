@@ -30,7 +30,10 @@ class Accumulate:
         while self.total < 40:
             before = self.total
             await workflow.wait_condition(lambda before=before: self.total > before)
-            if workflow.continue_as_new_suggested():
+            suggested = workflow.continue_as_new_suggested()
+            # Temporal's spelling reads the same (a mismatch fails the task)
+            assert workflow.info().is_continue_as_new_suggested() == suggested
+            if suggested:
                 workflow.continue_as_new(self.total, runs + 1)
         return [self.total, runs]
 
