@@ -36,26 +36,33 @@ STARTUP_LOG_EVERY_S = 30.0
 
 @contextlib.asynccontextmanager
 async def open_store(
-    config: BatonConfig, region: str, *, pool_size: int = 20
+    config: BatonConfig, region: str, *, pool_size: int = 20, wait: bool = False
 ) -> AsyncIterator[Store]:
-    """Connect to the region database, check its schema, listen for notifications."""
+    """Connect to the region database, check its schema, listen for notifications.
+
+    A server (``wait``) waits for a database that is down; an operator's
+    command gets ``Unavailable`` at once, naming the region."""
     dsn = config.region(region).dsn
     RunTxn.buffered_inputs_max = config.buffered_inputs_max
     RunTxn.suggest_continue_as_new_events = config.suggest_continue_as_new_events
     SuggestAt.history_bytes = config.history_bytes_warn
     while True:
-        await _wait_for_database(config, region)
+        await _wait_for_database(config, region, wait=wait)
         # the database may go down again before the pool and the listener
-        # have their connections: then wait for it once more
+        # have their connections: then a server waits for it once more
         try:
             pool = await db.create_pool(dsn, max_size=pool_size)
         except Unavailable:
+            if not wait:
+                raise
             continue
         notifier = Notifier(dsn)
         try:
             await notifier.start()
         except Unavailable:
             pool.terminate()
+            if not wait:
+                raise
             continue
         break
     try:
@@ -71,7 +78,7 @@ async def open_store(
         await pool.close()
 
 
-async def _wait_for_database(config: BatonConfig, region: str) -> None:
+async def _wait_for_database(config: BatonConfig, region: str, *, wait: bool) -> None:
     """Wait until the region's database takes a connection, then check its schema.
 
     A server started while its database is down (a restart during the
@@ -85,6 +92,8 @@ async def _wait_for_database(config: BatonConfig, region: str) -> None:
         try:
             conn = await db.connect_region(config, region)
         except Unavailable as exc:
+            if not wait:
+                raise
             if waited - told >= STARTUP_LOG_EVERY_S or told < 0:
                 log.warning(
                     "waiting for the database of %s (%.0f s so far): %s", region, waited, exc
@@ -122,7 +131,7 @@ async def running_store(
     """
     if config.test_clock:
         clock.enable()
-    async with open_store(config, region) as store:
+    async with open_store(config, region, wait=True) as store:
         for check in before:
             await check(store)
         tasks = [
