@@ -15,7 +15,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
@@ -29,7 +29,7 @@ from store.api_guard import (
     RequestGuard,
     body_problem,
 )
-from store.api_openapi import ERROR_RESPONSES, install_openapi
+from store.api_openapi import ERROR_RESPONSES, answer_head, install_openapi
 from store.api_pause import add_pause_routes
 from store.api_schedules import add_schedule_routes
 from store.api_versioning import add_versioning_routes
@@ -214,6 +214,10 @@ def create_app(store: Store) -> FastAPI:
             err = MethodNotAllowed(
                 f"{asked}: this route does not take {request.method}; {takes} (see /openapi.json)"
             )
+            # RFC 9110: a 405 names the methods the resource takes
+            answer = error_response(err)
+            answer.headers["Allow"] = ", ".join(allowed + (["HEAD"] if "GET" in allowed else []))
+            return answer
         elif exc.status_code < 500:
             err = MalformedRequest(f"the request could not be read: {exc.detail}")
         else:
@@ -247,10 +251,7 @@ def create_app(store: Store) -> FastAPI:
             await conn.fetchval("SELECT 1")
         return JSON({"ok": True, "region": store.region})
 
-    # HEAD too: load balancers and uptime checks often probe with it
-    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
-
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         async with store.pool.acquire() as conn:
             text = await render_metrics(conn, store.region)
@@ -557,6 +558,7 @@ def create_app(store: Store) -> FastAPI:
         checked(req)
         return JSON(await acts.heartbeat_activity(store, namespace, req))
 
+    answer_head(app)  # HEAD too: load balancers and uptime checks often probe with it
     return app
 
 

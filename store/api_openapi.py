@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from worker import wire
 
@@ -38,15 +39,33 @@ def install_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
+            # HEAD is a GET's answer without its body: the document has the GET
+            heads = [
+                r.methods
+                for r in app.routes
+                if isinstance(r, APIRoute) and r.methods and "HEAD" in r.methods
+            ]
+            for methods in heads:
+                methods.discard("HEAD")
+            try:
+                schema = get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            finally:
+                for methods in heads:
+                    methods.add("HEAD")
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
                     operation.get("responses", {}).pop("422", None)
+                    for status in ERROR_RESPONSES:
+                        # an error is JSON also where the route answers text (/metrics)
+                        answer = operation.get("responses", {}).get(str(status), {})
+                        if "content" in answer and "application/json" not in answer["content"]:
+                            _, body = answer["content"].popitem()
+                            answer["content"] = {"application/json": body}
             schemas = schema.get("components", {}).get("schemas", {})
             for name in _FASTAPI_ONLY:
                 schemas.pop(name, None)
@@ -54,3 +73,16 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def answer_head(app: FastAPI) -> None:
+    """Let every GET route answer HEAD, as HTTP says a GET resource does.
+
+    FastAPI's routes take only the methods they name, so a HEAD (a load
+    balancer's or a client's probe of a run, a list, the cluster) was a 405.
+    The answer is the GET's status and headers; the server sends no body.
+    The document keeps only the GET (:func:`install_openapi`).
+    """
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
+            route.methods.add("HEAD")

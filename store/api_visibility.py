@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -15,7 +15,11 @@ from store.batch import service as batch_service
 from store.context import Store
 from store.namespaces import get_namespace
 from store.visibility import listing, registry
+from store.visibility.listing import MAX_PAGE_SIZE
 from worker import wire
+
+#: A list's page size as the server takes it (the document gives the bounds).
+PAGE_SIZE: int = Query(100, ge=1, le=MAX_PAGE_SIZE)
 
 
 def add_visibility_routes(
@@ -49,7 +53,7 @@ def add_visibility_routes(
         started_after: datetime | None = None,
         started_before: datetime | None = None,
         workflow_id_prefix: str | None = None,
-        page_size: int = 100,
+        page_size: int = PAGE_SIZE,
         page_token: str | None = None,
         include_system: bool = False,
     ) -> Response:
@@ -97,7 +101,7 @@ def add_visibility_routes(
 
     @app.get(f"{ns_path}/batches")
     async def list_batches(
-        namespace: str, page_size: int = 100, page_token: str | None = None
+        namespace: str, page_size: int = PAGE_SIZE, page_token: str | None = None
     ) -> Response:
         return JSON(
             await batch_service.list_batches(

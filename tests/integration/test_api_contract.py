@@ -1,0 +1,226 @@
+"""The HTTP API as /openapi.json documents it: real answers checked against the document.
+
+A client generated from the document, or a test that validates answers by it,
+must find every status it gets documented, the content type it gets
+documented, and a body the documented schema takes. A workflow is driven
+through a worker so that the answers carry real runs, activities and pages.
+HTTP's own rules too: a GET resource answers HEAD, and a 405 names what the
+resource takes (``Allow``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jsonschema_rs
+import pytest
+
+from tests.conftest import Region
+from worker import Client, Worker, activity, workflow
+
+pytestmark = pytest.mark.integration
+
+
+def _json(value: object) -> dict[str, Any]:
+    data = base64.b64encode(repr(value).replace("'", '"').encode()).decode()
+    return {"metadata": {"encoding": "json/plain"}, "data": data}
+
+
+@activity.defn
+async def contract_echo(text: str) -> str:
+    activity.heartbeat("half")
+    return "echo:" + text
+
+
+@workflow.defn
+class ContractFlow:
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self, text: str) -> str:
+        out = await workflow.execute_activity(
+            contract_echo, text, start_to_close_timeout=timedelta(seconds=10)
+        )
+        await workflow.wait_condition(lambda: self.done)
+        return f"{out}:{self.total}"
+
+    @workflow.signal
+    def add(self, n: int) -> None:
+        self.total += n
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def total_now(self) -> int:
+        return self.total
+
+    @workflow.update
+    def add_now(self, n: int) -> int:
+        self.total += n
+        return self.total
+
+
+class Contract:
+    """Sends requests and checks each answer against the server's document."""
+
+    def __init__(self, http: httpx.AsyncClient, doc: dict[str, Any]) -> None:
+        self.http = http
+        self.doc = doc
+        self.problems: list[str] = []
+        self.checked = 0
+
+    def operation(self, method: str, path: str) -> dict[str, Any] | None:
+        for template, operations in self.doc["paths"].items():
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+            if re.match(pattern, path) and method.lower() in operations:
+                found: dict[str, Any] = operations[method.lower()]
+                return found
+        return None
+
+    async def __call__(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        answer = await self.http.request(method, path, **kw)
+        self.check(method, path.split("?")[0], answer)
+        return answer
+
+    def check(self, method: str, path: str, answer: httpx.Response) -> None:
+        self.checked += 1
+        said = f"{method} {path} answered {answer.status_code}"
+        operation = self.operation(method, path)
+        if operation is None:
+            self.problems.append(f"{said}: no such operation in the document")
+            return
+        responses = operation["responses"]
+        documented = responses.get(str(answer.status_code))
+        if documented is None and answer.status_code >= 400:
+            documented = responses.get("default")
+        if documented is None:
+            self.problems.append(f"{said}: status not documented ({sorted(responses)})")
+            return
+        content = documented.get("content", {})
+        kind = answer.headers.get("content-type", "").split(";")[0]
+        if kind not in content:
+            self.problems.append(f"{said}: content type {kind} not documented ({list(content)})")
+            return
+        schema = content[kind].get("schema")
+        if kind != "application/json" or not schema:
+            return
+        validator = jsonschema_rs.validator_for({**schema, "components": self.doc["components"]})
+        for error in list(validator.iter_errors(answer.json()))[:3]:
+            self.problems.append(f"{said}: {error.message[:300]} at {list(error.instance_path)}")
+
+
+async def test_real_answers_match_the_document(region: Region, client: Client) -> None:
+    ns = "/api/v1/namespaces/default"
+    wf = f"{ns}/workflows/contract-1"
+    async with httpx.AsyncClient(base_url=region.url, timeout=30) as http:
+        doc = (await http.get("/openapi.json")).json()
+        call = Contract(http, doc)
+        async with Worker(
+            client, task_queue="contract", workflows=[ContractFlow], activities=[contract_echo]
+        ):
+            start = {
+                "workflow_id": "contract-1",
+                "workflow_type": "ContractFlow",
+                "task_queue": "contract",
+                "input": [_json("hi")],
+            }
+            assert (await call("POST", f"{ns}/workflows", json=start)).status_code == 201
+            again = {**start, "id_conflict_policy": "use_existing"}
+            assert (await call("POST", f"{ns}/workflows", json=again)).status_code == 200
+            refused = await call("POST", f"{ns}/workflows", json=start)
+            assert refused.status_code == 409
+            await call("POST", f"{wf}/signal", json={"signal_name": "add", "input": [_json(2)]})
+            for _ in range(100):
+                described = (await call("GET", wf)).json()
+                if (
+                    described["pending_activities"] == []
+                    and described["execution"]["history_length"] > 8
+                ):
+                    break
+                await asyncio.sleep(0.1)
+            query = {"query_name": "total_now", "timeout_s": 10}
+            assert (await call("POST", f"{wf}/query", json=query)).status_code == 200
+            update = {"name": "add_now", "input": [_json(3)], "timeout_s": 10}
+            assert (await call("POST", f"{wf}/update", json=update)).status_code == 200
+            run_id = described["execution"]["run_id"]
+            for path in (
+                wf,
+                f"{wf}/history",
+                f"{wf}/history?page_size=2",
+                f"{wf}/buffered?run_id={run_id}",
+                f"{wf}/result?wait_s=0",
+                f"{ns}/workflows/nobody",
+                f"{ns}/workflows",
+                f"{ns}/workflows?page_size=1",
+                f"{ns}/workflow-count",
+                f"{ns}/search-attributes",
+                f"{ns}/batches",
+                f"{ns}/deployments",
+                f"{ns}/schedules",
+                ns,
+                "/api/v1/namespaces",
+                "/api/v1/cluster",
+                "/healthz",
+                "/metrics",
+            ):
+                answer = await call("GET", path)
+                assert answer.status_code == (404 if "nobody" in path else 200), answer.text
+            await call("POST", f"{wf}/pause", json={"reason": "look"})
+            await call("POST", f"{wf}/unpause", json={})
+            await call("POST", f"{wf}/signal", json={"signal_name": "finish"})
+            result = await call("GET", f"{wf}/result?wait_s=20")
+            assert result.json()["closed"] is True, result.text
+            await call("POST", f"{ns}/workflows", json={**start, "workflow_id": "contract-2"})
+            await call("POST", f"{ns}/workflows/contract-2/terminate", json={"reason": "t"})
+            await call("GET", f"{ns}/workflows/contract-2/result?wait_s=5")
+            await call("GET", f"{ns}/workflows/contract-2")
+        # each page size the document allows is taken, and one past it refused
+        for op_path, operation in (
+            (path, ops["get"]) for path, ops in doc["paths"].items() if "get" in ops
+        ):
+            for param in operation.get("parameters", []):
+                if param["name"] != "page_size" or "{workflow_id}" in op_path:
+                    continue
+                bounds = param["schema"]
+                assert "minimum" in bounds and "maximum" in bounds, (op_path, bounds)
+                path = op_path.replace("{namespace}", "default")
+                top = await call("GET", f"{path}?page_size={bounds['maximum']}")
+                assert top.status_code == 200, (path, top.text)
+                past = await call("GET", f"{path}?page_size={bounds['maximum'] + 1}")
+                assert past.status_code == 400, (path, past.text)
+    assert call.checked >= 30
+    assert call.problems == []
+
+
+async def test_get_routes_answer_head_and_405_says_allow(region: Region, client: Client) -> None:
+    ns = "/api/v1/namespaces/default"
+    async with httpx.AsyncClient(base_url=region.url, timeout=30) as http:
+        await http.post(
+            f"{ns}/workflows",
+            json={"workflow_id": "h-1", "workflow_type": "T", "task_queue": "nobody"},
+        )
+        for path in ("/api/v1/cluster", ns, f"{ns}/workflows", f"{ns}/workflows/h-1", "/healthz"):
+            got = await http.get(path)
+            head = await http.head(path)
+            assert head.status_code == got.status_code == 200, (path, head.text)
+            assert head.content == b""
+            assert head.headers["content-type"] == got.headers["content-type"]
+        missing = await http.head(f"{ns}/workflows/nobody")
+        assert missing.status_code == 404 and missing.content == b""
+        wrong = await http.delete(f"{ns}/workflows")
+        assert wrong.status_code == 405
+        assert wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+        assert wrong.headers["allow"] == "GET, POST, HEAD"
+        post_only = await http.put("/api/v1/namespaces/default/workflow-tasks/complete")
+        assert post_only.status_code == 405 and post_only.headers["allow"] == "POST"
+        doc = (await http.get("/openapi.json")).json()
+    assert not [p for p, ops in doc["paths"].items() if "head" in ops]
