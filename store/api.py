@@ -245,7 +245,7 @@ def create_app(store: Store) -> FastAPI:
             }
         )
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=wire.HealthResponse)
     async def healthz() -> Response:
         async with store.pool.acquire() as conn:
             await conn.fetchval("SELECT 1")

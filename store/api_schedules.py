@@ -110,11 +110,11 @@ def add_schedule_routes(
 
     # ------------------------------------------------------------------ test clock
 
-    @app.get(f"{prefix}/clock")
+    @app.get(f"{prefix}/clock", response_model=wire.ClockResponse)
     async def get_clock() -> Response:
         return JSON(_clock_view())
 
-    @app.post(f"{prefix}/clock/advance")
+    @app.post(f"{prefix}/clock/advance", response_model=wire.ClockResponse)
     async def advance_clock(req: wire.AdvanceClockRequest) -> Response:
         if not clock.enabled():
             raise TestClockOff()

@@ -28,18 +28,20 @@ def add_visibility_routes(
     ns_path = f"{prefix}/namespaces/{{namespace}}"
     wf_path = f"{ns_path}/workflows/{WORKFLOW_ID_PARAM}"
 
-    @app.get(f"{ns_path}/search-attributes")
+    @app.get(f"{ns_path}/search-attributes", response_model=wire.SearchAttributesResponse)
     async def list_search_attributes(namespace: str) -> Response:
         async with store.pool.acquire() as conn:
             ns = await get_namespace(conn, namespace)
         return JSON({"attributes": registry.describe(ns)})
 
-    @app.post(f"{ns_path}/search-attributes")
+    @app.post(f"{ns_path}/search-attributes", response_model=wire.SearchAttributeChange)
     async def add_search_attribute(namespace: str, req: wire.SearchAttributeRequest) -> Response:
         return JSON(await registry.add_attribute(store, namespace, req.name, req.type))
 
     # any text: a name holding "/" is answered as a bad name, not a missing route
-    @app.delete(f"{ns_path}/search-attributes/{{name:anytext}}")
+    @app.delete(
+        f"{ns_path}/search-attributes/{{name:anytext}}", response_model=wire.SearchAttributeChange
+    )
     async def remove_search_attribute(namespace: str, name: str) -> Response:
         return JSON(await registry.remove_attribute(store, namespace, name))
 
@@ -91,7 +93,7 @@ def add_visibility_routes(
 
     # ------------------------------------------------------------------ batch jobs
 
-    @app.post(f"{ns_path}/batches", status_code=201)
+    @app.post(f"{ns_path}/batches", status_code=201, response_model=wire.StartBatchResponse)
     async def start_batch(namespace: str, req: wire.StartBatchRequest) -> Response:
         # a signal job's input as a signal's: a payload no worker could decode
         # (or past the limit) would fail the job on every run it reaches
@@ -99,7 +101,7 @@ def add_visibility_routes(
         res = await batch_service.start_batch(store, namespace, req)
         return JSON(res, status_code=201)
 
-    @app.get(f"{ns_path}/batches")
+    @app.get(f"{ns_path}/batches", response_model=wire.ListBatchesResponse)
     async def list_batches(
         namespace: str, page_size: int = PAGE_SIZE, page_token: str | None = None
     ) -> Response:
@@ -109,10 +111,10 @@ def add_visibility_routes(
             )
         )
 
-    @app.get(f"{ns_path}/batches/{{job_id}}")
+    @app.get(f"{ns_path}/batches/{{job_id}}", response_model=wire.BatchJobInfo)
     async def describe_batch(namespace: str, job_id: str) -> Response:
         return JSON(await batch_service.describe_batch(store, namespace, job_id))
 
-    @app.post(f"{ns_path}/batches/{{job_id}}/stop")
+    @app.post(f"{ns_path}/batches/{{job_id}}/stop", response_model=wire.StopBatchResponse)
     async def stop_batch(namespace: str, job_id: str, req: wire.StopBatchRequest) -> Response:
         return JSON(await batch_service.stop_batch(store, namespace, job_id, req.reason))

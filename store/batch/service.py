@@ -344,4 +344,4 @@ async def stop_batch(store: Store, namespace: str, job_id: str, reason: str) -> 
         # as describe and list say it ended: completed, stopped or failed
         ended = await describe_batch(store, namespace, job_id)
         return {"job_id": job_id, "stop_requested": False, "state": ended["state"]}
-    return {"job_id": job_id, "stop_requested": True}
+    return {"job_id": job_id, "stop_requested": True, "state": "running"}

@@ -1,0 +1,102 @@
+"""Answers of the operator routes: health, the test clock, search attributes, batch jobs.
+
+The server renders these answers itself; the models say in /openapi.json what
+each route sends (every key, and which may be null), where the document gave
+an empty schema, so a client generated from it or a test validating answers
+by it knows the fields. Unknown keys a later release adds are allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class HealthResponse(BaseModel):
+    ok: bool
+    region: str
+
+
+class ClockResponse(BaseModel):
+    #: The server's time (RFC 3339, UTC).
+    now: str
+    #: Whether ``POST /api/v1/clock/advance`` moves it (``test_clock`` in the config).
+    test_clock: bool
+    #: How far the test clock is ahead of real time.
+    offset_s: float
+
+
+class SearchAttributeInfo(BaseModel):
+    name: str
+    #: Keyword, Text, Int, Double, Bool, Datetime, KeywordList, Duration.
+    type: str
+    kind: Literal["system", "predefined", "custom"]
+
+
+class SearchAttributesResponse(BaseModel):
+    attributes: list[SearchAttributeInfo]
+
+
+class SearchAttributeChange(BaseModel):
+    name: str
+    #: The attribute's type (null: a removed name that was never registered).
+    type: str | None
+    #: False when the namespace already was so (a retried add or remove).
+    changed: bool
+
+
+class StartBatchResponse(BaseModel):
+    job_id: str
+    #: The run of the job's workflow.
+    run_id: str
+    #: False: a job under this id with the same spec was already started.
+    started: bool
+
+
+class BatchOperationView(BaseModel):
+    kind: str
+    params: dict[str, Any] = {}
+
+
+class BatchJobSummary(BaseModel):
+    job_id: str
+    #: running, completed, stopped, failed or terminated.
+    state: str
+    operation: BatchOperationView | None
+    summary: str
+    query: str | None
+    rps: float | None
+    start_time: str | None
+    close_time: str | None
+
+
+class ListBatchesResponse(BaseModel):
+    jobs: list[BatchJobSummary]
+    next_page_token: str | None
+
+
+class BatchJobInfo(BaseModel):
+    job_id: str
+    query: str | None
+    operation: BatchOperationView | None
+    rps: float | None
+    reason: str | None
+    state: str
+    #: Runs the query matched as the job started (null: a job of an earlier release).
+    total: int | None
+    done: int | None
+    skipped: int | None
+    failed: int | None
+    pages: int | None
+    stop_reason: str | None
+    error: str | None
+    failures: list[dict[str, Any]]
+    start_time: str | None
+    close_time: str | None
+
+
+class StopBatchResponse(BaseModel):
+    job_id: str
+    stop_requested: bool
+    state: str
