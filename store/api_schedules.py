@@ -44,12 +44,12 @@ def add_schedule_routes(
         for payload in action_input(schedule):
             checked(payload)  # base64 and this server's payload size limit
 
-    @app.post(path, status_code=201)
+    @app.post(path, status_code=201, response_model=wire.CreateScheduleResponse)
     async def create_schedule(namespace: str, req: wire.CreateScheduleRequest) -> Response:
         checked_input(req.schedule)
         return JSON(await schedules.create_schedule(store, namespace, req), status_code=201)
 
-    @app.get(path)
+    @app.get(path, response_model=wire.ListSchedulesResponse)
     async def list_schedules(
         namespace: str,
         query: str = Query("", max_length=4096),
@@ -62,18 +62,18 @@ def add_schedule_routes(
             )
         )
 
-    @app.get(f"{path}/{{schedule_id}}")
+    @app.get(f"{path}/{{schedule_id}}", response_model=wire.ScheduleDescription)
     async def describe_schedule(namespace: str, schedule_id: str) -> Response:
         return JSON(await schedules.describe_schedule(store, namespace, schedule_id))
 
-    @app.put(f"{path}/{{schedule_id}}")
+    @app.put(f"{path}/{{schedule_id}}", response_model=wire.UpdateScheduleResponse)
     async def update_schedule(
         namespace: str, schedule_id: str, req: wire.UpdateScheduleRequest
     ) -> Response:
         checked_input(req.schedule)
         return JSON(await schedules.update_schedule(store, namespace, schedule_id, req))
 
-    @app.delete(f"{path}/{{schedule_id}}")
+    @app.delete(f"{path}/{{schedule_id}}", response_model=wire.DeleteScheduleResponse)
     async def delete_schedule(
         namespace: str,
         schedule_id: str,
@@ -84,25 +84,25 @@ def add_schedule_routes(
             await schedules.delete_schedule(store, namespace, schedule_id, reason, request_id)
         )
 
-    @app.post(f"{path}/{{schedule_id}}/pause")
+    @app.post(f"{path}/{{schedule_id}}/pause", response_model=wire.PauseScheduleResponse)
     async def pause_schedule(
         namespace: str, schedule_id: str, req: wire.PauseScheduleRequest
     ) -> Response:
         return JSON(await schedules.pause_schedule(store, namespace, schedule_id, req))
 
-    @app.post(f"{path}/{{schedule_id}}/unpause")
+    @app.post(f"{path}/{{schedule_id}}/unpause", response_model=wire.UnpauseScheduleResponse)
     async def unpause_schedule(
         namespace: str, schedule_id: str, req: wire.UnpauseScheduleRequest
     ) -> Response:
         return JSON(await schedules.unpause_schedule(store, namespace, schedule_id, req))
 
-    @app.post(f"{path}/{{schedule_id}}/trigger")
+    @app.post(f"{path}/{{schedule_id}}/trigger", response_model=wire.TriggerScheduleResponse)
     async def trigger_schedule(
         namespace: str, schedule_id: str, req: wire.TriggerScheduleRequest
     ) -> Response:
         return JSON(await schedules.trigger_schedule(store, namespace, schedule_id, req))
 
-    @app.post(f"{path}/{{schedule_id}}/backfill")
+    @app.post(f"{path}/{{schedule_id}}/backfill", response_model=wire.BackfillScheduleResponse)
     async def backfill_schedule(
         namespace: str, schedule_id: str, req: wire.BackfillScheduleRequest
     ) -> Response:

@@ -211,6 +211,25 @@ async def test_real_answers_match_the_document(region: Region, client: Client) -
             await call("POST", f"{ns}/batches/contract-job/stop", json={"reason": "again"})
             await call("GET", f"{ns}/batches")
             await call("GET", "/api/v1/clock")
+            # a schedule through its routes
+            sched = {
+                "spec": {"intervals": [{"every": 3600}]},
+                "action": {"workflow_type": "ContractFlow", "task_queue": "nobody"},
+            }
+            made = {"schedule_id": "contract-s", "schedule": sched}
+            assert (await call("POST", f"{ns}/schedules", json=made)).status_code == 201
+            s = f"{ns}/schedules/contract-s"
+            await call("GET", s)
+            await call("GET", f"{ns}/schedules")
+            await call("POST", f"{s}/pause", json={"note": "look"})
+            await call("POST", f"{s}/unpause", json={"catch_up": "none"})
+            await call("POST", f"{s}/trigger", json={})
+            window = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T02:00:00Z"}
+            await call("POST", f"{s}/backfill", json=window)
+            await call("PUT", s, json={"schedule": sched})
+            await call("PUT", f"{s}-2", json={"schedule": sched, "create": True})
+            await call("GET", s)
+            await call("DELETE", s)
         # each page size the document allows is taken, and one past it refused
         for op_path, operation in (
             (path, ops["get"]) for path, ops in doc["paths"].items() if "get" in ops
@@ -227,7 +246,7 @@ async def test_real_answers_match_the_document(region: Region, client: Client) -
                 assert past.status_code == 400, (path, past.text)
     assert call.checked >= 30
     assert call.problems == []
-    operator = {"search-attributes", "batches", "clock", "healthz"}
+    operator = {"search-attributes", "batches", "clock", "healthz", "schedules"}
     assert not {op for op in call.unshaped if operator & set(op.split("/"))}, call.unshaped
 
 

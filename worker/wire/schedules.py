@@ -1,4 +1,4 @@
-"""Request bodies of the schedule API (``/v1/namespaces/{ns}/schedules``).
+"""Request and answer bodies of the schedule API (``/v1/namespaces/{ns}/schedules``).
 
 A schedule's definition (``spec``, ``action``, ``policy``) is a plain object
 checked by the server (``scheduler/definition.py`` documents its shape), so
@@ -83,3 +83,97 @@ class AdvanceClockRequest(BaseModel):
     """Move a test-clock server's time forward (``test_clock = true`` only)."""
 
     seconds: float = Field(ge=0, le=100 * 366 * 86400)
+
+
+# ---------------------------------------------------------------- answers
+
+
+class CreateScheduleResponse(BaseModel):
+    schedule_id: str
+    #: The run of the schedule's workflow (``schedule/ID``).
+    run_id: str
+    #: False: a retry of this create (its request id) found the schedule it made.
+    created: bool
+
+
+class ScheduleSummary(BaseModel):
+    schedule_id: str
+    paused: bool | None
+    note: str | None
+    workflow_type: str
+    overlap: str
+    next_fire: str | None
+    running: int
+    actions: int
+    start_time: str
+
+
+class ListSchedulesResponse(BaseModel):
+    schedules: list[ScheduleSummary]
+    next_page_token: str | None
+
+
+class ScheduleDescription(BaseModel):
+    """A schedule as ``GET .../schedules/{id}`` gives it (``scheduler/definition.py``
+    documents ``schedule``: spec, action, policy)."""
+
+    schedule_id: str
+    workflow_id: str
+    run_id: str
+    schedule: dict[str, Any] | None
+    created_at: str | None = None
+    paused: bool
+    note: str
+    paused_at: str | None = None
+    last_processed: str | None = None
+    counters: dict[str, int]
+    remaining_actions: int | None = None
+    recent: list[dict[str, Any]] = []
+    running: list[dict[str, Any]] = []
+    running_count: int = 0
+    buffer: list[Any] = []
+    buffered: int = 0
+    pending_signals: int = 0
+    next_fires: list[str] = []
+    next_action_times: list[str] = []
+
+
+class UpdateScheduleResponse(BaseModel):
+    schedule_id: str
+    updated: bool
+    #: True where ``create`` made the schedule (it did not exist).
+    created: bool
+
+
+class PauseScheduleResponse(BaseModel):
+    schedule_id: str
+    paused: bool
+    note: str
+
+
+class UnpauseScheduleResponse(BaseModel):
+    schedule_id: str
+    paused: bool
+    catch_up: str | None
+
+
+class TriggerScheduleResponse(BaseModel):
+    schedule_id: str
+    triggered: bool
+    #: The run the action starts (as the overlap policy lets it).
+    workflow_id: str | None
+    nominal: str | None
+    request_id: str
+
+
+class BackfillScheduleResponse(BaseModel):
+    schedule_id: str
+    fires: int
+    overlap: str
+    #: The first 100 fires' workflow ids.
+    workflow_ids: list[str]
+
+
+class DeleteScheduleResponse(BaseModel):
+    schedule_id: str
+    deleted: bool
