@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Path
 from starlette.responses import Response
 
 from store import activity_control, pause
 from store.api_guard import JSON, WORKFLOW_ID_PARAM
 from store.context import Store
 from worker import wire
+
+#: What may be done to an activity (the route checks it; the document lists it).
+ACTION: str = Path(json_schema_extra={"enum": ["pause", "unpause", "reset"]})
 
 
 def add_pause_routes(app: FastAPI, store: Store, prefix: str) -> None:
@@ -24,9 +27,12 @@ def add_pause_routes(app: FastAPI, store: Store, prefix: str) -> None:
     ) -> Response:
         return JSON(await pause.unpause_workflow(store, namespace, workflow_id, req))
 
-    @app.post(f"{prefix}/namespaces/{{namespace}}/activities/{{action}}")
+    @app.post(
+        f"{prefix}/namespaces/{{namespace}}/activities/{{action}}",
+        response_model=wire.ActivityControlResponse,
+    )
     async def control_activity(
-        namespace: str, action: str, req: wire.ActivityControlRequest
+        namespace: str, req: wire.ActivityControlRequest, action: str = ACTION
     ) -> Response:
         """pause, unpause or reset one activity of a workflow's current run (the
         ids travel in the body: a workflow id may hold any character)."""

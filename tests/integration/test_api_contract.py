@@ -69,6 +69,19 @@ class ContractFlow:
         return self.total
 
 
+@workflow.defn
+class ContractWaits:
+    @workflow.run
+    async def run(self) -> str:
+        # an activity no worker takes: pending, so the activity routes reach it
+        return await workflow.execute_activity(
+            contract_echo,
+            "never",
+            task_queue="contract-nobody",
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+
+
 class Contract:
     """Sends requests and checks each answer against the server's document."""
 
@@ -129,7 +142,10 @@ async def test_real_answers_match_the_document(region: Region, client: Client) -
         doc = (await http.get("/openapi.json")).json()
         call = Contract(http, doc)
         async with Worker(
-            client, task_queue="contract", workflows=[ContractFlow], activities=[contract_echo]
+            client,
+            task_queue="contract",
+            workflows=[ContractFlow, ContractWaits],
+            activities=[contract_echo],
         ):
             start = {
                 "workflow_id": "contract-1",
@@ -211,6 +227,18 @@ async def test_real_answers_match_the_document(region: Region, client: Client) -
             await call("POST", f"{ns}/batches/contract-job/stop", json={"reason": "again"})
             await call("GET", f"{ns}/batches")
             await call("GET", "/api/v1/clock")
+            # an activity paused, unpaused and reset
+            waits = {"workflow_id": "contract-w", "workflow_type": "ContractWaits"}
+            await call("POST", f"{ns}/workflows", json={**waits, "task_queue": "contract"})
+            for _ in range(100):
+                got = (await call("GET", f"{ns}/workflows/contract-w")).json()
+                if got["pending_activities"]:
+                    break
+                await asyncio.sleep(0.1)
+            one = {"workflow_id": "contract-w", "activity_id": "1"}
+            for action in ("pause", "pause", "unpause", "reset"):
+                acted = await call("POST", f"{ns}/activities/{action}", json=one)
+                assert acted.status_code == 200, acted.text
             # a schedule through its routes
             sched = {
                 "spec": {"intervals": [{"every": 3600}]},
@@ -246,7 +274,7 @@ async def test_real_answers_match_the_document(region: Region, client: Client) -
                 assert past.status_code == 400, (path, past.text)
     assert call.checked >= 30
     assert call.problems == []
-    operator = {"search-attributes", "batches", "clock", "healthz", "schedules"}
+    operator = {"search-attributes", "batches", "clock", "healthz", "schedules", "activities"}
     assert not {op for op in call.unshaped if operator & set(op.split("/"))}, call.unshaped
 
 

@@ -18,6 +18,7 @@ so ``from worker.wire import X`` reads the same whichever module defines it.
 from __future__ import annotations
 
 from worker.wire.answers import (
+    ActivityControlResponse,
     BatchJobInfo,
     BatchJobSummary,
     BatchOperationView,
@@ -171,6 +172,7 @@ __all__ = [
     "TIMEOUT_FAILURE_TYPE",
     "VERSION_NAME_PATTERN",
     "ActivityControlRequest",
+    "ActivityControlResponse",
     "ActivityFailureInfo",
     "ActivityRefAttributes",
     "ActivityTask",

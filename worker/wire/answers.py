@@ -100,3 +100,19 @@ class StopBatchResponse(BaseModel):
     job_id: str
     stop_requested: bool
     state: str
+
+
+class ActivityControlResponse(BaseModel):
+    """The answer of ``POST .../activities/{pause|unpause|reset}``."""
+
+    workflow_id: str
+    run_id: str
+    activity_id: str
+    #: Absent where a retried request finds the activity ended since.
+    scheduled_event_id: int | None = None
+    #: False: it already was so (a retried request, or a cancel asked first).
+    changed: bool
+    paused: bool | None = None
+    #: reset of a running attempt: the reset applies as the attempt ends.
+    pending: bool | None = None
+    note: str | None = None
