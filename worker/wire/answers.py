@@ -116,3 +116,65 @@ class ActivityControlResponse(BaseModel):
     #: reset of a running attempt: the reset applies as the attempt ends.
     pending: bool | None = None
     note: str | None = None
+
+
+class DeploymentRouting(BaseModel):
+    deployment: str
+    #: The build new runs go to (null: unversioned workers take them).
+    current: str | None
+    ramping: str | None
+    ramping_percent: float
+    #: Bumped by every change; a writer naming an older one is refused.
+    revision: int
+
+
+class DeploymentSummary(DeploymentRouting):
+    #: How many builds (versions) the deployment has.
+    versions: int
+
+
+class ListDeploymentsResponse(BaseModel):
+    deployments: list[DeploymentSummary]
+
+
+class DeploymentPoller(BaseModel):
+    identity: str
+    task_queue: str
+    last_seen: str
+    live: bool
+    stopped_at: str | None
+
+
+class DeploymentVersionInfo(BaseModel):
+    build_id: str
+    #: ``deployment:build_id``.
+    version: str
+    #: inactive, current, ramping, draining or drained.
+    status: str
+    task_queues: list[str]
+    created_at: str | None
+    open_pinned: int
+    drained_since: str | None
+    waiting_no_poller: int
+    live_pollers: int
+    pollers: list[DeploymentPoller]
+
+
+class DeploymentDescription(DeploymentRouting):
+    updated_at: str | None
+    versions: list[DeploymentVersionInfo]
+
+
+class SetDeploymentVersionResponse(DeploymentRouting):
+    #: False: the deployment already routed so (a retried request).
+    changed: bool
+    #: Waiting tasks moved to the build this change routes them to.
+    tasks_rerouted: int
+
+
+class UpdateVersioningResponse(BaseModel):
+    run_id: str
+    changed: bool
+    tasks_rerouted: int
+    #: The version tag of the run's next workflow task (null: unversioned).
+    next_task_version: str | None
