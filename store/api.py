@@ -503,18 +503,18 @@ def create_app(store: Store) -> FastAPI:
         checked(req)
         return JSON(await tasks.complete_workflow_task(store, namespace, req))
 
-    @app.post(f"{ns_path}/workflow-tasks/fail")
+    @app.post(f"{ns_path}/workflow-tasks/fail", response_model=wire.EmptyResponse)
     async def fail_workflow_task(namespace: str, req: wire.RespondWorkflowTaskFailed) -> Response:
         await tasks.fail_workflow_task(store, namespace, req)
         return JSON({})
 
-    @app.post(f"{ns_path}/query-tasks/respond")
+    @app.post(f"{ns_path}/query-tasks/respond", response_model=wire.EmptyResponse)
     async def respond_query(namespace: str, req: wire.RespondQueryTask) -> Response:
         checked(req)
         await tasks.respond_query(store, namespace, req)
         return JSON({})
 
-    @app.post(f"{ns_path}/sticky-queues/close")
+    @app.post(f"{ns_path}/sticky-queues/close", response_model=wire.EmptyResponse)
     async def close_sticky_queue(namespace: str, req: wire.CloseStickyQueueRequest) -> Response:
         """A worker that shuts down hands its cached runs back to their task queues."""
         async with store.pool.acquire() as conn, conn.transaction():

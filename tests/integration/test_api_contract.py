@@ -340,3 +340,19 @@ async def test_deployment_answers_match_the_document(region: Region, client: Cli
             await call("GET", dep)
     assert call.problems == []
     assert not call.unshaped, call.unshaped
+
+
+async def test_every_route_documents_the_shape_of_its_answer(region: Region) -> None:
+    """A route whose 2xx answer has an empty schema tells a generated client nothing."""
+    async with httpx.AsyncClient(base_url=region.url, timeout=30) as http:
+        doc = (await http.get("/openapi.json")).json()
+    empty = []
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if not status.startswith("2"):
+                    continue
+                for kind, body in answer.get("content", {}).items():
+                    if not body.get("schema"):
+                        empty.append(f"{method.upper()} {path} {status} {kind}")
+    assert empty == []

@@ -178,3 +178,8 @@ class UpdateVersioningResponse(BaseModel):
     tasks_rerouted: int
     #: The version tag of the run's next workflow task (null: unversioned).
     next_task_version: str | None
+
+
+class EmptyResponse(BaseModel):
+    """``{}``: the request was taken (a worker's task failure, query answer,
+    sticky queue close, stopped pollers)."""
