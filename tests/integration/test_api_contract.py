@@ -356,3 +356,27 @@ async def test_every_route_documents_the_shape_of_its_answer(region: Region) -> 
                     if not body.get("schema"):
                         empty.append(f"{method.upper()} {path} {status} {kind}")
     assert empty == []
+
+
+async def test_document_offers_only_what_the_server_takes_and_requires_what_it_sends(
+    region: Region, client: Client
+) -> None:
+    """A signal-with-start refuses ``wait_result_s``, so its body must not offer it;
+    every error carries code, message, retryable and details, so all four are required."""
+    ns = "/api/v1/namespaces/default"
+    async with httpx.AsyncClient(base_url=region.url, timeout=30) as http:
+        doc = (await http.get("/openapi.json")).json()
+        sws = {
+            "workflow_id": "sws-wait",
+            "workflow_type": "T",
+            "task_queue": "nobody",
+            "signal_name": "go",
+            "wait_result_s": 1,
+        }
+        refused = await http.post(f"{ns}/signal-with-start", json=sws)
+    assert refused.status_code == 400, refused.text
+    assert set(refused.json()["error"]) == {"code", "message", "retryable", "details"}
+    schemas = doc["components"]["schemas"]
+    assert "wait_result_s" not in schemas["SignalWithStartRequest"]["properties"]
+    assert "wait_result_s" in schemas["StartWorkflowRequest"]["properties"]
+    assert set(schemas["ErrorBody"]["required"]) == {"code", "message", "retryable", "details"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorCode(StrEnum):
@@ -74,7 +74,14 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+def _all_sent(schema: dict[str, Any]) -> None:
+    # the server sends all four keys: the document marks each required
+    schema["required"] = list(schema.get("properties", {}))
+
+
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_all_sent)
+
     code: ErrorCode
     message: str
     retryable: bool = False

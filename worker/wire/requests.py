@@ -6,7 +6,7 @@ import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from worker.wire.common import (
@@ -158,7 +158,14 @@ class SignalRequest(BaseModel):
     identity: str = Field(default="", max_length=1000)
 
 
+def _no_result_wait(schema: dict[str, Any]) -> None:
+    # a signal-with-start refuses wait_result_s: the document does not offer it
+    schema.get("properties", {}).pop("wait_result_s", None)
+
+
 class SignalWithStartRequest(StartWorkflowRequest):
+    model_config = ConfigDict(json_schema_extra=_no_result_wait)
+
     signal_name: str = Field(min_length=1, max_length=1000)
     signal_input: list[Payload] = Field(default_factory=list)
 
