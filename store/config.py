@@ -21,6 +21,8 @@ initial_version = 1
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -144,14 +146,83 @@ def load_config(path: str | os.PathLike[str] | None = None) -> BatonConfig:
     return parse_config(raw, path=p)
 
 
-def _setting(base: dict[str, Any], key: str, default: T, kind: Callable[[Any], T]) -> T:
-    value = base.get(key, default)
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
+#: The keys each table of the config takes: any other is a typo, refused by
+#: name rather than left to fall back silently to a default.
+BATON_KEYS = frozenset(
+    {
+        "failover_version_increment",
+        "max_payload_bytes",
+        "workflow_task_retry_max_s",
+        "suggest_continue_as_new_events",
+        "history_events_max",
+        "history_bytes_warn",
+        "history_bytes_max",
+        "signals_per_run_max",
+        "buffered_inputs_max",
+        "updates_in_flight_max",
+        "run_cache_runs",
+        "retention_sweep_interval_s",
+        "test_clock",
+    }
+)
+KAFKA_KEYS = frozenset({"bootstrap", "max_message_bytes", "publish_gather_ms"})
+REGION_KEYS = frozenset({"url", "dsn", "initial_version"})
+SECTIONS = frozenset({"baton", "kafka", "regions"})
+#: Settings that may be 0 (0 turns the run cache off); every other count is at least 1.
+ZERO_ALLOWED = frozenset({"run_cache_runs"})
+
+
+def _check_keys(table: dict[str, Any], known: frozenset[str], where: str) -> None:
+    for key in table:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
         raise InvalidArgument(
-            f"[baton] {key} must be {kind.__name__}, got {value!r} in the config"
-        ) from None
+            f"{where} has no setting {key!r}{hint} It takes: {', '.join(sorted(known))}."
+            " Fix or remove it in the config"
+        )
+
+
+def _setting(base: dict[str, Any], key: str, default: T, kind: Callable[[Any], T]) -> T:
+    """A number of ``[baton]`` (or ``[kafka]``): an integer (a count or bytes,
+    at least 1, or 0 where that means off) or a finite number of seconds above 0.
+    """
+    table = "[kafka]" if key in KAFKA_KEYS else "[baton]"
+    value = base.get(key, default)
+    low = 0 if key in ZERO_ALLOWED else 1
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        what = f"a whole number of at least {low}"
+    else:
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value > 0
+        )
+        what = "a finite number of seconds above 0"
+    if not ok:
+        raise InvalidArgument(f"{table} {key} must be {what}, got {value!r} in the config")
+    return kind(value)
+
+
+def _url(name: str, value: object) -> str:
+    """A region's ``url``: http(s), a host and a port from 1 to 65535."""
+    where = f"[regions.{name}] url"
+    if not isinstance(value, str):
+        raise InvalidArgument(f'{where} must be a string such as "http://host:port", got {value!r}')
+    parsed = urlparse(value)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or port in (-1, 0):
+        raise InvalidArgument(
+            f"{where} must be http:// or https://, a host and a port from 1 to 65535"
+            f' (e.g. "http://127.0.0.1:7233"), got {value!r} in the config'
+        )
+    return value.rstrip("/")
 
 
 def _flag(base: dict[str, Any], key: str) -> bool:
@@ -181,14 +252,19 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
         or not isinstance(regions_raw, dict)
     ):
         raise InvalidArgument("config sections [baton], [kafka] and [regions.*] must be tables")
+    _check_keys(raw, SECTIONS, "the config")
+    _check_keys(base, BATON_KEYS, "[baton]")
+    _check_keys(kafka, KAFKA_KEYS, "[kafka]")
     regions: dict[str, RegionConfig] = {}
     versions: dict[int, str] = {}
     increment = _setting(base, "failover_version_increment", 100, int)
     for name, r in regions_raw.items():
+        if isinstance(r, dict):
+            _check_keys(r, REGION_KEYS, f"[regions.{name}]")
         try:
             region = RegionConfig(
                 name=name,
-                url=str(r["url"]).rstrip("/"),
+                url=_url(name, r["url"]),
                 dsn=str(r["dsn"]),
                 initial_version=int(r["initial_version"]),
             )

@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from store.config import BatonConfig
-from store.errors import Conflict, StaleRun, Unavailable, wrap_exceptions
+from store.errors import Conflict, InvalidArgument, StaleRun, Unavailable, wrap_exceptions
 from store.sql import QUERIES
 
 T = TypeVar("T")
@@ -54,7 +54,10 @@ async def connect(
     """
     try:
         with wrap_exceptions():
-            conn = await asyncpg.connect(dsn, timeout=timeout)
+            try:
+                conn = await asyncpg.connect(dsn, timeout=timeout)
+            except WRONG_DSN as exc:
+                raise _wrong_dsn(dsn, region, exc) from exc
     except Unavailable as exc:
         cause = exc.__cause__ or exc
         if isinstance(cause, TimeoutError):
@@ -73,6 +76,26 @@ async def connect(
         ) from cause
     await _init_connection(conn)
     return conn
+
+
+#: What a database answers to a dsn that names a database, role or password it
+#: does not have: no retry mends it, the config must change.
+WRONG_DSN = (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError)
+
+
+def _wrong_dsn(dsn: str, region: str | None, exc: asyncpg.PostgresError) -> InvalidArgument:
+    key = f"the dsn of [regions.{region}]" if region else "the region's dsn"
+    what = (
+        "the database name"
+        if isinstance(exc, asyncpg.InvalidCatalogNameError)
+        else "the user and password"
+    )
+    return InvalidArgument(
+        f"the database of {f'region {region}' if region else 'a region'} at {_address(dsn)}"
+        f" refused the connection ({exc}): check {what} in {key} in the config (or create"
+        " that database and run `baton migrate up`), then run this again; nothing was started",
+        **({"region": region} if region else {}),
+    )
 
 
 def _address(dsn: str) -> str:

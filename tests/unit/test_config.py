@@ -272,3 +272,60 @@ def test_publish_gather_outside_0_to_1000_ms_is_invalid_argument(value: object) 
     raw["kafka"] = {"publish_gather_ms": value}
     with pytest.raises(InvalidArgument, match=r"publish_gather_ms .* from 0 to 1000"):
         parse_config(raw)
+
+
+# --------------------------------------------------------------------------- strictness
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (two_regions(retention_sweep_intervl_s=5), "'retention_sweep_interval_s'"),
+        (two_regions(max_payload_byte=4096), "'max_payload_bytes'"),
+        ({**two_regions(), "kafka": {"bootstrapp": "h:9092"}}, "'bootstrap'"),
+        ({"regions": {"a": region(dns="postgresql://db/x")}}, "'dsn'"),
+        ({**two_regions(), "regoins": {}}, "'regions'"),
+    ],
+)
+def test_a_misspelt_key_is_refused_by_name(raw: dict[str, Any], named: str) -> None:
+    # A typo fell back to the default without a word: an operator who set the
+    # sweep interval (or the payload limit) ran with another value than written.
+    with pytest.raises(InvalidArgument, match=f"did you mean {named}"):
+        parse_config(raw)
+
+
+@pytest.mark.parametrize(
+    "baton",
+    [
+        {"run_cache_runs": -5},
+        {"max_payload_bytes": 0},
+        {"max_payload_bytes": 1.5},
+        {"signals_per_run_max": True},
+        {"history_events_max": -1},
+        {"retention_sweep_interval_s": 0},
+        {"retention_sweep_interval_s": -60},
+        {"retention_sweep_interval_s": float("nan")},
+        {"retention_sweep_interval_s": float("inf")},
+        {"workflow_task_retry_max_s": "10"},
+    ],
+)
+def test_an_out_of_range_setting_is_refused_by_name(baton: dict[str, Any]) -> None:
+    # A zero sweep interval spun the sweeper without a pause, a negative cache
+    # size or limit and a fractional byte count were taken as given.
+    (key,) = baton
+    with pytest.raises(InvalidArgument, match=rf"\[baton\] {key} must be"):
+        parse_config(two_regions(**baton))
+
+
+def test_run_cache_may_be_turned_off_with_zero() -> None:
+    assert parse_config(two_regions(run_cache_runs=0)).run_cache_runs == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:99999", "http://127.0.0.1:0", "127.0.0.1:7233", "ftp://h:1", "http://:80"],
+)
+def test_a_region_url_without_a_usable_port_is_refused_by_name(url: str) -> None:
+    # A port out of range was a ValueError traceback from `baton server`.
+    with pytest.raises(InvalidArgument, match=r"\[regions\.a\] url must be"):
+        parse_config({"regions": {"a": region(url)}})
