@@ -7,8 +7,10 @@ counters (``render_process_metrics``) are of the process that answers.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -29,11 +31,29 @@ def _labels(**kv: object) -> str:
     return "{" + inner + "}" if inner else ""
 
 
+def _value(value: float | Decimal) -> str:
+    """A sample value as Prometheus reads it, exact: a count as all its digits
+    (``:g`` kept six, so a counter past a million moved in steps and a run
+    count read 1.23457e+06), a non-finite one as ``NaN``/``+Inf``/``-Inf``."""
+    if isinstance(value, int):
+        return str(int(value))
+    f = float(value)
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "+Inf" if f > 0 else "-Inf"
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return str(int(value))
+    if f.is_integer() and abs(f) < 2**53:
+        return str(int(f))
+    return repr(f)
+
+
 def _family(
     name: str, help_text: str, samples: Iterable[tuple[str, float]], kind: str = "gauge"
 ) -> list[str]:
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    lines += [f"{name}{labels} {value:g}" for labels, value in samples]
+    lines += [f"{name}{labels} {_value(value)}" for labels, value in samples]
     return lines
 
 
@@ -223,7 +243,7 @@ def render_process_metrics(
         "the rest.",
         f"# TYPE {name} histogram",
         *[f"{name}_bucket{_labels(**labels, le=le)} {n}" for le, n in loop_lag.cumulative()],
-        f"{name}_sum{_labels(**labels)} {loop_lag.total_s:g}",
+        f"{name}_sum{_labels(**labels)} {_value(loop_lag.total_s)}",
         f"{name}_count{_labels(**labels)} {loop_lag.samples}",
     ]
     return "\n".join(out) + "\n"
