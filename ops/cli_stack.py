@@ -35,6 +35,9 @@ __all__ = ["register_stack"]
 
 #: How long `baton server` waits for its cleanup after SIGTERM before exiting anyway.
 SERVER_STOP_GRACE_S = 20.0
+#: How long a graceful stop (long-polls answered, requests in flight finished)
+#: may take before the server's work is cancelled.
+SERVER_GRACEFUL_S = 5.0
 
 
 # --------------------------------------------------------------------------- dev
@@ -197,6 +200,7 @@ def _serve_until_signalled(
     async def main() -> None:
         loop_box["loop"] = asyncio.get_running_loop()
         loop_box["task"] = asyncio.current_task()
+        loop_box["stop"] = graceful = asyncio.Event()
         from replication import server_checks, server_loops
 
         await serve(
@@ -207,6 +211,7 @@ def _serve_until_signalled(
             log_level=log_level,
             loops=server_loops(),
             before=server_checks(),
+            stop=graceful,
         )
 
     def run() -> None:
@@ -231,7 +236,12 @@ def _serve_until_signalled(
         loop, task = loop_box.get("loop"), loop_box.get("task")
         if thread.is_alive() and loop is not None and task is not None:
             logging.getLogger("baton.server").warning("stopping server of %s", region)
-            loop.call_soon_threadsafe(task.cancel)
+            # long-polls answer at once with no task and requests in flight
+            # finish; a server still starting (no HTTP yet) is cancelled
+            loop.call_soon_threadsafe(loop_box["stop"].set)
+            thread.join(SERVER_GRACEFUL_S)
+            if thread.is_alive():
+                loop.call_soon_threadsafe(task.cancel)
         thread.join(SERVER_STOP_GRACE_S)
     finally:
         for s, h in previous.items():

@@ -199,28 +199,57 @@ async def serve(
     log_level: str = "warning",
     loops: Sequence[LoopFactory] = (),
     before: Sequence[LoopFactory] = (),
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run one server of ``region`` until cancelled or signalled."""
+    """Run one server of ``region`` until cancelled or signalled, or ``stop`` is set.
+
+    Setting ``stop`` shuts the server down gracefully: long-polls answer at
+    once with no task (a worker polls again, another server of the region
+    answers it), requests in flight finish, then the background loops stop
+    and give up their locks. A cancel drops requests in flight instead.
+    """
     rc = config.region(region)
     tune_gc()
-    async with running_store(config, region, loops, before) as store:
-        app = create_app(store)
-        server = _Server(
-            store,
-            uvicorn.Config(
-                app,
-                host=host or rc.host,
-                port=port or rc.port,
-                log_level=log_level,
-                access_log=False,
-                # Nothing reads a client's address (no access log), so the
-                # X-Forwarded-* rewriting layer is pure cost on every request.
-                proxy_headers=False,
-                lifespan="off",
-                timeout_graceful_shutdown=1,
-                timeout_keep_alive=75,
-            ),
-        )
-        bind_host, bind_port = host or rc.host, port if port is not None else rc.port
-        log.info("baton server for %s on %s:%s", region, bind_host, bind_port)
-        await server.serve(sockets=[listen_socket(bind_host, bind_port)])
+    serving: list[_Server] = []
+    me = asyncio.current_task()
+    assert me is not None
+    watcher = asyncio.create_task(_stop_when_set(serving, stop, me)) if stop else None
+    try:
+        async with running_store(config, region, loops, before) as store:
+            app = create_app(store)
+            server = _Server(
+                store,
+                uvicorn.Config(
+                    app,
+                    host=host or rc.host,
+                    port=port or rc.port,
+                    log_level=log_level,
+                    access_log=False,
+                    # Nothing reads a client's address (no access log), so the
+                    # X-Forwarded-* rewriting layer is pure cost on every request.
+                    proxy_headers=False,
+                    lifespan="off",
+                    timeout_graceful_shutdown=1,
+                    timeout_keep_alive=75,
+                ),
+            )
+            bind_host, bind_port = host or rc.host, port if port is not None else rc.port
+            log.info("baton server for %s on %s:%s", region, bind_host, bind_port)
+            serving.append(server)
+            await server.serve(sockets=[listen_socket(bind_host, bind_port)])
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _stop_when_set(
+    serving: list[_Server], stop: asyncio.Event, serve_task: asyncio.Task[Any]
+) -> None:
+    """Stop the server gracefully once ``stop`` is set; one still starting (its
+    database not yet answering) has nothing in flight and is cancelled."""
+    await stop.wait()
+    if serving:
+        serving[0].store.notifier.drain()
+        serving[0].should_exit = True
+    else:
+        serve_task.cancel()
