@@ -309,6 +309,10 @@ class BatonCommand(click.Command):
                 help="Human tables or one JSON document on stdout.",
             )
         )
+        from ops.cli_globals import global_options  # it builds on this module
+
+        taken = {o for p in self.params for o in (*p.opts, *p.secondary_opts)}
+        self.params += global_options(taken)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         given = list(args)  # click's parser consumes the list it parses
