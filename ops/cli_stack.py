@@ -152,7 +152,12 @@ def dev_status(state_dir: str | None, output: str) -> None:
     help="Region this server serves (else the global --region).",
 )
 @click.option("--host", default=None, help="Listen address (default: from the region URL).")
-@click.option("--port", type=int, default=None, help="Listen port (default: from the region URL).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Listen port (default: from the region URL).",
+)
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),

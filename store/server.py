@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import socket
@@ -17,7 +18,7 @@ from store.api import create_app
 from store.batch.system_worker import run_system_worker
 from store.config import BatonConfig
 from store.context import Store
-from store.errors import Unavailable
+from store.errors import InvalidArgument, Unavailable
 from store.migrations import require_current
 from store.mutable_state import RunTxn
 from store.notify import Notifier
@@ -158,11 +159,27 @@ def listen_socket(host: str, port: int) -> socket.socket:
     kernel spreads connections over them: a region scales past one core by
     running more `baton server` processes, as ARCHITECTURE describes.
     """
+    sock = bound_socket(host, port)
+    sock.listen(LISTEN_BACKLOG)
+    return sock
+
+
+#: Connections the kernel holds for a server process before it accepts them.
+LISTEN_BACKLOG = 2048
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """The socket of :func:`listen_socket`, bound but not yet listening: the
+    address is taken (a clash shows at once) while the kernel sends it no
+    connections, which go to the region's other servers until it listens."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     sock.set_inheritable(True)
     return sock
 
@@ -209,6 +226,11 @@ async def serve(
     and give up their locks. A cancel drops requests in flight instead.
     """
     rc = config.region(region)
+    bind_host, bind_port = host or rc.host, port if port is not None else rc.port
+    # take the address before anything starts: a port another process holds
+    # stops the server here, before its loops have run (timers fired, outbox
+    # published); it listens once it can serve
+    sock = _bind_or_explain(region, bind_host, bind_port, explicit=port is not None)
     tune_gc()
     serving: list[_Server] = []
     me = asyncio.current_task()
@@ -233,13 +255,36 @@ async def serve(
                     timeout_keep_alive=75,
                 ),
             )
-            bind_host, bind_port = host or rc.host, port if port is not None else rc.port
             log.info("baton server for %s on %s:%s", region, bind_host, bind_port)
             serving.append(server)
-            await server.serve(sockets=[listen_socket(bind_host, bind_port)])
+            sock.listen(LISTEN_BACKLOG)
+            await server.serve(sockets=[sock])
     finally:
+        sock.close()
         if watcher is not None:
             watcher.cancel()
+
+
+def _bind_or_explain(region: str, host: str, port: int, *, explicit: bool) -> socket.socket:
+    """:func:`bound_socket`, or a typed error saying which address and what to change."""
+    where = "--port" if explicit else f"the url of [regions.{region}] in the config"
+    if not 0 < port < 65536:
+        raise InvalidArgument(
+            f"cannot listen on port {port}: give a port from 1 to 65535 ({where})"
+        )
+    try:
+        return bound_socket(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = "another process listens there (not a baton server, which would share it)"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            why = f"{host} is not an address of this machine (give --host, or fix the url)"
+        else:
+            why = exc.strerror or type(exc).__name__
+        raise InvalidArgument(
+            f"the server of {region} cannot listen on {host}:{port}: {why}; change {where} or "
+            "free the address, then start it again; nothing was started"
+        ) from exc
 
 
 async def _stop_when_set(

@@ -3,6 +3,7 @@ typed error naming the key to fix, at once, and no server left half-started."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,32 @@ def test_a_bad_setting_stops_the_server_before_it_starts(
     assert served.returncode == 1, served.stderr
     assert "error [INVALID_ARGUMENT]" in served.stderr and named in served.stderr
     assert "Traceback" not in served.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
+    # It was an OverflowError traceback from bind().
+    cfg = write_config(tmp_path / "baton.toml", {"region-a": (free_port(), "postgresql://x/y")})
+    for bad in ("99999", "0", "-1"):
+        served = baton(cfg, "server", "--region", "region-a", "--port", bad)
+        assert served.returncode == 2, served.stderr
+        assert "--port" in served.stderr and "Traceback" not in served.stderr
+
+
+def test_an_address_another_process_holds_is_named_before_anything_starts(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    # It was UNAVAILABLE "cannot reach a region database or server (Address
+    # already in use): check that it is up", after the server's loops ran.
+    port = free_port()
+    cfg = write_config(tmp_path / "baton.toml", {"region-a": (port, pg.dsn(template_db))})
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        served = baton(cfg, "server", "--region", "region-a")
+    finally:
+        holder.close()
+    assert served.returncode == 1, served.stderr
+    assert "error [INVALID_ARGUMENT]" in served.stderr
+    assert f"127.0.0.1:{port}" in served.stderr and "[regions.region-a]" in served.stderr
+    assert "another process listens there" in served.stderr

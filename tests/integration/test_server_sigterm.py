@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ops.pg import PgCluster
 from tests.conftest import fresh_database
@@ -65,7 +66,8 @@ async def test_sigterm_answers_long_polls_with_no_task_and_exits(
 async def test_sigterm_while_waiting_for_the_database_exits_at_once(tmp_path: Path) -> None:
     # Nothing is in flight before the server listens: no graceful wait is owed.
     down = f"postgresql://postgres@127.0.0.1:{free_port()}/baton"
-    cfg = write_config(tmp_path / "baton.toml", {"region-a": (free_port(), down)})
+    port = free_port()
+    cfg = write_config(tmp_path / "baton.toml", {"region-a": (port, down)})
     proc = server_proc(cfg, "region-a", tmp_path / "server.log").start()
     try:
 
@@ -73,6 +75,11 @@ async def test_sigterm_while_waiting_for_the_database_exits_at_once(tmp_path: Pa
             return "waiting for the database" in proc.tail()
 
         await eventually(waiting, timeout=30, what="the server waiting for its database")
+        # it holds its port but takes no connection before it can serve one:
+        # a client (or the kernel, spreading a shared port) goes elsewhere
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(httpx.ConnectError):
+                await http.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
         stopped = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.proc is not None
