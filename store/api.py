@@ -254,7 +254,7 @@ def create_app(store: Store) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         async with store.pool.acquire() as conn:
-            text = await render_metrics(conn, store.region)
+            text = await render_metrics(conn, store.region, store.config.regions)
         text += render_process_metrics(
             store.region, store.run_cache, store.matcher, store.speculation, store.loop_lag
         )

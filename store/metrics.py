@@ -57,8 +57,13 @@ def _family(
     return lines
 
 
-async def render_metrics(conn: asyncpg.Connection, region: str) -> str:
-    """The Prometheus text exposition of the region's gauges."""
+async def render_metrics(conn: asyncpg.Connection, region: str, sources: Iterable[str] = ()) -> str:
+    """The Prometheus text exposition of the region's gauges.
+
+    ``sources``: the other regions of the config, whose dead letters are
+    shown as 0 when there are none, so the series an alert watches is there
+    before the first dead letter and goes back to 0 after the last is purged.
+    """
     r = region
     out: list[str] = []
     rows = await conn.fetch(Q["metrics_namespaces"])
@@ -124,11 +129,12 @@ async def render_metrics(conn: asyncpg.Connection, region: str) -> str:
             if x["since_last_applied_s"] is not None
         ],
     )
-    rows = await conn.fetch(Q["metrics_dead_letters"])
+    dead = {source: 0 for source in sources if source != r}
+    dead.update((x["source_region"], x["n"]) for x in await conn.fetch(Q["metrics_dead_letters"]))
     out += _family(
         "baton_replication_dead_letters",
         "Messages that failed to apply after bounded retries, per source region.",
-        [(_labels(region=r, source=x["source_region"]), x["n"]) for x in rows],
+        [(_labels(region=r, source=source), n) for source, n in sorted(dead.items())],
     )
     rows = await conn.fetch(Q["metrics_conflicts"])
     out += _family(
