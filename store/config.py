@@ -242,6 +242,16 @@ def _gather_ms(kafka: dict[str, Any]) -> float:
     return float(value)
 
 
+def _whole(value: object) -> int:
+    """A whole number as TOML writes one (``1``, ``"1"``), not ``1.5`` or ``true``,
+    which ``int()`` would take as 1."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{value!r} is not a whole number")
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonConfig:
     base = raw.get("baton", {})
     kafka = raw.get("kafka", {})
@@ -266,7 +276,7 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
                 name=name,
                 url=_url(name, r["url"]),
                 dsn=str(r["dsn"]),
-                initial_version=int(r["initial_version"]),
+                initial_version=_whole(r["initial_version"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(

@@ -329,3 +329,10 @@ def test_a_region_url_without_a_usable_port_is_refused_by_name(url: str) -> None
     # A port out of range was a ValueError traceback from `baton server`.
     with pytest.raises(InvalidArgument, match=r"\[regions\.a\] url must be"):
         parse_config({"regions": {"a": region(url)}})
+
+
+@pytest.mark.parametrize("version", [1.5, True])
+def test_an_initial_version_that_is_not_a_whole_number_is_refused(version: object) -> None:
+    # int() took 1.5 and true as region version 1, silently.
+    with pytest.raises(InvalidArgument, match="initial_version"):
+        parse_config({"regions": {"a": region(version=version)}})  # type: ignore[arg-type]
