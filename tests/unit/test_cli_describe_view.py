@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ops.cli_workflow import _describe_view
+from ops.cli_workflow_view import describe_view as _describe_view
 
 
 def rendered(d: dict[str, Any]) -> str:
