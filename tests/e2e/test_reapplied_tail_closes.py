@@ -6,6 +6,7 @@ told succeeded was lost), in the order they came."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -102,37 +103,49 @@ class Busy:
         self.got.append(n)
 
 
+@contextlib.asynccontextmanager
+async def _signals_behind_a_task_lost_in_a(
+    rs: Regions, client: Client, in_a: Client
+) -> AsyncIterator[None]:
+    """Busy's run in both regions; in A (its stream held back) a worker holds
+    its workflow task started while signals 1, 2 and 3 wait behind it; then a
+    forced failover to B. Yields with A still held back and the worker running."""
+    a, b = rs[0], rs[1]
+    events = "SELECT count(*) FROM history_events WHERE namespace = $1"
+    await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
+    await client.start_workflow(Busy, id="busy", task_queue=QUEUE)
+
+    async def in_region_b() -> bool:
+        return await rs.fetchval(b.name, events, NS) == 2
+
+    await eventually(in_region_b, timeout=30, what="the run in region-b")
+    async with (
+        HoldBack(a),  # type: ignore[arg-type]  # (it needs only a dsn)
+        Worker(in_a, task_queue=QUEUE, workflows=[Busy], deadlock_timeout=30),
+    ):
+
+        async def task_started() -> bool:
+            sql = "SELECT wt_started_event_id IS NOT NULL FROM executions WHERE namespace = $1"
+            return bool(await rs.fetchval(a.name, sql, NS))
+
+        await eventually(task_started, timeout=30, what="the workflow task started in A")
+        for n in (1, 2, 3):  # they wait behind the started task
+            await in_a.get_workflow_handle("busy").signal("add", n, request_id=f"sig-{n}")
+        await forced_failover(rs.config, NS, b.name)
+        yield
+
+
 async def test_signals_that_waited_behind_a_lost_task_are_re_applied_in_their_order(
     a_with_own_database: Regions,
 ) -> None:
     rs = a_with_own_database
     a, b = rs[0], rs[1]
-    events = "SELECT count(*) FROM history_events WHERE namespace = $1"
     async with (
         await Client.connect(rs.urls, namespace=NS) as client,
         await Client.connect([a.url], namespace=NS, follow_failover=False) as in_a,
         await Client.connect([b.url], namespace=NS) as in_b,
     ):
-        await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
-        await client.start_workflow(Busy, id="busy", task_queue=QUEUE)
-
-        async def in_region_b() -> bool:
-            return await rs.fetchval(b.name, events, NS) == 2
-
-        await eventually(in_region_b, timeout=30, what="the run in region-b")
-        async with (
-            HoldBack(a),  # type: ignore[arg-type]  # (it needs only a dsn)
-            Worker(in_a, task_queue=QUEUE, workflows=[Busy], deadlock_timeout=30),
-        ):
-
-            async def task_started() -> bool:
-                sql = "SELECT wt_started_event_id IS NOT NULL FROM executions WHERE namespace = $1"
-                return bool(await rs.fetchval(a.name, sql, NS))
-
-            await eventually(task_started, timeout=30, what="the workflow task started in A")
-            for n in (1, 2, 3):  # they wait behind the started task
-                await in_a.get_workflow_handle("busy").signal("add", n, request_id=f"sig-{n}")
-            await forced_failover(rs.config, NS, b.name)
+        async with _signals_behind_a_task_lost_in_a(rs, client, in_a):
             await in_b.get_workflow_handle("busy").signal("add", 9, request_id="sig-9")
 
             async def archived_in_a() -> bool:
@@ -164,32 +177,13 @@ async def test_signals_that_waited_behind_a_lost_task_and_shipped_late_are_re_ap
     each, in order, where they were dropped."""
     rs = a_with_own_database
     a, b = rs[0], rs[1]
-    events = "SELECT count(*) FROM history_events WHERE namespace = $1"
     async with (
         await Client.connect(rs.urls, namespace=NS) as client,
         await Client.connect([a.url], namespace=NS, follow_failover=False) as in_a,
         await Client.connect([b.url], namespace=NS) as in_b,
     ):
-        await client.create_namespace(NS, regions=[a.name, b.name], active_region=a.name)
-        await client.start_workflow(Busy, id="busy", task_queue=QUEUE)
-
-        async def in_region_b() -> bool:
-            return await rs.fetchval(b.name, events, NS) == 2
-
-        await eventually(in_region_b, timeout=30, what="the run in region-b")
-        async with (
-            HoldBack(a),  # type: ignore[arg-type]  # (it needs only a dsn)
-            Worker(in_a, task_queue=QUEUE, workflows=[Busy], deadlock_timeout=30),
-        ):
-
-            async def task_started() -> bool:
-                sql = "SELECT wt_started_event_id IS NOT NULL FROM executions WHERE namespace = $1"
-                return bool(await rs.fetchval(a.name, sql, NS))
-
-            await eventually(task_started, timeout=30, what="the workflow task started in A")
-            for n in (1, 2, 3):  # they wait behind the started task
-                await in_a.get_workflow_handle("busy").signal("add", n, request_id=f"sig-{n}")
-            await forced_failover(rs.config, NS, b.name)
+        async with _signals_behind_a_task_lost_in_a(rs, client, in_a):
+            pass  # (shipped only after the failover)
 
         async def signals_in_b() -> list[str] | None:
             history = await in_b.get_workflow_handle("busy").history()
