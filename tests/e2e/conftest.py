@@ -31,6 +31,19 @@ async def three_regions(
         yield regions
 
 
+@pytest.fixture
+async def a_with_own_database(
+    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
+) -> AsyncIterator[Regions]:
+    """Two regions, region-a on a PostgreSQL cluster of its own: a transaction
+    held open there holds back its publisher only, and stopping that cluster
+    takes down region-a alone."""
+    async with server_regions(
+        pg, template_db, kafka, state_dir, tmp_path, count=2, own_pg=(0,)
+    ) as regions:
+        yield regions
+
+
 @pytest.fixture(scope="module")
 def broker(state_dir: Path, request: pytest.FixtureRequest) -> Iterator[KafkaBroker]:
     """A broker of the test module's own, which its tests may kill and start again."""

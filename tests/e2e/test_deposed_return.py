@@ -7,33 +7,20 @@ stream runs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from ops.pg import PgCluster
 from replication.failover import forced_failover
 from replication.verify import verify_namespace
 from tests.helpers import eventually
 from tests.integration.test_peer_fence import Nap
 from tests.integration.test_run_state import HoldBack
-from tests.multiregion import Regions, server_regions
+from tests.multiregion import Regions
 from worker import Client, Worker
 from worker.errors import NamespaceNotActiveError
 
 pytestmark = pytest.mark.e2e
 NS, QUEUE, N = "returns", "returns", 20
-
-
-@pytest.fixture
-async def a_with_own_database(
-    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
-) -> AsyncIterator[Regions]:
-    async with server_regions(
-        pg, template_db, kafka, state_dir, tmp_path, count=2, own_pg=(0,)
-    ) as regions:
-        yield regions
 
 
 async def test_a_region_back_from_a_forced_failover_steps_down_before_it_acts(

@@ -9,33 +9,19 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ops.pg import PgCluster
 from replication.admin import list_conflicts
 from replication.failover import forced_failover
 from tests.helpers import eventually
 from tests.integration.test_run_state import HoldBack, Tally
-from tests.multiregion import Regions, server_regions
+from tests.multiregion import Regions
 from worker import Client, Worker, workflow
 
 pytestmark = pytest.mark.e2e
 NS, QUEUE = "tail-closes", "tail-closes"
-
-
-@pytest.fixture
-async def a_with_own_database(
-    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
-) -> AsyncIterator[Regions]:
-    # its own cluster: a transaction held open there holds back its
-    # publisher only, not region-b's
-    async with server_regions(
-        pg, template_db, kafka, state_dir, tmp_path, count=2, own_pg=(0,)
-    ) as regions:
-        yield regions
 
 
 async def test_a_terminate_in_a_tail_archived_before_it_shipped_is_re_applied(

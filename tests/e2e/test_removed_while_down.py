@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from ops.pg import PgCluster
 from replication.failover import forced_failover
 from replication.migration import NotARegion, remove_region
 from store import db
@@ -23,22 +20,12 @@ from store.errors import Unavailable
 from tests.helpers import eventually
 from tests.integration.test_peer_fence import Nap
 from tests.integration.test_run_state import HoldBack
-from tests.multiregion import Regions, server_regions
+from tests.multiregion import Regions
 from worker import Client, Worker
 from worker.errors import NamespaceNotActiveError
 
 pytestmark = pytest.mark.e2e
 NS, QUEUE, N = "removed", "removed", 5
-
-
-@pytest.fixture
-async def a_with_own_database(
-    pg: PgCluster, template_db: str, kafka: str, state_dir: Path, tmp_path: Path
-) -> AsyncIterator[Regions]:
-    async with server_regions(
-        pg, template_db, kafka, state_dir, tmp_path, count=2, own_pg=(0,)
-    ) as regions:
-        yield regions
 
 
 async def test_a_region_removed_while_away_steps_down_when_it_returns(
