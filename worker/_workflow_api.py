@@ -249,6 +249,17 @@ class _Runtime(ABC):
 _current_runtime: ContextVar[_Runtime | None] = ContextVar("baton_workflow_runtime", default=None)
 
 
+def _runtime() -> _Runtime:
+    """The workflow being activated, or a RuntimeError naming the misuse."""
+    rt = _current_runtime.get()
+    if rt is None:
+        raise RuntimeError(
+            "not in a workflow: workflow.* functions may only be called from workflow code "
+            "while a worker runs it"
+        )
+    return rt
+
+
 class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Drops records during replay (they were logged the first time) and tags the run."""
 
