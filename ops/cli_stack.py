@@ -70,6 +70,7 @@ def _status_data(state_dir: str | None) -> dict[str, Any]:
         "state_dir": str(state),
         "config_path": str(state / devstack.CONFIG_FILE),
         "running": bool(components) and all(c["alive"] for c in components),
+        "down": [c["component"] for c in components if not c["alive"]],
         "components": components,
     }
 
@@ -129,8 +130,11 @@ def dev_down(state_dir: str | None, output: str) -> None:
 
 @dev.command("status")
 @_state_dir_option
-def dev_status(state_dir: str | None, output: str) -> None:
-    """Show each component of the local stack: PID, alive, address."""
+@click.pass_context
+def dev_status(ctx: click.Context, state_dir: str | None, output: str) -> None:
+    """Show each component of the local stack: PID, alive, address. Exits 1
+    when a component is down (or no stack is recorded), naming it, so a
+    script or a health check can act on the answer."""
     data = _status_data(state_dir)
 
     def render(d: dict[str, Any]) -> RenderableType:
@@ -139,6 +143,15 @@ def dev_status(state_dir: str | None, output: str) -> None:
         return _components_table(d["components"])
 
     emit(data, output, render)
+    if data["running"]:
+        return
+    if data["components"]:
+        err_console.print(
+            f"down: {', '.join(data['down'])}: `baton dev up` restarts what is not running"
+        )
+    elif output != "table":
+        err_console.print(f"no local stack in {data['state_dir']}: run `baton dev up`")
+    ctx.exit(1)
 
 
 # --------------------------------------------------------------------------- server

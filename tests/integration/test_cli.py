@@ -139,6 +139,13 @@ def test_dev_status_json_shows_alive_components(stack: StackInfo) -> None:
     assert "server region-b" in table and "kafka" in table
 
 
+def test_dev_status_of_no_stack_exits_1(stack: StackInfo, tmp_path: Path) -> None:
+    answer = run(stack, "dev", "status", "--state-dir", str(tmp_path), "-o", "json", ok=False)
+    assert answer.exit_code == 1, answer.output
+    assert json.loads(answer.stdout)["running"] is False
+    assert "no local stack" in answer.stderr
+
+
 def test_config_names_the_kafka_broker(stack: StackInfo) -> None:
     raw = tomllib.loads(stack.config_path.read_text())
     assert stack.kafka is not None
@@ -177,9 +184,18 @@ def test_dead_broker_is_restarted(stack: StackInfo) -> None:
     assert victim is not None and pid_running(victim)
     os.kill(victim, signal.SIGKILL)
     eventually(lambda: not pid_running(victim))
-    status = run_json(stack, "dev", "status", "--state-dir", str(stack.state_dir))
+    # A component down is exit 1 naming it (JSON and table alike), where it
+    # was exit 0 and a script or health check could not tell.
+    answer = run(
+        stack, "dev", "status", "--state-dir", str(stack.state_dir), "-o", "json", ok=False
+    )
+    assert answer.exit_code == 1, answer.output
+    status = json.loads(answer.stdout)
     rows = {c["component"]: c for c in status["components"]}
     assert rows["kafka"]["alive"] is False and status["running"] is False
+    assert status["down"] == ["kafka"]
+    answer = run(stack, "dev", "status", "--state-dir", str(stack.state_dir), ok=False)
+    assert answer.exit_code == 1 and "down: kafka" in answer.stderr
 
     data = run_json(stack, "dev", "up", "--state-dir", str(stack.state_dir))
     new = data["kafka"]["pid"]
