@@ -47,6 +47,7 @@ from store.errors import (
     RouteNotFound,
     StoreError,
 )
+from store.health import check_database
 from store.metrics import render_metrics, render_process_metrics
 from store.namespaces import Namespace, get_namespace, update_namespace
 from store.sql import QUERIES as Q
@@ -247,8 +248,7 @@ def create_app(store: Store) -> FastAPI:
 
     @app.get("/healthz", response_model=wire.HealthResponse)
     async def healthz() -> Response:
-        async with store.pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+        await check_database(store.pool, store.region)
         return JSON({"ok": True, "region": store.region})
 
     @app.get("/metrics", response_class=PlainTextResponse)
