@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from store.run_cache import RunCache
 
 
+#: The kinds ``baton_tasks_queued`` reads 0 for when none waits (a query's
+#: task lives only while its query waits: it shows when there is one).
+QUEUED_KINDS = ("activity", "workflow")
+#: The kinds of archived losing branch (``replication_conflicts.kind``).
+CONFLICT_KINDS = ("local_tail", "rejected_batch")
+
+
 def _labels(**kv: object) -> str:
     inner = ",".join(
         f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
@@ -63,10 +70,13 @@ async def render_metrics(conn: asyncpg.Connection, region: str, sources: Iterabl
     ``sources``: the other regions of the config, whose dead letters are
     shown as 0 when there are none, so the series an alert watches is there
     before the first dead letter and goes back to 0 after the last is purged.
+    Queued tasks and conflicts read 0 likewise for each namespace the region
+    holds and each kind.
     """
     r = region
     out: list[str] = []
     rows = await conn.fetch(Q["metrics_namespaces"])
+    namespaces = [x["name"] for x in rows]
     out += _family(
         "baton_namespace_failover_version",
         "Failover version of each namespace as this region knows it.",
@@ -88,11 +98,14 @@ async def render_metrics(conn: asyncpg.Connection, region: str, sources: Iterabl
         "Runs by namespace and status.",
         [(_labels(region=r, namespace=x["namespace"], status=x["status"]), x["n"]) for x in rows],
     )
-    rows = await conn.fetch(Q["metrics_tasks"])
+    queued = {(ns, kind): 0 for ns in namespaces for kind in QUEUED_KINDS}
+    queued.update(
+        ((x["namespace"], x["kind"]), x["n"]) for x in await conn.fetch(Q["metrics_tasks"])
+    )
     out += _family(
         "baton_tasks_queued",
         "Tasks waiting for a poller, by namespace and kind.",
-        [(_labels(region=r, namespace=x["namespace"], kind=x["kind"]), x["n"]) for x in rows],
+        [(_labels(region=r, namespace=ns, kind=k), n) for (ns, k), n in sorted(queued.items())],
     )
     t = await conn.fetchrow(Q["metrics_timers"])
     out += _family(
@@ -136,11 +149,14 @@ async def render_metrics(conn: asyncpg.Connection, region: str, sources: Iterabl
         "Messages that failed to apply after bounded retries, per source region.",
         [(_labels(region=r, source=source), n) for source, n in sorted(dead.items())],
     )
-    rows = await conn.fetch(Q["metrics_conflicts"])
+    conflicts = {(ns, kind): 0 for ns in namespaces for kind in CONFLICT_KINDS}
+    conflicts.update(
+        ((x["namespace"], x["kind"]), x["n"]) for x in await conn.fetch(Q["metrics_conflicts"])
+    )
     out += _family(
         "baton_replication_conflicts",
         "Archived losing branches, by namespace and kind.",
-        [(_labels(region=r, namespace=x["namespace"], kind=x["kind"]), x["n"]) for x in rows],
+        [(_labels(region=r, namespace=ns, kind=k), n) for (ns, k), n in sorted(conflicts.items())],
     )
     rows = await conn.fetch(Q["metrics_schedules"], region)
     out += _family(
