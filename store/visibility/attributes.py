@@ -105,7 +105,14 @@ STATUS_NAMES: dict[str, str] = {
     "continued_as_new": "continued_as_new",
     "timedout": "timed_out",
     "timed_out": "timed_out",
+    # not a stored status: Temporal lists a paused run as Paused, where
+    # Baton keeps it running with its Paused flag (see PAUSED_SQL)
+    "paused": "paused",
 }
+
+#: What ``ExecutionStatus = 'Paused'`` reads: a running run that is paused.
+PAUSED_STATUS = "paused"
+PAUSED_SQL = "(e.status = 'running' AND e.paused)"
 
 #: Temporal's WorkflowExecutionStatus enum numbers, which its queries take too.
 STATUS_CODES: dict[str, str] = {
@@ -116,6 +123,7 @@ STATUS_CODES: dict[str, str] = {
     "5": "terminated",
     "6": "continued_as_new",
     "7": "timed_out",
+    "8": "paused",
 }
 
 
@@ -125,6 +133,20 @@ def status_name(text: str) -> str | None:
     Baton's (timed_out) or the CLI's (timed-out); None for no status."""
     key = text.strip().lower().replace("-", "_").removeprefix("workflow_execution_status_")
     return STATUS_CODES.get(key) or STATUS_NAMES.get(key)
+
+
+def query_status(text: str) -> str:
+    """The status a query's ExecutionStatus compares with: as Temporal (its
+    names or enum numbers), list and describe (timed_out), or the CLI's
+    --status (timed-out) write it; Paused reads as a paused running run."""
+    status = status_name(text)
+    if status is None:
+        raise InvalidArgument(
+            f"{text!r} is not an execution status; use one of Running, Completed, Failed, "
+            "Canceled, Terminated, ContinuedAsNew, TimedOut, Paused (or as list and describe "
+            "write them: running, ..., continued_as_new, timed_out)"
+        )
+    return status
 
 
 def datetime_of_nanos(nanos: int) -> datetime:

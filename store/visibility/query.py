@@ -21,12 +21,14 @@ from lark import Token
 from store.errors import InvalidArgument, InvalidQuery
 from store.visibility.attributes import (
     NAME_RE,
+    PAUSED_SQL,
+    PAUSED_STATUS,
     SYSTEM_ATTRIBUTES,
     AttributeType,
     datetime_of_nanos,
     normalize_value,
     parse_datetime,
-    status_name,
+    query_status,
 )
 from store.visibility.durations import query_duration
 from worker.wire import MAX_QUERY_CHARS
@@ -253,17 +255,7 @@ class _Compiler:
                 except ValueError:
                     raise _error(f"{text!r} is not a run id (a UUID)", token) from None
             if kind == AttributeType.STATUS:
-                # as Temporal (its names or enum numbers), list and describe
-                # (timed_out), or the CLI's --status (timed-out) write it
-                status = status_name(text)
-                if status is None:
-                    raise _error(
-                        f"{text!r} is not an execution status; use one of Running, Completed, "
-                        "Failed, Canceled, Terminated, ContinuedAsNew, TimedOut (or as list "
-                        "and describe write them: running, ..., continued_as_new, timed_out)",
-                        token,
-                    )
-                return status
+                return query_status(text)
             if kind == AttributeType.INT:
                 if t != "NUMBER" or not re.fullmatch(r"-?\d+", text):
                     raise _error(f"{name} is Int: {text!r} is not an integer", token)
@@ -368,6 +360,8 @@ class _Compiler:
         ):
             raise _error(f"{attr} is {kind.value}: only = and != apply", op)
         literal = self.literal(attr, kind, value)
+        if kind == AttributeType.STATUS and literal == PAUSED_STATUS:
+            return PAUSED_SQL if operator == "=" else f"(NOT {PAUSED_SQL})"
         if kind == AttributeType.KEYWORD and operator == "=" and attr not in SYSTEM_ATTRIBUTES:
             # containment uses the GIN index on search_attributes
             doc = {attr: literal}
@@ -386,6 +380,11 @@ class _Compiler:
             held = [
                 f"e.search_attributes @> {self.param({attr: [v]}, '::jsonb')}" for v in literals
             ]
+            return "(" + " OR ".join(held) + ")", ""
+        if kind == AttributeType.STATUS and PAUSED_STATUS in literals:
+            # Paused is no stored status: a paused run, or one of the others
+            others = [v for v in literals if v != PAUSED_STATUS]
+            held = [PAUSED_SQL] + ([f"({sql} = ANY({self.param(others)}))"] if others else [])
             return "(" + " OR ".join(held) + ")", ""
         return sql, self.param(literals)
 

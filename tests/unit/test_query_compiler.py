@@ -125,10 +125,23 @@ def test_a_status_takes_temporal_enum_numbers_and_names(value: str, status: str)
     assert compile_query(f"ExecutionStatus = {value}", {}).params == [status]
 
 
-@pytest.mark.parametrize("value", ["0", "8", "'WORKFLOW_EXECUTION_STATUS_UNSPECIFIED'", "1.5"])
+@pytest.mark.parametrize("value", ["0", "9", "'WORKFLOW_EXECUTION_STATUS_UNSPECIFIED'", "1.5"])
 def test_a_status_that_is_none_is_refused(value: str) -> None:
     with pytest.raises(InvalidQuery, match="not an execution status"):
         compile_query(f"ExecutionStatus = {value}", {})
+
+
+@pytest.mark.parametrize("value", ["'Paused'", "8", "'WORKFLOW_EXECUTION_STATUS_PAUSED'"])
+def test_paused_as_temporal_writes_it_is_a_paused_running_run(value: str) -> None:
+    # no stored status: Baton keeps a paused run running with its Paused flag
+    compiled = compile_query(f"ExecutionStatus = {value}", {})
+    assert compiled.where == "(e.status = 'running' AND e.paused)" and compiled.params == []
+    negated = compile_query(f"ExecutionStatus != {value}", {})
+    assert negated.where == "(NOT (e.status = 'running' AND e.paused))"
+    listed = compile_query(f"ExecutionStatus IN ({value}, 'Completed')", {})
+    assert "(e.status = 'running' AND e.paused) OR" in listed.where
+    assert listed.params == [["completed"]]
+    assert compile_query(f"ExecutionStatus NOT IN ({value})", {}).where.startswith("(NOT ")
 
 
 def test_a_datetime_takes_unix_nanoseconds_as_temporal_does() -> None:
