@@ -12,6 +12,7 @@ import enum
 import json
 import math
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,12 +46,14 @@ __all__ = [
     "BatonGroup",
     "CliInputError",
     "CliState",
+    "InvalidValue",
     "Seconds",
     "ServerFailedError",
     "Timestamp",
     "enum_choice",
     "not_empty",
     "pass_state",
+    "run_id_value",
     "spelled",
     "split_csv",
     "strict_json",
@@ -255,7 +258,8 @@ def _usage_error_as_json(ctx: click.Context, args: list[str], exc: click.UsageEr
             message = f"`{where}` needs a command: `{where} --help` lists them"
         else:
             message = f"{exc.format_message()} (`{where} --help` shows the usage)"
-        click.echo(to_json({"error": {"code": USAGE_ERROR, "message": message}}))
+        code = getattr(exc, "code", USAGE_ERROR)
+        click.echo(to_json({"error": {"code": code, "message": message}}))
 
 
 def _refuse_repeated_options(
@@ -504,6 +508,30 @@ def not_empty(_ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(
             f"{value!r} is empty: give an id, or leave the option out", param=param
         )
+    return value
+
+
+class InvalidValue(click.BadParameter):
+    """A value the CLI refuses itself before sending anything: a usage error
+    (exit 2) whose JSON document carries ``INVALID_ARGUMENT``, as the
+    server would have answered it."""
+
+    code = "INVALID_ARGUMENT"
+
+
+def run_id_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ``--run-id`` that is not empty and is a UUID, refused before anything
+    is sent (where the server's refusal made it exit 1 as a failed request)."""
+    value = not_empty(ctx, param, value)
+    if value is not None:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise InvalidValue(
+                f"run id {value!r} is not a UUID: pass a run id as `baton workflow list` "
+                "or `describe` shows it, or leave it out for the workflow's current run",
+                param=param,
+            ) from None
     return value
 
 

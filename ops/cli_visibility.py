@@ -8,7 +8,15 @@ from typing import Any
 import click
 from rich.text import Text
 
-from ops.cli_base import BatonCommand, BatonGroup, CliState, given, not_empty, pass_state
+from ops.cli_base import (
+    BatonCommand,
+    BatonGroup,
+    CliState,
+    given,
+    not_empty,
+    pass_state,
+    run_id_value,
+)
 from ops.output import emit, kv_table, table
 from worker.client import Client
 
@@ -144,7 +152,7 @@ def workflow_count(
 @click.option(
     "--run-id",
     default=None,
-    callback=not_empty,
+    callback=run_id_value,
     help="The run to reset (default: the current one).",
 )
 @click.option(

@@ -25,6 +25,7 @@ from ops.cli_base import (
     name_value_pairs,
     not_empty,
     pass_state,
+    run_id_value,
     spelled,
     strict_json,
     wire_max,
@@ -75,7 +76,7 @@ input_option = click.option(
     help="One argument as JSON (repeat for several): --input '\"text\"' --input 42.",
 )
 run_id_option = click.option(
-    "--run-id", default=None, callback=not_empty, help="A specific run (default: latest)."
+    "--run-id", default=None, callback=run_id_value, help="A specific run (default: latest)."
 )
 
 

@@ -103,10 +103,11 @@ async def test_workflow_reset_command(client: Client, region: Region) -> None:
     # no workflow task has finished yet: refused, nothing changed
     assert code != 0 and failed["error"]["code"] == "INVALID_ARGUMENT"
     assert (await h.describe())["execution"]["status"] == "running"
-    # a run id that is not one is a bad argument, as describe and result say
+    # a run id that is not one is a bad argument the CLI refuses itself: a
+    # usage error (exit 2), where the server's refusal made it exit 1
     for verb in (["reset", "--to", "first-workflow-task", "--reason", "x"], ["describe"]):
         code, failed, err = await baton(region, "workflow", *verb, "to-reset", "--run-id", "bogus")
-        assert code == 1 and failed["error"]["code"] == "INVALID_ARGUMENT", (verb, failed, err)
+        assert code == 2 and failed["error"]["code"] == "INVALID_ARGUMENT", (verb, failed, err)
         assert "not a UUID" in failed["error"]["message"]
     from worker import Worker
 

@@ -164,10 +164,11 @@ async def test_signal_cancel_and_terminate_take_a_run_and_a_request_id(
         )
         assert code == 0, err
         assert (out["workflow_id"], out["run_id"]) == ("cli-runs", second.run_id), out
-    # a run id that is not one is refused, saying what to pass
-    for verb in (("terminate",), ("signal", "finish"), ("describe",)):
+    # a run id that is not one is refused before anything is sent, saying
+    # what to pass: a usage error (exit 2), as every value the CLI refuses
+    for verb in (("terminate",), ("signal", "finish"), ("describe",), ("history",)):
         code, out, err = await baton(region, "workflow", *verb, "cli-runs", "--run-id", "nope")
-        assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", (verb, out, err)
+        assert code == 2 and out["error"]["code"] == "INVALID_ARGUMENT", (verb, out, err)
         assert "leave it out for the workflow's current run" in out["error"]["message"], out
     # a workflow or run not there is refused saying where to look
     for args in (("signal", "no-such", "finish"), ("describe", "no-such")):
