@@ -234,18 +234,33 @@ def _output_default() -> str:
 USAGE_ERROR = "USAGE_ERROR"
 
 
-def _json_asked(ctx: click.Context, args: list[str]) -> bool:
-    """Whether this command line asks for JSON output, parsed or not."""
-    if ctx.params.get("output") == "json" or ctx.meta.get(_OUTPUT_KEY) == "json":
-        return True
-    for i, arg in enumerate(args):
+def _last_output(args: list[str]) -> str | None:
+    """The last ``--output`` this (unparsed) command line gives, if any."""
+    last = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg == "--":
             break
-        if arg in ("-o", "--output") and args[i + 1 : i + 2] == ["json"]:
-            return True
-        if arg in ("-ojson", "--output=json"):
-            return True
-    return False
+        if arg in ("-o", "--output"):
+            last = args[i + 1] if i + 1 < len(args) else last
+            i += 1
+        elif arg.startswith("--output="):
+            last = arg.removeprefix("--output=")
+        elif arg[2:] in OUTPUT_CHOICES and arg.startswith("-o"):
+            last = arg[2:]
+        i += 1
+    return last
+
+
+def _json_asked(ctx: click.Context, args: list[str]) -> bool:
+    """Whether this command line asks for JSON output, parsed or not: the
+    last ``--output`` given wins (``-o json -o table`` is table), as it does
+    for the command's own answer."""
+    given = _last_output(args)
+    if given is not None:
+        return given == "json"
+    return ctx.params.get("output") == "json" or ctx.meta.get(_OUTPUT_KEY) == "json"
 
 
 def _usage_error_as_json(ctx: click.Context, args: list[str], exc: click.UsageError) -> None:
