@@ -11,6 +11,7 @@ import logging
 from functools import partial
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -37,6 +38,7 @@ from store.api_visibility import add_visibility_routes
 from store.client_watch import ClientWatch
 from store.context import Store
 from store.errors import (
+    DATABASE_UNAVAILABLE,
     ConflictNotFound,
     InvalidArgument,
     MalformedRequest,
@@ -226,8 +228,15 @@ def create_app(store: Store) -> FastAPI:
         return error_response(err)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> Response:
-        return error_response(unexpected_error(exc))
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        return error_response(unexpected_error(exc, f"{request.method} {request.url.path}"))
+
+    # Starlette answers through the handler of Exception and then raises the
+    # error again for the server to log with its traceback; a database's
+    # errors have handlers of their own, so an outage is answered and logged
+    # in one line (see unexpected_error), and a real fault once.
+    for kind in (*DATABASE_UNAVAILABLE, asyncpg.PostgresError):
+        app.add_exception_handler(kind, unexpected)
 
     # ------------------------------------------------------------------ cluster
 

@@ -65,12 +65,19 @@ def member_check(store: Store) -> Callable[[str], Awaitable[StoreError | None]]:
     return check
 
 
-def unexpected_error(exc: Exception) -> StoreError:
-    """The typed error an exception no route expected answers with."""
+def unexpected_error(exc: Exception, asked: str = "") -> StoreError:
+    """The typed error an exception no route expected answers with.
+
+    A database outage is one log line per request (the client gets a typed
+    503 and retries): a traceback for each would bury the log while it lasts.
+    """
     if database_unavailable(exc):
         # the pool closing under a request at shutdown, a connection lost,
         # the database shutting down, starting up or closed to new sessions
-        return database_unavailable_error(exc)
+        error = database_unavailable_error(exc)
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log.warning("%sregion database unavailable, answered 503 (%s)", asked and f"{asked}: ", why)
+        return error
     log.exception("unexpected error")
     return StoreError(f"internal error: {type(exc).__name__}: {exc}")
 
@@ -101,7 +108,7 @@ class HotRoutes:
             except StoreError as exc:
                 return render(exc)
             except Exception as exc:
-                return render(unexpected_error(exc))
+                return render(unexpected_error(exc, f"{scope.get('method')} {scope.get('path')}"))
 
         return guarded
 
