@@ -47,6 +47,7 @@ from ops.cli_pause import register_pause
 from ops.cli_replication import register_replication
 from ops.cli_schedules import register_schedules
 from ops.cli_stack import register_stack
+from ops.cli_task_queue import register_task_queue
 from ops.cli_tools import register_tools
 from ops.cli_versioning import register_versioning
 from ops.cli_visibility import register_visibility
@@ -145,6 +146,7 @@ register_pause(cli)
 register_schedules(cli)
 register_tools(cli)
 register_replication(cli)
+register_task_queue(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -53,6 +53,7 @@ from store.health import check_database
 from store.metrics import render_metrics, render_process_metrics
 from store.namespaces import Namespace, get_namespace, update_namespace
 from store.sql import QUERIES as Q
+from store.task_queues import add_task_queue_routes
 from worker import wire
 
 log = logging.getLogger("baton.api")
@@ -403,6 +404,7 @@ def create_app(store: Store) -> FastAPI:
 
     add_visibility_routes(app, store, PREFIX, checked)
     add_versioning_routes(app, store, PREFIX)
+    add_task_queue_routes(app, store, PREFIX)
     add_pause_routes(app, store, PREFIX)
     add_schedule_routes(app, store, PREFIX, checked)
 

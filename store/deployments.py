@@ -131,6 +131,8 @@ async def pollers_stopped(store: Store, namespace: str, req: wire.PollersStopped
     for key in [k for k in store.poller_seen if k[0] == namespace and k[4] == req.identity]:
         del store.poller_seen[key]
     async with store.pool.acquire() as conn:
+        # its task queue rows (`baton task-queue describe`) show it stopped too
+        await conn.execute(Q["queue_pollers_stopped"], namespace, req.identity)
         await conn.execute(
             Q["pollers_stopped"], namespace, req.deployment, req.build_id, req.identity
         )

@@ -35,6 +35,7 @@ from store.notify import wait_event
 from store.pause import failure_reason, pause_run
 from store.retry import workflow_task_retry_delay
 from store.sql import QUERIES as Q
+from store.task_queues import touch_queue_poller
 from store.task_token import TaskToken
 from store.task_views import build_workflow_task
 from store.workflows import terminate_txn
@@ -118,6 +119,7 @@ async def long_poll(
 ) -> Any:
     await require_active_here(store, namespace)
     await register_poller(store, namespace, req)
+    await touch_queue_poller(store, namespace, kind, req)
     if kind == "workflow":
         await hurry_retries_for_new_worker(store, namespace, req)
     epoch = store.notifier.namespace_epoch

@@ -30,6 +30,17 @@ class VersioningMixin:
             )
         return ns_path(self.namespace, f"/deployments/{quote(deployment, safe='')}{tail}")
 
+    async def describe_task_queue(self, task_queue: str) -> dict[str, Any]:
+        """The workers that polled ``task_queue`` in the last 5 minutes (versioned
+        or not: identity, ``kind`` workflow or activity, first and last poll
+        time, ``live``, the version it polls as) and its ``backlog`` per kind
+        (``count``, ``oldest_age_s``), as the namespace's active region sees
+        them, like Temporal's ``describe_task_queue``."""
+        if not isinstance(task_queue, str) or not task_queue.strip():
+            raise InvalidArgumentError(f"task queue {task_queue!r} is empty: name a task queue")
+        path = f"/task-queues/{quote(task_queue, safe='')}"
+        return await self.call("GET", ns_path(self.namespace, path))  # type: ignore[no-any-return]
+
     async def list_deployments(self) -> list[dict[str, Any]]:
         """Each deployment of the namespace: current, ramping, revision."""
         res = await self.call("GET", ns_path(self.namespace, "/deployments"))

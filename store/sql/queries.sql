@@ -945,3 +945,46 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND scheduled_event_id
 -- name: notify_timers
 -- Wake the timer loops of the region (the test clock moved).
 SELECT pg_notify('baton_timers_v1', '0')
+
+-- name: touch_queue_poller
+-- A worker polling a task queue (versioned or not), for `task-queue describe`:
+-- kept in version_pollers under the empty deployment, its kind as the build id
+-- (no version has an empty deployment name). Throttled per server process;
+-- the queue's rows not seen for a day go as one is written.
+WITH gone AS (
+    DELETE FROM version_pollers
+    WHERE namespace = $1 AND deployment = '' AND build_id = $2 AND task_queue = $3
+      AND last_seen < now() - interval '1 day'
+)
+INSERT INTO version_pollers (namespace, deployment, build_id, task_queue, identity)
+VALUES ($1, '', $2, $3, $4)
+ON CONFLICT (namespace, deployment, build_id, task_queue, identity)
+DO UPDATE SET last_seen = now(), stopped_at = NULL
+
+-- name: queue_pollers_stopped
+UPDATE version_pollers SET stopped_at = now()
+WHERE namespace = $1 AND deployment = '' AND identity = $2 AND stopped_at IS NULL
+
+-- name: pollers_of_queue
+-- $3: seconds within which a poller counts as live; $4: seconds within which
+-- it is listed at all. The version it polls as: its latest versioned row.
+SELECT q.build_id AS kind, q.identity, q.first_seen, q.last_seen, q.stopped_at,
+       q.stopped_at IS NULL AND q.last_seen > now() - make_interval(secs => $3) AS live,
+       v.deployment, v.build_id
+FROM version_pollers q
+LEFT JOIN LATERAL (
+    SELECT deployment, build_id FROM version_pollers v
+    WHERE v.namespace = q.namespace AND v.deployment <> '' AND v.task_queue = q.task_queue
+      AND v.identity = q.identity
+    ORDER BY v.last_seen DESC LIMIT 1
+) v ON true
+WHERE q.namespace = $1 AND q.deployment = '' AND q.build_id IN ('workflow', 'activity')
+  AND q.task_queue = $2 AND q.last_seen > now() - make_interval(secs => $4)
+ORDER BY q.last_seen DESC, q.identity, q.build_id
+
+-- name: backlog_of_queue
+-- What waits for a poller of the queue, per kind (the take's index leads
+-- with the task queue).
+SELECT kind, count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS oldest_s
+FROM tasks WHERE task_queue = $2 AND namespace = $1 AND kind IN ('workflow', 'activity')
+GROUP BY kind

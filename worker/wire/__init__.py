@@ -38,6 +38,9 @@ from worker.wire.answers import (
     SetDeploymentVersionResponse,
     StartBatchResponse,
     StopBatchResponse,
+    TaskQueueBacklog,
+    TaskQueueDescription,
+    TaskQueuePoller,
     UpdateVersioningResponse,
 )
 from worker.wire.codes import (
@@ -276,6 +279,9 @@ __all__ = [
     "StartWorkflowResponse",
     "StopBatchRequest",
     "StopBatchResponse",
+    "TaskQueueBacklog",
+    "TaskQueueDescription",
+    "TaskQueuePoller",
     "TerminateRequest",
     "TimerRefAttributes",
     "TriggerScheduleRequest",

@@ -180,6 +180,39 @@ class UpdateVersioningResponse(BaseModel):
     next_task_version: str | None
 
 
+class TaskQueuePoller(BaseModel):
+    identity: str
+    #: ``workflow`` or ``activity``: what the worker polls the queue for.
+    kind: str
+    #: Its first and latest poll of the queue seen by this region (the latest
+    #: is recorded at most every 10 s a server process).
+    first_poll_time: str
+    last_poll_time: str
+    #: It polled within the last 45 s and did not say it stopped.
+    live: bool
+    stopped_at: str | None
+    #: The version the worker polls as, or null for an unversioned worker.
+    deployment: str | None
+    build_id: str | None
+
+
+class TaskQueueBacklog(BaseModel):
+    #: Tasks waiting for a poller.
+    count: int
+    #: How long the oldest has waited, in seconds (null: none waits).
+    oldest_age_s: float | None
+
+
+class TaskQueueDescription(BaseModel):
+    namespace: str
+    task_queue: str
+    region: str
+    #: Workers that polled the queue in the last 5 minutes, latest first.
+    pollers: list[TaskQueuePoller]
+    #: Per kind (``workflow``, ``activity``): what waits for a poller.
+    backlog: dict[str, TaskQueueBacklog]
+
+
 class EmptyResponse(BaseModel):
     """``{}``: the request was taken (a worker's task failure, query answer,
     sticky queue close, stopped pollers)."""
