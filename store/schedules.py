@@ -10,8 +10,10 @@ signals since), so it needs no worker and reads the same in every region.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import logging
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -28,6 +30,7 @@ from scheduler.workflow import (
     MAX_BACKFILL,
     PREFIX,
     REPORT_ACTIVITY,
+    WATCH_ACTIVITY,
     WORKFLOW_TYPE,
     schedule_workflow_id,
 )
@@ -44,7 +47,7 @@ from store.errors import (
     WorkflowNotFound,
     WorkflowNotRunning,
 )
-from store.namespaces import get_namespace
+from store.namespaces import get_namespace, require_active_here
 from store.sql import QUERIES as Q
 from store.visibility import listing, validate_upsert
 from store.visibility.query import split_order
@@ -53,6 +56,7 @@ from worker.converter import PayloadConverter
 from worker.wire import EventType
 
 _CONVERTER = PayloadConverter()
+log = logging.getLogger("baton.schedules")
 NEXT_FIRES = 10
 
 
@@ -312,6 +316,29 @@ def _fires(sched: definition.Schedule, start: datetime, end: datetime, cap: int)
     )
 
 
+#: How long a delete waits for the schedule to act on what it was sent.
+DELETE_SETTLE_S = 10.0
+
+
+async def _settle(store: Store, namespace: str, wid: str) -> None:
+    """Wait (up to :data:`DELETE_SETTLE_S`) until the schedule's workflow has
+    nothing in flight but its timer and the watches of running actions: a
+    trigger or backfill sent just before the delete starts the runs its answer
+    named, rather than dying with the schedule untaken."""
+    deadline = asyncio.get_running_loop().time() + DELETE_SETTLE_S
+    while True:
+        d = await workflows.describe_workflow(store, namespace, wid, None)
+        busy = d["pending_workflow_task"] or any(
+            a["activity_type"] != WATCH_ACTIVITY for a in d["pending_activities"]
+        )
+        if not busy or d["execution"]["status"] != "running":
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            log.warning("schedule %s/%s deleted with work still in flight", namespace, wid)
+            return
+        await asyncio.sleep(0.05)
+
+
 async def delete_schedule(
     store: Store, namespace: str, schedule_id: str, reason: str = "", request_id: str | None = None
 ) -> dict[str, Any]:
@@ -324,10 +351,11 @@ async def delete_schedule(
         + hashlib.sha256((request_id or uuid.uuid4().hex).encode()).hexdigest()[:32],
         identity="baton",
     )
+    wid = schedule_workflow_id(schedule_id)
+    await require_active_here(store, namespace)  # a standby sends the caller on at once
     try:
-        await workflows.terminate_workflow(
-            store, namespace, schedule_workflow_id(schedule_id), req, system=True
-        )
+        await _settle(store, namespace, wid)
+        await workflows.terminate_workflow(store, namespace, wid, req, system=True)
     except (WorkflowNotFound, WorkflowNotRunning):
         raise _not_found(namespace, schedule_id) from None
     async with store.pool.acquire() as conn:
