@@ -9,6 +9,7 @@ answer 503 with the reason, not hang until the probe gives up.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import asyncpg
 
@@ -19,10 +20,10 @@ __all__ = ["HEALTH_CHECK_TIMEOUT_S", "check_database"]
 #: How long ``/healthz`` waits for the region database to answer ``SELECT 1``.
 HEALTH_CHECK_TIMEOUT_S = 2.0
 
-#: Checks still waiting on a database that did not answer in time: kept so
-#: they are not collected mid-flight, and so the next probes do not pile more
-#: of them onto the pool while one is still waiting.
-_waiting: set[asyncio.Task[None]] = set()
+#: Per pool, the check still waiting on a database that did not answer in
+#: time: kept so it is not collected mid-flight, and so the next probes wait
+#: on it rather than pile more checks onto the pool.
+_waiting: dict[asyncpg.Pool, asyncio.Task[None]] = {}
 
 
 async def _select_one(pool: asyncpg.Pool) -> None:
@@ -30,8 +31,9 @@ async def _select_one(pool: asyncpg.Pool) -> None:
         await conn.fetchval("SELECT 1")
 
 
-def _forget(task: asyncio.Task[None]) -> None:
-    _waiting.discard(task)
+def _forget(pool: asyncpg.Pool, task: asyncio.Task[None]) -> None:
+    if _waiting.get(pool) is task:
+        del _waiting[pool]
     if not task.cancelled():
         task.exception()  # retrieved: the probe has long been answered
 
@@ -47,13 +49,12 @@ async def check_database(
     cancelled query waits for the database to take the cancel, which a hung
     database never does.
     """
-    stuck = next(iter(_waiting), None)
-    task = stuck or asyncio.create_task(_select_one(pool))
+    task = _waiting.get(pool) or asyncio.create_task(_select_one(pool))
     done, _ = await asyncio.wait({task}, timeout=timeout_s)
     if not done:
-        if task not in _waiting:
-            _waiting.add(task)
-            task.add_done_callback(_forget)
+        if pool not in _waiting:
+            _waiting[pool] = task
+            task.add_done_callback(functools.partial(_forget, pool))
         raise Unavailable(
             f"region {region}'s database did not answer a health check within {timeout_s:g} s "
             "(the database or its host is stuck, or every connection of the server's pool is "
