@@ -399,8 +399,14 @@ def test_dev_down_leaves_nothing_running(stack: StackInfo) -> None:
     for pid in [*pids, broker, pg_pid]:
         assert not pid_running(pid), f"pid {pid} still runs after dev down"
     assert recorded(stack)["kafka"]["pid"] is None
-    status = run_json(stack, "dev", "status", "--state-dir", str(stack.state_dir))
+    # a stopped stack is down: exit 1, every component named
+    answer = run(
+        stack, "dev", "status", "--state-dir", str(stack.state_dir), "-o", "json", ok=False
+    )
+    assert answer.exit_code == 1, answer.output
+    status = json.loads(answer.stdout)
     assert not any(c["alive"] for c in status["components"])
+    assert len(status["down"]) == 4
     # SIGTERM shut the servers down cleanly (no traceback in their logs).
     for log in (stack.state_dir / "logs").glob("server-*.log"):
         assert "Traceback" not in log.read_text(), log.read_text()[-2000:]
