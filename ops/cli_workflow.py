@@ -388,12 +388,27 @@ def workflow_result(
     emit(st.run(go), output, kv_table)
 
 
+_STATUS = enum_choice(WorkflowStatus, "a workflow status")
+
+
+def _status_or_paused(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> WorkflowStatus | str | None:
+    """A status, or ``paused`` (running and paused, as Temporal lists a paused run)."""
+    if value is not None and value.strip().lower() == "paused":
+        return "paused"
+    status: WorkflowStatus | None = _STATUS["callback"](ctx, param, value)
+    return status
+
+
 @workflow.command("list")
 @click.option(
     "--status",
-    **enum_choice(WorkflowStatus, "a workflow status"),
+    metavar=_STATUS["metavar"][:-1] + "|paused]",
+    callback=_status_or_paused,
     default=None,
-    help="Runs of this status (underscores or hyphens, any case).",
+    help="Runs of this status (underscores or hyphens, any case); paused: running runs "
+    "that are paused.",
 )
 @click.option("--type", "workflow_type", default=None, help="Workflow type name.")
 @click.option("--task-queue", default=None)
@@ -418,7 +433,7 @@ def workflow_result(
 def workflow_list(
     st: CliState,
     query: str | None,
-    status: WorkflowStatus | None,
+    status: WorkflowStatus | str | None,
     workflow_type: str | None,
     task_queue: str | None,
     started_after: datetime | None,
@@ -451,7 +466,7 @@ def workflow_list(
             {**e.raw, "memo": await c.decode_memo(e.raw.get("memo"))}
             async for e in c.list_workflows(
                 query or "",
-                status=status.value if status else None,
+                status=status.value if isinstance(status, WorkflowStatus) else status,
                 workflow_type=workflow_type,
                 task_queue=task_queue,
                 started_after=started_after,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from tests.conftest import Region
+from tests.helpers import baton_json
 from worker import Client
 
 
@@ -24,3 +26,13 @@ async def test_execution_status_paused_lists_and_counts_paused_runs(client: Clie
     assert await ids("Paused = true") == ["held"]
     count = await client.count_workflows("ExecutionStatus = 'Paused'")
     assert int(count["count"]) == 1
+
+
+async def test_workflow_list_takes_status_paused(client: Client, region: Region) -> None:
+    held = await client.start_workflow("Anything", id="held", task_queue="nobody")
+    await client.start_workflow("Anything", id="going", task_queue="nobody")
+    await held.pause("look first")
+    code, out, err = await baton_json(region.config_path, "workflow", "list", "--status", "Paused")
+    assert code == 0, err
+    assert [w["workflow_id"] for w in out] == ["held"]
+    assert [e.workflow_id async for e in client.list_workflows(status="paused")] == ["held"]
