@@ -23,10 +23,11 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
     backlog = table(
         ["kind", "backlog", "oldest waits (s)"],
         [[k, b["count"], b["oldest_age_s"]] for k, b in d["backlog"].items()],
-        title=f"task queue {d['task_queue']} (namespace {d['namespace']}, region {d['region']})",
+        title=f"task queue {d['task_queue']}",
     )
+    where = Text(f"namespace {d['namespace']}, as region {d['region']} sees it")
     if not d["pollers"]:
-        return Group(backlog, Text("no worker polled it in the last 5 minutes"))
+        return Group(where, backlog, Text("no worker polled it in the last 5 minutes"))
     pollers = table(
         ["identity", "kind", "version", "last poll", "first poll", "live"],
         [
@@ -43,7 +44,7 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
         title="pollers",
         no_wrap=["kind", "live"],
     )
-    return Group(backlog, pollers)
+    return Group(where, backlog, pollers)
 
 
 @task_queue.command("describe")
