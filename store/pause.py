@@ -237,6 +237,11 @@ async def unpause_workflow(
         rt.exe["paused"] = False
         rt.exe["pause_info"] = None
         rt.pause_changed = True
+        # An unpause is someone's decision to try again: the failed tasks
+        # before it do not count toward the worker's pause-after-N limit (nor
+        # the retry backoff), so a run unpaused while its bug still runs fails
+        # N more tasks before it pauses again, not one.
+        rt.exe["wt_attempt"] = 1
         rt.seen_request(req.request_id, "unpause")
         await redispatch(rt)
 
