@@ -10,6 +10,12 @@ from worker import activity, workflow
 from worker._client_schedules import ScheduleHandle
 from worker._client_visibility import WorkflowExecution
 from worker._config_file import endpoints_from_config
+from worker._replayer import (
+    Replayer,
+    WorkflowHistory,
+    WorkflowReplayResult,
+    WorkflowReplayResults,
+)
 from worker._update_handle import WorkflowUpdateHandle, WorkflowUpdateStage
 from worker._worker import Worker
 from worker.client import Client, WorkflowHandle
@@ -98,6 +104,7 @@ __all__ = [
     "PayloadTypeError",
     "QueryFailedError",
     "QueryTimedOutError",
+    "Replayer",
     "RetryPolicy",
     "RevisionMismatchError",
     "RouteNotFoundError",
@@ -118,11 +125,14 @@ __all__ = [
     "WorkflowExecution",
     "WorkflowFailureError",
     "WorkflowHandle",
+    "WorkflowHistory",
     "WorkflowIdConflictPolicy",
     "WorkflowIdReusePolicy",
     "WorkflowNotFoundError",
     "WorkflowNotRunningError",
     "WorkflowPausedError",
+    "WorkflowReplayResult",
+    "WorkflowReplayResults",
     "WorkflowUpdateHandle",
     "WorkflowUpdateStage",
     "activity",

@@ -209,6 +209,17 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
             self._make_unusable(exc)
             raise
 
+    def end_replay(self) -> None:
+        """Run the last completed task of the history applied and match its
+        commands: the end of a replay that has no task to run live (a
+        :class:`worker.Replayer`'s). Raises as :meth:`activate` does."""
+        self._check_usable()
+        try:
+            self._close_window(None)
+        except BaseException as exc:
+            self._make_unusable(exc)
+            raise
+
     def query(self, name: str, args: Sequence[Payload]) -> Payload:
         """Answer a query from the current state; it must not issue commands.
 

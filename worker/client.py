@@ -46,6 +46,7 @@ from worker._handle_messages import MessagesMixin
 from worker._handle_reset import ResetMixin
 from worker._http import CONNECT_RETRY_S, Transport, ns_path, wf_path
 from worker._payloads import decode_wire, is_payload
+from worker._replayer import WorkflowHistory
 from worker._result_types import decode_as
 from worker._start_options import (
     checked_args,
@@ -551,6 +552,22 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
                 as "not given", it would give another run's events.
         """
         refuse_blank(run_id, "run_id", "out to read the handle's run", "run id")
+        return (await self._run_history(run_id, page_size))[1]
+
+    async def fetch_history(self, *, run_id: str | None = None) -> WorkflowHistory:
+        """The run's history (as :meth:`history` reads it) with its ids, for
+        :class:`worker.Replayer` (Temporal's ``fetch_history``).
+
+        Raises:
+            InvalidArgumentError: ``run_id`` is blank.
+        """
+        refuse_blank(run_id, "run_id", "out to read the handle's run", "run id")
+        shown, events = await self._run_history(run_id, None)
+        return WorkflowHistory(self.id, shown, events, self.client.namespace)
+
+    async def _run_history(
+        self, run_id: str | None, page_size: int | None
+    ) -> tuple[str, list[dict[str, Any]]]:
         events: list[dict[str, Any]] = []
         nxt, run_id = 1, run_id if run_id is not None else self.run_id
         while True:
@@ -561,5 +578,5 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
             run_id = res["run_id"]
             events.extend(res["events"])
             if not res["events"] or events[-1]["event_id"] >= res["next_event_id"] - 1:
-                return events
+                return str(run_id), events
             nxt = events[-1]["event_id"] + 1
