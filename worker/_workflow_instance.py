@@ -51,6 +51,7 @@ from worker.wire import Command, CommandType, Failure, HistoryEvent, Payload
 __all__ = [
     "DeadlockError",
     "StaleInstanceError",
+    "UnknownQueryError",
     "WorkflowInstance",
     "WorkflowTaskError",
 ]
@@ -87,6 +88,11 @@ class DeadlockError(Exception):
     """
 
     stack: str = ""
+
+
+class UnknownQueryError(QueryFailedError):
+    """The run has no handler of the query's name: its failure's type is
+    ``UnknownQuery``, as an unknown update's rejection is ``UnknownUpdate``."""
 
 
 class StaleInstanceError(ValueError):
@@ -243,7 +249,7 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
             handler, hints = defn.fn.__get__(self._object), defn.arg_types
         if handler is None:
             known = sorted({*self._defn.queries, *self._query_handlers})
-            raise QueryFailedError(
+            raise UnknownQueryError(
                 f"unknown query {name!r} for workflow {self._defn.name}; known queries: "
                 f"{', '.join(known) or 'none'}"
             )

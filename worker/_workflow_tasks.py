@@ -38,7 +38,12 @@ from worker._history_pages import history_pages
 from worker._limits import cut_failure, largest_over, too_large
 from worker._payloads import decode_events, decode_wire, encode_wire
 from worker._run_cache import RunCache, RunLock
-from worker._workflow_instance import DeadlockError, WorkflowInstance, WorkflowTaskError
+from worker._workflow_instance import (
+    DeadlockError,
+    UnknownQueryError,
+    WorkflowInstance,
+    WorkflowTaskError,
+)
 from worker._workflow_threads import QUERY_FAILED, WorkflowThreads
 from worker.client import Client
 from worker.errors import (
@@ -544,7 +549,11 @@ class WorkflowTaskRunner(CompletionLimits):
         except Exception as exc:
             if isinstance(exc, DeadlockError):
                 self._evict(task["run_id"])  # a thread is still in it: never used again
-            failure = exception_to_failure(exc, self.converter.payload_converter)
+            if isinstance(exc, UnknownQueryError):
+                # a name the caller got wrong: nothing of the worker's stack to show
+                failure = Failure(message=exc.message, type="UnknownQuery", non_retryable=True)
+            else:
+                failure = exception_to_failure(exc, self.converter.payload_converter)
             body["failure"] = failure.model_dump()
         finally:
             # Built for this answer only: tear it down now, not when the
