@@ -6,6 +6,7 @@ Each takes its arguments positionally or, as Temporal's SDK takes them, as
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,10 @@ from worker._definition import QUERY, SIGNAL, UPDATE, handler_name, handler_resu
 from worker._handle_control import given_or_new_id
 from worker._start_options import seconds
 from worker._update_handle import WorkflowUpdateHandle, WorkflowUpdateStage, start_update
+from worker.errors import UnavailableError, UpdateTimedOutError
+
+#: Above the longest pause between a call's retries (see worker._http).
+_LAST_RETRY_PAUSE_S = 2.5
 
 
 class MessagesMixin:
@@ -157,18 +162,36 @@ class MessagesMixin:
         type_hint: Any,
     ) -> tuple[Any, dict[str, Any]]:
         """:meth:`update`'s result and the server's answer (which names the run)."""
-        res = await self.client.call(
-            "POST",
-            self._path("/update"),
-            {
-                "update_id": given_or_new_id(update_id, "update_id"),
-                "name": handler_name(name, UPDATE),
-                "input": await self.client.encode(args),
-                "run_id": self.target_run_id,
-                "timeout_s": seconds(timeout),
-                "identity": self.client.identity,
-            },
-            retry_for_s=seconds(timeout),
-        )
+        update_id = given_or_new_id(update_id, "update_id")
+        wait_s = seconds(timeout)
+        deadline = time.monotonic() + wait_s
+        try:
+            res = await self.client.call(
+                "POST",
+                self._path("/update"),
+                {
+                    "update_id": update_id,
+                    "name": handler_name(name, UPDATE),
+                    "input": await self.client.encode(args),
+                    "run_id": self.target_run_id,
+                    "timeout_s": wait_s,
+                    "identity": self.client.identity,
+                },
+                retry_for_s=wait_s,
+            )
+        except UnavailableError as exc:
+            # the transport stops retrying as its next pause (2 s at most)
+            # would pass the deadline: a failure before that is not the timeout
+            if time.monotonic() + _LAST_RETRY_PAUSE_S < deadline:
+                raise
+            # The caller's timeout ended the call, as the server would have
+            # said had it stayed up: the update may still complete.
+            raise UpdateTimedOutError(
+                f"update {handler_name(name, UPDATE)!r} ({update_id}) did not complete within "
+                f"{wait_s:g} s, and the server could not be reached at the end "
+                f"({exc.message}); it may still complete: send it again with "
+                f"update_id={update_id!r} to learn its outcome",
+                details={"update_id": update_id, "unreachable": True},
+            ) from exc
         hint = type_hint or handler_result_type(name)
         return await self.client.decode_one(res.get("result"), hint), res

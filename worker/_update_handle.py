@@ -16,7 +16,12 @@ from enum import IntEnum
 from typing import Any
 
 from worker._start_options import seconds
-from worker.errors import InvalidArgumentError, UpdateFailedError, UpdateTimedOutError
+from worker.errors import (
+    InvalidArgumentError,
+    UnavailableError,
+    UpdateFailedError,
+    UpdateTimedOutError,
+)
 
 #: How often ``start_update`` reads the run's new events while it waits.
 _POLL_S = 0.1
@@ -67,7 +72,9 @@ class WorkflowUpdateHandle:
         while True:
             try:
                 return await asyncio.shield(self._sent)
-            except UpdateTimedOutError:
+            except UpdateTimedOutError as exc:
+                if isinstance(exc.__cause__, UnavailableError):
+                    raise  # no server answers: asking again would spin until one does
                 # still running past the request's timeout: the same id asks again
                 self._sent = asyncio.ensure_future(self._send())
 
