@@ -165,7 +165,8 @@ async def _after_pending_task(
 async def update_workflow(
     store: Store, namespace: str, workflow_id: str, req: wire.UpdateRequest
 ) -> dict[str, Any]:
-    """Record an update (once per update id) and wait for the workflow's answer."""
+    """Record an update (once per update id) and wait for the workflow's answer
+    (or only for its acceptance, as ``req.wait_for_stage`` asks)."""
     update_id = req.update_id or str(uuid.uuid4())
     deadline = utcnow() + timedelta(seconds=req.timeout_s)
     epoch = store.notifier.namespace_epoch
@@ -268,6 +269,9 @@ async def update_workflow(
                     update_id=update_id,
                     failure=failure,
                 )
+            if u["state"] == "accepted" and req.wait_for_stage == "accepted":
+                # start_update's stage: the handler runs, its result comes later
+                return {"update_id": update_id, "run_id": str(u["run_id"]), "state": "accepted"}
             if u["state"] == "completed":
                 if u["failure"]:
                     raise UpdateFailed(

@@ -160,8 +160,11 @@ class MessagesMixin:
         update_id: str | None,
         timeout: timedelta | float,
         type_hint: Any,
+        wait_for_stage: str | None = None,
     ) -> tuple[Any, dict[str, Any]]:
-        """:meth:`update`'s result and the server's answer (which names the run)."""
+        """:meth:`update`'s result and the server's answer (which names the run);
+        with ``wait_for_stage="accepted"`` the answer may come at acceptance,
+        without a result (``state`` says which)."""
         update_id = given_or_new_id(update_id, "update_id")
         wait_s = seconds(timeout)
         deadline = time.monotonic() + wait_s
@@ -176,6 +179,8 @@ class MessagesMixin:
                     "run_id": self.target_run_id,
                     "timeout_s": wait_s,
                     "identity": self.client.identity,
+                    # left out unless asked: a server of an earlier release waits for the result
+                    **({"wait_for_stage": wait_for_stage} if wait_for_stage else {}),
                 },
                 retry_for_s=wait_s,
             )

@@ -1,10 +1,9 @@
 """Temporal's ``start_update``: an update sent without waiting for its result.
 
-The server answers an update once it completed (or was rejected), so the
-request runs on in the background and :meth:`WorkflowUpdateHandle.result`
-awaits it; ``start_update`` returns once the run's history records the
-update accepted (or the update already ended, a rejection raising there, as
-in Temporal).
+``start_update`` asks the server to answer once the workflow accepted the
+update (or it already ended, a rejection raising there, as in Temporal);
+then the request for its result runs on in the background and
+:meth:`WorkflowUpdateHandle.result` awaits it.
 """
 
 from __future__ import annotations
@@ -22,9 +21,6 @@ from worker.errors import (
     UpdateFailedError,
     UpdateTimedOutError,
 )
-
-#: How often ``start_update`` reads the run's new events while it waits.
-_POLL_S = 0.1
 
 
 class WorkflowUpdateStage(IntEnum):
@@ -54,53 +50,66 @@ class WorkflowUpdateHandle:
         self.workflow_run_id: str | None = handle.target_run_id
         self._name, self._args = name, args
         self._timeout, self._result_type = timeout, result_type
-        self._sent = asyncio.ensure_future(self._send())
+        self._sent: asyncio.Future[Any] | None = None
 
-    async def _send(self) -> Any:
+    async def _send(self, stage: str | None = None) -> tuple[Any, dict[str, Any]]:
         value, res = await self._handle._update(
             self._name,
             self._args,
             update_id=self.id,
             timeout=self._timeout,
             type_hint=self._result_type,
+            wait_for_stage=stage,
         )
         self.workflow_run_id = res.get("run_id") or self.workflow_run_id
-        return value
+        return value, res
+
+    async def _result(self) -> Any:
+        return (await self._send())[0]
 
     async def result(self) -> Any:
         """The update's result (``UpdateFailedError`` if its handler raised)."""
         while True:
+            if self._sent is None:
+                self._sent = asyncio.ensure_future(self._result())
             try:
                 return await asyncio.shield(self._sent)
             except UpdateTimedOutError as exc:
                 if isinstance(exc.__cause__, UnavailableError):
                     raise  # no server answers: asking again would spin until one does
                 # still running past the request's timeout: the same id asks again
-                self._sent = asyncio.ensure_future(self._send())
+                self._sent = None
 
     async def _accepted(self) -> None:
-        """Return once the update was accepted or ended (a rejection raises)."""
-        run_id, nxt = self._handle.target_run_id, 1
-        while not self._sent.done():
-            res = await self._handle.client.call(
-                "GET",
-                self._handle._path("/history"),
-                params={"run_id": run_id, "from_event_id": nxt},
-            )
-            run_id = res["run_id"]
-            for e in res["events"]:
-                nxt = e["event_id"] + 1
-                attrs = e.get("attributes") or {}
-                if (
-                    e["event_type"] == "WorkflowExecutionUpdateAccepted"
-                    and attrs.get("update_id") == self.id
-                ):
-                    return
-            if not res["events"]:
-                await asyncio.wait({self._sent}, timeout=_POLL_S)
-        exc = self._sent.exception()
-        if exc is not None and not isinstance(exc, UpdateFailedError):
-            raise exc  # a rejection, or no such run: the update was never accepted
+        """Return once the update was accepted or ended (a rejection raises).
+
+        The server answers once the workflow accepted it (or it ended); the
+        result is asked for then, in the background, for :meth:`result`.
+        """
+        try:
+            value, res = await self._send("accepted")
+        except UpdateFailedError as exc:
+            # accepted, then failed (its handler raised, or the run closed)
+            self._sent = _done(exc=exc)
+            return
+        if res.get("state") == "completed":
+            # it completed at once (or a server of an earlier release waited for that)
+            self._sent = _done(value=value)
+        else:
+            self._sent = asyncio.ensure_future(self._result())
+
+    def _cancel(self) -> None:
+        if self._sent is not None:
+            self._sent.cancel()
+
+
+def _done(*, value: Any = None, exc: BaseException | None = None) -> asyncio.Future[Any]:
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(value)
+    return fut
 
 
 async def start_update(
@@ -129,6 +138,6 @@ async def start_update(
         else:
             await sent._accepted()
     except BaseException:
-        sent._sent.cancel()
+        sent._cancel()
         raise
     return sent

@@ -188,13 +188,17 @@ class UpdateRequest(BaseModel):
     run_id: str | None = None
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
     identity: str = Field(default="", max_length=1000)
+    #: Answer once the workflow accepted the update (``accepted``: Temporal's
+    #: ``start_update`` stage, ``state`` says so and there is no result yet)
+    #: or once it completed (``completed``, the default).
+    wait_for_stage: Literal["accepted", "completed"] = "completed"
 
 
 class UpdateResponse(BaseModel):
     update_id: str
     #: The run that took the update (absent from earlier releases).
     run_id: str | None = None
-    state: str  # completed
+    state: str  # completed, or accepted when asked to wait for that stage only
     result: Payload | None = None
 
 
