@@ -178,6 +178,8 @@ class HandlerDefinition:
         arg_types: Type hints of its parameters after ``self``.
         return_type: Its return annotation (query and update results).
         validator: For updates, the ``@handler.validator`` method or None.
+        is_method: ``fn`` and ``validator`` are methods of the workflow class
+            (False: callables a run set at run time, called as they are).
     """
 
     kind: str
@@ -187,6 +189,7 @@ class HandlerDefinition:
     arg_types: tuple[Any, ...]
     return_type: Any
     validator: Callable[..., Any] | None = None
+    is_method: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -238,6 +238,14 @@ class _Runtime(ABC):
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
 
     @abstractmethod
+    def set_update_handler(
+        self,
+        name: str,
+        handler: Callable[..., Any] | None,
+        validator: Callable[..., Any] | None,
+    ) -> None: ...
+
+    @abstractmethod
     def check_writable(self, what: str) -> None:
         """Raise ``RuntimeError`` in a query handler or an update validator."""
 

@@ -48,6 +48,8 @@ class MessageDelivery:
     _unusable: str | None
     _buffered_signals: dict[str, list[Sequence[Any]]]
     _accepted_updates: set[str]
+    #: Update handlers the run set at run time (``workflow.set_update_handler``).
+    _update_handlers: dict[str, HandlerDefinition]
     #: A cancel now comes from the workflow's code, though no task runs it.
     _cancelling_in_code: bool
     #: Signal and update handlers started and not yet returned (async ones).
@@ -60,6 +62,37 @@ class MessageDelivery:
 
     def _on_handler_done(self, task: asyncio.Task[Any], what: str) -> None:
         raise NotImplementedError
+
+    def check_writable(self, what: str) -> None:
+        raise NotImplementedError
+
+    def set_update_handler(
+        self,
+        name: str,
+        handler: Callable[..., Any] | None,
+        validator: Callable[..., Any] | None,
+    ) -> None:
+        self.check_writable("workflow.set_update_handler()")
+        if handler is None:
+            self._update_handlers.pop(name, None)
+            return
+        if not callable(handler) or (validator is not None and not callable(validator)):
+            raise TypeError(f"the handler and validator of update {name!r} must be callables")
+        hints, returns = _param_hints(handler, skip_self=False)
+        self._update_handlers[name] = HandlerDefinition(
+            kind="update",
+            name=name,
+            fn=handler,
+            is_async=inspect.iscoroutinefunction(handler),
+            arg_types=hints,
+            return_type=returns,
+            validator=validator,
+            is_method=False,
+        )
+
+    def _bound(self, defn: HandlerDefinition) -> Callable[..., Any]:
+        """The handler of ``defn`` to call with its arguments."""
+        return defn.fn.__get__(self._object) if defn.is_method else defn.fn
 
     def _on_workflow_exception(self, exc: BaseException) -> None:
         raise NotImplementedError
@@ -158,10 +191,10 @@ class MessageDelivery:
         name = str(update.get("name"))
         if update_id in self._accepted_updates:
             return  # delivered again after it was accepted: nothing new to do
-        defn = self._defn.updates.get(name)
+        defn = self._update_handlers.get(name) or self._defn.updates.get(name)
         if defn is None:
             if validate:
-                known = ", ".join(sorted(self._defn.updates)) or "none"
+                known = ", ".join(sorted({*self._defn.updates, *self._update_handlers})) or "none"
                 self._reject_update(
                     update_id,
                     ApplicationError(
@@ -179,7 +212,7 @@ class MessageDelivery:
             if validate:
                 self._reject_update(update_id, exc)
             return
-        if (problem := _arity_problem(defn.fn.__get__(self._object), args)) is not None:
+        if (problem := _arity_problem(self._bound(defn), args)) is not None:
             if validate:
                 self._reject_update(update_id, TypeError(f"update {name!r}: {problem}"))
             return
@@ -190,7 +223,10 @@ class MessageDelivery:
         if validate and defn.validator is not None:
             self._read_only = True
             try:
-                defn.validator(self._object, *args)
+                if defn.is_method:
+                    defn.validator(self._object, *args)
+                else:
+                    defn.validator(*args)
             except Exception as exc:
                 self._reject_update(update_id, exc)
                 return
@@ -221,7 +257,7 @@ class MessageDelivery:
             *self._defn.failure_exception_types,
         )
         try:
-            result = await _call_handler(defn.fn.__get__(self._object), args)
+            result = await _call_handler(self._bound(defn), args)
         except BaseException as exc:
             if not isinstance(exc, (asyncio.CancelledError, *fails_update)):
                 raise

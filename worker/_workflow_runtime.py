@@ -28,7 +28,7 @@ from worker._activity_outcome import (
     caused_by_cancel,
     uncaught_cancellation,
 )
-from worker._definition import WorkflowDefinition
+from worker._definition import HandlerDefinition, WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._history import Kind
 from worker._payloads import memo_values
@@ -133,6 +133,7 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._signal_handlers: dict[str, Callable[..., Any]] = {}
         self._query_handlers: dict[str, Callable[..., Any]] = {}
+        self._update_handlers: dict[str, HandlerDefinition] = {}
         self._buffered_signals: dict[str, list[Sequence[Any]]] = {}
         self._accepted_updates: set[str] = set()
 

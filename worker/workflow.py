@@ -81,6 +81,7 @@ __all__ = [
     "search_attributes",
     "set_query_handler",
     "set_signal_handler",
+    "set_update_handler",
     "signal",
     "sleep",
     "start_activity",
@@ -455,6 +456,22 @@ def set_signal_handler(name: str, handler: Callable[..., Any] | None) -> None:
 def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:
     """Set (or with None, remove) the handler of query ``name`` at run time."""
     _runtime().set_query_handler(name, handler)
+
+
+def set_update_handler(
+    name: str,
+    handler: Callable[..., Any] | None,
+    *,
+    validator: Callable[..., Any] | None = None,
+) -> None:
+    """Set (or with None, remove) the handler of update ``name`` at run time,
+    with an optional validator called with the same arguments (as Temporal's).
+
+    It takes the updates that arrive from then on, over a ``@workflow.update``
+    method of the name; one that arrived before it was set was rejected as
+    unknown. Set it the same way on every replay, as any workflow code.
+    """
+    _runtime().set_update_handler(name, handler, validator)
 
 
 class unsafe:

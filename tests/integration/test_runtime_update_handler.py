@@ -1,0 +1,91 @@
+"""``workflow.set_update_handler`` (as Temporal's): an update handler, with an
+optional validator, set while the run runs; it replays, is listed among the
+known updates, and removing it makes the name unknown again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers import eventually
+from worker import (
+    Client,
+    Replayer,
+    UpdateRejectedError,
+    Worker,
+    workflow,
+)
+
+pytestmark = pytest.mark.integration
+QUEUE = "runtime-updates"
+
+
+@workflow.defn
+class Ledger:
+    def __init__(self) -> None:
+        self.total = 0
+        self.open = False
+        self.closed = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.open)
+
+        def check(amount: int) -> None:
+            if amount <= 0:
+                raise ValueError(f"amount must be positive, not {amount}")
+
+        async def add(amount: int) -> int:
+            self.total += amount
+            return self.total
+
+        workflow.set_update_handler("add", add, validator=check)
+        await workflow.wait_condition(lambda: self.total >= 10)
+        workflow.set_update_handler("add", None)
+        await workflow.wait_condition(lambda: self.closed)
+        return self.total
+
+    @workflow.signal
+    def open_ledger(self) -> None:
+        self.open = True
+
+    @workflow.signal
+    def close(self) -> None:
+        self.closed = True
+
+    @workflow.query
+    def balance(self) -> int:
+        return self.total
+
+    @workflow.query
+    def is_open(self) -> bool:
+        return self.open
+
+
+async def test_an_update_handler_set_at_run_time(client: Client) -> None:
+    # no cache: every task replays the handler's setting from history
+    async with Worker(client, task_queue=QUEUE, workflows=[Ledger], max_cached_workflows=0):
+        h = await client.start_workflow(Ledger, id="ledger", task_queue=QUEUE)
+        with pytest.raises(UpdateRejectedError, match="unknown update 'add'"):
+            await h.update("add", 1)
+        await h.signal(Ledger.open_ledger)
+
+        async def handler_set() -> bool:
+            # the task that ran the signal's handler went on to set the handler
+            return bool(await h.query(Ledger.is_open))
+
+        await eventually(handler_set, what="the ledger open")
+        assert await h.update("add", 4) == 4
+        with pytest.raises(UpdateRejectedError, match="amount must be positive, not -1") as err:
+            await h.update("add", -1)
+        failure: dict[str, Any] = err.value.details["failure"]
+        assert failure["type"] == "ValueError"
+        assert await h.update("add", 6) == 10
+        # removed once the total reached 10
+        with pytest.raises(UpdateRejectedError, match="unknown update 'add'"):
+            await h.update("add", 1)
+        assert await h.query(Ledger.balance) == 10
+        await h.signal(Ledger.close)
+        assert await h.result(timeout=30) == 10
+    await Replayer(workflows=[Ledger]).replay_workflow(await h.fetch_history())
