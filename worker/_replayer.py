@@ -47,6 +47,13 @@ class WorkflowHistory:
     events: Sequence[Mapping[str, Any]]
     namespace: str = "default"
 
+    def to_json(self) -> str:
+        """The history as the JSON :meth:`from_json` reads (and ``baton workflow
+        history -o json`` prints), to keep it beside the tests that replay it."""
+        return json.dumps(
+            {"workflow_id": self.workflow_id, "run_id": self.run_id, "events": list(self.events)}
+        )
+
     @staticmethod
     def from_json(
         workflow_id: str | None,

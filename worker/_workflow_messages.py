@@ -78,6 +78,11 @@ class MessageDelivery:
             return
         if not callable(handler) or (validator is not None and not callable(validator)):
             raise TypeError(f"the handler and validator of update {name!r} must be callables")
+        if inspect.iscoroutinefunction(validator):
+            raise TypeError(
+                f"the validator of update {name!r} must not be `async def`: it runs before "
+                "the update is accepted and cannot wait"
+            )
         hints, returns = _param_hints(handler, skip_self=False)
         self._update_handlers[name] = HandlerDefinition(
             kind="update",

@@ -158,6 +158,14 @@ async def test_the_code_that_ran_replays_and_a_changed_command_is_named(client: 
 
     ok = await Replayer(workflows=[ShipmentV1]).replay_workflow(history)
     assert ok.replay_failure is None
+    # kept as a file beside the tests, read back
+    kept = WorkflowHistory.from_json(None, history.to_json())
+    assert (kept.workflow_id, kept.run_id, list(kept.events)) == (
+        history.workflow_id,
+        history.run_id,
+        list(history.events),
+    )
+    await Replayer(workflows=[ShipmentV1]).replay_workflow(kept)
     # the random draws and uuids come from the run's own id, as they did
     assert (
         await Replayer(workflows=[ShipmentSameAgain]).replay_workflow(history)

@@ -89,3 +89,28 @@ async def test_an_update_handler_set_at_run_time(client: Client) -> None:
         await h.signal(Ledger.close)
         assert await h.result(timeout=30) == 10
     await Replayer(workflows=[Ledger]).replay_workflow(await h.fetch_history())
+
+
+@workflow.defn
+class AsyncValidator:
+    @workflow.run
+    async def run(self) -> None:
+        async def check(amount: int) -> None:
+            pass
+
+        workflow.set_update_handler("add", lambda amount: amount, validator=check)
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_an_async_validator_is_refused_as_the_decorator_refuses_it(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[AsyncValidator]):
+        h = await client.start_workflow(AsyncValidator, id="async-validator", task_queue=QUEUE)
+
+        async def failed() -> dict[str, Any] | None:
+            task = (await h.describe()).get("pending_workflow_task") or {}
+            return task.get("last_failure")
+
+        failure = await eventually(failed, what="the workflow task failed")
+        assert failure["type"] == "TypeError"
+        assert "must not be `async def`" in failure["message"]
+        await h.terminate("done")
