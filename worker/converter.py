@@ -50,12 +50,13 @@ class PayloadConverter:
 
     Dataclasses and pydantic models are sent as JSON objects; datetimes,
     dates and times as RFC 3339 strings, UUIDs as strings, enums as their
-    values, tuples and sets as lists (a set's members sorted when they sort,
+    values, tuples (named ones too) and sets as lists (a set's members sorted when they sort,
     so a workflow's payloads are the same on every replay). The receiving
     function's annotations rebuild them: a dataclass, a pydantic model, a
     ``datetime``, ``date``, ``time``, ``UUID`` or ``Enum`` type, and those
     inside ``list[...]``, ``Sequence[...]``, ``set[...]``, ``dict[..., ...]``,
-    ``Mapping[..., ...]``, ``tuple[...]`` and ``X | None``.
+    ``Mapping[..., ...]``, ``tuple[...]`` and ``X | None``, and a
+    ``NamedTuple`` (from a list, or an object of its fields).
     A float that is NaN or infinite has no JSON form and is refused
     (``InvalidArgumentError``), not sent as ``null``.
     """
@@ -192,9 +193,11 @@ def non_finite(value: Any) -> bool:
 
 
 def _json_default(value: Any) -> Any:
-    """What orjson cannot write itself: pydantic models and sets."""
+    """What orjson cannot write itself: pydantic models, sets and named tuples."""
     if isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
+    if _is_named_tuple(type(value)):
+        return list(value)  # as a tuple, and as Python's json writes one
     if isinstance(value, set | frozenset):
         try:
             return sorted(value)
@@ -245,6 +248,14 @@ def _rebuild(value: Any, type_hint: Any) -> Any:
             return type_hint(value)
         if type_hint is tuple and isinstance(value, list):
             return tuple(value)
+        if _is_named_tuple(type_hint) and isinstance(value, list | dict):
+            hints = typing.get_type_hints(type_hint)
+            fields: tuple[str, ...] = type_hint._fields  # type: ignore[attr-defined]
+            if isinstance(value, dict):  # as a client that is not Python writes it
+                return type_hint(**{k: _rebuild(v, hints.get(k)) for k, v in value.items()})
+            # (fewer values: the defaults fill in; more: the constructor refuses them)
+            rebuilt = [_rebuild(v, hints.get(f)) for v, f in zip(value, fields, strict=False)]
+            return type_hint(*rebuilt, *value[len(fields) :])
         if type_hint in (set, frozenset) and isinstance(value, list):
             return type_hint(value)
         return value
@@ -269,6 +280,10 @@ def _rebuild(value: Any, type_hint: Any) -> Any:
         if len(kinds) == 1:
             return _rebuild(value, kinds[0])
     return value
+
+
+def _is_named_tuple(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields")
 
 
 #: JSON's scalars a handler's input is checked against, and what passes for each.
@@ -323,6 +338,13 @@ def _mismatch(value: Any, hint: Any, where: str) -> str | None:
         hints = typing.get_type_hints(hint)
         for f in dataclasses.fields(hint):
             problem = _mismatch(getattr(value, f.name), hints.get(f.name), f"{where}.{f.name}")
+            if problem is not None:
+                return problem
+        return None
+    if _is_named_tuple(hint) and isinstance(value, hint):
+        hints = typing.get_type_hints(hint)
+        for name in hint._fields:
+            problem = _mismatch(getattr(value, name), hints.get(name), f"{where}.{name}")
             if problem is not None:
                 return problem
         return None
