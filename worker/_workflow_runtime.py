@@ -42,6 +42,7 @@ from worker._workflow_api import (
 )
 from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
+from worker._workflow_timers import TimerCommands
 from worker.common import ActivityCancellationType
 from worker.converter import PayloadConverter, decode_input
 from worker.errors import (
@@ -49,7 +50,6 @@ from worker.errors import (
     NonDeterminismError,
 )
 from worker.wire import (
-    MAX_DURATION_S,
     Command,
     CommandType,
     HistoryEvent,
@@ -73,7 +73,7 @@ def _seed(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
-class WorkflowRuntime(MessageDelivery, _Runtime):
+class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
     """State of one workflow run and the runtime API its code calls.
 
     Attributes:
@@ -544,26 +544,6 @@ class WorkflowRuntime(MessageDelivery, _Runtime):
         if kind is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED and not act.closed:
             return None, as_error  # its closing event resolves the handle
         return reason, as_error
-
-    def start_timer(self, timer: DurableTimer, delay: float) -> None:
-        self.check_writable("a timer (asyncio.sleep, wait_for, workflow.sleep)")
-        if delay > MAX_DURATION_S:  # the server's bound: it would refuse every attempt
-            raise self.misuse(ValueError(f"a timer may wait at most ten years, not {delay:g} s"))
-        self._timer_seq += 1
-        timer.timer_id = str(self._timer_seq)
-        self._timers[timer.timer_id] = timer
-        self._add_command(
-            Command(
-                type=CommandType.START_TIMER,
-                attributes={"timer_id": timer.timer_id, "duration_s": delay},
-            )
-        )
-
-    def cancel_timer(self, timer: DurableTimer) -> None:
-        self._timers.pop(timer.timer_id, None)
-        self._add_command(
-            Command(type=CommandType.CANCEL_TIMER, attributes={"timer_id": timer.timer_id})
-        )
 
     def callback_failed(self, exc: BaseException) -> None:
         self._fail_task(exc)
