@@ -57,15 +57,17 @@ class WorkflowHistory:
     @staticmethod
     def from_json(
         workflow_id: str | None,
-        history: str | bytes | Mapping[str, Any],
+        history: str | bytes | Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         run_id: str | None = None,
         namespace: str = "default",
     ) -> WorkflowHistory:
         """A history read from the JSON ``baton workflow history -o json``
-        prints (``{"workflow_id", "run_id", "events"}``), as text or parsed.
+        prints (``{"workflow_id", "run_id", "events"}``), as text or parsed,
+        or from its events alone.
 
-        ``workflow_id`` and ``run_id`` given here win over the document's.
+        ``workflow_id`` and ``run_id`` given here win over the document's; a
+        document without a run id gives the run that wrote its first event.
 
         Raises:
             InvalidArgumentError: Not such a document, or no run id in it nor given.
@@ -76,20 +78,25 @@ class WorkflowHistory:
                 doc = json.loads(history)
             except ValueError as exc:
                 raise InvalidArgumentError(f"the history is not JSON: {exc}") from None
+        if isinstance(doc, list):
+            doc = {"events": doc}  # the events alone
         if not isinstance(doc, Mapping) or not isinstance(doc.get("events"), list):
             raise InvalidArgumentError(
                 "a history is an object with an 'events' list, as `baton workflow history "
                 "ID -o json` prints it"
             )
+        events = list(doc["events"])
         wid = workflow_id or doc.get("workflow_id")
-        rid = run_id or doc.get("run_id")
+        # the run that wrote the first event (a reset's copy keeps its run's):
+        # workflow.random() draws from it
+        first = events[0] if events and isinstance(events[0], Mapping) else {}
+        rid = run_id or doc.get("run_id") or (first.get("attributes") or {}).get("original_run_id")
         if not wid or not rid:
             missing = "workflow_id" if not wid else "run_id"
             raise InvalidArgumentError(
-                f"the history names no {missing}: pass {missing}= (a replay needs the run's "
-                "own ids, workflow.random() draws from the run id)"
+                f"the history names no {missing}: pass {missing}= (workflow.info() reads it)"
             )
-        return WorkflowHistory(str(wid), str(rid), list(doc["events"]), namespace)
+        return WorkflowHistory(str(wid), str(rid), events, namespace)
 
 
 @dataclasses.dataclass(frozen=True)

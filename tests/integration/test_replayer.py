@@ -206,6 +206,12 @@ async def test_a_history_the_cli_printed_replays(region: Region, client: Client)
     await Replayer(workflows=[ShipmentV1]).replay_workflow(history)
     # the document as parsed JSON, straight in
     await Replayer(workflows=[ShipmentV1]).replay_workflow(doc)
+    # a Temporal-style document, the events alone under the workflow id given:
+    # the run id comes from the first event, workflow.random() draws as it drew
+    bare = WorkflowHistory.from_json(wid, json.dumps({"events": doc["events"]}))
+    assert bare.run_id == doc["run_id"]
+    await Replayer(workflows=[ShipmentV1]).replay_workflow(bare)
+    assert WorkflowHistory.from_json(wid, doc["events"]).run_id == doc["run_id"]
     with pytest.raises(NonDeterminismError, match="weigh"):
         await Replayer(workflows=[ShipmentWeighsFirst]).replay_workflow(doc)
 
