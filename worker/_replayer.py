@@ -145,12 +145,19 @@ class Replayer:
         workflows: Sequence[type],
         data_converter: DataConverter | None = None,
         workflow_failure_exception_types: Sequence[type[BaseException]] = (),
+        namespace: str | None = None,
+        debug_mode: bool = False,
     ) -> None:
         """Args:
         workflows: The ``@workflow.defn`` classes, as given to a worker.
         data_converter: The worker's converter (with its codec, for an
             encrypted history).
         workflow_failure_exception_types: As the worker's.
+        namespace: What ``workflow.info().namespace`` reads, in place of
+            each history's.
+        debug_mode: Taken for Temporal's signature: a replay always runs on
+            the calling thread, without a deadlock timeout, so a debugger
+            steps through it.
 
         Raises:
             ValueError: No workflows, or two of one name.
@@ -170,6 +177,8 @@ class Replayer:
             }
         self._workflows = defs
         self._converter = data_converter or DataConverter()
+        self._namespace = namespace
+        del debug_mode
 
     async def replay_workflow(
         self,
@@ -230,7 +239,7 @@ class Replayer:
         events = events_from_wire(wire)
         inst = WorkflowInstance(
             definition=defn,
-            namespace=history.namespace,
+            namespace=self._namespace or history.namespace,
             workflow_id=history.workflow_id,
             run_id=history.run_id,
             converter=self._converter.payload_converter,

@@ -166,6 +166,8 @@ async def test_the_code_that_ran_replays_and_a_changed_command_is_named(client: 
         list(history.events),
     )
     await Replayer(workflows=[ShipmentV1]).replay_workflow(kept)
+    # Temporal's arguments are taken
+    await Replayer(workflows=[ShipmentV1], namespace="other", debug_mode=True).replay_workflow(kept)
     # the random draws and uuids come from the run's own id, as they did
     assert (
         await Replayer(workflows=[ShipmentSameAgain]).replay_workflow(history)
