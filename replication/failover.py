@@ -219,6 +219,9 @@ async def graceful_failover(
     locked = promoted = False
     try:
         await require_ready(config, src, target, namespace)
+        # Before the handover: a target with no server applies nothing, so
+        # the drain would hold every write for the whole --timeout first.
+        await require_serving(config, source, target, namespace)
         # Two failovers of one namespace would each drain the stream and
         # promote their own target, under versions computed from the same
         # one: the first promotion ends the handover, the other drains only
@@ -251,6 +254,7 @@ async def graceful_failover(
             await asyncio.sleep(0.2)
         # set aside while draining
         await refuse_dead_letters_after_drain(config, source, target, namespace)
+        # again: its servers may have stopped during the drain
         await require_serving(config, source, target, namespace)
         await _require_handover(src, namespace, source, int(version))
         new_version = next_version(

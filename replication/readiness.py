@@ -7,8 +7,10 @@ and again once the drain ends (a message in flight that it set aside while
 the failover drained moved its offsets past what it lacks). A refusal for
 dead letters has its own code, ``FAILOVER_TARGET_DEAD_LETTERS``, so a
 runbook can tell it from bad input and retry or purge the letters. A target
-none of whose servers answers is refused before the promotion too
-(``UNAVAILABLE``): the namespace would be active where nothing serves it.
+none of whose servers answers is refused too (``UNAVAILABLE``), before
+the handover (it would apply nothing, and the drain would hold writes for
+its whole timeout) and again before the promotion: the namespace would be
+active where nothing serves it.
 """
 
 from __future__ import annotations
@@ -79,22 +81,10 @@ async def require_serving(config: BatonConfig, source: str, target: str, namespa
     would be active where nothing takes its writes, dispatches its tasks or
     fires its timers, until someone starts them (a forced failover, for a
     source that is down, is not held back: anything beats a lost region)."""
+    why = await serving_problem(config, target)
+    if why is None:
+        return
     url = config.regions[target].url
-    deadline = time.monotonic() + SERVING_WAIT_S
-    why = "no answer"
-    timeout = aiohttp.ClientTimeout(total=2.0)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        while True:
-            try:
-                async with http.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-                    why = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
     raise Unavailable(
         f"no server of {target} answers at {url}/healthz ({why}): moved there, {namespace} "
         f"would have no server to take its writes, dispatch its tasks or fire its timers. "
@@ -103,6 +93,29 @@ async def require_serving(config: BatonConfig, source: str, target: str, namespa
         target=target,
         url=url,
     )
+
+
+async def serving_problem(
+    config: BatonConfig, region: str, wait_s: float = SERVING_WAIT_S
+) -> str | None:
+    """Why no server of ``region`` answers its health check within ``wait_s``
+    (asked every half second), or None once one does."""
+    url = config.regions[region].url
+    deadline = time.monotonic() + wait_s
+    why = "no answer"
+    timeout = aiohttp.ClientTimeout(total=2.0)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while True:
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return None
+                    why = f"HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if time.monotonic() > deadline:
+                return why
+            await asyncio.sleep(0.5)
 
 
 async def dead_letters(config: BatonConfig, target: str, namespace: str) -> int:

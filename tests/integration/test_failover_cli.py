@@ -4,9 +4,12 @@ a failover process dies or a region is down."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,8 @@ from ops.pg import PgCluster
 from replication.failover import FailoverTimedOut, graceful_failover
 from store import db
 from store.config import load_config
-from tests.conftest import fresh_database
+from store.errors import Unavailable
+from tests.conftest import fresh_database, serve_region
 from tests.helpers import eventually, free_port, write_config
 
 pytestmark = pytest.mark.integration
@@ -51,10 +55,13 @@ def _two_regions_behind(
 ) -> tuple[Path, tuple[str, str], tuple[str, str]]:
     """A config of two region databases holding NS, active in region-a, with a
     batch region-a has not shipped: region-b is behind, and a handover waits
-    for it. Returns the config, the databases and their DSNs."""
+    for it. No server of either region runs (see :func:`_b_serving`).
+    Returns the config, the databases and their DSNs."""
     db_a, db_b = fresh_database(pg, template_db), fresh_database(pg, template_db)
     a, b = pg.dsn(db_a), pg.dsn(db_b)
-    cfg = write_config(tmp_path / "baton.toml", {"region-a": (free_port(), a), "region-b": (1, b)})
+    cfg = write_config(
+        tmp_path / "baton.toml", {"region-a": (free_port(), a), "region-b": (free_port(), b)}
+    )
     # No broker answers here: the failover never gets past the source's outbox.
     cfg.write_text(cfg.read_text() + '\n[kafka]\nbootstrap = "127.0.0.1:1"\n')
     for name in (db_a, db_b):
@@ -71,91 +78,105 @@ def _two_regions_behind(
     return cfg, (db_a, db_b), (a, b)
 
 
+@contextlib.asynccontextmanager
+async def _b_serving(cfg: Path) -> AsyncIterator[None]:
+    """region-b's API answering (a handover checks its target serves before
+    it begins) while the stream still cannot reach it: no broker answers."""
+    async with serve_region(load_config(cfg), "region-b"):
+        yield
+
+
 async def test_a_handover_left_by_a_killed_failover_is_abandoned_by_failing_over_to_its_source(
     pg: PgCluster, template_db: str, tmp_path: Path
 ) -> None:
     cfg, (db_a, _), (a, _) = _two_regions_behind(pg, template_db, tmp_path)
-    failover = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops.cli",
-        "--config",
-        str(cfg),
-        "failover",
-        NS,
-        "--to",
-        "region-b",
-        "--timeout",
-        "600",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    async with _b_serving(cfg):
+        failover = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ops.cli",
+            "--config",
+            str(cfg),
+            "failover",
+            NS,
+            "--to",
+            "region-b",
+            "--timeout",
+            "600",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
 
-        async def in_handover() -> bool:
-            return await _state(a) == "handover"
+            async def in_handover() -> bool:
+                return await _state(a) == "handover"
 
-        await eventually(in_handover, what="the failover's handover")
-        # While that failover runs, going back to region-a is its business.
-        code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a")
-        assert code == 1 and out["error"]["code"] == "NAMESPACE_IN_HANDOVER", out
-        assert await _state(a) == "handover"
-        failover.send_signal(signal.SIGKILL)  # the operator's session died
-        await failover.wait()
-    finally:
-        if failover.returncode is None:
-            failover.kill()
+            await eventually(in_handover, what="the failover's handover")
+            # While that failover runs, going back to region-a is its business.
+            code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a")
+            assert code == 1 and out["error"]["code"] == "NAMESPACE_IN_HANDOVER", out
+            assert await _state(a) == "handover"
+            failover.send_signal(signal.SIGKILL)  # the operator's session died
             await failover.wait()
-    assert await _state(a) == "handover"  # every write in region-a is refused
+        finally:
+            if failover.returncode is None:
+                failover.kill()
+                await failover.wait()
+        assert await _state(a) == "handover"  # every write in region-a is refused
 
-    code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a")
-    assert code == 0, out
-    assert out["handover_abandoned"] is True and out["target"] == "region-a", out
-    assert await _state(a) == "active"
-    # Run again, there is no handover left to abandon: nothing moves, and it says so.
-    for force in ((), ("--force",)):
-        code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a", *force)
+        code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a")
         assert code == 0, out
-        assert out["already_active"] is True and not out["handover_abandoned"], out
-        assert (out["namespace"], out["target"], out["version"]) == (NS, "region-a", 1), out
-        assert out["workflows_rebuilt"] == 0, out
-    table = await asyncio.to_thread(
-        CliRunner().invoke, cli, ["--config", str(cfg), "failover", NS, "--to", "region-a"]
-    )
-    assert table.exit_code == 0, table.output
-    assert f"{NS} is already active in region-a (failover version 1): nothing moved" in (
-        table.stdout
-    ), table.output
-    assert await _state(a) == "active"
+        assert out["handover_abandoned"] is True and out["target"] == "region-a", out
+        assert await _state(a) == "active"
+        # Run again, there is no handover left to abandon: nothing moves, and it says so.
+        for force in ((), ("--force",)):
+            code, out = await asyncio.to_thread(
+                _baton, cfg, "failover", NS, "--to", "region-a", *force
+            )
+            assert code == 0, out
+            assert out["already_active"] is True and not out["handover_abandoned"], out
+            assert (out["namespace"], out["target"], out["version"]) == (NS, "region-a", 1), out
+            assert out["workflows_rebuilt"] == 0, out
+        table = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["--config", str(cfg), "failover", NS, "--to", "region-a"]
+        )
+        assert table.exit_code == 0, table.output
+        assert f"{NS} is already active in region-a (failover version 1): nothing moved" in (
+            table.stdout
+        ), table.output
+        assert await _state(a) == "active"
 
-    # A forced failover to the region that holds the handover abandons it too.
-    pg.psql(
-        db_a,
-        f"UPDATE namespaces SET state = 'handover' WHERE name = '{NS}'",
-    )
-    code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-a", "--force")
-    assert code == 0 and out["handover_abandoned"] is True, out
-    assert await _state(a) == "active"
+        # A forced failover to the region that holds the handover abandons it too.
+        pg.psql(
+            db_a,
+            f"UPDATE namespaces SET state = 'handover' WHERE name = '{NS}'",
+        )
+        code, out = await asyncio.to_thread(
+            _baton, cfg, "failover", NS, "--to", "region-a", "--force"
+        )
+        assert code == 0 and out["handover_abandoned"] is True, out
+        assert await _state(a) == "active"
 
 
 async def test_a_failover_that_cannot_go_on_says_what_to_do_next(
     pg: PgCluster, template_db: str, tmp_path: Path
 ) -> None:
     cfg, _, (a, _) = _two_regions_behind(pg, template_db, tmp_path)
-    code, out = await asyncio.to_thread(
-        _baton, cfg, "failover", NS, "--to", "region-b", "--timeout", "0.5"
-    )
-    assert code == 1 and out["error"]["code"] == "FAILOVER_TIMED_OUT", out
-    assert f"baton replication status --namespace {NS}" in out["error"]["message"], out
-    assert await _state(a) == "active"
+    async with _b_serving(cfg):
+        code, out = await asyncio.to_thread(
+            _baton, cfg, "failover", NS, "--to", "region-b", "--timeout", "0.5"
+        )
+        assert code == 1 and out["error"]["code"] == "FAILOVER_TIMED_OUT", out
+        assert f"baton replication status --namespace {NS}" in out["error"]["message"], out
+        assert await _state(a) == "active"
 
-    # The active region's database is down: a graceful failover cannot hand
-    # over, and the answer names the forced one.
-    down = cfg.read_text().replace(a, f"postgresql://postgres@127.0.0.1:{free_port()}/x")
-    cfg.write_text(down)
-    code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-b")
-    assert code == 1 and out["error"]["code"] == "UNAVAILABLE", out
-    assert f"baton failover {NS} --to region-b --force" in out["error"]["message"], out
+        # The active region's database is down: a graceful failover cannot hand
+        # over, and the answer names the forced one.
+        down = cfg.read_text().replace(a, f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+        cfg.write_text(down)
+        code, out = await asyncio.to_thread(_baton, cfg, "failover", NS, "--to", "region-b")
+        assert code == 1 and out["error"]["code"] == "UNAVAILABLE", out
+        assert f"baton failover {NS} --to region-b --force" in out["error"]["message"], out
 
 
 def test_the_dead_letters_and_conflicts_of_the_regions_that_are_up_are_listed_in_an_outage(
@@ -189,6 +210,29 @@ def test_the_dead_letters_and_conflicts_of_the_regions_that_are_up_are_listed_in
     assert "region-b" in out["error"]["message"], out
 
 
+async def test_a_failover_to_a_target_with_no_server_is_refused_before_its_handover(
+    pg: PgCluster, template_db: str, tmp_path: Path
+) -> None:
+    """A target none of whose servers answers applies nothing, so it never
+    catches up: the failover refuses it at once, before the handover, where it
+    held every write of the namespace for the whole --timeout and then
+    answered FAILOVER_TIMED_OUT, which sent the operator to wait for a lag
+    that could not shrink."""
+    cfg, _, (a, _) = _two_regions_behind(pg, template_db, tmp_path)
+    said: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as refused:
+        await graceful_failover(
+            load_config(cfg), NS, "region-b", timeout_s=60, progress=said.append
+        )
+    assert time.monotonic() - started < 30
+    assert refused.value.details["target"] == "region-b", refused.value.details
+    assert "baton server --region region-b" in refused.value.message
+    assert f"{NS} stays active in region-a" in refused.value.message
+    assert not any("handover" in m for m in said), said  # writes were never held
+    assert await _state(a) == "active"
+
+
 async def test_a_failover_stopped_by_sigterm_undoes_its_handover(
     pg: PgCluster, template_db: str, tmp_path: Path
 ) -> None:
@@ -196,31 +240,32 @@ async def test_a_failover_stopped_by_sigterm_undoes_its_handover(
     SIGTERM: the handover is undone, as for Ctrl-C, not left refusing writes.
     The process ignores SIGINT, as one a script starts in the background does."""
     cfg, _, (a, _) = _two_regions_behind(pg, template_db, tmp_path)
-    failover = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "ops.cli", "--config", str(cfg)),
-        *("failover", NS, "--to", "region-b", "--timeout", "600", "--output", "json"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
-    try:
+    async with _b_serving(cfg):
+        failover = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "ops.cli", "--config", str(cfg)),
+            *("failover", NS, "--to", "region-b", "--timeout", "600", "--output", "json"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        try:
 
-        async def in_handover() -> bool:
-            return await _state(a) == "handover"
+            async def in_handover() -> bool:
+                return await _state(a) == "handover"
 
-        await eventually(in_handover, what="the failover's handover")
-        failover.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            out, err = await failover.communicate()
-    finally:
-        if failover.returncode is None:
-            failover.kill()
-            await failover.wait()
-    assert failover.returncode == 130, err
-    assert b"interrupted" in err and b"Traceback" not in err, err
-    # with --output json, stdout is still one JSON document a script can read
-    assert json.loads(out)["error"]["code"] == "INTERRUPTED", out
-    assert await _state(a) == "active"
+            await eventually(in_handover, what="the failover's handover")
+            failover.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(30):
+                out, err = await failover.communicate()
+        finally:
+            if failover.returncode is None:
+                failover.kill()
+                await failover.wait()
+        assert failover.returncode == 130, err
+        assert b"interrupted" in err and b"Traceback" not in err, err
+        # with --output json, stdout is still one JSON document a script can read
+        assert json.loads(out)["error"]["code"] == "INTERRUPTED", out
+        assert await _state(a) == "active"
 
 
 def test_a_failover_to_a_region_the_namespace_lacks_names_add_region(
@@ -246,12 +291,13 @@ async def test_a_draining_handover_reports_what_the_target_still_lacks(
     pg: PgCluster, template_db: str, tmp_path: Path
 ) -> None:
     cfg, _, _ = _two_regions_behind(pg, template_db, tmp_path)
-    said: list[str] = []
-    with pytest.raises(FailoverTimedOut):
-        await graceful_failover(
-            load_config(cfg), NS, "region-b", timeout_s=0.5, progress=said.append
-        )
-    assert any("1 batch(es) of payments in region-a's outbox" in m for m in said), said
+    async with _b_serving(cfg):
+        said: list[str] = []
+        with pytest.raises(FailoverTimedOut):
+            await graceful_failover(
+                load_config(cfg), NS, "region-b", timeout_s=0.5, progress=said.append
+            )
+        assert any("1 batch(es) of payments in region-a's outbox" in m for m in said), said
 
 
 def test_a_failover_to_a_region_whose_database_is_down_names_it_and_moves_nothing(
