@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from replication.failover import caught_up, namespace_row
+from replication.readiness import serving_problem
 from replication.sql import QUERIES as Q
 from store import db
 from store.config import BatonConfig
@@ -31,6 +32,9 @@ from store.sql import QUERIES as SQ
 #: runs present in the new region.
 Progress = Callable[[str, int, int], None]
 CHUNK = 200
+#: Seconds without a new run in the region before add-region checks that a
+#: server of it still answers.
+STALL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,15 @@ async def add_region(
     source = row["active_region"]
     src = await db.connect_region(config, source, role=f"where {namespace} is active")
     try:
+        bf = await src.fetchrow(Q["backfill_row"], namespace, region)
+        if not (
+            region == source
+            or (bf is not None and bf["state"] == "done")
+            or (bf is None and region in row["regions"])
+        ):
+            # its servers apply the backfill: with none, it would wait the
+            # whole --timeout for nothing
+            await _require_serving(config, namespace, region, resumed=bf is not None)
         async with src.transaction():
             bf = await src.fetchrow(Q["backfill_row"], namespace, region)
             resumed = bf is not None
@@ -122,11 +135,18 @@ async def add_region(
         total = int(bf["total"])
         report("enqueue", total, total)
         deadline = time.monotonic() + timeout_s
+        seen, still_since = -1, time.monotonic()
         while True:
             here = await count_runs(config, region, namespace)
             report("apply", min(here, total), total)
             if here >= total and await caught_up(config, source, region, namespace):
                 break
+            if here != seen:
+                seen, still_since = here, time.monotonic()
+            elif time.monotonic() - still_since > STALL_S:
+                # no run arrived for a while: are its servers still there?
+                await _require_serving(config, namespace, region, resumed=True)
+                still_since = time.monotonic()
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"{region} has {here} of {total} runs of {namespace!r} after {timeout_s}s; "
@@ -139,6 +159,29 @@ async def add_region(
         await src.close()
     return BackfillResult(
         namespace, region, source, total, resumed, round(time.monotonic() - started, 3)
+    )
+
+
+async def _require_serving(
+    config: BatonConfig, namespace: str, region: str, *, resumed: bool
+) -> None:
+    """Refuse to wait for a backfill that no server of ``region`` applies."""
+    why = await serving_problem(config, region)
+    if why is None:
+        return
+    url = config.regions[region].url
+    done = (
+        f"its backfill is kept: once they answer, `baton namespace add-region {namespace} "
+        f"{region}` again resumes it"
+        if resumed
+        else f"nothing changed: once they answer, run `baton namespace add-region {namespace} "
+        f"{region}` again"
+    )
+    raise Unavailable(
+        f"no server of {region} answers at {url}/healthz ({why}), and its servers apply "
+        f"the backfill of {namespace}. Start them (`baton server --region {region}`); {done}",
+        region=region,
+        url=url,
     )
 
 
