@@ -448,8 +448,9 @@ async def _promote(
         try:
             with wrap_exceptions():
                 async with dst.transaction():
+                    old = await dst.fetchrow(Q["get_namespace"], namespace)
                     moved = await move_namespace_here(dst, namespace, target, version)
-                    if moved is None:
+                    if moved is None or old is None:
                         return None
                     rebuilt = await rebuild_namespace_txn(
                         dst,
@@ -458,6 +459,7 @@ async def _promote(
                         region_urls,
                         retry_max_s=config.workflow_task_retry_max_s,
                         old_region=source,
+                        old_version=int(old["failover_version"]),
                     )
                     await dst.execute(Q["outbox_namespace"], namespace)
             return rebuilt

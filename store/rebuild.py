@@ -287,8 +287,13 @@ def _close_lost_activity(
         )
 
 
-async def rebuild_execution_txn(rt: RunTxn, *, retry_max_s: float, old_region: str) -> None:
-    """Re-create the pending work of one open run (inside the caller's transaction)."""
+async def rebuild_execution_txn(
+    rt: RunTxn, *, retry_max_s: float, old_region: str, old_version: int | None = None
+) -> None:
+    """Re-create the pending work of one open run (inside the caller's transaction).
+
+    ``old_version``: the namespace's failover version before the move, under
+    which the old active region wrote the inputs waiting here."""
     events = await rt.conn.fetch(
         Q["history_from"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), 1, 1_000_000
     )
@@ -302,6 +307,20 @@ async def rebuild_execution_txn(rt: RunTxn, *, retry_max_s: float, old_region: s
         for kind, attrs, _seq in rt.exe["buffered_events"]
     ]
     work = pending_from_history([*events, *buffered])
+    if rt.exe["buffered_events"] and old_version is not None:
+        # They are this region's now (written as events below): a later
+        # message of the old region that carries them again, one it
+        # re-ships or its waiting inputs once it is deposed, must not apply
+        # them a second time beside those it never shipped.
+        seqs = [int(seq) for *_, seq in rt.exe["buffered_events"]]
+        await rt.conn.execute(
+            Q["mark_waiting_inputs_held"],
+            rt.namespace,
+            rt.workflow_id,
+            uuid.UUID(rt.run_id),
+            seqs,
+            old_version,
+        )
     # Stickiness pointed at a worker of the old region; updates no task took
     # were dropped with the move (their callers retry here).
     rt.exe["sticky_queue"] = None
@@ -414,6 +433,7 @@ async def rebuild_namespace_txn(
     *,
     retry_max_s: float = 60.0,
     old_region: str = "the old region",
+    old_version: int | None = None,
 ) -> int:
     """Rebuild every open run of ``namespace`` (now active here); returns how many."""
     rows = await conn.fetch(Q["open_runs"], namespace)
@@ -431,6 +451,8 @@ async def rebuild_namespace_txn(
         except WorkflowNotFound:
             continue  # replication archived that run in the meantime
         if rt.running:
-            await rebuild_execution_txn(rt, retry_max_s=retry_max_s, old_region=old_region)
+            await rebuild_execution_txn(
+                rt, retry_max_s=retry_max_s, old_region=old_region, old_version=old_version
+            )
             rebuilt += 1
     return rebuilt

@@ -25,6 +25,15 @@ INSERT INTO outbox (namespace, workflow_id, run_id, first_event_id, last_event_i
 SELECT name, '', '00000000-0000-0000-0000-000000000000', 0, 0, failover_version, 'namespace'
 FROM namespaces WHERE name = $1 AND cardinality(regions) > 1
 
+-- name: mark_waiting_inputs_held
+-- The inputs waiting behind a started task that a promotion takes over (seqs
+-- $4, which the old active region buffered under failover version $5) count
+-- as applied here: a later message of that region carrying them again (a
+-- re-ship, or its waiting inputs once deposed) applies only the others.
+INSERT INTO replication_reapplied (namespace, workflow_id, run_id, event_id, version)
+SELECT $1, $2, $3, -s, $5 FROM unnest($4::bigint[]) AS s
+ON CONFLICT DO NOTHING
+
 -- name: take_activity_progress_of_run
 -- What a standby learnt of a run's activities, consumed by the promotion's rebuild.
 DELETE FROM activity_progress WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
