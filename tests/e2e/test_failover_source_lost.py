@@ -15,6 +15,7 @@ import pytest
 
 from ops.pg import PgCluster
 from replication.failover import graceful_failover
+from store import db
 from store.errors import Unavailable
 from tests.helpers import eventually
 from tests.multiregion import Regions, server_regions
@@ -42,19 +43,30 @@ async def test_a_failover_that_loses_its_source_says_the_namespace_is_left_in_ha
     a, b = list(rs.regions)
     async with await Client.connect(rs.urls, namespace=NS, retry_for_s=30) as client:
         await client.create_namespace(NS, regions=[a, b], active_region=a)
-        rs.kill(b)  # the target applies nothing more: the drain waits
+
+        async def in_b() -> bool:
+            return bool(await rs.fetchval(b, "SELECT count(*) FROM namespaces"))
+
+        await eventually(in_b, timeout=30, what="the namespace in the target")
+        # The target's servers answer but apply nothing more of the namespace:
+        # its appliers wait for the namespace's fence, held here. The drain waits.
+        stall = await db.connect(rs.regions[b].dsn)
+        await stall.execute("SELECT pg_advisory_lock(hashtextextended('baton-ns:' || $1, 0))", NS)
         for i in range(5):
             await client.start_workflow("Nothing", id=f"w-{i}", task_queue="q")
-    failover = asyncio.create_task(graceful_failover(rs.config, NS, b, timeout_s=60))
+    try:
+        failover = asyncio.create_task(graceful_failover(rs.config, NS, b, timeout_s=60))
 
-    async def in_handover() -> bool:
-        state = await rs.fetchval(a, "SELECT state FROM namespaces WHERE name = $1", NS)
-        return state == "handover"
+        async def in_handover() -> bool:
+            state = await rs.fetchval(a, "SELECT state FROM namespaces WHERE name = $1", NS)
+            return state == "handover"
 
-    await eventually(in_handover, timeout=20, what="the handover began")
-    await asyncio.to_thread(rs.regions[a].pg.stop, 30, "immediate")
-    with pytest.raises(Unavailable) as err:
-        await failover
+        await eventually(in_handover, timeout=20, what="the handover began")
+        await asyncio.to_thread(rs.regions[a].pg.stop, 30, "immediate")
+        with pytest.raises(Unavailable) as err:
+            await failover
+    finally:
+        await stall.close()
     message = err.value.message
     assert f"{NS} is left in handover in {a}" in message, message
     assert f"`baton failover {NS} --to {a}`" in message, message

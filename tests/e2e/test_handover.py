@@ -326,17 +326,22 @@ async def test_a_handover_a_forced_failover_overtook_promotes_nothing(
         await client.create_namespace(ns, regions=[a.name, b.name, c.name], active_region=a.name)
         for r in (b.name, c.name):
             await eventually(lambda r=r: row(r), timeout=30, what=f"the namespace in {r}")
-        rs.kill(c.name)  # C applies nothing more for now
+        # C's servers answer but apply nothing more of the namespace for now:
+        # its appliers wait for the namespace's fence, held here
+        stall = await db.connect(rs.regions[c.name].dsn)
+        await stall.execute("SELECT pg_advisory_lock(hashtextextended('baton-ns:' || $1, 0))", ns)
         await client.start_workflow("Nobody", id="behind", task_queue="nobody")
-    handover = asyncio.create_task(graceful_failover(rs.config, ns, c.name, timeout_s=120))
+    try:
+        handover = asyncio.create_task(graceful_failover(rs.config, ns, c.name, timeout_s=120))
 
-    async def in_handover() -> bool:
-        return await row(a.name) == (a.name, 1, "handover")
+        async def in_handover() -> bool:
+            return await row(a.name) == (a.name, 1, "handover")
 
-    await eventually(in_handover, timeout=30, what="the handover begun")
-    forced = await forced_failover(rs.config, ns, b.name)
-    assert (forced.target, forced.version) == (b.name, 2)
-    await rs.start(c.name)
+        await eventually(in_handover, timeout=30, what="the handover begun")
+        forced = await forced_failover(rs.config, ns, b.name)
+        assert (forced.target, forced.version) == (b.name, 2)
+    finally:
+        await stall.close()  # C catches up
     with pytest.raises(NamespaceNotActive, match="another failover moved it"):
         await asyncio.wait_for(handover, 60)
     assert await row(a.name) == (b.name, 2, "active")
