@@ -181,6 +181,16 @@ async def apply_namespace_txn(
             region,
         )
         await conn.execute(Q["drop_pending_work"], info["name"])
+    elif (
+        local is not None
+        and local["active_region"] != region
+        and local["failover_version"] < info["failover_version"]
+    ):
+        # A standby learns of a move: the inputs it keeps waited in the old
+        # active region, and the new one's history brings those it holds
+        # (see apply_buffered_txn). (A deposed region keeps its own: it
+        # ships them, for the active region to re-apply.)
+        await conn.execute(Q["drop_waiting_inputs"], info["name"])
     return str(info["active_region"]), int(info["failover_version"])
 
 
@@ -228,6 +238,12 @@ async def apply_buffered_txn(
             await archive_losing_batch(store, conn, losing, reapply=True)
         return
     if active == region or region not in msg["namespace_info"]["regions"]:
+        return
+    if int(msg["version"]) < ns_version:
+        # They waited in a region the namespace has left: the active region
+        # wrote them as events (a handover's promotion) or re-applies them
+        # (a deposed region's), and its history brings them here. Kept, they
+        # would sit under seqs the active region numbers its own inputs with.
         return
     if msg.get("buffered_by_reference"):
         raise NeedContent()

@@ -285,6 +285,10 @@ WITH ta AS (DELETE FROM tasks WHERE id IN (
      up AS (DELETE FROM workflow_updates WHERE namespace = $1 AND state = 'requested')
 SELECT 1
 
+-- name: drop_waiting_inputs
+-- A standby's copies of the inputs waiting in the namespace's old active region.
+DELETE FROM buffered_events WHERE namespace = $1
+
 -- name: local_event_versions
 SELECT event_id, version FROM history_events
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id BETWEEN $4 AND $5
