@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from replication.reapply_reset import LostReset, lost_reset, redo_reset
 from replication.sql import QUERIES as Q
 from store.context import Store
 from store.errors import InvalidArgument, StoreError
@@ -251,8 +252,16 @@ async def reapply_txn(
     # the run a cancel or terminate of the branch acts on here: its own, or
     # the one a re-applied start of it gave
     run_here: str | None = None
+    reset = lost_reset(losing.events)
     for e in losing.events:
         outcome: dict[str, Any] = {"event_id": e["event_id"], "event_type": e["event_type"]}
+        if reset is not None and int(e["event_id"]) in reset.covered:
+            if e is reset.event:
+                outcomes.append({**outcome, **await _reset_again(store, conn, losing, reset)})
+                run_here = outcomes[-1].get("run_id") or run_here
+            elif e["event_type"] in REAPPLIED_TYPES:
+                outcomes.append({**outcome, "outcome": "with its reset"})
+            continue
         if e["event_type"] in SHOWN_TYPES:
             update_id = (e["attributes"] or {}).get("update_id")
             state = update_id and await conn.fetchval(
@@ -383,6 +392,31 @@ async def reapply_txn(
                 {**outcome, "outcome": "refused", "code": exc.code.value, "message": str(exc)}
             )
     return outcomes
+
+
+async def _reset_again(
+    store: Store, conn: asyncpg.Connection, losing: Losing, reset: LostReset
+) -> dict[str, Any]:
+    """The outcome of making a losing branch's reset again here, once."""
+    e = reset.event
+    claimed = await conn.fetchval(
+        Q["claim_reapply"],
+        losing.namespace,
+        losing.workflow_id,
+        losing.run_id,
+        e["event_id"],
+        e["version"],
+    )
+    if claimed is None:
+        return {"outcome": "already re-applied"}
+    try:
+        async with conn.transaction():
+            run_id = await redo_reset(store, conn, losing.namespace, losing.workflow_id, reset)
+    except StoreError as exc:
+        if exc.retryable:
+            raise
+        return {"outcome": "refused", "code": exc.code.value, "message": str(exc)}
+    return {"outcome": "re-applied", "run_id": run_id}
 
 
 def _by_operator(attrs: dict[str, Any]) -> bool:
