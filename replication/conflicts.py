@@ -260,7 +260,18 @@ async def reapply_txn(
                 outcomes.append({**outcome, **await _reset_again(store, conn, losing, reset)})
                 run_here = outcomes[-1].get("run_id") or run_here
             elif e["event_type"] in REAPPLIED_TYPES:
-                outcomes.append({**outcome, "outcome": "with its reset"})
+                # claimed, so that another archive of this branch (the lost
+                # region's own) does not apply it alone
+                claimed = await conn.fetchval(
+                    Q["claim_reapply"],
+                    losing.namespace,
+                    losing.workflow_id,
+                    losing.run_id,
+                    e["event_id"],
+                    e["version"],
+                )
+                done = "with its reset" if claimed is not None else "already re-applied"
+                outcomes.append({**outcome, "outcome": done})
             continue
         if e["event_type"] in SHOWN_TYPES:
             update_id = (e["attributes"] or {}).get("update_id")

@@ -77,6 +77,9 @@ async def test_a_reset_in_a_lost_tail_is_made_again(a_with_own_database: Regions
         outcomes = await eventually(both, timeout=30, what="region-b to re-apply the tail")
         reset = [o for o in outcomes if o["event_type"] == "WorkflowTaskFailed"]
         assert [o["outcome"] for o in reset] == ["re-applied"], outcomes
+        # the copied start and signal come with the reset, not one by one
+        with_it = [o["event_type"] for o in outcomes if o["outcome"] == "with its reset"]
+        assert with_it == ["WorkflowExecutionStarted", "WorkflowExecutionSignaled"], outcomes
         # the old run is closed by the reset, and the new run is current
         current = "SELECT run_id::text FROM current_executions WHERE namespace = $1"
         again = await rs.fetchval(b.name, current, NS)
