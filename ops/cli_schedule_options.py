@@ -283,6 +283,7 @@ class Draft:
             search_attributes=action.get("search_attributes"),
             versioning_behavior=action.get("versioning_behavior"),
             run_timeout=action.get("run_timeout_s"),
+            execution_timeout=action.get("execution_timeout_s"),
         )
         if self.args is None:
             built["action"]["input"] = list(action.get("input") or [])

@@ -140,6 +140,13 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds the run may take before it times out (default: none).",
         ),
         click.option(
+            "--execution-timeout",
+            type=Seconds(max=wire_max(StartWorkflowRequest, "execution_timeout_s")),
+            default=None,
+            help="Seconds the whole workflow may take, across continue-as-new, retries and "
+            "resets, before the run open then times out (default: none).",
+        ),
+        click.option(
             "--task-timeout",
             type=Seconds(max=wire_max(StartWorkflowRequest, "task_timeout_s")),
             default=10.0,
@@ -175,6 +182,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "search_attributes": name_value_pairs(o["search_attributes"], "--search-attribute"),
         "memo": memo,
         "run_timeout": o["run_timeout"],
+        "execution_timeout": o["execution_timeout"],
         "task_timeout": o["task_timeout"],
         "versioning_behavior": o["versioning_behavior"],
     }

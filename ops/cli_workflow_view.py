@@ -29,6 +29,12 @@ def describe_view(d: dict[str, Any]) -> RenderableType:
         "continued_from_run_id",
         "continued_to_run_id",
     ]
+    # the run's and its chain's timeouts, the retry of a whole workflow: only when set
+    keys += [
+        k
+        for k in ("run_timeout_s", "execution_timeout_s", "execution_expiration_time")
+        if ex.get(k) is not None
+    ]
     # memo values (or, without the key, what their payloads are) and search attributes
     extra = {f"memo.{k}": readable(v) for k, v in (ex.get("memo") or {}).items()}
     extra |= {f"search_attribute.{k}": v for k, v in (ex.get("search_attributes") or {}).items()}

@@ -559,6 +559,7 @@ def _start_request(workflow_id: str, attrs: dict[str, Any]) -> wire.StartWorkflo
         request_id=attrs.get("request_id"),
         task_timeout_s=attrs.get("task_timeout_s") or 10.0,
         run_timeout_s=attrs.get("run_timeout_s"),
+        execution_timeout_s=attrs.get("execution_timeout_s"),
         memo=attrs.get("memo") or {},
         identity=attrs.get("identity") or "",
         # the client's start had them: a run re-applied without them is one

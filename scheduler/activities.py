@@ -83,6 +83,8 @@ def make_schedule_activities(client: Any, write_stats: StatsWriter) -> list[Any]
             },
             "versioning_behavior": action.get("versioning_behavior"),
         }
+        if action.get("execution_timeout_s") is not None:
+            body["execution_timeout_s"] = action["execution_timeout_s"]
         try:
             res = await client.call("POST", ns_path(namespace, "/workflows"), body)
         except WorkflowAlreadyStartedError as exc:

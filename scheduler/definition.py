@@ -314,6 +314,7 @@ _ACTION_FIELDS = {
     "versioning_behavior",
     "run_timeout_s",
     "task_timeout_s",
+    "execution_timeout_s",
 }
 
 
@@ -353,6 +354,12 @@ def parse_action(d: Any) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise SpecError(f"action.{key} is a positive number of seconds")
             out[key] = float(value)
+    if d.get("execution_timeout_s") is not None:
+        # (kept only when set, so other actions keep their shape)
+        value = d["execution_timeout_s"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise SpecError("action.execution_timeout_s is a positive number of seconds")
+        out["execution_timeout_s"] = float(value)
     return out
 
 

@@ -13,6 +13,7 @@ from store.activity_commands import (
     request_cancel_activity,
     schedule_activity,
 )
+from store.chain import add_execution_timer, carried
 from store.context import Store
 from store.errors import InvalidArgument
 from store.mutable_state import (
@@ -127,6 +128,7 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
         continued_from_run_id=rt.run_id,
         now=rt.now,
         search_attributes=await _continued_attributes(rt, attrs),
+        chain=carried(e),
     )
     routing.continued(e, new.exe, rt.ns.deployments, attrs.get("versioning"))
     new.add_event(
@@ -136,6 +138,7 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
     new.schedule_workflow_task()
     if req.run_timeout_s:
         new.add_timer(RUN_TIMEOUT, "run", rt.now + timedelta(seconds=req.run_timeout_s))
+    add_execution_timer(new)
     rt.close(
         EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
         {

@@ -27,8 +27,10 @@ def new_execution(
     continued_from_run_id: str | None = None,
     now: datetime | None = None,
     search_attributes: dict[str, Any] | None = None,
+    chain: dict[str, Any] | None = None,
 ) -> RunTxn:
-    """A RunTxn for a run that does not exist yet."""
+    """A RunTxn for a run that does not exist yet (``chain``: its chain's
+    options, see :mod:`store.chain`)."""
     run_id = str(uuid.uuid4())
     t = now or utcnow()
     exe: dict[str, Any] = {
@@ -72,5 +74,9 @@ def new_execution(
         "versioning_behavior": None,
         "versioning": None,
         "pause_info": None,
+        "execution_timeout_s": None,
+        "execution_expiration_time": None,
+        "retry_policy": None,
     }
+    exe.update(chain or {})
     return RunTxn(conn=conn, ns=ns, exe=exe, now=t, is_new=True)

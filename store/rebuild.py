@@ -30,6 +30,7 @@ from typing import Any
 
 import asyncpg
 
+from store.chain import add_execution_timer
 from store.errors import WorkflowNotFound
 from store.mutable_state import (
     ACTIVITY_RETRY,
@@ -347,6 +348,7 @@ async def rebuild_execution_txn(
         rt.add_timer(
             RUN_TIMEOUT, "run", rt.exe["start_time"] + timedelta(seconds=rt.exe["run_timeout_s"])
         )
+    add_execution_timer(rt)
     await rt.write_txn()
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from store.chain import add_execution_timer, carried
 from store.context import Store
 from store.errors import InvalidArgument
 from store.mutable_state import (
@@ -168,6 +169,7 @@ async def reset_txn(
         first_run_id=str(e["first_run_id"]),
         now=old.now,
         search_attributes=_attributes_at(kept),
+        chain=carried(e),  # the chain's deadline holds across a reset
     )
     _copy_history(new, kept, old.run_id)
     # the new run keeps the old one's versioning (its pin, its override)
@@ -216,6 +218,7 @@ async def reset_txn(
     _reopen_pending(new, kept)
     if new.exe["run_timeout_s"]:
         new.add_timer(RUN_TIMEOUT, "run", new.now + timedelta(seconds=new.exe["run_timeout_s"]))
+    add_execution_timer(new)
     new.schedule_workflow_task()
     new.seen_request(req.request_id, "reset")
     if latest.running:

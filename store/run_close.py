@@ -54,9 +54,11 @@ def close_outcome(event_type: str, attributes: dict[str, Any]) -> tuple[str, Any
             _server_failure(attributes.get("reason") or "terminated", "Terminated"),
         )
     if status == "timed_out":
+        # the run's own timeout, or its chain's execution timeout
+        kind = attributes.get("timeout_type") or "run"
         return (
             status,
             None,
-            _server_failure("workflow run timed out", TIMEOUT_FAILURE_TYPE, "run"),
+            _server_failure(f"workflow {kind} timed out", TIMEOUT_FAILURE_TYPE, kind),
         )
     return status, None, None

@@ -109,6 +109,7 @@ def _check_startable(action: dict[str, Any]) -> None:
             input=action["input"],
             task_timeout_s=action["task_timeout_s"],
             run_timeout_s=action["run_timeout_s"],
+            execution_timeout_s=action.get("execution_timeout_s"),
             memo=action["memo"],
             versioning_behavior=action["versioning_behavior"],
         )

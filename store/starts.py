@@ -19,10 +19,11 @@ from typing import Any
 
 import asyncpg
 
+from store.chain import add_execution_timer, chain_of
 from store.context import Store
 from store.errors import InvalidArgument, StaleRun, StoreError, WorkflowAlreadyStarted
 from store.matching import Match
-from store.mutable_state import RUN_TIMEOUT, RunTxn
+from store.mutable_state import RUN_TIMEOUT, RunTxn, utcnow
 from store.namespaces import Namespace, lock_namespace
 from store.new_run import new_execution
 from store.run_lock import check_request_kind, refuse_system_workflow
@@ -343,6 +344,7 @@ async def _write_new_run(
 ) -> wire.StartWorkflowResponse:
     """Build a start's new run and write it (checked against ``expect``: the
     namespace row's xmin and the id's current run, when read unlocked)."""
+    now = utcnow()
     run = new_execution(
         conn,
         ns,
@@ -354,6 +356,8 @@ async def _write_new_run(
         run_timeout_s=req.run_timeout_s,
         memo=req.memo,
         search_attributes=attributes,
+        now=now,
+        chain=chain_of(req.execution_timeout_s, now),
     )
     routing.start(run.exe, ns.deployments, req.versioning_behavior)
     run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
@@ -370,6 +374,7 @@ async def _write_new_run(
         run.cache = store.run_cache  # an unlocked write keeps the run for the task's completion
     if req.run_timeout_s:
         run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
+    add_execution_timer(run)
     if expect is not None:
         run.expect_xmin = (0, expect[0])
         run.expect_current_run = expect[1]

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from store.chain import chain_attributes
 from store.mutable_state import RunTxn
 from store.sql import QUERIES as Q
 from store.task_token import TaskToken
@@ -110,6 +111,7 @@ def started_attributes(
         "memo": req.memo,
         "search_attributes": run.exe.get("search_attributes") or {},
         "identity": req.identity,
+        **chain_attributes(run.exe),
     }
     if req.versioning_behavior is not None:
         # what a start re-applied from this event in another region needs

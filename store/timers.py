@@ -19,6 +19,7 @@ import asyncpg
 
 from store.activity_commands import start_activity_timers
 from store.activity_tasks import retry_or_fail_activity
+from store.chain import EXECUTION_TIMEOUT
 from store.context import Store
 from store.errors import NamespaceInHandover, NamespaceNotActive, StoreError, WorkflowNotFound
 from store.leader import lead_forever
@@ -109,7 +110,7 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
             rt.exe["task_queue"],
         )
         rt.clear_sticky()
-    elif kind == RUN_TIMEOUT:
+    elif kind in (RUN_TIMEOUT, EXECUTION_TIMEOUT):
         if rt.wt_started:
             rt.add_event(
                 EventType.WORKFLOW_TASK_FAILED,
@@ -123,7 +124,14 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
             )
             rt.clear_workflow_task()
         rt.flush_buffered()
-        rt.close(EventType.WORKFLOW_EXECUTION_TIMED_OUT, {"timeout_s": rt.exe["run_timeout_s"]})
+        if kind == RUN_TIMEOUT:
+            rt.close(EventType.WORKFLOW_EXECUTION_TIMED_OUT, {"timeout_s": rt.exe["run_timeout_s"]})
+        else:
+            # the chain's deadline: told apart from the run's own timeout
+            rt.close(
+                EventType.WORKFLOW_EXECUTION_TIMED_OUT,
+                {"timeout_s": rt.exe["execution_timeout_s"], "timeout_type": "execution"},
+            )
     else:
         if not await _fire_activity_timer(rt, t):
             return

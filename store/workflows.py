@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -274,7 +274,15 @@ def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "build_id": row["build_id"],
         "deployment": row["deployment"],
         "versioning_behavior": row["versioning_behavior"],
+        "run_timeout_s": row["run_timeout_s"],
+        # the chain's (continue-as-new, retries and resets keep them)
+        "execution_timeout_s": row.get("execution_timeout_s"),
+        "execution_expiration_time": _iso(row.get("execution_expiration_time")),
     }
+
+
+def _iso(value: datetime | str | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _in_backoff(row: asyncpg.Record) -> bool:

@@ -50,7 +50,7 @@ LEGACY_TIMEOUT_TYPE = "Timeout"
 
 #: The timeouts Baton itself times out on (``TimeoutError_.timeout_type``).
 TIMEOUT_TYPES = frozenset(
-    {"run", "start_to_close", "schedule_to_start", "schedule_to_close", "heartbeat"}
+    {"run", "execution", "start_to_close", "schedule_to_start", "schedule_to_close", "heartbeat"}
 )
 
 # Cause chains longer than this are cut: a failure must stay small on the wire.

@@ -61,6 +61,10 @@ class WorkflowInfo:
     run_timeout: timedelta | None = None
     """How long the run may take before the server times it out; None: no limit."""
 
+    execution_timeout: timedelta | None = None
+    """How long the whole chain (this run, the runs before it and the ones
+    continue-as-new or a retry give it) may take from its start; None: no limit."""
+
     task_timeout: timedelta = timedelta(seconds=10)
     """How long a worker has for each of the run's workflow tasks."""
 

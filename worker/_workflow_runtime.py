@@ -369,6 +369,7 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
             start_time=_history.parse_time(start.event_time),
             memo=memo_values(attrs.get("memo"), self._converter),
             run_timeout=seconds_of(attrs.get("run_timeout_s")),
+            execution_timeout=seconds_of(attrs.get("execution_timeout_s")),
             task_timeout=seconds_of(attrs.get("task_timeout_s")) or timedelta(seconds=10),
             search_attributes=self.search_attributes(),
             target_version_changed=self.target_version_changed,

@@ -231,6 +231,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         id_conflict_policy: WorkflowIdConflictPolicy = WorkflowIdConflictPolicy.FAIL,
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -255,6 +256,11 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         As in Temporal, ``start_signal`` (with ``start_signal_args``) makes it a
         signal-with-start (:meth:`signal_with_start_workflow`), and
         ``result_type`` is what :meth:`WorkflowHandle.result` decodes to.
+
+        ``execution_timeout`` bounds the whole chain from this start, as in
+        Temporal: continue-as-new, retries and resets keep its deadline, and
+        the run open then times out (a ``TimeoutError_`` cause whose
+        ``timeout_type`` is ``"execution"``, where ``run_timeout``'s is ``"run"``).
         """
         handle, _ = await self._start(
             workflow,
@@ -266,6 +272,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             id_conflict_policy=id_conflict_policy,
             task_timeout=task_timeout,
             run_timeout=run_timeout,
+            execution_timeout=execution_timeout,
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,
@@ -287,6 +294,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         id_conflict_policy: WorkflowIdConflictPolicy = WorkflowIdConflictPolicy.FAIL,
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -333,6 +341,9 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             "search_attributes": encode_search_attributes(search_attributes or {}),
             "versioning_behavior": checked_behavior(versioning_behavior),
         }
+        if execution_timeout is not None:
+            # (left out unset, as servers before it know none)
+            body["execution_timeout_s"] = seconds(execution_timeout)
         if wait_result_s is not None:
             body["wait_result_s"] = wait_result_s
         if (conflict := conflict_policy(id_conflict_policy)) != WorkflowIdConflictPolicy.FAIL:
@@ -384,6 +395,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         id_reuse_policy: WorkflowIdReusePolicy = WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -400,6 +412,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             id_reuse_policy=id_reuse_policy,
             task_timeout=task_timeout,
             run_timeout=run_timeout,
+            execution_timeout=execution_timeout,
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,

@@ -83,6 +83,11 @@ CREATE TABLE executions (
     versioning                jsonb,
     -- a paused run: reason, identity, since, request_id
     pause_info                jsonb,
+    -- the chain's options (0028): its execution timeout and the deadline it
+    -- sets, and its retry policy; set at a run's start, never changed
+    execution_timeout_s       double precision,
+    execution_expiration_time timestamptz,
+    retry_policy              jsonb,
     PRIMARY KEY (namespace, workflow_id, run_id)
 ) WITH (fillfactor = 80);
 

@@ -124,6 +124,9 @@ class StartWorkflowRequest(BaseModel):
     id_conflict_policy: WorkflowIdConflictPolicy = WorkflowIdConflictPolicy.FAIL
     task_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     run_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
+    #: The deadline of the whole chain from this start (continue-as-new,
+    #: retries and resets keep it): the run open then times out, as in Temporal.
+    execution_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
     memo: dict[str, Any] = Field(default_factory=dict)
     identity: str = Field(default="", max_length=1000)
     #: Custom search attributes registered in the namespace: name -> value.

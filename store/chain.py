@@ -1,0 +1,77 @@
+"""Options of a whole workflow chain: the runs one start gives a workflow id
+through continue-as-new, retries and resets.
+
+As in Temporal, the execution timeout bounds the chain, not a run: the start
+sets its deadline (``execution_expiration_time``), every run of the chain
+keeps it in its row and in its started event, and holds a durable timer for
+it, so the run open when it passes times out (``timeout_type`` ``execution``)
+in whichever region is active then.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store.mutable_state import RunTxn
+
+#: Timer kind of the deadline of a run's whole chain (its execution timeout).
+EXECUTION_TIMEOUT = "execution_timeout"
+
+#: The execution row's columns a chain carries from run to run.
+CHAIN_COLUMNS = ("execution_timeout_s", "execution_expiration_time", "retry_policy")
+
+
+def chain_of(
+    execution_timeout_s: float | None, now: datetime, retry_policy: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The chain columns of a start's run at ``now``."""
+    return {
+        "execution_timeout_s": execution_timeout_s,
+        "execution_expiration_time": None
+        if execution_timeout_s is None
+        else now + timedelta(seconds=execution_timeout_s),
+        "retry_policy": retry_policy,
+    }
+
+
+def carried(exe: dict[str, Any]) -> dict[str, Any]:
+    """The chain columns of a run, for the next run of its chain."""
+    return {k: exe.get(k) for k in CHAIN_COLUMNS}
+
+
+def chain_attributes(exe: dict[str, Any]) -> dict[str, Any]:
+    """What a run's started event says of its chain (only what was set, so
+    other histories keep their shape): the worker's ``workflow.info()``
+    reads it, and a region that promotes the run finds it there too."""
+    attrs: dict[str, Any] = {}
+    if exe.get("execution_timeout_s") is not None:
+        attrs["execution_timeout_s"] = exe["execution_timeout_s"]
+    expiration = exe.get("execution_expiration_time")
+    if expiration is not None:
+        attrs["execution_expiration_time"] = _iso(expiration)
+    if exe.get("retry_policy") is not None:
+        attrs["retry_policy"] = exe["retry_policy"]
+    return attrs
+
+
+def add_execution_timer(run: RunTxn) -> None:
+    """The run's timer of its chain's deadline, if the chain has one."""
+    expiration = run.exe.get("execution_expiration_time")
+    if expiration is not None:
+        run.add_timer(EXECUTION_TIMEOUT, "execution", _as_datetime(expiration))
+
+
+def expired(exe: dict[str, Any], at: datetime) -> bool:
+    """Whether the chain's deadline is at or before ``at``."""
+    expiration = exe.get("execution_expiration_time")
+    return expiration is not None and _as_datetime(expiration) <= at
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _iso(value: datetime | str) -> str:
+    return _as_datetime(value).isoformat()
