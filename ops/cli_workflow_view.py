@@ -32,7 +32,12 @@ def describe_view(d: dict[str, Any]) -> RenderableType:
     # the run's and its chain's timeouts, the retry of a whole workflow: only when set
     keys += [
         k
-        for k in ("run_timeout_s", "execution_timeout_s", "execution_expiration_time")
+        for k in (
+            "run_timeout_s",
+            "execution_timeout_s",
+            "execution_expiration_time",
+            "retry_policy",
+        )
         if ex.get(k) is not None
     ]
     # memo values (or, without the key, what their payloads are) and search attributes

@@ -429,8 +429,12 @@ def create_app(store: Store) -> FastAPI:
         workflow_id: str,
         run_id: str | None = None,
         wait_s: float = Query(0.0, ge=0, le=120),
+        follow: bool = True,
     ) -> Response:
-        return JSON(await workflows.get_result(store, namespace, workflow_id, run_id, wait_s))
+        # follow=false: this run's own close, not the chain's (Temporal's follow_runs)
+        return JSON(
+            await workflows.get_result(store, namespace, workflow_id, run_id, wait_s, follow=follow)
+        )
 
     @app.post(f"{wf_path}/signal", response_model=wire.RunResponse)
     async def signal(namespace: str, workflow_id: str, req: wire.SignalRequest) -> Response:

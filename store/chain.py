@@ -13,6 +13,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from store.errors import InvalidArgument
+from store.retry import normalize_policy
+
 if TYPE_CHECKING:
     from store.mutable_state import RunTxn
 
@@ -34,6 +37,22 @@ def chain_of(
         else now + timedelta(seconds=execution_timeout_s),
         "retry_policy": retry_policy,
     }
+
+
+def start_policy(policy: Any) -> dict[str, Any] | None:
+    """A start's workflow retry policy, checked and filled in (None: none)."""
+    if policy is None:
+        return None
+    raw = policy.model_dump() if hasattr(policy, "model_dump") else dict(policy)
+    if raw.get("on_max_attempts") not in (None, "fail"):
+        raise InvalidArgument(
+            "retry_policy.on_max_attempts: a workflow's attempts end in failure; "
+            "leave it out (pause applies to activities)"
+        )
+    try:
+        return normalize_policy(raw)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
 
 
 def carried(exe: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from store.sql import QUERIES as Q
 from store.task_views import activity_task, build_workflow_task, started_attributes
 from store.update_tasks import drop_rejecting_task, only_rejects
 from store.visibility.attributes import validate_upsert
+from store.workflow_retry import close_attributes, retried_run
 from versioning import routing
 from worker import wire
 from worker.wire import CommandType, EventType
@@ -188,6 +189,14 @@ RUN_ONLY_COMMANDS = frozenset(
 )
 
 
+def retries_beside(exe: dict[str, Any], commands: Iterable[wire.Command]) -> bool:
+    """Whether the commands fail a run whose retry policy may start a new run
+    beside it (written in one transaction: not unlocked)."""
+    return bool(exe.get("retry_policy")) and any(
+        c.type == CommandType.FAIL_WORKFLOW for c in commands
+    )
+
+
 def writes_only_the_run(commands: Iterable[wire.Command]) -> bool:
     """Whether a completion's commands change nothing but its run (given no
     pending updates)."""
@@ -341,7 +350,10 @@ async def apply_commands(
         elif t == CommandType.COMPLETE_WORKFLOW:
             rt.close(EventType.WORKFLOW_EXECUTION_COMPLETED, {"result": a.get("result")})
         elif t == CommandType.FAIL_WORKFLOW:
-            rt.close(EventType.WORKFLOW_EXECUTION_FAILED, {"failure": a.get("failure")})
+            # the chain's retry policy may start it again
+            new_run = await retried_run(rt, a.get("failure"))
+            attrs = close_attributes(rt, {"failure": a.get("failure")}, new_run)
+            rt.close(EventType.WORKFLOW_EXECUTION_FAILED, attrs)
         elif t == CommandType.CANCEL_WORKFLOW:
             # the reason the client gave travels with the close to its result
             asked = await rt.cancel_request()

@@ -454,13 +454,13 @@ class RunTxn:
     def schedule_workflow_task(
         self, *, dispatch: bool = True, speculative: bool = False
     ) -> int | None:
-        """Schedule a workflow task unless one is pending, the run is closed or
-        paused (unpause schedules the one that waited). ``speculative``: one for
-        updates alone (:attr:`wt_speculative`), unless this write adds events or
-        the run's last task failed."""
-        if not self.running or self.wt_pending or self.exe["paused"]:
-            return None
+        """Schedule a workflow task unless one is pending, the run is closed, paused
+        (unpause schedules the one that waited) or a retry in its backoff (attempt
+        0, store/workflow_retry.py). ``speculative``: for updates alone, unless
+        this write adds events or the run's last task failed."""
         attempt = int(self.exe["wt_attempt"])
+        if not self.running or self.wt_pending or self.exe["paused"] or not attempt:
+            return None
         timeout = float(self.exe["task_timeout_s"])
         if speculative and not self.events and attempt == 1 and not self.exe["buffered_events"]:
             event_id = int(self.exe["next_event_id"])  # its id once written; not written yet

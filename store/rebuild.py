@@ -44,6 +44,7 @@ from store.mutable_state import (
 )
 from store.retry import retry_decision, workflow_task_retry_delay
 from store.sql import QUERIES as Q
+from store.workflow_retry import add_backoff_timer
 from worker.wire import EventType
 
 _ACTIVITY_CLOSE = {
@@ -349,6 +350,7 @@ async def rebuild_execution_txn(
             RUN_TIMEOUT, "run", rt.exe["start_time"] + timedelta(seconds=rt.exe["run_timeout_s"])
         )
     add_execution_timer(rt)
+    add_backoff_timer(rt, events)
     await rt.write_txn()
 
 

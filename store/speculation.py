@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from store.commands import apply_commands
+from store.commands import apply_commands, retries_beside
 from store.context import Store
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn
@@ -95,6 +95,8 @@ def refusal(
         return Refused("pending", "a workflow task, input or update is pending on the run")
     if e["paused"]:
         return Refused("paused", "the run is paused")
+    if retries_beside(e, spec.commands):
+        return Refused("retry", "the run fails and its retry policy starts a new run beside it")
     if rt.ns.deployments:
         return Refused("versioned", "the namespace routes tasks by worker version")
     started_id = spec.next_event_id + EVENTS_BEFORE_COMPLETION - 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from store.chain import add_execution_timer, chain_of
+from store.chain import add_execution_timer, chain_of, start_policy
 from store.context import Store
 from store.errors import InvalidArgument, StaleRun, StoreError, WorkflowAlreadyStarted
 from store.matching import Match
@@ -357,7 +357,7 @@ async def _write_new_run(
         memo=req.memo,
         search_attributes=attributes,
         now=now,
-        chain=chain_of(req.execution_timeout_s, now),
+        chain=chain_of(req.execution_timeout_s, now, start_policy(req.retry_policy)),
     )
     routing.start(run.exe, ns.deployments, req.versioning_behavior)
     run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))

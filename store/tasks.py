@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from store.client_watch import ClientWatch
-from store.commands import apply_commands, writes_only_the_run
+from store.commands import apply_commands, retries_beside, writes_only_the_run
 from store.context import Store
 from store.deployments import register_poller
 from store.errors import StaleRun, StoreError, TaskNotFound, WorkflowNotFound
@@ -442,8 +442,9 @@ async def complete_workflow_task(
 
     async def unlocked(conn: asyncpg.Connection) -> dict[str, Any] | None:
         async def on_run(rt: RunTxn, _act: object) -> dict[str, Any] | None:
-            if rt.exe["pending_updates"]:
-                return None  # the updates are read and changed beside the run: lock it
+            if rt.exe["pending_updates"] or retries_beside(rt.exe, req.commands):
+                # the updates, or the retry's new run, are written beside the run: lock it
+                return None
             return await complete(rt)
 
         return await act_on_task_run(store, conn, tok, on_run)

@@ -38,6 +38,7 @@ from store.mutable_state import (
     utcnow,
 )
 from store.sql import QUERIES as Q
+from store.workflow_retry import WORKFLOW_BACKOFF, close_attributes, end_backoff, retried_run
 from worker.wire import TIMEOUT_FAILURE_TYPE, EventType
 
 log = logging.getLogger("baton.timers")
@@ -72,6 +73,7 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
     if t is None or not rt.running:
         return
     kind = t["kind"]
+    retry: RunTxn | None = None
     if kind == USER_TIMER:
         rt.add_input_event(EventType.TIMER_FIRED, {"timer_id": t["ref"]})
         rt.schedule_workflow_task()
@@ -95,6 +97,8 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
         rt.schedule_workflow_task()
     elif kind == WT_RETRY:
         rt.schedule_workflow_task()
+    elif kind == WORKFLOW_BACKOFF:
+        end_backoff(rt)
     elif kind == WT_STICKY:
         if str(rt.exe["wt_scheduled_event_id"]) != t["ref"] or rt.wt_started:
             return
@@ -125,7 +129,11 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
             rt.clear_workflow_task()
         rt.flush_buffered()
         if kind == RUN_TIMEOUT:
-            rt.close(EventType.WORKFLOW_EXECUTION_TIMED_OUT, {"timeout_s": rt.exe["run_timeout_s"]})
+            # as in Temporal, the retry policy retries a run timeout
+            failure = {"message": "workflow run timed out", "type": TIMEOUT_FAILURE_TYPE}
+            retry = await retried_run(rt, failure)
+            attrs = close_attributes(rt, {"timeout_s": rt.exe["run_timeout_s"]}, retry)
+            rt.close(EventType.WORKFLOW_EXECUTION_TIMED_OUT, attrs)
         else:
             # the chain's deadline: told apart from the run's own timeout
             rt.close(
@@ -136,6 +144,8 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
         if not await _fire_activity_timer(rt, t):
             return
     await rt.write_txn()
+    if retry is not None:
+        await retry.write_txn()
 
 
 async def _fire_activity_timer(rt: RunTxn, t: asyncpg.Record) -> bool:

@@ -278,6 +278,7 @@ def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         # the chain's (continue-as-new, retries and resets keep them)
         "execution_timeout_s": row.get("execution_timeout_s"),
         "execution_expiration_time": _iso(row.get("execution_expiration_time")),
+        "retry_policy": row.get("retry_policy"),
     }
 
 
@@ -462,15 +463,24 @@ async def get_history(
             await wait_event(ev, remaining)
 
 
-_FOLLOWED = ("continued_as_new", "terminated")
+#: Closes that hand the outcome on when the run links to a next one:
+#: continue-as-new, a reset (terminated), a retry (failed, timed out).
+_FOLLOWED = ("continued_as_new", "terminated", "failed", "timed_out")
 
 
 async def get_result(
-    store: Store, namespace: str, workflow_id: str, run_id: str | None, wait_s: float = 0.0
+    store: Store,
+    namespace: str,
+    workflow_id: str,
+    run_id: str | None,
+    wait_s: float = 0.0,
+    *,
+    follow: bool = True,
 ) -> dict[str, Any]:
-    """Outcome of a run, following continue-as-new and resets to the last run of the chain."""
+    """Outcome of a run, following continue-as-new, resets and retries to the
+    last run of the chain (``follow``: else the run's own)."""
     async with closes_of(store, namespace, workflow_id) as ev:
-        return await wait_outcome(store, namespace, workflow_id, run_id, wait_s, ev)
+        return await wait_outcome(store, namespace, workflow_id, run_id, wait_s, ev, follow=follow)
 
 
 def closes_of(
@@ -489,6 +499,7 @@ async def wait_outcome(
     ev: asyncio.Event,
     *,
     opened_since: int | None = None,
+    follow: bool = True,
 ) -> dict[str, Any]:
     """:func:`get_result` on ``ev`` from :func:`closes_of`, subscribed by the caller.
 
@@ -506,7 +517,7 @@ async def wait_outcome(
                 row = await _read_run(store, conn, namespace, workflow_id, run_id)
                 # continue-as-new and reset (a terminated run linked to its
                 # successor) both hand the workflow's outcome to a new run
-                while row["status"] in _FOLLOWED and row["continued_to_run_id"]:
+                while follow and row["status"] in _FOLLOWED and row["continued_to_run_id"]:
                     row = await _read_run(
                         store, conn, namespace, workflow_id, str(row["continued_to_run_id"])
                     )
@@ -529,7 +540,7 @@ async def wait_outcome(
                 (deadline - utcnow()).total_seconds(),
             )
             if here is not None and not (
-                here["status"] in _FOLLOWED and here["continued_to_run_id"]
+                follow and here["status"] in _FOLLOWED and here["continued_to_run_id"]
             ):
                 return _outcome(run_id, here)
 

@@ -57,9 +57,15 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
         return wf_path(self.client.namespace, self.id, suffix)
 
     async def result(
-        self, *, timeout: timedelta | float | None = None, type_hint: Any = None
+        self,
+        *,
+        follow_runs: bool = True,
+        timeout: timedelta | float | None = None,
+        type_hint: Any = None,
     ) -> Any:
-        """The workflow's result, following continue-as-new to the last run.
+        """The workflow's result, following continue-as-new, resets and
+        retries to the last run (``follow_runs=False``, as in Temporal: the
+        outcome of the handle's run itself).
 
         ``timeout`` (None: no limit; 0: ask once) bounds the whole wait.
 
@@ -77,7 +83,12 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
             res = await self.client.call(
                 "GET",
                 self._path("/result"),
-                params={"run_id": self.run_id, "wait_s": 60.0 if left is None else min(60, left)},
+                params={
+                    "run_id": self.run_id,
+                    "wait_s": 60.0 if left is None else min(60, left),
+                    # (left out by default, as servers before it know none)
+                    "follow": None if follow_runs else "false",
+                },
                 retry_for_s=None if left is None else min(left, self.client.transport.retry_for_s),
             )
             if res["closed"]:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, overload
 
 from worker._definition import check_behavior, workflow_definition
+from worker.common import RetryPolicy
 from worker.converter import DataConverter, input_mismatch
 from worker.errors import InvalidArgumentError
 from worker.wire import WorkflowIdConflictPolicy, WorkflowIdReusePolicy
@@ -169,3 +170,17 @@ def worker_identity(identity: Any, client_identity: str, suffix: str) -> str:
             f"not {identity!r:.80}"
         )
     return identity
+
+
+def workflow_retry_policy(policy: Any) -> dict[str, Any]:
+    """A start's ``retry_policy`` as the wire carries it."""
+    if not isinstance(policy, RetryPolicy):
+        raise InvalidArgumentError(
+            f"retry_policy must be a worker.RetryPolicy, not {type(policy).__name__}"
+        )
+    if policy.on_max_attempts != "fail":
+        raise InvalidArgumentError(
+            "retry_policy.on_max_attempts: a workflow whose attempts ran out fails; "
+            "pause applies to activities"
+        )
+    return policy.to_wire().model_dump(exclude_none=True)

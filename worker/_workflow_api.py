@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
-from worker.common import ActivityCancellationType
+from worker.common import ActivityCancellationType, RetryPolicy
 from worker.wire import MAX_DURATION_S, RetryPolicyWire
 
 
@@ -65,6 +65,9 @@ class WorkflowInfo:
     """How long the whole chain (this run, the runs before it and the ones
     continue-as-new or a retry give it) may take from its start; None: no limit."""
 
+    retry_policy: RetryPolicy | None = None
+    """The workflow's retry policy, from its start; None: its runs are not retried."""
+
     task_timeout: timedelta = timedelta(seconds=10)
     """How long a worker has for each of the run's workflow tasks."""
 
@@ -96,6 +99,11 @@ class WorkflowInfo:
         """Whether the server suggests continuing as new (Temporal's ``workflow.Info`` method)."""
         rt = _current_runtime.get()
         return rt is not None and rt.continue_as_new_suggested()
+
+
+def policy_of(value: Any) -> RetryPolicy | None:
+    """A retry policy as history holds it (None: none)."""
+    return None if not value else RetryPolicy.from_wire(RetryPolicyWire.model_validate(value))
 
 
 def seconds_of(value: Any) -> timedelta | None:

@@ -38,6 +38,7 @@ from worker._workflow_api import (
     ContinueAsNewError,
     WorkflowInfo,
     _Runtime,
+    policy_of,
     seconds_of,
 )
 from worker._workflow_loop import DurableTimer, WorkflowLoop
@@ -370,6 +371,7 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
             memo=memo_values(attrs.get("memo"), self._converter),
             run_timeout=seconds_of(attrs.get("run_timeout_s")),
             execution_timeout=seconds_of(attrs.get("execution_timeout_s")),
+            retry_policy=policy_of(attrs.get("retry_policy")),
             task_timeout=seconds_of(attrs.get("task_timeout_s")) or timedelta(seconds=10),
             search_attributes=self.search_attributes(),
             target_version_changed=self.target_version_changed,

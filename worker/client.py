@@ -51,7 +51,9 @@ from worker._start_options import (
     reuse_policy,
     seconds,
     start_input,
+    workflow_retry_policy,
 )
+from worker.common import RetryPolicy
 from worker.converter import DataConverter, located
 from worker.errors import (
     BatonError,
@@ -232,6 +234,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
+        retry_policy: RetryPolicy | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -261,6 +264,9 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         Temporal: continue-as-new, retries and resets keep its deadline, and
         the run open then times out (a ``TimeoutError_`` cause whose
         ``timeout_type`` is ``"execution"``, where ``run_timeout``'s is ``"run"``).
+        ``retry_policy`` retries the workflow when a run fails or reaches its
+        run timeout, as Temporal's does (:meth:`WorkflowHandle.result` follows
+        the retries; ``workflow.info().attempt`` counts them).
         """
         handle, _ = await self._start(
             workflow,
@@ -273,6 +279,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             task_timeout=task_timeout,
             run_timeout=run_timeout,
             execution_timeout=execution_timeout,
+            retry_policy=retry_policy,
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,
@@ -295,6 +302,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
+        retry_policy: RetryPolicy | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -341,9 +349,11 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             "search_attributes": encode_search_attributes(search_attributes or {}),
             "versioning_behavior": checked_behavior(versioning_behavior),
         }
+        # (each left out unset, as servers before them know none)
         if execution_timeout is not None:
-            # (left out unset, as servers before it know none)
             body["execution_timeout_s"] = seconds(execution_timeout)
+        if retry_policy is not None:
+            body["retry_policy"] = workflow_retry_policy(retry_policy)
         if wait_result_s is not None:
             body["wait_result_s"] = wait_result_s
         if (conflict := conflict_policy(id_conflict_policy)) != WorkflowIdConflictPolicy.FAIL:
@@ -396,6 +406,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         task_timeout: timedelta | float = 10.0,
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
+        retry_policy: RetryPolicy | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -413,6 +424,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             task_timeout=task_timeout,
             run_timeout=run_timeout,
             execution_timeout=execution_timeout,
+            retry_policy=retry_policy,
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,

@@ -997,3 +997,8 @@ ORDER BY q.last_seen DESC, q.identity, q.build_id
 SELECT kind, count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS oldest_s
 FROM tasks WHERE task_queue = $2 AND namespace = $1 AND kind IN ('workflow', 'activity')
 GROUP BY kind
+
+-- name: run_started_attributes
+-- A run's started event (its first): what a retry of the run starts again.
+SELECT attributes FROM history_events
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = 1

@@ -15,6 +15,7 @@ from worker.wire.common import (
     TASK_QUEUE_MAX_CHARS,
     Failure,
     Payload,
+    RetryPolicyWire,
 )
 from worker.wire.history import HistoryEvent
 
@@ -127,6 +128,9 @@ class StartWorkflowRequest(BaseModel):
     #: The deadline of the whole chain from this start (continue-as-new,
     #: retries and resets keep it): the run open then times out, as in Temporal.
     execution_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
+    #: Retry the workflow by this policy when a run fails or reaches its run
+    #: timeout (Temporal's workflow retry policy); None: no retries.
+    retry_policy: RetryPolicyWire | None = None
     memo: dict[str, Any] = Field(default_factory=dict)
     identity: str = Field(default="", max_length=1000)
     #: Custom search attributes registered in the namespace: name -> value.

@@ -1,0 +1,131 @@
+"""Retries of a whole workflow by the retry policy its start gave, as in Temporal.
+
+A run that fails (or reaches its run timeout) while its chain has a retry
+policy closes as it would, linked to a new run of the chain
+(``continued_to_run_id``, and ``new_execution_run_id`` in its closing event)
+written in the same transaction: the same type, task queue, input, timeouts,
+memo and search attributes, ``attempt`` one more, its first workflow task
+after the policy's backoff (a durable timer). No retry when the failure is
+non-retryable (by its flag or its type), the attempts ran out, or the wait
+would pass the chain's execution timeout. Cancel, terminate and the
+execution timeout end the chain.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from store.chain import add_execution_timer, carried, expired
+from store.mutable_state import RUN_TIMEOUT, RunTxn
+from store.new_run import new_execution
+from store.pause import carry_pause
+from store.retry import retry_decision
+from store.sql import QUERIES as Q
+from versioning import routing
+from worker.wire import EventType
+
+#: Timer kind of a retried run's first workflow task, due after the backoff.
+WORKFLOW_BACKOFF = "workflow_backoff"
+
+#: What a retried run's started event takes anew (the rest is the failed run's).
+_PER_RUN = ("request_id", "original_run_id", "continued_from_run_id", "attempt")
+
+
+async def retried_run(rt: RunTxn, failure: dict[str, Any] | None) -> RunTxn | None:
+    """The chain's next run when its retry policy retries this run's
+    ``failure`` (None: not retried). The caller closes ``rt`` with
+    :func:`close_attributes` and writes the new run after it."""
+    policy = rt.exe.get("retry_policy")
+    if not policy or not rt.running:
+        return None
+    started = await rt.conn.fetchval(
+        Q["run_started_attributes"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
+    )
+    if started is None:
+        return None
+    attempt = int(started.get("attempt") or 1)
+    f = failure or {}
+    delay, _why = retry_decision(
+        policy,
+        attempt=attempt,
+        error_type=f.get("type"),
+        non_retryable=bool(f.get("non_retryable")),
+    )
+    if delay is None or expired(rt.exe, rt.now + timedelta(seconds=delay)):
+        return None
+    e = rt.exe
+    new = new_execution(
+        rt.conn,
+        rt.ns,
+        workflow_id=rt.workflow_id,
+        workflow_type=e["workflow_type"],
+        task_queue=e["task_queue"],
+        request_id=None,
+        task_timeout_s=e["task_timeout_s"],
+        run_timeout_s=e["run_timeout_s"],
+        memo=e["memo"],
+        first_run_id=str(e["first_run_id"]),
+        continued_from_run_id=rt.run_id,
+        now=rt.now,
+        search_attributes=dict(e.get("search_attributes") or {}),
+        chain=carried(e),
+    )
+    routing.continued(e, new.exe, rt.ns.deployments, None)
+    attrs = {k: v for k, v in started.items() if k not in _PER_RUN}
+    attrs.update(
+        {
+            "request_id": None,
+            "original_run_id": new.run_id,
+            "continued_from_run_id": rt.run_id,
+            "attempt": attempt + 1,
+            "memo": e["memo"],
+            "search_attributes": new.exe["search_attributes"],
+            # Temporal's names: why this run started, what the last one failed
+            # with, and how long its first workflow task waits
+            "initiator": "retry",
+            "continued_failure": failure,
+            "first_workflow_task_backoff_s": delay,
+        }
+    )
+    new.add_event(EventType.WORKFLOW_EXECUTION_STARTED, attrs)
+    carry_pause(rt, new)
+    if delay > 0:
+        # no workflow task before the backoff ends, not even for a signal (as
+        # in Temporal): attempt 0 holds it back until the timer fires
+        new.exe["wt_attempt"] = 0
+        new.add_timer(WORKFLOW_BACKOFF, "backoff", new.now + timedelta(seconds=delay))
+    else:
+        new.schedule_workflow_task()
+    if e["run_timeout_s"]:
+        new.add_timer(RUN_TIMEOUT, "run", new.now + timedelta(seconds=e["run_timeout_s"]))
+    add_execution_timer(new)
+    return new
+
+
+def close_attributes(rt: RunTxn, attrs: dict[str, Any], new: RunTxn | None) -> dict[str, Any]:
+    """A closing event's attributes, linked to the retry ``new`` if there is one."""
+    if new is None:
+        return attrs
+    rt.exe["continued_to_run_id"] = new.run_id
+    return {**attrs, "new_execution_run_id": new.run_id}
+
+
+def end_backoff(rt: RunTxn) -> None:
+    """The backoff of a retried run ended: its first workflow task."""
+    if int(rt.exe["wt_attempt"]) == 0:
+        rt.exe["wt_attempt"] = 1
+    rt.schedule_workflow_task()
+
+
+def add_backoff_timer(rt: RunTxn, events: list[Any]) -> None:
+    """On a promotion: the timer of a retried run whose first workflow task
+    still waits out its backoff, due when it was in the old region."""
+    if int(rt.exe["wt_attempt"]) != 0 or not events:
+        return
+    backoff = (events[0]["attributes"] or {}).get("first_workflow_task_backoff_s")
+    if backoff is None:
+        return
+    start: datetime = rt.exe["start_time"]
+    rt.add_timer(WORKFLOW_BACKOFF, "backoff", max(start + timedelta(seconds=backoff), rt.now))
