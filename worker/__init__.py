@@ -20,7 +20,7 @@ from worker._update_handle import WorkflowUpdateHandle, WorkflowUpdateStage
 from worker._worker import Worker
 from worker.client import Client, WorkflowHandle
 from worker.codec import AesGcmCodec
-from worker.common import RetryPolicy
+from worker.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from worker.converter import DataConverter, PayloadCodec, PayloadConverter
 from worker.errors import (
     ActivityError,
@@ -126,6 +126,8 @@ __all__ = [
     "WorkflowFailureError",
     "WorkflowHandle",
     "WorkflowHistory",
+    "WorkflowIDConflictPolicy",
+    "WorkflowIDReusePolicy",
     "WorkflowIdConflictPolicy",
     "WorkflowIdReusePolicy",
     "WorkflowNotFoundError",

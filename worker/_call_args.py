@@ -9,10 +9,32 @@ from worker._start_options import checked_args
 from worker.errors import ArgumentsGivenTwiceError
 
 
-def call_args(positional: Sequence[Any], args: Sequence[Any] | None, what: str) -> Sequence[Any]:
-    """The arguments of ``what``: ``args`` (a list or tuple) when given, else the
-    positional ones. Both at once is refused, as Temporal refuses an ``arg``
-    beside ``args`` (an empty ``args`` counts as not given, as there)."""
+class _NoArg:
+    """The default of ``arg=``: no single argument was given by that name."""
+
+    def __repr__(self) -> str:
+        return "NO_ARG"
+
+
+#: ``arg=`` not given (None is an argument like any other).
+NO_ARG: Any = _NoArg()
+
+
+def call_args(
+    positional: Sequence[Any], args: Sequence[Any] | None, what: str, arg: Any = NO_ARG
+) -> Sequence[Any]:
+    """The arguments of ``what``: ``args`` (a list or tuple) when given, else
+    ``arg`` (Temporal's keyword for a single argument) when given, else the
+    positional ones. Two of them at once is refused, as Temporal refuses an
+    ``arg`` beside ``args`` (an empty ``args`` counts as not given, as there)."""
+    if arg is not NO_ARG:
+        if positional or (args is not None and checked_args(args, "args")):
+            raise ArgumentsGivenTwiceError(
+                f"{what} got arg= beside other arguments: pass the arguments one way, "
+                "positionally, as arg=value (one) or as args=[...]",
+                details={"argument": "arg"},
+            )
+        return [arg]
     if args is None:
         return positional
     given = checked_args(args, "args")

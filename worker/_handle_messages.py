@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from worker._call_args import call_args
+from worker._call_args import NO_ARG, call_args
 from worker._definition import QUERY, SIGNAL, UPDATE, handler_name, handler_result_type
 from worker._handle_control import given_or_new_id
 from worker._start_options import seconds
@@ -38,7 +38,8 @@ class MessagesMixin:
     async def signal(
         self,
         name: str | Callable[..., Any],
-        *arg: Any,
+        *positional: Any,
+        arg: Any = NO_ARG,
         args: Sequence[Any] | None = None,
         request_id: str | None = None,
     ) -> str:
@@ -53,7 +54,7 @@ class MessagesMixin:
             self._path("/signal"),
             {
                 "signal_name": handler_name(name, SIGNAL),
-                "input": await self.client.encode(call_args(arg, args, "signal")),
+                "input": await self.client.encode(call_args(positional, args, "signal", arg)),
                 "run_id": self.target_run_id,
                 "request_id": given_or_new_id(request_id),
                 "identity": self.client.identity,
@@ -64,7 +65,8 @@ class MessagesMixin:
     async def query(
         self,
         name: str | Callable[..., Any],
-        *arg: Any,
+        *positional: Any,
+        arg: Any = NO_ARG,
         args: Sequence[Any] | None = None,
         timeout: timedelta | float = 10.0,
         type_hint: Any = None,
@@ -76,7 +78,7 @@ class MessagesMixin:
             self._path("/query"),
             {
                 "query_name": handler_name(name, QUERY),
-                "input": await self.client.encode(call_args(arg, args, "query")),
+                "input": await self.client.encode(call_args(positional, args, "query", arg)),
                 "run_id": self.target_run_id,
                 "timeout_s": seconds(timeout),
             },
@@ -89,7 +91,8 @@ class MessagesMixin:
     async def update(
         self,
         name: str | Callable[..., Any],
-        *arg: Any,
+        *positional: Any,
+        arg: Any = NO_ARG,
         args: Sequence[Any] | None = None,
         update_id: str | None = None,
         timeout: timedelta | float = 30.0,
@@ -98,7 +101,7 @@ class MessagesMixin:
         """Send an update and wait for its result (deduplicated by ``update_id``)."""
         value, _ = await self._update(
             name,
-            call_args(arg, args, "update"),
+            call_args(positional, args, "update", arg),
             update_id=update_id,
             timeout=timeout,
             type_hint=type_hint,
@@ -108,7 +111,8 @@ class MessagesMixin:
     async def execute_update(
         self,
         update: str | Callable[..., Any],
-        *arg: Any,
+        *positional: Any,
+        arg: Any = NO_ARG,
         args: Sequence[Any] | None = None,
         id: str | None = None,
         result_type: Any = None,
@@ -118,7 +122,7 @@ class MessagesMixin:
         ``result_type`` what the result decodes to."""
         value, _ = await self._update(
             update,
-            call_args(arg, args, "execute_update"),
+            call_args(positional, args, "execute_update", arg),
             update_id=id,
             timeout=timeout,
             type_hint=result_type,
@@ -128,7 +132,8 @@ class MessagesMixin:
     async def start_update(
         self,
         update: str | Callable[..., Any],
-        *arg: Any,
+        *positional: Any,
+        arg: Any = NO_ARG,
         args: Sequence[Any] | None = None,
         wait_for_stage: WorkflowUpdateStage,
         id: str | None = None,
@@ -145,7 +150,7 @@ class MessagesMixin:
         return await start_update(
             self,
             update,
-            call_args(arg, args, "start_update"),
+            call_args(positional, args, "start_update", arg),
             wait_for_stage=wait_for_stage,
             update_id=given_or_new_id(id, "id"),
             timeout=timeout,

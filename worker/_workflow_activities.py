@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from worker._call_args import call_args
+from worker._call_args import NO_ARG, call_args
 from worker._definition import ActivityDefinition, get_activity_name
 from worker._workflow_api import ActivityHandle, _runtime, _to_seconds
 from worker.common import ActivityCancellationType, RetryPolicy
@@ -18,7 +18,8 @@ from worker.errors import InvalidArgumentError
 
 def start_activity(
     activity: str | Callable[..., Any],
-    *arg: Any,
+    *positional: Any,
+    arg: Any = NO_ARG,
     args: Sequence[Any] | None = None,
     start_to_close_timeout: timedelta | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -34,8 +35,9 @@ def start_activity(
 
     Args:
         activity: An ``@activity.defn`` function or an activity type name.
-        *arg: The activity's arguments.
-        args: The arguments as a list, as Temporal takes them (not beside ``*arg``).
+        *positional: The activity's arguments.
+        arg: Its one argument, by Temporal's keyword (not beside the others).
+        args: The arguments as a list, as Temporal takes them (not beside ``*positional``).
         start_to_close_timeout: Time allowed for one attempt.
         schedule_to_close_timeout: Time allowed for all attempts together.
             One of the two is required.
@@ -54,7 +56,7 @@ def start_activity(
     """
     rt = _runtime()
     try:
-        given = call_args(arg, args, "start_activity")
+        given = call_args(positional, args, "start_activity", arg)
         activity_type = get_activity_name(activity)
         if result_type is None and not isinstance(activity, str):
             result_type = ActivityDefinition.from_callable(activity).return_type
@@ -97,7 +99,8 @@ def start_activity(
 
 async def execute_activity(
     activity: str | Callable[..., Any],
-    *arg: Any,
+    *positional: Any,
+    arg: Any = NO_ARG,
     args: Sequence[Any] | None = None,
     start_to_close_timeout: timedelta | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -117,7 +120,8 @@ async def execute_activity(
     """
     return await start_activity(
         activity,
-        *arg,
+        *positional,
+        arg=arg,
         args=args,
         start_to_close_timeout=start_to_close_timeout,
         schedule_to_close_timeout=schedule_to_close_timeout,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from worker._call_args import call_args
+from worker._call_args import NO_ARG, call_args
 from worker._client_namespaces import NamespaceMixin
 from worker._client_schedules import ScheduleMixin
 from worker._client_versioning import VersioningMixin
@@ -224,7 +224,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     async def start_workflow(
         self,
         workflow: str | type | Callable[..., Any],
-        *arg: Any,
+        *positional: Any,
+        arg: Any = NO_ARG,
         args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
@@ -270,7 +271,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         """
         handle, _ = await self._start(
             workflow,
-            call_args(arg, args, "start_workflow"),
+            call_args(positional, args, "start_workflow", arg),
             id=id,
             task_queue=task_queue,
             request_id=request_id,
@@ -367,7 +368,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     async def execute_workflow(
         self,
         workflow: str | type | Callable[..., Any],
-        *arg: Any,
+        *positional: Any,
+        arg: Any = NO_ARG,
         args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
@@ -381,7 +383,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         """
         handle, res = await self._start(
             workflow,
-            call_args(arg, args, "execute_workflow"),
+            call_args(positional, args, "execute_workflow", arg),
             id=id,
             task_queue=task_queue,
             wait_result_s=EXECUTE_WAIT_S,
@@ -395,7 +397,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
     async def signal_with_start_workflow(
         self,
         workflow: str | type | Callable[..., Any],
-        *arg: Any,
+        *positional: Any,
+        arg: Any = NO_ARG,
         args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
@@ -416,7 +419,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         in one step."""
         handle, _ = await self._start(
             workflow,
-            call_args(arg, args, "signal_with_start_workflow"),
+            call_args(positional, args, "signal_with_start_workflow", arg),
             id=id,
             task_queue=task_queue,
             request_id=request_id,

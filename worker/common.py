@@ -13,7 +13,13 @@ from worker.wire import (
     RETRY_MAX_BACKOFF_COEFFICIENT,
     RETRY_MAX_INTERVAL_S,
     RetryPolicyWire,
+    WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy,
 )
+
+#: Temporal's spellings (``temporalio.common``) of the start's id policies.
+WorkflowIDReusePolicy = WorkflowIdReusePolicy
+WorkflowIDConflictPolicy = WorkflowIdConflictPolicy
 
 _MAX_INTERVAL = timedelta(seconds=RETRY_MAX_INTERVAL_S)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
-from worker._call_args import call_args
+from worker._call_args import NO_ARG, call_args
 from worker._definition import (
     QUERY,
     SIGNAL,
@@ -308,7 +308,8 @@ def continue_as_new_suggested() -> bool:
 
 
 def continue_as_new(
-    *arg: Any,
+    *positional: Any,
+    arg: Any = NO_ARG,
     args: Sequence[Any] | None = None,
     workflow: str | type | Callable[..., Any] | None = None,
     task_queue: str | None = None,
@@ -321,8 +322,9 @@ def continue_as_new(
     """Close this run and start a new one of the same workflow id with ``args``.
 
     Args:
-        *arg: Input of the new run.
-        args: The input as a list, as Temporal takes it (not beside ``*arg``).
+        *positional: Input of the new run.
+        arg: Its one argument, by Temporal's keyword (not beside the others).
+        args: The input as a list, as Temporal takes it (not beside ``*positional``).
         workflow: Workflow type of the new run (class, run method or name); this
             one's if None.
         task_queue: Task queue of the new run; this one's if None.
@@ -348,7 +350,7 @@ def continue_as_new(
     rt = _runtime()
     rt.check_writable("workflow.continue_as_new()")
     try:
-        args = call_args(arg, args, "continue_as_new")
+        args = call_args(positional, args, "continue_as_new", arg)
     except InvalidArgumentError as exc:
         raise rt.misuse(exc) from None
     workflow_type: str | None

@@ -69,6 +69,8 @@ EXPECTED_ALL = [
     "WorkflowFailureError",
     "WorkflowHandle",
     "WorkflowHistory",
+    "WorkflowIDConflictPolicy",
+    "WorkflowIDReusePolicy",
     "WorkflowIdConflictPolicy",
     "WorkflowIdReusePolicy",
     "WorkflowNotFoundError",
