@@ -11,10 +11,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from replication.failover import graceful_failover
-from tests.conftest import RegionPair
+from tests.conftest import Region, RegionPair
 from tests.helpers import eventually
 from worker import ApplicationError, Client, RetryPolicy, Worker, workflow
 from worker.errors import (
@@ -246,3 +247,24 @@ async def test_a_signal_in_the_backoff_waits_for_it_as_in_temporal(client: Clien
         await eventually(ran, what="the retried run's first task")
         assert time.monotonic() - began > 1.5  # not before the backoff ended
         await retry.terminate(reason="done")
+
+
+async def test_a_bad_policy_over_http_is_a_typed_error_naming_the_field(region: Region) -> None:
+    url = f"{region.url}/api/v1/namespaces/default/workflows"
+    body = {"workflow_id": "http-policy", "workflow_type": "Flaky", "task_queue": QUEUE}
+    async with httpx.AsyncClient(timeout=30) as http:
+        await http.post(f"{region.url}/api/v1/namespaces", json={"name": "default"})
+        for policy, field in (
+            ({"maximum_attempts": -1}, "maximum_attempts"),
+            ({"initial_interval_s": 0}, "initial_interval_s"),
+            ({"on_max_attempts": "pause"}, "on_max_attempts"),
+        ):
+            r = await http.post(url, json={**body, "retry_policy": policy})
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["code"] == "INVALID_ARGUMENT"
+            assert field in error["message"]
+        r = await http.post(url, json={**body, "retry_policy": {"maximum_attempts": 3}})
+        assert r.status_code == 201, r.text
+        d = await http.get(f"{url}/http-policy")
+        assert d.json()["execution"]["retry_policy"]["maximum_attempts"] == 3
