@@ -38,7 +38,9 @@ class Flaky:
     async def run(self, succeed_at: int, kind: str) -> dict[str, Any]:
         info = workflow.info()
         if info.attempt < succeed_at:
-            raise ApplicationError(f"attempt {info.attempt} failed", type=kind)
+            # "Stop": an error that says itself it is not to be retried
+            stop = kind == "Stop"
+            raise ApplicationError(f"attempt {info.attempt} failed", type=kind, non_retryable=stop)
         policy = info.retry_policy
         return {
             "attempt": info.attempt,
@@ -116,6 +118,11 @@ async def test_maximum_attempts_and_non_retryable_types_end_the_retries(client: 
         )
         err = await failure_of(h)
         assert "attempt 1 failed" in str(err.__cause__)
+        assert h.result_run_id == h.run_id
+        h = await client.start_workflow(
+            Flaky, 5, "Stop", id="stop", task_queue=QUEUE, retry_policy=policy
+        )
+        assert "attempt 1 failed" in str((await failure_of(h)).__cause__)
         assert h.result_run_id == h.run_id
         # without a policy a failed run is not retried, as before
         h = await client.start_workflow(Flaky, 2, "Flake", id="no-policy", task_queue=QUEUE)
