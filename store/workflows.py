@@ -553,4 +553,5 @@ def _outcome(run_id: str, row: asyncpg.Record | dict[str, Any]) -> dict[str, Any
         "closed": closed,
         "result": row["result"] if row["status"] == "completed" else None,
         "failure": row["failure"] if closed and row["status"] != "completed" else None,
+        "continued_to_run_id": _s(row["continued_to_run_id"]) if closed else None,
     }

@@ -15,7 +15,7 @@ from worker._http import wf_path
 from worker._payloads import decode_wire
 from worker._replayer import WorkflowHistory
 from worker._start_options import wait_limit
-from worker.errors import WorkflowFailureError
+from worker.errors import WorkflowContinuedAsNewError, WorkflowFailureError
 
 if TYPE_CHECKING:
     from worker.client import Client
@@ -102,6 +102,12 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
         """The result of a closed run's outcome (``GET .../result``), or its error."""
         if res["status"] == "completed":
             return await self.client.decode_one(res["result"], type_hint or self.result_type)
+        if res["status"] == "continued_as_new":
+            # only with follow_runs=False: else the chain is followed
+            raise WorkflowContinuedAsNewError(
+                f"workflow {self.id!r} run {res['run_id']} continued as new",
+                new_execution_run_id=res.get("continued_to_run_id"),
+            )
         failure = await self.client.decode_failure(res.get("failure"))
         err = WorkflowFailureError(
             f"workflow {self.id!r} run {res['run_id']} {res['status']}"

@@ -446,5 +446,14 @@ class WorkflowFailureError(FailureError):
         self.status = status
 
 
+class WorkflowContinuedAsNewError(WorkflowFailureError):
+    """``result(follow_runs=False)`` of a run that continued as new, as in
+    Temporal: ``new_execution_run_id`` is the run it continued to."""
+
+    def __init__(self, message: str, *, new_execution_run_id: str | None):
+        super().__init__(message, status="continued_as_new")
+        self.new_execution_run_id = new_execution_run_id
+
+
 class NonDeterminismError(Exception):
     """Workflow code produced a command that does not match its recorded history."""

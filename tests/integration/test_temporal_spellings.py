@@ -13,6 +13,7 @@ from worker import (
     ArgumentsGivenTwiceError,
     Client,
     Worker,
+    WorkflowContinuedAsNewError,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
     activity,
@@ -73,6 +74,11 @@ async def test_arg_is_one_argument_everywhere_temporal_takes_it(client: Client) 
         assert await h.query(Counter.plus, arg=100) == 111  # 2 * 5 + 1 + 100
         assert await h.execute_update(Counter.finish, arg=1) == 12
         assert await h.result() == 12
+        last = h.result_run_id
+        # the first run continued as new: not followed, it says so, as Temporal's does
+        with pytest.raises(WorkflowContinuedAsNewError) as can:
+            await h.result(follow_runs=False)
+        assert can.value.new_execution_run_id == last != h.run_id
         with pytest.raises(ArgumentsGivenTwiceError):
             await client.start_workflow(Counter.run, 1, arg=2, id="twice", task_queue=QUEUE)
         with pytest.raises(ArgumentsGivenTwiceError):

@@ -65,6 +65,7 @@ EXPECTED_ALL = [
     "UpdateTimedOutError",
     "Worker",
     "WorkflowAlreadyStartedError",
+    "WorkflowContinuedAsNewError",
     "WorkflowExecution",
     "WorkflowFailureError",
     "WorkflowHandle",

@@ -422,6 +422,8 @@ class ResultResponse(BaseModel):
     result: Payload | None = None
     failure: Failure | None = None
     closed: bool
+    #: The run it continued to (continue-as-new, a retry, a reset), if any.
+    continued_to_run_id: str | None = None
 
 
 class ResetRequest(BaseModel):
