@@ -332,6 +332,12 @@ async def describe_workflow(
                     int(row["wt_attempt"]), store.config.workflow_task_retry_max_s
                 )
                 retry_at = last_end["event_time"] + timedelta(seconds=delay)
+        # a retry of the workflow waiting out its policy's backoff (attempt 0)
+        started = (
+            await conn.fetchval(Q["run_started_attributes"], *key)
+            if row["status"] == "running" and int(row["wt_attempt"]) == 0
+            else None
+        )
         versioning = None
         if row["deployment"] or row["versioning"]:
             ns = await get_namespace(conn, namespace)
@@ -353,6 +359,16 @@ async def describe_workflow(
             "attempt": row["wt_attempt"],
             "identity": None,
             "retry_at": retry_at.isoformat() if retry_at else None,
+        }
+    elif started is not None:
+        due = row["start_time"] + timedelta(seconds=started["first_workflow_task_backoff_s"])
+        wt = {
+            "scheduled_event_id": None,
+            "started_event_id": None,
+            "attempt": 1,
+            "identity": None,
+            "retry_at": due.isoformat(),
+            "workflow_attempt": started.get("attempt"),
         }
     if wt is not None and last_end is not None:
         wt |= _task_end_failure(last_end)

@@ -8,7 +8,7 @@ cancel and terminate are not retried. ``result()`` follows the retries and
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -247,6 +247,13 @@ async def test_a_signal_in_the_backoff_waits_for_it_as_in_temporal(client: Clien
         await h.signal(NeverDone.poke)  # to the current run: the retry
         kinds = [e["event_type"] for e in await retry.history()]
         assert kinds == ["WorkflowExecutionStarted", "WorkflowExecutionSignaled"]
+        # describe says what the run waits for: its first task, after the backoff
+        d = await retry.describe()
+        wt = d["pending_workflow_task"]
+        assert wt["workflow_attempt"] == 2 and wt["scheduled_event_id"] is None
+        due = datetime.fromisoformat(wt["retry_at"])
+        start = datetime.fromisoformat(d["execution"]["start_time"])
+        assert due - start == timedelta(seconds=3)
 
         async def ran() -> bool:
             return "WorkflowTaskCompleted" in [e["event_type"] for e in await retry.history()]
