@@ -287,8 +287,9 @@ class Draft:
         )
         if self.args is None:
             built["action"]["input"] = list(action.get("input") or [])
-        if action.get("task_timeout_s") is not None:
-            built["action"]["task_timeout_s"] = action["task_timeout_s"]
+        for key in ("task_timeout_s", "retry_policy"):
+            if action.get(key) is not None:
+                built["action"][key] = action[key]
         return built
 
 

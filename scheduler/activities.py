@@ -83,8 +83,9 @@ def make_schedule_activities(client: Any, write_stats: StatsWriter) -> list[Any]
             },
             "versioning_behavior": action.get("versioning_behavior"),
         }
-        if action.get("execution_timeout_s") is not None:
-            body["execution_timeout_s"] = action["execution_timeout_s"]
+        for key in ("execution_timeout_s", "retry_policy"):
+            if action.get(key) is not None:
+                body[key] = action[key]
         try:
             res = await client.call("POST", ns_path(namespace, "/workflows"), body)
         except WorkflowAlreadyStartedError as exc:

@@ -315,6 +315,7 @@ _ACTION_FIELDS = {
     "run_timeout_s",
     "task_timeout_s",
     "execution_timeout_s",
+    "retry_policy",
 }
 
 
@@ -360,6 +361,11 @@ def parse_action(d: Any) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise SpecError("action.execution_timeout_s is a positive number of seconds")
         out["execution_timeout_s"] = float(value)
+    if d.get("retry_policy") is not None:
+        # a workflow retry policy (its fields are checked as a start's are)
+        if not isinstance(d["retry_policy"], dict):
+            raise SpecError("action.retry_policy is an object (initial_interval_s, ...)")
+        out["retry_policy"] = dict(d["retry_policy"])
     return out
 
 

@@ -36,6 +36,7 @@ from scheduler.workflow import (
 )
 from store import starts, workflows
 from store.batch.job import TASK_QUEUE
+from store.chain import start_policy
 from store.clock import utcnow
 from store.context import Store
 from store.errors import (
@@ -91,6 +92,8 @@ def _checked(schedule: dict[str, Any]) -> dict[str, Any]:
             "(tens of thousands): narrow spec.exclude"
         )
     _check_startable(checked["action"])
+    if checked["action"].get("retry_policy") is not None:
+        checked["action"]["retry_policy"] = start_policy(checked["action"]["retry_policy"])
     return checked
 
 
@@ -110,6 +113,7 @@ def _check_startable(action: dict[str, Any]) -> None:
             task_timeout_s=action["task_timeout_s"],
             run_timeout_s=action["run_timeout_s"],
             execution_timeout_s=action.get("execution_timeout_s"),
+            retry_policy=action.get("retry_policy"),
             memo=action["memo"],
             versioning_behavior=action["versioning_behavior"],
         )

@@ -11,6 +11,8 @@ from worker._client_visibility import encode_search_attributes
 from worker._definition import workflow_name
 from worker._handle_control import given_or_new_id
 from worker._http import API, ns_path
+from worker._start_options import workflow_retry_policy
+from worker.common import RetryPolicy
 from worker.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -210,12 +212,14 @@ class ScheduleMixin:
         versioning_behavior: str | None = None,
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> dict[str, Any]:
         """A schedule's definition: the workflow to start (its ``args`` and
         ``memo`` encoded by this client's data converter, so the server never
         sees them in plaintext with an encrypting codec), when (``cron`` strings and/or a
         ``spec``, see scheduler/definition.py) and the ``policy``. ``run_timeout``
-        and ``execution_timeout`` are each started workflow's, as at a start."""
+        ``execution_timeout`` and ``retry_policy`` are each started workflow's,
+        as at a start."""
         full_spec = dict(spec or {})
         if cron is not None:
             crons = [cron] if isinstance(cron, str) else list(cron)
@@ -240,9 +244,11 @@ class ScheduleMixin:
             },
             "policy": _plain(policy or {}),
         }
+        # (only when set: servers before them refuse the fields)
         if execution_timeout is not None:
-            # (only when set: servers before it refuse the field)
             built["action"]["execution_timeout_s"] = execution_timeout
+        if retry_policy is not None:
+            built["action"]["retry_policy"] = workflow_retry_policy(retry_policy)
         return built
 
     async def create_schedule(

@@ -16,8 +16,8 @@ from ops.pg import PgCluster
 from replication.failover import graceful_failover
 from tests.conftest import Region, RegionPair, one_region, serve_region
 from tests.helpers import baton_json, eventually
-from worker import Client, Worker, workflow
-from worker.errors import TimeoutError_, WorkflowFailureError
+from worker import Client, RetryPolicy, Worker, workflow
+from worker.errors import InvalidArgumentError, TimeoutError_, WorkflowFailureError
 
 pytestmark = pytest.mark.integration
 QUEUE = "execution-timeout"
@@ -204,11 +204,20 @@ async def test_the_cli_starts_with_an_execution_timeout_and_describe_shows_it(
 
 async def test_a_schedule_starts_its_runs_with_the_execution_timeout(client: Client) -> None:
     sched = await client.schedule_definition(
-        workflow=Waits, task_queue=QUEUE, cron="@yearly", execution_timeout=timedelta(minutes=5)
+        workflow=Waits,
+        task_queue=QUEUE,
+        cron="@yearly",
+        execution_timeout=timedelta(minutes=5),
+        retry_policy=RetryPolicy(maximum_attempts=4),
     )
     assert sched["action"]["execution_timeout_s"] == 300.0
+    bad = {**sched, "action": {**sched["action"], "retry_policy": {"maximum_attempts": -2}}}
+    with pytest.raises(InvalidArgumentError, match="maximum_attempts"):
+        await client.create_schedule("bad-policy", bad)
     h = await client.create_schedule("bounded", sched)
-    assert (await h.describe())["schedule"]["action"]["execution_timeout_s"] == 300.0
+    action = (await h.describe())["schedule"]["action"]
+    assert action["execution_timeout_s"] == 300.0
+    assert action["retry_policy"]["maximum_attempts"] == 4
     started = (await h.trigger())["workflow_id"]
 
     async def described() -> dict[str, Any] | None:
@@ -219,3 +228,4 @@ async def test_a_schedule_starts_its_runs_with_the_execution_timeout(client: Cli
 
     ex = await eventually(described, what="the triggered run")
     assert ex["execution_timeout_s"] == 300.0
+    assert ex["retry_policy"]["maximum_attempts"] == 4
