@@ -95,6 +95,18 @@ def seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def option_seconds(value: Any, what: str) -> float | None:
+    """A start's timeout in seconds (None: none); what is neither a duration
+    nor a number (a ``"5m"``) is an :class:`InvalidArgumentError` naming it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
+        raise InvalidArgumentError(
+            f"{what} must be a timedelta or a number of seconds, not {value!r}"
+        )
+    return seconds(value)
+
+
 def checked_mapping(value: Any, what: str) -> Mapping[str, Any]:
     """``value`` if it is a mapping with string keys (None: an empty one)."""
     if value is None:

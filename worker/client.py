@@ -48,8 +48,8 @@ from worker._start_options import (
     checked_behavior,
     checked_mapping,
     conflict_policy,
+    option_seconds,
     reuse_policy,
-    seconds,
     start_input,
     workflow_retry_policy,
 )
@@ -343,8 +343,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
             "input": await self.encode(start_input(workflow, args, self.data_converter)),
             "request_id": given_or_new_id(request_id),
             "id_reuse_policy": reuse_policy(id_reuse_policy),
-            "task_timeout_s": seconds(task_timeout),
-            "run_timeout_s": seconds(run_timeout),
+            "task_timeout_s": option_seconds(task_timeout, "task_timeout"),
+            "run_timeout_s": option_seconds(run_timeout, "run_timeout"),
             "memo": await self.encode_memo(memo),
             "identity": self.identity,
             "search_attributes": encode_search_attributes(search_attributes or {}),
@@ -352,7 +352,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
         }
         # (each left out unset, as servers before them know none)
         if execution_timeout is not None:
-            body["execution_timeout_s"] = seconds(execution_timeout)
+            body["execution_timeout_s"] = option_seconds(execution_timeout, "execution_timeout")
         if retry_policy is not None:
             body["retry_policy"] = workflow_retry_policy(retry_policy)
         if wait_result_s is not None:

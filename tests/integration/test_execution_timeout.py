@@ -103,6 +103,10 @@ async def test_a_run_timeout_is_told_apart_and_info_reads_both(client: Client) -
         assert await h.query(Waits.timeouts) == [30.0, 1.5]
         _, cause = await timed_out_run(h)
     assert cause.timeout_type == "run"
+    for option in ("execution_timeout", "run_timeout", "task_timeout"):
+        # a typed error naming the option, not Python's ValueError of float()
+        with pytest.raises(InvalidArgumentError, match=option):
+            await client.start_workflow(Waits, id="typed", task_queue=QUEUE, **{option: "5m"})
 
 
 async def test_a_reset_keeps_the_chains_deadline(client: Client) -> None:
