@@ -52,6 +52,8 @@ async def retried_run(rt: RunTxn, failure: dict[str, Any] | None) -> RunTxn | No
         attempt=attempt,
         error_type=f.get("type"),
         non_retryable=bool(f.get("non_retryable")),
+        # ApplicationError(next_retry_delay=...) in place of the backoff, as in Temporal
+        requested_delay=f.get("next_retry_delay_s"),
     )
     if delay is None or expired(rt.exe, rt.now + timedelta(seconds=delay)):
         return None

@@ -40,7 +40,13 @@ class Flaky:
         if info.attempt < succeed_at:
             # "Stop": an error that says itself it is not to be retried
             stop = kind == "Stop"
-            raise ApplicationError(f"attempt {info.attempt} failed", type=kind, non_retryable=stop)
+            later = timedelta(seconds=1.5) if kind == "Later" else None
+            raise ApplicationError(
+                f"attempt {info.attempt} failed",
+                type=kind,
+                non_retryable=stop,
+                next_retry_delay=later,
+            )
         policy = info.retry_policy
         return {
             "attempt": info.attempt,
@@ -282,3 +288,18 @@ async def test_a_bad_policy_over_http_is_a_typed_error_naming_the_field(region: 
         assert r.status_code == 201, r.text
         d = await http.get(f"{url}/http-policy")
         assert d.json()["execution"]["retry_policy"]["maximum_attempts"] == 3
+
+
+async def test_next_retry_delay_takes_the_place_of_the_backoff(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Flaky]):
+        h = await client.start_workflow(
+            Flaky, 2, "Later", id="later", task_queue=QUEUE, retry_policy=FAST
+        )
+        assert (await h.result(timeout=60))["attempt"] == 2
+    first = (await client.get_workflow_handle("later", run_id=h.run_id).history())[-1]
+    second = await client.get_workflow_handle("later", run_id=h.result_run_id).history()
+    assert second[0]["attributes"]["first_workflow_task_backoff_s"] == 1.5
+    waited = datetime.fromisoformat(second[1]["event_time"]) - datetime.fromisoformat(
+        first["event_time"]
+    )
+    assert waited >= timedelta(seconds=1.5)
