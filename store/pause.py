@@ -240,8 +240,11 @@ async def unpause_workflow(
         # An unpause is someone's decision to try again: the failed tasks
         # before it do not count toward the worker's pause-after-N limit (nor
         # the retry backoff), so a run unpaused while its bug still runs fails
-        # N more tasks before it pauses again, not one.
-        rt.exe["wt_attempt"] = 1
+        # N more tasks before it pauses again, not one. A retried run waiting
+        # out its backoff (attempt 0) keeps waiting: the backoff is the
+        # policy's, not a count of failed tasks.
+        if int(rt.exe["wt_attempt"]) > 1:
+            rt.exe["wt_attempt"] = 1
         rt.seen_request(req.request_id, "unpause")
         await redispatch(rt)
 

@@ -303,3 +303,35 @@ async def test_next_retry_delay_takes_the_place_of_the_backoff(client: Client) -
         first["event_time"]
     )
     assert waited >= timedelta(seconds=1.5)
+
+
+async def test_an_unpause_in_the_backoff_keeps_the_retry_waiting(client: Client) -> None:
+    """A retried run paused and unpaused while it waits out its backoff still
+    gets its first task only when the backoff ends (an unpause resets the
+    failed-task count, not the retry policy's wait)."""
+    policy = RetryPolicy(initial_interval=timedelta(seconds=4))
+    async with Worker(client, task_queue=QUEUE, workflows=[NeverDone]):
+        h = await client.start_workflow(
+            NeverDone, True, id="unpaused-in-backoff", task_queue=QUEUE, retry_policy=policy
+        )
+
+        async def retried() -> str | None:
+            d = await client.get_workflow_handle(h.id, run_id=h.run_id).describe()
+            return d["execution"]["continued_to_run_id"]  # type: ignore[no-any-return]
+
+        second = await eventually(retried, what="the retry of the first run")
+        retry = client.get_workflow_handle(h.id, run_id=second)
+        began = time.monotonic()
+        await retry.pause(reason="look first")
+        await retry.unpause(reason="go on")
+        d = await retry.describe()
+        assert datetime.fromisoformat(
+            d["pending_workflow_task"]["retry_at"]
+        ) - datetime.fromisoformat(d["execution"]["start_time"]) == timedelta(seconds=4)
+
+        async def ran() -> bool:
+            return "WorkflowTaskCompleted" in [e["event_type"] for e in await retry.history()]
+
+        await eventually(ran, what="the retried run's first task")
+        assert time.monotonic() - began > 2.5  # the backoff, not the unpause, started it
+        await retry.terminate(reason="done")
