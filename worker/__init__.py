@@ -20,7 +20,7 @@ from worker._update_handle import WorkflowUpdateHandle, WorkflowUpdateStage
 from worker._worker import Worker
 from worker.client import Client, WorkflowHandle
 from worker.codec import AesGcmCodec
-from worker.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from worker.common import RawValue, RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from worker.converter import DataConverter, PayloadCodec, PayloadConverter
 from worker.errors import (
     ActivityError,
@@ -105,6 +105,7 @@ __all__ = [
     "PayloadTypeError",
     "QueryFailedError",
     "QueryTimedOutError",
+    "RawValue",
     "Replayer",
     "RetryPolicy",
     "RevisionMismatchError",

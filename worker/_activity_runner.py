@@ -22,6 +22,7 @@ from worker._heartbeater import _Heartbeater
 from worker._http import API
 from worker._limits import largest_over, limit_from, too_large
 from worker._payloads import decode_wire, encode_wire
+from worker.common import RawValue
 from worker.converter import DataConverter, decode_input
 from worker.errors import (
     ApplicationError,
@@ -166,7 +167,10 @@ class ActivityRunner:
             await decode_wire(task, self.converter)
             wire_task = ActivityTask.model_validate(task)
             of, hints = f"activity {defn.name}", defn.arg_types
-            args = decode_input(self.converter.payload_converter, wire_task.input, hints, of)
+            if defn.dynamic:  # one sequence of the undecoded arguments, as in Temporal
+                args = [[RawValue(p) for p in wire_task.input]]
+            else:
+                args = decode_input(self.converter.payload_converter, wire_task.input, hints, of)
             info = activity_mod.ActivityInfo.from_task(
                 wire_task, converter=self.converter.payload_converter
             )
@@ -181,7 +185,10 @@ class ActivityRunner:
         )
         heartbeater.flags = info._flags
         ctx = activity_mod._ActivityContext(
-            info=info, heartbeat=heartbeater.record, cancelled=heartbeater.stopping
+            info=info,
+            heartbeat=heartbeater.record,
+            cancelled=heartbeater.stopping,
+            converter=self.converter.payload_converter,
         )
         heartbeater.loop = asyncio.get_running_loop()
         self._attempts.add(heartbeater)

@@ -54,17 +54,49 @@ def _check_name(name: str | None, what: str) -> None:
 
 
 _D = TypeVar("_D", "ActivityDefinition", "WorkflowDefinition")
+_T = TypeVar("_T")
 
 
-def by_name(definitions: Iterable[_D], kind: str) -> dict[str, _D]:
-    """Definitions by the name tasks carry.
+class Registry(dict[str, _T]):
+    """Values by workflow or activity type name, and the dynamic one (as
+    Temporal's ``dynamic=True`` definitions) that ``get`` gives for any
+    other name."""
+
+    has_dynamic: bool = False
+    dynamic: _T
+
+    def with_dynamic(self, value: _T) -> Registry[_T]:
+        self.dynamic, self.has_dynamic = value, True
+        return self
+
+    def __bool__(self) -> bool:
+        return self.has_dynamic or len(self) > 0
+
+    def all(self) -> list[_T]:
+        """Every value, the dynamic one last."""
+        return [*self.values(), *([self.dynamic] if self.has_dynamic else [])]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        return self.dynamic if self.has_dynamic else default
+
+
+def by_name(definitions: Iterable[_D], kind: str) -> Registry[_D]:
+    """Definitions by the name tasks carry, and the dynamic one if any.
 
     Raises:
-        ValueError: Two different definitions share a name: tasks of that name
-            would go to one of them only, so the worker refuses both.
+        ValueError: Two different definitions share a name (or are both
+            dynamic): tasks of that name would go to one of them only, so the
+            worker refuses both.
     """
-    out: dict[str, _D] = {}
+    out: Registry[_D] = Registry()
     for defn in definitions:
+        if defn.dynamic:
+            if out.has_dynamic and out.dynamic is not defn:
+                raise ValueError(f"more than one dynamic {kind} is given: a worker takes one")
+            out.with_dynamic(defn)
+            continue
         seen = out.setdefault(defn.name, defn)
         if seen is not defn:
             first = getattr(seen, "cls", None) or getattr(seen, "fn", None)
@@ -100,6 +132,9 @@ class ActivityDefinition:
     is_async: bool
     arg_types: tuple[Any, ...]
     return_type: Any
+    #: Runs every activity type the worker has no other definition of,
+    #: given the input as one sequence of ``RawValue``.
+    dynamic: bool = False
 
     @staticmethod
     def from_callable(fn: Callable[..., Any]) -> ActivityDefinition:
@@ -122,11 +157,19 @@ class ActivityDefinition:
         return defn
 
 
-def define_activity(fn: Callable[..., Any], name: str | None) -> ActivityDefinition:
+def define_activity(
+    fn: Callable[..., Any], name: str | None, dynamic: bool = False
+) -> ActivityDefinition:
     """Build and attach the definition of an activity function."""
     _check_name(name, "activity")
     if inspect.isclass(fn) or not callable(fn):
         raise TypeError(f"@activity.defn expects a function, got {fn!r}")
+    if dynamic and name is not None:
+        raise TypeError("@activity.defn takes a name or dynamic=True, not both")
+    if dynamic:
+        # (an activity method is decorated as a function: its ``self`` comes first)
+        first = next(iter(inspect.signature(fn).parameters), None)
+        check_dynamic_params(fn, "activity", skip_self=first == "self")
     if isinstance(getattr(fn, _ACTIVITY_ATTR, None), ActivityDefinition):
         raise TypeError(f"{fn.__qualname__} is decorated with @activity.defn twice")
     arg_types, return_type = _param_hints(fn, skip_self=False)
@@ -136,6 +179,7 @@ def define_activity(fn: Callable[..., Any], name: str | None) -> ActivityDefinit
         is_async=inspect.iscoroutinefunction(fn),
         arg_types=arg_types,
         return_type=return_type,
+        dynamic=dynamic,
     )
     setattr(fn, _ACTIVITY_ATTR, defn)
     return defn
@@ -164,6 +208,7 @@ class _HandlerMark:
     kind: str
     name: str
     validator: Callable[..., Any] | None = None
+    dynamic: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +235,9 @@ class HandlerDefinition:
     return_type: Any
     validator: Callable[..., Any] | None = None
     is_method: bool = True
+    #: Takes every name no other handler of its kind has: called with the
+    #: name and the arguments as a sequence of ``RawValue``.
+    dynamic: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,6 +267,13 @@ class WorkflowDefinition:
     versioning_behavior: str | None = None
     #: Exceptions of the code that fail the run rather than its workflow task.
     failure_exception_types: tuple[type[BaseException], ...] = ()
+    #: Runs every workflow type the worker has no other definition of; its
+    #: run method takes the input as one sequence of ``RawValue``.
+    dynamic: bool = False
+    #: The ``dynamic=True`` signal, query and update handlers (None: none).
+    dynamic_signal: HandlerDefinition | None = None
+    dynamic_query: HandlerDefinition | None = None
+    dynamic_update: HandlerDefinition | None = None
 
     @staticmethod
     def from_class(cls: type) -> WorkflowDefinition:
@@ -243,11 +298,34 @@ def mark_run(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def mark_handler(kind: str, fn: Callable[..., Any], name: str | None) -> Callable[..., Any]:
+def check_dynamic_params(fn: Callable[..., Any], what: str, *, skip_self: bool) -> None:
+    """A dynamic handler, workflow or activity must take its arguments as
+    Temporal's do: ``(name, args)`` for a handler, ``(args)`` for the others."""
+    wanted = 2 if what.endswith("handler") else 1
+    params = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ][1 if skip_self else 0 :]
+    if len(params) != wanted:
+        takes = "(name, args: Sequence[RawValue])" if wanted == 2 else "(args: Sequence[RawValue])"
+        raise TypeError(
+            f"dynamic {what} {getattr(fn, '__qualname__', fn)} must take {takes}"
+            + (" after self" if skip_self else "")
+        )
+
+
+def mark_handler(
+    kind: str, fn: Callable[..., Any], name: str | None, dynamic: bool = False
+) -> Callable[..., Any]:
     """Mark a method as a signal, query or update handler."""
     _check_name(name, kind)
     if not inspect.isfunction(fn):
         raise TypeError(f"@workflow.{kind} expects a method, got {fn!r}")
+    if dynamic and name is not None:
+        raise TypeError(f"@workflow.{kind} takes a name or dynamic=True, not both")
+    if dynamic:
+        check_dynamic_params(fn, f"{kind} handler", skip_self=True)
     if getattr(fn, _HANDLER_ATTR, None) is not None:
         raise TypeError(f"{fn.__qualname__} is already a workflow handler")
     if kind == QUERY and inspect.iscoroutinefunction(fn):
@@ -255,7 +333,7 @@ def mark_handler(kind: str, fn: Callable[..., Any], name: str | None) -> Callabl
             f"@workflow.query method {fn.__qualname__} must not be `async def`: "
             "queries read state and cannot wait"
         )
-    mark = _HandlerMark(kind=kind, name=name or fn.__name__)
+    mark = _HandlerMark(kind=kind, name=name or fn.__name__, dynamic=dynamic)
     setattr(fn, _HANDLER_ATTR, mark)
     if kind == UPDATE:
         setattr(fn, "validator", _validator_decorator(fn, mark))  # noqa: B010
@@ -376,9 +454,12 @@ def define_workflow(
     name: str | None,
     versioning_behavior: str | None = None,
     failure_exception_types: Sequence[type[BaseException]] = (),
+    dynamic: bool = False,
 ) -> WorkflowDefinition:
     """Read the marks of a class, check them and attach its definition."""
     _check_name(name, "workflow")
+    if dynamic and name is not None:
+        raise TypeError("@workflow.defn takes a name or dynamic=True, not both")
     failure_types = exception_types(failure_exception_types, "failure_exception_types")
     versioning_behavior = check_behavior(versioning_behavior, "versioning_behavior")
     if not inspect.isclass(cls):
@@ -388,6 +469,7 @@ def define_workflow(
     seen: set[str] = set()
     runs: list[tuple[str, Callable[..., Any]]] = []
     handlers: dict[str, dict[str, HandlerDefinition]] = {SIGNAL: {}, QUERY: {}, UPDATE: {}}
+    dynamics: dict[str, HandlerDefinition] = {}
     owners: dict[tuple[str, str], str] = {}
     for klass in cls.__mro__:
         for attr, value in vars(klass).items():
@@ -400,15 +482,16 @@ def define_workflow(
                 runs.append((f"{klass.__qualname__}.{attr}", value))
             mark = getattr(value, _HANDLER_ATTR, None)
             if isinstance(mark, _HandlerMark):
-                key = (mark.kind, mark.name)
+                key = (mark.kind, "" if mark.dynamic else mark.name)
                 if key in owners:
+                    named = "dynamic" if mark.dynamic else f"named {mark.name!r}"
                     raise ValueError(
-                        f"workflow {cls.__qualname__} has two {mark.kind} handlers named "
-                        f"{mark.name!r}: {owners[key]} and {klass.__qualname__}.{attr}"
+                        f"workflow {cls.__qualname__} has two {mark.kind} handlers {named}: "
+                        f"{owners[key]} and {klass.__qualname__}.{attr}"
                     )
                 owners[key] = f"{klass.__qualname__}.{attr}"
                 arg_types, return_type = _param_hints(value, skip_self=True)
-                handlers[mark.kind][mark.name] = HandlerDefinition(
+                handler = HandlerDefinition(
                     kind=mark.kind,
                     name=mark.name,
                     fn=value,
@@ -416,7 +499,12 @@ def define_workflow(
                     arg_types=arg_types,
                     return_type=return_type,
                     validator=mark.validator,
+                    dynamic=mark.dynamic,
                 )
+                if mark.dynamic:
+                    dynamics[mark.kind] = handler
+                else:
+                    handlers[mark.kind][mark.name] = handler
     if not runs:
         raise ValueError(
             f"workflow {cls.__qualname__} has no @workflow.run method: mark its entry point "
@@ -428,6 +516,8 @@ def define_workflow(
             f"({', '.join(n for n, _ in runs)}); it must have exactly one"
         )
     run_fn = runs[0][1]
+    if dynamic:
+        check_dynamic_params(run_fn, "workflow run method", skip_self=True)
     arg_types, return_type = _param_hints(run_fn, skip_self=True)
     defn = WorkflowDefinition(
         name=name or cls.__name__,
@@ -440,6 +530,10 @@ def define_workflow(
         updates=MappingProxyType(handlers[UPDATE]),
         versioning_behavior=versioning_behavior,
         failure_exception_types=failure_types,
+        dynamic=dynamic,
+        dynamic_signal=dynamics.get(SIGNAL),
+        dynamic_query=dynamics.get(QUERY),
+        dynamic_update=dynamics.get(UPDATE),
     )
     setattr(cls, _WORKFLOW_ATTR, defn)
     owners_of_run = [d for d in getattr(run_fn, _RUN_OWNERS_ATTR, []) if d.cls is not cls]

@@ -169,12 +169,15 @@ class Replayer:
         if extra := exception_types(
             workflow_failure_exception_types, "workflow_failure_exception_types"
         ):
-            defs = {
-                name: dataclasses.replace(
-                    d, failure_exception_types=(*d.failure_exception_types, *extra)
-                )
-                for name, d in defs.items()
-            }
+            defs = by_name(
+                (
+                    dataclasses.replace(
+                        d, failure_exception_types=(*d.failure_exception_types, *extra)
+                    )
+                    for d in defs.all()
+                ),
+                "workflow",
+            )
         self._workflows = defs
         self._converter = data_converter or DataConverter()
         self._namespace = namespace

@@ -26,6 +26,7 @@ from typing import Any
 from worker._activity_runner import SHUTDOWN_REPORT_S, shutdown_error
 from worker._definition import (
     ActivityDefinition,
+    Registry,
     WorkflowDefinition,
     by_name,
     check_behavior,
@@ -170,12 +171,15 @@ class Worker(WorkflowTaskRunner):
         if extra := exception_types(
             workflow_failure_exception_types, "workflow_failure_exception_types"
         ):
-            self._workflows = {
-                name: dataclasses.replace(
-                    d, failure_exception_types=(*d.failure_exception_types, *extra)
-                )
-                for name, d in self._workflows.items()
-            }
+            self._workflows = by_name(
+                (
+                    dataclasses.replace(
+                        d, failure_exception_types=(*d.failure_exception_types, *extra)
+                    )
+                    for d in self._workflows.all()
+                ),
+                "workflow",
+            )
         self._pause_after = pause_limits(pause_after_failed_workflow_tasks, self._workflows)
         self._activities = by_name(map(ActivityDefinition.from_callable, activities), "activity")
         self._cache = RunCache(max_cached_workflows)
@@ -204,7 +208,7 @@ class Worker(WorkflowTaskRunner):
         # + 4), so attempts past it queued behind the others while their
         # timeouts ran (and starved what else the loop ran in that pool).
         self._activity_executor: ThreadPoolExecutor | None = None
-        if any(not d.is_async for d in self._activities.values()):
+        if any(not d.is_async for d in self._activities.all()):
             self._activity_executor = ThreadPoolExecutor(
                 max_workers=max_concurrent_activities, thread_name_prefix="baton-activity"
             )
@@ -225,11 +229,17 @@ class Worker(WorkflowTaskRunner):
         self._running = False
         if not self._workflows and not self._activities:
             raise ValueError("a worker needs at least one workflow or activity")
-        self._behaviors: dict[str, str | None] = {
-            name: d.versioning_behavior or default_versioning_behavior
+        behaviors: Registry[str | None] = Registry(
+            (name, d.versioning_behavior or default_versioning_behavior)
             for name, d in self._workflows.items()
-        }
-        missing = sorted(n for n, b in self._behaviors.items() if b is None)
+        )
+        if self._workflows.has_dynamic:
+            dyn = self._workflows.dynamic
+            behaviors.with_dynamic(dyn.versioning_behavior or default_versioning_behavior)
+        self._behaviors: dict[str, str | None] = behaviors
+        missing = sorted(n for n, b in behaviors.items() if b is None)
+        if behaviors.has_dynamic and behaviors.dynamic is None:
+            missing.append("the dynamic workflow")
         if self.deployment is not None and missing:
             raise ValueError(
                 f"a versioned worker needs a versioning behaviour for every workflow type; "

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from worker.common import ActivityCancellationType, RetryPolicy
+from worker.converter import PayloadConverter
 from worker.wire import MAX_DURATION_S, RetryPolicyWire
 
 
@@ -244,15 +245,22 @@ class _Runtime(ABC):
     def wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[None]: ...
 
     @abstractmethod
-    def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
+    def set_signal_handler(self, name: str | None, handler: Callable[..., Any] | None) -> None: ...
 
     @abstractmethod
-    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
+    def set_query_handler(self, name: str | None, handler: Callable[..., Any] | None) -> None: ...
+
+    @abstractmethod
+    def get_handler(self, kind: str, name: str | None) -> Callable[..., Any] | None:
+        """The handler of ``kind`` set for ``name`` (None: the dynamic one), or None."""
+
+    @abstractmethod
+    def payload_converter(self) -> PayloadConverter: ...
 
     @abstractmethod
     def set_update_handler(
         self,
-        name: str,
+        name: str | None,
         handler: Callable[..., Any] | None,
         validator: Callable[..., Any] | None,
     ) -> None: ...

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from worker import _history
-from worker._definition import WorkflowDefinition, _param_hints
+from worker._definition import QUERY, WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._history import Kind
 from worker._workflow_api import _current_runtime
@@ -241,22 +241,17 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
             raise
         if self._object is None:
             raise QueryFailedError("the workflow has not started running yet: no state to query")
-        handler = self._query_handlers.get(name)
-        hints: Sequence[Any] = ()
-        if handler is not None:
-            hints = _param_hints(handler, skip_self=False)[0]
-        elif (defn := self._defn.queries.get(name)) is not None:
-            handler, hints = defn.fn.__get__(self._object), defn.arg_types
-        if handler is None:
-            known = sorted({*self._defn.queries, *self._query_handlers})
+        defn = self._handler(QUERY, name)
+        if defn is None:
             raise UnknownQueryError(
                 f"unknown query {name!r} for workflow {self._defn.name}; known queries: "
-                f"{', '.join(known) or 'none'}"
+                f"{self._known(QUERY)}"
             )
+        handler, hints = defn.fn, () if defn.dynamic else defn.arg_types
         token = _current_runtime.set(self)
         self._read_only = True
         try:
-            values = self._converter.from_payloads(args, hints)
+            values = self._handler_args(defn, name, args)
             # plainly not of their annotated kinds: refused, as an update's are
             if (problem := input_mismatch(values, hints)) is not None:
                 raise TypeError(f"query {name!r}: {problem}")

@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from worker._definition import HandlerDefinition, WorkflowDefinition, _param_hints
+from worker._definition import SIGNAL, UPDATE, HandlerDefinition, WorkflowDefinition
 from worker._failure import exception_to_failure
+from worker._workflow_handlers import Handlers
 from worker._workflow_loop import WorkflowLoop
 from worker.converter import PayloadConverter, input_mismatch
 from worker.errors import ApplicationError, CanceledError, FailureError
@@ -33,7 +34,7 @@ def payloads_of(values: Any) -> list[Payload]:
     return _PAYLOADS.validate_python(values or [])
 
 
-class MessageDelivery:
+class MessageDelivery(Handlers):
     """Delivers signals and updates to the handlers of a run."""
 
     _defn: WorkflowDefinition
@@ -44,12 +45,8 @@ class MessageDelivery:
     _read_only: bool
     #: The task being applied was in history already: said the first time.
     _replaying: bool
-    _signal_handlers: dict[str, Callable[..., Any]]
     _unusable: str | None
-    _buffered_signals: dict[str, list[Sequence[Any]]]
     _accepted_updates: set[str]
-    #: Update handlers the run set at run time (``workflow.set_update_handler``).
-    _update_handlers: dict[str, HandlerDefinition]
     #: A cancel now comes from the workflow's code, though no task runs it.
     _cancelling_in_code: bool
     #: Signal and update handlers started and not yet returned (async ones).
@@ -65,35 +62,6 @@ class MessageDelivery:
 
     def check_writable(self, what: str) -> None:
         raise NotImplementedError
-
-    def set_update_handler(
-        self,
-        name: str,
-        handler: Callable[..., Any] | None,
-        validator: Callable[..., Any] | None,
-    ) -> None:
-        self.check_writable("workflow.set_update_handler()")
-        if handler is None:
-            self._update_handlers.pop(name, None)
-            return
-        if not callable(handler) or (validator is not None and not callable(validator)):
-            raise TypeError(f"the handler and validator of update {name!r} must be callables")
-        if inspect.iscoroutinefunction(validator):
-            raise TypeError(
-                f"the validator of update {name!r} must not be `async def`: it runs before "
-                "the update is accepted and cannot wait"
-            )
-        hints, returns = _param_hints(handler, skip_self=False)
-        self._update_handlers[name] = HandlerDefinition(
-            kind="update",
-            name=name,
-            fn=handler,
-            is_async=inspect.iscoroutinefunction(handler),
-            arg_types=hints,
-            return_type=returns,
-            validator=validator,
-            is_method=False,
-        )
 
     def _bound(self, defn: HandlerDefinition) -> Callable[..., Any]:
         """The handler of ``defn`` to call with its arguments."""
@@ -117,19 +85,17 @@ class MessageDelivery:
 
     def _on_signal(self, name: str, payloads: Sequence[Any]) -> None:
         """Deliver a signal; ``payloads`` as they arrived (JSON objects)."""
-        handler = self._signal_handlers.get(name)
-        hints: Sequence[Any] = ()
-        if handler is not None:
-            hints = _param_hints(handler, skip_self=False)[0]
-            is_async = inspect.iscoroutinefunction(handler)
-        elif (defn := self._defn.signals.get(name)) is not None:
-            handler, hints = defn.fn.__get__(self._object), defn.arg_types
-            is_async = defn.is_async
-        if handler is None:
-            self._buffered_signals.setdefault(name, []).append(payloads)
+        defn = self._handler(SIGNAL, name)
+        if defn is None:
+            self._buffer_signal(name, payloads)
             return
+        handler, is_async = self._bound(defn), defn.is_async
+        hints: Sequence[Any] = () if defn.dynamic else defn.arg_types
         try:
-            args = _values_of(self._converter, payloads, hints)
+            if defn.dynamic:
+                args = self._handler_args(defn, name, payloads_of(payloads))
+            else:
+                args = _values_of(self._converter, payloads, hints)
         except Exception:
             # The same payload fails the same way on every replay, so dropping
             # it is deterministic; failing the task would retry forever.
@@ -196,10 +162,10 @@ class MessageDelivery:
         name = str(update.get("name"))
         if update_id in self._accepted_updates:
             return  # delivered again after it was accepted: nothing new to do
-        defn = self._update_handlers.get(name) or self._defn.updates.get(name)
+        defn = self._handler(UPDATE, name)
         if defn is None:
             if validate:
-                known = ", ".join(sorted({*self._defn.updates, *self._update_handlers})) or "none"
+                known = self._known(UPDATE)
                 self._reject_update(
                     update_id,
                     ApplicationError(
@@ -212,7 +178,7 @@ class MessageDelivery:
             # On replay the recorded acceptance then matches nothing: non-determinism.
             return
         try:
-            args = self._converter.from_payloads(payloads_of(update.get("input")), defn.arg_types)
+            args = self._handler_args(defn, name, payloads_of(update.get("input")))
         except Exception as exc:
             if validate:
                 self._reject_update(update_id, exc)
@@ -222,7 +188,8 @@ class MessageDelivery:
                 self._reject_update(update_id, TypeError(f"update {name!r}: {problem}"))
             return
         # Checked for new updates only: one accepted before this check existed replays.
-        if validate and (problem := input_mismatch(args, defn.arg_types)) is not None:
+        hints = () if defn.dynamic else defn.arg_types
+        if validate and (problem := input_mismatch(args, hints)) is not None:
             self._reject_update(update_id, TypeError(f"update {name!r}: {problem}"))
             return
         if validate and defn.validator is not None:

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import hashlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from worker._activity_outcome import (
     caused_by_cancel,
     uncaught_cancellation,
 )
-from worker._definition import HandlerDefinition, WorkflowDefinition
+from worker._definition import QUERY, SIGNAL, UPDATE, HandlerDefinition, WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._history import Kind
 from worker._payloads import memo_values
@@ -41,10 +41,11 @@ from worker._workflow_api import (
     policy_of,
     seconds_of,
 )
+from worker._workflow_handlers import BufferedSignal
 from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
 from worker._workflow_timers import TimerCommands
-from worker.common import ActivityCancellationType
+from worker.common import ActivityCancellationType, RawValue
 from worker.converter import PayloadConverter, decode_input
 from worker.errors import (
     FailureError,
@@ -132,10 +133,12 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
         self._timers: dict[str, DurableTimer] = {}
         self._timer_seq = 0
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-        self._signal_handlers: dict[str, Callable[..., Any]] = {}
-        self._query_handlers: dict[str, Callable[..., Any]] = {}
-        self._update_handlers: dict[str, HandlerDefinition] = {}
-        self._buffered_signals: dict[str, list[Sequence[Any]]] = {}
+        self._set_handlers: dict[str, dict[str | None, HandlerDefinition]] = {
+            SIGNAL: {},
+            QUERY: {},
+            UPDATE: {},
+        }
+        self._buffered_signals: dict[str, list[BufferedSignal]] = {}
         self._accepted_updates: set[str] = set()
 
     @property
@@ -180,6 +183,10 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
     # ------------------------------------------------------------------ jobs
 
     def _instantiate(self) -> bool:
+        if self._defn.dynamic and self._start_event is not None:
+            # a dynamic workflow runs as the type it was started as
+            wtype = str(self._start_event.attributes.get("workflow_type") or self._defn.name)
+            self._defn = dataclasses.replace(self._defn, name=wtype)
         try:
             self._object = self._defn.cls()
         except Exception as exc:
@@ -192,7 +199,10 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
         try:
             payloads = payloads_of(self._start_event.attributes.get("input"))
             of = f"workflow {self._defn.name}"
-            args = decode_input(self._converter, payloads, self._defn.arg_types, of)
+            if self._defn.dynamic:  # one sequence of the undecoded input, as in Temporal
+                args: list[Any] = [[RawValue(p) for p in payloads]]
+            else:
+                args = decode_input(self._converter, payloads, self._defn.arg_types, of)
             coro = self._defn.run_fn(self._object, *args)
         except Exception as exc:
             self._fail_task(exc)
@@ -556,21 +566,6 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
         fut: asyncio.Future[None] = self._loop.create_future()
         self._conditions.append((fn, fut))
         return fut
-
-    def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
-        self.check_writable("workflow.set_signal_handler()")
-        if handler is None:
-            self._signal_handlers.pop(name, None)
-            return
-        self._signal_handlers[name] = handler
-        for payloads in self._buffered_signals.pop(name, []):
-            self._on_signal(name, payloads)
-
-    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
-        if handler is None:
-            self._query_handlers.pop(name, None)
-        else:
-            self._query_handlers[name] = handler
 
     def misuse(self, exc: Exception) -> Exception:
         if self.activating and not self._read_only:

@@ -30,6 +30,7 @@ __all__ = [
     "info",
     "is_cancelled",
     "logger",
+    "payload_converter",
     "wait_for_cancelled",
 ]
 
@@ -41,15 +42,20 @@ def defn(fn: F, /) -> F: ...
 
 
 @overload
-def defn(*, name: str | None = None) -> Callable[[F], F]: ...
+def defn(*, name: str | None = None, dynamic: bool = False) -> Callable[[F], F]: ...
 
 
-def defn(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+def defn(
+    fn: F | None = None, /, *, name: str | None = None, dynamic: bool = False
+) -> F | Callable[[F], F]:
     """Make a function an activity, named ``name`` or after the function.
 
     Use as ``@activity.defn`` or ``@activity.defn(name="Other")``. The function
     may be ``async def`` (run on the worker's event loop) or plain (run in a
-    thread by the worker).
+    thread by the worker). As in Temporal, ``dynamic=True`` makes it run every
+    activity type the worker has no other activity of: it takes one
+    ``args: Sequence[RawValue]`` (decode each with :func:`payload_converter`)
+    and reads its type from ``info().activity_type``.
 
     Raises:
         TypeError: Not a function, or decorated twice.
@@ -57,7 +63,7 @@ def defn(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F]
     """
 
     def decorate(f: F) -> F:
-        define_activity(f, name)
+        define_activity(f, name, dynamic)
         return f
 
     if fn is not None:
@@ -186,6 +192,7 @@ class _ActivityContext:
     info: ActivityInfo
     heartbeat: Callable[[tuple[Any, ...]], None]
     cancelled: asyncio.Event
+    converter: PayloadConverter = dataclasses.field(default_factory=PayloadConverter)
 
 
 _current_context: ContextVar[_ActivityContext | None] = ContextVar(
@@ -221,6 +228,12 @@ def in_activity() -> bool:
 def info() -> ActivityInfo:
     """The info of the running activity attempt."""
     return _context().info
+
+
+def payload_converter() -> PayloadConverter:
+    """The worker's payload converter, as Temporal's ``activity.payload_converter()``:
+    what decodes a dynamic activity's ``RawValue`` arguments."""
+    return _context().converter
 
 
 def heartbeat(*details: Any) -> None:

@@ -12,6 +12,7 @@ from worker.wire import (
     RETRY_MAX_ATTEMPTS,
     RETRY_MAX_BACKOFF_COEFFICIENT,
     RETRY_MAX_INTERVAL_S,
+    Payload,
     RetryPolicyWire,
     WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy,
@@ -174,3 +175,17 @@ class RetryPolicy:
             non_retryable_error_types=tuple(wire.non_retryable_error_types),
             on_max_attempts=wire.on_max_attempts or "fail",
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class RawValue:
+    """A payload not yet decoded, as Temporal's ``RawValue``: what a dynamic
+    workflow, activity or handler receives for each argument.
+
+    Decode it with the payload converter, ``workflow.payload_converter()``
+    in workflow code or ``activity.payload_converter()`` in an activity:
+    ``payload_converter().from_payload(raw.payload, MyType)``. A ``RawValue``
+    passed as an argument or returned travels as the payload it holds.
+    """
+
+    payload: Payload

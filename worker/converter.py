@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import pydantic
 
+from worker.common import RawValue
 from worker.errors import InvalidArgumentError
 from worker.wire import Payload
 
@@ -62,6 +63,8 @@ class PayloadConverter:
     """
 
     def to_payload(self, value: Any) -> Payload:
+        if isinstance(value, RawValue):
+            return value.payload
         if value is None:
             return make_payload({ENCODING: BINARY_NULL}, b"")
         if isinstance(value, bytes | bytearray):
@@ -88,6 +91,8 @@ class PayloadConverter:
         return make_payload({ENCODING: JSON_PLAIN}, data)
 
     def from_payload(self, payload: Payload, type_hint: Any = None) -> Any:
+        if type_hint is RawValue:
+            return RawValue(payload)
         return self._from_parts(payload.metadata, payload.data, type_hint)
 
     def _from_parts(self, metadata: dict[str, str], data: str, type_hint: Any) -> Any:
@@ -125,7 +130,8 @@ class PayloadConverter:
         for i, v in enumerate(values):
             hint = type_hints[i] if i < n else None
             if (
-                type(v) is dict
+                hint is not RawValue
+                and type(v) is dict
                 and type(metadata := v.get("metadata")) is dict
                 and type(data := v.get("data")) is str
             ):

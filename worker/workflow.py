@@ -53,6 +53,7 @@ from worker._workflow_api import (
 )
 from worker.common import ActivityCancellationType
 from worker.common import RetryPolicy as RetryPolicy
+from worker.converter import PayloadConverter
 from worker.errors import InvalidArgumentError
 
 __all__ = [
@@ -69,16 +70,26 @@ __all__ = [
     "deprecate_patch",
     "execute_activity",
     "execute_activity_method",
+    "get_dynamic_query_handler",
+    "get_dynamic_signal_handler",
+    "get_dynamic_update_handler",
+    "get_query_handler",
+    "get_signal_handler",
+    "get_update_handler",
     "in_workflow",
     "info",
     "logger",
     "now",
     "patched",
     "pause",
+    "payload_converter",
     "query",
     "random",
     "run",
     "search_attributes",
+    "set_dynamic_query_handler",
+    "set_dynamic_signal_handler",
+    "set_dynamic_update_handler",
     "set_query_handler",
     "set_signal_handler",
     "set_update_handler",
@@ -112,6 +123,7 @@ def defn(
     name: str | None = None,
     versioning_behavior: VersioningBehavior | None = None,
     failure_exception_types: Sequence[type[BaseException]] = (),
+    dynamic: bool = False,
 ) -> Callable[[C], C]: ...
 
 
@@ -122,6 +134,7 @@ def defn(
     name: str | None = None,
     versioning_behavior: VersioningBehavior | str | None = None,
     failure_exception_types: Sequence[type[BaseException]] = (),
+    dynamic: bool = False,
 ) -> C | Callable[[C], C]:
     """Make a class a workflow, named ``name`` or after the class.
 
@@ -131,6 +144,10 @@ def defn(
     deployment's current build at its next workflow task.
     ``failure_exception_types`` (as in Temporal) fail the run, like an
     ``ApplicationError``, where another exception fails its workflow task.
+    As in Temporal, ``dynamic=True`` (without a name) makes it run every
+    workflow type the worker has no other workflow of: its run method takes
+    one ``args: Sequence[RawValue]`` (decode each with
+    :func:`payload_converter`) and ``info().workflow_type`` names the type.
 
     Raises:
         TypeError: Not a class.
@@ -139,7 +156,7 @@ def defn(
     """
 
     def decorate(c: C) -> C:
-        define_workflow(c, name, versioning_behavior, failure_exception_types)
+        define_workflow(c, name, versioning_behavior, failure_exception_types, dynamic)
         return c
 
     if cls is not None:
@@ -157,9 +174,11 @@ def run(fn: F) -> F:
     return fn
 
 
-def _handler_decorator(kind: str, fn: F | None, name: str | None) -> F | Callable[[F], F]:
+def _handler_decorator(
+    kind: str, fn: F | None, name: str | None, dynamic: bool = False
+) -> F | Callable[[F], F]:
     def decorate(f: F) -> F:
-        mark_handler(kind, f, name)
+        mark_handler(kind, f, name, dynamic)
         return f
 
     if fn is not None:
@@ -172,16 +191,20 @@ def signal(fn: F, /) -> F: ...
 
 
 @overload
-def signal(*, name: str | None = None) -> Callable[[F], F]: ...
+def signal(*, name: str | None = None, dynamic: bool = False) -> Callable[[F], F]: ...
 
 
-def signal(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+def signal(
+    fn: F | None = None, /, *, name: str | None = None, dynamic: bool = False
+) -> F | Callable[[F], F]:
     """Mark a method (sync or async) as a signal handler named ``name`` or after it.
 
     Signals that arrive before their handler exists (see
     :func:`set_signal_handler`) are buffered and delivered when it is set.
+    ``dynamic=True`` (as in Temporal) takes every signal no handler of its
+    name takes: the method takes ``(self, name: str, args: Sequence[RawValue])``.
     """
-    return _handler_decorator(SIGNAL, fn, name)
+    return _handler_decorator(SIGNAL, fn, name, dynamic)
 
 
 @overload
@@ -189,12 +212,18 @@ def query(fn: F, /) -> F: ...
 
 
 @overload
-def query(*, name: str | None = None) -> Callable[[F], F]: ...
+def query(*, name: str | None = None, dynamic: bool = False) -> Callable[[F], F]: ...
 
 
-def query(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
-    """Mark a plain (not async) method as a query handler; it must only read state."""
-    return _handler_decorator(QUERY, fn, name)
+def query(
+    fn: F | None = None, /, *, name: str | None = None, dynamic: bool = False
+) -> F | Callable[[F], F]:
+    """Mark a plain (not async) method as a query handler; it must only read state.
+
+    ``dynamic=True`` takes every query no handler of its name takes, as a
+    dynamic signal handler does.
+    """
+    return _handler_decorator(QUERY, fn, name, dynamic)
 
 
 @overload
@@ -202,16 +231,20 @@ def update(fn: F, /) -> F: ...
 
 
 @overload
-def update(*, name: str | None = None) -> Callable[[F], F]: ...
+def update(*, name: str | None = None, dynamic: bool = False) -> Callable[[F], F]: ...
 
 
-def update(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+def update(
+    fn: F | None = None, /, *, name: str | None = None, dynamic: bool = False
+) -> F | Callable[[F], F]:
     """Mark a method as an update handler; ``@handler.validator`` adds a validator.
 
     The validator (a plain method with the same parameters) runs before the
     update is accepted; raising rejects the update and records nothing.
+    ``dynamic=True`` takes every update no handler of its name takes, as a
+    dynamic signal handler does (its validator takes the same arguments).
     """
-    return _handler_decorator(UPDATE, fn, name)
+    return _handler_decorator(UPDATE, fn, name, dynamic)
 
 
 def in_workflow() -> bool:
@@ -474,6 +507,64 @@ def set_update_handler(
     unknown. Set it the same way on every replay, as any workflow code.
     """
     _runtime().set_update_handler(name, handler, validator)
+
+
+def set_dynamic_signal_handler(handler: Callable[..., Any] | None) -> None:
+    """Set (or with None, remove) the handler of every signal no handler of
+    its name takes, called with ``(name, args: Sequence[RawValue])``, as
+    Temporal's. The signals buffered so far go to it, in the order they came."""
+    _runtime().set_signal_handler(None, handler)
+
+
+def set_dynamic_query_handler(handler: Callable[..., Any] | None) -> None:
+    """Set (or with None, remove) the handler of every query no handler of its
+    name takes, called with ``(name, args: Sequence[RawValue])``."""
+    _runtime().set_query_handler(None, handler)
+
+
+def set_dynamic_update_handler(
+    handler: Callable[..., Any] | None, *, validator: Callable[..., Any] | None = None
+) -> None:
+    """Set (or with None, remove) the handler of every update no handler of
+    its name takes, called (as its validator) with ``(name, args: Sequence[RawValue])``."""
+    _runtime().set_update_handler(None, handler, validator)
+
+
+def get_signal_handler(name: str) -> Callable[..., Any] | None:
+    """The handler of signal ``name`` (not the dynamic one), or None."""
+    return _runtime().get_handler(SIGNAL, name)
+
+
+def get_query_handler(name: str) -> Callable[..., Any] | None:
+    """The handler of query ``name`` (not the dynamic one), or None."""
+    return _runtime().get_handler(QUERY, name)
+
+
+def get_update_handler(name: str) -> Callable[..., Any] | None:
+    """The handler of update ``name`` (not the dynamic one), or None."""
+    return _runtime().get_handler(UPDATE, name)
+
+
+def get_dynamic_signal_handler() -> Callable[..., Any] | None:
+    """The dynamic signal handler, or None."""
+    return _runtime().get_handler(SIGNAL, None)
+
+
+def get_dynamic_query_handler() -> Callable[..., Any] | None:
+    """The dynamic query handler, or None."""
+    return _runtime().get_handler(QUERY, None)
+
+
+def get_dynamic_update_handler() -> Callable[..., Any] | None:
+    """The dynamic update handler, or None."""
+    return _runtime().get_handler(UPDATE, None)
+
+
+def payload_converter() -> PayloadConverter:
+    """The worker's payload converter, as Temporal's: what decodes a dynamic
+    workflow's or handler's ``RawValue`` arguments
+    (``payload_converter().from_payload(raw.payload, MyType)``)."""
+    return _runtime().payload_converter()
 
 
 class unsafe:

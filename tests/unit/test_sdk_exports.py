@@ -47,6 +47,7 @@ EXPECTED_ALL = [
     "PayloadTypeError",
     "QueryFailedError",
     "QueryTimedOutError",
+    "RawValue",
     "Replayer",
     "RetryPolicy",
     "RevisionMismatchError",
