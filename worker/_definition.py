@@ -16,6 +16,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from worker.errors import InvalidArgumentError
+
 _WORKFLOW_ATTR = "__baton_workflow_definition__"
 _ACTIVITY_ATTR = "__baton_activity_definition__"
 _RUN_ATTR = "__baton_workflow_run__"
@@ -396,7 +398,13 @@ def workflow_name(workflow: str | type | Callable[..., Any]) -> str:
     or by its ``@workflow.run`` method."""
     if isinstance(workflow, str):
         return workflow
-    return workflow_definition(workflow).name
+    defn = workflow_definition(workflow)
+    if defn.dynamic:
+        raise InvalidArgumentError(
+            f"{defn.cls.__qualname__} is a dynamic workflow, which runs types by other "
+            "names: name the workflow type to start by its name"
+        )
+    return defn.name
 
 
 def result_type_of(workflow: str | type | Callable[..., Any]) -> Any:
@@ -415,6 +423,11 @@ def handler_name(handler: str | Callable[..., Any], kind: str) -> str:
         raise TypeError(
             f"{handler!r} is not a @workflow.{kind} handler: name the {kind} by its name "
             f"or pass its @workflow.{kind} method"
+        )
+    if mark.dynamic:
+        raise InvalidArgumentError(
+            f"{getattr(handler, '__qualname__', handler)} is a dynamic {kind} handler, "
+            f"which takes {kind}s of other names: name the {kind} to send by its name"
         )
     return mark.name
 

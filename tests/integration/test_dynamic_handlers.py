@@ -14,6 +14,7 @@ import pytest
 from tests.helpers import eventually
 from worker import (
     Client,
+    InvalidArgumentError,
     QueryFailedError,
     RawValue,
     Replayer,
@@ -219,6 +220,11 @@ async def test_a_dynamic_workflow_and_activity_run_unregistered_types(client: Cl
         )
         h = client.get_workflow_handle("dyn-wf")
         assert (await h.describe())["execution"]["workflow_type"] == "OrderFlow"
+        # a dynamic definition is named by the type or message it should take
+        with pytest.raises(InvalidArgumentError, match="name the workflow type to start"):
+            await client.start_workflow(AnyWorkflow, Item("box", 1), id="dyn-2", task_queue=QUEUE)
+        with pytest.raises(InvalidArgumentError, match="name the signal to send"):
+            await h.signal(Basket.any_signal, 1)
         await Replayer(workflows=[AnyWorkflow]).replay_workflow(await h.fetch_history())
 
 
