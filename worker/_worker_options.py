@@ -54,7 +54,8 @@ def pause_limits(
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"pause_after_failed_workflow_tasks must be >= 1, not {n!r}")
     unknown = sorted(map(repr, set(limits) - set(workflow_types)))
-    if unknown:
+    # (a worker with a dynamic workflow runs every type it is sent)
+    if unknown and not getattr(workflow_types, "has_dynamic", False):
         raise ValueError(
             f"pause_after_failed_workflow_tasks names {', '.join(unknown)}, no workflow type "
             f"of this worker: its types are {', '.join(sorted(workflow_types)) or 'none'}"

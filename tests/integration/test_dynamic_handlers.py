@@ -257,3 +257,17 @@ def test_dynamic_definitions_are_checked_where_they_are_written() -> None:
             async def run(self, args: Sequence[RawValue]) -> None: ...
 
         Replayer(workflows=[AnyWorkflow, Other])
+
+
+def test_a_worker_with_a_dynamic_workflow_takes_settings_for_any_type(client: Client) -> None:
+    # its types are whatever it is sent: a limit for one is not a misspelling
+    Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=[AnyWorkflow],
+        pause_after_failed_workflow_tasks={"OrderFlow": 3},
+    )
+    with pytest.raises(ValueError, match="no workflow type of this worker"):
+        Worker(
+            client, task_queue=QUEUE, workflows=[Named], pause_after_failed_workflow_tasks={"X": 3}
+        )
