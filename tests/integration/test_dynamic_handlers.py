@@ -271,3 +271,32 @@ def test_a_worker_with_a_dynamic_workflow_takes_settings_for_any_type(client: Cl
         Worker(
             client, task_queue=QUEUE, workflows=[Named], pause_after_failed_workflow_tasks={"X": 3}
         )
+
+
+@activity.defn(dynamic=True)
+def any_sync_activity(args: Sequence[RawValue]) -> list[Any]:
+    convert = activity.payload_converter()
+    return [activity.info().activity_type, *(convert.from_payload(a.payload) for a in args)]
+
+
+@workflow.defn
+class CallsAnything:
+    @workflow.run
+    async def run(self) -> Any:
+        return await workflow.execute_activity(
+            "Anything",
+            1,
+            "two",
+            task_queue="dynamic-activities",
+            start_to_close_timeout=timedelta(seconds=30),
+        )
+
+
+async def test_a_worker_of_one_plain_dynamic_activity_polls_and_runs_it(client: Client) -> None:
+    # a worker whose only activity is dynamic (and a plain function, run on a thread)
+    async with (
+        Worker(client, task_queue="dynamic-activities", activities=[any_sync_activity]),
+        Worker(client, task_queue=QUEUE, workflows=[CallsAnything]),
+    ):
+        result = await client.execute_workflow(CallsAnything, id="calls", task_queue=QUEUE)
+        assert result == ["Anything", 1, "two"]
