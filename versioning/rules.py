@@ -269,7 +269,9 @@ def upgrade_allowed(*, upgrades_in_a_row: int, tasks_since_start: int, limit: in
     """The continue-as-new loop guard.
 
     ``target_version_changed`` offers an upgrade only to a run that has done
-    some work (a task past its first), and not once more after ``limit``
-    upgrade continue-as-news in a row that each did no more than that.
+    some work (``tasks_since_start`` workflow tasks completed: at least its
+    first, so from its second task on, the one a signal or a result brings),
+    and not once more after ``limit`` upgrade continue-as-news in a row that
+    each did little else.
     """
-    return tasks_since_start > 1 and upgrades_in_a_row < limit
+    return tasks_since_start >= 1 and upgrades_in_a_row < limit

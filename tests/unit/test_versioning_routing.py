@@ -68,7 +68,10 @@ def test_a_pinned_run_pins_where_its_first_task_ran_and_stays() -> None:
     assert (exe["build_id"], exe["versioning_behavior"]) == ("1", "pinned")
     moved = {**DEPS, "shop": {**DEPS["shop"], "current": "2", "ramping": None}}
     assert routing.workflow_task_tag(moved, exe) == "shop:1"
-    assert routing.target_version_changed(moved, exe) is False  # one task only so far
+    # its second task (a signal's, say) is told: its first completed
+    assert routing.target_version_changed(moved, exe) is True
+    exe["versioning"]["tasks"] = 0  # a run whose first task this would be is not
+    assert routing.target_version_changed(moved, exe) is False
     routing.task_completed(exe, "shop", "1", "pinned")
     assert routing.target_version_changed(moved, exe) is True
     assert routing.target_version_changed(DEPS, exe) is (ramp_bucket("id-3") < 30)

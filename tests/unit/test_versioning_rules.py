@@ -175,5 +175,7 @@ def test_version_status() -> None:
 
 def test_the_upgrade_loop_guard() -> None:
     assert upgrade_allowed(upgrades_in_a_row=0, tasks_since_start=2)
-    assert not upgrade_allowed(upgrades_in_a_row=0, tasks_since_start=1)  # no work done yet
+    # its second task (a signal's, say): the first one completed
+    assert upgrade_allowed(upgrades_in_a_row=0, tasks_since_start=1)
+    assert not upgrade_allowed(upgrades_in_a_row=0, tasks_since_start=0)  # no work done yet
     assert not upgrade_allowed(upgrades_in_a_row=3, tasks_since_start=50)
