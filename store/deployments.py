@@ -195,6 +195,7 @@ async def set_version(
                 f"no worker of deployment {deployment!r} has polled namespace {namespace!r}: "
                 "start one with Worker(deployment=(NAME, BUILD)) first"
             )
+        before = dict(deps)
         d = dict(deps[deployment])
         versions = dict(d.get("versions") or {})
         b = req.build_id
@@ -245,6 +246,7 @@ async def set_version(
         deps[deployment] = d
         await _save(conn, namespace, deps)
         moved = await reroute(conn, namespace, deps, deployment=deployment)
+        moved += await hurry_rerouted_retries(conn, namespace, before, deps, deployment)
         return {**_state_view(deployment, new), "changed": True, "tasks_rerouted": moved}
 
     return await store.txn(txn)
@@ -301,6 +303,37 @@ async def reroute(
     if ids:
         await conn.execute(Q["retag_tasks"], ids, tags, task_queues)
     return len(ids)
+
+
+async def hurry_rerouted_retries(
+    conn: asyncpg.Connection,
+    namespace: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    deployment: str,
+) -> int:
+    """Make due now the workflow task retries, waiting out a backoff, of the
+    runs whose next workflow task this change sends to another version.
+
+    A bad build rolled back (``set-current`` to the old one, a ramp ended) is
+    the fix of its failing runs: they go on at once on the build they now
+    route to, as a worker new to their queue, or an override, makes them,
+    rather than up to ``workflow_task_retry_max_s`` later. Returns how many.
+    """
+    queues: list[str] = []
+    for v in ((after.get(deployment) or {}).get("versions") or {}).values():
+        queues.extend(v.get("task_queues") or [])
+    now = utcnow()
+    rows = await conn.fetch(Q["retries_of_deployment"], namespace, deployment, queues, now)
+    due = [
+        r["id"]
+        for r in rows
+        if routing.workflow_task_tag(before, r) != routing.workflow_task_tag(after, r)
+    ]
+    if due:
+        await conn.execute(Q["hurry_timers"], due, now)
+        await conn.execute(Q["notify_timers"])
+    return len(due)
 
 
 # --------------------------------------------------------------------------- reading

@@ -917,6 +917,22 @@ WHERE t.namespace = $1 AND t.kind IN ('workflow', 'activity')
        OR (e.deployment IS NULL AND e.task_queue = ANY($3::text[])))
 FOR UPDATE OF t SKIP LOCKED
 
+-- name: retries_of_deployment
+-- Workflow task retries waiting out a backoff (due after $4, now) of the runs
+-- that route in deployment $2 (its own, or its task queue's among $3). Rows
+-- another transaction holds are left as they are (a run's lock comes first).
+SELECT t.id, e.workflow_id, e.task_queue, e.deployment, e.build_id, e.versioning,
+       e.versioning_behavior
+FROM timers t
+JOIN executions e ON e.namespace = t.namespace AND e.workflow_id = t.workflow_id
+                 AND e.run_id = t.run_id
+WHERE t.namespace = $1 AND t.kind = 'workflow_task_retry' AND t.fire_at > $4
+  AND (e.deployment = $2 OR (e.deployment IS NULL AND e.task_queue = ANY($3::text[])))
+FOR UPDATE OF t SKIP LOCKED
+
+-- name: hurry_timers
+UPDATE timers SET fire_at = $2 WHERE id = ANY($1::bigint[])
+
 -- name: retag_tasks
 -- Re-inserted rather than updated, so the insert trigger wakes the pollers
 -- of the version they now go to.
