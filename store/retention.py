@@ -3,10 +3,11 @@
 One server per region holds the retention lock and sweeps every
 ``retention_sweep_interval_s``: closed runs past their namespace's
 ``retention_days`` (their history, updates, buffered inputs, activity progress
-and rows), request ids kept for deduplication, conflict archives and dead
-letters. Each region sweeps its own copy, so standbys stay bounded too. The
-work goes in batches, each its own transaction, so a large backlog never holds
-locks for long; a pass stops when a batch comes back short.
+and rows), request ids kept for deduplication, conflict archives, dead
+letters, and the worker pollers gone for a day. Each region sweeps its own
+copy, so standbys stay bounded too. The work goes in batches, each its own
+transaction, so a large backlog never holds locks for long; a pass stops when
+a batch comes back short.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ RETENTION_LOCK = 0x6261746F6E2D7265 & 0x7FFFFFFFFFFFFFFF
 BATCH = 500
 #: Days a dead letter that names no known namespace is kept.
 ORPHAN_DEAD_LETTER_DAYS = 7
+#: Days a worker version's poller that stopped (or went silent) is shown; the
+#: last one of each version and task queue stays.
+GONE_POLLER_DAYS = 1
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Swept:
     request_ids: int = 0
     conflicts: int = 0
     dead_letters: int = 0
+    pollers: int = 0
 
 
 def _count(status: str) -> int:
@@ -79,6 +84,7 @@ async def sweep(store: Store, *, batch: int = BATCH) -> Swept:
     async with db.transaction(store.pool) as conn:
         await conn.execute(Q["expire_queries"])
         await conn.execute(Q["expire_sticky_queues"])
+        swept.pollers = _count(await conn.execute(Q["expire_version_pollers"], GONE_POLLER_DAYS))
     return swept
 
 

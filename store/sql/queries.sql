@@ -704,6 +704,20 @@ FROM moved m JOIN executions e ON e.namespace = m.namespace AND e.workflow_id = 
 -- name: expire_sticky_queues
 DELETE FROM sticky_queues WHERE closed_at < now() - interval '1 day'
 
+-- name: expire_version_pollers
+-- Pollers gone for $1 days (stopped, or unseen since) but the last of each
+-- version and task queue, which says when that version last polled it. Every
+-- worker process adds rows of its own: without this each deploy's, each
+-- restart's, stayed for ever (and in `deployment describe`).
+DELETE FROM version_pollers p
+WHERE greatest(p.last_seen, p.stopped_at) < now() - make_interval(days => $1)
+  AND EXISTS (
+    SELECT 1 FROM version_pollers q
+    WHERE q.namespace = p.namespace AND q.deployment = p.deployment
+      AND q.build_id = p.build_id AND q.task_queue = p.task_queue
+      AND greatest(q.last_seen, q.stopped_at) > greatest(p.last_seen, p.stopped_at)
+  )
+
 -- name: batch_close_results
 -- The closing events of completed batch job runs ($2, $3: workflow and run
 -- ids side by side): their result says how the job ended (completed, stopped
