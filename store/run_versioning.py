@@ -74,7 +74,9 @@ async def run_versioning_view(
         seen = [r for r in pollers[dep] if r["build_id"] == build and r["task_queue"] == queue]
         if any(r["live"] for r in seen):
             continue
-        last = max((r["last_seen"] for r in seen), default=None)
+        # a poller's last_seen is written at most every few seconds; its
+        # worker's stop is exact, and always later
+        last = max((r["stopped_at"] or r["last_seen"] for r in seen), default=None)
         notes.append(
             f"{what} waits for a worker of {wtag} on task queue {queue!r}: "
             + (

@@ -4,7 +4,8 @@ due on a task queue of the build whose workers are gone."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -70,3 +71,32 @@ async def test_an_activity_waiting_for_its_pinned_builds_gone_workers_is_said_to
         async with Worker(client, task_queue=SIDE, activities=ACTIVITIES, deployment=("shop", "1")):
             assert await h.result(timeout=20) == "did aside"
         assert not (await h.describe())["versioning"]["waiting_for_poller"]
+
+
+async def test_the_wait_note_dates_the_builds_workers_from_when_they_stopped(
+    client: Client,
+) -> None:
+    """A pinned run's build lost its workers: the note said none had polled
+    since the first poll of the last one (a poller's last poll is written at
+    most every ten seconds), though it had polled until it stopped."""
+    async with Worker(
+        client, task_queue=QUEUE, workflows=V1, activities=ACTIVITIES, deployment=("shop", "1")
+    ):
+        await registered(client, "1")
+        await client.set_current_version("shop", "1")
+        h = await client.start_workflow("Order", 1, id="order", task_queue=QUEUE)
+        assert await h.query("waiting") is True  # on build 1, waiting for `proceed`
+        await asyncio.sleep(1.5)  # polls on after the first
+    await h.signal("proceed")
+    d = await client.describe_deployment("shop")
+    stopped = max(p["stopped_at"] for p in d["versions"][0]["pollers"])
+
+    async def note() -> str | None:
+        v = (await h.describe())["versioning"]
+        return str(v["note"]) if v["waiting_for_poller"] else None
+
+    text = await eventually(note, timeout=20, what="describe says the task waits")
+    assert f"none has polled since {datetime.fromisoformat(stopped).isoformat()}" in text, (
+        text,
+        stopped,
+    )
