@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 from click.exceptions import NoArgsIsHelpError
 
 from ops import devstack
+from ops.cli_encrypted import unreadable_note
 from ops.cli_values import (
     CliInputError,
     FiniteRange,
@@ -159,7 +160,11 @@ class CliState:
                 data_converter=converter,
             )
             async with client:
-                return await fn(client)
+                result = await fn(client)
+                note = await unreadable_note(result, converter)
+                if note:
+                    click.echo(note, err=True)
+                return result
 
         return asyncio.run(go())
 
