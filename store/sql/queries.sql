@@ -862,7 +862,9 @@ ON CONFLICT (namespace, deployment, build_id, task_queue, identity)
 DO UPDATE SET last_seen = now(), stopped_at = NULL
 
 -- name: pollers_stopped
-UPDATE version_pollers SET stopped_at = now()
+-- A worker that stops was seen then: its last poll is written at most every
+-- few seconds (store/deployments.py), so it may read older.
+UPDATE version_pollers SET stopped_at = now(), last_seen = now()
 WHERE namespace = $1 AND deployment = $2 AND build_id = $3 AND identity = $4
 
 -- name: pollers_of_deployment

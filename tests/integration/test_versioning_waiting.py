@@ -89,7 +89,10 @@ async def test_the_wait_note_dates_the_builds_workers_from_when_they_stopped(
         await asyncio.sleep(1.5)  # polls on after the first
     await h.signal("proceed")
     d = await client.describe_deployment("shop")
-    stopped = max(p["stopped_at"] for p in d["versions"][0]["pollers"])
+    pollers = d["versions"][0]["pollers"]
+    stopped = max(p["stopped_at"] for p in pollers)
+    # `deployment describe` sees it last when it stopped, too
+    assert all(p["last_seen"] == p["stopped_at"] for p in pollers), pollers
 
     async def note() -> str | None:
         v = (await h.describe())["versioning"]
