@@ -21,9 +21,13 @@ from worker.wire import Payload
 def encrypted_payloads(data: Any) -> list[dict[str, Any]]:
     """The encrypted payloads (``{"metadata", "data"}`` dicts) anywhere in ``data``."""
     found: list[dict[str, Any]] = []
+    seen: set[int] = set()  # one value may be shown twice (a result, and the answer holding it)
     stack = [data]
     while stack:
         x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
         if isinstance(x, dict):
             meta = x.get("metadata")
             if (

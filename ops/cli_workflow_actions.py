@@ -23,6 +23,7 @@ from ops.cli_base import (
 from ops.cli_workflow import input_option, json_values, run_id_option
 from ops.output import emit, kv_table
 from worker.client import WorkflowHandle
+from worker.errors import InvalidArgumentError, PayloadDecryptionError, UnknownEncryptionKeyError
 from worker.wire import QueryRequest, UpdateRequest
 
 __all__ = ["register_workflow_actions"]
@@ -127,13 +128,20 @@ def workflow_update(
     args = json_values(inputs)
     # made here when not given, so the answer can name it (a retry with it is deduplicated)
     update_id = update_id or str(uuid.uuid4())
-    # _update: update's own call, with the answer's run (the run that took it)
-    value, res = _act(
-        st,
-        workflow_id,
-        lambda h: h._update(name, args, update_id=update_id, timeout=timeout, type_hint=None),
-        run_id,
-    )
+
+    async def send(h: WorkflowHandle) -> tuple[Any, dict[str, Any]]:
+        # _update: update's own call, with the answer's run (the run that took it)
+        raw, res = await h._update(
+            name, args, update_id=update_id, timeout=timeout, type_hint=None, decode=False
+        )
+        try:
+            return await h.client.decode_one(raw, None), res
+        except (InvalidArgumentError, UnknownEncryptionKeyError, PayloadDecryptionError):
+            # It completed: an error here would read as a failed update, sent
+            # again. Shown as the payload it is; a note on stderr says why.
+            return raw, res
+
+    value, res = _act(st, workflow_id, send, run_id)
     emit(
         {
             "workflow_id": workflow_id,

@@ -166,10 +166,12 @@ class MessagesMixin:
         timeout: timedelta | float,
         type_hint: Any,
         wait_for_stage: str | None = None,
+        decode: bool = True,
     ) -> tuple[Any, dict[str, Any]]:
         """:meth:`update`'s result and the server's answer (which names the run);
         with ``wait_for_stage="accepted"`` the answer may come at acceptance,
-        without a result (``state`` says which)."""
+        without a result (``state`` says which); ``decode=False`` gives the
+        result as the payload it came as."""
         update_id = given_or_new_id(update_id, "update_id")
         wait_s = seconds(timeout)
         deadline = time.monotonic() + wait_s
@@ -203,5 +205,7 @@ class MessagesMixin:
                 f"update_id={update_id!r} to learn its outcome",
                 details={"update_id": update_id, "unreachable": True},
             ) from exc
+        if not decode:
+            return res.get("result"), res
         hint = type_hint or handler_result_type(name)
         return await self.client.decode_one(res.get("result"), hint), res
