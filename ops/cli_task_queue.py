@@ -48,13 +48,27 @@ def _describe_view(d: dict[str, Any]) -> RenderableType:
 
 
 @task_queue.command("describe")
-@click.argument("queue", metavar="TASK_QUEUE", callback=given("a task queue name"))
+@click.argument("queue", metavar="TASK_QUEUE", required=False, callback=given("a task queue name"))
+@click.option(
+    "--task-queue",
+    "-t",
+    "option_queue",
+    default=None,
+    callback=given("a task queue name"),
+    help="The task queue, as Temporal's CLI names it (or give it as TASK_QUEUE).",
+)
 @pass_state
-def task_queue_describe(st: CliState, queue: str, output: str) -> None:
+def task_queue_describe(
+    st: CliState, queue: str | None, option_queue: str | None, output: str
+) -> None:
     """The workers that polled TASK_QUEUE in the last 5 minutes (identity, workflow or
     activity, the version they poll as, last and first poll, live: polled in the last
     45 s) and its backlog per kind, as the namespace's active region sees them."""
-    emit(st.run(lambda c: c.describe_task_queue(queue)), output, _describe_view)
+    if (queue is None) == (option_queue is None):
+        raise click.UsageError("give the task queue once: as TASK_QUEUE or as --task-queue")
+    name = queue or option_queue
+    assert name is not None
+    emit(st.run(lambda c: c.describe_task_queue(name)), output, _describe_view)
 
 
 def register_task_queue(cli: click.Group) -> None:

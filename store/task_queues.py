@@ -63,6 +63,8 @@ async def describe_task_queue(store: Store, namespace: str, task_queue: str) -> 
             "kind": r["kind"],
             "first_poll_time": _iso(r["first_seen"]),
             "last_poll_time": _iso(r["last_seen"]),
+            # as Temporal's PollerInfo names it
+            "last_access_time": _iso(r["last_seen"]),
             "live": bool(r["live"]),
             "stopped_at": _iso(r["stopped_at"]),
             "deployment": r["deployment"],

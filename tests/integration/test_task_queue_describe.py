@@ -67,6 +67,16 @@ async def test_describe_lists_the_pollers_and_the_backlog(client: Client, region
         assert code == 0, err
         assert {p["identity"] for p in out["pollers"]} == {"described-worker"}
         assert out["backlog"]["activity"]["count"] == 0
+        assert all(p["last_access_time"] == p["last_poll_time"] for p in out["pollers"])
+        # as Temporal's CLI names it too, and not both ways at once
+        code, same, err = await baton_json(
+            region.config_path, "task-queue", "describe", "-t", QUEUE
+        )
+        assert code == 0 and same["task_queue"] == QUEUE, err
+        code, both, _ = await baton_json(
+            region.config_path, "task-queue", "describe", QUEUE, "--task-queue", QUEUE
+        )
+        assert code == 2 and both["error"]["code"] == "USAGE_ERROR"
         proc = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "ops.cli", "--config", str(region.config_path)),
             *("task-queue", "describe", QUEUE),

@@ -188,6 +188,8 @@ class TaskQueuePoller(BaseModel):
     #: is recorded at most every 10 s a server process).
     first_poll_time: str
     last_poll_time: str
+    #: ``last_poll_time``, as Temporal's ``PollerInfo`` names it.
+    last_access_time: str
     #: It polled within the last 45 s and did not say it stopped.
     live: bool
     stopped_at: str | None
