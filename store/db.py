@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
@@ -13,7 +14,14 @@ import asyncpg
 import orjson
 
 from store.config import BatonConfig
-from store.errors import Conflict, InvalidArgument, StaleRun, Unavailable, wrap_exceptions
+from store.errors import (
+    Conflict,
+    InvalidArgument,
+    StaleRun,
+    Unavailable,
+    database_unavailable,
+    wrap_exceptions,
+)
 from store.sql import QUERIES
 
 T = TypeVar("T")
@@ -128,6 +136,26 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     default reset (RESET ALL, unlock all, UNLISTEN: a round trip on every
     release) is pure cost on the hot path.
     """
+
+
+class _OutageInOneLine(logging.Filter):
+    """asyncpg's pool logs each failed attempt to reconnect its floor with a
+    traceback (backing off up to a minute, for as long as an outage lasts):
+    a database that cannot take a session is one line with the reason, as the
+    requests that meet it are; anything else keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and database_unavailable(exc):
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            record.msg = f"{record.getMessage()} (region database unavailable: {why})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_OutageInOneLine())
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
