@@ -26,6 +26,10 @@ __all__ = ["POLLERS_LISTED_S", "add_task_queue_routes", "describe_task_queue", "
 #: Temporal's DescribeTaskQueue lists the pollers of the last minutes).
 POLLERS_LISTED_S = 300.0
 
+#: (namespace, queue, kind, worker) keys each server process remembers the
+#: last write of, so that a worker's polls write at most every 10 s.
+POLLERS_REMEMBERED = 100_000
+
 #: The kinds of task a queue holds for pollers, in the order described.
 KINDS = ("workflow", "activity")
 
@@ -39,6 +43,11 @@ async def touch_queue_poller(
     key = (namespace, "", kind, req.task_queue, req.identity)
     if not _due(store, key):
         return
+    seen = store.poller_seen
+    if len(seen) > POLLERS_REMEMBERED:
+        # workers come and go under new identities: the oldest one forgotten
+        # only costs its next poll a write
+        del seen[next(iter(seen))]
     async with store.pool.acquire() as conn:
         await conn.execute(Q["touch_queue_poller"], namespace, kind, req.task_queue, req.identity)
 
