@@ -15,8 +15,8 @@ from ops.cli_base import (
     given,
     not_empty,
     pass_state,
-    run_id_value,
 )
+from ops.cli_values import run_id_value
 from ops.output import emit, kv_table, table
 from worker.client import Client
 

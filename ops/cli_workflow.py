@@ -25,11 +25,11 @@ from ops.cli_base import (
     name_value_pairs,
     not_empty,
     pass_state,
-    run_id_value,
     spelled,
     strict_json,
     wire_max,
 )
+from ops.cli_values import run_id_value
 from ops.cli_workflow_view import describe_view
 from ops.output import attr_summary, emit, kv_table, table, when
 from worker._handle_control import new_request_id
