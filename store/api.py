@@ -49,7 +49,7 @@ from store.errors import (
     RouteNotFound,
     StoreError,
 )
-from store.health import check_database
+from store.health import METRICS_TIMEOUT_S, bounded, check_database
 from store.metrics import render_metrics, render_process_metrics
 from store.namespaces import Namespace, get_namespace, update_namespace
 from store.sql import QUERIES as Q
@@ -261,10 +261,19 @@ def create_app(store: Store) -> FastAPI:
         await check_database(store.pool, store.region)
         return JSON({"ok": True, "region": store.region})
 
+    async def region_figures() -> str:
+        async with store.pool.acquire() as conn:
+            return await render_metrics(conn, store.region, store.config.regions)
+
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
-        async with store.pool.acquire() as conn:
-            text = await render_metrics(conn, store.region, store.config.regions)
+        text = await bounded(
+            store.pool,
+            "the metrics' reads",
+            region_figures,
+            region=store.region,
+            timeout_s=METRICS_TIMEOUT_S,
+        )
         text += render_process_metrics(
             store.region, store.run_cache, store.matcher, store.speculation, store.loop_lag
         )

@@ -1,6 +1,7 @@
-"""/healthz answers within its own bound: a database that does not answer
-makes it 503 UNAVAILABLE with the reason, where the probe hung until the
-prober gave up (a load balancer's or Kubernetes' timeout, with no reason)."""
+"""/healthz and /metrics answer within their own bounds: a database that
+does not answer makes them 503 UNAVAILABLE with the reason, where the probe
+hung until the prober gave up (a load balancer's, Kubernetes' or Prometheus'
+timeout, with no reason)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 
-from store.health import HEALTH_CHECK_TIMEOUT_S
+from store.health import HEALTH_CHECK_TIMEOUT_S, METRICS_TIMEOUT_S
 from tests.conftest import Region
 from tests.helpers import eventually
 
@@ -41,11 +42,17 @@ async def test_healthz_answers_503_when_no_connection_frees(region: Region) -> N
             assert error["code"] == "UNAVAILABLE" and error["retryable"] is True
             assert "did not answer a health check" in error["message"]
             assert took < HEALTH_CHECK_TIMEOUT_S + 2
+            began = time.monotonic()
+            answer = await http.get(f"{region.url}/metrics", timeout=METRICS_TIMEOUT_S + 8)
+            assert answer.status_code == 503, answer.text
+            assert "did not answer the metrics' reads" in answer.json()["error"]["message"]
+            assert time.monotonic() - began < METRICS_TIMEOUT_S + 2
     finally:
         for conn in held:
             await pool.release(conn)
     async with httpx.AsyncClient() as http:
         await eventually(lambda: answers_ok(http, region), what="/healthz answers 200 again")
+        assert (await http.get(f"{region.url}/metrics")).status_code == 200
 
 
 @contextlib.asynccontextmanager
