@@ -113,11 +113,12 @@ def spelled(value: enum.Enum) -> str:
     return str(value.value).replace("_", "-")
 
 
-def enum_choice(cls: type[E], what: str) -> dict[str, Any]:
+def enum_choice(cls: type[E], what: str, *extra: str) -> dict[str, Any]:
     """The ``metavar`` and ``callback`` of an option whose value is one of
     ``cls``'s: written with hyphens or underscores, in any case
     (``reject-duplicate``, ``reject_duplicate``, ``RejectDuplicate``); a value
-    that is none of them is a usage error naming them all."""
+    that is none of them is a usage error naming them all, and the ``extra``
+    values the option's own callback takes before this one."""
 
     def key(text: str) -> str:
         return text.strip().lower().replace("-", "").replace("_", "")
@@ -128,10 +129,11 @@ def enum_choice(cls: type[E], what: str) -> dict[str, Any]:
         for member in cls:
             if key(str(member.value)) == key(value):
                 return member
-        choices = ", ".join(spelled(m) for m in cls)
+        choices = ", ".join([*(spelled(m) for m in cls), *extra])
         raise click.BadParameter(f"{value!r} is not {what}: use one of {choices}.", param=param)
 
-    return {"metavar": "[" + "|".join(spelled(m) for m in cls) + "]", "callback": convert}
+    metavar = "[" + "|".join([*(spelled(m) for m in cls), *extra]) + "]"
+    return {"metavar": metavar, "callback": convert}
 
 
 def not_empty(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -396,7 +396,7 @@ def workflow_result(
     emit(st.run(go), output, kv_table)
 
 
-_STATUS = enum_choice(WorkflowStatus, "a workflow status")
+_STATUS = enum_choice(WorkflowStatus, "a workflow status", "paused")
 
 
 def _status_or_paused(
@@ -412,7 +412,7 @@ def _status_or_paused(
 @workflow.command("list")
 @click.option(
     "--status",
-    metavar=_STATUS["metavar"][:-1] + "|paused]",
+    metavar=_STATUS["metavar"],
     callback=_status_or_paused,
     default=None,
     help="Runs of this status (underscores or hyphens, any case); paused: running runs "
