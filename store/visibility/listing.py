@@ -23,7 +23,13 @@ from store.errors import InvalidArgument, InvalidQuery
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
 from store.visibility.attributes import AttributeType, status_name
-from store.visibility.query import Order, compile_query, group_by_sql, split_group_by
+from store.visibility.query import (
+    Order,
+    compile_query,
+    group_by_position,
+    group_by_sql,
+    split_group_by,
+)
 from store.workflows import execution_info
 from worker import wire
 
@@ -160,13 +166,15 @@ def count_sql(
     include_system: bool = False,
 ) -> tuple[str, list[Any]]:
     """The statement and parameters of a count (grouped when ``group_by`` is given)."""
+    # an attribute the query's own GROUP BY names is refused at its position
+    position = group_by_position(query)
     query, group_by = count_grouping(query, group_by)
     compiled = compile_query(query, registered, first_param=2)
     params: list[Any] = [namespace, *compiled.params]
     where = _visible(compiled.where, include_system)
     if group_by is None:
         return Q["count_by_query"].format(where=where), params
-    group, _ = group_by_sql(group_by, registered)
+    group, _ = group_by_sql(group_by, registered, position=position)
     return Q["count_by_query_grouped"].format(where=where, group=group), params
 
 
@@ -176,9 +184,11 @@ def count_grouping(query: str, group_by: str | None) -> tuple[str, str | None]:
     different ones."""
     text, in_query = split_group_by(query)
     if in_query is not None and group_by is not None and in_query != group_by:
+        position = group_by_position(query)
         raise InvalidQuery(
-            f"the query groups by {in_query} and group_by asks for {group_by}: give one of them",
-            position=len(text),
+            f"invalid query at position {position}: the query groups by {in_query} "
+            f"and group_by asks for {group_by}: give one of them",
+            position=position,
             token=in_query,
         )
     return text, group_by or in_query
@@ -243,11 +253,12 @@ async def count_runs(
     include_system: bool = False,
 ) -> dict[str, Any]:
     """The number of runs matching ``query``, optionally per value of ``group_by``."""
-    query, group_by = count_grouping(query, group_by)
+    text, grouped_by = count_grouping(query, group_by)
     async with store.pool.acquire() as conn:
         registered = await registered_attributes(conn, namespace)
         sql, params = count_sql(namespace, query, registered, group_by, include_system)
-        rows = await _fetch(conn, sql, params, query)
+        rows = await _fetch(conn, sql, params, text)
+    group_by = grouped_by
     if group_by is None:
         return {"count": rows[0]["n"], "groups": []}
     _, kind = group_by_sql(group_by, registered)

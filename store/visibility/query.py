@@ -485,6 +485,12 @@ def split_group_by(text: str) -> tuple[str, str | None]:
     return m.group(1), m.group(2).strip("`")
 
 
+def group_by_position(text: str) -> int:
+    """Where a count query's trailing ``GROUP BY`` names its attribute (0 without one)."""
+    m = _GROUP_BY_RE.match(text)
+    return 0 if m is None else m.start(2)
+
+
 def parse(text: str) -> Tree:
     """The parse tree of ``text``, or InvalidQuery naming the position and token."""
     try:
@@ -576,17 +582,21 @@ def split_order(text: str, registered: dict[str, str]) -> tuple[str, str]:
     return text[: keywords.start()], text[keywords.start() :]
 
 
-def group_by_sql(name: str, registered: dict[str, str]) -> tuple[str, AttributeType]:
-    """The SQL of an attribute counts may be grouped by (a keyword-like one)."""
+def group_by_sql(
+    name: str, registered: dict[str, str], *, position: int = 0
+) -> tuple[str, AttributeType]:
+    """The SQL of an attribute counts may be grouped by (a keyword-like one).
+
+    ``position`` is where the query names it (its ``GROUP BY``), for errors.
+    """
     compiler = _Compiler(registered, 1)
-    token = lark.Token("NAME", name, start_pos=0)
+    token = lark.Token("NAME", name, start_pos=position)
     attr, kind, sql, _, _ = compiler.attribute(lark.Tree("name", [token]))
     allowed = (AttributeType.KEYWORD, AttributeType.STATUS, AttributeType.BOOL, AttributeType.INT)
     if kind not in allowed or attr in ("WorkflowId", "HistoryLength"):
-        raise InvalidQuery(
+        raise _error(
             f"cannot group by {attr}: group by ExecutionStatus, WorkflowType, TaskQueue, "
             "BuildId, Paused or a custom Keyword, Bool or Int attribute",
-            position=0,
-            token=name,
+            token,
         )
     return sql, kind

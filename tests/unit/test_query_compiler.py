@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from store.errors import InvalidQuery
+from store.visibility.listing import count_sql
 from store.visibility.query import compile_query, group_by_sql, split_order
 
 REGISTERED = {"CustomerId": "Keyword", "Amount": "Int", "Tags": "KeywordList"}
@@ -157,3 +158,23 @@ def test_a_datetime_takes_unix_nanoseconds_as_temporal_does() -> None:
     for bad in ("99999999999999999999999999", "1.5"):
         with pytest.raises(InvalidQuery):
             compile_query(f"StartTime > {bad}", {})
+
+
+@pytest.mark.parametrize(
+    ("query", "group_by", "token"),
+    [
+        ("ExecutionStatus = 'Running' GROUP BY Tags", None, "Tags"),  # not groupable
+        ("ExecutionStatus = 'Running' GROUP BY Nope", None, "Nope"),  # not registered
+        ("ExecutionStatus = 'Running' GROUP BY `Tags`", None, "`Tags`"),
+        ("ExecutionStatus = 'Running' GROUP BY WorkflowType", "TaskQueue", "WorkflowType"),
+    ],
+)
+def test_a_bad_group_by_in_the_query_is_refused_at_its_position(
+    query: str, group_by: str | None, token: str
+) -> None:
+    # as every other bad query: the position of the attribute, not 0
+    with pytest.raises(InvalidQuery) as err:
+        count_sql("ns", query, REGISTERED, group_by)
+    at = query.index(token)
+    assert err.value.details["position"] == at
+    assert err.value.message.startswith(f"invalid query at position {at}: ")
