@@ -94,6 +94,12 @@ class ScheduleState:
     counters: Counters = field(default_factory=Counters)
     #: Fires left (None: no limit); only scheduled fires use them up.
     remaining_actions: int | None = None
+    #: Scheduled fires waiting in the buffer are actions promised: one is
+    #: buffered only while the limit has room for it, and one the limit has no
+    #: room for when its turn comes is dropped, so a buffering schedule never
+    #: starts more than ``limited_actions`` (off for a schedule that ran
+    #: before, which replays as it ran).
+    limit_buffered: bool = False
 
 
 def on_fire(policy: Overlap, state: ScheduleState, fire: Fire | datetime) -> Decision:
@@ -124,8 +130,17 @@ def on_fire(policy: Overlap, state: ScheduleState, fire: Fire | datetime) -> Dec
         state.counters.buffer_dropped += len(state.buffer)
         state.buffer[:] = [fire]
         return Decision(buffer=True, cancel_running=state.running)
+    if fire.scheduled and not _room_to_buffer(state):
+        return Decision()  # the waiting fires use up the actions left
     state.buffer.append(fire)
     return Decision(buffer=True)
+
+
+def _room_to_buffer(state: ScheduleState) -> bool:
+    if not state.limit_buffered or state.remaining_actions is None:
+        return True
+    waiting = sum(1 for f in state.buffer if f.scheduled)
+    return state.remaining_actions - waiting > 0
 
 
 def _started(state: ScheduleState, fire: Fire) -> Decision:
@@ -139,11 +154,18 @@ def _started(state: ScheduleState, fire: Fire) -> Decision:
 def on_action_closed(state: ScheduleState) -> Fire | None:
     """The running action closed: the buffered fire to start now, if any."""
     state.running = False
-    if not state.buffer:
-        return None
-    fire = state.buffer.pop(0)
-    _started(state, fire)
-    return fire
+    while state.buffer:
+        fire = state.buffer.pop(0)
+        if (
+            state.limit_buffered
+            and fire.scheduled
+            and state.remaining_actions is not None
+            and state.remaining_actions <= 0
+        ):
+            continue  # no action left for it (an update lowered the limit)
+        _started(state, fire)
+        return fire
+    return None
 
 
 def catch_up(

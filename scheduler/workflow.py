@@ -77,6 +77,8 @@ PATCH_UPDATE_KEEPS_REMAINING = "schedule-update-keeps-remaining-v1"
 #: paused for a year has 525,600) counting runs far past what a task may run.
 PATCH_COUNT_IN_ACTIVITY = "schedule-count-in-activity-v1"
 
+#: Scheduled fires waiting in the buffer count against limited_actions.
+PATCH_LIMIT_BUFFERED = "schedule-limit-buffered-v1"
 #: A scheduled fire waiting in the buffer does not start while the schedule is paused.
 PATCH_PAUSED_BUFFER_WAITS = "schedule-paused-buffer-waits-v1"
 
@@ -404,6 +406,8 @@ class ScheduleWorkflow:
             buffer=[_fire_of(b) for b in st["buffer"]],
             counters=Counters(**st["counters"]),
             remaining_actions=st["remaining_actions"],
+            limit_buffered=st["remaining_actions"] is not None
+            and workflow.patched(PATCH_LIMIT_BUFFERED),
         )
 
     def _keep(self, ps: ScheduleState) -> None:
@@ -549,6 +553,8 @@ class ScheduleWorkflow:
             "running_count": len(st["running"]),
             "buffer": st["buffer"][:RECENT],
             "buffered": len(st["buffer"]),
+            # they use up actions left: describe shows no more next fires than remain
+            "buffered_scheduled": sum(1 for b in st["buffer"] if b["kind"] == "scheduled"),
             "counters": st["counters"],
             "remaining_actions": st["remaining_actions"],
             "recent": st["recent"],

@@ -486,6 +486,12 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
     now = utcnow()
     last = parse_time(out.get("last_processed"), "last_processed") or now
     left = out.get("remaining_actions")
+    # scheduled fires waiting in the buffer use up actions left too (a
+    # schedule of an earlier release reports the first few it holds)
+    shown = sum(1 for f in out.get("buffer") or [] if f.get("kind") == "scheduled")
+    waiting = out.pop("buffered_scheduled", shown)
+    if left is not None:
+        left -= waiting
     # a schedule acts on as many more fires as it has actions left (as Temporal's
     # future action times), none when used up; past its end the spec yields none
     count = NEXT_FIRES if left is None else max(min(NEXT_FIRES, left), 0)

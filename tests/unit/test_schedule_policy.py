@@ -129,3 +129,34 @@ def test_triggers_and_backfills_do_not_use_up_limited_actions() -> None:
     assert on_fire(Overlap.BUFFER_ALL, state, Fire(T[4], "backfill")) == Decision(buffer=True)
     assert on_action_closed(state) == Fire(T[4], "backfill")
     assert state.remaining_actions == 0 and state.counters.actions == 4
+
+
+def test_buffered_fires_count_against_limited_actions() -> None:
+    state = ScheduleState(remaining_actions=2, limit_buffered=True)
+    assert on_fire(Overlap.BUFFER_ALL, state, T[0]).start
+    assert on_fire(Overlap.BUFFER_ALL, state, T[1]) == Decision(buffer=True)
+    assert on_fire(Overlap.BUFFER_ALL, state, T[2]) == Decision()  # no action left for it
+    assert on_fire(Overlap.BUFFER_ALL, state, Fire(T[3], "trigger")).buffer  # no fire
+    assert on_action_closed(state) == Fire(T[1])
+    assert on_action_closed(state) == Fire(T[3], "trigger")
+    assert on_action_closed(state) is None
+    assert state.remaining_actions == 0 and state.counters.actions == 3
+
+
+def test_buffer_one_holds_no_fire_the_limit_has_no_room_for() -> None:
+    state = ScheduleState(remaining_actions=1, limit_buffered=True)
+    assert on_fire(Overlap.BUFFER_ONE, state, T[0]).start
+    assert on_fire(Overlap.BUFFER_ONE, state, T[1]) == Decision()
+    assert state.buffer == [] and on_action_closed(state) is None
+    assert state.remaining_actions == 0 and state.counters.actions == 1
+
+
+def test_a_buffered_fire_past_a_lowered_limit_is_dropped() -> None:
+    state = ScheduleState(remaining_actions=3, limit_buffered=True)
+    on_fire(Overlap.BUFFER_ALL, state, T[0])
+    on_fire(Overlap.BUFFER_ALL, state, T[1])
+    on_fire(Overlap.BUFFER_ALL, state, T[2])
+    state.remaining_actions = 1  # an update gave a new, lower limit
+    assert on_action_closed(state) == Fire(T[1])
+    assert on_action_closed(state) is None and state.buffer == []
+    assert state.remaining_actions == 0
