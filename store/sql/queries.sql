@@ -849,10 +849,16 @@ LIMIT 1
 DELETE FROM schedule_stats WHERE namespace = $1 AND schedule_id = $2
 
 -- name: metrics_schedules
--- The counters of the open schedules of namespaces active in region $1.
+-- The counters of the open schedules of namespaces active in region $1. A
+-- region's stats are its own (not replicated): a schedule deleted while another
+-- region was active left its row here, so only a running schedule workflow counts.
 SELECT s.namespace, s.schedule_id, s.counters, s.running, s.paused
 FROM schedule_stats s JOIN namespaces n ON n.name = s.namespace
-WHERE n.active_region = $1
+JOIN current_executions c
+  ON c.namespace = s.namespace AND c.workflow_id = 'schedule/' || s.schedule_id
+JOIN executions e
+  ON e.namespace = c.namespace AND e.workflow_id = c.workflow_id AND e.run_id = c.run_id
+WHERE n.active_region = $1 AND e.status = 'running'
 
 -- name: touch_poller
 -- A versioned poller of this region (throttled per server process).
