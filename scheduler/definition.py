@@ -22,7 +22,8 @@ Durations are seconds or strings like ``1h30m``; ``day_of_week`` counts as
 cron does (0 and 7 are Sunday) or takes names; ``day`` takes ``last`` and
 ``last fri``. Day of month and day of week are ANDed. Temporal's names are
 read too: a calendar's ``day_of_month`` is ``day``, an interval's ``offset``
-(its SDKs' name) is ``phase``.
+(its SDKs' name) is ``phase``, a range ``{"start": 9, "end": 17, "step": 2}``
+is ``9-17/2`` and a calendar's ``comment`` is left out.
 """
 
 from __future__ import annotations
@@ -141,10 +142,29 @@ def iso(t: datetime) -> str:
 
 def _cal_field(value: Any) -> str:
     """A calendar field as cron writes it: a list (``[3, 4]``, as JSON gives
-    one) is its values joined by commas, as ``"3,4"``."""
+    one) is its values joined by commas, as ``"3,4"``; a range as Temporal's
+    structured calendars give one (``{"start": 9, "end": 17, "step": 2}``)
+    is ``"9-17/2"``."""
     if isinstance(value, list | tuple):
-        value = ",".join(str(v).strip() for v in value)
+        value = ",".join(_cal_range(v) if isinstance(v, dict) else str(v).strip() for v in value)
+    elif isinstance(value, dict):
+        value = _cal_range(value)
     return str(value).strip().lower()
+
+
+def _cal_range(r: dict[str, Any]) -> str:
+    """Temporal's ``Range``: ``end`` below ``start`` (or left out) is ``start``
+    alone, a ``step`` of 0 (or none) is 1."""
+    if not set(r) <= {"start", "end", "step"} or "start" not in r:
+        raise SpecError(f"a calendar range is an object of start, end and step, not {r!r}")
+    start, end, step = r["start"], r.get("end") or 0, r.get("step") or 1
+    for v in (start, end, step):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise SpecError(f"a calendar range's start, end and step are whole numbers: {r!r}")
+    end = max(end, start)
+    if end == start:
+        return str(start)
+    return f"{start}-{end}" + (f"/{step}" if step != 1 else "")
 
 
 def _calendar(d: Any, what: str) -> CalendarSpec:
@@ -155,6 +175,7 @@ def _calendar(d: Any, what: str) -> CalendarSpec:
         return parsed
     if isinstance(d, dict):
         d = _unalias(d, _CAL_ALIASES, what)
+        d.pop("comment", None)  # Temporal's note on a calendar: nothing to act on
     if not isinstance(d, dict) or not set(d) <= set(_CAL_FIELDS) or not d:
         raise SpecError(f"{what} is a cron string or an object of {', '.join(_CAL_FIELDS)}")
     fields = {f: _cal_field(d.get(f, _CAL_DEFAULTS.get(f, "*"))) for f in _CAL_FIELDS}

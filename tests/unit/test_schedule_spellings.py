@@ -91,3 +91,34 @@ def test_temporal_field_names_of_a_calendar_and_an_interval_are_read() -> None:
         definition.parse(
             {"spec": {"calendars": [{"day": "1", "day_of_month": "2"}]}, "action": _ACTION}
         )
+
+
+def test_a_calendar_takes_ranges_as_temporal_writes_them() -> None:
+    """Regression: ``{"hour": [{"start": 9, "end": 17, "step": 4}]}`` (a
+    structured calendar's ``Range``) was refused with apscheduler's words."""
+    cal = definition.parse(
+        {
+            "spec": {
+                "calendars": [
+                    {
+                        "hour": [{"start": 9, "end": 17, "step": 4}, {"start": 22}],
+                        "minute": {"start": 30},
+                        "day_of_week": [{"start": 1, "end": 5}],
+                        "month": [{"start": 3, "end": 1}],  # end below start: start alone
+                        "comment": "weekday office hours",
+                    }
+                ]
+            },
+            "action": _ACTION,
+        }
+    ).spec.calendars[0]
+    assert (cal.hour, cal.minute, cal.month) == ("9-17/4,22", "30", "3")
+    assert (
+        cal.day_of_week
+        == definition.parse({"spec": {"calendars": [{"day_of_week": "1-5"}]}, "action": _ACTION})
+        .spec.calendars[0]
+        .day_of_week
+    )
+    for bad in ({"end": 3}, {"start": "9"}, {"start": 1, "stop": 2}, {"start": -1}):
+        with pytest.raises(SpecError, match="calendar range"):
+            definition.parse({"spec": {"calendars": [{"hour": [bad]}]}, "action": _ACTION})
