@@ -52,7 +52,7 @@ def add_schedule_routes(
     @app.get(path, response_model=wire.ListSchedulesResponse)
     async def list_schedules(
         namespace: str,
-        query: str = Query("", max_length=4096),
+        query: str = "",
         page_size: int = Query(100, ge=1, le=1000),
         page_token: str | None = None,
     ) -> Response:

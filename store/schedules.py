@@ -558,7 +558,14 @@ async def list_schedules(
         where, order = split_order(query, ns.active_search_attributes())
         base = f"{base} AND ({where}) {order}" if where.strip() else f"{base} {order}"
     rows, token = await listing.list_runs(
-        store, namespace, base, page_size=page_size, page_token=page_token, include_system=True
+        store,
+        namespace,
+        base,
+        page_size=page_size,
+        page_token=page_token,
+        include_system=True,
+        # the user's query was checked on its own: what wraps it may pass the limit
+        max_chars=len(base),
     )
     out = []
     for r in rows:

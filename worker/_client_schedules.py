@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from worker._client_visibility import encode_search_attributes
+from worker._client_visibility import _check_query, encode_search_attributes
 from worker._definition import workflow_name
 from worker._handle_control import given_or_new_id
 from worker._http import API, ns_path
@@ -283,6 +283,7 @@ class ScheduleMixin:
 
     async def list_schedules(self, query: str = "") -> ScheduleList:
         """Open schedules of the namespace (all pages), narrowed by a list query."""
+        _check_query(query)
         out = ScheduleList()
         token = None
         while True:

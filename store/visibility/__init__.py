@@ -4,6 +4,7 @@
   types and limits (pure);
 * :mod:`store.visibility.query`: the lark grammar and its compiler to
   parameterized SQL (pure);
+* :mod:`store.visibility.grouping`: a count's ``GROUP BY`` (pure);
 * :mod:`store.visibility.listing`: list pages with keyset tokens, and counts;
 * :mod:`store.visibility.registry`: the attributes a namespace registers.
 """

@@ -23,15 +23,11 @@ from store.errors import InvalidArgument, InvalidQuery
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
 from store.visibility.attributes import AttributeType, status_name
-from store.visibility.query import (
-    Order,
-    compile_query,
-    group_by_position,
-    group_by_sql,
-    split_group_by,
-)
+from store.visibility.grouping import group_by_position, group_by_sql, split_group_by
+from store.visibility.query import Order, compile_query
 from store.workflows import execution_info
 from worker import wire
+from worker.wire import MAX_QUERY_CHARS
 
 MAX_PAGE_SIZE = 1000
 
@@ -140,11 +136,12 @@ def list_sql(
     page_size: int = 100,
     page_token: str | None = None,
     include_system: bool = False,
+    max_chars: int = MAX_QUERY_CHARS,
 ) -> tuple[str, list[Any], Order]:
     """The statement and parameters of one list page (EXPLAIN runs exactly this)."""
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-    compiled = compile_query(query, registered, first_param=2)
+    compiled = compile_query(query, registered, first_param=2, max_chars=max_chars)
     params: list[Any] = [namespace, *compiled.params]
     key = _parse_token(query, page_token, compiled.order) if page_token else None
     after = _after(compiled.order, params, key)
@@ -209,8 +206,10 @@ async def list_runs(
     page_size: int = 100,
     page_token: str | None = None,
     include_system: bool = False,
+    max_chars: int = MAX_QUERY_CHARS,
 ) -> tuple[list[asyncpg.Record], str | None]:
-    """One page of runs matching ``query`` and the token of the next page."""
+    """One page of runs matching ``query`` and the token of the next page
+    (``max_chars``: a query composed around a user's, see :func:`parse`)."""
     async with store.pool.acquire() as conn:
         registered = await registered_attributes(conn, namespace)
         sql, params, _ = list_sql(
@@ -220,6 +219,7 @@ async def list_runs(
             page_size=page_size,
             page_token=page_token,
             include_system=include_system,
+            max_chars=max_chars,
         )
         rows = await _fetch(conn, sql, params, query)
     more = len(rows) > page_size

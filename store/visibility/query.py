@@ -108,10 +108,6 @@ MAX_IN_VALUES = 1000
 #: How deep conditions may nest in each other.
 MAX_NESTING = 500
 
-#: A count query's trailing ``GROUP BY attr`` (Temporal's syntax for a grouped
-#: count). A string literal cannot end the text unclosed, so the match is never
-#: inside one.
-_GROUP_BY_RE = re.compile(r"(?is)^(.*?)\s*\bgroup\s+by\s+(`?[A-Za-z_][A-Za-z0-9_]*`?)\s*$")
 _GROUP_BY_ANYWHERE = re.compile(r"(?i)\bgroup\s+by\b")
 
 
@@ -476,25 +472,14 @@ class _Compiler:
         return Order(sql, attr, descending, nullable, kind, _position(tok))
 
 
-def split_group_by(text: str) -> tuple[str, str | None]:
-    """A count query cut in two: its filter and the attribute of its trailing
-    ``GROUP BY`` (None without one)."""
-    m = _GROUP_BY_RE.match(text)
-    if m is None:
-        return text, None
-    return m.group(1), m.group(2).strip("`")
+def parse(text: str, *, max_chars: int = MAX_QUERY_CHARS) -> Tree:
+    """The parse tree of ``text``, or InvalidQuery naming the position and token.
 
-
-def group_by_position(text: str) -> int:
-    """Where a count query's trailing ``GROUP BY`` names its attribute (0 without one)."""
-    m = _GROUP_BY_RE.match(text)
-    return 0 if m is None else m.start(2)
-
-
-def parse(text: str) -> Tree:
-    """The parse tree of ``text``, or InvalidQuery naming the position and token."""
+    ``max_chars`` is for a query the server composes around a user's (checked
+    on its own first): the user's limit would cut it short.
+    """
     try:
-        return _parse(text)
+        return _parse(text, max_chars)
     except InvalidQuery as exc:
         group = _GROUP_BY_ANYWHERE.search(text)
         if group is None or str(exc.details.get("token", "")).lower() not in ("group", "by"):
@@ -509,11 +494,11 @@ def parse(text: str) -> Tree:
         ) from exc
 
 
-def _parse(text: str) -> Tree:
-    if len(text) > MAX_QUERY_CHARS:
+def _parse(text: str, max_chars: int = MAX_QUERY_CHARS) -> Tree:
+    if len(text) > max_chars:
         raise InvalidQuery(
-            f"query is {len(text)} characters; the limit is {MAX_QUERY_CHARS}",
-            position=MAX_QUERY_CHARS,
+            f"query is {len(text)} characters; the limit is {max_chars}",
+            position=max_chars,
             token="",
         )
     try:
@@ -543,7 +528,13 @@ def _parse(text: str) -> Tree:
         ) from None
 
 
-def compile_query(text: str, registered: dict[str, str], *, first_param: int = 1) -> CompiledQuery:
+def compile_query(
+    text: str,
+    registered: dict[str, str],
+    *,
+    first_param: int = 1,
+    max_chars: int = MAX_QUERY_CHARS,
+) -> CompiledQuery:
     """Translate a list-filter query into SQL over the execution row ``e``.
 
     Args:
@@ -554,7 +545,7 @@ def compile_query(text: str, registered: dict[str, str], *, first_param: int = 1
     compiler = _Compiler(registered, first_param)
     if not text.strip():
         return CompiledQuery("true", [], compiler.order(None))
-    tree = parse(text)
+    tree = parse(text, max_chars=max_chars)
     where_tree: Any = None
     order_tree: Tree | None = None
     for child in tree.children:
@@ -580,23 +571,3 @@ def split_order(text: str, registered: dict[str, str]) -> tuple[str, str]:
     keywords = re.search(r"(?i)\border\s+by\s*$", text[: order.position])
     assert keywords is not None  # the grammar put ORDER BY right before the name
     return text[: keywords.start()], text[keywords.start() :]
-
-
-def group_by_sql(
-    name: str, registered: dict[str, str], *, position: int = 0
-) -> tuple[str, AttributeType]:
-    """The SQL of an attribute counts may be grouped by (a keyword-like one).
-
-    ``position`` is where the query names it (its ``GROUP BY``), for errors.
-    """
-    compiler = _Compiler(registered, 1)
-    token = lark.Token("NAME", name, start_pos=position)
-    attr, kind, sql, _, _ = compiler.attribute(lark.Tree("name", [token]))
-    allowed = (AttributeType.KEYWORD, AttributeType.STATUS, AttributeType.BOOL, AttributeType.INT)
-    if kind not in allowed or attr in ("WorkflowId", "HistoryLength"):
-        raise _error(
-            f"cannot group by {attr}: group by ExecutionStatus, WorkflowType, TaskQueue, "
-            "BuildId, Paused or a custom Keyword, Bool or Int attribute",
-            token,
-        )
-    return sql, kind

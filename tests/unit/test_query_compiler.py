@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from store.errors import InvalidQuery
+from store.visibility.grouping import group_by_sql
 from store.visibility.listing import count_sql
-from store.visibility.query import compile_query, group_by_sql, split_order
+from store.visibility.query import compile_query, split_order
 
 REGISTERED = {"CustomerId": "Keyword", "Amount": "Int", "Tags": "KeywordList"}
 
