@@ -45,3 +45,14 @@ def test_unpauses_counted_before_the_count_patch_replay_as_they_ran() -> None:
     assert state["counters"]["missed_paused"] == 4 and state["counters"]["actions"] == 1
     assert state["last_processed"] == recorded["last_processed"]
     assert not state["paused"]
+
+
+def test_a_buffering_schedule_past_its_limit_before_the_patch_replays_as_it_ran() -> None:
+    # every 2 s, buffer-all, limited_actions 2, its first action held running:
+    # before PATCH_LIMIT_BUFFERED the buffer took every fire and five actions
+    # started (the actions left went to -3); the run replays so, not refusing them
+    recorded, state = replay("schedule_limited_buffer_before_patch.json")
+    assert state["counters"] == recorded["counters"]
+    assert state["remaining_actions"] == recorded["remaining_actions"] == -3
+    assert state["buffered"] == recorded["buffered"]
+    assert state["last_processed"] == recorded["last_processed"]
