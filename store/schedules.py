@@ -468,8 +468,24 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
             )
         ):
             raise _not_found(namespace, schedule_id)
-        events = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000)
-        out = fold([dict(e) for e in events])
+        # one snapshot: a task's end moves what waited behind it into the history
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            events = [
+                dict(e)
+                for e in await conn.fetch(
+                    Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000
+                )
+            ]
+            # a call that came while the schedule's workflow task ran waits
+            # behind it, outside the history: it shows all the same, in order
+            waiting = await conn.fetch(Q["buffered_of_run"], namespace, wid, row["run_id"], 0)
+        now = utcnow()
+        events += [
+            {"event_type": b["event_type"], "attributes": b["attributes"], "event_time": now}
+            for b in waiting
+            if b["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value
+        ]
+        out = fold(events)
         ids = [r["workflow_id"] for r in out.get("running") or []]
         live = {
             x["workflow_id"]: x for x in await conn.fetch(Q["current_status_of"], namespace, ids)
