@@ -37,7 +37,7 @@ def add_versioning_routes(app: FastAPI, store: Store, prefix: str) -> None:
 
     @app.post(f"{ns_path}/pollers/stopped", response_model=wire.EmptyResponse)
     async def pollers_stopped(namespace: str, req: wire.PollersStoppedRequest) -> Response:
-        """A versioned worker that shuts down: its version has one poller fewer now."""
+        """A worker that shuts down: its task queue (and version) has one poller fewer now."""
         await deployments.pollers_stopped(store, namespace, req)
         return JSON({})
 

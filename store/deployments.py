@@ -128,14 +128,17 @@ async def register_poller(store: Store, namespace: str, req: wire.PollRequest) -
 
 
 async def pollers_stopped(store: Store, namespace: str, req: wire.PollersStoppedRequest) -> None:
+    if (req.deployment is None) != (req.build_id is None):
+        raise InvalidArgument("a versioned worker names both its deployment and its build id")
     for key in [k for k in store.poller_seen if k[0] == namespace and k[4] == req.identity]:
         del store.poller_seen[key]
     async with store.pool.acquire() as conn:
         # its task queue rows (`baton task-queue describe`) show it stopped too
         await conn.execute(Q["queue_pollers_stopped"], namespace, req.identity)
-        await conn.execute(
-            Q["pollers_stopped"], namespace, req.deployment, req.build_id, req.identity
-        )
+        if req.deployment is not None:
+            await conn.execute(
+                Q["pollers_stopped"], namespace, req.deployment, req.build_id, req.identity
+            )
 
 
 # --------------------------------------------------------------------------- routing state

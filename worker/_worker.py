@@ -374,16 +374,21 @@ class Worker(WorkflowTaskRunner):
             self._activity_executor.shutdown(wait=False, cancel_futures=True)
 
     async def _pollers_stopped(self) -> None:
-        """A versioned worker says it stopped polling: its version's describe shows
-        it at once (a killed one ages out)."""
-        if self.deployment is None:
-            return
-        body = {"deployment": self.deployment, "build_id": self.build_id, "identity": self.identity}
+        """The worker says it stopped polling: its task queue's describe (and its
+        version's, when versioned) shows it at once (a killed one ages out)."""
+        body: dict[str, Any] = {"identity": self.identity}
+        if self.deployment is not None:
+            body |= {"deployment": self.deployment, "build_id": self.build_id}
         try:
             await asyncio.wait_for(self._call("/pollers/stopped", body), STOP_REPORT_S)
         except (BatonError, TimeoutError) as exc:
-            log.warning(
-                "could not report the pollers of %s stopped: %s", self.identity, _reason(exc)
+            # (a server of an earlier release refuses an unversioned report:
+            # its describe then shows the worker live until its last poll ages)
+            log.log(
+                logging.WARNING if self.deployment is not None else logging.DEBUG,
+                "could not report the pollers of %s stopped: %s",
+                self.identity,
+                _reason(exc),
             )
 
     async def _close_sticky_queue(self) -> None:

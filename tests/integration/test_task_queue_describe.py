@@ -86,6 +86,11 @@ async def test_describe_lists_the_pollers_and_the_backlog(client: Client, region
         text, _ = await proc.communicate()
         assert proc.returncode == 0 and b"described-worker" in text
 
+    # it said it stopped as it shut down, unversioned as it is
+    after = (await client.describe_task_queue(QUEUE))["pollers"]
+    assert {p["kind"] for p in after} == {"workflow", "activity"}
+    assert all(p["live"] is False and p["stopped_at"] for p in after), after
+
     # another queue: nobody
     other = await client.describe_task_queue("nobody-polls")
     assert other["pollers"] == [] and other["backlog"]["workflow"]["count"] == 0
@@ -119,3 +124,13 @@ async def test_a_versioned_worker_is_listed_with_its_version(client: Client) -> 
     # it said it stopped as it shut down
     after = (await client.describe_task_queue("versioned-queue"))["pollers"]
     assert all(p["live"] is False and p["stopped_at"] for p in after), after
+
+
+async def test_a_stop_report_names_both_parts_of_a_version_or_neither(region: Region) -> None:
+    async with httpx.AsyncClient() as http:
+        url = f"{region.url}/api/v1/namespaces/default/pollers/stopped"
+        half = await http.post(url, json={"identity": "w", "deployment": "shop"})
+        assert half.status_code == 400, half.text
+        assert half.json()["error"]["code"] == "INVALID_ARGUMENT"
+        unversioned = await http.post(url, json={"identity": "w"})
+        assert unversioned.status_code == 200, unversioned.text

@@ -393,7 +393,7 @@ async def test_an_eager_activity_waiting_for_a_slot_is_given_back_at_shutdown() 
     started = time.monotonic()
     await w.shutdown(grace=30)
     assert time.monotonic() - started < 5  # given back at once, not after the grace
-    [(path, body)] = w.posted
+    [(path, body)] = [(p, b) for p, b in w.posted if p != "/pollers/stopped"]
     assert path == "/activity-tasks/fail" and body["task_token"] == "eager-1"
     failure = Failure.model_validate(body["failure"])
     assert (failure.type, failure.message, failure.non_retryable) == (
@@ -532,4 +532,5 @@ async def test_shutdown_does_not_wait_for_attempts_the_server_has_timed_out() ->
     started = time.monotonic()
     await w.shutdown(grace=30)
     assert time.monotonic() - started < 5  # the server refuses its outcome: no grace for it
-    assert w.posted == []  # and nothing to report: the server closed it already
+    # nothing to report (the server closed it already) but that it stopped polling
+    assert w.posted == [("/pollers/stopped", {"identity": w.identity})]

@@ -14,10 +14,11 @@ VersioningBehavior = Literal["pinned", "auto-upgrade"]
 
 
 class PollersStoppedRequest(BaseModel):
-    """A versioned worker that shuts down says its pollers stopped."""
+    """A worker that shuts down says its pollers stopped."""
 
-    deployment: str = Field(min_length=1, max_length=255)
-    build_id: str = Field(min_length=1, max_length=255)
+    #: The version it polled as (both or neither: an unversioned worker names none).
+    deployment: str | None = Field(default=None, min_length=1, max_length=255)
+    build_id: str | None = Field(default=None, min_length=1, max_length=255)
     identity: str = Field(min_length=1, max_length=1000)
 
 
