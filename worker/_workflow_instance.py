@@ -528,13 +528,13 @@ class WorkflowInstance(Teardown, WorkflowRuntime):
                 self._deliver(job)
             if self._task_failure is not None:
                 return
-        for update in updates:
-            self._deliver_update(update, validate=not replaying)
+        late = self._deliver_updates(updates, validate=not replaying, at_start=start)
         # The run method starts after this activation's signals and updates
         # are handed over, so a signal-with-start's handler runs before the
         # first line of the run method.
         if start:
             self._start_run()
+        self._deliver_late_updates(late, validate=not replaying)
         self._run_until_quiescent()
 
     def _run_until_quiescent(self) -> None:

@@ -47,6 +47,8 @@ class MessageDelivery(Handlers):
     _replaying: bool
     _unusable: str | None
     _accepted_updates: set[str]
+    _task_failure: BaseException | None
+    closed: bool
     #: A cancel now comes from the workflow's code, though no task runs it.
     _cancelling_in_code: bool
     #: Signal and update handlers started and not yet returned (async ones).
@@ -62,6 +64,38 @@ class MessageDelivery(Handlers):
 
     def check_writable(self, what: str) -> None:
         raise NotImplementedError
+
+    def _run_until_quiescent(self) -> None:
+        raise NotImplementedError
+
+    def _deliver_updates(
+        self, updates: Sequence[Mapping[str, Any]], *, validate: bool, at_start: bool
+    ) -> list[Mapping[str, Any]]:
+        """Deliver an activation's updates; with ``at_start`` (they came with the
+        run's start) those no handler is set for yet are returned, for
+        :meth:`_deliver_late_updates`."""
+        late = []
+        for update in updates:
+            name = str(update.get("name"))
+            if at_start and self._handler(UPDATE, name) is None:
+                late.append(update)
+            else:
+                self._deliver_update(update, validate=validate)
+        return late
+
+    def _deliver_late_updates(self, late: Sequence[Mapping[str, Any]], *, validate: bool) -> None:
+        """As in Temporal, an update that came with the run's start finds the
+        handlers the run method sets (``workflow.set_update_handler``) before
+        it first waits, where it was rejected as unknown. (A run written
+        before rejected it, and a rejection leaves no event: a replay never
+        delivers it.)"""
+        if not late:
+            return
+        self._run_until_quiescent()
+        for update in late:
+            if self._task_failure is not None or self.closed:
+                return  # the server rejects what a closing run leaves open
+            self._deliver_update(update, validate=validate)
 
     def _bound(self, defn: HandlerDefinition) -> Callable[..., Any]:
         """The handler of ``defn`` to call with its arguments."""

@@ -13,6 +13,7 @@ from worker import (
     Client,
     Replayer,
     UpdateRejectedError,
+    UpdateTimedOutError,
     Worker,
     workflow,
 )
@@ -114,3 +115,54 @@ async def test_an_async_validator_is_refused_as_the_decorator_refuses_it(client:
         assert failure["type"] == "TypeError"
         assert "must not be `async def`" in failure["message"]
         await h.terminate("done")
+
+
+@workflow.defn
+class Tally:
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> int:
+        def add(amount: int) -> int:
+            self.total += amount
+            return self.total
+
+        workflow.set_update_handler("add", add)
+        await workflow.wait_condition(lambda: self.done)
+        return self.total
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+async def test_an_update_sent_with_the_start_finds_the_handler_the_run_sets(
+    client: Client,
+) -> None:
+    # sent before any worker polls: the update comes in the run's first
+    # workflow task, with its start, as in Temporal a run method's first
+    # lines set the handlers such an update finds
+    h = await client.start_workflow(Tally, id="tally", task_queue="tally-queue")
+    unknown = await client.start_workflow(Tally, id="tally-unknown", task_queue="tally-queue")
+    # recorded (their waits time out, nobody polls yet), then asked for again by id
+    with pytest.raises(UpdateTimedOutError):
+        await h.update("add", 5, update_id="add-5", timeout=0.5)
+    with pytest.raises(UpdateTimedOutError):
+        await unknown.update("subtract", 1, update_id="sub-1", timeout=0.5)
+    async with Worker(client, task_queue="tally-queue", workflows=[Tally], max_cached_workflows=0):
+        assert await h.update("add", 5, update_id="add-5") == 5
+        # a name no handler takes is still refused, naming the ones there are
+        refused = r"unknown update 'subtract'.*known updates: add"
+        with pytest.raises(UpdateRejectedError, match=refused):
+            await unknown.update("subtract", 1, update_id="sub-1")
+        assert await h.update("add", 2) == 7
+        await h.signal(Tally.finish)
+        assert await h.result(timeout=30) == 7
+        await unknown.terminate("done")
+    kinds = [e["event_type"] for e in await h.history()]
+    # taken in the run's first workflow task
+    first_task_done = kinds.index("WorkflowTaskCompleted")
+    assert kinds.index("WorkflowExecutionUpdateAccepted") == first_task_done + 1
+    await Replayer(workflows=[Tally]).replay_workflow(await h.fetch_history())
