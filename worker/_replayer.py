@@ -67,7 +67,9 @@ class WorkflowHistory:
         or from its events alone.
 
         ``workflow_id`` and ``run_id`` given here win over the document's; a
-        document without a run id gives the run that wrote its first event.
+        document without a run id gives the run's own, as its events say it
+        (a reset run's copied first event names the run reset: its last
+        reset's event names the run).
 
         Raises:
             InvalidArgumentError: Not such a document, or no run id in it nor given.
@@ -87,16 +89,33 @@ class WorkflowHistory:
             )
         events = list(doc["events"])
         wid = workflow_id or doc.get("workflow_id")
-        # the run that wrote the first event (a reset's copy keeps its run's):
-        # workflow.random() draws from it
-        first = events[0] if events and isinstance(events[0], Mapping) else {}
-        rid = run_id or doc.get("run_id") or (first.get("attributes") or {}).get("original_run_id")
+        rid = run_id or doc.get("run_id") or _own_run_id(events)
         if not wid or not rid:
             missing = "workflow_id" if not wid else "run_id"
             raise InvalidArgumentError(
                 f"the history names no {missing}: pass {missing}= (workflow.info() reads it)"
             )
         return WorkflowHistory(str(wid), str(rid), events, namespace)
+
+
+def _own_run_id(events: Sequence[Any]) -> str | None:
+    """The id of the run whose history ``events`` are, from the events alone:
+    the run a reset made (the last, if a reset run was reset again), else the
+    run that wrote the started event (a start, a continue-as-new or a retry).
+    (``workflow.random()`` draws from the events' own seeds either way.)"""
+    for event in reversed(events):
+        if not isinstance(event, Mapping):
+            continue
+        attrs = event.get("attributes") or {}
+        if (
+            event.get("event_type") == "WorkflowTaskFailed"
+            and attrs.get("cause") == "ResetWorkflow"
+            and attrs.get("new_run_id")
+        ):
+            return str(attrs["new_run_id"])
+    first = events[0] if events and isinstance(events[0], Mapping) else {}
+    started = (first.get("attributes") or {}).get("original_run_id")
+    return None if started is None else str(started)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -199,6 +199,23 @@ async def test_the_code_that_ran_replays_and_a_changed_command_is_named(client: 
     assert len(both.replay_results) == 2
 
 
+async def test_the_events_alone_of_a_reset_run_name_that_run(client: Client) -> None:
+    wid = await _finished_run(client, "ship-reset")
+    first = await client.get_workflow_handle(wid).fetch_history()
+    async with Worker(client, task_queue=QUEUE, workflows=[ShipmentV1], activities=[pack]):
+        h = client.get_workflow_handle(wid)
+        new_run = await h.reset(to="first-workflow-task", reason="again")
+        await client.get_workflow_handle(wid, run_id=new_run).result(timeout=30)
+    reset = await client.get_workflow_handle(wid, run_id=new_run).fetch_history()
+    assert reset.run_id == new_run != first.run_id
+    # its copied started event names the run reset; the reset's event, this run
+    events = [dict(e) for e in reset.events]
+    assert events[0]["attributes"]["original_run_id"] == first.run_id
+    bare = WorkflowHistory.from_json(wid, events)
+    assert bare.run_id == new_run  # what workflow.info().run_id reads in its replay
+    await Replayer(workflows=[ShipmentV1]).replay_workflow(bare)
+
+
 async def test_a_history_the_cli_printed_replays(region: Region, client: Client) -> None:
     wid = await _finished_run(client, "ship-2")
     code, doc, err = await baton_json(region.config_path, "workflow", "history", wid)
