@@ -258,7 +258,9 @@ def _rebuild(value: Any, type_hint: Any) -> Any:
             hints = typing.get_type_hints(type_hint)
             fields: tuple[str, ...] = type_hint._fields  # type: ignore[attr-defined]
             if isinstance(value, dict):  # as a client that is not Python writes it
-                return type_hint(**{k: _rebuild(v, hints.get(k)) for k, v in value.items()})
+                # (a key that is no field is left out, as a dataclass's is)
+                kwargs = {f: _rebuild(value[f], hints.get(f)) for f in fields if f in value}
+                return type_hint(**kwargs)
             # (fewer values: the defaults fill in; more: the constructor refuses them)
             rebuilt = [_rebuild(v, hints.get(f)) for v, f in zip(value, fields, strict=False)]
             return type_hint(*rebuilt, *value[len(fields) :])
