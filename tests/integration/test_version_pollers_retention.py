@@ -47,12 +47,14 @@ async def test_pollers_gone_for_a_day_are_swept_but_the_last_of_each_version(
                 "SELECT identity FROM version_pollers WHERE build_id = '1' ORDER BY identity"
             )
             assert len(rows) == 3
-            # two stopped two days ago, the third a day and a half ago
+            # two stopped two days ago, the third a day and a half ago (their
+            # versions' rows: those of their task queues, `task-queue
+            # describe`'s, under the empty deployment, stay as they are)
             for row, hours in zip(rows, (48, 49, 36), strict=True):
                 await conn.execute(
                     "UPDATE version_pollers SET last_seen = now() - make_interval(hours => $1),"
                     " stopped_at = now() - make_interval(hours => $1) + interval '1 second'"
-                    " WHERE identity = $2",
+                    " WHERE identity = $2 AND deployment <> ''",
                     hours,
                     row["identity"],
                 )
@@ -64,12 +66,38 @@ async def test_pollers_gone_for_a_day_are_swept_but_the_last_of_each_version(
             live = await conn.fetchval("SELECT identity FROM version_pollers WHERE build_id = '2'")
             swept = await sweep(region.store)
             assert swept.pollers == 2
-            left = await conn.fetch("SELECT build_id, identity FROM version_pollers")
+            left = await conn.fetch(
+                "SELECT build_id, identity FROM version_pollers WHERE deployment <> ''"
+            )
             assert sorted((r["build_id"], r["identity"]) for r in left) == [
                 ("1", rows[2]["identity"]),
                 ("2", live),
             ]
             assert (await sweep(region.store)).pollers == 0  # safe to run again
+            # the task queue rows of workers gone for a day go too, but the
+            # last of each queue and kind
+            gone = [rows[0]["identity"], rows[1]["identity"]]
+            aged = await conn.execute(
+                "UPDATE version_pollers SET last_seen = now() - interval '2 days', "
+                "stopped_at = now() - interval '2 days' "
+                "WHERE deployment = '' AND identity = ANY($1)",
+                gone,
+            )
+            # (a queue and kind only they polled keeps its last row)
+            newer_beside = await conn.fetchval(
+                "SELECT count(*) FROM version_pollers p WHERE p.deployment = '' "
+                "AND p.identity = ANY($1) AND EXISTS (SELECT 1 FROM version_pollers q "
+                "WHERE q.namespace = p.namespace AND q.deployment = '' "
+                "AND q.build_id = p.build_id AND q.task_queue = p.task_queue "
+                "AND q.identity <> ALL($1))",
+                gone,
+            )
+            assert newer_beside > 0, aged
+            assert (await sweep(region.store)).pollers == newer_beside
+            left_of_gone = await conn.fetchval(
+                "SELECT count(*) FROM version_pollers WHERE identity = ANY($1)", gone
+            )
+            assert left_of_gone == int(aged.split()[1]) - newer_beside
         finally:
             await conn.close()
         d = await client.describe_deployment("shop")
