@@ -10,11 +10,13 @@ in whichever region is active then.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from store.errors import InvalidArgument
 from store.retry import normalize_policy
+from store.sql import QUERIES as Q
 
 if TYPE_CHECKING:
     from store.mutable_state import RunTxn
@@ -73,6 +75,28 @@ def chain_attributes(exe: dict[str, Any]) -> dict[str, Any]:
     if exe.get("retry_policy") is not None:
         attrs["retry_policy"] = exe["retry_policy"]
     return attrs
+
+
+async def fill_from_started(run: RunTxn, started: dict[str, Any]) -> None:
+    """On a promotion: the chain columns of a row a standby inserted before it
+    knew them (an older release applied the run's start) from the run's
+    started event, which holds them, so the run keeps its deadline and retry
+    policy in the new active region."""
+    missing = {k: started[k] for k in CHAIN_COLUMNS if run.exe.get(k) is None and k in started}
+    if not missing:
+        return
+    run.exe.update(missing)
+    if "execution_expiration_time" in missing:
+        run.exe["execution_expiration_time"] = _as_datetime(missing["execution_expiration_time"])
+    await run.conn.execute(
+        Q["fill_chain_columns"],
+        run.namespace,
+        run.workflow_id,
+        uuid.UUID(run.run_id),
+        run.exe.get("execution_timeout_s"),
+        run.exe.get("execution_expiration_time"),
+        run.exe.get("retry_policy"),
+    )
 
 
 def add_execution_timer(run: RunTxn) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import asyncpg
 
-from store.chain import add_execution_timer
+from store.chain import add_execution_timer, fill_from_started
 from store.errors import WorkflowNotFound
 from store.mutable_state import (
     ACTIVITY_RETRY,
@@ -349,6 +349,8 @@ async def rebuild_execution_txn(
         rt.add_timer(
             RUN_TIMEOUT, "run", rt.exe["start_time"] + timedelta(seconds=rt.exe["run_timeout_s"])
         )
+    if events:
+        await fill_from_started(rt, events[0]["attributes"] or {})
     add_execution_timer(rt)
     add_backoff_timer(rt, events)
     await rt.write_txn()

@@ -1040,3 +1040,10 @@ GROUP BY kind
 -- A run's started event (its first): what a retry of the run starts again.
 SELECT attributes FROM history_events
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = 1
+
+-- name: fill_chain_columns
+-- On a promotion: a run's chain options, from its started event, in a row a
+-- standby inserted before it knew them.
+UPDATE executions
+SET execution_timeout_s = $4, execution_expiration_time = $5, retry_policy = $6
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3

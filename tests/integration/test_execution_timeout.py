@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -177,6 +178,50 @@ async def test_a_standby_promoted_by_a_failover_times_the_chain_out(regions: Reg
         closed = datetime.fromisoformat(events[-1]["event_time"])
         deadline = datetime.fromisoformat(in_a["execution_expiration_time"])
         assert deadline <= closed < deadline + timedelta(seconds=3)
+
+
+async def test_a_standby_row_an_older_release_applied_gets_its_chain_at_promotion(
+    regions: RegionPair,
+) -> None:
+    """A standby that applied a run's start before it knew the chain columns
+    (an older release, upgraded after the active region) holds a row without
+    them; its promotion reads them from the run's started event, so the run
+    keeps its deadline and retry policy in the new active region."""
+    rs, ns = regions, "older-standby"
+    async with await Client.connect([rs.a.url, rs.b.url], namespace=ns) as client:
+        await client.create_namespace(ns, regions=[rs.a.name, rs.b.name], active_region=rs.a.name)
+        policy = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+        h = await client.start_workflow(
+            "Waits", id="older", task_queue=QUEUE, execution_timeout=8, retry_policy=policy
+        )
+        in_a = (await h.describe())["execution"]
+
+        async def replicated() -> bool:
+            async with await Client.connect(rs.b.url, namespace=ns) as in_b:
+                try:
+                    d = await in_b.get_workflow_handle("older", run_id=h.run_id).describe()
+                except Exception:
+                    return False
+                return bool(d["execution"]["history_length"] >= 2)
+
+        await eventually(replicated, timeout=30, what="the run in region-b")
+        conn = await asyncpg.connect(rs.b.dsn)
+        try:
+            await conn.execute(
+                "UPDATE executions SET execution_timeout_s = NULL,"
+                " execution_expiration_time = NULL, retry_policy = NULL"
+                " WHERE namespace = $1 AND workflow_id = 'older'",
+                ns,
+            )
+        finally:
+            await conn.close()
+        await graceful_failover(rs.a.config, ns, rs.b.name, timeout_s=60)
+        d = (await h.describe())["execution"]
+        assert d["execution_expiration_time"] == in_a["execution_expiration_time"]
+        assert d["execution_timeout_s"] == 8.0
+        assert d["retry_policy"]["maximum_attempts"] == 3
+        _, cause = await timed_out_run(h)
+        assert cause.timeout_type == "execution"
 
 
 async def test_the_cli_starts_with_an_execution_timeout_and_describe_shows_it(
