@@ -10,6 +10,7 @@ from worker import activity, workflow
 from worker._client_schedules import ScheduleHandle
 from worker._client_visibility import WorkflowExecution
 from worker._config_file import endpoints_from_config
+from worker._describe import WorkflowExecutionDescription, WorkflowExecutionStatus
 from worker._replayer import (
     Replayer,
     WorkflowHistory,
@@ -126,6 +127,8 @@ __all__ = [
     "WorkflowAlreadyStartedError",
     "WorkflowContinuedAsNewError",
     "WorkflowExecution",
+    "WorkflowExecutionDescription",
+    "WorkflowExecutionStatus",
     "WorkflowFailureError",
     "WorkflowHandle",
     "WorkflowHistory",

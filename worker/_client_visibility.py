@@ -15,7 +15,7 @@ from worker._http import ns_path
 from worker._start_options import checked_mapping
 from worker.errors import InvalidArgumentError, InvalidQueryError
 from worker.wire import MAX_QUERY_CHARS
-from worker.wire.requests import JOB_ID_PATTERN
+from worker.wire.requests import JOB_ID_PATTERN, WorkflowStatus
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class WorkflowExecution:
     run_id: str
     workflow_type: str
     task_queue: str
-    status: str
+    status: WorkflowStatus
     paused: bool
     start_time: str
     close_time: str | None
@@ -43,7 +43,7 @@ class WorkflowExecution:
             run_id=d["run_id"],
             workflow_type=d["workflow_type"],
             task_queue=d["task_queue"],
-            status=d["status"],
+            status=WorkflowStatus(d["status"]),
             paused=d.get("paused", False),
             start_time=d["start_time"],
             close_time=d.get("close_time"),

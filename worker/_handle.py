@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from worker._describe import WorkflowExecutionDescription
 from worker._failure import close_failure_to_exception
 from worker._handle_control import RunControlMixin, refuse_blank
 from worker._handle_messages import MessagesMixin
@@ -121,7 +122,7 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
             )
         raise err
 
-    async def describe(self) -> dict[str, Any]:
+    async def describe(self) -> WorkflowExecutionDescription:
         """The run's row as the server describes it, its memo decoded: the run
         the handle was given, else the workflow's current run (so a handle
         from a start describes the run a continue-as-new or reset gave).
@@ -129,7 +130,10 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
         With a codec, the run's failure, its workflow task's last failure and
         its pending activities (failures, heartbeat details) read as a worker
         with the same keys reads them; what the keys cannot open stays
-        encoded (``Encoded failure``), as the CLI shows it."""
+        encoded (``Encoded failure``), as the CLI shows it.
+
+        A dict (``d["execution"]["status"]``) that also reads as Temporal's
+        ``WorkflowExecutionDescription`` (``d.status``, ``d.run_id``, ...)."""
         res: dict[str, Any] = await self.client.call(
             "GET", self._path(), params={"run_id": self.target_run_id}
         )
@@ -139,7 +143,7 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
         kinds = ("failure", "pending_workflow_task", "pending_activities")
         told = {k: res[k] for k in kinds if k in res}
         res.update(await decode_wire(told, self.client.data_converter, keep_unreadable=True))
-        return res
+        return WorkflowExecutionDescription(res)
 
     async def history(
         self, *, run_id: str | None = None, page_size: int | None = None
