@@ -149,6 +149,28 @@ def query_status(text: str) -> str:
     return status
 
 
+#: VersioningBehavior's values as Baton stores them, keyed by the spellings a
+#: query may use: Baton's (auto-upgrade), Temporal's (AutoUpgrade) or its
+#: enum's (VERSIONING_BEHAVIOR_AUTO_UPGRADE).
+VERSIONING_BEHAVIOR_NAMES: dict[str, str] = {"pinned": "pinned", "autoupgrade": "auto-upgrade"}
+
+
+def keyword_value(name: str, text: str) -> str:
+    """A Keyword literal as the column holds it: VersioningBehavior's in any
+    of its spellings, refused when it is none (it would match nothing)."""
+    if name != "VersioningBehavior":
+        return text
+    key = re.sub(r"[-_\s]", "", text.lower()).removeprefix("versioningbehavior")
+    value = VERSIONING_BEHAVIOR_NAMES.get(key)
+    if value is None:
+        raise InvalidArgument(
+            f"{text!r} is not a versioning behavior; use pinned or auto-upgrade (or "
+            "Temporal's Pinned, AutoUpgrade), or VersioningBehavior IS NULL for an "
+            "unversioned run"
+        )
+    return value
+
+
 def datetime_of_nanos(nanos: int) -> datetime:
     """A time given as Temporal's queries take one as a number: Unix nanoseconds."""
     try:

@@ -26,6 +26,7 @@ from store.visibility.attributes import (
     SYSTEM_ATTRIBUTES,
     AttributeType,
     datetime_of_nanos,
+    keyword_value,
     normalize_value,
     parse_datetime,
     query_status,
@@ -244,7 +245,7 @@ class _Compiler:
             if kind in (AttributeType.KEYWORD, AttributeType.TEXT, AttributeType.KEYWORD_LIST):
                 if t != "STRING":
                     raise _error(f"{name} is {kind.value}: quote the value", token)
-                return text
+                return keyword_value(name, text)
             if kind == AttributeType.UUID:
                 try:
                     return uuid.UUID(text)
