@@ -31,7 +31,7 @@ from ops.cli_base import (
 )
 from ops.cli_values import run_id_value
 from ops.cli_workflow_view import describe_view
-from ops.output import attr_summary, emit, kv_table, table, when
+from ops.output import attr_summary, emit, kv_table, table, when, with_values
 from worker._handle_control import new_request_id
 from worker._payloads import decode_wire
 from worker.client import Client
@@ -319,7 +319,8 @@ def workflow_describe(st: CliState, workflow_id: str, run_id: str | None, output
             c.data_converter,
             keep_unreadable=True,
         )
-        return {**d, **decoded}
+        # each JSON payload's value beside it (the memo is values already)
+        return with_values({**d, **decoded}, skip=("search_attributes", "memo"))
 
     emit(st.run(go), output, describe_view)
 
@@ -340,7 +341,7 @@ def workflow_history(st: CliState, workflow_id: str, run_id: str | None, output:
         # With $BATON_ENCRYPTION_KEYS its payloads and failure texts read as a worker sees them.
         # What the keys cannot open (an old key, another team's) stays encrypted.
         events = await decode_wire(events, c.data_converter, keep_unreadable=True)
-        return {"workflow_id": workflow_id, "run_id": shown, "events": events}
+        return {"workflow_id": workflow_id, "run_id": shown, "events": with_values(events)}
 
     data = st.run(go)
     emit(

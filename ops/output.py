@@ -9,6 +9,7 @@ and scripts never parse tables.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import enum
 import json
@@ -281,3 +282,29 @@ def attr_summary(attrs: dict[str, Any], width: int = 90) -> str:
             continue
         parts.append(f"{k}={short(readable(v), 40)}")
     return short(", ".join(parts), width)
+
+
+def with_values(data: Any, *, skip: Iterable[str] = ("search_attributes",)) -> Any:
+    """``data`` with each ``json/plain`` (or ``binary/null``) payload in it
+    given its decoded ``value`` beside its ``metadata`` and base64 ``data``,
+    which stay as they are, so a script reading them (or the replayer reading
+    a history) reads what it did. In place; keys in ``skip`` are left alone
+    (their values are no payloads)."""
+    skipped = set(skip)
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(x)
+        elif isinstance(x, dict):
+            meta, raw = x.get("metadata"), x.get("data")
+            if isinstance(meta, dict) and isinstance(raw, str):
+                if meta.get("encoding") == "binary/null":
+                    x["value"] = None
+                elif meta.get("encoding") == "json/plain":
+                    # not base64 or not JSON after all: shown as stored, no value
+                    with contextlib.suppress(ValueError):
+                        x["value"] = orjson.loads(base64.b64decode(raw, validate=True))
+                continue
+            stack.extend(v for k, v in x.items() if k not in skipped)
+    return data
