@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from worker._describe import WorkflowExecutionStatus
 from worker._handle_control import given_or_new_id
 from worker._http import ns_path
 from worker._start_options import checked_mapping
 from worker.errors import InvalidArgumentError, InvalidQueryError
 from worker.wire import MAX_QUERY_CHARS
-from worker.wire.requests import JOB_ID_PATTERN, WorkflowStatus
+from worker.wire.requests import JOB_ID_PATTERN
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class WorkflowExecution:
     run_id: str
     workflow_type: str
     task_queue: str
-    status: WorkflowStatus
+    status: WorkflowExecutionStatus
     paused: bool
     start_time: str
     close_time: str | None
@@ -43,7 +44,7 @@ class WorkflowExecution:
             run_id=d["run_id"],
             workflow_type=d["workflow_type"],
             task_queue=d["task_queue"],
-            status=WorkflowStatus(d["status"]),
+            status=WorkflowExecutionStatus(d["status"]),
             paused=d.get("paused", False),
             start_time=d["start_time"],
             close_time=d.get("close_time"),

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from worker.wire.requests import WorkflowStatus
 
-#: How a run stands (Temporal's ``WorkflowExecutionStatus``): ``RUNNING``,
-#: ``COMPLETED``, ``FAILED``, ``CANCELED``, ``TERMINATED``,
-#: ``CONTINUED_AS_NEW``, ``TIMED_OUT``. A str enum whose values are the wire's
-#: (``"running"``, ...), so it compares equal to the strings a dict gives.
-WorkflowExecutionStatus = WorkflowStatus
+class WorkflowExecutionStatus(StrEnum):
+    """How a run stands, as Temporal's enum names it; a str enum whose values
+    are the API's (``"running"``, ...), so it equals the strings a dict gives.
+    A paused run is ``RUNNING`` (its ``paused`` says it is paused)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    TERMINATED = "terminated"
+    CONTINUED_AS_NEW = "continued_as_new"
+    TIMED_OUT = "timed_out"
 
 
 class Memo(dict[str, Any]):
@@ -73,9 +80,9 @@ class WorkflowExecutionDescription(dict[str, Any]):
         return str(self._execution["task_queue"])
 
     @property
-    def status(self) -> WorkflowStatus:
+    def status(self) -> WorkflowExecutionStatus:
         """How the run stands; a paused run is ``RUNNING`` (see :attr:`paused`)."""
-        return WorkflowStatus(self._execution["status"])
+        return WorkflowExecutionStatus(self._execution["status"])
 
     @property
     def paused(self) -> bool:
