@@ -155,10 +155,11 @@ def query_status(text: str) -> str:
 VERSIONING_BEHAVIOR_NAMES: dict[str, str] = {"pinned": "pinned", "autoupgrade": "auto-upgrade"}
 
 
-def keyword_value(name: str, text: str) -> str:
-    """A Keyword literal as the column holds it: VersioningBehavior's in any
-    of its spellings, refused when it is none (it would match nothing)."""
-    if name != "VersioningBehavior":
+def keyword_value(name: str, text: Any) -> Any:
+    """A literal compared with ``=``, ``!=`` or ``IN`` as the column holds it:
+    VersioningBehavior's in any of its spellings, refused when it is none (it
+    would match nothing); any other attribute's as it is."""
+    if name != "VersioningBehavior" or not isinstance(text, str):
         return text
     key = re.sub(r"[-_\s]", "", text.lower()).removeprefix("versioningbehavior")
     value = VERSIONING_BEHAVIOR_NAMES.get(key)

@@ -235,8 +235,9 @@ class _Compiler:
             return f"({text}::timestamptz)"
         return text
 
-    def literal(self, name: str, kind: AttributeType, token: Any) -> Any:
-        """The Python value of a literal for an attribute of ``kind``."""
+    def literal(self, name: str, kind: AttributeType, token: Any, whole: bool = True) -> Any:
+        """The Python value of a literal for an attribute of ``kind`` (``whole``:
+        a value, not a STARTS_WITH prefix)."""
         if not isinstance(token, lark.Token):
             raise _error("expected a value", token)
         t = token.type
@@ -245,7 +246,7 @@ class _Compiler:
             if kind in (AttributeType.KEYWORD, AttributeType.TEXT, AttributeType.KEYWORD_LIST):
                 if t != "STRING":
                     raise _error(f"{name} is {kind.value}: quote the value", token)
-                return keyword_value(name, text)
+                return keyword_value(name, text) if whole else text
             if kind == AttributeType.UUID:
                 try:
                     return uuid.UUID(text)
@@ -418,7 +419,7 @@ class _Compiler:
         attr, kind, sql, tok, _ = self.attribute(name)
         if kind != AttributeType.KEYWORD:
             raise _error(f"STARTS_WITH applies to Keyword attributes, not {attr}", tok)
-        prefix = self.literal(attr, kind, value)
+        prefix = self.literal(attr, kind, value, whole=False)
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"({sql} LIKE {self.param(escaped + '%')})"
 

@@ -38,6 +38,8 @@ async def test_versioning_behavior_reads_temporals_spellings(client: Client) -> 
     both = "VersioningBehavior IN ('Pinned', 'AutoUpgrade')"
     assert await ids(both) == ["pinned-run", "upgrading-run"]
     assert await client.count_workflows("VersioningBehavior NOT IN ('AutoUpgrade')") == 1
+    # a prefix is no value: it is matched as it is written
+    assert await ids("VersioningBehavior STARTS_WITH 'auto'") == ["upgrading-run"]
 
     # a value that is no behavior is refused, naming the ones there are
     with pytest.raises(InvalidQueryError, match="use pinned or auto-upgrade"):
