@@ -139,3 +139,79 @@ async def execute_activity(
 #: by a worker given ``activities=[repo.fetch]``): the same calls.
 start_activity_method = start_activity
 execute_activity_method = execute_activity
+
+
+def start_local_activity(
+    activity: str | Callable[..., Any],
+    *arg: Any,
+    args: Sequence[Any] | None = None,
+    result_type: Any = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    local_retry_threshold: timedelta | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+) -> ActivityHandle:
+    """Temporal's local activity, run as an ordinary activity on the workflow's task queue.
+
+    It takes Temporal's options and gives the same results and errors; like
+    every activity here it is recorded in history (scheduled, started,
+    completed), so it survives a worker crash and replays deterministically.
+    The worker polling the workflow's task queue must register it.
+
+    Args:
+        local_retry_threshold: Accepted for Temporal's signature; every retry
+            here is a durable one, scheduled by the server after the backoff.
+        Others: as for :func:`start_activity`.
+    """
+    if local_retry_threshold is not None and not isinstance(local_retry_threshold, timedelta):
+        raise _runtime().misuse(
+            TypeError(f"local_retry_threshold must be a timedelta, got {local_retry_threshold!r}")
+        )
+    return start_activity(
+        activity,
+        *arg,
+        args=args,
+        start_to_close_timeout=start_to_close_timeout,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        retry_policy=retry_policy,
+        activity_id=activity_id,
+        result_type=result_type,
+        cancellation_type=cancellation_type,
+    )
+
+
+async def execute_local_activity(
+    activity: str | Callable[..., Any],
+    *arg: Any,
+    args: Sequence[Any] | None = None,
+    result_type: Any = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    local_retry_threshold: timedelta | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+) -> Any:
+    """Run a local activity and wait for its result; see :func:`start_local_activity`."""
+    return await start_local_activity(
+        activity,
+        *arg,
+        args=args,
+        result_type=result_type,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        retry_policy=retry_policy,
+        local_retry_threshold=local_retry_threshold,
+        cancellation_type=cancellation_type,
+        activity_id=activity_id,
+    )
+
+
+start_local_activity_method = start_local_activity
+execute_local_activity_method = execute_local_activity

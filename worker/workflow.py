@@ -38,8 +38,12 @@ from worker._search_attributes import normalized_attributes
 from worker._workflow_activities import (
     execute_activity,
     execute_activity_method,
+    execute_local_activity,
+    execute_local_activity_method,
     start_activity,
     start_activity_method,
+    start_local_activity,
+    start_local_activity_method,
 )
 from worker._workflow_api import (
     ActivityHandle,
@@ -70,6 +74,8 @@ __all__ = [
     "deprecate_patch",
     "execute_activity",
     "execute_activity_method",
+    "execute_local_activity",
+    "execute_local_activity_method",
     "get_dynamic_query_handler",
     "get_dynamic_signal_handler",
     "get_dynamic_update_handler",
@@ -97,6 +103,8 @@ __all__ = [
     "sleep",
     "start_activity",
     "start_activity_method",
+    "start_local_activity",
+    "start_local_activity_method",
     "time",
     "time_ns",
     "unsafe",
