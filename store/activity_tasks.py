@@ -461,3 +461,45 @@ async def heartbeat_activity(
     if tok.kind != "act":
         raise InvalidArgument("not an activity task token")
     return await store.txn(txn)
+
+
+async def activity_token_by_id(
+    store: Store, namespace: str, req: wire.ActivityTokenRequest
+) -> dict[str, Any]:
+    """The task token of the started attempt of the activity ``req`` names."""
+    try:
+        run_id = None if req.run_id is None else uuid.UUID(req.run_id)
+    except ValueError:
+        raise InvalidArgument(f"run_id {req.run_id!r} is not a run id (a UUID)") from None
+
+    async def read(conn: asyncpg.Connection) -> dict[str, Any]:
+        ns = await get_namespace(conn, namespace)
+        act = await conn.fetchrow(
+            Q["activity_attempt_by_id"], namespace, req.workflow_id, run_id, req.activity_id
+        )
+        run = "its current run" if run_id is None else f"run {req.run_id}"
+        if act is None:
+            raise TaskNotFound(
+                f"workflow {req.workflow_id!r} ({run}) has no pending activity "
+                f"{req.activity_id!r}: it closed (completed, failed, timed out, canceled), "
+                "the run closed, or no such activity was scheduled"
+            )
+        if act["state"] != "started":
+            raise TaskNotFound(
+                f"activity {req.activity_id!r} of {req.workflow_id!r} has no attempt running "
+                f"(attempt {act['attempt']} waits to be taken by a worker): only a started "
+                "attempt can be completed"
+            )
+        token = TaskToken(
+            "act",
+            namespace,
+            req.workflow_id,
+            str(act["run_id"]),
+            str(act["scheduled_event_id"]),
+            int(act["attempt"]),
+            ns.failover_version,
+        )
+        return {"task_token": token.encode()}
+
+    async with store.pool.acquire() as conn:
+        return await read(conn)

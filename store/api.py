@@ -577,6 +577,11 @@ def create_app(store: Store) -> FastAPI:
     ) -> Response:
         return JSON(await acts.cancel_activity_task(store, namespace, req))
 
+    @app.post(f"{ns_path}/activity-tasks/token", response_model=wire.ActivityTokenResponse)
+    async def activity_token(namespace: str, req: wire.ActivityTokenRequest) -> Response:
+        """The task token of an activity's running attempt, named by ids."""
+        return JSON(await acts.activity_token_by_id(store, namespace, req))
+
     @app.post(f"{ns_path}/activity-tasks/heartbeat", response_model=wire.HeartbeatResponse)
     async def heartbeat(namespace: str, req: wire.HeartbeatRequest) -> Response:
         checked(req)

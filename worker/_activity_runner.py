@@ -197,7 +197,7 @@ class ActivityRunner:
                 result = await self._run_user_code(
                     defn, args, ctx, heartbeater, self._activity_executor
                 )
-            except Exception:
+            except (Exception, activity_mod._CompleteAsyncError):
                 # The failure report starts the next attempt with the details
                 # recorded by then: the throttle must not hold the latest back.
                 await heartbeater.flush()
@@ -206,6 +206,8 @@ class ActivityRunner:
                 heartbeater.stop()
                 self._attempts.discard(heartbeater)
             return await self._respond_completed(task, result)
+        except activity_mod._CompleteAsyncError:
+            return None  # a client completes it (raise_complete_async)
         except asyncio.CancelledError as exc:
             if heartbeater.cancelled.is_set():
                 # The server asked for it (the workflow cancelled the activity).

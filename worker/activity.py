@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, MutableMapping, Sequence
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 from worker._definition import ActivityDefinition, define_activity
 from worker.converter import PayloadConverter
@@ -31,6 +31,7 @@ __all__ = [
     "is_cancelled",
     "logger",
     "payload_converter",
+    "raise_complete_async",
     "wait_for_cancelled",
 ]
 
@@ -124,6 +125,10 @@ class ActivityInfo:
     heartbeat_timeout: timedelta | None
     """Longest gap allowed between heartbeats, if set."""
 
+    task_token: bytes = b""
+    """Names this attempt to :meth:`worker.Client.get_async_activity_handle`,
+    which completes it after :func:`raise_complete_async` (as in Temporal)."""
+
     _flags: dict[str, bool] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -163,6 +168,7 @@ class ActivityInfo:
             start_to_close_timeout=_seconds(task.start_to_close_s),
             schedule_to_close_timeout=_seconds(task.schedule_to_close_s),
             heartbeat_timeout=_seconds(task.heartbeat_s),
+            task_token=task.task_token.encode(),
         )
 
 
@@ -253,6 +259,23 @@ def is_cancelled() -> bool:
 async def wait_for_cancelled() -> None:
     """Wait until cancellation of this activity is requested."""
     await _context().cancelled.wait()
+
+
+class _CompleteAsyncError(BaseException):
+    """Raised by :func:`raise_complete_async`: the worker reports nothing."""
+
+
+def raise_complete_async() -> NoReturn:
+    """End this attempt's code without completing the activity, as in Temporal.
+
+    The worker reports no outcome: the activity stays running until a client
+    completes, fails or cancels it with
+    ``client.get_async_activity_handle(task_token=info().task_token)`` (or by
+    workflow, run and activity id), heartbeating meanwhile if it has a
+    heartbeat timeout; its start-to-close timeout still counts.
+    """
+    _context()  # only inside an activity
+    raise _CompleteAsyncError()
 
 
 class _ActivityLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from worker._call_args import NO_ARG, call_args
+from worker._client_async_activity import AsyncActivityMixin
 from worker._client_namespaces import NamespaceMixin
 from worker._client_schedules import ScheduleMixin
 from worker._client_versioning import VersioningMixin
@@ -75,7 +76,7 @@ _new_request_id = new_request_id
 EXECUTE_WAIT_S = 60.0
 
 
-class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin):
+class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, AsyncActivityMixin):
     """Talks to a Baton deployment (every region's endpoint, so it follows failovers)."""
 
     def __init__(

@@ -1047,3 +1047,14 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = 1
 UPDATE executions
 SET execution_timeout_s = $4, execution_expiration_time = $5, retry_policy = $6
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
+-- name: activity_attempt_by_id
+-- the attempt of a run's activity named by its id ($3 the run, or NULL: the
+-- workflow's current run), to hand its task token to an async completion
+SELECT a.run_id, a.scheduled_event_id, a.attempt, a.state
+FROM activities a
+WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.activity_id = $4
+  AND a.run_id = COALESCE(
+    $3::uuid,
+    (SELECT c.run_id FROM current_executions c WHERE c.namespace = $1 AND c.workflow_id = $2)
+  )

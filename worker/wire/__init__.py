@@ -148,6 +148,8 @@ from worker.wire.schedules import (
 from worker.wire.tasks import (
     ActivityTask,
     ActivityTaskPollResponse,
+    ActivityTokenRequest,
+    ActivityTokenResponse,
     CloseStickyQueueRequest,
     ClusterInfo,
     HeartbeatRequest,
@@ -189,6 +191,8 @@ __all__ = [
     "ActivityRefAttributes",
     "ActivityTask",
     "ActivityTaskPollResponse",
+    "ActivityTokenRequest",
+    "ActivityTokenResponse",
     "AdvanceClockRequest",
     "BackfillScheduleRequest",
     "BackfillScheduleResponse",

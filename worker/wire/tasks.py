@@ -247,3 +247,17 @@ class ClusterInfo(BaseModel):
     schema_version: int
     server_version: str
     max_payload_bytes: int
+
+
+class ActivityTokenRequest(BaseModel):
+    """Ask for the task token of a workflow's started activity, named by its id
+    (to complete it asynchronously, as Temporal's ``...ById`` calls do)."""
+
+    workflow_id: str = Field(min_length=1, max_length=1000)
+    #: The run; the workflow's current run if None.
+    run_id: str | None = Field(default=None, max_length=64)
+    activity_id: str = Field(min_length=1, max_length=1000)
+
+
+class ActivityTokenResponse(BaseModel):
+    task_token: str
