@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ctypes
 import logging
-from collections.abc import Awaitable
+import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,9 @@ SHUTDOWN_FAILURE_TYPE = "WorkerShutdown"
 
 # How long a stopping worker tries to hand one task back before giving up on it.
 SHUTDOWN_REPORT_S = 5.0
+#: How long a stopped sync attempt may take to notice ``is_cancelled()``
+#: before ``CancelledError`` is raised in its thread.
+INTERRUPT_AFTER_S = 1.0
 
 
 class NotRegistered(Exception):
@@ -358,15 +363,17 @@ async def _in_thread(
 ) -> Any:
     """Run a sync activity's function on a thread of ``executor`` and wait for it.
 
-    A thread cannot be interrupted. When the attempt is cancelled (the
-    server's cancel, a task gone, the end of a shutdown's grace), the code
-    learns of it from ``activity.is_cancelled()``, and the attempt waits a
-    bounded time for it to return before it is reported: otherwise the next
-    attempt (which a shutdown's report starts at once) would run beside it.
+    When the attempt is cancelled (the server's cancel, a task gone, the end
+    of a shutdown's grace), the code learns of it from
+    ``activity.is_cancelled()``, then from ``CancelledError`` raised in its
+    thread, and the attempt waits a bounded time for it to return before it
+    is reported: otherwise the next attempt (which a shutdown's report starts
+    at once) would run beside it.
     """
     # the worker makes its pool when it registers a sync activity
     assert executor is not None
-    thread = executor.submit(contextvars.copy_context().run, defn.fn, *args)
+    running = _RunningThread()
+    thread = executor.submit(contextvars.copy_context().run, running.call, defn.fn, *args)
     outcome = asyncio.wrap_future(thread)
     try:
         return await asyncio.shield(outcome)
@@ -378,7 +385,12 @@ async def _in_thread(
         # is not reported: the attempt ends as the cancel says. Taking its
         # outcome keeps asyncio from logging it as an error never retrieved.
         outcome.add_done_callback(_drop_outcome)
-        await asyncio.wait([outcome], timeout=SHUTDOWN_REPORT_S)
+        # Code that checks is_cancelled() stops on its own; code that does not
+        # gets CancelledError raised in its thread (as in Temporal).
+        await asyncio.wait([outcome], timeout=INTERRUPT_AFTER_S)
+        if not thread.done():
+            running.interrupt()
+            await asyncio.wait([outcome], timeout=SHUTDOWN_REPORT_S - INTERRUPT_AFTER_S)
         if not thread.done():
             log.warning(
                 "activity %s ignored its cancellation for %.0f s: its thread is left running",
@@ -386,6 +398,43 @@ async def _in_thread(
                 SHUTDOWN_REPORT_S,
             )
         raise
+
+
+class _RunningThread:
+    """The thread a sync attempt runs on, to raise ``CancelledError`` in it.
+
+    As Temporal's SDK does for threaded activities, a stopped attempt's code
+    gets ``asyncio.CancelledError`` raised in its thread at its next Python
+    instruction (a ``time.sleep`` or blocking call ends first), so a loop that
+    never checks ``activity.is_cancelled()`` still ends, its ``finally``
+    blocks run, and no thread is left running. The lock keeps the raise from
+    landing once the function has returned and the thread serves another.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ident: int | None = None
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            self._ident = threading.get_ident()
+        try:
+            return fn(*args)
+        finally:
+            with self._lock:
+                self._ident = None
+                # A raise that has not landed yet must not land in the pool's
+                # own code (it would end the pool's thread): drop it.
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(threading.get_ident()), None
+                )
+
+    def interrupt(self) -> None:
+        with self._lock:
+            if self._ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._ident), ctypes.py_object(asyncio.CancelledError)
+                )
 
 
 def schedule_to_close_left(task: ActivityTask) -> float | None:
