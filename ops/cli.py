@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import click
 
+from ops.cli_activity_complete import register_activity_complete
 from ops.cli_base import (
     CLI_RETRY_S,
     REQUEST_TIMEOUT_ENV,
@@ -143,6 +144,7 @@ register_visibility(cli)
 register_batch(cli)
 register_versioning(cli)
 register_pause(cli)
+register_activity_complete(cli)
 register_schedules(cli)
 register_tools(cli)
 register_replication(cli)

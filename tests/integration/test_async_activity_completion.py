@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.helpers import eventually
+from tests.conftest import Region
+from tests.helpers import baton_json, eventually
 from worker import (
     ActivityError,
     ApplicationError,
@@ -202,3 +203,44 @@ async def test_bad_handles_are_refused(client: Client) -> None:
         await client.get_async_activity_handle(
             workflow_id="w", run_id="not-a-uuid", activity_id="a"
         ).heartbeat()
+
+
+async def test_cli_completes_and_fails_an_activity(client: Client, region: Region) -> None:
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[ByIdWorkflow], activities=[wait_outside]
+    ):
+        handle = await client.start_workflow(ByIdWorkflow.run, "x", id="cli-1", task_queue=QUEUE)
+        await eventually(lambda: started(client, "cli-1"), what="the attempt to start")
+        code, out, err = await baton_json(
+            region.config_path, "activity", "complete", "cli-1", "outside", "--result", '"by cli"'
+        )
+        assert code == 0, (out, err)
+        assert await handle.result(timeout=60) == "by cli"
+
+        code, out, err = await baton_json(
+            region.config_path, "activity", "complete", "cli-1", "outside", "--result", "1"
+        )
+        assert code != 0 and out["error"]["code"] == "TASK_NOT_FOUND", (out, err)
+        code, out, err = await baton_json(
+            region.config_path, "activity", "complete", "cli-1", "outside", "--result", "{bad"
+        )
+        assert code != 0 and "--result" in out["error"]["message"], (out, err)
+
+        handle = await client.start_workflow(ByIdWorkflow.run, "x", id="cli-2", task_queue=QUEUE)
+        await eventually(lambda: started(client, "cli-2"), what="the attempt to start")
+        code, out, err = await baton_json(
+            region.config_path,
+            "activity",
+            "fail",
+            "cli-2",
+            "outside",
+            "--reason",
+            "operator says no",
+            "--non-retryable",
+        )
+        assert code == 0, (out, err)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result(timeout=60)
+    cause = caught.value.cause
+    assert isinstance(cause, ActivityError) and isinstance(cause.cause, ApplicationError)
+    assert str(cause.cause) == "operator says no"
