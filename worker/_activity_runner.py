@@ -387,10 +387,14 @@ async def _in_thread(
         outcome.add_done_callback(_drop_outcome)
         # Code that checks is_cancelled() stops on its own; code that does not
         # gets CancelledError raised in its thread (as in Temporal).
-        await asyncio.wait([outcome], timeout=INTERRUPT_AFTER_S)
-        if not thread.done():
-            running.interrupt()
-            await asyncio.wait([outcome], timeout=SHUTDOWN_REPORT_S - INTERRUPT_AFTER_S)
+        # (A second stop, as a heartbeat finding the task gone, cuts the wait
+        # short: the thread is told all the same.)
+        try:
+            await asyncio.wait([outcome], timeout=INTERRUPT_AFTER_S)
+        finally:
+            if not thread.done():
+                running.interrupt()
+        await asyncio.wait([outcome], timeout=SHUTDOWN_REPORT_S - INTERRUPT_AFTER_S)
         if not thread.done():
             log.warning(
                 "activity %s ignored its cancellation for %.0f s: its thread is left running",
