@@ -6,7 +6,6 @@ with the HTTP status of its store error class; the code is stable.
 
 from __future__ import annotations
 
-import binascii
 import logging
 from functools import partial
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Match
@@ -32,6 +31,7 @@ from store.api_guard import (
 )
 from store.api_openapi import ERROR_RESPONSES, answer_head, install_openapi
 from store.api_pause import add_pause_routes
+from store.api_payloads import walk_payload_sizes
 from store.api_schedules import add_schedule_routes
 from store.api_versioning import add_versioning_routes
 from store.api_visibility import add_visibility_routes
@@ -45,7 +45,6 @@ from store.errors import (
     MethodNotAllowed,
     NamespaceAlreadyExists,
     NamespaceNotActive,
-    PayloadTooLarge,
     RouteNotFound,
     StoreError,
 )
@@ -71,63 +70,6 @@ def error_response(exc: StoreError) -> JSON:
         }
     }
     return JSON(body, status_code=exc.http_status)
-
-
-def _walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
-    if isinstance(obj, wire.Payload):
-        size = len(obj.data) * 3 // 4
-        try:
-            # stored as sent, it would fail every worker that decodes it, for good
-            binascii.a2b_base64(obj.data, strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise InvalidArgument(
-                f"payload in {where}: data is not base64; encode the payload's bytes as "
-                "standard, padded base64 (RFC 4648)"
-            ) from None
-        if size > limit:
-            raise PayloadTooLarge(
-                f"payload in {where} is {size} bytes, over this server's limit of {limit} bytes: "
-                "store large data elsewhere and pass a reference",
-                size=size,
-                limit=limit,
-            )
-    elif isinstance(obj, wire.Failure) and len(obj.message) + len(obj.stack_trace) > limit:
-        raise PayloadTooLarge(
-            f"failure text in {where} is over this server's limit of {limit} bytes: "
-            "keep messages and stack traces short",
-            limit=limit,
-        )
-    elif isinstance(obj, BaseModel):
-        for name in type(obj).model_fields:
-            # the path to the payload, as `memo['m']` or `commands[0].attributes['input'][1]`
-            field = name if where == "request" else f"{where}.{name}"
-            _walk_payload_sizes(getattr(obj, name), limit, field)
-    elif isinstance(obj, list):
-        for i, item in enumerate(obj):
-            _walk_payload_sizes(item, limit, f"{where}[{i}]")
-    elif isinstance(obj, dict):
-        if "data" in obj and "metadata" in obj and isinstance(obj["data"], str):
-            try:
-                payload = wire.Payload.model_validate(obj)
-            except ValidationError:
-                raise InvalidArgument(
-                    f"{where}: a payload needs metadata (an object of strings) and data "
-                    "(base64 text)"
-                ) from None
-            _walk_payload_sizes(payload, limit, where)
-        elif isinstance(obj.get("message"), str) and "type" in obj:
-            text = len(obj["message"]) + len(str(obj.get("stack_trace") or ""))
-            if text > limit:
-                raise PayloadTooLarge(
-                    f"failure text in {where} is over this server's limit of {limit} bytes: "
-                    "keep messages and stack traces short",
-                    limit=limit,
-                )
-            for key, item in obj.items():
-                _walk_payload_sizes(item, limit, f"{where}[{key!r}]")
-        else:
-            for key, item in obj.items():
-                _walk_payload_sizes(item, limit, f"{where}[{key!r}]")
 
 
 class _BatonApp(FastAPI):
@@ -164,7 +106,7 @@ def create_app(store: Store) -> FastAPI:
     body_limit = limit * 4 + 1024 * 1024
 
     def checked(model: BaseModel) -> None:
-        _walk_payload_sizes(model, limit, "request")
+        walk_payload_sizes(model, limit, "request")
 
     app.guard = RequestGuard(
         partial(FastAPI.__call__, app),
