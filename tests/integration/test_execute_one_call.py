@@ -122,6 +122,7 @@ async def test_the_start_answers_a_running_run_when_the_wait_runs_out(client: Cl
         "closed": False,
         "result": None,
         "failure": None,
+        "continued_to_run_id": None,
     }
     # a retried start (same request id) finds the same run and waits the same way
     body = start_body("one-call-open-2", request_id="r-1", wait_result_s=0)
