@@ -413,6 +413,9 @@ def result_type_of(workflow: str | type | Callable[..., Any]) -> Any:
     return None if isinstance(workflow, str) else workflow_definition(workflow).return_type
 
 
+_PLURAL = {"query": "queries"}
+
+
 def handler_name(handler: str | Callable[..., Any], kind: str) -> str:
     """The name a signal, query or update goes by, given by name or by its
     handler method (``Order.approve``)."""
@@ -427,7 +430,8 @@ def handler_name(handler: str | Callable[..., Any], kind: str) -> str:
     if mark.dynamic:
         raise InvalidArgumentError(
             f"{getattr(handler, '__qualname__', handler)} is a dynamic {kind} handler, "
-            f"which takes {kind}s of other names: name the {kind} to send by its name"
+            f"which takes {_PLURAL.get(kind, kind + 's')} of other names: "
+            f"name the {kind} to send by its name"
         )
     return mark.name
 
