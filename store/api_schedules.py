@@ -10,7 +10,7 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from store import clock, schedules
+from store import clock, schedule_view, schedules
 from store.api_guard import JSON
 from store.context import Store
 from store.errors import TestClockOff
@@ -57,14 +57,14 @@ def add_schedule_routes(
         page_token: str | None = None,
     ) -> Response:
         return JSON(
-            await schedules.list_schedules(
+            await schedule_view.list_schedules(
                 store, namespace, query=query, page_size=page_size, page_token=page_token
             )
         )
 
     @app.get(f"{path}/{{schedule_id}}", response_model=wire.ScheduleDescription)
     async def describe_schedule(namespace: str, schedule_id: str) -> Response:
-        return JSON(await schedules.describe_schedule(store, namespace, schedule_id))
+        return JSON(await schedule_view.describe_schedule(store, namespace, schedule_id))
 
     @app.put(f"{path}/{{schedule_id}}", response_model=wire.UpdateScheduleResponse)
     async def update_schedule(

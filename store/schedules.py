@@ -1,4 +1,4 @@
-"""Create, change, describe and list schedules.
+"""Create and change schedules (describe and list: :mod:`store.schedule_view`).
 
 A schedule ``S`` is the system workflow ``schedule/S`` (``scheduler/workflow.py``).
 Every change is checked here first (a bad definition, time or mode gets
@@ -23,13 +23,11 @@ from pydantic import ValidationError
 
 from scheduler import definition
 from scheduler.definition import iso, parse_time
-from scheduler.policy import Counters, action_workflow_id
-from scheduler.spec import ScheduleSpec, SpecError, fires_until, jittered, next_fires
+from scheduler.policy import action_workflow_id
+from scheduler.spec import SpecError, fires_until, next_fires
 from scheduler.wallclock import names_some_date
 from scheduler.workflow import (
     MAX_BACKFILL,
-    PREFIX,
-    REPORT_ACTIVITY,
     WATCH_ACTIVITY,
     WORKFLOW_TYPE,
     schedule_workflow_id,
@@ -49,16 +47,14 @@ from store.errors import (
     WorkflowNotRunning,
 )
 from store.namespaces import get_namespace, require_active_here
+from store.schedule_view import decode_payload, describe_schedule, not_found
 from store.sql import QUERIES as Q
-from store.visibility import listing, validate_upsert
-from store.visibility.query import split_order
+from store.visibility import validate_upsert
 from worker import wire
 from worker.converter import PayloadConverter
-from worker.wire import EventType
 
 _CONVERTER = PayloadConverter()
 log = logging.getLogger("baton.schedules")
-NEXT_FIRES = 10
 
 
 def _checked(schedule: dict[str, Any]) -> dict[str, Any]:
@@ -192,13 +188,7 @@ async def _signal(
             store, namespace, schedule_workflow_id(schedule_id), signal, system=True
         )
     except (WorkflowNotFound, WorkflowNotRunning):
-        raise _not_found(namespace, schedule_id) from None
-
-
-def _not_found(namespace: str, schedule_id: str) -> ScheduleNotFound:
-    return ScheduleNotFound(
-        f"no schedule {schedule_id!r} in namespace {namespace!r}: `baton schedule list` shows them"
-    )
+        raise not_found(namespace, schedule_id) from None
 
 
 async def update_schedule(
@@ -268,7 +258,7 @@ async def trigger_schedule(
         taken = await conn.fetchval(
             Q["signal_of_request"], namespace, wid, uuid.UUID(run_id), request_id
         ) or await conn.fetchval(Q["signal_of_request_any_run"], namespace, wid, request_id)
-    sent = _decode(((taken or {}).get("input") or [None])[0]) or {}
+    sent = decode_payload(((taken or {}).get("input") or [None])[0]) or {}
     at = parse_time(sent.get("at"), "at") if isinstance(sent.get("at"), str) else None
     tag = sent.get("tag")
     # a signal an earlier release sent carries neither: its run's id is drawn by the schedule
@@ -362,245 +352,7 @@ async def delete_schedule(
         await _settle(store, namespace, wid)
         await workflows.terminate_workflow(store, namespace, wid, req, system=True)
     except (WorkflowNotFound, WorkflowNotRunning):
-        raise _not_found(namespace, schedule_id) from None
+        raise not_found(namespace, schedule_id) from None
     async with store.pool.acquire() as conn:
         await conn.execute(Q["delete_schedule_stats"], namespace, schedule_id)
     return {"schedule_id": schedule_id, "deleted": True}
-
-
-# --------------------------------------------------------------------------- describe
-
-
-def _decode(payload: Any) -> Any:
-    return (
-        None if payload is None else _CONVERTER.from_payload(wire.Payload.model_validate(payload))
-    )
-
-
-def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """A schedule's state from its current run's history."""
-    out: dict[str, Any] = {}
-    signals = applied = 0
-    sent: list[dict[str, Any]] = []
-    for e in events:
-        kind, attrs = e["event_type"], e["attributes"]
-        if kind == EventType.WORKFLOW_EXECUTION_STARTED.value:
-            inp = _decode((attrs.get("input") or [None])[0]) or {}
-            st = inp.get("state") or {}
-            out.update(
-                schedule=inp.get("schedule"),
-                created_at=inp.get("created_at"),
-                paused=st.get("paused", bool(inp.get("paused"))),
-                note=st.get("note", inp.get("note") or ""),
-                paused_at=st.get("paused_at"),
-                last_processed=st.get("last_processed", inp.get("created_at")),
-                # before its first workflow task: the counters it starts with
-                counters=st.get("counters") or vars(Counters()).copy(),
-                # before its first workflow task the run has no state yet: the
-                # policy's limit is what is left
-                remaining_actions=st.get(
-                    "remaining_actions",
-                    ((inp.get("schedule") or {}).get("policy") or {}).get("limited_actions"),
-                ),
-                recent=st.get("recent") or [],
-                running=[{"workflow_id": w, **i} for w, i in (st.get("running") or {}).items()],
-                running_count=len(st.get("running") or {}),
-                buffer=(st.get("buffer") or [])[:10],
-                buffered=len(st.get("buffer") or []),
-            )
-        elif (
-            kind == EventType.ACTIVITY_TASK_SCHEDULED.value
-            and attrs.get("activity_type") == REPORT_ACTIVITY
-        ):
-            snap = _decode((attrs.get("input") or [None, None, None])[2]) or {}
-            snap.pop("schedule_id", None)
-            applied = snap.pop("signals_applied", signals)
-            out.update(snap)
-        elif kind == EventType.WORKFLOW_EXECUTION_SIGNALED.value:
-            signals += 1
-            sent.append(e)
-    out["pending_signals"] = max(signals - applied, 0)
-    for e in sent[applied:]:
-        _as_taken(out, e)
-    return out
-
-
-def _as_taken(out: dict[str, Any], event: dict[str, Any]) -> None:
-    """Show a pause, an unpause or an update the schedule has not taken yet
-    as it will take it (in the order sent), so a describe or list right after
-    the call says what the call did (as Temporal's describe does); the fires
-    and counts they lead to wait for the schedule (``pending_signals``)."""
-    attrs = event["attributes"]
-    try:
-        body = _decode((attrs.get("input") or [None])[0])
-    except (ValidationError, ValueError, TypeError):
-        return  # not sent by the schedule API: the schedule ignores it too
-    if not isinstance(body, dict):
-        return
-    name = attrs.get("signal_name")
-    if name == "update" and isinstance(body.get("schedule"), dict):
-        try:
-            definition.load(body["schedule"])
-        except (SpecError, KeyError, TypeError, ValueError, AttributeError):
-            return  # as the schedule ignores a definition it cannot load
-        out["schedule"] = body["schedule"]
-    elif name == "pause":
-        if not out.get("paused"):
-            at = event.get("event_time")
-            out["paused_at"] = iso(at) if isinstance(at, datetime) else at
-        out["paused"], out["note"] = True, body.get("note") or ""
-    elif name == "unpause" and out.get("paused"):
-        out["paused"], out["note"], out["paused_at"] = False, body.get("note") or "", None
-
-
-async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> dict[str, Any]:
-    wid = schedule_workflow_id(schedule_id)
-    async with store.pool.acquire() as conn:
-        await get_namespace(conn, namespace)
-        row = await conn.fetchrow(Q["get_current_execution"], namespace, wid)
-        if (
-            row is None
-            or row["workflow_type"] != WORKFLOW_TYPE
-            or row["status"]
-            not in (
-                "running",
-                "continued_as_new",
-            )
-        ):
-            raise _not_found(namespace, schedule_id)
-        # one snapshot: a task's end moves what waited behind it into the history
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            events = [
-                dict(e)
-                for e in await conn.fetch(
-                    Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000
-                )
-            ]
-            # a call that came while the schedule's workflow task ran waits
-            # behind it, outside the history: it shows all the same, in order
-            waiting = await conn.fetch(Q["buffered_of_run"], namespace, wid, row["run_id"], 0)
-        now = utcnow()
-        events += [
-            {"event_type": b["event_type"], "attributes": b["attributes"], "event_time": now}
-            for b in waiting
-            if b["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value
-        ]
-        out = fold(events)
-        ids = [r["workflow_id"] for r in out.get("running") or []]
-        live = {
-            x["workflow_id"]: x for x in await conn.fetch(Q["current_status_of"], namespace, ids)
-        }
-    out["running"] = [
-        {
-            **r,
-            "status": live[r["workflow_id"]]["status"] if r["workflow_id"] in live else "unknown",
-            "paused": bool(r["workflow_id"] in live and live[r["workflow_id"]]["paused"]),
-        }
-        for r in out.get("running") or []
-    ]
-    sched = definition.load(out["schedule"])
-    now = utcnow()
-    last = parse_time(out.get("last_processed"), "last_processed") or now
-    left = out.get("remaining_actions")
-    # scheduled fires waiting in the buffer use up actions left too (a
-    # schedule of an earlier release reports the first few it holds)
-    shown = sum(1 for f in out.get("buffer") or [] if f.get("kind") == "scheduled")
-    waiting = out.pop("buffered_scheduled", shown)
-    if left is not None:
-        left -= waiting
-    # a schedule acts on as many more fires as it has actions left (as Temporal's
-    # future action times), none when used up; past its end the spec yields none
-    count = NEXT_FIRES if left is None else max(min(NEXT_FIRES, left), 0)
-    nexts = _upcoming(sched.spec, schedule_id, last, now, count)
-    out["next_fires"] = [iso(t) for t in nexts]
-    # when each acts: later by its jitter (Temporal's future action times)
-    out["next_action_times"] = [iso(jittered(sched.spec, schedule_id, t)) for t in nexts]
-    out["schedule_id"] = schedule_id
-    out["workflow_id"] = wid
-    out["run_id"] = str(row["run_id"])
-    return out
-
-
-def _upcoming(
-    spec: ScheduleSpec, schedule_id: str, last: datetime, now: datetime, count: int
-) -> list[datetime]:
-    """The next ``count`` fires not yet acted on, after ``last``: one whose time
-    has passed but whose jittered time has not is still to come."""
-    if count <= 0:
-        return []
-    waiting = _waiting_out_jitter(spec, schedule_id, last, now)
-    return [*waiting, *next_fires(spec, max(last, now), count - len(waiting))]
-
-
-def _waiting_out_jitter(
-    spec: ScheduleSpec, schedule_id: str, last: datetime, now: datetime
-) -> list[datetime]:
-    """The fire after ``last`` whose time has passed and whose jittered time has
-    not, if any. Only the last fire up to ``now`` can be one (a fire never acts
-    past the next), and it is at most the jitter old: look back in growing steps."""
-    if spec.jitter <= timedelta(0):
-        return []
-    back = timedelta(seconds=1)
-    while True:
-        start = max(last, now - min(back, spec.jitter))
-        found = next_fires(spec, start, 1)
-        if found and found[0] <= now:
-            t = found[0]
-            for _ in range(1000):  # to the last fire up to now
-                later = next_fires(spec, t, 1)
-                if not later or later[0] > now:
-                    return [t] if jittered(spec, schedule_id, t) > now else []
-                t = later[0]
-            return []
-        if start <= max(last, now - spec.jitter):
-            return []
-        back *= 2
-
-
-async def list_schedules(
-    store: Store,
-    namespace: str,
-    *,
-    query: str = "",
-    page_size: int = 100,
-    page_token: str | None = None,
-) -> dict[str, Any]:
-    """Open schedules, optionally narrowed by a list query over the schedule workflows."""
-    base = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
-    if query.strip():
-        async with store.pool.acquire() as conn:
-            ns = await get_namespace(conn, namespace)
-        # INVALID_QUERY names its token in the query as given
-        where, order = split_order(query, ns.active_search_attributes())
-        base = f"{base} AND ({where}) {order}" if where.strip() else f"{base} {order}"
-    rows, token = await listing.list_runs(
-        store,
-        namespace,
-        base,
-        page_size=page_size,
-        page_token=page_token,
-        include_system=True,
-        # the user's query was checked on its own: what wraps it may pass the limit
-        max_chars=len(base),
-    )
-    out = []
-    for r in rows:
-        sid = r["workflow_id"][len(PREFIX) :]
-        try:
-            d = await describe_schedule(store, namespace, sid)
-        except ScheduleNotFound:
-            continue  # deleted between the list and here
-        out.append(
-            {
-                "schedule_id": sid,
-                "paused": d.get("paused"),
-                "note": d.get("note"),
-                "workflow_type": d["schedule"]["action"]["workflow_type"],
-                "overlap": d["schedule"]["policy"]["overlap"],
-                "next_fire": (d.get("next_fires") or [None])[0],
-                "running": d.get("running_count", 0),
-                "actions": (d.get("counters") or {}).get("actions", 0),
-                "start_time": r["start_time"].isoformat(),
-            }
-        )
-    return {"schedules": out, "next_page_token": token}

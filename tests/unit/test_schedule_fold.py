@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from scheduler import definition
-from store.schedules import fold
+from store.schedule_view import fold
 from worker.converter import PayloadConverter
 from worker.wire import EventType
 
