@@ -262,14 +262,7 @@ async def reapply_txn(
             elif e["event_type"] in REAPPLIED_TYPES:
                 # claimed, so that another archive of this branch (the lost
                 # region's own) does not apply it alone
-                claimed = await conn.fetchval(
-                    Q["claim_reapply"],
-                    losing.namespace,
-                    losing.workflow_id,
-                    losing.run_id,
-                    e["event_id"],
-                    e["version"],
-                )
+                claimed = await _claim(conn, losing, e)
                 done = "with its reset" if claimed is not None else "already re-applied"
                 outcomes.append({**outcome, "outcome": done})
             continue
@@ -307,14 +300,7 @@ async def reapply_txn(
             continue
         if e["event_type"] not in REAPPLIED_TYPES:
             continue
-        claimed = await conn.fetchval(
-            Q["claim_reapply"],
-            losing.namespace,
-            losing.workflow_id,
-            losing.run_id,
-            e["event_id"],
-            e["version"],
-        )
+        claimed = await _claim(conn, losing, e)
         if claimed is None:
             outcomes.append({**outcome, "outcome": "already re-applied"})
             continue
@@ -405,12 +391,10 @@ async def reapply_txn(
     return outcomes
 
 
-async def _reset_again(
-    store: Store, conn: asyncpg.Connection, losing: Losing, reset: LostReset
-) -> dict[str, Any]:
-    """The outcome of making a losing branch's reset again here, once."""
-    e = reset.event
-    claimed = await conn.fetchval(
+async def _claim(conn: asyncpg.Connection, losing: Losing, e: dict[str, Any]) -> Any:
+    """Claim a losing branch's event for re-application, once: None when an
+    earlier pass (or another archive of the same branch) claimed it."""
+    return await conn.fetchval(
         Q["claim_reapply"],
         losing.namespace,
         losing.workflow_id,
@@ -418,6 +402,14 @@ async def _reset_again(
         e["event_id"],
         e["version"],
     )
+
+
+async def _reset_again(
+    store: Store, conn: asyncpg.Connection, losing: Losing, reset: LostReset
+) -> dict[str, Any]:
+    """The outcome of making a losing branch's reset again here, once."""
+    e = reset.event
+    claimed = await _claim(conn, losing, e)
     if claimed is None:
         return {"outcome": "already re-applied"}
     try:
