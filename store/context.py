@@ -74,8 +74,10 @@ class Store:
         return {name: r.url for name, r in self.config.regions.items()}
 
     async def txn(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run ``fn`` in one transaction, retrying lost races."""
-        return await db.run_txn(self.pool, fn)
+        """Run ``fn`` in one transaction, retrying lost races; its writes
+        notify once it committed (:meth:`Notifier.after_commit`)."""
+        with self.notifier.after_commit():
+            return await db.run_txn(self.pool, fn)
 
     async def checked_write(
         self,
@@ -88,10 +90,11 @@ class Store:
         or loses :data:`UNLOCKED_CONFLICTS` races in a row: a run that keeps
         changing between the read and the write (a flood of signals) is then
         waited for instead of raced, so the write always gets through."""
-        try:
-            done = await db.run_unlocked(self.pool, unlocked, conflicts=UNLOCKED_CONFLICTS)
-        except Conflict:
-            done = None
-        if done is not None:
-            return done
-        return await self.txn(locked)
+        with self.notifier.after_commit():
+            try:
+                done = await db.run_unlocked(self.pool, unlocked, conflicts=UNLOCKED_CONFLICTS)
+            except Conflict:
+                done = None
+            if done is not None:
+                return done
+            return await db.run_txn(self.pool, locked)

@@ -5,6 +5,15 @@ listener wakes every waiter of the key named by a notification. Notifications
 are sent by triggers or inside transactions, so they arrive only after the
 change committed. If the listening connection drops, every waiter is woken so
 it re-reads the database instead of sleeping through a lost notification.
+
+A run's history writes notify after they committed instead (see
+:data:`AFTER_COMMIT`): a NOTIFY inside a transaction holds PostgreSQL's
+cluster-wide notify lock from pre-commit until the commit's WAL flush ends, so
+notifying commits ran one at a time. The process that committed wakes its own
+waiters at once and sends the notifications for the other processes from one
+connection, every key gathered while the last send was out in one statement.
+A process killed between a commit and that send leaves other processes'
+waiters to their own timeouts (the publisher's idle wait, a long-poll's end).
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 
 import asyncpg
 
@@ -24,6 +34,19 @@ log = logging.getLogger("baton.notify")
 #: Channels whose notifications each announce one unit of work: waking every
 #: poller would send all of them racing for one task row.
 WAKE_ONE = frozenset({"baton_tasks_v1"})
+
+#: Notifications of the writes of the operation in progress, sent once it
+#: committed (:meth:`Notifier.after_commit`); None: a write notifies inside
+#: its own transaction, as every write of an earlier release did.
+AFTER_COMMIT: ContextVar[list[tuple[str, str]] | None] = ContextVar(
+    "baton_after_commit", default=None
+)
+
+#: Keys a sender keeps while its database cannot take them; past this the
+#: oldest go (their waiters end at their own timeouts).
+SEND_BACKLOG_MAX = 50_000
+
+_SEND = "SELECT pg_notify(c, k) FROM unnest($1::text[], $2::text[]) AS t(c, k)"
 
 CHANNELS = (
     "baton_tasks_v1",
@@ -55,10 +78,72 @@ class Notifier:
         #: every poller of it here awake drops it: a task may wait that no poll
         #: of this process reads for. A lost listener drops them all.
         self.found_empty: dict[str, float] = {}
+        #: notifications committed here, still to send to other processes
+        self._outgoing: dict[tuple[str, str], None] = {}
+        self._send = asyncio.Event()
+        self._sender: asyncpg.Connection | None = None
+        self._sender_pid = 0
+        self._send_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._connect()
         self._task = asyncio.create_task(self._watch(), name="baton-notifier")
+        self._send_task = asyncio.create_task(self._send_loop(), name="baton-notify-sender")
+
+    @property
+    def sender_pid(self) -> int:
+        """The backend of the connection this process sends its writes'
+        notifications from (0 before the first send)."""
+        return self._sender_pid
+
+    @contextlib.contextmanager
+    def after_commit(self) -> Iterator[None]:
+        """Within: a run's writes leave their notifications to be sent once
+        the block ended without an exception (every transaction in it ended
+        committed). An exception drops them: nothing they announce committed,
+        or a retry in the block notified again."""
+        pending: list[tuple[str, str]] = []
+        token = AFTER_COMMIT.set(pending)
+        try:
+            yield
+        finally:
+            AFTER_COMMIT.reset(token)
+        if pending:
+            self.publish(pending)
+
+    def publish(self, items: list[tuple[str, str]]) -> None:
+        """Notifications of changes this process committed: its own waiters
+        wake now, the other processes' once the sender sent them."""
+        for channel, key in items:
+            self._on_notify(None, 0, channel, key)
+            self._outgoing[(channel, key)] = None
+        while len(self._outgoing) > SEND_BACKLOG_MAX:
+            del self._outgoing[next(iter(self._outgoing))]
+        self._send.set()
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._send.wait()
+            self._send.clear()
+            if not self._outgoing:
+                continue
+            items = list(self._outgoing)
+            self._outgoing.clear()
+            try:
+                if self._sender is None or self._sender.is_closed():
+                    self._sender = await db.connect(self._dsn)
+                    self._sender_pid = self._sender.get_server_pid()
+                await self._sender.execute(_SEND, [c for c, _ in items], [k for _, k in items])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: send them when it is back
+                log.warning("cannot send notifications (%d kept): %s", len(items), exc)
+                self._outgoing = dict.fromkeys(items) | self._outgoing
+                if self._sender is not None:
+                    self._sender.terminate()
+                    self._sender = None
+                await asyncio.sleep(0.5)
+                self._send.set()
 
     async def _connect(self) -> None:
         conn = await db.connect(self._dsn)
@@ -90,15 +175,24 @@ class Notifier:
 
     async def close(self) -> None:
         self._closing = True
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._send_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._sender is not None and not self._sender.is_closed():
+            if self._outgoing:  # what this process committed last
+                with contextlib.suppress(Exception):
+                    items = list(self._outgoing)
+                    await self._sender.execute(_SEND, [c for c, _ in items], [k for _, k in items])
+            await self._sender.close()
         if self._conn and not self._conn.is_closed():
             await self._conn.close()
         self.wake_all()
 
-    def _on_notify(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+    def _on_notify(self, _conn: object, pid: int, channel: str, payload: str) -> None:
+        if pid and pid == self._sender_pid:
+            return  # this process's own, whose waiters :meth:`publish` woke
         if channel == "baton_namespaces_v1":
             # A namespace moved: every long-poll re-checks where it may run.
             self.namespace_epoch += 1

@@ -11,6 +11,7 @@ import asyncpg
 
 from store.errors import StaleRun, WorkflowNotFound
 from store.namespaces import get_namespace
+from store.notify import AFTER_COMMIT
 from store.run_cache import RunCache, entry_after_write
 from store.sql import QUERIES as Q
 from versioning import routing
@@ -34,7 +35,14 @@ async def write_run(rt: RunTxn) -> None:
         e["last_write_version"] = rt.ns.failover_version
     if rt.pause_changed and not rt.is_new:
         await conn.execute(Q["set_pause_info"], ns, wid, as_uuid(rt.run_id), e.get("pause_info"))
-    args = write_args(rt)
+    key = f"{ns}/{wid}"
+    after = AFTER_COMMIT.get()
+    if after is not None:  # sent once the caller's operation committed
+        if rt.events:
+            after.append(("baton_history_v1", key))
+        if rt.notify_close:
+            after.append(("baton_closed_v1", key))
+    args = write_args(rt, notify_key=None if after is not None else key)
     if rt.cache is not None and rt.expect_xmin is not None:
         # (a new run has a cache only when its start hands its first task to
         # a poller of this process: the task's completion then needs no read)
@@ -47,8 +55,10 @@ async def write_run(rt: RunTxn) -> None:
         rt.task_view = row["view"]
 
 
-def write_args(rt: RunTxn) -> tuple[Any, ...]:
-    """The first 57 arguments of ``baton_write_run_v5`` (all of ``_v4``'s) for ``rt``."""
+def write_args(rt: RunTxn, *, notify_key: str | None = "") -> tuple[Any, ...]:
+    """The first 57 arguments of ``baton_write_run_v5`` (all of ``_v4``'s) for
+    ``rt``; ``notify_key`` None: the write sends no notification (the caller
+    does, once it committed); the default: the run's own key."""
     ns, wid, rid = rt.namespace, rt.workflow_id, as_uuid(rt.run_id)
     e = rt.exe
     closing = e["status"] != "running"
@@ -98,7 +108,7 @@ def write_args(rt: RunTxn) -> tuple[Any, ...]:
         e["result"],
         e["failure"],
         rt.notify_close or rt.is_new,
-        f"{ns}/{wid}",
+        f"{ns}/{wid}" if notify_key == "" else notify_key,
         rt.notify_close,
         rt.activity_deletes,
         closing,

@@ -625,7 +625,12 @@ BEGIN
                                     event_time, version, attributes)
         SELECT p_ns, p_wid, p_rid, e.id, e.type, p_time, p_version, e.attrs
         FROM unnest(p_event_ids, p_event_types, p_event_attrs) AS e(id, type, attrs);
-        PERFORM pg_notify('baton_history_v1', p_notify_key);
+        -- a NULL key: the caller notifies once the write committed (a NOTIFY
+        -- here holds PostgreSQL's cluster-wide notify lock through the
+        -- commit's WAL flush, so every notifying commit waited for the last)
+        IF p_notify_key IS NOT NULL THEN
+            PERFORM pg_notify('baton_history_v1', p_notify_key);
+        END IF;
     END IF;
     IF cardinality(p_timer_del_kinds) > 0 THEN
         DELETE FROM timers t
@@ -762,7 +767,7 @@ BEGIN
         ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id,
             status = EXCLUDED.status;
     END IF;
-    IF p_closed THEN
+    IF p_closed AND p_notify_key IS NOT NULL THEN
         PERFORM pg_notify('baton_closed_v1', p_notify_key);
     END IF;
     IF p_view_since IS NULL THEN

@@ -1,0 +1,101 @@
+"""A run's writes notify once they committed, from one connection per process.
+
+A NOTIFY inside a write's transaction holds PostgreSQL's cluster-wide notify
+lock through the commit's WAL flush, so every notifying commit of the cluster
+waited for the one before. The writes now leave their notifications to the
+process: its own waiters wake at once, and the other processes' from one
+sender connection."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from store import db
+from store.notify import Notifier
+from tests.conftest import Region
+from worker import Client, Worker, activity, workflow
+
+pytestmark = pytest.mark.integration
+QUEUE = "notify-after-commit"
+
+
+@activity.defn(name="echo")
+async def echo(text: str) -> str:
+    return text
+
+
+@workflow.defn(name="TwoSteps")
+class TwoSteps:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.run
+    async def run(self, text: str) -> str:
+        first = await workflow.execute_activity(
+            echo, text, start_to_close_timeout=workflow.timedelta(seconds=10)
+        )
+        await workflow.wait_condition(lambda: self.go)
+        return first + "!"
+
+
+async def test_a_runs_notifications_come_from_its_servers_sender_not_its_writes(
+    region: Region, client: Client
+) -> None:
+    wid = f"n-{uuid.uuid4().hex[:8]}"
+    key = f"default/{wid}"
+    heard: list[tuple[int, str]] = []
+    listener = await db.connect(region.dsn)
+    try:
+        await listener.add_listener(
+            "baton_history_v1",
+            lambda _c, pid, ch, payload: heard.append((pid, ch)) if payload == key else None,
+        )
+        await listener.add_listener(
+            "baton_closed_v1",
+            lambda _c, pid, ch, payload: heard.append((pid, ch)) if payload == key else None,
+        )
+        async with Worker(client, task_queue=QUEUE, workflows=[TwoSteps], activities=[echo]):
+            handle = await client.start_workflow(TwoSteps.run, "hi", id=wid, task_queue=QUEUE)
+            await handle.signal(TwoSteps.proceed)
+            assert await handle.result() == "hi!"
+        await asyncio.sleep(0.3)  # the last ones are sent after the close committed
+    finally:
+        await listener.close()
+    channels = {ch for _, ch in heard}
+    assert channels == {"baton_history_v1", "baton_closed_v1"}, heard
+    sender = region.store.notifier.sender_pid
+    assert sender and {pid for pid, _ in heard} == {sender}, (sender, heard)
+
+
+async def test_another_process_waiting_on_a_run_is_woken_by_its_writes(
+    region: Region, client: Client
+) -> None:
+    """A second server process (here: a second listener of the region's
+    database) hears each write and the close of a run the first one wrote."""
+    wid = f"n-{uuid.uuid4().hex[:8]}"
+    key = f"default/{wid}"
+    other = Notifier(region.dsn)
+    await other.start()
+    try:
+        async with (
+            other.subscribe("baton_history_v1", key) as history,
+            other.subscribe("baton_closed_v1", key) as closed,
+            Worker(client, task_queue=QUEUE, workflows=[TwoSteps], activities=[echo]),
+        ):
+            handle = await client.start_workflow(TwoSteps.run, "hi", id=wid, task_queue=QUEUE)
+            await asyncio.wait_for(history.wait(), 10)
+            assert not closed.is_set()
+            history.clear()
+            await handle.signal(TwoSteps.proceed)
+            await asyncio.wait_for(history.wait(), 10)
+            await asyncio.wait_for(closed.wait(), 10)
+            assert await handle.result() == "hi!"
+    finally:
+        await other.close()
