@@ -157,7 +157,16 @@ def _check_versioning(params: dict[str, Any]) -> dict[str, Any]:
     try:
         req = wire.UpdateVersioningRequest(override=params.get("override"))
     except ValidationError as exc:
-        raise InvalidArgument(f"a versioning batch's override is not valid: {exc}") from None
+        # said as the API says a bad request, not as pydantic's multi-line dump
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'override'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        raise InvalidArgument(
+            f"a versioning batch's override is not valid ({problems}): give "
+            '{"kind": "pinned", "one-time" or "auto-upgrade", "deployment": D, "build_id": B} '
+            "(no version for auto-upgrade), or null to clear the override"
+        ) from None
     o = req.override
     if o is not None and o.kind != "auto-upgrade" and not (o.deployment and o.build_id):
         raise InvalidArgument(f"a {o.kind} override names a version (deployment and build id)")
