@@ -173,6 +173,10 @@ class ScheduleWorkflow:
                         "namespace": self.ns,
                         "schedule": self.wire,
                         "state": self.state,
+                        # describe's created_at and list's start_time read it
+                        # from the current run's input: the schedule's, not
+                        # this continue-as-new's
+                        "created_at": inp.get("created_at"),
                     }
                 )
             wake = self._next_wake(workflow.now())

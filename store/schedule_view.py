@@ -155,6 +155,11 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
             if b["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value
         ]
         out = fold(events)
+        if not out.get("created_at") and row["first_run_id"] != row["run_id"]:
+            # a run an earlier release continued as new without it: the
+            # schedule was made when its first run started (while kept)
+            first = await conn.fetchrow(Q["get_execution"], namespace, wid, row["first_run_id"])
+            out["created_at"] = iso(first["start_time"]) if first else None
         ids = [r["workflow_id"] for r in out.get("running") or []]
         live = {
             x["workflow_id"]: x for x in await conn.fetch(Q["current_status_of"], namespace, ids)
@@ -269,7 +274,15 @@ async def list_schedules(
                 "next_fire": (d.get("next_fires") or [None])[0],
                 "running": d.get("running_count", 0),
                 "actions": (d.get("counters") or {}).get("actions", 0),
-                "start_time": r["start_time"].isoformat(),
+                # when the schedule was made, not when its workflow last
+                # continued as new
+                "start_time": _created(d.get("created_at")) or r["start_time"].isoformat(),
             }
         )
     return {"schedules": out, "next_page_token": token}
+
+
+def _created(created_at: str | None) -> str | None:
+    """A schedule's ``created_at`` as list's ``start_time`` gives times (``+00:00``)."""
+    t = parse_time(created_at, "created_at") if isinstance(created_at, str) else None
+    return t.isoformat() if t else None
