@@ -106,20 +106,23 @@ def _after(order: Order, params: list[Any], key: tuple[Any, str, uuid.UUID] | No
         v, w, r = p(value), p(wid), p(rid)
         return f"(({s}, e.workflow_id, e.run_id) {less} ({v}, {w}::text, {r}::uuid))"
     tie = f"((e.workflow_id, e.run_id) {less} ({p(wid)}::text, {p(rid)}::uuid))"
-    # NULL sorts as the largest value: first when descending, last when ascending
+    # NULL sorts as the largest value (first when descending, last when
+    # ascending), or last in either direction (Order.nulls_last)
+    nulls_first = order.descending and not order.nulls_last
     if value is None:
-        rest = f" OR {s} IS NOT NULL" if order.descending else ""
+        rest = f" OR {s} IS NOT NULL" if nulls_first else ""
         return f"(({s} IS NULL AND {tie}){rest})"
     v = p(value)
     cmp = f"(({s} {less} {v}) OR ({s} = {v} AND {tie}))"
-    if order.descending:
+    if nulls_first:
         return f"({s} IS NOT NULL AND {cmp})"
     return f"({s} IS NULL OR {cmp})"
 
 
 def _order_sql(order: Order) -> str:
     direction = "DESC" if order.descending else "ASC"
-    return f"{order.sql} {direction}, e.workflow_id {direction}, e.run_id {direction}"
+    nulls = " NULLS LAST" if order.nulls_last else ""
+    return f"{order.sql} {direction}{nulls}, e.workflow_id {direction}, e.run_id {direction}"
 
 
 async def registered_attributes(conn: asyncpg.Connection, namespace: str) -> dict[str, str]:

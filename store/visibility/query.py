@@ -121,6 +121,10 @@ class Order:
     type: AttributeType
     #: Where the query names the attribute (an explicit ORDER BY), for errors.
     position: int = field(default=0, compare=False)
+    #: Runs without the attribute come last in either direction (a custom
+    #: attribute, as Temporal's Elasticsearch store sorts missing values),
+    #: not first when descending (a system one: running runs' CloseTime).
+    nulls_last: bool = False
 
 
 @dataclass
@@ -471,7 +475,8 @@ class _Compiler:
         if kind in (AttributeType.TEXT, AttributeType.KEYWORD_LIST):
             raise _error(f"cannot ORDER BY {kind.value} attribute {attr}", tok)
         descending = len(item.children) > 1 and str(item.children[1]).lower() == "desc"
-        return Order(sql, attr, descending, nullable, kind, _position(tok))
+        custom = attr not in SYSTEM_ATTRIBUTES
+        return Order(sql, attr, descending, nullable, kind, _position(tok), nulls_last=custom)
 
 
 def parse(text: str, *, max_chars: int = MAX_QUERY_CHARS) -> Tree:
