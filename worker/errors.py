@@ -33,6 +33,13 @@ class BatonError(Exception):
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
 
+    @property
+    def cause(self) -> BaseException | None:
+        """The error this one wraps (``__cause__``), as Temporal's
+        ``WorkflowUpdateFailedError.cause`` reads it: the ``ApplicationError``
+        a failed update's handler or validator (or a failed query) raised."""
+        return self.__cause__
+
 
 class MalformedRequestError(BatonError):
     """The request body is not valid JSON of the expected shape."""
