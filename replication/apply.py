@@ -406,11 +406,19 @@ async def _fill_from_history(
     conn: asyncpg.Connection, ns: str, wid: str, rid: uuid.UUID, execution: dict[str, Any]
 ) -> None:
     """Memo, result and failure of a row shipped without them (too large to travel
-    inline), read from the run's history here: its first and its closing event."""
+    inline), read from the run's history here: its first event with the memo
+    upserts after it, and its closing event."""
     row = await conn.fetchrow(Q["run_fields_from_history"], ns, wid, rid)
     if row is None:
         return
-    execution["memo"] = (row["started"] or {}).get("memo") or {}
+    memo = dict((row["started"] or {}).get("memo") or {})
+    for changes in row["memo_changes"] or ():  # the workflow's own upserts
+        for key, value in (changes or {}).items():
+            if value is None:
+                memo.pop(key, None)
+            else:
+                memo[key] = value
+    execution["memo"] = memo
     if row["last_type"] in CLOSE_STATUS:
         _, execution["result"], execution["failure"] = close_outcome(
             row["last_type"], row["last_attributes"] or {}

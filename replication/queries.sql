@@ -375,10 +375,13 @@ SET attempt = EXCLUDED.attempt, state = EXCLUDED.state, scheduled_time = EXCLUDE
     updated_at = now()
 
 -- name: run_fields_from_history
--- A run's first event's attributes and its last event (for a row shipped
--- without memo, result and failure).
+-- A run's first event's attributes, its workflow's memo upserts in order and
+-- its last event (for a row shipped without memo, result and failure).
 SELECT (SELECT attributes FROM history_events
         WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = 1) AS started,
+       (SELECT jsonb_agg(attributes -> 'upserted_memo' ORDER BY event_id) FROM history_events
+        WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+          AND event_type = 'WorkflowPropertiesModified') AS memo_changes,
        l.event_type AS last_type, l.attributes AS last_attributes
 FROM (SELECT event_type, attributes FROM history_events
       WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3

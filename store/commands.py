@@ -104,6 +104,22 @@ async def _upsert_search_attributes(rt: RunTxn, attrs: dict[str, Any]) -> None:
     )
 
 
+async def _modify_properties(rt: RunTxn, attrs: dict[str, Any]) -> None:
+    """A workflow's memo upsert: the change as its event, the merged memo on the
+    run's row in the same transaction (so describe, a continue-as-new that keeps
+    the memo and the outbox row carry it)."""
+    changes = attrs.get("upserted_memo") or {}
+    memo = dict(rt.exe.get("memo") or {})
+    for key, value in changes.items():
+        if value is None:
+            memo.pop(key, None)
+        else:
+            memo[key] = value
+    rt.add_event(EventType.WORKFLOW_PROPERTIES_MODIFIED, {"upserted_memo": changes})
+    rt.exe["memo"] = memo
+    await rt.conn.execute(Q["set_memo"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), memo)
+
+
 async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> RunTxn:
     e = rt.exe
     req = wire.StartWorkflowRequest(
@@ -365,6 +381,8 @@ async def apply_commands(
             new_run = await _continue_as_new(store, rt, a)
         elif t == CommandType.UPSERT_SEARCH_ATTRIBUTES:
             await _upsert_search_attributes(rt, a)
+        elif t == CommandType.MODIFY_WORKFLOW_PROPERTIES:
+            await _modify_properties(rt, a)
         elif t == CommandType.PAUSE_WORKFLOW:
             pause_run(
                 rt,

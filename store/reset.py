@@ -165,7 +165,7 @@ async def reset_txn(
         request_id=None,
         task_timeout_s=e["task_timeout_s"],
         run_timeout_s=e["run_timeout_s"],
-        memo=e["memo"],
+        memo=_memo_at(kept, e["memo"]),
         first_run_id=str(e["first_run_id"]),
         now=old.now,
         search_attributes=_attributes_at(kept),
@@ -342,6 +342,21 @@ def _attributes_at(kept: list[Any]) -> dict[str, Any]:
                 else:
                     attrs[name] = value
     return attrs
+
+
+def _memo_at(kept: list[Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The run's memo as it was at the reset point: the memo it started with and
+    its workflow's upserts in the kept history."""
+    started = kept[0]["attributes"].get("memo")
+    memo: dict[str, Any] = dict(current if started is None else started)
+    for e in kept:
+        if e["event_type"] == EventType.WORKFLOW_PROPERTIES_MODIFIED.value:
+            for key, value in (e["attributes"].get("upserted_memo") or {}).items():
+                if value is None:
+                    memo.pop(key, None)
+                else:
+                    memo[key] = value
+    return memo
 
 
 async def reset_workflow(

@@ -47,6 +47,7 @@ EVENT_OF_COMMAND: Mapping[CommandType, EventType] = {
     CommandType.CONTINUE_AS_NEW: EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
     CommandType.UPSERT_SEARCH_ATTRIBUTES: EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
     CommandType.PAUSE_WORKFLOW: EventType.WORKFLOW_EXECUTION_PAUSED,
+    CommandType.MODIFY_WORKFLOW_PROPERTIES: EventType.WORKFLOW_PROPERTIES_MODIFIED,
 }
 
 #: Events that only a command produces (a pause also comes from operators:

@@ -140,6 +140,8 @@ def _command_what(command: dict[str, Any]) -> str:
         return f"the details of marker {attrs.get('marker_name')!r}"
     if kind == CommandType.UPSERT_SEARCH_ATTRIBUTES:
         return "the search attributes upserted"
+    if kind == CommandType.MODIFY_WORKFLOW_PROPERTIES:
+        return "the memo upserted"
     return f"a payload of command {kind}"
 
 

@@ -193,3 +193,34 @@ def memo_values(memo: Mapping[str, Any] | None, converter: PayloadConverter) -> 
             with contextlib.suppress(BatonError, ValueError):
                 out[key] = converter.from_payload(Payload.model_validate(value))
     return out
+
+
+def memo_changes(updates: Mapping[str, Any], converter: PayloadConverter) -> dict[str, Any]:
+    """A workflow's memo upsert as wire payloads (None, which removes a key, as it is).
+
+    Raises:
+        ValueError: ``updates`` is no mapping of named values, or one of its values
+            cannot be encoded.
+    """
+    if not isinstance(updates, Mapping) or not updates:
+        raise ValueError(f"a memo upsert is a non-empty mapping, got {updates!r}")
+    changes: dict[str, Any] = {}
+    for key, value in updates.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a memo key is a non-empty string, got {key!r}")
+        try:
+            changes[key] = None if value is None else converter.to_payload(value).model_dump()
+        except (BatonError, TypeError, ValueError) as exc:
+            raise ValueError(f"memo value of {key!r}: {exc}") from exc
+    return changes
+
+
+def merged_memo(memo: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``memo`` with an upsert's ``changes`` applied: a None value removes its key."""
+    out = dict(memo)
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out

@@ -57,7 +57,7 @@ class WorkflowInfo:
     """When the run started (UTC)."""
 
     memo: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """The memo the run was started with."""
+    """The run's memo: what it was started with, and its own upserts since."""
 
     run_timeout: timedelta | None = None
     """How long the run may take before the server times it out; None: no limit."""
@@ -205,6 +205,9 @@ class _Runtime(ABC):
 
     @abstractmethod
     def upsert_search_attributes(self, attributes: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    def upsert_memo(self, updates: Mapping[str, Any]) -> None: ...
 
     @abstractmethod
     def pause(self, reason: str) -> None: ...

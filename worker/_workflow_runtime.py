@@ -31,7 +31,7 @@ from worker._activity_outcome import (
 from worker._definition import QUERY, SIGNAL, UPDATE, HandlerDefinition, WorkflowDefinition
 from worker._failure import exception_to_failure
 from worker._history import Kind
-from worker._payloads import memo_values
+from worker._payloads import memo_changes, memo_values, merged_memo
 from worker._search_attributes import normalized_attributes
 from worker._workflow_api import (
     ActivityHandle,
@@ -127,6 +127,7 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
         self._cancelling_in_code = False
         self._patches: dict[str, bool] = {}
         self._search_attributes: dict[str, Any] | None = None
+        self._memo: dict[str, Any] | None = None  # payloads, with the run's upserts
         self._activities: dict[str, _Activity] = {}
         self._activities_by_event: dict[int, _Activity] = {}
         self._activity_seq = 0
@@ -378,7 +379,7 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
             continued_from_run_id=attrs.get("continued_from_run_id"),
             history_length=self._history_length,
             start_time=_history.parse_time(start.event_time),
-            memo=memo_values(attrs.get("memo"), self._converter),
+            memo=memo_values(self._memo_payloads(), self._converter),
             run_timeout=seconds_of(attrs.get("run_timeout_s")),
             execution_timeout=seconds_of(attrs.get("execution_timeout_s")),
             retry_policy=policy_of(attrs.get("retry_policy")),
@@ -441,6 +442,22 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
                 attributes={"search_attributes": changes},
             )
         )
+
+    def _memo_payloads(self) -> dict[str, Any]:
+        if self._memo is None:
+            start = self._start_event
+            self._memo = dict((start.attributes.get("memo") if start is not None else None) or {})
+        return self._memo
+
+    def upsert_memo(self, updates: Mapping[str, Any]) -> None:
+        self.check_writable("workflow.upsert_memo()")
+        try:
+            changes = memo_changes(updates, self._converter)
+        except ValueError as exc:
+            raise self.misuse(exc) from None
+        self._memo = merged_memo(self._memo_payloads(), changes)
+        command = {"upserted_memo": changes}
+        self._add_command(Command(type=CommandType.MODIFY_WORKFLOW_PROPERTIES, attributes=command))
 
     def patched(self, patch_id: str) -> bool:
         self.check_writable("workflow.patched()")

@@ -109,6 +109,7 @@ __all__ = [
     "time_ns",
     "unsafe",
     "update",
+    "upsert_memo",
     "upsert_search_attributes",
     "uuid4",
     "wait_condition",
@@ -321,6 +322,13 @@ def upsert_search_attributes(attributes: Mapping[str, Any]) -> None:
     of the wrong type fails the workflow task (it is retried), nothing is stored.
     """
     _runtime().upsert_search_attributes(attributes)
+
+
+def upsert_memo(updates: Mapping[str, Any]) -> None:
+    """Set (a None value: remove) keys of this run's memo, as Temporal's does: a
+    WorkflowPropertiesModified event that :func:`info`, ``describe`` and a
+    continue-as-new keeping the memo see (values are payloads, as inputs are)."""
+    _runtime().upsert_memo(updates)
 
 
 def search_attributes() -> dict[str, Any]:

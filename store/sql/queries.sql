@@ -769,6 +769,12 @@ GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1000
 UPDATE executions SET search_attributes = $4
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
+-- name: set_memo
+-- A run's memo after its workflow's upsert, in the transaction that records
+-- the change's event.
+UPDATE executions SET memo = $4
+WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
+
 -- name: set_namespace_search_attributes
 WITH fence AS MATERIALIZED (SELECT baton_namespace_exclusive_v1($1))
 UPDATE namespaces SET search_attributes = $2, updated_at = now() FROM fence WHERE name = $1

@@ -46,6 +46,9 @@ class CommandType(StrEnum):
     CONTINUE_AS_NEW = "ContinueAsNew"
     # search_attributes{name: value|None}  (None removes the attribute)
     UPSERT_SEARCH_ATTRIBUTES = "UpsertSearchAttributes"
+    # upserted_memo{key: payload|None}  (None removes the key), as Temporal's
+    # command of that name records WorkflowPropertiesModified
+    MODIFY_WORKFLOW_PROPERTIES = "ModifyWorkflowProperties"
     # reason  (records WorkflowExecutionPaused: the run stops after this task)
     PAUSE_WORKFLOW = "PauseWorkflow"
 
@@ -132,6 +135,10 @@ class UpsertSearchAttributesAttributes(_Attributes):
     search_attributes: dict[str, Any] = Field(min_length=1, max_length=100)
 
 
+class ModifyWorkflowPropertiesAttributes(_Attributes):
+    upserted_memo: dict[str, Payload | None] = Field(min_length=1, max_length=1000)
+
+
 #: The attribute shape the server checks for each command type.
 COMMAND_ATTRIBUTES: dict[CommandType, type[BaseModel]] = {
     CommandType.SCHEDULE_ACTIVITY: ScheduleActivityAttributes,
@@ -148,4 +155,5 @@ COMMAND_ATTRIBUTES: dict[CommandType, type[BaseModel]] = {
     CommandType.CONTINUE_AS_NEW: ContinueAsNewAttributes,
     CommandType.UPSERT_SEARCH_ATTRIBUTES: UpsertSearchAttributesAttributes,
     CommandType.PAUSE_WORKFLOW: PauseWorkflowAttributes,
+    CommandType.MODIFY_WORKFLOW_PROPERTIES: ModifyWorkflowPropertiesAttributes,
 }

@@ -51,6 +51,8 @@ class EventType(StrEnum):
     MARKER_RECORDED = "MarkerRecorded"
     # search_attributes{name: value|None}: the change a workflow asked for
     UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = "UpsertWorkflowSearchAttributes"
+    # upserted_memo{key: payload|None}: the memo change a workflow asked for
+    WORKFLOW_PROPERTIES_MODIFIED = "WorkflowPropertiesModified"
     # signal_name, input[], identity, request_id|None
     WORKFLOW_EXECUTION_SIGNALED = "WorkflowExecutionSignaled"
     # update_id, name, input[], identity
