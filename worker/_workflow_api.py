@@ -210,6 +210,9 @@ class _Runtime(ABC):
     def upsert_memo(self, updates: Mapping[str, Any]) -> None: ...
 
     @abstractmethod
+    def memo_payloads(self) -> dict[str, Any]: ...
+
+    @abstractmethod
     def pause(self, reason: str) -> None: ...
 
     @abstractmethod

@@ -379,7 +379,7 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
             continued_from_run_id=attrs.get("continued_from_run_id"),
             history_length=self._history_length,
             start_time=_history.parse_time(start.event_time),
-            memo=memo_values(self._memo_payloads(), self._converter),
+            memo=memo_values(self.memo_payloads(), self._converter),
             run_timeout=seconds_of(attrs.get("run_timeout_s")),
             execution_timeout=seconds_of(attrs.get("execution_timeout_s")),
             retry_policy=policy_of(attrs.get("retry_policy")),
@@ -443,7 +443,7 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
             )
         )
 
-    def _memo_payloads(self) -> dict[str, Any]:
+    def memo_payloads(self) -> dict[str, Any]:
         if self._memo is None:
             start = self._start_event
             self._memo = dict((start.attributes.get("memo") if start is not None else None) or {})
@@ -455,7 +455,7 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
             changes = memo_changes(updates, self._converter)
         except ValueError as exc:
             raise self.misuse(exc) from None
-        self._memo = merged_memo(self._memo_payloads(), changes)
+        self._memo = merged_memo(self.memo_payloads(), changes)
         command = {"upserted_memo": changes}
         self._add_command(Command(type=CommandType.MODIFY_WORKFLOW_PROPERTIES, attributes=command))
 

@@ -55,6 +55,22 @@ from worker._workflow_api import (
     _runtime,
     _to_seconds,
 )
+from worker._workflow_handler_api import (
+    _NO_DEFAULT,
+    get_dynamic_query_handler,
+    get_dynamic_signal_handler,
+    get_dynamic_update_handler,
+    get_query_handler,
+    get_signal_handler,
+    get_update_handler,
+    memo_payload_value,
+    set_dynamic_query_handler,
+    set_dynamic_signal_handler,
+    set_dynamic_update_handler,
+    set_query_handler,
+    set_signal_handler,
+    set_update_handler,
+)
 from worker.common import ActivityCancellationType
 from worker.common import RetryPolicy as RetryPolicy
 from worker.converter import PayloadConverter
@@ -85,6 +101,8 @@ __all__ = [
     "in_workflow",
     "info",
     "logger",
+    "memo",
+    "memo_value",
     "now",
     "patched",
     "pause",
@@ -496,84 +514,15 @@ async def wait_condition(
         await asyncio.wait_for(fut, seconds)
 
 
-def set_signal_handler(name: str, handler: Callable[..., Any] | None) -> None:
-    """Set (or with None, remove) the handler of signal ``name`` at run time.
-
-    Signals of that name buffered so far are delivered to it, in order.
-    """
-    _runtime().set_signal_handler(name, handler)
+def memo() -> Mapping[str, Any]:
+    """The run's memo as values (its upserts included), as Temporal's ``workflow.memo()``."""
+    return info().memo
 
 
-def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:
-    """Set (or with None, remove) the handler of query ``name`` at run time."""
-    _runtime().set_query_handler(name, handler)
-
-
-def set_update_handler(
-    name: str,
-    handler: Callable[..., Any] | None,
-    *,
-    validator: Callable[..., Any] | None = None,
-) -> None:
-    """Set (or with None, remove) the handler of update ``name`` at run time,
-    with an optional validator called with the same arguments (as Temporal's).
-
-    It takes the updates that arrive from then on, over a ``@workflow.update``
-    method of the name; one that arrived before it was set was rejected as
-    unknown. Set it the same way on every replay, as any workflow code.
-    """
-    _runtime().set_update_handler(name, handler, validator)
-
-
-def set_dynamic_signal_handler(handler: Callable[..., Any] | None) -> None:
-    """Set (or with None, remove) the handler of every signal no handler of
-    its name takes, called with ``(name, args: Sequence[RawValue])``, as
-    Temporal's. The signals buffered so far go to it, in the order they came."""
-    _runtime().set_signal_handler(None, handler)
-
-
-def set_dynamic_query_handler(handler: Callable[..., Any] | None) -> None:
-    """Set (or with None, remove) the handler of every query no handler of its
-    name takes, called with ``(name, args: Sequence[RawValue])``."""
-    _runtime().set_query_handler(None, handler)
-
-
-def set_dynamic_update_handler(
-    handler: Callable[..., Any] | None, *, validator: Callable[..., Any] | None = None
-) -> None:
-    """Set (or with None, remove) the handler of every update no handler of
-    its name takes, called (as its validator) with ``(name, args: Sequence[RawValue])``."""
-    _runtime().set_update_handler(None, handler, validator)
-
-
-def get_signal_handler(name: str) -> Callable[..., Any] | None:
-    """The handler of signal ``name`` (not the dynamic one), or None."""
-    return _runtime().get_handler(SIGNAL, name)
-
-
-def get_query_handler(name: str) -> Callable[..., Any] | None:
-    """The handler of query ``name`` (not the dynamic one), or None."""
-    return _runtime().get_handler(QUERY, name)
-
-
-def get_update_handler(name: str) -> Callable[..., Any] | None:
-    """The handler of update ``name`` (not the dynamic one), or None."""
-    return _runtime().get_handler(UPDATE, name)
-
-
-def get_dynamic_signal_handler() -> Callable[..., Any] | None:
-    """The dynamic signal handler, or None."""
-    return _runtime().get_handler(SIGNAL, None)
-
-
-def get_dynamic_query_handler() -> Callable[..., Any] | None:
-    """The dynamic query handler, or None."""
-    return _runtime().get_handler(QUERY, None)
-
-
-def get_dynamic_update_handler() -> Callable[..., Any] | None:
-    """The dynamic update handler, or None."""
-    return _runtime().get_handler(UPDATE, None)
+def memo_value(key: str, default: Any = _NO_DEFAULT, *, type_hint: Any = None) -> Any:
+    """One memo value decoded as ``type_hint`` (as Temporal's): ``default`` for a
+    key the memo lacks, ``KeyError`` without one."""
+    return memo_payload_value(_runtime(), key, default, type_hint)
 
 
 def payload_converter() -> PayloadConverter:

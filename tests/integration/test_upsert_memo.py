@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -97,6 +98,44 @@ async def test_a_workflow_upserts_its_memo(client: Client, cache: int) -> None:
         assert [sorted(c) for c in changes] == [["items", "owner", "stage"], ["customer", "stage"]]
         assert changes[0]["owner"] is None
         await Replayer(workflows=[Tracked]).replay_workflow(history)
+
+
+@dataclass
+class Owner:
+    name: str
+    since: date
+
+
+@workflow.defn
+class Reads:
+    @workflow.run
+    async def run(self) -> list[Any]:
+        workflow.upsert_memo({"owner": Owner("ann", date(2026, 1, 2)), "tier": None})
+        try:
+            workflow.memo_value("tier")
+            missing = "no KeyError"
+        except KeyError:
+            missing = "KeyError"
+        return [
+            workflow.memo(),
+            workflow.memo_value("owner", type_hint=Owner) == Owner("ann", date(2026, 1, 2)),
+            workflow.memo_value("tier", "none"),
+            missing,
+        ]
+
+
+async def test_workflow_code_reads_its_memo_as_in_temporal(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Reads]):
+        h = await client.start_workflow(
+            Reads, id="reads", task_queue=QUEUE, memo={"tier": 3, "plan": "gold"}
+        )
+        result = await h.result(timeout=20)
+    assert result == [
+        {"plan": "gold", "owner": {"name": "ann", "since": "2026-01-02"}},
+        True,
+        "none",
+        "KeyError",
+    ]
 
 
 @workflow.defn
