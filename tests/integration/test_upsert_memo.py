@@ -21,6 +21,7 @@ from worker import (
     AesGcmCodec,
     Client,
     DataConverter,
+    NamespaceNotActiveError,
     NamespaceNotFoundError,
     Replayer,
     Worker,
@@ -168,8 +169,8 @@ async def test_a_standby_shows_the_upserted_memo(regions: RegionPair) -> None:
             async def shown() -> bool:
                 try:
                     return dict((await standby.describe()).memo) == want
-                except (NamespaceNotFoundError, WorkflowNotFoundError):
-                    return False  # not replicated yet
+                except (NamespaceNotFoundError, NamespaceNotActiveError, WorkflowNotFoundError):
+                    return False  # not replicated yet (the standby then names the active region)
 
             await eventually(shown, timeout=30, what="the standby's memo")
             # too large to travel in the replication message: read from history there
