@@ -57,6 +57,19 @@ def start_policy(policy: Any) -> dict[str, Any] | None:
         raise InvalidArgument(str(exc)) from None
 
 
+def capped_run_timeout(
+    run_timeout_s: float | None, execution_timeout_s: float | None
+) -> float | None:
+    """A start's run timeout as Temporal sets it: no longer than the chain's
+    execution timeout, and that timeout when only it was given (so
+    ``workflow.info().run_timeout`` reads as Temporal's does)."""
+    if execution_timeout_s is None:
+        return run_timeout_s
+    if run_timeout_s is None or run_timeout_s > execution_timeout_s:
+        return execution_timeout_s
+    return run_timeout_s
+
+
 def carried(exe: dict[str, Any]) -> dict[str, Any]:
     """The chain columns of a run, for the next run of its chain."""
     return {k: exe.get(k) for k in CHAIN_COLUMNS}

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from store.chain import add_execution_timer, chain_of, start_policy
+from store.chain import add_execution_timer, capped_run_timeout, chain_of, start_policy
 from store.context import Store
 from store.errors import InvalidArgument, StaleRun, StoreError, WorkflowAlreadyStarted
 from store.matching import Match
@@ -345,6 +345,9 @@ async def _write_new_run(
     """Build a start's new run and write it (checked against ``expect``: the
     namespace row's xmin and the id's current run, when read unlocked)."""
     now = utcnow()
+    run_timeout_s = capped_run_timeout(req.run_timeout_s, req.execution_timeout_s)
+    if run_timeout_s != req.run_timeout_s:
+        req = req.model_copy(update={"run_timeout_s": run_timeout_s})
     run = new_execution(
         conn,
         ns,

@@ -19,7 +19,7 @@ import asyncpg
 
 from store.activity_commands import start_activity_timers
 from store.activity_tasks import retry_or_fail_activity
-from store.chain import EXECUTION_TIMEOUT
+from store.chain import EXECUTION_TIMEOUT, expired
 from store.context import Store
 from store.errors import NamespaceInHandover, NamespaceNotActive, StoreError, WorkflowNotFound
 from store.leader import lead_forever
@@ -128,8 +128,10 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
             )
             rt.clear_workflow_task()
         rt.flush_buffered()
-        if kind == RUN_TIMEOUT:
-            # as in Temporal, the retry policy retries a run timeout
+        if kind == RUN_TIMEOUT and not expired(rt.exe, rt.now):
+            # as in Temporal, the retry policy retries a run timeout (one
+            # capped to the execution timeout falls with the chain's deadline,
+            # which is then what ran out: the else branch)
             failure = {"message": "workflow run timed out", "type": TIMEOUT_FAILURE_TYPE}
             retry = await retried_run(rt, failure)
             attrs = close_attributes(rt, {"timeout_s": rt.exe["run_timeout_s"]}, retry)

@@ -110,16 +110,35 @@ async def test_a_run_timeout_is_told_apart_and_info_reads_both(client: Client) -
             await client.start_workflow(Waits, id="typed", task_queue=QUEUE, **{option: "5m"})
 
 
+async def test_the_run_timeout_is_capped_to_the_execution_timeout(client: Client) -> None:
+    """As in Temporal: without a run timeout, a run's is the execution
+    timeout, and a longer one is cut to it; the run open at the deadline
+    still times out as the chain's (``execution``), not its own."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Waits]):
+        alone = await client.start_workflow(
+            Waits, id="capped-alone", task_queue=QUEUE, execution_timeout=2
+        )
+        longer = await client.start_workflow(
+            Waits, id="capped-longer", task_queue=QUEUE, execution_timeout=30, run_timeout=60
+        )
+        assert await alone.query(Waits.timeouts) == [2.0, 2.0]
+        assert await longer.query(Waits.timeouts) == [30.0, 30.0]
+        assert (await longer.describe())["execution"]["run_timeout_s"] == 30.0
+        _, cause = await timed_out_run(alone)
+    assert cause.timeout_type == "execution"
+    await longer.terminate(reason="done")
+
+
 async def test_a_reset_keeps_the_chains_deadline(client: Client) -> None:
     async with Worker(client, task_queue=QUEUE, workflows=[Waits]):
         h = await client.start_workflow(Waits, id="reset-me", task_queue=QUEUE, execution_timeout=4)
-        assert await h.query(Waits.timeouts) == [4.0, None]
+        assert await h.query(Waits.timeouts) == [4.0, 4.0]
         ex = (await h.describe())["execution"]
         deadline = datetime.fromisoformat(ex["execution_expiration_time"])
         new_run = await h.reset(to="first-workflow-task", reason="try again")
         reset = client.get_workflow_handle("reset-me", run_id=new_run)
         # the reset run's code sees the chain's timeout too
-        assert await reset.query(Waits.timeouts) == [4.0, None]
+        assert await reset.query(Waits.timeouts) == [4.0, 4.0]
         run_id, cause = await timed_out_run(h)
     assert run_id == new_run
     assert cause.timeout_type == "execution"
