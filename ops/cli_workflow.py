@@ -29,6 +29,7 @@ from ops.cli_base import (
     strict_json,
     wire_max,
 )
+from ops.cli_start_retry import retry_options, retry_policy_of
 from ops.cli_values import run_id_value
 from ops.cli_workflow_view import describe_view
 from ops.output import attr_summary, emit, kv_table, table, when, with_values
@@ -160,6 +161,7 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Worker versioning: the run's behaviour in place of its workflow type's.",
         ),
     ]
+    fn = retry_options(fn)
     for option in reversed(options):
         fn = option(fn)
     return fn
@@ -185,6 +187,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "execution_timeout": o["execution_timeout"],
         "task_timeout": o["task_timeout"],
         "versioning_behavior": o["versioning_behavior"],
+        "retry_policy": retry_policy_of(o),
     }
 
 

@@ -1,0 +1,93 @@
+"""The workflow retry policy options of ``baton workflow start`` and
+``signal-with-start``, as the SDK's ``retry_policy=`` and the HTTP start's
+``retry_policy`` give it.
+
+A policy is sent when any ``--retry-*`` option is given (the rest keep
+:class:`worker.RetryPolicy`'s defaults); a value the policy refuses is a
+usage error naming its option, found before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from ops.cli_values import CliInputError, FiniteRange, Seconds
+from worker.common import RetryPolicy
+
+#: option name -> the RetryPolicy field it sets
+_FIELDS = {
+    "retry_initial_interval": ("--retry-initial-interval", "initial_interval"),
+    "retry_backoff_coefficient": ("--retry-backoff-coefficient", "backoff_coefficient"),
+    "retry_maximum_interval": ("--retry-maximum-interval", "maximum_interval"),
+    "retry_maximum_attempts": ("--retry-maximum-attempts", "maximum_attempts"),
+    "retry_non_retryable_error_types": (
+        "--retry-non-retryable-error-type",
+        "non_retryable_error_types",
+    ),
+}
+
+
+def retry_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the ``--retry-*`` options to a start command."""
+    options = [
+        click.option(
+            "--retry-initial-interval",
+            type=Seconds(),
+            default=None,
+            help="Retry the workflow when a run fails or reaches its run timeout: seconds "
+            "(or a span like 30s) before the first retry (default 1).",
+        ),
+        click.option(
+            "--retry-backoff-coefficient",
+            type=FiniteRange(min=1),
+            default=None,
+            help="Retry: factor the wait grows by after each attempt (default 2).",
+        ),
+        click.option(
+            "--retry-maximum-interval",
+            type=Seconds(),
+            default=None,
+            help="Retry: the longest wait between attempts (default 100 x the initial one).",
+        ),
+        click.option(
+            "--retry-maximum-attempts",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Retry: attempts in all, the first included (default 0: unlimited).",
+        ),
+        click.option(
+            "--retry-non-retryable-error-type",
+            "retry_non_retryable_error_types",
+            multiple=True,
+            metavar="TYPE",
+            help="Retry: a failure type that ends the workflow at once (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def retry_policy_of(o: dict[str, Any]) -> RetryPolicy | None:
+    """The policy the ``--retry-*`` options give (None: none given)."""
+    given = {k: v for k, v in o.items() if k in _FIELDS and v not in (None, ())}
+    if not given:
+        return None
+    kw: dict[str, Any] = {}
+    for key, value in given.items():
+        field = _FIELDS[key][1]
+        if field in ("initial_interval", "maximum_interval"):
+            kw[field] = timedelta(seconds=value)
+        elif field == "non_retryable_error_types":
+            kw[field] = tuple(value)
+        else:
+            kw[field] = value
+    try:
+        return RetryPolicy(**kw)
+    except (TypeError, ValueError) as exc:
+        names = " / ".join(_FIELDS[k][0] for k in given)
+        raise CliInputError(f"{names}: {exc}") from None
