@@ -1,6 +1,6 @@
 """The workflow retry policy options of ``baton workflow start`` and
 ``signal-with-start``, as the SDK's ``retry_policy=`` and the HTTP start's
-``retry_policy`` give it.
+``retry_policy`` give it, and their ``--cron`` schedule.
 
 A policy is sent when any ``--retry-*`` option is given (the rest keep
 :class:`worker.RetryPolicy`'s defaults); a value the policy refuses is a
@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ops.cli_values import CliInputError, FiniteRange, Seconds
+from scheduler.spec import SpecError, spec_from_crons
 from worker.common import RetryPolicy
 
 #: option name -> the RetryPolicy field it sets
@@ -91,3 +92,14 @@ def retry_policy_of(o: dict[str, Any]) -> RetryPolicy | None:
     except (TypeError, ValueError) as exc:
         names = " / ".join(_FIELDS[k][0] for k in given)
         raise CliInputError(f"{names}: {exc}") from None
+
+
+def cron_of(text: str | None) -> str:
+    """``--cron``'s schedule, checked before anything is sent ("": none)."""
+    if text is None:
+        return ""
+    try:
+        spec_from_crons([text])
+    except SpecError as exc:
+        raise CliInputError(f"--cron {text!r}: {exc}") from None
+    return text

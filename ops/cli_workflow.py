@@ -29,7 +29,7 @@ from ops.cli_base import (
     strict_json,
     wire_max,
 )
-from ops.cli_start_retry import retry_options, retry_policy_of
+from ops.cli_start_retry import cron_of, retry_options, retry_policy_of
 from ops.cli_values import run_id_value
 from ops.cli_workflow_view import describe_view
 from ops.output import attr_summary, emit, kv_table, table, when, with_values
@@ -155,6 +155,14 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds a worker may hold one workflow task.",
         ),
         click.option(
+            "--cron",
+            "cron_schedule",
+            default=None,
+            metavar="CRON",
+            help="A cron schedule ('*/5 * * * *', @hourly, '@every 10m'): the workflow runs at "
+            "each of its times, every run starting the next (Temporal's cron workflow).",
+        ),
+        click.option(
             "--versioning-behavior",
             type=click.Choice(["pinned", "auto-upgrade"]),
             default=None,
@@ -188,6 +196,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "task_timeout": o["task_timeout"],
         "versioning_behavior": o["versioning_behavior"],
         "retry_policy": retry_policy_of(o),
+        "cron_schedule": cron_of(o["cron_schedule"]),
     }
 
 

@@ -37,6 +37,7 @@ def describe_view(d: dict[str, Any]) -> RenderableType:
             "execution_timeout_s",
             "execution_expiration_time",
             "retry_policy",
+            "cron_schedule",
         )
         if ex.get(k) is not None
     ]

@@ -552,6 +552,7 @@ def _start_request(workflow_id: str, attrs: dict[str, Any]) -> wire.StartWorkflo
         task_timeout_s=attrs.get("task_timeout_s") or 10.0,
         run_timeout_s=attrs.get("run_timeout_s"),
         execution_timeout_s=attrs.get("execution_timeout_s"),
+        cron_schedule=attrs.get("cron_schedule"),
         retry_policy=attrs.get("retry_policy"),
         memo=attrs.get("memo") or {},
         identity=attrs.get("identity") or "",

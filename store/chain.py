@@ -25,14 +25,23 @@ if TYPE_CHECKING:
 EXECUTION_TIMEOUT = "execution_timeout"
 
 #: The execution row's columns a chain carries from run to run.
-CHAIN_COLUMNS = ("execution_timeout_s", "execution_expiration_time", "retry_policy")
+CHAIN_COLUMNS = (
+    "execution_timeout_s",
+    "execution_expiration_time",
+    "retry_policy",
+    "cron_schedule",
+)
 
 
 def chain_of(
-    execution_timeout_s: float | None, now: datetime, retry_policy: dict[str, Any] | None = None
+    execution_timeout_s: float | None,
+    now: datetime,
+    retry_policy: dict[str, Any] | None = None,
+    cron_schedule: str | None = None,
 ) -> dict[str, Any]:
     """The chain columns of a start's run at ``now``."""
     return {
+        "cron_schedule": cron_schedule,
         "execution_timeout_s": execution_timeout_s,
         "execution_expiration_time": None
         if execution_timeout_s is None
@@ -87,6 +96,8 @@ def chain_attributes(exe: dict[str, Any]) -> dict[str, Any]:
         attrs["execution_expiration_time"] = _iso(expiration)
     if exe.get("retry_policy") is not None:
         attrs["retry_policy"] = exe["retry_policy"]
+    if exe.get("cron_schedule") is not None:
+        attrs["cron_schedule"] = exe["cron_schedule"]
     return attrs
 
 
@@ -109,6 +120,7 @@ async def fill_from_started(run: RunTxn, started: dict[str, Any]) -> None:
         run.exe.get("execution_timeout_s"),
         run.exe.get("execution_expiration_time"),
         run.exe.get("retry_policy"),
+        run.exe.get("cron_schedule"),
     )
 
 

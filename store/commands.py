@@ -15,6 +15,7 @@ from store.activity_commands import (
 )
 from store.chain import add_execution_timer, carried
 from store.context import Store
+from store.cron import cron_run
 from store.errors import InvalidArgument
 from store.mutable_state import (
     RUN_TIMEOUT,
@@ -206,11 +207,12 @@ RUN_ONLY_COMMANDS = frozenset(
 
 
 def retries_beside(exe: dict[str, Any], commands: Iterable[wire.Command]) -> bool:
-    """Whether the commands fail a run whose retry policy may start a new run
-    beside it (written in one transaction: not unlocked)."""
-    return bool(exe.get("retry_policy")) and any(
-        c.type == CommandType.FAIL_WORKFLOW for c in commands
-    )
+    """Whether the commands close a run whose retry policy or cron schedule
+    may start a new run beside it (written in one transaction: not unlocked)."""
+    closes = {c.type for c in commands}
+    if exe.get("cron_schedule"):
+        return bool(closes & {CommandType.COMPLETE_WORKFLOW, CommandType.FAIL_WORKFLOW})
+    return bool(exe.get("retry_policy")) and CommandType.FAIL_WORKFLOW in closes
 
 
 def writes_only_the_run(commands: Iterable[wire.Command]) -> bool:
@@ -364,10 +366,15 @@ async def apply_commands(
             )
             await rt.conn.execute(Q["notify_update"], f"{rt.namespace}/{rt.workflow_id}/{uid}")
         elif t == CommandType.COMPLETE_WORKFLOW:
-            rt.close(EventType.WORKFLOW_EXECUTION_COMPLETED, {"result": a.get("result")})
+            # a cron chain's next run waits for the schedule's next time
+            new_run = await cron_run(rt, result=a.get("result"))
+            attrs = close_attributes(rt, {"result": a.get("result")}, new_run)
+            rt.close(EventType.WORKFLOW_EXECUTION_COMPLETED, attrs)
         elif t == CommandType.FAIL_WORKFLOW:
-            # the chain's retry policy may start it again
-            new_run = await retried_run(rt, a.get("failure"))
+            # the chain's retry policy may start it again, else its cron schedule
+            new_run = await retried_run(rt, a.get("failure")) or await cron_run(
+                rt, failure=a.get("failure")
+            )
             attrs = close_attributes(rt, {"failure": a.get("failure")}, new_run)
             rt.close(EventType.WORKFLOW_EXECUTION_FAILED, attrs)
         elif t == CommandType.CANCEL_WORKFLOW:

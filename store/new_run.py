@@ -77,6 +77,7 @@ def new_execution(
         "execution_timeout_s": None,
         "execution_expiration_time": None,
         "retry_policy": None,
+        "cron_schedule": None,
     }
     exe.update(chain or {})
     return RunTxn(conn=conn, ns=ns, exe=exe, now=t, is_new=True)

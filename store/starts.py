@@ -21,6 +21,7 @@ import asyncpg
 
 from store.chain import add_execution_timer, capped_run_timeout, chain_of, start_policy
 from store.context import Store
+from store.cron import check_cron, first_backoff
 from store.errors import InvalidArgument, StaleRun, StoreError, WorkflowAlreadyStarted
 from store.matching import Match
 from store.mutable_state import RUN_TIMEOUT, RunTxn, utcnow
@@ -30,6 +31,7 @@ from store.run_lock import check_request_kind, refuse_system_workflow
 from store.sql import QUERIES as Q
 from store.task_views import build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
+from store.workflow_retry import hold_first_task
 from store.workflows import _add_signal, closes_of, terminate_txn, wait_outcome
 from versioning import routing
 from worker import wire
@@ -71,6 +73,7 @@ async def start_workflow(
     server starts them (``system``).
     """
     check_workflow_id(req.workflow_id)
+    check_cron(req.cron_schedule)  # (before anything is read or written)
     if req.workflow_type.startswith(SYSTEM_TYPE_PREFIX) and not system:
         raise InvalidArgument(
             f"workflow types starting with {SYSTEM_TYPE_PREFIX!r} are reserved for Baton's "
@@ -360,19 +363,28 @@ async def _write_new_run(
         memo=req.memo,
         search_attributes=attributes,
         now=now,
-        chain=chain_of(req.execution_timeout_s, now, start_policy(req.retry_policy)),
+        chain=chain_of(
+            req.execution_timeout_s,
+            now,
+            start_policy(req.retry_policy),
+            check_cron(req.cron_schedule),
+        ),
     )
     routing.start(run.exe, ns.deployments, req.versioning_behavior)
-    run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, started_attributes(req, run))
+    # a cron start's first workflow task waits for the schedule's next time
+    backoff = first_backoff(run)
+    run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, {**started_attributes(req, run), **backoff})
     run.seen_request(req.request_id, "start")
     if signal is not None:
         # the start's request id covers its signal: record it once
         _add_signal(store, run, signal[0], signal[1], req.identity, None, with_start=req.request_id)
     poller = None
-    if match is not None and not ns.deployments:
+    if match is not None and not ns.deployments and not backoff:
         # (a versioned run's task goes to a poller of its version: by the table)
         poller = match.reserve(f"{ns.name}/workflow/{req.task_queue}")
-    if run.schedule_workflow_task(dispatch=poller is None) is not None and poller is not None:
+    if backoff:
+        hold_first_task(run, backoff["first_workflow_task_backoff_s"])
+    elif run.schedule_workflow_task(dispatch=poller is None) is not None and poller is not None:
         run.start_workflow_task(poller.identity, store.config.suggest_continue_as_new_events)
         run.cache = store.run_cache  # an unlocked write keeps the run for the task's completion
     if req.run_timeout_s:

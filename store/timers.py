@@ -21,6 +21,7 @@ from store.activity_commands import start_activity_timers
 from store.activity_tasks import retry_or_fail_activity
 from store.chain import EXECUTION_TIMEOUT, expired
 from store.context import Store
+from store.cron import cron_run
 from store.errors import NamespaceInHandover, NamespaceNotActive, StoreError, WorkflowNotFound
 from store.leader import lead_forever
 from store.mutable_state import (
@@ -133,7 +134,7 @@ async def fire_timer(store: Store, conn: asyncpg.Connection, due: asyncpg.Record
             # capped to the execution timeout falls with the chain's deadline,
             # which is then what ran out: the else branch)
             failure = {"message": "workflow run timed out", "type": TIMEOUT_FAILURE_TYPE}
-            retry = await retried_run(rt, failure)
+            retry = await retried_run(rt, failure) or await cron_run(rt, failure=failure)
             attrs = close_attributes(rt, {"timeout_s": rt.exe["run_timeout_s"]}, retry)
             rt.close(EventType.WORKFLOW_EXECUTION_TIMED_OUT, attrs)
         else:

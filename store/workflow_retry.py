@@ -57,6 +57,29 @@ async def retried_run(rt: RunTxn, failure: dict[str, Any] | None) -> RunTxn | No
     )
     if delay is None or expired(rt.exe, rt.now + timedelta(seconds=delay)):
         return None
+    return next_run(
+        rt,
+        started,
+        delay,
+        attempt=attempt + 1,
+        initiator="retry",
+        carry={"continued_failure": failure},
+    )
+
+
+def next_run(
+    rt: RunTxn,
+    started: dict[str, Any],
+    delay: float,
+    *,
+    attempt: int,
+    initiator: str,
+    carry: dict[str, Any],
+) -> RunTxn:
+    """The chain's next run after ``rt`` (a retry, or a cron schedule's next
+    run): ``rt``'s type, task queue, input, timeouts, memo and search
+    attributes (``started``: its started event's attributes), ``carry`` added
+    to its started event, its first workflow task after ``delay`` seconds."""
     e = rt.exe
     new = new_execution(
         rt.conn,
@@ -81,29 +104,34 @@ async def retried_run(rt: RunTxn, failure: dict[str, Any] | None) -> RunTxn | No
             "request_id": None,
             "original_run_id": new.run_id,
             "continued_from_run_id": rt.run_id,
-            "attempt": attempt + 1,
+            "attempt": attempt,
             "memo": e["memo"],
             "search_attributes": new.exe["search_attributes"],
             # Temporal's names: why this run started, what the last one failed
             # with, and how long its first workflow task waits
-            "initiator": "retry",
-            "continued_failure": failure,
+            "initiator": initiator,
             "first_workflow_task_backoff_s": delay,
+            **carry,
         }
     )
     new.add_event(EventType.WORKFLOW_EXECUTION_STARTED, attrs)
     carry_pause(rt, new)
-    if delay > 0:
-        # no workflow task before the backoff ends, not even for a signal (as
-        # in Temporal): attempt 0 holds it back until the timer fires
-        new.exe["wt_attempt"] = 0
-        new.add_timer(WORKFLOW_BACKOFF, "backoff", new.now + timedelta(seconds=delay))
-    else:
-        new.schedule_workflow_task()
+    hold_first_task(new, delay)
     if e["run_timeout_s"]:
         new.add_timer(RUN_TIMEOUT, "run", new.now + timedelta(seconds=e["run_timeout_s"]))
     add_execution_timer(new)
     return new
+
+
+def hold_first_task(new: RunTxn, delay: float) -> None:
+    """Schedule a new run's first workflow task, or hold it back ``delay``
+    seconds: no workflow task before the backoff ends, not even for a signal
+    (as in Temporal): attempt 0 holds it back until the timer fires."""
+    if delay > 0:
+        new.exe["wt_attempt"] = 0
+        new.add_timer(WORKFLOW_BACKOFF, "backoff", new.now + timedelta(seconds=delay))
+    else:
+        new.schedule_workflow_task()
 
 
 def close_attributes(rt: RunTxn, attrs: dict[str, Any], new: RunTxn | None) -> dict[str, Any]:

@@ -279,6 +279,7 @@ def execution_info(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "execution_timeout_s": row.get("execution_timeout_s"),
         "execution_expiration_time": _iso(row.get("execution_expiration_time")),
         "retry_policy": row.get("retry_policy"),
+        "cron_schedule": row.get("cron_schedule"),
     }
 
 
@@ -480,8 +481,9 @@ async def get_history(
 
 
 #: Closes that hand the outcome on when the run links to a next one:
-#: continue-as-new, a reset (terminated), a retry (failed, timed out).
-_FOLLOWED = ("continued_as_new", "terminated", "failed", "timed_out")
+#: continue-as-new, a reset (terminated), a retry (failed, timed out), a
+#: cron schedule's next run (completed too).
+_FOLLOWED = ("continued_as_new", "terminated", "failed", "timed_out", "completed")
 
 
 async def get_result(

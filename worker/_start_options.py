@@ -196,3 +196,15 @@ def workflow_retry_policy(policy: Any) -> dict[str, Any]:
             "pause applies to activities"
         )
     return policy.to_wire().model_dump(exclude_none=True)
+
+
+def checked_cron(value: Any) -> str | None:
+    """A start's ``cron_schedule`` as the wire carries it (None: none; the
+    server checks the schedule itself)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"cron_schedule must be a cron string such as '*/5 * * * *', not {value!r}"
+        )
+    return value.strip() or None

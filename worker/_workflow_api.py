@@ -69,6 +69,9 @@ class WorkflowInfo:
     retry_policy: RetryPolicy | None = None
     """The workflow's retry policy, from its start; None: its runs are not retried."""
 
+    cron_schedule: str | None = None
+    """The workflow's cron schedule, from its start; None: it is no cron workflow."""
+
     task_timeout: timedelta = timedelta(seconds=10)
     """How long a worker has for each of the run's workflow tasks."""
 
@@ -262,6 +265,9 @@ class _Runtime(ABC):
 
     @abstractmethod
     def payload_converter(self) -> PayloadConverter: ...
+
+    @abstractmethod
+    def started_attributes(self) -> Mapping[str, Any]: ...
 
     @abstractmethod
     def set_update_handler(

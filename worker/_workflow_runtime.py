@@ -383,10 +383,14 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
             run_timeout=seconds_of(attrs.get("run_timeout_s")),
             execution_timeout=seconds_of(attrs.get("execution_timeout_s")),
             retry_policy=policy_of(attrs.get("retry_policy")),
+            cron_schedule=attrs.get("cron_schedule"),
             task_timeout=seconds_of(attrs.get("task_timeout_s")) or timedelta(seconds=10),
             search_attributes=self.search_attributes(),
             target_version_changed=self.target_version_changed,
         )
+
+    def started_attributes(self) -> Mapping[str, Any]:
+        return {} if self._start_event is None else self._start_event.attributes
 
     def open_activities(self) -> int:
         """Activities the code scheduled whose outcome the run has not applied yet."""

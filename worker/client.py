@@ -47,6 +47,7 @@ from worker._result_types import decode_as
 from worker._start_options import (
     checked_args,
     checked_behavior,
+    checked_cron,
     checked_mapping,
     conflict_policy,
     option_seconds,
@@ -237,6 +238,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
         retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -269,6 +271,13 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
         ``retry_policy`` retries the workflow when a run fails or reaches its
         run timeout, as Temporal's does (:meth:`WorkflowHandle.result` follows
         the retries; ``workflow.info().attempt`` counts them).
+        ``cron_schedule`` (a cron string, ``@hourly`` or ``@every 10m``) makes
+        it Temporal's cron workflow: the first run's code starts at the
+        schedule's next time, and each run that completes, fails or times out
+        hands on to a new run at the next time after it, with the same input
+        (``workflow.get_last_completion_result()`` and
+        ``workflow.get_last_failure()`` read what the last runs ended with),
+        until a cancel, terminate or the execution timeout ends the chain.
         """
         handle, _ = await self._start(
             workflow,
@@ -282,6 +291,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
             run_timeout=run_timeout,
             execution_timeout=execution_timeout,
             retry_policy=retry_policy,
+            cron_schedule=cron_schedule,
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,
@@ -305,6 +315,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
         retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -356,6 +367,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
             body["execution_timeout_s"] = option_seconds(execution_timeout, "execution_timeout")
         if retry_policy is not None:
             body["retry_policy"] = workflow_retry_policy(retry_policy)
+        if cron := checked_cron(cron_schedule):
+            body["cron_schedule"] = cron
         if wait_result_s is not None:
             body["wait_result_s"] = wait_result_s
         if (conflict := conflict_policy(id_conflict_policy)) != WorkflowIdConflictPolicy.FAIL:
@@ -411,6 +424,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
         retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -429,6 +443,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
             run_timeout=run_timeout,
             execution_timeout=execution_timeout,
             retry_policy=retry_policy,
+            cron_schedule=cron_schedule,
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,

@@ -34,6 +34,11 @@ from worker._definition import (
     mark_run,
     workflow_definition,
 )
+from worker._last_run import (
+    get_last_completion_result,
+    get_last_failure,
+    has_last_completion_result,
+)
 from worker._search_attributes import normalized_attributes
 from worker._workflow_activities import (
     execute_activity,
@@ -95,9 +100,12 @@ __all__ = [
     "get_dynamic_query_handler",
     "get_dynamic_signal_handler",
     "get_dynamic_update_handler",
+    "get_last_completion_result",
+    "get_last_failure",
     "get_query_handler",
     "get_signal_handler",
     "get_update_handler",
+    "has_last_completion_result",
     "in_workflow",
     "info",
     "logger",

@@ -1051,7 +1051,8 @@ WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3 AND event_id = 1
 -- On a promotion: a run's chain options, from its started event, in a row a
 -- standby inserted before it knew them.
 UPDATE executions
-SET execution_timeout_s = $4, execution_expiration_time = $5, retry_policy = $6
+SET execution_timeout_s = $4, execution_expiration_time = $5, retry_policy = $6,
+    cron_schedule = $7
 WHERE namespace = $1 AND workflow_id = $2 AND run_id = $3
 
 -- name: activity_attempt_by_id

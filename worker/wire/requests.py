@@ -131,6 +131,11 @@ class StartWorkflowRequest(BaseModel):
     #: Retry the workflow by this policy when a run fails or reaches its run
     #: timeout (Temporal's workflow retry policy); None: no retries.
     retry_policy: RetryPolicyWire | None = None
+    #: Temporal's cron schedule: the first run's first workflow task waits
+    #: for its next time, and each run's close starts the chain's next run
+    #: at the next time after it, until a cancel, terminate or the execution
+    #: timeout ends the chain. None: none.
+    cron_schedule: str | None = Field(default=None, max_length=1000)
     memo: dict[str, Any] = Field(default_factory=dict)
     identity: str = Field(default="", max_length=1000)
     #: Custom search attributes registered in the namespace: name -> value.

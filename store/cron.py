@@ -1,0 +1,83 @@
+"""A workflow started with a cron schedule, as Temporal's ``cron_schedule``.
+
+The start's run holds its first workflow task back until the schedule's next
+time (the durable backoff timer a workflow retry uses, see
+:mod:`store.workflow_retry`). Each run that completes, fails or times out
+(its own run timeout) closes linked to the chain's next run, written in the
+same transaction, whose first workflow task waits for the next cron time
+after that close: the same input and options, ``attempt`` 1, the last
+completion result and the failure it closed with carried in its started
+event. A failure the retry policy retries is retried first. Cancel,
+terminate and the execution timeout end the chain, as does a schedule with
+no time left or a next time past the execution timeout.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from scheduler.spec import SpecError, next_fires, spec_from_crons
+from store.chain import expired
+from store.errors import InvalidArgument
+from store.mutable_state import RunTxn
+from store.sql import QUERIES as Q
+from store.workflow_retry import next_run
+
+
+def check_cron(text: str | None) -> str | None:
+    """A start's ``cron_schedule``, checked (None or blank: none)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        spec_from_crons([text])
+    except SpecError as exc:
+        raise InvalidArgument(
+            f"cron_schedule {text!r}: {exc}; give a cron string such as '*/5 * * * *', "
+            "'@hourly' or '@every 10m'"
+        ) from None
+    return text.strip()
+
+
+def cron_delay(cron: str, after: datetime) -> float | None:
+    """Seconds from ``after`` to the schedule's next time (None: it has none)."""
+    fires = next_fires(spec_from_crons([cron]), after, 1)
+    if not fires:
+        return None
+    return max((fires[0] - after).total_seconds(), 0.0)
+
+
+def first_backoff(run: RunTxn) -> dict[str, Any]:
+    """What a cron start's started event says of its first workflow task's
+    wait, until the schedule's next time (an empty dict: no cron schedule);
+    :func:`store.workflow_retry.hold_first_task` holds the task back."""
+    cron = run.exe.get("cron_schedule")
+    if not cron:
+        return {}
+    return {"first_workflow_task_backoff_s": cron_delay(cron, run.now) or 0.0}
+
+
+async def cron_run(
+    rt: RunTxn, *, result: Any = None, failure: dict[str, Any] | None = None
+) -> RunTxn | None:
+    """The chain's next run when ``rt`` closes (``result``: it completed with
+    it; ``failure``: it failed or timed out) and its chain has a cron
+    schedule (None: no next run). The caller closes ``rt`` with
+    :func:`store.workflow_retry.close_attributes` and writes it after."""
+    cron = rt.exe.get("cron_schedule")
+    if not cron or not rt.running:
+        return None
+    delay = cron_delay(cron, rt.now)
+    if delay is None or expired(rt.exe, rt.now + timedelta(seconds=delay)):
+        return None
+    started = await rt.conn.fetchval(
+        Q["run_started_attributes"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id)
+    )
+    if started is None:
+        return None
+    last = result if failure is None else started.get("last_completion_result")
+    carry: dict[str, Any] = {"continued_failure": failure}
+    if last is not None:
+        carry["last_completion_result"] = last
+    return next_run(rt, started, delay, attempt=1, initiator="cron_schedule", carry=carry)
