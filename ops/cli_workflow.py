@@ -155,6 +155,12 @@ def _start_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds a worker may hold one workflow task.",
         ),
         click.option(
+            "--start-delay",
+            type=Seconds(max=wire_max(StartWorkflowRequest, "start_delay_s")),
+            default=None,
+            help="Seconds (or a span like 10m) the run waits before its code first runs.",
+        ),
+        click.option(
             "--cron",
             "cron_schedule",
             default=None,
@@ -197,6 +203,7 @@ def _start_kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "versioning_behavior": o["versioning_behavior"],
         "retry_policy": retry_policy_of(o),
         "cron_schedule": cron_of(o["cron_schedule"]),
+        "start_delay": o["start_delay"],
     }
 
 

@@ -553,6 +553,10 @@ def _start_request(workflow_id: str, attrs: dict[str, Any]) -> wire.StartWorkflo
         run_timeout_s=attrs.get("run_timeout_s"),
         execution_timeout_s=attrs.get("execution_timeout_s"),
         cron_schedule=attrs.get("cron_schedule"),
+        # a client's delayed start (a cron start's wait is its schedule's)
+        start_delay_s=None
+        if attrs.get("cron_schedule") or attrs.get("initiator")
+        else attrs.get("first_workflow_task_backoff_s"),
         retry_policy=attrs.get("retry_policy"),
         memo=attrs.get("memo") or {},
         identity=attrs.get("identity") or "",

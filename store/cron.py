@@ -48,10 +48,22 @@ def cron_delay(cron: str, after: datetime) -> float | None:
     return max((fires[0] - after).total_seconds(), 0.0)
 
 
-def first_backoff(run: RunTxn) -> dict[str, Any]:
-    """What a cron start's started event says of its first workflow task's
-    wait, until the schedule's next time (an empty dict: no cron schedule);
-    :func:`store.workflow_retry.hold_first_task` holds the task back."""
+def check_start(cron_schedule: str | None, start_delay_s: float | None) -> None:
+    """Refuse a start's cron schedule that is not one, or one given with a
+    start delay (as Temporal does: the schedule says when the first run starts)."""
+    if check_cron(cron_schedule) and start_delay_s:
+        raise InvalidArgument(
+            "cron_schedule and start_delay cannot go together: the schedule's next time "
+            "is when the first run starts; leave one out"
+        )
+
+
+def first_backoff(run: RunTxn, start_delay_s: float | None) -> dict[str, Any]:
+    """What a start's started event says of its first workflow task's wait:
+    the start delay, or until a cron schedule's next time (an empty dict: no
+    wait); :func:`store.workflow_retry.hold_first_task` holds the task back."""
+    if start_delay_s:
+        return {"first_workflow_task_backoff_s": start_delay_s}
     cron = run.exe.get("cron_schedule")
     if not cron:
         return {}

@@ -21,7 +21,7 @@ import asyncpg
 
 from store.chain import add_execution_timer, capped_run_timeout, chain_of, start_policy
 from store.context import Store
-from store.cron import check_cron, first_backoff
+from store.cron import check_cron, check_start, first_backoff
 from store.errors import InvalidArgument, StaleRun, StoreError, WorkflowAlreadyStarted
 from store.matching import Match
 from store.mutable_state import RUN_TIMEOUT, RunTxn, utcnow
@@ -73,7 +73,7 @@ async def start_workflow(
     server starts them (``system``).
     """
     check_workflow_id(req.workflow_id)
-    check_cron(req.cron_schedule)  # (before anything is read or written)
+    check_start(req.cron_schedule, req.start_delay_s)  # (before anything is read or written)
     if req.workflow_type.startswith(SYSTEM_TYPE_PREFIX) and not system:
         raise InvalidArgument(
             f"workflow types starting with {SYSTEM_TYPE_PREFIX!r} are reserved for Baton's "
@@ -371,8 +371,8 @@ async def _write_new_run(
         ),
     )
     routing.start(run.exe, ns.deployments, req.versioning_behavior)
-    # a cron start's first workflow task waits for the schedule's next time
-    backoff = first_backoff(run)
+    # a delayed start's first workflow task waits, a cron start's until the next time
+    backoff = first_backoff(run, req.start_delay_s)
     run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, {**started_attributes(req, run), **backoff})
     run.seen_request(req.request_id, "start")
     if signal is not None:

@@ -239,6 +239,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
         execution_timeout: timedelta | float | None = None,
         retry_policy: RetryPolicy | None = None,
         cron_schedule: str = "",
+        start_delay: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -278,6 +279,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
         (``workflow.get_last_completion_result()`` and
         ``workflow.get_last_failure()`` read what the last runs ended with),
         until a cancel, terminate or the execution timeout ends the chain.
+        ``start_delay`` holds the run's first workflow task back that long, as
+        Temporal's does (not with ``cron_schedule``).
         """
         handle, _ = await self._start(
             workflow,
@@ -292,6 +295,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
             execution_timeout=execution_timeout,
             retry_policy=retry_policy,
             cron_schedule=cron_schedule,
+            start_delay=start_delay,
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,
@@ -316,6 +320,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
         execution_timeout: timedelta | float | None = None,
         retry_policy: RetryPolicy | None = None,
         cron_schedule: str = "",
+        start_delay: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -369,6 +374,8 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
             body["retry_policy"] = workflow_retry_policy(retry_policy)
         if cron := checked_cron(cron_schedule):
             body["cron_schedule"] = cron
+        if start_delay is not None:
+            body["start_delay_s"] = option_seconds(start_delay, "start_delay")
         if wait_result_s is not None:
             body["wait_result_s"] = wait_result_s
         if (conflict := conflict_policy(id_conflict_policy)) != WorkflowIdConflictPolicy.FAIL:
@@ -425,6 +432,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
         execution_timeout: timedelta | float | None = None,
         retry_policy: RetryPolicy | None = None,
         cron_schedule: str = "",
+        start_delay: timedelta | float | None = None,
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         versioning_behavior: str | None = None,
@@ -444,6 +452,7 @@ class Client(NamespaceMixin, VisibilityMixin, VersioningMixin, ScheduleMixin, As
             execution_timeout=execution_timeout,
             retry_policy=retry_policy,
             cron_schedule=cron_schedule,
+            start_delay=start_delay,
             memo=memo,
             search_attributes=search_attributes,
             versioning_behavior=versioning_behavior,

@@ -136,6 +136,10 @@ class StartWorkflowRequest(BaseModel):
     #: at the next time after it, until a cancel, terminate or the execution
     #: timeout ends the chain. None: none.
     cron_schedule: str | None = Field(default=None, max_length=1000)
+    #: Temporal's start delay: the run's first workflow task waits this many
+    #: seconds (a signal meanwhile is recorded and waits too). Not with a cron
+    #: schedule.
+    start_delay_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
     memo: dict[str, Any] = Field(default_factory=dict)
     identity: str = Field(default="", max_length=1000)
     #: Custom search attributes registered in the namespace: name -> value.

@@ -1,0 +1,76 @@
+"""``start_delay`` on a start, as Temporal's: the run's first workflow task
+waits that long (a durable timer, as a retry's backoff); a signal meanwhile
+is recorded and waits too; not with a cron schedule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.conftest import Region
+from tests.helpers import baton_json
+from worker import Client, Worker, workflow
+from worker.errors import InvalidArgumentError, WorkflowNotFoundError
+
+pytestmark = pytest.mark.integration
+QUEUE = "start-delay"
+
+
+@workflow.defn
+class Greets:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: bool(self.names))
+        return self.names
+
+    @workflow.signal
+    def greet(self, name: str) -> None:
+        self.names.append(name)
+
+
+async def test_the_first_task_waits_out_the_delay_and_a_signal_waits_too(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Greets]):
+        h = await client.start_workflow(
+            Greets, id="delayed", task_queue=QUEUE, start_delay=timedelta(seconds=2)
+        )
+        await h.signal(Greets.greet, "ada")
+        assert await h.result(timeout=30) == ["ada"]
+        events = await h.history()
+    started = events[0]
+    assert started["attributes"]["first_workflow_task_backoff_s"] == 2.0
+    # the signal was recorded at once; the code first ran after the delay
+    assert events[1]["event_type"] == "WorkflowExecutionSignaled"
+    scheduled = next(e for e in events if e["event_type"] == "WorkflowTaskScheduled")
+    waited = datetime.fromisoformat(scheduled["event_time"]) - datetime.fromisoformat(
+        started["event_time"]
+    )
+    assert waited >= timedelta(seconds=2)
+
+
+async def test_a_start_delay_is_refused_with_a_cron_schedule_and_from_the_cli(
+    region: Region, client: Client
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="start_delay"):
+        await client.start_workflow(
+            Greets, id="both", task_queue=QUEUE, cron_schedule="@hourly", start_delay=5
+        )
+    base = f"{region.url}/api/v1/namespaces/default/workflows"
+    body = {"workflow_id": "both", "workflow_type": "Greets", "task_queue": QUEUE}
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(base, json={**body, "start_delay_s": -1})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "INVALID_ARGUMENT"
+        assert "start_delay_s" in r.json()["error"]["message"]
+    with pytest.raises(WorkflowNotFoundError):
+        await client.get_workflow_handle("both").describe()
+    start = ("workflow", "start", "--type", "Greets", "--task-queue", QUEUE, "--id", "by-cli")
+    code, _out, err = await baton_json(region.config_path, *start, "--start-delay", "1h")
+    assert code == 0, err
+    events = await client.get_workflow_handle("by-cli").history()
+    assert [e["event_type"] for e in events] == ["WorkflowExecutionStarted"]
+    assert events[0]["attributes"]["first_workflow_task_backoff_s"] == 3600.0
