@@ -36,7 +36,6 @@ from store.mutable_state import (
     ACTIVITY_RETRY,
     ACTIVITY_SCHEDULE_TO_CLOSE,
     ACTIVITY_SCHEDULE_TO_START,
-    RUN_TIMEOUT,
     USER_TIMER,
     WT_RETRY,
     RunTxn,
@@ -44,7 +43,7 @@ from store.mutable_state import (
 )
 from store.retry import retry_decision, workflow_task_retry_delay
 from store.sql import QUERIES as Q
-from store.workflow_retry import add_backoff_timer
+from store.workflow_retry import add_backoff_timer, add_run_timer
 from worker.wire import EventType
 
 _ACTIVITY_CLOSE = {
@@ -345,10 +344,10 @@ async def rebuild_execution_txn(
         rt.schedule_workflow_task()
     for timer_id, fire_at in work.timers.items():
         rt.add_timer(USER_TIMER, timer_id, datetime.fromisoformat(fire_at))
-    if rt.exe["run_timeout_s"]:
-        rt.add_timer(
-            RUN_TIMEOUT, "run", rt.exe["start_time"] + timedelta(seconds=rt.exe["run_timeout_s"])
-        )
+    started = (events[0]["attributes"] or {}) if events else {}
+    add_run_timer(
+        rt, float(started.get("first_workflow_task_backoff_s") or 0), rt.exe["start_time"]
+    )
     if events:
         await fill_from_started(rt, events[0]["attributes"] or {})
     add_execution_timer(rt)

@@ -14,7 +14,6 @@ waiting in this process when there is one (:mod:`store.matching`).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -24,14 +23,14 @@ from store.context import Store
 from store.cron import check_cron, check_start, first_backoff
 from store.errors import InvalidArgument, StaleRun, StoreError, WorkflowAlreadyStarted
 from store.matching import Match
-from store.mutable_state import RUN_TIMEOUT, RunTxn, utcnow
+from store.mutable_state import RunTxn, utcnow
 from store.namespaces import Namespace, lock_namespace
 from store.new_run import new_execution
 from store.run_lock import check_request_kind, refuse_system_workflow
 from store.sql import QUERIES as Q
 from store.task_views import build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
-from store.workflow_retry import hold_first_task
+from store.workflow_retry import add_run_timer, hold_first_task
 from store.workflows import _add_signal, closes_of, terminate_txn, wait_outcome
 from versioning import routing
 from worker import wire
@@ -387,8 +386,7 @@ async def _write_new_run(
     elif run.schedule_workflow_task(dispatch=poller is None) is not None and poller is not None:
         run.start_workflow_task(poller.identity, store.config.suggest_continue_as_new_events)
         run.cache = store.run_cache  # an unlocked write keeps the run for the task's completion
-    if req.run_timeout_s:
-        run.add_timer(RUN_TIMEOUT, "run", run.now + timedelta(seconds=req.run_timeout_s))
+    add_run_timer(run, backoff.get("first_workflow_task_backoff_s", 0.0))
     add_execution_timer(run)
     if expect is not None:
         run.expect_xmin = (0, expect[0])

@@ -117,10 +117,19 @@ def next_run(
     new.add_event(EventType.WORKFLOW_EXECUTION_STARTED, attrs)
     carry_pause(rt, new)
     hold_first_task(new, delay)
-    if e["run_timeout_s"]:
-        new.add_timer(RUN_TIMEOUT, "run", new.now + timedelta(seconds=e["run_timeout_s"]))
+    add_run_timer(new, delay)
     add_execution_timer(new)
     return new
+
+
+def add_run_timer(run: RunTxn, backoff: float, start: datetime | None = None) -> None:
+    """The timer of the run's own timeout, if it has one: counted from when its
+    first workflow task may run (``backoff`` after ``start``, the run's
+    start), as Temporal counts it, so a run that waits for a cron time or a
+    start delay does not time out before its code ran."""
+    if run.exe["run_timeout_s"]:
+        due = (start or run.now) + timedelta(seconds=backoff + float(run.exe["run_timeout_s"]))
+        run.add_timer(RUN_TIMEOUT, "run", due)
 
 
 def hold_first_task(new: RunTxn, delay: float) -> None:

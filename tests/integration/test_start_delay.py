@@ -74,3 +74,30 @@ async def test_a_start_delay_is_refused_with_a_cron_schedule_and_from_the_cli(
     events = await client.get_workflow_handle("by-cli").history()
     assert [e["event_type"] for e in events] == ["WorkflowExecutionStarted"]
     assert events[0]["attributes"]["first_workflow_task_backoff_s"] == 3600.0
+
+
+@workflow.defn
+class Quick:
+    @workflow.run
+    async def run(self) -> str:
+        return "ran"
+
+
+async def test_the_run_timeout_counts_from_the_end_of_the_delay(client: Client) -> None:
+    """As in Temporal: a run waiting out its start delay (or its cron time, or
+    a retry's backoff) does not time out before its code ran."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Quick]):
+        h = await client.start_workflow(
+            Quick, id="delay-then-run", task_queue=QUEUE, start_delay=2, run_timeout=1
+        )
+        assert await h.result(timeout=30) == "ran"
+        # a cron run waits up to 3 s for its time: still within its run timeout
+        c = await client.start_workflow(
+            Quick,
+            id="cron-then-run",
+            task_queue=QUEUE,
+            cron_schedule="*/3 * * * * *",
+            run_timeout=1,
+        )
+        assert await c.result(follow_runs=False, timeout=30) == "ran"
+        await c.terminate(reason="done")
