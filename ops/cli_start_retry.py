@@ -84,6 +84,10 @@ def retry_policy_of(o: dict[str, Any]) -> RetryPolicy | None:
         if field in ("initial_interval", "maximum_interval"):
             kw[field] = timedelta(seconds=value)
         elif field == "non_retryable_error_types":
+            if not all(t.strip() for t in value):
+                raise CliInputError(
+                    "--retry-non-retryable-error-type: give a failure type, not an empty one"
+                )
             kw[field] = tuple(value)
         else:
             kw[field] = value

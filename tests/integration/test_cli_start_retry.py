@@ -56,6 +56,7 @@ async def test_the_cli_starts_with_a_retry_policy(region: Region, client: Client
             ("--retry-initial-interval", "10", "--retry-maximum-interval", "5"),
             "--retry-maximum-interval",
         ),
+        (("--retry-non-retryable-error-type", " "), "--retry-non-retryable-error-type"),
     ],
 )
 async def test_a_bad_retry_option_is_a_usage_error_naming_it(
