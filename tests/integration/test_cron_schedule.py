@@ -147,6 +147,27 @@ async def test_the_first_task_waits_for_the_next_time_and_cancel_ends_the_chain(
     await h.terminate(reason="done")
 
 
+async def test_the_execution_timeout_ends_the_chain_timed_out(client: Client) -> None:
+    """As in Temporal: the run waiting for its time when the chain's deadline
+    passes times out, so the cron workflow ends timed out (its result says so)."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Tick]):
+        h = await client.start_workflow(
+            Tick,
+            0,
+            id="bounded",
+            task_queue=QUEUE,
+            cron_schedule=EVERY_SECOND,
+            execution_timeout=3.5,
+        )
+        with pytest.raises(WorkflowFailureError) as err:
+            await h.result(timeout=30)
+    assert err.value.status == "timed_out"
+    runs = await runs_of(client, "bounded", h.run_id)
+    assert len(runs) >= 3
+    assert {r["status"] for r in runs[:-1]} == {"completed"}
+    assert runs[-1]["status"] == "timed_out"
+
+
 async def test_bad_cron_text_is_invalid_argument_naming_the_option(
     region: Region, client: Client
 ) -> None:
