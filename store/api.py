@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from fastapi import FastAPI, Path, Query, Request
@@ -402,6 +402,22 @@ def create_app(store: Store) -> FastAPI:
     async def update(namespace: str, workflow_id: str, req: wire.UpdateRequest) -> Response:
         checked(req)
         return JSON(await messages.update_workflow(store, namespace, workflow_id, req))
+
+    @app.get(f"{wf_path}/updates/{{update_id}}", response_model=wire.UpdateResponse)
+    async def update_outcome(
+        namespace: str,
+        workflow_id: str,
+        update_id: str = Path(min_length=1, max_length=256),
+        run_id: str | None = None,
+        wait_s: float = Query(30.0, gt=0, le=3600),
+        stage: Literal["accepted", "completed"] = "completed",
+    ) -> Response:
+        """The outcome of the update of that id sent before (Temporal's
+        ``get_update_handle``), waited for up to ``wait_s``; nothing is sent."""
+        req = wire.UpdateRequest(
+            update_id=update_id, name="-", run_id=run_id, timeout_s=wait_s, wait_for_stage=stage
+        )
+        return JSON(await messages.update_workflow(store, namespace, workflow_id, req, poll=True))
 
     @app.post(f"{wf_path}/cancel", response_model=wire.RunResponse)
     async def cancel(namespace: str, workflow_id: str, req: wire.CancelRequest) -> Response:

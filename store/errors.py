@@ -242,6 +242,13 @@ class UpdateTimedOut(StoreError):
     retryable = True
 
 
+class UpdateNotFound(StoreError):
+    """The run has no update of that id: pass the run it was sent to, or send it."""
+
+    code = ErrorCode.UPDATE_NOT_FOUND
+    http_status = 404
+
+
 class LimitExceeded(StoreError):
     """A per-run limit is reached: continue-as-new keeps long-lived workflows under it."""
 

@@ -14,6 +14,7 @@ from store.errors import (
     QueryFailed,
     QueryTimedOut,
     UpdateFailed,
+    UpdateNotFound,
     UpdateRejected,
     UpdateTimedOut,
     WorkflowNotFound,
@@ -163,10 +164,17 @@ async def _after_pending_task(
 
 
 async def update_workflow(
-    store: Store, namespace: str, workflow_id: str, req: wire.UpdateRequest
+    store: Store,
+    namespace: str,
+    workflow_id: str,
+    req: wire.UpdateRequest,
+    *,
+    poll: bool = False,
 ) -> dict[str, Any]:
     """Record an update (once per update id) and wait for the workflow's answer
-    (or only for its acceptance, as ``req.wait_for_stage`` asks)."""
+    (or only for its acceptance, as ``req.wait_for_stage`` asks). ``poll``:
+    only wait for the answer to the update of that id sent before (Temporal's
+    ``get_update_handle``), :class:`UpdateNotFound` if there is none."""
     update_id = req.update_id or str(uuid.uuid4())
     deadline = utcnow() + timedelta(seconds=req.timeout_s)
     epoch = store.notifier.namespace_epoch
@@ -190,6 +198,11 @@ async def update_workflow(
             )
             if existing is not None:
                 return run_id  # a retried update: wait for the first one's outcome
+            if poll:
+                raise UpdateNotFound(
+                    f"workflow {workflow_id!r} run {run_id} has no update {update_id!r}: "
+                    "pass the run it was sent to, or send the update"
+                )
             if not rt.running:
                 raise WorkflowNotRunning(
                     f"workflow {workflow_id!r} is {rt.exe['status']}; it takes no updates"
@@ -260,12 +273,12 @@ async def update_workflow(
                     # Its handler ran (and may have changed the workflow's
                     # state) before the run closed: not "nothing recorded".
                     raise UpdateFailed(
-                        f"update {req.name!r} failed: {failure.get('message', '')}",
+                        f"update {u['name']!r} failed: {failure.get('message', '')}",
                         update_id=update_id,
                         failure=failure,
                     )
                 raise UpdateRejected(
-                    f"update {req.name!r} was rejected: {failure.get('message', '')}",
+                    f"update {u['name']!r} was rejected: {failure.get('message', '')}",
                     update_id=update_id,
                     failure=failure,
                 )
@@ -275,7 +288,7 @@ async def update_workflow(
             if u["state"] == "completed":
                 if u["failure"]:
                     raise UpdateFailed(
-                        f"update {req.name!r} failed: {u['failure'].get('message', '')}",
+                        f"update {u['name']!r} failed: {u['failure'].get('message', '')}",
                         update_id=update_id,
                         failure=u["failure"],
                     )

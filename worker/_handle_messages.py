@@ -16,7 +16,7 @@ from worker._definition import QUERY, SIGNAL, UPDATE, handler_name, handler_resu
 from worker._handle_control import given_or_new_id
 from worker._start_options import seconds
 from worker._update_handle import WorkflowUpdateHandle, WorkflowUpdateStage, start_update
-from worker.errors import UnavailableError, UpdateTimedOutError
+from worker.errors import InvalidArgumentError, UnavailableError, UpdateTimedOutError
 
 #: Above the longest pause between a call's retries (see worker._http).
 _LAST_RETRY_PAUSE_S = 2.5
@@ -155,6 +155,33 @@ class MessagesMixin:
             update_id=given_or_new_id(id, "id"),
             timeout=timeout,
             result_type=result_type,
+        )
+
+    def get_update_handle(
+        self, id: str, *, workflow_run_id: str | None = None, result_type: Any = None
+    ) -> WorkflowUpdateHandle:
+        """A handle to the update of ``id`` sent before (by this process or
+        another), as Temporal's: ``await handle.result()`` waits for its
+        outcome without sending it again (``UpdateNotFoundError`` if the run,
+        ``workflow_run_id`` or else the handle's, has no such update)."""
+        if not isinstance(id, str) or not id.strip():
+            raise InvalidArgumentError(f"id must be the update's id, not {id!r}")
+        sent = WorkflowUpdateHandle(self, id, None, (), timeout=30.0, result_type=result_type)
+        if workflow_run_id is not None:
+            sent.workflow_run_id = workflow_run_id
+        return sent
+
+    def get_update_handle_for(
+        self,
+        update: Callable[..., Any],
+        id: str,
+        *,
+        workflow_run_id: str | None = None,
+    ) -> WorkflowUpdateHandle:
+        """:meth:`get_update_handle` whose result decodes to the update
+        method's return annotation, as Temporal's of that name."""
+        return self.get_update_handle(
+            id, workflow_run_id=workflow_run_id, result_type=handler_result_type(update)
         )
 
     async def _update(

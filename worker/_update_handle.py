@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from enum import IntEnum
 from typing import Any
+from urllib.parse import quote
 
 from worker._start_options import seconds
 from worker.errors import (
@@ -38,7 +39,7 @@ class WorkflowUpdateHandle:
         self,
         handle: Any,
         update_id: str,
-        name: str | Callable[..., Any],
+        name: str | Callable[..., Any] | None,
         args: Sequence[Any],
         *,
         timeout: timedelta | float,
@@ -53,6 +54,8 @@ class WorkflowUpdateHandle:
         self._sent: asyncio.Future[Any] | None = None
 
     async def _send(self, stage: str | None = None) -> tuple[Any, dict[str, Any]]:
+        if self._name is None:
+            return await self._poll(stage)
         value, res = await self._handle._update(
             self._name,
             self._args,
@@ -62,6 +65,20 @@ class WorkflowUpdateHandle:
             wait_for_stage=stage,
         )
         self.workflow_run_id = res.get("run_id") or self.workflow_run_id
+        return value, res
+
+    async def _poll(self, stage: str | None) -> tuple[Any, dict[str, Any]]:
+        """A handle from ``get_update_handle``: the outcome of the update sent
+        before, asked for by its id (nothing is sent again)."""
+        wait_s = seconds(self._timeout)
+        res: dict[str, Any] = await self._handle.client.call(
+            "GET",
+            self._handle._path(f"/updates/{quote(self.id, safe='')}"),
+            params={"run_id": self.workflow_run_id, "wait_s": wait_s, "stage": stage},
+            retry_for_s=wait_s,
+        )
+        self.workflow_run_id = res.get("run_id") or self.workflow_run_id
+        value = await self._handle.client.decode_one(res.get("result"), self._result_type)
         return value, res
 
     async def _result(self) -> Any:

@@ -222,6 +222,12 @@ class UpdateTimedOutError(BatonError):
     retryable = True
 
 
+class UpdateNotFoundError(BatonError):
+    """The run has no update of that id: pass the run it was sent to, or send it."""
+
+    code = ErrorCode.UPDATE_NOT_FOUND.value
+
+
 class SchemaOutOfDateError(BatonError):
     """The region database schema is older than this server needs: run `baton migrate up`."""
 
@@ -307,6 +313,7 @@ _BY_CODE: dict[str, type[BatonError]] = {
         UpdateRejectedError,
         UpdateFailedError,
         UpdateTimedOutError,
+        UpdateNotFoundError,
         SchemaOutOfDateError,
         UnavailableError,
         InternalServerError,

@@ -62,6 +62,7 @@ EXPECTED_ALL = [
     "UnavailableError",
     "UnknownEncryptionKeyError",
     "UpdateFailedError",
+    "UpdateNotFoundError",
     "UpdateRejectedError",
     "UpdateTimedOutError",
     "Worker",

@@ -42,6 +42,8 @@ class ErrorCode(StrEnum):
     UPDATE_REJECTED = "UPDATE_REJECTED"
     UPDATE_FAILED = "UPDATE_FAILED"
     UPDATE_TIMED_OUT = "UPDATE_TIMED_OUT"
+    #: The run has no update of that id (``GET .../updates/{id}``).
+    UPDATE_NOT_FOUND = "UPDATE_NOT_FOUND"
     #: The workflow is paused: updates wait for no one (unpause it first).
     WORKFLOW_PAUSED = "WORKFLOW_PAUSED"
     SCHEMA_OUT_OF_DATE = "SCHEMA_OUT_OF_DATE"
