@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from worker._payloads import decode_wire
 from worker._replayer import WorkflowHistory
 from worker._start_options import wait_limit
 from worker.errors import WorkflowContinuedAsNewError, WorkflowFailureError
+from worker.wire import CLOSE_EVENTS
 
 if TYPE_CHECKING:
     from worker.client import Client
@@ -168,6 +170,41 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
         refuse_blank(run_id, "run_id", "out to read the handle's run", "run id")
         shown, events = await self._run_history(run_id, None)
         return WorkflowHistory(self.id, shown, events, self.client.namespace)
+
+    async def fetch_history_events(
+        self,
+        *,
+        page_size: int | None = None,
+        wait_new_event: bool = False,
+        run_id: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The run's events one by one as :meth:`history` reads them, for
+        ``async for`` (Temporal's ``fetch_history_events``), read in pages of
+        ``page_size``. ``wait_new_event``: go on with the events written after,
+        waiting for each, until the run's closing event.
+
+        Raises:
+            InvalidArgumentError: ``run_id`` is blank.
+        """
+        refuse_blank(run_id, "run_id", "out to read the handle's run", "run id")
+        nxt, run_id = 1, run_id if run_id is not None else self.run_id
+        while True:
+            params: dict[str, Any] = {
+                "run_id": run_id,
+                "from_event_id": nxt,
+                "page_size": page_size,
+            }
+            if wait_new_event:
+                params["wait_s"] = 60.0  # answered at the next event (or empty)
+            res = await self.client.call("GET", self._path("/history"), params=params)
+            run_id = res["run_id"]  # (later pages read the first page's run)
+            for event in res["events"]:
+                yield event
+                nxt = int(event["event_id"]) + 1
+                if event["event_type"] in CLOSE_EVENTS:
+                    return
+            if not wait_new_event and nxt >= int(res["next_event_id"]):
+                return
 
     async def _run_history(
         self, run_id: str | None, page_size: int | None
