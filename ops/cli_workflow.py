@@ -549,4 +549,6 @@ def workflow_list(
 
 def register_workflow(cli: click.Group) -> None:
     """Add the ``workflow`` commands to the CLI group."""
+    import ops.cli_workflow_execute  # noqa: F401  (adds ``workflow execute``)
+
     cli.add_command(workflow)

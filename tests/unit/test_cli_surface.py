@@ -92,6 +92,7 @@ def test_every_timeout_option_takes_only_a_positive_finite_number_of_seconds() -
         ("workflow", "update"): ["workflow", "update", "w", "u"],
         ("namespace", "add-region"): ["namespace", "add-region", "default", "region-b"],
         ("workflow", "start"): ["workflow", "start", *start],
+        ("workflow", "execute"): ["workflow", "execute", *start],
         ("workflow", "signal-with-start"): sws,
     }
     assert {path for path, _ in timed} == set(argv)
