@@ -95,6 +95,17 @@ class WorkflowInfo:
         """``first_run_id`` under the name Temporal's ``workflow.Info`` gives it."""
         return self.first_run_id
 
+    @property
+    def parent(self) -> None:
+        """Temporal's parent workflow of a child run: None, as Baton runs no
+        child workflows (code that checks ``info().parent`` reads a top-level run)."""
+        return None
+
+    @property
+    def root(self) -> None:
+        """Temporal's root workflow of a child run: None, as for :attr:`parent`."""
+        return None
+
     def get_current_history_length(self) -> int:
         """``history_length``, as Temporal's ``workflow.Info`` method reads it."""
         return self.history_length

@@ -63,3 +63,24 @@ def test_workflow_info_has_temporal_s_continued_run_id() -> None:
         start_time=WHEN,
     )
     assert fresh.continued_run_id is None
+
+
+def test_workflow_info_has_temporal_s_parent_and_root_and_cron_schedule() -> None:
+    """Regression: ``workflow.info().parent`` (checked by code ported from
+    Temporal to tell a child run) was an AttributeError; a run here is never
+    a child. ``cron_schedule`` is None for a run started without one."""
+    info = WorkflowInfo(
+        namespace="payments",
+        workflow_id="order-1",
+        run_id="r-1",
+        workflow_type="Order",
+        task_queue="orders",
+        attempt=1,
+        first_run_id="r-1",
+        continued_from_run_id=None,
+        history_length=3,
+        start_time=WHEN,
+    )
+    assert info.parent is None
+    assert info.root is None
+    assert info.cron_schedule is None
