@@ -13,7 +13,7 @@ from store.activity_commands import (
     request_cancel_activity,
     schedule_activity,
 )
-from store.chain import add_execution_timer, carried
+from store.chain import add_execution_timer, capped_run_timeout, carried
 from store.context import Store
 from store.cron import cron_run
 from store.errors import InvalidArgument
@@ -129,7 +129,10 @@ async def _continue_as_new(store: Store, rt: RunTxn, attrs: dict[str, Any]) -> R
         task_queue=attrs.get("task_queue") or e["task_queue"],
         input=attrs.get("input") or [],
         task_timeout_s=attrs.get("task_timeout_s") or e["task_timeout_s"],
-        run_timeout_s=attrs.get("run_timeout_s") or e["run_timeout_s"],
+        # at most the chain's execution timeout, as a start's (Temporal's)
+        run_timeout_s=capped_run_timeout(
+            attrs.get("run_timeout_s") or e["run_timeout_s"], e.get("execution_timeout_s")
+        ),
         memo=e["memo"] if attrs.get("memo") is None else attrs["memo"],
     )
     new = new_execution(

@@ -35,6 +35,18 @@ class Hops:
 
 
 @workflow.defn
+class Longer:
+    """Continues as new once asking for a run timeout longer than the chain's."""
+
+    @workflow.run
+    async def run(self, hop: int) -> float | None:
+        if hop == 0:
+            workflow.continue_as_new(1, run_timeout=timedelta(seconds=600))
+        timeout = workflow.info().run_timeout
+        return None if timeout is None else timeout.total_seconds()
+
+
+@workflow.defn
 class Waits:
     """Reports its timeouts, then waits for a signal that never comes."""
 
@@ -127,6 +139,14 @@ async def test_the_run_timeout_is_capped_to_the_execution_timeout(client: Client
         _, cause = await timed_out_run(alone)
     assert cause.timeout_type == "execution"
     await longer.terminate(reason="done")
+
+
+async def test_a_continue_as_new_run_timeout_is_capped_too(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[Longer]):
+        out = await client.execute_workflow(
+            Longer, 0, id="longer", task_queue=QUEUE, execution_timeout=30
+        )
+    assert out == 30.0
 
 
 async def test_a_reset_keeps_the_chains_deadline(client: Client) -> None:
