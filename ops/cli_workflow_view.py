@@ -29,6 +29,8 @@ def describe_view(d: dict[str, Any]) -> RenderableType:
         "continued_from_run_id",
         "continued_to_run_id",
     ]
+    if ex.get("execution_time") not in (None, ex.get("start_time")):
+        keys.append("execution_time")  # its code was due later: a delay, cron time or retry
     # the run's and its chain's timeouts, the retry of a whole workflow: only when set
     keys += [
         k

@@ -333,12 +333,10 @@ async def describe_workflow(
                     int(row["wt_attempt"]), store.config.workflow_task_retry_max_s
                 )
                 retry_at = last_end["event_time"] + timedelta(seconds=delay)
-        # a retry of the workflow waiting out its policy's backoff (attempt 0)
-        started = (
-            await conn.fetchval(Q["run_started_attributes"], *key)
-            if row["status"] == "running" and int(row["wt_attempt"]) == 0
-            else None
-        )
+        # its first workflow task's wait (a retry's backoff, a start delay, a
+        # cron time): when its code may first run, and what waits for it
+        first = await conn.fetchval(Q["run_started_attributes"], *key) or {}
+        started = first if row["status"] == "running" and int(row["wt_attempt"]) == 0 else None
         versioning = None
         if row["deployment"] or row["versioning"]:
             ns = await get_namespace(conn, namespace)
@@ -374,8 +372,12 @@ async def describe_workflow(
     if wt is not None and last_end is not None:
         wt |= _task_end_failure(last_end)
     closed = row["status"] != "running"
+    execution = execution_info(row)
+    # Temporal's execution_time: when the run's first workflow task was due
+    wait = timedelta(seconds=float(first.get("first_workflow_task_backoff_s") or 0))
+    execution["execution_time"] = (row["start_time"] + wait).isoformat()
     return {
-        "execution": execution_info(row),
+        "execution": execution,
         # how a run that closed without a result ended (as ``result`` says it)
         "failure": row["failure"] if closed and row["status"] != "completed" else None,
         "warnings": limit_warnings(store, row),

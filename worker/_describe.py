@@ -95,6 +95,12 @@ class WorkflowExecutionDescription(dict[str, Any]):
         return started
 
     @property
+    def execution_time(self) -> datetime | None:
+        """When the run's code was due to first run, as Temporal's: its start,
+        or after its start delay, cron time or retry backoff."""
+        return _time(self._execution.get("execution_time"))
+
+    @property
     def close_time(self) -> datetime | None:
         """When the run closed; None while it runs."""
         return _time(self._execution.get("close_time"))

@@ -41,6 +41,9 @@ async def test_the_first_task_waits_out_the_delay_and_a_signal_waits_too(client:
         await h.signal(Greets.greet, "ada")
         assert await h.result(timeout=30) == ["ada"]
         events = await h.history()
+        desc = await h.describe()
+    # Temporal's execution_time: when the run's code was due
+    assert desc.execution_time == desc.start_time + timedelta(seconds=2)
     started = events[0]
     assert started["attributes"]["first_workflow_task_backoff_s"] == 2.0
     # the signal was recorded at once; the code first ran after the delay
@@ -74,6 +77,11 @@ async def test_a_start_delay_is_refused_with_a_cron_schedule_and_from_the_cli(
     events = await client.get_workflow_handle("by-cli").history()
     assert [e["event_type"] for e in events] == ["WorkflowExecutionStarted"]
     assert events[0]["attributes"]["first_workflow_task_backoff_s"] == 3600.0
+    code, out, err = await baton_json(region.config_path, "workflow", "describe", "by-cli")
+    assert code == 0, err
+    ex = out["execution"]
+    due = datetime.fromisoformat(ex["start_time"]) + timedelta(hours=1)
+    assert datetime.fromisoformat(ex["execution_time"]) == due
 
 
 @workflow.defn
