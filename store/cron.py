@@ -21,7 +21,7 @@ from typing import Any
 
 from scheduler.spec import SpecError, next_fires, spec_from_crons
 from store.errors import InvalidArgument
-from store.mutable_state import RunTxn
+from store.mutable_state import RunTxn, utcnow
 from store.sql import QUERIES as Q
 from store.workflow_retry import next_run
 
@@ -31,12 +31,17 @@ def check_cron(text: str | None) -> str | None:
     if text is None or not text.strip():
         return None
     try:
-        spec_from_crons([text])
+        never = cron_delay(text, utcnow()) is None
     except SpecError as exc:
         raise InvalidArgument(
             f"cron_schedule {text!r}: {exc}; give a cron string such as '*/5 * * * *', "
             "'@hourly' or '@every 10m'"
         ) from None
+    if never:
+        raise InvalidArgument(
+            f"cron_schedule {text!r} has no time to come (a 31 February, a year gone): "
+            "give one that fires"
+        )
     return text.strip()
 
 

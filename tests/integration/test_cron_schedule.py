@@ -171,7 +171,7 @@ async def test_the_execution_timeout_ends_the_chain_timed_out(client: Client) ->
 async def test_bad_cron_text_is_invalid_argument_naming_the_option(
     region: Region, client: Client
 ) -> None:
-    for bad in ("61 * * * *", "every day", "* * *"):
+    for bad in ("61 * * * *", "every day", "* * *", "0 0 31 2 *"):
         with pytest.raises(InvalidArgumentError, match="cron_schedule"):
             await client.start_workflow(Waits, id="bad-cron", task_queue=QUEUE, cron_schedule=bad)
     with pytest.raises(InvalidArgumentError, match="cron_schedule"):
