@@ -9,15 +9,18 @@ usage error naming its option, found before anything is sent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
-from ops.cli_values import CliInputError, FiniteRange, Seconds
+from ops.cli_values import CliInputError, FiniteRange, Seconds, strict_json
 from scheduler.spec import SpecError, spec_from_crons
 from worker.common import RetryPolicy
+from worker.wire import RetryPolicyWire
 
 #: option name -> the RetryPolicy field it sets
 _FIELDS = {
@@ -35,6 +38,15 @@ _FIELDS = {
 def retry_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add the ``--retry-*`` options to a start command."""
     options = [
+        click.option(
+            "--retry-policy",
+            "retry_policy_json",
+            default=None,
+            metavar="JSON",
+            help="The workflow's retry policy as the HTTP start's retry_policy, e.g. "
+            '\'{"maximum_attempts": 3, "initial_interval_s": 2}\'; the --retry-* options '
+            "override its fields.",
+        ),
         click.option(
             "--retry-initial-interval",
             type=Seconds(),
@@ -76,8 +88,9 @@ def retry_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def retry_policy_of(o: dict[str, Any]) -> RetryPolicy | None:
     """The policy the ``--retry-*`` options give (None: none given)."""
     given = {k: v for k, v in o.items() if k in _FIELDS and v not in (None, ())}
+    base = _policy_json(o.get("retry_policy_json"))
     if not given:
-        return None
+        return base
     kw: dict[str, Any] = {}
     for key, value in given.items():
         field = _FIELDS[key][1]
@@ -92,10 +105,35 @@ def retry_policy_of(o: dict[str, Any]) -> RetryPolicy | None:
         else:
             kw[field] = value
     try:
-        return RetryPolicy(**kw)
+        return RetryPolicy(**kw) if base is None else dataclasses.replace(base, **kw)
     except (TypeError, ValueError) as exc:
         names = " / ".join(_FIELDS[k][0] for k in given)
         raise CliInputError(f"{names}: {exc}") from None
+
+
+def _policy_json(text: str | None) -> RetryPolicy | None:
+    """``--retry-policy``'s policy (None: not given)."""
+    if text is None:
+        return None
+    try:
+        raw = strict_json(text)
+    except ValueError as exc:
+        raise CliInputError(f"--retry-policy is not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(raw, dict):
+        raise CliInputError(f"--retry-policy must be a JSON object, not {text!r}")
+    unknown = sorted(set(raw) - set(RetryPolicyWire.model_fields))
+    if unknown:
+        known = ", ".join(RetryPolicyWire.model_fields)
+        raise CliInputError(f"--retry-policy has no field {unknown[0]!r}: its fields are {known}")
+    try:
+        return RetryPolicy.from_wire(RetryPolicyWire.model_validate(raw))
+    except (TypeError, ValueError) as exc:
+        problem = str(exc)
+        if isinstance(exc, ValidationError):
+            problem = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]
+            )
+        raise CliInputError(f"--retry-policy: {problem}") from None
 
 
 def cron_of(text: str | None) -> str:

@@ -47,6 +47,27 @@ async def test_the_cli_starts_with_a_retry_policy(region: Region, client: Client
     assert result["initial_interval"] == 0.2
 
 
+async def test_the_cli_takes_the_policy_as_json_too(region: Region, client: Client) -> None:
+    """``--retry-policy`` takes the HTTP start's ``retry_policy`` object; the
+    ``--retry-*`` options override its fields."""
+    policy = '{"maximum_attempts": 4, "initial_interval_s": 3, "non_retryable_error_types": ["X"]}'
+    code, _out, err = await baton_json(
+        region.config_path,
+        *START,
+        "--id",
+        "cli-retry-json",
+        "--retry-policy",
+        policy,
+        "--retry-maximum-attempts",
+        "2",
+    )
+    assert code == 0, err
+    d = (await client.get_workflow_handle("cli-retry-json").describe())["execution"]
+    assert d["retry_policy"]["maximum_attempts"] == 2
+    assert d["retry_policy"]["initial_interval_s"] == 3.0
+    assert d["retry_policy"]["non_retryable_error_types"] == ["X"]
+
+
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
@@ -57,6 +78,9 @@ async def test_the_cli_starts_with_a_retry_policy(region: Region, client: Client
             "--retry-maximum-interval",
         ),
         (("--retry-non-retryable-error-type", " "), "--retry-non-retryable-error-type"),
+        (("--retry-policy", '{"max_attempts": 3}'), "max_attempts"),
+        (("--retry-policy", '{"maximum_attempts": -1}'), "--retry-policy"),
+        (("--retry-policy", "[1]"), "--retry-policy"),
     ],
 )
 async def test_a_bad_retry_option_is_a_usage_error_naming_it(
