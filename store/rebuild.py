@@ -43,7 +43,7 @@ from store.mutable_state import (
 )
 from store.retry import retry_decision, workflow_task_retry_delay
 from store.sql import QUERIES as Q
-from store.workflow_retry import add_backoff_timer, add_run_timer
+from store.workflow_retry import add_backoff_timer, add_run_timer, first_task_backoff
 from worker.wire import EventType
 
 _ACTIVITY_CLOSE = {
@@ -345,9 +345,7 @@ async def rebuild_execution_txn(
     for timer_id, fire_at in work.timers.items():
         rt.add_timer(USER_TIMER, timer_id, datetime.fromisoformat(fire_at))
     started = (events[0]["attributes"] or {}) if events else {}
-    add_run_timer(
-        rt, float(started.get("first_workflow_task_backoff_s") or 0), rt.exe["start_time"]
-    )
+    add_run_timer(rt, first_task_backoff(started, rt.run_id), rt.exe["start_time"])
     if events:
         await fill_from_started(rt, events[0]["attributes"] or {})
     add_execution_timer(rt)

@@ -122,6 +122,15 @@ def next_run(
     return new
 
 
+def first_task_backoff(started: dict[str, Any], run_id: str) -> float:
+    """Seconds a run's first workflow task waited after its start (a retry's
+    backoff, a start delay, a cron time), from its started event; 0 for a
+    reset's run, whose started event is a copy of another run's."""
+    if started.get("original_run_id") not in (None, run_id):
+        return 0.0
+    return float(started.get("first_workflow_task_backoff_s") or 0)
+
+
 def add_run_timer(run: RunTxn, backoff: float, start: datetime | None = None) -> None:
     """The timer of the run's own timeout, if it has one: counted from when its
     first workflow task may run (``backoff`` after ``start``, the run's

@@ -26,6 +26,7 @@ from store.run_lock import keep_request_id, lock_for_request, send_to_active_reg
 from store.run_versioning import run_versioning_view
 from store.run_write import not_found_message
 from store.sql import QUERIES as Q
+from store.workflow_retry import first_task_backoff
 from worker import wire
 from worker.wire import EventType
 
@@ -374,7 +375,7 @@ async def describe_workflow(
     closed = row["status"] != "running"
     execution = execution_info(row)
     # Temporal's execution_time: when the run's first workflow task was due
-    wait = timedelta(seconds=float(first.get("first_workflow_task_backoff_s") or 0))
+    wait = timedelta(seconds=first_task_backoff(first, str(row["run_id"])))
     execution["execution_time"] = (row["start_time"] + wait).isoformat()
     return {
         "execution": execution,

@@ -42,6 +42,11 @@ async def test_the_first_task_waits_out_the_delay_and_a_signal_waits_too(client:
         assert await h.result(timeout=30) == ["ada"]
         events = await h.history()
         desc = await h.describe()
+        # a reset's run starts its code at once: its copied started event's
+        # delay is the first run's, not its own
+        new_run = await h.reset(to="first-workflow-task", reason="again")
+        reset = await client.get_workflow_handle("delayed", run_id=new_run).describe()
+    assert reset.execution_time == reset.start_time
     # Temporal's execution_time: when the run's code was due
     assert desc.execution_time == desc.start_time + timedelta(seconds=2)
     started = events[0]
