@@ -88,7 +88,7 @@ CREATE TABLE executions (
     execution_timeout_s       double precision,
     execution_expiration_time timestamptz,
     retry_policy              jsonb,
-    -- the chain's cron schedule (0029): each run closes into the next at
+    -- the chain's cron schedule (0030): each run closes into the next at
     -- the next cron time
     cron_schedule             text,
     PRIMARY KEY (namespace, workflow_id, run_id)
