@@ -474,6 +474,10 @@ async def activity_token_by_id(
 
     async def read(conn: asyncpg.Connection) -> dict[str, Any]:
         ns = await get_namespace(conn, namespace)
+        # A standby keeps no attempts to name (its copy of a pending activity is
+        # for reads): send the caller to the active region, as the routes that
+        # then take the token would, rather than answer TASK_NOT_FOUND.
+        ns.require_writable(store.region, store.region_urls)
         act = await conn.fetchrow(
             Q["activity_attempt_by_id"], namespace, req.workflow_id, run_id, req.activity_id
         )
