@@ -91,7 +91,15 @@ def describe_view(d: dict[str, Any]) -> RenderableType:
     if d.get("pending_activities"):
         parts.append(
             table(
-                ["activity id", "type", "state", "attempt", "last failure"],
+                [
+                    "activity id",
+                    "type",
+                    "state",
+                    "attempt",
+                    "heartbeat",
+                    "last heartbeat",
+                    "last failure",
+                ],
                 [
                     [
                         a["activity_id"],
@@ -100,6 +108,9 @@ def describe_view(d: dict[str, Any]) -> RenderableType:
                         + (" (cancel requested)" if a.get("cancel_requested") else "")
                         + (" (paused)" if a.get("paused") else ""),
                         a["attempt"],
+                        # the details the next attempt resumes from, as values
+                        _details(a.get("heartbeat_details")),
+                        a.get("last_heartbeat_time"),
                         (a.get("last_failure") or {}).get("message"),
                     ]
                     for a in d["pending_activities"]
@@ -109,9 +120,21 @@ def describe_view(d: dict[str, Any]) -> RenderableType:
         )
     if d.get("pending_timers"):
         parts.append(
-            table(["timer"], [[short(t, 100)] for t in d["pending_timers"]], title="pending timers")
+            table(
+                ["timer id", "fires at"],
+                [[t.get("timer_id"), t.get("fire_at")] for t in d["pending_timers"]],
+                title="pending timers",
+            )
         )
     return Group(*parts)
+
+
+def _details(details: Any) -> str | None:
+    """Heartbeat details as values (one detail as itself), or None when there are none."""
+    if not details:
+        return None
+    values = readable(details)
+    return short(values[0] if isinstance(values, list) and len(values) == 1 else values, 60)
 
 
 def failure_view(failure: dict[str, Any]) -> dict[str, Any]:

@@ -85,3 +85,29 @@ def test_a_run_shows_its_limit_warnings_memo_and_search_attributes() -> None:
     assert warning in text
     assert "alice" in text and "binary/encrypted payload" in text
     assert "CustomerId" in text and "c-7" in text
+
+
+def test_pending_work_shows_heartbeat_details_and_when_each_timer_fires() -> None:
+    """The table shows what an operator looks at a stuck activity or a sleeping
+    run for: the details the next attempt resumes from, when it last beat,
+    and when each timer fires (not a timer's raw JSON)."""
+    activity = {
+        "activity_id": "charge-1",
+        "activity_type": "charge",
+        "state": "started",
+        "attempt": 2,
+        "heartbeat_details": [
+            {
+                "metadata": {"encoding": "json/plain"},
+                "data": "eyJwYWdlIjogN30=",
+                "value": {"page": 7},
+            }
+        ],
+        "last_heartbeat_time": "2026-12-05T12:42:07.396173+00:00",
+    }
+    timer = {"timer_id": "t-9", "fire_at": "2026-12-05T13:42:16.819443+00:00"}
+    text = rendered(described(pending_activities=[activity], pending_timers=[timer]))
+    assert '{"page": 7}' in text
+    assert "2026-12-05T12:42:07" in text
+    assert "t-9" in text and "2026-12-05T13:42:16" in text
+    assert '"timer_id"' not in text
