@@ -19,7 +19,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -124,6 +124,9 @@ class Worker(WorkflowTaskRunner):
             ``Deadlock`` and is retried with backoff, and a query on it
             answers that error. ``None`` runs workflow code on the event loop
             with no limit, for stepping through it in a debugger.
+        activity_executor: Taken as Temporal code passes it for plain
+            (``def``) activities, and not used: the worker runs those on
+            threads of its own, up to ``max_concurrent_activities``.
     """
 
     def __init__(
@@ -149,6 +152,7 @@ class Worker(WorkflowTaskRunner):
         speculative_workflow_tasks: bool = True,
         graceful_shutdown_timeout: timedelta | float = DEFAULT_GRACEFUL_SHUTDOWN_S,
         deadlock_timeout: timedelta | float | None = DEFAULT_DEADLOCK_TIMEOUT_S,
+        activity_executor: Executor | None = None,
     ):
         # A slot count or poller count of 0 is a worker that polls nothing
         # and says nothing about it.

@@ -76,6 +76,7 @@ from worker._workflow_handler_api import (
     set_signal_handler,
     set_update_handler,
 )
+from worker._workflow_unsafe import unsafe as unsafe
 from worker.common import ActivityCancellationType
 from worker.common import RetryPolicy as RetryPolicy
 from worker.converter import PayloadConverter
@@ -159,6 +160,7 @@ def defn(
     versioning_behavior: VersioningBehavior | None = None,
     failure_exception_types: Sequence[type[BaseException]] = (),
     dynamic: bool = False,
+    sandboxed: bool = True,
 ) -> Callable[[C], C]: ...
 
 
@@ -170,6 +172,7 @@ def defn(
     versioning_behavior: VersioningBehavior | str | None = None,
     failure_exception_types: Sequence[type[BaseException]] = (),
     dynamic: bool = False,
+    sandboxed: bool = True,
 ) -> C | Callable[[C], C]:
     """Make a class a workflow, named ``name`` or after the class.
 
@@ -183,6 +186,8 @@ def defn(
     workflow type the worker has no other workflow of: its run method takes
     one ``args: Sequence[RawValue]`` (decode each with
     :func:`payload_converter`) and ``info().workflow_type`` names the type.
+    ``sandboxed`` is taken as Temporal code writes it and changes nothing:
+    Baton runs workflow code without a sandbox.
 
     Raises:
         TypeError: Not a class.
@@ -538,16 +543,6 @@ def payload_converter() -> PayloadConverter:
     workflow's or handler's ``RawValue`` arguments
     (``payload_converter().from_payload(raw.payload, MyType)``)."""
     return _runtime().payload_converter()
-
-
-class unsafe:
-    # A namespace spelt like a module, as ``workflow.unsafe.is_replaying()`` reads.
-    """Calls that let workflow code behave differently on replay: use with care."""
-
-    @staticmethod
-    def is_replaying() -> bool:
-        """Whether the workflow code is being replayed from history right now."""
-        return _runtime().is_replaying()
 
 
 logger = _ReplaySafeLogger(logging.getLogger("baton.workflow"), {})
