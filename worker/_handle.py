@@ -49,6 +49,11 @@ class WorkflowHandle(MessagesMixin, RunControlMixin, ResetMixin):
         self.result_run_id: str | None = None
 
     @property
+    def first_execution_run_id(self) -> str | None:
+        """Temporal's name for :attr:`first_run_id`: the run the start began."""
+        return self.first_run_id
+
+    @property
     def target_run_id(self) -> str | None:
         """The run signals, queries, updates, cancels and terminates go to: the one
         :meth:`Client.get_workflow_handle` was given (a run that closed then

@@ -44,6 +44,7 @@ from worker._workflow_api import (
 from worker._workflow_handlers import BufferedSignal
 from worker._workflow_loop import DurableTimer, WorkflowLoop
 from worker._workflow_messages import MessageDelivery, payloads_of
+from worker._workflow_temporal import INIT_MARK
 from worker._workflow_timers import TimerCommands
 from worker.common import ActivityCancellationType, RawValue
 from worker.converter import PayloadConverter, decode_input
@@ -189,22 +190,26 @@ class WorkflowRuntime(MessageDelivery, TimerCommands, _Runtime):
             wtype = str(self._start_event.attributes.get("workflow_type") or self._defn.name)
             self._defn = dataclasses.replace(self._defn, name=wtype)
         try:
-            self._object = self._defn.cls()
+            # an ``__init__`` marked ``@workflow.init`` takes the run's input
+            marked = getattr(getattr(self._defn.cls, "__init__", None), INIT_MARK, False)
+            self._object = self._defn.cls(*(self._run_args() if marked else ()))
         except Exception as exc:
             self._fail_task(exc)
             return False
         return True
 
+    def _run_args(self) -> list[Any]:
+        assert self._start_event is not None
+        payloads = payloads_of(self._start_event.attributes.get("input"))
+        if self._defn.dynamic:  # one sequence of the undecoded input, as in Temporal
+            return [[RawValue(p) for p in payloads]]
+        of = f"workflow {self._defn.name}"
+        return decode_input(self._converter, payloads, self._defn.arg_types, of)
+
     def _start_run(self) -> None:
         assert self._start_event is not None
         try:
-            payloads = payloads_of(self._start_event.attributes.get("input"))
-            of = f"workflow {self._defn.name}"
-            if self._defn.dynamic:  # one sequence of the undecoded input, as in Temporal
-                args: list[Any] = [[RawValue(p) for p in payloads]]
-            else:
-                args = decode_input(self._converter, payloads, self._defn.arg_types, of)
-            coro = self._defn.run_fn(self._object, *args)
+            coro = self._defn.run_fn(self._object, *self._run_args())
         except Exception as exc:
             self._fail_task(exc)
             return

@@ -76,6 +76,7 @@ from worker._workflow_handler_api import (
     set_signal_handler,
     set_update_handler,
 )
+from worker._workflow_temporal import init as init
 from worker._workflow_unsafe import unsafe as unsafe
 from worker.common import ActivityCancellationType
 from worker.common import RetryPolicy as RetryPolicy
@@ -109,6 +110,7 @@ __all__ = [
     "has_last_completion_result",
     "in_workflow",
     "info",
+    "init",
     "logger",
     "memo",
     "memo_value",
