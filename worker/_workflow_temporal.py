@@ -1,16 +1,19 @@
 """Temporal's names for what a run already has: ``workflow.memo()``,
-``workflow.memo_value()`` and ``@workflow.init``."""
+``workflow.memo_value()``, ``@workflow.init``, ``workflow.wait()`` and
+``workflow.as_completed()``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from worker._workflow_api import _runtime
 
-__all__ = ["INIT_MARK", "init", "memo", "memo_value"]
+__all__ = ["INIT_MARK", "as_completed", "init", "memo", "memo_value", "wait"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 #: Set on an ``__init__`` that ``@workflow.init`` marked.
 INIT_MARK = "__baton_workflow_init__"
@@ -48,3 +51,26 @@ def init(fn: F) -> F:
     handlers a signal or update that came with the start runs find its state."""
     setattr(fn, INIT_MARK, True)
     return fn
+
+
+async def wait(
+    fs: Iterable[Awaitable[T]],
+    *,
+    timeout: float | None = None,
+    return_when: str = asyncio.ALL_COMPLETED,
+) -> tuple[list[asyncio.Future[T]], list[asyncio.Future[T]]]:
+    """``asyncio.wait`` as Temporal's ``workflow.wait`` gives it: the done and
+    pending futures as lists in the order given, where asyncio's sets iterate
+    in an order a replay need not repeat. ``timeout`` is a durable timer."""
+    futures = [asyncio.ensure_future(f) for f in fs]
+    done, _ = await asyncio.wait(futures, timeout=timeout, return_when=return_when)
+    return [f for f in futures if f in done], [f for f in futures if f not in done]
+
+
+def as_completed(
+    fs: Iterable[Awaitable[T]], *, timeout: float | None = None
+) -> Iterator[Awaitable[T]]:
+    """``asyncio.as_completed`` as Temporal's ``workflow.as_completed``: the
+    awaitables become tasks in the order given (asyncio's makes them from a
+    set, in an order a replay need not repeat), then come in completion order."""
+    return asyncio.as_completed([asyncio.ensure_future(f) for f in fs], timeout=timeout)

@@ -77,6 +77,9 @@ from worker._workflow_handler_api import (
     set_update_handler,
 )
 from worker._workflow_temporal import init as init
+
+from worker._workflow_temporal import as_completed as as_completed
+from worker._workflow_temporal import wait as wait
 from worker._workflow_unsafe import unsafe as unsafe
 from worker.common import ActivityCancellationType
 from worker.common import RetryPolicy as RetryPolicy
@@ -91,6 +94,7 @@ __all__ = [
     "WorkflowDefinition",
     "WorkflowInfo",
     "all_handlers_finished",
+    "as_completed",
     "continue_as_new",
     "continue_as_new_suggested",
     "defn",
@@ -141,6 +145,7 @@ __all__ = [
     "upsert_memo",
     "upsert_search_attributes",
     "uuid4",
+    "wait",
     "wait_condition",
 ]
 

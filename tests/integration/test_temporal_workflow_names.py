@@ -1,16 +1,20 @@
 """Temporal's names for what a run has, as Temporal code writes them:
 ``@workflow.init`` gives ``__init__`` the run's input (so a signal that came
 with the start finds the state it set), ``workflow.memo()`` and
-``workflow.memo_value()`` read the memo, and a start's handle names its
-``first_execution_run_id``."""
+``workflow.memo_value()`` read the memo, a start's handle names its
+``first_execution_run_id``, and ``workflow.wait()`` and
+``workflow.as_completed()`` are asyncio's, in an order a replay repeats."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import Awaitable
+from datetime import timedelta
 
 import pytest
 
-from worker import Client, Worker, workflow
+from worker import Client, Replayer, Worker, activity, workflow
 
 pytestmark = pytest.mark.integration
 QUEUE = "temporal-names"
@@ -61,3 +65,34 @@ async def test_init_memo_and_first_execution_run_id(client: Client) -> None:
             "billing",
             "fallback",
         ]
+
+
+@activity.defn
+async def pause_for(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@workflow.defn
+class FanOut:
+    @workflow.run
+    async def run(self) -> list[object]:
+        def step(seconds: float) -> Awaitable[float]:
+            return workflow.execute_activity(
+                pause_for, seconds, start_to_close_timeout=timedelta(seconds=30)
+            )
+
+        slow, fast = asyncio.ensure_future(step(3)), asyncio.ensure_future(step(0.1))
+        done, pending = await workflow.wait([slow, fast], return_when=asyncio.FIRST_COMPLETED)
+        firsts = [await f for f in done] + [len(pending)]
+        order = [await f for f in workflow.as_completed([step(0.6), step(0.1)])]
+        done, pending = await workflow.wait([slow])
+        return [*firsts, *order, len(done), len(pending)]
+
+
+async def test_wait_and_as_completed_give_what_asyncio_does_and_replay(client: Client) -> None:
+    async with Worker(client, task_queue=QUEUE, workflows=[FanOut], activities=[pause_for]):
+        handle = await client.start_workflow(FanOut.run, id="temporal-wait", task_queue=QUEUE)
+        assert await handle.result(timeout=60) == [0.1, 1, 0.1, 0.6, 1, 0]
+    replayed = await Replayer(workflows=[FanOut]).replay_workflow(await handle.fetch_history())
+    assert replayed.replay_failure is None
