@@ -13,7 +13,8 @@ from starlette.responses import Response
 from store import clock, schedule_view, schedules
 from store.api_guard import JSON
 from store.context import Store
-from store.errors import TestClockOff
+from store.errors import ScheduleNotFound, TestClockOff
+from store.run_lock import send_to_active_region
 from store.sql import QUERIES as Q
 from worker import wire
 
@@ -64,7 +65,13 @@ def add_schedule_routes(
 
     @app.get(f"{path}/{{schedule_id}}", response_model=wire.ScheduleDescription)
     async def describe_schedule(namespace: str, schedule_id: str) -> Response:
-        return JSON(await schedule_view.describe_schedule(store, namespace, schedule_id))
+        try:
+            return JSON(await schedule_view.describe_schedule(store, namespace, schedule_id))
+        except ScheduleNotFound as exc:
+            # a standby the create has not reached yet sends the caller on
+            async with store.pool.acquire() as conn:
+                await send_to_active_region(store, conn, namespace, exc)
+            raise
 
     @app.put(f"{path}/{{schedule_id}}", response_model=wire.UpdateScheduleResponse)
     async def update_schedule(

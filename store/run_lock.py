@@ -12,6 +12,7 @@ from store.errors import (
     InvalidArgument,
     NamespaceNotActive,
     RequestIdReused,
+    StoreError,
     WorkflowNotFound,
     WorkflowNotRunning,
 )
@@ -82,14 +83,16 @@ def refuse_system_workflow(workflow_id: str, workflow_type: str) -> None:
 
 
 async def send_to_active_region(
-    store: Store, conn: asyncpg.Connection, namespace: str, missing: WorkflowNotFound
+    store: Store, conn: asyncpg.Connection, namespace: str, missing: StoreError
 ) -> None:
     """Raise ``NamespaceNotActive`` naming the active region when this region is
     a standby of ``namespace`` (the caller re-raises ``missing`` otherwise).
 
     A standby lacks a run its active region started and has not shipped yet
     (replication lag, a broker down): that is no answer to a write, nor to a
-    describe or result, and the SDK follows this error to the active region.
+    describe, history or result (``missing`` is the not-found error; a
+    schedule's or batch job's too), and the SDK follows this error to the
+    active region.
     """
     ns = await get_namespace(conn, namespace)
     if ns.active_region == store.region:

@@ -465,7 +465,7 @@ async def get_history(
     async with store.notifier.subscribe("baton_history_v1", f"{namespace}/{workflow_id}") as ev:
         while True:
             async with store.pool.acquire() as conn:
-                row = await _get_run(conn, namespace, workflow_id, run_id)
+                row = await _read_run(store, conn, namespace, workflow_id, run_id)
                 page = await conn.fetchrow(
                     Q["history_json"], namespace, workflow_id, row["run_id"], from_event_id, limit
                 )

@@ -27,6 +27,7 @@ from store.errors import (
     WorkflowNotRunning,
 )
 from store.namespaces import get_namespace
+from store.run_lock import send_to_active_region
 from store.sql import QUERIES as Q
 from store.visibility import listing
 from store.visibility.query import compile_query
@@ -224,7 +225,12 @@ async def _job_run(conn: asyncpg.Connection, namespace: str, job_id: str) -> Any
 async def describe_batch(store: Store, namespace: str, job_id: str) -> dict[str, Any]:
     wid = job_workflow_id(job_id)
     async with store.pool.acquire() as conn:
-        row = await _job_run(conn, namespace, job_id)
+        try:
+            row = await _job_run(conn, namespace, job_id)
+        except BatchNotFound as exc:
+            # a standby the start has not reached yet sends the caller on
+            await send_to_active_region(store, conn, namespace, exc)
+            raise
         events = await conn.fetch(Q["history_from"], namespace, wid, row["run_id"], 1, 1_000_000)
         # the job started with the first run of its continue-as-new chain
         first = row
