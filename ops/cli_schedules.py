@@ -214,6 +214,13 @@ def _result(title: str) -> Callable[[dict[str, Any]], RenderableType]:
     return lambda d: kv_table(d, title=title)
 
 
+def _backfill_view(d: dict[str, Any]) -> RenderableType:
+    """A backfill's answer, its (up to 100) workflow ids one a line: joined on
+    one line they made a cell as wide as all of them."""
+    ids = d.get("workflow_ids") or []
+    return kv_table({**d, "workflow_ids": "\n".join(ids) or None}, title="Schedule backfill")
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -482,7 +489,7 @@ def schedule_backfill(
             begin, finish, overlap=mode, request_id=request_id
         )
     )
-    emit(res, output, _result("Schedule backfill"))
+    emit(res, output, _backfill_view)
 
 
 @schedule.command("delete")
