@@ -194,6 +194,8 @@ class ActivityRunner:
             heartbeat=heartbeater.record,
             cancelled=heartbeater.stopping,
             converter=self.converter.payload_converter,
+            client=self.client,
+            worker_shutdown=self._stopping,
         )
         heartbeater.loop = asyncio.get_running_loop()
         self._attempts.add(heartbeater)

@@ -12,27 +12,36 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, MutableMapping, Sequence
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 from worker._definition import ActivityDefinition, define_activity
 from worker.converter import PayloadConverter
 from worker.wire import ActivityTask
 
+if TYPE_CHECKING:
+    from worker.client import Client
+
 __all__ = [
     "ActivityDefinition",
     "ActivityInfo",
+    "client",
     "defn",
     "heartbeat",
     "in_activity",
     "info",
     "is_cancelled",
+    "is_worker_shutdown",
     "logger",
     "payload_converter",
     "raise_complete_async",
     "wait_for_cancelled",
+    "wait_for_cancelled_sync",
+    "wait_for_worker_shutdown",
+    "wait_for_worker_shutdown_sync",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -193,12 +202,16 @@ class _ActivityContext:
         cancelled: Set by the worker when it stops the attempt: the server
             asks for cancellation, the attempt timed out or its task is gone,
             or the worker's shutdown grace is over.
+        client: The worker's client (``activity.client()``).
+        worker_shutdown: Set when the worker begins to shut down.
     """
 
     info: ActivityInfo
     heartbeat: Callable[[tuple[Any, ...]], None]
     cancelled: asyncio.Event
     converter: PayloadConverter = dataclasses.field(default_factory=PayloadConverter)
+    client: Client | None = None
+    worker_shutdown: asyncio.Event | None = None
 
 
 _current_context: ContextVar[_ActivityContext | None] = ContextVar(
@@ -259,6 +272,54 @@ def is_cancelled() -> bool:
 async def wait_for_cancelled() -> None:
     """Wait until cancellation of this activity is requested."""
     await _context().cancelled.wait()
+
+
+def wait_for_cancelled_sync(timeout: timedelta | float | None = None) -> None:
+    """:func:`wait_for_cancelled` for a plain (``def``) activity's thread, as
+    Temporal's: block until :func:`is_cancelled` or ``timeout`` seconds."""
+    _wait_sync(_context().cancelled, timeout)
+
+
+def client() -> Client:
+    """The client of the worker running this attempt, as Temporal's
+    ``activity.client()`` (to start or signal a workflow, or complete another
+    activity)."""
+    c = _context().client
+    if c is None:
+        raise RuntimeError("this attempt was not run by a worker: it has no client")
+    return c
+
+
+def is_worker_shutdown() -> bool:
+    """Whether the worker running this attempt has begun to shut down, as
+    Temporal's: the attempt has the shutdown's grace to finish, then it is
+    cancelled (:func:`is_cancelled`) and handed back for another worker."""
+    event = _context().worker_shutdown
+    return event is not None and event.is_set()
+
+
+async def wait_for_worker_shutdown() -> None:
+    """Wait until the worker running this attempt begins to shut down."""
+    event = _context().worker_shutdown
+    await (event.wait() if event is not None else asyncio.Event().wait())
+
+
+def wait_for_worker_shutdown_sync(timeout: timedelta | float | None = None) -> None:
+    """:func:`wait_for_worker_shutdown` for a plain (``def``) activity's thread:
+    block until the worker begins to shut down or ``timeout`` seconds."""
+    event = _context().worker_shutdown
+    _wait_sync(event if event is not None else asyncio.Event(), timeout)
+
+
+def _wait_sync(event: asyncio.Event, timeout: timedelta | float | None) -> None:
+    # The event belongs to the worker's loop: a thread may read it, not await it.
+    limit = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    deadline = None if limit is None else time.monotonic() + limit
+    while not event.is_set():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        time.sleep(0.05 if left is None else min(0.05, left))
 
 
 class _CompleteAsyncError(BaseException):
