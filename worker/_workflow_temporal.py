@@ -9,8 +9,17 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from worker._workflow_api import _runtime
+from worker.errors import NonDeterminismError
 
-__all__ = ["INIT_MARK", "as_completed", "init", "memo", "memo_value", "wait"]
+__all__ = [
+    "INIT_MARK",
+    "NondeterminismError",
+    "as_completed",
+    "init",
+    "memo",
+    "memo_value",
+    "wait",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -19,6 +28,9 @@ T = TypeVar("T")
 INIT_MARK = "__baton_workflow_init__"
 
 _MISSING: Any = object()
+
+#: Temporal's spelling, as ``failure_exception_types=[workflow.NondeterminismError]`` names it.
+NondeterminismError = NonDeterminismError
 
 
 def memo() -> Mapping[str, Any]:

@@ -173,3 +173,11 @@ def test_no_worker_module_loads_a_server_dependency() -> None:
     loaded = _modules_loaded_by(code)
     assert "worker._worker" in loaded and "worker.client" in loaded
     assert _forbidden(loaded) == []
+
+
+def test_workflow_spells_non_determinism_as_temporal_does() -> None:
+    """``failure_exception_types=[workflow.NondeterminismError]``, as Temporal
+    code writes it, lists the error a non-determinism raises."""
+    from worker import NonDeterminismError, workflow
+
+    assert workflow.NondeterminismError is NonDeterminismError
