@@ -1,14 +1,12 @@
-"""Temporal's names for what a run already has: ``workflow.memo()``,
-``workflow.memo_value()``, ``@workflow.init``, ``workflow.wait()`` and
+"""Temporal's names for what a run already has: ``@workflow.init``, ``workflow.wait()`` and
 ``workflow.as_completed()``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from worker._workflow_api import _runtime
 from worker.errors import NonDeterminismError
 
 __all__ = [
@@ -16,8 +14,6 @@ __all__ = [
     "NondeterminismError",
     "as_completed",
     "init",
-    "memo",
-    "memo_value",
     "wait",
 ]
 
@@ -31,30 +27,6 @@ _MISSING: Any = object()
 
 #: Temporal's spelling, as ``failure_exception_types=[workflow.NondeterminismError]`` names it.
 NondeterminismError = NonDeterminismError
-
-
-def memo() -> Mapping[str, Any]:
-    """The run's memo as values, as Temporal's ``workflow.memo()`` (``info().memo``)."""
-    return _runtime().info().memo
-
-
-def memo_value(key: str, default: Any = _MISSING, *, type_hint: Any = None) -> Any:
-    """One value of the run's memo, as Temporal's ``workflow.memo_value()``.
-
-    Args:
-        key: The memo key.
-        default: What a memo without ``key`` gives; without it, ``KeyError``.
-        type_hint: Decode the value as this type (a dataclass, a ``datetime``).
-    """
-    values = _runtime().info().memo
-    if key not in values:
-        if default is _MISSING:
-            raise KeyError(f"the run's memo has no key {key!r}: pass a default")
-        return default
-    if type_hint is None:
-        return values[key]
-    converter = _runtime().payload_converter()
-    return converter.from_payload(converter.to_payload(values[key]), type_hint)
 
 
 def init(fn: F) -> F:

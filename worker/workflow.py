@@ -76,12 +76,9 @@ from worker._workflow_handler_api import (
     set_signal_handler,
     set_update_handler,
 )
-
 from worker._workflow_temporal import NondeterminismError as NondeterminismError
 from worker._workflow_temporal import as_completed as as_completed
 from worker._workflow_temporal import init as init
-
-from worker._workflow_temporal import as_completed as as_completed
 from worker._workflow_temporal import wait as wait
 from worker._workflow_unsafe import unsafe as unsafe
 from worker.common import ActivityCancellationType
