@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
 from ops.cli_values import CliInputError, FiniteRange, Seconds, strict_json
-from scheduler.spec import SpecError, spec_from_crons
+from scheduler.spec import SpecError, next_fires, spec_from_crons
 from worker.common import RetryPolicy
 from worker.wire import RetryPolicyWire
 
@@ -141,7 +141,9 @@ def cron_of(text: str | None) -> str:
     if text is None:
         return ""
     try:
-        spec_from_crons([text])
+        fires = next_fires(spec_from_crons([text]), datetime.now(UTC), 1)
     except SpecError as exc:
         raise CliInputError(f"--cron {text!r}: {exc}") from None
+    if not fires:
+        raise CliInputError(f"--cron {text!r} has no time to come: give one that fires")
     return text

@@ -184,9 +184,10 @@ async def test_bad_cron_text_is_invalid_argument_naming_the_option(
         assert r.json()["error"]["code"] == "INVALID_ARGUMENT"
         assert "cron_schedule" in r.json()["error"]["message"]
     start = ("workflow", "start", "--type", "Waits", "--task-queue", QUEUE, "--id", "bad-cron")
-    code, out, err = await baton_json(region.config_path, *start, "--cron", "61 * * * *")
-    assert code == 2, (out, err)
-    assert "--cron" in str(out) + err
+    for bad in ("61 * * * *", "0 0 31 2 *"):
+        code, out, err = await baton_json(region.config_path, *start, "--cron", bad)
+        assert code == 2, (out, err)  # a usage error, found before anything is sent
+        assert "--cron" in str(out) + err
     # nothing was stored
     with pytest.raises(WorkflowNotFoundError):
         await client.get_workflow_handle("bad-cron").describe()
