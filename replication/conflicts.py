@@ -232,6 +232,12 @@ async def converge_txn(store: Store, conn: asyncpg.Connection, msg: dict[str, An
     tail = await conn.fetch(Q["local_events_from"], ns, wid, rid, first)
     if not tail or any(int(e["version"]) >= winning for e in tail):
         return  # not the branch (or the winner's events came first)
+    losing = conflict.get("losing_version")
+    if losing is not None and any(int(e["version"]) > int(losing) for e in tail):
+        # Events written after the refused branch's version: the history a
+        # region promoted since (a forced failover's target, then a graceful
+        # move on), which the active region holds too, not the refused branch.
+        return
     await archive_local_tail(store, conn, ns, wid, rid, first, winning)
     execution = msg.get("execution")
     if first == 1 or not execution:
