@@ -39,6 +39,7 @@ from replication.readiness import (
     refuse_dead_letters_after_drain,
     require_ready,
     require_serving,
+    require_source_shipping,
 )
 from replication.sql import QUERIES as RQ
 from replication.status import end_offsets
@@ -222,6 +223,7 @@ async def graceful_failover(
         # Before the handover: a target with no server applies nothing, so
         # the drain would hold every write for the whole --timeout first.
         await require_serving(config, source, target, namespace)
+        await require_source_shipping(config, src, source, target, namespace)
         # Two failovers of one namespace would each drain the stream and
         # promote their own target, under versions computed from the same
         # one: the first promotion ends the handover, the other drains only

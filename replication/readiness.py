@@ -10,7 +10,8 @@ runbook can tell it from bad input and retry or purge the letters. A target
 none of whose servers answers is refused too (``UNAVAILABLE``), before
 the handover (it would apply nothing, and the drain would hold writes for
 its whole timeout) and again before the promotion: the namespace would be
-active where nothing serves it.
+active where nothing serves it. So is a source holding unshipped batches of
+the namespace none of whose servers answers: nothing would ship them.
 """
 
 from __future__ import annotations
@@ -91,6 +92,31 @@ async def require_serving(config: BatonConfig, source: str, target: str, namespa
         f"{namespace} stays active in {source}; start {target}'s servers (`baton server "
         f"--region {target}`), then run this again",
         target=target,
+        url=url,
+    )
+
+
+async def require_source_shipping(
+    config: BatonConfig, src: asyncpg.Connection, source: str, target: str, namespace: str
+) -> None:
+    """Refuse a handover whose source holds batches of the namespace it has not
+    shipped while no server of it answers: its servers publish the outbox, so
+    the drain would hold every write for the whole --timeout and then give up."""
+    backlog = await src.fetchval(RQ["outbox_backlog_of"], namespace)
+    if not backlog:
+        return  # everything is in the stream: the drain needs no server of the source
+    why = await serving_problem(config, source)
+    if why is None:
+        return
+    url = config.regions[source].url
+    raise Unavailable(
+        f"{backlog} batch(es) of {namespace} wait in {source}'s outbox and no server of "
+        f"{source} answers at {url}/healthz ({why}) to ship them: nothing moved. Start "
+        f"{source}'s servers (`baton server --region {source}`) and run this again, or, if "
+        f"{source} is down, `baton failover {namespace} --to {target} --force` promotes "
+        f"{target} from what it has applied (what {source} did not ship is archived and "
+        "re-applied when it returns)",
+        source=source,
         url=url,
     )
 

@@ -55,7 +55,7 @@ def _two_regions_behind(
 ) -> tuple[Path, tuple[str, str], tuple[str, str]]:
     """A config of two region databases holding NS, active in region-a, with a
     batch region-a has not shipped: region-b is behind, and a handover waits
-    for it. No server of either region runs (see :func:`_b_serving`).
+    for it. No server of either region runs (see :func:`_both_serving`).
     Returns the config, the databases and their DSNs."""
     db_a, db_b = fresh_database(pg, template_db), fresh_database(pg, template_db)
     a, b = pg.dsn(db_a), pg.dsn(db_b)
@@ -79,10 +79,12 @@ def _two_regions_behind(
 
 
 @contextlib.asynccontextmanager
-async def _b_serving(cfg: Path) -> AsyncIterator[None]:
-    """region-b's API answering (a handover checks its target serves before
-    it begins) while the stream still cannot reach it: no broker answers."""
-    async with serve_region(load_config(cfg), "region-b"):
+async def _both_serving(cfg: Path) -> AsyncIterator[None]:
+    """Both regions' APIs answering (a handover checks, before it begins, that
+    its target serves and that a source holding unshipped batches does) while
+    the stream still cannot carry anything: no broker answers."""
+    config = load_config(cfg)
+    async with serve_region(config, "region-a"), serve_region(config, "region-b"):
         yield
 
 
@@ -90,7 +92,7 @@ async def test_a_handover_left_by_a_killed_failover_is_abandoned_by_failing_over
     pg: PgCluster, template_db: str, tmp_path: Path
 ) -> None:
     cfg, (db_a, _), (a, _) = _two_regions_behind(pg, template_db, tmp_path)
-    async with _b_serving(cfg):
+    async with _both_serving(cfg):
         failover = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -162,7 +164,7 @@ async def test_a_failover_that_cannot_go_on_says_what_to_do_next(
     pg: PgCluster, template_db: str, tmp_path: Path
 ) -> None:
     cfg, _, (a, _) = _two_regions_behind(pg, template_db, tmp_path)
-    async with _b_serving(cfg):
+    async with _both_serving(cfg):
         code, out = await asyncio.to_thread(
             _baton, cfg, "failover", NS, "--to", "region-b", "--timeout", "0.5"
         )
@@ -240,7 +242,7 @@ async def test_a_failover_stopped_by_sigterm_undoes_its_handover(
     SIGTERM: the handover is undone, as for Ctrl-C, not left refusing writes.
     The process ignores SIGINT, as one a script starts in the background does."""
     cfg, _, (a, _) = _two_regions_behind(pg, template_db, tmp_path)
-    async with _b_serving(cfg):
+    async with _both_serving(cfg):
         failover = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "ops.cli", "--config", str(cfg)),
             *("failover", NS, "--to", "region-b", "--timeout", "600", "--output", "json"),
@@ -291,7 +293,7 @@ async def test_a_draining_handover_reports_what_the_target_still_lacks(
     pg: PgCluster, template_db: str, tmp_path: Path
 ) -> None:
     cfg, _, _ = _two_regions_behind(pg, template_db, tmp_path)
-    async with _b_serving(cfg):
+    async with _both_serving(cfg):
         said: list[str] = []
         with pytest.raises(FailoverTimedOut):
             await graceful_failover(
