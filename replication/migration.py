@@ -199,6 +199,12 @@ class NotARegion(InvalidArgument):
     ``details["regions"]`` holds the namespace's regions."""
 
 
+class NotToldYet(Unavailable):
+    """The region's database answers but it cannot leave the namespace yet: it
+    has not heard of a failover, or holds batches of the namespace unshipped.
+    ``details`` hold ``region`` and what keeps it."""
+
+
 async def remove_region(config: BatonConfig, namespace: str, region: str) -> list[str]:
     """Take standby ``region`` out of ``namespace``; returns the regions left.
 
@@ -236,6 +242,13 @@ async def remove_region(config: BatonConfig, namespace: str, region: str) -> lis
     # a single-region namespace ships no more namespace changes, so tell it here.
     try:
         await _forget_namespace(config, namespace, region)
+    except NotToldYet as exc:
+        # its database answered: what holds it is its own, and says what to do
+        raise NotToldYet(
+            f"{region} is out of namespace {namespace!r} in {source}, where it is active, but "
+            f"not yet in its own database: {exc.message}",
+            **exc.details,
+        ) from exc
     except (StoreError, *DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
         raise Unavailable(
             f"{region} is out of namespace {namespace!r}, but its database could not be told "
@@ -261,7 +274,7 @@ async def _forget_namespace(config: BatonConfig, namespace: str, region: str) ->
             row = await gone.fetchrow(SQ["get_namespace"], namespace)
             backlog = await gone.fetchval(Q["outbox_backlog_of"], namespace)
             if backlog and row is not None and region in row["regions"]:
-                raise Unavailable(
+                raise NotToldYet(
                     f"{region} has {backlog} batch(es) of {namespace!r} it wrote before the "
                     "failover and has not shipped yet (its servers ship them, to be archived "
                     "and applied again where the namespace is active; out of the namespace it "
@@ -274,7 +287,7 @@ async def _forget_namespace(config: BatonConfig, namespace: str, region: str) ->
     finally:
         await gone.close()
     if left is None and row is not None and region in row["regions"]:
-        raise Unavailable(
+        raise NotToldYet(
             f"{region} still holds itself the active region of {namespace!r} (failover "
             f"version {row['failover_version']}): it has not heard of the failover yet, so it "
             f"is not out of the namespace. Start its servers (they step down as they start, "
