@@ -1119,6 +1119,19 @@ BEGIN
         -- says (nothing to take: apply_namespace_txn), and this region is one
         -- of its standbys.
         SELECT * INTO n FROM namespaces WHERE name = v_ns;
+        -- A namespace this region is not one of, in the message and in its
+        -- row here, as new as the message's: the rules would take nothing
+        -- (0031), so a region that is no member of busy namespaces (one just
+        -- added, reading every topic from its start) passes their messages
+        -- here rather than one by one.
+        IF FOUND AND NOT coalesce(v_info -> 'regions' ? p_region, false)
+           AND NOT (p_region = ANY (n.regions))
+           AND (n.failover_version, n.updated_at)
+               >= ((v_info ->> 'failover_version')::bigint,
+                   (v_info ->> 'updated_at')::timestamptz) THEN
+            applied := applied + 1;
+            CONTINUE;
+        END IF;
         EXIT WHEN NOT FOUND OR v_rid IS NULL
             OR (coalesce((n.failover_version, n.updated_at)
                          < ((v_info ->> 'failover_version')::bigint,
