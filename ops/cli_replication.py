@@ -125,6 +125,8 @@ def register_replication(cli: click.Group) -> None:
             )
 
         emit(result.as_dict(), output, render)
+        if force and not result.already_active:
+            _warn_if_unserved(config, namespace, target)
 
     @cli.group("replication", cls=type(cli))
     def replication_group() -> None:
@@ -448,3 +450,23 @@ def _n(value: float | int | None) -> str:
     if value is None:
         return "unreachable"
     return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def _warn_if_unserved(config: BatonConfig, namespace: str, target: str) -> None:
+    """Say so on stderr when no server of the region a forced failover
+    promoted answers: the move is made (a lost region is worse), but nothing
+    takes the namespace's writes, dispatches its tasks or fires its timers
+    until its servers start, and the table alone reads as all done."""
+    from replication.readiness import serving_problem
+
+    why = run_fast(serving_problem(config, target, wait_s=2.0))
+    if why is None:
+        return
+    url = config.regions[target].url
+    err_console.print(
+        f"note: no server of {target} answers at {url}/healthz ({why}): {namespace} is "
+        f"active there, but nothing takes its writes, dispatches its tasks or fires its "
+        f"timers until they start (`baton server --region {target}`)",
+        markup=False,
+        highlight=False,
+    )
