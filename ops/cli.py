@@ -23,6 +23,7 @@ code ``USAGE_ERROR``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import click
@@ -67,6 +68,12 @@ __all__ = [
     "main",
     "pass_state",
 ]
+
+# aiokafka logs a connection it could not open itself; a command reports the
+# failure as its own typed error (KAFKA_UNAVAILABLE, UNAVAILABLE), so where
+# nothing configured logging (every command but `baton server`) that record
+# would reach stderr beside it through logging's last resort.
+logging.getLogger("aiokafka").addHandler(logging.NullHandler())
 
 
 # --------------------------------------------------------------------------- root
