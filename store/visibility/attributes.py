@@ -127,6 +127,12 @@ STATUS_CODES: dict[str, str] = {
 }
 
 
+def temporal_status(status: str) -> str:
+    """A stored status as Temporal names it (``continued_as_new`` is
+    ``ContinuedAsNew``), the spelling a query's ExecutionStatus takes."""
+    return "".join(part.capitalize() for part in status.split("_"))
+
+
 def status_name(text: str) -> str | None:
     """Baton's name of a status as a query or filter may write it: Temporal's
     (Running, TimedOut, its enum's WORKFLOW_EXECUTION_STATUS_RUNNING or number),

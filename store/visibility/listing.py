@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,7 @@ from store.context import Store
 from store.errors import InvalidArgument, InvalidQuery
 from store.namespaces import get_namespace
 from store.sql import QUERIES as Q
-from store.visibility.attributes import AttributeType, status_name
+from store.visibility.attributes import AttributeType, status_name, temporal_status
 from store.visibility.grouping import group_by_position, group_by_sql, split_group_by
 from store.visibility.query import Order, compile_query
 from store.workflows import execution_info
@@ -266,7 +267,10 @@ async def count_runs(
         return {"count": rows[0]["n"], "groups": []}
     _, kind = group_by_sql(group_by, registered)
     # an Int attribute's values come back as numbers, not their text
-    value_of = _int_value if kind == AttributeType.INT else _encode_value
+    value_of: Callable[[Any], Any] = _int_value if kind == AttributeType.INT else _encode_value
+    if kind == AttributeType.STATUS:
+        # as Temporal groups them, in the spelling a query compares with (Running)
+        value_of = temporal_status
     groups = [{"value": value_of(r["value"]), "count": r["n"]} for r in rows]
     return {"count": rows[0]["total"] if rows else 0, "groups": groups}
 

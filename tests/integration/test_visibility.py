@@ -325,7 +325,8 @@ async def test_order_by_and_group_by(client: Client) -> None:
     by_status = await client.count_workflows(
         "WorkflowType != 'Shipping'", group_by="ExecutionStatus"
     )
-    assert {g["value"]: g["count"] for g in by_status["groups"]} == {"running": 3, "terminated": 1}
+    # as Temporal groups them: the spelling a query compares with
+    assert {g["value"]: g["count"] for g in by_status["groups"]} == {"Running": 3, "Terminated": 1}
     by_amount = await client.count_workflows("Amount IS NOT NULL", group_by="Amount")
     values = [g["value"] for g in by_amount["groups"]]
     assert sorted(values) == [10, 20, 30, 40]  # numbers, as an Int attribute holds them
@@ -353,7 +354,7 @@ async def test_a_count_query_groups_by_its_own_group_by_clause(
 ) -> None:
     """Temporal's syntax: ``... GROUP BY ATTR`` at the end of a count's query."""
     await _seed(client)
-    expected = {"running": 3, "terminated": 1}
+    expected = {"Running": 3, "Terminated": 1}
     for query in (
         "WorkflowType != 'Shipping' GROUP BY ExecutionStatus",
         "WorkflowType != 'Shipping' group by `ExecutionStatus`",
