@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from store.context import Store
-from store.errors import InvalidArgument
+from store.errors import InvalidArgument, TaskNotFound
 from store.mutable_state import RunTxn
 from store.run_lock import keep_request_id, lock_for_request
 from store.sql import QUERIES as Q
@@ -141,7 +141,8 @@ async def _locked(
         Q["activity_by_id"], namespace, workflow_id, uuid.UUID(rt.run_id), activity_id
     )
     if act is None:
-        raise InvalidArgument(
+        # not found, as Temporal answers it (and as completing an activity by id does)
+        raise TaskNotFound(
             f"workflow {workflow_id!r} has no pending activity {activity_id!r} (it completed, or "
             "was never scheduled): `baton workflow describe` lists its pending activities"
         )

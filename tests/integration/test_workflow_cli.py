@@ -13,6 +13,7 @@ from tests.apps.workflows import Chain, Counter, step
 from tests.conftest import Region
 from tests.helpers import baton_json
 from worker import Client, Worker
+from worker.errors import TaskNotFoundError
 
 pytestmark = pytest.mark.integration
 QUEUE = "workflow-cli"
@@ -337,6 +338,22 @@ async def test_activity_pause_unpause_and_reset_take_a_run(client: Client, regio
         code, out, err = await baton(region, *act, "--run-id", "")
         assert code == 2 and "is empty: give an id" in out["error"]["message"], (verb, out)
     assert len(await client.get_workflow_handle("cli-act-runs").history()) == before
+
+
+async def test_an_activity_the_run_does_not_have_is_not_found(
+    client: Client, region: Region
+) -> None:
+    """Regression: pausing (unpausing, resetting) an activity id the run does not
+    have answered INVALID_ARGUMENT, where Temporal answers not found."""
+    handle = await client.start_workflow(Counter, id="cli-act-missing", task_queue=QUEUE)
+    before = len(await handle.history())
+    for verb in ("pause", "unpause", "reset"):
+        code, out, err = await baton(region, "activity", verb, "cli-act-missing", "nope")
+        assert code == 1 and out["error"]["code"] == "TASK_NOT_FOUND", (verb, out, err)
+        assert "no pending activity 'nope'" in out["error"]["message"], out
+        with pytest.raises(TaskNotFoundError):
+            await getattr(handle, f"{verb}_activity")("nope", "why")
+    assert len(await handle.history()) == before
 
 
 async def test_a_json_error_carries_the_details_the_server_gave(
