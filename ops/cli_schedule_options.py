@@ -269,6 +269,10 @@ class Draft:
     schedule: dict[str, Any]
     #: The --input arguments, encoded by the client when sending (None: keep the file's).
     args: list[Any] | None
+    #: The --file's paused state and note (``describe -o json`` output has them;
+    #: None: the file says nothing), which create honours and update keeps as they are.
+    paused: bool | None = None
+    note: str | None = None
 
     async def encode(self, client: Client) -> dict[str, Any]:
         """The definition to send, the arguments encoded by ``client``'s data converter."""
@@ -301,14 +305,23 @@ def _read_file(path: str) -> dict[str, Any]:
     doc: dict[str, Any] = _json(
         text, "--file", (dict,), '{"spec": ..., "action": ..., "policy": ...}'
     )
+    state = {k: doc[k] for k in ("paused", "note") if doc.get(k) is not None}
     if "spec" not in doc and isinstance(doc.get("schedule"), dict):
         doc = doc["schedule"]  # what `baton schedule describe -o json` prints
+    else:
+        doc = {k: v for k, v in doc.items() if k not in state}
     for key in ("spec", "action", "policy"):
         if not isinstance(doc.get(key) or {}, dict):
             raise CliInputError(f"--file: {key} is an object")
     if unknown := sorted(set(doc) - {"spec", "action", "policy"}):
-        raise CliInputError(f"--file has unknown fields {unknown}; known: spec, action, policy")
-    return doc
+        raise CliInputError(
+            f"--file has unknown fields {unknown}; known: spec, action, policy, paused, note"
+        )
+    if not isinstance(state.get("paused", False), bool):
+        raise CliInputError("--file: paused is true or false")
+    if not isinstance(state.get("note", ""), str):
+        raise CliInputError("--file: note is a string")
+    return {**doc, **state}
 
 
 def _payloads(value: Any) -> list[Any]:
@@ -429,7 +442,7 @@ def build_draft(options: dict[str, Any]) -> Draft:
         option = next((opt for key, opt in _OPTION_OF.items() if key in text), None)
         hint = f" (check {option})" if option else ""
         raise CliInputError(f"the schedule is not valid: {text}{hint}") from None
-    return Draft(schedule, args)
+    return Draft(schedule, args, paused=base.get("paused"), note=base.get("note"))
 
 
 def changed_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:

@@ -257,6 +257,10 @@ def schedule_create(
         raise CliInputError(str(exc)) from None
     draft = build_draft(options)
     attributes = name_value_pairs(schedule_attributes, "--schedule-search-attribute")
+    # a --file of a paused schedule (its `describe -o json`) makes a paused copy,
+    # with its note unless --note gives another: it must not start firing at once
+    paused = paused or bool(draft.paused)
+    note = note or (draft.note or "")
 
     async def go(c: Client) -> dict[str, Any]:
         h = await c.create_schedule(

@@ -408,3 +408,36 @@ async def test_pause_without_a_note_pauses_with_the_default_note(
     await eventually(noted, timeout=20, what="the pause applied with the default note")
     code, out, err = await baton(region, "schedule", "unpause", "quiet")
     assert code == 0 and out["paused"] is False, (out, err)
+
+
+async def test_a_copy_of_a_paused_schedule_made_from_its_describe_is_paused(
+    client: Client, region: Region, tmp_path: Path
+) -> None:
+    """Regression: `create --file` of a paused schedule's `describe -o json` made an
+    unpaused copy that fired at once, the file's paused state and note dropped."""
+    create = ("schedule", "create", "held", "-t", "Report", "-q", QUEUE)
+    code, _, err = await baton(region, *create, "--interval", "1s", "--paused", "--note", "audit")
+    assert code == 0, err
+    code, d, err = await baton(region, "schedule", "describe", "held")
+    assert code == 0 and d["paused"] is True, err
+    path = tmp_path / "held.json"
+    path.write_text(json.dumps(d))
+    code, out, err = await baton(region, "schedule", "create", "held-copy", "--file", str(path))
+    assert code == 0 and out["paused"] is True and out["note"] == "audit", (out, err)
+    copy = await client.get_schedule_handle("held-copy").describe()
+    assert copy["paused"] is True and copy["note"] == "audit"
+    # --note still names the copy's own reason
+    code, out, err = await baton(
+        region, "schedule", "create", "held-2", "--file", str(path), "--note", "mine"
+    )
+    assert code == 0 and out["paused"] is True and out["note"] == "mine", (out, err)
+    # a plain definition file may say it too; a paused that is not a bool is refused
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({**d["schedule"], "paused": True, "note": "plain"}))
+    code, out, err = await baton(region, "schedule", "create", "held-3", "--file", str(plain))
+    assert code == 0 and (out["paused"], out["note"]) == (True, "plain"), (out, err)
+    plain.write_text(json.dumps({**d["schedule"], "paused": "yes"}))
+    code, out, err = await baton(region, "schedule", "create", "held-4", "--file", str(plain))
+    assert code == 2 and "paused is true or false" in out["error"]["message"], (out, err)
+    await asyncio.sleep(2)  # an unpaused copy would have fired by now
+    assert await started_ids(client, "held-copy") == []
