@@ -58,6 +58,14 @@ class SystemAttribute:
     nullable: bool = False
 
 
+#: The run's start time plus its first workflow task's backoff, read by primary key.
+EXECUTION_TIME_SQL = (
+    "(e.start_time + COALESCE((SELECT (h.attributes->>'first_workflow_task_backoff_s')"
+    "::double precision FROM history_events h WHERE h.namespace = e.namespace "
+    "AND h.workflow_id = e.workflow_id AND h.run_id = e.run_id AND h.event_id = 1), 0) "
+    "* interval '1 second')"
+)
+
 SYSTEM_ATTRIBUTES: dict[str, SystemAttribute] = {
     a.name: a
     for a in (
@@ -68,6 +76,10 @@ SYSTEM_ATTRIBUTES: dict[str, SystemAttribute] = {
         SystemAttribute("TaskQueue", AttributeType.KEYWORD, "e.task_queue"),
         SystemAttribute("StartTime", AttributeType.DATETIME, "e.start_time"),
         SystemAttribute("CloseTime", AttributeType.DATETIME, "e.close_time", nullable=True),
+        # Temporal's: when the run's first workflow task could start, its start
+        # time plus the backoff its WorkflowExecutionStarted event (always
+        # event 1) records (a retried run waits out its retry policy's delay)
+        SystemAttribute("ExecutionTime", AttributeType.DATETIME, EXECUTION_TIME_SQL),
         SystemAttribute(
             "ExecutionDuration",
             AttributeType.DURATION,

@@ -8,7 +8,7 @@ cancel and terminate are not retried. ``result()`` follows the retries and
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -335,3 +335,34 @@ async def test_an_unpause_in_the_backoff_keeps_the_retry_waiting(client: Client)
         await eventually(ran, what="the retried run's first task")
         assert time.monotonic() - began > 2.5  # the backoff, not the unpause, started it
         await retry.terminate(reason="done")
+
+
+async def test_execution_time_is_when_a_retried_run_waits_its_backoff_out(
+    client: Client,
+) -> None:
+    """Temporal's ExecutionTime: the start time plus the first workflow task's
+    backoff, so a retry waiting out its delay lists as executing later."""
+    slow = RetryPolicy(initial_interval=timedelta(seconds=60))
+    async with Worker(client, task_queue=QUEUE, workflows=[NeverDone]):
+        plain = await client.start_workflow(NeverDone, False, id="et-plain", task_queue=QUEUE)
+        retried = await client.start_workflow(
+            NeverDone, True, id="et-retried", task_queue=QUEUE, retry_policy=slow
+        )
+
+        async def retrying() -> bool:
+            d = await client.get_workflow_handle("et-retried").describe()
+            return d["execution"]["run_id"] != retried.run_id
+
+        await eventually(retrying, timeout=30, what="the retry waiting out its backoff")
+    second = (await client.get_workflow_handle("et-retried").describe())["execution"]["run_id"]
+    later = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+
+    async def runs(query: str) -> list[str]:
+        return [r.run_id async for r in client.list_workflows(query, page_size=1)]
+
+    assert await runs(f"ExecutionTime > '{later}'") == [second]
+    assert set(await runs(f"ExecutionTime <= '{later}'")) == {plain.run_id, retried.run_id}
+    # ordered by it across pages of one (the keyset token carries it)
+    assert (await runs("ORDER BY ExecutionTime DESC"))[0] == second
+    assert (await runs("ORDER BY ExecutionTime"))[-1] == second
+    assert (await client.count_workflows(f"ExecutionTime > '{later}'")).count == 1
