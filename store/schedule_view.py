@@ -148,18 +148,7 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
             # a call that came while the schedule's workflow task ran waits
             # behind it, outside the history: it shows all the same, in order
             waiting = await conn.fetch(Q["buffered_of_run"], namespace, wid, row["run_id"], 0)
-        now = utcnow()
-        events += [
-            {"event_type": b["event_type"], "attributes": b["attributes"], "event_time": now}
-            for b in waiting
-            if b["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value
-        ]
-        out = fold(events)
-        if not out.get("created_at") and row["first_run_id"] != row["run_id"]:
-            # a run an earlier release continued as new without it: the
-            # schedule was made when its first run started (while kept)
-            first = await conn.fetchrow(Q["get_execution"], namespace, wid, row["first_run_id"])
-            out["created_at"] = iso(first["start_time"]) if first else None
+        out = await _folded(conn, namespace, row, events, waiting)
         ids = [r["workflow_id"] for r in out.get("running") or []]
         live = {
             x["workflow_id"]: x for x in await conn.fetch(Q["current_status_of"], namespace, ids)
@@ -173,6 +162,46 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
         for r in out.get("running") or []
     ]
     sched = definition.load(out["schedule"])
+    nexts = _next_fires(out, sched.spec, schedule_id, NEXT_FIRES)
+    out["next_fires"] = [iso(t) for t in nexts]
+    # when each acts: later by its jitter (Temporal's future action times)
+    out["next_action_times"] = [iso(jittered(sched.spec, schedule_id, t)) for t in nexts]
+    out["schedule_id"] = schedule_id
+    out["workflow_id"] = wid
+    out["run_id"] = str(row["run_id"])
+    return out
+
+
+async def _folded(
+    conn: Any,
+    namespace: str,
+    row: Any,
+    events: list[dict[str, Any]],
+    waiting: list[Any],
+) -> dict[str, Any]:
+    """The state of schedule run ``row`` from its events (all, or its start, its
+    last report and its signals) and the signals ``waiting`` behind its task."""
+    now = utcnow()
+    events += [
+        {"event_type": b["event_type"], "attributes": b["attributes"], "event_time": now}
+        for b in waiting
+        if b["event_type"] == EventType.WORKFLOW_EXECUTION_SIGNALED.value
+    ]
+    out = fold(events)
+    if not out.get("created_at") and row["first_run_id"] != row["run_id"]:
+        # a run an earlier release continued as new without it: the
+        # schedule was made when its first run started (while kept)
+        first = await conn.fetchrow(
+            Q["get_execution"], namespace, row["workflow_id"], row["first_run_id"]
+        )
+        out["created_at"] = iso(first["start_time"]) if first else None
+    return out
+
+
+def _next_fires(
+    out: dict[str, Any], spec: ScheduleSpec, schedule_id: str, most: int
+) -> list[datetime]:
+    """Up to ``most`` fires the schedule folded into ``out`` will act on."""
     now = utcnow()
     last = parse_time(out.get("last_processed"), "last_processed") or now
     left = out.get("remaining_actions")
@@ -184,15 +213,8 @@ async def describe_schedule(store: Store, namespace: str, schedule_id: str) -> d
         left -= waiting
     # a schedule acts on as many more fires as it has actions left (as Temporal's
     # future action times), none when used up; past its end the spec yields none
-    count = NEXT_FIRES if left is None else max(min(NEXT_FIRES, left), 0)
-    nexts = _upcoming(sched.spec, schedule_id, last, now, count)
-    out["next_fires"] = [iso(t) for t in nexts]
-    # when each acts: later by its jitter (Temporal's future action times)
-    out["next_action_times"] = [iso(jittered(sched.spec, schedule_id, t)) for t in nexts]
-    out["schedule_id"] = schedule_id
-    out["workflow_id"] = wid
-    out["run_id"] = str(row["run_id"])
-    return out
+    count = most if left is None else max(min(most, left), 0)
+    return _upcoming(spec, schedule_id, last, now, count)
 
 
 def _upcoming(
@@ -257,13 +279,15 @@ async def list_schedules(
         # the user's query was checked on its own: what wraps it may pass the limit
         max_chars=len(base),
     )
+    states = await _list_states(store, namespace, rows)
     out = []
     for r in rows:
         sid = r["workflow_id"][len(PREFIX) :]
-        try:
-            d = await describe_schedule(store, namespace, sid)
-        except ScheduleNotFound:
-            continue  # deleted between the list and here
+        d = states[r["workflow_id"]]
+        if not d.get("schedule"):
+            continue  # deleted between the list and here: its history went with it
+        sched = definition.load(d["schedule"])
+        nexts = _next_fires(d, sched.spec, sid, 1)
         out.append(
             {
                 "schedule_id": sid,
@@ -271,7 +295,7 @@ async def list_schedules(
                 "note": d.get("note"),
                 "workflow_type": d["schedule"]["action"]["workflow_type"],
                 "overlap": d["schedule"]["policy"]["overlap"],
-                "next_fire": (d.get("next_fires") or [None])[0],
+                "next_fire": iso(nexts[0]) if nexts else None,
                 "running": d.get("running_count", 0),
                 "actions": (d.get("counters") or {}).get("actions", 0),
                 # when the schedule was made, not when its workflow last
@@ -280,6 +304,31 @@ async def list_schedules(
             }
         )
     return {"schedules": out, "next_page_token": token}
+
+
+async def _list_states(store: Store, namespace: str, rows: list[Any]) -> dict[str, dict[str, Any]]:
+    """Each listed schedule run's state, folded as describe folds it from what
+    it needs of the history (its start, last report and signals): reading every
+    run's whole history made a list of idle schedules take seconds."""
+    wids = [r["workflow_id"] for r in rows]
+    runs = [r["run_id"] for r in rows]
+    events: dict[str, list[dict[str, Any]]] = {w: [] for w in wids}
+    waiting: dict[str, list[Any]] = {w: [] for w in wids}
+    async with store.pool.acquire() as conn:
+        # one snapshot: a task's end moves what waited behind it into the history
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            for e in await conn.fetch(
+                Q["schedule_list_events"], namespace, wids, runs, REPORT_ACTIVITY
+            ):
+                events[e["workflow_id"]].append(dict(e))
+            for b in await conn.fetch(Q["schedule_list_buffered"], namespace, wids, runs):
+                waiting[b["workflow_id"]].append(b)
+        return {
+            r["workflow_id"]: await _folded(
+                conn, namespace, r, events[r["workflow_id"]], waiting[r["workflow_id"]]
+            )
+            for r in rows
+        }
 
 
 def _created(created_at: str | None) -> str | None:

@@ -1065,3 +1065,29 @@ WHERE a.namespace = $1 AND a.workflow_id = $2 AND a.activity_id = $4
     $3::uuid,
     (SELECT c.run_id FROM current_executions c WHERE c.namespace = $1 AND c.workflow_id = $2)
   )
+
+-- name: schedule_list_events
+-- What a schedule list folds of each schedule run ($2, $3: workflow ids and
+-- run ids): its start, its last report ($4: the report activity's type; the
+-- snapshot describe folds too) and its signals (a few), not its whole history.
+SELECT x.workflow_id, h.event_id, h.event_type, h.event_time, h.attributes
+FROM unnest($2::text[], $3::uuid[]) AS x(workflow_id, run_id)
+CROSS JOIN LATERAL (
+    SELECT event_id, event_type, event_time, attributes FROM history_events
+    WHERE namespace = $1 AND workflow_id = x.workflow_id AND run_id = x.run_id
+      AND (event_id = 1 OR event_type = 'WorkflowExecutionSignaled' OR event_id = (
+          SELECT r.event_id FROM history_events r
+          WHERE r.namespace = $1 AND r.workflow_id = x.workflow_id AND r.run_id = x.run_id
+            AND r.event_type = 'ActivityTaskScheduled' AND r.attributes->>'activity_type' = $4
+          ORDER BY r.event_id DESC LIMIT 1))
+) h
+ORDER BY x.workflow_id, h.event_id
+
+-- name: schedule_list_buffered
+-- Signals still waiting behind each schedule run's started workflow task.
+SELECT b.workflow_id, b.event_type, b.attributes
+FROM unnest($2::text[], $3::uuid[]) AS x(workflow_id, run_id)
+JOIN buffered_events b
+  ON b.namespace = $1 AND b.workflow_id = x.workflow_id AND b.run_id = x.run_id
+WHERE b.event_type = 'WorkflowExecutionSignaled'
+ORDER BY b.workflow_id, b.seq
