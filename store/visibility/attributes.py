@@ -62,7 +62,9 @@ class SystemAttribute:
 EXECUTION_TIME_SQL = (
     "(e.start_time + COALESCE((SELECT (h.attributes->>'first_workflow_task_backoff_s')"
     "::double precision FROM history_events h WHERE h.namespace = e.namespace "
-    "AND h.workflow_id = e.workflow_id AND h.run_id = e.run_id AND h.event_id = 1), 0) "
+    "AND h.workflow_id = e.workflow_id AND h.run_id = e.run_id AND h.event_id = 1 "
+    # a reset's run: its started event is a copy of another run's, whose wait it had not
+    "AND coalesce(h.attributes->>'original_run_id', e.run_id::text) = e.run_id::text), 0) "
     "* interval '1 second')"
 )
 

@@ -46,7 +46,16 @@ async def test_the_first_task_waits_out_the_delay_and_a_signal_waits_too(client:
         # delay is the first run's, not its own
         new_run = await h.reset(to="first-workflow-task", reason="again")
         reset = await client.get_workflow_handle("delayed", run_id=new_run).describe()
+        # and the list's ExecutionTime says the same as describe's: the reset
+        # run's is its own start, not its start and the first run's delay
+        since, due = reset.start_time, reset.start_time + timedelta(seconds=1)
+        query = (
+            f"WorkflowId = 'delayed' AND ExecutionTime >= '{since.isoformat()}'"
+            f" AND ExecutionTime < '{due.isoformat()}'"
+        )
+        early = [r.run_id async for r in client.list_workflows(query)]
     assert reset.execution_time == reset.start_time
+    assert early == [new_run]
     # Temporal's execution_time: when the run's code was due
     assert desc.execution_time == desc.start_time + timedelta(seconds=2)
     started = events[0]
