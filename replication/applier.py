@@ -72,6 +72,21 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def applied_notifications(msgs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What the plain apply of ``msgs`` announces (baton_apply_plain_v1's
+    notify_applied, sent by the applier once the batch committed): each run
+    written, and each run the write closed."""
+    out: list[tuple[str, str]] = []
+    for m in msgs:
+        if m.get("type") != "history_v1" or not m.get("namespace") or not m.get("workflow_id"):
+            continue
+        key = f"{m['namespace']}/{m['workflow_id']}"
+        out.append(("baton_history_v1", key))
+        if ((m.get("execution") or {}).get("status") or "running") != "running":
+            out.append(("baton_closed_v1", key))
+    return out
+
+
 def is_infra_error(exc: BaseException) -> bool:
     """Whether ``exc`` is the plumbing's (retried from the stored offsets)."""
     return isinstance(exc, INFRA_ERRORS) or database_unavailable(exc)
@@ -329,6 +344,10 @@ class Applier:
         done = await db.run_unlocked(
             self.store.pool, lambda conn: conn.fetchval(Q["apply_batch"], *args)
         )
+        # committed: wake the long-polls of the runs it wrote, here and in the
+        # region's other server processes (a message it skipped wakes nothing
+        # that would not find the same history)
+        self.store.notifier.publish(applied_notifications(msgs[:done]))
         return bool(done == len(msgs))
 
     async def with_events(

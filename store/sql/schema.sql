@@ -1320,8 +1320,10 @@ BEGIN
                                     THEN p.last_failure ELSE EXCLUDED.last_failure END,
                 updated_at = now();
         END IF;
-        IF v_kind = 'history_v1' THEN
-            -- notify_applied
+        -- notify_applied, unless the caller notifies once the batch committed
+        -- (0032: baton.notify_after_commit set for the transaction)
+        IF v_kind = 'history_v1'
+           AND current_setting('baton.notify_after_commit', true) IS DISTINCT FROM 'on' THEN
             PERFORM pg_notify('baton_history_v1', v_ns || '/' || v_wid);
             IF v_exec ->> 'status' <> 'running' THEN
                 PERFORM pg_notify('baton_closed_v1', v_ns || '/' || v_wid);

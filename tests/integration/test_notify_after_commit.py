@@ -15,7 +15,8 @@ import pytest
 
 from store import db
 from store.notify import Notifier
-from tests.conftest import Region
+from tests.conftest import Region, RegionPair
+from tests.helpers import eventually
 from worker import Client, Worker, activity, workflow
 
 pytestmark = pytest.mark.integration
@@ -99,3 +100,41 @@ async def test_another_process_waiting_on_a_run_is_woken_by_its_writes(
             assert await handle.result() == "hi!"
     finally:
         await other.close()
+
+
+async def test_a_standbys_apply_notifies_from_its_servers_sender_once_committed(
+    regions: RegionPair,
+) -> None:
+    """The applier's one-statement batch leaves its notifications to the
+    standby's server, sent once the batch committed, as a run's writes do."""
+    rs = regions
+    ns = "notify-apply"
+    wid = f"n-{uuid.uuid4().hex[:8]}"
+    key = f"{ns}/{wid}"
+    heard: list[tuple[int, str]] = []
+
+    def on(_c: object, pid: int, channel: str, payload: str) -> None:
+        if payload == key:
+            heard.append((pid, channel))
+
+    listener = await db.connect(rs.b.dsn)
+    try:
+        await listener.add_listener("baton_history_v1", on)
+        await listener.add_listener("baton_closed_v1", on)
+        async with await Client.connect([rs.a.url, rs.b.url], namespace=ns) as client:
+            await client.create_namespace(
+                ns, regions=[rs.a.name, rs.b.name], active_region=rs.a.name
+            )
+            async with Worker(client, task_queue=QUEUE, workflows=[TwoSteps], activities=[echo]):
+                handle = await client.start_workflow(TwoSteps.run, "hi", id=wid, task_queue=QUEUE)
+                await handle.signal(TwoSteps.proceed)
+                assert await handle.result() == "hi!"
+
+        async def closed_in_b() -> bool:
+            return "baton_closed_v1" in {ch for _, ch in heard}
+
+        await eventually(closed_in_b, timeout=30, what="region-b's close notification")
+    finally:
+        await listener.close()
+    sender = rs.b.store.notifier.sender_pid
+    assert sender and {pid for pid, _ in heard} == {sender}, (sender, heard)
