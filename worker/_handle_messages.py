@@ -16,7 +16,13 @@ from worker._definition import QUERY, SIGNAL, UPDATE, handler_name, handler_resu
 from worker._handle_control import given_or_new_id
 from worker._start_options import seconds
 from worker._update_handle import WorkflowUpdateHandle, WorkflowUpdateStage, start_update
-from worker.errors import InvalidArgumentError, UnavailableError, UpdateTimedOutError
+from worker.errors import (
+    InvalidArgumentError,
+    UnavailableError,
+    UpdateTimedOutError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
 
 #: Above the longest pause between a call's retries (see worker._http).
 _LAST_RETRY_PAUSE_S = 2.5
@@ -194,30 +200,55 @@ class MessagesMixin:
         type_hint: Any,
         wait_for_stage: str | None = None,
         decode: bool = True,
+        run_id: str | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """:meth:`update`'s result and the server's answer (which names the run);
         with ``wait_for_stage="accepted"`` the answer may come at acceptance,
         without a result (``state`` says which); ``decode=False`` gives the
-        result as the payload it came as."""
+        result as the payload it came as. ``run_id`` sends it to that run
+        (an update handle's run), else to the handle's.
+
+        Update ids are deduplicated per run, so the call's retries (a
+        connection that broke after the server committed) go to the run its
+        first try went to: sent to "the current run", a retry after that run
+        continued as new ran the update again in the new run.
+        """
         update_id = given_or_new_id(update_id, "update_id")
         wait_s = seconds(timeout)
         deadline = time.monotonic() + wait_s
+        run_id = run_id or self.target_run_id
+        # a run this call chose itself, not one the caller named
+        chosen = run_id is None
+        body: dict[str, Any] = {
+            "update_id": update_id,
+            "name": handler_name(name, UPDATE),
+            "input": await self.client.encode(args),
+            "run_id": run_id,
+            "timeout_s": wait_s,
+            "identity": self.client.identity,
+            # left out unless asked: a server of an earlier release waits for the result
+            **({"wait_for_stage": wait_for_stage} if wait_for_stage else {}),
+        }
         try:
-            res = await self.client.call(
-                "POST",
-                self._path("/update"),
-                {
-                    "update_id": update_id,
-                    "name": handler_name(name, UPDATE),
-                    "input": await self.client.encode(args),
-                    "run_id": self.target_run_id,
-                    "timeout_s": wait_s,
-                    "identity": self.client.identity,
-                    # left out unless asked: a server of an earlier release waits for the result
-                    **({"wait_for_stage": wait_for_stage} if wait_for_stage else {}),
-                },
-                retry_for_s=wait_s,
-            )
+            if body["run_id"] is None:
+                body["run_id"] = await self._current_run_id(deadline)
+            while True:
+                try:
+                    res = await self.client.call(
+                        "POST",
+                        self._path("/update"),
+                        body,
+                        retry_for_s=max(0.0, deadline - time.monotonic()),
+                    )
+                    break
+                except WorkflowNotRunningError:
+                    # The run closed before it recorded the update (one that
+                    # recorded it answers its outcome), or a standby's
+                    # describe named a run the active region had closed: the
+                    # current run takes it, as an update sent a moment later would.
+                    if not chosen or body["run_id"] is None:
+                        raise
+                    body["run_id"] = None
         except UnavailableError as exc:
             # the transport stops retrying as its next pause (2 s at most)
             # would pass the deadline: a failure before that is not the timeout
@@ -229,10 +260,30 @@ class MessagesMixin:
                 f"update {handler_name(name, UPDATE)!r} ({update_id}) did not complete within "
                 f"{wait_s:g} s, and the server could not be reached at the end "
                 f"({exc.message}); it may still complete: send it again with "
-                f"update_id={update_id!r} to learn its outcome",
-                details={"update_id": update_id, "unreachable": True},
+                f"update_id={update_id!r}{_to_run(body['run_id'])} to learn its outcome",
+                details={"update_id": update_id, "run_id": body["run_id"], "unreachable": True},
             ) from exc
+        except UpdateTimedOutError as exc:
+            # the run to ask again: a later run would take the id as a new update
+            exc.details = {**(exc.details or {}), "run_id": body["run_id"]}
+            raise
         if not decode:
             return res.get("result"), res
         hint = type_hint or handler_result_type(name)
         return await self.client.decode_one(res.get("result"), hint), res
+
+    async def _current_run_id(self, deadline: float) -> str | None:
+        """The id of the workflow's current run (retried until ``deadline``);
+        None for a workflow the region asked does not know (yet: a standby
+        behind), whose update then goes to the current run as it is sent."""
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            res = await self.client.call("GET", self._path(), retry_for_s=left)
+        except WorkflowNotFoundError:
+            return None
+        return str(res["execution"]["run_id"])
+
+
+def _to_run(run_id: str | None) -> str:
+    """Where to send an update again: the run it went to, if known."""
+    return f" to run {run_id} (a handle given that run_id)" if run_id else ""

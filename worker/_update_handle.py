@@ -63,6 +63,7 @@ class WorkflowUpdateHandle:
             timeout=self._timeout,
             type_hint=self._result_type,
             wait_for_stage=stage,
+            run_id=self.workflow_run_id,
         )
         self.workflow_run_id = res.get("run_id") or self.workflow_run_id
         return value, res
@@ -94,6 +95,9 @@ class WorkflowUpdateHandle:
             except UpdateTimedOutError as exc:
                 if isinstance(exc.__cause__, UnavailableError):
                     raise  # no server answers: asking again would spin until one does
+                # the run that has it: after a continue-as-new "the current
+                # run" would take the same id as a new update
+                self.workflow_run_id = (exc.details or {}).get("run_id") or self.workflow_run_id
                 # still running past the request's timeout: the same id asks again
                 self._sent = None
 
