@@ -301,10 +301,13 @@ async def update_workflow(
             remaining = (deadline - utcnow()).total_seconds()
             if remaining <= 0 or store.notifier.draining:
                 held = await _held_by_pause(store, namespace, workflow_id, run_id)
+                # named: a run the current one continued as takes the id anew
                 raise UpdateTimedOut(
                     f"update {update_id!r} is {u['state']} and did not complete within "
-                    f"{req.timeout_s}s{held}; call again with the same update_id to keep waiting",
+                    f"{req.timeout_s}s{held}; call again with the same update_id and run_id "
+                    f"{run_id} to keep waiting",
                     update_id=update_id,
+                    run_id=str(run_id),
                 )
             await wait_event(ev, remaining)
 

@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 
 from tests.conftest import Region
 from tests.helpers import free_port
 from worker import Client, Worker, workflow
+from worker._http import wf_path
 
 pytestmark = pytest.mark.integration
 QUEUE = "update-retry"
@@ -47,6 +49,11 @@ class Renews:
     @workflow.query
     def applied_here(self) -> int:
         return self.applied
+
+    @workflow.update
+    async def slow(self) -> str:
+        await workflow.sleep(30)
+        return "slept"
 
 
 @contextlib.asynccontextmanager
@@ -138,4 +145,26 @@ async def test_a_retried_update_is_answered_by_the_run_that_took_it(
         # the first run's answer; the new run never ran the handler
         assert got == f"{first_run}/1"
         assert await client.get_workflow_handle("upd-lost").query("applied_here") == 0
+        await handle.terminate("done")
+
+
+async def test_an_update_timed_out_names_the_run_to_ask_again(
+    region: Region, client: Client
+) -> None:
+    """Over HTTP, the timeout that says "call again with the same update_id"
+    names the run: without it the call goes to the current run, which after a
+    continue-as-new takes the id as a new update."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Renews]):
+        handle = await client.start_workflow(Renews, 0, id="upd-slow", task_queue=QUEUE)
+        async with httpx.AsyncClient(base_url=region.url) as http:
+            r = await http.post(
+                wf_path("default", "upd-slow", "/update"),
+                json={"update_id": "s1", "name": "slow", "timeout_s": 1},
+                timeout=30,
+            )
+        assert r.status_code == 504, r.text
+        error = r.json()["error"]
+        assert error["code"] == "UPDATE_TIMED_OUT"
+        assert error["details"]["run_id"] == handle.run_id
+        assert handle.run_id in error["message"]
         await handle.terminate("done")
