@@ -204,7 +204,8 @@ def create_app(store: Store) -> FastAPI:
         return JSON({"ok": True, "region": store.region})
 
     async def region_figures() -> str:
-        async with store.pool.acquire() as conn:
+        # bounded as a whole by METRICS_TIMEOUT_S below, which names the reads
+        async with store.pool.acquire(timeout=METRICS_TIMEOUT_S + 1) as conn:
             return await render_metrics(conn, store.region, store.config.regions)
 
     @app.get("/metrics", response_class=PlainTextResponse)

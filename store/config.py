@@ -114,6 +114,15 @@ class BatonConfig:
     operator command (failover, migration, verify, dead letters) counts the
     region unreachable and says so; asyncpg's own default is a minute. The CLI
     lowers it to ``--request-timeout`` when that is shorter."""
+    db_acquire_timeout_s: float = 5.0
+    """How long a server's request waits for a connection of its pool before it
+    answers 503 UNAVAILABLE (a database that is stuck, or every connection held
+    by requests it has not answered)."""
+    db_statement_timeout_s: float = 10.0
+    """How long one statement of a server may take before it is cancelled and
+    its request answers 503 UNAVAILABLE, where a stuck database (a stopped host,
+    a lock held by a session that never ends) held the request until its client
+    gave up."""
     path: Path | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -163,6 +172,8 @@ BATON_KEYS = frozenset(
         "run_cache_runs",
         "retention_sweep_interval_s",
         "test_clock",
+        "db_acquire_timeout_s",
+        "db_statement_timeout_s",
     }
 )
 KAFKA_KEYS = frozenset({"bootstrap", "max_message_bytes", "publish_gather_ms"})
@@ -314,5 +325,7 @@ def parse_config(raw: dict[str, object], *, path: Path | None = None) -> BatonCo
         run_cache_runs=_setting(base, "run_cache_runs", 10_000, int),
         retention_sweep_interval_s=_setting(base, "retention_sweep_interval_s", 60.0, float),
         test_clock=_flag(base, "test_clock"),
+        db_acquire_timeout_s=_setting(base, "db_acquire_timeout_s", 5.0, float),
+        db_statement_timeout_s=_setting(base, "db_statement_timeout_s", 10.0, float),
         path=path,
     )

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -164,19 +164,69 @@ class _OutageInOneLine(logging.Filter):
 logging.getLogger("asyncpg.pool").addFilter(_OutageInOneLine())
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """A pool of connections with Baton's type codecs."""
+#: How long a request waits for a connection of the server's pool
+#: (``[baton] db_acquire_timeout_s``) before it answers 503 UNAVAILABLE.
+ACQUIRE_TIMEOUT_S = 5.0
+#: How long one statement may take (``[baton] db_statement_timeout_s``)
+#: before it is cancelled and its request answers 503 UNAVAILABLE.
+STATEMENT_TIMEOUT_S = 10.0
+
+
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]
+    """A pool whose ``acquire()`` gives up after ``acquire_timeout_s`` unless
+    told otherwise.
+
+    A database that is stuck rather than down (a stopped host, locks held by
+    a session that never ends) took every request's connection and held it,
+    and the next requests waited on the pool with no end: each request waited
+    until its client gave up, with no answer, where ``/healthz`` answered 503.
+    With this bound, and the statement timeout of its connections, a request
+    gets a typed 503 UNAVAILABLE the client retries. The timeout also bounds
+    giving the connection back (asyncpg applies an acquire's timeout to its
+    release), so a connection whose statement the database never cancels is
+    closed rather than waited on.
+    """
+
+    acquire_timeout_s: float | None = ACQUIRE_TIMEOUT_S
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 20,
+    acquire_timeout_s: float | None = ACQUIRE_TIMEOUT_S,
+    statement_timeout_s: float | None = STATEMENT_TIMEOUT_S,
+) -> asyncpg.Pool:
+    """A pool of connections with Baton's type codecs.
+
+    ``acquire_timeout_s`` bounds the wait for a connection and
+    ``statement_timeout_s`` each statement (None: no bound); either running
+    out raises ``TimeoutError``, which answers as :class:`Unavailable`.
+    """
+    pool = BoundedPool(
+        dsn,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connect=None,
+        setup=None,
+        init=_init_connection,
+        reset=_keep_session,
+        server_settings=SESSION_SETTINGS,
+        statement_cache_size=512,
+        command_timeout=statement_timeout_s,
+    )
+    pool.acquire_timeout_s = acquire_timeout_s
     with wrap_exceptions():
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            init=_init_connection,
-            server_settings=SESSION_SETTINGS,
-            statement_cache_size=512,
-            reset=_keep_session,
-        )
-    assert pool is not None
+        await pool
     return pool
 
 
@@ -236,8 +286,11 @@ async def _retrying(
             lost += 1
             if lost >= conflicts or attempt == TXN_RETRIES - 1:
                 raise
-        except Unavailable:
-            if attempt == TXN_RETRIES - 1:
+        except Unavailable as exc:
+            # a bound that ran out (the pool's or a statement's) has waited
+            # its time already: another try would make the request wait it
+            # again, where its client should hear now and retry
+            if attempt == TXN_RETRIES - 1 or isinstance(exc.__cause__, TimeoutError):
                 raise
         await asyncio.sleep(delay)
         delay *= 4

@@ -318,6 +318,14 @@ def database_unavailable(exc: BaseException) -> bool:
 def database_unavailable_error(exc: BaseException) -> Unavailable:
     """The typed error for a region database that cannot serve (see
     :func:`database_unavailable`), saying why and what to check."""
+    if isinstance(exc, TimeoutError):
+        return Unavailable(
+            "region database unavailable (TimeoutError: it did not answer in time): it or "
+            "its host is stuck, a lock the request needs is held by a session that does not "
+            "end, or every connection of the server's pool is in use. Retry shortly; if it "
+            "lasts, check that the database at the region's dsn is up and what its sessions "
+            "wait on (pg_stat_activity)"
+        )
     # a timeout's text is empty: its type is the reason
     why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return Unavailable(

@@ -52,7 +52,12 @@ async def open_store(
         # the database may go down again before the pool and the listener
         # have their connections: then a server waits for it once more
         try:
-            pool = await db.create_pool(dsn, max_size=pool_size)
+            pool = await db.create_pool(
+                dsn,
+                max_size=pool_size,
+                acquire_timeout_s=config.db_acquire_timeout_s,
+                statement_timeout_s=config.db_statement_timeout_s,
+            )
         except Unavailable:
             if not wait:
                 raise
