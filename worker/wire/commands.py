@@ -59,7 +59,7 @@ class Command(BaseModel):
 
 
 _Name = Field(min_length=1, max_length=1000)
-_Duration = Field(default=None, gt=0, le=MAX_DURATION_S)
+_Duration = Field(default=None, gt=0, le=MAX_DURATION_S, strict=True)
 
 
 class _Attributes(BaseModel):
@@ -86,7 +86,7 @@ class ActivityRefAttributes(_Attributes):
 
 class StartTimerAttributes(_Attributes):
     timer_id: str = _Name
-    duration_s: float = Field(ge=0, le=MAX_DURATION_S)
+    duration_s: float = Field(ge=0, le=MAX_DURATION_S, strict=True)
 
 
 class TimerRefAttributes(_Attributes):
@@ -116,7 +116,7 @@ class ContinueAsNewAttributes(_Attributes):
     workflow_type: str | None = Field(default=None, min_length=1, max_length=1000)
     task_queue: str | None = Field(default=None, min_length=1, max_length=TASK_QUEUE_MAX_CHARS)
     input: list[Payload] = Field(default_factory=list)
-    task_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    task_timeout_s: float | None = Field(default=None, gt=0, le=3600, strict=True)
     run_timeout_s: float | None = _Duration
     #: Worker versioning: "auto-upgrade" sends the new run to its deployment's
     #: target version (a pinned run moving to a new build).

@@ -64,7 +64,7 @@ class Failure(BaseModel):
     message: str
     type: str = "Error"
     stack_trace: str = ""
-    non_retryable: bool = False
+    non_retryable: bool = Field(default=False, strict=True)
     details: list[Payload] = Field(default_factory=list)
     cause: Failure | None = None
     encoded_attributes: Payload | None = None
@@ -77,15 +77,16 @@ class Failure(BaseModel):
     #: On an activity attempt's ``ApplicationError``: wait this long before the
     #: next attempt, in place of the retry policy's backoff (Temporal's
     #: ``next_retry_delay``); the policy's attempts and deadlines still apply.
-    next_retry_delay_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
+    next_retry_delay_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S, strict=True)
     #: On an ``ActivityError`` failure: which activity, and why it was not retried.
     activity: ActivityFailureInfo | None = None
 
 
 class RetryPolicyWire(BaseModel):
-    initial_interval_s: float = 1.0
-    backoff_coefficient: float = 2.0
-    maximum_interval_s: float | None = None
-    maximum_attempts: int = 0
+    # strict: JSON true is not one attempt, nor "2" two seconds
+    initial_interval_s: float = Field(default=1.0, strict=True)
+    backoff_coefficient: float = Field(default=2.0, strict=True)
+    maximum_interval_s: float | None = Field(default=None, strict=True)
+    maximum_attempts: int = Field(default=0, strict=True)
     non_retryable_error_types: list[str] = Field(default_factory=list)
     on_max_attempts: Literal["fail", "pause"] | None = None

@@ -123,11 +123,11 @@ class StartWorkflowRequest(BaseModel):
     #: Beside a running run: refuse (``WORKFLOW_ALREADY_STARTED``), answer with
     #: it (``started`` false), or terminate it and start anew. Not for signal-with-start.
     id_conflict_policy: WorkflowIdConflictPolicy = WorkflowIdConflictPolicy.FAIL
-    task_timeout_s: float = Field(default=10.0, gt=0, le=3600)
-    run_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
+    task_timeout_s: float = Field(default=10.0, gt=0, le=3600, strict=True)
+    run_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, strict=True)
     #: The deadline of the whole chain from this start (continue-as-new,
     #: retries and resets keep it): the run open then times out, as in Temporal.
-    execution_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
+    execution_timeout_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, strict=True)
     #: Retry the workflow by this policy when a run fails or reaches its run
     #: timeout (Temporal's workflow retry policy); None: no retries.
     retry_policy: RetryPolicyWire | None = None
@@ -149,7 +149,7 @@ class StartWorkflowRequest(BaseModel):
     #: Answer with the run's outcome too (``result``), waiting up to this many
     #: seconds for it as ``GET .../result?wait_s=`` does: one call where
     #: start and result would be two. Not for signal-with-start.
-    wait_result_s: float | None = Field(default=None, ge=0, le=120)
+    wait_result_s: float | None = Field(default=None, ge=0, le=120, strict=True)
 
 
 class StartWorkflowResponse(BaseModel):
@@ -190,7 +190,7 @@ class QueryRequest(BaseModel):
     query_name: str = Field(min_length=1, max_length=1000)
     input: list[Payload] = Field(default_factory=list)
     run_id: str | None = None
-    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    timeout_s: float = Field(default=10.0, gt=0, le=300, strict=True)
 
 
 class QueryResponse(BaseModel):
@@ -202,7 +202,7 @@ class UpdateRequest(BaseModel):
     name: str = Field(min_length=1, max_length=1000)
     input: list[Payload] = Field(default_factory=list)
     run_id: str | None = None
-    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    timeout_s: float = Field(default=30.0, gt=0, le=3600, strict=True)
     identity: str = Field(default="", max_length=1000)
     #: Answer once the workflow accepted the update (``accepted``: Temporal's
     #: ``start_update`` stage, ``state`` says so and there is no result yet)
@@ -348,9 +348,9 @@ class ActivityControlRequest(BaseModel):
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     run_id: str | None = None
     #: Reset only: leave a paused activity paused.
-    keep_paused: bool = False
+    keep_paused: bool = Field(default=False, strict=True)
     #: Reset only: start without the last attempt's heartbeat details.
-    reset_heartbeat_details: bool = False
+    reset_heartbeat_details: bool = Field(default=False, strict=True)
 
 
 class VersioningOverride(BaseModel):
@@ -441,7 +441,7 @@ class ResetRequest(BaseModel):
     run_id: str | None = None
     #: A WorkflowTaskCompleted, -Failed or -TimedOut event (or the -Started of
     #: a finished task): the run's history up to that task's start is kept.
-    event_id: int | None = Field(default=None, ge=1)
+    event_id: int | None = Field(default=None, ge=1, strict=True)
     #: Instead of event_id: "first-workflow-task" or "last-workflow-task"
     #: (FirstWorkflowTask, LastWorkflowTask, first and last are read as these).
     to: str | None = Field(default=None, max_length=64)
@@ -506,7 +506,7 @@ class StartBatchRequest(BaseModel):
     query: str = Field(max_length=4096)
     operation: BatchOperationSpec
     #: Operations per second the job applies at most.
-    rps: float = Field(default=50.0, ge=0.01, le=10_000, allow_inf_nan=False)
+    rps: float = Field(default=50.0, ge=0.01, le=10_000, allow_inf_nan=False, strict=True)
     reason: str = Field(min_length=1, max_length=1000)
     job_id: str | None = Field(default=None, json_schema_extra={"pattern": JOB_ID_PATTERN})
     request_id: str | None = Field(default=None, min_length=1, max_length=256)

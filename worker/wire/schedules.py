@@ -35,7 +35,7 @@ class CreateScheduleRequest(BaseModel):
     schedule_id: str = Field(min_length=1, max_length=200)
     schedule: dict[str, Any]
     #: Start paused, with this note.
-    paused: bool = False
+    paused: bool = Field(default=False, strict=True)
     note: str = Field(default="", max_length=1000)
     #: Custom search attributes of the schedule itself (list --query finds it by them).
     search_attributes: dict[str, Any] = Field(default_factory=dict)
@@ -46,7 +46,7 @@ class CreateScheduleRequest(BaseModel):
 class UpdateScheduleRequest(BaseModel):
     schedule: dict[str, Any]
     #: Create the schedule if it does not exist (upsert).
-    create: bool = False
+    create: bool = Field(default=False, strict=True)
     request_id: str | None = Field(default=None, min_length=1, max_length=256)
     identity: str = Field(default="", max_length=1000)
 

@@ -25,12 +25,12 @@ class PollersStoppedRequest(BaseModel):
 class PollRequest(BaseModel):
     task_queue: str = Field(min_length=1, max_length=TASK_QUEUE_MAX_CHARS)
     identity: str = Field(default="", max_length=1000)
-    wait_s: float = Field(default=30.0, ge=0, le=120)
+    wait_s: float = Field(default=30.0, ge=0, le=120, strict=True)
     #: Worker versioning: the deployment and build this worker runs (both or neither).
     deployment: str | None = Field(default=None, min_length=1, max_length=255)
     build_id: str | None = Field(default=None, min_length=1, max_length=255)
     #: The poll is of the worker's own sticky queue (not a queue of its version).
-    sticky: bool = False
+    sticky: bool = Field(default=False, strict=True)
     #: Drawn by each Worker object: a worker started again under the same
     #: identity is still a new worker to the server (store/tasks.py).
     instance: str = Field(default="", max_length=100)
@@ -75,17 +75,17 @@ class RespondWorkflowTaskCompleted(BaseModel):
     identity: str = Field(default="", max_length=1000)
     #: Ask the server to hand this worker the activity tasks it schedules on
     #: its own queue directly in the response (saves a poll round trip).
-    eager_activities: int = Field(default=0, ge=0, le=100)
+    eager_activities: int = Field(default=0, ge=0, le=100, strict=True)
     #: Ask for the next workflow task of this run in the response if one is
     #: already due (saves a poll round trip and keeps the worker's cache hot).
-    return_new_workflow_task: bool = False
+    return_new_workflow_task: bool = Field(default=False, strict=True)
     #: The worker keeps the run cached and polls this queue: the run's next
     #: workflow tasks go there first, and to the run's own task queue if no
     #: poller of it takes them within ``sticky_schedule_to_start_s``.
     sticky_task_queue: str | None = Field(
         default=None, min_length=1, max_length=TASK_QUEUE_MAX_CHARS
     )
-    sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60)
+    sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60, strict=True)
     #: Worker versioning: the version that ran the task, and the workflow
     #: type's behaviour there (recorded in history; routes the run's next tasks).
     deployment: str | None = Field(default=None, min_length=1, max_length=255)
@@ -93,7 +93,7 @@ class RespondWorkflowTaskCompleted(BaseModel):
     versioning_behavior: VersioningBehavior | None = None
     #: Answer with the events this completion writes (``history_tail``), for
     #: a worker that runs the run's next task ahead (SpeculativeWorkflowTask).
-    return_history_tail: bool = False
+    return_history_tail: bool = Field(default=False, strict=True)
 
 
 class ActivityTask(BaseModel):
@@ -143,7 +143,7 @@ class RespondWorkflowTaskFailed(BaseModel):
     identity: str = Field(default="", max_length=1000)
     #: Pause the workflow instead of retrying the task (the worker's limit of
     #: failed tasks in a row was reached); the reason names the failure.
-    pause: bool = False
+    pause: bool = Field(default=False, strict=True)
     deployment: str | None = Field(default=None, min_length=1, max_length=255)
     build_id: str | None = Field(default=None, min_length=1, max_length=255)
 
@@ -185,11 +185,11 @@ class SpeculativeWorkflowTask(BaseModel):
     #: The time of the task (all its events), as the workflow code saw it.
     started_time: str = Field(min_length=1, max_length=64)
     commands: list[Command] = Field(default_factory=list)
-    eager_activities: int = Field(default=0, ge=0, le=100)
+    eager_activities: int = Field(default=0, ge=0, le=100, strict=True)
     sticky_task_queue: str | None = Field(
         default=None, min_length=1, max_length=TASK_QUEUE_MAX_CHARS
     )
-    sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60)
+    sticky_schedule_to_start_s: float = Field(default=5.0, gt=0, le=60, strict=True)
 
 
 class RespondActivityTaskCompleted(BaseModel):
