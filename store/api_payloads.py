@@ -7,10 +7,38 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from store.errors import InvalidArgument, PayloadTooLarge
 from worker import wire
+
+
+def _memo_size(memo: dict[str, Any]) -> int:
+    """A memo's bytes: a payload value's data as decoded, any other value as JSON."""
+    size = 0
+    for key, value in memo.items():
+        size += len(key.encode())
+        if isinstance(value, wire.Payload):
+            size += len(value.data) * 3 // 4
+        elif isinstance(value, dict) and isinstance(value.get("data"), str):
+            size += len(value["data"]) * 3 // 4
+        else:
+            size += len(orjson.dumps(value))
+    return size
+
+
+def _check_memo(memo: Any, limit: int, where: str) -> None:
+    # A memo is stored in its run's row and travels in each of its replication
+    # messages: as a whole it is held to the payload limit (as Temporal holds
+    # it to its blob size limit), where one of plain JSON values passed unbounded.
+    if isinstance(memo, dict) and (size := _memo_size(memo)) > limit:
+        raise PayloadTooLarge(
+            f"{where} (a memo) is {size} bytes in all, over this server's limit of {limit} "
+            "bytes: keep a memo small (store large data elsewhere and put a reference in it)",
+            size=size,
+            limit=limit,
+        )
 
 
 def walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
@@ -44,6 +72,8 @@ def walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
             # the path to the payload, as `memo['m']` or `commands[0].attributes['input'][1]`
             field = name if where == "request" else f"{where}.{name}"
             walk_payload_sizes(getattr(obj, name), limit, field)
+            if name == "memo":  # after its entries, so that one over is named
+                _check_memo(getattr(obj, name), limit, field)
     elif isinstance(obj, list):
         for i, item in enumerate(obj):
             walk_payload_sizes(item, limit, f"{where}[{i}]")
@@ -70,3 +100,5 @@ def walk_payload_sizes(obj: Any, limit: int, where: str) -> None:
         else:
             for key, item in obj.items():
                 walk_payload_sizes(item, limit, f"{where}[{key!r}]")
+                if key == "memo":
+                    _check_memo(item, limit, f"{where}[{key!r}]")
