@@ -46,6 +46,9 @@ AFTER_COMMIT: ContextVar[list[tuple[str, str]] | None] = ContextVar(
 #: oldest go (their waiters end at their own timeouts).
 SEND_BACKLOG_MAX = 50_000
 
+#: How long a stopping process tries to send its last notifications.
+CLOSE_SEND_TIMEOUT_S = 5.0
+
 _SEND = "SELECT pg_notify(c, k) FROM unnest($1::text[], $2::text[]) AS t(c, k)"
 
 CHANNELS = (
@@ -130,20 +133,30 @@ class Notifier:
             items = list(self._outgoing)
             self._outgoing.clear()
             try:
-                if self._sender is None or self._sender.is_closed():
-                    self._sender = await db.connect(self._dsn)
-                    self._sender_pid = self._sender.get_server_pid()
-                await self._sender.execute(_SEND, [c for c, _ in items], [k for _, k in items])
+                await self._send_items(items)
             except asyncio.CancelledError:
+                # (a stop: :meth:`close` sends them, again if this send got through)
+                self._outgoing = dict.fromkeys(items) | self._outgoing
                 raise
             except Exception as exc:  # the database is away: send them when it is back
                 log.warning("cannot send notifications (%d kept): %s", len(items), exc)
                 self._outgoing = dict.fromkeys(items) | self._outgoing
-                if self._sender is not None:
-                    self._sender.terminate()
-                    self._sender = None
+                self._drop_sender()
                 await asyncio.sleep(0.5)
                 self._send.set()
+
+    async def _send_items(self, items: list[tuple[str, str]]) -> None:
+        if self._sender is None or self._sender.is_closed():
+            self._sender = await db.connect(self._dsn)
+            self._sender_pid = self._sender.get_server_pid()
+        await self._sender.execute(_SEND, [c for c, _ in items], [k for _, k in items])
+
+    def _drop_sender(self) -> None:
+        if self._sender is not None:
+            self._sender.terminate()
+            self._sender = None
+        # (its backend's pid may go to another process's connection: hear all)
+        self._sender_pid = 0
 
     async def _connect(self) -> None:
         conn = await db.connect(self._dsn)
@@ -180,11 +193,18 @@ class Notifier:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._outgoing:
+            # What this process committed last, also before its first send
+            # (no sender connection yet) or while a send was out: other
+            # processes' waiters of it would sleep to their timeouts.
+            items = list(self._outgoing)
+            self._outgoing.clear()
+            try:
+                await asyncio.wait_for(self._send_items(items), CLOSE_SEND_TIMEOUT_S)
+            except Exception as exc:  # (the database is away: their timeouts end them)
+                log.warning("cannot send the last %d notifications: %s", len(items), exc)
+                self._drop_sender()
         if self._sender is not None and not self._sender.is_closed():
-            if self._outgoing:  # what this process committed last
-                with contextlib.suppress(Exception):
-                    items = list(self._outgoing)
-                    await self._sender.execute(_SEND, [c for c, _ in items], [k for _, k in items])
             await self._sender.close()
         if self._conn and not self._conn.is_closed():
             await self._conn.close()
