@@ -30,7 +30,7 @@ from store.run_lock import check_request_kind, refuse_system_workflow
 from store.sql import QUERIES as Q
 from store.task_views import build_workflow_task, started_attributes
 from store.visibility.attributes import validate_upsert
-from store.workflow_retry import add_run_timer, hold_first_task
+from store.workflow_retry import add_run_timer, end_backoff_now, hold_first_task
 from store.workflows import _add_signal, closes_of, terminate_txn, wait_outcome
 from versioning import routing
 from worker import wire
@@ -200,6 +200,7 @@ async def start_workflow_txn(
             refuse_system_workflow(req.workflow_id, str(rt.exe["workflow_type"]))
         if signal is not None:
             _add_signal(store, rt, signal[0], signal[1], req.identity, req.request_id)
+            end_backoff_now(rt)
             await rt.write_txn()
             return wire.StartWorkflowResponse(
                 workflow_id=req.workflow_id, run_id=str(cur["run_id"]), started=False
@@ -374,6 +375,10 @@ async def _write_new_run(
     backoff = first_backoff(run, req.start_delay_s)
     run.add_event(EventType.WORKFLOW_EXECUTION_STARTED, {**started_attributes(req, run), **backoff})
     run.seen_request(req.request_id, "start")
+    if backoff:
+        # held before a signal-with-start's signal is added, which then waits
+        # with it (as Temporal's), where it scheduled the task at once
+        hold_first_task(run, backoff["first_workflow_task_backoff_s"])
     if signal is not None:
         # the start's request id covers its signal: record it once
         _add_signal(store, run, signal[0], signal[1], req.identity, None, with_start=req.request_id)
@@ -381,9 +386,11 @@ async def _write_new_run(
     if match is not None and not ns.deployments and not backoff:
         # (a versioned run's task goes to a poller of its version: by the table)
         poller = match.reserve(f"{ns.name}/workflow/{req.task_queue}")
-    if backoff:
-        hold_first_task(run, backoff["first_workflow_task_backoff_s"])
-    elif run.schedule_workflow_task(dispatch=poller is None) is not None and poller is not None:
+    if (
+        not backoff
+        and run.schedule_workflow_task(dispatch=poller is None) is not None
+        and poller is not None
+    ):
         run.start_workflow_task(poller.identity, store.config.suggest_continue_as_new_events)
         run.cache = store.run_cache  # an unlocked write keeps the run for the task's completion
     add_run_timer(run, backoff.get("first_workflow_task_backoff_s", 0.0))

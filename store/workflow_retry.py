@@ -167,6 +167,15 @@ def end_backoff(rt: RunTxn) -> None:
     rt.schedule_workflow_task()
 
 
+def end_backoff_now(rt: RunTxn) -> None:
+    """A signal-with-start to a run whose first workflow task waits out its
+    start delay, cron time or retry backoff: the task runs now, as Temporal's
+    signal-with-start does (a plain signal waits with the task)."""
+    if rt.running and int(rt.exe["wt_attempt"]) == 0:
+        rt.delete_timers(WORKFLOW_BACKOFF, "backoff")
+        end_backoff(rt)
+
+
 def add_backoff_timer(rt: RunTxn, events: list[Any]) -> None:
     """On a promotion: the timer of a retried run whose first workflow task
     still waits out its backoff, due when it was in the old region."""

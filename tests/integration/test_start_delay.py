@@ -123,3 +123,48 @@ async def test_the_run_timeout_counts_from_the_end_of_the_delay(client: Client) 
         )
         assert await c.result(follow_runs=False, timeout=30) == "ran"
         await c.terminate(reason="done")
+
+
+async def test_a_signal_with_start_that_starts_the_run_waits_out_its_delay(
+    client: Client,
+) -> None:
+    """As Temporal's: the signal of a signal-with-start that opens a delayed
+    run waits with its first workflow task, where the task ran at once."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Greets]):
+        h = await client.signal_with_start_workflow(
+            Greets,
+            id="sws-new",
+            task_queue=QUEUE,
+            signal=Greets.greet,
+            signal_args=["ada"],
+            start_delay=timedelta(seconds=2),
+        )
+        assert await h.result(timeout=30) == ["ada"]
+        events = await h.history()
+    assert [e["event_type"] for e in events[:3]] == [
+        "WorkflowExecutionStarted",
+        "WorkflowExecutionSignaled",
+        "WorkflowTaskScheduled",
+    ]
+    waited = datetime.fromisoformat(events[2]["event_time"]) - datetime.fromisoformat(
+        events[0]["event_time"]
+    )
+    assert waited >= timedelta(seconds=2)
+    assert [e["attributes"].get("attempt") for e in events[2:3]] == [1]
+
+
+async def test_a_signal_with_start_to_a_delayed_run_runs_it_now(client: Client) -> None:
+    """As Temporal's: a signal-with-start to a run waiting out its start delay
+    dispatches its first workflow task at once (a plain signal waits)."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Greets]):
+        h = await client.start_workflow(
+            Greets, id="sws-old", task_queue=QUEUE, start_delay=timedelta(hours=1)
+        )
+        await h.signal(Greets.greet, "ada")
+        await client.signal_with_start_workflow(
+            Greets, id="sws-old", task_queue=QUEUE, signal=Greets.greet, signal_args=["bob"]
+        )
+        assert await h.result(timeout=30) == ["ada", "bob"]
+        events = await h.history()
+    scheduled = [e for e in events if e["event_type"] == "WorkflowTaskScheduled"]
+    assert len(scheduled) == 1 and scheduled[0]["attributes"]["attempt"] == 1
