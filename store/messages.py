@@ -26,6 +26,7 @@ from store.namespaces import get_namespace, require_active_here
 from store.notify import wait_event
 from store.run_lock import lock_run
 from store.sql import QUERIES as Q
+from store.workflow_retry import end_backoff_now
 from store.workflows import _get_run
 from versioning import routing
 from worker import wire
@@ -231,6 +232,9 @@ async def update_workflow(
                 [p.model_dump() for p in req.input],
             )
             rt.exe["pending_updates"] = True
+            # a run waiting out its start delay, cron time or retry backoff
+            # runs now, as Temporal's does for an update (a signal waits)
+            end_backoff_now(rt)
             # kept out of history unless the workflow accepts it (store/update_tasks.py)
             rt.schedule_workflow_task(speculative=True)
             await rt.write_txn()

@@ -4,6 +4,7 @@ is recorded and waits too; not with a cron schedule."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import httpx
@@ -168,3 +169,30 @@ async def test_a_signal_with_start_to_a_delayed_run_runs_it_now(client: Client) 
         events = await h.history()
     scheduled = [e for e in events if e["event_type"] == "WorkflowTaskScheduled"]
     assert len(scheduled) == 1 and scheduled[0]["attributes"]["attempt"] == 1
+
+
+@workflow.defn
+class Counts:
+    def __init__(self) -> None:
+        self.count = 0
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.count >= 2)
+        return self.count
+
+    @workflow.update
+    def add(self, n: int) -> int:
+        self.count += n
+        return self.count
+
+
+async def test_an_update_to_a_delayed_run_runs_it_now(client: Client) -> None:
+    """As Temporal's: an update to a run waiting out its start delay gets a
+    workflow task at once, where it waited for the delay (an hour here)."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Counts]):
+        h = await client.start_workflow(
+            Counts, id="update-delayed", task_queue=QUEUE, start_delay=timedelta(hours=1)
+        )
+        assert await asyncio.wait_for(h.execute_update(Counts.add, 2), 20) == 2
+        assert await h.result(timeout=20) == 2
