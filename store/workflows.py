@@ -26,7 +26,7 @@ from store.run_lock import keep_request_id, lock_for_request, send_to_active_reg
 from store.run_versioning import run_versioning_view
 from store.run_write import not_found_message
 from store.sql import QUERIES as Q
-from store.workflow_retry import first_task_backoff
+from store.workflow_retry import end_backoff_now, first_task_backoff
 from worker import wire
 from worker.wire import EventType
 
@@ -148,6 +148,7 @@ async def cancel_workflow_txn(
         EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
         {"reason": req.reason, "identity": req.identity, "request_id": req.request_id},
     )
+    end_backoff_now(rt)  # (as Temporal's cancel: the code decides now, not after a delay)
     rt.schedule_workflow_task()
     await rt.write_txn()
     return rt.run_id

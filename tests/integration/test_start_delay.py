@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import Region
 from tests.helpers import baton_json
 from worker import Client, Worker, workflow
-from worker.errors import InvalidArgumentError, WorkflowNotFoundError
+from worker.errors import InvalidArgumentError, WorkflowFailureError, WorkflowNotFoundError
 
 pytestmark = pytest.mark.integration
 QUEUE = "start-delay"
@@ -196,3 +196,16 @@ async def test_an_update_to_a_delayed_run_runs_it_now(client: Client) -> None:
         )
         assert await asyncio.wait_for(h.execute_update(Counts.add, 2), 20) == 2
         assert await h.result(timeout=20) == 2
+
+
+async def test_a_cancel_of_a_delayed_run_reaches_its_code_now(client: Client) -> None:
+    """As Temporal's: a cancel request to a run waiting out its start delay
+    gets a workflow task at once, where the run sat out the delay first."""
+    async with Worker(client, task_queue=QUEUE, workflows=[Greets]):
+        h = await client.start_workflow(
+            Greets, id="cancel-delayed", task_queue=QUEUE, start_delay=timedelta(hours=1)
+        )
+        await h.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await h.result(timeout=20)
+        assert (await h.describe()).status.name == "CANCELED"
