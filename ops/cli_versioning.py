@@ -157,21 +157,30 @@ def deployment_list(st: CliState, output: str) -> None:
     emit(
         st.run(lambda c: c.list_deployments()),
         output,
-        lambda d: table(
-            ["deployment", "current", "ramping", "percent", "revision", "versions"],
+        _list_view,
+    )
+
+
+def _list_view(d: list[dict[str, Any]]) -> RenderableType:
+    # no ramp is `-` in both ramp cells, as in every other table
+    def ramp(x: dict[str, Any]) -> tuple[Any, Any]:
+        if not (x["ramping"] or x["ramping_percent"]):
+            return None, None
+        return x["ramping"] or "(unversioned)", x["ramping_percent"]
+
+    return table(
+        ["deployment", "current", "ramping", "percent", "revision", "versions"],
+        [
             [
-                [
-                    x["deployment"],
-                    x["current"] or "(unversioned)",
-                    x["ramping"] or ("(unversioned)" if x["ramping_percent"] else ""),
-                    x["ramping_percent"] if x["ramping"] or x["ramping_percent"] else "",
-                    x["revision"],
-                    x["versions"],
-                ]
-                for x in d
-            ],
-            title="Deployments",
-        ),
+                x["deployment"],
+                x["current"] or "(unversioned)",
+                *ramp(x),
+                x["revision"],
+                x["versions"],
+            ]
+            for x in d
+        ],
+        title="Deployments",
     )
 
 
