@@ -239,6 +239,9 @@ def cell(value: Any) -> Text:
         return Text("-", style="dim")
     if isinstance(value, bool):
         return Text("yes" if value else "no", style="green" if value else "red")
+    if isinstance(value, list | tuple) and not value:
+        # a value that is an empty list (a query's answer) is not an empty cell
+        return Text("[]")
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return Text(", ".join(value))
     if isinstance(value, dict | list | tuple):
