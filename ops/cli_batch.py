@@ -22,7 +22,8 @@ from ops.cli_base import (
     strict_json,
 )
 from ops.cli_versioning import OVERRIDES, override_body
-from ops.output import emit, err_console, kv_table, table, when
+from ops.output import emit, err_console, kv_table, readable, short, table, when
+from store.batch.operations import OPERATIONS
 from worker.client import Client
 
 __all__ = ["register_batch"]
@@ -68,6 +69,7 @@ def _view(d: dict[str, Any]) -> RenderableType:
             "close_time",
         )
     }
+    counts["operation"] = _operation_line(d.get("operation"))
     if "started" in d:  # a waited start: did it start the job, or find it
         counts["started"] = d["started"]
     parts: list[RenderableType] = [kv_table(counts, title="Batch job")]
@@ -80,6 +82,21 @@ def _view(d: dict[str, Any]) -> RenderableType:
             )
         )
     return Group(*parts)
+
+
+def _operation_line(op: Any) -> Any:
+    """The operation as `batch list` says it, with a signal's input decoded
+    where the CLI can (JSON): the stored object, base64 and all, is for -o json."""
+    if not isinstance(op, dict) or op.get("kind") not in OPERATIONS:
+        return op
+    params = op.get("params") or {}
+    try:
+        line = OPERATIONS[op["kind"]].describe(params)
+    except (KeyError, TypeError):
+        return op
+    if params.get("input"):
+        line += f" with input {short(readable(params['input']), 120)}"
+    return line
 
 
 #: The options only one operation takes (by parameter name), as the CLI spells them.
