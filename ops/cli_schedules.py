@@ -353,7 +353,18 @@ def schedule_update(
             "changed": changed_fields(old, {**sched, "action": {**sched["action"], "memo": memo}}),
         }
 
-    emit(st.run(go), output, _result("Schedule updated"))
+    emit(st.run(go), output, _update_view)
+
+
+def _update_view(d: dict[str, Any]) -> RenderableType:
+    """An update's answer, saying so when the definition given is the one the
+    schedule had (as `namespace update` does): `changed` alone was left empty."""
+    shown = dict(d)
+    if d.get("updated") and not d.get("changed"):
+        shown["changed"] = "nothing (it was so already)"
+    elif not d.get("updated"):
+        shown.pop("changed", None)  # a created schedule had nothing to compare
+    return kv_table(shown, title="Schedule updated")
 
 
 @schedule.command("list")
