@@ -64,8 +64,11 @@ def _checked(schedule: dict[str, Any]) -> dict[str, Any]:
     except SpecError as exc:
         raise InvalidArgument(f"schedule: {exc}") from None
     spec, now = parsed.spec, utcnow()
+    # the calendars of spec.cron come first, then those of spec.calendars
+    from_cron = len(spec.calendars) - len((schedule.get("spec") or {}).get("calendars") or [])
     for what, cals in (
-        ("spec.cron and spec.calendars", spec.calendars),
+        ("spec.cron", spec.calendars[:from_cron]),
+        ("spec.calendars", spec.calendars[from_cron:]),
         ("spec.exclude", spec.exclude),
     ):
         for cal in cals:

@@ -64,8 +64,15 @@ async def test_an_action_the_start_would_refuse_is_refused_at_create_and_update(
 @pytest.mark.parametrize(
     ("spec", "where"),
     [
-        ({"cron": ["0 0 31 2 *"]}, "spec.cron and spec.calendars"),
-        ({"calendars": [{"day": "2nd mon", "day_of_week": "sat"}]}, "spec.cron and spec.calendars"),
+        # named as given: not a spec.cron where only calendars were given
+        ({"cron": ["0 0 31 2 *"]}, "schedule: spec.cron"),
+        ({"calendars": [{"day": "2nd mon", "day_of_week": "sat"}]}, "schedule: spec.calendars"),
+        ({"calendars": [{"month": "2", "day": "30"}]}, "schedule: spec.calendars"),
+        (
+            {"cron": ["0 0 * * *", "@every 1h"], "calendars": [{"month": "2", "day": "30"}]},
+            "schedule: spec.calendars",
+        ),
+        ({"cron": ["0 0 30 2 *"], "calendars": [{"hour": "3"}]}, "schedule: spec.cron"),
         ({"cron": ["0 0 * * *"], "exclude": [{"day": "30", "month": "feb"}]}, "spec.exclude"),
     ],
 )
