@@ -177,7 +177,7 @@ def register_replication(cli: click.Group) -> None:
                         r["region"],
                         r["source"],
                         _n(r["consumer_lag_messages"])
-                        if r["lag_exact"]
+                        if r["lag_exact"] or r["consumer_lag_messages"] is None
                         else f"≥{r['consumer_lag_messages']}",
                         _n(r["time_lag_s"]),
                         _n(r["source_outbox_backlog"]),

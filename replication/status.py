@@ -10,7 +10,8 @@ Two kinds of row, both for a region (the applier) behind a source region:
 * one namespace: a source topic carries every namespace of that region, so
   the namespace's own lag is counted by reading the keys of the messages the
   region has not applied yet, at most ``scan_limit`` per partition. Past that
-  the count is a lower bound (``lag_exact`` false).
+  the count is a lower bound (``lag_exact`` false, as it is when no count
+  could be made: the figure is then None).
 
 Time lag is the issue's definition: now minus the source commit time of the
 last batch applied from the partitions that still hold something to apply
@@ -288,10 +289,12 @@ async def replication_status(
                         sum(n for (s, _), n in info["dead"].items() if s == source)
                         if info
                         else None,
+                        pending is not None,
                     )
                 )
             for ns in wanted:
-                exact = all(s.complete for s in parts)
+                # a lag not counted (the broker or the region's database down) is not exact
+                exact = pending is not None and all(s.complete for s in parts)
                 ns_rows.append(
                     Lag(
                         ns,
