@@ -42,7 +42,7 @@ from ops.cli_values import (
 from ops.output import OUTPUT_CHOICES, print_error, to_json
 from ops.pg import PgError
 from store.config import BatonConfig, config_path, load_config
-from store.errors import StoreError
+from store.errors import StoreError, UnknownRegion
 from worker.client import Client
 from worker.codec import KEY_ENV_VAR, AesGcmCodec
 from worker.converter import DataConverter
@@ -123,6 +123,10 @@ class CliState:
         as unreachable too.
         """
         config = load_config(self.config_path)
+        if self.region and self.region not in config.regions:
+            # a usage error as any other unusable option value (exit 2), before anything is sent
+            known = ", ".join(sorted(config.regions)) or "none"
+            raise CliInputError(f"unknown region {self.region!r}; the config has: {known}")
         if self.request_timeout_s < config.connect_timeout_s:
             config = dataclasses.replace(config, connect_timeout_s=self.request_timeout_s)
         return config
@@ -373,7 +377,15 @@ class BatonCommand(click.Command):
             if described is None:
                 raise
             print_error(*described, ctx.params.get("output", "table"), error_details(exc))
-            ctx.exit(exc.exit_code if isinstance(exc, CliInputError) else 1)
+            ctx.exit(_exit_code(exc))
+
+
+def _exit_code(exc: Exception) -> int:
+    """2 for a usage error (an option value no command could act on, such as
+    a region the config does not have), as click gives; 1 for a refusal."""
+    if isinstance(exc, CliInputError):
+        return exc.exit_code
+    return 2 if isinstance(exc, UnknownRegion) else 1
 
 
 class BatonGroup(click.Group):

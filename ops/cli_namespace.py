@@ -9,9 +9,19 @@ import click
 from rich.console import RenderableType
 from rich.text import Text
 
-from ops.cli_base import BatonGroup, CliState, Seconds, given, pass_state, split_csv
+from ops.cli_base import (
+    BatonGroup,
+    CliInputError,
+    CliState,
+    Seconds,
+    given,
+    pass_state,
+    split_csv,
+)
 from ops.output import emit, err_console, kv_table, table
+from store.errors import InvalidArgument
 from worker.errors import UnavailableError
+from worker.wire.requests import namespace_name_problem
 
 __all__ = ["register_namespace"]
 
@@ -61,11 +71,20 @@ def namespace_create(
 ) -> None:
     """Create namespace NAME."""
     region_list = split_csv(regions) or list(st.load().regions)
+    active = active or region_list[0]
+    # refused as the server would refuse them, before anything is sent: usage errors
+    problem = namespace_name_problem(name)
+    if problem is not None:
+        raise CliInputError(problem)
+    try:
+        st.load().check_namespace_regions(region_list, active)
+    except InvalidArgument as exc:
+        raise CliInputError(exc.message) from None
     data = st.run(
         lambda c: c.create_namespace(
             name,
             regions=region_list,
-            active_region=active or region_list[0],
+            active_region=active,
             retention_days=retention_days,
             description=description,
         )

@@ -239,13 +239,7 @@ def create_app(store: Store) -> FastAPI:
     async def create_namespace(req: wire.CreateNamespaceRequest) -> Response:
         regions = req.regions or [store.region]
         active = req.active_region or regions[0]
-        for r in [*regions, active]:
-            store.config.region(r)
-        if len(set(regions)) != len(regions):
-            twice = sorted({r for r in regions if regions.count(r) > 1})
-            raise InvalidArgument(f"regions {regions} name {', '.join(twice)} more than once")
-        if active not in regions:
-            raise InvalidArgument(f"active region {active!r} is not among regions {regions}")
+        store.config.check_namespace_regions(regions, active)
         if active != store.region:
             # The row is written where the namespace is active and reaches its
             # other regions through that region's outbox, as every write does:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from store.errors import InvalidArgument
+from store.errors import InvalidArgument, UnknownRegion
 from worker._config_file import config_file
 
 T = TypeVar("T")
@@ -131,7 +131,18 @@ class BatonConfig:
             return self.regions[name]
         except KeyError:
             known = ", ".join(sorted(self.regions)) or "none"
-            raise InvalidArgument(f"unknown region {name!r}; the config has: {known}") from None
+            raise UnknownRegion(f"unknown region {name!r}; the config has: {known}") from None
+
+    def check_namespace_regions(self, regions: list[str], active: str) -> None:
+        """Raise InvalidArgument unless a namespace can have ``regions``, active
+        in ``active``: the server checks its create so, and the CLI before sending it."""
+        for r in [*regions, active]:
+            self.region(r)
+        if len(set(regions)) != len(regions):
+            twice = sorted({r for r in regions if regions.count(r) > 1})
+            raise InvalidArgument(f"regions {regions} name {', '.join(twice)} more than once")
+        if active not in regions:
+            raise InvalidArgument(f"active region {active!r} is not among regions {regions}")
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

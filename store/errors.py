@@ -44,6 +44,10 @@ class InvalidArgument(StoreError):
     http_status = 400
 
 
+class UnknownRegion(InvalidArgument):
+    """A region name the config does not have (the CLI's usage error, exit 2)."""
+
+
 class RequestIdReused(InvalidArgument):
     """The request id was used by another kind of request of this workflow id:
     a retry repeats the same call, and a new call needs a request id of its own."""

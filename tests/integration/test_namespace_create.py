@@ -125,7 +125,8 @@ async def test_the_cli_creates_a_namespace_whose_regions_leave_out_the_first(two
         code, in_a, err = await baton_json(two.path, *args)
         assert code == 0 and "ghost3" not in {n["name"] for n in in_a}, err
     code, failed, err = await baton_json(two.path, "namespace", "list", "--region", "region-z")
-    assert code == 1 and failed["error"]["code"] == "INVALID_ARGUMENT", err
+    # a region the config does not have: a usage error (exit 2)
+    assert code == 2 and failed["error"]["code"] == "INVALID_ARGUMENT", err
 
 
 @pytest.mark.parametrize(
@@ -145,7 +146,8 @@ async def test_repeated_or_unknown_regions_are_refused_and_nothing_is_stored(
     code, out, err = await baton_json(
         two.path, "namespace", "create", "bad", "--regions", ",".join(regions)
     )
-    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT", err
+    # refused by the CLI as the server would, before sending: a usage error (exit 2)
+    assert code == 2 and out["error"]["code"] == "INVALID_ARGUMENT", err
     assert "Traceback" not in err
     for region in ("region-a", "region-b"):
         assert two.held(region, "bad") == []
