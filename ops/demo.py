@@ -27,6 +27,7 @@ from rich.table import Table
 
 from ops.bench import start_worker
 from ops.devstack import StackInfo, stack_up
+from ops.output import print_wide
 from store.config import load_config
 from worker import Client
 
@@ -170,7 +171,7 @@ def _print_orders(console: Console, report: dict[str, Any], orders: int, pid: in
             str(o["activities_completed"]),
             str(o["events"]),
         )
-    console.print(table)
+    print_wide(table, console)
     console.print(
         f"all {orders} orders completed; every charge that was cut off resumed on worker "
         f"{pid} from its last heartbeat, and each activity completed exactly once.\n"

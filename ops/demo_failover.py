@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ops.output import print_wide
 from replication.failover import graceful_failover, namespace_row
 from replication.sql import QUERIES as Q
 from replication.verify import verify_namespace
@@ -106,7 +107,7 @@ async def failover_act(
             ", ".join(f"{k}={v}" for k, v in sorted(c["runs"].items())) or "-",
             str(c["completed_here"]),
         )
-    con.print(table)
+    print_wide(table, con)
     con.print(
         f"baton replication verify {NAMESPACE}: "
         + (

@@ -38,6 +38,7 @@ __all__ = [
     "kv_table",
     "payload_value",
     "print_error",
+    "print_wide",
     "readable",
     "short",
     "table",
@@ -119,14 +120,23 @@ def emit(data: Any, output: str, table_fn: Callable[[Any], RenderableType | None
     if isinstance(renderable, Table) and renderable.row_count > PLAIN_TABLE_ROWS:
         _print_long_table(renderable)
         return
-    if console.is_terminal:
-        console.print(renderable)
+    print_wide(renderable)
+
+
+def print_wide(renderable: RenderableType, to: Console | None = None) -> None:
+    """Print ``renderable`` on ``to`` (:data:`console`): into a pipe or a file
+    as wide as it needs, where a terminal's width folds it."""
+    con = to or console
+    if con.quiet:
+        return
+    if con.is_terminal:
+        con.print(renderable)
         return
     # Into a pipe or a file (grep, awk, a log) rich would fold the table into
     # 80 columns, cutting run ids across lines: print it as wide as it needs.
-    wide = console.options.update(max_width=PIPE_MAX_WIDTH)
-    width = max(console.width, console.measure(renderable, options=wide).maximum)
-    Console(soft_wrap=False, width=min(width, PIPE_MAX_WIDTH)).print(renderable)
+    wide = con.options.update(max_width=PIPE_MAX_WIDTH)
+    width = max(con.width, con.measure(renderable, options=wide).maximum)
+    Console(soft_wrap=False, width=min(width, PIPE_MAX_WIDTH), file=con.file).print(renderable)
 
 
 def _print_long_table(t: Table) -> None:
