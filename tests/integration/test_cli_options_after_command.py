@@ -50,7 +50,8 @@ async def test_namespace_region_and_config_after_the_command(region: Region) -> 
     code, refused = await baton(
         "namespace", "describe", "pay", "--region", "region-z", "--config", cfg, "-o", "json"
     )
-    assert code == 1 and refused["error"]["code"] == "INVALID_ARGUMENT"
+    # a region the config does not have: a usage error (exit 2)
+    assert code == 2 and refused["error"]["code"] == "INVALID_ARGUMENT"
     assert "region-z" in refused["error"]["message"]
     # the option after the command wins over the one before it, as -o does
     code, again = await baton(
