@@ -35,10 +35,19 @@ log = logging.getLogger("baton.notify")
 #: poller would send all of them racing for one task row.
 WAKE_ONE = frozenset({"baton_tasks_v1"})
 
+
 #: Notifications of the writes of the operation in progress, sent once it
 #: committed (:meth:`Notifier.after_commit`); None: a write notifies inside
 #: its own transaction, as every write of an earlier release did.
-AFTER_COMMIT: ContextVar[list[tuple[str, str]] | None] = ContextVar(
+class PendingNotifications(list[tuple[str, str]]):
+    """The notifications an operation's writes left to send once it ended;
+    closed then (a task the operation started that writes later, holding a
+    copy of the context, notifies inside its own transactions instead)."""
+
+    closed = False
+
+
+AFTER_COMMIT: ContextVar[PendingNotifications | None] = ContextVar(
     "baton_after_commit", default=None
 )
 
@@ -102,17 +111,18 @@ class Notifier:
     @contextlib.contextmanager
     def after_commit(self) -> Iterator[None]:
         """Within: a run's writes leave their notifications to be sent once
-        the block ended without an exception (every transaction in it ended
-        committed). An exception drops them: nothing they announce committed,
-        or a retry in the block notified again."""
-        pending: list[tuple[str, str]] = []
+        the block ended, with an exception too: a write without a transaction
+        commits as it returns, before what follows it in the block may fail
+        (a write that rolled back only wakes waiters that read again)."""
+        pending = PendingNotifications()
         token = AFTER_COMMIT.set(pending)
         try:
             yield
         finally:
             AFTER_COMMIT.reset(token)
-        if pending:
-            self.publish(pending)
+            pending.closed = True
+            if pending:
+                self.publish(pending)
 
     def publish(self, items: list[tuple[str, str]]) -> None:
         """Notifications of changes this process committed: its own waiters

@@ -37,6 +37,8 @@ async def write_run(rt: RunTxn) -> None:
         await conn.execute(Q["set_pause_info"], ns, wid, as_uuid(rt.run_id), e.get("pause_info"))
     key = f"{ns}/{wid}"
     after = AFTER_COMMIT.get()
+    if after is not None and after.closed:
+        after = None  # a task that outlived the operation it began in
     if after is not None:  # sent once the caller's operation committed
         if rt.events:
             after.append(("baton_history_v1", key))

@@ -9,12 +9,13 @@ sender connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
 
 from store import db
-from store.notify import Notifier
+from store.notify import AFTER_COMMIT, Notifier, PendingNotifications
 from tests.conftest import Region, RegionPair
 from tests.helpers import eventually
 from worker import Client, Worker, activity, workflow
@@ -138,3 +139,38 @@ async def test_a_standbys_apply_notifies_from_its_servers_sender_once_committed(
         await listener.close()
     sender = rs.b.store.notifier.sender_pid
     assert sender and {pid for pid, _ in heard} == {sender}, (sender, heard)
+
+
+async def test_an_operation_that_fails_after_its_write_committed_still_notifies(
+    region: Region,
+) -> None:
+    """A write without a transaction commits as it returns; the operation
+    may fail after it, and its notification must still go out."""
+    notifier = region.store.notifier
+    key = f"default/n-{uuid.uuid4().hex[:8]}"
+    async with notifier.subscribe("baton_history_v1", key) as woken:
+        with contextlib.suppress(RuntimeError), notifier.after_commit():
+            pending = AFTER_COMMIT.get()
+            assert pending is not None
+            pending.append(("baton_history_v1", key))  # as write_run leaves it
+            raise RuntimeError("what follows the committed write fails")
+        assert woken.is_set()
+
+
+async def test_a_task_that_outlives_its_operation_notifies_in_its_own_transactions(
+    region: Region,
+) -> None:
+    """A task started inside an operation holds a copy of its context; its
+    later writes must not join a list that was sent already."""
+    notifier = region.store.notifier
+    go = asyncio.Event()
+
+    async def later() -> PendingNotifications | None:
+        await go.wait()
+        return AFTER_COMMIT.get()
+
+    with notifier.after_commit():
+        task = asyncio.create_task(later())
+    go.set()
+    seen = await task
+    assert seen is not None and seen.closed  # write_run then passes its key to SQL
