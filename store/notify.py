@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
@@ -90,6 +91,10 @@ class Notifier:
         #: every poller of it here awake drops it: a task may wait that no poll
         #: of this process reads for. A lost listener drops them all.
         self.found_empty: dict[str, float] = {}
+        #: When a task of each queue key was last announced here (a
+        #: notification, or a poll handing its wake-up on): a take that began
+        #: before it may not mark the queue empty (store/tasks.py).
+        self.task_noticed: dict[str, float] = {}
         #: notifications committed here, still to send to other processes
         self._outgoing: dict[tuple[str, str], None] = {}
         self._send = asyncio.Event()
@@ -241,6 +246,9 @@ class Notifier:
         ``skip`` is the caller's own event, when a waiter hands its wake-up on.
         With no waiter idle, the queue is no longer known empty here.
         """
+        if len(self.task_noticed) >= 10_000:
+            self.task_noticed.clear()  # sticky queues come and go
+        self.task_noticed[key] = time.monotonic()
         for ev in self._waiters.get((channel, key), ()):
             if ev is not skip and not ev.is_set():
                 ev.set()

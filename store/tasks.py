@@ -199,9 +199,15 @@ async def _take_from_table(
     The answer is read like the take's, after the poll subscribed: a task
     committed later notifies the poll either way."""
     empty = store.notifier.found_empty
+    noticed = store.notifier.task_noticed
     found = empty.get(key)
     if found is not None:
-        if arrived and req.wait_s >= 1 and time.monotonic() - found < TRUST_EMPTY_S:
+        if (
+            arrived
+            and req.wait_s >= 1
+            and time.monotonic() - found < TRUST_EMPTY_S
+            and noticed.get(key, -1.0) < found
+        ):
             return None
         checked = time.monotonic()
         async with store.pool.acquire() as conn:
@@ -213,7 +219,7 @@ async def _take_from_table(
                 poller_version(req),
             )
         if not waiting:
-            _found_empty(empty, key, checked)
+            _found_empty(empty, noticed, key, checked)
             return None
     began = time.monotonic()
     while True:
@@ -223,11 +229,19 @@ async def _take_from_table(
     if got is not None:
         empty.pop(key, None)
     else:
-        _found_empty(empty, key, began)
+        _found_empty(empty, noticed, key, began)
     return got
 
 
-def _found_empty(empty: dict[str, float], key: str, when: float) -> None:
+def _found_empty(empty: dict[str, float], noticed: dict[str, float], key: str, when: float) -> None:
+    """Mark ``key`` found empty by a read that began at ``when``, unless a task
+    of it was announced since: that task may have committed after the read's
+    snapshot, and its notification, finding every poll awake, already dropped
+    the mark this would set again (the next polls then trusted it and slept
+    beside the task until their long-poll ended)."""
+    if noticed.get(key, -1.0) >= when:
+        empty.pop(key, None)
+        return
     if len(empty) >= EMPTY_QUEUES_MAX:
         empty.clear()  # sticky queues come and go: forget them all now and then
     empty[key] = when
