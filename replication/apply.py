@@ -37,6 +37,7 @@ from replication.sql import QUERIES as Q
 from store.context import Store
 from store.run_close import CLOSE_STATUS, close_outcome
 from store.sql import QUERIES as SQ
+from worker._payloads import merged_memo
 from worker.wire import EventType
 
 log = logging.getLogger("baton.applier")
@@ -413,11 +414,7 @@ async def _fill_from_history(
         return
     memo = dict((row["started"] or {}).get("memo") or {})
     for changes in row["memo_changes"] or ():  # the workflow's own upserts
-        for key, value in (changes or {}).items():
-            if value is None:
-                memo.pop(key, None)
-            else:
-                memo[key] = value
+        memo = merged_memo(memo, changes or {})
     execution["memo"] = memo
     if row["last_type"] in CLOSE_STATUS:
         _, execution["result"], execution["failure"] = close_outcome(

@@ -32,6 +32,7 @@ from store.visibility.attributes import validate_upsert
 from store.workflow_retry import close_attributes, retried_run
 from versioning import routing
 from worker import wire
+from worker._payloads import merged_memo
 from worker.wire import CommandType, EventType
 
 CLOSE_COMMANDS = frozenset(
@@ -110,12 +111,7 @@ async def _modify_properties(rt: RunTxn, attrs: dict[str, Any]) -> None:
     run's row in the same transaction (so describe, a continue-as-new that keeps
     the memo and the outbox row carry it)."""
     changes = attrs.get("upserted_memo") or {}
-    memo = dict(rt.exe.get("memo") or {})
-    for key, value in changes.items():
-        if value is None:
-            memo.pop(key, None)
-        else:
-            memo[key] = value
+    memo = merged_memo(rt.exe.get("memo") or {}, changes)
     rt.add_event(EventType.WORKFLOW_PROPERTIES_MODIFIED, {"upserted_memo": changes})
     rt.exe["memo"] = memo
     await rt.conn.execute(Q["set_memo"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), memo)

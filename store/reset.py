@@ -41,6 +41,7 @@ from store.run_lock import check_request_kind, lock_run
 from store.sql import QUERIES as Q
 from store.workflows import terminate_txn
 from worker import wire
+from worker._payloads import merged_memo
 from worker.wire import EventType
 
 _TASK_STARTED = EventType.WORKFLOW_TASK_STARTED.value
@@ -351,11 +352,7 @@ def _memo_at(kept: list[Any], current: dict[str, Any]) -> dict[str, Any]:
     memo: dict[str, Any] = dict(current if started is None else started)
     for e in kept:
         if e["event_type"] == EventType.WORKFLOW_PROPERTIES_MODIFIED.value:
-            for key, value in (e["attributes"].get("upserted_memo") or {}).items():
-                if value is None:
-                    memo.pop(key, None)
-                else:
-                    memo[key] = value
+            memo = merged_memo(memo, e["attributes"].get("upserted_memo") or {})
     return memo
 
 
