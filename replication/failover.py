@@ -262,7 +262,7 @@ async def graceful_failover(
         new_version = next_version(
             int(version), config.regions[target].initial_version, config.failover_version_increment
         )
-        rebuilt = await _promote(config, namespace, source, target, new_version, handover=True)
+        rebuilt = await _promote(config, namespace, source, target, new_version)
         if rebuilt is None:
             raise InvalidArgument(f"{target} has no row of namespace {namespace!r} yet")
         promoted = True
@@ -434,13 +434,7 @@ PROMOTION_ATTEMPTS = 5
 
 
 async def _promote(
-    config: BatonConfig,
-    namespace: str,
-    source: str,
-    target: str,
-    version: int,
-    *,
-    handover: bool,
+    config: BatonConfig, namespace: str, source: str, target: str, version: int
 ) -> int | None:
     """Make ``target`` active under ``version`` and rebuild every open run there, in one
     transaction; returns how many runs were rebuilt, or None if the namespace did not
@@ -468,7 +462,6 @@ async def _promote(
                         retry_max_s=config.workflow_task_retry_max_s,
                         old_region=source,
                         old_version=int(old["failover_version"]),
-                        handover=handover,
                     )
                     await dst.execute(Q["outbox_namespace"], namespace)
             return rebuilt
@@ -552,7 +545,7 @@ async def forced_failover(
         )
     finally:
         await dst.close()
-    rebuilt = await _promote(config, namespace, source, target, new_version, handover=False)
+    rebuilt = await _promote(config, namespace, source, target, new_version)
     if rebuilt is None:
         raise InvalidArgument(
             f"namespace {namespace!r} moved in {target} meanwhile; see "

@@ -11,11 +11,8 @@ in the new failover version:
   dispatched; one waiting out its retry backoff gets its retry timer, due when
   it would have been in the old region;
 * every open activity is scheduled with its attempt and heartbeat details; an
-  attempt that was running in the old region is lost with it: after a
-  graceful handover it runs again at once as the same attempt (its worker's
-  completion is refused there, under the old failover version; a planned move
-  costs no attempt), after a forced failover it counts as a failed attempt
-  under the activity's retry policy; a retry waiting out its
+  attempt that was running in the old region is lost with it and counts as a
+  failed attempt under the activity's retry policy; a retry waiting out its
   backoff keeps its due time; schedule-to-close deadlines run from the
   original schedule time;
 * user timers keep their fire times and the run timeout its deadline;
@@ -198,17 +195,9 @@ def _activity_row(rt: RunTxn, sid: int, act: OpenActivity) -> dict[str, Any]:
 
 
 def _rebuild_activity(
-    rt: RunTxn,
-    sid: int,
-    act: OpenActivity,
-    seen: asyncpg.Record | None,
-    old_region: str,
-    *,
-    handover: bool = False,
+    rt: RunTxn, sid: int, act: OpenActivity, seen: asyncpg.Record | None, old_region: str
 ) -> bool:
-    """Re-create one open activity; returns True if it closed (the workflow has
-    a task). ``handover``: the move was a graceful handover, whose lost
-    attempts run again without counting."""
+    """Re-create one open activity; returns True if it closed (the workflow has a task)."""
     row = _activity_row(rt, sid, act)
     now = rt.now
     s2c = row["schedule_to_close_s"]
@@ -228,10 +217,7 @@ def _rebuild_activity(
         }
         row["last_failure"] = failure
         delay, retry_state = None, ""
-        if handover and not act.cancel_requested:
-            # a planned move: the attempt runs again here at once, as itself
-            delay, retry_state = 0.0, ""
-        elif not act.cancel_requested:
+        if not act.cancel_requested:
             delay, retry_state = retry_decision(
                 row["retry_policy"],
                 attempt=row["attempt"],
@@ -242,8 +228,7 @@ def _rebuild_activity(
         if delay is None:
             _close_lost_activity(rt, row, act, failure, retry_state)
             return True
-        if not handover:
-            row["attempt"] += 1
+        row["attempt"] += 1
         due = now + timedelta(seconds=delay)
     elif seen is not None and seen["scheduled_time"] is not None:
         due = max(now, seen["scheduled_time"])  # a retry waiting out its backoff
@@ -304,18 +289,12 @@ def _close_lost_activity(
 
 
 async def rebuild_execution_txn(
-    rt: RunTxn,
-    *,
-    retry_max_s: float,
-    old_region: str,
-    old_version: int | None = None,
-    handover: bool = False,
+    rt: RunTxn, *, retry_max_s: float, old_region: str, old_version: int | None = None
 ) -> None:
     """Re-create the pending work of one open run (inside the caller's transaction).
 
     ``old_version``: the namespace's failover version before the move, under
-    which the old active region wrote the inputs waiting here; ``handover``:
-    the move was graceful (a running attempt runs again without counting)."""
+    which the old active region wrote the inputs waiting here."""
     events = await rt.conn.fetch(
         Q["history_from"], rt.namespace, rt.workflow_id, uuid.UUID(rt.run_id), 1, 1_000_000
     )
@@ -360,9 +339,7 @@ async def rebuild_execution_txn(
     }
     closed_any = False
     for sid, act in work.activities.items():
-        closed_any |= _rebuild_activity(
-            rt, sid, act, progress.get(sid), old_region, handover=handover
-        )
+        closed_any |= _rebuild_activity(rt, sid, act, progress.get(sid), old_region)
     if closed_any:
         rt.schedule_workflow_task()
     for timer_id, fire_at in work.timers.items():
@@ -460,7 +437,6 @@ async def rebuild_namespace_txn(
     retry_max_s: float = 60.0,
     old_region: str = "the old region",
     old_version: int | None = None,
-    handover: bool = False,
 ) -> int:
     """Rebuild every open run of ``namespace`` (now active here); returns how many."""
     rows = await conn.fetch(Q["open_runs"], namespace)
@@ -479,11 +455,7 @@ async def rebuild_namespace_txn(
             continue  # replication archived that run in the meantime
         if rt.running:
             await rebuild_execution_txn(
-                rt,
-                retry_max_s=retry_max_s,
-                old_region=old_region,
-                old_version=old_version,
-                handover=handover,
+                rt, retry_max_s=retry_max_s, old_region=old_region, old_version=old_version
             )
             rebuilt += 1
     return rebuilt
