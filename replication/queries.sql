@@ -609,7 +609,7 @@ SELECT baton_apply_plain_v1($1, $2, 0)
 -- A partition's batch in one statement: how many of its records are done
 -- (skipped, or applied with the offset after them stored); the rest, from
 -- the first message for the rules, are the applier's to apply. The applier
--- sends the batch's notifications once it committed (0032).
+-- sends the batch's notifications once it committed (0031).
 WITH later AS MATERIALIZED (SELECT set_config('baton.notify_after_commit', 'on', true))
 SELECT baton_apply_batch_v1($1, $2, $3, $4, $5, $6) FROM later
 

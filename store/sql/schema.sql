@@ -1321,7 +1321,7 @@ BEGIN
                 updated_at = now();
         END IF;
         -- notify_applied, unless the caller notifies once the batch committed
-        -- (0032: baton.notify_after_commit set for the transaction)
+        -- (0031: baton.notify_after_commit set for the transaction)
         IF v_kind = 'history_v1'
            AND current_setting('baton.notify_after_commit', true) IS DISTINCT FROM 'on' THEN
             PERFORM pg_notify('baton_history_v1', v_ns || '/' || v_wid);

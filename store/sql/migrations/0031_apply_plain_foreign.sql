@@ -4,6 +4,12 @@
 -- applier took it statement by statement only to find nothing to apply: a
 -- region added to a stack reads every topic from its start, and a
 -- namespace's backfill waited behind every such message of the others.
+-- It also leaves the notifications of the applier's one-statement batch to
+-- its caller, sent once the batch committed (baton.notify_after_commit set for
+-- the transaction), as a run's writes do since 0029: a NOTIFY inside the
+-- transaction holds PostgreSQL's cluster-wide notify lock through the
+-- commit's WAL flush. An applier of an earlier release sets nothing and its
+-- batches notify as before.
 CREATE OR REPLACE FUNCTION baton_apply_plain_v1(p_region text, p_msgs jsonb, p_skip int)
 RETURNS int LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
@@ -243,8 +249,10 @@ BEGIN
                                     THEN p.last_failure ELSE EXCLUDED.last_failure END,
                 updated_at = now();
         END IF;
-        IF v_kind = 'history_v1' THEN
-            -- notify_applied
+        -- notify_applied, unless the caller notifies once the batch committed
+        -- (0031: baton.notify_after_commit set for the transaction)
+        IF v_kind = 'history_v1'
+           AND current_setting('baton.notify_after_commit', true) IS DISTINCT FROM 'on' THEN
             PERFORM pg_notify('baton_history_v1', v_ns || '/' || v_wid);
             IF v_exec ->> 'status' <> 'running' THEN
                 PERFORM pg_notify('baton_closed_v1', v_ns || '/' || v_wid);
