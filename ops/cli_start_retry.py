@@ -18,7 +18,7 @@ import click
 from pydantic import ValidationError
 
 from ops.cli_values import CliInputError, FiniteRange, Seconds, strict_json
-from scheduler.spec import SpecError, next_fires, spec_from_crons
+from scheduler.spec import SpecError, next_cron_time
 from worker.common import RetryPolicy
 from worker.wire import RetryPolicyWire
 
@@ -141,9 +141,9 @@ def cron_of(text: str | None) -> str:
     if text is None:
         return ""
     try:
-        fires = next_fires(spec_from_crons([text]), datetime.now(UTC), 1)
+        at = next_cron_time(text, datetime.now(UTC))
     except SpecError as exc:
         raise CliInputError(f"--cron {text!r}: {exc}") from None
-    if not fires:
+    if at is None:
         raise CliInputError(f"--cron {text!r} has no time to come: give one that fires")
     return text

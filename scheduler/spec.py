@@ -524,3 +524,10 @@ def spec_from_crons(
         dst=dst,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def next_cron_time(cron: str, after: datetime) -> datetime | None:
+    """A workflow's ``cron_schedule``: its next time after ``after`` (None: it
+    has none left). Raises :class:`SpecError` for text that is no cron."""
+    fires = next_fires(spec_from_crons([cron]), after, 1)
+    return fires[0] if fires else None

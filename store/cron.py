@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from scheduler.spec import SpecError, next_fires, spec_from_crons
+from scheduler.spec import SpecError, next_cron_time
 from store.errors import InvalidArgument
 from store.mutable_state import RunTxn, utcnow
 from store.sql import QUERIES as Q
@@ -47,10 +47,10 @@ def check_cron(text: str | None) -> str | None:
 
 def cron_delay(cron: str, after: datetime) -> float | None:
     """Seconds from ``after`` to the schedule's next time (None: it has none)."""
-    fires = next_fires(spec_from_crons([cron]), after, 1)
-    if not fires:
+    at = next_cron_time(cron, after)
+    if at is None:
         return None
-    return max((fires[0] - after).total_seconds(), 0.0)
+    return max((at - after).total_seconds(), 0.0)
 
 
 def check_start(cron_schedule: str | None, start_delay_s: float | None) -> None:
